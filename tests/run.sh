@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: compiled unit tests (float), gradient checks (double), CLI scripts.
+# Prints one line per test and closes with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+pass=0; fail=0; failed=()
+run_one() {  # name, command...
+    local name=$1; shift
+    local log; log=$(mktemp)
+    local t0=$SECONDS
+    if "$@" >"$log" 2>&1; then
+        pass=$((pass + 1)); printf '  ok    %-40s %3ds\n' "$name" $((SECONDS - t0))
+    else
+        fail=$((fail + 1)); failed+=("$name")
+        printf '  FAIL  %-40s %3ds\n' "$name" $((SECONDS - t0)); sed 's/^/        /' "$log" | tail -n 30
+    fi
+    rm -f "$log"
+}
+for t in build/float/tests/*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
+for t in build/double/grad/*; do [ -x "$t" ] && run_one "grad/$(basename "$t")" "$t"; done
+for t in tests/cli/*.sh; do [ -f "$t" ] && run_one "cli/$(basename "$t" .sh)" bash "$t"; done
+echo
+[ $fail -gt 0 ] && printf 'failed: %s\n' "${failed[*]}"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,107 @@
+/* config.h — the experiment configuration: YAML file + `--set section.key=value`.
+ *
+ * One typed struct, one schema table (config.c) listing every key with its type,
+ * range and default. Loading refuses, naming the file, the line and the key: unknown
+ * sections or keys, wrong types, values out of range, and inconsistent combinations
+ * (d_model not divisible by n_head, clamp_min > clamp_max, …). Defaults are the
+ * seed's values (configs/base.yaml restates them). `--set` overrides are validated
+ * the same way and reported as "--set lm.d_model=…".
+ */
+#ifndef DR_CONFIG_H
+#define DR_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    int n_layer, d_model, n_head, d_ff;
+    int ctx;             /* max positions (LM: data.seq_len; rater: data.seq_len_rater) */
+    double init_std;     /* 0.02 */
+} ModelShape;
+
+typedef struct {
+    /* experiment */
+    char name[128];
+    uint64_t seed;
+    char device[16];       /* auto | cpu | cuda */
+    char precision[8];     /* fp32 | bf16 */
+    int threads;           /* 0 = all cores */
+
+    /* data */
+    struct {
+        int seq_len;           /* LM window: examples have up to seq_len + 1 tokens */
+        int seq_len_rater;     /* rater sees the first seq_len_rater tokens */
+        int min_tokens;        /* shorter windows are dropped */
+        int batch_size;
+        int shuffle;           /* bool */
+        int bucket_by_length;  /* bool */
+        int prefetch;          /* batches read ahead on a second thread */
+    } data;
+
+    /* inner LM and its optimizer */
+    struct {
+        ModelShape shape;
+        int vocab_size;        /* 0 = take it from the shards */
+        char optimizer[8];     /* adamw | sgd */
+        double lr, weight_decay, beta1, beta2, eps, momentum, clip;
+        char schedule[16];     /* cosine | constant */
+        int warmup_steps;
+        double min_lr_frac;    /* cosine floor, fraction of lr */
+    } lm;
+
+    /* rater and its (outer) optimizer */
+    struct {
+        ModelShape shape;
+        char normalize[8];     /* sigmoid | softmax */
+        double tau, clamp_min, clamp_max;
+        int mean_normalize;    /* bool */
+        double lr, weight_decay, beta1, beta2, eps, clip;
+        double entropy_penalty, l2_to_mean;
+    } rater;
+
+    /* meta-learning (DESIGN §4) */
+    struct {
+        int rounds;            /* meta-steps */
+        int population_K;
+        int T;                 /* inner steps per meta-step */
+        int val_batches;
+        int checkpoint_every;  /* 0 = round(sqrt(T)) */
+        int reset_every;       /* meta-steps between member re-initialisations */
+        char combine[24];      /* mean | per_member_adam */
+        double ema;            /* EMA decay of φ; 0 = off */
+        int hvp;               /* bool */
+        int backprop_steps;    /* 0 = all T */
+        char mode[16];         /* full | detach | shuffle | constant | classifier */
+        int track_uniform;     /* bool */
+        int log_every;
+    } meta;
+
+    /* final training (dr-train) */
+    struct {
+        long steps;            /* 0 = use tokens */
+        long tokens;
+        int eval_every;
+        int eval_batches;      /* 0 = the whole Val split */
+        int log_every;
+        int checkpoint_every;
+    } train;
+
+    /* deployment (dr-score / dr-filter / curated dr-train) */
+    struct {
+        double keep;           /* 0.6 */
+        char policy[16];       /* filter | per_batch | cdf | keep_middle | random | reweight | online */
+        int batch;             /* B for per_batch */
+    } deploy;
+} Config;
+
+/* Fills cfg with the defaults. */
+void config_defaults(Config *cfg);
+/* Loads a YAML file over the defaults (path may be NULL), then applies the
+ * "section.key=value" overrides in order, then validates. -1 + dr_seterr. */
+int config_load(Config *cfg, const char *path, int n_sets, char **sets);
+/* Writes the whole config as YAML (for logs, checkpoint metadata and --print-config). */
+void config_write_yaml(const Config *cfg, FILE *f);
+/* The config as one JSON object string (malloc'd), for safetensors __metadata__. */
+char *config_to_json(const Config *cfg);
+
+#endif

@@ -1,0 +1,35 @@
+/* inputs.h — turning command-line inputs into a list of shards (DESIGN §2.3).
+ *
+ * An input is a shard file (*.drs), a directory (its *.drs files, sorted by name),
+ * a manifest file (lines "split<TAB>path", '#' comments; relative paths are relative
+ * to the manifest's directory), or "-" (a manifest on stdin). Every shard carries the
+ * split it came from ("" when given directly). The manifest header comments are kept
+ * so tools can pass them on.
+ */
+#ifndef DR_INPUTS_H
+#define DR_INPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *split;   /* "train_a", "val", "train_b", or "" */
+    char *path;
+} ShardRef;
+
+typedef struct {
+    ShardRef *items;
+    size_t n, cap;
+} ShardList;
+
+/* Appends the shards named by n inputs; -1 + dr_seterr on a missing/unreadable input,
+ * a malformed manifest line (with its line number) or an input with no shards. */
+int shardlist_add_inputs(ShardList *list, int n, char **inputs);
+/* Keeps only shards of the given split. */
+void shardlist_filter_split(ShardList *list, const char *split);
+/* Opens each shard header and checks all share one tokenizer fingerprint; -1 if not
+ * (message names both files). Writes the common fingerprint/vocab size if non-NULL. */
+int shardlist_check_tokenizer(const ShardList *list, uint64_t *fingerprint, uint32_t *vocab_size);
+void shardlist_free(ShardList *list);
+
+#endif

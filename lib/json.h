@@ -1,0 +1,47 @@
+/* json.h — a small, strict JSON reader (RFC 8259) and string writer.
+ *
+ * Used for JSON-lines input, encoder.json, safetensors headers and metrics. The
+ * parser builds a tree in one arena; strings are decoded to UTF-8 with their byte
+ * length (they may contain NUL from \u0000). Surrogate pairs are combined; a lone
+ * surrogate escape is an error. Raw invalid UTF-8 inside strings is an error unless
+ * the caller asks for it to be kept (JSON_KEEP_INVALID_UTF8), in which case the
+ * bytes are passed through unchanged. Depth is limited (no stack overflow on
+ * "[[[[[…"). Errors report the byte offset and what was expected.
+ */
+#ifndef DR_JSON_H
+#define DR_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
+
+typedef struct JsonValue JsonValue;
+struct JsonValue {
+    JsonType type;
+    double number;          /* JSON_NUMBER */
+    const char *str;        /* JSON_STRING: UTF-8, NUL-terminated, may contain NULs */
+    size_t len;             /* string byte length, or number of array/object items */
+    JsonValue *items;       /* array elements / object values (len of them) */
+    const char **keys;      /* object keys (len of them) */
+    size_t *key_lens;
+};
+
+typedef struct JsonDoc JsonDoc;   /* owns the arena */
+
+enum { JSON_KEEP_INVALID_UTF8 = 1 };
+
+/* Parses text[0..len). NULL on error with dr_seterr("offset N: expected …"). */
+JsonDoc *json_parse(const char *text, size_t len, int flags);
+const JsonValue *json_root(const JsonDoc *doc);
+void json_free(JsonDoc *doc);
+/* Member of an object by key, or NULL. */
+const JsonValue *json_get(const JsonValue *obj, const char *key);
+
+/* Writes s[0..len) as a JSON string literal, quotes included, escaping '"', '\\' and
+ * control characters. JSON text must be UTF-8, so each invalid UTF-8 sequence is
+ * written as U+FFFD. */
+void json_write_string(FILE *f, const char *s, size_t len);
+
+#endif

@@ -2,7 +2,7 @@
  *
  * Model code (lm.c, rater.c, optim.c, meta.c) never loops over tensor memory itself:
  * it calls the ops of a Backend on buffers the backend allocated. The CPU backend
- * (ops/*.c, OpenBLAS + OpenMP) is `backend_cpu`; a CUDA backend fills the same table.
+ * (lib/ops/, OpenBLAS + OpenMP) is `backend_cpu`; a CUDA backend fills the same table.
  *
  * Conventions, the same for every op (llm.c's, extended to second order):
  *  - `*_forward` writes (=) its outputs.

@@ -6,7 +6,12 @@
  * surrogate escape is an error. Raw invalid UTF-8 inside strings is an error unless
  * the caller asks for it to be kept (JSON_KEEP_INVALID_UTF8), in which case the
  * bytes are passed through unchanged. Depth is limited (no stack overflow on
- * "[[[[[…"). Errors report the byte offset and what was expected.
+ * "[[[[[…": at most JSON_MAX_DEPTH nested arrays/objects). Errors report the byte
+ * offset and what was expected: "offset 12: expected ',' or '}' in object".
+ * Numbers follow the RFC grammar exactly (no NaN, no leading '+', no hex); a number
+ * beyond the range of a double is an error. Duplicate object keys are accepted and
+ * kept in order; json_get returns the last one (as JavaScript and Python do).
+ * A BOM is not skipped. Parsing uses strtod: keep LC_NUMERIC at "C".
  */
 #ifndef DR_JSON_H
 #define DR_JSON_H
@@ -31,12 +36,14 @@ struct JsonValue {
 typedef struct JsonDoc JsonDoc;   /* owns the arena */
 
 enum { JSON_KEEP_INVALID_UTF8 = 1 };
+enum { JSON_MAX_DEPTH = 512 };
 
 /* Parses text[0..len). NULL on error with dr_seterr("offset N: expected …"). */
 JsonDoc *json_parse(const char *text, size_t len, int flags);
 const JsonValue *json_root(const JsonDoc *doc);
 void json_free(JsonDoc *doc);
-/* Member of an object by key, or NULL. */
+/* Member of an object by key (the last one if the key is repeated), or NULL; NULL
+ * also when obj is NULL or not an object, so lookups chain safely. */
 const JsonValue *json_get(const JsonValue *obj, const char *key);
 
 /* Writes s[0..len) as a JSON string literal, quotes included, escaping '"', '\\' and

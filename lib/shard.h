@@ -1,18 +1,38 @@
 /* shard.h — the token shard format *.drs (DESIGN §2.1): writer and verified reader.
  *
- * Layout (all little-endian):
- *   header (fixed size): magic "DRSHARD1", format version, token width (2 or 4 bytes),
- *     vocab size, tokenizer fingerprint, document count, token count, index offset,
- *     index size, xxh64 of the header bytes before it.
- *   blocks: independent zstd frames of ~1 MiB of tokens each (token width bytes each).
- *   index: per block (file offset, compressed size, uncompressed size, xxh64 of the
- *     uncompressed bytes); per document (64-bit id, block, token offset in block,
- *     length in tokens, source id); string table of source names; the tokenizer spec
- *     string (e.g. "gpt2" or "bpe:/path/to/vocab") so tools can decode without flags;
- *     xxh64 of the index.
- * A document never straddles blocks. Every reader call verifies what it touches and
- * fails (returns -1/NULL with dr_seterr naming the file and the problem) on any
- * truncation or corruption: it never returns garbage tokens.
+ * Layout, version 1 (all integers little-endian, written byte by byte):
+ *   header, 72 bytes:
+ *      0  magic "DRSHARD1"                 8 bytes
+ *      8  format version (1)               u32
+ *     12  token width in bytes (2 or 4)    u32   2 when vocab_size <= 65535, else 4
+ *     16  vocab size                       u32   every token id is < vocab size
+ *     20  reserved, 0                      u32
+ *     24  tokenizer fingerprint            u64
+ *     32  document count                   u64
+ *     40  token count                      u64
+ *     48  index offset                     u64
+ *     56  index size                       u64   index offset + index size = file size
+ *     64  xxh64 (seed 0) of bytes 0..63    u64
+ *   blocks, from byte 72 on, back to back: one zstd frame each, ~1 MiB of tokens
+ *     (token width bytes per token, little-endian) holding whole documents;
+ *   index, up to the end of the file:
+ *     u32 block count, u32 source count, u32 tokenizer spec length, u32 reserved (0);
+ *     per block (32 bytes): u64 file offset, u32 compressed size, u32 uncompressed
+ *       size, u64 xxh64 (seed 0) of the compressed frame, u64 xxh64 (seed 0) of the
+ *       uncompressed bytes (the first catches the corruptions a decoder would accept
+ *       and decode to the same bytes, the second the decoder's own failures);
+ *     per document (24 bytes): u64 id, u32 block, u32 token offset in the block,
+ *       u32 length in tokens, u32 source id;
+ *     per source: u32 length + the name's bytes (no NUL, TAB or newline);
+ *     the tokenizer spec's bytes (e.g. "gpt2", "bpe:/path/to/vocab"; may be empty);
+ *     u64 xxh64 (seed 0) of all index bytes before it.
+ * Documents are stored in order and tile the blocks exactly: each block holds one or
+ * more consecutive documents (an empty document too), with no gap and no overlap.
+ * The reader checks all of this when it opens a shard (header, index, every offset,
+ * size and count against the file size and each other) and checks each block
+ * (zstd frame, size, checksum, every id < vocab size) when it decodes it: any
+ * truncation or corruption gives -1/NULL with dr_seterr("PATH: what is wrong"),
+ * never garbage tokens, and no allocation is larger than the file justifies.
  * Writers write "<path>.tmp.<pid>" and rename on close: no half-written shard is seen.
  */
 #ifndef DR_SHARD_H
@@ -20,6 +40,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define DRS_VERSION 1
+#define DRS_HEADER_SIZE 72
+#define DRS_BLOCK_BYTES (1u << 20)   /* default target of uncompressed bytes per block */
+#define DRS_ZSTD_LEVEL 3             /* default compression level */
 
 typedef struct {
     uint64_t id;       /* xxh64 of the document's raw text bytes, seed 0 */
@@ -32,32 +57,53 @@ typedef struct {
 typedef struct DrsWriter DrsWriter;
 typedef struct DrsReader DrsReader;
 
+/* ---- writer ------------------------------------------------------------------ */
+
 /* vocab_size decides the token width (2 bytes when vocab_size <= 65535, else 4).
- * tokenizer_spec is stored verbatim (may be "" ). */
+ * tokenizer_spec is stored verbatim (may be ""). NULL + dr_seterr on failure. */
 DrsWriter *drs_writer_open(const char *path, uint32_t vocab_size, uint64_t tokenizer_fingerprint,
                            const char *tokenizer_spec);
+/* Options, set before the first drs_writer_add: the target uncompressed bytes per
+ * block (tests use tiny blocks), the zstd level, and background compression (one
+ * worker thread per writer compresses and writes a full block while the caller
+ * fills the next one; the bytes written are the same either way). */
+void drs_writer_set_block_bytes(DrsWriter *w, size_t bytes);
+void drs_writer_set_level(DrsWriter *w, int zstd_level);
+int drs_writer_set_background(DrsWriter *w, int on);
+/* -1 + dr_seterr on a token id >= vocab size, a bad source name (empty is allowed;
+ * NUL, TAB, newline are not), a document too long for one block, or a write error. */
 int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
                    const uint32_t *tokens, size_t n_tokens);
 uint64_t drs_writer_docs(const DrsWriter *w);
-uint64_t drs_writer_bytes(const DrsWriter *w);       /* bytes written so far (approx.) */
+uint64_t drs_writer_tokens(const DrsWriter *w);
+uint64_t drs_writer_bytes(const DrsWriter *w);       /* file bytes so far, pending block included (estimate) */
 int drs_writer_close(DrsWriter *w);                   /* index, fsync, rename; frees w */
 void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; frees w */
+
+/* ---- reader ------------------------------------------------------------------ */
 
 DrsReader *drs_open(const char *path);                /* verifies header and index */
 void drs_close(DrsReader *r);
 const char *drs_path(const DrsReader *r);
 uint64_t drs_num_docs(const DrsReader *r);
 uint64_t drs_num_tokens(const DrsReader *r);
+uint32_t drs_num_blocks(const DrsReader *r);
+uint32_t drs_token_width(const DrsReader *r);
 uint32_t drs_vocab_size(const DrsReader *r);
 uint64_t drs_fingerprint(const DrsReader *r);
 const char *drs_tokenizer_spec(const DrsReader *r);
-const DrsDoc *drs_doc(const DrsReader *r, uint64_t i);
+/* A hash of the shard's whole content (header and index checksums, which cover the
+ * block checksums): equal for byte-identical shards, whatever their names. */
+uint64_t drs_content_key(const DrsReader *r);
+const DrsDoc *drs_doc(const DrsReader *r, uint64_t i);   /* i < drs_num_docs */
 uint32_t drs_num_sources(const DrsReader *r);
 const char *drs_source_name(const DrsReader *r, uint32_t source);
-/* Copies document i's tokens into out[0 .. length-1]; verifies the block checksum.
- * One decoded block is cached per reader; a reader is not shared between threads. */
+const char *drs_doc_source(const DrsReader *r, uint64_t i);
+/* Copies document i's tokens into out[0 .. length-1]; decodes and verifies its block
+ * (cached: one decoded block per reader, so reading documents in order decodes each
+ * block once). A reader is not shared between threads; open one per thread. */
 int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out);
-/* Verifies every block (decompress + checksum). */
+/* Decodes and verifies every block. */
 int drs_verify(DrsReader *r);
 
 #endif

@@ -1,0 +1,45 @@
+/* checkpoint.h — LM and rater checkpoints as safetensors (DESIGN §2.5).
+ *
+ * LM: Hugging Face GPT-2 names and layouts (transformer.wte.weight [V,C], …,
+ * transformer.ln_f.bias), so the file loads into transformers.GPT2LMHeadModel (tied
+ * lm_head). __metadata__: "format": "pt" (what transformers checks), "config": a GPT-2
+ * config JSON (model_type, vocab_size, n_positions, n_ctx, n_embd, n_layer, n_head,
+ * n_inner, activation_function "gelu_new", layer_norm_epsilon, initializer_range,
+ * tie_word_embeddings) so GPT2Config(**json.loads(config)) rebuilds the model, and
+ * "datarater": the caller's metadata JSON (experiment config), if given.
+ * Rater: "rater.…" names (rater.h), "config" with the same keys, model_type "datarater".
+ *
+ * Tensors are written as F32 in float builds and F64 in double builds; load accepts
+ * either (converting to real) and checks every name, shape and the config against
+ * each other. Parameters are HOST memory here (copy with be->to_host first).
+ * Writes are atomic; failures return -1 with dr_seterr("path: what is wrong").
+ */
+#ifndef DR_CHECKPOINT_H
+#define DR_CHECKPOINT_H
+
+#include "lm.h"
+#include "optim.h"
+#include "rater.h"
+
+int lm_save(const char *path, const LMConfig *cfg, const real *params,
+            const char *metadata_json);
+/* *params_out: malloc'd host buffer of lm_num_params(cfg_out) reals. */
+int lm_load(const char *path, LMConfig *cfg_out, real **params_out);
+
+int rater_save(const char *path, const RaterConfig *cfg, const real *phi,
+               const char *metadata_json);
+int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out);
+
+/* Optimizer state next to a model, in a "*.state" safetensors: tensors "<prefix>m.<name>"
+ * and "<prefix>v.<name>" in the model's table layout, plus metadata "step". The caller
+ * adds its own entries (RNG, data position) through metadata_json / state_meta_get.
+ * table/n_tensors: lm_param_table or rater_param_table. m, v: HOST buffers (v NULL for SGD). */
+int optim_state_save(const char *path, const ParamInfo *table, int n_tensors,
+                     int kind, const real *m, const real *v, long step,
+                     const char *metadata_json);
+/* Reads into host buffers m, v (v ignored when kind is SGD); checks kind and shapes.
+ * *metadata_out (malloc'd, may be NULL) receives the caller's metadata_json back. */
+int optim_state_load(const char *path, const ParamInfo *table, int n_tensors,
+                     int kind, real *m, real *v, long *step, char **metadata_out);
+
+#endif

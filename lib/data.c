@@ -1,0 +1,629 @@
+/* data.c — the data loader (see data.h): example index, epoch orders, batches,
+ * the read-ahead thread, position save/restore, dr-cat --examples.
+ *
+ * Must never: return tokens it has not verified (shard checksums are the reader's job,
+ * token ids < vocab are checked here), depend on the thread count or the float type
+ * for any order it produces, or let the read-ahead thread touch the main thread's
+ * shard readers.
+ */
+#include "data.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "shard.h"
+
+/* ---- RNG: splitmix64, integers only -------------------------------------------- */
+
+typedef struct { uint64_t s; } DataRng;
+
+static uint64_t rng_next(DataRng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, n), n > 0, without modulo bias (rejects the low 2^64 mod n values). */
+static uint64_t rng_below(DataRng *r, uint64_t n) {
+    uint64_t threshold = (0 - n) % n, x;
+    do x = rng_next(r); while (x < threshold);
+    return x % n;
+}
+
+/* ---- per-thread reading state ---------------------------------------------------- */
+
+typedef struct {
+    DrsReader **readers;     /* per shard, opened on first use (NULL = not yet) */
+    int own_readers;         /* 1: opened here, closed in readctx_free */
+    uint32_t *doc;           /* the last document read */
+    size_t doc_cap;
+    int64_t doc_shard;       /* -1 = none cached */
+    uint32_t doc_index;
+} ReadCtx;
+
+/* Epoch orders: the two most recent, since a batch may straddle two epochs. */
+typedef struct {
+    uint32_t *order[2];
+    uint64_t epoch[2];
+    int have[2];
+    int next_slot;
+} OrderCache;
+
+typedef struct {
+    DataPosition pos;
+    ReadCtx rc;
+    OrderCache oc;
+} Stream;
+
+typedef struct {
+    DataBatch *batch;
+    int failed;
+} Slot;
+
+struct DataLoader {
+    DataOptions opt;
+    int min_len;                  /* max(min_tokens, 2) */
+    size_t n_shards;
+    char **paths;
+    DrsReader **readers;          /* main thread's readers (also the metadata) */
+    uint32_t vocab;
+    uint64_t fingerprint;
+
+    DataExample *ex;
+    uint64_t n_ex, n_target_tokens, n_docs;
+
+    /* resident corpus: tokens of every document, doc_off[shard][doc] into tokens */
+    uint32_t *tokens;
+    uint64_t **doc_off;
+
+    Stream main;                  /* synchronous stream + the main thread's reads */
+    DataPosition pos;             /* consumer position (what data_next returns next) */
+
+    /* read-ahead */
+    struct {
+        int running, stop, failed;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t can_produce, can_consume;
+        Slot *slots;
+        int n_slots, head, count;
+        Stream stream;            /* the producer's own position, orders and readers */
+        char err[1024];
+    } pf;
+};
+
+/* ---- options ----------------------------------------------------------------------- */
+
+void data_options_from_config(DataOptions *o, const Config *cfg) {
+    memset(o, 0, sizeof *o);
+    o->seq_len = cfg->data.seq_len;
+    o->seq_len_rater = cfg->data.seq_len_rater;
+    o->min_tokens = cfg->data.min_tokens;
+    o->batch_size = cfg->data.batch_size;
+    o->shuffle = cfg->data.shuffle;
+    o->bucket_by_length = cfg->data.bucket_by_length;
+    o->prefetch = cfg->data.prefetch;
+    o->seed = cfg->seed;
+    o->resident_max_tokens = (uint64_t)1 << 26;   /* 64 Mi tokens = 256 MiB */
+}
+
+/* ---- reading windows --------------------------------------------------------------- */
+
+static void readctx_init(ReadCtx *rc, DrsReader **shared_readers, size_t n_shards) {
+    memset(rc, 0, sizeof *rc);
+    if (shared_readers) {
+        rc->readers = shared_readers;
+    } else {
+        rc->readers = xcalloc(n_shards, sizeof *rc->readers);
+        rc->own_readers = 1;
+    }
+    rc->doc_shard = -1;
+}
+
+static void readctx_free(ReadCtx *rc, size_t n_shards) {
+    if (rc->own_readers && rc->readers) {
+        for (size_t s = 0; s < n_shards; s++)
+            if (rc->readers[s]) drs_close(rc->readers[s]);
+        free(rc->readers);
+    }
+    free(rc->doc);
+    memset(rc, 0, sizeof *rc);
+    rc->doc_shard = -1;
+}
+
+static int check_tokens(const DataLoader *d, const uint32_t *tok, size_t n, uint32_t shard,
+                        uint32_t doc) {
+    for (size_t i = 0; i < n; i++)
+        if (tok[i] >= d->vocab)
+            return dr_seterr("%s: document %u: token id %u is outside the vocabulary (%u)",
+                             d->paths[shard], doc, tok[i], d->vocab);
+    return 0;
+}
+
+/* Copies the window of example e into out[0 .. e->length). */
+static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, uint32_t *out) {
+    uint64_t start = (uint64_t)e->window * (uint64_t)d->opt.seq_len;
+    if (d->tokens) {
+        memcpy(out, d->tokens + d->doc_off[e->shard][e->doc] + start, e->length * sizeof *out);
+        return 0;
+    }
+    if (rc->doc_shard != (int64_t)e->shard || rc->doc_index != e->doc) {
+        if (!rc->readers[e->shard]) {
+            rc->readers[e->shard] = drs_open(d->paths[e->shard]);
+            if (!rc->readers[e->shard]) return -1;
+        }
+        DrsReader *r = rc->readers[e->shard];
+        uint32_t len = drs_doc(r, e->doc)->length;
+        if (len > rc->doc_cap) {
+            free(rc->doc);
+            rc->doc_cap = len;
+            rc->doc = xmalloc(len * sizeof *rc->doc);
+        }
+        rc->doc_shard = -1;
+        if (drs_read_doc(r, e->doc, rc->doc) != 0) return -1;
+        if (check_tokens(d, rc->doc, len, e->shard, e->doc) != 0) return -1;
+        rc->doc_shard = e->shard;
+        rc->doc_index = e->doc;
+    }
+    memcpy(out, rc->doc + start, e->length * sizeof *out);
+    return 0;
+}
+
+/* ---- batches ------------------------------------------------------------------------- */
+
+DataBatch *data_batch_new(const DataLoader *d) {
+    const DataOptions *o = &d->opt;
+    DataBatch *b = xcalloc(1, sizeof *b);
+    size_t B = (size_t)o->batch_size;
+    b->capacity = o->batch_size;
+    b->inputs = xcalloc(B * (size_t)o->seq_len, sizeof *b->inputs);
+    b->targets = xcalloc(B * (size_t)o->seq_len, sizeof *b->targets);
+    b->n_valid = xcalloc(B, sizeof *b->n_valid);
+    if (o->seq_len_rater > 0) {
+        b->rater_tokens = xcalloc(B * (size_t)o->seq_len_rater, sizeof *b->rater_tokens);
+        b->rater_valid = xcalloc(B, sizeof *b->rater_valid);
+    }
+    b->index = xcalloc(B, sizeof *b->index);
+    return b;
+}
+
+void data_batch_free(DataBatch *b) {
+    if (!b) return;
+    free(b->inputs); free(b->targets); free(b->n_valid);
+    free(b->rater_tokens); free(b->rater_valid); free(b->index);
+    free(b);
+}
+
+static void batch_copy(DataBatch *dst, const DataBatch *src) {
+    dst->B = src->B; dst->T = src->T; dst->T_rater = src->T_rater;
+    dst->n_tokens = src->n_tokens;
+    size_t B = (size_t)src->B;
+    memcpy(dst->inputs, src->inputs, B * src->T * sizeof *dst->inputs);
+    memcpy(dst->targets, src->targets, B * src->T * sizeof *dst->targets);
+    memcpy(dst->n_valid, src->n_valid, B * sizeof *dst->n_valid);
+    if (src->rater_tokens && dst->rater_tokens) {
+        memcpy(dst->rater_tokens, src->rater_tokens, B * src->T_rater * sizeof *dst->rater_tokens);
+        memcpy(dst->rater_valid, src->rater_valid, B * sizeof *dst->rater_valid);
+    }
+    memcpy(dst->index, src->index, B * sizeof *dst->index);
+}
+
+typedef struct { uint32_t shard, doc; int slot; } ReadOrder;
+static int cmp_read_order(const void *a, const void *b) {
+    const ReadOrder *x = a, *y = b;
+    if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
+    if (x->doc != y->doc) return x->doc < y->doc ? -1 : 1;
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+/* Fills b with the n examples idx[0..n), reading them in (shard, doc) order so a
+ * document is decoded once per batch. trim: T = the longest example's targets. */
+static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, int trim,
+                  DataBatch *b) {
+    const DataOptions *o = &d->opt;
+    CHECK(n >= 0 && n <= b->capacity, "batch of %d examples exceeds capacity %d", n, b->capacity);
+    int L = o->seq_len, R = o->seq_len_rater;
+    int maxlen = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK(idx[i] < d->n_ex, "example %" PRIu64 " out of range", idx[i]);
+        int len = (int)d->ex[idx[i]].length;
+        if (len > maxlen) maxlen = len;
+    }
+    int T = trim ? (maxlen > 1 ? maxlen - 1 : 1) : L;
+    int TR = R > 0 ? (trim && maxlen < R ? maxlen : R) : 0;
+    if (T < 1) T = 1;
+    if (R > 0 && TR < 1) TR = 1;
+    b->B = n; b->T = T; b->T_rater = TR; b->n_tokens = 0;
+
+    ReadOrder *ro = xmalloc((size_t)(n ? n : 1) * sizeof *ro);
+    for (int i = 0; i < n; i++) {
+        const DataExample *e = &d->ex[idx[i]];
+        ro[i] = (ReadOrder){e->shard, e->doc, i};
+    }
+    if (!d->tokens) qsort(ro, (size_t)n, sizeof *ro, cmp_read_order);
+    uint32_t *window = xmalloc(((size_t)L + 1) * sizeof *window);
+    int rc_status = 0;
+    for (int k = 0; k < n; k++) {
+        int i = ro[k].slot;
+        const DataExample *e = &d->ex[idx[i]];
+        if (read_window(d, rc, e, window) != 0) { rc_status = -1; break; }
+        int len = (int)e->length;
+        int32_t *in = b->inputs + (size_t)i * T, *tg = b->targets + (size_t)i * T;
+        for (int t = 0; t < T; t++) {
+            in[t] = t < len - 1 ? (int32_t)window[t] : 0;
+            tg[t] = t < len - 1 ? (int32_t)window[t + 1] : 0;
+        }
+        b->n_valid[i] = len - 1;
+        b->n_tokens += len - 1;
+        if (R > 0) {
+            int32_t *rt = b->rater_tokens + (size_t)i * TR;
+            int valid = len < R ? len : R;
+            for (int t = 0; t < TR; t++) rt[t] = t < valid ? (int32_t)window[t] : 0;
+            b->rater_valid[i] = valid;
+        }
+        b->index[i] = idx[i];
+    }
+    free(window);
+    free(ro);
+    return rc_status;
+}
+
+/* ---- epoch orders -------------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The order of epoch `epoch`: a permutation of 0 … N−1 (see data.h). */
+static void make_order(const DataLoader *d, uint64_t epoch, uint32_t *order) {
+    const DataOptions *o = &d->opt;
+    uint64_t N = d->n_ex, B = (uint64_t)o->batch_size;
+    for (uint64_t i = 0; i < N; i++) order[i] = (uint32_t)i;
+    DataRng rng = {o->seed + epoch};
+    if (o->shuffle)
+        for (uint64_t i = N - 1; i > 0; i--) {
+            uint64_t j = rng_below(&rng, i + 1);
+            uint32_t t = order[i]; order[i] = order[j]; order[j] = t;
+        }
+    if (!o->bucket_by_length) return;
+
+    /* chunks of 100 batches, each sorted by length (longest first, ties by position) */
+    uint64_t chunk = 100 * B;
+    uint64_t *key = xmalloc((size_t)(chunk < N ? chunk : N) * sizeof *key);
+    uint32_t *tmp = xmalloc((size_t)N * sizeof *tmp);
+    for (uint64_t c = 0; c < N; c += chunk) {
+        uint64_t n = N - c < chunk ? N - c : chunk;
+        for (uint64_t i = 0; i < n; i++)
+            key[i] = ((uint64_t)(UINT32_MAX - d->ex[order[c + i]].length) << 32) | i;
+        qsort(key, (size_t)n, sizeof *key, cmp_u64);
+        for (uint64_t i = 0; i < n; i++) tmp[c + i] = order[c + (key[i] & 0xFFFFFFFFu)];
+    }
+    /* full batches in shuffled order, the partial one (if any) last */
+    uint64_t nb = N / B;
+    uint64_t *perm = xmalloc((size_t)(nb ? nb : 1) * sizeof *perm);
+    for (uint64_t k = 0; k < nb; k++) perm[k] = k;
+    if (o->shuffle)
+        for (uint64_t k = nb; k > 1; k--) {
+            uint64_t j = rng_below(&rng, k);
+            uint64_t t = perm[k - 1]; perm[k - 1] = perm[j]; perm[j] = t;
+        }
+    for (uint64_t k = 0; k < nb; k++)
+        memcpy(order + k * B, tmp + perm[k] * B, (size_t)B * sizeof *order);
+    memcpy(order + nb * B, tmp + nb * B, (size_t)(N - nb * B) * sizeof *order);
+    free(perm); free(tmp); free(key);
+}
+
+static const uint32_t *get_order(const DataLoader *d, OrderCache *oc, uint64_t epoch) {
+    for (int s = 0; s < 2; s++)
+        if (oc->have[s] && oc->epoch[s] == epoch) return oc->order[s];
+    int s = oc->next_slot;
+    oc->next_slot ^= 1;
+    if (!oc->order[s]) oc->order[s] = xmalloc((size_t)d->n_ex * sizeof *oc->order[s]);
+    make_order(d, epoch, oc->order[s]);
+    oc->epoch[s] = epoch;
+    oc->have[s] = 1;
+    return oc->order[s];
+}
+
+static void ordercache_free(OrderCache *oc) {
+    free(oc->order[0]); free(oc->order[1]);
+    memset(oc, 0, sizeof *oc);
+}
+
+static void advance(DataPosition *p, uint64_t n_examples, uint64_t k) {
+    p->cursor += k;
+    while (p->cursor >= n_examples) { p->cursor -= n_examples; p->epoch++; }
+}
+
+/* The batch at s->pos; advances s->pos. */
+static int stream_batch(const DataLoader *d, Stream *s, DataBatch *b) {
+    int B = d->opt.batch_size;
+    uint64_t idx[B];
+    for (int i = 0; i < B; i++) {
+        const uint32_t *order = get_order(d, &s->oc, s->pos.epoch);
+        idx[i] = order[s->pos.cursor];
+        advance(&s->pos, d->n_ex, 1);
+    }
+    return gather(d, &s->rc, idx, B, d->opt.bucket_by_length, b);
+}
+
+/* ---- read-ahead thread --------------------------------------------------------------- */
+
+static void *prefetch_main(void *arg) {
+    DataLoader *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->pf.mu);
+        while (!d->pf.stop && d->pf.count == d->pf.n_slots)
+            pthread_cond_wait(&d->pf.can_produce, &d->pf.mu);
+        if (d->pf.stop) { pthread_mutex_unlock(&d->pf.mu); break; }
+        Slot *slot = &d->pf.slots[(d->pf.head + d->pf.count) % d->pf.n_slots];
+        pthread_mutex_unlock(&d->pf.mu);
+
+        int rc = stream_batch(d, &d->pf.stream, slot->batch);
+
+        pthread_mutex_lock(&d->pf.mu);
+        if (rc != 0) {
+            snprintf(d->pf.err, sizeof d->pf.err, "%s", dr_lasterr());
+            d->pf.failed = 1;
+        } else {
+            d->pf.count++;
+        }
+        pthread_cond_signal(&d->pf.can_consume);
+        pthread_mutex_unlock(&d->pf.mu);
+        if (rc != 0) break;
+    }
+    return NULL;
+}
+
+static void prefetch_start(DataLoader *d) {
+    d->pf.stop = d->pf.failed = 0;
+    d->pf.head = d->pf.count = 0;
+    d->pf.stream.pos = d->pos;
+    /* the producer never takes signals: Ctrl-C goes to the main thread */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&d->pf.thread, NULL, prefetch_main, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    CHECK(rc == 0, "cannot start the read-ahead thread");
+    d->pf.running = 1;
+}
+
+static void prefetch_stop(DataLoader *d) {
+    if (!d->pf.running) return;
+    pthread_mutex_lock(&d->pf.mu);
+    d->pf.stop = 1;
+    pthread_cond_signal(&d->pf.can_produce);
+    pthread_mutex_unlock(&d->pf.mu);
+    pthread_join(d->pf.thread, NULL);
+    d->pf.running = 0;
+    d->pf.count = 0;
+}
+
+/* ---- open / close -------------------------------------------------------------------- */
+
+static int load_resident(DataLoader *d, uint64_t total_tokens) {
+    d->tokens = xmalloc((size_t)(total_tokens ? total_tokens : 1) * sizeof *d->tokens);
+    d->doc_off = xcalloc(d->n_shards, sizeof *d->doc_off);
+    uint64_t off = 0;
+    for (size_t s = 0; s < d->n_shards; s++) {
+        DrsReader *r = d->readers[s];
+        uint64_t nd = drs_num_docs(r);
+        d->doc_off[s] = xmalloc((size_t)(nd ? nd : 1) * sizeof **d->doc_off);
+        for (uint64_t i = 0; i < nd; i++) {
+            uint32_t len = drs_doc(r, i)->length;
+            if (off + len > total_tokens)
+                return dr_seterr("%s: documents hold more tokens than the header's count",
+                                 d->paths[s]);
+            d->doc_off[s][i] = off;
+            if (drs_read_doc(r, i, d->tokens + off) != 0) return -1;
+            if (check_tokens(d, d->tokens + off, len, (uint32_t)s, (uint32_t)i) != 0) return -1;
+            off += len;
+        }
+    }
+    return 0;
+}
+
+DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
+    if (opt->seq_len < 1 || opt->batch_size < 1 || opt->seq_len_rater < 0 || opt->prefetch < 0) {
+        dr_seterr("data: invalid options (seq_len %d, batch_size %d, seq_len_rater %d, prefetch %d)",
+                  opt->seq_len, opt->batch_size, opt->seq_len_rater, opt->prefetch);
+        return NULL;
+    }
+    if (shards->n == 0) { dr_seterr("data: no shards"); return NULL; }
+    DataLoader *d = xcalloc(1, sizeof *d);
+    d->opt = *opt;
+    d->min_len = opt->min_tokens > 2 ? opt->min_tokens : 2;
+    d->n_shards = shards->n;
+    d->paths = xcalloc(d->n_shards, sizeof *d->paths);
+    d->readers = xcalloc(d->n_shards, sizeof *d->readers);
+    pthread_mutex_init(&d->pf.mu, NULL);
+    pthread_cond_init(&d->pf.can_produce, NULL);
+    pthread_cond_init(&d->pf.can_consume, NULL);
+
+    uint64_t total_tokens = 0, cap = 0;
+    for (size_t s = 0; s < d->n_shards; s++) {
+        d->paths[s] = xstrdup(shards->items[s].path);
+        DrsReader *r = d->readers[s] = drs_open(d->paths[s]);
+        if (!r) goto fail;
+        if (s == 0) {
+            d->fingerprint = drs_fingerprint(r);
+            d->vocab = drs_vocab_size(r);
+        } else if (drs_fingerprint(r) != d->fingerprint) {
+            dr_seterr("%s: tokenizer differs from %s's (fingerprint %016" PRIx64 " vs %016" PRIx64 ")",
+                      d->paths[s], d->paths[0], drs_fingerprint(r), d->fingerprint);
+            goto fail;
+        }
+        if (drs_vocab_size(r) > d->vocab) d->vocab = drs_vocab_size(r);
+        uint64_t nd = drs_num_docs(r);
+        if (nd > UINT32_MAX) {
+            dr_seterr("%s: %" PRIu64 " documents, more than a loader index holds", d->paths[s], nd);
+            goto fail;
+        }
+        total_tokens += drs_num_tokens(r);
+        for (uint64_t i = 0; i < nd; i++) {
+            uint32_t n = drs_doc(r, i)->length;
+            if (n < 2) continue;
+            uint64_t nw = (uint64_t)(n - 2) / (uint64_t)opt->seq_len + 1;
+            int any = 0;
+            for (uint64_t w = 0; w < nw; w++) {
+                uint64_t start = w * (uint64_t)opt->seq_len;
+                uint64_t len = n - start < (uint64_t)opt->seq_len + 1 ? n - start : (uint64_t)opt->seq_len + 1;
+                if (len < (uint64_t)d->min_len) continue;
+                if (d->n_ex == cap) {
+                    cap = cap ? 2 * cap : 1024;
+                    d->ex = xrealloc(d->ex, cap * sizeof *d->ex);
+                }
+                if (d->n_ex >= UINT32_MAX) {
+                    dr_seterr("%s: more than %u examples", d->paths[s], UINT32_MAX);
+                    goto fail;
+                }
+                d->ex[d->n_ex++] = (DataExample){(uint32_t)s, (uint32_t)i, (uint32_t)w, (uint32_t)len};
+                d->n_target_tokens += len - 1;
+                any = 1;
+            }
+            d->n_docs += any;
+        }
+    }
+    if (d->n_ex == 0) {
+        dr_seterr("%s%s: no examples (no window of at least %d tokens)", d->paths[0],
+                  d->n_shards > 1 ? " …" : "", d->min_len);
+        goto fail;
+    }
+    if (opt->resident_max_tokens > 0 && total_tokens <= opt->resident_max_tokens)
+        if (load_resident(d, total_tokens) != 0) goto fail;
+
+    readctx_init(&d->main.rc, d->readers, d->n_shards);
+    d->pos = (DataPosition){0, 0, opt->seed, d->n_ex};
+    d->main.pos = d->pos;
+    if (opt->prefetch > 0) {
+        d->pf.n_slots = opt->prefetch;
+        d->pf.slots = xcalloc((size_t)d->pf.n_slots, sizeof *d->pf.slots);
+        for (int i = 0; i < d->pf.n_slots; i++) d->pf.slots[i].batch = data_batch_new(d);
+        readctx_init(&d->pf.stream.rc, NULL, d->n_shards);
+    }
+    return d;
+fail:
+    data_close(d);
+    return NULL;
+}
+
+void data_close(DataLoader *d) {
+    if (!d) return;
+    prefetch_stop(d);
+    if (d->pf.slots) {
+        for (int i = 0; i < d->pf.n_slots; i++) data_batch_free(d->pf.slots[i].batch);
+        free(d->pf.slots);
+        readctx_free(&d->pf.stream.rc, d->n_shards);
+    }
+    ordercache_free(&d->pf.stream.oc);
+    ordercache_free(&d->main.oc);
+    free(d->main.rc.doc);
+    for (size_t s = 0; s < d->n_shards; s++) {
+        if (d->readers && d->readers[s]) drs_close(d->readers[s]);
+        if (d->doc_off) free(d->doc_off[s]);
+        free(d->paths[s]);
+    }
+    free(d->readers); free(d->paths); free(d->doc_off); free(d->tokens); free(d->ex);
+    pthread_mutex_destroy(&d->pf.mu);
+    pthread_cond_destroy(&d->pf.can_produce);
+    pthread_cond_destroy(&d->pf.can_consume);
+    free(d);
+}
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+const DataOptions *data_options(const DataLoader *d) { return &d->opt; }
+uint64_t data_num_examples(const DataLoader *d) { return d->n_ex; }
+uint64_t data_num_target_tokens(const DataLoader *d) { return d->n_target_tokens; }
+uint64_t data_num_docs(const DataLoader *d) { return d->n_docs; }
+uint32_t data_vocab_size(const DataLoader *d) { return d->vocab; }
+uint64_t data_fingerprint(const DataLoader *d) { return d->fingerprint; }
+const char *data_tokenizer_spec(const DataLoader *d) { return drs_tokenizer_spec(d->readers[0]); }
+size_t data_num_shards(const DataLoader *d) { return d->n_shards; }
+const char *data_shard_path(const DataLoader *d, size_t shard) { return d->paths[shard]; }
+
+const DataExample *data_example(const DataLoader *d, uint64_t i) {
+    CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
+    return &d->ex[i];
+}
+
+uint64_t data_example_doc_id(const DataLoader *d, uint64_t i) {
+    const DataExample *e = data_example(d, i);
+    return drs_doc(d->readers[e->shard], e->doc)->id;
+}
+
+void data_example_id(const DataLoader *d, uint64_t i, char *out) {
+    snprintf(out, DATA_ID_MAX, "%016" PRIx64 ":%u", data_example_doc_id(d, i),
+             data_example(d, i)->window);
+}
+
+const char *data_example_source(const DataLoader *d, uint64_t i) {
+    const DataExample *e = data_example(d, i);
+    DrsReader *r = d->readers[e->shard];
+    return drs_source_name(r, drs_doc(r, e->doc)->source);
+}
+
+/* ---- the stream ---------------------------------------------------------------------- */
+
+int data_next(DataLoader *d, DataBatch *b) {
+    if (d->opt.prefetch == 0) {
+        d->main.pos = d->pos;
+        if (stream_batch(d, &d->main, b) != 0) return -1;
+        d->pos = d->main.pos;
+        return 0;
+    }
+    if (!d->pf.running) prefetch_start(d);
+    pthread_mutex_lock(&d->pf.mu);
+    while (d->pf.count == 0 && !d->pf.failed)
+        pthread_cond_wait(&d->pf.can_consume, &d->pf.mu);
+    if (d->pf.count == 0) {
+        pthread_mutex_unlock(&d->pf.mu);
+        dr_seterr("%s", d->pf.err);
+        return -1;
+    }
+    Slot *slot = &d->pf.slots[d->pf.head];
+    pthread_mutex_unlock(&d->pf.mu);
+    batch_copy(b, slot->batch);       /* the producer does not touch a filled slot */
+    pthread_mutex_lock(&d->pf.mu);
+    d->pf.head = (d->pf.head + 1) % d->pf.n_slots;
+    d->pf.count--;
+    pthread_cond_signal(&d->pf.can_produce);
+    pthread_mutex_unlock(&d->pf.mu);
+    advance(&d->pos, d->n_ex, (uint64_t)d->opt.batch_size);
+    return 0;
+}
+
+DataPosition data_position(const DataLoader *d) { return d->pos; }
+
+int data_set_position(DataLoader *d, const DataPosition *p) {
+    if (p->seed != d->opt.seed || p->n_examples != d->n_ex)
+        return dr_seterr("data position is for another stream (seed %" PRIu64 ", %" PRIu64
+                         " examples; this one: seed %" PRIu64 ", %" PRIu64 " examples)",
+                         p->seed, p->n_examples, d->opt.seed, d->n_ex);
+    if (p->cursor >= d->n_ex) return dr_seterr("data position cursor %" PRIu64 " out of range", p->cursor);
+    prefetch_stop(d);
+    d->pos = *p;
+    return 0;
+}
+
+/* ---- random access ------------------------------------------------------------------- */
+
+int data_get(DataLoader *d, const uint64_t *idx, int n, DataBatch *b) {
+    return gather(d, &d->main.rc, idx, n, d->opt.bucket_by_length, b);
+}
+
+int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {
+    uint64_t idx[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) idx[i] = (start + (uint64_t)i) % d->n_ex;
+    return data_get(d, idx, n, b);
+}
+
+int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {
+    return read_window(d, &d->main.rc, data_example(d, i), out);
+}

@@ -1,0 +1,44 @@
+/* data_print.c — dr-cat --examples: the examples exactly as the loader forms them
+ * (see data.h). Apart from data.c so that programs that only train do not link the
+ * tokenizers. Must never print a window other than the one data_get would batch.
+ */
+#include <stdlib.h>
+
+#include "check.h"
+#include "data.h"
+#include "json.h"
+#include "tokenizer.h"
+
+int data_print_examples(DataLoader *d, FILE *f, int ids) {
+    Tokenizer *tok = NULL;
+    if (!ids) {
+        const char *spec = data_tokenizer_spec(d);
+        if (!spec || !spec[0])
+            return dr_seterr("%s: the shard names no tokenizer; use --ids", data_shard_path(d, 0));
+        tok = tokenizer_from_spec(spec);
+        if (!tok) return -1;
+    }
+    uint32_t *window = xmalloc(((size_t)data_options(d)->seq_len + 1) * sizeof *window);
+    ByteBuf text = {0};
+    char id[DATA_ID_MAX];
+    int rc = 0;
+    for (uint64_t i = 0; i < data_num_examples(d) && rc == 0; i++) {
+        const DataExample *e = data_example(d, i);
+        if (data_read_example(d, i, window) != 0) { rc = -1; break; }
+        data_example_id(d, i, id);
+        fputs(id, f);
+        fputc('\t', f);
+        if (ids) {
+            for (uint32_t t = 0; t < e->length; t++) fprintf(f, t ? " %u" : "%u", window[t]);
+        } else {
+            text.n = 0;
+            if (tokenizer_decode(tok, window, e->length, &text) != 0) { rc = -1; break; }
+            json_write_string(f, text.bytes, text.n);
+        }
+        fputc('\n', f);
+    }
+    free(window);
+    bytebuf_free(&text);
+    if (tok) tokenizer_free(tok);
+    return rc;
+}

@@ -1,0 +1,635 @@
+/* lm.c — the GPT-2 inner LM (DESIGN §3) and the transformer trunk the rater shares:
+ * parameter layout, deterministic init, activations, forward, backward and the
+ * forward-over-reverse pass (gradient, H·u and ⟨∇ℓ_i, u⟩ in one forward + one backward).
+ *
+ * Read it top to bottom like llm.c's train_gpt2.c: layout, init, activations, the
+ * forward, the tangent forward, the backward (with the tangent of every op right after
+ * the op, when asked), then the LM entry points. Every numeric loop is a backend op;
+ * this file only decides which op runs on which buffer, and never allocates after
+ * lm_acts_new.
+ */
+#include "lm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+/* ================================================================================
+ * Configuration
+ * ================================================================================ */
+
+LMConfig lm_config_from_shape(const ModelShape *shape, int vocab) {
+    LMConfig c = {
+        .n_layer = shape->n_layer, .d_model = shape->d_model, .n_head = shape->n_head,
+        .d_ff = shape->d_ff, .vocab = vocab, .ctx = shape->ctx, .init_std = shape->init_std,
+    };
+    return c;
+}
+
+int lm_config_check(const LMConfig *c) {
+    if (c->n_layer < 1 || c->n_layer > DR_MAX_LAYERS)
+        return dr_seterr("n_layer = %d: must be in [1, %d]", c->n_layer, DR_MAX_LAYERS);
+    if (c->d_model < 1 || c->n_head < 1 || c->d_model % c->n_head != 0)
+        return dr_seterr("d_model = %d must be a positive multiple of n_head = %d",
+                         c->d_model, c->n_head);
+    if (c->d_ff < 1) return dr_seterr("d_ff = %d: must be positive", c->d_ff);
+    if (c->vocab < 1) return dr_seterr("vocab = %d: must be positive", c->vocab);
+    if (c->ctx < 1) return dr_seterr("ctx = %d: must be positive", c->ctx);
+    if (!(c->init_std > 0) || !isfinite(c->init_std))
+        return dr_seterr("init_std = %g: must be positive", c->init_std);
+    return 0;
+}
+
+/* ================================================================================
+ * Parameter layout: one walk over the tensors in file order fills the table and/or
+ * points the views (llm.c's fill_in_parameter_sizes + point_parameters in one).
+ * ================================================================================ */
+
+typedef struct {
+    ParamInfo *table;   /* or NULL */
+    int n;              /* tensors so far */
+    size_t total;       /* reals so far */
+    real *flat;         /* or NULL */
+} Walk;
+
+/* Adds one tensor; returns its view (NULL when walking without a buffer). */
+static real *walk_add(Walk *w, const char *prefix, const char *name, int ndim,
+                      int64_t d0, int64_t d1, int init, double std) {
+    size_t numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    if (w->table) {
+        ParamInfo *p = &w->table[w->n];
+        memset(p, 0, sizeof *p);
+        int len = snprintf(p->name, sizeof p->name, "%s%s", prefix, name);
+        CHECK(len > 0 && (size_t)len < sizeof p->name, "tensor name too long: %s%s", prefix, name);
+        p->ndim = ndim;
+        p->shape[0] = d0;
+        p->shape[1] = ndim == 2 ? d1 : 0;
+        p->offset = w->total;
+        p->numel = numel;
+        p->init = init;
+        p->std = std;
+    }
+    real *view = w->flat ? w->flat + w->total : NULL;
+    w->n++;
+    w->total += numel;
+    return view;
+}
+
+/* The trunk's tensors under `prefix` ("transformer." or "rater."), views into P. */
+static void walk_trunk(Walk *w, const LMConfig *cfg, const char *prefix, LMParams *P) {
+    LMParams dummy;
+    if (!P) P = &dummy;
+    const int64_t V = cfg->vocab, C = cfg->d_model, F = cfg->d_ff, L = cfg->n_layer;
+    const double std = cfg->init_std, std_res = cfg->init_std / sqrt(2.0 * (double)L);
+    char name[64];
+    P->wte = walk_add(w, prefix, "wte.weight", 2, V, C, INIT_NORMAL, std);
+    P->wpe = walk_add(w, prefix, "wpe.weight", 2, cfg->ctx, C, INIT_NORMAL, std);
+    for (int l = 0; l < L; l++) {
+#define T_(field, suffix, ndim, d0, d1, init, sd)                      \
+        snprintf(name, sizeof name, "h.%d.%s", l, suffix);             \
+        P->field[l] = walk_add(w, prefix, name, ndim, d0, d1, init, sd)
+        T_(ln1_w,       "ln_1.weight",        1, C, 0,     INIT_ONES,   0);
+        T_(ln1_b,       "ln_1.bias",          1, C, 0,     INIT_ZEROS,  0);
+        T_(qkv_w,       "attn.c_attn.weight", 2, C, 3 * C, INIT_NORMAL, std);
+        T_(qkv_b,       "attn.c_attn.bias",   1, 3 * C, 0, INIT_ZEROS,  0);
+        T_(attn_proj_w, "attn.c_proj.weight", 2, C, C,     INIT_NORMAL, std_res);
+        T_(attn_proj_b, "attn.c_proj.bias",   1, C, 0,     INIT_ZEROS,  0);
+        T_(ln2_w,       "ln_2.weight",        1, C, 0,     INIT_ONES,   0);
+        T_(ln2_b,       "ln_2.bias",          1, C, 0,     INIT_ZEROS,  0);
+        T_(fc_w,        "mlp.c_fc.weight",    2, C, F,     INIT_NORMAL, std);
+        T_(fc_b,        "mlp.c_fc.bias",      1, F, 0,     INIT_ZEROS,  0);
+        T_(fc_proj_w,   "mlp.c_proj.weight",  2, F, C,     INIT_NORMAL, std_res);
+        T_(fc_proj_b,   "mlp.c_proj.bias",    1, C, 0,     INIT_ZEROS,  0);
+#undef T_
+    }
+    for (int l = (int)L; l < DR_MAX_LAYERS; l++) {
+        P->ln1_w[l] = P->ln1_b[l] = P->qkv_w[l] = P->qkv_b[l] = NULL;
+        P->attn_proj_w[l] = P->attn_proj_b[l] = P->ln2_w[l] = P->ln2_b[l] = NULL;
+        P->fc_w[l] = P->fc_b[l] = P->fc_proj_w[l] = P->fc_proj_b[l] = NULL;
+    }
+    P->lnf_w = walk_add(w, prefix, "ln_f.weight", 1, C, 0, INIT_ONES, 0);
+    P->lnf_b = walk_add(w, prefix, "ln_f.bias", 1, C, 0, INIT_ZEROS, 0);
+}
+
+size_t trunk_layout(const LMConfig *cfg, const char *prefix, ParamInfo *table,
+                    LMParams *views, real *flat, int *n_tensors) {
+    Walk w = { .table = table, .flat = flat };
+    walk_trunk(&w, cfg, prefix, views);
+    if (n_tensors) *n_tensors = w.n;
+    return w.total;
+}
+
+size_t lm_num_params(const LMConfig *cfg) {
+    return trunk_layout(cfg, "transformer.", NULL, NULL, NULL, NULL);
+}
+int lm_num_tensors(const LMConfig *cfg) { return 2 + 12 * cfg->n_layer + 2; }
+void lm_param_table(const LMConfig *cfg, ParamInfo *table) {
+    trunk_layout(cfg, "transformer.", table, NULL, NULL, NULL);
+}
+void lm_point_params(LMParams *views, real *flat, const LMConfig *cfg) {
+    trunk_layout(cfg, "transformer.", NULL, views, flat, NULL);
+}
+
+/* ================================================================================
+ * Deterministic init: draw k of stream `seed` is a pure function of (seed, k), made in
+ * double on the host, so float and double builds and every thread count agree.
+ * ================================================================================ */
+
+static uint64_t splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* uniform in (0, 1): 53 random bits, offset by half a step so log() never sees 0 */
+static double uniform01(uint64_t seed, uint64_t k) {
+    uint64_t x = splitmix64(splitmix64(seed) ^ (k * 0xd1b54a32d192ed03ULL));
+    return ((double)(x >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+double dr_normal(uint64_t seed, uint64_t index) {
+    double u1 = uniform01(seed, 2 * index), u2 = uniform01(seed, 2 * index + 1);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void params_init_from_table(const Backend *be, const ParamInfo *table, int n_tensors,
+                            size_t total, real *params, uint64_t seed) {
+    real *host = xmalloc(total * sizeof(real));
+    for (int i = 0; i < n_tensors; i++) {
+        const ParamInfo *p = &table[i];
+        real *x = host + p->offset;
+        for (size_t j = 0; j < p->numel; j++) {
+            switch (p->init) {
+            case INIT_ONES:  x[j] = 1; break;
+            case INIT_ZEROS: x[j] = 0; break;
+            default:         x[j] = (real)(p->std * dr_normal(seed, p->offset + j)); break;
+            }
+        }
+    }
+    be->to_device(params, host, total * sizeof(real));
+    free(host);
+}
+
+void lm_init_params(const Backend *be, const LMConfig *cfg, real *params, uint64_t seed) {
+    int n = lm_num_tensors(cfg);
+    ParamInfo *table = xmalloc((size_t)n * sizeof *table);
+    lm_param_table(cfg, table);
+    params_init_from_table(be, table, n, lm_num_params(cfg), params, seed);
+    free(table);
+}
+
+/* ================================================================================
+ * Activations: allocated once for the largest batch (B, T); smaller batches use the
+ * prefix of every buffer (all are contiguous [B,T,…] or [B,NH,T,T]).
+ * ================================================================================ */
+
+static real *balloc(const Backend *be, size_t n, size_t *bytes) {
+    *bytes += n * sizeof(real);
+    return be->alloc(n * sizeof(real));
+}
+
+void trunk_alloc(const Backend *be, const LMConfig *cfg, LMTensors *F, int B, int T,
+                 int tangent, size_t *bytes) {
+    memset(F, 0, sizeof *F);
+    const size_t BT = (size_t)B * T, C = cfg->d_model, FF = cfg->d_ff;
+    const size_t att = (size_t)B * cfg->n_head * T * T;
+    F->encoded = balloc(be, BT * C, bytes);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        F->ln1[l] = balloc(be, BT * C, bytes);
+        F->qkv[l] = balloc(be, BT * 3 * C, bytes);
+        F->att[l] = balloc(be, att, bytes);
+        F->atty[l] = balloc(be, BT * C, bytes);
+        F->res2[l] = balloc(be, BT * C, bytes);
+        F->ln2[l] = balloc(be, BT * C, bytes);
+        F->fch[l] = balloc(be, BT * FF, bytes);
+        F->fch_gelu[l] = balloc(be, BT * FF, bytes);
+        F->res3[l] = balloc(be, BT * C, bytes);
+        if (!tangent) {   /* LN statistics are primal only */
+            F->ln1_mean[l] = balloc(be, BT, bytes);
+            F->ln1_rstd[l] = balloc(be, BT, bytes);
+            F->ln2_mean[l] = balloc(be, BT, bytes);
+            F->ln2_rstd[l] = balloc(be, BT, bytes);
+        }
+    }
+    F->branch = balloc(be, BT * C, bytes);
+    F->lnf = balloc(be, BT * C, bytes);
+    if (!tangent) {
+        F->lnf_mean = balloc(be, BT, bytes);
+        F->lnf_rstd = balloc(be, BT, bytes);
+    }
+}
+
+void trunk_grads_alloc(const Backend *be, const LMConfig *cfg, LMGrads *D, int B, int T,
+                       size_t *bytes) {
+    memset(D, 0, sizeof *D);
+    const size_t BT = (size_t)B * T, C = cfg->d_model, FF = cfg->d_ff;
+    D->res = balloc(be, BT * C, bytes);
+    D->ln = balloc(be, BT * C, bytes);
+    D->qkv = balloc(be, BT * 3 * C, bytes);
+    D->atty = balloc(be, BT * C, bytes);
+    D->fch = balloc(be, BT * FF, bytes);
+    D->fch_gelu = balloc(be, BT * FF, bytes);
+    D->lnf = balloc(be, BT * C, bytes);
+}
+
+static void bfree(const Backend *be, real **p) {
+    if (*p) be->free(*p);
+    *p = NULL;
+}
+
+void trunk_free(const Backend *be, LMTensors *F, int n_layer) {
+    bfree(be, &F->encoded);
+    for (int l = 0; l < n_layer; l++) {
+        bfree(be, &F->ln1[l]); bfree(be, &F->ln1_mean[l]); bfree(be, &F->ln1_rstd[l]);
+        bfree(be, &F->qkv[l]); bfree(be, &F->att[l]); bfree(be, &F->atty[l]);
+        bfree(be, &F->res2[l]);
+        bfree(be, &F->ln2[l]); bfree(be, &F->ln2_mean[l]); bfree(be, &F->ln2_rstd[l]);
+        bfree(be, &F->fch[l]); bfree(be, &F->fch_gelu[l]); bfree(be, &F->res3[l]);
+    }
+    bfree(be, &F->branch);
+    bfree(be, &F->lnf); bfree(be, &F->lnf_mean); bfree(be, &F->lnf_rstd);
+    bfree(be, &F->logits); bfree(be, &F->losses);
+}
+
+void trunk_grads_free(const Backend *be, LMGrads *D) {
+    bfree(be, &D->res); bfree(be, &D->ln); bfree(be, &D->qkv); bfree(be, &D->atty);
+    bfree(be, &D->fch); bfree(be, &D->fch_gelu); bfree(be, &D->lnf);
+    bfree(be, &D->logits); bfree(be, &D->losses);
+}
+
+LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents) {
+    CHECK(lm_config_check(cfg) == 0, "lm_acts_new: %s", dr_lasterr());
+    CHECK(B >= 1 && T >= 1 && T <= cfg->ctx, "lm_acts_new: B = %d, T = %d (ctx %d)", B, T, cfg->ctx);
+    LMActs *a = xcalloc(1, sizeof *a);
+    a->cfg = *cfg;
+    a->B = B;
+    a->T = T;
+    a->with_tangents = with_tangents;
+    size_t bytes = 0;
+    const size_t BT = (size_t)B * T, V = cfg->vocab;
+    a->inputs = be->alloc(BT * sizeof(int32_t));
+    a->targets = be->alloc(BT * sizeof(int32_t));
+    a->n_valid = be->alloc((size_t)B * sizeof(int32_t));
+    bytes += (2 * BT + B) * sizeof(int32_t);
+
+    trunk_alloc(be, cfg, &a->fwd, B, T, 0, &bytes);
+    a->fwd.logits = balloc(be, BT * V, &bytes);
+    a->fwd.losses = balloc(be, B, &bytes);
+    trunk_grads_alloc(be, cfg, &a->bwd, B, T, &bytes);
+    a->bwd.logits = balloc(be, BT * V, &bytes);
+    a->bwd.losses = balloc(be, B, &bytes);
+    if (with_tangents) {
+        trunk_alloc(be, cfg, &a->tan, B, T, 1, &bytes);
+        a->tan.logits = balloc(be, BT * V, &bytes);
+        a->tan.losses = balloc(be, B, &bytes);
+        trunk_grads_alloc(be, cfg, &a->tbwd, B, T, &bytes);
+        a->tbwd.logits = balloc(be, BT * V, &bytes);
+    }
+    a->bytes = bytes;
+    return a;
+}
+
+size_t lm_acts_bytes(const LMActs *a) { return a->bytes; }
+
+void lm_acts_free(const Backend *be, LMActs *a) {
+    if (!a) return;
+    be->free(a->inputs);
+    be->free(a->targets);
+    be->free(a->n_valid);
+    trunk_free(be, &a->fwd, a->cfg.n_layer);
+    trunk_grads_free(be, &a->bwd);
+    if (a->with_tangents) {
+        trunk_free(be, &a->tan, a->cfg.n_layer);
+        trunk_grads_free(be, &a->tbwd);
+    }
+    free(a);
+}
+
+/* ================================================================================
+ * Trunk forward: embedding → n_layer pre-LN blocks → LN_f
+ * ================================================================================ */
+
+void trunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMTensors *F,
+                   const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
+    const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T;
+    const size_t NC = (size_t)N * C;
+
+    be->embedding_forward(F->encoded, tokens, P->wte, P->wpe, B, T, C);   /* [B,T,C] */
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const real *x = l == 0 ? F->encoded : F->res3[l - 1];            /* [B,T,C] */
+        /* attention half: res2 = x + c_proj(attn(c_attn(LN1(x)))) */
+        be->layernorm_forward(F->ln1[l], F->ln1_mean[l], F->ln1_rstd[l], x,
+                              P->ln1_w[l], P->ln1_b[l], N, C);
+        be->matmul_forward(F->qkv[l], F->ln1[l], P->qkv_w[l], P->qkv_b[l],
+                           N, C, 3 * C, MATMUL_W_C_OC);                  /* [B,T,3C] */
+        be->attention_forward(F->atty[l], F->att[l], F->qkv[l], valid_len, causal,
+                              B, T, C, NH);                              /* [B,T,C]  */
+        be->matmul_forward(F->branch, F->atty[l], P->attn_proj_w[l], P->attn_proj_b[l],
+                           N, C, C, MATMUL_W_C_OC);
+        be->residual_forward(F->res2[l], x, F->branch, NC);
+        /* MLP half: res3 = res2 + c_proj(gelu(c_fc(LN2(res2)))) */
+        be->layernorm_forward(F->ln2[l], F->ln2_mean[l], F->ln2_rstd[l], F->res2[l],
+                              P->ln2_w[l], P->ln2_b[l], N, C);
+        be->matmul_forward(F->fch[l], F->ln2[l], P->fc_w[l], P->fc_b[l],
+                           N, C, FF, MATMUL_W_C_OC);                     /* [B,T,F]  */
+        be->gelu_forward(F->fch_gelu[l], F->fch[l], (size_t)N * FF);
+        be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
+                           N, FF, C, MATMUL_W_C_OC);                     /* [B,T,C]  */
+        be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
+    }
+    const real *xL = F->res3[cfg->n_layer - 1];
+    be->layernorm_forward(F->lnf, F->lnf_mean, F->lnf_rstd, xL, P->lnf_w, P->lnf_b, N, C);
+}
+
+/* The same walk on tangents: Tt holds the tangent of every activation of F along the
+ * parameter tangent U (inputs are integers: no tangent). */
+static void trunk_forward_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                                  const LMParams *U, const LMTensors *F, LMTensors *Tt,
+                                  const int32_t *tokens, const int32_t *valid_len,
+                                  int causal, int B, int T) {
+    const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T;
+    const size_t NC = (size_t)N * C;
+
+    be->embedding_forward_tangent(Tt->encoded, tokens, U->wte, U->wpe, B, T, C);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        const real *x = l == 0 ? F->encoded : F->res3[l - 1];
+        const real *tx = l == 0 ? Tt->encoded : Tt->res3[l - 1];
+        be->layernorm_forward_tangent(Tt->ln1[l], x, tx, P->ln1_w[l], U->ln1_w[l], U->ln1_b[l],
+                                      F->ln1_mean[l], F->ln1_rstd[l], N, C);
+        be->matmul_forward_tangent(Tt->qkv[l], F->ln1[l], Tt->ln1[l], P->qkv_w[l],
+                                   U->qkv_w[l], U->qkv_b[l], N, C, 3 * C, MATMUL_W_C_OC);
+        be->attention_forward_tangent(Tt->atty[l], Tt->att[l], F->qkv[l], Tt->qkv[l],
+                                      F->att[l], valid_len, causal, B, T, C, NH);
+        be->matmul_forward_tangent(Tt->branch, F->atty[l], Tt->atty[l], P->attn_proj_w[l],
+                                   U->attn_proj_w[l], U->attn_proj_b[l], N, C, C, MATMUL_W_C_OC);
+        be->residual_forward_tangent(Tt->res2[l], tx, Tt->branch, NC);
+
+        be->layernorm_forward_tangent(Tt->ln2[l], F->res2[l], Tt->res2[l], P->ln2_w[l],
+                                      U->ln2_w[l], U->ln2_b[l], F->ln2_mean[l], F->ln2_rstd[l],
+                                      N, C);
+        be->matmul_forward_tangent(Tt->fch[l], F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
+                                   U->fc_b[l], N, C, FF, MATMUL_W_C_OC);
+        be->gelu_forward_tangent(Tt->fch_gelu[l], F->fch[l], Tt->fch[l], (size_t)N * FF);
+        be->matmul_forward_tangent(Tt->branch, F->fch_gelu[l], Tt->fch_gelu[l], P->fc_proj_w[l],
+                                   U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC);
+        be->residual_forward_tangent(Tt->res3[l], Tt->res2[l], Tt->branch, NC);
+    }
+    const int L = cfg->n_layer;
+    be->layernorm_forward_tangent(Tt->lnf, F->res3[L - 1], Tt->res3[L - 1], P->lnf_w, U->lnf_w,
+                                  U->lnf_b, F->lnf_mean, F->lnf_rstd, N, C);
+}
+
+/* ================================================================================
+ * Trunk backward, optionally carrying tangents.
+ *
+ * On entry D->lnf holds the cotangent of the LN_f output (and, with tangents, DT->lnf
+ * its tangent). The residual stream's cotangent lives in D->res and is updated in place:
+ * for x_out = x + branch(x), d(branch output) = d(x_out) is read straight from D->res,
+ * then the branch's LN backward accumulates its input cotangent into D->res, which
+ * becomes d(x) = d(x_out) + J_branchᵀ d(x_out) — the residual's backward (identity) costs
+ * nothing. With tangents (Tt, U, HV, DT non-NULL), every op's *_backward_tangent runs
+ * right after its *_backward, while the cotangents it reads are still there.
+ * ================================================================================ */
+
+typedef struct {                /* the tangent half of a forward-over-reverse pass */
+    const LMParams *U;          /* parameter tangent u                    */
+    const LMTensors *Tt;        /* activation tangents (trunk_forward_tangent) */
+    const LMParams *HV;         /* += H·u views                           */
+    LMGrads *DT;                /* tangents of the cotangents             */
+} TangentPass;
+
+static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                                const LMParams *G, const LMTensors *F, LMGrads *D,
+                                const TangentPass *tp,
+                                const int32_t *tokens, const int32_t *valid_len, int causal,
+                                int B, int T) {
+    const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T, L = cfg->n_layer;
+    const size_t NC = (size_t)N * C, NF = (size_t)N * FF;
+    const LMParams *U = tp ? tp->U : NULL, *HV = tp ? tp->HV : NULL;
+    const LMTensors *Tt = tp ? tp->Tt : NULL;
+    LMGrads *DT = tp ? tp->DT : NULL;
+    /* G may be NULL (forward-over-reverse without the gradient): ops get NULL pointers */
+#define GV(field) (G ? G->field : NULL)
+
+    /* LN_f: D->res = d(x_L) */
+    be->vec_zero(D->res, NC);
+    be->layernorm_backward(D->res, GV(lnf_w), GV(lnf_b), D->lnf, F->res3[L - 1], P->lnf_w,
+                           F->lnf_mean, F->lnf_rstd, N, C);
+    if (tp) {
+        be->vec_zero(DT->res, NC);
+        be->layernorm_backward_tangent(DT->res, HV->lnf_w, HV->lnf_b, D->lnf, DT->lnf,
+                                       F->res3[L - 1], Tt->res3[L - 1], P->lnf_w, U->lnf_w,
+                                       F->lnf_mean, F->lnf_rstd, N, C);
+    }
+
+    for (int l = L - 1; l >= 0; l--) {
+        const real *x = l == 0 ? F->encoded : F->res3[l - 1];
+        const real *tx = tp ? (l == 0 ? Tt->encoded : Tt->res3[l - 1]) : NULL;
+
+        /* ---- MLP half; D->res = d(res3) = d(mlp c_proj output) ---- */
+        be->vec_zero(D->fch_gelu, NF);
+        be->matmul_backward(D->fch_gelu, GV(fc_proj_w[l]), GV(fc_proj_b[l]), D->res,
+                            F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC);
+        if (tp) {
+            be->vec_zero(DT->fch_gelu, NF);
+            be->matmul_backward_tangent(DT->fch_gelu, HV->fc_proj_w[l], HV->fc_proj_b[l],
+                                        D->res, DT->res, F->fch_gelu[l], Tt->fch_gelu[l],
+                                        P->fc_proj_w[l], U->fc_proj_w[l], N, FF, C,
+                                        MATMUL_W_C_OC);
+        }
+        be->vec_zero(D->fch, NF);
+        be->gelu_backward(D->fch, F->fch[l], D->fch_gelu, NF);
+        if (tp) {
+            be->vec_zero(DT->fch, NF);
+            be->gelu_backward_tangent(DT->fch, F->fch[l], Tt->fch[l], D->fch_gelu,
+                                      DT->fch_gelu, NF);
+        }
+        be->vec_zero(D->ln, NC);
+        be->matmul_backward(D->ln, GV(fc_w[l]), GV(fc_b[l]), D->fch, F->ln2[l], P->fc_w[l],
+                            N, C, FF, MATMUL_W_C_OC);
+        if (tp) {
+            be->vec_zero(DT->ln, NC);
+            be->matmul_backward_tangent(DT->ln, HV->fc_w[l], HV->fc_b[l], D->fch, DT->fch,
+                                        F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
+                                        N, C, FF, MATMUL_W_C_OC);
+        }
+        /* D->res += LN2ᵀ: now d(res2) */
+        be->layernorm_backward(D->res, GV(ln2_w[l]), GV(ln2_b[l]), D->ln, F->res2[l],
+                               P->ln2_w[l], F->ln2_mean[l], F->ln2_rstd[l], N, C);
+        if (tp)
+            be->layernorm_backward_tangent(DT->res, HV->ln2_w[l], HV->ln2_b[l], D->ln, DT->ln,
+                                           F->res2[l], Tt->res2[l], P->ln2_w[l], U->ln2_w[l],
+                                           F->ln2_mean[l], F->ln2_rstd[l], N, C);
+
+        /* ---- attention half; D->res = d(res2) = d(attn c_proj output) ---- */
+        be->vec_zero(D->atty, NC);
+        be->matmul_backward(D->atty, GV(attn_proj_w[l]), GV(attn_proj_b[l]), D->res,
+                            F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC);
+        if (tp) {
+            be->vec_zero(DT->atty, NC);
+            be->matmul_backward_tangent(DT->atty, HV->attn_proj_w[l], HV->attn_proj_b[l],
+                                        D->res, DT->res, F->atty[l], Tt->atty[l],
+                                        P->attn_proj_w[l], U->attn_proj_w[l], N, C, C,
+                                        MATMUL_W_C_OC);
+        }
+        be->vec_zero(D->qkv, 3 * NC);
+        be->attention_backward(D->qkv, D->atty, F->qkv[l], F->att[l], valid_len, causal,
+                               B, T, C, NH);
+        if (tp) {
+            be->vec_zero(DT->qkv, 3 * NC);
+            be->attention_backward_tangent(DT->qkv, D->atty, DT->atty, F->qkv[l], Tt->qkv[l],
+                                           F->att[l], Tt->att[l], valid_len, causal,
+                                           B, T, C, NH);
+        }
+        be->vec_zero(D->ln, NC);
+        be->matmul_backward(D->ln, GV(qkv_w[l]), GV(qkv_b[l]), D->qkv, F->ln1[l], P->qkv_w[l],
+                            N, C, 3 * C, MATMUL_W_C_OC);
+        if (tp) {
+            be->vec_zero(DT->ln, NC);
+            be->matmul_backward_tangent(DT->ln, HV->qkv_w[l], HV->qkv_b[l], D->qkv, DT->qkv,
+                                        F->ln1[l], Tt->ln1[l], P->qkv_w[l], U->qkv_w[l],
+                                        N, C, 3 * C, MATMUL_W_C_OC);
+        }
+        /* D->res += LN1ᵀ: now d(x), the block input */
+        be->layernorm_backward(D->res, GV(ln1_w[l]), GV(ln1_b[l]), D->ln, x, P->ln1_w[l],
+                               F->ln1_mean[l], F->ln1_rstd[l], N, C);
+        if (tp)
+            be->layernorm_backward_tangent(DT->res, HV->ln1_w[l], HV->ln1_b[l], D->ln, DT->ln,
+                                           x, tx, P->ln1_w[l], U->ln1_w[l],
+                                           F->ln1_mean[l], F->ln1_rstd[l], N, C);
+    }
+
+    /* embedding: scatter d(x_0) into the token and position tables */
+    if (G) be->embedding_backward(G->wte, G->wpe, D->res, tokens, B, T, C);
+    if (tp) be->embedding_backward_tangent(HV->wte, HV->wpe, DT->res, tokens, B, T, C);
+#undef GV
+}
+
+void trunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                    const LMParams *G, const LMTensors *F, LMGrads *D,
+                    const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
+    trunk_backward_impl(be, cfg, P, G, F, D, NULL, tokens, valid_len, causal, B, T);
+}
+
+/* ================================================================================
+ * The LM: trunk (causal) + tied head + per-example cross-entropy
+ * ================================================================================ */
+
+/* Copies the batch into the backend and checks its shape against the allocation. */
+static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
+                         const int32_t *inputs, const int32_t *targets, const int32_t *n_valid,
+                         int B, int T) {
+    CHECK(B >= 1 && B <= a->B && T >= 1 && T <= a->T,
+          "LM batch %d×%d exceeds the activations' %d×%d", B, T, a->B, a->T);
+    for (int b = 0; b < B; b++)
+        CHECK(n_valid[b] >= 0 && n_valid[b] <= T, "n_valid[%d] = %d outside [0, %d]", b,
+              n_valid[b], T);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t x = inputs[(size_t)b * T + t], y = targets[(size_t)b * T + t];
+            CHECK(x >= 0 && x < cfg->vocab, "input token %d at [%d,%d] outside the vocabulary (%d)",
+                  x, b, t, cfg->vocab);
+            CHECK(t >= n_valid[b] || (y >= 0 && y < cfg->vocab),
+                  "target token %d at [%d,%d] outside the vocabulary (%d)", y, b, t, cfg->vocab);
+        }
+    be->to_device(a->inputs, inputs, (size_t)B * T * sizeof(int32_t));
+    be->to_device(a->targets, targets, (size_t)B * T * sizeof(int32_t));
+    be->to_device(a->n_valid, n_valid, (size_t)B * sizeof(int32_t));
+    a->B_cur = B;
+    a->T_cur = T;
+}
+
+/* The LM's attention is causal; padded positions (t ≥ n_valid) come after every valid
+ * one, so no valid position sees them and no key mask is needed (valid_len = NULL). */
+static void lm_forward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                            LMActs *a, int B, int T) {
+    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
+    LMTensors *F = &a->fwd;
+    trunk_forward(be, cfg, P, F, a->inputs, NULL, 1, B, T);
+    be->matmul_forward(F->logits, F->lnf, P->wte, NULL, N, C, V, MATMUL_W_OC_C);  /* [B,T,V] */
+    be->crossentropy_forward(F->losses, F->logits /* softmax in place */, F->logits,
+                             a->targets, a->n_valid, B, T, V);
+}
+
+void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
+                const int32_t *inputs, const int32_t *targets, const int32_t *n_valid,
+                int B, int T, real *losses) {
+    LMParams P;
+    lm_point_params(&P, (real *)params, cfg);
+    lm_set_batch(be, cfg, a, inputs, targets, n_valid, B, T);
+    lm_forward_impl(be, cfg, &P, a, B, T);
+    if (losses) be->to_host(losses, a->fwd.losses, (size_t)B * sizeof(real));
+}
+
+/* Head and CE backward, then the trunk; with tp, the tangents too. */
+static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                             const LMParams *G, LMActs *a, const TangentPass *tp) {
+    const int B = a->B_cur, T = a->T_cur, C = cfg->d_model, V = cfg->vocab, N = B * T;
+    const size_t NV = (size_t)N * V, NC = (size_t)N * C;
+    const LMTensors *F = &a->fwd;
+    LMGrads *D = &a->bwd;
+
+    be->vec_zero(D->logits, NV);
+    be->crossentropy_backward(D->logits, F->logits, a->targets, a->n_valid, D->losses, B, T, V);
+    if (tp) {   /* dlosses are held fixed: their tangent is 0 (NULL) */
+        be->vec_zero(tp->DT->logits, NV);
+        be->crossentropy_backward_tangent(tp->DT->logits, F->logits, tp->Tt->logits,
+                                          a->targets, a->n_valid, D->losses, NULL, B, T, V);
+    }
+    be->vec_zero(D->lnf, NC);
+    be->matmul_backward(D->lnf, G ? G->wte : NULL, NULL, D->logits, F->lnf, P->wte,
+                        N, C, V, MATMUL_W_OC_C);
+    if (tp) {
+        be->vec_zero(tp->DT->lnf, NC);
+        be->matmul_backward_tangent(tp->DT->lnf, tp->HV->wte, NULL, D->logits, tp->DT->logits,
+                                    F->lnf, tp->Tt->lnf, P->wte, tp->U->wte, N, C, V,
+                                    MATMUL_W_OC_C);
+    }
+    trunk_backward_impl(be, cfg, P, G, F, D, tp, a->inputs, NULL, 1, B, T);
+}
+
+void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
+                 const real *dlosses, real *grads) {
+    CHECK(a->B_cur > 0, "lm_backward before lm_forward");
+    LMParams P, G;
+    lm_point_params(&P, (real *)params, cfg);
+    lm_point_params(&G, grads, cfg);
+    be->to_device(a->bwd.losses, dlosses, (size_t)a->B_cur * sizeof(real));
+    lm_backward_impl(be, cfg, &P, &G, a, NULL);
+}
+
+void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real *params,
+                             const real *u, LMActs *a,
+                             const int32_t *inputs, const int32_t *targets,
+                             const int32_t *n_valid, int B, int T, const real *dlosses,
+                             real *losses, real *grads, real *hvp, real *dloss_dir) {
+    CHECK(a->with_tangents, "lm_forward_over_reverse needs activations made with_tangents");
+    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
+    LMParams P, U, G, HV;
+    lm_point_params(&P, (real *)params, cfg);
+    lm_point_params(&U, (real *)u, cfg);
+    lm_point_params(&G, grads, cfg);
+    lm_point_params(&HV, hvp, cfg);
+    lm_set_batch(be, cfg, a, inputs, targets, n_valid, B, T);
+
+    /* forward, then its tangent along u: ℓ and d_i = ⟨∇ℓ_i, u⟩ */
+    lm_forward_impl(be, cfg, &P, a, B, T);
+    LMTensors *F = &a->fwd, *Tt = &a->tan;
+    trunk_forward_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, B, T);
+    be->matmul_forward_tangent(Tt->logits, F->lnf, Tt->lnf, P.wte, U.wte, NULL,
+                               N, C, V, MATMUL_W_OC_C);
+    be->crossentropy_forward_tangent(Tt->losses, F->logits, Tt->logits, a->targets, a->n_valid,
+                                     B, T, V);
+
+    /* backward carrying tangents: g and H·u */
+    be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
+    TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
+    lm_backward_impl(be, cfg, &P, grads ? &G : NULL, a, &tp);
+
+    if (losses) be->to_host(losses, F->losses, (size_t)B * sizeof(real));
+    if (dloss_dir) be->to_host(dloss_dir, Tt->losses, (size_t)B * sizeof(real));
+}

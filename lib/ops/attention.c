@@ -1,0 +1,183 @@
+/* attention.c — multi-head scaled dot-product attention from fused qkv, causal or
+ * bidirectional, with a per-example padding mask, and its derivatives up to the tangent
+ * of the backward.
+ *
+ * For one (b, h), with L = valid_len[b], Q, K, V the [T, hs] slices of qkv (row stride 3C)
+ * and allowed(t, j) = j < L && (!causal || j <= t):
+ *   S = scale·Q Kᵀ,  P = softmax over the allowed keys of each row (0 elsewhere),  O = P V;
+ *   query rows t >= L are padding: their P row and O row are 0.
+ * With the softmax Jacobian applied row-wise, softmax'(P)·X = P ⊙ (X − rowsum(P ⊙ X)):
+ *   backward:  dV += Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − r), r = rowsum(P ⊙ dP);
+ *              dQ += scale·dS K;  dK += scale·dSᵀ Q
+ *   tangent:   Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = P ⊙ (Ṡ − rowsum(P ⊙ Ṡ));  Ȯ = Ṗ V + P V̇
+ *   tangent of the backward (dȮ = dtout):
+ *              dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  ṙ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ)
+ *              dṠ = Ṗ ⊙ (dP − r) + P ⊙ (dṖ − ṙ)
+ *              dQ̇ += scale(dṠ K + dS K̇);  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇)
+ * Only the L×L block of valid queries and keys enters any product (everything outside it
+ * is exactly 0). Every product is a GEMM on strided slices; the (b, h) pairs run in
+ * parallel, each writing its own columns of the outputs, with [L, L] scratch per thread.
+ * The results do not depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+#include "cpu_util.h"
+
+/* number of keys query t (< L) may attend to: keys 0 .. n−1 */
+static inline int n_keys(int t, int L, int causal) { return causal ? t + 1 : L; }
+
+void attention_forward(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
+                       const real *qkv /*[B,T,3C]*/, const int32_t *valid_len /*[B] or NULL*/,
+                       int causal, int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    ops_blas_init();
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, L = ops_valid(valid_len, b, T);
+        const real *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        real *P = att + (size_t)bh * T * T;
+        real *o = out + (size_t)b * T * C + h * hs;
+        if (L > 0) ops_gemm_serial(0, 1, L, L, hs, scale, q, C3, k, C3, 0, P, T);
+        for (int t = 0; t < T; t++) {
+            real *row = P + (size_t)t * T;
+            int n = t < L ? n_keys(t, L, causal) : 0;
+            if (n > 0) {
+                real mx = row[0];
+                for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+                real sum = 0;
+                for (int j = 0; j < n; j++) { row[j] = EXP(row[j] - mx); sum += row[j]; }
+                real inv = 1 / sum;
+                for (int j = 0; j < n; j++) row[j] *= inv;
+            }
+            memset(row + n, 0, (size_t)(T - n) * sizeof(real));
+        }
+        if (L > 0) ops_gemm_serial(0, 0, L, hs, L, 1, P, T, v, C3, 0, o, C);
+        for (int t = L; t < T; t++) memset(o + (size_t)t * C, 0, (size_t)hs * sizeof(real));
+    }
+}
+
+void attention_backward(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
+                        const real *qkv /*[B,T,3C]*/, const real *att /*[B,NH,T,T]*/,
+                        const int32_t *valid_len /*[B] or NULL*/, int causal,
+                        int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    ops_blas_init();
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, L = ops_valid(valid_len, b, T);
+        if (L == 0) continue;
+        const real *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        real *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        const real *P = att + (size_t)bh * T * T;
+        const real *dO = dout + (size_t)b * T * C + h * hs;
+        real *dS = ops_scratch(0, (size_t)L * L);  /* dP, then dS in place */
+        ops_gemm_serial(1, 0, L, hs, L, 1, P, T, dO, C, 1, dv, C3);
+        ops_gemm_serial(0, 1, L, L, hs, 1, dO, C, v, C3, 0, dS, L);
+        for (int t = 0; t < L; t++) {
+            const real *p = P + (size_t)t * T;
+            real *d = dS + (size_t)t * L;
+            int n = n_keys(t, L, causal);
+            real r = 0;
+            for (int j = 0; j < n; j++) r += p[j] * d[j];
+            for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - r);
+            for (int j = n; j < L; j++) d[j] = 0;
+        }
+        ops_gemm_serial(0, 0, L, hs, L, scale, dS, L, k, C3, 1, dq, C3);
+        ops_gemm_serial(1, 0, L, hs, L, scale, dS, L, q, C3, 1, dk, C3);
+    }
+}
+
+void attention_forward_tangent(real *tout /*[B,T,C]*/, real *tatt /*[B,NH,T,T] or NULL*/,
+                               const real *qkv /*[B,T,3C]*/, const real *tqkv /*[B,T,3C] or NULL*/,
+                               const real *att /*[B,NH,T,T]*/,
+                               const int32_t *valid_len /*[B] or NULL*/, int causal,
+                               int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    ops_blas_init();
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, L = tqkv ? ops_valid(valid_len, b, T) : 0;
+        const real *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        const real *P = att + (size_t)bh * T * T;
+        real *Pt = tatt ? tatt + (size_t)bh * T * T : ops_scratch(1, (size_t)T * T);
+        real *ot = tout + (size_t)b * T * C + h * hs;
+        if (L > 0) {
+            const real *qt = tqkv + (size_t)b * T * C3 + h * hs, *kt = qt + C;
+            ops_gemm_serial(0, 1, L, L, hs, scale, qt, C3, k, C3, 0, Pt, T);
+            ops_gemm_serial(0, 1, L, L, hs, scale, q, C3, kt, C3, 1, Pt, T);
+        }
+        for (int t = 0; t < T; t++) {
+            const real *p = P + (size_t)t * T;
+            real *row = Pt + (size_t)t * T;
+            int n = t < L ? n_keys(t, L, causal) : 0;
+            real dot = 0;
+            for (int j = 0; j < n; j++) dot += p[j] * row[j];
+            for (int j = 0; j < n; j++) row[j] = p[j] * (row[j] - dot);
+            memset(row + n, 0, (size_t)(T - n) * sizeof(real));
+        }
+        if (L > 0) {
+            const real *vt = tqkv + (size_t)b * T * C3 + h * hs + 2 * C;
+            ops_gemm_serial(0, 0, L, hs, L, 1, Pt, T, v, C3, 0, ot, C);
+            ops_gemm_serial(0, 0, L, hs, L, 1, P, T, vt, C3, 1, ot, C);
+        }
+        for (int t = L; t < T; t++) memset(ot + (size_t)t * C, 0, (size_t)hs * sizeof(real));
+    }
+}
+
+void attention_backward_tangent(real *dtqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
+                                const real *dtout /*[B,T,C] or NULL*/, const real *qkv /*[B,T,3C]*/,
+                                const real *tqkv /*[B,T,3C] or NULL*/,
+                                const real *att /*[B,NH,T,T]*/,
+                                const real *tatt /*[B,NH,T,T] or NULL*/,
+                                const int32_t *valid_len /*[B] or NULL*/, int causal,
+                                int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    real scale = (real)(1.0 / sqrt((double)hs));
+    ops_blas_init();
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, L = ops_valid(valid_len, b, T);
+        if (L == 0) continue;
+        size_t qoff = (size_t)b * T * C3 + h * hs, ooff = (size_t)b * T * C + h * hs;
+        const real *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
+        const real *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
+        const real *vt = qt ? qt + 2 * C : NULL;
+        real *dqt = dtqkv + qoff, *dkt = dqt + C, *dvt = dqt + 2 * C;
+        const real *P = att + (size_t)bh * T * T;
+        const real *Pt = tatt ? tatt + (size_t)bh * T * T : NULL;
+        const real *dO = dout + ooff, *dOt = dtout ? dtout + ooff : NULL;
+        real *dS = ops_scratch(0, (size_t)L * L);   /* dP, then dS in place */
+        real *dSt = ops_scratch(1, (size_t)L * L);  /* dṖ, then dṠ in place */
+
+        if (Pt) ops_gemm_serial(1, 0, L, hs, L, 1, Pt, T, dO, C, 1, dvt, C3);
+        if (dOt) ops_gemm_serial(1, 0, L, hs, L, 1, P, T, dOt, C, 1, dvt, C3);
+        ops_gemm_serial(0, 1, L, L, hs, 1, dO, C, v, C3, 0, dS, L);
+        if (dOt) ops_gemm_serial(0, 1, L, L, hs, 1, dOt, C, v, C3, 0, dSt, L);
+        if (vt) ops_gemm_serial(0, 1, L, L, hs, 1, dO, C, vt, C3, dOt ? 1 : 0, dSt, L);
+        if (!dOt && !vt) memset(dSt, 0, (size_t)L * L * sizeof(real));
+
+        for (int t = 0; t < L; t++) {
+            const real *p = P + (size_t)t * T, *pt = Pt ? Pt + (size_t)t * T : NULL;
+            real *d = dS + (size_t)t * L, *dt = dSt + (size_t)t * L;
+            int n = n_keys(t, L, causal);
+            real r = 0, rt = 0;
+            for (int j = 0; j < n; j++) {
+                r += p[j] * d[j];
+                rt += p[j] * dt[j] + (pt ? pt[j] * d[j] : 0);
+            }
+            for (int j = 0; j < n; j++) {
+                dt[j] = (pt ? pt[j] * (d[j] - r) : 0) + p[j] * (dt[j] - rt);
+                d[j] = p[j] * (d[j] - r);
+            }
+            for (int j = n; j < L; j++) d[j] = dt[j] = 0;
+        }
+        ops_gemm_serial(0, 0, L, hs, L, scale, dSt, L, k, C3, 1, dqt, C3);
+        ops_gemm_serial(1, 0, L, hs, L, scale, dSt, L, q, C3, 1, dkt, C3);
+        if (kt) ops_gemm_serial(0, 0, L, hs, L, scale, dS, L, kt, C3, 1, dqt, C3);
+        if (qt) ops_gemm_serial(1, 0, L, hs, L, scale, dS, L, qt, C3, 1, dkt, C3);
+    }
+}

@@ -1,0 +1,111 @@
+/* crossentropy.c — softmax cross-entropy, one loss per example: the mean over its valid
+ * target positions t < n_valid[b] (targets beyond are never read; n_valid[b] = 0 gives
+ * loss 0 and no gradient). With p = softmax(logits) per row and n = n_valid[b]:
+ *   loss_b   = (1/n) Σ_t −log p[t, y_t]
+ *   backward:          dlogits[t] += (dl_b/n)(p − onehot(y_t))
+ *   tangent:           l̇_b = (1/n) Σ_t (Σ_v p·ṫl − ṫl[y_t])
+ *   tangent of backward: dtlogits[t] += (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot),
+ *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl)
+ * Rows run in parallel; per-example sums are taken over per-row values in row order. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "cpu_ops.h"
+#include "cpu_util.h"
+
+static inline int n_targets(const int32_t *n_valid, int b, int T) {
+    return ops_valid(n_valid, b, T);
+}
+
+/* losses[b] = (1/n_b) Σ_{t<n_b} row[b*T+t] */
+static void mean_per_example(real *losses, const real *row, const int32_t *n_valid,
+                             int B, int T) {
+    for (int b = 0; b < B; b++) {
+        int n = n_targets(n_valid, b, T);
+        real s = 0;
+        for (int t = 0; t < n; t++) s += row[(size_t)b * T + t];
+        losses[b] = n > 0 ? s / n : 0;
+    }
+}
+
+void crossentropy_forward(real *losses /*[B]*/, real *probs /*[B,T,V], may alias logits*/,
+                          const real *logits /*[B,T,V]*/, const int32_t *targets /*[B,T]*/,
+                          const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V) {
+    real *row_loss = xmalloc((size_t)B * T * sizeof(real));
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        const real *l = logits + (size_t)bt * V;
+        real *p = probs + (size_t)bt * V;
+        real mx = l[0];
+        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        int valid = t < n_targets(n_valid, b, T);
+        real l_target = valid ? l[targets[bt]] : 0;  /* read before p overwrites l */
+        real sum = 0;
+        for (int v = 0; v < V; v++) { real e = EXP(l[v] - mx); p[v] = e; sum += e; }
+        row_loss[bt] = valid ? mx + LOG(sum) - l_target : 0;
+        real inv = 1 / sum;
+        for (int v = 0; v < V; v++) p[v] *= inv;
+    }
+    mean_per_example(losses, row_loss, n_valid, B, T);
+    free(row_loss);
+}
+
+void crossentropy_backward(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
+                           const int32_t *targets /*[B,T]*/, const int32_t *n_valid /*[B] or NULL*/,
+                           const real *dlosses /*[B]*/, int B, int T, int V) {
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
+        if (t >= n) continue;
+        const real *p = probs + (size_t)bt * V;
+        real *d = dlogits + (size_t)bt * V;
+        real c = dlosses[b] / n;
+        for (int v = 0; v < V; v++) d[v] += c * p[v];
+        d[targets[bt]] -= c;
+    }
+}
+
+void crossentropy_forward_tangent(real *tlosses /*[B]*/, const real *probs /*[B,T,V]*/,
+                                  const real *tlogits /*[B,T,V] or NULL*/,
+                                  const int32_t *targets /*[B,T]*/,
+                                  const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V) {
+    if (!tlogits) {
+        for (int b = 0; b < B; b++) tlosses[b] = 0;
+        return;
+    }
+    real *row_t = xmalloc((size_t)B * T * sizeof(real));
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        if (t >= n_targets(n_valid, b, T)) { row_t[bt] = 0; continue; }
+        const real *p = probs + (size_t)bt * V, *lt = tlogits + (size_t)bt * V;
+        real dot = 0;
+        for (int v = 0; v < V; v++) dot += p[v] * lt[v];
+        row_t[bt] = dot - lt[targets[bt]];
+    }
+    mean_per_example(tlosses, row_t, n_valid, B, T);
+    free(row_t);
+}
+
+void crossentropy_backward_tangent(real *dtlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
+                                   const real *tlogits /*[B,T,V] or NULL*/,
+                                   const int32_t *targets /*[B,T]*/,
+                                   const int32_t *n_valid /*[B] or NULL*/,
+                                   const real *dlosses /*[B]*/, const real *dtlosses /*[B] or NULL*/,
+                                   int B, int T, int V) {
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
+        if (t >= n) continue;
+        const real *p = probs + (size_t)bt * V;
+        const real *lt = tlogits ? tlogits + (size_t)bt * V : NULL;
+        real *d = dtlogits + (size_t)bt * V;
+        real c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0;
+        real dot = 0;
+        if (lt) for (int v = 0; v < V; v++) dot += p[v] * lt[v];
+        for (int v = 0; v < V; v++)
+            d[v] += (lt ? c * p[v] * (lt[v] - dot) : 0) + ct * p[v];
+        d[targets[bt]] -= ct;
+    }
+}

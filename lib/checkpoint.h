@@ -30,8 +30,9 @@ int rater_save(const char *path, const RaterConfig *cfg, const real *phi,
                const char *metadata_json);
 int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out);
 
-/* Optimizer state next to a model, in a "*.state" safetensors: tensors "<prefix>m.<name>"
- * and "<prefix>v.<name>" in the model's table layout, plus metadata "step". The caller
+/* Optimizer state next to a model, in a "*.state" safetensors: tensors "m.<name>" and
+ * "v.<name>" (SGD: "m." only) in the model's table layout, metadata "optimizer" and
+ * "step". The caller
  * adds its own entries (RNG, data position) through metadata_json / state_meta_get.
  * table/n_tensors: lm_param_table or rater_param_table. m, v: HOST buffers (v NULL for SGD). */
 int optim_state_save(const char *path, const ParamInfo *table, int n_tensors,

@@ -6,16 +6,34 @@
  * (d_model not divisible by n_head, clamp_min > clamp_max, …). Defaults are the
  * seed's values (configs/base.yaml restates them). `--set` overrides are validated
  * the same way and reported as "--set lm.d_model=…".
+ *
+ * File format: a mapping of sections to mappings of keys, e.g.
+ *     lm:
+ *       d_model: 512
+ *     rater:
+ *       clamp: [0.05, 1.0]      # pairs are flow sequences: rater.clamp, lm.betas, rater.betas
+ * Values: integers (1024, 1_000_000, 2e6), numbers (1e-4), true/false, and the listed
+ * words for enumerations. --set takes the same text (--set rater.clamp=[0.1,0.9]).
+ * Errors: "configs/x.yaml:12: lm.d_model: expected an integer in [1, 65536], got 'abc'",
+ * "configs/x.yaml:3: unknown key 'lm.dmodel' (did you mean lm.d_model?)",
+ * "--set lm.n_head=7: lm.n_head: d_model 512 is not divisible by n_head 7"; a
+ * cross-field error names the place where the last of the keys involved was set.
+ *
+ * Derived after loading (not keys): lm.shape.ctx = data.seq_len,
+ * rater.shape.ctx = data.seq_len_rater; data.seq_len_rater 0 means seq_len, d_ff 0
+ * means 4·d_model. After config_load these are always filled in (never 0).
+ * `config_write_schema` lists every key with its range, default and meaning.
  */
 #ifndef DR_CONFIG_H
 #define DR_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 typedef struct {
-    int n_layer, d_model, n_head, d_ff;
-    int ctx;             /* max positions (LM: data.seq_len; rater: data.seq_len_rater) */
+    int n_layer, d_model, n_head, d_ff;   /* d_ff: key value 0 = 4·d_model (resolved) */
+    int ctx;             /* max positions (LM: data.seq_len; rater: data.seq_len_rater), derived */
     double init_std;     /* 0.02 */
 } ModelShape;
 
@@ -30,7 +48,7 @@ typedef struct {
     /* data */
     struct {
         int seq_len;           /* LM window: examples have up to seq_len + 1 tokens */
-        int seq_len_rater;     /* rater sees the first seq_len_rater tokens */
+        int seq_len_rater;     /* rater sees the first seq_len_rater tokens (≤ seq_len + 1; key 0 = seq_len) */
         int min_tokens;        /* shorter windows are dropped */
         int batch_size;
         int shuffle;           /* bool */
@@ -43,7 +61,7 @@ typedef struct {
         ModelShape shape;
         int vocab_size;        /* 0 = take it from the shards */
         char optimizer[8];     /* adamw | sgd */
-        double lr, weight_decay, beta1, beta2, eps, momentum, clip;
+        double lr, weight_decay, beta1, beta2, eps, momentum, clip;   /* betas: key lm.betas [b1, b2] */
         char schedule[16];     /* cosine | constant */
         int warmup_steps;
         double min_lr_frac;    /* cosine floor, fraction of lr */
@@ -53,7 +71,7 @@ typedef struct {
     struct {
         ModelShape shape;
         char normalize[8];     /* sigmoid | softmax */
-        double tau, clamp_min, clamp_max;
+        double tau, clamp_min, clamp_max;   /* clamp: key rater.clamp [min, max] */
         int mean_normalize;    /* bool */
         double lr, weight_decay, beta1, beta2, eps, clip;
         double entropy_penalty, l2_to_mean;
@@ -78,8 +96,8 @@ typedef struct {
 
     /* final training (dr-train) */
     struct {
-        long steps;            /* 0 = use tokens */
-        long tokens;
+        long steps;            /* 0 = use tokens (both set is refused) */
+        long tokens;           /* steps and tokens both 0: one pass over the training data */
         int eval_every;
         int eval_batches;      /* 0 = the whole Val split */
         int log_every;
@@ -101,7 +119,13 @@ void config_defaults(Config *cfg);
 int config_load(Config *cfg, const char *path, int n_sets, char **sets);
 /* Writes the whole config as YAML (for logs, checkpoint metadata and --print-config). */
 void config_write_yaml(const Config *cfg, FILE *f);
-/* The config as one JSON object string (malloc'd), for safetensors __metadata__. */
+/* The config as one JSON object string (malloc'd), for safetensors __metadata__:
+ * {"experiment":{"name":…,"seed":…},"data":{…},…}, keys as in YAML. */
 char *config_to_json(const Config *cfg);
+/* Reads config_to_json's output back (e.g. from a checkpoint), over the defaults and
+ * validated like a file; origin names the source in messages ("rater.safetensors"). */
+int config_load_json(Config *cfg, const char *json, size_t len, const char *origin);
+/* Prints every key: name, type and range, default, one-line doc (for --help-config). */
+void config_write_schema(FILE *f);
 
 #endif

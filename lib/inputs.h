@@ -20,10 +20,13 @@ typedef struct {
 typedef struct {
     ShardRef *items;
     size_t n, cap;
-} ShardList;
+    char *comments;   /* the manifests' '#' lines, each ending in '\n'; NULL if none */
+} ShardList;         /* start from ShardList list = {0} */
 
 /* Appends the shards named by n inputs; -1 + dr_seterr on a missing/unreadable input,
- * a malformed manifest line (with its line number) or an input with no shards. */
+ * a malformed manifest line (with its line number) or an input with no shards.
+ * A file is a shard when its name ends in ".drs" or it starts with the shard magic,
+ * otherwise a manifest; a manifest line may also name a directory. */
 int shardlist_add_inputs(ShardList *list, int n, char **inputs);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);

@@ -1,7 +1,7 @@
 // nlp-corpus.mjs IN.tgz OUT.jsonl [CHUNK_BYTES] — nlp-corpus -> JSON lines, source "nlp-corpus".
 // The package is 100 files builds/doc-<n>.json, each a JSON array of 1,000 sentences drawn at
 // random from many sources (SMS, lyrics, reddit, UN text, Friends transcripts, jeopardy, ...);
-// the sources are not labelled and a sentence is 88 bytes on average, too short to be a
+// the sources are not labelled and a sentence is 88 characters on average, too short to be a
 // training example on its own. So the sentences, in file order (n = 0..99) then array order,
 // are joined with "\n" into documents of at least CHUNK_BYTES UTF-8 bytes (default 2048;
 // the last one may be shorter).

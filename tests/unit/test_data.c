@@ -353,7 +353,7 @@ int main(void) {
     for (int L = 1; L <= 9; L += 4) {
         test_windows(L, 2, 1 << 20);
         test_windows(L, 2, 0);
-        test_windows(L, 4, 1 << 20);
+        if (L + 1 >= 4) test_windows(L, 4, 1 << 20);   /* L = 1: no window is that long */
     }
     test_windows(16, 2, 1 << 20);
     test_windows(16, 8, 0);

@@ -1,0 +1,244 @@
+/* checkpoint.c — LM / rater / optimizer-state checkpoints as safetensors (DESIGN §2.5).
+ * The tensor tables of lm.c and rater.c decide the names, shapes and order; this file
+ * only maps them to and from files, and checks a loaded file against its own config so
+ * a wrong or corrupted checkpoint is refused with a message, never half-loaded.
+ */
+#include "checkpoint.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json.h"
+#include "safetensors.h"
+
+/* ---- config <-> JSON (GPT-2 config keys, so GPT2Config(**json) works) ---------------- */
+
+static char *config_json(const LMConfig *c, const char *model_type) {
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+        "{\"model_type\":\"%s\",\"architectures\":[\"%s\"],\"vocab_size\":%d,"
+        "\"n_positions\":%d,\"n_ctx\":%d,\"n_embd\":%d,\"n_layer\":%d,\"n_head\":%d,"
+        "\"n_inner\":%d,\"activation_function\":\"gelu_new\",\"layer_norm_epsilon\":1e-05,"
+        "\"initializer_range\":%.17g,\"tie_word_embeddings\":true,"
+        "\"resid_pdrop\":0.0,\"embd_pdrop\":0.0,\"attn_pdrop\":0.0}",
+        model_type, strcmp(model_type, "gpt2") == 0 ? "GPT2LMHeadModel" : "DataRater",
+        c->vocab, c->ctx, c->ctx, c->d_model, c->n_layer, c->n_head, c->d_ff, c->init_std);
+    CHECK(n > 0 && (size_t)n < sizeof buf, "config JSON too long");
+    return xstrdup(buf);
+}
+
+static int json_int(const JsonValue *obj, const char *key, int *out, const char *path) {
+    const JsonValue *v = json_get(obj, key);
+    if (!v || v->type != JSON_NUMBER || v->number != (double)(int)v->number)
+        return dr_seterr("%s: config in __metadata__ has no integer \"%s\"", path, key);
+    *out = (int)v->number;
+    return 0;
+}
+
+/* Parses the "config" metadata of a checkpoint made by model_save. */
+static int config_parse(const SafeTensors *st, const char *path, const char *model_type,
+                        LMConfig *c) {
+    const char *text = st_metadata(st, "config");
+    if (!text) return dr_seterr("%s: no \"config\" in the safetensors __metadata__", path);
+    JsonDoc *doc = json_parse(text, strlen(text), 0);
+    if (!doc) return dr_seterr("%s: config in __metadata__ is not JSON (%s)", path, dr_lasterr());
+    const JsonValue *root = json_root(doc);
+    int rc = -1;
+    memset(c, 0, sizeof *c);
+    const JsonValue *mt = json_get(root, "model_type");
+    if (root->type != JSON_OBJECT) { dr_seterr("%s: config in __metadata__ is not an object", path); goto done; }
+    if (!mt || mt->type != JSON_STRING || strcmp(mt->str, model_type) != 0) {
+        dr_seterr("%s: model_type is %s%s%s, expected \"%s\"", path,
+                  mt && mt->type == JSON_STRING ? "\"" : "",
+                  mt && mt->type == JSON_STRING ? mt->str : "missing",
+                  mt && mt->type == JSON_STRING ? "\"" : "", model_type);
+        goto done;
+    }
+    if (json_int(root, "vocab_size", &c->vocab, path) || json_int(root, "n_positions", &c->ctx, path) ||
+        json_int(root, "n_embd", &c->d_model, path) || json_int(root, "n_layer", &c->n_layer, path) ||
+        json_int(root, "n_head", &c->n_head, path))
+        goto done;
+    const JsonValue *inner = json_get(root, "n_inner");
+    if (inner && inner->type == JSON_NULL) c->d_ff = 4 * c->d_model;   /* GPT-2's default */
+    else if (json_int(root, "n_inner", &c->d_ff, path)) goto done;
+    const JsonValue *std = json_get(root, "initializer_range");
+    c->init_std = std && std->type == JSON_NUMBER ? std->number : 0.02;
+    if (lm_config_check(c)) { dr_seterr("%s: config in __metadata__: %s", path, dr_lasterr()); goto done; }
+    rc = 0;
+done:
+    json_free(doc);
+    return rc;
+}
+
+/* ---- shared save / load over a tensor table --------------------------------------- */
+
+static int model_save(const char *path, const LMConfig *cfg, const char *model_type,
+                      const ParamInfo *table, int n, const real *params, const char *metadata_json) {
+    StWriter *w = st_writer_new();
+    for (int i = 0; i < n; i++)
+        st_writer_add_real(w, table[i].name, table[i].ndim, table[i].shape, params + table[i].offset);
+    char *cj = config_json(cfg, model_type);
+    st_writer_metadata(w, "format", "pt");
+    st_writer_metadata(w, "config", cj);
+    if (metadata_json) st_writer_metadata(w, "datarater", metadata_json);
+    int rc = st_writer_save(w, path);
+    st_writer_free(w);
+    free(cj);
+    return rc;
+}
+
+static const char *dtype_name(StDtype d) {
+    static const char *names[] = { "F32", "F64", "F16", "BF16", "I64", "I32", "U8", "U64" };
+    return (unsigned)d < sizeof names / sizeof *names ? names[d] : "?";
+}
+
+/* Checks one tensor of the file against its table row and reads it into dst. */
+static int load_tensor(const SafeTensors *st, const char *path, const char *name,
+                       const ParamInfo *p, real *dst) {
+    const StTensor *t = st_find(st, name);
+    if (!t) return dr_seterr("%s: missing tensor %s", path, name);
+    if (t->dtype != ST_F32 && t->dtype != ST_F64)
+        return dr_seterr("%s: tensor %s has dtype %s, expected F32 or F64", path, name,
+                         dtype_name(t->dtype));
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (!same) {
+        char got[128] = "", want[128] = "";
+        for (int d = 0; d < t->ndim && d < 8; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%" PRId64, d ? "," : "", t->shape[d]);
+        for (int d = 0; d < p->ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? "," : "", p->shape[d]);
+        return dr_seterr("%s: tensor %s has shape [%s], the config says [%s]", path, name, got, want);
+    }
+    if (st_read_real(st, name, dst, p->numel)) return dr_seterr("%s: %s", path, dr_lasterr());
+    return 0;
+}
+
+/* Opens path, parses its config, reads every tensor of the table; refuses extra tensors. */
+static int model_load(const char *path, const char *model_type, LMConfig *cfg_out,
+                      real **params_out, int rater) {
+    *params_out = NULL;
+    SafeTensors *st = st_open(path);
+    if (!st) return -1;
+    LMConfig cfg;
+    ParamInfo *table = NULL;
+    real *params = NULL;
+    int rc = -1;
+    if (config_parse(st, path, model_type, &cfg)) goto done;
+    int n = rater ? rater_num_tensors(&cfg) : lm_num_tensors(&cfg);
+    size_t total = rater ? rater_num_params(&cfg) : lm_num_params(&cfg);
+    table = xmalloc((size_t)n * sizeof *table);
+    if (rater) rater_param_table(&cfg, table);
+    else lm_param_table(&cfg, table);
+    if (st_count(st) != (size_t)n) {
+        /* name the first tensor the config does not know */
+        for (size_t i = 0; i < st_count(st); i++) {
+            const char *name = st_tensor(st, i)->name;
+            int known = 0;
+            for (int j = 0; j < n && !known; j++) known = strcmp(table[j].name, name) == 0;
+            if (!known) { dr_seterr("%s: unexpected tensor %s for this config", path, name); goto done; }
+        }
+        dr_seterr("%s: %zu tensors, the config needs %d", path, st_count(st), n);
+        goto done;
+    }
+    params = xmalloc(total * sizeof(real));
+    for (int i = 0; i < n; i++)
+        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
+    *cfg_out = cfg;
+    *params_out = params;
+    params = NULL;
+    rc = 0;
+done:
+    free(params);
+    free(table);
+    st_close(st);
+    return rc;
+}
+
+/* ---- LM and rater ------------------------------------------------------------------ */
+
+int lm_save(const char *path, const LMConfig *cfg, const real *params, const char *metadata_json) {
+    int n = lm_num_tensors(cfg);
+    ParamInfo *table = xmalloc((size_t)n * sizeof *table);
+    lm_param_table(cfg, table);
+    int rc = model_save(path, cfg, "gpt2", table, n, params, metadata_json);
+    free(table);
+    return rc;
+}
+
+int lm_load(const char *path, LMConfig *cfg_out, real **params_out) {
+    return model_load(path, "gpt2", cfg_out, params_out, 0);
+}
+
+int rater_save(const char *path, const RaterConfig *cfg, const real *phi, const char *metadata_json) {
+    int n = rater_num_tensors(cfg);
+    ParamInfo *table = xmalloc((size_t)n * sizeof *table);
+    rater_param_table(cfg, table);
+    int rc = model_save(path, cfg, "datarater", table, n, phi, metadata_json);
+    free(table);
+    return rc;
+}
+
+int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out) {
+    return model_load(path, "datarater", cfg_out, phi_out, 1);
+}
+
+/* ---- optimizer state --------------------------------------------------------------- */
+
+int optim_state_save(const char *path, const ParamInfo *table, int n_tensors, int kind,
+                     const real *m, const real *v, long step, const char *metadata_json) {
+    StWriter *w = st_writer_new();
+    char name[128], num[32];
+    for (int moment = 0; moment < (kind == OPTIM_ADAMW ? 2 : 1); moment++)
+        for (int i = 0; i < n_tensors; i++) {
+            snprintf(name, sizeof name, "%s.%s", moment ? "v" : "m", table[i].name);
+            st_writer_add_real(w, name, table[i].ndim, table[i].shape,
+                               (moment ? v : m) + table[i].offset);
+        }
+    snprintf(num, sizeof num, "%ld", step);
+    st_writer_metadata(w, "optimizer", kind == OPTIM_ADAMW ? "adamw" : "sgd");
+    st_writer_metadata(w, "step", num);
+    if (metadata_json) st_writer_metadata(w, "datarater", metadata_json);
+    int rc = st_writer_save(w, path);
+    st_writer_free(w);
+    return rc;
+}
+
+int optim_state_load(const char *path, const ParamInfo *table, int n_tensors, int kind,
+                     real *m, real *v, long *step, char **metadata_out) {
+    if (metadata_out) *metadata_out = NULL;
+    SafeTensors *st = st_open(path);
+    if (!st) return -1;
+    int rc = -1;
+    const char *opt = st_metadata(st, "optimizer"), *stp = st_metadata(st, "step");
+    const char *want = kind == OPTIM_ADAMW ? "adamw" : "sgd";
+    int n_moments = kind == OPTIM_ADAMW ? 2 : 1;
+    char name[128], *end;
+    if (!opt || strcmp(opt, want) != 0) {
+        dr_seterr("%s: optimizer state is %s, expected %s", path, opt ? opt : "unmarked", want);
+        goto done;
+    }
+    long s = stp ? strtol(stp, &end, 10) : -1;
+    if (!stp || *end || s < 0) { dr_seterr("%s: bad or missing \"step\" in __metadata__", path); goto done; }
+    if (st_count(st) != (size_t)n_moments * n_tensors) {
+        dr_seterr("%s: %zu tensors, expected %d", path, st_count(st), n_moments * n_tensors);
+        goto done;
+    }
+    for (int moment = 0; moment < n_moments; moment++)
+        for (int i = 0; i < n_tensors; i++) {
+            snprintf(name, sizeof name, "%s.%s", moment ? "v" : "m", table[i].name);
+            if (load_tensor(st, path, name, &table[i], (moment ? v : m) + table[i].offset)) goto done;
+        }
+    *step = s;
+    if (metadata_out) {
+        const char *meta = st_metadata(st, "datarater");
+        *metadata_out = meta ? xstrdup(meta) : NULL;
+    }
+    rc = 0;
+done:
+    st_close(st);
+    return rc;
+}

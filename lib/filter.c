@@ -1,0 +1,204 @@
+/* filter.c — keep/drop decisions from scores and writing the kept examples (filter.h). */
+#include "filter.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "check.h"
+#include "shard.h"
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double uniform01(uint64_t *s) { return (double)(splitmix64(s) >> 11) * 0x1.0p-53; }
+
+/* Sort order: score descending, then example index ascending. */
+typedef struct { double score; uint64_t index; } Ranked;
+static int cmp_ranked(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static uint64_t round_count(double keep, uint64_t n) {
+    uint64_t k = (uint64_t)floor(keep * (double)n + 0.5);
+    return k > n ? n : k;
+}
+
+/* ranked[0..n) sorted best first. */
+static Ranked *rank_all(const double *scores, uint64_t n, double sign) {
+    Ranked *r = xmalloc((n ? n : 1) * sizeof *r);
+    for (uint64_t i = 0; i < n; i++) r[i] = (Ranked){ sign * scores[i], i };
+    qsort(r, n, sizeof *r, cmp_ranked);
+    return r;
+}
+
+void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uint8_t *keep) {
+    double sign = o->invert ? -1.0 : 1.0;
+    uint64_t rng = o->seed ^ 0x5eedf11e7ull;
+    memset(keep, 0, n);
+    switch (o->policy) {
+    case FILTER_TOP: {
+        Ranked *r = rank_all(scores, n, sign);
+        uint64_t k = round_count(o->keep, n);
+        for (uint64_t i = 0; i < k; i++) keep[r[i].index] = 1;
+        free(r);
+        break;
+    }
+    case FILTER_MIDDLE: {
+        Ranked *r = rank_all(scores, n, sign);
+        uint64_t k = round_count(o->keep, n), skip = (n - k) / 2;
+        for (uint64_t i = skip; i < skip + k; i++) keep[r[i].index] = 1;
+        free(r);
+        break;
+    }
+    case FILTER_PER_BATCH: {
+        uint64_t B = o->batch > 0 ? (uint64_t)o->batch : 1;
+        for (uint64_t start = 0; start < n; start += B) {
+            uint64_t b = n - start < B ? n - start : B;
+            Ranked *r = rank_all(scores + start, b, sign);
+            uint64_t k = (uint64_t)ceil(o->keep * (double)b - 1e-9);
+            if (k > b) k = b;
+            for (uint64_t i = 0; i < k; i++) keep[start + r[i].index] = 1;
+            free(r);
+        }
+        break;
+    }
+    case FILTER_CDF: {
+        /* F = (number of examples ranked at or below) / n, from the ascending rank. */
+        Ranked *r = rank_all(scores, n, sign);
+        double a = (1.0 - o->keep) / o->keep;
+        for (uint64_t pos = 0; pos < n; pos++) {
+            double F = (double)(n - pos) / (double)n;
+            double p = pow(F, a);
+            /* one draw per example, in example order, independent of the ranking */
+            uint64_t s = rng ^ (r[pos].index * 0x9e3779b97f4a7c15ull);
+            if (uniform01(&s) < p) keep[r[pos].index] = 1;
+        }
+        free(r);
+        break;
+    }
+    case FILTER_RANDOM: {
+        uint64_t k = round_count(o->keep, n);
+        uint64_t *perm = xmalloc((n ? n : 1) * sizeof *perm);
+        for (uint64_t i = 0; i < n; i++) perm[i] = i;
+        for (uint64_t i = 0; i < k; i++) {   /* partial Fisher–Yates */
+            uint64_t j = i + (uint64_t)(uniform01(&rng) * (double)(n - i));
+            if (j >= n) j = n - 1;
+            uint64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+            keep[perm[i]] = 1;
+        }
+        free(perm);
+        break;
+    }
+    default:
+        CHECK(0, "unknown filter policy %d", o->policy);
+    }
+}
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return dr_seterr("%s: cannot create directory: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return dr_seterr("%s: not a directory", dir);
+    return 0;
+}
+
+int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
+                 uint64_t shard_bytes, FILE *paths, FilterSummary *sum) {
+    memset(sum, 0, sizeof *sum);
+    if (make_dir(dir) != 0) return -1;
+    uint64_t n = data_num_examples(d);
+    const DataOptions *opt = data_options(d);
+    uint32_t *tok = xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
+    char **done = NULL;     /* shards closed so far: removed again on a later failure */
+    size_t n_done = 0;
+    DrsWriter *w = NULL;
+    char path[4096];
+    int rc = 0;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        const DataExample *e = data_example(d, i);
+        sum->examples++;
+        sum->tokens += e->length;
+        if (!keep_mask[i]) continue;
+        if (!w) {
+            snprintf(path, sizeof path, "%s/%s-%05zu.drs", dir, prefix, n_done);
+            w = drs_writer_open(path, data_vocab_size(d), data_fingerprint(d),
+                                data_tokenizer_spec(d));
+            if (!w) { rc = -1; break; }
+        }
+        if (data_read_example(d, i, tok) != 0) { rc = -1; break; }
+        uint64_t key[2] = { data_example_doc_id(d, i), e->window };
+        uint64_t new_id = XXH64(key, sizeof key, 0);
+        if (drs_writer_add(w, new_id, data_example_source(d, i), tok, e->length) != 0) {
+            rc = -1;
+            break;
+        }
+        sum->kept_examples++;
+        sum->kept_tokens += e->length;
+        if (drs_writer_bytes(w) >= shard_bytes) {
+            if (drs_writer_close(w) != 0) { w = NULL; rc = -1; break; }
+            w = NULL;
+            done = xrealloc(done, (n_done + 1) * sizeof *done);
+            done[n_done++] = xstrdup(path);
+        }
+    }
+    if (rc == 0 && w) {
+        if (drs_writer_close(w) != 0) rc = -1;
+        else {
+            done = xrealloc(done, (n_done + 1) * sizeof *done);
+            done[n_done++] = xstrdup(path);
+        }
+        w = NULL;
+    }
+    if (rc == 0 && n_done == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
+    if (rc != 0 && w) drs_writer_abort(w);
+    for (size_t k = 0; k < n_done; k++) {
+        if (rc != 0) remove(done[k]);
+        else fprintf(paths, "%s\n", done[k]);
+        free(done[k]);
+    }
+    free(done);
+    free(tok);
+    return rc;
+}
+
+void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask,
+                          const FilterSummary *sum, FILE *f) {
+    fprintf(f, "kept %llu of %llu examples (%.2f%%), %llu of %llu tokens (%.2f%%)\n",
+            (unsigned long long)sum->kept_examples, (unsigned long long)sum->examples,
+            sum->examples ? 100.0 * (double)sum->kept_examples / (double)sum->examples : 0.0,
+            (unsigned long long)sum->kept_tokens, (unsigned long long)sum->tokens,
+            sum->tokens ? 100.0 * (double)sum->kept_tokens / (double)sum->tokens : 0.0);
+    /* Per source, in order of first appearance (source names are interned per shard,
+     * so compare by name). */
+    typedef struct { const char *name; uint64_t n, kept; } SourceCount;
+    SourceCount *sc = NULL;
+    size_t n_sc = 0;
+    uint64_t n = data_num_examples(d);
+    for (uint64_t i = 0; i < n; i++) {
+        const char *name = data_example_source(d, i);
+        size_t k = 0;
+        while (k < n_sc && strcmp(sc[k].name, name) != 0) k++;
+        if (k == n_sc) {
+            sc = xrealloc(sc, (n_sc + 1) * sizeof *sc);
+            sc[n_sc++] = (SourceCount){ name, 0, 0 };
+        }
+        sc[k].n++;
+        sc[k].kept += keep_mask[i] != 0;
+    }
+    fprintf(f, "%-24s %10s %10s %8s\n", "source", "examples", "kept", "kept%");
+    for (size_t k = 0; k < n_sc; k++)
+        fprintf(f, "%-24s %10llu %10llu %7.2f%%\n", sc[k].name[0] ? sc[k].name : "(none)",
+                (unsigned long long)sc[k].n, (unsigned long long)sc[k].kept,
+                100.0 * (double)sc[k].kept / (double)sc[k].n);
+    free(sc);
+}

@@ -1,0 +1,217 @@
+/* inputs.c — command-line inputs (shards, directories, manifests, "-") to a list of
+ * shards (see inputs.h). Never exits on bad input: -1 + dr_seterr naming the file
+ * (and the manifest line) that is wrong. */
+#include "inputs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "shard.h"
+
+static void list_push(ShardList *list, const char *split, const char *path) {
+    if (list->n == list->cap) {
+        list->cap = list->cap ? 2 * list->cap : 16;
+        list->items = xrealloc(list->items, list->cap * sizeof *list->items);
+    }
+    list->items[list->n++] = (ShardRef){xstrdup(split), xstrdup(path)};
+}
+
+static void append_comment(ShardList *list, const char *line) {
+    size_t old = list->comments ? strlen(list->comments) : 0, n = strlen(line);
+    list->comments = xrealloc(list->comments, old + n + 2);
+    memcpy(list->comments + old, line, n);
+    list->comments[old + n] = '\n';
+    list->comments[old + n + 1] = '\0';
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    if (dir[0] && dir[strlen(dir) - 1] == '/') snprintf(p, n, "%s%s", dir, name);
+    else snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.drs files of dir, sorted by name. */
+static int add_directory(ShardList *list, const char *split, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return dr_seterr("%s: cannot read directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !ends_with(e->d_name, ".drs")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = xrealloc(names, cap * sizeof *names);
+        }
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char *path = join_path(dir, names[i]);
+        list_push(list, split, path);
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return n ? 0 : dr_seterr("%s: no *.drs shards in this directory", dir);
+}
+
+/* A shard by name (*.drs) or by its first bytes. */
+static int looks_like_shard(const char *path) {
+    if (ends_with(path, ".drs")) return 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[8];
+    int is = fread(magic, 1, 8, f) == 8 && memcmp(magic, "DRSHARD1", 8) == 0;
+    fclose(f);
+    return is;
+}
+
+/* Adds a path named on a manifest line or the command line: directory or shard. */
+static int add_path(ShardList *list, const char *split, const char *path, int manifest_ok);
+
+static int add_manifest_line(ShardList *list, char *line, const char *name, long lineno,
+                             const char *base_dir) {
+    char *tab = strchr(line, '\t');
+    if (!tab || tab == line || !tab[1])
+        return dr_seterr("%s:%ld: expected \"split<TAB>path\", got \"%.60s\"", name, lineno, line);
+    *tab = '\0';
+    const char *split = line, *path = tab + 1;
+    if (strpbrk(split, " \t") || strchr(path, '\t'))
+        return dr_seterr("%s:%ld: expected \"split<TAB>path\"", name, lineno);
+    char *full = (base_dir && path[0] != '/') ? join_path(base_dir, path) : xstrdup(path);
+    int rc = add_path(list, split, full, 0);
+    if (rc < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dr_lasterr());
+        dr_seterr("%s:%ld: %s", name, lineno, msg);
+    }
+    free(full);
+    return rc;
+}
+
+/* Reads a manifest from f; name is used in messages; relative paths are joined to
+ * base_dir (NULL: the current directory). */
+static int add_manifest(ShardList *list, FILE *f, const char *name, const char *base_dir) {
+    char *line = NULL;
+    size_t cap = 0, before = list->n;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if ((size_t)len != strlen(line)) rc = dr_seterr("%s:%ld: NUL byte in a manifest line", name, lineno);
+        else if (line[0] == '#') append_comment(list, line);
+        else if (len > 0) rc = add_manifest_line(list, line, name, lineno, base_dir);
+    }
+    if (rc == 0 && ferror(f)) rc = dr_seterr("%s: read error: %s", name, strerror(errno));
+    if (rc == 0 && list->n == before) rc = dr_seterr("%s: manifest lists no shards", name);
+    free(line);
+    return rc;
+}
+
+static int add_manifest_file(ShardList *list, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return dr_seterr("%s: cannot open: %s", path, strerror(errno));
+    char *base = xstrdup(path), *slash = strrchr(base, '/');
+    if (slash) slash[1] = '\0';
+    int rc = add_manifest(list, f, path, slash ? base : NULL);
+    free(base);
+    fclose(f);
+    return rc;
+}
+
+static int add_path(ShardList *list, const char *split, const char *path, int manifest_ok) {
+    struct stat st;
+    if (stat(path, &st) != 0) return dr_seterr("%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return add_directory(list, split, path);
+    if (!S_ISREG(st.st_mode)) return dr_seterr("%s: not a file or directory", path);
+    if (!manifest_ok || looks_like_shard(path)) {
+        list_push(list, split, path);
+        return 0;
+    }
+    return add_manifest_file(list, path);
+}
+
+int shardlist_add_inputs(ShardList *list, int n, char **inputs) {
+    for (int i = 0; i < n; i++) {
+        int rc = strcmp(inputs[i], "-") == 0 ? add_manifest(list, stdin, "(stdin)", NULL)
+                                             : add_path(list, "", inputs[i], 1);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+void shardlist_filter_split(ShardList *list, const char *split) {
+    size_t kept = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        if (strcmp(list->items[i].split, split) == 0) {
+            list->items[kept++] = list->items[i];
+        } else {
+            free(list->items[i].split);
+            free(list->items[i].path);
+        }
+    }
+    list->n = kept;
+}
+
+int shardlist_check_tokenizer(const ShardList *list, uint64_t *fingerprint, uint32_t *vocab_size) {
+    if (list->n == 0) return dr_seterr("no shards given");
+    uint64_t fp0 = 0;
+    uint32_t vocab0 = 0;
+    char *spec0 = NULL;
+    for (size_t i = 0; i < list->n; i++) {
+        DrsReader *r = drs_open(list->items[i].path);
+        if (!r) {
+            free(spec0);
+            return -1;
+        }
+        if (i == 0) {
+            fp0 = drs_fingerprint(r);
+            vocab0 = drs_vocab_size(r);
+            spec0 = xstrdup(drs_tokenizer_spec(r));
+        } else if (drs_fingerprint(r) != fp0 || drs_vocab_size(r) != vocab0) {
+            dr_seterr("%s and %s were made by different tokenizers (\"%s\", fingerprint %016llx, "
+                      "vocab %u vs \"%s\", fingerprint %016llx, vocab %u): refusing to mix them",
+                      list->items[0].path, list->items[i].path, spec0, (unsigned long long)fp0,
+                      vocab0, drs_tokenizer_spec(r), (unsigned long long)drs_fingerprint(r),
+                      drs_vocab_size(r));
+            drs_close(r);
+            free(spec0);
+            return -1;
+        }
+        drs_close(r);
+    }
+    free(spec0);
+    if (fingerprint) *fingerprint = fp0;
+    if (vocab_size) *vocab_size = vocab0;
+    return 0;
+}
+
+void shardlist_free(ShardList *list) {
+    for (size_t i = 0; i < list->n; i++) {
+        free(list->items[i].split);
+        free(list->items[i].path);
+    }
+    free(list->items);
+    free(list->comments);
+    *list = (ShardList){0};
+}

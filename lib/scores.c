@@ -1,0 +1,209 @@
+/* scores.c — reading, validating and writing scores.tsv (see scores.h). */
+#include "scores.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+void scores_write_header(FILE *f) { fputs(SCORES_HEADER "\n", f); }
+
+void scores_write_row(FILE *f, const char *example_id, double score, const char *source,
+                      uint32_t n_tokens) {
+    fprintf(f, "%s\t%.9g\t%s\t%u\n", example_id, score, source, n_tokens);
+}
+
+void scores_free(Scores *s) {
+    free(s->doc_id);
+    free(s->window);
+    free(s->score);
+    free(s->n_tokens);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+}
+
+/* "<16 hex>:<window>" -> doc id, window. 0 on success. */
+static int parse_example_id(const char *p, size_t len, uint64_t *doc_id, uint32_t *window) {
+    if (len < 18 || p[16] != ':') return -1;
+    uint64_t id = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) return -1;
+        id = id << 4 | (uint64_t)v;
+    }
+    uint64_t w = 0;
+    for (size_t i = 17; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        w = w * 10 + (uint64_t)(p[i] - '0');
+        if (w > UINT32_MAX) return -1;
+    }
+    *doc_id = id;
+    *window = (uint32_t)w;
+    return 0;
+}
+
+/* Splits line (no newline) at tabs into exactly 4 fields. */
+static int split4(char *line, char **f, size_t *len) {
+    int k = 0;
+    char *p = line;
+    for (;;) {
+        char *tab = strchr(p, '\t');
+        if (k == 4) return -1;
+        f[k] = p;
+        len[k] = tab ? (size_t)(tab - p) : strlen(p);
+        k++;
+        if (!tab) break;
+        *tab = 0;
+        p = tab + 1;
+    }
+    return k == 4 ? 0 : -1;
+}
+
+int scores_read(const char *path, Scores *s) {
+    memset(s, 0, sizeof *s);
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) return dr_seterr("%s: cannot open: %s", path, strerror(errno));
+    s->path = xstrdup(path);
+    char *line = NULL;
+    size_t cap = 0, n_alloc = 0;
+    ssize_t got;
+    long lineno = 0;
+    int rc = 0;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (got > 0 && line[got - 1] == '\n') line[--got] = 0;
+        if (got > 0 && line[got - 1] == '\r') line[--got] = 0;
+        if ((size_t)got != strlen(line)) { rc = dr_seterr("%s:%ld: NUL byte in line", path, lineno); break; }
+        if (lineno == 1) {
+            if (strcmp(line, SCORES_HEADER) != 0) {
+                rc = dr_seterr("%s:1: expected the header '%s'", path,
+                               "example_id<TAB>score<TAB>source<TAB>n_tokens");
+                break;
+            }
+            continue;
+        }
+        char *fld[4];
+        size_t len[4];
+        if (split4(line, fld, len) != 0) {
+            rc = dr_seterr("%s:%ld: expected 4 tab-separated fields", path, lineno);
+            break;
+        }
+        uint64_t doc_id;
+        uint32_t window;
+        if (parse_example_id(fld[0], len[0], &doc_id, &window) != 0) {
+            rc = dr_seterr("%s:%ld: bad example id '%.40s' (expected 16 hex digits ':' window)",
+                           path, lineno, fld[0]);
+            break;
+        }
+        char *end;
+        errno = 0;
+        double score = strtod(fld[1], &end);
+        if (len[1] == 0 || *end != 0 || errno == ERANGE) {
+            rc = dr_seterr("%s:%ld: score '%.40s' is not a number", path, lineno, fld[1]);
+            break;
+        }
+        if (!isfinite(score)) {
+            rc = dr_seterr("%s:%ld: score '%.40s' is not finite", path, lineno, fld[1]);
+            break;
+        }
+        errno = 0;
+        unsigned long nt = strtoul(fld[3], &end, 10);
+        if (len[3] == 0 || *end != 0 || errno == ERANGE || nt > UINT32_MAX || fld[3][0] == '-') {
+            rc = dr_seterr("%s:%ld: n_tokens '%.40s' is not a count", path, lineno, fld[3]);
+            break;
+        }
+        if (s->n == n_alloc) {
+            n_alloc = n_alloc ? 2 * n_alloc : 1024;
+            s->doc_id = xrealloc(s->doc_id, n_alloc * sizeof *s->doc_id);
+            s->window = xrealloc(s->window, n_alloc * sizeof *s->window);
+            s->score = xrealloc(s->score, n_alloc * sizeof *s->score);
+            s->n_tokens = xrealloc(s->n_tokens, n_alloc * sizeof *s->n_tokens);
+        }
+        s->doc_id[s->n] = doc_id;
+        s->window[s->n] = window;
+        s->score[s->n] = score;
+        s->n_tokens[s->n] = (uint32_t)nt;
+        s->n++;
+    }
+    if (rc == 0 && ferror(f)) rc = dr_seterr("%s: read error", path);
+    if (rc == 0 && lineno == 0) rc = dr_seterr("%s: empty file (expected a header line)", path);
+    free(line);
+    if (f != stdin) fclose(f);
+    if (rc != 0) scores_free(s);
+    return rc;
+}
+
+/* Open-addressing hash table from (doc id, window) to row. */
+typedef struct {
+    uint64_t *keys;   /* mixed key; 0 = empty slot (a real key of 0 is remapped) */
+    uint32_t *rows;
+    size_t mask;
+} RowMap;
+
+static uint64_t mix_key(uint64_t doc_id, uint32_t window) {
+    uint64_t x = doc_id ^ ((uint64_t)window * 0x9e3779b97f4a7c15ull);
+    x ^= x >> 31; x *= 0xbf58476d1ce4e5b9ull; x ^= x >> 29;
+    return x ? x : 1;
+}
+
+int scores_align(const Scores *s, const DataLoader *d, double *out) {
+    uint64_t n_ex = data_num_examples(d);
+    size_t cap = 16;
+    while (cap < 2 * (s->n + 1)) cap <<= 1;
+    RowMap m = { xcalloc(cap, sizeof(uint64_t)), xmalloc(cap * sizeof(uint32_t)), cap - 1 };
+    int rc = 0;
+    for (size_t r = 0; r < s->n && rc == 0; r++) {
+        uint64_t k = mix_key(s->doc_id[r], s->window[r]);
+        for (size_t h = k & m.mask;; h = (h + 1) & m.mask) {
+            if (m.keys[h] == 0) { m.keys[h] = k; m.rows[h] = (uint32_t)r; break; }
+            if (m.keys[h] == k) {
+                uint32_t q = m.rows[h];
+                if (s->doc_id[q] == s->doc_id[r] && s->window[q] == s->window[r]) {
+                    rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u)",
+                                   s->path, r + 2, (unsigned long long)s->doc_id[r],
+                                   s->window[r], q + 2);
+                    break;
+                }
+            }
+        }
+    }
+    uint8_t *used = xcalloc(s->n ? s->n : 1, 1);
+    for (uint64_t i = 0; i < n_ex && rc == 0; i++) {
+        const DataExample *e = data_example(d, i);
+        uint64_t doc_id = data_example_doc_id(d, i);
+        uint64_t k = mix_key(doc_id, e->window);
+        long row = -1;
+        for (size_t h = k & m.mask; m.keys[h] != 0; h = (h + 1) & m.mask) {
+            uint32_t q = m.rows[h];
+            if (m.keys[h] == k && s->doc_id[q] == doc_id && s->window[q] == e->window) {
+                row = q;
+                break;
+            }
+        }
+        char id[DATA_ID_MAX];
+        data_example_id(d, i, id);
+        if (row < 0) {
+            rc = dr_seterr("%s: no score for example %s (in %s); the scores do not match these shards",
+                           s->path, id, data_shard_path(d, e->shard));
+            break;
+        }
+        if (s->n_tokens[row] != e->length) {
+            rc = dr_seterr("%s:%ld: example %s has %u tokens in the shards, not %u (another seq_len?)",
+                           s->path, row + 2, id, e->length, s->n_tokens[row]);
+            break;
+        }
+        used[row] = 1;
+        out[i] = s->score[row];
+    }
+    for (size_t r = 0; r < s->n && rc == 0; r++)
+        if (!used[r])
+            rc = dr_seterr("%s:%zu: example %016llx:%u is not in the shards", s->path, r + 2,
+                           (unsigned long long)s->doc_id[r], s->window[r]);
+    free(used);
+    free(m.keys);
+    free(m.rows);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* scores.h — the scores file scores.tsv (DESIGN §2.4): reading, validating against the
+ * examples of a set of shards, and writing.
+ *
+ *   example_id<TAB>score<TAB>source<TAB>n_tokens        (header line)
+ *   0123456789abcdef:0<TAB>1.2345678<TAB>spam-2<TAB>129  (one line per example)
+ *
+ * score is the rater's logit z (or, with dr-score --lm, the example's mean token loss);
+ * n_tokens is the window's length in tokens. Lines may come in any order (the file is
+ * plain text so that sort, awk and join work on it): they are matched to the examples
+ * by id. A file that does not match the shards — a missing id, an id not in the
+ * shards, a duplicate id, a non-numeric or non-finite score, a wrong token count — is
+ * refused with the first offending line.
+ */
+#ifndef DR_SCORES_H
+#define DR_SCORES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+
+#define SCORES_HEADER "example_id\tscore\tsource\tn_tokens"
+
+typedef struct {
+    size_t n;
+    uint64_t *doc_id;     /* [n] */
+    uint32_t *window;     /* [n] */
+    double *score;        /* [n] */
+    uint32_t *n_tokens;   /* [n] */
+    char *path;
+} Scores;
+
+/* Reads and checks the syntax of every line. -1 + dr_seterr("path:LINE: …"). */
+int scores_read(const char *path, Scores *s);
+void scores_free(Scores *s);
+
+/* Aligns the scores to the loader's examples: out[i] = score of example i (shard order).
+ * -1 + dr_seterr naming the first offending line or the first example without a score. */
+int scores_align(const Scores *s, const DataLoader *d, double *out);
+
+/* One line; score printed with 9 significant digits (a float round-trips). */
+void scores_write_header(FILE *f);
+void scores_write_row(FILE *f, const char *example_id, double score, const char *source,
+                      uint32_t n_tokens);
+
+#endif

@@ -1,0 +1,636 @@
+/* train.c — the LM training loop of dr-train, its checkpoints and resume, and the
+ * evaluation of a checkpoint (see train.h).
+ *
+ * Read top to bottom: inputs → setup (data, model, optimizer, checks) → evaluation →
+ * checkpoint save/load → the loop. Must never: save a model whose last loss was not
+ * finite, log a step twice after a resume, or let anything but (config, data, seed,
+ * thread count) decide a number it logs.
+ */
+#include "train.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "checkpoint.h"
+#include "data.h"
+#include "json.h"
+#include "lm.h"
+#include "metrics.h"
+#include "optim.h"
+#include "progress.h"
+#include "safetensors.h"
+
+/* ================================================================================
+ * Inputs: positional (manifest splits) and --train / --val
+ * ================================================================================ */
+
+static void list_push(ShardList *l, const char *split, const char *path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+    }
+    l->items[l->n++] = (ShardRef){xstrdup(split), xstrdup(path)};
+}
+
+static int list_has_split(const ShardList *l, const char *split) {
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i].split, split) == 0) return 1;
+    return 0;
+}
+
+static void list_take(ShardList *dst, const ShardList *src, const char *split) {
+    for (size_t i = 0; i < src->n; i++)
+        if (!split || strcmp(src->items[i].split, split) == 0)
+            list_push(dst, src->items[i].split, src->items[i].path);
+}
+
+int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
+                         int n_train, char **train_inputs, int n_val, char **val_inputs,
+                         const char *train_split, const char *val_split) {
+    if (n_inputs > 0) {
+        ShardList all = {0};
+        if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) { shardlist_free(&all); return -1; }
+        const char *ts = train_split ? train_split
+                         : list_has_split(&all, "train_b") ? "train_b" : "train_a";
+        list_take(&o->train, &all, ts);
+        list_take(&o->val, &all, val_split ? val_split : "val");
+        shardlist_free(&all);
+    }
+    for (int which = 0; which < 2; which++) {
+        int n = which ? n_val : n_train;
+        if (n == 0) continue;
+        ShardList l = {0};
+        if (shardlist_add_inputs(&l, n, which ? val_inputs : train_inputs) != 0) {
+            shardlist_free(&l);
+            return -1;
+        }
+        list_take(which ? &o->val : &o->train, &l, which ? val_split : train_split);
+        shardlist_free(&l);
+    }
+    return 0;
+}
+
+void train_options_free(TrainOptions *o) {
+    shardlist_free(&o->train);
+    shardlist_free(&o->val);
+}
+
+/* ================================================================================
+ * Ctrl-C: the first SIGINT/SIGTERM asks for a checkpoint at the end of the step;
+ * a second one removes temporary files and ends the process (check.h's handler).
+ * ================================================================================ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    interrupted = sig;
+    dr_install_cleanup_signals();   /* signal() is async-signal-safe */
+}
+
+/* ================================================================================
+ * The trainer's state
+ * ================================================================================ */
+
+/* Everything besides tensors that a bit-exact resume needs. */
+typedef struct {
+    long step;              /* updates done */
+    long tokens;            /* training target tokens so far */
+    DataPosition pos;       /* of the Train stream: the next batch */
+    double acc_sum;         /* Σ batch losses since the last log line */
+    long acc_n;
+    double seconds;         /* training wall time before this process */
+} Counters;
+
+typedef struct {
+    TrainOptions *o;
+    const Config *cfg;
+    const Backend *be;
+    LMConfig lmc;
+    size_t P;
+    int n_tensors;
+    ParamInfo *table;
+    real *params, *grads;           /* backend */
+    OptimState opt;
+    OptimHyper hyper;
+    long total_steps;
+    LMActs *acts;
+    DataLoader *train, *val;
+    DataBatch *batch, *val_batch;
+    real *losses, *dlosses;         /* host [B] */
+    real *h_params, *h_m, *h_v;     /* host copies for saving */
+    Counters c;
+    /* the last state whose loss and gradient were finite */
+    real *good_params;
+    OptimState good_opt;
+    Counters good_c;
+    int have_good;
+    char *config_json;
+} Trainer;
+
+static int finite(double x) { return isfinite(x); }
+
+static void free_trainer(Trainer *t) {
+    const Backend *be = t->be;
+    if (be) {
+        if (t->acts) lm_acts_free(be, t->acts);
+        if (t->params) be->free(t->params);
+        if (t->grads) be->free(t->grads);
+        if (t->good_params) be->free(t->good_params);
+        optim_state_free(&t->opt, be);
+        optim_state_free(&t->good_opt, be);
+    }
+    data_batch_free(t->batch);
+    data_batch_free(t->val_batch);
+    data_close(t->train);
+    data_close(t->val);
+    free(t->losses); free(t->dlosses);
+    free(t->h_params); free(t->h_m); free(t->h_v);
+    free(t->table);
+    free(t->config_json);
+}
+
+/* ================================================================================
+ * Setup: data, checks that need the data, model buffers
+ * ================================================================================ */
+
+static int open_data(Trainer *t, int need_train) {
+    const Config *cfg = t->cfg;
+    DataOptions dopt;
+    data_options_from_config(&dopt, cfg);
+    dopt.seq_len_rater = 0;   /* the LM needs no rater view */
+    if (need_train) {
+        if (t->o->train.n == 0)
+            return dr_seterr("no Train shards (a manifest's train_b/train_a split, --train-split, or --train)");
+        t->train = data_open(&t->o->train, &dopt);
+        if (!t->train) return dr_seterr("Train data: %s", dr_lasterr());
+    }
+    if (t->o->val.n == 0)
+        return dr_seterr("no Val shards (a manifest's val split, --val-split, or --val)");
+    DataOptions vopt = dopt;
+    vopt.prefetch = 0;
+    vopt.shuffle = 0;
+    t->val = data_open(&t->o->val, &vopt);
+    if (!t->val) return dr_seterr("Val data: %s", dr_lasterr());
+    if (t->train && data_fingerprint(t->train) != data_fingerprint(t->val))
+        return dr_seterr("Train (%s) and Val (%s) shards were made with different tokenizers",
+                         data_shard_path(t->train, 0), data_shard_path(t->val, 0));
+    return 0;
+}
+
+/* The model's vocabulary and context must hold the data. */
+static int check_model_vs_data(const Trainer *t) {
+    uint32_t vocab = t->train ? data_vocab_size(t->train) : 0;
+    if (data_vocab_size(t->val) > vocab) vocab = data_vocab_size(t->val);
+    if ((uint32_t)t->lmc.vocab < vocab)
+        return dr_seterr("lm.vocab_size = %d is smaller than the shards' vocabulary (%u ids): "
+                         "set it to at least %u, or 0 to take it from the shards",
+                         t->lmc.vocab, vocab, vocab);
+    if (t->lmc.ctx < t->cfg->data.seq_len)
+        return dr_seterr("data.seq_len = %d exceeds the LM's context (lm.ctx = %d)",
+                         t->cfg->data.seq_len, t->lmc.ctx);
+    return 0;
+}
+
+static void alloc_model(Trainer *t, int with_optimizer) {
+    const Backend *be = t->be;
+    t->P = lm_num_params(&t->lmc);
+    t->n_tensors = lm_num_tensors(&t->lmc);
+    t->table = xcalloc((size_t)t->n_tensors, sizeof *t->table);
+    lm_param_table(&t->lmc, t->table);
+    t->params = be->alloc(t->P * sizeof(real));
+    int B = t->cfg->data.batch_size;
+    t->acts = lm_acts_new(be, &t->lmc, B, t->cfg->data.seq_len, 0);
+    t->losses = xcalloc((size_t)B, sizeof *t->losses);
+    t->dlosses = xcalloc((size_t)B, sizeof *t->dlosses);
+    t->val_batch = data_batch_new(t->val);
+    t->h_params = xmalloc(t->P * sizeof(real));
+    if (!with_optimizer) return;
+    t->grads = be->alloc(t->P * sizeof(real));
+    t->good_params = be->alloc(t->P * sizeof(real));
+    t->hyper = optim_hyper_lm(t->cfg, t->total_steps);
+    optim_state_init(&t->opt, be, t->hyper.kind, t->P);
+    optim_state_init(&t->good_opt, be, t->hyper.kind, t->P);
+    t->h_m = xmalloc(t->P * sizeof(real));
+    t->h_v = xmalloc(t->P * sizeof(real));
+    t->batch = data_batch_new(t->train);
+}
+
+/* Steps of the run: --steps, --tokens, train.steps, train.tokens (in that order); a
+ * token budget becomes steps at the Train split's mean target tokens per batch. */
+static long total_steps_of(const TrainOptions *o, const Config *cfg, const DataLoader *train) {
+    if (o->steps > 0) return o->steps;
+    long tokens = o->tokens > 0 ? o->tokens : cfg->train.steps > 0 ? 0 : cfg->train.tokens;
+    if (tokens <= 0) return cfg->train.steps;
+    double per_batch = (double)cfg->data.batch_size * (double)data_num_target_tokens(train) /
+                       (double)data_num_examples(train);
+    long steps = (long)ceil((double)tokens / per_batch);
+    return steps > 0 ? steps : 1;
+}
+
+/* ================================================================================
+ * Evaluation: L_val = mean over Val examples (shard order) of the per-example loss
+ * ================================================================================ */
+
+typedef struct { double l_val; long examples, tokens; } EvalResult;
+
+static int evaluate(Trainer *t, const real *params, EvalResult *r) {
+    int B = t->cfg->data.batch_size;
+    uint64_t N = data_num_examples(t->val);
+    uint64_t nb = (N + (uint64_t)B - 1) / (uint64_t)B;
+    if (t->cfg->train.eval_batches > 0 && nb > (uint64_t)t->cfg->train.eval_batches)
+        nb = (uint64_t)t->cfg->train.eval_batches;
+    double sum = 0;
+    memset(r, 0, sizeof *r);
+    for (uint64_t k = 0; k < nb; k++) {
+        uint64_t start = k * (uint64_t)B;
+        int n = N - start < (uint64_t)B ? (int)(N - start) : B;
+        DataBatch *vb = t->val_batch;
+        if (data_range(t->val, start, n, vb) != 0) return -1;
+        lm_forward(t->be, &t->lmc, params, t->acts, vb->inputs, vb->targets, vb->n_valid,
+                   vb->B, vb->T, t->losses);
+        for (int i = 0; i < vb->B; i++) sum += (double)t->losses[i];
+        r->examples += vb->B;
+        r->tokens += vb->n_tokens;
+    }
+    r->l_val = sum / (double)r->examples;
+    return 0;
+}
+
+/* ================================================================================
+ * Checkpoints: <out> (the LM) + <out>.state (moments + counters)
+ * ================================================================================ */
+
+static char *state_path_of(const char *out) {
+    size_t n = strlen(out) + 8;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s.state", out);
+    return p;
+}
+
+static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt,
+                           const Counters *c) {
+    const Backend *be = t->be;
+    const char *out = t->o->out_path;
+    be->to_host(t->h_params, params, t->P * sizeof(real));
+    be->to_host(t->h_m, opt->m, t->P * sizeof(real));
+    if (opt->v) be->to_host(t->h_v, opt->v, t->P * sizeof(real));
+
+    double seconds = c->seconds;
+    char state[1024];
+    snprintf(state, sizeof state,
+             "{\"step\":%ld,\"total_steps\":%ld,\"tokens\":%ld,"
+             "\"data_epoch\":\"%" PRIu64 "\",\"data_cursor\":\"%" PRIu64 "\","
+             "\"data_seed\":\"%" PRIu64 "\",\"data_examples\":\"%" PRIu64 "\","
+             "\"acc_sum\":\"%a\",\"acc_n\":%ld,\"seconds\":%.3f}",
+             c->step, t->total_steps, c->tokens, c->pos.epoch, c->pos.cursor, c->pos.seed,
+             c->pos.n_examples, c->acc_sum, c->acc_n, seconds);
+    size_t n = strlen(t->config_json) + 128;
+    char *meta = xmalloc(n);
+    snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"config\":%s}", c->step, c->tokens,
+             t->config_json);
+    char *sp = state_path_of(out);
+    int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
+                              opt->v ? t->h_v : NULL, opt->step, state);
+    if (rc == 0) rc = lm_save(out, &t->lmc, t->h_params, meta);
+    free(sp);
+    free(meta);
+    return rc;
+}
+
+static int json_long(const JsonValue *obj, const char *key, long *out) {
+    const JsonValue *v = json_get(obj, key);
+    if (!v || v->type != JSON_NUMBER) return -1;
+    *out = (long)v->number;
+    return 0;
+}
+static int json_u64_str(const JsonValue *obj, const char *key, uint64_t *out) {
+    const JsonValue *v = json_get(obj, key);
+    if (!v || v->type != JSON_STRING) return -1;
+    char *end;
+    *out = strtoull(v->str, &end, 10);
+    return *end ? -1 : 0;
+}
+static int json_hexdouble_str(const JsonValue *obj, const char *key, double *out) {
+    const JsonValue *v = json_get(obj, key);
+    if (!v || v->type != JSON_STRING) return -1;
+    char *end;
+    *out = strtod(v->str, &end);
+    return *end ? -1 : 0;
+}
+
+/* The "step" recorded in the LM checkpoint's own metadata (to match it with .state). */
+static int model_step(const char *path, long *step) {
+    SafeTensors *st = st_open(path);
+    if (!st) return -1;
+    const char *meta = st_metadata(st, "datarater");
+    JsonDoc *doc = meta ? json_parse(meta, strlen(meta), 0) : NULL;
+    int rc = doc && json_long(json_root(doc), "step", step) == 0 ? 0 : -1;
+    if (rc) dr_seterr("%s: no training step in its metadata (not a dr-train checkpoint)", path);
+    json_free(doc);
+    st_close(st);
+    return rc;
+}
+
+static int load_checkpoint(Trainer *t) {
+    const Backend *be = t->be;
+    const char *out = t->o->out_path;
+    LMConfig lc;
+    real *hp = NULL;
+    if (lm_load(out, &lc, &hp) != 0) return dr_seterr("--resume: %s", dr_lasterr());
+    if (lc.n_layer != t->lmc.n_layer || lc.d_model != t->lmc.d_model || lc.n_head != t->lmc.n_head ||
+        lc.d_ff != t->lmc.d_ff || lc.vocab != t->lmc.vocab || lc.ctx != t->lmc.ctx) {
+        free(hp);
+        return dr_seterr("--resume: %s holds a %d-layer d%d %d-head ff%d vocab %d ctx %d LM, the "
+                         "config asks for %d-layer d%d %d-head ff%d vocab %d ctx %d", out,
+                         lc.n_layer, lc.d_model, lc.n_head, lc.d_ff, lc.vocab, lc.ctx,
+                         t->lmc.n_layer, t->lmc.d_model, t->lmc.n_head, t->lmc.d_ff,
+                         t->lmc.vocab, t->lmc.ctx);
+    }
+    be->to_device(t->params, hp, t->P * sizeof(real));
+    free(hp);
+
+    char *sp = state_path_of(out), *meta = NULL;
+    long step = 0, mstep = -1;
+    int rc = optim_state_load(sp, t->table, t->n_tensors, t->opt.kind, t->h_m, t->h_v, &step, &meta);
+    if (rc != 0) { dr_seterr("--resume: %s", dr_lasterr()); free(sp); return -1; }
+    be->to_device(t->opt.m, t->h_m, t->P * sizeof(real));
+    if (t->opt.v) be->to_device(t->opt.v, t->h_v, t->P * sizeof(real));
+    t->opt.step = step;
+
+    JsonDoc *doc = meta ? json_parse(meta, strlen(meta), 0) : NULL;
+    const JsonValue *root = doc ? json_root(doc) : NULL;
+    Counters *c = &t->c;
+    long total = 0;
+    if (!root || json_long(root, "step", &c->step) || json_long(root, "tokens", &c->tokens) ||
+        json_long(root, "total_steps", &total) || json_long(root, "acc_n", &c->acc_n) ||
+        json_u64_str(root, "data_epoch", &c->pos.epoch) ||
+        json_u64_str(root, "data_cursor", &c->pos.cursor) ||
+        json_u64_str(root, "data_seed", &c->pos.seed) ||
+        json_u64_str(root, "data_examples", &c->pos.n_examples) ||
+        json_hexdouble_str(root, "acc_sum", &c->acc_sum)) {
+        rc = dr_seterr("--resume: %s: missing or malformed training counters in its metadata", sp);
+    } else {
+        const JsonValue *s = json_get(root, "seconds");
+        c->seconds = s && s->type == JSON_NUMBER ? s->number : 0;
+        if (model_step(out, &mstep) != 0) rc = -1;
+        else if (mstep != c->step || step != c->step)
+            rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
+                           "short; they do not belong together", out, mstep, sp, c->step);
+        else if (data_set_position(t->train, &c->pos) != 0)
+            rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, dr_lasterr());
+        else if (total != t->total_steps)
+            fprintf(stderr, "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
+                    "rate schedule changes\n", dr_progname(), total, t->total_steps);
+    }
+    json_free(doc);
+    free(meta);
+    free(sp);
+    return rc;
+}
+
+/* Keeps only the metrics lines of steps <= step (a resumed run re-logs what came after
+ * its checkpoint). Lines that do not parse are kept. */
+static int truncate_log(const char *path, long step) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;   /* no log yet */
+    char *tmp;
+    FILE *g = dr_atomic_open(path, &tmp);
+    if (!g) { fclose(f); return -1; }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        JsonDoc *doc = json_parse(line, (size_t)len, 0);
+        long s = 0;
+        int keep = !doc || json_long(json_root(doc), "step", &s) != 0 || s <= step;
+        json_free(doc);
+        if (keep) fwrite(line, 1, (size_t)len, g);
+    }
+    free(line);
+    fclose(f);
+    return dr_atomic_commit(g, tmp, path);
+}
+
+/* ================================================================================
+ * The loop
+ * ================================================================================ */
+
+static void keep_good_state(Trainer *t, const Counters *c) {
+    t->be->vec_copy(t->good_params, t->params, t->P);
+    optim_state_copy(&t->good_opt, &t->opt, t->be);
+    t->good_c = *c;
+    t->have_good = 1;
+}
+
+/* A non-finite number at `step`: save the last good state, return -1 with the story. */
+static int fail_nonfinite(Trainer *t, long step, const char *what, double value) {
+    char saved[600];
+    if (t->have_good && save_checkpoint(t, t->good_params, &t->good_opt, &t->good_c) == 0)
+        snprintf(saved, sizeof saved, "the last good state (step %ld) is saved in %s",
+                 t->good_c.step, t->o->out_path);
+    else if (t->have_good)
+        snprintf(saved, sizeof saved, "saving the last good state failed: %s", dr_lasterr());
+    else
+        snprintf(saved, sizeof saved, "no earlier state to save");
+    return dr_seterr("step %ld: %s is %g (lr %g): training stopped; %s", step, what, value,
+                     lr_at(&t->hyper, step), saved);
+}
+
+static void log_eval(Metrics *m, const EvalResult *e) {
+    metrics_num(m, "l_val", e->l_val);
+    metrics_int(m, "val_tokens", e->tokens);
+}
+
+int train_run(TrainOptions *o) {
+    Trainer t = {0};
+    t.o = o;
+    t.cfg = &o->cfg;
+    const Config *cfg = t.cfg;
+    int rc = -1;
+    Metrics *metrics = NULL;
+    Progress prog;
+    double t0 = dr_now();
+
+    if (!o->out_path) return dr_seterr("no output path (-o)");
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    t.be = backend_select(o->device ? o->device : cfg->device);
+    if (!t.be) return -1;
+    if (open_data(&t, 1) != 0) goto done;
+    t.lmc = lm_config_from_shape(&cfg->lm.shape,
+                                 cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)data_vocab_size(t.train));
+    if (lm_config_check(&t.lmc) != 0) { dr_seterr("lm: %s", dr_lasterr()); goto done; }
+    if (check_model_vs_data(&t) != 0) goto done;
+    t.total_steps = total_steps_of(o, cfg, t.train);
+    if (t.total_steps <= 0) { dr_seterr("nothing to train: train.steps and train.tokens are 0"); goto done; }
+    t.config_json = config_to_json(cfg);
+    alloc_model(&t, 1);
+
+    if (o->resume) {
+        if (load_checkpoint(&t) != 0) goto done;
+        if (o->log_path && truncate_log(o->log_path, t.c.step) != 0) goto done;
+    } else {
+        lm_init_params(t.be, &t.lmc, t.params, cfg->seed);
+        t.c.pos = data_position(t.train);
+    }
+    metrics = metrics_open(o->log_path, o->resume);
+    if (!metrics) { dr_seterr("%s: cannot open the metrics log", o->log_path); goto done; }
+
+    int B = cfg->data.batch_size;
+    fprintf(stderr, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
+            "%s: Train %" PRIu64 " examples (%" PRIu64 " target tokens), Val %" PRIu64
+            " examples; %ld steps of %d×%d%s\n",
+            dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.d_model, t.lmc.n_head,
+            t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
+            data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
+            t.total_steps, B, cfg->data.seq_len, o->resume ? ", resumed" : "");
+    if (o->resume)
+        fprintf(stderr, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
+
+    interrupted = 0;
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+
+    if (!o->resume) {
+        EvalResult e;
+        if (evaluate(&t, t.params, &e) != 0) goto done;
+        if (!finite(e.l_val)) { fail_nonfinite(&t, 0, "the Val loss", e.l_val); goto done; }
+        metrics_begin(metrics);
+        metrics_int(metrics, "step", 0);
+        metrics_int(metrics, "tokens", 0);
+        log_eval(metrics, &e);
+        metrics_end(metrics);
+        fprintf(stderr, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
+    }
+    keep_good_state(&t, &t.c);   /* a resumed or fresh state counts as good until a step says no */
+    t.have_good = o->resume;     /* …but a fresh init whose first loss is not finite does not */
+
+    long first_step = t.c.step;
+    progress_start(&prog, "train", "steps", (double)(t.total_steps - first_step));
+    double last_l_val = NAN, last_loss = NAN;
+    for (int i = 0; i < B; i++) t.dlosses[i] = (real)(1.0 / B);
+
+    while (t.c.step < t.total_steps) {
+        if (interrupted || (o->stop_at > 0 && t.c.step >= o->stop_at)) {
+            t.c.seconds += dr_now() - t0;
+            t0 = dr_now();
+            if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
+            progress_finish(&prog);
+            fprintf(stderr, "%s: %s at step %ld; checkpoint saved in %s (continue with --resume)\n",
+                    dr_progname(), interrupted ? "interrupted" : "stopped", t.c.step, o->out_path);
+            rc = interrupted ? TRAIN_INTERRUPTED : 0;
+            goto done;
+        }
+        Counters before = t.c;
+        long step = t.c.step;
+        if (data_next(t.train, t.batch) != 0) goto done;
+        DataBatch *b = t.batch;
+        double lr = lr_at(&t.hyper, step);
+
+        /* forward, loss, backward */
+        t.be->vec_zero(t.grads, t.P);
+        lm_forward(t.be, &t.lmc, t.params, t.acts, b->inputs, b->targets, b->n_valid, b->B, b->T,
+                   t.losses);
+        double loss = 0;
+        for (int i = 0; i < b->B; i++) loss += (double)t.losses[i];
+        loss /= b->B;
+        if (!finite(loss)) { fail_nonfinite(&t, step, "the training loss", loss); goto done; }
+        lm_backward(t.be, &t.lmc, t.params, t.acts, t.dlosses, t.grads);
+        double norm;
+        clip_factor(t.be, t.grads, t.P, 0, &norm);
+        if (!finite(norm)) { fail_nonfinite(&t, step, "the gradient norm", norm); goto done; }
+        keep_good_state(&t, &before);
+
+        /* update */
+        OptimStepInfo info;
+        optim_step(t.be, &t.opt, t.params, t.grads, &t.hyper, lr, &info);
+        t.c.step++;
+        t.c.tokens += b->n_tokens;
+        t.c.pos = data_position(t.train);
+        t.c.acc_sum += loss;
+        t.c.acc_n++;
+        last_loss = loss;
+
+        int last = t.c.step == t.total_steps;
+        int log_now = last || (cfg->train.log_every > 0 && t.c.step % cfg->train.log_every == 0);
+        int eval_now = last || (cfg->train.eval_every > 0 && t.c.step % cfg->train.eval_every == 0);
+        EvalResult e = {0};
+        if (eval_now) {
+            if (evaluate(&t, t.params, &e) != 0) goto done;
+            if (!finite(e.l_val)) { fail_nonfinite(&t, t.c.step, "the Val loss", e.l_val); goto done; }
+            last_l_val = e.l_val;
+        }
+        if (log_now || eval_now) {
+            metrics_begin(metrics);
+            metrics_int(metrics, "step", t.c.step);
+            metrics_int(metrics, "tokens", t.c.tokens);
+            if (log_now) {
+                metrics_num(metrics, "lr", lr);
+                metrics_num(metrics, "l_train", t.c.acc_sum / (double)t.c.acc_n);
+                metrics_num(metrics, "grad_norm", info.grad_norm);
+                metrics_num(metrics, "seconds", t.c.seconds + dr_now() - t0);
+                t.c.acc_sum = 0;
+                t.c.acc_n = 0;
+            }
+            if (eval_now) log_eval(metrics, &e);
+            metrics_end(metrics);
+        }
+        if (isnan(last_l_val)) progress_set_extra(&prog, "loss %.4f  lr %.2e", last_loss, lr);
+        else progress_set_extra(&prog, "loss %.4f  val %.4f  lr %.2e", last_loss, last_l_val, lr);
+        progress_update(&prog, (double)(t.c.step - first_step));
+
+        if (!last && cfg->train.checkpoint_every > 0 && t.c.step % cfg->train.checkpoint_every == 0) {
+            Counters c = t.c;
+            c.seconds += dr_now() - t0;
+            if (save_checkpoint(&t, t.params, &t.opt, &c) != 0) goto done;
+        }
+    }
+    t.c.seconds += dr_now() - t0;
+    t0 = dr_now();
+    if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
+    progress_finish(&prog);
+    fprintf(stderr, "%s: done: %ld steps, %ld tokens, l_val %.4f, %.1f s; saved %s\n", dr_progname(),
+            t.c.step, t.c.tokens, last_l_val, t.c.seconds, o->out_path);
+    rc = 0;
+done:
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (metrics) metrics_close(metrics);
+    free_trainer(&t);
+    return rc;
+}
+
+int train_eval_only(TrainOptions *o, const char *ckpt) {
+    Trainer t = {0};
+    t.o = o;
+    t.cfg = &o->cfg;
+    int rc = -1;
+    real *hp = NULL;
+    if (o->cfg.threads > 0) omp_set_num_threads(o->cfg.threads);
+    t.be = backend_select(o->device ? o->device : o->cfg.device);
+    if (!t.be) return -1;
+    if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
+    if (open_data(&t, 0) != 0) goto done;
+    if (check_model_vs_data(&t) != 0) goto done;
+    alloc_model(&t, 0);
+    t.be->to_device(t.params, hp, t.P * sizeof(real));
+    EvalResult e;
+    if (evaluate(&t, t.params, &e) != 0) goto done;
+    Metrics *m = metrics_open("-", 0);
+    metrics_begin(m);
+    metrics_num(m, "l_val", e.l_val);
+    metrics_int(m, "examples", e.examples);
+    metrics_int(m, "tokens", e.tokens);
+    metrics_end(m);
+    metrics_close(m);
+    rc = 0;
+done:
+    free(hp);
+    free_trainer(&t);
+    return rc;
+}

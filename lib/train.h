@@ -1,0 +1,67 @@
+/* train.h — the LM training loop behind dr-train (and the evaluation of a checkpoint).
+ *
+ * One step: next batch of the Train stream (data.h) → lm_forward → per-example losses
+ * ℓ_i → lm_backward with dℓ_i = 1/B (L = mean ℓ_i) → clip + AdamW/SGD (optim.h) at the
+ * scheduled learning rate. Every train.eval_every steps and at the end: L_val = mean of
+ * ℓ_i over the Val examples in shard order (the first train.eval_batches batches; 0 = all).
+ *
+ * Metrics (JSON lines, --log): at every train.log_every-th step and the last:
+ *   step, tokens (training target tokens so far), lr, l_train (mean batch loss since the
+ *   previous log line), grad_norm (of the step's gradient, before clipping), seconds;
+ * at eval steps (and step 0 of a fresh run): l_val, val_tokens.
+ *
+ * Checkpoints (every train.checkpoint_every steps, at the end, on Ctrl-C/SIGTERM, at
+ * --stop-at): <out> is the LM (checkpoint.h: Hugging Face GPT-2 names), <out>.state the
+ * optimizer moments plus {step, total_steps, tokens, data position, the l_train
+ * accumulator, seconds} as metadata, so --resume continues BIT-EXACTLY: the same
+ * batches, the same updates and the same logged numbers as a run never interrupted.
+ *
+ * A non-finite training loss, gradient norm or Val loss stops the run: the last state
+ * whose loss and gradient were finite is saved to <out> and the error names the step.
+ * Data-dependent configuration errors (shard vocabulary > lm vocab, seq_len > ctx, no
+ * Train or Val examples, mixed tokenizers) are refused before any training work.
+ */
+#ifndef DR_TRAIN_H
+#define DR_TRAIN_H
+
+#include "config.h"
+#include "inputs.h"
+
+typedef struct {
+    Config cfg;                 /* loaded and validated (config_load) */
+    long steps;                 /* > 0: overrides train.steps / train.tokens */
+    long tokens;                /* > 0 (and steps == 0): overrides train.tokens */
+    long stop_at;               /* > 0: checkpoint and stop after this step, as Ctrl-C */
+    const char *log_path;       /* metrics JSON lines; NULL = none */
+    const char *out_path;       /* LM checkpoint; the state goes to <out_path>.state */
+    int resume;                 /* continue from <out_path> + <out_path>.state */
+    const char *device;         /* NULL = cfg.device */
+    ShardList train, val;       /* the Train and Val shards (train_resolve_inputs) */
+} TrainOptions;
+
+/* Return value of train_run besides 0 (done, or stopped at stop_at with a checkpoint)
+ * and -1 (error, dr_seterr). */
+#define TRAIN_INTERRUPTED 130   /* stopped by SIGINT/SIGTERM; checkpoint saved */
+
+/* Sorts inputs into the Train and Val shard lists.
+ * inputs (positional: shard files, directories, manifests, "-" = manifest on stdin):
+ *   Train = the shards of split train_split, or if NULL: train_b when present, else
+ *   train_a; Val = the shards of split val_split (NULL: "val").
+ * train_inputs / val_inputs (--train / --val): all their shards, filtered by the split
+ *   name when one is given. -1 + dr_seterr when a list ends up empty. */
+int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
+                         int n_train, char **train_inputs, int n_val, char **val_inputs,
+                         const char *train_split, const char *val_split);
+
+/* Trains (or resumes) as configured. 0 when done (or at stop_at), TRAIN_INTERRUPTED
+ * after a signal (checkpoint saved), -1 + dr_seterr on bad input or a non-finite loss. */
+int train_run(TrainOptions *o);
+
+/* Val loss of the LM checkpoint `ckpt` on o->val, printed on stdout as one JSON line
+ * {"l_val": …, "examples": …, "tokens": …}. -1 + dr_seterr. */
+int train_eval_only(TrainOptions *o, const char *ckpt);
+
+/* Frees the shard lists. */
+void train_options_free(TrainOptions *o);
+
+#endif

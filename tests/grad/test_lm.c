@@ -1,0 +1,200 @@
+/* test_lm.c — finite-difference checks of the whole LM (double build, -DDR_DOUBLE):
+ *   1. lm_backward's gradient of L = Σ c_i ℓ_i along a random direction supported on
+ *      each tensor in turn, against the 5-point central difference of L;
+ *   2. lm_forward_over_reverse along u (u random over all parameters, then u supported
+ *      on each tensor in turn):
+ *      - H·u: ⟨v, H u⟩ against the 5-point difference of ⟨v, ∇L(θ + h u)⟩ (∇L from
+ *        lm_backward), with v random over all parameters and, for u over all, v
+ *        supported on each tensor in turn;
+ *      - d_i = ⟨∇ℓ_i, u⟩ against the 5-point difference of ℓ_i;
+ *      - its losses and gradient equal lm_forward's / lm_backward's;
+ *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient.
+ * Micro model: 2 layers, d 8, 2 heads, d_ff 32, vocab 13, ctx 8; batch B 3, T 6 with
+ * n_valid {6, 3, 1}, run inside activations allocated for 4×8 (the trimmed-batch path).
+ * Parameters are the DESIGN init plus noise of std 0.3 so that every nonlinearity is
+ * exercised (biases ≠ 0, LN weights ≠ 1, attention far from uniform).
+ *
+ * Tolerance rule: rel(a, b) = |a − b| / max(|a|, |b|) ≤ 1e-6 for every compared number
+ * (test_rel_err). The 5-point stencil (f(−2h) − 8f(−h) + 8f(h) − f(2h))/(12h) has
+ * truncation error O(h⁴) and rounding error ~ε|f|/h. Directions are not normalized
+ * (entries ~ N(0,1)), and h = 3e-4 balances the two: measured worst cases are about 3e-9
+ * (h = 1e-3 gives 3e-7, h = 3e-3 fails with 3e-5: the h⁴ law, so the stencil and not the
+ * code limits the agreement). 1e-6 leaves two to three orders of margin yet catches any
+ * missing or wrong term (a wrong term is an O(1) relative error of its tensor's number).
+ * Numbers compared are never structurally zero (each direction is random over a whole
+ * tensor), so every check can fail.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "lm.h"
+#include "test.h"
+
+#define TOL 1e-6
+#ifndef H
+#define H 3e-4
+#endif
+
+static const Backend *be = &backend_cpu;
+static LMConfig cfg = { .n_layer = 2, .d_model = 8, .n_head = 2, .d_ff = 32, .vocab = 13,
+                        .ctx = 8, .init_std = 0.02 };
+enum { B = 3, T = 6 };
+static int32_t inputs[B * T], targets[B * T], n_valid[B] = { 6, 3, 1 };
+static real c[B] = { 0.7, -0.4, 1.3 };   /* L = Σ c_i ℓ_i: signs and sizes differ */
+static size_t NP;
+static LMActs *acts;
+static real *grad_tmp;                   /* scratch gradient buffer */
+
+/* a random direction: normal over tensor `k` only (k < 0: over every tensor) */
+static void direction(real *d, const ParamInfo *tab, int k, uint64_t seed) {
+    be->vec_zero(d, NP);
+    for (size_t j = 0; j < NP; j++) {
+        int inside = 1;
+        if (k >= 0) inside = j >= tab[k].offset && j < tab[k].offset + tab[k].numel;
+        if (inside) d[j] = (real)dr_normal(seed, j);
+    }
+}
+
+/* ℓ at θ + s·dir (losses out) and, if g != NULL, g = ∇θ Σ c_i ℓ_i there */
+static void eval_at(const real *theta, const real *dir, double s, real *losses, real *g) {
+    real *p = be->alloc(NP * sizeof(real));
+    be->vec_copy(p, theta, NP);
+    be->vec_axpy(p, s, dir, NP);
+    lm_forward(be, &cfg, p, acts, inputs, targets, n_valid, B, T, losses);
+    if (g) {
+        be->vec_zero(g, NP);
+        lm_backward(be, &cfg, p, acts, c, g);
+    }
+    be->free(p);
+}
+
+static double weighted_loss(const real *losses) {
+    double L = 0;
+    for (int i = 0; i < B; i++) L += c[i] * losses[i];
+    return L;
+}
+
+static double stencil(double fm2, double fm1, double fp1, double fp2) {
+    return (fm2 - 8 * fm1 + 8 * fp1 - fp2) / (12 * H);
+}
+
+static double max_grad_err, max_hvp_err, max_dir_err;
+
+int main(void) {
+    CHECK(lm_config_check(&cfg) == 0, "%s", dr_lasterr());
+    NP = lm_num_params(&cfg);
+    int NT = lm_num_tensors(&cfg);
+    ParamInfo *tab = xmalloc((size_t)NT * sizeof *tab);
+    lm_param_table(&cfg, tab);
+
+    /* batch: random tokens; padding inputs are id 0, padding targets garbage (ignored) */
+    uint64_t s = 7;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int i = b * T + t;
+            inputs[i] = t < n_valid[b] ? (int32_t)((s = s * 6364136223846793005ULL + 1) >> 33) % cfg.vocab : 0;
+            targets[i] = t < n_valid[b] ? (int32_t)((s = s * 6364136223846793005ULL + 1) >> 33) % cfg.vocab : -1;
+        }
+
+    real *theta = be->alloc(NP * sizeof(real)), *noise = be->alloc(NP * sizeof(real));
+    lm_init_params(be, &cfg, theta, 1234);
+    direction(noise, tab, -1, 99);
+    be->vec_axpy(theta, 0.3, noise, NP);
+
+    acts = lm_acts_new(be, &cfg, B + 1, T + 2, 1);
+    grad_tmp = be->alloc(NP * sizeof(real));
+    real *g0 = be->alloc(NP * sizeof(real)), *dir = be->alloc(NP * sizeof(real));
+    real *v = be->alloc(NP * sizeof(real)), *hvp = be->alloc(NP * sizeof(real));
+    real *g_for = be->alloc(NP * sizeof(real)), *fd_hu = be->alloc(NP * sizeof(real));
+    real *g4[4];
+    for (int k = 0; k < 4; k++) g4[k] = be->alloc(NP * sizeof(real));
+    real losses0[B], losses4[4][B], losses_for[B], dloss_dir[B];
+    const double steps[4] = { -2 * H, -H, H, 2 * H };
+
+    /* ---- 1. gradient vs finite differences, one tensor at a time ---------------- */
+    eval_at(theta, noise, 0, losses0, g0);
+    for (int k = 0; k < NT; k++) {
+        direction(dir, tab, k, 1000 + k);
+        double f[4];
+        for (int q = 0; q < 4; q++) { eval_at(theta, dir, steps[q], losses4[q], NULL); f[q] = weighted_loss(losses4[q]); }
+        double fd = stencil(f[0], f[1], f[2], f[3]), an = be->vec_dot(g0, dir, NP);
+        double e = test_rel_err(an, fd);
+        if (e > max_grad_err) max_grad_err = e;
+        TEST_CHECK(e <= TOL, "grad %s: analytic %.12e, FD %.12e, rel %.2e", tab[k].name, an, fd, e);
+    }
+
+    /* ---- 2. forward-over-reverse: u over all, then u on each tensor -------------- */
+    direction(v, tab, -1, 5);
+    for (int k = -1; k < NT; k++) {
+        direction(dir, tab, k, 2000 + k);
+        be->vec_zero(hvp, NP);
+        be->vec_zero(g_for, NP);
+        lm_forward_over_reverse(be, &cfg, theta, dir, acts, inputs, targets, n_valid, B, T, c,
+                                losses_for, g_for, hvp, dloss_dir);
+        const char *uname = k < 0 ? "all" : tab[k].name;
+
+        /* its losses and gradient are lm_forward's and lm_backward's */
+        double worst = 0;
+        for (int i = 0; i < B; i++) { double e = test_rel_err(losses_for[i], losses0[i]); if (e > worst) worst = e; }
+        TEST_CHECK(worst <= 1e-13, "FoR(u %s) losses differ from lm_forward's: rel %.2e", uname, worst);
+        be->vec_copy(grad_tmp, g_for, NP);
+        be->vec_axpy(grad_tmp, -1, g0, NP);
+        double gdiff = sqrt(be->vec_sumsq(grad_tmp, NP)), gnorm = sqrt(be->vec_sumsq(g0, NP));
+        TEST_CHECK(gdiff <= 1e-13 * gnorm, "FoR(u %s) gradient differs from lm_backward's: |Δ|/|g| = %.2e",
+                   uname, gdiff / gnorm);
+
+        /* FD of ℓ_i and of ∇L along u */
+        for (int q = 0; q < 4; q++) eval_at(theta, dir, steps[q], losses4[q], g4[q]);
+        for (int i = 0; i < B; i++) {
+            double fd = stencil(losses4[0][i], losses4[1][i], losses4[2][i], losses4[3][i]);
+            double e = test_rel_err(dloss_dir[i], fd);
+            if (e > max_dir_err) max_dir_err = e;
+            TEST_CHECK(e <= TOL, "d_%d along u %s: FoR %.12e, FD %.12e, rel %.2e", i, uname,
+                       dloss_dir[i], fd, e);
+        }
+        be->vec_zero(fd_hu, NP);
+        be->vec_axpy(fd_hu, 1.0 / (12 * H), g4[0], NP);
+        be->vec_axpy(fd_hu, -8.0 / (12 * H), g4[1], NP);
+        be->vec_axpy(fd_hu, 8.0 / (12 * H), g4[2], NP);
+        be->vec_axpy(fd_hu, -1.0 / (12 * H), g4[3], NP);
+        double an = be->vec_dot(v, hvp, NP), fd = be->vec_dot(v, fd_hu, NP);
+        double e = test_rel_err(an, fd);
+        if (e > max_hvp_err) max_hvp_err = e;
+        TEST_CHECK(e <= TOL, "<v, H u> with u %s: FoR %.12e, FD %.12e, rel %.2e", uname, an, fd, e);
+        if (k < 0)   /* every output tensor of H·u on its own */
+            for (int j = 0; j < NT; j++) {
+                direction(grad_tmp, tab, j, 3000 + j);
+                an = be->vec_dot(grad_tmp, hvp, NP);
+                fd = be->vec_dot(grad_tmp, fd_hu, NP);
+                e = test_rel_err(an, fd);
+                if (e > max_hvp_err) max_hvp_err = e;
+                TEST_CHECK(e <= TOL, "<v_%s, H u>: FoR %.12e, FD %.12e, rel %.2e", tab[j].name, an,
+                           fd, e);
+            }
+    }
+
+    /* ---- 3. padding inputs are invisible --------------------------------------- */
+    int32_t saved[B * T];
+    memcpy(saved, inputs, sizeof saved);
+    for (int b = 0; b < B; b++)
+        for (int t = n_valid[b]; t < T; t++) inputs[b * T + t] = (b + 5 * t) % cfg.vocab;
+    real losses_pad[B];
+    eval_at(theta, noise, 0, losses_pad, grad_tmp);
+    int same = memcmp(losses_pad, losses0, sizeof losses0) == 0;
+    TEST_CHECK(same, "padding input tokens changed the losses");
+    be->vec_axpy(grad_tmp, -1, g0, NP);
+    TEST_CHECK(be->vec_sumsq(grad_tmp, NP) == 0, "padding input tokens changed the gradient");
+    memcpy(inputs, saved, sizeof saved);
+
+    printf("max relative errors: gradient %.2e, H·u %.2e, d_i %.2e (tolerance %.0e)\n",
+           max_grad_err, max_hvp_err, max_dir_err, TOL);
+    for (int k = 0; k < 4; k++) be->free(g4[k]);
+    real *bufs[] = { theta, noise, grad_tmp, g0, dir, v, hvp, g_for, fd_hu };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->free(bufs[i]);
+    lm_acts_free(be, acts);
+    free(tab);
+    return test_finish("test_lm");
+}

@@ -1,0 +1,130 @@
+/* dr-filter — keep the best examples by score and write them as new shards.
+ * Thin: parse options, then lib/scores.c (read + align), lib/filter.c (select + write). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cli.h"
+#include "config.h"
+#include "data.h"
+#include "filter.h"
+#include "inputs.h"
+#include "scores.h"
+
+static void usage(void) {
+    printf(
+        "usage: dr-filter --scores scores.tsv POLICY -o DIR [options] inputs...\n"
+        "Keeps examples by score (scores.tsv from dr-score) and writes them to new shards\n"
+        "in DIR, one document per kept example; prints the shard paths on stdout and a\n"
+        "summary (examples, tokens, kept fraction per source) on stderr.\n"
+        "\n"
+        "policies (exactly one):\n"
+        "  --keep F         keep the top fraction F (0 < F <= 1) by score\n"
+        "  --per-batch B    bottom-K within consecutive batches of B: keep the top\n"
+        "                   ceil(F*B) of each (F from --fraction, default deploy.keep)\n"
+        "  --cdf            keep each example with probability CDF(score)^((1-F)/F)\n"
+        "                   (F = 0.5: probability = its CDF position), seeded\n"
+        "  --keep-middle F  keep the middle fraction F (perplexity filtering)\n"
+        "  --random F       keep a uniformly random fraction F, seeded\n"
+        "options:\n"
+        "  --fraction F     keep fraction for --per-batch and --cdf\n"
+        "  --invert         keep the worst instead (sanity checks)\n"
+        "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
+        "  --config C.yaml  config (data.seq_len defines the examples; deploy.keep)\n"
+        "  --set k=v        config override (repeatable)\n"
+        "  --shard-size MB  maximum output shard size (default 64)\n"
+        "  --prefix NAME    output shard name prefix (default 'filtered')\n"
+        "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
+        "  --split S        with a manifest: only shards of split S\n"
+        "\n"
+        "example:\n"
+        "  dr-score --rater rater.safetensors --config configs/cpu.yaml splits/train_b > scores.tsv\n"
+        "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname(argv[0]);
+    const char *scores_path = NULL, *out_dir = NULL, *config_path = NULL, *split = NULL;
+    const char *prefix = "filtered";
+    char **sets = xcalloc((size_t)argc, sizeof *sets);
+    char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+    int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0;
+    double fraction = -1, shard_mb = 64;
+    FilterOptions fo = { .policy = FILTER_TOP, .keep = -1 };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        else if (!strcmp(a, "--scores")) scores_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--prefix")) prefix = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--invert")) fo.invert = 1;
+        else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
+        else if (!strcmp(a, "--seed")) { fo.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL); seed_given = 1; }
+        else if (!strcmp(a, "--fraction")) fraction = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
+        else if (!strcmp(a, "--keep") || !strcmp(a, "--keep-middle") || !strcmp(a, "--random")) {
+            fo.policy = !strcmp(a, "--keep") ? FILTER_TOP : !strcmp(a, "--random") ? FILTER_RANDOM : FILTER_MIDDLE;
+            fo.keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
+            if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, fo.keep);
+            n_policies++;
+        } else if (!strcmp(a, "--per-batch")) {
+            fo.policy = FILTER_PER_BATCH;
+            fo.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
+            n_policies++;
+        } else if (!strcmp(a, "--cdf")) { fo.policy = FILTER_CDF; n_policies++; }
+        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else inputs[n_inputs++] = (char *)a;
+    }
+    if (!scores_path) dr_die("--scores scores.tsv is required (see --help)");
+    if (!out_dir) dr_die("-o DIR is required (see --help)");
+    if (n_policies != 1) dr_die("give exactly one policy: --keep, --per-batch, --cdf, --keep-middle or --random");
+    if (n_inputs == 0) dr_die("no input shards (see --help)");
+
+    Config cfg;
+    if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
+    if (!seed_given) fo.seed = cfg.seed;
+    if (fo.policy == FILTER_PER_BATCH || fo.policy == FILTER_CDF) {
+        fo.keep = fraction >= 0 ? fraction : cfg.deploy.keep;
+        if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("--fraction: keep fraction %g is outside (0, 1]", fo.keep);
+    }
+
+    ShardList shards = {0};
+    if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
+    if (split) shardlist_filter_split(&shards, split);
+    if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split ? split : "");
+    DataOptions dopt;
+    data_options_from_config(&dopt, &cfg);
+    dopt.shuffle = 0;
+    dopt.bucket_by_length = 0;
+    dopt.prefetch = 0;
+    dopt.seq_len_rater = 0;
+    DataLoader *d = data_open(&shards, &dopt);
+    if (!d) dr_die("%s", dr_lasterr());
+
+    Scores sc;
+    if (scores_read(scores_path, &sc) != 0) dr_die("%s", dr_lasterr());
+    uint64_t n = data_num_examples(d);
+    double *aligned = xmalloc(n * sizeof *aligned);
+    if (scores_align(&sc, d, aligned) != 0) dr_die("%s", dr_lasterr());
+    uint8_t *keep = xmalloc(n ? n : 1);
+    filter_select(&fo, aligned, n, keep);
+
+    dr_install_cleanup_signals();
+    FilterSummary sum;
+    if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), stdout, &sum) != 0)
+        dr_die("%s", dr_lasterr());
+    filter_print_summary(d, keep, &sum, stderr);
+
+    free(keep);
+    free(aligned);
+    scores_free(&sc);
+    data_close(d);
+    shardlist_free(&shards);
+    free(sets);
+    free(inputs);
+    return 0;
+}

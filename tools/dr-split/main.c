@@ -1,0 +1,105 @@
+/* dr-split — hash-based disjoint train_a / val / train_b splits of token shards.
+ * Thin: parse options, then lib/split.c (plan from the indexes, one streaming pass). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "cli.h"
+#include "inputs.h"
+#include "shard.h"
+#include "split.h"
+
+static void usage(void) {
+    printf(
+        "usage: dr-split [options] -o DIR inputs...\n"
+        "Splits the documents of token shards into disjoint train_a / val / train_b sets by\n"
+        "a hash of each document's id, writes them as shards DIR/<split>/<split>-NNNNN.drs\n"
+        "and DIR/manifest.tsv, and prints the manifest (split<TAB>path lines, with '#'\n"
+        "lines recording hash, seed, fractions and counts) on stdout; a summary on stderr.\n"
+        "\n"
+        "  -o DIR             output directory (created; stale shards of an earlier run removed)\n"
+        "  --val F            fraction of documents in val (default 0.1)\n"
+        "  --train-b F        fraction in train_b (default 0); train_a gets the rest\n"
+        "  --seed S           seed of the hash (default 0)\n"
+        "  --val-sources a,b  only documents of these sources can be in val; the others\n"
+        "                     go to train. --val F is then the fraction of those sources\n"
+        "  --dedup            keep one copy of exact duplicates (same document id): the first\n"
+        "                     in canonical order (shards by content, documents in file order)\n"
+        "  --shard-size MB    start a new output shard after MB MiB of tokens (default 64)\n"
+        "  --level N          zstd level of the output (default %d)\n"
+        "  --threads N        1: compress on the calling thread; 2 (default): compress on\n"
+        "                     worker threads while reading (same bytes either way)\n"
+        "  inputs: shards, directories (their *.drs), manifests, or '-' (manifest on stdin)\n"
+        "\n"
+        "A document's split depends only on its id and the seed (u = xxh64(id, seed) / 2^64:\n"
+        "val if u < F_val, train_b if u < F_val + F_train_b, else train_a), so copies of a\n"
+        "document always land in the same split, and the output bytes do not depend on the\n"
+        "order of the inputs. All inputs must share one tokenizer.\n"
+        "\n"
+        "example:\n"
+        "  dr-split --val 0.1 --train-b 0.3 --seed 1 -o splits shards/ > splits.tsv\n"
+        "  dr-split --val 0.2 --val-sources sotu,moby-dick --dedup -o splits shards/ | dr-meta ...\n",
+        DRS_ZSTD_LEVEL);
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void print_summary(const SplitStats *st, double seconds) {
+    fprintf(stderr, "%s: %llu documents, %llu tokens from %llu shards", dr_progname(),
+            (unsigned long long)st->in_docs, (unsigned long long)st->in_tokens,
+            (unsigned long long)st->in_shards);
+    if (st->dup_docs) fprintf(stderr, "; %llu duplicates dropped", (unsigned long long)st->dup_docs);
+    fprintf(stderr, "\n");
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        fprintf(stderr, "  %-8s %10llu documents (%5.2f%%) %12llu tokens  %llu shards\n", split_name(s),
+                (unsigned long long)st->docs[s],
+                st->in_docs ? 100.0 * (double)st->docs[s] / (double)(st->in_docs - st->dup_docs) : 0.0,
+                (unsigned long long)st->tokens[s], (unsigned long long)st->shards[s]);
+    fprintf(stderr, "  %.2f s, %.1f M tokens/s\n", seconds, seconds > 0 ? (double)st->in_tokens / seconds / 1e6 : 0.0);
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname(argv[0]);
+    SplitOptions o;
+    split_options_default(&o);
+    char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+    int n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--train-b")) o.train_b = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
+        else if (!strcmp(a, "--val-sources")) split_set_val_sources(&o, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--dedup")) o.dedup = 1;
+        else if (!strcmp(a, "--shard-size"))
+            o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
+        else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
+        else if (!strcmp(a, "--threads")) o.background = cli_long(a, cli_value(argc, argv, &i), 1, 64) > 1;
+        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else inputs[n_inputs++] = (char *)a;
+    }
+    if (!o.out_dir) dr_die("-o DIR is required (see --help)");
+    if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");
+    if (o.val + o.train_b > 1) dr_die("--val %g + --train-b %g is more than 1", o.val, o.train_b);
+
+    ShardList shards = {0};
+    if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
+    dr_install_cleanup_signals();
+    double t0 = now_seconds();
+    SplitStats st;
+    if (split_run(&shards, &o, stdout, &st) != 0) dr_die("%s", dr_lasterr());
+    print_summary(&st, now_seconds() - t0);
+    shardlist_free(&shards);
+    split_options_free(&o);
+    free(inputs);
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* dr-train — train a language model on token shards (or evaluate one on Val).
+ * Thin: parse options, load the config, sort the inputs into Train/Val, call lib/train.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cli.h"
+#include "config.h"
+#include "train.h"
+
+static void usage(void) {
+    printf(
+        "usage: dr-train --config C.yaml [options] inputs...\n"
+        "Trains the GPT-2 style LM of the config on the Train split and evaluates it on the\n"
+        "Val split (L_val = mean per-example loss over the Val examples, in nats/token).\n"
+        "Checkpoints: -o FILE (Hugging Face GPT-2 safetensors) + FILE.state (optimizer and\n"
+        "data position), every train.checkpoint_every steps, at the end and on Ctrl-C;\n"
+        "--resume continues bit-exactly. A NaN/Inf loss stops the run and keeps the last\n"
+        "good state.\n"
+        "\n"
+        "options:\n"
+        "  --config C.yaml     config file (default: built-in defaults)\n"
+        "  --set k=v           config override, e.g. --set lm.lr=3e-4 (repeatable)\n"
+        "  --steps N           train N steps (overrides train.steps / train.tokens)\n"
+        "  --tokens N          train ~N target tokens (steps = N / mean tokens per batch)\n"
+        "  --log FILE          metrics as JSON lines (step, tokens, lr, l_train, grad_norm,\n"
+        "                      seconds; l_val at eval steps)\n"
+        "  -o FILE             LM checkpoint (default lm.safetensors)\n"
+        "  --resume            continue from -o FILE and FILE.state\n"
+        "  --stop-at STEP      save a checkpoint and stop after STEP steps (as Ctrl-C would)\n"
+        "  --eval-only CKPT    print {\"l_val\":…,\"examples\":…,\"tokens\":…} of CKPT on Val, train nothing\n"
+        "  --device D          cpu | auto | cuda (default experiment.device)\n"
+        "  --train-split S     manifest split to train on (default train_b if present, else train_a)\n"
+        "  --val-split S       manifest split to evaluate on (default val)\n"
+        "  --train PATH        Train shards/directory/manifest instead of a split (repeatable)\n"
+        "  --val PATH          Val shards/directory/manifest (repeatable)\n"
+        "  inputs: a manifest (or '-' for one on stdin), shards or directories\n"
+        "\n"
+        "examples:\n"
+        "  dr-split shards/ -o splits > manifest.tsv\n"
+        "  dr-train --config configs/cpu.yaml --log train.jsonl -o lm.safetensors manifest.tsv\n"
+        "  dr-train --config configs/cpu.yaml --eval-only lm.safetensors manifest.tsv\n");
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname(argv[0]);
+    const char *config_path = NULL, *eval_ckpt = NULL, *train_split = NULL, *val_split = NULL;
+    char **sets = xcalloc((size_t)argc, sizeof *sets);
+    char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+    char **train_in = xcalloc((size_t)argc, sizeof *train_in);
+    char **val_in = xcalloc((size_t)argc, sizeof *val_in);
+    int n_sets = 0, n_inputs = 0, n_train = 0, n_val = 0;
+    TrainOptions o = {0};
+    o.out_path = "lm.safetensors";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--steps")) o.steps = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
+        else if (!strcmp(a, "--tokens")) o.tokens = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 60);
+        else if (!strcmp(a, "--stop-at")) o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
+        else if (!strcmp(a, "--log")) o.log_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) o.out_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--eval-only")) eval_ckpt = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--train-split")) train_split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--val-split")) val_split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--train")) train_in[n_train++] = (char *)cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--val")) val_in[n_val++] = (char *)cli_value(argc, argv, &i);
+        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else inputs[n_inputs++] = (char *)a;
+    }
+    if (n_inputs + n_train + n_val == 0) dr_die("no inputs: give a manifest, or --train and --val (see --help)");
+    if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
+
+    if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
+    if (train_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in,
+                             train_split, val_split) != 0)
+        dr_die("%s", dr_lasterr());
+
+    int rc = eval_ckpt ? train_eval_only(&o, eval_ckpt) : train_run(&o);
+    if (rc < 0) dr_die("%s", dr_lasterr());
+    train_options_free(&o);
+    free(sets); free(inputs); free(train_in); free(val_in);
+    return rc;
+}

@@ -117,7 +117,8 @@ static int load_tensor(const SafeTensors *st, const char *path, const char *name
     return 0;
 }
 
-/* Opens path, parses its config, reads every tensor of the table; refuses extra tensors. */
+/* Opens path, parses its config, reads every tensor of the table (naming a missing or
+ * misshapen one) and refuses tensors the config does not have. */
 static int model_load(const char *path, const char *model_type, LMConfig *cfg_out,
                       real **params_out, int rater) {
     *params_out = NULL;
@@ -133,8 +134,10 @@ static int model_load(const char *path, const char *model_type, LMConfig *cfg_ou
     table = xmalloc((size_t)n * sizeof *table);
     if (rater) rater_param_table(&cfg, table);
     else lm_param_table(&cfg, table);
-    if (st_count(st) != (size_t)n) {
-        /* name the first tensor the config does not know */
+    params = xmalloc(total * sizeof(real));
+    for (int i = 0; i < n; i++)
+        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
+    if (st_count(st) != (size_t)n) {   /* every needed tensor is there: name an extra one */
         for (size_t i = 0; i < st_count(st); i++) {
             const char *name = st_tensor(st, i)->name;
             int known = 0;
@@ -144,9 +147,6 @@ static int model_load(const char *path, const char *model_type, LMConfig *cfg_ou
         dr_seterr("%s: %zu tensors, the config needs %d", path, st_count(st), n);
         goto done;
     }
-    params = xmalloc(total * sizeof(real));
-    for (int i = 0; i < n; i++)
-        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
     *cfg_out = cfg;
     *params_out = params;
     params = NULL;

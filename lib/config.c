@@ -267,18 +267,18 @@ static int parse_real(const char *s, double *out) {
     return 0;
 }
 
-static void fmt_num(char *buf, size_t n, double v) {
-    if (v >= LMAX) snprintf(buf, n, "∞");
-    else if (v == IMAX) snprintf(buf, n, "2147483647");
+static void fmt_num(char *buf, size_t n, double v, int integer) {
+    if (integer) snprintf(buf, n, "%.0f", v);
     else snprintf(buf, n, "%g", v);
 }
 
 /* "an integer ≥ 1", "a number in (0, 1]", … */
 static void describe_range(const KeyDef *k, char *buf, size_t n) {
     char lo[32], hi[32];
-    fmt_num(lo, sizeof lo, k->min);
-    fmt_num(hi, sizeof hi, k->max);
-    const char *what = (k->type == T_DOUBLE || k->type == T_PAIR) ? "a number" : "an integer";
+    int integer = k->type == T_INT || k->type == T_LONG;
+    fmt_num(lo, sizeof lo, k->min, integer);
+    fmt_num(hi, sizeof hi, k->max, integer);
+    const char *what = integer ? "an integer" : "a number";
     int unbounded = k->max >= 1e18 || ((k->type == T_INT) && k->max >= IMAX);
     if (unbounded)
         snprintf(buf, n, "%s %s %s", what, (k->open & MIN_OPEN) ? ">" : "≥", lo);
@@ -450,16 +450,26 @@ static void note_origin(LoadCtx *ctx, int ki, const char *where) {
 
 /* ---- defaults and derived values ----------------------------------------------------- */
 
-void config_defaults(Config *cfg) {
+/* The schema's default texts, before derivation (d_ff and seq_len_rater still 0):
+ * files and --set are applied over this, then derive() fills in what is left at 0. */
+static void raw_defaults(Config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     char err[256];
     for (int i = 0; i < N_KEYS; i++)
         CHECK(set_text(cfg, &schema[i], schema[i].def, err, sizeof err) == 0, "default of %s: %s", schema[i].key, err);
-    cfg->data.seq_len_rater = cfg->data.seq_len;
-    cfg->lm.shape.d_ff = 4 * cfg->lm.shape.d_model;
-    cfg->rater.shape.d_ff = 4 * cfg->rater.shape.d_model;
-    cfg->lm.shape.ctx = cfg->data.seq_len;
-    cfg->rater.shape.ctx = cfg->data.seq_len_rater;
+}
+
+static void derive(Config *c) {
+    if (c->data.seq_len_rater == 0) c->data.seq_len_rater = c->data.seq_len;
+    if (c->lm.shape.d_ff == 0) c->lm.shape.d_ff = 4 * c->lm.shape.d_model;
+    if (c->rater.shape.d_ff == 0) c->rater.shape.d_ff = 4 * c->rater.shape.d_model;
+    c->lm.shape.ctx = c->data.seq_len;
+    c->rater.shape.ctx = c->data.seq_len_rater;
+}
+
+void config_defaults(Config *cfg) {
+    raw_defaults(cfg);
+    derive(cfg);
 }
 
 /* ---- validation ------------------------------------------------------------------- */
@@ -482,11 +492,7 @@ static int cross_fail(const LoadCtx *ctx, const char *key_a, const char *key_b, 
 }
 
 static int derive_and_validate(Config *c, const LoadCtx *ctx) {
-    if (c->data.seq_len_rater == 0) c->data.seq_len_rater = c->data.seq_len;
-    if (c->lm.shape.d_ff == 0) c->lm.shape.d_ff = 4 * c->lm.shape.d_model;
-    if (c->rater.shape.d_ff == 0) c->rater.shape.d_ff = 4 * c->rater.shape.d_model;
-    c->lm.shape.ctx = c->data.seq_len;
-    c->rater.shape.ctx = c->data.seq_len_rater;
+    derive(c);
 
     if (c->lm.shape.d_model % c->lm.shape.n_head)
         return cross_fail(ctx, "lm.n_head", "lm.d_model", "d_model %d is not divisible by n_head %d",
@@ -718,7 +724,7 @@ static int apply_set(Config *cfg, const char *arg, LoadCtx *ctx) {
 int config_load(Config *cfg, const char *path, int n_sets, char **sets) {
     LoadCtx *ctx = xcalloc(1, sizeof *ctx);
     Config c;
-    config_defaults(&c);
+    raw_defaults(&c);
     int rc = 0;
     if (path && load_yaml(&c, path, ctx)) rc = -1;
     for (int i = 0; rc == 0 && i < n_sets; i++)
@@ -736,7 +742,7 @@ int config_load_json(Config *cfg, const char *json, size_t len, const char *orig
     if (!doc) return dr_seterr("%s: config is not valid JSON: %s", origin, dr_lasterr());
     LoadCtx *ctx = xcalloc(1, sizeof *ctx);
     Config c;
-    config_defaults(&c);
+    raw_defaults(&c);
     int rc = -1;
     const JsonValue *root = json_root(doc);
     if (root->type != JSON_OBJECT) {
@@ -912,12 +918,17 @@ char *config_to_json(const Config *cfg) {
 void config_write_schema(FILE *f) {
     for (int i = 0; i < N_KEYS; i++) {
         const KeyDef *k = &schema[i];
-        char range[96] = "";
+        char range[128] = "";
         switch (k->type) {
         case T_INT:
         case T_LONG:
-        case T_DOUBLE:
-        case T_PAIR: describe_range(k, range, sizeof range); break;
+        case T_DOUBLE: describe_range(k, range, sizeof range); break;
+        case T_PAIR: {
+            char each[80];
+            describe_range(k, each, sizeof each);
+            snprintf(range, sizeof range, "[x, y], each %s", each);
+            break;
+        }
         case T_U64: snprintf(range, sizeof range, "an integer ≥ 0"); break;
         case T_BOOL: snprintf(range, sizeof range, "true or false"); break;
         case T_ENUM: snprintf(range, sizeof range, "one of %s", k->allowed); break;

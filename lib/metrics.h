@@ -13,7 +13,9 @@ typedef struct {
 } Metrics;
 
 /* path NULL -> a disabled writer (every call is a no-op); "-" -> stdout.
- * append=1 continues an existing log (for --resume). */
+ * append=1 continues an existing log (for --resume). NULL + dr_seterr when the file
+ * cannot be opened. Every function also accepts a NULL Metrics as a no-op. A write
+ * error (disk full) is fatal (CHECK). metrics_str(m, k, NULL) writes null. */
 Metrics *metrics_open(const char *path, int append);
 void metrics_begin(Metrics *m);
 void metrics_int(Metrics *m, const char *key, long long v);

@@ -1,9 +1,22 @@
 /* progress.h — progress on stderr: a redrawn bar with rate and ETA when stderr is a
- * terminal, otherwise one plain line per interval (default 10 s) so logs stay readable. */
+ * terminal, otherwise one plain line per interval (default 10 s) so logs stay readable.
+ *
+ *   Progress p;
+ *   progress_start(&p, "tokenize", "docs", n_docs);     // total 0 = unknown
+ *   for (…) { …; progress_set_extra(&p, "%.1f MB", mb); progress_update(&p, i + 1); }
+ *   progress_finish(&p);
+ *
+ * Terminal:  "\rtokenize [########------------]  41.0% 4100/10000 docs 812 docs/s ETA 0:07 12.5 MB"
+ *            redrawn at most 10 times a second, cleared to the end of the line.
+ * Otherwise: "tokenize: 4100/10000 docs (41.0%), 812 docs/s, 0:05 elapsed, ETA 0:07, 12.5 MB"
+ *            once per interval, and a final "tokenize: done, …" line from progress_finish.
+ * The rate is the average since progress_start. Never prints on stdout (data goes there).
+ */
 #ifndef DR_PROGRESS_H
 #define DR_PROGRESS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     const char *label;     /* "tokenize", "meta-step", … */
@@ -11,9 +24,10 @@ typedef struct {
     double total;          /* 0 = unknown */
     double done;
     double t_start, t_last_print;
-    double interval;       /* seconds between plain lines */
-    int is_tty;
+    double interval;       /* seconds between plain lines (10; may be changed after start) */
+    int is_tty;            /* redraw with \r (set by progress_start from isatty(stderr)) */
     char extra[160];       /* text shown after the rate (e.g. "loss 3.21") */
+    FILE *out;             /* stderr (may be changed after start, e.g. by tests) */
 } Progress;
 
 void progress_start(Progress *p, const char *label, const char *unit, double total);

@@ -426,7 +426,8 @@ typedef struct {
     StDtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    void *data;
+    const void *data;
+    void *owned;           /* the copy, or NULL for st_writer_add_ref */
     size_t nbytes;
 } WTensor;
 
@@ -439,8 +440,7 @@ struct StWriter {
 
 StWriter *st_writer_new(void) { return xcalloc(1, sizeof(StWriter)); }
 
-void st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
-                   const void *data) {
+static WTensor *add_entry(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape) {
     CHECK((int)dtype >= 0 && (int)dtype < N_DTYPES, "bad dtype %d", (int)dtype);
     CHECK(ndim >= 0 && ndim <= ST_MAX_DIMS, "tensor '%s': %d dims", name, ndim);
     CHECK(strcmp(name, "__metadata__") != 0, "tensor name __metadata__ is reserved");
@@ -461,8 +461,20 @@ void st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const
         count *= (size_t)shape[k];
     }
     t->nbytes = count * dtypes[dtype].size;
-    t->data = xmalloc(t->nbytes);
-    if (t->nbytes) memcpy(t->data, data, t->nbytes);
+    return t;
+}
+
+void st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                   const void *data) {
+    WTensor *t = add_entry(w, name, dtype, ndim, shape);
+    t->owned = xmalloc(t->nbytes);
+    if (t->nbytes) memcpy(t->owned, data, t->nbytes);
+    t->data = t->owned;
+}
+
+void st_writer_add_ref(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                       const void *data) {
+    add_entry(w, name, dtype, ndim, shape)->data = data;
 }
 
 void st_writer_add_real(StWriter *w, const char *name, int ndim, const int64_t *shape, const real *data) {
@@ -551,7 +563,7 @@ void st_writer_free(StWriter *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n; i++) {
         free(w->t[i].name);
-        free(w->t[i].data);
+        free(w->t[i].owned);
     }
     free(w->t);
     for (size_t i = 0; i < w->n_meta; i++) {

@@ -69,6 +69,10 @@ StWriter *st_writer_new(void);
  * than 8 dims or a negative dim is a programming error (CHECK). */
 void st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim,
                    const int64_t *shape, const void *data);
+/* The same without the copy: data must stay valid and unchanged until st_writer_save
+ * (for big checkpoints: a 124M-parameter model need not be held twice). */
+void st_writer_add_ref(StWriter *w, const char *name, StDtype dtype, int ndim,
+                       const int64_t *shape, const void *data);
 /* Adds real data stored as F32 (float build) or F64 (double build). */
 void st_writer_add_real(StWriter *w, const char *name, int ndim, const int64_t *shape,
                         const real *data);

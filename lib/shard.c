@@ -300,48 +300,58 @@ int drs_writer_set_background(DrsWriter *w, int on) {
     return 0;
 }
 
-static void append_tokens(DrsWriter *w, const uint32_t *tokens, size_t n) {
-    size_t bytes = n * w->width;
-    if (w->buf_len + bytes > w->buf_cap) {
-        size_t cap = w->buf_cap ? w->buf_cap : 4096;
-        while (cap < w->buf_len + bytes) cap *= 2;
-        w->buf = xrealloc(w->buf, cap);
-        w->buf_cap = cap;
-    }
-    unsigned char *p = w->buf + w->buf_len;
-    if (w->width == 2)
-        for (size_t i = 0; i < n; i++, p += 2) { p[0] = (unsigned char)tokens[i]; p[1] = (unsigned char)(tokens[i] >> 8); }
-    else
-        for (size_t i = 0; i < n; i++, p += 4) put_u32(p, tokens[i]);
-    w->buf_len += bytes;
-}
-
-int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
-                   const uint32_t *tokens, size_t n_tokens) {
+/* Checks shared by every way of adding a document. */
+static int check_doc(DrsWriter *w, const char *source, size_t n_tokens) {
     if (atomic_load(&w->failed)) return dr_seterr("%s", w->error);
-    if (!source) source = "";
     if (!source_name_ok(source, strlen(source)))
         return dr_seterr("%s: source name \"%s\" contains a TAB or newline", w->path, source);
-    for (size_t i = 0; i < n_tokens; i++)
-        if (tokens[i] >= w->vocab)
-            return dr_seterr("%s: token id %u is outside the vocabulary of %u ids", w->path,
-                             tokens[i], w->vocab);
     if (n_tokens > (UINT32_MAX / 2) / w->width)
         return dr_seterr("%s: document of %zu tokens is too long for one block", w->path, n_tokens);
+    return 0;
+}
+
+/* Records the document and returns where its n_tokens go in the block buffer. */
+static unsigned char *begin_doc(DrsWriter *w, uint64_t doc_id, const char *source, size_t n_tokens) {
     size_t bytes = n_tokens * w->width;
     if (w->buf_len > 0 && w->buf_len + bytes > w->block_bytes) flush_block(w);
-
     if (w->n_docs == w->cap_docs) {
         w->cap_docs = w->cap_docs ? 2 * w->cap_docs : 1024;
         w->docs = xrealloc(w->docs, w->cap_docs * sizeof *w->docs);
     }
     w->docs[w->n_docs++] = (DrsDoc){doc_id, w->next_block, (uint32_t)(w->buf_len / w->width),
                                     (uint32_t)n_tokens, source_find_or_add(&w->sources, source)};
-    append_tokens(w, tokens, n_tokens);
+    if (w->buf_len + bytes > w->buf_cap) {
+        size_t cap = w->buf_cap ? w->buf_cap : 4096;
+        while (cap < w->buf_len + bytes) cap *= 2;
+        w->buf = xrealloc(w->buf, cap);
+        w->buf_cap = cap;
+    }
+    unsigned char *at = w->buf + w->buf_len;
+    w->buf_len += bytes;
     w->buf_docs++;
     w->n_tokens += n_tokens;
+    return at;
+}
+
+static int end_doc(DrsWriter *w) {
     if (w->buf_len >= w->block_bytes) flush_block(w);
     return atomic_load(&w->failed) ? dr_seterr("%s", w->error) : 0;
+}
+
+int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
+                   const uint32_t *tokens, size_t n_tokens) {
+    if (!source) source = "";
+    if (check_doc(w, source, n_tokens) < 0) return -1;
+    for (size_t i = 0; i < n_tokens; i++)
+        if (tokens[i] >= w->vocab)
+            return dr_seterr("%s: token id %u is outside the vocabulary of %u ids", w->path,
+                             tokens[i], w->vocab);
+    unsigned char *p = begin_doc(w, doc_id, source, n_tokens);
+    if (w->width == 2)
+        for (size_t i = 0; i < n_tokens; i++, p += 2) { p[0] = (unsigned char)tokens[i]; p[1] = (unsigned char)(tokens[i] >> 8); }
+    else
+        for (size_t i = 0; i < n_tokens; i++, p += 4) put_u32(p, tokens[i]);
+    return end_doc(w);
 }
 
 uint64_t drs_writer_docs(const DrsWriter *w) { return w->n_docs; }
@@ -773,6 +783,18 @@ int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out) {
     else
         for (uint32_t k = 0; k < d->length; k++, p += 4) out[k] = get_u32(p);
     return 0;
+}
+
+int drs_writer_copy_doc(DrsWriter *w, DrsReader *r, uint64_t i) {
+    if (i >= r->n_docs) return drs_read_doc(r, i, NULL);   /* the out-of-range message */
+    if (r->vocab != w->vocab)
+        return dr_seterr("%s: cannot copy from %s: vocabulary %u, not %u", w->path, r->path, r->vocab, w->vocab);
+    const DrsDoc *d = &r->docs[i];
+    const char *source = r->sources[d->source];
+    if (check_doc(w, source, d->length) < 0 || load_block(r, d->block) < 0) return -1;
+    memcpy(begin_doc(w, d->id, source, d->length), r->cache + (size_t)d->offset * r->width,
+           (size_t)d->length * r->width);
+    return end_doc(w);
 }
 
 int drs_verify(DrsReader *r) {

@@ -76,7 +76,6 @@ typedef struct {
     uint32_t vocab;
     uint64_t fingerprint;
     char *spec;
-    uint32_t max_doc_tokens;
 } Plan;
 
 static int source_is_val(const SplitOptions *o, const char *source) {
@@ -111,7 +110,6 @@ static int scan_shard(Plan *p, InputShard *s, const SplitOptions *o, SplitStats 
         const DrsDoc *d = drs_doc(r, i);
         s->ids[i] = d->id;
         s->plan[i] = val_source[d->source];
-        if (d->length > p->max_doc_tokens) p->max_doc_tokens = d->length;
     }
     free(val_source);
     st->in_docs += s->n_docs;
@@ -262,37 +260,35 @@ static int output_close(Output *out) {
     return rc;
 }
 
-/* Adds one document, starting a new shard when the current one is full (counted in
- * uncompressed token bytes, so the cut does not depend on compression timing). */
-static int output_add(Output *out, int split, const Plan *p, const SplitOptions *o, uint64_t id,
-                      const char *source, const uint32_t *tokens, size_t n) {
+/* Copies document i of r, starting a new shard when the current one is full (counted
+ * in uncompressed token bytes, so the cut does not depend on compression timing). */
+static int output_copy(Output *out, int split, const Plan *p, const SplitOptions *o, DrsReader *r,
+                       uint64_t i) {
     uint64_t width = p->vocab <= 65535 ? 2 : 4;
     if (out->w && drs_writer_docs(out->w) > 0 && drs_writer_tokens(out->w) * width >= o->shard_bytes)
         if (output_close(out) < 0) return -1;
     if (!out->w && output_open(out, split, p, o) < 0) return -1;
-    return drs_writer_add(out->w, id, source, tokens, n);
+    return drs_writer_copy_doc(out->w, r, i);
 }
 
 static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *o, Output *outs,
-                        uint32_t *buf, SplitStats *st) {
+                        SplitStats *st) {
     DrsReader *r = drs_open(s->path);
     if (!r) return -1;
     int rc = 0;
     if (drs_content_key(r) != s->key || drs_num_docs(r) != s->n_docs)
         rc = dr_seterr("%s: changed while dr-split was reading it", s->path);
     for (uint64_t i = 0; rc == 0 && i < s->n_docs; i++) {
-        const DrsDoc *d = drs_doc(r, i);
+        uint32_t length = drs_doc(r, i)->length;
         int split = s->plan[i];
         if (split == PLAN_DROP) {
             st->dup_docs++;
-            st->dup_tokens += d->length;
+            st->dup_tokens += length;
             continue;
         }
-        rc = drs_read_doc(r, i, buf);
-        if (rc == 0)
-            rc = output_add(&outs[split], split, p, o, d->id, drs_doc_source(r, i), buf, d->length);
+        rc = output_copy(&outs[split], split, p, o, r, i);
         st->docs[split]++;
-        st->tokens[split] += d->length;
+        st->tokens[split] += length;
     }
     drs_close(r);
     return rc;
@@ -381,15 +377,13 @@ static int check_options(const SplitOptions *o) {
 
 static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
     Output outs[SPLIT_COUNT] = {{0}};
-    uint32_t *buf = xmalloc(((size_t)p->max_doc_tokens + 1) * sizeof *buf);
     int rc = make_dir(o->out_dir);
-    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&p->shards[k], p, o, outs, buf, st);
+    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&p->shards[k], p, o, outs, st);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         if (rc == 0) rc = output_close(&outs[s]);
         else if (outs[s].w) drs_writer_abort(outs[s].w);
         st->shards[s] = (uint64_t)outs[s].n_shards;
     }
-    free(buf);
     if (rc == 0)
         for (int s = 0; s < SPLIT_COUNT; s++) remove_stale(o->out_dir, s, outs[s].n_shards);
     return rc;

@@ -18,7 +18,10 @@
 
 #define BPE_SMALL 64     /* pieces up to this many bytes take the array path */
 
-struct BpeHeapEnt { uint32_t rank, pos, llen, rlen; };
+/* A heap entry is one 64-bit key: rank << 32 | byte offset of the pair's left symbol, so
+ * the smallest key is the lowest rank, leftmost on ties. Entries are validated when
+ * popped (the pair at that offset must still have that rank). */
+struct BpeHeapEnt { uint64_t key; };
 typedef struct BpeHeapEnt HeapEnt;
 
 /* ---- tables -------------------------------------------------------------------- */
@@ -137,11 +140,23 @@ static void bpe_small(const Tokenizer *t, const unsigned char *p, size_t n, BpeS
     for (size_t i = 0; i < m; i++) tokenbuf_push(out, ids[i]);
 }
 
-static inline int heap_less(const HeapEnt *a, const HeapEnt *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+/* 4-ary min-heap of keys */
+static void heap_sift_down(HeapEnt *h, size_t n, size_t i) {
+    HeapEnt x = h[i];
+    for (;;) {
+        size_t c = 4 * i + 1;
+        if (c >= n) break;
+        size_t best = c, end = c + 4 < n ? c + 4 : n;
+        for (size_t k = c + 1; k < end; k++)
+            if (h[k].key < h[best].key) best = k;
+        if (h[best].key >= x.key) break;
+        h[i] = h[best];
+        i = best;
+    }
+    h[i] = x;
 }
 
-static void heap_push(BpeScratch *s, size_t *hn, HeapEnt e) {
+static void heap_push(BpeScratch *s, size_t *hn, uint64_t key) {
     if (*hn == s->heap_cap) {
         s->heap_cap = s->heap_cap ? 2 * s->heap_cap : 1024;
         s->heap = xrealloc(s->heap, s->heap_cap * sizeof *s->heap);
@@ -149,26 +164,19 @@ static void heap_push(BpeScratch *s, size_t *hn, HeapEnt e) {
     HeapEnt *h = s->heap;
     size_t i = (*hn)++;
     while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!heap_less(&e, &h[parent])) break;
+        size_t parent = (i - 1) / 4;
+        if (h[parent].key <= key) break;
         h[i] = h[parent];
         i = parent;
     }
-    h[i] = e;
+    h[i].key = key;
 }
 
-static HeapEnt heap_pop(BpeScratch *s, size_t *hn) {
-    HeapEnt *h = s->heap, top = h[0], last = h[--(*hn)];
-    size_t n = *hn, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && heap_less(&h[c + 1], &h[c])) c++;
-        if (!heap_less(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (n > 0) h[i] = last;
+static uint64_t heap_pop(BpeScratch *s, size_t *hn) {
+    HeapEnt *h = s->heap;
+    uint64_t top = h[0].key;
+    h[0] = h[--(*hn)];
+    if (*hn > 1) heap_sift_down(h, *hn, 0);
     return top;
 }
 
@@ -176,9 +184,9 @@ static HeapEnt heap_pop(BpeScratch *s, size_t *hn) {
 static void push_pair(const Tokenizer *t, BpeScratch *s, size_t *hn, int32_t a) {
     int32_t b = s->next[a];
     if (a < 0 || b < 0) return;
-    uint32_t rank, id = pairmap_get(t, s->sid[a], s->sid[b], &rank);
-    if (id == TOK_NONE) return;
-    heap_push(s, hn, (HeapEnt){rank, (uint32_t)a, (uint32_t)s->len[a], (uint32_t)s->len[b]});
+    uint32_t rank;
+    if (pairmap_get(t, s->sid[a], s->sid[b], &rank) == TOK_NONE) return;
+    heap_push(s, hn, (uint64_t)rank << 32 | (uint32_t)a);
 }
 
 static void bpe_heap(const Tokenizer *t, const unsigned char *p, size_t n, BpeScratch *s,
@@ -190,15 +198,25 @@ static void bpe_heap(const Tokenizer *t, const unsigned char *p, size_t n, BpeSc
         s->next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
         s->prev[i] = (int32_t)i - 1;
     }
+    /* all initial pairs, then heapify in O(n) */
+    if (s->heap_cap < n) {
+        s->heap_cap = n;
+        s->heap = xrealloc(s->heap, s->heap_cap * sizeof *s->heap);
+    }
     size_t hn = 0;
-    for (size_t i = 0; i + 1 < n; i++) push_pair(t, s, &hn, (int32_t)i);
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t rank;
+        if (pairmap_get(t, s->sid[i], s->sid[i + 1], &rank) != TOK_NONE)
+            s->heap[hn++].key = (uint64_t)rank << 32 | (uint32_t)i;
+    }
+    for (size_t i = hn / 4 + 1; i-- > 0;) if (i < hn) heap_sift_down(s->heap, hn, i);
     while (hn > 0) {
-        HeapEnt e = heap_pop(s, &hn);
-        int32_t a = (int32_t)e.pos;
-        if ((uint32_t)s->len[a] != e.llen) continue;                 /* stale */
-        int32_t b = a + (int32_t)e.llen;
-        if ((size_t)b >= n || (uint32_t)s->len[b] != e.rlen) continue; /* stale */
+        uint64_t key = heap_pop(s, &hn);
+        int32_t a = (int32_t)(uint32_t)key;
+        int32_t b = s->len[a] ? s->next[a] : -1;
+        if (b < 0) continue;                                        /* stale */
         uint32_t rank, id = pairmap_get(t, s->sid[a], s->sid[b], &rank);
+        if (id == TOK_NONE || rank != (uint32_t)(key >> 32)) continue; /* stale */
         s->sid[a] = id;
         s->len[a] += s->len[b];
         s->len[b] = 0;

@@ -8,12 +8,14 @@
  */
 #include "train.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "check.h"
@@ -133,7 +135,6 @@ typedef struct {
     char *config_json;
 } Trainer;
 
-static int finite(double x) { return isfinite(x); }
 
 static void free_trainer(Trainer *t) {
     const Backend *be = t->be;
@@ -222,11 +223,16 @@ static void alloc_model(Trainer *t, int with_optimizer) {
 }
 
 /* Steps of the run: --steps, --tokens, train.steps, train.tokens (in that order); a
- * token budget becomes steps at the Train split's mean target tokens per batch. */
+ * token budget becomes steps at the Train split's mean target tokens per batch; with
+ * none of them, one pass over the Train examples. */
 static long total_steps_of(const TrainOptions *o, const Config *cfg, const DataLoader *train) {
     if (o->steps > 0) return o->steps;
     long tokens = o->tokens > 0 ? o->tokens : cfg->train.steps > 0 ? 0 : cfg->train.tokens;
-    if (tokens <= 0) return cfg->train.steps;
+    if (tokens <= 0 && cfg->train.steps > 0) return cfg->train.steps;
+    if (tokens <= 0) {
+        uint64_t B = (uint64_t)cfg->data.batch_size;
+        return (long)((data_num_examples(train) + B - 1) / B);
+    }
     double per_batch = (double)cfg->data.batch_size * (double)data_num_target_tokens(train) /
                        (double)data_num_examples(train);
     long steps = (long)ceil((double)tokens / per_batch);
@@ -417,6 +423,17 @@ static int truncate_log(const char *path, long step) {
     return dr_atomic_commit(g, tmp, path);
 }
 
+/* The checkpoint's directory must exist and be writable before hours of training. */
+static int check_writable_dir(const char *path) {
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    int rc = access(slash ? dir : ".", W_OK) == 0 ? 0
+             : dr_seterr("%s: cannot write checkpoints there: %s", path, strerror(errno));
+    free(dir);
+    return rc;
+}
+
 /* ================================================================================
  * The loop
  * ================================================================================ */
@@ -438,7 +455,9 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
         snprintf(saved, sizeof saved, "saving the last good state failed: %s", dr_lasterr());
     else
         snprintf(saved, sizeof saved, "no earlier state to save");
-    return dr_seterr("step %ld: %s is %g (lr %g): training stopped; %s", step, what, value,
+    char v[32];
+    snprintf(v, sizeof v, isnan(value) ? "NaN" : "%g", value);
+    return dr_seterr("step %ld: %s is %s (lr %g): training stopped; %s", step, what, v,
                      lr_at(&t->hyper, step), saved);
 }
 
@@ -458,6 +477,7 @@ int train_run(TrainOptions *o) {
     double t0 = dr_now();
 
     if (!o->out_path) return dr_seterr("no output path (-o)");
+    if (check_writable_dir(o->out_path) != 0) return -1;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     t.be = backend_select(o->device ? o->device : cfg->device);
     if (!t.be) return -1;
@@ -467,7 +487,6 @@ int train_run(TrainOptions *o) {
     if (lm_config_check(&t.lmc) != 0) { dr_seterr("lm: %s", dr_lasterr()); goto done; }
     if (check_model_vs_data(&t) != 0) goto done;
     t.total_steps = total_steps_of(o, cfg, t.train);
-    if (t.total_steps <= 0) { dr_seterr("nothing to train: train.steps and train.tokens are 0"); goto done; }
     t.config_json = config_to_json(cfg);
     alloc_model(&t, 1);
 
@@ -479,7 +498,7 @@ int train_run(TrainOptions *o) {
         t.c.pos = data_position(t.train);
     }
     metrics = metrics_open(o->log_path, o->resume);
-    if (!metrics) { dr_seterr("%s: cannot open the metrics log", o->log_path); goto done; }
+    if (!metrics) goto done;
 
     int B = cfg->data.batch_size;
     fprintf(stderr, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
@@ -499,7 +518,7 @@ int train_run(TrainOptions *o) {
     if (!o->resume) {
         EvalResult e;
         if (evaluate(&t, t.params, &e) != 0) goto done;
-        if (!finite(e.l_val)) { fail_nonfinite(&t, 0, "the Val loss", e.l_val); goto done; }
+        if (!isfinite(e.l_val)) { fail_nonfinite(&t, 0, "the Val loss", e.l_val); goto done; }
         metrics_begin(metrics);
         metrics_int(metrics, "step", 0);
         metrics_int(metrics, "tokens", 0);
@@ -539,11 +558,11 @@ int train_run(TrainOptions *o) {
         double loss = 0;
         for (int i = 0; i < b->B; i++) loss += (double)t.losses[i];
         loss /= b->B;
-        if (!finite(loss)) { fail_nonfinite(&t, step, "the training loss", loss); goto done; }
+        if (!isfinite(loss)) { fail_nonfinite(&t, step, "the training loss", loss); goto done; }
         lm_backward(t.be, &t.lmc, t.params, t.acts, t.dlosses, t.grads);
         double norm;
         clip_factor(t.be, t.grads, t.P, 0, &norm);
-        if (!finite(norm)) { fail_nonfinite(&t, step, "the gradient norm", norm); goto done; }
+        if (!isfinite(norm)) { fail_nonfinite(&t, step, "the gradient norm", norm); goto done; }
         keep_good_state(&t, &before);
 
         /* update */
@@ -562,7 +581,7 @@ int train_run(TrainOptions *o) {
         EvalResult e = {0};
         if (eval_now) {
             if (evaluate(&t, t.params, &e) != 0) goto done;
-            if (!finite(e.l_val)) { fail_nonfinite(&t, t.c.step, "the Val loss", e.l_val); goto done; }
+            if (!isfinite(e.l_val)) { fail_nonfinite(&t, t.c.step, "the Val loss", e.l_val); goto done; }
             last_l_val = e.l_val;
         }
         if (log_now || eval_now) {

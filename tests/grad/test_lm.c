@@ -8,7 +8,11 @@
  *        supported on each tensor in turn;
  *      - d_i = ⟨∇ℓ_i, u⟩ against the 5-point difference of ℓ_i;
  *      - its losses and gradient equal lm_forward's / lm_backward's;
- *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient.
+ *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient;
+ *   0. first of all, the losses equal those of a naive, loop-by-loop GPT-2 written in this
+ *      file from Hugging Face's modeling_gpt2 (q|k|v split, head h on channels
+ *      [h·hs, (h+1)·hs), scale 1/sqrt(hs), gelu_new, LN eps 1e-5, tied head): the
+ *      derivative checks prove self-consistency, this one that the function is GPT-2's.
  * Micro model: 2 layers, d 8, 2 heads, d_ff 32, vocab 13, ctx 8; batch B 3, T 6 with
  * n_valid {6, 3, 1}, run inside activations allocated for 4×8 (the trimmed-batch path).
  * Parameters are the DESIGN init plus noise of std 0.3 so that every nonlinearity is
@@ -24,6 +28,7 @@
  * Numbers compared are never structurally zero (each direction is random over a whole
  * tensor), so every check can fail.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +86,80 @@ static double stencil(double fm2, double fm1, double fp1, double fp2) {
     return (fm2 - 8 * fm1 + 8 * fp1 - fp2) / (12 * H);
 }
 
+
+/* ---- naive GPT-2 (Hugging Face modeling_gpt2, eval mode), one example at a time ---- */
+static void ref_layernorm(double *y, const double *x, const real *w, const real *b, int C) {
+    double mu = 0, var = 0;
+    for (int c = 0; c < C; c++) mu += x[c];
+    mu /= C;
+    for (int c = 0; c < C; c++) var += (x[c] - mu) * (x[c] - mu);
+    var /= C;
+    for (int c = 0; c < C; c++) y[c] = (x[c] - mu) / sqrt(var + 1e-5) * w[c] + b[c];
+}
+/* y[OC] = x[IC] @ W[IC,OC] + b */
+static void ref_linear(double *y, const double *x, const real *W, const real *b, int IC, int OC) {
+    for (int o = 0; o < OC; o++) {
+        double s = b ? b[o] : 0;
+        for (int i = 0; i < IC; i++) s += x[i] * W[(size_t)i * OC + o];
+        y[o] = s;
+    }
+}
+static double ref_gelu_new(double x) {
+    return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+static double ref_loss(const real *theta, const int32_t *in, const int32_t *tg, int n) {
+    LMParams P;
+    lm_point_params(&P, (real *)theta, &cfg);
+    const int C = cfg.d_model, F = cfg.d_ff, NH = cfg.n_head, hs = C / NH, V = cfg.vocab;
+    double x[T][64], h[T][64], qkv[T][3 * 64], y[T][64], f[256], o[64];
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++) x[t][c] = P.wte[(size_t)in[t] * C + c] + P.wpe[(size_t)t * C + c];
+    for (int l = 0; l < cfg.n_layer; l++) {
+        for (int t = 0; t < T; t++) {
+            ref_layernorm(h[t], x[t], P.ln1_w[l], P.ln1_b[l], C);
+            ref_linear(qkv[t], h[t], P.qkv_w[l], P.qkv_b[l], C, 3 * C);
+        }
+        for (int t = 0; t < T; t++)
+            for (int hd = 0; hd < NH; hd++) {
+                double sc[T], mx = -1e300, z = 0;
+                for (int j = 0; j <= t; j++) {
+                    double d = 0;
+                    for (int e = 0; e < hs; e++) d += qkv[t][hd * hs + e] * qkv[j][C + hd * hs + e];
+                    sc[j] = d / sqrt((double)hs);
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j <= t; j++) z += (sc[j] = exp(sc[j] - mx));
+                for (int e = 0; e < hs; e++) {
+                    double acc = 0;
+                    for (int j = 0; j <= t; j++) acc += sc[j] / z * qkv[j][2 * C + hd * hs + e];
+                    y[t][hd * hs + e] = acc;
+                }
+            }
+        for (int t = 0; t < T; t++) {
+            ref_linear(o, y[t], P.attn_proj_w[l], P.attn_proj_b[l], C, C);
+            for (int c = 0; c < C; c++) x[t][c] += o[c];
+            ref_layernorm(h[t], x[t], P.ln2_w[l], P.ln2_b[l], C);
+            ref_linear(f, h[t], P.fc_w[l], P.fc_b[l], C, F);
+            for (int k = 0; k < F; k++) f[k] = ref_gelu_new(f[k]);
+            ref_linear(o, f, P.fc_proj_w[l], P.fc_proj_b[l], F, C);
+            for (int c = 0; c < C; c++) x[t][c] += o[c];
+        }
+    }
+    double loss = 0;
+    for (int t = 0; t < n; t++) {
+        ref_layernorm(h[t], x[t], P.lnf_w, P.lnf_b, C);
+        double logit[64], mx = -1e300, z = 0;
+        for (int v = 0; v < V; v++) {
+            logit[v] = 0;
+            for (int c = 0; c < C; c++) logit[v] += h[t][c] * P.wte[(size_t)v * C + c];
+            if (logit[v] > mx) mx = logit[v];
+        }
+        for (int v = 0; v < V; v++) z += exp(logit[v] - mx);
+        loss += -(logit[tg[t]] - mx - log(z));
+    }
+    return n ? loss / n : 0;
+}
+
 static double max_grad_err, max_hvp_err, max_dir_err;
 
 int main(void) {
@@ -114,8 +193,16 @@ int main(void) {
     real losses0[B], losses4[4][B], losses_for[B], dloss_dir[B];
     const double steps[4] = { -2 * H, -H, H, 2 * H };
 
-    /* ---- 1. gradient vs finite differences, one tensor at a time ---------------- */
+    /* ---- 0. the function is GPT-2's ------------------------------------------------ */
     eval_at(theta, noise, 0, losses0, g0);
+    for (int b = 0; b < B; b++) {
+        double want = ref_loss(theta, inputs + b * T, targets + b * T, n_valid[b]);
+        double e = test_rel_err(losses0[b], want);
+        TEST_CHECK(e <= 1e-12, "loss %d: lm_forward %.15g, naive GPT-2 %.15g, rel %.2e", b,
+                   (double)losses0[b], want, e);
+    }
+
+    /* ---- 1. gradient vs finite differences, one tensor at a time ---------------- */
     for (int k = 0; k < NT; k++) {
         direction(dir, tab, k, 1000 + k);
         double f[4];

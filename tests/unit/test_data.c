@@ -43,7 +43,7 @@ static DataOptions opts(int L, int B) {
 static DataLoader *open_paths(int n, char **paths, const DataOptions *o) {
     ShardRef refs[8];
     for (int i = 0; i < n; i++) refs[i] = (ShardRef){"", paths[i]};
-    ShardList sl = {refs, (size_t)n, 8};
+    ShardList sl = {.items = refs, .n = (size_t)n, .cap = 8};
     return data_open(&sl, o);
 }
 

@@ -68,7 +68,7 @@ static void test_round_trip(void) {
     st_writer_add(w, "f64", ST_F64, 1, (int64_t[]){3}, f64);
     st_writer_add(w, "scalar", ST_I64, 0, NULL, &i64);
     st_writer_add(w, "empty", ST_F32, 2, (int64_t[]){0, 4}, NULL);
-    st_writer_add(w, "bytes", ST_U8, 1, (int64_t[]){5}, u8);
+    st_writer_add_ref(w, "bytes", ST_U8, 1, (int64_t[]){5}, u8);
     st_writer_add(w, "bf16", ST_BF16, 1, (int64_t[]){2}, bf16);
     st_writer_add(w, "f16", ST_F16, 1, (int64_t[]){4}, f16);
     st_writer_add(w, "i32 \"quoted\" é", ST_I32, 3, (int64_t[]){1, 1, 1}, i32);

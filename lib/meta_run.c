@@ -1,0 +1,884 @@
+/* meta_run.c — dr-meta's outer loop (DESIGN §4.1) around meta.c's member meta-step:
+ * the population, each member's own Train_A and Val streams, resets, the combination of
+ * the K meta-gradients, the outer AdamW with clip, the EMA, metrics and progress, the
+ * state file for a bit-exact --resume, Ctrl-C, and `dr-meta grad`.
+ *
+ * A meta-step m (0-based), for each member k in order:
+ *   reset k if (m + k·R/K) mod R == 0 (R = meta.reset_every; and at m = 0): fresh
+ *   seed-derived θ, optimizer state zero, the uniform shadow a copy;
+ *   draw T·B Train_A and val_batches·B Val example numbers from k's streams;
+ *   meta_member_step (and meta_uniform_step for the shadow) on them;
+ * then combine (mean, or each member's φ̄ through its own Adam moments), one outer update
+ * of φ, EMA, one metrics line. Everything is a function of the seed and the state, so a
+ * resumed run is bit-identical to an uninterrupted one.
+ *
+ * Must never: write a half file (all outputs are atomic), overwrite the last good rater
+ * with a non-finite one, or let Val and Train_A share a document.
+ */
+#include "meta.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "metrics.h"
+#include "progress.h"
+#include "safetensors.h"
+
+/* ================================================================================
+ * Inputs, paths
+ * ================================================================================ */
+
+/* Moves the shards of `split` (NULL: all) from src to dst. */
+static void list_take(ShardList *dst, const ShardList *src, const char *split) {
+    for (size_t i = 0; i < src->n; i++) {
+        if (split && strcmp(src->items[i].split, split) != 0) continue;
+        if (dst->n == dst->cap) {
+            dst->cap = dst->cap ? 2 * dst->cap : 16;
+            dst->items = xrealloc(dst->items, dst->cap * sizeof *dst->items);
+        }
+        dst->items[dst->n++] = (ShardRef){ xstrdup(src->items[i].split), xstrdup(src->items[i].path) };
+    }
+}
+
+int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train,
+                        char **train, int n_val, char **val) {
+    if (n_inputs > 0) {
+        ShardList all = { 0 };
+        if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) {
+            shardlist_free(&all);
+            return -1;
+        }
+        if (n_train == 0) list_take(&o->train, &all, "train_a");
+        if (n_val == 0) list_take(&o->val, &all, "val");
+        shardlist_free(&all);
+    }
+    for (int which = 0; which < 2; which++) {
+        int n = which ? n_val : n_train;
+        if (n == 0) continue;
+        ShardList l = { 0 };
+        if (shardlist_add_inputs(&l, n, which ? val : train) != 0) {
+            shardlist_free(&l);
+            return -1;
+        }
+        list_take(which ? &o->val : &o->train, &l, NULL);
+        shardlist_free(&l);
+    }
+    if (o->train.n == 0)
+        return dr_seterr("no Train_A shards: give a manifest with train_a lines (dr-split) or --train");
+    if (o->val.n == 0)
+        return dr_seterr("no Val shards: give a manifest with val lines (dr-split) or --val");
+    return 0;
+}
+
+void meta_options_free(MetaOptions *o) {
+    shardlist_free(&o->train);
+    shardlist_free(&o->val);
+}
+
+void meta_grad_options_free(MetaGradOptions *o) {
+    shardlist_free(&o->train);
+    shardlist_free(&o->val);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+char *meta_ema_path(const char *out) {
+    size_t n = strlen(out);
+    if (ends_with(out, ".safetensors")) n -= strlen(".safetensors");
+    char *p = xmalloc(n + sizeof ".ema.safetensors");
+    memcpy(p, out, n);
+    strcpy(p + n, ".ema.safetensors");
+    return p;
+}
+
+char *meta_state_path(const char *out) {
+    char *p = xmalloc(strlen(out) + sizeof ".state");
+    strcpy(p, out);
+    strcat(p, ".state");
+    return p;
+}
+
+/* ================================================================================
+ * Data: loaders, Val/Train_A disjointness, per-member streams
+ * ================================================================================ */
+
+static DataLoader *open_loader(const ShardList *shards, const Config *cfg, const char *what) {
+    DataOptions opt;
+    data_options_from_config(&opt, cfg);
+    opt.shuffle = 0;        /* dr-meta draws its own per-member orders (Stream below) */
+    opt.prefetch = 0;       /* and reads by example number (data_get) */
+    DataLoader *d = data_open(shards, &opt);
+    if (!d) dr_seterr("%s: %s", what, dr_lasterr());
+    return d;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Refuses Val and Train_A sharing a document (by document id, DESIGN §2.1). */
+static int check_disjoint(const DataLoader *train, const DataLoader *val) {
+    uint64_t nv = data_num_examples(val), nt = data_num_examples(train);
+    uint64_t *ids = xmalloc((size_t)(nv ? nv : 1) * sizeof *ids);
+    for (uint64_t i = 0; i < nv; i++) ids[i] = data_example_doc_id(val, i);
+    qsort(ids, (size_t)nv, sizeof *ids, cmp_u64);
+    uint64_t shared = 0, first = 0, last = UINT64_MAX;
+    for (uint64_t i = 0; i < nt; i++) {
+        uint64_t id = data_example_doc_id(train, i);
+        if (id == last) continue;   /* windows of one document are consecutive */
+        last = id;
+        if (bsearch(&id, ids, (size_t)nv, sizeof *ids, cmp_u64)) {
+            if (shared++ == 0) first = id;
+        }
+    }
+    free(ids);
+    if (shared)
+        return dr_seterr("Val and Train_A share %" PRIu64 " document%s (e.g. document id %016" PRIx64
+                         "): the meta-objective must be measured on held-out documents; split "
+                         "them with dr-split", shared, shared == 1 ? "" : "s", first);
+    return 0;
+}
+
+static uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t seed_of(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
+    return mix64(seed ^ mix64(a ^ mix64(b ^ mix64(c))));
+}
+
+/* A member's stream over n examples: epoch e walks a pseudo-random permutation drawn
+ * from (key, e) — a 4-round Feistel network on the next even power of two, cycle-walked
+ * into [0, n) — so no order is stored and a position is just (epoch, cursor).
+ * Unshuffled: shard order starting at `offset`. */
+typedef struct {
+    uint64_t key, n, offset, epoch, cursor;
+    int shuffle;
+} Stream;
+
+static uint64_t feistel(uint64_t x, int half_bits, uint64_t key) {
+    const uint64_t mask = (1ULL << half_bits) - 1;
+    uint64_t l = x >> half_bits, r = x & mask;
+    for (int round = 0; round < 4; round++) {
+        uint64_t f = mix64(r ^ mix64(key + (uint64_t)round)) & mask;
+        uint64_t nl = r;
+        r = l ^ f;
+        l = nl;
+    }
+    return (l << half_bits) | r;
+}
+
+static uint64_t stream_next(Stream *s) {
+    uint64_t i;
+    if (s->shuffle) {
+        int bits = 2;
+        while (bits < 64 && (1ULL << bits) < s->n) bits += 2;
+        uint64_t key = mix64(s->key ^ mix64(s->epoch + 1)), x = s->cursor;
+        do x = feistel(x, bits / 2, key); while (x >= s->n);
+        i = x;
+    } else {
+        i = (s->cursor + s->offset) % s->n;
+    }
+    if (++s->cursor == s->n) {
+        s->cursor = 0;
+        s->epoch++;
+    }
+    return i;
+}
+
+/* The batches of one meta-step: example numbers drawn before the step, batches rebuilt
+ * from them (data_get) whenever meta.c asks — the reverse pass asks again for each t. */
+typedef struct {
+    DataLoader *train, *val;
+    DataBatch *tb, *vb;
+    uint64_t *train_idx;   /* [T·B] */
+    uint64_t *val_idx;     /* [n_val·B] */
+    int B, T, n_val;
+    int by_range;          /* dr-meta grad: batch t = examples tB … tB+B−1 in shard order */
+} StepData;
+
+static const DataBatch *sd_train(void *ctx, int t) {
+    StepData *d = ctx;
+    int rc = d->by_range ? data_range(d->train, (uint64_t)t * d->B, d->B, d->tb)
+                         : data_get(d->train, d->train_idx + (size_t)t * d->B, d->B, d->tb);
+    return rc ? NULL : d->tb;
+}
+
+static const DataBatch *sd_val(void *ctx, int j) {
+    StepData *d = ctx;
+    int rc = d->by_range ? data_range(d->val, (uint64_t)j * d->B, d->B, d->vb)
+                         : data_get(d->val, d->val_idx + (size_t)j * d->B, d->B, d->vb);
+    return rc ? NULL : d->vb;
+}
+
+static void stepdata_init(StepData *d, DataLoader *train, DataLoader *val, int B, int T, int n_val) {
+    memset(d, 0, sizeof *d);
+    d->train = train;
+    d->val = val;
+    d->tb = data_batch_new(train);
+    d->vb = data_batch_new(val);
+    d->B = B;
+    d->T = T;
+    d->n_val = n_val;
+    d->train_idx = xcalloc((size_t)T * B, sizeof *d->train_idx);
+    d->val_idx = xcalloc((size_t)n_val * B, sizeof *d->val_idx);
+}
+
+static void stepdata_free(StepData *d) {
+    data_batch_free(d->tb);
+    data_batch_free(d->vb);
+    free(d->train_idx);
+    free(d->val_idx);
+}
+
+/* ================================================================================
+ * The run: population and outer optimizer
+ * ================================================================================ */
+
+typedef struct {
+    real *theta;            /* θ (backend) */
+    OptimState opt;
+    real *theta_u;          /* uniform shadow (track_uniform) */
+    OptimState opt_u;
+    real *meta_m, *meta_v;  /* per_member_adam: this member's moments of φ̄ */
+    Stream train, val;
+} Member;
+
+typedef struct {
+    MetaOptions *o;
+    const Config *cfg;
+    const Backend *be;
+    MetaSpec spec;
+    DataLoader *train, *val;
+    StepData sd;
+    MetaWork *work;
+    int K, combine, track_uniform, has_grad;
+    Member *mem;
+    size_t n, n_phi;
+    real *phi, *phi_ema, *dphi, *dphi_k, *dir, *dir_sum;   /* backend, |φ| */
+    OptimState outer;       /* AdamW on φ (combine mean) */
+    OptimHyper outer_h;
+    long meta_step;         /* meta-steps done */
+    double seconds_before;  /* wall time of the run before this process (resume) */
+    char *config_json;
+} Run;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+    interrupted = sig;
+    dr_install_cleanup_signals();   /* a second Ctrl-C ends the process, removing temp files */
+}
+
+static void member_reset(Run *r, int k, long m) {
+    Member *mb = &r->mem[k];
+    lm_init_params(r->be, &r->spec.lm, mb->theta, seed_of(r->cfg->seed, 0x4c4d, (uint64_t)k, (uint64_t)m));
+    optim_state_zero(&mb->opt, r->be);
+    if (r->track_uniform) {
+        r->be->vec_copy(mb->theta_u, mb->theta, r->n);
+        optim_state_zero(&mb->opt_u, r->be);
+    }
+}
+
+static int reset_due(const Run *r, int k, long m) {
+    long R = r->cfg->meta.reset_every;
+    return m == 0 || (m + (long)k * R / r->K) % R == 0;
+}
+
+static void run_alloc(Run *r) {
+    const Backend *be = r->be;
+    r->mem = xcalloc((size_t)r->K, sizeof *r->mem);
+    for (int k = 0; k < r->K; k++) {
+        Member *mb = &r->mem[k];
+        mb->theta = be->alloc(r->n * sizeof(real));
+        optim_state_init(&mb->opt, be, r->spec.inner.kind, r->n);
+        if (r->track_uniform) {
+            mb->theta_u = be->alloc(r->n * sizeof(real));
+            optim_state_init(&mb->opt_u, be, r->spec.inner.kind, r->n);
+        }
+        if (r->combine == META_COMBINE_PER_MEMBER_ADAM) {
+            mb->meta_m = be->alloc(r->n_phi * sizeof(real));
+            mb->meta_v = be->alloc(r->n_phi * sizeof(real));
+        }
+        uint64_t nt = data_num_examples(r->train), nv = data_num_examples(r->val);
+        mb->train = (Stream){ .key = seed_of(r->cfg->seed, 0x5452, (uint64_t)k, 0), .n = nt,
+                              .offset = nt * (uint64_t)k / (uint64_t)r->K, .shuffle = r->cfg->data.shuffle };
+        mb->val = (Stream){ .key = seed_of(r->cfg->seed, 0x56414c, (uint64_t)k, 0), .n = nv,
+                            .offset = nv * (uint64_t)k / (uint64_t)r->K, .shuffle = r->cfg->data.shuffle };
+    }
+    r->phi = be->alloc(r->n_phi * sizeof(real));
+    r->phi_ema = be->alloc(r->n_phi * sizeof(real));
+    r->dphi = be->alloc(r->n_phi * sizeof(real));
+    r->dphi_k = be->alloc(r->n_phi * sizeof(real));
+    r->dir = be->alloc(r->n_phi * sizeof(real));
+    r->dir_sum = be->alloc(r->n_phi * sizeof(real));
+    optim_state_init(&r->outer, be, OPTIM_ADAMW, r->n_phi);
+}
+
+static void run_free(Run *r) {
+    const Backend *be = r->be;
+    if (r->mem)
+        for (int k = 0; k < r->K; k++) {
+            Member *mb = &r->mem[k];
+            be->free(mb->theta);
+            optim_state_free(&mb->opt, be);
+            if (mb->theta_u) be->free(mb->theta_u);
+            optim_state_free(&mb->opt_u, be);
+            if (mb->meta_m) be->free(mb->meta_m);
+            if (mb->meta_v) be->free(mb->meta_v);
+        }
+    free(r->mem);
+    real *bufs[] = { r->phi, r->phi_ema, r->dphi, r->dphi_k, r->dir, r->dir_sum };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) be->free(bufs[i]);
+    optim_state_free(&r->outer, be);
+    meta_work_free(r->work);
+    stepdata_free(&r->sd);
+    if (r->train) data_close(r->train);
+    if (r->val) data_close(r->val);
+    free(r->config_json);
+}
+
+/* ================================================================================
+ * Files: rater + EMA, and the state for --resume
+ * ================================================================================ */
+
+static real *to_host_copy(const Backend *be, const real *x, size_t n) {
+    real *h = xmalloc(n * sizeof(real));
+    be->to_host(h, x, n * sizeof(real));
+    return h;
+}
+
+static int save_raters(Run *r, const real *phi, const real *phi_ema) {
+    real *h = to_host_copy(r->be, phi, r->n_phi);
+    int rc = rater_save(r->o->out_path, &r->spec.rater, h, r->config_json);
+    free(h);
+    if (rc) return -1;
+    char *ema_path = meta_ema_path(r->o->out_path);
+    h = to_host_copy(r->be, phi_ema, r->n_phi);
+    rc = rater_save(ema_path, &r->spec.rater, h, r->config_json);
+    free(h);
+    free(ema_path);
+    return rc;
+}
+
+static void st_add_flat(StWriter *w, const Backend *be, const char *name, const real *x, size_t n) {
+    real *h = to_host_copy(be, x, n);
+    int64_t shape[1] = { (int64_t)n };
+    st_writer_add_real(w, name, 1, shape, h);
+    free(h);
+}
+
+static int st_get_flat(const SafeTensors *st, const Backend *be, const char *name, real *x, size_t n) {
+    real *h = xmalloc(n * sizeof(real));
+    int rc = st_read_real(st, name, h, n);
+    if (rc == 0) be->to_device(x, h, n * sizeof(real));
+    free(h);
+    return rc;
+}
+
+static void meta_kv(StWriter *w, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void meta_kv(StWriter *w, const char *key, const char *fmt, ...) {
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    st_writer_metadata(w, key, buf);
+}
+
+/* Everything the next meta-step depends on. Real tensors in the build's precision
+ * (F32/F64), so a resume of the same build restores the same bits. */
+static int state_save(Run *r, const char *path, double seconds) {
+    const Backend *be = r->be;
+    StWriter *w = st_writer_new();
+    char name[96];
+    st_writer_metadata(w, "format", "datarater.meta.state");
+    st_writer_metadata(w, "precision", REAL_NAME);
+    st_writer_metadata(w, "config", r->config_json);
+    meta_kv(w, "meta_step", "%ld", r->meta_step);
+    meta_kv(w, "outer_step", "%ld", r->outer.step);
+    meta_kv(w, "seconds", "%.17g", seconds);
+    meta_kv(w, "population_K", "%d", r->K);
+    meta_kv(w, "train_examples", "%" PRIu64, data_num_examples(r->train));
+    meta_kv(w, "val_examples", "%" PRIu64, data_num_examples(r->val));
+    st_add_flat(w, be, "phi", r->phi, r->n_phi);
+    st_add_flat(w, be, "phi_ema", r->phi_ema, r->n_phi);
+    st_add_flat(w, be, "outer.m", r->outer.m, r->n_phi);
+    st_add_flat(w, be, "outer.v", r->outer.v, r->n_phi);
+    for (int k = 0; k < r->K; k++) {
+        const Member *mb = &r->mem[k];
+#define ADD(suffix, x, n) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
+                               st_add_flat(w, be, name, x, n); } while (0)
+        ADD("theta", mb->theta, r->n);
+        ADD("m", mb->opt.m, r->n);
+        if (mb->opt.v) ADD("v", mb->opt.v, r->n);
+        if (r->track_uniform) {
+            ADD("uniform.theta", mb->theta_u, r->n);
+            ADD("uniform.m", mb->opt_u.m, r->n);
+            if (mb->opt_u.v) ADD("uniform.v", mb->opt_u.v, r->n);
+        }
+        if (mb->meta_m) {
+            ADD("meta_m", mb->meta_m, r->n_phi);
+            ADD("meta_v", mb->meta_v, r->n_phi);
+        }
+#undef ADD
+        snprintf(name, sizeof name, "member.%d.steps", k);
+        meta_kv(w, name, "%ld %ld", mb->opt.step, mb->opt_u.step);
+        snprintf(name, sizeof name, "member.%d.streams", k);
+        meta_kv(w, name, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64, mb->train.epoch,
+                mb->train.cursor, mb->val.epoch, mb->val.cursor);
+    }
+    int rc = st_writer_save(w, path);
+    st_writer_free(w);
+    return rc;
+}
+
+static int parse_longs(const char *s, long *out, int n) {
+    for (int i = 0; i < n; i++) {
+        char *end;
+        if (!s) return -1;
+        out[i] = strtol(s, &end, 10);
+        if (end == s) return -1;
+        s = end;
+    }
+    return 0;
+}
+
+static int state_load(Run *r, const char *path, double *seconds) {
+    const Backend *be = r->be;
+    SafeTensors *st = st_open(path);
+    if (!st) return dr_seterr("--resume: %s", dr_lasterr());
+    int rc = -1;
+    char name[96];
+    const char *fmt = st_metadata(st, "format"), *prec = st_metadata(st, "precision");
+    long v[4];
+    if (!fmt || strcmp(fmt, "datarater.meta.state") != 0) {
+        dr_seterr("--resume: %s is not a dr-meta state file", path);
+        goto done;
+    }
+    if (!prec || strcmp(prec, REAL_NAME) != 0) {
+        dr_seterr("--resume: %s was written by a %s build, this is a %s build", path,
+                  prec ? prec : "?", REAL_NAME);
+        goto done;
+    }
+    if (parse_longs(st_metadata(st, "population_K"), v, 1) || v[0] != r->K) {
+        dr_seterr("--resume: %s holds %s members, the config asks for %d", path,
+                  st_metadata(st, "population_K") ? st_metadata(st, "population_K") : "?", r->K);
+        goto done;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->train));
+    const char *te = st_metadata(st, "train_examples"), *ve = st_metadata(st, "val_examples");
+    if (!te || strcmp(te, buf) != 0) {
+        dr_seterr("--resume: %s was made on %s Train_A examples, these shards hold %s", path,
+                  te ? te : "?", buf);
+        goto done;
+    }
+    snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->val));
+    if (!ve || strcmp(ve, buf) != 0) {
+        dr_seterr("--resume: %s was made on %s Val examples, these shards hold %s", path,
+                  ve ? ve : "?", buf);
+        goto done;
+    }
+    if (parse_longs(st_metadata(st, "meta_step"), v, 1)) goto bad;
+    r->meta_step = v[0];
+    if (parse_longs(st_metadata(st, "outer_step"), v, 1)) goto bad;
+    r->outer.step = v[0];
+    const char *sec = st_metadata(st, "seconds");
+    *seconds = sec ? strtod(sec, NULL) : 0;
+    if (st_get_flat(st, be, "phi", r->phi, r->n_phi) || st_get_flat(st, be, "phi_ema", r->phi_ema, r->n_phi) ||
+        st_get_flat(st, be, "outer.m", r->outer.m, r->n_phi) ||
+        st_get_flat(st, be, "outer.v", r->outer.v, r->n_phi))
+        goto fail;
+    for (int k = 0; k < r->K; k++) {
+        Member *mb = &r->mem[k];
+#define GET(suffix, x, n) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
+                               if (st_get_flat(st, be, name, x, n)) goto fail; } while (0)
+        GET("theta", mb->theta, r->n);
+        GET("m", mb->opt.m, r->n);
+        if (mb->opt.v) GET("v", mb->opt.v, r->n);
+        if (r->track_uniform) {
+            GET("uniform.theta", mb->theta_u, r->n);
+            GET("uniform.m", mb->opt_u.m, r->n);
+            if (mb->opt_u.v) GET("uniform.v", mb->opt_u.v, r->n);
+        }
+        if (mb->meta_m) {
+            GET("meta_m", mb->meta_m, r->n_phi);
+            GET("meta_v", mb->meta_v, r->n_phi);
+        }
+#undef GET
+        snprintf(name, sizeof name, "member.%d.steps", k);
+        if (parse_longs(st_metadata(st, name), v, 2)) goto bad;
+        mb->opt.step = v[0];
+        mb->opt_u.step = v[1];
+        snprintf(name, sizeof name, "member.%d.streams", k);
+        if (parse_longs(st_metadata(st, name), v, 4)) goto bad;
+        mb->train.epoch = (uint64_t)v[0];
+        mb->train.cursor = (uint64_t)v[1];
+        mb->val.epoch = (uint64_t)v[2];
+        mb->val.cursor = (uint64_t)v[3];
+        if (mb->train.cursor >= mb->train.n || mb->val.cursor >= mb->val.n) goto bad;
+    }
+    rc = 0;
+    goto done;
+bad:
+    dr_seterr("--resume: %s: malformed metadata", path);
+    goto done;
+fail:
+    dr_seterr("--resume: %s (was it written with another config?)", dr_lasterr());
+done:
+    st_close(st);
+    return rc;
+}
+
+/* ================================================================================
+ * One meta-step of the population
+ * ================================================================================ */
+
+typedef struct {
+    MetaStats stats;
+    double l_val_uniform;   /* mean over members (NaN when not tracked) */
+    double grad_norm;       /* ‖mean_k φ̄_k‖ */
+} StepResult;
+
+/* φ̄_k through member k's own Adam moments (per_member_adam): the clipped φ̄_k updates
+ * (m_k, v_k) as AdamW would, and dir = the Adam direction m̂/(sqrt(v̂) + eps), obtained
+ * as −(the AdamW update of a zero vector with lr 1, no weight decay). */
+static void member_adam_direction(Run *r, Member *mb, long step) {
+    const Backend *be = r->be;
+    double s = clip_factor(be, r->dphi_k, r->n_phi, r->outer_h.clip, NULL);
+    AdamWHyper a = optim_adamw_hyper(&r->outer_h, 1.0, step);
+    a.weight_decay = 0;
+    be->vec_zero(r->dir, r->n_phi);
+    be->adamw_forward(r->dir, mb->meta_m, mb->meta_v, r->dphi_k, s, r->n_phi, &a);
+    be->vec_axpy(r->dir_sum, -1.0, r->dir, r->n_phi);
+}
+
+static int population_step(Run *r, StepResult *res) {
+    const Backend *be = r->be;
+    const Config *cfg = r->cfg;
+    const long m = r->meta_step;
+    const int B = cfg->data.batch_size, T = r->spec.T, n_val = cfg->meta.val_batches;
+    meta_stats_clear(&res->stats);
+    double lu_sum = 0;
+    be->vec_zero(r->dphi, r->n_phi);
+    be->vec_zero(r->dir_sum, r->n_phi);
+
+    for (int k = 0; k < r->K; k++) {
+        Member *mb = &r->mem[k];
+        if (reset_due(r, k, m)) member_reset(r, k, m);
+        for (size_t i = 0; i < (size_t)T * B; i++) r->sd.train_idx[i] = stream_next(&mb->train);
+        for (size_t i = 0; i < (size_t)n_val * B; i++) r->sd.val_idx[i] = stream_next(&mb->val);
+        MetaBatches data = { .train = sd_train, .val = sd_val, .n_val = n_val, .ctx = &r->sd };
+
+        be->vec_zero(r->dphi_k, r->n_phi);
+        uint64_t key = seed_of(cfg->seed, 0x5348, (uint64_t)k, (uint64_t)m);
+        if (meta_member_step(r->work, mb->theta, &mb->opt, r->phi, &data, key,
+                             r->has_grad ? r->dphi_k : NULL, &res->stats))
+            return -1;
+        if (r->track_uniform) {
+            double lu;
+            if (meta_uniform_step(r->work, mb->theta_u, &mb->opt_u, &data, &lu)) return -1;
+            lu_sum += lu;
+        }
+        if (r->has_grad) {
+            be->vec_axpy(r->dphi, 1.0 / r->K, r->dphi_k, r->n_phi);
+            if (r->combine == META_COMBINE_PER_MEMBER_ADAM) member_adam_direction(r, mb, r->outer.step + 1);
+        }
+    }
+    res->l_val_uniform = r->track_uniform ? lu_sum / r->K : NAN;
+    res->grad_norm = r->has_grad ? sqrt(be->vec_sumsq(r->dphi, r->n_phi)) : 0;
+    return 0;
+}
+
+/* The outer update of φ from the combined meta-gradient, and the EMA. */
+static void outer_update(Run *r) {
+    const Backend *be = r->be;
+    const double lr = r->outer_h.lr;
+    if (r->combine == META_COMBINE_PER_MEMBER_ADAM) {
+        be->vec_scale(r->phi, 1.0 - lr * r->outer_h.weight_decay, r->n_phi);
+        be->vec_axpy(r->phi, lr / r->K, r->dir_sum, r->n_phi);
+        r->outer.step++;
+    } else {
+        optim_step(be, &r->outer, r->phi, r->dphi, &r->outer_h, lr, NULL);
+    }
+    const double ema = r->cfg->meta.ema;
+    if (ema > 0) {
+        be->vec_scale(r->phi_ema, ema, r->n_phi);
+        be->vec_axpy(r->phi_ema, 1.0 - ema, r->phi, r->n_phi);
+    } else {
+        be->vec_copy(r->phi_ema, r->phi, r->n_phi);
+    }
+}
+
+static void log_step(Metrics *mt, const Run *r, const StepResult *res, double seconds) {
+    const MetaStats *s = &res->stats;
+    const double K = s->members > 0 ? s->members : 1, n = (double)s->n_scores;
+    metrics_begin(mt);
+    metrics_int(mt, "meta_step", r->meta_step);
+    metrics_num(mt, "l_train", s->l_train / K);
+    metrics_num(mt, "l_val", s->l_val / K);
+    if (r->track_uniform) {
+        metrics_num(mt, "l_val_uniform", res->l_val_uniform);
+        metrics_num(mt, "l_val_gain", res->l_val_uniform - s->l_val / K);
+    }
+    metrics_num(mt, "objective", s->objective / K);
+    if (s->n_scores > 0) {
+        double mean = s->score_sum / n, var = s->score_sumsq / n - mean * mean;
+        metrics_num(mt, "score_mean", mean);
+        metrics_num(mt, "score_std", sqrt(var > 0 ? var : 0));
+        metrics_num(mt, "score_min", s->score_min);
+        metrics_num(mt, "score_max", s->score_max);
+        metrics_num(mt, "score_entropy", s->entropy_sum / n);
+        metrics_num(mt, "frac_at_min", (double)s->at_min / n);
+        metrics_num(mt, "frac_at_max", (double)s->at_max / n);
+    } else {
+        const char *keys[] = { "score_mean", "score_std", "score_min", "score_max",
+                               "score_entropy", "frac_at_min", "frac_at_max" };
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) metrics_num(mt, keys[i], NAN);
+    }
+    metrics_num(mt, "meta_grad_norm", res->grad_norm);
+    metrics_num(mt, "inner_clip_frac", s->clip_frac / K);
+    metrics_num(mt, "seconds", seconds);
+    metrics_end(mt);
+}
+
+/* ================================================================================
+ * meta_run
+ * ================================================================================ */
+
+static int open_data(const Config *cfg, const ShardList *train, const ShardList *val,
+                     DataLoader **dt, DataLoader **dv) {
+    *dt = open_loader(train, cfg, "Train_A");
+    if (!*dt) return -1;
+    *dv = open_loader(val, cfg, "Val");
+    if (!*dv) return -1;
+    if (data_fingerprint(*dt) != data_fingerprint(*dv))
+        return dr_seterr("Train_A (%s) and Val (%s) were made with different tokenizers",
+                         data_shard_path(*dt, 0), data_shard_path(*dv, 0));
+    return check_disjoint(*dt, *dv);
+}
+
+/* The vocabulary of the models: lm.vocab_size, or the shards' when 0. */
+static int model_vocab(const Config *cfg, const DataLoader *dt, const DataLoader *dv, int *vocab) {
+    uint32_t v = data_vocab_size(dt) > data_vocab_size(dv) ? data_vocab_size(dt) : data_vocab_size(dv);
+    if (cfg->lm.vocab_size > 0 && (uint32_t)cfg->lm.vocab_size < v)
+        return dr_seterr("lm.vocab_size = %d is smaller than the shards' vocabulary (%u ids)",
+                         cfg->lm.vocab_size, v);
+    *vocab = cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)v;
+    return 0;
+}
+
+int meta_run(MetaOptions *o) {
+    Run run, *r = &run;
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    r->cfg = &o->cfg;
+    const Config *cfg = r->cfg;
+    int rc = -1;
+    Metrics *mt = NULL;
+    char *state_path = meta_state_path(o->out_path);
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+
+    r->be = backend_select(o->device ? o->device : cfg->device);
+    if (!r->be) goto done;
+    if (open_data(cfg, &o->train, &o->val, &r->train, &r->val)) goto done;
+    int vocab = 0;
+    if (model_vocab(cfg, r->train, r->val, &vocab)) goto done;
+    if (meta_spec_from_config(&r->spec, cfg, vocab)) goto done;
+    r->K = cfg->meta.population_K;
+    r->combine = strcmp(cfg->meta.combine, "per_member_adam") == 0 ? META_COMBINE_PER_MEMBER_ADAM
+                                                                    : META_COMBINE_MEAN;
+    r->track_uniform = cfg->meta.track_uniform;
+    r->has_grad = r->spec.mode == META_FULL || r->spec.mode == META_SHUFFLE ||
+                  r->spec.mode == META_CLASSIFIER;
+    r->n = lm_num_params(&r->spec.lm);
+    r->n_phi = rater_num_params(&r->spec.rater);
+    r->outer_h = optim_hyper_rater(cfg, cfg->meta.rounds);
+    r->config_json = config_to_json(cfg);
+    r->work = meta_work_new(r->be, &r->spec);
+    stepdata_init(&r->sd, r->train, r->val, cfg->data.batch_size, r->spec.T, cfg->meta.val_batches);
+    run_alloc(r);
+
+    double seconds0 = 0;
+    if (o->resume) {
+        if (state_load(r, state_path, &seconds0)) goto done;
+    } else {
+        rater_init_params(r->be, &r->spec.rater, r->phi, seed_of(cfg->seed, 0x5241544552, 0, 0));
+        r->be->vec_copy(r->phi_ema, r->phi, r->n_phi);
+    }
+
+    fprintf(stderr,
+            "%s: LM %.2fM params, rater %.2fM params, %d member%s, T %d, checkpoint every %d, "
+            "backprop %d, mode %s, %s; Train_A %" PRIu64 " examples, Val %" PRIu64
+            " examples; %.1f MB meta-step buffers on %s (%s)%s\n",
+            dr_progname(), r->n / 1e6, r->n_phi / 1e6, r->K, r->K == 1 ? "" : "s", r->spec.T,
+            r->spec.checkpoint_every, r->spec.backprop_steps, meta_mode_name(r->spec.mode),
+            r->spec.inner.kind == OPTIM_ADAMW ? "adamw" : "sgd", data_num_examples(r->train),
+            data_num_examples(r->val), meta_work_bytes(r->work) / 1e6, r->be->name, REAL_NAME,
+            o->resume ? "; resumed" : "");
+
+    mt = metrics_open(o->log_path, o->resume);
+    if (!mt) goto done;
+
+    interrupted = 0;
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    Progress prog;
+    progress_start(&prog, "meta-step", "steps", cfg->meta.rounds);
+    progress_update(&prog, (double)r->meta_step);
+    const double t0 = dr_now();
+    int stopped = 0;
+    while (r->meta_step < cfg->meta.rounds) {
+        StepResult res;
+        if (population_step(r, &res)) goto done;
+        const long step_no = r->meta_step + 1;
+        if (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi))) {
+            if (save_raters(r, r->phi, r->phi_ema) == 0)
+                dr_seterr("meta-step %ld: the meta-gradient is not finite (l_val %g); the last "
+                          "good rater is kept in %s", step_no, res.stats.l_val / r->K, o->out_path);
+            goto done;
+        }
+        if (r->has_grad) outer_update(r);
+        r->meta_step = step_no;
+        const double seconds = seconds0 + dr_now() - t0;
+        if (r->meta_step % cfg->meta.log_every == 0 || r->meta_step == cfg->meta.rounds)
+            log_step(mt, r, &res, seconds);
+        const double lv = res.stats.l_val / r->K;
+        if (r->track_uniform)
+            progress_set_extra(&prog, "l_val %.4f (uniform %.4f)", lv, res.l_val_uniform);
+        else
+            progress_set_extra(&prog, "l_val %.4f", lv);
+        progress_update(&prog, (double)r->meta_step);
+        if (interrupted || (o->stop_at > 0 && r->meta_step >= o->stop_at)) {
+            stopped = r->meta_step < cfg->meta.rounds;
+            break;
+        }
+    }
+    progress_finish(&prog);
+    double seconds = seconds0 + dr_now() - t0;
+    if (save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds)) goto done;
+    if (stopped)
+        fprintf(stderr, "%s: stopped after meta-step %ld of %d; state saved to %s (--resume continues)\n",
+                dr_progname(), r->meta_step, cfg->meta.rounds, state_path);
+    rc = stopped ? META_INTERRUPTED : 0;
+done:
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    metrics_close(mt);
+    if (r->be) run_free(r);
+    free(state_path);
+    return rc;
+}
+
+/* ================================================================================
+ * dr-meta grad
+ * ================================================================================ */
+
+int meta_grad_run(MetaGradOptions *o) {
+    const Config *cfg = &o->cfg;
+    int rc = -1;
+    DataLoader *dt = NULL, *dv = NULL;
+    real *lm_host = NULL, *phi_host = NULL, *theta = NULL, *phi = NULL, *dphi = NULL;
+    MetaWork *work = NULL;
+    StepData sd = { 0 };
+    OptimState opt = { 0 };
+    int have_sd = 0;
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    const Backend *be = backend_select(o->device ? o->device : cfg->device);
+    if (!be) return -1;
+
+    LMConfig lc;
+    RaterConfig rcfg;
+    if (lm_load(o->lm_init, &lc, &lm_host)) goto done;
+    if (rater_load(o->rater_init, &rcfg, &phi_host)) goto done;
+    if (open_data(cfg, &o->train, &o->val, &dt, &dv)) goto done;
+    uint32_t shard_vocab = data_vocab_size(dt) > data_vocab_size(dv) ? data_vocab_size(dt) : data_vocab_size(dv);
+    if ((uint32_t)lc.vocab < shard_vocab || (uint32_t)rcfg.vocab < shard_vocab) {
+        dr_seterr("the shards' vocabulary (%u ids) exceeds the LM's (%d) or the rater's (%d)",
+                  shard_vocab, lc.vocab, rcfg.vocab);
+        goto done;
+    }
+    MetaSpec spec;
+    if (meta_spec_from_config(&spec, cfg, lc.vocab)) goto done;
+    spec.lm = lc;           /* the checkpoints decide the shapes */
+    spec.rater = rcfg;
+    if (spec.seq_len > lc.ctx || spec.seq_len_rater > rcfg.ctx) {
+        dr_seterr("data.seq_len %d / seq_len_rater %d exceed the checkpoints' contexts (LM %d, rater %d)",
+                  spec.seq_len, spec.seq_len_rater, lc.ctx, rcfg.ctx);
+        goto done;
+    }
+    if (spec.mode == META_DETACH || spec.mode == META_CONSTANT) {
+        dr_seterr("meta.mode = %s has no meta-gradient", meta_mode_name(spec.mode));
+        goto done;
+    }
+    const size_t n = lm_num_params(&lc), n_phi = rater_num_params(&rcfg);
+    theta = be->alloc(n * sizeof(real));
+    phi = be->alloc(n_phi * sizeof(real));
+    dphi = be->alloc(n_phi * sizeof(real));
+    be->to_device(theta, lm_host, n * sizeof(real));
+    be->to_device(phi, phi_host, n_phi * sizeof(real));
+    optim_state_init(&opt, be, spec.inner.kind, n);
+    work = meta_work_new(be, &spec);
+    stepdata_init(&sd, dt, dv, cfg->data.batch_size, spec.T, cfg->meta.val_batches);
+    have_sd = 1;
+    sd.by_range = 1;
+    MetaBatches data = { .train = sd_train, .val = sd_val, .n_val = cfg->meta.val_batches, .ctx = &sd };
+    MetaStats st;
+    meta_stats_clear(&st);
+    if (meta_member_step(work, theta, &opt, phi, &data, seed_of(cfg->seed, 0x5348, 0, 0), dphi, &st))
+        goto done;
+
+    /* the gradient under the rater's tensor names, plus the scalars */
+    real *g = to_host_copy(be, dphi, n_phi);
+    int nt = rater_num_tensors(&rcfg);
+    ParamInfo *table = xmalloc((size_t)nt * sizeof *table);
+    rater_param_table(&rcfg, table);
+    StWriter *w = st_writer_new();
+    char *cj = config_to_json(cfg);
+    st_writer_metadata(w, "format", "datarater.meta.grad");
+    st_writer_metadata(w, "config", cj);
+    for (int i = 0; i < nt; i++)
+        st_writer_add_real(w, table[i].name, table[i].ndim, table[i].shape, g + table[i].offset);
+    double l_val = st.l_val, objective = st.objective;
+    st_writer_add(w, "l_val", ST_F64, 0, NULL, &l_val);
+    st_writer_add(w, "objective", ST_F64, 0, NULL, &objective);
+    int save_rc = st_writer_save(w, o->out_path);
+    st_writer_free(w);
+    free(cj);
+    free(table);
+    fprintf(stderr, "%s: grad: l_val %.6f, objective %.6f, |dJ/dphi| %.6e, inner clip %.0f%% -> %s\n",
+            dr_progname(), l_val, objective, sqrt(be->vec_sumsq(dphi, n_phi)), 100 * st.clip_frac,
+            o->out_path);
+    free(g);
+    if (save_rc) goto done;
+    rc = 0;
+done:
+    if (work) meta_work_free(work);
+    if (have_sd) stepdata_free(&sd);
+    optim_state_free(&opt, be);
+    if (theta) be->free(theta);
+    if (phi) be->free(phi);
+    if (dphi) be->free(dphi);
+    free(lm_host);
+    free(phi_host);
+    if (dt) data_close(dt);
+    if (dv) data_close(dv);
+    return rc;
+}

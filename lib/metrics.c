@@ -1,0 +1,78 @@
+/* metrics.c — JSON-lines metrics (see metrics.h). Numbers are written with 17
+ * significant digits so they read back bit-exactly; NaN and ±Inf, which JSON cannot
+ * hold, become null. Each line is flushed when it ends. A disabled writer (path NULL)
+ * and a NULL Metrics make every call a no-op. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "json.h"
+
+Metrics *metrics_open(const char *path, int append) {
+    Metrics *m = xcalloc(1, sizeof *m);
+    m->first = 1;
+    if (!path) return m;
+    if (strcmp(path, "-") == 0) {
+        m->f = stdout;
+        return m;
+    }
+    m->f = fopen(path, append ? "a" : "w");
+    if (!m->f) {
+        dr_seterr("%s: cannot open for writing: %s", path, strerror(errno));
+        free(m);
+        return NULL;
+    }
+    m->owned = 1;
+    return m;
+}
+
+static void key(Metrics *m, const char *k) {
+    if (!m->first) fputc(',', m->f);
+    m->first = 0;
+    json_write_string(m->f, k, strlen(k));
+    fputc(':', m->f);
+}
+
+void metrics_begin(Metrics *m) {
+    if (!m || !m->f) return;
+    fputc('{', m->f);
+    m->first = 1;
+}
+
+void metrics_int(Metrics *m, const char *k, long long v) {
+    if (!m || !m->f) return;
+    key(m, k);
+    fprintf(m->f, "%lld", v);
+}
+
+void metrics_num(Metrics *m, const char *k, double v) {
+    if (!m || !m->f) return;
+    key(m, k);
+    if (isfinite(v)) fprintf(m->f, "%.17g", v);
+    else fputs("null", m->f);
+}
+
+void metrics_str(Metrics *m, const char *k, const char *v) {
+    if (!m || !m->f) return;
+    key(m, k);
+    if (v) json_write_string(m->f, v, strlen(v));
+    else fputs("null", m->f);
+}
+
+void metrics_end(Metrics *m) {
+    if (!m || !m->f) return;
+    fputs("}\n", m->f);
+    CHECK(fflush(m->f) == 0 && !ferror(m->f), "writing metrics failed: %s", strerror(errno));
+    m->first = 1;
+}
+
+void metrics_close(Metrics *m) {
+    if (!m) return;
+    if (m->f && m->owned) CHECK(fclose(m->f) == 0, "closing metrics failed: %s", strerror(errno));
+    else if (m->f) fflush(m->f);
+    free(m);
+}

@@ -1,0 +1,741 @@
+/* tokenize_pipeline.c — dr-tokenize's reading / encoding / writing pipeline.
+ *
+ * Threads: one reader (fills batches of ~1 MiB of raw input, split into records: a line
+ * or a whole file), N workers (parse JSON, hash, encode a whole batch with their own
+ * TokEncoder), and the calling thread, which takes the batches back in input order and
+ * writes the shards (lib/shard.h, compressing on the shard writer's background thread).
+ * A ring of 2N + 2 slots bounds the memory in flight. Since batches are cut by the reader
+ * alone and written in order, the output does not depend on the thread count.
+ * Errors found by the reader or a worker travel inside their batch, so the first error
+ * in input order is the one reported.
+ * Must never: write a document out of order, leave a temp file, keep going after an error.
+ */
+#include "tokenize_pipeline.h"
+#include "check.h"
+#include "json.h"
+#include "shard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define BATCH_BYTES (1u << 20)
+
+void tokenize_options_default(TokenizeOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->prefix = "shard";
+    o->field = "text";
+    o->format = TP_AUTO;
+    o->invalid = TOK_UTF8_REPLACE;
+    o->shard_bytes = 64ull << 20;
+    o->threads = 2;
+    o->zstd_level = DRS_ZSTD_LEVEL;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- inputs ------------------------------------------------------------------------ */
+
+typedef struct {
+    char *path;       /* "-" for stdin */
+    char *name;       /* for messages */
+    char *source;     /* default source name */
+    TpFormat format;
+} InputFile;
+
+typedef struct { InputFile *v; size_t n, cap; } InputList;
+
+static void clean_source(char *s) {
+    for (; *s; s++) if (*s == '\t' || *s == '\n' || *s == '\r') *s = '_';
+}
+
+static char *base_name(const char *path, int strip_ext) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    char *s = xmalloc(n - b + 1);
+    memcpy(s, path + b, n - b);
+    s[n - b] = 0;
+    if (strip_ext) {
+        char *dot = strrchr(s, '.');
+        if (dot && dot != s) *dot = 0;
+    }
+    clean_source(s);
+    return s;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static void input_add(InputList *l, const char *path, const char *source, TpFormat forced) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    InputFile *f = &l->v[l->n++];
+    f->path = xstrdup(path);
+    f->name = xstrdup(strcmp(path, "-") == 0 ? "stdin" : path);
+    f->source = xstrdup(source);
+    if (forced != TP_AUTO) f->format = forced;
+    else if (strcmp(path, "-") == 0 || ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
+             ends_with(path, ".json"))
+        f->format = TP_JSONL;
+    else f->format = TP_TEXT;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int walk_dir(InputList *l, const char *dir, const char *source, TpFormat forced, int depth) {
+    if (depth > 64) return dr_seterr("%s: directories nested too deep", dir);
+    DIR *d = opendir(dir);
+    if (!d) return dr_seterr("%s: cannot open directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) { cap = cap ? 2 * cap : 64; names = xrealloc(names, cap * sizeof *names); }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        names[n] = xmalloc(len);
+        snprintf(names[n], len, "%s/%s", dir, e->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (rc == 0) {
+            if (stat(names[i], &st) != 0) rc = dr_seterr("%s: cannot open: %s", names[i], strerror(errno));
+            else if (S_ISDIR(st.st_mode)) rc = walk_dir(l, names[i], source, forced, depth + 1);
+            else if (S_ISREG(st.st_mode)) input_add(l, names[i], source, forced);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static void inputs_free(InputList *l) {
+    for (size_t i = 0; i < l->n; i++) { free(l->v[i].path); free(l->v[i].name); free(l->v[i].source); }
+    free(l->v);
+}
+
+static int expand_inputs(InputList *l, const TokenizeOptions *o, int n, char **args) {
+    static char dash[] = "-";
+    char *stdin_only[] = {dash};
+    if (n == 0) { n = 1; args = stdin_only; }
+    for (int i = 0; i < n; i++) {
+        const char *a = args[i];
+        if (strcmp(a, "-") == 0) {
+            input_add(l, a, o->source ? o->source : "stdin", o->format);
+            continue;
+        }
+        struct stat st;
+        if (stat(a, &st) != 0) return dr_seterr("%s: cannot open: %s", a, strerror(errno));
+        if (S_ISDIR(st.st_mode)) {
+            char *src = o->source ? xstrdup(o->source) : base_name(a, 0);
+            size_t before = l->n;
+            int rc = walk_dir(l, a, src, o->format, 0);
+            free(src);
+            if (rc != 0) return -1;
+            if (l->n == before) return dr_seterr("%s: directory holds no files", a);
+        } else {
+            char *src = o->source ? xstrdup(o->source) : base_name(a, 1);
+            input_add(l, a, src, o->format);
+            free(src);
+        }
+    }
+    for (size_t i = 0; i < l->n; i++) clean_source(l->v[i].source);
+    return 0;
+}
+
+/* ---- batches ----------------------------------------------------------------------- */
+
+typedef struct { size_t off, len; uint64_t line; uint32_t input; } Record;
+
+typedef struct {
+    uint64_t id;
+    size_t tok_off, n_tok;     /* into tokens (encode) */
+    size_t text_off, n_text;   /* into texts (train) */
+    long src_off;              /* into strings, or -1: the input's default source */
+    uint32_t input;
+    int invalid;
+} DocOut;
+
+enum { B_DATA, B_EOF, B_ERROR };
+
+typedef struct {
+    int kind;
+    char *buf;
+    size_t len, cap;
+    Record *recs;
+    size_t n_recs, cap_recs;
+    char *error;               /* reader or worker error (first in record order) */
+    /* results */
+    TokenBuf tokens;
+    ByteBuf texts;
+    ByteBuf strings;
+    DocOut *docs;
+    size_t n_docs, cap_docs;
+    uint64_t empty;
+} Batch;
+
+static Batch *batch_new(int kind) {
+    Batch *b = xcalloc(1, sizeof *b);
+    b->kind = kind;
+    return b;
+}
+
+static void batch_free(Batch *b) {
+    if (!b) return;
+    free(b->buf); free(b->recs); free(b->error); free(b->docs);
+    tokenbuf_free(&b->tokens); bytebuf_free(&b->texts); bytebuf_free(&b->strings);
+    free(b);
+}
+
+static void batch_reserve(Batch *b, size_t extra) {
+    if (b->len + extra <= b->cap) return;
+    size_t cap = b->cap ? b->cap : BATCH_BYTES + 65536;
+    while (cap < b->len + extra) cap *= 2;
+    b->buf = xrealloc(b->buf, cap);
+    b->cap = cap;
+}
+
+static void batch_record(Batch *b, size_t off, size_t len, uint64_t line, uint32_t input) {
+    if (b->n_recs == b->cap_recs) {
+        b->cap_recs = b->cap_recs ? 2 * b->cap_recs : 1024;
+        b->recs = xrealloc(b->recs, b->cap_recs * sizeof *b->recs);
+    }
+    b->recs[b->n_recs++] = (Record){off, len, line, input};
+}
+
+static void batch_seterr(Batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void batch_seterr(Batch *b, const char *fmt, ...) {
+    if (b->error) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    b->error = xstrdup(msg);
+}
+
+/* ---- the ring ---------------------------------------------------------------------- */
+
+enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
+
+typedef struct {
+    const Tokenizer *tok;      /* NULL: collect texts (training) */
+    const TokenizeOptions *o;
+    const InputList *inputs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_filled, cv_done, cv_free;
+    Batch **slot;
+    int *state;
+    size_t n_slots;
+    uint64_t next_fill, next_work, next_write;
+    int stop;                  /* writer gave up: reader and workers finish */
+} Pipe;
+
+/* Reader: hands batch b (sequence next_fill) to the workers. Returns 0, or -1 on stop. */
+static int pipe_put(Pipe *p, Batch *b) {
+    pthread_mutex_lock(&p->mu);
+    size_t s = p->next_fill % p->n_slots;
+    while (p->state[s] != SLOT_FREE && !p->stop) pthread_cond_wait(&p->cv_free, &p->mu);
+    if (p->stop) { pthread_mutex_unlock(&p->mu); batch_free(b); return -1; }
+    p->slot[s] = b;
+    p->state[s] = SLOT_FILLED;
+    p->next_fill++;
+    pthread_cond_broadcast(&p->cv_filled);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* ---- reader -------------------------------------------------------------------------- */
+
+typedef struct { Pipe *p; Batch *cur; } Reader;
+
+static int reader_flush(Reader *r) {
+    Batch *b = r->cur;
+    r->cur = batch_new(B_DATA);
+    return pipe_put(r->p, b);
+}
+
+/* One file as one document: appended whole to the current batch. */
+static int read_whole(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
+    if (r->cur->len >= BATCH_BYTES && reader_flush(r) != 0) return -1;
+    Batch *b = r->cur;
+    size_t start = b->len;
+    for (;;) {
+        batch_reserve(b, 1 << 16);
+        size_t got = fread(b->buf + b->len, 1, b->cap - b->len, f);
+        b->len += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        Batch *e = batch_new(B_ERROR);
+        batch_seterr(e, "%s: read error: %s", in->name, strerror(errno));
+        pipe_put(r->p, e);
+        return -1;
+    }
+    batch_record(b, start, b->len - start, 0, idx);
+    return 0;
+}
+
+/* Line-based formats: each line a record; a batch ends after BATCH_BYTES. */
+static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
+    uint64_t line = 1;
+    Batch *b = r->cur;
+    size_t line_start = b->len, scan = b->len;
+    for (;;) {
+        batch_reserve(b, 1 << 16);
+        size_t got = fread(b->buf + b->len, 1, b->cap - b->len, f);
+        if (got == 0) break;
+        b->len += got;
+        char *nl;
+        while ((nl = memchr(b->buf + scan, '\n', b->len - scan))) {
+            size_t end = (size_t)(nl - b->buf);
+            batch_record(b, line_start, end - line_start, line++, idx);
+            line_start = scan = end + 1;
+        }
+        scan = b->len;
+        if (line_start >= BATCH_BYTES) {         /* hand over; move the partial line */
+            Batch *nb = batch_new(B_DATA);
+            size_t tail = b->len - line_start;
+            batch_reserve(nb, tail + (1 << 16));
+            memcpy(nb->buf, b->buf + line_start, tail);
+            nb->len = tail;
+            b->len = line_start;
+            r->cur = nb;
+            if (pipe_put(r->p, b) != 0) return -1;
+            b = nb;
+            line_start = 0;
+            scan = tail;
+        }
+    }
+    if (ferror(f)) {
+        Batch *e = batch_new(B_ERROR);
+        batch_seterr(e, "%s:%llu: read error: %s", in->name, (unsigned long long)line, strerror(errno));
+        pipe_put(r->p, e);
+        return -1;
+    }
+    if (b->len > line_start) batch_record(b, line_start, b->len - line_start, line, idx);
+    return 0;
+}
+
+static void *reader_main(void *arg) {
+    Pipe *p = arg;
+    Reader r = {p, batch_new(B_DATA)};
+    for (size_t i = 0; i < p->inputs->n; i++) {
+        const InputFile *in = &p->inputs->v[i];
+        FILE *f = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "rb");
+        if (!f) {
+            if (r.cur->n_recs && reader_flush(&r) != 0) goto out;
+            Batch *e = batch_new(B_ERROR);
+            batch_seterr(e, "%s: cannot open: %s", in->name, strerror(errno));
+            pipe_put(p, e);
+            goto out;
+        }
+        int rc = in->format == TP_TEXT ? read_whole(&r, f, in, (uint32_t)i)
+                                       : read_lines(&r, f, in, (uint32_t)i);
+        if (f != stdin) fclose(f);
+        if (rc != 0) goto out;
+    }
+    if (r.cur->n_recs && reader_flush(&r) != 0) goto out;
+    pipe_put(p, batch_new(B_EOF));
+out:
+    batch_free(r.cur);
+    return NULL;
+}
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+static void doc_push(Batch *b, DocOut d) {
+    if (b->n_docs == b->cap_docs) {
+        b->cap_docs = b->cap_docs ? 2 * b->cap_docs : 256;
+        b->docs = xrealloc(b->docs, b->cap_docs * sizeof *b->docs);
+    }
+    b->docs[b->n_docs++] = d;
+}
+
+static int all_space(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') return 0;
+    return 1;
+}
+
+static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
+    const TokenizeOptions *o = p->o;
+    for (size_t k = 0; k < b->n_recs && !b->error; k++) {
+        const Record *rec = &b->recs[k];
+        const InputFile *in = &p->inputs->v[rec->input];
+        const char *text = b->buf + rec->off;
+        size_t len = rec->len;
+        long src_off = -1;
+        JsonDoc *jd = NULL;
+        if (in->format != TP_TEXT) {
+            if (len && text[len - 1] == '\r') len--;
+            if (rec->line == 1 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) { text += 3; len -= 3; }
+        }
+        if (in->format == TP_JSONL) {
+            if (all_space(text, len)) continue;
+            jd = json_parse(text, len, JSON_KEEP_INVALID_UTF8);
+            if (!jd) {
+                batch_seterr(b, "%s:%llu: malformed JSON: %s", in->name, (unsigned long long)rec->line,
+                             dr_lasterr());
+                break;
+            }
+            const JsonValue *root = json_root(jd);
+            const JsonValue *v = root->type == JSON_OBJECT ? json_get(root, o->field) : NULL;
+            if (root->type != JSON_OBJECT) {
+                batch_seterr(b, "%s:%llu: expected a JSON object", in->name, (unsigned long long)rec->line);
+            } else if (!v) {
+                batch_seterr(b, "%s:%llu: no field \"%s\"", in->name, (unsigned long long)rec->line, o->field);
+            } else if (v->type != JSON_STRING) {
+                batch_seterr(b, "%s:%llu: field \"%s\" is not a string", in->name,
+                             (unsigned long long)rec->line, o->field);
+            }
+            if (b->error) { json_free(jd); break; }
+            text = v->str;
+            len = v->len;
+            if (o->source_field) {
+                const JsonValue *sv = json_get(root, o->source_field);
+                if (sv && sv->type == JSON_STRING && sv->len > 0) {
+                    src_off = (long)b->strings.n;
+                    size_t at = b->strings.n;
+                    bytebuf_append(&b->strings, sv->str, sv->len);
+                    bytebuf_append(&b->strings, "", 1);
+                    for (size_t i = at; i < at + sv->len; i++) {
+                        char c = b->strings.bytes[i];
+                        if (c == '\t' || c == '\n' || c == '\r' || c == 0) b->strings.bytes[i] = '_';
+                    }
+                }
+            }
+        } else if (in->format == TP_LINES && len == 0) {
+            continue;
+        }
+        if (len == 0) { b->empty++; json_free(jd); continue; }
+        DocOut d = {XXH64(text, len, 0), 0, 0, 0, 0, src_off, rec->input, 0};
+        if (enc) {
+            d.tok_off = b->tokens.n;
+            if (tok_encoder_encode(enc, text, len, o->invalid, &b->tokens, &d.invalid) != 0) {
+                if (in->format == TP_TEXT) batch_seterr(b, "%s: %s", in->name, dr_lasterr());
+                else batch_seterr(b, "%s:%llu: %s", in->name, (unsigned long long)rec->line, dr_lasterr());
+                json_free(jd);
+                break;
+            }
+            d.n_tok = b->tokens.n - d.tok_off;
+            d.n_text = len;
+        } else {
+            d.text_off = b->texts.n;
+            d.n_text = len;
+            bytebuf_append(&b->texts, text, len);
+        }
+        doc_push(b, d);
+        json_free(jd);
+    }
+    /* the raw input is no longer needed */
+    free(b->buf);
+    b->buf = NULL;
+    b->len = b->cap = 0;
+}
+
+static void *worker_main(void *arg) {
+    Pipe *p = arg;
+    TokEncoder *enc = p->tok ? tok_encoder_new(p->tok) : NULL;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        size_t s = p->next_work % p->n_slots;
+        if (p->stop) break;
+        if (p->state[s] != SLOT_FILLED) { pthread_cond_wait(&p->cv_filled, &p->mu); continue; }
+        Batch *b = p->slot[s];
+        p->state[s] = SLOT_WORKING;
+        p->next_work++;
+        pthread_mutex_unlock(&p->mu);
+        if (b->kind == B_DATA) process_batch(p, enc, b);
+        pthread_mutex_lock(&p->mu);
+        p->state[s] = SLOT_DONE;
+        pthread_cond_broadcast(&p->cv_done);
+        /* after an EOF or error batch nothing more comes: wait for stop */
+    }
+    pthread_mutex_unlock(&p->mu);
+    tok_encoder_free(enc);
+    return NULL;
+}
+
+/* ---- driver ------------------------------------------------------------------------ */
+
+typedef struct {
+    Pipe p;
+    pthread_t reader;
+    pthread_t *workers;
+    int n_workers;
+} Running;
+
+static void pipeline_start(Running *run, const Tokenizer *tok, const TokenizeOptions *o,
+                           const InputList *inputs) {
+    Pipe *p = &run->p;
+    memset(p, 0, sizeof *p);
+    p->tok = tok;
+    p->o = o;
+    p->inputs = inputs;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv_filled, NULL);
+    pthread_cond_init(&p->cv_done, NULL);
+    pthread_cond_init(&p->cv_free, NULL);
+    run->n_workers = o->threads > 0 ? o->threads : 1;
+    p->n_slots = 2 * (size_t)run->n_workers + 2;
+    p->slot = xcalloc(p->n_slots, sizeof *p->slot);
+    p->state = xcalloc(p->n_slots, sizeof *p->state);
+    run->workers = xcalloc((size_t)run->n_workers, sizeof *run->workers);
+    CHECK(pthread_create(&run->reader, NULL, reader_main, p) == 0, "pthread_create failed");
+    for (int i = 0; i < run->n_workers; i++)
+        CHECK(pthread_create(&run->workers[i], NULL, worker_main, p) == 0, "pthread_create failed");
+}
+
+/* Next batch in input order (the caller frees it with pipeline_release). */
+static Batch *pipeline_next(Running *run) {
+    Pipe *p = &run->p;
+    pthread_mutex_lock(&p->mu);
+    size_t s = p->next_write % p->n_slots;
+    while (p->state[s] != SLOT_DONE) pthread_cond_wait(&p->cv_done, &p->mu);
+    Batch *b = p->slot[s];
+    p->slot[s] = NULL;
+    p->state[s] = SLOT_FREE;
+    p->next_write++;
+    pthread_cond_broadcast(&p->cv_free);
+    pthread_mutex_unlock(&p->mu);
+    return b;
+}
+
+static void pipeline_stop(Running *run) {
+    Pipe *p = &run->p;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv_filled);
+    pthread_cond_broadcast(&p->cv_free);
+    pthread_cond_broadcast(&p->cv_done);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(run->reader, NULL);
+    for (int i = 0; i < run->n_workers; i++) pthread_join(run->workers[i], NULL);
+    for (size_t i = 0; i < p->n_slots; i++) batch_free(p->slot[i]);
+    free(p->slot);
+    free(p->state);
+    free(run->workers);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv_filled);
+    pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv_free);
+}
+
+static int no_documents(const InputList *in, uint64_t empty) {
+    const char *what = in->n == 1 ? in->v[0].name : "the inputs";
+    if (empty) return dr_seterr("%s: no documents (%llu empty ones skipped)", what, (unsigned long long)empty);
+    return dr_seterr("%s: no documents", what);
+}
+
+/* ---- shards -------------------------------------------------------------------------- */
+
+typedef struct {
+    const Tokenizer *tok;
+    const TokenizeOptions *o;
+    DrsWriter *w;
+    char **paths;              /* completed shards */
+    size_t n_paths;
+    FILE *paths_out;
+} ShardOut;
+
+static char *shard_path(const TokenizeOptions *o, size_t k) {
+    size_t n = strlen(o->out_dir) + strlen(o->prefix) + 32;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s-%05zu.drs", o->out_dir, o->prefix, k);
+    return p;
+}
+
+static int shard_close(ShardOut *so) {
+    if (!so->w) return 0;
+    char *path = shard_path(so->o, so->n_paths);
+    DrsWriter *w = so->w;
+    so->w = NULL;
+    if (drs_writer_close(w) != 0) { free(path); return -1; }
+    so->paths = xrealloc(so->paths, (so->n_paths + 1) * sizeof *so->paths);
+    so->paths[so->n_paths++] = path;
+    fprintf(so->paths_out, "%s\n", path);
+    fflush(so->paths_out);
+    return 0;
+}
+
+static int shard_add(ShardOut *so, uint64_t id, const char *source, const uint32_t *tokens, size_t n) {
+    uint32_t width = tokenizer_vocab_size(so->tok) <= 65535 ? 2 : 4;
+    if (so->w && drs_writer_docs(so->w) > 0 &&
+        drs_writer_bytes(so->w) + (uint64_t)n * width > so->o->shard_bytes)
+        if (shard_close(so) != 0) return -1;
+    if (!so->w) {
+        char *path = shard_path(so->o, so->n_paths);
+        so->w = drs_writer_open(path, tokenizer_vocab_size(so->tok), tokenizer_fingerprint(so->tok),
+                                tokenizer_spec(so->tok));
+        free(path);
+        if (!so->w) return -1;
+        drs_writer_set_level(so->w, so->o->zstd_level);
+        drs_writer_set_background(so->w, 1);
+    }
+    return drs_writer_add(so->w, id, source, tokens, n);
+}
+
+/* Removes <prefix>-NNNNN.drs files of an earlier run numbered from `keep` on. */
+static void remove_stale_shards(const TokenizeOptions *o, size_t keep) {
+    DIR *d = opendir(o->out_dir);
+    if (!d) return;
+    struct dirent *e;
+    size_t pl = strlen(o->prefix);
+    while ((e = readdir(d))) {
+        const char *s = e->d_name;
+        if (strncmp(s, o->prefix, pl) != 0 || s[pl] != '-') continue;
+        const char *num = s + pl + 1;
+        size_t nd = 0;
+        while (num[nd] >= '0' && num[nd] <= '9') nd++;
+        if (nd < 5 || strcmp(num + nd, ".drs") != 0) continue;
+        if ((size_t)strtoull(num, NULL, 10) < keep) continue;
+        size_t n = strlen(o->out_dir) + strlen(s) + 2;
+        char *p = xmalloc(n);
+        snprintf(p, n, "%s/%s", o->out_dir, s);
+        unlink(p);
+        free(p);
+    }
+    closedir(d);
+}
+
+static int make_dir(const char *dir) {
+    char *p = xstrdup(dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) break;
+        *s = '/';
+    }
+    int rc = 0;
+    struct stat st;
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = dr_seterr("%s: cannot create directory: %s", dir, strerror(errno));
+    else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) rc = dr_seterr("%s: not a directory", dir);
+    free(p);
+    return rc;
+}
+
+int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, char **inputs,
+                 FILE *paths_out, TokenizeStats *st) {
+    memset(st, 0, sizeof *st);
+    double t0 = now_s();
+    if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
+    InputList in = {0};
+    if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
+    if (make_dir(o->out_dir) != 0) { inputs_free(&in); return -1; }
+
+    Running run;
+    pipeline_start(&run, t, o, &in);
+    ShardOut so = {t, o, NULL, NULL, 0, paths_out};
+    int rc = 0;
+    for (;;) {
+        Batch *b = pipeline_next(&run);
+        if (b->kind == B_EOF) { batch_free(b); break; }
+        if (b->kind == B_DATA) {
+            for (size_t i = 0; i < b->n_docs && rc == 0; i++) {
+                const DocOut *d = &b->docs[i];
+                const char *src = d->src_off >= 0 ? b->strings.bytes + d->src_off : in.v[d->input].source;
+                rc = shard_add(&so, d->id, src, b->tokens.ids + d->tok_off, d->n_tok);
+                st->docs++;
+                st->tokens += d->n_tok;
+                st->bytes += d->n_text;
+                st->invalid_docs += (uint64_t)d->invalid;
+            }
+            st->empty_docs += b->empty;
+        }
+        if (rc == 0 && b->error) rc = dr_seterr("%s", b->error);
+        batch_free(b);
+        if (rc != 0) break;
+    }
+    pipeline_stop(&run);
+    if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
+    if (rc == 0) rc = shard_close(&so);
+    if (rc != 0) {
+        if (so.w) drs_writer_abort(so.w);
+        for (size_t i = 0; i < so.n_paths; i++) unlink(so.paths[i]);
+    } else {
+        remove_stale_shards(o, so.n_paths);
+    }
+    st->shards = rc == 0 ? so.n_paths : 0;
+    for (size_t i = 0; i < so.n_paths; i++) free(so.paths[i]);
+    free(so.paths);
+    inputs_free(&in);
+    st->seconds = now_s() - t0;
+    return rc;
+}
+
+int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, uint32_t n_vocab,
+                       TokenizeStats *st) {
+    memset(st, 0, sizeof *st);
+    double t0 = now_s();
+    if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
+    InputList in = {0};
+    if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
+    Running run;
+    pipeline_start(&run, NULL, o, &in);
+    ByteBuf all = {0};
+    size_t *offs = NULL, *lens = NULL, n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        Batch *b = pipeline_next(&run);
+        if (b->kind == B_EOF) { batch_free(b); break; }
+        if (b->kind == B_DATA) {
+            for (size_t i = 0; i < b->n_docs; i++) {
+                const DocOut *d = &b->docs[i];
+                if (n == cap) {
+                    cap = cap ? 2 * cap : 1024;
+                    offs = xrealloc(offs, cap * sizeof *offs);
+                    lens = xrealloc(lens, cap * sizeof *lens);
+                }
+                offs[n] = all.n;
+                lens[n] = d->n_text;
+                n++;
+                bytebuf_append(&all, b->texts.bytes + d->text_off, d->n_text);
+                st->docs++;
+                st->bytes += d->n_text;
+            }
+            st->empty_docs += b->empty;
+        }
+        if (b->error) rc = dr_seterr("%s", b->error);
+        batch_free(b);
+        if (rc != 0) break;
+    }
+    pipeline_stop(&run);
+    if (rc == 0 && n == 0) rc = no_documents(&in, st->empty_docs);
+    if (rc == 0 && make_dir(o->out_dir) != 0) rc = -1;
+    if (rc == 0) {
+        const char **texts = xmalloc((n ? n : 1) * sizeof *texts);
+        for (size_t i = 0; i < n; i++) texts[i] = all.bytes + offs[i];
+        rc = tokenizer_train_bpe(texts, lens, n, n_vocab, o->invalid, o->threads, o->out_dir);
+        free(texts);
+    }
+    free(offs);
+    free(lens);
+    bytebuf_free(&all);
+    inputs_free(&in);
+    st->seconds = now_s() - t0;
+    return rc;
+}

@@ -1,0 +1,136 @@
+/* bench_lm.c — throughput of the LM on the CPU backend, against the machine's SGEMM.
+ * Benchmark config: LM 4 layers, d 256, 8 heads, d_ff 1024, ctx 256, batch 16, vocab 8192.
+ * Times (median of several runs after a warm-up):
+ *   - a full training step: lm_forward + zeroing the gradient + lm_backward + AdamW
+ *     (optim_step with clipping);
+ *   - one forward-over-reverse pass (lm_forward_over_reverse: ℓ, g, H·u, d_i);
+ *   - cblas_sgemm 2048³ through OpenBLAS on the same number of threads.
+ * FLOPs of a training step per token: 6·N + 6·L·d·ctx with N = ALL parameters (wte
+ * included: as the tied output head it costs 2·V·d per token like any weight; wpe, a
+ * lookup, is 1% of N), the formula the issue gives. Threads: OMP_NUM_THREADS.
+ * Prints numbers and ratios; never pass/fail (DESIGN §8). Targets, on 2 cores: training
+ * ≥ 50% of SGEMM throughput; forward-over-reverse ≤ 2.5× a training step.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "check.h"
+#include "lm.h"
+#include "optim.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *t, int n) {
+    qsort(t, n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* GFLOP/s of cblas_sgemm M=N=K=n on `threads` OpenBLAS threads (median of reps) */
+static double sgemm_gflops(int n, int threads, int reps) {
+    float *A = malloc((size_t)n * n * sizeof(float)), *Bm = malloc((size_t)n * n * sizeof(float));
+    float *Cm = malloc((size_t)n * n * sizeof(float));
+    CHECK(A && Bm && Cm, "out of memory");
+    for (size_t i = 0; i < (size_t)n * n; i++) { A[i] = (float)(i % 7) * 0.1f; Bm[i] = (float)(i % 5) * 0.1f; Cm[i] = 0; }
+    openblas_set_num_threads(threads);
+    double t[16];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, Bm, n, 0, Cm, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, Bm, n, 0, Cm, n);
+        t[r] = now() - t0;
+    }
+    openblas_set_num_threads(1);   /* the CPU backend runs BLAS single-threaded inside OpenMP */
+    free(A); free(Bm); free(Cm);
+    return 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+}
+
+int main(int argc, char **argv) {
+    int reps = argc > 1 ? atoi(argv[1]) : 5;
+    if (reps < 1 || reps > 16) reps = 5;
+    const Backend *be = &backend_cpu;
+    LMConfig cfg = { .n_layer = 4, .d_model = 256, .n_head = 8, .d_ff = 1024, .vocab = 8192,
+                     .ctx = 256, .init_std = 0.02 };
+    const int B = 16, T = cfg.ctx, threads = omp_get_max_threads();
+    const size_t NP = lm_num_params(&cfg);
+    const double tokens = (double)B * T;
+    const double flop_per_token = 6.0 * NP + 6.0 * cfg.n_layer * cfg.d_model * cfg.ctx;
+    printf("bench_lm: L=%d d=%d heads=%d d_ff=%d ctx=%d B=%d V=%d, N=%.2fM params, %s, %d threads\n",
+           cfg.n_layer, cfg.d_model, cfg.n_head, cfg.d_ff, cfg.ctx, B, cfg.vocab, NP / 1e6, REAL_NAME,
+           threads);
+
+    int32_t *inputs = xmalloc((size_t)B * T * sizeof(int32_t)), *targets = xmalloc((size_t)B * T * sizeof(int32_t));
+    int32_t n_valid[16];
+    uint64_t s = 1;
+    for (int i = 0; i < B * T; i++) {
+        inputs[i] = (int32_t)((s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % cfg.vocab;
+        targets[i] = (int32_t)((s = s * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % cfg.vocab;
+    }
+    for (int b = 0; b < B; b++) n_valid[b] = T;
+    real dlosses[16], losses[16], dloss_dir[16];
+    for (int b = 0; b < B; b++) dlosses[b] = (real)(1.0 / B);
+
+    real *params = be->alloc(NP * sizeof(real)), *grads = be->alloc(NP * sizeof(real));
+    real *u = be->alloc(NP * sizeof(real)), *hvp = be->alloc(NP * sizeof(real));
+    lm_init_params(be, &cfg, params, 1);
+    lm_init_params(be, &cfg, u, 2);
+    LMActs *acts = lm_acts_new(be, &cfg, B, T, 1);
+    printf("activations: %.0f MiB (with tangents)\n", lm_acts_bytes(acts) / 1048576.0);
+    OptimState st;
+    optim_state_init(&st, be, OPTIM_ADAMW, NP);
+    OptimHyper h = { .kind = OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                     .weight_decay = 0.1, .clip = 1.0, .schedule = LR_CONSTANT };
+
+    double t_fwd[16], t_bwd[16], t_opt[16], t_step[16], t_for[16];
+    for (int r = -1; r < reps; r++) {   /* r = -1: warm-up */
+        double t0 = now();
+        lm_forward(be, &cfg, params, acts, inputs, targets, n_valid, B, T, losses);
+        double t1 = now();
+        be->vec_zero(grads, NP);
+        lm_backward(be, &cfg, params, acts, dlosses, grads);
+        double t2 = now();
+        optim_step(be, &st, params, grads, &h, h.lr, NULL);
+        double t3 = now();
+        if (r >= 0) { t_fwd[r] = t1 - t0; t_bwd[r] = t2 - t1; t_opt[r] = t3 - t2; t_step[r] = t3 - t0; }
+    }
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        be->vec_zero(grads, NP);
+        be->vec_zero(hvp, NP);
+        lm_forward_over_reverse(be, &cfg, params, u, acts, inputs, targets, n_valid, B, T, dlosses,
+                                losses, grads, hvp, dloss_dir);
+        if (r >= 0) t_for[r] = now() - t0;
+    }
+    double step = median(t_step, reps), fwd = median(t_fwd, reps), bwd = median(t_bwd, reps);
+    double opt = median(t_opt, reps), fr = median(t_for, reps);
+    double gflops = tokens * flop_per_token / step / 1e9;
+    double sg = sgemm_gflops(2048, threads, reps);
+
+    printf("FLOPs per token (6·N + 6·L·d·ctx, N = all %zu params incl. tied wte): %.1f MFLOP\n", NP,
+           flop_per_token / 1e6);
+    printf("train step (fwd+bwd+AdamW): %8.1f ms  (fwd %.1f, bwd %.1f, AdamW %.1f)  %8.0f tokens/s  %6.1f GFLOP/s\n",
+           step * 1e3, fwd * 1e3, bwd * 1e3, opt * 1e3, tokens / step, gflops);
+    printf("forward-over-reverse:       %8.1f ms  %8.0f tokens/s  ratio to a train step %.2f (target <= 2.5)\n",
+           fr * 1e3, tokens / fr, fr / step);
+    printf("SGEMM 2048^3 (OpenBLAS, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
+           threads, sg, 100 * gflops / sg);
+    printf("loss %.4f (ln V = %.4f)\n", (double)losses[0], log((double)cfg.vocab));
+
+    optim_state_free(&st, be);
+    lm_acts_free(be, acts);
+    be->free(params); be->free(grads); be->free(u); be->free(hvp);
+    free(inputs); free(targets);
+    return 0;
+}

@@ -1,0 +1,167 @@
+/* test_progress_metrics.c — metrics JSON lines (exact numbers, NaN/Inf as null,
+ * escaping, append, disabled writer) and the two progress formats (terminal redraw
+ * with \r, plain lines with rate and ETA). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "json.h"
+#include "metrics.h"
+#include "progress.h"
+#include "test.h"
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    CHECK(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc(*n + 1);
+    CHECK(fread(p, 1, *n, f) == *n, "short read");
+    p[*n] = 0;
+    fclose(f);
+    return p;
+}
+
+static void test_metrics(void) {
+    char path[] = "/tmp/dr-test-metrics-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    Metrics *m = metrics_open(path, 0);
+    TEST_CHECK(m != NULL, "open: %s", dr_lasterr());
+    double vals[] = {0.1, 1.0 / 3.0, 1e300, 5e-324, -0.0, 2.5};
+    for (int step = 0; step < 3; step++) {
+        metrics_begin(m);
+        metrics_int(m, "step", step);
+        metrics_num(m, "l_val", vals[step]);
+        metrics_num(m, "small", vals[step + 3]);
+        metrics_num(m, "nan", NAN);
+        metrics_num(m, "inf", step ? -INFINITY : INFINITY);
+        metrics_str(m, "note", "tab\there \"q\" é");
+        metrics_str(m, "none", NULL);
+        metrics_end(m);
+    }
+    metrics_close(m);
+    /* Append continues the file. */
+    m = metrics_open(path, 1);
+    metrics_begin(m);
+    metrics_int(m, "step", 3);
+    metrics_end(m);
+    metrics_close(m);
+
+    size_t n;
+    char *text = slurp(path, &n);
+    int lines = 0;
+    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++) {
+        JsonDoc *d = json_parse(line, (size_t)(nl - line), 0);
+        TEST_CHECK(d != NULL, "line %d is JSON: %s", lines, dr_lasterr());
+        if (!d) continue;
+        const JsonValue *r = json_root(d);
+        TEST_CHECK(json_get(r, "step") && json_get(r, "step")->number == lines, "step %d", lines);
+        if (lines < 3) {
+            const JsonValue *lv = json_get(r, "l_val"), *sm = json_get(r, "small");
+            TEST_CHECK(lv && lv->number == vals[lines], "l_val exact: %.17g", lv ? lv->number : 0);
+            TEST_CHECK(sm && sm->number == vals[lines + 3] && signbit(sm->number) == signbit(vals[lines + 3]),
+                       "small exact");
+            TEST_CHECK(json_get(r, "nan") && json_get(r, "nan")->type == JSON_NULL, "NaN -> null");
+            TEST_CHECK(json_get(r, "inf") && json_get(r, "inf")->type == JSON_NULL, "Inf -> null");
+            const JsonValue *note = json_get(r, "note");
+            TEST_CHECK(note && !strcmp(note->str, "tab\there \"q\" é"), "string escaped and read back");
+            TEST_CHECK(json_get(r, "none") && json_get(r, "none")->type == JSON_NULL, "NULL string -> null");
+            /* Keys in the order written. */
+            TEST_CHECK(r->len == 7 && !strcmp(r->keys[0], "step") && !strcmp(r->keys[6], "none"), "key order");
+        }
+        json_free(d);
+    }
+    TEST_CHECK(lines == 4, "4 lines (%d)", lines);
+    TEST_CHECK(strstr(text, "\"l_val\":0.10000000000000001") != NULL, "17 significant digits");
+    free(text);
+    unlink(path);
+
+    /* Disabled writer and NULL are no-ops; an unwritable path is an error. */
+    m = metrics_open(NULL, 0);
+    TEST_CHECK(m != NULL, "disabled writer");
+    metrics_begin(m);
+    metrics_num(m, "x", 1);
+    metrics_end(m);
+    metrics_close(m);
+    metrics_begin(NULL);
+    metrics_int(NULL, "x", 1);
+    metrics_end(NULL);
+    metrics_close(NULL);
+    TEST_CHECK(metrics_open("/nonexistent-dir/m.jsonl", 0) == NULL && strstr(dr_lasterr(), "/nonexistent-dir/m.jsonl"),
+               "unwritable path: %s", dr_lasterr());
+}
+
+static char *capture(Progress *p, void (*fn)(Progress *), char **buf, size_t *len) {
+    FILE *f = open_memstream(buf, len);
+    p->out = f;
+    fn(p);
+    fclose(f);
+    p->out = stderr;
+    return *buf;
+}
+
+static void run_plain(Progress *p) {
+    p->is_tty = 0;
+    p->interval = 0;   /* a line per update */
+    p->t_start -= 10;  /* pretend 10 s have passed: rate 25/s at 250 done */
+    progress_set_extra(p, "loss %.2f", 3.21);
+    progress_update(p, 250);
+    progress_finish(p);
+}
+
+static void run_tty(Progress *p) {
+    p->is_tty = 1;
+    p->t_start -= 10;
+    p->t_last_print -= 1;
+    progress_update(p, 500);
+    progress_update(p, 501);   /* too soon after the last draw: not drawn */
+    progress_finish(p);
+}
+
+static void test_progress(void) {
+    double t0 = dr_now();
+    TEST_CHECK(dr_now() >= t0, "monotonic clock");
+    Progress p;
+    char *buf = NULL;
+    size_t len = 0;
+    progress_start(&p, "tokenize", "docs", 1000);
+    capture(&p, run_plain, &buf, &len);
+    TEST_CHECK(strstr(buf, "tokenize: 250/1000 docs (25.0%), 25.0 docs/s, 0:10 elapsed, ETA 0:30, loss 3.21\n") != NULL,
+               "plain line: %s", buf);
+    TEST_CHECK(strstr(buf, "tokenize: done, 250 docs in 0:10") != NULL, "final plain line: %s", buf);
+    TEST_CHECK(strchr(buf, '\r') == NULL, "no \\r when not a terminal");
+    free(buf);
+
+    progress_start(&p, "meta-step", "steps", 1000);
+    buf = NULL;
+    capture(&p, run_tty, &buf, &len);
+    TEST_CHECK(buf[0] == '\r' && strstr(buf, "meta-step [") && strstr(buf, " 50.0% 500/1000 steps 50.0 steps/s ETA 0:10"),
+               "terminal bar: %s", buf);
+    TEST_CHECK(strstr(buf, "501/1000") && strstr(buf, " in 0:10") && buf[len - 1] == '\n',
+               "final redraw ends the line: %s", buf);
+    int draws = 0;
+    for (char *q = buf; (q = strchr(q, '\r')); q++) draws++;
+    TEST_CHECK(draws == 2, "redraws throttled (%d)", draws);
+    free(buf);
+
+    progress_start(&p, "read", "MB", 0);   /* unknown total */
+    p.is_tty = 0;
+    buf = NULL;
+    FILE *f = open_memstream(&buf, &len);
+    p.out = f;
+    p.interval = 0;
+    progress_update(&p, 12.5);
+    fclose(f);
+    TEST_CHECK(strstr(buf, "read: 12.5 MB, ") && !strstr(buf, "ETA"), "unknown total: %s", buf);
+    free(buf);
+}
+
+int main(void) {
+    test_metrics();
+    test_progress();
+    return test_finish("test_progress_metrics");
+}

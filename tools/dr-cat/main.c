@@ -1,0 +1,104 @@
+/* dr-cat — print the documents of shards (or the examples a scores file ranks first)
+ * as text, JSON lines or token ids. Thin: parse options, then lib/cat.c, or
+ * lib/data_print.c for --examples. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cat.h"
+#include "check.h"
+#include "cli.h"
+#include "data.h"
+#include "inputs.h"
+
+static void usage(void) {
+    printf(
+        "usage: dr-cat [options] inputs...\n"
+        "Prints the documents of token shards, decoded with the tokenizer the shards name.\n"
+        "\n"
+        "output (default: text, each document followed by one newline, so that a file of one\n"
+        "document per line comes back byte for byte after dr-tokenize):\n"
+        "  --jsonl            one JSON object per document: {\"id\", \"source\", \"n_tokens\", \"text\"}\n"
+        "                     (text as valid UTF-8; with --ids: \"ids\" instead of \"text\")\n"
+        "  --ids              token ids, one JSON array per document; needs no tokenizer\n"
+        "filters:\n"
+        "  --source S         only documents of source S\n"
+        "  --split S          with a manifest: only shards of split S (train_a, val, train_b)\n"
+        "  --head N           at most N documents (or examples)\n"
+        "ranking by a scores file (DESIGN 2.4, from dr-score):\n"
+        "  --scores F         print examples by score, highest first, with their score; an\n"
+        "                     example is window w of its document: tokens [w*L, w*L + L + 1)\n"
+        "  --top N            the N highest-scored examples\n"
+        "  --bottom N         the N lowest-scored examples\n"
+        "  --seq-len L        L of the examples (default 1024; the value dr-score used)\n"
+        "examples as the data loader forms them:\n"
+        "  --examples         one line per example: \"<id>\\t<window as JSON string>\" (with --ids:\n"
+        "                     space-separated ids); --seq-len L, --min-tokens N (default 2)\n"
+        "tokenizer:\n"
+        "  --tokenizer K      byte, gpt2 or bpe instead of the shards' own (must match them)\n"
+        "  --vocab-dir D      its vocabulary directory (gpt2, bpe)\n"
+        "inputs: shards, directories (their *.drs), manifests, or '-' (a manifest on stdin)\n"
+        "\n"
+        "examples:\n"
+        "  dr-tokenize -o shards/ corpus.txt && dr-cat shards/ | cmp - corpus.txt\n"
+        "  dr-cat --jsonl --source moby-dick --head 3 splits/manifest.tsv\n"
+        "  dr-cat --scores scores.tsv --bottom 5 --seq-len 128 splits/train_b\n");
+}
+
+/* dr-cat --examples: the loader's windows, in shard order. */
+static int print_examples(const ShardList *shards, int seq_len, int min_tokens, int ids) {
+    DataOptions dopt = {.seq_len = seq_len, .min_tokens = min_tokens, .batch_size = 1};
+    DataLoader *d = data_open(shards, &dopt);
+    if (!d) return -1;
+    int rc = data_print_examples(d, stdout, ids);
+    data_close(d);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname(argv[0]);
+    CatOptions o;
+    cat_options_default(&o);
+    const char *split = NULL;
+    int examples = 0, min_tokens = 2, ranked = 0;
+    char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+    int n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        else if (!strcmp(a, "--jsonl")) o.jsonl = 1;
+        else if (!strcmp(a, "--ids")) o.ids = 1;
+        else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--head")) o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
+        else if (!strcmp(a, "--scores")) o.scores_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--top") || !strcmp(a, "--bottom")) {
+            o.bottom = !strcmp(a, "--bottom");
+            o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 1, 0x7fffffffffffffffL);
+            ranked++;
+        }
+        else if (!strcmp(a, "--seq-len")) o.seq_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 24);
+        else if (!strcmp(a, "--min-tokens")) min_tokens = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 24);
+        else if (!strcmp(a, "--examples")) examples = 1;
+        else if (!strcmp(a, "--tokenizer")) o.tokenizer_kind = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--vocab-dir")) o.vocab_dir = cli_value(argc, argv, &i);
+        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else inputs[n_inputs++] = (char *)a;
+    }
+    if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");
+    if (ranked > 1) dr_die("give one of --top and --bottom");
+    if (ranked && !o.scores_path) dr_die("--top and --bottom rank by --scores FILE: give it");
+    if (examples && (o.scores_path || o.jsonl || o.source || o.tokenizer_kind))
+        dr_die("--examples takes only --ids, --seq-len, --min-tokens, --split and inputs");
+
+    ShardList shards = {0};
+    if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
+    if (split) shardlist_filter_split(&shards, split);
+    if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split);
+    int rc = examples ? print_examples(&shards, o.seq_len, min_tokens, o.ids) : cat_run(&shards, &o, stdout);
+    if (rc != 0) dr_die("%s", dr_lasterr());
+    shardlist_free(&shards);
+    free(inputs);
+    return 0;
+}

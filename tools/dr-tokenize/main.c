@@ -1,0 +1,149 @@
+/* dr-tokenize — text (JSON lines, one document per line, or one per file) to token
+ * shards *.drs; or, with --train-bpe N, a BPE vocabulary learned from the text.
+ * Thin: parse options, load the tokenizer, then lib/tokenize_pipeline.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cli.h"
+#include "shard.h"
+#include "tokenize_pipeline.h"
+#include "tokenizer.h"
+
+static void usage(void) {
+    printf(
+        "usage: dr-tokenize [options] -o DIR [inputs...]\n"
+        "       dr-tokenize --train-bpe N [options] -o VOCAB_DIR [inputs...]\n"
+        "Tokenizes documents into zstd-compressed token shards DIR/<prefix>-NNNNN.drs and\n"
+        "prints their paths on stdout (one per line); a summary goes to stderr. Documents\n"
+        "keep their input order; a document's id is the xxh64 of its raw text bytes.\n"
+        "\n"
+        "  -o DIR               output directory (created when missing; shards of an earlier\n"
+        "                       run with the same prefix and higher numbers are removed)\n"
+        "  --tokenizer KIND     byte | gpt2 | bpe (default gpt2)\n"
+        "                         byte: ids 0-255 are bytes, 256 end-of-text; no files\n"
+        "                         gpt2: GPT-2's BPE, ids identical to tiktoken's \"gpt2\"\n"
+        "                         bpe:  a vocabulary made by --train-bpe (needs --vocab-dir)\n"
+        "  --vocab-dir DIR      encoder.json + vocab.bpe (gpt2 default: data/gpt2 next to the\n"
+        "                       executable, or $DR_DATA/gpt2; fetch it with `make vocab`)\n"
+        "  --field NAME         JSON field holding the text (default text)\n"
+        "  --source-field NAME  JSON field naming each document's source (optional)\n"
+        "  --source NAME        source of every document (default: the input's name without\n"
+        "                       extension, the directory's name, or \"stdin\")\n"
+        "  --lines              one document per line (plain text)\n"
+        "  --format F           auto | jsonl | lines | text (default auto: JSON lines for stdin\n"
+        "                       and *.jsonl/*.ndjson/*.json, else one document per file)\n"
+        "  --invalid-utf8 P     replace | keep | error (default replace)\n"
+        "                         replace: each bad sequence becomes U+FFFD (as Python's\n"
+        "                                  decode(errors=\"replace\")) before tokenizing\n"
+        "                         keep:    bad bytes become tokens of their own; decoding\n"
+        "                                  gives the input back exactly\n"
+        "                         error:   refuse the input, naming file, line and offset\n"
+        "  --shard-size MB      start a new shard before a shard passes MB MiB (default 64)\n"
+        "  --prefix NAME        shard file prefix (default shard)\n"
+        "  --threads N          encoding threads (default: the number of CPUs)\n"
+        "  --level N            zstd level of the shards (default %d)\n"
+        "  --train-bpe N        learn an N-token byte-level BPE (256 bytes + N-257 merges +\n"
+        "                       <|endoftext|>) with GPT-2's pre-tokenization and write\n"
+        "                       VOCAB_DIR/encoder.json and vocab.bpe (GPT-2 format)\n"
+        "  inputs: files, directories (all files below, sorted) or '-' (stdin, the default)\n"
+        "\n"
+        "Blank lines and empty documents are skipped. Errors (malformed JSON, a missing\n"
+        "field, an unreadable file, no documents, bad vocabulary files) stop the run with\n"
+        "one line naming the input and line; no shard of the failed run is left behind.\n"
+        "\n"
+        "examples:\n"
+        "  dr-tokenize --tokenizer gpt2 --field text --source-field source -o shards corpus.jsonl\n"
+        "  dr-tokenize --tokenizer byte --source moby-dick -o shards moby-dick.txt\n"
+        "  dr-tokenize --train-bpe 4096 -o vocab corpus.jsonl\n"
+        "  dr-tokenize --tokenizer bpe --vocab-dir vocab -o shards corpus.jsonl\n",
+        DRS_ZSTD_LEVEL);
+}
+
+static TokInvalidUtf8 parse_policy(const char *s) {
+    if (!strcmp(s, "replace")) return TOK_UTF8_REPLACE;
+    if (!strcmp(s, "keep")) return TOK_UTF8_KEEP;
+    if (!strcmp(s, "error")) return TOK_UTF8_ERROR;
+    dr_die("--invalid-utf8: '%s' is not replace, keep or error", s);
+}
+
+static TpFormat parse_format(const char *s) {
+    if (!strcmp(s, "auto")) return TP_AUTO;
+    if (!strcmp(s, "jsonl")) return TP_JSONL;
+    if (!strcmp(s, "lines")) return TP_LINES;
+    if (!strcmp(s, "text")) return TP_TEXT;
+    dr_die("--format: '%s' is not auto, jsonl, lines or text", s);
+}
+
+static const char *policy_word(TokInvalidUtf8 p) {
+    return p == TOK_UTF8_REPLACE ? "replaced by U+FFFD" : p == TOK_UTF8_KEEP ? "kept as bytes" : "";
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname(argv[0]);
+    TokenizeOptions o;
+    tokenize_options_default(&o);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
+    const char *kind = "gpt2", *vocab_dir = NULL;
+    long train = 0;
+    char **inputs = xcalloc((size_t)argc, sizeof *inputs);
+    int n_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokenizer")) kind = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--vocab-dir")) vocab_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--field")) o.field = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--source-field")) o.source_field = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--lines")) o.format = TP_LINES;
+        else if (!strcmp(a, "--format")) o.format = parse_format(cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--invalid-utf8")) o.invalid = parse_policy(cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--shard-size"))
+            o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
+        else if (!strcmp(a, "--prefix")) o.prefix = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
+        else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
+        else if (!strcmp(a, "--train-bpe")) train = cli_long(a, cli_value(argc, argv, &i), 258, 1 << 24);
+        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else inputs[n_inputs++] = (char *)a;
+    }
+    if (!o.out_dir) dr_die("-o DIR is required (see --help)");
+    if (!o.prefix[0] || strchr(o.prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", o.prefix);
+    dr_install_cleanup_signals();
+    TokenizeStats st;
+
+    if (train) {
+        if (tokenize_train_bpe(&o, n_inputs, inputs, (uint32_t)train, &st) != 0) dr_die("%s", dr_lasterr());
+        printf("%s/encoder.json\n%s/vocab.bpe\n", o.out_dir, o.out_dir);
+        fprintf(stderr, "%s: trained a %ld-token BPE on %llu documents (%.1f MB) in %.1f s -> %s\n",
+                dr_progname(), train, (unsigned long long)st.docs, (double)st.bytes / 1e6, st.seconds,
+                o.out_dir);
+        free(inputs);
+        return 0;
+    }
+
+    Tokenizer *t = tokenizer_load(kind, vocab_dir);
+    if (!t) dr_die("%s", dr_lasterr());
+    if (tokenize_run(t, &o, n_inputs, inputs, stdout, &st) != 0) dr_die("%s", dr_lasterr());
+    fprintf(stderr, "%s: %llu documents, %llu tokens (%s), %.2f bytes/token, %.1f MB in %.2f s = %.1f MB/s, "
+            "%llu shards in %s\n",
+            dr_progname(), (unsigned long long)st.docs, (unsigned long long)st.tokens, tokenizer_spec(t),
+            st.tokens ? (double)st.bytes / (double)st.tokens : 0.0, (double)st.bytes / 1e6, st.seconds,
+            st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, (unsigned long long)st.shards,
+            o.out_dir);
+    fprintf(stderr, "%s: %llu documents with invalid UTF-8%s%s", dr_progname(),
+            (unsigned long long)st.invalid_docs, st.invalid_docs ? " (" : "",
+            st.invalid_docs ? policy_word(o.invalid) : "");
+    if (st.invalid_docs) fputc(')', stderr);
+    if (st.empty_docs) fprintf(stderr, "; %llu empty documents skipped", (unsigned long long)st.empty_docs);
+    fputc('\n', stderr);
+    tokenizer_free(t);
+    free(inputs);
+    return 0;
+}

@@ -17,7 +17,7 @@ void cat_options_default(CatOptions *o) { *o = (CatOptions){.seq_len = 1024}; }
 
 /* ---- the tokenizer ---------------------------------------------------------------- */
 
-static int needs_text(const CatOptions *o) { return !o->ids; }
+static int needs_text(const CatOptions *o) { return !o->ids && !o->list; }
 
 /* The tokenizer the shards name (or the override), checked against their fingerprint. */
 static Tokenizer *open_tokenizer(const CatOptions *o, const ShardList *shards, uint64_t fingerprint) {
@@ -117,13 +117,17 @@ static int cat_documents(const ShardList *shards, const CatOptions *o, const Tok
             const DrsDoc *d = drs_doc(r, i);
             const char *source = drs_doc_source(r, i);
             if (o->source && strcmp(o->source, source) != 0) continue;
+            printed++;
+            if (o->list) {
+                fprintf(out, "%016llx\t%s\t%u\n", (unsigned long long)d->id, source, d->length);
+                continue;
+            }
             if (d->length > cap) buf = xrealloc(buf, (cap = d->length) * sizeof *buf);
             if (drs_read_doc(r, i, buf) < 0 ||
                 print_record(out, o, tok, &text, d->id, source, buf, d->length, NULL) < 0) {
                 rc = -1;
                 break;
             }
-            printed++;
         }
         drs_close(r);
     }
@@ -278,6 +282,7 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
 int cat_run(const ShardList *shards, const CatOptions *o, FILE *out) {
     if (shards->n == 0) return dr_seterr("no input shards");
     if (o->seq_len < 1) return dr_seterr("--seq-len %d: must be at least 1", o->seq_len);
+    if (o->list && o->scores_path) return dr_seterr("--list does not go with --scores");
     uint64_t fingerprint;
     if (shardlist_check_tokenizer(shards, &fingerprint, NULL) < 0) return -1;
     Tokenizer *tok = NULL;

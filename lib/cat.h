@@ -11,6 +11,8 @@
  *            is valid UTF-8 (invalid bytes as U+FFFD). With ids: "ids": [...] instead
  *            of "text". With scores: "example", "score" and "window" too.
  *   ids    : one JSON array of token ids per line.
+ *   list   : "<16 hex id>\t<source>\t<n_tokens>" per document, from the index alone
+ *            (no block is decoded: fast, for inventories and tests).
  * An example (DESIGN §2.2, the same windows as the data loader in data.h): window w of
  * a document of n tokens covers tokens [w·L, min(n, w·L + L + 1)), L = seq_len.
  */
@@ -25,6 +27,7 @@
 typedef struct {
     int jsonl;                    /* JSON lines */
     int ids;                      /* token ids instead of text */
+    int list;                     /* id, source and length only (no --scores) */
     const char *source;           /* only documents of this source (NULL: all) */
     uint64_t head;                /* at most this many records (0: all) */
     const char *tokenizer_kind;   /* override the shards' tokenizer spec (NULL: use it) */

@@ -234,23 +234,28 @@ static int make_dir(const char *path) {
     return dr_seterr("%s: cannot create directory: %s", path, strerror(errno));
 }
 
-static int output_open(Output *out, int split, const Plan *p, const SplitOptions *o) {
+static char *split_dir(const char *root, int split) {
+    size_t n = strlen(root) + 16;
+    char *dir = xmalloc(n);
+    snprintf(dir, n, "%s/%s", root, SPLIT_NAMES[split]);
+    return dir;
+}
+
+/* Opens the next shard of a split in the staging directory. */
+static int output_open(Output *out, int split, const Plan *p, const SplitOptions *o, const char *staging) {
     if (out->n_shards == 0) {
-        size_t n = strlen(o->out_dir) + 16;
-        char *dir = xmalloc(n);
-        snprintf(dir, n, "%s/%s", o->out_dir, SPLIT_NAMES[split]);
+        char *dir = split_dir(staging, split);
         int rc = make_dir(dir);
         free(dir);
         if (rc < 0) return -1;
     }
-    char *path = shard_path(o->out_dir, split, out->n_shards);
+    char *path = shard_path(staging, split, out->n_shards);
     out->w = drs_writer_open(path, p->vocab, p->fingerprint, p->spec);
     free(path);
     if (!out->w) return -1;
     drs_writer_set_level(out->w, o->zstd_level);
-    if (drs_writer_set_background(out->w, o->background) < 0) return -1;
     out->n_shards++;
-    return 0;
+    return drs_writer_set_background(out->w, o->background);
 }
 
 static int output_close(Output *out) {
@@ -262,17 +267,17 @@ static int output_close(Output *out) {
 
 /* Copies document i of r, starting a new shard when the current one is full (counted
  * in uncompressed token bytes, so the cut does not depend on compression timing). */
-static int output_copy(Output *out, int split, const Plan *p, const SplitOptions *o, DrsReader *r,
-                       uint64_t i) {
+static int output_copy(Output *out, int split, const Plan *p, const SplitOptions *o, const char *staging,
+                       DrsReader *r, uint64_t i) {
     uint64_t width = p->vocab <= 65535 ? 2 : 4;
     if (out->w && drs_writer_docs(out->w) > 0 && drs_writer_tokens(out->w) * width >= o->shard_bytes)
         if (output_close(out) < 0) return -1;
-    if (!out->w && output_open(out, split, p, o) < 0) return -1;
+    if (!out->w && output_open(out, split, p, o, staging) < 0) return -1;
     return drs_writer_copy_doc(out->w, r, i);
 }
 
-static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *o, Output *outs,
-                        SplitStats *st) {
+static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *o, const char *staging,
+                        Output *outs, SplitStats *st) {
     DrsReader *r = drs_open(s->path);
     if (!r) return -1;
     int rc = 0;
@@ -286,7 +291,7 @@ static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *
             st->dup_tokens += length;
             continue;
         }
-        rc = output_copy(&outs[split], split, p, o, r, i);
+        rc = output_copy(&outs[split], split, p, o, staging, r, i);
         st->docs[split]++;
         st->tokens[split] += length;
     }
@@ -296,9 +301,7 @@ static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *
 
 /* Removes DIR/<split>/<split>-NNNNN.drs with NNNNN >= keep: leftovers of an earlier run. */
 static void remove_stale(const char *out_dir, int split, int keep) {
-    size_t n = strlen(out_dir) + 16;
-    char *dir = xmalloc(n);
-    snprintf(dir, n, "%s/%s", out_dir, SPLIT_NAMES[split]);
+    char *dir = split_dir(out_dir, split);
     DIR *d = opendir(dir);
     free(dir);
     if (!d) return;
@@ -375,17 +378,62 @@ static int check_options(const SplitOptions *o) {
     return 0;
 }
 
+/* Moves the finished shards from staging into DIR/<split>/ and removes what is left of
+ * an earlier run there. */
+static int publish(const char *staging, const Output *outs, const char *out_dir) {
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        if (outs[s].n_shards > 0) {
+            char *dir = split_dir(out_dir, s);
+            int rc = make_dir(dir);
+            free(dir);
+            if (rc < 0) return -1;
+        }
+        for (int k = 0; k < outs[s].n_shards; k++) {
+            char *from = shard_path(staging, s, k), *to = shard_path(out_dir, s, k);
+            int rc = rename(from, to) == 0 ? 0 : dr_seterr("%s: cannot move into place: %s", to, strerror(errno));
+            free(from);
+            free(to);
+            if (rc < 0) return -1;
+        }
+        remove_stale(out_dir, s, outs[s].n_shards);
+    }
+    return 0;
+}
+
+/* Removes the staging directory and whatever is left in it. */
+static void discard_staging(const char *staging, const Output *outs) {
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        for (int k = 0; k < outs[s].n_shards; k++) {
+            char *path = shard_path(staging, s, k);
+            unlink(path);
+            free(path);
+        }
+        char *dir = split_dir(staging, s);
+        rmdir(dir);
+        free(dir);
+    }
+    rmdir(staging);
+}
+
+/* Writes every split into DIR/.dr-split.<pid>/ first, so a failed run leaves the
+ * output of an earlier run as it was; publishes when all shards are complete. */
 static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
     Output outs[SPLIT_COUNT] = {{0}};
+    size_t n = strlen(o->out_dir) + 32;
+    char *staging = xmalloc(n);
+    snprintf(staging, n, "%s/.dr-split.%ld", o->out_dir, (long)getpid());
     int rc = make_dir(o->out_dir);
-    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&p->shards[k], p, o, outs, st);
+    if (rc == 0) rc = make_dir(staging);
+    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&p->shards[k], p, o, staging, outs, st);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         if (rc == 0) rc = output_close(&outs[s]);
         else if (outs[s].w) drs_writer_abort(outs[s].w);
+        outs[s].w = NULL;
         st->shards[s] = (uint64_t)outs[s].n_shards;
     }
-    if (rc == 0)
-        for (int s = 0; s < SPLIT_COUNT; s++) remove_stale(o->out_dir, s, outs[s].n_shards);
+    if (rc == 0) rc = publish(staging, outs, o->out_dir);
+    discard_staging(staging, outs);
+    free(staging);
     return rc;
 }
 

@@ -16,9 +16,12 @@
  * in file order. Output shards hold the documents of each split in that order, so the
  * same set of inputs gives the same bytes whatever their order or names on the
  * command line. --dedup keeps the first copy of each id in that order.
- * Output: DIR/<split>/<split>-NNNNN.drs, a new shard once one holds shard_bytes;
- * DIR/manifest.tsv (paths relative to DIR); the manifest with paths under DIR on the
- * given stream. Stale DIR/<split>/<split>-NNNNN.drs of an earlier run are removed.
+ * Output: DIR/<split>/<split>-NNNNN.drs, a new shard once one holds shard_bytes of
+ * tokens (uncompressed); DIR/manifest.tsv (paths relative to DIR); the manifest with
+ * paths under DIR on the given stream. Shards are written to DIR/.dr-split.<pid>/ and
+ * moved into place only when all are complete (then DIR/<split>/<split>-NNNNN.drs of an
+ * earlier run that are not overwritten are removed), so a failed run leaves an earlier
+ * run's output as it was.
  */
 #ifndef DR_SPLIT_H
 #define DR_SPLIT_H

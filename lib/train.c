@@ -58,10 +58,16 @@ int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
     if (n_inputs > 0) {
         ShardList all = {0};
         if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) { shardlist_free(&all); return -1; }
-        const char *ts = train_split ? train_split
-                         : list_has_split(&all, "train_b") ? "train_b" : "train_a";
-        list_take(&o->train, &all, ts);
-        list_take(&o->val, &all, val_split ? val_split : "val");
+        int any_split = 0;
+        for (size_t i = 0; i < all.n; i++) any_split |= all.items[i].split[0] != 0;
+        if (!any_split && !train_split && !val_split) {
+            list_take(&o->train, &all, NULL);   /* plain shards: all of them are Train */
+        } else {
+            const char *ts = train_split ? train_split
+                             : list_has_split(&all, "train_b") ? "train_b" : "train_a";
+            list_take(&o->train, &all, ts);
+            list_take(&o->val, &all, val_split ? val_split : "val");
+        }
         shardlist_free(&all);
     }
     for (int which = 0; which < 2; which++) {

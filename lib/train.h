@@ -46,7 +46,8 @@ typedef struct {
 /* Sorts inputs into the Train and Val shard lists.
  * inputs (positional: shard files, directories, manifests, "-" = manifest on stdin):
  *   Train = the shards of split train_split, or if NULL: train_b when present, else
- *   train_a; Val = the shards of split val_split (NULL: "val").
+ *   train_a; Val = the shards of split val_split (NULL: "val"). Plain shards (no
+ *   manifest, no split named) are all Train; Val then comes from --val.
  * train_inputs / val_inputs (--train / --val): all their shards, filtered by the split
  *   name when one is given. -1 + dr_seterr when a list ends up empty. */
 int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,

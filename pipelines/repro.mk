@@ -56,6 +56,7 @@ DEDUP       ?= 1
 KEEP        ?= $(or $(call cfg,deploy.keep),0.6)
 RATER_USE   ?= ema
 PPL_REF     ?= baseline
+N_EXAMPLES  ?= 5
 # Overrides: DEVICE (cpu|cuda|auto), THREADS (experiment.threads), STEPS or TOKENS (the
 # budget of every final run, default the config's train.*), SET (k=v ... for every tool),
 # META_SET (k=v ... for dr-meta only), TRAIN_SET (k=v ... for dr-train only).
@@ -93,13 +94,14 @@ ALL_SETS    := $(call sets,$(SET)) $(if $(THREADS),--set experiment.threads=$(TH
 DEV         := $(if $(DEVICE),--device $(DEVICE))
 CFGARGS     := --config $(CONFIG) $(ALL_SETS)
 BUDGET      := $(if $(STEPS),--steps $(STEPS),$(if $(TOKENS),--tokens $(TOKENS)))
-# stdout of a command into $@ atomically: $(call atomic,command)
-atomic       = tmp="$@.tmp.$$$$"; trap 'rm -f "$$tmp"' EXIT; $(1) > "$$tmp"; mv "$$tmp" "$@"
+ATOMIC      := $(PIPE)/atomic.sh
 say          = @printf '\n\033[1m==> [%s] %s\033[0m\n' "$$(date +%H:%M:%S)" "$(1)" >&2
 tool_need    = @[ -x $(BIN)/$(1) ] || { echo "repro.mk: $(BIN)/$(1) is missing: run 'make' first" >&2; exit 1; }
-# Resume a checkpointed tool when a previous attempt left its state (a .state file
-# older than the config would be a different experiment: start over then).
-resume_flag  = $$( [ -f $(1).state ] && [ $(1).state -nt $(CONFIG) ] && echo --resume || true )
+# --resume when a previous attempt left the tool's state (expanded when the recipe
+# starts); a state older than the config belongs to another experiment: start over.
+resume       = $(shell [ -f $(1).state ] && [ $(1).state -nt $(CONFIG) ] && echo --resume)
+# data.seq_len as the tools will see it (SET may override it): dr-cat needs it
+SEQ_LEN     := $(or $(patsubst data.seq_len=%,%,$(filter data.seq_len=%,$(SET))),$(call cfg,data.seq_len))
 
 TRAIN_DONE  := $(RUNS:%=$(OUT)/train/%.done)
 
@@ -125,9 +127,9 @@ $(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS)
 $(SHARDS_OK): $(CORPUS) $(VOCAB_OK)
 	$(call tool_need,dr-tokenize)
 	$(call say,shards: tokenizing $(CORPUS) ($(TOKENIZER)) -> $(@D)/)
-	rm -rf $(@D); mkdir -p $(@D)
-	$(call atomic,$(BIN)/dr-tokenize --tokenizer $(TOKENIZER) $(if $(VOCAB_DIR),--vocab-dir $(VOCAB_DIR)) \
-	    --field text --source-field source -o $(@D) $(CORPUS))
+	@rm -rf $(@D); mkdir -p $(@D)
+	$(ATOMIC) $@ $(BIN)/dr-tokenize --tokenizer $(TOKENIZER) $(if $(VOCAB_DIR),--vocab-dir $(VOCAB_DIR)) \
+	    --field text --source-field source -o $(@D) $(CORPUS)
 
 # ---- 2. splits ------------------------------------------------------------------------
 $(if $(filter prose mixture,$(VAL_MODE)),,$(error VAL_MODE must be prose or mixture, not '$(VAL_MODE)'))
@@ -151,18 +153,18 @@ $(RATER_DONE): $(MANIFEST) $(CONFIG)
 	$(call tool_need,dr-meta)
 	$(call say,meta-training the rater: dr-meta $(notdir $(CONFIG)) $(META_SET) -> $(@D)/)
 	@mkdir -p $(@D)
-	r="$(call resume_flag,$(@D)/rater.safetensors)"; [ -n "$$r" ] || rm -f $(@D)/metrics.jsonl; \
+	$(if $(call resume,$(@D)/rater.safetensors),,@rm -f $(@D)/metrics.jsonl)
 	$(BIN)/dr-meta $(CFGARGS) $(call sets,$(META_SET)) $(DEV) --log $(@D)/metrics.jsonl \
-	    -o $(@D)/rater.safetensors $$r $(MANIFEST)
-	test -f $(RATER) || { echo "repro.mk: dr-meta did not write $(RATER)" >&2; exit 1; }
-	touch $@
+	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors) $(MANIFEST)
+	@test -f $(RATER) || { echo "repro.mk: dr-meta did not write $(RATER)" >&2; exit 1; }
+	@touch $@
 
 # ---- 4. scores and filters ------------------------------------------------------------
 $(OUT)/score/datarater.tsv: $(RATER_DONE) $(MANIFEST)
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the rater ($(notdir $(RATER))) -> $@)
 	@mkdir -p $(@D)
-	$(call atomic,$(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST))
+	$(ATOMIC) $@ $(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
 
 # perplexity filter: score = mean token loss under a reference LM, keep the middle KEEP.
 # PPL_REF=baseline: the baseline run's LM (trained on all of train_b at the same budget;
@@ -173,7 +175,7 @@ $(OUT)/score/ppl.tsv: $(PPL_LM) $(MANIFEST)
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the $(PPL_REF) LM (perplexity filter) -> $@)
 	@mkdir -p $(@D)
-	$(call atomic,$(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST))
+	$(ATOMIC) $@ $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
 
 # dr-filter POLICY for each filtered run; the score file each one reads
 FILTER_datarater := --keep $(KEEP)
@@ -188,10 +190,9 @@ SCORES_ppl       := $(OUT)/score/ppl.tsv
 $(OUT)/filter/%.paths: $$(SCORES_$$*) $(MANIFEST)
 	$(call tool_need,dr-filter)
 	$(call say,filter '$*': dr-filter $(FILTER_$*) -> $(@:.paths=)/)
-	rm -rf $(@:.paths=) $(@:.paths=.summary); mkdir -p $(@D)
-	$(BIN)/dr-filter --scores $< $(FILTER_$*) $(CFGARGS) --prefix $* -o $(@:.paths=) --split train_b $(MANIFEST) \
-	    > $@.tmp.$$$$ 2> $(@:.paths=.summary).tmp || { cat $(@:.paths=.summary).tmp >&2; rm -f $@.tmp.$$$$; exit 1; }
-	cat $(@:.paths=.summary).tmp >&2; mv $(@:.paths=.summary).tmp $(@:.paths=.summary); mv $@.tmp.$$$$ $@
+	@rm -rf $(@:.paths=) $(@:.paths=.summary); mkdir -p $(@D)
+	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.paths=.summary) \
+	    $(BIN)/dr-filter --scores $< $(FILTER_$*) $(CFGARGS) --prefix $* -o $(@:.paths=) --split train_b $(MANIFEST)
 
 # ---- 5. final training runs at equal budget -------------------------------------------
 # <name>.done holds the run's last Val line, written after dr-train succeeded; the LM is
@@ -214,23 +215,23 @@ $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG)
 	$(call say,train '$*': dr-train $(BUDGET) $(TRAIN_IN_$*) -> $(@:.done=.safetensors))
 	@mkdir -p $(@D)
 	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: baseline datarater random ppl online ref-train_a)))
-	r="$(call resume_flag,$(@:.done=.safetensors))"; [ -n "$$r" ] || rm -f $(@:.done=.jsonl); \
+	$(if $(call resume,$(@:.done=.safetensors)),,@rm -f $(@:.done=.jsonl))
 	$(BIN)/dr-train $(CFGARGS) $(call sets,$(TRAIN_SET)) $(DEV) $(BUDGET) --log $(@:.done=.jsonl) \
-	    -o $(@:.done=.safetensors) $$r $(TRAIN_IN_$*)
-	$(call atomic,grep '"l_val"' $(@:.done=.jsonl) | tail -n 1)
+	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors)) $(TRAIN_IN_$*)
+	@$(ATOMIC) $@ sh -c "grep '\"l_val\"' $(@:.done=.jsonl) | tail -n 1"
 
 # ---- 6. examples and the report -------------------------------------------------------
 $(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(OUT)/score/datarater.tsv $(MANIFEST)
 	$(call tool_need,dr-cat)
 	@mkdir -p $(@D)
-	$(call atomic,$(BIN)/dr-cat --scores $< --$* 5 $(CFGARGS) --split train_b $(MANIFEST))
+	$(ATOMIC) $@ $(BIN)/dr-cat --scores $< --$* $(N_EXAMPLES) --seq-len $(SEQ_LEN) --split train_b $(MANIFEST)
 
 REPORT_IN := $(TRAIN_DONE) $(RATER_DONE) $(OUT)/score/datarater.tsv \
              $(OUT)/filter/datarater.paths $(OUT)/examples/top.txt $(OUT)/examples/bottom.txt
 
 $(OUT)/report.md: $(REPORT_IN) $(PIPE)/report.sh
 	$(call say,report -> $@)
-	{ echo "CONFIG=$(CONFIG)"; echo "CORPUS=$(CORPUS)"; echo "VAL_MODE=$(VAL_MODE)"; \
+	@{ echo "CONFIG=$(CONFIG)"; echo "CORPUS=$(CORPUS)"; echo "VAL_MODE=$(VAL_MODE)"; \
 	  echo "VAL_SOURCES=$(VAL_SOURCES)"; echo "VAL_FRAC=$(VAL_FRAC)"; echo "TRAIN_B_FRAC=$(TRAIN_B_FRAC)"; \
 	  echo "KEEP=$(KEEP)"; echo "TOKENIZER=$(TOKENIZER)"; echo "BPE_VOCAB=$(BPE_VOCAB)"; \
 	  echo "RUNS=$(RUNS)"; echo "PPL_REF=$(PPL_REF)"; echo "RATER=$(RATER)"; echo "MANIFEST=$(MANIFEST)"; \

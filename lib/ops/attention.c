@@ -44,10 +44,7 @@ void attention_forward(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
             real *row = P + (size_t)t * T;
             int n = t < L ? n_keys(t, L, causal) : 0;
             if (n > 0) {
-                real mx = row[0];
-                for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-                real sum = 0;
-                for (int j = 0; j < n; j++) { row[j] = EXP(row[j] - mx); sum += row[j]; }
+                real sum = ops_row_exp(row, row, ops_row_max(row, n), n);
                 real inv = 1 / sum;
                 for (int j = 0; j < n; j++) row[j] *= inv;
             }
@@ -80,8 +77,7 @@ void attention_backward(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
             const real *p = P + (size_t)t * T;
             real *d = dS + (size_t)t * L;
             int n = n_keys(t, L, causal);
-            real r = 0;
-            for (int j = 0; j < n; j++) r += p[j] * d[j];
+            real r = ops_row_dot(p, d, n);
             for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - r);
             for (int j = n; j < L; j++) d[j] = 0;
         }
@@ -114,8 +110,7 @@ void attention_forward_tangent(real *tout /*[B,T,C]*/, real *tatt /*[B,NH,T,T] o
             const real *p = P + (size_t)t * T;
             real *row = Pt + (size_t)t * T;
             int n = t < L ? n_keys(t, L, causal) : 0;
-            real dot = 0;
-            for (int j = 0; j < n; j++) dot += p[j] * row[j];
+            real dot = n > 0 ? ops_row_dot(p, row, n) : 0;
             for (int j = 0; j < n; j++) row[j] = p[j] * (row[j] - dot);
             memset(row + n, 0, (size_t)(T - n) * sizeof(real));
         }
@@ -164,11 +159,8 @@ void attention_backward_tangent(real *dtqkv /*[B,T,3C]*/, const real *dout /*[B,
             const real *p = P + (size_t)t * T, *pt = Pt ? Pt + (size_t)t * T : NULL;
             real *d = dS + (size_t)t * L, *dt = dSt + (size_t)t * L;
             int n = n_keys(t, L, causal);
-            real r = 0, rt = 0;
-            for (int j = 0; j < n; j++) {
-                r += p[j] * d[j];
-                rt += p[j] * dt[j] + (pt ? pt[j] * d[j] : 0);
-            }
+            real r = ops_row_dot(p, d, n);
+            real rt = ops_row_dot(p, dt, n) + (pt ? ops_row_dot(pt, d, n) : 0);
             for (int j = 0; j < n; j++) {
                 dt[j] = (pt ? pt[j] * (d[j] - r) : 0) + p[j] * (dt[j] - rt);
                 d[j] = p[j] * (d[j] - r);

@@ -37,12 +37,10 @@ void crossentropy_forward(real *losses /*[B]*/, real *probs /*[B,T,V], may alias
         int b = bt / T, t = bt % T;
         const real *l = logits + (size_t)bt * V;
         real *p = probs + (size_t)bt * V;
-        real mx = l[0];
-        for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        real mx = ops_row_max(l, V);
         int valid = t < n_targets(n_valid, b, T);
         real l_target = valid ? l[targets[bt]] : 0;  /* read before p overwrites l */
-        real sum = 0;
-        for (int v = 0; v < V; v++) { real e = EXP(l[v] - mx); p[v] = e; sum += e; }
+        real sum = ops_row_exp(p, l, mx, V);
         row_loss[bt] = valid ? mx + LOG(sum) - l_target : 0;
         real inv = 1 / sum;
         for (int v = 0; v < V; v++) p[v] *= inv;
@@ -80,9 +78,7 @@ void crossentropy_forward_tangent(real *tlosses /*[B]*/, const real *probs /*[B,
         int b = bt / T, t = bt % T;
         if (t >= n_targets(n_valid, b, T)) { row_t[bt] = 0; continue; }
         const real *p = probs + (size_t)bt * V, *lt = tlogits + (size_t)bt * V;
-        real dot = 0;
-        for (int v = 0; v < V; v++) dot += p[v] * lt[v];
-        row_t[bt] = dot - lt[targets[bt]];
+        row_t[bt] = ops_row_dot(p, lt, V) - lt[targets[bt]];
     }
     mean_per_example(tlosses, row_t, n_valid, B, T);
     free(row_t);
@@ -102,10 +98,12 @@ void crossentropy_backward_tangent(real *dtlogits /*[B,T,V]*/, const real *probs
         const real *lt = tlogits ? tlogits + (size_t)bt * V : NULL;
         real *d = dtlogits + (size_t)bt * V;
         real c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0;
-        real dot = 0;
-        if (lt) for (int v = 0; v < V; v++) dot += p[v] * lt[v];
-        for (int v = 0; v < V; v++)
-            d[v] += (lt ? c * p[v] * (lt[v] - dot) : 0) + ct * p[v];
+        if (lt) {
+            real dot = ops_row_dot(p, lt, V);
+            for (int v = 0; v < V; v++) d[v] += c * p[v] * (lt[v] - dot) + ct * p[v];
+        } else {
+            for (int v = 0; v < V; v++) d[v] += ct * p[v];
+        }
         d[targets[bt]] -= ct;
     }
 }

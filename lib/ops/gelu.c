@@ -11,14 +11,14 @@
 
 static inline real gelu_d1(real x) {
     real u = (real)GELU_K * (x + (real)GELU_A * x * x * x);
-    real th = TANH(u), sech2 = 1 - th * th;
+    real th = ops_tanh(u), sech2 = 1 - th * th;
     real du = (real)GELU_K * (1 + 3 * (real)GELU_A * x * x);
     return (real)0.5 * (1 + th) + (real)0.5 * x * sech2 * du;
 }
 
 static inline real gelu_d2(real x) {
     real u = (real)GELU_K * (x + (real)GELU_A * x * x * x);
-    real th = TANH(u), sech2 = 1 - th * th;
+    real th = ops_tanh(u), sech2 = 1 - th * th;
     real du = (real)GELU_K * (1 + 3 * (real)GELU_A * x * x);
     real ddu = (real)GELU_K * 6 * (real)GELU_A * x;
     return sech2 * du + (real)0.5 * x * sech2 * (ddu - 2 * th * du * du);
@@ -29,7 +29,7 @@ void gelu_forward(real *out /*[n]*/, const real *inp /*[n]*/, size_t n) {
     for (size_t i = 0; i < n; i++) {
         real x = inp[i];
         real u = (real)GELU_K * (x + (real)GELU_A * x * x * x);
-        out[i] = (real)0.5 * x * (1 + TANH(u));
+        out[i] = (real)0.5 * x * (1 + ops_tanh(u));
     }
 }
 
@@ -41,18 +41,20 @@ void gelu_backward(real *dinp /*[n]*/, const real *inp /*[n]*/, const real *dout
 
 void gelu_forward_tangent(real *tout /*[n]*/, const real *inp /*[n]*/,
                           const real *tinp /*[n] or NULL*/, size_t n) {
+    if (!tinp) {
+        vec_zero(tout, n);
+        return;
+    }
     #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) tout[i] = tinp ? gelu_d1(inp[i]) * tinp[i] : 0;
+    for (size_t i = 0; i < n; i++) tout[i] = gelu_d1(inp[i]) * tinp[i];
 }
 
 void gelu_backward_tangent(real *dtinp /*[n]*/, const real *inp /*[n]*/,
                            const real *tinp /*[n] or NULL*/, const real *dout /*[n]*/,
                            const real *dtout /*[n] or NULL*/, size_t n) {
-    #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        real x = inp[i], v = 0;
-        if (tinp) v += gelu_d2(x) * tinp[i] * dout[i];
-        if (dtout) v += gelu_d1(x) * dtout[i];
-        dtinp[i] += v;
+    if (tinp) {
+        #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
+        for (size_t i = 0; i < n; i++) dtinp[i] += gelu_d2(inp[i]) * tinp[i] * dout[i];
     }
+    if (dtout) gelu_backward(dtinp, inp, dtout, n);
 }

@@ -48,7 +48,20 @@ static char *make_text(size_t n) {
     uint64_t r = 0x9E3779B97F4A7C15ull;
     while (i < n) {
         r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        char made[32];
         const char *w = words[r % nw];
+        if ((r >> 20) % 4 == 0) {          /* a made-up word of 1-4 syllables: a long tail */
+            static const char *syl[] = {"ka", "ro", "mi", "ten", "sha", "lu", "vor", "ne", "qui",
+                                        "ble", "ith", "om", "st", "ar", "pel", "ux"};
+            size_t m = 0;
+            for (unsigned k = 0, ns = 1 + (unsigned)(r >> 24) % 4; k < ns; k++) {
+                const char *y = syl[(r >> (28 + 4 * k)) % 16];
+                memcpy(made + m, y, strlen(y));
+                m += strlen(y);
+            }
+            made[m] = 0;
+            w = made;
+        }
         size_t l = strlen(w);
         if (i + l + 2 > n) break;
         memcpy(t + i, w, l);

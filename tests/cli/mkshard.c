@@ -5,6 +5,8 @@
  *                                           source<TAB>id<TAB>space-separated token ids
  *                                           (id: 16 hex digits, or "-" = xxh64 of the ids text)
  *   mkshard --random N [options] OUT.drs     N generated documents (see below)
+ *   mkshard --text KIND [options] OUT.drs    each stdin line (newline excluded) one
+ *                                           document, encoded with tokenizer KIND
  * options:
  *   --vocab V          vocabulary size (default 50257)
  *   --spec S           tokenizer spec stored in the shard (default "test")
@@ -12,8 +14,8 @@
  *   --block-bytes N    block size target (default 1 MiB)
  *   --seed S           generator seed (--random)
  *   --sources a,b,c    sources, taken in turn (--random; default "web,books,mail")
- *   --max-len L        lengths uniform in [0, L] (--random; default 400)
- *   --dup-every K      every K-th document repeats document i-K*…: a duplicate (--random)
+ *   --max-len L        lengths uniform in [2, L + 2] (--random; default 400)
+ *   --dup-every K      every K-th document repeats an earlier one: a duplicate (--random)
  *   --first-id I       number documents from I (--random), so shards can be disjoint
  * Random tokens follow a Zipf-like law over the vocabulary, like text tokens.
  */
@@ -25,6 +27,7 @@
 
 #include "check.h"
 #include "shard.h"
+#include "tokenizer.h"
 
 typedef struct {
     uint32_t vocab;
@@ -35,6 +38,7 @@ typedef struct {
     int random;
     const char *sources;
     uint32_t max_len, dup_every;
+    const char *text_kind;
     const char *out;
 } Options;
 
@@ -45,7 +49,24 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static int add_from_lines(DrsWriter *w, const Options *o) {
+static int add_text_lines(DrsWriter *w, const Tokenizer *t, const char *source) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    TokenBuf ids = {0};
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n') n--;
+        ids.n = 0;
+        rc = tokenizer_encode(t, line, (size_t)n, TOK_UTF8_KEEP, &ids, NULL);
+        if (rc == 0) rc = drs_writer_add(w, XXH64(line, (size_t)n, 0), source, ids.ids, ids.n);
+    }
+    free(line);
+    tokenbuf_free(&ids);
+    return rc;
+}
+
+static int add_from_lines(DrsWriter *w) {
     char *line = NULL;
     size_t cap = 0;
     long lineno = 0;
@@ -80,14 +101,17 @@ static int add_random(DrsWriter *w, const Options *o) {
     int n_sources = 0;
     for (char *t = strtok_r(names, ",", &save); t && n_sources < 64; t = strtok_r(NULL, ",", &save))
         sources[n_sources++] = t;
-    uint32_t *toks = xmalloc(((size_t)o->max_len + 1) * sizeof *toks);
+    uint32_t *toks = xmalloc(((size_t)o->max_len + 3) * sizeof *toks);
     int rc = 0;
     for (uint64_t i = 0; rc == 0 && i < o->random_docs; i++) {
         uint64_t doc = o->first_id + i;
         if (o->dup_every && i >= o->dup_every && i % o->dup_every == 0) doc -= o->dup_every / 2 + 1;
         uint64_t s = o->seed * 0x100000001B3ull + doc;      /* the document's content seed */
-        uint32_t n = (uint32_t)(splitmix(&s) % ((uint64_t)o->max_len + 1));
-        for (uint32_t k = 0; k < n; k++) {
+        /* 2 + tokens: the first two number the document, so distinct documents differ */
+        uint32_t n = 2 + (uint32_t)(splitmix(&s) % ((uint64_t)o->max_len + 1));
+        toks[0] = (uint32_t)(doc % o->vocab);
+        toks[1] = (uint32_t)(doc / o->vocab % o->vocab);
+        for (uint32_t k = 2; k < n; k++) {
             double u = (double)(splitmix(&s) >> 11) * 0x1.0p-53;
             toks[k] = (uint32_t)((double)o->vocab * u * u * u * u) % o->vocab;   /* small ids frequent */
         }
@@ -117,19 +141,29 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--first-id")) o.first_id = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--sources")) o.sources = v;
         else if (!strcmp(a, "--max-len")) o.max_len = (uint32_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--text")) o.text_kind = v;
         else if (!strcmp(a, "--dup-every")) o.dup_every = (uint32_t)strtoul(v, NULL, 10);
         else dr_die("unknown option %s", a);
     }
     if (!o.out) dr_die("usage: mkshard [options] OUT.drs (see the comment in tests/cli/mkshard.c)");
+    Tokenizer *t = NULL;
+    if (o.text_kind) {
+        if (!(t = tokenizer_load(o.text_kind, NULL))) dr_die("%s", dr_lasterr());
+        o.vocab = tokenizer_vocab_size(t);
+        o.fingerprint = tokenizer_fingerprint(t);
+        o.spec = tokenizer_spec(t);
+    }
     DrsWriter *w = drs_writer_open(o.out, o.vocab, o.fingerprint, o.spec);
     if (!w) dr_die("%s", dr_lasterr());
     if (o.block_bytes) drs_writer_set_block_bytes(w, o.block_bytes);
-    if ((o.random ? add_random(w, &o) : add_from_lines(w, &o)) < 0) {
+    int rc = t ? add_text_lines(w, t, o.sources) : o.random ? add_random(w, &o) : add_from_lines(w);
+    if (rc < 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", dr_lasterr());
         drs_writer_abort(w);
         dr_die("%s", msg);
     }
     if (drs_writer_close(w) < 0) dr_die("%s", dr_lasterr());
+    if (t) tokenizer_free(t);
     return 0;
 }

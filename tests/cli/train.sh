@@ -109,6 +109,11 @@ expect_fail "lm.lr" $CFG --set lm.lr=-1 "$tmp/manifest.tsv"
 tok=$(field tokens < "$tmp/tv.jsonl")
 [ "$tok" -ge 400 ] && [ "$tok" -le 700 ] || fail "--tokens 500 trained $tok tokens"
 
+# a manifest on stdin; plain shards are Train, with --val
+"$BIN/dr-train" $CFG --steps 2 -o "$tmp/stdin.safetensors" - < "$tmp/manifest.tsv" 2>/dev/null || fail "manifest on stdin"
+"$BIN/dr-train" $CFG --steps 2 --val "$tmp/splits/val" -o "$tmp/plain.safetensors" "$tmp/splits/train_a" 2>/dev/null \
+    || fail "plain shards + --val"
+
 # ---- float vs double: the same losses to float precision ----------------------------------
 if [ -x "$DBIN/dr-train" ]; then
     "$DBIN/dr-train" $CFG $RUN --stop-at 10 --log "$tmp/double.jsonl" -o "$tmp/double.safetensors" "$tmp/manifest.tsv" 2>/dev/null \

@@ -7,7 +7,8 @@
  *        lm_backward), with v random over all parameters and, for u over all, v
  *        supported on each tensor in turn;
  *      - d_i = ⟨∇ℓ_i, u⟩ against the 5-point difference of ℓ_i;
- *      - its losses and gradient equal lm_forward's / lm_backward's;
+ *      - its losses and gradient equal lm_forward's / lm_backward's, and without the
+ *        gradient (grads NULL) it gives the same H·u and d_i;
  *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient;
  *   0. first of all, the losses equal those of a naive, loop-by-loop GPT-2 written in this
  *      file from Hugging Face's modeling_gpt2 (q|k|v split, head h on channels
@@ -251,6 +252,14 @@ int main(void) {
         double e = test_rel_err(an, fd);
         if (e > max_hvp_err) max_hvp_err = e;
         TEST_CHECK(e <= TOL, "<v, H u> with u %s: FoR %.12e, FD %.12e, rel %.2e", uname, an, fd, e);
+        if (k < 0) {   /* without the gradient (grads NULL): the same H·u and d_i, bit for bit */
+            real dd[B];
+            be->vec_zero(grad_tmp, NP);
+            lm_forward_over_reverse(be, &cfg, theta, dir, acts, inputs, targets, n_valid, B, T, c,
+                                    NULL, NULL, grad_tmp, dd);
+            TEST_CHECK(memcmp(grad_tmp, hvp, NP * sizeof(real)) == 0 && memcmp(dd, dloss_dir, sizeof dd) == 0,
+                       "FoR without grads gives a different H·u or d_i");
+        }
         if (k < 0)   /* every output tensor of H·u on its own */
             for (int j = 0; j < NT; j++) {
                 direction(grad_tmp, tab, j, 3000 + j);

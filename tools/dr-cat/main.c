@@ -21,6 +21,7 @@ static void usage(void) {
         "  --jsonl            one JSON object per document: {\"id\", \"source\", \"n_tokens\", \"text\"}\n"
         "                     (text as valid UTF-8; with --ids: \"ids\" instead of \"text\")\n"
         "  --ids              token ids, one JSON array per document; needs no tokenizer\n"
+        "  --list             \"<id>\\t<source>\\t<n_tokens>\" per document, from the index only\n"
         "filters:\n"
         "  --source S         only documents of source S\n"
         "  --split S          with a manifest: only shards of split S (train_a, val, train_b)\n"
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "--jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "--ids")) o.ids = 1;
+        else if (!strcmp(a, "--list")) o.list = 1;
         else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--head")) o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
@@ -89,7 +91,7 @@ int main(int argc, char **argv) {
     if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");
     if (ranked > 1) dr_die("give one of --top and --bottom");
     if (ranked && !o.scores_path) dr_die("--top and --bottom rank by --scores FILE: give it");
-    if (examples && (o.scores_path || o.jsonl || o.source || o.tokenizer_kind))
+    if (examples && (o.scores_path || o.jsonl || o.list || o.source || o.tokenizer_kind))
         dr_die("--examples takes only --ids, --seq-len, --min-tokens, --split and inputs");
 
     ShardList shards = {0};

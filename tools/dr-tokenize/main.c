@@ -132,17 +132,13 @@ int main(int argc, char **argv) {
     if (!t) dr_die("%s", dr_lasterr());
     if (tokenize_run(t, &o, n_inputs, inputs, stdout, &st) != 0) dr_die("%s", dr_lasterr());
     fprintf(stderr, "%s: %llu documents, %llu tokens (%s), %.2f bytes/token, %.1f MB in %.2f s = %.1f MB/s, "
-            "%llu shards in %s\n",
+            "%llu with invalid UTF-8%s%s%s",
             dr_progname(), (unsigned long long)st.docs, (unsigned long long)st.tokens, tokenizer_spec(t),
             st.tokens ? (double)st.bytes / (double)st.tokens : 0.0, (double)st.bytes / 1e6, st.seconds,
-            st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, (unsigned long long)st.shards,
-            o.out_dir);
-    fprintf(stderr, "%s: %llu documents with invalid UTF-8%s%s", dr_progname(),
-            (unsigned long long)st.invalid_docs, st.invalid_docs ? " (" : "",
-            st.invalid_docs ? policy_word(o.invalid) : "");
-    if (st.invalid_docs) fputc(')', stderr);
-    if (st.empty_docs) fprintf(stderr, "; %llu empty documents skipped", (unsigned long long)st.empty_docs);
-    fputc('\n', stderr);
+            st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, (unsigned long long)st.invalid_docs,
+            st.invalid_docs ? " (" : "", st.invalid_docs ? policy_word(o.invalid) : "", st.invalid_docs ? ")" : "");
+    if (st.empty_docs) fprintf(stderr, ", %llu empty skipped", (unsigned long long)st.empty_docs);
+    fprintf(stderr, "; %llu shard%s in %s\n", (unsigned long long)st.shards, st.shards == 1 ? "" : "s", o.out_dir);
     tokenizer_free(t);
     free(inputs);
     return 0;

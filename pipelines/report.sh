@@ -1,0 +1,382 @@
+#!/bin/sh
+# report.sh OUT — writes OUT/report.md and OUT/plots/*.png for one run of
+# pipelines/repro.mk, from that run's files only (every number is parsed from them with
+# awk; plots are drawn by gnuplot; shell + awk + gnuplot, nothing else):
+#
+#   OUT/run.env                     the pipeline's variables (written by repro.mk)
+#   OUT/meta/metrics.jsonl          dr-meta: per meta-step l_val, l_val_uniform, score_* …
+#   OUT/train/<run>.jsonl           dr-train: step, tokens, l_val at eval steps (flops if logged)
+#   OUT/score/datarater.tsv         dr-score with the rater; OUT/score/ppl.tsv with the LM
+#   OUT/filter/<run>.summary        dr-filter: kept examples overall and per source
+#   OUT/examples/{top,bottom}.txt   dr-cat --scores … --top/--bottom N
+#   the split manifest (MANIFEST in run.env): split sizes from its comment lines
+#
+# Without gnuplot the report has the same tables and no plots. Missing inputs are
+# reported in the text (the report of a half-finished run is still written); the two
+# success criteria are always stated, with PASS, FAIL or "NOT EVALUATED" and the numbers.
+# Environment: CRITERION_TOL (nats, default 0): criterion 2 passes when the filtered
+# run's Val loss is at most the baseline's + CRITERION_TOL.
+set -eu
+OUT=${1:?usage: report.sh OUT (a pipelines/repro.mk output directory)}
+OUT=${OUT%/}
+PIPE=$(cd "$(dirname "$0")" && pwd)
+[ -d "$OUT" ] || { echo "report.sh: $OUT: no such directory" >&2; exit 1; }
+TOL=${CRITERION_TOL:-0}
+PLOTS=$OUT/plots
+DAT=$PLOTS/data
+mkdir -p "$DAT"
+MD=$OUT/report.md.tmp.$$
+trap 'rm -f "$MD" "$MD".*' EXIT
+
+env_get() { [ -f "$OUT/run.env" ] && sed -n "s/^$1=//p" "$OUT/run.env" | head -n 1 || true; }
+CONFIG=$(env_get CONFIG); VAL_MODE=$(env_get VAL_MODE); KEEP=$(env_get KEEP)
+MANIFEST=$(env_get MANIFEST); RUNS=$(env_get RUNS); ONLINE=$(env_get ONLINE)
+PPL_REF=$(env_get PPL_REF); RATER=$(env_get RATER)
+if [ -z "$RUNS" ]; then
+    RUNS=$(for f in "$OUT"/train/*.jsonl; do [ -f "$f" ] && basename "$f" .jsonl; done | tr '\n' ' ')
+fi
+if [ -z "$KEEP" ] && [ -f "$OUT/filter/datarater.summary" ]; then
+    KEEP=$(awk '/^kept /{ printf "%.2f", $2 / $4; exit }' "$OUT/filter/datarater.summary")
+fi
+META=$OUT/meta/metrics.jsonl
+SCORES=$OUT/score/datarater.tsv
+PPL=$OUT/score/ppl.tsv
+
+# gnuplot with a PNG terminal, if there is one
+GP=
+if command -v gnuplot >/dev/null 2>&1; then
+    if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then GP_TERM='pngcairo enhanced font "DejaVu Sans,10"'
+    elif gnuplot -e 'set terminal png' >/dev/null 2>&1; then GP_TERM='png'
+    fi
+    [ -n "${GP_TERM:-}" ] && GP=gnuplot
+fi
+plot() {  # plot NAME.png WIDTH HEIGHT <<script   (gnuplot script on stdin)
+    [ -n "$GP" ] || return 0
+    { echo "set terminal $GP_TERM size $2,$3"; echo "set output '$PLOTS/$1'"; cat; } > "$DAT/${1%.png}.gp"
+    if ! $GP "$DAT/${1%.png}.gp" 2> "$DAT/${1%.png}.err"; then
+        echo "report.sh: gnuplot failed on $1:" >&2; cat "$DAT/${1%.png}.err" >&2; rm -f "$PLOTS/$1"
+    fi
+}
+image() {  # image NAME.png ALT  -> markdown image line, when the plot exists
+    if [ -f "$PLOTS/$1" ]; then printf '![%s](plots/%s)\n\n' "$2" "$1"
+    elif [ -z "$GP" ]; then printf '_(no plot: gnuplot with a PNG terminal is not installed)_\n\n'
+    fi
+}
+# value of "key":number in a flat JSON line (awk function, pasted into programs)
+AWK_NUM='function num(line, key,    re, s) {
+    re = "\"" key "\"[ \t]*:[ \t]*-?[0-9][0-9.eE+-]*"
+    if (!match(line, re)) return ""
+    s = substr(line, RSTART, RLENGTH); sub(/^[^:]*:[ \t]*/, "", s); return s + 0
+}'
+
+# ---- meta-training ----------------------------------------------------------------------
+# meta.dat: meta_step l_val l_val_uniform gain score_mean score_std score_min score_max entropy frac_min frac_max
+C1_LINE="NOT EVALUATED (no meta-training log $META)"
+C1_STATUS="NOT EVALUATED"
+if [ -s "$META" ]; then
+    awk "$AWK_NUM"'
+    { s = num($0, "meta_step"); if (s == "") next
+      lv = num($0, "l_val"); lu = num($0, "l_val_uniform"); g = num($0, "l_val_gain")
+      if (g == "" && lv != "" && lu != "") g = lu - lv
+      printf "%s %s %s %s %s %s %s %s %s %s %s\n", s, v(lv), v(lu), v(g), v(num($0, "score_mean")), v(num($0, "score_std")),
+          v(num($0, "score_min")), v(num($0, "score_max")), v(num($0, "score_entropy")), v(num($0, "frac_at_min")), v(num($0, "frac_at_max")) }
+    function v(x) { return x == "" ? "NaN" : x }' "$META" > "$DAT/meta.dat"
+    # criterion 1: mean gain over the last half of the meta-steps
+    eval "$(awk '
+        { n++; g[n] = $4; s[n] = $1 }
+        END {
+            if (n == 0) { print "C1_N=0"; exit }
+            first = int(n / 2) + 1; m = 0; k = 0; pos = 0; allpos = 0
+            for (i = 1; i <= n; i++) if (g[i] != "NaN") { if (g[i] > 0) allpos++ }
+            for (i = first; i <= n; i++) if (g[i] != "NaN") { m += g[i]; k++; if (g[i] > 0) pos++ }
+            printf "C1_N=%d C1_FROM=%s C1_TO=%s C1_K=%d C1_POS=%d C1_ALLPOS=%d C1_MEAN=%s\n", n, s[first], s[n], k, pos, allpos, (k ? sprintf("%.6g", m / k) : "")
+        }' "$DAT/meta.dat")"
+    if [ "$C1_N" -gt 0 ] && [ -n "$C1_MEAN" ]; then
+        C1_STATUS=$(awk -v m="$C1_MEAN" 'BEGIN { print (m > 0) ? "PASS" : "FAIL" }')
+        C1_LINE="mean of L_val(uniform) − L_val(rater) over meta-steps $C1_FROM–$C1_TO (the last half of $C1_N) = $C1_MEAN nats (> 0 required; positive in $C1_POS of those $C1_K steps, $C1_ALLPOS of all $C1_N)"
+    else
+        C1_LINE="the meta-training log has no l_val_uniform (meta.track_uniform off?): cannot compare with the uniform baseline"
+    fi
+    XT=$(awk 'END { print (NR <= 12) ? "set xtics 1" : "set xtics" }' "$DAT/meta.dat")
+    [ -n "${C1_MEAN:-}" ] && printf '%s %s\n%s %s\n' "$C1_FROM" "$C1_MEAN" "$C1_TO" "$C1_MEAN" > "$DAT/meta_c1.dat" || echo "NaN NaN" > "$DAT/meta_c1.dat"
+    plot meta_lval.png 1000 700 <<EOF
+set multiplot layout 2,1 title "Meta-training: Val loss after the inner unroll"
+set grid; set key top right; $XT
+set lmargin 12; set rmargin 3
+set ylabel "L_{val} (nats/token)"
+plot '$DAT/meta.dat' using 1:3 with linespoints pt 7 ps 0.5 lw 2 lc rgb "#888888" title "uniform weights (w = 1)", \
+     '' using 1:2 with linespoints pt 7 ps 0.5 lw 2 lc rgb "#d62728" title "rater-weighted"
+set ylabel "L_{val}(uniform) − L_{val}(rater)"
+set xlabel "meta-step"
+set key top left
+plot '$DAT/meta.dat' using 1:4 with impulses lw 3 lc rgb "#1f77b4" title "gain per meta-step (> 0: the rater helps)", \
+     '$DAT/meta_c1.dat' using 1:2 with lines lw 2 dt 2 lc rgb "#d62728" title "mean over the last half (criterion 1)", \
+     0 with lines lc rgb "black" notitle
+unset multiplot
+EOF
+    plot meta_scores.png 1000 700 <<EOF
+set multiplot layout 2,1 title "Meta-training: rater scores (logits z) on the Train_A batches"
+set grid; set key outside right; $XT
+set lmargin 12; set rmargin at screen 0.74
+set ylabel "score z"
+plot '$DAT/meta.dat' using 1:(\$5-\$6):(\$5+\$6) with filledcurves lc rgb "#c6dbef" title "mean ± std", \
+     '' using 1:5 with lines lw 2 lc rgb "#1f77b4" title "mean", \
+     '' using 1:7 with lines dt 2 lc rgb "#555555" title "min", \
+     '' using 1:8 with lines dt 2 lc rgb "#555555" title "max"
+set xlabel "meta-step"
+set ylabel "fraction / nats"
+set yrange [0:*]
+plot '$DAT/meta.dat' using 1:9 with lines lw 2 lc rgb "#2ca02c" title "mean entropy of sigmoid(z)", \
+     '' using 1:10 with lines lw 2 lc rgb "#d62728" title "weights at w_{min}", \
+     '' using 1:11 with lines lw 2 lc rgb "#9467bd" title "weights at w_{max}"
+unset multiplot
+EOF
+fi
+
+# ---- final training runs -------------------------------------------------------------
+LOGS=
+for r in $RUNS; do [ -s "$OUT/train/$r.jsonl" ] && LOGS="$LOGS $r=$OUT/train/$r.jsonl"; done
+for r in $RUNS; do
+    [ -s "$OUT/train/$r.jsonl" ] || continue
+    awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); if (v != "" && t != "") print t, v }' \
+        "$OUT/train/$r.jsonl" > "$DAT/val_$r.dat"
+done
+final() {  # final RUN -> "tokens l_val seconds" of the run's last eval (empty if none)
+    [ -s "$OUT/train/$1.jsonl" ] || return 0
+    awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); s = num($0, "seconds")
+        if (s != "") sec = s; if (v != "" && t != "") { lt = t; lv = v } }
+        END { if (lv != "") printf "%s %s %s\n", lt, lv, (sec == "" ? "NaN" : sec) }' "$OUT/train/$1.jsonl"
+}
+if [ -n "$LOGS" ] && [ -n "$GP" ]; then
+    {
+        echo 'set multiplot layout 1,2 title "Final training: Val loss at equal training tokens"'
+        maxt=$(for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && tail -n 1 "$DAT/val_$r.dat"; done | awk '$1 > m { m = $1 } END { print m + 0 }')
+        if [ "$maxt" -ge 2000000 ]; then XS=1e6 XL="training tokens (millions)"
+        elif [ "$maxt" -ge 2000 ]; then XS=1e3 XL="training tokens (thousands)"
+        else XS=1 XL="training tokens"; fi
+        echo "set grid; set xlabel '$XL'; set ylabel 'L_{val} (nats/token)'"
+        echo 'set key top right'
+        printf 'plot'; sep=' '
+        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):2 with linespoints pt 7 ps 0.6 lw 2 title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$r"; sep=', '; }; done
+        echo
+        # zoom: the last 60% of the shortest run
+        zmin=$(for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && tail -n 1 "$DAT/val_$r.dat"; done | awk 'NR == 1 || $1 < m { m = $1 } END { printf "%d", 0.4 * m }')
+        echo "set title 'the last 60% (from $zmin tokens)'"
+        echo "set xrange [$zmin/$XS:*]; set autoscale y"
+        printf 'plot'; sep=' '
+        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):(\$1 >= %s ? \$2 : NaN) with linespoints pt 7 ps 0.6 lw 2 title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$zmin" "$r"; sep=', '; }; done
+        echo
+        echo 'unset multiplot'
+    } | plot val_curves.png 1200 500
+fi
+
+# criterion 2: DataRater-filtered vs all data, final Val loss at the same budget
+C2_STATUS="NOT EVALUATED"
+B=$(final baseline); D=$(final datarater)
+if [ -z "$B" ] || [ -z "$D" ]; then
+    C2_LINE="needs the final Val loss of both the 'baseline' and the 'datarater' runs (missing: $( [ -n "$B" ] || printf 'baseline '; [ -n "$D" ] || printf 'datarater'))"
+else
+    set -- $B; BT=$1 BL=$2; set -- $D; DT=$1 DL=$2
+    inrange=$(awk -v k="$KEEP" 'BEGIN { print (k + 0 >= 0.5 && k + 0 <= 0.7) ? 1 : 0 }')
+    C2_STATUS=$(awk -v d="$DL" -v b="$BL" -v t="$TOL" 'BEGIN { print (d <= b + t) ? "PASS" : "FAIL" }')
+    [ "$inrange" = 1 ] || C2_STATUS="NOT EVALUATED (keep $KEEP is outside 0.5–0.7)"
+    C2_LINE=$(awk -v d="$DL" -v b="$BL" -v dt="$DT" -v bt="$BT" -v k="$KEEP" -v t="$TOL" 'BEGIN {
+        printf "final Val loss, DataRater-filtered (keep %s) %.4f after %d tokens vs all data %.4f after %d tokens: Δ = %+.4f nats (%+.2f%%; ≤ %s required)",
+            k, d, dt, b, bt, d - b, 100 * (d - b) / b, (t + 0 == 0 ? "0" : "+" t) }')
+fi
+
+# ---- scores per source -------------------------------------------------------------------
+# sources.dat: source n tokens mean std min max kept%(datarater) kept%(random) kept%(ppl) ppl_mean
+if [ -s "$SCORES" ]; then
+    # kept% per source from the filters' summaries ("source examples kept kept%" lines)
+    for f in datarater random ppl online; do
+        if [ -s "$OUT/filter/$f.summary" ]; then
+            awk 'f { print $1, $2, $3 } /^source[ \t]+examples/ { f = 1 }' "$OUT/filter/$f.summary" > "$DAT/kept_$f.dat"
+        else
+            : > "$DAT/kept_$f.dat"
+        fi
+    done
+    [ -s "$PPL" ] && awk -F '\t' 'NR > 1 { print $3, $2 }' "$PPL" > "$DAT/ppl_scores.dat" || : > "$DAT/ppl_scores.dat"
+    awk -F '\t' 'NR > 1 { print $3, $2, $4 }' "$SCORES" > "$DAT/scores.dat"
+    awk '
+        FILENAME ~ /kept_datarater/ { kd[$1] = ($2 > 0) ? 100 * $3 / $2 : 0; next }
+        FILENAME ~ /kept_random/    { kr[$1] = ($2 > 0) ? 100 * $3 / $2 : 0; next }
+        FILENAME ~ /kept_ppl/       { kp[$1] = ($2 > 0) ? 100 * $3 / $2 : 0; next }
+        FILENAME ~ /ppl_scores/     { pn[$1]++; ps[$1] += $2; next }
+        { s = $1; n[s]++; tok[s] += $3; sum[s] += $2; sq[s] += $2 * $2
+          if (!(s in mn) || $2 < mn[s]) mn[s] = $2; if (!(s in mx) || $2 > mx[s]) mx[s] = $2 }
+        END {
+            for (s in n) {
+                m = sum[s] / n[s]; var = sq[s] / n[s] - m * m; if (var < 0) var = 0
+                printf "%s %d %d %.6g %.6g %.6g %.6g %s %s %s %s\n", s, n[s], tok[s], m, sqrt(var), mn[s], mx[s],
+                    (s in kd) ? sprintf("%.1f", kd[s]) : "-", (s in kr) ? sprintf("%.1f", kr[s]) : "-",
+                    (s in kp) ? sprintf("%.1f", kp[s]) : "-", (s in pn) ? sprintf("%.4f", ps[s] / pn[s]) : "-"
+            }
+        }' "$DAT/kept_datarater.dat" "$DAT/kept_random.dat" "$DAT/kept_ppl.dat" "$DAT/ppl_scores.dat" "$DAT/scores.dat" \
+        | sort -k4,4gr > "$DAT/sources.dat"
+    # the score above which the top KEEP fraction lies (for the histograms)
+    CUT=$(awk '{ print $2 }' "$DAT/scores.dat" | sort -gr | awk -v k="${KEEP:-0}" '{ a[NR] = $1 } END { i = int(k * NR + 0.5); if (i < 1) i = 1; if (i > NR) i = NR; print a[i] }')
+    # histograms: 40 bins over the global range; per source, the fraction of its examples per bin
+    awk -v nb=40 '
+        { s[NR] = $1; x[NR] = $2; if (NR == 1 || $2 < lo) lo = $2; if (NR == 1 || $2 > hi) hi = $2 }
+        END {
+            if (hi == lo) hi = lo + 1e-9
+            w = (hi - lo) / nb
+            for (i = 1; i <= NR; i++) { b = int((x[i] - lo) / w); if (b >= nb) b = nb - 1; c[s[i], b]++; n[s[i]]++ }
+            while ((getline line < order) > 0) { split(line, f, " "); src[++ns] = f[1] }
+            for (k = 1; k <= ns; k++) {
+                printf "# %s (%d examples)\n", src[k], n[src[k]]
+                for (b = 0; b < nb; b++) printf "%.6g %.6g\n", lo + (b + 0.5) * w, c[src[k], b] / n[src[k]]
+                printf "\n\n"
+            }
+            printf "%.6g %.6g\n", lo, hi > binfile
+        }' order="$DAT/sources.dat" binfile="$DAT/hist_range.dat" "$DAT/scores.dat" > "$DAT/hist.dat"
+    NS=$(wc -l < "$DAT/sources.dat")
+    if [ -n "$GP" ] && [ "$NS" -gt 0 ]; then
+        COLS=4; [ "$NS" -le 4 ] && COLS=$NS
+        ROWS=$(( (NS + COLS - 1) / COLS ))
+        set -- $(cat "$DAT/hist_range.dat")
+        {
+            echo "set multiplot layout $ROWS,$COLS title 'Rater scores per source (fraction of the source''s train\\_b examples per bin; red: the keep-$KEEP threshold)'"
+            echo "set style fill solid 0.6 noborder; set grid ytics; set xrange [$1:$2]; set yrange [0:*]"
+            echo "set tics font ',8'; set format y '%.2f'"
+            i=0
+            while read -r src rest; do
+                t=$(printf '%s' "$src" | sed 's/_/\\\\_/g')
+                echo "set title '$t' font ',9'"
+                echo "set arrow 1 from $CUT, graph 0 to $CUT, graph 1 nohead lc rgb '#d62728' lw 1.5"
+                echo "plot '$DAT/hist.dat' index $i using 1:2 with boxes lc rgb '#1f77b4' notitle"
+                i=$((i + 1))
+            done < "$DAT/sources.dat"
+            echo 'unset multiplot'
+        } | plot score_hist.png $((COLS * 330)) $((ROWS * 220 + 40))
+    fi
+fi
+
+# ---- the report ----------------------------------------------------------------------------
+{
+echo "# DataRater reproduction report"
+echo
+echo "Run \`$OUT\`, written $(date -u '+%Y-%m-%d %H:%M UTC') by \`pipelines/report.sh\` from this run's files."
+echo
+echo "| setting | value |"
+echo "|---|---|"
+echo "| config | \`${CONFIG:-?}\` |"
+echo "| corpus | \`$(env_get CORPUS)\` |"
+echo "| Val | ${VAL_MODE:-?}$( [ "$VAL_MODE" = prose ] && printf ': held-out documents of %s' "$(env_get VAL_SOURCES)"; [ "$VAL_MODE" = mixture ] && printf ': held-out documents of the whole training mixture') |"
+echo "| tokenizer | $(env_get TOKENIZER)$( [ "$(env_get TOKENIZER)" = bpe ] && printf ' (%s tokens, trained on the corpus)' "$(env_get BPE_VOCAB)") |"
+echo "| keep rate | ${KEEP:-?} |"
+echo "| final-run budget | $( b=$(env_get BUDGET); [ -n "$b" ] && printf '`%s`' "$b" || printf 'train.steps / train.tokens of the config') |"
+echo "| overrides | SET=\`$(env_get SET)\` META_SET=\`$(env_get META_SET)\` DEVICE=\`$(env_get DEVICE)\` |"
+echo "| deployed rater | \`${RATER:-?}\` |"
+echo
+echo "## The seed's success criteria"
+echo
+echo "- **Criterion 1 — L_val after the inner unroll is below the uniform baseline: $C1_STATUS.** $C1_LINE."
+echo "- **Criterion 2 — filtering at keep 0.5–0.7 gives equal or better Val loss than all data at the same training budget: $C2_STATUS.** ${C2_LINE}."
+echo
+
+echo "## Data"
+echo
+if [ -n "$MANIFEST" ] && [ -f "$MANIFEST" ]; then
+    echo "Splits (\`$MANIFEST\`):"
+    echo
+    echo "| split | documents | tokens | role |"
+    echo "|---|---:|---:|---|"
+    awk '/^# (train_a|val|train_b): / { s = $2; sub(/:$/, "", s); d = $3; t = $5
+            role = (s == "train_a") ? "meta-training (inner LMs)" : (s == "val") ? "Val: the meta-objective and every L_val below" : "scored, filtered, final training"
+            printf "| %s | %s | %s | %s |\n", s, d, t, role }' "$MANIFEST"
+    echo
+    grep -E '^# (val-sources|dedup):' "$MANIFEST" | sed 's/^# /- /' || true
+    echo
+else
+    echo "_(split manifest not found)_"; echo
+fi
+
+echo "## Meta-training"
+echo
+if [ -s "$OUT/meta/metrics.jsonl" ] && [ -s "$DAT/meta.dat" ]; then
+    echo "Each meta-step: the population's inner LMs run their unroll on Train_A with the rater's weights, and, from the same states, a shadow with uniform weights; both are evaluated on Val. Red below grey means the rater's weighting helped within the unroll."
+    echo
+    image meta_lval.png "L_val rater vs uniform over meta-steps"
+    awk 'NR == 1 { f = $0 } { l = $0; n++ } END {
+        split(f, a, " "); split(l, b, " ")
+        print "| meta-step | L_val (rater) | L_val (uniform) | gain | score mean | score std | score min | score max |"
+        print "|---:|---:|---:|---:|---:|---:|---:|---:|"
+        printf "| %s | %.4f | %.4f | %+.5f | %.4g | %.4g | %.4g | %.4g |\n", a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]
+        if (n > 1) printf "| %s | %.4f | %.4f | %+.5f | %.4g | %.4g | %.4g | %.4g |\n", b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]
+    }' "$DAT/meta.dat"
+    echo
+    awk "$AWK_NUM"'{ s = num($0, "seconds"); if (s != "") last = s } END { if (last != "") printf "Meta-training took %.0f s (%d meta-steps).\n\n", last, NR }' "$META"
+    image meta_scores.png "rater score statistics over meta-steps"
+else
+    echo "_(no meta-training log: \`$META\`)_"; echo
+fi
+
+echo "## Final training at equal budget"
+echo
+echo "Every run trains the same LM with the same config and budget; only the training data differ: **baseline** = all of train_b, **datarater** = the top ${KEEP:-?} of train_b by the rater's score, **random** = a random ${KEEP:-?} of it, **ppl** = the middle ${KEEP:-?} by the mean token loss of the ${PPL_REF:-baseline} LM (perplexity filtering)$(case " $RUNS " in *" online "*) printf ', **online** = all of train_b with the rater dropping the bottom of every batch while training';; esac). Val loss is nats per token on the Val split."
+echo
+case $ONLINE in no*) echo "The online bottom-K run is not in this report: ${ONLINE#no: }."; echo ;; esac
+image val_curves.png "Val loss curves of the final runs"
+if [ -n "$LOGS" ]; then
+    echo "| run | final L_val | Δ vs baseline | tokens | wall seconds |"
+    echo "|---|---:|---:|---:|---:|"
+    for r in $RUNS; do
+        f=$(final "$r"); [ -n "$f" ] || { echo "| $r | (not run) | | | |"; continue; }
+        echo "$f" | awk -v r="$r" -v b="$(final baseline | awk '{ print $2 }')" '{
+            printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.0f", $3) }'
+    done
+    echo
+    # shellcheck disable=SC2086
+    sh "$PIPE/compare.sh" --md $LOGS || echo "_(compare.sh failed)_"
+    echo
+else
+    echo "_(no final training logs under \`$OUT/train/\`)_"; echo
+fi
+
+echo "## What the rater keeps, per source"
+echo
+if [ -s "$DAT/sources.dat" ]; then
+    echo "Scores are the rater's logits on the train_b examples (\`score/datarater.tsv\`), sorted by mean; kept % is each filter's share of the source's examples (\`filter/*.summary\`); the last column is the mean token loss of the perplexity filter's reference LM."
+    echo
+    echo "| source | examples | tokens | mean score | std | min | max | kept % datarater | kept % random | kept % ppl | mean LM loss |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk '{ printf "| %s | %d | %d | %.4g | %.3g | %.4g | %.4g | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$DAT/sources.dat"
+    echo
+    [ -s "$OUT/filter/datarater.summary" ] && { echo "DataRater filter: $(head -n 1 "$OUT/filter/datarater.summary")."; echo; }
+    image score_hist.png "score histogram per source"
+else
+    echo "_(no scores: \`$SCORES\`)_"; echo
+fi
+
+echo "## Highest- and lowest-scored examples"
+echo
+for which in top bottom; do
+    f=$OUT/examples/$which.txt
+    [ "$which" = top ] && echo "### Highest scores (kept first)" || echo "### Lowest scores (dropped first)"
+    echo
+    if [ -s "$f" ]; then
+        # dr-cat --scores blocks: "### <id> score <s> source <src>" then the text
+        awk -v max=600 '
+            function flush() { if (hdr == "") return
+                t = txt; gsub(/\r/, "", t); if (length(t) > max) t = substr(t, 1, max) " …"
+                print hdr; print ""; print "~~~~"; print t; print "~~~~"; print "" }
+            /^### / { flush(); split($0, h, " "); hdr = sprintf("%d. score **%s**, source `%s`, example `%s`", ++k, h[4], h[6], h[2]); txt = ""; nl = 0; next }
+            { txt = (nl++ ? txt "\n" : "") $0 }
+            END { flush() }' "$f"
+    else
+        echo "_(missing: \`$f\`)_"; echo
+    fi
+done
+
+echo "## Files"
+echo
+echo "- meta-training: \`meta/metrics.jsonl\`, \`meta/rater.safetensors\`, \`meta/rater.ema.safetensors\`"
+echo "- scores: \`score/datarater.tsv\` (rater), \`score/ppl.tsv\` (reference LM); filters: \`filter/<run>/\`, \`filter/<run>.summary\`"
+echo "- final runs: \`train/<run>.jsonl\` (metrics), \`train/<run>.safetensors\` (Hugging Face GPT-2 layout)"
+echo "- plots: \`plots/*.png\`; their data and gnuplot scripts: \`plots/data/\`"
+echo "- compare any logs again: \`pipelines/compare.sh $OUT/train/*.jsonl\`"
+} > "$MD"
+mv -f "$MD" "$OUT/report.md"
+echo "report.sh: wrote $OUT/report.md$( [ -n "$GP" ] && printf ' and %s/*.png' "$PLOTS")" >&2

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# split.sh — dr-split end to end: fractions within 1% on 100k documents, disjoint splits,
+# duplicates never in two splits (with and without --dedup), same bytes on a re-run and
+# with the inputs in another order or form, --val-sources, stale shards removed, and
+# refusals (corrupt shard, mixed tokenizers, bad options) with one clear line.
+source "$(dirname "$0")/helpers.bash" dr-split dr-cat
+
+# 100k documents in three shards; c repeats documents (every 10th is a duplicate)
+# and d is a copy of a under another name: duplicates across shards and sources.
+$MKSHARD --random 40000 --seed 1 --max-len 60 --sources web,books,mail "$TMP/a.drs"
+$MKSHARD --random 30000 --seed 2 --max-len 60 --first-id 40000 --sources news,web "$TMP/b.drs"
+$MKSHARD --random 30000 --seed 3 --max-len 60 --first-id 70000 --dup-every 10 --sources mail,books "$TMP/c.drs"
+mkdir -p "$TMP/in" && cp "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs" "$TMP/in/"
+
+split() {  # split OUT_DIR [options / inputs]
+    local out=$1; shift
+    "$BIN/dr-split" --val 0.1 --train-b 0.2 --seed 7 -o "$out" "$@" >"$out.manifest" 2>"$out.log"
+}
+
+# ---- determinism and order independence ------------------------------------------
+check "dr-split runs" split "$TMP/o1" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "dr-split re-run" split "$TMP/o2" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "dr-split, inputs reordered" split "$TMP/o3" "$TMP/c.drs" "$TMP/a.drs" "$TMP/b.drs"
+check "dr-split, a directory" split "$TMP/o4" "$TMP/in"
+printf 'x\t%s\nx\t%s\n# a comment\nx\t%s\n' "$TMP/c.drs" "$TMP/b.drs" "$TMP/a.drs" >"$TMP/in.tsv"
+check "dr-split, manifest on stdin" split "$TMP/o5" - <"$TMP/in.tsv"
+for o in o2 o3 o4 o5; do
+    check "$o: same manifest.tsv" cmp -s "$TMP/o1/manifest.tsv" "$TMP/$o/manifest.tsv"
+    for f in $(cd "$TMP/o1" && ls */*.drs); do
+        check "$o: same bytes in $f" cmp -s "$TMP/o1/$f" "$TMP/$o/$f"
+    done
+done
+check "manifest on stdout names the shards" grep -q "^val	$TMP/o1/val/val-00000.drs$" "$TMP/o1.manifest"
+check "manifest records the seed" grep -q '^# seed: 7$' "$TMP/o1.manifest"
+
+# ---- fractions within 1% of 100k documents -----------------------------------------
+count() { sed -n "s/^# $1: \([0-9]*\) documents.*/\1/p" "$2"; }
+n_a=$(count train_a "$TMP/o1.manifest"); n_v=$(count val "$TMP/o1.manifest"); n_b=$(count train_b "$TMP/o1.manifest")
+check "100000 documents in the splits" [ $((n_a + n_v + n_b)) -eq 100000 ]
+within() { awk -v n="$1" -v f="$2" 'BEGIN { d = n / 100000 - f; exit !(d < 0.01 && d > -0.01) }'; }
+check "val fraction $n_v / 100000 within 1% of 0.1" within "$n_v" 0.1
+check "train_b fraction $n_b / 100000 within 1% of 0.2" within "$n_b" 0.2
+check "train_a fraction $n_a / 100000 within 1% of 0.7" within "$n_a" 0.7
+
+# ---- disjoint; duplicates never in two splits -------------------------------------
+ids_of() {  # ids_of MANIFEST SPLIT -> sorted unique document ids
+    "$BIN/dr-cat" --list --split "$2" "$1" | cut -f1 | sort -u
+}
+for s in train_a val train_b; do ids_of "$TMP/o1/manifest.tsv" $s >"$TMP/ids.$s"; done
+n_unique_in=$("$BIN/dr-cat" --list "$TMP/in" | cut -f1 | sort -u | wc -l)
+check "the inputs hold duplicates" [ "$n_unique_in" -lt 100000 ]
+check "train_a and val share no document" [ -z "$(comm -12 "$TMP/ids.train_a" "$TMP/ids.val")" ]
+check "train_a and train_b share no document" [ -z "$(comm -12 "$TMP/ids.train_a" "$TMP/ids.train_b")" ]
+check "val and train_b share no document" [ -z "$(comm -12 "$TMP/ids.val" "$TMP/ids.train_b")" ]
+check "every document id is in a split" [ "$(cat "$TMP"/ids.* | wc -l)" -eq "$n_unique_in" ]
+
+# with a copy of a.drs under another name: still one split per id; --dedup keeps one copy
+cp "$TMP/a.drs" "$TMP/a-copy.drs"
+check "--dedup" split "$TMP/od" --dedup "$TMP/a.drs" "$TMP/a-copy.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "--dedup, reordered" split "$TMP/od2" --dedup "$TMP/c.drs" "$TMP/a-copy.drs" "$TMP/b.drs" "$TMP/a.drs"
+check "--dedup: order-independent bytes" cmp -s "$TMP/od/train_a/train_a-00000.drs" "$TMP/od2/train_a/train_a-00000.drs"
+n_dedup=$(( $(count train_a "$TMP/od.manifest") + $(count val "$TMP/od.manifest") + $(count train_b "$TMP/od.manifest") ))
+check "--dedup keeps $n_dedup = $n_unique_in documents" [ "$n_dedup" -eq "$n_unique_in" ]
+n_listed=$("$BIN/dr-cat" --list "$TMP/od/manifest.tsv" | cut -f1 | sort | uniq -d | wc -l)
+check "--dedup: no id twice" [ "$n_listed" -eq 0 ]
+check "no --dedup with copies" split "$TMP/oc" "$TMP/a.drs" "$TMP/a-copy.drs" "$TMP/c.drs"
+for s in train_a val train_b; do ids_of "$TMP/oc/manifest.tsv" $s >"$TMP/cids.$s"; done
+check "copies: train_a/val disjoint" [ -z "$(comm -12 "$TMP/cids.train_a" "$TMP/cids.val")" ]
+check "copies: train_a/train_b disjoint" [ -z "$(comm -12 "$TMP/cids.train_a" "$TMP/cids.train_b")" ]
+check "copies: val/train_b disjoint" [ -z "$(comm -12 "$TMP/cids.val" "$TMP/cids.train_b")" ]
+
+# ---- --val-sources -------------------------------------------------------------------
+check "--val-sources" split "$TMP/ov" --val-sources books,news "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+other=$("$BIN/dr-cat" --list --split val "$TMP/ov/manifest.tsv" | cut -f2 | grep -cv '^\(books\|news\)$')
+check "val holds only books and news ($other others)" [ "$other" -eq 0 ]
+n_v=$(count val "$TMP/ov.manifest")
+n_src=$("$BIN/dr-cat" --list "$TMP/in" | cut -f2 | grep -c '^\(books\|news\)$')
+check "val is ~10% of books+news ($n_v of $n_src)" \
+    awk -v n="$n_v" -v m="$n_src" 'BEGIN { d = n / m - 0.1; exit !(d < 0.01 && d > -0.01) }'
+
+# ---- shard size, stale shards ---------------------------------------------------------
+check "--shard-size 0.2" split "$TMP/os" --shard-size 0.2 "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+n_shards=$(ls "$TMP/os/train_a" | wc -l)
+check "several train_a shards with --shard-size 0.2 ($n_shards)" [ "$n_shards" -gt 3 ]
+check "re-run into the same directory" split "$TMP/os" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "stale shards removed" [ "$(ls "$TMP/os/train_a")" = "train_a-00000.drs" ]
+check "same bytes after the re-run" cmp -s "$TMP/os/train_a/train_a-00000.drs" "$TMP/o1/train_a/train_a-00000.drs"
+
+# ---- refusals ------------------------------------------------------------------------
+size=$(stat -c %s "$TMP/b.drs")
+cp "$TMP/b.drs" "$TMP/bad.drs"
+printf '\x55' | dd of="$TMP/bad.drs" bs=1 seek=$((size / 2)) conv=notrunc status=none
+expect_error "corrupt shard" "bad\.drs: block [0-9]+: checksum" "$BIN/dr-split" -o "$TMP/ox" "$TMP/a.drs" "$TMP/bad.drs"
+expect_error "corrupt shard, into an earlier output" "bad\.drs: block" \
+    "$BIN/dr-split" --val 0.1 --train-b 0.2 --seed 7 -o "$TMP/o2" "$TMP/a.drs" "$TMP/bad.drs"
+for f in $(cd "$TMP/o1" && ls */*.drs manifest.tsv); do
+    check "a failed run leaves the earlier output: $f" cmp -s "$TMP/o1/$f" "$TMP/o2/$f"
+done
+check "a failed run leaves no staging directory" [ -z "$(ls -A "$TMP/o2" | grep '^\.')" ]
+head -c $((size - 7)) "$TMP/b.drs" >"$TMP/short.drs"
+expect_error "truncated shard" "short\.drs: .*truncated" "$BIN/dr-split" -o "$TMP/ox" "$TMP/short.drs"
+$MKSHARD --random 100 --fingerprint 1234 "$TMP/other.drs"
+expect_error "mixed tokenizers" "a\.drs and .*other\.drs .*different tokenizers" \
+    "$BIN/dr-split" -o "$TMP/ox" "$TMP/a.drs" "$TMP/other.drs"
+expect_error "missing input" "nope\.drs: No such file" "$BIN/dr-split" -o "$TMP/ox" "$TMP/nope.drs"
+expect_error "--val out of range" "--val" "$BIN/dr-split" --val 1.5 -o "$TMP/ox" "$TMP/a.drs"
+expect_error "fractions over 1" "more than 1" "$BIN/dr-split" --val 0.6 --train-b 0.6 -o "$TMP/ox" "$TMP/a.drs"
+expect_error "no -o" "-o DIR" "$BIN/dr-split" "$TMP/a.drs"
+printf 'train_a %s\n' "$TMP/a.drs" >"$TMP/badman.tsv"
+expect_error "malformed manifest" "badman\.tsv:1: expected" "$BIN/dr-split" -o "$TMP/ox" "$TMP/badman.tsv"
+printf '0 1 2\n' >"$TMP/empty-ish.drs"
+expect_error "not a shard" "empty-ish\.drs: .*(truncated|magic)" "$BIN/dr-split" -o "$TMP/ox" "$TMP/empty-ish.drs"
+check "--help" "$BIN/dr-split" --help >/dev/null
+check "--version" "$BIN/dr-split" --version >/dev/null
+
+finish

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# tokenize.sh — dr-tokenize end to end: JSON lines (file and stdin), --lines, files and
+# directories; shard contents read back (ids = xxh64 of the raw text, sources, tokens
+# decoding to the text); same bytes for 1 and 2 threads; --shard-size; invalid UTF-8
+# (replace / keep / error); --train-bpe then --tokenizer bpe; every refusal (malformed
+# JSON, missing field, unreadable file, empty input, missing or corrupt vocabulary,
+# bad options) with one line naming the input and no file left behind.
+source "$(dirname "$0")/helpers.bash" dr-tokenize
+T="$BIN/dr-tokenize"
+
+# A reader for the checks: per document "id<TAB>source<TAB>n_tokens<TAB>hex of decoded text".
+cat >"$TMP/drsdump.c" <<'EOF'
+#include "shard.h"
+#include "tokenizer.h"
+#include "check.h"
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    for (int a = 1; a < argc; a++) {
+        DrsReader *r = drs_open(argv[a]);
+        if (!r) dr_die("%s", dr_lasterr());
+        Tokenizer *t = tokenizer_from_spec(drs_tokenizer_spec(r));
+        if (!t) dr_die("%s", dr_lasterr());
+        if (tokenizer_fingerprint(t) != drs_fingerprint(r)) dr_die("%s: fingerprint differs", argv[a]);
+        for (uint64_t i = 0; i < drs_num_docs(r); i++) {
+            const DrsDoc *d = drs_doc(r, i);
+            uint32_t *ids = malloc((d->length + 1) * sizeof *ids);
+            if (drs_read_doc(r, i, ids) != 0) dr_die("%s", dr_lasterr());
+            ByteBuf text = {0};
+            if (tokenizer_decode(t, ids, d->length, &text) != 0) dr_die("%s", dr_lasterr());
+            printf("%016llx\t%s\t%u\t", (unsigned long long)d->id, drs_doc_source(r, i), d->length);
+            for (size_t k = 0; k < text.n; k++) printf("%02x", (unsigned char)text.bytes[k]);
+            printf("\n");
+            bytebuf_free(&text);
+            free(ids);
+        }
+        tokenizer_free(t);
+        drs_close(r);
+    }
+    return 0;
+}
+EOF
+cc -std=c11 -D_GNU_SOURCE -O1 -Ilib "$TMP/drsdump.c" "$LIBDR" -lzstd -lxxhash -lyaml -lopenblas -lm \
+   -lpthread -fopenmp -o "$TMP/drsdump" || { echo "cannot build drsdump" >&2; exit 1; }
+DUMP="env DR_DATA=${DR_DATA:-$PWD/data} $TMP/drsdump"
+hex() { od -An -v -tx1 | tr -d ' \n'; }
+
+have_gpt2=1
+[ -f data/gpt2/encoder.json ] || [ -n "${DR_DATA:-}" ] || have_gpt2=0
+
+# ---- help, version, options ------------------------------------------------------------
+check "--help shows usage and an example" bash -c "'$T' --help | grep -q '^usage: dr-tokenize' && '$T' --help | grep -q '^examples:'"
+check "--version" bash -c "'$T' --version | grep -q '^dr-tokenize '"
+expect_error "unknown option" "unknown option --frobnicate" "$T" --frobnicate -o "$TMP/x"
+expect_error "no -o" "-o DIR is required" "$T" --tokenizer byte
+expect_error "bad --invalid-utf8" "--invalid-utf8: 'maybe'" "$T" --invalid-utf8 maybe -o "$TMP/x"
+expect_error "unknown tokenizer" 'unknown tokenizer "nope"' "$T" --tokenizer nope -o "$TMP/x"
+
+# ---- JSON lines, byte tokenizer: shards read back ----------------------------------------
+printf '%s\n' '{"text": "Hello, world!", "source": "greet"}' \
+    '{"text": "caf\u00e9 \ud83d\ude00 na\u00efve", "source": "uni"}' \
+    '' \
+    '{"text": "", "source": "greet"}' \
+    '{"id": 7, "text": "no source here"}' >"$TMP/a.jsonl"
+check "jsonl to shards" bash -c "'$T' --tokenizer byte --source-field source -o '$TMP/s1' '$TMP/a.jsonl' >'$TMP/paths' 2>'$TMP/err'"
+check "prints the shard path" grep -qx "$TMP/s1/shard-00000.drs" "$TMP/paths"
+check "summary counts documents and empties" grep -q "3 documents, 44 tokens (byte)" "$TMP/err"
+check "summary has bytes/token, MB/s, invalid UTF-8" bash -c "grep -q 'bytes/token' '$TMP/err' && grep -q 'MB/s' '$TMP/err' && grep -q '0 with invalid UTF-8' '$TMP/err' && grep -q '1 empty' '$TMP/err'"
+$DUMP "$TMP/s1/shard-00000.drs" >"$TMP/dump" 2>&1
+check "3 documents stored" test "$(wc -l <"$TMP/dump")" -eq 3
+check "sources: field, field, input name" test "$(cut -f2 "$TMP/dump" | tr '\n' ' ')" = "greet uni a "
+check "tokens decode to the text" test "$(sed -n 2p "$TMP/dump" | cut -f4)" = "$(printf 'caf\xc3\xa9 \xf0\x9f\x98\x80 na\xc3\xafve' | hex)"
+# doc id = xxh64 of the raw text: "Hello, world!" (seed 0)
+check "doc id is xxh64 of the text" test "$(head -n 1 "$TMP/dump" | cut -f1)" = "$(printf 'Hello, world!' | python3 -c '
+import sys
+data = sys.stdin.buffer.read()
+P1, P2, P3, P4, P5 = 11400714785074694791, 14029467366897019727, 1609587929392839161, 9650029242287828579, 2870177450012600261
+M = (1 << 64) - 1
+rotl = lambda x, r: ((x << r) | (x >> (64 - r))) & M
+h, i = (P5 + len(data)) & M, 0   # xxh64, inputs shorter than 32 bytes
+while i + 8 <= len(data):
+    k = int.from_bytes(data[i:i + 8], "little"); k = rotl((k * P2) & M, 31) * P1 & M
+    h = (rotl(h ^ k, 27) * P1 + P4) & M; i += 8
+while i + 4 <= len(data):
+    h = (rotl(h ^ (int.from_bytes(data[i:i + 4], "little") * P1 & M), 23) * P2 + P3) & M; i += 4
+while i < len(data):
+    h = rotl(h ^ (data[i] * P5 & M), 11) * P1 & M; i += 1
+h ^= h >> 33; h = h * P2 & M; h ^= h >> 29; h = h * P3 & M; h ^= h >> 32
+print("%016x" % h)')"
+
+# stdin, --source, same tokens
+check "stdin" bash -c "'$T' --tokenizer byte --source web -o '$TMP/s2' <'$TMP/a.jsonl' >/dev/null 2>&1"
+check "--source names every document" test "$($DUMP "$TMP/s2/shard-00000.drs" | cut -f2 | sort -u)" = "web"
+
+# ---- determinism across threads; --shard-size ---------------------------------------
+python3 - "$TMP/big.jsonl" <<'EOF'
+import json, random, sys
+rng = random.Random(5)
+words = "the a whale sea ship Ahab captain's don't it's 1851 caf\u00e9 \u0416\u0438\u0437\u043d\u044c \u4e2d\u6587 !! ... --".split()
+syl = "ka ro mi ten sha lu vor ne qui ble ith om".split()
+words += ["".join(rng.choice(syl) for _ in range(rng.randint(1, 4))) for _ in range(400)]
+with open(sys.argv[1], "w") as f:
+    for i in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 300)))
+        f.write(json.dumps({"text": text, "source": "s%d" % (i % 3)}) + "\n")
+EOF
+check "1 thread" bash -c "'$T' --tokenizer byte --threads 1 --shard-size 0.25 -o '$TMP/t1' '$TMP/big.jsonl' >'$TMP/t1.paths' 2>/dev/null"
+check "2 threads" bash -c "'$T' --tokenizer byte --threads 2 --shard-size 0.25 -o '$TMP/t2' '$TMP/big.jsonl' >'$TMP/t2.paths' 2>/dev/null"
+check "several shards" test "$(wc -l <"$TMP/t1.paths")" -ge 3
+check "shards of at most --shard-size" bash -c "for f in \$(cat '$TMP/t1.paths'); do [ \$(stat -c %s \$f) -le 262144 ] || exit 1; done"
+check "same bytes for 1 and 2 threads" bash -c "cd '$TMP' && for f in t1/*.drs; do cmp -s \$f t2/\${f#t1/} || exit 1; done && [ \$(ls t1 | wc -l) = \$(ls t2 | wc -l) ]"
+check "all 3000 documents, in order" test "$($DUMP $(cat "$TMP/t1.paths") | wc -l)" -eq 3000
+check "stale shards of an earlier run are removed" bash -c "'$T' --tokenizer byte -o '$TMP/t1' '$TMP/big.jsonl' >/dev/null 2>&1 && [ \$(ls '$TMP/t1' | wc -l) -eq 1 ]"
+
+# ---- plain text: --lines, whole files, directories -----------------------------------
+printf 'first line\nsecond line\r\n\nthird\n' >"$TMP/lines.txt"
+check "--lines" bash -c "'$T' --tokenizer byte --lines -o '$TMP/l' '$TMP/lines.txt' >/dev/null 2>&1"
+check "--lines: 3 documents, CR stripped" test "$($DUMP "$TMP/l/shard-00000.drs" | cut -f3 | tr '\n' ' ')" = "10 11 5 "
+mkdir -p "$TMP/dir/sub"
+printf 'doc one\n' >"$TMP/dir/b.txt"; printf 'doc two' >"$TMP/dir/sub/a.txt"; printf 'hidden' >"$TMP/dir/.hidden"
+check "directory of files" bash -c "'$T' --tokenizer byte -o '$TMP/d' '$TMP/dir' >/dev/null 2>&1"
+check "files sorted by path, dot-files skipped, source = directory name" \
+    test "$($DUMP "$TMP/d/shard-00000.drs" | cut -f2,3 | tr '\t\n' ': ')" = "dir:8 dir:7 "
+
+# ---- invalid UTF-8 -------------------------------------------------------------------
+printf 'caf\xe9 au lait\nok\n\xff\xfe bad\n' >"$TMP/latin1.txt"
+check "replace" bash -c "'$T' --tokenizer byte --lines -o '$TMP/r' '$TMP/latin1.txt' >/dev/null 2>'$TMP/err'"
+check "replace: 2 documents counted" grep -q "2 with invalid UTF-8 (replaced by U+FFFD)" "$TMP/err"
+check "replace: U+FFFD in the tokens" test "$($DUMP "$TMP/r/shard-00000.drs" | head -n 1 | cut -f4)" = "$(printf 'caf\xef\xbf\xbd au lait' | hex)"
+check "keep" bash -c "'$T' --tokenizer byte --lines --invalid-utf8 keep -o '$TMP/k' '$TMP/latin1.txt' >/dev/null 2>&1"
+check "keep: the bytes come back exactly" test "$($DUMP "$TMP/k/shard-00000.drs" | cut -f4 | tr '\n' ' ')" = \
+    "$(printf 'caf\xe9 au lait' | hex) $(printf 'ok' | hex) $(printf '\xff\xfe bad' | hex) "
+expect_error "error policy names file, line and offset" "latin1.txt:1: invalid UTF-8 at byte offset 3" \
+    "$T" --tokenizer byte --lines --invalid-utf8 error -o "$TMP/e" "$TMP/latin1.txt"
+check "error policy leaves no shard" test ! -e "$TMP/e/shard-00000.drs"
+
+# ---- refusals ---------------------------------------------------------------------------
+printf '{"text": "fine"}\n{"text": "broken\n' >"$TMP/bad.jsonl"
+expect_error "malformed JSON" "bad.jsonl:2: malformed JSON" "$T" --tokenizer byte -o "$TMP/e" "$TMP/bad.jsonl"
+printf '{"text": "fine"}\n{"body": "x"}\n' >"$TMP/nofield.jsonl"
+expect_error "missing field" 'nofield.jsonl:2: no field "text"' "$T" --tokenizer byte -o "$TMP/e" "$TMP/nofield.jsonl"
+printf '{"text": 42}\n' >"$TMP/num.jsonl"
+expect_error "field not a string" 'num.jsonl:1: field "text" is not a string' "$T" --tokenizer byte -o "$TMP/e" "$TMP/num.jsonl"
+expect_error "unreadable file" "nope.jsonl: cannot open" "$T" --tokenizer byte -o "$TMP/e" "$TMP/nope.jsonl"
+: >"$TMP/empty.jsonl"
+expect_error "empty input" "empty.jsonl: no documents" "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl"
+expect_error "empty stdin" "stdin: no documents" bash -c "printf '\n\n' | '$T' --tokenizer byte -o '$TMP/e'"
+check "failed runs leave no shard" test -z "$(ls "$TMP/e" 2>/dev/null)"
+# an error after the first shard is complete: the finished shards are removed too
+cp "$TMP/big.jsonl" "$TMP/late.jsonl"; echo '{"text": oops}' >>"$TMP/late.jsonl"
+expect_error "late error" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/late" "$TMP/late.jsonl"
+check "late error leaves no shard" test -z "$(ls "$TMP/late" 2>/dev/null)"
+mkdir -p "$TMP/novocab"
+expect_error "missing vocabulary" "novocab: missing encoder.json or vocab.bpe" "$T" --tokenizer gpt2 --vocab-dir "$TMP/novocab" -o "$TMP/e" "$TMP/a.jsonl"
+expect_error "bpe without --vocab-dir" "needs a vocabulary directory" "$T" --tokenizer bpe -o "$TMP/e" "$TMP/a.jsonl"
+
+# ---- gpt2 ------------------------------------------------------------------------------
+if [ $have_gpt2 = 1 ]; then
+    check "gpt2 (default tokenizer, default vocabulary dir)" bash -c "'$T' --source-field source -o '$TMP/g' '$TMP/a.jsonl' >/dev/null 2>'$TMP/err'"
+    check "gpt2: Hello, world! = 4 tokens" test "$($DUMP "$TMP/g/shard-00000.drs" | head -n 1 | cut -f3)" = 4
+    check "gpt2: decodes back" test "$($DUMP "$TMP/g/shard-00000.drs" | sed -n 2p | cut -f4)" = "$(printf 'caf\xc3\xa9 \xf0\x9f\x98\x80 na\xc3\xafve' | hex)"
+    mkdir -p "$TMP/corrupt"
+    head -c 1000 "${DR_DATA:-data}/gpt2/encoder.json" >"$TMP/corrupt/encoder.json"
+    cp "${DR_DATA:-data}/gpt2/vocab.bpe" "$TMP/corrupt/"
+    expect_error "corrupt encoder.json" "corrupt/encoder.json: not valid JSON" "$T" --vocab-dir "$TMP/corrupt" -o "$TMP/e" "$TMP/a.jsonl"
+else
+    echo "tokenize.sh: data/gpt2 missing (make vocab): gpt2 checks skipped"
+fi
+
+# ---- trained BPE ---------------------------------------------------------------------
+check "--train-bpe" bash -c "'$T' --train-bpe 600 -o '$TMP/vocab' '$TMP/big.jsonl' >'$TMP/vpaths' 2>/dev/null"
+check "--train-bpe prints the two files" test "$(cat "$TMP/vpaths" | tr '\n' ' ')" = "$TMP/vocab/encoder.json $TMP/vocab/vocab.bpe "
+check "vocab.bpe: #version + 343 merges" bash -c "head -n 1 '$TMP/vocab/vocab.bpe' | grep -q '^#version' && [ \$(wc -l <'$TMP/vocab/vocab.bpe') -eq 344 ]"
+check "encoder.json: 600 ids, <|endoftext|> last" bash -c "python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); sys.exit(not (len(e) == 600 and e[\"<|endoftext|>\"] == 599))' '$TMP/vocab/encoder.json'"
+check "tokenize with the trained BPE" bash -c "'$T' --tokenizer bpe --vocab-dir '$TMP/vocab' --invalid-utf8 keep --lines -o '$TMP/b' '$TMP/latin1.txt' >/dev/null 2>&1"
+check "trained BPE: keep-mode round trip" test "$($DUMP "$TMP/b/shard-00000.drs" | cut -f4 | tr '\n' ' ')" = \
+    "$(printf 'caf\xe9 au lait' | hex) $(printf 'ok' | hex) $(printf '\xff\xfe bad' | hex) "
+expect_error "--train-bpe too large for the corpus" "corpus gives only" "$T" --train-bpe 100000 -o "$TMP/vocab2" "$TMP/lines.txt"
+
+finish

@@ -3,10 +3,12 @@
  *
  * Formats, one record per document (or per example with scores):
  *   text   : the decoded bytes of the document followed by one "\n". Documents made
- *            from one line each (a .txt input, one document per line) therefore come
- *            back byte for byte: dr-tokenize f.txt, then dr-cat, gives f.txt (with a
- *            final newline). With scores, a line "### <example id> score <s> source <src>"
- *            comes before each example's text.
+ *            from one line each therefore come back byte for byte: dr-tokenize --lines
+ *            f.txt, then dr-cat, gives f.txt (when it ends in a newline and has no blank
+ *            line, which dr-tokenize skips). With raw, nothing is added: dr-tokenize
+ *            --format text f.txt (one document per file), then dr-cat --raw, gives f.txt.
+ *            With scores, a line "### <example id> score <s> source <src>" comes before
+ *            each example's text.
  *   jsonl  : {"id": "<16 hex>", "source": …, "n_tokens": N, "text": …} per line; text
  *            is valid UTF-8 (invalid bytes as U+FFFD). With ids: "ids": [...] instead
  *            of "text". With scores: "example", "score" and "window" too.
@@ -28,6 +30,7 @@ typedef struct {
     int jsonl;                    /* JSON lines */
     int ids;                      /* token ids instead of text */
     int list;                     /* id, source and length only (no --scores) */
+    int raw;                      /* text: nothing after each document */
     const char *source;           /* only documents of this source (NULL: all) */
     uint64_t head;                /* at most this many records (0: all) */
     const char *tokenizer_kind;   /* override the shards' tokenizer spec (NULL: use it) */

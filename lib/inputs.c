@@ -62,7 +62,7 @@ static int add_directory(ShardList *list, const char *split, const char *dir) {
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         char *path = join_path(dir, names[i]);
         list_push(list, split, path);

@@ -165,7 +165,9 @@ size_t lm_acts_bytes(const LMActs *acts);   /* backend memory held, for logs */
 
 /* losses[b] = ℓ_b = mean over t < n_valid[b] of −log p(targets[b,t] | inputs[b,≤t]).
  * inputs, targets: [B,T] host; n_valid: [B] host (0 ≤ n_valid ≤ T); losses: [B] host
- * out (may be NULL). Keeps what lm_backward needs. */
+ * out (may be NULL). Padding inputs (t ≥ n_valid) must still be valid ids (e.g. 0): they
+ * are embedded, but no valid position attends to them (causal) and their targets are
+ * never read. Keeps what lm_backward needs. */
 void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *acts,
                 const int32_t *inputs, const int32_t *targets, const int32_t *n_valid,
                 int B, int T, real *losses);

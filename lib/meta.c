@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "progress.h"
 
 /* ================================================================================
  * Spec
@@ -97,6 +98,11 @@ void meta_stats_merge(MetaStats *a, const MetaStats *b) {
     a->entropy_sum += b->entropy_sum;
     a->at_min += b->at_min;
     a->at_max += b->at_max;
+    a->sec_unroll += b->sec_unroll;
+    a->sec_val += b->sec_val;
+    a->sec_recompute += b->sec_recompute;
+    a->sec_reverse += b->sec_reverse;
+    a->sec_rater += b->sec_rater;
 }
 
 /* ================================================================================
@@ -137,6 +143,7 @@ struct MetaWork {
     real *dlosses, *losses, *dloss_dir, *dw, *dw_raw, *dz, *w_raw;
     int *perm;
 
+    double sec_recompute, sec_reverse, sec_rater;   /* of the last reverse pass */
     size_t bytes;
 };
 
@@ -273,6 +280,12 @@ static double sigmoid(double x) {
     if (x >= 0) return 1 / (1 + exp(-x));
     double e = exp(x);
     return e / (1 + e);
+}
+
+/* Wall clock at a phase boundary (the backend finishes its queued work first). */
+static double clock_now(const Backend *be) {
+    be->synchronize();
+    return dr_now();
 }
 
 static double xlogx(double x) { return x > 0 ? x * log(x) : 0; }
@@ -539,10 +552,15 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
     const int T = s->T, c = s->checkpoint_every, t_stop = T - s->backprop_steps;
     be->vec_zero(w->dm, w->n);                 /* statē_T = 0 */
     if (w->dv) be->vec_zero(w->dv, w->n);
+    w->sec_recompute = w->sec_reverse = w->sec_rater = 0;
+    double t0 = clock_now(be), t1;
 
     for (int seg = (T - 1) / c; seg >= 0 && (seg + 1) * c > t_stop; seg--) {
         const int s0 = seg * c, e = s0 + c < T ? s0 + c : T;
         if (seg != (T - 1) / c && recompute_segment(w, seg, data)) return -1;
+        t1 = clock_now(be);
+        w->sec_recompute += t1 - t0;
+        t0 = t1;
 
         for (int t = e - 1; t >= s0 && t >= t_stop; t--) {
             const DataBatch *b = data->train(data->ctx, t);
@@ -561,9 +579,15 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
                                     w->dloss_dir);
             if (s->hvp) be->vec_axpy(w->dtheta, 1.0, w->hvp, w->n);
             for (int i = 0; i < b->B; i++) w->dw[i] = w->dloss_dir[i] / (real)b->B;
+            t1 = clock_now(be);
+            w->sec_reverse += t1 - t0;
+            t0 = t1;
 
             /* (3) weights and rater: φ̄ += (∂w_t/∂φ)ᵀ w̄_t */
             rater_backward_step(w, t, b, phi, key, reg_scale, dphi);
+            t1 = clock_now(be);
+            w->sec_rater += t1 - t0;
+            t0 = t1;
         }
     }
     return 0;
@@ -620,8 +644,11 @@ int meta_member_step(MetaWork *w, real *theta, OptimState *opt, const real *phi,
     const int uniform = s->mode == META_CONSTANT;
     const int reverse = w->reverse && dphi != NULL;
     double l_train, clip_frac, l_val;
+    double t0 = clock_now(w->be);
     if (unroll(w, theta, opt, phi, data, key, uniform, reverse, &l_train, &clip_frac)) return -1;
+    double t1 = clock_now(w->be);
     if (val_loss(w, theta, data, reverse ? w->dtheta : NULL, &l_val)) return -1;
+    double t2 = clock_now(w->be);
 
     long n_reg = 0;
     double objective = l_val;
@@ -636,6 +663,13 @@ int meta_member_step(MetaWork *w, real *theta, OptimState *opt, const real *phi,
         stats->l_val += l_val;
         stats->objective += objective;
         stats->clip_frac += clip_frac;
+        stats->sec_unroll += t1 - t0;
+        stats->sec_val += t2 - t1;
+        if (reverse) {
+            stats->sec_recompute += w->sec_recompute;
+            stats->sec_reverse += w->sec_reverse;
+            stats->sec_rater += w->sec_rater;
+        }
         if (w->have_z)
             for (int t = 0; t < s->T; t++) stats_scores(w, t, stats);
     }

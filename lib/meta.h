@@ -91,6 +91,10 @@ typedef struct {
     double score_sum, score_sumsq, score_min, score_max;   /* of the logits z */
     double entropy_sum;       /* Σ H(sigmoid(z/τ)), nats */
     long at_min, at_max;      /* sigmoid weights at the clamp bounds */
+    /* wall seconds by phase (Σ): the unroll (rater + LM forward/backward + update), L_val
+     * and its gradient, segment recomputation, the reverse steps (optimizer Jacobian +
+     * forward-over-reverse) and the rater's backward (forward again + backward) */
+    double sec_unroll, sec_val, sec_recompute, sec_reverse, sec_rater;
 } MetaStats;
 
 void meta_stats_clear(MetaStats *st);
@@ -159,6 +163,9 @@ int meta_grad_run(MetaGradOptions *o);
 
 void meta_options_free(MetaOptions *o);
 void meta_grad_options_free(MetaGradOptions *o);
+
+/* The rater dr-meta starts from: rater_init_params with a seed derived from the run's. */
+void meta_rater_init(const Backend *be, const RaterConfig *rc, real *phi, uint64_t seed);
 
 /* Path helpers: "<out minus .safetensors>.ema.safetensors" and "<out>.state" (malloc'd). */
 char *meta_ema_path(const char *out);

@@ -295,6 +295,10 @@ static void member_reset(Run *r, int k, long m) {
     }
 }
 
+void meta_rater_init(const Backend *be, const RaterConfig *rc, real *phi, uint64_t seed) {
+    rater_init_params(be, rc, phi, seed_of(seed, 0x5241544552, 0, 0));
+}
+
 static int reset_due(const Run *r, int k, long m) {
     long R = r->cfg->meta.reset_every;
     return m == 0 || (m + (long)k * R / r->K) % R == 0;
@@ -720,7 +724,7 @@ int meta_run(MetaOptions *o) {
     if (o->resume) {
         if (state_load(r, state_path, &seconds0)) goto done;
     } else {
-        rater_init_params(r->be, &r->spec.rater, r->phi, seed_of(cfg->seed, 0x5241544552, 0, 0));
+        meta_rater_init(r->be, &r->spec.rater, r->phi, cfg->seed);
         r->be->vec_copy(r->phi_ema, r->phi, r->n_phi);
     }
 

@@ -141,6 +141,8 @@ struct DrsWriter {
     unsigned char *zbuf;
     size_t zcap;
     _Atomic uint64_t file_pos;
+    uint64_t settled_bytes;  /* file bytes through the block before the last flushed one */
+    uint64_t inflight_bytes; /* uncompressed size of the last flushed block */
     _Atomic int failed;
     char error[512];         /* set by emit_block, reported by the caller's next call */
     Background *bg;
@@ -219,11 +221,15 @@ static void background_stop(DrsWriter *w) {
  * takes the worker's previous buffer back to fill next. */
 static void flush_block(DrsWriter *w) {
     if (!w->bg) {
+        w->settled_bytes = atomic_load(&w->file_pos);
+        w->inflight_bytes = w->buf_len;
         emit_block(w, w->buf, w->buf_len);
     } else {
         Background *bg = w->bg;
         pthread_mutex_lock(&bg->mu);
         while (bg->has_job) pthread_cond_wait(&bg->cv, &bg->mu);
+        w->settled_bytes = atomic_load(&w->file_pos);   /* every earlier block is written */
+        w->inflight_bytes = w->buf_len;
         unsigned char *done = bg->job;
         size_t done_cap = w->spare_cap;
         bg->job = w->buf;
@@ -273,6 +279,7 @@ DrsWriter *drs_writer_open(const char *path, uint32_t vocab_size, uint64_t token
     w->cctx = ZSTD_createCCtx();
     CHECK(w->cctx, "ZSTD_createCCtx failed");
     atomic_store(&w->file_pos, DRS_HEADER_SIZE);
+    w->settled_bytes = DRS_HEADER_SIZE;
     return w;
 }
 
@@ -358,9 +365,11 @@ uint64_t drs_writer_docs(const DrsWriter *w) { return w->n_docs; }
 uint64_t drs_writer_tokens(const DrsWriter *w) { return w->n_tokens; }
 
 uint64_t drs_writer_bytes(const DrsWriter *w) {
-    /* Written blocks + the block being filled (uncompressed: an upper bound) + index. */
-    return atomic_load(&((DrsWriter *)w)->file_pos) + w->buf_len +
-           (uint64_t)w->n_docs * DOC_ENTRY_SIZE + (uint64_t)(w->next_block + 1) * BLOCK_ENTRY_SIZE;
+    /* Blocks written, except the last one flushed, which may still be compressing: it
+     * and the block being filled count uncompressed. Known to the caller's thread
+     * alone, so the value is the same with or without background compression. */
+    return w->settled_bytes + w->inflight_bytes + w->buf_len + (uint64_t)w->n_docs * DOC_ENTRY_SIZE +
+           (uint64_t)(w->next_block + 1) * BLOCK_ENTRY_SIZE;
 }
 
 /* Serializes the index (layout in shard.h); returns its size. */

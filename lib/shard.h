@@ -79,7 +79,10 @@ int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
 int drs_writer_copy_doc(DrsWriter *w, DrsReader *r, uint64_t i);
 uint64_t drs_writer_docs(const DrsWriter *w);
 uint64_t drs_writer_tokens(const DrsWriter *w);
-uint64_t drs_writer_bytes(const DrsWriter *w);       /* file bytes so far, pending block included (estimate) */
+/* File size so far, an upper-bound estimate: blocks written, except the last one
+ * flushed and the one being filled, which count uncompressed, + the index. The same
+ * value with or without background compression (it never depends on timing). */
+uint64_t drs_writer_bytes(const DrsWriter *w);
 int drs_writer_close(DrsWriter *w);                   /* index, fsync, rename; frees w */
 void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; frees w */
 

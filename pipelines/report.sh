@@ -38,9 +38,10 @@ fi
 if [ -z "$KEEP" ] && [ -f "$OUT/filter/datarater.summary" ]; then
     KEEP=$(awk '/^kept /{ printf "%.2f", $2 / $4; exit }' "$OUT/filter/datarater.summary")
 fi
-META=$OUT/meta/metrics.jsonl
-SCORES=$OUT/score/datarater.tsv
-PPL=$OUT/score/ppl.tsv
+META_DIR=$(env_get META_DIR); SCORE_DIR=$(env_get SCORE_DIR)
+META=${META_DIR:-$OUT/meta}/metrics.jsonl
+SCORES=${SCORE_DIR:-$OUT/score}/datarater.tsv
+PPL=${SCORE_DIR:-$OUT/score}/ppl.tsv
 
 # gnuplot with a PNG terminal, if there is one
 GP=
@@ -295,7 +296,7 @@ fi
 
 echo "## Meta-training"
 echo
-if [ -s "$OUT/meta/metrics.jsonl" ] && [ -s "$DAT/meta.dat" ]; then
+if [ -s "$META" ] && [ -s "$DAT/meta.dat" ]; then
     echo "Each meta-step: the population's inner LMs run their unroll on Train_A with the rater's weights, and, from the same states, a shadow with uniform weights; both are evaluated on Val. Red below grey means the rater's weighting helped within the unroll."
     echo
     image meta_lval.png "L_val rater vs uniform over meta-steps"

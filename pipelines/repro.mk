@@ -87,8 +87,12 @@ MANIFEST    := $(SPLITS)/manifest.tsv
 SHARDS_OK   := $(PREP)/shards-$(TOKENIZER)/shards.list
 VOCAB_DIR   := $(if $(filter bpe,$(TOKENIZER)),$(PREP)/vocab-bpe$(BPE_VOCAB),$(if $(filter gpt2,$(TOKENIZER)),$(GPT2_VOCAB)))
 VOCAB_OK    := $(if $(filter bpe,$(TOKENIZER)),$(VOCAB_DIR)/encoder.json)
-RATER       := $(OUT)/meta/rater$(if $(filter ema,$(RATER_USE)),.ema).safetensors
-RATER_DONE  := $(OUT)/meta/rater.done
+# META_DIR / SCORE_DIR: where the rater and the score files live (another run's, to
+# reuse them: ablations.mk does for its keep-rate rows)
+META_DIR    ?= $(OUT)/meta
+SCORE_DIR   ?= $(OUT)/score
+RATER       := $(META_DIR)/rater$(if $(filter ema,$(RATER_USE)),.ema).safetensors
+RATER_DONE  := $(META_DIR)/rater.done
 sets         = $(foreach s,$(1),--set $(s))
 ALL_SETS    := $(call sets,$(SET)) $(if $(THREADS),--set experiment.threads=$(THREADS))
 DEV         := $(if $(DEVICE),--device $(DEVICE))
@@ -111,7 +115,7 @@ all: $(OUT)/report.md
 
 runs: $(TRAIN_DONE)
 meta: $(RATER_DONE)
-scores: $(OUT)/score/datarater.tsv $(OUT)/score/ppl.tsv
+scores: $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv
 filters: $(foreach p,datarater random ppl,$(OUT)/filter/$(p).paths)
 
 # ---- 1. tokenizer and shards -----------------------------------------------------------
@@ -160,7 +164,7 @@ $(RATER_DONE): $(MANIFEST) $(CONFIG)
 	@touch $@
 
 # ---- 4. scores and filters ------------------------------------------------------------
-$(OUT)/score/datarater.tsv: $(RATER_DONE) $(MANIFEST)
+$(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST)
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the rater ($(notdir $(RATER))) -> $@)
 	@mkdir -p $(@D)
@@ -171,7 +175,7 @@ $(OUT)/score/datarater.tsv: $(RATER_DONE) $(MANIFEST)
 # free, but it has seen the examples it scores once); PPL_REF=train_a: an LM trained on
 # train_a (same mixture, disjoint documents) with the same config and budget.
 PPL_LM := $(if $(filter train_a,$(PPL_REF)),$(OUT)/train/ref-train_a.done,$(OUT)/train/baseline.done)
-$(OUT)/score/ppl.tsv: $(PPL_LM) $(MANIFEST)
+$(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST)
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the $(PPL_REF) LM (perplexity filter) -> $@)
 	@mkdir -p $(@D)
@@ -181,9 +185,9 @@ $(OUT)/score/ppl.tsv: $(PPL_LM) $(MANIFEST)
 FILTER_datarater := --keep $(KEEP)
 FILTER_random    := --random $(KEEP)
 FILTER_ppl       := --keep-middle $(KEEP)
-SCORES_datarater := $(OUT)/score/datarater.tsv
-SCORES_random    := $(OUT)/score/ppl.tsv
-SCORES_ppl       := $(OUT)/score/ppl.tsv
+SCORES_datarater := $(SCORE_DIR)/datarater.tsv
+SCORES_random    := $(SCORE_DIR)/datarater.tsv
+SCORES_ppl       := $(SCORE_DIR)/ppl.tsv
 
 # <name>.paths: the kept shards (written last: it marks a finished filter);
 # <name>.summary: dr-filter's kept examples/tokens, overall and per source.
@@ -221,12 +225,12 @@ $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG)
 	@$(ATOMIC) $@ sh -c "grep '\"l_val\"' $(@:.done=.jsonl) | tail -n 1"
 
 # ---- 6. examples and the report -------------------------------------------------------
-$(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(OUT)/score/datarater.tsv $(MANIFEST)
+$(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(SCORE_DIR)/datarater.tsv $(MANIFEST)
 	$(call tool_need,dr-cat)
 	@mkdir -p $(@D)
 	$(ATOMIC) $@ $(BIN)/dr-cat --scores $< --$* $(N_EXAMPLES) --seq-len $(SEQ_LEN) --split train_b $(MANIFEST)
 
-REPORT_IN := $(TRAIN_DONE) $(RATER_DONE) $(OUT)/score/datarater.tsv \
+REPORT_IN := $(TRAIN_DONE) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv \
              $(OUT)/filter/datarater.paths $(OUT)/examples/top.txt $(OUT)/examples/bottom.txt
 
 $(OUT)/report.md: $(REPORT_IN) $(PIPE)/report.sh
@@ -235,6 +239,7 @@ $(OUT)/report.md: $(REPORT_IN) $(PIPE)/report.sh
 	  echo "VAL_SOURCES=$(VAL_SOURCES)"; echo "VAL_FRAC=$(VAL_FRAC)"; echo "TRAIN_B_FRAC=$(TRAIN_B_FRAC)"; \
 	  echo "KEEP=$(KEEP)"; echo "TOKENIZER=$(TOKENIZER)"; echo "BPE_VOCAB=$(BPE_VOCAB)"; \
 	  echo "RUNS=$(RUNS)"; echo "PPL_REF=$(PPL_REF)"; echo "RATER=$(RATER)"; echo "MANIFEST=$(MANIFEST)"; \
+	  echo "META_DIR=$(META_DIR)"; echo "SCORE_DIR=$(SCORE_DIR)"; \
 	  echo "BUDGET=$(BUDGET)"; echo "SET=$(SET)"; echo "META_SET=$(META_SET)"; echo "DEVICE=$(DEVICE)"; \
 	  echo "ONLINE=$(if $(HAS_ONLINE),yes,no: dr-train has no --online-keep)"; } > $(OUT)/run.env
 	$(PIPE)/report.sh $(OUT)
@@ -244,7 +249,7 @@ report:
 
 # ---- housekeeping ---------------------------------------------------------------------
 status:
-	@for f in $(VOCAB_OK) $(SHARDS_OK) $(MANIFEST) $(RATER_DONE) $(OUT)/score/datarater.tsv $(OUT)/score/ppl.tsv \
+	@for f in $(VOCAB_OK) $(SHARDS_OK) $(MANIFEST) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv \
 	    $(OUT)/filter/datarater.paths $(OUT)/filter/random.paths $(OUT)/filter/ppl.paths $(TRAIN_DONE) $(OUT)/report.md; do \
 	    if [ -e $$f ]; then echo "done     $$f"; else echo "pending  $$f"; fi; done
 

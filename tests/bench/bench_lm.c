@@ -8,7 +8,8 @@
  * FLOPs of a training step per token: 6·N + 6·L·d·ctx with N = ALL parameters (wte
  * included: as the tied output head it costs 2·V·d per token like any weight; wpe, a
  * lookup, is 1% of N), the formula the issue gives. Threads: OMP_NUM_THREADS.
- * Prints numbers and ratios; never pass/fail (DESIGN §8). Targets, on 2 cores: training
+ * Then one more run of each through a timed copy of the backend table gives the time
+ * per op. Usage: bench_lm [reps]. Prints numbers and ratios; never pass/fail (DESIGN §8). Targets, on 2 cores: training
  * ≥ 50% of SGEMM throughput; forward-over-reverse ≤ 2.5× a training step.
  */
 #include <cblas.h>
@@ -125,7 +126,7 @@ static Backend timed_backend(void) {
 }
 
 static void print_ops(const char *title, double total, int reps) {
-    printf("  per-op time of %s (ms per call of the pass, sum over layers):\n", title);
+    printf("  per-op time of one %s (ms, summed over layers; one run, so noisier than above):\n", title);
     int order[MAXOPS];
     for (int i = 0; i < n_ops; i++) order[i] = i;
     for (int i = 0; i < n_ops; i++)
@@ -142,9 +143,19 @@ static void print_ops(const char *title, double total, int reps) {
     memset(op_time, 0, sizeof op_time);
 }
 
+/* Other processes make every number here meaningless: say so when the machine is busy. */
+static void print_load(int threads) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double l1 = 0;
+    if (!f) return;
+    if (fscanf(f, "%lf", &l1) == 1)
+        printf("load average %.2f%s\n", l1, l1 > 1.5 * threads ? "  (busy machine: timings are unreliable)" : "");
+    fclose(f);
+}
+
 int main(int argc, char **argv) {
-    int reps = argc > 1 ? atoi(argv[1]) : 5;
-    if (reps < 1 || reps > 16) reps = 5;
+    int reps = argc > 1 ? atoi(argv[1]) : 3;   /* timed runs after one warm-up */
+    if (reps < 1 || reps > 16) reps = 3;
     const Backend *be = &backend_cpu;
     LMConfig cfg = { .n_layer = 4, .d_model = 256, .n_head = 8, .d_ff = 1024, .vocab = 8192,
                      .ctx = 256, .init_std = 0.02 };
@@ -173,6 +184,7 @@ int main(int argc, char **argv) {
     lm_init_params(be, &cfg, u, 2);
     LMActs *acts = lm_acts_new(be, &cfg, B, T, 1);
     printf("activations: %.0f MiB (with tangents)\n", lm_acts_bytes(acts) / 1048576.0);
+    print_load(threads);
     OptimState st;
     optim_state_init(&st, be, OPTIM_ADAMW, NP);
     OptimHyper h = { .kind = OPTIM_ADAMW, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
@@ -211,23 +223,22 @@ int main(int argc, char **argv) {
            fr * 1e3, tokens / fr, fr / step);
     printf("SGEMM 2048^3 (OpenBLAS, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
            threads, sg, 100 * gflops / sg);
-    printf("loss %.4f (ln V = %.4f)\n", (double)losses[0], log((double)cfg.vocab));
+    printf("GEMM FLOPs of forward-over-reverse / training step = 9/3 (forward 1 + tangent 2,\n"
+           "  backward 2 + its tangent 4 per weight): 3.0 is the floor of the ratio above\n");
+    print_load(threads);
 
     /* where the time goes: the same passes through a timed copy of the backend */
     Backend tb = timed_backend();
     double t0 = now();
-    for (int r = 0; r < reps; r++) {
-        lm_forward(&tb, &cfg, params, acts, inputs, targets, n_valid, B, T, losses);
-        tb.vec_zero(grads, NP);
-        lm_backward(&tb, &cfg, params, acts, dlosses, grads);
-        optim_step(&tb, &st, params, grads, &h, h.lr, NULL);
-    }
-    print_ops("a training step", (now() - t0) / reps, reps);
+    lm_forward(&tb, &cfg, params, acts, inputs, targets, n_valid, B, T, losses);
+    tb.vec_zero(grads, NP);
+    lm_backward(&tb, &cfg, params, acts, dlosses, grads);
+    optim_step(&tb, &st, params, grads, &h, h.lr, NULL);
+    print_ops("training step", now() - t0, 1);
     t0 = now();
-    for (int r = 0; r < reps; r++)
-        lm_forward_over_reverse(&tb, &cfg, params, u, acts, inputs, targets, n_valid, B, T, dlosses,
-                                losses, grads, hvp, dloss_dir);
-    print_ops("forward-over-reverse", (now() - t0) / reps, reps);
+    lm_forward_over_reverse(&tb, &cfg, params, u, acts, inputs, targets, n_valid, B, T, dlosses,
+                            losses, grads, hvp, dloss_dir);
+    print_ops("forward-over-reverse", now() - t0, 1);
 
     optim_state_free(&st, be);
     lm_acts_free(be, acts);

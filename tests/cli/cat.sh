@@ -41,7 +41,20 @@ if [ -f data/gpt2/encoder.json ]; then
 else
     echo "cat.sh: data/gpt2 missing (make vocab): GPT-2 round trip skipped"
 fi
-expect_error "a shard whose tokenizer is unknown" "." "$BIN/dr-cat" "$TMP/ids.drs"
+if [ -x "$BIN/dr-tokenize" ]; then   # dr-tokenize then dr-cat gives the input back
+    grep -av '^$' "$TMP/text.txt" >"$TMP/lines.txt"   # dr-tokenize skips blank lines
+    for kind in byte gpt2; do
+        [ $kind = gpt2 ] && [ ! -f data/gpt2/encoder.json ] && continue
+        check "dr-tokenize --lines ($kind)" "$BIN/dr-tokenize" --tokenizer $kind --lines --invalid-utf8 keep \
+            -o "$TMP/tl-$kind" "$TMP/lines.txt" >/dev/null 2>&1
+        check "dr-tokenize --lines | dr-cat is byte-exact ($kind)" cmp -s "$TMP/lines.txt" <("$BIN/dr-cat" "$TMP/tl-$kind")
+        check "dr-tokenize --format text ($kind)" "$BIN/dr-tokenize" --tokenizer $kind --format text \
+            --invalid-utf8 keep -o "$TMP/tt-$kind" "$TMP/text.txt" >/dev/null 2>&1
+        check "dr-tokenize --format text | dr-cat --raw is byte-exact ($kind)" \
+            cmp -s "$TMP/text.txt" <("$BIN/dr-cat" --raw "$TMP/tt-$kind")
+    done
+fi
+expect_error "a shard whose tokenizer is unknown" "\"test\"" "$BIN/dr-cat" "$TMP/ids.drs"
 
 # ---- ranking by scores (window w = tokens [w*L, w*L + L + 1)) ----------------------------
 printf 'example_id\tscore\tsource\tn_tokens\n0000000000000001:0\t0.5\tweb\t5\n0000000000000001:1\t2.5\tweb\t5\n0000000000000001:2\t-1\tweb\t2\n0000000000000002:0\t1.5\tbooks\t5\n0000000000000002:1\t0.1\tbooks\t2\n00000000000000ff:0\t9.9\tweb\t5\n' >"$TMP/scores.tsv"

@@ -17,7 +17,9 @@ static void usage(void) {
         "Prints the documents of token shards, decoded with the tokenizer the shards name.\n"
         "\n"
         "output (default: text, each document followed by one newline, so that a file of one\n"
-        "document per line comes back byte for byte after dr-tokenize):\n"
+        "document per line comes back byte for byte after dr-tokenize --lines):\n"
+        "  --raw              text with nothing added after each document (dr-tokenize\n"
+        "                     --format text, one document per file, then dr-cat --raw)\n"
         "  --jsonl            one JSON object per document: {\"id\", \"source\", \"n_tokens\", \"text\"}\n"
         "                     (text as valid UTF-8; with --ids: \"ids\" instead of \"text\")\n"
         "  --ids              token ids, one JSON array per document; needs no tokenizer\n"
@@ -41,7 +43,7 @@ static void usage(void) {
         "inputs: shards, directories (their *.drs), manifests, or '-' (a manifest on stdin)\n"
         "\n"
         "examples:\n"
-        "  dr-tokenize -o shards/ corpus.txt && dr-cat shards/ | cmp - corpus.txt\n"
+        "  dr-tokenize --lines -o shards/ corpus.txt >/dev/null && dr-cat shards/ | cmp - corpus.txt\n"
         "  dr-cat --jsonl --source moby-dick --head 3 splits/manifest.tsv\n"
         "  dr-cat --scores scores.tsv --bottom 5 --seq-len 128 splits/train_b\n");
 }
@@ -71,6 +73,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "--ids")) o.ids = 1;
         else if (!strcmp(a, "--list")) o.list = 1;
+        else if (!strcmp(a, "--raw")) o.raw = 1;
         else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--head")) o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);

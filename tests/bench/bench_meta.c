@@ -1,0 +1,285 @@
+/* bench_meta.c — cost of the exact meta-gradient (DESIGN §4.2) against plain training,
+ * and its memory as T grows. Prints numbers, never pass/fail.
+ *
+ *   1. seconds per plain training step (LM forward + backward + clip + AdamW) on the
+ *      benchmark config (configs/bench.yaml: LM 4 layers d256 8 heads ctx 256, batch 16,
+ *      vocab 8192; rater 2 layers d128);
+ *   2. seconds per meta-step of one member with T = 16 (--T), for checkpoint_every 1 and
+ *      the default round(sqrt(T)), the ratio to T plain steps, and where the time goes;
+ *   3. peak memory (the child's ru_maxrss, one child process per measurement, so each
+ *      peak is its own) and the meta-step buffers (meta_work_bytes) for T = 16, 64, 256:
+ *      allocation only on the benchmark config, and a full meta-step on a small config
+ *      (--small-*: LM 2 layers d128 ctx 64, batch 8) where T = 256 runs in minutes.
+ * Data: random tokens in memory (no files). Threads: experiment.threads or all cores.
+ *
+ *   build/float/bench/bench_meta [--config configs/bench.yaml] [--T 16] [--mem-T 16,64,256]
+ *                                [--skip-time] [--skip-mem] [--skip-small]
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "meta.h"
+#include "progress.h"
+#include "test.h"
+
+static const Backend *be;
+
+/* ---- random in-memory batches ------------------------------------------------------ */
+
+typedef struct {
+    DataBatch *train, *val;
+    int n_train, n_val;
+} Fixed;
+
+static uint64_t rng = 7;
+static uint32_t rnd(uint32_t n) {
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)((z ^ (z >> 31)) % n);
+}
+
+static void make_batch(DataBatch *b, int B, int T, int TR, int V) {
+    memset(b, 0, sizeof *b);
+    b->B = b->capacity = B;
+    b->T = T;
+    b->T_rater = TR;
+    b->inputs = xcalloc((size_t)B * T, sizeof(int32_t));
+    b->targets = xcalloc((size_t)B * T, sizeof(int32_t));
+    b->n_valid = xcalloc((size_t)B, sizeof(int32_t));
+    b->rater_tokens = xcalloc((size_t)B * TR, sizeof(int32_t));
+    b->rater_valid = xcalloc((size_t)B, sizeof(int32_t));
+    for (int i = 0; i < B; i++) {
+        for (int t = 0; t < T; t++) {
+            b->inputs[i * T + t] = (int32_t)rnd((uint32_t)V);
+            b->targets[i * T + t] = (int32_t)rnd((uint32_t)V);
+        }
+        for (int t = 0; t < TR; t++) b->rater_tokens[i * TR + t] = (int32_t)rnd((uint32_t)V);
+        b->n_valid[i] = T;
+        b->rater_valid[i] = TR;
+    }
+}
+
+static void fixed_new(Fixed *f, const MetaSpec *s, int n_train, int n_val) {
+    f->n_train = n_train;
+    f->n_val = n_val;
+    f->train = xcalloc((size_t)n_train, sizeof *f->train);
+    f->val = xcalloc((size_t)n_val, sizeof *f->val);
+    for (int t = 0; t < n_train; t++) make_batch(&f->train[t], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
+    for (int j = 0; j < n_val; j++) make_batch(&f->val[j], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
+}
+
+static const DataBatch *fx_train(void *ctx, int t) {
+    Fixed *f = ctx;
+    return &f->train[t % f->n_train];
+}
+static const DataBatch *fx_val(void *ctx, int j) { return &((Fixed *)ctx)->val[j]; }
+
+/* ---- measurements ------------------------------------------------------------------ */
+
+typedef struct {
+    MetaSpec s;
+    size_t n, n_phi;
+    real *theta, *phi, *dphi;
+    OptimState opt;
+} Member;
+
+static void member_new(Member *m, const MetaSpec *s) {
+    m->s = *s;
+    m->n = lm_num_params(&s->lm);
+    m->n_phi = rater_num_params(&s->rater);
+    m->theta = be->alloc(m->n * sizeof(real));
+    m->phi = be->alloc(m->n_phi * sizeof(real));
+    m->dphi = be->alloc(m->n_phi * sizeof(real));
+    lm_init_params(be, &s->lm, m->theta, 1);
+    rater_init_params(be, &s->rater, m->phi, 2);
+    optim_state_init(&m->opt, be, s->inner.kind, m->n);
+}
+
+static void member_free(Member *m) {
+    be->free(m->theta); be->free(m->phi); be->free(m->dphi);
+    optim_state_free(&m->opt, be);
+}
+
+/* Seconds per plain training step: forward, backward (dlosses = 1/B), clip + update. */
+static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps) {
+    Member m;
+    member_new(&m, s);
+    LMActs *acts = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 0);
+    real *g = be->alloc(m.n * sizeof(real));
+    real dl[4096];
+    for (int i = 0; i < s->batch; i++) dl[i] = (real)1 / (real)s->batch;
+    double t0 = 0;
+    for (int k = -1; k < steps; k++) {   /* k = -1: warm-up */
+        if (k == 0) t0 = dr_now();
+        const DataBatch *b = fx_train(f, k < 0 ? 0 : k);
+        lm_forward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, NULL);
+        be->vec_zero(g, m.n);
+        lm_backward(be, &s->lm, m.theta, acts, dl, g);
+        optim_step(be, &m.opt, m.theta, g, &s->inner, lr_at(&s->inner, m.opt.step), NULL);
+    }
+    be->synchronize();
+    double sec = (dr_now() - t0) / steps;
+    be->free(g);
+    lm_acts_free(be, acts);
+    member_free(&m);
+    return sec;
+}
+
+/* One member's meta-step (mode full); returns seconds, fills stats and bytes. */
+static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size_t *bytes) {
+    Member m;
+    member_new(&m, s);
+    MetaWork *w = meta_work_new(be, s);
+    *bytes = meta_work_bytes(w);
+    MetaBatches data = { .train = fx_train, .val = fx_val, .n_val = f->n_val, .ctx = f };
+    meta_stats_clear(st);
+    be->vec_zero(m.dphi, m.n_phi);
+    double t0 = dr_now();
+    CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, st) == 0, "%s", dr_lasterr());
+    be->synchronize();
+    double sec = dr_now() - t0;
+    meta_work_free(w);
+    member_free(&m);
+    return sec;
+}
+
+/* Runs fn in a child process; returns the child's peak resident memory in MB. */
+static double in_child(void (*fn)(const MetaSpec *, int), const MetaSpec *s, int arg) {
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        fn(s, arg);
+        fflush(stdout);
+        _exit(0);
+    }
+    int status;
+    struct rusage ru;
+    CHECK(wait4(pid, &status, 0, &ru) == pid, "wait4 failed");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "benchmark child failed");
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* Child bodies: allocate everything a member's meta-step holds (and run one when run). */
+static void child_alloc(const MetaSpec *s0, int T) {
+    MetaSpec s = *s0;
+    s.T = T;
+    s.backprop_steps = T;
+    s.checkpoint_every = meta_default_checkpoint_every(T);
+    Member m;
+    member_new(&m, &s);
+    MetaWork *w = meta_work_new(be, &s);
+    printf("    T %4d  c %2d: meta-step buffers %8.1f MB", T, s.checkpoint_every, meta_work_bytes(w) / 1e6);
+    meta_work_free(w);
+    member_free(&m);
+}
+
+static void child_run(const MetaSpec *s0, int T) {
+    MetaSpec s = *s0;
+    s.T = T;
+    s.backprop_steps = T;
+    s.checkpoint_every = meta_default_checkpoint_every(T);
+    Fixed f;
+    fixed_new(&f, &s, 16, 2);
+    MetaStats st;
+    size_t bytes;
+    double sec = meta_step_seconds(&s, &f, &st, &bytes);
+    double plain = plain_step_seconds(&s, &f, 8);
+    printf("    T %4d  c %2d: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T plain steps",
+           T, s.checkpoint_every, bytes / 1e6, sec, sec / (T * plain));
+}
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        out[n++] = atoi(s);
+        while (*s && *s != ',') s++;
+        if (*s == ',') s++;
+    }
+    return n;
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname("bench_meta");
+    const char *config_path = "configs/bench.yaml";
+    int T = 16, mem_T[8] = { 16, 64, 256 }, n_mem = 3, skip_time = 0, skip_mem = 0, skip_small = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
+        else if (!strcmp(argv[i], "--T") && i + 1 < argc) T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--mem-T") && i + 1 < argc) n_mem = parse_list(argv[++i], mem_T, 8);
+        else if (!strcmp(argv[i], "--skip-time")) skip_time = 1;
+        else if (!strcmp(argv[i], "--skip-mem")) skip_mem = 1;
+        else if (!strcmp(argv[i], "--skip-small")) skip_small = 1;
+        else dr_die("usage: bench_meta [--config C] [--T N] [--mem-T a,b,c] [--skip-time] [--skip-mem] [--skip-small]");
+    }
+    be = backend_select("cpu");
+    Config cfg;
+    if (config_load(&cfg, access(config_path, R_OK) == 0 ? config_path : NULL, 0, NULL) != 0)
+        dr_die("%s", dr_lasterr());
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+    MetaSpec s;
+    if (meta_spec_from_config(&s, &cfg, cfg.lm.vocab_size > 0 ? cfg.lm.vocab_size : 8192) != 0)
+        dr_die("%s", dr_lasterr());
+    s.mode = META_FULL;
+    printf("bench_meta (%s, %d threads): LM %d layers d%d %d heads ctx %d vocab %d (%.2fM params), "
+           "batch %d; rater %d layers d%d (%.2fM params); %s, clip %g\n",
+           REAL_NAME, omp_get_max_threads(), s.lm.n_layer, s.lm.d_model, s.lm.n_head, s.seq_len,
+           s.lm.vocab, lm_num_params(&s.lm) / 1e6, s.batch, s.rater.n_layer, s.rater.d_model,
+           rater_num_params(&s.rater) / 1e6, s.inner.kind == OPTIM_ADAMW ? "AdamW" : "SGD", s.inner.clip);
+
+    if (!skip_time) {
+        s.T = T;
+        s.backprop_steps = T;
+        Fixed f;
+        fixed_new(&f, &s, T, cfg.meta.val_batches);
+        double plain = plain_step_seconds(&s, &f, T < 8 ? T : 8);
+        printf("  plain training step: %.3f s\n", plain);
+        const int cs[2] = { 1, meta_default_checkpoint_every(T) };
+        for (int i = 0; i < 2; i++) {
+            s.checkpoint_every = cs[i];
+            MetaStats st;
+            size_t bytes;
+            double sec = meta_step_seconds(&s, &f, &st, &bytes);
+            printf("  meta-step T %d, checkpoint_every %d: %.2f s = %.2f x T plain steps; buffers %.1f MB\n",
+                   T, cs[i], sec, sec / (T * plain), bytes / 1e6);
+            printf("      unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
+                   "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), "
+                   "rater backward %.2f s\n",
+                   st.sec_unroll, st.sec_unroll / (T * plain), st.sec_val, st.sec_recompute,
+                   st.sec_reverse, st.sec_reverse / (T * plain), st.sec_rater);
+        }
+    }
+    if (!skip_mem) {
+        printf("  memory, benchmark config, allocation only (peak RSS of a child holding one member, "
+               "its rater and the meta-step buffers):\n");
+        for (int i = 0; i < n_mem; i++) {
+            double mb = in_child(child_alloc, &s, mem_T[i]);
+            printf(", peak RSS %.1f MB\n", mb);
+        }
+    }
+    if (!skip_small) {
+        MetaSpec small = s;
+        small.lm.n_layer = 2;
+        small.lm.d_model = 128;
+        small.lm.n_head = 4;
+        small.lm.d_ff = 512;
+        small.lm.ctx = small.seq_len = 64;
+        small.rater.ctx = small.seq_len_rater = 64;
+        small.batch = 8;
+        printf("  memory and time, small config (LM 2 layers d128 ctx 64 vocab %d, batch 8), one full "
+               "meta-step each:\n", small.lm.vocab);
+        for (int i = 0; i < n_mem; i++) {
+            double mb = in_child(child_run, &small, mem_T[i]);
+            printf("; peak RSS %.1f MB\n", mb);
+        }
+    }
+    return 0;
+}

@@ -13,6 +13,7 @@
 #include "tokenize_pipeline.h"
 #include "check.h"
 #include "json.h"
+#include "progress.h"
 #include "shard.h"
 
 #include <dirent.h>
@@ -52,6 +53,7 @@ typedef struct {
     char *name;       /* for messages */
     char *source;     /* default source name */
     TpFormat format;
+    uint64_t size;    /* bytes (0 for stdin), for the progress line */
 } InputFile;
 
 typedef struct { InputFile *v; size_t n, cap; } InputList;
@@ -90,6 +92,8 @@ static void input_add(InputList *l, const char *path, const char *source, TpForm
     f->path = xstrdup(path);
     f->name = xstrdup(strcmp(path, "-") == 0 ? "stdin" : path);
     f->source = xstrdup(source);
+    struct stat st;
+    f->size = strcmp(path, "-") != 0 && stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (forced != TP_AUTO) f->format = forced;
     else if (strcmp(path, "-") == 0 || ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
              ends_with(path, ".json"))
@@ -185,6 +189,7 @@ typedef struct {
     int kind;
     char *buf;
     size_t len, cap;
+    uint64_t raw;              /* input bytes it covers (for progress) */
     Record *recs;
     size_t n_recs, cap_recs;
     char *error;               /* reader or worker error (first in record order) */
@@ -260,6 +265,7 @@ static int pipe_put(Pipe *p, Batch *b) {
     size_t s = p->next_fill % p->n_slots;
     while (p->state[s] != SLOT_FREE && !p->stop) pthread_cond_wait(&p->cv_free, &p->mu);
     if (p->stop) { pthread_mutex_unlock(&p->mu); batch_free(b); return -1; }
+    b->raw = b->len;
     p->slot[s] = b;
     p->state[s] = SLOT_FILLED;
     p->next_fill++;
@@ -651,9 +657,16 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     pipeline_start(&run, t, o, &in);
     ShardOut so = {t, o, NULL, NULL, 0, paths_out};
     int rc = 0;
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < in.n; i++) total += in.v[i].size;
+    Progress prog;
+    progress_start(&prog, "dr-tokenize", "MB", (double)total / 1e6);
     for (;;) {
         Batch *b = pipeline_next(&run);
         if (b->kind == B_EOF) { batch_free(b); break; }
+        done += b->raw;
+        progress_set_extra(&prog, "%llu documents", (unsigned long long)st->docs);
+        progress_update(&prog, (double)done / 1e6);
         if (b->kind == B_DATA) {
             for (size_t i = 0; i < b->n_docs && rc == 0; i++) {
                 const DocOut *d = &b->docs[i];
@@ -673,6 +686,7 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     pipeline_stop(&run);
     if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
     if (rc == 0) rc = shard_close(&so);
+    if (prog.is_tty) fputs("\r\033[K", stderr);     /* the summary or the error replaces the bar */
     if (rc != 0) {
         if (so.w) drs_writer_abort(so.w);
         for (size_t i = 0; i < so.n_paths; i++) unlink(so.paths[i]);

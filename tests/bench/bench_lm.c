@@ -223,8 +223,8 @@ int main(int argc, char **argv) {
            fr * 1e3, tokens / fr, fr / step);
     printf("SGEMM 2048^3 (OpenBLAS, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
            threads, sg, 100 * gflops / sg);
-    printf("GEMM FLOPs of forward-over-reverse / training step = 9/3 (forward 1 + tangent 2,\n"
-           "  backward 2 + its tangent 4 per weight): 3.0 is the floor of the ratio above\n");
+    printf("GEMM work of forward-over-reverse / training step = 9/3 = 3.0 (per weight: forward 1 +\n"
+           "  tangent 2, backward 2 + its tangent 4): the ratio above sits near 3 when GEMMs dominate\n");
     print_load(threads);
 
     /* where the time goes: the same passes through a timed copy of the backend */

@@ -151,15 +151,17 @@ static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size
     return sec;
 }
 
-/* Runs fn in a child process; returns the child's peak resident memory in MB. */
-static double in_child(void (*fn)(const MetaSpec *, int), const MetaSpec *s, int arg) {
+/* Runs this program again as `--child alloc|run T` (a fresh process, so its peak is its
+ * own) and returns the child's peak resident memory in MB (wait4's ru_maxrss). */
+static double in_child(const char *self, const char *config_path, const char *what, int T) {
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork failed");
     if (pid == 0) {
-        fn(s, arg);
-        fflush(stdout);
-        _exit(0);
+        char t[16];
+        snprintf(t, sizeof t, "%d", T);
+        execl(self, self, "--config", config_path, "--child", what, t, (char *)NULL);
+        _exit(127);
     }
     int status;
     struct rusage ru;
@@ -168,7 +170,19 @@ static double in_child(void (*fn)(const MetaSpec *, int), const MetaSpec *s, int
     return ru.ru_maxrss / 1024.0;
 }
 
-/* Child bodies: allocate everything a member's meta-step holds (and run one when run). */
+static MetaSpec small_spec(const MetaSpec *s) {
+    MetaSpec small = *s;
+    small.lm.n_layer = 2;
+    small.lm.d_model = 128;
+    small.lm.n_head = 4;
+    small.lm.d_ff = 512;
+    small.lm.ctx = small.seq_len = 64;
+    small.rater.ctx = small.seq_len_rater = 64;
+    small.batch = 8;
+    return small;
+}
+
+/* Child bodies: allocate what a member's meta-step holds (alloc), or run one (run). */
 static void child_alloc(const MetaSpec *s0, int T) {
     MetaSpec s = *s0;
     s.T = T;
@@ -211,6 +225,8 @@ int main(int argc, char **argv) {
     dr_set_progname("bench_meta");
     const char *config_path = "configs/bench.yaml";
     int T = 16, mem_T[8] = { 16, 64, 256 }, n_mem = 3, skip_time = 0, skip_mem = 0, skip_small = 0;
+    const char *child = NULL;
+    int child_T = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
         else if (!strcmp(argv[i], "--T") && i + 1 < argc) T = atoi(argv[++i]);
@@ -218,6 +234,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--skip-time")) skip_time = 1;
         else if (!strcmp(argv[i], "--skip-mem")) skip_mem = 1;
         else if (!strcmp(argv[i], "--skip-small")) skip_small = 1;
+        else if (!strcmp(argv[i], "--child") && i + 2 < argc) { child = argv[i + 1]; child_T = atoi(argv[i + 2]); i += 2; }
         else dr_die("usage: bench_meta [--config C] [--T N] [--mem-T a,b,c] [--skip-time] [--skip-mem] [--skip-small]");
     }
     be = backend_select("cpu");
@@ -229,6 +246,12 @@ int main(int argc, char **argv) {
     if (meta_spec_from_config(&s, &cfg, cfg.lm.vocab_size > 0 ? cfg.lm.vocab_size : 8192) != 0)
         dr_die("%s", dr_lasterr());
     s.mode = META_FULL;
+    if (child) {
+        if (!strcmp(child, "alloc")) child_alloc(&s, child_T);
+        else child_run((MetaSpec[]){ small_spec(&s) }, child_T);
+        fflush(stdout);
+        return 0;
+    }
     printf("bench_meta (%s, %d threads): LM %d layers d%d %d heads ctx %d vocab %d (%.2fM params), "
            "batch %d; rater %d layers d%d (%.2fM params); %s, clip %g\n",
            REAL_NAME, omp_get_max_threads(), s.lm.n_layer, s.lm.d_model, s.lm.n_head, s.seq_len,
@@ -261,23 +284,16 @@ int main(int argc, char **argv) {
         printf("  memory, benchmark config, allocation only (peak RSS of a child holding one member, "
                "its rater and the meta-step buffers):\n");
         for (int i = 0; i < n_mem; i++) {
-            double mb = in_child(child_alloc, &s, mem_T[i]);
+            double mb = in_child("/proc/self/exe", config_path, "alloc", mem_T[i]);
             printf(", peak RSS %.1f MB\n", mb);
         }
     }
     if (!skip_small) {
-        MetaSpec small = s;
-        small.lm.n_layer = 2;
-        small.lm.d_model = 128;
-        small.lm.n_head = 4;
-        small.lm.d_ff = 512;
-        small.lm.ctx = small.seq_len = 64;
-        small.rater.ctx = small.seq_len_rater = 64;
-        small.batch = 8;
+        MetaSpec small = small_spec(&s);
         printf("  memory and time, small config (LM 2 layers d128 ctx 64 vocab %d, batch 8), one full "
                "meta-step each:\n", small.lm.vocab);
         for (int i = 0; i < n_mem; i++) {
-            double mb = in_child(child_run, &small, mem_T[i]);
+            double mb = in_child("/proc/self/exe", config_path, "run", mem_T[i]);
             printf("; peak RSS %.1f MB\n", mb);
         }
     }

@@ -257,6 +257,82 @@ static void run_case(const Case *k) {
     setup_free(&S);
 }
 
+/* Exact identities of the options, bit for bit:
+ *  - meta.hvp = false changes nothing when T = 1 (H_0 u only reaches θ̄_0, which no
+ *    longer depends on φ) and changes the meta-gradient when T > 1;
+ *  - meta.backprop_steps = N equals the full meta-gradient of an N-step meta-step run
+ *    from the state the first T − N steps reach (on the same batches, lr and AdamW k). */
+typedef struct { Mem *mem; int offset; } Shifted;
+static const DataBatch *sh_train(void *ctx, int t) {
+    Shifted *s = ctx;
+    return &s->mem->train[s->offset + t];
+}
+static const DataBatch *sh_val(void *ctx, int j) { return &((Shifted *)ctx)->mem->val[j]; }
+
+static void test_options(void) {
+    const Case k = { "options", OPTIM_ADAMW, WEIGHT_NORM_SIGMOID, 0, 0.1, 0, 1, 5, 2, META_FULL, 0.3 };
+    Setup S;
+    setup_new(&S, &k);
+    real *phi = be->alloc(S.n_phi * sizeof(real));
+    real *d1 = be->alloc(S.n_phi * sizeof(real)), *d2 = be->alloc(S.n_phi * sizeof(real));
+    rater_init_params(be, &S.s.rater, phi, 7);
+
+    /* hvp at T = 1 and T = 5 */
+    for (int T = 1; T <= 5; T += 4) {
+        MetaSpec a = S.s, b = S.s;
+        a.T = b.T = a.backprop_steps = b.backprop_steps = T;
+        a.checkpoint_every = b.checkpoint_every = T == 1 ? 1 : 2;
+        b.hvp = 0;
+        MetaWork *wa = meta_work_new(be, &a), *wb = meta_work_new(be, &b), *saved = S.w;
+        be->vec_zero(d1, S.n_phi);
+        be->vec_zero(d2, S.n_phi);
+        S.w = wa;
+        objective(&S, phi, d1, NULL);
+        S.w = wb;
+        objective(&S, phi, d2, NULL);
+        S.w = saved;
+        be->vec_axpy(d2, -1, d1, S.n_phi);
+        double rel = sqrt(be->vec_sumsq(d2, S.n_phi) / be->vec_sumsq(d1, S.n_phi));
+        printf("  meta.hvp false, T %d: |first order - exact| / |exact| = %.3e\n", T, rel);
+        if (T == 1) TEST_CHECK(rel == 0, "hvp false changed the T = 1 meta-gradient (%.3e)", rel);
+        else TEST_CHECK(rel > 1e-6, "hvp false did not change the T = 5 meta-gradient");
+        meta_work_free(wa);
+        meta_work_free(wb);
+    }
+
+    /* backprop_steps = 2 of T = 5 vs 3 plain steps, then a 2-step meta-step */
+    const int N = 2;
+    MetaSpec tr = S.s, pre = S.s, post = S.s;
+    tr.backprop_steps = N;
+    pre.T = pre.backprop_steps = S.s.T - N;
+    post.T = post.backprop_steps = N;
+    post.checkpoint_every = 1;
+    MetaWork *wt = meta_work_new(be, &tr), *wp = meta_work_new(be, &pre), *wq = meta_work_new(be, &post);
+    MetaWork *saved = S.w;
+    S.w = wt;
+    be->vec_zero(d1, S.n_phi);
+    double J1 = objective(&S, phi, d1, NULL);
+    S.w = saved;
+    setup_state(&S);
+    CHECK(meta_member_step(wp, S.theta, &S.opt, phi, &S.data, 777, NULL, NULL) == 0, "%s", dr_lasterr());
+    Shifted sh = { &S.mem, S.s.T - N };
+    MetaBatches later = { .train = sh_train, .val = sh_val, .n_val = 2, .ctx = &sh };
+    MetaStats st;
+    meta_stats_clear(&st);
+    be->vec_zero(d2, S.n_phi);
+    CHECK(meta_member_step(wq, S.theta, &S.opt, phi, &later, 777, d2, &st) == 0, "%s", dr_lasterr());
+    TEST_CHECK(st.objective == J1 && memcmp(d1, d2, S.n_phi * sizeof(real)) == 0,
+               "backprop_steps %d of T %d differs from a %d-step meta-step after %d plain steps",
+               N, S.s.T, N, S.s.T - N);
+    printf("  meta.backprop_steps %d of T %d = the exact meta-gradient of the last %d steps, bit for bit\n",
+           N, S.s.T, N);
+    meta_work_free(wt);
+    meta_work_free(wp);
+    meta_work_free(wq);
+    be->free(phi); be->free(d1); be->free(d2);
+    setup_free(&S);
+}
+
 int main(void) {
     dr_set_progname("test_meta");
     be = backend_select("cpu");
@@ -273,5 +349,6 @@ int main(void) {
         { "adamw clip, sigmoid, mode shuffle",      OPTIM_ADAMW, WEIGHT_NORM_SIGMOID, 0, 0.1, 0,   1, 4, 2, META_SHUFFLE, 0.3 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i]);
+    test_options();
     return test_finish("test_meta");
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cli.h"
@@ -15,6 +16,8 @@ static void usage(void) {
         "usage: dr-meta --config C.yaml [options] [manifest | - | shards...]\n"
         "       dr-meta grad --config C.yaml --lm-init LM.safetensors --rater-init R.safetensors\n"
         "               --train SHARDS --val SHARDS -o grad.safetensors\n"
+        "\n"
+        "With no inputs and stdin not a terminal, the manifest is read from stdin.\n"
         "\n"
         "Meta-trains the rater: a population of meta.population_K inner LMs, each running\n"
         "meta.T inner steps per meta-step on Train_A batches weighted by the rater; the Val loss\n"
@@ -86,8 +89,11 @@ int main(int argc, char **argv) {
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s%s (see --help)", a, grad ? " for grad" : "");
         else inputs[n_inputs++] = (char *)a;
     }
-    if (n_inputs + n_train + n_val == 0)
-        dr_die("no inputs: give a manifest (or '-' for one on stdin), or --train and --val (see --help)");
+    if (n_inputs + n_train + n_val == 0) {
+        if (isatty(STDIN_FILENO))
+            dr_die("no inputs: give a manifest (or pipe one in from dr-split), or --train and --val (see --help)");
+        inputs[n_inputs++] = "-";   /* `dr-split … | dr-meta …`: the manifest on stdin */
+    }
     if (grad && (!lm_init || !rater_init)) dr_die("grad needs --lm-init and --rater-init (see --help)");
 
     if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());

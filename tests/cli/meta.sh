@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# meta.sh — dr-meta end to end on the toy corpus (tests/data/gen_toy.sh):
+#   --help/--version; a manifest on stdin (dr-split | dr-meta -) writes the rater, its
+#   EMA, the state and one metrics line per meta-step; --stop-at + --resume and Ctrl-C +
+#   --resume are bit-identical to an uninterrupted run; Val sharing documents with
+#   Train_A is refused; a NaN meta-gradient stops with the step number and keeps the
+#   last good rater; `dr-meta grad` is deterministic, names every rater tensor, and the
+#   float and double builds agree.
+set -eu
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-bin}
+DBIN=${DBIN:-build/double/bin}
+tmp=$(mktemp -d /tmp/dr-meta-cli.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+no_seconds() { sed 's/,"seconds":[^,}]*//' "$1"; }
+
+# tiny models, deterministic single thread
+CFG=(--config configs/tiny.yaml --set experiment.threads=1 --set experiment.device=cpu
+     --set data.batch_size=8 --set meta.T=3 --set meta.checkpoint_every=2)
+
+# ---- toy corpus ---------------------------------------------------------------------
+tests/data/gen_toy.sh 200 150 7 > "$tmp/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/shards" "$tmp/toy.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.3 --val-sources clean -o "$tmp/splits" "$tmp/shards" > "$tmp/manifest.tsv" 2>/dev/null
+
+# ---- help, version, bad usage -------------------------------------------------------
+"$BIN/dr-meta" --help | grep -q '^usage: dr-meta' || fail "--help"
+"$BIN/dr-meta" --version | grep -q 'dr-meta' || fail "--version"
+if "$BIN/dr-meta" "${CFG[@]}" --bogus x 2>/dev/null; then fail "unknown option accepted"; fi
+if "$BIN/dr-meta" "${CFG[@]}" </dev/null 2>/dev/null; then fail "empty stdin accepted"; fi
+
+# ---- manifest on stdin (no input arguments) ------------------------------------------
+"$BIN/dr-split" --val 0.3 --val-sources clean -o "$tmp/splits2" "$tmp/shards" 2>/dev/null |
+    "$BIN/dr-meta" "${CFG[@]}" -o "$tmp/r.safetensors" --log "$tmp/m.jsonl" 2>"$tmp/err" ||
+    { cat "$tmp/err"; fail "dr-split | dr-meta -"; }
+for f in r.safetensors r.ema.safetensors r.safetensors.state; do
+    [ -s "$tmp/$f" ] || fail "missing $f"
+done
+[ "$(wc -l < "$tmp/m.jsonl")" -eq 3 ] || fail "expected 3 metrics lines"
+for k in meta_step l_train l_val l_val_uniform l_val_gain score_mean score_std score_min \
+         score_max score_entropy frac_at_min frac_at_max meta_grad_norm seconds; do
+    grep -q "\"$k\":" "$tmp/m.jsonl" || fail "metrics lack $k"
+done
+ls "$tmp" | grep -q '\.tmp\.' && fail "temporary file left behind"
+
+# ---- --stop-at + --resume = one run --------------------------------------------------
+R=(--set meta.rounds=5 --set meta.reset_every=2 --set rater.lr=1e-2)
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/a.safetensors" --log "$tmp/a.jsonl" "$tmp/manifest.tsv" 2>/dev/null
+rc=0; "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --stop-at 2 \
+    "$tmp/manifest.tsv" 2>/dev/null || rc=$?
+[ $rc -eq 130 ] || fail "--stop-at exit status $rc, expected 130"
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --resume \
+    "$tmp/manifest.tsv" 2>/dev/null || fail "--resume"
+cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
+cmp -s "$tmp/a.ema.safetensors" "$tmp/b.ema.safetensors" || fail "resumed EMA differs"
+diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fail "resumed metrics differ"
+
+# ---- Ctrl-C + --resume = one run -----------------------------------------------------
+C=(--set meta.rounds=12 --set meta.reset_every=3)
+"$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/c.safetensors" --log "$tmp/c.jsonl" "$tmp/manifest.tsv" 2>/dev/null
+"$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/d.safetensors" --log "$tmp/d.jsonl" "$tmp/manifest.tsv" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 200); do   # wait for the first metrics line, then interrupt
+    [ -s "$tmp/d.jsonl" ] && break
+    sleep 0.05
+done
+kill -INT $pid 2>/dev/null || true
+rc=0; wait $pid || rc=$?
+if [ $rc -eq 130 ]; then
+    [ -s "$tmp/d.safetensors.state" ] || fail "Ctrl-C did not save the state"
+    done_steps=$(wc -l < "$tmp/d.jsonl" | tr -d ' ')
+    "$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/d.safetensors" --log "$tmp/d.jsonl" --resume \
+        "$tmp/manifest.tsv" 2>/dev/null || fail "--resume after Ctrl-C"
+    echo "Ctrl-C: interrupted after $done_steps of 12 meta-steps, resumed"
+elif [ $rc -ne 0 ]; then
+    fail "interrupted dr-meta exited $rc"
+else
+    echo "Ctrl-C: the run finished before the signal arrived"   # the comparison still holds
+fi
+cmp -s "$tmp/c.safetensors" "$tmp/d.safetensors" || fail "rater after Ctrl-C + --resume differs"
+diff <(no_seconds "$tmp/c.jsonl") <(no_seconds "$tmp/d.jsonl") >/dev/null || fail "metrics after Ctrl-C + --resume differ"
+
+# ---- Val sharing documents with Train_A ----------------------------------------------
+if "$BIN/dr-meta" "${CFG[@]}" -o "$tmp/o.safetensors" --train "$tmp/splits/train_a" \
+       --train "$tmp/splits/val" --val "$tmp/splits/val" 2>"$tmp/err"; then
+    fail "overlapping Val and Train_A accepted"
+fi
+grep -q "share" "$tmp/err" || fail "overlap message: $(cat "$tmp/err")"
+[ -e "$tmp/o.safetensors" ] && fail "a rater was written for refused inputs"
+
+# ---- a NaN meta-gradient stops the run, the last good rater stays -------------------
+if "$BIN/dr-meta" "${CFG[@]}" --set lm.optimizer=sgd --set lm.lr=1000 --set lm.clip=0 -o "$tmp/n.safetensors" \
+       "$tmp/manifest.tsv" 2>"$tmp/err"; then
+    fail "a run with SGD lr 1000 succeeded"
+fi
+grep -q "meta-step 1: the meta-gradient is not finite" "$tmp/err" || fail "NaN message: $(cat "$tmp/err")"
+[ -s "$tmp/n.safetensors" ] || fail "the last good rater was not kept"
+
+# ---- dr-meta grad ----------------------------------------------------------------------
+"$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 \
+    --steps 3 -o "$tmp/lm.safetensors" "$tmp/manifest.tsv" >/dev/null 2>&1 || fail "dr-train for grad"
+G=(grad "${CFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/r.safetensors"
+   --train "$tmp/splits/train_a" --val "$tmp/splits/val")
+"$BIN/dr-meta" "${G[@]}" -o "$tmp/g1.safetensors" 2>"$tmp/g1.err" || { cat "$tmp/g1.err"; fail "grad"; }
+"$BIN/dr-meta" "${G[@]}" -o "$tmp/g2.safetensors" 2>/dev/null || fail "grad (2nd)"
+cmp -s "$tmp/g1.safetensors" "$tmp/g2.safetensors" || fail "grad is not deterministic"
+for name in rater.wte.weight rater.h.0.attn.c_attn.weight rater.ln_f.bias rater.head.fc.weight \
+            rater.head.out.bias '"l_val"' '"objective"'; do
+    head -c 20000 "$tmp/g1.safetensors" | grep -aq "$name" || fail "grad lacks $name"
+done
+if [ -x "$DBIN/dr-meta" ]; then
+    "$DBIN/dr-meta" "${G[@]}" -o "$tmp/gd.safetensors" 2>"$tmp/gd.err" || { cat "$tmp/gd.err"; fail "grad (double)"; }
+    # "grad: l_val X, objective Y, |dJ/dphi| Z": float and double agree
+    paste <(sed 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/' "$tmp/g1.err") \
+          <(sed 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/' "$tmp/gd.err") |
+        awk '{ dl = $1 - $3; if (dl < 0) dl = -dl; dn = ($2 - $4) / $4; if (dn < 0) dn = -dn;
+               if (dl > 1e-4 || dn > 1e-2) { print "float/double grad disagree: " $0; exit 1 } }' ||
+        fail "float and double meta-gradients disagree"
+fi
+echo "meta.sh: ok"

@@ -562,8 +562,9 @@ typedef struct {
 } StepResult;
 
 /* φ̄_k through member k's own Adam moments (per_member_adam): the clipped φ̄_k updates
- * (m_k, v_k) as AdamW would, and dir = the Adam direction m̂/(sqrt(v̂) + eps), obtained
- * as −(the AdamW update of a zero vector with lr 1, no weight decay). */
+ * (m_k, v_k) as AdamW would, and dir_sum += the AdamW update of a zero vector with lr 1
+ * and no weight decay, −(m_k/(1−β1^k)) / (sqrt(v_k)/sqrt(1−β2^k) + eps): member k's Adam
+ * step, applied as φ ← φ(1 − lr·wd) + (lr/K)·dir_sum (K = 1: AdamW up to rounding). */
 static void member_adam_direction(Run *r, Member *mb, long step) {
     const Backend *be = r->be;
     double s = clip_factor(be, r->dphi_k, r->n_phi, r->outer_h.clip, NULL);
@@ -571,7 +572,7 @@ static void member_adam_direction(Run *r, Member *mb, long step) {
     a.weight_decay = 0;
     be->vec_zero(r->dir, r->n_phi);
     be->adamw_forward(r->dir, mb->meta_m, mb->meta_v, r->dphi_k, s, r->n_phi, &a);
-    be->vec_axpy(r->dir_sum, -1.0, r->dir, r->n_phi);
+    be->vec_axpy(r->dir_sum, 1.0, r->dir, r->n_phi);
 }
 
 static int population_step(Run *r, StepResult *res) {

@@ -3,7 +3,8 @@
  *  byte : ids 0–255 are the bytes, 256 is end-of-text. No files.
  *  gpt2 : OpenAI's GPT-2 byte-level BPE from encoder.json + vocab.bpe (default
  *         directory data/gpt2, fetched by `make vocab`), identical ids to tiktoken's
- *         "gpt2" encoding for every valid UTF-8 input (Unicode tables: see unicode.h).
+ *         "gpt2" encoding for every valid UTF-8 input (Unicode 16.0 tables, as
+ *         tiktoken's regex engine: see unicode.h).
  *  bpe  : a vocabulary trained by `dr-tokenize --train-bpe N`, same file format and
  *         the same pre-tokenization as gpt2.
  * Invalid UTF-8 in the input (all three kinds): TOK_UTF8_REPLACE (each maximal bad

@@ -1,10 +1,12 @@
-/* train.c — the LM training loop of dr-train, its checkpoints and resume, and the
- * evaluation of a checkpoint (see train.h).
+/* train.c — the LM training loop of dr-train, its checkpoints and resume, the curated
+ * modes (re-weighting by scores, online filtering by a rater), the compute accounting,
+ * and the evaluation of a checkpoint (see train.h).
  *
- * Read top to bottom: inputs → setup (data, model, optimizer, checks) → evaluation →
- * checkpoint save/load → the loop. Must never: save a model whose last loss was not
- * finite, log a step twice after a resume, or let anything but (config, data, seed,
- * thread count) decide a number it logs.
+ * Read top to bottom: inputs → FLOPs → setup (data, model, optimizer, curation, checks)
+ * → evaluation → checkpoint save/load → the step's batch and loss weights → the loop.
+ * Must never: save a model whose last loss was not finite, log a step twice after a
+ * resume, resume under another curation, or let anything but (config, data, seed, thread
+ * count, scores/rater) decide a number it logs.
  */
 #include "train.h"
 
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "backend.h"
 #include "check.h"
@@ -26,7 +29,9 @@
 #include "metrics.h"
 #include "optim.h"
 #include "progress.h"
+#include "rater.h"
 #include "safetensors.h"
+#include "scores.h"
 
 /* ================================================================================
  * Inputs: positional (manifest splits) and --train / --val
@@ -90,6 +95,29 @@ void train_options_free(TrainOptions *o) {
 }
 
 /* ================================================================================
+ * Compute accounting (train.h): the issue's per-position formulas
+ * ================================================================================ */
+
+double train_flops_lm(const LMConfig *lm, int B, int T) {
+    double N = (double)lm_num_params(lm);
+    double per_pos = 6.0 * N + 6.0 * lm->n_layer * (double)lm->d_model * T;
+    return per_pos * (double)B * (double)T;
+}
+
+double train_flops_lm_forward(const LMConfig *lm, int B, int T) {
+    return train_flops_lm(lm, B, T) / 3.0;
+}
+
+double train_flops_rater(const RaterConfig *rc, int n, int T) {
+    double d = rc->d_model;
+    double head = d * d + d + d + 1;                       /* fc [d,d] + b, out [d,1] + b */
+    double embed = ((double)rc->vocab + (double)rc->ctx) * d;   /* wte, wpe: lookups */
+    double trunk = (double)rater_num_params(rc) - embed - head;
+    double per_pos = 2.0 * trunk + 2.0 * rc->n_layer * d * T;
+    return per_pos * (double)n * (double)T + 2.0 * (d * d + d) * (double)n;
+}
+
+/* ================================================================================
  * Ctrl-C: the first SIGINT/SIGTERM asks for a checkpoint at the end of the step;
  * a second one removes temporary files and ends the process (check.h's handler).
  * ================================================================================ */
@@ -113,7 +141,18 @@ typedef struct {
     double acc_sum;         /* Σ batch losses since the last log line */
     long acc_n;
     double seconds;         /* training wall time before this process */
+    double flops_lm;        /* LM training compute so far (train_flops_lm) */
+    double flops_rater;     /* online scoring compute so far (train_flops_rater) */
+    /* curation statistics since the last log line: online: [0] Σ z of the trained
+     * examples, [1] Σ z of all candidates; weights: [0] Σ w */
+    double cur_sum[2];
+    long cur_n[2];
 } Counters;
+
+struct Candidate { real z; int pos; };   /* online: a candidate's logit and stream slot */
+
+enum curation { CURATE_NONE = 0, CURATE_WEIGHTS = 1, CURATE_ONLINE = 2 };
+static const char *const curation_names[] = {"none", "weights", "online"};
 
 typedef struct {
     TrainOptions *o;
@@ -139,6 +178,20 @@ typedef struct {
     Counters good_c;
     int have_good;
     char *config_json;
+
+    /* curation (train.h) */
+    int curation;                   /* enum curation */
+    uint64_t curation_key;          /* xxh64 of the aligned scores / of the rater */
+    double *scores;                 /* weights: z of every Train example (shard order) */
+    WeightNormConfig wnorm;         /* weights: normalization of the config's rater section */
+    real *z, *w;                    /* host [C]: logits, weights of the batch */
+    struct Candidate *rank;         /* online: [C] the candidates by score */
+    RaterConfig rc;                 /* online: the rater */
+    real *phi;                      /* online: backend */
+    RaterActs *racts;
+    int n_cand;                     /* online: C = ceil(B / keep); else B */
+    DataBatch *cand;                /* online: the candidates of the step */
+    uint64_t *pick;                 /* online: [B] example numbers of the kept */
 } Trainer;
 
 
@@ -151,7 +204,11 @@ static void free_trainer(Trainer *t) {
         if (t->good_params) be->free(t->good_params);
         optim_state_free(&t->opt, be);
         optim_state_free(&t->good_opt, be);
+        if (t->racts) rater_acts_free(be, t->racts);
+        if (t->phi) be->free(t->phi);
     }
+    data_batch_free(t->cand);
+    free(t->scores); free(t->z); free(t->w); free(t->pick); free(t->rank);
     data_batch_free(t->batch);
     data_batch_free(t->val_batch);
     data_close(t->train);
@@ -174,7 +231,12 @@ static int open_data(Trainer *t, int need_train) {
     if (need_train) {
         if (t->o->train.n == 0)
             return dr_seterr("no Train shards (a manifest's train_b/train_a split, --train-split, or --train)");
-        t->train = data_open(&t->o->train, &dopt);
+        DataOptions topt = dopt;
+        if (t->curation == CURATE_ONLINE) {   /* the stream yields the candidates */
+            topt.batch_size = t->n_cand;
+            topt.seq_len_rater = t->rc.ctx;
+        }
+        t->train = data_open(&t->o->train, &topt);
         if (!t->train) return dr_seterr("Train data: %s", dr_lasterr());
     }
     if (t->o->val.n == 0)
@@ -226,23 +288,94 @@ static void alloc_model(Trainer *t, int with_optimizer) {
     t->h_m = xmalloc(t->P * sizeof(real));
     t->h_v = xmalloc(t->P * sizeof(real));
     t->batch = data_batch_new(t->train);
+    if (t->curation == CURATE_ONLINE) t->cand = data_batch_new(t->train);
 }
 
 /* Steps of the run: --steps, --tokens, train.steps, train.tokens (in that order); a
  * token budget becomes steps at the Train split's mean target tokens per batch; with
- * none of them, one pass over the Train examples. */
-static long total_steps_of(const TrainOptions *o, const Config *cfg, const DataLoader *train) {
+ * none of them, one pass over the Train examples (online: over the candidates, C per
+ * step). */
+static long total_steps_of(const TrainOptions *o, const Config *cfg, const DataLoader *train,
+                           int per_step) {
     if (o->steps > 0) return o->steps;
     long tokens = o->tokens > 0 ? o->tokens : cfg->train.steps > 0 ? 0 : cfg->train.tokens;
     if (tokens <= 0 && cfg->train.steps > 0) return cfg->train.steps;
     if (tokens <= 0) {
-        uint64_t B = (uint64_t)cfg->data.batch_size;
-        return (long)((data_num_examples(train) + B - 1) / B);
+        uint64_t C = (uint64_t)per_step;
+        return (long)((data_num_examples(train) + C - 1) / C);
     }
     double per_batch = (double)cfg->data.batch_size * (double)data_num_target_tokens(train) /
                        (double)data_num_examples(train);
     long steps = (long)ceil((double)tokens / per_batch);
     return steps > 0 ? steps : 1;
+}
+
+/* ================================================================================
+ * Curation: the scores of --weights, the rater of --rater/--online-keep
+ * ================================================================================ */
+
+/* Before the data is opened: the mode, and for online filtering the rater (its positions
+ * decide the candidates' rater view; *phi_host receives its parameters) and C. */
+static int curation_begin(Trainer *t, real **phi_host) {
+    TrainOptions *o = t->o;
+    int B = t->cfg->data.batch_size;
+    t->n_cand = B;
+    if (o->weights_path && o->rater_path)
+        return dr_seterr("--weights and --rater do not go together: re-weight by scores or "
+                         "filter online, not both");
+    if (!o->rater_path && o->online_keep != 0)
+        return dr_seterr("--online-keep needs --rater R.safetensors");
+    if (o->weights_path) { t->curation = CURATE_WEIGHTS; return 0; }
+    if (!o->rater_path) { t->curation = CURATE_NONE; return 0; }
+    double keep = o->online_keep != 0 ? o->online_keep : t->cfg->deploy.keep;
+    if (!(keep > 0 && keep <= 1))
+        return dr_seterr("--online-keep: keep fraction %g is outside (0, 1]", keep);
+    o->online_keep = keep;
+    double c = ceil((double)B / keep - 1e-9);
+    if (c > (double)(1 << 20))
+        return dr_seterr("--online-keep %g: %.0f candidates per batch of %d is too many", keep, c, B);
+    t->n_cand = (int)c;
+    if (rater_load(o->rater_path, &t->rc, phi_host) != 0) return dr_seterr("--rater: %s", dr_lasterr());
+    t->curation = CURATE_ONLINE;
+    return 0;
+}
+
+/* After the data is opened: the scores aligned to the Train examples, or the rater on
+ * the backend with its activations for C candidates. */
+static int curation_setup(Trainer *t, const real *phi_host) {
+    const Config *cfg = t->cfg;
+    if (t->curation == CURATE_WEIGHTS) {
+        Scores sc;
+        if (scores_read(t->o->weights_path, &sc) != 0) return dr_seterr("--weights: %s", dr_lasterr());
+        uint64_t n = data_num_examples(t->train);
+        t->scores = xmalloc(n * sizeof *t->scores);
+        int rc = scores_align(&sc, t->train, t->scores);
+        scores_free(&sc);
+        if (rc != 0) return dr_seterr("--weights: %s", dr_lasterr());
+        t->curation_key = XXH64(t->scores, n * sizeof *t->scores, 0);
+        t->wnorm.kind = strcmp(cfg->rater.normalize, "softmax") == 0 ? WEIGHT_NORM_SOFTMAX
+                                                                     : WEIGHT_NORM_SIGMOID;
+        t->wnorm.tau = cfg->rater.tau;
+        t->wnorm.w_min = cfg->rater.clamp_min;
+        t->wnorm.w_max = cfg->rater.clamp_max;
+        t->wnorm.mean_normalize = cfg->rater.mean_normalize;
+        t->z = xcalloc((size_t)cfg->data.batch_size, sizeof *t->z);
+        t->w = xcalloc((size_t)cfg->data.batch_size, sizeof *t->w);
+    } else if (t->curation == CURATE_ONLINE) {
+        if (data_vocab_size(t->train) > (uint32_t)t->rc.vocab)
+            return dr_seterr("--rater %s: the Train shards' vocabulary (%u ids) is larger than "
+                             "the rater's (%d)", t->o->rater_path, data_vocab_size(t->train),
+                             t->rc.vocab);
+        size_t n = rater_num_params(&t->rc);
+        t->phi = t->be->alloc(n * sizeof(real));
+        t->be->to_device(t->phi, phi_host, n * sizeof(real));
+        t->curation_key = XXH64(phi_host, n * sizeof(real), 0);
+        t->racts = rater_acts_new(t->be, &t->rc, t->n_cand, t->rc.ctx);
+        t->z = xcalloc((size_t)t->n_cand, sizeof *t->z);
+        t->pick = xcalloc((size_t)cfg->data.batch_size, sizeof *t->pick);
+        t->rank = xcalloc((size_t)t->n_cand, sizeof *t->rank);
+    }
+    return 0;
 }
 
 /* ================================================================================
@@ -294,18 +427,28 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     if (opt->v) be->to_host(t->h_v, opt->v, t->P * sizeof(real));
 
     double seconds = c->seconds;
-    char state[1024];
+    char state[2048];
     snprintf(state, sizeof state,
              "{\"step\":%ld,\"total_steps\":%ld,\"tokens\":%ld,"
              "\"data_epoch\":\"%" PRIu64 "\",\"data_cursor\":\"%" PRIu64 "\","
              "\"data_seed\":\"%" PRIu64 "\",\"data_examples\":\"%" PRIu64 "\","
-             "\"acc_sum\":\"%a\",\"acc_n\":%ld,\"seconds\":%.3f}",
+             "\"acc_sum\":\"%a\",\"acc_n\":%ld,\"seconds\":%.3f,"
+             "\"flops_lm\":\"%a\",\"flops_rater\":\"%a\","
+             "\"cur_sum0\":\"%a\",\"cur_sum1\":\"%a\",\"cur_n0\":%ld,\"cur_n1\":%ld,"
+             "\"curation\":\"%s\",\"online_keep\":\"%a\",\"curation_key\":\"%016" PRIx64 "\"}",
              c->step, t->total_steps, c->tokens, c->pos.epoch, c->pos.cursor, c->pos.seed,
-             c->pos.n_examples, c->acc_sum, c->acc_n, seconds);
-    size_t n = strlen(t->config_json) + 128;
+             c->pos.n_examples, c->acc_sum, c->acc_n, seconds, c->flops_lm, c->flops_rater,
+             c->cur_sum[0], c->cur_sum[1], c->cur_n[0], c->cur_n[1],
+             curation_names[t->curation], t->curation == CURATE_ONLINE ? t->o->online_keep : 0.0,
+             t->curation_key);
+    size_t n = strlen(t->config_json) + 256;
     char *meta = xmalloc(n);
-    snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"config\":%s}", c->step, c->tokens,
-             t->config_json);
+    if (t->curation == CURATE_ONLINE)
+        snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"curation\":\"online\",\"online_keep\":%.17g,"
+                 "\"config\":%s}", c->step, c->tokens, t->o->online_keep, t->config_json);
+    else
+        snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"curation\":\"%s\",\"config\":%s}",
+                 c->step, c->tokens, curation_names[t->curation], t->config_json);
     char *sp = state_path_of(out);
     int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
                               opt->v ? t->h_v : NULL, opt->step, state);
@@ -349,6 +492,35 @@ static int model_step(const char *path, long *step) {
     return rc;
 }
 
+/* The checkpoint's curation must be this run's: the same mode, keep fraction and scores
+ * or rater (by hash). A checkpoint without one (an earlier version) was plain training. */
+static int check_curation(const Trainer *t, const JsonValue *root, const char *sp) {
+    const JsonValue *m = json_get(root, "curation");
+    const char *mode = m && m->type == JSON_STRING ? m->str : "none";
+    double keep = 0;
+    uint64_t key = 0;
+    const JsonValue *k = json_get(root, "curation_key");
+    if (k && k->type == JSON_STRING) key = strtoull(k->str, NULL, 16);
+    if (json_hexdouble_str(root, "online_keep", &keep)) keep = 0;
+    const char *want = curation_names[t->curation];
+    static const char *const what[] = {"plain training", "re-weighting by scores (--weights)",
+                                       "online filtering (--rater)"};
+    int have = !strcmp(mode, "weights") ? CURATE_WEIGHTS : !strcmp(mode, "online") ? CURATE_ONLINE
+             : !strcmp(mode, "none") ? CURATE_NONE : -1;
+    if (have < 0) return dr_seterr("--resume: %s: unknown curation '%s'", sp, mode);
+    if (strcmp(mode, want) != 0)
+        return dr_seterr("--resume: %s was %s; this run asks for %s", sp, what[have],
+                         what[t->curation]);
+    if (t->curation == CURATE_ONLINE && keep != t->o->online_keep)
+        return dr_seterr("--resume: %s was filtered online with keep %g, not %g", sp, keep,
+                         t->o->online_keep);
+    if (t->curation != CURATE_NONE && key != t->curation_key)
+        return dr_seterr("--resume: %s was trained with other %s (%s)", sp,
+                         t->curation == CURATE_ONLINE ? "rater weights" : "scores",
+                         t->curation == CURATE_ONLINE ? t->o->rater_path : t->o->weights_path);
+    return 0;
+}
+
 static int load_checkpoint(Trainer *t) {
     const Backend *be = t->be;
     const char *out = t->o->out_path;
@@ -387,9 +559,18 @@ static int load_checkpoint(Trainer *t) {
         json_u64_str(root, "data_examples", &c->pos.n_examples) ||
         json_hexdouble_str(root, "acc_sum", &c->acc_sum)) {
         rc = dr_seterr("--resume: %s: missing or malformed training counters in its metadata", sp);
+    } else if (check_curation(t, root, sp) != 0) {
+        rc = -1;
     } else {
         const JsonValue *s = json_get(root, "seconds");
         c->seconds = s && s->type == JSON_NUMBER ? s->number : 0;
+        /* absent in checkpoints of earlier versions: count from 0 */
+        if (json_hexdouble_str(root, "flops_lm", &c->flops_lm)) c->flops_lm = 0;
+        if (json_hexdouble_str(root, "flops_rater", &c->flops_rater)) c->flops_rater = 0;
+        if (json_hexdouble_str(root, "cur_sum0", &c->cur_sum[0])) c->cur_sum[0] = 0;
+        if (json_hexdouble_str(root, "cur_sum1", &c->cur_sum[1])) c->cur_sum[1] = 0;
+        if (json_long(root, "cur_n0", &c->cur_n[0])) c->cur_n[0] = 0;
+        if (json_long(root, "cur_n1", &c->cur_n[1])) c->cur_n[1] = 0;
         if (model_step(out, &mstep) != 0) rc = -1;
         else if (mstep != c->step || step != c->step)
             rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
@@ -472,6 +653,85 @@ static void log_eval(Metrics *m, const EvalResult *e) {
     metrics_int(m, "val_tokens", e->tokens);
 }
 
+/* Every line ends with the compute so far (compare at equal FLOPs) and, on training log
+ * lines, the curation statistics since the previous one. */
+static void log_compute(Metrics *m, const Trainer *t, Counters *c, int log_now) {
+    metrics_num(m, "flops", c->flops_lm + c->flops_rater);
+    metrics_num(m, "flops_lm", c->flops_lm);
+    metrics_num(m, "flops_rater", c->flops_rater);
+    if (!log_now) return;
+    if (t->curation == CURATE_ONLINE) {
+        metrics_num(m, "z_kept", c->cur_n[0] ? c->cur_sum[0] / (double)c->cur_n[0] : NAN);
+        metrics_num(m, "z_all", c->cur_n[1] ? c->cur_sum[1] / (double)c->cur_n[1] : NAN);
+    } else if (t->curation == CURATE_WEIGHTS) {
+        metrics_num(m, "w_mean", c->cur_n[0] ? c->cur_sum[0] / (double)c->cur_n[0] : NAN);
+    }
+    c->cur_sum[0] = c->cur_sum[1] = 0;
+    c->cur_n[0] = c->cur_n[1] = 0;
+}
+
+/* ================================================================================
+ * The step's batch and its loss weights
+ * ================================================================================ */
+
+static int cmp_by_score(const void *a, const void *b) {
+    const struct Candidate *x = a, *y = b;
+    if (x->z != y->z) return x->z > y->z ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+static int cmp_by_pos(const void *a, const void *b) {
+    const struct Candidate *x = a, *y = b;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Fills t->batch: the next batch of the Train stream, or (online) the B highest-scored
+ * of the next C candidates, in their stream order. Counts the rater's compute and the
+ * logit statistics into c. -1 + dr_seterr on a read error or a non-finite score. */
+static int next_batch(Trainer *t, Counters *c, long step) {
+    if (t->curation != CURATE_ONLINE) return data_next(t->train, t->batch);
+    DataBatch *cb = t->cand;
+    if (data_next(t->train, cb) != 0) return -1;
+    rater_forward(t->be, &t->rc, t->phi, t->racts, cb->rater_tokens, cb->rater_valid, cb->B,
+                  cb->T_rater, t->z);
+    c->flops_rater += train_flops_rater(&t->rc, cb->B, cb->T_rater);
+    for (int i = 0; i < cb->B; i++) {
+        if (!isfinite((double)t->z[i])) {
+            char id[DATA_ID_MAX];
+            data_example_id(t->train, cb->index[i], id);
+            return dr_seterr("step %ld: the rater's score of example %s is not finite (%s)",
+                             step, id, t->o->rater_path);
+        }
+        t->rank[i] = (struct Candidate){t->z[i], i};
+        c->cur_sum[1] += (double)t->z[i];
+    }
+    c->cur_n[1] += cb->B;
+    int B = t->cfg->data.batch_size, keep = B < cb->B ? B : cb->B;
+    qsort(t->rank, (size_t)cb->B, sizeof *t->rank, cmp_by_score);
+    qsort(t->rank, (size_t)keep, sizeof *t->rank, cmp_by_pos);
+    for (int k = 0; k < keep; k++) {
+        t->pick[k] = cb->index[t->rank[k].pos];
+        c->cur_sum[0] += (double)t->rank[k].z;
+    }
+    c->cur_n[0] += keep;
+    return data_get(t->train, t->pick, keep, t->batch);
+}
+
+/* dlosses[i] = w_i / B: w = 1 (plain, online), or the rater's normalization of the
+ * example scores (--weights; the same op and config as dr-meta's inner loop). */
+static void loss_weights(Trainer *t, const DataBatch *b, Counters *c) {
+    if (t->curation != CURATE_WEIGHTS) {
+        for (int i = 0; i < b->B; i++) t->dlosses[i] = (real)(1.0 / b->B);
+        return;
+    }
+    for (int i = 0; i < b->B; i++) t->z[i] = (real)t->scores[b->index[i]];
+    backend_cpu.weights_forward(t->w, t->z, &t->wnorm, b->B);   /* host [B], as meta.c */
+    for (int i = 0; i < b->B; i++) {
+        t->dlosses[i] = (real)((double)t->w[i] / b->B);
+        c->cur_sum[0] += (double)t->w[i];
+    }
+    c->cur_n[0] += b->B;
+}
+
 int train_run(TrainOptions *o) {
     Trainer t = {0};
     t.o = o;
@@ -481,20 +741,23 @@ int train_run(TrainOptions *o) {
     Metrics *metrics = NULL;
     Progress prog;
     double t0 = dr_now();
+    real *phi_host = NULL;
 
     if (!o->out_path) return dr_seterr("no output path (-o)");
     if (check_writable_dir(o->out_path) != 0) return -1;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     t.be = backend_select(o->device ? o->device : cfg->device);
     if (!t.be) return -1;
+    if (curation_begin(&t, &phi_host) != 0) goto done;
     if (open_data(&t, 1) != 0) goto done;
     t.lmc = lm_config_from_shape(&cfg->lm.shape,
                                  cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)data_vocab_size(t.train));
     if (lm_config_check(&t.lmc) != 0) { dr_seterr("lm: %s", dr_lasterr()); goto done; }
     if (check_model_vs_data(&t) != 0) goto done;
-    t.total_steps = total_steps_of(o, cfg, t.train);
+    t.total_steps = total_steps_of(o, cfg, t.train, t.n_cand);
     t.config_json = config_to_json(cfg);
     alloc_model(&t, 1);
+    if (curation_setup(&t, phi_host) != 0) goto done;
 
     if (o->resume) {
         if (load_checkpoint(&t) != 0) goto done;
@@ -514,6 +777,14 @@ int train_run(TrainOptions *o) {
             t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
             data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
             t.total_steps, B, cfg->data.seq_len, o->resume ? ", resumed" : "");
+    if (t.curation == CURATE_WEIGHTS)
+        fprintf(stderr, "%s: loss re-weighted by %s (rater.normalize %s, tau %g%s)\n", dr_progname(),
+                o->weights_path, cfg->rater.normalize, cfg->rater.tau,
+                cfg->rater.mean_normalize ? ", mean-normalized" : "");
+    else if (t.curation == CURATE_ONLINE)
+        fprintf(stderr, "%s: online filtering: each step trains on the best %d of %d candidates "
+                "(keep %g) by the rater %s (%d layers, d %d, %d positions)\n", dr_progname(), B,
+                t.n_cand, o->online_keep, o->rater_path, t.rc.n_layer, t.rc.d_model, t.rc.ctx);
     if (o->resume)
         fprintf(stderr, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
 
@@ -529,6 +800,7 @@ int train_run(TrainOptions *o) {
         metrics_int(metrics, "step", 0);
         metrics_int(metrics, "tokens", 0);
         log_eval(metrics, &e);
+        log_compute(metrics, &t, &t.c, 0);
         metrics_end(metrics);
         fprintf(stderr, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
     }
@@ -538,7 +810,6 @@ int train_run(TrainOptions *o) {
     long first_step = t.c.step;
     progress_start(&prog, "train", "steps", (double)(t.total_steps - first_step));
     double last_l_val = NAN, last_loss = NAN;
-    for (int i = 0; i < B; i++) t.dlosses[i] = (real)(1.0 / B);
 
     while (t.c.step < t.total_steps) {
         if (interrupted || (o->stop_at > 0 && t.c.step >= o->stop_at)) {
@@ -553,8 +824,9 @@ int train_run(TrainOptions *o) {
         }
         Counters before = t.c;
         long step = t.c.step;
-        if (data_next(t.train, t.batch) != 0) goto done;
+        if (next_batch(&t, &t.c, step) != 0) goto done;
         DataBatch *b = t.batch;
+        loss_weights(&t, b, &t.c);
         double lr = lr_at(&t.hyper, step);
 
         /* forward, loss, backward */
@@ -576,6 +848,7 @@ int train_run(TrainOptions *o) {
         optim_step(t.be, &t.opt, t.params, t.grads, &t.hyper, lr, &info);
         t.c.step++;
         t.c.tokens += b->n_tokens;
+        t.c.flops_lm += train_flops_lm(&t.lmc, b->B, b->T);
         t.c.pos = data_position(t.train);
         t.c.acc_sum += loss;
         t.c.acc_n++;
@@ -603,6 +876,7 @@ int train_run(TrainOptions *o) {
                 t.c.acc_n = 0;
             }
             if (eval_now) log_eval(metrics, &e);
+            log_compute(metrics, &t, &t.c, log_now);
             metrics_end(metrics);
         }
         if (isnan(last_l_val)) progress_set_extra(&prog, "loss %.4f  lr %.2e", last_loss, lr);
@@ -619,13 +893,15 @@ int train_run(TrainOptions *o) {
     t0 = dr_now();
     if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
     progress_finish(&prog);
-    fprintf(stderr, "%s: done: %ld steps, %ld tokens, l_val %.4f, %.1f s; saved %s\n", dr_progname(),
-            t.c.step, t.c.tokens, last_l_val, t.c.seconds, o->out_path);
+    fprintf(stderr, "%s: done: %ld steps, %ld tokens, l_val %.4f, %.3g FLOPs (LM %.3g, rater %.3g), "
+            "%.1f s; saved %s\n", dr_progname(), t.c.step, t.c.tokens, last_l_val,
+            t.c.flops_lm + t.c.flops_rater, t.c.flops_lm, t.c.flops_rater, t.c.seconds, o->out_path);
     rc = 0;
 done:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (metrics) metrics_close(metrics);
+    free(phi_host);
     free_trainer(&t);
     return rc;
 }

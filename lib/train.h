@@ -8,7 +8,8 @@
  * Metrics (JSON lines, --log): at every train.log_every-th step and the last:
  *   step, tokens (training target tokens so far), lr, l_train (mean batch loss since the
  *   previous log line), grad_norm (of the step's gradient, before clipping), seconds;
- * at eval steps (and step 0 of a fresh run): l_val, val_tokens.
+ * at eval steps (and step 0 of a fresh run): l_val, val_tokens; on every line, last:
+ *   flops, flops_lm, flops_rater (cumulative training compute, see below).
  *
  * Checkpoints (every train.checkpoint_every steps, at the end, on Ctrl-C/SIGTERM, at
  * --stop-at): <out> is the LM (checkpoint.h: Hugging Face GPT-2 names), <out>.state the
@@ -20,12 +21,31 @@
  * whose loss and gradient were finite is saved to <out> and the error names the step.
  * Data-dependent configuration errors (shard vocabulary > lm vocab, seq_len > ctx, no
  * Train or Val examples, mixed tokenizers) are refused before any training work.
+ *
+ * Curated training (docs/deploy.md), one of:
+ *   weights  (--weights scores.tsv): the loss is L = (1/B) Σ w_i ℓ_i with w = the
+ *            rater's weight normalization (rater.normalize, tau, clamp, mean_normalize,
+ *            exactly as dr-meta's inner loop) applied to the batch's scores z_i. The
+ *            scores must cover the Train examples exactly (scores.h).
+ *   online   (--rater R --online-keep F): every step takes C = ceil(B/F) candidates from
+ *            the Train stream, scores them with the rater (its first ctx tokens, as
+ *            dr-score), and trains on the B highest-scored, in stream order (ties: the
+ *            earlier one). F = 1 is plain training, bit for bit. The stream advances C
+ *            examples per step; its position is in the checkpoint like any other.
+ * Compute (every log line): flops_lm = Σ over steps of train_flops_lm(B, T), flops_rater
+ * = Σ train_flops_rater(C, T_rater) of the online scoring, flops = their sum. Online
+ * log lines also carry z_kept / z_all (mean rater logit of the trained examples / of all
+ * candidates since the previous line); weights lines carry w_mean.
+ * A checkpoint records its curation (mode, keep, a hash of the scores or the rater):
+ * --resume with another one is refused.
  */
 #ifndef DR_TRAIN_H
 #define DR_TRAIN_H
 
 #include "config.h"
 #include "inputs.h"
+#include "lm.h"
+#include "rater.h"
 
 typedef struct {
     Config cfg;                 /* loaded and validated (config_load) */
@@ -37,7 +57,23 @@ typedef struct {
     int resume;                 /* continue from <out_path> + <out_path>.state */
     const char *device;         /* NULL = cfg.device */
     ShardList train, val;       /* the Train and Val shards (train_resolve_inputs) */
+    const char *weights_path;   /* --weights scores.tsv: re-weighted loss */
+    const char *rater_path;     /* --rater: online filtering with this rater */
+    double online_keep;         /* --online-keep F in (0, 1] (with rater_path) */
 } TrainOptions;
+
+/* FLOPs of one LM training step (forward + backward) on B examples of T positions, the
+ * issue's formula per position: 6·N + 6·n_layer·d_model·T, N = ALL the LM's parameters
+ * (wte is also the tied output head; wpe, a lookup, is ~1%). Padded positions count:
+ * they are computed. */
+double train_flops_lm(const LMConfig *lm, int B, int T);
+/* FLOPs of the LM's forward pass alone: 2·N + 2·n_layer·d_model·T per position. */
+double train_flops_lm_forward(const LMConfig *lm, int B, int T);
+/* FLOPs of the rater's forward pass on n examples of T positions: per position
+ * 2·N_trunk + 2·n_layer·d_model·T, N_trunk = the parameters of the blocks and the final
+ * LN (the rater's embeddings are lookups: not counted), plus the head per example
+ * 2·(d² + d). */
+double train_flops_rater(const RaterConfig *rater, int n, int T);
 
 /* Return value of train_run besides 0 (done, or stopped at stop_at with a checkpoint)
  * and -1 (error, dr_seterr). */

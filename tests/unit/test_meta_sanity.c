@@ -318,6 +318,35 @@ static void test_resume(const char *train, const char *val) {
     free(a); free(b); free(la); free(lb); free(ea); free(eb);
 }
 
+/* combine per_member_adam with K = 1 is the outer AdamW up to rounding. */
+static void test_per_member_adam(const char *train, const char *val) {
+    char *paths[2];
+    for (int i = 0; i < 2; i++) {
+        const char *extra[] = { "meta.rounds=3", "meta.population_K=1", "meta.ema=0",
+                                i ? "meta.combine=per_member_adam" : "meta.combine=mean" };
+        Config cfg = toy_config(4, extra);
+        paths[i] = path_in(i ? "pma.safetensors" : "mean.safetensors");
+        TEST_CHECK(run_meta(&cfg, train, val, paths[i], NULL, 0, 0) == 0, "%s", dr_lasterr());
+    }
+    RaterConfig rc;
+    real *a = NULL, *b = NULL;
+    CHECK(rater_load(paths[0], &rc, &a) == 0 && rater_load(paths[1], &rc, &b) == 0, "%s", dr_lasterr());
+    size_t n = rater_num_params(&rc);
+    real *init = be->alloc(n * sizeof(real));
+    meta_rater_init(be, &rc, init, 3);
+    double diff = 0, moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        moved = fmax(moved, fabs((double)a[i] - init[i]));
+    }
+    printf("  per_member_adam, K = 1: max |phi - phi(mean)| = %.2e (the updates moved phi by up to %.2e)\n",
+           diff, moved);
+    TEST_CHECK(moved > 1e-3 && diff < 1e-3 * moved, "per_member_adam (K = 1) differs from AdamW: %.3e of %.3e",
+               diff, moved);
+    be->free(init);
+    free(a); free(b); free(paths[0]); free(paths[1]);
+}
+
 static void test_overlap(const char *train, const char *heldout) {
     Config cfg = toy_config(0, NULL);
     char *out = path_in("overlap.safetensors");
@@ -413,6 +442,7 @@ int main(void) {
     test_constant_run(train, val);
     test_detach(train, val);
     test_resume(train, val);
+    test_per_member_adam(train, val);
     test_overlap(train, heldout);
     test_toy_learns(train, val, heldout);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "shard.h"
@@ -260,6 +261,55 @@ static void test_corruption(const char *dir) {
     unlink(bad);
 }
 
+static void put_le64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A crafted index (fields changed, checksums recomputed, as a buggy or hostile writer
+ * would) must be refused or read safely: never a crash, never an id >= vocab size. */
+static void test_crafted_index(const char *dir) {
+    char path[512], bad[512];
+    snprintf(path, sizeof path, "%s/craft.drs", dir);
+    snprintf(bad, sizeof bad, "%s/crafted.drs", dir);
+    const size_t n = 6;
+    Doc *docs = make_docs(n, 300, 30, 4);
+    for (size_t i = 0; i < n; i++) docs[i].n %= 9;
+    TEST_CHECK(write_shard(path, docs, n, 300, 16, 0) == 0, "write: %s", dr_lasterr());
+    size_t size;
+    unsigned char *orig = slurp(path, &size), *copy = xmalloc(size);
+    uint64_t index_offset = 0;
+    for (int i = 0; i < 8; i++) index_offset |= (uint64_t)orig[48 + i] << (8 * i);
+    static const unsigned char values[] = {0x00, 0x01, 0x7f, 0x80, 0xff};
+    size_t refused = 0, read_ok = 0, bad_tokens = 0;
+    uint32_t *buf = xmalloc(4 * 4096);
+    for (size_t pos = (size_t)index_offset; pos + 8 < size; pos++)
+        for (size_t v = 0; v < sizeof values; v++) {
+            memcpy(copy, orig, size);
+            if (copy[pos] == values[v]) continue;
+            copy[pos] = values[v];
+            put_le64(copy + size - 8, XXH64(copy + index_offset, size - 8 - index_offset, 0));
+            spit(bad, copy, size);
+            DrsReader *r = drs_open(bad);
+            if (!r) { refused++; continue; }
+            for (uint64_t i = 0; i < drs_num_docs(r); i++) {
+                const DrsDoc *d = drs_doc(r, i);
+                if (d->length > 4096 || drs_read_doc(r, i, buf) < 0) continue;
+                for (uint32_t k = 0; k < d->length; k++) bad_tokens += buf[k] >= drs_vocab_size(r);
+            }
+            read_ok++;
+            drs_close(r);
+        }
+    TEST_CHECK(bad_tokens == 0, "%zu token ids outside the vocabulary returned", bad_tokens);
+    TEST_CHECK(refused > 0, "no crafted index refused");
+    printf("crafted index: %zu variants refused, %zu opened (all tokens in range)\n", refused, read_ok);
+    free(buf);
+    free(copy);
+    free(orig);
+    free_docs(docs, n);
+    unlink(path);
+    unlink(bad);
+}
+
 int main(void) {
     /* tmpfs when there is one: thousands of small files are written below */
     char dir[64] = "/dev/shm/test_shard.XXXXXX";
@@ -271,6 +321,7 @@ int main(void) {
     test_wide_tokens(dir);
     test_writer_refusals(dir);
     test_corruption(dir);
+    test_crafted_index(dir);
     rmdir(dir);
     return test_finish("test_shard");
 }

@@ -136,12 +136,17 @@ int scores_read(const char *path, Scores *s) {
     return rc;
 }
 
-/* Open-addressing hash table from (doc id, window) to row. */
+/* Open-addressing hash table from (doc id, window) to the first row with that id; rows
+ * with the same id are chained in file order (next[]), and each chain keeps a cursor to
+ * its first row not yet matched. */
 typedef struct {
     uint64_t *keys;   /* mixed key; 0 = empty slot (a real key of 0 is remapped) */
-    uint32_t *rows;
+    uint32_t *head;   /* first row of the id */
+    uint32_t *cursor; /* next unmatched row of the id, or NONE */
     size_t mask;
 } RowMap;
+
+#define NONE UINT32_MAX
 
 static uint64_t mix_key(uint64_t doc_id, uint32_t window) {
     uint64_t x = doc_id ^ ((uint64_t)window * 0x9e3779b97f4a7c15ull);
@@ -149,61 +154,97 @@ static uint64_t mix_key(uint64_t doc_id, uint32_t window) {
     return x ? x : 1;
 }
 
+/* The slot of (doc_id, window): its own, or the empty one where it would go. */
+static size_t find_slot(const RowMap *m, const Scores *s, uint64_t doc_id, uint32_t window) {
+    uint64_t k = mix_key(doc_id, window);
+    size_t h = k & m->mask;
+    for (; m->keys[h] != 0; h = (h + 1) & m->mask) {
+        uint32_t q = m->head[h];
+        if (m->keys[h] == k && s->doc_id[q] == doc_id && s->window[q] == window) break;
+    }
+    return h;
+}
+
+/* Exact duplicate documents share an id (DESIGN §2.1), so an id may stand for several
+ * examples: the file must then hold it as many times, and its n-th line with the id
+ * goes to the id's n-th example in shard order (the examples are identical). */
 int scores_align(const Scores *s, const DataLoader *d, double *out) {
+    CHECK(s->n < NONE, "%zu score lines: too many", s->n);
     uint64_t n_ex = data_num_examples(d);
     size_t cap = 16;
     while (cap < 2 * (s->n + 1)) cap <<= 1;
-    RowMap m = { xcalloc(cap, sizeof(uint64_t)), xmalloc(cap * sizeof(uint32_t)), cap - 1 };
-    int rc = 0;
-    for (size_t r = 0; r < s->n && rc == 0; r++) {
-        uint64_t k = mix_key(s->doc_id[r], s->window[r]);
-        for (size_t h = k & m.mask;; h = (h + 1) & m.mask) {
-            if (m.keys[h] == 0) { m.keys[h] = k; m.rows[h] = (uint32_t)r; break; }
-            if (m.keys[h] == k) {
-                uint32_t q = m.rows[h];
-                if (s->doc_id[q] == s->doc_id[r] && s->window[q] == s->window[r]) {
-                    rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u)",
-                                   s->path, r + 2, (unsigned long long)s->doc_id[r],
-                                   s->window[r], q + 2);
-                    break;
-                }
-            }
+    RowMap m = { xcalloc(cap, sizeof(uint64_t)), xmalloc(cap * sizeof(uint32_t)),
+                 xmalloc(cap * sizeof(uint32_t)), cap - 1 };
+    uint32_t *next = xmalloc((s->n ? s->n : 1) * sizeof *next);
+    uint32_t *tail = xmalloc(cap * sizeof *tail);
+    for (size_t r = 0; r < s->n; r++) {
+        next[r] = NONE;
+        size_t h = find_slot(&m, s, s->doc_id[r], s->window[r]);
+        if (m.keys[h] == 0) {
+            m.keys[h] = mix_key(s->doc_id[r], s->window[r]);
+            m.head[h] = m.cursor[h] = tail[h] = (uint32_t)r;
+        } else {
+            next[tail[h]] = (uint32_t)r;
+            tail[h] = (uint32_t)r;
         }
     }
+    free(tail);
     uint8_t *used = xcalloc(s->n ? s->n : 1, 1);
+    int rc = 0;
+    uint64_t missing = UINT64_MAX;   /* the first example without a score */
     for (uint64_t i = 0; i < n_ex && rc == 0; i++) {
         const DataExample *e = data_example(d, i);
         uint64_t doc_id = data_example_doc_id(d, i);
-        uint64_t k = mix_key(doc_id, e->window);
-        long row = -1;
-        for (size_t h = k & m.mask; m.keys[h] != 0; h = (h + 1) & m.mask) {
-            uint32_t q = m.rows[h];
-            if (m.keys[h] == k && s->doc_id[q] == doc_id && s->window[q] == e->window) {
-                row = q;
-                break;
-            }
+        size_t h = find_slot(&m, s, doc_id, e->window);
+        uint32_t row = m.keys[h] ? m.cursor[h] : NONE;
+        if (row == NONE) {
+            if (missing == UINT64_MAX) missing = i;
+            continue;
         }
-        char id[DATA_ID_MAX];
-        data_example_id(d, i, id);
-        if (row < 0) {
-            rc = dr_seterr("%s: no score for example %s (in %s); the scores do not match these shards",
-                           s->path, id, data_shard_path(d, e->shard));
-            break;
-        }
+        m.cursor[h] = next[row];
         if (s->n_tokens[row] != e->length) {
-            rc = dr_seterr("%s:%ld: example %s has %u tokens in the shards, not %u (another seq_len?)",
-                           s->path, row + 2, id, e->length, s->n_tokens[row]);
+            char id[DATA_ID_MAX];
+            data_example_id(d, i, id);
+            rc = dr_seterr("%s:%lu: example %s has %u tokens in the shards, not %u (another "
+                           "data.seq_len?)", s->path, (unsigned long)row + 2, id, e->length,
+                           s->n_tokens[row]);
             break;
         }
         used[row] = 1;
         out[i] = s->score[row];
     }
-    for (size_t r = 0; r < s->n && rc == 0; r++)
-        if (!used[r])
+    /* the first line (in file order) that no example took, else the first example
+     * that no line scored */
+    for (size_t r = 0; r < s->n && rc == 0; r++) {
+        if (used[r]) continue;
+        size_t h = find_slot(&m, s, s->doc_id[r], s->window[r]);
+        uint32_t first = m.head[h];
+        if (first != r) {
+            uint32_t times = 0;
+            for (uint32_t q = first; q != NONE; q = next[q]) times += used[q];
+            if (times > 1)
+                rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u): the "
+                               "shards hold it %u times, the file more often", s->path, r + 2,
+                               (unsigned long long)s->doc_id[r], s->window[r], first + 2, times);
+            else
+                rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u)",
+                               s->path, r + 2, (unsigned long long)s->doc_id[r], s->window[r],
+                               first + 2);
+        } else {
             rc = dr_seterr("%s:%zu: example %016llx:%u is not in the shards", s->path, r + 2,
                            (unsigned long long)s->doc_id[r], s->window[r]);
+        }
+    }
+    if (rc == 0 && missing != UINT64_MAX) {
+        char id[DATA_ID_MAX];
+        data_example_id(d, missing, id);
+        rc = dr_seterr("%s: no score for example %s (in %s); the scores do not match these shards",
+                       s->path, id, data_shard_path(d, data_example(d, missing)->shard));
+    }
     free(used);
+    free(next);
     free(m.keys);
-    free(m.rows);
+    free(m.head);
+    free(m.cursor);
     return rc;
 }

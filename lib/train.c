@@ -33,6 +33,16 @@
 #include "safetensors.h"
 #include "scores.h"
 
+/* dr_seterr("<prefix>: <the last error>"): the message is copied first, since
+ * dr_lasterr() points into the buffer dr_seterr writes. */
+static int seterr_prefixed(const char *fmt_prefix, const char *arg) {
+    char last[1024];
+    snprintf(last, sizeof last, "%s", dr_lasterr());
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, fmt_prefix, arg);
+    return dr_seterr("%s: %s", prefix, last);
+}
+
 /* ================================================================================
  * Inputs: positional (manifest splits) and --train / --val
  * ================================================================================ */
@@ -237,7 +247,7 @@ static int open_data(Trainer *t, int need_train) {
             topt.seq_len_rater = t->rc.ctx;
         }
         t->train = data_open(&t->o->train, &topt);
-        if (!t->train) return dr_seterr("Train data: %s", dr_lasterr());
+        if (!t->train) return seterr_prefixed("Train data", NULL);
     }
     if (t->o->val.n == 0)
         return dr_seterr("no Val shards (a manifest's val split, --val-split, or --val)");
@@ -245,7 +255,7 @@ static int open_data(Trainer *t, int need_train) {
     vopt.prefetch = 0;
     vopt.shuffle = 0;
     t->val = data_open(&t->o->val, &vopt);
-    if (!t->val) return dr_seterr("Val data: %s", dr_lasterr());
+    if (!t->val) return seterr_prefixed("Val data", NULL);
     if (t->train && data_fingerprint(t->train) != data_fingerprint(t->val))
         return dr_seterr("Train (%s) and Val (%s) shards were made with different tokenizers",
                          data_shard_path(t->train, 0), data_shard_path(t->val, 0));
@@ -335,7 +345,7 @@ static int curation_begin(Trainer *t, real **phi_host) {
     if (c > (double)(1 << 20))
         return dr_seterr("--online-keep %g: %.0f candidates per batch of %d is too many", keep, c, B);
     t->n_cand = (int)c;
-    if (rater_load(o->rater_path, &t->rc, phi_host) != 0) return dr_seterr("--rater: %s", dr_lasterr());
+    if (rater_load(o->rater_path, &t->rc, phi_host) != 0) return seterr_prefixed("--rater", NULL);
     t->curation = CURATE_ONLINE;
     return 0;
 }
@@ -346,12 +356,12 @@ static int curation_setup(Trainer *t, const real *phi_host) {
     const Config *cfg = t->cfg;
     if (t->curation == CURATE_WEIGHTS) {
         Scores sc;
-        if (scores_read(t->o->weights_path, &sc) != 0) return dr_seterr("--weights: %s", dr_lasterr());
+        if (scores_read(t->o->weights_path, &sc) != 0) return seterr_prefixed("--weights", NULL);
         uint64_t n = data_num_examples(t->train);
         t->scores = xmalloc(n * sizeof *t->scores);
         int rc = scores_align(&sc, t->train, t->scores);
         scores_free(&sc);
-        if (rc != 0) return dr_seterr("--weights: %s", dr_lasterr());
+        if (rc != 0) return seterr_prefixed("--weights", NULL);
         t->curation_key = XXH64(t->scores, n * sizeof *t->scores, 0);
         t->wnorm.kind = strcmp(cfg->rater.normalize, "softmax") == 0 ? WEIGHT_NORM_SOFTMAX
                                                                      : WEIGHT_NORM_SIGMOID;
@@ -441,14 +451,10 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
              c->cur_sum[0], c->cur_sum[1], c->cur_n[0], c->cur_n[1],
              curation_names[t->curation], t->curation == CURATE_ONLINE ? t->o->online_keep : 0.0,
              t->curation_key);
-    size_t n = strlen(t->config_json) + 256;
+    size_t n = strlen(t->config_json) + 128;
     char *meta = xmalloc(n);
-    if (t->curation == CURATE_ONLINE)
-        snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"curation\":\"online\",\"online_keep\":%.17g,"
-                 "\"config\":%s}", c->step, c->tokens, t->o->online_keep, t->config_json);
-    else
-        snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"curation\":\"%s\",\"config\":%s}",
-                 c->step, c->tokens, curation_names[t->curation], t->config_json);
+    snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"config\":%s}", c->step, c->tokens,
+             t->config_json);
     char *sp = state_path_of(out);
     int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
                               opt->v ? t->h_v : NULL, opt->step, state);
@@ -526,7 +532,7 @@ static int load_checkpoint(Trainer *t) {
     const char *out = t->o->out_path;
     LMConfig lc;
     real *hp = NULL;
-    if (lm_load(out, &lc, &hp) != 0) return dr_seterr("--resume: %s", dr_lasterr());
+    if (lm_load(out, &lc, &hp) != 0) return seterr_prefixed("--resume", NULL);
     if (lc.n_layer != t->lmc.n_layer || lc.d_model != t->lmc.d_model || lc.n_head != t->lmc.n_head ||
         lc.d_ff != t->lmc.d_ff || lc.vocab != t->lmc.vocab || lc.ctx != t->lmc.ctx) {
         free(hp);
@@ -542,7 +548,7 @@ static int load_checkpoint(Trainer *t) {
     char *sp = state_path_of(out), *meta = NULL;
     long step = 0, mstep = -1;
     int rc = optim_state_load(sp, t->table, t->n_tensors, t->opt.kind, t->h_m, t->h_v, &step, &meta);
-    if (rc != 0) { dr_seterr("--resume: %s", dr_lasterr()); free(sp); return -1; }
+    if (rc != 0) { seterr_prefixed("--resume", NULL); free(sp); return -1; }
     be->to_device(t->opt.m, t->h_m, t->P * sizeof(real));
     if (t->opt.v) be->to_device(t->opt.v, t->h_v, t->P * sizeof(real));
     t->opt.step = step;
@@ -575,8 +581,11 @@ static int load_checkpoint(Trainer *t) {
         else if (mstep != c->step || step != c->step)
             rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
                            "short; they do not belong together", out, mstep, sp, c->step);
-        else if (data_set_position(t->train, &c->pos) != 0)
-            rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, dr_lasterr());
+        else if (data_set_position(t->train, &c->pos) != 0) {
+            char why[1024];
+            snprintf(why, sizeof why, "%s", dr_lasterr());
+            rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, why);
+        }
         else if (total != t->total_steps)
             fprintf(stderr, "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
                     "rate schedule changes\n", dr_progname(), total, t->total_steps);
@@ -752,7 +761,7 @@ int train_run(TrainOptions *o) {
     if (open_data(&t, 1) != 0) goto done;
     t.lmc = lm_config_from_shape(&cfg->lm.shape,
                                  cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)data_vocab_size(t.train));
-    if (lm_config_check(&t.lmc) != 0) { dr_seterr("lm: %s", dr_lasterr()); goto done; }
+    if (lm_config_check(&t.lmc) != 0) { seterr_prefixed("lm", NULL); goto done; }
     if (check_model_vs_data(&t) != 0) goto done;
     t.total_steps = total_steps_of(o, cfg, t.train, t.n_cand);
     t.config_json = config_to_json(cfg);

@@ -326,7 +326,7 @@ if [ -n "$LOGS" ]; then
     for r in $RUNS; do
         f=$(final "$r"); [ -n "$f" ] || { echo "| $r | (not run) | | | |"; continue; }
         echo "$f" | awk -v r="$r" -v b="$(final baseline | awk '{ print $2 }')" '{
-            printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.0f", $3) }'
+            printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.1f", $3) }'
     done
     echo
     # shellcheck disable=SC2086

@@ -128,6 +128,11 @@ $(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR),set=$(SET) ra
 $(call stamp,$(OUT)/filter,keep=$(KEEP) set=$(SET))
 $(call stamp,$(OUT)/train,set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE))
 
+# (a stamp removed after the makefile was read, e.g. by clean-runs, comes back empty)
+.PRECIOUS: %/params
+%/params:
+	@mkdir -p $(@D) && touch $@
+
 # --resume when an interrupted attempt left the tool's state (decided when the recipe
 # starts); a state older than the config or the step's params is another experiment's.
 resume       = $(shell [ -f $(1).state ] && [ $(1).state -nt $(CONFIG) ] && [ $(1).state -nt $(2) ] && echo --resume)

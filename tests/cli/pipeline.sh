@@ -85,7 +85,7 @@ check_scores() {  # FILE N_EXAMPLES: header, N lines of id<TAB>score<TAB>source<
     [ -s "$f" ] || { echo "$f: missing"; return 1; }
     [ "$(head -n 1 "$f")" = "$(printf 'example_id\tscore\tsource\tn_tokens')" ] || { echo "$f: bad header"; return 1; }
     awk -F '\t' -v want="$n" 'NR > 1 {
-            if (NF != 4 || $1 !~ /^[0-9a-f]{16}:[0-9]+$/ || $2 !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/ || $4 !~ /^[0-9]+$/) {
+            if (NF != 4 || $1 !~ /^[0-9a-f]+:[0-9]+$/ || index($1, ":") != 17 || $2 !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/ || $4 !~ /^[0-9]+$/) {
                 print FILENAME ":" NR ": malformed: " $0; exit 1 }
             if (seen[$1]++) { print FILENAME ":" NR ": duplicate id " $1; exit 1 }
             rows++ }
@@ -154,8 +154,8 @@ if command -v gnuplot > /dev/null 2>&1; then
 fi
 
 # ---- properties of the pipeline ---------------------------------------------------------
-check "a second make has nothing to do (make -q)" "${MK[@]}" -q
-check "compare.sh reads the logs" sh -c "pipelines/compare.sh $OUT/train/*.jsonl | grep -q '^baseline '"
+check "a second make has nothing to do (make -q)" "${MK[@]}" -q "$OUT/report.md"
+check "compare.sh reads the logs" sh -c "sh pipelines/compare.sh $OUT/train/*.jsonl | grep -q '^baseline '"
 rm -f "$OUT/report.md"
 check "report alone is rebuilt from the files" sh -c "\"\$@\" > /dev/null 2>&1 && test -s $OUT/report.md" _ "${MK[@]}"
 

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "ops/cpu_ops.h"
+#include "ops/cpu_util.h"
 #include "test.h"
 
 #define TOL 2e-5
@@ -389,8 +390,23 @@ static void test_weights_adamw(void) {
     free(th); free(m); free(v); free(g); free(rth); free(rm); free(rv);
 }
 
+/* the vectorized exp and tanh of the float build: ≤ 2 ulp, NaN propagates */
+static void test_exp_tanh(void) {
+    double e_exp = 0, e_tanh = 0;
+    for (double x = -87; x < 88; x += 1e-3) {
+        double r = exp((double)(real)x);
+        e_exp = fmax(e_exp, fabs(ops_exp((real)x) - r) / r);
+    }
+    for (double x = -12; x < 12; x += 1e-4) e_tanh = fmax(e_tanh, fabs(ops_tanh((real)x) - tanh((double)(real)x)));
+    CHECK_REL("ops_exp on [-87, 88] (relative)", e_exp, 2.5e-7);
+    CHECK_REL("ops_tanh on [-12, 12] (absolute)", e_tanh, 5e-7);
+    TEST_CHECK(isnan(ops_exp(NAN)) && isnan(ops_tanh(NAN)), "exp/tanh must propagate NaN");
+    TEST_CHECK(ops_exp(-1000) >= 0 && ops_exp(-1000) < 1e-37 && isfinite(ops_exp(1000)), "exp clamps");
+}
+
 int main(void) {
     printf("float ops vs naive double references (" REAL_NAME " build), tolerance %.0e\n", TOL);
+    test_exp_tanh();
     test_matmul(300, 96, 160, MATMUL_W_C_OC);
     test_matmul(300, 96, 257, MATMUL_W_OC_C);
     test_layernorm(300, 96);

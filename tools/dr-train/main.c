@@ -25,7 +25,7 @@ static void usage(void) {
         "  --steps N           train N steps (overrides train.steps / train.tokens)\n"
         "  --tokens N          train ~N target tokens (steps = N / mean tokens per batch)\n"
         "  --log FILE          metrics as JSON lines (step, tokens, lr, l_train, grad_norm,\n"
-        "                      seconds; l_val at eval steps)\n"
+        "                      seconds; l_val at eval steps; flops, flops_lm, flops_rater)\n"
         "  -o FILE             LM checkpoint (default lm.safetensors)\n"
         "  --resume            continue from -o FILE and FILE.state\n"
         "  --stop-at STEP      save a checkpoint and stop after STEP steps (as Ctrl-C would)\n"
@@ -37,10 +37,21 @@ static void usage(void) {
         "  --val PATH          Val shards/directory/manifest (repeatable)\n"
         "  inputs: a manifest (or '-' for one on stdin), shards or directories\n"
         "\n"
+        "curated training (docs/deploy.md):\n"
+        "  --weights S.tsv     re-weight each example's loss by its score in S.tsv (dr-score\n"
+        "                      --rater): w = the rater section's normalization of the batch's\n"
+        "                      scores (rater.normalize, tau, clamp, mean_normalize), as dr-meta\n"
+        "  --rater R           filter online with rater R: each step scores ceil(B/F)\n"
+        "                      candidates of the Train stream and trains on the best B\n"
+        "  --online-keep F     the kept fraction F in (0, 1] (default deploy.keep); F = 1 is\n"
+        "                      plain training, bit for bit\n"
+        "\n"
         "examples:\n"
         "  dr-split shards/ -o splits > manifest.tsv\n"
         "  dr-train --config configs/cpu.yaml --log train.jsonl -o lm.safetensors manifest.tsv\n"
-        "  dr-train --config configs/cpu.yaml --eval-only lm.safetensors manifest.tsv\n");
+        "  dr-train --config configs/cpu.yaml --eval-only lm.safetensors manifest.tsv\n"
+        "  dr-train --config configs/cpu.yaml --rater rater.safetensors --online-keep 0.6 \\\n"
+        "      --train-split train_b --log online.jsonl -o online.safetensors manifest.tsv\n");
 }
 
 int main(int argc, char **argv) {
@@ -71,11 +82,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--val-split")) val_split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--train")) train_in[n_train++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) val_in[n_val++] = (char *)cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--weights")) o.weights_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--rater")) o.rater_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--online-keep")) {
+            o.online_keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
+            if (!(o.online_keep > 0 && o.online_keep <= 1))
+                dr_die("--online-keep: keep fraction %g is outside (0, 1]", o.online_keep);
+        }
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
     }
     if (n_inputs + n_train + n_val == 0) dr_die("no inputs: give a manifest, or --train and --val (see --help)");
     if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
+    if (eval_ckpt && (o.weights_path || o.rater_path))
+        dr_die("--eval-only evaluates a checkpoint: --weights and --rater are for training");
+    if (o.online_keep != 0 && !o.rater_path) dr_die("--online-keep needs --rater R.safetensors");
+    if (o.weights_path && o.rater_path)
+        dr_die("--weights and --rater do not go together: re-weight by scores or filter online, not both");
 
     if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (train_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in,

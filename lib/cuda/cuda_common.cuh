@@ -1,0 +1,166 @@
+/* cuda_common.cuh — what every lib/cuda/*.cu shares: the float-only guard, the check
+ * macros (file and line of the failing call), the cuBLAS handle, device scratch, launch
+ * sizes and the deterministic warp/block reductions. Internal to the CUDA backend.
+ *
+ * Conventions of the backend (docs/cuda.md):
+ *  - One stream: the legacy default stream 0. Every kernel, cuBLAS call and copy is
+ *    ordered on it, so scratch buffers can be reused from one op to the next, and
+ *    to_host (a blocking cudaMemcpy) sees every op queued before it.
+ *  - Deterministic: no floating-point atomics anywhere. Every reduction has a fixed
+ *    order that depends only on the shapes (warp butterflies, block trees, per-chunk
+ *    partials summed in chunk order), so the same inputs give the same bits run after
+ *    run on the same GPU model. cuBLAS is deterministic on one stream with its default
+ *    atomics mode (off).
+ *  - Kernels mirror the CPU op of lib/ops/ line by line where they can (same formulas,
+ *    same order of the elementwise updates); reductions differ in order only. */
+#ifndef DR_CUDA_COMMON_CUH
+#define DR_CUDA_COMMON_CUH
+
+#ifdef DR_DOUBLE
+#error "the CUDA backend is float-only: build lib/cuda/*.cu with PRECISION=float (lib/cuda/cuda.mk)"
+#endif
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend.h"
+}
+#include "cuda/backend_cuda.h"
+
+/* lib/check.c: "progname: file:line: message", removes registered temp files, exit(1).
+ * (check.h itself is C-only: <stdnoreturn.h>.) */
+extern "C" [[noreturn]] void dr_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static_assert(sizeof(real) == sizeof(float), "the CUDA backend is float-only");
+
+#define cudaCheck(call)                                                                   \
+    do {                                                                                  \
+        cudaError_t e_ = (call);                                                          \
+        if (e_ != cudaSuccess)                                                            \
+            dr_fail_at(__FILE__, __LINE__, "CUDA error %s (%s) in %s", cudaGetErrorName(e_), \
+                       cudaGetErrorString(e_), #call);                                    \
+    } while (0)
+
+#define cublasCheck(call)                                                                 \
+    do {                                                                                  \
+        cublasStatus_t s_ = (call);                                                       \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                  \
+            dr_fail_at(__FILE__, __LINE__, "cuBLAS error %s in %s", cublasGetStatusString(s_), \
+                       #call);                                                            \
+    } while (0)
+
+/* After every kernel launch: a bad configuration fails here, at its line. */
+#define cudaLaunchCheck() cudaCheck(cudaGetLastError())
+
+/* ---- context (context.cu) ----------------------------------------------------------- */
+
+/* The cuBLAS handle (created by backend_cuda_get, or lazily). */
+cublasHandle_t cu_blas(void);
+
+/* Device scratch: slot `slot` holds at least `bytes` (grown on demand, never shrunk;
+ * growing waits for the device first). Valid until the next call with the same slot;
+ * ops are stream-ordered, so one op's scratch is free for the next op. */
+enum {
+    CU_SCR_PTRS = 0,     /* pointer arrays of batched GEMMs                       */
+    CU_SCR_ATT_A,        /* [B,NH,T,T] attention dS / a forward-tangent Ṗ          */
+    CU_SCR_ATT_B,        /* [B,NH,T,T] attention dṠ                               */
+    CU_SCR_ROWS,         /* per-row values: CE row losses, LN row statistics       */
+    CU_SCR_PARTIAL,      /* per-chunk partial column sums                         */
+    CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
+    CU_SCR_BF16_A,       /* bf16 copies of GEMM operands                          */
+    CU_SCR_BF16_B,
+    CU_SCR_INDEX,        /* embedding backward: token-sorted rows and runs         */
+    CU_SCR_ONES,         /* a vector of ones (column sums by GEMV)                */
+    CU_SCR_WEIGHTS,      /* weights op: double work arrays                        */
+    CU_SCR_COUNT
+};
+void *cu_scratch(int slot, size_t bytes);
+
+/* Host scratch (embedding backward's counting sort), grown on demand. */
+void *cu_host_scratch(int slot, size_t bytes);
+enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
+
+/* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
+ * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:
+ * A is [M,K] (or [K,M] when ta), B is [K,N] (or [N,K] when tb), leading dimensions in
+ * elements. K = 0 gives C = beta·C. cu_gemm follows the selected precision (fp32, tf32,
+ * bf16); cu_gemm_fp32 is always fp32. */
+void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
+ * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,
+ * out and att). One cublasSgemmBatched, fp32. */
+struct CuBHMat {
+    const float *p;
+    long long sb, sh;
+    int ld;
+};
+void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
+                float beta, CuBHMat C, int nb, int nh);
+
+/* db[OC] += Σ_n d[n, :] (row-major d [N, OC]): one GEMV against ones, fixed order. */
+void cu_column_sum_add(float *db, const float *d, int N, int OC);
+
+/* ---- launch helpers and reductions --------------------------------------------------- */
+
+#define CU_THREADS 256
+
+/* Blocks for a grid-stride loop over n elements (capped: the loop covers the rest). */
+static inline unsigned cu_blocks(size_t n, int threads = CU_THREADS) {
+    size_t b = (n + (size_t)threads - 1) / (size_t)threads;
+    if (b < 1) b = 1;
+    if (b > 65535u * 16u) b = 65535u * 16u;
+    return (unsigned)b;
+}
+
+/* valid_len[b] clamped to [0, T]; NULL means T (lib/ops/cpu_util.h ops_valid). */
+__device__ __forceinline__ int cu_valid(const int32_t *valid_len, int b, int T) {
+    if (!valid_len) return T;
+    int L = valid_len[b];
+    return L < 0 ? 0 : L > T ? T : L;
+}
+
+/* Butterfly reductions: every lane ends with the same value (float + is commutative, so
+ * lane i and lane i^m add the same two numbers), and the order is fixed. */
+__device__ __forceinline__ float cu_warp_sum(float v) {
+    for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+    return v;
+}
+__device__ __forceinline__ double cu_warp_sum_d(double v) {
+    for (int m = 16; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+    return v;
+}
+__device__ __forceinline__ float cu_warp_max(float v) {
+    for (int m = 16; m > 0; m >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, m));
+    return v;
+}
+
+/* Sum over a block of blockDim.x threads (a multiple of 32, ≤ 1024); every thread gets
+ * the result. shared: 32 floats. Fixed order: warps, then the warp sums in warp order. */
+__device__ __forceinline__ float cu_block_sum(float v, float *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = cu_warp_sum(v);
+    __syncthreads();                       /* shared may hold a previous reduction */
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float s = lane < nwarps ? shared[lane] : 0.0f;
+    return cu_warp_sum(s);
+}
+__device__ __forceinline__ float cu_block_max(float v, float *shared) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    v = cu_warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float s = lane < nwarps ? shared[lane] : -INFINITY;
+    return cu_warp_max(s);
+}
+
+#endif

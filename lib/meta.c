@@ -386,9 +386,11 @@ static void stats_scores(const MetaWork *w, int t, MetaStats *st) {
  * 1. The forward unroll
  * ================================================================================ */
 
-/* T inner steps from (theta, opt), advancing them in place. keep: store what the
- * reverse pass needs — the checkpoints, and the states and gradients of the last
- * segment (which is therefore never recomputed). Returns the mean training loss. */
+/* T inner steps from (theta, opt), advancing them in place; uniform: w = 1, rater not
+ * run. keep: store what the reverse pass needs — the checkpoints, and the states and
+ * gradients of the last segment (which is therefore never recomputed); segments the
+ * reverse pass never reaches (t < T − backprop_steps) keep nothing. Writes the mean
+ * training loss and the fraction of clipped steps. */
 static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
                   const MetaBatches *data, uint64_t key, int uniform, int keep,
                   double *l_train, double *clip_frac) {

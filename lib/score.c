@@ -1,12 +1,29 @@
 /* score.c — dr-score's engine: batches of examples in shard order through a rater or
- * an LM, one scores.tsv line per example (see score.h). */
+ * an LM, one scores.tsv line per example (see score.h).
+ *
+ * A round reads up to P batches (serially: the loader's readers are not shared), runs
+ * them on P threads at once, each batch whole on one thread, then writes their rows in
+ * order. Must never let the thread count change a computed number: inside the round
+ * every op sees one thread (nthreads-var 1, no nested parallelism). */
 #include "score.h"
 
+#include <omp.h>
 #include <stdlib.h>
 
 #include "check.h"
 #include "progress.h"
 #include "scores.h"
+#include "train.h"
+
+typedef enum { SCORE_RATER, SCORE_LM } ScoreKind;
+
+/* One batch slot of a round: its data, activations and scores. */
+typedef struct {
+    DataBatch *b;
+    RaterActs *ra;
+    LMActs *la;
+    real *score;
+} Slot;
 
 static void write_rows(DataLoader *d, const DataBatch *b, const real *score, FILE *out) {
     char id[DATA_ID_MAX];
@@ -18,64 +35,105 @@ static void write_rows(DataLoader *d, const DataBatch *b, const real *score, FIL
     }
 }
 
-typedef enum { SCORE_RATER, SCORE_LM } ScoreKind;
+static void forward(const Backend *be, ScoreKind kind, const LMConfig *cfg, const real *params,
+                    Slot *s) {
+    DataBatch *b = s->b;
+    if (kind == SCORE_RATER)
+        rater_forward(be, cfg, params, s->ra, b->rater_tokens, b->rater_valid, b->B, b->T_rater,
+                      s->score);
+    else
+        lm_forward(be, cfg, params, s->la, b->inputs, b->targets, b->n_valid, b->B, b->T, s->score);
+}
 
 static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMConfig *cfg,
-                     const real *host_params, int batch, FILE *out) {
+                     const real *host_params, int batch, FILE *out, ScoreStats *stats) {
     uint64_t n = data_num_examples(d);
     size_t n_params = kind == SCORE_RATER ? rater_num_params(cfg) : lm_num_params(cfg);
     real *params = be->alloc(n_params * sizeof(real));
     be->to_device(params, host_params, n_params * sizeof(real));
     const DataOptions *opt = data_options(d);
     int T = kind == SCORE_RATER ? opt->seq_len_rater : opt->seq_len;
-    RaterActs *ra = kind == SCORE_RATER ? rater_acts_new(be, cfg, batch, T) : NULL;
-    LMActs *la = kind == SCORE_LM ? lm_acts_new(be, cfg, batch, T, 0) : NULL;
-    DataBatch *b = data_batch_new(d);
-    real *score = xmalloc((size_t)batch * sizeof *score);
+    uint64_t n_batches = (n + (uint64_t)batch - 1) / (uint64_t)batch;
+
+    /* batch-level threads on the CPU backend (a GPU backend runs one batch at a time) */
+    int threads = omp_get_max_threads();
+    int P = be == &backend_cpu ? threads : 1;
+    if ((uint64_t)P > n_batches) P = n_batches > 0 ? (int)n_batches : 1;
+    Slot *slot = xcalloc((size_t)P, sizeof *slot);
+    for (int k = 0; k < P; k++) {
+        slot[k].b = data_batch_new(d);
+        if (kind == SCORE_RATER) slot[k].ra = rater_acts_new(be, cfg, batch, T);
+        else slot[k].la = lm_acts_new(be, cfg, batch, T, 0);
+        slot[k].score = xmalloc((size_t)batch * sizeof *slot[k].score);
+    }
+    ScoreStats st = { .threads = P };
     Progress p;
     progress_start(&p, "score", "examples", (double)n);
+    double t0 = dr_now();
     scores_write_header(out);
     int rc = 0;
-    for (uint64_t start = 0; start < n; start += (uint64_t)batch) {
-        int nb = n - start < (uint64_t)batch ? (int)(n - start) : batch;
-        if (data_range(d, start, nb, b) != 0) { rc = -1; break; }
-        if (kind == SCORE_RATER)
-            rater_forward(be, cfg, params, ra, b->rater_tokens, b->rater_valid, b->B,
-                          b->T_rater, score);
-        else
-            lm_forward(be, cfg, params, la, b->inputs, b->targets, b->n_valid, b->B, b->T,
-                       score);
-        write_rows(d, b, score, out);
-        progress_update(&p, (double)(start + (uint64_t)nb));
+    int saved_levels = omp_get_max_active_levels();
+    omp_set_num_threads(1);            /* ops inside a round: one thread each */
+    omp_set_max_active_levels(1);
+    for (uint64_t start = 0; start < n && rc == 0; start += (uint64_t)P * (uint64_t)batch) {
+        int in_round = 0;
+        for (int k = 0; k < P; k++) {
+            uint64_t s0 = start + (uint64_t)k * (uint64_t)batch;
+            if (s0 >= n) break;
+            int nb = n - s0 < (uint64_t)batch ? (int)(n - s0) : batch;
+            if (data_range(d, s0, nb, slot[k].b) != 0) { rc = -1; break; }
+            in_round++;
+        }
+        if (rc != 0) break;
+        #pragma omp parallel for num_threads(in_round) schedule(static, 1) if (in_round > 1)
+        for (int k = 0; k < in_round; k++) forward(be, kind, cfg, params, &slot[k]);
+        for (int k = 0; k < in_round; k++) {
+            const DataBatch *b = slot[k].b;
+            write_rows(d, b, slot[k].score, out);
+            st.examples += (uint64_t)b->B;
+            int Tb = kind == SCORE_RATER ? b->T_rater : b->T;
+            st.positions += (uint64_t)b->B * (uint64_t)Tb;
+            st.flops += kind == SCORE_RATER ? train_flops_rater(cfg, b->B, Tb)
+                                            : train_flops_lm_forward(cfg, b->B, Tb);
+        }
+        if (ferror(out)) rc = dr_seterr("error writing the scores");
+        progress_update(&p, (double)st.examples);
     }
+    omp_set_num_threads(threads);
+    omp_set_max_active_levels(saved_levels);
     progress_finish(&p);
+    st.seconds = dr_now() - t0;
     if (rc == 0 && (fflush(out) != 0 || ferror(out))) rc = dr_seterr("error writing the scores");
-    free(score);
-    data_batch_free(b);
-    if (ra) rater_acts_free(be, ra);
-    if (la) lm_acts_free(be, la);
+    if (stats) *stats = st;
+    for (int k = 0; k < P; k++) {
+        data_batch_free(slot[k].b);
+        if (slot[k].ra) rater_acts_free(be, slot[k].ra);
+        if (slot[k].la) lm_acts_free(be, slot[k].la);
+        free(slot[k].score);
+    }
+    free(slot);
     be->free(params);
     return rc;
 }
 
 int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, const real *phi,
-                     int batch, FILE *out) {
-    if (data_options(d)->seq_len_rater > rc->ctx)
-        return dr_seterr("data.seq_len_rater %d exceeds the rater's %d positions",
+                     int batch, FILE *out, ScoreStats *stats) {
+    if (data_options(d)->seq_len_rater < 1 || data_options(d)->seq_len_rater > rc->ctx)
+        return dr_seterr("the loader's rater view has %d positions; the rater has %d",
                          data_options(d)->seq_len_rater, rc->ctx);
     if ((int)data_vocab_size(d) > rc->vocab)
-        return dr_seterr("the shards' vocabulary (%u) is larger than the rater's (%d)",
+        return dr_seterr("the shards' vocabulary (%u ids) is larger than the rater's (%d)",
                          data_vocab_size(d), rc->vocab);
-    return score_all(be, d, SCORE_RATER, rc, phi, batch, out);
+    return score_all(be, d, SCORE_RATER, rc, phi, batch, out, stats);
 }
 
 int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const real *params,
-                  int batch, FILE *out) {
+                  int batch, FILE *out, ScoreStats *stats) {
     if (data_options(d)->seq_len > lc->ctx)
-        return dr_seterr("data.seq_len %d exceeds the LM's %d positions",
-                         data_options(d)->seq_len, lc->ctx);
+        return dr_seterr("data.seq_len %d exceeds the LM's %d positions: score with the "
+                         "config the LM was trained with", data_options(d)->seq_len, lc->ctx);
     if ((int)data_vocab_size(d) > lc->vocab)
-        return dr_seterr("the shards' vocabulary (%u) is larger than the LM's (%d)",
+        return dr_seterr("the shards' vocabulary (%u ids) is larger than the LM's (%d)",
                          data_vocab_size(d), lc->vocab);
-    return score_all(be, d, SCORE_LM, lc, params, batch, out);
+    return score_all(be, d, SCORE_LM, lc, params, batch, out, stats);
 }

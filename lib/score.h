@@ -1,11 +1,20 @@
 /* score.h — scoring every example of a set of shards (dr-score): with a frozen rater
  * (score = its logit z) or with an LM (score = the example's mean token loss, the
- * perplexity-filter baseline). Rows go out in shard order, one batch at a time; the
- * result does not depend on the batch size or the thread count (every op computes a
- * row with one thread, and examples never interact in the rater). */
+ * perplexity-filter baseline). Rows go out in shard order, after the header line.
+ *
+ * Threads: on the CPU backend the batches, not the ops, are spread over the OpenMP
+ * threads (omp_get_max_threads() of the caller): each thread runs whole batches with
+ * its own activations and single-threaded ops. So a batch is computed the same way
+ * whatever the thread count, and the output is the same bytes for 1, 2 or 16 threads;
+ * for the small models of scoring this is also the faster split. What may change the
+ * last bits of a score is the batch size: BLAS kernels block GEMM rows, so the
+ * arithmetic of an example depends on its slot in the batch. --batch is part of the
+ * recipe (default data.batch_size).
+ * Never writes anything but the header and whole rows to `out`. */
 #ifndef DR_SCORE_H
 #define DR_SCORE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "backend.h"
@@ -13,11 +22,20 @@
 #include "lm.h"
 #include "rater.h"
 
+typedef struct {
+    uint64_t examples;   /* rows written */
+    uint64_t positions;  /* model positions computed (padding included) */
+    double flops;        /* forward FLOPs spent (train.h's formulas) */
+    double seconds;
+    int threads;         /* batches in flight at once */
+} ScoreStats;
+
 /* phi / params: HOST parameter buffers (copied to the backend here). Writes the header
- * and one line per example to out. -1 + dr_seterr on a read error. */
+ * and one line per example to out; fills *stats (may be NULL). -1 + dr_seterr on a
+ * read or write error, or a model that does not fit the data. */
 int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, const real *phi,
-                     int batch, FILE *out);
+                     int batch, FILE *out, ScoreStats *stats);
 int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const real *params,
-                  int batch, FILE *out);
+                  int batch, FILE *out, ScoreStats *stats);
 
 #endif

@@ -515,7 +515,7 @@ static int check_curation(const Trainer *t, const JsonValue *root, const char *s
              : !strcmp(mode, "none") ? CURATE_NONE : -1;
     if (have < 0) return dr_seterr("--resume: %s: unknown curation '%s'", sp, mode);
     if (strcmp(mode, want) != 0)
-        return dr_seterr("--resume: %s was %s; this run asks for %s", sp, what[have],
+        return dr_seterr("--resume: %s was made by %s; this run asks for %s", sp, what[have],
                          what[t->curation]);
     if (t->curation == CURATE_ONLINE && keep != t->o->online_keep)
         return dr_seterr("--resume: %s was filtered online with keep %g, not %g", sp, keep,

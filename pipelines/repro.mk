@@ -81,14 +81,11 @@ TRAIN_SET   ?=
 # The final runs (online: only when dr-train has --online-keep).
 HAS_ONLINE  := $(shell $(BIN)/dr-train --help 2>/dev/null | grep -q -- --online-keep && echo 1)
 RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online)
-# With make -jN and no THREADS, each job gets nproc/N threads (OpenMP oversubscription
-# is far slower than running the jobs one after the other).
-JOBS        := $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS)))
-ifeq ($(THREADS),)
-  ifneq ($(filter-out 0 1,$(JOBS)),)
-    THREADS := $(shell n=$$(( $$(nproc) / $(JOBS) )); echo $$(( n < 1 ? 1 : n )))
-  endif
-endif
+# With make -jN and no THREADS, each tool gets nproc/N threads (OpenMP oversubscription
+# is far slower than running the jobs one after the other). -jN is only visible in
+# MAKEFLAGS when recipes run, so this is expanded then.
+JOBS         = $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS)))
+AUTO_THREADS = $(if $(filter-out 0 1,$(JOBS)),$(shell n=$$(( $$(nproc) / $(JOBS) )); echo $$(( n < 1 ? 1 : n ))))
 $(if $(filter prose mixture,$(VAL_MODE)),,$(error VAL_MODE must be prose or mixture, not '$(VAL_MODE)'))
 $(if $(filter ema last,$(RATER_USE)),,$(error RATER_USE must be ema or last, not '$(RATER_USE)'))
 $(if $(filter baseline train_a,$(PPL_REF)),,$(error PPL_REF must be baseline or train_a, not '$(PPL_REF)'))
@@ -108,9 +105,9 @@ RATER_DONE  := $(META_DIR)/rater.done
 TRAIN_DONE  := $(RUNS:%=$(OUT)/train/%.done)
 
 sets         = $(foreach s,$(1),--set $(s))
-ALL_SETS    := $(call sets,$(SET)) $(if $(THREADS),--set experiment.threads=$(THREADS))
+THREADS_SET  = $(if $(or $(THREADS),$(AUTO_THREADS)),--set experiment.threads=$(or $(THREADS),$(AUTO_THREADS)))
 DEV         := $(if $(DEVICE),--device $(DEVICE))
-CFGARGS     := --config $(CONFIG) $(ALL_SETS)
+CFGARGS      = --config $(CONFIG) $(call sets,$(SET)) $(THREADS_SET)
 BUDGET      := $(if $(STEPS),--steps $(STEPS),$(if $(TOKENS),--tokens $(TOKENS)))
 # data.seq_len as the tools see it (SET may override it): dr-cat needs it
 SEQ_LEN     := $(or $(patsubst data.seq_len=%,%,$(filter data.seq_len=%,$(SET))),$(call cfg,data.seq_len))

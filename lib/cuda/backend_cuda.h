@@ -1,11 +1,11 @@
-/* backend_cuda.h — the CUDA backend (lib/cuda/*.cu): the same Backend table as the CPU's
- * (lib/backend.h), on device memory, for the float build only. cuBLAS runs every GEMM;
- * own kernels run the rest (docs/cuda.md lists them and what is verified).
+/* backend_cuda.h — the CUDA backend (the .cu files of lib/cuda/): the same Backend table
+ * as the CPU's (lib/backend.h), on device memory, for the float build only. cuBLAS runs
+ * every GEMM; own kernels run the rest (docs/cuda.md lists them and what is verified).
  *
- * Plain C: the tools and tests include it; the .cu files include it inside their own
- * extern "C" block. Link the objects of lib/cuda/cuda.mk (CUDA_OBJ, CUDA_LDLIBS).
- * Every pointer an op receives is device memory (be->alloc), tokens and [B] vectors
- * included; host pointers only go through to_device / to_host. */
+ * Plain C: the tools and tests include it; the .cu files include it as C++ (the
+ * declarations below are extern "C"). Link the objects of lib/cuda/cuda.mk (CUDA_OBJ,
+ * CUDA_LDLIBS). Every pointer an op receives is device memory (be->alloc), tokens and
+ * [B] vectors included; host pointers only go through to_device / to_host. */
 #ifndef DR_BACKEND_CUDA_H
 #define DR_BACKEND_CUDA_H
 

@@ -1,4 +1,4 @@
-/* cuda_common.cuh — what every lib/cuda/*.cu shares: the float-only guard, the check
+/* cuda_common.cuh — what every .cu file of lib/cuda/ shares: the float-only guard, the check
  * macros (file and line of the failing call), the cuBLAS handle, device scratch, launch
  * sizes and the deterministic warp/block reductions. Internal to the CUDA backend.
  *
@@ -83,6 +83,10 @@ void *cu_scratch(int slot, size_t bytes);
 /* Host scratch (embedding backward's counting sort), grown on demand. */
 void *cu_host_scratch(int slot, size_t bytes);
 enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
+
+/* GEMM arithmetic of cu_gemm (backend_cuda_set_gemm_precision; env DR_CUDA_GEMM). */
+enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
+int cu_gemm_mode(void);
 
 /* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
  * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:

@@ -34,6 +34,7 @@ static void usage(void) {
         "options:\n"
         "  --config C.yaml     config file (default: built-in defaults)\n"
         "  --set k=v           config override, e.g. --set meta.T=16 (repeatable)\n"
+        "  --print-config      print the resulting config as YAML and exit\n"
         "  -o FILE             rater checkpoint (default rater.safetensors)\n"
         "  --log FILE          metrics as JSON lines, one per meta.log_every meta-steps: meta_step,\n"
         "                      l_train, l_val, l_val_uniform, l_val_gain, objective, score_mean/std/\n"
@@ -65,7 +66,7 @@ int main(int argc, char **argv) {
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     char **train_in = xcalloc((size_t)argc, sizeof *train_in);
     char **val_in = xcalloc((size_t)argc, sizeof *val_in);
-    int n_sets = 0, n_inputs = 0, n_train = 0, n_val = 0, grad = 0, first = 1;
+    int n_sets = 0, n_inputs = 0, n_train = 0, n_val = 0, grad = 0, first = 1, print_config = 0;
     MetaOptions o = { 0 };
     if (argc > 1 && !strcmp(argv[1], "grad")) {
         grad = 1;
@@ -77,6 +78,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--print-config")) print_config = 1;
         else if (!strcmp(a, "-o")) out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--log") && !grad) o.log_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--resume") && !grad) o.resume = 1;
@@ -88,6 +90,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rater-init") && grad) rater_init = cli_value(argc, argv, &i);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s%s (see --help)", a, grad ? " for grad" : "");
         else inputs[n_inputs++] = (char *)a;
+    }
+    if (print_config) {
+        if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
+        config_write_yaml(&o.cfg, stdout);
+        return 0;
     }
     if (n_inputs + n_train + n_val == 0) {
         if (isatty(STDIN_FILENO))

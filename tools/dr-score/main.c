@@ -1,6 +1,7 @@
 /* dr-score — score every example of a set of shards with a frozen rater (score = the
  * rater's logit) or with an LM (score = mean token loss), scores.tsv on stdout.
  * Thin: parse options, load the checkpoint, call lib/score.c. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "config.h"
 #include "data.h"
 #include "inputs.h"
+#include "safetensors.h"
 #include "score.h"
 
 static void usage(void) {
@@ -19,26 +21,51 @@ static void usage(void) {
         "usage: dr-score (--rater R.safetensors | --lm LM.safetensors) [options] inputs... > scores.tsv\n"
         "Scores every example (a window of data.seq_len+1 tokens of a document) in shard\n"
         "order: one line 'example_id<TAB>score<TAB>source<TAB>n_tokens' per example after a\n"
-        "header line. With --rater the score is the rater's logit z (higher = better);\n"
+        "header line. With --rater the score is the rater's logit z (higher = better),\n"
+        "from the first positions of the window the rater has (its data.seq_len_rater);\n"
         "with --lm it is the example's mean token loss in nats (the perplexity-filter\n"
-        "baseline). Deterministic: the same bytes for any batch size and thread count.\n"
+        "baseline). Use the config the model was trained with: data.seq_len defines the\n"
+        "examples. Batches run on experiment.threads threads (0: all cores), one batch per\n"
+        "thread: the same bytes for any thread count (for a given --batch). Progress, and\n"
+        "at the end the examples/s and FLOPs spent, on stderr.\n"
         "\n"
         "options:\n"
-        "  --config C.yaml  config (data.seq_len, data.seq_len_rater, data.batch_size)\n"
+        "  --config C.yaml  config (data.seq_len, data.batch_size, experiment.threads)\n"
         "  --set k=v        config override (repeatable)\n"
         "  --batch B        examples per forward pass (default data.batch_size)\n"
         "  --split S        with a manifest: only shards of split S\n"
+        "  -o FILE          write the scores to FILE (atomically) instead of stdout\n"
         "  --device D       cpu | auto (default experiment.device)\n"
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
-        "example:\n"
-        "  dr-score --rater rater.safetensors --config configs/cpu.yaml --split train_b splits/manifest.tsv > scores.tsv\n");
+        "examples:\n"
+        "  dr-score --rater rater.safetensors --config configs/cpu.yaml --split train_b splits/manifest.tsv > scores.tsv\n"
+        "  dr-score --lm lm.safetensors --config configs/cpu.yaml -o ppl.tsv splits/train_b\n");
+}
+
+/* A warning when the checkpoint's own training config (safetensors metadata) made
+ * examples of another length than the config given here. */
+static void warn_seq_len(const char *path, int is_rater, const Config *cfg, int ctx) {
+    int trained = 0;
+    if (is_rater) {
+        SafeTensors *st = st_open(path);
+        const char *meta = st ? st_metadata(st, "datarater") : NULL;
+        Config rcfg;
+        if (meta && config_load_json(&rcfg, meta, strlen(meta), path) == 0) trained = rcfg.data.seq_len;
+        if (st) st_close(st);
+    } else {
+        trained = ctx;   /* the LM's positions are its training data.seq_len */
+    }
+    if (trained > 0 && trained != cfg->data.seq_len)
+        fprintf(stderr, "%s: warning: %s was trained on windows of data.seq_len = %d tokens; "
+                "scoring windows of %d (pass the config it was trained with)\n", dr_progname(),
+                path, trained, cfg->data.seq_len);
 }
 
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
     const char *rater_path = NULL, *lm_path = NULL, *config_path = NULL, *split = NULL;
-    const char *device = NULL;
+    const char *device = NULL, *out_path = NULL;
     char **sets = xcalloc((size_t)argc, sizeof *sets);
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_sets = 0, n_inputs = 0;
@@ -53,6 +80,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--device")) device = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) out_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) batch = cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
@@ -65,11 +93,13 @@ int main(int argc, char **argv) {
     const Backend *be = backend_select(device ? device : cfg.device);
     if (!be) dr_die("%s", dr_lasterr());
     if (batch == 0) batch = cfg.data.batch_size;
+    if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
     LMConfig mc;
     real *params = NULL;
     if (rater_path ? rater_load(rater_path, &mc, &params) : lm_load(lm_path, &mc, &params))
         dr_die("%s", dr_lasterr());
+    warn_seq_len(rater_path ? rater_path : lm_path, rater_path != NULL, &cfg, mc.ctx);
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
@@ -86,10 +116,24 @@ int main(int argc, char **argv) {
     DataLoader *d = data_open(&shards, &dopt);
     if (!d) dr_die("%s", dr_lasterr());
 
-    int rc = rater_path ? score_with_rater(be, d, &mc, params, (int)batch, stdout)
-                        : score_with_lm(be, d, &mc, params, (int)batch, stdout);
+    char *tmp = NULL;
+    FILE *out = stdout;
+    if (out_path) {
+        dr_install_cleanup_signals();
+        out = dr_atomic_open(out_path, &tmp);
+        if (!out) dr_die("%s", dr_lasterr());
+    }
+    ScoreStats st;
+    int rc = rater_path ? score_with_rater(be, d, &mc, params, (int)batch, out, &st)
+                        : score_with_lm(be, d, &mc, params, (int)batch, out, &st);
     if (rc != 0) dr_die("%s", dr_lasterr());
-    if (fclose(stdout) != 0) dr_die("error writing the scores to stdout");
+    if (out_path ? dr_atomic_commit(out, tmp, out_path) != 0 : fclose(stdout) != 0)
+        dr_die("%s", out_path ? dr_lasterr() : "error writing the scores to stdout");
+    fprintf(stderr, "%s: %llu examples in %.2f s (%.0f examples/s, %d thread%s), %.3g FLOPs "
+            "(%s forward, %llu positions)\n", dr_progname(), (unsigned long long)st.examples,
+            st.seconds, st.seconds > 0 ? (double)st.examples / st.seconds : 0.0, st.threads,
+            st.threads == 1 ? "" : "s", st.flops, rater_path ? "rater" : "LM",
+            (unsigned long long)st.positions);
 
     data_close(d);
     shardlist_free(&shards);

@@ -1,0 +1,224 @@
+/* attention.cu — multi-head attention from fused qkv on the GPU, causal or not, with the
+ * per-example padding mask, and its derivatives up to the tangent of the backward. The
+ * math (and its notation) is lib/ops/attention.c's; this file computes the same thing.
+ *
+ * How: att [B,NH,T,T] is materialized as on the CPU. Every product is one
+ * cublasSgemmBatched over the B·NH (b, h) pairs (fp32 always), on the FULL T×T blocks;
+ * the row kernels (one warp per row of T keys) then apply the softmax, its Jacobian, or
+ * the tangent of its Jacobian over the allowed keys j < n(t) and write exact zeros
+ * everywhere else (keys j ≥ n, and whole rows of padded queries t ≥ L). Every later
+ * product therefore only ever combines entries of the valid L×L block with non-zero
+ * weight, as the CPU's L×L products do: the results agree, provided the padded rows
+ * of qkv and dout hold finite numbers (they do: they are computed from valid token ids;
+ * 0·finite = 0, whereas 0·NaN would not be). att and tatt must be what the forward and
+ * forward tangent wrote (zeros outside the allowed keys).
+ * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
+ * Deterministic: warp butterflies, cuBLAS on one stream. */
+#include <math.h>
+
+#include "cuda/cuda_ops.cuh"
+
+#define ROWS_PER_BLOCK 8   /* warps per block, one attention row each */
+
+typedef struct {
+    int B, T, C, NH, hs;
+    float scale;
+    const int32_t *valid_len;
+    int causal;
+} AttShape;
+
+static AttShape att_shape(const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
+    AttShape s;
+    s.B = B; s.T = T; s.C = C; s.NH = NH; s.hs = C / NH;
+    s.scale = (float)(1.0 / sqrt((double)s.hs));
+    s.valid_len = valid_len;
+    s.causal = causal;
+    return s;
+}
+
+/* Per-(b,h) views: part 0/1/2 = q/k/v of a [B,T,3C] tensor; a [B,T,C] tensor; [B,NH,T,T]. */
+static CuBHMat m_qkv(const float *x, int part, const AttShape &s) {
+    CuBHMat m = { x + (size_t)part * s.C, (long long)s.T * 3 * s.C, s.hs, 3 * s.C };
+    return m;
+}
+static CuBHMat m_btc(const float *x, const AttShape &s) {
+    CuBHMat m = { x, (long long)s.T * s.C, s.hs, s.C };
+    return m;
+}
+static CuBHMat m_att(const float *x, const AttShape &s) {
+    CuBHMat m = { x, (long long)s.NH * s.T * s.T, (long long)s.T * s.T, s.T };
+    return m;
+}
+
+/* C_bh (+)= alpha · op(A_bh) · op(B_bh) for all (b, h) */
+static void bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
+               float beta, CuBHMat C, const AttShape &s) {
+    cu_gemm_bh(ta, tb, M, N, K, alpha, A, B, beta, C, s.B, s.NH);
+}
+
+/* Row r = (b·NH + h)·T + t of a [B,NH,T,T] tensor: number of keys it attends to. */
+static __device__ __forceinline__ int row_keys(int r, const AttShape s) {
+    int t = r % s.T, b = (r / s.T) / s.NH;
+    int L = cu_valid(s.valid_len, b, s.T);
+    return t < L ? (s.causal ? t + 1 : L) : 0;
+}
+
+static inline unsigned row_blocks(const AttShape &s) {
+    size_t rows = (size_t)s.B * s.NH * s.T;
+    return (unsigned)((rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
+}
+
+#define ROW_PROLOGUE                                                                        \
+    size_t r = (size_t)blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);                    \
+    int lane = threadIdx.x & 31;                                                            \
+    if (r >= (size_t)s.B * s.NH * s.T) return;                                              \
+    int n = row_keys((int)r, s);                                                            \
+    size_t off = r * (size_t)s.T;
+
+/* S → P in place: softmax over the n allowed keys, 0 elsewhere */
+static __global__ void softmax_rows_k(float *att, const AttShape s) {
+    ROW_PROLOGUE
+    float *row = att + off;
+    if (n > 0) {
+        float mx = -INFINITY;
+        for (int j = lane; j < n; j += 32) mx = fmaxf(mx, row[j]);
+        mx = cu_warp_max(mx);
+        float sum = 0;
+        for (int j = lane; j < n; j += 32) {
+            float e = expf(row[j] - mx);
+            row[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / cu_warp_sum(sum);
+        for (int j = lane; j < n; j += 32) row[j] *= inv;
+    }
+    for (int j = n + lane; j < s.T; j += 32) row[j] = 0.0f;
+}
+
+/* dP → dS in place: dS = P ⊙ (dP − rowsum(P ⊙ dP)) over allowed keys, 0 elsewhere */
+static __global__ void softmax_backward_rows_k(float *dS, const float *att, const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off;
+    float *d = dS + off;
+    float rr = 0;
+    for (int j = lane; j < n; j += 32) rr += p[j] * d[j];
+    rr = cu_warp_sum(rr);
+    for (int j = lane; j < n; j += 32) d[j] = p[j] * (d[j] - rr);
+    for (int j = n + lane; j < s.T; j += 32) d[j] = 0.0f;
+}
+
+/* Ṡ → Ṗ in place: Ṗ = P ⊙ (Ṡ − rowsum(P ⊙ Ṡ)) over allowed keys, 0 elsewhere */
+static __global__ void softmax_tangent_rows_k(float *Pt, const float *att, const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off;
+    float *row = Pt + off;
+    float dot = 0;
+    for (int j = lane; j < n; j += 32) dot += p[j] * row[j];
+    dot = cu_warp_sum(dot);
+    for (int j = lane; j < n; j += 32) row[j] = p[j] * (row[j] - dot);
+    for (int j = n + lane; j < s.T; j += 32) row[j] = 0.0f;
+}
+
+/* (dP, dṖ) → (dS, dṠ) in place:
+ *   r = rowsum(P ⊙ dP), ṙ = rowsum(P ⊙ dṖ) + rowsum(Ṗ ⊙ dP)
+ *   dṠ = Ṗ ⊙ (dP − r) + P ⊙ (dṖ − ṙ),  dS = P ⊙ (dP − r);  0 outside the allowed keys */
+static __global__ void softmax_backward_tangent_rows_k(float *dS, float *dSt, const float *att,
+                                                       const float *tatt, const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off, *pt = tatt ? tatt + off : NULL;
+    float *d = dS + off, *dt = dSt + off;
+    float rr = 0, rt1 = 0, rt2 = 0;
+    for (int j = lane; j < n; j += 32) {
+        rr += p[j] * d[j];
+        rt1 += p[j] * dt[j];
+        if (pt) rt2 += pt[j] * d[j];
+    }
+    rr = cu_warp_sum(rr);
+    float rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    for (int j = lane; j < n; j += 32) {
+        dt[j] = (pt ? pt[j] * (d[j] - rr) : 0.0f) + p[j] * (dt[j] - rt);
+        d[j] = p[j] * (d[j] - rr);
+    }
+    for (int j = n + lane; j < s.T; j += 32) d[j] = dt[j] = 0.0f;
+}
+
+static size_t att_elems(const AttShape &s) { return (size_t)s.B * s.NH * s.T * s.T; }
+
+/* ---- the four faces ------------------------------------------------------------------- */
+
+void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
+                          int causal, int B, int T, int C, int NH) {
+    if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
+    softmax_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
+    cudaLaunchCheck();
+    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
+}
+
+/* dV += Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ += scale·dS K;  dK += scale·dSᵀ Q */
+void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
+                           const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
+    if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
+    bh(1, 0, T, s.hs, T, 1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
+    bh(0, 1, T, T, s.hs, 1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
+    softmax_backward_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
+    cudaLaunchCheck();
+    bh(0, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
+    bh(1, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
+}
+
+/* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ */
+void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const real *tqkv,
+                                  const real *att, const int32_t *valid_len, int causal,
+                                  int B, int T, int C, int NH) {
+    if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    if (!tqkv) {   /* zero tangent in, zero tangent out */
+        if (tatt) cudaCheck(cudaMemsetAsync(tatt, 0, att_elems(s) * sizeof(float), 0));
+        cudaCheck(cudaMemsetAsync(tout, 0, (size_t)B * T * C * sizeof(float), 0));
+        return;
+    }
+    float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
+    softmax_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
+    cudaLaunchCheck();
+    bh(0, 0, T, s.hs, T, 1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
+    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
+}
+
+/* dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
+ * dQ̇ += scale(dṠ K + dS K̇);  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇) */
+void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dtout,
+                                   const real *qkv, const real *tqkv, const real *att,
+                                   const real *tatt, const int32_t *valid_len, int causal,
+                                   int B, int T, int C, int NH) {
+    if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
+    float *dSt = (float *)cu_scratch(CU_SCR_ATT_B, att_elems(s) * sizeof(float));
+    const CuBHMat P = m_att(att, s), DS = m_att(dS, s), DST = m_att(dSt, s);
+    const CuBHMat dO = m_btc(dout, s);
+    const CuBHMat Q = m_qkv(qkv, 0, s), K = m_qkv(qkv, 1, s), V = m_qkv(qkv, 2, s);
+    const CuBHMat dQt = m_qkv(dtqkv, 0, s), dKt = m_qkv(dtqkv, 1, s), dVt = m_qkv(dtqkv, 2, s);
+
+    if (tatt) bh(1, 0, T, s.hs, T, 1, m_att(tatt, s), dO, 1, dVt, s);
+    if (dtout) bh(1, 0, T, s.hs, T, 1, P, m_btc(dtout, s), 1, dVt, s);
+    bh(0, 1, T, T, s.hs, 1, dO, V, 0, DS, s);
+    if (dtout) bh(0, 1, T, T, s.hs, 1, m_btc(dtout, s), V, 0, DST, s);
+    if (tqkv) bh(0, 1, T, T, s.hs, 1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
+    if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
+
+    softmax_backward_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
+    cudaLaunchCheck();
+
+    bh(0, 0, T, s.hs, T, s.scale, DST, K, 1, dQt, s);
+    bh(1, 0, T, s.hs, T, s.scale, DST, Q, 1, dKt, s);
+    if (tqkv) {
+        bh(0, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
+        bh(1, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);
+    }
+}

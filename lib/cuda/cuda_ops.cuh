@@ -1,0 +1,120 @@
+/* cuda_ops.cuh — the CUDA implementations of the Backend ops (lib/backend.h) as free
+ * functions, one .cu per op like lib/ops/, prefixed cu_. backend_cuda.cu puts them in
+ * the table. Semantics (= vs +=, NULL meaning) are the header's; every pointer is device
+ * memory. */
+#ifndef DR_CUDA_OPS_CUH
+#define DR_CUDA_OPS_CUH
+
+#include "cuda/cuda_common.cuh"
+
+/* context.cu */
+void *cu_alloc(size_t bytes);
+void cu_free(void *p);
+void cu_to_device(void *dst, const void *src_host, size_t bytes);
+void cu_to_host(void *dst_host, const void *src, size_t bytes);
+void cu_synchronize(void);
+
+/* vec.cu */
+void cu_vec_zero(real *x, size_t n);
+void cu_vec_copy(real *dst, const real *src, size_t n);
+void cu_vec_scale(real *x, double a, size_t n);
+void cu_vec_axpy(real *y, double a, const real *x, size_t n);
+double cu_vec_dot(const real *a, const real *b, size_t n);
+double cu_vec_sumsq(const real *x, size_t n);
+int cu_vec_all_finite(const real *x, size_t n);
+
+/* optimizer.cu */
+void cu_adamw_forward(real *theta, real *m, real *v, const real *g, double g_scale,
+                      size_t n, const AdamWHyper *h);
+void cu_adamw_backward(real *dtheta, real *dm, real *dv, real *dg,
+                       const real *m_old, const real *v_old, const real *g, double g_scale,
+                       size_t n, const AdamWHyper *h);
+void cu_sgd_forward(real *theta, real *buf, const real *g, double g_scale, size_t n,
+                    const SGDHyper *h);
+void cu_sgd_backward(real *dtheta, real *dbuf, real *dg, size_t n, const SGDHyper *h);
+
+/* embedding.cu */
+void cu_embedding_forward(real *out, const int32_t *tokens, const real *wte, const real *wpe,
+                          int B, int T, int C);
+void cu_embedding_backward(real *dwte, real *dwpe, const real *dout, const int32_t *tokens,
+                           int B, int T, int C);
+void cu_embedding_forward_tangent(real *tout, const int32_t *tokens, const real *twte,
+                                  const real *twpe, int B, int T, int C);
+void cu_embedding_backward_tangent(real *dtwte, real *dtwpe, const real *dtout,
+                                   const int32_t *tokens, int B, int T, int C);
+
+/* matmul.cu */
+void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bias,
+                       int N, int C, int OC, int w_layout);
+void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
+                        const real *w, int N, int C, int OC, int w_layout);
+void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
+                               const real *tw, const real *tbias, int N, int C, int OC,
+                               int w_layout);
+void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
+                                const real *dtout, const real *inp, const real *tinp,
+                                const real *w, const real *tw, int N, int C, int OC, int w_layout);
+
+/* layernorm.cu */
+void cu_layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w,
+                          const real *b, int N, int C);
+void cu_layernorm_backward(real *dinp, real *dw, real *db, const real *dout, const real *inp,
+                           const real *w, const real *mean, const real *rstd, int N, int C);
+void cu_layernorm_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
+                                  const real *tw, const real *tb, const real *mean,
+                                  const real *rstd, int N, int C);
+void cu_layernorm_backward_tangent(real *dtinp, real *dtw, real *dtb, const real *dout,
+                                   const real *dtout, const real *inp, const real *tinp,
+                                   const real *w, const real *tw, const real *mean,
+                                   const real *rstd, int N, int C);
+
+/* attention.cu */
+void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
+                          int causal, int B, int T, int C, int NH);
+void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
+                           const int32_t *valid_len, int causal, int B, int T, int C, int NH);
+void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const real *tqkv,
+                                  const real *att, const int32_t *valid_len, int causal,
+                                  int B, int T, int C, int NH);
+void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dtout,
+                                   const real *qkv, const real *tqkv, const real *att,
+                                   const real *tatt, const int32_t *valid_len, int causal,
+                                   int B, int T, int C, int NH);
+
+/* gelu.cu */
+void cu_gelu_forward(real *out, const real *inp, size_t n);
+void cu_gelu_backward(real *dinp, const real *inp, const real *dout, size_t n);
+void cu_gelu_forward_tangent(real *tout, const real *inp, const real *tinp, size_t n);
+void cu_gelu_backward_tangent(real *dtinp, const real *inp, const real *tinp, const real *dout,
+                              const real *dtout, size_t n);
+
+/* residual.cu */
+void cu_residual_forward(real *out, const real *a, const real *b, size_t n);
+void cu_residual_backward(real *da, real *db, const real *dout, size_t n);
+void cu_residual_forward_tangent(real *tout, const real *ta, const real *tb, size_t n);
+void cu_residual_backward_tangent(real *dta, real *dtb, const real *dtout, size_t n);
+
+/* crossentropy.cu */
+void cu_crossentropy_forward(real *losses, real *probs, const real *logits,
+                             const int32_t *targets, const int32_t *n_valid, int B, int T, int V);
+void cu_crossentropy_backward(real *dlogits, const real *probs, const int32_t *targets,
+                              const int32_t *n_valid, const real *dlosses, int B, int T, int V);
+void cu_crossentropy_forward_tangent(real *tlosses, const real *probs, const real *tlogits,
+                                     const int32_t *targets, const int32_t *n_valid,
+                                     int B, int T, int V);
+void cu_crossentropy_backward_tangent(real *dtlogits, const real *probs, const real *tlogits,
+                                      const int32_t *targets, const int32_t *n_valid,
+                                      const real *dlosses, const real *dtlosses,
+                                      int B, int T, int V);
+
+/* meanpool.cu */
+void cu_meanpool_forward(real *out, const real *inp, const int32_t *valid_len, int B, int T, int C);
+void cu_meanpool_backward(real *dinp, const real *dout, const int32_t *valid_len,
+                          int B, int T, int C);
+
+/* weights.cu */
+void cu_weights_forward(real *w, const real *z, const WeightNormConfig *cfg, int B);
+void cu_weights_backward(real *dz, const real *dw, const real *z, const WeightNormConfig *cfg,
+                         int B);
+
+#endif

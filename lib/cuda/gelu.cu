@@ -1,0 +1,80 @@
+/* gelu.cu — GELU, tanh approximation, and its faces on the GPU: lib/ops/gelu.c's formulas
+ * (y', y'' derived there), elementwise, in the same order of updates:
+ *   backward: dx += y'·dy;  tangent: ẏ = y'·ẋ;  tangent of backward: dẋ += y''·ẋ·dy + y'·dẏ
+ * (the two terms added one after the other, as the CPU's two passes do). tanhf is
+ * CUDA's (≤ 2 ulp); the CPU float build uses a rational approximation (≤ 3e-7). */
+#include "cuda/cuda_ops.cuh"
+
+#define GELU_K 0.7978845608028654f  /* sqrt(2/π) */
+#define GELU_A 0.044715f
+
+static __device__ __forceinline__ float gelu_d1(float x) {
+    float u = GELU_K * (x + GELU_A * x * x * x);
+    float th = tanhf(u), sech2 = 1 - th * th;
+    float du = GELU_K * (1 + 3 * GELU_A * x * x);
+    return 0.5f * (1 + th) + 0.5f * x * sech2 * du;
+}
+
+static __device__ __forceinline__ float gelu_d2(float x) {
+    float u = GELU_K * (x + GELU_A * x * x * x);
+    float th = tanhf(u), sech2 = 1 - th * th;
+    float du = GELU_K * (1 + 3 * GELU_A * x * x);
+    float ddu = GELU_K * 6 * GELU_A * x;
+    return sech2 * du + 0.5f * x * sech2 * (ddu - 2 * th * du * du);
+}
+
+#define GRID_STRIDE(i, n)                                                                  \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);                \
+         i += (size_t)gridDim.x * blockDim.x)
+
+static __global__ void gelu_forward_k(float *out, const float *inp, size_t n) {
+    GRID_STRIDE(i, n) {
+        float x = inp[i];
+        float u = GELU_K * (x + GELU_A * x * x * x);
+        out[i] = 0.5f * x * (1 + tanhf(u));
+    }
+}
+
+void cu_gelu_forward(real *out, const real *inp, size_t n) {
+    if (!n) return;
+    gelu_forward_k<<<cu_blocks(n), CU_THREADS>>>(out, inp, n);
+    cudaLaunchCheck();
+}
+
+static __global__ void gelu_backward_k(float *dinp, const float *inp, const float *dout, size_t n) {
+    GRID_STRIDE(i, n) dinp[i] += gelu_d1(inp[i]) * dout[i];
+}
+
+void cu_gelu_backward(real *dinp, const real *inp, const real *dout, size_t n) {
+    if (!n) return;
+    gelu_backward_k<<<cu_blocks(n), CU_THREADS>>>(dinp, inp, dout, n);
+    cudaLaunchCheck();
+}
+
+static __global__ void gelu_forward_tangent_k(float *tout, const float *inp, const float *tinp,
+                                              size_t n) {
+    GRID_STRIDE(i, n) tout[i] = tinp ? gelu_d1(inp[i]) * tinp[i] : 0.0f;
+}
+
+void cu_gelu_forward_tangent(real *tout, const real *inp, const real *tinp, size_t n) {
+    if (!n) return;
+    gelu_forward_tangent_k<<<cu_blocks(n), CU_THREADS>>>(tout, inp, tinp, n);
+    cudaLaunchCheck();
+}
+
+static __global__ void gelu_backward_tangent_k(float *dtinp, const float *inp, const float *tinp,
+                                               const float *dout, const float *dtout, size_t n) {
+    GRID_STRIDE(i, n) {
+        float x = inp[i], acc = dtinp[i];
+        if (tinp) acc += gelu_d2(x) * tinp[i] * dout[i];
+        if (dtout) acc += gelu_d1(x) * dtout[i];
+        dtinp[i] = acc;
+    }
+}
+
+void cu_gelu_backward_tangent(real *dtinp, const real *inp, const real *tinp, const real *dout,
+                              const real *dtout, size_t n) {
+    if (!n || (!tinp && !dtout)) return;
+    gelu_backward_tangent_k<<<cu_blocks(n), CU_THREADS>>>(dtinp, inp, tinp, dout, dtout, n);
+    cudaLaunchCheck();
+}

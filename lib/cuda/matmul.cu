@@ -1,0 +1,80 @@
+/* matmul.cu — linear layer with bias, out = inp @ W + b, and its three derivative faces,
+ * on cuBLAS: lib/ops/matmul.c product for product (same shapes, same beta = 1
+ * accumulation), every GEMM through cu_gemm, so the fp32 / TF32 / bf16 mode applies to
+ * all four faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
+ * embedding). The bias gradient is a column sum by GEMV (fixed order, no atomics). */
+#include "cuda/cuda_ops.cuh"
+
+/* out[N,OC] = x[N,C] @ W + beta·out */
+static void x_times_w(float *out, const float *x, const float *w, int N, int C, int OC,
+                      int w_layout, float beta) {
+    if (w_layout == MATMUL_W_OC_C) cu_gemm(0, 1, N, OC, C, 1, x, C, w, C, beta, out, OC);
+    else                           cu_gemm(0, 0, N, OC, C, 1, x, C, w, OC, beta, out, OC);
+}
+
+/* dx[N,C] += d[N,OC] @ Wᵀ */
+static void d_times_wt(float *dx, const float *d, const float *w, int N, int C, int OC,
+                       int w_layout) {
+    if (w_layout == MATMUL_W_OC_C) cu_gemm(0, 0, N, C, OC, 1, d, OC, w, C, 1, dx, C);
+    else                           cu_gemm(0, 1, N, C, OC, 1, d, OC, w, OC, 1, dx, C);
+}
+
+/* dW += x[N,C]ᵀ @ d[N,OC] (in W's layout) */
+static void xt_times_d(float *dw, const float *x, const float *d, int N, int C, int OC,
+                       int w_layout) {
+    if (w_layout == MATMUL_W_OC_C) cu_gemm(1, 0, OC, C, N, 1, d, OC, x, C, 1, dw, C);
+    else                           cu_gemm(1, 0, C, OC, N, 1, x, C, d, OC, 1, dw, OC);
+}
+
+/* out[n,:] = b (or 0) */
+static __global__ void fill_rows_k(float *out, const float *b, int OC, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = b ? b[i % (size_t)OC] : 0.0f;
+}
+
+static void fill_rows(float *out, const float *b, int N, int OC) {
+    size_t n = (size_t)N * OC;
+    if (!n) return;
+    fill_rows_k<<<cu_blocks(n), CU_THREADS>>>(out, b, OC, n);
+    cudaLaunchCheck();
+}
+
+void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bias, int N, int C,
+                       int OC, int w_layout) {
+    if (bias) fill_rows(out, bias, N, OC);
+    x_times_w(out, inp, w, N, C, OC, w_layout, bias ? 1.0f : 0.0f);
+}
+
+/* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout */
+void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
+                        const real *w, int N, int C, int OC, int w_layout) {
+    if (dinp) d_times_wt(dinp, dout, w, N, C, OC, w_layout);
+    if (dw) xt_times_d(dw, inp, dout, N, C, OC, w_layout);
+    if (dbias) cu_column_sum_add(dbias, dout, N, OC);
+}
+
+/* tout = tinp W + inp tW + tb */
+void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
+                               const real *tw, const real *tbias, int N, int C, int OC,
+                               int w_layout) {
+    fill_rows(tout, tbias, N, OC);
+    if (tinp) x_times_w(tout, tinp, w, N, C, OC, w_layout, 1);
+    if (tw) x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
+}
+
+/* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += tinpᵀ dout + inpᵀ dtout;  dtb += Σ_n dtout */
+void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
+                                const real *dtout, const real *inp, const real *tinp,
+                                const real *w, const real *tw, int N, int C, int OC,
+                                int w_layout) {
+    if (dtinp) {
+        if (dtout) d_times_wt(dtinp, dtout, w, N, C, OC, w_layout);
+        if (tw) d_times_wt(dtinp, dout, tw, N, C, OC, w_layout);
+    }
+    if (dtw) {
+        if (tinp) xt_times_d(dtw, tinp, dout, N, C, OC, w_layout);
+        if (dtout) xt_times_d(dtw, inp, dtout, N, C, OC, w_layout);
+    }
+    if (dtbias && dtout) cu_column_sum_add(dtbias, dtout, N, OC);
+}

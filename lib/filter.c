@@ -103,13 +103,40 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     }
 }
 
+/* mkdir -p */
 static int make_dir(const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return dr_seterr("%s: cannot create directory: %s", dir, strerror(errno));
+    char *p = xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = dr_seterr("%s: cannot create directory: %s", p, strerror(errno));
+            break;
+        }
+        *s = c;
+        if (c == 0) break;
+    }
+    free(p);
+    if (rc) return rc;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return dr_seterr("%s: not a directory", dir);
     return 0;
+}
+
+/* Removes "<dir>/<prefix>-NNNNN.drs" from number `from` on (the tail of an earlier,
+ * larger output), so the directory holds exactly the new shards of this prefix. */
+static unsigned remove_stale(const char *dir, const char *prefix, size_t from) {
+    char path[4096];
+    unsigned removed = 0;
+    for (size_t k = from;; k++) {
+        snprintf(path, sizeof path, "%s/%s-%05zu.drs", dir, prefix, k);
+        if (remove(path) != 0) break;
+        removed++;
+    }
+    return removed;
 }
 
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
@@ -166,6 +193,7 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         else fprintf(paths, "%s\n", done[k]);
         free(done[k]);
     }
+    if (rc == 0) sum->stale_removed = remove_stale(dir, prefix, n_done);
     free(done);
     free(tok);
     return rc;
@@ -178,6 +206,9 @@ void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask,
             sum->examples ? 100.0 * (double)sum->kept_examples / (double)sum->examples : 0.0,
             (unsigned long long)sum->kept_tokens, (unsigned long long)sum->tokens,
             sum->tokens ? 100.0 * (double)sum->kept_tokens / (double)sum->tokens : 0.0);
+    if (sum->stale_removed)
+        fprintf(f, "removed %u shard%s of an earlier run with the same prefix\n",
+                sum->stale_removed, sum->stale_removed == 1 ? "" : "s");
     /* Per source, in order of first appearance (source names are interned per shard,
      * so compare by name). */
     typedef struct { const char *name; uint64_t n, kept; } SourceCount;

@@ -33,15 +33,18 @@ typedef struct {
 void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uint8_t *keep_mask);
 
 typedef struct {
-    uint64_t examples, tokens;              /* in the input */
+    uint64_t examples, tokens;              /* in the input (tokens: window lengths) */
     uint64_t kept_examples, kept_tokens;
+    unsigned stale_removed;                 /* shards of an earlier run removed */
 } FilterSummary;
 
 /* Writes the kept examples, in shard order, to shards "<dir>/<prefix>-NNNNN.drs" of at
- * most shard_bytes each; each kept example becomes one document (id = xxh64 of the
- * original document id and window index, source kept), so a loader with the same
- * seq_len forms exactly that example again. Prints each shard's path on `paths`.
- * -1 + dr_seterr; no partial shard is left behind. */
+ * most shard_bytes each (dir is created, with its parents); each kept example becomes
+ * one document (id = xxh64 of the original document id and window index, source kept),
+ * so a loader with the same seq_len forms exactly that example again. Prints each
+ * shard's path on `paths`. Higher-numbered "<prefix>-NNNNN.drs" left in dir by an
+ * earlier run are removed, so dir holds this output only. -1 + dr_seterr; no partial
+ * shard is left behind. */
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
                  uint64_t shard_bytes, FILE *paths, FilterSummary *summary);
 

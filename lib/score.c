@@ -1,10 +1,12 @@
 /* score.c — dr-score's engine: batches of examples in shard order through a rater or
  * an LM, one scores.tsv line per example (see score.h).
  *
- * A round reads up to P batches (serially: the loader's readers are not shared), runs
- * them on P threads at once, each batch whole on one thread, then writes their rows in
- * order. Must never let the thread count change a computed number: inside the round
- * every op sees one thread (nthreads-var 1, no nested parallelism). */
+ * A round reads up to ROUND_PER_THREAD·P batches (serially: the loader's readers are
+ * not shared), runs them on P threads, each batch whole on one thread with that thread's
+ * activations, then writes their rows in order. Rounds of many batches keep the
+ * threads' meetings rare (a spinning OpenMP barrier on a busy 2-core machine costs more
+ * than a small batch). Must never let the thread count change a computed number:
+ * inside the round every op sees one thread (nthreads-var 1, no nested parallelism). */
 #include "score.h"
 
 #include <omp.h>
@@ -17,13 +19,19 @@
 
 typedef enum { SCORE_RATER, SCORE_LM } ScoreKind;
 
-/* One batch slot of a round: its data, activations and scores. */
+enum { ROUND_PER_THREAD = 16 };
+
+/* A batch of a round and its scores. */
 typedef struct {
     DataBatch *b;
-    RaterActs *ra;
-    LMActs *la;
     real *score;
 } Slot;
+
+/* A thread's activations. */
+typedef struct {
+    RaterActs *ra;
+    LMActs *la;
+} Acts;
 
 static void write_rows(DataLoader *d, const DataBatch *b, const real *score, FILE *out) {
     char id[DATA_ID_MAX];
@@ -36,13 +44,13 @@ static void write_rows(DataLoader *d, const DataBatch *b, const real *score, FIL
 }
 
 static void forward(const Backend *be, ScoreKind kind, const LMConfig *cfg, const real *params,
-                    Slot *s) {
+                    Acts *a, Slot *s) {
     DataBatch *b = s->b;
     if (kind == SCORE_RATER)
-        rater_forward(be, cfg, params, s->ra, b->rater_tokens, b->rater_valid, b->B, b->T_rater,
+        rater_forward(be, cfg, params, a->ra, b->rater_tokens, b->rater_valid, b->B, b->T_rater,
                       s->score);
     else
-        lm_forward(be, cfg, params, s->la, b->inputs, b->targets, b->n_valid, b->B, b->T, s->score);
+        lm_forward(be, cfg, params, a->la, b->inputs, b->targets, b->n_valid, b->B, b->T, s->score);
 }
 
 static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMConfig *cfg,
@@ -59,12 +67,17 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     int threads = omp_get_max_threads();
     int P = be == &backend_cpu ? threads : 1;
     if ((uint64_t)P > n_batches) P = n_batches > 0 ? (int)n_batches : 1;
-    Slot *slot = xcalloc((size_t)P, sizeof *slot);
-    for (int k = 0; k < P; k++) {
+    uint64_t per_round = (uint64_t)P * ROUND_PER_THREAD;
+    int R = (int)(per_round < n_batches ? per_round : n_batches > 0 ? n_batches : 1);
+    Slot *slot = xcalloc((size_t)R, sizeof *slot);
+    for (int k = 0; k < R; k++) {
         slot[k].b = data_batch_new(d);
-        if (kind == SCORE_RATER) slot[k].ra = rater_acts_new(be, cfg, batch, T);
-        else slot[k].la = lm_acts_new(be, cfg, batch, T, 0);
         slot[k].score = xmalloc((size_t)batch * sizeof *slot[k].score);
+    }
+    Acts *acts = xcalloc((size_t)P, sizeof *acts);
+    for (int k = 0; k < P; k++) {
+        if (kind == SCORE_RATER) acts[k].ra = rater_acts_new(be, cfg, batch, T);
+        else acts[k].la = lm_acts_new(be, cfg, batch, T, 0);
     }
     ScoreStats st = { .threads = P };
     Progress p;
@@ -75,9 +88,9 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     int saved_levels = omp_get_max_active_levels();
     omp_set_num_threads(1);            /* ops inside a round: one thread each */
     omp_set_max_active_levels(1);
-    for (uint64_t start = 0; start < n && rc == 0; start += (uint64_t)P * (uint64_t)batch) {
+    for (uint64_t start = 0; start < n && rc == 0; start += (uint64_t)R * (uint64_t)batch) {
         int in_round = 0;
-        for (int k = 0; k < P; k++) {
+        for (int k = 0; k < R; k++) {
             uint64_t s0 = start + (uint64_t)k * (uint64_t)batch;
             if (s0 >= n) break;
             int nb = n - s0 < (uint64_t)batch ? (int)(n - s0) : batch;
@@ -85,8 +98,13 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
             in_round++;
         }
         if (rc != 0) break;
-        #pragma omp parallel for num_threads(in_round) schedule(static, 1) if (in_round > 1)
-        for (int k = 0; k < in_round; k++) forward(be, kind, cfg, params, &slot[k]);
+        int team = in_round < P ? in_round : P;
+        #pragma omp parallel num_threads(team) if (team > 1)
+        {
+            Acts *a = &acts[omp_get_thread_num()];
+            #pragma omp for schedule(dynamic, 1)
+            for (int k = 0; k < in_round; k++) forward(be, kind, cfg, params, a, &slot[k]);
+        }
         for (int k = 0; k < in_round; k++) {
             const DataBatch *b = slot[k].b;
             write_rows(d, b, slot[k].score, out);
@@ -105,13 +123,16 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     st.seconds = dr_now() - t0;
     if (rc == 0 && (fflush(out) != 0 || ferror(out))) rc = dr_seterr("error writing the scores");
     if (stats) *stats = st;
-    for (int k = 0; k < P; k++) {
+    for (int k = 0; k < R; k++) {
         data_batch_free(slot[k].b);
-        if (slot[k].ra) rater_acts_free(be, slot[k].ra);
-        if (slot[k].la) lm_acts_free(be, slot[k].la);
         free(slot[k].score);
     }
+    for (int k = 0; k < P; k++) {
+        if (acts[k].ra) rater_acts_free(be, acts[k].ra);
+        if (acts[k].la) lm_acts_free(be, acts[k].la);
+    }
     free(slot);
+    free(acts);
     be->free(params);
     return rc;
 }

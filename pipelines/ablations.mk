@@ -59,7 +59,7 @@ ABL_SET_first-order := meta.hvp=false
 
 REPRO := $(MAKE) --no-print-directory -f $(PIPE)/repro.mk CONFIG=$(CONFIG) VAL_MODE=$(VAL_MODE)
 
-.PHONY: all table prep main main-rater $(ABLATIONS) help
+.PHONY: all table table-only prep main main-rater $(ABLATIONS) help
 all: table
 	@printf '\n\033[1mablations: %s\033[0m\n' "$(AOUT)/ablations.md" >&2
 

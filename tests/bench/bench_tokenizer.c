@@ -30,6 +30,13 @@ static double cpu(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double load_average(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) { if (fscanf(f, "%lf", &l) != 1) l = -1; fclose(f); }
+    return l;
+}
+
 static char *make_text(size_t n) {
     static const char *words[] = {
         "the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "was", "with", "be",
@@ -100,7 +107,7 @@ static void *run_job(void *arg) {
     return NULL;
 }
 
-static void bench(const char *name, const Tokenizer *t, const char *text, size_t n, int threads) {
+static void bench(const char *name, const Tokenizer *t, const char *text, size_t n, int threads, int quiet) {
     Job jobs[8];
     pthread_t th[8];
     double w0 = wall();
@@ -117,6 +124,7 @@ static void bench(const char *name, const Tokenizer *t, const char *text, size_t
         cpu_s += jobs[i].cpu_s;
     }
     double ws = wall() - w0;
+    if (quiet) return;
     printf("%-5s %d thread%s  %8.1f MB/s wall  %8.1f MB/s per thread (CPU time)  %.2f bytes/token\n",
            name, threads, threads > 1 ? "s" : " ", (double)n / 1e6 / ws,
            (double)n / 1e6 / cpu_s,
@@ -141,8 +149,10 @@ int main(int argc, char **argv) {
     }
 
     Tokenizer *byte = tokenizer_load("byte", NULL);
-    bench("byte", byte, text, n, 1);
-    bench("byte", byte, text, n, 2);
+    printf("(MB/s wall depends on what else runs; CPU-time rates do not: load average now %.1f)\n", load_average());
+    bench("byte", byte, text, n, 1, 1);   /* warm-up: page in the text and the buffers */
+    bench("byte", byte, text, n, 1, 0);
+    bench("byte", byte, text, n, 2, 0);
 
     const char *env = getenv("DR_DATA");
     char dir[1024];
@@ -155,8 +165,8 @@ int main(int argc, char **argv) {
         Tokenizer *again = tokenizer_load("gpt2", dir);
         printf("gpt2  load: %.0f ms\n", (wall() - l0) * 1e3);
         tokenizer_free(again);
-        bench("gpt2", gpt2, text, n, 1);
-        bench("gpt2", gpt2, text, n, 2);
+        bench("gpt2", gpt2, text, n, 1, 0);
+        bench("gpt2", gpt2, text, n, 2, 0);
 
         /* timing sanity: 1 MB of 'a' without spaces (one piece: BPE on the heap path) */
         size_t an = 1 << 20;

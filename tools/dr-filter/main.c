@@ -15,32 +15,37 @@
 static void usage(void) {
     printf(
         "usage: dr-filter --scores scores.tsv POLICY -o DIR [options] inputs...\n"
-        "Keeps examples by score (scores.tsv from dr-score) and writes them to new shards\n"
-        "in DIR, one document per kept example; prints the shard paths on stdout and a\n"
-        "summary (examples, tokens, kept fraction per source) on stderr.\n"
+        "Keeps examples by score (scores.tsv from dr-score, for the same shards and\n"
+        "data.seq_len) and writes them to new shards in DIR, one document per kept\n"
+        "example, in shard order; prints the shard paths on stdout and a summary\n"
+        "(examples and tokens kept, kept fraction per source) on stderr. A scores file\n"
+        "that does not match the shards is refused with its first offending line.\n"
         "\n"
-        "policies (exactly one):\n"
-        "  --keep F         keep the top fraction F (0 < F <= 1) by score\n"
-        "  --per-batch B    bottom-K within consecutive batches of B: keep the top\n"
-        "                   ceil(F*B) of each (F from --fraction, default deploy.keep)\n"
+        "policies (higher score = better; F in (0, 1]):\n"
+        "  --keep F         keep the top fraction F: round(F*N) examples\n"
+        "  --per-batch B    bottom-K within consecutive batches of B examples (shard\n"
+        "                   order): keep the top ceil(F*b) of each\n"
         "  --cdf            keep each example with probability CDF(score)^((1-F)/F)\n"
         "                   (F = 0.5: probability = its CDF position), seeded\n"
         "  --keep-middle F  keep the middle fraction F (perplexity filtering)\n"
-        "  --random F       keep a uniformly random fraction F, seeded\n"
+        "  --random F       keep round(F*N) examples chosen uniformly, seeded\n"
+        "  (--per-batch and --cdf take F from --keep F, --fraction F or deploy.keep)\n"
         "options:\n"
-        "  --fraction F     keep fraction for --per-batch and --cdf\n"
+        "  --fraction F     same as --keep F with --per-batch or --cdf\n"
         "  --invert         keep the worst instead (sanity checks)\n"
         "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
         "  --config C.yaml  config (data.seq_len defines the examples; deploy.keep)\n"
         "  --set k=v        config override (repeatable)\n"
         "  --shard-size MB  maximum output shard size (default 64)\n"
-        "  --prefix NAME    output shard name prefix (default 'filtered')\n"
+        "  --prefix NAME    output shard names NAME-00000.drs, … (default 'filtered'); older\n"
+        "                   NAME-*.drs beyond the new ones are removed from DIR\n"
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "  --split S        with a manifest: only shards of split S\n"
         "\n"
         "example:\n"
         "  dr-score --rater rater.safetensors --config configs/cpu.yaml splits/train_b > scores.tsv\n"
-        "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
+        "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
+        "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
 }
 
 int main(int argc, char **argv) {
@@ -49,7 +54,7 @@ int main(int argc, char **argv) {
     const char *prefix = "filtered";
     char **sets = xcalloc((size_t)argc, sizeof *sets);
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
-    int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0;
+    int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0, top = 0;
     double fraction = -1, shard_mb = 64;
     FilterOptions fo = { .policy = FILTER_TOP, .keep = -1 };
     for (int i = 1; i < argc; i++) {
@@ -65,9 +70,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--invert")) fo.invert = 1;
         else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
         else if (!strcmp(a, "--seed")) { fo.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL); seed_given = 1; }
-        else if (!strcmp(a, "--fraction")) fraction = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
-        else if (!strcmp(a, "--keep") || !strcmp(a, "--keep-middle") || !strcmp(a, "--random")) {
-            fo.policy = !strcmp(a, "--keep") ? FILTER_TOP : !strcmp(a, "--random") ? FILTER_RANDOM : FILTER_MIDDLE;
+        else if (!strcmp(a, "--fraction") || !strcmp(a, "--keep")) {
+            double f = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
+            if (!(f > 0 && f <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, f);
+            if (fraction >= 0) dr_die("%s: the keep fraction is already given", a);
+            fraction = f;
+            top |= !strcmp(a, "--keep");
+        } else if (!strcmp(a, "--keep-middle") || !strcmp(a, "--random")) {
+            fo.policy = !strcmp(a, "--random") ? FILTER_RANDOM : FILTER_MIDDLE;
             fo.keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
             if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, fo.keep);
             n_policies++;
@@ -81,15 +91,20 @@ int main(int argc, char **argv) {
     }
     if (!scores_path) dr_die("--scores scores.tsv is required (see --help)");
     if (!out_dir) dr_die("-o DIR is required (see --help)");
-    if (n_policies != 1) dr_die("give exactly one policy: --keep, --per-batch, --cdf, --keep-middle or --random");
+    if (n_policies > 1) dr_die("give one policy: --keep F, --per-batch B, --cdf, --keep-middle F or --random F");
+    if (n_policies == 1 && (fo.policy == FILTER_MIDDLE || fo.policy == FILTER_RANDOM) && fraction >= 0)
+        dr_die("--keep-middle and --random take their own fraction: drop --keep/--fraction");
+    if (n_policies == 0 && !top)
+        dr_die("no policy: give --keep F, --per-batch B, --cdf, --keep-middle F or --random F (see --help)");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
 
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (!seed_given) fo.seed = cfg.seed;
+    if (n_policies == 0) fo.keep = fraction;   /* --keep F alone: the top fraction */
     if (fo.policy == FILTER_PER_BATCH || fo.policy == FILTER_CDF) {
         fo.keep = fraction >= 0 ? fraction : cfg.deploy.keep;
-        if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("--fraction: keep fraction %g is outside (0, 1]", fo.keep);
+        if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("deploy.keep: keep fraction %g is outside (0, 1]", fo.keep);
     }
 
     ShardList shards = {0};

@@ -1,0 +1,53 @@
+# lib/cuda/cuda.mk — build of the CUDA backend (lib/cuda/*.cu), included by the top
+# Makefile when nvcc is found, right after LIB_OBJ is defined (LIB_OBJ += below must
+# happen before the libdr.a rule is read). The backend is float-only: in a double build
+# this file adds nothing, and backend_select("cuda") says the build has no CUDA backend.
+#
+# What it defines:
+#   CUDA_OBJ      build/float/cuda/*.o, one per lib/cuda/*.cu (nvcc, sm_90 + compute_90 PTX)
+#   CUDA_LDLIBS   the CUDA runtime, cuBLAS (+Lt) and libstdc++ (nvcc's host code needs it),
+#                 with an rpath so the tools find them without LD_LIBRARY_PATH
+#   make test-cuda  builds and runs tests/cuda/test_cuda_ops: every CUDA op against the
+#                 CPU op; exit 0 pass, 1 fail, 77 no GPU ("skipped: no GPU", never a pass)
+# and wires them in: libdr.a gets CUDA_OBJ, every link gets CUDA_LDLIBS, and CFLAGS gets
+# -DDR_HAVE_CUDA (backend_select may then call backend_cuda_get).
+#
+# Other GPUs: make CUDA_ARCH=80 (A100), 89 (L4/4090), … ; the PTX runs on newer ones.
+
+ifeq ($(PRECISION),float)
+
+CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR  ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib) $(CUDA_HOME)/lib)
+CUDA_ARCH    ?= 90
+NVCC_GENCODE ?= -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
+                -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
+NVCCFLAGS    ?= -O3 -std=c++17 $(NVCC_GENCODE) -Ilib -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
+
+CUDA_SRC     := $(sort $(wildcard lib/cuda/*.cu))
+CUDA_OBJ     := $(CUDA_SRC:lib/cuda/%.cu=$(BUILD)/cuda/%.o)
+CUDA_HDR     := $(wildcard lib/cuda/*.cuh lib/cuda/*.h) lib/backend.h lib/real.h
+CUDA_LDLIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
+
+LIB_OBJ += $(CUDA_OBJ)
+LDLIBS  += $(CUDA_LDLIBS)
+CFLAGS  += -DDR_HAVE_CUDA
+
+$(BUILD)/cuda/%.o: lib/cuda/%.cu $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+cuda-objs: $(CUDA_OBJ)
+
+CUDA_TEST_BIN := $(BUILD)/cuda/test_cuda_ops
+
+$(CUDA_TEST_BIN): tests/cuda/test_cuda_ops.c $(LIB_A) $(TEST_HDR) lib/cuda/backend_cuda.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_A) $(LDLIBS) -o $@
+
+test-cuda: $(CUDA_TEST_BIN)
+	@$(CUDA_TEST_BIN); rc=$$?; \
+	 if [ $$rc -eq 77 ]; then echo "test-cuda: skipped: no GPU (exit 77)"; fi; exit $$rc
+
+.PHONY: cuda-objs test-cuda
+
+endif

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# score_filter.sh — dr-score and dr-filter end to end on the toy problem
+# (tests/data/gen_toy.sh: clean a..p cycles and corrupt random characters; Val clean),
+# with a rater meta-trained by dr-meta (a few seconds) and an LM trained by dr-train:
+#  - scores.tsv: header, one line per example in shard order (the loader's, as dr-cat
+#    --examples lists them), window lengths, sources; the same bytes for
+#    OMP_NUM_THREADS=1 and 2, for a manifest on stdin, and with -o;
+#  - --lm: the mean of the scores over Val equals dr-train --eval-only's l_val;
+#  - --keep 0.6 keeps round(0.6·N) (60% ± one example), exactly the top-scored windows,
+#    in shard order; --per-batch keeps exactly the top ceil(keep·b) of every batch;
+#    --random with a seed is reproducible byte for byte (another seed: another sample);
+#    --keep-middle and --cdf keep what they say; --invert keeps mostly corrupt examples;
+#  - the filtered shards pass the shard reader's checks (dr-cat reads every block) and
+#    dr-train trains on them; a second, smaller output removes the first one's extra shards;
+#  - bad input: scores that do not match the shards (missing, extra and duplicate ids,
+#    non-numeric and NaN scores) and keep fractions outside (0, 1] are refused with one
+#    line (naming the offending line) and no output shard.
+# Fails (never skips) when a tool is missing: dr-meta included.
+source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-meta dr-score dr-filter dr-cat dr-train
+
+# The toy meta-training of tests/unit/test_meta_sanity.c (a rater with AUROC ≈ 1 in
+# 10 meta-steps of 2 members), single-threaded.
+TOY="--set experiment.threads=1 --set experiment.seed=3 --set data.seq_len=32 --set data.batch_size=16
+ --set data.prefetch=0 --set lm.n_layer=1 --set lm.d_model=32 --set lm.n_head=2 --set lm.vocab_size=0
+ --set lm.lr=3e-3 --set lm.schedule=constant --set lm.weight_decay=0 --set rater.n_layer=1
+ --set rater.d_model=32 --set rater.n_head=2 --set rater.lr=1e-2 --set rater.weight_decay=0
+ --set meta.rounds=10 --set meta.population_K=2 --set meta.T=4 --set meta.val_batches=2
+ --set meta.checkpoint_every=2 --set meta.reset_every=8 --set meta.ema=0.9"
+# thread count from OMP_NUM_THREADS
+ANY="$TOY --set experiment.threads=0"
+
+tests/data/gen_toy.sh 600 400 1 > "$TMP/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$TMP/shards" "$TMP/toy.jsonl" >/dev/null 2>&1 \
+    || { echo "dr-tokenize failed" >&2; exit 1; }
+"$BIN/dr-split" --val 0.3 --train-b 0.35 --val-sources clean --seed 1 -o "$TMP/splits" "$TMP/shards" \
+    > "$TMP/manifest.tsv" 2>/dev/null || { echo "dr-split failed" >&2; exit 1; }
+M=$TMP/manifest.tsv
+"$BIN/dr-meta" $TOY -o "$TMP/rater.safetensors" "$M" 2>"$TMP/meta.err" \
+    || { cat "$TMP/meta.err" >&2; echo "dr-meta failed" >&2; exit 1; }
+R=$TMP/rater.safetensors
+
+# ---- dr-score ------------------------------------------------------------------------
+OMP_NUM_THREADS=1 "$BIN/dr-score" --rater "$R" $ANY --split train_b "$M" > "$TMP/s1.tsv" 2> "$TMP/s1.err"
+check "dr-score exits 0" [ $? -eq 0 ]
+OMP_NUM_THREADS=2 "$BIN/dr-score" --rater "$R" $ANY --split train_b "$M" > "$TMP/s2.tsv" 2> "$TMP/s2.err"
+check "scores: the same bytes for OMP_NUM_THREADS=1 and 2" cmp -s "$TMP/s1.tsv" "$TMP/s2.tsv"
+OMP_NUM_THREADS=2 "$BIN/dr-score" --rater "$R" $ANY --split train_b "$M" > "$TMP/s2b.tsv" 2>/dev/null
+check "scores: the same bytes on a second run" cmp -s "$TMP/s2.tsv" "$TMP/s2b.tsv"
+"$BIN/dr-score" --rater "$R" $TOY --split train_b - < "$M" > "$TMP/s3.tsv" 2>/dev/null
+check "scores: a manifest on stdin gives the same bytes" cmp -s "$TMP/s1.tsv" "$TMP/s3.tsv"
+"$BIN/dr-score" --rater "$R" $TOY -o "$TMP/s4.tsv" "$TMP/splits/train_b" > "$TMP/s4.out" 2>/dev/null
+check "scores: -o FILE (and the shards directory) gives the same bytes, nothing on stdout" \
+    bash -c "cmp -s '$TMP/s1.tsv' '$TMP/s4.tsv' && [ ! -s '$TMP/s4.out' ]"
+check "dr-score reports examples/s and FLOPs on stderr" grep -qE 'examples/s.*FLOPs' "$TMP/s2.err"
+S=$TMP/s1.tsv
+check "scores: header line" [ "$(head -n 1 "$S")" = "$(printf 'example_id\tscore\tsource\tn_tokens')" ]
+
+# one line per example, in the loader's shard order (dr-cat --examples lists the windows)
+"$BIN/dr-cat" --examples --ids --seq-len 32 --split train_b "$M" > "$TMP/ex.ids"
+N=$(wc -l < "$TMP/ex.ids")
+check "scores: one line per example ($N)" [ "$(tail -n +2 "$S" | wc -l)" -eq "$N" ]
+# rows.tsv: row, id, score, source, n_tokens, window token ids
+paste <(tail -n +2 "$S") "$TMP/ex.ids" | awk -F'\t' -v OFS='\t' '
+    { if ($1 != $5) { print "line " NR ": score id " $1 " vs example " $5 > "/dev/stderr"; bad = 1 }
+      n = split($6, t, " "); if (n != $4) { print "line " NR ": n_tokens " $4 " vs " n > "/dev/stderr"; bad = 1 }
+      print NR, $1, $2, $3, $4, $6 }
+    END { exit bad }' > "$TMP/rows.tsv"
+check "scores: ids in shard order, n_tokens = window length" [ "${PIPESTATUS[0]}${PIPESTATUS[1]}" = "00" ]
+check "scores: sources are clean/corrupt" bash -c "cut -f4 '$TMP/rows.tsv' | sort -u | tr '\n' ' ' | grep -qx 'clean corrupt '"
+awk -F'\t' '{ s[$4] += $3; n[$4]++ } END { printf "mean rater score: clean %.3f, corrupt %.3f\n", s["clean"]/n["clean"], s["corrupt"]/n["corrupt"] }' "$TMP/rows.tsv"
+check "the toy rater scores clean above corrupt" \
+    awk -F'\t' '{ s[$4] += $3; n[$4]++ } END { exit !(s["clean"]/n["clean"] > s["corrupt"]/n["corrupt"] + 1) }' "$TMP/rows.tsv"
+
+# ---- dr-score --lm: score = mean token loss; their mean over Val is dr-train's l_val ---
+"$BIN/dr-train" $TOY --steps 20 --set train.eval_batches=0 -o "$TMP/lm.safetensors" "$M" 2>/dev/null
+check "dr-train (the LM to score with)" [ -s "$TMP/lm.safetensors" ]
+"$BIN/dr-score" --lm "$TMP/lm.safetensors" $TOY --split val "$M" > "$TMP/ppl.tsv" 2>/dev/null
+LV=$("$BIN/dr-train" $TOY --set train.eval_batches=0 --eval-only "$TMP/lm.safetensors" "$M" 2>/dev/null \
+     | grep -o '"l_val":[^,]*' | cut -d: -f2)
+MEAN=$(tail -n +2 "$TMP/ppl.tsv" | awk -F'\t' '{ s += $2; n++ } END { printf "%.9g", s / n }')
+echo "--lm: mean score over Val $MEAN, dr-train --eval-only l_val $LV"
+check "--lm: mean score over Val = l_val (rel 1e-5)" \
+    awk -v a="$MEAN" -v b="$LV" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-5) }'
+"$BIN/dr-score" --lm "$TMP/lm.safetensors" $TOY --split train_b "$M" > "$TMP/ppl_b.tsv" 2>/dev/null
+check "--lm: corrupt examples have the higher loss" \
+    awk -F'\t' 'NR > 1 { s[$3] += $2; n[$3]++ } END { exit !(s["corrupt"]/n["corrupt"] > s["clean"]/n["clean"]) }' "$TMP/ppl_b.tsv"
+
+# ---- dr-filter -----------------------------------------------------------------------
+# The windows of a filtered output, in order (each kept example is one document there).
+windows_of() { "$BIN/dr-cat" --examples --ids --seq-len 32 "$1" | cut -f2; }
+# The expected windows of the kept rows (row numbers on stdin), in shard order.
+windows_of_rows() { sort -n | awk -F'\t' 'NR == FNR { k[$1] = 1; next } ($1 in k) { print $6 }' - "$TMP/rows.tsv"; }
+# rows by score, best first, ties by shard order
+ranked() { sort -t"$(printf '\t')" -k3,3gr -k1,1n "$TMP/rows.tsv"; }
+
+# --keep 0.6: round(0.6·N) examples, exactly the top ones, in shard order
+"$BIN/dr-filter" --scores "$S" --keep 0.6 $TOY -o "$TMP/top" --split train_b "$M" > "$TMP/top.paths" 2> "$TMP/top.err"
+check "--keep 0.6 exits 0" [ $? -eq 0 ]
+K=$(awk -v n="$N" 'BEGIN { printf "%d", 0.6 * n + 0.5 }')
+KEPT=$(windows_of "$TMP/top" | wc -l)
+echo "--keep 0.6: kept $KEPT of $N"
+check "--keep 0.6 keeps 60% ± one example ($KEPT of $N)" \
+    awk -v k="$KEPT" -v n="$N" 'BEGIN { d = k - 0.6 * n; exit !(d <= 1 && d >= -1) }'
+check "--keep 0.6 keeps exactly the top-scored windows, in shard order" \
+    cmp -s <(ranked | head -n "$K" | cut -f1 | windows_of_rows) <(windows_of "$TMP/top")
+check "--keep prints the shard paths on stdout" bash -c "[ \"\$(cat '$TMP/top.paths')\" = '$TMP/top/filtered-00000.drs' ]"
+check "--keep summary: examples and tokens kept" grep -qE "^kept $K of $N examples \([0-9.]+%\), [0-9]+ of [0-9]+ tokens" "$TMP/top.err"
+check "--keep summary: kept fraction per source" bash -c "grep -qE '^clean +[0-9]+ +[0-9]+ +[0-9.]+%' '$TMP/top.err' && grep -qE '^corrupt +[0-9]+ +[0-9]+ +[0-9.]+%' '$TMP/top.err'"
+
+# the output is a valid set of shards: every block read and checked, and trainable
+check "dr-cat reads the filtered shards" bash -c "'$BIN/dr-cat' --jsonl '$TMP/top' > '$TMP/top.jsonl' && [ \$(wc -l < '$TMP/top.jsonl') -eq $K ]"
+check "dr-train trains on the filtered shards" \
+    "$BIN/dr-train" $TOY --steps 3 --train "$TMP/top" --val "$M" --val-split val -o "$TMP/ftrain.safetensors" 2>/dev/null
+
+# --per-batch 10 --keep 0.35: exactly the top ceil(0.35·b) of every batch of 10
+"$BIN/dr-filter" --scores "$S" --per-batch 10 --keep 0.35 $TOY -o "$TMP/pb" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--per-batch exits 0" [ $? -eq 0 ]
+awk -F'\t' -v OFS='\t' '{ print int(($1 - 1) / 10), $1, $3 }' "$TMP/rows.tsv" | sort -t"$(printf '\t')" -k1,1n -k3,3gr -k2,2n \
+    | awk -F'\t' -v n="$N" '{ g = $1; b = (g + 1) * 10 <= n ? 10 : n - g * 10; k = b * 0.35; k = (k == int(k)) ? k : int(k) + 1
+                             if (++c[g] <= k) print $2 }' > "$TMP/pb.rows"
+check "--per-batch keeps exactly the top ceil(keep·B) of every batch ($(wc -l < "$TMP/pb.rows") examples)" \
+    cmp -s <(windows_of_rows < "$TMP/pb.rows") <(windows_of "$TMP/pb")
+
+# --random: reproducible with a seed, another seed another sample, round(F·N) kept
+for d in r1 r2 r3; do
+    seed=5; [ $d = r3 ] && seed=6
+    "$BIN/dr-filter" --scores "$S" --random 0.3 --seed $seed $TOY -o "$TMP/$d" "$TMP/splits/train_b" >/dev/null 2>&1
+done
+check "--random with a seed: the same shard bytes twice" cmp -s "$TMP/r1/filtered-00000.drs" "$TMP/r2/filtered-00000.drs"
+check "--random with another seed: another sample" bash -c "! cmp -s '$TMP/r1/filtered-00000.drs' '$TMP/r3/filtered-00000.drs'"
+check "--random 0.3 keeps round(0.3·N)" [ "$(windows_of "$TMP/r1" | wc -l)" -eq "$(awk -v n="$N" 'BEGIN { printf "%d", 0.3 * n + 0.5 }')" ]
+
+# --keep-middle 0.5: the middle half by score
+"$BIN/dr-filter" --scores "$S" --keep-middle 0.5 $TOY -o "$TMP/mid" "$TMP/splits/train_b" >/dev/null 2>&1
+KM=$(awk -v n="$N" 'BEGIN { printf "%d", 0.5 * n + 0.5 }')
+check "--keep-middle 0.5 keeps the middle round(N/2) by score" \
+    cmp -s <(ranked | tail -n +$(( (N - KM) / 2 + 1 )) | head -n "$KM" | cut -f1 | windows_of_rows) <(windows_of "$TMP/mid")
+# --cdf: about the keep fraction, favouring high scores, reproducible
+"$BIN/dr-filter" --scores "$S" --cdf --keep 0.5 --seed 2 $TOY -o "$TMP/cdf" "$TMP/splits/train_b" >/dev/null 2>"$TMP/cdf.err"
+"$BIN/dr-filter" --scores "$S" --cdf --fraction 0.5 --seed 2 $TOY -o "$TMP/cdf2" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--cdf: reproducible" cmp -s "$TMP/cdf/filtered-00000.drs" "$TMP/cdf2/filtered-00000.drs"
+KC=$(windows_of "$TMP/cdf" | wc -l)
+check "--cdf --keep 0.5 keeps about half ($KC of $N)" awk -v k="$KC" -v n="$N" 'BEGIN { exit !(k > 0.4 * n && k < 0.6 * n) }'
+
+# --invert with the toy rater: keeps mostly corrupt examples
+"$BIN/dr-filter" --scores "$S" --keep 0.4 --invert $TOY -o "$TMP/inv" "$TMP/splits/train_b" >/dev/null 2>&1
+"$BIN/dr-cat" --list "$TMP/inv" | cut -f2 | sort | uniq -c > "$TMP/inv.src"
+C_IN=$(awk -F'\t' '$4 == "corrupt"' "$TMP/rows.tsv" | wc -l)
+C_INV=$(awk '$2 == "corrupt" { print $1 }' "$TMP/inv.src"); C_INV=${C_INV:-0}
+N_INV=$(awk '{ s += $1 } END { print s }' "$TMP/inv.src")
+echo "--invert --keep 0.4: $C_INV of $N_INV kept examples are corrupt (input: $C_IN of $N)"
+check "--invert with the toy rater keeps mostly corrupt examples (> 90%)" \
+    awk -v c="$C_INV" -v n="$N_INV" 'BEGIN { exit !(n > 0 && c / n > 0.9) }'
+
+# a second, smaller output into the same directory leaves only its own shards
+"$BIN/dr-filter" --scores "$S" --keep 1 --shard-size 0.002 $TOY -o "$TMP/re" "$TMP/splits/train_b" > "$TMP/re1.paths" 2>/dev/null
+check "--shard-size: several shards ($(wc -l < "$TMP/re1.paths"))" [ "$(wc -l < "$TMP/re1.paths")" -gt 2 ]
+check "--keep 1 keeps every example, in order, over several shards" cmp -s <(cut -f6 "$TMP/rows.tsv") <(windows_of "$TMP/re")
+"$BIN/dr-filter" --scores "$S" --keep 0.1 $TOY -o "$TMP/re" "$TMP/splits/train_b" > "$TMP/re2.paths" 2>"$TMP/re2.err"
+check "a rerun removes the earlier run's extra shards" \
+    bash -c "[ \$(ls '$TMP/re' | wc -l) -eq 1 ] && grep -q 'removed' '$TMP/re2.err'"
+
+# ---- bad input -------------------------------------------------------------------------
+# (each refused with one line, no output shard: the output directory stays empty)
+no_output() { [ -z "$(ls -A "$TMP/badout" 2>/dev/null)" ] || fail "$1: wrote $(ls "$TMP/badout")"; }
+FILTER=("$BIN/dr-filter" --scores "$TMP/bad.tsv" --keep 0.5 $TOY -o "$TMP/badout" "$TMP/splits/train_b")
+ID7=$(sed -n 7p "$S" | cut -f1)
+ID9=$(awk -F'\t' '$4 == "corrupt" { print $2; exit }' "$TMP/rows.tsv")    # a unique (random) window
+L9=$(awk -F'\t' -v id="$ID9" '$1 == id { print NR; exit }' "$S")
+sed 7d "$S" > "$TMP/bad.tsv"
+expect_error "scores: a missing id" "no score for example $ID7" "${FILTER[@]}"; no_output "missing id"
+{ cat "$S"; printf '0123456789abcdef:0\t1.5\tclean\t33\n'; } > "$TMP/bad.tsv"
+expect_error "scores: an extra id" ":$((N + 2)): example 0123456789abcdef:0 is not in the shards" "${FILTER[@]}"; no_output "extra id"
+{ cat "$S"; grep "^$ID9	" "$S"; } > "$TMP/bad.tsv"
+expect_error "scores: a duplicate id" ":$((N + 2)): duplicate example id $ID9 \(first at line $L9\)" "${FILTER[@]}"; no_output "duplicate id"
+awk -F'\t' -v OFS='\t' 'NR == 5 { $2 = "abc" } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: a non-numeric score" ":5: score 'abc' is not a number" "${FILTER[@]}"; no_output "non-numeric"
+awk -F'\t' -v OFS='\t' 'NR == 6 { $2 = "nan" } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: a NaN score" ":6: score 'nan' is not finite" "${FILTER[@]}"; no_output "NaN"
+awk -F'\t' -v OFS='\t' 'NR == 6 { $2 = "inf" } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: an infinite score" ":6: score 'inf' is not finite" "${FILTER[@]}"; no_output "inf"
+awk -F'\t' -v OFS='\t' 'NR == 8 { $4 = 99 } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: a wrong token count" ":8: example [0-9a-f]{16}:[0-9]+ has [0-9]+ tokens in the shards, not 99" "${FILTER[@]}"; no_output "n_tokens"
+tail -n +2 "$S" > "$TMP/bad.tsv"
+expect_error "scores: no header" ":1: expected the header" "${FILTER[@]}"; no_output "header"
+"$BIN/dr-score" --rater "$R" $TOY --split val "$M" > "$TMP/bad.tsv" 2>/dev/null
+expect_error "scores of other shards" "example [0-9a-f]{16}:[0-9]+ is not in the shards" "${FILTER[@]}"; no_output "other shards"
+expect_error "scores made with another seq_len" "tokens in the shards, not" \
+    "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY --set data.seq_len=64 -o "$TMP/badout" "$TMP/splits/train_b"
+for f in 0 -0.1 1.5 nan; do
+    for p in --keep --random --keep-middle; do
+        expect_error "$p $f" "$p: (keep fraction .* is outside \(0, 1\]|'$f' is not a number)" \
+            "$BIN/dr-filter" --scores "$S" $p "$f" $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+    done
+    expect_error "--per-batch with --fraction $f" "fraction" \
+        "$BIN/dr-filter" --scores "$S" --per-batch 8 --fraction "$f" $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+done
+expect_error "--per-batch with deploy.keep 0" "deploy.keep" \
+    "$BIN/dr-filter" --scores "$S" --per-batch 8 $TOY --set deploy.keep=0 -o "$TMP/badout" "$TMP/splits/train_b"
+expect_error "two policies" "one policy" "$BIN/dr-filter" --scores "$S" --random 0.5 --keep-middle 0.5 $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+expect_error "no policy" "no policy" "$BIN/dr-filter" --scores "$S" $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+no_output "fractions"
+expect_error "dr-score: both --rater and --lm" "exactly one of --rater and --lm" \
+    "$BIN/dr-score" --rater "$R" --lm "$TMP/lm.safetensors" $TOY "$M"
+expect_error "dr-score: an LM given as --rater" "lm.safetensors" "$BIN/dr-score" --rater "$TMP/lm.safetensors" $TOY "$M"
+expect_error "dr-score: a missing checkpoint" "nope.safetensors" "$BIN/dr-score" --rater "$TMP/nope.safetensors" $TOY "$M"
+expect_error "dr-score: no shards of the split" "no shards of split 'nope'" "$BIN/dr-score" --rater "$R" $TOY --split nope "$M"
+expect_error "dr-score -o: an error leaves no file" "no shards of split" \
+    "$BIN/dr-score" --rater "$R" $TOY --split nope -o "$TMP/never.tsv" "$M"
+check "dr-score -o: no file after an error" [ ! -e "$TMP/never.tsv" ]
+for tool in dr-score dr-filter; do
+    check "$tool --help shows usage and an example" bash -c "'$BIN/$tool' --help | grep -q '^usage:' && '$BIN/$tool' --help | grep -q 'example'"
+    check "$tool --version" bash -c "'$BIN/$tool' --version | grep -q '^$tool [0-9]'"
+done
+finish

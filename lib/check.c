@@ -41,10 +41,14 @@ void dr_die(const char *fmt, ...) {
 }
 
 int dr_seterr(const char *fmt, ...) {
+    /* formatted into a copy first: callers prefix the previous error,
+     * dr_seterr("%s: %s", path, dr_lasterr()), which must not overlap the output */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return -1;
 }
 const char *dr_lasterr(void) { return last_error[0] ? last_error : "unknown error"; }

@@ -467,7 +467,7 @@ static int parse_longs(const char *s, long *out, int n) {
 static int state_load(Run *r, const char *path, double *seconds) {
     const Backend *be = r->be;
     SafeTensors *st = st_open(path);
-    if (!st) return dr_seterr("--resume: %s", dr_lasterr());
+    if (!st) return dr_seterr("--resume: %s", dr_lasterr());   /* st_open names the file */
     int rc = -1;
     char name[96];
     const char *fmt = st_metadata(st, "format"), *prec = st_metadata(st, "precision");
@@ -545,7 +545,7 @@ bad:
     dr_seterr("--resume: %s: malformed metadata", path);
     goto done;
 fail:
-    dr_seterr("--resume: %s (was it written with another config?)", dr_lasterr());
+    dr_seterr("--resume: %s (was the state written with another config?)", dr_lasterr());
 done:
     st_close(st);
     return rc;

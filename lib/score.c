@@ -137,6 +137,33 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     return rc;
 }
 
+void score_rater_split(const Backend *be, const RaterConfig *rc, const real *phi,
+                       RaterActs **acts, int n_acts, const int32_t *tokens,
+                       const int32_t *valid, int n, int T, int sub, real *z) {
+    int n_sub = (n + sub - 1) / sub;
+    int cpu = be == &backend_cpu;
+    int team = !cpu ? 1 : n_acts < n_sub ? n_acts : n_sub;
+    int threads = omp_get_max_threads(), levels = omp_get_max_active_levels();
+    if (cpu) {
+        omp_set_num_threads(1);            /* the ops inside: one thread each */
+        omp_set_max_active_levels(1);
+    }
+    #pragma omp parallel num_threads(team) if (team > 1)
+    {
+        RaterActs *a = acts[omp_get_thread_num()];
+        #pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < n_sub; k++) {
+            int m = n - k * sub < sub ? n - k * sub : sub;
+            rater_forward(be, rc, phi, a, tokens + (size_t)k * sub * T, valid + (size_t)k * sub,
+                          m, T, z + (size_t)k * sub);
+        }
+    }
+    if (cpu) {
+        omp_set_num_threads(threads);
+        omp_set_max_active_levels(levels);
+    }
+}
+
 int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, const real *phi,
                      int batch, FILE *out, ScoreStats *stats) {
     if (data_options(d)->seq_len_rater < 1 || data_options(d)->seq_len_rater > rc->ctx)

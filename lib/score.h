@@ -38,4 +38,14 @@ int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, co
 int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const real *params,
                   int batch, FILE *out, ScoreStats *stats);
 
+/* The rater's logits z[0..n) of n examples (host tokens [n,T], valid [n]), in sub-batches
+ * of `sub` examples. On the CPU backend with n_acts > 1 the sub-batches are spread over
+ * n_acts threads, each run whole on one thread (acts[k]: thread k's activations, for sub
+ * examples of T positions) with single-threaded ops; otherwise one after the other with
+ * acts[0]. A sub-batch's composition does not depend on n_acts, so neither do the
+ * bits. dr-train's online filtering scores its candidates with it. */
+void score_rater_split(const Backend *be, const RaterConfig *rc, const real *phi,
+                       RaterActs **acts, int n_acts, const int32_t *tokens,
+                       const int32_t *valid, int n, int T, int sub, real *z);
+
 #endif

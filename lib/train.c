@@ -31,6 +31,7 @@
 #include "progress.h"
 #include "rater.h"
 #include "safetensors.h"
+#include "score.h"
 #include "scores.h"
 
 /* dr_seterr("<prefix>: <the last error>"): the message is copied first, since
@@ -159,7 +160,8 @@ typedef struct {
     long cur_n[2];
 } Counters;
 
-struct Candidate { real z; int pos; };   /* online: a candidate's logit and stream slot */
+struct Candidate { real z; int pos; };
+   /* online: a candidate's logit and stream slot */
 
 enum curation { CURATE_NONE = 0, CURATE_WEIGHTS = 1, CURATE_ONLINE = 2 };
 static const char *const curation_names[] = {"none", "weights", "online"};
@@ -198,7 +200,9 @@ typedef struct {
     struct Candidate *rank;         /* online: [C] the candidates by score */
     RaterConfig rc;                 /* online: the rater */
     real *phi;                      /* online: backend */
-    RaterActs *racts;
+    RaterActs **racts;              /* online: one per scoring thread */
+    int n_racts;
+    int sub;                        /* online: candidates per rater forward */
     int n_cand;                     /* online: C = ceil(B / keep); else B */
     DataBatch *cand;                /* online: the candidates of the step */
     uint64_t *pick;                 /* online: [B] example numbers of the kept */
@@ -214,7 +218,8 @@ static void free_trainer(Trainer *t) {
         if (t->good_params) be->free(t->good_params);
         optim_state_free(&t->opt, be);
         optim_state_free(&t->good_opt, be);
-        if (t->racts) rater_acts_free(be, t->racts);
+        for (int k = 0; k < t->n_racts; k++) rater_acts_free(be, t->racts[k]);
+        free(t->racts);
         if (t->phi) be->free(t->phi);
     }
     data_batch_free(t->cand);
@@ -380,7 +385,15 @@ static int curation_setup(Trainer *t, const real *phi_host) {
         t->phi = t->be->alloc(n * sizeof(real));
         t->be->to_device(t->phi, phi_host, n * sizeof(real));
         t->curation_key = XXH64(phi_host, n * sizeof(real), 0);
-        t->racts = rater_acts_new(t->be, &t->rc, t->n_cand, t->rc.ctx);
+        /* CPU: sub-batches of TRAIN_ONLINE_SUB candidates, one per thread (score_rater_split) */
+        int cpu = t->be == &backend_cpu;
+        t->sub = cpu && t->n_cand > TRAIN_ONLINE_SUB ? TRAIN_ONLINE_SUB : t->n_cand;
+        int n_sub = (t->n_cand + t->sub - 1) / t->sub;
+        t->n_racts = cpu ? omp_get_max_threads() : 1;
+        if (t->n_racts > n_sub) t->n_racts = n_sub;
+        t->racts = xcalloc((size_t)t->n_racts, sizeof *t->racts);
+        for (int k = 0; k < t->n_racts; k++)
+            t->racts[k] = rater_acts_new(t->be, &t->rc, t->sub, t->rc.ctx);
         t->z = xcalloc((size_t)t->n_cand, sizeof *t->z);
         t->pick = xcalloc((size_t)cfg->data.batch_size, sizeof *t->pick);
         t->rank = xcalloc((size_t)t->n_cand, sizeof *t->rank);
@@ -700,8 +713,8 @@ static int next_batch(Trainer *t, Counters *c, long step) {
     if (t->curation != CURATE_ONLINE) return data_next(t->train, t->batch);
     DataBatch *cb = t->cand;
     if (data_next(t->train, cb) != 0) return -1;
-    rater_forward(t->be, &t->rc, t->phi, t->racts, cb->rater_tokens, cb->rater_valid, cb->B,
-                  cb->T_rater, t->z);
+    score_rater_split(t->be, &t->rc, t->phi, t->racts, t->n_racts, cb->rater_tokens,
+                      cb->rater_valid, cb->B, cb->T_rater, t->sub, t->z);
     c->flops_rater += train_flops_rater(&t->rc, cb->B, cb->T_rater);
     for (int i = 0; i < cb->B; i++) {
         if (!isfinite((double)t->z[i])) {

@@ -31,7 +31,9 @@
  *            the Train stream, scores them with the rater (its first ctx tokens, as
  *            dr-score), and trains on the B highest-scored, in stream order (ties: the
  *            earlier one). F = 1 is plain training, bit for bit. The stream advances C
- *            examples per step; its position is in the checkpoint like any other.
+ *            examples per step; its position is in the checkpoint like any other. On the
+ *            CPU the candidates are scored in sub-batches of 8, one per thread (as
+ *            dr-score does): the logits do not depend on the thread count.
  * Compute (every log line): flops_lm = Σ over steps of train_flops_lm(B, T), flops_rater
  * = Σ train_flops_rater(C, T_rater) of the online scoring, flops = their sum. Online
  * log lines also carry z_kept / z_all (mean rater logit of the trained examples / of all
@@ -74,6 +76,10 @@ double train_flops_lm_forward(const LMConfig *lm, int B, int T);
  * LN (the rater's embeddings are lookups: not counted), plus the head per example
  * 2·(d² + d). */
 double train_flops_rater(const RaterConfig *rater, int n, int T);
+
+/* Online filtering on the CPU backend scores the candidates in sub-batches of this many
+ * (score_rater_split), one per thread. */
+#define TRAIN_ONLINE_SUB 8
 
 /* Return value of train_run besides 0 (done, or stopped at stop_at with a checkpoint)
  * and -1 (error, dr_seterr). */

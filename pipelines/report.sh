@@ -15,7 +15,8 @@
 # reported in the text (the report of a half-finished run is still written); the two
 # success criteria are always stated, with PASS, FAIL or "NOT EVALUATED" and the numbers.
 # Environment: CRITERION_TOL (nats, default 0): criterion 2 passes when the filtered
-# run's Val loss is at most the baseline's + CRITERION_TOL.
+# run's Val loss is at most the baseline's + CRITERION_TOL; GNUPLOT (default gnuplot;
+# "none": the report without plots).
 set -eu
 OUT=${1:?usage: report.sh OUT (a pipelines/repro.mk output directory)}
 OUT=${OUT%/}
@@ -25,6 +26,7 @@ TOL=${CRITERION_TOL:-0}
 PLOTS=$OUT/plots
 DAT=$PLOTS/data
 mkdir -p "$DAT"
+rm -f "$PLOTS"/*.png   # every plot is drawn again (or, without gnuplot, none is shown)
 MD=$OUT/report.md.tmp.$$
 trap 'rm -f "$MD" "$MD".*' EXIT
 
@@ -43,13 +45,14 @@ META=${META_DIR:-$OUT/meta}/metrics.jsonl
 SCORES=${SCORE_DIR:-$OUT/score}/datarater.tsv
 PPL=${SCORE_DIR:-$OUT/score}/ppl.tsv
 
-# gnuplot with a PNG terminal, if there is one
-GP=
-if command -v gnuplot >/dev/null 2>&1; then
-    if gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1; then GP_TERM='pngcairo enhanced font "DejaVu Sans,10"'
-    elif gnuplot -e 'set terminal png' >/dev/null 2>&1; then GP_TERM='png'
+# gnuplot with a PNG terminal (pngcairo, else libgd's png), if there is one
+# (GNUPLOT=none: no plots, the text-only report)
+GP= GP_CMD=${GNUPLOT:-gnuplot}
+if command -v "$GP_CMD" >/dev/null 2>&1; then
+    if "$GP_CMD" -e 'set terminal pngcairo' >/dev/null 2>&1; then GP_TERM='pngcairo enhanced font "DejaVu Sans,10"'
+    elif "$GP_CMD" -e 'set terminal png' >/dev/null 2>&1; then GP_TERM='png'
     fi
-    [ -n "${GP_TERM:-}" ] && GP=gnuplot
+    [ -n "${GP_TERM:-}" ] && GP=$GP_CMD
 fi
 plot() {  # plot NAME.png WIDTH HEIGHT <<script   (gnuplot script on stdin)
     [ -n "$GP" ] || return 0
@@ -260,16 +263,19 @@ echo "# DataRater reproduction report"
 echo
 echo "Run \`$OUT\`, written $(date -u '+%Y-%m-%d %H:%M UTC') by \`pipelines/report.sh\` from this run's files."
 echo
+q() { if [ -n "$1" ]; then printf '%s' "$1"; else printf '?'; fi; }
+[ -f "$OUT/run.env" ] || { echo "_(\`run.env\` is missing: this directory was not made by pipelines/repro.mk, or not to the end; settings unknown)_"; echo; }
+TOK=$(env_get TOKENIZER)
 echo "| setting | value |"
 echo "|---|---|"
-echo "| config | \`${CONFIG:-?}\` |"
-echo "| corpus | \`$(env_get CORPUS)\` |"
-echo "| Val | ${VAL_MODE:-?}$( [ "$VAL_MODE" = prose ] && printf ': held-out documents of %s' "$(env_get VAL_SOURCES)"; [ "$VAL_MODE" = mixture ] && printf ': held-out documents of the whole training mixture') |"
-echo "| tokenizer | $(env_get TOKENIZER)$( [ "$(env_get TOKENIZER)" = bpe ] && printf ' (%s tokens, trained on the corpus)' "$(env_get BPE_VOCAB)") |"
-echo "| keep rate | ${KEEP:-?} |"
+echo "| config | \`$(q "$CONFIG")\` |"
+echo "| corpus | \`$(q "$(env_get CORPUS)")\` |"
+echo "| Val | $(q "$VAL_MODE")$( [ "$VAL_MODE" = prose ] && printf ': held-out documents (%s of them) of %s' "$(env_get VAL_FRAC)" "$(env_get VAL_SOURCES)"; [ "$VAL_MODE" = mixture ] && printf ': held-out documents (%s) of the whole training mixture' "$(env_get VAL_FRAC)") |"
+echo "| tokenizer | $(q "$TOK")$( [ "$TOK" = bpe ] && printf ' (%s tokens, trained on the corpus)' "$(env_get BPE_VOCAB)") |"
+echo "| keep rate | $(q "$KEEP") |"
 echo "| final-run budget | $( b=$(env_get BUDGET); [ -n "$b" ] && printf '`%s`' "$b" || printf 'train.steps / train.tokens of the config') |"
-echo "| overrides | SET=\`$(env_get SET)\` META_SET=\`$(env_get META_SET)\` DEVICE=\`$(env_get DEVICE)\` |"
-echo "| deployed rater | \`${RATER:-?}\` |"
+echo "| overrides | SET=\`$(env_get SET)\` META_SET=\`$(env_get META_SET)\` TRAIN_SET=\`$(env_get TRAIN_SET)\` DEVICE=\`$(env_get DEVICE)\` |"
+echo "| deployed rater | \`$(q "$RATER")\` |"
 echo
 echo "## The seed's success criteria"
 echo
@@ -277,6 +283,10 @@ echo "- **Criterion 1 — L_val after the inner unroll is below the uniform base
 echo "- **Criterion 2 — filtering at keep 0.5–0.7 gives equal or better Val loss than all data at the same training budget: $C2_STATUS.** ${C2_LINE}."
 echo
 
+case $VAL_MODE in
+    prose)   echo "Val here is clean prose, unlike most of the training mixture, so part of any gain is a shift of the mix toward Val's domain (DESIGN §9). The DataRater paper's setting, Val drawn from the training mixture itself: \`make -f pipelines/repro.mk VAL_MODE=mixture\` (report in \`runs/repro-mixture/\`)."; echo ;;
+    mixture) echo "Val here is drawn from the training mixture itself (the DataRater paper's setting): a gain cannot come from moving the mix toward a different Val domain. The prose-Val setting: \`make -f pipelines/repro.mk\` (report in \`runs/repro/\`)."; echo ;;
+esac
 echo "## Data"
 echo
 if [ -n "$MANIFEST" ] && [ -f "$MANIFEST" ]; then

@@ -8,16 +8,27 @@
 #   CUDA_LDLIBS   the CUDA runtime, cuBLAS (+Lt) and libstdc++ (nvcc's host code needs it),
 #                 with an rpath so the tools find them without LD_LIBRARY_PATH
 #   make test-cuda  builds and runs tests/cuda/test_cuda_ops: every CUDA op against the
-#                 CPU op; exit 0 pass, 1 fail, 77 no GPU ("skipped: no GPU", never a pass)
+#                 CPU op; exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
 # and wires them in: libdr.a gets CUDA_OBJ, every link gets CUDA_LDLIBS, and CFLAGS gets
-# -DDR_HAVE_CUDA (backend_select may then call backend_cuda_get).
+# -DDR_HAVE_CUDA (backend_select may then call backend_cuda_get). A toolkit without
+# cuBLAS or the runtime library leaves the build CPU-only, with a warning.
 #
-# Other GPUs: make CUDA_ARCH=80 (A100), 89 (L4/4090), … ; the PTX runs on newer ones.
+# Other GPUs: make CUDA_ARCH=80 (A100), 89 (L4, RTX 4090), … ; the PTX JIT-compiles on
+# newer GPUs than CUDA_ARCH, never on older ones.
 
 ifeq ($(PRECISION),float)
 
 CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
-CUDA_LIBDIR  ?= $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib) $(CUDA_HOME)/lib)
+CUDA_LIBDIR  ?= $(patsubst %/libcudart.so,%,$(firstword $(wildcard \
+                  $(CUDA_HOME)/lib64/libcudart.so \
+                  $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so \
+                  $(CUDA_HOME)/lib/x86_64-linux-gnu/libcudart.so \
+                  $(CUDA_HOME)/lib/libcudart.so)))
+CUDA_COMPLETE := $(and $(CUDA_LIBDIR),$(wildcard $(CUDA_LIBDIR)/libcublas.so),\
+                   $(wildcard $(CUDA_LIBDIR)/libcublasLt.so))
+
+ifneq ($(CUDA_COMPLETE),)
+
 CUDA_ARCH    ?= 90
 NVCC_GENCODE ?= -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                 -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
@@ -46,7 +57,15 @@ $(CUDA_TEST_BIN): tests/cuda/test_cuda_ops.c $(LIB_A) $(TEST_HDR) lib/cuda/backe
 
 test-cuda: $(CUDA_TEST_BIN)
 	@$(CUDA_TEST_BIN); rc=$$?; \
-	 if [ $$rc -eq 77 ]; then echo "test-cuda: skipped: no GPU (exit 77)"; fi; exit $$rc
+	 if [ $$rc -eq 77 ]; then echo "test-cuda: SKIPPED (no GPU): exit 77, not a pass"; fi; exit $$rc
+
+else   # nvcc without the libraries
+
+$(warning lib/cuda/cuda.mk: $(NVCC) found, but not libcudart.so + libcublas.so + libcublasLt.so under $(CUDA_HOME): building without the CUDA backend)
+test-cuda:
+	@echo "test-cuda: SKIPPED (CUDA toolkit incomplete: no cuBLAS/cudart next to $(NVCC)): exit 77, not a pass"; exit 77
+
+endif
 
 .PHONY: cuda-objs test-cuda
 

@@ -1,7 +1,8 @@
 /* meanpool.cu — the rater's pooling on the GPU: out[b,:] = (1/L_b) Σ_{t<L_b} inp[b,t,:]
  * (lib/ops/meanpool.c), one thread per (b, c) summing t in order, and its backward.
- * Padded positions never contribute and never receive gradient. Bit-identical to the
- * CPU op (same sequence of float operations per element). */
+ * Padded positions never contribute and never receive gradient. The forward is
+ * bit-identical to the CPU op (the same float additions in the same order, then one
+ * division); the backward may differ in the last bit (nvcc fuses dout·inv + dinp). */
 #include "cuda/cuda_ops.cuh"
 
 static __global__ void meanpool_forward_k(float *out, const float *inp, const int32_t *valid_len,

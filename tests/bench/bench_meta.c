@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,14 @@
 #include "test.h"
 
 static const Backend *be;
+
+/* CPU seconds of the whole process: with one thread, robust to other load on the
+ * machine (wall time is not); with several it also counts OpenMP spin-waiting. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* ---- random in-memory batches ------------------------------------------------------ */
 
@@ -108,17 +117,19 @@ static void member_free(Member *m) {
     optim_state_free(&m->opt, be);
 }
 
-/* Seconds per plain training step: forward, backward (dlosses = 1/B), clip + update. */
-static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps) {
+/* Seconds per plain training step: forward, backward (dlosses = 1/B), clip + update
+ * (wall; *cpu: CPU seconds); *for_cpu (if non-NULL): CPU seconds of one
+ * lm_forward_over_reverse pass on the same batch, for comparison. */
+static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double *cpu, double *for_cpu) {
     Member m;
     member_new(&m, s);
     LMActs *acts = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 0);
     real *g = be->alloc(m.n * sizeof(real));
     real dl[4096];
     for (int i = 0; i < s->batch; i++) dl[i] = (real)1 / (real)s->batch;
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int k = -1; k < steps; k++) {   /* k = -1: warm-up */
-        if (k == 0) t0 = dr_now();
+        if (k == 0) { t0 = dr_now(); c0 = cpu_now(); }
         const DataBatch *b = fx_train(f, k < 0 ? 0 : k);
         lm_forward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, NULL);
         be->vec_zero(g, m.n);
@@ -127,14 +138,36 @@ static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps) {
     }
     be->synchronize();
     double sec = (dr_now() - t0) / steps;
+    if (cpu) *cpu = (cpu_now() - c0) / steps;
+    if (for_cpu) {
+        LMActs *ta = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 1);
+        real *u = be->alloc(m.n * sizeof(real)), *hv = be->alloc(m.n * sizeof(real));
+        real dd[4096];
+        be->vec_copy(u, g, m.n);
+        const DataBatch *b = fx_train(f, 0);
+        double best = INFINITY;
+        for (int k = 0; k < 3; k++) {
+            double c1 = cpu_now();
+            lm_forward_over_reverse(be, &s->lm, m.theta, u, ta, b->inputs, b->targets, b->n_valid, b->B,
+                                    b->T, dl, NULL, NULL, hv, dd);
+            be->synchronize();
+            double c = cpu_now() - c1;
+            if (k > 0 && c < best) best = c;   /* k = 0: warm-up */
+        }
+        *for_cpu = best;
+        be->free(u);
+        be->free(hv);
+        lm_acts_free(be, ta);
+    }
     be->free(g);
     lm_acts_free(be, acts);
     member_free(&m);
     return sec;
 }
 
-/* One member's meta-step (mode full); returns seconds, fills stats and bytes. */
-static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size_t *bytes) {
+/* One member's meta-step (mode full); returns wall seconds (*cpu: CPU seconds), fills
+ * stats and bytes. */
+static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size_t *bytes, double *cpu) {
     Member m;
     member_new(&m, s);
     MetaWork *w = meta_work_new(be, s);
@@ -142,10 +175,11 @@ static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size
     MetaBatches data = { .train = fx_train, .val = fx_val, .n_val = f->n_val, .ctx = f };
     meta_stats_clear(st);
     be->vec_zero(m.dphi, m.n_phi);
-    double t0 = dr_now();
+    double t0 = dr_now(), c0 = cpu_now();
     CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, st) == 0, "%s", dr_lasterr());
     be->synchronize();
     double sec = dr_now() - t0;
+    *cpu = cpu_now() - c0;
     meta_work_free(w);
     member_free(&m);
     return sec;
@@ -205,10 +239,12 @@ static void child_run(const MetaSpec *s0, int T) {
     fixed_new(&f, &s, 16, 2);
     MetaStats st;
     size_t bytes;
-    double sec = meta_step_seconds(&s, &f, &st, &bytes);
-    double plain = plain_step_seconds(&s, &f, 8);
-    printf("    T %4d  c %2d: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T plain steps",
-           T, s.checkpoint_every, bytes / 1e6, sec, sec / (T * plain));
+    double cpu, plain_cpu;
+    double sec = meta_step_seconds(&s, &f, &st, &bytes, &cpu);
+    double plain = plain_step_seconds(&s, &f, 8, &plain_cpu, NULL);
+    printf("    T %4d  c %2d: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T plain steps "
+           "(CPU time: %.2f x)", T, s.checkpoint_every, bytes / 1e6, sec, sec / (T * plain),
+           cpu / (T * plain_cpu));
 }
 
 static int parse_list(const char *s, int *out, int max) {
@@ -263,16 +299,20 @@ int main(int argc, char **argv) {
         s.backprop_steps = T;
         Fixed f;
         fixed_new(&f, &s, T, cfg.meta.val_batches);
-        double plain = plain_step_seconds(&s, &f, T < 8 ? T : 8);
-        printf("  plain training step: %.3f s\n", plain);
+        double plain_cpu, for_cpu;
+        double plain = plain_step_seconds(&s, &f, T < 8 ? T : 8, &plain_cpu, &for_cpu);
+        printf("  plain training step: %.3f s (CPU %.3f s); one forward-over-reverse pass: CPU %.3f s = "
+               "%.2f plain steps\n", plain, plain_cpu, for_cpu, for_cpu / plain_cpu);
         const int cs[2] = { 1, meta_default_checkpoint_every(T) };
         for (int i = 0; i < 2; i++) {
             s.checkpoint_every = cs[i];
             MetaStats st;
             size_t bytes;
-            double sec = meta_step_seconds(&s, &f, &st, &bytes);
-            printf("  meta-step T %d, checkpoint_every %d: %.2f s = %.2f x T plain steps; buffers %.1f MB\n",
-                   T, cs[i], sec, sec / (T * plain), bytes / 1e6);
+            double cpu;
+            double sec = meta_step_seconds(&s, &f, &st, &bytes, &cpu);
+            printf("  meta-step T %d, checkpoint_every %d: %.2f s = %.2f x T plain steps (CPU time: "
+                   "%.2f x); buffers %.1f MB\n", T, cs[i], sec, sec / (T * plain), cpu / (T * plain_cpu),
+                   bytes / 1e6);
             printf("      unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
                    "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), "
                    "rater backward %.2f s\n",

@@ -160,6 +160,9 @@ check "ablations.mk: every ablation has a command" sh -c "make --no-print-direct
 rm -f "$OUT/report.md"
 check "report alone is rebuilt from the files" sh -c "\"\$@\" > /dev/null 2>&1 && test -s $OUT/report.md" _ "${MK[@]}"
 
+check "report without gnuplot (GNUPLOT=none): same criteria, no images" sh -c \
+    "GNUPLOT=none sh pipelines/report.sh $OUT 2>/dev/null && ! grep -q '](plots/' $OUT/report.md && grep -q '^- \*\*Criterion 2' $OUT/report.md"
+
 # ---- the checkers reject broken artifacts -------------------------------------------------
 mkdir -p "$tmp/broken"
 sed '$d' "$OUT/score/datarater.tsv" > "$tmp/broken/scores.tsv"

@@ -1,5 +1,5 @@
 /* test_filter.c — the keep/drop policies of dr-filter and the validation of scores.tsv
- * against the examples of real shards. */
+ * against the examples of real shards (exact duplicate documents included). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,11 +139,60 @@ static void test_scores_align(const char *dir) {
     shardlist_free(&sl);
 }
 
+/* Exact duplicate documents share an id: the file holds the id as often as the shards
+ * do, its n-th line scoring the n-th example. Doc B appears twice (ids bbbb, bbbb). */
+static void test_scores_duplicates(const char *dir) {
+    char shard[512], tsv[512];
+    snprintf(shard, sizeof shard, "%s/dup.drs", dir);
+    snprintf(tsv, sizeof tsv, "%s/dup.tsv", dir);
+    DrsWriter *w = drs_writer_open(shard, 300, 42, "byte");
+    uint32_t a[3] = {1, 2, 3}, b[3] = {10, 11, 12};
+    TEST_CHECK(w && drs_writer_add(w, 0xbbbb, "s", b, 3) == 0 && drs_writer_add(w, 0xaaaa, "s", a, 3) == 0
+               && drs_writer_add(w, 0xbbbb, "s", b, 3) == 0 && drs_writer_close(w) == 0,
+               "write shard: %s", dr_lasterr());
+    ShardList sl = {0};
+    char *in[1] = { shard };
+    TEST_CHECK(shardlist_add_inputs(&sl, 1, in) == 0, "inputs: %s", dr_lasterr());
+    DataOptions o = { .seq_len = 4, .min_tokens = 2, .batch_size = 2 };
+    DataLoader *d = data_open(&sl, &o);
+    TEST_CHECK(d && data_num_examples(d) == 3, "3 examples");
+    if (!d) return;
+    struct { const char *body; const char *expect; } cases[] = {
+        { "000000000000bbbb:0\t1\ts\t3\n000000000000aaaa:0\t2\ts\t3\n000000000000bbbb:0\t3\ts\t3\n", NULL },
+        { "000000000000bbbb:0\t1\ts\t3\n000000000000aaaa:0\t2\ts\t3\n",
+          "no score for example 000000000000bbbb:0" },
+        { "000000000000bbbb:0\t1\ts\t3\n000000000000aaaa:0\t2\ts\t3\n000000000000bbbb:0\t3\ts\t3\n"
+          "000000000000bbbb:0\t4\ts\t3\n",
+          ":5: duplicate example id 000000000000bbbb:0 (first at line 2): the shards hold it 2 times" },
+        { "000000000000aaaa:0\t2\ts\t3\n000000000000aaaa:0\t2\ts\t3\n000000000000bbbb:0\t1\ts\t3\n"
+          "000000000000bbbb:0\t3\ts\t3\n", ":3: duplicate example id 000000000000aaaa:0 (first at line 2)" },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        FILE *f = fopen(tsv, "w");
+        fprintf(f, "%s\n%s", SCORES_HEADER, cases[c].body);
+        fclose(f);
+        Scores s;
+        double out[3] = {0};
+        int rc = scores_read(tsv, &s);
+        if (rc == 0) { rc = scores_align(&s, d, out); scores_free(&s); }
+        if (!cases[c].expect) {
+            TEST_CHECK(rc == 0, "duplicates case %zu accepted: %s", c, dr_lasterr());
+            TEST_CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3, "duplicates: n-th line to n-th example");
+        } else {
+            TEST_CHECK(rc != 0 && strstr(dr_lasterr(), cases[c].expect), "duplicates case %zu: got '%s', want '%s'",
+                       c, rc ? dr_lasterr() : "(accepted)", cases[c].expect);
+        }
+    }
+    data_close(d);
+    shardlist_free(&sl);
+}
+
 int main(void) {
     char dir[] = "/tmp/dr-test-filter-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     test_policies();
     test_scores_align(dir);
+    test_scores_duplicates(dir);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,0 +1,75 @@
+/* cuda_runtime.h — EMULATION ONLY (tests/cuda/emu/): the subset of the CUDA runtime that
+ * lib/cuda/*.cu uses, so that the backend's real kernel sources can run on the CPU with
+ * the real test (tests/cuda/test_cuda_ops.c). Kernels are plain C++ functions; a launch
+ * runs every thread of a block as a fiber (emu_runtime.cpp), __syncthreads and warp
+ * shuffles are barriers. Device memory is host memory. Never part of a real build. */
+#ifndef EMU_CUDA_RUNTIME_H
+#define EMU_CUDA_RUNTIME_H
+
+#include <functional>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static /* one copy per block: blocks run one after the other */
+
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+extern dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+typedef int cudaError_t;
+enum {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorNoDevice = 100,
+};
+typedef void *cudaStream_t;
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4
+};
+
+cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemset(void *p, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s = 0);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t s = 0);
+cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaGetDeviceCount(int *count);
+const char *cudaGetErrorString(cudaError_t e);
+const char *cudaGetErrorName(cudaError_t e);
+
+/* ---- device side ---- */
+void __syncthreads(void);
+uint64_t emu_shfl_xor(uint64_t bits, int lane_mask);   /* a warp barrier exchange */
+template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
+    (void)mask;
+    static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
+    uint64_t b = 0;
+    memcpy(&b, &v, sizeof v);
+    b = emu_shfl_xor(b, lane_mask);
+    T r;
+    memcpy(&r, &b, sizeof r);
+    return r;
+}
+
+/* kernel<<<grid, block>>>(args) is rewritten by cu2cpp.py into
+ * emu_launch(dim3(grid), dim3(block), [=] { kernel(args); }) */
+void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+
+#endif

@@ -1,0 +1,1067 @@
+/* test_cuda_ops.c — every op of the CUDA backend against the CPU op (make test-cuda).
+ *
+ * For every op and every face (forward, backward, forward tangent, backward tangent),
+ * with the NULL variants the models use: random inputs, the same on both sides; the
+ * CPU op on host buffers, the CUDA op on device copies; then, per output,
+ *     rel = max_i |gpu_i − cpu_i| / max_i |cpu_i − init_i|
+ * where init is the output's value before the call: 0 for outputs the op writes (=),
+ * the random pre-fill for outputs it accumulates into (+=), so the error is measured
+ * against what the op added, not against the pre-fill. Rules:
+ *   - ops, fp32:                rel ≤ 1e-5   (float rounding, different summation order;
+ *                               the float CPU ops are within ~1e-6 of double references,
+ *                               tests/unit/test_ops_float.c)
+ *   - GELU's derivative faces:  rel ≤ 3e-5   (the CPU float build's tanh is a rational
+ *                               approximation, |error| ≤ 3e-7, which y′ and y″ multiply by
+ *                               up to ~x·u′ ≈ 30; CUDA's tanhf is within 2 ulp)
+ *   - whole models (LM forward-over-reverse, rater):  rel ≤ 1e-4  (chains of ~40 ops)
+ *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3
+ *   - matmul in TF32 ≤ 1e-2, in bf16 ≤ 3e-2 (inputs rounded to 10 / 8 mantissa bits)
+ *   - outputs the op must not touch (a NULL tangent in) must stay bit-identical;
+ *   - every element of a written output is written: outputs start as NaN on the GPU
+ *     side, and a NaN left where the CPU has a number is reported as "not written";
+ *   - the reductions are deterministic: two runs give the same bits; the embedding
+ *     backward is bit-identical to the CPU's (same additions in the same order).
+ * The rel value of every comparison is printed, so a run shows the margins.
+ * Exit status: 0 all passed, 1 something failed, 77 no CUDA device (skipped — the
+ * caller must report it as skipped, never as passed). Built by lib/cuda/cuda.mk.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "check.h"
+#include "cuda/backend_cuda.h"
+#include "lm.h"
+#include "meta.h"
+#include "optim.h"
+#include "rater.h"
+#include "test.h"
+
+#ifdef DR_DOUBLE
+#error "test_cuda_ops compares the float CUDA backend with the float CPU backend"
+#endif
+
+#define TOL        1e-5   /* one op, fp32 */
+#define TOL_GELU   3e-5   /* GELU's y', y'': the CPU's approximate tanh, amplified */
+#define TOL_MODEL  1e-4   /* a whole LM / rater pass */
+#define TOL_META   1e-3   /* a whole meta-step */
+#define TOL_TF32   1e-2
+#define TOL_BF16   3e-2
+
+static const Backend *cpu = &backend_cpu;
+static const Backend *gpu;
+
+/* ---- random numbers (the same stream as tests/unit/test_ops_float.c) ------------------ */
+
+static uint64_t rng_state = 0x853C49E6748FEA9Bull;
+static uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double urand(void) { return (double)(rng_u64() >> 11) * 0x1.0p-53; }
+static double nrand(void) {
+    double u1 = urand(), u2 = urand();
+    return sqrt(-2 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- paired buffers: h on the host for the CPU op, d on the device for the CUDA op ---- */
+
+typedef struct {
+    real *h, *d;      /* NULL, NULL: the op gets NULL on both sides */
+    real *init;       /* the values before the op (host), NULL = all zero */
+    size_t n;
+} Buf;
+
+static Buf buf_alloc(size_t n) {
+    Buf b = { xmalloc((n ? n : 1) * sizeof(real)), gpu->alloc(n * sizeof(real)), NULL, n };
+    return b;
+}
+static void buf_to_dev(Buf *b) { gpu->to_device(b->d, b->h, b->n * sizeof(real)); }
+
+/* an input: normal(mean, sd), the same values on both sides */
+static Buf in_rand(size_t n, double mean, double sd) {
+    Buf b = buf_alloc(n);
+    for (size_t i = 0; i < n; i++) b.h[i] = (real)(mean + sd * nrand());
+    buf_to_dev(&b);
+    return b;
+}
+/* a copy of another buffer's host values (an in/out argument, or an aliased one) */
+static Buf in_copy(const Buf *src) {
+    Buf b = buf_alloc(src->n);
+    memcpy(b.h, src->h, src->n * sizeof(real));
+    buf_to_dev(&b);
+    return b;
+}
+/* an output the op writes: NaN on both sides (a sentinel for elements not written) */
+static Buf out_nan(size_t n) {
+    Buf b = buf_alloc(n);
+    for (size_t i = 0; i < n; i++) b.h[i] = NAN;
+    buf_to_dev(&b);
+    return b;
+}
+/* an output the op accumulates into: a random pre-fill, remembered */
+static Buf acc_rand(size_t n) {
+    Buf b = in_rand(n, 0, 1);
+    b.init = xmalloc((n ? n : 1) * sizeof(real));
+    memcpy(b.init, b.h, n * sizeof(real));
+    return b;
+}
+/* an in/out argument overwritten by the op (=, from its own values): compare to 0 */
+static Buf inout_rand(size_t n, double mean, double sd) { return in_rand(n, mean, sd); }
+
+static void buf_free(Buf *b) {
+    if (b->h) free(b->h);
+    if (b->d) gpu->free(b->d);
+    free(b->init);
+    memset(b, 0, sizeof *b);
+}
+
+typedef struct { int32_t *h, *d; } IBuf;
+static IBuf ibuf(const int32_t *vals, size_t n) {
+    IBuf b = { NULL, NULL };
+    if (!vals) return b;
+    b.h = xmalloc((n ? n : 1) * sizeof(int32_t));
+    memcpy(b.h, vals, n * sizeof(int32_t));
+    b.d = gpu->alloc(n * sizeof(int32_t));
+    gpu->to_device(b.d, b.h, n * sizeof(int32_t));
+    return b;
+}
+static IBuf ibuf_rand(size_t n, int lo, int hi) {   /* uniform in [lo, hi) */
+    int32_t *v = xmalloc((n ? n : 1) * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) v[i] = lo + (int32_t)(rng_u64() % (uint64_t)(hi - lo));
+    IBuf b = ibuf(v, n);
+    free(v);
+    return b;
+}
+static void ibuf_free(IBuf *b) {
+    free(b->h);
+    if (b->d) gpu->free(b->d);
+    b->h = b->d = NULL;
+}
+
+/* The comparison of the file header; returns rel. */
+static double check_buf(const char *what, const Buf *b, double tol) {
+    real *g = xmalloc((b->n ? b->n : 1) * sizeof(real));
+    gpu->to_host(g, b->d, b->n * sizeof(real));
+    size_t unwritten = 0, cpu_nan = 0;
+    double dmax = 0, norm = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        double c = b->h[i], x = g[i];
+        if (isnan(c)) { cpu_nan++; continue; }
+        if (isnan(x)) { unwritten++; continue; }
+        double inc = b->init ? c - (double)b->init[i] : c;
+        norm = fmax(norm, fabs(inc));
+        dmax = fmax(dmax, fabs(x - c));
+    }
+    double rel = norm > 0 ? dmax / norm : dmax > 0 ? INFINITY : 0;
+    TEST_CHECK(cpu_nan == 0, "%s: the CPU op left %zu of %zu elements NaN", what, cpu_nan, b->n);
+    TEST_CHECK(unwritten == 0, "%s: %zu of %zu elements not written (NaN sentinel left)", what,
+               unwritten, b->n);
+    if (norm > 0)
+        TEST_CHECK(rel <= tol, "%s: max|gpu - cpu| / max|cpu change| = %.2e > %.0e", what, rel, tol);
+    else
+        TEST_CHECK(dmax == 0, "%s: the CPU op left it unchanged, the GPU changed it by %.2e", what, dmax);
+    printf("  %-66s %8.1e\n", what, rel);
+    free(g);
+    return rel;
+}
+
+static void check_scalar(const char *what, double c, double g, double scale, double tol) {
+    double rel = scale > 0 ? fabs(g - c) / scale : fabs(g - c);
+    TEST_CHECK(rel <= tol, "%s: cpu %.17g gpu %.17g (rel %.2e > %.0e)", what, c, g, rel, tol);
+    printf("  %-66s %8.1e\n", what, rel);
+}
+
+/* The same values on both sides, bit for bit (after a call that must not differ). */
+static void check_bits(const char *what, const real *h, const real *d, size_t n) {
+    real *g = xmalloc((n ? n : 1) * sizeof(real));
+    gpu->to_host(g, d, n * sizeof(real));
+    size_t diff = 0;
+    for (size_t i = 0; i < n; i++) diff += memcmp(&g[i], &h[i], sizeof(real)) != 0;
+    TEST_CHECK(diff == 0, "%s: %zu of %zu elements differ in their bits", what, diff, n);
+    printf("  %-66s %s\n", what, diff ? "DIFFERENT" : "same bits");
+    free(g);
+}
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+static void test_table(void) {
+    TEST_CHECK(gpu->name && !strcmp(gpu->name, "cuda"), "backend name %s", gpu->name);
+    /* every field after name is a function pointer */
+    const size_t nf = (sizeof(Backend) - sizeof(const char *)) / sizeof(void (*)(void));
+    void (*fields[sizeof(Backend) / sizeof(void (*)(void))])(void);
+    memcpy(fields, (const char *)gpu + sizeof(const char *), nf * sizeof fields[0]);
+    int nulls = 0;
+    for (size_t i = 0; i < nf; i++) nulls += fields[i] == NULL;
+    TEST_CHECK(nulls == 0, "backend_cuda: %d of %zu function pointers are NULL", nulls, nf);
+    printf("  backend_cuda: %zu function pointers, %d NULL; GEMM precision %s\n", nf, nulls,
+           backend_cuda_gemm_precision());
+}
+
+/* ---- vectors ---------------------------------------------------------------------------- */
+
+static void test_vec(size_t n) {
+    char w[96];
+    Buf x = in_rand(n, 0, 1), y = acc_rand(n);
+
+    Buf z = in_rand(n, 0, 1);
+    cpu->vec_zero(z.h, n); gpu->vec_zero(z.d, n);
+    snprintf(w, sizeof w, "vec_zero n=%zu", n); check_buf(w, &z, TOL);
+
+    Buf c = out_nan(n);
+    cpu->vec_copy(c.h, x.h, n); gpu->vec_copy(c.d, x.d, n);
+    snprintf(w, sizeof w, "vec_copy n=%zu", n); check_buf(w, &c, 0);
+
+    Buf s = inout_rand(n, 0, 1);
+    cpu->vec_scale(s.h, -0.37, n); gpu->vec_scale(s.d, -0.37, n);
+    snprintf(w, sizeof w, "vec_scale n=%zu", n); check_buf(w, &s, TOL);
+
+    cpu->vec_axpy(y.h, 1.3, x.h, n); gpu->vec_axpy(y.d, 1.3, x.d, n);
+    snprintf(w, sizeof w, "vec_axpy n=%zu", n); check_buf(w, &y, TOL);
+
+    double abs_dot = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        abs_dot += fabs((double)x.h[i] * y.h[i]);
+        sq += (double)x.h[i] * x.h[i];
+    }
+    snprintf(w, sizeof w, "vec_dot n=%zu (double; rel to sum|x*y|)", n);
+    check_scalar(w, cpu->vec_dot(x.h, y.h, n), gpu->vec_dot(x.d, y.d, n), abs_dot, 1e-12);
+    snprintf(w, sizeof w, "vec_sumsq n=%zu (double)", n);
+    check_scalar(w, cpu->vec_sumsq(x.h, n), gpu->vec_sumsq(x.d, n), sq, 1e-12);
+    double d1 = gpu->vec_dot(x.d, y.d, n), d2 = gpu->vec_dot(x.d, y.d, n);
+    TEST_CHECK(memcmp(&d1, &d2, sizeof d1) == 0, "vec_dot n=%zu: two runs differ", n);
+
+    TEST_CHECK(gpu->vec_all_finite(x.d, n) == 1, "vec_all_finite n=%zu: finite vector", n);
+    x.h[n / 2] = INFINITY;
+    buf_to_dev(&x);
+    TEST_CHECK(gpu->vec_all_finite(x.d, n) == 0, "vec_all_finite n=%zu: inf missed", n);
+    x.h[n / 2] = NAN;
+    x.h[n - 1] = 1;
+    buf_to_dev(&x);
+    TEST_CHECK(gpu->vec_all_finite(x.d, n) == 0, "vec_all_finite n=%zu: NaN missed", n);
+    buf_free(&x); buf_free(&y); buf_free(&z); buf_free(&c); buf_free(&s);
+}
+
+/* ---- optimizers --------------------------------------------------------------------- */
+
+static void test_adamw(size_t n, long step, double g_scale) {
+    char w[96];
+    AdamWHyper h = { .lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
+                     .step = step };
+    Buf g = in_rand(n, 0, 1), v0 = in_rand(n, 0, 1);
+    for (size_t i = 0; i < n; i++) {
+        v0.h[i] = (real)(1e-3 * fabs(v0.h[i]));
+        if (i % 97 == 0) g.h[i] = v0.h[i] = 0;   /* v = 0 after the update: must stay finite */
+    }
+    buf_to_dev(&g); buf_to_dev(&v0);
+    Buf m0 = in_rand(n, 0, 0.1);
+    for (size_t i = 0; i < n; i += 97) m0.h[i] = 0;
+    buf_to_dev(&m0);
+
+    Buf th = inout_rand(n, 0, 1), m = in_copy(&m0), v = in_copy(&v0);
+    cpu->adamw_forward(th.h, m.h, v.h, g.h, g_scale, n, &h);
+    gpu->adamw_forward(th.d, m.d, v.d, g.d, g_scale, n, &h);
+    snprintf(w, sizeof w, "adamw_forward theta (step %ld, g_scale %.2f)", step, g_scale);
+    check_buf(w, &th, TOL);
+    check_buf("adamw_forward m", &m, TOL);
+    check_buf("adamw_forward v", &v, TOL);
+
+    Buf dth = inout_rand(n, 0, 1), dm = inout_rand(n, 0, 1), dv = inout_rand(n, 0, 1);
+    Buf dg = out_nan(n);
+    cpu->adamw_backward(dth.h, dm.h, dv.h, dg.h, m0.h, v0.h, g.h, g_scale, n, &h);
+    gpu->adamw_backward(dth.d, dm.d, dv.d, dg.d, m0.d, v0.d, g.d, g_scale, n, &h);
+    snprintf(w, sizeof w, "adamw_backward dtheta (step %ld)", step);
+    check_buf(w, &dth, TOL);
+    check_buf("adamw_backward dm", &dm, TOL);
+    check_buf("adamw_backward dv", &dv, TOL);
+    check_buf("adamw_backward dg", &dg, TOL);
+
+    Buf dth2 = inout_rand(n, 0, 1);
+    cpu->adamw_backward(dth2.h, NULL, NULL, NULL, m0.h, v0.h, g.h, g_scale, n, &h);
+    gpu->adamw_backward(dth2.d, NULL, NULL, NULL, m0.d, v0.d, g.d, g_scale, n, &h);
+    check_buf("adamw_backward dtheta (dm, dv, dg NULL)", &dth2, TOL);
+
+    Buf bufs[] = { g, v0, m0, th, m, v, dth, dm, dv, dg, dth2 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+static void test_sgd(size_t n, double momentum) {
+    char w[96];
+    SGDHyper h = { .lr = 0.05, .momentum = momentum, .weight_decay = 0.1 };
+    Buf g = in_rand(n, 0, 1);
+
+    Buf th = inout_rand(n, 0, 1), buf = acc_rand(n);
+    cpu->sgd_forward(th.h, buf.h, g.h, 0.8, n, &h);
+    gpu->sgd_forward(th.d, buf.d, g.d, 0.8, n, &h);
+    snprintf(w, sizeof w, "sgd_forward theta (momentum %.1f)", momentum);
+    check_buf(w, &th, TOL);
+    snprintf(w, sizeof w, "sgd_forward buf (momentum %.1f)", momentum);
+    check_buf(w, &buf, TOL);   /* momentum 0: untouched, bit for bit */
+
+    Buf th2 = inout_rand(n, 0, 1);
+    cpu->sgd_forward(th2.h, NULL, g.h, 0.8, n, &h);
+    gpu->sgd_forward(th2.d, NULL, g.d, 0.8, n, &h);
+    check_buf("sgd_forward theta (buf NULL)", &th2, TOL);
+
+    Buf dth = inout_rand(n, 0, 1), dbuf = inout_rand(n, 0, 1), dg = out_nan(n);
+    cpu->sgd_backward(dth.h, dbuf.h, dg.h, n, &h);
+    gpu->sgd_backward(dth.d, dbuf.d, dg.d, n, &h);
+    snprintf(w, sizeof w, "sgd_backward dtheta (momentum %.1f)", momentum);
+    check_buf(w, &dth, TOL);
+    check_buf("sgd_backward dbuf", &dbuf, TOL);
+    check_buf("sgd_backward dg", &dg, TOL);
+
+    Buf dth3 = inout_rand(n, 0, 1);
+    cpu->sgd_backward(dth3.h, NULL, NULL, n, &h);
+    gpu->sgd_backward(dth3.d, NULL, NULL, n, &h);
+    check_buf("sgd_backward dtheta (dbuf, dg NULL)", &dth3, TOL);
+
+    Buf bufs[] = { g, th, buf, th2, dth, dbuf, dg, dth3 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+static void test_embedding(int B, int T, int C, int V, int maxT) {
+    char w[128];
+    const size_t BTC = (size_t)B * T * C;
+    IBuf tok = ibuf_rand((size_t)B * T, 0, V);
+    Buf wte = in_rand((size_t)V * C, 0, 1), wpe = in_rand((size_t)maxT * C, 0, 1);
+
+    Buf out = out_nan(BTC);
+    cpu->embedding_forward(out.h, tok.h, wte.h, wpe.h, B, T, C);
+    gpu->embedding_forward(out.d, tok.d, wte.d, wpe.d, B, T, C);
+    snprintf(w, sizeof w, "embedding_forward B=%d T=%d C=%d V=%d", B, T, C, V);
+    check_buf(w, &out, TOL);
+
+    Buf tw = in_rand((size_t)V * C, 0, 1), tp = in_rand((size_t)maxT * C, 0, 1);
+    Buf to = out_nan(BTC), to2 = out_nan(BTC), to3 = out_nan(BTC);
+    cpu->embedding_forward_tangent(to.h, tok.h, tw.h, tp.h, B, T, C);
+    gpu->embedding_forward_tangent(to.d, tok.d, tw.d, tp.d, B, T, C);
+    check_buf("embedding_forward_tangent", &to, TOL);
+    cpu->embedding_forward_tangent(to2.h, tok.h, NULL, tp.h, B, T, C);
+    gpu->embedding_forward_tangent(to2.d, tok.d, NULL, tp.d, B, T, C);
+    check_buf("embedding_forward_tangent (twte NULL)", &to2, TOL);
+    cpu->embedding_forward_tangent(to3.h, tok.h, NULL, NULL, B, T, C);
+    gpu->embedding_forward_tangent(to3.d, tok.d, NULL, NULL, B, T, C);
+    check_buf("embedding_forward_tangent (both NULL: zeros)", &to3, TOL);
+
+    Buf dout = in_rand(BTC, 0, 1), dwte = acc_rand((size_t)V * C), dwpe = acc_rand((size_t)maxT * C);
+    cpu->embedding_backward(dwte.h, dwpe.h, dout.h, tok.h, B, T, C);
+    gpu->embedding_backward(dwte.d, dwpe.d, dout.d, tok.d, B, T, C);
+    check_buf("embedding_backward dwte", &dwte, TOL);
+    check_buf("embedding_backward dwpe", &dwpe, TOL);
+    check_bits("embedding_backward dwte bit-identical to the CPU", dwte.h, dwte.d, dwte.n);
+    check_bits("embedding_backward dwpe bit-identical to the CPU", dwpe.h, dwpe.d, dwpe.n);
+
+    Buf dwpe2 = acc_rand((size_t)maxT * C);
+    cpu->embedding_backward(NULL, dwpe2.h, dout.h, tok.h, B, T, C);
+    gpu->embedding_backward(NULL, dwpe2.d, dout.d, tok.d, B, T, C);
+    check_buf("embedding_backward (dwte NULL) dwpe", &dwpe2, TOL);
+
+    Buf dtwte = acc_rand((size_t)V * C), dtwpe = acc_rand((size_t)maxT * C);
+    cpu->embedding_backward_tangent(dtwte.h, dtwpe.h, dout.h, tok.h, B, T, C);
+    gpu->embedding_backward_tangent(dtwte.d, dtwpe.d, dout.d, tok.d, B, T, C);
+    check_buf("embedding_backward_tangent dtwte", &dtwte, TOL);
+    check_buf("embedding_backward_tangent dtwpe", &dtwpe, TOL);
+    Buf dtwte2 = acc_rand((size_t)V * C);
+    cpu->embedding_backward_tangent(dtwte2.h, NULL, NULL, tok.h, B, T, C);
+    gpu->embedding_backward_tangent(dtwte2.d, NULL, NULL, tok.d, B, T, C);
+    check_buf("embedding_backward_tangent (dtout NULL: unchanged)", &dtwte2, TOL);
+
+    Buf bufs[] = { wte, wpe, out, tw, tp, to, to2, to3, dout, dwte, dwpe, dwpe2, dtwte, dtwpe, dtwte2 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&tok);
+}
+
+/* ---- matmul ------------------------------------------------------------------------------ */
+
+static void test_matmul(int N, int C, int OC, int layout, double tol, const char *tag) {
+    char w[128];
+    const char *lay = layout == MATMUL_W_OC_C ? "W[OC,C]" : "W[C,OC]";
+    Buf inp = in_rand((size_t)N * C, 0, 1), wt = in_rand((size_t)C * OC, 0, 1), b = in_rand(OC, 0, 1);
+    Buf tinp = in_rand((size_t)N * C, 0, 1), tw = in_rand((size_t)C * OC, 0, 1), tb = in_rand(OC, 0, 1);
+    Buf dout = in_rand((size_t)N * OC, 0, 1), dtout = in_rand((size_t)N * OC, 0, 1);
+
+    Buf out = out_nan((size_t)N * OC), out2 = out_nan((size_t)N * OC);
+    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, layout);
+    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward %dx%dx%d %s", tag, N, C, OC, lay);
+    check_buf(w, &out, tol);
+    cpu->matmul_forward(out2.h, inp.h, wt.h, NULL, N, C, OC, layout);
+    gpu->matmul_forward(out2.d, inp.d, wt.d, NULL, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward (bias NULL)", tag);
+    check_buf(w, &out2, tol);
+
+    Buf dinp = acc_rand((size_t)N * C), dw = acc_rand((size_t)C * OC), db = acc_rand(OC);
+    cpu->matmul_backward(dinp.h, dw.h, db.h, dout.h, inp.h, wt.h, N, C, OC, layout);
+    gpu->matmul_backward(dinp.d, dw.d, db.d, dout.d, inp.d, wt.d, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward dinp", tag); check_buf(w, &dinp, tol);
+    snprintf(w, sizeof w, "%smatmul_backward dw", tag); check_buf(w, &dw, tol);
+    snprintf(w, sizeof w, "%smatmul_backward dbias", tag); check_buf(w, &db, tol);
+    Buf dinp2 = acc_rand((size_t)N * C);
+    cpu->matmul_backward(dinp2.h, NULL, NULL, dout.h, inp.h, wt.h, N, C, OC, layout);
+    gpu->matmul_backward(dinp2.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward (dw, dbias NULL) dinp", tag); check_buf(w, &dinp2, tol);
+
+    Buf to = out_nan((size_t)N * OC), to2 = out_nan((size_t)N * OC), to3 = out_nan((size_t)N * OC);
+    cpu->matmul_forward_tangent(to.h, inp.h, tinp.h, wt.h, tw.h, tb.h, N, C, OC, layout);
+    gpu->matmul_forward_tangent(to.d, inp.d, tinp.d, wt.d, tw.d, tb.d, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent", tag); check_buf(w, &to, tol);
+    cpu->matmul_forward_tangent(to2.h, inp.h, tinp.h, wt.h, NULL, NULL, N, C, OC, layout);
+    gpu->matmul_forward_tangent(to2.d, inp.d, tinp.d, wt.d, NULL, NULL, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent (tw, tbias NULL)", tag); check_buf(w, &to2, tol);
+    cpu->matmul_forward_tangent(to3.h, inp.h, NULL, wt.h, NULL, NULL, N, C, OC, layout);
+    gpu->matmul_forward_tangent(to3.d, inp.d, NULL, wt.d, NULL, NULL, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent (all NULL: zeros)", tag); check_buf(w, &to3, tol);
+
+    Buf dti = acc_rand((size_t)N * C), dtw = acc_rand((size_t)C * OC), dtb = acc_rand(OC);
+    cpu->matmul_backward_tangent(dti.h, dtw.h, dtb.h, dout.h, dtout.h, inp.h, tinp.h, wt.h, tw.h,
+                                 N, C, OC, layout);
+    gpu->matmul_backward_tangent(dti.d, dtw.d, dtb.d, dout.d, dtout.d, inp.d, tinp.d, wt.d, tw.d,
+                                 N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent dtinp", tag); check_buf(w, &dti, tol);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent dtw", tag); check_buf(w, &dtw, tol);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent dtbias", tag); check_buf(w, &dtb, tol);
+    Buf dti2 = acc_rand((size_t)N * C), dtw2 = acc_rand((size_t)C * OC), dtb2 = acc_rand(OC);
+    cpu->matmul_backward_tangent(dti2.h, dtw2.h, dtb2.h, dout.h, NULL, inp.h, tinp.h, wt.h, tw.h,
+                                 N, C, OC, layout);
+    gpu->matmul_backward_tangent(dti2.d, dtw2.d, dtb2.d, dout.d, NULL, inp.d, tinp.d, wt.d, tw.d,
+                                 N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtinp", tag); check_buf(w, &dti2, tol);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtw", tag); check_buf(w, &dtw2, tol);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtbias unchanged", tag);
+    check_buf(w, &dtb2, tol);
+    Buf dti3 = acc_rand((size_t)N * C), dtw3 = acc_rand((size_t)C * OC);
+    cpu->matmul_backward_tangent(dti3.h, dtw3.h, NULL, dout.h, dtout.h, inp.h, NULL, wt.h, NULL,
+                                 N, C, OC, layout);
+    gpu->matmul_backward_tangent(dti3.d, dtw3.d, NULL, dout.d, dtout.d, inp.d, NULL, wt.d, NULL,
+                                 N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtinp", tag); check_buf(w, &dti3, tol);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtw", tag); check_buf(w, &dtw3, tol);
+
+    Buf bufs[] = { inp, wt, b, tinp, tw, tb, dout, dtout, out, out2, dinp, dw, db, dinp2, to, to2,
+                   to3, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+/* ---- layernorm ------------------------------------------------------------------------- */
+
+static void test_layernorm(int N, int C) {
+    char w[128];
+    const size_t NC = (size_t)N * C;
+    Buf inp = in_rand(NC, 0.5, 2), wt = in_rand(C, 1, 0.3), b = in_rand(C, 0, 0.3);
+    Buf tinp = in_rand(NC, 0, 1), tw = in_rand(C, 0, 1), tb = in_rand(C, 0, 1);
+    Buf dout = in_rand(NC, 0, 1), dtout = in_rand(NC, 0, 1);
+
+    Buf out = out_nan(NC), mean = out_nan(N), rstd = out_nan(N), out2 = out_nan(NC);
+    cpu->layernorm_forward(out.h, mean.h, rstd.h, inp.h, wt.h, b.h, N, C);
+    gpu->layernorm_forward(out.d, mean.d, rstd.d, inp.d, wt.d, b.d, N, C);
+    snprintf(w, sizeof w, "layernorm_forward N=%d C=%d out", N, C);
+    check_buf(w, &out, TOL);
+    check_buf("layernorm_forward mean", &mean, TOL);
+    check_buf("layernorm_forward rstd", &rstd, TOL);
+    cpu->layernorm_forward(out2.h, NULL, NULL, inp.h, wt.h, b.h, N, C);
+    gpu->layernorm_forward(out2.d, NULL, NULL, inp.d, wt.d, b.d, N, C);
+    check_buf("layernorm_forward (mean, rstd NULL)", &out2, TOL);
+    buf_to_dev(&mean);   /* the derivative faces get the same statistics on both sides */
+    buf_to_dev(&rstd);
+
+    Buf dinp = acc_rand(NC), dw = acc_rand(C), db = acc_rand(C);
+    cpu->layernorm_backward(dinp.h, dw.h, db.h, dout.h, inp.h, wt.h, mean.h, rstd.h, N, C);
+    gpu->layernorm_backward(dinp.d, dw.d, db.d, dout.d, inp.d, wt.d, mean.d, rstd.d, N, C);
+    check_buf("layernorm_backward dinp", &dinp, TOL);
+    check_buf("layernorm_backward dw", &dw, TOL);
+    check_buf("layernorm_backward db", &db, TOL);
+    Buf dw2 = acc_rand(C);
+    cpu->layernorm_backward(NULL, dw2.h, NULL, dout.h, inp.h, wt.h, mean.h, rstd.h, N, C);
+    gpu->layernorm_backward(NULL, dw2.d, NULL, dout.d, inp.d, wt.d, mean.d, rstd.d, N, C);
+    check_buf("layernorm_backward (dinp, db NULL) dw", &dw2, TOL);
+
+    Buf to = out_nan(NC), to2 = out_nan(NC), to3 = out_nan(NC);
+    cpu->layernorm_forward_tangent(to.h, inp.h, tinp.h, wt.h, tw.h, tb.h, mean.h, rstd.h, N, C);
+    gpu->layernorm_forward_tangent(to.d, inp.d, tinp.d, wt.d, tw.d, tb.d, mean.d, rstd.d, N, C);
+    check_buf("layernorm_forward_tangent", &to, TOL);
+    cpu->layernorm_forward_tangent(to2.h, inp.h, NULL, wt.h, tw.h, tb.h, mean.h, rstd.h, N, C);
+    gpu->layernorm_forward_tangent(to2.d, inp.d, NULL, wt.d, tw.d, tb.d, mean.d, rstd.d, N, C);
+    check_buf("layernorm_forward_tangent (tinp NULL)", &to2, TOL);
+    cpu->layernorm_forward_tangent(to3.h, inp.h, tinp.h, wt.h, NULL, NULL, mean.h, rstd.h, N, C);
+    gpu->layernorm_forward_tangent(to3.d, inp.d, tinp.d, wt.d, NULL, NULL, mean.d, rstd.d, N, C);
+    check_buf("layernorm_forward_tangent (tw, tb NULL)", &to3, TOL);
+
+    Buf dti = acc_rand(NC), dtw = acc_rand(C), dtb = acc_rand(C);
+    cpu->layernorm_backward_tangent(dti.h, dtw.h, dtb.h, dout.h, dtout.h, inp.h, tinp.h, wt.h, tw.h,
+                                    mean.h, rstd.h, N, C);
+    gpu->layernorm_backward_tangent(dti.d, dtw.d, dtb.d, dout.d, dtout.d, inp.d, tinp.d, wt.d, tw.d,
+                                    mean.d, rstd.d, N, C);
+    check_buf("layernorm_backward_tangent dtinp", &dti, TOL);
+    check_buf("layernorm_backward_tangent dtw", &dtw, TOL);
+    check_buf("layernorm_backward_tangent dtb", &dtb, TOL);
+    Buf dti2 = acc_rand(NC), dtw2 = acc_rand(C), dtb2 = acc_rand(C);
+    cpu->layernorm_backward_tangent(dti2.h, dtw2.h, dtb2.h, dout.h, NULL, inp.h, tinp.h, wt.h, tw.h,
+                                    mean.h, rstd.h, N, C);
+    gpu->layernorm_backward_tangent(dti2.d, dtw2.d, dtb2.d, dout.d, NULL, inp.d, tinp.d, wt.d, tw.d,
+                                    mean.d, rstd.d, N, C);
+    check_buf("layernorm_backward_tangent (dtout NULL) dtinp", &dti2, TOL);
+    check_buf("layernorm_backward_tangent (dtout NULL) dtw", &dtw2, TOL);
+    check_buf("layernorm_backward_tangent (dtout NULL) dtb unchanged", &dtb2, TOL);
+    Buf dti3 = acc_rand(NC), dtw3 = acc_rand(C), dtb3 = acc_rand(C);
+    cpu->layernorm_backward_tangent(dti3.h, dtw3.h, dtb3.h, dout.h, dtout.h, inp.h, NULL, wt.h, NULL,
+                                    mean.h, rstd.h, N, C);
+    gpu->layernorm_backward_tangent(dti3.d, dtw3.d, dtb3.d, dout.d, dtout.d, inp.d, NULL, wt.d, NULL,
+                                    mean.d, rstd.d, N, C);
+    check_buf("layernorm_backward_tangent (tinp, tw NULL) dtinp", &dti3, TOL);
+    check_buf("layernorm_backward_tangent (tinp, tw NULL) dtw", &dtw3, TOL);
+    check_buf("layernorm_backward_tangent (tinp, tw NULL) dtb", &dtb3, TOL);
+
+    Buf bufs[] = { inp, wt, b, tinp, tw, tb, dout, dtout, out, mean, rstd, out2, dinp, dw, db, dw2,
+                   to, to2, to3, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3, dtb3 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+
+static void test_attention(int B, int T, int C, int NH, int causal, const int32_t *valid) {
+    char w[160], tag[96];
+    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d %s%s", B, T, C, NH,
+             causal ? "causal" : "bidir", valid ? " masked" : "");
+    const size_t BTC = (size_t)B * T * C, ATT = (size_t)B * NH * T * T;
+    IBuf vl = ibuf(valid, (size_t)B);
+    Buf qkv = in_rand(3 * BTC, 0, 1), tqkv = in_rand(3 * BTC, 0, 1);
+    Buf dout = in_rand(BTC, 0, 1), dtout = in_rand(BTC, 0, 1);
+
+    Buf out = out_nan(BTC), att = out_nan(ATT);
+    cpu->attention_forward(out.h, att.h, qkv.h, vl.h, causal, B, T, C, NH);
+    gpu->attention_forward(out.d, att.d, qkv.d, vl.d, causal, B, T, C, NH);
+    snprintf(w, sizeof w, "%s forward out", tag); check_buf(w, &out, TOL);
+    snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, TOL);
+    buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
+
+    Buf dqkv = acc_rand(3 * BTC);
+    cpu->attention_backward(dqkv.h, dout.h, qkv.h, att.h, vl.h, causal, B, T, C, NH);
+    gpu->attention_backward(dqkv.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
+    snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, TOL);
+
+    Buf tout = out_nan(BTC), tatt = out_nan(ATT), tout2 = out_nan(BTC), tout3 = out_nan(BTC);
+    Buf tatt3 = out_nan(ATT);
+    cpu->attention_forward_tangent(tout.h, tatt.h, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
+    gpu->attention_forward_tangent(tout.d, tatt.d, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
+    snprintf(w, sizeof w, "%s forward_tangent tout", tag); check_buf(w, &tout, TOL);
+    snprintf(w, sizeof w, "%s forward_tangent tatt", tag); check_buf(w, &tatt, TOL);
+    buf_to_dev(&tatt);
+    cpu->attention_forward_tangent(tout2.h, NULL, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
+    gpu->attention_forward_tangent(tout2.d, NULL, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
+    snprintf(w, sizeof w, "%s forward_tangent (tatt NULL)", tag); check_buf(w, &tout2, TOL);
+    cpu->attention_forward_tangent(tout3.h, tatt3.h, qkv.h, NULL, att.h, vl.h, causal, B, T, C, NH);
+    gpu->attention_forward_tangent(tout3.d, tatt3.d, qkv.d, NULL, att.d, vl.d, causal, B, T, C, NH);
+    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tout", tag); check_buf(w, &tout3, TOL);
+    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tatt", tag); check_buf(w, &tatt3, TOL);
+
+    Buf d1 = acc_rand(3 * BTC), d2 = acc_rand(3 * BTC), d3 = acc_rand(3 * BTC), d4 = acc_rand(3 * BTC);
+    cpu->attention_backward_tangent(d1.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
+                                    B, T, C, NH);
+    gpu->attention_backward_tangent(d1.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
+                                    B, T, C, NH);
+    snprintf(w, sizeof w, "%s backward_tangent dtqkv", tag); check_buf(w, &d1, TOL);
+    cpu->attention_backward_tangent(d2.h, dout.h, NULL, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
+                                    B, T, C, NH);
+    gpu->attention_backward_tangent(d2.d, dout.d, NULL, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
+                                    B, T, C, NH);
+    snprintf(w, sizeof w, "%s backward_tangent (dtout NULL)", tag); check_buf(w, &d2, TOL);
+    cpu->attention_backward_tangent(d3.h, dout.h, dtout.h, qkv.h, NULL, att.h, NULL, vl.h, causal,
+                                    B, T, C, NH);
+    gpu->attention_backward_tangent(d3.d, dout.d, dtout.d, qkv.d, NULL, att.d, NULL, vl.d, causal,
+                                    B, T, C, NH);
+    snprintf(w, sizeof w, "%s backward_tangent (tqkv, tatt NULL)", tag); check_buf(w, &d3, TOL);
+    cpu->attention_backward_tangent(d4.h, dout.h, NULL, qkv.h, NULL, att.h, NULL, vl.h, causal,
+                                    B, T, C, NH);
+    gpu->attention_backward_tangent(d4.d, dout.d, NULL, qkv.d, NULL, att.d, NULL, vl.d, causal,
+                                    B, T, C, NH);
+    snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: unchanged)", tag);
+    check_buf(w, &d4, TOL);
+
+    Buf bufs[] = { qkv, tqkv, dout, dtout, out, att, dqkv, tout, tatt, tout2, tout3, tatt3,
+                   d1, d2, d3, d4 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&vl);
+}
+
+/* ---- GELU, residual ------------------------------------------------------------------------ */
+
+static void test_gelu(size_t n) {
+    Buf inp = in_rand(n, 0, 2), tinp = in_rand(n, 0, 1), dout = in_rand(n, 0, 1), dtout = in_rand(n, 0, 1);
+    Buf out = out_nan(n), din = acc_rand(n), to = out_nan(n), to2 = out_nan(n);
+    Buf d1 = acc_rand(n), d2 = acc_rand(n), d3 = acc_rand(n), d4 = acc_rand(n);
+    cpu->gelu_forward(out.h, inp.h, n); gpu->gelu_forward(out.d, inp.d, n);
+    check_buf("gelu_forward", &out, TOL);
+    cpu->gelu_backward(din.h, inp.h, dout.h, n); gpu->gelu_backward(din.d, inp.d, dout.d, n);
+    check_buf("gelu_backward", &din, TOL_GELU);
+    cpu->gelu_forward_tangent(to.h, inp.h, tinp.h, n); gpu->gelu_forward_tangent(to.d, inp.d, tinp.d, n);
+    check_buf("gelu_forward_tangent", &to, TOL_GELU);
+    cpu->gelu_forward_tangent(to2.h, inp.h, NULL, n); gpu->gelu_forward_tangent(to2.d, inp.d, NULL, n);
+    check_buf("gelu_forward_tangent (tinp NULL: zeros)", &to2, TOL);
+    cpu->gelu_backward_tangent(d1.h, inp.h, tinp.h, dout.h, dtout.h, n);
+    gpu->gelu_backward_tangent(d1.d, inp.d, tinp.d, dout.d, dtout.d, n);
+    check_buf("gelu_backward_tangent", &d1, TOL_GELU);
+    cpu->gelu_backward_tangent(d2.h, inp.h, NULL, dout.h, dtout.h, n);
+    gpu->gelu_backward_tangent(d2.d, inp.d, NULL, dout.d, dtout.d, n);
+    check_buf("gelu_backward_tangent (tinp NULL)", &d2, TOL_GELU);
+    cpu->gelu_backward_tangent(d3.h, inp.h, tinp.h, dout.h, NULL, n);
+    gpu->gelu_backward_tangent(d3.d, inp.d, tinp.d, dout.d, NULL, n);
+    check_buf("gelu_backward_tangent (dtout NULL)", &d3, TOL_GELU);
+    cpu->gelu_backward_tangent(d4.h, inp.h, NULL, dout.h, NULL, n);
+    gpu->gelu_backward_tangent(d4.d, inp.d, NULL, dout.d, NULL, n);
+    check_buf("gelu_backward_tangent (both NULL: unchanged)", &d4, TOL);
+    Buf bufs[] = { inp, tinp, dout, dtout, out, din, to, to2, d1, d2, d3, d4 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+static void test_residual(size_t n) {
+    Buf a = in_rand(n, 0, 1), b = in_rand(n, 0, 1), dout = in_rand(n, 0, 1);
+    Buf out = out_nan(n), da = acc_rand(n), db = acc_rand(n), da2 = acc_rand(n);
+    Buf to = out_nan(n), to2 = out_nan(n), to3 = out_nan(n), dta = acc_rand(n), dtb = acc_rand(n);
+    cpu->residual_forward(out.h, a.h, b.h, n); gpu->residual_forward(out.d, a.d, b.d, n);
+    check_buf("residual_forward", &out, 0);
+    cpu->residual_backward(da.h, db.h, dout.h, n); gpu->residual_backward(da.d, db.d, dout.d, n);
+    check_buf("residual_backward da", &da, 0);
+    check_buf("residual_backward db", &db, 0);
+    cpu->residual_backward(da2.h, NULL, dout.h, n); gpu->residual_backward(da2.d, NULL, dout.d, n);
+    check_buf("residual_backward (db NULL) da", &da2, 0);
+    cpu->residual_forward_tangent(to.h, a.h, b.h, n); gpu->residual_forward_tangent(to.d, a.d, b.d, n);
+    check_buf("residual_forward_tangent", &to, 0);
+    cpu->residual_forward_tangent(to2.h, NULL, b.h, n); gpu->residual_forward_tangent(to2.d, NULL, b.d, n);
+    check_buf("residual_forward_tangent (ta NULL)", &to2, 0);
+    cpu->residual_forward_tangent(to3.h, NULL, NULL, n); gpu->residual_forward_tangent(to3.d, NULL, NULL, n);
+    check_buf("residual_forward_tangent (both NULL: zeros)", &to3, 0);
+    cpu->residual_backward_tangent(dta.h, dtb.h, NULL, n); gpu->residual_backward_tangent(dta.d, dtb.d, NULL, n);
+    check_buf("residual_backward_tangent (dtout NULL: unchanged)", &dta, 0);
+    cpu->residual_backward_tangent(dta.h, dtb.h, dout.h, n);
+    gpu->residual_backward_tangent(dta.d, dtb.d, dout.d, n);
+    check_buf("residual_backward_tangent dta", &dta, 0);
+    check_buf("residual_backward_tangent dtb", &dtb, 0);
+    Buf bufs[] = { a, b, dout, out, da, db, da2, to, to2, to3, dta, dtb };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+/* ---- cross-entropy -------------------------------------------------------------------------- */
+
+static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
+    char w[160], tag[96];
+    snprintf(tag, sizeof tag, "crossentropy B=%d T=%d V=%d%s", B, T, V, n_valid ? " n_valid" : "");
+    const size_t BTV = (size_t)B * T * V;
+    IBuf nv = ibuf(n_valid, (size_t)B), tg = ibuf_rand((size_t)B * T, 0, V);
+    Buf logits = in_rand(BTV, 0, 2), tl = in_rand(BTV, 0, 1);
+    Buf dl = in_rand(B, 0, 1), dtl = in_rand(B, 0, 1);
+
+    Buf loss = out_nan(B), probs = out_nan(BTV);
+    cpu->crossentropy_forward(loss.h, probs.h, logits.h, tg.h, nv.h, B, T, V);
+    gpu->crossentropy_forward(loss.d, probs.d, logits.d, tg.d, nv.d, B, T, V);
+    snprintf(w, sizeof w, "%s forward losses", tag); check_buf(w, &loss, TOL);
+    snprintf(w, sizeof w, "%s forward probs", tag); check_buf(w, &probs, TOL);
+    Buf loss2 = out_nan(B), inplace = in_copy(&logits);
+    cpu->crossentropy_forward(loss2.h, inplace.h, inplace.h, tg.h, nv.h, B, T, V);
+    gpu->crossentropy_forward(loss2.d, inplace.d, inplace.d, tg.d, nv.d, B, T, V);
+    snprintf(w, sizeof w, "%s forward in place: losses", tag); check_buf(w, &loss2, TOL);
+    snprintf(w, sizeof w, "%s forward in place: probs", tag); check_buf(w, &inplace, TOL);
+    buf_to_dev(&probs);
+
+    Buf dlog = acc_rand(BTV);
+    cpu->crossentropy_backward(dlog.h, probs.h, tg.h, nv.h, dl.h, B, T, V);
+    gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V);
+    snprintf(w, sizeof w, "%s backward", tag); check_buf(w, &dlog, TOL);
+
+    Buf tloss = out_nan(B), tloss2 = out_nan(B);
+    cpu->crossentropy_forward_tangent(tloss.h, probs.h, tl.h, tg.h, nv.h, B, T, V);
+    gpu->crossentropy_forward_tangent(tloss.d, probs.d, tl.d, tg.d, nv.d, B, T, V);
+    snprintf(w, sizeof w, "%s forward_tangent", tag); check_buf(w, &tloss, TOL);
+    cpu->crossentropy_forward_tangent(tloss2.h, probs.h, NULL, tg.h, nv.h, B, T, V);
+    gpu->crossentropy_forward_tangent(tloss2.d, probs.d, NULL, tg.d, nv.d, B, T, V);
+    snprintf(w, sizeof w, "%s forward_tangent (tlogits NULL: zeros)", tag); check_buf(w, &tloss2, TOL);
+
+    Buf d1 = acc_rand(BTV), d2 = acc_rand(BTV), d3 = acc_rand(BTV);
+    cpu->crossentropy_backward_tangent(d1.h, probs.h, tl.h, tg.h, nv.h, dl.h, dtl.h, B, T, V);
+    gpu->crossentropy_backward_tangent(d1.d, probs.d, tl.d, tg.d, nv.d, dl.d, dtl.d, B, T, V);
+    snprintf(w, sizeof w, "%s backward_tangent", tag); check_buf(w, &d1, TOL);
+    cpu->crossentropy_backward_tangent(d2.h, probs.h, tl.h, tg.h, nv.h, dl.h, NULL, B, T, V);
+    gpu->crossentropy_backward_tangent(d2.d, probs.d, tl.d, tg.d, nv.d, dl.d, NULL, B, T, V);
+    snprintf(w, sizeof w, "%s backward_tangent (dtlosses NULL)", tag); check_buf(w, &d2, TOL);
+    cpu->crossentropy_backward_tangent(d3.h, probs.h, NULL, tg.h, nv.h, dl.h, dtl.h, B, T, V);
+    gpu->crossentropy_backward_tangent(d3.d, probs.d, NULL, tg.d, nv.d, dl.d, dtl.d, B, T, V);
+    snprintf(w, sizeof w, "%s backward_tangent (tlogits NULL)", tag); check_buf(w, &d3, TOL);
+
+    Buf bufs[] = { logits, tl, dl, dtl, loss, probs, loss2, inplace, dlog, tloss, tloss2, d1, d2, d3 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&nv);
+    ibuf_free(&tg);
+}
+
+/* ---- rater-only ops ------------------------------------------------------------------------ */
+
+static void test_meanpool(int B, int T, int C, const int32_t *valid) {
+    char w[128];
+    IBuf vl = ibuf(valid, (size_t)B);
+    Buf inp = in_rand((size_t)B * T * C, 0, 1), dout = in_rand((size_t)B * C, 0, 1);
+    Buf out = out_nan((size_t)B * C), din = acc_rand((size_t)B * T * C);
+    cpu->meanpool_forward(out.h, inp.h, vl.h, B, T, C);
+    gpu->meanpool_forward(out.d, inp.d, vl.d, B, T, C);
+    snprintf(w, sizeof w, "meanpool_forward B=%d T=%d C=%d%s", B, T, C, valid ? " masked" : "");
+    check_buf(w, &out, TOL);
+    cpu->meanpool_backward(din.h, dout.h, vl.h, B, T, C);
+    gpu->meanpool_backward(din.d, dout.d, vl.d, B, T, C);
+    check_buf("meanpool_backward", &din, TOL);
+    Buf bufs[] = { inp, dout, out, din };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&vl);
+}
+
+static void test_weights(int B, WeightNormConfig cfg, const char *name) {
+    char w[128];
+    Buf z = in_rand(B, 0, 2), dw = in_rand(B, 0, 1), wt = out_nan(B), dz = acc_rand(B);
+    cpu->weights_forward(wt.h, z.h, &cfg, B);
+    gpu->weights_forward(wt.d, z.d, &cfg, B);
+    snprintf(w, sizeof w, "weights_forward %s", name); check_buf(w, &wt, TOL);
+    cpu->weights_backward(dz.h, dw.h, z.h, &cfg, B);
+    gpu->weights_backward(dz.d, dw.d, z.d, &cfg, B);
+    snprintf(w, sizeof w, "weights_backward %s", name); check_buf(w, &dz, TOL);
+    Buf bufs[] = { z, dw, wt, dz };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+/* ---- determinism: the same call twice gives the same bits ----------------------------------- */
+
+static void same_twice(const char *what, const real *d1, const real *d2, size_t n) {
+    real *a = xmalloc(n * sizeof(real)), *b = xmalloc(n * sizeof(real));
+    gpu->to_host(a, d1, n * sizeof(real));
+    gpu->to_host(b, d2, n * sizeof(real));
+    int same = memcmp(a, b, n * sizeof(real)) == 0;
+    TEST_CHECK(same, "%s: two runs of the same call differ", what);
+    printf("  %-66s %s\n", what, same ? "same bits" : "DIFFERENT");
+    free(a);
+    free(b);
+}
+
+static void test_determinism(void) {
+    const int B = 4, T = 33, C = 64, NH = 4, V = 97, N = B * T;
+    IBuf tok = ibuf_rand((size_t)N, 0, 7);   /* many repeats */
+    Buf dout = in_rand((size_t)N * C, 0, 1), x = in_rand((size_t)N * C, 0, 1);
+    Buf a = acc_rand((size_t)V * C), b = in_copy(&a);
+    gpu->embedding_backward(a.d, NULL, dout.d, tok.d, B, T, C);
+    gpu->embedding_backward(b.d, NULL, dout.d, tok.d, B, T, C);
+    same_twice("embedding_backward dwte", a.d, b.d, a.n);
+
+    Buf w = in_rand(C, 1, 0.2), mean = out_nan(N), rstd = out_nan(N), y = out_nan((size_t)N * C);
+    gpu->layernorm_forward(y.d, mean.d, rstd.d, x.d, w.d, w.d, N, C);
+    Buf dw1 = acc_rand(C), dw2 = in_copy(&dw1), db1 = acc_rand(C), db2 = in_copy(&db1);
+    gpu->layernorm_backward(NULL, dw1.d, db1.d, dout.d, x.d, w.d, mean.d, rstd.d, N, C);
+    gpu->layernorm_backward(NULL, dw2.d, db2.d, dout.d, x.d, w.d, mean.d, rstd.d, N, C);
+    same_twice("layernorm_backward dw", dw1.d, dw2.d, (size_t)C);
+    same_twice("layernorm_backward db", db1.d, db2.d, (size_t)C);
+
+    Buf qkv = in_rand((size_t)N * 3 * C, 0, 1), att = out_nan((size_t)B * NH * T * T);
+    Buf o = out_nan((size_t)N * C), dq1 = acc_rand((size_t)N * 3 * C), dq2 = in_copy(&dq1);
+    gpu->attention_forward(o.d, att.d, qkv.d, NULL, 1, B, T, C, NH);
+    gpu->attention_backward(dq1.d, dout.d, qkv.d, att.d, NULL, 1, B, T, C, NH);
+    gpu->attention_backward(dq2.d, dout.d, qkv.d, att.d, NULL, 1, B, T, C, NH);
+    same_twice("attention_backward dqkv", dq1.d, dq2.d, dq1.n);
+
+    Buf logits = in_rand((size_t)N * V, 0, 2), p = out_nan((size_t)N * V);
+    Buf l1 = out_nan(B), l2 = out_nan(B);
+    IBuf tg = ibuf_rand((size_t)N, 0, V);
+    gpu->crossentropy_forward(l1.d, p.d, logits.d, tg.d, NULL, B, T, V);
+    gpu->crossentropy_forward(l2.d, p.d, logits.d, tg.d, NULL, B, T, V);
+    same_twice("crossentropy_forward losses", l1.d, l2.d, (size_t)B);
+
+    Buf mdb1 = acc_rand(C), mdb2 = in_copy(&mdb1);
+    gpu->matmul_backward(NULL, NULL, mdb1.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC);
+    gpu->matmul_backward(NULL, NULL, mdb2.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC);
+    same_twice("matmul_backward dbias", mdb1.d, mdb2.d, (size_t)C);
+
+    Buf bufs[] = { dout, x, a, b, w, mean, rstd, y, dw1, dw2, db1, db2, qkv, att, o, dq1, dq2,
+                   logits, p, l1, l2, mdb1, mdb2 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&tok);
+    ibuf_free(&tg);
+}
+
+/* ---- whole models --------------------------------------------------------------------------- */
+
+/* A flat buffer with the same contents on both backends. */
+typedef struct { real *c, *g; size_t n; } Flat;
+static Flat flat_new(size_t n) {
+    Flat f = { cpu->alloc(n * sizeof(real)), gpu->alloc(n * sizeof(real)), n };
+    return f;
+}
+static void flat_set(Flat *f, const real *host) {
+    cpu->to_device(f->c, host, f->n * sizeof(real));
+    gpu->to_device(f->g, host, f->n * sizeof(real));
+}
+static void flat_free(Flat *f) {
+    cpu->free(f->c);
+    gpu->free(f->g);
+}
+static double check_flat(const char *what, const Flat *f, double tol) {
+    Buf b = { f->c, f->g, NULL, f->n };   /* backend_cpu memory is host memory */
+    return check_buf(what, &b, tol);
+}
+static void check_host_vec(const char *what, const real *c, const real *g, int n, double tol) {
+    Buf b = buf_alloc((size_t)n);
+    memcpy(b.h, c, (size_t)n * sizeof(real));
+    gpu->to_device(b.d, g, (size_t)n * sizeof(real));   /* g is host memory here */
+    check_buf(what, &b, tol);
+    buf_free(&b);
+}
+
+static void test_lm(void) {
+    LMConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67, .ctx = 16,
+                     .init_std = 0.1 };
+    enum { B = 3, T = 12 };
+    size_t n = lm_num_params(&cfg);
+    Flat p = flat_new(n), u = flat_new(n), gc = flat_new(n), hv = flat_new(n), g2 = flat_new(n);
+    lm_init_params(cpu, &cfg, p.c, 11);
+    lm_init_params(gpu, &cfg, p.g, 11);
+    real *host = xmalloc(n * sizeof(real));
+    for (size_t i = 0; i < n; i++) host[i] = (real)(0.1 * nrand());
+    flat_set(&u, host);
+    int32_t in[B * T], tg[B * T], nv[B] = { T, 7, 0 };
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)(rng_u64() % (uint64_t)cfg.vocab);
+        tg[i] = (int32_t)(rng_u64() % (uint64_t)cfg.vocab);
+    }
+    real dl[B] = { 0.3f, 0.5f, 0.2f };
+
+    LMActs *ac = lm_acts_new(cpu, &cfg, B, T, 1), *ag = lm_acts_new(gpu, &cfg, B, T, 1);
+    real lc[B], lg[B], dc[B], dg[B];
+    lm_forward(cpu, &cfg, p.c, ac, in, tg, nv, B, T, lc);
+    lm_forward(gpu, &cfg, p.g, ag, in, tg, nv, B, T, lg);
+    check_host_vec("LM 2x32 lm_forward losses", lc, lg, B, TOL_MODEL);
+    lm_backward(cpu, &cfg, p.c, ac, dl, g2.c);
+    lm_backward(gpu, &cfg, p.g, ag, dl, g2.g);
+    check_flat("LM lm_backward grads", &g2, TOL_MODEL);
+
+    lm_forward_over_reverse(cpu, &cfg, p.c, u.c, ac, in, tg, nv, B, T, dl, lc, gc.c, hv.c, dc);
+    lm_forward_over_reverse(gpu, &cfg, p.g, u.g, ag, in, tg, nv, B, T, dl, lg, gc.g, hv.g, dg);
+    check_host_vec("LM forward_over_reverse losses", lc, lg, B, TOL_MODEL);
+    check_host_vec("LM forward_over_reverse <grad l_i, u>", dc, dg, B, TOL_MODEL);
+    check_flat("LM forward_over_reverse grads", &gc, TOL_MODEL);
+    check_flat("LM forward_over_reverse H u", &hv, TOL_MODEL);
+
+    lm_acts_free(cpu, ac);
+    lm_acts_free(gpu, ag);
+    Flat fl[] = { p, u, gc, hv, g2 };
+    for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) flat_free(&fl[i]);
+    free(host);
+}
+
+static void test_rater(void) {
+    RaterConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67,
+                        .ctx = 10, .init_std = 0.1 };
+    enum { B = 4, T = 10 };
+    size_t n = rater_num_params(&cfg);
+    Flat phi = flat_new(n), dphi = flat_new(n);
+    rater_init_params(cpu, &cfg, phi.c, 5);
+    rater_init_params(gpu, &cfg, phi.g, 5);
+    int32_t tok[B * T], vl[B] = { T, 3, 1, 7 };
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)cfg.vocab);
+    RaterActs *ac = rater_acts_new(cpu, &cfg, B, T), *ag = rater_acts_new(gpu, &cfg, B, T);
+    real zc[B], zg[B], dz[B] = { 0.7f, -0.2f, 0.4f, 1.1f };
+    rater_forward(cpu, &cfg, phi.c, ac, tok, vl, B, T, zc);
+    rater_forward(gpu, &cfg, phi.g, ag, tok, vl, B, T, zg);
+    check_host_vec("rater 2x32 rater_forward z", zc, zg, B, TOL_MODEL);
+    rater_backward(cpu, &cfg, phi.c, ac, dz, dphi.c);
+    rater_backward(gpu, &cfg, phi.g, ag, dz, dphi.g);
+    check_flat("rater rater_backward dphi", &dphi, TOL_MODEL);
+    rater_acts_free(cpu, ac);
+    rater_acts_free(gpu, ag);
+    flat_free(&phi);
+    flat_free(&dphi);
+}
+
+/* ---- one whole meta-step ---------------------------------------------------------------- */
+
+enum { MB = 3, MT = 5, MTR = 6, MV = 11, MSTEPS = 3, MVAL = 2 };
+typedef struct { DataBatch train[MSTEPS], val[MVAL]; } Mem;
+static const DataBatch *mem_train(void *ctx, int t) { return &((Mem *)ctx)->train[t]; }
+static const DataBatch *mem_val(void *ctx, int j) { return &((Mem *)ctx)->val[j]; }
+
+/* B examples of random tokens, varied lengths (tests/grad/test_meta.c's make_batch) */
+static void make_batch(DataBatch *b) {
+    memset(b, 0, sizeof *b);
+    b->B = b->capacity = MB;
+    b->T = MT;
+    b->T_rater = MTR;
+    b->inputs = xcalloc(MB * MT, sizeof(int32_t));
+    b->targets = xcalloc(MB * MT, sizeof(int32_t));
+    b->n_valid = xcalloc(MB, sizeof(int32_t));
+    b->rater_tokens = xcalloc(MB * MTR, sizeof(int32_t));
+    b->rater_valid = xcalloc(MB, sizeof(int32_t));
+    for (int i = 0; i < MB; i++) {
+        int len = MT + 1 - (int)(rng_u64() % 3);
+        int32_t win[MT + 1];
+        for (int t = 0; t < len; t++) win[t] = (int32_t)(rng_u64() % MV);
+        b->n_valid[i] = len - 1;
+        for (int t = 0; t < MT; t++) {
+            b->inputs[i * MT + t] = t < len - 1 ? win[t] : 0;
+            b->targets[i * MT + t] = t < len - 1 ? win[t + 1] : 0;
+        }
+        b->rater_valid[i] = len < MTR ? len : MTR;
+        for (int t = 0; t < MTR; t++) b->rater_tokens[i * MTR + t] = t < len ? win[t] : 0;
+    }
+}
+static void free_batch(DataBatch *b) {
+    free(b->inputs); free(b->targets); free(b->n_valid); free(b->rater_tokens); free(b->rater_valid);
+}
+
+static void test_meta_step(int optimizer, int norm) {
+    MetaSpec s;
+    memset(&s, 0, sizeof s);
+    const int C = 16;
+    s.lm = (LMConfig){ .n_layer = 2, .d_model = C, .n_head = 2, .d_ff = 4 * C, .vocab = MV,
+                       .ctx = MT, .init_std = 0.3 };
+    s.rater = (LMConfig){ .n_layer = 1, .d_model = C, .n_head = 2, .d_ff = 4 * C, .vocab = MV,
+                          .ctx = MTR, .init_std = 0.3 };
+    s.inner = (OptimHyper){ .kind = optimizer, .lr = optimizer == OPTIM_ADAMW ? 0.02 : 0.3,
+                            .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .momentum = 0.9,
+                            .weight_decay = 0.1, .clip = 1e-3 /* always active */,
+                            .schedule = LR_COSINE, .warmup_steps = 1, .total_steps = 12,
+                            .min_lr_frac = 0.1 };
+    s.weights = (WeightNormConfig){ .kind = norm, .tau = norm == WEIGHT_NORM_SOFTMAX ? 0.7 : 1.3,
+                                    .w_min = 0.01, .w_max = 0.99, .mean_normalize = 1 };
+    s.T = MSTEPS;
+    s.checkpoint_every = 2;   /* the first segment is recomputed in the reverse pass */
+    s.backprop_steps = MSTEPS;
+    s.hvp = 1;
+    s.mode = META_FULL;
+    s.entropy_penalty = 0.01;
+    s.batch = MB;
+    s.seq_len = MT;
+    s.seq_len_rater = MTR;
+
+    Mem mem;
+    for (int t = 0; t < MSTEPS; t++) make_batch(&mem.train[t]);
+    for (int j = 0; j < MVAL; j++) make_batch(&mem.val[j]);
+    MetaBatches data = { .train = mem_train, .val = mem_val, .n_val = MVAL, .ctx = &mem };
+
+    size_t n = lm_num_params(&s.lm), n_phi = rater_num_params(&s.rater);
+    Flat theta = flat_new(n), phi = flat_new(n_phi), dphi = flat_new(n_phi);
+    lm_init_params(cpu, &s.lm, theta.c, 42);
+    lm_init_params(gpu, &s.lm, theta.g, 42);
+    rater_init_params(cpu, &s.rater, phi.c, 43);
+    rater_init_params(gpu, &s.rater, phi.g, 43);
+    OptimState oc, og;
+    optim_state_init(&oc, cpu, optimizer, n);
+    optim_state_init(&og, gpu, optimizer, n);
+    MetaWork *wc = meta_work_new(cpu, &s), *wg = meta_work_new(gpu, &s);
+    MetaStats sc, sg;
+    meta_stats_clear(&sc);
+    meta_stats_clear(&sg);
+    CHECK(meta_member_step(wc, theta.c, &oc, phi.c, &data, 777, dphi.c, &sc) == 0, "%s", dr_lasterr());
+    CHECK(meta_member_step(wg, theta.g, &og, phi.g, &data, 777, dphi.g, &sg) == 0, "%s", dr_lasterr());
+
+    char w[128];
+    const char *tag = optimizer == OPTIM_ADAMW ? "AdamW" : "SGD";
+    snprintf(w, sizeof w, "meta-step (%s, clip on, T=3, c=2) L_val", tag);
+    check_scalar(w, sc.l_val, sg.l_val, fabs(sc.l_val), TOL_META);
+    snprintf(w, sizeof w, "meta-step (%s) objective", tag);
+    check_scalar(w, sc.objective, sg.objective, fabs(sc.objective), TOL_META);
+    snprintf(w, sizeof w, "meta-step (%s) theta_T", tag);
+    check_flat(w, &theta, TOL_META);
+    snprintf(w, sizeof w, "meta-step (%s) meta-gradient dphi", tag);
+    check_flat(w, &dphi, TOL_META);
+
+    meta_work_free(wc);
+    meta_work_free(wg);
+    optim_state_free(&oc, cpu);
+    optim_state_free(&og, gpu);
+    flat_free(&theta); flat_free(&phi); flat_free(&dphi);
+    for (int t = 0; t < MSTEPS; t++) free_batch(&mem.train[t]);
+    for (int j = 0; j < MVAL; j++) free_batch(&mem.val[j]);
+}
+
+/* ---- main ------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    (void)argc;
+    dr_set_progname(argv[0]);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    char why[256];
+    gpu = backend_cuda_get(why, sizeof why);
+    if (!gpu) {
+        printf("test_cuda_ops: skipped: %s\n", why);
+        return 77;
+    }
+    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
+    printf("test_cuda_ops: CUDA ops vs CPU ops (float), rel = max|gpu-cpu| / max|cpu change|\n");
+
+    test_table();
+    size_t vec_sizes[] = { 1, 255, 256, 257, 300001 };
+    for (size_t i = 0; i < sizeof vec_sizes / sizeof *vec_sizes; i++) test_vec(vec_sizes[i]);
+    test_adamw(10007, 1, 1.0);
+    test_adamw(10007, 5, 0.7);
+    test_sgd(10007, 0.9);
+    test_sgd(10007, 0.0);
+
+    test_embedding(3, 11, 40, 13, 16);
+    test_embedding(2, 64, 200, 1000, 64);
+
+    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL, "");
+    test_matmul(37, 48, 101, MATMUL_W_OC_C, TOL, "");
+    test_matmul(64, 32, 1, MATMUL_W_C_OC, TOL, "");    /* the rater's head.out */
+    test_matmul(5, 7, 3, MATMUL_W_C_OC, TOL, "");
+
+    test_layernorm(37, 50);
+    test_layernorm(70, 200);
+    test_layernorm(3, 7);
+
+    const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 70, 33 };
+    for (int causal = 0; causal <= 1; causal++) {
+        test_attention(3, 17, 32, 4, causal, NULL);
+        test_attention(3, 17, 32, 4, causal, v3);
+        test_attention(2, 70, 48, 3, causal, v2);
+    }
+
+    test_gelu(10007);
+    test_residual(10007);
+
+    const int32_t nv3[3] = { 9, 4, 0 };
+    test_crossentropy(3, 9, 300, nv3);
+    test_crossentropy(3, 9, 300, NULL);
+    test_crossentropy(2, 5, 5003, NULL);
+
+    const int32_t mv[3] = { 7, 3, 0 };
+    test_meanpool(3, 7, 33, mv);
+    test_meanpool(3, 7, 33, NULL);
+    WeightNormConfig sig = { .kind = WEIGHT_NORM_SIGMOID, .tau = 1.3, .w_min = 0.2, .w_max = 0.9 };
+    WeightNormConfig sm = { .kind = WEIGHT_NORM_SOFTMAX, .tau = 0.7, .w_min = 0, .w_max = 1 };
+    test_weights(9, sig, "sigmoid, clamp active");
+    sig.mean_normalize = 1;
+    test_weights(9, sig, "sigmoid, mean-normalized");
+    test_weights(9, sm, "softmax");
+    sm.mean_normalize = 1;
+    test_weights(9, sm, "softmax, mean-normalized");
+
+    printf("determinism:\n");
+    test_determinism();
+
+    printf("reduced-precision GEMMs (matmul op only):\n");
+    CHECK(backend_cuda_set_gemm_precision("tf32") == 0, "tf32 GEMM mode");
+    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL_TF32, "[tf32] ");
+    CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
+    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL_BF16, "[bf16] ");
+    test_matmul(37, 48, 101, MATMUL_W_OC_C, TOL_BF16, "[bf16] ");
+    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
+    TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
+
+    printf("whole models:\n");
+    test_lm();
+    test_rater();
+    test_meta_step(OPTIM_ADAMW, WEIGHT_NORM_SIGMOID);
+    test_meta_step(OPTIM_SGD, WEIGHT_NORM_SOFTMAX);
+
+    gpu->synchronize();
+    return test_finish("test_cuda_ops");
+}

@@ -8,7 +8,8 @@
 #  - every log line carries tokens, flops, flops_lm, flops_rater; flops_lm is the
 #    formula 6·N + 6·L·d·T per position (B·T positions a step), flops_rater the rater's
 #    forward 2·N_trunk + 2·L·d·T per position + the head, for ceil(B/F) candidates;
-#  - online keep 0.5 trains on higher-scored examples (z_kept > z_all) and, the toy
+#  - online keep 0.5 trains on higher-scored examples (z_kept > z_all; the same logits
+#    with 1 and 2 threads) and, the toy
 #    rater preferring the clean pattern that Val holds, reaches a lower l_val than plain
 #    training at the same step;
 #  - --stop-at + --resume is bit-exact in both modes (logs and model), with read-ahead;
@@ -24,7 +25,7 @@ TOY="--set experiment.threads=1 --set experiment.seed=3 --set data.seq_len=32 --
  --set rater.d_model=32 --set rater.n_head=2 --set rater.lr=1e-2 --set rater.weight_decay=0
  --set meta.rounds=10 --set meta.population_K=2 --set meta.T=4 --set meta.val_batches=2
  --set meta.checkpoint_every=2 --set meta.reset_every=8 --set meta.ema=0.9"
-RUN="$TOY --set train.log_every=1 --set train.eval_every=5 --set train.eval_batches=0 --steps 20"
+RUN="$TOY --set train.log_every=1 --set train.eval_every=10 --set train.eval_batches=8 --steps 20"
 
 tests/data/gen_toy.sh 600 400 1 > "$TMP/toy.jsonl"
 "$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$TMP/shards" "$TMP/toy.jsonl" >/dev/null 2>&1 \
@@ -99,6 +100,10 @@ check "online keep 0.5: z_kept > z_all on every log line" \
     awk '/"z_kept"/ { match($0, /"z_kept":[^,}]*/); k = substr($0, RSTART + 9, RLENGTH - 9) + 0
                       match($0, /"z_all":[^,}]*/); a = substr($0, RSTART + 8, RLENGTH - 8) + 0
                       n++; if (!(k > a)) bad = 1 } END { exit bad || n != 20 }' "$TMP/online5.jsonl"
+# the candidates' logits depend on the stream and the rater only: not on the thread count
+train online5_t2 $RUN --rater "$R" --online-keep 0.5 --set experiment.threads=2
+check "online keep 0.5: the same z_kept and z_all on every line with 1 and 2 threads" \
+    cmp -s <(grep -o '"z_kept":[^,}]*,"z_all":[^,}]*' "$TMP/online5.jsonl") <(grep -o '"z_kept":[^,}]*,"z_all":[^,}]*' "$TMP/online5_t2.jsonl")
 LP=$(tail -n 1 "$TMP/plain.jsonl" | field l_val)
 LO=$(tail -n 1 "$TMP/online5.jsonl" | field l_val)
 LW=$(tail -n 1 "$TMP/weights.jsonl" | field l_val)

@@ -240,8 +240,7 @@ static void test_vec(size_t n) {
     x.h[n / 2] = INFINITY;
     buf_to_dev(&x);
     TEST_CHECK(gpu->vec_all_finite(x.d, n) == 0, "vec_all_finite n=%zu: inf missed", n);
-    x.h[n / 2] = NAN;
-    x.h[n - 1] = 1;
+    x.h[n / 2] = NAN;   /* replaces the inf */
     buf_to_dev(&x);
     TEST_CHECK(gpu->vec_all_finite(x.d, n) == 0, "vec_all_finite n=%zu: NaN missed", n);
     buf_free(&x); buf_free(&y); buf_free(&z); buf_free(&c); buf_free(&s);

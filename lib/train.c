@@ -4,9 +4,16 @@
  *
  * Read top to bottom: inputs → FLOPs → setup (data, model, optimizer, curation, checks)
  * → evaluation → checkpoint save/load → the step's batch and loss weights → the loop.
+ * Data-parallel over MPI ranks (dist.h, docs/scale-out.md): every rank reads the whole
+ * global batch (the same stream), runs the LM on its contiguous slice of it, the gradients
+ * (each a sum of w_i/B·∇ℓ_i over the slice) are summed over ranks in a fixed order and
+ * every rank applies the same update; per-example losses are gathered, so the loss is
+ * summed in the single process's order. Rank 0 alone writes checkpoints and logs.
+ *
  * Must never: save a model whose last loss was not finite, log a step twice after a
- * resume, resume under another curation, or let anything but (config, data, seed, thread
- * count, scores/rater) decide a number it logs.
+ * resume, resume under another curation, let two ranks hold different parameters, or let
+ * anything but (config, data, seed, thread count, rank count, scores/rater) decide a
+ * number it logs.
  */
 #include "train.h"
 
@@ -24,6 +31,7 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "dist.h"
 #include "json.h"
 #include "lm.h"
 #include "metrics.h"
@@ -183,6 +191,7 @@ typedef struct {
     DataBatch *batch, *val_batch;
     real *losses, *dlosses;         /* host [B] */
     real *h_params, *h_m, *h_v;     /* host copies for saving */
+    real *h_grads;                  /* host staging of the gradient all-reduce (not CPU) */
     Counters c;
     /* the last state whose loss and gradient were finite */
     real *good_params;
@@ -229,7 +238,7 @@ static void free_trainer(Trainer *t) {
     data_close(t->train);
     data_close(t->val);
     free(t->losses); free(t->dlosses);
-    free(t->h_params); free(t->h_m); free(t->h_v);
+    free(t->h_params); free(t->h_m); free(t->h_v); free(t->h_grads);
     free(t->table);
     free(t->config_json);
 }
@@ -289,7 +298,9 @@ static void alloc_model(Trainer *t, int with_optimizer) {
     lm_param_table(&t->lmc, t->table);
     t->params = be->alloc(t->P * sizeof(real));
     int B = t->cfg->data.batch_size;
-    t->acts = lm_acts_new(be, &t->lmc, B, t->cfg->data.seq_len, 0);
+    /* a rank runs the LM on its slice of each batch: at most ceil(B / ranks) examples */
+    int B_rank = (B + dist_size() - 1) / dist_size();
+    t->acts = lm_acts_new(be, &t->lmc, B_rank, t->cfg->data.seq_len, 0);
     t->losses = xcalloc((size_t)B, sizeof *t->losses);
     t->dlosses = xcalloc((size_t)B, sizeof *t->dlosses);
     t->val_batch = data_batch_new(t->val);
@@ -302,6 +313,7 @@ static void alloc_model(Trainer *t, int with_optimizer) {
     optim_state_init(&t->good_opt, be, t->hyper.kind, t->P);
     t->h_m = xmalloc(t->P * sizeof(real));
     t->h_v = xmalloc(t->P * sizeof(real));
+    if (dist_size() > 1 && be != &backend_cpu) t->h_grads = xmalloc(t->P * sizeof(real));
     t->batch = data_batch_new(t->train);
     if (t->curation == CURATE_ONLINE) t->cand = data_batch_new(t->train);
 }
@@ -402,6 +414,78 @@ static int curation_setup(Trainer *t, const real *phi_host) {
 }
 
 /* ================================================================================
+ * Data parallelism (dist.h): the rank's slice of a batch, the exact gather of the
+ * per-example losses, the gradient all-reduce, one state on every rank
+ * ================================================================================ */
+
+/* Forward of this rank's slice [lo, hi) of batch b (dist_slice), its losses written to
+ * losses[lo..hi); then every rank holds all B losses, bit for bit as computed. With one
+ * rank: lm_forward on the whole batch. */
+static void forward_slice(Trainer *t, const real *params, const DataBatch *b, real *losses) {
+    long lo, hi;
+    dist_slice(b->B, 1, dist_rank(), &lo, &hi);
+    if (hi > lo)
+        lm_forward(t->be, &t->lmc, params, t->acts, b->inputs + lo * b->T, b->targets + lo * b->T,
+                   b->n_valid + lo, (int)(hi - lo), b->T, losses + lo);
+    dist_allgather(losses, sizeof *losses, b->B, 1);
+}
+
+/* Backward of the slice of the last forward_slice: grads += Σ_{i in slice} dlosses_i ∇ℓ_i
+ * (dlosses = w_i / B with the GLOBAL B), then the sum over ranks in rank order
+ * (dist_allreduce_sum_real): every rank gets the same bits of the global gradient. */
+static void backward_slice(Trainer *t, const DataBatch *b) {
+    long lo, hi;
+    dist_slice(b->B, 1, dist_rank(), &lo, &hi);
+    if (hi > lo) lm_backward(t->be, &t->lmc, t->params, t->acts, t->dlosses + lo, t->grads);
+    if (dist_size() == 1) return;
+    if (t->be == &backend_cpu) {
+        dist_allreduce_sum_real(t->grads, t->P);
+    } else {
+        t->be->to_host(t->h_grads, t->grads, t->P * sizeof(real));
+        dist_allreduce_sum_real(t->h_grads, t->P);
+        t->be->to_device(t->grads, t->h_grads, t->P * sizeof(real));
+    }
+}
+
+/* Every rank gets rank 0's n reals of backend buffer x (staged through `host`). */
+static void bcast_backend(const Backend *be, real *x, real *host, size_t n) {
+    if (be == &backend_cpu) {
+        dist_bcast(x, n * sizeof(real), 0);
+        return;
+    }
+    if (dist_rank() == 0) be->to_host(host, x, n * sizeof(real));
+    dist_bcast(host, n * sizeof(real), 0);
+    if (dist_rank() != 0) be->to_device(x, host, n * sizeof(real));
+}
+
+/* After init or --resume (done by rank 0 alone: outputs may be on its disk only): every
+ * rank takes rank 0's parameters, optimizer state, counters and Train stream position. */
+static int share_state(Trainer *t) {
+    if (dist_size() == 1) return 0;
+    bcast_backend(t->be, t->params, t->h_params, t->P);
+    bcast_backend(t->be, t->opt.m, t->h_m, t->P);
+    if (t->opt.v) bcast_backend(t->be, t->opt.v, t->h_v, t->P);
+    dist_bcast(&t->opt.step, sizeof t->opt.step, 0);
+    dist_bcast(&t->c, sizeof t->c, 0);
+    if (dist_rank() != 0 && data_set_position(t->train, &t->c.pos) != 0)
+        return seterr_prefixed("--resume", NULL);
+    return 0;
+}
+
+/* Ranks must agree on the thread count: the update after the all-reduce (clip norm,
+ * optimizer) runs on every rank and must give every rank the same bits. */
+static int check_ranks_agree(void) {
+    if (dist_size() == 1) return 0;
+    long th = omp_get_max_threads();
+    long most = dist_allreduce_max_long(th), least = -dist_allreduce_max_long(-th);
+    if (most != least)
+        return dr_seterr("the %d ranks run between %ld and %ld threads: set experiment.threads "
+                         "(or OMP_NUM_THREADS) so that every rank runs the same number",
+                         dist_size(), least, most);
+    return 0;
+}
+
+/* ================================================================================
  * Evaluation: L_val = mean over Val examples (shard order) of the per-example loss
  * ================================================================================ */
 
@@ -420,8 +504,7 @@ static int evaluate(Trainer *t, const real *params, EvalResult *r) {
         int n = N - start < (uint64_t)B ? (int)(N - start) : B;
         DataBatch *vb = t->val_batch;
         if (data_range(t->val, start, n, vb) != 0) return -1;
-        lm_forward(t->be, &t->lmc, params, t->acts, vb->inputs, vb->targets, vb->n_valid,
-                   vb->B, vb->T, t->losses);
+        forward_slice(t, params, vb, t->losses);   /* ranks split the batch */
         for (int i = 0; i < vb->B; i++) sum += (double)t->losses[i];
         r->examples += vb->B;
         r->tokens += vb->n_tokens;
@@ -441,8 +524,10 @@ static char *state_path_of(const char *out) {
     return p;
 }
 
+/* Rank 0 writes; every rank holds the same state, so the other ranks have nothing to do. */
 static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt,
                            const Counters *c) {
+    if (dist_rank() != 0) return 0;
     const Backend *be = t->be;
     const char *out = t->o->out_path;
     be->to_host(t->h_params, params, t->P * sizeof(real));
@@ -600,7 +685,7 @@ static int load_checkpoint(Trainer *t) {
             rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, why);
         }
         else if (total != t->total_steps)
-            fprintf(stderr, "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
+            fprintf(dist_log(), "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
                     "rate schedule changes\n", dr_progname(), total, t->total_steps);
     }
     json_free(doc);
@@ -664,6 +749,9 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
         snprintf(saved, sizeof saved, "saving the last good state failed: %s", dr_lasterr());
     else
         snprintf(saved, sizeof saved, "no earlier state to save");
+    /* every rank stops here at the same step; rank 0's save must be complete (and its
+     * outcome known) before any rank exits and the launcher stops the job */
+    dist_bcast(saved, sizeof saved, 0);
     char v[32];
     snprintf(v, sizeof v, isnan(value) ? "NaN" : "%g", value);
     return dr_seterr("step %ld: %s is %s (lr %g): training stopped; %s", step, what, v,
@@ -713,8 +801,15 @@ static int next_batch(Trainer *t, Counters *c, long step) {
     if (t->curation != CURATE_ONLINE) return data_next(t->train, t->batch);
     DataBatch *cb = t->cand;
     if (data_next(t->train, cb) != 0) return -1;
-    score_rater_split(t->be, &t->rc, t->phi, t->racts, t->n_racts, cb->rater_tokens,
-                      cb->rater_valid, cb->B, cb->T_rater, t->sub, t->z);
+    /* ranks score whole sub-batches of the candidates (the same sub-batches as one
+     * process: the same bits), then every rank holds every logit */
+    long lo, hi;
+    dist_slice(cb->B, t->sub, dist_rank(), &lo, &hi);
+    if (hi > lo)
+        score_rater_split(t->be, &t->rc, t->phi, t->racts, t->n_racts,
+                          cb->rater_tokens + lo * cb->T_rater, cb->rater_valid + lo, (int)(hi - lo),
+                          cb->T_rater, t->sub, t->z + lo);
+    dist_allgather(t->z, sizeof *t->z, cb->B, t->sub);
     c->flops_rater += train_flops_rater(&t->rc, cb->B, cb->T_rater);
     for (int i = 0; i < cb->B; i++) {
         if (!isfinite((double)t->z[i])) {
@@ -766,8 +861,9 @@ int train_run(TrainOptions *o) {
     real *phi_host = NULL;
 
     if (!o->out_path) return dr_seterr("no output path (-o)");
-    if (check_writable_dir(o->out_path) != 0) return -1;
+    if (dist_rank() == 0 && check_writable_dir(o->out_path) != 0) return -1;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    if (check_ranks_agree() != 0) return -1;
     t.be = backend_select(o->device ? o->device : cfg->device);
     if (!t.be) return -1;
     if (curation_begin(&t, &phi_host) != 0) goto done;
@@ -782,33 +878,39 @@ int train_run(TrainOptions *o) {
     if (curation_setup(&t, phi_host) != 0) goto done;
 
     if (o->resume) {
-        if (load_checkpoint(&t) != 0) goto done;
-        if (o->log_path && truncate_log(o->log_path, t.c.step) != 0) goto done;
+        if (dist_rank() == 0 && load_checkpoint(&t) != 0) goto done;
+        if (dist_rank() == 0 && o->log_path && truncate_log(o->log_path, t.c.step) != 0) goto done;
     } else {
         lm_init_params(t.be, &t.lmc, t.params, cfg->seed);
         t.c.pos = data_position(t.train);
     }
-    metrics = metrics_open(o->log_path, o->resume);
+    if (share_state(&t) != 0) goto done;
+    metrics = metrics_open(dist_rank() == 0 ? o->log_path : NULL, o->resume);
     if (!metrics) goto done;
 
     int B = cfg->data.batch_size;
-    fprintf(stderr, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
+    FILE *msg = dist_log();   /* stderr on rank 0, nothing elsewhere */
+    char ranks[64] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, " over %d ranks (≤ %d examples each)", dist_size(),
+                 (B + dist_size() - 1) / dist_size());
+    fprintf(msg, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
             "%s: Train %" PRIu64 " examples (%" PRIu64 " target tokens), Val %" PRIu64
-            " examples; %ld steps of %d×%d%s\n",
+            " examples; %ld steps of %d×%d%s%s\n",
             dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.d_model, t.lmc.n_head,
             t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
             data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
-            t.total_steps, B, cfg->data.seq_len, o->resume ? ", resumed" : "");
+            t.total_steps, B, cfg->data.seq_len, ranks, o->resume ? ", resumed" : "");
     if (t.curation == CURATE_WEIGHTS)
-        fprintf(stderr, "%s: loss re-weighted by %s (rater.normalize %s, tau %g%s)\n", dr_progname(),
+        fprintf(msg, "%s: loss re-weighted by %s (rater.normalize %s, tau %g%s)\n", dr_progname(),
                 o->weights_path, cfg->rater.normalize, cfg->rater.tau,
                 cfg->rater.mean_normalize ? ", mean-normalized" : "");
     else if (t.curation == CURATE_ONLINE)
-        fprintf(stderr, "%s: online filtering: each step trains on the best %d of %d candidates "
+        fprintf(msg, "%s: online filtering: each step trains on the best %d of %d candidates "
                 "(keep %g) by the rater %s (%d layers, d %d, %d positions)\n", dr_progname(), B,
                 t.n_cand, o->online_keep, o->rater_path, t.rc.n_layer, t.rc.d_model, t.rc.ctx);
     if (o->resume)
-        fprintf(stderr, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
+        fprintf(msg, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
 
     interrupted = 0;
     signal(SIGINT, on_interrupt);
@@ -824,22 +926,28 @@ int train_run(TrainOptions *o) {
         log_eval(metrics, &e);
         log_compute(metrics, &t, &t.c, 0);
         metrics_end(metrics);
-        fprintf(stderr, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
+        fprintf(msg, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
     }
     keep_good_state(&t, &t.c);   /* a resumed or fresh state counts as good until a step says no */
     t.have_good = o->resume;     /* …but a fresh init whose first loss is not finite does not */
 
     long first_step = t.c.step;
     progress_start(&prog, "train", "steps", (double)(t.total_steps - first_step));
+    if (dist_rank() != 0) {
+        prog.out = msg;
+        prog.is_tty = 0;
+    }
     double last_l_val = NAN, last_loss = NAN;
 
     while (t.c.step < t.total_steps) {
+        /* a signal reaching some ranks stops all of them at the same step */
+        if (dist_size() > 1) interrupted = (sig_atomic_t)dist_allreduce_max_long(interrupted);
         if (interrupted || (o->stop_at > 0 && t.c.step >= o->stop_at)) {
             t.c.seconds += dr_now() - t0;
             t0 = dr_now();
             if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
             progress_finish(&prog);
-            fprintf(stderr, "%s: %s at step %ld; checkpoint saved in %s (continue with --resume)\n",
+            fprintf(msg, "%s: %s at step %ld; checkpoint saved in %s (continue with --resume)\n",
                     dr_progname(), interrupted ? "interrupted" : "stopped", t.c.step, o->out_path);
             rc = interrupted ? TRAIN_INTERRUPTED : 0;
             goto done;
@@ -851,15 +959,14 @@ int train_run(TrainOptions *o) {
         loss_weights(&t, b, &t.c);
         double lr = lr_at(&t.hyper, step);
 
-        /* forward, loss, backward */
+        /* forward, loss, backward (each rank its slice of the batch; one rank: all of it) */
         t.be->vec_zero(t.grads, t.P);
-        lm_forward(t.be, &t.lmc, t.params, t.acts, b->inputs, b->targets, b->n_valid, b->B, b->T,
-                   t.losses);
+        forward_slice(&t, t.params, b, t.losses);
         double loss = 0;
         for (int i = 0; i < b->B; i++) loss += (double)t.losses[i];
         loss /= b->B;
         if (!isfinite(loss)) { fail_nonfinite(&t, step, "the training loss", loss); goto done; }
-        lm_backward(t.be, &t.lmc, t.params, t.acts, t.dlosses, t.grads);
+        backward_slice(&t, b);
         double norm;
         clip_factor(t.be, t.grads, t.P, 0, &norm);
         if (!isfinite(norm)) { fail_nonfinite(&t, step, "the gradient norm", norm); goto done; }
@@ -915,7 +1022,7 @@ int train_run(TrainOptions *o) {
     t0 = dr_now();
     if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
     progress_finish(&prog);
-    fprintf(stderr, "%s: done: %ld steps, %ld tokens, l_val %.4f, %.3g FLOPs (LM %.3g, rater %.3g), "
+    fprintf(msg, "%s: done: %ld steps, %ld tokens, l_val %.4f, %.3g FLOPs (LM %.3g, rater %.3g), "
             "%.1f s; saved %s\n", dr_progname(), t.c.step, t.c.tokens, last_l_val,
             t.c.flops_lm + t.c.flops_rater, t.c.flops_lm, t.c.flops_rater, t.c.seconds, o->out_path);
     rc = 0;
@@ -944,7 +1051,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;
     if (evaluate(&t, t.params, &e) != 0) goto done;
-    Metrics *m = metrics_open("-", 0);
+    Metrics *m = metrics_open(dist_rank() == 0 ? "-" : NULL, 0);   /* rank 0 prints */
     metrics_begin(m);
     metrics_num(m, "l_val", e.l_val);
     metrics_int(m, "examples", e.examples);

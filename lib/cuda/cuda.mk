@@ -9,6 +9,8 @@
 #                 with an rpath so the tools find them without LD_LIBRARY_PATH
 #   make test-cuda  builds and runs tests/cuda/test_cuda_ops: every CUDA op against the
 #                 CPU op; exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
+#   make test-cuda-emu  the same test on a CPU emulator of CUDA (no GPU needed; g++ and
+#                 python3): checks the kernels' logic, not the GPU (tests/cuda/emu/run.sh)
 # and wires them in: libdr.a gets CUDA_OBJ, every link gets CUDA_LDLIBS, and CFLAGS gets
 # -DDR_HAVE_CUDA (backend_select may then call backend_cuda_get). A toolkit without
 # cuBLAS or the runtime library leaves the build CPU-only, with a warning.
@@ -67,6 +69,11 @@ test-cuda:
 
 endif
 
-.PHONY: cuda-objs test-cuda
+# The same test with the kernels' real sources run on a CPU emulator of CUDA and cuBLAS
+# (tests/cuda/emu/): a logic check for machines without a GPU, never a GPU test.
+test-cuda-emu: $(LIB_A)
+	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh
+
+.PHONY: cuda-objs test-cuda test-cuda-emu
 
 endif

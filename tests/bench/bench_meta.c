@@ -6,8 +6,8 @@
  *      vocab 8192; rater 2 layers d128);
  *   2. seconds per meta-step of one member with T = 16 (--T), for checkpoint_every 1 and
  *      the default round(sqrt(T)), the ratio to T plain steps, and where the time goes;
- *   3. peak memory (the child's ru_maxrss, one child process per measurement, so each
- *      peak is its own) and the meta-step buffers (meta_work_bytes) for T = 16, 64, 256:
+ *   3. peak memory (VmHWM of a fresh child process per measurement, so each peak is
+ *      its own) and the meta-step buffers (meta_work_bytes) for T = 16, 64, 256:
  *      allocation only on the benchmark config, and a full meta-step on a small config
  *      (--small-*: LM 2 layers d128 ctx 64, batch 8) where T = 256 runs in minutes.
  * Data: random tokens in memory (no files). Threads: experiment.threads or all cores.
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -185,9 +184,21 @@ static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size
     return sec;
 }
 
+/* Peak resident memory of this process in MB (VmHWM: the high-water mark of its own
+ * address space, so a child exec'd by in_child counts nothing of its parent). */
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
 /* Runs this program again as `--child alloc|run T` (a fresh process, so its peak is its
- * own) and returns the child's peak resident memory in MB (wait4's ru_maxrss). */
-static double in_child(const char *self, const char *config_path, const char *what, int T) {
+ * own); the child prints its line and its peak. */
+static void in_child(const char *self, const char *config_path, const char *what, int T) {
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork failed");
@@ -198,10 +209,8 @@ static double in_child(const char *self, const char *config_path, const char *wh
         _exit(127);
     }
     int status;
-    struct rusage ru;
-    CHECK(wait4(pid, &status, 0, &ru) == pid, "wait4 failed");
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid failed");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "benchmark child failed");
-    return ru.ru_maxrss / 1024.0;
 }
 
 static MetaSpec small_spec(const MetaSpec *s) {
@@ -285,6 +294,7 @@ int main(int argc, char **argv) {
     if (child) {
         if (!strcmp(child, "alloc")) child_alloc(&s, child_T);
         else child_run((MetaSpec[]){ small_spec(&s) }, child_T);
+        printf(", peak RSS %.1f MB\n", peak_rss_mb());
         fflush(stdout);
         return 0;
     }
@@ -323,19 +333,13 @@ int main(int argc, char **argv) {
     if (!skip_mem) {
         printf("  memory, benchmark config, allocation only (peak RSS of a child holding one member, "
                "its rater and the meta-step buffers):\n");
-        for (int i = 0; i < n_mem; i++) {
-            double mb = in_child("/proc/self/exe", config_path, "alloc", mem_T[i]);
-            printf(", peak RSS %.1f MB\n", mb);
-        }
+        for (int i = 0; i < n_mem; i++) in_child("/proc/self/exe", config_path, "alloc", mem_T[i]);
     }
     if (!skip_small) {
         MetaSpec small = small_spec(&s);
         printf("  memory and time, small config (LM 2 layers d128 ctx 64 vocab %d, batch 8), one full "
                "meta-step each:\n", small.lm.vocab);
-        for (int i = 0; i < n_mem; i++) {
-            double mb = in_child("/proc/self/exe", config_path, "run", mem_T[i]);
-            printf("; peak RSS %.1f MB\n", mb);
-        }
+        for (int i = 0; i < n_mem; i++) in_child("/proc/self/exe", config_path, "run", mem_T[i]);
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "cli.h"
 #include "config.h"
+#include "dist.h"
 #include "train.h"
 
 static void usage(void) {
@@ -46,16 +47,23 @@ static void usage(void) {
         "  --online-keep F     the kept fraction F in (0, 1] (default deploy.keep); F = 1 is\n"
         "                      plain training, bit for bit\n"
         "\n"
+        "data-parallel (docs/scale-out.md): under mpirun -np N (or srun), every batch of\n"
+        "data.batch_size examples is split over the N ranks and their gradients are summed in a\n"
+        "fixed order; rank 0 writes the checkpoints and the log; --resume works with any N.\n"
+        "\n"
         "examples:\n"
         "  dr-split shards/ -o splits > manifest.tsv\n"
         "  dr-train --config configs/cpu.yaml --log train.jsonl -o lm.safetensors manifest.tsv\n"
         "  dr-train --config configs/cpu.yaml --eval-only lm.safetensors manifest.tsv\n"
         "  dr-train --config configs/cpu.yaml --rater rater.safetensors --online-keep 0.6 \\\n"
-        "      --train-split train_b --log online.jsonl -o online.safetensors manifest.tsv\n");
+        "      --train-split train_b --log online.jsonl -o online.safetensors manifest.tsv\n"
+        "  mpirun -np 4 dr-train --config configs/cpu.yaml --set experiment.threads=4 \\\n"
+        "      --log train.jsonl -o lm.safetensors splits/manifest.tsv\n");
 }
 
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
+    dist_init(&argc, &argv);   /* MPI only under mpirun/srun */
     const char *config_path = NULL, *eval_ckpt = NULL, *train_split = NULL, *val_split = NULL;
     char **sets = xcalloc((size_t)argc, sizeof *sets);
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
@@ -93,6 +101,9 @@ int main(int argc, char **argv) {
         else inputs[n_inputs++] = (char *)a;
     }
     if (n_inputs + n_train + n_val == 0) dr_die("no inputs: give a manifest, or --train and --val (see --help)");
+    for (int i = 0; i < n_inputs && dist_size() > 1; i++)
+        if (!strcmp(inputs[i], "-"))
+            dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
     if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
     if (eval_ckpt && (o.weights_path || o.rater_path))
         dr_die("--eval-only evaluates a checkpoint: --weights and --rater are for training");
@@ -109,5 +120,6 @@ int main(int argc, char **argv) {
     if (rc < 0) dr_die("%s", dr_lasterr());
     train_options_free(&o);
     free(sets); free(inputs); free(train_in); free(val_in);
+    dist_finalize();
     return rc;
 }

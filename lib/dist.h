@@ -1,0 +1,68 @@
+/* dist.h — the distribution layer (DESIGN §6): who am I among how many processes, and
+ * the few collectives dr-train (data-parallel) and dr-meta (population over ranks) need.
+ *
+ * One process unless launched by mpirun/srun: dist_init calls MPI_Init only when the
+ * environment says a launcher started us (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK,
+ * SLURM_STEP_NUM_TASKS) and the build has MPI (DR_HAVE_MPI, lib/mpi/mpi.mk); otherwise
+ * rank 0 of 1, no MPI call ever, every collective a no-op. A build without MPI launched
+ * by mpirun with several ranks refuses to run (N copies would write the same files).
+ *
+ * Reductions are DETERMINISTIC: every element is summed in rank order,
+ * ((x_0 + x_1) + x_2) + …, by exactly one rank, and every rank receives those same bits.
+ * (MPI_Allreduce promises neither: its algorithm, hence the association, depends on the
+ * message size and the library.) Gathers move bits unchanged.
+ *
+ * Failure: after dist_init, a rank that exits with a non-zero status (dr_die, CHECK,
+ * return from main) prints "prog: rank R of N exited with status S: stopping all ranks"
+ * and calls MPI_Abort, so one failing rank stops the whole job instead of leaving the
+ * others blocked in a collective. Ranks other than 0 prefix their messages with
+ * "prog: rank R:". A clean exit must call dist_finalize (a status-0 exit does it too).
+ *
+ * Must never: use MPI when not launched by a launcher, or let two ranks hold different
+ * bits after a reduction.
+ */
+#ifndef DR_DIST_H
+#define DR_DIST_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdnoreturn.h>
+
+#include "real.h"
+
+/* Call first thing in main (after dr_set_progname); argc/argv may be changed by MPI. */
+void dist_init(int *argc, char ***argv);
+/* MPI_Finalize when MPI is in use; idempotent. Call before returning from main. */
+void dist_finalize(void);
+
+int dist_rank(void);          /* 0 … size−1 */
+int dist_size(void);          /* 1 without a launcher */
+int dist_active(void);        /* MPI in use (launched, MPI build) */
+
+/* Where logs go: stderr on rank 0, a sink on the other ranks (logs only on rank 0). */
+FILE *dist_log(void);
+
+/* Rank r's part [lo, hi) of n items cut in whole units of `unit` items (unit ≥ 1):
+ * with m = ceil(n/unit) units, rank r takes units [r·m/size, (r+1)·m/size). Contiguous,
+ * in rank order, their union is [0, n). */
+void dist_slice(long n, long unit, int rank, long *lo, long *hi);
+
+/* Deterministic in-place sums over ranks (see above). */
+void dist_allreduce_sum_real(real *x, size_t n);
+void dist_allreduce_sum_double(double *x, size_t n);
+/* The largest v over ranks (integers: exact). */
+long dist_allreduce_max_long(long v);
+
+/* Every rank gets root's bytes. */
+void dist_bcast(void *buf, size_t bytes, int root);
+/* buf holds n items of elem_bytes; rank r has filled its dist_slice(n, unit, r) part;
+ * afterwards every rank holds every part (bits unchanged). */
+void dist_allgather(void *buf, size_t elem_bytes, long n, long unit);
+/* Moves bytes from rank `from` to rank `to` (both call it; others may too: no-op). */
+void dist_move(void *buf, size_t bytes, int from, int to);
+void dist_barrier(void);
+
+/* Prints "prog: rank R: message" and stops every rank (exit in a single process). */
+noreturn void dist_abort(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -5,8 +5,12 @@
  * not shared), runs them on P threads, each batch whole on one thread with that thread's
  * activations, then writes their rows in order. Rounds of many batches keep the
  * threads' meetings rare (a spinning OpenMP barrier on a busy 2-core machine costs more
- * than a small batch). Must never let the thread count change a computed number:
- * inside the round every op sees one thread (nthreads-var 1, no nested parallelism). */
+ * than a small batch). Batches never cross a shard boundary (each shard is cut into
+ * batches from its first example), so a shard's rows are the same bytes whether it is
+ * scored alone or with others: scoring shards on separate machines and concatenating
+ * the rows gives the single run (docs/scale-out.md). Must never let the thread count
+ * change a computed number: inside the round every op sees one thread (nthreads-var 1,
+ * no nested parallelism). */
 #include "score.h"
 
 #include <omp.h>
@@ -79,6 +83,10 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
         if (kind == SCORE_RATER) acts[k].ra = rater_acts_new(be, cfg, batch, T);
         else acts[k].la = lm_acts_new(be, cfg, batch, T, 0);
     }
+    /* shard_end[s]: one past the last example of shard s (examples are in shard order) */
+    size_t n_shards = data_num_shards(d);
+    uint64_t *shard_end = xcalloc(n_shards ? n_shards : 1, sizeof *shard_end);
+    for (uint64_t i = 0; i < n; i++) shard_end[data_example(d, i)->shard] = i + 1;
     ScoreStats st = { .threads = P };
     Progress p;
     progress_start(&p, "score", "examples", (double)n);
@@ -88,13 +96,13 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     int saved_levels = omp_get_max_active_levels();
     omp_set_num_threads(1);            /* ops inside a round: one thread each */
     omp_set_max_active_levels(1);
-    for (uint64_t start = 0; start < n && rc == 0; start += (uint64_t)R * (uint64_t)batch) {
+    for (uint64_t s0 = 0; s0 < n && rc == 0;) {
         int in_round = 0;
-        for (int k = 0; k < R; k++) {
-            uint64_t s0 = start + (uint64_t)k * (uint64_t)batch;
-            if (s0 >= n) break;
-            int nb = n - s0 < (uint64_t)batch ? (int)(n - s0) : batch;
+        for (int k = 0; k < R && s0 < n; k++) {
+            uint64_t end = shard_end[data_example(d, s0)->shard];   /* the batch stops there */
+            int nb = end - s0 < (uint64_t)batch ? (int)(end - s0) : batch;
             if (data_range(d, s0, nb, slot[k].b) != 0) { rc = -1; break; }
+            s0 += (uint64_t)nb;
             in_round++;
         }
         if (rc != 0) break;
@@ -133,6 +141,7 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     }
     free(slot);
     free(acts);
+    free(shard_end);
     be->free(params);
     return rc;
 }

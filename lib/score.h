@@ -9,7 +9,9 @@
  * for the small models of scoring this is also the faster split. What may change the
  * last bits of a score is the batch size: BLAS kernels block GEMM rows, so the
  * arithmetic of an example depends on its slot in the batch. --batch is part of the
- * recipe (default data.batch_size).
+ * recipe (default data.batch_size). Batches are cut shard by shard (the last batch of a
+ * shard may be short), so a shard's rows do not depend on the other shards scored with
+ * it: per-shard runs concatenate to the single run, byte for byte.
  * Never writes anything but the header and whole rows to `out`. */
 #ifndef DR_SCORE_H
 #define DR_SCORE_H

@@ -112,9 +112,9 @@ static const KeyDef schema[] = {
     DBL("rater.eps", rater.eps, 0, 1, 0, "1e-8", "outer AdamW epsilon"),
     DBL("rater.clip", rater.clip, 0, BIG, 0, "1.0", "meta-gradient global-norm clip; 0 = off"),
     DBL("rater.entropy_penalty", rater.entropy_penalty, 0, BIG, 0, "0",
-        "weight of a penalty on low entropy of the batch weights; 0 = off"),
+        "λ_H: J += λ_H·mean(−H(s)), s = sigmoid(z/τ) (keeps scores off 0/1); 0 = off"),
     DBL("rater.l2_to_mean", rater.l2_to_mean, 0, BIG, 0, "0",
-        "weight of a penalty pulling the batch-mean weight to 1; 0 = off"),
+        "λ_2: J += λ_2·mean((s − 0.5)²), s = sigmoid(z/τ); 0 = off"),
 
     INT("meta.rounds", meta.rounds, 1, IMAX, "5", "meta-steps (outer updates)"),
     INT("meta.population_K", meta.population_K, 1, 4096, "2", "inner models in the population"),

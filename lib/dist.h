@@ -2,10 +2,14 @@
  * the few collectives dr-train (data-parallel) and dr-meta (population over ranks) need.
  *
  * One process unless launched by mpirun/srun: dist_init calls MPI_Init only when the
- * environment says a launcher started us (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK,
- * SLURM_STEP_NUM_TASKS) and the build has MPI (DR_HAVE_MPI, lib/mpi/mpi.mk); otherwise
- * rank 0 of 1, no MPI call ever, every collective a no-op. A build without MPI launched
- * by mpirun with several ranks refuses to run (N copies would write the same files).
+ * environment says a launcher started us (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK;
+ * SLURM_STEP_NUM_TASKS > 1 without them is srun lacking --mpi=pmix and is refused; bare
+ * SLURM_NTASKS is not a launch: every sbatch script has it) and the build has MPI
+ * (DR_HAVE_MPI, lib/mpi/mpi.mk); otherwise rank 0 of 1, no MPI call ever, every
+ * collective a no-op. A build without MPI started by mpirun as several processes refuses
+ * to run (N copies would write the same files).
+ * Files: lib/dist.c (the collectives, no MPI in it), lib/mpi/dist_mpi.c (dist_init and
+ * the MPI calls: only programs that call dist_init link libmpi), lib/mpi/dist_world.h.
  *
  * Reductions are DETERMINISTIC: every element is summed in rank order,
  * ((x_0 + x_1) + x_2) + …, by exactly one rank, and every rank receives those same bits.

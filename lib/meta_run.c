@@ -12,8 +12,17 @@
  * of φ, EMA, one metrics line. Everything is a function of the seed and the state, so a
  * resumed run is bit-identical to an uninterrupted one.
  *
+ * Over MPI ranks (dist.h, docs/scale-out.md): member k lives on rank k mod N (only its
+ * owner holds its θ and optimizer state); every rank draws every member's example
+ * numbers, so the streams stay in step everywhere; after a rank has run its members, the
+ * members' φ̄_k, statistics and shadow losses are broadcast from their owners and EVERY
+ * rank combines them in member order, exactly as one process does: the same φ on every
+ * rank after every meta-step, bit for bit the one-process φ. Rank 0 alone writes the
+ * rater, the EMA, the state (gathering the members' tensors from their owners) and logs.
+ *
  * Must never: write a half file (all outputs are atomic), overwrite the last good rater
- * with a non-finite one, or let Val and Train_A share a document.
+ * with a non-finite one, let Val and Train_A share a document, or let the combination of
+ * the members' meta-gradients depend on how they were spread over ranks.
  */
 #include "meta.h"
 
@@ -28,6 +37,7 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "dist.h"
 #include "metrics.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -273,6 +283,10 @@ typedef struct {
     real *phi, *phi_ema, *dphi, *dphi_k, *dir, *dir_sum;   /* backend, |φ| */
     OptimState outer;       /* AdamW on φ (combine mean) */
     OptimHyper outer_h;
+    /* one meta-step's per-member results, combined in member order (population_step) */
+    MetaStats *mstats;      /* [K] */
+    double *lu;             /* [K] L_val of the uniform shadows */
+    real *h_dphi;           /* host [K·|φ|]: φ̄_k (rows of members this rank runs, or receives) */
     long meta_step;         /* meta-steps done */
     double seconds_before;  /* wall time of the run before this process (resume) */
     char *config_json;
@@ -284,6 +298,10 @@ static void on_interrupt(int sig) {
     interrupted = sig;
     dr_install_cleanup_signals();   /* a second Ctrl-C ends the process, removing temp files */
 }
+
+/* Member k runs on rank k mod N; only that rank holds its θ and optimizer state. */
+static int owner_of(int k) { return k % dist_size(); }
+static int owns(int k) { return owner_of(k) == dist_rank(); }
 
 static void member_reset(Run *r, int k, long m) {
     Member *mb = &r->mem[k];
@@ -309,11 +327,13 @@ static void run_alloc(Run *r) {
     r->mem = xcalloc((size_t)r->K, sizeof *r->mem);
     for (int k = 0; k < r->K; k++) {
         Member *mb = &r->mem[k];
-        mb->theta = be->alloc(r->n * sizeof(real));
-        optim_state_init(&mb->opt, be, r->spec.inner.kind, r->n);
-        if (r->track_uniform) {
-            mb->theta_u = be->alloc(r->n * sizeof(real));
-            optim_state_init(&mb->opt_u, be, r->spec.inner.kind, r->n);
+        if (owns(k)) {   /* the LM of member k lives on its rank only */
+            mb->theta = be->alloc(r->n * sizeof(real));
+            optim_state_init(&mb->opt, be, r->spec.inner.kind, r->n);
+            if (r->track_uniform) {
+                mb->theta_u = be->alloc(r->n * sizeof(real));
+                optim_state_init(&mb->opt_u, be, r->spec.inner.kind, r->n);
+            }
         }
         if (r->combine == META_COMBINE_PER_MEMBER_ADAM) {
             mb->meta_m = be->alloc(r->n_phi * sizeof(real));
@@ -332,6 +352,9 @@ static void run_alloc(Run *r) {
     r->dir = be->alloc(r->n_phi * sizeof(real));
     r->dir_sum = be->alloc(r->n_phi * sizeof(real));
     optim_state_init(&r->outer, be, OPTIM_ADAMW, r->n_phi);
+    r->mstats = xcalloc((size_t)r->K, sizeof *r->mstats);
+    r->lu = xcalloc((size_t)r->K, sizeof *r->lu);
+    r->h_dphi = xcalloc((size_t)r->K * r->n_phi, sizeof *r->h_dphi);
 }
 
 static void run_free(Run *r) {
@@ -339,7 +362,7 @@ static void run_free(Run *r) {
     if (r->mem)
         for (int k = 0; k < r->K; k++) {
             Member *mb = &r->mem[k];
-            be->free(mb->theta);
+            if (mb->theta) be->free(mb->theta);
             optim_state_free(&mb->opt, be);
             if (mb->theta_u) be->free(mb->theta_u);
             optim_state_free(&mb->opt_u, be);
@@ -351,6 +374,9 @@ static void run_free(Run *r) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) be->free(bufs[i]);
     optim_state_free(&r->outer, be);
+    free(r->mstats);
+    free(r->lu);
+    free(r->h_dphi);
     meta_work_free(r->work);
     stepdata_free(&r->sd);
     if (r->train) data_close(r->train);
@@ -369,6 +395,7 @@ static real *to_host_copy(const Backend *be, const real *x, size_t n) {
 }
 
 static int save_raters(Run *r, const real *phi, const real *phi_ema) {
+    if (dist_rank() != 0) return 0;   /* every rank holds the same φ */
     real *h = to_host_copy(r->be, phi, r->n_phi);
     int rc = rater_save(r->o->out_path, &r->spec.rater, h, r->config_json);
     free(h);
@@ -388,12 +415,20 @@ static void st_add_flat(StWriter *w, const Backend *be, const char *name, const 
     free(h);
 }
 
-static int st_get_flat(const SafeTensors *st, const Backend *be, const char *name, real *x, size_t n) {
+/* Member k's flat tensor x (n reals on its owner's backend) added to rank 0's writer w:
+ * the owner copies it out and sends it (every rank calls this; w is NULL but on rank 0). */
+static void st_add_member(StWriter *w, const Backend *be, int k, const char *name, const real *x,
+                          size_t n) {
+    const int owner = owner_of(k), me = dist_rank();
+    if (me != 0 && me != owner) return;
     real *h = xmalloc(n * sizeof(real));
-    int rc = st_read_real(st, name, h, n);
-    if (rc == 0) be->to_device(x, h, n * sizeof(real));
+    if (me == owner) be->to_host(h, x, n * sizeof(real));
+    dist_move(h, n * sizeof(real), owner, 0);
+    if (me == 0) {
+        int64_t shape[1] = { (int64_t)n };
+        st_writer_add_real(w, name, 1, shape, h);
+    }
     free(h);
-    return rc;
 }
 
 static void meta_kv(StWriter *w, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -410,44 +445,54 @@ static void meta_kv(StWriter *w, const char *key, const char *fmt, ...) {
  * (F32/F64), so a resume of the same build restores the same bits. */
 static int state_save(Run *r, const char *path, double seconds) {
     const Backend *be = r->be;
-    StWriter *w = st_writer_new();
+    const int root = dist_rank() == 0;
+    StWriter *w = root ? st_writer_new() : NULL;   /* rank 0 writes; owners send it their members */
     char name[96];
-    st_writer_metadata(w, "format", "datarater.meta.state");
-    st_writer_metadata(w, "precision", REAL_NAME);
-    st_writer_metadata(w, "config", r->config_json);
-    meta_kv(w, "meta_step", "%ld", r->meta_step);
-    meta_kv(w, "outer_step", "%ld", r->outer.step);
-    meta_kv(w, "seconds", "%.17g", seconds);
-    meta_kv(w, "population_K", "%d", r->K);
-    meta_kv(w, "train_examples", "%" PRIu64, data_num_examples(r->train));
-    meta_kv(w, "val_examples", "%" PRIu64, data_num_examples(r->val));
-    st_add_flat(w, be, "phi", r->phi, r->n_phi);
-    st_add_flat(w, be, "phi_ema", r->phi_ema, r->n_phi);
-    st_add_flat(w, be, "outer.m", r->outer.m, r->n_phi);
-    st_add_flat(w, be, "outer.v", r->outer.v, r->n_phi);
+    if (root) {
+        st_writer_metadata(w, "format", "datarater.meta.state");
+        st_writer_metadata(w, "precision", REAL_NAME);
+        st_writer_metadata(w, "config", r->config_json);
+        meta_kv(w, "meta_step", "%ld", r->meta_step);
+        meta_kv(w, "outer_step", "%ld", r->outer.step);
+        meta_kv(w, "seconds", "%.17g", seconds);
+        meta_kv(w, "population_K", "%d", r->K);
+        meta_kv(w, "train_examples", "%" PRIu64, data_num_examples(r->train));
+        meta_kv(w, "val_examples", "%" PRIu64, data_num_examples(r->val));
+        st_add_flat(w, be, "phi", r->phi, r->n_phi);
+        st_add_flat(w, be, "phi_ema", r->phi_ema, r->n_phi);
+        st_add_flat(w, be, "outer.m", r->outer.m, r->n_phi);
+        st_add_flat(w, be, "outer.v", r->outer.v, r->n_phi);
+    }
+    const int adamw = r->spec.inner.kind == OPTIM_ADAMW;
     for (int k = 0; k < r->K; k++) {
         const Member *mb = &r->mem[k];
 #define ADD(suffix, x, n) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
-                               st_add_flat(w, be, name, x, n); } while (0)
+                               st_add_member(w, be, k, name, x, n); } while (0)
         ADD("theta", mb->theta, r->n);
         ADD("m", mb->opt.m, r->n);
-        if (mb->opt.v) ADD("v", mb->opt.v, r->n);
+        if (adamw) ADD("v", mb->opt.v, r->n);
         if (r->track_uniform) {
             ADD("uniform.theta", mb->theta_u, r->n);
             ADD("uniform.m", mb->opt_u.m, r->n);
-            if (mb->opt_u.v) ADD("uniform.v", mb->opt_u.v, r->n);
-        }
-        if (mb->meta_m) {
-            ADD("meta_m", mb->meta_m, r->n_phi);
-            ADD("meta_v", mb->meta_v, r->n_phi);
+            if (adamw) ADD("uniform.v", mb->opt_u.v, r->n);
         }
 #undef ADD
+        long steps[2] = { mb->opt.step, mb->opt_u.step };   /* the owner's */
+        dist_move(steps, sizeof steps, owner_of(k), 0);
+        if (!root) continue;
+        if (mb->meta_m) {   /* per_member_adam: every rank holds every member's moments */
+            snprintf(name, sizeof name, "member.%d.meta_m", k);
+            st_add_flat(w, be, name, mb->meta_m, r->n_phi);
+            snprintf(name, sizeof name, "member.%d.meta_v", k);
+            st_add_flat(w, be, name, mb->meta_v, r->n_phi);
+        }
         snprintf(name, sizeof name, "member.%d.steps", k);
-        meta_kv(w, name, "%ld %ld", mb->opt.step, mb->opt_u.step);
+        meta_kv(w, name, "%ld %ld", steps[0], steps[1]);
         snprintf(name, sizeof name, "member.%d.streams", k);
         meta_kv(w, name, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64, mb->train.epoch,
                 mb->train.cursor, mb->val.epoch, mb->val.cursor);
     }
+    if (!root) return 0;
     int rc = st_writer_save(w, path);
     st_writer_free(w);
     return rc;
@@ -464,80 +509,120 @@ static int parse_longs(const char *s, long *out, int n) {
     return 0;
 }
 
+/* A flat tensor of the state, read by rank 0 and delivered to rank `to` (−1: every rank),
+ * which copies it to its backend buffer x. Every rank calls it. -1 (rank 0) on a read error. */
+static int st_get_to(const SafeTensors *st, const Backend *be, const char *name, real *x, size_t n,
+                     int to) {
+    const int me = dist_rank();
+    if (me != 0 && to >= 0 && me != to) return 0;
+    int rc = 0;
+    real *h = xmalloc(n * sizeof(real));
+    if (me == 0) rc = st_read_real(st, name, h, n);
+    if (rc == 0) {   /* rank 0 failing stops the job: the others never get here unpaired */
+        if (to < 0) dist_bcast(h, n * sizeof(real), 0);
+        else dist_move(h, n * sizeof(real), 0, to);
+        if (to < 0 || me == to) be->to_device(x, h, n * sizeof(real));
+    }
+    free(h);
+    return rc;
+}
+
+/* Every rank calls it: rank 0 opens and checks the file (-o need only be on its disk),
+ * sends each member's tensors to the member's owner and the rest to every rank. */
 static int state_load(Run *r, const char *path, double *seconds) {
     const Backend *be = r->be;
-    SafeTensors *st = st_open(path);
-    if (!st) return dr_seterr("--resume: %s", dr_lasterr());   /* st_open names the file */
+    const int root = dist_rank() == 0;
+    SafeTensors *st = NULL;
     int rc = -1;
     char name[96];
-    const char *fmt = st_metadata(st, "format"), *prec = st_metadata(st, "precision");
     long v[4];
-    if (!fmt || strcmp(fmt, "datarater.meta.state") != 0) {
-        dr_seterr("--resume: %s is not a dr-meta state file", path);
-        goto done;
+    /* what every rank needs besides tensors, filled by rank 0 and broadcast */
+    long counters[2] = { 0, 0 };   /* meta_step, outer_step */
+    long *mem_v = xcalloc((size_t)r->K * 6, sizeof *mem_v);   /* per member: steps ×2, streams ×4 */
+    if (root) {
+        st = st_open(path);
+        if (!st) {
+            dr_seterr("--resume: %s", dr_lasterr());   /* st_open names the file */
+            goto done;
+        }
+        const char *fmt = st_metadata(st, "format"), *prec = st_metadata(st, "precision");
+        if (!fmt || strcmp(fmt, "datarater.meta.state") != 0) {
+            dr_seterr("--resume: %s is not a dr-meta state file", path);
+            goto done;
+        }
+        if (!prec || strcmp(prec, REAL_NAME) != 0) {
+            dr_seterr("--resume: %s was written by a %s build, this is a %s build", path,
+                      prec ? prec : "?", REAL_NAME);
+            goto done;
+        }
+        if (parse_longs(st_metadata(st, "population_K"), v, 1) || v[0] != r->K) {
+            dr_seterr("--resume: %s holds %s members, the config asks for %d", path,
+                      st_metadata(st, "population_K") ? st_metadata(st, "population_K") : "?", r->K);
+            goto done;
+        }
+        char buf[64];
+        snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->train));
+        const char *te = st_metadata(st, "train_examples"), *ve = st_metadata(st, "val_examples");
+        if (!te || strcmp(te, buf) != 0) {
+            dr_seterr("--resume: %s was made on %s Train_A examples, these shards hold %s", path,
+                      te ? te : "?", buf);
+            goto done;
+        }
+        snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->val));
+        if (!ve || strcmp(ve, buf) != 0) {
+            dr_seterr("--resume: %s was made on %s Val examples, these shards hold %s", path,
+                      ve ? ve : "?", buf);
+            goto done;
+        }
+        if (parse_longs(st_metadata(st, "meta_step"), &counters[0], 1)) goto bad;
+        if (parse_longs(st_metadata(st, "outer_step"), &counters[1], 1)) goto bad;
+        const char *sec = st_metadata(st, "seconds");
+        *seconds = sec ? strtod(sec, NULL) : 0;
+        for (int k = 0; k < r->K; k++) {
+            snprintf(name, sizeof name, "member.%d.steps", k);
+            if (parse_longs(st_metadata(st, name), mem_v + 6 * k, 2)) goto bad;
+            snprintf(name, sizeof name, "member.%d.streams", k);
+            if (parse_longs(st_metadata(st, name), mem_v + 6 * k + 2, 4)) goto bad;
+            if ((uint64_t)mem_v[6 * k + 3] >= r->mem[k].train.n ||
+                (uint64_t)mem_v[6 * k + 5] >= r->mem[k].val.n)
+                goto bad;
+        }
     }
-    if (!prec || strcmp(prec, REAL_NAME) != 0) {
-        dr_seterr("--resume: %s was written by a %s build, this is a %s build", path,
-                  prec ? prec : "?", REAL_NAME);
-        goto done;
-    }
-    if (parse_longs(st_metadata(st, "population_K"), v, 1) || v[0] != r->K) {
-        dr_seterr("--resume: %s holds %s members, the config asks for %d", path,
-                  st_metadata(st, "population_K") ? st_metadata(st, "population_K") : "?", r->K);
-        goto done;
-    }
-    char buf[64];
-    snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->train));
-    const char *te = st_metadata(st, "train_examples"), *ve = st_metadata(st, "val_examples");
-    if (!te || strcmp(te, buf) != 0) {
-        dr_seterr("--resume: %s was made on %s Train_A examples, these shards hold %s", path,
-                  te ? te : "?", buf);
-        goto done;
-    }
-    snprintf(buf, sizeof buf, "%" PRIu64, data_num_examples(r->val));
-    if (!ve || strcmp(ve, buf) != 0) {
-        dr_seterr("--resume: %s was made on %s Val examples, these shards hold %s", path,
-                  ve ? ve : "?", buf);
-        goto done;
-    }
-    if (parse_longs(st_metadata(st, "meta_step"), v, 1)) goto bad;
-    r->meta_step = v[0];
-    if (parse_longs(st_metadata(st, "outer_step"), v, 1)) goto bad;
-    r->outer.step = v[0];
-    const char *sec = st_metadata(st, "seconds");
-    *seconds = sec ? strtod(sec, NULL) : 0;
-    if (st_get_flat(st, be, "phi", r->phi, r->n_phi) || st_get_flat(st, be, "phi_ema", r->phi_ema, r->n_phi) ||
-        st_get_flat(st, be, "outer.m", r->outer.m, r->n_phi) ||
-        st_get_flat(st, be, "outer.v", r->outer.v, r->n_phi))
+    dist_bcast(counters, sizeof counters, 0);
+    dist_bcast(seconds, sizeof *seconds, 0);
+    dist_bcast(mem_v, (size_t)r->K * 6 * sizeof *mem_v, 0);
+    r->meta_step = counters[0];
+    r->outer.step = counters[1];
+    if (st_get_to(st, be, "phi", r->phi, r->n_phi, -1) ||
+        st_get_to(st, be, "phi_ema", r->phi_ema, r->n_phi, -1) ||
+        st_get_to(st, be, "outer.m", r->outer.m, r->n_phi, -1) ||
+        st_get_to(st, be, "outer.v", r->outer.v, r->n_phi, -1))
         goto fail;
     for (int k = 0; k < r->K; k++) {
         Member *mb = &r->mem[k];
-#define GET(suffix, x, n) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
-                               if (st_get_flat(st, be, name, x, n)) goto fail; } while (0)
-        GET("theta", mb->theta, r->n);
-        GET("m", mb->opt.m, r->n);
-        if (mb->opt.v) GET("v", mb->opt.v, r->n);
+        const int to = owner_of(k);
+#define GET(suffix, x, n, dest) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
+                                     if (st_get_to(st, be, name, x, n, dest)) goto fail; } while (0)
+        GET("theta", mb->theta, r->n, to);
+        GET("m", mb->opt.m, r->n, to);
+        if (r->spec.inner.kind == OPTIM_ADAMW) GET("v", mb->opt.v, r->n, to);
         if (r->track_uniform) {
-            GET("uniform.theta", mb->theta_u, r->n);
-            GET("uniform.m", mb->opt_u.m, r->n);
-            if (mb->opt_u.v) GET("uniform.v", mb->opt_u.v, r->n);
+            GET("uniform.theta", mb->theta_u, r->n, to);
+            GET("uniform.m", mb->opt_u.m, r->n, to);
+            if (r->spec.inner.kind == OPTIM_ADAMW) GET("uniform.v", mb->opt_u.v, r->n, to);
         }
         if (mb->meta_m) {
-            GET("meta_m", mb->meta_m, r->n_phi);
-            GET("meta_v", mb->meta_v, r->n_phi);
+            GET("meta_m", mb->meta_m, r->n_phi, -1);
+            GET("meta_v", mb->meta_v, r->n_phi, -1);
         }
 #undef GET
-        snprintf(name, sizeof name, "member.%d.steps", k);
-        if (parse_longs(st_metadata(st, name), v, 2)) goto bad;
-        mb->opt.step = v[0];
-        mb->opt_u.step = v[1];
-        snprintf(name, sizeof name, "member.%d.streams", k);
-        if (parse_longs(st_metadata(st, name), v, 4)) goto bad;
-        mb->train.epoch = (uint64_t)v[0];
-        mb->train.cursor = (uint64_t)v[1];
-        mb->val.epoch = (uint64_t)v[2];
-        mb->val.cursor = (uint64_t)v[3];
-        if (mb->train.cursor >= mb->train.n || mb->val.cursor >= mb->val.n) goto bad;
+        const long *mv = mem_v + 6 * k;
+        mb->opt.step = mv[0];
+        mb->opt_u.step = mv[1];
+        mb->train.epoch = (uint64_t)mv[2];
+        mb->train.cursor = (uint64_t)mv[3];
+        mb->val.epoch = (uint64_t)mv[4];
+        mb->val.cursor = (uint64_t)mv[5];
     }
     rc = 0;
     goto done;
@@ -547,7 +632,8 @@ bad:
 fail:
     dr_seterr("--resume: %s (was the state written with another config?)", dr_lasterr());
 done:
-    st_close(st);
+    if (st) st_close(st);
+    free(mem_v);
     return rc;
 }
 
@@ -575,40 +661,65 @@ static void member_adam_direction(Run *r, Member *mb, long step) {
     be->vec_axpy(r->dir_sum, 1.0, r->dir, r->n_phi);
 }
 
+/* The members' example numbers of this meta-step: member k's T·B Train_A and
+ * val_batches·B Val draws into sd. Every rank draws for every member (and discards the
+ * draws of members it does not run), so all ranks' streams stay where one process's are. */
+static void draw_batches(Run *r, Member *mb) {
+    const Config *cfg = r->cfg;
+    const size_t nt = (size_t)r->spec.T * cfg->data.batch_size;
+    const size_t nv = (size_t)cfg->meta.val_batches * cfg->data.batch_size;
+    for (size_t i = 0; i < nt; i++) r->sd.train_idx[i] = stream_next(&mb->train);
+    for (size_t i = 0; i < nv; i++) r->sd.val_idx[i] = stream_next(&mb->val);
+}
+
 static int population_step(Run *r, StepResult *res) {
     const Backend *be = r->be;
     const Config *cfg = r->cfg;
     const long m = r->meta_step;
-    const int B = cfg->data.batch_size, T = r->spec.T, n_val = cfg->meta.val_batches;
+    const int n_val = cfg->meta.val_batches;
+    const size_t n_phi = r->n_phi;
     meta_stats_clear(&res->stats);
     double lu_sum = 0;
-    be->vec_zero(r->dphi, r->n_phi);
-    be->vec_zero(r->dir_sum, r->n_phi);
+    be->vec_zero(r->dphi, n_phi);
+    be->vec_zero(r->dir_sum, n_phi);
 
+    /* 1. the members this rank runs (all of them in one process): φ̄_k, statistics and
+     *    the shadow's L_val, each on its own */
     for (int k = 0; k < r->K; k++) {
         Member *mb = &r->mem[k];
+        draw_batches(r, mb);
+        if (!owns(k)) continue;
         if (reset_due(r, k, m)) member_reset(r, k, m);
-        for (size_t i = 0; i < (size_t)T * B; i++) r->sd.train_idx[i] = stream_next(&mb->train);
-        for (size_t i = 0; i < (size_t)n_val * B; i++) r->sd.val_idx[i] = stream_next(&mb->val);
         MetaBatches data = { .train = sd_train, .val = sd_val, .n_val = n_val, .ctx = &r->sd };
-
-        be->vec_zero(r->dphi_k, r->n_phi);
+        meta_stats_clear(&r->mstats[k]);
+        be->vec_zero(r->dphi_k, n_phi);
         uint64_t key = seed_of(cfg->seed, 0x5348, (uint64_t)k, (uint64_t)m);
         if (meta_member_step(r->work, mb->theta, &mb->opt, r->phi, &data, key,
-                             r->has_grad ? r->dphi_k : NULL, &res->stats))
+                             r->has_grad ? r->dphi_k : NULL, &r->mstats[k]))
             return -1;
-        if (r->track_uniform) {
-            double lu;
-            if (meta_uniform_step(r->work, mb->theta_u, &mb->opt_u, &data, &lu)) return -1;
-            lu_sum += lu;
-        }
-        if (r->has_grad) {
-            be->vec_axpy(r->dphi, 1.0 / r->K, r->dphi_k, r->n_phi);
-            if (r->combine == META_COMBINE_PER_MEMBER_ADAM) member_adam_direction(r, mb, r->outer.step + 1);
-        }
+        r->lu[k] = NAN;
+        if (r->track_uniform && meta_uniform_step(r->work, mb->theta_u, &mb->opt_u, &data, &r->lu[k]))
+            return -1;
+        if (r->has_grad) be->to_host(r->h_dphi + (size_t)k * n_phi, r->dphi_k, n_phi * sizeof(real));
+    }
+
+    /* 2. on every rank, member by member in order: each from its owner, then combined as
+     *    one process combines them, so every rank computes the same φ̄ */
+    for (int k = 0; k < r->K; k++) {
+        const int from = owner_of(k);
+        dist_bcast(&r->mstats[k], sizeof r->mstats[k], from);
+        dist_bcast(&r->lu[k], sizeof r->lu[k], from);
+        meta_stats_merge(&res->stats, &r->mstats[k]);
+        lu_sum += r->lu[k];
+        if (!r->has_grad) continue;
+        real *h = r->h_dphi + (size_t)k * n_phi;
+        dist_bcast(h, n_phi * sizeof(real), from);
+        be->to_device(r->dphi_k, h, n_phi * sizeof(real));
+        be->vec_axpy(r->dphi, 1.0 / r->K, r->dphi_k, n_phi);
+        if (r->combine == META_COMBINE_PER_MEMBER_ADAM) member_adam_direction(r, &r->mem[k], r->outer.step + 1);
     }
     res->l_val_uniform = r->track_uniform ? lu_sum / r->K : NAN;
-    res->grad_norm = r->has_grad ? sqrt(be->vec_sumsq(r->dphi, r->n_phi)) : 0;
+    res->grad_norm = r->has_grad ? sqrt(be->vec_sumsq(r->dphi, n_phi)) : 0;
     return 0;
 }
 
@@ -703,6 +814,15 @@ int meta_run(MetaOptions *o) {
 
     r->be = backend_select(o->device ? o->device : cfg->device);
     if (!r->be) goto done;
+    if (dist_size() > 1) {   /* every rank repeats the outer update: the same threads, the same bits */
+        long th = omp_get_max_threads();
+        long most = dist_allreduce_max_long(th), least = -dist_allreduce_max_long(-th);
+        if (most != least) {
+            dr_seterr("the %d ranks run between %ld and %ld threads: set experiment.threads (or "
+                      "OMP_NUM_THREADS) so that every rank runs the same number", dist_size(), least, most);
+            goto done;
+        }
+    }
     if (open_data(cfg, &o->train, &o->val, &r->train, &r->val)) goto done;
     int vocab = 0;
     if (model_vocab(cfg, r->train, r->val, &vocab)) goto done;
@@ -729,17 +849,20 @@ int meta_run(MetaOptions *o) {
         r->be->vec_copy(r->phi_ema, r->phi, r->n_phi);
     }
 
-    fprintf(stderr,
-            "%s: LM %.2fM params, rater %.2fM params, %d member%s, T %d, checkpoint every %d, "
+    char ranks[96] = "";
+    if (dist_size() > 1)
+        snprintf(ranks, sizeof ranks, " over %d ranks (member k on rank k mod %d)", dist_size(), dist_size());
+    fprintf(dist_log(),
+            "%s: LM %.2fM params, rater %.2fM params, %d member%s%s, T %d, checkpoint every %d, "
             "backprop %d, mode %s, %s; Train_A %" PRIu64 " examples, Val %" PRIu64
             " examples; %.1f MB meta-step buffers on %s (%s)%s\n",
-            dr_progname(), r->n / 1e6, r->n_phi / 1e6, r->K, r->K == 1 ? "" : "s", r->spec.T,
+            dr_progname(), r->n / 1e6, r->n_phi / 1e6, r->K, r->K == 1 ? "" : "s", ranks, r->spec.T,
             r->spec.checkpoint_every, r->spec.backprop_steps, meta_mode_name(r->spec.mode),
             r->spec.inner.kind == OPTIM_ADAMW ? "adamw" : "sgd", data_num_examples(r->train),
             data_num_examples(r->val), meta_work_bytes(r->work) / 1e6, r->be->name, REAL_NAME,
             o->resume ? "; resumed" : "");
 
-    mt = metrics_open(o->log_path, o->resume);
+    mt = metrics_open(dist_rank() == 0 ? o->log_path : NULL, o->resume);   /* rank 0 logs */
     if (!mt) goto done;
 
     interrupted = 0;
@@ -747,6 +870,10 @@ int meta_run(MetaOptions *o) {
     signal(SIGTERM, on_interrupt);
     Progress prog;
     progress_start(&prog, "meta-step", "steps", cfg->meta.rounds);
+    if (dist_rank() != 0) {
+        prog.out = dist_log();
+        prog.is_tty = 0;
+    }
     progress_update(&prog, (double)r->meta_step);
     const double t0 = dr_now();
     int stopped = 0;
@@ -755,9 +882,14 @@ int meta_run(MetaOptions *o) {
         if (population_step(r, &res)) goto done;
         const long step_no = r->meta_step + 1;
         if (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi))) {
-            if (save_raters(r, r->phi, r->phi_ema) == 0)
+            int saved = save_raters(r, r->phi, r->phi_ema);   /* rank 0 */
+            dist_bcast(&saved, sizeof saved, 0);   /* no rank exits before the rater is saved */
+            if (saved == 0)
                 dr_seterr("meta-step %ld: the meta-gradient is not finite (l_val %g); the last "
                           "good rater is kept in %s", step_no, res.stats.l_val / r->K, o->out_path);
+            else if (dist_rank() != 0)
+                dr_seterr("meta-step %ld: the meta-gradient is not finite; saving the last good "
+                          "rater failed on rank 0", step_no);
             goto done;
         }
         if (r->has_grad) outer_update(r);
@@ -771,6 +903,8 @@ int meta_run(MetaOptions *o) {
         else
             progress_set_extra(&prog, "l_val %.4f", lv);
         progress_update(&prog, (double)r->meta_step);
+        /* a signal reaching some ranks stops all of them after the same meta-step */
+        if (dist_size() > 1) interrupted = (sig_atomic_t)dist_allreduce_max_long(interrupted);
         if (interrupted || (o->stop_at > 0 && r->meta_step >= o->stop_at)) {
             stopped = r->meta_step < cfg->meta.rounds;
             break;
@@ -780,7 +914,7 @@ int meta_run(MetaOptions *o) {
     double seconds = seconds0 + dr_now() - t0;
     if (save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds)) goto done;
     if (stopped)
-        fprintf(stderr, "%s: stopped after meta-step %ld of %d; state saved to %s (--resume continues)\n",
+        fprintf(dist_log(), "%s: stopped after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), r->meta_step, cfg->meta.rounds, state_path);
     rc = stopped ? META_INTERRUPTED : 0;
 done:
@@ -797,6 +931,9 @@ done:
  * ================================================================================ */
 
 int meta_grad_run(MetaGradOptions *o) {
+    if (dist_size() > 1)
+        return dr_seterr("grad computes one member's meta-gradient: run it as one process, "
+                         "without mpirun");
     const Config *cfg = &o->cfg;
     int rc = -1;
     DataLoader *dt = NULL, *dv = NULL;

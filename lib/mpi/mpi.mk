@@ -4,12 +4,13 @@
 # and every tool runs as one process, exactly as before.
 #
 # What it does when mpicc is found:
-#   - lib/dist.c alone is compiled with -DDR_HAVE_MPI and MPI's include flags (from
-#     `mpicc --showme:compile`, Open MPI; `mpicc -compile_info`, MPICH);
-#   - every link gets MPI's libraries (`--showme:link` / `-link_info`) under --as-needed,
-#     so only the programs that use dist_* (dr-train, dr-meta) depend on libmpi;
-#   - $(BUILD)/dist.flags records dist.c's MPI flags, so switching MPI on or off
-#     (installing Open MPI, MPI=0) rebuilds dist.o instead of linking a stale one.
+#   - lib/mpi/dist_mpi.c alone is compiled with -DDR_HAVE_MPI and MPI's include flags
+#     (`mpicc --showme:compile`, Open MPI; `mpicc -compile_info`, MPICH);
+#   - every link gets MPI's libraries (`--showme:link` / `-link_info`) under --as-needed:
+#     only the programs that call dist_init (dr-train, dr-meta) pull dist_mpi.o out of
+#     libdr.a, so only they load libmpi (the others start ~60 ms faster without it);
+#   - $(BUILD)/dist.flags records dist_mpi.c's MPI flags, so switching MPI on or off
+#     (installing Open MPI, MPI=0) rebuilds dist_mpi.o instead of linking a stale one.
 # DR_MPI is "yes" or "no" (for the build summary).
 
 MPI ?= 1
@@ -34,5 +35,5 @@ $(shell mkdir -p $(BUILD) && { [ -f $(DIST_FLAGS_STAMP) ] && \
         [ "$$(cat $(DIST_FLAGS_STAMP))" = "$(DIST_CFLAGS)" ] || \
         printf '%s\n' "$(DIST_CFLAGS)" > $(DIST_FLAGS_STAMP); })
 
-$(BUILD)/lib/dist.o: CFLAGS += $(DIST_CFLAGS)
-$(BUILD)/lib/dist.o: $(DIST_FLAGS_STAMP)
+$(BUILD)/lib/mpi/dist_mpi.o: CFLAGS += $(DIST_CFLAGS)
+$(BUILD)/lib/mpi/dist_mpi.o: $(DIST_FLAGS_STAMP)

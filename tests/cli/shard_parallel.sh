@@ -2,8 +2,8 @@
 # shard_parallel.sh — the embarrassingly parallel steps of docs/scale-out.md, checked:
 #  - dr-score of each shard on its own (two at a time, xargs -P 2), the per-shard files
 #    concatenated without their repeated headers, equals one dr-score run over all the
-#    shards BYTE FOR BYTE (rater and LM scores; several --batch sizes, so that batches
-#    would straddle shards if dr-score let them);
+#    shards BYTE FOR BYTE (rater and LM scores; --batch sizes that do not divide the shards'
+#    example counts, so batches would straddle shards if dr-score let them);
 #  - dr-tokenize of a corpus cut into parts (one run per part, in parallel, each with its
 #    own --prefix) gives the same examples, in the same order, as one run over the whole
 #    corpus (the shards differ in their boundaries only);
@@ -34,8 +34,10 @@ join_scores() {
     local out=$1; shift
     { head -n 1 "$1"; for f in "$@"; do tail -n +2 "$f"; done; } > "$out"
 }
-for model in "--rater $tmp/rater.safetensors" "--lm $tmp/lm.safetensors"; do
-    for batch in 4 7 32; do
+for run in "rater 7" "rater 32" "lm 5"; do
+    set -- $run
+    model="--$1 $tmp/$1.safetensors" batch=$2
+    {
         # shellcheck disable=SC2086
         "$BIN/dr-score" $model "${CFG[@]}" --batch $batch "$tmp/shards" > "$tmp/one.tsv" 2>/dev/null
         rm -rf "$tmp/parts"; mkdir "$tmp/parts"
@@ -47,10 +49,10 @@ for model in "--rater $tmp/rater.safetensors" "--lm $tmp/lm.safetensors"; do
         join_scores "$tmp/joined.tsv" "$tmp/parts"/*.tsv
         [ "$(wc -l < "$tmp/one.tsv")" -gt 1000 ] || fail "too few scores"
         cmp "$tmp/one.tsv" "$tmp/joined.tsv" ||
-            fail "dr-score ${model%% *} --batch $batch: per-shard runs concatenated differ from one run"
-    done
+            fail "dr-score $model --batch $batch: per-shard runs concatenated differ from one run"
+    }
 done
-echo "dr-score: $n_shards shards scored separately = one run, byte for byte (rater and LM, --batch 4, 7, 32)"
+echo "dr-score: $n_shards shards scored separately = one run, byte for byte (rater --batch 7 and 32, LM --batch 5)"
 
 # ---- dr-tokenize: parts of the corpus in parallel = one run ----------------------------
 split -d -n l/3 "$tmp/corpus.jsonl" "$tmp/part."          # part.00 part.01 part.02, whole lines

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "cli.h"
 #include "config.h"
+#include "dist.h"
 #include "meta.h"
 
 static void usage(void) {
@@ -30,6 +31,9 @@ static void usage(void) {
         "meta.ema) and FILE.state (everything --resume needs, bit-exact). Ctrl-C saves the state\n"
         "after the current meta-step; a NaN/Inf meta-gradient stops with the step number and\n"
         "keeps the last good rater. docs/meta.md explains the algorithm and the metrics.\n"
+        "Under mpirun -np N (or srun) member k runs on rank k mod N and the members'\n"
+        "meta-gradients are combined in member order: the same rater as one process, bit for\n"
+        "bit; rank 0 writes the files and the log (docs/scale-out.md).\n"
         "\n"
         "options:\n"
         "  --config C.yaml     config file (default: built-in defaults)\n"
@@ -55,12 +59,15 @@ static void usage(void) {
         "  dr-split --val 0.1 --seed 1 -o splits shards/ | dr-meta --config configs/cpu.yaml \\\n"
         "      --log meta.jsonl -o rater.safetensors -\n"
         "  dr-meta --config configs/cpu.yaml --resume -o rater.safetensors splits/manifest.tsv\n"
+        "  mpirun -np 4 dr-meta --config configs/cpu.yaml --set meta.population_K=4 \\\n"
+        "      -o rater.safetensors splits/manifest.tsv\n"
         "  dr-meta grad --config configs/tiny.yaml --lm-init lm.safetensors --rater-init r.safetensors \\\n"
         "      --train splits/train_a --val splits/val -o grad.safetensors\n");
 }
 
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
+    dist_init(&argc, &argv);   /* MPI only under mpirun/srun */
     const char *config_path = NULL, *lm_init = NULL, *rater_init = NULL, *out = NULL;
     char **sets = xcalloc((size_t)argc, sizeof *sets);
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
@@ -97,11 +104,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (n_inputs + n_train + n_val == 0) {
+        if (dist_size() > 1)
+            dr_die("no inputs: under mpirun give the manifest as a file (stdin reaches rank 0 only)");
         if (isatty(STDIN_FILENO))
             dr_die("no inputs: give a manifest (or pipe one in from dr-split), or --train and --val (see --help)");
         inputs[n_inputs++] = "-";   /* `dr-split … | dr-meta …`: the manifest on stdin */
     }
     if (grad && (!lm_init || !rater_init)) dr_die("grad needs --lm-init and --rater-init (see --help)");
+    for (int i = 0; i < n_inputs && dist_size() > 1; i++)
+        if (!strcmp(inputs[i], "-"))
+            dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
 
     if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (meta_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in) != 0)
@@ -124,5 +136,6 @@ int main(int argc, char **argv) {
     }
     meta_options_free(&o);
     free(sets); free(inputs); free(train_in); free(val_in);
+    dist_finalize();
     return rc;
 }

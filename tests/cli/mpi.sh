@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# mpi.sh — dr-train and dr-meta over 2 local MPI ranks (docs/scale-out.md), against the
+# same runs in one process:
+#  - dr-meta, population K = 2 (one member per rank) and K = 3 (uneven): the rater, its EMA,
+#    the state file and the metrics are BIT-IDENTICAL to one process (the members'
+#    meta-gradients and statistics are combined in member order on every rank);
+#    --stop-at on 2 ranks + --resume in ONE process = the uninterrupted run, bit for bit;
+#  - dr-train, the same global batch split over 2 ranks: every logged loss (l_train, l_val)
+#    within a relative 1e-4 of one process (train.sh's float-vs-double tolerance). Not
+#    bit-exact, by construction: each rank's backward sums ∂W over its half of the batch's
+#    rows and the two halves are added after, a different association of the same float
+#    sum (and BLAS blocks rows by the GEMM's row count); the first step's loss is equal, and
+#    Adam carries the ~1e-7 rounding differences on: over 60 steps ≤ 3e-5 measured;
+#  - dr-train: rank 1 killed (SIGKILL) mid-run stops the whole job with the rank named;
+#    --resume from the last periodic checkpoint on 2 ranks then logs and saves exactly what
+#    an uninterrupted 2-rank run does; an error on one rank (a missing input) stops the job
+#    with "rank 1: …" instead of leaving rank 0 waiting.
+# Skipped (exit 0, "skipped: no MPI") only when mpirun is not installed; a bin/ built
+# without MPI fails here (it refuses to run as 2 processes). Runs in ~15 s on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-bin}
+if ! command -v mpirun >/dev/null 2>&1; then
+    echo "mpi.sh: skipped: no MPI (mpirun not found; scripts/install-deps.sh installs openmpi-bin)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+no_seconds() { sed 's/,"seconds":[^,}]*//' "$1"; }
+# A safetensors file with its "seconds" metadata (wall time) blanked, for cmp.
+st_no_seconds() {
+    local hlen; hlen=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+    head -c $((8 + hlen)) "$1" | tail -c +9 | sed 's/"seconds":"[^"]*"/"seconds":""/; s/ *$//'
+    echo
+    tail -c +$((9 + hlen)) "$1"
+}
+# Open MPI as root (CI containers), 2 ranks on any core count, shared memory without
+# ptrace-based single copy (refused in many containers)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+MPI2=(timeout 120 mpirun -np 2 --oversubscribe)
+
+tests/data/gen_corpus.sh "$tmp" >/dev/null
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/shards" "$tmp/corpus.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.15 --seed 1 -o "$tmp/splits" "$tmp/shards" > "$tmp/manifest.tsv" 2>/dev/null
+M=$tmp/manifest.tsv
+
+# ==== dr-meta: bit-identical to one process ============================================
+META=(--config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8
+      --set meta.T=3 --set meta.checkpoint_every=2 --set meta.rounds=4 --set meta.reset_every=2
+      --set rater.lr=1e-2)
+same_meta() {  # name_a name_b: rater, EMA, state and metrics identical
+    cmp -s "$tmp/$1.safetensors" "$tmp/$2.safetensors" || fail "$3: the raters differ"
+    cmp -s "$tmp/$1.ema.safetensors" "$tmp/$2.ema.safetensors" || fail "$3: the EMAs differ"
+    cmp -s <(st_no_seconds "$tmp/$1.safetensors.state") <(st_no_seconds "$tmp/$2.safetensors.state") ||
+        fail "$3: the states differ"
+    cmp -s <(no_seconds "$tmp/$1.jsonl") <(no_seconds "$tmp/$2.jsonl") || fail "$3: the metrics differ"
+}
+for K in 2 3; do
+    "$BIN/dr-meta" "${META[@]}" --set meta.population_K=$K -o "$tmp/m1k$K.safetensors" \
+        --log "$tmp/m1k$K.jsonl" "$M" 2>/dev/null || fail "dr-meta K=$K, one process"
+    "${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" --set meta.population_K=$K -o "$tmp/m2k$K.safetensors" \
+        --log "$tmp/m2k$K.jsonl" "$M" 2>"$tmp/m2.err" || { cat "$tmp/m2.err"; fail "dr-meta K=$K on 2 ranks"; }
+    [ "$(wc -l < "$tmp/m2k$K.jsonl")" -eq 4 ] || fail "dr-meta K=$K on 2 ranks: expected 4 metrics lines (rank 0 only)"
+    same_meta m1k$K m2k$K "dr-meta K=$K, 2 ranks vs one process"
+    echo "dr-meta K=$K: 2 ranks = one process, bit for bit (rater, EMA, state, metrics)"
+done
+# stopped on 2 ranks, resumed in one process: the uninterrupted run
+rc=0; "${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" -o "$tmp/ms.safetensors" --log "$tmp/ms.jsonl" \
+    --stop-at 2 "$M" 2>/dev/null || rc=$?
+[ $rc -ne 0 ] || fail "dr-meta --stop-at on 2 ranks exited 0, expected 130"
+"$BIN/dr-meta" "${META[@]}" -o "$tmp/ms.safetensors" --log "$tmp/ms.jsonl" --resume "$M" 2>/dev/null ||
+    fail "dr-meta --resume (one process) of a 2-rank state"
+same_meta m1k2 ms "dr-meta --stop-at on 2 ranks + --resume in one process"
+echo "dr-meta: --stop-at on 2 ranks + --resume in one process = one run, bit for bit"
+
+# ==== dr-train: the same losses as one process ========================================
+TRAIN=(--config configs/tiny.yaml --set lm.lr=5e-3 --set data.batch_size=8 --set train.eval_every=10
+       --set train.eval_batches=0 --set train.log_every=1 --set train.checkpoint_every=5 --steps 60)
+"$BIN/dr-train" "${TRAIN[@]}" --log "$tmp/t1.jsonl" -o "$tmp/t1.safetensors" "$M" 2>/dev/null ||
+    fail "dr-train, one process"
+"${MPI2[@]}" "$BIN/dr-train" "${TRAIN[@]}" --log "$tmp/t2.jsonl" -o "$tmp/t2.safetensors" "$M" \
+    2>"$tmp/t2.err" || { cat "$tmp/t2.err"; fail "dr-train on 2 ranks"; }
+grep -q 'over 2 ranks' "$tmp/t2.err" || fail "dr-train on 2 ranks does not say so"
+[ "$(grep -c 'step 0: l_val' "$tmp/t2.err")" -eq 1 ] || fail "dr-train on 2 ranks: more than rank 0 logs"
+[ "$(wc -l < "$tmp/t2.jsonl")" -eq 61 ] || fail "dr-train on 2 ranks: expected 61 log lines (rank 0 only)"
+# every l_train / l_val pair within 1e-5 relative; tokens and flops identical
+paste -d' ' <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/t1.jsonl" | cut -d: -f2) \
+            <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/t2.jsonl" | cut -d: -f2) > "$tmp/pairs"
+[ "$(wc -l < "$tmp/pairs")" -eq 67 ] || fail "expected 60 l_train + 7 l_val values"
+worst=$(awk '{ d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d } END { printf "%.2e", w }' "$tmp/pairs")
+awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }' || fail "dr-train on 2 ranks: a loss differs by $worst relative (> 1e-4)"
+cmp -s <(grep -o '"tokens":[0-9]*' "$tmp/t1.jsonl") <(grep -o '"tokens":[0-9]*' "$tmp/t2.jsonl") ||
+    fail "dr-train on 2 ranks counted other tokens"
+echo "dr-train: 2 ranks vs one process, 60 steps: largest relative loss difference $worst (≤ 1e-4)"
+
+# ---- rank 1 killed mid-run; --resume from the last checkpoint = uninterrupted ----------
+"${MPI2[@]}" "$BIN/dr-train" "${TRAIN[@]}" --log "$tmp/k.jsonl" -o "$tmp/k.safetensors" "$M" \
+    >/dev/null 2>"$tmp/k.err" &
+mp=$!
+killed=0
+for _ in $(seq 1 400); do
+    if [ -s "$tmp/k.jsonl" ] && [ "$(wc -l < "$tmp/k.jsonl")" -ge 12 ]; then
+        launcher=$(pgrep -P $mp -x mpirun || true)     # timeout → mpirun → the ranks
+        for p in $(pgrep -P "${launcher:-$mp}" -x dr-train || true); do
+            if tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then
+                kill -9 "$p" && killed=1
+            fi
+        done
+        break
+    fi
+    sleep 0.02
+done
+rc=0; wait $mp || rc=$?
+if [ $killed -eq 1 ]; then
+    [ $rc -ne 0 ] || fail "a job whose rank 1 was killed exited 0"
+    grep -q 'rank 1' "$tmp/k.err" || { cat "$tmp/k.err"; fail "the killed rank is not named"; }
+    [ -s "$tmp/k.safetensors.state" ] || fail "no checkpoint survived the killed rank"
+    done_lines=$(wc -l < "$tmp/k.jsonl")
+    "${MPI2[@]}" "$BIN/dr-train" "${TRAIN[@]}" --resume --log "$tmp/k.jsonl" -o "$tmp/k.safetensors" "$M" \
+        2>"$tmp/k2.err" || { cat "$tmp/k2.err"; fail "--resume after a killed rank"; }
+    cmp -s <(no_seconds "$tmp/t2.jsonl") <(no_seconds "$tmp/k.jsonl") || fail "resumed logs differ from the uninterrupted 2-rank run"
+    cmp -s "$tmp/t2.safetensors" "$tmp/k.safetensors" || fail "resumed model differs from the uninterrupted 2-rank run"
+    echo "dr-train: rank 1 killed after $((done_lines - 1)) steps stopped the job; --resume = uninterrupted, bit for bit"
+else
+    echo "dr-train: the run ended before rank 1 could be killed (rc $rc): kill check not made"
+fi
+
+# ---- an error on one rank stops the job, naming the rank ------------------------------
+rc=0
+timeout 60 mpirun -np 1 "$BIN/dr-train" "${TRAIN[@]}" -o "$tmp/e.safetensors" "$M" : \
+    -np 1 "$BIN/dr-train" "${TRAIN[@]}" -o "$tmp/e.safetensors" "$tmp/no-such-manifest.tsv" \
+    >/dev/null 2>"$tmp/e.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "an error on rank 1: exit status $rc (0 = not noticed, 124 = hung)"
+grep -q 'dr-train: rank 1: .*no-such-manifest' "$tmp/e.err" || { cat "$tmp/e.err"; fail "the failing rank is not named"; }
+echo "dr-train: an error on rank 1 stopped the job: $(grep -m1 'rank 1:' "$tmp/e.err")"
+echo "mpi: ok"

@@ -8,6 +8,7 @@
 #   make bench           benchmarks (print numbers, never pass/fail)
 #   make demo            the end-to-end pipeline on the default corpus
 
+.DEFAULT_GOAL := all
 PRECISION ?= float
 CC        ?= cc
 OPT       ?= -O3 -march=native
@@ -34,6 +35,13 @@ GNUPLOT := $(shell command -v gnuplot 2>/dev/null)
 LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A     := $(BUILD)/libdr.a
+# CUDA backend (lib/cuda/*.cu): built whenever nvcc is found; float builds only.
+ifneq ($(NVCC),)
+  -include lib/cuda/cuda.mk
+else
+test-cuda:
+	@echo "test-cuda: SKIPPED (no nvcc): exit 77, not a pass"; exit 77
+endif
 TOOL_DIRS := $(sort $(wildcard tools/dr-*))
 TOOLS     := $(TOOL_DIRS:tools/%=$(BIN)/%)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))

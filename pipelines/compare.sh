@@ -9,16 +9,18 @@
 #   NAME=FILE      label of a run (default: the file name without .jsonl)
 #   --md           Markdown tables (default: aligned text)
 #   --at N[,N..]   token counts to compare at (default: 1/4, 1/2, 3/4 and all of the
-#                  largest count every run reached)
+#                  largest count every run reached; FLOPs: of the reference's budget)
 #   --ref NAME     the reference run of the "fewer tokens" lines (default: the first);
 #                  --all-pairs compares every ordered pair instead
+#   --offset NAME=F  add F FLOPs to every flops value of run NAME (a one-time cost the
+#                  trainer does not log, e.g. scoring the data before filtering it)
 #
 # Curves are interpolated linearly between eval points, never extrapolated: a run that
-# stopped before a column's token count shows "-" there. "Reaches" means the first point
+# stopped before a column's count shows "-" there (within 2% of its end: its last value). "Reaches" means the first point
 # (interpolated between evals) where a run's Val loss is at or below the other's final.
 # Exit status 1 when a log is missing or has no l_val at all.
 set -eu
-fmt=text at= ref= allpairs=0
+fmt=text at= ref= allpairs=0 offsets=
 runs=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
         --at) at=${2:?--at needs a value}; shift ;;
         --ref) ref=${2:?--ref needs a value}; shift ;;
         --all-pairs) allpairs=1 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --offset) offsets="$offsets ${2:?--offset needs NAME=FLOPS}"; shift ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
         *) [ -r "${1#*=}" ] || { echo "compare.sh: ${1#*=}: cannot read" >&2; exit 1; }
            runs="$runs$1
@@ -43,7 +46,7 @@ printf '%s' "$runs" | while IFS= read -r r; do
     printf '#RUN %s\t%s\n' "$name" "$path"
     cat "$path"
     echo
-done | awk -v fmt="$fmt" -v at="$at" -v ref="$ref" -v allpairs="$allpairs" '
+done | awk -v fmt="$fmt" -v at="$at" -v ref="$ref" -v allpairs="$allpairs" -v offsets="$offsets" '
 function num(line, key,    re, s) {   # value of "key":number in a flat JSON object, or ""
     re = "\"" key "\"[ \t]*:[ \t]*-?[0-9][0-9.eE+-]*"
     if (!match(line, re)) return ""
@@ -62,6 +65,9 @@ function interp(r, axis, x,    k, x0, x1, y0, y1) {   # l_val of run r at axis v
             return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
         }
     }
+    # a budget within 2% past the end of a run: its last value (runs of the same budget
+    # end a few tokens apart)
+    if (x1 != "" && x <= 1.02 * x1) return ev[r, ne[r]]
     return ""
 }
 function reach(r, target,    k, t0, t1, y0, y1) {   # tokens at which run r first gets <= target
@@ -102,6 +108,10 @@ function table(axis, label,    levels, n, i, r, c, m, maxx, lv, xr) {
     m = 0
     if (axis == "t" && at != "") {
         n = split(at, lv, ",")
+    } else if (axis == "f") {
+        xr = ef[refi, ne[refi]]          # the budget of the reference run
+        n = 4
+        for (i = 1; i <= 4; i++) lv[i] = xr * i / 4
     } else {
         xr = -1
         for (r = 1; r <= nr; r++) {
@@ -123,13 +133,14 @@ function table(axis, label,    levels, n, i, r, c, m, maxx, lv, xr) {
         row(n + 3, c)
     }
 }
+BEGIN { n = split(offsets, o, " "); for (i = 1; i <= n; i++) { k = o[i]; sub(/=.*/, "", k); v = o[i]; sub(/^[^=]*=/, "", v); off[k] = v + 0 } }
 /^#RUN / {
     nr++; line = substr($0, 6); split(line, p, "\t"); name[nr] = p[1]; path[nr] = p[2]
     ne[nr] = 0; nf[nr] = 0; allflops[nr] = 1; next
 }
 /^[ \t]*$/ { next }
 {
-    t = num($0, "tokens"); f = num($0, "flops")
+    t = num($0, "tokens"); f = num($0, "flops"); if (f != "") f += off[name[nr]]
     if (t != "" && f != "") { nf[nr]++; ft[nr, nf[nr]] = t; fv[nr, nf[nr]] = f }
     v = num($0, "l_val")
     if (v == "" || t == "") next
@@ -146,7 +157,7 @@ END {
     for (r = 1; r <= nr; r++) {
         for (k = 1; k <= ne[r]; k++) {
             f = efl[r, k]
-            if (f == "" && et[r, k] == 0) f = 0
+            if (f == "" && et[r, k] == 0) f = off[name[r]] + 0
             if (f == "") {
                 for (j = 2; j <= nf[r]; j++) if (ft[r, j] >= et[r, k] && ft[r, j - 1] <= et[r, k]) {
                     if (ft[r, j] == ft[r, j - 1]) f = fv[r, j]
@@ -158,22 +169,22 @@ END {
             ef[r, k] = f
         }
     }
+    if (ref == "") refi = 1
+    else { refi = 0; for (r = 1; r <= nr; r++) if (name[r] == ref) refi = r
+           if (!refi) { printf "compare.sh: --ref %s: no such run\n", ref > "/dev/stderr"; exit 1 } }
     if (fmt == "md") print "Val loss (nats/token) at equal training tokens:\n"
     else print "Val loss (nats/token) at equal training tokens"
     table("t", "tokens")
     print ""
     if (haveflops) {
-        if (fmt == "md") print "Val loss at equal training FLOPs (the logs'"'"' `flops`, rater costs included where the trainer counts them):\n"
-        else print "Val loss at equal training FLOPs"
+        if (fmt == "md") printf "Val loss at equal FLOPs, up to %s'"'"'s budget (the logs'"'"' `flops`: LM training, plus the rater where the trainer counts it, plus any --offset):\n\n", name[refi]
+        else printf "Val loss at equal FLOPs (up to %s'"'"'s budget)\n", name[refi]
         table("f", "FLOPs")
     } else {
         print "Equal FLOPs: not every log carries a `flops` field; with one LM shape for every run, equal tokens are equal LM training FLOPs (rater inference and meta-training costs are not counted)."
     }
     print ""
     # reaching another run'"'"'s final loss with fewer tokens
-    if (ref == "") refi = 1
-    else { refi = 0; for (r = 1; r <= nr; r++) if (name[r] == ref) refi = r
-           if (!refi) { printf "compare.sh: --ref %s: no such run\n", ref > "/dev/stderr"; exit 1 } }
     if (fmt == "md") print "Tokens needed to reach another run'"'"'s final Val loss:\n"
     else print "Tokens needed to reach another run'"'"'s final Val loss"
     lines = 0

@@ -106,7 +106,7 @@ if [ -s "$META" ]; then
     plot meta_lval.png 1000 700 <<EOF
 set multiplot layout 2,1 title "Meta-training: Val loss after the inner unroll"
 set grid; set key top right; $XT
-set lmargin 12; set rmargin 3
+set lmargin 12; set rmargin 3; set offsets graph 0.02, graph 0.02, graph 0.05, graph 0.05
 set ylabel "L_{val} (nats/token)"
 plot '$DAT/meta.dat' using 1:3 with linespoints pt 7 ps 0.5 lw 2 lc rgb "#888888" title "uniform weights (w = 1)", \
      '' using 1:2 with linespoints pt 7 ps 0.5 lw 2 lc rgb "#d62728" title "rater-weighted"
@@ -121,7 +121,7 @@ EOF
     plot meta_scores.png 1000 700 <<EOF
 set multiplot layout 2,1 title "Meta-training: rater scores (logits z) on the Train_A batches"
 set grid; set key outside right; $XT
-set lmargin 12; set rmargin at screen 0.74
+set lmargin 12; set rmargin at screen 0.74; set offsets graph 0.02, graph 0.02, graph 0.05, graph 0.05
 set ylabel "score z"
 plot '$DAT/meta.dat' using 1:(\$5-\$6):(\$5+\$6) with filledcurves lc rgb "#c6dbef" title "mean ± std", \
      '' using 1:5 with lines lw 2 lc rgb "#1f77b4" title "mean", \
@@ -187,6 +187,14 @@ else
     C2_LINE=$(awk -v d="$DL" -v b="$BL" -v dt="$DT" -v bt="$BT" -v k="$KEEP" -v t="$TOL" 'BEGIN {
         printf "final Val loss, DataRater-filtered (keep %s) %.4f after %d tokens vs all data %.4f after %d tokens: Δ = %+.4f nats (%+.2f%%; ≤ %s required)",
             k, d, dt, b, bt, d - b, 100 * (d - b) / b, (t + 0 == 0 ? "0" : "+" t) }')
+    # context: random filtering at the same keep, and the seed-to-seed spread of the baseline
+    R=$(final random); S=$(final baseline-seed2)
+    [ -n "$R" ] && C2_LINE="$C2_LINE$(echo "$R" | awk -v d="$DL" '{ printf "; for reference, random filtering at the same keep: %.4f (DataRater − random = %+.4f)", $2, d - $2 }')"
+    if [ -n "$S" ]; then
+        C2_LINE="$C2_LINE$(echo "$S" | awk -v b="$BL" '{ printf "; seed noise: the baseline with the next seed reached %.4f (|Δ| = %.4f)", $2, (b > $2 ? b - $2 : $2 - b) }')"
+    else
+        C2_LINE="$C2_LINE; seed noise not measured in this run (NOISE=1 adds a second baseline seed)"
+    fi
 fi
 
 # ---- scores per source -------------------------------------------------------------------
@@ -233,7 +241,8 @@ if [ -s "$SCORES" ]; then
                 for (b = 0; b < nb; b++) printf "%.6g %.6g\n", lo + (b + 0.5) * w, c[src[k], b] / n[src[k]]
                 printf "\n\n"
             }
-            printf "%.6g %.6g\n", lo, hi > binfile
+            pad = 0.04 * (hi - lo)
+            printf "%.6g %.6g\n", lo - pad, hi + pad > binfile
         }' order="$DAT/sources.dat" binfile="$DAT/hist_range.dat" "$DAT/scores.dat" > "$DAT/hist.dat"
     NS=$(wc -l < "$DAT/sources.dat")
     if [ -n "$GP" ] && [ "$NS" -gt 0 ]; then
@@ -248,7 +257,7 @@ if [ -s "$SCORES" ]; then
             while read -r src rest; do
                 t=$(printf '%s' "$src" | sed 's/_/\\\\_/g')
                 echo "set title '$t' font ',9'"
-                echo "set arrow 1 from $CUT, graph 0 to $CUT, graph 1 nohead lc rgb '#d62728' lw 1.5"
+                echo "set arrow 1 from $CUT, graph 0 to $CUT, graph 1 nohead front lc rgb '#d62728' lw 2 dt 2"
                 echo "plot '$DAT/hist.dat' index $i using 1:2 with boxes lc rgb '#1f77b4' notitle"
                 i=$((i + 1))
             done < "$DAT/sources.dat"
@@ -339,8 +348,19 @@ if [ -n "$LOGS" ]; then
             printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.1f", $3) }'
     done
     echo
+    # the one-time scoring of train_b that an offline filter needs (dr-score prints its
+    # FLOPs): counted in the equal-FLOPs table for the runs that use it
+    sflops() { [ -s "$1" ] && sed -n 's/.* \([0-9.eE+-]*\) FLOPs (.*/\1/p' "$1" | tail -n 1 || true; }
+    FR=$(sflops "${SCORE_DIR:-$OUT/score}/datarater.log"); FP=$(sflops "${SCORE_DIR:-$OUT/score}/ppl.log")
+    OFFS=
+    [ -n "$FR" ] && OFFS="$OFFS --offset datarater=$FR"
+    [ -n "$FP" ] && OFFS="$OFFS --offset ppl=$FP"
+    if [ -n "$OFFS" ]; then
+        echo "In the FLOPs table, the offline filters also pay for scoring all of train_b once: datarater $( [ -n "$FR" ] && printf '%s FLOPs (rater forward)' "$FR" || printf 'not counted'), ppl $( [ -n "$FP" ] && printf '%s FLOPs (reference-LM forward)' "$FP" || printf 'not counted') (from dr-score; random needs no scores). Meta-training and the reference LM's own training are not counted."
+        echo
+    fi
     # shellcheck disable=SC2086
-    sh "$PIPE/compare.sh" --md $LOGS || echo "_(compare.sh failed)_"
+    sh "$PIPE/compare.sh" --md $OFFS $LOGS || echo "_(compare.sh failed)_"
     echo
 else
     echo "_(no final training logs under \`$OUT/train/\`)_"; echo
@@ -367,14 +387,20 @@ for which in top bottom; do
     f=$OUT/examples/$which.txt
     [ "$which" = top ] && echo "### Highest scores (kept first)" || echo "### Lowest scores (dropped first)"
     echo
+    echo "(text as decoded from the tokens; runs of blank lines squeezed to one; at most 15 lines, 600 characters)"
+    echo
     if [ -s "$f" ]; then
-        # dr-cat --scores blocks: "### <id> score <s> source <src>" then the text
-        awk -v max=600 '
-            function flush() { if (hdr == "") return
-                t = txt; gsub(/\r/, "", t); if (length(t) > max) t = substr(t, 1, max) " …"
-                print hdr; print ""; print "~~~~"; print t; print "~~~~"; print "" }
-            /^### / { flush(); split($0, h, " "); hdr = sprintf("%d. score **%s**, source `%s`, example `%s`", ++k, h[4], h[6], h[2]); txt = ""; nl = 0; next }
-            { txt = (nl++ ? txt "\n" : "") $0 }
+        # dr-cat --scores blocks: "### <id> score <s> source <src>" then the text; runs of
+        # blank lines are squeezed to one, at most 600 characters and 15 lines are shown
+        awk -v max=600 -v maxl=15 '
+            function flush(   t, extra) { if (hdr == "") return
+                t = txt; extra = ""
+                if (length(t) > max) { t = substr(t, 1, max); extra = " …" }
+                print hdr; print ""; print "~~~~"; print t extra; print "~~~~"; print "" }
+            /^### / { flush(); split($0, h, " "); hdr = sprintf("%d. score **%s**, source `%s`, example `%s`", ++k, h[4], h[6], h[2]); txt = ""; nl = 0; blank = 0; next }
+            { line = $0; gsub(/\r/, "", line)
+              if (line ~ /^[ \t]*$/) { if (blank++ || nl == 0) next; line = "" } else blank = 0
+              if (nl == maxl) { txt = txt "\n…"; nl++ } else if (nl < maxl) txt = (nl++ ? txt "\n" : "") line }
             END { flush() }' "$f"
     else
         echo "_(missing: \`$f\`)_"; echo

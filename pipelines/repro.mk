@@ -78,9 +78,13 @@ TOKENS      ?=
 SET         ?=
 META_SET    ?=
 TRAIN_SET   ?=
-# The final runs (online: only when dr-train has --online-keep).
+# The final runs (online: only when dr-train has --online-keep). NOISE=1 adds
+# baseline-seed2, the baseline with experiment.seed + 1 (other init and data order): the
+# report then states the seed-to-seed difference next to criterion 2.
 HAS_ONLINE  := $(shell $(BIN)/dr-train --help 2>/dev/null | grep -q -- --online-keep && echo 1)
-RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online)
+NOISE       ?= 0
+RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online) $(if $(filter 1,$(NOISE)),baseline-seed2)
+SEED2       := $(shell echo $$(( $(or $(call cfg,experiment.seed),0) + 1 )))
 # With make -jN and no THREADS, each tool gets nproc/N threads (OpenMP oversubscription
 # is far slower than running the jobs one after the other). -jN is only visible in
 # MAKEFLAGS when recipes run, so this is expanded then.
@@ -119,11 +123,13 @@ tool_need    = @[ -x $(BIN)/$(1) ] || { echo "repro.mk: $(BIN)/$(1) is missing: 
 # it is rewritten (new mtime) only when they change, so make redoes exactly the steps
 # whose settings changed. Written while the makefile is read.
 stamp        = $(shell mkdir -p $(1) && p='$(strip $(2))' && { [ "$$(cat $(1)/params 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1)/params; })
+ifneq ($(if $(MAKECMDGOALS),$(filter-out help status clean-runs,$(MAKECMDGOALS)),all),)
 $(call stamp,$(SPLITS),val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB))
 $(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR),set=$(SET) meta_set=$(META_SET) device=$(DEVICE)))
 $(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR),set=$(SET) rater=$(RATER_USE) ppl_ref=$(PPL_REF) device=$(DEVICE)))
 $(call stamp,$(OUT)/filter,keep=$(KEEP) set=$(SET))
 $(call stamp,$(OUT)/train,set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE))
+endif
 
 # (a stamp removed after the makefile was read, e.g. by clean-runs, comes back empty)
 .PRECIOUS: %/params
@@ -190,7 +196,7 @@ $(RATER_DONE): $(MANIFEST) $(CONFIG) $(META_DIR)/params
 $(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST) $(SCORE_DIR)/params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the rater ($(notdir $(RATER))) -> $@)
-	$(ATOMIC) $@ $(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
+	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
 
 # Perplexity filter: score = an example's mean token loss under a reference LM; the
 # middle KEEP are kept (the paper's best perplexity variant). PPL_REF=baseline: the
@@ -201,7 +207,7 @@ PPL_LM := $(OUT)/train/$(if $(filter train_a,$(PPL_REF)),ref-train_a,baseline).d
 $(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST) $(SCORE_DIR)/params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the $(PPL_REF) LM (perplexity filter) -> $@)
-	$(ATOMIC) $@ $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
+	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
 
 # dr-filter's policy for each filtered run, and the scores it reads (random ignores the
 # values: any scores file of train_b does, seeded by experiment.seed)
@@ -225,12 +231,14 @@ $(OUT)/filter/%.paths: $$(SCORES_$$*) $(MANIFEST) $(OUT)/filter/params
 # train/<name>.safetensors: the LM; <name>.jsonl: its metrics; <name>.safetensors.state:
 # the resumable state; <name>.done: the last Val line, written when dr-train succeeded.
 TRAIN_IN_baseline    := --train-split train_b $(MANIFEST)
+TRAIN_IN_baseline-seed2 := --set experiment.seed=$(SEED2) --train-split train_b $(MANIFEST)
 TRAIN_IN_ref-train_a := --train-split train_a $(MANIFEST)
 TRAIN_IN_datarater   := --train $(OUT)/filter/datarater --val $(MANIFEST) --val-split val
 TRAIN_IN_random      := --train $(OUT)/filter/random --val $(MANIFEST) --val-split val
 TRAIN_IN_ppl         := --train $(OUT)/filter/ppl --val $(MANIFEST) --val-split val
 TRAIN_IN_online      := --rater $(RATER) --online-keep $(KEEP) --train-split train_b $(MANIFEST)
 TRAIN_DEP_baseline    := $(MANIFEST)
+TRAIN_DEP_baseline-seed2 := $(MANIFEST)
 TRAIN_DEP_ref-train_a := $(MANIFEST)
 TRAIN_DEP_datarater   := $(OUT)/filter/datarater.paths
 TRAIN_DEP_random      := $(OUT)/filter/random.paths
@@ -238,7 +246,7 @@ TRAIN_DEP_ppl         := $(OUT)/filter/ppl.paths
 TRAIN_DEP_online      := $(RATER_DONE) $(MANIFEST) $(OUT)/filter/params
 
 $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG) $(OUT)/train/params
-	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: baseline datarater random ppl online ref-train_a)))
+	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: baseline datarater random ppl online baseline-seed2 ref-train_a)))
 	$(call tool_need,dr-train)
 	$(call say,train '$*' -> $(@:.done=.safetensors))
 	$(if $(call resume,$(@:.done=.safetensors),$(@D)/params),,@rm -f $(@:.done=.jsonl))

@@ -11,9 +11,12 @@
 #                 CPU op; exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
 #   make test-cuda-emu  the same test on a CPU emulator of CUDA (no GPU needed; g++ and
 #                 python3): checks the kernels' logic, not the GPU (tests/cuda/emu/run.sh)
-# and wires them in: libdr.a gets CUDA_OBJ, every link gets CUDA_LDLIBS, and CFLAGS gets
-# -DDR_HAVE_CUDA (backend_select may then call backend_cuda_get). A toolkit without
-# cuBLAS or the runtime library leaves the build CPU-only, with a warning.
+# and wires them in: the objects become a shared library $(BIN)/libdr_cuda.so (linked
+# against cuBLAS and the runtime), which backend_select() loads with dlopen only when a
+# GPU is asked for or (device auto) an NVIDIA driver is present — so the CPU tools never
+# pay for loading cuBLAS (about half a second per start). CFLAGS gets -DDR_HAVE_CUDA and
+# the tools are linked with -rdynamic (the library calls dr_fail_at of the executable).
+# A toolkit without cuBLAS or the runtime library leaves the build CPU-only, with a warning.
 #
 # Other GPUs: make CUDA_ARCH=80 (A100), 89 (L4, RTX 4090), … ; the PTX JIT-compiles on
 # newer GPUs than CUDA_ARCH, never on older ones.
@@ -34,16 +37,22 @@ ifneq ($(CUDA_COMPLETE),)
 CUDA_ARCH    ?= 90
 NVCC_GENCODE ?= -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
                 -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH)
-NVCCFLAGS    ?= -O3 -std=c++17 $(NVCC_GENCODE) -Ilib -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
+NVCCFLAGS    ?= -O3 -std=c++17 $(NVCC_GENCODE) -Ilib -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-parameter
 
 CUDA_SRC     := $(sort $(wildcard lib/cuda/*.cu))
 CUDA_OBJ     := $(CUDA_SRC:lib/cuda/%.cu=$(BUILD)/cuda/%.o)
 CUDA_HDR     := $(wildcard lib/cuda/*.cuh lib/cuda/*.h) lib/backend.h lib/real.h
 CUDA_LDLIBS  := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcublasLt -lcudart -lstdc++
 
-LIB_OBJ += $(CUDA_OBJ)
-LDLIBS  += $(CUDA_LDLIBS)
+CUDA_SO      := $(BIN)/libdr_cuda.so
 CFLAGS  += -DDR_HAVE_CUDA
+LDLIBS  += -rdynamic -ldl
+
+$(CUDA_SO): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CXX) -shared $(CUDA_OBJ) $(CUDA_LDLIBS) -o $@
+
+tools: $(CUDA_SO)
 
 $(BUILD)/cuda/%.o: lib/cuda/%.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
@@ -53,9 +62,9 @@ cuda-objs: $(CUDA_OBJ)
 
 CUDA_TEST_BIN := $(BUILD)/cuda/test_cuda_ops
 
-$(CUDA_TEST_BIN): tests/cuda/test_cuda_ops.c $(LIB_A) $(TEST_HDR) lib/cuda/backend_cuda.h
+$(CUDA_TEST_BIN): tests/cuda/test_cuda_ops.c $(CUDA_OBJ) $(LIB_A) $(TEST_HDR) lib/cuda/backend_cuda.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(LIB_A) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -Itests $< $(CUDA_OBJ) $(LIB_A) $(LDLIBS) $(CUDA_LDLIBS) -o $@
 
 test-cuda: $(CUDA_TEST_BIN)
 	@$(CUDA_TEST_BIN); rc=$$?; \

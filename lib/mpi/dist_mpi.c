@@ -145,6 +145,9 @@ void dist_init(int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     on_exit(on_process_exit, NULL);
+    /* whole lines: the launcher merges the ranks' stderr, and a message printed in pieces
+     * (dr_die writes "prog: ", the message, "\n") would interleave with another rank's */
+    if (size > 1) setvbuf(stderr, NULL, _IOLBF, 0);
     dist_set_world(rank, size, &mpi_ops);
     if (launched > 1 && size != launched)
         dist_abort(1, "the launcher started %ld processes but MPI sees %d: is this binary "

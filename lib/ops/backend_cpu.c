@@ -1,6 +1,6 @@
-/* backend_cpu.c — the CPU backend table (OpenBLAS GEMMs + OpenMP loops, lib/ops/) and
- * the device choice. CPU memory is host memory: alloc is a zeroed 64-byte-aligned block,
- * the copies are memcpy, synchronize does nothing. */
+/* backend_cpu.c — the CPU backend table (OpenBLAS GEMMs + OpenMP loops, lib/ops/). CPU
+ * memory is host memory: alloc is a zeroed 64-byte-aligned block, the copies are memcpy,
+ * synchronize does nothing. The device choice is lib/backend_select.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,16 +86,3 @@ const Backend backend_cpu = {
     .weights_forward = weights_forward,
     .weights_backward = weights_backward,
 };
-
-const Backend *backend_select(const char *device) {
-    if (!device || !strcmp(device, "auto") || !strcmp(device, "cpu")) {
-        ops_blas_init();
-        return &backend_cpu;
-    }
-    if (!strcmp(device, "cuda")) {
-        dr_seterr("--device cuda: this build has no CUDA backend");
-        return NULL;
-    }
-    dr_seterr("--device %s: unknown device (expected auto, cpu or cuda)", device);
-    return NULL;
-}

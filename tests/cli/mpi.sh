@@ -122,7 +122,7 @@ if [ $killed -eq 1 ]; then
         2>"$tmp/k2.err" || { cat "$tmp/k2.err"; fail "--resume after a killed rank"; }
     cmp -s <(no_seconds "$tmp/t2.jsonl") <(no_seconds "$tmp/k.jsonl") || fail "resumed logs differ from the uninterrupted 2-rank run"
     cmp -s "$tmp/t2.safetensors" "$tmp/k.safetensors" || fail "resumed model differs from the uninterrupted 2-rank run"
-    echo "dr-train: rank 1 killed after $((done_lines - 1)) steps stopped the job; --resume = uninterrupted, bit for bit"
+    echo "dr-train: rank 1 killed mid-run (rank 0 had logged $((done_lines - 1)) steps) stopped the job; --resume = uninterrupted, bit for bit"
 else
     echo "dr-train: the run ended before rank 1 could be killed (rc $rc): kill check not made"
 fi

@@ -1,7 +1,8 @@
-/* emu_runtime.cpp — EMULATION ONLY: runs the CUDA backend's real sources (lib/cuda/*.cu,
- * rewritten by cu2cpp.py) on the CPU, so tests/cuda/test_cuda_ops.c can check the kernels'
- * logic on a machine without a GPU. It is a logic check, never a GPU test: it proves
- * nothing about the real compiler, hardware, cuBLAS or performance (docs/cuda.md).
+/* emu_runtime.cpp — EMULATION ONLY: runs the CUDA backend's real sources (the .cu files
+ * of lib/cuda/, rewritten by cu2cpp.py) on the CPU, so tests/cuda/test_cuda_ops.c can
+ * check the kernels' logic on a machine without a GPU. It is a logic check, never a GPU
+ * test: it proves nothing about the real compiler, hardware, cuBLAS or performance
+ * (docs/cuda.md).
  *
  *  - A launch runs the blocks one at a time, in a random order; inside a block every
  *    thread is a fiber (ucontext). Fibers run until they reach __syncthreads or a warp

@@ -1,8 +1,9 @@
-/* cuda_runtime.h — EMULATION ONLY (tests/cuda/emu/): the subset of the CUDA runtime that
- * the .cu files of lib/cuda/ use, so that the backend's real kernel sources can run on the CPU with
- * the real test (tests/cuda/test_cuda_ops.c). Kernels are plain C++ functions; a launch
- * runs every thread of a block as a fiber (emu_runtime.cpp), __syncthreads and warp
- * shuffles are barriers. Device memory is host memory. Never part of a real build. */
+/* cuda_runtime.h — EMULATION ONLY (tests/cuda/emu/): the subset of the CUDA runtime
+ * that the .cu files of lib/cuda/ use, so that the backend's real kernel sources can run
+ * on the CPU under the real test (tests/cuda/test_cuda_ops.c). Kernels are plain C++
+ * functions; a launch runs every thread of a block as a fiber (emu_runtime.cpp);
+ * __syncthreads and warp shuffles are barriers. Device memory is host memory. Never
+ * part of a real build. */
 #ifndef EMU_CUDA_RUNTIME_H
 #define EMU_CUDA_RUNTIME_H
 

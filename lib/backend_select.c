@@ -1,0 +1,76 @@
+/* backend_select.c — --device auto|cpu|cuda: which Backend the tools compute with.
+ *
+ * The CUDA backend lives in a shared library next to the tools (bin/libdr_cuda.so, built
+ * when nvcc is found). It is loaded with dlopen only when it can be used — `cuda` asked
+ * for, or `auto` on a machine with an NVIDIA driver — so a CPU run never pays for loading
+ * cuBLAS. `auto` falls back to the CPU when no GPU answers; `cuda` without one is an
+ * error with the reason, never a crash.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "check.h"
+#include "ops/cpu_util.h"
+
+#ifdef DR_HAVE_CUDA
+#include <dlfcn.h>
+#include <limits.h>
+
+/* bin/libdr_cuda.so: the directory of the running executable. */
+static const Backend *load_cuda(char *why, size_t n) {
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 32);
+    if (len <= 0) {
+        snprintf(why, n, "cannot locate the executable to find libdr_cuda.so");
+        return NULL;
+    }
+    path[len] = 0;
+    char *slash = strrchr(path, '/');
+    strcpy(slash ? slash + 1 : path, "libdr_cuda.so");
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(why, n, "cannot load the CUDA backend: %s", dlerror());
+        return NULL;
+    }
+    const Backend *(*get)(char *, size_t) =
+        (const Backend *(*)(char *, size_t))dlsym(lib, "backend_cuda_get");
+    if (!get) {
+        snprintf(why, n, "%.300s has no backend_cuda_get", path);
+        return NULL;
+    }
+    return get(why, n);   /* the library stays loaded for the process's lifetime */
+}
+
+static int nvidia_driver_present(void) {
+    return access("/proc/driver/nvidia/version", F_OK) == 0 || access("/dev/nvidiactl", F_OK) == 0;
+}
+#endif
+
+const Backend *backend_select(const char *device) {
+    if (!device) device = "auto";
+    int want_cuda = !strcmp(device, "cuda"), want_auto = !strcmp(device, "auto");
+    if (!want_cuda && !want_auto && strcmp(device, "cpu")) {
+        dr_seterr("--device %s: unknown device (expected auto, cpu or cuda)", device);
+        return NULL;
+    }
+#ifdef DR_HAVE_CUDA
+    if (want_cuda || (want_auto && nvidia_driver_present())) {
+        char why[512];
+        const Backend *be = load_cuda(why, sizeof why);
+        if (be) return be;
+        if (want_cuda) {
+            dr_seterr("--device cuda: %s", why);
+            return NULL;
+        }
+    }
+#else
+    if (want_cuda) {
+        dr_seterr("--device cuda: this build has no CUDA backend (built without nvcc, or in double)");
+        return NULL;
+    }
+#endif
+    ops_blas_init();
+    return &backend_cpu;
+}

@@ -157,7 +157,9 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         sum->tokens += e->length;
         if (!keep_mask[i]) continue;
         if (!w) {
-            snprintf(path, sizeof path, "%s/%s-%05zu.drs", dir, prefix, n_done);
+            size_t len = strlen(dir);
+            snprintf(path, sizeof path, "%s%s%s-%05zu.drs", dir,
+                     len > 0 && dir[len - 1] == '/' ? "" : "/", prefix, n_done);
             w = drs_writer_open(path, data_vocab_size(d), data_fingerprint(d),
                                 data_tokenizer_spec(d));
             if (!w) { rc = -1; break; }

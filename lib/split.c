@@ -221,7 +221,9 @@ typedef struct {
 static char *shard_path(const char *dir, int split, int index) {
     size_t n = strlen(dir) + 64;
     char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s/%s-%05d.drs", dir, SPLIT_NAMES[split], SPLIT_NAMES[split], index);
+    size_t len = strlen(dir);
+    const char *sep = len > 0 && dir[len - 1] == '/' ? "" : "/";   /* "-o out/" */
+    snprintf(p, n, "%s%s%s/%s-%05d.drs", dir, sep, SPLIT_NAMES[split], SPLIT_NAMES[split], index);
     return p;
 }
 

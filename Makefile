@@ -31,6 +31,8 @@ LDLIBS  += -lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 MPICC   := $(shell command -v mpicc 2>/dev/null)
 GNUPLOT := $(shell command -v gnuplot 2>/dev/null)
+# MPI (lib/dist.c): with mpicc, dr-train and dr-meta run under mpirun; without, one process.
+include lib/mpi/mpi.mk
 
 LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)

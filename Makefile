@@ -31,7 +31,7 @@ LDLIBS  += -lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 MPICC   := $(shell command -v mpicc 2>/dev/null)
 GNUPLOT := $(shell command -v gnuplot 2>/dev/null)
-# MPI (lib/dist.c): with mpicc, dr-train and dr-meta run under mpirun; without, one process.
+# MPI (lib/mpi/dist_mpi.c): with mpicc, dr-train and dr-meta run under mpirun; without, one process.
 include lib/mpi/mpi.mk
 
 LIB_SRC   := $(sort $(wildcard lib/*.c lib/*/*.c))
@@ -61,7 +61,7 @@ info:
 	@echo "datarater build ($(PRECISION)):"
 	@echo "  CPU (OpenBLAS, OpenMP)  ✓"
 	@if [ -n "$(NVCC)" ]; then echo "  CUDA (nvcc)             ✓ $(NVCC)"; else echo "  CUDA (nvcc)             ✗ not found: --device cuda unavailable"; fi
-	@if [ -n "$(MPICC)" ]; then echo "  MPI (mpicc)             ✓ $(MPICC)"; else echo "  MPI (mpicc)             ✗ not found: single-process only"; fi
+	@if [ "$(DR_MPI)" = yes ]; then echo "  MPI (mpicc)             ✓ $(MPICC)"; else echo "  MPI (mpicc)             ✗ not found (or MPI=0): single-process only"; fi
 	@if [ -n "$(GNUPLOT)" ]; then echo "  gnuplot                 ✓ $(GNUPLOT)"; else echo "  gnuplot                 ✗ not found: reports without plots"; fi
 
 tools: $(TOOLS)

@@ -625,10 +625,12 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     be->crossentropy_forward_tangent(Tt->losses, F->logits, Tt->logits, a->targets, a->n_valid,
                                      B, T, V);
 
-    /* backward carrying tangents: g and H·u */
-    be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
-    TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
-    lm_backward_impl(be, cfg, &P, grads ? &G : NULL, a, &tp);
+    /* backward carrying tangents: g and H·u (neither wanted: d_i needs no backward) */
+    if (grads || hvp) {
+        be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
+        TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
+        lm_backward_impl(be, cfg, &P, grads ? &G : NULL, a, hvp ? &tp : NULL);
+    }
 
     if (losses) be->to_host(losses, F->losses, (size_t)B * sizeof(real));
     if (dloss_dir) be->to_host(dloss_dir, Tt->losses, (size_t)B * sizeof(real));

@@ -8,8 +8,11 @@
  *      from its checkpoint, then for t = e−1 … s0 the three steps of §4.2 — through the
  *      optimizer's Jacobian and the clip, one forward-over-reverse pass of the LM, back
  *      through the weights and the rater.
- * Memory: ceil(T/c) checkpoints of (θ, m, v) plus c − 1 segment states and c gradients,
- * so O((T/c + c)·|θ|); activations of one batch at a time, never T of them.
+ * Memory: ceil(T/c) checkpoints of (θ, m, v, g) plus c − 1 segment states and
+ * gradients, so O((T/c + c)·|θ|); activations of one batch at a time, never T of them.
+ * The checkpoint also keeps g of the segment's LAST step (the gradient that produced the
+ * next checkpoint), so a segment is recomputed in c − 1 inner steps, not c: its last
+ * step's state comes from step c − 2's update and its gradient from the checkpoint. 
  *
  * Must never: keep T × activations, touch the member's state outside the unroll (the
  * reverse pass works on copies), or give a meta-gradient that differs from the finite
@@ -119,17 +122,17 @@ struct MetaWork {
     LMActs *lm;                 /* with tangents when reverse */
     RaterActs *rater;           /* NULL in mode constant */
 
-    /* checkpoints: the state before step j·c, j < n_ckpt (ck_g: only when c == 1) */
+    /* checkpoints: the state before step k·c, k < n_ckpt, and ck_g[k] = g of step
+     * k·c + c − 1, the segment's last step */
     int n_ckpt;
     real **ck_theta, **ck_m, **ck_v, **ck_g;
     /* segment states: the state before step s0 + j for 1 ≤ j < c, and g_{s0+j} for
-     * 0 ≤ j < c (c > 1); j = 0's state is the checkpoint itself */
+     * 0 ≤ j < c − 1 (c > 1); j = 0's state is the checkpoint itself */
     real **sg_theta, **sg_m, **sg_v, **sg_g;
 
     real *grad;                 /* g_t of a step whose gradient is not kept */
     real *dtheta, *dm, *dv;     /* θ̄_t, m̄_t, v̄_t (dm: SGD's momentum buffer) */
     real *u;                    /* cotangent of ĝ_t, then of g_t */
-    real *hvp;                  /* H_t u */
 
     /* host records of the unroll: per step t the batch size, the rater logits z_t and
      * the weights w_t ([T·B], row t), the clip factor s_t and the learning rate */
@@ -185,16 +188,15 @@ MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
         w->ck_theta = flat_array(w, w->n_ckpt, w->n, 0);
         w->ck_m = flat_array(w, w->n_ckpt, w->n, 0);
         w->ck_v = w->adam ? flat_array(w, w->n_ckpt, w->n, 0) : NULL;
-        w->ck_g = c == 1 ? flat_array(w, w->n_ckpt, w->n, 0) : NULL;
+        w->ck_g = flat_array(w, w->n_ckpt, w->n, 0);
         w->sg_theta = flat_array(w, c, w->n, 1);
         w->sg_m = flat_array(w, c, w->n, 1);
         w->sg_v = w->adam ? flat_array(w, c, w->n, 1) : NULL;
-        w->sg_g = c > 1 ? flat_array(w, c, w->n, 0) : NULL;
+        w->sg_g = c > 1 ? flat_array(w, c - 1, w->n, 0) : NULL;
         w->dtheta = flat_alloc(w, w->n);
         w->dm = flat_alloc(w, w->n);
         w->dv = w->adam ? flat_alloc(w, w->n) : NULL;
         w->u = flat_alloc(w, w->n);
-        w->hvp = flat_alloc(w, w->n);
     }
     w->nb = xcalloc((size_t)T, sizeof *w->nb);
     w->z = xcalloc((size_t)T * B, sizeof *w->z);
@@ -224,12 +226,11 @@ void meta_work_free(MetaWork *w) {
         flat_array_free(be, w->sg_theta, c);
         flat_array_free(be, w->sg_m, c);
         flat_array_free(be, w->sg_v, c);
-        flat_array_free(be, w->sg_g, c);
+        flat_array_free(be, w->sg_g, c - 1);
         be->free(w->dtheta);
         be->free(w->dm);
         if (w->dv) be->free(w->dv);
         be->free(w->u);
-        be->free(w->hvp);
     }
     free(w->nb); free(w->z); free(w->w); free(w->clip_s); free(w->lr);
     free(w->dlosses); free(w->losses); free(w->dloss_dir); free(w->dw); free(w->dw_raw);
@@ -240,7 +241,8 @@ void meta_work_free(MetaWork *w) {
 size_t meta_work_bytes(const MetaWork *w) { return w->bytes; }
 
 /* The stored state before step t = k·c + j: checkpoint k for j = 0, segment slot j
- * otherwise; and where g_t is kept (checkpoint k when c == 1, segment slot j else). */
+ * otherwise; and where g_t is kept (checkpoint k for the segment's last step j = c − 1,
+ * segment slot j else). */
 typedef struct { real *theta, *m, *v, *g; } Slot;
 
 static Slot slot_of(const MetaWork *w, int t) {
@@ -249,7 +251,7 @@ static Slot slot_of(const MetaWork *w, int t) {
     s.theta = j == 0 ? w->ck_theta[k] : w->sg_theta[j];
     s.m = j == 0 ? w->ck_m[k] : w->sg_m[j];
     s.v = !w->adam ? NULL : j == 0 ? w->ck_v[k] : w->sg_v[j];
-    s.g = c == 1 ? w->ck_g[k] : w->sg_g[j];
+    s.g = j == c - 1 ? w->ck_g[k] : w->sg_g[j];
     return s;
 }
 
@@ -387,8 +389,8 @@ static void stats_scores(const MetaWork *w, int t, MetaStats *st) {
  * ================================================================================ */
 
 /* T inner steps from (theta, opt), advancing them in place; uniform: w = 1, rater not
- * run. keep: store what the reverse pass needs — the checkpoints, and the states and
- * gradients of the last segment (which is therefore never recomputed); segments the
+ * run. keep: store what the reverse pass needs — the checkpoints with the gradient of
+ * each segment's last step, and the states and gradients of the last segment (which is therefore never recomputed); segments the
  * reverse pass never reaches (t < T − backprop_steps) keep nothing. Writes the mean
  * training loss and the fraction of clipped steps. */
 static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
@@ -412,7 +414,7 @@ static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
         const int k = t / c, j = t % c;
         const int seg_used = keep && (k + 1) * c > t_stop;   /* the reverse pass reaches it */
         const int keep_state = seg_used && (j == 0 || k == last_seg);
-        const int keep_g = seg_used && (c == 1 || k == last_seg);
+        const int keep_g = seg_used && (j == c - 1 || k == last_seg);
         Slot sl = keep_state || keep_g ? slot_of(w, t) : (Slot){ 0 };
         if (keep_state) {
             be->vec_copy(sl.theta, theta, w->n);
@@ -485,20 +487,18 @@ static int recompute_segment(MetaWork *w, int seg, const MetaBatches *data) {
     const Backend *be = w->be;
     const int c = w->s.checkpoint_every, s0 = seg * c;
     const int e = s0 + c < w->s.T ? s0 + c : w->s.T;
-    if (c == 1) return 0;   /* the checkpoint holds θ, state and g */
-    for (int t = s0; t < e; t++) {
+    /* steps s0 … e − 2; the last step's g was kept by the unroll (ck_g), so c == 1
+     * recomputes nothing */
+    for (int t = s0; t + 1 < e; t++) {
         const DataBatch *b = data->train(data->ctx, t);
         if (!b) return -1;
-        Slot cur = slot_of(w, t);
+        Slot cur = slot_of(w, t), next = slot_of(w, t + 1);
         step_dlosses(w, t);
         inner_gradient(w, cur.theta, b, cur.g);
-        if (t + 1 < e) {
-            Slot next = slot_of(w, t + 1);
-            be->vec_copy(next.theta, cur.theta, w->n);
-            be->vec_copy(next.m, cur.m, w->n);
-            if (w->adam) be->vec_copy(next.v, cur.v, w->n);
-            inner_update(w, next.theta, next.m, next.v, cur.g, t);
-        }
+        be->vec_copy(next.theta, cur.theta, w->n);
+        be->vec_copy(next.m, cur.m, w->n);
+        if (w->adam) be->vec_copy(next.v, cur.v, w->n);
+        inner_update(w, next.theta, next.m, next.v, cur.g, t);
     }
     return 0;
 }
@@ -575,11 +575,9 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
             /* (2) forward-over-reverse at (θ_t, batch t, dlosses = w_t/B) along u:
              *     θ̄_t += H_t u;  w̄_ti = ⟨∇ℓ_i, u⟩ / B */
             step_dlosses(w, t);
-            be->vec_zero(w->hvp, w->n);
             lm_forward_over_reverse(be, &s->lm, sl.theta, w->u, w->lm, b->inputs, b->targets,
-                                    b->n_valid, b->B, b->T, w->dlosses, NULL, NULL, w->hvp,
-                                    w->dloss_dir);
-            if (s->hvp) be->vec_axpy(w->dtheta, 1.0, w->hvp, w->n);
+                                    b->n_valid, b->B, b->T, w->dlosses, NULL, NULL,
+                                    s->hvp ? w->dtheta : NULL /* += H_t u */, w->dloss_dir);
             for (int i = 0; i < b->B; i++) w->dw[i] = w->dloss_dir[i] / (real)b->B;
             t1 = clock_now(be);
             w->sec_reverse += t1 - t0;

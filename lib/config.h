@@ -35,6 +35,7 @@ typedef struct {
     int n_layer, d_model, n_head, d_ff;   /* d_ff: key value 0 = 4·d_model (resolved) */
     int ctx;             /* max positions (LM: data.seq_len; rater: data.seq_len_rater), derived */
     double init_std;     /* 0.02 */
+    int checkpointing;   /* recompute block activations in the backward (lm.checkpointing) */
 } ModelShape;
 
 typedef struct {

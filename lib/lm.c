@@ -25,6 +25,7 @@ LMConfig lm_config_from_shape(const ModelShape *shape, int vocab) {
     LMConfig c = {
         .n_layer = shape->n_layer, .d_model = shape->d_model, .n_head = shape->n_head,
         .d_ff = shape->d_ff, .vocab = vocab, .ctx = shape->ctx, .init_std = shape->init_std,
+        .checkpointing = shape->checkpointing,
     };
     return c;
 }
@@ -199,6 +200,15 @@ void trunk_alloc(const Backend *be, const LMConfig *cfg, LMTensors *F, int B, in
     const size_t att = (size_t)B * cfg->n_head * T * T;
     F->encoded = balloc(be, BT * C, bytes);
     for (int l = 0; l < cfg->n_layer; l++) {
+        F->res3[l] = balloc(be, BT * C, bytes);
+        if (cfg->checkpointing && l > 0) {   /* one block of internals, shared */
+            F->ln1[l] = F->ln1[0]; F->qkv[l] = F->qkv[0]; F->att[l] = F->att[0];
+            F->atty[l] = F->atty[0]; F->res2[l] = F->res2[0]; F->ln2[l] = F->ln2[0];
+            F->fch[l] = F->fch[0]; F->fch_gelu[l] = F->fch_gelu[0];
+            F->ln1_mean[l] = F->ln1_mean[0]; F->ln1_rstd[l] = F->ln1_rstd[0];
+            F->ln2_mean[l] = F->ln2_mean[0]; F->ln2_rstd[l] = F->ln2_rstd[0];
+            continue;
+        }
         F->ln1[l] = balloc(be, BT * C, bytes);
         F->qkv[l] = balloc(be, BT * 3 * C, bytes);
         F->att[l] = balloc(be, att, bytes);
@@ -207,7 +217,6 @@ void trunk_alloc(const Backend *be, const LMConfig *cfg, LMTensors *F, int B, in
         F->ln2[l] = balloc(be, BT * C, bytes);
         F->fch[l] = balloc(be, BT * FF, bytes);
         F->fch_gelu[l] = balloc(be, BT * FF, bytes);
-        F->res3[l] = balloc(be, BT * C, bytes);
         if (!tangent) {   /* LN statistics are primal only */
             F->ln1_mean[l] = balloc(be, BT, bytes);
             F->ln1_rstd[l] = balloc(be, BT, bytes);
@@ -243,12 +252,14 @@ static void bfree(const Backend *be, real **p) {
 
 void trunk_free(const Backend *be, LMTensors *F, int n_layer) {
     bfree(be, &F->encoded);
-    for (int l = 0; l < n_layer; l++) {
+    for (int l = n_layer - 1; l >= 0; l--) {   /* layers > 0 may share layer 0's internals */
+        bfree(be, &F->res3[l]);
+        if (l > 0 && F->ln1[l] == F->ln1[0]) continue;
         bfree(be, &F->ln1[l]); bfree(be, &F->ln1_mean[l]); bfree(be, &F->ln1_rstd[l]);
         bfree(be, &F->qkv[l]); bfree(be, &F->att[l]); bfree(be, &F->atty[l]);
         bfree(be, &F->res2[l]);
         bfree(be, &F->ln2[l]); bfree(be, &F->ln2_mean[l]); bfree(be, &F->ln2_rstd[l]);
-        bfree(be, &F->fch[l]); bfree(be, &F->fch_gelu[l]); bfree(be, &F->res3[l]);
+        bfree(be, &F->fch[l]); bfree(be, &F->fch_gelu[l]);
     }
     bfree(be, &F->branch);
     bfree(be, &F->lnf); bfree(be, &F->lnf_mean); bfree(be, &F->lnf_rstd);
@@ -313,72 +324,90 @@ void lm_acts_free(const Backend *be, LMActs *a) {
  * Trunk forward: embedding → n_layer pre-LN blocks → LN_f
  * ================================================================================ */
 
-void trunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMTensors *F,
-                   const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
+/* Block l of the trunk: res2 = x + attn half, res3[l] = res2 + MLP half, x = the block
+ * input (encoded or res3[l − 1]). */
+static void block_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                          LMTensors *F, int l, const int32_t *valid_len, int causal,
+                          int B, int T) {
     const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T;
     const size_t NC = (size_t)N * C;
+    const real *x = l == 0 ? F->encoded : F->res3[l - 1];                /* [B,T,C] */
+    /* attention half: res2 = x + c_proj(attn(c_attn(LN1(x)))) */
+    be->layernorm_forward(F->ln1[l], F->ln1_mean[l], F->ln1_rstd[l], x,
+                          P->ln1_w[l], P->ln1_b[l], N, C);
+    be->matmul_forward(F->qkv[l], F->ln1[l], P->qkv_w[l], P->qkv_b[l],
+                       N, C, 3 * C, MATMUL_W_C_OC);                      /* [B,T,3C] */
+    be->attention_forward(F->atty[l], F->att[l], F->qkv[l], valid_len, causal,
+                          B, T, C, NH);                                  /* [B,T,C]  */
+    be->matmul_forward(F->branch, F->atty[l], P->attn_proj_w[l], P->attn_proj_b[l],
+                       N, C, C, MATMUL_W_C_OC);
+    be->residual_forward(F->res2[l], x, F->branch, NC);
+    /* MLP half: res3 = res2 + c_proj(gelu(c_fc(LN2(res2)))) */
+    be->layernorm_forward(F->ln2[l], F->ln2_mean[l], F->ln2_rstd[l], F->res2[l],
+                          P->ln2_w[l], P->ln2_b[l], N, C);
+    be->matmul_forward(F->fch[l], F->ln2[l], P->fc_w[l], P->fc_b[l],
+                       N, C, FF, MATMUL_W_C_OC);                         /* [B,T,F]  */
+    be->gelu_forward(F->fch_gelu[l], F->fch[l], (size_t)N * FF);
+    be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
+                       N, FF, C, MATMUL_W_C_OC);                         /* [B,T,C]  */
+    be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
+}
 
+void trunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMTensors *F,
+                   const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
+    const int C = cfg->d_model, N = B * T;
     be->embedding_forward(F->encoded, tokens, P->wte, P->wpe, B, T, C);   /* [B,T,C] */
-    for (int l = 0; l < cfg->n_layer; l++) {
-        const real *x = l == 0 ? F->encoded : F->res3[l - 1];            /* [B,T,C] */
-        /* attention half: res2 = x + c_proj(attn(c_attn(LN1(x)))) */
-        be->layernorm_forward(F->ln1[l], F->ln1_mean[l], F->ln1_rstd[l], x,
-                              P->ln1_w[l], P->ln1_b[l], N, C);
-        be->matmul_forward(F->qkv[l], F->ln1[l], P->qkv_w[l], P->qkv_b[l],
-                           N, C, 3 * C, MATMUL_W_C_OC);                  /* [B,T,3C] */
-        be->attention_forward(F->atty[l], F->att[l], F->qkv[l], valid_len, causal,
-                              B, T, C, NH);                              /* [B,T,C]  */
-        be->matmul_forward(F->branch, F->atty[l], P->attn_proj_w[l], P->attn_proj_b[l],
-                           N, C, C, MATMUL_W_C_OC);
-        be->residual_forward(F->res2[l], x, F->branch, NC);
-        /* MLP half: res3 = res2 + c_proj(gelu(c_fc(LN2(res2)))) */
-        be->layernorm_forward(F->ln2[l], F->ln2_mean[l], F->ln2_rstd[l], F->res2[l],
-                              P->ln2_w[l], P->ln2_b[l], N, C);
-        be->matmul_forward(F->fch[l], F->ln2[l], P->fc_w[l], P->fc_b[l],
-                           N, C, FF, MATMUL_W_C_OC);                     /* [B,T,F]  */
-        be->gelu_forward(F->fch_gelu[l], F->fch[l], (size_t)N * FF);
-        be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
-                           N, FF, C, MATMUL_W_C_OC);                     /* [B,T,C]  */
-        be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
-    }
+    for (int l = 0; l < cfg->n_layer; l++)
+        block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
     const real *xL = F->res3[cfg->n_layer - 1];
     be->layernorm_forward(F->lnf, F->lnf_mean, F->lnf_rstd, xL, P->lnf_w, P->lnf_b, N, C);
 }
 
 /* The same walk on tangents: Tt holds the tangent of every activation of F along the
- * parameter tangent U (inputs are integers: no tangent). */
-static void trunk_forward_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                                  const LMParams *U, const LMTensors *F, LMTensors *Tt,
-                                  const int32_t *tokens, const int32_t *valid_len,
-                                  int causal, int B, int T) {
+ * parameter tangent U (inputs are integers: no tangent). Block l alone: */
+static void block_forward_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                                  const LMParams *U, const LMTensors *F, LMTensors *Tt, int l,
+                                  const int32_t *valid_len, int causal, int B, int T) {
     const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T;
     const size_t NC = (size_t)N * C;
+    const real *x = l == 0 ? F->encoded : F->res3[l - 1];
+    const real *tx = l == 0 ? Tt->encoded : Tt->res3[l - 1];
+    be->layernorm_forward_tangent(Tt->ln1[l], x, tx, P->ln1_w[l], U->ln1_w[l], U->ln1_b[l],
+                                  F->ln1_mean[l], F->ln1_rstd[l], N, C);
+    be->matmul_forward_tangent(Tt->qkv[l], F->ln1[l], Tt->ln1[l], P->qkv_w[l],
+                               U->qkv_w[l], U->qkv_b[l], N, C, 3 * C, MATMUL_W_C_OC);
+    be->attention_forward_tangent(Tt->atty[l], Tt->att[l], F->qkv[l], Tt->qkv[l],
+                                  F->att[l], valid_len, causal, B, T, C, NH);
+    be->matmul_forward_tangent(Tt->branch, F->atty[l], Tt->atty[l], P->attn_proj_w[l],
+                               U->attn_proj_w[l], U->attn_proj_b[l], N, C, C, MATMUL_W_C_OC);
+    be->residual_forward_tangent(Tt->res2[l], tx, Tt->branch, NC);
 
+    be->layernorm_forward_tangent(Tt->ln2[l], F->res2[l], Tt->res2[l], P->ln2_w[l],
+                                  U->ln2_w[l], U->ln2_b[l], F->ln2_mean[l], F->ln2_rstd[l],
+                                  N, C);
+    be->matmul_forward_tangent(Tt->fch[l], F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
+                               U->fc_b[l], N, C, FF, MATMUL_W_C_OC);
+    be->gelu_forward_tangent(Tt->fch_gelu[l], F->fch[l], Tt->fch[l], (size_t)N * FF);
+    be->matmul_forward_tangent(Tt->branch, F->fch_gelu[l], Tt->fch_gelu[l], P->fc_proj_w[l],
+                               U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC);
+    be->residual_forward_tangent(Tt->res3[l], Tt->res2[l], Tt->branch, NC);
+}
+
+/* The trunk forward and its tangent, block by block (with checkpointing the blocks share
+ * their internals, so block l's tangent must run while its primal values are there). */
+static void trunk_forward_and_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                                      const LMParams *U, LMTensors *F, LMTensors *Tt,
+                                      const int32_t *tokens, const int32_t *valid_len,
+                                      int causal, int B, int T) {
+    const int C = cfg->d_model, N = B * T, L = cfg->n_layer;
+    be->embedding_forward(F->encoded, tokens, P->wte, P->wpe, B, T, C);
     be->embedding_forward_tangent(Tt->encoded, tokens, U->wte, U->wpe, B, T, C);
-    for (int l = 0; l < cfg->n_layer; l++) {
-        const real *x = l == 0 ? F->encoded : F->res3[l - 1];
-        const real *tx = l == 0 ? Tt->encoded : Tt->res3[l - 1];
-        be->layernorm_forward_tangent(Tt->ln1[l], x, tx, P->ln1_w[l], U->ln1_w[l], U->ln1_b[l],
-                                      F->ln1_mean[l], F->ln1_rstd[l], N, C);
-        be->matmul_forward_tangent(Tt->qkv[l], F->ln1[l], Tt->ln1[l], P->qkv_w[l],
-                                   U->qkv_w[l], U->qkv_b[l], N, C, 3 * C, MATMUL_W_C_OC);
-        be->attention_forward_tangent(Tt->atty[l], Tt->att[l], F->qkv[l], Tt->qkv[l],
-                                      F->att[l], valid_len, causal, B, T, C, NH);
-        be->matmul_forward_tangent(Tt->branch, F->atty[l], Tt->atty[l], P->attn_proj_w[l],
-                                   U->attn_proj_w[l], U->attn_proj_b[l], N, C, C, MATMUL_W_C_OC);
-        be->residual_forward_tangent(Tt->res2[l], tx, Tt->branch, NC);
-
-        be->layernorm_forward_tangent(Tt->ln2[l], F->res2[l], Tt->res2[l], P->ln2_w[l],
-                                      U->ln2_w[l], U->ln2_b[l], F->ln2_mean[l], F->ln2_rstd[l],
-                                      N, C);
-        be->matmul_forward_tangent(Tt->fch[l], F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
-                                   U->fc_b[l], N, C, FF, MATMUL_W_C_OC);
-        be->gelu_forward_tangent(Tt->fch_gelu[l], F->fch[l], Tt->fch[l], (size_t)N * FF);
-        be->matmul_forward_tangent(Tt->branch, F->fch_gelu[l], Tt->fch_gelu[l], P->fc_proj_w[l],
-                                   U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC);
-        be->residual_forward_tangent(Tt->res3[l], Tt->res2[l], Tt->branch, NC);
+    for (int l = 0; l < L; l++) {
+        block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
+        block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
     }
-    const int L = cfg->n_layer;
+    be->layernorm_forward(F->lnf, F->lnf_mean, F->lnf_rstd, F->res3[L - 1], P->lnf_w, P->lnf_b,
+                          N, C);
     be->layernorm_forward_tangent(Tt->lnf, F->res3[L - 1], Tt->res3[L - 1], P->lnf_w, U->lnf_w,
                                   U->lnf_b, F->lnf_mean, F->lnf_rstd, N, C);
 }
@@ -397,20 +426,20 @@ static void trunk_forward_tangent(const Backend *be, const LMConfig *cfg, const 
 
 typedef struct {                /* the tangent half of a forward-over-reverse pass */
     const LMParams *U;          /* parameter tangent u                    */
-    const LMTensors *Tt;        /* activation tangents (trunk_forward_tangent) */
+    LMTensors *Tt;              /* activation tangents (trunk_forward_tangent) */
     const LMParams *HV;         /* += H·u views                           */
     LMGrads *DT;                /* tangents of the cotangents             */
 } TangentPass;
 
 static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                                const LMParams *G, const LMTensors *F, LMGrads *D,
+                                const LMParams *G, LMTensors *F, LMGrads *D,
                                 const TangentPass *tp,
                                 const int32_t *tokens, const int32_t *valid_len, int causal,
                                 int B, int T) {
     const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T, L = cfg->n_layer;
     const size_t NC = (size_t)N * C, NF = (size_t)N * FF;
     const LMParams *U = tp ? tp->U : NULL, *HV = tp ? tp->HV : NULL;
-    const LMTensors *Tt = tp ? tp->Tt : NULL;
+    LMTensors *Tt = tp ? tp->Tt : NULL;
     LMGrads *DT = tp ? tp->DT : NULL;
     /* G may be NULL (forward-over-reverse without the gradient): ops get NULL pointers */
 #define GV(field) (G ? G->field : NULL)
@@ -429,6 +458,12 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
     for (int l = L - 1; l >= 0; l--) {
         const real *x = l == 0 ? F->encoded : F->res3[l - 1];
         const real *tx = tp ? (l == 0 ? Tt->encoded : Tt->res3[l - 1]) : NULL;
+        /* activation checkpointing: the blocks share one set of internals, which holds
+         * block L − 1's after the forward; rebuild block l's (bit for bit) from its input */
+        if (cfg->checkpointing && l < L - 1) {
+            block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
+            if (tp) block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
+        }
 
         /* ---- MLP half; D->res = d(res3) = d(mlp c_proj output) ---- */
         be->vec_zero(D->fch_gelu, NF);
@@ -510,7 +545,7 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
 }
 
 void trunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                    const LMParams *G, const LMTensors *F, LMGrads *D,
+                    const LMParams *G, LMTensors *F, LMGrads *D,
                     const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
     trunk_backward_impl(be, cfg, P, G, F, D, NULL, tokens, valid_len, causal, B, T);
 }
@@ -543,16 +578,22 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
     a->T_cur = T;
 }
 
+/* The head on the trunk's output: logits, softmax in place, per-example losses. */
+static void head_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMActs *a,
+                         int B, int T) {
+    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
+    LMTensors *F = &a->fwd;
+    be->matmul_forward(F->logits, F->lnf, P->wte, NULL, N, C, V, MATMUL_W_OC_C);  /* [B,T,V] */
+    be->crossentropy_forward(F->losses, F->logits /* softmax in place */, F->logits,
+                             a->targets, a->n_valid, B, T, V);
+}
+
 /* The LM's attention is causal; padded positions (t ≥ n_valid) come after every valid
  * one, so no valid position sees them and no key mask is needed (valid_len = NULL). */
 static void lm_forward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
                             LMActs *a, int B, int T) {
-    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
-    LMTensors *F = &a->fwd;
-    trunk_forward(be, cfg, P, F, a->inputs, NULL, 1, B, T);
-    be->matmul_forward(F->logits, F->lnf, P->wte, NULL, N, C, V, MATMUL_W_OC_C);  /* [B,T,V] */
-    be->crossentropy_forward(F->losses, F->logits /* softmax in place */, F->logits,
-                             a->targets, a->n_valid, B, T, V);
+    trunk_forward(be, cfg, P, &a->fwd, a->inputs, NULL, 1, B, T);
+    head_forward(be, cfg, P, a, B, T);
 }
 
 void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
@@ -570,7 +611,7 @@ static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const LMPar
                              const LMParams *G, LMActs *a, const TangentPass *tp) {
     const int B = a->B_cur, T = a->T_cur, C = cfg->d_model, V = cfg->vocab, N = B * T;
     const size_t NV = (size_t)N * V, NC = (size_t)N * C;
-    const LMTensors *F = &a->fwd;
+    LMTensors *F = &a->fwd;
     LMGrads *D = &a->bwd;
 
     be->vec_zero(D->logits, NV);
@@ -617,9 +658,9 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     lm_set_batch(be, cfg, a, inputs, targets, n_valid, B, T);
 
     /* forward, then its tangent along u: ℓ and d_i = ⟨∇ℓ_i, u⟩ */
-    lm_forward_impl(be, cfg, &P, a, B, T);
     LMTensors *F = &a->fwd, *Tt = &a->tan;
-    trunk_forward_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, B, T);
+    trunk_forward_and_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, B, T);
+    head_forward(be, cfg, &P, a, B, T);
     be->matmul_forward_tangent(Tt->logits, F->lnf, Tt->lnf, P.wte, U.wte, NULL,
                                N, C, V, MATMUL_W_OC_C);
     be->crossentropy_forward_tangent(Tt->losses, F->logits, Tt->logits, a->targets, a->n_valid,

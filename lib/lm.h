@@ -42,6 +42,10 @@ typedef struct {
     int vocab;           /* V */
     int ctx;             /* max positions: rows of wpe */
     double init_std;     /* 0.02 */
+    int checkpointing;   /* activation recomputation: keep only each block's output and
+                          * one block of internals; the backward rebuilds block l from
+                          * its input first (one more trunk forward, and its tangent in a
+                          * forward-over-reverse pass); results are bit-identical */
 } LMConfig;
 
 /* From the config file's section (config.h) and the vocabulary size of the shards. */
@@ -201,7 +205,7 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
 void trunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMTensors *F,
                    const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T);
 void trunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                    const LMParams *G, const LMTensors *F, LMGrads *D,
+                    const LMParams *G, LMTensors *F, LMGrads *D,
                     const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T);
 /* The trunk's tensors under `prefix` ("transformer." / "rater.") in file order: fills
  * table (if non-NULL), points views into flat (if both non-NULL), returns the number of

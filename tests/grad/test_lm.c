@@ -10,6 +10,8 @@
  *      - its losses and gradient equal lm_forward's / lm_backward's, and without the
  *        gradient (grads NULL) it gives the same H·u and d_i;
  *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient;
+ *   4. activation checkpointing (lm.checkpointing, 3 layers) gives the same bits for the
+ *      losses, the gradient, H·u and d_i, in less activation memory;
  *   0. first of all, the losses equal those of a naive, loop-by-loop GPT-2 written in this
  *      file from Hugging Face's modeling_gpt2 (q|k|v split, head h on channels
  *      [h·hs, (h+1)·hs), scale 1/sqrt(hs), gelu_new, LN eps 1e-5, tied head): the
@@ -284,6 +286,49 @@ int main(void) {
     be->vec_axpy(grad_tmp, -1, g0, NP);
     TEST_CHECK(be->vec_sumsq(grad_tmp, NP) == 0, "padding input tokens changed the gradient");
     memcpy(inputs, saved, sizeof saved);
+
+    /* ---- 4. activation checkpointing (lm.checkpointing) changes no bit ---------- */
+    {
+        LMConfig c3 = cfg;
+        c3.n_layer = 3;   /* layers 0 and 1 are rebuilt in the backward, layer 2 is not */
+        LMConfig c3k = c3;
+        c3k.checkpointing = 1;
+        size_t n3 = lm_num_params(&c3);
+        real *th = be->alloc(n3 * sizeof(real)), *u = be->alloc(n3 * sizeof(real));
+        real *out[2][3];   /* [off/on][gradient, FoR gradient, H·u] */
+        real ls[2][2][B], dd[2][B];
+        size_t bytes[2];
+        lm_init_params(be, &c3, th, 4321);
+        for (size_t j = 0; j < n3; j++) {
+            th[j] += (real)(0.3 * dr_normal(77, j));
+            u[j] = (real)dr_normal(78, j);
+        }
+        for (int on = 0; on < 2; on++) {
+            const LMConfig *cc = on ? &c3k : &c3;
+            LMActs *a3 = lm_acts_new(be, cc, B, T, 1);
+            bytes[on] = lm_acts_bytes(a3);
+            for (int q = 0; q < 3; q++) {
+                out[on][q] = be->alloc(n3 * sizeof(real));
+                be->vec_zero(out[on][q], n3);
+            }
+            lm_forward(be, cc, th, a3, inputs, targets, n_valid, B, T, ls[on][0]);
+            lm_backward(be, cc, th, a3, c, out[on][0]);
+            lm_forward_over_reverse(be, cc, th, u, a3, inputs, targets, n_valid, B, T, c,
+                                    ls[on][1], out[on][1], out[on][2], dd[on]);
+            lm_acts_free(be, a3);
+        }
+        int same = memcmp(ls[0], ls[1], sizeof ls[0]) == 0 && memcmp(dd[0], dd[1], sizeof dd[0]) == 0;
+        for (int q = 0; q < 3; q++) same &= memcmp(out[0][q], out[1][q], n3 * sizeof(real)) == 0;
+        TEST_CHECK(same, "lm.checkpointing changed a loss, the gradient, H·u or d_i");
+        TEST_CHECK(bytes[1] < bytes[0], "lm.checkpointing did not reduce the activations (%zu vs %zu bytes)",
+                   bytes[1], bytes[0]);
+        printf("activation checkpointing, 3 layers: losses, gradient, H·u, d_i %s; "
+               "activations %zu -> %zu bytes\n", same ? "bit-identical" : "DIFFERENT", bytes[0], bytes[1]);
+        for (int on = 0; on < 2; on++)
+            for (int q = 0; q < 3; q++) be->free(out[on][q]);
+        be->free(th);
+        be->free(u);
+    }
 
     printf("max relative errors: gradient %.2e, H·u %.2e, d_i %.2e (tolerance %.0e)\n",
            max_grad_err, max_hvp_err, max_dir_err, TOL);

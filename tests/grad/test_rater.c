@@ -106,6 +106,20 @@ int main(void) {
                "changing a valid token of example 1: z %.17g → %.17g", (double)z0[1], (double)z[1]);
     memcpy(tokens, saved, sizeof saved);
 
+    /* rater.checkpointing (block activations rebuilt in the backward): the same bits */
+    {
+        RaterConfig ck = cfg;
+        ck.checkpointing = 1;
+        RaterActs *ak = rater_acts_new(be, &ck, B + 1, T + 2);
+        real zk[B];
+        rater_forward(be, &ck, phi, ak, tokens, valid_len, B, T, zk);
+        be->vec_zero(g2, NP);
+        rater_backward(be, &ck, phi, ak, c, g2);
+        TEST_CHECK(memcmp(zk, z0, sizeof zk) == 0 && memcmp(g2, g, NP * sizeof(real)) == 0,
+                   "rater.checkpointing changed the logits or the gradient");
+        rater_acts_free(be, ak);
+    }
+
     printf("max relative error: rater gradient %.2e (tolerance %.0e)\n", max_err, TOL);
     real *bufs[] = { phi, noise, g, g2, dir };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) be->free(bufs[i]);

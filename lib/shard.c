@@ -811,3 +811,63 @@ int drs_verify(DrsReader *r) {
         if (load_block(r, b) < 0) return -1;
     return 0;
 }
+
+/* ================================================================================
+ * Whole blocks (dr-split compresses on its own threads)
+ * ================================================================================ */
+
+const unsigned char *drs_block_bytes(DrsReader *r, uint32_t b, size_t *n_bytes) {
+    if (b >= r->n_blocks) {
+        dr_seterr("%s: block %u out of range (%u blocks)", r->path, b, r->n_blocks);
+        return NULL;
+    }
+    if (load_block(r, b) < 0) return NULL;
+    *n_bytes = r->blocks[b].usize;
+    return r->cache;
+}
+
+int drs_writer_add_block(DrsWriter *w, const void *frame, size_t csize, uint64_t frame_hash,
+                         size_t usize, uint64_t hash, const DrsDoc *docs,
+                         const char *const *sources, size_t n_docs) {
+    if (w->buf_docs > 0) flush_block(w);
+    if (w->bg) background_wait_idle(w->bg);   /* the file and the block list are ours */
+    if (atomic_load(&w->failed)) return dr_seterr("%s", w->error);
+    uint64_t tokens = 0;
+    for (size_t k = 0; k < n_docs; k++) {
+        if (check_doc(w, sources[k] ? sources[k] : "", docs[k].length) < 0) return -1;
+        tokens += docs[k].length;
+    }
+    if (n_docs == 0 || csize == 0 || csize > UINT32_MAX || usize > UINT32_MAX / 2 ||
+        tokens * w->width != usize)
+        return dr_seterr("%s: block of %zu documents, %llu tokens, %zu bytes (%zu compressed) is "
+                         "not a block", w->path, n_docs, (unsigned long long)tokens, usize, csize);
+    if (ZSTD_getFrameContentSize(frame, csize) != usize || ZSTD_findFrameCompressedSize(frame, csize) != csize)
+        return dr_seterr("%s: the block to add is not one zstd frame of %zu bytes", w->path, usize);
+    if (fwrite(frame, 1, csize, w->f) != csize) {   /* the file is now unusable */
+        snprintf(w->error, sizeof w->error, "%s: write failed: %s", w->path, strerror(errno));
+        atomic_store(&w->failed, 1);
+        return dr_seterr("%s", w->error);
+    }
+    if (w->n_blocks == w->cap_blocks) {
+        w->cap_blocks = w->cap_blocks ? 2 * w->cap_blocks : 64;
+        w->blocks = xrealloc(w->blocks, w->cap_blocks * sizeof *w->blocks);
+    }
+    uint64_t pos = atomic_load(&w->file_pos);
+    w->blocks[w->n_blocks++] = (BlockEntry){pos, (uint32_t)csize, (uint32_t)usize, frame_hash, hash};
+    atomic_store(&w->file_pos, pos + csize);
+    uint32_t offset = 0;
+    for (size_t k = 0; k < n_docs; k++) {
+        if (w->n_docs == w->cap_docs) {
+            w->cap_docs = w->cap_docs ? 2 * w->cap_docs : 1024;
+            w->docs = xrealloc(w->docs, w->cap_docs * sizeof *w->docs);
+        }
+        w->docs[w->n_docs++] = (DrsDoc){docs[k].id, w->next_block, offset, docs[k].length,
+                                        source_find_or_add(&w->sources, sources[k] ? sources[k] : "")};
+        offset += docs[k].length;
+    }
+    w->n_tokens += tokens;
+    w->next_block++;
+    w->settled_bytes = pos + csize;
+    w->inflight_bytes = 0;
+    return 0;
+}

@@ -112,4 +112,21 @@ int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out);
 /* Decodes and verifies every block. */
 int drs_verify(DrsReader *r);
 
+/* ---- whole blocks, for tools that do their own compression (dr-split) ------- */
+
+/* Decodes and verifies block b (cached, checked as drs_read_doc checks it) and returns
+ * its bytes, token width bytes per token, little-endian; *n_bytes gets their number.
+ * Valid until the next call on r. NULL + dr_seterr on failure. */
+const unsigned char *drs_block_bytes(DrsReader *r, uint32_t b, size_t *n_bytes);
+/* Appends a block the caller compressed (on threads of its own, say): frame is one
+ * zstd frame of csize bytes, whose xxh64 (seed 0) is frame_hash, decoding to usize
+ * bytes whose xxh64 (seed 0) is hash; they hold docs[0..n_docs-1] back to back (their
+ * block and offset fields are ignored), sources[k] naming the source of docs[k]. A
+ * block being filled by drs_writer_add is ended first. Checks the sizes, the frame
+ * header and that the documents fill the block; the bytes and hashes are the caller's
+ * word (every reader verifies them). -1 + dr_seterr otherwise. */
+int drs_writer_add_block(DrsWriter *w, const void *frame, size_t csize, uint64_t frame_hash,
+                         size_t usize, uint64_t hash, const DrsDoc *docs,
+                         const char *const *sources, size_t n_docs);
+
 #endif

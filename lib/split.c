@@ -4,19 +4,26 @@
  * Pass 1 reads only the indexes: document ids, sources, each shard's content key. It
  * fixes the canonical order, the val eligibility of each id, the duplicates and the
  * split of every document. Pass 2 walks the shards in canonical order, decoding each
- * block once, and appends the documents to the three output writers (whose blocks are
- * compressed on worker threads). Must never produce output that depends on the order
- * of the inputs, on timing or on the thread count.
+ * block once, and copies the documents into output blocks; a full output block is
+ * queued, compressed by whichever thread is free (worker threads, or the calling
+ * thread when it would otherwise wait) and appended to its shard in queue order by
+ * the calling thread. Where a block ends depends only on the documents, and a block's
+ * frame only on its bytes and the level, so the output never depends on the order of
+ * the inputs, on timing or on the thread count.
  */
 #include "split.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY   /* ZSTD_initStaticCCtx, ZSTD_estimateCCtxSize* (in libzstd.so) */
+#include <zstd.h>
 
 #include "check.h"
 #include "shard.h"
@@ -29,7 +36,7 @@ const char *split_name(int split) { return split >= 0 && split < SPLIT_COUNT ? S
 
 void split_options_default(SplitOptions *o) {
     *o = (SplitOptions){.val = 0.1, .train_b = 0.0, .seed = 0, .shard_bytes = 64ull << 20,
-                        .zstd_level = DRS_ZSTD_LEVEL, .background = 1};
+                        .block_bytes = DRS_BLOCK_BYTES, .zstd_level = DRS_ZSTD_LEVEL, .threads = 2};
 }
 
 void split_set_val_sources(SplitOptions *o, const char *comma_list) {
@@ -60,6 +67,11 @@ int split_bucket(uint64_t doc_id, uint64_t seed, double val, double train_b, int
     return u < val + train_b ? SPLIT_TRAIN_B : SPLIT_TRAIN_A;
 }
 
+/* -1 + dr_seterr("interrupted") once the caller's stop flag is up. */
+static int interrupted(const SplitOptions *o) {
+    return o->stop && *o->stop ? dr_seterr("interrupted") : 0;
+}
+
 /* ---- pass 1: the plan ----------------------------------------------------------- */
 
 typedef struct {
@@ -68,6 +80,8 @@ typedef struct {
     uint64_t n_docs;
     uint64_t *ids;       /* [n_docs] */
     uint8_t *plan;       /* [n_docs]: first "of a val source", then the split or PLAN_DROP */
+    char **sources;      /* [n_sources]: the shard's source names, alive as long as the plan */
+    uint32_t n_sources;
 } InputShard;
 
 typedef struct {
@@ -103,9 +117,13 @@ static int scan_shard(Plan *p, InputShard *s, const SplitOptions *o, SplitStats 
     s->n_docs = drs_num_docs(r);
     s->ids = xmalloc(s->n_docs * sizeof *s->ids + 1);
     s->plan = xmalloc(s->n_docs + 1);
-    uint8_t *val_source = xcalloc(drs_num_sources(r) + 1, 1);
-    for (uint32_t k = 0; k < drs_num_sources(r); k++)
-        val_source[k] = o->n_val_sources == 0 || source_is_val(o, drs_source_name(r, k));
+    s->n_sources = drs_num_sources(r);
+    s->sources = xmalloc((s->n_sources + 1) * sizeof *s->sources);
+    uint8_t *val_source = xcalloc(s->n_sources + 1, 1);
+    for (uint32_t k = 0; k < s->n_sources; k++) {
+        s->sources[k] = xstrdup(drs_source_name(r, k));
+        val_source[k] = o->n_val_sources == 0 || source_is_val(o, s->sources[k]);
+    }
     for (uint64_t i = 0; i < s->n_docs; i++) {
         const DrsDoc *d = drs_doc(r, i);
         s->ids[i] = d->id;
@@ -206,17 +224,130 @@ static void plan_free(Plan *p) {
     for (size_t k = 0; k < p->n; k++) {
         free(p->shards[k].ids);
         free(p->shards[k].plan);
+        for (uint32_t i = 0; i < p->shards[k].n_sources; i++) free(p->shards[k].sources[i]);
+        free(p->shards[k].sources);
     }
     free(p->shards);
     free(p->spec);
 }
 
-/* ---- pass 2: streaming the documents into the outputs ---------------------------- */
+/* ---- pass 2: output blocks and the threads that compress them ------------------- */
+
+/* An output block: filled by the calling thread, then queued, compressed (by any
+ * thread) and appended to shard `shard` of split `split` by the calling thread. */
+enum { BLOCK_FREE, BLOCK_FILLING, BLOCK_QUEUED, BLOCK_RUNNING, BLOCK_DONE };
 
 typedef struct {
-    DrsWriter *w;
-    int n_shards;          /* shards opened so far */
+    int state;
+    int split, shard;
+    uint64_t seq;                     /* its place among the split's blocks */
+    unsigned char *raw, *frame;       /* in the run's mapping, or malloc'd once outgrown */
+    size_t raw_len, raw_cap, frame_len, frame_cap;
+    int raw_malloced, frame_malloced;
+    uint64_t hash, frame_hash;       /* xxh64 of raw and of frame */
+    DrsDoc *docs;                     /* id and length used */
+    const char **sources;             /* into the plan's source names */
+    size_t n_docs, cap_docs;
+    char error[256];                  /* compression failure, if frame_len is 0 */
+} OutBlock;
+
+/* One output split: where its documents go next. */
+typedef struct {
+    OutBlock *filling;      /* NULL or the block being filled */
+    int n_shards;           /* shards started so far (the last one is being filled) */
+    uint64_t shard_docs, shard_tokens;
+    DrsWriter *w;           /* the shard being written (calling thread only) */
+    int w_shard;            /* its index, -1 if none */
+    uint64_t n_blocks;      /* blocks begun */
+    uint64_t n_written;     /* blocks appended to their shards, in order */
 } Output;
+
+/* A thread's zstd context: one on a fixed workspace in the run's mapping, for blocks
+ * up to block_bytes, and one that allocates, made when a bigger block comes. Both give
+ * the same frame (ZSTD_compressCCtx: the frame depends on the bytes and level only). */
+typedef struct {
+    ZSTD_CCtx *fixed, *grown;
+} Compressor;
+
+typedef struct {
+    struct Pass2 *q;
+    Compressor *c;
+} WorkerArg;
+
+/* The blocks, the queue of blocks waiting for a thread to compress them (a ring of slot
+ * indices: [started, queued), first come first served) and the worker threads. A
+ * compressed block is appended once the blocks before it in its split are: the order
+ * within a split is fixed, the order across splits does not matter. */
+typedef struct Pass2 {
+    OutBlock *slots;
+    int n_slots;
+    int *ring;
+    uint64_t queued, started;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    pthread_t *workers;
+    int n_workers, quit;
+    int level;
+    Compressor *compressors;   /* [0]: the calling thread's; [1 + t]: worker t's */
+    int n_compressors;
+    WorkerArg *worker_args;
+    unsigned char *map;        /* the run's big buffers, one mapping (see map_buffers) */
+    size_t map_len;
+    /* the run */
+    const Plan *p;
+    const SplitOptions *o;
+    const char *staging;
+    uint32_t width;
+    size_t block_bytes;
+    Output outs[SPLIT_COUNT];
+} Pass2;
+
+static OutBlock *ring_at(Pass2 *q, uint64_t k) { return &q->slots[q->ring[k % (uint64_t)q->n_slots]]; }
+
+/* Compresses b; a failure is left in b->error (frame_len 0). Any thread. */
+static void compress_block(OutBlock *b, Compressor *c, int level) {
+    size_t bound = ZSTD_compressBound(b->raw_len);
+    if (bound > b->frame_cap) {
+        if (b->frame_malloced) free(b->frame);
+        b->frame = xmalloc(bound);
+        b->frame_cap = bound;
+        b->frame_malloced = 1;
+    }
+    size_t n = 0;
+    if (c->fixed) n = ZSTD_compressCCtx(c->fixed, b->frame, b->frame_cap, b->raw, b->raw_len, level);
+    if (!c->fixed || ZSTD_isError(n)) {   /* a workspace too small for this block: allocate */
+        if (!c->grown) c->grown = ZSTD_createCCtx();
+        CHECK(c->grown, "ZSTD_createCCtx failed");
+        n = ZSTD_compressCCtx(c->grown, b->frame, b->frame_cap, b->raw, b->raw_len, level);
+    }
+    b->frame_len = 0;
+    if (ZSTD_isError(n)) {
+        snprintf(b->error, sizeof b->error, "zstd compression failed: %s", ZSTD_getErrorName(n));
+        return;
+    }
+    b->frame_len = n;
+    b->hash = XXH64(b->raw, b->raw_len, 0);
+    b->frame_hash = XXH64(b->frame, n, 0);
+}
+
+static void *worker_main(void *arg) {
+    Pass2 *q = ((WorkerArg *)arg)->q;
+    Compressor *c = ((WorkerArg *)arg)->c;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->quit && q->started == q->queued) pthread_cond_wait(&q->work, &q->mu);
+        if (q->quit) break;
+        OutBlock *b = ring_at(q, q->started++);
+        b->state = BLOCK_RUNNING;
+        pthread_mutex_unlock(&q->mu);
+        compress_block(b, c, q->level);
+        pthread_mutex_lock(&q->mu);
+        b->state = BLOCK_DONE;
+        pthread_cond_broadcast(&q->done);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
 
 static char *shard_path(const char *dir, int split, int index) {
     size_t n = strlen(dir) + 64;
@@ -243,62 +374,323 @@ static char *split_dir(const char *root, int split) {
     return dir;
 }
 
-/* Opens the next shard of a split in the staging directory. */
-static int output_open(Output *out, int split, const Plan *p, const SplitOptions *o, const char *staging) {
-    if (out->n_shards == 0) {
-        char *dir = split_dir(staging, split);
-        int rc = make_dir(dir);
-        free(dir);
-        if (rc < 0) return -1;
+/* Appends a compressed block to its shard in the staging directory, closing the
+ * split's previous shard and opening the block's one when it is the first of it. */
+static int append_block(Pass2 *q, const OutBlock *b) {
+    Output *out = &q->outs[b->split];
+    if (b->frame_len == 0) return dr_seterr("%s/%s: %s", q->staging, SPLIT_NAMES[b->split], b->error);
+    if (out->w_shard != b->shard) {
+        if (out->w) {
+            int rc = drs_writer_close(out->w);
+            out->w = NULL;
+            if (rc < 0) return -1;
+        }
+        if (b->shard == 0) {
+            char *dir = split_dir(q->staging, b->split);
+            int rc = make_dir(dir);
+            free(dir);
+            if (rc < 0) return -1;
+        }
+        char *path = shard_path(q->staging, b->split, b->shard);
+        out->w = drs_writer_open(path, q->p->vocab, q->p->fingerprint, q->p->spec);
+        free(path);
+        if (!out->w) return -1;
+        out->w_shard = b->shard;
     }
-    char *path = shard_path(staging, split, out->n_shards);
-    out->w = drs_writer_open(path, p->vocab, p->fingerprint, p->spec);
-    free(path);
-    if (!out->w) return -1;
-    drs_writer_set_level(out->w, o->zstd_level);
-    out->n_shards++;
-    return drs_writer_set_background(out->w, o->background);
+    return drs_writer_add_block(out->w, b->frame, b->frame_len, b->frame_hash, b->raw_len, b->hash,
+                                b->docs, b->sources, b->n_docs);
 }
 
-static int output_close(Output *out) {
-    if (!out->w) return 0;
-    int rc = drs_writer_close(out->w);
-    out->w = NULL;
-    return rc;
+/* Appends every compressed block whose predecessors in its split are appended; the
+ * number appended, or -1. */
+static int write_ready(Pass2 *q) {
+    int n = 0;
+    for (;;) {
+        OutBlock *b = NULL;
+        pthread_mutex_lock(&q->mu);
+        for (int i = 0; i < q->n_slots && !b; i++) {
+            OutBlock *c = &q->slots[i];
+            if (c->state == BLOCK_DONE && c->seq == q->outs[c->split].n_written) b = c;
+        }
+        pthread_mutex_unlock(&q->mu);
+        if (!b) return n;
+        int rc = append_block(q, b);
+        pthread_mutex_lock(&q->mu);
+        b->state = BLOCK_FREE;
+        q->outs[b->split].n_written++;
+        pthread_mutex_unlock(&q->mu);
+        if (rc < 0) return -1;
+        n++;
+    }
 }
 
-/* Copies document i of r, starting a new shard when the current one is full (counted
- * in uncompressed token bytes, so the cut does not depend on compression timing). */
-static int output_copy(Output *out, int split, const Plan *p, const SplitOptions *o, const char *staging,
-                       DrsReader *r, uint64_t i) {
-    uint64_t width = p->vocab <= 65535 ? 2 : 4;
-    if (out->w && drs_writer_docs(out->w) > 0 && drs_writer_tokens(out->w) * width >= o->shard_bytes)
-        if (output_close(out) < 0) return -1;
-    if (!out->w && output_open(out, split, p, o, staging) < 0) return -1;
-    return drs_writer_copy_doc(out->w, r, i);
+/* One step towards emptying the queue: appends the blocks that are ready, or else
+ * compresses the next waiting block on this thread, or else waits for a worker. */
+static int make_progress(Pass2 *q) {
+    int n = write_ready(q);
+    if (n != 0) return n < 0 ? -1 : 0;
+    pthread_mutex_lock(&q->mu);
+    if (q->started < q->queued) {
+        OutBlock *b = ring_at(q, q->started++);
+        b->state = BLOCK_RUNNING;
+        pthread_mutex_unlock(&q->mu);
+        compress_block(b, &q->compressors[0], q->level);
+        pthread_mutex_lock(&q->mu);
+        b->state = BLOCK_DONE;
+    } else {
+        int waiting = 0;
+        for (int i = 0; i < q->n_slots; i++) waiting |= q->slots[i].state == BLOCK_RUNNING;
+        if (waiting) pthread_cond_wait(&q->done, &q->mu);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return 0;
 }
 
-static int stream_shard(const InputShard *s, const Plan *p, const SplitOptions *o, const char *staging,
-                        Output *outs, SplitStats *st) {
+/* 1 while a block is queued, being compressed or waiting to be appended. */
+static int queue_busy(Pass2 *q) {
+    int busy = 0;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < q->n_slots; i++) busy |= q->slots[i].state >= BLOCK_QUEUED;
+    pthread_mutex_unlock(&q->mu);
+    return busy;
+}
+
+/* Queues the split's block being filled, if any. Without workers it is compressed
+ * and written at once. */
+static int end_block(Pass2 *q, Output *out) {
+    OutBlock *b = out->filling;
+    if (!b) return 0;
+    out->filling = NULL;
+    pthread_mutex_lock(&q->mu);
+    b->state = BLOCK_QUEUED;
+    q->ring[q->queued++ % (uint64_t)q->n_slots] = (int)(b - q->slots);
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    if (q->n_workers > 0) return write_ready(q) < 0 ? -1 : 0;
+    while (queue_busy(q))
+        if (make_progress(q) < 0) return -1;
+    return 0;
+}
+
+/* A free block to fill. There are more blocks than splits, so while none is free
+ * some are queued, and making progress on them frees one. */
+static OutBlock *take_free_block(Pass2 *q, Output *out, int split) {
+    for (;;) {
+        OutBlock *b = NULL;
+        pthread_mutex_lock(&q->mu);
+        for (int i = 0; i < q->n_slots && !b; i++)
+            if (q->slots[i].state == BLOCK_FREE) b = &q->slots[i];
+        if (b) b->state = BLOCK_FILLING;
+        pthread_mutex_unlock(&q->mu);
+        if (b) {
+            b->split = split;
+            b->shard = out->n_shards - 1;
+            b->seq = out->n_blocks++;
+            b->raw_len = 0;
+            b->n_docs = 0;
+            return b;
+        }
+        if (make_progress(q) < 0) return NULL;
+    }
+}
+
+/* Appends document d (its bytes, its source's name) to its split, with the rules of
+ * drs_writer_add: a new block when the document would overflow the one being filled,
+ * a new shard once the current one holds shard_bytes of tokens. */
+static int route_doc(Pass2 *q, int split, const DrsDoc *d, const unsigned char *bytes, const char *source) {
+    Output *out = &q->outs[split];
+    size_t n = (size_t)d->length * q->width;
+    if (out->shard_docs > 0 && out->shard_tokens * q->width >= q->o->shard_bytes) {
+        if (end_block(q, out) < 0) return -1;
+        out->n_shards++;
+        out->shard_docs = out->shard_tokens = 0;
+    }
+    if (out->n_shards == 0) out->n_shards = 1;
+    if (out->filling && out->filling->raw_len > 0 && out->filling->raw_len + n > q->block_bytes)
+        if (end_block(q, out) < 0) return -1;
+    if (!out->filling && !(out->filling = take_free_block(q, out, split))) return -1;
+    OutBlock *b = out->filling;
+    if (b->raw_len + n > b->raw_cap) {   /* a document bigger than a block */
+        size_t cap = b->raw_cap ? b->raw_cap : q->block_bytes;
+        while (cap < b->raw_len + n) cap *= 2;
+        unsigned char *raw = b->raw_malloced ? xrealloc(b->raw, cap) : xmalloc(cap);
+        if (!b->raw_malloced) memcpy(raw, b->raw, b->raw_len);
+        b->raw = raw;
+        b->raw_cap = cap;
+        b->raw_malloced = 1;
+    }
+    if (b->n_docs == b->cap_docs) {
+        b->cap_docs = b->cap_docs ? 2 * b->cap_docs : 1024;
+        b->docs = xrealloc(b->docs, b->cap_docs * sizeof *b->docs);
+        b->sources = xrealloc(b->sources, b->cap_docs * sizeof *b->sources);
+    }
+    memcpy(b->raw + b->raw_len, bytes, n);
+    b->raw_len += n;
+    b->docs[b->n_docs] = *d;
+    b->sources[b->n_docs++] = source;
+    out->shard_docs++;
+    out->shard_tokens += d->length;
+    if (b->raw_len >= q->block_bytes) return end_block(q, out);
+    return 0;
+}
+
+/* Reads shard s block by block (a block none of whose documents is kept is not even
+ * decoded) and routes its kept documents. */
+static int stream_shard(Pass2 *q, const InputShard *s, SplitStats *st) {
     DrsReader *r = drs_open(s->path);
     if (!r) return -1;
     int rc = 0;
     if (drs_content_key(r) != s->key || drs_num_docs(r) != s->n_docs)
         rc = dr_seterr("%s: changed while dr-split was reading it", s->path);
-    for (uint64_t i = 0; rc == 0 && i < s->n_docs; i++) {
-        uint32_t length = drs_doc(r, i)->length;
-        int split = s->plan[i];
-        if (split == PLAN_DROP) {
-            st->dup_docs++;
-            st->dup_tokens += length;
-            continue;
+    uint64_t i = 0;
+    for (uint32_t blk = 0; rc == 0 && blk < drs_num_blocks(r); blk++) {
+        uint64_t end = i;
+        int kept = 0;
+        while (end < s->n_docs && drs_doc(r, end)->block == blk) kept |= s->plan[end++] != PLAN_DROP;
+        const unsigned char *bytes = NULL;
+        size_t n_bytes = 0;
+        if ((rc = interrupted(q->o)) < 0) break;
+        if (kept && !(bytes = drs_block_bytes(r, blk, &n_bytes))) rc = -1;
+        for (; rc == 0 && i < end; i++) {
+            const DrsDoc *d = drs_doc(r, i);
+            int split = s->plan[i];
+            if (split == PLAN_DROP) {
+                st->dup_docs++;
+                st->dup_tokens += d->length;
+                continue;
+            }
+            rc = route_doc(q, split, d, bytes + (size_t)d->offset * q->width, s->sources[d->source]);
+            st->docs[split]++;
+            st->tokens[split] += d->length;
         }
-        rc = output_copy(&outs[split], split, p, o, staging, r, i);
-        st->docs[split]++;
-        st->tokens[split] += length;
     }
     drs_close(r);
     return rc;
+}
+
+/* The run's big buffers (every block's raw bytes and frame, every thread's zstd
+ * workspace) come from one anonymous mapping advised to use transparent huge pages:
+ * one page fault per 2 MiB instead of one per 4 KiB. Page faults are dear on the
+ * virtual machines this runs on (bench_split measured ~5-30 us each on the 2-core one,
+ * thousands of them per run otherwise). Without the mapping, malloc. */
+static unsigned char *map_buffers(size_t n, size_t *mapped) {
+    const size_t huge = 2u << 20;
+    size_t len = (n + huge - 1) / huge * huge + huge;   /* room to align to 2 MiB */
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    unsigned char *p = (unsigned char *)base;
+    size_t skip = (huge - (uintptr_t)p % huge) % huge;
+#ifdef MADV_HUGEPAGE
+    madvise(p + skip, len - skip, MADV_HUGEPAGE);   /* a hint: no huge pages is fine too */
+#endif
+    *mapped = len;
+    return p;   /* unmapped whole; buffers start at p + skip */
+}
+
+static size_t round_up64(size_t n) { return (n + 63) / 64 * 64; }
+
+static void pass2_init(Pass2 *q, const Plan *p, const SplitOptions *o, const char *staging) {
+    *q = (Pass2){.p = p, .o = o, .staging = staging, .level = o->zstd_level};
+    q->width = p->vocab <= 65535 ? 2 : 4;
+    q->block_bytes = o->block_bytes ? o->block_bytes : DRS_BLOCK_BYTES;
+    q->n_workers = o->threads > 1 ? o->threads - 1 : 0;
+    /* one block per split being filled, and two for each thread to compress */
+    q->n_slots = SPLIT_COUNT + 2 * (q->n_workers + 1);
+    q->slots = xcalloc((size_t)q->n_slots, sizeof *q->slots);
+    q->ring = xcalloc((size_t)q->n_slots, sizeof *q->ring);
+    for (int s = 0; s < SPLIT_COUNT; s++) q->outs[s].w_shard = -1;
+
+    size_t raw = round_up64(q->block_bytes), frame = round_up64(ZSTD_compressBound(q->block_bytes));
+    size_t ws = ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(q->level, q->block_bytes, 0));
+    size_t ws_any = ZSTD_estimateCCtxSize(q->level);
+    ws = round_up64(ws > ws_any ? ws : ws_any);
+    int n_threads = q->n_workers + 1;
+    size_t need = (size_t)q->n_slots * (raw + frame) + (size_t)n_threads * ws;
+    unsigned char *base = map_buffers(need, &q->map_len), *at = NULL;
+    if (base) {
+        q->map = base;
+        at = base + ((2u << 20) - (uintptr_t)base % (2u << 20)) % (2u << 20);
+    }
+    for (int i = 0; i < q->n_slots; i++) {
+        OutBlock *b = &q->slots[i];
+        b->raw_cap = raw;
+        b->frame_cap = frame;
+        if (at) {
+            b->raw = at;
+            b->frame = at + raw;
+            at += raw + frame;
+        } else {
+            b->raw = xmalloc(raw);
+            b->frame = xmalloc(frame);
+            b->raw_malloced = b->frame_malloced = 1;
+        }
+    }
+    q->compressors = xcalloc((size_t)n_threads, sizeof *q->compressors);
+    q->n_compressors = n_threads;
+    for (int t = 0; t < n_threads; t++) {
+        Compressor *c = &q->compressors[t];
+        if (at) {
+            c->fixed = ZSTD_initStaticCCtx(at, ws);
+            at += ws;
+        } else {
+            c->grown = ZSTD_createCCtx();
+            CHECK(c->grown, "ZSTD_createCCtx failed");
+        }
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->done, NULL);
+    q->workers = xcalloc((size_t)q->n_workers + 1, sizeof *q->workers);
+    q->worker_args = xcalloc((size_t)q->n_workers + 1, sizeof *q->worker_args);
+    for (int t = 0; t < q->n_workers; t++) {
+        q->worker_args[t] = (WorkerArg){q, &q->compressors[1 + t]};
+        if (pthread_create(&q->workers[t], NULL, worker_main, &q->worker_args[t]) != 0) {
+            q->n_workers = t;   /* fewer workers: the same bytes, more work here */
+            break;
+        }
+    }
+}
+
+/* Ends every split's last block and writes everything queued; then closes the shards. */
+static int pass2_finish(Pass2 *q) {
+    int rc = 0;
+    for (int s = 0; rc == 0 && s < SPLIT_COUNT; s++) rc = end_block(q, &q->outs[s]);
+    while (rc == 0 && queue_busy(q)) rc = make_progress(q);
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        Output *out = &q->outs[s];
+        if (out->w && rc == 0) rc = drs_writer_close(out->w);
+        else if (out->w) drs_writer_abort(out->w);
+        out->w = NULL;
+    }
+    return rc;
+}
+
+/* Stops the workers (abandoning what is queued) and frees everything. */
+static void pass2_free(Pass2 *q) {
+    pthread_mutex_lock(&q->mu);
+    q->quit = 1;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    for (int t = 0; t < q->n_workers; t++) pthread_join(q->workers[t], NULL);
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        if (q->outs[s].w) drs_writer_abort(q->outs[s].w);
+    for (int i = 0; i < q->n_slots; i++) {
+        OutBlock *b = &q->slots[i];
+        if (b->raw_malloced) free(b->raw);
+        if (b->frame_malloced) free(b->frame);
+        free(b->docs);
+        free(b->sources);
+    }
+    for (int t = 0; t < q->n_compressors; t++) ZSTD_freeCCtx(q->compressors[t].grown);   /* fixed ones live in the mapping */
+    if (q->map) munmap(q->map, q->map_len);
+    free(q->slots);
+    free(q->ring);
+    free(q->workers);
+    free(q->worker_args);
+    free(q->compressors);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->done);
 }
 
 /* Removes DIR/<split>/<split>-NNNNN.drs with NNNNN >= keep: leftovers of an earlier run. */
@@ -402,39 +794,46 @@ static int publish(const char *staging, const Output *outs, const char *out_dir)
     return 0;
 }
 
-/* Removes the staging directory and whatever is left in it. */
-static void discard_staging(const char *staging, const Output *outs) {
+/* Removes the staging directory and whatever is left in it (only dr-split writes
+ * there: DIR/.dr-split.<pid>/<split>/ holding shards and their temporary files). */
+static void discard_staging(const char *staging) {
     for (int s = 0; s < SPLIT_COUNT; s++) {
-        for (int k = 0; k < outs[s].n_shards; k++) {
-            char *path = shard_path(staging, s, k);
+        char *dir = split_dir(staging, s);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            size_t n = strlen(dir) + strlen(e->d_name) + 2;
+            char *path = xmalloc(n);
+            snprintf(path, n, "%s/%s", dir, e->d_name);
             unlink(path);
             free(path);
         }
-        char *dir = split_dir(staging, s);
+        if (d) closedir(d);
         rmdir(dir);
         free(dir);
     }
     rmdir(staging);
 }
 
-/* Writes every split into DIR/.dr-split.<pid>/ first, so a failed run leaves the
- * output of an earlier run as it was; publishes when all shards are complete. */
+/* Writes every split into DIR/.dr-split.<pid>/ first, so a failed or interrupted run
+ * leaves the output of an earlier run as it was; publishes when all shards are
+ * complete. The staging directory is removed whatever happens. */
 static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
-    Output outs[SPLIT_COUNT] = {{0}};
     size_t n = strlen(o->out_dir) + 32;
     char *staging = xmalloc(n);
     snprintf(staging, n, "%s/.dr-split.%ld", o->out_dir, (long)getpid());
     int rc = make_dir(o->out_dir);
     if (rc == 0) rc = make_dir(staging);
-    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&p->shards[k], p, o, staging, outs, st);
-    for (int s = 0; s < SPLIT_COUNT; s++) {
-        if (rc == 0) rc = output_close(&outs[s]);
-        else if (outs[s].w) drs_writer_abort(outs[s].w);
-        outs[s].w = NULL;
-        st->shards[s] = (uint64_t)outs[s].n_shards;
-    }
-    if (rc == 0) rc = publish(staging, outs, o->out_dir);
-    discard_staging(staging, outs);
+    Pass2 q;
+    pass2_init(&q, p, o, staging);
+    for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&q, &p->shards[k], st);
+    if (rc == 0) rc = pass2_finish(&q);
+    if (rc == 0) rc = interrupted(o);   /* last chance: from here on the run completes */
+    for (int s = 0; s < SPLIT_COUNT; s++) st->shards[s] = (uint64_t)q.outs[s].n_shards;
+    if (rc == 0) rc = publish(staging, q.outs, o->out_dir);
+    pass2_free(&q);   /* aborts the shards still open: their temporary files go */
+    discard_staging(staging);
     free(staging);
     return rc;
 }
@@ -449,7 +848,8 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < p.n; k++) {
         p.shards[k].path = inputs->items[k].path;
-        rc = scan_shard(&p, &p.shards[k], o, st);
+        rc = interrupted(o);
+        if (rc == 0) rc = scan_shard(&p, &p.shards[k], o, st);
     }
     st->in_shards = p.n;
     if (rc == 0 && st->in_docs == 0) rc = dr_seterr("the %zu input shards hold no documents", p.n);

@@ -20,12 +20,17 @@
  * tokens (uncompressed); DIR/manifest.tsv (paths relative to DIR); the manifest with
  * paths under DIR on the given stream. Shards are written to DIR/.dr-split.<pid>/ and
  * moved into place only when all are complete (then DIR/<split>/<split>-NNNNN.drs of an
- * earlier run that are not overwritten are removed), so a failed run leaves an earlier
- * run's output as it was.
+ * earlier run that are not overwritten are removed), so a failed or interrupted run
+ * leaves an earlier run's output as it was, and no staging directory.
+ * Output blocks end where drs_writer_add would end them (block_bytes), and each is
+ * compressed on its own (ZSTD_compressCCtx at zstd_level), by whichever thread: the
+ * bytes are the same with any thread count.
  */
 #ifndef DR_SPLIT_H
 #define DR_SPLIT_H
 
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,8 +46,13 @@ typedef struct {
     int n_val_sources;
     int dedup;                  /* keep one copy of each document id */
     uint64_t shard_bytes;       /* start a new output shard beyond this size */
+    size_t block_bytes;         /* uncompressed bytes per output block (DRS_BLOCK_BYTES) */
     int zstd_level;
-    int background;             /* compress output blocks on worker threads */
+    int threads;                /* threads in all: 1 compresses on the calling thread, N > 1
+                                 * adds N - 1 workers; the bytes are the same either way */
+    const volatile sig_atomic_t *stop;   /* NULL, or a flag (set by a signal handler, say):
+                                 * once it is non-zero split_run stops at the next block,
+                                 * removes what it wrote and returns -1 ("interrupted") */
     const char *out_dir;
 } SplitOptions;
 

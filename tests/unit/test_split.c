@@ -2,7 +2,13 @@
  * val eligibility keeping the train_b : train_a proportion), and split_run on small
  * shards: splits disjoint, copies of a document (across shards and sources) in one
  * split, --dedup keeping one copy, --val-sources, identical bytes for any input order,
- * refusals (fractions, mixed tokenizers, no documents). */
+ * refusals (fractions, mixed tokenizers, no documents); output blocks cut where
+ * drs_writer_add cuts them and the same bytes with 1, 2 or 4 threads (tiny blocks,
+ * documents bigger than a block); a stop flag (Ctrl-C) leaving no staging directory and
+ * an earlier output as it was. */
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -161,7 +167,7 @@ static void test_split_run(const char *dir) {
     TEST_CHECK(run(dir, out1, abc, 3, &o, &st) == 0, "split: %s", dr_lasterr());
     TEST_CHECK(st.in_docs == 1500 && st.docs[0] + st.docs[1] + st.docs[2] == 1500, "document counts");
     TEST_CHECK(st.shards[SPLIT_TRAIN_A] > 1, "expected several train_a shards");
-    o.background = 0;
+    o.threads = 1;
     TEST_CHECK(run(dir, out2, cab, 3, &o, &st) == 0, "split reordered: %s", dr_lasterr());
     for (int s = 0; s < SPLIT_COUNT; s++)
         for (uint64_t k = 0; k < st.shards[s]; k++) {
@@ -225,6 +231,200 @@ static void test_split_run(const char *dir) {
                "no documents: %s", dr_lasterr());
 }
 
+/* ---- threads and blocks ---------------------------------------------------------- */
+
+/* A shard whose documents are 0 to 700 tokens long, some bigger than the 512-byte
+ * output blocks of the tests below. */
+static void make_long_shard(const char *path, int first, int n) {
+    DrsWriter *w = drs_writer_open(path, 70000, 9, "test");   /* 4-byte tokens */
+    CHECK(w, "%s", dr_lasterr());
+    drs_writer_set_block_bytes(w, 4096);
+    uint32_t toks[700];
+    uint64_t rng = (uint64_t)first;
+    for (int i = 0; i < n; i++) {
+        int len = i % 37 == 5 ? 0 : 1 + (int)(splitmix(&rng) % (i % 10 == 0 ? 700 : 60));   /* some empty */
+        for (int k = 0; k < len; k++) toks[k] = (uint32_t)(splitmix(&rng) % 70000);
+        CHECK(drs_writer_add(w, splitmix(&rng), i % 2 ? "web" : "books", toks, (size_t)len) == 0, "%s", dr_lasterr());
+    }
+    CHECK(drs_writer_close(w) == 0, "%s", dr_lasterr());
+}
+
+static char *read_file(const char *path, size_t *n) {
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (;;) {
+        if (*n == cap) buf = xrealloc(buf, cap = cap ? 2 * cap : 65536);
+        size_t got = fread(buf + *n, 1, cap - *n, f);
+        if (got == 0) break;
+        *n += got;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Rewrites every document of shard `path` with drs_writer_add (same block size and
+ * level): split_run must have written exactly those bytes. */
+static int same_as_plain_writer(const char *path, const char *tmp, size_t block_bytes) {
+    DrsReader *r = drs_open(path);
+    CHECK(r, "%s", dr_lasterr());
+    DrsWriter *w = drs_writer_open(tmp, drs_vocab_size(r), drs_fingerprint(r), drs_tokenizer_spec(r));
+    CHECK(w, "%s", dr_lasterr());
+    drs_writer_set_block_bytes(w, block_bytes);
+    uint32_t *toks = xmalloc(1000 * sizeof *toks);
+    for (uint64_t i = 0; i < drs_num_docs(r); i++) {
+        const DrsDoc *d = drs_doc(r, i);
+        CHECK(drs_read_doc(r, i, toks) == 0, "%s", dr_lasterr());
+        CHECK(drs_writer_add(w, d->id, drs_doc_source(r, i), toks, d->length) == 0, "%s", dr_lasterr());
+    }
+    CHECK(drs_writer_close(w) == 0, "%s", dr_lasterr());
+    drs_close(r);
+    free(toks);
+    size_t na = 0, nb = 0;
+    char *a = read_file(path, &na), *b = read_file(tmp, &nb);
+    int same = a && b && na == nb && memcmp(a, b, na) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+static int has_staging_dir(const char *out) {
+    DIR *d = opendir(out);
+    int found = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) found |= strncmp(e->d_name, ".dr-split.", 10) == 0;
+    if (d) closedir(d);
+    return found;
+}
+
+static void test_threads(const char *dir) {
+    char path[700], out[3][256], tmp[600];
+    snprintf(path, sizeof path, "%s/long1.drs", dir);
+    make_long_shard(path, 1, 900);
+    snprintf(path, sizeof path, "%s/long2.drs", dir);
+    make_long_shard(path, 2, 700);
+    snprintf(tmp, sizeof tmp, "%s/rewritten.drs", dir);
+    const char *inputs[] = {"long1.drs", "long2.drs"};
+    const int threads[3] = {1, 2, 4};
+    SplitOptions o;
+    split_options_default(&o);
+    o.val = 0.2;
+    o.train_b = 0.3;
+    o.seed = 11;
+    o.block_bytes = 512;      /* many blocks, and documents bigger than a block */
+    o.shard_bytes = 40000;    /* several shards per split */
+    SplitStats st[3];
+    for (int t = 0; t < 3; t++) {
+        snprintf(out[t], sizeof out[t], "%s/threads%d", dir, threads[t]);
+        o.threads = threads[t];
+        TEST_CHECK(run(dir, out[t], inputs, 2, &o, &st[t]) == 0, "%d threads: %s", threads[t], dr_lasterr());
+    }
+    TEST_CHECK(st[0].shards[SPLIT_TRAIN_A] > 2, "expected several train_a shards, got %llu",
+               (unsigned long long)st[0].shards[SPLIT_TRAIN_A]);
+    int compared = 0;
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        for (uint64_t k = 0; k < st[0].shards[s]; k++) {
+            char f[3][1200];
+            for (int t = 0; t < 3; t++)
+                snprintf(f[t], sizeof f[t], "%s/%s/%s-%05llu.drs", out[t], split_name(s), split_name(s),
+                         (unsigned long long)k);
+            TEST_CHECK(same_file(f[0], f[1]) && same_file(f[0], f[2]), "%s differs with 2 or 4 threads", f[0]);
+            TEST_CHECK(same_as_plain_writer(f[0], tmp, o.block_bytes),
+                       "%s: not the bytes drs_writer_add writes for its documents", f[0]);
+            compared++;
+        }
+    TEST_CHECK(compared > 4, "compared %d shards", compared);
+    for (int t = 1; t < 3; t++)
+        for (int s = 0; s < SPLIT_COUNT; s++)
+            TEST_CHECK(st[t].shards[s] == st[0].shards[s] && st[t].docs[s] == st[0].docs[s] &&
+                       st[t].tokens[s] == st[0].tokens[s], "stats differ with %d threads", threads[t]);
+
+    /* everything in train_a: no val or train_b directory */
+    o.val = 0;
+    o.train_b = 0;
+    o.threads = 2;
+    snprintf(out[1], sizeof out[1], "%s/all_train_a", dir);
+    TEST_CHECK(run(dir, out[1], inputs, 2, &o, &st[1]) == 0, "all in train_a: %s", dr_lasterr());
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/val", out[1]);
+    TEST_CHECK(st[1].shards[SPLIT_VAL] == 0 && st[1].shards[SPLIT_TRAIN_B] == 0 && stat(path, &sb) != 0,
+               "empty splits got shards");
+    TEST_CHECK(st[1].docs[SPLIT_TRAIN_A] == 1600, "train_a holds %llu of 1600 documents",
+               (unsigned long long)st[1].docs[SPLIT_TRAIN_A]);
+}
+
+/* ---- stop flag (dr-split's Ctrl-C) ----------------------------------------------- */
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_usr1(int sig) { stop_flag = sig != 0; }
+
+typedef struct {
+    const char *out;
+    pthread_t target;
+    _Atomic int done;
+} Stopper;
+
+/* Signals the run's thread (whose handler raises the flag, as dr-split's does) as soon
+ * as the run's staging directory appears, or the run ends. */
+static void *stopper_main(void *arg) {
+    Stopper *s = arg;
+    while (!s->done && !has_staging_dir(s->out)) usleep(50);
+    pthread_kill(s->target, SIGUSR1);
+    return NULL;
+}
+
+static void test_stop(const char *dir) {
+    char out[600], f[700];
+    snprintf(out, sizeof out, "%s/stopped", dir);
+    const char *inputs[] = {"long1.drs", "long2.drs"};
+    SplitOptions o;
+    split_options_default(&o);
+    o.block_bytes = 512;
+    SplitStats st;
+    TEST_CHECK(run(dir, out, inputs, 2, &o, &st) == 0, "split: %s", dr_lasterr());
+    snprintf(f, sizeof f, "%s/train_a/train_a-00000.drs", out);
+    size_t n_before = 0, n_after = 0;
+    char *before = read_file(f, &n_before);
+    TEST_CHECK(before != NULL, "no %s", f);
+
+    /* stopped before it starts: nothing written, nothing left */
+    signal(SIGUSR1, on_usr1);
+    stop_flag = 1;
+    o.stop = &stop_flag;
+    o.seed = 5;   /* would change every output shard */
+    TEST_CHECK(run(dir, out, inputs, 2, &o, &st) < 0 && strstr(dr_lasterr(), "interrupted"),
+               "stop flag up: %s", dr_lasterr());
+    TEST_CHECK(!has_staging_dir(out), "a staging directory was left behind");
+
+    /* stopped while it runs (or, if the run wins the race, not at all) */
+    for (int threads = 1; threads <= 2; threads++) {
+        stop_flag = 0;
+        o.threads = threads;
+        Stopper stopper = {.out = out, .target = pthread_self()};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, stopper_main, &stopper) == 0, "pthread_create");
+        int rc = run(dir, out, inputs, 2, &o, &st);
+        stopper.done = 1;
+        pthread_join(t, NULL);
+        TEST_CHECK(rc == 0 || strstr(dr_lasterr(), "interrupted"), "stopped run: %s", dr_lasterr());
+        TEST_CHECK(!has_staging_dir(out), "a staging directory was left behind (%d threads)", threads);
+        char *after = read_file(f, &n_after);
+        if (rc < 0)
+            TEST_CHECK(after && n_after == n_before && memcmp(before, after, n_before) == 0,
+                       "an interrupted run changed the earlier output");
+        else
+            TEST_CHECK(after && !(n_after == n_before && memcmp(before, after, n_before) == 0),
+                       "a complete run left the earlier output");
+        free(after);
+        if (rc == 0) break;   /* the output changed: the comparisons above no longer apply */
+    }
+    free(before);
+}
+
 int main(void) {
     char dir[64] = "/dev/shm/test_split.XXXXXX";
     if (!mkdtemp(dir)) {
@@ -233,6 +433,8 @@ int main(void) {
     }
     test_bucket_rule();
     test_split_run(dir);
+    test_threads(dir);
+    test_stop(dir);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

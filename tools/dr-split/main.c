@@ -1,5 +1,6 @@
 /* dr-split — hash-based disjoint train_a / val / train_b splits of token shards.
  * Thin: parse options, then lib/split.c (plan from the indexes, one streaming pass). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,11 @@ static void usage(void) {
         "                     in canonical order (shards by content, documents in file order)\n"
         "  --shard-size MB    start a new output shard after MB MiB of tokens (default 64)\n"
         "  --level N          zstd level of the output (default %d)\n"
-        "  --threads N        1: compress on the calling thread; 2 (default): compress on\n"
-        "                     worker threads while reading (same bytes either way)\n"
+        "  --threads N        threads in all (default 2): 1 reads and compresses on one\n"
+        "                     thread; N > 1 adds N-1 compressing threads (same bytes either way)\n"
         "  inputs: shards, directories (their *.drs), manifests, or '-' (manifest on stdin)\n"
+        "Ctrl-C (or SIGTERM) stops it at the next block and removes what it wrote: the\n"
+        "output of an earlier run into DIR stays as it was.\n"
         "\n"
         "A document's split depends only on its id and the seed (u = xxh64(id, seed) / 2^64:\n"
         "val if u < F_val, train_b if u < F_val + F_train_b, else train_a), so copies of a\n"
@@ -44,6 +47,33 @@ static void usage(void) {
         "  dr-split --val 0.1 --train-b 0.3 --seed 1 -o splits shards/ > splits.tsv\n"
         "  dr-split --val 0.2 --val-sources sotu,moby-dick --dedup -o splits shards/ | dr-meta ...\n",
         DRS_ZSTD_LEVEL);
+}
+
+/* Ctrl-C / SIGTERM / SIGHUP: the handler only raises a flag; split_run sees it at the
+ * next block, removes its staging directory (DIR keeps an earlier run's output) and
+ * returns; main then dies of the same signal. A signal that comes once every shard is
+ * complete lets the run finish. A second signal kills at once (SA_RESETHAND). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void die_of_stop_signal(const char *out_dir) {
+    int sig = stop_signal;
+    fprintf(stderr, "%s: interrupted (%s): %s left as it was\n", dr_progname(), strsignal(sig), out_dir);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    exit(128 + sig);
 }
 
 static double now_seconds(void) {
@@ -85,7 +115,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--shard-size"))
             o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
         else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
-        else if (!strcmp(a, "--threads")) o.background = cli_long(a, cli_value(argc, argv, &i), 1, 64) > 1;
+        else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
     }
@@ -95,10 +125,14 @@ int main(int argc, char **argv) {
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
-    dr_install_cleanup_signals();
+    dr_install_cleanup_signals();   /* SIGPIPE; SIGINT and SIGTERM are ours: */
+    install_stop_handlers();
+    o.stop = &stop_signal;
     double t0 = now_seconds();
     SplitStats st;
-    if (split_run(&shards, &o, stdout, &st) != 0) dr_die("%s", dr_lasterr());
+    int rc = split_run(&shards, &o, stdout, &st);
+    if (rc != 0 && stop_signal) die_of_stop_signal(o.out_dir);
+    if (rc != 0) dr_die("%s", dr_lasterr());
     print_summary(&st, now_seconds() - t0);
     shardlist_free(&shards);
     split_options_free(&o);

@@ -143,7 +143,7 @@ static const KeyDef schema[] = {
     LONG("train.tokens", train.tokens, 0, LMAX, "0",
          "training tokens; with steps also 0: one pass over the training data"),
     INT("train.eval_every", train.eval_every, 0, IMAX, "100", "steps between Val evaluations; 0 = at the end only"),
-    INT("train.eval_batches", train.eval_batches, 0, IMAX, "0", "Val batches per evaluation; 0 = the whole split"),
+    INT("train.eval_batches", train.eval_batches, 0, IMAX, "0", "Val batches per evaluation, spread evenly over the split; 0 = the whole split"),
     INT("train.log_every", train.log_every, 1, IMAX, "10", "steps between metric lines"),
     INT("train.checkpoint_every", train.checkpoint_every, 0, IMAX, "0",
         "steps between checkpoints; 0 = at the end (and on Ctrl-C)"),

@@ -100,7 +100,7 @@ typedef struct {
         long steps;            /* 0 = use tokens (both set is refused) */
         long tokens;           /* steps and tokens both 0: one pass over the training data */
         int eval_every;
-        int eval_batches;      /* 0 = the whole Val split */
+        int eval_batches;      /* 0 = the whole Val split; E: E batches spread evenly over it */
         int log_every;
         int checkpoint_every;
     } train;

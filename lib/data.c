@@ -82,6 +82,7 @@ struct DataLoader {
 
     Stream main;                  /* synchronous stream + the main thread's reads */
     DataPosition pos;             /* consumer position (what data_next returns next) */
+    int part_lo, part_hi;         /* data_next reads examples [lo, hi) of a batch; hi < 0: all */
 
     /* read-ahead */
     struct {
@@ -220,12 +221,16 @@ static int cmp_read_order(const void *a, const void *b) {
     return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
-/* Fills b with the n examples idx[0..n), reading them in (shard, doc) order so a
- * document is decoded once per batch. trim: T = the longest example's targets. */
-static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, int trim,
-                  DataBatch *b) {
+/* Fills b with the n examples idx[0..n), reading (decoding) only the part [lo, hi) of
+ * them, in (shard, doc) order so a document is decoded once per batch. Everything the
+ * index knows is filled for all n examples: B, T, T_rater, n_valid, rater_valid, index,
+ * n_tokens; the token rows outside the part are zeros. trim: T = the longest example's
+ * targets (of all n, so every part of a batch has the whole batch's T). */
+static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, int lo, int hi,
+                  int trim, DataBatch *b) {
     const DataOptions *o = &d->opt;
     CHECK(n >= 0 && n <= b->capacity, "batch of %d examples exceeds capacity %d", n, b->capacity);
+    CHECK(0 <= lo && lo <= hi && hi <= n, "part [%d, %d) of a batch of %d examples", lo, hi, n);
     int L = o->seq_len, R = o->seq_len_rater;
     int maxlen = 0;
     for (int i = 0; i < n; i++) {
@@ -238,16 +243,33 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
     if (T < 1) T = 1;
     if (R > 0 && TR < 1) TR = 1;
     b->B = n; b->T = T; b->T_rater = TR; b->n_tokens = 0;
-
-    ReadOrder *ro = xmalloc((size_t)(n ? n : 1) * sizeof *ro);
-    for (int i = 0; i < n; i++) {
-        const DataExample *e = &d->ex[idx[i]];
-        ro[i] = (ReadOrder){e->shard, e->doc, i};
+    for (int i = 0; i < n; i++) {   /* from the index: no reading */
+        int len = (int)d->ex[idx[i]].length;
+        b->n_valid[i] = len - 1;
+        b->n_tokens += len - 1;
+        if (R > 0) b->rater_valid[i] = len < R ? len : R;
+        b->index[i] = idx[i];
     }
-    if (!d->tokens) qsort(ro, (size_t)n, sizeof *ro, cmp_read_order);
+    if (lo > 0 || hi < n) {         /* rows outside the part: zeros, never stale tokens */
+        int ranges[2][2] = {{0, lo}, {hi, n}};
+        for (int r = 0; r < 2; r++) {
+            size_t a = (size_t)ranges[r][0], c = (size_t)(ranges[r][1] - ranges[r][0]);
+            memset(b->inputs + a * T, 0, c * T * sizeof *b->inputs);
+            memset(b->targets + a * T, 0, c * T * sizeof *b->targets);
+            if (R > 0) memset(b->rater_tokens + a * TR, 0, c * TR * sizeof *b->rater_tokens);
+        }
+    }
+
+    int m = hi - lo;
+    ReadOrder *ro = xmalloc((size_t)(m ? m : 1) * sizeof *ro);
+    for (int k = 0; k < m; k++) {
+        const DataExample *e = &d->ex[idx[lo + k]];
+        ro[k] = (ReadOrder){e->shard, e->doc, lo + k};
+    }
+    if (!d->tokens) qsort(ro, (size_t)m, sizeof *ro, cmp_read_order);
     uint32_t *window = xmalloc(((size_t)L + 1) * sizeof *window);
     int rc_status = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < m; k++) {
         int i = ro[k].slot;
         const DataExample *e = &d->ex[idx[i]];
         if (read_window(d, rc, e, window) != 0) { rc_status = -1; break; }
@@ -257,15 +279,11 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
             in[t] = t < len - 1 ? (int32_t)window[t] : 0;
             tg[t] = t < len - 1 ? (int32_t)window[t + 1] : 0;
         }
-        b->n_valid[i] = len - 1;
-        b->n_tokens += len - 1;
         if (R > 0) {
             int32_t *rt = b->rater_tokens + (size_t)i * TR;
-            int valid = len < R ? len : R;
+            int valid = b->rater_valid[i];
             for (int t = 0; t < TR; t++) rt[t] = t < valid ? (int32_t)window[t] : 0;
-            b->rater_valid[i] = valid;
         }
-        b->index[i] = idx[i];
     }
     free(window);
     free(ro);
@@ -349,7 +367,8 @@ static int stream_batch(const DataLoader *d, Stream *s, DataBatch *b) {
         idx[i] = order[s->pos.cursor];
         advance(&s->pos, d->n_ex, 1);
     }
-    return gather(d, &s->rc, idx, B, d->opt.bucket_by_length, b);
+    int lo = d->part_hi < 0 ? 0 : d->part_lo, hi = d->part_hi < 0 ? B : d->part_hi;
+    return gather(d, &s->rc, idx, B, lo, hi, d->opt.bucket_by_length, b);
 }
 
 /* ---- read-ahead thread --------------------------------------------------------------- */
@@ -501,6 +520,8 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
     readctx_init(&d->main.rc, d->readers, d->n_shards);
     d->pos = (DataPosition){0, 0, opt->seed, d->n_ex};
     d->main.pos = d->pos;
+    d->part_lo = 0;
+    d->part_hi = -1;
     if (opt->prefetch > 0) {
         d->pf.n_slots = opt->prefetch;
         d->pf.slots = xcalloc((size_t)d->pf.n_slots, sizeof *d->pf.slots);
@@ -612,16 +633,32 @@ int data_set_position(DataLoader *d, const DataPosition *p) {
     return 0;
 }
 
+void data_set_part(DataLoader *d, int lo, int hi) {
+    CHECK(0 <= lo && lo <= hi && hi <= d->opt.batch_size, "data_set_part: [%d, %d) is not a part "
+          "of a batch of %d", lo, hi, d->opt.batch_size);
+    prefetch_stop(d);   /* batches read ahead were read whole: read them again */
+    d->part_lo = lo;
+    d->part_hi = hi;
+}
+
 /* ---- random access ------------------------------------------------------------------- */
 
+int data_get_part(DataLoader *d, const uint64_t *idx, int n, int lo, int hi, DataBatch *b) {
+    return gather(d, &d->main.rc, idx, n, lo, hi, d->opt.bucket_by_length, b);
+}
+
 int data_get(DataLoader *d, const uint64_t *idx, int n, DataBatch *b) {
-    return gather(d, &d->main.rc, idx, n, d->opt.bucket_by_length, b);
+    return data_get_part(d, idx, n, 0, n, b);
+}
+
+int data_range_part(DataLoader *d, uint64_t start, int n, int lo, int hi, DataBatch *b) {
+    uint64_t idx[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) idx[i] = (start + (uint64_t)i) % d->n_ex;
+    return data_get_part(d, idx, n, lo, hi, b);
 }
 
 int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {
-    uint64_t idx[n > 0 ? n : 1];
-    for (int i = 0; i < n; i++) idx[i] = (start + (uint64_t)i) % d->n_ex;
-    return data_get(d, idx, n, b);
+    return data_range_part(d, start, n, 0, n, b);
 }
 
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {

@@ -132,6 +132,19 @@ int data_set_position(DataLoader *d, const DataPosition *p);
 int data_get(DataLoader *d, const uint64_t *idx, int n, DataBatch *b);
 int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b);
 
+/* Reading PART of a batch (a data-parallel rank's slice, docs/scale-out.md): the batch is
+ * still the whole batch — B, T, T_rater (trimmed to the longest of ALL its examples),
+ * n_valid, rater_valid, index and n_tokens describe every example, taken from the index
+ * without reading a token — but only the examples [lo, hi) (0 <= lo <= hi <= B) are read
+ * and decoded into their rows of inputs/targets/rater_tokens; the other rows are zeros.
+ * Rows [lo, hi) hold exactly what the whole batch holds there.
+ * data_set_part: every later data_next reads only [lo, hi) of its batch (hi <= batch_size;
+ *   the stream itself, epochs and positions, is unchanged; read-ahead is restarted).
+ * data_get_part / data_range_part: data_get / data_range reading only [lo, hi) of n. */
+void data_set_part(DataLoader *d, int lo, int hi);
+int data_get_part(DataLoader *d, const uint64_t *idx, int n, int lo, int hi, DataBatch *b);
+int data_range_part(DataLoader *d, uint64_t start, int n, int lo, int hi, DataBatch *b);
+
 /* Copies the tokens of example i (length of them) into out. */
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out);
 

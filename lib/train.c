@@ -4,11 +4,12 @@
  *
  * Read top to bottom: inputs → FLOPs → setup (data, model, optimizer, curation, checks)
  * → evaluation → checkpoint save/load → the step's batch and loss weights → the loop.
- * Data-parallel over MPI ranks (dist.h, docs/scale-out.md): every rank reads the whole
- * global batch (the same stream), runs the LM on its contiguous slice of it, the gradients
- * (each a sum of w_i/B·∇ℓ_i over the slice) are summed over ranks in a fixed order and
- * every rank applies the same update; per-example losses are gathered, so the loss is
- * summed in the single process's order. Rank 0 alone writes checkpoints and logs.
+ * Data-parallel over MPI ranks (dist.h, docs/scale-out.md): every rank walks the same
+ * Train stream (the same global batches: example numbers only) but reads and decodes only
+ * its contiguous slice of each batch (data_set_part), runs the LM on that slice, the
+ * gradients (each a sum of w_i/B·∇ℓ_i over the slice) are summed over ranks in a fixed
+ * order and every rank applies the same update; per-example losses are gathered, so the
+ * loss is summed in the single process's order. Rank 0 alone writes checkpoints and logs.
  *
  * Must never: save a model whose last loss was not finite, log a step twice after a
  * resume, resume under another curation, let two ranks hold different parameters, or let
@@ -418,6 +419,15 @@ static int curation_setup(Trainer *t, const real *phi_host) {
  * per-example losses, the gradient all-reduce, one state on every rank
  * ================================================================================ */
 
+/* This rank's slice [lo, hi) of a batch of n examples, in whole units of `unit`
+ * (dist_slice): the rows it reads (data_*_part) and runs the LM or the rater on. */
+static void rank_part(int n, int unit, int *lo, int *hi) {
+    long a, b;
+    dist_slice(n, unit, dist_rank(), &a, &b);
+    *lo = (int)a;
+    *hi = (int)b;
+}
+
 /* Forward of this rank's slice [lo, hi) of batch b (dist_slice), its losses written to
  * losses[lo..hi); then every rank holds all B losses, bit for bit as computed. With one
  * rank: lm_forward on the whole batch. */
@@ -486,25 +496,32 @@ static int check_ranks_agree(void) {
 }
 
 /* ================================================================================
- * Evaluation: L_val = mean over Val examples (shard order) of the per-example loss
+ * Evaluation: L_val = mean over Val examples of the per-example loss
  * ================================================================================ */
 
 typedef struct { double l_val; long examples, tokens; } EvalResult;
 
+/* The Val split cut in nb batches of B in shard order (batch k = examples [kB, kB + B),
+ * the last one short). train.eval_batches = E > 0 (and E < nb) evaluates E of them spread
+ * evenly over the whole split, batch floor(j·nb/E) for j = 0 … E−1 (the first batch, then
+ * one every nb/E): Val shards are in corpus order, often sorted by source, so the first E
+ * batches would measure one part of Val only. The same batches at every evaluation. */
 static int evaluate(Trainer *t, const real *params, EvalResult *r) {
     int B = t->cfg->data.batch_size;
     uint64_t N = data_num_examples(t->val);
-    uint64_t nb = (N + (uint64_t)B - 1) / (uint64_t)B;
+    uint64_t nb = (N + (uint64_t)B - 1) / (uint64_t)B, E = nb;
     if (t->cfg->train.eval_batches > 0 && nb > (uint64_t)t->cfg->train.eval_batches)
-        nb = (uint64_t)t->cfg->train.eval_batches;
+        E = (uint64_t)t->cfg->train.eval_batches;
     double sum = 0;
     memset(r, 0, sizeof *r);
-    for (uint64_t k = 0; k < nb; k++) {
+    for (uint64_t j = 0; j < E; j++) {
+        uint64_t k = j * nb / E;   /* E = nb: k = j, the whole split */
         uint64_t start = k * (uint64_t)B;
-        int n = N - start < (uint64_t)B ? (int)(N - start) : B;
+        int n = N - start < (uint64_t)B ? (int)(N - start) : B, lo, hi;
         DataBatch *vb = t->val_batch;
-        if (data_range(t->val, start, n, vb) != 0) return -1;
-        forward_slice(t, params, vb, t->losses);   /* ranks split the batch */
+        rank_part(n, 1, &lo, &hi);   /* ranks split the batch: each reads its slice */
+        if (data_range_part(t->val, start, n, lo, hi, vb) != 0) return -1;
+        forward_slice(t, params, vb, t->losses);
         for (int i = 0; i < vb->B; i++) sum += (double)t->losses[i];
         r->examples += vb->B;
         r->tokens += vb->n_tokens;
@@ -800,14 +817,14 @@ static int cmp_by_pos(const void *a, const void *b) {
 static int next_batch(Trainer *t, Counters *c, long step) {
     if (t->curation != CURATE_ONLINE) return data_next(t->train, t->batch);
     DataBatch *cb = t->cand;
-    if (data_next(t->train, cb) != 0) return -1;
+    if (data_next(t->train, cb) != 0) return -1;   /* reads this rank's sub-batches only */
     /* ranks score whole sub-batches of the candidates (the same sub-batches as one
      * process: the same bits), then every rank holds every logit */
-    long lo, hi;
-    dist_slice(cb->B, t->sub, dist_rank(), &lo, &hi);
+    int lo, hi;
+    rank_part(cb->B, t->sub, &lo, &hi);
     if (hi > lo)
         score_rater_split(t->be, &t->rc, t->phi, t->racts, t->n_racts,
-                          cb->rater_tokens + lo * cb->T_rater, cb->rater_valid + lo, (int)(hi - lo),
+                          cb->rater_tokens + (size_t)lo * cb->T_rater, cb->rater_valid + lo, hi - lo,
                           cb->T_rater, t->sub, t->z + lo);
     dist_allgather(t->z, sizeof *t->z, cb->B, t->sub);
     c->flops_rater += train_flops_rater(&t->rc, cb->B, cb->T_rater);
@@ -830,7 +847,8 @@ static int next_batch(Trainer *t, Counters *c, long step) {
         c->cur_sum[0] += (double)t->rank[k].z;
     }
     c->cur_n[0] += keep;
-    return data_get(t->train, t->pick, keep, t->batch);
+    rank_part(keep, 1, &lo, &hi);   /* the rows of the kept batch this rank trains on */
+    return data_get_part(t->train, t->pick, keep, lo, hi, t->batch);
 }
 
 /* dlosses[i] = w_i / B: w = 1 (plain, online), or the rater's normalization of the
@@ -876,6 +894,12 @@ int train_run(TrainOptions *o) {
     t.config_json = config_to_json(cfg);
     alloc_model(&t, 1);
     if (curation_setup(&t, phi_host) != 0) goto done;
+    {   /* the rank reads only its rows of each Train batch: its slice of the B examples,
+         * or (online) its whole sub-batches of the C candidates (next_batch) */
+        int lo, hi;
+        rank_part(t.n_cand, t.curation == CURATE_ONLINE ? t.sub : 1, &lo, &hi);
+        data_set_part(t.train, lo, hi);
+    }
 
     if (o->resume) {
         if (dist_rank() == 0 && load_checkpoint(&t) != 0) goto done;

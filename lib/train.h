@@ -3,7 +3,9 @@
  * One step: next batch of the Train stream (data.h) → lm_forward → per-example losses
  * ℓ_i → lm_backward with dℓ_i = 1/B (L = mean ℓ_i) → clip + AdamW/SGD (optim.h) at the
  * scheduled learning rate. Every train.eval_every steps and at the end: L_val = mean of
- * ℓ_i over the Val examples in shard order (the first train.eval_batches batches; 0 = all).
+ * ℓ_i over the Val examples (all of them, or with train.eval_batches = E > 0 E batches of B
+ * spread evenly over the whole split: of its nb batches in shard order, batch ⌊j·nb/E⌋
+ * for j = 0 … E−1 — the same ones at every evaluation).
  *
  * Metrics (JSON lines, --log): at every train.log_every-th step and the last:
  *   step, tokens (training target tokens so far), lr, l_train (mean batch loss since the

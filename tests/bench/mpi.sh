@@ -11,6 +11,10 @@
 # Ranks are not pinned (--bind-to none), as the one process is not. Other load on the
 # cores changes every number (the header line shows the load average). Prints numbers,
 # never pass/fail.
+# The three runs use one copy of bin/ taken at the start: in a working tree where other
+# builds relink bin/dr-meta while the bench runs, (a) and (c) would otherwise run two
+# builds, whose raters differ by rounding (~1e-7) whenever an op changed: the explanation
+# found for issue #8's "1 run in 15 differs" (120 2-rank runs on one build: all identical).
 # BENCH_MPI_ROUNDS=N changes the number of meta-steps (>= 2).
 set -u
 cd "$(dirname "$0")/../.."
@@ -21,6 +25,8 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 R=${BENCH_MPI_ROUNDS:-4}
+cp -a "$BIN" "$tmp/bin" || { echo "mpi: cannot copy $BIN"; exit 0; }
+BIN=$tmp/bin   # one build for every run (above)
 
 tests/data/gen_corpus.sh "$tmp" 600 >/dev/null
 "$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/shards" "$tmp/corpus.jsonl" >/dev/null 2>&1
@@ -46,6 +52,7 @@ run() {  # name threads ranks
     per_step "$tmp/$name.jsonl"
 }
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dr-meta: $(sha256sum < "$BIN/dr-meta" | cut -c1-16) (sha256), one copy for every run"
 a=$(run a 1 1) || exit 0
 b=$(run b 2 1) || exit 0
 c=$(run c 1 2) || exit 0
@@ -59,5 +66,5 @@ awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
 if cmp -s "$tmp/a.safetensors" "$tmp/c.safetensors"; then
     echo "  raters of (a) and (c): bit-identical"
 else
-    echo "  raters of (a) and (c): DIFFER (they should not: a bug)"
+    echo "  raters of (a) and (c): DIFFER (the same build: a bug)"
 fi

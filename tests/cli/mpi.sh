@@ -5,8 +5,10 @@
 #    the state file and the metrics are BIT-IDENTICAL to one process (the members'
 #    meta-gradients and statistics are combined in member order on every rank);
 #    --stop-at on 2 ranks + --resume in ONE process = the uninterrupted run, bit for bit;
-#  - dr-train, the same global batch split over 2 ranks: every logged loss (l_train, l_val)
-#    within a relative 1e-4 of one process (train.sh's float-vs-double tolerance). Not
+#  - dr-train, the same global batch split over 2 ranks, each rank reading only its slice:
+#    every logged loss (l_train, l_val) within a relative 1e-4 of one process and the same
+#    token counts (train.sh's float-vs-double tolerance); also with online filtering
+#    (bit-identical logits), length buckets and read-ahead. Not
 #    bit-exact, by construction: each rank's backward sums ∂W over its half of the batch's
 #    rows and the two halves are added after, a different association of the same float
 #    sum (and BLAS blocks rows by the GEMM's row count); the first step's loss is equal, and
@@ -27,6 +29,10 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# every run below on one copy of bin/: another build relinking bin/ between the one-process
+# and the 2-rank run would make them differ by rounding (issue #8, tests/bench/mpi.sh)
+cp -a "$BIN" "$tmp/bin"
+BIN=$tmp/bin
 no_seconds() { sed 's/,"seconds":[^,}]*//' "$1"; }
 # A safetensors file with its "seconds" metadata (wall time) blanked, for cmp.
 st_no_seconds() {
@@ -85,15 +91,32 @@ TRAIN=(--config configs/tiny.yaml --set lm.lr=5e-3 --set data.batch_size=8 --set
 grep -q 'over 2 ranks' "$tmp/t2.err" || fail "dr-train on 2 ranks does not say so"
 [ "$(grep -c 'step 0: l_val' "$tmp/t2.err")" -eq 1 ] || fail "dr-train on 2 ranks: more than rank 0 logs"
 [ "$(wc -l < "$tmp/t2.jsonl")" -eq 61 ] || fail "dr-train on 2 ranks: expected 61 log lines (rank 0 only)"
-# every l_train / l_val pair within 1e-5 relative; tokens and flops identical
-paste -d' ' <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/t1.jsonl" | cut -d: -f2) \
-            <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/t2.jsonl" | cut -d: -f2) > "$tmp/pairs"
-[ "$(wc -l < "$tmp/pairs")" -eq 67 ] || fail "expected 60 l_train + 7 l_val values"
-worst=$(awk '{ d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d } END { printf "%.2e", w }' "$tmp/pairs")
-awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }' || fail "dr-train on 2 ranks: a loss differs by $worst relative (> 1e-4)"
-cmp -s <(grep -o '"tokens":[0-9]*' "$tmp/t1.jsonl") <(grep -o '"tokens":[0-9]*' "$tmp/t2.jsonl") ||
-    fail "dr-train on 2 ranks counted other tokens"
+# same_losses A B N WHAT: N l_train / l_val values, each pair within 1e-4 relative; the
+# token counts identical. Prints the largest relative difference.
+same_losses() {
+    paste -d' ' <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/$1.jsonl" | cut -d: -f2) \
+                <(grep -o '"l_\(train\|val\)":[^,}]*' "$tmp/$2.jsonl" | cut -d: -f2) > "$tmp/pairs"
+    [ "$(wc -l < "$tmp/pairs")" -eq "$3" ] || fail "$4: expected $3 l_train + l_val values"
+    worst=$(awk '{ d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > w) w = d } END { printf "%.2e", w }' "$tmp/pairs")
+    awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }' || fail "$4: a loss differs by $worst relative (> 1e-4)"
+    cmp -s <(grep -o '"tokens":[0-9]*' "$tmp/$1.jsonl") <(grep -o '"tokens":[0-9]*' "$tmp/$2.jsonl") ||
+        fail "$4: other token counts"
+}
+same_losses t1 t2 67 "dr-train on 2 ranks"   # 60 l_train + 7 l_val
 echo "dr-train: 2 ranks vs one process, 60 steps: largest relative loss difference $worst (≤ 1e-4)"
+# each rank reads only its slice of a batch: with online filtering (it reads and scores its
+# sub-batch of the 16 candidates, then its slice of the 8 kept), length buckets (every
+# slice has the whole batch's trimmed length) and read-ahead; the logits are bit-identical
+CUR=(--rater "$tmp/m1k2.safetensors" --online-keep 0.5 --set data.bucket_by_length=true
+     --set data.prefetch=2 --steps 20)
+"$BIN/dr-train" "${TRAIN[@]}" "${CUR[@]}" --log "$tmp/o1.jsonl" -o "$tmp/o1.safetensors" "$M" 2>/dev/null ||
+    fail "dr-train online, one process"
+"${MPI2[@]}" "$BIN/dr-train" "${TRAIN[@]}" "${CUR[@]}" --log "$tmp/o2.jsonl" -o "$tmp/o2.safetensors" "$M" \
+    2>"$tmp/o2.err" || { cat "$tmp/o2.err"; fail "dr-train online on 2 ranks"; }
+same_losses o1 o2 23 "dr-train online on 2 ranks"   # 20 l_train + 3 l_val
+cmp -s <(grep -o '"z_\(kept\|all\)":[^,}]*' "$tmp/o1.jsonl") <(grep -o '"z_\(kept\|all\)":[^,}]*' "$tmp/o2.jsonl") ||
+    fail "dr-train online on 2 ranks: other logits (z_kept, z_all)"
+echo "dr-train --online-keep 0.5, length buckets, read-ahead: 2 ranks vs one process: the same logits, largest relative loss difference $worst"
 
 # ---- rank 1 killed mid-run; --resume from the last checkpoint = uninterrupted ----------
 "${MPI2[@]}" "$BIN/dr-train" "${TRAIN[@]}" --log "$tmp/k.jsonl" -o "$tmp/k.safetensors" "$M" \

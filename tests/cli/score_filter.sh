@@ -81,6 +81,22 @@ MEAN=$(tail -n +2 "$TMP/ppl.tsv" | awk -F'\t' '{ s += $2; n++ } END { printf "%.
 echo "--lm: mean score over Val $MEAN, dr-train --eval-only l_val $LV"
 check "--lm: mean score over Val = l_val (rel 1e-5)" \
     awk -v a="$MEAN" -v b="$LV" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d / b < 1e-5) }'
+# train.eval_batches = 3: 3 of the nb Val batches of 16 (shard order) spread evenly over the
+# split, batch floor(j·nb/3), not the first 3: l_val = the mean score of their examples
+L3=$("$BIN/dr-train" $TOY --set train.eval_batches=3 --eval-only "$TMP/lm.safetensors" "$M" 2>/dev/null \
+     | grep -o '"l_val":[^,]*' | cut -d: -f2)
+mean_of_batches() {  # FIRST(1 = the first E batches, 0 = spread)
+    tail -n +2 "$TMP/ppl.tsv" | awk -F'\t' -v E=3 -v B=16 -v first="$1" '{ x[NR - 1] = $2 }
+        END { nb = int((NR + B - 1) / B)
+              for (j = 0; j < E; j++) { k = first ? j : int(j * nb / E)
+                  for (i = k * B; i < k * B + B && i < NR; i++) { s += x[i]; n++ } }
+              printf "%.9g", s / n }'
+}
+M3=$(mean_of_batches 0); F3=$(mean_of_batches 1)
+echo "eval_batches 3: l_val $L3; mean score of the spread batches $M3, of the first 3 $F3"
+check "eval_batches 3: l_val = the mean score of 3 batches spread over Val (rel 1e-5), not of the first 3" \
+    awk -v a="$M3" -v b="$L3" -v f="$F3" 'BEGIN { d = a - b; if (d < 0) d = -d; e = f - b; if (e < 0) e = -e
+                                                 exit !(b > 0 && d / b < 1e-5 && d <= e) }'
 "$BIN/dr-score" --lm "$TMP/lm.safetensors" $TOY --split train_b "$M" > "$TMP/ppl_b.tsv" 2>/dev/null
 check "--lm: corrupt examples have the higher loss" \
     awk -F'\t' 'NR > 1 { s[$3] += $2; n[$3]++ } END { exit !(s["corrupt"]/n["corrupt"] > s["clean"]/n["clean"]) }' "$TMP/ppl_b.tsv"

@@ -1,6 +1,7 @@
 /* test_data.c — the data loader (lib/data.h): windows, ids, padding, min_tokens,
  * shuffling, shard order, length bucketing, position save/restore, read-ahead thread,
- * resident vs streamed reads, and the refusals (no examples, mixed tokenizers). */
+ * resident vs streamed reads, reading part of a batch (data-parallel ranks), and the
+ * refusals (no examples, mixed tokenizers). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,71 @@ static void test_resume_and_prefetch(int bucket) {
     free(h_sync); free(h_pf); free(h_res);
 }
 
+/* b (part [lo, hi) of a batch) against w (the whole batch): the same metadata for every
+ * example, the same token rows in [lo, hi), zeros elsewhere. */
+static int part_matches(const DataBatch *w, const DataBatch *b, int lo, int hi) {
+    if (w->B != b->B || w->T != b->T || w->T_rater != b->T_rater || w->n_tokens != b->n_tokens) return 0;
+    int ok = 1;
+    for (int i = 0; i < w->B; i++) {
+        int in = i >= lo && i < hi;
+        ok &= w->n_valid[i] == b->n_valid[i] && w->rater_valid[i] == b->rater_valid[i] &&
+              w->index[i] == b->index[i];
+        for (int t = 0; t < w->T; t++) {
+            size_t j = (size_t)i * w->T + t;
+            ok &= b->inputs[j] == (in ? w->inputs[j] : 0) && b->targets[j] == (in ? w->targets[j] : 0);
+        }
+        for (int t = 0; t < w->T_rater; t++) {
+            size_t j = (size_t)i * w->T_rater + t;
+            ok &= b->rater_tokens[j] == (in ? w->rater_tokens[j] : 0);
+        }
+    }
+    return ok;
+}
+
+/* Reading part of a batch (data-parallel ranks): data_set_part on the stream, changed
+ * every few batches (read-ahead restarts), and data_get_part / data_range_part; resident,
+ * streamed and read-ahead loaders. */
+static void test_parts(int bucket) {
+    char *paths[] = {path_a, path_b, path_c};
+    DataOptions o = opts(8, 5);
+    o.bucket_by_length = bucket;
+    for (int variant = 0; variant < 3; variant++) {
+        o.prefetch = variant == 1 ? 2 : 0;
+        o.resident_max_tokens = variant == 2 ? 0 : 1 << 20;
+        DataLoader *dw = open_paths(3, paths, &o), *dp = open_paths(3, paths, &o);
+        CHECK(dw && dp, "%s", dr_lasterr());
+        DataBatch *bw = data_batch_new(dw), *bp = data_batch_new(dp);
+        int ok = 1, lo = 0, hi = 5;
+        for (int k = 0; k < 60; k++) {
+            if (k % 7 == 0) {
+                lo = (k / 7) % 3;
+                hi = lo + (k / 7) % 4;   /* empty parts too */
+                data_set_part(dp, lo, hi);
+            }
+            TEST_CHECK(data_next(dw, bw) == 0 && data_next(dp, bp) == 0, "%s", dr_lasterr());
+            ok &= part_matches(bw, bp, lo, hi);
+        }
+        TEST_CHECK(ok, "the stream's parts of batches are the whole batches' rows (variant %d, bucket %d)",
+                   variant, bucket);
+        ok = 1;
+        uint64_t N = data_num_examples(dw), idx[5];
+        for (int k = 0; k < 30; k++) {
+            int n = 1 + k % 5, a = k % n, c = a + (k / 5) % (n - a + 1);
+            for (int i = 0; i < n; i++) idx[i] = ((uint64_t)k * 7919 + (uint64_t)i * 104729) % N;
+            TEST_CHECK(data_get(dw, idx, n, bw) == 0 && data_get_part(dp, idx, n, a, c, bp) == 0, "%s",
+                       dr_lasterr());
+            ok &= part_matches(bw, bp, a, c);
+            TEST_CHECK(data_range(dw, (uint64_t)k * 3, n, bw) == 0 &&
+                       data_range_part(dp, (uint64_t)k * 3, n, a, c, bp) == 0, "%s", dr_lasterr());
+            ok &= part_matches(bw, bp, a, c);
+        }
+        TEST_CHECK(ok, "data_get_part / data_range_part give the whole batches' rows (variant %d, bucket %d)",
+                   variant, bucket);
+        data_batch_free(bw); data_batch_free(bp);
+        data_close(dw); data_close(dp);
+    }
+}
+
 static void test_errors(void) {
     char path_short[300], path_fp[300];
     snprintf(path_short, sizeof path_short, "%s/short.drs", dir);
@@ -361,6 +427,8 @@ int main(void) {
     test_bucketing();
     test_resume_and_prefetch(0);
     test_resume_and_prefetch(1);
+    test_parts(0);
+    test_parts(1);
     test_errors();
 
     char cmd[400];

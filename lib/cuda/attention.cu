@@ -2,8 +2,9 @@
  * per-example padding mask, and its derivatives up to the tangent of the backward. The
  * math (and its notation) is lib/ops/attention.c's; this file computes the same thing.
  *
- * How: att [B,NH,T,T] is materialized as on the CPU. Every product is one
- * cublasSgemmBatched over the B·NH (b, h) pairs (fp32 always), on the FULL T×T blocks;
+ * How: att [B,NH,T,T] is materialized as on the CPU. Every product is one batched GEMM
+ * over the B·NH (b, h) pairs (cu_gemm_bh: fp32, tf32 or bf16 inputs with fp32
+ * accumulation, as backend_cuda_set_gemm_precision says), on the FULL T×T blocks;
  * the row kernels (one warp per row of T keys) then apply the softmax, its Jacobian, or
  * the tangent of its Jacobian over the allowed keys j < n(t) and write exact zeros
  * everywhere else (keys j ≥ n, and whole rows of padded queries t ≥ L). Every later

@@ -22,16 +22,51 @@ extern const Backend backend_cuda;
  * cuBLAS handle created); else NULL with the reason in why[n] ("no CUDA device: ..."). */
 const Backend *backend_cuda_get(char *why, size_t n);
 
-/* GEMM arithmetic of the matmul op (linear layers, all four faces):
- *   "fp32" (default): cublasSgemm, full fp32, what the tests compare with the CPU;
+/* GEMM arithmetic of every matrix product: the matmul op (linear layers, the tied
+ * output head) and attention's batched per-(b, h) products, all four faces of each:
+ *   "fp32" (default): cublasSgemm / cublasSgemmBatched, full fp32, what the tests
+ *           compare with the CPU at 1e-5;
  *   "tf32": fp32 storage, TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32);
- *   "bf16": inputs rounded to bf16 on the fly, fp32 accumulation and output
- *           (cublasGemmEx, CUDA_R_16BF × CUDA_R_16BF → CUDA_R_32F): bf16 autocast with
- *           fp32 master weights. Attention's batched products stay fp32.
+ *   "bf16": both inputs rounded to bf16 on the fly, fp32 accumulation and fp32 output
+ *           (cublasGemmEx / cublasGemmBatchedEx, CUDA_R_16BF × CUDA_R_16BF → CUDA_R_32F,
+ *           CUBLAS_COMPUTE_32F): experiment.precision bf16. Parameters, activations,
+ *           gradients, optimizer state and the meta-gradient stay fp32 (fp32 master
+ *           weights); softmax, LayerNorm, cross-entropy and the optimizers stay fp32.
  * The environment variable DR_CUDA_GEMM sets the initial mode. Returns 0, or -1 for an
  * unknown name (mode unchanged). */
 int backend_cuda_set_gemm_precision(const char *name);
 const char *backend_cuda_gemm_precision(void);
+
+/* bf16 mode rounds each operand into a scratch copy; a product whose operand copy would
+ * exceed this many bytes (default 512 MiB; 0 restores it) runs in row or column blocks,
+ * and attention's batched products in blocks of examples, so the copies stay bounded
+ * (the [B·T, V] logit gradient alone would be 6 GiB at the reference scale). Tests set
+ * it small to exercise the blocked path. */
+void backend_cuda_set_bf16_chunk_bytes(size_t bytes);
+
+/* Device 0 as the runtime reports it (cudaGetDeviceProperties; no cuBLAS handle). 0, or
+ * -1 with the reason in why[n] ("no CUDA device: ...") when there is none. */
+typedef struct {
+    char name[256];
+    int major, minor;          /* compute capability */
+    int sm_count;
+    int count;                 /* devices visible */
+    size_t total_bytes;        /* totalGlobalMem */
+} BackendCudaDevice;
+int backend_cuda_device(BackendCudaDevice *d, char *why, size_t n);
+
+/* Device memory of this process. live: the be->alloc blocks held now (rounded up to 256
+ * bytes as allocated); scratch: the backend's scratch buffers held now (attention's
+ * [B,NH,T,T] buffers, bf16 copies, ...); peak: the largest live + scratch since the
+ * start or the last reset. device_used / device_total: cudaMemGetInfo (used = total −
+ * free, the whole device: also the CUDA context, cuBLAS's workspace and other
+ * processes). */
+typedef struct {
+    size_t live, scratch, peak;
+    size_t device_used, device_total;
+} BackendCudaMemory;
+void backend_cuda_memory(BackendCudaMemory *m);
+void backend_cuda_memory_reset_peak(void);   /* peak = live + scratch now */
 
 #ifdef __cplusplus
 }

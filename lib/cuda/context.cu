@@ -1,10 +1,12 @@
 /* context.cu — the CUDA backend's state: device check, the cuBLAS handle, the GEMM
- * precision mode, device and host scratch, and the memory faces of the Backend (alloc,
- * free, to_device, to_host, synchronize). Must never allocate per op in a hot path
- * except by growing scratch (which happens once per new maximal shape). */
+ * precision mode, device and host scratch, the memory faces of the Backend (alloc,
+ * free, to_device, to_host, synchronize) and the accounting of device memory (live,
+ * scratch, peak: backend_cuda_memory). Must never allocate per op in a hot path except
+ * by growing scratch (which happens once per new maximal shape). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unordered_map>
 
 #include "cuda/cuda_common.cuh"
 #include "cuda/cuda_ops.cuh"
@@ -59,7 +61,44 @@ extern "C" int backend_cuda_set_gemm_precision(const char *name) {
 
 extern "C" const char *backend_cuda_gemm_precision(void) { return gemm_mode_names[cu_gemm_mode()]; }
 
+/* Largest bf16 copy of one GEMM operand (gemm.cu chunks bigger products). */
+static size_t g_bf16_chunk_bytes = (size_t)512 << 20;
+
+size_t cu_bf16_chunk_bytes(void) { return g_bf16_chunk_bytes; }
+
+extern "C" void backend_cuda_set_bf16_chunk_bytes(size_t bytes) {
+    g_bf16_chunk_bytes = bytes ? bytes : (size_t)512 << 20;
+}
+
 /* ---- device check -------------------------------------------------------------------- */
+
+extern "C" int backend_cuda_device(BackendCudaDevice *d, char *why, size_t n) {
+    memset(d, 0, sizeof *d);
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count < 1) {
+        if (why && n)
+            snprintf(why, n, "no CUDA device: %s",
+                     e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports 0 devices");
+        cudaGetLastError();
+        return -1;
+    }
+    cudaDeviceProp p;
+    e = cudaGetDeviceProperties(&p, 0);
+    if (e != cudaSuccess) {
+        if (why && n) snprintf(why, n, "CUDA device 0 unreadable: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        return -1;
+    }
+    snprintf(d->name, sizeof d->name, "%s", p.name);
+    d->major = p.major;
+    d->minor = p.minor;
+    d->sm_count = p.multiProcessorCount;
+    d->total_bytes = p.totalGlobalMem;
+    d->count = count;
+    if (why && n) why[0] = 0;
+    return 0;
+}
 
 extern "C" const Backend *backend_cuda_get(char *why, size_t n) {
     int count = 0;
@@ -83,6 +122,33 @@ extern "C" const Backend *backend_cuda_get(char *why, size_t n) {
     return &backend_cuda;
 }
 
+/* ---- accounting: bytes held by be->alloc blocks and by scratch, and their peak ---------- */
+
+static std::unordered_map<void *, size_t> g_block_bytes;   /* live be->alloc blocks */
+static size_t g_live, g_scratch, g_peak;
+
+static void account(size_t add_live, size_t sub_live, size_t add_scr, size_t sub_scr) {
+    g_live = g_live + add_live - sub_live;
+    g_scratch = g_scratch + add_scr - sub_scr;
+    if (g_live + g_scratch > g_peak) g_peak = g_live + g_scratch;
+}
+
+extern "C" void backend_cuda_memory(BackendCudaMemory *m) {
+    memset(m, 0, sizeof *m);
+    m->live = g_live;
+    m->scratch = g_scratch;
+    m->peak = g_peak;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        m->device_total = total_b;
+        m->device_used = total_b - free_b;
+    } else {
+        cudaGetLastError();
+    }
+}
+
+extern "C" void backend_cuda_memory_reset_peak(void) { g_peak = g_live + g_scratch; }
+
 /* ---- scratch ------------------------------------------------------------------------- */
 
 static void *g_scr[CU_SCR_COUNT];
@@ -95,13 +161,17 @@ void *cu_scratch(int slot, size_t bytes) {
         if (g_scr[slot]) {
             cudaCheck(cudaDeviceSynchronize());   /* queued ops may still read it */
             cudaCheck(cudaFree(g_scr[slot]));
+            account(0, 0, 0, g_scr_cap[slot]);
+            g_scr_cap[slot] = 0;
         }
         g_scr[slot] = NULL;
         cudaError_t e = cudaMalloc(&g_scr[slot], cap);
         if (e != cudaSuccess)
-            dr_fail_at(__FILE__, __LINE__, "out of device memory (scratch of %zu bytes): %s", cap,
-                       cudaGetErrorString(e));
+            dr_fail_at(__FILE__, __LINE__,
+                       "out of device memory (scratch of %zu bytes, with %.2f GiB already held): %s",
+                       cap, (double)(g_live + g_scratch) / (1 << 30), cudaGetErrorString(e));
         g_scr_cap[slot] = cap;
+        account(0, 0, cap, 0);
     }
     return g_scr[slot];
 }
@@ -129,14 +199,23 @@ void *cu_alloc(size_t bytes) {
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, rounded);
     if (e != cudaSuccess)
-        dr_fail_at(__FILE__, __LINE__, "out of device memory (%zu bytes): %s", bytes,
-                   cudaGetErrorString(e));
+        dr_fail_at(__FILE__, __LINE__,
+                   "out of device memory (%zu bytes, with %.2f GiB already held): %s", bytes,
+                   (double)(g_live + g_scratch) / (1 << 30), cudaGetErrorString(e));
     cudaCheck(cudaMemset(p, 0, rounded));
+    g_block_bytes[p] = rounded;
+    account(rounded, 0, 0, 0);
     return p;
 }
 
 void cu_free(void *p) {
-    if (p) cudaCheck(cudaFree(p));
+    if (!p) return;
+    auto it = g_block_bytes.find(p);
+    if (it == g_block_bytes.end())
+        dr_fail_at(__FILE__, __LINE__, "free of a pointer the CUDA backend did not allocate");
+    account(0, it->second, 0, 0);
+    g_block_bytes.erase(it);
+    cudaCheck(cudaFree(p));
 }
 
 void cu_to_device(void *dst, const void *src_host, size_t bytes) {

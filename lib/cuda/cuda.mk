@@ -11,6 +11,11 @@
 #                 CPU op; exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
 #   make test-cuda-emu  the same test on a CPU emulator of CUDA (no GPU needed; g++ and
 #                 python3): checks the kernels' logic, not the GPU (tests/cuda/emu/run.sh)
+#   make bench-cuda  builds and runs tests/cuda/bench_cuda: GEMM rate, training tokens/s and
+#                 MFU (bench and reference configs, fp32 and bf16), one reference meta-step
+#                 (T = 16) and peak device memory; without a GPU one line says so, exit 1.
+#                 BENCH_CUDA_ARGS passes options (e.g. --precision bf16, --plan)
+#   make bench-cuda-emu  bench_cuda --quick on the emulator: the program's logic only
 # and wires them in: the objects become a shared library $(BIN)/libdr_cuda.so (linked
 # against cuBLAS and the runtime), which backend_select() loads with dlopen only when a
 # GPU is asked for or (device auto) an NVIDIA driver is present — so the CPU tools never
@@ -70,11 +75,29 @@ test-cuda: $(CUDA_TEST_BIN)
 	@$(CUDA_TEST_BIN); rc=$$?; \
 	 if [ $$rc -eq 77 ]; then echo "test-cuda: SKIPPED (no GPU): exit 77, not a pass"; fi; exit $$rc
 
+# make bench-cuda: the benchmark links the backend's objects directly (like the test) plus
+# its GEMM-rate helper, and runs from the repository root (it reads configs/bench.yaml and
+# configs/gpu.yaml).
+CUDA_BENCH_BIN := $(BUILD)/cuda/bench_cuda
+
+$(BUILD)/cuda/bench_gemm.o: tests/cuda/bench_gemm.cu $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(CUDA_BENCH_BIN): tests/cuda/bench_cuda.c $(BUILD)/cuda/bench_gemm.o $(CUDA_OBJ) $(LIB_A) lib/cuda/backend_cuda.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(BUILD)/cuda/bench_gemm.o $(CUDA_OBJ) $(LIB_A) $(LDLIBS) $(CUDA_LDLIBS) -o $@
+
+bench-cuda: $(CUDA_BENCH_BIN)
+	@$(CUDA_BENCH_BIN) $(BENCH_CUDA_ARGS)
+
 else   # nvcc without the libraries
 
 $(warning lib/cuda/cuda.mk: $(NVCC) found, but not libcudart.so + libcublas.so + libcublasLt.so under $(CUDA_HOME): building without the CUDA backend)
 test-cuda:
 	@echo "test-cuda: SKIPPED (CUDA toolkit incomplete: no cuBLAS/cudart next to $(NVCC)): exit 77, not a pass"; exit 77
+bench-cuda:
+	@echo "bench-cuda: the CUDA toolkit next to $(NVCC) has no cuBLAS/cudart: cannot build the GPU benchmark" >&2; exit 1
 
 endif
 
@@ -83,6 +106,9 @@ endif
 test-cuda-emu: $(LIB_A)
 	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh
 
-.PHONY: cuda-objs test-cuda test-cuda-emu
+bench-cuda-emu: $(LIB_A)
+	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh bench --quick $(BENCH_CUDA_ARGS)
+
+.PHONY: cuda-objs test-cuda test-cuda-emu bench-cuda bench-cuda-emu
 
 endif

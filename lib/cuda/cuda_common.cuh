@@ -71,7 +71,7 @@ enum {
     CU_SCR_ROWS,         /* per-row values: CE row losses, LN row statistics       */
     CU_SCR_PARTIAL,      /* per-chunk partial column sums                         */
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
-    CU_SCR_BF16_A,       /* bf16 copies of GEMM operands                          */
+    CU_SCR_BF16_A,       /* bf16 copies of GEMM operands (≤ cu_bf16_chunk_bytes)   */
     CU_SCR_BF16_B,
     CU_SCR_INDEX,        /* embedding backward: token-sorted rows and runs         */
     CU_SCR_ONES,         /* a vector of ones (column sums by GEMV)                */
@@ -84,9 +84,11 @@ void *cu_scratch(int slot, size_t bytes);
 void *cu_host_scratch(int slot, size_t bytes);
 enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
 
-/* GEMM arithmetic of cu_gemm (backend_cuda_set_gemm_precision; env DR_CUDA_GEMM). */
+/* GEMM arithmetic of cu_gemm and cu_gemm_bh (backend_cuda_set_gemm_precision; env
+ * DR_CUDA_GEMM), and the largest bf16 operand copy (backend_cuda_set_bf16_chunk_bytes). */
 enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
 int cu_gemm_mode(void);
+size_t cu_bf16_chunk_bytes(void);
 
 /* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
  * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:
@@ -100,7 +102,9 @@ void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float 
 
 /* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
  * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,
- * out and att). One cublasSgemmBatched, fp32. */
+ * out and att). In the selected precision like cu_gemm: one cublasSgemmBatched (fp32),
+ * one cublasGemmBatchedEx (tf32), or, in bf16, per block of examples two dense bf16
+ * copies and one cublasGemmBatchedEx bf16 × bf16 → fp32. */
 struct CuBHMat {
     const float *p;
     long long sb, sh;

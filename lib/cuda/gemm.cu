@@ -1,11 +1,19 @@
 /* gemm.cu — every matrix product of the CUDA backend goes through here: cuBLAS on
  * row-major operands (lib/ops/cpu_util.h's ops_gemm contract), in fp32, TF32 or bf16
  * (inputs rounded to bf16 on the fly, fp32 accumulation and output), the per-(b, h)
- * batched products of attention, and column sums by GEMV.
+ * batched products of attention in the same three modes, and column sums by GEMV.
  *
  * Row-major to cuBLAS's column-major: a row-major X[r, c] with leading dimension ld is
  * the column-major Xᵀ with the same ld, so C = op(A)·op(B) is computed as
- * Cᵀ = op(B)ᵀ·op(A)ᵀ: the same transpose flags, operands swapped, M and N swapped. */
+ * Cᵀ = op(B)ᵀ·op(A)ᵀ: the same transpose flags, operands swapped, M and N swapped.
+ *
+ * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count),
+ * then one cublasGemmEx / cublasGemmBatchedEx multiplies the copies with fp32
+ * accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
+ * default) is made block by block: blocks of rows of C (for a big A) or of columns of C
+ * (for a big B), blocks of examples b for the batched products. Each block is a
+ * complete product of its part of C, so the result does not depend on the blocking
+ * beyond cuBLAS's own choice of algorithm for the block's shape. */
 #include <cuda_bf16.h>
 
 #include "cuda/cuda_common.cuh"
@@ -53,6 +61,55 @@ static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int 
     return dst;
 }
 
+/* C = alpha·op(A)·op(B) + beta·C on bf16 copies Ah, Bh (dense, leading dimensions lda_h,
+ * ldb_h as stored row-major), fp32 accumulation and output */
+static void gemm_ex_bf16(int ta, int tb, int M, int N, int K, float alpha,
+                         const __nv_bfloat16 *Ah, int lda_h, const __nv_bfloat16 *Bh, int ldb_h,
+                         float beta, float *C, int ldc) {
+    cublasCheck(cublasGemmEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
+                             Bh, CUDA_R_16BF, ldb_h, Ah, CUDA_R_16BF, lda_h, &beta,
+                             C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+static int block_of(size_t limit, size_t bytes_per_unit, int total) {
+    size_t b = bytes_per_unit ? limit / bytes_per_unit : (size_t)total;
+    return b < 1 ? 1 : b > (size_t)total ? total : (int)b;
+}
+
+static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
+    /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
+    if ((size_t)M * K * es > limit && M > 1) {
+        /* blocks of mc rows of C: rows of A, or columns of A stored [K,M]; B copied once */
+        const int mc = block_of(limit, (size_t)K * es, M);
+        const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
+        for (int m0 = 0; m0 < M; m0 += mc) {
+            const int m = M - m0 < mc ? M - m0 : mc;
+            const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
+            const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, Ab, ta ? K : m, ta ? m : K, lda);
+            gemm_ex_bf16(ta, tb, m, N, K, alpha, Ah, ta ? m : K, Bh, tb ? K : N, beta,
+                         C + (size_t)m0 * ldc, ldc);
+        }
+        return;
+    }
+    if ((size_t)K * N * es > limit && N > 1) {
+        /* blocks of nc columns of C: columns of B, or rows of B stored [N,K]; A copied once */
+        const int nc = block_of(limit, (size_t)K * es, N);
+        const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
+        for (int n0 = 0; n0 < N; n0 += nc) {
+            const int n = N - n0 < nc ? N - n0 : nc;
+            const float *Bb = tb ? B + (size_t)n0 * ldb : B + n0;
+            const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, Bb, tb ? n : K, tb ? K : n, ldb);
+            gemm_ex_bf16(ta, tb, M, n, K, alpha, Ah, ta ? M : K, Bh, tb ? K : n, beta, C + n0, ldc);
+        }
+        return;
+    }
+    const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
+    const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
+    gemm_ex_bf16(ta, tb, M, N, K, alpha, Ah, ta ? M : K, Bh, tb ? K : N, beta, C, ldc);
+}
+
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -64,16 +121,9 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
                                  C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
                                  CUBLAS_GEMM_DEFAULT));
         return;
-    case CU_GEMM_BF16: {
-        /* the stored shapes: A is [M,K] or [K,M], B is [K,N] or [N,K] */
-        int ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
-        const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ra, ca, lda);
-        const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, rb, cb, ldb);
-        cublasCheck(cublasGemmEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
-                                 Bh, CUDA_R_16BF, cb, Ah, CUDA_R_16BF, ca, &beta,
-                                 C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    case CU_GEMM_BF16:
+        gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
-    }
     default:
         cu_gemm_fp32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
@@ -91,18 +141,87 @@ static __global__ void bh_pointers_k(const float **pa, const float **pb, float *
     pc[i] = (float *)C.p + b * C.sb + h * C.sh;
 }
 
+/* matrix m = (b − b0)·nh + h of nb examples: dst + m·stride (dense rows×cols, ld = cols)
+ * = bf16 of matrix (b, h) of X */
+static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
+                                    int cols, int b0, int nb, int nh) {
+    const size_t per = (size_t)rows * cols, n = per * (size_t)nb * nh;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t m = i / per, e = i % per;
+        long long b = b0 + (long long)(m / nh), h = (long long)(m % nh);
+        size_t r = e / cols, c = e % cols;
+        dst[m * stride + e] = __float2bfloat16(X.p[b * X.sb + h * X.sh + (long long)(r * X.ld + c)]);
+    }
+}
+
+/* pointers into the dense bf16 copies, and into C for examples b0 … b0 + nb − 1 */
+static __global__ void bh_pointers_bf16_k(const __nv_bfloat16 **pa, const __nv_bfloat16 **pb,
+                                          float **pc, const __nv_bfloat16 *Ah, size_t per_a,
+                                          const __nv_bfloat16 *Bh, size_t per_b, CuBHMat C,
+                                          int b0, int nb, int nh) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nb * nh) return;
+    long long b = b0 + i / nh, h = i % nh;
+    pa[i] = Ah + (size_t)i * per_a;
+    pb[i] = Bh + (size_t)i * per_b;
+    pc[i] = (float *)C.p + b * C.sb + h * C.sh;
+}
+
+static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
+                         float beta, CuBHMat C, int nb, int nh) {
+    const size_t es = sizeof(__nv_bfloat16);
+    const int ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
+    /* each matrix's copy starts on a 16-byte boundary (8 bf16), as tensor-core kernels like */
+    const size_t per_a = ((size_t)ra * ca + 7) / 8 * 8, per_b = ((size_t)rb * cb + 7) / 8 * 8;
+    const size_t per_example = (per_a > per_b ? per_a : per_b) * es * (size_t)nh;
+    const int bc = block_of(cu_bf16_chunk_bytes(), per_example, nb);
+    for (int b0 = 0; b0 < nb; b0 += bc) {
+        const int n = nb - b0 < bc ? nb - b0 : bc, count = n * nh;
+        __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
+        __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
+        bh_to_bf16_k<<<cu_blocks((size_t)count * per_a), CU_THREADS>>>(Ah, per_a, A, ra, ca, b0, n, nh);
+        cudaLaunchCheck();
+        bh_to_bf16_k<<<cu_blocks((size_t)count * per_b), CU_THREADS>>>(Bh, per_b, B, rb, cb, b0, n, nh);
+        cudaLaunchCheck();
+        void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
+        const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
+        float **pc = (float **)(ptrs + 2 * (size_t)count);
+        bh_pointers_bf16_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, Ah, per_a, Bh, per_b, C, b0,
+                                                         n, nh);
+        cudaLaunchCheck();
+        cublasCheck(cublasGemmBatchedEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
+                                        (const void *const *)pb, CUDA_R_16BF, cb,
+                                        (const void *const *)pa, CUDA_R_16BF, ca, &beta,
+                                        (void *const *)pc, CUDA_R_32F, C.ld, count,
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+}
+
 void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
                 float beta, CuBHMat C, int nb, int nh) {
     int count = nb * nh;
     if (M <= 0 || N <= 0 || count <= 0) return;
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh: empty product (K = %d)", K);
+    const int mode = cu_gemm_mode();
+    if (mode == CU_GEMM_BF16) {
+        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, B, beta, C, nb, nh);
+        return;
+    }
     void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
     const float **pa = (const float **)ptrs, **pb = pa + count;
     float **pc = (float **)(ptrs + 2 * (size_t)count);
     bh_pointers_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, A, B, C, nb, nh);
     cudaLaunchCheck();
-    cublasCheck(cublasSgemmBatched(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, pb, B.ld,
-                                   pa, A.ld, &beta, pc, C.ld, count));
+    if (mode == CU_GEMM_TF32)
+        cublasCheck(cublasGemmBatchedEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
+                                        (const void *const *)pb, CUDA_R_32F, B.ld,
+                                        (const void *const *)pa, CUDA_R_32F, A.ld, &beta,
+                                        (void *const *)pc, CUDA_R_32F, C.ld, count,
+                                        CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    else
+        cublasCheck(cublasSgemmBatched(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, pb, B.ld,
+                                       pa, A.ld, &beta, pc, C.ld, count));
 }
 
 /* ---- column sums ------------------------------------------------------------------- */

@@ -15,7 +15,9 @@
  *                               up to ~x·u′ ≈ 30; CUDA's tanhf is within 2 ulp)
  *   - whole models (LM forward-over-reverse, rater):  rel ≤ 1e-4  (chains of ~40 ops)
  *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3
- *   - matmul in TF32 ≤ 1e-2, in bf16 ≤ 3e-2 (inputs rounded to 10 / 8 mantissa bits)
+ *   - the GEMM ops (matmul, attention: every face) in TF32 and in bf16 ≤ 1e-2 (inputs
+ *     rounded to 10 / 8 mantissa bits, fp32 accumulation), bf16 also with the operand
+ *     copies cut into blocks (backend_cuda_set_bf16_chunk_bytes)
  *   - outputs the op must not touch (a NULL tangent in) must stay bit-identical;
  *   - every element of a written output is written: outputs start as NaN on the GPU
  *     side, and a NaN left where the CPU has a number is reported as "not written";
@@ -49,7 +51,8 @@
 #define TOL_MODEL  1e-4   /* a whole LM / rater pass */
 #define TOL_META   1e-3   /* a whole meta-step */
 #define TOL_TF32   1e-2
-#define TOL_BF16   3e-2
+#define TOL_BF16   1e-2   /* the bound for bf16 inputs with fp32 accumulation */
+#define TOL_BF16_MODEL 5e-2   /* a whole LM pass in bf16 mode (~40 ops, errors compound) */
 
 static const Backend *cpu = &backend_cpu;
 static const Backend *gpu;
@@ -525,9 +528,10 @@ static void test_layernorm(int N, int C) {
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-static void test_attention(int B, int T, int C, int NH, int causal, const int32_t *valid) {
+static void test_attention_tol(int B, int T, int C, int NH, int causal, const int32_t *valid,
+                               double tol, const char *mode) {
     char w[160], tag[96];
-    snprintf(tag, sizeof tag, "attention B=%d T=%d C=%d NH=%d %s%s", B, T, C, NH,
+    snprintf(tag, sizeof tag, "%sattention B=%d T=%d C=%d NH=%d %s%s", mode, B, T, C, NH,
              causal ? "causal" : "bidir", valid ? " masked" : "");
     const size_t BTC = (size_t)B * T * C, ATT = (size_t)B * NH * T * T;
     IBuf vl = ibuf(valid, (size_t)B);
@@ -537,57 +541,61 @@ static void test_attention(int B, int T, int C, int NH, int causal, const int32_
     Buf out = out_nan(BTC), att = out_nan(ATT);
     cpu->attention_forward(out.h, att.h, qkv.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward(out.d, att.d, qkv.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward out", tag); check_buf(w, &out, TOL);
-    snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, TOL);
+    snprintf(w, sizeof w, "%s forward out", tag); check_buf(w, &out, tol);
+    snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, tol);
     buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
 
     Buf dqkv = acc_rand(3 * BTC);
     cpu->attention_backward(dqkv.h, dout.h, qkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_backward(dqkv.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, TOL);
+    snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, tol);
 
     Buf tout = out_nan(BTC), tatt = out_nan(ATT), tout2 = out_nan(BTC), tout3 = out_nan(BTC);
     Buf tatt3 = out_nan(ATT);
     cpu->attention_forward_tangent(tout.h, tatt.h, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward_tangent(tout.d, tatt.d, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward_tangent tout", tag); check_buf(w, &tout, TOL);
-    snprintf(w, sizeof w, "%s forward_tangent tatt", tag); check_buf(w, &tatt, TOL);
+    snprintf(w, sizeof w, "%s forward_tangent tout", tag); check_buf(w, &tout, tol);
+    snprintf(w, sizeof w, "%s forward_tangent tatt", tag); check_buf(w, &tatt, tol);
     buf_to_dev(&tatt);
     cpu->attention_forward_tangent(tout2.h, NULL, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward_tangent(tout2.d, NULL, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward_tangent (tatt NULL)", tag); check_buf(w, &tout2, TOL);
+    snprintf(w, sizeof w, "%s forward_tangent (tatt NULL)", tag); check_buf(w, &tout2, tol);
     cpu->attention_forward_tangent(tout3.h, tatt3.h, qkv.h, NULL, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward_tangent(tout3.d, tatt3.d, qkv.d, NULL, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tout", tag); check_buf(w, &tout3, TOL);
-    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tatt", tag); check_buf(w, &tatt3, TOL);
+    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tout", tag); check_buf(w, &tout3, tol);
+    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tatt", tag); check_buf(w, &tatt3, tol);
 
     Buf d1 = acc_rand(3 * BTC), d2 = acc_rand(3 * BTC), d3 = acc_rand(3 * BTC), d4 = acc_rand(3 * BTC);
     cpu->attention_backward_tangent(d1.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
                                     B, T, C, NH);
     gpu->attention_backward_tangent(d1.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
                                     B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent dtqkv", tag); check_buf(w, &d1, TOL);
+    snprintf(w, sizeof w, "%s backward_tangent dtqkv", tag); check_buf(w, &d1, tol);
     cpu->attention_backward_tangent(d2.h, dout.h, NULL, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
                                     B, T, C, NH);
     gpu->attention_backward_tangent(d2.d, dout.d, NULL, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
                                     B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent (dtout NULL)", tag); check_buf(w, &d2, TOL);
+    snprintf(w, sizeof w, "%s backward_tangent (dtout NULL)", tag); check_buf(w, &d2, tol);
     cpu->attention_backward_tangent(d3.h, dout.h, dtout.h, qkv.h, NULL, att.h, NULL, vl.h, causal,
                                     B, T, C, NH);
     gpu->attention_backward_tangent(d3.d, dout.d, dtout.d, qkv.d, NULL, att.d, NULL, vl.d, causal,
                                     B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent (tqkv, tatt NULL)", tag); check_buf(w, &d3, TOL);
+    snprintf(w, sizeof w, "%s backward_tangent (tqkv, tatt NULL)", tag); check_buf(w, &d3, tol);
     cpu->attention_backward_tangent(d4.h, dout.h, NULL, qkv.h, NULL, att.h, NULL, vl.h, causal,
                                     B, T, C, NH);
     gpu->attention_backward_tangent(d4.d, dout.d, NULL, qkv.d, NULL, att.d, NULL, vl.d, causal,
                                     B, T, C, NH);
     snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: unchanged)", tag);
-    check_buf(w, &d4, TOL);
+    check_buf(w, &d4, tol);
 
     Buf bufs[] = { qkv, tqkv, dout, dtout, out, att, dqkv, tout, tatt, tout2, tout3, tatt3,
                    d1, d2, d3, d4 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&vl);
+}
+
+static void test_attention(int B, int T, int C, int NH, int causal, const int32_t *valid) {
+    test_attention_tol(B, T, C, NH, causal, valid, TOL, "");
 }
 
 /* ---- GELU, residual ------------------------------------------------------------------------ */
@@ -787,6 +795,65 @@ static void test_determinism(void) {
     ibuf_free(&tg);
 }
 
+/* ---- reduced precision: tf32, bf16 (bf16 inputs, fp32 accumulation) ------------------------ */
+
+static void test_gemm_ops(const char *mode, double tol) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "[%s] ", mode);
+    CHECK(backend_cuda_set_gemm_precision(mode) == 0, "%s GEMM mode", mode);
+    test_matmul(37, 48, 72, MATMUL_W_C_OC, tol, tag);
+    test_matmul(37, 48, 101, MATMUL_W_OC_C, tol, tag);
+    test_matmul(64, 32, 1, MATMUL_W_C_OC, tol, tag);
+    const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 70, 33 };
+    for (int causal = 0; causal <= 1; causal++) {
+        test_attention_tol(3, 17, 32, 4, causal, v3, tol, tag);
+        test_attention_tol(2, 70, 48, 3, causal, v2, tol, tag);
+    }
+    test_attention_tol(3, 17, 32, 4, 0, NULL, tol, tag);
+}
+
+static void test_reduced_precision(void) {
+    test_gemm_ops("tf32", TOL_TF32);
+    test_gemm_ops("bf16", TOL_BF16);
+    /* bf16 with tiny operand copies: every product runs in blocks of rows, columns or
+     * examples (gemm.cu), and must give the same results within the same bound */
+    backend_cuda_set_bf16_chunk_bytes(3000);
+    CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
+    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL_BF16, "[bf16 blocked] ");
+    test_matmul(37, 48, 101, MATMUL_W_OC_C, TOL_BF16, "[bf16 blocked] ");
+    test_matmul(5, 7, 300, MATMUL_W_C_OC, TOL_BF16, "[bf16 blocked] ");   /* blocks of columns */
+    test_matmul(5, 7, 300, MATMUL_W_OC_C, TOL_BF16, "[bf16 blocked] ");
+    const int32_t v3[3] = { 17, 5, 0 };
+    test_attention_tol(3, 17, 32, 4, 1, v3, TOL_BF16, "[bf16 blocked] ");
+    backend_cuda_set_bf16_chunk_bytes(0);
+    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
+    TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
+    TEST_CHECK(!strcmp(backend_cuda_gemm_precision(), "fp32"), "GEMM mode after a refused name: %s",
+               backend_cuda_gemm_precision());
+}
+
+/* backend_cuda_memory: live follows alloc/free exactly (256-byte rounding), peak holds. */
+static void test_memory_accounting(void) {
+    BackendCudaMemory m0, m1, m2;
+    backend_cuda_memory_reset_peak();
+    backend_cuda_memory(&m0);
+    void *p = gpu->alloc(1000), *q = gpu->alloc(4096);
+    backend_cuda_memory(&m1);
+    gpu->free(p);
+    gpu->free(q);
+    backend_cuda_memory(&m2);
+    TEST_CHECK(m1.live - m0.live == 1024 + 4096, "live grew by %zu, expected %d", m1.live - m0.live,
+               1024 + 4096);
+    TEST_CHECK(m2.live == m0.live, "live after free %zu, before %zu", m2.live, m0.live);
+    TEST_CHECK(m2.peak >= m0.live + m0.scratch + 1024 + 4096, "peak %zu missed the allocations",
+               m2.peak);
+    TEST_CHECK(m1.device_total > 0 && m1.device_used > 0, "cudaMemGetInfo: used %zu of %zu",
+               m1.device_used, m1.device_total);
+    printf("  live %zu -> %zu -> %zu bytes, scratch %zu, peak %zu, device %.2f of %.2f GiB used\n",
+           m0.live, m1.live, m2.live, m2.scratch, m2.peak, m1.device_used / 1073741824.0,
+           m1.device_total / 1073741824.0);
+}
+
 /* ---- whole models --------------------------------------------------------------------------- */
 
 /* A flat buffer with the same contents on both backends. */
@@ -815,7 +882,9 @@ static void check_host_vec(const char *what, const real *c, const real *g, int n
     buf_free(&b);
 }
 
-static void test_lm(void) {
+/* tag "" and tol TOL_MODEL in fp32; "[bf16] " in bf16 mode (the caller sets the mode) */
+static void test_lm_tol(double tol, const char *tag) {
+    char w[128];
     LMConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67, .ctx = 16,
                      .init_std = 0.1 };
     enum { B = 3, T = 12 };
@@ -837,17 +906,23 @@ static void test_lm(void) {
     real lc[B], lg[B], dc[B], dg[B];
     lm_forward(cpu, &cfg, p.c, ac, in, tg, nv, B, T, lc);
     lm_forward(gpu, &cfg, p.g, ag, in, tg, nv, B, T, lg);
-    check_host_vec("LM 2x32 lm_forward losses", lc, lg, B, TOL_MODEL);
+    snprintf(w, sizeof w, "%sLM 2x32 lm_forward losses", tag);
+    check_host_vec(w, lc, lg, B, tol);
     lm_backward(cpu, &cfg, p.c, ac, dl, g2.c);
     lm_backward(gpu, &cfg, p.g, ag, dl, g2.g);
-    check_flat("LM lm_backward grads", &g2, TOL_MODEL);
+    snprintf(w, sizeof w, "%sLM lm_backward grads", tag);
+    check_flat(w, &g2, tol);
 
     lm_forward_over_reverse(cpu, &cfg, p.c, u.c, ac, in, tg, nv, B, T, dl, lc, gc.c, hv.c, dc);
     lm_forward_over_reverse(gpu, &cfg, p.g, u.g, ag, in, tg, nv, B, T, dl, lg, gc.g, hv.g, dg);
-    check_host_vec("LM forward_over_reverse losses", lc, lg, B, TOL_MODEL);
-    check_host_vec("LM forward_over_reverse <grad l_i, u>", dc, dg, B, TOL_MODEL);
-    check_flat("LM forward_over_reverse grads", &gc, TOL_MODEL);
-    check_flat("LM forward_over_reverse H u", &hv, TOL_MODEL);
+    snprintf(w, sizeof w, "%sLM forward_over_reverse losses", tag);
+    check_host_vec(w, lc, lg, B, tol);
+    snprintf(w, sizeof w, "%sLM forward_over_reverse <grad l_i, u>", tag);
+    check_host_vec(w, dc, dg, B, tol);
+    snprintf(w, sizeof w, "%sLM forward_over_reverse grads", tag);
+    check_flat(w, &gc, tol);
+    snprintf(w, sizeof w, "%sLM forward_over_reverse H u", tag);
+    check_flat(w, &hv, tol);
 
     lm_acts_free(cpu, ac);
     lm_acts_free(gpu, ag);
@@ -855,6 +930,8 @@ static void test_lm(void) {
     for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) flat_free(&fl[i]);
     free(host);
 }
+
+static void test_lm(void) { test_lm_tol(TOL_MODEL, ""); }
 
 static void test_rater(void) {
     RaterConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67,
@@ -1046,20 +1123,22 @@ int main(int argc, char **argv) {
     printf("determinism:\n");
     test_determinism();
 
-    printf("reduced-precision GEMMs (matmul op only):\n");
-    CHECK(backend_cuda_set_gemm_precision("tf32") == 0, "tf32 GEMM mode");
-    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL_TF32, "[tf32] ");
-    CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
-    test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL_BF16, "[bf16] ");
-    test_matmul(37, 48, 101, MATMUL_W_OC_C, TOL_BF16, "[bf16] ");
-    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
-    TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
+    printf("reduced-precision GEMMs (matmul and attention, every face):\n");
+    test_reduced_precision();
+
+    printf("memory accounting:\n");
+    test_memory_accounting();
 
     printf("whole models:\n");
     test_lm();
     test_rater();
     test_meta_step(OPTIM_ADAMW, WEIGHT_NORM_SIGMOID);
     test_meta_step(OPTIM_SGD, WEIGHT_NORM_SOFTMAX);
+
+    printf("whole LM in bf16 (every GEMM on bf16 inputs with fp32 accumulation, the rest fp32):\n");
+    CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
+    test_lm_tol(TOL_BF16_MODEL, "[bf16] ");
+    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
 
     gpu->synchronize();
     return test_finish("test_cuda_ops");

@@ -65,7 +65,9 @@ template <class T> static void shuffle(std::vector<T> &v) {
 /* ---- device memory ---------------------------------------------------------------- */
 
 static std::map<uintptr_t, size_t> allocs;   /* start → bytes */
+static size_t alloc_total;                    /* Σ bytes of allocs */
 static cudaError_t last_error = cudaSuccess;
+static const size_t EMU_DEVICE_BYTES = (size_t)16 << 30;   /* the memory the emulator reports */
 
 static bool in_device(const void *p, size_t bytes) {
     uintptr_t a = (uintptr_t)p;
@@ -80,6 +82,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (posix_memalign(&q, 256, bytes ? bytes : 1)) return cudaErrorMemoryAllocation;
     memset(q, 0xFF, bytes);   /* uninitialized device memory reads as NaN */
     allocs[(uintptr_t)q] = bytes;
+    alloc_total += bytes;
     *p = q;
     return cudaSuccess;
 }
@@ -88,6 +91,7 @@ cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) emu_die("cudaFree of a pointer cudaMalloc did not return");
+    alloc_total -= it->second;
     allocs.erase(it);
     free(p);
     return cudaSuccess;
@@ -132,6 +136,23 @@ cudaError_t cudaGetDeviceCount(int *count) {
     *count = 1;
     return cudaSuccess;
 }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count)
+        return cudaErrorNoDevice;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CUDA EMULATOR (CPU, not a GPU)");
+    p->totalGlobalMem = EMU_DEVICE_BYTES;
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
+    *total_bytes = EMU_DEVICE_BYTES;
+    *free_bytes = alloc_total < EMU_DEVICE_BYTES ? EMU_DEVICE_BYTES - alloc_total : 0;
+    return cudaSuccess;
+}
 const char *cudaGetErrorString(cudaError_t e) {
     switch (e) {
     case cudaSuccess: return "no error";
@@ -162,6 +183,12 @@ struct Fiber {
 static const size_t STACK_BYTES = 512 * 1024;
 static std::vector<Fiber> fibers;
 static std::vector<char *> stacks;
+static struct StacksFree {   /* fiber stacks live for the process; freed at exit (LeakSanitizer) */
+    ~StacksFree() {
+        for (char *p : stacks) free(p);
+        stacks.clear();
+    }
+} stacks_free;
 static std::vector<uint64_t> warp_slot;   /* [warp][lane] shuffle values */
 static ucontext_t scheduler;
 static int current = -1;
@@ -397,6 +424,27 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
     std::vector<float> a = widen(A, Atype, ra, ca, lda, tf32), b = widen(B, Btype, rb, cb, ldb, tf32);
     cblas_sgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, *(const float *)alpha, a.data(), lda,
                 b.data(), ldb, *(const float *)beta, (float *)C, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+                                   int m, int n, int k, const void *alpha,
+                                   const void *const Aarray[], cudaDataType Atype, int lda,
+                                   const void *const Barray[], cudaDataType Btype, int ldb,
+                                   const void *beta, void *const Carray[], cudaDataType Ctype,
+                                   int ldc, int count, cublasComputeType_t compute,
+                                   cublasGemmAlgo_t algo) {
+    if (count < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    size_t pb = (size_t)count * sizeof(void *);
+    if (count && (!in_device(Aarray, pb) || !in_device(Barray, pb) || !in_device(Carray, pb))) {
+        fprintf(stderr, "CUDA EMULATOR: cublasGemmBatchedEx: pointer arrays not in device memory\n");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    for (int i = 0; i < count; i++) {
+        cublasStatus_t s = cublasGemmEx(h, ta, tb, m, n, k, alpha, Aarray[i], Atype, lda, Barray[i],
+                                        Btype, ldb, beta, Carray[i], Ctype, ldc, compute, algo);
+        if (s != CUBLAS_STATUS_SUCCESS) return s;
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
 

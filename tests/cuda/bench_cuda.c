@@ -1,0 +1,705 @@
+/* bench_cuda.c — make bench-cuda: what the CUDA backend does on this machine's GPU.
+ * Prints numbers, never pass/fail (DESIGN §8).
+ *
+ *   1. cuBLAS GEMM rate, n³ (n = 8192): fp32, tf32, bf16 through the backend's path (the
+ *      inputs rounded on the fly) and bf16 on inputs already bf16 ("bf16-pure"): the rate
+ *      MFU is measured against (tests/cuda/bench_gemm.cu).
+ *   2. Training throughput of a plain step (LM forward + zeroed gradient + backward +
+ *      clip + AdamW, median of --reps after a warm-up) for the benchmark config
+ *      (configs/bench.yaml: LM 4 layers d256 8 heads ctx 256, batch 16, vocab 8192) and
+ *      the seed's reference LM (configs/gpu.yaml: 12 layers d512 8 heads ctx 1024, batch
+ *      64, vocab 50257), in fp32 and bf16: tokens/s, model TFLOP/s with 6·N + 6·L·d·ctx
+ *      FLOPs per token (tests/bench/bench_lm.c's count: N = every parameter, tied wte
+ *      included), MFU = model FLOP/s ÷ the bf16-pure GEMM rate, peak device memory.
+ *   3. One meta-step of one member at the reference config with T = 16 (c = round(√16)
+ *      = 4, AdamW with clip, the exact hypergradient): its time, its ratio to T plain
+ *      steps of the same batch, where the time goes, peak device memory.
+ *
+ * Memory: every configuration is first costed (--plan prints the table without a GPU):
+ * the bytes the library allocates are COUNTED, by calling lm_acts_new, rater_acts_new,
+ * meta_work_new and optim_state_init on a Backend whose alloc only adds sizes up (those
+ * functions only allocate); the CUDA backend's scratch (attention's [B,NH,T,T] dS and dṠ,
+ * the bf16 operand copies) is added by formula. A measurement whose total exceeds the
+ * GPU's memory (less a 2 GiB reserve for the CUDA context and cuBLAS) runs at the largest
+ * batch that fits, and says so. --plan also gives the estimates with activation
+ * recomputation (not implemented yet; docs/cuda.md has the formulas).
+ *
+ * Each measurement runs in a fresh child process (this program again with --child), so
+ * its peak memory is its own and running out of device memory ends only that one.
+ * Peak memory: the backend's accounting (every be->alloc block + scratch, high-water
+ * mark, backend_cuda_memory) and cudaMemGetInfo's used bytes (the whole device).
+ * Without a GPU: one line saying so, exit 1.
+ *
+ *   build/float/cuda/bench_cuda [--plan] [--quick] [--reps N] [--gemm-n N] [--T N]
+ *                               [--precision fp32|bf16|both] [--bench-config F] [--ref-config F]
+ * --quick: tiny shapes (a smoke test of this program, e.g. on the CPU emulator).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "check.h"
+#include "config.h"
+#include "cuda/backend_cuda.h"
+#include "lm.h"
+#include "meta.h"
+#include "optim.h"
+#include "progress.h"
+#include "rater.h"
+
+#ifdef DR_DOUBLE
+#error "bench_cuda measures the float CUDA backend"
+#endif
+
+double bench_gemm_tflops(const char *mode, int n, int reps);   /* bench_gemm.cu */
+
+#define GiB 1073741824.0
+#define RESERVE_BYTES ((size_t)2 << 30)      /* CUDA context, cuBLAS workspace, fragmentation */
+#define BF16_CHUNK_BYTES ((size_t)512 << 20) /* gemm.cu's default operand-copy limit */
+#define LOGIT_CHUNK_ROWS 4096                /* rows of a logits chunk in the recompute plan */
+
+static int quick;   /* --quick: tiny shapes */
+
+/* ---- configurations ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;   /* "bench", "reference" */
+    MetaSpec s;         /* LM, rater, optimizer, batch, seq_len */
+    int val_batches;
+} Setup;
+
+static void setup_load(Setup *u, const char *name, const char *path, int default_vocab) {
+    Config cfg;
+    if (config_load(&cfg, path, 0, NULL) != 0) dr_die("%s", dr_lasterr());
+    int vocab = cfg.lm.vocab_size > 0 ? cfg.lm.vocab_size : default_vocab;
+    if (meta_spec_from_config(&u->s, &cfg, vocab) != 0) dr_die("%s: %s", path, dr_lasterr());
+    u->s.mode = META_FULL;
+    u->name = name;
+    u->val_batches = cfg.meta.val_batches;
+    if (quick) {   /* the same code paths on shapes an emulator runs in seconds */
+        u->s.lm = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
+                              .ctx = 8, .init_std = 0.02 };
+        u->s.rater = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
+                                 .ctx = 8, .init_std = 0.02 };
+        u->s.batch = 2;
+        u->s.seq_len = u->s.seq_len_rater = 8;
+        u->val_batches = 1;
+    }
+}
+
+static double flop_per_token(const LMConfig *c) {
+    return 6.0 * (double)lm_num_params(c) + 6.0 * c->n_layer * c->d_model * (double)c->ctx;
+}
+
+/* ---- memory plan: what the library allocates, counted ----------------------------------- */
+
+static size_t counted;
+static void *count_page;   /* one PROT_NONE page: any touch of "counted" memory faults */
+
+static void *count_alloc(size_t bytes) {
+    counted += (bytes + 255) / 256 * 256 + (bytes == 0) * 256;   /* cu_alloc's rounding */
+    return count_page;
+}
+static void count_free(void *p) { (void)p; }
+
+static const Backend *counting_backend(void) {
+    static Backend b;
+    if (!count_page) {
+        count_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(count_page != MAP_FAILED, "mmap failed");
+        b = backend_cpu;
+        b.alloc = count_alloc;
+        b.free = count_free;
+    }
+    return &b;
+}
+
+typedef struct {
+    double lm_acts, rater_acts, states, params, scratch;   /* bytes */
+    double total;
+} Plan;
+
+static size_t att_elems(const LMConfig *c, int B, int T) {
+    return (size_t)B * c->n_head * T * T;
+}
+
+/* The CUDA backend's scratch at its high-water mark: cu_scratch grows by 25%. ATT_A (dS
+ * or Ṗ) always; ATT_B (dṠ) with tangents; bf16: two operand copies, each at most the
+ * chunk limit or the largest operand. Small slots (pointer arrays, row statistics,
+ * partial sums, ones, token index) are counted as the [B·T] rows they hold. */
+static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rater, int bf16) {
+    const int T = s->seq_len, TR = s->seq_len_rater;
+    size_t att = att_elems(&s->lm, B, T);
+    if (with_rater && att_elems(&s->rater, B, TR) > att) att = att_elems(&s->rater, B, TR);
+    double bytes = 1.25 * 4.0 * (double)att * (tangents ? 2 : 1);
+    if (bf16) {
+        const size_t BT = (size_t)B * T;
+        size_t op = BT * (size_t)s->lm.vocab;                        /* the logit gradient */
+        if (BT * (size_t)s->lm.d_ff > op) op = BT * (size_t)s->lm.d_ff;
+        if (att > op) op = att;
+        double copy = 2.0 * (double)op;
+        if (copy > (double)BF16_CHUNK_BYTES) copy = (double)BF16_CHUNK_BYTES;
+        bytes += 2 * 1.25 * copy;
+    }
+    bytes += 1.25 * 4.0 * (double)B * T * 8;   /* row statistics, partial sums, ones, index */
+    return bytes;
+}
+
+/* A plain training step: θ, gradient, AdamW m and v; LM activations without tangents. */
+static Plan plan_train(const MetaSpec *s, int B, int bf16) {
+    const Backend *cb = counting_backend();
+    Plan p = { 0 };
+    counted = 0;
+    LMActs *a = lm_acts_new(cb, &s->lm, B, s->seq_len, 0);
+    lm_acts_free(cb, a);
+    p.lm_acts = (double)counted;
+    p.params = 4.0 * 4.0 * (double)lm_num_params(&s->lm);
+    p.scratch = scratch_bytes(s, B, 0, 0, bf16);
+    p.total = p.lm_acts + p.params + p.scratch;
+    return p;
+}
+
+/* One member's meta-step (mode full): the member's θ, m, v; φ and dφ; meta_work_new
+ * (LM activations with tangents, rater activations, checkpoints, segment states,
+ * reverse buffers). */
+static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
+    MetaSpec s = *s0;
+    s.batch = B;
+    s.T = s.backprop_steps = T;
+    s.checkpoint_every = meta_default_checkpoint_every(T);
+    const Backend *cb = counting_backend();
+    Plan p = { 0 };
+    counted = 0;
+    LMActs *a = lm_acts_new(cb, &s.lm, B, s.seq_len, 1);
+    lm_acts_free(cb, a);
+    p.lm_acts = (double)counted;
+    counted = 0;
+    RaterActs *r = rater_acts_new(cb, &s.rater, B, s.seq_len_rater);
+    rater_acts_free(cb, r);
+    p.rater_acts = (double)counted;
+    counted = 0;
+    MetaWork *w = meta_work_new(cb, &s);
+    meta_work_free(w);
+    p.states = (double)counted - p.lm_acts - p.rater_acts;
+    p.params = 4.0 * (3.0 * (double)lm_num_params(&s.lm) + 2.0 * (double)rater_num_params(&s.rater));
+    p.scratch = scratch_bytes(&s, B, 1, 1, bf16);
+    p.total = p.lm_acts + p.rater_acts + p.states + p.params + p.scratch;
+    return p;
+}
+
+/* Activation recomputation (not implemented: lm.checkpointing, docs/cuda.md). Per trunk
+ * (the LM's, with its tangent copy when tangents; the rater's), only each layer's input
+ * [B,T,C] is kept and one layer's buffers are recomputed at a time:
+ *   saved = (L − 1)·layer − L·B·T·C·4 bytes per copy, layer = (8·B·T·C + 2·B·T·F +
+ *           B·NH·T² + 4·B·T)·4 (the LN statistics only in the primal copy).
+ * chunk_logits: the [B·T, V] logits, their tangent and both cotangents live only for
+ * LOGIT_CHUNK_ROWS rows at a time. */
+static double trunk_layer_bytes(const LMConfig *c, int B, int T, int stats) {
+    const double BT = (double)B * T;
+    return 4.0 * (8 * BT * c->d_model + 2 * BT * c->d_ff + (double)att_elems(c, B, T) + (stats ? 4 * BT : 0));
+}
+static double recompute_saving(const LMConfig *c, int B, int T, int stats) {
+    return (c->n_layer - 1) * trunk_layer_bytes(c, B, T, stats) - 4.0 * c->n_layer * (double)B * T * c->d_model;
+}
+static Plan plan_recompute(Plan p, const MetaSpec *s, int B, int tangents, int with_rater,
+                           int chunk_logits) {
+    const int T = s->seq_len;
+    double save = recompute_saving(&s->lm, B, T, 1) + (tangents ? recompute_saving(&s->lm, B, T, 0) : 0);
+    if (chunk_logits) {
+        const double rows = (double)B * T, keep = rows < LOGIT_CHUNK_ROWS ? rows : LOGIT_CHUNK_ROWS;
+        save += (tangents ? 4 : 2) * 4.0 * (rows - keep) * s->lm.vocab;
+    }
+    p.lm_acts -= save;
+    if (with_rater) p.rater_acts -= recompute_saving(&s->rater, B, s->seq_len_rater, 1);
+    p.total = p.lm_acts + p.rater_acts + p.states + p.params + p.scratch;
+    return p;
+}
+
+/* "12.3 GiB", or "45.6 MiB" below 1 GiB (b: one of 4 rotating buffers) */
+static const char *human(double bytes) {
+    static char b[4][32];
+    static int k;
+    k = (k + 1) % 4;
+    if (bytes >= GiB) snprintf(b[k], sizeof b[k], "%.1f GiB", bytes / GiB);
+    else snprintf(b[k], sizeof b[k], "%.1f MiB", bytes / 1048576.0);
+    return b[k];
+}
+
+static void print_plan(const char *title, const Plan *p, double budget) {
+    printf("  %-58s %10s", title, human(p->total));
+    printf("  (LM acts %s, rater acts %s,", human(p->lm_acts), human(p->rater_acts));
+    printf(" states %s, params %s,", human(p->states), human(p->params));
+    printf(" scratch %s)%s\n", human(p->scratch),
+           budget > 0 ? (p->total <= budget ? "  fits" : "  DOES NOT FIT") : "");
+}
+
+/* Largest B ≤ want whose plan fits budget (0 if not even B = 1). */
+static int fit_batch(const Setup *u, int want, double budget, int meta, int T, int bf16) {
+    for (int B = want; B >= 1; B = B > 8 ? B - B / 8 : B - 1) {
+        Plan p = meta ? plan_meta(&u->s, B, T, bf16) : plan_train(&u->s, B, bf16);
+        if (p.total <= budget) return B;
+    }
+    return 0;
+}
+
+static void run_plan(const Setup *bench, const Setup *ref, int T, double budget) {
+    printf("memory plan: bytes the library allocates (counted) + CUDA backend scratch (formula);\n"
+           "  the CUDA context and cuBLAS workspace (~0.5-1 GiB) are not included%s\n",
+           budget > 0 ? "; 'fits' = within the GPU's memory less 2 GiB" : "");
+    const Setup *us[2] = { bench, ref };
+    char t[160];
+    for (int i = 0; i < 2; i++) {
+        const MetaSpec *s = &us[i]->s;
+        for (int bf16 = 0; bf16 <= 1; bf16++) {
+            snprintf(t, sizeof t, "%s: plain training step, B %d, %s", us[i]->name, s->batch,
+                     bf16 ? "bf16" : "fp32");
+            Plan p = plan_train(s, s->batch, bf16);
+            print_plan(t, &p, budget);
+        }
+    }
+    const MetaSpec *s = &ref->s;
+    const int B = s->batch;
+    Plan m = plan_meta(s, B, T, 0);
+    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32", T, meta_default_checkpoint_every(T), B);
+    print_plan(t, &m, budget);
+    Plan r1 = plan_recompute(m, s, B, 1, 1, 0);
+    print_plan("  with layer recomputation (LM, its tangents, rater)", &r1, budget);
+    Plan r2 = plan_recompute(m, s, B, 1, 1, 1);
+    snprintf(t, sizeof t, "  ... and logits in chunks of %d rows", LOGIT_CHUNK_ROWS);
+    print_plan(t, &r2, budget);
+    const int Tbig = 1500;
+    Plan big = plan_meta(s, B, Tbig, 0);
+    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32", Tbig,
+             meta_default_checkpoint_every(Tbig), B);
+    print_plan(t, &big, budget);
+    Plan big2 = plan_recompute(big, s, B, 1, 1, 1);
+    print_plan("  with layer recomputation and chunked logits", &big2, budget);
+    printf("  |theta| = %zu (%.2f GiB as fp32); rater |phi| = %zu; one B·NH·T² attention buffer "
+           "%.2f GiB; one [B·T, V] logits buffer %.2f GiB\n", lm_num_params(&s->lm),
+           4.0 * lm_num_params(&s->lm) / GiB, rater_num_params(&s->rater),
+           4.0 * att_elems(&s->lm, B, s->seq_len) / GiB, 4.0 * B * s->seq_len * (double)s->lm.vocab / GiB);
+}
+
+/* ---- random data ------------------------------------------------------------------------ */
+
+static uint64_t rng = 7;
+static uint32_t rnd(uint32_t n) {
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)((z ^ (z >> 31)) % n);
+}
+
+static void make_batch(DataBatch *b, int B, int T, int TR, int V) {
+    memset(b, 0, sizeof *b);
+    b->B = b->capacity = B;
+    b->T = T;
+    b->T_rater = TR;
+    b->inputs = xcalloc((size_t)B * T, sizeof(int32_t));
+    b->targets = xcalloc((size_t)B * T, sizeof(int32_t));
+    b->n_valid = xcalloc((size_t)B, sizeof(int32_t));
+    b->rater_tokens = xcalloc((size_t)B * TR, sizeof(int32_t));
+    b->rater_valid = xcalloc((size_t)B, sizeof(int32_t));
+    for (int i = 0; i < B; i++) {
+        for (int t = 0; t < T; t++) {
+            b->inputs[i * T + t] = (int32_t)rnd((uint32_t)V);
+            b->targets[i * T + t] = (int32_t)rnd((uint32_t)V);
+        }
+        for (int t = 0; t < TR; t++) b->rater_tokens[i * TR + t] = (int32_t)rnd((uint32_t)V);
+        b->n_valid[i] = T;
+        b->rater_valid[i] = TR;
+    }
+}
+
+static void free_batch(DataBatch *b) {
+    free(b->inputs); free(b->targets); free(b->n_valid); free(b->rater_tokens); free(b->rater_valid);
+}
+
+typedef struct { DataBatch *train, *val; int n_train, n_val; } Fixed;
+static const DataBatch *fx_train(void *ctx, int t) { Fixed *f = ctx; return &f->train[t % f->n_train]; }
+static const DataBatch *fx_val(void *ctx, int j) { return &((Fixed *)ctx)->val[j]; }
+
+static void fixed_new(Fixed *f, const MetaSpec *s, int n_train, int n_val) {
+    f->n_train = n_train;
+    f->n_val = n_val;
+    f->train = xcalloc((size_t)n_train, sizeof *f->train);
+    f->val = xcalloc((size_t)(n_val > 0 ? n_val : 1), sizeof *f->val);
+    for (int t = 0; t < n_train; t++) make_batch(&f->train[t], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
+    for (int j = 0; j < n_val; j++) make_batch(&f->val[j], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
+}
+
+static void fixed_free(Fixed *f) {
+    for (int t = 0; t < f->n_train; t++) free_batch(&f->train[t]);
+    for (int j = 0; j < f->n_val; j++) free_batch(&f->val[j]);
+    free(f->train);
+    free(f->val);
+}
+
+/* ---- children: one measurement each -------------------------------------------------------- */
+
+static const Backend *gpu;
+
+static void child_gpu(const char *precision) {
+    char why[512];
+    gpu = backend_cuda_get(why, sizeof why);
+    if (!gpu) dr_die("%s", why);
+    if (backend_cuda_set_gemm_precision(precision) != 0) dr_die("unknown precision %s", precision);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void print_memory(const char *indent) {
+    BackendCudaMemory m;
+    backend_cuda_memory(&m);
+    printf("%speak device memory: %s held by the backend (blocks + scratch);", indent, human(m.peak));
+    printf(" %s in use on the device (cudaMemGetInfo, incl. context and cuBLAS)", human(m.device_used));
+    printf(" of %s\n", human(m.device_total));
+    printf("@peak_bytes %.6g\n", (double)m.peak);
+}
+
+static void child_gemm(int n, int reps) {
+    child_gpu("fp32");
+    const char *modes[4] = { "fp32", "tf32", "bf16", "bf16-pure" };
+    const char *what[4] = { "fp32 (cublasSgemm, no TF32)", "tf32 (fp32 storage, TF32 tensor cores)",
+                            "bf16 via the backend's path (fp32 in, bf16 copies, fp32 out)",
+                            "bf16-pure (bf16 in, fp32 accumulate and out): MFU's denominator" };
+    printf("GEMM %d^3 (cuBLAS, median of %d):\n", n, reps);
+    for (int i = 0; i < 4; i++) {
+        double tf = bench_gemm_tflops(modes[i], n, reps);
+        printf("  %-66s %8.1f TFLOP/s\n", what[i], tf);
+        printf("@%s %.6g\n", modes[i], tf);
+    }
+}
+
+/* Plain training steps: median of reps after 2 warm-ups. Prints; returns seconds/step. */
+static double train_steps(const Setup *u, int B, int reps, double peak_tflops, const char *label) {
+    const MetaSpec *s = &u->s;
+    const LMConfig *c = &s->lm;
+    const int T = s->seq_len;
+    const size_t n = lm_num_params(c);
+    real *theta = gpu->alloc(n * sizeof(real)), *g = gpu->alloc(n * sizeof(real));
+    lm_init_params(gpu, c, theta, 1);
+    OptimState st;
+    optim_state_init(&st, gpu, s->inner.kind, n);
+    LMActs *acts = lm_acts_new(gpu, c, B, T, 0);
+    DataBatch b;
+    make_batch(&b, B, T, 1, c->vocab);
+    real *dl = xmalloc((size_t)B * sizeof(real));
+    for (int i = 0; i < B; i++) dl[i] = (real)1 / (real)B;
+    double t_step[64], t_fwd[64], t_bwd[64], t_opt[64];
+    if (reps > 64) reps = 64;
+    for (int r = quick ? -1 : -2; r < reps; r++) {   /* r < 0: warm-up (cuBLAS heuristics, scratch) */
+        gpu->synchronize();
+        double t0 = dr_now();
+        lm_forward(gpu, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
+        gpu->synchronize();
+        double t1 = dr_now();
+        gpu->vec_zero(g, n);
+        lm_backward(gpu, c, theta, acts, dl, g);
+        gpu->synchronize();
+        double t2 = dr_now();
+        optim_step(gpu, &st, theta, g, &s->inner, lr_at(&s->inner, st.step), NULL);
+        gpu->synchronize();
+        double t3 = dr_now();
+        if (r >= 0) { t_fwd[r] = t1 - t0; t_bwd[r] = t2 - t1; t_opt[r] = t3 - t2; t_step[r] = t3 - t0; }
+    }
+    double step = median(t_step, reps), tokens = (double)B * T;
+    double tflops = tokens * flop_per_token(c) / step / 1e12;
+    printf("  %s: %.1f ms/step (fwd %.1f, bwd %.1f, clip+AdamW %.1f)  %.0f tokens/s  %.1f TFLOP/s",
+           label, 1e3 * step, 1e3 * median(t_fwd, reps), 1e3 * median(t_bwd, reps),
+           1e3 * median(t_opt, reps), tokens / step, tflops);
+    if (peak_tflops > 0) printf("  MFU %.1f%%", 100 * tflops / peak_tflops);
+    printf("\n");
+    free(dl);
+    free_batch(&b);
+    lm_acts_free(gpu, acts);
+    optim_state_free(&st, gpu);
+    gpu->free(theta);
+    gpu->free(g);
+    return step;
+}
+
+static void child_train(const Setup *u, const char *precision, int B, int reps, double peak) {
+    child_gpu(precision);
+    const LMConfig *c = &u->s.lm;
+    char label[160];
+    snprintf(label, sizeof label, "%-9s %2d layers d%d ctx %d V %d, B %d, %s", u->name, c->n_layer,
+             c->d_model, u->s.seq_len, c->vocab, B, precision);
+    double step = train_steps(u, B, reps, peak, label);
+    printf("@step_s %.6g\n@tokens_per_s %.6g\n", step, (double)B * u->s.seq_len / step);
+    print_memory("    ");
+}
+
+static void child_meta(const Setup *u, const char *precision, int B, int T, int reps, double peak) {
+    child_gpu(precision);
+    MetaSpec s = u->s;
+    s.batch = B;
+    s.T = s.backprop_steps = T;
+    s.checkpoint_every = meta_default_checkpoint_every(T);
+    Setup us = *u;
+    us.s = s;
+    char label[160];
+    snprintf(label, sizeof label, "plain step at the meta-step's batch (B %d, %s)", B, precision);
+    double plain = train_steps(&us, B, reps, peak, label);
+
+    /* one meta-step of one member, from a fresh member */
+    Fixed f;
+    fixed_new(&f, &s, T, u->val_batches);
+    const size_t n = lm_num_params(&s.lm), n_phi = rater_num_params(&s.rater);
+    real *theta = gpu->alloc(n * sizeof(real)), *phi = gpu->alloc(n_phi * sizeof(real));
+    real *dphi = gpu->alloc(n_phi * sizeof(real));
+    lm_init_params(gpu, &s.lm, theta, 1);
+    rater_init_params(gpu, &s.rater, phi, 2);
+    OptimState st;
+    optim_state_init(&st, gpu, s.inner.kind, n);
+    backend_cuda_memory_reset_peak();
+    MetaWork *w = meta_work_new(gpu, &s);
+    MetaBatches data = { .train = fx_train, .val = fx_val, .n_val = f.n_val, .ctx = &f };
+    MetaStats ms;
+    meta_stats_clear(&ms);
+    gpu->synchronize();
+    double t0 = dr_now();
+    CHECK(meta_member_step(w, theta, &st, phi, &data, 1, dphi, &ms) == 0, "%s", dr_lasterr());
+    gpu->synchronize();
+    double sec = dr_now() - t0;
+    printf("  meta-step T %d (c %d, %s, clip %g), B %d, %s: %.2f s = %.2f x T plain steps\n", T,
+           s.checkpoint_every, s.inner.kind == OPTIM_ADAMW ? "AdamW" : "SGD", s.inner.clip, B,
+           precision, sec, sec / (T * plain));
+    printf("    unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
+           "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), rater "
+           "backward %.2f s\n", ms.sec_unroll, ms.sec_unroll / (T * plain), ms.sec_val,
+           ms.sec_recompute, ms.sec_reverse, ms.sec_reverse / (T * plain), ms.sec_rater);
+    printf("    L_val %.4f, meta-step buffers %s (meta_work_bytes)\n", ms.l_val,
+           human((double)meta_work_bytes(w)));
+    printf("@meta_s %.6g\n@ratio %.6g\n", sec, sec / (T * plain));
+    print_memory("    ");
+    meta_work_free(w);
+    optim_state_free(&st, gpu);
+    gpu->free(theta); gpu->free(phi); gpu->free(dphi);
+    fixed_free(&f);
+}
+
+/* ---- the parent: runs each measurement as a child, reads its "@key value" lines ----------- */
+
+typedef struct { char key[32]; double value; } Result;
+static Result results[16];
+static int n_results;
+
+static double result(const char *key) {
+    for (int i = 0; i < n_results; i++)
+        if (!strcmp(results[i].key, key)) return results[i].value;
+    return 0;
+}
+
+/* Runs self with args; echoes its stdout except "@key value" lines, which land in
+ * results[]. Returns the exit status (stderr passes through). */
+static int run_child(char **args) {
+    fflush(stdout);
+    int fd[2];
+    CHECK(pipe(fd) == 0, "pipe failed");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 1);
+        close(fd[1]);
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    close(fd[1]);
+    n_results = 0;
+    FILE *in = fdopen(fd[0], "r");
+    char line[1024];
+    while (fgets(line, sizeof line, in)) {
+        if (line[0] == '@') {
+            if (n_results < 16 && sscanf(line + 1, "%31s %lf", results[n_results].key,
+                                         &results[n_results].value) == 2)
+                n_results++;
+        } else {
+            fputs(line, stdout);
+            fflush(stdout);
+        }
+    }
+    fclose(in);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid failed");
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (rc) printf("  (that measurement failed: exit %d; its message is above)\n", rc);
+    return rc;
+}
+
+typedef struct {
+    const char *bench_cfg, *ref_cfg;
+    int reps, gemm_n, T;
+    int want_fp32, want_bf16;
+} Opts;
+
+/* argv for a child: self --child WHAT [--quick] --bench-config F --ref-config F then extra */
+static int child_args(char **a, char buf[][64], const Opts *o, const char *what) {
+    int k = 0;
+    a[k++] = (char *)"bench_cuda";
+    a[k++] = (char *)"--child";
+    a[k++] = (char *)what;
+    if (quick) a[k++] = (char *)"--quick";
+    a[k++] = (char *)"--bench-config";
+    a[k++] = (char *)o->bench_cfg;
+    a[k++] = (char *)"--ref-config";
+    a[k++] = (char *)o->ref_cfg;
+    snprintf(buf[0], 64, "%d", o->reps);
+    a[k++] = (char *)"--reps";
+    a[k++] = buf[0];
+    return k;
+}
+
+int main(int argc, char **argv) {
+    dr_set_progname("bench_cuda");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    Opts o = { .bench_cfg = "configs/bench.yaml", .ref_cfg = "configs/gpu.yaml", .reps = 5,
+               .gemm_n = 8192, .T = 16, .want_fp32 = 1, .want_bf16 = 1 };
+    int plan_only = 0;
+    const char *child = NULL, *precision = "fp32", *setup = "bench";
+    int child_B = 0;
+    double peak = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--plan")) plan_only = 1;
+        else if (!strcmp(a, "--quick")) quick = 1;
+        else if (!strcmp(a, "--reps") && more) o.reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--gemm-n") && more) o.gemm_n = atoi(argv[++i]);
+        else if (!strcmp(a, "--T") && more) o.T = atoi(argv[++i]);
+        else if (!strcmp(a, "--bench-config") && more) o.bench_cfg = argv[++i];
+        else if (!strcmp(a, "--ref-config") && more) o.ref_cfg = argv[++i];
+        else if (!strcmp(a, "--precision") && more) {
+            const char *p = argv[++i];
+            o.want_fp32 = !strcmp(p, "fp32") || !strcmp(p, "both");
+            o.want_bf16 = !strcmp(p, "bf16") || !strcmp(p, "both");
+            if (!o.want_fp32 && !o.want_bf16) dr_die("--precision %s: expected fp32, bf16 or both", p);
+            precision = p;
+        }
+        else if (!strcmp(a, "--child") && more) child = argv[++i];
+        else if (!strcmp(a, "--setup") && more) setup = argv[++i];
+        else if (!strcmp(a, "--B") && more) child_B = atoi(argv[++i]);
+        else if (!strcmp(a, "--peak") && more) peak = atof(argv[++i]);
+        else dr_die("usage: bench_cuda [--plan] [--quick] [--reps N] [--gemm-n N] [--T N] "
+                    "[--precision fp32|bf16|both] [--bench-config F] [--ref-config F]");
+    }
+    if (o.reps < 1 || o.reps > 64) o.reps = 5;
+    if (o.T < 1) o.T = 16;
+    if (quick && o.gemm_n == 8192) o.gemm_n = 64;
+    if (quick && o.T == 16) o.T = 2;
+    if (quick && o.reps == 5) o.reps = 1;
+
+    Setup bench, ref;
+    setup_load(&bench, "bench", o.bench_cfg, 8192);
+    setup_load(&ref, "reference", o.ref_cfg, 50257);
+
+    if (child) {
+        if (child_B <= 0) child_B = !strcmp(setup, "reference") ? ref.s.batch : bench.s.batch;
+        const Setup *u = !strcmp(setup, "reference") ? &ref : &bench;
+        if (!strcmp(child, "gemm")) child_gemm(o.gemm_n, o.reps);
+        else if (!strcmp(child, "train")) child_train(u, precision, child_B, o.reps, peak);
+        else if (!strcmp(child, "meta")) child_meta(u, precision, child_B, o.T, o.reps < 3 ? o.reps : 3, peak);
+        else dr_die("unknown child %s", child);
+        return 0;
+    }
+
+    char why[512];
+    BackendCudaDevice dev;
+    int have_gpu = backend_cuda_device(&dev, why, sizeof why) == 0;
+    double budget = have_gpu ? (double)(dev.total_bytes > RESERVE_BYTES ? dev.total_bytes - RESERVE_BYTES : 0) : 0;
+    if (plan_only) {
+        if (have_gpu) printf("GPU: %s, %.1f GiB\n", dev.name, dev.total_bytes / GiB);
+        run_plan(&bench, &ref, o.T, budget);
+        return 0;
+    }
+    if (!have_gpu) {
+        fprintf(stderr, "bench_cuda: no usable CUDA GPU (%s): make bench-cuda needs an NVIDIA GPU "
+                "and its driver; without one, 'build/float/cuda/bench_cuda --plan' prints the "
+                "memory estimates\n", why);
+        return 1;
+    }
+    printf("bench_cuda: %s (sm_%d%d, %d SMs, %.1f GiB%s), CUDA backend, float; %d timed steps "
+           "per measurement after warm-up\n", dev.name, dev.major, dev.minor, dev.sm_count,
+           dev.total_bytes / GiB, dev.count > 1 ? ", device 0 of several" : "", o.reps);
+
+    char *args[32], buf[4][64];
+    int k = child_args(args, buf, &o, "gemm");
+    snprintf(buf[1], 64, "%d", o.gemm_n);
+    args[k++] = (char *)"--gemm-n";
+    args[k++] = buf[1];
+    args[k] = NULL;
+    double bf16_peak = 0;
+    if (run_child(args) == 0) bf16_peak = result("bf16-pure");
+    snprintf(buf[2], 64, "%.6g", bf16_peak);
+
+    printf("training (LM forward + backward + clip + AdamW), FLOPs per token 6·N + 6·L·d·ctx, "
+           "MFU against bf16-pure %.1f TFLOP/s:\n", bf16_peak);
+    const Setup *us[2] = { &bench, &ref };
+    for (int i = 0; i < 2; i++)
+        for (int bf16 = 0; bf16 <= 1; bf16++) {
+            if ((bf16 && !o.want_bf16) || (!bf16 && !o.want_fp32)) continue;
+            int B = fit_batch(us[i], us[i]->s.batch, budget, 0, 0, bf16);
+            if (B == 0) {
+                printf("  %s, %s: does not fit even at B = 1 (plan: %s)\n", us[i]->name,
+                       bf16 ? "bf16" : "fp32", human(plan_train(&us[i]->s, 1, bf16).total));
+                continue;
+            }
+            if (B < us[i]->s.batch)
+                printf("  %s, %s: B %d needs %.1f GiB by the plan, more than %.1f GiB: measured at B %d\n",
+                       us[i]->name, bf16 ? "bf16" : "fp32", us[i]->s.batch,
+                       plan_train(&us[i]->s, us[i]->s.batch, bf16).total / GiB, budget / GiB, B);
+            k = child_args(args, buf, &o, "train");
+            snprintf(buf[3], 64, "%d", B);
+            const char *extra[] = { "--setup", us[i]->name, "--precision", bf16 ? "bf16" : "fp32",
+                                    "--B", buf[3], "--peak", buf[2] };
+            for (int e = 0; e < 8; e++) args[k++] = (char *)extra[e];
+            args[k] = NULL;
+            if (run_child(args) == 0)
+                printf("    plan for this batch: %s; measured peak %s (backend)\n",
+                       human(plan_train(&us[i]->s, B, bf16).total), human(result("peak_bytes")));
+        }
+
+    printf("one meta-step of the reference config (one member, mode full, exact hypergradient):\n");
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        if ((bf16 && !o.want_bf16) || (!bf16 && !o.want_fp32)) continue;
+        int want = ref.s.batch, B = fit_batch(&ref, want, budget, 1, o.T, bf16);
+        Plan full = plan_meta(&ref.s, want, o.T, bf16);
+        if (B == 0) {
+            printf("  %s: does not fit even at B = 1\n", bf16 ? "bf16" : "fp32");
+            continue;
+        }
+        if (B < want)
+            printf("  %s: B %d needs %.1f GiB by the plan (activation recomputation is not implemented "
+                   "yet), more than %.1f GiB: measured at B %d\n", bf16 ? "bf16" : "fp32", want,
+                   full.total / GiB, budget / GiB, B);
+        k = child_args(args, buf, &o, "meta");
+        snprintf(buf[3], 64, "%d", B);
+        snprintf(buf[1], 64, "%d", o.T);
+        const char *extra[] = { "--setup", "reference", "--precision", bf16 ? "bf16" : "fp32",
+                                "--B", buf[3], "--peak", buf[2], "--T", buf[1] };
+        for (int e = 0; e < 10; e++) args[k++] = (char *)extra[e];
+        args[k] = NULL;
+        if (run_child(args) == 0)
+            printf("    plan for this batch: %s; measured peak %s (backend)\n",
+                   human(plan_meta(&ref.s, B, o.T, bf16).total), human(result("peak_bytes")));
+    }
+    printf("memory of the reference meta-step at full batch, by plan (bench_cuda --plan for all):\n");
+    Plan m = plan_meta(&ref.s, ref.s.batch, o.T, 0);
+    print_plan("  as implemented", &m, budget);
+    Plan r = plan_recompute(m, &ref.s, ref.s.batch, 1, 1, 1);
+    print_plan("  with layer recomputation and chunked logits", &r, budget);
+    return 0;
+}

@@ -43,6 +43,8 @@ ifneq ($(NVCC),)
 else
 test-cuda:
 	@echo "test-cuda: SKIPPED (no nvcc): exit 77, not a pass"; exit 77
+bench-cuda:
+	@echo "bench-cuda: no nvcc: this build has no CUDA backend to benchmark" >&2; exit 1
 endif
 TOOL_DIRS := $(sort $(wildcard tools/dr-*))
 TOOLS     := $(TOOL_DIRS:tools/%=$(BIN)/%)

@@ -18,6 +18,10 @@
 #include <dlfcn.h>
 #include <limits.h>
 
+/* the CUDA library's precision setter (backend_cuda_set_gemm_precision), once loaded */
+static int (*cuda_set_precision)(const char *name);
+static const Backend *cuda_backend;
+
 /* bin/libdr_cuda.so: the directory of the running executable. */
 static const Backend *load_cuda(char *why, size_t n) {
     char path[PATH_MAX];
@@ -40,7 +44,9 @@ static const Backend *load_cuda(char *why, size_t n) {
         snprintf(why, n, "%.300s has no backend_cuda_get", path);
         return NULL;
     }
-    return get(why, n);   /* the library stays loaded for the process's lifetime */
+    cuda_set_precision = (int (*)(const char *))dlsym(lib, "backend_cuda_set_gemm_precision");
+    cuda_backend = get(why, n);   /* the library stays loaded for the process's lifetime */
+    return cuda_backend;
 }
 
 static int nvidia_driver_present(void) {
@@ -73,4 +79,23 @@ const Backend *backend_select(const char *device) {
 #endif
     ops_blas_init();
     return &backend_cpu;
+}
+
+int backend_set_precision(const Backend *be, const char *precision) {
+    if (!precision || !strcmp(precision, "fp32")) {
+#ifdef DR_HAVE_CUDA
+        if (be && be == cuda_backend && cuda_set_precision) cuda_set_precision("fp32");
+#endif
+        return 0;
+    }
+#ifdef DR_HAVE_CUDA
+    if (be && be == cuda_backend && cuda_set_precision) {
+        if (cuda_set_precision(precision) == 0) return 0;
+        return dr_seterr("experiment.precision = %s: the CUDA backend does not know it", precision);
+    }
+#endif
+    (void)be;
+    return dr_seterr("experiment.precision = %s needs the CUDA backend (bf16 GEMM inputs with fp32 "
+                     "accumulation); this run computes on the CPU: use fp32 or --device cuda",
+                     precision);
 }

@@ -85,6 +85,8 @@ static const KeyDef schema[] = {
     DBL("lm.init_std", lm.shape.init_std, 0, 1, MIN_OPEN, "0.02", "std of the normal initialisation"),
     BOOL("lm.checkpointing", lm.shape.checkpointing, "false",
          "activation recomputation: keep block outputs only, rebuild each block in the backward"),
+    INT("lm.head_chunk", lm.shape.head_chunk, 0, 1 << 20, "0",
+        "examples per chunk of the [rows, vocab] logits; 0 = the whole batch (chunks: less memory)"),
     INT("lm.vocab_size", lm.vocab_size, 0, 1 << 24, "50257", "token ids; 0 = take it from the shards"),
     ENUM("lm.optimizer", lm.optimizer, "adamw|sgd", "adamw", "inner optimizer (exactly as torch.optim)"),
     DBL("lm.lr", lm.lr, 0, 1000, MIN_OPEN, "1e-3", "peak learning rate"),

@@ -36,6 +36,7 @@ typedef struct {
     int ctx;             /* max positions (LM: data.seq_len; rater: data.seq_len_rater), derived */
     double init_std;     /* 0.02 */
     int checkpointing;   /* recompute block activations in the backward (lm.checkpointing) */
+    int head_chunk;      /* LM only: examples per chunk of the logits (lm.head_chunk; 0 = all) */
 } ModelShape;
 
 typedef struct {

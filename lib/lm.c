@@ -25,7 +25,7 @@ LMConfig lm_config_from_shape(const ModelShape *shape, int vocab) {
     LMConfig c = {
         .n_layer = shape->n_layer, .d_model = shape->d_model, .n_head = shape->n_head,
         .d_ff = shape->d_ff, .vocab = vocab, .ctx = shape->ctx, .init_std = shape->init_std,
-        .checkpointing = shape->checkpointing,
+        .checkpointing = shape->checkpointing, .head_chunk = shape->head_chunk,
     };
     return c;
 }
@@ -272,6 +272,11 @@ void trunk_grads_free(const Backend *be, LMGrads *D) {
     bfree(be, &D->logits); bfree(be, &D->losses);
 }
 
+/* examples per head chunk (lm.head_chunk; the whole batch when 0 or ≥ B) */
+static int head_chunk_examples(const LMConfig *cfg, int B) {
+    return cfg->head_chunk > 0 && cfg->head_chunk < B ? cfg->head_chunk : B;
+}
+
 LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents) {
     CHECK(lm_config_check(cfg) == 0, "lm_acts_new: %s", dr_lasterr());
     CHECK(B >= 1 && T >= 1 && T <= cfg->ctx, "lm_acts_new: B = %d, T = %d (ctx %d)", B, T, cfg->ctx);
@@ -282,23 +287,25 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
     a->with_tangents = with_tangents;
     size_t bytes = 0;
     const size_t BT = (size_t)B * T, V = cfg->vocab;
+    const size_t HR = (size_t)head_chunk_examples(cfg, B) * T;   /* rows of a logits buffer */
+    a->head_held = -1;
     a->inputs = be->alloc(BT * sizeof(int32_t));
     a->targets = be->alloc(BT * sizeof(int32_t));
     a->n_valid = be->alloc((size_t)B * sizeof(int32_t));
     bytes += (2 * BT + B) * sizeof(int32_t);
 
     trunk_alloc(be, cfg, &a->fwd, B, T, 0, &bytes);
-    a->fwd.logits = balloc(be, BT * V, &bytes);
+    a->fwd.logits = balloc(be, HR * V, &bytes);
     a->fwd.losses = balloc(be, B, &bytes);
     trunk_grads_alloc(be, cfg, &a->bwd, B, T, &bytes);
-    a->bwd.logits = balloc(be, BT * V, &bytes);
+    a->bwd.logits = balloc(be, HR * V, &bytes);
     a->bwd.losses = balloc(be, B, &bytes);
     if (with_tangents) {
         trunk_alloc(be, cfg, &a->tan, B, T, 1, &bytes);
-        a->tan.logits = balloc(be, BT * V, &bytes);
+        a->tan.logits = balloc(be, HR * V, &bytes);
         a->tan.losses = balloc(be, B, &bytes);
         trunk_grads_alloc(be, cfg, &a->tbwd, B, T, &bytes);
-        a->tbwd.logits = balloc(be, BT * V, &bytes);
+        a->tbwd.logits = balloc(be, HR * V, &bytes);
     }
     a->bytes = bytes;
     return a;
@@ -578,14 +585,63 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
     a->T_cur = T;
 }
 
-/* The head on the trunk's output: logits, softmax in place, per-example losses. */
-static void head_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMActs *a,
-                         int B, int T) {
-    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
+/* ---- the head: tied wte, softmax cross-entropy, in chunks of examples ----------------
+ * cfg->head_chunk = E > 0 computes the [rows, V] logits (and their tangent and both
+ * cotangents) for E examples at a time, so those four buffers hold E·T rows, not B·T.
+ * The losses of lm_forward and d_i come chunk by chunk; lm_backward recomputes a chunk's
+ * logits unless the buffers still hold it (the last chunk of the forward); the
+ * forward-over-reverse pass, which knows dlosses up front, runs each chunk's backward
+ * right after its forward: nothing is recomputed. One chunk (E = 0 or E ≥ B) is the
+ * unchunked head, bit for bit. */
+
+/* examples [b0, b1): logits, softmax in place, losses[b0, b1) */
+static void head_chunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                               LMActs *a, int b0, int b1) {
+    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     LMTensors *F = &a->fwd;
-    be->matmul_forward(F->logits, F->lnf, P->wte, NULL, N, C, V, MATMUL_W_OC_C);  /* [B,T,V] */
-    be->crossentropy_forward(F->losses, F->logits /* softmax in place */, F->logits,
-                             a->targets, a->n_valid, B, T, V);
+    const size_t r0 = (size_t)b0 * T;
+    be->matmul_forward(F->logits, F->lnf + r0 * C, P->wte, NULL, Nc, C, V,
+                       MATMUL_W_OC_C);                                    /* [Nc,V]   */
+    be->crossentropy_forward(F->losses + b0, F->logits /* softmax in place */, F->logits,
+                             a->targets + r0, a->n_valid + b0, b1 - b0, T, V);
+}
+
+/* its tangent along U: Tt->logits, d_i = Tt->losses[b0, b1) */
+static void head_chunk_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                               const LMParams *U, LMActs *a, int b0, int b1) {
+    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
+    LMTensors *F = &a->fwd, *Tt = &a->tan;
+    const size_t r0 = (size_t)b0 * T;
+    be->matmul_forward_tangent(Tt->logits, F->lnf + r0 * C, Tt->lnf + r0 * C, P->wte, U->wte,
+                               NULL, Nc, C, V, MATMUL_W_OC_C);
+    be->crossentropy_forward_tangent(Tt->losses + b0, F->logits, Tt->logits, a->targets + r0,
+                                     a->n_valid + b0, b1 - b0, T, V);
+}
+
+/* its backward (D->losses = dlosses on the backend): D->lnf rows += …, G->wte += …;
+ * with tp the tangents too (DT->lnf rows, HV->wte). */
+static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                                const LMParams *G, LMActs *a, const TangentPass *tp,
+                                int b0, int b1) {
+    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
+    const size_t r0 = (size_t)b0 * T, NcV = (size_t)Nc * V;
+    LMTensors *F = &a->fwd;
+    LMGrads *D = &a->bwd;
+    be->vec_zero(D->logits, NcV);
+    be->crossentropy_backward(D->logits, F->logits, a->targets + r0, a->n_valid + b0,
+                              D->losses + b0, b1 - b0, T, V);
+    if (tp) {   /* dlosses are held fixed: their tangent is 0 (NULL) */
+        be->vec_zero(tp->DT->logits, NcV);
+        be->crossentropy_backward_tangent(tp->DT->logits, F->logits, tp->Tt->logits,
+                                          a->targets + r0, a->n_valid + b0, D->losses + b0,
+                                          NULL, b1 - b0, T, V);
+    }
+    be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, D->logits, F->lnf + r0 * C,
+                        P->wte, Nc, C, V, MATMUL_W_OC_C);
+    if (tp)
+        be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, D->logits,
+                                    tp->DT->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
+                                    P->wte, tp->U->wte, Nc, C, V, MATMUL_W_OC_C);
 }
 
 /* The LM's attention is causal; padded positions (t ≥ n_valid) come after every valid
@@ -593,7 +649,12 @@ static void head_forward(const Backend *be, const LMConfig *cfg, const LMParams 
 static void lm_forward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
                             LMActs *a, int B, int T) {
     trunk_forward(be, cfg, P, &a->fwd, a->inputs, NULL, 1, B, T);
-    head_forward(be, cfg, P, a, B, T);
+    const int E = head_chunk_examples(cfg, B);
+    for (int b0 = 0; b0 < B; b0 += E) {
+        int b1 = b0 + E < B ? b0 + E : B;
+        head_chunk_forward(be, cfg, P, a, b0, b1);
+        a->head_held = b0;
+    }
 }
 
 void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
@@ -606,41 +667,22 @@ void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMAc
     if (losses) be->to_host(losses, a->fwd.losses, (size_t)B * sizeof(real));
 }
 
-/* Head and CE backward, then the trunk; with tp, the tangents too. */
-static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                             const LMParams *G, LMActs *a, const TangentPass *tp) {
-    const int B = a->B_cur, T = a->T_cur, C = cfg->d_model, V = cfg->vocab, N = B * T;
-    const size_t NV = (size_t)N * V, NC = (size_t)N * C;
-    LMTensors *F = &a->fwd;
-    LMGrads *D = &a->bwd;
-
-    be->vec_zero(D->logits, NV);
-    be->crossentropy_backward(D->logits, F->logits, a->targets, a->n_valid, D->losses, B, T, V);
-    if (tp) {   /* dlosses are held fixed: their tangent is 0 (NULL) */
-        be->vec_zero(tp->DT->logits, NV);
-        be->crossentropy_backward_tangent(tp->DT->logits, F->logits, tp->Tt->logits,
-                                          a->targets, a->n_valid, D->losses, NULL, B, T, V);
-    }
-    be->vec_zero(D->lnf, NC);
-    be->matmul_backward(D->lnf, G ? G->wte : NULL, NULL, D->logits, F->lnf, P->wte,
-                        N, C, V, MATMUL_W_OC_C);
-    if (tp) {
-        be->vec_zero(tp->DT->lnf, NC);
-        be->matmul_backward_tangent(tp->DT->lnf, tp->HV->wte, NULL, D->logits, tp->DT->logits,
-                                    F->lnf, tp->Tt->lnf, P->wte, tp->U->wte, N, C, V,
-                                    MATMUL_W_OC_C);
-    }
-    trunk_backward_impl(be, cfg, P, G, F, D, tp, a->inputs, NULL, 1, B, T);
-}
-
 void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
                  const real *dlosses, real *grads) {
     CHECK(a->B_cur > 0, "lm_backward before lm_forward");
     LMParams P, G;
     lm_point_params(&P, (real *)params, cfg);
     lm_point_params(&G, grads, cfg);
-    be->to_device(a->bwd.losses, dlosses, (size_t)a->B_cur * sizeof(real));
-    lm_backward_impl(be, cfg, &P, &G, a, NULL);
+    const int B = a->B_cur, T = a->T_cur, E = head_chunk_examples(cfg, B);
+    be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
+    be->vec_zero(a->bwd.lnf, (size_t)B * T * cfg->d_model);
+    for (int b0 = 0; b0 < B; b0 += E) {
+        int b1 = b0 + E < B ? b0 + E : B;
+        if (a->head_held != b0) head_chunk_forward(be, cfg, &P, a, b0, b1);   /* recompute */
+        a->head_held = b0;
+        head_chunk_backward(be, cfg, &P, &G, a, NULL, b0, b1);
+    }
+    trunk_backward_impl(be, cfg, &P, &G, &a->fwd, &a->bwd, NULL, a->inputs, NULL, 1, B, T);
 }
 
 void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real *params,
@@ -649,7 +691,7 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
                              const int32_t *n_valid, int B, int T, const real *dlosses,
                              real *losses, real *grads, real *hvp, real *dloss_dir) {
     CHECK(a->with_tangents, "lm_forward_over_reverse needs activations made with_tangents");
-    const int C = cfg->d_model, V = cfg->vocab, N = B * T;
+    const int C = cfg->d_model, N = B * T;
     LMParams P, U, G, HV;
     lm_point_params(&P, (real *)params, cfg);
     lm_point_params(&U, (real *)u, cfg);
@@ -657,21 +699,28 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     lm_point_params(&HV, hvp, cfg);
     lm_set_batch(be, cfg, a, inputs, targets, n_valid, B, T);
 
-    /* forward, then its tangent along u: ℓ and d_i = ⟨∇ℓ_i, u⟩ */
+    /* forward, then its tangent along u: ℓ and d_i = ⟨∇ℓ_i, u⟩; with g or H·u wanted,
+     * each head chunk's backward (carrying tangents) right after it, then the trunk's */
     LMTensors *F = &a->fwd, *Tt = &a->tan;
+    const int backward = grads || hvp, E = head_chunk_examples(cfg, B);
+    TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
     trunk_forward_and_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, B, T);
-    head_forward(be, cfg, &P, a, B, T);
-    be->matmul_forward_tangent(Tt->logits, F->lnf, Tt->lnf, P.wte, U.wte, NULL,
-                               N, C, V, MATMUL_W_OC_C);
-    be->crossentropy_forward_tangent(Tt->losses, F->logits, Tt->logits, a->targets, a->n_valid,
-                                     B, T, V);
-
-    /* backward carrying tangents: g and H·u (neither wanted: d_i needs no backward) */
-    if (grads || hvp) {
+    if (backward) {
         be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
-        TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
-        lm_backward_impl(be, cfg, &P, grads ? &G : NULL, a, hvp ? &tp : NULL);
+        be->vec_zero(a->bwd.lnf, (size_t)N * C);
+        if (hvp) be->vec_zero(a->tbwd.lnf, (size_t)N * C);
     }
+    for (int b0 = 0; b0 < B; b0 += E) {
+        int b1 = b0 + E < B ? b0 + E : B;
+        head_chunk_forward(be, cfg, &P, a, b0, b1);
+        head_chunk_tangent(be, cfg, &P, &U, a, b0, b1);
+        a->head_held = b0;
+        if (backward)
+            head_chunk_backward(be, cfg, &P, grads ? &G : NULL, a, hvp ? &tp : NULL, b0, b1);
+    }
+    if (backward)
+        trunk_backward_impl(be, cfg, &P, grads ? &G : NULL, F, &a->bwd, hvp ? &tp : NULL,
+                            a->inputs, NULL, 1, B, T);
 
     if (losses) be->to_host(losses, F->losses, (size_t)B * sizeof(real));
     if (dloss_dir) be->to_host(dloss_dir, Tt->losses, (size_t)B * sizeof(real));

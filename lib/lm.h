@@ -46,6 +46,8 @@ typedef struct {
                           * one block of internals; the backward rebuilds block l from
                           * its input first (one more trunk forward, and its tangent in a
                           * forward-over-reverse pass); results are bit-identical */
+    int head_chunk;      /* > 0: the head's [rows, V] logits buffers hold head_chunk
+                          * examples, not the batch (lm.head_chunk; see lm.c) */
 } LMConfig;
 
 /* From the config file's section (config.h) and the vocabulary size of the shards. */
@@ -153,6 +155,7 @@ typedef struct {
     int B, T;                 /* allocated maximum */
     int with_tangents;
     int B_cur, T_cur;         /* the batch of the last forward */
+    int head_held;            /* first example of the head chunk the logits hold (-1: none) */
     int32_t *inputs, *targets, *n_valid;    /* backend copies of the last batch */
     LMTensors fwd, tan;       /* tan: only with_tangents */
     LMGrads bwd, tbwd;        /* tbwd: only with_tangents */

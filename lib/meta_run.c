@@ -813,7 +813,7 @@ int meta_run(MetaOptions *o) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
 
     r->be = backend_select(o->device ? o->device : cfg->device);
-    if (!r->be) goto done;
+    if (!r->be || backend_set_precision(r->be, cfg->precision) != 0) goto done;
     if (dist_size() > 1) {   /* every rank repeats the outer update: the same threads, the same bits */
         long th = omp_get_max_threads();
         long most = dist_allreduce_max_long(th), least = -dist_allreduce_max_long(-th);
@@ -944,7 +944,7 @@ int meta_grad_run(MetaGradOptions *o) {
     int have_sd = 0;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     const Backend *be = backend_select(o->device ? o->device : cfg->device);
-    if (!be) return -1;
+    if (!be || backend_set_precision(be, cfg->precision) != 0) return -1;
 
     LMConfig lc;
     RaterConfig rcfg;

@@ -883,7 +883,7 @@ int train_run(TrainOptions *o) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     if (check_ranks_agree() != 0) return -1;
     t.be = backend_select(o->device ? o->device : cfg->device);
-    if (!t.be) return -1;
+    if (!t.be || backend_set_precision(t.be, cfg->precision) != 0) return -1;
     if (curation_begin(&t, &phi_host) != 0) goto done;
     if (open_data(&t, 1) != 0) goto done;
     t.lmc = lm_config_from_shape(&cfg->lm.shape,
@@ -1067,7 +1067,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     real *hp = NULL;
     if (o->cfg.threads > 0) omp_set_num_threads(o->cfg.threads);
     t.be = backend_select(o->device ? o->device : o->cfg.device);
-    if (!t.be) return -1;
+    if (!t.be || backend_set_precision(t.be, o->cfg.precision) != 0) return -1;
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
     if (open_data(&t, 0) != 0) goto done;
     if (check_model_vs_data(&t) != 0) goto done;

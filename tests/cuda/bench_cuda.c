@@ -21,8 +21,10 @@
  * functions only allocate); the CUDA backend's scratch (attention's [B,NH,T,T] dS and dṠ,
  * the bf16 operand copies) is added by formula. A measurement whose total exceeds the
  * GPU's memory (less a 2 GiB reserve for the CUDA context and cuBLAS) runs at the largest
- * batch that fits, and says so. --plan also gives the estimates with activation
- * recomputation (not implemented yet; docs/cuda.md has the formulas).
+ * batch that fits, and says so. The count follows lm.checkpointing / rater.checkpointing
+ * (activation recomputation) and lm.head_chunk (logits for a few examples at a time) as
+ * the config sets them; --plan adds estimates for whichever a config leaves off
+ * (docs/cuda.md has the formulas).
  *
  * Each measurement runs in a fresh child process (this program again with --child), so
  * its peak memory is its own and running out of device memory ends only that one.
@@ -192,7 +194,7 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
     return p;
 }
 
-/* Activation recomputation (not implemented: lm.checkpointing, docs/cuda.md). Per trunk
+/* Activation recomputation where the config leaves it off (lm.checkpointing). Per trunk
  * (the LM's, with its tangent copy when tangents; the rater's), only each layer's input
  * [B,T,C] is kept and one layer's buffers are recomputed at a time:
  *   saved = (L − 1)·layer − L·B·T·C·4 bytes per copy, layer = (8·B·T·C + 2·B·T·F +
@@ -209,13 +211,14 @@ static double recompute_saving(const LMConfig *c, int B, int T, int stats) {
 static Plan plan_recompute(Plan p, const MetaSpec *s, int B, int tangents, int with_rater,
                            int chunk_logits) {
     const int T = s->seq_len;
-    double save = recompute_saving(&s->lm, B, T, 1) + (tangents ? recompute_saving(&s->lm, B, T, 0) : 0);
-    if (chunk_logits) {
+    double save = s->lm.checkpointing ? 0   /* already in the count */
+                  : recompute_saving(&s->lm, B, T, 1) + (tangents ? recompute_saving(&s->lm, B, T, 0) : 0);
+    if (chunk_logits && !s->lm.head_chunk) {   /* else already in the count */
         const double rows = (double)B * T, keep = rows < LOGIT_CHUNK_ROWS ? rows : LOGIT_CHUNK_ROWS;
         save += (tangents ? 4 : 2) * 4.0 * (rows - keep) * s->lm.vocab;
     }
     p.lm_acts -= save;
-    if (with_rater) p.rater_acts -= recompute_saving(&s->rater, B, s->seq_len_rater, 1);
+    if (with_rater && !s->rater.checkpointing) p.rater_acts -= recompute_saving(&s->rater, B, s->seq_len_rater, 1);
     p.total = p.lm_acts + p.rater_acts + p.states + p.params + p.scratch;
     return p;
 }
@@ -265,20 +268,27 @@ static void run_plan(const Setup *bench, const Setup *ref, int T, double budget)
     const MetaSpec *s = &ref->s;
     const int B = s->batch;
     Plan m = plan_meta(s, B, T, 0);
-    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32", T, meta_default_checkpoint_every(T), B);
+    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32%s%s", T, meta_default_checkpoint_every(T), B,
+             s->lm.checkpointing ? ", recompute" : "", s->lm.head_chunk ? ", head chunks" : "");
     print_plan(t, &m, budget);
-    Plan r1 = plan_recompute(m, s, B, 1, 1, 0);
-    print_plan("  with layer recomputation (LM, its tangents, rater)", &r1, budget);
-    Plan r2 = plan_recompute(m, s, B, 1, 1, 1);
-    snprintf(t, sizeof t, "  ... and logits in chunks of %d rows", LOGIT_CHUNK_ROWS);
-    print_plan(t, &r2, budget);
+    if (!s->lm.checkpointing || !s->rater.checkpointing) {
+        Plan r1 = plan_recompute(m, s, B, 1, 1, 0);
+        print_plan("  with layer recomputation (LM, its tangents, rater)", &r1, budget);
+    }
+    if (!s->lm.head_chunk) {
+        Plan r2 = plan_recompute(m, s, B, 1, 1, 1);
+        snprintf(t, sizeof t, "  ... and logits in chunks of %d rows", LOGIT_CHUNK_ROWS);
+        print_plan(t, &r2, budget);
+    }
     const int Tbig = 1500;
     Plan big = plan_meta(s, B, Tbig, 0);
     snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32", Tbig,
              meta_default_checkpoint_every(Tbig), B);
     print_plan(t, &big, budget);
-    Plan big2 = plan_recompute(big, s, B, 1, 1, 1);
-    print_plan("  with layer recomputation and chunked logits", &big2, budget);
+    if (!s->lm.head_chunk || !s->lm.checkpointing) {
+        Plan big2 = plan_recompute(big, s, B, 1, 1, 1);
+        print_plan("  ... with recomputation and chunked logits", &big2, budget);
+    }
     printf("  |theta| = %zu (%.2f GiB as fp32); rater |phi| = %zu; one B·NH·T² attention buffer "
            "%.2f GiB; one [B·T, V] logits buffer %.2f GiB\n", lm_num_params(&s->lm),
            4.0 * lm_num_params(&s->lm) / GiB, rater_num_params(&s->rater),
@@ -682,8 +692,8 @@ int main(int argc, char **argv) {
             continue;
         }
         if (B < want)
-            printf("  %s: B %d needs %.1f GiB by the plan (activation recomputation is not implemented "
-                   "yet), more than %.1f GiB: measured at B %d\n", bf16 ? "bf16" : "fp32", want,
+            printf("  %s: B %d needs %.1f GiB by the plan (as configured), more than %.1f GiB: "
+                   "measured at B %d\n", bf16 ? "bf16" : "fp32", want,
                    full.total / GiB, budget / GiB, B);
         k = child_args(args, buf, &o, "meta");
         snprintf(buf[3], 64, "%d", B);
@@ -699,7 +709,9 @@ int main(int argc, char **argv) {
     printf("memory of the reference meta-step at full batch, by plan (bench_cuda --plan for all):\n");
     Plan m = plan_meta(&ref.s, ref.s.batch, o.T, 0);
     print_plan("  as implemented", &m, budget);
-    Plan r = plan_recompute(m, &ref.s, ref.s.batch, 1, 1, 1);
-    print_plan("  with layer recomputation and chunked logits", &r, budget);
+    if (!ref.s.lm.head_chunk || !ref.s.lm.checkpointing) {
+        Plan r = plan_recompute(m, &ref.s, ref.s.batch, 1, 1, 1);
+        print_plan("  with recomputation and chunked logits", &r, budget);
+    }
     return 0;
 }

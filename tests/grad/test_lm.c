@@ -12,6 +12,8 @@
  *   3. padding inputs (t ≥ n_valid) change neither the losses nor the gradient;
  *   4. activation checkpointing (lm.checkpointing, 3 layers) gives the same bits for the
  *      losses, the gradient, H·u and d_i, in less activation memory;
+ *   5. the head in chunks of examples (lm.head_chunk 1 and 2 of B = 3) gives the unchunked
+ *      losses, d_i, gradient and H·u (to 1e-13: the wte sums are added in another order);
  *   0. first of all, the losses equal those of a naive, loop-by-loop GPT-2 written in this
  *      file from Hugging Face's modeling_gpt2 (q|k|v split, head h on channels
  *      [h·hs, (h+1)·hs), scale 1/sqrt(hs), gelu_new, LN eps 1e-5, tied head): the
@@ -328,6 +330,43 @@ int main(void) {
             for (int q = 0; q < 3; q++) be->free(out[on][q]);
         be->free(th);
         be->free(u);
+    }
+
+    /* ---- 5. the head in chunks of examples (lm.head_chunk) ------------------------ */
+    for (int E = 1; E <= 2; E++) {
+        LMConfig ch = cfg;
+        ch.head_chunk = E;   /* B = 3: chunks {0},{1},{2} or {0,1},{2} */
+        LMActs *ac = lm_acts_new(be, &ch, B + 1, T + 2, 1);
+        real lc[B], lf[B], dc[B];
+        real *gc = be->alloc(NP * sizeof(real)), *gf = be->alloc(NP * sizeof(real));
+        real *hc = be->alloc(NP * sizeof(real)), *hf = be->alloc(NP * sizeof(real));
+        direction(dir, tab, -1, 2000 - 1);
+        be->vec_zero(gc, NP); be->vec_zero(gf, NP); be->vec_zero(hc, NP); be->vec_zero(hf, NP);
+        lm_forward(be, &ch, theta, ac, inputs, targets, n_valid, B, T, lc);
+        lm_backward(be, &ch, theta, ac, c, gc);          /* recomputes all but the last chunk */
+        lm_forward_over_reverse(be, &ch, theta, dir, ac, inputs, targets, n_valid, B, T, c,
+                                NULL, gf, hc, dc);
+        lm_forward_over_reverse(be, &cfg, theta, dir, acts, inputs, targets, n_valid, B, T, c,
+                                lf, NULL, hf, dloss_dir);   /* unchunked reference */
+        double worst = 0;
+        for (int i = 0; i < B; i++) {
+            double e1 = test_rel_err(lc[i], losses0[i]), e2 = test_rel_err(dc[i], dloss_dir[i]);
+            if (e1 > worst) worst = e1;
+            if (e2 > worst) worst = e2;
+        }
+        be->vec_axpy(gc, -1, g0, NP);
+        be->vec_axpy(gf, -1, g0, NP);
+        be->vec_axpy(hc, -1, hf, NP);
+        double gn = sqrt(be->vec_sumsq(g0, NP)), hn = sqrt(be->vec_sumsq(hf, NP));
+        double eg = sqrt(be->vec_sumsq(gc, NP)) / gn, ef = sqrt(be->vec_sumsq(gf, NP)) / gn;
+        double eh = sqrt(be->vec_sumsq(hc, NP)) / hn;
+        TEST_CHECK(worst <= 1e-13 && eg <= 1e-13 && ef <= 1e-13 && eh <= 1e-13,
+                   "head_chunk %d: differs from the unchunked head (losses/d_i %.1e, gradient %.1e / "
+                   "FoR %.1e, H·u %.1e)", E, worst, eg, ef, eh);
+        printf("head in chunks of %d example(s): losses, d_i, gradient (lm_backward and FoR), H·u "
+               "within %.1e of the unchunked head\n", E, fmax(fmax(worst, eg), fmax(ef, eh)));
+        be->free(gc); be->free(gf); be->free(hc); be->free(hf);
+        lm_acts_free(be, ac);
     }
 
     printf("max relative errors: gradient %.2e, H·u %.2e, d_i %.2e (tolerance %.0e)\n",

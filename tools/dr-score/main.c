@@ -35,7 +35,7 @@ static void usage(void) {
         "  --batch B        examples per forward pass (default data.batch_size)\n"
         "  --split S        with a manifest: only shards of split S\n"
         "  -o FILE          write the scores to FILE (atomically) instead of stdout\n"
-        "  --device D       cpu | auto (default experiment.device)\n"
+        "  --device D       auto | cpu | cuda (default experiment.device)\n"
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
         "examples:\n"
@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     const Backend *be = backend_select(device ? device : cfg.device);
-    if (!be) dr_die("%s", dr_lasterr());
+    if (!be || backend_set_precision(be, cfg.precision) != 0) dr_die("%s", dr_lasterr());
     if (batch == 0) batch = cfg.data.batch_size;
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 

@@ -151,6 +151,19 @@ final() {  # final RUN -> "tokens l_val seconds" of the run's last eval (empty i
         if (s != "") sec = s; if (v != "" && t != "") { lt = t; lv = v } }
         END { if (lv != "") printf "%s %s %s\n", lt, lv, (sec == "" ? "NaN" : sec) }' "$OUT/train/$1.jsonl"
 }
+run_style() {  # fixed colours per run; the second baseline seed dashed in the baseline's
+    case $1 in
+        baseline)       echo "lc rgb '#7b3294'" ;;
+        baseline-seed*) echo "lc rgb '#7b3294' dt 2" ;;
+        datarater)      echo "lc rgb '#1a9850'" ;;
+        datarater-seed*) echo "lc rgb '#1a9850' dt 2" ;;
+        random)         echo "lc rgb '#4393c3'" ;;
+        random-seed*)   echo "lc rgb '#4393c3' dt 2" ;;
+        ppl)            echo "lc rgb '#e08214'" ;;
+        online)         echo "lc rgb '#b2182b'" ;;
+        *)              echo "" ;;
+    esac
+}
 if [ -n "$LOGS" ] && [ -n "$GP" ]; then
     {
         echo 'set multiplot layout 1,2 title "Final training: Val loss at equal training tokens"'
@@ -161,40 +174,67 @@ if [ -n "$LOGS" ] && [ -n "$GP" ]; then
         echo "set grid; set xlabel '$XL'; set ylabel 'L_{val} (nats/token)'"
         echo 'set key top right'
         printf 'plot'; sep=' '
-        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):2 with linespoints pt 7 ps 0.6 lw 2 title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$r"; sep=', '; }; done
+        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):2 with linespoints pt 7 ps 0.6 lw 2 %s title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$(run_style "$r")" "$r"; sep=', '; }; done
         echo
         # zoom: the last 60% of the shortest run
         zmin=$(for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && tail -n 1 "$DAT/val_$r.dat"; done | awk 'NR == 1 || $1 < m { m = $1 } END { printf "%d", 0.4 * m }')
-        echo "set title 'the last 60% (from $zmin tokens)'"
+        echo "set title 'the last 60% (from $zmin tokens)'; set key bottom left"
         echo "set xrange [$zmin/$XS:*]; set autoscale y"
         printf 'plot'; sep=' '
-        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):(\$1 >= %s ? \$2 : NaN) with linespoints pt 7 ps 0.6 lw 2 title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$zmin" "$r"; sep=', '; }; done
+        for r in $RUNS; do [ -s "$DAT/val_$r.dat" ] && { printf "%s'%s' using (\$1/%s):(\$1 >= %s ? \$2 : NaN) with linespoints pt 7 ps 0.6 lw 2 %s title '%s'" "$sep" "$DAT/val_$r.dat" "$XS" "$zmin" "$(run_style "$r")" "$r"; sep=', '; }; done
         echo
         echo 'unset multiplot'
     } | plot val_curves.png 1200 500
 fi
 
-# criterion 2: DataRater-filtered vs all data, final Val loss at the same budget
+# criterion 2: DataRater-filtered vs all data, final Val loss at the same budget. With the
+# second-seed runs (NOISE=1) it is judged on the two-seed means, and the seed spread (the
+# largest |seed s − seed s+1| among baseline, datarater, random) says which differences
+# are larger than the noise.
 C2_STATUS="NOT EVALUATED"
 B=$(final baseline); D=$(final datarater)
 if [ -z "$B" ] || [ -z "$D" ]; then
     C2_LINE="needs the final Val loss of both the 'baseline' and the 'datarater' runs (missing: $( [ -n "$B" ] || printf 'baseline '; [ -n "$D" ] || printf 'datarater'))"
 else
     set -- $B; BT=$1 BL=$2; set -- $D; DT=$1 DL=$2
+    R=$(final random); S=$(final baseline-seed2); D2=$(final datarater-seed2); R2=$(final random-seed2)
     inrange=$(awk -v k="$KEEP" 'BEGIN { print (k + 0 >= 0.5 && k + 0 <= 0.7) ? 1 : 0 }')
-    C2_STATUS=$(awk -v d="$DL" -v b="$BL" -v t="$TOL" 'BEGIN { print (d <= b + t) ? "PASS" : "FAIL" }')
-    [ "$inrange" = 1 ] || C2_STATUS="NOT EVALUATED (keep $KEEP is outside 0.5–0.7)"
-    C2_LINE=$(awk -v d="$DL" -v b="$BL" -v dt="$DT" -v bt="$BT" -v k="$KEEP" -v t="$TOL" 'BEGIN {
-        printf "final Val loss, DataRater-filtered (keep %s) %.4f after %d tokens vs all data %.4f after %d tokens: Δ = %+.4f nats (%+.2f%%; ≤ %s required)",
-            k, d, dt, b, bt, d - b, 100 * (d - b) / b, (t + 0 == 0 ? "0" : "+" t) }')
-    # context: random filtering at the same keep, and the seed-to-seed spread of the baseline
-    R=$(final random); S=$(final baseline-seed2)
-    [ -n "$R" ] && C2_LINE="$C2_LINE$(echo "$R" | awk -v d="$DL" '{ printf "; for reference, random filtering at the same keep: %.4f (DataRater − random = %+.4f)", $2, d - $2 }')"
-    if [ -n "$S" ]; then
-        C2_LINE="$C2_LINE$(echo "$S" | awk -v b="$BL" '{ printf "; seed noise: the baseline with the next seed reached %.4f (|Δ| = %.4f)", $2, (b > $2 ? b - $2 : $2 - b) }')"
+    if [ -n "$S" ] && [ -n "$D2" ]; then
+        # two seeds: means, spread, verdict on the means
+        eval "$(printf '%s\n%s\n%s\n%s\n%s\n%s\n' "b1 $B" "b2 $S" "d1 $D" "d2 $D2" "r1 ${R:-- - -}" "r2 ${R2:-- - -}" | awk -v t="$TOL" -v k="$KEEP" '
+            { v[$1] = $3 }
+            function ab(x) { return x < 0 ? -x : x }
+            END {
+                mb = (v["b1"] + v["b2"]) / 2; md = (v["d1"] + v["d2"]) / 2
+                n = ab(v["b1"] - v["b2"]); if (ab(v["d1"] - v["d2"]) > n) n = ab(v["d1"] - v["d2"])
+                hasr = (v["r1"] != "-" && v["r2"] != "-"); if (hasr) { mr = (v["r1"] + v["r2"]) / 2; if (ab(v["r1"] - v["r2"]) > n) n = ab(v["r1"] - v["r2"]) }
+                printf "C2_STATUS=%s\n", (md <= mb + t) ? "PASS" : "FAIL"
+                printf "C2_LINE=\"final Val loss, mean of two seeds (experiment.seed s and s+1, same training data): DataRater-filtered (keep %s) %.4f (%.4f, %.4f) vs all data %.4f (%.4f, %.4f): Δ = %+.4f nats (%+.2f%%; ≤ %s required)", k, md, v["d1"], v["d2"], mb, v["b1"], v["b2"], md - mb, 100 * (md - mb) / mb, (t + 0 == 0 ? "0" : "+" t)
+                if (hasr) printf "; random filtering at the same keep: %.4f (%.4f, %.4f), DataRater − random = %+.4f", mr, v["r1"], v["r2"], md - mr
+                printf "; seed spread (largest |seed s − seed s+1| of these runs) %.4f nats, so DataRater vs all data is %s", n, (ab(md - mb) <= n) ? "within seed noise: a tie, whatever the label says" : "larger than seed noise"
+                if (hasr) printf ", and DataRater vs random is %s", (ab(md - mr) <= n) ? "within seed noise" : "larger than seed noise"
+                printf "\"\n"
+            }')"
     else
-        C2_LINE="$C2_LINE; seed noise not measured in this run (NOISE=1 adds a second baseline seed)"
+        C2_STATUS=$(awk -v d="$DL" -v b="$BL" -v t="$TOL" 'BEGIN { print (d <= b + t) ? "PASS" : "FAIL" }')
+        C2_LINE=$(awk -v d="$DL" -v b="$BL" -v dt="$DT" -v bt="$BT" -v k="$KEEP" -v t="$TOL" 'BEGIN {
+            printf "final Val loss, DataRater-filtered (keep %s) %.4f after %d tokens vs all data %.4f after %d tokens: Δ = %+.4f nats (%+.2f%%; ≤ %s required)",
+                k, d, dt, b, bt, d - b, 100 * (d - b) / b, (t + 0 == 0 ? "0" : "+" t) }')
+        # context: random filtering at the same keep, and the seed-to-seed spread of the baseline
+        [ -n "$R" ] && C2_LINE="$C2_LINE$(echo "$R" | awk -v d="$DL" '{ printf "; for reference, random filtering at the same keep: %.4f (DataRater − random = %+.4f)", $2, d - $2 }')"
+        if [ -n "$S" ]; then
+            C2_LINE="$C2_LINE$(echo "$S" | awk -v b="$BL" -v d="$DL" -v r="${R:-}" '{
+                n = (b > $2 ? b - $2 : $2 - b); dd = (d > b ? d - b : b - d)
+                printf "; seed noise: the baseline with the next seed reached %.4f (|Δ| = %.4f)", $2, n
+                if (dd <= n) printf ", so DataRater vs all data (|Δ| = %.4f) is within seed noise: a tie, whatever the label says", dd
+                else printf ", so DataRater vs all data (|Δ| = %.4f) is larger than seed noise", dd
+                if (r != "") { split(r, a, " "); dr = (d > a[2] ? d - a[2] : a[2] - d)
+                    printf "; DataRater vs random (|Δ| = %.4f) is %s", dr, (dr <= n) ? "within seed noise" : "larger than seed noise" } }')"
+        else
+            C2_LINE="$C2_LINE; seed noise not measured in this run (NOISE=1 adds second-seed runs)"
+        fi
     fi
+    [ "$inrange" = 1 ] || C2_STATUS="NOT EVALUATED (keep $KEEP is outside 0.5–0.7)"
 fi
 
 # ---- scores per source -------------------------------------------------------------------
@@ -252,17 +292,18 @@ if [ -s "$SCORES" ]; then
         {
             echo "set multiplot layout $ROWS,$COLS title 'Rater scores per source (fraction of the source''s train\\_b examples per bin; red: the keep-$KEEP threshold)'"
             echo "set style fill solid 0.6 noborder; set grid ytics; set xrange [$1:$2]; set yrange [0:*]"
-            echo "set tics font ',8'; set format y '%.2f'"
+            echo "set tics font ',8'; set format y '%.2f'; set xlabel 'rater score (logit)' font ',8' offset 0,0.5"
             i=0
-            while read -r src rest; do
+            while read -r src n tok m sd mn mx kd rest; do
                 t=$(printf '%s' "$src" | sed 's/_/\\\\_/g')
-                echo "set title '$t' font ',9'"
+                [ ${#t} -gt 40 ] && t="$(printf '%s' "$t" | cut -c1-38)…"
+                printf 'set title "%s\\n%s examples, kept by the filter: %s" font ",8"\n' "$t" "$n" "$( [ "$kd" = - ] && printf '?' || printf '%s%%' "$kd")"
                 echo "set arrow 1 from $CUT, graph 0 to $CUT, graph 1 nohead front lc rgb '#d62728' lw 2 dt 2"
                 echo "plot '$DAT/hist.dat' index $i using 1:2 with boxes lc rgb '#1f77b4' notitle"
                 i=$((i + 1))
             done < "$DAT/sources.dat"
             echo 'unset multiplot'
-        } | plot score_hist.png $((COLS * 330)) $((ROWS * 220 + 40))
+        } | plot score_hist.png $((COLS * 330)) $((ROWS * 235 + 40))
     fi
 fi
 
@@ -337,6 +378,7 @@ echo "## Final training at equal budget"
 echo
 echo "Every run trains the same LM with the same config and budget; only the training data differ: **baseline** = all of train_b, **datarater** = the top ${KEEP:-?} of train_b by the rater's score, **random** = a random ${KEEP:-?} of it, **ppl** = the middle ${KEEP:-?} by the mean token loss of the ${PPL_REF:-baseline} LM (perplexity filtering)$(case " $RUNS " in *" online "*) printf ', **online** = all of train_b with the rater dropping the bottom of every batch while training';; esac). Val loss is nats per token on the Val split."
 echo
+case " $RUNS " in *-seed2" "*) echo "Runs named \`…-seed2\` train on the same data as their namesake with \`experiment.seed\` + 1 (another initialisation and data order): their differences from it are seed noise. Dashed lines in the plot."; echo ;; esac
 case $ONLINE in no*) echo "The online bottom-K run is not in this report: ${ONLINE#no: }."; echo ;; esac
 image val_curves.png "Val loss curves of the final runs"
 if [ -n "$LOGS" ]; then
@@ -353,10 +395,10 @@ if [ -n "$LOGS" ]; then
     sflops() { [ -s "$1" ] && sed -n 's/.* \([0-9.eE+-]*\) FLOPs (.*/\1/p' "$1" | tail -n 1 || true; }
     FR=$(sflops "${SCORE_DIR:-$OUT/score}/datarater.log"); FP=$(sflops "${SCORE_DIR:-$OUT/score}/ppl.log")
     OFFS=
-    [ -n "$FR" ] && OFFS="$OFFS --offset datarater=$FR"
+    [ -n "$FR" ] && OFFS="$OFFS --offset datarater=$FR --offset datarater-seed2=$FR"
     [ -n "$FP" ] && OFFS="$OFFS --offset ppl=$FP"
     if [ -n "$OFFS" ]; then
-        echo "In the FLOPs table, the offline filters also pay for scoring all of train_b once: datarater $( [ -n "$FR" ] && printf '%s FLOPs (rater forward)' "$FR" || printf 'not counted'), ppl $( [ -n "$FP" ] && printf '%s FLOPs (reference-LM forward)' "$FP" || printf 'not counted') (from dr-score; random needs no scores). Meta-training and the reference LM's own training are not counted."
+        echo "In the FLOPs table, the offline filters also pay for scoring all of train_b once: datarater$(case " $RUNS " in *" datarater-seed2 "*) printf ' (both seeds)';; esac) $( [ -n "$FR" ] && printf '%s FLOPs (rater forward)' "$FR" || printf 'not counted'), ppl $( [ -n "$FP" ] && printf '%s FLOPs (reference-LM forward)' "$FP" || printf 'not counted') (from dr-score; random needs no scores). Meta-training and the reference LM's own training are not counted."
         echo
     fi
     # shellcheck disable=SC2086
@@ -376,6 +418,23 @@ if [ -s "$DAT/sources.dat" ]; then
     awk '{ printf "| %s | %d | %d | %.4g | %.3g | %.4g | %.4g | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$DAT/sources.dat"
     echo
     [ -s "$OUT/filter/datarater.summary" ] && { echo "DataRater filter: $(head -n 1 "$OUT/filter/datarater.summary")."; echo; }
+    # how finely the scores rank: a rater whose scores pile up at two values is a binary
+    # classifier, and the keep threshold then falls inside one pile (ties broken by noise)
+    awk -v cut="${CUT:-}" '{ x[NR] = $2; if (NR == 1 || $2 < lo) lo = $2; if (NR == 1 || $2 > hi) hi = $2 }
+        END {
+            if (NR == 0 || hi == lo) exit
+            e = 0.01 * (hi - lo); nl = 0; nh = 0
+            for (i = 1; i <= NR; i++) { if (x[i] <= lo + e) nl++; else if (x[i] >= hi - e) nh++ }
+            printf "Score resolution: %.1f%% of the %d examples lie within 1%% of the score range from its lowest value (%.4g) and %.1f%% within 1%% from its highest (%.4g); %.1f%% in between.",
+                100 * nl / NR, NR, lo, 100 * nh / NR, hi, 100 * (NR - nl - nh) / NR
+            if (nl + nh >= 0.9 * NR) {
+                printf " The rater is close to a binary classifier of examples"
+                if (cut != "" && cut <= lo + e) printf "; the keep threshold (%.6g) falls inside the low pile, so the examples kept from it are picked by score differences below %.2g", cut, e
+                else if (cut != "" && cut >= hi - e) printf "; the keep threshold (%.6g) falls inside the high pile, so the examples dropped from it are picked by score differences below %.2g", cut, e
+                printf "."
+            }
+            printf "\n\n"
+        }' "$DAT/scores.dat"
     image score_hist.png "score histogram per source"
 else
     echo "_(no scores: \`$SCORES\`)_"; echo

@@ -30,8 +30,8 @@ meta_gain() {  # metrics.jsonl -> "mean_gain n_steps seconds" or nothing
               for (i = int(n / 2) + 1; i <= n; i++) if (gain[i] != "") { m += gain[i]; k++ }
               printf "%s %d %s\n", (k ? sprintf("%+.5f", m / k) : "-"), n, (sec == "" ? "-" : sprintf("%.0f", sec)) }' "$1"
 }
-final_val() {  # train log -> final l_val, or nothing
-    [ -s "$1" ] || return 0
+final_val() {  # train log -> final l_val, or nothing while its run has not finished
+    [ -s "$1" ] && [ -f "${1%.jsonl}.done" ] || return 0
     awk "$AWK_NUM"'{ v = num($0, "l_val"); if (v != "") lv = v } END { if (lv != "") printf "%.4f\n", lv }' "$1"
 }
 set_of() {  # the META_SET an ablation ran with, from its meta/params stamp
@@ -68,8 +68,8 @@ for a in $ABLS; do
 done
 echo
 LOGS="no-rater=$REPRO/train/baseline.jsonl full=$REPRO/train/datarater.jsonl"
-for a in $ABLS; do [ -s "$AOUT/$a/train/datarater.jsonl" ] && LOGS="$LOGS $a=$AOUT/$a/train/datarater.jsonl"; done
-if [ -s "$REPRO/train/baseline.jsonl" ] && [ -s "$REPRO/train/datarater.jsonl" ]; then
+for a in $ABLS; do [ -f "$AOUT/$a/train/datarater.done" ] && LOGS="$LOGS $a=$AOUT/$a/train/datarater.jsonl"; done
+if [ -f "$REPRO/train/baseline.done" ] && [ -f "$REPRO/train/datarater.done" ]; then
     # shellcheck disable=SC2086
     sh "$(dirname "$0")/compare.sh" --md $LOGS || true
 fi

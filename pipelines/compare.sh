@@ -116,8 +116,10 @@ function table(axis, label,    levels, n, i, r, c, m, maxx, lv, xr) {
         xr = -1
         for (r = 1; r <= nr; r++) {
             maxx = (axis == "t") ? et[r, ne[r]] : ef[r, ne[r]]
+            if (maxx <= 0) continue      # a run that never trained (only its step-0 eval)
             if (xr < 0 || maxx < xr) xr = maxx
         }
+        if (xr < 0) xr = 0
         n = 4
         for (i = 1; i <= 4; i++) lv[i] = xr * i / 4
     }

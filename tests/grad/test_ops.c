@@ -1129,7 +1129,7 @@ int main(void) {
     test_matmul(80, 64, 72, MATMUL_W_OC_C, 0);
     test_layernorm(10, 8);
     {
-        static const int32_t vl_a[3] = {5, 3, 1}, vl_b[3] = {2, 0, 5};
+        static const int32_t vl_a[3] = {5, 3, 1}, vl_b[3] = {2, 0, 5}, vl_c[3] = {150, 97, 64};
         test_attention(2, 5, 8, 2, NULL, 1, "attention causal B2 T5 C8 NH2");
         test_attention(2, 5, 8, 2, NULL, 0, "attention bidirectional B2 T5 C8 NH2");
         test_attention(3, 5, 8, 2, vl_a, 1, "attention causal valid{5,3,1}");
@@ -1137,6 +1137,10 @@ int main(void) {
         test_attention(3, 5, 8, 2, vl_b, 1, "attention causal valid{2,0,5}");
         test_attention(3, 5, 8, 2, vl_b, 0, "attention bidirectional valid{2,0,5}");
         test_attention(2, 7, 12, 3, NULL, 1, "attention causal B2 T7 C12 NH3");
+        /* longer than one causal row block (64): blocks of rows against growing key ranges */
+        test_attention(2, 130, 8, 2, NULL, 1, "attention causal T130 (3 row blocks)");
+        test_attention(3, 150, 8, 2, vl_c, 1, "attention causal T150 valid{150,97,64}");
+        test_attention(3, 150, 8, 2, vl_c, 0, "attention bidirectional T150 valid{150,97,64}");
     }
     test_gelu();
     test_residual();

@@ -116,8 +116,18 @@ static void member_free(Member *m) {
     optim_state_free(&m->opt, be);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
 /* Seconds per plain training step: forward, backward (dlosses = 1/B), clip + update
- * (wall; *cpu: CPU seconds); *for_cpu (if non-NULL): CPU seconds of one
+ * (wall, the median over the steps, so a moment of other load does not move it; *cpu:
+ * CPU seconds, likewise); *for_cpu (if non-NULL): CPU seconds of one
  * lm_forward_over_reverse pass on the same batch, for comparison. */
 static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double *cpu, double *for_cpu) {
     Member m;
@@ -126,18 +136,20 @@ static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double 
     real *g = be->alloc(m.n * sizeof(real));
     real dl[4096];
     for (int i = 0; i < s->batch; i++) dl[i] = (real)1 / (real)s->batch;
-    double t0 = 0, c0 = 0;
+    double wall[64], cpus[64];
+    CHECK(steps >= 1 && steps <= 64, "plain_step_seconds: %d steps", steps);
     for (int k = -1; k < steps; k++) {   /* k = -1: warm-up */
-        if (k == 0) { t0 = dr_now(); c0 = cpu_now(); }
+        double t0 = dr_now(), c0 = cpu_now();
         const DataBatch *b = fx_train(f, k < 0 ? 0 : k);
         lm_forward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, NULL);
         be->vec_zero(g, m.n);
         lm_backward(be, &s->lm, m.theta, acts, dl, g);
         optim_step(be, &m.opt, m.theta, g, &s->inner, lr_at(&s->inner, m.opt.step), NULL);
+        be->synchronize();
+        if (k >= 0) { wall[k] = dr_now() - t0; cpus[k] = cpu_now() - c0; }
     }
-    be->synchronize();
-    double sec = (dr_now() - t0) / steps;
-    if (cpu) *cpu = (cpu_now() - c0) / steps;
+    double sec = median(wall, steps);
+    if (cpu) *cpu = median(cpus, steps);
     if (for_cpu) {
         LMActs *ta = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 1);
         real *u = be->alloc(m.n * sizeof(real)), *hv = be->alloc(m.n * sizeof(real));
@@ -320,16 +332,24 @@ int main(int argc, char **argv) {
         double plain = plain_step_seconds(&s, &f, T < 8 ? T : 8, &plain_cpu, &for_cpu);
         printf("  plain training step: %.3f s (CPU %.3f s); one forward-over-reverse pass: CPU %.3f s = "
                "%.2f plain steps\n", plain, plain_cpu, for_cpu, for_cpu / plain_cpu);
+        /* This machine's speed drifts by 10-15% over minutes (other tenants), so each
+         * meta-step is compared with plain steps timed right before and right after it. */
         const int cs[2] = { 1, meta_default_checkpoint_every(T) };
+        double before = plain, before_cpu = plain_cpu;
         for (int i = 0; i < 2; i++) {
             s.checkpoint_every = cs[i];
             MetaStats st;
             size_t bytes;
-            double cpu;
+            double cpu, after_cpu;
             double sec = meta_step_seconds(&s, &f, &st, &bytes, &cpu, 1);
+            double after = plain_step_seconds(&s, &f, T < 8 ? T : 8, &after_cpu, NULL);
+            plain = 0.5 * (before + after);
+            plain_cpu = 0.5 * (before_cpu + after_cpu);
             printf("  meta-step T %d, checkpoint_every %d: %.2f s = %.2f x T plain steps (CPU time: "
-                   "%.2f x); buffers %.1f MB\n", T, cs[i], sec, sec / (T * plain), cpu / (T * plain_cpu),
-                   bytes / 1e6);
+                   "%.2f x); buffers %.1f MB; plain step before / after it %.3f / %.3f s\n", T, cs[i],
+                   sec, sec / (T * plain), cpu / (T * plain_cpu), bytes / 1e6, before, after);
+            before = after;
+            before_cpu = after_cpu;
             printf("      unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
                    "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), "
                    "rater backward %.2f s\n",

@@ -743,7 +743,8 @@ static void outer_update(Run *r) {
     }
 }
 
-static void log_step(Metrics *mt, const Run *r, const StepResult *res, double seconds) {
+static void log_step(Metrics *mt, const Run *r, const StepResult *res, double seconds,
+                     double step_seconds) {
     const MetaStats *s = &res->stats;
     const double K = s->members > 0 ? s->members : 1, n = (double)s->n_scores;
     metrics_begin(mt);
@@ -772,6 +773,7 @@ static void log_step(Metrics *mt, const Run *r, const StepResult *res, double se
     metrics_num(mt, "meta_grad_norm", res->grad_norm);
     metrics_num(mt, "inner_clip_frac", s->clip_frac / K);
     metrics_num(mt, "seconds", seconds);
+    metrics_num(mt, "step_seconds", step_seconds);
     metrics_end(mt);
 }
 
@@ -811,6 +813,9 @@ int meta_run(MetaOptions *o) {
     Metrics *mt = NULL;
     char *state_path = meta_state_path(o->out_path);
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    /* the rater, its EMA and the state go next to -o: a missing directory is found now,
+     * not after the meta-steps */
+    if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) goto done;
 
     r->be = backend_select(o->device ? o->device : cfg->device);
     if (!r->be || backend_set_precision(r->be, cfg->precision) != 0) goto done;
@@ -849,6 +854,9 @@ int meta_run(MetaOptions *o) {
         r->be->vec_copy(r->phi_ema, r->phi, r->n_phi);
     }
 
+    mt = metrics_open(dist_rank() == 0 ? o->log_path : NULL, o->resume);   /* rank 0 logs */
+    if (!mt) goto done;
+
     char ranks[96] = "";
     if (dist_size() > 1)
         snprintf(ranks, sizeof ranks, " over %d ranks (member k on rank k mod %d)", dist_size(), dist_size());
@@ -861,9 +869,6 @@ int meta_run(MetaOptions *o) {
             r->spec.inner.kind == OPTIM_ADAMW ? "adamw" : "sgd", data_num_examples(r->train),
             data_num_examples(r->val), meta_work_bytes(r->work) / 1e6, r->be->name, REAL_NAME,
             o->resume ? "; resumed" : "");
-
-    mt = metrics_open(dist_rank() == 0 ? o->log_path : NULL, o->resume);   /* rank 0 logs */
-    if (!mt) goto done;
 
     interrupted = 0;
     signal(SIGINT, on_interrupt);
@@ -879,6 +884,7 @@ int meta_run(MetaOptions *o) {
     int stopped = 0;
     while (r->meta_step < cfg->meta.rounds) {
         StepResult res;
+        const double t_step = dr_now();
         if (population_step(r, &res)) goto done;
         const long step_no = r->meta_step + 1;
         if (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi))) {
@@ -896,7 +902,7 @@ int meta_run(MetaOptions *o) {
         r->meta_step = step_no;
         const double seconds = seconds0 + dr_now() - t0;
         if (r->meta_step % cfg->meta.log_every == 0 || r->meta_step == cfg->meta.rounds)
-            log_step(mt, r, &res, seconds);
+            log_step(mt, r, &res, seconds, dr_now() - t_step);
         const double lv = res.stats.l_val / r->K;
         if (r->track_uniform)
             progress_set_extra(&prog, "l_val %.4f (uniform %.4f)", lv, res.l_val_uniform);
@@ -945,6 +951,7 @@ int meta_grad_run(MetaGradOptions *o) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     const Backend *be = backend_select(o->device ? o->device : cfg->device);
     if (!be || backend_set_precision(be, cfg->precision) != 0) return -1;
+    if (dr_check_output_dir(o->out_path) != 0) return -1;
 
     LMConfig lc;
     RaterConfig rcfg;
@@ -953,17 +960,24 @@ int meta_grad_run(MetaGradOptions *o) {
     if (open_data(cfg, &o->train, &o->val, &dt, &dv)) goto done;
     uint32_t shard_vocab = data_vocab_size(dt) > data_vocab_size(dv) ? data_vocab_size(dt) : data_vocab_size(dv);
     if ((uint32_t)lc.vocab < shard_vocab || (uint32_t)rcfg.vocab < shard_vocab) {
-        dr_seterr("the shards' vocabulary (%u ids) exceeds the LM's (%d) or the rater's (%d)",
-                  shard_vocab, lc.vocab, rcfg.vocab);
+        int lm_short = (uint32_t)lc.vocab < shard_vocab;
+        dr_seterr("%s: the %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
+                  lm_short ? o->lm_init : o->rater_init, lm_short ? "LM" : "rater",
+                  lm_short ? lc.vocab : rcfg.vocab, shard_vocab);
         goto done;
     }
     MetaSpec spec;
     if (meta_spec_from_config(&spec, cfg, lc.vocab)) goto done;
     spec.lm = lc;           /* the checkpoints decide the shapes */
     spec.rater = rcfg;
-    if (spec.seq_len > lc.ctx || spec.seq_len_rater > rcfg.ctx) {
-        dr_seterr("data.seq_len %d / seq_len_rater %d exceed the checkpoints' contexts (LM %d, rater %d)",
-                  spec.seq_len, spec.seq_len_rater, lc.ctx, rcfg.ctx);
+    if (spec.seq_len > lc.ctx) {
+        dr_seterr("%s: the LM has %d positions, data.seq_len is %d: use the config it was trained with",
+                  o->lm_init, lc.ctx, spec.seq_len);
+        goto done;
+    }
+    if (spec.seq_len_rater > rcfg.ctx) {
+        dr_seterr("%s: the rater has %d positions, data.seq_len_rater is %d: use the config it was "
+                  "trained with", o->rater_init, rcfg.ctx, spec.seq_len_rater);
         goto done;
     }
     if (spec.mode == META_DETACH || spec.mode == META_CONSTANT) {
@@ -1005,11 +1019,11 @@ int meta_grad_run(MetaGradOptions *o) {
     st_writer_free(w);
     free(cj);
     free(table);
+    free(g);
+    if (save_rc) goto done;   /* the error alone: no summary of a gradient not saved */
     fprintf(stderr, "%s: grad: l_val %.6f, objective %.6f, |dJ/dphi| %.6e, inner clip %.0f%% -> %s\n",
             dr_progname(), l_val, objective, sqrt(be->vec_sumsq(dphi, n_phi)), 100 * st.clip_frac,
             o->out_path);
-    free(g);
-    if (save_rc) goto done;
     rc = 0;
 done:
     if (work) meta_work_free(work);

@@ -13,7 +13,7 @@ DBIN=${DBIN:-build/double/bin}
 tmp=$(mktemp -d /tmp/dr-meta-cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-no_seconds() { sed 's/,"seconds":[^,}]*//' "$1"; }
+no_seconds() { sed 's/,"seconds":[^,}]*//; s/,"step_seconds":[^,}]*//' "$1"; }
 
 # tiny models, deterministic single thread
 CFG=(--config configs/tiny.yaml --set experiment.threads=1 --set experiment.device=cpu
@@ -39,7 +39,7 @@ for f in r.safetensors r.ema.safetensors r.safetensors.state; do
 done
 [ "$(wc -l < "$tmp/m.jsonl")" -eq 3 ] || fail "expected 3 metrics lines"
 for k in meta_step l_train l_val l_val_uniform l_val_gain score_mean score_std score_min \
-         score_max score_entropy frac_at_min frac_at_max meta_grad_norm seconds; do
+         score_max score_entropy frac_at_min frac_at_max meta_grad_norm seconds step_seconds; do
     grep -q "\"$k\":" "$tmp/m.jsonl" || fail "metrics lack $k"
 done
 ls "$tmp" | grep -q '\.tmp\.' && fail "temporary file left behind"

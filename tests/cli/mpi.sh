@@ -33,7 +33,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # and the 2-rank run would make them differ by rounding (issue #8, tests/bench/mpi.sh)
 cp -a "$BIN" "$tmp/bin"
 BIN=$tmp/bin
-no_seconds() { sed 's/,"seconds":[^,}]*//' "$1"; }
+no_seconds() { sed 's/,"seconds":[^,}]*//; s/,"step_seconds":[^,}]*//' "$1"; }
 # A safetensors file with its "seconds" metadata (wall time) blanked, for cmp.
 st_no_seconds() {
     local hlen; hlen=$(od -An -t u8 -N 8 "$1" | tr -d ' ')

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *progname = "datarater";
@@ -117,7 +118,7 @@ FILE *dr_atomic_open(const char *path, char **tmp_path_out) {
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        dr_seterr("%s: cannot create: %s", tmp, strerror(errno));
+        dr_seterr("%s: cannot create: %s", path, strerror(errno));
         free(tmp);
         return NULL;
     }
@@ -153,4 +154,19 @@ void dr_atomic_abort(FILE *f, char *tmp_path) {
     unlink(tmp_path);
     dr_tmp_unregister(tmp_path);
     free(tmp_path);
+}
+
+int dr_check_output_dir(const char *path) {
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    const char *d = slash ? dir : ".";
+    struct stat st;
+    int rc = 0;
+    if (stat(d, &st) != 0) rc = dr_seterr("%s: cannot write there: %s", path, strerror(errno));
+    else if (!S_ISDIR(st.st_mode)) rc = dr_seterr("%s: cannot write there: %s", path, strerror(ENOTDIR));
+    else if (access(d, W_OK) != 0) rc = dr_seterr("%s: cannot write there: %s", path, strerror(errno));
+    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) rc = dr_seterr("%s: is a directory, not a file", path);
+    free(dir);
+    return rc;
 }

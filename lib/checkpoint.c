@@ -95,9 +95,9 @@ static const char *dtype_name(StDtype d) {
     return (unsigned)d < sizeof names / sizeof *names ? names[d] : "?";
 }
 
-/* Checks one tensor of the file against its table row and reads it into dst. */
-static int load_tensor(const SafeTensors *st, const char *path, const char *name,
-                       const ParamInfo *p, real *dst) {
+/* Checks one tensor of the file against its table row: present, F32/F64, its shape. */
+static int check_tensor(const SafeTensors *st, const char *path, const char *name,
+                        const ParamInfo *p) {
     const StTensor *t = st_find(st, name);
     if (!t) return dr_seterr("%s: missing tensor %s", path, name);
     if (t->dtype != ST_F32 && t->dtype != ST_F64)
@@ -113,12 +113,21 @@ static int load_tensor(const SafeTensors *st, const char *path, const char *name
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%" PRId64, d ? "," : "", p->shape[d]);
         return dr_seterr("%s: tensor %s has shape [%s], the config says [%s]", path, name, got, want);
     }
+    return 0;
+}
+
+/* check_tensor, then reads the tensor into dst. */
+static int load_tensor(const SafeTensors *st, const char *path, const char *name,
+                       const ParamInfo *p, real *dst) {
+    if (check_tensor(st, path, name, p)) return -1;
     if (st_read_real(st, name, dst, p->numel)) return dr_seterr("%s: %s", path, dr_lasterr());
     return 0;
 }
 
-/* Opens path, parses its config, reads every tensor of the table (naming a missing or
- * misshapen one) and refuses tensors the config does not have. */
+/* Opens path, parses its config, checks every tensor of the table (naming a missing or
+ * misshapen one) and refuses tensors the config does not have, then reads them: the
+ * buffer is allocated only once the file is known to hold it (a config claiming a huge
+ * model is refused by its tensors, not by running out of memory). */
 static int model_load(const char *path, const char *model_type, LMConfig *cfg_out,
                       real **params_out, int rater) {
     *params_out = NULL;
@@ -134,9 +143,8 @@ static int model_load(const char *path, const char *model_type, LMConfig *cfg_ou
     table = xmalloc((size_t)n * sizeof *table);
     if (rater) rater_param_table(&cfg, table);
     else lm_param_table(&cfg, table);
-    params = xmalloc(total * sizeof(real));
     for (int i = 0; i < n; i++)
-        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
+        if (check_tensor(st, path, table[i].name, &table[i])) goto done;
     if (st_count(st) != (size_t)n) {   /* every needed tensor is there: name an extra one */
         for (size_t i = 0; i < st_count(st); i++) {
             const char *name = st_tensor(st, i)->name;
@@ -147,6 +155,9 @@ static int model_load(const char *path, const char *model_type, LMConfig *cfg_ou
         dr_seterr("%s: %zu tensors, the config needs %d", path, st_count(st), n);
         goto done;
     }
+    params = xmalloc(total * sizeof(real));
+    for (int i = 0; i < n; i++)
+        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
     *cfg_out = cfg;
     *params_out = params;
     params = NULL;

@@ -194,3 +194,16 @@ int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const re
                          data_vocab_size(d), lc->vocab);
     return score_all(be, d, SCORE_LM, lc, params, batch, out, stats);
 }
+
+int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path) {
+    const char *what = is_rater ? "rater" : "LM";
+    if (data_vocab_size(d) > (uint32_t)cfg->vocab)
+        return dr_seterr("%s: the %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
+                         path, what, cfg->vocab, data_vocab_size(d));
+    int positions = is_rater ? data_options(d)->seq_len_rater : data_options(d)->seq_len;
+    if (positions > cfg->ctx)
+        return dr_seterr("%s: the %s has %d positions, data.seq_len%s is %d: score with the "
+                         "config it was trained with", path, what, cfg->ctx,
+                         is_rater ? "_rater" : "", positions);
+    return 0;
+}

@@ -277,14 +277,21 @@ static int open_data(Trainer *t, int need_train) {
     return 0;
 }
 
-/* The model's vocabulary and context must hold the data. */
-static int check_model_vs_data(const Trainer *t) {
+/* The model's vocabulary and context must hold the data. ckpt: the checkpoint the LM
+ * came from (--eval-only), named in the message; NULL: the config's LM. */
+static int check_model_vs_data(const Trainer *t, const char *ckpt) {
     uint32_t vocab = t->train ? data_vocab_size(t->train) : 0;
     if (data_vocab_size(t->val) > vocab) vocab = data_vocab_size(t->val);
+    if (ckpt && (uint32_t)t->lmc.vocab < vocab)
+        return dr_seterr("%s: the LM's vocabulary (%d ids) is smaller than the shards' (%u ids)",
+                         ckpt, t->lmc.vocab, vocab);
     if ((uint32_t)t->lmc.vocab < vocab)
         return dr_seterr("lm.vocab_size = %d is smaller than the shards' vocabulary (%u ids): "
                          "set it to at least %u, or 0 to take it from the shards",
                          t->lmc.vocab, vocab, vocab);
+    if (ckpt && t->lmc.ctx < t->cfg->data.seq_len)
+        return dr_seterr("%s: the LM has %d positions, data.seq_len is %d: evaluate with the "
+                         "config it was trained with", ckpt, t->lmc.ctx, t->cfg->data.seq_len);
     if (t->lmc.ctx < t->cfg->data.seq_len)
         return dr_seterr("data.seq_len = %d exceeds the LM's context (lm.ctx = %d)",
                          t->cfg->data.seq_len, t->lmc.ctx);
@@ -734,17 +741,6 @@ static int truncate_log(const char *path, long step) {
     return dr_atomic_commit(g, tmp, path);
 }
 
-/* The checkpoint's directory must exist and be writable before hours of training. */
-static int check_writable_dir(const char *path) {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    int rc = access(slash ? dir : ".", W_OK) == 0 ? 0
-             : dr_seterr("%s: cannot write checkpoints there: %s", path, strerror(errno));
-    free(dir);
-    return rc;
-}
-
 /* ================================================================================
  * The loop
  * ================================================================================ */
@@ -879,7 +875,8 @@ int train_run(TrainOptions *o) {
     real *phi_host = NULL;
 
     if (!o->out_path) return dr_seterr("no output path (-o)");
-    if (dist_rank() == 0 && check_writable_dir(o->out_path) != 0) return -1;
+    /* the checkpoint's directory must exist and be writable before hours of training */
+    if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) return -1;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     if (check_ranks_agree() != 0) return -1;
     t.be = backend_select(o->device ? o->device : cfg->device);
@@ -889,7 +886,7 @@ int train_run(TrainOptions *o) {
     t.lmc = lm_config_from_shape(&cfg->lm.shape,
                                  cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)data_vocab_size(t.train));
     if (lm_config_check(&t.lmc) != 0) { seterr_prefixed("lm", NULL); goto done; }
-    if (check_model_vs_data(&t) != 0) goto done;
+    if (check_model_vs_data(&t, NULL) != 0) goto done;
     t.total_steps = total_steps_of(o, cfg, t.train, t.n_cand);
     t.config_json = config_to_json(cfg);
     alloc_model(&t, 1);
@@ -1070,7 +1067,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     if (!t.be || backend_set_precision(t.be, o->cfg.precision) != 0) return -1;
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
     if (open_data(&t, 0) != 0) goto done;
-    if (check_model_vs_data(&t) != 0) goto done;
+    if (check_model_vs_data(&t, ckpt) != 0) goto done;
     alloc_model(&t, 0);
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;

@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
     if (!rater_path == !lm_path) dr_die("give exactly one of --rater and --lm (see --help)");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
 
+    if (out_path && dr_check_output_dir(out_path) != 0) dr_die("%s", dr_lasterr());
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     const Backend *be = backend_select(device ? device : cfg.device);
@@ -97,9 +98,9 @@ int main(int argc, char **argv) {
 
     LMConfig mc;
     real *params = NULL;
+    const char *model_path = rater_path ? rater_path : lm_path;
     if (rater_path ? rater_load(rater_path, &mc, &params) : lm_load(lm_path, &mc, &params))
         dr_die("%s", dr_lasterr());
-    warn_seq_len(rater_path ? rater_path : lm_path, rater_path != NULL, &cfg, mc.ctx);
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
@@ -114,7 +115,7 @@ int main(int argc, char **argv) {
      * data.seq_len_rater); the LM scores whole windows. */
     dopt.seq_len_rater = rater_path ? mc.ctx : 0;
     DataLoader *d = data_open(&shards, &dopt);
-    if (!d) dr_die("%s", dr_lasterr());
+    if (!d || score_check_model(d, rater_path != NULL, &mc, model_path) != 0) dr_die("%s", dr_lasterr());
 
     char *tmp = NULL;
     FILE *out = stdout;
@@ -123,6 +124,7 @@ int main(int argc, char **argv) {
         out = dr_atomic_open(out_path, &tmp);
         if (!out) dr_die("%s", dr_lasterr());
     }
+    warn_seq_len(model_path, rater_path != NULL, &cfg, mc.ctx);   /* after every refusal */
     ScoreStats st;
     int rc = rater_path ? score_with_rater(be, d, &mc, params, (int)batch, out, &st)
                         : score_with_lm(be, d, &mc, params, (int)batch, out, &st);

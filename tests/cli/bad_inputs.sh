@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# bad_inputs.sh — the bad-input audit of dr-train, dr-meta (and `dr-meta grad`) and
+# dr-score: corrupt, truncated, garbage and empty shards; empty and malformed manifests
+# (files, stdin, --train/--val); malformed and absurd configs; missing, truncated,
+# garbage, wrong-kind, wrong-dtype and wrong-shape safetensors given to --resume,
+# --eval-only, --lm-init, --rater-init, --rater and --lm; corrupt or mismatched .state
+# files; outputs in a directory that does not exist, under a regular file, in a read-only
+# directory (not as root), or an output path that is a directory.
+# Every case must exit non-zero with exactly one line on stderr that names the file
+# (or the option/key) and the problem (expect_error: no crash, no sanitizer report, no
+# progress lines), within `timeout 20` (no hang), and leave no output file and no
+# temporary file behind; a refused --resume leaves the checkpoint it was given as it was.
+source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-train dr-meta dr-score
+
+CFG=(--config configs/tiny.yaml --set experiment.threads=1 --set experiment.device=cpu --set data.batch_size=4)
+META=(--set meta.rounds=1 --set meta.T=2 --set meta.val_batches=1)
+
+# ---- a tiny corpus, an LM and a rater to break ---------------------------------------
+tests/data/gen_toy.sh 60 40 3 > "$TMP/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$TMP/shards" "$TMP/toy.jsonl" >/dev/null 2>&1 \
+    || { echo "dr-tokenize failed" >&2; exit 1; }
+"$BIN/dr-split" --val 0.3 --val-sources clean --seed 1 -o "$TMP/splits" "$TMP/shards" > "$TMP/manifest.tsv" 2>/dev/null \
+    || { echo "dr-split failed" >&2; exit 1; }
+M=$TMP/manifest.tsv
+TA=$TMP/splits/train_a
+VAL=$TMP/splits/val
+"$BIN/dr-train" "${CFG[@]}" --steps 2 -o "$TMP/lm.safetensors" "$M" 2>"$TMP/setup.err" \
+    || { cat "$TMP/setup.err" >&2; echo "dr-train failed" >&2; exit 1; }
+"$BIN/dr-train" "${CFG[@]}" --steps 2 --stop-at 1 -o "$TMP/lm1.safetensors" "$M" 2>"$TMP/setup.err" \
+    || { cat "$TMP/setup.err" >&2; echo "dr-train --stop-at failed" >&2; exit 1; }
+"$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/rater.safetensors" "$M" </dev/null 2>"$TMP/setup.err" \
+    || { cat "$TMP/setup.err" >&2; echo "dr-meta failed" >&2; exit 1; }
+LM=$TMP/lm.safetensors
+R=$TMP/rater.safetensors
+
+# ---- helpers -------------------------------------------------------------------------
+# bad "what" PATTERN command...: expect_error under a 20 s limit (a hang is killed).
+bad() { local what=$1 pat=$2; shift 2; expect_error "$what" "$pat" timeout 20 "$@"; }
+# bad_stdin "what" PATTERN FILE command...: the same with stdin from FILE
+stdin_from() { local f=$1; shift; "$@" < "$f"; }
+bad_stdin() { local what=$1 pat=$2 f=$3; shift 3; expect_error "$what" "$pat" stdin_from "$f" timeout 20 "$@"; }
+# no_file "what" PATH...: none of the paths exists (a refused run wrote nothing)
+no_file() {
+    local what=$1; shift
+    for p in "$@"; do
+        checks=$((checks + 1))
+        if [ -e "$p" ]; then fail "$what: wrote $p"; rm -rf "$p"; fi
+    done
+}
+# same_file "what" A B: a refused --resume left its checkpoint as it was
+same_file() { checks=$((checks + 1)); cmp -s "$2" "$3" || fail "$1: $2 was changed"; }
+# st_edit IN OUT MODE [args]: queues a safetensors file with one thing changed; st_apply
+# makes them all (one python3 run: a start costs about as much as ten tool runs here):
+#   dtype NAME (F32 -> I32, F64 -> I64: the same bytes), shape NAME (dims reversed: the
+#   same element count), drop NAME (tensor and bytes removed), meta KEY VALUE,
+#   metajson KEY FIELD [VALUE] (FIELD of the JSON object in metadata KEY removed, or
+#   set to VALUE: JSON, else a string). Jobs run in order (a job may edit an earlier OUT).
+st_edit() { local IFS=$'\t'; printf '%s\n' "$*" >> "$TMP/edits.tsv"; }
+st_apply() {
+    python3 - "$TMP/edits.tsv" <<'EOF'
+import json, struct, sys
+for line in open(sys.argv[1]).read().splitlines():
+    src, dst, mode, *args = line.split('\t')
+    b = open(src, 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n]); data = b[8 + n:]
+    meta = h.pop('__metadata__', None)
+    order = sorted(h, key=lambda k: h[k]['data_offsets'][0])
+    chunks = {k: data[h[k]['data_offsets'][0]:h[k]['data_offsets'][1]] for k in order}
+    if mode == 'dtype': h[args[0]]['dtype'] = {'F32': 'I32', 'F64': 'I64'}[h[args[0]]['dtype']]
+    elif mode == 'shape': h[args[0]]['shape'] = h[args[0]]['shape'][::-1]
+    elif mode == 'drop': del h[args[0]]
+    elif mode == 'meta': meta[args[0]] = args[1]
+    elif mode == 'metajson':
+        j = json.loads(meta[args[0]])
+        if len(args) > 2:
+            try: j[args[1]] = json.loads(args[2])
+            except ValueError: j[args[1]] = args[2]
+        else: del j[args[1]]
+        meta[args[0]] = json.dumps(j, separators=(',', ':'))
+    out, body, off = {}, b'', 0
+    if meta is not None: out['__metadata__'] = meta
+    for k in order:
+        if k not in h: continue
+        c = chunks[k]; v = dict(h[k]); v['data_offsets'] = [off, off + len(c)]
+        off += len(c); body += c; out[k] = v
+    hb = json.dumps(out, separators=(',', ':')).encode()
+    hb += b' ' * (-len(hb) % 8)
+    open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + body)
+EOF
+}
+B=$TMP/bad; mkdir -p "$B"   # the bad inputs
+HAVE_PY=0; command -v python3 >/dev/null && HAVE_PY=1
+[ $HAVE_PY = 1 ] || echo "no python3: the crafted safetensors cases are skipped"
+if [ $HAVE_PY = 1 ]; then
+    st_edit "$LM" "$B/lm_dtype.safetensors" dtype transformer.wte.weight
+    st_edit "$LM" "$B/lm_shape.safetensors" shape transformer.wte.weight
+    st_edit "$LM" "$B/lm_drop.safetensors" drop transformer.ln_f.bias
+    st_edit "$LM" "$B/lm_noconf.safetensors" meta config '{"model_type":"gpt2"}'
+    st_edit "$LM" "$B/lm_confarr.safetensors" meta config '[1, 2]'
+    st_edit "$LM" "$B/lm_huge.safetensors" metajson config n_embd 65536
+    st_edit "$B/lm_huge.safetensors" "$B/lm_huge.safetensors" metajson config n_head 1
+    st_edit "$LM" "$B/lm_layers.safetensors" metajson config n_layer 100000
+    st_edit "$R" "$B/r_dtype.safetensors" dtype rater.wte.weight
+    st_edit "$R" "$B/r_shape.safetensors" shape rater.head.out.weight
+    st_edit "$R" "$B/r_drop.safetensors" drop rater.head.out.bias
+    st_edit "$LM.state" "$B/nocursor.state" metajson datarater data_cursor
+    st_edit "$LM.state" "$B/badstep.state" meta step abc
+    st_edit "$LM.state" "$B/shape.state" shape m.transformer.wte.weight
+    st_edit "$LM.state" "$B/curation.state" metajson datarater curation bogus
+    st_edit "$R.state" "$B/mstreams.state" meta member.0.streams "0 999999 0 0"
+    st_edit "$R.state" "$B/mprec.state" meta precision fp16
+    st_edit "$R.state" "$B/mdrop.state" drop member.1.theta
+    st_apply || fail "st_apply"
+fi
+
+# ---- bad shards, bad manifests --------------------------------------------------------
+S1=$(ls "$TA"/*.drs | head -n 1)
+SIZE=$(stat -c %s "$S1")
+: > "$B/empty.drs"
+yes 'not a shard, just text' | head -c 4096 > "$B/garbage.drs"
+head -c $((SIZE / 2)) "$S1" > "$B/trunc.drs"
+head -c 40 "$S1" > "$B/short.drs"
+cp "$S1" "$B/flip.drs"    # one byte of the first block's data changed: its checksum catches it
+printf '\xff' | dd of="$B/flip.drs" bs=1 seek=$((72 + 40)) conv=notrunc 2>/dev/null
+cp "$S1" "$B/hdr.drs"     # one byte of the header changed
+printf '\x07' | dd of="$B/hdr.drs" bs=1 seek=17 conv=notrunc 2>/dev/null
+: > "$B/empty.tsv"
+printf 'this is not a manifest\n' > "$B/garbage.tsv"
+printf 'train_a\t%s\nval\t%s/nope.drs\n' "$S1" "$B" > "$B/missing.tsv"
+printf 'train_a\t%s\x00junk\n' "$S1" > "$B/nul.tsv"
+printf '# only comments\n' > "$B/comments.tsv"
+
+SHARD_CASES=(
+    "empty.drs|empty.drs: truncated: 0 bytes"
+    "garbage.drs|garbage.drs: not a token shard"
+    "trunc.drs|trunc.drs: .*(truncated|corrupted)"
+    "short.drs|short.drs: truncated: 40 bytes"
+    "flip.drs|flip.drs: block 0: .*corrupted"
+    "hdr.drs|hdr.drs: header checksum mismatch"
+    "nope.drs|nope.drs: .*No such file"
+)
+MANIFEST_CASES=(
+    "empty.tsv|empty.tsv: manifest lists no shards"
+    "garbage.tsv|garbage.tsv:1: expected \"split<TAB>path\""
+    "missing.tsv|missing.tsv:2: .*nope.drs: No such file"
+    "nul.tsv|nul.tsv:1: NUL byte"
+    "comments.tsv|comments.tsv: manifest lists no shards"
+)
+for c in "${SHARD_CASES[@]}" "${MANIFEST_CASES[@]}"; do
+    f=${c%%|*}; pat=${c#*|}
+    bad "dr-train --train $f" "$pat" "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$B/$f" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-train --val $f" "$pat" "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$B/$f" -o "$TMP/o.safetensors"
+    bad "dr-train --eval-only, Val $f" "$pat" "$BIN/dr-train" "${CFG[@]}" --eval-only "$LM" --val "$B/$f"
+    bad "dr-meta --train $f" "$pat" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --train "$B/$f" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-meta --val $f" "$pat" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --train "$TA" --val "$B/$f" -o "$TMP/o.safetensors"
+    bad "dr-meta grad --train $f" "$pat" "$BIN/dr-meta" grad "${CFG[@]}" "${META[@]}" --lm-init "$LM" --rater-init "$R" \
+        --train "$B/$f" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-score --rater, input $f" "$pat" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" "$B/$f"
+    bad "dr-score --lm, input $f" "$pat" "$BIN/dr-score" "${CFG[@]}" --lm "$LM" -o "$TMP/o.tsv" "$B/$f"
+    no_file "$f" "$TMP/o.safetensors" "$TMP/o.ema.safetensors" "$TMP/o.safetensors.state" "$TMP/o.tsv"
+done
+# a manifest on stdin: empty, garbage
+for f in empty.tsv garbage.tsv; do
+    pat="\(stdin\): manifest lists no shards"; [ $f = garbage.tsv ] && pat="\(stdin\):1: expected"
+    bad_stdin "dr-train - < $f" "$pat" "$B/$f" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" -
+    bad_stdin "dr-meta - < $f" "$pat" "$B/$f" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/o.safetensors" -
+    bad_stdin "dr-meta (no inputs) < $f" "$pat" "$B/$f" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/o.safetensors"
+    bad_stdin "dr-score - < $f" "$pat" "$B/$f" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" -
+    no_file "stdin $f" "$TMP/o.safetensors" "$TMP/o.tsv"
+done
+# a manifest without the split a tool needs
+printf 'train_a\t%s\n' "$S1" > "$B/no_val.tsv"
+bad "dr-train: a manifest without val" "no Val shards" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/no_val.tsv"
+bad "dr-meta: a manifest without val" "no Val shards" "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors" "$B/no_val.tsv"
+bad "dr-score: no shards of the split" "no shards of split 'val'" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val "$B/no_val.tsv"
+bad "dr-train: a missing input" "nope.tsv: No such file" "$BIN/dr-train" "${CFG[@]}" -o "$TMP/o.safetensors" "$TMP/nope.tsv"
+no_file "split" "$TMP/o.safetensors"
+
+# ---- configs: malformed, unknown keys, absurd values ----------------------------------
+printf 'lm:\n  d_model: [32\n' > "$B/syntax.yaml"
+printf 'lm:\n  dmodel: 32\n' > "$B/unknown.yaml"
+printf 'lm:\n  lr: -1\n' > "$B/neg.yaml"
+printf '\x00\x01\x02garbage\xff\xfe\n' > "$B/binary.yaml"
+CONFIG_CASES=(
+    "*--config $B/syntax.yaml|syntax.yaml:[0-9]+: YAML syntax error"
+    "--config $B/unknown.yaml|unknown.yaml:2: unknown key 'lm.dmodel' \(did you mean lm.d_model\?\)"
+    "--config $B/neg.yaml|neg.yaml:2: lm.lr: expected a number in \(0, 1000\], got '-1'"
+    "--config $B/binary.yaml|binary.yaml:[0-9]+: "
+    "*--config $B/nope.yaml|nope.yaml: cannot open: No such file"
+    "*--set lm.foo=1|--set lm.foo=1: unknown key 'lm.foo'"
+    "*--set data.batch_size=0|data.batch_size: expected an integer in \[1, "
+    "--set data.batch_size=-4|data.batch_size: expected an integer in \[1, "
+    "--set data.seq_len=0|data.seq_len: expected an integer in \[1, "
+    "*--set meta.T=0|meta.T: expected an integer in \[1, "
+    "*--set lm.lr=nan|lm.lr: expected a number in \(0, 1000\], got 'nan'"
+    "--set lm.lr=-1e-3|lm.lr: expected a number in \(0, 1000\]"
+    "--set rater.lr=inf|rater.lr: expected a number in \(0, 1000\]"
+    "--set deploy.keep=0|deploy.keep: expected a number in \(0, 1\]"
+    "*--set deploy.keep=1.5|deploy.keep: expected a number in \(0, 1\]"
+    "--set lm.d_model=0|lm.d_model: expected an integer in \[1, "
+    "*--set lm.n_head=3|lm.n_head: d_model 32 is not divisible by n_head 3"
+    "--set data.seq_len_rater=64|data.seq_len_rater: the rater sees at most the seq_len \+ 1 = 33 tokens"
+    "--set meta.checkpoint_every=9|meta.checkpoint_every: 9 is more than the T = 4 inner steps"
+    "--set train.steps=-1|train.steps: expected an integer"
+    "--set experiment.threads=-1|experiment.threads: expected an integer in \[0, "
+    "--set data.min_tokens=1|data.min_tokens: expected an integer in \[2, "
+)
+# every case against dr-train; the cases marked * against every tool as well (one loader,
+# lib/config.c, serves them all: these check that each tool reports its error as it is)
+for c in "${CONFIG_CASES[@]}"; do
+    all=0; [ "${c:0:1}" = "*" ] && { all=1; c=${c:1}; }
+    opt=${c%%|*}; pat=${c#*|}
+    read -r -a o <<< "$opt"
+    bad "dr-train $opt" "$pat" "$BIN/dr-train" "${CFG[@]}" "${o[@]}" --steps 1 -o "$TMP/o.safetensors" "$M"
+    no_file "$opt" "$TMP/o.safetensors"
+    [ $all = 1 ] || continue
+    bad "dr-meta $opt" "$pat" "$BIN/dr-meta" "${CFG[@]}" "${o[@]}" -o "$TMP/o.safetensors" "$M"
+    bad "dr-meta grad $opt" "$pat" "$BIN/dr-meta" grad "${CFG[@]}" "${o[@]}" --lm-init "$LM" --rater-init "$R" \
+        --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-score $opt" "$pat" "$BIN/dr-score" "${CFG[@]}" "${o[@]}" --rater "$R" -o "$TMP/o.tsv" "$M"
+    no_file "$opt" "$TMP/o.safetensors" "$TMP/o.tsv"
+done
+# options
+bad "dr-train --steps 0" "--steps: 0 is out of range" "$BIN/dr-train" "${CFG[@]}" --steps 0 "$M"
+bad "dr-train --steps abc" "--steps: 'abc' is not an integer" "$BIN/dr-train" "${CFG[@]}" --steps abc "$M"
+bad "dr-train --online-keep 0" "--online-keep: keep fraction 0 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 0 "$M"
+bad "dr-train --online-keep 1.5" "--online-keep: keep fraction 1.5 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.5 "$M"
+bad "dr-train --online-keep nan" "--online-keep: 'nan' is not a number" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep nan "$M"
+bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG[@]}" --stop-at -1 "$M"
+bad "dr-score --batch 0" "--batch: 0 is out of range" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --batch 0 "$M"
+bad "dr-meta grad without --lm-init" "grad needs --lm-init and --rater-init" "$BIN/dr-meta" grad "${CFG[@]}" --rater-init "$R" "$M"
+
+# ---- safetensors: missing, empty, truncated, garbage, wrong kind, dtype, shape --------
+cp "$LM" "$B/lm_empty.safetensors"; : > "$B/lm_empty.safetensors"
+head -c $(( $(stat -c %s "$LM") / 2 )) "$LM" > "$B/lm_trunc.safetensors"
+head -c 20 "$LM" > "$B/lm_short.safetensors"
+yes 'garbage bytes' | head -c 5000 > "$B/lm_garbage.safetensors"
+cp "$LM" "$B/lm_json.safetensors"; printf 'x' | dd of="$B/lm_json.safetensors" bs=1 seek=9 conv=notrunc 2>/dev/null
+cp "$R" "$B/r_trunc.safetensors"; truncate -s -100 "$B/r_trunc.safetensors"
+ST_CASES=(
+    "nope.safetensors|nope.safetensors: cannot open: No such file"
+    "lm_empty.safetensors|lm_empty.safetensors: truncated: 0 bytes"
+    "lm_short.safetensors|lm_short.safetensors: truncated: header length"
+    "lm_trunc.safetensors|lm_trunc.safetensors: .*outside the data section"
+    "lm_garbage.safetensors|lm_garbage.safetensors: not a safetensors file"
+    "lm_json.safetensors|lm_json.safetensors: header is not valid JSON"
+    "r_trunc.safetensors|r_trunc.safetensors: .*outside the data section"
+)
+if [ $HAVE_PY = 1 ]; then
+    ST_CASES+=(
+        "lm_dtype.safetensors|lm_dtype.safetensors: tensor transformer.wte.weight has dtype I(32|64), expected F32 or F64"
+        "lm_shape.safetensors|lm_shape.safetensors: tensor transformer.wte.weight has shape \[32,257\], the config says \[257,32\]"
+        "lm_drop.safetensors|lm_drop.safetensors: missing tensor transformer.ln_f.bias"
+        "lm_noconf.safetensors|lm_noconf.safetensors: config in __metadata__ has no integer \"vocab_size\""
+        "lm_confarr.safetensors|lm_confarr.safetensors: config in __metadata__ is not an object"
+        "lm_huge.safetensors|lm_huge.safetensors: tensor transformer.wte.weight has shape \[257,32\], the config says \[257,65536\]"
+        "lm_layers.safetensors|lm_layers.safetensors: config in __metadata__: n_layer = 100000"
+        "r_dtype.safetensors|r_dtype.safetensors: tensor rater.wte.weight has dtype I(32|64), expected F32 or F64"
+        "r_shape.safetensors|r_shape.safetensors: tensor rater.head.out.weight has shape \\[1,32\\], the config says \\[32,1\\]"
+        "r_drop.safetensors|r_drop.safetensors: missing tensor rater.head.out.bias"
+    )
+fi
+for c in "${ST_CASES[@]}"; do
+    f=${c%%|*}; pat=${c#*|}
+    # a defect of a file read as an LM (lm_*) or as a rater (r_*); in the other kind's
+    # slot the file is first of all the wrong kind
+    lmpat=$pat; rpat=$pat
+    case $f in
+        lm_dtype*|lm_shape*|lm_drop*|lm_noconf*|lm_huge*|lm_layers*) rpat="$f: model_type is \"gpt2\", expected \"datarater\"" ;;
+        r_dtype*|r_shape*|r_drop*) lmpat="$f: model_type is \"datarater\", expected \"gpt2\"" ;;
+    esac
+    bad "dr-train --eval-only $f" "$lmpat" "$BIN/dr-train" "${CFG[@]}" --eval-only "$B/$f" "$M"
+    bad "dr-meta grad --lm-init $f" "$lmpat" "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$B/$f" --rater-init "$R" \
+        --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-meta grad --rater-init $f" "$rpat" "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$B/$f" \
+        --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
+    bad "dr-score --lm $f" "$lmpat" "$BIN/dr-score" "${CFG[@]}" --lm "$B/$f" -o "$TMP/o.tsv" "$M"
+    bad "dr-score --rater $f" "$rpat" "$BIN/dr-score" "${CFG[@]}" --rater "$B/$f" -o "$TMP/o.tsv" "$M"
+    bad "dr-train --rater $f" "--rater: .*$rpat" "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$B/$f" -o "$TMP/o.safetensors" "$M"
+    # --resume: the file as the checkpoint, a good .state next to it
+    rm -f "$TMP/res.safetensors"
+    [ -e "$B/$f" ] && cp "$B/$f" "$TMP/res.safetensors"
+    cp "$LM.state" "$TMP/res.safetensors.state"
+    bad "dr-train --resume $f" "--resume: .*${lmpat//$f/res.safetensors}" \
+        "$BIN/dr-train" "${CFG[@]}" --steps 2 --resume -o "$TMP/res.safetensors" "$M"
+    if [ -e "$B/$f" ]; then same_file "--resume $f" "$B/$f" "$TMP/res.safetensors"; fi
+    rm -f "$TMP/res.safetensors" "$TMP/res.safetensors.state"
+    no_file "$f" "$TMP/o.safetensors" "$TMP/o.safetensors.state" "$TMP/o.tsv"
+done
+# the right kind, but not what the data or the config needs
+bad "dr-score --lm: data.seq_len beyond the LM's positions" "lm.safetensors: .*32 positions" \
+    "$BIN/dr-score" "${CFG[@]}" --set data.seq_len=64 --lm "$LM" -o "$TMP/o.tsv" "$M"
+bad "dr-train --eval-only: data.seq_len beyond the LM's positions" "lm.safetensors: .*32 positions" \
+    "$BIN/dr-train" "${CFG[@]}" --set data.seq_len=64 --eval-only "$LM" "$M"
+bad "dr-meta grad: data.seq_len beyond the checkpoints' positions" "lm.safetensors: .*32 positions" \
+    "$BIN/dr-meta" grad "${CFG[@]}" --set data.seq_len=64 --lm-init "$LM" --rater-init "$R" --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
+"$MKSHARD" --random 20 --vocab 1000 "$B/big_vocab.drs" 2>/dev/null || fail "mkshard"
+"$MKSHARD" --random 20 --vocab 1000 --seed 2 --first-id 100 "$B/big_vocab2.drs" 2>/dev/null || fail "mkshard"
+bad "dr-score --lm: shards beyond the LM's vocabulary" "lm.safetensors: .*vocabulary" \
+    "$BIN/dr-score" "${CFG[@]}" --lm "$LM" -o "$TMP/o.tsv" "$B/big_vocab.drs"
+bad "dr-score --rater: shards beyond the rater's vocabulary" "rater.safetensors: .*vocabulary" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" "$B/big_vocab.drs"
+bad "dr-train --eval-only: shards beyond the LM's vocabulary" "lm.safetensors: .*vocabulary" \
+    "$BIN/dr-train" "${CFG[@]}" --eval-only "$LM" --val "$B/big_vocab.drs"
+bad "dr-train --rater: shards beyond the rater's vocabulary" "rater.safetensors: .*vocabulary" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$R" --train "$B/big_vocab.drs" --val "$B/big_vocab2.drs" -o "$TMP/o.safetensors"
+"$MKSHARD" --random 20 --vocab 257 "$B/other_tok.drs" 2>/dev/null || fail "mkshard"
+bad "dr-meta grad: shards beyond the LM's vocabulary" "lm.safetensors: .*vocabulary" \
+    "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" --train "$B/big_vocab.drs" --val "$B/big_vocab2.drs" -o "$TMP/o.safetensors"
+bad "dr-train: Train and Val of different tokenizers" "different tokenizers" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
+bad "dr-meta: Train_A and Val of different tokenizers" "different tokenizers" \
+    "$BIN/dr-meta" "${CFG[@]}" --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
+# --weights: scores that are missing or not scores
+bad "dr-train --weights: a missing file" "--weights: .*nope.tsv: cannot open: No such file" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights "$TMP/nope.tsv" -o "$TMP/o.safetensors" "$M"
+bad "dr-train --weights: an empty file" "--weights: .*empty.tsv: empty file" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights "$B/empty.tsv" -o "$TMP/o.safetensors" "$M"
+bad "dr-train --weights: garbage" "--weights: .*garbage.drs:1: expected the header" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights "$B/garbage.drs" -o "$TMP/o.safetensors" "$M"
+no_file "data vs model" "$TMP/o.safetensors" "$TMP/o.tsv"
+
+# ---- dr-train --resume: a missing, corrupt or mismatched .state ------------------------
+resume_case() {  # what PATTERN STATEFILE [extra options]: resume a copy of lm.safetensors
+    local what=$1 pat=$2 state=$3; shift 3   # STATEFILE "-": none
+    cp "$LM" "$TMP/res.safetensors"
+    if [ "$state" = - ]; then rm -f "$TMP/res.safetensors.state"; else cp "$state" "$TMP/res.safetensors.state"; fi
+    bad "dr-train --resume: $what" "$pat" "$BIN/dr-train" "${CFG[@]}" --steps 2 "$@" --resume -o "$TMP/res.safetensors" "$M"
+    same_file "--resume: $what" "$LM" "$TMP/res.safetensors"
+    rm -f "$TMP/res.safetensors" "$TMP/res.safetensors.state"
+}
+bad "dr-train --resume: no checkpoint at all" "--resume: .*nothing.safetensors: cannot open: No such file" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 2 --resume -o "$TMP/nothing.safetensors" "$M"
+no_file "--resume: no checkpoint at all" "$TMP/nothing.safetensors" "$TMP/nothing.safetensors.state"
+resume_case "no .state" "--resume: .*res.safetensors.state: cannot open: No such file" -
+resume_case "an empty .state" "res.safetensors.state: truncated: 0 bytes" "$B/lm_empty.safetensors"
+resume_case "a garbage .state" "res.safetensors.state: not a safetensors file" "$B/lm_garbage.safetensors"
+head -c 3000 "$LM.state" > "$B/trunc.state"
+resume_case "a truncated .state" "res.safetensors.state: truncated: header length" "$B/trunc.state"
+resume_case "an LM as .state" "res.safetensors.state: optimizer state is unmarked, expected adamw" "$LM"
+resume_case "the .state of another step" "res.safetensors is at step 2 but .*res.safetensors.state at step 1" "$TMP/lm1.safetensors.state"
+resume_case "an AdamW .state for SGD" "res.safetensors.state: optimizer state is adamw, expected sgd" "$LM.state" \
+    --set lm.optimizer=sgd
+resume_case "another model shape" "--resume: .*res.safetensors holds a 2-layer d32 .* the config asks for 2-layer d64" "$LM.state" \
+    --set lm.d_model=64
+resume_case "a dr-meta state" "res.safetensors.state: optimizer state is unmarked, expected adamw" "$R.state"
+if [ $HAVE_PY = 1 ]; then
+    resume_case "counters missing" "res.safetensors.state: missing or malformed training counters" "$B/nocursor.state"
+    resume_case "a malformed step" "res.safetensors.state: bad or missing \"step\"" "$B/badstep.state"
+    resume_case "a misshapen moment" "res.safetensors.state: tensor m.transformer.wte.weight has shape" "$B/shape.state"
+    resume_case "an unknown curation" "res.safetensors.state: unknown curation 'bogus'" "$B/curation.state"
+fi
+
+# ---- dr-meta --resume: a missing, corrupt or mismatched state -------------------------
+meta_resume() {  # what PATTERN STATEFILE(or -) [extra options]
+    local what=$1 pat=$2 state=$3; shift 3
+    cp "$R" "$TMP/mres.safetensors"
+    if [ "$state" = - ]; then rm -f "$TMP/mres.safetensors.state"; else cp "$state" "$TMP/mres.safetensors.state"; fi
+    bad "dr-meta --resume: $what" "$pat" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --set meta.rounds=2 "$@" --resume \
+        -o "$TMP/mres.safetensors" "$M"
+    same_file "dr-meta --resume: $what" "$R" "$TMP/mres.safetensors"
+    no_file "dr-meta --resume: $what" "$TMP/mres.ema.safetensors"
+    rm -f "$TMP/mres.safetensors" "$TMP/mres.safetensors.state"
+}
+meta_resume "no state" "--resume: .*mres.safetensors.state: cannot open: No such file" -
+meta_resume "an empty state" "--resume: .*mres.safetensors.state: truncated: 0 bytes" "$B/lm_empty.safetensors"
+meta_resume "a garbage state" "--resume: .*mres.safetensors.state: not a safetensors file" "$B/lm_garbage.safetensors"
+head -c 3000 "$R.state" > "$B/mtrunc.state"
+meta_resume "a truncated state" "--resume: .*mres.safetensors.state: .*outside the data section" "$B/mtrunc.state"
+meta_resume "a dr-train state" "--resume: .*mres.safetensors.state is not a dr-meta state file" "$LM.state"
+meta_resume "another population" "--resume: .*mres.safetensors.state holds 2 members, the config asks for 3" "$R.state" \
+    --set meta.population_K=3
+meta_resume "another rater shape" "--resume: .*mres.safetensors.state: tensor 'phi': [0-9]+ elements, expected [0-9]+" "$R.state" \
+    --set rater.d_model=64
+meta_resume "other Train_A data" "--resume: .*mres.safetensors.state was made on [0-9]+ Train_A examples" "$R.state" \
+    --set data.seq_len=16
+if [ $HAVE_PY = 1 ]; then
+    meta_resume "a stream cursor out of range" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mstreams.state"
+    meta_resume "another precision" "--resume: .*mres.safetensors.state was written by a fp16 build" "$B/mprec.state"
+    meta_resume "a member missing" "--resume: .*mres.safetensors.state: tensor 'member.1.theta' not found" "$B/mdrop.state"
+fi
+
+# ---- outputs in a directory that does not exist, or under a regular file --------------
+: > "$TMP/afile"
+for out in "$TMP/nodir/x" "$TMP/afile/x"; do
+    why="(No such file or directory|Not a directory)"
+    bad "dr-train -o $out" "x.safetensors: .*$why" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$out.safetensors" "$M"
+    bad "dr-train --log $out" "x.jsonl: .*$why" "$BIN/dr-train" "${CFG[@]}" --steps 1 --log "$out.jsonl" -o "$TMP/o.safetensors" "$M"
+    bad "dr-meta -o $out" "x.safetensors: .*$why" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$out.safetensors" "$M"
+    bad "dr-meta --log $out" "x.jsonl: .*$why" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --log "$out.jsonl" -o "$TMP/o.safetensors" "$M"
+    bad "dr-meta grad -o $out" "x.safetensors: .*$why" "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" \
+        --train "$TA" --val "$VAL" -o "$out.safetensors"
+    bad "dr-score -o $out" "x.tsv: .*$why" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$out.tsv" "$M"
+    no_file "-o $out" "$TMP/nodir" "$TMP/o.safetensors" "$TMP/o.ema.safetensors" "$TMP/o.safetensors.state"
+done
+# a directory without write permission (root writes anywhere: only checked as another user)
+if [ "$(id -u)" != 0 ]; then
+    mkdir -p "$TMP/ro"; chmod 555 "$TMP/ro"
+    bad "dr-train -o in a read-only directory" "ro/x.safetensors: cannot write there: Permission denied" \
+        "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/ro/x.safetensors" "$M"
+    bad "dr-meta -o in a read-only directory" "ro/x.safetensors: cannot write there: Permission denied" \
+        "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/ro/x.safetensors" "$M"
+    bad "dr-meta grad -o in a read-only directory" "ro/x.safetensors: cannot write there: Permission denied" \
+        "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" --train "$TA" --val "$VAL" -o "$TMP/ro/x.safetensors"
+    bad "dr-score -o in a read-only directory" "ro/x.tsv: cannot write there: Permission denied" \
+        "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/ro/x.tsv" "$M"
+    chmod 755 "$TMP/ro"
+fi
+# an output path that is a directory
+mkdir -p "$TMP/adir.safetensors" "$TMP/adir.tsv"
+bad "dr-train -o DIR" "adir.safetensors: is a directory" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/adir.safetensors" "$M"
+bad "dr-meta -o DIR" "adir.safetensors: is a directory" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/adir.safetensors" "$M"
+bad "dr-meta grad -o DIR" "adir.safetensors: is a directory" "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" \
+    --train "$TA" --val "$VAL" -o "$TMP/adir.safetensors"
+bad "dr-score -o DIR" "adir.tsv: is a directory" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/adir.tsv" "$M"
+checks=$((checks + 1)); [ -z "$(find "$TMP/adir.safetensors" "$TMP/adir.tsv" -mindepth 1)" ] || fail "wrote into an output directory"
+no_file "-o DIR" "$TMP/o.safetensors" "$TMP/adir.ema.safetensors" "$TMP/adir.safetensors.state"
+finish

@@ -205,6 +205,9 @@ CONFIG_CASES=(
     "--set train.steps=-1|train.steps: expected an integer"
     "--set experiment.threads=-1|experiment.threads: expected an integer in \[0, "
     "--set data.min_tokens=1|data.min_tokens: expected an integer in \[2, "
+    # within the schema's bounds but beyond any machine: one message before any work (the
+    # CPU backend counts its buffers against RAM + swap), not the kernel's OOM killer
+    "--set lm.d_model=65536 --set data.batch_size=1000000|out of memory: .* more than this machine's .* GB \(RAM \+ swap\): lower data.batch_size"
 )
 # every case against dr-train; the cases marked * against every tool as well (one loader,
 # lib/config.c, serves them all: these check that each tool reports its error as it is)
@@ -228,6 +231,9 @@ bad "dr-train --online-keep 0" "--online-keep: keep fraction 0 is outside \(0, 1
 bad "dr-train --online-keep 1.5" "--online-keep: keep fraction 1.5 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.5 "$M"
 bad "dr-train --online-keep nan" "--online-keep: 'nan' is not a number" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep nan "$M"
 bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG[@]}" --stop-at -1 "$M"
+bad "dr-meta: a model beyond the machine" "out of memory: .* more than this machine's" \
+    "$BIN/dr-meta" "${CFG[@]}" --set lm.d_model=65536 --set data.batch_size=1000000 -o "$TMP/o.safetensors" "$M"
+no_file "dr-meta: a model beyond the machine" "$TMP/o.safetensors"
 bad "dr-score --batch 0" "--batch: 0 is out of range" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --batch 0 "$M"
 bad "dr-meta grad without --lm-init" "grad needs --lm-init and --rater-init" "$BIN/dr-meta" grad "${CFG[@]}" --rater-init "$R" "$M"
 

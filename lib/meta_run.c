@@ -26,6 +26,7 @@
  */
 #include "meta.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
@@ -499,14 +500,18 @@ static int state_save(Run *r, const char *path, double seconds) {
 }
 
 static int parse_longs(const char *s, long *out, int n) {
+    if (!s) return -1;
     for (int i = 0; i < n; i++) {
         char *end;
-        if (!s) return -1;
+        while (*s == ' ') s++;
+        if (*s < '0' || *s > '9') return -1;   /* every counter is a count: no sign */
+        errno = 0;
         out[i] = strtol(s, &end, 10);
-        if (end == s) return -1;
+        if (errno == ERANGE) return -1;
         s = end;
     }
-    return 0;
+    while (*s == ' ') s++;
+    return *s ? -1 : 0;                       /* nothing after the n numbers */
 }
 
 /* A flat tensor of the state, read by rank 0 and delivered to rank `to` (−1: every rank),

@@ -109,6 +109,8 @@ if [ $HAVE_PY = 1 ]; then
     st_edit "$LM.state" "$B/shape.state" shape m.transformer.wte.weight
     st_edit "$LM.state" "$B/curation.state" metajson datarater curation bogus
     st_edit "$R.state" "$B/mstreams.state" meta member.0.streams "0 999999 0 0"
+    st_edit "$R.state" "$B/mjunk.state" meta meta_step "2junk"
+    st_edit "$R.state" "$B/mneg.state" meta member.0.steps "-8 0"
     st_edit "$R.state" "$B/mprec.state" meta precision fp16
     st_edit "$R.state" "$B/mdrop.state" drop member.1.theta
     st_apply || fail "st_apply"
@@ -383,6 +385,8 @@ meta_resume "other Train_A data" "--resume: .*mres.safetensors.state was made on
     --set data.seq_len=16
 if [ $HAVE_PY = 1 ]; then
     meta_resume "a stream cursor out of range" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mstreams.state"
+    meta_resume "a counter with trailing junk" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mjunk.state"
+    meta_resume "a negative step count" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mneg.state"
     meta_resume "another precision" "--resume: .*mres.safetensors.state was written by a fp16 build" "$B/mprec.state"
     meta_resume "a member missing" "--resume: .*mres.safetensors.state: tensor 'member.1.theta' not found" "$B/mdrop.state"
 fi

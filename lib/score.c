@@ -173,37 +173,28 @@ void score_rater_split(const Backend *be, const RaterConfig *rc, const real *phi
     }
 }
 
+int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path) {
+    const char *what = is_rater ? "rater" : "LM", *sep = path ? ": " : "";
+    if (!path) path = "";
+    if (data_vocab_size(d) > (uint32_t)cfg->vocab)
+        return dr_seterr("%s%sthe %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
+                         path, sep, what, cfg->vocab, data_vocab_size(d));
+    int positions = is_rater ? data_options(d)->seq_len_rater : data_options(d)->seq_len;
+    if (positions < 1 || positions > cfg->ctx)
+        return dr_seterr("%s%sthe %s has %d positions, data.seq_len%s is %d: score with the "
+                         "config it was trained with", path, sep, what, cfg->ctx,
+                         is_rater ? "_rater" : "", positions);
+    return 0;
+}
+
 int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, const real *phi,
                      int batch, FILE *out, ScoreStats *stats) {
-    if (data_options(d)->seq_len_rater < 1 || data_options(d)->seq_len_rater > rc->ctx)
-        return dr_seterr("the loader's rater view has %d positions; the rater has %d",
-                         data_options(d)->seq_len_rater, rc->ctx);
-    if ((int)data_vocab_size(d) > rc->vocab)
-        return dr_seterr("the shards' vocabulary (%u ids) is larger than the rater's (%d)",
-                         data_vocab_size(d), rc->vocab);
+    if (score_check_model(d, 1, rc, NULL)) return -1;
     return score_all(be, d, SCORE_RATER, rc, phi, batch, out, stats);
 }
 
 int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const real *params,
                   int batch, FILE *out, ScoreStats *stats) {
-    if (data_options(d)->seq_len > lc->ctx)
-        return dr_seterr("data.seq_len %d exceeds the LM's %d positions: score with the "
-                         "config the LM was trained with", data_options(d)->seq_len, lc->ctx);
-    if ((int)data_vocab_size(d) > lc->vocab)
-        return dr_seterr("the shards' vocabulary (%u ids) is larger than the LM's (%d)",
-                         data_vocab_size(d), lc->vocab);
+    if (score_check_model(d, 0, lc, NULL)) return -1;
     return score_all(be, d, SCORE_LM, lc, params, batch, out, stats);
-}
-
-int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path) {
-    const char *what = is_rater ? "rater" : "LM";
-    if (data_vocab_size(d) > (uint32_t)cfg->vocab)
-        return dr_seterr("%s: the %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
-                         path, what, cfg->vocab, data_vocab_size(d));
-    int positions = is_rater ? data_options(d)->seq_len_rater : data_options(d)->seq_len;
-    if (positions > cfg->ctx)
-        return dr_seterr("%s: the %s has %d positions, data.seq_len%s is %d: score with the "
-                         "config it was trained with", path, what, cfg->ctx,
-                         is_rater ? "_rater" : "", positions);
-    return 0;
 }

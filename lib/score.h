@@ -39,10 +39,10 @@ int score_with_rater(const Backend *be, DataLoader *d, const RaterConfig *rc, co
                      int batch, FILE *out, ScoreStats *stats);
 int score_with_lm(const Backend *be, DataLoader *d, const LMConfig *lc, const real *params,
                   int batch, FILE *out, ScoreStats *stats);
-/* Whether the model read from `path` (a rater when is_rater, else an LM) fits d's data:
- * its vocabulary holds the shards' ids and its positions the windows it will see (LM:
- * data.seq_len). -1 + dr_seterr("path: …") otherwise. score_with_* check the same before
- * scoring, without the file's name: call this first to tell the user which file. */
+/* Whether the model (a rater when is_rater, else an LM) fits d's data: its vocabulary
+ * holds the shards' ids and its positions the windows it will see (rater:
+ * data.seq_len_rater, LM: data.seq_len). -1 + dr_seterr("path: …") otherwise (path: the
+ * file the model came from, or NULL). score_with_* run it (without a path) first. */
 int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path);
 
 /* The rater's logits z[0..n) of n examples (host tokens [n,T], valid [n]), in sub-batches

@@ -84,7 +84,7 @@ $(BUILD)/cuda/bench_gemm.o: tests/cuda/bench_gemm.cu $(CUDA_HDR)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(CUDA_BENCH_BIN): tests/cuda/bench_cuda.c $(BUILD)/cuda/bench_gemm.o $(CUDA_OBJ) $(LIB_A) lib/cuda/backend_cuda.h
+$(CUDA_BENCH_BIN): tests/cuda/bench_cuda.c $(BUILD)/cuda/bench_gemm.o $(CUDA_OBJ) $(LIB_A) lib/cuda/backend_cuda.h $(TEST_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/cuda/bench_gemm.o $(CUDA_OBJ) $(LIB_A) $(LDLIBS) $(CUDA_LDLIBS) -o $@
 

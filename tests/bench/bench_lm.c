@@ -21,6 +21,7 @@
 #include <math.h>
 
 #include "backend.h"
+#include "bench.h"
 #include "check.h"
 #include "lm.h"
 #include "optim.h"
@@ -29,15 +30,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) {
-    qsort(t, n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 /* GFLOP/s of cblas_sgemm M=N=K=n on `threads` OpenBLAS threads (median of reps) */
@@ -56,7 +48,7 @@ static double sgemm_gflops(int n, int threads, int reps) {
     }
     openblas_set_num_threads(1);   /* the CPU backend runs BLAS single-threaded inside OpenMP */
     free(A); free(Bm); free(Cm);
-    return 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+    return 2.0 * n * n * (double)n / bench_median(t, reps) / 1e9;
 }
 
 
@@ -210,8 +202,8 @@ int main(int argc, char **argv) {
                                 losses, grads, hvp, dloss_dir);
         if (r >= 0) t_for[r] = now() - t0;
     }
-    double step = median(t_step, reps), fwd = median(t_fwd, reps), bwd = median(t_bwd, reps);
-    double opt = median(t_opt, reps), fr = median(t_for, reps);
+    double step = bench_median(t_step, reps), fwd = bench_median(t_fwd, reps), bwd = bench_median(t_bwd, reps);
+    double opt = bench_median(t_opt, reps), fr = bench_median(t_for, reps);
     double gflops = tokens * flop_per_token / step / 1e9;
     double sg = sgemm_gflops(2048, threads, reps);
 

@@ -27,6 +27,7 @@
 #include "check.h"
 #include "meta.h"
 #include "progress.h"
+#include "bench.h"
 #include "test.h"
 
 static const Backend *be;
@@ -38,57 +39,6 @@ static double cpu_now(void) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-/* ---- random in-memory batches ------------------------------------------------------ */
-
-typedef struct {
-    DataBatch *train, *val;
-    int n_train, n_val;
-} Fixed;
-
-static uint64_t rng = 7;
-static uint32_t rnd(uint32_t n) {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (uint32_t)((z ^ (z >> 31)) % n);
-}
-
-static void make_batch(DataBatch *b, int B, int T, int TR, int V) {
-    memset(b, 0, sizeof *b);
-    b->B = b->capacity = B;
-    b->T = T;
-    b->T_rater = TR;
-    b->inputs = xcalloc((size_t)B * T, sizeof(int32_t));
-    b->targets = xcalloc((size_t)B * T, sizeof(int32_t));
-    b->n_valid = xcalloc((size_t)B, sizeof(int32_t));
-    b->rater_tokens = xcalloc((size_t)B * TR, sizeof(int32_t));
-    b->rater_valid = xcalloc((size_t)B, sizeof(int32_t));
-    for (int i = 0; i < B; i++) {
-        for (int t = 0; t < T; t++) {
-            b->inputs[i * T + t] = (int32_t)rnd((uint32_t)V);
-            b->targets[i * T + t] = (int32_t)rnd((uint32_t)V);
-        }
-        for (int t = 0; t < TR; t++) b->rater_tokens[i * TR + t] = (int32_t)rnd((uint32_t)V);
-        b->n_valid[i] = T;
-        b->rater_valid[i] = TR;
-    }
-}
-
-static void fixed_new(Fixed *f, const MetaSpec *s, int n_train, int n_val) {
-    f->n_train = n_train;
-    f->n_val = n_val;
-    f->train = xcalloc((size_t)n_train, sizeof *f->train);
-    f->val = xcalloc((size_t)n_val, sizeof *f->val);
-    for (int t = 0; t < n_train; t++) make_batch(&f->train[t], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
-    for (int j = 0; j < n_val; j++) make_batch(&f->val[j], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
-}
-
-static const DataBatch *fx_train(void *ctx, int t) {
-    Fixed *f = ctx;
-    return &f->train[t % f->n_train];
-}
-static const DataBatch *fx_val(void *ctx, int j) { return &((Fixed *)ctx)->val[j]; }
 
 /* ---- measurements ------------------------------------------------------------------ */
 
@@ -116,20 +66,11 @@ static void member_free(Member *m) {
     optim_state_free(&m->opt, be);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* Seconds per plain training step: forward, backward (dlosses = 1/B), clip + update
  * (wall, the median over the steps, so a moment of other load does not move it; *cpu:
  * CPU seconds, likewise); *for_cpu (if non-NULL): CPU seconds of one
  * lm_forward_over_reverse pass on the same batch, for comparison. */
-static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double *cpu, double *for_cpu) {
+static double plain_step_seconds(const MetaSpec *s, BenchFixed *f, int steps, double *cpu, double *for_cpu) {
     Member m;
     member_new(&m, s);
     LMActs *acts = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 0);
@@ -140,7 +81,7 @@ static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double 
     CHECK(steps >= 1 && steps <= 64, "plain_step_seconds: %d steps", steps);
     for (int k = -1; k < steps; k++) {   /* k = -1: warm-up */
         double t0 = dr_now(), c0 = cpu_now();
-        const DataBatch *b = fx_train(f, k < 0 ? 0 : k);
+        const DataBatch *b = bench_fixed_train(f, k < 0 ? 0 : k);
         lm_forward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, NULL);
         be->vec_zero(g, m.n);
         lm_backward(be, &s->lm, m.theta, acts, dl, g);
@@ -148,14 +89,14 @@ static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double 
         be->synchronize();
         if (k >= 0) { wall[k] = dr_now() - t0; cpus[k] = cpu_now() - c0; }
     }
-    double sec = median(wall, steps);
-    if (cpu) *cpu = median(cpus, steps);
+    double sec = bench_median(wall, steps);
+    if (cpu) *cpu = bench_median(cpus, steps);
     if (for_cpu) {
         LMActs *ta = lm_acts_new(be, &s->lm, s->batch, s->seq_len, 1);
         real *u = be->alloc(m.n * sizeof(real)), *hv = be->alloc(m.n * sizeof(real));
         real dd[4096];
         be->vec_copy(u, g, m.n);
-        const DataBatch *b = fx_train(f, 0);
+        const DataBatch *b = bench_fixed_train(f, 0);
         double best = INFINITY;
         for (int k = 0; k < 3; k++) {
             double c1 = cpu_now();
@@ -179,13 +120,13 @@ static double plain_step_seconds(const MetaSpec *s, Fixed *f, int steps, double 
 /* One member's meta-step (mode full); returns wall seconds (*cpu: CPU seconds), fills
  * stats and bytes. warm_up: time the second of two meta-steps on the same buffers, as
  * dr-meta runs them (the first also pays the first touch of every buffer page). */
-static double meta_step_seconds(const MetaSpec *s, Fixed *f, MetaStats *st, size_t *bytes, double *cpu,
+static double meta_step_seconds(const MetaSpec *s, BenchFixed *f, MetaStats *st, size_t *bytes, double *cpu,
                                 int warm_up) {
     Member m;
     member_new(&m, s);
     MetaWork *w = meta_work_new(be, s);
     *bytes = meta_work_bytes(w);
-    MetaBatches data = { .train = fx_train, .val = fx_val, .n_val = f->n_val, .ctx = f };
+    MetaBatches data = { .train = bench_fixed_train, .val = bench_fixed_val, .n_val = f->n_val, .ctx = f };
     if (warm_up) {   /* dr-meta reuses its buffers across meta-steps: time the steady state */
         CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, NULL) == 0, "%s",
               dr_lasterr());
@@ -244,8 +185,21 @@ static MetaSpec small_spec(const MetaSpec *s) {
     return small;
 }
 
+/* The CPU backend hands out large blocks as untouched zero pages, resident only once a
+ * run writes them; the alloc child writes each block as it gets it, so its peak resident
+ * set is what a meta-step of those buffers holds. */
+static void *touching_alloc(size_t bytes) {
+    void *p = backend_cpu.alloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
 /* Child bodies: allocate what a member's meta-step holds (alloc), or run one (run). */
 static void child_alloc(const MetaSpec *s0, int T) {
+    static Backend touching;
+    touching = backend_cpu;
+    touching.alloc = touching_alloc;
+    be = &touching;
     MetaSpec s = *s0;
     s.T = T;
     s.backprop_steps = T;
@@ -263,8 +217,8 @@ static void child_run(const MetaSpec *s0, int T) {
     s.T = T;
     s.backprop_steps = T;
     s.checkpoint_every = meta_default_checkpoint_every(T);
-    Fixed f;
-    fixed_new(&f, &s, 16, 2);
+    BenchFixed f;
+    bench_fixed_new(&f, &s, 16, 2);
     MetaStats st;
     size_t bytes;
     double cpu, plain_cpu;
@@ -326,8 +280,8 @@ int main(int argc, char **argv) {
     if (!skip_time) {
         s.T = T;
         s.backprop_steps = T;
-        Fixed f;
-        fixed_new(&f, &s, T, cfg.meta.val_batches);
+        BenchFixed f;
+        bench_fixed_new(&f, &s, T, cfg.meta.val_batches);
         double plain_cpu, for_cpu;
         double plain = plain_step_seconds(&s, &f, T < 8 ? T : 8, &plain_cpu, &for_cpu);
         printf("  plain training step: %.3f s (CPU %.3f s); one forward-over-reverse pass: CPU %.3f s = "

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "bench.h"
 #include "check.h"
 #include "config.h"
 #include "data.h"
@@ -34,15 +35,6 @@
 #include "score.h"
 #include "shard.h"
 #include "train.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* The engine's progress lines (stderr) are not the bench's output: silenced around it. */
 static int quiet_begin(void) {
@@ -134,7 +126,7 @@ int main(int argc, char **argv) {
         CHECK(score_with_rater(be, d, &rc, h_phi, B, null, &sr) == 0, "%s", dr_lasterr());
         tr[r] = sr.seconds;
     }
-    double t_rater = median(tr, 3) / (double)sr.examples;          /* s per example */
+    double t_rater = bench_median(tr, 3) / (double)sr.examples;          /* s per example */
     data_close(d);
     o.seq_len_rater = 0;
     d = data_open(&ss, &o);
@@ -168,7 +160,7 @@ int main(int argc, char **argv) {
         be->synchronize();
         if (s > 0) ts[s - 1] = dr_now() - t0;                     /* step 0: warm-up */
     }
-    double t_step = median(ts, STEPS), t_lm = t_step / B;
+    double t_step = bench_median(ts, STEPS), t_lm = t_step / B;
 
     /* ---- the rater as online filtering runs it: one batch of C, op-level threads ---- */
     int C = (int)ceil((double)B / cfg.deploy.keep - 1e-9);
@@ -191,7 +183,7 @@ int main(int argc, char **argv) {
         be->synchronize();
         if (s > 0) to[s - 1] = dr_now() - t0;
     }
-    double t_online = median(to, STEPS) / C;
+    double t_online = bench_median(to, STEPS) / C;
     free(z);
     for (int k = 0; k < n_acts; k++) rater_acts_free(be, ra[k]);
     free(ra);

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "bench.h"
 #include "check.h"
 #include "config.h"
 #include "cuda/backend_cuda.h"
@@ -295,61 +296,6 @@ static void run_plan(const Setup *bench, const Setup *ref, int T, double budget)
            4.0 * att_elems(&s->lm, B, s->seq_len) / GiB, 4.0 * B * s->seq_len * (double)s->lm.vocab / GiB);
 }
 
-/* ---- random data ------------------------------------------------------------------------ */
-
-static uint64_t rng = 7;
-static uint32_t rnd(uint32_t n) {
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (uint32_t)((z ^ (z >> 31)) % n);
-}
-
-static void make_batch(DataBatch *b, int B, int T, int TR, int V) {
-    memset(b, 0, sizeof *b);
-    b->B = b->capacity = B;
-    b->T = T;
-    b->T_rater = TR;
-    b->inputs = xcalloc((size_t)B * T, sizeof(int32_t));
-    b->targets = xcalloc((size_t)B * T, sizeof(int32_t));
-    b->n_valid = xcalloc((size_t)B, sizeof(int32_t));
-    b->rater_tokens = xcalloc((size_t)B * TR, sizeof(int32_t));
-    b->rater_valid = xcalloc((size_t)B, sizeof(int32_t));
-    for (int i = 0; i < B; i++) {
-        for (int t = 0; t < T; t++) {
-            b->inputs[i * T + t] = (int32_t)rnd((uint32_t)V);
-            b->targets[i * T + t] = (int32_t)rnd((uint32_t)V);
-        }
-        for (int t = 0; t < TR; t++) b->rater_tokens[i * TR + t] = (int32_t)rnd((uint32_t)V);
-        b->n_valid[i] = T;
-        b->rater_valid[i] = TR;
-    }
-}
-
-static void free_batch(DataBatch *b) {
-    free(b->inputs); free(b->targets); free(b->n_valid); free(b->rater_tokens); free(b->rater_valid);
-}
-
-typedef struct { DataBatch *train, *val; int n_train, n_val; } Fixed;
-static const DataBatch *fx_train(void *ctx, int t) { Fixed *f = ctx; return &f->train[t % f->n_train]; }
-static const DataBatch *fx_val(void *ctx, int j) { return &((Fixed *)ctx)->val[j]; }
-
-static void fixed_new(Fixed *f, const MetaSpec *s, int n_train, int n_val) {
-    f->n_train = n_train;
-    f->n_val = n_val;
-    f->train = xcalloc((size_t)n_train, sizeof *f->train);
-    f->val = xcalloc((size_t)(n_val > 0 ? n_val : 1), sizeof *f->val);
-    for (int t = 0; t < n_train; t++) make_batch(&f->train[t], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
-    for (int j = 0; j < n_val; j++) make_batch(&f->val[j], s->batch, s->seq_len, s->seq_len_rater, s->lm.vocab);
-}
-
-static void fixed_free(Fixed *f) {
-    for (int t = 0; t < f->n_train; t++) free_batch(&f->train[t]);
-    for (int j = 0; j < f->n_val; j++) free_batch(&f->val[j]);
-    free(f->train);
-    free(f->val);
-}
-
 /* ---- children: one measurement each -------------------------------------------------------- */
 
 static const Backend *gpu;
@@ -361,14 +307,6 @@ static void child_gpu(const char *precision) {
     if (backend_cuda_set_gemm_precision(precision) != 0) dr_die("unknown precision %s", precision);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 static void print_memory(const char *indent) {
     BackendCudaMemory m;
@@ -405,7 +343,7 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
     optim_state_init(&st, gpu, s->inner.kind, n);
     LMActs *acts = lm_acts_new(gpu, c, B, T, 0);
     DataBatch b;
-    make_batch(&b, B, T, 1, c->vocab);
+    bench_batch_new(&b, B, T, 1, c->vocab);
     real *dl = xmalloc((size_t)B * sizeof(real));
     for (int i = 0; i < B; i++) dl[i] = (real)1 / (real)B;
     double t_step[64], t_fwd[64], t_bwd[64], t_opt[64];
@@ -425,15 +363,15 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
         double t3 = dr_now();
         if (r >= 0) { t_fwd[r] = t1 - t0; t_bwd[r] = t2 - t1; t_opt[r] = t3 - t2; t_step[r] = t3 - t0; }
     }
-    double step = median(t_step, reps), tokens = (double)B * T;
+    double step = bench_median(t_step, reps), tokens = (double)B * T;
     double tflops = tokens * flop_per_token(c) / step / 1e12;
     printf("  %s: %.1f ms/step (fwd %.1f, bwd %.1f, clip+AdamW %.1f)  %.0f tokens/s  %.1f TFLOP/s",
-           label, 1e3 * step, 1e3 * median(t_fwd, reps), 1e3 * median(t_bwd, reps),
-           1e3 * median(t_opt, reps), tokens / step, tflops);
+           label, 1e3 * step, 1e3 * bench_median(t_fwd, reps), 1e3 * bench_median(t_bwd, reps),
+           1e3 * bench_median(t_opt, reps), tokens / step, tflops);
     if (peak_tflops > 0) printf("  MFU %.1f%%", 100 * tflops / peak_tflops);
     printf("\n");
     free(dl);
-    free_batch(&b);
+    bench_batch_free(&b);
     lm_acts_free(gpu, acts);
     optim_state_free(&st, gpu);
     gpu->free(theta);
@@ -465,8 +403,8 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     double plain = train_steps(&us, B, reps, peak, label);
 
     /* one meta-step of one member, from a fresh member */
-    Fixed f;
-    fixed_new(&f, &s, T, u->val_batches);
+    BenchFixed f;
+    bench_fixed_new(&f, &s, T, u->val_batches);
     const size_t n = lm_num_params(&s.lm), n_phi = rater_num_params(&s.rater);
     real *theta = gpu->alloc(n * sizeof(real)), *phi = gpu->alloc(n_phi * sizeof(real));
     real *dphi = gpu->alloc(n_phi * sizeof(real));
@@ -476,7 +414,7 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     optim_state_init(&st, gpu, s.inner.kind, n);
     backend_cuda_memory_reset_peak();
     MetaWork *w = meta_work_new(gpu, &s);
-    MetaBatches data = { .train = fx_train, .val = fx_val, .n_val = f.n_val, .ctx = &f };
+    MetaBatches data = { .train = bench_fixed_train, .val = bench_fixed_val, .n_val = f.n_val, .ctx = &f };
     MetaStats ms;
     meta_stats_clear(&ms);
     gpu->synchronize();
@@ -498,7 +436,7 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     meta_work_free(w);
     optim_state_free(&st, gpu);
     gpu->free(theta); gpu->free(phi); gpu->free(dphi);
-    fixed_free(&f);
+    bench_fixed_free(&f);
 }
 
 /* ---- the parent: runs each measurement as a child, reads its "@key value" lines ----------- */

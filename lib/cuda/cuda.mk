@@ -7,8 +7,10 @@
 #   CUDA_OBJ      build/float/cuda/*.o, one per lib/cuda/*.cu (nvcc, sm_90 + compute_90 PTX)
 #   CUDA_LDLIBS   the CUDA runtime, cuBLAS (+Lt) and libstdc++ (nvcc's host code needs it),
 #                 with an rpath so the tools find them without LD_LIBRARY_PATH
-#   make test-cuda  builds and runs tests/cuda/test_cuda_ops: every CUDA op against the
-#                 CPU op; exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
+#   make test-cuda  builds and runs tests/cuda/test_cuda_ops (every CUDA op against the
+#                 CPU op, whole models, a meta-step), then tests/cuda/tools_gpu.sh (the
+#                 tools with --device cuda against --device cpu, GPU determinism and
+#                 resume); exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
 #   make test-cuda-emu  the same test on a CPU emulator of CUDA (no GPU needed; g++ and
 #                 python3): checks the kernels' logic, not the GPU (tests/cuda/emu/run.sh)
 #   make bench-cuda  builds and runs tests/cuda/bench_cuda: GEMM rate, training tokens/s and
@@ -71,8 +73,9 @@ $(CUDA_TEST_BIN): tests/cuda/test_cuda_ops.c $(CUDA_OBJ) $(LIB_A) $(TEST_HDR) li
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(CUDA_OBJ) $(LIB_A) $(LDLIBS) $(CUDA_LDLIBS) -o $@
 
-test-cuda: $(CUDA_TEST_BIN)
+test-cuda: $(CUDA_TEST_BIN) tools
 	@$(CUDA_TEST_BIN); rc=$$?; \
+	 if [ $$rc -eq 0 ]; then BIN=$(BIN) tests/cuda/tools_gpu.sh; rc=$$?; fi; \
 	 if [ $$rc -eq 77 ]; then echo "test-cuda: SKIPPED (no GPU): exit 77, not a pass"; fi; exit $$rc
 
 # make bench-cuda: the benchmark links the backend's objects directly (like the test) plus

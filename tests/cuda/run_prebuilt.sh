@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# run_prebuilt.sh PREBUILT OUTDIR [SECONDS] — what `make test-cuda` and `make bench-cuda`
+# run, from binaries built elsewhere, for a GPU machine that has the NVIDIA driver and
+# the CUDA libraries but not the project's build dependencies (zstd, xxHash, libyaml,
+# OpenBLAS headers).
+#
+# PREBUILT holds test_cuda_ops, bench_cuda, bin/ (the tools and libdr_cuda.so) and lib/
+# (the non-CUDA shared libraries they load: see `ldd`). Build it on a machine with nvcc:
+#   make OPT="-O3 -march=x86-64-v3" MPICC= tools build/float/cuda/test_cuda_ops build/float/cuda/bench_cuda
+# (a portable -march, no MPI), then copy bin/*, the two programs and the libraries.
+#
+# Steps, each under its own time limit, all inside SECONDS (default 560) in total:
+#   1. the GPU and the libraries (nvidia-smi, ldd)
+#   2. test_cuda_ops              -> OUTDIR/test_cuda_ops.log
+#   3. tests/cuda/tools_gpu.sh    -> OUTDIR/tools_gpu.log
+#   4. bench_cuda                 -> OUTDIR/bench_cuda.log
+#   5. compute-sanitizer memcheck on test_cuda_ops, with what time is left
+# It ends with a summary: each step's exit status and seconds.
+set -u
+cd "$(dirname "$0")/../.."
+P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
+OUT=${2:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}
+TOTAL=${3:-560}
+mkdir -p "$OUT"
+t_start=$(date +%s)
+left() { echo $((TOTAL - ($(date +%s) - t_start))); }
+export LD_LIBRARY_PATH="$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+summary=""
+
+# ---- 1. the GPU and the libraries -----------------------------------------------------------
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+    nvcc --version 2>/dev/null | tail -n 2
+    nproc; uname -r
+} 2>&1 | tee "$OUT/env.log"
+if ldd "$P/test_cuda_ops" "$P/bin/libdr_cuda.so" | grep -q 'not found'; then
+    # the CUDA libraries live somewhere else on this machine: find them
+    d=$(dirname "$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13*' 2>/dev/null | head -n 1)")
+    echo "cuBLAS not at the build's rpath; using $d" | tee -a "$OUT/env.log"
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+    for lib in libcudart.so.13; do
+        e=$(dirname "$(find /usr/local /usr/lib /opt -name "$lib*" 2>/dev/null | head -n 1)")
+        export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$e"
+    done
+fi
+ldd "$P/test_cuda_ops" "$P/bin/libdr_cuda.so" | grep -E 'cublas|cudart|not found' | sort -u | tee -a "$OUT/env.log"
+
+step() {   # step NAME CAP_SECONDS command...
+    local name=$1 cap=$2; shift 2
+    local lim; lim=$(left); [ "$lim" -gt "$cap" ] && lim=$cap
+    if [ "$lim" -lt 10 ]; then summary="$summary\n$name: not run (no time left)"; return; fi
+    echo "==== $name (limit ${lim}s)"
+    local t0; t0=$(date +%s)
+    timeout -k 5 "$lim" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    summary="$summary\n$name: exit $rc in $(( $(date +%s) - t0 )) s"
+    tail -n "${TAIL_LINES:-25}" "$OUT/$name.log"
+}
+
+step test_cuda_ops 180 "$P/test_cuda_ops"
+step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
+step bench_cuda 300 "$P/bench_cuda"
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+if [ -n "$san" ]; then
+    step memcheck 240 "$san" --tool memcheck --leak-check full --error-exitcode 3 "$P/test_cuda_ops"
+fi
+printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# tools_gpu.sh — the tools on the GPU (the second half of `make test-cuda`, after
+# test_cuda_ops): dr-train, dr-meta, `dr-meta grad` and dr-score with --device cuda on
+# the generated test corpora, against the same commands with --device cpu.
+#   - dr-train on the GPU is deterministic: two runs log the same numbers to the last bit
+#     and save the same model (fp32 and bf16);
+#   - --stop-at + --resume on the GPU gives the uninterrupted run's log and model;
+#   - GPU and CPU training agree: every logged l_val within 2e-3 (relative), and the
+#     GPU's final l_val is well below the corpus's unigram entropy;
+#   - --eval-only on the GPU prints the run's final l_val (within 1e-5);
+#   - dr-meta on the GPU is deterministic and follows the CPU's log (l_val within 1e-2);
+#   - `dr-meta grad` on the GPU: l_val within 1e-4 of the CPU's, |dJ/dphi| within 2%, and
+#     (when python3 has numpy) the gradient's cosine with the CPU's ≥ 0.999;
+#   - dr-score on the GPU: every score within 1e-3 of the CPU's.
+# Exit 0 pass, 1 fail, 77 no GPU (never a pass). DEVICE=cpu runs the script's logic
+# against the CPU itself (a check of this script, not of the GPU).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-bin}
+DEV=${DEVICE:-cuda}
+tmp=$(mktemp -d /tmp/dr-tools-gpu.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+field() { grep -o "\"$1\":[^,}]*" | tail -n 1 | cut -d: -f2; }
+no_seconds() { sed 's/,"seconds":[^,}]*//; s/,"step_seconds":[^,}]*//' "$1"; }
+# max relative difference of key $1 between two JSON-lines logs, line by line
+max_rel() {
+    paste -d' ' <(grep -o "\"$1\":[^,}]*" "$2" | cut -d: -f2) <(grep -o "\"$1\":[^,}]*" "$3" | cut -d: -f2) |
+        awk 'BEGIN { m = 0; n = 0 } { n++; d = $1 - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2;
+                     if (s < 1e-30) s = 1e-30; if (d / s > m) m = d / s }
+             END { if (n == 0) print "nan"; else printf "%.3g\n", m }'
+}
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "nan" && a + 0 <= b + 0) }'; }
+
+echo "tools_gpu: --device $DEV"
+
+# ---- corpora -----------------------------------------------------------------------------
+tests/data/gen_corpus.sh "$tmp" >/dev/null
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/shards" "$tmp/corpus.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.15 --seed 1 -o "$tmp/splits" "$tmp/shards" > "$tmp/manifest.tsv" 2>/dev/null ||
+    { echo "FAIL: corpus set-up"; exit 1; }
+if [ "$DEV" = cuda ]; then   # is there a GPU?
+    probe=$("$BIN/dr-train" --device cuda --config configs/tiny.yaml --steps 1 -o "$tmp/probe.safetensors" \
+            "$tmp/manifest.tsv" 2>&1 >/dev/null)
+    case "$probe" in
+        *"no CUDA"*|*"has no CUDA backend"*) echo "tools_gpu: skipped: $probe"; exit 77 ;;
+    esac
+fi
+H=$("$BIN/dr-cat" --examples --ids --seq-len 32 "$tmp/splits/train_a" |
+    awk -F'\t' '{ n = split($2, t, " "); for (i = 2; i <= n; i++) { c[t[i]]++; N++ } }
+        END { for (k in c) { p = c[k] / N; h -= p * log(p) } printf "%.4f", h }')
+
+# ---- dr-train ------------------------------------------------------------------------------
+CFG=(--config configs/tiny.yaml --set experiment.threads=1)
+RUN=(--set lm.lr=5e-3 --set data.batch_size=8 --set train.eval_every=20 --set train.eval_batches=0
+     --set train.log_every=1 --steps 120)
+train() {   # train NAME DEVICE [more args]
+    local name=$1 dev=$2; shift 2
+    "$BIN/dr-train" "${CFG[@]}" "${RUN[@]}" --device "$dev" "$@" --log "$tmp/$name.jsonl" \
+        -o "$tmp/$name.safetensors" "$tmp/manifest.tsv" 2> "$tmp/$name.err"
+}
+train cpu cpu || { cat "$tmp/cpu.err"; fail "dr-train --device cpu"; }
+if train g1 "$DEV"; then
+    train g2 "$DEV" || fail "dr-train --device $DEV (2nd run)"
+    cmp -s <(no_seconds "$tmp/g1.jsonl") <(no_seconds "$tmp/g2.jsonl") && cmp -s "$tmp/g1.safetensors" "$tmp/g2.safetensors" &&
+        echo "  dr-train: two runs on $DEV: same log and model, bit for bit" || fail "dr-train on $DEV is not deterministic"
+    r=$(max_rel l_val "$tmp/g1.jsonl" "$tmp/cpu.jsonl")
+    L0=$(head -n 1 "$tmp/g1.jsonl" | field l_val); LV=$(field l_val < "$tmp/g1.jsonl"); LC=$(field l_val < "$tmp/cpu.jsonl")
+    echo "  dr-train: l_val step 0 $L0 -> step 120 $LV on $DEV ($LC on cpu; unigram entropy $H); max rel diff of l_val vs cpu $r"
+    le "$r" 2e-3 || fail "dr-train l_val on $DEV differs from cpu by $r (> 2e-3)"
+    awk -v l="$LV" -v h="$H" 'BEGIN { exit !(l < h - 0.4) }' || fail "l_val $LV on $DEV is not well below the unigram entropy $H"
+    r=$(max_rel l_train "$tmp/g1.jsonl" "$tmp/cpu.jsonl"); echo "  dr-train: max rel diff of l_train vs cpu over 120 steps $r"
+    # resume
+    train h "$DEV" --stop-at 60 >/dev/null 2>&1 && train h "$DEV" --resume ||
+        fail "dr-train --stop-at/--resume on $DEV"
+    cmp -s <(no_seconds "$tmp/g1.jsonl") <(no_seconds "$tmp/h.jsonl") && cmp -s "$tmp/g1.safetensors" "$tmp/h.safetensors" &&
+        echo "  dr-train: --stop-at 60 + --resume on $DEV = the uninterrupted run, bit for bit" ||
+        fail "dr-train --resume on $DEV differs from the uninterrupted run"
+    # eval-only
+    E=$("$BIN/dr-train" "${CFG[@]}" "${RUN[@]}" --device "$DEV" --eval-only "$tmp/g1.safetensors" "$tmp/manifest.tsv" 2>/dev/null | field l_val)
+    r=$(awk -v a="$E" -v b="$LV" 'BEGIN { d = a - b; if (d < 0) d = -d; printf "%.3g", d / b }')
+    echo "  dr-train --eval-only on $DEV: $E (run's final $LV, rel diff $r)"
+    le "$r" 1e-5 || fail "--eval-only on $DEV gives $E, the run logged $LV"
+else
+    cat "$tmp/g1.err"; fail "dr-train --device $DEV"
+fi
+if [ "$DEV" = cuda ]; then   # mixed precision: bf16 GEMM inputs, fp32 everything else
+    if train b1 cuda --set experiment.precision=bf16 && train b2 cuda --set experiment.precision=bf16; then
+        cmp -s <(no_seconds "$tmp/b1.jsonl") <(no_seconds "$tmp/b2.jsonl") && cmp -s "$tmp/b1.safetensors" "$tmp/b2.safetensors" &&
+            echo "  dr-train bf16: two runs: same log and model, bit for bit" || fail "dr-train bf16 is not deterministic"
+        r=$(max_rel l_val "$tmp/b1.jsonl" "$tmp/cpu.jsonl"); LB=$(field l_val < "$tmp/b1.jsonl")
+        echo "  dr-train bf16: final l_val $LB (fp32 cpu $LC); max rel diff of l_val vs cpu $r"
+        le "$r" 5e-2 || fail "dr-train bf16 l_val differs from cpu fp32 by $r (> 5e-2)"
+    else
+        cat "$tmp/b1.err" "$tmp/b2.err" 2>/dev/null; fail "dr-train bf16"
+    fi
+fi
+
+# ---- dr-meta on the toy problem ---------------------------------------------------------------
+tests/data/gen_toy.sh 200 150 7 > "$tmp/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/tshards" "$tmp/toy.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.3 --val-sources clean -o "$tmp/tsplits" "$tmp/tshards" > "$tmp/tmanifest.tsv" 2>/dev/null
+MCFG=(--config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 --set meta.T=3
+      --set meta.checkpoint_every=2 --set meta.rounds=4)
+meta() {   # meta NAME DEVICE
+    "$BIN/dr-meta" "${MCFG[@]}" --device "$2" -o "$tmp/$1.safetensors" --log "$tmp/$1.jsonl" \
+        "$tmp/tmanifest.tsv" 2> "$tmp/$1.err"
+}
+if meta mc cpu && meta m1 "$DEV" && meta m2 "$DEV"; then
+    cmp -s <(no_seconds "$tmp/m1.jsonl") <(no_seconds "$tmp/m2.jsonl") && cmp -s "$tmp/m1.safetensors" "$tmp/m2.safetensors" &&
+        echo "  dr-meta: two runs on $DEV: same log and rater, bit for bit" || fail "dr-meta on $DEV is not deterministic"
+    r=$(max_rel l_val "$tmp/m1.jsonl" "$tmp/mc.jsonl")
+    echo "  dr-meta: $(wc -l < "$tmp/m1.jsonl") log lines; max rel diff of l_val vs cpu $r; last meta_grad_norm $(field meta_grad_norm < "$tmp/m1.jsonl") ($DEV) vs $(field meta_grad_norm < "$tmp/mc.jsonl") (cpu)"
+    le "$r" 1e-2 || fail "dr-meta l_val on $DEV differs from cpu by $r (> 1e-2)"
+else
+    cat "$tmp/mc.err" "$tmp/m1.err" "$tmp/m2.err" 2>/dev/null; fail "dr-meta"
+fi
+
+# ---- dr-meta grad: one member's meta-gradient, tensor by tensor -------------------------------
+"$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 \
+    --steps 3 -o "$tmp/lm.safetensors" "$tmp/tmanifest.tsv" >/dev/null 2>&1 || fail "dr-train for grad"
+G=(grad "${MCFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/mc.safetensors"
+   --train "$tmp/tsplits/train_a" --val "$tmp/tsplits/val")
+if "$BIN/dr-meta" "${G[@]}" --device cpu -o "$tmp/gc.safetensors" 2> "$tmp/gc.err" &&
+   "$BIN/dr-meta" "${G[@]}" --device "$DEV" -o "$tmp/gg.safetensors" 2> "$tmp/gg.err"; then
+    echo "  dr-meta grad cpu:  $(tail -n 1 "$tmp/gc.err")"
+    echo "  dr-meta grad $DEV: $(tail -n 1 "$tmp/gg.err")"
+    paste <(sed -n 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^, ]*\).*/\1 \2/p' "$tmp/gg.err" | tail -n 1) \
+          <(sed -n 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^, ]*\).*/\1 \2/p' "$tmp/gc.err" | tail -n 1) |
+        awk '{ dl = $1 - $3; if (dl < 0) dl = -dl; dn = ($2 - $4) / $4; if (dn < 0) dn = -dn;
+               exit !(NF == 4 && dl / $3 <= 1e-4 && dn <= 2e-2) }' ||
+        fail "dr-meta grad on $DEV: l_val or |dJ/dphi| differs from cpu"
+    if python3 -c 'import numpy' 2>/dev/null; then
+        python3 - "$tmp/gg.safetensors" "$tmp/gc.safetensors" <<'EOF' || fail "dr-meta grad on $DEV: tensors differ from cpu"
+import json, struct, sys
+import numpy as np
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}
+    for k, v in h.items():
+        if k == "__metadata__": continue
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype={"F32": np.float32, "F64": np.float64}[v["dtype"]]).astype(np.float64)
+    return out
+g, c = load(sys.argv[1]), load(sys.argv[2])
+assert g.keys() == c.keys(), "tensor names differ"
+names = [k for k in g if g[k].size > 1]
+a = np.concatenate([g[k] for k in names]); b = np.concatenate([c[k] for k in names])
+cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b)); rel = np.linalg.norm(a - b) / np.linalg.norm(b)
+print(f"  dr-meta grad: {len(names)} tensors, {a.size} numbers: cosine(gpu, cpu) {cos:.7f}, |gpu - cpu| / |cpu| {rel:.3g}")
+sys.exit(0 if cos >= 0.999 else 1)
+EOF
+    fi
+else
+    cat "$tmp/gc.err" "$tmp/gg.err" 2>/dev/null; fail "dr-meta grad"
+fi
+
+# ---- dr-score ------------------------------------------------------------------------------
+if "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml --device cpu --split train_a \
+       "$tmp/tmanifest.tsv" > "$tmp/sc.tsv" 2> "$tmp/sc.err" &&
+   "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml --device "$DEV" --split train_a \
+       "$tmp/tmanifest.tsv" > "$tmp/sg.tsv" 2> "$tmp/sg.err"; then
+    r=$(paste "$tmp/sg.tsv" "$tmp/sc.tsv" | awk -F'\t' -v nf="$(head -n 1 "$tmp/sc.tsv" | awk -F'\t' '{ print NF }')" '
+        NR > 1 { if ($1 != $(nf + 1)) { bad = 1 }; for (i = 2; i <= nf; i++) if ($i ~ /^-?[0-9.e+-]+$/) {
+                 d = $i - $(nf + i); if (d < 0) d = -d; if (d > m) m = d } ; n++ }
+        END { if (bad || n == 0) print "nan"; else printf "%.3g %d\n", m, n }')
+    echo "  dr-score: max |gpu - cpu| over every numeric column, rows: $r"
+    le "${r%% *}" 1e-3 || fail "dr-score on $DEV differs from cpu ($r)"
+else
+    cat "$tmp/sc.err" "$tmp/sg.err"; fail "dr-score"
+fi
+
+if [ $fails -gt 0 ]; then echo "tools_gpu: $fails FAILED"; exit 1; fi
+echo "tools_gpu: all passed"

@@ -526,9 +526,8 @@ static int derive_and_validate(Config *c, const LoadCtx *ctx) {
     if (c->train.steps > 0 && c->train.tokens > 0)
         return cross_fail(ctx, "train.tokens", "train.steps", "train.steps (%ld) and train.tokens (%ld) are both set; set one",
                           c->train.steps, c->train.tokens);
-    if (!strcmp(c->precision, "bf16") && !strcmp(c->device, "cpu"))
-        return cross_fail(ctx, "experiment.precision", "experiment.device",
-                          "bf16 is a CUDA mode; device cpu runs fp32");
+    /* precision bf16 with device cpu is refused by backend_set_precision, once the tool's
+     * --device has picked the backend (a config saying cpu may run with --device cuda) */
     if (c->lm.vocab_size == 1)
         return cross_fail(ctx, "lm.vocab_size", NULL, "a vocabulary needs at least 2 tokens (or 0 = from the shards)");
     return 0;

@@ -68,6 +68,10 @@ typedef struct {
 void backend_cuda_memory(BackendCudaMemory *m);
 void backend_cuda_memory_reset_peak(void);   /* peak = live + scratch now */
 
+/* Frees the scratch buffers and the cuBLAS handle (both are made again on the next use),
+ * so that a memory checker at exit sees only the caller's own blocks. */
+void backend_cuda_release(void);
+
 #ifdef __cplusplus
 }
 #endif

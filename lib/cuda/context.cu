@@ -228,3 +228,18 @@ void cu_to_host(void *dst_host, const void *src, size_t bytes) {
 
 /* Waits for every queued op and reports an asynchronous kernel fault here. */
 void cu_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
+
+extern "C" void backend_cuda_release(void) {
+    cudaCheck(cudaDeviceSynchronize());
+    for (int slot = 0; slot < CU_SCR_COUNT; slot++)
+        if (g_scr[slot]) {
+            cudaCheck(cudaFree(g_scr[slot]));
+            account(0, 0, 0, g_scr_cap[slot]);
+            g_scr[slot] = NULL;
+            g_scr_cap[slot] = 0;
+        }
+    if (g_blas_ready) {
+        cublasCheck(cublasDestroy(g_blas));
+        g_blas_ready = 0;
+    }
+}

@@ -1,7 +1,8 @@
 /* crossentropy.cu — softmax cross-entropy, one loss per example (the mean over its
  * n_valid[b] target positions), and its faces on the GPU; formulas in
- * lib/ops/crossentropy.c. One block per row (b, t) of V logits: block reductions in a
- * fixed tree; the per-example means are one thread per example summing its rows in t
+ * lib/ops/crossentropy.c. One block per row (b, t) of V logits: the forward reads the row
+ * twice (one pass for its maximum and exp-sum, online, one writing the probabilities),
+ * block reductions in a fixed tree; the per-example means are one thread per example summing its rows in t
  * order (as the CPU does). probs may alias logits: the forward reads the target logit
  * and the row maximum before any write. No atomics. */
 #include <math.h>
@@ -24,20 +25,20 @@ static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const fl
     const float *l = logits + (size_t)bt * V;
     float *p = probs + (size_t)bt * V;
     int valid = t < n_targets(n_valid, b, T);
-    float mx = -INFINITY;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, l[v]);
-    mx = cu_block_max(mx, sh);   /* ends with __syncthreads-separated reads: l not yet written */
-    if (threadIdx.x == 0) l_target_sh = valid ? l[targets[bt]] : 0.0f;
-    __syncthreads();             /* the target logit is read before p overwrites l */
-    float sum = 0;
+    if (threadIdx.x == 0) l_target_sh = valid ? l[targets[bt]] : 0.0f;   /* before any write */
+    /* one pass for the row maximum and Σ exp(l − max): each thread keeps its running
+     * maximum m and its sum scaled to it; the block then rescales to the row maximum */
+    float m = -INFINITY, s = 0;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float e = expf(l[v] - mx);
-        p[v] = e;
-        sum += e;
+        float x = l[v];
+        if (x > m) { s = s * expf(m - x) + 1.0f; m = x; }
+        else if (m != -INFINITY) s += expf(x - m);   /* x = m = −∞ adds exp(−∞) = 0 */
     }
-    sum = cu_block_sum(sum, sh);
-    float inv = 1.0f / sum;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] *= inv;
+    const float mx = cu_block_max(m, sh);
+    const float sum = cu_block_sum(m == -INFINITY ? 0.0f : s * expf(m - mx), sh);
+    const float inv = 1.0f / sum;
+    /* every read of l above is behind the reductions' barriers: p may overwrite l now */
+    for (int v = threadIdx.x; v < V; v += blockDim.x) p[v] = expf(l[v] - mx) * inv;
     if (threadIdx.x == 0) row_loss[bt] = valid ? mx + logf(sum) - l_target_sh : 0.0f;
 }
 

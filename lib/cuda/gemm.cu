@@ -15,6 +15,7 @@
  * complete product of its part of C, so the result does not depend on the blocking
  * beyond cuBLAS's own choice of algorithm for the block's shape. */
 #include <cuda_bf16.h>
+#include <stdint.h>
 
 #include "cuda/cuda_common.cuh"
 
@@ -44,20 +45,46 @@ void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float 
                             &beta, C, ldc));
 }
 
-/* dst[rows, cols] (dense, ld = cols) = bf16(src[rows, cols] with leading dimension ld) */
-static __global__ void to_bf16_k(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
-    size_t n = (size_t)rows * cols;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+/* dst[n] = bf16(src[n]), 4 at a time (src 16-byte and dst 8-byte aligned, n % 4 == 0) */
+static __global__ void to_bf16_vec4_k(__nv_bfloat162 *dst, const float4 *src, size_t n4) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4;
          i += (size_t)gridDim.x * blockDim.x) {
-        size_t r = i / (size_t)cols, c = i % (size_t)cols;
-        dst[i] = __float2bfloat16(src[r * (size_t)ld + c]);
+        float4 v = src[i];
+        dst[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+        dst[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
     }
+}
+
+/* dst[rows, cols] (dense, ld = cols) = bf16(src[rows, cols] with leading dimension ld):
+ * rows over blockIdx.y (grid-stride), columns over blockIdx.x·blockDim.x + threadIdx.x,
+ * so no thread divides */
+static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, const float *src, int rows, int cols,
+                                      int ld) {
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float *s = src + (size_t)r * ld;
+        __nv_bfloat16 *d = dst + (size_t)r * cols;
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
+            d[c] = __float2bfloat16(s[c]);
+    }
+}
+
+static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
+    const size_t n = (size_t)rows * cols;
+    if ((ld == cols || rows == 1) && n % 4 == 0 && aligned(src, 16) && aligned(dst, 8)) {
+        to_bf16_vec4_k<<<cu_blocks(n / 4), CU_THREADS>>>((__nv_bfloat162 *)dst,
+                                                        (const float4 *)src, n / 4);
+    } else {
+        dim3 grid((unsigned)((cols + CU_THREADS - 1) / CU_THREADS), rows < 65535 ? rows : 65535);
+        to_bf16_rows_k<<<grid, CU_THREADS>>>(dst, src, rows, cols, ld);
+    }
+    cudaLaunchCheck();
 }
 
 static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld) {
     __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * cols * sizeof *dst);
-    to_bf16_k<<<cu_blocks((size_t)rows * cols), CU_THREADS>>>(dst, src, rows, cols, ld);
-    cudaLaunchCheck();
+    to_bf16(dst, src, rows, cols, ld);
     return dst;
 }
 
@@ -142,17 +169,33 @@ static __global__ void bh_pointers_k(const float **pa, const float **pb, float *
 }
 
 /* matrix m = (b − b0)·nh + h of nb examples: dst + m·stride (dense rows×cols, ld = cols)
- * = bf16 of matrix (b, h) of X */
+ * = bf16 of matrix (b, h) of X. Matrices over blockIdx.y (grid-stride), rows over
+ * blockIdx.x (grid-stride), columns over threads: no thread divides. */
 static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
                                     int cols, int b0, int nb, int nh) {
-    const size_t per = (size_t)rows * cols, n = per * (size_t)nb * nh;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        size_t m = i / per, e = i % per;
-        long long b = b0 + (long long)(m / nh), h = (long long)(m % nh);
-        size_t r = e / cols, c = e % cols;
-        dst[m * stride + e] = __float2bfloat16(X.p[b * X.sb + h * X.sh + (long long)(r * X.ld + c)]);
+    for (int m = blockIdx.y; m < nb * nh; m += gridDim.y) {
+        const long long b = b0 + m / nh, h = m % nh;
+        const float *src = X.p + b * X.sb + h * X.sh;
+        __nv_bfloat16 *d = dst + (size_t)m * stride;
+        for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+            const float *sr = src + (long long)r * X.ld;
+            __nv_bfloat16 *dr = d + (size_t)r * cols;
+            for (int c = threadIdx.x; c < cols; c += blockDim.x) dr[c] = __float2bfloat16(sr[c]);
+        }
     }
+}
+
+static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, int cols, int b0,
+                       int nb, int nh) {
+    const int count = nb * nh;
+    const int threads = cols >= 256 ? 256 : cols >= 128 ? 128 : cols >= 64 ? 64 : 32;
+    /* about 64 rows a block for narrow matrices, one row a block for wide ones */
+    int rblocks = cols >= 256 ? rows : (rows + 63) / 64;
+    if (rblocks > 65535) rblocks = 65535;
+    if (rblocks < 1) rblocks = 1;
+    dim3 grid((unsigned)rblocks, count < 65535 ? count : 65535);
+    bh_to_bf16_k<<<grid, threads>>>(dst, stride, X, rows, cols, b0, nb, nh);
+    cudaLaunchCheck();
 }
 
 /* pointers into the dense bf16 copies, and into C for examples b0 … b0 + nb − 1 */
@@ -180,10 +223,8 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
         const int n = nb - b0 < bc ? nb - b0 : bc, count = n * nh;
         __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
         __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
-        bh_to_bf16_k<<<cu_blocks((size_t)count * per_a), CU_THREADS>>>(Ah, per_a, A, ra, ca, b0, n, nh);
-        cudaLaunchCheck();
-        bh_to_bf16_k<<<cu_blocks((size_t)count * per_b), CU_THREADS>>>(Bh, per_b, B, rb, cb, b0, n, nh);
-        cudaLaunchCheck();
+        bh_to_bf16(Ah, per_a, A, ra, ca, b0, n, nh);
+        bh_to_bf16(Bh, per_b, B, rb, cb, b0, n, nh);
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
         float **pc = (float **)(ptrs + 2 * (size_t)count);

@@ -26,17 +26,19 @@ static void xt_times_d(float *dw, const float *x, const float *d, int N, int C, 
     else                           cu_gemm(1, 0, C, OC, N, 1, x, C, d, OC, 1, dw, OC);
 }
 
-/* out[n,:] = b (or 0) */
-static __global__ void fill_rows_k(float *out, const float *b, int OC, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        out[i] = b ? b[i % (size_t)OC] : 0.0f;
+/* out[r,:] = b (or 0): rows over blockIdx.y (grid-stride), columns over threads */
+static __global__ void fill_rows_k(float *out, const float *b, int N, int OC) {
+    for (int r = blockIdx.y; r < N; r += gridDim.y) {
+        float *o = out + (size_t)r * OC;
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < OC; c += gridDim.x * blockDim.x)
+            o[c] = b ? b[c] : 0.0f;
+    }
 }
 
 static void fill_rows(float *out, const float *b, int N, int OC) {
-    size_t n = (size_t)N * OC;
-    if (!n) return;
-    fill_rows_k<<<cu_blocks(n), CU_THREADS>>>(out, b, OC, n);
+    if (N <= 0 || OC <= 0) return;
+    dim3 grid((unsigned)((OC + CU_THREADS - 1) / CU_THREADS), N < 65535 ? N : 65535);
+    fill_rows_k<<<grid, CU_THREADS>>>(out, b, N, OC);
     cudaLaunchCheck();
 }
 

@@ -24,6 +24,7 @@
 #include "bench.h"
 #include "check.h"
 #include "lm.h"
+#include "op_timer.h"
 #include "optim.h"
 
 static double now(void) {
@@ -51,89 +52,6 @@ static double sgemm_gflops(int n, int threads, int reps) {
     return 2.0 * n * n * (double)n / bench_median(t, reps) / 1e9;
 }
 
-
-/* ---- per-op time: a copy of the backend table whose ops add their wall time to a row ---- */
-enum { MAXOPS = 64 };
-static const char *op_name[MAXOPS];
-static double op_time[MAXOPS];
-static int n_ops;
-static int op_slot(const char *name) {
-    for (int i = 0; i < n_ops; i++) if (op_name[i] == name) return i;
-    CHECK(n_ops < MAXOPS, "too many ops");
-    op_name[n_ops] = name;
-    return n_ops++;
-}
-#define WRAP(fn, params, args)                                                         \
-    static void timed_##fn params {                                                    \
-        static int slot = -1;                                                          \
-        if (slot < 0) slot = op_slot(#fn);                                             \
-        double t0 = now();                                                             \
-        backend_cpu.fn args;                                                           \
-        op_time[slot] += now() - t0;                                                   \
-    }
-WRAP(vec_zero, (real *x, size_t n), (x, n))
-WRAP(adamw_forward, (real *th, real *m, real *v, const real *g, double s, size_t n, const AdamWHyper *h), (th, m, v, g, s, n, h))
-WRAP(embedding_forward, (real *o, const int32_t *t, const real *a, const real *b, int B, int T, int C), (o, t, a, b, B, T, C))
-WRAP(embedding_backward, (real *da, real *db, const real *d, const int32_t *t, int B, int T, int C), (da, db, d, t, B, T, C))
-WRAP(embedding_forward_tangent, (real *o, const int32_t *t, const real *a, const real *b, int B, int T, int C), (o, t, a, b, B, T, C))
-WRAP(embedding_backward_tangent, (real *da, real *db, const real *d, const int32_t *t, int B, int T, int C), (da, db, d, t, B, T, C))
-WRAP(matmul_forward, (real *o, const real *i, const real *w, const real *b, int N, int C, int OC, int l), (o, i, w, b, N, C, OC, l))
-WRAP(matmul_backward, (real *di, real *dw, real *db, const real *d, const real *i, const real *w, int N, int C, int OC, int l), (di, dw, db, d, i, w, N, C, OC, l))
-WRAP(matmul_forward_tangent, (real *o, const real *i, const real *ti, const real *w, const real *tw, const real *tb, int N, int C, int OC, int l), (o, i, ti, w, tw, tb, N, C, OC, l))
-WRAP(matmul_backward_tangent, (real *dti, real *dtw, real *dtb, const real *d, const real *dt, const real *i, const real *ti, const real *w, const real *tw, int N, int C, int OC, int l), (dti, dtw, dtb, d, dt, i, ti, w, tw, N, C, OC, l))
-WRAP(layernorm_forward, (real *o, real *m, real *r, const real *i, const real *w, const real *b, int N, int C), (o, m, r, i, w, b, N, C))
-WRAP(layernorm_backward, (real *di, real *dw, real *db, const real *d, const real *i, const real *w, const real *m, const real *r, int N, int C), (di, dw, db, d, i, w, m, r, N, C))
-WRAP(layernorm_forward_tangent, (real *o, const real *i, const real *ti, const real *w, const real *tw, const real *tb, const real *m, const real *r, int N, int C), (o, i, ti, w, tw, tb, m, r, N, C))
-WRAP(layernorm_backward_tangent, (real *dti, real *dtw, real *dtb, const real *d, const real *dt, const real *i, const real *ti, const real *w, const real *tw, const real *m, const real *r, int N, int C), (dti, dtw, dtb, d, dt, i, ti, w, tw, m, r, N, C))
-WRAP(attention_forward, (real *o, real *a, const real *q, const int32_t *v, int c, int B, int T, int C, int NH), (o, a, q, v, c, B, T, C, NH))
-WRAP(attention_backward, (real *dq, const real *d, const real *q, const real *a, const int32_t *v, int c, int B, int T, int C, int NH), (dq, d, q, a, v, c, B, T, C, NH))
-WRAP(attention_forward_tangent, (real *o, real *ta, const real *q, const real *tq, const real *a, const int32_t *v, int c, int B, int T, int C, int NH), (o, ta, q, tq, a, v, c, B, T, C, NH))
-WRAP(attention_backward_tangent, (real *dtq, const real *d, const real *dt, const real *q, const real *tq, const real *a, const real *ta, const int32_t *v, int c, int B, int T, int C, int NH), (dtq, d, dt, q, tq, a, ta, v, c, B, T, C, NH))
-WRAP(gelu_forward, (real *o, const real *i, size_t n), (o, i, n))
-WRAP(gelu_backward, (real *di, const real *i, const real *d, size_t n), (di, i, d, n))
-WRAP(gelu_forward_tangent, (real *o, const real *i, const real *ti, size_t n), (o, i, ti, n))
-WRAP(gelu_backward_tangent, (real *dti, const real *i, const real *ti, const real *d, const real *dt, size_t n), (dti, i, ti, d, dt, n))
-WRAP(residual_forward, (real *o, const real *a, const real *b, size_t n), (o, a, b, n))
-WRAP(residual_forward_tangent, (real *o, const real *a, const real *b, size_t n), (o, a, b, n))
-WRAP(crossentropy_forward, (real *l, real *p, const real *lg, const int32_t *t, const int32_t *nv, int B, int T, int V), (l, p, lg, t, nv, B, T, V))
-WRAP(crossentropy_backward, (real *dl, const real *p, const int32_t *t, const int32_t *nv, const real *d, int B, int T, int V), (dl, p, t, nv, d, B, T, V))
-WRAP(crossentropy_forward_tangent, (real *tl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, int B, int T, int V), (tl, p, tlg, t, nv, B, T, V))
-WRAP(crossentropy_backward_tangent, (real *dtl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, const real *d, const real *dt, int B, int T, int V), (dtl, p, tlg, t, nv, d, dt, B, T, V))
-#undef WRAP
-
-static Backend timed_backend(void) {
-    Backend b = backend_cpu;
-#define USE(fn) b.fn = timed_##fn
-    USE(vec_zero); USE(adamw_forward);
-    USE(embedding_forward); USE(embedding_backward); USE(embedding_forward_tangent); USE(embedding_backward_tangent);
-    USE(matmul_forward); USE(matmul_backward); USE(matmul_forward_tangent); USE(matmul_backward_tangent);
-    USE(layernorm_forward); USE(layernorm_backward); USE(layernorm_forward_tangent); USE(layernorm_backward_tangent);
-    USE(attention_forward); USE(attention_backward); USE(attention_forward_tangent); USE(attention_backward_tangent);
-    USE(gelu_forward); USE(gelu_backward); USE(gelu_forward_tangent); USE(gelu_backward_tangent);
-    USE(residual_forward); USE(residual_forward_tangent);
-    USE(crossentropy_forward); USE(crossentropy_backward); USE(crossentropy_forward_tangent);
-    USE(crossentropy_backward_tangent);
-#undef USE
-    return b;
-}
-
-static void print_ops(const char *title, double total, int reps) {
-    printf("  per-op time of one %s (ms, summed over layers; one run, so noisier than above):\n", title);
-    int order[MAXOPS];
-    for (int i = 0; i < n_ops; i++) order[i] = i;
-    for (int i = 0; i < n_ops; i++)
-        for (int j = i + 1; j < n_ops; j++)
-            if (op_time[order[j]] > op_time[order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
-    double acc = 0;
-    for (int k = 0; k < n_ops; k++) {
-        int i = order[k];
-        if (op_time[i] / reps < 1e-4) continue;
-        acc += op_time[i];
-        printf("    %-32s %8.1f ms  %5.1f%%\n", op_name[i], 1e3 * op_time[i] / reps, 100 * op_time[i] / reps / total);
-    }
-    printf("    %-32s %8.1f ms  %5.1f%%\n", "(outside ops)", 1e3 * (total - acc / reps), 100 * (1 - acc / reps / total));
-    memset(op_time, 0, sizeof op_time);
-}
 
 /* Other processes make every number here meaningless: say so when the machine is busy. */
 static void print_load(int threads) {
@@ -220,17 +138,17 @@ int main(int argc, char **argv) {
     print_load(threads);
 
     /* where the time goes: the same passes through a timed copy of the backend */
-    Backend tb = timed_backend();
+    Backend tb = op_timer_backend(&backend_cpu);
     double t0 = now();
     lm_forward(&tb, &cfg, params, acts, inputs, targets, n_valid, B, T, losses);
     tb.vec_zero(grads, NP);
     lm_backward(&tb, &cfg, params, acts, dlosses, grads);
     optim_step(&tb, &st, params, grads, &h, h.lr, NULL);
-    print_ops("training step", now() - t0, 1);
+    op_timer_print("training step", now() - t0, 1);
     t0 = now();
     lm_forward_over_reverse(&tb, &cfg, params, u, acts, inputs, targets, n_valid, B, T, dlosses,
                             losses, grads, hvp, dloss_dir);
-    print_ops("forward-over-reverse", now() - t0, 1);
+    op_timer_print("forward-over-reverse", now() - t0, 1);
 
     optim_state_free(&st, be);
     lm_acts_free(be, acts);

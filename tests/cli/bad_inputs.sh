@@ -207,6 +207,8 @@ CONFIG_CASES=(
     "--set train.steps=-1|train.steps: expected an integer"
     "--set experiment.threads=-1|experiment.threads: expected an integer in \[0, "
     "--set data.min_tokens=1|data.min_tokens: expected an integer in \[2, "
+    # bf16 is a CUDA mode: refused once --device has picked the CPU, by every tool
+    "*--set experiment.precision=bf16 --device cpu|experiment.precision = bf16 needs the CUDA backend .*use fp32 or --device cuda"
     # within the schema's bounds but beyond any machine: one message before any work (the
     # CPU backend counts its buffers against RAM + swap), not the kernel's OOM killer
     "--set lm.d_model=65536 --set data.batch_size=1000000|out of memory: .* more than this machine's .* GB \(RAM \+ swap\): lower data.batch_size"

@@ -32,9 +32,13 @@
  * mark, backend_cuda_memory) and cudaMemGetInfo's used bytes (the whole device).
  * Without a GPU: one line saying so, exit 1.
  *
- *   build/float/cuda/bench_cuda [--plan] [--quick] [--reps N] [--gemm-n N] [--T N]
+ *   build/float/cuda/bench_cuda [--plan] [--quick] [--profile] [--reps N] [--gemm-n N] [--T N]
  *                               [--precision fp32|bf16|both] [--bench-config F] [--ref-config F]
  * --quick: tiny shapes (a smoke test of this program, e.g. on the CPU emulator).
+ * --skip-meta: GEMM rates and training only; --skip-train: GEMM rates and the meta-step.
+ * --checkpoint-every N: the meta-step's c (default round(√T)).
+ * --profile: after each training measurement, two more steps with every op timed between
+ *   two synchronizations (tests/op_timer.h), printed largest first.
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,6 +54,7 @@
 #include "config.h"
 #include "cuda/backend_cuda.h"
 #include "lm.h"
+#include "op_timer.h"
 #include "meta.h"
 #include "optim.h"
 #include "progress.h"
@@ -67,6 +72,11 @@ double bench_gemm_tflops(const char *mode, int n, int reps);   /* bench_gemm.cu 
 #define LOGIT_CHUNK_ROWS 4096                /* rows of a logits chunk in the recompute plan */
 
 static int quick;   /* --quick: tiny shapes */
+static int profile; /* --profile: time per op of training steps */
+static int skip_meta; /* --skip-meta: no meta-step measurement */
+static int skip_train; /* --skip-train: no training measurement */
+static int opt_c;     /* --checkpoint-every N for the meta-step (0: round(√T)) */
+static int meta_c(int T) { return opt_c > 0 && opt_c <= T ? opt_c : meta_default_checkpoint_every(T); }
 
 /* ---- configurations ------------------------------------------------------------------ */
 
@@ -174,7 +184,7 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
     MetaSpec s = *s0;
     s.batch = B;
     s.T = s.backprop_steps = T;
-    s.checkpoint_every = meta_default_checkpoint_every(T);
+    s.checkpoint_every = meta_c(T);
     const Backend *cb = counting_backend();
     Plan p = { 0 };
     counted = 0;
@@ -269,7 +279,7 @@ static void run_plan(const Setup *bench, const Setup *ref, int T, double budget)
     const MetaSpec *s = &ref->s;
     const int B = s->batch;
     Plan m = plan_meta(s, B, T, 0);
-    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32%s%s", T, meta_default_checkpoint_every(T), B,
+    snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32%s%s", T, meta_c(T), B,
              s->lm.checkpointing ? ", recompute" : "", s->lm.head_chunk ? ", head chunks" : "");
     print_plan(t, &m, budget);
     if (!s->lm.checkpointing || !s->rater.checkpointing) {
@@ -370,6 +380,21 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
            1e3 * bench_median(t_opt, reps), tokens / step, tflops);
     if (peak_tflops > 0) printf("  MFU %.1f%%", 100 * tflops / peak_tflops);
     printf("\n");
+    if (profile) {   /* two more steps with every op between two synchronizations */
+        Backend timed = op_timer_backend(gpu);
+        double total = 0;
+        for (int r = 0; r < 2; r++) {
+            gpu->synchronize();
+            double t0 = dr_now();
+            lm_forward(&timed, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
+            timed.vec_zero(g, n);
+            lm_backward(&timed, c, theta, acts, dl, g);
+            optim_step(&timed, &st, theta, g, &s->inner, lr_at(&s->inner, st.step), NULL);
+            gpu->synchronize();
+            total += dr_now() - t0;
+        }
+        op_timer_print("training step", total, 2);
+    }
     free(dl);
     bench_batch_free(&b);
     lm_acts_free(gpu, acts);
@@ -395,12 +420,15 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     MetaSpec s = u->s;
     s.batch = B;
     s.T = s.backprop_steps = T;
-    s.checkpoint_every = meta_default_checkpoint_every(T);
+    s.checkpoint_every = meta_c(T);
     Setup us = *u;
     us.s = s;
     char label[160];
     snprintf(label, sizeof label, "plain step at the meta-step's batch (B %d, %s)", B, precision);
+    const int profile_train = profile;
+    profile = 0;   /* the training children profile the plain step */
     double plain = train_steps(&us, B, reps, peak, label);
+    profile = profile_train;
 
     /* one meta-step of one member, from a fresh member */
     BenchFixed f;
@@ -501,6 +529,13 @@ static int child_args(char **a, char buf[][64], const Opts *o, const char *what)
     a[k++] = (char *)"--child";
     a[k++] = (char *)what;
     if (quick) a[k++] = (char *)"--quick";
+    if (profile) a[k++] = (char *)"--profile";
+    if (opt_c > 0) {
+        static char cbuf[32];
+        snprintf(cbuf, sizeof cbuf, "%d", opt_c);
+        a[k++] = (char *)"--checkpoint-every";
+        a[k++] = cbuf;
+    }
     a[k++] = (char *)"--bench-config";
     a[k++] = (char *)o->bench_cfg;
     a[k++] = (char *)"--ref-config";
@@ -525,6 +560,7 @@ int main(int argc, char **argv) {
         int more = i + 1 < argc;
         if (!strcmp(a, "--plan")) plan_only = 1;
         else if (!strcmp(a, "--quick")) quick = 1;
+        else if (!strcmp(a, "--profile")) profile = 1;
         else if (!strcmp(a, "--reps") && more) o.reps = atoi(argv[++i]);
         else if (!strcmp(a, "--gemm-n") && more) o.gemm_n = atoi(argv[++i]);
         else if (!strcmp(a, "--T") && more) o.T = atoi(argv[++i]);
@@ -541,7 +577,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--setup") && more) setup = argv[++i];
         else if (!strcmp(a, "--B") && more) child_B = atoi(argv[++i]);
         else if (!strcmp(a, "--peak") && more) peak = atof(argv[++i]);
-        else dr_die("usage: bench_cuda [--plan] [--quick] [--reps N] [--gemm-n N] [--T N] "
+        else if (!strcmp(a, "--skip-meta")) skip_meta = 1;
+        else if (!strcmp(a, "--skip-train")) skip_train = 1;
+        else if (!strcmp(a, "--checkpoint-every") && more) opt_c = atoi(argv[++i]);
+        else dr_die("usage: bench_cuda [--plan] [--quick] [--profile] [--skip-meta] [--skip-train] [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N] "
                     "[--precision fp32|bf16|both] [--bench-config F] [--ref-config F]");
     }
     if (o.reps < 1 || o.reps > 64) o.reps = 5;
@@ -593,10 +632,11 @@ int main(int argc, char **argv) {
     if (run_child(args) == 0) bf16_peak = result("bf16-pure");
     snprintf(buf[2], 64, "%.6g", bf16_peak);
 
-    printf("training (LM forward + backward + clip + AdamW), FLOPs per token 6·N + 6·L·d·ctx, "
-           "MFU against bf16-pure %.1f TFLOP/s:\n", bf16_peak);
+    if (!skip_train)
+        printf("training (LM forward + backward + clip + AdamW), FLOPs per token 6·N + 6·L·d·ctx, "
+               "MFU against bf16-pure %.1f TFLOP/s:\n", bf16_peak);
     const Setup *us[2] = { &bench, &ref };
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2 && !skip_train; i++)
         for (int bf16 = 0; bf16 <= 1; bf16++) {
             if ((bf16 && !o.want_bf16) || (!bf16 && !o.want_fp32)) continue;
             int B = fit_batch(us[i], us[i]->s.batch, budget, 0, 0, bf16);
@@ -620,8 +660,8 @@ int main(int argc, char **argv) {
                        human(plan_train(&us[i]->s, B, bf16).total), human(result("peak_bytes")));
         }
 
-    printf("one meta-step of the reference config (one member, mode full, exact hypergradient):\n");
-    for (int bf16 = 0; bf16 <= 1; bf16++) {
+    if (!skip_meta) printf("one meta-step of the reference config (one member, mode full, exact hypergradient):\n");
+    for (int bf16 = 0; bf16 <= 1 && !skip_meta; bf16++) {
         if ((bf16 && !o.want_bf16) || (!bf16 && !o.want_fp32)) continue;
         int want = ref.s.batch, B = fit_batch(&ref, want, budget, 1, o.T, bf16);
         Plan full = plan_meta(&ref.s, want, o.T, bf16);

@@ -15,7 +15,9 @@
 #   3. tests/cuda/tools_gpu.sh    -> OUTDIR/tools_gpu.log
 #   4. bench_cuda                 -> OUTDIR/bench_cuda.log
 #   5. compute-sanitizer memcheck on test_cuda_ops, with what time is left
-# It ends with a summary: each step's exit status and seconds.
+# It ends with a summary: each step's exit status and seconds. Environment: BENCH_ARGS
+# (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS (a second bench_cuda
+# run with these options), MEMCHECK=0 (no step 5).
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -59,9 +61,10 @@ step() {   # step NAME CAP_SECONDS command...
 
 step test_cuda_ops 180 "$P/test_cuda_ops"
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
-step bench_cuda 300 "$P/bench_cuda"
+step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
+[ -n "${BENCH2_ARGS:-}" ] && step bench_cuda_2 200 "$P/bench_cuda" $BENCH2_ARGS
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-if [ -n "$san" ]; then
+if [ -n "$san" ] && [ "${MEMCHECK:-1}" = 1 ]; then
     step memcheck 240 "$san" --tool memcheck --leak-check full --error-exitcode 3 "$P/test_cuda_ops"
 fi
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"

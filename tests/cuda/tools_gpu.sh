@@ -3,7 +3,7 @@
 # test_cuda_ops): dr-train, dr-meta, `dr-meta grad` and dr-score with --device cuda on
 # the generated test corpora, against the same commands with --device cpu.
 #   - dr-train on the GPU is deterministic: two runs log the same numbers to the last bit
-#     and save the same model (fp32 and bf16);
+#     and save the same model (fp32 and bf16); bf16 starts within 1e-2 of fp32 and trains;
 #   - --stop-at + --resume on the GPU gives the uninterrupted run's log and model;
 #   - GPU and CPU training agree: every logged l_val within 2e-3 (relative), and the
 #     GPU's final l_val is well below the corpus's unigram entropy;
@@ -89,9 +89,12 @@ if [ "$DEV" = cuda ]; then   # mixed precision: bf16 GEMM inputs, fp32 everythin
     if train b1 cuda --set experiment.precision=bf16 && train b2 cuda --set experiment.precision=bf16; then
         cmp -s <(no_seconds "$tmp/b1.jsonl") <(no_seconds "$tmp/b2.jsonl") && cmp -s "$tmp/b1.safetensors" "$tmp/b2.safetensors" &&
             echo "  dr-train bf16: two runs: same log and model, bit for bit" || fail "dr-train bf16 is not deterministic"
-        r=$(max_rel l_val "$tmp/b1.jsonl" "$tmp/cpu.jsonl"); LB=$(field l_val < "$tmp/b1.jsonl")
-        echo "  dr-train bf16: final l_val $LB (fp32 cpu $LC); max rel diff of l_val vs cpu $r"
-        le "$r" 5e-2 || fail "dr-train bf16 l_val differs from cpu fp32 by $r (> 5e-2)"
+        # the same model at step 0 in bf16 and fp32: the forward's precision; after that the
+        # two runs take different paths, so bf16 must train, not follow fp32's trajectory
+        r=$(max_rel l_val <(head -n 1 "$tmp/b1.jsonl") <(head -n 1 "$tmp/cpu.jsonl")); LB=$(field l_val < "$tmp/b1.jsonl")
+        echo "  dr-train bf16: step-0 l_val rel diff vs cpu fp32 $r; final l_val $LB (fp32 cpu $LC; unigram entropy $H)"
+        le "$r" 1e-2 || fail "dr-train bf16 step-0 l_val differs from cpu fp32 by $r (> 1e-2)"
+        awk -v l="$LB" -v h="$H" 'BEGIN { exit !(l < h - 0.4) }' || fail "bf16 l_val $LB is not well below the unigram entropy $H"
     else
         cat "$tmp/b1.err" "$tmp/b2.err" 2>/dev/null; fail "dr-train bf16"
     fi

@@ -220,7 +220,6 @@ static void test_errors(void) {
     ERR("meta:\n  T: 4\n  backprop_steps: 5\n", "bad.yaml:3: meta.backprop_steps: 5 is more than the T = 4");
     ERR("meta:\n  checkpoint_every: 5\n  T: 4\n", "bad.yaml:3: meta.T: 5 is more than the T = 4");
     ERR("train:\n  steps: 10\n  tokens: 1000\n", "bad.yaml:3: train.tokens: train.steps (10) and train.tokens (1000) are both set");
-    ERR("experiment:\n  device: cpu\n  precision: bf16\n", "bad.yaml:3: experiment.precision: bf16 is a CUDA mode");
     ERR("lm:\n  vocab_size: 1\n", "bad.yaml:2: lm.vocab_size: a vocabulary needs at least 2 tokens");
 
     Config c;

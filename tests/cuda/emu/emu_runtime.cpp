@@ -308,6 +308,7 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
 struct emu_cublas { int math; };
 
 cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new emu_cublas{0}; return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetPointerMode(cublasHandle_t, cublasPointerMode_t m) {
     return m == CUBLAS_POINTER_MODE_HOST ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_SUPPORTED;

@@ -22,4 +22,11 @@ static inline float __bfloat162float(__nv_bfloat16 h) {
     memcpy(&f, &u, 4);
     return f;
 }
+struct __nv_bfloat162 { __nv_bfloat16 x, y; };
+static inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) {
+    __nv_bfloat162 h;
+    h.x = __float2bfloat16(a);
+    h.y = __float2bfloat16(b);
+    return h;
+}
 #endif

@@ -24,6 +24,7 @@ struct dim3 {
     dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 extern dim3 threadIdx, blockIdx, blockDim, gridDim;
+struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 
 typedef int cudaError_t;
 enum {

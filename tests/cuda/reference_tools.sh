@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# reference_tools.sh MANIFEST OUTDIR — the tools at the seed's reference scale
+# (configs/gpu.yaml: LM 12 layers d512 ctx 1024, batch 64, rater 8 layers d384, K = 2, bf16)
+# on real GPT-2 tokens, shortened to fit a few minutes of a GPU: dr-meta with T = 8 and
+# two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
+# Train_B. Writes OUTDIR/meta.jsonl, train.jsonl, scores.tsv and each tool's stderr.
+# BIN (default bin) holds the tools. Needs a GPU; a smoke run of the tools' GPU paths at
+# full size, not a result.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-bin}
+M=${1:?usage: reference_tools.sh MANIFEST OUTDIR}
+O=${2:?usage: reference_tools.sh MANIFEST OUTDIR}
+mkdir -p "$O"
+tmp=$(mktemp -d /tmp/dr-ref.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+C=(--config configs/gpu.yaml --device cuda)
+t0=$(date +%s)
+timeout "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds=2 --set meta.val_batches=2 \
+    --set meta.track_uniform=true --log "$O/meta.jsonl" -o "$tmp/rater.safetensors" "$M" 2> "$O/meta.err"
+echo "dr-meta: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/meta.err"; cat "$O/meta.jsonl"
+t0=$(date +%s)
+timeout "${TRAIN_LIMIT:-60}" "$BIN/dr-train" "${C[@]}" --steps 40 --set train.eval_every=20 --set train.eval_batches=4 \
+    --set train.log_every=10 --log "$O/train.jsonl" -o "$tmp/lm.safetensors" "$M" 2> "$O/train.err"
+echo "dr-train: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/train.err"; cat "$O/train.jsonl"
+t0=$(date +%s)
+if [ -s "$tmp/rater.safetensors" ]; then
+    timeout 60 "$BIN/dr-score" "${C[@]}" --rater "$tmp/rater.safetensors" --split train_b "$M" \
+        > "$O/scores.tsv" 2> "$O/score.err"
+    echo "dr-score: exit $? in $(( $(date +%s) - t0 )) s, $(($(wc -l < "$O/scores.tsv") - 1)) rows"
+    tail -n 2 "$O/score.err"; head -n 4 "$O/scores.tsv"
+fi

@@ -16,11 +16,12 @@ tmp=$(mktemp -d /tmp/dr-ref.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 C=(--config configs/gpu.yaml --device cuda)
 t0=$(date +%s)
-timeout "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds=2 --set meta.val_batches=2 \
+# on its time limit dr-meta gets SIGINT, as from Ctrl-C: it saves the rater and exits
+timeout -s INT "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds=2 --set meta.val_batches=2 \
     --set meta.track_uniform=true --log "$O/meta.jsonl" -o "$tmp/rater.safetensors" "$M" 2> "$O/meta.err"
 echo "dr-meta: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/meta.err"; cat "$O/meta.jsonl"
 t0=$(date +%s)
-timeout "${TRAIN_LIMIT:-60}" "$BIN/dr-train" "${C[@]}" --steps 40 --set train.eval_every=20 --set train.eval_batches=4 \
+timeout -s INT "${TRAIN_LIMIT:-60}" "$BIN/dr-train" "${C[@]}" --steps 40 --set train.eval_every=20 --set train.eval_batches=4 \
     --set train.log_every=10 --log "$O/train.jsonl" -o "$tmp/lm.safetensors" "$M" 2> "$O/train.err"
 echo "dr-train: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/train.err"; cat "$O/train.jsonl"
 t0=$(date +%s)

@@ -17,7 +17,8 @@
 #   5. compute-sanitizer memcheck on test_cuda_ops, with what time is left
 # It ends with a summary: each step's exit status and seconds. Environment: BENCH_ARGS
 # (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS (a second bench_cuda
-# run with these options), MEMCHECK=0 (no step 5).
+# run with these options), REF_MANIFEST (a manifest of GPT-2 shards: also run
+# tests/cuda/reference_tools.sh on it), MEMCHECK=0 (no step 5).
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -63,6 +64,7 @@ step test_cuda_ops 180 "$P/test_cuda_ops"
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH2_ARGS:-}" ] && step bench_cuda_2 200 "$P/bench_cuda" $BENCH2_ARGS
+[ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$san" ] && [ "${MEMCHECK:-1}" = 1 ]; then
     step memcheck 240 "$san" --tool memcheck --leak-check full --error-exitcode 3 "$P/test_cuda_ops"

@@ -4,8 +4,7 @@
  *
  * How: att [B,NH,T,T] is materialized as on the CPU. Every product is one batched GEMM
  * over the B·NH (b, h) pairs (cu_gemm_bh: fp32, tf32 or bf16 inputs with fp32
- * accumulation, as backend_cuda_set_gemm_precision says), on the T×T matrices (causal:
- * per block of query rows, on the part left of the block's last key; see bh_scores);
+ * accumulation, as backend_cuda_set_gemm_precision says), on the FULL T×T blocks;
  * the row kernels (one warp per row of T keys) then apply the softmax, its Jacobian, or
  * the tangent of its Jacobian over the allowed keys j < n(t) and write exact zeros
  * everywhere else (keys j ≥ n, and whole rows of padded queries t ≥ L). Every later
@@ -56,50 +55,6 @@ static CuBHMat m_att(const float *x, const AttShape &s) {
 static void bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
                float beta, CuBHMat C, const AttShape &s) {
     cu_gemm_bh(ta, tb, M, N, K, alpha, A, B, beta, C, s.B, s.NH);
-}
-
-/* ---- causal attention in blocks of query rows ----------------------------------------
- * With the causal mask, query rows [r0, r1) see keys j < r1 only, and key rows [k0, k1)
- * are seen by queries t ≥ k0 only. So each product that runs over the T×T matrix is
- * made per block of rows on the part that can be non-zero: about (n+1)/2n of the
- * full-matrix work with n blocks. What is left out is either never read (entries of S,
- * dP, Ṡ, dṖ right of the block's last key: the row kernels read keys j < t + 1 only and
- * write zeros there) or exactly zero (P, Ṗ, dS, dṠ there), so the results are the full
- * products' up to cuBLAS's order of summation. Padding masks (valid_len) and
- * bidirectional attention run on the full matrix. */
-static int causal_blocks(const AttShape &s) {
-    return !s.causal ? 1 : s.T >= 512 ? 8 : s.T >= 8 ? 4 : 1;
-}
-static CuBHMat at(CuBHMat m, int row, int col) {   /* the view starting at (row, col) */
-    m.p += (long long)row * m.ld + col;
-    return m;
-}
-
-/* C[T,T] = alpha · A[T,hs] · B[T,hs]ᵀ + beta · C (scores: S, dP and their tangents) */
-static void bh_scores(float alpha, CuBHMat A, CuBHMat B, float beta, CuBHMat C, const AttShape &s) {
-    const int n = causal_blocks(s), tb = (s.T + n - 1) / n;
-    for (int r0 = 0; r0 < s.T; r0 += tb) {
-        const int r1 = r0 + tb < s.T ? r0 + tb : s.T;
-        bh(0, 1, r1 - r0, r1, s.hs, alpha, at(A, r0, 0), B, beta, at(C, r0, 0), s);
-    }
-}
-
-/* C[T,hs] (+)= alpha · P[T,T] · X[T,hs] (out, dQ and their tangents) */
-static void bh_rows(float alpha, CuBHMat P, CuBHMat X, float beta, CuBHMat C, const AttShape &s) {
-    const int n = causal_blocks(s), tb = (s.T + n - 1) / n;
-    for (int r0 = 0; r0 < s.T; r0 += tb) {
-        const int r1 = r0 + tb < s.T ? r0 + tb : s.T;
-        bh(0, 0, r1 - r0, s.hs, r1, alpha, at(P, r0, 0), X, beta, at(C, r0, 0), s);
-    }
-}
-
-/* C[T,hs] (+)= alpha · P[T,T]ᵀ · X[T,hs] (dV, dK and their tangents) */
-static void bh_cols(float alpha, CuBHMat P, CuBHMat X, float beta, CuBHMat C, const AttShape &s) {
-    const int n = causal_blocks(s), tb = (s.T + n - 1) / n;
-    for (int k0 = 0; k0 < s.T; k0 += tb) {
-        const int k1 = k0 + tb < s.T ? k0 + tb : s.T;
-        bh(1, 0, k1 - k0, s.hs, s.T - k0, alpha, at(P, k0, k0), at(X, k0, 0), beta, at(C, k0, 0), s);
-    }
 }
 
 /* Row r = (b·NH + h)·T + t of a [B,NH,T,T] tensor: number of keys it attends to. */
@@ -196,10 +151,10 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
                           int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
-    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
     softmax_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
     cudaLaunchCheck();
-    bh_rows(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
+    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
 }
 
 /* dV += Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ += scale·dS K;  dK += scale·dSᵀ Q */
@@ -208,12 +163,12 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
-    bh_cols(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
-    bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
+    bh(1, 0, T, s.hs, T, 1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
+    bh(0, 1, T, T, s.hs, 1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
     softmax_backward_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
     cudaLaunchCheck();
-    bh_rows(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
-    bh_cols(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
+    bh(0, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
+    bh(1, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
 }
 
 /* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ */
@@ -228,12 +183,12 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
         return;
     }
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
-    bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
-    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
+    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
     softmax_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
     cudaLaunchCheck();
-    bh_rows(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
-    bh_rows(1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
+    bh(0, 0, T, s.hs, T, 1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
+    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
 }
 
 /* dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
@@ -251,20 +206,20 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     const CuBHMat Q = m_qkv(qkv, 0, s), K = m_qkv(qkv, 1, s), V = m_qkv(qkv, 2, s);
     const CuBHMat dQt = m_qkv(dtqkv, 0, s), dKt = m_qkv(dtqkv, 1, s), dVt = m_qkv(dtqkv, 2, s);
 
-    if (tatt) bh_cols(1, m_att(tatt, s), dO, 1, dVt, s);
-    if (dtout) bh_cols(1, P, m_btc(dtout, s), 1, dVt, s);
-    bh_scores(1, dO, V, 0, DS, s);
-    if (dtout) bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
-    if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
+    if (tatt) bh(1, 0, T, s.hs, T, 1, m_att(tatt, s), dO, 1, dVt, s);
+    if (dtout) bh(1, 0, T, s.hs, T, 1, P, m_btc(dtout, s), 1, dVt, s);
+    bh(0, 1, T, T, s.hs, 1, dO, V, 0, DS, s);
+    if (dtout) bh(0, 1, T, T, s.hs, 1, m_btc(dtout, s), V, 0, DST, s);
+    if (tqkv) bh(0, 1, T, T, s.hs, 1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
     if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
 
     softmax_backward_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
     cudaLaunchCheck();
 
-    bh_rows(s.scale, DST, K, 1, dQt, s);
-    bh_cols(s.scale, DST, Q, 1, dKt, s);
+    bh(0, 0, T, s.hs, T, s.scale, DST, K, 1, dQt, s);
+    bh(1, 0, T, s.hs, T, s.scale, DST, Q, 1, dKt, s);
     if (tqkv) {
-        bh_rows(s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
-        bh_cols(s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);
+        bh(0, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
+        bh(1, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);
     }
 }

@@ -4,7 +4,8 @@
 # on real GPT-2 tokens, shortened to fit a few minutes of a GPU: dr-meta with T = 8 and
 # two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
 # Train_B. Writes OUTDIR/meta.jsonl, train.jsonl, scores.tsv and each tool's stderr.
-# BIN (default bin) holds the tools. Needs a GPU; a smoke run of the tools' GPU paths at
+# MANIFEST: the one dr-split writes into its -o directory (its paths are relative to
+# the manifest's own directory). BIN (default bin) holds the tools. Needs a GPU; a smoke run of the tools' GPU paths at
 # full size, not a result.
 set -uo pipefail
 cd "$(dirname "$0")/../.."

@@ -128,6 +128,8 @@ static const KeyDef schema[] = {
     INT("meta.val_batches", meta.val_batches, 1, IMAX, "8", "Val batches in the outer loss"),
     INT("meta.checkpoint_every", meta.checkpoint_every, 0, IMAX, "0",
         "inner states kept every c steps for the reverse pass; 0 = round(sqrt(T))"),
+    BOOL("meta.host_checkpoints", meta.host_checkpoints, "false",
+         "keep those states in host memory (a GPU then holds one of them at a time)"),
     INT("meta.reset_every", meta.reset_every, 1, IMAX, "1",
         "meta-steps between re-initialisations of a member (staggered)"),
     ENUM("meta.combine", meta.combine, "mean|per_member_adam", "mean",

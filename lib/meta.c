@@ -12,7 +12,11 @@
  * gradients, so O((T/c + c)·|θ|); activations of one batch at a time, never T of them.
  * The checkpoint also keeps g of the segment's LAST step (the gradient that produced the
  * next checkpoint), so a segment is recomputed in c − 1 inner steps, not c: its last
- * step's state comes from step c − 2's update and its gradient from the checkpoint. 
+ * step's state comes from step c − 2's update and its gradient from the checkpoint.
+ * meta.host_checkpoints keeps the ceil(T/c) checkpoints in host memory instead and copies
+ * one at a time to the backend (a GPU then holds (4·c + 5)·|θ| of states and buffers,
+ * not (4·(⌈T/c⌉ + c − 1) + 5)·|θ|); the arithmetic, and so every bit of the result, is
+ * the same.
  *
  * Must never: keep T × activations, touch the member's state outside the unroll (the
  * reverse pass works on copies), or give a meta-gradient that differs from the finite
@@ -23,6 +27,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "progress.h"
@@ -60,6 +65,7 @@ int meta_spec_from_config(MetaSpec *s, const Config *cfg, int vocab) {
     s->checkpoint_every = cfg->meta.checkpoint_every > 0 ? cfg->meta.checkpoint_every
                                                          : meta_default_checkpoint_every(s->T);
     if (s->checkpoint_every > s->T) s->checkpoint_every = s->T;
+    s->host_checkpoints = cfg->meta.host_checkpoints;
     s->backprop_steps = cfg->meta.backprop_steps > 0 && cfg->meta.backprop_steps < s->T
                             ? cfg->meta.backprop_steps : s->T;
     s->hvp = cfg->meta.hvp;
@@ -123,9 +129,12 @@ struct MetaWork {
     RaterActs *rater;           /* NULL in mode constant */
 
     /* checkpoints: the state before step k·c, k < n_ckpt, and ck_g[k] = g of step
-     * k·c + c − 1, the segment's last step */
-    int n_ckpt;
+     * k·c + c − 1, the segment's last step. host_ck: they are host memory, and the
+     * segment being recomputed or reversed works on a backend copy of its checkpoint
+     * (st_*, loaded by load_checkpoint) */
+    int n_ckpt, host_ck;
     real **ck_theta, **ck_m, **ck_v, **ck_g;
+    real *st_theta, *st_m, *st_v, *st_g;
     /* segment states: the state before step s0 + j for 1 ≤ j < c, and g_{s0+j} for
      * 0 ≤ j < c − 1 (c > 1); j = 0's state is the checkpoint itself */
     real **sg_theta, **sg_m, **sg_v, **sg_g;
@@ -147,7 +156,7 @@ struct MetaWork {
     int *perm;
 
     double sec_recompute, sec_reverse, sec_rater;   /* of the last reverse pass */
-    size_t bytes;
+    size_t bytes, host_bytes;
 };
 
 static real *flat_alloc(MetaWork *w, size_t n) {
@@ -168,6 +177,57 @@ static void flat_array_free(const Backend *be, real **a, int count) {
     free(a);
 }
 
+/* count host buffers of n reals (host_checkpoints); NULL if the memory is not there */
+static real **host_array(int count, size_t n) {
+    real **a = calloc((size_t)(count > 0 ? count : 1), sizeof *a);
+    for (int i = 0; a && i < count; i++)
+        if (!(a[i] = malloc(n * sizeof(real)))) {
+            while (i > 0) free(a[--i]);
+            free(a);
+            return NULL;
+        }
+    return a;
+}
+
+static void host_array_free(real **a, int count) {
+    if (!a) return;
+    for (int i = 0; i < count; i++) free(a[i]);
+    free(a);
+}
+
+/* The machine's RAM in bytes (0 if unknown). */
+static double machine_ram_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+
+/* host_checkpoints: the host buffers of the checkpoints, made on the first meta-step
+ * that keeps them (so that a MetaWork made only to count bytes holds none). 0, or -1 +
+ * dr_seterr when the machine cannot hold them. */
+static int host_checkpoints_alloc(MetaWork *w) {
+    if (w->ck_theta) return 0;
+    const double need = (double)w->host_bytes, ram = machine_ram_bytes();
+    const double gib = 1073741824.0;
+    if (ram > 0 && need > 0.9 * ram)
+        return dr_seterr("meta.host_checkpoints: %d checkpoints of %zu parameters need %.1f GiB "
+                         "of host memory, more than 90%% of this machine's %.1f GiB: raise "
+                         "meta.checkpoint_every (now %d) or set meta.host_checkpoints: false",
+                         w->n_ckpt, w->n, need / gib, ram / gib, w->s.checkpoint_every);
+    w->ck_theta = host_array(w->n_ckpt, w->n);
+    w->ck_m = host_array(w->n_ckpt, w->n);
+    w->ck_v = w->adam ? host_array(w->n_ckpt, w->n) : NULL;
+    w->ck_g = host_array(w->n_ckpt, w->n);
+    if (!w->ck_theta || !w->ck_m || (w->adam && !w->ck_v) || !w->ck_g) {
+        host_array_free(w->ck_theta, w->n_ckpt); host_array_free(w->ck_m, w->n_ckpt);
+        host_array_free(w->ck_v, w->n_ckpt); host_array_free(w->ck_g, w->n_ckpt);
+        w->ck_theta = w->ck_m = w->ck_v = w->ck_g = NULL;
+        return dr_seterr("meta.host_checkpoints: out of host memory for %.1f GiB of checkpoints",
+                         need / gib);
+    }
+    return 0;
+}
+
 MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
     MetaWork *w = xcalloc(1, sizeof *w);
     w->be = be;
@@ -185,10 +245,20 @@ MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
     w->grad = flat_alloc(w, w->n);
     if (w->reverse) {
         w->n_ckpt = (T + c - 1) / c;
-        w->ck_theta = flat_array(w, w->n_ckpt, w->n, 0);
-        w->ck_m = flat_array(w, w->n_ckpt, w->n, 0);
-        w->ck_v = w->adam ? flat_array(w, w->n_ckpt, w->n, 0) : NULL;
-        w->ck_g = flat_array(w, w->n_ckpt, w->n, 0);
+        w->host_ck = s->host_checkpoints;
+        if (w->host_ck) {   /* the host checkpoints themselves: host_checkpoints_alloc */
+            w->host_bytes = (size_t)w->n_ckpt * (w->adam ? 4 : 3) * w->n * sizeof(real);
+            w->bytes += w->host_bytes;
+            w->st_theta = flat_alloc(w, w->n);
+            w->st_m = flat_alloc(w, w->n);
+            w->st_v = w->adam ? flat_alloc(w, w->n) : NULL;
+            w->st_g = flat_alloc(w, w->n);
+        } else {
+            w->ck_theta = flat_array(w, w->n_ckpt, w->n, 0);
+            w->ck_m = flat_array(w, w->n_ckpt, w->n, 0);
+            w->ck_v = w->adam ? flat_array(w, w->n_ckpt, w->n, 0) : NULL;
+            w->ck_g = flat_array(w, w->n_ckpt, w->n, 0);
+        }
         w->sg_theta = flat_array(w, c, w->n, 1);
         w->sg_m = flat_array(w, c, w->n, 1);
         w->sg_v = w->adam ? flat_array(w, c, w->n, 1) : NULL;
@@ -219,10 +289,21 @@ void meta_work_free(MetaWork *w) {
     rater_acts_free(be, w->rater);
     be->free(w->grad);
     if (w->reverse) {
-        flat_array_free(be, w->ck_theta, w->n_ckpt);
-        flat_array_free(be, w->ck_m, w->n_ckpt);
-        flat_array_free(be, w->ck_v, w->n_ckpt);
-        flat_array_free(be, w->ck_g, w->n_ckpt);
+        if (w->host_ck) {
+            host_array_free(w->ck_theta, w->n_ckpt);
+            host_array_free(w->ck_m, w->n_ckpt);
+            host_array_free(w->ck_v, w->n_ckpt);
+            host_array_free(w->ck_g, w->n_ckpt);
+            be->free(w->st_theta);
+            be->free(w->st_m);
+            if (w->st_v) be->free(w->st_v);
+            be->free(w->st_g);
+        } else {
+            flat_array_free(be, w->ck_theta, w->n_ckpt);
+            flat_array_free(be, w->ck_m, w->n_ckpt);
+            flat_array_free(be, w->ck_v, w->n_ckpt);
+            flat_array_free(be, w->ck_g, w->n_ckpt);
+        }
         flat_array_free(be, w->sg_theta, c);
         flat_array_free(be, w->sg_m, c);
         flat_array_free(be, w->sg_v, c);
@@ -239,6 +320,7 @@ void meta_work_free(MetaWork *w) {
 }
 
 size_t meta_work_bytes(const MetaWork *w) { return w->bytes; }
+size_t meta_work_host_bytes(const MetaWork *w) { return w->host_bytes; }
 
 /* The stored state before step t = k·c + j: checkpoint k for j = 0, segment slot j
  * otherwise; and where g_t is kept (checkpoint k for the segment's last step j = c − 1,
@@ -248,11 +330,28 @@ typedef struct { real *theta, *m, *v, *g; } Slot;
 static Slot slot_of(const MetaWork *w, int t) {
     const int c = w->s.checkpoint_every, k = t / c, j = t % c;
     Slot s;
+    if (w->host_ck) {   /* checkpoint k's backend copy (load_checkpoint) */
+        s.theta = j == 0 ? w->st_theta : w->sg_theta[j];
+        s.m = j == 0 ? w->st_m : w->sg_m[j];
+        s.v = !w->adam ? NULL : j == 0 ? w->st_v : w->sg_v[j];
+        s.g = j == c - 1 ? w->st_g : w->sg_g[j];
+        return s;
+    }
     s.theta = j == 0 ? w->ck_theta[k] : w->sg_theta[j];
     s.m = j == 0 ? w->ck_m[k] : w->sg_m[j];
     s.v = !w->adam ? NULL : j == 0 ? w->ck_v[k] : w->sg_v[j];
     s.g = j == c - 1 ? w->ck_g[k] : w->sg_g[j];
     return s;
+}
+
+/* host_checkpoints: checkpoint k (state and its last step's g) to its backend copy */
+static void load_checkpoint(MetaWork *w, int k) {
+    const Backend *be = w->be;
+    const size_t bytes = w->n * sizeof(real);
+    be->to_device(w->st_theta, w->ck_theta[k], bytes);
+    be->to_device(w->st_m, w->ck_m[k], bytes);
+    if (w->adam) be->to_device(w->st_v, w->ck_v[k], bytes);
+    be->to_device(w->st_g, w->ck_g[k], bytes);
 }
 
 /* ================================================================================
@@ -401,6 +500,7 @@ static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
     const int T = s->T, c = s->checkpoint_every, last_seg = (T - 1) / c;
     const int t_stop = T - s->backprop_steps;
     CHECK(opt->kind == s->inner.kind && opt->n == w->n, "meta: optimizer state does not match");
+    if (keep && w->host_ck && host_checkpoints_alloc(w)) return -1;
     w->step0 = opt->step;
     w->have_z = !uniform;
     double loss_sum = 0;
@@ -416,13 +516,18 @@ static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
         const int keep_state = seg_used && (j == 0 || k == last_seg);
         const int keep_g = seg_used && (j == c - 1 || k == last_seg);
         Slot sl = keep_state || keep_g ? slot_of(w, t) : (Slot){ 0 };
-        if (keep_state) {
+        if (keep_state && w->host_ck && j == 0) {   /* checkpoint k, to host memory */
+            be->to_host(w->ck_theta[k], theta, w->n * sizeof(real));
+            be->to_host(w->ck_m[k], opt->m, w->n * sizeof(real));
+            if (w->adam) be->to_host(w->ck_v[k], opt->v, w->n * sizeof(real));
+        } else if (keep_state) {
             be->vec_copy(sl.theta, theta, w->n);
             be->vec_copy(sl.m, opt->m, w->n);
             if (w->adam) be->vec_copy(sl.v, opt->v, w->n);
         }
         real *g = keep_g ? sl.g : w->grad;
         loss_sum += inner_gradient(w, theta, b, g);
+        if (keep_g && w->host_ck && j == c - 1) be->to_host(w->ck_g[k], g, w->n * sizeof(real));
         inner_update(w, theta, opt->m, opt->v, g, t);
         clipped += w->clip_s[t] < 1;
     }
@@ -559,6 +664,7 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
 
     for (int seg = (T - 1) / c; seg >= 0 && (seg + 1) * c > t_stop; seg--) {
         const int s0 = seg * c, e = s0 + c < T ? s0 + c : T;
+        if (w->host_ck) load_checkpoint(w, seg);
         if (seg != (T - 1) / c && recompute_segment(w, seg, data)) return -1;
         t1 = clock_now(be);
         w->sec_recompute += t1 - t0;

@@ -53,6 +53,8 @@ typedef struct {
     WeightNormConfig weights;
     int T;                     /* inner steps per meta-step */
     int checkpoint_every;      /* c, resolved: 1 ≤ c ≤ T */
+    int host_checkpoints;      /* the ⌈T/c⌉ checkpoints in host memory, copied to the
+                                  backend one segment at a time */
     int backprop_steps;        /* N, resolved: 1 ≤ N ≤ T (reverse covers t ≥ T − N) */
     int hvp;                   /* 0: first order (H_t u dropped) */
     int mode;                  /* enum meta_mode */
@@ -105,8 +107,7 @@ typedef struct MetaWork MetaWork;
 MetaWork *meta_work_new(const Backend *be, const MetaSpec *s);
 void meta_work_free(MetaWork *w);
 size_t meta_work_bytes(const MetaWork *w);       /* backend + host bytes held */
-/* The same accounting without allocating (for benchmarks and docs). */
-size_t meta_work_bytes_for(const MetaSpec *s);
+size_t meta_work_host_bytes(const MetaWork *w);  /* of which in host memory */
 
 /* One member, one meta-step. theta, opt: the member's state, advanced in place by T
  * inner steps (θ_T, state_T; opt->step += T). phi: the rater. dphi: if non-NULL and the

@@ -2,7 +2,8 @@
 # meta.sh — dr-meta end to end on the toy corpus (tests/data/gen_toy.sh):
 #   --help/--version; a manifest on stdin (dr-split | dr-meta -) writes the rater, its
 #   EMA, the state and one metrics line per meta-step; --stop-at + --resume and Ctrl-C +
-#   --resume are bit-identical to an uninterrupted run; Val sharing documents with
+#   --resume are bit-identical to an uninterrupted run; meta.host_checkpoints logs the
+#   same numbers; Val sharing documents with
 #   Train_A is refused; a NaN meta-gradient stops with the step number and keeps the
 #   last good rater; `dr-meta grad` is deterministic, names every rater tensor, and the
 #   float and double builds agree.
@@ -55,6 +56,10 @@ rc=0; "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
 cmp -s "$tmp/a.ema.safetensors" "$tmp/b.ema.safetensors" || fail "resumed EMA differs"
 diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fail "resumed metrics differ"
+# the checkpoints in host memory: the same run, number for number
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" --set meta.host_checkpoints=true -o "$tmp/h.safetensors" \
+    --log "$tmp/h.jsonl" "$tmp/manifest.tsv" 2>/dev/null || fail "meta.host_checkpoints run"
+diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/h.jsonl") >/dev/null || fail "meta.host_checkpoints changes the metrics"
 
 # ---- Ctrl-C + --resume = one run -----------------------------------------------------
 C=(--set meta.rounds=12 --set meta.reset_every=3)

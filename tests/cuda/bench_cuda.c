@@ -133,8 +133,9 @@ static const Backend *counting_backend(void) {
 }
 
 typedef struct {
-    double lm_acts, rater_acts, states, params, scratch;   /* bytes */
+    double lm_acts, rater_acts, states, params, scratch;   /* bytes on the GPU */
     double total;
+    double host;        /* meta.host_checkpoints: the checkpoints, in host memory */
 } Plan;
 
 static size_t att_elems(const LMConfig *c, int B, int T) {
@@ -197,6 +198,7 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
     p.rater_acts = (double)counted;
     counted = 0;
     MetaWork *w = meta_work_new(cb, &s);
+    p.host = (double)meta_work_host_bytes(w);
     meta_work_free(w);
     p.states = (double)counted - p.lm_acts - p.rater_acts;
     p.params = 4.0 * (3.0 * (double)lm_num_params(&s.lm) + 2.0 * (double)rater_num_params(&s.rater));
@@ -248,8 +250,9 @@ static void print_plan(const char *title, const Plan *p, double budget) {
     printf("  %-58s %10s", title, human(p->total));
     printf("  (LM acts %s, rater acts %s,", human(p->lm_acts), human(p->rater_acts));
     printf(" states %s, params %s,", human(p->states), human(p->params));
-    printf(" scratch %s)%s\n", human(p->scratch),
-           budget > 0 ? (p->total <= budget ? "  fits" : "  DOES NOT FIT") : "");
+    printf(" scratch %s)", human(p->scratch));
+    if (p->host > 0) printf(" + %s of checkpoints in host memory", human(p->host));
+    printf("%s\n", budget > 0 ? (p->total <= budget ? "  fits" : "  DOES NOT FIT") : "");
 }
 
 /* Largest B ≤ want whose plan fits budget (0 if not even B = 1). */

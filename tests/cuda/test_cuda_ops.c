@@ -14,7 +14,8 @@
  *                               approximation, |error| ≤ 3e-7, which y′ and y″ multiply by
  *                               up to ~x·u′ ≈ 30; CUDA's tanhf is within 2 ulp)
  *   - whole models (LM forward-over-reverse, rater):  rel ≤ 1e-4  (chains of ~40 ops)
- *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3
+ *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3; with
+ *     meta.host_checkpoints the GPU's meta-step gives the same bits
  *   - the GEMM ops (matmul, attention: every face) in TF32 and in bf16 ≤ 1e-2 (inputs
  *     rounded to 10 / 8 mantissa bits, fp32 accumulation), bf16 also with the operand
  *     copies cut into blocks (backend_cuda_set_bf16_chunk_bytes)
@@ -1051,6 +1052,28 @@ static void test_meta_step(int optimizer, int norm) {
     check_flat(w, &theta, TOL_META);
     snprintf(w, sizeof w, "meta-step (%s) meta-gradient dphi", tag);
     check_flat(w, &dphi, TOL_META);
+
+    /* the same GPU meta-step with the checkpoints in host memory: the same bits */
+    MetaSpec s2 = s;
+    s2.host_checkpoints = 1;
+    real *theta2 = gpu->alloc(n * sizeof(real)), *dphi2 = gpu->alloc(n_phi * sizeof(real));
+    lm_init_params(gpu, &s.lm, theta2, 42);
+    OptimState og2;
+    optim_state_init(&og2, gpu, optimizer, n);
+    MetaWork *wg2 = meta_work_new(gpu, &s2);
+    CHECK(meta_member_step(wg2, theta2, &og2, phi.g, &data, 777, dphi2, NULL) == 0, "%s", dr_lasterr());
+    real *h = xmalloc((n > n_phi ? n : n_phi) * sizeof(real));
+    gpu->to_host(h, dphi.g, n_phi * sizeof(real));
+    snprintf(w, sizeof w, "meta-step (%s) host checkpoints: meta-gradient", tag);
+    check_bits(w, h, dphi2, n_phi);
+    gpu->to_host(h, theta.g, n * sizeof(real));
+    snprintf(w, sizeof w, "meta-step (%s) host checkpoints: theta_T", tag);
+    check_bits(w, h, theta2, n);
+    free(h);
+    meta_work_free(wg2);
+    optim_state_free(&og2, gpu);
+    gpu->free(theta2);
+    gpu->free(dphi2);
 
     meta_work_free(wc);
     meta_work_free(wg);

@@ -6,7 +6,8 @@
  * checkpointing with c < T (segments recomputed), for AdamW with the clip active and
  * SGD with momentum, sigmoid and softmax weights, with and without regularizers, and
  * mode shuffle. Also: the meta-gradient is bit-identical for every checkpoint interval
- * c (the recomputed states equal the forward ones), and the optimizer state starts
+ * c (the recomputed states equal the forward ones), with the checkpoints in backend or in
+ * host memory (meta.host_checkpoints), and the optimizer state starts
  * non-zero at step k > 0 (members are long-lived).
  * Built on the library directly, no files.
  */
@@ -237,17 +238,21 @@ static void run_case(const Case *k) {
         TEST_CHECK(st.clip_frac > 0, "%s: the clip never triggered", k->name);
     TEST_CHECK(st.at_min + st.at_max == 0, "%s: weights at the clamp bounds", k->name);
 
-    /* Every checkpoint interval gives the same bits (segments recomputed exactly). */
+    /* Every checkpoint interval gives the same bits (segments recomputed exactly), with
+     * the checkpoints in backend memory and in host memory (meta.host_checkpoints). */
+    for (int host = 0; host <= 1; host++)
     for (int c = 1; c <= k->T; c++) {
-        if (c == k->c) continue;
+        if (c == k->c && !host) continue;
         MetaSpec s2 = S.s;
         s2.checkpoint_every = c;
+        s2.host_checkpoints = host;
         MetaWork *w_saved = S.w;
         S.w = meta_work_new(be, &s2);
         real *dphi2 = be->alloc(S.n_phi * sizeof(real));
         double J2 = objective(&S, phi, dphi2, NULL);
         TEST_CHECK(J2 == J0 && memcmp(dphi, dphi2, S.n_phi * sizeof(real)) == 0,
-                   "%s: c = %d gives a different meta-gradient than c = %d", k->name, c, k->c);
+                   "%s: c = %d%s gives a different meta-gradient than c = %d", k->name, c,
+                   host ? " (host checkpoints)" : "", k->c);
         be->free(dphi2);
         meta_work_free(S.w);
         S.w = w_saved;

@@ -860,7 +860,12 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     }
     if (rc == 0) rc = write_manifest_file(&p, o, st);
     if (rc == 0 && manifest_out) {
-        write_manifest(manifest_out, o->out_dir, &p, o, st);
+        /* stdout's paths are absolute: a manifest piped on or saved anywhere names the
+         * same shards (the out dir's manifest.tsv is relative to itself, so the tree can
+         * move) */
+        char *abs_dir = realpath(o->out_dir, NULL);
+        write_manifest(manifest_out, abs_dir ? abs_dir : o->out_dir, &p, o, st);
+        free(abs_dir);
         if (fflush(manifest_out) != 0 || ferror(manifest_out))
             rc = dr_seterr("cannot write the manifest: %s", strerror(errno));
     }

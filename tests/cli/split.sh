@@ -32,6 +32,14 @@ for o in o2 o3 o4 o5; do
 done
 check "manifest on stdout names the shards" grep -q "^val	$TMP/o1/val/val-00000.drs$" "$TMP/o1.manifest"
 check "manifest records the seed" grep -q '^# seed: 7$' "$TMP/o1.manifest"
+# a relative -o, and stdout saved in another directory: its paths still name the shards
+# (stdout's are absolute; the out dir's manifest.tsv is relative to itself)
+ABSBIN=$(cd "$BIN" && pwd)
+mkdir -p "$TMP/rel/elsewhere"
+(cd "$TMP/rel" && "$ABSBIN/dr-split" --val 0.1 -o sp "$TMP/o1/train_a" > elsewhere/m.tsv 2>/dev/null)
+lists() { "$BIN/dr-cat" --list "$1" > /dev/null; }
+check "stdout manifest saved elsewhere is readable" lists "$TMP/rel/elsewhere/m.tsv"
+check "the out dir's manifest is readable" lists "$TMP/rel/sp/manifest.tsv"
 
 # ---- fractions within 1% of 100k documents -----------------------------------------
 count() { sed -n "s/^# $1: \([0-9]*\) documents.*/\1/p" "$2"; }

@@ -189,8 +189,8 @@ fi
 
 # criterion 2: DataRater-filtered vs all data, final Val loss at the same budget. With the
 # second-seed runs (NOISE=1) it is judged on the two-seed means, and the seed spread (the
-# largest |seed s − seed s+1| among baseline, datarater, random) says which differences
-# are larger than the noise.
+# largest |seed s − seed s+1| among baseline, datarater, random; random's two seeds also
+# train on two different random subsets) says which differences are larger than the noise.
 C2_STATUS="NOT EVALUATED"
 B=$(final baseline); D=$(final datarater)
 if [ -z "$B" ] || [ -z "$D" ]; then

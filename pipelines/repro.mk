@@ -83,9 +83,11 @@ META_SET    ?=
 TRAIN_SET   ?=
 # The final runs (online: only when dr-train has --online-keep). NOISE=1 (the default with
 # configs/cpu.yaml) adds baseline-seed2, datarater-seed2 and random-seed2: the same runs
-# with experiment.seed + 1 (other init and data order, same training data): the report then
-# states the seed-to-seed differences, compares the two-seed means as well, and says
-# whether each difference is larger than the seed spread.
+# with experiment.seed + 1 (other init and data order; the same training data, except that
+# random-seed2 also draws its own random subset, so that the two-seed mean of random
+# averages two subsets, not one): the report then states the seed-to-seed differences,
+# compares the two-seed means as well, and says whether each difference is larger than
+# the seed spread.
 HAS_ONLINE  := $(shell $(BIN)/dr-train --help 2>/dev/null | grep -q -- --online-keep && echo 1)
 NOISE       ?= 0
 RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online) $(if $(filter 1,$(NOISE)),baseline-seed2 datarater-seed2 random-seed2)
@@ -220,12 +222,15 @@ $(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST) $(SCORE_DIR)/params
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
 
 # dr-filter's policy for each filtered run, and the scores it reads (random ignores the
-# values: any scores file of train_b does, seeded by experiment.seed)
+# values: any scores file of train_b does, seeded by experiment.seed; random-seed2's subset
+# by experiment.seed + 1)
 FILTER_datarater := --keep $(KEEP)
 FILTER_random    := --random $(KEEP)
+FILTER_random-seed2 := --random $(KEEP) --seed $(SEED2)
 FILTER_ppl       := --keep-middle $(KEEP)
 SCORES_datarater := $(SCORE_DIR)/datarater.tsv
 SCORES_random    := $(SCORE_DIR)/datarater.tsv
+SCORES_random-seed2 := $(SCORE_DIR)/datarater.tsv
 SCORES_ppl       := $(SCORE_DIR)/ppl.tsv
 
 # filter/<name>/: the kept examples as shards; <name>.summary: dr-filter's counts,
@@ -243,7 +248,7 @@ $(OUT)/filter/%.paths: $$(SCORES_$$*) $(MANIFEST) $(OUT)/filter/params
 TRAIN_IN_baseline    := --train-split train_b $(MANIFEST)
 TRAIN_IN_baseline-seed2 := --set experiment.seed=$(SEED2) --train-split train_b $(MANIFEST)
 TRAIN_IN_datarater-seed2 := --set experiment.seed=$(SEED2) --train $(OUT)/filter/datarater --val $(MANIFEST) --val-split val
-TRAIN_IN_random-seed2 := --set experiment.seed=$(SEED2) --train $(OUT)/filter/random --val $(MANIFEST) --val-split val
+TRAIN_IN_random-seed2 := --set experiment.seed=$(SEED2) --train $(OUT)/filter/random-seed2 --val $(MANIFEST) --val-split val
 TRAIN_IN_ref-train_a := --train-split train_a $(MANIFEST)
 TRAIN_IN_datarater   := --train $(OUT)/filter/datarater --val $(MANIFEST) --val-split val
 TRAIN_IN_random      := --train $(OUT)/filter/random --val $(MANIFEST) --val-split val
@@ -252,7 +257,7 @@ TRAIN_IN_online      := --rater $(RATER) --online-keep $(KEEP) --train-split tra
 TRAIN_DEP_baseline    := $(MANIFEST)
 TRAIN_DEP_baseline-seed2 := $(MANIFEST)
 TRAIN_DEP_datarater-seed2 := $(OUT)/filter/datarater.paths
-TRAIN_DEP_random-seed2 := $(OUT)/filter/random.paths
+TRAIN_DEP_random-seed2 := $(OUT)/filter/random-seed2.paths
 TRAIN_DEP_ref-train_a := $(MANIFEST)
 TRAIN_DEP_datarater   := $(OUT)/filter/datarater.paths
 TRAIN_DEP_random      := $(OUT)/filter/random.paths

@@ -209,7 +209,7 @@ else
                 n = ab(v["b1"] - v["b2"]); if (ab(v["d1"] - v["d2"]) > n) n = ab(v["d1"] - v["d2"])
                 hasr = (v["r1"] != "-" && v["r2"] != "-"); if (hasr) { mr = (v["r1"] + v["r2"]) / 2; if (ab(v["r1"] - v["r2"]) > n) n = ab(v["r1"] - v["r2"]) }
                 printf "C2_STATUS=%s\n", (md <= mb + t) ? "PASS" : "FAIL"
-                printf "C2_LINE=\"final Val loss, mean of two seeds (experiment.seed s and s+1, same training data): DataRater-filtered (keep %s) %.4f (%.4f, %.4f) vs all data %.4f (%.4f, %.4f): Δ = %+.4f nats (%+.2f%%; ≤ %s required)", k, md, v["d1"], v["d2"], mb, v["b1"], v["b2"], md - mb, 100 * (md - mb) / mb, (t + 0 == 0 ? "0" : "+" t)
+                printf "C2_LINE=\"final Val loss, mean of two seeds (experiment.seed s and s+1; the same training data, except that random draws its subset with each seed): DataRater-filtered (keep %s) %.4f (%.4f, %.4f) vs all data %.4f (%.4f, %.4f): Δ = %+.4f nats (%+.2f%%; ≤ %s required)", k, md, v["d1"], v["d2"], mb, v["b1"], v["b2"], md - mb, 100 * (md - mb) / mb, (t + 0 == 0 ? "0" : "+" t)
                 if (hasr) printf "; random filtering at the same keep: %.4f (%.4f, %.4f), DataRater − random = %+.4f", mr, v["r1"], v["r2"], md - mr
                 printf "; seed spread (largest |seed s − seed s+1| of these runs) %.4f nats, so DataRater vs all data is %s", n, (ab(md - mb) <= n) ? "within seed noise: a tie, whatever the label says" : "larger than seed noise"
                 if (hasr) printf ", and DataRater vs random is %s", (ab(md - mr) <= n) ? "within seed noise" : "larger than seed noise"

@@ -160,6 +160,9 @@ runs: $(TRAIN_DONE)
 meta: $(RATER_DONE)
 scores: $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv
 filters: $(foreach p,datarater random ppl,$(OUT)/filter/$(p).paths)
+# random-seed2's filter is made for its run only; keep it (make would delete it as an
+# intermediate file)
+.SECONDARY: $(OUT)/filter/random-seed2.paths
 
 # ---- 1. tokenizer and shards --------------------------------------------------------------
 $(DATA)/corpus.jsonl:

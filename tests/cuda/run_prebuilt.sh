@@ -5,9 +5,8 @@
 # OpenBLAS headers).
 #
 # PREBUILT holds test_cuda_ops, bench_cuda, bin/ (the tools and libdr_cuda.so) and lib/
-# (the non-CUDA shared libraries they load: see `ldd`). Build it on a machine with nvcc:
-#   make OPT="-O3 -march=x86-64-v3" MPICC= tools build/float/cuda/test_cuda_ops build/float/cuda/bench_cuda
-# (a portable -march, no MPI), then copy bin/*, the two programs and the libraries.
+# (the non-CUDA shared libraries they load): tests/cuda/make_bundle.sh PREBUILT makes it
+# on a machine with nvcc (a portable -march, no MPI).
 #
 # Steps, each under its own time limit, all inside SECONDS (default 560) in total:
 #   1. the GPU and the libraries (nvidia-smi, ldd)

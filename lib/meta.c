@@ -195,8 +195,18 @@ static void host_array_free(real **a, int count) {
     free(a);
 }
 
-/* The machine's RAM in bytes (0 if unknown). */
-static double machine_ram_bytes(void) {
+/* Host memory available to this process now, in bytes: MemAvailable of /proc/meminfo
+ * (free memory plus what the kernel can reclaim), else the machine's RAM; 0 if unknown. */
+static double host_available_bytes(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+        fclose(f);
+        if (kb > 0) return (double)kb * 1024.0;
+    }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 }
@@ -207,13 +217,14 @@ static double machine_ram_bytes(void) {
  * dr_seterr when the machine cannot hold them. */
 static int host_checkpoints_alloc(MetaWork *w) {
     if (w->ck_theta) return 0;
-    const double need = (double)w->host_bytes, ram = machine_ram_bytes();
+    const double need = (double)w->host_bytes, avail = host_available_bytes();
     const double gib = 1073741824.0;
-    if (ram > 0 && need > 0.9 * ram)
+    if (avail > 0 && need > 0.9 * avail)
         return dr_seterr("meta.host_checkpoints: %d checkpoints of %zu parameters need %.1f GiB "
-                         "of host memory, more than 90%% of this machine's %.1f GiB: raise "
+                         "of host memory, more than 90%% of the %.1f GiB available to this "
+                         "process now (each process of a population holds its own): raise "
                          "meta.checkpoint_every (now %d) or set meta.host_checkpoints: false",
-                         w->n_ckpt, w->n, need / gib, ram / gib, w->s.checkpoint_every);
+                         w->n_ckpt, w->n, need / gib, avail / gib, w->s.checkpoint_every);
     w->ck_theta = host_array(w->n_ckpt, w->n);
     w->ck_m = host_array(w->n_ckpt, w->n);
     w->ck_v = w->adam ? host_array(w->n_ckpt, w->n) : NULL;
@@ -344,14 +355,16 @@ static Slot slot_of(const MetaWork *w, int t) {
     return s;
 }
 
-/* host_checkpoints: checkpoint k (state and its last step's g) to its backend copy */
+/* host_checkpoints: checkpoint k (state and, for a segment of all c steps, its last
+ * step's g; a shorter last segment keeps every g in segment slots) to its backend copy */
 static void load_checkpoint(MetaWork *w, int k) {
     const Backend *be = w->be;
     const size_t bytes = w->n * sizeof(real);
+    const int c = w->s.checkpoint_every;
     be->to_device(w->st_theta, w->ck_theta[k], bytes);
     be->to_device(w->st_m, w->ck_m[k], bytes);
     if (w->adam) be->to_device(w->st_v, w->ck_v[k], bytes);
-    be->to_device(w->st_g, w->ck_g[k], bytes);
+    if ((k + 1) * c <= w->s.T) be->to_device(w->st_g, w->ck_g[k], bytes);
 }
 
 /* ================================================================================

@@ -717,6 +717,22 @@ static void remove_stale(const char *out_dir, int split, int keep) {
 
 /* ---- the manifest ---------------------------------------------------------------- */
 
+/* dir as an absolute path: as given when it is one, else the working directory joined
+ * to it (symbolic links kept as the user named them); NULL if the working directory is
+ * unknown. */
+static char *absolute_path(const char *dir) {
+    if (dir[0] == '/') return xstrdup(dir);
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd) return NULL;
+    while (dir[0] == '.' && dir[1] == '/') dir += 2;
+    size_t n = strlen(cwd) + strlen(dir) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", cwd, strcmp(dir, ".") ? dir : "");
+    if (n > 2 && p[strlen(p) - 1] == '/' && strlen(p) > 1) p[strlen(p) - 1] = 0;
+    free(cwd);
+    return p;
+}
+
 static void write_manifest(FILE *f, const char *prefix, const Plan *p, const SplitOptions *o,
                            const SplitStats *st) {
     fprintf(f, "# dr-split manifest\n");
@@ -863,7 +879,7 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
         /* stdout's paths are absolute: a manifest piped on or saved anywhere names the
          * same shards (the out dir's manifest.tsv is relative to itself, so the tree can
          * move) */
-        char *abs_dir = realpath(o->out_dir, NULL);
+        char *abs_dir = absolute_path(o->out_dir);
         write_manifest(manifest_out, abs_dir ? abs_dir : o->out_dir, &p, o, st);
         free(abs_dir);
         if (fflush(manifest_out) != 0 || ferror(manifest_out))

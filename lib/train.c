@@ -23,6 +23,7 @@
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -586,35 +587,222 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     return rc;
 }
 
+/* A whole number of a metrics line (truncate_log; lines that do not parse are kept). */
 static int json_long(const JsonValue *obj, const char *key, long *out) {
     const JsonValue *v = json_get(obj, key);
     if (!v || v->type != JSON_NUMBER) return -1;
     *out = (long)v->number;
     return 0;
 }
-static int json_u64_str(const JsonValue *obj, const char *key, uint64_t *out) {
-    const JsonValue *v = json_get(obj, key);
-    if (!v || v->type != JSON_STRING) return -1;
-    char *end;
-    *out = strtoull(v->str, &end, 10);
-    return *end ? -1 : 0;
-}
-static int json_hexdouble_str(const JsonValue *obj, const char *key, double *out) {
-    const JsonValue *v = json_get(obj, key);
-    if (!v || v->type != JSON_STRING) return -1;
-    char *end;
-    *out = strtod(v->str, &end);
-    return *end ? -1 : 0;
+
+/* ---- the counters of a .state, read strictly -------------------------------------------
+ * save_checkpoint alone writes them: counts as JSON whole numbers (%ld), the Train stream
+ * position as strings of decimal digits (PRIu64), sums as strings of C99 hex floats (%a),
+ * the optimizer's step as decimal digits in __metadata__. Anything else (a sign, a
+ * fraction, junk after the digits, an empty string, a count past 2^53, the most a JSON
+ * number holds exactly, a position past 2^64 - 1, NaN or an infinity, a step past the
+ * run's total, counters that contradict each other) is a damaged or edited file: refused
+ * with the state file and the field named, before any work and before anything is written
+ * (a resumed run must go on exactly as the interrupted one would have). */
+
+#define STATE_COUNT_MAX 9007199254740992.0   /* 2^53 */
+
+/* "--resume: SP: missing or malformed training counters in its metadata: WHAT" */
+static int bad_counters(const char *sp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad_counters(const char *sp, const char *fmt, ...) {
+    char what[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return dr_seterr("--resume: %s: missing or malformed training counters in its metadata: %s",
+                     sp, what);
 }
 
-/* The "step" recorded in the LM checkpoint's own metadata (to match it with .state). */
-static int model_step(const char *path, long *step) {
+/* A value as a message shows it, on one line: "2junk" (control bytes as '?', at most 40
+ * bytes), -3, 2.5, 1e+20, null, true, an array, an object. */
+static const char *shown(const JsonValue *v, char *buf, size_t n) {
+    switch (v->type) {
+    case JSON_NUMBER: snprintf(buf, n, "%.16g", v->number); break;
+    case JSON_STRING: {
+        size_t k = 0, i = 0;
+        buf[k++] = '"';
+        for (; i < v->len && i < 40 && k + 6 < n; i++) {
+            unsigned char ch = (unsigned char)v->str[i];
+            buf[k++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+        }
+        if (i < v->len) { memcpy(buf + k, "...", 3); k += 3; }
+        buf[k++] = '"';
+        buf[k] = 0;
+        break;
+    }
+    case JSON_NULL: snprintf(buf, n, "null"); break;
+    case JSON_FALSE: snprintf(buf, n, "false"); break;
+    case JSON_TRUE: snprintf(buf, n, "true"); break;
+    case JSON_ARRAY: snprintf(buf, n, "an array"); break;
+    default: snprintf(buf, n, "an object"); break;
+    }
+    return buf;
+}
+
+/* s: decimal digits only (no sign, no space, not empty, nothing after them), at most max. */
+static int parse_digits(const char *s, size_t len, uint64_t max, uint64_t *out) {
+    if (len == 0 || strlen(s) != len) return -1;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno == ERANGE || *end || x > max) return -1;
+    *out = x;
+    return 0;
+}
+
+/* The state's counter KEY: a JSON whole number 0 … 2^53. 0: *out set; 1: absent, and
+ * `optional` says it may be (*out untouched); -1: refused (dr_seterr). */
+static int state_count(const JsonValue *root, const char *sp, const char *key, int optional,
+                       long *out) {
+    const JsonValue *v = json_get(root, key);
+    char s[64];
+    if (!v) return optional ? 1 : bad_counters(sp, "\"%s\" is missing", key);
+    if (v->type != JSON_NUMBER || !(v->number >= 0 && v->number <= STATE_COUNT_MAX) ||
+        v->number != floor(v->number))
+        return bad_counters(sp, "\"%s\" is %s, not a count (a whole number from 0 to 2^53)", key,
+                            shown(v, s, sizeof s));
+    *out = (long)v->number;
+    return 0;
+}
+
+/* KEY: a Train stream position, a string of decimal digits 0 … 2^64 - 1. */
+static int state_u64(const JsonValue *root, const char *sp, const char *key, uint64_t *out) {
+    const JsonValue *v = json_get(root, key);
+    char s[64];
+    if (!v) return bad_counters(sp, "\"%s\" is missing", key);
+    if (v->type != JSON_STRING || parse_digits(v->str, v->len, UINT64_MAX, out) != 0)
+        return bad_counters(sp, "\"%s\" is %s, not a count (a string of decimal digits, at most "
+                            "2^64 - 1)", key, shown(v, s, sizeof s));
+    return 0;
+}
+
+/* KEY: a sum, a string of a finite C99 hex float ("%a": 0x1.8p+3, -0x0p+0); nonneg: ≥ 0.
+ * Returns as state_count. */
+static int state_hex(const JsonValue *root, const char *sp, const char *key, int optional,
+                     int nonneg, double *out) {
+    const JsonValue *v = json_get(root, key);
+    char s[64];
+    if (!v) return optional ? 1 : bad_counters(sp, "\"%s\" is missing", key);
+    int ok = v->type == JSON_STRING && strlen(v->str) == v->len;
+    if (ok) {
+        const char *h = v->str + (v->str[0] == '-');
+        ok = h[0] == '0' && (h[1] == 'x' || h[1] == 'X');
+    }
+    double d = 0;
+    if (ok) {
+        char *end;
+        d = strtod(v->str, &end);
+        ok = *end == 0 && isfinite(d) && !(nonneg && d < 0);
+    }
+    if (!ok)
+        return bad_counters(sp, "\"%s\" is %s, not a finite%s number (a C99 hex float)", key,
+                            shown(v, s, sizeof s), nonneg ? " non-negative" : "");
+    *out = d;
+    return 0;
+}
+
+/* The counters of a state's "datarater" metadata into *c, its run's total steps into
+ * *total: every field well-formed and in range, and the fields consistent. */
+static int state_counters(const JsonValue *root, const char *sp, Counters *c, long *total) {
+    memset(c, 0, sizeof *c);
+    if (state_count(root, sp, "step", 0, &c->step) ||
+        state_count(root, sp, "total_steps", 0, total) ||
+        state_count(root, sp, "tokens", 0, &c->tokens) ||
+        state_u64(root, sp, "data_epoch", &c->pos.epoch) ||
+        state_u64(root, sp, "data_cursor", &c->pos.cursor) ||
+        state_u64(root, sp, "data_seed", &c->pos.seed) ||
+        state_u64(root, sp, "data_examples", &c->pos.n_examples) ||
+        state_hex(root, sp, "acc_sum", 0, 0, &c->acc_sum) ||
+        state_count(root, sp, "acc_n", 0, &c->acc_n))
+        return -1;
+    /* absent in checkpoints of earlier versions: count from 0; present: well-formed */
+    const JsonValue *sec = json_get(root, "seconds");
+    char s[64];
+    if (sec && (sec->type != JSON_NUMBER || !(sec->number >= 0)))
+        return bad_counters(sp, "\"seconds\" is %s, not a time in seconds (a number >= 0)",
+                            shown(sec, s, sizeof s));
+    c->seconds = sec ? sec->number : 0;
+    if (state_hex(root, sp, "flops_lm", 1, 1, &c->flops_lm) < 0 ||
+        state_hex(root, sp, "flops_rater", 1, 1, &c->flops_rater) < 0 ||
+        state_hex(root, sp, "cur_sum0", 1, 0, &c->cur_sum[0]) < 0 ||
+        state_hex(root, sp, "cur_sum1", 1, 0, &c->cur_sum[1]) < 0 ||
+        state_count(root, sp, "cur_n0", 1, &c->cur_n[0]) < 0 ||
+        state_count(root, sp, "cur_n1", 1, &c->cur_n[1]) < 0)
+        return -1;
+    /* what the loop guarantees of a state it saves */
+    if (*total < 1)
+        return bad_counters(sp, "\"total_steps\" is 0 (a run has at least one step)");
+    if (c->step > *total)
+        return bad_counters(sp, "\"step\" %ld is beyond \"total_steps\" %ld", c->step, *total);
+    if (c->step == 0 && c->tokens != 0)
+        return bad_counters(sp, "\"tokens\" is %ld at step 0", c->tokens);
+    if (c->acc_n > c->step)
+        return bad_counters(sp, "\"acc_n\" %ld (losses since the last log line) is beyond "
+                            "\"step\" %ld", c->acc_n, c->step);
+    if (c->acc_n == 0 && c->acc_sum != 0)
+        return bad_counters(sp, "\"acc_sum\" is %a over \"acc_n\" 0 losses", c->acc_sum);
+    if (c->pos.n_examples == 0)
+        return bad_counters(sp, "\"data_examples\" is 0 (a Train stream has examples)");
+    if (c->pos.cursor >= c->pos.n_examples)
+        return bad_counters(sp, "\"data_cursor\" %" PRIu64 " is not below \"data_examples\" %"
+                            PRIu64, c->pos.cursor, c->pos.n_examples);
+    return 0;
+}
+
+/* The optimizer's step in the state's __metadata__, strictly (optim_state_load takes
+ * "", " 3" or "+3" and clamps an overflow). */
+static int state_opt_step(const char *sp, long *step) {
+    SafeTensors *st = st_open(sp);
+    if (!st) return seterr_prefixed("--resume", NULL);
+    const char *s = st_metadata(st, "step");
+    uint64_t x = 0;
+    int rc = 0;
+    if (!s || parse_digits(s, strlen(s), (uint64_t)STATE_COUNT_MAX, &x) != 0) {
+        JsonValue v = {.type = JSON_STRING, .str = s ? s : "", .len = s ? strlen(s) : 0};
+        char buf[64];
+        rc = s ? dr_seterr("--resume: %s: bad or missing \"step\" in __metadata__ (%s, not a "
+                           "count)", sp, shown(&v, buf, sizeof buf))
+               : dr_seterr("--resume: %s: bad or missing \"step\" in __metadata__ (absent)", sp);
+    }
+    *step = (long)x;
+    st_close(st);
+    return rc;
+}
+
+/* The "step" and "tokens" recorded in the LM checkpoint's own metadata (to match them
+ * with .state); *tokens = -1 where an earlier version wrote none. */
+static int model_counters(const char *path, long *step, long *tokens) {
     SafeTensors *st = st_open(path);
-    if (!st) return -1;
+    if (!st) return seterr_prefixed("--resume", NULL);
     const char *meta = st_metadata(st, "datarater");
     JsonDoc *doc = meta ? json_parse(meta, strlen(meta), 0) : NULL;
-    int rc = doc && json_long(json_root(doc), "step", step) == 0 ? 0 : -1;
-    if (rc) dr_seterr("%s: no training step in its metadata (not a dr-train checkpoint)", path);
+    const JsonValue *root = doc ? json_root(doc) : NULL, *v = json_get(root, "step");
+    const JsonValue *tk = json_get(root, "tokens");
+    char s[64];
+    int rc = 0;
+    *tokens = -1;
+    if (!v)
+        rc = dr_seterr("%s: no training step in its metadata (not a dr-train checkpoint)", path);
+    else if (v->type != JSON_NUMBER || !(v->number >= 0 && v->number <= STATE_COUNT_MAX) ||
+             v->number != floor(v->number))
+        rc = dr_seterr("--resume: %s: \"step\" in its metadata is %s, not a count", path,
+                       shown(v, s, sizeof s));
+    else if (tk && (tk->type != JSON_NUMBER || !(tk->number >= 0 && tk->number <= STATE_COUNT_MAX) ||
+                    tk->number != floor(tk->number)))
+        rc = dr_seterr("--resume: %s: \"tokens\" in its metadata is %s, not a count", path,
+                       shown(tk, s, sizeof s));
+    else {
+        *step = (long)v->number;
+        if (tk) *tokens = (long)tk->number;
+    }
     json_free(doc);
     st_close(st);
     return rc;
@@ -624,18 +812,35 @@ static int model_step(const char *path, long *step) {
  * or rater (by hash). A checkpoint without one (an earlier version) was plain training. */
 static int check_curation(const Trainer *t, const JsonValue *root, const char *sp) {
     const JsonValue *m = json_get(root, "curation");
-    const char *mode = m && m->type == JSON_STRING ? m->str : "none";
+    char s[64];
+    if (m && m->type != JSON_STRING)
+        return bad_counters(sp, "\"curation\" is %s, not a curation mode", shown(m, s, sizeof s));
+    const char *mode = m ? m->str : "none";
     double keep = 0;
     uint64_t key = 0;
     const JsonValue *k = json_get(root, "curation_key");
-    if (k && k->type == JSON_STRING) key = strtoull(k->str, NULL, 16);
-    if (json_hexdouble_str(root, "online_keep", &keep)) keep = 0;
+    if (k) {   /* 16 hex digits (%016 PRIx64) */
+        int ok = k->type == JSON_STRING && k->len >= 1 && k->len <= 16 && strlen(k->str) == k->len;
+        for (size_t i = 0; ok && i < k->len; i++)
+            ok = (k->str[i] >= '0' && k->str[i] <= '9') || (k->str[i] >= 'a' && k->str[i] <= 'f') ||
+                 (k->str[i] >= 'A' && k->str[i] <= 'F');
+        if (!ok)
+            return bad_counters(sp, "\"curation_key\" is %s, not a hash (at most 16 hex digits)",
+                                shown(k, s, sizeof s));
+        key = strtoull(k->str, NULL, 16);
+    }
+    if (state_hex(root, sp, "online_keep", 1, 1, &keep) < 0) return -1;
+    if (keep > 1)
+        return bad_counters(sp, "\"online_keep\" is %a, not a keep fraction (at most 1)", keep);
     const char *want = curation_names[t->curation];
     static const char *const what[] = {"plain training", "re-weighting by scores (--weights)",
                                        "online filtering (--rater)"};
     int have = !strcmp(mode, "weights") ? CURATE_WEIGHTS : !strcmp(mode, "online") ? CURATE_ONLINE
              : !strcmp(mode, "none") ? CURATE_NONE : -1;
-    if (have < 0) return dr_seterr("--resume: %s: unknown curation '%s'", sp, mode);
+    if (have < 0) {   /* shown() quotes it: the message quotes it as before */
+        shown(m, s, sizeof s);
+        return dr_seterr("--resume: %s: unknown curation '%.*s'", sp, (int)strlen(s) - 2, s + 1);
+    }
     if (strcmp(mode, want) != 0)
         return dr_seterr("--resume: %s was made by %s; this run asks for %s", sp, what[have],
                          what[t->curation]);
@@ -668,50 +873,50 @@ static int load_checkpoint(Trainer *t) {
     free(hp);
 
     char *sp = state_path_of(out), *meta = NULL;
-    long step = 0, mstep = -1;
+    long step = 0, mstep = -1, mtokens = -1;
     int rc = optim_state_load(sp, t->table, t->n_tensors, t->opt.kind, t->h_m, t->h_v, &step, &meta);
     if (rc != 0) { seterr_prefixed("--resume", NULL); free(sp); return -1; }
     be->to_device(t->opt.m, t->h_m, t->P * sizeof(real));
     if (t->opt.v) be->to_device(t->opt.v, t->h_v, t->P * sizeof(real));
-    t->opt.step = step;
 
     JsonDoc *doc = meta ? json_parse(meta, strlen(meta), 0) : NULL;
     const JsonValue *root = doc ? json_root(doc) : NULL;
     Counters *c = &t->c;
     long total = 0;
-    if (!root || json_long(root, "step", &c->step) || json_long(root, "tokens", &c->tokens) ||
-        json_long(root, "total_steps", &total) || json_long(root, "acc_n", &c->acc_n) ||
-        json_u64_str(root, "data_epoch", &c->pos.epoch) ||
-        json_u64_str(root, "data_cursor", &c->pos.cursor) ||
-        json_u64_str(root, "data_seed", &c->pos.seed) ||
-        json_u64_str(root, "data_examples", &c->pos.n_examples) ||
-        json_hexdouble_str(root, "acc_sum", &c->acc_sum)) {
-        rc = dr_seterr("--resume: %s: missing or malformed training counters in its metadata", sp);
-    } else if (check_curation(t, root, sp) != 0) {
+    if (!meta)
+        rc = bad_counters(sp, "no \"datarater\" entry in __metadata__");
+    else if (!root) {
+        char why[600];
+        snprintf(why, sizeof why, "%s", dr_lasterr());
+        rc = bad_counters(sp, "\"datarater\" is not JSON (%s)", why);
+    } else if (root->type != JSON_OBJECT)
+        rc = bad_counters(sp, "\"datarater\" is not a JSON object");
+    else if (state_counters(root, sp, c, &total) != 0 || check_curation(t, root, sp) != 0 ||
+             state_opt_step(sp, &step) != 0)
         rc = -1;
-    } else {
-        const JsonValue *s = json_get(root, "seconds");
-        c->seconds = s && s->type == JSON_NUMBER ? s->number : 0;
-        /* absent in checkpoints of earlier versions: count from 0 */
-        if (json_hexdouble_str(root, "flops_lm", &c->flops_lm)) c->flops_lm = 0;
-        if (json_hexdouble_str(root, "flops_rater", &c->flops_rater)) c->flops_rater = 0;
-        if (json_hexdouble_str(root, "cur_sum0", &c->cur_sum[0])) c->cur_sum[0] = 0;
-        if (json_hexdouble_str(root, "cur_sum1", &c->cur_sum[1])) c->cur_sum[1] = 0;
-        if (json_long(root, "cur_n0", &c->cur_n[0])) c->cur_n[0] = 0;
-        if (json_long(root, "cur_n1", &c->cur_n[1])) c->cur_n[1] = 0;
-        if (model_step(out, &mstep) != 0) rc = -1;
-        else if (mstep != c->step || step != c->step)
-            rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
-                           "short; they do not belong together", out, mstep, sp, c->step);
-        else if (data_set_position(t->train, &c->pos) != 0) {
-            char why[1024];
-            snprintf(why, sizeof why, "%s", dr_lasterr());
-            rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, why);
-        }
-        else if (total != t->total_steps)
-            fprintf(dist_log(), "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
-                    "rate schedule changes\n", dr_progname(), total, t->total_steps);
+    else if (step != c->step)
+        rc = dr_seterr("--resume: %s: \"step\" is %ld in __metadata__ (the optimizer's) but %ld "
+                       "in the training counters", sp, step, c->step);
+    else if (model_counters(out, &mstep, &mtokens) != 0)
+        rc = -1;
+    else if (mstep != c->step)
+        rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
+                       "short; they do not belong together", out, mstep, sp, c->step);
+    else if (mtokens >= 0 && mtokens != c->tokens)
+        rc = dr_seterr("--resume: %s counts %ld tokens but %s (\"tokens\") %ld: a checkpoint was "
+                       "cut short; they do not belong together", out, mtokens, sp, c->tokens);
+    else if (c->step > t->total_steps)
+        rc = dr_seterr("--resume: %s is at step %ld, beyond the %ld steps of this run (--steps, "
+                       "--tokens, train.steps or train.tokens)", sp, c->step, t->total_steps);
+    else if (data_set_position(t->train, &c->pos) != 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", dr_lasterr());
+        rc = dr_seterr("--resume: %s: %s (different Train data or seed?)", sp, why);
     }
+    else if (total != t->total_steps)
+        fprintf(dist_log(), "%s: warning: resuming a %ld-step run as a %ld-step run: the learning-"
+                "rate schedule changes\n", dr_progname(), total, t->total_steps);
+    if (rc == 0) t->opt.step = step;
     json_free(doc);
     free(meta);
     free(sp);

@@ -378,7 +378,7 @@ echo "## Final training at equal budget"
 echo
 echo "Every run trains the same LM with the same config and budget; only the training data differ: **baseline** = all of train_b, **datarater** = the top ${KEEP:-?} of train_b by the rater's score, **random** = a random ${KEEP:-?} of it, **ppl** = the middle ${KEEP:-?} by the mean token loss of the ${PPL_REF:-baseline} LM (perplexity filtering)$(case " $RUNS " in *" online "*) printf ', **online** = all of train_b with the rater dropping the bottom of every batch while training';; esac). Val loss is nats per token on the Val split."
 echo
-case " $RUNS " in *-seed2" "*) echo "Runs named \`…-seed2\` train on the same data as their namesake with \`experiment.seed\` + 1 (another initialisation and data order): their differences from it are seed noise. Dashed lines in the plot."; echo ;; esac
+case " $RUNS " in *-seed2" "*) echo "Runs named \`…-seed2\` train with \`experiment.seed\` + 1 (another initialisation and data order) on the same data as their namesake, except \`random-seed2\`, which draws its own random subset with that seed: their differences from it are seed noise (for random, seed and subset noise). Dashed lines in the plot."; echo ;; esac
 case $ONLINE in no*) echo "The online bottom-K run is not in this report: ${ONLINE#no: }."; echo ;; esac
 image val_curves.png "Val loss curves of the final runs"
 if [ -n "$LOGS" ]; then

@@ -137,11 +137,11 @@ static inline void op_timer_print(const char *title, double total, int reps) {
         acc += op_timer_sec[i];
         if (op_timer_sec[i] / reps < 1e-4) continue;
         printf("    %-32s %8.1f ms  %5.1f%%  (%ld calls)\n", op_timer_name[i],
-               1e3 * op_timer_sec[i] / reps, 100 * op_timer_sec[i] / total,
+               1e3 * op_timer_sec[i] / reps, total > 0 ? 100 * op_timer_sec[i] / total : 0.0,
                op_timer_calls[i] / reps);
     }
     printf("    %-32s %8.1f ms  %5.1f%%\n", "(outside ops)", 1e3 * (total - acc) / reps,
-           100 * (1 - acc / total));
+           total > 0 ? 100 * (1 - acc / total) : 0.0);
     memset(op_timer_sec, 0, sizeof op_timer_sec);
     memset(op_timer_calls, 0, sizeof op_timer_calls);
 }

@@ -31,7 +31,7 @@ static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const fl
     float m = -INFINITY, s = 0;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float x = l[v];
-        if (x > m) { s = s * expf(m - x) + 1.0f; m = x; }
+        if (x > m || x != x) { s = s * expf(m - x) + 1.0f; m = x; }   /* a NaN stays NaN */
         else if (m != -INFINITY) s += expf(x - m);   /* x = m = −∞ adds exp(−∞) = 0 */
     }
     const float mx = cu_block_max(m, sh);

@@ -56,10 +56,14 @@ rc=0; "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
 cmp -s "$tmp/a.ema.safetensors" "$tmp/b.ema.safetensors" || fail "resumed EMA differs"
 diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fail "resumed metrics differ"
-# the checkpoints in host memory: the same run, number for number
+# the checkpoints in host memory: the same run, number for number and tensor for tensor
+# (the files differ only in the config recorded in their header)
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" --set meta.host_checkpoints=true -o "$tmp/h.safetensors" \
-    --log "$tmp/h.jsonl" "$tmp/manifest.tsv" 2>/dev/null || fail "meta.host_checkpoints run"
+    --log "$tmp/h.jsonl" "$tmp/manifest.tsv" 2>"$tmp/h.err" || fail "meta.host_checkpoints run"
+grep -q "MB of checkpoints in host memory" "$tmp/h.err" || fail "meta.host_checkpoints: no host checkpoints reported"
 diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/h.jsonl") >/dev/null || fail "meta.host_checkpoints changes the metrics"
+tensors() { local hl; hl=$(od -An -t u8 -N8 "$1" | tr -d ' '); tail -c +$((9 + hl)) "$1"; }
+cmp -s <(tensors "$tmp/a.safetensors") <(tensors "$tmp/h.safetensors") || fail "meta.host_checkpoints changes the rater"
 
 # ---- Ctrl-C + --resume = one run -----------------------------------------------------
 C=(--set meta.rounds=12 --set meta.reset_every=3)

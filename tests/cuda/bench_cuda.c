@@ -32,7 +32,8 @@
  * mark, backend_cuda_memory) and cudaMemGetInfo's used bytes (the whole device).
  * Without a GPU: one line saying so, exit 1.
  *
- *   build/float/cuda/bench_cuda [--plan] [--quick] [--profile] [--reps N] [--gemm-n N] [--T N]
+ *   build/float/cuda/bench_cuda [--plan] [--quick] [--profile] [--skip-train] [--skip-meta]
+ *                               [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N]
  *                               [--precision fp32|bf16|both] [--bench-config F] [--ref-config F]
  * --quick: tiny shapes (a smoke test of this program, e.g. on the CPU emulator).
  * --skip-meta: GEMM rates and training only; --skip-train: GEMM rates and the meta-step.
@@ -460,8 +461,10 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
            "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), rater "
            "backward %.2f s\n", ms.sec_unroll, ms.sec_unroll / (T * plain), ms.sec_val,
            ms.sec_recompute, ms.sec_reverse, ms.sec_reverse / (T * plain), ms.sec_rater);
-    printf("    L_val %.4f, meta-step buffers %s (meta_work_bytes)\n", ms.l_val,
-           human((double)meta_work_bytes(w)));
+    printf("    L_val %.4f, meta-step buffers %s on the GPU", ms.l_val,
+           human((double)(meta_work_bytes(w) - meta_work_host_bytes(w))));
+    if (meta_work_host_bytes(w)) printf(" + %s in host memory", human((double)meta_work_host_bytes(w)));
+    printf(" (meta_work_bytes)\n");
     printf("@meta_s %.6g\n@ratio %.6g\n", sec, sec / (T * plain));
     print_memory("    ");
     meta_work_free(w);

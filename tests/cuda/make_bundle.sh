@@ -21,6 +21,6 @@ cp $P/cuda/test_cuda_ops $P/cuda/bench_cuda "$D/"
 strip "$D"/bin/dr-* "$D/test_cuda_ops" "$D/bench_cuda"
 ldd "$D"/bin/* "$D/test_cuda_ops" "$D/bench_cuda" 2>/dev/null |
     awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
-    grep -Ev '^(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|libcuda|libcublas|libcublasLt|libcudart)\.so' |
+    { grep -Ev '^(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+\+|libcuda|libcublas|libcublasLt|libcudart)\.so' || true; } |
     while read -r name path; do cp -L "$path" "$D/lib/$name"; done
 echo "make_bundle: $D ($(du -sh "$D" | cut -f1)): $(ls "$D/lib" | tr '\n' ' ')"

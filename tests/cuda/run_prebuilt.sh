@@ -14,7 +14,8 @@
 #   3. tests/cuda/tools_gpu.sh    -> OUTDIR/tools_gpu.log
 #   4. bench_cuda                 -> OUTDIR/bench_cuda.log
 #   5. compute-sanitizer memcheck on test_cuda_ops, with what time is left
-# It ends with a summary: each step's exit status and seconds. Environment: BENCH_ARGS
+# It ends with a summary: each step's exit status and seconds; it exits 1 when any step
+# failed (77, no GPU, included). Environment: BENCH_ARGS
 # (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS (a second bench_cuda
 # run with these options), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), MEMCHECK=0 (no step 5).
@@ -69,3 +70,6 @@ if [ -n "$san" ] && [ "${MEMCHECK:-1}" = 1 ]; then
     step memcheck 240 "$san" --tool memcheck --leak-check full --error-exitcode 3 "$P/test_cuda_ops"
 fi
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"
+# exit 0 only when every step that ran passed
+printf "$summary" | grep -q 'exit [1-9]' && exit 1
+exit 0

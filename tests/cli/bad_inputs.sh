@@ -50,45 +50,11 @@ no_file() {
 # same_file "what" A B: a refused --resume left its checkpoint as it was
 same_file() { checks=$((checks + 1)); cmp -s "$2" "$3" || fail "$1: $2 was changed"; }
 # st_edit IN OUT MODE [args]: queues a safetensors file with one thing changed; st_apply
-# makes them all (one python3 run: a start costs about as much as ten tool runs here):
-#   dtype NAME (F32 -> I32, F64 -> I64: the same bytes), shape NAME (dims reversed: the
-#   same element count), drop NAME (tensor and bytes removed), meta KEY VALUE,
-#   metajson KEY FIELD [VALUE] (FIELD of the JSON object in metadata KEY removed, or
-#   set to VALUE: JSON, else a string). Jobs run in order (a job may edit an earlier OUT).
+# makes them all (one python3 run of tests/cli/st_edit.py, which lists the modes: a start
+# costs about as much as ten tool runs here). Jobs run in order (a job may edit an
+# earlier OUT).
 st_edit() { local IFS=$'\t'; printf '%s\n' "$*" >> "$TMP/edits.tsv"; }
-st_apply() {
-    python3 - "$TMP/edits.tsv" <<'EOF'
-import json, struct, sys
-for line in open(sys.argv[1]).read().splitlines():
-    src, dst, mode, *args = line.split('\t')
-    b = open(src, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n]); data = b[8 + n:]
-    meta = h.pop('__metadata__', None)
-    order = sorted(h, key=lambda k: h[k]['data_offsets'][0])
-    chunks = {k: data[h[k]['data_offsets'][0]:h[k]['data_offsets'][1]] for k in order}
-    if mode == 'dtype': h[args[0]]['dtype'] = {'F32': 'I32', 'F64': 'I64'}[h[args[0]]['dtype']]
-    elif mode == 'shape': h[args[0]]['shape'] = h[args[0]]['shape'][::-1]
-    elif mode == 'drop': del h[args[0]]
-    elif mode == 'meta': meta[args[0]] = args[1]
-    elif mode == 'metajson':
-        j = json.loads(meta[args[0]])
-        if len(args) > 2:
-            try: j[args[1]] = json.loads(args[2])
-            except ValueError: j[args[1]] = args[2]
-        else: del j[args[1]]
-        meta[args[0]] = json.dumps(j, separators=(',', ':'))
-    out, body, off = {}, b'', 0
-    if meta is not None: out['__metadata__'] = meta
-    for k in order:
-        if k not in h: continue
-        c = chunks[k]; v = dict(h[k]); v['data_offsets'] = [off, off + len(c)]
-        off += len(c); body += c; out[k] = v
-    hb = json.dumps(out, separators=(',', ':')).encode()
-    hb += b' ' * (-len(hb) % 8)
-    open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + body)
-EOF
-}
+st_apply() { python3 tests/cli/st_edit.py "$TMP/edits.tsv"; }
 B=$TMP/bad; mkdir -p "$B"   # the bad inputs
 HAVE_PY=0; command -v python3 >/dev/null && HAVE_PY=1
 [ $HAVE_PY = 1 ] || echo "no python3: the crafted safetensors cases are skipped"

@@ -52,36 +52,18 @@ TOK=$(grep -ao 'tokens\\":[0-9]*' "$ST" | head -n 1 | grep -o '[0-9]*$')
 # the rest of the line: meta KEY VALUE (an entry of __metadata__ set to VALUE; "…": the
 # JSON string), metajson KEY FIELD [VALUE] (FIELD of the JSON object in metadata KEY
 # removed, or set to VALUE: JSON, else a string), metadrop KEY FIELD... (fields removed).
-st_edit() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$TMP/edits.tsv"; }
-st_apply() {
-    python3 - "$TMP/edits.tsv" <<'EOF'
-import json, struct, sys
-for line in open(sys.argv[1]).read().splitlines():
-    src, dst, spec = line.split('\t')
-    mode = spec.split(' ', 1)[0]
-    args = spec.split(' ')[1:] if mode == 'metadrop' else spec.split(' ', {'meta': 2, 'metajson': 3}[mode])[1:]
-    b = open(src, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n]); data = b[8 + n:]
-    meta = h.pop('__metadata__')
-    if mode == 'meta': meta[args[0]] = json.loads(args[1]) if args[1].startswith('"') else args[1]
-    elif mode == 'metajson':
-        j = json.loads(meta[args[0]])
-        if len(args) > 2:
-            try: j[args[1]] = json.loads(args[2])
-            except ValueError: j[args[1]] = args[2]
-        else: del j[args[1]]
-        meta[args[0]] = json.dumps(j, separators=(',', ':'))
-    elif mode == 'metadrop':
-        j = json.loads(meta[args[0]])
-        for f in args[1:]: del j[f]
-        meta[args[0]] = json.dumps(j, separators=(',', ':'))
-    out = {'__metadata__': meta}; out.update(h)
-    hb = json.dumps(out, separators=(',', ':')).encode()
-    hb += b' ' * (-len(hb) % 8)
-    open(dst, 'wb').write(struct.pack('<Q', len(hb)) + hb + data)
-EOF
+st_edit() {
+    local src=$1 dst=$2 mode=${3%% *} a b c rest
+    case $mode in   # the last argument takes the rest of the line
+        meta) read -r _ a b <<< "$3"; printf '%s\t%s\t%s\t%s\t%s\n' "$src" "$dst" meta "$a" "$b" ;;
+        metajson) read -r _ a b c <<< "$3"
+            if [ -n "$c" ]; then printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$src" "$dst" metajson "$a" "$b" "$c"
+            else printf '%s\t%s\t%s\t%s\t%s\n' "$src" "$dst" metajson "$a" "$b"; fi ;;
+        metadrop) read -r -a rest <<< "$3"; (IFS=$'\t'; printf '%s\t%s\t%s\n' "$src" "$dst" "${rest[*]}") ;;
+        *) echo "st_edit: unknown mode $mode" >&2; return 1 ;;
+    esac >> "$TMP/edits.tsv"
 }
+st_apply() { python3 tests/cli/st_edit.py "$TMP/edits.tsv"; }
 B=$TMP/bad; mkdir -p "$B"
 HAVE_PY=0; command -v python3 >/dev/null && HAVE_PY=1
 [ $HAVE_PY = 1 ] || echo "no python3: the crafted .state cases are skipped"

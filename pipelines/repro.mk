@@ -91,7 +91,9 @@ TRAIN_SET   ?=
 HAS_ONLINE  := $(shell $(BIN)/dr-train --help 2>/dev/null | grep -q -- --online-keep && echo 1)
 NOISE       ?= 0
 RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online) $(if $(filter 1,$(NOISE)),baseline-seed2 datarater-seed2 random-seed2)
-SEED2       := $(shell echo $$(( $(or $(call cfg,experiment.seed),0) + 1 )))
+# the seed the runs use (SET may override the config's), and the second seed: that + 1
+SEED        := $(or $(lastword $(patsubst experiment.seed=%,%,$(filter experiment.seed=%,$(SET)))),$(call cfg,experiment.seed),0)
+SEED2       := $(shell echo $$(( $(SEED) + 1 )))
 # With make -jN and no THREADS, each tool gets nproc/N threads (OpenMP oversubscription
 # is far slower than running the jobs one after the other). -jN is only visible in
 # MAKEFLAGS when recipes run, so this is expanded then.

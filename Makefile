@@ -46,6 +46,19 @@ test-cuda:
 bench-cuda:
 	@echo "bench-cuda: no nvcc: this build has no CUDA backend to benchmark" >&2; exit 1
 endif
+# The CUDA test with the kernels' real sources run on a CPU emulator of CUDA and cuBLAS
+# (tests/cuda/emu/; g++ and python3, no nvcc, no GPU): a logic check of lib/cuda/ for
+# machines without a GPU (CI runs it), never a GPU test. Float builds only.
+ifeq ($(PRECISION),float)
+test-cuda-emu: $(LIB_A)
+	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh
+bench-cuda-emu: $(LIB_A)
+	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh bench --quick $(BENCH_CUDA_ARGS)
+else
+test-cuda-emu bench-cuda-emu:
+	@echo "$@: the CUDA backend is float only: run it without PRECISION=double" >&2; exit 2
+endif
+.PHONY: test-cuda-emu bench-cuda-emu
 TOOL_DIRS := $(sort $(wildcard tools/dr-*))
 TOOLS     := $(TOOL_DIRS:tools/%=$(BIN)/%)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))

@@ -11,8 +11,8 @@
 #                 CPU op, whole models, a meta-step), then tests/cuda/tools_gpu.sh (the
 #                 tools with --device cuda against --device cpu, GPU determinism and
 #                 resume); exit 0 pass, 1 fail, 77 skipped (no GPU) — never a pass
-#   make test-cuda-emu  the same test on a CPU emulator of CUDA (no GPU needed; g++ and
-#                 python3): checks the kernels' logic, not the GPU (tests/cuda/emu/run.sh)
+#   (make test-cuda-emu, the same test on a CPU emulator of CUDA, is in the Makefile: it
+#   needs neither nvcc nor a GPU)
 #   make bench-cuda  builds and runs tests/cuda/bench_cuda: GEMM rate, training tokens/s and
 #                 MFU (bench and reference configs, fp32 and bf16), one reference meta-step
 #                 (T = 16) and peak device memory; without a GPU one line says so, exit 1.
@@ -104,14 +104,6 @@ bench-cuda:
 
 endif
 
-# The same test with the kernels' real sources run on a CPU emulator of CUDA and cuBLAS
-# (tests/cuda/emu/): a logic check for machines without a GPU, never a GPU test.
-test-cuda-emu: $(LIB_A)
-	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh
-
-bench-cuda-emu: $(LIB_A)
-	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh bench --quick $(BENCH_CUDA_ARGS)
-
-.PHONY: cuda-objs test-cuda test-cuda-emu bench-cuda bench-cuda-emu
+.PHONY: cuda-objs test-cuda bench-cuda
 
 endif

@@ -304,7 +304,8 @@ report:
 # ---- housekeeping -----------------------------------------------------------------------
 status:
 	@for f in $(VOCAB_OK) $(SHARDS_OK) $(MANIFEST) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv \
-	    $(OUT)/filter/datarater.paths $(OUT)/filter/random.paths $(OUT)/filter/ppl.paths $(TRAIN_DONE) $(OUT)/report.md; do \
+	    $(OUT)/filter/datarater.paths $(OUT)/filter/random.paths $(OUT)/filter/ppl.paths \
+	    $(if $(filter random-seed2,$(RUNS)),$(OUT)/filter/random-seed2.paths) $(TRAIN_DONE) $(OUT)/report.md; do \
 	    if [ -e $$f ]; then echo "done     $$f"; else echo "pending  $$f"; fi; done
 
 clean-runs:

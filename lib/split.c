@@ -725,10 +725,10 @@ static char *absolute_path(const char *dir) {
     char *cwd = getcwd(NULL, 0);
     if (!cwd) return NULL;
     while (dir[0] == '.' && dir[1] == '/') dir += 2;
+    if (!dir[0] || !strcmp(dir, ".")) return cwd;
     size_t n = strlen(cwd) + strlen(dir) + 2;
     char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", cwd, strcmp(dir, ".") ? dir : "");
-    if (n > 2 && p[strlen(p) - 1] == '/' && strlen(p) > 1) p[strlen(p) - 1] = 0;
+    snprintf(p, n, "%s/%s", cwd, dir);
     free(cwd);
     return p;
 }

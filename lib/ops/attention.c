@@ -29,6 +29,13 @@
 /* number of keys query t (< L) may attend to: keys 0 .. n−1 */
 static inline int n_keys(int t, int L, int causal) { return causal ? t + 1 : L; }
 
+/* x[0..n) ← p ⊙ (x − ⟨p, x⟩): the softmax's Jacobian (symmetric) applied to a row over
+ * its n allowed keys — dP → dS in the backward, Ṡ → Ṗ in the forward tangent. */
+static inline void softmax_jacobian_row(real *x, const real *p, int n) {
+    real r = ops_row_dot(p, x, n);
+    for (int j = 0; j < n; j++) x[j] = p[j] * (x[j] - r);
+}
+
 /* Query rows per block: causal blocks multiply only against keys 0 … r1 − 1. */
 enum { ATT_ROW_BLOCK = 64 };
 static inline int row_block(int L, int causal) { return causal ? ATT_ROW_BLOCK : (L > 0 ? L : 1); }
@@ -97,8 +104,7 @@ void attention_backward(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
                 const real *p = P + (size_t)t * T;
                 real *d = dS + (size_t)t * L;
                 int n = n_keys(t, L, causal);
-                real r = ops_row_dot(p, d, n);
-                for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - r);
+                softmax_jacobian_row(d, p, n);
                 for (int j = n; j < kn; j++) d[j] = 0;
             }
             ops_gemm_serial(0, 0, m, hs, kn, scale, dSb, L, k, C3, 1, dq + (size_t)r0 * C3, C3);
@@ -134,8 +140,7 @@ void attention_forward_tangent(real *tout /*[B,T,C]*/, real *tatt /*[B,NH,T,T] o
                 const real *p = P + (size_t)t * T;
                 real *row = Pt + (size_t)t * T;
                 int n = n_keys(t, L, causal);
-                real dot = ops_row_dot(p, row, n);
-                for (int j = 0; j < n; j++) row[j] = p[j] * (row[j] - dot);
+                softmax_jacobian_row(row, p, n);
                 memset(row + n, 0, (size_t)(T - n) * sizeof(real));
             }
             ops_gemm_serial(0, 0, m, hs, kn, 1, Ptb, T, v, C3, 0, ot + (size_t)r0 * C, C);

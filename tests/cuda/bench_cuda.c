@@ -345,8 +345,10 @@ static void child_gemm(int n, int reps) {
     }
 }
 
-/* Plain training steps: median of reps after 2 warm-ups. Prints; returns seconds/step. */
-static double train_steps(const Setup *u, int B, int reps, double peak_tflops, const char *label) {
+/* Plain training steps: median of reps after 2 warm-ups. Prints; returns seconds/step.
+ * with_profile: then two more steps with every op timed (--profile). */
+static double train_steps(const Setup *u, int B, int reps, double peak_tflops, const char *label,
+                          int with_profile) {
     const MetaSpec *s = &u->s;
     const LMConfig *c = &s->lm;
     const int T = s->seq_len;
@@ -384,7 +386,7 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
            1e3 * bench_median(t_opt, reps), tokens / step, tflops);
     if (peak_tflops > 0) printf("  MFU %.1f%%", 100 * tflops / peak_tflops);
     printf("\n");
-    if (profile) {   /* two more steps with every op between two synchronizations */
+    if (with_profile) {   /* two more steps with every op between two synchronizations */
         Backend timed = op_timer_backend(gpu);
         double total = 0;
         for (int r = 0; r < 2; r++) {
@@ -414,7 +416,7 @@ static void child_train(const Setup *u, const char *precision, int B, int reps, 
     char label[160];
     snprintf(label, sizeof label, "%-9s %2d layers d%d ctx %d V %d, B %d, %s", u->name, c->n_layer,
              c->d_model, u->s.seq_len, c->vocab, B, precision);
-    double step = train_steps(u, B, reps, peak, label);
+    double step = train_steps(u, B, reps, peak, label, profile);
     printf("@step_s %.6g\n@tokens_per_s %.6g\n", step, (double)B * u->s.seq_len / step);
     print_memory("    ");
 }
@@ -429,10 +431,7 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     us.s = s;
     char label[160];
     snprintf(label, sizeof label, "plain step at the meta-step's batch (B %d, %s)", B, precision);
-    const int profile_train = profile;
-    profile = 0;   /* the training children profile the plain step */
-    double plain = train_steps(&us, B, reps, peak, label);
-    profile = profile_train;
+    double plain = train_steps(&us, B, reps, peak, label, 0);   /* profiled in the training children */
 
     /* one meta-step of one member, from a fresh member */
     BenchFixed f;

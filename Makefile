@@ -6,6 +6,7 @@
 #   make PRECISION=double  build every tool in double (research checks)
 #   make test            the whole test suite (unit, gradient checks in double, CLI)
 #   make bench           benchmarks (print numbers, never pass/fail)
+#   make xcheck          the tools against an independent PyTorch reference (tests/xcheck/)
 #   make demo            the end-to-end pipeline on the default corpus
 
 .DEFAULT_GOAL := all
@@ -69,7 +70,7 @@ BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TEST_HDR  := $(wildcard tests/*.h)
 
-.PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab
+.PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck
 all: info tools
 
 info:
@@ -132,6 +133,14 @@ bench: deps
 	@tests/bench.sh
 
 bench-bins: $(BENCH_BIN)
+
+# The double-build tools against an independent float64 PyTorch reference written from
+# DESIGN.md and docs/ (tests/xcheck/: LM losses, dr-meta grad tensor by tensor, dr-score,
+# dr-train steps). Installs Debian's python3-torch if missing; about 2 minutes.
+xcheck: deps
+	@DR_XCHECK=1 scripts/install-deps.sh
+	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools
+	@tests/xcheck/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all vocab

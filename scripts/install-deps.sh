@@ -2,7 +2,8 @@
 # install-deps.sh — installs what datarater needs and is missing, from Debian's packages.
 # Idempotent: checks pkg-config / the header / the command first; runs apt-get only
 # for what is missing. Optional parts (MPI, gnuplot) are installed too unless
-# DR_MINIMAL=1. Nothing is downloaded from anywhere else.
+# DR_MINIMAL=1; with DR_XCHECK=1 also PyTorch for tests/xcheck/. Nothing is downloaded
+# from anywhere else.
 set -eu
 
 missing=()
@@ -22,6 +23,13 @@ if [ "${DR_MINIMAL:-0}" != 1 ]; then
     need_cmd gnuplot gnuplot-nox
     need_cmd mpicc libopenmpi-dev
     need_cmd mpirun openmpi-bin
+fi
+
+# DR_XCHECK=1 (make xcheck): the independent PyTorch reference of tests/xcheck/ runs on
+# the system python with Debian's python3-torch (CPU) and python3-yaml
+if [ "${DR_XCHECK:-0}" = 1 ]; then
+    /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1 || missing+=(python3-torch python3-numpy)
+    /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || missing+=(python3-yaml)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# tests/xcheck/run.sh — cross-check the double build of the datarater tools against an
+# independent float64 PyTorch reference (tests/xcheck/torch_ref.py, written from
+# DESIGN.md and docs/ only).
+#
+#   tests/xcheck/run.sh            # from the repository root (or anywhere)
+#   KEEP=1 tests/xcheck/run.sh     # keep the temp dir (printed)
+#
+# Checks (each prints "CHECK <name> maxrel=<err> tol=<tol> PASS|FAIL"):
+#   a. dr-train --eval-only l_val / examples / tokens vs the reference LM (padded Val);
+#   b. dr-meta grad (dJ/dphi tensor by tensor, l_val, objective) vs create_graph autograd
+#      through T inner steps, over AdamW/SGD, clip on/off, sigmoid/softmax, tau, clamp,
+#      mean-normalize, regularizers, warmup/cosine/constant schedules, c < T;
+#      (also hvp: false, backprop_steps, a 2-layer rater, seq_len_rater < seq_len, and
+#      Adam rows with v = 0);
+#   c. dr-score --rater scores.tsv vs the reference rater's logits; dr-score --lm vs the
+#      reference per-example loss (and its mean vs --eval-only's l_val);
+#   d. dr-train: l_train of each step and the final weights, continued by the reference
+#      from the state `--stop-at 2` saves, vs the uninterrupted run (AdamW with warmup,
+#      cosine and clip; SGD momentum; --weights with sigmoid and softmax; --rater
+#      --online-keep).
+# Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
+# cannot import torch. About 80 s on 2 cores.
+set -u
+PY=${XCHECK_PYTHON:-/usr/bin/python3}
+if ! "$PY" -c "import torch, numpy, yaml" >/dev/null 2>&1; then
+    echo "SKIPPED: no torch ($PY cannot import torch, numpy and yaml)"
+    exit 77
+fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+D=$ROOT/build/double/bin
+REF=$ROOT/tests/xcheck/torch_ref.py
+for t in dr-train dr-meta dr-score dr-cat dr-split dr-tokenize; do
+    [ -x "$D/$t" ] || { echo "run.sh: $D/$t missing (make PRECISION=double)"; exit 2; }
+done
+W=$(mktemp -d /tmp/xcheck.XXXXXX)
+if [ "${KEEP:-0}" = 1 ]; then echo "# work dir: $W"; else trap 'rm -rf "$W"' EXIT; fi
+cd "$W" || exit 2
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+
+fails=0
+note() { echo "# $*"; }
+run() {  # run a tool, show its stderr only on failure
+    if ! "$@" 2>"$W/last.err"; then echo "COMMAND FAILED: $*"; cat "$W/last.err"; fails=$((fails + 1)); return 1; fi
+}
+ref() { "$PY" "$REF" "$@" || fails=$((fails + 1)); }
+
+# ---- inputs: toy corpus (documents of 20..60 bytes, seq_len 32: windows of 2..33 tokens,
+# so examples are padded and their valid lengths vary)
+CFG="$ROOT/configs/tiny.yaml"
+BASE=(--config "$CFG" --set data.shuffle=false --set train.eval_batches=0 --set experiment.threads=1)
+"$ROOT/tests/data/gen_toy.sh" 60 40 1 20 60 > toy.jsonl
+run "$D/dr-tokenize" --tokenizer byte --source-field source -o shards toy.jsonl >/dev/null || exit 1
+run "$D/dr-split" --val 0.3 --val-sources clean -o splits shards > manifest.tsv || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 --min-tokens 2 splits/train_a > train.ex || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 --min-tokens 2 splits/val > val.ex || exit 1
+note "Train_A $(wc -l < train.ex) examples, Val $(wc -l < val.ex) examples (seq_len 32)"
+
+# ---- LM checkpoint: 30 steps of the tiny config
+run "$D/dr-train" "${BASE[@]}" --steps 30 --set train.eval_every=0 -o lm.safetensors manifest.tsv >/dev/null || exit 1
+
+echo "== a. dr-train --eval-only vs reference LM"
+echo "\$ dr-train ${BASE[*]} --eval-only lm.safetensors manifest.tsv"
+run "$D/dr-train" "${BASE[@]}" --eval-only lm.safetensors manifest.tsv > eval.json || exit 1
+run "$D/dr-meta" "${BASE[@]}" --print-config > cfg_base.yaml
+ref eval --name "a: eval-only" --lm lm.safetensors --val val.ex --config cfg_base.yaml \
+    --c-json "$(cat eval.json)" --tol 1e-12
+for E in 0 2 3; do  # batch 5: Val (36 examples) ends with a partial batch; E > 0: spread batches
+    X=(--set data.batch_size=5 --set train.eval_batches=$E)
+    echo "\$ dr-train ${BASE[*]} ${X[*]} --eval-only lm.safetensors manifest.tsv"
+    run "$D/dr-train" "${BASE[@]}" "${X[@]}" --eval-only lm.safetensors manifest.tsv > "eval$E.json" || continue
+    run "$D/dr-meta" "${BASE[@]}" "${X[@]}" --print-config > "cfg_eval$E.yaml"
+    ref eval --name "a: eval-only B5 E$E" --lm lm.safetensors --val val.ex --config "cfg_eval$E.yaml" \
+        --c-json "$(cat "eval$E.json")" --tol 1e-12
+done
+
+# ---- rater checkpoints: 2 meta-steps of the tiny config; then the head scaled so that the
+# logits spread over a few units (clamp bounds then bind for some examples)
+run "$D/dr-meta" "${BASE[@]}" --set meta.rounds=2 --set meta.population_K=1 -o rater.safetensors manifest.tsv || exit 1
+"$PY" "$REF" rescale --rater rater.safetensors --out r300.safetensors --factor 300 --shift 0.5
+run "$D/dr-meta" "${BASE[@]}" --set data.seq_len_rater=16 --set meta.rounds=2 --set meta.population_K=1 \
+    -o r16raw.safetensors manifest.tsv || exit 1
+"$PY" "$REF" rescale --rater r16raw.safetensors --out r16.safetensors --factor 300 --shift 0.5
+run "$D/dr-meta" "${BASE[@]}" --set rater.n_layer=2 --set rater.n_head=4 --set meta.rounds=2 --set meta.population_K=1 \
+    -o r2raw.safetensors manifest.tsv || exit 1
+"$PY" "$REF" rescale --rater r2raw.safetensors --out r2.safetensors --factor 300 --shift 0.5
+# Train_A of short documents only (windows <= 18 tokens) and a Val of long ones: the LM's
+# wpe rows 17..31 get g = 0, so v = 0, in every inner step while dL_val/dtheta is not 0
+# there (DESIGN 4.2: Adam's backward must stay finite where v = 0)
+"$ROOT/tests/data/gen_toy.sh" 30 20 5 8 18 > short.jsonl
+"$ROOT/tests/data/gen_toy.sh" 20 0 7 40 60 > long.jsonl
+run "$D/dr-tokenize" --tokenizer byte --source-field source -o short short.jsonl >/dev/null || exit 1
+run "$D/dr-tokenize" --tokenizer byte --source-field source -o long long.jsonl >/dev/null || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 short > short.ex || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 long > long.ex || exit 1
+
+echo "== b. dr-meta grad vs create_graph autograd"
+GTOL=${GTOL:-1e-8}
+grad_case() {  # name rater_file [--set k=v ...]
+    local name=$1 rater=$2; shift 2
+    echo "\$ dr-meta grad ${BASE[*]} $* --lm-init lm.safetensors --rater-init $rater --train ${TRAIN:-splits/train_a} --val ${VAL:-splits/val} -o g_$name.safetensors"
+    run "$D/dr-meta" grad "${BASE[@]}" "$@" --lm-init lm.safetensors --rater-init "$rater" \
+        --train "${TRAIN:-splits/train_a}" --val "${VAL:-splits/val}" -o "g_$name.safetensors" || return
+    run "$D/dr-meta" "${BASE[@]}" "$@" --print-config > "cfg_$name.yaml" || return
+    ref grad --name "b: $name" --lm lm.safetensors --rater "$rater" --train "${TRAIN_EX:-train.ex}" --val "${VAL_EX:-val.ex}" \
+        --config "cfg_$name.yaml" --c-grad "g_$name.safetensors" --tol "$GTOL" --tol-loss 1e-10 ${VERBOSE:+--verbose}
+}
+grad_case adamw-sigmoid-noclip rater.safetensors --set lm.clip=0
+grad_case adamw-clip-tau-clamp-warmup r300.safetensors --set lm.clip=0.2 --set rater.tau=0.7 \
+    --set "rater.clamp=[0.3,0.9]" --set lm.warmup_steps=2 --set meta.T=4 --set meta.checkpoint_every=3
+grad_case adamw-softmax-meannorm-regs r300.safetensors --set rater.normalize=softmax --set rater.tau=2 \
+    --set rater.mean_normalize=true --set rater.entropy_penalty=0.05 --set rater.l2_to_mean=0.2 \
+    --set meta.T=3 --set meta.checkpoint_every=2 --set lm.clip=0.5
+grad_case adamw-sigmoid-meannorm-regs-betas r300.safetensors --set rater.mean_normalize=true \
+    --set rater.entropy_penalty=0.1 --set rater.l2_to_mean=0.3 --set rater.tau=1.5 --set "rater.clamp=[0.1,0.7]" \
+    --set "lm.betas=[0.8,0.99]" --set lm.eps=1e-6 --set lm.weight_decay=0.1 --set lm.lr=3e-3 \
+    --set meta.T=4 --set meta.checkpoint_every=0 --set lm.clip=0.3
+grad_case adamw-lifetime-reset3 r300.safetensors --set meta.reset_every=3 --set meta.T=3 \
+    --set meta.checkpoint_every=2 --set lm.warmup_steps=1 --set lm.lr=2e-3
+grad_case adamw-rater-ctx16 r16.safetensors --set data.seq_len_rater=16 --set meta.T=3 \
+    --set meta.checkpoint_every=2 --set lm.clip=0.2
+grad_case sgd-sigmoid-clamp-regs r300.safetensors --set lm.optimizer=sgd --set lm.lr=0.05 --set lm.momentum=0.9 \
+    --set lm.clip=0.5 --set "rater.clamp=[0.3,0.9]" --set rater.entropy_penalty=0.1 --set rater.l2_to_mean=0.1 \
+    --set meta.T=4 --set meta.checkpoint_every=3 --set lm.weight_decay=0.1
+grad_case sgd-softmax-noclip-constant r300.safetensors --set lm.optimizer=sgd --set lm.lr=0.05 \
+    --set lm.momentum=0.5 --set lm.clip=0 --set rater.normalize=softmax --set rater.tau=0.5 \
+    --set lm.schedule=constant --set lm.warmup_steps=2 --set meta.T=3 --set meta.checkpoint_every=1
+grad_case adamw-first-order r300.safetensors --set meta.hvp=false --set lm.clip=0.3 \
+    --set rater.entropy_penalty=0.05 --set meta.T=3 --set meta.checkpoint_every=2
+grad_case adamw-backprop2-regs r300.safetensors --set meta.backprop_steps=2 --set meta.T=4 \
+    --set meta.checkpoint_every=3 --set lm.clip=0.3 --set rater.entropy_penalty=0.1 --set rater.l2_to_mean=0.2 \
+    --set "rater.clamp=[0.3,0.9]"
+grad_case adamw-rater-2layer-4head r2.safetensors --set rater.n_layer=2 --set rater.n_head=4 \
+    --set lm.clip=0.3 --set meta.T=3 --set meta.checkpoint_every=2 --set rater.mean_normalize=true
+TRAIN=short VAL=long TRAIN_EX=short.ex VAL_EX=long.ex grad_case adamw-v0-rows r300.safetensors \
+    --set lm.clip=0.3 --set rater.l2_to_mean=0.1
+
+echo "== c. dr-score --rater vs reference rater logits"
+score_case() {  # name rater examples-file input [--set ...]
+    local name=$1 rater=$2 ex=$3 input=$4; shift 4
+    echo "\$ dr-score --rater $rater ${BASE[*]} $* $input"
+    run "$D/dr-score" --rater "$rater" "${BASE[@]}" "$@" "$input" > "sc_$name.tsv" || return
+    run "$D/dr-meta" "${BASE[@]}" "$@" --print-config > "cfgs_$name.yaml" || return
+    ref score --name "c: $name" --rater "$rater" --examples "$ex" --config "cfgs_$name.yaml" \
+        --c-scores "sc_$name.tsv" --tol 1e-7
+}
+score_case val-ctx32 r300.safetensors val.ex splits/val
+score_case train_a-ctx32 r300.safetensors train.ex splits/train_a
+score_case train_a-ctx16 r16.safetensors train.ex splits/train_a --set data.seq_len_rater=16
+echo "\$ dr-score --lm lm.safetensors ${BASE[*]} splits/val"
+if run "$D/dr-score" --lm lm.safetensors "${BASE[@]}" splits/val > sc_lm_val.tsv; then
+    ref lmscore --name "c: dr-score --lm, val" --lm lm.safetensors --examples val.ex --config cfg_base.yaml \
+        --c-scores sc_lm_val.tsv --c-json "$(cat eval.json)" --tol 1e-8
+fi
+
+echo "== d. dr-train steps vs reference training (from the state saved by --stop-at 2)"
+train_case() {  # name steps [--set ...]   (SCORES=file: dr-train --weights file)
+    local name=$1 n=$2; shift 2
+    local T=(--set train.eval_every=0 --set train.log_every=1 "$@")
+    local X=() R=()
+    if [ -n "${SCORES:-}" ]; then X=(--weights "$SCORES" --train-split train_a); R=(--scores "$SCORES"); fi
+    if [ -n "${ONLINE:-}" ]; then
+        X=(--rater "$ONLINE" --online-keep "$ONLINE_KEEP" --train-split train_a)
+        R=(--online-rater "$ONLINE" --online-keep "$ONLINE_KEEP")
+    fi
+    echo "\$ dr-train ${BASE[*]} ${T[*]} ${X[*]} --steps $n [--stop-at 2] manifest.tsv"
+    run "$D/dr-train" "${BASE[@]}" "${T[@]}" "${X[@]}" --steps "$n" --stop-at 2 -o "st_$name.safetensors" manifest.tsv >/dev/null || return
+    run "$D/dr-train" "${BASE[@]}" "${T[@]}" "${X[@]}" --steps "$n" --log "tr_$name.jsonl" -o "full_$name.safetensors" manifest.tsv >/dev/null || return
+    run "$D/dr-meta" "${BASE[@]}" "${T[@]}" --print-config > "cfgt_$name.yaml" || return
+    ref train --name "d: $name" --state-ckpt "st_$name.safetensors" --c-final "full_$name.safetensors" \
+        --c-log "tr_$name.jsonl" --train train.ex --config "cfgt_$name.yaml" --steps "$n" --tol 1e-9 --tol-loss 1e-10 "${R[@]}"
+}
+train_case adamw-warmup-cosine-clip 8 --set lm.warmup_steps=3 --set lm.clip=0.5 --set lm.lr=3e-3
+train_case sgd-momentum 8 --set lm.optimizer=sgd --set lm.lr=0.05 --set lm.clip=1
+SCORES=sc_train_a-ctx32.tsv train_case weights-sigmoid-clamp 8 --set lm.clip=0.5 --set lm.lr=3e-3 \
+    --set "rater.clamp=[0.3,0.9]" --set rater.tau=0.7
+SCORES=sc_train_a-ctx32.tsv train_case weights-softmax-meannorm 8 --set lm.lr=3e-3 \
+    --set rater.normalize=softmax --set rater.mean_normalize=true --set rater.tau=2
+ONLINE=r300.safetensors ONLINE_KEEP=0.6 train_case online-keep0.6 6 --set lm.lr=3e-3 --set lm.clip=0.5
+
+echo
+if [ "$fails" -eq 0 ]; then echo "xcheck: all checks PASS"; exit 0; fi
+echo "xcheck: $fails FAIL(s)"; exit 1

@@ -1,0 +1,669 @@
+#!/usr/bin/python3
+"""torch_ref.py -- an independent float64 PyTorch reference for datarater.
+
+Written from the design (shared/DESIGN.md), docs/*.md and the tools' --help only (not from the
+C sources).  It implements
+
+  * the GPT-2 LM of DESIGN section 3 (pre-LN, LN eps 1e-5, causal MHA with fused qkv and
+    scale 1/sqrt(d_head), MLP with GELU tanh, final LN, logits through the tied wte;
+    per-example loss = mean token CE over the example's valid targets);
+  * the rater (same blocks, bidirectional with padded keys masked, final LN, mean pool
+    over the valid tokens, Linear d->d, GELU (tanh), Linear d->1 -> logit z) and the
+    weight normalizations (sigmoid+clamp, B*softmax, optional mean-normalize);
+  * the inner update: global-norm clip without epsilon, then torch.optim.AdamW (as
+    DESIGN 4.2 writes it) or torch.optim.SGD (momentum, dampening 0, L2 weight decay);
+    LR schedule = linear warmup lr*(k+1)/W for k < W, then cosine from lr to
+    lr*min_lr_frac over the remaining N-W steps (or constant);
+  * the meta-objective J = L_val(theta_T) + entropy_penalty*mean(-H(s)) +
+    l2_to_mean*mean((s-1/2)^2), s = sigmoid(z/tau), differentiated w.r.t. phi through
+    the T inner steps with plain create_graph=True autograd.
+
+Subcommands (each prints one line per check "CHECK <name> maxrel=<x> tol=<t> PASS|FAIL"
+and exits 1 on any FAIL):
+
+  eval    --lm LM --val EX --seq-len L --c-json '{"l_val":..}'          (check a)
+  grad    --lm LM --rater R --train EX --val EX --config CFG.yaml --c-grad G
+                                                                          (check b)
+  score   --rater R --examples EX --config CFG.yaml --c-scores S.tsv      (check c)
+  train   --state-ckpt A.safetensors --c-final B.safetensors --c-log B.jsonl
+          --train EX --config CFG.yaml --steps N                          (check d)
+  rescale --rater R --out R2 --factor F     (helper: scale rater.head.out.* by F)
+
+EX files are the output of `dr-cat --examples --ids --seq-len L` (one example per line:
+"<id>\t<space-separated token ids>"), i.e. the windows exactly as the loader forms them.
+CFG.yaml is the output of `dr-meta --print-config` (the resolved config).
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+import torch
+
+torch.set_default_dtype(torch.float64)
+DT = torch.float64
+
+# ----------------------------------------------------------------------------------------
+# safetensors (minimal reader / writer)
+
+_NP = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+       "I32": np.int32, "U8": np.uint8}
+_NP_REV = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32"}
+
+
+def st_read(path):
+    """Returns (dict name -> float64 torch tensor, metadata dict or None)."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    hdr = json.loads(b[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    meta = hdr.pop("__metadata__", None)
+    out = {}
+    for name, e in hdr.items():
+        s, t = e["data_offsets"]
+        dt = np.dtype(_NP[e["dtype"]]).newbyteorder("<")
+        a = np.frombuffer(b[base + s:base + t], dtype=dt).reshape(e["shape"])
+        out[name] = torch.from_numpy(a.astype(np.float64))
+    return out, meta
+
+
+def st_write(path, tensors, meta=None, dtype="F64"):
+    hdr = {}
+    if meta is not None:
+        hdr["__metadata__"] = meta
+    blobs, off = [], 0
+    npdt = np.dtype(_NP[dtype]).newbyteorder("<")
+    for name, t in tensors.items():
+        a = np.ascontiguousarray(t.detach().cpu().numpy().astype(npdt))
+        raw = a.tobytes()
+        hdr[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(hdr, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for r in blobs:
+            f.write(r)
+
+
+# ----------------------------------------------------------------------------------------
+# config and examples
+
+def load_config(path):
+    import yaml
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def read_examples(path):
+    """dr-cat --examples --ids output -> list of (id, [tokens])."""
+    ex = []
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            eid, ids = line.split("\t", 1)
+            ex.append((eid, [int(x) for x in ids.split()]))
+    return ex
+
+
+def lm_batch(examples, seq_len):
+    """LM view: inputs window[:-1], targets window[1:], padded to seq_len.
+    Returns (x [B,S] long, y [B,S] long, mask [B,S] float, n_targets [B])."""
+    B = len(examples)
+    x = torch.zeros(B, seq_len, dtype=torch.long)
+    y = torch.zeros(B, seq_len, dtype=torch.long)
+    m = torch.zeros(B, seq_len, dtype=DT)
+    nt = torch.zeros(B, dtype=DT)
+    for i, (_, toks) in enumerate(examples):
+        assert 2 <= len(toks) <= seq_len + 1, (len(toks), seq_len)
+        n = len(toks) - 1
+        x[i, :n] = torch.tensor(toks[:-1])
+        y[i, :n] = torch.tensor(toks[1:])
+        m[i, :n] = 1.0
+        nt[i] = n
+    return x, y, m, nt
+
+
+def rater_batch(examples, seq_len_rater):
+    """Rater view: the first seq_len_rater tokens of the window (ASSUMPTION: a window
+    shorter than that is seen whole, i.e. valid length min(n, seq_len_rater))."""
+    B = len(examples)
+    x = torch.zeros(B, seq_len_rater, dtype=torch.long)
+    lens = torch.zeros(B, dtype=torch.long)
+    for i, (_, toks) in enumerate(examples):
+        r = min(len(toks), seq_len_rater)
+        x[i, :r] = torch.tensor(toks[:r])
+        lens[i] = r
+    return x, lens
+
+
+# ----------------------------------------------------------------------------------------
+# models
+
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def layernorm(x, w, b, eps=1e-5):
+    mu = x.mean(-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * w + b
+
+
+def block(x, P, pre, n_head, add_mask):
+    """One pre-LN GPT-2 block. add_mask: additive attention mask broadcastable to
+    [B, H, S, S] (0 or -inf)."""
+    B, S, d = x.shape
+    dh = d // n_head
+    h = layernorm(x, P[pre + "ln_1.weight"], P[pre + "ln_1.bias"])
+    qkv = h @ P[pre + "attn.c_attn.weight"] + P[pre + "attn.c_attn.bias"]
+    q, k, v = qkv.split(d, dim=-1)
+    q = q.view(B, S, n_head, dh).transpose(1, 2)
+    k = k.view(B, S, n_head, dh).transpose(1, 2)
+    v = v.view(B, S, n_head, dh).transpose(1, 2)
+    att = (q @ k.transpose(-1, -2)) / math.sqrt(dh) + add_mask
+    att = torch.softmax(att, dim=-1)
+    y = (att @ v).transpose(1, 2).reshape(B, S, d)
+    y = y @ P[pre + "attn.c_proj.weight"] + P[pre + "attn.c_proj.bias"]
+    x = x + y
+    h = layernorm(x, P[pre + "ln_2.weight"], P[pre + "ln_2.bias"])
+    h = gelu_tanh(h @ P[pre + "mlp.c_fc.weight"] + P[pre + "mlp.c_fc.bias"])
+    h = h @ P[pre + "mlp.c_proj.weight"] + P[pre + "mlp.c_proj.bias"]
+    return x + h
+
+
+def n_layers(P, prefix):
+    i = 0
+    while f"{prefix}h.{i}.ln_1.weight" in P:
+        i += 1
+    return i
+
+
+def lm_losses(P, batch, n_head):
+    """Per-example mean token CE over valid targets. P: dict of LM tensors."""
+    x, y, m, nt = batch
+    B, S = x.shape
+    pre = "transformer."
+    h = P[pre + "wte.weight"][x] + P[pre + "wpe.weight"][:S].unsqueeze(0)
+    causal = torch.full((S, S), float("-inf"), dtype=DT).triu(1)
+    for i in range(n_layers(P, pre)):
+        h = block(h, P, f"{pre}h.{i}.", n_head, causal)
+    h = layernorm(h, P[pre + "ln_f.weight"], P[pre + "ln_f.bias"])
+    logits = h @ P[pre + "wte.weight"].t()
+    logp = torch.log_softmax(logits, dim=-1)
+    ce = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return (ce * m).sum(1) / nt
+
+
+def rater_logits(Q, rbatch, n_head):
+    x, lens = rbatch
+    B, S = x.shape
+    pre = "rater."
+    h = Q[pre + "wte.weight"][x] + Q[pre + "wpe.weight"][:S].unsqueeze(0)
+    valid = torch.arange(S).unsqueeze(0) < lens.unsqueeze(1)  # [B, S]
+    keymask = torch.zeros(B, 1, 1, S, dtype=DT)
+    keymask[~valid.view(B, 1, 1, S)] = float("-inf")
+    for i in range(n_layers(Q, pre)):
+        h = block(h, Q, f"{pre}h.{i}.", n_head, keymask)
+    h = layernorm(h, Q[pre + "ln_f.weight"], Q[pre + "ln_f.bias"])
+    vm = valid.to(DT).unsqueeze(-1)
+    pooled = (h * vm).sum(1) / lens.to(DT).unsqueeze(1)
+    a = gelu_tanh(pooled @ Q[pre + "head.fc.weight"] + Q[pre + "head.fc.bias"])
+    z = a @ Q[pre + "head.out.weight"] + Q[pre + "head.out.bias"]
+    return z.squeeze(-1)
+
+
+def weights_from_logits(z, rc):
+    tau = float(rc["tau"])
+    if rc["normalize"] == "sigmoid":
+        lo, hi = [float(c) for c in rc["clamp"]]
+        w = torch.clamp(torch.sigmoid(z / tau), lo, hi)
+    elif rc["normalize"] == "softmax":
+        w = z.shape[0] * torch.softmax(z / tau, dim=0)
+    else:
+        raise ValueError(rc["normalize"])
+    if rc.get("mean_normalize", False):
+        w = w / w.mean()
+    return w
+
+
+# ----------------------------------------------------------------------------------------
+# optimizer
+
+def lr_at(k, total, lc):
+    """Learning rate of (0-based) step k of a run of `total` steps."""
+    lr = float(lc["lr"])
+    W = int(lc.get("warmup_steps", 0))
+    if k < W:
+        return lr * (k + 1) / W
+    if lc.get("schedule", "cosine") == "constant":
+        return lr
+    lo = lr * float(lc["min_lr_frac"])
+    span = total - W
+    prog = (k - W) / span if span > 0 else 0.0
+    return lo + (lr - lo) * 0.5 * (1.0 + math.cos(math.pi * prog))
+
+
+class _SafeSqrt(torch.autograd.Function):
+    """sqrt with derivative 0 where the input is 0 (DESIGN 4.2: 'Adam's backward must
+    stay finite where v = 0 (the 0*inf term is 0)')."""
+
+    @staticmethod
+    def forward(ctx, v):
+        r = torch.sqrt(v)
+        ctx.save_for_backward(r)
+        return r
+
+    @staticmethod
+    def backward(ctx, g):
+        (r,) = ctx.saved_tensors
+        return torch.where(r > 0, g * 0.5 / torch.where(r > 0, r, torch.ones_like(r)),
+                           torch.zeros_like(r))
+
+
+def clip_grads(g, c):
+    """Global-norm clip, no epsilon: g*c/||g|| when ||g|| > c. Returns (g, clipped?, norm)."""
+    norm = torch.sqrt(sum((x * x).sum() for x in g))
+    if c > 0 and float(norm) > c:
+        s = c / norm
+        return [x * s for x in g], True, float(norm)
+    return list(g), False, float(norm)
+
+
+def opt_init(theta, lc):
+    if lc["optimizer"] == "adamw":
+        return {"k": 0, "m": [torch.zeros_like(p) for p in theta],
+                "v": [torch.zeros_like(p) for p in theta]}
+    return {"k": 0, "buf": None}
+
+
+def opt_step(theta, g, st, lr, lc):
+    wd = float(lc["weight_decay"])
+    if lc["optimizer"] == "adamw":
+        b1, b2 = [float(b) for b in lc["betas"]]
+        eps = float(lc["eps"])
+        k = st["k"] + 1
+        bc1 = 1.0 - b1 ** k
+        bc2 = 1.0 - b2 ** k
+        nt, nm, nv = [], [], []
+        for p, gi, m, v in zip(theta, g, st["m"], st["v"]):
+            p = p * (1.0 - lr * wd)
+            m = b1 * m + (1.0 - b1) * gi
+            v = b2 * v + (1.0 - b2) * gi * gi
+            den = _SafeSqrt.apply(v) / math.sqrt(bc2) + eps
+            p = p - (lr / bc1) * m / den
+            nt.append(p); nm.append(m); nv.append(v)
+        return nt, {"k": k, "m": nm, "v": nv}
+    elif lc["optimizer"] == "sgd":
+        mu = float(lc["momentum"])
+        d = [gi + wd * p for p, gi in zip(theta, g)] if wd != 0 else list(g)
+        if mu != 0:
+            if st["buf"] is None:
+                buf = d
+            else:
+                buf = [mu * b + di for b, di in zip(st["buf"], d)]
+            d = buf
+        else:
+            buf = None
+        nt = [p - lr * di for p, di in zip(theta, d)]
+        return nt, {"k": st["k"] + 1, "buf": buf}
+    raise ValueError(lc["optimizer"])
+
+
+# ----------------------------------------------------------------------------------------
+# meta-gradient by plain create_graph autograd
+
+def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
+    dc, lc, rc, mc = cfg["data"], cfg["lm"], cfg["rater"], cfg["meta"]
+    B, S = int(dc["batch_size"]), int(dc["seq_len"])
+    Sr = int(dc["seq_len_rater"]) or S
+    T = int(mc["T"])
+    total = T * int(mc.get("reset_every", 1))
+    assert mc.get("mode", "full") == "full"
+    hvp = bool(mc.get("hvp", True))
+    N = int(mc.get("backprop_steps", 0)) or T
+    t0 = T - N  # steps before t0 are outside the reverse pass (truncated backprop)
+    theta = [p.clone().requires_grad_(True) for p in theta0]
+    st = opt_init(theta, lc)
+    ss, info = [], {"clipped": [], "lr": [], "w": [], "z": []}
+    for t in range(T):
+        if t == t0 and t0 > 0:  # start of the differentiated window: cut the graph
+            theta = [p.detach().requires_grad_(True) for p in theta]
+            st = {k: ([x.detach() for x in v] if isinstance(v, list) else v) for k, v in st.items()}
+        exs = train_ex[t * B:(t + 1) * B]
+        assert len(exs) == B, "not enough Train_A examples"
+        z = rater_logits(phi, rater_batch(exs, Sr), int(rc["n_head"]))
+        if t < t0:
+            z = z.detach()
+        w = weights_from_logits(z, rc)
+        if t >= t0:
+            ss.append(torch.sigmoid(z / float(rc["tau"])))
+        # hvp: false (first order) = the gradient's dependence on theta_t is dropped
+        # (H_t u), its dependence on w_t kept; U's direct dependence on theta_t is kept.
+        th_in = theta if hvp else [p.detach().requires_grad_(True) for p in theta]
+        P = dict(zip(names, th_in))
+        losses = lm_losses(P, lm_batch(exs, S), int(lc["n_head"]))
+        L = (w * losses).sum() / B
+        g = torch.autograd.grad(L, th_in, create_graph=True)
+        g, clipped, _ = clip_grads(g, float(lc["clip"]))
+        lr = lr_at(t, total, lc)
+        theta, st = opt_step(theta, g, st, lr, lc)
+        info["clipped"].append(clipped); info["lr"].append(lr)
+        info["w"].append(w.detach()); info["z"].append(z.detach())
+    P = dict(zip(names, theta))
+    vb = int(mc["val_batches"])
+    lv = []
+    for j in range(vb):
+        exs = val_ex[j * B:(j + 1) * B]
+        assert len(exs) == B, "not enough Val examples"
+        lv.append(lm_losses(P, lm_batch(exs, S), int(lc["n_head"])).mean())
+    l_val = torch.stack(lv).mean()
+    s = torch.cat(ss)
+    ep, l2 = float(rc.get("entropy_penalty", 0)), float(rc.get("l2_to_mean", 0))
+    J = l_val
+    if ep != 0:
+        negH = s * torch.log(s) + (1 - s) * torch.log(1 - s)
+        J = J + ep * negH.mean()
+    if l2 != 0:
+        J = J + l2 * ((s - 0.5) ** 2).mean()
+    return J, l_val, info
+
+
+def rel_err(a, b, floor=0.0):
+    """max |a-b| / max(max|b|, floor) (relative to the tensor's scale; floor guards
+    tensors whose exact value is 0, e.g. the output bias under softmax weights)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    den = max(float(b.abs().max()), floor) if b.numel() else 0.0
+    num = float((a - b).abs().max()) if b.numel() else 0.0
+    if den == 0.0:
+        return num
+    return num / den
+
+
+def scal_rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+class Reporter:
+    def __init__(self):
+        self.fail = 0
+
+    def check(self, name, err, tol, extra=""):
+        ok = err <= tol and not math.isnan(err)
+        if not ok:
+            self.fail += 1
+        print(f"CHECK {name:42s} maxrel={err:.3e} tol={tol:.0e} {'PASS' if ok else 'FAIL'}{extra}")
+        sys.stdout.flush()
+
+    def exit(self):
+        sys.exit(1 if self.fail else 0)
+
+
+# ----------------------------------------------------------------------------------------
+# subcommands
+
+def cmd_eval(a):
+    P, _ = st_read(a.lm)
+    cfg = load_config(a.config)
+    ex = read_examples(a.val)
+    S = int(cfg["data"]["seq_len"])
+    nh = int(cfg["lm"]["n_head"])
+    losses = []
+    with torch.no_grad():
+        for i in range(0, len(ex), 16):
+            losses.append(lm_losses(P, lm_batch(ex[i:i + 16], S), nh))
+    losses = torch.cat(losses)
+    # train.eval_batches E > 0: the batches floor(j*nb/E), j < E, of the nb batches of
+    # data.batch_size examples in shard order (docs/pipeline.md section 7); 0: all of Val
+    E, B = int(cfg["train"]["eval_batches"]), int(cfg["data"]["batch_size"])
+    if E > 0:
+        nb = (len(ex) + B - 1) // B
+        sel = [i for j in range(min(E, nb)) for i in range((j * nb // E) * B, min((j * nb // E + 1) * B, len(ex)))]
+        losses = losses[sel]
+        ex = [ex[i] for i in sel]
+    ntok = sum(len(t) - 1 for _, t in ex)
+    ref = float(losses.mean())
+    c = json.loads(a.c_json)
+    r = Reporter()
+    print(f"# ref l_val={ref:.17g} examples={len(ex)} tokens={ntok}; "
+          f"C l_val={c['l_val']:.17g} examples={c['examples']} tokens={c['tokens']}; "
+          f"valid lengths {min(len(t) for _, t in ex)}..{max(len(t) for _, t in ex)}")
+    r.check(f"{a.name}: l_val", scal_rel(c["l_val"], ref), a.tol)
+    r.check(f"{a.name}: examples count", float(c["examples"] != len(ex)), 0)
+    r.check(f"{a.name}: tokens count", float(c["tokens"] != ntok), 0)
+    r.exit()
+
+
+def cmd_grad(a):
+    cfg = load_config(a.config)
+    P, _ = st_read(a.lm)
+    Q, _ = st_read(a.rater)
+    names = list(P.keys())
+    theta0 = [P[n] for n in names]
+    phi = {k: v.clone().requires_grad_(True) for k, v in Q.items()}
+    tr = read_examples(a.train)
+    va = read_examples(a.val)
+    J, l_val, info = meta_objective(theta0, names, phi, cfg, tr, va)
+    keys = list(phi.keys())
+    grads = torch.autograd.grad(J, [phi[k] for k in keys], allow_unused=True)
+    G, _ = st_read(a.c_grad)
+    r = Reporter()
+    rc = cfg["rater"]
+    wall = torch.cat(info["w"])
+    desc = (f"# {a.name}: clipped steps {sum(info['clipped'])}/{len(info['clipped'])}, "
+            f"lr {['%.4g' % x for x in info['lr']]}, w in [{float(wall.min()):.4f}, {float(wall.max()):.4f}]")
+    if rc["normalize"] == "sigmoid":
+        lo, hi = [float(c) for c in rc["clamp"]]
+        sall = torch.sigmoid(torch.cat(info["z"]) / float(rc["tau"]))
+        desc += f", at clamp min {int((sall < lo).sum())} max {int((sall > hi).sum())} of {sall.numel()}"
+    print(desc)
+    print(f"# ref l_val={float(l_val):.17g} J={float(J):.17g}; C l_val={float(G['l_val']):.17g} "
+          f"objective={float(G['objective']):.17g}")
+    r.check(f"{a.name}: l_val", scal_rel(float(G["l_val"]), float(l_val)), a.tol_loss)
+    r.check(f"{a.name}: objective", scal_rel(float(G["objective"]), float(J)), a.tol_loss)
+    worst, wname = 0.0, ""
+    missing = [k for k in keys if k not in G]
+    gmax = max(float(g.abs().max()) for g in grads if g is not None)
+    floor = 1e-6 * gmax
+    for k, g in zip(keys, grads):
+        if g is None:
+            g = torch.zeros_like(phi[k])
+        if k not in G:
+            continue
+        e = rel_err(G[k], g, floor)
+        if a.verbose or float(g.abs().max()) < floor:
+            print(f"#   {k:40s} rel {e:.3e}  max|ref| {float(g.abs().max()):.3e}  max|C| "
+                  f"{float(G[k].abs().max()):.3e}" + ("  (exactly 0 in exact arithmetic?)"
+                                                      if float(g.abs().max()) < floor else ""))
+        if e > worst or math.isnan(e):
+            worst, wname = e, k
+    extra = f" (worst {wname})"
+    if missing:
+        extra += f" MISSING {missing}"
+    r.check(f"{a.name}: dJ/dphi per tensor", worst if not missing else float("inf"), a.tol, extra)
+    allr = torch.cat([g.reshape(-1) if g is not None else torch.zeros(phi[k].numel()) for k, g in zip(keys, grads)])
+    allc = torch.cat([G[k].reshape(-1) for k in keys if k in G]) if not missing else allr * 0
+    r.check(f"{a.name}: dJ/dphi global", rel_err(allc, allr), a.tol)
+    r.exit()
+
+
+def cmd_score(a):
+    cfg = load_config(a.config)
+    Q, meta = st_read(a.rater)
+    ex = read_examples(a.examples)
+    # the rater's context: docs/deploy.md says its training's data.seq_len_rater (= the
+    # rows of its wpe); the config passed here is the one it was trained with
+    Sr = int(cfg["data"]["seq_len_rater"]) or int(cfg["data"]["seq_len"])
+    assert Sr == Q["rater.wpe.weight"].shape[0]
+    with torch.no_grad():
+        z = torch.cat([rater_logits(Q, rater_batch(ex[i:i + 16], Sr), int(cfg["rater"]["n_head"]))
+                       for i in range(0, len(ex), 16)])
+    rows = read_scores(a.c_scores)
+    r = Reporter()
+    ids_ok = len(rows) == len(ex) and all(rw[0] == e[0] for rw, e in zip(rows, ex))
+    ntok_ok = ids_ok and all(rw[2] == len(e[1]) for rw, e in zip(rows, ex))
+    r.check(f"{a.name}: ids/order", 0.0 if ids_ok else 1.0, 0)
+    r.check(f"{a.name}: n_tokens column = window length", 0.0 if ntok_ok else 1.0, 0)
+    if ids_ok:
+        c = torch.tensor([rw[1] for rw in rows])
+        err = float(((c - z).abs() / z.abs().max()).max())
+        print(f"# {len(rows)} examples, z in [{float(z.min()):.4f}, {float(z.max()):.4f}] "
+              f"(error relative to max|z|; the file prints 8 decimals)")
+        r.check(f"{a.name}: score = rater logit z", err, a.tol)
+    r.exit()
+
+
+def cmd_train(a):
+    cfg = load_config(a.config)
+    dc, lc = cfg["data"], cfg["lm"]
+    B, S = int(dc["batch_size"]), int(dc["seq_len"])
+    P, meta = st_read(a.state_ckpt)
+    Sd, smeta = st_read(a.state_ckpt + ".state")
+    k0 = int(smeta["step"])
+    names = list(P.keys())
+    theta = [P[n] for n in names]
+    if lc["optimizer"] == "adamw":
+        st = {"k": k0, "m": [Sd["m." + n] for n in names], "v": [Sd["v." + n] for n in names]}
+    else:
+        # dr-train's state keeps the SGD momentum buffer under the m.* names
+        st = {"k": k0, "buf": [Sd["m." + n] for n in names] if k0 > 0 else None}
+    tr = read_examples(a.train)
+    zs = None
+    if a.scores:  # dr-train --weights: w = the rater section's normalization of the scores
+        zs = read_scores(a.scores)
+        assert [r[0] for r in zs] == [e[0] for e in tr], "scores do not align with Train"
+    Q = None
+    if a.online_rater:  # dr-train --rater R --online-keep F: best B of C = ceil(B/F) candidates
+        Q, _ = st_read(a.online_rater)
+        C = int(math.ceil(B / a.online_keep - 1e-12))
+        Sr = int(dc["seq_len_rater"]) or S
+    N = a.steps
+    ref_l = {}
+    for k in range(k0, N):
+        if Q is None:
+            i0 = (k * B) % len(tr)
+            idx = [(i0 + j) % len(tr) for j in range(B)]
+        else:
+            cand = [(k * C + j) % len(tr) for j in range(C)]
+            with torch.no_grad():
+                z = rater_logits(Q, rater_batch([tr[i] for i in cand], Sr), int(cfg["rater"]["n_head"]))
+            order = sorted(range(C), key=lambda j: (-float(z[j]), j))[:B]
+            idx = [cand[j] for j in sorted(order)]
+        exs = [tr[i] for i in idx]
+        th = [p.detach().requires_grad_(True) for p in theta]
+        losses = lm_losses(dict(zip(names, th)), lm_batch(exs, S), int(lc["n_head"]))
+        if zs is None:
+            L = losses.mean()
+        else:
+            w = weights_from_logits(torch.tensor([zs[i][1] for i in idx]), cfg["rater"])
+            L = (w * losses).sum() / B
+        g = torch.autograd.grad(L, th)
+        g, _, _ = clip_grads(g, float(lc["clip"]))
+        with torch.no_grad():
+            theta, st = opt_step([p.detach() for p in th], g, st, lr_at(k, N, lc), lc)
+        ref_l[k + 1] = float(losses.mean())  # l_train: the unweighted mean loss
+    r = Reporter()
+    cl = {}
+    with open(a.c_log) as f:
+        for line in f:
+            o = json.loads(line)
+            if "l_train" in o:
+                cl[o["step"]] = o["l_train"]
+    steps = [s for s in sorted(ref_l) if s in cl]
+    err = max(scal_rel(cl[s], ref_l[s]) for s in steps)
+    print(f"# steps {k0 + 1}..{N}: ref l_train {['%.10f' % ref_l[s] for s in steps]}")
+    r.check(f"{a.name}: l_train per step ({len(steps)} steps)", err, a.tol_loss)
+    C, _ = st_read(a.c_final)
+    worst, wn = 0.0, ""
+    for n, p in zip(names, theta):
+        d = C[n]
+        e = rel_err(d, p)
+        if e > worst:
+            worst, wn = e, n
+    r.check(f"{a.name}: final theta per tensor", worst, a.tol, f" (worst {wn})")
+    r.exit()
+
+
+def read_scores(path):
+    rows = []
+    with open(path) as f:
+        f.readline()
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            rows.append((p[0], float(p[1]), int(p[3])))
+    return rows
+
+
+def cmd_lmscore(a):
+    cfg = load_config(a.config)
+    P, _ = st_read(a.lm)
+    ex = read_examples(a.examples)
+    S = int(cfg["data"]["seq_len"])
+    with torch.no_grad():
+        ref = torch.cat([lm_losses(P, lm_batch(ex[i:i + 16], S), int(cfg["lm"]["n_head"]))
+                         for i in range(0, len(ex), 16)])
+    rows = read_scores(a.c_scores)
+    r = Reporter()
+    ok = len(rows) == len(ex) and all(rw[0] == e[0] and rw[2] == len(e[1]) for rw, e in zip(rows, ex))
+    r.check(f"{a.name}: ids/order/n_tokens", 0.0 if ok else 1.0, 0)
+    if ok:
+        c = torch.tensor([rw[1] for rw in rows])
+        r.check(f"{a.name}: score = mean token CE", float(((c - ref).abs() / ref.abs()).max()), a.tol)
+        if a.c_json:
+            lv = json.loads(a.c_json)["l_val"]
+            r.check(f"{a.name}: mean of scores = eval-only l_val", scal_rel(float(c.mean()), lv), a.tol)
+    r.exit()
+
+
+def cmd_rescale(a):
+    Q, meta = st_read(a.rater)
+    Q["rater.head.out.weight"] = Q["rater.head.out.weight"] * a.factor
+    Q["rater.head.out.bias"] = Q["rater.head.out.bias"] * a.factor + a.shift
+    st_write(a.out, Q, meta)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    e = sp.add_parser("eval")
+    e.add_argument("--lm", required=True); e.add_argument("--val", required=True)
+    e.add_argument("--config", required=True); e.add_argument("--c-json", required=True)
+    e.add_argument("--tol", type=float, default=1e-10); e.add_argument("--name", default="eval")
+    g = sp.add_parser("grad")
+    for k in ("lm", "rater", "train", "val", "config", "c-grad"):
+        g.add_argument("--" + k, required=True)
+    g.add_argument("--tol", type=float, default=1e-7); g.add_argument("--tol-loss", type=float, default=1e-10)
+    g.add_argument("--name", default="grad"); g.add_argument("--verbose", action="store_true")
+    s = sp.add_parser("score")
+    for k in ("rater", "examples", "config", "c-scores"):
+        s.add_argument("--" + k, required=True)
+    s.add_argument("--tol", type=float, default=1e-7); s.add_argument("--name", default="score")
+    t = sp.add_parser("train")
+    for k in ("state-ckpt", "c-final", "c-log", "train", "config"):
+        t.add_argument("--" + k, required=True)
+    t.add_argument("--steps", type=int, required=True)
+    t.add_argument("--tol", type=float, default=1e-8); t.add_argument("--tol-loss", type=float, default=1e-10)
+    t.add_argument("--name", default="train"); t.add_argument("--scores", default=None)
+    t.add_argument("--online-rater", default=None); t.add_argument("--online-keep", type=float, default=1.0)
+    l = sp.add_parser("lmscore")
+    for k in ("lm", "examples", "config", "c-scores"):
+        l.add_argument("--" + k, required=True)
+    l.add_argument("--c-json", default=None)
+    l.add_argument("--tol", type=float, default=1e-8); l.add_argument("--name", default="lmscore")
+    rs = sp.add_parser("rescale")
+    rs.add_argument("--rater", required=True); rs.add_argument("--out", required=True)
+    rs.add_argument("--factor", type=float, required=True); rs.add_argument("--shift", type=float, default=0.0)
+    a = ap.parse_args()
+    {"eval": cmd_eval, "grad": cmd_grad, "score": cmd_score, "train": cmd_train,
+     "rescale": cmd_rescale, "lmscore": cmd_lmscore}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

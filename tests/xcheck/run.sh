@@ -11,8 +11,8 @@
 #   b. dr-meta grad (dJ/dphi tensor by tensor, l_val, objective) vs create_graph autograd
 #      through T inner steps, over AdamW/SGD, clip on/off, sigmoid/softmax, tau, clamp,
 #      mean-normalize, regularizers, warmup/cosine/constant schedules, c < T;
-#      (also hvp: false, backprop_steps, a 2-layer rater, seq_len_rater < seq_len, and
-#      Adam rows with v = 0);
+#      (also hvp: false, backprop_steps, a 2-layer rater, seq_len_rater < seq_len,
+#      Adam rows with v = 0, and sets smaller than T·B that wrap around);
 #   c. dr-score --rater scores.tsv vs the reference rater's logits; dr-score --lm vs the
 #      reference per-example loss (and its mean vs --eval-only's l_val);
 #   d. dr-train: l_train of each step and the final weights, continued by the reference
@@ -134,6 +134,15 @@ grad_case adamw-rater-2layer-4head r2.safetensors --set rater.n_layer=2 --set ra
     --set lm.clip=0.3 --set meta.T=3 --set meta.checkpoint_every=2 --set rater.mean_normalize=true
 TRAIN=short VAL=long TRAIN_EX=short.ex VAL_EX=long.ex grad_case adamw-v0-rows r300.safetensors \
     --set lm.clip=0.3 --set rater.l2_to_mean=0.1
+# Sets smaller than T·B and val_batches·B: example numbers wrap around (modulo the count)
+"$ROOT/tests/data/gen_toy.sh" 4 3 9 20 30 > few.jsonl
+run "$D/dr-tokenize" --tokenizer byte --source-field source -o few few.jsonl >/dev/null || exit 1
+run "$D/dr-split" --val 0.4 --seed 3 -o fewsplits few > /dev/null || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 fewsplits/train_a > few_train.ex || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 fewsplits/val > few_val.ex || exit 1
+note "small sets: Train_A $(wc -l < few_train.ex) examples, Val $(wc -l < few_val.ex) (T·B = 16, 3 Val batches of 4)"
+TRAIN=fewsplits/train_a VAL=fewsplits/val TRAIN_EX=few_train.ex VAL_EX=few_val.ex grad_case adamw-wraparound \
+    r300.safetensors --set lm.clip=0.3 --set meta.T=4 --set meta.checkpoint_every=2 --set meta.val_batches=3
 
 echo "== c. dr-score --rater vs reference rater logits"
 score_case() {  # name rater examples-file input [--set ...]

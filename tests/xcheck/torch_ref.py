@@ -337,8 +337,8 @@ def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
         if t == t0 and t0 > 0:  # start of the differentiated window: cut the graph
             theta = [p.detach().requires_grad_(True) for p in theta]
             st = {k: ([x.detach() for x in v] if isinstance(v, list) else v) for k, v in st.items()}
-        exs = train_ex[t * B:(t + 1) * B]
-        assert len(exs) == B, "not enough Train_A examples"
+        # example numbers modulo the set's size (dr-meta grad wraps a small Train_A)
+        exs = [train_ex[(t * B + i) % len(train_ex)] for i in range(B)]
         z = rater_logits(phi, rater_batch(exs, Sr), int(rc["n_head"]))
         if t < t0:
             z = z.detach()
@@ -361,8 +361,7 @@ def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
     vb = int(mc["val_batches"])
     lv = []
     for j in range(vb):
-        exs = val_ex[j * B:(j + 1) * B]
-        assert len(exs) == B, "not enough Val examples"
+        exs = [val_ex[(j * B + i) % len(val_ex)] for i in range(B)]
         lv.append(lm_losses(P, lm_batch(exs, S), int(lc["n_head"])).mean())
     l_val = torch.stack(lv).mean()
     s = torch.cat(ss)

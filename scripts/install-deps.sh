@@ -26,10 +26,13 @@ if [ "${DR_MINIMAL:-0}" != 1 ]; then
 fi
 
 # DR_XCHECK=1 (make xcheck): the independent PyTorch reference of tests/xcheck/ runs on
-# the system python with Debian's python3-torch (CPU) and python3-yaml
+# the system python with Debian's python3-torch (CPU) and python3-yaml; its format
+# reader (formats_ref.py) with python3-zstandard and python3-xxhash
 if [ "${DR_XCHECK:-0}" = 1 ]; then
     /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1 || missing+=(python3-torch python3-numpy)
     /usr/bin/python3 -c "import yaml" >/dev/null 2>&1 || missing+=(python3-yaml)
+    /usr/bin/python3 -c "import zstandard" >/dev/null 2>&1 || missing+=(python3-zstandard)
+    /usr/bin/python3 -c "import xxhash" >/dev/null 2>&1 || missing+=(python3-xxhash)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -11,7 +11,7 @@
 #   make -f pipelines/repro.mk                          configs/cpu.yaml, data/corpus, runs/repro
 #   make -f pipelines/repro.mk -j2                      independent steps in parallel
 #   make -f pipelines/repro.mk VAL_MODE=mixture         Val from the training mixture (the paper's setting)
-#   make -f pipelines/repro.mk CONFIG=configs/gpu.yaml DEVICE=cuda OUT=runs/gpu
+#   make -f pipelines/repro.mk DEVICE=cuda              configs/gpu.yaml, runs/gpu (= make demo DEVICE=cuda)
 #   make -f pipelines/repro.mk status | report | clean-runs | help
 #
 # Every step writes a file (the tools write atomically, stdout captures go through a
@@ -35,11 +35,13 @@ cfg          = $(shell $(PIPE)/cfg.sh $(1) $(CONFIG))
 
 # ---- variables --------------------------------------------------------------------------
 BIN         ?= $(ROOT)bin
-CONFIG      ?= $(ROOT)configs/cpu.yaml
+# DEVICE=cuda picks the seed's reference scale (configs/gpu.yaml), so `make demo DEVICE=cuda`
+# is the GPU demo; any other DEVICE keeps the CPU demo's config.
+CONFIG      ?= $(ROOT)configs/$(if $(filter cuda,$(DEVICE)),gpu,cpu).yaml
 DATA        ?= $(ROOT)data/corpus
 CORPUS      ?= $(DATA)/corpus.jsonl
 VAL_MODE    ?= prose
-OUT         ?= $(ROOT)runs/repro$(if $(filter mixture,$(VAL_MODE)),-mixture)
+OUT         ?= $(ROOT)runs/$(if $(filter cuda,$(DEVICE)),gpu,repro)$(if $(filter mixture,$(VAL_MODE)),-mixture)
 PREP        ?= $(OUT)
 # Tokenizer: a BPE trained on the corpus with the config's vocabulary size (configs with
 # lm.vocab_size 0 take BPE_VOCAB), GPT-2's BPE for configs sized for it (50257), or byte.

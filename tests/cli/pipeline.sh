@@ -156,6 +156,7 @@ fi
 # ---- properties of the pipeline ---------------------------------------------------------
 check "a second make has nothing to do (make -q)" "${MK[@]}" -q "$OUT/report.md"
 check "compare.sh reads the logs" sh -c "sh pipelines/compare.sh $OUT/train/*.jsonl | grep -q '^baseline '"
+check "DEVICE=cuda picks configs/gpu.yaml and runs/gpu (make demo DEVICE=cuda)" sh -c "make --no-print-directory -f pipelines/repro.mk DEVICE=cuda help | grep -q 'now: CONFIG=configs/gpu.yaml OUT=runs/gpu '"
 check "ablations.mk: every ablation has a command" sh -c "make --no-print-directory -n -f pipelines/ablations.mk BIN=$BIN CONFIG=configs/tiny.yaml CORPUS=$tmp/data/corpus.jsonl REPRO_OUT=$OUT AOUT=$tmp/abl TOKENIZER=byte VAL_SOURCES=story VAL_FRAC=0.2 | grep -c 'ablations.sh\\|META_SET=\\|KEEP=0' | grep -qx 13"
 rm -f "$OUT/report.md"
 check "report alone is rebuilt from the files" sh -c "\"\$@\" > /dev/null 2>&1 && test -s $OUT/report.md" _ "${MK[@]}"

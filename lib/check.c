@@ -170,3 +170,23 @@ int dr_check_output_dir(const char *path) {
     free(dir);
     return rc;
 }
+
+char *dr_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { dr_seterr("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 1 << 20, n = 0;
+    char *buf = xmalloc(cap + 1);
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        cap *= 2;
+        buf = xrealloc(buf, cap + 1);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); dr_seterr("%s: read error", path); return NULL; }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}

@@ -58,6 +58,10 @@ FILE *dr_atomic_open(const char *path, char **tmp_path_out);
 int dr_atomic_commit(FILE *f, char *tmp_path, const char *path);
 /* Close and remove the temp file (on a failed write). */
 void dr_atomic_abort(FILE *f, char *tmp_path);
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
+ * NULL + dr_seterr("path: cannot open: …") on failure. */
+char *dr_read_file(const char *path, size_t *len);
+
 /* Before long work that ends in writing path: its directory must exist, be a directory
  * and be writable, and path must not be a directory. -1 + dr_seterr("path: …") otherwise. */
 int dr_check_output_dir(const char *path);

@@ -6,9 +6,11 @@
 #include "checkpoint.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "json.h"
@@ -30,46 +32,96 @@ static char *config_json(const LMConfig *c, const char *model_type) {
     return xstrdup(buf);
 }
 
-static int json_int(const JsonValue *obj, const char *key, int *out, const char *path) {
+static int json_int(const JsonValue *obj, const char *key, int *out, const char *where) {
     const JsonValue *v = json_get(obj, key);
     if (!v || v->type != JSON_NUMBER || v->number != (double)(int)v->number)
-        return dr_seterr("%s: config in __metadata__ has no integer \"%s\"", path, key);
+        return dr_seterr("%s has no integer \"%s\"", where, key);
     *out = (int)v->number;
     return 0;
 }
 
-/* Parses the "config" metadata of a checkpoint made by model_save. */
-static int config_parse(const SafeTensors *st, const char *path, const char *model_type,
-                        LMConfig *c) {
-    const char *text = st_metadata(st, "config");
-    if (!text) return dr_seterr("%s: no \"config\" in the safetensors __metadata__", path);
+/* The model the JSON describes must be the one lm.c computes: a config.json from
+ * elsewhere can name another activation, LN epsilon or attention scaling. */
+static int config_semantics(const JsonValue *root, const char *where) {
+    const JsonValue *act = json_get(root, "activation_function");
+    if (act && (act->type != JSON_STRING || strcmp(act->str, "gelu_new") != 0))
+        return dr_seterr("%s: activation_function %s: only \"gelu_new\" (GELU, tanh form) is "
+                         "supported", where, act->type == JSON_STRING ? act->str : "(not a string)");
+    const JsonValue *eps = json_get(root, "layer_norm_epsilon");
+    if (eps && (eps->type != JSON_NUMBER || fabs(eps->number - 1e-5) > 1e-12))
+        return dr_seterr("%s: layer_norm_epsilon must be 1e-05", where);
+    const JsonValue *tie = json_get(root, "tie_word_embeddings");
+    if (tie && tie->type == JSON_FALSE)
+        return dr_seterr("%s: tie_word_embeddings is false: only a head tied to wte is supported", where);
+    static const char *const off[] = { "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn" };
+    for (int i = 0; i < 2; i++) {
+        const JsonValue *v = json_get(root, off[i]);
+        if (v && v->type == JSON_TRUE) return dr_seterr("%s: %s is not supported", where, off[i]);
+    }
+    const JsonValue *scale = json_get(root, "scale_attn_weights");
+    if (scale && scale->type == JSON_FALSE)
+        return dr_seterr("%s: scale_attn_weights false is not supported (scale is 1/sqrt(d_head))", where);
+    return 0;
+}
+
+/* Parses a GPT-2-style config JSON (the "config" metadata of a checkpoint made by
+ * model_save, or a Hugging Face config.json); where names the JSON in messages, file
+ * the file that holds it. */
+static int config_parse_text(const char *text, const char *where, const char *file,
+                             const char *model_type, LMConfig *c) {
     JsonDoc *doc = json_parse(text, strlen(text), 0);
-    if (!doc) return dr_seterr("%s: config in __metadata__ is not JSON (%s)", path, dr_lasterr());
+    if (!doc) return dr_seterr("%s is not JSON (%s)", where, dr_lasterr());
     const JsonValue *root = json_root(doc);
     int rc = -1;
     memset(c, 0, sizeof *c);
     const JsonValue *mt = json_get(root, "model_type");
-    if (root->type != JSON_OBJECT) { dr_seterr("%s: config in __metadata__ is not an object", path); goto done; }
+    if (root->type != JSON_OBJECT) { dr_seterr("%s is not an object", where); goto done; }
     if (!mt || mt->type != JSON_STRING || strcmp(mt->str, model_type) != 0) {
-        dr_seterr("%s: model_type is %s%s%s, expected \"%s\"", path,
+        dr_seterr("%s: model_type is %s%s%s, expected \"%s\"", file,
                   mt && mt->type == JSON_STRING ? "\"" : "",
                   mt && mt->type == JSON_STRING ? mt->str : "missing",
                   mt && mt->type == JSON_STRING ? "\"" : "", model_type);
         goto done;
     }
-    if (json_int(root, "vocab_size", &c->vocab, path) || json_int(root, "n_positions", &c->ctx, path) ||
-        json_int(root, "n_embd", &c->d_model, path) || json_int(root, "n_layer", &c->n_layer, path) ||
-        json_int(root, "n_head", &c->n_head, path))
+    if (json_int(root, "vocab_size", &c->vocab, where) || json_int(root, "n_positions", &c->ctx, where) ||
+        json_int(root, "n_embd", &c->d_model, where) || json_int(root, "n_layer", &c->n_layer, where) ||
+        json_int(root, "n_head", &c->n_head, where))
         goto done;
     const JsonValue *inner = json_get(root, "n_inner");
-    if (inner && inner->type == JSON_NULL) c->d_ff = 4 * c->d_model;   /* GPT-2's default */
-    else if (json_int(root, "n_inner", &c->d_ff, path)) goto done;
+    if (!inner || inner->type == JSON_NULL) c->d_ff = 4 * c->d_model;   /* GPT-2's default */
+    else if (json_int(root, "n_inner", &c->d_ff, where)) goto done;
     const JsonValue *std = json_get(root, "initializer_range");
     c->init_std = std && std->type == JSON_NUMBER ? std->number : 0.02;
-    if (lm_config_check(c)) { dr_seterr("%s: config in __metadata__: %s", path, dr_lasterr()); goto done; }
+    if (config_semantics(root, where)) goto done;
+    if (lm_config_check(c)) { dr_seterr("%s: %s", where, dr_lasterr()); goto done; }
     rc = 0;
 done:
     json_free(doc);
+    return rc;
+}
+
+/* The config of a checkpoint: its "config" metadata, or for a GPT-2 LM without one (a
+ * Hugging Face file) the config.json in its directory. */
+static int config_parse(const SafeTensors *st, const char *path, const char *model_type,
+                        LMConfig *c) {
+    char where[1200];
+    const char *text = st_metadata(st, "config");
+    if (text) {
+        snprintf(where, sizeof where, "%s: config in __metadata__", path);
+        return config_parse_text(text, where, path, model_type, c);
+    }
+    if (strcmp(model_type, "gpt2") != 0)
+        return dr_seterr("%s: no \"config\" in the safetensors __metadata__", path);
+    const char *slash = strrchr(path, '/');
+    snprintf(where, sizeof where, "%.*sconfig.json", slash ? (int)(slash - path + 1) : 0, path);
+    if (access(where, R_OK) != 0)
+        return dr_seterr("%s: no \"config\" in the safetensors __metadata__ and no readable "
+                         "%s beside it (a Hugging Face GPT-2 directory has one)", path, where);
+    size_t len;
+    char *json = dr_read_file(where, &len);
+    if (!json) return -1;
+    int rc = config_parse_text(json, where, where, model_type, c);
+    free(json);
     return rc;
 }
 
@@ -95,13 +147,14 @@ static const char *dtype_name(StDtype d) {
     return (unsigned)d < sizeof names / sizeof *names ? names[d] : "?";
 }
 
-/* Checks one tensor of the file against its table row: present, F32/F64, its shape. */
+/* Checks one tensor of the file against its table row: present, floating point (F32,
+ * F64, or F16/BF16 from elsewhere, widened on load), its shape. */
 static int check_tensor(const SafeTensors *st, const char *path, const char *name,
                         const ParamInfo *p) {
     const StTensor *t = st_find(st, name);
     if (!t) return dr_seterr("%s: missing tensor %s", path, name);
-    if (t->dtype != ST_F32 && t->dtype != ST_F64)
-        return dr_seterr("%s: tensor %s has dtype %s, expected F32 or F64", path, name,
+    if (t->dtype != ST_F32 && t->dtype != ST_F64 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+        return dr_seterr("%s: tensor %s has dtype %s, expected F32 or F64 (or F16, BF16)", path, name,
                          dtype_name(t->dtype));
     int same = t->ndim == p->ndim;
     for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
@@ -124,10 +177,39 @@ static int load_tensor(const SafeTensors *st, const char *path, const char *name
     return 0;
 }
 
+/* Hugging Face GPT-2 files (GPT2LMHeadModel.save_pretrained, or the original gpt2
+ * checkpoint without the "transformer." prefix) may hold tensors that are not
+ * parameters here: the attention's causal-mask buffers h.{i}.attn.bias and
+ * h.{i}.attn.masked_bias, and lm_head.weight, which must equal wte (tied). */
+static int hf_extra_tensor(const char *name) {
+    if (strcmp(name, "lm_head.weight") == 0) return 1;
+    if (strncmp(name, "transformer.", 12) == 0) name += 12;
+    int layer, end = 0;
+    char tail[16];
+    if (sscanf(name, "h.%d.attn.%15[a-z_]%n", &layer, tail, &end) == 2 && name[end] == 0)
+        return strcmp(tail, "bias") == 0 || strcmp(tail, "masked_bias") == 0;
+    return 0;
+}
+
+/* A tied lm_head.weight (if the file has one) must be wte, value for value. */
+static int check_tied_head(const SafeTensors *st, const char *path, const ParamInfo *wte,
+                           const real *wte_values) {
+    if (!st_find(st, "lm_head.weight")) return 0;
+    real *head = xmalloc(wte->numel * sizeof(real));
+    int rc = load_tensor(st, path, "lm_head.weight", wte, head);
+    if (rc == 0 && memcmp(head, wte_values, wte->numel * sizeof(real)) != 0)
+        rc = dr_seterr("%s: lm_head.weight differs from wte: only a head tied to the token "
+                       "embedding is supported", path);
+    free(head);
+    return rc;
+}
+
 /* Opens path, parses its config, checks every tensor of the table (naming a missing or
  * misshapen one) and refuses tensors the config does not have, then reads them: the
  * buffer is allocated only once the file is known to hold it (a config claiming a huge
- * model is refused by its tensors, not by running out of memory). */
+ * model is refused by its tensors, not by running out of memory). An LM may also come
+ * from Hugging Face: config.json beside it, names with or without "transformer.", and
+ * the extra tensors of hf_extra_tensor. */
 static int model_load(const char *path, const char *model_type, LMConfig *cfg_out,
                       real **params_out, int rater) {
     *params_out = NULL;
@@ -143,21 +225,28 @@ static int model_load(const char *path, const char *model_type, LMConfig *cfg_ou
     table = xmalloc((size_t)n * sizeof *table);
     if (rater) rater_param_table(&cfg, table);
     else lm_param_table(&cfg, table);
+    /* GPT2Model-style names: "wte.weight", "h.0.ln_1.weight", … */
+    const size_t strip = !rater && !st_find(st, "transformer.wte.weight") && st_find(st, "wte.weight")
+                             ? strlen("transformer.") : 0;
     for (int i = 0; i < n; i++)
-        if (check_tensor(st, path, table[i].name, &table[i])) goto done;
-    if (st_count(st) != (size_t)n) {   /* every needed tensor is there: name an extra one */
-        for (size_t i = 0; i < st_count(st); i++) {
-            const char *name = st_tensor(st, i)->name;
-            int known = 0;
-            for (int j = 0; j < n && !known; j++) known = strcmp(table[j].name, name) == 0;
-            if (!known) { dr_seterr("%s: unexpected tensor %s for this config", path, name); goto done; }
-        }
+        if (check_tensor(st, path, table[i].name + strip, &table[i])) goto done;
+    size_t extra = 0;
+    for (size_t i = 0; i < st_count(st); i++) {   /* name a tensor the config does not have */
+        const char *name = st_tensor(st, i)->name;
+        int known = 0;
+        for (int j = 0; j < n && !known; j++) known = strcmp(table[j].name + strip, name) == 0;
+        if (!known && !rater && hf_extra_tensor(name)) { extra++; continue; }
+        if (!known) { dr_seterr("%s: unexpected tensor %s for this config", path, name); goto done; }
+    }
+    if (st_count(st) != (size_t)n + extra) {
         dr_seterr("%s: %zu tensors, the config needs %d", path, st_count(st), n);
         goto done;
     }
     params = xmalloc(total * sizeof(real));
     for (int i = 0; i < n; i++)
-        if (load_tensor(st, path, table[i].name, &table[i], params + table[i].offset)) goto done;
+        if (load_tensor(st, path, table[i].name + strip, &table[i], params + table[i].offset))
+            goto done;
+    if (!rater && check_tied_head(st, path, &table[0], params + table[0].offset)) goto done;
     *cfg_out = cfg;
     *params_out = params;
     params = NULL;

@@ -10,8 +10,12 @@
  * Rater: "rater.…" names (rater.h), "config" with the same keys, model_type "datarater".
  *
  * Tensors are written as F32 in float builds and F64 in double builds; load accepts
- * either (converting to real) and checks every name, shape and the config against
- * each other. Parameters are HOST memory here (copy with be->to_host first).
+ * either (and F16/BF16, widened) and checks every name, shape and the config against
+ * each other. lm_load also reads a Hugging Face GPT-2 file: without "config" metadata
+ * its config.json beside it gives the shape (a non-GPT-2 activation, LN epsilon or
+ * attention scaling is refused); names with or without "transformer."; the attention
+ * mask buffers (h.{i}.attn.bias, .masked_bias) are skipped and lm_head.weight, if
+ * there, must equal wte. Parameters are HOST memory here (copy with be->to_host first).
  * Writes are atomic; failures return -1 with dr_seterr("path: what is wrong").
  */
 #ifndef DR_CHECKPOINT_H

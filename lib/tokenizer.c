@@ -87,26 +87,6 @@ static long gpt2_string_to_bytes(const int16_t cp_to_byte[324], const char *s, s
 
 /* ---- loading ------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { dr_seterr("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    size_t cap = 1 << 20, n = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        cap *= 2;
-        buf = xrealloc(buf, cap + 1);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); dr_seterr("%s: read error", path); return NULL; }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 static Tokenizer *tok_alloc(TokKind kind) {
     Tokenizer *t = xcalloc(1, sizeof *t);
     t->kind = kind;
@@ -170,7 +150,7 @@ static Tokenizer *load_byte(void) {
 /* Reads encoder.json: fills tok_off/tok_data/n_vocab/eot/byte_id. -1 + dr_seterr. */
 static int load_encoder_json(Tokenizer *t, const char *path, const int16_t cp_to_byte[324]) {
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = dr_read_file(path, &len);
     if (!text) return -1;
     JsonDoc *doc = json_parse(text, len, 0);
     if (!doc) {
@@ -271,7 +251,7 @@ out:
 /* Reads vocab.bpe: fills rank/merges/n_merges (token map must exist). -1 + dr_seterr. */
 static int load_vocab_bpe(Tokenizer *t, const char *path, const int16_t cp_to_byte[324]) {
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = dr_read_file(path, &len);
     if (!text) return -1;
     int rc = -1;
     t->rank = xmalloc(t->n_vocab * sizeof *t->rank);

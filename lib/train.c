@@ -854,23 +854,30 @@ static int check_curation(const Trainer *t, const JsonValue *root, const char *s
     return 0;
 }
 
-static int load_checkpoint(Trainer *t) {
-    const Backend *be = t->be;
-    const char *out = t->o->out_path;
+/* Loads the LM weights of path (option: "--resume" or "--init") into t->params; its
+ * shape must be the config's. */
+static int load_weights(Trainer *t, const char *option, const char *path) {
     LMConfig lc;
     real *hp = NULL;
-    if (lm_load(out, &lc, &hp) != 0) return seterr_prefixed("--resume", NULL);
+    if (lm_load(path, &lc, &hp) != 0) return seterr_prefixed(option, NULL);
     if (lc.n_layer != t->lmc.n_layer || lc.d_model != t->lmc.d_model || lc.n_head != t->lmc.n_head ||
         lc.d_ff != t->lmc.d_ff || lc.vocab != t->lmc.vocab || lc.ctx != t->lmc.ctx) {
         free(hp);
-        return dr_seterr("--resume: %s holds a %d-layer d%d %d-head ff%d vocab %d ctx %d LM, the "
-                         "config asks for %d-layer d%d %d-head ff%d vocab %d ctx %d", out,
+        return dr_seterr("%s: %s holds a %d-layer d%d %d-head ff%d vocab %d ctx %d LM, the "
+                         "config asks for %d-layer d%d %d-head ff%d vocab %d ctx %d", option, path,
                          lc.n_layer, lc.d_model, lc.n_head, lc.d_ff, lc.vocab, lc.ctx,
                          t->lmc.n_layer, t->lmc.d_model, t->lmc.n_head, t->lmc.d_ff,
                          t->lmc.vocab, t->lmc.ctx);
     }
-    be->to_device(t->params, hp, t->P * sizeof(real));
+    t->be->to_device(t->params, hp, t->P * sizeof(real));
     free(hp);
+    return 0;
+}
+
+static int load_checkpoint(Trainer *t) {
+    const Backend *be = t->be;
+    const char *out = t->o->out_path;
+    if (load_weights(t, "--resume", out) != 0) return -1;
 
     char *sp = state_path_of(out), *meta = NULL;
     long step = 0, mstep = -1, mtokens = -1;
@@ -1107,7 +1114,11 @@ int train_run(TrainOptions *o) {
         if (dist_rank() == 0 && load_checkpoint(&t) != 0) goto done;
         if (dist_rank() == 0 && o->log_path && truncate_log(o->log_path, t.c.step) != 0) goto done;
     } else {
-        lm_init_params(t.be, &t.lmc, t.params, cfg->seed);
+        if (o->init_path) {
+            if (dist_rank() == 0 && load_weights(&t, "--init", o->init_path) != 0) goto done;
+        } else {
+            lm_init_params(t.be, &t.lmc, t.params, cfg->seed);
+        }
         t.c.pos = data_position(t.train);
     }
     if (share_state(&t) != 0) goto done;
@@ -1122,11 +1133,13 @@ int train_run(TrainOptions *o) {
                  (B + dist_size() - 1) / dist_size());
     fprintf(msg, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
             "%s: Train %" PRIu64 " examples (%" PRIu64 " target tokens), Val %" PRIu64
-            " examples; %ld steps of %d×%d%s%s\n",
+            " examples; %ld steps of %d×%d%s%s%s\n",
             dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.d_model, t.lmc.n_head,
             t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
             data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
-            t.total_steps, B, cfg->data.seq_len, ranks, o->resume ? ", resumed" : "");
+            t.total_steps, B, cfg->data.seq_len, ranks,
+            o->resume ? ", resumed" : o->init_path ? ", weights from " : "",
+            !o->resume && o->init_path ? o->init_path : "");
     if (t.curation == CURATE_WEIGHTS)
         fprintf(msg, "%s: loss re-weighted by %s (rater.normalize %s, tau %g%s)\n", dr_progname(),
                 o->weights_path, cfg->rater.normalize, cfg->rater.tau,

@@ -59,6 +59,9 @@ typedef struct {
     const char *log_path;       /* metrics JSON lines; NULL = none */
     const char *out_path;       /* LM checkpoint; the state goes to <out_path>.state */
     int resume;                 /* continue from <out_path> + <out_path>.state */
+    const char *init_path;      /* --init: start from this LM's weights (an LM checkpoint
+                                 * of the config's shape, ours or Hugging Face's), with a
+                                 * fresh optimizer, schedule and data stream */
     const char *device;         /* NULL = cfg.device */
     ShardList train, val;       /* the Train and Val shards (train_resolve_inputs) */
     const char *weights_path;   /* --weights scores.tsv: re-weighted loss */

@@ -225,14 +225,14 @@ ST_CASES=(
 )
 if [ $HAVE_PY = 1 ]; then
     ST_CASES+=(
-        "lm_dtype.safetensors|lm_dtype.safetensors: tensor transformer.wte.weight has dtype I(32|64), expected F32 or F64"
+        "lm_dtype.safetensors|lm_dtype.safetensors: tensor transformer.wte.weight has dtype I(32|64), expected F32 or F64 \(or F16, BF16\)"
         "lm_shape.safetensors|lm_shape.safetensors: tensor transformer.wte.weight has shape \[32,257\], the config says \[257,32\]"
         "lm_drop.safetensors|lm_drop.safetensors: missing tensor transformer.ln_f.bias"
         "lm_noconf.safetensors|lm_noconf.safetensors: config in __metadata__ has no integer \"vocab_size\""
         "lm_confarr.safetensors|lm_confarr.safetensors: config in __metadata__ is not an object"
         "lm_huge.safetensors|lm_huge.safetensors: tensor transformer.wte.weight has shape \[257,32\], the config says \[257,65536\]"
         "lm_layers.safetensors|lm_layers.safetensors: config in __metadata__: n_layer = 100000"
-        "r_dtype.safetensors|r_dtype.safetensors: tensor rater.wte.weight has dtype I(32|64), expected F32 or F64"
+        "r_dtype.safetensors|r_dtype.safetensors: tensor rater.wte.weight has dtype I(32|64), expected F32 or F64 \(or F16, BF16\)"
         "r_shape.safetensors|r_shape.safetensors: tensor rater.head.out.weight has shape \\[1,32\\], the config says \\[32,1\\]"
         "r_drop.safetensors|r_drop.safetensors: missing tensor rater.head.out.bias"
     )

@@ -29,8 +29,12 @@ static void usage(void) {
         "                      seconds; l_val at eval steps; flops, flops_lm, flops_rater)\n"
         "  -o FILE             LM checkpoint (default lm.safetensors)\n"
         "  --resume            continue from -o FILE and FILE.state\n"
+        "  --init CKPT         start from CKPT's weights (an LM of the config's shape: ours, or\n"
+        "                      Hugging Face GPT-2 with its config.json beside it), with a fresh\n"
+        "                      optimizer, schedule and data order\n"
         "  --stop-at STEP      save a checkpoint and stop after STEP steps (as Ctrl-C would)\n"
-        "  --eval-only CKPT    print {\"l_val\":…,\"examples\":…,\"tokens\":…} of CKPT on Val, train nothing\n"
+        "  --eval-only CKPT    print {\"l_val\":…,\"examples\":…,\"tokens\":…} of CKPT on Val, train\n"
+        "                      nothing (CKPT: ours, or Hugging Face GPT-2 as for --init)\n"
         "  --device D          cpu | auto | cuda (default experiment.device)\n"
         "  --train-split S     manifest split to train on (default train_b if present, else train_a)\n"
         "  --val-split S       manifest split to evaluate on (default val)\n"
@@ -84,6 +88,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--log")) o.log_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "-o")) o.out_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--init")) o.init_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--eval-only")) eval_ckpt = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--train-split")) train_split = cli_value(argc, argv, &i);
@@ -105,6 +110,9 @@ int main(int argc, char **argv) {
         if (!strcmp(inputs[i], "-"))
             dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
     if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
+    if (o.init_path && o.resume)
+        dr_die("--init and --resume do not go together: --resume continues -o's own checkpoint");
+    if (o.init_path && eval_ckpt) dr_die("--init is for training: --eval-only names its checkpoint");
     if (eval_ckpt && (o.weights_path || o.rater_path))
         dr_die("--eval-only evaluates a checkpoint: --weights and --rater are for training");
     if (o.online_keep != 0 && !o.rater_path) dr_die("--online-keep needs --rater R.safetensors");

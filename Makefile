@@ -134,13 +134,17 @@ bench: deps
 
 bench-bins: $(BENCH_BIN)
 
-# The double-build tools against an independent float64 PyTorch reference written from
-# DESIGN.md and docs/ (tests/xcheck/: LM losses, dr-meta grad tensor by tensor, dr-score,
-# dr-train steps). Installs Debian's python3-torch if missing; about 2 minutes.
+# The tools against independent references written from DESIGN.md and docs/ alone
+# (tests/xcheck/): a float64 PyTorch model (LM losses, dr-meta grad tensor by tensor,
+# dr-score, dr-train steps; the double build) and a reader of every file format
+# (docs/formats.md: shards, ids, fingerprints, splits, examples, filter, safetensors,
+# corruption). Installs Debian's python3-torch, -zstandard, -xxhash if missing; ~2 min.
 xcheck: deps
 	@DR_XCHECK=1 scripts/install-deps.sh
+	@$(MAKE) --no-print-directory all vocab
 	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools
 	@tests/xcheck/run.sh
+	@tests/xcheck/formats.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all vocab

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# tests/xcheck/formats.sh — cross-check the files the datarater tools write against an
+# independent reader written from docs/formats.md (tests/xcheck/formats_ref.py; it never
+# looked at lib/ or tools/).
+#
+#   tests/xcheck/formats.sh            # from anywhere
+#   KEEP=1 tests/xcheck/formats.sh     # keep the temp dir (printed)
+#
+# Prints "CHECK <name> PASS|FAIL <detail>" per check; exit 1 on any FAIL, 77 (with
+# "SKIPPED: ...") when /usr/bin/python3 (or $XCHECK_PYTHON) lacks zstandard/xxhash.
+#   a. dr-tokenize (byte, gpt2; JSONL + source field, --lines with CRLF and invalid UTF-8,
+#      a text file): header/index, checksums, counts, doc ids, sources, fingerprint,
+#      tokens (bytes; own GPT-2 BPE; dr-cat --ids), dr-cat --list and text output
+#   b. several shards and many blocks: documents in one block, blocks tiling, sizes
+#   c. dr-split: the split rule (plain, --val-sources, --dedup), manifests, input order
+#   d. example windows/ids vs dr-cat --examples and dr-score's scores.tsv
+#   e. dr-filter --keep (and --invert) vs the documented rule
+#   f. safetensors of dr-train -o and dr-meta -o (+ ema, + .state moments)
+#   g. corrupted and truncated shards: the reader and dr-cat both refuse
+set -u
+PY=${XCHECK_PYTHON:-/usr/bin/python3}
+if ! "$PY" -c "import zstandard, xxhash, numpy, yaml" >/dev/null 2>&1; then
+    echo "SKIPPED: $PY cannot import zstandard, xxhash, numpy and yaml"
+    exit 77
+fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${XCHECK_BIN:-$ROOT/bin}
+REF=$ROOT/tests/xcheck/formats_ref.py
+for t in dr-tokenize dr-cat dr-split dr-score dr-filter dr-meta dr-train; do
+    [ -x "$B/$t" ] || { echo "formats.sh: $B/$t missing (make)"; exit 2; }
+done
+W=$(mktemp -d /tmp/xformats.XXXXXX)
+if [ "${KEEP:-0}" = 1 ]; then echo "# work dir: $W"; else trap 'rm -rf "$W"' EXIT; fi
+cd "$W" || exit 2
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+CFG=$ROOT/configs/tiny.yaml
+BASE=$ROOT/configs/base.yaml
+VOC=$ROOT/data/gpt2
+
+fails=0
+ref() { "$PY" "$REF" "$@" || fails=$((fails + 1)); }
+fail() { echo "CHECK $1 FAIL $2"; fails=$((fails + 1)); }
+run() {  # run a tool; on failure a FAIL line with its stderr
+    local name=$1; shift
+    if ! "$@" 2>"$W/last.err"; then fail "$name" "command failed: $* :: $(head -c 300 "$W/last.err")"; return 1; fi
+}
+
+# ------------------------------------------------------------------ inputs
+"$PY" - <<'EOF'
+import json
+docs = [
+    ("Hello, world!", "web"),
+    ("caf\u00e9 na\u00efve \u2014 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \U0001F600 done", "intl"),
+    ("Hello, world!", "mail"),                      # same text, other source: same id
+    ("", "web"),                                     # empty: skipped
+    ("line1\r\nline2\ttab \"q\" back\\slash\u0001ctl", "web"),
+    ("it's <|endoftext|> done  \n\n  spaces   ", "web"),
+    ("caf\u00e9 na\u00efve \u2014 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \U0001F600 done", "intl"),
+    ("   ", "web"),                                  # whitespace only: a document
+    ("They'll say we've 12345 67 apples.\u00a0\u3000Zeile\u2028x", "intl"),
+]
+with open("mix.jsonl", "w", encoding="utf-8") as f:
+    for t, s in docs:
+        f.write(json.dumps({"text": t, "source": s}, ensure_ascii=(s == "web")) + "\n")
+    f.write("\n")                                    # a blank line
+    f.write('{"source": "esc", "text": "surrogate pair \\ud83d\\ude00 and \\u00e9\\n"}\r\n')
+with open("mix.jsonl", "ab") as f:
+    f.write(b'{"text": "raw invalid \xff\xfe bytes \xe2\x82 in JSON", "source": "rawbytes"}\n')
+with open("lines.txt", "wb") as f:
+    f.write(b"plain ascii\r\n" b"caf\xc3\xa9\n" b"bad \xff byte\n" b"trunc \xe2\x82\n"
+            b"overlong \xc0\xaf\n" b"surrogate \xed\xa0\x80 x\n" b"\n" b"\r\n"
+            b"dup line\n" b"   \n" b"\t\r\n" b"dup line\r\n" b"mid\rcr\n" b"latin1 \xe9t\xe9\n" b"last line no newline")
+with open("notes.txt", "wb") as f:
+    f.write("Whole file.\nSecond line \u00e9\r\n\n".encode())
+with open("huge.txt", "wb") as f:
+    # one document larger than a block (1.2 MiB of bytes)
+    line = b"the quick brown fox jumps over the lazy dog 0123456789\n"
+    f.write(line * (1200 * 1024 // len(line)))
+EOF
+"$ROOT/tests/data/gen_corpus.sh" corp 300 >/dev/null
+"$ROOT/tests/data/gen_corpus.sh" corpbig 12000 >/dev/null
+"$ROOT/tests/data/gen_toy.sh" 120 80 1 > toy.jsonl
+
+inputs_json() {  # inputs_json FILE FORMAT [SOURCE_FIELD] ... -> JSON list for tokcheck
+    "$PY" -c '
+import json, sys
+a = sys.argv[1:]; out = []
+while a:
+    p, fmt, sf = a[0], a[1], a[2]; a = a[3:]
+    out.append({"path": p, "format": fmt, "source_field": sf or None})
+print(json.dumps(out))' "$@"
+}
+
+# ------------------------------------------------------------------ a. dr-tokenize
+for tk in byte gpt2; do
+    run tok.$tk.jsonl "$B/dr-tokenize" --tokenizer $tk --vocab-dir "$VOC" --source-field source \
+        -o t_$tk/j mix.jsonl corp/corpus.jsonl >/dev/null
+    run tok.$tk.lines "$B/dr-tokenize" --tokenizer $tk --vocab-dir "$VOC" --lines -o t_$tk/l lines.txt >/dev/null
+    run tok.$tk.text "$B/dr-tokenize" --tokenizer $tk --vocab-dir "$VOC" -o t_$tk/t notes.txt >/dev/null
+    inputs_json mix.jsonl jsonl source corp/corpus.jsonl jsonl source > in_j.json
+    inputs_json lines.txt lines "" > in_l.json
+    inputs_json notes.txt text "" > in_t.json
+    for k in j l t; do
+        ids=(); [ $tk = gpt2 ] && { "$B/dr-cat" --ids t_$tk/$k > ids_$tk$k.txt 2>/dev/null; ids=(--catids ids_$tk$k.txt); }
+        "$B/dr-cat" --list t_$tk/$k > list_$tk$k.txt 2>/dev/null
+        "$B/dr-cat" t_$tk/$k > text_$tk$k.txt 2>/dev/null
+        ref tokcheck --name a.$tk.$k --tokenizer $tk --vocab-dir "$VOC" --inputs in_$k.json "${ids[@]}" \
+            --catlist list_$tk$k.txt --catraw text_$tk$k.txt t_$tk/$k/*.drs
+    done
+done
+# --invalid-utf8 keep with the byte tokenizer: the tokens are the raw bytes
+run tok.keep "$B/dr-tokenize" --tokenizer byte --lines --invalid-utf8 keep -o t_keep lines.txt >/dev/null &&
+    ref tokcheck --name a.byte.keep --tokenizer byte --policy keep --inputs in_l.json t_keep/*.drs
+# the header's "index offset + index size = file size" and the .tmp rule: no temp files left
+left=$(find t_byte t_gpt2 -name '*.tmp*' | wc -l)
+[ "$left" = 0 ] && echo "CHECK a.no_tmp_left PASS" || fail a.no_tmp_left "$left temp files"
+
+# ------------------------------------------------------------------ b. many shards, many blocks
+run tok.big "$B/dr-tokenize" --tokenizer byte --source-field source -o big corpbig/corpus.jsonl >/dev/null
+run tok.huge "$B/dr-tokenize" --tokenizer byte -o huge notes.txt huge.txt >/dev/null
+run tok.small "$B/dr-tokenize" --tokenizer byte --source-field source --shard-size 1 -o small corpbig/corpus.jsonl >/dev/null
+inputs_json corpbig/corpus.jsonl jsonl source > in_big.json
+inputs_json notes.txt text "" huge.txt text "" > in_huge.json
+ref blocks --name b.one_shard_many_blocks --min-blocks 3 big/*.drs
+ref blocks --name b.huge_document --min-blocks 2 huge/*.drs
+ref blocks --name b.shard_size_1MB --min-blocks 3 --max-shard-bytes 1048576 --total-docs 12000 small/*.drs
+ref tokcheck --name b.big --tokenizer byte --inputs in_big.json big/*.drs
+ref tokcheck --name b.small --tokenizer byte --inputs in_big.json small/*.drs
+ref tokcheck --name b.huge --tokenizer byte --inputs in_huge.json huge/*.drs
+
+# ------------------------------------------------------------------ c. dr-split
+# three input shards of one tokenizer, with exact duplicates inside and across shards,
+# and copies of "clean" documents under another source (not eligible for val-sources)
+head -n 100 toy.jsonl > p1.jsonl
+tail -n 100 toy.jsonl > p2.jsonl
+{ head -n 20 toy.jsonl; sed -n 30,45p toy.jsonl | sed 's/"source": "clean"/"source": "other"/'; head -n 5 toy.jsonl; } > p3.jsonl
+for p in p1 p2 p3; do
+    run tok.$p "$B/dr-tokenize" --tokenizer byte --source-field source --prefix $p -o sp $p.jsonl >/dev/null
+done
+S1=sp/p1-00000.drs; S2=sp/p2-00000.drs; S3=sp/p3-00000.drs
+mkdir -p alt && cp $S1 alt/zz-last.drs && cp $S3 alt/aa-first.drs   # same contents, other names
+split_case() {  # split_case NAME "dr-split options" "ref options"
+    local name=$1 opts=$2 ropts=$3
+    run c.$name.run "$B/dr-split" $opts -o $name.A $S1 $S2 $S3 > $name.A.out &&
+    run c.$name.run2 "$B/dr-split" ${opts/--threads 1/--threads 2} -o $name.B alt/aa-first.drs $S2 alt/zz-last.drs > $name.B.out || return
+    ref split --name c.$name --out $name.A --stdout $name.A.out $ropts $S1 $S2 $S3
+    if diff -r $name.A $name.B >/dev/null; then echo "CHECK c.$name.input_order PASS same bytes for inputs in another order"
+    else fail c.$name.input_order "outputs differ: $(diff -rq $name.A $name.B | head -3 | tr '\n' ' ')"; fi
+}
+split_case plain "--threads 1 --val 0.2 --train-b 0.3 --seed 7" "--val 0.2 --train-b 0.3 --seed 7"
+split_case valsrc "--val 0.3 --train-b 0.2 --seed 3 --val-sources clean" "--val 0.3 --train-b 0.2 --seed 3 --val-sources clean"
+split_case dedup "--val 0.25 --seed 1 --dedup" "--val 0.25 --seed 1 --dedup"
+split_case both "--val 0.4 --train-b 0.1 --seed 5 --dedup --val-sources clean,other" "--val 0.4 --train-b 0.1 --seed 5 --dedup --val-sources clean,other"
+# several output shards per split (--shard-size 1 on 2M tokens of the big corpus)
+run c.multi "$B/dr-split" --val 0.1 --train-b 0.2 --seed 2 --shard-size 1 -o multi small/*.drs > multi.out &&
+    ref split --name c.multi --out multi --stdout multi.out --val 0.1 --train-b 0.2 --seed 2 small/*.drs
+
+# ------------------------------------------------------------------ d. examples and scores
+# toy: clean = the pattern, corrupt = noise; val from clean only (as gen_toy.sh says)
+run tok.toy "$B/dr-tokenize" --tokenizer byte --source-field source -o toy toy.jsonl >/dev/null
+run split.toy "$B/dr-split" --val 0.3 --train-b 0.3 --seed 1 --val-sources clean -o tsplit toy > tsplit.out
+M=tsplit/manifest.tsv
+TB=$(ls tsplit/train_b/*.drs)
+for Lm in 32:2 32:20 7:2 7:6; do
+    L=${Lm%:*} mt=${Lm#*:}
+    "$B/dr-cat" --examples --ids --seq-len $L --min-tokens $mt $TB > ex_${L}_$mt.txt 2>/dev/null
+    ref examples --name d.dr-cat.L$L.min$mt --seq-len $L --min-tokens $mt --catex ex_${L}_$mt.txt $TB
+done
+"$B/dr-cat" --examples --ids --seq-len 5 t_gpt2/j > ex_gpt2.txt 2>/dev/null
+ref examples --name d.dr-cat.gpt2.L5 --seq-len 5 --catex ex_gpt2.txt t_gpt2/j/*.drs
+run meta "$B/dr-meta" --config "$CFG" --set meta.rounds=1 -o r.safetensors $M
+run score "$B/dr-score" --rater r.safetensors --config "$CFG" --split train_b $M > scores.tsv &&
+    ref examples --name d.scores --seq-len 32 --scores scores.tsv $TB
+run score20 "$B/dr-score" --rater r.safetensors --config "$CFG" --set data.min_tokens=20 --split train_b $M > scores20.tsv &&
+    ref examples --name d.scores.min20 --seq-len 32 --min-tokens 20 --scores scores20.tsv $TB
+
+# ------------------------------------------------------------------ e. dr-filter
+for inv in "" --invert; do
+    for F in 0.6 0.25 0.5; do   # 0.5 of 233 examples: round half away from zero
+        n=e.keep$F${inv:+.invert}
+        rm -rf kept
+        run $n "$B/dr-filter" --scores scores.tsv --keep $F $inv --config "$CFG" -o kept --split train_b $M > kept.out &&
+            ref filter --name $n --seq-len 32 --scores scores.tsv --keep $F ${inv:+--invert} \
+                --out-shards "$(tr '\n' , < kept.out)" $TB
+    done
+done
+
+# ------------------------------------------------------------------ f. safetensors
+run train "$B/dr-train" --config "$CFG" --steps 2 -o lm.safetensors $M >/dev/null
+V=257
+ref safetensors --name f.lm --kind lm --config "$BASE" --config "$CFG" --vocab $V lm.safetensors
+ref safetensors --name f.rater --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V r.safetensors
+ref safetensors --name f.rater_ema --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V r.ema.safetensors
+ref state --name f.lm_state --model lm.safetensors lm.safetensors.state
+run train2 "$B/dr-train" --config "$CFG" --set lm.n_layer=1 --set lm.d_ff=48 --set data.seq_len=16 --steps 1 -o lm2.safetensors $M >/dev/null &&
+    ref safetensors --name f.lm_dff48_seq16 --kind lm --config "$BASE" --config "$CFG" --set lm.n_layer=1 --set lm.d_ff=48 --set data.seq_len=16 --vocab $V lm2.safetensors
+run meta16 "$B/dr-meta" --config "$CFG" --set meta.rounds=1 --set data.seq_len_rater=16 -o r16.safetensors $M &&
+    ref safetensors --name f.rater_seq_len_rater16 --kind rater --config "$BASE" --config "$CFG" --set data.seq_len_rater=16 --vocab $V r16.safetensors
+run grad "$B/dr-meta" grad --config "$CFG" --lm-init lm.safetensors --rater-init r.safetensors \
+    --train tsplit/train_a --val tsplit/val -o grad.safetensors >/dev/null &&
+    ref safetensors --name f.grad --kind grad --config "$BASE" --config "$CFG" --vocab $V grad.safetensors
+
+# ------------------------------------------------------------------ g. corruption
+ref corrupt --name g.gpt2 --tool "$B/dr-cat" --work bad1 t_gpt2/j/shard-00000.drs
+ref corrupt --name g.multiblock --tool "$B/dr-cat" --work bad2 big/shard-00000.drs
+
+# ------------------------------------------------------------------ h. refusals of mixed / bad inputs
+refuses() {  # refuses NAME FILE_TO_NAME cmd...: non-zero exit, one stderr line naming FILE
+    local name=$1 file=$2; shift 2
+    "$@" >/dev/null 2>"$W/ref.err"; local rc=$?
+    local n; n=$(wc -l < "$W/ref.err")
+    if [ $rc != 0 ] && [ "$n" = 1 ] && grep -qF -- "$file" "$W/ref.err"; then
+        echo "CHECK $name PASS $(head -c 160 "$W/ref.err")"
+    else fail "$name" "rc=$rc, $n stderr lines: $(head -c 300 "$W/ref.err" | tr '\n' '|')"; fi
+}
+refuses h.split_mixed_fingerprints t_gpt2 "$B/dr-split" -o mixed t_byte/j t_gpt2/j
+refuses h.cat_mixed_fingerprints t_gpt2 "$B/dr-cat" --ids t_byte/j t_gpt2/j
+# scores.tsv readers (§4, docs/deploy.md): dr-filter refuses bad files naming file and line
+if [ -s scores.tsv ]; then
+    tail -n +2 scores.tsv > s_nohdr.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$2="nan"} {print}' scores.tsv > s_nan.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$2="inf"} {print}' scores.tsv > s_inf.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$2="1.5x"} {print}' scores.tsv > s_junk.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$1="zz"$1} {print}' scores.tsv > s_badid.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$1="0123456789abcdef:0"} {print}' scores.tsv > s_unknown.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} {print} NR==5{print}' scores.tsv > s_dup.tsv
+    awk -F'\t' 'BEGIN{OFS="\t"} NR==5{$4=$4+1} {print}' scores.tsv > s_ntok.tsv
+    head -n 20 scores.tsv > s_short.tsv
+    for c in nohdr nan inf junk badid unknown dup ntok short; do
+        refuses h.filter_scores_$c s_$c.tsv "$B/dr-filter" --scores s_$c.tsv --keep 0.5 --config "$CFG" -o kept_$c --split train_b $M
+        [ -e kept_$c ] && [ -n "$(ls kept_$c 2>/dev/null)" ] && fail h.filter_scores_$c.nothing_written "$(ls kept_$c)"
+    done
+    # lines in another order (sort) are accepted and give the same output
+    { head -n 1 scores.tsv; tail -n +2 scores.tsv | sort -r; } > s_sorted.tsv
+    rm -rf kA kB
+    "$B/dr-filter" --scores scores.tsv --keep 0.6 --config "$CFG" -o kA --split train_b $M >/dev/null 2>&1
+    "$B/dr-filter" --scores s_sorted.tsv --keep 0.6 --config "$CFG" -o kB --split train_b $M >/dev/null 2>&1
+    if [ -n "$(ls kA)" ] && diff -r kA kB >/dev/null; then echo "CHECK h.filter_scores_any_order PASS"
+    else fail h.filter_scores_any_order "outputs differ or missing"; fi
+fi
+# manifests (§3): CRLF, blank lines, relative to the manifest's directory; on stdin to the cwd
+mkdir -p mdir/sub
+{ printf '# made by hand\r\n\r\n'; grep -v '^#' tsplit/manifest.tsv | sed 's|\t|\t../../tsplit/|; s|$|\r|'; printf '\n'; } > mdir/sub/m.tsv
+"$B/dr-cat" --ids --split val $M > m_ref.txt 2>/dev/null
+"$B/dr-cat" --ids --split val mdir/sub/m.tsv > m_crlf.txt 2>m_crlf.err
+[ -s m_ref.txt ] && cmp -s m_ref.txt m_crlf.txt && echo "CHECK h.manifest_crlf_relative PASS" ||
+    fail h.manifest_crlf_relative "$(head -c 200 m_crlf.err)"
+grep -v '^#' tsplit/manifest.tsv | sed 's|\t|\ttsplit/|' | "$B/dr-cat" --ids --split val - > m_stdin.txt 2>m_stdin.err
+[ -s m_ref.txt ] && cmp -s m_ref.txt m_stdin.txt && echo "CHECK h.manifest_stdin_cwd PASS" ||
+    fail h.manifest_stdin_cwd "$(head -c 200 m_stdin.err)"
+
+echo "# formats.sh: $fails failing step(s)"
+[ $fails = 0 ] || exit 1
+exit 0

@@ -1,0 +1,1153 @@
+#!/usr/bin/python3
+"""formats_ref.py — an independent reader/checker of datarater's file formats.
+
+Written from docs/formats.md, docs/deploy.md, DESIGN.md §2 and the tools' --help only
+(none of lib/ or tools/ was read). Used by tests/xcheck/formats.sh; every check prints
+"CHECK <name> PASS|FAIL <detail>" and the process exits 1 when any check failed.
+
+Library part:
+  read_shard(path)            strict reader of a .drs shard (header, checksums, index,
+                              blocks, zstd frames, documents, sources, tokenizer spec)
+  fp_byte(), load_gpt2(dir)   tokenizer fingerprints (§1.2) and an independent GPT-2
+                              byte-level BPE encoder (OpenAI's encoder.py algorithm)
+  windows(n, L, min_tokens)   example windows (§2)
+  split_of(...)               the split rule of §3 (incl. --val-sources), canon_order()
+  read_scores(path)           scores.tsv (§4)
+  read_safetensors(path)      safetensors (§5)
+
+Command line: formats_ref.py <subcommand> ...   (see main() at the end)
+"""
+import io
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import xxhash
+import zstandard
+
+# --------------------------------------------------------------------------- checks
+FAILS = 0
+
+
+def check(name, ok, detail=""):
+    global FAILS
+    if not ok:
+        FAILS += 1
+    print("CHECK %s %s %s" % (name, "PASS" if ok else "FAIL", detail), flush=True)
+    return ok
+
+
+def xxh64(b, seed=0):
+    return xxhash.xxh64_intdigest(b, seed)
+
+
+# --------------------------------------------------------------------------- shards
+class ShardError(Exception):
+    pass
+
+
+class Shard:
+    """A verified shard. Attributes: path, version, width, vocab, fingerprint, n_docs,
+    n_tokens, index_off, index_size, hdr_ck, index_ck, blocks [(off, csize, usize,
+    cck, uck)], docs [(id, block, tokoff, length, source_id)], sources [str], spec."""
+
+    def __init__(self, path, data):
+        self.path = path
+        self.data = data
+        self._blocks_cache = {}
+
+    def block_tokens(self, b):
+        """Decode and verify block b; returns a numpy uint32 array."""
+        if b in self._blocks_cache:
+            return self._blocks_cache[b]
+        off, csize, usize, cck, uck = self.blocks[b]
+        frame = self.data[off:off + csize]
+        p = self.path
+        if xxh64(frame) != cck:
+            raise ShardError("%s: block %d: checksum of the compressed frame does not match" % (p, b))
+        try:
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+            raw = dobj.decompress(frame)
+            if not dobj.eof:
+                raise ShardError("%s: block %d: zstd frame is incomplete" % (p, b))
+            if dobj.unused_data:
+                raise ShardError("%s: block %d: bytes after the zstd frame" % (p, b))
+        except zstandard.ZstdError as e:
+            raise ShardError("%s: block %d: zstd error: %s" % (p, b, e))
+        if len(raw) != usize:
+            raise ShardError("%s: block %d: uncompressed size %d, index says %d" % (p, b, len(raw), usize))
+        if xxh64(raw) != uck:
+            raise ShardError("%s: block %d: checksum of the uncompressed bytes does not match" % (p, b))
+        dt = "<u2" if self.width == 2 else "<u4"
+        toks = np.frombuffer(raw, dtype=dt).astype(np.uint32)
+        if len(toks) and int(toks.max()) >= self.vocab:
+            raise ShardError("%s: block %d: token id %d >= vocab size %d" % (p, b, int(toks.max()), self.vocab))
+        self._blocks_cache = {b: toks}  # keep one block
+        return toks
+
+    def doc_tokens(self, i):
+        did, b, o, n, s = self.docs[i]
+        return self.block_tokens(b)[o:o + n]
+
+    def all_tokens(self):
+        """[(doc tuple, source name, tokens)] of every document, every block verified."""
+        out = []
+        for i, d in enumerate(self.docs):
+            out.append((d, self.sources[d[4]], self.doc_tokens(i)))
+        return out
+
+    def verify_all_blocks(self):
+        for b in range(len(self.blocks)):
+            self.block_tokens(b)
+
+
+def read_shard(path, decode=True):
+    """Open a shard with every check of docs/formats.md §1 'Reading' (and the structural
+    rules of §1: blocks back to back, documents tiling the blocks). decode=True also
+    decodes and verifies every block. Raises ShardError('<path>: what')."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ShardError("%s: cannot read: %s" % (path, e.strerror))
+    p = path
+    sz = len(data)
+    if sz < 72:
+        raise ShardError("%s: truncated: %d bytes, shorter than the 72-byte header" % (p, sz))
+    if data[0:8] != b"DRSHARD1":
+        raise ShardError("%s: bad magic" % p)
+    version, width, vocab, reserved = struct.unpack_from("<IIII", data, 8)
+    fp, n_docs, n_tokens, ioff, isize, hck = struct.unpack_from("<QQQQQQ", data, 24)
+    if xxh64(data[0:64]) != hck:
+        raise ShardError("%s: header checksum does not match" % p)
+    if version != 1:
+        raise ShardError("%s: format version %d, expected 1" % (p, version))
+    want_w = 2 if vocab <= 65535 else 4
+    if width != want_w:
+        raise ShardError("%s: token width %d for vocab size %d (expected %d)" % (p, width, vocab, want_w))
+    if vocab == 0:
+        raise ShardError("%s: vocab size 0" % p)
+    if reserved != 0:
+        raise ShardError("%s: reserved header field is %d, not 0" % (p, reserved))
+    if ioff < 72 or ioff + isize != sz:
+        raise ShardError("%s: index offset %d + size %d != file size %d (truncated?)" % (p, ioff, isize, sz))
+    if isize < 24:
+        raise ShardError("%s: index size %d too small" % (p, isize))
+    idx = data[ioff:]
+    if xxh64(idx[:-8]) != struct.unpack_from("<Q", idx, len(idx) - 8)[0]:
+        raise ShardError("%s: index checksum does not match" % p)
+    nb, ns, speclen, ires = struct.unpack_from("<IIII", idx, 0)
+    if ires != 0:
+        raise ShardError("%s: reserved index field is %d, not 0" % (p, ires))
+    pos = 16
+    need = 16 + 32 * nb + 24 * n_docs + 4 * ns + speclen + 8
+    if need > isize:
+        raise ShardError("%s: index too small for %d blocks, %d documents" % (p, nb, n_docs))
+    blocks = []
+    expect_off = 72
+    for b in range(nb):
+        off, cs, us, cck, uck = struct.unpack_from("<QIIQQ", idx, pos)
+        pos += 32
+        if off != expect_off:
+            raise ShardError("%s: block %d at offset %d, expected %d (blocks back to back)" % (p, b, off, expect_off))
+        if cs == 0 or off + cs > ioff:
+            raise ShardError("%s: block %d (offset %d, %d bytes) outside the block area" % (p, b, off, cs))
+        if us % width:
+            raise ShardError("%s: block %d: uncompressed size %d not a multiple of the width" % (p, b, us))
+        expect_off = off + cs
+        blocks.append((off, cs, us, cck, uck))
+    if expect_off != ioff:
+        raise ShardError("%s: blocks end at %d, index starts at %d" % (p, expect_off, ioff))
+    docs = []
+    for i in range(n_docs):
+        docs.append(struct.unpack_from("<QIIII", idx, pos))
+        pos += 24
+    sources = []
+    for s in range(ns):
+        if pos + 4 > isize - 8:
+            raise ShardError("%s: source table overruns the index" % p)
+        (ln,) = struct.unpack_from("<I", idx, pos)
+        pos += 4
+        if pos + ln > isize - 8:
+            raise ShardError("%s: source %d overruns the index" % (p, s))
+        nm = idx[pos:pos + ln]
+        pos += ln
+        if b"\0" in nm or b"\t" in nm or b"\n" in nm:
+            raise ShardError("%s: source %d name holds NUL, TAB or newline" % (p, s))
+        try:
+            sources.append(nm.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ShardError("%s: source %d name is not UTF-8" % (p, s))
+    if pos + speclen + 8 != isize:
+        raise ShardError("%s: index size %d, its contents take %d" % (p, isize, pos + speclen + 8))
+    spec = idx[pos:pos + speclen].decode("utf-8", "strict")
+    # documents tile the blocks exactly, in order
+    cur_b, cur_o, total = 0, 0, 0
+    per_block = [0] * nb
+    for i, (did, b, o, n, s) in enumerate(docs):
+        if s >= ns:
+            raise ShardError("%s: document %d: source id %d >= %d sources" % (p, i, s, ns))
+        if b >= nb:
+            raise ShardError("%s: document %d: block %d >= %d blocks" % (p, i, b, nb))
+        if b == cur_b and o == cur_o:
+            pass
+        elif b == cur_b + 1 and o == 0 and cur_o * width == blocks[cur_b][2]:
+            cur_b, cur_o = b, 0
+        else:
+            raise ShardError("%s: document %d (block %d, offset %d) does not follow the previous one "
+                             "(block %d, offset %d)" % (p, i, b, o, cur_b, cur_o))
+        if (o + n) * width > blocks[b][2]:
+            raise ShardError("%s: document %d runs past the end of block %d" % (p, i, b))
+        cur_o = o + n
+        per_block[b] += n
+        total += n
+    for b in range(nb):
+        if per_block[b] * width != blocks[b][2]:
+            raise ShardError("%s: block %d holds %d bytes, its documents %d tokens" % (p, b, blocks[b][2], per_block[b]))
+        if per_block[b] == 0:
+            raise ShardError("%s: block %d holds no document" % (p, b))
+    if total != n_tokens:
+        raise ShardError("%s: header token count %d, documents hold %d" % (p, n_tokens, total))
+    sh = Shard(p, data)
+    sh.version, sh.width, sh.vocab, sh.fingerprint = version, width, vocab, fp
+    sh.n_docs, sh.n_tokens, sh.index_off, sh.index_size, sh.hdr_ck = n_docs, n_tokens, ioff, isize, hck
+    sh.index_ck = struct.unpack_from("<Q", data, sz - 8)[0]
+    sh.blocks, sh.docs, sh.sources, sh.spec = blocks, docs, sources, spec
+    sh.content_key = xxh64(struct.pack("<QQ", sh.hdr_ck, sh.index_ck))
+    if decode:
+        sh.verify_all_blocks()
+    return sh
+
+
+def write_shard_bytes(width, vocab, fp, blocks_tokens, docs, sources, spec, level=1, frames=None,
+                      entries_fix=None, hdr_fix=None, gap=0, idx_reserved=0):
+    """Build a shard from scratch with valid checksums (used to forge damage that only the
+    structural checks can see). blocks_tokens: numpy arrays; docs: [(id, block, off, len, src)].
+    frames: replace the compressed frames (checksums recomputed over them); entries_fix(b, entry
+    tuple) -> entry tuple; hdr_fix(dict) edits header fields; gap: bytes between blocks."""
+    dt = "<u2" if width == 2 else "<u4"
+    body = b""
+    ents = b""
+    off = 72
+    for b, t in enumerate(blocks_tokens):
+        raw = np.asarray(t, dtype=dt).tobytes()
+        fr = frames[b] if frames else zstandard.ZstdCompressor(level=level).compress(raw)
+        e = (off, len(fr), len(raw), xxh64(fr), xxh64(raw))
+        if entries_fix:
+            e = entries_fix(b, e)
+        ents += struct.pack("<QIIQQ", *e)
+        body += fr + b"\0" * gap
+        off += len(fr) + gap
+    idx = struct.pack("<IIII", len(blocks_tokens), len(sources), len(spec.encode()), idx_reserved) + ents
+    for d in docs:
+        idx += struct.pack("<QIIII", *d)
+    for s_ in sources:
+        idx += struct.pack("<I", len(s_.encode())) + s_.encode()
+    idx += spec.encode()
+    idx += struct.pack("<Q", xxh64(idx))
+    h = dict(version=1, width=width, vocab=vocab, reserved=0, fp=fp, n_docs=len(docs),
+             n_tokens=sum(d[3] for d in docs), ioff=off, isize=len(idx))
+    if hdr_fix:
+        hdr_fix(h)
+    hdr = b"DRSHARD1" + struct.pack("<IIIIQQQQQ", h["version"], h["width"], h["vocab"], h["reserved"], h["fp"],
+                                    h["n_docs"], h["n_tokens"], h["ioff"], h["isize"])
+    hdr += struct.pack("<Q", xxh64(hdr))
+    return hdr + body + idx
+
+
+# --------------------------------------------------------------------------- tokenizers
+def fingerprint(kind, token_bytes, merges):
+    h = xxhash.xxh64(seed=0)
+    h.update(kind.encode() + b"\0")
+    for t in token_bytes:
+        h.update(struct.pack("<I", len(t)) + t)
+    for l, r in merges:
+        h.update(struct.pack("<II", l, r))
+    return h.intdigest()
+
+
+def byte_tokens():
+    return [bytes([i]) for i in range(256)] + [b"<|endoftext|>"]
+
+
+def fp_byte():
+    return fingerprint("byte", byte_tokens(), [])
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+_WS = set([chr(c) for c in list(range(0x09, 0x0E)) + [0x20, 0x85, 0xA0, 0x1680] + list(range(0x2000, 0x200B))
+           + [0x2028, 0x2029, 0x202F, 0x205F, 0x3000]])
+
+
+def _cls(c):
+    if c in _WS:
+        return "S"
+    cat = unicodedata.category(c)
+    if cat[0] == "L":
+        return "L"
+    if cat[0] == "N":
+        return "N"
+    return "O"
+
+
+def gpt2_pretokenize(s):
+    """GPT-2's pattern  's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
+    written out by hand (this python has no `regex` module); \\s = Unicode White_Space."""
+    out = []
+    i, n = 0, len(s)
+    cl = [_cls(c) for c in s]
+    while i < n:
+        if s[i] == "'":
+            m = None
+            for suf in ("s", "t", "re", "ve", "m", "ll", "d"):
+                if s.startswith(suf, i + 1):
+                    m = suf
+                    break
+            if m is not None:
+                out.append(s[i:i + 1 + len(m)])
+                i += 1 + len(m)
+                continue
+        j = i + 1 if (s[i] == " " and i + 1 < n and cl[i + 1] != "S") else i
+        if cl[j] in ("L", "N", "O"):
+            k = j
+            c0 = cl[j]
+            while k < n and cl[k] == c0:
+                k += 1
+            out.append(s[i:k])
+            i = k
+            continue
+        # whitespace
+        k = i
+        while k < n and cl[k] == "S":
+            k += 1
+        if k == n or k - i == 1:
+            out.append(s[i:k])
+            i = k
+        else:
+            out.append(s[i:k - 1])
+            i = k - 1
+    return out
+
+
+class GPT2:
+    def __init__(self, vocab_dir):
+        with open(os.path.join(vocab_dir, "encoder.json"), encoding="utf-8") as f:
+            self.encoder = json.load(f)
+        with open(os.path.join(vocab_dir, "vocab.bpe"), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        if lines and lines[0].startswith("#version"):
+            lines = lines[1:]
+        self.merges = [tuple(l.split(" ")) for l in lines if l.strip()]
+        self.ranks = {m: r for r, m in enumerate(self.merges)}
+        self.b2u = bytes_to_unicode()
+        self.u2b = {v: k for k, v in self.b2u.items()}
+        V = len(self.encoder)
+        toks = [None] * V
+        for k, v in self.encoder.items():
+            toks[v] = bytes(self.u2b[c] for c in k)
+        assert all(t is not None for t in toks)
+        self.token_bytes = toks
+        self.merge_ids = [(self.encoder[a], self.encoder[b]) for a, b in self.merges]
+        self.cache = {}
+
+    def fingerprint(self):
+        return fingerprint("gpt2", self.token_bytes, self.merge_ids)
+
+    def bpe(self, word):
+        if word in self.cache:
+            return self.cache[word]
+        parts = list(word)
+        while len(parts) > 1:
+            best, bi = None, -1
+            for i in range(len(parts) - 1):
+                r = self.ranks.get((parts[i], parts[i + 1]))
+                if r is not None and (best is None or r < best):
+                    best, bi = r, i
+            if best is None:
+                break
+            a, b = parts[bi], parts[bi + 1]
+            np_ = []
+            i = 0
+            while i < len(parts):
+                if i < len(parts) - 1 and parts[i] == a and parts[i + 1] == b:
+                    np_.append(a + b)
+                    i += 2
+                else:
+                    np_.append(parts[i])
+                    i += 1
+            parts = np_
+        self.cache[word] = parts
+        return parts
+
+    def encode(self, text):
+        ids = []
+        for pt in gpt2_pretokenize(text):
+            w = "".join(self.b2u[b] for b in pt.encode("utf-8"))
+            ids.extend(self.encoder[t] for t in self.bpe(w))
+        return ids
+
+
+# --------------------------------------------------------------------------- inputs -> documents
+def docs_of_input(spec):
+    """Expected documents [(raw bytes, source)] of one dr-tokenize input, from §1.1.
+    spec: {"path", "format": jsonl|lines|text, "field", "source_field", "source"}."""
+    path = spec["path"]
+    fmt = spec["format"]
+    default_src = spec.get("source") or os.path.splitext(os.path.basename(path))[0]
+    with open(path, "rb") as f:
+        data = f.read()
+    out = []
+    if fmt == "text":
+        if data:
+            out.append((data, default_src))
+    elif fmt == "lines":
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        for l in lines:
+            if l.endswith(b"\r"):
+                l = l[:-1]
+            if l:
+                out.append((l, default_src))
+    elif fmt == "jsonl":
+        for l in data.split(b"\n"):
+            if not l.strip():
+                continue
+            # invalid UTF-8 inside a JSON string: kept as raw bytes (the id is taken
+            # before --invalid-utf8 replace); surrogateescape carries them through json
+            o = json.loads(l.decode("utf-8", "surrogateescape"))
+            t = o[spec.get("field", "text")]
+            raw = t.encode("utf-8", "surrogateescape")
+            src = default_src
+            if spec.get("source_field"):
+                src = o.get(spec["source_field"], default_src)
+            if raw:
+                out.append((raw, src))
+    return out
+
+
+# --------------------------------------------------------------------------- examples / split
+def windows(n, L, min_tokens=2):
+    m = max(min_tokens, 2)
+    nw = -(-(n - 1) // L) if n > 1 else 0
+    out = []
+    for w in range(nw):
+        a = w * L
+        b = min(n, a + L + 1)
+        if b - a >= m:
+            out.append((w, a, b))
+    return out
+
+
+def examples_of(shards, L, min_tokens=2):
+    """[(example id, source, tokens)] in shard order."""
+    out = []
+    for sh in shards:
+        for d, src, toks in sh.all_tokens():
+            for w, a, b in windows(len(toks), L, min_tokens):
+                out.append(("%016x:%d" % (d[0], w), src, toks[a:b]))
+    return out
+
+
+def split_u(doc_id, seed):
+    h = xxh64(struct.pack("<Q", doc_id), seed)
+    return (h >> 11) / 2.0 ** 53
+
+
+def split_of(doc_id, seed, fval, ftb, eligible=True):
+    u = split_u(doc_id, seed)
+    if u < fval:
+        if eligible:
+            return "val"
+        return "train_b" if u / fval < ftb / (1 - fval) else "train_a"
+    if u < fval + ftb:
+        return "train_b"
+    return "train_a"
+
+
+def canon_order(shards):
+    return sorted(shards, key=lambda s: s.content_key)
+
+
+# --------------------------------------------------------------------------- scores
+SCORES_HEADER = "example_id\tscore\tsource\tn_tokens"
+
+
+def read_scores(path):
+    with open(path, "rb") as f:
+        lines = f.read().decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+# --------------------------------------------------------------------------- safetensors
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack_from("<Q", data, 0)
+    hdr = json.loads(data[8:8 + n].decode("utf-8"))
+    return data, n, hdr
+
+
+def load_config(paths, sets):
+    import yaml
+    cfg = {}
+    for p in paths:
+        with open(p) as f:
+            y = yaml.safe_load(f) or {}
+        for sec, kv in y.items():
+            cfg.setdefault(sec, {}).update(kv or {})
+    for s in sets:
+        k, v = s.split("=", 1)
+        sec, key = k.split(".", 1)
+        cfg.setdefault(sec, {})[key] = yaml.safe_load(v)
+    return cfg
+
+
+# =========================================================================== subcommands
+def cmd_verify(args):
+    """verify SHARD...: strict read; prints 'ok PATH' or the error line; exit 1 on error."""
+    rc = 0
+    for p in args:
+        try:
+            sh = read_shard(p)
+            print("ok %s docs=%d tokens=%d blocks=%d" % (p, sh.n_docs, sh.n_tokens, len(sh.blocks)))
+        except ShardError as e:
+            print(str(e))
+            rc = 1
+    return rc
+
+
+def cmd_dump(args):
+    sh = read_shard(args[0])
+    print(json.dumps({"version": sh.version, "width": sh.width, "vocab": sh.vocab,
+                      "fingerprint": "%016x" % sh.fingerprint, "n_docs": sh.n_docs,
+                      "n_tokens": sh.n_tokens, "index_off": sh.index_off,
+                      "index_size": sh.index_size, "blocks": sh.blocks[:5], "n_blocks": len(sh.blocks),
+                      "sources": sh.sources, "spec": sh.spec, "docs": sh.docs[:5]}))
+    return 0
+
+
+_FLAGS = {"dedup", "invert"}
+
+
+def _parse_kv(args):
+    o = {"_": []}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            k = a[2:]
+            if k not in _FLAGS and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                o.setdefault(k, []).append(args[i + 1])
+                i += 2
+            else:
+                o.setdefault(k, []).append("1")
+                i += 1
+        else:
+            o["_"].append(a)
+            i += 1
+    return o
+
+
+def _one(o, k, d=None):
+    return o[k][-1] if k in o else d
+
+
+def cmd_tokcheck(args):
+    """tokcheck --name N --tokenizer byte|gpt2 [--vocab-dir D] --inputs J.json
+       [--catids FILE] [--policy replace|keep] SHARD...
+    Compares the shards (in order) with the documents §1.1 defines for the inputs."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    kind = _one(o, "tokenizer")
+    with open(_one(o, "inputs")) as f:
+        inputs = json.load(f)
+    exp = []
+    for spec in inputs:
+        exp.extend(docs_of_input(spec))
+    shards = []
+    for p in o["_"]:
+        try:
+            shards.append(read_shard(p))
+        except ShardError as e:
+            check(name + ".read", False, str(e))
+            return
+    check(name + ".read", True, "%d shards verified (checksums, frames, tiling)" % len(shards))
+    got = []
+    for sh in shards:
+        got.extend(sh.all_tokens())
+    check(name + ".doc_count", len(got) == len(exp), "shards %d documents, inputs %d" % (len(got), len(exp)))
+    check(name + ".header_counts",
+          all(sh.n_docs == len(sh.docs) for sh in shards) and
+          all(sh.n_tokens == sum(d[3] for d in sh.docs) for sh in shards), "")
+    # tokenizer
+    if kind == "byte":
+        fp, V, tok = fp_byte(), 257, None
+    else:
+        tok = GPT2(_one(o, "vocab-dir"))
+        fp, V = tok.fingerprint(), len(tok.token_bytes)
+    check(name + ".fingerprint", all(sh.fingerprint == fp for sh in shards),
+          "expected %016x, shards %s" % (fp, sorted(set("%016x" % sh.fingerprint for sh in shards))))
+    check(name + ".vocab_width", all(sh.vocab == V and sh.width == (2 if V <= 65535 else 4) for sh in shards),
+          "vocab %s width %s" % (sorted(set(sh.vocab for sh in shards)), sorted(set(sh.width for sh in shards))))
+    check(name + ".spec", all(sh.spec == kind for sh in shards), "specs %s" % sorted(set(sh.spec for sh in shards)))
+    n = min(len(got), len(exp))
+    bad_id = [i for i in range(n) if got[i][0][0] != xxh64(exp[i][0])]
+    check(name + ".doc_ids", not bad_id and len(got) == len(exp),
+          "first mismatch at doc %s" % (bad_id[:1] or "-") + (" (input %r)" % exp[bad_id[0]][0][:60] if bad_id else ""))
+    bad_src = [i for i in range(n) if got[i][1] != exp[i][1]]
+    check(name + ".sources", not bad_src,
+          "first mismatch doc %s: %s" % (bad_src[:1], [(got[i][1], exp[i][1]) for i in bad_src[:1]]))
+    policy = _one(o, "policy", "replace")
+    bad_tok = []
+    for i in range(n):
+        raw = exp[i][0]
+        if policy == "replace":
+            text = raw.decode("utf-8", "replace")
+        else:
+            text = None
+        if kind == "byte":
+            want = list((text.encode("utf-8") if text is not None else raw))
+        else:
+            want = tok.encode(text)
+        if list(map(int, got[i][2])) != want:
+            bad_tok.append(i)
+    detail = "first mismatch doc %s" % bad_tok[:1]
+    if bad_tok:
+        i = bad_tok[0]
+        detail += " input %r got %s want %s" % (exp[i][0][:50], list(map(int, got[i][2][:12])),
+                                                 (list(exp[i][0].decode('utf-8', 'replace').encode()[:12]) if kind == "byte"
+                                                  else tok.encode(exp[i][0].decode('utf-8', 'replace'))[:12]))
+    check(name + ".tokens_" + ("bytes" if kind == "byte" else "own_bpe"), not bad_tok, detail)
+    if "catids" in o:
+        with open(_one(o, "catids")) as f:
+            cat = [json.loads(l) for l in f if l.strip()]
+        bad = [i for i in range(min(len(cat), len(got))) if cat[i] != list(map(int, got[i][2]))]
+        check(name + ".tokens_vs_dr-cat_ids", not bad and len(cat) == len(got),
+              "dr-cat %d docs, reader %d; first mismatch %s" % (len(cat), len(got), bad[:1]))
+    if "catlist" in o:
+        with open(_one(o, "catlist")) as f:
+            cl = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+        want = [["%016x" % g[0][0], g[1], str(g[0][3])] for g in got]
+        check(name + ".dr-cat_list", cl == want, "dr-cat --list %d lines, first diff %s" %
+              (len(cl), next(([a, b] for a, b in zip(cl, want) if a != b), None)))
+    if "catraw" in o:
+        with open(_one(o, "catraw"), "rb") as f:
+            raw = f.read()
+        want = b"".join(e[0].decode("utf-8", "replace").encode() + b"\n" for e in exp)
+        check(name + ".dr-cat_text", raw == want, "dr-cat text %d bytes, expected %d" % (len(raw), len(want)))
+    return
+
+
+def cmd_blocks(args):
+    """blocks --name N [--min-blocks K] [--max-shard-bytes B] SHARD...: multi-block layout."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    shards = [read_shard(p) for p in o["_"]]
+    nb = sum(len(s.blocks) for s in shards)
+    check(name + ".many_blocks", nb >= int(_one(o, "min-blocks", "2")),
+          "%d shards, %d blocks, blocks per shard %s" % (len(shards), nb, [len(s.blocks) for s in shards]))
+    # a document in exactly one block and the blocks tiled: read_shard enforces it; report sizes
+    multi = sum(1 for s in shards for b in range(len(s.blocks)) if sum(1 for d in s.docs if d[1] == b) > 1)
+    sizes = [s.blocks[b][2] for s in shards for b in range(len(s.blocks))]
+    check(name + ".docs_tile_blocks", True,
+          "verified by the reader; %d blocks hold several docs; uncompressed block bytes min %d max %d"
+          % (multi, min(sizes), max(sizes)))
+    # block size "about 1 MiB of tokens": a block is never bigger than 1 MiB unless it is one document
+    # "about 1 MiB of tokens" read as 1 MiB of token bytes (what the tool does): a block
+    # without its last document is under 1 MiB (a block is closed before it passes 1 MiB)
+    over = []
+    for s in shards:
+        for b in range(len(s.blocks)):
+            last = max(d[3] for d in s.docs if d[1] == b and d[2] + d[3] == s.blocks[b][2] // s.width)
+            if s.blocks[b][2] - last * s.width > (1 << 20):
+                over.append((s.path, b, s.blocks[b][2]))
+    check(name + ".block_size", not over, "blocks over 1 MiB before their last document: %s" % over[:3])
+    if "max-shard-bytes" in o:
+        mx = int(_one(o, "max-shard-bytes"))
+        big = [(s.path, len(s.data)) for s in shards if len(s.data) > mx]
+        check(name + ".shard_size", not big, "shards over %d bytes: %s" % (mx, big[:3]))
+    if "total-docs" in o:
+        td = sum(s.n_docs for s in shards)
+        check(name + ".total_docs", td == int(_one(o, "total-docs")), "%d vs %s" % (td, _one(o, "total-docs")))
+
+
+def _fmt17(x):
+    return "%.17g" % x
+
+
+def cmd_split(args):
+    """split --name N --out DIR --stdout FILE [--val F] [--train-b F] [--seed S]
+       [--val-sources a,b] [--dedup] INPUT_SHARD...
+    Recomputes every document's split and compares with DIR's shards and manifests."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    out = _one(o, "out")
+    fval = float(_one(o, "val", "0.1"))
+    ftb = float(_one(o, "train-b", "0"))
+    seed = int(_one(o, "seed", "0"))
+    vs = _one(o, "val-sources")
+    vset = set(vs.split(",")) if vs else None
+    dedup = "dedup" in o
+    inputs = [read_shard(p) for p in o["_"]]
+    canon = canon_order(inputs)
+    # eligibility: every copy of an id from a listed source
+    elig = {}
+    for sh in inputs:
+        for d in sh.docs:
+            ok = vset is None or sh.sources[d[4]] in vset
+            elig[d[0]] = elig.get(d[0], True) and ok
+    expect = {"train_a": [], "val": [], "train_b": []}
+    seen = set()
+    ndup, dup_tok = 0, 0
+    for sh in canon:
+        for d, src, toks in sh.all_tokens():
+            if dedup and d[0] in seen:
+                ndup += 1
+                dup_tok += d[3]
+                continue
+            seen.add(d[0])
+            expect[split_of(d[0], seed, fval, ftb, elig[d[0]])].append((d[0], src, toks))
+    # manifest.tsv
+    with open(os.path.join(out, "manifest.tsv"), "rb") as f:
+        man = f.read().decode("utf-8")
+    with open(_one(o, "stdout"), "rb") as f:
+        sout = f.read().decode("utf-8")
+    mlines = man.split("\n")
+    if mlines[-1] == "":
+        mlines.pop()
+    comments = [l for l in mlines if l.startswith("#")]
+    entries = [l.split("\t") for l in mlines if l and not l.startswith("#")]
+    check(name + ".manifest_lines", all(len(e) == 2 for e in entries), "entries %d" % len(entries))
+    rel_ok = all(not e[1].startswith("/") and os.path.isfile(os.path.join(out, e[1])) for e in entries)
+    check(name + ".manifest_relative", rel_ok, "paths %s" % [e[1] for e in entries][:4])
+    slines = sout.split("\n")
+    if slines[-1] == "":
+        slines.pop()
+    sent = [l.split("\t") for l in slines if l and not l.startswith("#")]
+    abs_ok = len(sent) == len(entries) and all(
+        a[0] == b[0] and a[1].startswith("/") and os.path.realpath(a[1]) == os.path.realpath(os.path.join(out, b[1]))
+        for a, b in zip(sent, entries))
+    check(name + ".stdout_absolute", abs_ok, "stdout %s" % [e[1] for e in sent][:2])
+    check(name + ".stdout_comments_same", [l for l in slines if l.startswith("#")] == comments, "")
+    # every output shard is listed, in order of names
+    listed = {}
+    for sp, pth in entries:
+        listed.setdefault(sp, []).append(pth)
+    files_ok = True
+    for sp in ("train_a", "val", "train_b"):
+        d = os.path.join(out, sp)
+        fs = sorted(f for f in os.listdir(d) if f.endswith(".drs")) if os.path.isdir(d) else []
+        if [os.path.join(sp, f) for f in fs] != listed.get(sp, []):
+            files_ok = False
+            print("# %s: files %s listed %s" % (sp, fs, listed.get(sp)))
+    check(name + ".manifest_lists_every_shard", files_ok, "")
+    # contents per split
+    got = {}
+    fps = set()
+    for sp in ("train_a", "val", "train_b"):
+        got[sp] = []
+        for pth in listed.get(sp, []):
+            sh = read_shard(os.path.join(out, pth))
+            fps.add((sh.fingerprint, sh.vocab, sh.spec))
+            for d, src, toks in sh.all_tokens():
+                got[sp].append((d[0], src, toks))
+    check(name + ".tokenizer_kept", fps <= {(inputs[0].fingerprint, inputs[0].vocab, inputs[0].spec)}, str(fps))
+    for sp in ("train_a", "val", "train_b"):
+        e, g = expect[sp], got[sp]
+        same_ids = [x[0] for x in e] == [x[0] for x in g]
+        same_all = same_ids and all(a[1] == b[1] and np.array_equal(a[2], b[2]) for a, b in zip(e, g))
+        det = "expected %d docs, got %d" % (len(e), len(g))
+        if not same_ids:
+            se, sg = set(x[0] for x in e), set(x[0] for x in g)
+            det += "; %d expected not there, %d there not expected; same set, other order: %s" % (
+                len(se - sg), len(sg - se), se == sg)
+        check("%s.docs_%s" % (name, sp), same_all, det)
+    # comment lines
+    ntot = sum(s.n_docs for s in inputs)
+    ttot = sum(s.n_tokens for s in inputs)
+    ftra = 1.0 - fval - ftb
+    want = {
+        0: "# dr-split manifest",
+        1: "# hash: xxh64(doc id as 8 little-endian bytes, seed); u = (hash >> 11) / 2^53",
+        2: "# seed: %d" % seed,
+        3: "# fractions: val %s train_b %s train_a %s (val if u < val, train_b if u < val + train_b, else train_a)"
+           % (_fmt17(fval), _fmt17(ftb), _fmt17(ftra)),
+        4: "# val-sources: %s" % (vs if vs else "all"),
+        5: "# dedup: %s (%d duplicate documents, %d tokens dropped)" % ("yes" if dedup else "no", ndup, dup_tok),
+        6: "# tokenizer: %s fingerprint %016x vocab %d" % (inputs[0].spec, inputs[0].fingerprint, inputs[0].vocab),
+        7: "# input: %d shards, %d documents, %d tokens" % (len(inputs), ntot, ttot),
+    }
+    for k, sp in enumerate(("train_a", "val", "train_b")):
+        want[8 + k] = "# %s: %d documents, %d tokens, %d shards" % (
+            sp, len(expect[sp]), sum(len(x[2]) for x in expect[sp]), len(listed.get(sp, [])))
+    for k in sorted(want):
+        have = comments[k] if k < len(comments) else None
+        check("%s.comment_%d" % (name, k), have == want[k], "have %r want %r" % (have, want[k]) if have != want[k] else repr(have))
+    check(name + ".comment_count", len(comments) == len(want), "%d comment lines" % len(comments))
+
+
+def cmd_examples(args):
+    """examples --name N --seq-len L [--min-tokens M] [--catex FILE] [--scores FILE] SHARD..."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    L = int(_one(o, "seq-len"))
+    mt = int(_one(o, "min-tokens", "2"))
+    shards = [read_shard(p) for p in o["_"]]
+    ex = examples_of(shards, L, mt)
+    check(name + ".count", len(ex) > 0, "%d examples (L=%d, min_tokens=%d)" % (len(ex), L, mt))
+    if "catex" in o:
+        with open(_one(o, "catex")) as f:
+            lines = [l.rstrip("\n") for l in f if l.strip()]
+        want = ["%s\t%s" % (e[0], " ".join(map(str, map(int, e[2])))) for e in ex]
+        diff = next(((i, a[:80], b[:80]) for i, (a, b) in enumerate(zip(lines, want)) if a != b), None)
+        check(name + ".vs_dr-cat_examples", lines == want,
+              "dr-cat %d lines, reference %d; first diff %s" % (len(lines), len(want), diff))
+    if "scores" in o:
+        lines = read_scores(_one(o, "scores"))
+        check(name + ".scores_header", lines[:1] == [SCORES_HEADER], repr(lines[:1]))
+        rows = [l.split("\t") for l in lines[1:]]
+        check(name + ".scores_columns", all(len(r) == 4 for r in rows), "")
+        want = [(e[0], e[1], str(len(e[2]))) for e in ex]
+        have = [(r[0], r[2], r[3]) for r in rows if len(r) == 4]
+        diff = next(((i, a, b) for i, (a, b) in enumerate(zip(have, want)) if a != b), None)
+        check(name + ".scores_ids_sources_ntokens", have == want,
+              "scores %d rows, reference %d examples; first diff %s" % (len(have), len(want), diff))
+        badfmt = []
+        for r in rows:
+            try:
+                v = float(r[1])
+                if not math.isfinite(v) or "%.9g" % v != r[1]:
+                    badfmt.append(r[1])
+            except ValueError:
+                badfmt.append(r[1])
+        check(name + ".scores_%.9g", not badfmt, "bad %s" % badfmt[:3])
+
+
+def cmd_filter(args):
+    """filter --name N --seq-len L [--min-tokens M] --scores F --keep F [--invert] --out-shards S1,S2 SHARD..."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    L = int(_one(o, "seq-len"))
+    mt = int(_one(o, "min-tokens", "2"))
+    keep = float(_one(o, "keep"))
+    inv = "invert" in o
+    shards = [read_shard(p) for p in o["_"]]
+    ex = examples_of(shards, L, mt)
+    lines = read_scores(_one(o, "scores"))[1:]
+    # match by id, n-th line for the n-th occurrence (docs/deploy.md)
+    by_id = {}
+    for l in lines:
+        r = l.split("\t")
+        by_id.setdefault(r[0], []).append(float(r[1]))
+    used = {}
+    sc = []
+    for e in ex:
+        k = used.get(e[0], 0)
+        used[e[0]] = k + 1
+        sc.append(by_id[e[0]][k])
+    N = len(ex)
+    K = int(math.floor(keep * N + 0.5))
+    order = sorted(range(N), key=lambda i: ((sc[i] if inv else -sc[i]), i))
+    kept = sorted(order[:K])
+    outs = [read_shard(p) for p in _one(o, "out-shards").split(",") if p]
+    got = []
+    for sh in outs:
+        got.extend(sh.all_tokens())
+    check(name + ".kept_count", len(got) == K, "N=%d keep=%g round(F*N)=%d, output docs %d" % (N, keep, K, len(got)))
+    want_tok = [ex[i][2] for i in kept]
+    okt = len(got) == K and all(np.array_equal(g[2], w) for g, w in zip(got, want_tok))
+    first = next((j for j, (g, w) in enumerate(zip(got, want_tok)) if not np.array_equal(g[2], w)), None)
+    det = "first differing kept doc %s" % first
+    if first is not None:
+        # locate what the tool kept instead
+        det += " (reference keeps example %s score %r)" % (ex[kept[first]][0], sc[kept[first]])
+    check(name + ".kept_examples_tokens", okt, det)
+    check(name + ".kept_sources", [g[1] for g in got] == [ex[i][1] for i in kept], "")
+    # ids: "xxh64 of the original document id and window index" -- the layout is not
+    # documented; try the plausible encodings and report which one matches.
+    cands = {
+        "xxh64(u64 id, u64 w)": lambda d, w: xxh64(struct.pack("<QQ", d, w)),
+        "xxh64(u64 id, u32 w)": lambda d, w: xxh64(struct.pack("<QI", d, w)),
+        "xxh64(u64 id, seed=w)": lambda d, w: xxh64(struct.pack("<Q", d), w),
+        "xxh64(example id text)": lambda d, w: xxh64(("%016x:%d" % (d, w)).encode()),
+        "xxh64(window tokens)": None,
+    }
+    matched = []
+    for cname, fn in cands.items():
+        if fn is None:
+            continue
+        ok = len(got) == K and all(
+            g[0][0] == fn(int(ex[i][0].split(":")[0], 16), int(ex[i][0].split(":")[1])) for g, i in zip(got, kept))
+        if ok:
+            matched.append(cname)
+    check(name + ".kept_ids_layout", len(matched) == 1,
+          "output ids match: %s (docs/deploy.md does not say how the id and window are hashed)" % (matched or "none"))
+    if len(got) and not matched:
+        print("# first output id %016x for example %s" % (got[0][0][0], ex[kept[0]][0]))
+
+
+def cmd_safetensors(args):
+    """safetensors --name N --kind lm|rater|grad --config base.yaml --config c.yaml [--set k=v]... --vocab V FILE"""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    kind = _one(o, "kind")
+    cfg = load_config(o.get("config", []), o.get("set", []))
+    V = int(_one(o, "vocab"))
+    path = o["_"][0]
+    data, n, hdr = read_safetensors(path)
+    check(name + ".header", 8 + n <= len(data), "header %d bytes, file %d" % (n, len(data)))
+    meta = hdr.pop("__metadata__", None)
+    sec = "lm" if kind == "lm" else "rater"
+    c = cfg[sec]
+    L, d, H = int(c["n_layer"]), int(c["d_model"]), int(c["n_head"])
+    ff = int(c.get("d_ff") or 0) or 4 * d
+    seq = int(cfg["data"]["seq_len"])
+    ctx = seq if kind == "lm" else (int(cfg["data"].get("seq_len_rater") or 0) or seq)
+    pre = "transformer." if kind == "lm" else "rater."
+    want = {pre + "wte.weight": [V, d], pre + "wpe.weight": [ctx, d]}
+    for i in range(L):
+        h = "%sh.%d." % (pre, i)
+        want.update({h + "ln_1.weight": [d], h + "ln_1.bias": [d],
+                     h + "attn.c_attn.weight": [d, 3 * d], h + "attn.c_attn.bias": [3 * d],
+                     h + "attn.c_proj.weight": [d, d], h + "attn.c_proj.bias": [d],
+                     h + "ln_2.weight": [d], h + "ln_2.bias": [d],
+                     h + "mlp.c_fc.weight": [d, ff], h + "mlp.c_fc.bias": [ff],
+                     h + "mlp.c_proj.weight": [ff, d], h + "mlp.c_proj.bias": [d]})
+    want.update({pre + "ln_f.weight": [d], pre + "ln_f.bias": [d]})
+    if kind != "lm":
+        want.update({"rater.head.fc.weight": [d, d], "rater.head.fc.bias": [d],
+                     "rater.head.out.weight": [d, 1], "rater.head.out.bias": [1]})
+    if kind == "grad":
+        want.update({"l_val": [], "objective": []})
+    have = {k: v["shape"] for k, v in hdr.items()}
+    check(name + ".names", set(have) == set(want),
+          "missing %s extra %s" % (sorted(set(want) - set(have))[:4], sorted(set(have) - set(want))[:4]))
+    bad = [(k, have[k], want[k]) for k in want if k in have and have[k] != want[k]]
+    check(name + ".shapes", not bad, "wrong %s" % bad[:3])
+    fdt = _one(o, "dtype", "F32")
+    dts = {k: v["dtype"] for k, v in hdr.items()}
+    bad = [(k, v) for k, v in dts.items() if v != (("F64" if k in ("l_val", "objective") else fdt))]
+    check(name + ".dtypes", not bad, "wrong %s" % bad[:3])
+    # offsets tile the data section
+    ds = 8 + n
+    spans = sorted((v["data_offsets"][0], v["data_offsets"][1], k) for k, v in hdr.items())
+    pos, ok, why = 0, True, ""
+    for a, b, k in spans:
+        sz = (8 if dts[k] == "F64" else 4) * int(np.prod(hdr[k]["shape"] or [1]))
+        if a != pos or b - a != sz:
+            ok, why = False, "%s at [%d,%d) expected start %d size %d" % (k, a, b, pos, sz)
+            break
+        pos = b
+    if ok and ds + pos != len(data):
+        ok, why = False, "tensors end at %d, file %d" % (ds + pos, len(data))
+    check(name + ".offsets_tile", ok, why or "%d tensors, %d data bytes" % (len(spans), pos))
+    fin = True
+    for a, b, k in spans:
+        arr = np.frombuffer(data[ds + a:ds + b], dtype="<f8" if dts[k] == "F64" else "<f4")
+        fin = fin and bool(np.all(np.isfinite(arr)))
+    check(name + ".finite", fin, "")
+    if kind == "grad":
+        check(name + ".metadata", meta is None or all(isinstance(v, str) for v in meta.values()), repr(meta)[:100])
+        return
+    check(name + ".metadata_strings", isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()),
+          "keys %s" % (sorted(meta) if isinstance(meta, dict) else meta))
+    meta = meta or {}
+    check(name + ".metadata_format", meta.get("format") == "pt", repr(meta.get("format")))
+    try:
+        hc = json.loads(meta.get("config", "null"))
+    except ValueError:
+        hc = None
+    wantc = {"model_type": "gpt2" if kind == "lm" else "datarater", "vocab_size": V, "n_positions": ctx,
+             "n_embd": d, "n_layer": L, "n_head": H, "n_inner": ff, "activation_function": "gelu_new",
+             "layer_norm_epsilon": 1e-05, "tie_word_embeddings": True}
+    badc = [(k, (hc or {}).get(k), v) for k, v in wantc.items() if not isinstance(hc, dict) or hc.get(k) != v]
+    check(name + ".hf_config", isinstance(hc, dict) and not badc, "wrong (key, have, want) %s" % badc[:4])
+    drop = {k: v for k, v in (hc or {}).items() if "drop" in k}
+    check(name + ".hf_config_dropouts",
+          all(drop.get(k) == 0 for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")),
+          "dropout keys %s (names not given by formats.md)" % drop)
+    try:
+        dr = json.loads(meta.get("datarater", "null"))
+    except ValueError:
+        dr = None
+
+    # formats.md section 5: an LM's is {"step", "tokens", "config": {sections}}; a
+    # rater's is the resolved config object itself
+    sections = ("experiment", "data", "lm", "rater", "meta")
+    if kind == "lm":
+        ok = isinstance(dr, dict) and isinstance(dr.get("step"), int) and isinstance(dr.get("tokens"), int) \
+            and isinstance(dr.get("config"), dict) and all(k in dr["config"] for k in sections)
+    else:
+        ok = isinstance(dr, dict) and all(isinstance(dr.get(k), dict) for k in sections)
+    check(name + ".datarater_meta", ok, "top-level keys %s" % (sorted(dr)[:12] if isinstance(dr, dict) else dr))
+
+
+def cmd_state(args):
+    """state --name N --model FILE STATE: moments m.* / v.* under the model's names."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    _, _, mh = read_safetensors(_one(o, "model"))
+    mh.pop("__metadata__", None)
+    data, n, sh = read_safetensors(o["_"][0])
+    meta = sh.pop("__metadata__", {})
+    opt = meta.get("optimizer")
+    names = set(k for k in sh)
+    want = set("m." + k for k in mh) | (set("v." + k for k in mh) if opt == "adamw" else set())
+    check(name + ".moments", want <= names, "optimizer %r, missing %s" % (opt, sorted(want - names)[:3]))
+    check(name + ".moment_shapes", all(sh[k]["shape"] == mh[k[2:]]["shape"] for k in want if k in sh), "")
+
+
+def cmd_corrupt(args):
+    """corrupt --name N --tool BIN --work DIR SHARD: damage each region, reader and tool must refuse."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    tool = _one(o, "tool")
+    work = _one(o, "work")
+    src = o["_"][0]
+    sh = read_shard(src)
+    data = bytearray(sh.data)
+    ioff = sh.index_off
+    nb = len(sh.blocks)
+    cases = []
+
+    def flip(off, tag):
+        b = bytearray(data)
+        b[off] ^= 0x01
+        cases.append((tag, bytes(b)))
+    flip(0, "magic")
+    flip(9, "version")
+    flip(33, "header_doc_count")
+    flip(41, "header_token_count")
+    flip(49, "header_index_offset")
+    flip(25, "header_fingerprint")
+    flip(65, "header_checksum")
+    b0 = sh.blocks[0]
+    flip(b0[0] + b0[1] // 2, "block0_frame_middle")
+    flip(b0[0] + 1, "block0_frame_magic")
+    bl = sh.blocks[-1]
+    flip(bl[0] + bl[1] - 1, "last_block_frame_end")
+    flip(ioff + 1, "index_block_count")
+    flip(ioff + 16 + 8, "index_block0_csize")
+    flip(ioff + 16 + 16, "index_block0_cksum")
+    dpos = ioff + 16 + 32 * nb
+    flip(dpos + 1, "index_doc0_id")
+    flip(dpos + 12, "index_doc0_offset")
+    flip(dpos + 24 * (sh.n_docs - 1) + 16, "index_lastdoc_length")
+    flip(len(data) - 9 - len(sh.spec.encode()) if sh.spec else len(data) - 9, "index_spec_or_sources")
+    flip(len(data) - 3, "index_checksum")
+    for cut in (1, 8, len(data) - ioff, len(data) - 72, len(data) - 60, len(data)):
+        cases.append(("truncated_minus_%d" % cut, bytes(data[:len(data) - cut])))
+    cases.append(("appended_byte", bytes(data) + b"\0"))
+    # forged: damage with every checksum recomputed, so only the structural checks see it
+    toks = [sh.block_tokens(b).copy() for b in range(nb)]
+    docs = list(sh.docs)
+
+    def forge(tag, blocks=None, docs_=None, vocab=None, sources=None, spec=None, **kw):
+        cases.append(("forged_" + tag, write_shard_bytes(sh.width, vocab or sh.vocab, sh.fingerprint,
+                                                         blocks or toks, docs_ or docs, sources or sh.sources,
+                                                         sh.spec if spec is None else spec, **kw)))
+
+    def hfix(**f):
+        return lambda h: h.update(f)
+    forge("header_version_2", hdr_fix=hfix(version=2))
+    forge("header_width_4", hdr_fix=hfix(width=4))
+    forge("header_reserved", hdr_fix=hfix(reserved=1))
+    forge("header_doc_count_minus1", hdr_fix=lambda h: h.update(n_docs=h["n_docs"] - 1))
+    forge("header_token_count_plus1", hdr_fix=lambda h: h.update(n_tokens=h["n_tokens"] + 1))
+    forge("index_reserved", idx_reserved=1)
+    forge("gap_between_blocks", gap=3)
+    dt = "<u2" if sh.width == 2 else "<u4"
+    raw0 = np.asarray(toks[0], dtype=dt).tobytes()
+    fr0 = zstandard.ZstdCompressor(level=1).compress(raw0)
+    frs = [zstandard.ZstdCompressor(level=1).compress(np.asarray(t, dtype=dt).tobytes()) for t in toks]
+    bad = bytearray(fr0)
+    bad[len(bad) // 2] ^= 0x40
+    forge("frame_damaged_checksums_fixed", frames=[bytes(bad)] + frs[1:])
+    h1 = len(raw0) // 2
+    two = zstandard.ZstdCompressor(level=1).compress(raw0[:h1]) + zstandard.ZstdCompressor(level=1).compress(raw0[h1:])
+    forge("block_of_two_frames", frames=[two] + frs[1:])
+    forge("frame_not_zstd", frames=[raw0] + frs[1:])
+    forge("uncompressed_cksum_wrong", entries_fix=lambda b, e: (e[0], e[1], e[2], e[3], e[4] ^ 1) if b == 0 else e)
+    forge("uncompressed_size_wrong", entries_fix=lambda b, e: (e[0], e[1], e[2] + sh.width, e[3], e[4]) if b == 0 else e)
+    forge("source_name_with_tab", sources=[sh.sources[0] + "\tx"] + sh.sources[1:])
+    t2 = [t.copy() for t in toks]
+    t2[0][0] = sh.vocab  # id == vocab size
+    forge("token_id_ge_vocab", blocks=t2)
+    d2 = list(docs)
+    d2[0] = (d2[0][0], d2[0][1], d2[0][2], d2[0][3] + 1, d2[0][4])
+    forge("doc_length_plus1", docs_=d2)
+    d3 = list(docs)
+    d3[-1] = (d3[-1][0], d3[-1][1], d3[-1][2], d3[-1][3], len(sh.sources))
+    forge("source_id_out_of_range", docs_=d3)
+    if len(docs) > 1:
+        d4 = list(docs)
+        d4[1] = (d4[1][0], d4[1][1], d4[1][2] + 1, d4[1][3] - 1, d4[1][4]) if d4[1][3] > 1 else d4[1]
+        forge("doc_gap", docs_=d4)
+    t5 = [t[:-1] for t in toks]
+    forge("block_shorter_than_docs", blocks=t5)
+    os.makedirs(work, exist_ok=True)
+    # control: the forger's undamaged output is accepted by both and reads the same
+    ctl = os.path.join(work, "forged-control.drs")
+    with open(ctl, "wb") as f:
+        f.write(write_shard_bytes(sh.width, sh.vocab, sh.fingerprint, toks, docs, sh.sources, sh.spec))
+    try:
+        read_shard(ctl)
+        mine = None
+    except ShardError as e:
+        mine = str(e)
+    r1 = subprocess.run([tool, "--ids", ctl], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    r0 = subprocess.run([tool, "--ids", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(name + ".forged_control", mine is None and r1.returncode == 0 and r1.stdout == r0.stdout,
+          "reader: %s; dr-cat rc=%d %s" % (mine or "ok", r1.returncode, r1.stderr[:200]))
+    for tag, b in cases:
+        p = os.path.join(work, "bad-%s.drs" % tag)
+        with open(p, "wb") as f:
+            f.write(b)
+        try:
+            read_shard(p)
+            mine = None
+        except ShardError as e:
+            mine = str(e)
+        r = subprocess.run([tool, p], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = r.stderr.decode("utf-8", "replace").strip("\n").split("\n")
+        tool_ok = r.returncode != 0 and len(err) == 1 and p in err[0]
+        check("%s.%s.reader" % (name, tag), mine is not None, mine or "reader accepted it")
+        check("%s.%s.dr-cat" % (name, tag), tool_ok, "rc=%d stderr=%r" % (r.returncode, "\n".join(err)[:200]))
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    cmd, args = sys.argv[1], sys.argv[2:]
+    fn = globals().get("cmd_" + cmd.replace("-", "_"))
+    if fn is None:
+        print("formats_ref.py: unknown subcommand %s" % cmd, file=sys.stderr)
+        return 2
+    rc = fn(args)
+    if rc:
+        return rc
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -96,7 +96,7 @@ static int print_record(FILE *out, const CatOptions *o, const Tokenizer *tok, By
         fputc('\n', out);
     } else {
         if (si) fprintf(out, "### %s score %.9g source %s\n", si->example_id, si->score, source);
-        fwrite(text->bytes, 1, text->n, out);
+        if (text->n) fwrite(text->bytes, 1, text->n, out);
         if (!o->raw) fputc('\n', out);
     }
     return 0;

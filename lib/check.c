@@ -12,11 +12,17 @@
 static const char *progname = "datarater";
 static _Thread_local char last_error[1024];
 
-/* Registered temp files: a process-wide list, touched only by the main thread and
- * read by the signal handler (hence fixed-size, no allocation). */
-#define DR_MAX_TMP 64
-static char tmp_paths[DR_MAX_TMP][512];
-static volatile sig_atomic_t tmp_used[DR_MAX_TMP];
+/* Registered temp files: a process-wide list of slots, changed only by the main
+ * thread and read by the signal handler. Slots come in chunks that are linked in once
+ * filled in and never freed, and a slot's path is set before its flag: the handler
+ * never sees a half-made entry, and no path is ever truncated or dropped. */
+#define DR_TMP_CHUNK 256
+typedef struct TmpChunk {
+    char *path[DR_TMP_CHUNK];
+    volatile sig_atomic_t used[DR_TMP_CHUNK];
+    struct TmpChunk *volatile next;
+} TmpChunk;
+static TmpChunk tmp_first;
 
 void dr_set_progname(const char *argv0) {
     const char *slash = strrchr(argv0, '/');
@@ -25,8 +31,9 @@ void dr_set_progname(const char *argv0) {
 const char *dr_progname(void) { return progname; }
 
 static void remove_tmp_files(void) {
-    for (int i = 0; i < DR_MAX_TMP; i++)
-        if (tmp_used[i]) { unlink(tmp_paths[i]); tmp_used[i] = 0; }
+    for (TmpChunk *c = &tmp_first; c; c = c->next)
+        for (int i = 0; i < DR_TMP_CHUNK; i++)
+            if (c->used[i]) { unlink(c->path[i]); c->used[i] = 0; }
 }
 
 void dr_die(const char *fmt, ...) {
@@ -89,16 +96,22 @@ char *dr_strdup_at(const char *s, const char *file, int line) {
 }
 
 void dr_tmp_register(const char *path) {
-    for (int i = 0; i < DR_MAX_TMP; i++)
-        if (!tmp_used[i]) {
-            snprintf(tmp_paths[i], sizeof tmp_paths[i], "%s", path);
-            tmp_used[i] = 1;
-            return;
-        }
+    for (TmpChunk *c = &tmp_first;; c = c->next) {
+        for (int i = 0; i < DR_TMP_CHUNK; i++)
+            if (!c->used[i]) {
+                char *old = c->path[i];
+                c->path[i] = xstrdup(path);
+                free(old);
+                c->used[i] = 1;
+                return;
+            }
+        if (!c->next) c->next = xcalloc(1, sizeof(TmpChunk));   /* zeroed, then linked */
+    }
 }
 void dr_tmp_unregister(const char *path) {
-    for (int i = 0; i < DR_MAX_TMP; i++)
-        if (tmp_used[i] && strcmp(tmp_paths[i], path) == 0) { tmp_used[i] = 0; return; }
+    for (TmpChunk *c = &tmp_first; c; c = c->next)
+        for (int i = 0; i < DR_TMP_CHUNK; i++)
+            if (c->used[i] && strcmp(c->path[i], path) == 0) { c->used[i] = 0; return; }
 }
 
 static void cleanup_signal(int sig) {
@@ -112,7 +125,20 @@ void dr_install_cleanup_signals(void) {
     signal(SIGPIPE, cleanup_signal);
 }
 
+/* An existing path that is not a regular file (a device such as /dev/null, a FIFO)
+ * would be replaced by the rename: refused. */
+static int not_a_regular_file(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return dr_seterr("%s: %s, not a regular file: outputs are written to a temporary file "
+                         "and renamed over the name", path,
+                         S_ISDIR(st.st_mode) ? "is a directory" : "exists");
+    return 0;
+}
+
 FILE *dr_atomic_open(const char *path, char **tmp_path_out) {
+    if (!path[0]) { dr_seterr("an empty output path"); return NULL; }
+    if (not_a_regular_file(path)) return NULL;
     size_t n = strlen(path) + 32;
     char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
@@ -127,7 +153,7 @@ FILE *dr_atomic_open(const char *path, char **tmp_path_out) {
     return f;
 }
 
-int dr_atomic_commit(FILE *f, char *tmp_path, const char *path) {
+int dr_atomic_finish(FILE *f, char *tmp_path, const char *path) {
     int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
     int saved = errno;
     if (fclose(f) != 0) bad = 1;
@@ -137,16 +163,64 @@ int dr_atomic_commit(FILE *f, char *tmp_path, const char *path) {
         free(tmp_path);
         return dr_seterr("%s: write failed: %s", path, strerror(saved ? saved : EIO));
     }
+    return 0;
+}
+
+int dr_atomic_rename(char *tmp_path, const char *path) {
+    int rc = 0;
     if (rename(tmp_path, path) != 0) {
-        saved = errno;
+        rc = dr_seterr("%s: cannot rename into place: %s", path, strerror(errno));
         unlink(tmp_path);
-        dr_tmp_unregister(tmp_path);
-        free(tmp_path);
-        return dr_seterr("%s: cannot rename into place: %s", path, strerror(saved));
     }
     dr_tmp_unregister(tmp_path);
     free(tmp_path);
-    return 0;
+    return rc;
+}
+
+int dr_atomic_commit(FILE *f, char *tmp_path, const char *path) {
+    if (dr_atomic_finish(f, tmp_path, path) != 0) return -1;
+    return dr_atomic_rename(tmp_path, path);
+}
+
+void dr_outset_add(DrOutputSet *s, char *tmp_path, char *path) {
+    s->tmp = xrealloc(s->tmp, (s->n + 1) * sizeof *s->tmp);
+    s->path = xrealloc(s->path, (s->n + 1) * sizeof *s->path);
+    s->tmp[s->n] = tmp_path;
+    s->path[s->n++] = path;
+}
+
+static void outset_free(DrOutputSet *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->path[i]);
+    free(s->tmp);
+    free(s->path);
+    memset(s, 0, sizeof *s);
+}
+
+void dr_outset_abort(DrOutputSet *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        unlink(s->tmp[i]);
+        dr_tmp_unregister(s->tmp[i]);
+        free(s->tmp[i]);
+    }
+    outset_free(s);
+}
+
+int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
+    int rc = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (rc != 0) {   /* after a failed rename: the rest are removed, not renamed */
+            unlink(s->tmp[i]);
+            dr_tmp_unregister(s->tmp[i]);
+            free(s->tmp[i]);
+            continue;
+        }
+        rc = dr_atomic_rename(s->tmp[i], s->path[i]);
+        if (rc == 0 && paths_out) fprintf(paths_out, "%s\n", s->path[i]);
+    }
+    if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
+        rc = dr_seterr("writing the list of outputs failed: %s", strerror(errno));
+    outset_free(s);
+    return rc;
 }
 
 void dr_atomic_abort(FILE *f, char *tmp_path) {
@@ -156,7 +230,29 @@ void dr_atomic_abort(FILE *f, char *tmp_path) {
     free(tmp_path);
 }
 
+int dr_make_dirs(const char *dir) {
+    if (!dir[0]) return dr_seterr("an empty output directory");
+    char *p = xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            rc = dr_seterr("%s: cannot create directory: %s", p, strerror(errno));
+        *s = c;
+        if (c == 0) break;
+    }
+    free(p);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dr_seterr("%s: not a directory", dir);
+    if (access(dir, W_OK) != 0) return dr_seterr("%s: cannot write there: %s", dir, strerror(errno));
+    return 0;
+}
+
 int dr_check_output_dir(const char *path) {
+    if (!path[0]) return dr_seterr("an empty output path");
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
     if (slash) *(slash == dir ? slash + 1 : slash) = 0;
@@ -167,6 +263,7 @@ int dr_check_output_dir(const char *path) {
     else if (!S_ISDIR(st.st_mode)) rc = dr_seterr("%s: cannot write there: %s", path, strerror(ENOTDIR));
     else if (access(d, W_OK) != 0) rc = dr_seterr("%s: cannot write there: %s", path, strerror(errno));
     else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) rc = dr_seterr("%s: is a directory, not a file", path);
+    else rc = not_a_regular_file(path);
     free(dir);
     return rc;
 }

@@ -58,12 +58,31 @@ FILE *dr_atomic_open(const char *path, char **tmp_path_out);
 int dr_atomic_commit(FILE *f, char *tmp_path, const char *path);
 /* Close and remove the temp file (on a failed write). */
 void dr_atomic_abort(FILE *f, char *tmp_path);
+/* dr_atomic_commit in two steps: finish (flush, fsync, close; the temp file stays,
+ * registered) and rename (unregisters and frees tmp_path either way). */
+int dr_atomic_finish(FILE *f, char *tmp_path, const char *path);
+int dr_atomic_rename(char *tmp_path, const char *path);
+
+/* Outputs that must appear together or not at all (the shards of one dr-tokenize or
+ * dr-filter run): each is finished under its temporary name, still registered for
+ * removal, and added here (the set owns both strings); commit renames them all in
+ * order and prints each final path to paths_out (may be NULL); abort removes them.
+ * An interrupted or failed run thus leaves no part of its output, and an earlier run's
+ * output in the same place stays as it was until the commit. */
+typedef struct { char **tmp, **path; size_t n; } DrOutputSet;
+void dr_outset_add(DrOutputSet *s, char *tmp_path, char *path);
+int dr_outset_commit(DrOutputSet *s, FILE *paths_out);
+void dr_outset_abort(DrOutputSet *s);
+
+/* mkdir -p dir (refusing ""); -1 + dr_seterr unless dir then is a writable directory. */
+int dr_make_dirs(const char *dir);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
  * NULL + dr_seterr("path: cannot open: …") on failure. */
 char *dr_read_file(const char *path, size_t *len);
 
 /* Before long work that ends in writing path: its directory must exist, be a directory
- * and be writable, and path must not be a directory. -1 + dr_seterr("path: …") otherwise. */
+ * and be writable, and path must not be empty, a directory or any other non-regular
+ * file (a device, a FIFO: the final rename would replace it). -1 + dr_seterr("path: …") otherwise. */
 int dr_check_output_dir(const char *path);
 
 #endif

@@ -16,6 +16,12 @@ const char *cli_value(int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+const char *cli_value_once(int argc, char **argv, int *i, const char *prev) {
+    if (prev) dr_die("option %s given twice (%s, then %s)", argv[*i], prev,
+                     *i + 1 < argc ? argv[*i + 1] : "nothing");
+    return cli_value(argc, argv, i);
+}
+
 double cli_double(const char *opt, const char *s, double min, double max) {
     char *end;
     errno = 0;

@@ -664,3 +664,20 @@ int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {
     return read_window(d, &d->main.rc, data_example(d, i), out);
 }
+
+uint64_t data_shared_documents(const DataLoader *a, const DataLoader *b, uint64_t *first) {
+    uint64_t na = data_num_examples(a), nb = data_num_examples(b);
+    uint64_t *ids = xmalloc((size_t)(na ? na : 1) * sizeof *ids);
+    for (uint64_t i = 0; i < na; i++) ids[i] = data_example_doc_id(a, i);
+    qsort(ids, (size_t)na, sizeof *ids, cmp_u64);
+    uint64_t shared = 0, last = UINT64_MAX;
+    *first = 0;
+    for (uint64_t i = 0; i < nb; i++) {
+        uint64_t id = data_example_doc_id(b, i);
+        if (id == last) continue;   /* windows of one document are consecutive */
+        last = id;
+        if (bsearch(&id, ids, (size_t)na, sizeof *ids, cmp_u64) && shared++ == 0) *first = id;
+    }
+    free(ids);
+    return shared;
+}

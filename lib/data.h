@@ -106,6 +106,10 @@ uint64_t data_num_target_tokens(const DataLoader *d);   /* Σ (length − 1) */
 uint64_t data_num_docs(const DataLoader *d);             /* documents with >= 1 example */
 uint32_t data_vocab_size(const DataLoader *d);           /* the shards' vocabulary size */
 uint64_t data_fingerprint(const DataLoader *d);
+/* How many documents (by id) of b are also in a; *first: the first of them in b's order.
+ * (Val must be held out: dr-meta and dr-train refuse a Val that shares documents with
+ * what they train on.) */
+uint64_t data_shared_documents(const DataLoader *a, const DataLoader *b, uint64_t *first);
 const char *data_tokenizer_spec(const DataLoader *d);    /* of the first shard */
 size_t data_num_shards(const DataLoader *d);
 const char *data_shard_path(const DataLoader *d, size_t shard);

@@ -2,7 +2,9 @@
  * (see data.h). Apart from data.c so that programs that only train do not link the
  * tokenizers. Must never print a window other than the one data_get would batch.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "data.h"
@@ -17,6 +19,13 @@ int data_print_examples(DataLoader *d, FILE *f, int ids) {
             return dr_seterr("%s: the shard names no tokenizer; use --ids", data_shard_path(d, 0));
         tok = tokenizer_from_spec(spec);
         if (!tok) return -1;
+        if (tokenizer_fingerprint(tok) != data_fingerprint(d)) {   /* e.g. a vocabulary retrained in place */
+            dr_seterr("tokenizer \"%s\" (fingerprint %016llx) is not the one %s was made with "
+                      "(fingerprint %016llx)", spec, (unsigned long long)tokenizer_fingerprint(tok),
+                      data_shard_path(d, 0), (unsigned long long)data_fingerprint(d));
+            tokenizer_free(tok);
+            return -1;
+        }
     }
     uint32_t *window = xmalloc(((size_t)data_options(d)->seq_len + 1) * sizeof *window);
     ByteBuf text = {0};
@@ -40,5 +49,7 @@ int data_print_examples(DataLoader *d, FILE *f, int ids) {
     free(window);
     bytebuf_free(&text);
     if (tok) tokenizer_free(tok);
+    if (rc == 0 && (fflush(f) != 0 || ferror(f)))
+        rc = dr_seterr("writing the examples failed: %s", strerror(errno));
     return rc;
 }

@@ -103,29 +103,6 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     }
 }
 
-/* mkdir -p */
-static int make_dir(const char *dir) {
-    char *p = xstrdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; ; s++) {
-        if (*s != '/' && *s != 0) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = dr_seterr("%s: cannot create directory: %s", p, strerror(errno));
-            break;
-        }
-        *s = c;
-        if (c == 0) break;
-    }
-    free(p);
-    if (rc) return rc;
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return dr_seterr("%s: not a directory", dir);
-    return 0;
-}
-
 /* Removes "<dir>/<prefix>-NNNNN.drs" from number `from` on (the tail of an earlier,
  * larger output), so the directory holds exactly the new shards of this prefix. */
 static unsigned remove_stale(const char *dir, const char *prefix, size_t from) {
@@ -139,15 +116,44 @@ static unsigned remove_stale(const char *dir, const char *prefix, size_t from) {
     return removed;
 }
 
+/* 1 when name is "<prefix>-NNNNN….drs": a name this output writes or removes as stale. */
+static int output_name(const char *name, const char *prefix) {
+    size_t pl = strlen(prefix), nd = 0;
+    if (strncmp(name, prefix, pl) != 0 || name[pl] != '-') return 0;
+    while (name[pl + 1 + nd] >= '0' && name[pl + 1 + nd] <= '9') nd++;
+    return nd >= 5 && strcmp(name + pl + 1 + nd, ".drs") == 0;
+}
+
+/* Refuses an output that would replace or remove one of its own input shards. */
+static int check_not_input(const DataLoader *d, const char *dir, const char *prefix) {
+    char *out = realpath(dir, NULL);
+    if (!out) return 0;   /* not there yet: it cannot hold an input */
+    int rc = 0;
+    for (size_t k = 0; k < data_num_shards(d) && rc == 0; k++) {
+        char *in = realpath(data_shard_path(d, k), NULL);
+        char *slash = in ? strrchr(in, '/') : NULL;
+        if (slash) {
+            *slash = 0;
+            if (strcmp(in, out) == 0 && output_name(slash + 1, prefix))
+                rc = dr_seterr("%s: the output %s/%s-NNNNN.drs would replace the input shard %s: "
+                               "choose another -o or --prefix", dir, dir, prefix,
+                               data_shard_path(d, k));
+        }
+        free(in);
+    }
+    free(out);
+    return rc;
+}
+
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
                  uint64_t shard_bytes, FILE *paths, FilterSummary *sum) {
     memset(sum, 0, sizeof *sum);
-    if (make_dir(dir) != 0) return -1;
+    if (check_not_input(d, dir, prefix) != 0) return -1;
+    if (dr_make_dirs(dir) != 0) return -1;
     uint64_t n = data_num_examples(d);
     const DataOptions *opt = data_options(d);
     uint32_t *tok = xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
-    char **done = NULL;     /* shards closed so far: removed again on a later failure */
-    size_t n_done = 0;
+    DrOutputSet done = {0};   /* shards completed so far, under temporary names */
     DrsWriter *w = NULL;
     char path[4096];
     int rc = 0;
@@ -159,7 +165,7 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         if (!w) {
             size_t len = strlen(dir);
             snprintf(path, sizeof path, "%s%s%s-%05zu.drs", dir,
-                     len > 0 && dir[len - 1] == '/' ? "" : "/", prefix, n_done);
+                     len > 0 && dir[len - 1] == '/' ? "" : "/", prefix, done.n);
             w = drs_writer_open(path, data_vocab_size(d), data_fingerprint(d),
                                 data_tokenizer_spec(d));
             if (!w) { rc = -1; break; }
@@ -174,29 +180,20 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         sum->kept_examples++;
         sum->kept_tokens += e->length;
         if (drs_writer_bytes(w) >= shard_bytes) {
-            if (drs_writer_close(w) != 0) { w = NULL; rc = -1; break; }
+            rc = drs_writer_finish(w, &done);
             w = NULL;
-            done = xrealloc(done, (n_done + 1) * sizeof *done);
-            done[n_done++] = xstrdup(path);
         }
     }
     if (rc == 0 && w) {
-        if (drs_writer_close(w) != 0) rc = -1;
-        else {
-            done = xrealloc(done, (n_done + 1) * sizeof *done);
-            done[n_done++] = xstrdup(path);
-        }
+        rc = drs_writer_finish(w, &done);
         w = NULL;
     }
-    if (rc == 0 && n_done == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
+    if (rc == 0 && done.n == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
     if (rc != 0 && w) drs_writer_abort(w);
-    for (size_t k = 0; k < n_done; k++) {
-        if (rc != 0) remove(done[k]);
-        else fprintf(paths, "%s\n", done[k]);
-        free(done[k]);
-    }
-    if (rc == 0) sum->stale_removed = remove_stale(dir, prefix, n_done);
-    free(done);
+    size_t n_shards = done.n;
+    if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */
+    else rc = dr_outset_commit(&done, paths);   /* all shards appear together */
+    if (rc == 0) sum->stale_removed = remove_stale(dir, prefix, n_shards);
     free(tok);
     return rc;
 }

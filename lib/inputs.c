@@ -151,13 +151,47 @@ static int add_path(ShardList *list, const char *split, const char *path, int ma
     return add_manifest_file(list, path);
 }
 
+typedef struct { dev_t dev; ino_t ino; size_t i; } FileKey;
+
+static int cmp_file_key(const void *a, const void *b) {
+    const FileKey *x = a, *y = b;
+    if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* One shard file twice in one split (a directory and a shard in it, a manifest line
+ * repeated, two names of one file) would count its documents twice: refused. */
+static int check_no_repeats(const ShardList *list) {
+    FileKey *k = xmalloc((list->n ? list->n : 1) * sizeof *k);
+    size_t m = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        struct stat st;
+        if (stat(list->items[i].path, &st) == 0) k[m++] = (FileKey){st.st_dev, st.st_ino, i};
+    }
+    qsort(k, m, sizeof *k, cmp_file_key);
+    int rc = 0;
+    for (size_t a = 0; a + 1 < m && rc == 0; a++)
+        for (size_t b = a + 1; b < m && k[b].dev == k[a].dev && k[b].ino == k[a].ino && rc == 0; b++) {
+            const ShardRef *x = &list->items[k[a].i], *y = &list->items[k[b].i];
+            if (strcmp(x->split, y->split) == 0)
+                rc = dr_seterr("%s is given twice%s%s%s%s%s: its documents would count twice",
+                               y->path, x->split[0] ? " in split " : "", x->split,
+                               strcmp(x->path, y->path) ? " (also as " : "",
+                               strcmp(x->path, y->path) ? x->path : "",
+                               strcmp(x->path, y->path) ? ")" : "");
+        }
+    free(k);
+    return rc;
+}
+
 int shardlist_add_inputs(ShardList *list, int n, char **inputs) {
     for (int i = 0; i < n; i++) {
         int rc = strcmp(inputs[i], "-") == 0 ? add_manifest(list, stdin, "(stdin)", NULL)
                                              : add_path(list, "", inputs[i], 1);
         if (rc < 0) return -1;
     }
-    return 0;
+    return check_no_repeats(list);
 }
 
 void shardlist_filter_split(ShardList *list, const char *split) {

@@ -134,27 +134,9 @@ static DataLoader *open_loader(const ShardList *shards, const Config *cfg, const
     return d;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Refuses Val and Train_A sharing a document (by document id, DESIGN §2.1). */
 static int check_disjoint(const DataLoader *train, const DataLoader *val) {
-    uint64_t nv = data_num_examples(val), nt = data_num_examples(train);
-    uint64_t *ids = xmalloc((size_t)(nv ? nv : 1) * sizeof *ids);
-    for (uint64_t i = 0; i < nv; i++) ids[i] = data_example_doc_id(val, i);
-    qsort(ids, (size_t)nv, sizeof *ids, cmp_u64);
-    uint64_t shared = 0, first = 0, last = UINT64_MAX;
-    for (uint64_t i = 0; i < nt; i++) {
-        uint64_t id = data_example_doc_id(train, i);
-        if (id == last) continue;   /* windows of one document are consecutive */
-        last = id;
-        if (bsearch(&id, ids, (size_t)nv, sizeof *ids, cmp_u64)) {
-            if (shared++ == 0) first = id;
-        }
-    }
-    free(ids);
+    uint64_t first, shared = data_shared_documents(val, train, &first);
     if (shared)
         return dr_seterr("Val and Train_A share %" PRIu64 " document%s (e.g. document id %016" PRIx64
                          "): the meta-objective must be measured on held-out documents; split "

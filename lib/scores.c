@@ -1,6 +1,8 @@
 /* scores.c — reading, validating and writing scores.tsv (see scores.h). */
 #include "scores.h"
 
+#include <float.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -107,6 +109,11 @@ int scores_read(const char *path, Scores *s) {
         }
         if (!isfinite(score)) {
             rc = dr_seterr("%s:%ld: score '%.40s' is not finite", path, lineno, fld[1]);
+            break;
+        }
+        if (fabs(score) > FLT_MAX) {   /* the weights are computed in the build's float */
+            rc = dr_seterr("%s:%ld: score '%.40s' is beyond the float range (|z| <= 3.4e38)",
+                           path, lineno, fld[1]);
             break;
         }
         errno = 0;

@@ -452,7 +452,8 @@ static void writer_finish_background(DrsWriter *w) {
     background_stop(w);
 }
 
-int drs_writer_close(DrsWriter *w) {
+/* Everything but the rename: the complete shard stays under w->tmp (registered). */
+static int writer_complete(DrsWriter *w) {
     if (w->buf_docs > 0) flush_block(w);
     writer_finish_background(w);
     if (atomic_load(&w->failed)) {
@@ -473,11 +474,26 @@ int drs_writer_close(DrsWriter *w) {
         drs_writer_abort(w);
         return -1;
     }
-    int rc = dr_atomic_commit(w->f, w->tmp, w->path);   /* frees tmp either way */
+    int rc = dr_atomic_finish(w->f, w->tmp, w->path);   /* frees tmp on failure */
     w->f = NULL;
+    if (rc != 0) { w->tmp = NULL; writer_free(w); }
+    return rc;
+}
+
+int drs_writer_close(DrsWriter *w) {
+    if (writer_complete(w) != 0) return -1;
+    int rc = dr_atomic_rename(w->tmp, w->path);   /* frees tmp */
     w->tmp = NULL;
     writer_free(w);
     return rc;
+}
+
+int drs_writer_finish(DrsWriter *w, DrOutputSet *set) {
+    if (writer_complete(w) != 0) return -1;
+    dr_outset_add(set, w->tmp, xstrdup(w->path));
+    w->tmp = NULL;
+    writer_free(w);
+    return 0;
 }
 
 void drs_writer_abort(DrsWriter *w) {

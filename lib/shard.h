@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
+
 #define DRS_VERSION 1
 #define DRS_HEADER_SIZE 72
 #define DRS_BLOCK_BYTES (1u << 20)   /* default target of uncompressed bytes per block */
@@ -84,6 +86,9 @@ uint64_t drs_writer_tokens(const DrsWriter *w);
  * value with or without background compression (it never depends on timing). */
 uint64_t drs_writer_bytes(const DrsWriter *w);
 int drs_writer_close(DrsWriter *w);                   /* index, fsync, rename; frees w */
+/* As close, but the shard stays under its temporary name and joins set, which renames
+ * it with the others (dr_outset_commit); frees w. */
+int drs_writer_finish(DrsWriter *w, DrOutputSet *set);
 void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; frees w */
 
 /* ---- reader ------------------------------------------------------------------ */

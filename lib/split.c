@@ -869,6 +869,15 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     }
     st->in_shards = p.n;
     if (rc == 0 && st->in_docs == 0) rc = dr_seterr("the %zu input shards hold no documents", p.n);
+    for (int v = 0; rc == 0 && v < o->n_val_sources; v++) {   /* a typo would give no Val */
+        int found = 0;
+        for (size_t k = 0; k < p.n && !found; k++)
+            for (uint32_t j = 0; j < p.shards[k].n_sources && !found; j++)
+                found = strcmp(p.shards[k].sources[j], o->val_sources[v]) == 0;
+        if (!found)
+            rc = dr_seterr("--val-sources: no input document has the source \"%s\" (dr-cat --list "
+                           "shows the sources)", o->val_sources[v]);
+    }
     if (rc == 0) {
         qsort(p.shards, p.n, sizeof *p.shards, cmp_shard);
         assign_splits(&p, o, st);

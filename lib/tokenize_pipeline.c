@@ -105,6 +105,12 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Token shards (*.drs) are never text: a directory walk skips them. */
+static int is_shard_name(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && strcmp(path + n - 4, ".drs") == 0;
+}
+
 static int walk_dir(InputList *l, const char *dir, const char *source, TpFormat forced, int depth) {
     if (depth > 64) return dr_seterr("%s: directories nested too deep", dir);
     DIR *d = opendir(dir);
@@ -128,7 +134,8 @@ static int walk_dir(InputList *l, const char *dir, const char *source, TpFormat 
         if (rc == 0) {
             if (stat(names[i], &st) != 0) rc = dr_seterr("%s: cannot open: %s", names[i], strerror(errno));
             else if (S_ISDIR(st.st_mode)) rc = walk_dir(l, names[i], source, forced, depth + 1);
-            else if (S_ISREG(st.st_mode)) input_add(l, names[i], source, forced);
+            else if (S_ISREG(st.st_mode) && !is_shard_name(names[i]))   /* e.g. an -o inside */
+                input_add(l, names[i], source, forced);
         }
         free(names[i]);
     }
@@ -563,9 +570,7 @@ typedef struct {
     const Tokenizer *tok;
     const TokenizeOptions *o;
     DrsWriter *w;
-    char **paths;              /* completed shards */
-    size_t n_paths;
-    FILE *paths_out;
+    DrOutputSet done;          /* completed shards, under temporary names until the end */
 } ShardOut;
 
 static char *shard_path(const TokenizeOptions *o, size_t k) {
@@ -577,15 +582,9 @@ static char *shard_path(const TokenizeOptions *o, size_t k) {
 
 static int shard_close(ShardOut *so) {
     if (!so->w) return 0;
-    char *path = shard_path(so->o, so->n_paths);
     DrsWriter *w = so->w;
     so->w = NULL;
-    if (drs_writer_close(w) != 0) { free(path); return -1; }
-    so->paths = xrealloc(so->paths, (so->n_paths + 1) * sizeof *so->paths);
-    so->paths[so->n_paths++] = path;
-    fprintf(so->paths_out, "%s\n", path);
-    fflush(so->paths_out);
-    return 0;
+    return drs_writer_finish(w, &so->done);
 }
 
 static int shard_add(ShardOut *so, uint64_t id, const char *source, const uint32_t *tokens, size_t n) {
@@ -594,7 +593,7 @@ static int shard_add(ShardOut *so, uint64_t id, const char *source, const uint32
         drs_writer_bytes(so->w) + (uint64_t)n * width > so->o->shard_bytes)
         if (shard_close(so) != 0) return -1;
     if (!so->w) {
-        char *path = shard_path(so->o, so->n_paths);
+        char *path = shard_path(so->o, so->done.n);
         so->w = drs_writer_open(path, tokenizer_vocab_size(so->tok), tokenizer_fingerprint(so->tok),
                                 tokenizer_spec(so->tok));
         free(path);
@@ -628,22 +627,6 @@ static void remove_stale_shards(const TokenizeOptions *o, size_t keep) {
     closedir(d);
 }
 
-static int make_dir(const char *dir) {
-    char *p = xstrdup(dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) break;
-        *s = '/';
-    }
-    int rc = 0;
-    struct stat st;
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = dr_seterr("%s: cannot create directory: %s", dir, strerror(errno));
-    else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) rc = dr_seterr("%s: not a directory", dir);
-    free(p);
-    return rc;
-}
-
 int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, char **inputs,
                  FILE *paths_out, TokenizeStats *st) {
     memset(st, 0, sizeof *st);
@@ -651,11 +634,11 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
     InputList in = {0};
     if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
-    if (make_dir(o->out_dir) != 0) { inputs_free(&in); return -1; }
+    if (dr_make_dirs(o->out_dir) != 0) { inputs_free(&in); return -1; }
 
     Running run;
     pipeline_start(&run, t, o, &in);
-    ShardOut so = {t, o, NULL, NULL, 0, paths_out};
+    ShardOut so = {t, o, NULL, {0}};
     int rc = 0;
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < in.n; i++) total += in.v[i].size;
@@ -687,15 +670,15 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
     if (rc == 0) rc = shard_close(&so);
     if (prog.is_tty) fputs("\r\033[K", stderr);     /* the summary or the error replaces the bar */
-    if (rc != 0) {
+    size_t n_shards = so.done.n;
+    if (rc != 0) {   /* nothing of this run appears; an earlier run's shards stay */
         if (so.w) drs_writer_abort(so.w);
-        for (size_t i = 0; i < so.n_paths; i++) unlink(so.paths[i]);
+        dr_outset_abort(&so.done);
     } else {
-        remove_stale_shards(o, so.n_paths);
+        rc = dr_outset_commit(&so.done, paths_out);   /* all shards appear together */
+        if (rc == 0) remove_stale_shards(o, n_shards);
     }
-    st->shards = rc == 0 ? so.n_paths : 0;
-    for (size_t i = 0; i < so.n_paths; i++) free(so.paths[i]);
-    free(so.paths);
+    st->shards = rc == 0 ? n_shards : 0;
     inputs_free(&in);
     st->seconds = now_s() - t0;
     return rc;
@@ -739,7 +722,7 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     }
     pipeline_stop(&run);
     if (rc == 0 && n == 0) rc = no_documents(&in, st->empty_docs);
-    if (rc == 0 && make_dir(o->out_dir) != 0) rc = -1;
+    if (rc == 0 && dr_make_dirs(o->out_dir) != 0) rc = -1;
     if (rc == 0) {
         const char **texts = xmalloc((n ? n : 1) * sizeof *texts);
         for (size_t i = 0; i < n; i++) texts[i] = all.bytes + offs[i];

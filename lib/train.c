@@ -275,6 +275,12 @@ static int open_data(Trainer *t, int need_train) {
     if (t->train && data_fingerprint(t->train) != data_fingerprint(t->val))
         return dr_seterr("Train (%s) and Val (%s) shards were made with different tokenizers",
                          data_shard_path(t->train, 0), data_shard_path(t->val, 0));
+    uint64_t first;
+    uint64_t shared = t->train ? data_shared_documents(t->val, t->train, &first) : 0;
+    if (shared)
+        return dr_seterr("Val and Train share %" PRIu64 " document%s (e.g. document id %016" PRIx64
+                         "): L_val must be measured on held-out documents; split them with "
+                         "dr-split", shared, shared == 1 ? "" : "s", first);
     return 0;
 }
 

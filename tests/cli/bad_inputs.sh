@@ -185,13 +185,15 @@ for c in "${CONFIG_CASES[@]}"; do
     all=0; [ "${c:0:1}" = "*" ] && { all=1; c=${c:1}; }
     opt=${c%%|*}; pat=${c#*|}
     read -r -a o <<< "$opt"
-    bad "dr-train $opt" "$pat" "$BIN/dr-train" "${CFG[@]}" "${o[@]}" --steps 1 -o "$TMP/o.safetensors" "$M"
+    C=("${CFG[@]}")
+    case $opt in --config*) C=("${CFG[@]:2}") ;; esac   # the case's file instead of tiny.yaml
+    bad "dr-train $opt" "$pat" "$BIN/dr-train" "${C[@]}" "${o[@]}" --steps 1 -o "$TMP/o.safetensors" "$M"
     no_file "$opt" "$TMP/o.safetensors"
     [ $all = 1 ] || continue
-    bad "dr-meta $opt" "$pat" "$BIN/dr-meta" "${CFG[@]}" "${o[@]}" -o "$TMP/o.safetensors" "$M"
-    bad "dr-meta grad $opt" "$pat" "$BIN/dr-meta" grad "${CFG[@]}" "${o[@]}" --lm-init "$LM" --rater-init "$R" \
+    bad "dr-meta $opt" "$pat" "$BIN/dr-meta" "${C[@]}" "${o[@]}" -o "$TMP/o.safetensors" "$M"
+    bad "dr-meta grad $opt" "$pat" "$BIN/dr-meta" grad "${C[@]}" "${o[@]}" --lm-init "$LM" --rater-init "$R" \
         --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
-    bad "dr-score $opt" "$pat" "$BIN/dr-score" "${CFG[@]}" "${o[@]}" --rater "$R" -o "$TMP/o.tsv" "$M"
+    bad "dr-score $opt" "$pat" "$BIN/dr-score" "${C[@]}" "${o[@]}" --rater "$R" -o "$TMP/o.tsv" "$M"
     no_file "$opt" "$TMP/o.safetensors" "$TMP/o.tsv"
 done
 # options
@@ -394,4 +396,45 @@ bad "dr-meta grad -o DIR" "adir.safetensors: is a directory" "$BIN/dr-meta" grad
 bad "dr-score -o DIR" "adir.tsv: is a directory" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/adir.tsv" "$M"
 checks=$((checks + 1)); [ -z "$(find "$TMP/adir.safetensors" "$TMP/adir.tsv" -mindepth 1)" ] || fail "wrote into an output directory"
 no_file "-o DIR" "$TMP/o.safetensors" "$TMP/adir.ema.safetensors" "$TMP/adir.safetensors.state"
+# an output path that exists but is not a regular file (the final rename would replace
+# it): a FIFO (a device node, e.g. /dev/null, is the same case), and an empty path
+mkfifo "$TMP/fifo"
+bad "dr-train -o FIFO" "fifo: exists, not a regular file" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/fifo" "$M"
+bad "dr-score -o FIFO" "fifo: exists, not a regular file" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/fifo" "$M"
+checks=$((checks + 1)); [ -p "$TMP/fifo" ] || fail "-o FIFO replaced the FIFO"
+bad "dr-train -o ''" "an empty output path" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "" "$M"
+bad "dr-tokenize -o ''" "an empty output directory" "$BIN/dr-tokenize" --tokenizer byte -o "" "$TMP/toy.jsonl"
+# Val must be held out from what dr-train trains on; --config once
+bad "dr-train: Val is Train" "^dr-train: Val and Train share [0-9]+ documents \(e\.g\. document id [0-9a-f]{16}\): L_val must be measured on held-out documents" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$TA" -o "$TMP/o.safetensors"
+bad "--config twice" "option --config given twice \(configs/tiny.yaml, then configs/cpu.yaml\)" \
+    "$BIN/dr-train" "${CFG[@]}" --config configs/cpu.yaml --steps 1 -o "$TMP/o.safetensors" "$M"
+no_file "Val is Train, --config twice" "$TMP/o.safetensors"
+# one shard twice in one input list; a --val-sources name no document has
+bad "dr-split: a shard twice" "shard-00000.drs is given twice: its documents would count twice" \
+    "$BIN/dr-split" --val 0.3 -o "$TMP/sp_twice" "$TMP/shards" "$TMP/shards/shard-00000.drs"
+printf 'train_a\t%s\ntrain_a\t%s\nval\t%s\n' "$TA" "$TA" "$VAL" > "$TMP/twice.tsv"
+bad "dr-train: a manifest line twice" "is given twice in split train_a" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/twice.tsv"
+bad "dr-split --val-sources typo" "--val-sources: no input document has the source \"cleen\"" \
+    "$BIN/dr-split" --val 0.3 --val-sources clean,cleen -o "$TMP/sp_typo" "$TMP/shards"
+no_file "twice, typo" "$TMP/sp_twice" "$TMP/sp_typo" "$TMP/o.safetensors"
+# dr-filter must not replace its own inputs; scores beyond float; dr-cat --min-tokens
+"$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/ta.tsv" "$TA" 2>/dev/null
+bad "dr-filter -o its input directory" "would replace the input shard" \
+    "$BIN/dr-filter" "${CFG[@]}" --scores "$TMP/ta.tsv" --keep 0.5 --prefix train_a -o "$TA" "$TA"
+checks=$((checks + 1)); [ "$(ls "$TA" | wc -l)" -ge 1 ] && [ -z "$(ls "$TA" | grep -v '^train_a-[0-9]*\.drs$')" ] || fail "dr-filter touched its input directory"
+awk 'BEGIN { FS = OFS = "\t" } NR == 2 { $2 = "1e39" } { print }' "$TMP/ta.tsv" > "$TMP/huge.tsv"
+bad "scores beyond the float range" "huge.tsv:2: score '1e39' is beyond the float range" \
+    "$BIN/dr-filter" "${CFG[@]}" --scores "$TMP/huge.tsv" --keep 0.5 -o "$TMP/fo" "$TA"
+bad "dr-cat --min-tokens 1" "--min-tokens: 1 is out of range" "$BIN/dr-cat" --examples --min-tokens 1 "$TA"
+# a set of shards appears whole or not at all: a re-run that fails keeps the earlier output
+for i in $(seq 1 3000); do printf '{"text": "document %d %s"}\n' "$i" "$(printf 'y%.0s' $(seq 1 40))"; done > "$TMP/many.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --shard-size 0.02 -o "$TMP/set" "$TMP/many.jsonl" > "$TMP/set.list" 2>/dev/null
+(cat "$TMP/many.jsonl"; echo '{bad') > "$TMP/late.jsonl"
+md5_before=$(cat "$TMP"/set/*.drs | md5sum)
+bad "dr-tokenize: a re-run that fails late" "late.jsonl:3001: malformed JSON" \
+    "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.02 -o "$TMP/set" "$TMP/late.jsonl"
+checks=$((checks + 1)); [ "$(wc -l < "$TMP/set.list")" -ge 3 ] || fail "the set test wants several shards"
+checks=$((checks + 1)); [ "$(cat "$TMP"/set/*.drs | md5sum)" = "$md5_before" ] || fail "a failed dr-tokenize re-run changed the earlier shards"
 finish

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
             ranked++;
         }
         else if (!strcmp(a, "--seq-len")) o.seq_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 24);
-        else if (!strcmp(a, "--min-tokens")) min_tokens = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 24);
+        else if (!strcmp(a, "--min-tokens")) min_tokens = (int)cli_long(a, cli_value(argc, argv, &i), 2, 1 << 24);
         else if (!strcmp(a, "--examples")) examples = 1;
         else if (!strcmp(a, "--tokenizer")) o.tokenizer_kind = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--vocab-dir")) o.vocab_dir = cli_value(argc, argv, &i);

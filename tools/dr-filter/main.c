@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "--scores")) scores_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "-o")) out_dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--prefix")) prefix = cli_value(argc, argv, &i);

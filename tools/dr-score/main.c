@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "--rater")) rater_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--lm")) lm_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--device")) device = cli_value(argc, argv, &i);

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
-        else if (!strcmp(a, "--config")) config_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--steps")) o.steps = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--tokens")) o.tokens = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 60);

@@ -218,7 +218,7 @@ int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
         if (rc == 0 && paths_out) fprintf(paths_out, "%s\n", s->path[i]);
     }
     if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
-        rc = dr_seterr("writing the list of outputs failed: %s", strerror(errno));
+        rc = dr_seterr("the outputs are in place, but printing their paths failed: %s", strerror(errno));
     outset_free(s);
     return rc;
 }

@@ -26,8 +26,8 @@ double cli_double(const char *opt, const char *s, double min, double max) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (*s == 0 || *end != 0 || errno == ERANGE || !isfinite(v))
-        dr_die("%s: '%s' is not a number", opt, s);
+    if (*s == 0 || *end != 0 || !isfinite(v)) dr_die("%s: '%s' is not a number", opt, s);
+    /* ERANGE on an underflow (1e-320) leaves a usable tiny value; the range check decides */
     if (v < min || v > max) dr_die("%s: %s is out of range [%g, %g]", opt, s, min, max);
     return v;
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "check.h"
@@ -546,6 +547,8 @@ static int node_is_null(yaml_node_t *n) {
 }
 
 static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return dr_seterr("%s: is a directory, not a config file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return dr_seterr("%s: cannot open: %s", path, strerror(errno));
     yaml_parser_t parser;

@@ -103,3 +103,7 @@ void progress_update(Progress *p, double done) {
 }
 
 void progress_finish(Progress *p) { draw(p, dr_now(), 1); }
+
+void progress_abort(Progress *p) {
+    if (p->is_tty) { fputs("\r\033[K", p->out); fflush(p->out); }   /* the error replaces the bar */
+}

@@ -34,6 +34,7 @@ void progress_start(Progress *p, const char *label, const char *unit, double tot
 void progress_update(Progress *p, double done);        /* prints when due */
 void progress_set_extra(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_finish(Progress *p);                     /* final line */
+void progress_abort(Progress *p);                      /* no final line: an error follows */
 double dr_now(void);                                   /* monotonic seconds */
 
 #endif

@@ -127,9 +127,10 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     }
     omp_set_num_threads(threads);
     omp_set_max_active_levels(saved_levels);
-    progress_finish(&p);
-    st.seconds = dr_now() - t0;
     if (rc == 0 && (fflush(out) != 0 || ferror(out))) rc = dr_seterr("error writing the scores");
+    if (rc == 0) progress_finish(&p);
+    else progress_abort(&p);
+    st.seconds = dr_now() - t0;
     if (stats) *stats = st;
     for (int k = 0; k < R; k++) {
         data_batch_free(slot[k].b);

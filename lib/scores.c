@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 
@@ -66,6 +67,9 @@ static int split4(char *line, char **f, size_t *len) {
 
 int scores_read(const char *path, Scores *s) {
     memset(s, 0, sizeof *s);
+    struct stat st;
+    if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return dr_seterr("%s: is a directory, not a scores file", path);
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!f) return dr_seterr("%s: cannot open: %s", path, strerror(errno));
     s->path = xstrdup(path);

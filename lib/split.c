@@ -892,7 +892,8 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
         write_manifest(manifest_out, abs_dir ? abs_dir : o->out_dir, &p, o, st);
         free(abs_dir);
         if (fflush(manifest_out) != 0 || ferror(manifest_out))
-            rc = dr_seterr("cannot write the manifest: %s", strerror(errno));
+            rc = dr_seterr("the splits and %s/manifest.tsv are written, but printing the manifest "
+                           "on stdout failed: %s", o->out_dir, strerror(errno));
     }
     plan_free(&p);
     return rc;

@@ -18,9 +18,13 @@
 #   d. dr-train: l_train of each step and the final weights, continued by the reference
 #      from the state `--stop-at 2` saves, vs the uninterrupted run (AdamW with warmup,
 #      cosine and clip; SGD momentum; --weights with sigmoid and softmax; --rater
-#      --online-keep).
+#      --online-keep);
+#   e. dr-train from scratch (docs/deploy.md "Randomness"): the reference's own init from
+#      experiment.seed, bit for bit against what dr-train starts from; the data order
+#      (shuffle, length buckets, batches straddling epochs) through l_train, tokens and
+#      flops_lm of each step; whole AdamW runs (and --init CKPT) over that order.
 # Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
-# cannot import torch. About 80 s on 2 cores.
+# cannot import torch. About 120 s on 2 cores (section e: ~25 s).
 set -u
 PY=${XCHECK_PYTHON:-/usr/bin/python3}
 if ! "$PY" -c "import torch, numpy, yaml" >/dev/null 2>&1; then
@@ -41,7 +45,8 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 fails=0
 note() { echo "# $*"; }
 run() {  # run a tool, show its stderr only on failure
-    if ! "$@" 2>"$W/last.err"; then echo "COMMAND FAILED: $*"; cat "$W/last.err"; fails=$((fails + 1)); return 1; fi
+    # (the message goes to stderr too, so that a failing command whose stdout is discarded is seen)
+    if ! "$@" 2>"$W/last.err"; then echo "COMMAND FAILED: $*" >&2; cat "$W/last.err" >&2; fails=$((fails + 1)); return 1; fi
 }
 ref() { "$PY" "$REF" "$@" || fails=$((fails + 1)); }
 
@@ -186,6 +191,81 @@ SCORES=sc_train_a-ctx32.tsv train_case weights-sigmoid-clamp 8 --set lm.clip=0.5
 SCORES=sc_train_a-ctx32.tsv train_case weights-softmax-meannorm 8 --set lm.lr=3e-3 \
     --set rater.normalize=softmax --set rater.mean_normalize=true --set rater.tau=2
 ONLINE=r300.safetensors ONLINE_KEEP=0.6 train_case online-keep0.6 6 --set lm.lr=3e-3 --set lm.clip=0.5
+
+echo "== e. dr-train from scratch: the documented init and data order (docs/deploy.md, Randomness)"
+# experiment.seed 7; B = 5 does not divide Train_A's 138 examples (batches straddle epochs)
+E7=(--set experiment.seed=7 --set train.eval_every=0 --set train.log_every=1)
+# a run that cannot move a float: SGD without momentum or decay, lr 1e-30 and a clip of
+# 1e-300 (an update of ~1e-330 underflows to 0, also for the zero biases), so its
+# checkpoint is the init, bit for bit, and its l_train is the init's loss of each batch
+FROZEN=(--set lm.optimizer=sgd --set lm.lr=1e-30 --set lm.clip=1e-300 --set lm.momentum=0 --set lm.weight_decay=0)
+# 1. the init, tensor by tensor, bit for bit: the frozen run (1 and 2 threads, read-ahead);
+# one step of AdamW at lr 1e-30 and 1e-40 (the non-bias tensors are the init; the zero
+# biases move, by at most lr); the float build (bin/), if there, = the init rounded to F32
+echo "\$ dr-train ${BASE[*]} ${E7[*]} ${FROZEN[*]} --steps 1 -o init_sgd.safetensors manifest.tsv (and variants)"
+if run "$D/dr-train" "${BASE[@]}" "${E7[@]}" "${FROZEN[@]}" --steps 1 -o init_sgd.safetensors manifest.tsv >/dev/null &&
+   run "$D/dr-train" "${BASE[@]}" "${E7[@]}" "${FROZEN[@]}" --set experiment.threads=2 --set data.prefetch=2 \
+       --steps 1 -o init_sgd2.safetensors manifest.tsv >/dev/null &&
+   run "$D/dr-train" "${BASE[@]}" "${E7[@]}" --set lm.lr=1e-30 --steps 1 -o init_a30.safetensors manifest.tsv >/dev/null &&
+   run "$D/dr-train" "${BASE[@]}" "${E7[@]}" --set lm.lr=1e-40 --steps 1 -o init_a40.safetensors manifest.tsv >/dev/null &&
+   run "$D/dr-meta" "${BASE[@]}" "${E7[@]}" --print-config > cfg_e_init.yaml; then
+    F32=()
+    if [ -x "$ROOT/bin/dr-train" ] && "$ROOT/bin/dr-train" "${BASE[@]}" "${E7[@]}" "${FROZEN[@]}" --steps 1 \
+        -o init_f32.safetensors manifest.tsv >/dev/null 2>&1; then F32=(--c-init-f32 init_f32.safetensors); fi
+    ref init --name "e: init seed 7" --config cfg_e_init.yaml --vocab 257 --c-init init_sgd.safetensors:1thr \
+        --c-init init_sgd2.safetensors:2thr+prefetch "${F32[@]}" \
+        --c-tiny init_a30.safetensors:1e-30 --c-tiny init_a40.safetensors:1e-40
+fi
+# 2a. the data order alone, over a larger set (429 examples, B = 4: chunks of 100·B = 400
+# positions plus 29, a partial batch each epoch), 250 frozen steps = 2.3 epochs; random
+# characters only (dr-train refuses a Val that shares documents with Train, and short
+# clean documents repeat)
+"$ROOT/tests/data/gen_toy.sh" 0 258 13 3 70 > big.jsonl
+run "$D/dr-tokenize" --tokenizer byte --source-field source -o big big.jsonl >/dev/null || exit 1
+run "$D/dr-cat" --examples --ids --seq-len 32 --min-tokens 2 big > big.ex || exit 1
+order_case() {  # name [--set ...]
+    local name=$1; shift
+    local X=("${E7[@]}" "${FROZEN[@]}" --set data.batch_size=4 "$@")
+    echo "\$ dr-train ${BASE[*]} ${X[*]} --steps 250 --train big --val splits/val"
+    run "$D/dr-train" "${BASE[@]}" "${X[@]}" --steps 250 --log "eo_$name.jsonl" -o "eo_$name.safetensors" \
+        --train big --val splits/val >/dev/null || return
+    run "$D/dr-meta" "${BASE[@]}" "${X[@]}" --print-config > "cfge_$name.yaml" || return
+    ref scratch --name "e: order $name" --frozen --config "cfge_$name.yaml" --train big.ex --steps 250 \
+        --c-log "eo_$name.jsonl" --c-final "eo_$name.safetensors"
+}
+order_case shuffle-bucket-prefetch --set data.shuffle=true --set data.bucket_by_length=true --set data.prefetch=2
+order_case bucket-noshuffle --set data.bucket_by_length=true
+# the largest u64 seed: S + e wraps to 0 in epoch 1 (and the init's splitmix64(S))
+order_case shuffle-seed-2^64-1 --set data.shuffle=true --set experiment.seed=18446744073709551615
+# 2b, 3. whole runs: AdamW with warmup, cosine and clip, 60 steps of B = 5 (2.2 epochs of
+# 138), from the seed-7 init (2b) and from lm.safetensors by --init (3)
+scratch_case() {  # name init|- [--set ...]
+    local name=$1 init=$2; shift 2
+    local X=("${E7[@]}" --set data.batch_size=5 --set lm.lr=3e-3 --set lm.warmup_steps=5 --set lm.clip=0.5 "$@")
+    local I=() RI=()
+    if [ "$init" != - ]; then I=(--init "$init"); RI=(--init "$init"); fi
+    echo "\$ dr-train ${BASE[*]} ${X[*]} ${I[*]} --steps 60 manifest.tsv"
+    run "$D/dr-train" "${BASE[@]}" "${X[@]}" "${I[@]}" --steps 60 --log "es_$name.jsonl" -o "es_$name.safetensors" \
+        manifest.tsv >/dev/null || return
+    run "$D/dr-meta" "${BASE[@]}" "${X[@]}" --print-config > "cfges_$name.yaml" || return
+    ref scratch --name "e: $name" "${RI[@]}" --config "cfges_$name.yaml" --train train.ex --steps 60 \
+        --c-log "es_$name.jsonl" --c-final "es_$name.safetensors" --tol 1e-9 --tol-loss 1e-10
+}
+scratch_case adamw-shuffle - --set data.shuffle=true
+scratch_case adamw-shuffle-bucket - --set data.shuffle=true --set data.bucket_by_length=true
+scratch_case init-adamw-shuffle-bucket lm.safetensors --set data.shuffle=true --set data.bucket_by_length=true
+# control: the reference with seed 8 must reject the seed-7 run (the checks can fail)
+if [ -f cfges_adamw-shuffle.yaml ]; then
+    sed 's/^\(  seed:\) 7\b/\1 8/' cfges_adamw-shuffle.yaml > cfg_e_seed8.yaml
+    if ! grep -q '^  seed: 8 ' cfg_e_seed8.yaml; then
+        echo "CHECK e: control: could not set seed 8 in the config  FAIL"; fails=$((fails + 1))
+    elif "$PY" "$REF" scratch --name control --config cfg_e_seed8.yaml --train train.ex --steps 60 \
+        --c-log es_adamw-shuffle.jsonl --c-final es_adamw-shuffle.safetensors >/dev/null; then
+        echo "CHECK e: control: seed-8 reference rejects the seed-7 run  FAIL (not detected)"; fails=$((fails + 1))
+    else
+        echo "CHECK e: control: seed-8 reference rejects the seed-7 run  PASS"
+    fi
+fi
 
 echo
 if [ "$fails" -eq 0 ]; then echo "xcheck: all checks PASS"; exit 0; fi

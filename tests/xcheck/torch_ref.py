@@ -27,7 +27,16 @@ and exits 1 on any FAIL):
   score   --rater R --examples EX --config CFG.yaml --c-scores S.tsv      (check c)
   train   --state-ckpt A.safetensors --c-final B.safetensors --c-log B.jsonl
           --train EX --config CFG.yaml --steps N                          (check d)
+  init    --config CFG.yaml --c-init X.safetensors[:LABEL] ... [--c-init-f32 XF.safetensors]
+          [--c-tiny FILE:LR ...]                                          (check e.1)
+  scratch --config CFG.yaml --train EX --steps N --c-log L.jsonl --c-final F.safetensors
+          [--init CKPT] [--frozen]                                        (checks e.2, e.3)
   rescale --rater R --out R2 --factor F     (helper: scale rater.head.out.* by F)
+
+init and scratch implement docs/deploy.md "Randomness": the LM's init from experiment.seed
+(splitmix64, U(k), Box-Muller, std / sqrt(2 n_layer) for the c_proj weights, tensors in
+file order) and dr-train's data order (Fisher-Yates per epoch from SplitMix(S + e), length
+buckets of 100*B positions, batch permutation, batches over the concatenated epochs).
 
 EX files are the output of `dr-cat --examples --ids --seq-len L` (one example per line:
 "<id>\t<space-separated token ids>"), i.e. the windows exactly as the loader forms them.
@@ -68,6 +77,13 @@ def st_read(path):
         a = np.frombuffer(b[base + s:base + t], dtype=dt).reshape(e["shape"])
         out[name] = torch.from_numpy(a.astype(np.float64))
     return out, meta
+
+
+def st_dtypes(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n).decode("utf-8"))
+    return {e["dtype"] for k, e in hdr.items() if k != "__metadata__"}
 
 
 def st_write(path, tensors, meta=None, dtype="F64"):
@@ -621,6 +637,281 @@ def cmd_lmscore(a):
     r.exit()
 
 
+# ----------------------------------------------------------------------------------------
+# dr-train from scratch: the documented randomness (docs/deploy.md "Randomness")
+
+M64 = (1 << 64) - 1
+GOLDEN = 0x9e3779b97f4a7c15
+
+
+def _mix64(z):
+    """The three mixing steps of splitmix64 (u64 arithmetic)."""
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+    return z ^ (z >> 31)
+
+
+def splitmix64(z):
+    return _mix64((z + GOLDEN) & M64)
+
+
+class SplitMix:
+    """The data-order generator: state s; next() = s += golden, then mix s."""
+
+    def __init__(self, s):
+        self.s = s & M64
+
+    def next(self):
+        self.s = (self.s + GOLDEN) & M64
+        return _mix64(self.s)
+
+    def below(self, n):
+        """Draws until the value is >= (2^64 - n) mod n; returns it mod n."""
+        th = ((1 << 64) - n) % n
+        while True:
+            r = self.next()
+            if r >= th:
+                return r % n
+
+
+def lm_shapes(cfg, vocab):
+    """The LM's tensors in file order (formats.md section 5) with their shapes."""
+    dc, lc = cfg["data"], cfg["lm"]
+    d, L, S = int(lc["d_model"]), int(lc["n_layer"]), int(dc["seq_len"])
+    ff = int(lc["d_ff"]) or 4 * d
+    out = [("transformer.wte.weight", [vocab, d]), ("transformer.wpe.weight", [S, d])]
+    for i in range(L):
+        p = f"transformer.h.{i}."
+        out += [(p + "ln_1.weight", [d]), (p + "ln_1.bias", [d]),
+                (p + "attn.c_attn.weight", [d, 3 * d]), (p + "attn.c_attn.bias", [3 * d]),
+                (p + "attn.c_proj.weight", [d, d]), (p + "attn.c_proj.bias", [d]),
+                (p + "ln_2.weight", [d]), (p + "ln_2.bias", [d]),
+                (p + "mlp.c_fc.weight", [d, ff]), (p + "mlp.c_fc.bias", [ff]),
+                (p + "mlp.c_proj.weight", [ff, d]), (p + "mlp.c_proj.bias", [d])]
+    out += [("transformer.ln_f.weight", [d]), ("transformer.ln_f.bias", [d])]
+    return out
+
+
+def lm_init(cfg, vocab, order="std*(r*c)"):
+    """docs/deploy.md: element j of the flat buffer (tensors in file order, row-major) of a
+    normal-initialized tensor = std * sqrt(-2 ln u1) * cos(2 pi u2), u1 = U(2j), u2 = U(2j+1),
+    U(k) = ((x >> 11) + 0.5) / 2^53, x = splitmix64(splitmix64(S) ^ (k * 0xd1b54a32d192ed03));
+    std = lm.init_std, / sqrt(2 n_layer) for the c_proj weights; biases 0, LN weights 1.
+    FINDING: the C rounds std * (sqrt(..) * cos(..)) (the product of the Box-Muller factors
+    first); the left-to-right reading (std * sqrt(..)) * cos(..) differs by 1 ulp in ~40% of
+    the elements. `order` selects the reading (for the report)."""
+    S = int(cfg["experiment"]["seed"]) & M64
+    s0 = splitmix64(S)
+    L = int(cfg["lm"]["n_layer"])
+    std0 = float(cfg["lm"]["init_std"])
+    two_pi = 2.0 * math.pi
+
+    def U(k):
+        x = splitmix64(s0 ^ ((k * 0xd1b54a32d192ed03) & M64))
+        return ((x >> 11) + 0.5) / 9007199254740992.0
+
+    P, off = {}, 0
+    for name, shape in lm_shapes(cfg, vocab):
+        n = int(np.prod(shape))
+        if name.endswith(".bias"):
+            a = np.zeros(n)
+        elif ".ln_" in name:
+            a = np.ones(n)
+        else:
+            std = std0 / math.sqrt(2 * L) if name.endswith("c_proj.weight") else std0
+            a = np.empty(n)
+            for i in range(n):
+                j = off + i
+                r = math.sqrt(-2.0 * math.log(U(2 * j)))
+                c = math.cos(two_pi * U(2 * j + 1))
+                a[i] = std * (r * c) if order == "std*(r*c)" else (std * r) * c
+        P[name] = torch.from_numpy(a.reshape(shape))
+        off += n
+    return P
+
+
+def epoch_positions(N, B, S, e, shuffle, bucket, lens):
+    """The example numbers of epoch e in training order (docs/deploy.md): shard order, a
+    Fisher-Yates shuffle from SplitMix(S + e) (i = N-1..1 swapping i and below(i+1)); with
+    bucketing, each chunk of 100*B positions sorted by window length, longest first (stable),
+    then the floor(N/B) full batches permuted by the same generator (k = floor(N/B)..2
+    swapping batches k-1 and below(k)) when shuffling, the partial batch last."""
+    p = list(range(N))
+    g = SplitMix(S + e)
+    if shuffle:
+        for i in range(N - 1, 0, -1):
+            j = g.below(i + 1)
+            p[i], p[j] = p[j], p[i]
+    if not bucket:
+        return p
+    q = []
+    for c0 in range(0, N, 100 * B):
+        q += sorted(p[c0:c0 + 100 * B], key=lambda i: -lens[i])  # sorted() is stable
+    nb = N // B
+    bs = [q[b * B:(b + 1) * B] for b in range(nb)]
+    if shuffle:
+        for k in range(nb, 1, -1):
+            j = g.below(k)
+            bs[k - 1], bs[j] = bs[j], bs[k - 1]
+    return [i for b in bs for i in b] + q[nb * B:]
+
+
+def train_batches(N, B, S, shuffle, bucket, lens, steps):
+    """Step k trains on positions [kB, kB + B) of the concatenated epochs. Returns the
+    batches and, per step, the epochs it draws from."""
+    stream, ep = [], []
+    e = 0
+    while len(stream) < steps * B:
+        p = epoch_positions(N, B, S, e, shuffle, bucket, lens)
+        stream += p
+        ep += [e] * len(p)
+        e += 1
+    return ([stream[k * B:(k + 1) * B] for k in range(steps)],
+            [sorted(set(ep[k * B:(k + 1) * B])) for k in range(steps)])
+
+
+def read_log(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            o = json.loads(line)
+            if "l_train" in o:
+                out[o["step"]] = o
+    return out
+
+
+def ulp_diff_count(c, r):
+    return int((c.reshape(-1) != r.reshape(-1)).sum())
+
+
+def cmd_init(a):
+    """Check 1 of section e: the reference init vs what dr-train starts from."""
+    cfg = load_config(a.config)
+    P = lm_init(cfg, a.vocab)
+    r = Reporter()
+    names = [n for n, _ in lm_shapes(cfg, a.vocab)]
+    ntot = sum(t.numel() for t in P.values())
+    for spec in a.c_init:  # FILE[:LABEL], frozen runs of the double build
+        f, lab = (spec.split(":", 1) + [""])[:2] if ":" in spec else (spec, "")
+        C, _ = st_read(f)
+        lab = f" {lab}" if lab else ""
+        r.check(f"{a.name}{lab}: tensor names, order and shapes", 0.0 if list(C.keys()) == names and all(
+            list(C[n].shape) == list(P[n].shape) for n in names) else 1.0, 0)
+        worst, wn, nd = 0.0, "", 0
+        for n in names:
+            d = float((C[n] - P[n]).abs().max())
+            nd += ulp_diff_count(C[n], P[n])
+            if d > worst:
+                worst, wn = d, n
+        r.check(f"{a.name}{lab}: init bit-exact (double)", worst, 0,
+                f" ({nd} of {ntot} differ; worst {wn or '-'})")
+    # the left-to-right reading of the doc's formula, for the report
+    cnt = sum(ulp_diff_count(C[n], t) for n, t in lm_init(cfg, a.vocab, "(std*r)*c").items())
+    print(f"# reading (std*sqrt(-2 ln u1))*cos(2 pi u2) instead: {cnt} of {ntot} elements differ (by 1 ulp)")
+    if a.c_init_f32 and st_dtypes(a.c_init_f32) != {"F32"}:
+        print(f"# {a.c_init_f32} is not an F32 file: float-build init check skipped")
+    elif a.c_init_f32:
+        F, _ = st_read(a.c_init_f32)
+        nd = sum(ulp_diff_count(F[n], P[n].to(torch.float32).to(DT)) for n in names)
+        r.check(f"{a.name}: float build init = fp32(ref init)", float(nd), 0, f" ({nd} of {ntot} differ)")
+    lrs = []
+    for spec in a.c_tiny:  # FILE:LR, AdamW runs of 1 step at a tiny lr
+        f, lr = spec.rsplit(":", 1)
+        lr = float(lr)
+        T, _ = st_read(f)
+        nz = [n for n in names if not n.endswith(".bias")]
+        nd = sum(ulp_diff_count(T[n], P[n]) for n in nz)
+        r.check(f"{a.name}: adamw lr={lr:g} 1 step: non-bias tensors = init", float(nd), 0,
+                f" ({nd} differ)")
+        bmax = max(float(T[n].abs().max()) for n in names if n.endswith(".bias"))
+        # AdamW moves a zero-initialized element by lr*|m|/(sqrt(v)+eps) <= lr, not by 0
+        r.check(f"{a.name}: adamw lr={lr:g}: max|bias|/lr (biases do move)", bmax / lr, 1.0 + 1e-9,
+                f" (max|bias| = {bmax:.3g}: {'moved' if bmax > 0 else 'unmoved'})")
+        lrs.append((lr, T))
+    if len(lrs) == 2:
+        (l1, T1), (l2, T2) = lrs
+        moved = [n for n in names if ulp_diff_count(T1[n], T2[n])]
+        print(f"# the two tiny-lr AdamW runs differ in {len(moved)} tensors "
+              f"({'all biases' if moved and all(n.endswith('.bias') for n in moved) else moved})")
+    r.exit()
+
+
+def cmd_scratch(a):
+    """Checks 2 and 3 of section e: dr-train from its (reference) init or --init CKPT, over
+    the documented data order, vs the double build's log and final weights."""
+    cfg = load_config(a.config)
+    dc, lc = cfg["data"], cfg["lm"]
+    B, Sq = int(dc["batch_size"]), int(dc["seq_len"])
+    S = int(cfg["experiment"]["seed"])
+    shuffle, bucket = bool(dc["shuffle"]), bool(dc["bucket_by_length"])
+    if a.init:
+        P0, _ = st_read(a.init)
+    else:
+        P0 = lm_init(cfg, a.vocab)
+    names = list(P0.keys())
+    theta = [P0[n] for n in names]
+    tr = read_examples(a.train)
+    N = len(tr)
+    lens = [len(t) for _, t in tr]
+    steps = a.steps
+    batches, eps = train_batches(N, B, S, shuffle, bucket, lens, steps)
+    straddle = sum(len(e) > 1 for e in eps)
+    print(f"# {a.name}: N={N} B={B} shuffle={shuffle} bucket={bucket} steps={steps}: epochs "
+          f"0..{eps[-1][-1]}, {straddle} batches straddle two epochs, start "
+          f"{'--init ' + a.init if a.init else 'reference init (seed %d)' % S}")
+    cl = read_log(a.c_log)
+    nh = int(lc["n_head"])
+    nparam = sum(t.numel() for t in theta)
+    ref_l = {}
+    if a.frozen:  # the C run does not move its weights: l_train = mean init loss of the batch
+        with torch.no_grad():
+            per = torch.cat([lm_losses(dict(zip(names, theta)), lm_batch(tr[i:i + 16], Sq), nh)
+                             for i in range(0, N, 16)])
+        for k, b in enumerate(batches):
+            ref_l[k + 1] = float(per[b].mean())
+    else:
+        st = opt_init(theta, lc)
+        for k, b in enumerate(batches):
+            exs = [tr[i] for i in b]
+            th = [p.detach().requires_grad_(True) for p in theta]
+            losses = lm_losses(dict(zip(names, th)), lm_batch(exs, Sq), nh)
+            g = torch.autograd.grad(losses.mean(), th)
+            g, _, _ = clip_grads(g, float(lc["clip"]))
+            with torch.no_grad():
+                theta, st = opt_step([p.detach() for p in th], g, st, lr_at(k, steps, lc), lc)
+            ref_l[k + 1] = float(losses.mean())
+    r = Reporter()
+    miss = [s for s in ref_l if s not in cl]
+    r.check(f"{a.name}: log has l_train for every step", float(len(miss)), 0,
+            f" ({len(cl)} lines)")
+    # tokens (target tokens trained on) and flops_lm ((6 N + 6 n_layer d T) B T, T = seq_len
+    # or, with bucketing, the batch's trimmed length = its longest window - 1 positions)
+    bad_tok = bad_fl = 0
+    prev_tok = prev_fl = 0
+    d, nl = int(lc["d_model"]), int(lc["n_layer"])
+    for k, b in enumerate(batches):
+        o = cl.get(k + 1)
+        if o is None:
+            continue
+        T = max(lens[i] for i in b) - 1 if bucket else Sq
+        bad_tok += (o["tokens"] - prev_tok) != sum(lens[i] - 1 for i in b)
+        bad_fl += (o["flops_lm"] - prev_fl) != (6 * nparam + 6 * nl * d * T) * B * T
+        prev_tok, prev_fl = o["tokens"], o["flops_lm"]
+    r.check(f"{a.name}: tokens per step (exact)", float(bad_tok), 0, f" ({bad_tok} steps differ)")
+    r.check(f"{a.name}: flops_lm per step, T = trimmed length", float(bad_fl), 0, f" ({bad_fl} steps differ)")
+    s_ok = [s for s in sorted(ref_l) if s in cl]
+    err = max(scal_rel(cl[s]["l_train"], ref_l[s]) for s in s_ok)
+    r.check(f"{a.name}: l_train per step ({len(s_ok)} steps)", err, a.tol_loss)
+    C, _ = st_read(a.c_final)
+    worst, wn = 0.0, ""
+    for n, p in zip(names, theta):
+        e = rel_err(C[n], p) if not a.frozen else float((C[n] - p).abs().max())
+        if e > worst:
+            worst, wn = e, n
+    r.check(f"{a.name}: final theta per tensor", worst, 0 if a.frozen else a.tol, f" (worst {wn or '-'})")
+    r.exit()
+
+
 def cmd_rescale(a):
     Q, meta = st_read(a.rater)
     Q["rater.head.out.weight"] = Q["rater.head.out.weight"] * a.factor
@@ -659,9 +950,21 @@ def main():
     rs = sp.add_parser("rescale")
     rs.add_argument("--rater", required=True); rs.add_argument("--out", required=True)
     rs.add_argument("--factor", type=float, required=True); rs.add_argument("--shift", type=float, default=0.0)
+    it = sp.add_parser("init")
+    it.add_argument("--config", required=True); it.add_argument("--c-init", action="append", required=True)
+    it.add_argument("--vocab", type=int, default=257); it.add_argument("--c-init-f32", default=None)
+    it.add_argument("--c-tiny", action="append", default=[]); it.add_argument("--name", default="init")
+    sc = sp.add_parser("scratch")
+    for k in ("config", "train", "c-log", "c-final"):
+        sc.add_argument("--" + k, required=True)
+    sc.add_argument("--steps", type=int, required=True); sc.add_argument("--vocab", type=int, default=257)
+    sc.add_argument("--init", default=None); sc.add_argument("--frozen", action="store_true")
+    sc.add_argument("--tol", type=float, default=1e-9); sc.add_argument("--tol-loss", type=float, default=1e-10)
+    sc.add_argument("--name", default="scratch")
     a = ap.parse_args()
     {"eval": cmd_eval, "grad": cmd_grad, "score": cmd_score, "train": cmd_train,
-     "rescale": cmd_rescale, "lmscore": cmd_lmscore}[a.cmd](a)
+     "rescale": cmd_rescale, "lmscore": cmd_lmscore, "init": cmd_init,
+     "scratch": cmd_scratch}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--prefix")) prefix = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--prefix")) {
+            prefix = cli_value(argc, argv, &i);
+            if (!prefix[0] || strchr(prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", prefix);
+        }
         else if (!strcmp(a, "--invert")) fo.invert = 1;
         else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
         else if (!strcmp(a, "--seed")) { fo.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL); seed_given = 1; }

@@ -81,18 +81,30 @@ static void list_take(ShardList *dst, const ShardList *src, const char *split) {
 int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
                          int n_train, char **train_inputs, int n_val, char **val_inputs,
                          const char *train_split, const char *val_split) {
+    char splits[256] = "";   /* the split names the inputs have, for a message */
+    const char *ts = NULL, *vs = NULL;
     if (n_inputs > 0) {
         ShardList all = {0};
         if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) { shardlist_free(&all); return -1; }
         int any_split = 0;
-        for (size_t i = 0; i < all.n; i++) any_split |= all.items[i].split[0] != 0;
+        for (size_t i = 0; i < all.n; i++) {
+            const char *sp = all.items[i].split;
+            if (!sp[0]) continue;
+            any_split = 1;
+            size_t len = strlen(splits), n = strlen(sp);
+            int seen = 0;
+            for (const char *p = splits; (p = strstr(p, sp)) && !seen; p += n)
+                seen = (p == splits || p[-1] == ' ') && (p[n] == ',' || p[n] == 0);
+            if (!seen && len + n + 3 < sizeof splits)
+                snprintf(splits + len, sizeof splits - len, "%s%s", len ? ", " : "", sp);
+        }
         if (!any_split && !train_split && !val_split) {
             list_take(&o->train, &all, NULL);   /* plain shards: all of them are Train */
         } else {
-            const char *ts = train_split ? train_split
-                             : list_has_split(&all, "train_b") ? "train_b" : "train_a";
+            ts = train_split ? train_split : list_has_split(&all, "train_b") ? "train_b" : "train_a";
+            vs = val_split ? val_split : "val";
             list_take(&o->train, &all, ts);
-            list_take(&o->val, &all, val_split ? val_split : "val");
+            list_take(&o->val, &all, vs);
         }
         shardlist_free(&all);
     }
@@ -107,6 +119,13 @@ int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
         list_take(which ? &o->val : &o->train, &l, which ? val_split : train_split);
         shardlist_free(&l);
     }
+    /* a manifest without the split asked for (a typo in a split name, --train-split) */
+    if (ts && o->train.n == 0)
+        return dr_seterr("no Train shards: the inputs have no split %s (their splits: %s)", ts,
+                         splits[0] ? splits : "none");
+    if (vs && o->val.n == 0)
+        return dr_seterr("no Val shards: the inputs have no split %s (their splits: %s); give Val "
+                         "with --val", vs, splits[0] ? splits : "none");
     return 0;
 }
 

@@ -139,7 +139,7 @@ for f in empty.tsv garbage.tsv; do
 done
 # a manifest without the split a tool needs
 printf 'train_a\t%s\n' "$S1" > "$B/no_val.tsv"
-bad "dr-train: a manifest without val" "no Val shards" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/no_val.tsv"
+bad "dr-train: a manifest without val" "no Val shards: the inputs have no split val \(their splits: train_a\)" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/no_val.tsv"
 bad "dr-meta: a manifest without val" "no Val shards" "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors" "$B/no_val.tsv"
 bad "dr-score: no shards of the split" "no shards of split 'val'" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val "$B/no_val.tsv"
 bad "dr-train: a missing input" "nope.tsv: No such file" "$BIN/dr-train" "${CFG[@]}" -o "$TMP/o.safetensors" "$TMP/nope.tsv"
@@ -418,6 +418,9 @@ bad "dr-train: a manifest line twice" "is given twice in split train_a" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/twice.tsv"
 bad "dr-split --val-sources typo" "--val-sources: no input document has the source \"cleen\"" \
     "$BIN/dr-split" --val 0.3 --val-sources clean,cleen -o "$TMP/sp_typo" "$TMP/shards"
+printf 'trian_a\t%s\nval\t%s\n' "$TA" "$VAL" > "$TMP/typo.tsv"
+bad "dr-train: a split name with a typo" "no Train shards: the inputs have no split train_a \(their splits: trian_a, val\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/typo.tsv"
 no_file "twice, typo" "$TMP/sp_twice" "$TMP/sp_typo" "$TMP/o.safetensors"
 # dr-filter must not replace its own inputs; scores beyond float; dr-cat --min-tokens
 "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/ta.tsv" "$TA" 2>/dev/null

@@ -155,7 +155,7 @@ static const KeyDef schema[] = {
 
     DBL("deploy.keep", deploy.keep, 0, 1, MIN_OPEN, "0.6", "fraction of examples kept"),
     ENUM("deploy.policy", deploy.policy, "filter|per_batch|cdf|keep_middle|random|reweight|online", "filter",
-         "how scores select or weight the training data"),
+         "dr-filter's policy when it is given none"),
     INT("deploy.batch", deploy.batch, 1, 1 << 20, "64", "batch size B of the per_batch policy"),
 };
 #define N_KEYS ((int)(sizeof schema / sizeof *schema))

@@ -154,7 +154,8 @@ int data_read_example(DataLoader *d, uint64_t i, uint32_t *out);
 
 /* dr-cat --examples: one line per example in shard order, "<id>\t<window>", the window
  * as a JSON string decoded with the shards' tokenizer, or as space-separated token ids
- * when ids is non-zero. -1 + dr_seterr on a read error or an unloadable tokenizer. */
-int data_print_examples(DataLoader *d, FILE *f, int ids);
+ * when ids is non-zero; the first head examples only when head > 0. -1 + dr_seterr on a
+ * read error, a write error or an unloadable tokenizer. */
+int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head);
 
 #endif

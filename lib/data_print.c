@@ -11,7 +11,7 @@
 #include "json.h"
 #include "tokenizer.h"
 
-int data_print_examples(DataLoader *d, FILE *f, int ids) {
+int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
     Tokenizer *tok = NULL;
     if (!ids) {
         const char *spec = data_tokenizer_spec(d);
@@ -31,7 +31,9 @@ int data_print_examples(DataLoader *d, FILE *f, int ids) {
     ByteBuf text = {0};
     char id[DATA_ID_MAX];
     int rc = 0;
-    for (uint64_t i = 0; i < data_num_examples(d) && rc == 0; i++) {
+    uint64_t n = data_num_examples(d);
+    if (head > 0 && head < n) n = head;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
         const DataExample *e = data_example(d, i);
         if (data_read_example(d, i, window) != 0) { rc = -1; break; }
         data_example_id(d, i, id);

@@ -79,7 +79,9 @@ int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train
             shardlist_free(&l);
             return -1;
         }
-        list_take(which ? &o->val : &o->train, &l, NULL);
+        int any_split = 0;   /* a manifest as --train/--val: its train_a / val lines */
+        for (size_t i = 0; i < l.n; i++) any_split |= l.items[i].split[0] != 0;
+        list_take(which ? &o->val : &o->train, &l, any_split ? (which ? "val" : "train_a") : NULL);
         shardlist_free(&l);
     }
     if (o->train.n == 0)

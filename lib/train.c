@@ -116,8 +116,17 @@ int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
             shardlist_free(&l);
             return -1;
         }
-        list_take(which ? &o->val : &o->train, &l, which ? val_split : train_split);
+        /* a manifest given as --train/--val: its train_b (else train_a) / val lines, as a
+         * positional one, unless --train-split/--val-split says which */
+        const char *sp = which ? val_split : train_split;
+        int any_split = 0;
+        for (size_t i = 0; i < l.n; i++) any_split |= l.items[i].split[0] != 0;
+        if (!sp && any_split) sp = which ? "val" : list_has_split(&l, "train_b") ? "train_b" : "train_a";
+        list_take(which ? &o->val : &o->train, &l, sp);
         shardlist_free(&l);
+        if ((which ? &o->val : &o->train)->n == 0)
+            return dr_seterr("no %s shards: the %s inputs have no split %s", which ? "Val" : "Train",
+                             which ? "--val" : "--train", sp ? sp : "(plain shards)");
     }
     /* a manifest without the split asked for (a typo in a split name, --train-split) */
     if (ts && o->train.n == 0)

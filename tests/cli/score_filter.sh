@@ -214,7 +214,14 @@ done
 expect_error "--per-batch with deploy.keep 0" "deploy.keep" \
     "$BIN/dr-filter" --scores "$S" --per-batch 8 $TOY --set deploy.keep=0 -o "$TMP/badout" "$TMP/splits/train_b"
 expect_error "two policies" "one policy" "$BIN/dr-filter" --scores "$S" --random 0.5 --keep-middle 0.5 $TOY -o "$TMP/badout" "$TMP/splits/train_b"
-expect_error "no policy" "no policy" "$BIN/dr-filter" --scores "$S" $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+expect_error "deploy.policy online is not a dr-filter policy" "deploy.policy = online is a dr-train mode" \
+    "$BIN/dr-filter" --scores "$S" $TOY --set deploy.policy=online -o "$TMP/badout" "$TMP/splits/train_b"
+# no policy option: the config's deploy section, here deploy.policy per_batch = --per-batch
+"$BIN/dr-filter" --scores "$S" $TOY --set deploy.policy=per_batch --set deploy.batch=8 --set deploy.keep=0.5 \
+    -o "$TMP/cfgpol" "$TMP/splits/train_b" >/dev/null 2>&1
+"$BIN/dr-filter" --scores "$S" $TOY --per-batch 8 --keep 0.5 -o "$TMP/optpol" "$TMP/splits/train_b" >/dev/null 2>&1
+check "deploy.policy per_batch = --per-batch B --keep F" cmp -s "$TMP/cfgpol/filtered-00000.drs" "$TMP/optpol/filtered-00000.drs"
+rm -rf "$TMP/cfgpol" "$TMP/optpol"
 no_output "fractions"
 expect_error "dr-score: both --rater and --lm" "exactly one of --rater and --lm" \
     "$BIN/dr-score" --rater "$R" --lm "$TMP/lm.safetensors" $TOY "$M"

@@ -49,11 +49,12 @@ static void usage(void) {
 }
 
 /* dr-cat --examples: the loader's windows, in shard order. */
-static int print_examples(const ShardList *shards, int seq_len, int min_tokens, int ids) {
+static int print_examples(const ShardList *shards, int seq_len, int min_tokens, int ids,
+                          uint64_t head) {
     DataOptions dopt = {.seq_len = seq_len, .min_tokens = min_tokens, .batch_size = 1};
     DataLoader *d = data_open(shards, &dopt);
     if (!d) return -1;
-    int rc = data_print_examples(d, stdout, ids);
+    int rc = data_print_examples(d, stdout, ids, head);
     data_close(d);
     return rc;
 }
@@ -94,14 +95,15 @@ int main(int argc, char **argv) {
     if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");
     if (ranked > 1) dr_die("give one of --top and --bottom");
     if (ranked && !o.scores_path) dr_die("--top and --bottom rank by --scores FILE: give it");
-    if (examples && (o.scores_path || o.jsonl || o.list || o.source || o.tokenizer_kind))
-        dr_die("--examples takes only --ids, --seq-len, --min-tokens, --split and inputs");
+    if (examples && (o.scores_path || o.jsonl || o.list || o.source || o.tokenizer_kind || o.raw))
+        dr_die("--examples takes only --ids, --seq-len, --min-tokens, --head, --split and inputs");
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
     if (split) shardlist_filter_split(&shards, split);
     if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split);
-    int rc = examples ? print_examples(&shards, o.seq_len, min_tokens, o.ids) : cat_run(&shards, &o, stdout);
+    int rc = examples ? print_examples(&shards, o.seq_len, min_tokens, o.ids, o.head)
+                      : cat_run(&shards, &o, stdout);
     if (rc != 0) dr_die("%s", dr_lasterr());
     shardlist_free(&shards);
     free(inputs);

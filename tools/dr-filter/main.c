@@ -30,11 +30,13 @@ static void usage(void) {
         "  --keep-middle F  keep the middle fraction F (perplexity filtering)\n"
         "  --random F       keep round(F*N) examples chosen uniformly, seeded\n"
         "  (--per-batch and --cdf take F from --keep F, --fraction F or deploy.keep)\n"
+        "  no policy option: the config's deploy.policy (filter = --keep, per_batch,\n"
+        "  cdf, keep_middle, random) with deploy.keep and deploy.batch\n"
         "options:\n"
         "  --fraction F     same as --keep F with --per-batch or --cdf\n"
         "  --invert         keep the worst instead (sanity checks)\n"
         "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
-        "  --config C.yaml  config (data.seq_len defines the examples; deploy.keep)\n"
+        "  --config C.yaml  config (data.seq_len defines the examples; the deploy section)\n"
         "  --set k=v        config override (repeatable)\n"
         "  --shard-size MB  maximum output shard size (default 64)\n"
         "  --prefix NAME    output shard names NAME-00000.drs, … (default 'filtered'); older\n"
@@ -97,13 +99,26 @@ int main(int argc, char **argv) {
     if (n_policies > 1) dr_die("give one policy: --keep F, --per-batch B, --cdf, --keep-middle F or --random F");
     if (n_policies == 1 && (fo.policy == FILTER_MIDDLE || fo.policy == FILTER_RANDOM) && fraction >= 0)
         dr_die("--keep-middle and --random take their own fraction: drop --keep/--fraction");
-    if (n_policies == 0 && !top)
-        dr_die("no policy: give --keep F, --per-batch B, --cdf, --keep-middle F or --random F (see --help)");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
 
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (!seed_given) fo.seed = cfg.seed;
+    if (n_policies == 0 && !top) {   /* no policy option: the config's deploy section */
+        const char *p = cfg.deploy.policy;
+        if (!strcmp(p, "reweight") || !strcmp(p, "online"))
+            dr_die("deploy.policy = %s is a dr-train mode (--weights, --rater --online-keep): give "
+                   "dr-filter a policy (--keep F, --per-batch B, --cdf, --keep-middle F, --random F)", p);
+        fo.policy = !strcmp(p, "per_batch") ? FILTER_PER_BATCH : !strcmp(p, "cdf") ? FILTER_CDF
+                  : !strcmp(p, "keep_middle") ? FILTER_MIDDLE : !strcmp(p, "random") ? FILTER_RANDOM
+                  : FILTER_TOP;
+        fo.batch = cfg.deploy.batch;
+        fo.keep = fraction = cfg.deploy.keep;
+        n_policies = fo.policy != FILTER_TOP;
+        top = fo.policy == FILTER_TOP;
+        fprintf(stderr, "%s: policy from the config: deploy.policy = %s, deploy.keep = %g%s\n",
+                dr_progname(), p, cfg.deploy.keep, fo.policy == FILTER_PER_BATCH ? ", deploy.batch" : "");
+    }
     if (n_policies == 0) fo.keep = fraction;   /* --keep F alone: the top fraction */
     if (fo.policy == FILTER_PER_BATCH || fo.policy == FILTER_CDF) {
         fo.keep = fraction >= 0 ? fraction : cfg.deploy.keep;

@@ -321,8 +321,16 @@ static void make_order(const DataLoader *d, uint64_t epoch, uint32_t *order) {
         qsort(key, (size_t)n, sizeof *key, cmp_u64);
         for (uint64_t i = 0; i < n; i++) tmp[c + i] = order[c + (key[i] & 0xFFFFFFFFu)];
     }
-    /* full batches in shuffled order, the partial one (if any) last */
-    uint64_t nb = N / B;
+    /* Steps take B consecutive positions of the concatenated epochs, and epoch e starts
+     * at position e·N: when B does not divide N, its first h = (B − e·N mod B) mod B
+     * positions complete the batch the previous epoch's tail began. So the epoch is laid
+     * out as h leftover examples, then its full batches, aligned to the steps, in
+     * shuffled order, then the other leftovers (the tail the next epoch completes); the
+     * leftovers are the last ones of the sorted order. Epoch 0 (h = 0) is full batches
+     * then the partial one. */
+    uint64_t h = (B - ((epoch % B) * (N % B)) % B) % B;
+    if (h > N) h = N;
+    uint64_t nb = (N - h) / B, left = N - nb * B;
     uint64_t *perm = xmalloc((size_t)(nb ? nb : 1) * sizeof *perm);
     for (uint64_t k = 0; k < nb; k++) perm[k] = k;
     if (o->shuffle)
@@ -330,9 +338,10 @@ static void make_order(const DataLoader *d, uint64_t epoch, uint32_t *order) {
             uint64_t j = rng_below(&rng, k);
             uint64_t t = perm[k - 1]; perm[k - 1] = perm[j]; perm[j] = t;
         }
+    memcpy(order, tmp + nb * B, (size_t)h * sizeof *order);
     for (uint64_t k = 0; k < nb; k++)
-        memcpy(order + k * B, tmp + perm[k] * B, (size_t)B * sizeof *order);
-    memcpy(order + nb * B, tmp + nb * B, (size_t)(N - nb * B) * sizeof *order);
+        memcpy(order + h + k * B, tmp + perm[k] * B, (size_t)B * sizeof *order);
+    memcpy(order + h + nb * B, tmp + nb * B + h, (size_t)(left - h) * sizeof *order);
     free(perm); free(tmp); free(key);
 }
 

@@ -734,8 +734,10 @@ def epoch_positions(N, B, S, e, shuffle, bucket, lens):
     """The example numbers of epoch e in training order (docs/deploy.md): shard order, a
     Fisher-Yates shuffle from SplitMix(S + e) (i = N-1..1 swapping i and below(i+1)); with
     bucketing, each chunk of 100*B positions sorted by window length, longest first (stable),
-    then the floor(N/B) full batches permuted by the same generator (k = floor(N/B)..2
-    swapping batches k-1 and below(k)) when shuffling, the partial batch last."""
+    giving q; h = (B - e*N mod B) mod B head positions complete the step the previous
+    epoch's tail began; the m = floor((N-h)/B) full batches q[0:mB] are permuted by the
+    same generator (k = m..2 swapping batches k-1 and below(k)) when shuffling; the order
+    is q[mB:mB+h], the batches, q[mB+h:N]."""
     p = list(range(N))
     g = SplitMix(S + e)
     if shuffle:
@@ -747,13 +749,14 @@ def epoch_positions(N, B, S, e, shuffle, bucket, lens):
     q = []
     for c0 in range(0, N, 100 * B):
         q += sorted(p[c0:c0 + 100 * B], key=lambda i: -lens[i])  # sorted() is stable
-    nb = N // B
+    h = min((B - (e * N) % B) % B, N)
+    nb = (N - h) // B
     bs = [q[b * B:(b + 1) * B] for b in range(nb)]
     if shuffle:
         for k in range(nb, 1, -1):
             j = g.below(k)
             bs[k - 1], bs[j] = bs[j], bs[k - 1]
-    return [i for b in bs for i in b] + q[nb * B:]
+    return q[nb * B:nb * B + h] + [i for b in bs for i in b] + q[nb * B + h:]
 
 
 def train_batches(N, B, S, shuffle, bucket, lens, steps):

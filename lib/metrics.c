@@ -18,6 +18,7 @@ Metrics *metrics_open(const char *path, int append) {
     if (!path) return m;
     if (strcmp(path, "-") == 0) {
         m->f = stdout;
+        m->path = xstrdup("(stdout)");
         return m;
     }
     m->f = fopen(path, append ? "a" : "w");
@@ -27,6 +28,7 @@ Metrics *metrics_open(const char *path, int append) {
         return NULL;
     }
     m->owned = 1;
+    m->path = xstrdup(path);
     return m;
 }
 
@@ -66,13 +68,15 @@ void metrics_str(Metrics *m, const char *k, const char *v) {
 void metrics_end(Metrics *m) {
     if (!m || !m->f) return;
     fputs("}\n", m->f);
-    CHECK(fflush(m->f) == 0 && !ferror(m->f), "writing metrics failed: %s", strerror(errno));
+    /* a full disk or a closed pipe: one line naming the log (not an internal error) */
+    if (fflush(m->f) != 0 || ferror(m->f)) dr_die("%s: writing the log failed: %s", m->path, strerror(errno));
     m->first = 1;
 }
 
 void metrics_close(Metrics *m) {
     if (!m) return;
-    if (m->f && m->owned) CHECK(fclose(m->f) == 0, "closing metrics failed: %s", strerror(errno));
-    else if (m->f) fflush(m->f);
+    if (m->f && m->owned && fclose(m->f) != 0) dr_die("%s: closing the log failed: %s", m->path, strerror(errno));
+    else if (m->f && !m->owned) fflush(m->f);
+    free(m->path);
     free(m);
 }

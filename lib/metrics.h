@@ -10,6 +10,7 @@ typedef struct {
     FILE *f;
     int first;     /* no field written yet on this line */
     int owned;     /* close on metrics_close */
+    char *path;    /* for messages ("(stdout)" for "-") */
 } Metrics;
 
 /* path NULL -> a disabled writer (every call is a no-op); "-" -> stdout.

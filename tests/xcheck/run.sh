@@ -22,9 +22,13 @@
 #   e. dr-train from scratch (docs/deploy.md "Randomness"): the reference's own init from
 #      experiment.seed, bit for bit against what dr-train starts from; the data order
 #      (shuffle, length buckets, batches straddling epochs) through l_train, tokens and
-#      flops_lm of each step; whole AdamW runs (and --init CKPT) over that order.
+#      flops_lm of each step; whole AdamW runs (and --init CKPT) over that order;
+#   f. dr-meta from scratch (docs/meta.md 3.1): phi_0 bit for bit; whole runs (K members
+#      with staggered resets, streams with and without the Feistel permutation, epochs
+#      wrapping, combine mean / per_member_adam, outer AdamW with clip, EMA) from
+#      experiment.seed alone: the final rater and EMA and every logged metric.
 # Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
-# cannot import torch. About 120 s on 2 cores (section e: ~25 s).
+# cannot import torch. About 120-150 s on 2 cores (section e: ~25 s, f: ~25 s).
 set -u
 PY=${XCHECK_PYTHON:-/usr/bin/python3}
 if ! "$PY" -c "import torch, numpy, yaml" >/dev/null 2>&1; then
@@ -264,6 +268,60 @@ if [ -f cfges_adamw-shuffle.yaml ]; then
         echo "CHECK e: control: seed-8 reference rejects the seed-7 run  FAIL (not detected)"; fails=$((fails + 1))
     else
         echo "CHECK e: control: seed-8 reference rejects the seed-7 run  PASS"
+    fi
+fi
+
+echo "== f. dr-meta from scratch: the whole run from experiment.seed (docs/meta.md 3.1)"
+# K = 2 members, T = 3 inner steps (c = 2), reset_every 2 (member 1 resets at meta-step 1,
+# member 0 at 2: staggered; members keep theta and the AdamW state across meta-steps, the
+# inner step count and the schedule over T*R = 6 steps continue), 2 Val batches, EMA 0.5,
+# the uniform shadows on; 3 meta-steps. Compared: the final rater and EMA tensor by tensor,
+# and every logged metric of every meta-step.
+MF=(--set meta.rounds=3 --set meta.T=3 --set meta.checkpoint_every=2 --set meta.reset_every=2
+    --set meta.val_batches=2 --set meta.ema=0.5 --set meta.track_uniform=true)
+FTOL=(--tol 1e-7 --tol-loss 1e-9 --tol-grad 1e-7)
+# 1. phi_0 bit for bit: mode detach leaves phi and its EMA at the init (docs/meta.md 2)
+echo "\$ dr-meta ${BASE[*]} ${MF[*]} --set meta.mode=detach -o mf_detach.safetensors manifest.tsv"
+if run "$D/dr-meta" "${BASE[@]}" "${MF[@]}" --set meta.mode=detach -o mf_detach.safetensors manifest.tsv &&
+   run "$D/dr-meta" "${BASE[@]}" "${MF[@]}" --set meta.mode=detach --print-config > cfgf_detach.yaml; then
+    ref meta --name "f: phi_0 (seed 0)" --config cfgf_detach.yaml --train train.ex --val val.ex \
+        --c-phi0 mf_detach.safetensors --c-phi0 mf_detach.ema.safetensors
+fi
+meta_case() {  # name train-split val-split train.ex val.ex [--set ...]
+    local name=$1 trs=$2 vas=$3 tre=$4 vae=$5; shift 5
+    local X=("${MF[@]}" "$@")
+    echo "\$ dr-meta ${BASE[*]} ${X[*]} --train $trs --val $vas --log mf_$name.jsonl -o mf_$name.safetensors"
+    run "$D/dr-meta" "${BASE[@]}" "${X[@]}" --train "$trs" --val "$vas" --log "mf_$name.jsonl" \
+        -o "mf_$name.safetensors" >/dev/null || return
+    run "$D/dr-meta" "${BASE[@]}" "${X[@]}" --print-config > "cfgf_$name.yaml" || return
+    ref meta --name "f: $name" --config "cfgf_$name.yaml" --train "$tre" --val "$vae" --c-log "mf_$name.jsonl" \
+        --c-rater "mf_$name.safetensors" --c-ema "mf_$name.ema.safetensors" "${FTOL[@]}"
+}
+SPL=(splits/train_a splits/val train.ex val.ex)
+meta_case noshuffle-mean "${SPL[@]}" --set data.shuffle=false
+meta_case feistel-mean "${SPL[@]}" --set data.shuffle=true --set experiment.seed=11
+# per_member_adam, and a clamp so narrow that the weights sit at its bounds (frac_at_min/max
+# > 0: the meta-gradient is cut there)
+meta_case feistel-per_member_adam-clamp "${SPL[@]}" --set data.shuffle=true --set meta.combine=per_member_adam \
+    --set "rater.clamp=[0.49995,0.50005]"
+# the small sets of section b (Train_A 8, Val 7 examples): the streams wrap into epochs
+# 1..4, K = 3 (offsets floor(n*k/K), resets at (m + floor(k*R/K)) mod R = 0), R = 3, 4 rounds
+FEW=(fewsplits/train_a fewsplits/val few_train.ex few_val.ex)
+meta_case few-K3-noshuffle "${FEW[@]}" --set data.shuffle=false --set meta.population_K=3 --set meta.reset_every=3 \
+    --set meta.rounds=4 --set lm.clip=0.3
+meta_case few-K3-feistel-sgd "${FEW[@]}" --set data.shuffle=true --set meta.population_K=3 --set meta.reset_every=3 \
+    --set meta.rounds=4 --set lm.optimizer=sgd --set lm.lr=0.05 --set lm.warmup_steps=2
+# control: the reference with another seed must reject the run
+if [ -f cfgf_feistel-mean.yaml ]; then
+    sed 's/^\(  seed:\) 11\b/\1 12/' cfgf_feistel-mean.yaml > cfgf_seed12.yaml
+    if ! grep -q '^  seed: 12 ' cfgf_seed12.yaml; then
+        echo "CHECK f: control: could not set seed 12 in the config  FAIL"; fails=$((fails + 1))
+    elif "$PY" "$REF" meta --name control --config cfgf_seed12.yaml --train train.ex --val val.ex \
+        --c-log mf_feistel-mean.jsonl --c-rater mf_feistel-mean.safetensors \
+        --c-ema mf_feistel-mean.ema.safetensors "${FTOL[@]}" >/dev/null; then
+        echo "CHECK f: control: seed-12 reference rejects the seed-11 run  FAIL (not detected)"; fails=$((fails + 1))
+    else
+        echo "CHECK f: control: seed-12 reference rejects the seed-11 run  PASS"
     fi
 fi
 

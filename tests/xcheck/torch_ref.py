@@ -31,6 +31,8 @@ and exits 1 on any FAIL):
           [--c-tiny FILE:LR ...]                                          (check e.1)
   scratch --config CFG.yaml --train EX --steps N --c-log L.jsonl --c-final F.safetensors
           [--init CKPT] [--frozen]                                        (checks e.2, e.3)
+  meta    --config CFG.yaml --train EX --val EX --c-log L.jsonl --c-rater R --c-ema E
+          | --c-phi0 R [--c-phi0 E]                                        (check f)
   rescale --rater R --out R2 --factor F     (helper: scale rater.head.out.* by F)
 
 init and scratch implement docs/deploy.md "Randomness": the LM's init from experiment.seed
@@ -45,6 +47,7 @@ CFG.yaml is the output of `dr-meta --print-config` (the resolved config).
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 
@@ -692,18 +695,25 @@ def lm_shapes(cfg, vocab):
     return out
 
 
-def lm_init(cfg, vocab, order="std*(r*c)"):
+def lm_init(cfg, vocab, order="std*(r*c)", seed=None):
     """docs/deploy.md: element j of the flat buffer (tensors in file order, row-major) of a
     normal-initialized tensor = std * sqrt(-2 ln u1) * cos(2 pi u2), u1 = U(2j), u2 = U(2j+1),
     U(k) = ((x >> 11) + 0.5) / 2^53, x = splitmix64(splitmix64(S) ^ (k * 0xd1b54a32d192ed03));
     std = lm.init_std, / sqrt(2 n_layer) for the c_proj weights; biases 0, LN weights 1.
     FINDING: the C rounds std * (sqrt(..) * cos(..)) (the product of the Box-Muller factors
     first); the left-to-right reading (std * sqrt(..)) * cos(..) differs by 1 ulp in ~40% of
-    the elements. `order` selects the reading (for the report)."""
-    S = int(cfg["experiment"]["seed"]) & M64
-    s0 = splitmix64(S)
-    L = int(cfg["lm"]["n_layer"])
-    std0 = float(cfg["lm"]["init_std"])
+    the elements. `order` selects the reading (for the report). seed: S in place of
+    experiment.seed (dr-meta's member seeds, docs/meta.md 3.1)."""
+    S = int(cfg["experiment"]["seed"]) if seed is None else seed
+    return normal_init(lm_shapes(cfg, vocab), S, float(cfg["lm"]["init_std"]),
+                       int(cfg["lm"]["n_layer"]), order)
+
+
+def normal_init(shapes, S, std0, L, order="std*(r*c)"):
+    """The counter-based normal init over the flat buffer of `shapes` from seed S (see lm_init):
+    std0 for every weight, std0 / sqrt(2 L) for the blocks' c_proj weights; biases 0, LN
+    weights ('.ln_' in the name) 1."""
+    s0 = splitmix64(S & M64)
     two_pi = 2.0 * math.pi
 
     def U(k):
@@ -711,7 +721,7 @@ def lm_init(cfg, vocab, order="std*(r*c)"):
         return ((x >> 11) + 0.5) / 9007199254740992.0
 
     P, off = {}, 0
-    for name, shape in lm_shapes(cfg, vocab):
+    for name, shape in shapes:
         n = int(np.prod(shape))
         if name.endswith(".bias"):
             a = np.zeros(n)
@@ -915,6 +925,349 @@ def cmd_scratch(a):
     r.exit()
 
 
+# ----------------------------------------------------------------------------------------
+# dr-meta from scratch: the whole run from experiment.seed (docs/meta.md 3.1)
+
+def meta_mix64(z):
+    """docs/meta.md 3.1's mix64, "the splitmix64 finalizer of docs/deploy.md". FINDING: it
+    is deploy.md's whole splitmix64(z) (the golden-ratio increment, then the three mixing
+    steps): phi_0 matches bit for bit only so; the reading "the three mixing steps alone"
+    (META_MIX=finalizer) gives another init."""
+    return splitmix64(z & M64)
+
+
+def seed_of(S, a, b, c):
+    m = meta_mix64
+    return m(S ^ m(a ^ m(b ^ m(c))))
+
+
+def rater_shapes(cfg, vocab):
+    """The rater's tensors in file order (formats.md 5: the LM's block names under rater.,
+    then the head) with their shapes."""
+    dc, rc = cfg["data"], cfg["rater"]
+    d, L = int(rc["d_model"]), int(rc["n_layer"])
+    Sr = int(dc["seq_len_rater"]) or int(dc["seq_len"])
+    ff = int(rc["d_ff"]) or 4 * d
+    out = [("rater.wte.weight", [vocab, d]), ("rater.wpe.weight", [Sr, d])]
+    for i in range(L):
+        p = f"rater.h.{i}."
+        out += [(p + "ln_1.weight", [d]), (p + "ln_1.bias", [d]),
+                (p + "attn.c_attn.weight", [d, 3 * d]), (p + "attn.c_attn.bias", [3 * d]),
+                (p + "attn.c_proj.weight", [d, d]), (p + "attn.c_proj.bias", [d]),
+                (p + "ln_2.weight", [d]), (p + "ln_2.bias", [d]),
+                (p + "mlp.c_fc.weight", [d, ff]), (p + "mlp.c_fc.bias", [ff]),
+                (p + "mlp.c_proj.weight", [ff, d]), (p + "mlp.c_proj.bias", [d])]
+    out += [("rater.ln_f.weight", [d]), ("rater.ln_f.bias", [d]),
+            ("rater.head.fc.weight", [d, d]), ("rater.head.fc.bias", [d]),
+            ("rater.head.out.weight", [d, 1]), ("rater.head.out.bias", [1])]
+    return out
+
+
+def rater_init(cfg, vocab, S):
+    """phi_0 (docs/meta.md 3.1): the counter-based normal init with seed
+    seed_of(S, 0x5241544552, 0, 0), std rater.init_std (/ sqrt(2 rater.n_layer) for the
+    blocks' c_proj weights)."""
+    rc = cfg["rater"]
+    return normal_init(rater_shapes(cfg, vocab), seed_of(S, 0x5241544552, 0, 0),
+                       float(rc["init_std"]), int(rc["n_layer"]))
+
+
+class MetaStream:
+    """A member's Train_A or Val stream (docs/meta.md 3.1): position (epoch e, cursor c);
+    without shuffle example (c + floor(n k / K)) mod n; with shuffle a cycle-walking 4-round
+    Feistel permutation over b bits (b the smallest even number >= 2 with 2^b >= n) keyed by
+    key_e = mix64(key ^ mix64(e + 1))."""
+
+    def __init__(self, n, k, K, key, shuffle):
+        self.n, self.off, self.key, self.shuffle = n, (n * k) // K, key, shuffle
+        self.e = self.c = 0
+        b = 2
+        while (1 << b) < n:
+            b += 2
+        self.half = b // 2
+        self.mask = (1 << self.half) - 1
+        self.walks = 0  # cycle-walking steps beyond the first (for the report)
+
+    def _F(self, x, ke):
+        h, mk = self.half, self.mask
+        l, r = x >> h, x & mk
+        for i in range(4):
+            f = meta_mix64(r ^ meta_mix64((ke + i) & M64)) & mk
+            l, r = r, l ^ f
+        return (l << h) | r
+
+    def draw(self):
+        if not self.shuffle:
+            x = (self.c + self.off) % self.n
+        else:
+            ke = meta_mix64(self.key ^ meta_mix64((self.e + 1) & M64))
+            x = self._F(self.c, ke)
+            while x >= self.n:
+                x = self._F(x, ke)
+                self.walks += 1
+        self.c += 1
+        if self.c == self.n:
+            self.c, self.e = 0, self.e + 1
+        return x
+
+
+def member_meta_step(theta0, st0, names, phi, cfg, tr_batches, va_batches, life):
+    """One member's meta-step from its CURRENT state (theta0, st0 with step count k0 =
+    st0["k"]): T inner steps on the given batches (lr of step k0 + t of a schedule over
+    `life` steps), J at theta_T, differentiable in phi (create_graph). Returns J, l_val,
+    info (l_train per step, clipped flags, z), and theta_T, state_T detached."""
+    lc, rc, mc, dc = cfg["lm"], cfg["rater"], cfg["meta"], cfg["data"]
+    B, S = int(dc["batch_size"]), int(dc["seq_len"])
+    Sr = int(dc["seq_len_rater"]) or S
+    T = len(tr_batches)
+    assert mc.get("mode", "full") == "full" and int(mc.get("backprop_steps", 0)) in (0, T)
+    hvp = bool(mc.get("hvp", True))
+    nh_l, nh_r = int(lc["n_head"]), int(rc["n_head"])
+    theta = [p.detach().clone().requires_grad_(True) for p in theta0]
+    st = st0
+    k0 = st0["k"]
+    ss, info = [], {"clipped": [], "l_train": [], "z": []}
+    for t in range(T):
+        exs = tr_batches[t]
+        z = rater_logits(phi, rater_batch(exs, Sr), nh_r)
+        w = weights_from_logits(z, rc)
+        ss.append(torch.sigmoid(z / float(rc["tau"])))
+        th_in = theta if hvp else [p.detach().requires_grad_(True) for p in theta]
+        losses = lm_losses(dict(zip(names, th_in)), lm_batch(exs, S), nh_l)
+        L = (w * losses).sum() / B
+        g = torch.autograd.grad(L, th_in, create_graph=True)
+        g, clipped, _ = clip_grads(g, float(lc["clip"]))
+        theta, st = opt_step(theta, g, st, lr_at(k0 + t, life, lc), lc)
+        info["clipped"].append(clipped)
+        info["l_train"].append(float(losses.detach().mean()))
+        info["z"].append(z.detach())
+    P = dict(zip(names, theta))
+    l_val = torch.stack([lm_losses(P, lm_batch(vb, S), nh_l).mean() for vb in va_batches]).mean()
+    s = torch.cat(ss)
+    ep, l2 = float(rc.get("entropy_penalty", 0)), float(rc.get("l2_to_mean", 0))
+    J = l_val
+    if ep != 0:
+        J = J + ep * (s * torch.log(s) + (1 - s) * torch.log(1 - s)).mean()
+    if l2 != 0:
+        J = J + l2 * ((s - 0.5) ** 2).mean()
+    det = lambda v: [x.detach() for x in v] if isinstance(v, list) else v
+    return J, l_val, info, [p.detach() for p in theta], {k: det(v) for k, v in st.items()}
+
+
+def shadow_steps(theta, st, names, cfg, tr_batches, va_batches, life):
+    """The uniform shadow (meta.track_uniform): the same T steps with w = 1; returns its
+    state and its L_val on the same Val batches."""
+    lc, dc = cfg["lm"], cfg["data"]
+    S, nh = int(dc["seq_len"]), int(lc["n_head"])
+    k0 = st["k"]
+    for t, exs in enumerate(tr_batches):
+        th = [p.detach().requires_grad_(True) for p in theta]
+        losses = lm_losses(dict(zip(names, th)), lm_batch(exs, S), nh)
+        g = torch.autograd.grad(losses.mean(), th)
+        g, _, _ = clip_grads(g, float(lc["clip"]))
+        with torch.no_grad():
+            theta, st = opt_step([p.detach() for p in th], g, st, lr_at(k0 + t, life, lc), lc)
+    with torch.no_grad():
+        P = dict(zip(names, theta))
+        lv = torch.stack([lm_losses(P, lm_batch(vb, S), nh).mean() for vb in va_batches]).mean()
+    return theta, st, float(lv)
+
+
+def _bin_entropy(s):
+    return -(s * torch.log(s) + (1 - s) * torch.log(1 - s))
+
+
+def _frac_at(z, rc, hi):
+    """Fraction of sigmoid weights at a clamp bound (sigma(z/tau) <= w_min, or >= w_max)."""
+    if rc["normalize"] != "sigmoid":
+        return 0.0
+    lo, up = [float(c) for c in rc["clamp"]]
+    s = torch.sigmoid(z / float(rc["tau"]))
+    return float(((s >= up) if hi else (s <= lo)).to(DT).mean())
+
+
+def meta_run(cfg, tr, va, vocab, verbose=False):
+    """The whole dr-meta run from experiment.seed alone (docs/meta.md 3 and 3.1). Returns
+    phi, phi_ema, the per-meta-step log records, and notes."""
+    dc, lc, rc, mc = cfg["data"], cfg["lm"], cfg["rater"], cfg["meta"]
+    S = int(cfg["experiment"]["seed"]) & M64
+    K, T, R = int(mc["population_K"]), int(mc["T"]), int(mc["reset_every"])
+    B, VB, rounds = int(dc["batch_size"]), int(mc["val_batches"]), int(mc["rounds"])
+    combine, ema = mc["combine"], float(mc["ema"])
+    track = bool(mc.get("track_uniform", False))
+    assert not bool(dc.get("bucket_by_length", False)), "bucket_by_length: trimming not modelled"
+    life = T * R
+    shuffle = bool(dc["shuffle"])
+    nt, nv = len(tr), len(va)
+    phi = rater_init(cfg, vocab, S)
+    pnames = list(phi.keys())
+    phi_ema = {n: t.clone() for n, t in phi.items()}
+    lnames = [n for n, _ in lm_shapes(cfg, vocab)]
+    streams = [(MetaStream(nt, k, K, seed_of(S, 0x5452, k, 0), shuffle),
+                MetaStream(nv, k, K, seed_of(S, 0x56414c, k, 0), shuffle)) for k in range(K)]
+    mem, sha = [None] * K, [None] * K
+    b1, b2 = [float(x) for x in rc["betas"]]
+    olr, owd, oeps, oclip = float(rc["lr"]), float(rc["weight_decay"]), float(rc["eps"]), float(rc["clip"])
+    zeros = lambda: {n: torch.zeros_like(t) for n, t in phi.items()}
+    om, ov = zeros(), zeros()
+    pm = [(zeros(), zeros()) for _ in range(K)]
+    logs, resets = [], []
+    for m in range(rounds):
+        gs, rec = [], {"l_val": [], "l_train": [], "objective": [], "l_val_uniform": [],
+                       "clipped": [], "z": []}
+        for k in range(K):
+            if m == 0 or (m + (k * R) // K) % R == 0:
+                P0 = lm_init(cfg, vocab, seed=seed_of(S, 0x4c4d, k, m))
+                th = [P0[n] for n in lnames]
+                mem[k] = (th, opt_init(th, lc))
+                sha[k] = ([p.clone() for p in th], opt_init(th, lc))
+                resets.append((m, k))
+            tb = [[tr[streams[k][0].draw()] for _ in range(B)] for _ in range(T)]
+            vbs = [[va[streams[k][1].draw()] for _ in range(B)] for _ in range(VB)]
+            phr = {n: t.clone().requires_grad_(True) for n, t in phi.items()}
+            J, l_val, info, thT, stT = member_meta_step(mem[k][0], mem[k][1], lnames, phr, cfg, tb, vbs, life)
+            g = torch.autograd.grad(J, [phr[n] for n in pnames], allow_unused=True)
+            gs.append([torch.zeros_like(phi[n]) if gi is None else gi.detach() for n, gi in zip(pnames, g)])
+            mem[k] = (thT, stT)
+            rec["l_val"].append(float(l_val)); rec["objective"].append(float(J))
+            rec["l_train"].append(sum(info["l_train"]) / T)
+            rec["clipped"] += info["clipped"]; rec["z"].append(torch.cat(info["z"]))
+            if track:
+                st_, sst, lvu = shadow_steps(sha[k][0], sha[k][1], lnames, cfg, tb, vbs, life)
+                sha[k] = (st_, sst)
+                rec["l_val_uniform"].append(lvu)
+        # combine (member order), outer update, EMA
+        gbar = [gs[0][i] * (1.0 / K) for i in range(len(pnames))]
+        for k in range(1, K):
+            gbar = [a + gs[k][i] * (1.0 / K) for i, a in enumerate(gbar)]
+        gnorm = math.sqrt(float(sum((x * x).sum() for x in gbar)))
+        s = m + 1
+        bc1, bc2 = 1.0 - b1 ** s, 1.0 - b2 ** s
+        if combine == "mean":
+            g, _, _ = clip_grads(gbar, oclip)
+            for i, n in enumerate(pnames):
+                om[n] = b1 * om[n] + (1 - b1) * g[i]
+                ov[n] = b2 * ov[n] + (1 - b2) * g[i] * g[i]
+                phi[n] = phi[n] * (1.0 - olr * owd) - (olr / bc1) * om[n] / (torch.sqrt(ov[n]) / math.sqrt(bc2) + oeps)
+        elif combine == "per_member_adam":
+            D = {n: torch.zeros_like(phi[n]) for n in pnames}
+            for k in range(K):
+                g, _, _ = clip_grads(gs[k], oclip)
+                mk, vk = pm[k]
+                for i, n in enumerate(pnames):
+                    mk[n] = b1 * mk[n] + (1 - b1) * g[i]
+                    vk[n] = b2 * vk[n] + (1 - b2) * g[i] * g[i]
+                    D[n] = D[n] - (mk[n] / bc1) / (torch.sqrt(vk[n]) / math.sqrt(bc2) + oeps)
+            for n in pnames:
+                phi[n] = phi[n] * (1.0 - olr * owd) + (olr / K) * D[n]
+        else:
+            raise ValueError(combine)
+        for n in pnames:
+            phi_ema[n] = ema * phi_ema[n] + (1.0 - ema) * phi[n] if ema != 0 else phi[n].clone()
+        zall = rec["z"]
+        logs.append({"meta_step": m + 1, "l_val": sum(rec["l_val"]) / K, "l_train": sum(rec["l_train"]) / K,
+                     "objective": sum(rec["objective"]) / K, "meta_grad_norm": gnorm,
+                     "l_val_uniform": sum(rec["l_val_uniform"]) / K if track else None,
+                     "inner_clip_frac": sum(rec["clipped"]) / len(rec["clipped"]),
+                     "score_mean": float(torch.cat(zall).mean()),
+                     "score_min": float(torch.cat(zall).min()), "score_max": float(torch.cat(zall).max()),
+                     "score_min_mm": sum(float(z.min()) for z in zall) / K,
+                     "score_max_mm": sum(float(z.max()) for z in zall) / K,
+                     "score_std_pop": float(torch.cat(zall).std(unbiased=False)),
+                     "score_std_smp": float(torch.cat(zall).std(unbiased=True)),
+                     "score_std_mm": sum(float(z.std(unbiased=False)) for z in zall) / K,
+                     "score_entropy": float(_bin_entropy(torch.sigmoid(torch.cat(zall) / float(rc["tau"]))).mean()),
+                     "frac_at_min": _frac_at(torch.cat(zall), rc, 0), "frac_at_max": _frac_at(torch.cat(zall), rc, 1)})
+        if verbose:
+            print("# ref", json.dumps(logs[-1]))
+    notes = {"resets": resets, "streams": [(s0.e, s0.c, s1.e, s1.c) for s0, s1 in streams],
+             "walks": sum(s0.walks + s1.walks for s0, s1 in streams)}
+    return phi, phi_ema, logs, notes
+
+
+def cmd_meta(a):
+    """Section f: a whole dr-meta run reproduced from experiment.seed."""
+    global meta_mix64
+    if os.environ.get("META_MIX") == "finalizer":
+        meta_mix64 = lambda z: _mix64(z & M64)
+    cfg = load_config(a.config)
+    tr, va = read_examples(a.train), read_examples(a.val)
+    r = Reporter()
+    if a.c_phi0:  # a run that cannot move phi (mode detach): its rater and EMA = phi_0
+        phi0 = rater_init(cfg, a.vocab, int(cfg["experiment"]["seed"]) & M64)
+        for f in a.c_phi0:
+            C, _ = st_read(f)
+            ok = list(C.keys()) == list(phi0.keys()) and all(C[n].shape == phi0[n].shape for n in C)
+            r.check(f"{a.name}: {os.path.basename(f)}: names, order, shapes", 0.0 if ok else 1.0, 0)
+            if ok:
+                nd = sum(ulp_diff_count(C[n], phi0[n]) for n in C)
+                worst = max(float((C[n] - phi0[n]).abs().max()) for n in C)
+                r.check(f"{a.name}: {os.path.basename(f)} = phi_0 bit for bit", worst, 0,
+                        f" ({nd} of {sum(t.numel() for t in phi0.values())} differ)")
+        r.exit()
+    phi, ema, logs, notes = meta_run(cfg, tr, va, a.vocab, a.verbose)
+    mc = cfg["meta"]
+    print(f"# {a.name}: K={mc['population_K']} T={mc['T']} R={mc['reset_every']} rounds={mc['rounds']} "
+          f"shuffle={cfg['data']['shuffle']} combine={mc['combine']} ema={mc['ema']}: resets (m,k) "
+          f"{notes['resets']}; streams end (e,c,e_val,c_val) {notes['streams']}; "
+          f"Feistel cycle-walk steps {notes['walks']}")
+    cl = {}
+    with open(a.c_log) as f:
+        for line in f:
+            o = json.loads(line)
+            cl[o["meta_step"]] = o
+    r.check(f"{a.name}: log has every meta-step", float(sum(1 for x in logs if x["meta_step"] not in cl)), 0,
+            f" ({len(cl)} lines)")
+    for key, tol in (("l_train", a.tol_loss), ("l_val", a.tol_loss), ("objective", a.tol_loss),
+                     ("l_val_uniform", a.tol_loss), ("meta_grad_norm", a.tol_grad)):
+        errs = [scal_rel(cl[x["meta_step"]][key], x[key]) for x in logs
+                if x["meta_step"] in cl and x[key] is not None and key in cl[x["meta_step"]]]
+        if not errs:
+            continue
+        r.check(f"{a.name}: {key} per meta-step ({len(errs)})", max(errs), tol)
+        if a.verbose:
+            print(f"#   {key}: C {[cl[x['meta_step']][key] for x in logs if x['meta_step'] in cl]}")
+    bad = sum(abs(cl[x["meta_step"]]["inner_clip_frac"] - x["inner_clip_frac"]) > 1e-12 for x in logs if x["meta_step"] in cl)
+    r.check(f"{a.name}: inner_clip_frac per meta-step (exact)", float(bad), 0)
+    # the rater's logits: score_mean over all K*T*B examples; score_min/max: the doc's
+    # "averaged over the members" read as the mean of the members' extremes (_mm) vs global
+    zs = max(max(abs(x["score_min"]), abs(x["score_max"])) for x in logs)
+    L = [x for x in logs if x["meta_step"] in cl]
+    for key, alt in (("score_mean", None), ("score_min", "score_min_mm"), ("score_max", "score_max_mm"),
+                     ("score_std", None)):
+        if key == "score_std":  # population or sample std, over all K*T*B logits or per member
+            cand = {k2: max(abs(cl[x["meta_step"]][key] - x[k2]) / zs for x in L)
+                    for k2 in ("score_std_pop", "score_std_smp", "score_std_mm")}
+            print("# score_std vs " + ", ".join(f"{k2[10:]} {v:.2e}" for k2, v in cand.items()))
+            e = cand["score_std_pop"]
+        else:
+            e = max(abs(cl[x["meta_step"]][key] - x[key]) / zs for x in L)
+            if alt:
+                print(f"# {key}: the global extreme over the K*T*B logits {e:.2e}; the mean of the "
+                      f"members' extremes ('averaged over the members') "
+                      f"{max(abs(cl[x['meta_step']][key] - x[alt]) / zs for x in L):.2e}")
+        r.check(f"{a.name}: {key} (over all K*T*B logits; rel. to max|z|)", e, a.tol)
+    e = max(scal_rel(cl[x["meta_step"]]["score_entropy"], x["score_entropy"]) for x in L)
+    r.check(f"{a.name}: score_entropy", e, a.tol)
+    e = max(abs(cl[x["meta_step"]][k2] - x[k2]) for x in L for k2 in ("frac_at_min", "frac_at_max"))
+    r.check(f"{a.name}: frac_at_min/max (exact)", e, 1e-12)
+    if L[0]["l_val_uniform"] is not None:
+        e = max(abs(cl[x["meta_step"]]["l_val_gain"] - (x["l_val_uniform"] - x["l_val"])) for x in L)
+        r.check(f"{a.name}: l_val_gain = l_val_uniform - l_val (abs)", e, a.tol_loss)
+    for label, f, ref in (("rater", a.c_rater, phi), ("rater EMA", a.c_ema, ema)):
+        C, _ = st_read(f)
+        miss = [n for n in ref if n not in C]
+        worst, wn = 0.0, ""
+        for n, t in ref.items():
+            if n in C:
+                e = rel_err(C[n], t)
+                if e > worst or math.isnan(e):
+                    worst, wn = e, n
+        r.check(f"{a.name}: final {label} per tensor", worst if not miss else float("inf"), a.tol,
+                f" (worst {wn or '-'})" + (f" MISSING {miss}" if miss else ""))
+    r.exit()
+
+
 def cmd_rescale(a):
     Q, meta = st_read(a.rater)
     Q["rater.head.out.weight"] = Q["rater.head.out.weight"] * a.factor
@@ -964,10 +1317,19 @@ def main():
     sc.add_argument("--init", default=None); sc.add_argument("--frozen", action="store_true")
     sc.add_argument("--tol", type=float, default=1e-9); sc.add_argument("--tol-loss", type=float, default=1e-10)
     sc.add_argument("--name", default="scratch")
+    mt = sp.add_parser("meta")
+    for k in ("config", "train", "val"):
+        mt.add_argument("--" + k, required=True)
+    mt.add_argument("--c-log"); mt.add_argument("--c-rater"); mt.add_argument("--c-ema")
+    mt.add_argument("--c-phi0", action="append", default=[])
+    mt.add_argument("--vocab", type=int, default=257)
+    mt.add_argument("--tol", type=float, default=1e-7); mt.add_argument("--tol-loss", type=float, default=1e-9)
+    mt.add_argument("--tol-grad", type=float, default=1e-8)
+    mt.add_argument("--name", default="meta"); mt.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     {"eval": cmd_eval, "grad": cmd_grad, "score": cmd_score, "train": cmd_train,
      "rescale": cmd_rescale, "lmscore": cmd_lmscore, "init": cmd_init,
-     "scratch": cmd_scratch}[a.cmd](a)
+     "scratch": cmd_scratch, "meta": cmd_meta}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -677,20 +677,27 @@ class SplitMix:
                 return r % n
 
 
-def lm_shapes(cfg, vocab):
-    """The LM's tensors in file order (formats.md section 5) with their shapes."""
-    dc, lc = cfg["data"], cfg["lm"]
-    d, L, S = int(lc["d_model"]), int(lc["n_layer"]), int(dc["seq_len"])
-    ff = int(lc["d_ff"]) or 4 * d
-    out = [("transformer.wte.weight", [vocab, d]), ("transformer.wpe.weight", [S, d])]
+def block_shapes(prefix, L, d, ff):
+    """The tensors of L transformer blocks under prefix.{i}. in file order, with shapes."""
+    out = []
     for i in range(L):
-        p = f"transformer.h.{i}."
+        p = f"{prefix}.{i}."
         out += [(p + "ln_1.weight", [d]), (p + "ln_1.bias", [d]),
                 (p + "attn.c_attn.weight", [d, 3 * d]), (p + "attn.c_attn.bias", [3 * d]),
                 (p + "attn.c_proj.weight", [d, d]), (p + "attn.c_proj.bias", [d]),
                 (p + "ln_2.weight", [d]), (p + "ln_2.bias", [d]),
                 (p + "mlp.c_fc.weight", [d, ff]), (p + "mlp.c_fc.bias", [ff]),
                 (p + "mlp.c_proj.weight", [ff, d]), (p + "mlp.c_proj.bias", [d])]
+    return out
+
+
+def lm_shapes(cfg, vocab):
+    """The LM's tensors in file order (formats.md section 5) with their shapes."""
+    dc, lc = cfg["data"], cfg["lm"]
+    d, L, S = int(lc["d_model"]), int(lc["n_layer"]), int(dc["seq_len"])
+    ff = int(lc["d_ff"]) or 4 * d
+    out = [("transformer.wte.weight", [vocab, d]), ("transformer.wpe.weight", [S, d])]
+    out += block_shapes("transformer.h", L, d, ff)
     out += [("transformer.ln_f.weight", [d]), ("transformer.ln_f.bias", [d])]
     return out
 
@@ -949,14 +956,7 @@ def rater_shapes(cfg, vocab):
     Sr = int(dc["seq_len_rater"]) or int(dc["seq_len"])
     ff = int(rc["d_ff"]) or 4 * d
     out = [("rater.wte.weight", [vocab, d]), ("rater.wpe.weight", [Sr, d])]
-    for i in range(L):
-        p = f"rater.h.{i}."
-        out += [(p + "ln_1.weight", [d]), (p + "ln_1.bias", [d]),
-                (p + "attn.c_attn.weight", [d, 3 * d]), (p + "attn.c_attn.bias", [3 * d]),
-                (p + "attn.c_proj.weight", [d, d]), (p + "attn.c_proj.bias", [d]),
-                (p + "ln_2.weight", [d]), (p + "ln_2.bias", [d]),
-                (p + "mlp.c_fc.weight", [d, ff]), (p + "mlp.c_fc.bias", [ff]),
-                (p + "mlp.c_proj.weight", [ff, d]), (p + "mlp.c_proj.bias", [d])]
+    out += block_shapes("rater.h", L, d, ff)
     out += [("rater.ln_f.weight", [d]), ("rater.ln_f.bias", [d]),
             ("rater.head.fc.weight", [d, d]), ("rater.head.fc.bias", [d]),
             ("rater.head.out.weight", [d, 1]), ("rater.head.out.bias", [1])]

@@ -311,6 +311,10 @@ meta_case few-K3-noshuffle "${FEW[@]}" --set data.shuffle=false --set meta.popul
     --set meta.rounds=4 --set lm.clip=0.3
 meta_case few-K3-feistel-sgd "${FEW[@]}" --set data.shuffle=true --set meta.population_K=3 --set meta.reset_every=3 \
     --set meta.rounds=4 --set lm.optimizer=sgd --set lm.lr=0.05 --set lm.warmup_steps=2
+# K = 3, R = 2: floor(k*R/K) = 0, 0, 1 (the integer division matters): members 0 and 1
+# reset at meta-steps 0 and 2, member 2 at 0, 1 and 3
+meta_case few-K3-R2 "${FEW[@]}" --set data.shuffle=true --set meta.population_K=3 --set meta.reset_every=2 \
+    --set meta.rounds=4 --set experiment.seed=5
 # control: the reference with another seed must reject the run
 if [ -f cfgf_feistel-mean.yaml ]; then
     sed 's/^\(  seed:\) 11\b/\1 12/' cfgf_feistel-mean.yaml > cfgf_seed12.yaml

@@ -35,10 +35,7 @@ static Tokenizer *open_tokenizer(const CatOptions *o, const ShardList *shards, u
         t = tokenizer_from_spec(drs_tokenizer_spec(r));
         drs_close(r);
     }
-    if (t && tokenizer_fingerprint(t) != fingerprint) {
-        dr_seterr("tokenizer \"%s\" (fingerprint %016llx) is not the one %s was made with "
-                  "(fingerprint %016llx)", tokenizer_spec(t), (unsigned long long)tokenizer_fingerprint(t),
-                  shards->items[0].path, (unsigned long long)fingerprint);
+    if (t && tokenizer_check_fingerprint(t, fingerprint, shards->items[0].path) != 0) {
         tokenizer_free(t);
         return NULL;
     }

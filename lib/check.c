@@ -136,6 +136,13 @@ static int not_a_regular_file(const char *path) {
     return 0;
 }
 
+/* Removes a registered temporary file and frees its name. */
+static void tmp_discard(char *tmp_path) {
+    unlink(tmp_path);
+    dr_tmp_unregister(tmp_path);
+    free(tmp_path);
+}
+
 FILE *dr_atomic_open(const char *path, char **tmp_path_out) {
     if (!path[0]) { dr_seterr("an empty output path"); return NULL; }
     if (not_a_regular_file(path)) return NULL;
@@ -158,23 +165,21 @@ int dr_atomic_finish(FILE *f, char *tmp_path, const char *path) {
     int saved = errno;
     if (fclose(f) != 0) bad = 1;
     if (bad) {
-        unlink(tmp_path);
-        dr_tmp_unregister(tmp_path);
-        free(tmp_path);
+        tmp_discard(tmp_path);
         return dr_seterr("%s: write failed: %s", path, strerror(saved ? saved : EIO));
     }
     return 0;
 }
 
 int dr_atomic_rename(char *tmp_path, const char *path) {
-    int rc = 0;
     if (rename(tmp_path, path) != 0) {
-        rc = dr_seterr("%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp_path);
+        int rc = dr_seterr("%s: cannot rename into place: %s", path, strerror(errno));
+        tmp_discard(tmp_path);
+        return rc;
     }
     dr_tmp_unregister(tmp_path);
     free(tmp_path);
-    return rc;
+    return 0;
 }
 
 int dr_atomic_commit(FILE *f, char *tmp_path, const char *path) {
@@ -197,11 +202,7 @@ static void outset_free(DrOutputSet *s) {
 }
 
 void dr_outset_abort(DrOutputSet *s) {
-    for (size_t i = 0; i < s->n; i++) {
-        unlink(s->tmp[i]);
-        dr_tmp_unregister(s->tmp[i]);
-        free(s->tmp[i]);
-    }
+    for (size_t i = 0; i < s->n; i++) tmp_discard(s->tmp[i]);
     outset_free(s);
 }
 
@@ -209,9 +210,7 @@ int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
     int rc = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (rc != 0) {   /* after a failed rename: the rest are removed, not renamed */
-            unlink(s->tmp[i]);
-            dr_tmp_unregister(s->tmp[i]);
-            free(s->tmp[i]);
+            tmp_discard(s->tmp[i]);
             continue;
         }
         rc = dr_atomic_rename(s->tmp[i], s->path[i]);
@@ -225,9 +224,7 @@ int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
 
 void dr_atomic_abort(FILE *f, char *tmp_path) {
     if (f) fclose(f);
-    unlink(tmp_path);
-    dr_tmp_unregister(tmp_path);
-    free(tmp_path);
+    tmp_discard(tmp_path);
 }
 
 int dr_make_dirs(const char *dir) {
@@ -262,8 +259,7 @@ int dr_check_output_dir(const char *path) {
     if (stat(d, &st) != 0) rc = dr_seterr("%s: cannot write there: %s", path, strerror(errno));
     else if (!S_ISDIR(st.st_mode)) rc = dr_seterr("%s: cannot write there: %s", path, strerror(ENOTDIR));
     else if (access(d, W_OK) != 0) rc = dr_seterr("%s: cannot write there: %s", path, strerror(errno));
-    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) rc = dr_seterr("%s: is a directory, not a file", path);
-    else rc = not_a_regular_file(path);
+    else rc = not_a_regular_file(path);   /* a directory, a device, a FIFO */
     free(dir);
     return rc;
 }

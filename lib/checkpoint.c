@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "json.h"
@@ -114,12 +113,11 @@ static int config_parse(const SafeTensors *st, const char *path, const char *mod
         return dr_seterr("%s: no \"config\" in the safetensors __metadata__", path);
     const char *slash = strrchr(path, '/');
     snprintf(where, sizeof where, "%.*sconfig.json", slash ? (int)(slash - path + 1) : 0, path);
-    if (access(where, R_OK) != 0)
-        return dr_seterr("%s: no \"config\" in the safetensors __metadata__ and no readable "
-                         "%s beside it (a Hugging Face GPT-2 directory has one)", path, where);
     size_t len;
     char *json = dr_read_file(where, &len);
-    if (!json) return -1;
+    if (!json)
+        return dr_seterr("%s: no \"config\" in the safetensors __metadata__ and no readable "
+                         "%s beside it (a Hugging Face GPT-2 directory has one)", path, where);
     int rc = config_parse_text(json, where, where, model_type, c);
     free(json);
     return rc;

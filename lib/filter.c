@@ -103,27 +103,6 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     }
 }
 
-/* Removes "<dir>/<prefix>-NNNNN.drs" from number `from` on (the tail of an earlier,
- * larger output), so the directory holds exactly the new shards of this prefix. */
-static unsigned remove_stale(const char *dir, const char *prefix, size_t from) {
-    char path[4096];
-    unsigned removed = 0;
-    for (size_t k = from;; k++) {
-        snprintf(path, sizeof path, "%s/%s-%05zu.drs", dir, prefix, k);
-        if (remove(path) != 0) break;
-        removed++;
-    }
-    return removed;
-}
-
-/* 1 when name is "<prefix>-NNNNN….drs": a name this output writes or removes as stale. */
-static int output_name(const char *name, const char *prefix) {
-    size_t pl = strlen(prefix), nd = 0;
-    if (strncmp(name, prefix, pl) != 0 || name[pl] != '-') return 0;
-    while (name[pl + 1 + nd] >= '0' && name[pl + 1 + nd] <= '9') nd++;
-    return nd >= 5 && strcmp(name + pl + 1 + nd, ".drs") == 0;
-}
-
 /* Refuses an output that would replace or remove one of its own input shards. */
 static int check_not_input(const DataLoader *d, const char *dir, const char *prefix) {
     char *out = realpath(dir, NULL);
@@ -134,7 +113,7 @@ static int check_not_input(const DataLoader *d, const char *dir, const char *pre
         char *slash = in ? strrchr(in, '/') : NULL;
         if (slash) {
             *slash = 0;
-            if (strcmp(in, out) == 0 && output_name(slash + 1, prefix))
+            if (strcmp(in, out) == 0 && drs_numbered_name(slash + 1, prefix) >= 0)
                 rc = dr_seterr("%s: the output %s/%s-NNNNN.drs would replace the input shard %s: "
                                "choose another -o or --prefix", dir, dir, prefix,
                                data_shard_path(d, k));
@@ -193,7 +172,7 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     size_t n_shards = done.n;
     if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */
     else rc = dr_outset_commit(&done, paths);   /* all shards appear together */
-    if (rc == 0) sum->stale_removed = remove_stale(dir, prefix, n_shards);
+    if (rc == 0) sum->stale_removed = drs_remove_numbered(dir, prefix, n_shards);
     free(tok);
     return rc;
 }

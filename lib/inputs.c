@@ -194,6 +194,29 @@ int shardlist_add_inputs(ShardList *list, int n, char **inputs) {
     return check_no_repeats(list);
 }
 
+void shardlist_copy_split(ShardList *dst, const ShardList *src, const char *split) {
+    for (size_t i = 0; i < src->n; i++)
+        if (!split || strcmp(src->items[i].split, split) == 0)
+            list_push(dst, src->items[i].split, src->items[i].path);
+}
+
+int shardlist_has_split(const ShardList *list, const char *split) {
+    for (size_t i = 0; i < list->n; i++)
+        if (split ? strcmp(list->items[i].split, split) == 0 : list->items[i].split[0] != 0) return 1;
+    return 0;
+}
+
+void shardlist_split_names(const ShardList *list, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        const char *sp = list->items[i].split;
+        int seen = !sp[0];
+        for (size_t j = 0; j < i && !seen; j++) seen = strcmp(list->items[j].split, sp) == 0;
+        if (!seen && len < cap) len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", sp);
+    }
+}
+
 void shardlist_filter_split(ShardList *list, const char *split) {
     size_t kept = 0;
     for (size_t i = 0; i < list->n; i++) {

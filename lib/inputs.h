@@ -30,6 +30,13 @@ typedef struct {
 int shardlist_add_inputs(ShardList *list, int n, char **inputs);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);
+/* Appends to dst copies of src's shards of `split` (NULL: all of them). */
+void shardlist_copy_split(ShardList *dst, const ShardList *src, const char *split);
+/* 1 when a shard of `split` is there (split NULL: a shard of any named split, i.e. the
+ * list came from a manifest). */
+int shardlist_has_split(const ShardList *list, const char *split);
+/* The distinct split names, in first-seen order, "a, b" into buf (for messages). */
+void shardlist_split_names(const ShardList *list, char *buf, size_t cap);
 /* Opens each shard header and checks all share one tokenizer fingerprint; -1 if not
  * (message names both files). Writes the common fingerprint/vocab size if non-NULL. */
 int shardlist_check_tokenizer(const ShardList *list, uint64_t *fingerprint, uint32_t *vocab_size);

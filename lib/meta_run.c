@@ -47,18 +47,6 @@
  * Inputs, paths
  * ================================================================================ */
 
-/* Moves the shards of `split` (NULL: all) from src to dst. */
-static void list_take(ShardList *dst, const ShardList *src, const char *split) {
-    for (size_t i = 0; i < src->n; i++) {
-        if (split && strcmp(src->items[i].split, split) != 0) continue;
-        if (dst->n == dst->cap) {
-            dst->cap = dst->cap ? 2 * dst->cap : 16;
-            dst->items = xrealloc(dst->items, dst->cap * sizeof *dst->items);
-        }
-        dst->items[dst->n++] = (ShardRef){ xstrdup(src->items[i].split), xstrdup(src->items[i].path) };
-    }
-}
-
 int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train,
                         char **train, int n_val, char **val) {
     if (n_inputs > 0) {
@@ -67,8 +55,8 @@ int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train
             shardlist_free(&all);
             return -1;
         }
-        if (n_train == 0) list_take(&o->train, &all, "train_a");
-        if (n_val == 0) list_take(&o->val, &all, "val");
+        if (n_train == 0) shardlist_copy_split(&o->train, &all, "train_a");
+        if (n_val == 0) shardlist_copy_split(&o->val, &all, "val");
         shardlist_free(&all);
     }
     for (int which = 0; which < 2; which++) {
@@ -79,9 +67,9 @@ int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train
             shardlist_free(&l);
             return -1;
         }
-        int any_split = 0;   /* a manifest as --train/--val: its train_a / val lines */
-        for (size_t i = 0; i < l.n; i++) any_split |= l.items[i].split[0] != 0;
-        list_take(which ? &o->val : &o->train, &l, any_split ? (which ? "val" : "train_a") : NULL);
+        /* a manifest as --train/--val: its train_a / val lines */
+        shardlist_copy_split(which ? &o->val : &o->train, &l,
+                             shardlist_has_split(&l, NULL) ? (which ? "val" : "train_a") : NULL);
         shardlist_free(&l);
     }
     if (o->train.n == 0)

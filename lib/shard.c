@@ -9,6 +9,7 @@
  */
 #include "shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -494,6 +495,33 @@ int drs_writer_finish(DrsWriter *w, DrOutputSet *set) {
     w->tmp = NULL;
     writer_free(w);
     return 0;
+}
+
+long long drs_numbered_name(const char *name, const char *prefix) {
+    size_t pl = strlen(prefix), nd = 0;
+    if (strncmp(name, prefix, pl) != 0 || name[pl] != '-') return -1;
+    const char *num = name + pl + 1;
+    while (num[nd] >= '0' && num[nd] <= '9') nd++;
+    if (nd < 5 || nd > 18 || strcmp(num + nd, ".drs") != 0) return -1;
+    return strtoll(num, NULL, 10);
+}
+
+unsigned drs_remove_numbered(const char *dir, const char *prefix, size_t from) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    unsigned removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long long k = drs_numbered_name(e->d_name, prefix);
+        if (k < 0 || (size_t)k < from) continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = xmalloc(n);
+        snprintf(p, n, "%s/%s", dir, e->d_name);
+        removed += unlink(p) == 0;
+        free(p);
+    }
+    closedir(d);
+    return removed;
 }
 
 void drs_writer_abort(DrsWriter *w) {

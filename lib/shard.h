@@ -89,6 +89,13 @@ int drs_writer_close(DrsWriter *w);                   /* index, fsync, rename; f
 /* As close, but the shard stays under its temporary name and joins set, which renames
  * it with the others (dr_outset_commit); frees w. */
 int drs_writer_finish(DrsWriter *w, DrOutputSet *set);
+
+/* Numbered output shards "<prefix>-NNNNN.drs" (5 or more digits), as dr-tokenize and
+ * dr-filter write them: the number of name, or -1 when name is not one. */
+long long drs_numbered_name(const char *name, const char *prefix);
+/* Removes dir's numbered shards of prefix with numbers >= from (the tail of an earlier,
+ * larger output); returns how many. */
+unsigned drs_remove_numbered(const char *dir, const char *prefix, size_t from);
 void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; frees w */
 
 /* ---- reader ------------------------------------------------------------------ */

@@ -604,29 +604,6 @@ static int shard_add(ShardOut *so, uint64_t id, const char *source, const uint32
     return drs_writer_add(so->w, id, source, tokens, n);
 }
 
-/* Removes <prefix>-NNNNN.drs files of an earlier run numbered from `keep` on. */
-static void remove_stale_shards(const TokenizeOptions *o, size_t keep) {
-    DIR *d = opendir(o->out_dir);
-    if (!d) return;
-    struct dirent *e;
-    size_t pl = strlen(o->prefix);
-    while ((e = readdir(d))) {
-        const char *s = e->d_name;
-        if (strncmp(s, o->prefix, pl) != 0 || s[pl] != '-') continue;
-        const char *num = s + pl + 1;
-        size_t nd = 0;
-        while (num[nd] >= '0' && num[nd] <= '9') nd++;
-        if (nd < 5 || strcmp(num + nd, ".drs") != 0) continue;
-        if ((size_t)strtoull(num, NULL, 10) < keep) continue;
-        size_t n = strlen(o->out_dir) + strlen(s) + 2;
-        char *p = xmalloc(n);
-        snprintf(p, n, "%s/%s", o->out_dir, s);
-        unlink(p);
-        free(p);
-    }
-    closedir(d);
-}
-
 int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, char **inputs,
                  FILE *paths_out, TokenizeStats *st) {
     memset(st, 0, sizeof *st);
@@ -669,14 +646,14 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     pipeline_stop(&run);
     if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
     if (rc == 0) rc = shard_close(&so);
-    if (prog.is_tty) fputs("\r\033[K", stderr);     /* the summary or the error replaces the bar */
+    progress_abort(&prog);   /* the summary or the error replaces the bar */
     size_t n_shards = so.done.n;
     if (rc != 0) {   /* nothing of this run appears; an earlier run's shards stay */
         if (so.w) drs_writer_abort(so.w);
         dr_outset_abort(&so.done);
     } else {
         rc = dr_outset_commit(&so.done, paths_out);   /* all shards appear together */
-        if (rc == 0) remove_stale_shards(o, n_shards);
+        if (rc == 0) drs_remove_numbered(o->out_dir, o->prefix, n_shards);   /* an earlier run's tail */
     }
     st->shards = rc == 0 ? n_shards : 0;
     inputs_free(&in);

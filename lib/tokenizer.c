@@ -420,6 +420,14 @@ Tokenizer *tokenizer_load(const char *kind, const char *vocab_dir) {
     return NULL;
 }
 
+int tokenizer_check_fingerprint(const Tokenizer *t, uint64_t fingerprint, const char *shard) {
+    if (tokenizer_fingerprint(t) == fingerprint) return 0;
+    return dr_seterr("tokenizer \"%s\" (fingerprint %016llx) is not the one %s was made with "
+                     "(fingerprint %016llx)", tokenizer_spec(t),
+                     (unsigned long long)tokenizer_fingerprint(t), shard,
+                     (unsigned long long)fingerprint);
+}
+
 Tokenizer *tokenizer_from_spec(const char *spec) {
     if (!spec || !*spec) { dr_seterr("empty tokenizer spec"); return NULL; }
     if (strcmp(spec, "byte") == 0) return tokenizer_load("byte", NULL);

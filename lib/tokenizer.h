@@ -45,6 +45,10 @@ const char *tokenizer_spec(const Tokenizer *t);      /* stored in shards ("bpe:"
 uint32_t tokenizer_vocab_size(const Tokenizer *t);
 uint32_t tokenizer_eot(const Tokenizer *t);           /* end-of-text id */
 uint64_t tokenizer_fingerprint(const Tokenizer *t);   /* xxh64(kind + vocab + merges) */
+/* 0 when t is the tokenizer the shards were made with (their fingerprint); otherwise
+ * -1 + dr_seterr naming both fingerprints and the shard (e.g. a vocabulary retrained in
+ * place since). */
+int tokenizer_check_fingerprint(const Tokenizer *t, uint64_t fingerprint, const char *shard);
 /* The bytes of token id (end-of-text: "<|endoftext|>"); NULL when id is out of range. */
 const char *tokenizer_token_bytes(const Tokenizer *t, uint32_t id, size_t *len);
 

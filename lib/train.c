@@ -58,84 +58,59 @@ static int seterr_prefixed(const char *fmt_prefix, const char *arg) {
  * Inputs: positional (manifest splits) and --train / --val
  * ================================================================================ */
 
-static void list_push(ShardList *l, const char *split, const char *path) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
-    }
-    l->items[l->n++] = (ShardRef){xstrdup(split), xstrdup(path)};
+/* The split training takes from a manifest when none is named: Train = its train_b
+ * lines, else train_a; Val = its val lines. */
+static const char *default_split(const ShardList *l, int val) {
+    return val ? "val" : shardlist_has_split(l, "train_b") ? "train_b" : "train_a";
 }
 
-static int list_has_split(const ShardList *l, const char *split) {
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->items[i].split, split) == 0) return 1;
-    return 0;
-}
-
-static void list_take(ShardList *dst, const ShardList *src, const char *split) {
-    for (size_t i = 0; i < src->n; i++)
-        if (!split || strcmp(src->items[i].split, split) == 0)
-            list_push(dst, src->items[i].split, src->items[i].path);
+/* "no Train shards: …" for a list without the split asked for (a typo, --train-split). */
+static int no_split(const ShardList *l, int val, const char *split, const char *inputs) {
+    char names[256];
+    shardlist_split_names(l, names, sizeof names);
+    return dr_seterr("no %s shards: the %s have no split %s (their splits: %s)%s",
+                     val ? "Val" : "Train", inputs, split, names[0] ? names : "none",
+                     val ? "; give Val with --val" : "");
 }
 
 int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
                          int n_train, char **train_inputs, int n_val, char **val_inputs,
                          const char *train_split, const char *val_split) {
-    char splits[256] = "";   /* the split names the inputs have, for a message */
+    ShardList all = {0};
     const char *ts = NULL, *vs = NULL;
+    int rc = 0;
     if (n_inputs > 0) {
-        ShardList all = {0};
         if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) { shardlist_free(&all); return -1; }
-        int any_split = 0;
-        for (size_t i = 0; i < all.n; i++) {
-            const char *sp = all.items[i].split;
-            if (!sp[0]) continue;
-            any_split = 1;
-            size_t len = strlen(splits), n = strlen(sp);
-            int seen = 0;
-            for (const char *p = splits; (p = strstr(p, sp)) && !seen; p += n)
-                seen = (p == splits || p[-1] == ' ') && (p[n] == ',' || p[n] == 0);
-            if (!seen && len + n + 3 < sizeof splits)
-                snprintf(splits + len, sizeof splits - len, "%s%s", len ? ", " : "", sp);
-        }
-        if (!any_split && !train_split && !val_split) {
-            list_take(&o->train, &all, NULL);   /* plain shards: all of them are Train */
+        if (!shardlist_has_split(&all, NULL) && !train_split && !val_split) {
+            shardlist_copy_split(&o->train, &all, NULL);   /* plain shards: all of them are Train */
         } else {
-            ts = train_split ? train_split : list_has_split(&all, "train_b") ? "train_b" : "train_a";
-            vs = val_split ? val_split : "val";
-            list_take(&o->train, &all, ts);
-            list_take(&o->val, &all, vs);
+            ts = train_split ? train_split : default_split(&all, 0);
+            vs = val_split ? val_split : default_split(&all, 1);
+            shardlist_copy_split(&o->train, &all, ts);
+            shardlist_copy_split(&o->val, &all, vs);
         }
-        shardlist_free(&all);
     }
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < 2 && rc == 0; which++) {
         int n = which ? n_val : n_train;
         if (n == 0) continue;
         ShardList l = {0};
-        if (shardlist_add_inputs(&l, n, which ? val_inputs : train_inputs) != 0) {
-            shardlist_free(&l);
-            return -1;
-        }
-        /* a manifest given as --train/--val: its train_b (else train_a) / val lines, as a
-         * positional one, unless --train-split/--val-split says which */
         const char *sp = which ? val_split : train_split;
-        int any_split = 0;
-        for (size_t i = 0; i < l.n; i++) any_split |= l.items[i].split[0] != 0;
-        if (!sp && any_split) sp = which ? "val" : list_has_split(&l, "train_b") ? "train_b" : "train_a";
-        list_take(which ? &o->val : &o->train, &l, sp);
+        ShardList *dst = which ? &o->val : &o->train;
+        if (shardlist_add_inputs(&l, n, which ? val_inputs : train_inputs) != 0) rc = -1;
+        else {
+            /* a manifest given as --train/--val: the lines a positional one would give */
+            if (!sp && shardlist_has_split(&l, NULL)) sp = default_split(&l, which);
+            shardlist_copy_split(dst, &l, sp);
+            if (dst->n == 0)
+                rc = no_split(&l, which, sp ? sp : "(any)", which ? "--val inputs" : "--train inputs");
+        }
         shardlist_free(&l);
-        if ((which ? &o->val : &o->train)->n == 0)
-            return dr_seterr("no %s shards: the %s inputs have no split %s", which ? "Val" : "Train",
-                             which ? "--val" : "--train", sp ? sp : "(plain shards)");
     }
-    /* a manifest without the split asked for (a typo in a split name, --train-split) */
-    if (ts && o->train.n == 0)
-        return dr_seterr("no Train shards: the inputs have no split %s (their splits: %s)", ts,
-                         splits[0] ? splits : "none");
-    if (vs && o->val.n == 0)
-        return dr_seterr("no Val shards: the inputs have no split %s (their splits: %s); give Val "
-                         "with --val", vs, splits[0] ? splits : "none");
-    return 0;
+    /* the positional inputs without the split asked for, and nothing from --train/--val */
+    if (rc == 0 && ts && o->train.n == 0) rc = no_split(&all, 0, ts, "inputs");
+    if (rc == 0 && vs && o->val.n == 0) rc = no_split(&all, 1, vs, "inputs");
+    shardlist_free(&all);
+    return rc;
 }
 
 void train_options_free(TrainOptions *o) {

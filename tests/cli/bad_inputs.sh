@@ -422,6 +422,15 @@ printf 'trian_a\t%s\nval\t%s\n' "$TA" "$VAL" > "$TMP/typo.tsv"
 bad "dr-train: a split name with a typo" "no Train shards: the inputs have no split train_a \(their splits: trian_a, val\)" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/typo.tsv"
 no_file "twice, typo" "$TMP/sp_twice" "$TMP/sp_typo" "$TMP/o.safetensors"
+# a manifest given as --val is its val lines (and as --train its train_b / train_a
+# lines), as a positional one: not every line (which would put Train_A into Val)
+val_count() { "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/vc.safetensors" "$@" 2>&1 | sed -n 's/.*Val \([0-9]*\) examples.*/\1/p'; }
+n_pos=$(val_count "$M")
+check "dr-train --val MANIFEST = its val lines" test -n "$n_pos" -a "$(val_count --train "$TA" --val "$M")" = "$n_pos"
+check "dr-train --train MANIFEST = its train lines" test "$(val_count --train "$M" --val "$VAL")" = "$n_pos"
+quiet() { "$@" >/dev/null 2>&1; }
+check "dr-meta --val MANIFEST = its val lines" quiet "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --train "$TA" \
+    --val "$M" -o "$TMP/vm.safetensors"
 # dr-filter must not replace its own inputs; scores beyond float; dr-cat --min-tokens
 "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/ta.tsv" "$TA" 2>/dev/null
 bad "dr-filter -o its input directory" "would replace the input shard" \

@@ -221,7 +221,11 @@ expect_error "deploy.policy online is not a dr-filter policy" "deploy.policy = o
     -o "$TMP/cfgpol" "$TMP/splits/train_b" >/dev/null 2>&1
 "$BIN/dr-filter" --scores "$S" $TOY --per-batch 8 --keep 0.5 -o "$TMP/optpol" "$TMP/splits/train_b" >/dev/null 2>&1
 check "deploy.policy per_batch = --per-batch B --keep F" cmp -s "$TMP/cfgpol/filtered-00000.drs" "$TMP/optpol/filtered-00000.drs"
-rm -rf "$TMP/cfgpol" "$TMP/optpol"
+# … and that comparison can fail: the default policy (filter = --keep 0.5) keeps other examples
+"$BIN/dr-filter" --scores "$S" $TOY --keep 0.5 -o "$TMP/toppol" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--per-batch 8 and --keep 0.5 keep different examples here" \
+    bash -c "! cmp -s '$TMP/toppol/filtered-00000.drs' '$TMP/optpol/filtered-00000.drs'"
+rm -rf "$TMP/cfgpol" "$TMP/optpol" "$TMP/toppol"
 no_output "fractions"
 expect_error "dr-score: both --rater and --lm" "exactly one of --rater and --lm" \
     "$BIN/dr-score" --rater "$R" --lm "$TMP/lm.safetensors" $TOY "$M"

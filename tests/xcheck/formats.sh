@@ -17,22 +17,10 @@
 #   e. dr-filter --keep (and --invert) vs the documented rule
 #   f. safetensors of dr-train -o and dr-meta -o (+ ema, + .state moments)
 #   g. corrupted and truncated shards: the reader and dr-cat both refuse
-set -u
-PY=${XCHECK_PYTHON:-/usr/bin/python3}
-if ! "$PY" -c "import zstandard, xxhash, numpy, yaml" >/dev/null 2>&1; then
-    echo "SKIPPED: $PY cannot import zstandard, xxhash, numpy and yaml"
-    exit 77
-fi
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/prelude.bash"
 B=${XCHECK_BIN:-$ROOT/bin}
 REF=$ROOT/tests/xcheck/formats_ref.py
-for t in dr-tokenize dr-cat dr-split dr-score dr-filter dr-meta dr-train; do
-    [ -x "$B/$t" ] || { echo "formats.sh: $B/$t missing (make)"; exit 2; }
-done
-W=$(mktemp -d /tmp/xformats.XXXXXX)
-if [ "${KEEP:-0}" = 1 ]; then echo "# work dir: $W"; else trap 'rm -rf "$W"' EXIT; fi
-cd "$W" || exit 2
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+xcheck_setup xformats "zstandard xxhash numpy yaml" "$B" dr-tokenize dr-cat dr-split dr-score dr-filter dr-meta dr-train
 CFG=$ROOT/configs/tiny.yaml
 BASE=$ROOT/configs/base.yaml
 VOC=$ROOT/data/gpt2

@@ -29,22 +29,10 @@
 #      experiment.seed alone: the final rater and EMA and every logged metric.
 # Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
 # cannot import torch. About 120-150 s on 2 cores (section e: ~25 s, f: ~25 s).
-set -u
-PY=${XCHECK_PYTHON:-/usr/bin/python3}
-if ! "$PY" -c "import torch, numpy, yaml" >/dev/null 2>&1; then
-    echo "SKIPPED: no torch ($PY cannot import torch, numpy and yaml)"
-    exit 77
-fi
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/prelude.bash"
 D=$ROOT/build/double/bin
 REF=$ROOT/tests/xcheck/torch_ref.py
-for t in dr-train dr-meta dr-score dr-cat dr-split dr-tokenize; do
-    [ -x "$D/$t" ] || { echo "run.sh: $D/$t missing (make PRECISION=double)"; exit 2; }
-done
-W=$(mktemp -d /tmp/xcheck.XXXXXX)
-if [ "${KEEP:-0}" = 1 ]; then echo "# work dir: $W"; else trap 'rm -rf "$W"' EXIT; fi
-cd "$W" || exit 2
-export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+xcheck_setup xcheck "torch numpy yaml" "$D" dr-train dr-meta dr-score dr-cat dr-split dr-tokenize
 
 fails=0
 note() { echo "# $*"; }

@@ -131,6 +131,9 @@ static const KeyDef schema[] = {
         "inner states kept every c steps for the reverse pass; 0 = round(sqrt(T))"),
     BOOL("meta.host_checkpoints", meta.host_checkpoints, "false",
          "keep those states in host memory (a GPU then holds one of them at a time)"),
+    INT("meta.keep_activations", meta.keep_activations, -1, IMAX, "-1",
+        "inner steps whose LM activations are kept for the reverse pass (each saves it a "
+        "forward and a backward); -1 = auto: min(c, 4), within half the free memory"),
     INT("meta.reset_every", meta.reset_every, 1, IMAX, "1",
         "meta-steps between re-initialisations of a member (staggered)"),
     ENUM("meta.combine", meta.combine, "mean|per_member_adam", "mean",
@@ -523,6 +526,13 @@ static int derive_and_validate(Config *c, const LoadCtx *ctx) {
     if (c->meta.backprop_steps > c->meta.T)
         return cross_fail(ctx, "meta.backprop_steps", "meta.T", "%d is more than the T = %d inner steps",
                           c->meta.backprop_steps, c->meta.T);
+    if (c->meta.keep_activations > c->meta.T)
+        return cross_fail(ctx, "meta.keep_activations", "meta.T", "%d is more than the T = %d inner steps",
+                          c->meta.keep_activations, c->meta.T);
+    if (c->meta.keep_activations > 0 && (c->lm.shape.checkpointing || c->lm.shape.head_chunk > 0))
+        return cross_fail(ctx, "meta.keep_activations", c->lm.shape.checkpointing ? "lm.checkpointing" : "lm.head_chunk",
+                          "%d: kept activations are whole passes, which lm.checkpointing and "
+                          "lm.head_chunk exist to avoid; use 0 (or -1, auto)", c->meta.keep_activations);
     if (c->meta.checkpoint_every > c->meta.T)
         return cross_fail(ctx, "meta.checkpoint_every", "meta.T", "%d is more than the T = %d inner steps",
                           c->meta.checkpoint_every, c->meta.T);

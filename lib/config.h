@@ -87,6 +87,7 @@ typedef struct {
         int val_batches;
         int checkpoint_every;  /* 0 = round(sqrt(T)) */
         int host_checkpoints;  /* bool: checkpoints in host memory */
+        int keep_activations;  /* activation tapes; -1 = auto */
         int reset_every;       /* meta-steps between member re-initialisations */
         char combine[24];      /* mean | per_member_adam */
         double ema;            /* EMA decay of φ; 0 = off */

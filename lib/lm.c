@@ -401,20 +401,22 @@ static void block_forward_tangent(const Backend *be, const LMConfig *cfg, const 
 }
 
 /* The trunk forward and its tangent, block by block (with checkpointing the blocks share
- * their internals, so block l's tangent must run while its primal values are there). */
+ * their internals, so block l's tangent must run while its primal values are there).
+ * primal = 0: F already holds this forward (a tape's); only the tangent runs. */
 static void trunk_forward_and_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                       const LMParams *U, LMTensors *F, LMTensors *Tt,
                                       const int32_t *tokens, const int32_t *valid_len,
-                                      int causal, int B, int T) {
+                                      int causal, int primal, int B, int T) {
     const int C = cfg->d_model, N = B * T, L = cfg->n_layer;
-    be->embedding_forward(F->encoded, tokens, P->wte, P->wpe, B, T, C);
+    if (primal) be->embedding_forward(F->encoded, tokens, P->wte, P->wpe, B, T, C);
     be->embedding_forward_tangent(Tt->encoded, tokens, U->wte, U->wpe, B, T, C);
     for (int l = 0; l < L; l++) {
-        block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
+        if (primal) block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
         block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
     }
-    be->layernorm_forward(F->lnf, F->lnf_mean, F->lnf_rstd, F->res3[L - 1], P->lnf_w, P->lnf_b,
-                          N, C);
+    if (primal)
+        be->layernorm_forward(F->lnf, F->lnf_mean, F->lnf_rstd, F->res3[L - 1], P->lnf_w,
+                              P->lnf_b, N, C);
     be->layernorm_forward_tangent(Tt->lnf, F->res3[L - 1], Tt->res3[L - 1], P->lnf_w, U->lnf_w,
                                   U->lnf_b, F->lnf_mean, F->lnf_rstd, N, C);
 }
@@ -438,9 +440,32 @@ typedef struct {                /* the tangent half of a forward-over-reverse pa
     LMGrads *DT;                /* tangents of the cotangents             */
 } TangentPass;
 
+/* Where layer l's backward keeps its primal cotangents: D's one-layer buffers (the
+ * residual stream's updated in place), or, when a tape records or replays the pass, the
+ * tape's buffers of layer l (the residual's three values apart: d(res3[l]), d(res2[l])
+ * and d(x), the last being layer l − 1's d(res3), or D->res for layer 0). */
+typedef struct {
+    real *res3, *res2, *res_in;     /* [B,T,C] */
+    real *fch_gelu, *fch;           /* [B,T,F] */
+    real *ln2, *ln1, *atty;         /* [B,T,C] */
+    real *qkv;                      /* [B,T,3C] */
+} LayerCotangents;
+
+static LayerCotangents layer_cotangents(LMGrads *D, LMTapeLayer *tape, int l) {
+    if (!tape)
+        return (LayerCotangents){ D->res, D->res, D->res, D->fch_gelu, D->fch, D->ln, D->ln,
+                                  D->atty, D->qkv };
+    LMTapeLayer *k = &tape[l];
+    return (LayerCotangents){ k->res3, k->res2, l > 0 ? tape[l - 1].res3 : D->res, k->fch_gelu,
+                              k->fch, k->ln2, k->ln1, k->atty, k->qkv };
+}
+
+/* tape: NULL, or per-layer cotangent buffers that this pass records into (replay = 0)
+ * or reads, skipping every primal op (replay = 1: only the tangent ops run; G must be
+ * NULL, and D->lnf is not read). */
 static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                 const LMParams *G, LMTensors *F, LMGrads *D,
-                                const TangentPass *tp,
+                                const TangentPass *tp, LMTapeLayer *tape, int replay,
                                 const int32_t *tokens, const int32_t *valid_len, int causal,
                                 int B, int T) {
     const int C = cfg->d_model, FF = cfg->d_ff, NH = cfg->n_head, N = B * T, L = cfg->n_layer;
@@ -448,13 +473,18 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
     const LMParams *U = tp ? tp->U : NULL, *HV = tp ? tp->HV : NULL;
     LMTensors *Tt = tp ? tp->Tt : NULL;
     LMGrads *DT = tp ? tp->DT : NULL;
+    const int primal = !replay;
+    CHECK(!replay || (tape && !G && !cfg->checkpointing), "trunk backward: bad tape replay");
     /* G may be NULL (forward-over-reverse without the gradient): ops get NULL pointers */
 #define GV(field) (G ? G->field : NULL)
 
-    /* LN_f: D->res = d(x_L) */
-    be->vec_zero(D->res, NC);
-    be->layernorm_backward(D->res, GV(lnf_w), GV(lnf_b), D->lnf, F->res3[L - 1], P->lnf_w,
-                           F->lnf_mean, F->lnf_rstd, N, C);
+    /* LN_f: d(x_L), layer L − 1's d(res3) */
+    real *dtop = layer_cotangents(D, tape, L - 1).res3;
+    if (primal) {
+        be->vec_zero(dtop, NC);
+        be->layernorm_backward(dtop, GV(lnf_w), GV(lnf_b), D->lnf, F->res3[L - 1], P->lnf_w,
+                               F->lnf_mean, F->lnf_rstd, N, C);
+    }
     if (tp) {
         be->vec_zero(DT->res, NC);
         be->layernorm_backward_tangent(DT->res, HV->lnf_w, HV->lnf_b, D->lnf, DT->lnf,
@@ -465,6 +495,7 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
     for (int l = L - 1; l >= 0; l--) {
         const real *x = l == 0 ? F->encoded : F->res3[l - 1];
         const real *tx = tp ? (l == 0 ? Tt->encoded : Tt->res3[l - 1]) : NULL;
+        const LayerCotangents k = layer_cotangents(D, tape, l);
         /* activation checkpointing: the blocks share one set of internals, which holds
          * block L − 1's after the forward; rebuild block l's (bit for bit) from its input */
         if (cfg->checkpointing && l < L - 1) {
@@ -472,75 +503,93 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
             if (tp) block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
         }
 
-        /* ---- MLP half; D->res = d(res3) = d(mlp c_proj output) ---- */
-        be->vec_zero(D->fch_gelu, NF);
-        be->matmul_backward(D->fch_gelu, GV(fc_proj_w[l]), GV(fc_proj_b[l]), D->res,
-                            F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC);
+        /* ---- MLP half; k.res3 = d(res3) = d(mlp c_proj output) ---- */
+        if (primal) {
+            be->vec_zero(k.fch_gelu, NF);
+            be->matmul_backward(k.fch_gelu, GV(fc_proj_w[l]), GV(fc_proj_b[l]), k.res3,
+                                F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC);
+        }
         if (tp) {
             be->vec_zero(DT->fch_gelu, NF);
             be->matmul_backward_tangent(DT->fch_gelu, HV->fc_proj_w[l], HV->fc_proj_b[l],
-                                        D->res, DT->res, F->fch_gelu[l], Tt->fch_gelu[l],
+                                        k.res3, DT->res, F->fch_gelu[l], Tt->fch_gelu[l],
                                         P->fc_proj_w[l], U->fc_proj_w[l], N, FF, C,
                                         MATMUL_W_C_OC);
         }
-        be->vec_zero(D->fch, NF);
-        be->gelu_backward(D->fch, F->fch[l], D->fch_gelu, NF);
+        if (primal) {
+            be->vec_zero(k.fch, NF);
+            be->gelu_backward(k.fch, F->fch[l], k.fch_gelu, NF);
+        }
         if (tp) {
             be->vec_zero(DT->fch, NF);
-            be->gelu_backward_tangent(DT->fch, F->fch[l], Tt->fch[l], D->fch_gelu,
+            be->gelu_backward_tangent(DT->fch, F->fch[l], Tt->fch[l], k.fch_gelu,
                                       DT->fch_gelu, NF);
         }
-        be->vec_zero(D->ln, NC);
-        be->matmul_backward(D->ln, GV(fc_w[l]), GV(fc_b[l]), D->fch, F->ln2[l], P->fc_w[l],
-                            N, C, FF, MATMUL_W_C_OC);
+        if (primal) {
+            be->vec_zero(k.ln2, NC);
+            be->matmul_backward(k.ln2, GV(fc_w[l]), GV(fc_b[l]), k.fch, F->ln2[l], P->fc_w[l],
+                                N, C, FF, MATMUL_W_C_OC);
+        }
         if (tp) {
             be->vec_zero(DT->ln, NC);
-            be->matmul_backward_tangent(DT->ln, HV->fc_w[l], HV->fc_b[l], D->fch, DT->fch,
+            be->matmul_backward_tangent(DT->ln, HV->fc_w[l], HV->fc_b[l], k.fch, DT->fch,
                                         F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
                                         N, C, FF, MATMUL_W_C_OC);
         }
-        /* D->res += LN2ᵀ: now d(res2) */
-        be->layernorm_backward(D->res, GV(ln2_w[l]), GV(ln2_b[l]), D->ln, F->res2[l],
-                               P->ln2_w[l], F->ln2_mean[l], F->ln2_rstd[l], N, C);
+        /* k.res2 = d(res3) + LN2ᵀ(…) = d(res2) */
+        if (primal) {
+            if (k.res2 != k.res3) be->vec_copy(k.res2, k.res3, NC);
+            be->layernorm_backward(k.res2, GV(ln2_w[l]), GV(ln2_b[l]), k.ln2, F->res2[l],
+                                   P->ln2_w[l], F->ln2_mean[l], F->ln2_rstd[l], N, C);
+        }
         if (tp)
-            be->layernorm_backward_tangent(DT->res, HV->ln2_w[l], HV->ln2_b[l], D->ln, DT->ln,
+            be->layernorm_backward_tangent(DT->res, HV->ln2_w[l], HV->ln2_b[l], k.ln2, DT->ln,
                                            F->res2[l], Tt->res2[l], P->ln2_w[l], U->ln2_w[l],
                                            F->ln2_mean[l], F->ln2_rstd[l], N, C);
 
-        /* ---- attention half; D->res = d(res2) = d(attn c_proj output) ---- */
-        be->vec_zero(D->atty, NC);
-        be->matmul_backward(D->atty, GV(attn_proj_w[l]), GV(attn_proj_b[l]), D->res,
-                            F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC);
+        /* ---- attention half; k.res2 = d(res2) = d(attn c_proj output) ---- */
+        if (primal) {
+            be->vec_zero(k.atty, NC);
+            be->matmul_backward(k.atty, GV(attn_proj_w[l]), GV(attn_proj_b[l]), k.res2,
+                                F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC);
+        }
         if (tp) {
             be->vec_zero(DT->atty, NC);
             be->matmul_backward_tangent(DT->atty, HV->attn_proj_w[l], HV->attn_proj_b[l],
-                                        D->res, DT->res, F->atty[l], Tt->atty[l],
+                                        k.res2, DT->res, F->atty[l], Tt->atty[l],
                                         P->attn_proj_w[l], U->attn_proj_w[l], N, C, C,
                                         MATMUL_W_C_OC);
         }
-        be->vec_zero(D->qkv, 3 * NC);
-        be->attention_backward(D->qkv, D->atty, F->qkv[l], F->att[l], valid_len, causal,
-                               B, T, C, NH);
+        if (primal) {
+            be->vec_zero(k.qkv, 3 * NC);
+            be->attention_backward(k.qkv, k.atty, F->qkv[l], F->att[l], valid_len, causal,
+                                   B, T, C, NH);
+        }
         if (tp) {
             be->vec_zero(DT->qkv, 3 * NC);
-            be->attention_backward_tangent(DT->qkv, D->atty, DT->atty, F->qkv[l], Tt->qkv[l],
+            be->attention_backward_tangent(DT->qkv, k.atty, DT->atty, F->qkv[l], Tt->qkv[l],
                                            F->att[l], Tt->att[l], valid_len, causal,
                                            B, T, C, NH);
         }
-        be->vec_zero(D->ln, NC);
-        be->matmul_backward(D->ln, GV(qkv_w[l]), GV(qkv_b[l]), D->qkv, F->ln1[l], P->qkv_w[l],
-                            N, C, 3 * C, MATMUL_W_C_OC);
+        if (primal) {
+            be->vec_zero(k.ln1, NC);
+            be->matmul_backward(k.ln1, GV(qkv_w[l]), GV(qkv_b[l]), k.qkv, F->ln1[l],
+                                P->qkv_w[l], N, C, 3 * C, MATMUL_W_C_OC);
+        }
         if (tp) {
             be->vec_zero(DT->ln, NC);
-            be->matmul_backward_tangent(DT->ln, HV->qkv_w[l], HV->qkv_b[l], D->qkv, DT->qkv,
+            be->matmul_backward_tangent(DT->ln, HV->qkv_w[l], HV->qkv_b[l], k.qkv, DT->qkv,
                                         F->ln1[l], Tt->ln1[l], P->qkv_w[l], U->qkv_w[l],
                                         N, C, 3 * C, MATMUL_W_C_OC);
         }
-        /* D->res += LN1ᵀ: now d(x), the block input */
-        be->layernorm_backward(D->res, GV(ln1_w[l]), GV(ln1_b[l]), D->ln, x, P->ln1_w[l],
-                               F->ln1_mean[l], F->ln1_rstd[l], N, C);
+        /* k.res_in = d(res2) + LN1ᵀ(…) = d(x), the block input */
+        if (primal) {
+            if (k.res_in != k.res2) be->vec_copy(k.res_in, k.res2, NC);
+            be->layernorm_backward(k.res_in, GV(ln1_w[l]), GV(ln1_b[l]), k.ln1, x, P->ln1_w[l],
+                                   F->ln1_mean[l], F->ln1_rstd[l], N, C);
+        }
         if (tp)
-            be->layernorm_backward_tangent(DT->res, HV->ln1_w[l], HV->ln1_b[l], D->ln, DT->ln,
+            be->layernorm_backward_tangent(DT->res, HV->ln1_w[l], HV->ln1_b[l], k.ln1, DT->ln,
                                            x, tx, P->ln1_w[l], U->ln1_w[l],
                                            F->ln1_mean[l], F->ln1_rstd[l], N, C);
     }
@@ -554,7 +603,7 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
 void trunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
                     const LMParams *G, LMTensors *F, LMGrads *D,
                     const int32_t *tokens, const int32_t *valid_len, int causal, int B, int T) {
-    trunk_backward_impl(be, cfg, P, G, F, D, NULL, tokens, valid_len, causal, B, T);
+    trunk_backward_impl(be, cfg, P, G, F, D, NULL, NULL, 0, tokens, valid_len, causal, B, T);
 }
 
 /* ================================================================================
@@ -619,14 +668,16 @@ static void head_chunk_tangent(const Backend *be, const LMConfig *cfg, const LMP
 }
 
 /* its backward (D->losses = dlosses on the backend): D->lnf rows += …, G->wte += …;
- * with tp the tangents too (DT->lnf rows, HV->wte). */
+ * with tp the tangents too (DT->lnf rows, HV->wte). replay: D->lnf already holds the
+ * recorded cotangent; only dlogits (elementwise, from the softmax) is rebuilt for the
+ * tangent, the GEMMs of the primal backward are skipped. */
 static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                                const LMParams *G, LMActs *a, const TangentPass *tp,
-                                int b0, int b1) {
+                                const LMParams *G, LMActs *a, LMGrads *D,
+                                const TangentPass *tp, int replay, int b0, int b1) {
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     const size_t r0 = (size_t)b0 * T, NcV = (size_t)Nc * V;
     LMTensors *F = &a->fwd;
-    LMGrads *D = &a->bwd;
+    if (replay && !tp) return;
     be->vec_zero(D->logits, NcV);
     be->crossentropy_backward(D->logits, F->logits, a->targets + r0, a->n_valid + b0,
                               D->losses + b0, b1 - b0, T, V);
@@ -636,8 +687,9 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
                                           a->targets + r0, a->n_valid + b0, D->losses + b0,
                                           NULL, b1 - b0, T, V);
     }
-    be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, D->logits, F->lnf + r0 * C,
-                        P->wte, Nc, C, V, MATMUL_W_OC_C);
+    if (!replay)
+        be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, D->logits,
+                            F->lnf + r0 * C, P->wte, Nc, C, V, MATMUL_W_OC_C);
     if (tp)
         be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, D->logits,
                                     tp->DT->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
@@ -667,22 +719,31 @@ void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMAc
     if (losses) be->to_host(losses, a->fwd.losses, (size_t)B * sizeof(real));
 }
 
-void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
-                 const real *dlosses, real *grads) {
+/* lm_backward, recording into tape when non-NULL (its LN_f cotangent and every layer's) */
+static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const real *params,
+                             LMActs *a, const real *dlosses, real *grads, LMTape *tape) {
     CHECK(a->B_cur > 0, "lm_backward before lm_forward");
     LMParams P, G;
     lm_point_params(&P, (real *)params, cfg);
     lm_point_params(&G, grads, cfg);
     const int B = a->B_cur, T = a->T_cur, E = head_chunk_examples(cfg, B);
-    be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
-    be->vec_zero(a->bwd.lnf, (size_t)B * T * cfg->d_model);
+    LMGrads D = a->bwd;
+    if (tape) D.lnf = tape->lnf;
+    be->to_device(D.losses, dlosses, (size_t)B * sizeof(real));
+    be->vec_zero(D.lnf, (size_t)B * T * cfg->d_model);
     for (int b0 = 0; b0 < B; b0 += E) {
         int b1 = b0 + E < B ? b0 + E : B;
         if (a->head_held != b0) head_chunk_forward(be, cfg, &P, a, b0, b1);   /* recompute */
         a->head_held = b0;
-        head_chunk_backward(be, cfg, &P, &G, a, NULL, b0, b1);
+        head_chunk_backward(be, cfg, &P, &G, a, &D, NULL, 0, b0, b1);
     }
-    trunk_backward_impl(be, cfg, &P, &G, &a->fwd, &a->bwd, NULL, a->inputs, NULL, 1, B, T);
+    trunk_backward_impl(be, cfg, &P, &G, &a->fwd, &D, NULL, tape ? tape->layer : NULL, 0,
+                        a->inputs, NULL, 1, B, T);
+}
+
+void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
+                 const real *dlosses, real *grads) {
+    lm_backward_impl(be, cfg, params, a, dlosses, grads, NULL);
 }
 
 void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real *params,
@@ -704,7 +765,7 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     LMTensors *F = &a->fwd, *Tt = &a->tan;
     const int backward = grads || hvp, E = head_chunk_examples(cfg, B);
     TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
-    trunk_forward_and_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, B, T);
+    trunk_forward_and_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, 1, B, T);
     if (backward) {
         be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
         be->vec_zero(a->bwd.lnf, (size_t)N * C);
@@ -716,12 +777,132 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
         head_chunk_tangent(be, cfg, &P, &U, a, b0, b1);
         a->head_held = b0;
         if (backward)
-            head_chunk_backward(be, cfg, &P, grads ? &G : NULL, a, hvp ? &tp : NULL, b0, b1);
+            head_chunk_backward(be, cfg, &P, grads ? &G : NULL, a, &a->bwd, hvp ? &tp : NULL,
+                                0, b0, b1);
     }
     if (backward)
         trunk_backward_impl(be, cfg, &P, grads ? &G : NULL, F, &a->bwd, hvp ? &tp : NULL,
-                            a->inputs, NULL, 1, B, T);
+                            NULL, 0, a->inputs, NULL, 1, B, T);
 
     if (losses) be->to_host(losses, F->losses, (size_t)B * sizeof(real));
     if (dloss_dir) be->to_host(dloss_dir, Tt->losses, (size_t)B * sizeof(real));
+}
+
+/* ================================================================================
+ * The activation tape
+ * ================================================================================ */
+
+int lm_tape_supported(const LMConfig *cfg) { return !cfg->checkpointing && cfg->head_chunk <= 0; }
+
+LMTape *lm_tape_new(const Backend *be, const LMConfig *cfg, int B, int T) {
+    CHECK(lm_tape_supported(cfg), "lm_tape_new: no tape with lm.checkpointing or lm.head_chunk");
+    CHECK(B >= 1 && T >= 1 && T <= cfg->ctx, "lm_tape_new: B = %d, T = %d (ctx %d)", B, T, cfg->ctx);
+    LMTape *tp = xcalloc(1, sizeof *tp);
+    tp->B = B;
+    tp->T = T;
+    tp->head_held = -1;
+    size_t bytes = 0;
+    const size_t BT = (size_t)B * T, C = cfg->d_model, FF = cfg->d_ff;
+    tp->inputs = be->alloc(BT * sizeof(int32_t));
+    tp->targets = be->alloc(BT * sizeof(int32_t));
+    tp->n_valid = be->alloc((size_t)B * sizeof(int32_t));
+    bytes += (2 * BT + B) * sizeof(int32_t);
+    trunk_alloc(be, cfg, &tp->fwd, B, T, 0, &bytes);
+    tp->fwd.logits = balloc(be, BT * cfg->vocab, &bytes);
+    tp->fwd.losses = balloc(be, B, &bytes);
+    tp->lnf = balloc(be, BT * C, &bytes);
+    for (int l = 0; l < cfg->n_layer; l++) {
+        LMTapeLayer *k = &tp->layer[l];
+        real **c_sized[] = { &k->res3, &k->res2, &k->ln2, &k->ln1, &k->atty };
+        for (size_t i = 0; i < sizeof c_sized / sizeof *c_sized; i++)
+            *c_sized[i] = balloc(be, BT * C, &bytes);
+        k->fch_gelu = balloc(be, BT * FF, &bytes);
+        k->fch = balloc(be, BT * FF, &bytes);
+        k->qkv = balloc(be, BT * 3 * C, &bytes);
+    }
+    tp->dlosses = xcalloc((size_t)B, sizeof(real));
+    tp->n_layer = cfg->n_layer;
+    tp->bytes = bytes + (size_t)B * sizeof(real);
+    return tp;
+}
+
+size_t lm_tape_bytes(const LMTape *tp) { return tp ? tp->bytes : 0; }
+
+void lm_tape_free(const Backend *be, LMTape *tp) {
+    if (!tp) return;
+    be->free(tp->inputs);
+    be->free(tp->targets);
+    be->free(tp->n_valid);
+    trunk_free(be, &tp->fwd, tp->n_layer);
+    bfree(be, &tp->lnf);
+    for (int l = 0; l < tp->n_layer; l++) {
+        LMTapeLayer *k = &tp->layer[l];
+        bfree(be, &k->res3); bfree(be, &k->res2); bfree(be, &k->ln2); bfree(be, &k->ln1);
+        bfree(be, &k->atty); bfree(be, &k->fch_gelu); bfree(be, &k->fch); bfree(be, &k->qkv);
+    }
+    free(tp->dlosses);
+    free(tp);
+}
+
+/* The forward activations and the batch change hands between acts and tape: pointer
+ * swaps, nothing copied. */
+static void tape_swap(LMActs *a, LMTape *tp) {
+    LMTensors f = a->fwd;
+    a->fwd = tp->fwd;
+    tp->fwd = f;
+    int32_t *p;
+    p = a->inputs; a->inputs = tp->inputs; tp->inputs = p;
+    p = a->targets; a->targets = tp->targets; tp->targets = p;
+    p = a->n_valid; a->n_valid = tp->n_valid; tp->n_valid = p;
+    int n;
+    n = a->B_cur; a->B_cur = tp->B_cur; tp->B_cur = n;
+    n = a->T_cur; a->T_cur = tp->T_cur; tp->T_cur = n;
+    n = a->head_held; a->head_held = tp->head_held; tp->head_held = n;
+}
+
+void lm_backward_record(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
+                        const real *dlosses, real *grads, LMTape *tape) {
+    CHECK(lm_tape_supported(cfg) && a->B == tape->B && a->T == tape->T,
+          "lm_backward_record: the tape does not fit these activations");
+    lm_backward_impl(be, cfg, params, a, dlosses, grads, tape);
+    tape_swap(a, tape);
+    a->B_cur = a->T_cur = 0;       /* acts hold no forward now: the tape has it */
+    a->head_held = -1;
+    memcpy(tape->dlosses, dlosses, (size_t)tape->B_cur * sizeof(real));
+}
+
+void lm_tape_clear(LMTape *tape) {
+    if (!tape) return;
+    tape->B_cur = tape->T_cur = 0;
+    tape->head_held = -1;
+}
+
+void lm_forward_over_reverse_replay(const Backend *be, const LMConfig *cfg, const real *params,
+                                    const real *u, LMActs *a, LMTape *tape,
+                                    const real *dlosses, real *hvp, real *dloss_dir) {
+    CHECK(a->with_tangents, "lm_forward_over_reverse_replay needs activations made with_tangents");
+    CHECK(tape->B_cur > 0, "lm_forward_over_reverse_replay: the tape holds no pass");
+    CHECK(!memcmp(tape->dlosses, dlosses, (size_t)tape->B_cur * sizeof(real)),
+          "lm_forward_over_reverse_replay: dlosses differ from the recorded ones");
+    LMParams P, U, HV;
+    lm_point_params(&P, (real *)params, cfg);
+    lm_point_params(&U, (real *)u, cfg);
+    lm_point_params(&HV, hvp, cfg);
+    tape_swap(a, tape);
+    const int B = a->B_cur, T = a->T_cur, C = cfg->d_model;
+    LMTensors *Tt = &a->tan;
+    TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
+    LMGrads D = a->bwd;
+    D.lnf = tape->lnf;
+    trunk_forward_and_tangent(be, cfg, &P, &U, &a->fwd, Tt, a->inputs, NULL, 1, 0, B, T);
+    head_chunk_tangent(be, cfg, &P, &U, a, 0, B);
+    if (hvp) {
+        be->to_device(D.losses, dlosses, (size_t)B * sizeof(real));
+        be->vec_zero(a->tbwd.lnf, (size_t)B * T * C);
+        head_chunk_backward(be, cfg, &P, NULL, a, &D, &tp, 1, 0, B);
+        trunk_backward_impl(be, cfg, &P, NULL, &a->fwd, &D, &tp, tape->layer, 1, a->inputs,
+                            NULL, 1, B, T);
+    }
+    if (dloss_dir) be->to_host(dloss_dir, Tt->losses, (size_t)B * sizeof(real));
+    tape_swap(a, tape);
 }

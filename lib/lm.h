@@ -200,6 +200,53 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
                              const int32_t *n_valid, int B, int T, const real *dlosses,
                              real *losses, real *grads, real *hvp, real *dloss_dir);
 
+/* ---- the activation tape ---------------------------------------------------------
+ * A forward-over-reverse pass at (θ, batch, dlosses) starts by recomputing the primal
+ * forward and backward that the training step at the same (θ, batch, dlosses) already
+ * ran: 2 of its 8 GEMM passes (without g), and their attention, softmax and LN work.
+ * A tape keeps that primal pass instead: lm_backward_record is lm_backward that also
+ * leaves the forward activations (handed over by pointer swaps, not copied) and every
+ * cotangent the backward's tangent reads (per layer) in the tape; and
+ * lm_forward_over_reverse_replay then runs only the tangent halves. The results are
+ * bit-identical to lm_forward_over_reverse's. One tape holds one batch: about the
+ * forward's activations plus 8C + 2F reals per token and layer (lm_tape_bytes).
+ * Not available with lm.checkpointing or lm.head_chunk (they exist to not hold this). */
+typedef struct {                 /* layer l's primal cotangents, as the backward left them */
+    real *res3, *res2;           /* [B,T,C]  d(res3[l]), d(res2[l])  */
+    real *fch_gelu, *fch;        /* [B,T,F]                          */
+    real *ln2, *ln1;             /* [B,T,C]  d of the LN outputs      */
+    real *atty;                  /* [B,T,C]                          */
+    real *qkv;                   /* [B,T,3C]                         */
+} LMTapeLayer;
+
+typedef struct {
+    int B, T, n_layer;           /* allocated */
+    int B_cur, T_cur;            /* the recorded batch; B_cur = 0: empty */
+    int head_held;
+    LMTensors fwd;               /* its forward activations */
+    int32_t *inputs, *targets, *n_valid;   /* its batch (backend) */
+    real *lnf;                   /* [B,T,C]  d of the LN_f output */
+    LMTapeLayer layer[DR_MAX_LAYERS];
+    real *dlosses;               /* [B] host: the dlosses it was recorded with */
+    size_t bytes;
+} LMTape;
+
+int lm_tape_supported(const LMConfig *cfg);
+LMTape *lm_tape_new(const Backend *be, const LMConfig *cfg, int B, int T);
+void lm_tape_free(const Backend *be, LMTape *tape);
+size_t lm_tape_bytes(const LMTape *tape);
+void lm_tape_clear(LMTape *tape);              /* forget the recorded pass */
+/* lm_backward, recording the pass into tape (which must fit acts' B×T). Afterwards acts
+ * hold no forward (the next lm_backward needs an lm_forward first). */
+void lm_backward_record(const Backend *be, const LMConfig *cfg, const real *params, LMActs *acts,
+                        const real *dlosses, real *grads, LMTape *tape);
+/* lm_forward_over_reverse(…, losses = NULL, grads = NULL, hvp, dloss_dir) for the pass the
+ * tape recorded, which must have been at these params, on the same batch, with these
+ * dlosses (checked: the dlosses). Leaves the tape as it was. */
+void lm_forward_over_reverse_replay(const Backend *be, const LMConfig *cfg, const real *params,
+                                    const real *u, LMActs *acts, LMTape *tape,
+                                    const real *dlosses, real *hvp, real *dloss_dir);
+
 /* ---- the trunk, shared with rater.c ---------------------------------------------
  * embedding → n_layer blocks → final LN, output in acts->fwd.lnf. Attention is causal
  * or not, with keys j ≥ valid_len[b] masked (valid_len: backend [B], or NULL). The

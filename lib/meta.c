@@ -66,6 +66,11 @@ int meta_spec_from_config(MetaSpec *s, const Config *cfg, int vocab) {
                                                          : meta_default_checkpoint_every(s->T);
     if (s->checkpoint_every > s->T) s->checkpoint_every = s->T;
     s->host_checkpoints = cfg->meta.host_checkpoints;
+    s->keep_activations = cfg->meta.keep_activations;
+    if (s->keep_activations > s->T) s->keep_activations = s->T;
+    if (s->keep_activations > 0 && !lm_tape_supported(&s->lm))
+        return dr_seterr("meta.keep_activations = %d: not with lm.checkpointing or lm.head_chunk",
+                         s->keep_activations);
     s->backprop_steps = cfg->meta.backprop_steps > 0 && cfg->meta.backprop_steps < s->T
                             ? cfg->meta.backprop_steps : s->T;
     s->hvp = cfg->meta.hvp;
@@ -138,6 +143,12 @@ struct MetaWork {
     /* segment states: the state before step s0 + j for 1 ≤ j < c, and g_{s0+j} for
      * 0 ≤ j < c − 1 (c > 1); j = 0's state is the checkpoint itself */
     real **sg_theta, **sg_m, **sg_v, **sg_g;
+
+    /* activation tapes: tape[i] holds the primal pass of step tape_step[i] (−1: none) of
+     * the current meta-step, i = t mod n_tape; the reverse pass replays them */
+    int n_tape;
+    LMTape **tape;
+    int *tape_step;
 
     real *grad;                 /* g_t of a step whose gradient is not kept */
     real *dtheta, *dm, *dv;     /* θ̄_t, m̄_t, v̄_t (dm: SGD's momentum buffer) */
@@ -239,6 +250,29 @@ static int host_checkpoints_alloc(MetaWork *w) {
     return 0;
 }
 
+/* Reals of one activation tape (as lm_tape_new allocates them) for the spec's batch. */
+static double tape_bytes(const MetaSpec *s) {
+    const LMConfig *m = &s->lm;
+    const double BT = (double)s->batch * s->seq_len, C = m->d_model, F = m->d_ff;
+    const double per_layer = (8 * C + 2 * F + (double)m->n_head * s->seq_len + 4) +  /* forward */
+                             (8 * C + 2 * F);                                      /* cotangents */
+    return sizeof(real) * BT * (m->n_layer * per_layer + 4 * C + 2 + m->vocab);
+}
+
+/* How many tapes: keep_activations, or for -1 min(c, 4) where the tape is supported,
+ * no more than half the host memory available holds on the CPU backend. */
+static int tapes_wanted(const MetaWork *w) {
+    const MetaSpec *s = &w->s;
+    if (s->keep_activations >= 0) return s->keep_activations;
+    if (!lm_tape_supported(&s->lm)) return 0;
+    int n = s->checkpoint_every < 4 ? s->checkpoint_every : 4;
+    if (!strcmp(w->be->name, "cpu")) {
+        double fit = 0.5 * host_available_bytes() / tape_bytes(s);
+        if (fit < n) n = (int)fit;
+    }
+    return n > s->T ? s->T : n;
+}
+
 MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
     MetaWork *w = xcalloc(1, sizeof *w);
     w->be = be;
@@ -278,6 +312,16 @@ MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
         w->dm = flat_alloc(w, w->n);
         w->dv = w->adam ? flat_alloc(w, w->n) : NULL;
         w->u = flat_alloc(w, w->n);
+        w->n_tape = tapes_wanted(w);
+        if (w->n_tape > 0) {
+            w->tape = xcalloc((size_t)w->n_tape, sizeof *w->tape);
+            w->tape_step = xcalloc((size_t)w->n_tape, sizeof *w->tape_step);
+            for (int i = 0; i < w->n_tape; i++) {
+                w->tape[i] = lm_tape_new(be, &s->lm, B, s->seq_len);
+                w->tape_step[i] = -1;
+                w->bytes += lm_tape_bytes(w->tape[i]);
+            }
+        }
     }
     w->nb = xcalloc((size_t)T, sizeof *w->nb);
     w->z = xcalloc((size_t)T * B, sizeof *w->z);
@@ -298,6 +342,9 @@ void meta_work_free(MetaWork *w) {
     const int c = w->s.checkpoint_every;
     lm_acts_free(be, w->lm);
     rater_acts_free(be, w->rater);
+    for (int i = 0; i < w->n_tape; i++) lm_tape_free(be, w->tape[i]);
+    free(w->tape);
+    free(w->tape_step);
     be->free(w->grad);
     if (w->reverse) {
         if (w->host_ck) {
@@ -332,6 +379,7 @@ void meta_work_free(MetaWork *w) {
 
 size_t meta_work_bytes(const MetaWork *w) { return w->bytes; }
 size_t meta_work_host_bytes(const MetaWork *w) { return w->host_bytes; }
+int meta_work_tapes(const MetaWork *w) { return w->n_tape; }
 
 /* The stored state before step t = k·c + j: checkpoint k for j = 0, segment slot j
  * otherwise; and where g_t is kept (checkpoint k for the segment's last step j = c − 1,
@@ -446,13 +494,21 @@ static void step_dlosses(MetaWork *w, int t) {
     for (int i = 0; i < B; i++) w->dlosses[i] = wt[i] / (real)B;
 }
 
-/* g = ∇θ (1/B) Σ_i w_i ℓ_i at θ on batch b (dlosses already set); returns mean_i ℓ_i. */
-static double inner_gradient(MetaWork *w, const real *theta, const DataBatch *b, real *g) {
+/* g = ∇θ (1/B) Σ_i w_i ℓ_i at θ on batch b (dlosses already set); returns mean_i ℓ_i.
+ * record ≥ 0: step `record`'s pass goes into its tape for the reverse pass. */
+static double inner_gradient(MetaWork *w, const real *theta, const DataBatch *b, real *g,
+                             int record) {
     const Backend *be = w->be;
     lm_forward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid, b->B, b->T,
                w->losses);
     be->vec_zero(g, w->n);
-    lm_backward(be, &w->s.lm, theta, w->lm, w->dlosses, g);
+    if (record >= 0 && w->n_tape > 0) {
+        const int i = record % w->n_tape;
+        lm_backward_record(be, &w->s.lm, theta, w->lm, w->dlosses, g, w->tape[i]);
+        w->tape_step[i] = record;
+    } else {
+        lm_backward(be, &w->s.lm, theta, w->lm, w->dlosses, g);
+    }
     double sum = 0;
     for (int i = 0; i < b->B; i++) sum += w->losses[i];
     return sum / b->B;
@@ -516,6 +572,8 @@ static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
     if (keep && w->host_ck && host_checkpoints_alloc(w)) return -1;
     w->step0 = opt->step;
     w->have_z = !uniform;
+    for (int i = 0; i < w->n_tape; i++) w->tape_step[i] = -1;   /* θ moves: old tapes are void */
+    const int record_from = keep ? (T - w->n_tape > t_stop ? T - w->n_tape : t_stop) : T;
     double loss_sum = 0;
     int clipped = 0;
     for (int t = 0; t < T; t++) {
@@ -539,7 +597,7 @@ static int unroll(MetaWork *w, real *theta, OptimState *opt, const real *phi,
             if (w->adam) be->vec_copy(sl.v, opt->v, w->n);
         }
         real *g = keep_g ? sl.g : w->grad;
-        loss_sum += inner_gradient(w, theta, b, g);
+        loss_sum += inner_gradient(w, theta, b, g, t >= record_from ? t : -1);
         if (keep_g && w->host_ck && j == c - 1) be->to_host(w->ck_g[k], g, w->n * sizeof(real));
         inner_update(w, theta, opt->m, opt->v, g, t);
         clipped += w->clip_s[t] < 1;
@@ -612,7 +670,7 @@ static int recompute_segment(MetaWork *w, int seg, const MetaBatches *data) {
         if (!b) return -1;
         Slot cur = slot_of(w, t), next = slot_of(w, t + 1);
         step_dlosses(w, t);
-        inner_gradient(w, cur.theta, b, cur.g);
+        inner_gradient(w, cur.theta, b, cur.g, t);
         be->vec_copy(next.theta, cur.theta, w->n);
         be->vec_copy(next.m, cur.m, w->n);
         if (w->adam) be->vec_copy(next.v, cur.v, w->n);
@@ -694,9 +752,16 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
             /* (2) forward-over-reverse at (θ_t, batch t, dlosses = w_t/B) along u:
              *     θ̄_t += H_t u;  w̄_ti = ⟨∇ℓ_i, u⟩ / B */
             step_dlosses(w, t);
-            lm_forward_over_reverse(be, &s->lm, sl.theta, w->u, w->lm, b->inputs, b->targets,
-                                    b->n_valid, b->B, b->T, w->dlosses, NULL, NULL,
-                                    s->hvp ? w->dtheta : NULL /* += H_t u */, w->dloss_dir);
+            const int ti = w->n_tape > 0 ? t % w->n_tape : -1;
+            if (ti >= 0 && w->tape_step[ti] == t)   /* its primal pass is on tape */
+                lm_forward_over_reverse_replay(be, &s->lm, sl.theta, w->u, w->lm, w->tape[ti],
+                                               w->dlosses, s->hvp ? w->dtheta : NULL,
+                                               w->dloss_dir);
+            else
+                lm_forward_over_reverse(be, &s->lm, sl.theta, w->u, w->lm, b->inputs,
+                                        b->targets, b->n_valid, b->B, b->T, w->dlosses, NULL,
+                                        NULL, s->hvp ? w->dtheta : NULL /* += H_t u */,
+                                        w->dloss_dir);
             for (int i = 0; i < b->B; i++) w->dw[i] = w->dloss_dir[i] / (real)b->B;
             t1 = clock_now(be);
             w->sec_reverse += t1 - t0;

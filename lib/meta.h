@@ -55,6 +55,9 @@ typedef struct {
     int checkpoint_every;      /* c, resolved: 1 ≤ c ≤ T */
     int host_checkpoints;      /* the ⌈T/c⌉ checkpoints in host memory, copied to the
                                   backend one segment at a time */
+    int keep_activations;      /* activation tapes (lm.h): 0 … T, or -1 = auto (resolved
+                                  by meta_work_new: min(c, 4), within half the free
+                                  host memory on the CPU backend) */
     int backprop_steps;        /* N, resolved: 1 ≤ N ≤ T (reverse covers t ≥ T − N) */
     int hvp;                   /* 0: first order (H_t u dropped) */
     int mode;                  /* enum meta_mode */
@@ -108,6 +111,7 @@ MetaWork *meta_work_new(const Backend *be, const MetaSpec *s);
 void meta_work_free(MetaWork *w);
 size_t meta_work_bytes(const MetaWork *w);       /* backend + host bytes held */
 size_t meta_work_host_bytes(const MetaWork *w);  /* of which in host memory */
+int meta_work_tapes(const MetaWork *w);          /* activation tapes held (resolved keep_activations) */
 
 /* One member, one meta-step. theta, opt: the member's state, advanced in place by T
  * inner steps (θ_T, state_T; opt->step += T). phi: the rater. dphi: if non-NULL and the

@@ -842,10 +842,11 @@ int meta_run(MetaOptions *o) {
         snprintf(ranks, sizeof ranks, " over %d ranks (member k on rank k mod %d)", dist_size(), dist_size());
     fprintf(dist_log(),
             "%s: LM %.2fM params, rater %.2fM params, %d member%s%s, T %d, checkpoint every %d, "
-            "backprop %d, mode %s, %s; Train_A %" PRIu64 " examples, Val %" PRIu64
+            "%d activation tape%s, backprop %d, mode %s, %s; Train_A %" PRIu64 " examples, Val %" PRIu64
             " examples; %.1f MB meta-step buffers on %s (%s)%s%s\n",
             dr_progname(), r->n / 1e6, r->n_phi / 1e6, r->K, r->K == 1 ? "" : "s", ranks, r->spec.T,
-            r->spec.checkpoint_every, r->spec.backprop_steps, meta_mode_name(r->spec.mode),
+            r->spec.checkpoint_every, meta_work_tapes(r->work), meta_work_tapes(r->work) == 1 ? "" : "s",
+            r->spec.backprop_steps, meta_mode_name(r->spec.mode),
             r->spec.inner.kind == OPTIM_ADAMW ? "adamw" : "sgd", data_num_examples(r->train),
             data_num_examples(r->val),
             (meta_work_bytes(r->work) - meta_work_host_bytes(r->work)) / 1e6, r->be->name, REAL_NAME,

@@ -131,7 +131,8 @@ int main(int argc, char **argv) {
            step * 1e3, fwd * 1e3, bwd * 1e3, opt * 1e3, tokens / step, gflops);
     printf("forward-over-reverse:       %8.1f ms  %8.0f tokens/s  ratio to a train step %.2f (target <= 2.5)\n",
            fr * 1e3, tokens / fr, fr / step);
-    printf("SGEMM 2048^3 (OpenBLAS, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
+    printf("SGEMM 2048^3 (OpenBLAS %s kernels, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
+           openblas_get_corename(),
            threads, sg, 100 * gflops / sg);
     printf("GEMM work of forward-over-reverse / training step = 9/3 = 3.0 (per weight: forward 1 +\n"
            "  tangent 2, backward 2 + its tangent 4): the ratio above sits near 3 when GEMMs dominate\n");

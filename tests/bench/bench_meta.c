@@ -4,8 +4,10 @@
  *   1. seconds per plain training step (LM forward + backward + clip + AdamW) on the
  *      benchmark config (configs/bench.yaml: LM 4 layers d256 8 heads ctx 256, batch 16,
  *      vocab 8192; rater 2 layers d128);
- *   2. seconds per meta-step of one member with T = 16 (--T), for checkpoint_every 1 and
- *      the default round(sqrt(T)), the ratio to T plain steps, and where the time goes;
+ *   2. seconds per meta-step of one member with T = 16 (--T), for checkpoint_every 1 with
+ *      every step's activations kept (meta.keep_activations: T), and for the default
+ *      round(sqrt(T)) without and with the default activation tapes; the ratio to T
+ *      plain steps, and where the time goes;
  *   3. peak memory (VmHWM of a fresh child process per measurement, so each peak is
  *      its own) and the meta-step buffers (meta_work_bytes) for T = 16, 64, 256:
  *      allocation only on the benchmark config, and a full meta-step on a small config
@@ -120,12 +122,13 @@ static double plain_step_seconds(const MetaSpec *s, BenchFixed *f, int steps, do
 /* One member's meta-step (mode full); returns wall seconds (*cpu: CPU seconds), fills
  * stats and bytes. warm_up: time the second of two meta-steps on the same buffers, as
  * dr-meta runs them (the first also pays the first touch of every buffer page). */
-static double meta_step_seconds(const MetaSpec *s, BenchFixed *f, MetaStats *st, size_t *bytes, double *cpu,
-                                int warm_up) {
+static double meta_step_seconds(const MetaSpec *s, BenchFixed *f, MetaStats *st, size_t *bytes,
+                                int *tapes, double *cpu, int warm_up) {
     Member m;
     member_new(&m, s);
     MetaWork *w = meta_work_new(be, s);
     *bytes = meta_work_bytes(w);
+    *tapes = meta_work_tapes(w);
     MetaBatches data = { .train = bench_fixed_train, .val = bench_fixed_val, .n_val = f->n_val, .ctx = f };
     if (warm_up) {   /* dr-meta reuses its buffers across meta-steps: time the steady state */
         CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, NULL) == 0, "%s",
@@ -207,7 +210,8 @@ static void child_alloc(const MetaSpec *s0, int T) {
     Member m;
     member_new(&m, &s);
     MetaWork *w = meta_work_new(be, &s);
-    printf("    T %4d  c %2d: meta-step buffers %8.1f MB", T, s.checkpoint_every, meta_work_bytes(w) / 1e6);
+    printf("    T %4d  c %2d, %d tapes: meta-step buffers %8.1f MB", T, s.checkpoint_every,
+           meta_work_tapes(w), meta_work_bytes(w) / 1e6);
     meta_work_free(w);
     member_free(&m);
 }
@@ -222,11 +226,12 @@ static void child_run(const MetaSpec *s0, int T) {
     MetaStats st;
     size_t bytes;
     double cpu, plain_cpu;
-    double sec = meta_step_seconds(&s, &f, &st, &bytes, &cpu, 0);
+    int tapes;
+    double sec = meta_step_seconds(&s, &f, &st, &bytes, &tapes, &cpu, 0);
     double plain = plain_step_seconds(&s, &f, 8, &plain_cpu, NULL);
-    printf("    T %4d  c %2d: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T plain steps "
-           "(CPU time: %.2f x)", T, s.checkpoint_every, bytes / 1e6, sec, sec / (T * plain),
-           cpu / (T * plain_cpu));
+    printf("    T %4d  c %2d, %d tapes: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T "
+           "plain steps (CPU time: %.2f x)", T, s.checkpoint_every, tapes, bytes / 1e6, sec,
+           sec / (T * plain), cpu / (T * plain_cpu));
 }
 
 static int parse_list(const char *s, int *out, int max) {
@@ -288,20 +293,27 @@ int main(int argc, char **argv) {
                "%.2f plain steps\n", plain, plain_cpu, for_cpu, for_cpu / plain_cpu);
         /* This machine's speed drifts by 10-15% over minutes (other tenants), so each
          * meta-step is compared with plain steps timed right before and right after it. */
-        const int cs[2] = { 1, meta_default_checkpoint_every(T) };
+        /* c = 1 with every step's activations kept too (the whole tape, as autograd keeps
+         * it); the default c without tapes (every reverse step recomputes its primal pass);
+         * the default c with the default tapes (meta.keep_activations: auto) */
+        const int cd = meta_default_checkpoint_every(T);
+        const int cs[3] = { 1, cd, cd }, keeps[3] = { T, 0, -1 };
         double before = plain, before_cpu = plain_cpu;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             s.checkpoint_every = cs[i];
+            s.keep_activations = keeps[i];
             MetaStats st;
             size_t bytes;
             double cpu, after_cpu;
-            double sec = meta_step_seconds(&s, &f, &st, &bytes, &cpu, 1);
+            int tapes;
+            double sec = meta_step_seconds(&s, &f, &st, &bytes, &tapes, &cpu, 1);
             double after = plain_step_seconds(&s, &f, T < 8 ? T : 8, &after_cpu, NULL);
             plain = 0.5 * (before + after);
             plain_cpu = 0.5 * (before_cpu + after_cpu);
-            printf("  meta-step T %d, checkpoint_every %d: %.2f s = %.2f x T plain steps (CPU time: "
-                   "%.2f x); buffers %.1f MB; plain step before / after it %.3f / %.3f s\n", T, cs[i],
-                   sec, sec / (T * plain), cpu / (T * plain_cpu), bytes / 1e6, before, after);
+            printf("  meta-step T %d, checkpoint_every %d, %d activation tapes%s: %.2f s = %.2f x T plain "
+                   "steps (CPU time: %.2f x); buffers %.1f MB; plain step before / after it %.3f / %.3f s\n",
+                   T, cs[i], tapes, keeps[i] < 0 ? " (auto)" : "", sec, sec / (T * plain),
+                   cpu / (T * plain_cpu), bytes / 1e6, before, after);
             before = after;
             before_cpu = after_cpu;
             printf("      unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "

@@ -14,6 +14,8 @@
  *      losses, the gradient, H·u and d_i, in less activation memory;
  *   5. the head in chunks of examples (lm.head_chunk 1 and 2 of B = 3) gives the unchunked
  *      losses, d_i, gradient and H·u (to 1e-13: the wte sums are added in another order);
+ *   6. the activation tape (lm_backward_record + lm_forward_over_reverse_replay) gives
+ *      the bits of lm_backward and lm_forward_over_reverse;
  *   0. first of all, the losses equal those of a naive, loop-by-loop GPT-2 written in this
  *      file from Hugging Face's modeling_gpt2 (q|k|v split, head h on channels
  *      [h·hs, (h+1)·hs), scale 1/sqrt(hs), gelu_new, LN eps 1e-5, tied head): the
@@ -367,6 +369,77 @@ int main(void) {
                "within %.1e of the unchunked head\n", E, fmax(fmax(worst, eg), fmax(ef, eh)));
         be->free(gc); be->free(gf); be->free(hc); be->free(hf);
         lm_acts_free(be, ac);
+    }
+
+    /* ---- 6. the activation tape: record + replay = the full pass, bit for bit --------
+     * Two passes (different θ, batch shape, dlosses) recorded into two tapes, another
+     * forward in between, replays in either order and twice: H·u and d_i must have the
+     * bits of lm_forward_over_reverse's, and the recorded backward's gradient those of
+     * lm_backward's. 3 layers, inside activations allocated for a larger batch. */
+    {
+        LMConfig c3 = cfg;
+        c3.n_layer = 3;
+        const int T2 = T - 1;
+        size_t n3 = lm_num_params(&c3);
+        int32_t in2[B * (T - 1)], tg2[B * (T - 1)], nv2[B] = { 5, 2, 4 };
+        for (int i = 0; i < B * T2; i++) {
+            in2[i] = (int32_t)(((inputs[i] < 0 ? 0 : inputs[i]) * 3 + 1) % 13);
+            tg2[i] = (int32_t)(((targets[i] < 0 ? 0 : targets[i]) * 5 + 2) % 13);
+        }
+        real c2[B] = { -0.9, 0.25, 0.6 };
+        real *th[2], *u = be->alloc(n3 * sizeof(real)), *gr[2], *gref = be->alloc(n3 * sizeof(real));
+        real *h_rep = be->alloc(n3 * sizeof(real)), *h_ref = be->alloc(n3 * sizeof(real));
+        for (int q = 0; q < 2; q++) {
+            th[q] = be->alloc(n3 * sizeof(real));
+            gr[q] = be->alloc(n3 * sizeof(real));
+            lm_init_params(be, &c3, th[q], 4321 + q);
+            for (size_t j = 0; j < n3; j++) th[q][j] += (real)(0.3 * dr_normal(77 + q, j));
+            be->vec_zero(gr[q], n3);
+        }
+        for (size_t j = 0; j < n3; j++) u[j] = (real)dr_normal(79, j);
+        LMActs *a6 = lm_acts_new(be, &c3, B + 1, T + 2, 1);
+        LMTape *tape[2] = { lm_tape_new(be, &c3, B + 1, T + 2), lm_tape_new(be, &c3, B + 1, T + 2) };
+        const int32_t *bin[2] = { inputs, in2 }, *btg[2] = { targets, tg2 }, *bnv[2] = { n_valid, nv2 };
+        const int bT[2] = { T, T2 };
+        const real *bc[2] = { c, c2 };
+        for (int q = 0; q < 2; q++) {
+            lm_forward(be, &c3, th[q], a6, bin[q], btg[q], bnv[q], B, bT[q], NULL);
+            lm_backward_record(be, &c3, th[q], a6, bc[q], gr[q], tape[q]);
+        }
+        lm_forward(be, &c3, th[1], a6, inputs, targets, n_valid, B, T, NULL);   /* acts busy */
+        int same_g = 1, same_h = 1, same_d = 1;
+        const int order[3] = { 1, 0, 1 };
+        for (int r = 0; r < 3; r++) {
+            const int q = order[r];
+            real d_rep[B], d_ref[B];
+            be->vec_zero(h_rep, n3);
+            be->vec_zero(h_ref, n3);
+            lm_forward_over_reverse_replay(be, &c3, th[q], u, a6, tape[q], bc[q],
+                                           r == 2 ? NULL : h_rep, d_rep);
+            lm_forward_over_reverse(be, &c3, th[q], u, a6, bin[q], btg[q], bnv[q], B, bT[q], bc[q],
+                                    NULL, NULL, h_ref, d_ref);
+            if (r < 2) same_h &= memcmp(h_rep, h_ref, n3 * sizeof(real)) == 0 && be->vec_sumsq(h_ref, n3) > 0;
+            same_d &= memcmp(d_rep, d_ref, sizeof d_rep) == 0;
+        }
+        for (int q = 0; q < 2; q++) {
+            be->vec_zero(gref, n3);
+            lm_forward(be, &c3, th[q], a6, bin[q], btg[q], bnv[q], B, bT[q], NULL);
+            lm_backward(be, &c3, th[q], a6, bc[q], gref);
+            same_g &= memcmp(gref, gr[q], n3 * sizeof(real)) == 0;
+        }
+        TEST_CHECK(same_g, "lm_backward_record's gradient differs from lm_backward's");
+        TEST_CHECK(same_h, "tape replay's H·u differs from lm_forward_over_reverse's");
+        TEST_CHECK(same_d, "tape replay's d_i differ from lm_forward_over_reverse's");
+        printf("activation tape, 3 layers, 2 tapes: recorded gradient, replayed H·u and d_i %s "
+               "(tape %zu bytes, activations %zu)\n", same_g && same_h && same_d ? "bit-identical" : "DIFFERENT",
+               lm_tape_bytes(tape[0]), lm_acts_bytes(a6));
+        for (int q = 0; q < 2; q++) {
+            lm_tape_free(be, tape[q]);
+            be->free(th[q]);
+            be->free(gr[q]);
+        }
+        lm_acts_free(be, a6);
+        be->free(u); be->free(gref); be->free(h_rep); be->free(h_ref);
     }
 
     printf("max relative errors: gradient %.2e, H·u %.2e, d_i %.2e (tolerance %.0e)\n",

@@ -239,20 +239,24 @@ static void run_case(const Case *k) {
     TEST_CHECK(st.at_min + st.at_max == 0, "%s: weights at the clamp bounds", k->name);
 
     /* Every checkpoint interval gives the same bits (segments recomputed exactly), with
-     * the checkpoints in backend memory and in host memory (meta.host_checkpoints). */
+     * the checkpoints in backend memory and in host memory (meta.host_checkpoints), and
+     * with 0, 1, 2 or T activation tapes (meta.keep_activations: replayed primal passes). */
+    const int keeps[4] = { 0, 1, 2, k->T };
     for (int host = 0; host <= 1; host++)
-    for (int c = 1; c <= k->T; c++) {
-        if (c == k->c && !host) continue;
+    for (int c = 1; c <= k->T; c++)
+    for (int ki = 0; ki < 4; ki++) {
+        if (c == k->c && !host && ki == 0) continue;
         MetaSpec s2 = S.s;
         s2.checkpoint_every = c;
         s2.host_checkpoints = host;
+        s2.keep_activations = keeps[ki];
         MetaWork *w_saved = S.w;
         S.w = meta_work_new(be, &s2);
         real *dphi2 = be->alloc(S.n_phi * sizeof(real));
         double J2 = objective(&S, phi, dphi2, NULL);
         TEST_CHECK(J2 == J0 && memcmp(dphi, dphi2, S.n_phi * sizeof(real)) == 0,
-                   "%s: c = %d%s gives a different meta-gradient than c = %d", k->name, c,
-                   host ? " (host checkpoints)" : "", k->c);
+                   "%s: c = %d%s, keep_activations %d gives a different meta-gradient than c = %d",
+                   k->name, c, host ? " (host checkpoints)" : "", keeps[ki], k->c);
         be->free(dphi2);
         meta_work_free(S.w);
         S.w = w_saved;
@@ -265,6 +269,7 @@ static void run_case(const Case *k) {
         sa.backprop_steps = k->T - 2;
         sb = sa;
         sb.host_checkpoints = 1;
+        sb.keep_activations = 2;
         real *da = be->alloc(S.n_phi * sizeof(real)), *db = be->alloc(S.n_phi * sizeof(real));
         real *db2 = be->alloc(S.n_phi * sizeof(real));
         MetaWork *w_saved = S.w;
@@ -276,10 +281,10 @@ static void run_case(const Case *k) {
         meta_work_free(S.w);
         S.w = w_saved;
         TEST_CHECK(Ja == Jb && memcmp(da, db, S.n_phi * sizeof(real)) == 0,
-                   "%s: host checkpoints with backprop_steps %d change the meta-gradient", k->name,
+                   "%s: host checkpoints and 2 tapes with backprop_steps %d change the meta-gradient", k->name,
                    sa.backprop_steps);
         TEST_CHECK(Jb2 == Jb && memcmp(db, db2, S.n_phi * sizeof(real)) == 0,
-                   "%s: a second meta-step on the same MetaWork (host checkpoints) differs", k->name);
+                   "%s: a second meta-step on the same MetaWork (host checkpoints, tapes) differs", k->name);
         be->free(da); be->free(db); be->free(db2);
     }
 

@@ -63,6 +63,7 @@ static void test_defaults(void) {
     TEST_CHECK(c.meta.rounds == 5 && c.meta.population_K == 2 && c.meta.T == 1500 && c.meta.val_batches == 8 &&
                    c.meta.checkpoint_every == 0 && c.meta.reset_every == 1 && !strcmp(c.meta.combine, "mean") &&
                    c.meta.ema == 0.99 && c.meta.hvp == 1 && c.meta.backprop_steps == 0 &&
+                   c.meta.keep_activations == -1 &&
                    !strcmp(c.meta.mode, "full") && c.meta.track_uniform == 1,
                "meta");
     TEST_CHECK(c.data.seq_len == 1024 && c.data.seq_len_rater == 1024 && c.rater.shape.ctx == 1024 &&
@@ -219,6 +220,11 @@ static void test_errors(void) {
     ERR("data:\n  seq_len: 16\n  min_tokens: 18\n", "bad.yaml:3: data.min_tokens: 18 is more than a window holds");
     ERR("meta:\n  T: 4\n  backprop_steps: 5\n", "bad.yaml:3: meta.backprop_steps: 5 is more than the T = 4");
     ERR("meta:\n  checkpoint_every: 5\n  T: 4\n", "bad.yaml:3: meta.T: 5 is more than the T = 4");
+    ERR("meta:\n  T: 4\n  keep_activations: 5\n", "bad.yaml:3: meta.keep_activations: 5 is more than the T = 4");
+    ERR("meta:\n  keep_activations: -2\n", "meta.keep_activations");
+    ERR("lm:\n  checkpointing: true\nmeta:\n  keep_activations: 2\n",
+        "bad.yaml:4: meta.keep_activations: 2: kept activations are whole passes");
+    ERR("meta:\n  keep_activations: 1\nlm:\n  head_chunk: 4\n", "bad.yaml:4: lm.head_chunk: 1: kept activations");
     ERR("train:\n  steps: 10\n  tokens: 1000\n", "bad.yaml:3: train.tokens: train.steps (10) and train.tokens (1000) are both set");
     ERR("lm:\n  vocab_size: 1\n", "bad.yaml:2: lm.vocab_size: a vocabulary needs at least 2 tokens");
 

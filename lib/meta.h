@@ -12,7 +12,10 @@
  * §4.2: through U's Jacobian and the clip (u = ḡ_t), one forward-over-reverse LM pass
  * (H_t u and d_i = ⟨∇ℓ_i, u⟩), then back through the weights and the rater. States are
  * checkpointed every c steps and each segment is recomputed once in the reverse pass:
- * memory O((T/c + c)·|θ|), never T × activations. docs/meta.md has the details.
+ * memory O((T/c + c)·|θ|), never T × activations unless asked for: up to
+ * meta.keep_activations steps keep their primal pass on an activation tape (lm.h) so
+ * that their reverse step runs only the tangent halves (auto: min(c, 4) tapes).
+ * docs/meta.md has the details.
  *
  * The objective, exactly (s = sigmoid(z/τ), H = binary entropy, means over every example
  * of every step the reverse pass covers, t ≥ T − backprop_steps):

@@ -14,8 +14,8 @@
  *      (--small-*: LM 2 layers d128 ctx 64, batch 8) where T = 256 runs in minutes.
  * Data: random tokens in memory (no files). Threads: experiment.threads or all cores.
  *
- *   build/float/bench/bench_meta [--config configs/bench.yaml] [--T 16] [--mem-T 16,64,256]
- *                                [--skip-time] [--skip-mem] [--skip-small]
+ *   build/float/bench/bench_meta [--config configs/bench.yaml] [--T 16] [--reps 3]
+ *                                [--mem-T 16,64,256] [--skip-time] [--skip-mem] [--skip-small]
  */
 #include <math.h>
 #include <omp.h>
@@ -119,32 +119,37 @@ static double plain_step_seconds(const MetaSpec *s, BenchFixed *f, int steps, do
     return sec;
 }
 
-/* One member's meta-step (mode full); returns wall seconds (*cpu: CPU seconds), fills
- * stats and bytes. warm_up: time the second of two meta-steps on the same buffers, as
- * dr-meta runs them (the first also pays the first touch of every buffer page). */
-static double meta_step_seconds(const MetaSpec *s, BenchFixed *f, MetaStats *st, size_t *bytes,
-                                int *tapes, double *cpu, int warm_up) {
+/* One member's meta-steps (mode full) on one MetaWork, as dr-meta runs them: `reps`
+ * timed meta-steps after `warm_up` untimed ones (the first also pays the first touch of
+ * every buffer page). sec[r], cpu[r]: wall and CPU seconds of each; st: the stats of the
+ * last; bytes, tapes: the MetaWork's. between(ctx) runs after each timed meta-step (the
+ * plain steps that bracket it). */
+static void meta_steps(const MetaSpec *s, BenchFixed *f, int warm_up, int reps, double *sec,
+                       double *cpu, MetaStats *st, size_t *bytes, int *tapes,
+                       void (*between)(void *ctx, int r), void *ctx) {
     Member m;
     member_new(&m, s);
     MetaWork *w = meta_work_new(be, s);
     *bytes = meta_work_bytes(w);
     *tapes = meta_work_tapes(w);
     MetaBatches data = { .train = bench_fixed_train, .val = bench_fixed_val, .n_val = f->n_val, .ctx = f };
-    if (warm_up) {   /* dr-meta reuses its buffers across meta-steps: time the steady state */
+    for (int k = 0; k < warm_up; k++) {
         CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, NULL) == 0, "%s",
               dr_lasterr());
         be->synchronize();
     }
-    meta_stats_clear(st);
-    be->vec_zero(m.dphi, m.n_phi);
-    double t0 = dr_now(), c0 = cpu_now();
-    CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, st) == 0, "%s", dr_lasterr());
-    be->synchronize();
-    double sec = dr_now() - t0;
-    *cpu = cpu_now() - c0;
+    for (int r = 0; r < reps; r++) {
+        meta_stats_clear(st);
+        be->vec_zero(m.dphi, m.n_phi);
+        double t0 = dr_now(), c0 = cpu_now();
+        CHECK(meta_member_step(w, m.theta, &m.opt, m.phi, &data, 1, m.dphi, st) == 0, "%s", dr_lasterr());
+        be->synchronize();
+        sec[r] = dr_now() - t0;
+        cpu[r] = cpu_now() - c0;
+        if (between) between(ctx, r);
+    }
     meta_work_free(w);
     member_free(&m);
-    return sec;
 }
 
 /* Peak resident memory of this process in MB (VmHWM: the high-water mark of its own
@@ -227,11 +232,30 @@ static void child_run(const MetaSpec *s0, int T) {
     size_t bytes;
     double cpu, plain_cpu;
     int tapes;
-    double sec = meta_step_seconds(&s, &f, &st, &bytes, &tapes, &cpu, 0);
+    double sec;
+    meta_steps(&s, &f, 0, 1, &sec, &cpu, &st, &bytes, &tapes, NULL, NULL);
     double plain = plain_step_seconds(&s, &f, 8, &plain_cpu, NULL);
     printf("    T %4d  c %2d, %d tapes: meta-step buffers %8.1f MB, %.2f s per meta-step = %.2f x T "
            "plain steps (CPU time: %.2f x)", T, s.checkpoint_every, tapes, bytes / 1e6, sec,
            sec / (T * plain), cpu / (T * plain_cpu));
+}
+
+/* The plain steps between timed meta-steps: plain[r] is the mean of the step time right
+ * before meta-step r and right after it. */
+typedef struct {
+    const MetaSpec *s;
+    BenchFixed *f;
+    int n_plain;
+    double prev, prev_cpu;
+    double plain[16], plain_cpu[16];
+} Bracket;
+static void bracket_after(void *ctx, int r) {
+    Bracket *b = ctx;
+    double after_cpu, after = plain_step_seconds(b->s, b->f, b->n_plain, &after_cpu, NULL);
+    b->plain[r] = 0.5 * (b->prev + after);
+    b->plain_cpu[r] = 0.5 * (b->prev_cpu + after_cpu);
+    b->prev = after;
+    b->prev_cpu = after_cpu;
 }
 
 static int parse_list(const char *s, int *out, int max) {
@@ -248,18 +272,21 @@ int main(int argc, char **argv) {
     dr_set_progname("bench_meta");
     const char *config_path = "configs/bench.yaml";
     int T = 16, mem_T[8] = { 16, 64, 256 }, n_mem = 3, skip_time = 0, skip_mem = 0, skip_small = 0;
+    int reps = 3;
     const char *child = NULL;
     int child_T = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config_path = argv[++i];
         else if (!strcmp(argv[i], "--T") && i + 1 < argc) T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--mem-T") && i + 1 < argc) n_mem = parse_list(argv[++i], mem_T, 8);
         else if (!strcmp(argv[i], "--skip-time")) skip_time = 1;
         else if (!strcmp(argv[i], "--skip-mem")) skip_mem = 1;
         else if (!strcmp(argv[i], "--skip-small")) skip_small = 1;
         else if (!strcmp(argv[i], "--child") && i + 2 < argc) { child = argv[i + 1]; child_T = atoi(argv[i + 2]); i += 2; }
-        else dr_die("usage: bench_meta [--config C] [--T N] [--mem-T a,b,c] [--skip-time] [--skip-mem] [--skip-small]");
+        else dr_die("usage: bench_meta [--config C] [--T N] [--reps R] [--mem-T a,b,c] [--skip-time] [--skip-mem] [--skip-small]");
     }
+    if (reps < 1 || reps > 16) dr_die("bench_meta: --reps %d: 1 to 16", reps);
     be = backend_select("cpu");
     Config cfg;
     if (config_load(&cfg, access(config_path, R_OK) == 0 ? config_path : NULL, 0, NULL) != 0)
@@ -295,32 +322,38 @@ int main(int argc, char **argv) {
          * meta-step is compared with plain steps timed right before and right after it. */
         /* c = 1 with every step's activations kept too (the whole tape, as autograd keeps
          * it); the default c without tapes (every reverse step recomputes its primal pass);
-         * the default c with the default tapes (meta.keep_activations: auto) */
+         * the default c with the default tapes (meta.keep_activations: auto). Each config:
+         * one warm-up meta-step, then `reps` timed ones, each against the plain steps timed
+         * right before and right after it (this machine's speed drifts by 10-15% over
+         * minutes); the median ratio is the number, the range shows the drift. */
         const int cd = meta_default_checkpoint_every(T);
         const int cs[3] = { 1, cd, cd }, keeps[3] = { T, 0, -1 };
-        double before = plain, before_cpu = plain_cpu;
+        Bracket br = { .s = &s, .f = &f, .n_plain = T < 8 ? T : 8, .prev = plain, .prev_cpu = plain_cpu };
         for (int i = 0; i < 3; i++) {
             s.checkpoint_every = cs[i];
             s.keep_activations = keeps[i];
             MetaStats st;
             size_t bytes;
-            double cpu, after_cpu;
             int tapes;
-            double sec = meta_step_seconds(&s, &f, &st, &bytes, &tapes, &cpu, 1);
-            double after = plain_step_seconds(&s, &f, T < 8 ? T : 8, &after_cpu, NULL);
-            plain = 0.5 * (before + after);
-            plain_cpu = 0.5 * (before_cpu + after_cpu);
-            printf("  meta-step T %d, checkpoint_every %d, %d activation tapes%s: %.2f s = %.2f x T plain "
-                   "steps (CPU time: %.2f x); buffers %.1f MB; plain step before / after it %.3f / %.3f s\n",
-                   T, cs[i], tapes, keeps[i] < 0 ? " (auto)" : "", sec, sec / (T * plain),
-                   cpu / (T * plain_cpu), bytes / 1e6, before, after);
-            before = after;
-            before_cpu = after_cpu;
-            printf("      unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
+            double sec[16], cpu[16], ratio[16], ratio_cpu[16];
+            meta_steps(&s, &f, 1, reps, sec, cpu, &st, &bytes, &tapes, bracket_after, &br);
+            for (int r = 0; r < reps; r++) {
+                ratio[r] = sec[r] / (T * br.plain[r]);
+                ratio_cpu[r] = cpu[r] / (T * br.plain_cpu[r]);
+            }
+            double lo = ratio[0], hi = ratio[0];
+            for (int r = 1; r < reps; r++) { lo = fmin(lo, ratio[r]); hi = fmax(hi, ratio[r]); }
+            const double mid = bench_median(ratio, reps), mid_cpu = bench_median(ratio_cpu, reps);
+            const double plain_last = br.plain[reps - 1];
+            printf("  meta-step T %d, checkpoint_every %d, %d activation tapes%s: %.2f x T plain steps "
+                   "(median of %d; %.2f-%.2f; CPU time: %.2f x); last %.2f s; buffers %.1f MB\n",
+                   T, cs[i], tapes, keeps[i] < 0 ? " (auto)" : "", mid, reps, lo, hi, mid_cpu,
+                   sec[reps - 1], bytes / 1e6);
+            printf("      last: unroll %.2f s (%.2f plain steps each), L_val + gradient %.2f s, recompute %.2f s, "
                    "optimizer reverse + forward-over-reverse %.2f s (%.2f plain steps each), "
                    "rater backward %.2f s\n",
-                   st.sec_unroll, st.sec_unroll / (T * plain), st.sec_val, st.sec_recompute,
-                   st.sec_reverse, st.sec_reverse / (T * plain), st.sec_rater);
+                   st.sec_unroll, st.sec_unroll / (T * plain_last), st.sec_val, st.sec_recompute,
+                   st.sec_reverse, st.sec_reverse / (T * plain_last), st.sec_rater);
         }
     }
     if (!skip_mem) {

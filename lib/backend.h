@@ -56,6 +56,9 @@ struct Backend {
     void (*to_device)(void *dst, const void *src_host, size_t bytes);
     void (*to_host)(void *dst_host, const void *src, size_t bytes);
     void (*synchronize)(void);
+    /* bytes it could still allocate now, an estimate (0: unknown): the CPU's MemAvailable,
+     * a GPU's free device memory; for sizing optional buffers (activation tapes) */
+    double (*mem_available)(void);
 
     /* ---- vectors (flat parameter/gradient/tangent/moment buffers) -------------- */
     void (*vec_zero)(real *x, size_t n);

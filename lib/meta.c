@@ -206,22 +206,8 @@ static void host_array_free(real **a, int count) {
     free(a);
 }
 
-/* Host memory available to this process now, in bytes: MemAvailable of /proc/meminfo
- * (free memory plus what the kernel can reclaim), else the machine's RAM; 0 if unknown. */
-static double host_available_bytes(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        unsigned long long kb = 0;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-        fclose(f);
-        if (kb > 0) return (double)kb * 1024.0;
-    }
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-}
-
+/* Host memory available to this process now, in bytes (the CPU backend's estimate). */
+static double host_available_bytes(void) { return backend_cpu.mem_available(); }
 
 /* host_checkpoints: the host buffers of the checkpoints, made on the first meta-step
  * that keeps them (so that a MetaWork made only to count bytes holds none). 0, or -1 +
@@ -259,17 +245,15 @@ static double tape_bytes(const MetaSpec *s) {
     return sizeof(real) * BT * (m->n_layer * per_layer + 4 * C + 2 + m->vocab);
 }
 
-/* How many tapes: keep_activations, or for -1 min(c, 4) where the tape is supported,
- * no more than half the host memory available holds on the CPU backend. */
+/* How many tapes: keep_activations, or for -1 min(c, 4) where the tape is supported, no
+ * more than half of what the backend has available holds. */
 static int tapes_wanted(const MetaWork *w) {
     const MetaSpec *s = &w->s;
     if (s->keep_activations >= 0) return s->keep_activations;
     if (!lm_tape_supported(&s->lm)) return 0;
     int n = s->checkpoint_every < 4 ? s->checkpoint_every : 4;
-    if (!strcmp(w->be->name, "cpu")) {
-        double fit = 0.5 * host_available_bytes() / tape_bytes(s);
-        if (fit < n) n = (int)fit;
-    }
+    const double avail = w->be->mem_available ? w->be->mem_available() : 0;
+    if (avail > 0 && 0.5 * avail / tape_bytes(s) < n) n = (int)(0.5 * avail / tape_bytes(s));
     return n > s->T ? s->T : n;
 }
 

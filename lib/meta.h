@@ -59,8 +59,8 @@ typedef struct {
     int host_checkpoints;      /* the ⌈T/c⌉ checkpoints in host memory, copied to the
                                   backend one segment at a time */
     int keep_activations;      /* activation tapes (lm.h): 0 … T, or -1 = auto (resolved
-                                  by meta_work_new: min(c, 4), within half the free
-                                  host memory on the CPU backend) */
+                                  by meta_work_new: min(c, 4), within half of what the
+                                  backend has available) */
     int backprop_steps;        /* N, resolved: 1 ≤ N ≤ T (reverse covers t ≥ T − N) */
     int hvp;                   /* 0: first order (H_t u dropped) */
     int mode;                  /* enum meta_mode */

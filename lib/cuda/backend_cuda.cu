@@ -13,6 +13,7 @@ static Backend make_backend_cuda(void) {
     b.to_device = cu_to_device;
     b.to_host = cu_to_host;
     b.synchronize = cu_synchronize;
+    b.mem_available = cu_mem_available;
 
     b.vec_zero = cu_vec_zero;
     b.vec_copy = cu_vec_copy;

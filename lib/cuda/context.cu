@@ -229,6 +229,15 @@ void cu_to_host(void *dst_host, const void *src, size_t bytes) {
 /* Waits for every queued op and reports an asynchronous kernel fault here. */
 void cu_synchronize(void) { cudaCheck(cudaDeviceSynchronize()); }
 
+double cu_mem_available(void) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return (double)free_b;
+}
+
 extern "C" void backend_cuda_release(void) {
     cudaCheck(cudaDeviceSynchronize());
     for (int slot = 0; slot < CU_SCR_COUNT; slot++)

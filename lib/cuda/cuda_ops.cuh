@@ -13,6 +13,7 @@ void cu_free(void *p);
 void cu_to_device(void *dst, const void *src_host, size_t bytes);
 void cu_to_host(void *dst_host, const void *src, size_t bytes);
 void cu_synchronize(void);
+double cu_mem_available(void);
 
 /* vec.cu */
 void cu_vec_zero(real *x, size_t n);

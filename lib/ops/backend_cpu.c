@@ -7,11 +7,13 @@
  * so without the count an absurd config (a batch of a million examples) would end in the
  * kernel's OOM killer while the zeroing touches them, with no message at all. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cpu_ops.h"
@@ -93,6 +95,22 @@ static void cpu_to_host(void *dst_host, const void *src, size_t bytes) {
 }
 static void cpu_synchronize(void) {}
 
+/* MemAvailable of /proc/meminfo (free memory plus what the kernel can reclaim), else the
+ * machine's RAM; 0 if unknown. */
+static double cpu_mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb = 0;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+        fclose(f);
+        if (kb > 0) return (double)kb * 1024.0;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
 const Backend backend_cpu = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -100,6 +118,7 @@ const Backend backend_cpu = {
     .to_device = cpu_to_device,
     .to_host = cpu_to_host,
     .synchronize = cpu_synchronize,
+    .mem_available = cpu_mem_available,
 
     .vec_zero = vec_zero,
     .vec_copy = vec_copy,

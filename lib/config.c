@@ -524,17 +524,17 @@ static int derive_and_validate(Config *c, const LoadCtx *ctx) {
                           "%d is more than a window holds (seq_len + 1 = %d)", c->data.min_tokens,
                           c->data.seq_len + 1);
     if (c->meta.backprop_steps > c->meta.T)
-        return cross_fail(ctx, "meta.backprop_steps", "meta.T", "%d is more than the T = %d inner steps",
+        return cross_fail(ctx, "meta.backprop_steps", "meta.T", "backprop_steps = %d is more than the T = %d inner steps",
                           c->meta.backprop_steps, c->meta.T);
     if (c->meta.keep_activations > c->meta.T)
-        return cross_fail(ctx, "meta.keep_activations", "meta.T", "%d is more than the T = %d inner steps",
+        return cross_fail(ctx, "meta.keep_activations", "meta.T", "keep_activations = %d is more than the T = %d inner steps",
                           c->meta.keep_activations, c->meta.T);
     if (c->meta.keep_activations > 0 && (c->lm.shape.checkpointing || c->lm.shape.head_chunk > 0))
         return cross_fail(ctx, "meta.keep_activations", c->lm.shape.checkpointing ? "lm.checkpointing" : "lm.head_chunk",
                           "%d: kept activations are whole passes, which lm.checkpointing and "
                           "lm.head_chunk exist to avoid; use 0 (or -1, auto)", c->meta.keep_activations);
     if (c->meta.checkpoint_every > c->meta.T)
-        return cross_fail(ctx, "meta.checkpoint_every", "meta.T", "%d is more than the T = %d inner steps",
+        return cross_fail(ctx, "meta.checkpoint_every", "meta.T", "checkpoint_every = %d is more than the T = %d inner steps",
                           c->meta.checkpoint_every, c->meta.T);
     if (c->train.steps > 0 && c->train.tokens > 0)
         return cross_fail(ctx, "train.tokens", "train.steps", "train.steps (%ld) and train.tokens (%ld) are both set; set one",

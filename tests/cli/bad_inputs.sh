@@ -169,7 +169,7 @@ CONFIG_CASES=(
     "--set lm.d_model=0|lm.d_model: expected an integer in \[1, "
     "*--set lm.n_head=3|lm.n_head: d_model 32 is not divisible by n_head 3"
     "--set data.seq_len_rater=64|data.seq_len_rater: the rater sees at most the seq_len \+ 1 = 33 tokens"
-    "--set meta.checkpoint_every=9|meta.checkpoint_every: 9 is more than the T = 4 inner steps"
+    "--set meta.checkpoint_every=9|meta.checkpoint_every: checkpoint_every = 9 is more than the T = 4 inner steps"
     "--set train.steps=-1|train.steps: expected an integer"
     "--set experiment.threads=-1|experiment.threads: expected an integer in \[0, "
     "--set data.min_tokens=1|data.min_tokens: expected an integer in \[2, "

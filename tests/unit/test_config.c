@@ -218,9 +218,9 @@ static void test_errors(void) {
     ERR("rater:\n  clamp: [0.9, 0.1]\n", "bad.yaml:2: rater.clamp: w_min 0.9 is greater than w_max 0.1");
     ERR("data:\n  seq_len: 64\n  seq_len_rater: 66\n", "bad.yaml:3: data.seq_len_rater: the rater sees at most");
     ERR("data:\n  seq_len: 16\n  min_tokens: 18\n", "bad.yaml:3: data.min_tokens: 18 is more than a window holds");
-    ERR("meta:\n  T: 4\n  backprop_steps: 5\n", "bad.yaml:3: meta.backprop_steps: 5 is more than the T = 4");
-    ERR("meta:\n  checkpoint_every: 5\n  T: 4\n", "bad.yaml:3: meta.T: 5 is more than the T = 4");
-    ERR("meta:\n  T: 4\n  keep_activations: 5\n", "bad.yaml:3: meta.keep_activations: 5 is more than the T = 4");
+    ERR("meta:\n  T: 4\n  backprop_steps: 5\n", "bad.yaml:3: meta.backprop_steps: backprop_steps = 5 is more than the T = 4");
+    ERR("meta:\n  checkpoint_every: 5\n  T: 4\n", "bad.yaml:3: meta.T: checkpoint_every = 5 is more than the T = 4");
+    ERR("meta:\n  T: 4\n  keep_activations: 5\n", "bad.yaml:3: meta.keep_activations: keep_activations = 5 is more than the T = 4");
     ERR("meta:\n  keep_activations: -2\n", "meta.keep_activations");
     ERR("lm:\n  checkpointing: true\nmeta:\n  keep_activations: 2\n",
         "bad.yaml:4: meta.keep_activations: 2: kept activations are whole passes");

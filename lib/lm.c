@@ -677,7 +677,7 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     const size_t r0 = (size_t)b0 * T, NcV = (size_t)Nc * V;
     LMTensors *F = &a->fwd;
-    if (replay && !tp) return;
+    CHECK(!replay || tp, "head backward: a replay is for the tangents");
     be->vec_zero(D->logits, NcV);
     be->crossentropy_backward(D->logits, F->logits, a->targets + r0, a->n_valid + b0,
                               D->losses + b0, b1 - b0, T, V);

@@ -27,7 +27,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "progress.h"
@@ -206,15 +205,12 @@ static void host_array_free(real **a, int count) {
     free(a);
 }
 
-/* Host memory available to this process now, in bytes (the CPU backend's estimate). */
-static double host_available_bytes(void) { return backend_cpu.mem_available(); }
-
 /* host_checkpoints: the host buffers of the checkpoints, made on the first meta-step
  * that keeps them (so that a MetaWork made only to count bytes holds none). 0, or -1 +
  * dr_seterr when the machine cannot hold them. */
 static int host_checkpoints_alloc(MetaWork *w) {
     if (w->ck_theta) return 0;
-    const double need = (double)w->host_bytes, avail = host_available_bytes();
+    const double need = (double)w->host_bytes, avail = backend_cpu.mem_available();   /* host memory */
     const double gib = 1073741824.0;
     if (avail > 0 && need > 0.9 * avail)
         return dr_seterr("meta.host_checkpoints: %d checkpoints of %zu parameters need %.1f GiB "
@@ -236,25 +232,35 @@ static int host_checkpoints_alloc(MetaWork *w) {
     return 0;
 }
 
-/* Reals of one activation tape (as lm_tape_new allocates them) for the spec's batch. */
-static double tape_bytes(const MetaSpec *s) {
-    const LMConfig *m = &s->lm;
-    const double BT = (double)s->batch * s->seq_len, C = m->d_model, F = m->d_ff;
-    const double per_layer = (8 * C + 2 * F + (double)m->n_head * s->seq_len + 4) +  /* forward */
-                             (8 * C + 2 * F);                                      /* cotangents */
-    return sizeof(real) * BT * (m->n_layer * per_layer + 4 * C + 2 + m->vocab);
-}
-
-/* How many tapes: keep_activations, or for -1 min(c, 4) where the tape is supported, no
- * more than half of what the backend has available holds. */
-static int tapes_wanted(const MetaWork *w) {
+/* The activation tapes: keep_activations of them, or for -1 min(c, 4) where the tape is
+ * supported, no more than half of what the backend had available holds (measured on the
+ * first tape, whose pages the CPU backend only maps). */
+static void tapes_alloc(MetaWork *w) {
     const MetaSpec *s = &w->s;
-    if (s->keep_activations >= 0) return s->keep_activations;
-    if (!lm_tape_supported(&s->lm)) return 0;
-    int n = s->checkpoint_every < 4 ? s->checkpoint_every : 4;
-    const double avail = w->be->mem_available ? w->be->mem_available() : 0;
-    if (avail > 0 && 0.5 * avail / tape_bytes(s) < n) n = (int)(0.5 * avail / tape_bytes(s));
-    return n > s->T ? s->T : n;
+    int n = s->keep_activations;
+    const double avail = n < 0 && w->be->mem_available ? w->be->mem_available() : 0;
+    if (n < 0) n = !lm_tape_supported(&s->lm) ? 0 : s->checkpoint_every < 4 ? s->checkpoint_every : 4;
+    if (n > s->T) n = s->T;
+    if (n == 0) return;
+    w->tape = xcalloc((size_t)n, sizeof *w->tape);
+    w->tape_step = xcalloc((size_t)n, sizeof *w->tape_step);
+    w->tape[0] = lm_tape_new(w->be, &s->lm, s->batch, s->seq_len);
+    const double per = (double)lm_tape_bytes(w->tape[0]);
+    if (avail > 0 && 0.5 * avail < n * per) n = (int)(0.5 * avail / per);
+    if (n == 0) {
+        lm_tape_free(w->be, w->tape[0]);
+        free(w->tape);
+        free(w->tape_step);
+        w->tape = NULL;
+        w->tape_step = NULL;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (i > 0) w->tape[i] = lm_tape_new(w->be, &s->lm, s->batch, s->seq_len);
+        w->tape_step[i] = -1;
+        w->bytes += lm_tape_bytes(w->tape[i]);
+    }
+    w->n_tape = n;
 }
 
 MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
@@ -296,16 +302,7 @@ MetaWork *meta_work_new(const Backend *be, const MetaSpec *s) {
         w->dm = flat_alloc(w, w->n);
         w->dv = w->adam ? flat_alloc(w, w->n) : NULL;
         w->u = flat_alloc(w, w->n);
-        w->n_tape = tapes_wanted(w);
-        if (w->n_tape > 0) {
-            w->tape = xcalloc((size_t)w->n_tape, sizeof *w->tape);
-            w->tape_step = xcalloc((size_t)w->n_tape, sizeof *w->tape_step);
-            for (int i = 0; i < w->n_tape; i++) {
-                w->tape[i] = lm_tape_new(be, &s->lm, B, s->seq_len);
-                w->tape_step[i] = -1;
-                w->bytes += lm_tape_bytes(w->tape[i]);
-            }
-        }
+        tapes_alloc(w);
     }
     w->nb = xcalloc((size_t)T, sizeof *w->nb);
     w->z = xcalloc((size_t)T * B, sizeof *w->z);

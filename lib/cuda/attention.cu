@@ -13,6 +13,12 @@
  * of qkv and dout hold finite numbers (they do: they are computed from valid token ids;
  * 0·finite = 0, whereas 0·NaN would not be). att and tatt must be what the forward and
  * forward tangent wrote (zeros outside the allowed keys).
+ * Causal attention skips most of the zero upper triangle, as the CPU does: the products
+ * go in blocks of att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only,
+ * and the products over queries (dV, dK and their tangents) in blocks of keys [k0, k1),
+ * each over queries k0 … T − 1 only (at T = 1024, blocks of 128: 56% of the square's
+ * work). The entries of a row beyond r1 are never multiplied; the row kernels write their
+ * zeros as before.
  * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
  * Deterministic: warp butterflies, cuBLAS on one stream. */
 #include <math.h>
@@ -55,6 +61,54 @@ static CuBHMat m_att(const float *x, const AttShape &s) {
 static void bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
                float beta, CuBHMat C, const AttShape &s) {
     cu_gemm_bh(ta, tb, M, N, K, alpha, A, B, beta, C, s.B, s.NH);
+}
+
+/* Rows (keys) per causal block: about T/8, a multiple of 16 in [16, 128]; bidirectional
+ * attention is one block (its padding differs from example to example). */
+static int att_block(const AttShape &s) {
+    if (!s.causal) return s.T;
+    int rb = ((s.T + 7) / 8 + 15) / 16 * 16;
+    return rb > 128 ? 128 : rb;
+}
+
+/* the view m moved down r rows and right c columns */
+static CuBHMat at(CuBHMat m, int r, int c) {
+    m.p += (long long)r * m.ld + c;
+    return m;
+}
+
+/* X [T, *] · Yᵀ into a [T, T] score-shaped C: C[t, j] (+)= alpha Σ_e X[t, e] Y[j, e], for
+ * keys j < r1 of each block of queries [r0, r1) (all of C when not causal) */
+static void bh_scores(float alpha, CuBHMat X, CuBHMat Y, float beta, CuBHMat C,
+                      const AttShape &s) {
+    const int rb = att_block(s);
+    for (int r0 = 0; r0 < s.T; r0 += rb) {
+        const int r1 = s.T - r0 < rb ? s.T : r0 + rb;
+        bh(0, 1, r1 - r0, r1, s.hs, alpha, at(X, r0, 0), Y, beta, at(C, r0, 0), s);
+    }
+}
+
+/* A [T, T] (zero above the diagonal when causal) times Y [T, hs]: C[t] (+)= alpha Σ_j
+ * A[t, j] Y[j], over keys j < r1 of each block of queries [r0, r1) */
+static void bh_rows_times(float alpha, CuBHMat A, CuBHMat Y, float beta, CuBHMat C,
+                          const AttShape &s) {
+    const int rb = att_block(s);
+    for (int r0 = 0; r0 < s.T; r0 += rb) {
+        const int r1 = s.T - r0 < rb ? s.T : r0 + rb;
+        bh(0, 0, r1 - r0, s.hs, r1, alpha, at(A, r0, 0), Y, beta, at(C, r0, 0), s);
+    }
+}
+
+/* Aᵀ Y: C[j] (+)= alpha Σ_t A[t, j] Y[t], over queries t ≥ k0 of each block of keys
+ * [k0, k1) */
+static void bh_cols_times(float alpha, CuBHMat A, CuBHMat Y, float beta, CuBHMat C,
+                          const AttShape &s) {
+    const int rb = att_block(s);
+    for (int k0 = 0; k0 < s.T; k0 += rb) {
+        const int k1 = s.T - k0 < rb ? s.T : k0 + rb;
+        bh(1, 0, k1 - k0, s.hs, s.T - k0, alpha, at(A, k0, k0), at(Y, k0, 0), beta, at(C, k0, 0),
+           s);
+    }
 }
 
 /* Row r = (b·NH + h)·T + t of a [B,NH,T,T] tensor: number of keys it attends to. */
@@ -151,10 +205,10 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
                           int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
-    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
+    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
     softmax_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
     cudaLaunchCheck();
-    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
+    bh_rows_times(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
 }
 
 /* dV += Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ += scale·dS K;  dK += scale·dSᵀ Q */
@@ -163,12 +217,12 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
-    bh(1, 0, T, s.hs, T, 1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
-    bh(0, 1, T, T, s.hs, 1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
+    bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
+    bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
     softmax_backward_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
     cudaLaunchCheck();
-    bh(0, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
-    bh(1, 0, T, s.hs, T, s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
+    bh_rows_times(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
+    bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
 }
 
 /* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ */
@@ -183,12 +237,12 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
         return;
     }
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
-    bh(0, 1, T, T, s.hs, s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
-    bh(0, 1, T, T, s.hs, s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
+    bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
+    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
     softmax_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
     cudaLaunchCheck();
-    bh(0, 0, T, s.hs, T, 1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
-    bh(0, 0, T, s.hs, T, 1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
+    bh_rows_times(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
+    bh_rows_times(1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
 }
 
 /* dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
@@ -206,20 +260,20 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     const CuBHMat Q = m_qkv(qkv, 0, s), K = m_qkv(qkv, 1, s), V = m_qkv(qkv, 2, s);
     const CuBHMat dQt = m_qkv(dtqkv, 0, s), dKt = m_qkv(dtqkv, 1, s), dVt = m_qkv(dtqkv, 2, s);
 
-    if (tatt) bh(1, 0, T, s.hs, T, 1, m_att(tatt, s), dO, 1, dVt, s);
-    if (dtout) bh(1, 0, T, s.hs, T, 1, P, m_btc(dtout, s), 1, dVt, s);
-    bh(0, 1, T, T, s.hs, 1, dO, V, 0, DS, s);
-    if (dtout) bh(0, 1, T, T, s.hs, 1, m_btc(dtout, s), V, 0, DST, s);
-    if (tqkv) bh(0, 1, T, T, s.hs, 1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
+    if (tatt) bh_cols_times(1, m_att(tatt, s), dO, 1, dVt, s);
+    if (dtout) bh_cols_times(1, P, m_btc(dtout, s), 1, dVt, s);
+    bh_scores(1, dO, V, 0, DS, s);
+    if (dtout) bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
+    if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
     if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
 
     softmax_backward_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
     cudaLaunchCheck();
 
-    bh(0, 0, T, s.hs, T, s.scale, DST, K, 1, dQt, s);
-    bh(1, 0, T, s.hs, T, s.scale, DST, Q, 1, dKt, s);
+    bh_rows_times(s.scale, DST, K, 1, dQt, s);
+    bh_cols_times(s.scale, DST, Q, 1, dKt, s);
     if (tqkv) {
-        bh(0, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
-        bh(1, 0, T, s.hs, T, s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);
+        bh_rows_times(s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
+        bh_cols_times(s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);
     }
 }

@@ -4,6 +4,10 @@
  *   - a full training step: lm_forward + zeroing the gradient + lm_backward + AdamW
  *     (optim_step with clipping);
  *   - one forward-over-reverse pass (lm_forward_over_reverse: ℓ, g, H·u, d_i);
+ *   - the two passes a meta-step's reverse sweep runs instead (docs/meta.md §1.4): the
+ *     same pass without g (H·u, d_i: 8 GEMM units), and its replay from an activation
+ *     tape recorded by the training step's backward (lm_forward_over_reverse_replay:
+ *     the tangent halves only, 6 units);
  *   - cblas_sgemm 2048³ through OpenBLAS on the same number of threads.
  * FLOPs of a training step per token: 6·N + 6·L·d·ctx with N = ALL parameters (wte
  * included: as the tied output head it costs 2·V·d per token like any weight; wpe, a
@@ -120,8 +124,32 @@ int main(int argc, char **argv) {
                                 losses, grads, hvp, dloss_dir);
         if (r >= 0) t_for[r] = now() - t0;
     }
+    /* without g: what a reverse step runs when its step is on no tape */
+    double t_nog[16], t_replay[16];
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        be->vec_zero(hvp, NP);
+        lm_forward_over_reverse(be, &cfg, params, u, acts, inputs, targets, n_valid, B, T, dlosses,
+                                NULL, NULL, hvp, dloss_dir);
+        if (r >= 0) t_nog[r] = now() - t0;
+    }
+    /* the replay from a tape that one training step's backward recorded */
+    LMTape *tape = lm_tape_new(be, &cfg, B, T);
+    lm_forward(be, &cfg, params, acts, inputs, targets, n_valid, B, T, losses);
+    be->vec_zero(grads, NP);
+    lm_backward_record(be, &cfg, params, acts, dlosses, grads, tape);
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        be->vec_zero(hvp, NP);
+        lm_forward_over_reverse_replay(be, &cfg, params, u, acts, tape, dlosses, hvp, dloss_dir);
+        if (r >= 0) t_replay[r] = now() - t0;
+    }
+    const double tape_mib = lm_tape_bytes(tape) / 1048576.0;
+    lm_tape_free(be, tape);
+
     double step = bench_median(t_step, reps), fwd = bench_median(t_fwd, reps), bwd = bench_median(t_bwd, reps);
     double opt = bench_median(t_opt, reps), fr = bench_median(t_for, reps);
+    double nog = bench_median(t_nog, reps), replay = bench_median(t_replay, reps);
     double gflops = tokens * flop_per_token / step / 1e9;
     double sg = sgemm_gflops(2048, threads, reps);
 
@@ -131,11 +159,16 @@ int main(int argc, char **argv) {
            step * 1e3, fwd * 1e3, bwd * 1e3, opt * 1e3, tokens / step, gflops);
     printf("forward-over-reverse:       %8.1f ms  %8.0f tokens/s  ratio to a train step %.2f (target <= 2.5)\n",
            fr * 1e3, tokens / fr, fr / step);
+    printf("  the same without g:       %8.1f ms  ratio %.2f  (a meta-step's reverse step off the tapes)\n",
+           nog * 1e3, nog / step);
+    printf("  its replay from a tape:   %8.1f ms  ratio %.2f  (a reverse step on a tape; tape %.0f MiB)\n",
+           replay * 1e3, replay / step, tape_mib);
     printf("SGEMM 2048^3 (OpenBLAS %s kernels, %d threads): %6.1f GFLOP/s; training at %.0f%% of it (target >= 50%%)\n",
            openblas_get_corename(),
            threads, sg, 100 * gflops / sg);
     printf("GEMM work of forward-over-reverse / training step = 9/3 = 3.0 (per weight: forward 1 +\n"
-           "  tangent 2, backward 2 + its tangent 4): the ratio above sits near 3 when GEMMs dominate\n");
+           "  tangent 2, backward 2 + its tangent 4): the ratio above sits near 3 when GEMMs dominate;\n"
+           "  without g 8/3, replayed 6/3\n");
     print_load(threads);
 
     /* where the time goes: the same passes through a timed copy of the backend */

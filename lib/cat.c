@@ -13,7 +13,7 @@
 #include "shard.h"
 #include "tokenizer.h"
 
-void cat_options_default(CatOptions *o) { *o = (CatOptions){.seq_len = 1024}; }
+void cat_options_default(CatOptions *o) { *o = (CatOptions){.seq_len = 1024, .head = UINT64_MAX}; }
 
 /* ---- the tokenizer ---------------------------------------------------------------- */
 
@@ -107,10 +107,10 @@ static int cat_documents(const ShardList *shards, const CatOptions *o, const Tok
     ByteBuf text = {0};
     uint64_t printed = 0;
     int rc = 0;
-    for (size_t k = 0; rc == 0 && k < shards->n && !(o->head && printed >= o->head); k++) {
+    for (size_t k = 0; rc == 0 && k < shards->n && printed < o->head; k++) {
         DrsReader *r = drs_open(shards->items[k].path);
         if (!r) { rc = -1; break; }
-        for (uint64_t i = 0; i < drs_num_docs(r) && !(o->head && printed >= o->head); i++) {
+        for (uint64_t i = 0; i < drs_num_docs(r) && printed < o->head; i++) {
             const DrsDoc *d = drs_doc(r, i);
             const char *source = drs_doc_source(r, i);
             if (o->source && strcmp(o->source, source) != 0) continue;
@@ -215,21 +215,32 @@ static int cmp_asc(const void *a, const void *b) {
     return x->line_index < y->line_index ? -1 : 1;
 }
 
-/* Prints example e of the scores (its window of its document). */
-static int print_example(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
-                         const ShardList *shards, const CatOptions *o, const Tokenizer *tok,
-                         ByteBuf *text, uint32_t **buf, size_t *cap, FILE *out) {
+/* The window [*start, *end) of example e of the scores in its document, checked against
+ * the document's length (from the shard's index: nothing is decoded). */
+static int example_window(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
+                          const ShardList *shards, const CatOptions *o, uint64_t *start, uint64_t *end) {
     if (!readers[ref->shard] && !(readers[ref->shard] = drs_open(shards->items[ref->shard].path))) return -1;
-    DrsReader *r = readers[ref->shard];
-    const DrsDoc *d = drs_doc(r, ref->doc);
-    uint64_t L = (uint64_t)o->seq_len, start = (uint64_t)sc->window[e] * L;
-    uint64_t end = start + L + 1 < d->length ? start + L + 1 : d->length;
-    uint64_t expected = start < d->length ? end - start : 0;
-    if (start >= d->length || expected != sc->n_tokens[e])
+    const DrsDoc *d = drs_doc(readers[ref->shard], ref->doc);
+    uint64_t L = (uint64_t)o->seq_len;
+    *start = (uint64_t)sc->window[e] * L;
+    *end = *start + L + 1 < d->length ? *start + L + 1 : d->length;
+    uint64_t expected = *start < d->length ? *end - *start : 0;
+    if (*start >= d->length || expected != sc->n_tokens[e])
         return dr_seterr("%s:%zu: example %016llx:%u has %u tokens, but window %u of this document "
                          "(%u tokens) has %llu with --seq-len %d: use the seq_len the scores were "
                          "made with", sc->path, e + 2, (unsigned long long)sc->doc_id[e], sc->window[e],
                          sc->n_tokens[e], sc->window[e], d->length, (unsigned long long)expected, o->seq_len);
+    return 0;
+}
+
+/* Prints example e of the scores (its window of its document; example_window passed). */
+static int print_example(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
+                         const ShardList *shards, const CatOptions *o, const Tokenizer *tok,
+                         ByteBuf *text, uint32_t **buf, size_t *cap, FILE *out) {
+    uint64_t start, end;
+    if (example_window(sc, e, ref, readers, shards, o, &start, &end) < 0) return -1;
+    DrsReader *r = readers[ref->shard];
+    const DrsDoc *d = drs_doc(r, ref->doc);
     if (d->length > *cap) *buf = xrealloc(*buf, (*cap = d->length) * sizeof **buf);
     if (drs_read_doc(r, ref->doc, *buf) < 0) return -1;
     char example_id[40];
@@ -256,11 +267,18 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
         rc = dr_seterr("%s: none of its %zu examples is a document of the inputs%s", o->scores_path, sc.n,
                        o->source ? " (of that --source)" : "");
     qsort(ranked, n, sizeof *ranked, o->bottom ? cmp_asc : cmp_desc);
-    if (o->head && o->head < n) n = (size_t)o->head;
+    if (o->head < n) n = (size_t)o->head;
     DrsReader **readers = xcalloc(shards->n, sizeof *readers);
     uint32_t *buf = NULL;
     size_t cap = 0;
     ByteBuf text = {0};
+    /* every window is checked before the first is printed: a scores file made with another
+     * seq_len gets its one error line and no output */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t e = ranked[i].line_index;
+        uint64_t start, end;
+        rc = example_window(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, &start, &end);
+    }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         size_t e = ranked[i].line_index;
         rc = print_example(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, tok, &text, &buf,

@@ -32,7 +32,7 @@ typedef struct {
     int list;                     /* id, source and length only (no --scores) */
     int raw;                      /* text: nothing after each document */
     const char *source;           /* only documents of this source (NULL: all) */
-    uint64_t head;                /* at most this many records (0: all) */
+    uint64_t head;                /* at most this many records (UINT64_MAX: all; 0: none) */
     const char *tokenizer_kind;   /* override the shards' tokenizer spec (NULL: use it) */
     const char *vocab_dir;
     const char *scores_path;      /* rank examples by a scores.tsv (NULL: documents) */

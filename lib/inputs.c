@@ -118,7 +118,9 @@ static int add_manifest(ShardList *list, FILE *f, const char *name, const char *
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        if ((size_t)len != strlen(line)) rc = dr_seterr("%s:%ld: NUL byte in a manifest line", name, lineno);
+        if (lineno == 1 && len >= 8 && memcmp(line, "DRSHARD1", 8) == 0)   /* dr-cat - < x.drs */
+            rc = dr_seterr("%s: holds a token shard, not a manifest: give the shard's path instead", name);
+        else if ((size_t)len != strlen(line)) rc = dr_seterr("%s:%ld: NUL byte in a manifest line", name, lineno);
         else if (line[0] == '#') append_comment(list, line);
         else if (len > 0) rc = add_manifest_line(list, line, name, lineno, base_dir);
     }
@@ -151,9 +153,7 @@ static int add_path(ShardList *list, const char *split, const char *path, int ma
     return add_manifest_file(list, path);
 }
 
-typedef struct { dev_t dev; ino_t ino; size_t i; } FileKey;
-
-static int cmp_file_key(const void *a, const void *b) {
+int file_key_cmp(const void *a, const void *b) {
     const FileKey *x = a, *y = b;
     if (x->dev != y->dev) return x->dev < y->dev ? -1 : 1;
     if (x->ino != y->ino) return x->ino < y->ino ? -1 : 1;
@@ -169,7 +169,7 @@ static int check_no_repeats(const ShardList *list) {
         struct stat st;
         if (stat(list->items[i].path, &st) == 0) k[m++] = (FileKey){st.st_dev, st.st_ino, i};
     }
-    qsort(k, m, sizeof *k, cmp_file_key);
+    qsort(k, m, sizeof *k, file_key_cmp);
     int rc = 0;
     for (size_t a = 0; a + 1 < m && rc == 0; a++)
         for (size_t b = a + 1; b < m && k[b].dev == k[a].dev && k[b].ino == k[a].ino && rc == 0; b++) {

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct {
     char *split;   /* "train_a", "val", "train_b", or "" */
@@ -28,6 +29,12 @@ typedef struct {
  * A file is a shard when its name ends in ".drs" or it starts with the shard magic,
  * otherwise a manifest; a manifest line may also name a directory. */
 int shardlist_add_inputs(ShardList *list, int n, char **inputs);
+
+/* One file named twice (two names, a directory and a file in it): sort FileKeys of the
+ * stat'ed paths with file_key_cmp; equal neighbours (dev, ino) are one file, in the order
+ * of their positions i. */
+typedef struct { dev_t dev; ino_t ino; size_t i; } FileKey;
+int file_key_cmp(const void *a, const void *b);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);
 /* Appends to dst copies of src's shards of `split` (NULL: all of them). */

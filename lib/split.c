@@ -39,13 +39,22 @@ void split_options_default(SplitOptions *o) {
                         .block_bytes = DRS_BLOCK_BYTES, .zstd_level = DRS_ZSTD_LEVEL, .threads = 2};
 }
 
-void split_set_val_sources(SplitOptions *o, const char *comma_list) {
-    char *copy = xstrdup(comma_list), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+int split_set_val_sources(SplitOptions *o, const char *comma_list) {
+    const char *p = comma_list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0)
+            return dr_seterr("--val-sources '%s': %s", comma_list,
+                             comma_list[0] ? "an empty source name" : "an empty list of sources");
         o->val_sources = xrealloc(o->val_sources, (size_t)(o->n_val_sources + 1) * sizeof *o->val_sources);
-        o->val_sources[o->n_val_sources++] = xstrdup(tok);
+        char *name = xmalloc(n + 1);
+        memcpy(name, p, n);
+        name[n] = '\0';
+        o->val_sources[o->n_val_sources++] = name;
+        if (!comma) return 0;
+        p = comma + 1;
     }
-    free(copy);
 }
 
 void split_options_free(SplitOptions *o) {
@@ -697,8 +706,7 @@ static void pass2_free(Pass2 *q) {
 static void remove_stale(const char *out_dir, int split, int keep) {
     char *dir = split_dir(out_dir, split);
     DIR *d = opendir(dir);
-    free(dir);
-    if (!d) return;
+    if (!d) { free(dir); return; }
     struct dirent *e;
     size_t prefix = strlen(SPLIT_NAMES[split]);
     while ((e = readdir(d)) != NULL) {
@@ -713,6 +721,10 @@ static void remove_stale(const char *out_dir, int split, int keep) {
         free(path);
     }
     closedir(d);
+    /* a split that is empty now has no directory, as in a fresh run (rmdir removes it
+     * only when nothing else, e.g. a user's file, is in it) */
+    if (keep == 0) rmdir(dir);
+    free(dir);
 }
 
 /* ---- the manifest ---------------------------------------------------------------- */
@@ -747,8 +759,11 @@ static void write_manifest(FILE *f, const char *prefix, const Plan *p, const Spl
         fprintf(f, "%s%s", o->val_sources[i], i + 1 < o->n_val_sources ? "," : "\n");
     fprintf(f, "# dedup: %s (%llu duplicate documents, %llu tokens dropped)\n", o->dedup ? "yes" : "no",
             (unsigned long long)st->dup_docs, (unsigned long long)st->dup_tokens);
-    fprintf(f, "# tokenizer: %s fingerprint %016llx vocab %u\n", p->spec[0] ? p->spec : "(none)",
-            (unsigned long long)p->fingerprint, p->vocab);
+    fprintf(f, "# tokenizer: ");
+    if (!p->spec[0]) fputs("(none)", f);
+    for (const char *c = p->spec; *c; c++)   /* a vocabulary path's newline must not end the comment */
+        fputc(*c == '\n' || *c == '\r' ? '?' : *c, f);
+    fprintf(f, " fingerprint %016llx vocab %u\n", (unsigned long long)p->fingerprint, p->vocab);
     fprintf(f, "# input: %llu shards, %llu documents, %llu tokens\n", (unsigned long long)st->in_shards,
             (unsigned long long)st->in_docs, (unsigned long long)st->in_tokens);
     for (int s = 0; s < SPLIT_COUNT; s++)
@@ -857,6 +872,29 @@ static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
 int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out, SplitStats *st) {
     *st = (SplitStats){0};
     if (check_options(o) < 0) return -1;
+    if (manifest_out) {   /* the printed manifest names DIR by its absolute path */
+        char *abs_dir = absolute_path(o->out_dir);
+        int bad = abs_dir && strpbrk(abs_dir, "\t\n\r") != NULL;
+        if (bad) {   /* the message stays one line: the characters are shown escaped */
+            size_t n = strlen(abs_dir), k = 0;
+            char *shown = xmalloc(2 * n + 1);
+            for (size_t i = 0; i < n; i++) {
+                char c = abs_dir[i];
+                if (c == '\t' || c == '\n' || c == '\r') {
+                    shown[k++] = '\\';
+                    shown[k++] = c == '\t' ? 't' : c == '\n' ? 'n' : 'r';
+                } else {
+                    shown[k++] = c;
+                }
+            }
+            shown[k] = '\0';
+            dr_seterr("-o: the absolute path \"%s\" holds a tab, newline or carriage return, "
+                      "which a manifest line cannot hold", shown);
+            free(shown);
+        }
+        free(abs_dir);
+        if (bad) return -1;
+    }
     if (inputs->n == 0) return dr_seterr("no input shards");
     Plan p = {0};
     p.n = inputs->n;

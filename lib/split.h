@@ -66,8 +66,10 @@ void split_options_default(SplitOptions *o);
 const char *split_name(int split);
 /* The bucket of one document id (see above); eligible = may be in val. */
 int split_bucket(uint64_t doc_id, uint64_t seed, double val, double train_b, int eligible);
-/* Parses "a,b,c" into o->val_sources (freed by split_options_free). */
-void split_set_val_sources(SplitOptions *o, const char *comma_list);
+/* Parses "a,b,c" into o->val_sources (freed by split_options_free); -1 + dr_seterr on
+ * an empty list or an empty name ("", "a,,b", "a,"): a script's empty variable must not
+ * silently mean "every source". */
+int split_set_val_sources(SplitOptions *o, const char *comma_list);
 void split_options_free(SplitOptions *o);
 
 /* Runs the split of the inputs; writes the manifest to manifest_out (may be NULL).

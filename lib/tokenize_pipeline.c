@@ -14,6 +14,7 @@
 #include "check.h"
 #include "json.h"
 #include "progress.h"
+#include "inputs.h"
 #include "shard.h"
 
 #include <dirent.h>
@@ -148,6 +149,31 @@ static void inputs_free(InputList *l) {
     free(l->v);
 }
 
+
+/* One file twice (named twice, or a directory and a file in it) would tokenize its
+ * documents twice: refused, as dr-split refuses a shard given twice. Only regular files
+ * count (a FIFO or stdin given twice reads once). */
+static int check_no_repeats(const InputList *l) {
+    FileKey *k = xmalloc((l->n ? l->n : 1) * sizeof *k);
+    size_t m = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        struct stat st;
+        if (strcmp(l->v[i].path, "-") != 0 && stat(l->v[i].path, &st) == 0 && S_ISREG(st.st_mode))
+            k[m++] = (FileKey){st.st_dev, st.st_ino, i};
+    }
+    qsort(k, m, sizeof *k, file_key_cmp);
+    int rc = 0;
+    for (size_t a = 0; a + 1 < m && rc == 0; a++)
+        if (k[a + 1].dev == k[a].dev && k[a + 1].ino == k[a].ino) {
+            const char *x = l->v[k[a].i].name, *y = l->v[k[a + 1].i].name;
+            rc = strcmp(x, y) == 0
+                     ? dr_seterr("%s is given twice: its documents would count twice", y)
+                     : dr_seterr("%s is given twice (also as %s): its documents would count twice", y, x);
+        }
+    free(k);
+    return rc;
+}
+
 static int expand_inputs(InputList *l, const TokenizeOptions *o, int n, char **args) {
     static char dash[] = "-";
     char *stdin_only[] = {dash};
@@ -174,7 +200,7 @@ static int expand_inputs(InputList *l, const TokenizeOptions *o, int n, char **a
         }
     }
     for (size_t i = 0; i < l->n; i++) clean_source(l->v[i].source);
-    return 0;
+    return check_no_repeats(l);
 }
 
 /* ---- batches ----------------------------------------------------------------------- */
@@ -589,8 +615,10 @@ static int shard_close(ShardOut *so) {
 
 static int shard_add(ShardOut *so, uint64_t id, const char *source, const uint32_t *tokens, size_t n) {
     uint32_t width = tokenizer_vocab_size(so->tok) <= 65535 ? 2 : 4;
+    /* --shard-size counts uncompressed token bytes (docs/formats.md §1), not the file's
+     * size: a shard of compressible text must not hold several times what was asked */
     if (so->w && drs_writer_docs(so->w) > 0 &&
-        drs_writer_bytes(so->w) + (uint64_t)n * width > so->o->shard_bytes)
+        (drs_writer_tokens(so->w) + (uint64_t)n) * width > so->o->shard_bytes)
         if (shard_close(so) != 0) return -1;
     if (!so->w) {
         char *path = shard_path(so->o, so->done.n);
@@ -668,6 +696,19 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
     InputList in = {0};
     if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
+    /* where the two files go is checked before the corpus is read: a directory or a
+     * device in the way of vocab.bpe would otherwise be found only after encoder.json
+     * had already been replaced */
+    if (dr_make_dirs(o->out_dir) != 0) { inputs_free(&in); return -1; }
+    static const char *const files[] = {"encoder.json", "vocab.bpe"};
+    for (int k = 0; k < 2; k++) {
+        size_t len = strlen(o->out_dir) + strlen(files[k]) + 2;
+        char *path = xmalloc(len);
+        snprintf(path, len, "%s/%s", o->out_dir, files[k]);
+        int bad = dr_check_output_dir(path);
+        free(path);
+        if (bad) { inputs_free(&in); return -1; }
+    }
     Running run;
     pipeline_start(&run, NULL, o, &in);
     ByteBuf all = {0};
@@ -699,7 +740,6 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     }
     pipeline_stop(&run);
     if (rc == 0 && n == 0) rc = no_documents(&in, st->empty_docs);
-    if (rc == 0 && dr_make_dirs(o->out_dir) != 0) rc = -1;
     if (rc == 0) {
         const char **texts = xmalloc((n ? n : 1) * sizeof *texts);
         for (size_t i = 0; i < n; i++) texts[i] = all.bytes + offs[i];

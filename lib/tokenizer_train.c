@@ -361,9 +361,11 @@ static int write_vocab(const Trainer *tr, const uint32_t (*merges)[2], uint32_t 
     char *enc_path = xmalloc(dl), *voc_path = xmalloc(dl), *tmp;
     snprintf(enc_path, dl, "%s/encoder.json", dir);
     snprintf(voc_path, dl, "%s/vocab.bpe", dir);
-    int rc = -1;
+    /* both files are finished under temporary names before either is renamed: a failed
+     * write leaves an earlier vocabulary in dir whole, never half old and half new */
+    DrOutputSet done = {0};
     FILE *f = dr_atomic_open(enc_path, &tmp);
-    if (!f) goto out;
+    if (!f) goto fail;
     fputc('{', f);
     for (uint32_t id = 0; id < tr->n_tokens; id++) {
         fputs(id ? ", \"" : "\"", f);
@@ -372,9 +374,11 @@ static int write_vocab(const Trainer *tr, const uint32_t (*merges)[2], uint32_t 
         fprintf(f, "\": %u", id);
     }
     fprintf(f, ", \"%s\": %u}", TOK_EOT_TEXT, tr->n_tokens);
-    if (dr_atomic_commit(f, tmp, enc_path) != 0) goto out;
+    if (dr_atomic_finish(f, tmp, enc_path) != 0) goto fail;
+    dr_outset_add(&done, tmp, enc_path);
+    enc_path = NULL;
     f = dr_atomic_open(voc_path, &tmp);
-    if (!f) goto out;
+    if (!f) goto fail;
     fputs("#version: 0.2\n", f);
     for (uint32_t k = 0; k < n_merges; k++) {
         for (int side = 0; side < 2; side++) {
@@ -384,12 +388,14 @@ static int write_vocab(const Trainer *tr, const uint32_t (*merges)[2], uint32_t 
             fputc(side ? '\n' : ' ', f);
         }
     }
-    if (dr_atomic_commit(f, tmp, voc_path) != 0) goto out;
-    rc = 0;
-out:
+    if (dr_atomic_finish(f, tmp, voc_path) != 0) goto fail;
+    dr_outset_add(&done, tmp, voc_path);
+    return dr_outset_commit(&done, NULL);   /* frees the paths */
+fail:
+    dr_outset_abort(&done);
     free(enc_path);
     free(voc_path);
-    return rc;
+    return -1;
 }
 
 /* ---- the whole thing ---------------------------------------------------------------- */

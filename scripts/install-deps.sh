@@ -20,6 +20,9 @@ need_pc yaml-0.1 libyaml-dev
 need_hdr /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h libopenblas-dev
 need_cmd npm npm
 if [ "${DR_MINIMAL:-0}" != 1 ]; then
+    # tests/cli/frontend_bpe_fuzz.sh: the `regex` module for its reference GPT-2 encoder
+    python3 -c "import regex" >/dev/null 2>&1 || /usr/bin/python3 -c "import regex" >/dev/null 2>&1 \
+        || missing+=(python3-regex)
     need_cmd gnuplot gnuplot-nox
     need_cmd mpicc libopenmpi-dev
     need_cmd mpirun openmpi-bin

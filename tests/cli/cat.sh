@@ -73,6 +73,24 @@ expect_error "NaN score" "nan\.tsv:2: " "$BIN/dr-cat" --ids --scores "$TMP/nan.t
 printf 'example_id\tscore\tsource\tn_tokens\n00000000000000ff:0\t1\tweb\t5\n' >"$TMP/none.tsv"
 expect_error "scores of other documents" "none\.tsv: none of its" "$BIN/dr-cat" --ids --scores "$TMP/none.tsv" "$TMP/ids.drs"
 expect_error "--top without --scores" "--scores" "$BIN/dr-cat" --top 3 "$TMP/ids.drs"
+# a window that does not fit is found before anything is printed: one line, empty stdout
+# (the highest-scored example fits, the next one was made with another seq_len)
+printf 'example_id\tscore\tsource\tn_tokens\n0000000000000001:0\t9\tweb\t5\n0000000000000002:0\t1\tbooks\t4\n' >"$TMP/half.tsv"
+expect_error "a bad window after a good one" "half\.tsv:3: .*--seq-len" \
+    "$BIN/dr-cat" --ids --scores "$TMP/half.tsv" --seq-len 4 "$TMP/ids.drs"
+check "... and nothing on stdout" [ ! -s "$TMP/stdout" ]
+
+# ---- --head 0 prints nothing (as head -n 0); conflicting options are refused -------------
+check "--head 0: nothing" [ -z "$("$BIN/dr-cat" --ids --head 0 "$TMP/ids.drs")" ]
+check "--head 0 --examples: nothing" [ -z "$("$BIN/dr-cat" --examples --ids --seq-len 4 --head 0 "$TMP/ids.drs")" ]
+check "--head 0 --scores: nothing" [ -z "$("$BIN/dr-cat" --ids --scores "$TMP/scores.tsv" --seq-len 4 --head 0 "$TMP/ids.drs")" ]
+check "--examples --head 2" [ "$("$BIN/dr-cat" --examples --ids --seq-len 4 --head 2 "$TMP/ids.drs" | wc -l)" -eq 2 ]
+check "--scores --head 1" [ "$("$BIN/dr-cat" --ids --scores "$TMP/scores.tsv" --seq-len 4 --head 1 "$TMP/ids.drs" | wc -l)" -eq 1 ]
+expect_error "--head with --top" "--head does not go with --top" \
+    "$BIN/dr-cat" --ids --scores "$TMP/scores.tsv" --seq-len 4 --top 1 --head 2 "$TMP/ids.drs"
+expect_error "--list with --jsonl" "--list .* does not go with --jsonl" "$BIN/dr-cat" --list --jsonl "$TMP/ids.drs"
+expect_error "--list with --ids" "--list .* does not go with --ids" "$BIN/dr-cat" --ids --list "$TMP/ids.drs"
+expect_error "--raw with --jsonl" "--raw .* does not go with --jsonl" "$BIN/dr-cat" --raw --jsonl "$TMP/ids.drs"
 
 # ---- refusals -------------------------------------------------------------------------------
 $MKSHARD --random 2000 --max-len 100 "$TMP/big.drs"
@@ -86,6 +104,7 @@ expect_error "missing input" "nope: No such file" "$BIN/dr-cat" "$TMP/nope"
 mkdir "$TMP/empty"
 expect_error "empty directory" "empty: no \*\.drs" "$BIN/dr-cat" "$TMP/empty"
 expect_error "empty manifest on stdin" "stdin.*no shards" "$BIN/dr-cat" - </dev/null
+expect_error "a shard on stdin" "stdin.*a token shard, not a manifest" "$BIN/dr-cat" --ids - <"$TMP/ids.drs"
 expect_error "unknown option" "--bogus" "$BIN/dr-cat" --bogus "$TMP/ids.drs"
 check "--help" "$BIN/dr-cat" --help >/dev/null
 check "--version" "$BIN/dr-cat" --version >/dev/null

@@ -93,6 +93,10 @@ check "several train_a shards with --shard-size 0.2 ($n_shards)" [ "$n_shards" -
 check "re-run into the same directory" split "$TMP/os" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
 check "stale shards removed" [ "$(ls "$TMP/os/train_a")" = "train_a-00000.drs" ]
 check "same bytes after the re-run" cmp -s "$TMP/os/train_a/train_a-00000.drs" "$TMP/o1/train_a/train_a-00000.drs"
+# a split empty in the re-run loses its directory too, as in a fresh run
+check "re-run without train_b" bash -c "'$BIN/dr-split' --val 0.1 -o '$TMP/os' '$TMP/a.drs' >/dev/null 2>&1"
+check "... train_b/ is gone" [ ! -e "$TMP/os/train_b" ]
+check "... and the manifest names no train_b shard" [ -z "$(grep '^train_b' "$TMP/os/manifest.tsv")" ]
 
 # ---- refusals ------------------------------------------------------------------------
 size=$(stat -c %s "$TMP/b.drs")
@@ -118,6 +122,16 @@ printf 'train_a %s\n' "$TMP/a.drs" >"$TMP/badman.tsv"
 expect_error "malformed manifest" "badman\.tsv:1: expected" "$BIN/dr-split" -o "$TMP/ox" "$TMP/badman.tsv"
 printf '0 1 2\n' >"$TMP/empty-ish.drs"
 expect_error "not a shard" "empty-ish\.drs: .*(truncated|magic)" "$BIN/dr-split" -o "$TMP/ox" "$TMP/empty-ish.drs"
+# an empty --val-sources (a script's empty variable) must not mean "every source"
+expect_error "--val-sources ''" "--val-sources '': an empty list" "$BIN/dr-split" --val-sources '' -o "$TMP/ox" "$TMP/a.drs"
+expect_error "--val-sources with an empty name" "--val-sources 'web,,mail': an empty source name" \
+    "$BIN/dr-split" --val-sources web,,mail -o "$TMP/ox" "$TMP/a.drs"
+expect_error "--val-sources ending in a comma" "an empty source name" "$BIN/dr-split" --val-sources web, -o "$TMP/ox" "$TMP/a.drs"
+# the printed manifest names DIR by its absolute path: a tab or newline in it would make
+# a manifest no reader can take back, so such a DIR is refused before any work
+expect_error "-o with a tab" "holds a tab, newline" "$BIN/dr-split" -o "$TMP/o"$'\t'"x" "$TMP/a.drs"
+expect_error "-o with a newline" "holds a tab, newline" "$BIN/dr-split" -o "$TMP/o"$'\n'"x" "$TMP/a.drs"
+check "... and nothing of them written" [ ! -e "$TMP/o"$'\t'"x" ] && [ ! -e "$TMP/o"$'\n'"x" ]
 check "--help" "$BIN/dr-split" --help >/dev/null
 check "--version" "$BIN/dr-split" --version >/dev/null
 

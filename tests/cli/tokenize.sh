@@ -110,6 +110,21 @@ check "several shards" test "$(wc -l <"$TMP/t1.paths")" -ge 3
 check "shards of at most --shard-size" bash -c "for f in \$(cat '$TMP/t1.paths'); do [ \$(stat -c %s \$f) -le 262144 ] || exit 1; done"
 check "same bytes for 1 and 2 threads" bash -c "cd '$TMP' && for f in t1/*.drs; do cmp -s \$f t2/\${f#t1/} || exit 1; done && [ \$(ls t1 | wc -l) = \$(ls t2 | wc -l) ]"
 check "all 3000 documents, in order" test "$($DUMP $(cat "$TMP/t1.paths") | wc -l)" -eq 3000
+# --shard-size counts uncompressed token bytes (docs/formats.md §1), also when a shard has
+# several 1 MiB blocks: 6 MB of compressible text (12 MiB of 2-byte tokens) in 2 MiB shards
+python3 -c 'import json
+for i in range(600): print(json.dumps({"text": ("line %d of a very repetitive text " % i) * 300}))' >"$TMP/rep.jsonl"
+check "--shard-size 2 on compressible text" bash -c "'$T' --tokenizer byte --shard-size 2 -o '$TMP/rep' '$TMP/rep.jsonl' >'$TMP/rep.paths' 2>/dev/null"
+check "... shards of at most 2 MiB of tokens, each but the last over 1.9 MiB" python3 -c '
+import struct, sys
+paths = open(sys.argv[1]).read().split()
+sizes = []
+for p in paths:
+    h = open(p, "rb").read(48)
+    width, tokens = struct.unpack("<I", h[12:16])[0], struct.unpack("<Q", h[40:48])[0]
+    sizes.append(tokens * width)
+ok = len(paths) >= 6 and all(s <= 2 << 20 for s in sizes) and all(s > 1.9 * 2**20 for s in sizes[:-1])
+sys.exit(not ok)' "$TMP/rep.paths"
 check "stale shards of an earlier run are removed" bash -c "'$T' --tokenizer byte -o '$TMP/t1' '$TMP/big.jsonl' >/dev/null 2>&1 && [ \$(ls '$TMP/t1' | wc -l) -eq 1 ]"
 
 # ---- plain text: --lines, whole files, directories -----------------------------------
@@ -142,6 +157,12 @@ expect_error "missing field" 'nofield.jsonl:2: no field "text"' "$T" --tokenizer
 printf '{"text": 42}\n' >"$TMP/num.jsonl"
 expect_error "field not a string" 'num.jsonl:1: field "text" is not a string' "$T" --tokenizer byte -o "$TMP/e" "$TMP/num.jsonl"
 expect_error "unreadable file" "nope.jsonl: cannot open" "$T" --tokenizer byte -o "$TMP/e" "$TMP/nope.jsonl"
+# a file given twice would tokenize its documents twice (as dr-split refuses a shard twice)
+mkdir -p "$TMP/twice" && cp "$TMP/a.jsonl" "$TMP/twice/" && ln -sf a.jsonl "$TMP/twice/link.jsonl"
+expect_error "a file given twice" "a\.jsonl is given twice" "$T" --tokenizer byte -o "$TMP/e" "$TMP/a.jsonl" "$TMP/a.jsonl"
+expect_error "a directory and a file in it" "twice/a\.jsonl is given twice" "$T" --tokenizer byte -o "$TMP/e" "$TMP/twice/a.jsonl" "$TMP/twice"
+expect_error "a file and a link to it" "link\.jsonl is given twice \(also as .*a\.jsonl\)" "$T" --tokenizer byte -o "$TMP/e" "$TMP/twice/a.jsonl" "$TMP/twice/link.jsonl"
+check "'-' twice reads stdin once" bash -c "printf '{\"text\": \"x\"}\n' | '$T' --tokenizer byte -o '$TMP/e2' - - >/dev/null 2>&1"
 : >"$TMP/empty.jsonl"
 expect_error "empty input" "empty.jsonl: no documents" "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl"
 expect_error "empty stdin" "stdin: no documents" bash -c "printf '\n\n' | '$T' --tokenizer byte -o '$TMP/e'"
@@ -176,5 +197,11 @@ check "tokenize with the trained BPE" bash -c "'$T' --tokenizer bpe --vocab-dir 
 check "trained BPE: keep-mode round trip" test "$($DUMP "$TMP/b/shard-00000.drs" | cut -f4 | tr '\n' ' ')" = \
     "$(printf 'caf\xe9 au lait' | hex) $(printf 'ok' | hex) $(printf '\xff\xfe bad' | hex) "
 expect_error "--train-bpe too large for the corpus" "corpus gives only" "$T" --train-bpe 100000 -o "$TMP/vocab2" "$TMP/lines.txt"
+# an earlier vocabulary stays whole when the new one cannot be put in place: vocab.bpe
+# blocked by a directory is refused before encoder.json is replaced
+mkdir -p "$TMP/vocab3/vocab.bpe" && cp "$TMP/vocab/encoder.json" "$TMP/vocab3/"
+expect_error "--train-bpe: vocab.bpe is a directory" "vocab3/vocab\.bpe: is a directory" \
+    "$T" --train-bpe 300 -o "$TMP/vocab3" "$TMP/big.jsonl"
+check "... and the earlier encoder.json is untouched" cmp -s "$TMP/vocab/encoder.json" "$TMP/vocab3/encoder.json"
 
 finish

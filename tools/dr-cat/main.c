@@ -48,13 +48,14 @@ static void usage(void) {
         "  dr-cat --scores scores.tsv --bottom 5 --seq-len 128 splits/train_b\n");
 }
 
-/* dr-cat --examples: the loader's windows, in shard order. */
+/* dr-cat --examples: the loader's windows, in shard order; head as in CatOptions
+ * (UINT64_MAX: all; 0: none, after the inputs are checked). */
 static int print_examples(const ShardList *shards, int seq_len, int min_tokens, int ids,
                           uint64_t head) {
     DataOptions dopt = {.seq_len = seq_len, .min_tokens = min_tokens, .batch_size = 1};
     DataLoader *d = data_open(shards, &dopt);
     if (!d) return -1;
-    int rc = data_print_examples(d, stdout, ids, head);
+    int rc = head == 0 ? 0 : data_print_examples(d, stdout, ids, head == UINT64_MAX ? 0 : head);
     data_close(d);
     return rc;
 }
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
     CatOptions o;
     cat_options_default(&o);
     const char *split = NULL;
-    int examples = 0, min_tokens = 2, ranked = 0;
+    int examples = 0, min_tokens = 2, ranked = 0, head_given = 0;
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0;
     for (int i = 1; i < argc; i++) {
@@ -77,7 +78,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--raw")) o.raw = 1;
         else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--head")) o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
+        else if (!strcmp(a, "--head")) {
+            o.head = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
+            head_given = 1;
+        }
         else if (!strcmp(a, "--scores")) o.scores_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--top") || !strcmp(a, "--bottom")) {
             o.bottom = !strcmp(a, "--bottom");
@@ -94,6 +98,11 @@ int main(int argc, char **argv) {
     }
     if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");
     if (ranked > 1) dr_die("give one of --top and --bottom");
+    if (ranked && head_given) dr_die("--head does not go with --top or --bottom: give one count");
+    if (o.list && (o.jsonl || o.ids || o.raw))
+        dr_die("--list prints ids, sources and lengths: it does not go with %s",
+               o.jsonl ? "--jsonl" : o.ids ? "--ids" : "--raw");
+    if (o.raw && (o.jsonl || o.ids)) dr_die("--raw is for text: it does not go with %s", o.jsonl ? "--jsonl" : "--ids");
     if (ranked && !o.scores_path) dr_die("--top and --bottom rank by --scores FILE: give it");
     if (examples && (o.scores_path || o.jsonl || o.list || o.source || o.tokenizer_kind || o.raw))
         dr_die("--examples takes only --ids, --seq-len, --min-tokens, --head, --split and inputs");

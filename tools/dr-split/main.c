@@ -111,7 +111,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--train-b")) o.train_b = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
-        else if (!strcmp(a, "--val-sources")) split_set_val_sources(&o, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--val-sources")) {
+            if (split_set_val_sources(&o, cli_value(argc, argv, &i)) != 0) dr_die("%s", dr_lasterr());
+        }
         else if (!strcmp(a, "--dedup")) o.dedup = 1;
         else if (!strcmp(a, "--shard-size"))
             o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));

@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@ static char *config_json(const LMConfig *c, const char *model_type) {
 
 static int json_int(const JsonValue *obj, const char *key, int *out, const char *where) {
     const JsonValue *v = json_get(obj, key);
-    if (!v || v->type != JSON_NUMBER || v->number != (double)(int)v->number)
+    /* range first: casting a double beyond int (1e300) to int is undefined */
+    if (!v || v->type != JSON_NUMBER || !(v->number >= INT_MIN && v->number <= INT_MAX) ||
+        v->number != (double)(int)v->number)
         return dr_seterr("%s has no integer \"%s\"", where, key);
     *out = (int)v->number;
     return 0;
@@ -167,11 +170,16 @@ static int check_tensor(const SafeTensors *st, const char *path, const char *nam
     return 0;
 }
 
-/* check_tensor, then reads the tensor into dst. */
+/* check_tensor, then reads the tensor into dst; a NaN or an infinity in it is refused
+ * (a model or an optimizer moment holding one gives NaN losses, scores and weights). */
 static int load_tensor(const SafeTensors *st, const char *path, const char *name,
                        const ParamInfo *p, real *dst) {
     if (check_tensor(st, path, name, p)) return -1;
     if (st_read_real(st, name, dst, p->numel)) return dr_seterr("%s: %s", path, dr_lasterr());
+    for (size_t i = 0; i < p->numel; i++)
+        if (!isfinite((double)dst[i]))
+            return dr_seterr("%s: tensor %s holds %s at element %zu: not a usable checkpoint", path,
+                             name, isnan((double)dst[i]) ? "NaN" : "an infinity", i);
     return 0;
 }
 

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "real.h"
@@ -39,4 +41,93 @@ long cli_long(const char *opt, const char *s, long min, long max) {
     if (*s == 0 || *end != 0 || errno == ERANGE) dr_die("%s: '%s' is not an integer", opt, s);
     if (v < min || v > max) dr_die("%s: %s is out of range [%ld, %ld]", opt, s, min, max);
     return v;
+}
+
+/* ---- outputs that would replace inputs ------------------------------------------------ */
+
+void cli_files_add(CliFiles *f, const char *role, const char *path) {
+    if (!path || !path[0] || !strcmp(path, "-")) return;
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 16;
+        f->role = xrealloc(f->role, f->cap * sizeof *f->role);
+        f->path = xrealloc(f->path, f->cap * sizeof *f->path);
+    }
+    f->role[f->n] = xstrdup(role);
+    f->path[f->n] = xstrdup(path);
+    f->n++;
+}
+
+void cli_files_add_inputs(CliFiles *f, const ShardList *shards, int n, char *const *inputs) {
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (inputs[i] && stat(inputs[i], &st) == 0 && S_ISREG(st.st_mode)) cli_files_add(f, "an input file", inputs[i]);
+    }
+    for (size_t k = 0; shards && k < shards->n; k++) cli_files_add(f, "an input shard", shards->items[k].path);
+}
+
+void cli_files_add_run_inputs(CliFiles *f, const char *config_path, const ShardList *train,
+                              const ShardList *val, int n_inputs, char *const *inputs,
+                              int n_train, char *const *train_in, int n_val, char *const *val_in) {
+    cli_files_add(f, "the --config file", config_path);
+    cli_files_add_inputs(f, train, n_inputs, inputs);   /* shards and manifests */
+    cli_files_add_inputs(f, val, 0, NULL);
+    cli_files_add_inputs(f, NULL, n_train, train_in);
+    cli_files_add_inputs(f, NULL, n_val, val_in);
+}
+
+void cli_files_free(CliFiles *f) {
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->role[i]);
+        free(f->path[i]);
+    }
+    free(f->role);
+    free(f->path);
+    memset(f, 0, sizeof *f);
+}
+
+/* The path with its directory resolved (the file itself need not exist), or NULL when
+ * the directory does not resolve either. */
+static char *resolved(const char *path) {
+    char *full = realpath(path, NULL);
+    if (full) return full;
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : xstrdup(".");
+    CHECK(dir, "out of memory");
+    char *rdir = realpath(dir, NULL);
+    free(dir);
+    if (!rdir) return NULL;
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(rdir) + strlen(base) + 2;
+    char *out = xmalloc(n);
+    snprintf(out, n, "%s/%s", strcmp(rdir, "/") ? rdir : "", base);
+    free(rdir);
+    return out;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb) return 0;   /* one exists, the other not: different names */
+    char *ra = resolved(a), *rb = resolved(b);
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+int cli_check_outputs(const CliFiles *outputs, const CliFiles *inputs) {
+    for (size_t o = 0; o < outputs->n; o++) {
+        const char *out = outputs->path[o], *role = outputs->role[o];
+        for (size_t i = 0; i < inputs->n; i++)
+            if (same_file(out, inputs->path[i]))
+                return dr_seterr("%s: the output of %s is the same file as the input %s (%s): "
+                                 "writing it would destroy that input", out, role, inputs->path[i],
+                                 inputs->role[i]);
+        for (size_t p = 0; p < o; p++)
+            if (same_file(out, outputs->path[p]))
+                return dr_seterr("%s: the output of %s is the same file as the output of %s (%s): "
+                                 "give them different paths", out, role, outputs->role[p], outputs->path[p]);
+    }
+    return 0;
 }

@@ -3,6 +3,10 @@
 #ifndef DR_CLI_H
 #define DR_CLI_H
 
+#include <stddef.h>
+
+#include "inputs.h"
+
 #define DR_VERSION "0.1.0"
 
 /* Prints "<prog> <version> (<float|double>)" on stdout. */
@@ -16,5 +20,30 @@ const char *cli_value_once(int argc, char **argv, int *i, const char *prev);
 /* Strict conversions; die naming the option on anything that is not a number in range. */
 double cli_double(const char *opt, const char *s, double min, double max);
 long cli_long(const char *opt, const char *s, long min, long max);
+
+/* The files a run reads and the files it writes, so that an output path that names one
+ * of its inputs (`-o` onto a shard, `--log` onto the config, `-o` onto the --rater …) is
+ * refused before any work instead of replacing the input at the end. Each entry is a
+ * role ("-o", "--log", "the --weights scores", "an input shard") and a path; NULL, ""
+ * and "-" paths are skipped. */
+typedef struct {
+    size_t n, cap;
+    char **role, **path;
+} CliFiles;   /* start from CliFiles f = {0} */
+void cli_files_add(CliFiles *f, const char *role, const char *path);
+/* Every shard of the list, and the command-line inputs (shard files and manifests;
+ * directories add nothing: their shards are in the list). */
+void cli_files_add_inputs(CliFiles *f, const ShardList *shards, int n, char *const *inputs);
+/* -1 + dr_seterr when an output is the same file as an input (the same device and inode
+ * when both exist, else the same resolved path) or as another output:
+ *   "OUT: the output of -o is the same file as the input IN (an input shard): writing it
+ *    would destroy that input" */
+/* What a training run (dr-train, dr-meta) reads: the --config file, its train and val
+ * shards, and the files named on the command line, --train and --val. */
+void cli_files_add_run_inputs(CliFiles *f, const char *config_path, const ShardList *train,
+                              const ShardList *val, int n_inputs, char *const *inputs,
+                              int n_train, char *const *train_in, int n_val, char *const *val_in);
+int cli_check_outputs(const CliFiles *outputs, const CliFiles *inputs);
+void cli_files_free(CliFiles *f);
 
 #endif

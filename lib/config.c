@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "json.h"
+#include "lm.h"   /* DR_MAX_LAYERS */
 
 /* ---- schema -------------------------------------------------------------------- */
 
@@ -79,7 +80,7 @@ static const KeyDef schema[] = {
     BOOL("data.bucket_by_length", data.bucket_by_length, "false", "batch examples of similar length together"),
     INT("data.prefetch", data.prefetch, 0, 1024, "2", "batches read ahead on a second thread"),
 
-    INT("lm.n_layer", lm.shape.n_layer, 1, 1024, "12", "transformer blocks"),
+    INT("lm.n_layer", lm.shape.n_layer, 1, DR_MAX_LAYERS, "12", "transformer blocks"),
     INT("lm.d_model", lm.shape.d_model, 1, 1 << 16, "512", "residual width"),
     INT("lm.n_head", lm.shape.n_head, 1, 4096, "8", "attention heads (must divide d_model)"),
     INT("lm.d_ff", lm.shape.d_ff, 0, 1 << 20, "0", "MLP hidden width; 0 = 4 * d_model"),
@@ -100,7 +101,7 @@ static const KeyDef schema[] = {
     INT("lm.warmup_steps", lm.warmup_steps, 0, IMAX, "0", "linear warmup steps"),
     DBL("lm.min_lr_frac", lm.min_lr_frac, 0, 1, 0, "0.1", "cosine floor as a fraction of lr"),
 
-    INT("rater.n_layer", rater.shape.n_layer, 1, 1024, "8", "transformer blocks (non-causal)"),
+    INT("rater.n_layer", rater.shape.n_layer, 1, DR_MAX_LAYERS, "8", "transformer blocks (non-causal)"),
     INT("rater.d_model", rater.shape.d_model, 1, 1 << 16, "384", "residual width"),
     INT("rater.n_head", rater.shape.n_head, 1, 4096, "6", "attention heads (must divide d_model)"),
     INT("rater.d_ff", rater.shape.d_ff, 0, 1 << 20, "0", "MLP hidden width; 0 = 4 * d_model"),
@@ -291,7 +292,9 @@ static void describe_range(const KeyDef *k, char *buf, size_t n) {
     fmt_num(lo, sizeof lo, k->min, integer);
     fmt_num(hi, sizeof hi, k->max, integer);
     const char *what = integer ? "an integer" : "a number";
-    int unbounded = k->max >= 1e18 || ((k->type == T_INT) && k->max >= IMAX);
+    /* BIG and INT_MAX read as "no bound"; LMAX does not (a value past it is refused, and
+     * "≥ 0" would be a strange reason to refuse 9223372036854775807) */
+    int unbounded = k->max >= BIG || ((k->type == T_INT) && k->max >= IMAX);
     if (unbounded)
         snprintf(buf, n, "%s %s %s", what, (k->open & MIN_OPEN) ? ">" : "≥", lo);
     else

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 
 #include "check.h"
 #include "checkpoint.h"
@@ -487,14 +488,19 @@ static int parse_longs(const char *s, long *out, int n) {
 }
 
 /* A flat tensor of the state, read by rank 0 and delivered to rank `to` (−1: every rank),
- * which copies it to its backend buffer x. Every rank calls it. -1 (rank 0) on a read error. */
+ * which copies it to its backend buffer x. Every rank calls it. -1 (rank 0) on a read error,
+ * -2 when it holds a NaN or an infinity. */
 static int st_get_to(const SafeTensors *st, const Backend *be, const char *name, real *x, size_t n,
-                     int to) {
+                     int to, const char *path) {
     const int me = dist_rank();
     if (me != 0 && to >= 0 && me != to) return 0;
     int rc = 0;
     real *h = xmalloc(n * sizeof(real));
     if (me == 0) rc = st_read_real(st, name, h, n);
+    for (size_t i = 0; me == 0 && rc == 0 && i < n; i++)   /* NaN or ∞: the run would be garbage */
+        if (!isfinite((double)h[i]))
+            rc = dr_seterr("%s: tensor '%s' holds %s at element %zu", path, name,
+                           isnan((double)h[i]) ? "NaN" : "an infinity", i) - 1;   /* -2 */
     if (rc == 0) {   /* rank 0 failing stops the job: the others never get here unpaired */
         if (to < 0) dist_bcast(h, n * sizeof(real), 0);
         else dist_move(h, n * sizeof(real), 0, to);
@@ -570,16 +576,17 @@ static int state_load(Run *r, const char *path, double *seconds) {
     dist_bcast(mem_v, (size_t)r->K * 6 * sizeof *mem_v, 0);
     r->meta_step = counters[0];
     r->outer.step = counters[1];
-    if (st_get_to(st, be, "phi", r->phi, r->n_phi, -1) ||
-        st_get_to(st, be, "phi_ema", r->phi_ema, r->n_phi, -1) ||
-        st_get_to(st, be, "outer.m", r->outer.m, r->n_phi, -1) ||
-        st_get_to(st, be, "outer.v", r->outer.v, r->n_phi, -1))
+    int get_rc = 0;
+    if ((get_rc = st_get_to(st, be, "phi", r->phi, r->n_phi, -1, path)) ||
+        (get_rc = st_get_to(st, be, "phi_ema", r->phi_ema, r->n_phi, -1, path)) ||
+        (get_rc = st_get_to(st, be, "outer.m", r->outer.m, r->n_phi, -1, path)) ||
+        (get_rc = st_get_to(st, be, "outer.v", r->outer.v, r->n_phi, -1, path)))
         goto fail;
     for (int k = 0; k < r->K; k++) {
         Member *mb = &r->mem[k];
         const int to = owner_of(k);
 #define GET(suffix, x, n, dest) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
-                                     if (st_get_to(st, be, name, x, n, dest)) goto fail; } while (0)
+                                     if ((get_rc = st_get_to(st, be, name, x, n, dest, path))) goto fail; } while (0)
         GET("theta", mb->theta, r->n, to);
         GET("m", mb->opt.m, r->n, to);
         if (r->spec.inner.kind == OPTIM_ADAMW) GET("v", mb->opt.v, r->n, to);
@@ -607,7 +614,8 @@ bad:
     dr_seterr("--resume: %s: malformed metadata", path);
     goto done;
 fail:
-    dr_seterr("--resume: %s (was the state written with another config?)", dr_lasterr());
+    if (get_rc == -2) dr_seterr("--resume: %s", dr_lasterr());
+    else dr_seterr("--resume: %s (was the state written with another config?)", dr_lasterr());
 done:
     if (st) st_close(st);
     free(mem_v);
@@ -780,6 +788,57 @@ static int model_vocab(const Config *cfg, const DataLoader *dt, const DataLoader
     return 0;
 }
 
+/* RAM + swap of this machine in bytes (0 if unknown). */
+static double machine_bytes(void) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) return 0;
+    return ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
+}
+
+/* The buffers a meta-run will hold that grow with meta.T, meta.checkpoint_every,
+ * meta.population_K and meta.val_batches, counted before any of them is allocated: a
+ * configuration that cannot fit (T = 1e8 with checkpoint_every 1 is 1e8 copies of the
+ * LM's state) is refused with the key to change, instead of filling the machine's memory
+ * one checkpoint at a time until the backend gives up. On the CPU backend every buffer
+ * is in RAM; on a GPU the host-side ones (indices, host checkpoints, φ̄ rows). K_local:
+ * the members this process holds. */
+static int check_meta_memory(const Backend *be, const MetaSpec *s, int K, int K_local, int track_uniform,
+                             int per_member_adam, int n_val) {
+    const double limit = machine_bytes();
+    if (!(limit > 0)) return 0;
+    const double R = sizeof(real), n = (double)lm_num_params(&s->lm), n_phi = (double)rater_num_params(&s->rater);
+    const double T = s->T, c = s->checkpoint_every, B = s->batch;
+    const int adam = s->inner.kind == OPTIM_ADAMW;
+    const int reverse = s->mode == META_FULL || s->mode == META_SHUFFLE;
+    const int on_host = strcmp(be->name, "cpu") == 0;
+    struct { double bytes; int host; const char *what, *fix; } part[] = {
+        { reverse ? ceil(T / c) * (adam ? 4 : 3) * n * R : 0, on_host || s->host_checkpoints,
+          "the ceil(meta.T / meta.checkpoint_every) checkpoints of the inner state",
+          "raise meta.checkpoint_every (0 = sqrt(T)) or lower meta.T" },
+        { reverse ? (c - 1) * (adam ? 4 : 3) * n * R : 0, on_host,
+          "the meta.checkpoint_every states of a recomputed segment",
+          "lower meta.checkpoint_every (0 = sqrt(T))" },
+        { (double)K_local * (track_uniform ? 2 : 1) * (adam ? 3 : 2) * n * R, on_host,
+          "the meta.population_K members' LMs and optimizer states",
+          "lower meta.population_K (or spread the members over MPI ranks)" },
+        { (T + n_val) * B * 8.0, 1, "the example indices of meta.T + meta.val_batches batches",
+          "lower meta.T or meta.val_batches" },
+        { (double)K * n_phi * R * (per_member_adam ? 3 : 1) + 8 * n_phi * R, on_host, "the rater's buffers",
+          "lower meta.population_K or the rater's size" },
+    };
+    double total = 0, big = 0;
+    int which = 0;
+    for (int i = 0; i < (int)(sizeof part / sizeof *part); i++) {
+        if (!part[i].host) continue;
+        total += part[i].bytes;
+        if (part[i].bytes > big) { big = part[i].bytes; which = i; }
+    }
+    if (total <= limit) return 0;
+    return dr_seterr("out of memory: the meta-run needs %.4g GB (%.4g GB of them for %s), more than "
+                     "this machine's %.4g GB (RAM + swap): %s", total / 1e9, big / 1e9, part[which].what,
+                     limit / 1e9, part[which].fix);
+}
+
 int meta_run(MetaOptions *o) {
     Run run, *r = &run;
     memset(r, 0, sizeof *r);
@@ -819,6 +878,13 @@ int meta_run(MetaOptions *o) {
     r->n_phi = rater_num_params(&r->spec.rater);
     r->outer_h = optim_hyper_rater(cfg, cfg->meta.rounds);
     r->config_json = config_to_json(cfg);
+    {
+        int k_local = 0;
+        for (int k = 0; k < r->K; k++) k_local += owns(k);
+        if (check_meta_memory(r->be, &r->spec, r->K, k_local, r->track_uniform,
+                              r->combine == META_COMBINE_PER_MEMBER_ADAM, cfg->meta.val_batches))
+            goto done;
+    }
     r->work = meta_work_new(r->be, &r->spec);
     stepdata_init(&r->sd, r->train, r->val, cfg->data.batch_size, r->spec.T, cfg->meta.val_batches);
     run_alloc(r);
@@ -973,6 +1039,7 @@ int meta_grad_run(MetaGradOptions *o) {
     be->to_device(theta, lm_host, n * sizeof(real));
     be->to_device(phi, phi_host, n_phi * sizeof(real));
     optim_state_init(&opt, be, spec.inner.kind, n);
+    if (check_meta_memory(be, &spec, 1, 1, 0, 0, cfg->meta.val_batches)) goto done;
     work = meta_work_new(be, &spec);
     stepdata_init(&sd, dt, dv, cfg->data.batch_size, spec.T, cfg->meta.val_batches);
     have_sd = 1;

@@ -13,8 +13,12 @@
  * no nested parallelism). */
 #include "score.h"
 
+#include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
 
 #include "check.h"
 #include "progress.h"
@@ -37,14 +41,21 @@ typedef struct {
     LMActs *la;
 } Acts;
 
-static void write_rows(DataLoader *d, const DataBatch *b, const real *score, FILE *out) {
+/* -1 + dr_seterr at a non-finite score (a rater whose logit overflows): scores.tsv never
+ * holds one (dr-filter and dr-train --weights would refuse the file). */
+static int write_rows(DataLoader *d, const DataBatch *b, const real *score, ScoreKind kind, FILE *out) {
     char id[DATA_ID_MAX];
     for (int i = 0; i < b->B; i++) {
         uint64_t ex = b->index[i];
         data_example_id(d, ex, id);
+        if (!isfinite((double)score[i]))
+            return dr_seterr("example %s: the %s is %g, not a finite number: the model's weights are "
+                             "beyond what it can compute with", id,
+                             kind == SCORE_RATER ? "rater's logit" : "LM's loss", (double)score[i]);
         scores_write_row(out, id, (double)score[i], data_example_source(d, ex),
                          data_example(d, ex)->length);
     }
+    return 0;
 }
 
 static void forward(const Backend *be, ScoreKind kind, const LMConfig *cfg, const real *params,
@@ -115,19 +126,19 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
         }
         for (int k = 0; k < in_round; k++) {
             const DataBatch *b = slot[k].b;
-            write_rows(d, b, slot[k].score, out);
+            if (rc == 0 && write_rows(d, b, slot[k].score, kind, out) != 0) rc = -1;
             st.examples += (uint64_t)b->B;
             int Tb = kind == SCORE_RATER ? b->T_rater : b->T;
             st.positions += (uint64_t)b->B * (uint64_t)Tb;
             st.flops += kind == SCORE_RATER ? train_flops_rater(cfg, b->B, Tb)
                                             : train_flops_lm_forward(cfg, b->B, Tb);
         }
-        if (ferror(out)) rc = dr_seterr("error writing the scores");
+        if (rc == 0 && ferror(out)) rc = dr_seterr("writing the scores failed: %s", strerror(errno));
         progress_update(&p, (double)st.examples);
     }
     omp_set_num_threads(threads);
     omp_set_max_active_levels(saved_levels);
-    if (rc == 0 && (fflush(out) != 0 || ferror(out))) rc = dr_seterr("error writing the scores");
+    if (rc == 0 && (fflush(out) != 0 || ferror(out))) rc = dr_seterr("writing the scores failed: %s", strerror(errno));
     if (rc == 0) progress_finish(&p);
     else progress_abort(&p);
     st.seconds = dr_now() - t0;
@@ -172,6 +183,17 @@ void score_rater_split(const Backend *be, const RaterConfig *rc, const real *phi
         omp_set_num_threads(threads);
         omp_set_max_active_levels(levels);
     }
+}
+
+int score_check_memory(long batch, int seq_len) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) return 0;
+    const double limit = ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
+    const double need = (double)batch * seq_len * 2 * sizeof(uint32_t);   /* one batch: a lower bound */
+    if (need <= limit) return 0;
+    return dr_seterr("out of memory: a batch of %ld windows of data.seq_len = %d tokens needs %.4g GB of "
+                     "token buffers, more than this machine's %.4g GB (RAM + swap): lower data.batch_size "
+                     "(or --batch) or data.seq_len", batch, seq_len, need / 1e9, limit / 1e9);
 }
 
 int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path) {

@@ -32,6 +32,11 @@ typedef struct {
     int threads;         /* batches in flight at once */
 } ScoreStats;
 
+/* Before the data is opened: the token buffers of one batch (batch × data.seq_len inputs
+ * and targets) must fit this machine's RAM + swap; -1 + dr_seterr naming data.batch_size /
+ * --batch and data.seq_len otherwise (not a failed calloc naming data.c). */
+int score_check_memory(long batch, int seq_len);
+
 /* phi / params: HOST parameter buffers (copied to the backend here). Writes the header
  * and one line per example to out; fills *stats (may be NULL). -1 + dr_seterr on a
  * read or write error, or a model that does not fit the data. */

@@ -4,8 +4,11 @@
 # (files, stdin, --train/--val); malformed and absurd configs; missing, truncated,
 # garbage, wrong-kind, wrong-dtype and wrong-shape safetensors given to --resume,
 # --eval-only, --lm-init, --rater-init, --rater and --lm; corrupt or mismatched .state
-# files; outputs in a directory that does not exist, under a regular file, in a read-only
-# directory (not as root), or an output path that is a directory.
+# files; weights or moments holding NaN or an infinity, and a rater whose logits overflow;
+# configurations whose buffers (meta-checkpoints, example indices, batches) exceed the
+# machine; outputs in a directory that does not exist, under a regular file, in a read-only
+# directory (not as root), an output path that is a directory, or one that names an input
+# of the same run (a shard, the manifest, the config, a model, the scores) or another output.
 # Every case must exit non-zero with exactly one line on stderr that names the file
 # (or the option/key) and the problem (expect_error: no crash, no sanitizer report, no
 # progress lines), within `timeout 20` (no hang), and leave no output file and no
@@ -79,6 +82,12 @@ if [ $HAVE_PY = 1 ]; then
     st_edit "$R.state" "$B/mneg.state" meta member.0.steps "-8 0"
     st_edit "$R.state" "$B/mprec.state" meta precision fp16
     st_edit "$R.state" "$B/mdrop.state" drop member.1.theta
+    st_edit "$LM" "$B/lm_nan.safetensors" nan transformer.h.1.mlp.c_fc.weight 5
+    st_edit "$R" "$B/r_inf.safetensors" inf rater.head.out.bias
+    st_edit "$LM.state" "$B/nan.state" nan v.transformer.wte.weight 3
+    st_edit "$R.state" "$B/mnan.state" nan member.0.theta 7
+    st_edit "$R" "$B/r_big.safetensors" fill rater.head.fc.bias 100   # finite weights, logits overflow
+    st_edit "$B/r_big.safetensors" "$B/r_big.safetensors" fill rater.head.out.weight 3e38
     st_apply || fail "st_apply"
 fi
 
@@ -167,6 +176,9 @@ CONFIG_CASES=(
     "--set deploy.keep=0|deploy.keep: expected a number in \(0, 1\]"
     "*--set deploy.keep=1.5|deploy.keep: expected a number in \(0, 1\]"
     "--set lm.d_model=0|lm.d_model: expected an integer in \[1, "
+    # more blocks than the models hold: the key says so (it was 'lm: n_layer = 49' from the model code)
+    "*--set lm.n_layer=49|--set lm.n_layer=49: lm.n_layer: expected an integer in \[1, 48\], got '49'"
+    "--set rater.n_layer=1024|--set rater.n_layer=1024: rater.n_layer: expected an integer in \[1, 48\]"
     "*--set lm.n_head=3|lm.n_head: d_model 32 is not divisible by n_head 3"
     "--set data.seq_len_rater=64|data.seq_len_rater: the rater sees at most the seq_len \+ 1 = 33 tokens"
     "--set meta.checkpoint_every=9|meta.checkpoint_every: checkpoint_every = 9 is more than the T = 4 inner steps"
@@ -206,6 +218,22 @@ bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG
 bad "dr-meta: a model beyond the machine" "out of memory: .* more than this machine's" \
     "$BIN/dr-meta" "${CFG[@]}" --set lm.d_model=65536 --set data.batch_size=1000000 -o "$TMP/o.safetensors" "$M"
 no_file "dr-meta: a model beyond the machine" "$TMP/o.safetensors"
+# a small model, but T/c checkpoints of its state, or index arrays, beyond the machine:
+# refused before the first buffer (it used to fill the memory one checkpoint at a time)
+bad "dr-meta: T = 1e8 inner steps, a checkpoint at every one" \
+    "out of memory: the meta-run needs .* GB of them for the ceil\(meta.T / meta.checkpoint_every\) checkpoints .*: raise meta.checkpoint_every" \
+    "$BIN/dr-meta" "${CFG[@]}" --set meta.T=100000000 --set meta.checkpoint_every=1 -o "$TMP/o.safetensors" "$M"
+bad "dr-meta: a segment of 1e8 states" "GB of them for the meta.checkpoint_every states of a recomputed segment.*: lower meta.checkpoint_every" \
+    "$BIN/dr-meta" "${CFG[@]}" --set meta.T=100000000 --set meta.checkpoint_every=100000000 -o "$TMP/o.safetensors" "$M"
+bad "dr-meta: 2^31 Val batches" "GB of them for the example indices of meta.T \+ meta.val_batches batches.*: lower meta.T or meta.val_batches" \
+    "$BIN/dr-meta" "${CFG[@]}" --set meta.val_batches=2147483647 -o "$TMP/o.safetensors" "$M"
+bad "dr-meta grad: T = 1e8, a checkpoint at every step" "out of memory: .*raise meta.checkpoint_every" \
+    "$BIN/dr-meta" grad "${CFG[@]}" --set meta.T=100000000 --set meta.checkpoint_every=1 --lm-init "$LM" --rater-init "$R" \
+    --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
+no_file "dr-meta: checkpoints beyond the machine" "$TMP/o.safetensors" "$TMP/o.safetensors.state" "$TMP/o.ema.safetensors"
+bad "dr-score: a batch beyond the machine" "out of memory: a batch of 1048576 windows of data.seq_len = 1048576 tokens needs .* GB of token buffers.*: lower data.batch_size \(or --batch\) or data.seq_len" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$R" --set data.seq_len=1048576 --set data.batch_size=1048576 -o "$TMP/o.tsv" "$M"
+no_file "dr-score: a batch beyond the machine" "$TMP/o.tsv"
 bad "dr-score --batch 0" "--batch: 0 is out of range" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --batch 0 "$M"
 bad "dr-meta grad without --lm-init" "grad needs --lm-init and --rater-init" "$BIN/dr-meta" grad "${CFG[@]}" --rater-init "$R" "$M"
 
@@ -237,6 +265,9 @@ if [ $HAVE_PY = 1 ]; then
         "r_dtype.safetensors|r_dtype.safetensors: tensor rater.wte.weight has dtype I(32|64), expected F32 or F64 \(or F16, BF16\)"
         "r_shape.safetensors|r_shape.safetensors: tensor rater.head.out.weight has shape \\[1,32\\], the config says \\[32,1\\]"
         "r_drop.safetensors|r_drop.safetensors: missing tensor rater.head.out.bias"
+        # a NaN or an infinity in the weights would give NaN losses and scores: refused
+        "lm_nan.safetensors|lm_nan.safetensors: tensor transformer.h.1.mlp.c_fc.weight holds NaN at element 5"
+        "r_inf.safetensors|r_inf.safetensors: tensor rater.head.out.bias holds an infinity at element 0"
     )
 fi
 for c in "${ST_CASES[@]}"; do
@@ -245,8 +276,8 @@ for c in "${ST_CASES[@]}"; do
     # slot the file is first of all the wrong kind
     lmpat=$pat; rpat=$pat
     case $f in
-        lm_dtype*|lm_shape*|lm_drop*|lm_noconf*|lm_huge*|lm_layers*) rpat="$f: model_type is \"gpt2\", expected \"datarater\"" ;;
-        r_dtype*|r_shape*|r_drop*) lmpat="$f: model_type is \"datarater\", expected \"gpt2\"" ;;
+        lm_dtype*|lm_shape*|lm_drop*|lm_noconf*|lm_huge*|lm_layers*|lm_nan*) rpat="$f: model_type is \"gpt2\", expected \"datarater\"" ;;
+        r_dtype*|r_shape*|r_drop*|r_inf*) lmpat="$f: model_type is \"datarater\", expected \"gpt2\"" ;;
     esac
     bad "dr-train --eval-only $f" "$lmpat" "$BIN/dr-train" "${CFG[@]}" --eval-only "$B/$f" "$M"
     bad "dr-meta grad --lm-init $f" "$lmpat" "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$B/$f" --rater-init "$R" \
@@ -290,6 +321,12 @@ bad "dr-train: Train and Val of different tokenizers" "different tokenizers" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
 bad "dr-meta: Train_A and Val of different tokenizers" "different tokenizers" \
     "$BIN/dr-meta" "${CFG[@]}" --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
+# finite weights whose logits overflow: no scores.tsv with "inf" in it (dr-filter would refuse it)
+if [ $HAVE_PY = 1 ]; then
+    bad "dr-score --rater: logits that overflow" "^dr-score: .*r_big.safetensors: example [0-9a-f]{16}:[0-9]+: the rater's logit is inf, not a finite number" \
+        "$BIN/dr-score" "${CFG[@]}" --rater "$B/r_big.safetensors" -o "$TMP/o.tsv" "$M"
+    no_file "dr-score: logits that overflow" "$TMP/o.tsv"
+fi
 # --weights: scores that are missing or not scores
 bad "dr-train --weights: a missing file" "--weights: .*nope.tsv: cannot open: No such file" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights "$TMP/nope.tsv" -o "$TMP/o.safetensors" "$M"
@@ -328,6 +365,7 @@ if [ $HAVE_PY = 1 ]; then
     resume_case "a malformed step" "res.safetensors.state: bad or missing \"step\"" "$B/badstep.state"
     resume_case "a misshapen moment" "res.safetensors.state: tensor m.transformer.wte.weight has shape" "$B/shape.state"
     resume_case "an unknown curation" "res.safetensors.state: unknown curation 'bogus'" "$B/curation.state"
+    resume_case "a NaN moment" "--resume: .*res.safetensors.state: tensor v.transformer.wte.weight holds NaN at element 3" "$B/nan.state"
 fi
 
 # ---- dr-meta --resume: a missing, corrupt or mismatched state -------------------------
@@ -359,6 +397,7 @@ if [ $HAVE_PY = 1 ]; then
     meta_resume "a negative step count" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mneg.state"
     meta_resume "another precision" "--resume: .*mres.safetensors.state was written by a fp16 build" "$B/mprec.state"
     meta_resume "a member missing" "--resume: .*mres.safetensors.state: tensor 'member.1.theta' not found" "$B/mdrop.state"
+    meta_resume "a NaN in a member" "^dr-meta: --resume: .*mres.safetensors.state: tensor 'member.0.theta' holds NaN at element 7$" "$B/mnan.state"
 fi
 
 # ---- outputs in a directory that does not exist, or under a regular file --------------
@@ -404,6 +443,53 @@ bad "dr-score -o FIFO" "fifo: exists, not a regular file" "$BIN/dr-score" "${CFG
 checks=$((checks + 1)); [ -p "$TMP/fifo" ] || fail "-o FIFO replaced the FIFO"
 bad "dr-train -o ''" "an empty output path" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "" "$M"
 bad "dr-tokenize -o ''" "an empty output directory" "$BIN/dr-tokenize" --tokenizer byte -o "" "$TMP/toy.jsonl"
+# an output path that names one of the run's own inputs (a shard, the manifest, the config,
+# a model, the scores, another output): refused before any work, the input left as it was
+mkdir -p "$TMP/in"
+cp -r "$TA" "$VAL" "$LM" "$R" "$TMP/in/"; cp configs/tiny.yaml "$TMP/in/c.yaml"
+"$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/in/s.tsv" "$TA" 2>/dev/null || fail "dr-score for in/s.tsv"
+printf 'train_a\ttrain_a\nval\tval\n' > "$TMP/in/m.tsv"
+IS=$(ls "$TMP"/in/train_a/*.drs | head -n 1); IV=$(ls "$TMP"/in/val/*.drs | head -n 1)
+(cd "$TMP/in" && md5sum $(find . -type f) > "$TMP/in.md5")
+IC=(--config "$TMP/in/c.yaml" "${CFG[@]:2}")
+SAME="the output of (-o|--log) is the same file as the input"
+bad "dr-train -o an input shard" "$IS: $SAME $IS \(an input shard\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TMP/in/train_a" --val "$TMP/in/val" -o "$IS"
+bad "dr-train -o a Val shard (by another name)" "$SAME .*val-00000.drs \(an input shard\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/in/train_a/../val/$(basename "$IV")" "$TMP/in/m.tsv"
+bad "dr-train -o the manifest" "m.tsv: $SAME .*m.tsv \(an input file\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/in/m.tsv" "$TMP/in/m.tsv"
+bad "dr-train -o the config" "c.yaml: $SAME .*c.yaml \(the --config file\)" \
+    "$BIN/dr-train" "${IC[@]}" --steps 1 -o "$TMP/in/c.yaml" "$TMP/in/m.tsv"
+bad "dr-train --log a shard" "$SAME .* \(an input shard\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --log "$IS" -o "$TMP/o.safetensors" "$TMP/in/m.tsv"
+bad "dr-train -o the --weights scores" "s.tsv: $SAME .*s.tsv \(the --weights scores\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights "$TMP/in/s.tsv" --train "$TMP/in/train_a" --val "$TMP/in/val" -o "$TMP/in/s.tsv"
+bad "dr-train -o the --init checkpoint" "$SAME .*lm.safetensors \(the --init checkpoint\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --init "$TMP/in/lm.safetensors" -o "$TMP/in/lm.safetensors" "$TMP/in/m.tsv"
+bad "dr-train -o the --rater model" "$SAME .*rater.safetensors \(the --rater model\)" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$TMP/in/rater.safetensors" -o "$TMP/in/rater.safetensors" "$TMP/in/m.tsv"
+bad "dr-train --eval-only --log the checkpoint" "$SAME .*lm.safetensors \(the --eval-only checkpoint\)" \
+    "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/in/lm.safetensors" --log "$TMP/in/lm.safetensors" "$TMP/in/m.tsv"
+bad "dr-train --log onto -o's .state" "o.safetensors.state: the output of --log is the same file as the output of -o's .state" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --log "$TMP/o.safetensors.state" -o "$TMP/o.safetensors" "$TMP/in/m.tsv"
+bad "dr-meta -o an input shard" "$SAME .* \(an input shard\)" \
+    "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$IS" "$TMP/in/m.tsv"
+bad "dr-meta --log the manifest" "$SAME .*m.tsv \(an input file\)" \
+    "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --log "$TMP/in/m.tsv" -o "$TMP/o.safetensors" "$TMP/in/m.tsv"
+bad "dr-meta --log onto -o's EMA" "o.ema.safetensors: the output of --log is the same file as the output of -o's .ema.safetensors" \
+    "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --log "$TMP/o.ema.safetensors" -o "$TMP/o.safetensors" "$TMP/in/m.tsv"
+bad "dr-meta grad -o the --lm-init checkpoint" "$SAME .*lm.safetensors \(the --lm-init checkpoint\)" \
+    "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$TMP/in/lm.safetensors" --rater-init "$TMP/in/rater.safetensors" \
+    --train "$TMP/in/train_a" --val "$TMP/in/val" -o "$TMP/in/lm.safetensors"
+bad "dr-score -o the --rater model" "$SAME .*rater.safetensors \(the --rater model\)" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$TMP/in/rater.safetensors" -o "$TMP/in/rater.safetensors" "$TMP/in/m.tsv"
+bad "dr-score -o an input shard" "$SAME .* \(an input (shard|file)\)" \
+    "$BIN/dr-score" "${CFG[@]}" --lm "$TMP/in/lm.safetensors" -o "$IS" "$IS"
+bad "dr-score -o the config" "$SAME .*c.yaml \(the --config file\)" \
+    "$BIN/dr-score" "${IC[@]}" --rater "$TMP/in/rater.safetensors" -o "$TMP/in/c.yaml" "$TMP/in/train_a"
+checks=$((checks + 1)); (cd "$TMP/in" && md5sum --quiet -c "$TMP/in.md5") || fail "an output replaced an input"
+no_file "outputs onto inputs" "$TMP/o.safetensors" "$TMP/o.safetensors.state" "$TMP/o.ema.safetensors" "$TMP/in/lm.safetensors.state"
 # Val must be held out from what dr-train trains on; --config once
 bad "dr-train: Val is Train" "^dr-train: Val and Train share [0-9]+ documents \(e\.g\. document id [0-9a-f]{16}\): L_val must be measured on held-out documents" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$TA" -o "$TMP/o.safetensors"
@@ -436,6 +522,12 @@ check "dr-meta --val MANIFEST = its val lines" quiet "$BIN/dr-meta" "${CFG[@]}" 
 bad "dr-filter -o its input directory" "would replace the input shard" \
     "$BIN/dr-filter" "${CFG[@]}" --scores "$TMP/ta.tsv" --keep 0.5 --prefix train_a -o "$TA" "$TA"
 checks=$((checks + 1)); [ "$(ls "$TA" | wc -l)" -ge 1 ] && [ -z "$(ls "$TA" | grep -v '^train_a-[0-9]*\.drs$')" ] || fail "dr-filter touched its input directory"
+# stdin can hold the scores or a manifest, not both (the second reader found it empty)
+bad_stdin "dr-filter --scores - with a manifest on stdin" "--scores - and a manifest on stdin \('-'\): only one of them" \
+    "$TMP/ta.tsv" "$BIN/dr-filter" "${CFG[@]}" --scores - --keep 0.5 -o "$TMP/fo" -
+bad_stdin "dr-train --weights - with a manifest on stdin" "--weights - and a manifest on stdin \('-'\): only one of them" \
+    "$TMP/ta.tsv" "$BIN/dr-train" "${CFG[@]}" --steps 1 --weights - -o "$TMP/o.safetensors" -
+no_file "stdin twice" "$TMP/fo" "$TMP/o.safetensors"
 awk 'BEGIN { FS = OFS = "\t" } NR == 2 { $2 = "1e39" } { print }' "$TMP/ta.tsv" > "$TMP/huge.tsv"
 bad "scores beyond the float range" "huge.tsv:2: score '1e39' is beyond the float range" \
     "$BIN/dr-filter" "${CFG[@]}" --scores "$TMP/huge.tsv" --keep 0.5 -o "$TMP/fo" "$TA"

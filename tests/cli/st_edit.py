@@ -10,6 +10,9 @@ order (a job may read an earlier job's OUT). MODE:
   metajson KEY FIELD [VALUE]  FIELD of the JSON object in __metadata__[KEY] removed, or
                         set to VALUE (JSON, else the string)
   metadrop KEY FIELD... those fields of that JSON object removed
+  nan NAME [INDEX]      element INDEX (default 0) of the tensor set to NaN
+  inf NAME [INDEX]      … set to +infinity
+  fill NAME VALUE       every element of the tensor set to VALUE
 """
 import json, struct, sys
 
@@ -34,6 +37,14 @@ for line in open(sys.argv[1]).read().splitlines():
             except ValueError: j[args[1]] = args[2]
         else: del j[args[1]]
         meta[args[0]] = json.dumps(j, separators=(',', ':'))
+    elif mode in ('nan', 'inf'):
+        c = bytearray(chunks[args[0]]); i = int(args[1]) if len(args) > 1 else 0
+        if h[args[0]]['dtype'] == 'F64': c[8 * i:8 * i + 8] = struct.pack('<d', float(mode))
+        else: c[4 * i:4 * i + 4] = struct.pack('<f', float(mode))
+        chunks[args[0]] = bytes(c)
+    elif mode == 'fill':
+        f = '<d' if h[args[0]]['dtype'] == 'F64' else '<f'
+        chunks[args[0]] = struct.pack(f, float(args[1])) * (len(chunks[args[0]]) // struct.calcsize(f))
     else: sys.exit('st_edit.py: unknown mode ' + mode)
     out, body, off = {}, b'', 0
     if meta is not None: out['__metadata__'] = meta

@@ -175,7 +175,7 @@ static void test_errors(void) {
     ERR("lm:\n  d_model: abc\n", "bad.yaml:2: lm.d_model: expected an integer in [1, 65536], got 'abc'");
     ERR("lm:\n  d_model: 0\n", "bad.yaml:2: lm.d_model: expected an integer in [1, 65536], got '0'");
     ERR("lm:\n  d_model: 1.5\n", ":2: lm.d_model: expected an integer");
-    ERR("lm:\n  n_layer:\n", ":2: lm.n_layer: expected an integer in [1, 1024], got ''");
+    ERR("lm:\n  n_layer:\n", ":2: lm.n_layer: expected an integer in [1, 48], got ''");
     ERR("\n\nlm:\n  lr: fast\n", "bad.yaml:4: lm.lr: expected a number in (0, 1000], got 'fast'");
     ERR("lm:\n  lr: 0\n", ":2: lm.lr: expected a number in (0, 1000], got '0'");
     ERR("lm:\n  lr: .nan\n", ":2: lm.lr: expected a number");
@@ -188,7 +188,11 @@ static void test_errors(void) {
     ERR("experiment:\n  device: gpu\n", ":2: experiment.device: expected one of {auto,cpu,cuda}, got 'gpu'");
     ERR("experiment:\n  seed: -1\n", ":2: experiment.seed: expected an integer in [0, 18446744073709551615]");
     ERR("experiment:\n  seed: 18446744073709551616\n", ":2: experiment.seed: expected an integer");
-    ERR("train:\n  steps: 99999999999999999999\n", ":2: train.steps: expected an integer ≥ 0");
+    ERR("train:\n  steps: 99999999999999999999\n", ":2: train.steps: expected an integer in [0, 9200000000000000000]");
+    ERR("train:\n  tokens: 9223372036854775807\n", ":2: train.tokens: expected an integer in [0, 9200000000000000000], got '9223372036854775807'");
+    /* the models hold at most DR_MAX_LAYERS blocks: the key says so, not the model code later */
+    ERR("lm:\n  n_layer: 49\n", ":2: lm.n_layer: expected an integer in [1, 48], got '49'");
+    ERR("rater:\n  n_layer: 1024\n", ":2: rater.n_layer: expected an integer in [1, 48], got '1024'");
     ERR("experiment:\n  name: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
         ":2: experiment.name: expected at most 127 bytes");

@@ -560,7 +560,7 @@ def cmd_train(a):
     Q = None
     if a.online_rater:  # dr-train --rater R --online-keep F: best B of C = ceil(B/F) candidates
         Q, _ = st_read(a.online_rater)
-        C = int(math.ceil(B / a.online_keep - 1e-12))
+        C = int(math.ceil(B / a.online_keep - 1e-9))   # docs/deploy.md: ⌈B/F − 10⁻⁹⌉
         Sr = int(dc["seq_len_rater"]) or S
     N = a.steps
     ref_l = {}

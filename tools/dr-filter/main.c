@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
     if (n_policies == 1 && (fo.policy == FILTER_MIDDLE || fo.policy == FILTER_RANDOM) && fraction >= 0)
         dr_die("--keep-middle and --random take their own fraction: drop --keep/--fraction");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
+    for (int i = 0; i < n_inputs; i++)
+        if (!strcmp(scores_path, "-") && !strcmp(inputs[i], "-"))
+            dr_die("--scores - and a manifest on stdin ('-'): only one of them can be read from stdin");
 
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());

@@ -121,6 +121,26 @@ int main(int argc, char **argv) {
     if (meta_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in) != 0)
         dr_die("%s", dr_lasterr());
 
+    /* no output may replace an input (--resume reads -o and its state on purpose) */
+    CliFiles in = {0}, outs = {0};
+    cli_files_add_run_inputs(&in, config_path, &o.train, &o.val, n_inputs, inputs, n_train,
+                             train_in, n_val, val_in);
+    cli_files_add(&in, "the --lm-init checkpoint", lm_init);
+    cli_files_add(&in, "the --rater-init checkpoint", rater_init);
+    const char *out_path = out ? out : grad ? "grad.safetensors" : "rater.safetensors";
+    cli_files_add(&outs, "-o", out_path);
+    if (!grad) {
+        char *ema = meta_ema_path(out_path), *state = meta_state_path(out_path);
+        cli_files_add(&outs, "-o's .ema.safetensors", ema);
+        cli_files_add(&outs, "-o's .state", state);
+        free(ema);
+        free(state);
+    }
+    cli_files_add(&outs, "--log", o.log_path);
+    if (cli_check_outputs(&outs, &in) != 0) dr_die("%s", dr_lasterr());
+    cli_files_free(&in);
+    cli_files_free(&outs);
+
     int rc;
     if (grad) {
         MetaGradOptions g = { .cfg = o.cfg, .lm_init = lm_init, .rater_init = rater_init,

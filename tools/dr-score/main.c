@@ -1,6 +1,7 @@
 /* dr-score — score every example of a set of shards with a frozen rater (score = the
  * rater's logit) or with an LM (score = mean token loss), scores.tsv on stdout.
  * Thin: parse options, load the checkpoint, call lib/score.c. */
+#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,16 @@ int main(int argc, char **argv) {
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
     if (split) shardlist_filter_split(&shards, split);
     if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split ? split : "");
+    if (out_path) {   /* -o must not replace an input */
+        CliFiles in = {0}, outs = {0};
+        cli_files_add(&in, "the --config file", config_path);
+        cli_files_add(&in, rater_path ? "the --rater model" : "the --lm model", model_path);
+        cli_files_add_inputs(&in, &shards, n_inputs, inputs);
+        cli_files_add(&outs, "-o", out_path);
+        if (cli_check_outputs(&outs, &in) != 0) dr_die("%s", dr_lasterr());
+        cli_files_free(&in);
+        cli_files_free(&outs);
+    }
     DataOptions dopt;
     data_options_from_config(&dopt, &cfg);
     dopt.shuffle = 0;
@@ -114,6 +125,8 @@ int main(int argc, char **argv) {
     /* The rater sees as many leading tokens as it has positions (its training's
      * data.seq_len_rater); the LM scores whole windows. */
     dopt.seq_len_rater = rater_path ? mc.ctx : 0;
+    if (score_check_memory(batch, cfg.data.seq_len) != 0)
+        dr_die("%s", dr_lasterr());
     DataLoader *d = data_open(&shards, &dopt);
     if (!d || score_check_model(d, rater_path != NULL, &mc, model_path) != 0) dr_die("%s", dr_lasterr());
 
@@ -128,9 +141,11 @@ int main(int argc, char **argv) {
     ScoreStats st;
     int rc = rater_path ? score_with_rater(be, d, &mc, params, (int)batch, out, &st)
                         : score_with_lm(be, d, &mc, params, (int)batch, out, &st);
-    if (rc != 0) dr_die("%s", dr_lasterr());
-    if (out_path ? dr_atomic_commit(out, tmp, out_path) != 0 : fclose(stdout) != 0)
-        dr_die("%s", out_path ? dr_lasterr() : "error writing the scores to stdout");
+    if (rc != 0) dr_die("%s: %s", ferror(out) ? (out_path ? out_path : "(stdout)") : model_path, dr_lasterr());
+    if (out_path ? dr_atomic_commit(out, tmp, out_path) != 0 : fclose(stdout) != 0) {
+        if (out_path) dr_die("%s", dr_lasterr());
+        dr_die("(stdout): writing the scores failed: %s", strerror(errno));
+    }
     fprintf(stderr, "%s: %llu examples in %.2f s (%.0f examples/s, %d thread%s), %.3g FLOPs "
             "(%s forward, %llu positions)\n", dr_progname(), (unsigned long long)st.examples,
             st.seconds, st.seconds > 0 ? (double)st.examples / st.seconds : 0.0, st.threads,

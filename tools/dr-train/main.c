@@ -122,10 +122,37 @@ int main(int argc, char **argv) {
     if (o.weights_path && o.rater_path)
         dr_die("--weights and --rater do not go together: re-weight by scores or filter online, not both");
 
+    for (int i = 0; o.weights_path && !strcmp(o.weights_path, "-") && i < n_inputs + n_train + n_val; i++) {
+        const char *in = i < n_inputs ? inputs[i] : i < n_inputs + n_train ? train_in[i - n_inputs]
+                                                                           : val_in[i - n_inputs - n_train];
+        if (!strcmp(in, "-"))
+            dr_die("--weights - and a manifest on stdin ('-'): only one of them can be read from stdin");
+    }
     if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (train_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in,
                              train_split, val_split) != 0)
         dr_die("%s", dr_lasterr());
+
+    /* no output may replace an input (--resume reads -o and its .state on purpose) */
+    CliFiles in = {0}, outs = {0};
+    cli_files_add_run_inputs(&in, config_path, &o.train, &o.val, n_inputs, inputs, n_train,
+                             train_in, n_val, val_in);
+    cli_files_add(&in, "the --weights scores", o.weights_path);
+    cli_files_add(&in, "the --rater model", o.rater_path);
+    cli_files_add(&in, "the --init checkpoint", o.init_path);
+    cli_files_add(&in, "the --eval-only checkpoint", eval_ckpt);
+    if (!eval_ckpt) {
+        char *state = xmalloc(strlen(o.out_path) + sizeof ".state");
+        strcpy(state, o.out_path);
+        strcat(state, ".state");
+        cli_files_add(&outs, "-o", o.out_path);
+        cli_files_add(&outs, "-o's .state", state);
+        free(state);
+    }
+    cli_files_add(&outs, "--log", o.log_path);
+    if (cli_check_outputs(&outs, &in) != 0) dr_die("%s", dr_lasterr());
+    cli_files_free(&in);
+    cli_files_free(&outs);
 
     int rc = eval_ckpt ? train_eval_only(&o, eval_ckpt) : train_run(&o);
     if (rc < 0) dr_die("%s", dr_lasterr());

@@ -91,9 +91,17 @@ $(LIB_A): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/dr-%: tools/dr-%/main.c $(LIB_A) $(wildcard lib/*.h)
+$(BIN)/dr-%: tools/dr-%/main.c $(LIB_A) $(wildcard lib/*.h) $(BIN)/.precision
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
+
+# The precision $(BIN) was last built in: rewritten (so the tools relink) only when it
+# changes, so that `make PRECISION=double` and then `make` give float tools again.
+$(BIN)/.precision: FORCE
+	@mkdir -p $(BIN)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $@
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_A) $(TEST_HDR)
 	@mkdir -p $(dir $@)

@@ -36,14 +36,36 @@ static void remove_tmp_files(void) {
             if (c->used[i]) { unlink(c->path[i]); c->used[i] = 0; }
 }
 
+/* Prints "progname: [prefix]message\n" on stderr in one write. Control characters of
+ * the message (a newline or tab in a path or in quoted input) are escaped as \n, \t, \r
+ * or \xNN: one error is always one line, whatever the names it quotes. No allocation
+ * (this also reports out-of-memory): a message past the buffer is cut with "...". */
+static void print_error_line(const char *prefix, const char *fmt, va_list ap) {
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    char out[sizeof msg * 4 + 512];
+    size_t n = (size_t)snprintf(out, 512, "%s: %s", progname, prefix);
+    if (n >= 512) n = 511;
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != 0x7f) out[n++] = (char)c;
+        else if (c == '\n') { out[n++] = '\\'; out[n++] = 'n'; }
+        else if (c == '\t') { out[n++] = '\\'; out[n++] = 't'; }
+        else if (c == '\r') { out[n++] = '\\'; out[n++] = 'r'; }
+        else n += (size_t)snprintf(out + n, 5, "\\x%02x", c);
+    }
+    if (strlen(msg) == sizeof msg - 1) { memcpy(out + n, "...", 3); n += 3; }
+    out[n++] = '\n';
+    fflush(stdout);
+    fwrite(out, 1, n, stderr);
+    fflush(stderr);
+}
+
 void dr_die(const char *fmt, ...) {
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_error_line("", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     remove_tmp_files();
     exit(1);
 }
@@ -62,13 +84,12 @@ int dr_seterr(const char *fmt, ...) {
 const char *dr_lasterr(void) { return last_error[0] ? last_error : "unknown error"; }
 
 void dr_fail_at(const char *file, int line, const char *fmt, ...) {
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d: ", file, line);
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s:%d: ", progname, file, line);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_error_line(where, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     remove_tmp_files();
     exit(2);
 }
@@ -227,7 +248,8 @@ void dr_atomic_abort(FILE *f, char *tmp_path) {
     tmp_discard(tmp_path);
 }
 
-int dr_make_dirs(const char *dir) {
+int dr_make_dirs_created(const char *dir, char **created) {
+    if (created) *created = NULL;
     if (!dir[0]) return dr_seterr("an empty output directory");
     char *p = xstrdup(dir);
     int rc = 0;
@@ -235,8 +257,11 @@ int dr_make_dirs(const char *dir) {
         if (*s != '/' && *s != 0) continue;
         char c = *s;
         *s = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        if (mkdir(p, 0777) == 0) {
+            if (created && !*created) *created = xstrdup(p);   /* the topmost new one */
+        } else if (errno != EEXIST) {
             rc = dr_seterr("%s: cannot create directory: %s", p, strerror(errno));
+        }
         *s = c;
         if (c == 0) break;
     }
@@ -246,6 +271,34 @@ int dr_make_dirs(const char *dir) {
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return dr_seterr("%s: not a directory", dir);
     if (access(dir, W_OK) != 0) return dr_seterr("%s: cannot write there: %s", dir, strerror(errno));
     return 0;
+}
+
+int dr_make_dirs(const char *dir) { return dr_make_dirs_created(dir, NULL); }
+
+static void strip_slashes(char *p) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+}
+
+void dr_remove_created_dirs(const char *dir, const char *top) {
+    if (!top) return;
+    char *p = xstrdup(dir), *t = xstrdup(top);
+    strip_slashes(p);
+    strip_slashes(t);
+    size_t top_len = strlen(t);
+    /* dir and every parent up to top were created by the run: top is a prefix of dir */
+    if (strncmp(p, t, top_len) == 0 && (p[top_len] == 0 || p[top_len] == '/')) {
+        for (;;) {
+            if (rmdir(p) != 0) break;   /* not empty (or gone): it and its parents stay */
+            if (strlen(p) <= top_len) break;
+            char *slash = strrchr(p, '/');
+            if (!slash || slash == p) break;
+            *slash = 0;
+            strip_slashes(p);
+        }
+    }
+    free(p);
+    free(t);
 }
 
 int dr_check_output_dir(const char *path) {

@@ -22,7 +22,9 @@
 void dr_set_progname(const char *argv0);
 const char *dr_progname(void);
 
-/* Print "progname: message" on stderr, remove registered temp files, exit(1). */
+/* Print "progname: message" on stderr, remove registered temp files, exit(1). The
+ * message's control characters (a newline in a path) are printed escaped (\n, \t, \r,
+ * \xNN), so that one error is always one line; dr_fail_at likewise. */
 noreturn void dr_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Thread-local last error message of a library call that returned -1/NULL. */
@@ -76,6 +78,14 @@ void dr_outset_abort(DrOutputSet *s);
 
 /* mkdir -p dir (refusing ""); -1 + dr_seterr unless dir then is a writable directory. */
 int dr_make_dirs(const char *dir);
+/* The same; *created receives (malloc'd) the topmost directory this call created, or NULL
+ * when dir and all its parents existed before: what a failed run passes to
+ * dr_remove_created_dirs so that it leaves no empty output directory behind. */
+int dr_make_dirs_created(const char *dir, char **created);
+/* rmdir dir, then its parents up to and including top (from dr_make_dirs_created), each
+ * only while it is empty; stops at the first one that is not. A NULL top does nothing:
+ * a directory that existed before the run is never removed. */
+void dr_remove_created_dirs(const char *dir, const char *top);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
  * NULL + dr_seterr("path: cannot open: …") on failure. */
 char *dr_read_file(const char *path, size_t *len);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "check.h"
@@ -48,6 +49,40 @@ static int parse_example_id(const char *p, size_t len, uint64_t *doc_id, uint32_
     return 0;
 }
 
+/* A number as %.17g, %.9g, awk or Python print it: [-]digits[.digits][(e|E)[+-]digits]
+ * ("0.5", "-3", "1e-05", "2.5E+38"; no leading space or '+', no hex, no ".5"). */
+static int is_decimal(const char *p) {
+    if (*p == '-') p++;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (*p < '0' || *p > '9') return 0;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    return *p == 0;
+}
+
+/* What printf and Python print for non-finite values: [-]inf, [-]nan (any case),
+ * "infinity": recognized only to be refused as not finite. */
+static int is_nonfinite_word(const char *p) {
+    if (*p == '-') p++;
+    return !strcasecmp(p, "inf") || !strcasecmp(p, "infinity") || !strcasecmp(p, "nan");
+}
+
+/* A count: decimal digits only (no sign, no space). */
+static int is_digits(const char *p) {
+    if (!*p) return 0;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    return 1;
+}
+
 /* Splits line (no newline) at tabs into exactly 4 fields. */
 static int split4(char *line, char **f, size_t *len) {
     int k = 0;
@@ -76,13 +111,23 @@ int scores_read(const char *path, Scores *s) {
     char *line = NULL;
     size_t cap = 0, n_alloc = 0;
     ssize_t got;
-    long lineno = 0;
+    long lineno = 0, blank = 0;   /* blank: the first of the empty lines just read */
     int rc = 0;
     while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (got > 0 && line[got - 1] == '\n') line[--got] = 0;
         if (got > 0 && line[got - 1] == '\r') line[--got] = 0;
         if ((size_t)got != strlen(line)) { rc = dr_seterr("%s:%ld: NUL byte in line", path, lineno); break; }
+        /* empty lines at the very end of the file (an editor's, a `echo >>`) are ignored;
+         * one followed by more lines is refused below, at its own line number */
+        if (got == 0 && lineno > 1) {
+            if (!blank) blank = lineno;
+            continue;
+        }
+        if (blank) {
+            rc = dr_seterr("%s:%ld: expected 4 tab-separated fields (an empty line)", path, blank);
+            break;
+        }
         if (lineno == 1) {
             if (strcmp(line, SCORES_HEADER) != 0) {
                 rc = dr_seterr("%s:1: expected the header '%s'", path,
@@ -104,25 +149,25 @@ int scores_read(const char *path, Scores *s) {
                            path, lineno, fld[0]);
             break;
         }
-        char *end;
-        errno = 0;
-        double score = strtod(fld[1], &end);
-        if (len[1] == 0 || *end != 0 || errno == ERANGE) {
-            rc = dr_seterr("%s:%ld: score '%.40s' is not a number", path, lineno, fld[1]);
-            break;
-        }
-        if (!isfinite(score)) {
+        if (is_nonfinite_word(fld[1])) {
             rc = dr_seterr("%s:%ld: score '%.40s' is not finite", path, lineno, fld[1]);
             break;
         }
+        if (!is_decimal(fld[1])) {
+            rc = dr_seterr("%s:%ld: score '%.40s' is not a number", path, lineno, fld[1]);
+            break;
+        }
+        /* a decimal number: strtod cannot fail; past the double range it gives ±HUGE_VAL
+         * (refused below as beyond float), below it a zero or subnormal (kept) */
+        double score = strtod(fld[1], NULL);
         if (fabs(score) > FLT_MAX) {   /* the weights are computed in the build's float */
             rc = dr_seterr("%s:%ld: score '%.40s' is beyond the float range (|z| <= 3.4e38)",
                            path, lineno, fld[1]);
             break;
         }
         errno = 0;
-        unsigned long nt = strtoul(fld[3], &end, 10);
-        if (len[3] == 0 || *end != 0 || errno == ERANGE || nt > UINT32_MAX || fld[3][0] == '-') {
+        unsigned long long nt = is_digits(fld[3]) ? strtoull(fld[3], NULL, 10) : 0;
+        if (!is_digits(fld[3]) || errno == ERANGE || nt > UINT32_MAX) {
             rc = dr_seterr("%s:%ld: n_tokens '%.40s' is not a count", path, lineno, fld[3]);
             break;
         }

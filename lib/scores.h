@@ -13,6 +13,10 @@
  * more often than the shards hold it (a duplicate), a non-numeric or non-finite score,
  * a wrong token count — is refused with the first offending line (lines no example took
  * are reported before examples no line scored).
+ * Numbers are read strictly: a score is a decimal as printf's %g, awk or Python print it
+ * ([-]digits[.digits][e[+-]digits]; no spaces, '+', hex or ".5"; inf/nan are refused as
+ * not finite), n_tokens plain digits. Empty lines at the very end of the file are
+ * ignored; an empty line anywhere else is refused.
  */
 #ifndef DR_SCORES_H
 #define DR_SCORES_H

@@ -420,6 +420,20 @@ static int all_space(const char *s, size_t n) {
     return 1;
 }
 
+/* "a number", "null", ... for the messages about a field of the wrong type */
+static const char *json_type_words(JsonType t) {
+    switch (t) {
+    case JSON_NULL: return "null";
+    case JSON_FALSE: return "false";
+    case JSON_TRUE: return "true";
+    case JSON_NUMBER: return "a number";
+    case JSON_STRING: return "a string";
+    case JSON_ARRAY: return "an array";
+    case JSON_OBJECT: return "an object";
+    }
+    return "a JSON value";
+}
+
 static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
     const TokenizeOptions *o = p->o;
     for (size_t k = 0; k < b->n_recs && !b->error; k++) {
@@ -448,15 +462,24 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
             } else if (!v) {
                 batch_seterr(b, "%s:%llu: no field \"%s\"", in->name, (unsigned long long)rec->line, o->field);
             } else if (v->type != JSON_STRING) {
-                batch_seterr(b, "%s:%llu: field \"%s\" is not a string", in->name,
-                             (unsigned long long)rec->line, o->field);
+                batch_seterr(b, "%s:%llu: field \"%s\" is not a string (found %s)", in->name,
+                             (unsigned long long)rec->line, o->field, json_type_words(v->type));
             }
             if (b->error) { json_free(jd); break; }
             text = v->str;
             len = v->len;
             if (o->source_field) {
+                /* a line without the key (or with "") takes the input's default source;
+                 * any other non-string is refused, as for the text field */
                 const JsonValue *sv = json_get(root, o->source_field);
-                if (sv && sv->type == JSON_STRING && sv->len > 0) {
+                if (sv && sv->type != JSON_STRING) {
+                    batch_seterr(b, "%s:%llu: source field \"%s\" is not a string (found %s)",
+                                 in->name, (unsigned long long)rec->line, o->source_field,
+                                 json_type_words(sv->type));
+                    json_free(jd);
+                    break;
+                }
+                if (sv && sv->len > 0) {
                     src_off = (long)b->strings.n;
                     size_t at = b->strings.n;
                     bytebuf_append(&b->strings, sv->str, sv->len);
@@ -639,7 +662,13 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
     InputList in = {0};
     if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
-    if (dr_make_dirs(o->out_dir) != 0) { inputs_free(&in); return -1; }
+    char *made = NULL;   /* the topmost directory this run created: removed if it fails */
+    if (dr_make_dirs_created(o->out_dir, &made) != 0) {
+        dr_remove_created_dirs(o->out_dir, made);
+        free(made);
+        inputs_free(&in);
+        return -1;
+    }
 
     Running run;
     pipeline_start(&run, t, o, &in);
@@ -684,6 +713,8 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
         if (rc == 0) drs_remove_numbered(o->out_dir, o->prefix, n_shards);   /* an earlier run's tail */
     }
     st->shards = rc == 0 ? n_shards : 0;
+    if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
+    free(made);
     inputs_free(&in);
     st->seconds = now_s() - t0;
     return rc;
@@ -699,21 +730,26 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     /* where the two files go is checked before the corpus is read: a directory or a
      * device in the way of vocab.bpe would otherwise be found only after encoder.json
      * had already been replaced */
-    if (dr_make_dirs(o->out_dir) != 0) { inputs_free(&in); return -1; }
+    char *made = NULL;   /* the topmost directory this run created: removed if it fails */
+    int rc = dr_make_dirs_created(o->out_dir, &made);
     static const char *const files[] = {"encoder.json", "vocab.bpe"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && rc == 0; k++) {
         size_t len = strlen(o->out_dir) + strlen(files[k]) + 2;
         char *path = xmalloc(len);
         snprintf(path, len, "%s/%s", o->out_dir, files[k]);
-        int bad = dr_check_output_dir(path);
+        rc = dr_check_output_dir(path);
         free(path);
-        if (bad) { inputs_free(&in); return -1; }
+    }
+    if (rc != 0) {
+        dr_remove_created_dirs(o->out_dir, made);
+        free(made);
+        inputs_free(&in);
+        return -1;
     }
     Running run;
     pipeline_start(&run, NULL, o, &in);
     ByteBuf all = {0};
     size_t *offs = NULL, *lens = NULL, n = 0, cap = 0;
-    int rc = 0;
     for (;;) {
         Batch *b = pipeline_next(&run);
         if (b->kind == B_EOF) { batch_free(b); break; }
@@ -749,6 +785,8 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     free(offs);
     free(lens);
     bytebuf_free(&all);
+    if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
+    free(made);
     inputs_free(&in);
     st->seconds = now_s() - t0;
     return rc;

@@ -6,15 +6,17 @@
  * skipped) or "-" (stdin). Format per file: TP_AUTO = JSON lines for stdin and for names
  * ending in .jsonl/.ndjson/.json, else the whole file is one document; TP_JSONL, TP_LINES
  * and TP_TEXT force one. Blank lines are skipped; empty documents are skipped and counted.
- * Source of a document: the string in --source-field when the line has one, else
- * --source, else the input's name (file name without extension, the directory's name
- * for the files below a directory argument, "stdin").
+ * Source of a document: the string in --source-field when the line has a non-empty one,
+ * else --source, else the input's name (file name without extension, the directory's
+ * name for the files below a directory argument, "stdin"); a --source-field value that
+ * is not a string (a number, null, true/false, an array, an object) is refused.
  * Doc id = xxh64(seed 0) of the document's raw text bytes (before any U+FFFD).
  * Output is deterministic: the same bytes whatever the thread count.
  * Errors (-1 + dr_seterr, one line naming the input and line): unreadable input,
- * malformed JSON line, missing or non-string text field, invalid UTF-8 under
- * TOK_UTF8_ERROR, no documents at all, write failures. Shards written by a failed run
- * are removed; none is ever left half-written.
+ * malformed JSON line, missing or non-string text field, non-string source field,
+ * invalid UTF-8 under TOK_UTF8_ERROR, no documents at all, write failures. Shards written
+ * by a failed run are removed; none is ever left half-written; an output directory the
+ * failed run created (with any parents it created) is removed while it is empty.
  */
 #ifndef DR_TOKENIZE_PIPELINE_H
 #define DR_TOKENIZE_PIPELINE_H

@@ -1046,11 +1046,12 @@ static int next_batch(Trainer *t, Counters *c, long step) {
     dist_allgather(t->z, sizeof *t->z, cb->B, t->sub);
     c->flops_rater += train_flops_rater(&t->rc, cb->B, cb->T_rater);
     for (int i = 0; i < cb->B; i++) {
-        if (!isfinite((double)t->z[i])) {
+        if (!isfinite((double)t->z[i])) {   /* one line, as dr-score says it */
             char id[DATA_ID_MAX];
             data_example_id(t->train, cb->index[i], id);
-            return dr_seterr("step %ld: the rater's score of example %s is not finite (%s)",
-                             step, id, t->o->rater_path);
+            return dr_seterr("--rater %s: step %ld: example %s: the rater's logit is %g, not a "
+                             "finite number: the rater's weights are beyond what it can compute "
+                             "with; training stopped", t->o->rater_path, step, id, (double)t->z[i]);
         }
         t->rank[i] = (struct Candidate){t->z[i], i};
         c->cur_sum[1] += (double)t->z[i];
@@ -1092,6 +1093,7 @@ int train_run(TrainOptions *o) {
     int rc = -1;
     Metrics *metrics = NULL;
     Progress prog;
+    int prog_on = 0;   /* a bar on a terminal: cleared before an error is printed */
     double t0 = dr_now();
     real *phi_host = NULL;
 
@@ -1181,6 +1183,7 @@ int train_run(TrainOptions *o) {
 
     long first_step = t.c.step;
     progress_start(&prog, "train", "steps", (double)(t.total_steps - first_step));
+    prog_on = 1;
     if (dist_rank() != 0) {
         prog.out = msg;
         prog.is_tty = 0;
@@ -1275,6 +1278,8 @@ int train_run(TrainOptions *o) {
             t.c.flops_lm + t.c.flops_rater, t.c.flops_lm, t.c.flops_rater, t.c.seconds, o->out_path);
     rc = 0;
 done:
+    /* a failure in the loop: the error replaces the bar, on a line of its own */
+    if (rc < 0 && prog_on) progress_abort(&prog);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     if (metrics) metrics_close(metrics);

@@ -7,6 +7,7 @@
  * so without the count an absurd config (a batch of a million examples) would end in the
  * kernel's OOM killer while the zeroing touches them, with no message at all. */
 #include <stdatomic.h>
+#include <stdnoreturn.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,22 +47,31 @@ static size_t machine_bytes(void) {
     return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
 }
 
+/* An allocation refused, or failed: sized by the config (the batch, the sequence length,
+ * the model), so a user's condition, told as one line without a source location. */
+#define CPU_OOM_ADVICE "lower data.batch_size, data.seq_len or the model's size"
+static noreturn void cpu_out_of_memory(size_t rounded, size_t held, size_t limit, int refused) {
+    if (refused)
+        dr_die("out of memory: %zu bytes (%.2f GB) more would make %.2f GB of model and "
+               "activation buffers, more than this machine's %.2f GB (RAM + swap): " CPU_OOM_ADVICE,
+               rounded, rounded / 1e9, (held + (double)rounded) / 1e9, limit / 1e9);
+    dr_die("out of memory: the system refused %zu bytes (%.2f GB) more of model and activation "
+           "buffers (%.2f GB held already): " CPU_OOM_ADVICE, rounded, rounded / 1e9, held / 1e9);
+}
+
 static void *cpu_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     const size_t limit = machine_bytes(), held = atomic_load(&cpu_held);
-    CHECK(rounded <= limit && held <= limit - rounded,
-          "out of memory: %.2f GB more would make %.2f GB of model and activation buffers, "
-          "more than this machine's %.2f GB (RAM + swap): lower data.batch_size, "
-          "data.seq_len or the model's size", rounded / 1e9, (held + (double)rounded) / 1e9,
-          limit / 1e9);
+    if (bytes > SIZE_MAX - 64 || rounded > limit || held > limit - rounded)
+        cpu_out_of_memory(bytes > SIZE_MAX - 64 ? bytes : rounded, held, limit, 1);
     BlockHeader h = { .magic = CPU_BLOCK_MAGIC, .bytes = rounded };
     char *p;
     if (rounded >= CPU_LAZY_BYTES) {   /* a mapping: [slack | header | block | round-up] */
         const size_t span = (rounded + CPU_HUGE_PAGE - 1) / CPU_HUGE_PAGE * CPU_HUGE_PAGE;
         h.map_bytes = span + CPU_HUGE_PAGE;
         h.base = mmap(NULL, h.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        CHECK(h.base != MAP_FAILED, "out of memory (%zu bytes)", bytes);
+        if (h.base == MAP_FAILED) cpu_out_of_memory(rounded, held, limit, 0);
         uintptr_t start = (uintptr_t)h.base + CPU_HEADER;
         p = (char *)((start + CPU_HUGE_PAGE - 1) / CPU_HUGE_PAGE * CPU_HUGE_PAGE);
 #ifdef MADV_HUGEPAGE
@@ -69,7 +79,7 @@ static void *cpu_alloc(size_t bytes) {
 #endif
     } else {
         void *q = NULL;
-        CHECK(posix_memalign(&q, 64, rounded + CPU_HEADER) == 0, "out of memory (%zu bytes)", bytes);
+        if (posix_memalign(&q, 64, rounded + CPU_HEADER) != 0) cpu_out_of_memory(rounded, held, limit, 0);
         h.base = q;
         p = (char *)q + CPU_HEADER;
         memset(p, 0, rounded);

@@ -189,7 +189,8 @@ CONFIG_CASES=(
     "*--set experiment.precision=bf16 --device cpu|experiment.precision = bf16 needs the CUDA backend .*use fp32 or --device cuda"
     # within the schema's bounds but beyond any machine: one message before any work (the
     # CPU backend counts its buffers against RAM + swap), not the kernel's OOM killer
-    "--set lm.d_model=65536 --set data.batch_size=1000000|out of memory: .* more than this machine's .* GB \(RAM \+ swap\): lower data.batch_size"
+    # (a user's condition: no source file:line in the message, the bytes and GB it wanted)
+    "--set lm.d_model=65536 --set data.batch_size=1000000|^dr-train: out of memory: [0-9]+ bytes \([0-9.]+ GB\) more would make .* more than this machine's .* GB \(RAM \+ swap\): lower data.batch_size"
 )
 # every case against dr-train; the cases marked * against every tool as well (one loader,
 # lib/config.c, serves them all: these check that each tool reports its error as it is)
@@ -215,7 +216,7 @@ bad "dr-train --online-keep 0" "--online-keep: keep fraction 0 is outside \(0, 1
 bad "dr-train --online-keep 1.5" "--online-keep: keep fraction 1.5 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.5 "$M"
 bad "dr-train --online-keep nan" "--online-keep: 'nan' is not a number" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep nan "$M"
 bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG[@]}" --stop-at -1 "$M"
-bad "dr-meta: a model beyond the machine" "out of memory: .* more than this machine's" \
+bad "dr-meta: a model beyond the machine" "^dr-meta: out of memory: .* more than this machine's" \
     "$BIN/dr-meta" "${CFG[@]}" --set lm.d_model=65536 --set data.batch_size=1000000 -o "$TMP/o.safetensors" "$M"
 no_file "dr-meta: a model beyond the machine" "$TMP/o.safetensors"
 # a small model, but T/c checkpoints of its state, or index arrays, beyond the machine:
@@ -326,6 +327,18 @@ if [ $HAVE_PY = 1 ]; then
     bad "dr-score --rater: logits that overflow" "^dr-score: .*r_big.safetensors: example [0-9a-f]{16}:[0-9]+: the rater's logit is inf, not a finite number" \
         "$BIN/dr-score" "${CFG[@]}" --rater "$B/r_big.safetensors" -o "$TMP/o.tsv" "$M"
     no_file "dr-score: logits that overflow" "$TMP/o.tsv"
+    # dr-train --rater: the run's info lines (model, data, the filter, step 0's l_val) come
+    # first, as before any training error; the error is one line naming the rater
+    checks=$((checks + 1)); rc=0
+    timeout 20 "$BIN/dr-train" "${CFG[@]}" --steps 2 --rater "$B/r_big.safetensors" -o "$TMP/o.safetensors" "$M" \
+        >/dev/null 2>"$TMP/rt.err" || rc=$?
+    if [ $rc -eq 0 ] || [ $rc -ge 124 ]; then fail "dr-train --rater: logits that overflow: exit status $rc"
+    elif ! tail -n 1 "$TMP/rt.err" | grep -Eq "^dr-train: --rater .*r_big\.safetensors: step 0: example [0-9a-f]{16}:[0-9]+: the rater's logit is inf, not a finite number"; then
+        fail "dr-train --rater: logits that overflow: last line '$(tail -n 1 "$TMP/rt.err")'"
+    elif head -n -1 "$TMP/rt.err" | grep -Evq "^dr-train: (LM [0-9.]+M parameters|Train [0-9]+ examples|online filtering: |step 0: l_val )"; then
+        fail "dr-train --rater: logits that overflow: more than the info lines before the error:"; cat "$TMP/rt.err" >&2
+    fi
+    no_file "dr-train: logits that overflow" "$TMP/o.safetensors" "$TMP/o.safetensors.state"
 fi
 # --weights: scores that are missing or not scores
 bad "dr-train --weights: a missing file" "--weights: .*nope.tsv: cannot open: No such file" \
@@ -399,6 +412,18 @@ if [ $HAVE_PY = 1 ]; then
     meta_resume "a member missing" "--resume: .*mres.safetensors.state: tensor 'member.1.theta' not found" "$B/mdrop.state"
     meta_resume "a NaN in a member" "^dr-meta: --resume: .*mres.safetensors.state: tensor 'member.0.theta' holds NaN at element 7$" "$B/mnan.state"
 fi
+
+# ---- names with a newline or a tab: the error is still one line (printed escaped) ------
+NL=$'\n'
+printf '{bad\n' > "$TMP/bad${NL}name.jsonl"
+bad "dr-tokenize: an input named with a newline" "bad\\\\nname\\.jsonl:1: malformed JSON" \
+    "$BIN/dr-tokenize" --tokenizer byte -o "$TMP/nl" "$TMP/bad${NL}name.jsonl"
+bad "dr-tokenize: a missing input named with a newline" "no\\\\nsuch\\.jsonl: cannot open" \
+    "$BIN/dr-tokenize" --tokenizer byte -o "$TMP/nl" "$TMP/no${NL}such.jsonl"
+bad "dr-train --config named with a tab" "a\\\\tb\\.yaml" "$BIN/dr-train" --config "$TMP/a"$'\t'"b.yaml" --steps 1 "$M"
+bad "dr-score --rater named with a newline and CR" "r\\\\n\\\\rx\\.safetensors" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$TMP/r${NL}"$'\r'"x.safetensors" -o "$TMP/o.tsv" "$M"
+no_file "names with a newline" "$TMP/nl" "$TMP/o.tsv"
 
 # ---- outputs in a directory that does not exist, or under a regular file --------------
 : > "$TMP/afile"

@@ -199,6 +199,27 @@ awk -F'\t' -v OFS='\t' 'NR == 8 { $4 = 99 } 1' "$S" > "$TMP/bad.tsv"
 expect_error "scores: a wrong token count" ":8: example [0-9a-f]{16}:[0-9]+ has [0-9]+ tokens in the shards, not 99" "${FILTER[@]}"; no_output "n_tokens"
 tail -n +2 "$S" > "$TMP/bad.tsv"
 expect_error "scores: no header" ":1: expected the header" "${FILTER[@]}"; no_output "header"
+# numbers are read strictly (as %g, awk or Python print them): no leading space, hex or
+# '+' (strtod/strtoul took them); inf/nan in any spelling are refused as not finite
+for c in "5|2| 0.5|is not a number" "5|2|0x10|is not a number" "5|2|+1.5|is not a number" "5|2|.5|is not a number" \
+         "5|2|1.5 |is not a number" "5|2|1e|is not a number" "5|2|-Infinity|is not finite" "5|2|-nan|is not finite" \
+         "5|2|1e400|is beyond the float range" "5|4|+20|is not a count" "5|4| 20|is not a count" "5|4|0x14|is not a count"; do
+    IFS='|' read -r ln col val why <<< "$c"
+    awk -F'\t' -v OFS='\t' -v l="$ln" -v c="$col" -v v="$val" 'NR == l { $c = v } 1' "$S" > "$TMP/bad.tsv"
+    what=$([ "$col" = 2 ] && echo score || echo n_tokens)
+    expect_error "scores: $what '$val'" ":$ln: $what '$(printf '%s' "$val" | sed 's/[.+]/\\&/g')' $why" "${FILTER[@]}"; no_output "$what '$val'"
+done
+# what %.17g, awk and Python print is accepted: the same shards as the file itself
+awk -F'\t' -v OFS='\t' 'NR > 1 { $2 = sprintf("%.17g", $2) } 1' "$S" > "$TMP/g17.tsv"
+"$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY -o "$TMP/ref" "$TMP/splits/train_b" >/dev/null 2>&1
+"$BIN/dr-filter" --scores "$TMP/g17.tsv" --keep 0.5 $TOY -o "$TMP/g17" "$TMP/splits/train_b" >/dev/null 2>&1
+check "scores printed with %.17g: accepted, the same shards" cmp -s "$TMP/ref/filtered-00000.drs" "$TMP/g17/filtered-00000.drs"
+# empty lines at the very end are ignored (an editor's, `echo >>`); elsewhere refused
+{ cat "$S"; printf '\n\r\n\n'; } > "$TMP/trail.tsv"
+"$BIN/dr-filter" --scores "$TMP/trail.tsv" --keep 0.5 $TOY -o "$TMP/trail" "$TMP/splits/train_b" >/dev/null 2>&1
+check "scores: empty lines at the end are ignored" cmp -s "$TMP/ref/filtered-00000.drs" "$TMP/trail/filtered-00000.drs"
+{ head -n 4 "$S"; echo; tail -n +5 "$S"; echo; } > "$TMP/bad.tsv"
+expect_error "scores: an empty line before the end" ":5: expected 4 tab-separated fields" "${FILTER[@]}"; no_output "empty line"
 "$BIN/dr-score" --rater "$R" $TOY --split val "$M" > "$TMP/bad.tsv" 2>/dev/null
 expect_error "scores of other shards" "example [0-9a-f]{16}:[0-9]+ is not in the shards" "${FILTER[@]}"; no_output "other shards"
 expect_error "scores made with another seq_len" "tokens in the shards, not" \

@@ -157,6 +157,22 @@ expect_error "missing field" 'nofield.jsonl:2: no field "text"' "$T" --tokenizer
 printf '{"text": 42}\n' >"$TMP/num.jsonl"
 expect_error "field not a string" 'num.jsonl:1: field "text" is not a string' "$T" --tokenizer byte -o "$TMP/e" "$TMP/num.jsonl"
 expect_error "unreadable file" "nope.jsonl: cannot open" "$T" --tokenizer byte -o "$TMP/e" "$TMP/nope.jsonl"
+# --source-field: a line without the key (or with "") takes the default source; any other
+# non-string is refused as the text field is, naming file, line and what was found
+for c in '5|a number' 'null|null' '[1]|an array' '{"a": 1}|an object' 'true|true'; do
+    printf '{"text": "ok", "source": "s"}\n{"text": "x", "source": %s}\n' "${c%%|*}" >"$TMP/src.jsonl"
+    expect_error "source field ${c%%|*}" "src\.jsonl:2: source field \"source\" is not a string \(found ${c#*|}\)" \
+        "$T" --tokenizer byte --source-field source -o "$TMP/e" "$TMP/src.jsonl"
+done
+printf '{"text": "x", "source": ""}\n{"text": "y"}\n' >"$TMP/srcfall.jsonl"
+check "source field \"\" or missing: the default source" bash -c "'$T' --tokenizer byte --source-field source --source dflt -o '$TMP/sf' '$TMP/srcfall.jsonl' >/dev/null 2>&1 && [ \"\$($DUMP '$TMP/sf/shard-00000.drs' | cut -f2 | tr '\n' ' ')\" = 'dflt dflt ' ]"
+expect_error "text field not a string says what it found" 'num.jsonl:1: field "text" is not a string \(found a number\)' \
+    "$T" --tokenizer byte -o "$TMP/e" "$TMP/num.jsonl"
+# --lines and --format both choose the input format: differing choices are refused
+expect_error "--lines with --format jsonl" "--format jsonl conflicts with --lines" "$T" --tokenizer byte --lines --format jsonl -o "$TMP/e" "$TMP/lines.txt"
+expect_error "--format jsonl with --lines" "--lines conflicts with --format jsonl" "$T" --tokenizer byte --format jsonl --lines -o "$TMP/e" "$TMP/lines.txt"
+expect_error "--format twice, differing" "--format text conflicts with --format lines" "$T" --tokenizer byte --format lines --format text -o "$TMP/e" "$TMP/lines.txt"
+check "--lines with --format lines agree" bash -c "'$T' --tokenizer byte --lines --format lines -o '$TMP/ll' '$TMP/lines.txt' >/dev/null 2>&1"
 # a file given twice would tokenize its documents twice (as dr-split refuses a shard twice)
 mkdir -p "$TMP/twice" && cp "$TMP/a.jsonl" "$TMP/twice/" && ln -sf a.jsonl "$TMP/twice/link.jsonl"
 expect_error "a file given twice" "a\.jsonl is given twice" "$T" --tokenizer byte -o "$TMP/e" "$TMP/a.jsonl" "$TMP/a.jsonl"
@@ -171,6 +187,15 @@ check "failed runs leave no shard" test -z "$(ls "$TMP/e" 2>/dev/null)"
 cp "$TMP/big.jsonl" "$TMP/late.jsonl"; echo '{"text": oops}' >>"$TMP/late.jsonl"
 expect_error "late error" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/late" "$TMP/late.jsonl"
 check "late error leaves no shard" test -z "$(ls "$TMP/late" 2>/dev/null)"
+# an -o directory the failed run created (parents included) is removed; one that was
+# there before stays, empty or not
+expect_error "late error, new -o" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/new1/a/b" "$TMP/late.jsonl"
+check "... the directories it created are removed" test ! -e "$TMP/new1"
+mkdir -p "$TMP/old1"
+expect_error "late error, existing empty -o" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/old1" "$TMP/late.jsonl"
+check "... an empty -o that existed stays" test -d "$TMP/old1"
+expect_error "late error, -o under an existing directory" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/old1/x/y/" "$TMP/late.jsonl"
+check "... only what the run created is removed" bash -c "[ -d '$TMP/old1' ] && [ ! -e '$TMP/old1/x' ]"
 mkdir -p "$TMP/novocab"
 expect_error "missing vocabulary" "novocab: missing encoder.json or vocab.bpe" "$T" --tokenizer gpt2 --vocab-dir "$TMP/novocab" -o "$TMP/e" "$TMP/a.jsonl"
 expect_error "bpe without --vocab-dir" "needs a vocabulary directory" "$T" --tokenizer bpe -o "$TMP/e" "$TMP/a.jsonl"
@@ -197,6 +222,7 @@ check "tokenize with the trained BPE" bash -c "'$T' --tokenizer bpe --vocab-dir 
 check "trained BPE: keep-mode round trip" test "$($DUMP "$TMP/b/shard-00000.drs" | cut -f4 | tr '\n' ' ')" = \
     "$(printf 'caf\xe9 au lait' | hex) $(printf 'ok' | hex) $(printf '\xff\xfe bad' | hex) "
 expect_error "--train-bpe too large for the corpus" "corpus gives only" "$T" --train-bpe 100000 -o "$TMP/vocab2" "$TMP/lines.txt"
+check "... leaves no -o directory it created" test ! -e "$TMP/vocab2"
 # an earlier vocabulary stays whole when the new one cannot be put in place: vocab.bpe
 # blocked by a directory is refused before encoder.json is replaced
 mkdir -p "$TMP/vocab3/vocab.bpe" && cp "$TMP/vocab/encoder.json" "$TMP/vocab3/"

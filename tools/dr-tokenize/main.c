@@ -29,12 +29,15 @@ static void usage(void) {
         "  --vocab-dir DIR      encoder.json + vocab.bpe (gpt2 default: data/gpt2 next to the\n"
         "                       executable, or $DR_DATA/gpt2; fetch it with `make vocab`)\n"
         "  --field NAME         JSON field holding the text (default text)\n"
-        "  --source-field NAME  JSON field naming each document's source (optional)\n"
+        "  --source-field NAME  JSON field naming each document's source (optional; a line\n"
+        "                       without it, or with \"\", takes the default source; a value\n"
+        "                       that is not a string is refused)\n"
         "  --source NAME        source of every document (default: the input's name without\n"
         "                       extension, the directory's name, or \"stdin\")\n"
-        "  --lines              one document per line (plain text)\n"
+        "  --lines              one document per line (plain text; = --format lines)\n"
         "  --format F           auto | jsonl | lines | text (default auto: JSON lines for stdin\n"
-        "                       and *.jsonl/*.ndjson/*.json, else one document per file)\n"
+        "                       and *.jsonl/*.ndjson/*.json, else one document per file);\n"
+        "                       --lines and --format choosing different formats are refused\n"
         "  --invalid-utf8 P     replace | keep | error (default replace)\n"
         "                         replace: each bad sequence becomes U+FFFD (as Python's\n"
         "                                  decode(errors=\"replace\")) before tokenizing\n"
@@ -56,7 +59,7 @@ static void usage(void) {
         "JSON lines are skipped; a text of spaces is a document. Errors (malformed JSON, a\n"
         "missing field, an unreadable file, a file given twice, no documents, bad vocabulary\n"
         "files) stop the run with one line naming the input and line; no shard of the failed\n"
-        "run is left behind.\n"
+        "run is left behind, nor an -o directory that it created.\n"
         "File formats, document ids and the shard layout: docs/formats.md.\n"
         "\n"
         "examples:\n"
@@ -82,6 +85,19 @@ static TpFormat parse_format(const char *s) {
     dr_die("--format: '%s' is not auto, jsonl, lines or text", s);
 }
 
+/* --lines and --format each choose the input format: a second choice that differs is
+ * refused (the last one winning silently would read the input as something else).
+ * prev names the earlier choice ("--lines", "--format jsonl"), or is empty. */
+static void set_format(TokenizeOptions *o, char *prev, size_t cap, const char *opt, const char *val,
+                       TpFormat f) {
+    char what[256];
+    snprintf(what, sizeof what, "%s%s%s", opt, val ? " " : "", val ? val : "");
+    if (prev[0] && o->format != f)
+        dr_die("%s conflicts with %s: give one input format (--lines is --format lines)", what, prev);
+    snprintf(prev, cap, "%s", what);
+    o->format = f;
+}
+
 static const char *policy_word(TokInvalidUtf8 p) {
     return p == TOK_UTF8_REPLACE ? "replaced by U+FFFD" : p == TOK_UTF8_KEEP ? "kept as bytes" : "";
 }
@@ -96,6 +112,7 @@ int main(int argc, char **argv) {
     long train = 0;
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0;
+    char format_opt[256] = "";   /* the option that chose the input format, if any */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
@@ -106,8 +123,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--field")) o.field = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--source-field")) o.source_field = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--lines")) o.format = TP_LINES;
-        else if (!strcmp(a, "--format")) o.format = parse_format(cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--lines")) set_format(&o, format_opt, sizeof format_opt, a, NULL, TP_LINES);
+        else if (!strcmp(a, "--format")) {
+            const char *v = cli_value(argc, argv, &i);
+            set_format(&o, format_opt, sizeof format_opt, a, v, parse_format(v));
+        }
         else if (!strcmp(a, "--invalid-utf8")) o.invalid = parse_policy(cli_value(argc, argv, &i));
         else if (!strcmp(a, "--shard-size"))
             o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));

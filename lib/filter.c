@@ -11,6 +11,8 @@
 #include "check.h"
 #include "shard.h"
 
+/* The random numbers of docs/deploy.md ("The selection, exactly"): s = seed ^ 0x5EEDF11E7;
+ * U(x) = one splitmix64 step (x += γ, then the mix) as a 53-bit double in [0, 1). */
 static uint64_t splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -27,9 +29,21 @@ static int cmp_ranked(const void *a, const void *b) {
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* The counts of docs/deploy.md ("The counts, exactly"): each product rounded to double
+ * on its own (separate statements: no fused multiply-add, whatever the compiler's
+ * -ffp-contract default), so that any IEEE 754 implementation gets the same count. */
 static uint64_t round_count(double keep, uint64_t n) {
-    uint64_t k = (uint64_t)floor(keep * (double)n + 0.5);
+    double x = keep * (double)n;
+    x += 0.5;
+    uint64_t k = (uint64_t)floor(x);
     return k > n ? n : k;
+}
+
+static uint64_t ceil_count(double keep, uint64_t b) {
+    double x = keep * (double)b;
+    x -= 1e-9;
+    uint64_t k = (uint64_t)ceil(x);
+    return k > b ? b : k;
 }
 
 /* ranked[0..n) sorted best first. */
@@ -64,21 +78,22 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
         for (uint64_t start = 0; start < n; start += B) {
             uint64_t b = n - start < B ? n - start : B;
             Ranked *r = rank_all(scores + start, b, sign);
-            uint64_t k = (uint64_t)ceil(o->keep * (double)b - 1e-9);
-            if (k > b) k = b;
+            uint64_t k = ceil_count(o->keep, b);
             for (uint64_t i = 0; i < k; i++) keep[start + r[i].index] = 1;
             free(r);
         }
         break;
     }
     case FILTER_CDF: {
-        /* F = (number of examples ranked at or below) / n, from the ascending rank. */
+        /* q = (number of examples ranked at or below it, itself included) / n: the best
+         * 1, the worst 1/n; tied scores get different q (the earlier the higher). */
         Ranked *r = rank_all(scores, n, sign);
         double a = (1.0 - o->keep) / o->keep;
         for (uint64_t pos = 0; pos < n; pos++) {
-            double F = (double)(n - pos) / (double)n;
-            double p = pow(F, a);
-            /* one draw per example, in example order, independent of the ranking */
+            double q = (double)(n - pos) / (double)n;
+            double p = pow(q, a);
+            /* one draw per example, from its index i (shard order), not its rank:
+             * u = U(s ^ i·γ) */
             uint64_t s = rng ^ (r[pos].index * 0x9e3779b97f4a7c15ull);
             if (uniform01(&s) < p) keep[r[pos].index] = 1;
         }
@@ -89,8 +104,12 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
         uint64_t k = round_count(o->keep, n);
         uint64_t *perm = xmalloc((n ? n : 1) * sizeof *perm);
         for (uint64_t i = 0; i < n; i++) perm[i] = i;
-        for (uint64_t i = 0; i < k; i++) {   /* partial Fisher–Yates */
-            uint64_t j = i + (uint64_t)(uniform01(&rng) * (double)(n - i));
+        /* partial Fisher–Yates with one stream of draws: the t-th hashes s + (t+1)·γ.
+         * ⌊u·m⌋ from a 53-bit u is uniform to m·2^-53 relative; kept as it is so that
+         * earlier runs' subsets stay reproducible (docs/deploy.md). */
+        for (uint64_t i = 0; i < k; i++) {
+            double x = uniform01(&rng) * (double)(n - i);
+            uint64_t j = i + (uint64_t)x;
             if (j >= n) j = n - 1;
             uint64_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
             keep[perm[i]] = 1;

@@ -4,14 +4,16 @@
  *  FILTER_TOP         keep the round(keep·N) highest-scored examples (global top fraction)
  *  FILTER_PER_BATCH   within each run of `batch` consecutive examples (shard order) keep the
  *                     top ceil(keep·b) — the seed's online bottom-K rule, applied offline
- *  FILTER_CDF         keep example i with probability F_i^((1−keep)/keep), F_i = its score's
- *                     empirical CDF position (rank/N); keep = 0.5 gives probability = F_i,
- *                     the DataRater paper's batch-free variant; E[kept] = keep·N; seeded
- *  FILTER_MIDDLE      keep the middle round(keep·N) by score, dropping the extremes equally
- *                     (the paper's best perplexity-filter variant)
- *  FILTER_RANDOM      keep round(keep·N) examples chosen uniformly at random, seeded
- * Ties are broken by example order, so every policy is deterministic. `invert` negates the
- * scores first (keeps the worst), for sanity checks.
+ *  FILTER_CDF         keep example i with probability q_i^((1−keep)/keep), q_i = (N − r_i)/N,
+ *                     r_i its 0-based rank (best first); keep = 0.5 gives probability = q_i,
+ *                     the DataRater paper's batch-free variant; E[kept] ≈ keep·N; seeded
+ *  FILTER_MIDDLE      keep ranks ⌊(N−K)/2⌋ … +K−1, K = round(keep·N): both tails dropped
+ *                     equally, an odd one from the worst end (the paper's perplexity filter)
+ *  FILTER_RANDOM      keep round(keep·N) examples by a seeded partial Fisher–Yates shuffle
+ * Ties are broken by example order (the earlier ranks higher), so every policy is
+ * deterministic. `invert` negates the scores first (keeps the worst), for sanity checks.
+ * docs/deploy.md ("The selection, exactly") specifies every rule, the random numbers
+ * included, for other implementations to reproduce bit for bit.
  */
 #ifndef DR_FILTER_H
 #define DR_FILTER_H

@@ -7,7 +7,8 @@
 #    OMP_NUM_THREADS=1 and 2, for a manifest on stdin, and with -o;
 #  - --lm: the mean of the scores over Val equals dr-train --eval-only's l_val;
 #  - --keep 0.6 keeps round(0.6·N) (60% ± one example), exactly the top-scored windows,
-#    in shard order; --per-batch keeps exactly the top ceil(keep·b) of every batch;
+#    in shard order; --per-batch keeps exactly the top ceil(keep·b) of every batch (also at
+#    0.28·25 = 7.000000000000001 in double: 7);
 #    --random with a seed is reproducible byte for byte (another seed: another sample);
 #    --keep-middle and --cdf keep what they say; --invert keeps mostly corrupt examples;
 #  - the filtered shards pass the shard reader's checks (dr-cat reads every block) and
@@ -128,14 +129,21 @@ check "dr-cat reads the filtered shards" bash -c "'$BIN/dr-cat' --jsonl '$TMP/to
 check "dr-train trains on the filtered shards" \
     "$BIN/dr-train" $TOY --steps 3 --train "$TMP/top" --val "$M" --val-split val -o "$TMP/ftrain.safetensors" 2>/dev/null
 
-# --per-batch 10 --keep 0.35: exactly the top ceil(0.35·b) of every batch of 10
-"$BIN/dr-filter" --scores "$S" --per-batch 10 --keep 0.35 $TOY -o "$TMP/pb" "$TMP/splits/train_b" >/dev/null 2>&1
-check "--per-batch exits 0" [ $? -eq 0 ]
-awk -F'\t' -v OFS='\t' '{ print int(($1 - 1) / 10), $1, $3 }' "$TMP/rows.tsv" | sort -t"$(printf '\t')" -k1,1n -k3,3gr -k2,2n \
-    | awk -F'\t' -v n="$N" '{ g = $1; b = (g + 1) * 10 <= n ? 10 : n - g * 10; k = b * 0.35; k = (k == int(k)) ? k : int(k) + 1
-                             if (++c[g] <= k) print $2 }' > "$TMP/pb.rows"
-check "--per-batch keeps exactly the top ceil(keep·B) of every batch ($(wc -l < "$TMP/pb.rows") examples)" \
-    cmp -s <(windows_of_rows < "$TMP/pb.rows") <(windows_of "$TMP/pb")
+# --per-batch B --keep F: exactly the top ceil(F·b) = ⌈F·b − 1e-9⌉ of every batch (docs/deploy.md);
+# 0.28·25 = 7.000000000000001 in double: 7 of each 25, not 8
+for BF in 10:0.35 25:0.28; do
+    PB=${BF%:*} PF=${BF#*:}
+    rm -rf "$TMP/pb"
+    "$BIN/dr-filter" --scores "$S" --per-batch $PB --keep $PF $TOY -o "$TMP/pb" "$TMP/splits/train_b" >/dev/null 2>&1
+    check "--per-batch $PB --keep $PF exits 0" [ $? -eq 0 ]
+    awk -F'\t' -v OFS='\t' -v B=$PB '{ print int(($1 - 1) / B), $1, $3 }' "$TMP/rows.tsv" | sort -t"$(printf '\t')" -k1,1n -k3,3gr -k2,2n \
+        | awk -F'\t' -v n="$N" -v B=$PB -v F=$PF '{ g = $1; b = (g + 1) * B <= n ? B : n - g * B
+                                 k = b * F; k -= 1e-9; k = (k == int(k)) ? k : int(k) + 1
+                                 if (++c[g] <= k) print $2 }' > "$TMP/pb.rows"
+    check "--per-batch $PB --keep $PF keeps exactly the top ceil(F·b) of every batch ($(wc -l < "$TMP/pb.rows") examples)" \
+        cmp -s <(windows_of_rows < "$TMP/pb.rows") <(windows_of "$TMP/pb")
+done
+check "--per-batch 25 --keep 0.28 keeps 7 of the first 25" [ "$(head -n 25 "$TMP/rows.tsv" | cut -f1 | grep -cxFf - "$TMP/pb.rows")" -eq 7 ]
 
 # --random: reproducible with a seed, another seed another sample, round(F·N) kept
 for d in r1 r2 r3; do

@@ -92,6 +92,58 @@ static void test_policies(void) {
     TEST_CHECK(mean_kept > 0.6, "cdf favours high scores (mean kept %g)", mean_kept);
 }
 
+/* The exact rules of docs/deploy.md ("The selection, exactly"): masks pinned to the values
+ * tests/xcheck/formats_ref.py's select_ref (written from that text) computes, so that a
+ * change of the ranking, the tie-breaking, the counts or the random numbers shows here. */
+static int mask_is(const uint8_t *m, uint64_t n, const char *want) {
+    for (uint64_t i = 0; i < n; i++)
+        if (m[i] != (uint8_t)(want[i] == '1')) return 0;
+    return 1;
+}
+
+static void test_exact_rules(void) {
+    double s8[8] = { 0.5, 2.0, 0.5, -1.0, 2.0, 0.5, 3.0, -1.0 };   /* ties: 2, 0.5, -1 */
+    double z[1000] = {0};
+    uint8_t m[1000];
+    FilterOptions o = { .policy = FILTER_TOP, .keep = 0.5 };
+    struct { int policy; double keep; int invert; uint64_t seed, n; const char *want; } c[] = {
+        /* round(0.5·7) = 4 (halves up); ties: the earlier first, also inverted */
+        { FILTER_TOP, 0.5, 0, 0, 7, "1100101" },
+        { FILTER_TOP, 0.5, 1, 0, 7, "1011010" },
+        /* K = 4 of 7: D = 1 dropped at the best end, 2 at the worst */
+        { FILTER_MIDDLE, 0.5, 0, 0, 7, "1110100" },
+        { FILTER_MIDDLE, 0.5, 1, 0, 7, "1110010" },
+        { FILTER_MIDDLE, 0.5, 0, 0, 8, "10101100" },
+        /* q = (N − rank)/N, p = q^a, u from U(s ^ i·γ), s = seed ^ 0x5EEDF11E7 */
+        { FILTER_CDF, 0.6, 0, 5, 8, "01101010" },
+        { FILTER_CDF, 0.6, 1, 5, 8, "10110111" },
+        { FILTER_CDF, 0.5, 0, 1, 8, "11011010" },
+        /* partial Fisher–Yates on one splitmix64 stream */
+        { FILTER_RANDOM, 0.5, 0, 0, 10, "0001111010" },
+        { FILTER_RANDOM, 0.3, 0, 42, 7, "0011000" },
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        o.policy = c[k].policy; o.keep = c[k].keep; o.invert = c[k].invert; o.seed = c[k].seed;
+        filter_select(&o, c[k].policy == FILTER_RANDOM ? z : s8, c[k].n, m);
+        TEST_CHECK(mask_is(m, c[k].n, c[k].want), "exact rule case %zu (policy %d keep %g invert %d seed %llu): "
+                   "want %s", k, c[k].policy, c[k].keep, c[k].invert, (unsigned long long)c[k].seed, c[k].want);
+    }
+    /* the largest --seed, N = 1000: K = round(370) and the first kept indices */
+    o = (FilterOptions){ .policy = FILTER_RANDOM, .keep = 0.37, .seed = 0x7fffffffffffffffull };
+    filter_select(&o, z, 1000, m);
+    uint64_t first[10] = { 0, 1, 8, 11, 12, 14, 17, 20, 22, 25 }, got = 0, ok = count(m, 1000) == 370;
+    for (uint64_t i = 0; i < 1000 && got < 10; i++)
+        if (m[i]) ok &= i == first[got++];
+    TEST_CHECK(ok, "random 0.37 of 1000, seed 2^63-1: 370 kept, starting 0 1 8 11 12 14 17 20 22 25");
+    /* per-batch counts: 0.28·25 = 7.000000000000001 in double counts as 7, not 8; the last
+     * batch of 10: ceil(2.8) = 3 */
+    for (int i = 0; i < 35; i++) z[i] = (double)(i % 7);
+    o = (FilterOptions){ .policy = FILTER_PER_BATCH, .keep = 0.28, .batch = 25 };
+    filter_select(&o, z, 35, m);
+    TEST_CHECK(count(m, 25) == 7 && count(m + 25, 10) == 3, "per-batch 0.28 of 25 + 10: %llu + %llu kept, want 7 + 3",
+               (unsigned long long)count(m, 25), (unsigned long long)count(m + 25, 10));
+}
+
 /* Two documents -> examples with seq_len 4: doc A 9 tokens (windows 0 and 1, 5 tokens each), doc B 3 tokens. */
 static void test_scores_align(const char *dir) {
     char shard[512], tsv[512];
@@ -191,6 +243,7 @@ int main(void) {
     char dir[] = "/tmp/dr-test-filter-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     test_policies();
+    test_exact_rules();
     test_scores_align(dir);
     test_scores_duplicates(dir);
     char cmd[600];

@@ -14,7 +14,9 @@
 #   b. several shards and many blocks: documents in one block, blocks tiling, sizes
 #   c. dr-split: the split rule (plain, --val-sources, --dedup), manifests, input order
 #   d. example windows/ids vs dr-cat --examples and dr-score's scores.tsv
-#   e. dr-filter --keep (and --invert) vs the documented rule
+#   e. dr-filter: --keep, --per-batch, --keep-middle, --cdf, --random, each with and without
+#      --invert, vs the documented rules (kept examples and the stderr summary), on one
+#      shard and on three shards with duplicates, tied scores, half-integer F·N, F·B edges
 #   f. safetensors of dr-train -o and dr-meta -o (+ ema, + .state moments)
 #   g. corrupted and truncated shards: the reader and dr-cat both refuse
 source "$(dirname "$0")/prelude.bash"
@@ -163,15 +165,134 @@ run score20 "$B/dr-score" --rater r.safetensors --config "$CFG" --set data.min_t
     ref examples --name d.scores.min20 --seq-len 32 --min-tokens 20 --scores scores20.tsv $TB
 
 # ------------------------------------------------------------------ e. dr-filter
+# Every policy, with and without --invert, against select_ref (written from docs/deploy.md's
+# "The counts, exactly" and "The selection, exactly"): the kept examples (tokens, sources,
+# ids, in shard order) and the summary on stderr (counts, tokens, per source).
+fcase() {  # fcase NAME SCORES "TOOL INPUTS" "REF SHARDS" POLICY F B|- SEED|- [--invert] [REF FLAGS...]
+    local name=$1 sc=$2 tin=$3 rin=$4 pol=$5 F=$6 bb=$7 seed=$8; shift 8
+    local inv="" t=()
+    [ "${1:-}" = --invert ] && { inv=--invert; shift; }
+    case $pol in
+        keep) t=(--keep "$F") ;;
+        keep-middle) t=(--keep-middle "$F") ;;
+        random) t=(--random "$F") ;;
+        per-batch) t=(--per-batch "$bb" --keep "$F") ;;
+        cdf) t=(--cdf --fraction "$F") ;;
+    esac
+    [ "$seed" != - ] && t+=(--seed "$seed")
+    local rb=(); [ "$bb" != - ] && rb=(--batch "$bb")
+    rm -rf kept
+    # without --seed: tiny.yaml's experiment.seed, 0
+    run "$name" "$B/dr-filter" --scores "$sc" "${t[@]}" $inv --config "$CFG" -o kept $tin > kept.out &&
+        ref filter --name "$name" --seq-len 32 --scores "$sc" --policy "$pol" --fraction "$F" "${rb[@]}" \
+            --seed "${seed/#-/0}" $inv "$@" --summary "$W/last.err" --out-shards "$(tr '\n' , < kept.out)" $rin
+}
+# e1. the toy Train_B (one shard, N = 233) with the rater's scores
 for inv in "" --invert; do
-    for F in 0.6 0.25 0.5; do   # 0.5 of 233 examples: round half away from zero
-        n=e.keep$F${inv:+.invert}
-        rm -rf kept
-        run $n "$B/dr-filter" --scores scores.tsv --keep $F $inv --config "$CFG" -o kept --split train_b $M > kept.out &&
-            ref filter --name $n --seq-len 32 --scores scores.tsv --keep $F ${inv:+--invert} \
-                --out-shards "$(tr '\n' , < kept.out)" $TB
+    for F in 0.6 0.25 0.5; do   # 0.5 of 233 examples: the half rounds up
+        fcase e.keep$F$inv scores.tsv "--split train_b $M" "$TB" keep $F - - $inv
     done
+    # F·B just above an integer in double: 0.55·100 = 55.00000000000001 (batches 100, 100,
+    # 33), 0.14·50 = 7.000000000000001; 0.7·10 = 7 exactly
+    fcase e.per-batch100_0.55$inv scores.tsv "--split train_b $M" "$TB" per-batch 0.55 100 - $inv --expect-fp-edge
+    fcase e.per-batch50_0.14$inv scores.tsv "--split train_b $M" "$TB" per-batch 0.14 50 - $inv --expect-fp-edge
+    fcase e.per-batch10_0.7$inv scores.tsv "--split train_b $M" "$TB" per-batch 0.7 10 - $inv --expect-exact
+    fcase e.keep-middle0.6$inv scores.tsv "--split train_b $M" "$TB" keep-middle 0.6 - - $inv
+    fcase e.cdf0.5.seed3$inv scores.tsv "--split train_b $M" "$TB" cdf 0.5 - 3 $inv
+    fcase e.cdf0.8$inv scores.tsv "--split train_b $M" "$TB" cdf 0.8 - - $inv
+    fcase e.random0.6$inv scores.tsv "--split train_b $M" "$TB" random 0.6 - - $inv
 done
+# e2. three shards given out of name order (c3 c1 c2), sources alpha/beta/gamma and the
+# shards' default ones, exact duplicate documents within and across shards, N = 35 (so
+# F·N is a half-integer for F = 0.1, 0.3, 0.5, 0.7); scores: the rater's, four tied
+# levels (equal scores across shards) in a shuffled file, and one constant
+"$PY" - <<'PYEOF'
+import json
+x = 12345
+def doc(n):
+    global x
+    out = []
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % 2**64
+        out.append("abcdefghij klmnop"[(x >> 33) % 17])
+    return "".join(out)
+sh = [doc(20), doc(50), doc(15)]
+shards = {
+    "c1": [(doc(20), "alpha"), (sh[0], "alpha"), (doc(70), "beta"), (doc(10), None), (sh[1], "beta"),
+           (doc(25), "alpha"), (doc(30), "gamma")],
+    "c2": [(sh[0], "beta"), (doc(12), "gamma"), (doc(100), "alpha"), (sh[2], "gamma"), (doc(18), None),
+           (doc(40), "beta"), (doc(100), "gamma"), (doc(45), None), (doc(1), "alpha")],
+    "c3": [(sh[1], "alpha"), (doc(22), "beta"), (sh[2], "gamma"), (doc(33), "alpha"), (doc(9), "beta"),
+           (sh[0], "alpha"), (doc(60), "gamma")],
+}
+for k, docs in shards.items():
+    with open(k + ".jsonl", "w") as f:
+        for t, s in docs:
+            f.write(json.dumps(dict(text=t, **({"source": s} if s else {}))) + "\n")
+PYEOF
+for c in c1 c2 c3; do
+    run tok.$c "$B/dr-tokenize" --tokenizer byte --source-field source --prefix $c -o cs $c.jsonl >/dev/null
+done
+CS="cs/c3-00000.drs cs/c1-00000.drs cs/c2-00000.drs"
+XCHECK_DIR=$ROOT/tests/xcheck "$PY" - $CS <<'PYEOF'
+import os, sys
+sys.path.insert(0, os.environ["XCHECK_DIR"])
+import formats_ref as R
+ex = R.examples_of([R.read_shard(p) for p in sys.argv[1:]], 32)
+R.check("e.c.N35", len(ex) == 35, "%d examples, %d distinct ids" % (len(ex), len(set(e[0] for e in ex))))
+order = sorted(range(len(ex)), key=lambda i: R.xxh64(b"%d" % i))     # a shuffled file
+for name, score in (("ties", lambda i: ["-1.25", "0", "0.5", "3"][R.xxh64(b"t%d" % i) % 4]),
+                    ("const", lambda i: "0.75")):
+    with open("s_%s.tsv" % name, "w") as f:
+        f.write(R.SCORES_HEADER + "\n")
+        for i in order:   # duplicate ids: their n-th line in the file scores their n-th example
+            f.write("%s\t%s\t%s\t%d\n" % (ex[i][0], score(i), ex[i][1], len(ex[i][2])))
+sys.exit(1 if R.FAILS else 0)
+PYEOF
+[ $? = 0 ] || fails=$((fails + 1))
+run score.cs "$B/dr-score" --rater r.safetensors --config "$CFG" $CS > s_rater.tsv
+for inv in "" --invert; do
+    for F in 0.5 0.3 0.1; do
+        fcase e.c.ties.keep$F$inv s_ties.tsv "$CS" "$CS" keep $F - - $inv --expect-half
+    done
+    for F in 0.5 0.3 0.7; do   # 0.5: 17 dropped, 8 at the best end, 9 at the worst
+        fcase e.c.ties.keep-middle$F$inv s_ties.tsv "$CS" "$CS" keep-middle $F - - $inv --expect-half
+    done
+    # 0.6·5, 0.7·10, 0.1·30 are exact integers in double (3, 7, 3; the batch of 30 is
+    # followed by one of 5); 0.28·25 = 7.000000000000001 is just above (then 0.28·10 = 2.8…)
+    for FB in 0.6:5 0.7:10 0.1:30; do
+        fcase e.c.ties.per-batch${FB#*:}_${FB%:*}$inv s_ties.tsv "$CS" "$CS" per-batch ${FB%:*} ${FB#*:} - $inv --expect-exact
+    done
+    fcase e.c.ties.per-batch25_0.28$inv s_ties.tsv "$CS" "$CS" per-batch 0.28 25 - $inv --expect-fp-edge
+    fcase e.c.ties.per-batch4_0.5$inv s_ties.tsv "$CS" "$CS" per-batch 0.5 4 - $inv
+    fcase e.c.ties.cdf0.5$inv s_ties.tsv "$CS" "$CS" cdf 0.5 - - $inv
+    fcase e.c.ties.cdf0.6.seed7$inv s_ties.tsv "$CS" "$CS" cdf 0.6 - 7 $inv
+    fcase e.c.ties.cdf0.25.seed123456789$inv s_ties.tsv "$CS" "$CS" cdf 0.25 - 123456789 $inv
+    fcase e.c.ties.cdf1$inv s_ties.tsv "$CS" "$CS" cdf 1 - - $inv
+    fcase e.c.ties.random0.5$inv s_ties.tsv "$CS" "$CS" random 0.5 - - $inv --expect-half
+    fcase e.c.ties.random0.3.seed9$inv s_ties.tsv "$CS" "$CS" random 0.3 - 9 $inv
+    fcase e.c.ties.random0.7.seedmax$inv s_ties.tsv "$CS" "$CS" random 0.7 - 9223372036854775807 $inv
+    fcase e.c.const.keep0.5$inv s_const.tsv "$CS" "$CS" keep 0.5 - - $inv
+    fcase e.c.const.keep-middle0.5$inv s_const.tsv "$CS" "$CS" keep-middle 0.5 - - $inv
+    fcase e.c.const.per-batch4_0.5$inv s_const.tsv "$CS" "$CS" per-batch 0.5 4 - $inv
+    fcase e.c.const.cdf0.6$inv s_const.tsv "$CS" "$CS" cdf 0.6 - - $inv
+    fcase e.c.rater.keep0.3$inv s_rater.tsv "$CS" "$CS" keep 0.3 - - $inv
+    fcase e.c.rater.keep-middle0.5$inv s_rater.tsv "$CS" "$CS" keep-middle 0.5 - - $inv
+    fcase e.c.rater.per-batch5_0.6$inv s_rater.tsv "$CS" "$CS" per-batch 0.6 5 - $inv
+    fcase e.c.rater.per-batch25_0.28$inv s_rater.tsv "$CS" "$CS" per-batch 0.28 25 - $inv --expect-fp-edge
+    fcase e.c.rater.cdf0.6.seed7$inv s_rater.tsv "$CS" "$CS" cdf 0.6 - 7 $inv
+done
+# round(0.01·35) = 0: refused with one line, no shard written
+rm -rf k0
+"$B/dr-filter" --scores s_ties.tsv --keep 0.01 --config "$CFG" -o k0 $CS >/dev/null 2>k0.err; rc=$?
+if [ $rc != 0 ] && [ "$(wc -l < k0.err)" = 1 ] && grep -q "no example kept" k0.err && [ -z "$(ls k0 2>/dev/null)" ]
+then echo "CHECK e.c.keep_none_refused PASS $(cat k0.err)"; else fail e.c.keep_none_refused "rc=$rc $(head -c 200 k0.err)"; fi
+# --random does not read the scores: --invert gives the same bytes
+rm -rf kr1 kr2
+"$B/dr-filter" --scores s_ties.tsv --random 0.4 --config "$CFG" -o kr1 $CS >/dev/null 2>&1
+"$B/dr-filter" --scores s_ties.tsv --random 0.4 --invert --config "$CFG" -o kr2 $CS >/dev/null 2>&1
+if [ -n "$(ls kr1 2>/dev/null)" ] && diff -r kr1 kr2 >/dev/null; then echo "CHECK e.c.random_invert_same PASS"
+else fail e.c.random_invert_same "outputs differ or missing"; fi
 
 # ------------------------------------------------------------------ f. safetensors
 run train "$B/dr-train" --config "$CFG" --steps 2 -o lm.safetensors $M >/dev/null

@@ -2,7 +2,8 @@
 """formats_ref.py — an independent reader/checker of datarater's file formats.
 
 Written from docs/formats.md, docs/deploy.md, DESIGN.md §2 and the tools' --help only
-(none of lib/ or tools/ was read). Used by tests/xcheck/formats.sh; every check prints
+(none of lib/ or tools/ was read). dr-filter's selection (select_ref) follows docs/deploy.md's
+"The counts, exactly" and "The selection, exactly" to the letter. Used by tests/xcheck/formats.sh; every check prints
 "CHECK <name> PASS|FAIL <detail>" and the process exits 1 when any check failed.
 
 Library part:
@@ -545,7 +546,7 @@ def cmd_dump(args):
     return 0
 
 
-_FLAGS = {"dedup", "invert"}
+_FLAGS = {"dedup", "invert", "expect-half", "expect-fp-edge", "expect-exact"}
 
 
 def _parse_kv(args):
@@ -842,13 +843,103 @@ def cmd_examples(args):
         check(name + ".scores_%.9g", not badfmt, "bad %s" % badfmt[:3])
 
 
+# --------------------------------------------------------------------------- dr-filter's selection
+# Written from docs/deploy.md ("The counts, exactly" and "The selection, exactly") only.
+M64 = (1 << 64) - 1
+GAMMA = 0x9E3779B97F4A7C15
+
+
+def U(x):
+    """One splitmix64 step from state x: (new state, u in [0, 1))."""
+    x = (x + GAMMA) & M64
+    z = x
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    z = z ^ (z >> 31)
+    return x, (z >> 11) * 2.0 ** -53
+
+
+def round_count(F, n):
+    return int(math.floor(F * n + 0.5))      # F*n and +0.5 in double, as Python does
+
+
+def ceil_count(F, b):
+    return int(math.ceil(F * b - 1e-9))
+
+
+def ranking(sc, invert):
+    """Example indices best first; ties: the smaller index first."""
+    return sorted(range(len(sc)), key=lambda i: ((sc[i] if invert else -sc[i]), i))
+
+
+def select_ref(policy, F, sc, invert=False, batch=None, seed=0):
+    """Set of kept example indices (0-based, shard order)."""
+    N = len(sc)
+    s = (seed ^ 0x5EEDF11E7) & M64
+    if policy == "random":
+        K = min(round_count(F, N), N)
+        P = list(range(N))
+        x = s
+        kept = set()
+        for t in range(K):
+            x, u = U(x)
+            j = t + int(math.floor(u * float(N - t)))
+            P[t], P[j] = P[j], P[t]
+            kept.add(P[t])
+        return kept
+    if policy == "per-batch":
+        kept = set()
+        for start in range(0, N, batch):
+            idx = list(range(start, min(N, start + batch)))
+            b = len(idx)
+            order = sorted(idx, key=lambda i: ((sc[i] if invert else -sc[i]), i))
+            kept.update(order[:min(ceil_count(F, b), b)])
+        return kept
+    order = ranking(sc, invert)
+    if policy == "keep":
+        return set(order[:min(round_count(F, N), N)])
+    if policy == "keep-middle":
+        K = min(round_count(F, N), N)
+        D = (N - K) // 2
+        return set(order[D:D + K])
+    if policy == "cdf":
+        a = (1.0 - F) / F
+        kept = set()
+        for r, i in enumerate(order):
+            q = float(N - r) / float(N)
+            p = math.pow(q, a)
+            _, u = U((s ^ ((i * GAMMA) & M64)) & M64)
+            if u < p:
+                kept.add(i)
+        return kept
+    raise ValueError(policy)
+
+
+def _read_summary(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [l.rstrip("\n") for l in f]
+    # skip the "policy from the config" and "removed ..." lines
+    head = next((l for l in lines if l.startswith("kept ")), None)
+    try:
+        h = lines.index(next(l for l in lines if l.split()[:4] == ["source", "examples", "kept", "kept%"]))
+        rows = [l.split() for l in lines[h + 1:] if l.strip()]
+    except StopIteration:
+        rows = None
+    return head, rows
+
+
 def cmd_filter(args):
-    """filter --name N --seq-len L [--min-tokens M] --scores F --keep F [--invert] --out-shards S1,S2 SHARD..."""
+    """filter --name N --seq-len L [--min-tokens M] --scores F --policy P --fraction F [--batch B]
+    [--seed S] [--invert] [--summary STDERR_FILE] [--expect-half] [--expect-fp-edge] [--expect-exact]
+    --out-shards S1,S2 SHARD...      (--keep F = --policy keep --fraction F)"""
     o = _parse_kv(args)
     name = _one(o, "name")
     L = int(_one(o, "seq-len"))
     mt = int(_one(o, "min-tokens", "2"))
-    keep = float(_one(o, "keep"))
+    policy = _one(o, "policy", "keep")
+    F = float(_one(o, "fraction", _one(o, "keep")))
+    batch = int(_one(o, "batch", "0")) or None
+    seed = int(_one(o, "seed", "0"))
     inv = "invert" in o
     shards = [read_shard(p) for p in o["_"]]
     ex = examples_of(shards, L, mt)
@@ -865,44 +956,59 @@ def cmd_filter(args):
         used[e[0]] = k + 1
         sc.append(by_id[e[0]][k])
     N = len(ex)
-    K = int(math.floor(keep * N + 0.5))
-    order = sorted(range(N), key=lambda i: ((sc[i] if inv else -sc[i]), i))
-    kept = sorted(order[:K])
+    kept = sorted(select_ref(policy, F, sc, inv, batch, seed))
+    K = len(kept)
+    what = "%s F=%r%s%s%s N=%d" % (policy, F, " B=%d" % batch if batch else "",
+                                   " seed=%d" % seed if policy in ("cdf", "random") else "",
+                                   " invert" if inv else "", N)
+    if "expect-half" in o:   # the test means to exercise round()'s half case
+        x = F * N
+        check(name + ".case_half", x - math.floor(x) == 0.5,
+              "F*N = %r: K = %d (Python's round gives %d)" % (x, round_count(F, N), round(x)))
+    if "expect-fp-edge" in o:   # F*B lands just above an integer in double
+        x = F * batch
+        check(name + ".case_fp_edge", x != math.floor(x) and x - round(x) < 1e-9 and x > round(x),
+              "F*B = %r: plain ceil %d, the documented count %d" % (x, math.ceil(x), ceil_count(F, batch)))
+    if "expect-exact" in o:   # F*B is exactly an integer in double (no off-by-one either way)
+        x = F * batch
+        check(name + ".case_exact", x == math.floor(x), "F*B = %r: count %d" % (x, ceil_count(F, batch)))
     outs = [read_shard(p) for p in _one(o, "out-shards").split(",") if p]
     got = []
     for sh in outs:
         got.extend(sh.all_tokens())
-    check(name + ".kept_count", len(got) == K, "N=%d keep=%g round(F*N)=%d, output docs %d" % (N, keep, K, len(got)))
+    check(name + ".kept_count", len(got) == K, "%s: reference keeps %d, output docs %d" % (what, K, len(got)))
     want_tok = [ex[i][2] for i in kept]
     okt = len(got) == K and all(np.array_equal(g[2], w) for g, w in zip(got, want_tok))
     first = next((j for j, (g, w) in enumerate(zip(got, want_tok)) if not np.array_equal(g[2], w)), None)
     det = "first differing kept doc %s" % first
     if first is not None:
         # locate what the tool kept instead
-        det += " (reference keeps example %s score %r)" % (ex[kept[first]][0], sc[kept[first]])
+        det += " (reference keeps example #%d %s score %r)" % (kept[first], ex[kept[first]][0], sc[kept[first]])
     check(name + ".kept_examples_tokens", okt, det)
     check(name + ".kept_sources", [g[1] for g in got] == [ex[i][1] for i in kept], "")
-    # ids: "xxh64 of the original document id and window index" -- the layout is not
-    # documented; try the plausible encodings and report which one matches.
-    cands = {
-        "xxh64(u64 id, u64 w)": lambda d, w: xxh64(struct.pack("<QQ", d, w)),
-        "xxh64(u64 id, u32 w)": lambda d, w: xxh64(struct.pack("<QI", d, w)),
-        "xxh64(u64 id, seed=w)": lambda d, w: xxh64(struct.pack("<Q", d), w),
-        "xxh64(example id text)": lambda d, w: xxh64(("%016x:%d" % (d, w)).encode()),
-        "xxh64(window tokens)": None,
-    }
-    matched = []
-    for cname, fn in cands.items():
-        if fn is None:
-            continue
-        ok = len(got) == K and all(
-            g[0][0] == fn(int(ex[i][0].split(":")[0], 16), int(ex[i][0].split(":")[1])) for g, i in zip(got, kept))
-        if ok:
-            matched.append(cname)
-    check(name + ".kept_ids_layout", len(matched) == 1,
-          "output ids match: %s (docs/deploy.md does not say how the id and window are hashed)" % (matched or "none"))
-    if len(got) and not matched:
-        print("# first output id %016x for example %s" % (got[0][0][0], ex[kept[0]][0]))
+    # ids: docs/formats.md §5: xxh64 of 16 bytes, the original document id then the
+    # window index, both u64 little-endian
+    want_ids = [xxh64(struct.pack("<QQ", int(ex[i][0].split(":")[0], 16), int(ex[i][0].split(":")[1])))
+                for i in kept]
+    have_ids = [g[0][0] for g in got]
+    bad = next((j for j, (a, b) in enumerate(zip(have_ids, want_ids)) if a != b), None)
+    check(name + ".kept_ids", have_ids == want_ids,
+          "%d ids; first diff at %s" % (len(have_ids), bad))
+    if "summary" in o:
+        head, rows = _read_summary(_one(o, "summary"))
+        tok_all = sum(len(e[2]) for e in ex)
+        tok_kept = sum(len(ex[i][2]) for i in kept)
+        want_head = "kept %d of %d examples (%.2f%%), %d of %d tokens (%.2f%%)" % (
+            K, N, 100.0 * K / N if N else 0.0, tok_kept, tok_all, 100.0 * tok_kept / tok_all if tok_all else 0.0)
+        check(name + ".summary_counts", head == want_head, "tool %r, reference %r" % (head, want_head))
+        ks = set(kept)
+        per = {}
+        for i, e in enumerate(ex):
+            c = per.setdefault(e[1] if e[1] else "(none)", [0, 0])
+            c[0] += 1
+            c[1] += i in ks
+        want_rows = [[src, str(n), str(k), "%.2f%%" % (100.0 * k / n)] for src, (n, k) in per.items()]
+        check(name + ".summary_sources", rows == want_rows, "tool %s, reference %s" % (rows, want_rows))
 
 
 def cmd_safetensors(args):

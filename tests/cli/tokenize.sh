@@ -230,4 +230,16 @@ expect_error "--train-bpe: vocab.bpe is a directory" "vocab3/vocab\.bpe: is a di
     "$T" --train-bpe 300 -o "$TMP/vocab3" "$TMP/big.jsonl"
 check "... and the earlier encoder.json is untouched" cmp -s "$TMP/vocab/encoder.json" "$TMP/vocab3/encoder.json"
 
+# options that would be silently ignored are refused, before any output
+for opt in "--prefix p" "--shard-size 1" "--level 3" "--tokenizer byte" "--vocab-dir $TMP/vocab"; do
+    expect_error "--train-bpe with $opt" "^dr-tokenize: ${opt%% *} is about token shards, which --train-bpe does not write" \
+        "$T" --train-bpe 300 $opt -o "$TMP/vocab4" "$TMP/big.jsonl"
+    check "... writes nothing" test ! -e "$TMP/vocab4"
+done
+expect_error "--field with --lines" "^dr-tokenize: --field names a JSON field, but --lines reads plain text" \
+    "$T" --tokenizer byte --lines --field text -o "$TMP/f1" "$TMP/lines.txt"
+expect_error "--source-field with --format text" "^dr-tokenize: --source-field names a JSON field, but --format text reads plain text" \
+    "$T" --tokenizer byte --source-field s --format text -o "$TMP/f2" "$TMP/lines.txt"
+check "--field with --format jsonl is fine" bash -c "'$T' --tokenizer byte --format jsonl --field text -o '$TMP/f3' '$TMP/big.jsonl' >/dev/null 2>&1"
+
 finish

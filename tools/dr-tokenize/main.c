@@ -31,7 +31,8 @@ static void usage(void) {
         "  --field NAME         JSON field holding the text (default text)\n"
         "  --source-field NAME  JSON field naming each document's source (optional; a line\n"
         "                       without it, or with \"\", takes the default source; a value\n"
-        "                       that is not a string is refused)\n"
+        "                       that is not a string is refused). --field and --source-field\n"
+        "                       are refused with --lines, --format lines and --format text\n"
         "  --source NAME        source of every document (default: the input's name without\n"
         "                       extension, the directory's name, or \"stdin\")\n"
         "  --lines              one document per line (plain text; = --format lines)\n"
@@ -51,7 +52,9 @@ static void usage(void) {
         "  --level N            zstd level of the shards (default %d)\n"
         "  --train-bpe N        learn an N-token byte-level BPE (256 bytes + N-257 merges +\n"
         "                       <|endoftext|>) with GPT-2's pre-tokenization and write\n"
-        "                       VOCAB_DIR/encoder.json and vocab.bpe (GPT-2 format)\n"
+        "                       VOCAB_DIR/encoder.json and vocab.bpe (GPT-2 format); the\n"
+        "                       shard options (--tokenizer, --vocab-dir, --shard-size,\n"
+        "                       --prefix, --level) are refused with it\n"
         "  inputs: files, directories (all files below but *.drs shards, sorted) or '-'\n"
         "                       (stdin, the default)\n"
         "\n"
@@ -113,15 +116,17 @@ int main(int argc, char **argv) {
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_inputs = 0;
     char format_opt[256] = "";   /* the option that chose the input format, if any */
+    const char *shard_opt = NULL;   /* an option about the shards (meaningless with --train-bpe) */
+    const char *field_opt = NULL;   /* --field / --source-field (JSON lines only) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--tokenizer")) kind = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--vocab-dir")) vocab_dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--field")) o.field = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--source-field")) o.source_field = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokenizer")) { kind = cli_value(argc, argv, &i); shard_opt = a; }
+        else if (!strcmp(a, "--vocab-dir")) { vocab_dir = cli_value(argc, argv, &i); shard_opt = a; }
+        else if (!strcmp(a, "--field")) { o.field = cli_value(argc, argv, &i); field_opt = a; }
+        else if (!strcmp(a, "--source-field")) { o.source_field = cli_value(argc, argv, &i); field_opt = a; }
         else if (!strcmp(a, "--source")) o.source = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--lines")) set_format(&o, format_opt, sizeof format_opt, a, NULL, TP_LINES);
         else if (!strcmp(a, "--format")) {
@@ -129,16 +134,27 @@ int main(int argc, char **argv) {
             set_format(&o, format_opt, sizeof format_opt, a, v, parse_format(v));
         }
         else if (!strcmp(a, "--invalid-utf8")) o.invalid = parse_policy(cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--shard-size"))
+        else if (!strcmp(a, "--shard-size")) {
             o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
-        else if (!strcmp(a, "--prefix")) o.prefix = cli_value(argc, argv, &i);
+            shard_opt = a;
+        }
+        else if (!strcmp(a, "--prefix")) { o.prefix = cli_value(argc, argv, &i); shard_opt = a; }
         else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
-        else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
+        else if (!strcmp(a, "--level")) {
+            o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
+            shard_opt = a;
+        }
         else if (!strcmp(a, "--train-bpe")) train = cli_long(a, cli_value(argc, argv, &i), 258, 1 << 24);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!o.out_dir) dr_die("-o DIR is required (see --help)");
+    /* an option that would be ignored is refused: the user meant something by it */
+    if (train && shard_opt)
+        dr_die("%s is about token shards, which --train-bpe does not write (it writes a "
+               "vocabulary; tokenize with it in a second run: --tokenizer bpe --vocab-dir DIR)", shard_opt);
+    if (field_opt && (o.format == TP_LINES || o.format == TP_TEXT))
+        dr_die("%s names a JSON field, but %s reads plain text", field_opt, format_opt);
     if (!o.prefix[0] || strchr(o.prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", o.prefix);
     dr_install_cleanup_signals();
     TokenizeStats st;

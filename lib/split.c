@@ -854,7 +854,7 @@ static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
     size_t n = strlen(o->out_dir) + 32;
     char *staging = xmalloc(n);
     snprintf(staging, n, "%s/.dr-split.%ld", o->out_dir, (long)getpid());
-    int rc = make_dir(o->out_dir);
+    int rc = dr_make_dirs(o->out_dir);   /* with its parents, as dr-tokenize and dr-filter */
     if (rc == 0) rc = make_dir(staging);
     Pass2 q;
     pass2_init(&q, p, o, staging);

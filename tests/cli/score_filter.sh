@@ -159,6 +159,13 @@ check "--random 0.3 keeps round(0.3·N)" [ "$(windows_of "$TMP/r1" | wc -l)" -eq
 KM=$(awk -v n="$N" 'BEGIN { printf "%d", 0.5 * n + 0.5 }')
 check "--keep-middle 0.5 keeps the middle round(N/2) by score" \
     cmp -s <(ranked | tail -n +$(( (N - KM) / 2 + 1 )) | head -n "$KM" | cut -f1 | windows_of_rows) <(windows_of "$TMP/mid")
+# --fraction F with no policy option: the config's policy (filter = the top fraction) with F
+"$BIN/dr-filter" --scores "$S" --fraction 0.3 $TOY -o "$TMP/frac" "$TMP/splits/train_b" >/dev/null 2>"$TMP/frac.err"
+"$BIN/dr-filter" --scores "$S" --keep 0.3 $TOY -o "$TMP/frac_keep" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--fraction alone: the config's policy with F, not deploy.keep" grep -q "policy from the config: deploy.policy = filter, --fraction = 0.3" "$TMP/frac.err"
+check "--fraction alone keeps what --keep F keeps" bash -c "cmp -s <('$BIN/dr-cat' --ids '$TMP/frac') <('$BIN/dr-cat' --ids '$TMP/frac_keep')"
+check "... which is not deploy.keep's selection" bash -c "! cmp -s <('$BIN/dr-cat' --ids '$TMP/frac') <('$BIN/dr-cat' --ids '$TMP/top')"
+
 # --cdf: about the keep fraction, favouring high scores, reproducible
 "$BIN/dr-filter" --scores "$S" --cdf --keep 0.5 --seed 2 $TOY -o "$TMP/cdf" "$TMP/splits/train_b" >/dev/null 2>"$TMP/cdf.err"
 "$BIN/dr-filter" --scores "$S" --cdf --fraction 0.5 --seed 2 $TOY -o "$TMP/cdf2" "$TMP/splits/train_b" >/dev/null 2>&1

@@ -22,6 +22,8 @@ check "dr-split runs" split "$TMP/o1" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
 check "dr-split re-run" split "$TMP/o2" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
 check "dr-split, inputs reordered" split "$TMP/o3" "$TMP/c.drs" "$TMP/a.drs" "$TMP/b.drs"
 check "dr-split, a directory" split "$TMP/o4" "$TMP/in"
+mkdir -p "$TMP/deep"
+check "dr-split -o creates missing parents" bash -c "'$BIN/dr-split' --val 0.1 --train-b 0.2 --seed 7 -o '$TMP/deep/p/q' '$TMP/in' >'$TMP/deep.manifest' 2>/dev/null && cmp -s <(cut -f1 '$TMP/deep.manifest' | grep -v '^#') <(cut -f1 '$TMP/o4.manifest' | grep -v '^#') && test -d '$TMP/deep/p/q/val'"
 printf 'x\t%s\nx\t%s\n# a comment\nx\t%s\n' "$TMP/c.drs" "$TMP/b.drs" "$TMP/a.drs" >"$TMP/in.tsv"
 check "dr-split, manifest on stdin" split "$TMP/o5" - <"$TMP/in.tsv"
 for o in o2 o3 o4 o5; do

@@ -33,20 +33,22 @@ static void usage(void) {
         "  (exact rules, random numbers included: docs/deploy.md, \"The selection, exactly\")\n"
         "  (--per-batch and --cdf take F from --keep F, --fraction F or deploy.keep)\n"
         "  no policy option: the config's deploy.policy (filter = --keep, per_batch,\n"
-        "  cdf, keep_middle, random) with deploy.keep and deploy.batch\n"
+        "  cdf, keep_middle, random) with deploy.keep (or --fraction F) and deploy.batch\n"
         "options:\n"
-        "  --fraction F     same as --keep F with --per-batch or --cdf\n"
+        "  --fraction F     the keep fraction of --per-batch, --cdf or (with no policy\n"
+        "                   option) the config's deploy.policy, instead of deploy.keep\n"
         "  --invert         keep the worst instead (sanity checks)\n"
         "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
         "  --config C.yaml  config (data.seq_len defines the examples; the deploy section)\n"
         "  --set k=v        config override (repeatable)\n"
-        "  --shard-size MB  maximum output shard size (default 64)\n"
+        "  --shard-size MB  start a new output shard once one reaches MB*10^6 bytes (its\n"
+        "                   estimated file size; default 64)\n"
         "  --prefix NAME    output shard names NAME-00000.drs, … (default 'filtered'); older\n"
         "                   NAME-*.drs beyond the new ones are removed from DIR\n"
-        "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "  --split S        with a manifest: only shards of split S\n"
+        "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
-        "example:\n"
+        "examples:\n"
         "  dr-score --rater rater.safetensors --config configs/cpu.yaml splits/train_b > scores.tsv\n"
         "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
         "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
@@ -118,11 +120,14 @@ int main(int argc, char **argv) {
                   : !strcmp(p, "keep_middle") ? FILTER_MIDDLE : !strcmp(p, "random") ? FILTER_RANDOM
                   : FILTER_TOP;
         fo.batch = cfg.deploy.batch;
-        fo.keep = fraction = cfg.deploy.keep;
+        const int fraction_given = fraction >= 0;   /* --fraction F: the config's policy, F kept */
+        if (!fraction_given) fraction = cfg.deploy.keep;
+        fo.keep = fraction;
         n_policies = fo.policy != FILTER_TOP;
         top = fo.policy == FILTER_TOP;
-        fprintf(stderr, "%s: policy from the config: deploy.policy = %s, deploy.keep = %g%s\n",
-                dr_progname(), p, cfg.deploy.keep, fo.policy == FILTER_PER_BATCH ? ", deploy.batch" : "");
+        fprintf(stderr, "%s: policy from the config: deploy.policy = %s, %s = %g%s\n", dr_progname(), p,
+                fraction_given ? "--fraction" : "deploy.keep", fraction,
+                fo.policy == FILTER_PER_BATCH ? ", deploy.batch" : "");
     }
     if (n_policies == 0) fo.keep = fraction;   /* --keep F alone: the top fraction */
     if (fo.policy == FILTER_PER_BATCH || fo.policy == FILTER_CDF) {

@@ -21,7 +21,8 @@ static void usage(void) {
         "(split<TAB>path lines, with '#' lines recording hash, seed, fractions and counts);\n"
         "a summary on stderr.\n"
         "\n"
-        "  -o DIR             output directory (created; stale shards of an earlier run removed)\n"
+        "  -o DIR             output directory (created with its parents; stale shards of\n"
+        "                     an earlier run removed)\n"
         "  --val F            fraction of documents in val (default 0.1)\n"
         "  --train-b F        fraction in train_b (default 0); train_a gets the rest\n"
         "  --seed S           seed of the hash (default 0)\n"
@@ -38,15 +39,17 @@ static void usage(void) {
         "Ctrl-C (or SIGTERM) stops it at the next block and removes what it wrote: the\n"
         "output of an earlier run into DIR stays as it was.\n"
         "\n"
-        "A document's split depends only on its id and the seed (u = (xxh64 of the id as 8\n"
+        "A document's split depends on its id and the seed (u = ((xxh64 of the id as 8\n"
         "little-endian bytes, seeded with S) >> 11) / 2^53: val if u < F_val, train_b if\n"
-        "u < F_val + F_train_b, else train_a; docs/formats.md section 3), so copies of a\n"
-        "document always land in the same split, and the output bytes do not depend on the\n"
-        "order of the inputs. All inputs must share one tokenizer.\n"
+        "u < F_val + F_train_b, else train_a; with --val-sources, also on the sources of\n"
+        "its copies; docs/formats.md section 3), so copies of a document always land in\n"
+        "the same split, and the output bytes do not depend on the order of the inputs.\n"
+        "All inputs must share one tokenizer.\n"
         "\n"
-        "example:\n"
+        "examples:\n"
         "  dr-split --val 0.1 --train-b 0.3 --seed 1 -o splits shards/ > splits.tsv\n"
-        "  dr-split --val 0.2 --val-sources sotu,moby-dick --dedup -o splits shards/ | dr-meta ...\n",
+        "  dr-split --val 0.2 --val-sources sotu,moby-dick --dedup -o splits shards/ | \\\n"
+        "      dr-meta --config configs/cpu.yaml -o rater.safetensors\n",
         DRS_ZSTD_LEVEL);
 }
 

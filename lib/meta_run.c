@@ -734,6 +734,7 @@ static void log_step(Metrics *mt, const Run *r, const StepResult *res, double se
     const double K = s->members > 0 ? s->members : 1, n = (double)s->n_scores;
     metrics_begin(mt);
     metrics_int(mt, "meta_step", r->meta_step);
+    metrics_int(mt, "step", r->meta_step);   /* DESIGN §2.6: every line has its step */
     metrics_num(mt, "l_train", s->l_train / K);
     metrics_num(mt, "l_val", s->l_val / K);
     if (r->track_uniform) {
@@ -892,6 +893,8 @@ int meta_run(MetaOptions *o) {
     double seconds0 = 0;
     if (o->resume) {
         if (state_load(r, state_path, &seconds0)) goto done;
+        if (dist_rank() == 0 && o->log_path && metrics_truncate(o->log_path, "meta_step", r->meta_step) != 0)
+            goto done;
     } else {
         meta_rater_init(r->be, &r->spec.rater, r->phi, cfg->seed);
         r->be->vec_copy(r->phi_ema, r->phi, r->n_phi);
@@ -935,15 +938,27 @@ int meta_run(MetaOptions *o) {
         const double t_step = dr_now();
         if (population_step(r, &res)) goto done;
         const long step_no = r->meta_step + 1;
-        if (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi))) {
+        /* the inner LMs diverged (their losses, the same numbers on every rank), or the
+         * meta-gradient did: stop with the last good rater, never log or keep garbage */
+        const double lt = res.stats.l_train / r->K, lv_step = res.stats.l_val / r->K;
+        const int losses_bad = !isfinite(lt) || !isfinite(lv_step) ||
+                               (r->track_uniform && !isfinite(res.l_val_uniform));
+        if (losses_bad ||
+            (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi)))) {
+            char what[160];
+            if (losses_bad)
+                snprintf(what, sizeof what, "the inner losses are not finite (l_train %g, l_val %g%s%g): "
+                         "the inner LMs diverged (lower lm.lr, or set lm.clip)", lt, lv_step,
+                         r->track_uniform ? ", uniform l_val " : "", r->track_uniform ? res.l_val_uniform : 0.0);
+            else
+                snprintf(what, sizeof what, "the meta-gradient is not finite (l_val %g)", lv_step);
             int saved = save_raters(r, r->phi, r->phi_ema);   /* rank 0 */
             dist_bcast(&saved, sizeof saved, 0);   /* no rank exits before the rater is saved */
             if (saved == 0)
-                dr_seterr("meta-step %ld: the meta-gradient is not finite (l_val %g); the last "
-                          "good rater is kept in %s", step_no, res.stats.l_val / r->K, o->out_path);
+                dr_seterr("meta-step %ld: %s; the last good rater is kept in %s", step_no, what,
+                          o->out_path);
             else if (dist_rank() != 0)
-                dr_seterr("meta-step %ld: the meta-gradient is not finite; saving the last good "
-                          "rater failed on rank 0", step_no);
+                dr_seterr("meta-step %ld: %s; saving the last good rater failed on rank 0", step_no, what);
             goto done;
         }
         if (r->has_grad) outer_update(r);

@@ -80,3 +80,25 @@ void metrics_close(Metrics *m) {
     free(m->path);
     free(m);
 }
+
+int metrics_truncate(const char *path, const char *key, long step) {
+    if (!strcmp(path, "-")) return 0;   /* stdout: nothing to trim */
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;   /* no log yet */
+    char *tmp;
+    FILE *g = dr_atomic_open(path, &tmp);
+    if (!g) { fclose(f); return -1; }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        JsonDoc *doc = json_parse(line, (size_t)len, 0);
+        const JsonValue *v = doc ? json_get(json_root(doc), key) : NULL;
+        int keep = !v || v->type != JSON_NUMBER || v->number <= (double)step;
+        json_free(doc);
+        if (keep) fwrite(line, 1, (size_t)len, g);
+    }
+    free(line);
+    fclose(f);
+    return dr_atomic_commit(g, tmp, path);
+}

@@ -24,5 +24,10 @@ void metrics_num(Metrics *m, const char *key, double v);   /* 17 significant dig
 void metrics_str(Metrics *m, const char *key, const char *v);
 void metrics_end(Metrics *m);
 void metrics_close(Metrics *m);
+/* Before a resumed run appends: keeps only the lines of the log at path whose `key`
+ * (step, meta_step) is <= step, since the resumed run logs again what came after its
+ * checkpoint (a run killed after its last checkpoint had logged further). Lines that do
+ * not parse, or lack the key, are kept. A missing file or "-" is nothing to do. */
+int metrics_truncate(const char *path, const char *key, long step);
 
 #endif

@@ -596,14 +596,6 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     return rc;
 }
 
-/* A whole number of a metrics line (truncate_log; lines that do not parse are kept). */
-static int json_long(const JsonValue *obj, const char *key, long *out) {
-    const JsonValue *v = json_get(obj, key);
-    if (!v || v->type != JSON_NUMBER) return -1;
-    *out = (long)v->number;
-    return 0;
-}
-
 /* ---- the counters of a .state, read strictly -------------------------------------------
  * save_checkpoint alone writes them: counts as JSON whole numbers (%ld), the Train stream
  * position as strings of decimal digits (PRIu64), sums as strings of C99 hex floats (%a),
@@ -939,29 +931,6 @@ static int load_checkpoint(Trainer *t) {
     return rc;
 }
 
-/* Keeps only the metrics lines of steps <= step (a resumed run re-logs what came after
- * its checkpoint). Lines that do not parse are kept. */
-static int truncate_log(const char *path, long step) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;   /* no log yet */
-    char *tmp;
-    FILE *g = dr_atomic_open(path, &tmp);
-    if (!g) { fclose(f); return -1; }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        JsonDoc *doc = json_parse(line, (size_t)len, 0);
-        long s = 0;
-        int keep = !doc || json_long(json_root(doc), "step", &s) != 0 || s <= step;
-        json_free(doc);
-        if (keep) fwrite(line, 1, (size_t)len, g);
-    }
-    free(line);
-    fclose(f);
-    return dr_atomic_commit(g, tmp, path);
-}
-
 /* ================================================================================
  * The loop
  * ================================================================================ */
@@ -1123,7 +1092,7 @@ int train_run(TrainOptions *o) {
 
     if (o->resume) {
         if (dist_rank() == 0 && load_checkpoint(&t) != 0) goto done;
-        if (dist_rank() == 0 && o->log_path && truncate_log(o->log_path, t.c.step) != 0) goto done;
+        if (dist_rank() == 0 && o->log_path && metrics_truncate(o->log_path, "step", t.c.step) != 0) goto done;
     } else {
         if (o->init_path) {
             if (dist_rank() == 0 && load_weights(&t, "--init", o->init_path) != 0) goto done;

@@ -368,7 +368,8 @@ if [ -s "$META" ] && [ -s "$DAT/meta.dat" ]; then
         if (n > 1) printf "| %s | %.4f | %.4f | %+.5f | %.4g | %.4g | %.4g | %.4g |\n", b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8]
     }' "$DAT/meta.dat"
     echo
-    awk "$AWK_NUM"'{ s = num($0, "seconds"); if (s != "") last = s } END { if (last != "") printf "Meta-training took %.0f s (%d meta-steps).\n\n", last, NR }' "$META"
+    awk "$AWK_NUM"'{ s = num($0, "seconds"); if (s != "") last = s; m = num($0, "meta_step"); if (m != "") steps = m }
+        END { if (last != "") printf "Meta-training took %.0f s (%d meta-steps).\n\n", last, steps }' "$META"
     image meta_scores.png "rater score statistics over meta-steps"
 else
     echo "_(no meta-training log: \`$META\`)_"; echo

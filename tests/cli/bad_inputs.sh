@@ -494,8 +494,9 @@ bad "dr-train -o the --init checkpoint" "$SAME .*lm.safetensors \(the --init che
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --init "$TMP/in/lm.safetensors" -o "$TMP/in/lm.safetensors" "$TMP/in/m.tsv"
 bad "dr-train -o the --rater model" "$SAME .*rater.safetensors \(the --rater model\)" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$TMP/in/rater.safetensors" -o "$TMP/in/rater.safetensors" "$TMP/in/m.tsv"
-bad "dr-train --eval-only --log the checkpoint" "$SAME .*lm.safetensors \(the --eval-only checkpoint\)" \
-    "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/in/lm.safetensors" --log "$TMP/in/lm.safetensors" "$TMP/in/m.tsv"
+bad "dr-train --eval-only --log (never written, so refused)" "^dr-train: --eval-only prints its one JSON line on stdout and writes no --log" \
+    "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/in/lm.safetensors" --log "$TMP/in/e.jsonl" "$TMP/in/m.tsv"
+no_file "dr-train --eval-only --log" "$TMP/in/e.jsonl"
 bad "dr-train --log onto -o's .state" "o.safetensors.state: the output of --log is the same file as the output of -o's .state" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --log "$TMP/o.safetensors.state" -o "$TMP/o.safetensors" "$TMP/in/m.tsv"
 bad "dr-meta -o an input shard" "$SAME .* \(an input shard\)" \

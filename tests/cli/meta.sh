@@ -4,7 +4,7 @@
 #   EMA, the state and one metrics line per meta-step; --stop-at + --resume and Ctrl-C +
 #   --resume are bit-identical to an uninterrupted run; meta.host_checkpoints logs the
 #   same numbers; Val sharing documents with
-#   Train_A is refused; a NaN meta-gradient stops with the step number and keeps the
+#   Train_A is refused; diverged inner LMs stop the run with the step number and keep the
 #   last good rater; `dr-meta grad` is deterministic, names every rater tensor, and the
 #   float and double builds agree.
 set -eu
@@ -39,10 +39,15 @@ for f in r.safetensors r.ema.safetensors r.safetensors.state; do
     [ -s "$tmp/$f" ] || fail "missing $f"
 done
 [ "$(wc -l < "$tmp/m.jsonl")" -eq 3 ] || fail "expected 3 metrics lines"
-for k in meta_step l_train l_val l_val_uniform l_val_gain score_mean score_std score_min \
+for k in meta_step step l_train l_val l_val_uniform l_val_gain score_mean score_std score_min \
          score_max score_entropy frac_at_min frac_at_max meta_grad_norm seconds step_seconds; do
     grep -q "\"$k\":" "$tmp/m.jsonl" || fail "metrics lack $k"
 done
+/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    assert o["step"] == o["meta_step"], line' "$tmp/m.jsonl" || fail "a metrics line whose step is not its meta_step"
 ls "$tmp" | grep -q '\.tmp\.' && fail "temporary file left behind"
 
 # ---- --stop-at + --resume = one run --------------------------------------------------
@@ -51,6 +56,8 @@ R=(--set meta.rounds=5 --set meta.reset_every=2 --set rater.lr=1e-2)
 rc=0; "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --stop-at 2 \
     "$tmp/manifest.tsv" 2>/dev/null || rc=$?
 [ $rc -eq 130 ] || fail "--stop-at exit status $rc, expected 130"
+# a run killed after its last checkpoint has logged further: the resumed run drops those lines
+echo '{"meta_step":3,"step":3,"l_train":1}' >> "$tmp/b.jsonl"
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --resume \
     "$tmp/manifest.tsv" 2>/dev/null || fail "--resume"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
@@ -98,13 +105,21 @@ fi
 grep -q "share" "$tmp/err" || fail "overlap message: $(cat "$tmp/err")"
 [ -e "$tmp/o.safetensors" ] && fail "a rater was written for refused inputs"
 
-# ---- a NaN meta-gradient stops the run, the last good rater stays -------------------
+# ---- diverged inner LMs stop the run, the last good rater stays, nothing is logged ---
 if "$BIN/dr-meta" "${CFG[@]}" --set lm.optimizer=sgd --set lm.lr=1000 --set lm.clip=0 -o "$tmp/n.safetensors" \
-       "$tmp/manifest.tsv" 2>"$tmp/err"; then
+       --log "$tmp/n.jsonl" "$tmp/manifest.tsv" 2>"$tmp/err"; then
     fail "a run with SGD lr 1000 succeeded"
 fi
-grep -q "meta-step 1: the meta-gradient is not finite" "$tmp/err" || fail "NaN message: $(cat "$tmp/err")"
+grep -q "^dr-meta: meta-step 1: the inner losses are not finite (l_train .*): the inner LMs diverged" "$tmp/err" ||
+    fail "divergence message: $(cat "$tmp/err")"
 [ -s "$tmp/n.safetensors" ] || fail "the last good rater was not kept"
+[ -s "$tmp/n.jsonl" ] && fail "a diverged meta-step was logged: $(cat "$tmp/n.jsonl")"
+# the same in mode constant (no meta-gradient at all), which used to log nulls and exit 0
+if "$BIN/dr-meta" "${CFG[@]}" --set meta.mode=constant --set lm.optimizer=sgd --set lm.lr=1000 --set lm.clip=0 \
+       -o "$tmp/n2.safetensors" "$tmp/manifest.tsv" 2>"$tmp/err"; then
+    fail "mode constant with SGD lr 1000 succeeded"
+fi
+grep -q "meta-step 1: the inner losses are not finite" "$tmp/err" || fail "constant divergence: $(cat "$tmp/err")"
 
 # ---- dr-meta grad ----------------------------------------------------------------------
 "$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 \

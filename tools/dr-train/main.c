@@ -113,6 +113,8 @@ int main(int argc, char **argv) {
         if (!strcmp(inputs[i], "-"))
             dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
     if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
+    if (eval_ckpt && o.log_path)
+        dr_die("--eval-only prints its one JSON line on stdout and writes no --log: redirect stdout");
     if (o.init_path && o.resume)
         dr_die("--init and --resume do not go together: --resume continues -o's own checkpoint");
     if (o.init_path && eval_ckpt) dr_die("--init is for training: --eval-only names its checkpoint");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 static const char *progname = "datarater";
@@ -335,4 +336,10 @@ char *dr_read_file(const char *path, size_t *len) {
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+double dr_machine_bytes(void) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0) return 0;
+    return ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
 }

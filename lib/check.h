@@ -89,6 +89,9 @@ void dr_remove_created_dirs(const char *dir, const char *top);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
  * NULL + dr_seterr("path: cannot open: …") on failure. */
 char *dr_read_file(const char *path, size_t *len);
+/* RAM + swap of this machine in bytes, 0 when unknown: the most a process can hold, for
+ * refusing a config before it allocates what cannot fit. */
+double dr_machine_bytes(void);
 
 /* Before long work that ends in writing path: its directory must exist, be a directory
  * and be writable, and path must not be empty, a directory or any other non-regular

@@ -502,3 +502,16 @@ void json_write_string(FILE *f, const char *str, size_t len) {
     fwrite(s + run, 1, i - run, f);
     fputc('"', f);
 }
+
+const char *json_type_name(JsonType t) {
+    switch (t) {
+    case JSON_NULL: return "null";
+    case JSON_FALSE: return "false";
+    case JSON_TRUE: return "true";
+    case JSON_NUMBER: return "a number";
+    case JSON_STRING: return "a string";
+    case JSON_ARRAY: return "an array";
+    case JSON_OBJECT: return "an object";
+    }
+    return "a JSON value";
+}

@@ -45,6 +45,9 @@ void json_free(JsonDoc *doc);
 /* Member of an object by key (the last one if the key is repeated), or NULL; NULL
  * also when obj is NULL or not an object, so lookups chain safely. */
 const JsonValue *json_get(const JsonValue *obj, const char *key);
+/* "null", "false", "true", "a number", "a string", "an array", "an object": for messages
+ * about a value of the wrong type. */
+const char *json_type_name(JsonType t);
 
 /* Writes s[0..len) as a JSON string literal, quotes included, escaping '"', '\\' and
  * control characters. JSON text must be UTF-8, so each invalid UTF-8 sequence is

@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 
 #include "check.h"
 #include "checkpoint.h"
@@ -489,18 +488,14 @@ static int parse_longs(const char *s, long *out, int n) {
 
 /* A flat tensor of the state, read by rank 0 and delivered to rank `to` (−1: every rank),
  * which copies it to its backend buffer x. Every rank calls it. -1 (rank 0) on a read error,
- * -2 when it holds a NaN or an infinity. */
+ * -2 when it holds a NaN or an infinity (st_read_real). */
 static int st_get_to(const SafeTensors *st, const Backend *be, const char *name, real *x, size_t n,
-                     int to, const char *path) {
+                     int to) {
     const int me = dist_rank();
     if (me != 0 && to >= 0 && me != to) return 0;
     int rc = 0;
     real *h = xmalloc(n * sizeof(real));
     if (me == 0) rc = st_read_real(st, name, h, n);
-    for (size_t i = 0; me == 0 && rc == 0 && i < n; i++)   /* NaN or ∞: the run would be garbage */
-        if (!isfinite((double)h[i]))
-            rc = dr_seterr("%s: tensor '%s' holds %s at element %zu", path, name,
-                           isnan((double)h[i]) ? "NaN" : "an infinity", i) - 1;   /* -2 */
     if (rc == 0) {   /* rank 0 failing stops the job: the others never get here unpaired */
         if (to < 0) dist_bcast(h, n * sizeof(real), 0);
         else dist_move(h, n * sizeof(real), 0, to);
@@ -577,16 +572,16 @@ static int state_load(Run *r, const char *path, double *seconds) {
     r->meta_step = counters[0];
     r->outer.step = counters[1];
     int get_rc = 0;
-    if ((get_rc = st_get_to(st, be, "phi", r->phi, r->n_phi, -1, path)) ||
-        (get_rc = st_get_to(st, be, "phi_ema", r->phi_ema, r->n_phi, -1, path)) ||
-        (get_rc = st_get_to(st, be, "outer.m", r->outer.m, r->n_phi, -1, path)) ||
-        (get_rc = st_get_to(st, be, "outer.v", r->outer.v, r->n_phi, -1, path)))
+    if ((get_rc = st_get_to(st, be, "phi", r->phi, r->n_phi, -1)) ||
+        (get_rc = st_get_to(st, be, "phi_ema", r->phi_ema, r->n_phi, -1)) ||
+        (get_rc = st_get_to(st, be, "outer.m", r->outer.m, r->n_phi, -1)) ||
+        (get_rc = st_get_to(st, be, "outer.v", r->outer.v, r->n_phi, -1)))
         goto fail;
     for (int k = 0; k < r->K; k++) {
         Member *mb = &r->mem[k];
         const int to = owner_of(k);
 #define GET(suffix, x, n, dest) do { snprintf(name, sizeof name, "member.%d.%s", k, suffix); \
-                                     if ((get_rc = st_get_to(st, be, name, x, n, dest, path))) goto fail; } while (0)
+                                     if ((get_rc = st_get_to(st, be, name, x, n, dest))) goto fail; } while (0)
         GET("theta", mb->theta, r->n, to);
         GET("m", mb->opt.m, r->n, to);
         if (r->spec.inner.kind == OPTIM_ADAMW) GET("v", mb->opt.v, r->n, to);
@@ -789,13 +784,6 @@ static int model_vocab(const Config *cfg, const DataLoader *dt, const DataLoader
     return 0;
 }
 
-/* RAM + swap of this machine in bytes (0 if unknown). */
-static double machine_bytes(void) {
-    struct sysinfo si;
-    if (sysinfo(&si) != 0) return 0;
-    return ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
-}
-
 /* The buffers a meta-run will hold that grow with meta.T, meta.checkpoint_every,
  * meta.population_K and meta.val_batches, counted before any of them is allocated: a
  * configuration that cannot fit (T = 1e8 with checkpoint_every 1 is 1e8 copies of the
@@ -805,7 +793,7 @@ static double machine_bytes(void) {
  * the members this process holds. */
 static int check_meta_memory(const Backend *be, const MetaSpec *s, int K, int K_local, int track_uniform,
                              int per_member_adam, int n_val) {
-    const double limit = machine_bytes();
+    const double limit = dr_machine_bytes();
     if (!(limit > 0)) return 0;
     const double R = sizeof(real), n = (double)lm_num_params(&s->lm), n_phi = (double)rater_num_params(&s->rater);
     const double T = s->T, c = s->checkpoint_every, B = s->batch;

@@ -416,6 +416,10 @@ int st_read_real(const SafeTensors *st, const char *name, real *dst, size_t n) {
     default:
         return dr_seterr("%s: tensor '%s': dtype %s is not floating point", st->path, name, dtypes[t->dtype].name);
     }
+    for (size_t i = 0; i < n; i++)   /* NaN, ∞, or past the float range: never a usable model */
+        if (!isfinite((double)dst[i]))
+            return dr_seterr("%s: tensor '%s' holds %s at element %zu", st->path, name,
+                             isnan((double)dst[i]) ? "NaN" : "an infinity", i) - 1;   /* -2 */
     return 0;
 }
 

@@ -60,7 +60,10 @@ size_t st_metadata_count(const SafeTensors *st);
 const char *st_metadata_at(const SafeTensors *st, size_t i, const char **value);
 /* Copies tensor `name` into dst (n elements), converting F32/F64 (and F16/BF16) to
  * real. Fails (-1 + dr_seterr "PATH: tensor 'name': …") if the tensor is missing, is
- * not floating point, or its element count differs from n. */
+ * not floating point, or its element count differs from n; -2 + dr_seterr ("PATH:
+ * tensor 'name' holds NaN at element i") if a value is NaN or infinite as a real (an
+ * F64 past the float range included): every caller reads model weights or optimizer
+ * state, which such a value would turn into NaN losses and scores. */
 int st_read_real(const SafeTensors *st, const char *name, real *dst, size_t n);
 
 typedef struct StWriter StWriter;

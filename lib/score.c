@@ -18,7 +18,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 
 #include "check.h"
 #include "progress.h"
@@ -186,9 +185,8 @@ void score_rater_split(const Backend *be, const RaterConfig *rc, const real *phi
 }
 
 int score_check_memory(long batch, int seq_len) {
-    struct sysinfo si;
-    if (sysinfo(&si) != 0) return 0;
-    const double limit = ((double)si.totalram + (double)si.totalswap) * si.mem_unit;
+    const double limit = dr_machine_bytes();
+    if (!(limit > 0)) return 0;   /* unknown */
     const double need = (double)batch * seq_len * 2 * sizeof(uint32_t);   /* one batch: a lower bound */
     if (need <= limit) return 0;
     return dr_seterr("out of memory: a batch of %ld windows of data.seq_len = %d tokens needs %.4g GB of "

@@ -420,20 +420,6 @@ static int all_space(const char *s, size_t n) {
     return 1;
 }
 
-/* "a number", "null", ... for the messages about a field of the wrong type */
-static const char *json_type_words(JsonType t) {
-    switch (t) {
-    case JSON_NULL: return "null";
-    case JSON_FALSE: return "false";
-    case JSON_TRUE: return "true";
-    case JSON_NUMBER: return "a number";
-    case JSON_STRING: return "a string";
-    case JSON_ARRAY: return "an array";
-    case JSON_OBJECT: return "an object";
-    }
-    return "a JSON value";
-}
-
 static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
     const TokenizeOptions *o = p->o;
     for (size_t k = 0; k < b->n_recs && !b->error; k++) {
@@ -463,7 +449,7 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                 batch_seterr(b, "%s:%llu: no field \"%s\"", in->name, (unsigned long long)rec->line, o->field);
             } else if (v->type != JSON_STRING) {
                 batch_seterr(b, "%s:%llu: field \"%s\" is not a string (found %s)", in->name,
-                             (unsigned long long)rec->line, o->field, json_type_words(v->type));
+                             (unsigned long long)rec->line, o->field, json_type_name(v->type));
             }
             if (b->error) { json_free(jd); break; }
             text = v->str;
@@ -475,7 +461,7 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                 if (sv && sv->type != JSON_STRING) {
                     batch_seterr(b, "%s:%llu: source field \"%s\" is not a string (found %s)",
                                  in->name, (unsigned long long)rec->line, o->source_field,
-                                 json_type_words(sv->type));
+                                 json_type_name(sv->type));
                     json_free(jd);
                     break;
                 }

@@ -637,11 +637,7 @@ static const char *shown(const JsonValue *v, char *buf, size_t n) {
         buf[k] = 0;
         break;
     }
-    case JSON_NULL: snprintf(buf, n, "null"); break;
-    case JSON_FALSE: snprintf(buf, n, "false"); break;
-    case JSON_TRUE: snprintf(buf, n, "true"); break;
-    case JSON_ARRAY: snprintf(buf, n, "an array"); break;
-    default: snprintf(buf, n, "an object"); break;
+    default: snprintf(buf, n, "%s", json_type_name(v->type)); break;
     }
     return buf;
 }

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -41,10 +40,9 @@ typedef struct {
 } BlockHeader;
 _Static_assert(sizeof(BlockHeader) <= CPU_HEADER, "block header too large");
 
-static size_t machine_bytes(void) {
-    struct sysinfo si;
-    if (sysinfo(&si) != 0) return SIZE_MAX;
-    return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
+static size_t machine_bytes(void) {   /* SIZE_MAX when unknown: no limit */
+    const double m = dr_machine_bytes();
+    return m > 0 && m < (double)SIZE_MAX ? (size_t)m : SIZE_MAX;
 }
 
 /* An allocation refused, or failed: sized by the config (the batch, the sequence length,

@@ -267,8 +267,8 @@ if [ $HAVE_PY = 1 ]; then
         "r_shape.safetensors|r_shape.safetensors: tensor rater.head.out.weight has shape \\[1,32\\], the config says \\[32,1\\]"
         "r_drop.safetensors|r_drop.safetensors: missing tensor rater.head.out.bias"
         # a NaN or an infinity in the weights would give NaN losses and scores: refused
-        "lm_nan.safetensors|lm_nan.safetensors: tensor transformer.h.1.mlp.c_fc.weight holds NaN at element 5"
-        "r_inf.safetensors|r_inf.safetensors: tensor rater.head.out.bias holds an infinity at element 0"
+        "lm_nan.safetensors|lm_nan.safetensors: tensor 'transformer.h.1.mlp.c_fc.weight' holds NaN at element 5"
+        "r_inf.safetensors|r_inf.safetensors: tensor 'rater.head.out.bias' holds an infinity at element 0"
     )
 fi
 for c in "${ST_CASES[@]}"; do
@@ -378,7 +378,7 @@ if [ $HAVE_PY = 1 ]; then
     resume_case "a malformed step" "res.safetensors.state: bad or missing \"step\"" "$B/badstep.state"
     resume_case "a misshapen moment" "res.safetensors.state: tensor m.transformer.wte.weight has shape" "$B/shape.state"
     resume_case "an unknown curation" "res.safetensors.state: unknown curation 'bogus'" "$B/curation.state"
-    resume_case "a NaN moment" "--resume: .*res.safetensors.state: tensor v.transformer.wte.weight holds NaN at element 3" "$B/nan.state"
+    resume_case "a NaN moment" "--resume: .*res.safetensors.state: tensor 'v.transformer.wte.weight' holds NaN at element 3" "$B/nan.state"
 fi
 
 # ---- dr-meta --resume: a missing, corrupt or mismatched state -------------------------

@@ -126,8 +126,14 @@ static void test_round_trip(void) {
     real out[6];
     TEST_CHECK(st_read_real(st, "transformer.wte.weight", out, 6) == 0, "read_real f32");
     for (int i = 0; i < 6; i++) TEST_CHECK(out[i] == (real)f32[i], "f32 value %d", i);
-    TEST_CHECK(st_read_real(st, "f64", out, 3) == 0, "read_real f64");
-    for (int i = 0; i < 3; i++) TEST_CHECK(out[i] == (real)f64[i], "f64 value %d", i);
+    if (sizeof(real) == sizeof(double)) {
+        TEST_CHECK(st_read_real(st, "f64", out, 3) == 0, "read_real f64");
+        for (int i = 0; i < 3; i++) TEST_CHECK(out[i] == (real)f64[i], "f64 value %d", i);
+    } else {   /* -1e300 is past the float range: an infinity as a real, refused */
+        TEST_CHECK(st_read_real(st, "f64", out, 3) == -2 && strstr(dr_lasterr(), "'f64' holds an infinity at element 1"),
+                   "read_real f64 past the float range: %s", dr_lasterr());
+        TEST_CHECK(out[0] == (real)f64[0] && out[2] == (real)f64[2], "f64 values in range");
+    }
     TEST_CHECK(st_read_real(st, "bf16", out, 2) == 0 && out[0] == 1 && out[1] == -3.5, "bf16 values");
     TEST_CHECK(st_read_real(st, "f16", out, 4) == 0 && out[0] == 1 && out[1] == -2 &&
                    out[2] == (real)ldexp(1, -24) && out[3] == 65504,
@@ -147,6 +153,30 @@ static void test_round_trip(void) {
  * {"a": F32 [1.0, 2.0], "b": I64 scalar 7} with metadata {"format": "pt"}: metadata
  * first, tensors by descending dtype then name (b before a), compact JSON padded with
  * spaces to a multiple of 8 (138 -> 144 = 0x90 bytes). */
+/* st_read_real refuses a NaN, an infinity, or an F64 past the float range (in float
+ * builds), with -2 and the tensor and element named: every caller reads weights or state. */
+static void test_nonfinite(void) {
+    const float fa[3] = {1, NAN, 2}, fb[2] = {-INFINITY, 0};
+    const double big[2] = {0.5, 1e300};
+    StWriter *w = st_writer_new();
+    st_writer_add(w, "nan", ST_F32, 1, (int64_t[]){3}, fa);
+    st_writer_add(w, "inf", ST_F32, 1, (int64_t[]){2}, fb);
+    st_writer_add(w, "big", ST_F64, 1, (int64_t[]){2}, big);
+    TEST_CHECK(st_writer_save(w, tpath("nonfinite.safetensors")) == 0, "save: %s", dr_lasterr());
+    st_writer_free(w);
+    SafeTensors *st = st_open(tpath("nonfinite.safetensors"));
+    TEST_CHECK(st != NULL, "open: %s", dr_lasterr());
+    if (!st) return;
+    real out[3];
+    TEST_CHECK(st_read_real(st, "nan", out, 3) == -2 && strstr(dr_lasterr(), "tensor 'nan' holds NaN at element 1"),
+               "NaN refused: %s", dr_lasterr());
+    TEST_CHECK(st_read_real(st, "inf", out, 2) == -2 && strstr(dr_lasterr(), "holds an infinity at element 0"),
+               "infinity refused: %s", dr_lasterr());
+    TEST_CHECK(st_read_real(st, "big", out, 2) == (sizeof(real) == sizeof(float) ? -2 : 0),
+               "an F64 past the float range: refused exactly in float builds (%s)", dr_lasterr());
+    st_close(st);
+}
+
 static void test_hf_bytes(void) {
     static const unsigned char expected[] =
         "\x90\x00\x00\x00\x00\x00\x00\x00"
@@ -377,6 +407,7 @@ int main(void) {
     CHECK(mkdtemp(dir), "mkdtemp failed");
     test_round_trip();
     test_hf_bytes();
+    test_nonfinite();
     test_deterministic();
     test_truncations();
     test_corruptions();

@@ -5,6 +5,7 @@
  */
 #include "checkpoint.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "data.h"
 #include "json.h"
 #include "safetensors.h"
 
@@ -129,7 +131,8 @@ static int config_parse(const SafeTensors *st, const char *path, const char *mod
 /* ---- shared save / load over a tensor table --------------------------------------- */
 
 static int model_save(const char *path, const LMConfig *cfg, const char *model_type,
-                      const ParamInfo *table, int n, const real *params, const char *metadata_json) {
+                      const ParamInfo *table, int n, const real *params, const char *metadata_json,
+                      const TokenizerTag *tok) {
     StWriter *w = st_writer_new();
     for (int i = 0; i < n; i++)
         st_writer_add_real(w, table[i].name, table[i].ndim, table[i].shape, params + table[i].offset);
@@ -137,9 +140,44 @@ static int model_save(const char *path, const LMConfig *cfg, const char *model_t
     st_writer_metadata(w, "format", "pt");
     st_writer_metadata(w, "config", cj);
     if (metadata_json) st_writer_metadata(w, "datarater", metadata_json);
+    if (tok) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, tok->fingerprint);
+        st_writer_metadata(w, "tokenizer", tok->spec ? tok->spec : "");
+        st_writer_metadata(w, "tokenizer_fingerprint", hex);
+    }
     int rc = st_writer_save(w, path);
     st_writer_free(w);
     free(cj);
+    return rc;
+}
+
+TokenizerTag data_tokenizer_tag(const DataLoader *d) {
+    return (TokenizerTag){ data_fingerprint(d), data_tokenizer_spec(d) };
+}
+
+int checkpoint_check_tokenizer(const char *path, const char *option, const TokenizerTag *data,
+                               const char *shard_path) {
+    char who[1100];
+    snprintf(who, sizeof who, "%s%s%s", option ? option : "", option ? " " : "", path);
+    SafeTensors *st = st_open(path);
+    if (!st) return option ? dr_seterr("%s: %s", option, dr_lasterr()) : -1;
+    const char *hex = st_metadata(st, "tokenizer_fingerprint"), *spec = st_metadata(st, "tokenizer");
+    int rc = 0;
+    if (hex) {
+        char *end;
+        errno = 0;
+        unsigned long long fp = strtoull(hex, &end, 16);
+        if (strlen(hex) != 16 || *end || errno)
+            rc = dr_seterr("%s: bad \"tokenizer_fingerprint\" in __metadata__: '%s' (16 hex digits "
+                           "expected)", who, hex);
+        else if ((uint64_t)fp != data->fingerprint)
+            rc = dr_seterr("%s was trained on shards of another tokenizer (\"%s\", fingerprint %s) "
+                           "than %s (\"%s\", fingerprint %016" PRIx64 "): its token ids would "
+                           "mean other text", who, spec ? spec : "?", hex, shard_path,
+                           data->spec ? data->spec : "?", data->fingerprint);
+    }
+    st_close(st);
     return rc;
 }
 
@@ -261,11 +299,12 @@ done:
 
 /* ---- LM and rater ------------------------------------------------------------------ */
 
-int lm_save(const char *path, const LMConfig *cfg, const real *params, const char *metadata_json) {
+int lm_save(const char *path, const LMConfig *cfg, const real *params, const char *metadata_json,
+            const TokenizerTag *tok) {
     int n = lm_num_tensors(cfg);
     ParamInfo *table = xmalloc((size_t)n * sizeof *table);
     lm_param_table(cfg, table);
-    int rc = model_save(path, cfg, "gpt2", table, n, params, metadata_json);
+    int rc = model_save(path, cfg, "gpt2", table, n, params, metadata_json, tok);
     free(table);
     return rc;
 }
@@ -274,11 +313,12 @@ int lm_load(const char *path, LMConfig *cfg_out, real **params_out) {
     return model_load(path, "gpt2", cfg_out, params_out, 0);
 }
 
-int rater_save(const char *path, const RaterConfig *cfg, const real *phi, const char *metadata_json) {
+int rater_save(const char *path, const RaterConfig *cfg, const real *phi, const char *metadata_json,
+               const TokenizerTag *tok) {
     int n = rater_num_tensors(cfg);
     ParamInfo *table = xmalloc((size_t)n * sizeof *table);
     rater_param_table(cfg, table);
-    int rc = model_save(path, cfg, "datarater", table, n, phi, metadata_json);
+    int rc = model_save(path, cfg, "datarater", table, n, phi, metadata_json, tok);
     free(table);
     return rc;
 }

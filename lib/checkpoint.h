@@ -21,18 +21,42 @@
 #ifndef DR_CHECKPOINT_H
 #define DR_CHECKPOINT_H
 
+#include <stdint.h>
+
 #include "lm.h"
 #include "optim.h"
 #include "rater.h"
 
+/* The tokenizer of the shards a model was trained on. Its checkpoint records it
+ * (__metadata__ "tokenizer": the shards' tokenizer spec, "tokenizer_fingerprint": the
+ * fingerprint as 16 hex digits), and the tools that run a checkpoint on shards refuse
+ * shards of another tokenizer (checkpoint_check_tokenizer): the same ids would be other
+ * strings. NULL when saving: nothing recorded. */
+typedef struct {
+    uint64_t fingerprint;
+    const char *spec;          /* "byte", "gpt2", "bpe:/abs/dir", … (drs_tokenizer_spec) */
+} TokenizerTag;
+
 int lm_save(const char *path, const LMConfig *cfg, const real *params,
-            const char *metadata_json);
+            const char *metadata_json, const TokenizerTag *tok);
 /* *params_out: malloc'd host buffer of lm_num_params(cfg_out) reals. */
 int lm_load(const char *path, LMConfig *cfg_out, real **params_out);
 
 int rater_save(const char *path, const RaterConfig *cfg, const real *phi,
-               const char *metadata_json);
+               const char *metadata_json, const TokenizerTag *tok);
 int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out);
+
+/* The tag of a loader's shards (its first shard's spec; all its shards share the
+ * fingerprint). */
+typedef struct DataLoader DataLoader;
+TokenizerTag data_tokenizer_tag(const DataLoader *d);
+
+/* 0 when the checkpoint at path records no tokenizer (a Hugging Face file, or one saved
+ * before the tag existed) or records `data`'s; -1 + dr_seterr("option path: trained on
+ * … ; shard_path is …") when it records another, or when path cannot be read.
+ * option: the command-line option that named path ("--rater"), or NULL. */
+int checkpoint_check_tokenizer(const char *path, const char *option, const TokenizerTag *data,
+                               const char *shard_path);
 
 /* Optimizer state next to a model, in a "*.state" safetensors: tensors "m.<name>" and
  * "v.<name>" (SGD: "m." only) in the model's table layout, metadata "optimizer" and

@@ -132,7 +132,7 @@ int meta_uniform_step(MetaWork *w, real *theta, OptimState *opt, const MetaBatch
 
 /* ---- the outer loop (meta_run.c) ------------------------------------------------ */
 
-#define META_INTERRUPTED 130   /* stopped by Ctrl-C/SIGTERM or --stop-at, state saved */
+#define META_INTERRUPTED 130   /* stopped by Ctrl-C/SIGTERM, state saved */
 
 typedef struct {
     Config cfg;                /* loaded and validated */
@@ -152,9 +152,9 @@ int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train
 
 /* The meta-training run of DESIGN §4.1: K members, cfg.meta.rounds meta-steps, outer
  * AdamW with clip, EMA, metrics, state for --resume. Writes <out> (rater), <out minus
- * .safetensors>.ema.safetensors and <out>.state. 0 when done, META_INTERRUPTED when
- * stopped with the state saved, -1 + dr_seterr on bad input or a non-finite
- * meta-gradient (the last good rater is kept at <out>). */
+ * .safetensors>.ema.safetensors and <out>.state. 0 when done (or stopped at --stop-at),
+ * META_INTERRUPTED when stopped by a signal with the state saved, -1 + dr_seterr on bad
+ * input or a non-finite meta-gradient (the last good rater is kept at <out>). */
 int meta_run(MetaOptions *o);
 
 /* dr-meta grad: the meta-gradient of one meta-step of one member from the LM and rater

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "checkpoint.h"
@@ -370,12 +371,13 @@ static real *to_host_copy(const Backend *be, const real *x, size_t n) {
 static int save_raters(Run *r, const real *phi, const real *phi_ema) {
     if (dist_rank() != 0) return 0;   /* every rank holds the same φ */
     real *h = to_host_copy(r->be, phi, r->n_phi);
-    int rc = rater_save(r->o->out_path, &r->spec.rater, h, r->config_json);
+    TokenizerTag tag = data_tokenizer_tag(r->train);
+    int rc = rater_save(r->o->out_path, &r->spec.rater, h, r->config_json, &tag);
     free(h);
     if (rc) return -1;
     char *ema_path = meta_ema_path(r->o->out_path);
     h = to_host_copy(r->be, phi_ema, r->n_phi);
-    rc = rater_save(ema_path, &r->spec.rater, h, r->config_json);
+    rc = rater_save(ema_path, &r->spec.rater, h, r->config_json, &tag);
     free(h);
     free(ema_path);
     return rc;
@@ -880,6 +882,10 @@ int meta_run(MetaOptions *o) {
 
     double seconds0 = 0;
     if (o->resume) {
+        TokenizerTag tag = data_tokenizer_tag(r->train);
+        if (access(o->out_path, F_OK) == 0 &&
+            checkpoint_check_tokenizer(o->out_path, "--resume", &tag, data_shard_path(r->train, 0)))
+            goto done;
         if (state_load(r, state_path, &seconds0)) goto done;
         if (dist_rank() == 0 && o->log_path && metrics_truncate(o->log_path, "meta_step", r->meta_step) != 0)
             goto done;
@@ -918,7 +924,7 @@ int meta_run(MetaOptions *o) {
         prog.out = dist_log();
         prog.is_tty = 0;
     }
-    progress_update(&prog, (double)r->meta_step);
+    progress_resume(&prog, (double)r->meta_step);
     const double t0 = dr_now();
     int stopped = 0;
     while (r->meta_step < cfg->meta.rounds) {
@@ -933,13 +939,17 @@ int meta_run(MetaOptions *o) {
                                (r->track_uniform && !isfinite(res.l_val_uniform));
         if (losses_bad ||
             (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi)))) {
-            char what[160];
+            char what[200], a[32], b[32], c[48] = "";
+            snprintf(a, sizeof a, isnan(lt) ? "NaN" : "%g", lt);   /* "NaN", never "-nan" */
+            snprintf(b, sizeof b, isnan(lv_step) ? "NaN" : "%g", lv_step);
+            if (r->track_uniform)
+                snprintf(c, sizeof c, isnan(res.l_val_uniform) ? ", uniform l_val NaN" : ", uniform l_val %g",
+                         res.l_val_uniform);
             if (losses_bad)
-                snprintf(what, sizeof what, "the inner losses are not finite (l_train %g, l_val %g%s%g): "
-                         "the inner LMs diverged (lower lm.lr, or set lm.clip)", lt, lv_step,
-                         r->track_uniform ? ", uniform l_val " : "", r->track_uniform ? res.l_val_uniform : 0.0);
+                snprintf(what, sizeof what, "the inner losses are not finite (l_train %s, l_val %s%s): "
+                         "the inner LMs diverged (lower lm.lr, or set lm.clip)", a, b, c);
             else
-                snprintf(what, sizeof what, "the meta-gradient is not finite (l_val %g)", lv_step);
+                snprintf(what, sizeof what, "the meta-gradient is not finite (l_val %s)", b);
             int saved = save_raters(r, r->phi, r->phi_ema);   /* rank 0 */
             dist_bcast(&saved, sizeof saved, 0);   /* no rank exits before the rater is saved */
             if (saved == 0)
@@ -971,9 +981,10 @@ int meta_run(MetaOptions *o) {
     double seconds = seconds0 + dr_now() - t0;
     if (save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds)) goto done;
     if (stopped)
-        fprintf(dist_log(), "%s: stopped after meta-step %ld of %d; state saved to %s (--resume continues)\n",
-                dr_progname(), r->meta_step, cfg->meta.rounds, state_path);
-    rc = stopped ? META_INTERRUPTED : 0;
+        fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
+                dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,
+                state_path);
+    rc = stopped && interrupted ? META_INTERRUPTED : 0;   /* --stop-at is a requested end: 0 */
 done:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -1009,6 +1020,10 @@ int meta_grad_run(MetaGradOptions *o) {
     if (lm_load(o->lm_init, &lc, &lm_host)) goto done;
     if (rater_load(o->rater_init, &rcfg, &phi_host)) goto done;
     if (open_data(cfg, &o->train, &o->val, &dt, &dv)) goto done;
+    TokenizerTag tag = data_tokenizer_tag(dt);
+    if (checkpoint_check_tokenizer(o->lm_init, "--lm-init", &tag, data_shard_path(dt, 0)) ||
+        checkpoint_check_tokenizer(o->rater_init, "--rater-init", &tag, data_shard_path(dt, 0)))
+        goto done;
     uint32_t shard_vocab = data_vocab_size(dt) > data_vocab_size(dv) ? data_vocab_size(dt) : data_vocab_size(dv);
     if ((uint32_t)lc.vocab < shard_vocab || (uint32_t)rcfg.vocab < shard_vocab) {
         int lm_short = (uint32_t)lc.vocab < shard_vocab;

@@ -59,7 +59,7 @@ static void fmt_rate(char *buf, size_t n, double r) {
 
 static void draw(Progress *p, double now, int final) {
     double el = now - p->t_start;
-    double rate = el > 0 ? p->done / el : 0;
+    double rate = el > 0 ? (p->done - p->done0) / el : 0;
     char done[32], total[32], rt[32], eta[32], elapsed[32];
     fmt_count(done, sizeof done, p->done);
     fmt_count(total, sizeof total, p->total);
@@ -82,6 +82,14 @@ static void draw(Progress *p, double now, int final) {
                     p->extra);
         }
         if (final) fputc('\n', p->out);
+    } else if (final && p->done0 > 0 && p->done <= p->done0) {   /* resumed with nothing left */
+        fprintf(p->out, "%s: done, %s %s (nothing left to run)%s%s\n", p->label, done, p->unit,
+                p->extra[0] ? ", " : "", p->extra);
+    } else if (final && p->done0 > 0) {
+        char part[32];
+        fmt_count(part, sizeof part, p->done - p->done0);
+        fprintf(p->out, "%s: done, %s %s (%s in this run, in %s, %s %s/s)%s%s\n", p->label, done, p->unit,
+                part, elapsed, rt, p->unit, p->extra[0] ? ", " : "", p->extra);
     } else if (final) {
         fprintf(p->out, "%s: done, %s %s in %s (%s %s/s)%s%s\n", p->label, done, p->unit, elapsed, rt, p->unit,
                 p->extra[0] ? ", " : "", p->extra);
@@ -95,6 +103,8 @@ static void draw(Progress *p, double now, int final) {
     fflush(p->out);
     p->t_last_print = now;
 }
+
+void progress_resume(Progress *p, double done) { p->done = p->done0 = done; }
 
 void progress_update(Progress *p, double done) {
     p->done = done;

@@ -10,7 +10,9 @@
  *            redrawn at most 10 times a second, cleared to the end of the line.
  * Otherwise: "tokenize: 4100/10000 docs (41.0%), 812 docs/s, 0:05 elapsed, ETA 0:07, 12.5 MB"
  *            once per interval, and a final "tokenize: done, …" line from progress_finish.
- * The rate is the average since progress_start. Never prints on stdout (data goes there).
+ * The rate is the average since progress_start. A resumed run calls progress_resume with
+ * the count it starts from: the bar shows the whole run, the rate and ETA only this
+ * process's part. Never prints on stdout (data goes there).
  */
 #ifndef DR_PROGRESS_H
 #define DR_PROGRESS_H
@@ -23,6 +25,7 @@ typedef struct {
     const char *unit;      /* "docs", "steps", "MB" */
     double total;          /* 0 = unknown */
     double done;
+    double done0;          /* the count this process started from (progress_resume) */
     double t_start, t_last_print;
     double interval;       /* seconds between plain lines (10; may be changed after start) */
     int is_tty;            /* redraw with \r (set by progress_start from isatty(stderr)) */
@@ -31,6 +34,7 @@ typedef struct {
 } Progress;
 
 void progress_start(Progress *p, const char *label, const char *unit, double total);
+void progress_resume(Progress *p, double done);        /* right after start: continues from done */
 void progress_update(Progress *p, double done);        /* prints when due */
 void progress_set_extra(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_finish(Progress *p);                     /* final line */

@@ -590,7 +590,8 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     char *sp = state_path_of(out);
     int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
                               opt->v ? t->h_v : NULL, opt->step, state);
-    if (rc == 0) rc = lm_save(out, &t->lmc, t->h_params, meta);
+    TokenizerTag tag = data_tokenizer_tag(t->train);
+    if (rc == 0) rc = lm_save(out, &t->lmc, t->h_params, meta, &tag);
     free(sp);
     free(meta);
     return rc;
@@ -857,6 +858,12 @@ static int load_weights(Trainer *t, const char *option, const char *path) {
     LMConfig lc;
     real *hp = NULL;
     if (lm_load(path, &lc, &hp) != 0) return seterr_prefixed(option, NULL);
+    const DataLoader *d = t->train ? t->train : t->val;
+    TokenizerTag tag = data_tokenizer_tag(d);
+    if (checkpoint_check_tokenizer(path, option, &tag, data_shard_path(d, 0)) != 0) {
+        free(hp);
+        return -1;
+    }
     if (lc.n_layer != t->lmc.n_layer || lc.d_model != t->lmc.d_model || lc.n_head != t->lmc.n_head ||
         lc.d_ff != t->lmc.d_ff || lc.vocab != t->lmc.vocab || lc.ctx != t->lmc.ctx) {
         free(hp);
@@ -1078,6 +1085,11 @@ int train_run(TrainOptions *o) {
     t.total_steps = total_steps_of(o, cfg, t.train, t.n_cand);
     t.config_json = config_to_json(cfg);
     alloc_model(&t, 1);
+    if (t.curation == CURATE_ONLINE) {
+        TokenizerTag tag = data_tokenizer_tag(t.train);
+        if (checkpoint_check_tokenizer(o->rater_path, "--rater", &tag, data_shard_path(t.train, 0)) != 0)
+            goto done;
+    }
     if (curation_setup(&t, phi_host) != 0) goto done;
     {   /* the rank reads only its rows of each Train batch: its slice of the B examples,
          * or (online) its whole sub-batches of the C candidates (next_batch) */
@@ -1107,11 +1119,11 @@ int train_run(TrainOptions *o) {
     if (dist_size() > 1)
         snprintf(ranks, sizeof ranks, " over %d ranks (≤ %d examples each)", dist_size(),
                  (B + dist_size() - 1) / dist_size());
-    fprintf(msg, "%s: LM %.2fM parameters (%d layers, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
+    fprintf(msg, "%s: LM %.2fM parameters (%d layer%s, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
             "%s: Train %" PRIu64 " examples (%" PRIu64 " target tokens), Val %" PRIu64
             " examples; %ld steps of %d×%d%s%s%s\n",
-            dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.d_model, t.lmc.n_head,
-            t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
+            dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.n_layer == 1 ? "" : "s",
+            t.lmc.d_model, t.lmc.n_head, t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
             data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
             t.total_steps, B, cfg->data.seq_len, ranks,
             o->resume ? ", resumed" : o->init_path ? ", weights from " : "",
@@ -1122,8 +1134,9 @@ int train_run(TrainOptions *o) {
                 cfg->rater.mean_normalize ? ", mean-normalized" : "");
     else if (t.curation == CURATE_ONLINE)
         fprintf(msg, "%s: online filtering: each step trains on the best %d of %d candidates "
-                "(keep %g) by the rater %s (%d layers, d %d, %d positions)\n", dr_progname(), B,
-                t.n_cand, o->online_keep, o->rater_path, t.rc.n_layer, t.rc.d_model, t.rc.ctx);
+                "(keep %g) by the rater %s (%d layer%s, d %d, %d positions)\n", dr_progname(), B,
+                t.n_cand, o->online_keep, o->rater_path, t.rc.n_layer, t.rc.n_layer == 1 ? "" : "s",
+                t.rc.d_model, t.rc.ctx);
     if (o->resume)
         fprintf(msg, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
 
@@ -1147,7 +1160,8 @@ int train_run(TrainOptions *o) {
     t.have_good = o->resume;     /* …but a fresh init whose first loss is not finite does not */
 
     long first_step = t.c.step;
-    progress_start(&prog, "train", "steps", (double)(t.total_steps - first_step));
+    progress_start(&prog, "train", "steps", (double)t.total_steps);
+    progress_resume(&prog, (double)first_step);
     prog_on = 1;
     if (dist_rank() != 0) {
         prog.out = msg;
@@ -1226,7 +1240,7 @@ int train_run(TrainOptions *o) {
         }
         if (isnan(last_l_val)) progress_set_extra(&prog, "loss %.4f  lr %.2e", last_loss, lr);
         else progress_set_extra(&prog, "loss %.4f  val %.4f  lr %.2e", last_loss, last_l_val, lr);
-        progress_update(&prog, (double)(t.c.step - first_step));
+        progress_update(&prog, (double)t.c.step);
 
         if (!last && cfg->train.checkpoint_every > 0 && t.c.step % cfg->train.checkpoint_every == 0) {
             Counters c = t.c;
@@ -1265,6 +1279,10 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
     if (open_data(&t, 0) != 0) goto done;
     if (check_model_vs_data(&t, ckpt) != 0) goto done;
+    {
+        TokenizerTag tag = data_tokenizer_tag(t.val);
+        if (checkpoint_check_tokenizer(ckpt, "--eval-only", &tag, data_shard_path(t.val, 0)) != 0) goto done;
+    }
     alloc_model(&t, 0);
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;

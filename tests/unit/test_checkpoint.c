@@ -158,7 +158,7 @@ static void test_lm_roundtrip(void) {
     real *p = be->alloc(n * sizeof(real));
     lm_init_params(be, &cfg, p, 42);
     const char *path = tmp("lm.safetensors");
-    TEST_CHECK(lm_save(path, &cfg, p, "{\"run\":\"test\"}") == 0, "lm_save: %s", dr_lasterr());
+    TEST_CHECK(lm_save(path, &cfg, p, "{\"run\":\"test\"}", NULL) == 0, "lm_save: %s", dr_lasterr());
 
     Expect e[64];
     int ne = expected_tensors(e, "transformer.", 2, 50, 12, 16, 64);
@@ -217,7 +217,7 @@ static void test_rater_roundtrip(void) {
     real *p = be->alloc(n * sizeof(real));
     rater_init_params(be, &cfg, p, 3);
     const char *path = tmp("rater.safetensors");
-    TEST_CHECK(rater_save(path, &cfg, p, "{\"run\":\"test\"}") == 0, "rater_save: %s", dr_lasterr());
+    TEST_CHECK(rater_save(path, &cfg, p, "{\"run\":\"test\"}", NULL) == 0, "rater_save: %s", dr_lasterr());
 
     Expect e[64];
     int ne = expected_tensors(e, "rater.", 1, 30, 10, 8, 24);
@@ -243,6 +243,28 @@ static void test_rater_roundtrip(void) {
     }
     LMConfig lc;
     expect_refused(lm_load(path, &lc, &q), "a rater loaded as an LM", "model_type");
+
+    /* the tokenizer tag: none recorded passes any shards; a recorded one passes only its own */
+    TokenizerTag gpt2 = { 0x0123456789abcdefULL, "gpt2" }, byte = { 0xfedcba9876543210ULL, "byte" };
+    TEST_CHECK(checkpoint_check_tokenizer(path, "--rater", &byte, "s.drs") == 0,
+               "an untagged checkpoint was refused: %s", dr_lasterr());
+    const char *tagged = tmp("rater_tagged.safetensors");
+    TEST_CHECK(rater_save(tagged, &cfg, p, NULL, &gpt2) == 0, "rater_save: %s", dr_lasterr());
+    SafeTensors *st = st_open(tagged);
+    TEST_CHECK(st && st_metadata(st, "tokenizer") && !strcmp(st_metadata(st, "tokenizer"), "gpt2") &&
+               st_metadata(st, "tokenizer_fingerprint") &&
+               !strcmp(st_metadata(st, "tokenizer_fingerprint"), "0123456789abcdef"),
+               "the tokenizer metadata is not recorded as written");
+    if (st) st_close(st);
+    TEST_CHECK(checkpoint_check_tokenizer(tagged, "--rater", &gpt2, "s.drs") == 0,
+               "a checkpoint was refused on its own tokenizer's shards: %s", dr_lasterr());
+    expect_refused(checkpoint_check_tokenizer(tagged, "--rater", &byte, "s.drs"),
+                   "a gpt2 rater on byte shards", "--rater ");
+    TEST_CHECK(strstr(dr_lasterr(), "\"gpt2\", fingerprint 0123456789abcdef") &&
+               strstr(dr_lasterr(), "s.drs (\"byte\", fingerprint fedcba9876543210)"),
+               "the refusal does not name both tokenizers: %s", dr_lasterr());
+    expect_refused(checkpoint_check_tokenizer(tmp("none.safetensors"), NULL, &gpt2, "s.drs"),
+                   "a missing checkpoint", "none.safetensors");
     be->free(p);
 }
 

@@ -84,12 +84,16 @@ $(KEEP_ABLATIONS): main-rater
 	    KEEP=$(@:keep%=%) RUNS="datarater$(if $(filter 1,$(KEEP_RANDOM)), random)" \
 	    $(AOUT)/$@/train/datarater.done $(if $(filter 1,$(KEEP_RANDOM)),$(AOUT)/$@/train/random.done)
 
+# the planned change of every meta ablation, for the rows of those not run yet
+# (ABL_SET_<name with - as _>; a finished ablation's own meta/params stamp wins)
+ABL_SETS_ENV = $(foreach a,$(META_ABLATIONS),ABL_SET_$(subst -,_,$(a))="$(ABL_SET_$(a))")
+
 table: main $(ABLATIONS)
-	$(PIPE)/ablations.sh $(REPRO_OUT) $(AOUT) $(ABLATIONS)
+	$(ABL_SETS_ENV) $(PIPE)/ablations.sh $(REPRO_OUT) $(AOUT) $(ABLATIONS)
 
 # the table of whatever is finished, without running anything
 table-only:
-	$(PIPE)/ablations.sh $(REPRO_OUT) $(AOUT) $(ABLATIONS)
+	$(ABL_SETS_ENV) $(PIPE)/ablations.sh $(REPRO_OUT) $(AOUT) $(ABLATIONS)
 
 help:
 	@sed -n '1,/^$$/p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'

@@ -63,6 +63,7 @@ plot() {  # plot NAME.png WIDTH HEIGHT <<script   (gnuplot script on stdin)
 }
 image() {  # image NAME.png ALT  -> markdown image line, when the plot exists
     if [ -f "$PLOTS/$1" ]; then printf '![%s](plots/%s)\n\n' "$2" "$1"
+    elif [ "$GP_CMD" = none ]; then printf '_(no plot: plots turned off, GNUPLOT=none)_\n\n'
     elif [ -z "$GP" ]; then printf '_(no plot: gnuplot with a PNG terminal is not installed)_\n\n'
     fi
 }
@@ -472,7 +473,9 @@ echo
 echo "- meta-training: \`meta/metrics.jsonl\`, \`meta/rater.safetensors\`, \`meta/rater.ema.safetensors\`"
 echo "- scores: \`score/datarater.tsv\` (rater), \`score/ppl.tsv\` (reference LM); filters: \`filter/<run>/\`, \`filter/<run>.summary\`"
 echo "- final runs: \`train/<run>.jsonl\` (metrics), \`train/<run>.safetensors\` (Hugging Face GPT-2 layout)"
-echo "- plots: \`plots/*.png\`; their data and gnuplot scripts: \`plots/data/\`"
+if [ -n "$GP" ]; then echo "- plots: \`plots/*.png\`; their data and gnuplot scripts: \`plots/data/\`"
+else echo "- plots: none drawn ($( [ "$GP_CMD" = none ] && echo 'GNUPLOT=none' || echo 'no gnuplot with a PNG terminal')); their data: \`plots/data/\`"
+fi
 echo "- compare any logs again: \`pipelines/compare.sh $OUT/train/*.jsonl\`"
 } > "$MD"
 mv -f "$MD" "$OUT/report.md"

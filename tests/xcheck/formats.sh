@@ -297,9 +297,10 @@ else fail e.c.random_invert_same "outputs differ or missing"; fi
 # ------------------------------------------------------------------ f. safetensors
 run train "$B/dr-train" --config "$CFG" --steps 2 -o lm.safetensors $M >/dev/null
 V=257
-ref safetensors --name f.lm --kind lm --config "$BASE" --config "$CFG" --vocab $V lm.safetensors
-ref safetensors --name f.rater --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V r.safetensors
-ref safetensors --name f.rater_ema --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V r.ema.safetensors
+SH1=$(ls tsplit/train_a/*.drs | head -1)
+ref safetensors --name f.lm --kind lm --config "$BASE" --config "$CFG" --vocab $V --shard "$SH1" lm.safetensors
+ref safetensors --name f.rater --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V --shard "$SH1" r.safetensors
+ref safetensors --name f.rater_ema --kind rater --config "$BASE" --config "$CFG" --set meta.rounds=1 --vocab $V --shard "$SH1" r.ema.safetensors
 ref state --name f.lm_state --model lm.safetensors lm.safetensors.state
 run train2 "$B/dr-train" --config "$CFG" --set lm.n_layer=1 --set lm.d_ff=48 --set data.seq_len=16 --steps 1 -o lm2.safetensors $M >/dev/null &&
     ref safetensors --name f.lm_dff48_seq16 --kind lm --config "$BASE" --config "$CFG" --set lm.n_layer=1 --set lm.d_ff=48 --set data.seq_len=16 --vocab $V lm2.safetensors

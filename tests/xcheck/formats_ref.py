@@ -1012,7 +1012,8 @@ def cmd_filter(args):
 
 
 def cmd_safetensors(args):
-    """safetensors --name N --kind lm|rater|grad --config base.yaml --config c.yaml [--set k=v]... --vocab V FILE"""
+    """safetensors --name N --kind lm|rater|grad --config base.yaml --config c.yaml [--set k=v]... --vocab V
+    [--shard S.drs] FILE   (--shard: a shard of the training data, whose tokenizer the model must record)"""
     o = _parse_kv(args)
     name = _one(o, "name")
     kind = _one(o, "kind")
@@ -1105,6 +1106,12 @@ def cmd_safetensors(args):
     else:
         ok = isinstance(dr, dict) and all(isinstance(dr.get(k), dict) for k in sections)
     check(name + ".datarater_meta", ok, "top-level keys %s" % (sorted(dr)[:12] if isinstance(dr, dict) else dr))
+    # formats.md section 5: the tokenizer of the training shards, spec and 16 hex digits
+    if o.get("shard"):
+        sh = read_shard(_one(o, "shard"), decode=False)
+        want = ("%016x" % sh.fingerprint, sh.spec)
+        have = (meta.get("tokenizer_fingerprint"), meta.get("tokenizer"))
+        check(name + ".tokenizer", have == want, "have %s, want %s" % (have, want))
 
 
 def cmd_state(args):

@@ -115,6 +115,7 @@ static int cat_documents(const ShardList *shards, const CatOptions *o, const Tok
             const char *source = drs_doc_source(r, i);
             if (o->source && strcmp(o->source, source) != 0) continue;
             printed++;
+            if (ferror(out)) break;   /* a full disk: stop now (cat_run says why), not after the corpus */
             if (o->list) {
                 fprintf(out, "%016llx\t%s\t%u\n", (unsigned long long)d->id, source, d->length);
                 continue;
@@ -279,7 +280,7 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
         uint64_t start, end;
         rc = example_window(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, &start, &end);
     }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; rc == 0 && i < n && !ferror(out); i++) {
         size_t e = ranked[i].line_index;
         rc = print_example(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, tok, &text, &buf,
                            &cap, out);

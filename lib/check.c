@@ -31,10 +31,20 @@ void dr_set_progname(const char *argv0) {
 }
 const char *dr_progname(void) { return progname; }
 
-static void remove_tmp_files(void) {
+/* Output directories this run created (dr_created_dirs_register): deepest first, each
+ * path set before the count that makes it visible to a handler; a slot's old string is
+ * freed only when the slot is reused, never under a handler's feet. */
+#define DR_CREATED_MAX 64
+static char *created_dir[DR_CREATED_MAX];
+static volatile sig_atomic_t n_created;
+
+/* What a failed or interrupted run leaves: nothing. Async-signal-safe (unlink, rmdir). */
+static void remove_leftovers(void) {
     for (TmpChunk *c = &tmp_first; c; c = c->next)
         for (int i = 0; i < DR_TMP_CHUNK; i++)
             if (c->used[i]) { unlink(c->path[i]); c->used[i] = 0; }
+    for (int i = 0; i < n_created; i++) rmdir(created_dir[i]);   /* only while empty */
+    n_created = 0;
 }
 
 /* Prints "progname: [prefix]message\n" on stderr in one write. Control characters of
@@ -67,7 +77,7 @@ void dr_die(const char *fmt, ...) {
     va_start(ap, fmt);
     print_error_line("", fmt, ap);
     va_end(ap);
-    remove_tmp_files();
+    remove_leftovers();
     exit(1);
 }
 
@@ -91,7 +101,7 @@ void dr_fail_at(const char *file, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     print_error_line(where, fmt, ap);
     va_end(ap);
-    remove_tmp_files();
+    remove_leftovers();
     exit(2);
 }
 
@@ -136,15 +146,112 @@ void dr_tmp_unregister(const char *path) {
             if (c->used[i] && strcmp(c->path[i], path) == 0) { c->used[i] = 0; return; }
 }
 
-static void cleanup_signal(int sig) {
-    remove_tmp_files();
-    signal(sig, SIG_DFL);
-    raise(sig);
+/* "dir///" -> "dir" ("/" stays). */
+static void strip_slashes(char *p) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
 }
+
+/* ---- signals ------------------------------------------------------------------------
+ * SIGINT, SIGTERM, SIGHUP: remove what the run wrote, one line on stderr, die of the
+ * signal (so the caller sees 128 + n, as from any Unix tool killed by it). SIGPIPE: the
+ * same without the line: `dr-cat … | head -1` ends as quietly as `zcat … | head -1`.
+ * Inside dr_signals_hold() a signal is only noted, and acted on at the release. */
+static volatile sig_atomic_t hold_depth, held_signal;
+
+static void die_of_signal(int sig) {
+    remove_leftovers();
+    if (sig != SIGPIPE) {
+        const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+        char line[300];
+        size_t n = 0;
+        const char *parts[] = {progname, ": interrupted (", name, ")\n"};
+        for (int k = 0; k < 4; k++)
+            for (const char *c = parts[k]; *c && n < sizeof line; c++) line[n++] = *c;
+        ssize_t w = write(STDERR_FILENO, line, n);
+        (void)w;
+    }
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);   /* inside its own handler sig is blocked */
+    raise(sig);
+    _exit(128 + sig);   /* not reached */
+}
+
+static void cleanup_signal(int sig) {
+    if (hold_depth > 0) {   /* a commit in progress: finish it first */
+        if (!held_signal) held_signal = sig;
+        return;
+    }
+    die_of_signal(sig);
+}
+
+/* A SIGINT, SIGTERM or SIGHUP that the parent ignores stays ignored: `nohup dr-… &`
+ * survives the hangup, and a script's background job its Ctrl-C, as with any Unix tool.
+ * SIGPIPE is taken whatever the parent did (see check.h). */
 void dr_install_cleanup_signals(void) {
-    signal(SIGINT, cleanup_signal);
-    signal(SIGTERM, cleanup_signal);
-    signal(SIGPIPE, cleanup_signal);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cleanup_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);   /* one cleanup at a time: the others wait */
+    for (int k = 0; k < 4; k++) sigaddset(&sa.sa_mask, sigs[k]);
+    for (int k = 0; k < 4; k++) {
+        if (sigs[k] != SIGPIPE && sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[k], &sa, NULL);
+    }
+}
+
+void dr_signals_hold(void) { hold_depth++; }
+
+void dr_signals_release(void) {
+    CHECK(hold_depth > 0, "dr_signals_release without dr_signals_hold");
+    if (--hold_depth > 0) return;
+    int sig = held_signal;
+    if (sig) die_of_signal(sig);
+}
+
+void dr_created_dirs_register(const char *dir, const char *top) {
+    if (!top) return;
+    char *p = xstrdup(dir), *t = xstrdup(top);
+    strip_slashes(p);
+    strip_slashes(t);
+    size_t top_len = strlen(t);
+    if (strncmp(p, t, top_len) == 0 && (p[top_len] == 0 || p[top_len] == '/')) {
+        for (;;) {   /* dir, then each parent up to top: deepest first */
+            if (n_created == DR_CREATED_MAX) break;   /* past that many: the upper ones stay */
+            char *old = created_dir[n_created];
+            created_dir[n_created] = xstrdup(p);
+            free(old);
+            n_created++;
+            if (strlen(p) <= top_len) break;
+            char *slash = strrchr(p, '/');
+            if (!slash || slash == p) break;
+            *slash = 0;
+            strip_slashes(p);
+        }
+    }
+    free(p);
+    free(t);
+}
+
+void dr_created_dirs_forget(void) { n_created = 0; }
+
+int dr_make_output_dirs(const char *dir, char **created) {
+    dr_signals_hold();   /* a signal between the mkdir and the register would leave it */
+    int rc = dr_make_dirs_created(dir, created);
+    if (rc == 0) {
+        dr_created_dirs_register(dir, *created);
+    } else {
+        dr_remove_created_dirs(dir, *created);
+        free(*created);
+        *created = NULL;
+    }
+    dr_signals_release();
+    return rc;
 }
 
 /* An existing path that is not a regular file (a device such as /dev/null, a FIFO)
@@ -171,13 +278,14 @@ FILE *dr_atomic_open(const char *path, char **tmp_path_out) {
     size_t n = strlen(path) + 32;
     char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    dr_tmp_register(tmp);   /* before it exists: a signal can come at any moment */
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         dr_seterr("%s: cannot create: %s", path, strerror(errno));
+        dr_tmp_unregister(tmp);
         free(tmp);
         return NULL;
     }
-    dr_tmp_register(tmp);
     *tmp_path_out = tmp;
     return f;
 }
@@ -230,14 +338,17 @@ void dr_outset_abort(DrOutputSet *s) {
 
 int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
     int rc = 0;
+    dr_signals_hold();   /* a Ctrl-C now would leave some renamed and the rest not */
     for (size_t i = 0; i < s->n; i++) {
         if (rc != 0) {   /* after a failed rename: the rest are removed, not renamed */
             tmp_discard(s->tmp[i]);
             continue;
         }
         rc = dr_atomic_rename(s->tmp[i], s->path[i]);
-        if (rc == 0 && paths_out) fprintf(paths_out, "%s\n", s->path[i]);
     }
+    dr_signals_release();
+    /* the paths once all are in place (a closed stdout then ends the tool, quietly) */
+    for (size_t i = 0; rc == 0 && paths_out && i < s->n; i++) fprintf(paths_out, "%s\n", s->path[i]);
     if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
         rc = dr_seterr("the outputs are in place, but printing their paths failed: %s", strerror(errno));
     outset_free(s);
@@ -275,11 +386,6 @@ int dr_make_dirs_created(const char *dir, char **created) {
 }
 
 int dr_make_dirs(const char *dir) { return dr_make_dirs_created(dir, NULL); }
-
-static void strip_slashes(char *p) {
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
-}
 
 void dr_remove_created_dirs(const char *dir, const char *top) {
     if (!top) return;

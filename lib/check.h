@@ -8,8 +8,9 @@
  *  - a broken invariant or an exhausted resource (out of memory, write error): the
  *    check macros print the source file and line and exit.
  * Output files are written to a temporary name and renamed when complete; paths
- * registered with dr_tmp_register() are removed by dr_die() and on SIGINT/SIGTERM
- * so a failed run never leaves a half-written file behind.
+ * registered with dr_tmp_register() (and the output directories a run registered as its
+ * own) are removed by dr_die(), dr_fail_at() and on SIGINT/SIGTERM/SIGHUP/SIGPIPE, so a
+ * failed or interrupted run never leaves a half-written file behind.
  */
 #ifndef DR_CHECK_H
 #define DR_CHECK_H
@@ -50,9 +51,27 @@ char *dr_strdup_at(const char *s, const char *file, int line);
 /* Temporary output files: register before writing, unregister after the rename. */
 void dr_tmp_register(const char *path);
 void dr_tmp_unregister(const char *path);
-/* Install SIGINT/SIGTERM handlers that remove registered temp files and exit(130).
- * Tools with their own Ctrl-C handling (checkpoint on interrupt) do not call this. */
+/* Handlers for SIGINT, SIGTERM, SIGHUP and SIGPIPE that remove the registered temporary
+ * files and created directories, then end the process by the same signal (the shell's
+ * status 128 + n: 130 for Ctrl-C, 143 SIGTERM, 129 SIGHUP, 141 SIGPIPE). On SIGINT,
+ * SIGTERM and SIGHUP one line "progname: interrupted (SIGINT)" goes to stderr.
+ * A SIGINT, SIGTERM or SIGHUP that the parent ignores stays ignored (`nohup dr-… &`
+ * survives the hangup). SIGPIPE (the reader of stdout went away: `dr-cat … | head -1`)
+ * ends the tool quietly, as zcat or cat in the same place: no message, status 141, even
+ * when the parent ignored SIGPIPE (the handler replaces that ignore: a tool never keeps
+ * computing output that nobody reads, nor prints an error per write; dr-tokenize,
+ * dr-split, dr-cat, dr-score and dr-filter call this at the start of their work).
+ * Async-signal-safe: tools with their
+ * own Ctrl-C handling (dr-train, dr-meta: checkpoint on interrupt) call it from their
+ * handler, so that a second Ctrl-C ends the process at once. */
 void dr_install_cleanup_signals(void);
+/* A stretch that a signal must not cut in two: renaming the outputs of a set into place
+ * and then removing an earlier run's surplus ones (any outputs that belong together).
+ * Between dr_signals_hold() and dr_signals_release() the handlers above only note a
+ * signal; the release then acts on it (cleans up, ends the process by that signal), so
+ * the outputs are either all as before or all new, never a mixture. Nests; main thread. */
+void dr_signals_hold(void);
+void dr_signals_release(void);
 
 /* Atomic output: opens "path.tmp.<pid>" for writing and registers it. */
 FILE *dr_atomic_open(const char *path, char **tmp_path_out);
@@ -86,6 +105,17 @@ int dr_make_dirs_created(const char *dir, char **created);
  * only while it is empty; stops at the first one that is not. A NULL top does nothing:
  * a directory that existed before the run is never removed. */
 void dr_remove_created_dirs(const char *dir, const char *top);
+/* The same, left to dr_die, dr_fail_at and the handlers of dr_install_cleanup_signals:
+ * registers dir and its parents up to top (NULL: nothing) as created by this run, so that
+ * an interrupted run, too, leaves no empty output directory behind (each is removed only
+ * while empty, after the temporary files). dr_created_dirs_forget() once the run's output
+ * is in place. Main thread. */
+void dr_created_dirs_register(const char *dir, const char *top);
+void dr_created_dirs_forget(void);
+/* An output directory for a run: dr_make_dirs_created and dr_created_dirs_register in
+ * one step that a signal cannot cut between the mkdir and the register. On failure
+ * removes what it made (*created NULL) and returns -1 + dr_seterr. */
+int dr_make_output_dirs(const char *dir, char **created);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
  * NULL + dr_seterr("path: cannot open: …") on failure. */
 char *dr_read_file(const char *path, size_t *len);

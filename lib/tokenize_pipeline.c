@@ -648,10 +648,8 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     if (!o->out_dir) return dr_seterr("no output directory (-o DIR)");
     InputList in = {0};
     if (expand_inputs(&in, o, n_inputs, inputs) != 0) { inputs_free(&in); return -1; }
-    char *made = NULL;   /* the topmost directory this run created: removed if it fails */
-    if (dr_make_dirs_created(o->out_dir, &made) != 0) {
-        dr_remove_created_dirs(o->out_dir, made);
-        free(made);
+    char *made = NULL;   /* the topmost directory this run created: removed if it fails or is interrupted */
+    if (dr_make_output_dirs(o->out_dir, &made) != 0) {
         inputs_free(&in);
         return -1;
     }
@@ -695,12 +693,27 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
         if (so.w) drs_writer_abort(so.w);
         dr_outset_abort(&so.done);
     } else {
-        rc = dr_outset_commit(&so.done, paths_out);   /* all shards appear together */
-        if (rc == 0) drs_remove_numbered(o->out_dir, o->prefix, n_shards);   /* an earlier run's tail */
+        /* all shards appear together, and an earlier run's surplus ones go with the same
+         * step: a signal in between would leave the directory a mixture of two runs */
+        dr_signals_hold();
+        rc = dr_outset_commit(&so.done, NULL);
+        if (rc == 0) drs_remove_numbered(o->out_dir, o->prefix, n_shards);
+        dr_signals_release();
     }
     st->shards = rc == 0 ? n_shards : 0;
     if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
+    dr_created_dirs_forget();
     free(made);
+    /* the paths once the directory holds this run's shards alone: a closed stdout
+     * (`| head -1`) then ends the tool quietly (check.h), its output complete */
+    for (size_t k = 0; rc == 0 && paths_out && k < n_shards; k++) {
+        char *path = shard_path(o, k);
+        fprintf(paths_out, "%s\n", path);
+        free(path);
+    }
+    if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
+        rc = dr_seterr("%s: the shards are in place, but printing their paths failed: %s", o->out_dir,
+                       strerror(errno));
     inputs_free(&in);
     st->seconds = now_s() - t0;
     return rc;
@@ -716,8 +729,8 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     /* where the two files go is checked before the corpus is read: a directory or a
      * device in the way of vocab.bpe would otherwise be found only after encoder.json
      * had already been replaced */
-    char *made = NULL;   /* the topmost directory this run created: removed if it fails */
-    int rc = dr_make_dirs_created(o->out_dir, &made);
+    char *made = NULL;   /* the topmost directory this run created: removed if it fails or is interrupted */
+    int rc = dr_make_output_dirs(o->out_dir, &made);
     static const char *const files[] = {"encoder.json", "vocab.bpe"};
     for (int k = 0; k < 2 && rc == 0; k++) {
         size_t len = strlen(o->out_dir) + strlen(files[k]) + 2;
@@ -728,6 +741,7 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     }
     if (rc != 0) {
         dr_remove_created_dirs(o->out_dir, made);
+        dr_created_dirs_forget();
         free(made);
         inputs_free(&in);
         return -1;
@@ -772,6 +786,7 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     free(lens);
     bytebuf_free(&all);
     if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
+    dr_created_dirs_forget();
     free(made);
     inputs_free(&in);
     st->seconds = now_s() - t0;

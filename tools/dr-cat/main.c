@@ -41,6 +41,7 @@ static void usage(void) {
         "  --tokenizer K      byte, gpt2 or bpe instead of the shards' own (must match them)\n"
         "  --vocab-dir D      its vocabulary directory (gpt2, bpe)\n"
         "inputs: shards, directories (their *.drs), manifests, or '-' (a manifest on stdin)\n"
+        "A closed stdout (dr-cat ... | head -1) ends dr-cat quietly, status 141 (as zcat).\n"
         "\n"
         "examples:\n"
         "  dr-tokenize --lines -o shards/ corpus.txt >/dev/null && dr-cat shards/ | cmp - corpus.txt\n"
@@ -111,6 +112,9 @@ int main(int argc, char **argv) {
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
     if (split) shardlist_filter_split(&shards, split);
     if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split);
+    /* `dr-cat … | head -1`: the closed pipe ends dr-cat quietly (status 141, no message),
+     * as zcat, even under a parent that ignores SIGPIPE; see check.h */
+    dr_install_cleanup_signals();
     int rc = examples ? print_examples(&shards, o.seq_len, min_tokens, o.ids, o.head)
                       : cat_run(&shards, &o, stdout);
     if (rc != 0) dr_die("%s", dr_lasterr());

@@ -35,7 +35,9 @@ static void usage(void) {
         "  --set k=v        config override (repeatable)\n"
         "  --batch B        examples per forward pass (default data.batch_size)\n"
         "  --split S        with a manifest: only shards of split S\n"
-        "  -o FILE          write the scores to FILE (atomically) instead of stdout\n"
+        "  -o FILE          write the scores to FILE (atomically: a failed or interrupted run\n"
+        "                   leaves FILE as it was) instead of stdout; a closed stdout\n"
+        "                   (| head -1) ends dr-score quietly (status 141)\n"
         "  --device D       auto | cpu | cuda (default experiment.device)\n"
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
@@ -132,8 +134,8 @@ int main(int argc, char **argv) {
 
     char *tmp = NULL;
     FILE *out = stdout;
+    dr_install_cleanup_signals();   /* Ctrl-C removes -o's temporary file; a closed stdout ends quietly */
     if (out_path) {
-        dr_install_cleanup_signals();
         out = dr_atomic_open(out_path, &tmp);
         if (!out) dr_die("%s", dr_lasterr());
     }

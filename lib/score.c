@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "checkpoint.h"
 #include "progress.h"
 #include "scores.h"
 #include "train.h"
@@ -200,6 +201,11 @@ int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, co
     if (data_vocab_size(d) > (uint32_t)cfg->vocab)
         return dr_seterr("%s%sthe %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
                          path, sep, what, cfg->vocab, data_vocab_size(d));
+    if (path[0]) {   /* a checkpoint that records its training shards' tokenizer */
+        TokenizerTag tag = data_tokenizer_tag(d);
+        if (checkpoint_check_tokenizer(path, is_rater ? "--rater" : "--lm", &tag, data_shard_path(d, 0)))
+            return -1;
+    }
     int positions = is_rater ? data_options(d)->seq_len_rater : data_options(d)->seq_len;
     if (positions < 1 || positions > cfg->ctx)
         return dr_seterr("%s%sthe %s has %d positions, data.seq_len%s is %d: score with the "

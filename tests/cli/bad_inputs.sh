@@ -305,8 +305,11 @@ bad "dr-train --eval-only: data.seq_len beyond the LM's positions" "lm.safetenso
     "$BIN/dr-train" "${CFG[@]}" --set data.seq_len=64 --eval-only "$LM" "$M"
 bad "dr-meta grad: data.seq_len beyond the checkpoints' positions" "lm.safetensors: .*32 positions" \
     "$BIN/dr-meta" grad "${CFG[@]}" --set data.seq_len=64 --lm-init "$LM" --rater-init "$R" --train "$TA" --val "$VAL" -o "$TMP/o.safetensors"
-"$MKSHARD" --random 20 --vocab 1000 "$B/big_vocab.drs" 2>/dev/null || fail "mkshard"
-"$MKSHARD" --random 20 --vocab 1000 --seed 2 --first-id 100 "$B/big_vocab2.drs" 2>/dev/null || fail "mkshard"
+# (the byte tokenizer's fingerprint, so that the vocabulary is what is refused, not the tokenizer)
+BYTE_FP=(--spec byte --fingerprint "$("$BIN/dr-split" --val 0.3 -o "$B/fp_probe" "$TMP/shards" 2>/dev/null |
+         sed -n 's/^# tokenizer: byte fingerprint \([0-9a-f]*\) .*/\1/p')")
+"$MKSHARD" --random 20 --vocab 1000 "${BYTE_FP[@]}" "$B/big_vocab.drs" 2>/dev/null || fail "mkshard"
+"$MKSHARD" --random 20 --vocab 1000 "${BYTE_FP[@]}" --seed 2 --first-id 100 "$B/big_vocab2.drs" 2>/dev/null || fail "mkshard"
 bad "dr-score --lm: shards beyond the LM's vocabulary" "lm.safetensors: .*vocabulary" \
     "$BIN/dr-score" "${CFG[@]}" --lm "$LM" -o "$TMP/o.tsv" "$B/big_vocab.drs"
 bad "dr-score --rater: shards beyond the rater's vocabulary" "rater.safetensors: .*vocabulary" \
@@ -322,6 +325,28 @@ bad "dr-train: Train and Val of different tokenizers" "different tokenizers" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
 bad "dr-meta: Train_A and Val of different tokenizers" "different tokenizers" \
     "$BIN/dr-meta" "${CFG[@]}" --train "$TA" --val "$B/other_tok.drs" -o "$TMP/o.safetensors"
+# a checkpoint trained on shards of another tokenizer (same vocabulary size, other
+# fingerprint): the checkpoint records its tokenizer; its ids would mean other text
+"$MKSHARD" --random 20 --vocab 257 --seed 3 "$B/other_tok2.drs" 2>/dev/null || fail "mkshard"
+OT=(--train "$B/other_tok.drs" --val "$B/other_tok2.drs")
+bad "dr-score --lm: an LM of another tokenizer" "lm.safetensors was trained on shards of another tokenizer \(\"byte\", fingerprint [0-9a-f]{16}\) than .*other_tok.drs \(\"test\", fingerprint 0000000000007e57\)" \
+    "$BIN/dr-score" "${CFG[@]}" --lm "$LM" -o "$TMP/o.tsv" "$B/other_tok.drs"
+bad "dr-score --rater: a rater of another tokenizer" "rater.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" "$B/other_tok.drs"
+no_file "dr-score: another tokenizer" "$TMP/o.tsv"
+bad "dr-train --eval-only: an LM of another tokenizer" "--eval-only .*lm.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-train" "${CFG[@]}" --eval-only "$LM" --val "$B/other_tok.drs"
+bad "dr-train --init: an LM of another tokenizer" "--init .*lm.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --init "$LM" "${OT[@]}" -o "$TMP/o.safetensors"
+bad "dr-train --rater: a rater of another tokenizer" "--rater .*rater.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$R" "${OT[@]}" -o "$TMP/o.safetensors"
+no_file "dr-train: another tokenizer" "$TMP/o.safetensors"
+bad "dr-meta grad: an LM of another tokenizer" "--lm-init .*lm.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" "${OT[@]}" -o "$TMP/o.safetensors"
+cp "$R" "$TMP/rr.safetensors"; cp "$R.state" "$TMP/rr.safetensors.state"
+bad "dr-meta --resume: a rater of another tokenizer" "--resume .*rr.safetensors was trained on shards of another tokenizer" \
+    "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" --set meta.rounds=2 --resume "${OT[@]}" -o "$TMP/rr.safetensors"
+same_file "dr-meta --resume: another tokenizer" "$R" "$TMP/rr.safetensors"
 # finite weights whose logits overflow: no scores.tsv with "inf" in it (dr-filter would refuse it)
 if [ $HAVE_PY = 1 ]; then
     bad "dr-score --rater: logits that overflow" "^dr-score: .*r_big.safetensors: example [0-9a-f]{16}:[0-9]+: the rater's logit is inf, not a finite number" \

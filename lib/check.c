@@ -205,6 +205,26 @@ void dr_install_cleanup_signals(void) {
     }
 }
 
+static const int stop_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+static int stop_taken[3];
+
+void dr_install_stop_signals(void (*handler)(int)) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int k = 0; k < 3; k++) {
+        stop_taken[k] = !(sigaction(stop_sigs[k], NULL, &old) == 0 && old.sa_handler == SIG_IGN);
+        if (stop_taken[k]) sigaction(stop_sigs[k], &sa, NULL);
+    }
+}
+
+void dr_stop_signals_reset(void) {
+    for (int k = 0; k < 3; k++)
+        if (stop_taken[k]) signal(stop_sigs[k], SIG_DFL);
+}
+
 void dr_signals_hold(void) { hold_depth++; }
 
 void dr_signals_release(void) {

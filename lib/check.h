@@ -65,6 +65,12 @@ void dr_tmp_unregister(const char *path);
  * own Ctrl-C handling (dr-train, dr-meta: checkpoint on interrupt) call it from their
  * handler, so that a second Ctrl-C ends the process at once. */
 void dr_install_cleanup_signals(void);
+/* dr-train and dr-meta: SIGINT, SIGTERM and SIGHUP call handler (which asks for a
+ * checkpoint at the end of the step and calls dr_install_cleanup_signals, so that a
+ * second signal ends the process at once), except a signal the parent ignores (nohup).
+ * dr_stop_signals_reset() puts the default action back on the ones it took. */
+void dr_install_stop_signals(void (*handler)(int));
+void dr_stop_signals_reset(void);
 /* A stretch that a signal must not cut in two: renaming the outputs of a set into place
  * and then removing an earlier run's surplus ones (any outputs that belong together).
  * Between dr_signals_hold() and dr_signals_release() the handlers above only note a

@@ -916,8 +916,7 @@ int meta_run(MetaOptions *o) {
             host_note, o->resume ? "; resumed" : "");
 
     interrupted = 0;
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    dr_install_stop_signals(on_interrupt);
     Progress prog;
     progress_start(&prog, "meta-step", "steps", cfg->meta.rounds);
     if (dist_rank() != 0) {
@@ -979,15 +978,17 @@ int meta_run(MetaOptions *o) {
     }
     progress_finish(&prog);
     double seconds = seconds0 + dr_now() - t0;
-    if (save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds)) goto done;
+    dr_signals_hold();   /* rater, EMA and state are one checkpoint: all new or all old */
+    int save_failed = save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds);
+    dr_signals_release();
+    if (save_failed) goto done;
     if (stopped)
         fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,
                 state_path);
     rc = stopped && interrupted ? META_INTERRUPTED : 0;   /* --stop-at is a requested end: 0 */
 done:
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    dr_stop_signals_reset();
     metrics_close(mt);
     if (r->be) run_free(r);
     free(state_path);

@@ -142,7 +142,7 @@ double train_flops_rater(const RaterConfig *rc, int n, int T) {
 }
 
 /* ================================================================================
- * Ctrl-C: the first SIGINT/SIGTERM asks for a checkpoint at the end of the step;
+ * Ctrl-C: the first SIGINT/SIGTERM/SIGHUP asks for a checkpoint at the end of the step;
  * a second one removes temporary files and ends the process (check.h's handler).
  * ================================================================================ */
 
@@ -588,10 +588,12 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"config\":%s}", c->step, c->tokens,
              t->config_json);
     char *sp = state_path_of(out);
+    TokenizerTag tag = data_tokenizer_tag(t->train);
+    dr_signals_hold();   /* the model and its .state are one checkpoint: never one without the other */
     int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
                               opt->v ? t->h_v : NULL, opt->step, state);
-    TokenizerTag tag = data_tokenizer_tag(t->train);
     if (rc == 0) rc = lm_save(out, &t->lmc, t->h_params, meta, &tag);
+    dr_signals_release();
     free(sp);
     free(meta);
     return rc;
@@ -1141,8 +1143,7 @@ int train_run(TrainOptions *o) {
         fprintf(msg, "%s: resuming at step %ld (%ld tokens)\n", dr_progname(), t.c.step, t.c.tokens);
 
     interrupted = 0;
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    dr_install_stop_signals(on_interrupt);
 
     if (!o->resume) {
         EvalResult e;
@@ -1248,6 +1249,13 @@ int train_run(TrainOptions *o) {
             if (save_checkpoint(&t, t.params, &t.opt, &c) != 0) goto done;
         }
     }
+    if (first_step >= t.total_steps) {   /* a finished run resumed: nothing ran, nothing to save */
+        progress_abort(&prog);           /* the line below says it */
+        fprintf(msg, "%s: done: %s is already at step %ld of %ld, nothing left to run\n", dr_progname(),
+                o->out_path, t.c.step, t.total_steps);
+        rc = 0;
+        goto done;
+    }
     t.c.seconds += dr_now() - t0;
     t0 = dr_now();
     if (save_checkpoint(&t, t.params, &t.opt, &t.c) != 0) goto done;
@@ -1259,8 +1267,7 @@ int train_run(TrainOptions *o) {
 done:
     /* a failure in the loop: the error replaces the bar, on a line of its own */
     if (rc < 0 && prog_on) progress_abort(&prog);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    dr_stop_signals_reset();
     if (metrics) metrics_close(metrics);
     free(phi_host);
     free_trainer(&t);

@@ -58,6 +58,17 @@ grep -q '"step":120,"tokens":[0-9]*,"lr":[0-9.e-]*,"l_train":[0-9.e-]*,"grad_nor
 cmp <(strip_seconds "$tmp/full.jsonl") <(strip_seconds "$tmp/half.jsonl") || fail "resumed run logs differ from the uninterrupted run"
 cmp "$tmp/full.safetensors" "$tmp/half.safetensors" || fail "resumed model differs"
 
+# a finished run resumed: nothing left to run; the checkpoint, its state and the log untouched
+mkdir -p "$tmp/before"
+cp "$tmp/half.safetensors" "$tmp/half.safetensors.state" "$tmp/half.jsonl" "$tmp/before/"
+"$BIN/dr-train" $CFG $RUN --resume --log "$tmp/half.jsonl" -o "$tmp/half.safetensors" "$tmp/manifest.tsv" \
+    2> "$tmp/again.err" || fail "--resume of a finished run failed"
+grep -q "is already at step .*, nothing left to run" "$tmp/again.err" || fail "--resume of a finished run: $(cat "$tmp/again.err")"
+grep -q "nan" "$tmp/again.err" && fail "--resume of a finished run printed nan: $(cat "$tmp/again.err")"
+for f in half.safetensors half.safetensors.state half.jsonl; do
+    cmp -s "$tmp/$f" "$tmp/before/$f" || fail "--resume of a finished run changed $f"
+done
+
 # ---- Ctrl-C: checkpoint, exit 130, resume to the same numbers ---------------------------
 "$BIN/dr-train" $CFG $RUN --log "$tmp/int.jsonl" -o "$tmp/int.safetensors" "$tmp/manifest.tsv" 2>/dev/null &
 pid=$!

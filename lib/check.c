@@ -72,6 +72,11 @@ static void print_error_line(const char *prefix, const char *fmt, va_list ap) {
     fflush(stderr);
 }
 
+void dr_vreport_fatal(const char *prefix, const char *fmt, va_list ap) {
+    print_error_line(prefix, fmt, ap);
+    remove_leftovers();
+}
+
 void dr_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

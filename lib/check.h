@@ -15,6 +15,7 @@
 #ifndef DR_CHECK_H
 #define DR_CHECK_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdnoreturn.h>
@@ -27,6 +28,11 @@ const char *dr_progname(void);
  * message's control characters (a newline in a path) are printed escaped (\n, \t, \r,
  * \xNN), so that one error is always one line; dr_fail_at likewise. */
 noreturn void dr_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The first half of dr_die for code that ends the process its own way (MPI_Abort):
+ * "progname: prefix message" as one line on stderr (control characters escaped), then
+ * the registered temporary files and created directories removed. */
+void dr_vreport_fatal(const char *prefix, const char *fmt, va_list ap);
 
 /* Thread-local last error message of a library call that returned -1/NULL. */
 int dr_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* returns -1 */

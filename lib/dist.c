@@ -111,15 +111,12 @@ void dist_allgather(void *buf, size_t elem_bytes, long n, long unit) {
 }
 
 void dist_abort(int code, const char *fmt, ...) {
-    char msg[1024];
+    /* ranks > 0 carry "rank N" in their program name already (dist_set_world) */
+    const char *prefix = g_size > 1 && g_rank == 0 ? "rank 0: " : "";
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    dr_vreport_fatal(prefix, fmt, ap);   /* one line, as dr_die prints it; temp files removed */
     va_end(ap);
-    fflush(stdout);
-    if (g_size > 1) fprintf(stderr, "%s: rank %d: %s\n", dist_prog(), g_rank, msg);
-    else fprintf(stderr, "%s: %s\n", dist_prog(), msg);
-    fflush(stderr);
     if (g_ops) g_ops->abort(code ? code : 1);
     exit(code ? code : 1);
 }

@@ -410,6 +410,18 @@ int dr_make_dirs_created(const char *dir, char **created) {
     return 0;
 }
 
+const char *dr_dir_sep(const char *dir) {
+    size_t len = strlen(dir);
+    return len > 0 && dir[len - 1] == '/' ? "" : "/";
+}
+
+char *dr_path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s%s%s", dir, dr_dir_sep(dir), name);
+    return p;
+}
+
 int dr_make_dirs(const char *dir) { return dr_make_dirs_created(dir, NULL); }
 
 void dr_remove_created_dirs(const char *dir, const char *top) {

@@ -128,6 +128,10 @@ void dr_created_dirs_forget(void);
  * one step that a signal cannot cut between the mkdir and the register. On failure
  * removes what it made (*created NULL) and returns -1 + dr_seterr. */
 int dr_make_output_dirs(const char *dir, char **created);
+/* "/" to join dir and a name, or "" when dir already ends with one ("-o out/"). */
+const char *dr_dir_sep(const char *dir);
+/* dir + dr_dir_sep(dir) + name, malloc'd. */
+char *dr_path_join(const char *dir, const char *name);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
  * NULL + dr_seterr("path: cannot open: …") on failure. */
 char *dr_read_file(const char *path, size_t *len);

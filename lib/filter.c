@@ -145,8 +145,7 @@ static int check_not_input(const DataLoader *d, const char *dir, const char *pre
 
 /* "<dir>/<prefix>-NNNNN.drs" */
 static void output_path(char *path, size_t cap, const char *dir, const char *prefix, size_t k) {
-    size_t len = strlen(dir);
-    snprintf(path, cap, "%s%s%s-%05zu.drs", dir, len > 0 && dir[len - 1] == '/' ? "" : "/", prefix, k);
+    snprintf(path, cap, "%s%s%s-%05zu.drs", dir, dr_dir_sep(dir), prefix, k);
 }
 
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,

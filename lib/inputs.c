@@ -29,13 +29,6 @@ static void append_comment(ShardList *list, const char *line) {
     list->comments[old + n + 1] = '\0';
 }
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    if (dir[0] && dir[strlen(dir) - 1] == '/') snprintf(p, n, "%s%s", dir, name);
-    else snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -64,7 +57,7 @@ static int add_directory(ShardList *list, const char *split, const char *dir) {
     closedir(d);
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        char *path = join_path(dir, names[i]);
+        char *path = dr_path_join(dir, names[i]);
         list_push(list, split, path);
         free(path);
         free(names[i]);
@@ -96,7 +89,7 @@ static int add_manifest_line(ShardList *list, char *line, const char *name, long
     const char *split = line, *path = tab + 1;
     if (strpbrk(split, " \t") || strchr(path, '\t'))
         return dr_seterr("%s:%ld: expected \"split<TAB>path\"", name, lineno);
-    char *full = (base_dir && path[0] != '/') ? join_path(base_dir, path) : xstrdup(path);
+    char *full = (base_dir && path[0] != '/') ? dr_path_join(base_dir, path) : xstrdup(path);
     int rc = add_path(list, split, full, 0);
     if (rc < 0) {
         char msg[1024];

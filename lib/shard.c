@@ -514,9 +514,7 @@ unsigned drs_remove_numbered(const char *dir, const char *prefix, size_t from) {
     while ((e = readdir(d))) {
         long long k = drs_numbered_name(e->d_name, prefix);
         if (k < 0 || (size_t)k < from) continue;
-        size_t n = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = xmalloc(n);
-        snprintf(p, n, "%s/%s", dir, e->d_name);
+        char *p = dr_path_join(dir, e->d_name);
         removed += unlink(p) == 0;
         free(p);
     }

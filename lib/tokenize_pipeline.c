@@ -122,10 +122,7 @@ static int walk_dir(InputList *l, const char *dir, const char *source, TpFormat 
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         if (n == cap) { cap = cap ? 2 * cap : 64; names = xrealloc(names, cap * sizeof *names); }
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        names[n] = xmalloc(len);
-        snprintf(names[n], len, "%s/%s", dir, e->d_name);
-        n++;
+        names[n++] = dr_path_join(dir, e->d_name);
     }
     closedir(d);
     qsort(names, n, sizeof *names, cmp_str);
@@ -611,7 +608,7 @@ typedef struct {
 static char *shard_path(const TokenizeOptions *o, size_t k) {
     size_t n = strlen(o->out_dir) + strlen(o->prefix) + 32;
     char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s-%05zu.drs", o->out_dir, o->prefix, k);
+    snprintf(p, n, "%s%s%s-%05zu.drs", o->out_dir, dr_dir_sep(o->out_dir), o->prefix, k);
     return p;
 }
 
@@ -733,9 +730,7 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     int rc = dr_make_output_dirs(o->out_dir, &made);
     static const char *const files[] = {"encoder.json", "vocab.bpe"};
     for (int k = 0; k < 2 && rc == 0; k++) {
-        size_t len = strlen(o->out_dir) + strlen(files[k]) + 2;
-        char *path = xmalloc(len);
-        snprintf(path, len, "%s/%s", o->out_dir, files[k]);
+        char *path = dr_path_join(o->out_dir, files[k]);
         rc = dr_check_output_dir(path);
         free(path);
     }

@@ -325,15 +325,9 @@ out:
     return rc;
 }
 
-static char *path_join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
 
 static int dir_has_file(const char *dir, const char *name) {
-    char *path = path_join(dir, name);
+    char *path = dr_path_join(dir, name);
     struct stat st;
     int ok = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     free(path);
@@ -344,7 +338,7 @@ static int dir_has_file(const char *dir, const char *name) {
  * (or two or three levels up: build/float/tests, build/double/bin). */
 static char *default_vocab_dir(void) {
     const char *env = getenv("DR_DATA");
-    if (env && *env) return path_join(env, "gpt2");
+    if (env && *env) return dr_path_join(env, "gpt2");
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
@@ -356,11 +350,11 @@ static char *default_vocab_dir(void) {
     if (slash) *slash = 0;
     static const char *ups[] = {"../data/gpt2", "../../data/gpt2", "../../../data/gpt2"};
     for (int i = 0; i < 3; i++) {
-        char *dir = path_join(exe, ups[i]);
+        char *dir = dr_path_join(exe, ups[i]);
         if (dir_has_file(dir, "encoder.json")) return dir;
         free(dir);
     }
-    char *dir = path_join(exe, ups[0]);
+    char *dir = dr_path_join(exe, ups[0]);
     dr_seterr("%s: no GPT-2 vocabulary there: run `make vocab`, pass --vocab-dir DIR or set DR_DATA", dir);
     free(dir);
     return NULL;
@@ -379,7 +373,7 @@ static Tokenizer *load_bpe_files(TokKind kind, const char *dir) {
                   kind == TOK_GPT2 ? " (run `make vocab` or pass --vocab-dir)" : "");
         return NULL;
     }
-    char *enc = path_join(dir, "encoder.json"), *voc = path_join(dir, "vocab.bpe");
+    char *enc = dr_path_join(dir, "encoder.json"), *voc = dr_path_join(dir, "vocab.bpe");
     Tokenizer *t = tok_alloc(kind);
     int ok = load_encoder_json(t, enc, cp_to_byte) == 0;
     if (ok) tok_build_token_map(t);

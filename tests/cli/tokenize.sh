@@ -242,4 +242,8 @@ expect_error "--source-field with --format text" "^dr-tokenize: --source-field n
     "$T" --tokenizer byte --source-field s --format text -o "$TMP/f2" "$TMP/lines.txt"
 check "--field with --format jsonl is fine" bash -c "'$T' --tokenizer byte --format jsonl --field text -o '$TMP/f3' '$TMP/big.jsonl' >/dev/null 2>&1"
 
+# -o DIR/ (a trailing slash, as the README writes it): the printed paths have one slash
+"$T" --tokenizer byte --lines -o "$TMP/slash/" "$TMP/lines.txt" > "$TMP/slash.paths" 2>/dev/null
+check "-o DIR/ prints DIR/shard-00000.drs, not DIR//" grep -qx "$TMP/slash/shard-00000.drs" "$TMP/slash.paths"
+
 finish

@@ -45,6 +45,7 @@ static void usage(void) {
         "\n"
         "examples:\n"
         "  dr-tokenize --lines -o shards/ corpus.txt >/dev/null && dr-cat shards/ | cmp - corpus.txt\n"
+        "      (byte for byte when corpus.txt has no empty lines: --lines skips them)\n"
         "  dr-cat --jsonl --source moby-dick --head 3 splits/manifest.tsv\n"
         "  dr-cat --scores scores.tsv --bottom 5 --seq-len 128 splits/train_b\n");
 }

@@ -6,6 +6,9 @@
  * the file justifies, and never hand out a token it has not verified.
  * The writer can compress on a background thread (one per writer): the bytes it
  * writes are the same with or without it.
+ * Readers share a budget of open file descriptors (half of `ulimit -n`): past it the
+ * least recently read shard's file is closed and reopened when next read (and checked
+ * to be the same file), so a corpus of more shards than the limit stays readable.
  */
 #include "shard.h"
 
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -535,7 +539,14 @@ void drs_writer_abort(DrsWriter *w) {
 
 struct DrsReader {
     char *path;
-    int fd;
+    int fd;                  /* -1 while closed (the budget below) */
+    int pins;                /* reads in progress: not to be closed */
+    DrsReader *lru_prev, *lru_next;   /* in the open list while fd >= 0 */
+    int opened_once;         /* dev, ino, mtime, file_size: the file's identity at the first
+                              * open, checked at every reopen */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
     uint64_t file_size;
     uint32_t width, vocab;
     uint64_t fingerprint, n_docs, n_tokens;
@@ -552,18 +563,114 @@ struct DrsReader {
     int64_t cached_block;    /* -1: none */
 };
 
+/* ---- open files: a process-wide budget, least recently read closed first ------------
+ * A reader is used by one thread at a time, but readers of one corpus are read from
+ * several threads (prefetch, scoring); the list and the count are under fd_mu. */
+static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
+static DrsReader *lru_first, *lru_last;   /* open readers, most recently read first */
+static long fds_open, fd_budget;
+
+static void lru_unlink(DrsReader *r) {
+    if (r->lru_prev) r->lru_prev->lru_next = r->lru_next; else lru_first = r->lru_next;
+    if (r->lru_next) r->lru_next->lru_prev = r->lru_prev; else lru_last = r->lru_prev;
+    r->lru_prev = r->lru_next = NULL;
+}
+static void lru_push_front(DrsReader *r) {
+    r->lru_next = lru_first;
+    if (lru_first) lru_first->lru_prev = r; else lru_last = r;
+    lru_first = r;
+}
+
+/* Half the soft RLIMIT_NOFILE (the rest for outputs, logs, libraries), at least 16. */
+static long budget_of_limit(void) {
+    struct rlimit rl;
+    long b = 512;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) b = (long)(rl.rlim_cur / 2);
+    return b < 16 ? 16 : b;
+}
+
+void drs_set_fd_budget(long n) {
+    pthread_mutex_lock(&fd_mu);
+    fd_budget = n >= 1 ? n : budget_of_limit();
+    pthread_mutex_unlock(&fd_mu);
+}
+
+/* Makes r's file open and pins it for a read. Under fd_mu. */
+static int reader_acquire_locked(DrsReader *r) {
+    if (r->fd >= 0) {
+        lru_unlink(r);
+        lru_push_front(r);
+        r->pins++;
+        return 0;
+    }
+    if (!fd_budget) fd_budget = budget_of_limit();
+    for (DrsReader *v = lru_last; v && fds_open >= fd_budget;) {   /* pinned ones stay */
+        DrsReader *prev = v->lru_prev;
+        if (v->pins == 0) {
+            lru_unlink(v);
+            close(v->fd);
+            v->fd = -1;
+            fds_open--;
+        }
+        v = prev;
+    }
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dr_seterr("%s: cannot open: %s%s", r->path, strerror(errno),
+                         errno == EMFILE ? " (raise `ulimit -n`)" : "");
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return dr_seterr("%s: not a regular file", r->path);
+    }
+    if (!r->opened_once) {
+        r->opened_once = 1;
+        r->dev = st.st_dev;
+        r->ino = st.st_ino;
+        r->mtime = st.st_mtim;
+        r->file_size = (uint64_t)st.st_size;
+    } else if (st.st_dev != r->dev || st.st_ino != r->ino || (uint64_t)st.st_size != r->file_size ||
+               st.st_mtim.tv_sec != r->mtime.tv_sec || st.st_mtim.tv_nsec != r->mtime.tv_nsec) {
+        close(fd);
+        return dr_seterr("%s: the file was replaced or changed while this run was reading it", r->path);
+    }
+    r->fd = fd;
+    fds_open++;
+    lru_push_front(r);
+    r->pins++;
+    return 0;
+}
+
+static int reader_acquire(DrsReader *r) {
+    pthread_mutex_lock(&fd_mu);
+    int rc = reader_acquire_locked(r);
+    pthread_mutex_unlock(&fd_mu);
+    return rc;
+}
+static void reader_release(DrsReader *r) {
+    pthread_mutex_lock(&fd_mu);
+    r->pins--;
+    pthread_mutex_unlock(&fd_mu);
+}
+
 /* Reads exactly n bytes at offset; -1 + dr_seterr otherwise. */
 static int read_at(DrsReader *r, void *dst, size_t n, uint64_t offset) {
+    if (reader_acquire(r) != 0) return -1;
     size_t done = 0;
+    int rc = 0;
     while (done < n) {
         ssize_t got = pread(r->fd, (char *)dst + done, n - done, (off_t)(offset + done));
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return dr_seterr("%s: read error: %s", r->path, strerror(errno));
-        if (got == 0) return dr_seterr("%s: unexpected end of file at byte %llu (truncated?)",
-                                       r->path, (unsigned long long)(offset + done));
+        if (got < 0) { rc = dr_seterr("%s: read error: %s", r->path, strerror(errno)); break; }
+        if (got == 0) {
+            rc = dr_seterr("%s: unexpected end of file at byte %llu (truncated?)", r->path,
+                           (unsigned long long)(offset + done));
+            break;
+        }
         done += (size_t)got;
     }
-    return 0;
+    reader_release(r);
+    return rc;
 }
 
 static int parse_header(DrsReader *r, uint64_t *index_offset, uint64_t *index_size) {
@@ -721,19 +828,12 @@ DrsReader *drs_open(const char *path) {
     DrsReader *r = xcalloc(1, sizeof *r);
     r->path = xstrdup(path);
     r->cached_block = -1;
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0) {
-        dr_seterr("%s: cannot open: %s", path, strerror(errno));
+    r->fd = -1;
+    if (reader_acquire(r) != 0) {   /* opens it, records its identity and size */
         drs_close(r);
         return NULL;
     }
-    struct stat st;
-    if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        dr_seterr("%s: not a regular file", path);
-        drs_close(r);
-        return NULL;
-    }
-    r->file_size = (uint64_t)st.st_size;
+    reader_release(r);
     uint64_t index_offset = 0, index_size = 0;
     if (parse_header(r, &index_offset, &index_size) < 0 || parse_index(r, index_offset, index_size) < 0) {
         drs_close(r);
@@ -746,7 +846,13 @@ DrsReader *drs_open(const char *path) {
 
 void drs_close(DrsReader *r) {
     if (!r) return;
-    if (r->fd >= 0) close(r->fd);
+    pthread_mutex_lock(&fd_mu);
+    if (r->fd >= 0) {
+        lru_unlink(r);
+        close(r->fd);
+        fds_open--;
+    }
+    pthread_mutex_unlock(&fd_mu);
     ZSTD_freeDCtx(r->dctx);
     free(r->path);
     free(r->blocks);

@@ -100,7 +100,12 @@ void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; 
 
 /* ---- reader ------------------------------------------------------------------ */
 
-DrsReader *drs_open(const char *path);                /* verifies header and index */
+DrsReader *drs_open(const char *path);
+/* The most shard files all readers of the process keep open at once (default: half the
+ * soft `ulimit -n`, at least 16); past it the least recently read is closed and reopened
+ * when next read, refused if the file was replaced or changed in between. n < 1: the
+ * default again. */
+void drs_set_fd_budget(long n);                /* verifies header and index */
 void drs_close(DrsReader *r);
 const char *drs_path(const DrsReader *r);
 uint64_t drs_num_docs(const DrsReader *r);

@@ -271,6 +271,20 @@ expect_error "dr-score: no shards of the split" "no shards of split 'nope'" "$BI
 expect_error "dr-score -o: an error leaves no file" "no shards of split" \
     "$BIN/dr-score" --rater "$R" $TOY --split nope -o "$TMP/never.tsv" "$M"
 check "dr-score -o: no file after an error" [ ! -e "$TMP/never.tsv" ]
+# a corpus of more shards than `ulimit -n` allows files: the readers share a budget of
+# open files (half the limit), so the scores are those of a run without the limit
+"$BIN/dr-tokenize" --tokenizer byte --source-field source --shard-size 0.001 -o "$TMP/many" "$TMP/toy.jsonl" \
+    > "$TMP/many.paths" 2>/dev/null || fail "dr-tokenize --shard-size 0.001"
+check "the many-shard corpus has over 100 shards" [ "$(wc -l < "$TMP/many.paths")" -gt 100 ]
+"$BIN/dr-score" --lm "$TMP/lm.safetensors" $TOY "$TMP/many" > "$TMP/many_free.tsv" 2>/dev/null
+# shellcheck disable=SC2086
+score_limited() { (ulimit -n 40 && "$BIN/dr-score" --lm "$TMP/lm.safetensors" $TOY "$TMP/many" 2>/dev/null) |
+                  cmp -s - "$TMP/many_free.tsv"; }
+# shellcheck disable=SC2086
+filter_limited() { (ulimit -n 40 && "$BIN/dr-filter" --scores "$TMP/many_free.tsv" --keep 0.5 $TOY \
+                    -o "$TMP/many_kept" "$TMP/many" >/dev/null 2>&1); }
+check "dr-score under ulimit -n 40 over $(wc -l < "$TMP/many.paths") shards equals the run without the limit" score_limited
+check "... and dr-filter runs under it too" filter_limited
 for tool in dr-score dr-filter; do
     check "$tool --help shows usage and an example" bash -c "'$BIN/$tool' --help | grep -q '^usage:' && '$BIN/$tool' --help | grep -q 'example'"
     check "$tool --version" bash -c "'$BIN/$tool' --version | grep -q '^$tool [0-9]'"

@@ -2,6 +2,7 @@
  * shuffling, shard order, length bucketing, position save/restore, read-ahead thread,
  * resident vs streamed reads, reading part of a batch (data-parallel ranks), and the
  * refusals (no examples, mixed tokenizers). */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,80 @@ static void test_errors(void) {
     data_close(d);
 }
 
+/* Open shard files in use by this process (/proc/self/fd), -1 where unknown. */
+static int count_drs_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    char link[600], target[600];
+    while ((e = readdir(d))) {
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(link, target, sizeof target - 1);
+        if (k > 4) { target[k] = 0; n += strstr(target, "/many-") != NULL; }
+    }
+    closedir(d);
+    return n;
+}
+
+/* A corpus of more shards than the file budget: the same batches as with every file open,
+ * never more than the budget (plus the reads in flight) open; a closed shard that was
+ * replaced meanwhile is refused, not read. */
+static void test_fd_budget(void) {
+    enum { NS = 40 };
+    char *paths[NS];
+    ShardRef refs[NS];
+    for (int s = 0; s < NS; s++) {
+        paths[s] = xmalloc(300);
+        snprintf(paths[s], 300, "%s/many-%02d.drs", dir, s);
+        int lens[6];
+        for (int k = 0; k < 6; k++) lens[k] = 3 + (s * 7 + k * 11) % 29;
+        write_shard(paths[s], 10 + s, lens, 6, 42, 48);   /* several blocks each */
+        refs[s] = (ShardRef){"", paths[s]};
+    }
+    ShardList sl = {.items = refs, .n = NS, .cap = NS};
+    DataOptions o = opts(6, 5);
+    o.resident_max_tokens = 0;   /* streaming: every batch reads shards */
+    o.prefetch = 2;              /* and a second thread reads too */
+    uint64_t want[60], got[60];
+    drs_set_fd_budget(1000);
+    DataLoader *d = data_open(&sl, &o);
+    CHECK(d, "%s", dr_lasterr());
+    run_stream(d, 60, want, NULL);
+    data_close(d);
+
+    drs_set_fd_budget(3);
+    d = data_open(&sl, &o);
+    CHECK(d, "%s", dr_lasterr());
+    int most = 0;
+    DataBatch *b = data_batch_new(d);
+    for (int k = 0; k < 60; k++) {
+        TEST_CHECK(data_next(d, b) == 0, "data_next under a budget of 3 files: %s", dr_lasterr());
+        got[k] = hash_batch(b);
+        int n = count_drs_fds();
+        if (n > most) most = n;
+    }
+    data_batch_free(b);
+    TEST_CHECK(memcmp(want, got, sizeof want) == 0, "batches under a budget of 3 files differ from all open");
+    TEST_CHECK(most >= 0 && most <= 3 + 2, "%d shard files open at once under a budget of 3", most);
+    data_close(d);
+
+    /* a closed reader whose file was replaced meanwhile */
+    drs_set_fd_budget(1);
+    DrsReader *r0 = drs_open(paths[0]), *r1 = drs_open(paths[1]);   /* r1's open closes r0's file */
+    CHECK(r0 && r1, "%s", dr_lasterr());
+    int lens[3] = {5, 6, 7};
+    write_shard(paths[0], 99, lens, 3, 42, 0);   /* written aside and renamed over paths[0] */
+    uint32_t tok[64];
+    TEST_CHECK(drs_read_doc(r0, 0, tok) != 0 && strstr(dr_lasterr(), "replaced or changed"),
+               "a replaced shard was read: %s", dr_lasterr());
+    TEST_CHECK(drs_read_doc(r1, 0, tok) == 0, "r1: %s", dr_lasterr());
+    drs_close(r0);
+    drs_close(r1);
+    drs_set_fd_budget(0);
+    for (int s = 0; s < NS; s++) free(paths[s]);
+}
+
 int main(void) {
     dr_set_progname("test_data");
     snprintf(dir, sizeof dir, "/tmp/dr_test_data.XXXXXX");
@@ -430,6 +505,7 @@ int main(void) {
     test_parts(0);
     test_parts(1);
     test_errors();
+    test_fd_budget();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,6 +1,8 @@
 /* data_print.c — dr-cat --examples: the examples exactly as the loader forms them
  * (see data.h). Apart from data.c so that programs that only train do not link the
  * tokenizers. Must never print a window other than the one data_get would batch.
+ * A write error (a full disk) stops it at the next example, with one line (as dr-cat's
+ * other outputs, lib/cat.c), not after the whole corpus.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
     int rc = 0;
     uint64_t n = data_num_examples(d);
     if (head > 0 && head < n) n = head;
-    for (uint64_t i = 0; i < n && rc == 0; i++) {
+    for (uint64_t i = 0; i < n && rc == 0 && !ferror(f); i++) {   /* a full disk: stop now */
         const DataExample *e = data_example(d, i);
         if (data_read_example(d, i, window) != 0) { rc = -1; break; }
         data_example_id(d, i, id);
@@ -49,6 +51,6 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
     bytebuf_free(&text);
     if (tok) tokenizer_free(tok);
     if (rc == 0 && (fflush(f) != 0 || ferror(f)))
-        rc = dr_seterr("writing the examples failed: %s", strerror(errno));
+        rc = dr_seterr("cannot write the output: %s", strerror(errno));
     return rc;
 }

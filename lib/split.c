@@ -10,6 +10,12 @@
  * the calling thread. Where a block ends depends only on the documents, and a block's
  * frame only on its bytes and the level, so the output never depends on the order of
  * the inputs, on timing or on the thread count.
+ *
+ * Everything the run writes is registered with check.h's cleanup as it appears (the
+ * output directories it made, the staging directory, each shard's temporary file and
+ * then its finished file in staging), so a failure (dr_die) or a signal at any moment
+ * (dr_install_cleanup_signals) leaves none of it; moving the shards into place and
+ * writing the manifest is held against signals.
  */
 #include "split.h"
 
@@ -367,6 +373,16 @@ static char *shard_path(const char *dir, int split, int index) {
     return p;
 }
 
+/* A finished shard in the staging directory: DIR/.dr-split.<pid>/<split>-NNNNN.drs (one
+ * directory, so that the handlers of dr_install_cleanup_signals can remove it: they
+ * unlink the registered files, then rmdir the registered directories). */
+static char *staged_path(const char *staging, int split, int index) {
+    size_t n = strlen(staging) + 64;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s-%05d.drs", staging, SPLIT_NAMES[split], index);
+    return p;
+}
+
 static int make_dir(const char *path) {
     if (mkdir(path, 0777) == 0 || errno == EEXIST) {
         struct stat st;
@@ -383,24 +399,34 @@ static char *split_dir(const char *root, int split) {
     return dir;
 }
 
+/* Closes the split's open shard (index, fsync, rename from its temporary name). Its
+ * name in the staging directory is registered before the rename, so that whatever moment
+ * a signal comes, the handler removes the shard: the finished shards stay registered
+ * until publish moves them into place or discard_staging removes them. */
+static int close_shard(Pass2 *q, int split) {
+    Output *out = &q->outs[split];
+    char *path = staged_path(q->staging, split, out->w_shard);
+    dr_tmp_register(path);
+    int rc = drs_writer_close(out->w);   /* on failure no file of it is left */
+    out->w = NULL;
+    if (rc < 0) dr_tmp_unregister(path);
+    free(path);
+    return rc;
+}
+
 /* Appends a compressed block to its shard in the staging directory, closing the
  * split's previous shard and opening the block's one when it is the first of it. */
 static int append_block(Pass2 *q, const OutBlock *b) {
     Output *out = &q->outs[b->split];
-    if (b->frame_len == 0) return dr_seterr("%s/%s: %s", q->staging, SPLIT_NAMES[b->split], b->error);
+    if (b->frame_len == 0) {
+        char *path = staged_path(q->staging, b->split, b->shard);
+        dr_seterr("%s: %s", path, b->error);
+        free(path);
+        return -1;
+    }
     if (out->w_shard != b->shard) {
-        if (out->w) {
-            int rc = drs_writer_close(out->w);
-            out->w = NULL;
-            if (rc < 0) return -1;
-        }
-        if (b->shard == 0) {
-            char *dir = split_dir(q->staging, b->split);
-            int rc = make_dir(dir);
-            free(dir);
-            if (rc < 0) return -1;
-        }
-        char *path = shard_path(q->staging, b->split, b->shard);
+        if (out->w && close_shard(q, b->split) < 0) return -1;
+        char *path = staged_path(q->staging, b->split, b->shard);
         out->w = drs_writer_open(path, q->p->vocab, q->p->fingerprint, q->p->spec);
         free(path);
         if (!out->w) return -1;
@@ -667,7 +693,7 @@ static int pass2_finish(Pass2 *q) {
     while (rc == 0 && queue_busy(q)) rc = make_progress(q);
     for (int s = 0; s < SPLIT_COUNT; s++) {
         Output *out = &q->outs[s];
-        if (out->w && rc == 0) rc = drs_writer_close(out->w);
+        if (out->w && rc == 0) rc = close_shard(q, s);
         else if (out->w) drs_writer_abort(out->w);
         out->w = NULL;
     }
@@ -803,69 +829,88 @@ static int check_options(const SplitOptions *o) {
     return 0;
 }
 
-/* Moves the finished shards from staging into DIR/<split>/ and removes what is left of
- * an earlier run there. */
-static int publish(const char *staging, const Output *outs, const char *out_dir) {
+/* Moves the finished shards from staging into DIR/<split>/ (each unregistered once
+ * moved: a handler has nothing to remove there any more) and removes what is left of an
+ * earlier run there. */
+static int publish(const char *staging, const SplitStats *st, const char *out_dir) {
     for (int s = 0; s < SPLIT_COUNT; s++) {
-        if (outs[s].n_shards > 0) {
+        if (st->shards[s] > 0) {
             char *dir = split_dir(out_dir, s);
             int rc = make_dir(dir);
             free(dir);
             if (rc < 0) return -1;
         }
-        for (int k = 0; k < outs[s].n_shards; k++) {
-            char *from = shard_path(staging, s, k), *to = shard_path(out_dir, s, k);
+        for (int k = 0; k < (int)st->shards[s]; k++) {
+            char *from = staged_path(staging, s, k), *to = shard_path(out_dir, s, k);
             int rc = rename(from, to) == 0 ? 0 : dr_seterr("%s: cannot move into place: %s", to, strerror(errno));
+            if (rc == 0) dr_tmp_unregister(from);
             free(from);
             free(to);
             if (rc < 0) return -1;
         }
-        remove_stale(out_dir, s, outs[s].n_shards);
+        remove_stale(out_dir, s, (int)st->shards[s]);
     }
     return 0;
 }
 
 /* Removes the staging directory and whatever is left in it (only dr-split writes
- * there: DIR/.dr-split.<pid>/<split>/ holding shards and their temporary files). */
+ * there: the finished shards, registered, and the temporary files of open ones, which
+ * pass2_free has removed already). */
 static void discard_staging(const char *staging) {
-    for (int s = 0; s < SPLIT_COUNT; s++) {
-        char *dir = split_dir(staging, s);
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            size_t n = strlen(dir) + strlen(e->d_name) + 2;
-            char *path = xmalloc(n);
-            snprintf(path, n, "%s/%s", dir, e->d_name);
-            unlink(path);
-            free(path);
-        }
-        if (d) closedir(d);
-        rmdir(dir);
-        free(dir);
+    DIR *d = opendir(staging);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        size_t n = strlen(staging) + strlen(e->d_name) + 2;
+        char *path = xmalloc(n);
+        snprintf(path, n, "%s/%s", staging, e->d_name);
+        unlink(path);
+        dr_tmp_unregister(path);
+        free(path);
     }
+    if (d) closedir(d);
     rmdir(staging);
 }
 
-/* Writes every split into DIR/.dr-split.<pid>/ first, so a failed or interrupted run
- * leaves the output of an earlier run as it was; publishes when all shards are
- * complete. The staging directory is removed whatever happens. */
-static int stream_all(const Plan *p, const SplitOptions *o, SplitStats *st) {
-    size_t n = strlen(o->out_dir) + 32;
-    char *staging = xmalloc(n);
-    snprintf(staging, n, "%s/.dr-split.%ld", o->out_dir, (long)getpid());
-    int rc = dr_make_dirs(o->out_dir);   /* with its parents, as dr-tokenize and dr-filter */
-    if (rc == 0) rc = make_dir(staging);
+/* Writes every split into the staging directory; the shard counts go to st. */
+static int stream_all(const Plan *p, const SplitOptions *o, const char *staging, SplitStats *st) {
     Pass2 q;
     pass2_init(&q, p, o, staging);
+    int rc = 0;
     for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&q, &p->shards[k], st);
     if (rc == 0) rc = pass2_finish(&q);
     if (rc == 0) rc = interrupted(o);   /* last chance: from here on the run completes */
     for (int s = 0; s < SPLIT_COUNT; s++) st->shards[s] = (uint64_t)q.outs[s].n_shards;
-    if (rc == 0) rc = publish(staging, q.outs, o->out_dir);
     pass2_free(&q);   /* aborts the shards still open: their temporary files go */
+    return rc;
+}
+
+/* The output: DIR (with its parents) and DIR/.dr-split.<pid>/ are made and registered
+ * (dr_created_dirs_register), every split is written into the staging directory, and
+ * only once all shards are complete are they moved into place and DIR/manifest.tsv
+ * written, held against signals (dr_signals_hold): a failed or interrupted run leaves
+ * DIR as it was (no staging directory, and no DIR when the run made it), a signal that
+ * comes during the move takes effect once DIR is all new. */
+static int write_output(const Plan *p, const SplitOptions *o, SplitStats *st) {
+    char *created = NULL;
+    if (dr_make_output_dirs(o->out_dir, &created) != 0) return -1;
+    size_t n = strlen(o->out_dir) + 32, len = strlen(o->out_dir);
+    char *staging = xmalloc(n);
+    snprintf(staging, n, "%s%s.dr-split.%ld", o->out_dir, o->out_dir[len - 1] == '/' ? "" : "/", (long)getpid());
+    /* registered before it exists, and with DIR's new parents after it: a handler removes
+     * the files, then the staging directory, then DIR when this run made it */
+    dr_created_dirs_register(staging, created ? created : staging);
+    int rc = make_dir(staging);
+    if (rc == 0) rc = stream_all(p, o, staging, st);
+    dr_signals_hold();   /* DIR all old or all new: the shards and the manifest together */
+    if (rc == 0) rc = publish(staging, st, o->out_dir);
+    if (rc == 0) rc = write_manifest_file(p, o, st);
     discard_staging(staging);
+    if (rc != 0) dr_remove_created_dirs(o->out_dir, created);
+    dr_created_dirs_forget();
+    dr_signals_release();
     free(staging);
+    free(created);
     return rc;
 }
 
@@ -919,9 +964,8 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     if (rc == 0) {
         qsort(p.shards, p.n, sizeof *p.shards, cmp_shard);
         assign_splits(&p, o, st);
-        rc = stream_all(&p, o, st);
+        rc = write_output(&p, o, st);
     }
-    if (rc == 0) rc = write_manifest_file(&p, o, st);
     if (rc == 0 && manifest_out) {
         /* stdout's paths are absolute: a manifest piped on or saved anywhere names the
          * same shards (the out dir's manifest.tsv is relative to itself, so the tree can

@@ -18,10 +18,15 @@
  * command line. --dedup keeps the first copy of each id in that order.
  * Output: DIR/<split>/<split>-NNNNN.drs, a new shard once one holds shard_bytes of
  * tokens (uncompressed); DIR/manifest.tsv (paths relative to DIR); the manifest with
- * paths under DIR on the given stream. Shards are written to DIR/.dr-split.<pid>/ and
- * moved into place only when all are complete (then DIR/<split>/<split>-NNNNN.drs of an
- * earlier run that are not overwritten are removed), so a failed or interrupted run
- * leaves an earlier run's output as it was, and no staging directory.
+ * paths under DIR on the given stream. Shards are written to DIR/.dr-split.<pid>/ (as
+ * <split>-NNNNN.drs) and moved into place only when all are complete (then
+ * DIR/<split>/<split>-NNNNN.drs of an earlier run that are not overwritten are removed),
+ * so a failed or interrupted run leaves an earlier run's output as it was, no staging
+ * directory, and no DIR when the run made it. Whatever the run writes is registered for
+ * removal as it appears, so this holds for an interruption by the handlers of
+ * dr_install_cleanup_signals (check.h) at any moment too; the move into place and the
+ * writing of DIR/manifest.tsv are held against signals (dr_signals_hold): DIR is all
+ * old or all new.
  * Output blocks end where drs_writer_add would end them (block_bytes), and each is
  * compressed on its own (ZSTD_compressCCtx at zstd_level), by whichever thread: the
  * bytes are the same with any thread count.
@@ -50,9 +55,10 @@ typedef struct {
     int zstd_level;
     int threads;                /* threads in all: 1 compresses on the calling thread, N > 1
                                  * adds N - 1 workers; the bytes are the same either way */
-    const volatile sig_atomic_t *stop;   /* NULL, or a flag (set by a signal handler, say):
+    const volatile sig_atomic_t *stop;   /* NULL, or a flag (set by another thread, say):
                                  * once it is non-zero split_run stops at the next block,
-                                 * removes what it wrote and returns -1 ("interrupted") */
+                                 * removes what it wrote and returns -1 ("interrupted");
+                                 * dr-split leaves signals to dr_install_cleanup_signals */
     const char *out_dir;
 } SplitOptions;
 

@@ -5,11 +5,15 @@
 #    no temporary file (*.tmp.<pid>, DIR/.dr-split.<pid>/), an output directory the run
 #    created is gone again, an earlier complete output at the same place is byte for byte
 #    as it was, and the status is 128 + the signal (130 for Ctrl-C) with at most one line
-#    on stderr; a tool started with SIGHUP ignored (nohup) is not ended by it;
+#    on stderr; a tool started with SIGHUP ignored (nohup) is not ended by it; dr-split
+#    also under a second Ctrl-C, and under Ctrl-Cs while it moves its shards into place
+#    (DIR then all old or all new);
 #  - a closed stdout (`| head -1`, or a pipe nobody reads, also under a parent that ignores
 #    SIGPIPE): the tool ends quietly with status 141 (as zcat), within seconds, and a tool
 #    whose output is a directory leaves it complete: this run's shards alone (no stale
 #    ones of an earlier run next to them);
+#  - dr-cat, stdout on a full disk (/dev/full): one error line at the first failed write,
+#    not after the whole corpus (its last shard is corrupt: a run to the end says so);
 #  - dr-train and dr-meta stopped by SIGTERM mid-run save their state (status 130), and
 #    --resume gives the model (rater and EMA) of an uninterrupted run, bit for bit
 #    (SIGINT is train.sh's and meta.sh's).
@@ -17,9 +21,9 @@
 # (it blocks there, however loaded the machine); the other tools are frozen (SIGSTOP) once
 # the awaited state is seen (a temporary file, log lines), the state is checked again while
 # frozen, then the signal is sent and the tool let go (SIGCONT): never a bare sleep. A run
-# that got past the state before it could be frozen is tried again (5 tries).
-# Known defects outside this test's files are reported, not counted; run with
-# SIGNALS_KNOWN=1 to count them as failures.
+# that got past the state before it could be frozen is tried again (5 tries). A signal
+# inside a given system call (dr-split's renames into place) is raised by the tool itself,
+# through a preloaded rename() ($SIG_AT_RENAME).
 source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-cat dr-meta dr-score dr-filter dr-train
 set -o pipefail
 t_start=$SECONDS
@@ -60,6 +64,29 @@ int main(int argc, char **argv) {
 }
 EOF
 cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$SIGH" "$TMP/sigh.c" || { echo "cannot build sigh" >&2; exit 1; }
+# LD_PRELOAD=$SIG_AT_RENAME SIGNAL_FROM_RENAME=PATH cmd…: cmd raises SIGINT on itself right
+# after its rename() onto PATH, and again after every rename() that follows (a user who
+# presses Ctrl-C again and again while the outputs are moved into place)
+SIG_AT_RENAME=$TMP/sig_at_rename.so
+cat >"$TMP/sig_at_rename.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+int rename(const char *from, const char *to) {
+    static int (*real)(const char *, const char *);
+    static int on;
+    if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    int rc = real(from, to);
+    const char *at = getenv("SIGNAL_FROM_RENAME");
+    if (at && strcmp(to, at) == 0) on = 1;
+    if (on) raise(SIGINT);
+    return rc;
+}
+EOF
+cc -std=c11 -O2 -shared -fPIC -o "$SIG_AT_RENAME" "$TMP/sig_at_rename.c" -ldl ||
+    { echo "cannot build sig_at_rename.so" >&2; exit 1; }
 
 # ---- helpers -----------------------------------------------------------------------------
 signum() { case $1 in INT) echo 2;; TERM) echo 15;; HUP) echo 1;; PIPE) echo 13;; esac; }
@@ -91,10 +118,6 @@ leftovers() {
 }
 # stderr_ok FILE PATTERN: at most one line, matching PATTERN when there is one
 stderr_ok() { [ "$(wc -l <"$1")" -le 1 ] && { [ ! -s "$1" ] || grep -Eq -- "$2" "$1"; }; }
-known() {  # known "what" CMD…: a known defect outside this test's files (a check with SIGNALS_KNOWN=1)
-    if [ "${SIGNALS_KNOWN:-0}" = 1 ]; then check "$@"; return; fi
-    if "${@:2}"; then echo "known defect fixed: $1 (make it a check)"; else echo "KNOWN DEFECT (not counted): $1"; fi
-}
 
 # mid_run SIG COND CMD…: starts CMD (as $SIGH runs it; stdout, stderr in $TMP/mid.out, .err),
 # waits until COND (a command) holds while CMD runs, freezes CMD, and, COND still holding,
@@ -306,11 +329,21 @@ for args in "" "--jsonl" "--ids" "--list" "--examples --seq-len 32" "--scores $D
     rc=0; timeout 60 "$SIGH" closed-ign "$BIN/dr-cat" $args "$D/big.tsv" 2>"$TMP/c.err" || rc=$?
     check "dr-cat $args, stdout closed, SIGPIPE ignored by the parent: status 141, quiet" eval '[ $rc -eq 141 ] && [ ! -s "$TMP/c.err" ]'
 done
-expect_error "dr-cat > /dev/full: one line" "cannot write the output: No space left" \
-    bash -c '"$0" "$1" >/dev/full' "$BIN/dr-cat" "$D/big.tsv"
+# a full disk: one line at the first failed write. The corpus's last shard has a corrupt
+# block, so a run that went on to the end would report that instead (no timing involved)
+cp -a "$D/big" "$D/c-bad"
+last=$(ls "$D/c-bad"/*.drs | tail -n 1)
+printf '\x55\x55\x55\x55' | dd of="$last" bs=1 seek=$(($(stat -c %s "$last") / 2)) conv=notrunc status=none
+for args in "" "--examples --seq-len 32"; do
+    expect_error "dr-cat $args on a corpus with a corrupt last shard: a run to the end finds it" \
+        "${last##*/}: block [0-9]+: checksum" bash -c '"$0" $1 "$2" >/dev/null' "$BIN/dr-cat" "$args" "$D/c-bad"
+    expect_error "dr-cat $args > /dev/full: one line at the first failed write" "cannot write the output: No space left" \
+        bash -c '"$0" $1 "$2" >/dev/full' "$BIN/dr-cat" "$args" "$D/c-bad"
+done
+rm -rf "$D/c-bad"
 
 # =========================================================================================
-# dr-split: its own handler stops the run at the next block; shards go to DIR/.dr-split.<pid>/
+# dr-split: shards go to DIR/.dr-split.<pid>/, then into place together with the manifest
 # =========================================================================================
 echo "-- dr-split ($((SECONDS - t_start)) s)"
 SPLIT_FAST=("$BIN/dr-split" --val 0.3 --shard-size 0.1)
@@ -318,8 +351,9 @@ SPLIT=("${SPLIT_FAST[@]}" --level 19 --threads 1)   # level 19: a run of seconds
 "$BIN/dr-split" --val 0.2 --seed 5 -o "$D/sp-earlier" "$D/big" >/dev/null 2>&1
 "${SPLIT_FAST[@]}" -o "$D/sp-ref" "$D/big" >/dev/null 2>&1
 before=$(snapshot "$D/sp-earlier")
-# mid-run: a shard being written in the staging directory (so before the last block)
-sp_mid() { has "$1/.dr-split.$MID_PID/*/*.drs.tmp.*"; }
+# mid-run: a shard being written in the staging directory (so before the last block),
+# wherever in it (the layout inside is dr-split's own)
+sp_mid() { has "$1/.dr-split.$MID_PID/*.drs.tmp.*" || has "$1/.dr-split.$MID_PID/*/*.drs.tmp.*"; }
 sp_try() { rm -rf "$D/sp-out"; cp -a "$D/sp-earlier" "$D/sp-out"; mid_run "$sig" "sp_mid '$D/sp-out'" "${SPLIT[@]}" -o "$D/sp-out" "$D/big"; }
 for sig in INT TERM HUP; do
     want=$((128 + $(signum $sig)))
@@ -338,39 +372,59 @@ for mode in closed closed-ign; do
     check "dr-split, stdout closed ($mode): status 141, nothing on stderr" eval '[ $rc -eq 141 ] && [ ! -s "$TMP/sp.err" ]'
     check "dr-split, stdout closed ($mode): the output is complete, no staging left" same_tree "$D/sp-ref" "$D/sp-pipe"
 done
-# known defects of lib/split.c and tools/dr-split/main.c (not this test's files)
+# mid-run into a directory the run creates (with a parent): both are gone again
 sp_new() { rm -rf "$D/sp-new"; mid_run INT "sp_mid '$D/sp-new/x'" "${SPLIT[@]}" -o "$D/sp-new/x" "$D/big"; }
 if tries 5 sp_new; then
-    known "dr-split SIGINT mid-run leaves the -o directory it created (lib/split.c stream_all: dr_make_dirs)" \
-        [ ! -e "$D/sp-new" ]
-fi
-# a second Ctrl-C: the first one's handler has run (SA_RESETHAND: SIGINT is no longer
-# caught, /proc's SigCgt says so) while the run is frozen mid-way; the second one kills it
-caught_int() { local m; m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null); [ -n "$m" ] && (( (16#$m >> 1) & 1 )); }
-rm -rf "$D/sp-two"; cp -a "$D/sp-earlier" "$D/sp-two"
-"$SIGH" "${SPLIT[@]}" -o "$D/sp-two" "$D/big" >/dev/null 2>"$TMP/two.err" &
-pid=$! MID_PID=$!
-if wait_until eval "(is_tool $pid && sp_mid '$D/sp-two') || gone $pid" && running $pid; then
-    kill -STOP $pid; wait_until frozen $pid
-    kill -INT $pid; kill -CONT $pid
-    wait_until eval "! caught_int $pid || gone $pid"   # the handler ran: SIGINT back to the default
-    kill -STOP $pid 2>/dev/null; wait_until frozen $pid
-    if running $pid && sp_mid "$D/sp-two"; then
-        kill -INT $pid; kill -CONT $pid
-        { wait $pid; } 2>/dev/null
-        known "dr-split: a second Ctrl-C leaves DIR/.dr-split.<pid>/ with its shards (tools/dr-split/main.c: SA_RESETHAND)" \
-            [ -z "$(leftovers "$D/sp-two")" ]
-    else
-        kill -CONT $pid 2>/dev/null; { wait $pid; } 2>/dev/null
-    fi
+    check "dr-split SIGINT mid-run: status 130, the -o directory it created is gone" \
+        eval '[ $mid_rc -eq 130 ] && [ ! -e "$D/sp-new" ]'
 else
-    { wait $pid; } 2>/dev/null
+    fail "dr-split SIGINT (new directory): could not catch a run mid-way in 5 tries"
 fi
-rm -rf "$D/sp-two"
-# nohup: SIGHUP ignored by the parent
+# a second Ctrl-C, mid-run after the first one's handler ran (SIGINT no longer caught, as
+# /proc's SigCgt shows for a handler that resets itself, or the run gone): whatever the
+# tool does with the first, the second must not cut its cleanup short
+caught_int() { local m; m=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null); [ -n "$m" ] && (( (16#$m >> 1) & 1 )); }
+sp_two() {
+    rm -rf "$D/sp-two"; cp -a "$D/sp-earlier" "$D/sp-two"
+    "$SIGH" "${SPLIT[@]}" -o "$D/sp-two" "$D/big" >/dev/null 2>"$TMP/two.err" &
+    local pid=$! hit=1
+    MID_PID=$pid
+    if wait_until eval "(is_tool $pid && sp_mid '$D/sp-two') || gone $pid" && running $pid; then
+        kill -STOP $pid; wait_until frozen $pid
+        if running $pid && sp_mid "$D/sp-two"; then
+            hit=0
+            kill -INT $pid; kill -CONT $pid
+            wait_until eval "! caught_int $pid || gone $pid"
+            kill -STOP $pid 2>/dev/null; wait_until frozen $pid
+            kill -INT $pid 2>/dev/null
+        fi
+        kill -CONT $pid 2>/dev/null
+    fi
+    two_rc=0; { wait $pid; } 2>/dev/null || two_rc=$?
+    return $hit
+}
+if tries 5 sp_two; then
+    check "dr-split, two Ctrl-Cs mid-run: status 130" [ $two_rc -eq 130 ]
+    check "dr-split, two Ctrl-Cs mid-run: the earlier output is as it was" [ "$(snapshot "$D/sp-two")" = "$before" ]
+    check "dr-split, two Ctrl-Cs mid-run: no staging directory, no temporary file" [ -z "$(leftovers "$D/sp-two")" ]
+else
+    fail "dr-split, two Ctrl-Cs: could not catch a run mid-way in 5 tries"
+fi
+# Ctrl-C after each rename from the first shard moved into place on: the move and the
+# manifest complete (DIR all new, as the reference run left it), then the signal acts
+rm -rf "$D/sp-pub"; cp -a "$D/sp-earlier" "$D/sp-pub"
+rc=0; LD_PRELOAD=$SIG_AT_RENAME SIGNAL_FROM_RENAME=$D/sp-pub/train_a/train_a-00000.drs \
+    timeout 60 "$SIGH" "${SPLIT_FAST[@]}" -o "$D/sp-pub" "$D/big" >/dev/null 2>"$TMP/pub.err" || rc=$?
+check "dr-split, Ctrl-Cs while the shards move into place: status 130, one line" \
+    eval '[ $rc -eq 130 ] && stderr_ok "$TMP/pub.err" interrupted'
+check "dr-split, Ctrl-Cs while the shards move into place: DIR all new, no staging left" same_tree "$D/sp-ref" "$D/sp-pub"
+# nohup: SIGHUP ignored by the parent stays ignored; the run completes
 sp_nohup() { rm -rf "$D/sp-nh"; mid_run HUP "sp_mid '$D/sp-nh'" ign 1 "${SPLIT[@]}" -o "$D/sp-nh" "$D/big"; }
 if tries 5 sp_nohup; then
-    known "dr-split under nohup is ended by SIGHUP (tools/dr-split/main.c: install_stop_handlers)" [ $mid_rc -eq 0 ]
+    check "dr-split under nohup: SIGHUP ignored, the run completes" \
+        eval '[ $mid_rc -eq 0 ] && [ -s "$D/sp-nh/manifest.tsv" ] && [ -z "$(leftovers "$D/sp-nh")" ]'
+else
+    fail "dr-split under nohup: could not catch a run mid-way in 5 tries"
 fi
 
 rm -rf "$D"/sp-*   # what the section left (the checks above look only at their own files)

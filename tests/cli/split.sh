@@ -2,7 +2,8 @@
 # split.sh — dr-split end to end: fractions within 1% on 100k documents, disjoint splits,
 # duplicates never in two splits (with and without --dedup), same bytes on a re-run and
 # with the inputs in another order or form, --val-sources, stale shards removed, and
-# refusals (corrupt shard, mixed tokenizers, bad options) with one clear line.
+# refusals (corrupt shard, mixed tokenizers, bad options) with one clear line, and a
+# failed run leaves no output directory it created.
 source "$(dirname "$0")/helpers.bash" dr-split dr-cat
 
 # 100k documents in three shards; c repeats documents (every 10th is a duplicate)
@@ -111,6 +112,14 @@ for f in $(cd "$TMP/o1" && ls */*.drs manifest.tsv); do
     check "a failed run leaves the earlier output: $f" cmp -s "$TMP/o1/$f" "$TMP/o2/$f"
 done
 check "a failed run leaves no staging directory" [ -z "$(ls -A "$TMP/o2" | grep '^\.')" ]
+# the corruption is found in the second pass, once the output directories are made
+expect_error "corrupt shard, into a new directory" "bad\.drs: block" \
+    "$BIN/dr-split" -o "$TMP/onew/p/q" "$TMP/a.drs" "$TMP/bad.drs"
+check "a failed run leaves no output directory it created" [ ! -e "$TMP/onew" ]
+mkdir -p "$TMP/oold"
+expect_error "corrupt shard, into an empty directory" "bad\.drs: block" \
+    "$BIN/dr-split" -o "$TMP/oold/q" "$TMP/a.drs" "$TMP/bad.drs"
+check "a failed run leaves the directories that were there before" eval '[ -d "$TMP/oold" ] && [ ! -e "$TMP/oold/q" ]'
 head -c $((size - 7)) "$TMP/b.drs" >"$TMP/short.drs"
 expect_error "truncated shard" "short\.drs: .*truncated" "$BIN/dr-split" -o "$TMP/ox" "$TMP/short.drs"
 $MKSHARD --random 100 --fingerprint 1234 "$TMP/other.drs"
@@ -131,9 +140,10 @@ expect_error "--val-sources with an empty name" "--val-sources 'web,,mail': an e
 expect_error "--val-sources ending in a comma" "an empty source name" "$BIN/dr-split" --val-sources web, -o "$TMP/ox" "$TMP/a.drs"
 # the printed manifest names DIR by its absolute path: a tab or newline in it would make
 # a manifest no reader can take back, so such a DIR is refused before any work
-expect_error "-o with a tab" "holds a tab, newline" "$BIN/dr-split" -o "$TMP/o"$'\t'"x" "$TMP/a.drs"
-expect_error "-o with a newline" "holds a tab, newline" "$BIN/dr-split" -o "$TMP/o"$'\n'"x" "$TMP/a.drs"
-check "... and nothing of them written" [ ! -e "$TMP/o"$'\t'"x" ] && [ ! -e "$TMP/o"$'\n'"x" ]
+tab_dir=$TMP/o$'\t'x nl_dir=$TMP/o$'\n'x
+expect_error "-o with a tab" "holds a tab, newline" "$BIN/dr-split" -o "$tab_dir" "$TMP/a.drs"
+expect_error "-o with a newline" "holds a tab, newline" "$BIN/dr-split" -o "$nl_dir" "$TMP/a.drs"
+check "... and nothing of them written" eval '[ ! -e "$tab_dir" ] && [ ! -e "$nl_dir" ]'
 check "--help" "$BIN/dr-split" --help >/dev/null
 check "--version" "$BIN/dr-split" --version >/dev/null
 

@@ -356,7 +356,8 @@ static void test_threads(const char *dir) {
                (unsigned long long)st[1].docs[SPLIT_TRAIN_A]);
 }
 
-/* ---- stop flag (dr-split's Ctrl-C) ----------------------------------------------- */
+/* ---- stop flag (a library caller's way to stop split_run; dr-split itself now ends on
+ * a signal through check.h's handlers) ------------------------------------------------ */
 
 static volatile sig_atomic_t stop_flag;
 
@@ -368,7 +369,7 @@ typedef struct {
     _Atomic int done;
 } Stopper;
 
-/* Signals the run's thread (whose handler raises the flag, as dr-split's does) as soon
+/* Signals the run's thread (whose handler raises the flag) as soon
  * as the run's staging directory appears, or the run ends. */
 static void *stopper_main(void *arg) {
     Stopper *s = arg;

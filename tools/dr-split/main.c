@@ -1,6 +1,5 @@
 /* dr-split — hash-based disjoint train_a / val / train_b splits of token shards.
  * Thin: parse options, then lib/split.c (plan from the indexes, one streaming pass). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +35,11 @@ static void usage(void) {
         "  --threads N        threads in all (default 2): 1 reads and compresses on one\n"
         "                     thread; N > 1 adds N-1 compressing threads (same bytes either way)\n"
         "  inputs: shards, directories (their *.drs), manifests, or '-' (manifest on stdin)\n"
-        "Ctrl-C (or SIGTERM) stops it at the next block and removes what it wrote: the\n"
-        "output of an earlier run into DIR stays as it was.\n"
+        "Ctrl-C (or SIGTERM, SIGHUP) stops it at once and removes what it wrote (the\n"
+        "staging directory DIR/.dr-split.<pid>/, and DIR when the run made it): the output\n"
+        "of an earlier run into DIR stays as it was; status 128 + the signal (130 for\n"
+        "Ctrl-C). A signal that comes while the shards are moved into place takes effect\n"
+        "once DIR is all new. A signal the parent ignores stays ignored (nohup).\n"
         "\n"
         "A document's split depends on its id and the seed (u = ((xxh64 of the id as 8\n"
         "little-endian bytes, seeded with S) >> 11) / 2^53: val if u < F_val, train_b if\n"
@@ -51,33 +53,6 @@ static void usage(void) {
         "  dr-split --val 0.2 --val-sources sotu,moby-dick --dedup -o splits shards/ | \\\n"
         "      dr-meta --config configs/cpu.yaml -o rater.safetensors\n",
         DRS_ZSTD_LEVEL);
-}
-
-/* Ctrl-C / SIGTERM / SIGHUP: the handler only raises a flag; split_run sees it at the
- * next block, removes its staging directory (DIR keeps an earlier run's output) and
- * returns; main then dies of the same signal. A signal that comes once every shard is
- * complete lets the run finish. A second signal kills at once (SA_RESETHAND). */
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig) { stop_signal = sig; }
-
-static void install_stop_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
-static void die_of_stop_signal(const char *out_dir) {
-    int sig = stop_signal;
-    fprintf(stderr, "%s: interrupted (%s): %s left as it was\n", dr_progname(), strsignal(sig), out_dir);
-    signal(sig, SIG_DFL);
-    raise(sig);
-    exit(128 + sig);
 }
 
 static double now_seconds(void) {
@@ -131,14 +106,12 @@ int main(int argc, char **argv) {
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
-    dr_install_cleanup_signals();   /* SIGPIPE; SIGINT and SIGTERM are ours: */
-    install_stop_handlers();
-    o.stop = &stop_signal;
+    /* a signal removes what split_run has registered: the staging directory and its
+     * shards, DIR when the run made it */
+    dr_install_cleanup_signals();
     double t0 = now_seconds();
     SplitStats st;
-    int rc = split_run(&shards, &o, stdout, &st);
-    if (rc != 0 && stop_signal) die_of_stop_signal(o.out_dir);
-    if (rc != 0) dr_die("%s", dr_lasterr());
+    if (split_run(&shards, &o, stdout, &st) != 0) dr_die("%s", dr_lasterr());
     print_summary(&st, now_seconds() - t0);
     shardlist_free(&shards);
     split_options_free(&o);

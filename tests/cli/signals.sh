@@ -14,7 +14,8 @@
 #    ones of an earlier run next to them);
 #  - dr-cat, stdout on a full disk (/dev/full): one error line at the first failed write,
 #    not after the whole corpus (its last shard is corrupt: a run to the end says so);
-#  - dr-train and dr-meta stopped by SIGTERM mid-run save their state (status 130), and
+#  - dr-train and dr-meta stopped by SIGTERM (dr-train: SIGHUP too, unless nohup) mid-run
+#    save their state (status 130), and
 #    --resume gives the model (rater and EMA) of an uninterrupted run, bit for bit
 #    (SIGINT is train.sh's and meta.sh's).
 # The signal lands in a known state: dr-tokenize reads stdin from a FIFO this script feeds
@@ -457,6 +458,31 @@ if tries 5 tr_try; then
         cmp -s <(no_seconds "$D/tr-full.jsonl") <(no_seconds "$D/tr-int.jsonl")
 else
     fail "dr-train SIGTERM: could not catch a run mid-way in 5 tries"
+fi
+# SIGHUP (a closed terminal or ssh session) saves the checkpoint as SIGTERM does ...
+tr_hup() {
+    rm -f "$D"/tr-hup.*
+    mid_run HUP "log_between '$D/tr-hup.jsonl' 5 190" "${TR[@]}" -o "$D/tr-hup.safetensors" --log "$D/tr-hup.jsonl"
+}
+if tries 5 tr_hup; then
+    check "dr-train SIGHUP mid-run: status 130, checkpoint and .state saved" \
+        eval '[ $mid_rc -eq 130 ] && [ -s "$D/tr-hup.safetensors" ] && [ -s "$D/tr-hup.safetensors.state" ]'
+    "${TR[@]}" --resume -o "$D/tr-hup.safetensors" --log "$D/tr-hup.jsonl" 2>/dev/null
+    check "dr-train SIGHUP + --resume: the model of an uninterrupted run, bit for bit" \
+        cmp -s "$D/tr-full.safetensors" "$D/tr-hup.safetensors"
+else
+    fail "dr-train SIGHUP: could not catch a run mid-way in 5 tries"
+fi
+# ... unless the parent ignores it (nohup): then the run goes on to its end
+tr_nohup() {
+    rm -f "$D"/tr-nh.*
+    mid_run HUP "log_between '$D/tr-nh.jsonl' 5 190" ign 1 "${TR[@]}" -o "$D/tr-nh.safetensors" --log "$D/tr-nh.jsonl"
+}
+if tries 5 tr_nohup; then
+    check "dr-train under nohup: SIGHUP ignored, the run completes as an uninterrupted one" \
+        eval '[ $mid_rc -eq 0 ] && cmp -s "$D/tr-full.safetensors" "$D/tr-nh.safetensors"'
+else
+    fail "dr-train under nohup: could not catch a run mid-way in 5 tries"
 fi
 ME=("$BIN/dr-meta" "${CFG[@]}" --set meta.rounds=12 --set meta.reset_every=3 "$D/toy.tsv")
 "${ME[@]}" -o "$D/me-full.safetensors" --log "$D/me-full.jsonl" 2>/dev/null

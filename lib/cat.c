@@ -202,18 +202,26 @@ static int build_docmap(const ShardList *shards, const CatOptions *o, DocMap *m)
 typedef struct {
     double score;
     size_t line_index;
+    uint64_t doc_id;
+    uint32_t window;
 } Ranked;
 
+/* Equal scores in example-id order (doc id, window), so that the order of the file's
+ * lines (sort, join) never changes what is printed; then line order (one id twice). */
+static int cmp_ties(const Ranked *x, const Ranked *y) {
+    if (x->doc_id != y->doc_id) return x->doc_id < y->doc_id ? -1 : 1;
+    if (x->window != y->window) return x->window < y->window ? -1 : 1;
+    return (x->line_index > y->line_index) - (x->line_index < y->line_index);
+}
 static int cmp_desc(const void *a, const void *b) {
     const Ranked *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->line_index < y->line_index ? -1 : 1;
+    return cmp_ties(x, y);
 }
-
 static int cmp_asc(const void *a, const void *b) {
     const Ranked *x = a, *y = b;
     if (x->score != y->score) return x->score < y->score ? -1 : 1;
-    return x->line_index < y->line_index ? -1 : 1;
+    return cmp_ties(x, y);
 }
 
 /* The window [*start, *end) of example e of the scores in its document, checked against
@@ -262,7 +270,7 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
     Ranked *ranked = xmalloc((sc.n + 1) * sizeof *ranked);
     size_t n = 0;
     for (size_t e = 0; e < sc.n; e++)
-        if (docmap_get(&map, sc.doc_id[e])) ranked[n++] = (Ranked){sc.score[e], e};
+        if (docmap_get(&map, sc.doc_id[e])) ranked[n++] = (Ranked){sc.score[e], e, sc.doc_id[e], sc.window[e]};
     int rc = 0;
     if (n == 0 && sc.n > 0)
         rc = dr_seterr("%s: none of its %zu examples is a document of the inputs%s", o->scores_path, sc.n,

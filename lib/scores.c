@@ -192,12 +192,13 @@ int scores_read(const char *path, Scores *s) {
     return rc;
 }
 
-/* Open-addressing hash table from (doc id, window) to the first row with that id; rows
- * with the same id are chained in file order (next[]), and each chain keeps a cursor to
- * its first row not yet matched. */
+/* Open-addressing hash table from (doc id, window) to the rows with that id, chained
+ * (next[]; by score once built, scores_align), with a cursor to the first row of the
+ * chain not yet matched. */
 typedef struct {
     uint64_t *keys;   /* mixed key; 0 = empty slot (a real key of 0 is remapped) */
-    uint32_t *head;   /* first row of the id */
+    uint32_t *head;   /* first row of the id's chain (file order, then by score) */
+    uint32_t *first;  /* first row of the id in file order (for messages) */
     uint32_t *cursor; /* next unmatched row of the id, or NONE */
     size_t mask;
 } RowMap;
@@ -221,16 +222,26 @@ static size_t find_slot(const RowMap *m, const Scores *s, uint64_t doc_id, uint3
     return h;
 }
 
+/* The rows of one id ordered by score, lowest first (equal scores keep file order). */
+typedef struct { double score; uint32_t row; } RowByScore;
+static int cmp_row_by_score(const void *a, const void *b) {
+    const RowByScore *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
 /* Exact duplicate documents share an id (DESIGN §2.1), so an id may stand for several
- * examples: the file must then hold it as many times, and its n-th line with the id
- * goes to the id's n-th example in shard order (the examples are identical). */
+ * examples: the file must then hold it as many times. Its scores go to the id's
+ * examples in shard order from the lowest score up: the examples are identical (their
+ * scores differ at most in the last bits, by their batch slot in dr-score), and the
+ * assignment must not depend on the order of the lines, which sort or join may change. */
 int scores_align(const Scores *s, const DataLoader *d, double *out) {
     CHECK(s->n < NONE, "%zu score lines: too many", s->n);
     uint64_t n_ex = data_num_examples(d);
     size_t cap = 16;
     while (cap < 2 * (s->n + 1)) cap <<= 1;
     RowMap m = { xcalloc(cap, sizeof(uint64_t)), xmalloc(cap * sizeof(uint32_t)),
-                 xmalloc(cap * sizeof(uint32_t)), cap - 1 };
+                 xmalloc(cap * sizeof(uint32_t)), xmalloc(cap * sizeof(uint32_t)), cap - 1 };
     uint32_t *next = xmalloc((s->n ? s->n : 1) * sizeof *next);
     uint32_t *tail = xmalloc(cap * sizeof *tail);
     for (size_t r = 0; r < s->n; r++) {
@@ -238,13 +249,32 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
         size_t h = find_slot(&m, s, s->doc_id[r], s->window[r]);
         if (m.keys[h] == 0) {
             m.keys[h] = mix_key(s->doc_id[r], s->window[r]);
-            m.head[h] = m.cursor[h] = tail[h] = (uint32_t)r;
+            m.head[h] = m.first[h] = m.cursor[h] = tail[h] = (uint32_t)r;
         } else {
             next[tail[h]] = (uint32_t)r;
             tail[h] = (uint32_t)r;
         }
     }
     free(tail);
+    /* each id's chain of rows, reordered by score */
+    RowByScore *chain = NULL;
+    size_t chain_cap = 0;
+    for (size_t h = 0; h <= m.mask; h++) {
+        if (m.keys[h] == 0 || next[m.head[h]] == NONE) continue;
+        size_t k = 0;
+        for (uint32_t q = m.head[h]; q != NONE; q = next[q]) {
+            if (k == chain_cap) {
+                chain_cap = chain_cap ? 2 * chain_cap : 16;
+                chain = xrealloc(chain, chain_cap * sizeof *chain);
+            }
+            chain[k++] = (RowByScore){ s->score[q], q };
+        }
+        qsort(chain, k, sizeof *chain, cmp_row_by_score);
+        for (size_t j = 0; j + 1 < k; j++) next[chain[j].row] = chain[j + 1].row;
+        next[chain[k - 1].row] = NONE;
+        m.head[h] = m.cursor[h] = chain[0].row;
+    }
+    free(chain);
     uint8_t *used = xcalloc(s->n ? s->n : 1, 1);
     int rc = 0;
     uint64_t missing = UINT64_MAX;   /* the first example without a score */
@@ -274,10 +304,9 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
     for (size_t r = 0; r < s->n && rc == 0; r++) {
         if (used[r]) continue;
         size_t h = find_slot(&m, s, s->doc_id[r], s->window[r]);
-        uint32_t first = m.head[h];
-        if (first != r) {
-            uint32_t times = 0;
-            for (uint32_t q = first; q != NONE; q = next[q]) times += used[q];
+        uint32_t first = m.first[h], times = 0;   /* times: the examples the id matched */
+        for (uint32_t q = m.head[h]; q != NONE; q = next[q]) times += used[q];
+        if (times > 0) {
             if (times > 1)
                 rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u): the "
                                "shards hold it %u times, the file more often", s->path, r + 2,
@@ -301,6 +330,7 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
     free(next);
     free(m.keys);
     free(m.head);
+    free(m.first);
     free(m.cursor);
     return rc;
 }

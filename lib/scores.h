@@ -8,7 +8,8 @@
  * n_tokens is the window's length in tokens. Lines may come in any order (the file is
  * plain text so that sort, awk and join work on it): they are matched to the examples
  * by id. Exact duplicate documents share an id (DESIGN §2.1): an id the shards hold k
- * times must appear k times, its n-th line scoring its n-th example in shard order. A
+ * times must appear k times, and its scores, lowest first, go to its examples in shard
+ * order (so the line order never changes the result). A
  * file that does not match the shards — a missing id, an id not in the shards, an id
  * more often than the shards hold it (a duplicate), a non-numeric or non-finite score,
  * a wrong token count — is refused with the first offending line (lines no example took

@@ -944,11 +944,13 @@ def cmd_filter(args):
     shards = [read_shard(p) for p in o["_"]]
     ex = examples_of(shards, L, mt)
     lines = read_scores(_one(o, "scores"))[1:]
-    # match by id, n-th line for the n-th occurrence (docs/deploy.md)
+    # match by id; an id's scores, lowest first, for its occurrences in shard order (docs/deploy.md)
     by_id = {}
     for l in lines:
         r = l.split("\t")
         by_id.setdefault(r[0], []).append(float(r[1]))
+    for v in by_id.values():
+        v.sort()
     used = {}
     sc = []
     for e in ex:

@@ -367,9 +367,7 @@ static void *worker_main(void *arg) {
 static char *shard_path(const char *dir, int split, int index) {
     size_t n = strlen(dir) + 64;
     char *p = xmalloc(n);
-    size_t len = strlen(dir);
-    const char *sep = len > 0 && dir[len - 1] == '/' ? "" : "/";   /* "-o out/" */
-    snprintf(p, n, "%s%s%s/%s-%05d.drs", dir, sep, SPLIT_NAMES[split], SPLIT_NAMES[split], index);
+    snprintf(p, n, "%s%s%s/%s-%05d.drs", dir, dr_dir_sep(dir), SPLIT_NAMES[split], SPLIT_NAMES[split], index);
     return p;
 }
 
@@ -392,12 +390,7 @@ static int make_dir(const char *path) {
     return dr_seterr("%s: cannot create directory: %s", path, strerror(errno));
 }
 
-static char *split_dir(const char *root, int split) {
-    size_t n = strlen(root) + 16;
-    char *dir = xmalloc(n);
-    snprintf(dir, n, "%s/%s", root, SPLIT_NAMES[split]);
-    return dir;
-}
+static char *split_dir(const char *root, int split) { return dr_path_join(root, SPLIT_NAMES[split]); }
 
 /* Closes the split's open shard (index, fsync, rename from its temporary name). Its
  * name in the staging directory is registered before the rename, so that whatever moment
@@ -861,9 +854,7 @@ static void discard_staging(const char *staging) {
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        size_t n = strlen(staging) + strlen(e->d_name) + 2;
-        char *path = xmalloc(n);
-        snprintf(path, n, "%s/%s", staging, e->d_name);
+        char *path = dr_path_join(staging, e->d_name);
         unlink(path);
         dr_tmp_unregister(path);
         free(path);
@@ -894,9 +885,9 @@ static int stream_all(const Plan *p, const SplitOptions *o, const char *staging,
 static int write_output(const Plan *p, const SplitOptions *o, SplitStats *st) {
     char *created = NULL;
     if (dr_make_output_dirs(o->out_dir, &created) != 0) return -1;
-    size_t n = strlen(o->out_dir) + 32, len = strlen(o->out_dir);
+    size_t n = strlen(o->out_dir) + 32;
     char *staging = xmalloc(n);
-    snprintf(staging, n, "%s%s.dr-split.%ld", o->out_dir, o->out_dir[len - 1] == '/' ? "" : "/", (long)getpid());
+    snprintf(staging, n, "%s%s.dr-split.%ld", o->out_dir, dr_dir_sep(o->out_dir), (long)getpid());
     /* registered before it exists, and with DIR's new parents after it: a handler removes
      * the files, then the staging directory, then DIR when this run made it */
     dr_created_dirs_register(staging, created ? created : staging);

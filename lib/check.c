@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,7 +26,14 @@ typedef struct TmpChunk {
 } TmpChunk;
 static TmpChunk tmp_first;
 
+/* The thread that runs main: the one that registers and creates the outputs, and so the
+ * one that must run the cleanup (cleanup_signal). */
+static pthread_t main_thread;
+static volatile sig_atomic_t have_main_thread;
+
 void dr_set_progname(const char *argv0) {
+    main_thread = pthread_self();
+    have_main_thread = 1;
     const char *slash = strrchr(argv0, '/');
     progname = slash ? slash + 1 : argv0;
 }
@@ -186,6 +194,13 @@ static void die_of_signal(int sig) {
 }
 
 static void cleanup_signal(int sig) {
+    /* the kernel may run this on any thread (OpenMP's, OpenBLAS's, a tool's worker); the
+     * main thread would go on creating files between the sweep and the end: it gets the
+     * signal instead (pthread_kill and pthread_self are async-signal-safe) */
+    if (have_main_thread && !pthread_equal(pthread_self(), main_thread)) {
+        pthread_kill(main_thread, sig);
+        return;
+    }
     if (hold_depth > 0) {   /* a commit in progress: finish it first */
         if (!held_signal) held_signal = sig;
         return;

@@ -20,7 +20,8 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
-/* The program name used as prefix of every message ("dr-tokenize: ..."). */
+/* The program name used as prefix of every message ("dr-tokenize: ..."). Called first
+ * in main: it also records the main thread, the one the signal handlers below act on. */
 void dr_set_progname(const char *argv0);
 const char *dr_progname(void);
 
@@ -67,6 +68,9 @@ void dr_tmp_unregister(const char *path);
  * when the parent ignored SIGPIPE (the handler replaces that ignore: a tool never keeps
  * computing output that nobody reads, nor prints an error per write; dr-tokenize,
  * dr-split, dr-cat, dr-score and dr-filter call this at the start of their work).
+ * A signal the kernel hands to another thread is passed on to the main thread (the one
+ * that called dr_set_progname), which registers and creates the outputs: it cleans up
+ * and ends, so no file is created after the sweep.
  * Async-signal-safe: tools with their
  * own Ctrl-C handling (dr-train, dr-meta: checkpoint on interrupt) call it from their
  * handler, so that a second Ctrl-C ends the process at once. */

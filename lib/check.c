@@ -254,19 +254,17 @@ void dr_signals_release(void) {
     if (sig) die_of_signal(sig);
 }
 
-void dr_created_dirs_register(const char *dir, const char *top) {
+/* dir, then each of its parents up to top (deepest first), while visit returns 0;
+ * nothing when top is NULL or not a prefix of dir. */
+static void walk_up_to(const char *dir, const char *top, int (*visit)(const char *)) {
     if (!top) return;
     char *p = xstrdup(dir), *t = xstrdup(top);
     strip_slashes(p);
     strip_slashes(t);
     size_t top_len = strlen(t);
     if (strncmp(p, t, top_len) == 0 && (p[top_len] == 0 || p[top_len] == '/')) {
-        for (;;) {   /* dir, then each parent up to top: deepest first */
-            if (n_created == DR_CREATED_MAX) break;   /* past that many: the upper ones stay */
-            char *old = created_dir[n_created];
-            created_dir[n_created] = xstrdup(p);
-            free(old);
-            n_created++;
+        for (;;) {
+            if (visit(p) != 0) break;
             if (strlen(p) <= top_len) break;
             char *slash = strrchr(p, '/');
             if (!slash || slash == p) break;
@@ -277,6 +275,17 @@ void dr_created_dirs_register(const char *dir, const char *top) {
     free(p);
     free(t);
 }
+
+static int register_created(const char *p) {
+    if (n_created == DR_CREATED_MAX) return 1;   /* past that many: the upper ones stay */
+    char *old = created_dir[n_created];
+    created_dir[n_created] = xstrdup(p);
+    free(old);
+    n_created++;
+    return 0;
+}
+
+void dr_created_dirs_register(const char *dir, const char *top) { walk_up_to(dir, top, register_created); }
 
 void dr_created_dirs_forget(void) { n_created = 0; }
 
@@ -439,26 +448,9 @@ char *dr_path_join(const char *dir, const char *name) {
 
 int dr_make_dirs(const char *dir) { return dr_make_dirs_created(dir, NULL); }
 
-void dr_remove_created_dirs(const char *dir, const char *top) {
-    if (!top) return;
-    char *p = xstrdup(dir), *t = xstrdup(top);
-    strip_slashes(p);
-    strip_slashes(t);
-    size_t top_len = strlen(t);
-    /* dir and every parent up to top were created by the run: top is a prefix of dir */
-    if (strncmp(p, t, top_len) == 0 && (p[top_len] == 0 || p[top_len] == '/')) {
-        for (;;) {
-            if (rmdir(p) != 0) break;   /* not empty (or gone): it and its parents stay */
-            if (strlen(p) <= top_len) break;
-            char *slash = strrchr(p, '/');
-            if (!slash || slash == p) break;
-            *slash = 0;
-            strip_slashes(p);
-        }
-    }
-    free(p);
-    free(t);
-}
+static int remove_if_empty(const char *p) { return rmdir(p) != 0; }   /* not empty: it and its parents stay */
+
+void dr_remove_created_dirs(const char *dir, const char *top) { walk_up_to(dir, top, remove_if_empty); }
 
 int dr_check_output_dir(const char *path) {
     if (!path[0]) return dr_seterr("an empty output path");

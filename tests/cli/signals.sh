@@ -148,6 +148,20 @@ tries() {
     return 1
 }
 
+# closed_stdout NAME REF OUT EARLIER -- CMD...: EARLIER (a function) leaves in OUT an
+# earlier output with more shards; CMD rewrites OUT with its stdout closed (plain, and with
+# SIGPIPE ignored): status 141, nothing on stderr, OUT holds this run's shards alone (= REF)
+closed_stdout() {
+    local name=$1 ref=$2 out=$3 earlier=$4 mode rc
+    shift 5
+    for mode in closed closed-ign; do
+        rm -rf "$out"; "$earlier"
+        rc=0; timeout 60 "$SIGH" $mode "$@" 2>"$TMP/pipe.err" || rc=$?
+        check "$name, stdout closed ($mode): status 141, nothing on stderr" eval '[ $rc -eq 141 ] && [ ! -s "$TMP/pipe.err" ]'
+        check "$name, stdout closed ($mode): the output is this run's alone" same_tree "$ref" "$out"
+    done
+}
+
 # ---- data: a toy corpus (one shard) and a bigger one (runs of a second or more) ----------
 D=$TMP/d
 mkdir -p "$D"
@@ -231,14 +245,9 @@ check "dr-tokenize under nohup: SIGHUP ignored, the run completes" eval '[ $rc -
 # closed stdout (after the shards are complete): the directory holds this run's shards
 # alone, the earlier run's surplus ones removed, and the tool ends quietly
 "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.1 -o "$D/t-ref" "$D/toy.jsonl" >/dev/null 2>&1
-for mode in closed closed-ign; do
-    rm -rf "$D/t-pipe"
-    "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.03 -o "$D/t-pipe" "$D/toy.jsonl" >/dev/null 2>&1
-    rc=0; timeout 60 "$SIGH" $mode "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.1 -o "$D/t-pipe" "$D/toy.jsonl" \
-        2>"$TMP/tok.err" || rc=$?
-    check "dr-tokenize, stdout closed ($mode): status 141, nothing on stderr" eval '[ $rc -eq 141 ] && [ ! -s "$TMP/tok.err" ]'
-    check "dr-tokenize, stdout closed ($mode): the output is this run's alone" same_tree "$D/t-ref" "$D/t-pipe"
-done
+t_pipe_earlier() { "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.03 -o "$D/t-pipe" "$D/toy.jsonl" >/dev/null 2>&1; }
+closed_stdout dr-tokenize "$D/t-ref" "$D/t-pipe" t_pipe_earlier -- \
+    "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.1 -o "$D/t-pipe" "$D/toy.jsonl"
 
 rm -rf "$D"/t-*   # what the section left (the checks above look only at their own files)
 
@@ -279,14 +288,10 @@ if tries 5 f_try_new; then
 else
     fail "dr-filter SIGINT (new directory): could not catch a run mid-way in 5 tries"
 fi
-for mode in closed closed-ign; do
-    rm -rf "$D/f-pipe"; cp -a "$D/f-earlier" "$D/f-pipe"
-    "${FILT[@]}" --keep 1 -o "$D/f-pipe" "$D/big.tsv" >/dev/null 2>&1   # more shards than the next run
-    rc=0; timeout 60 "$SIGH" $mode "${FILT[@]}" --keep 0.9 -o "$D/f-pipe" "$D/big.tsv" \
-        2>"$TMP/f.err" || rc=$?
-    check "dr-filter, stdout closed ($mode): status 141, nothing on stderr" eval '[ $rc -eq 141 ] && [ ! -s "$TMP/f.err" ]'
-    check "dr-filter, stdout closed ($mode): the output is this run's alone" same_tree "$D/f-ref" "$D/f-pipe"
-done
+f_pipe_earlier() {   # more shards than the next run
+    cp -a "$D/f-earlier" "$D/f-pipe"; "${FILT[@]}" --keep 1 -o "$D/f-pipe" "$D/big.tsv" >/dev/null 2>&1
+}
+closed_stdout dr-filter "$D/f-ref" "$D/f-pipe" f_pipe_earlier -- "${FILT[@]}" --keep 0.9 -o "$D/f-pipe" "$D/big.tsv"
 
 rm -rf "$D"/f-*   # what the section left (the checks above look only at their own files)
 

@@ -385,7 +385,7 @@ void dr_outset_abort(DrOutputSet *s) {
     outset_free(s);
 }
 
-int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
+int dr_outset_commit(DrOutputSet *s) {
     int rc = 0;
     dr_signals_hold();   /* a Ctrl-C now would leave some renamed and the rest not */
     for (size_t i = 0; i < s->n; i++) {
@@ -396,10 +396,6 @@ int dr_outset_commit(DrOutputSet *s, FILE *paths_out) {
         rc = dr_atomic_rename(s->tmp[i], s->path[i]);
     }
     dr_signals_release();
-    /* the paths once all are in place (a closed stdout then ends the tool, quietly) */
-    for (size_t i = 0; rc == 0 && paths_out && i < s->n; i++) fprintf(paths_out, "%s\n", s->path[i]);
-    if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
-        rc = dr_seterr("the outputs are in place, but printing their paths failed: %s", strerror(errno));
     outset_free(s);
     return rc;
 }

@@ -108,7 +108,7 @@ int dr_atomic_rename(char *tmp_path, const char *path);
  * output in the same place stays as it was until the commit. */
 typedef struct { char **tmp, **path; size_t n; } DrOutputSet;
 void dr_outset_add(DrOutputSet *s, char *tmp_path, char *path);
-int dr_outset_commit(DrOutputSet *s, FILE *paths_out);
+int dr_outset_commit(DrOutputSet *s);
 void dr_outset_abort(DrOutputSet *s);
 
 /* mkdir -p dir (refusing ""); -1 + dr_seterr unless dir then is a writable directory. */

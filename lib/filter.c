@@ -143,11 +143,6 @@ static int check_not_input(const DataLoader *d, const char *dir, const char *pre
     return rc;
 }
 
-/* "<dir>/<prefix>-NNNNN.drs" */
-static void output_path(char *path, size_t cap, const char *dir, const char *prefix, size_t k) {
-    snprintf(path, cap, "%s%s%s-%05zu.drs", dir, dr_dir_sep(dir), prefix, k);
-}
-
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
                  uint64_t shard_bytes, FILE *paths, FilterSummary *sum) {
     memset(sum, 0, sizeof *sum);
@@ -159,7 +154,6 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     uint32_t *tok = xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
     DrOutputSet done = {0};   /* shards completed so far, under temporary names */
     DrsWriter *w = NULL;
-    char path[4096];
     int rc = 0;
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         const DataExample *e = data_example(d, i);
@@ -167,9 +161,10 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         sum->tokens += e->length;
         if (!keep_mask[i]) continue;
         if (!w) {
-            output_path(path, sizeof path, dir, prefix, done.n);
+            char *path = drs_numbered_path(dir, prefix, done.n);
             w = drs_writer_open(path, data_vocab_size(d), data_fingerprint(d),
                                 data_tokenizer_spec(d));
+            free(path);
             if (!w) { rc = -1; break; }
         }
         if (data_read_example(d, i, tok) != 0) { rc = -1; break; }
@@ -192,28 +187,11 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     }
     if (rc == 0 && done.n == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
     if (rc != 0 && w) drs_writer_abort(w);
-    size_t n_shards = done.n;
-    if (rc != 0) {
-        dr_outset_abort(&done);   /* nothing of this run appears */
-    } else {
-        /* all shards appear together, and an earlier run's surplus ones go in the same
-         * step: a signal in between would leave the directory a mixture of two runs */
-        dr_signals_hold();
-        rc = dr_outset_commit(&done, NULL);
-        if (rc == 0) sum->stale_removed = drs_remove_numbered(dir, prefix, n_shards);
-        dr_signals_release();
-    }
+    if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */
+    else rc = drs_publish_numbered(&done, dir, prefix, paths, &sum->stale_removed);
     if (rc != 0) dr_remove_created_dirs(dir, made);   /* only while empty */
     dr_created_dirs_forget();
     free(made);
-    /* the paths once dir holds this run's shards alone: a closed stdout (`| head -1`)
-     * then ends the tool quietly (check.h), its output complete */
-    for (size_t k = 0; rc == 0 && paths && k < n_shards; k++) {
-        output_path(path, sizeof path, dir, prefix, k);
-        fprintf(paths, "%s\n", path);
-    }
-    if (rc == 0 && paths && (fflush(paths) != 0 || ferror(paths)))
-        rc = dr_seterr("%s: the shards are in place, but printing their paths failed: %s", dir, strerror(errno));
     free(tok);
     return rc;
 }

@@ -510,6 +510,31 @@ long long drs_numbered_name(const char *name, const char *prefix) {
     return strtoll(num, NULL, 10);
 }
 
+char *drs_numbered_path(const char *dir, const char *prefix, size_t k) {
+    size_t n = strlen(dir) + strlen(prefix) + 32;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s%s%s-%05zu.drs", dir, dr_dir_sep(dir), prefix, k);
+    return p;
+}
+
+int drs_publish_numbered(DrOutputSet *done, const char *dir, const char *prefix, FILE *paths,
+                         unsigned *stale) {
+    size_t n = done->n;
+    dr_signals_hold();
+    int rc = dr_outset_commit(done);
+    unsigned removed = rc == 0 ? drs_remove_numbered(dir, prefix, n) : 0;
+    dr_signals_release();
+    if (stale) *stale = removed;
+    for (size_t k = 0; rc == 0 && paths && k < n; k++) {
+        char *p = drs_numbered_path(dir, prefix, k);
+        fprintf(paths, "%s\n", p);
+        free(p);
+    }
+    if (rc == 0 && paths && (fflush(paths) != 0 || ferror(paths)))
+        rc = dr_seterr("%s: the shards are in place, but printing their paths failed: %s", dir, strerror(errno));
+    return rc;
+}
+
 unsigned drs_remove_numbered(const char *dir, const char *prefix, size_t from) {
     DIR *d = opendir(dir);
     if (!d) return 0;

@@ -96,6 +96,16 @@ long long drs_numbered_name(const char *name, const char *prefix);
 /* Removes dir's numbered shards of prefix with numbers >= from (the tail of an earlier,
  * larger output); returns how many. */
 unsigned drs_remove_numbered(const char *dir, const char *prefix, size_t from);
+/* "<dir>/<prefix>-NNNNN.drs", malloc'd: the k-th numbered shard. */
+char *drs_numbered_path(const char *dir, const char *prefix, size_t k);
+/* Publishes a run's numbered shards (done: their temporary and final names, in number
+ * order): renames them into place and removes an earlier run's surplus ones, in one step
+ * held against signals (the directory is all old or all new), then prints their paths,
+ * one per line, on paths (NULL: not; a closed stdout then ends the tool quietly, its
+ * output complete). *stale (may be NULL): the surplus shards removed. Frees done's names;
+ * -1 + dr_seterr when a rename or the printing fails. */
+int drs_publish_numbered(DrOutputSet *done, const char *dir, const char *prefix, FILE *paths,
+                         unsigned *stale);
 void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; frees w */
 
 /* ---- reader ------------------------------------------------------------------ */

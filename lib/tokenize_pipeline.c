@@ -605,12 +605,7 @@ typedef struct {
     DrOutputSet done;          /* completed shards, under temporary names until the end */
 } ShardOut;
 
-static char *shard_path(const TokenizeOptions *o, size_t k) {
-    size_t n = strlen(o->out_dir) + strlen(o->prefix) + 32;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s%s%s-%05zu.drs", o->out_dir, dr_dir_sep(o->out_dir), o->prefix, k);
-    return p;
-}
+static char *shard_path(const TokenizeOptions *o, size_t k) { return drs_numbered_path(o->out_dir, o->prefix, k); }
 
 static int shard_close(ShardOut *so) {
     if (!so->w) return 0;
@@ -690,27 +685,12 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
         if (so.w) drs_writer_abort(so.w);
         dr_outset_abort(&so.done);
     } else {
-        /* all shards appear together, and an earlier run's surplus ones go with the same
-         * step: a signal in between would leave the directory a mixture of two runs */
-        dr_signals_hold();
-        rc = dr_outset_commit(&so.done, NULL);
-        if (rc == 0) drs_remove_numbered(o->out_dir, o->prefix, n_shards);
-        dr_signals_release();
+        rc = drs_publish_numbered(&so.done, o->out_dir, o->prefix, paths_out, NULL);   /* all together */
     }
     st->shards = rc == 0 ? n_shards : 0;
     if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
     dr_created_dirs_forget();
     free(made);
-    /* the paths once the directory holds this run's shards alone: a closed stdout
-     * (`| head -1`) then ends the tool quietly (check.h), its output complete */
-    for (size_t k = 0; rc == 0 && paths_out && k < n_shards; k++) {
-        char *path = shard_path(o, k);
-        fprintf(paths_out, "%s\n", path);
-        free(path);
-    }
-    if (rc == 0 && paths_out && (fflush(paths_out) != 0 || ferror(paths_out)))
-        rc = dr_seterr("%s: the shards are in place, but printing their paths failed: %s", o->out_dir,
-                       strerror(errno));
     inputs_free(&in);
     st->seconds = now_s() - t0;
     return rc;

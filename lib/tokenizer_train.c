@@ -390,7 +390,7 @@ static int write_vocab(const Trainer *tr, const uint32_t (*merges)[2], uint32_t 
     }
     if (dr_atomic_finish(f, tmp, voc_path) != 0) goto fail;
     dr_outset_add(&done, tmp, voc_path);
-    return dr_outset_commit(&done, NULL);   /* frees the paths */
+    return dr_outset_commit(&done);   /* frees the paths */
 fail:
     dr_outset_abort(&done);
     free(enc_path);

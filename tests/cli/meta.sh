@@ -63,6 +63,11 @@ echo '{"meta_step":3,"step":3,"l_train":1}' >> "$tmp/b.jsonl"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
 cmp -s "$tmp/a.ema.safetensors" "$tmp/b.ema.safetensors" || fail "resumed EMA differs"
 diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fail "resumed metrics differ"
+# a finished run resumed: nothing runs, and its progress says so (not a rate over no time)
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --resume \
+    "$tmp/manifest.tsv" 2>"$tmp/again.err" || fail "--resume of a finished run"
+grep -q "meta-step: done, 5 steps (nothing left to run)" "$tmp/again.err" ||
+    fail "--resume of a finished run: $(cat "$tmp/again.err")"
 # the checkpoints in host memory: the same run, number for number and tensor for tensor
 # (the files differ only in the config recorded in their header)
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" --set meta.host_checkpoints=true -o "$tmp/h.safetensors" \

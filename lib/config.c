@@ -147,6 +147,11 @@ static const KeyDef schema[] = {
          "ablations: detach, shuffle, constant (w = 1), classifier (auxiliary loss)"),
     BOOL("meta.track_uniform", meta.track_uniform, "true", "also log L_val of an unweighted inner model"),
     INT("meta.log_every", meta.log_every, 1, IMAX, "1", "meta-steps between metric lines"),
+    INT("meta.save_every", meta.save_every, 0, IMAX, "0",
+        "meta-steps between saves of the rater, its EMA and the state for --resume; 0 = off"),
+    DBL("meta.save_minutes", meta.save_minutes, 0, BIG, 0, "10",
+        "also save them after the first meta-step that ends this many minutes after the last "
+        "save; 0 = off (the end and Ctrl-C always save)"),
 
     LONG("train.steps", train.steps, 0, LMAX, "0", "optimizer steps; 0 = use train.tokens"),
     LONG("train.tokens", train.tokens, 0, LMAX, "0",
@@ -155,7 +160,10 @@ static const KeyDef schema[] = {
     INT("train.eval_batches", train.eval_batches, 0, IMAX, "0", "Val batches per evaluation, spread evenly over the split; 0 = the whole split"),
     INT("train.log_every", train.log_every, 1, IMAX, "10", "steps between metric lines"),
     INT("train.checkpoint_every", train.checkpoint_every, 0, IMAX, "0",
-        "steps between checkpoints; 0 = at the end (and on Ctrl-C)"),
+        "steps between checkpoints; 0 = off"),
+    DBL("train.save_minutes", train.save_minutes, 0, BIG, 0, "10",
+        "also checkpoint after the first step that ends this many minutes after the last "
+        "checkpoint; 0 = off (the end and Ctrl-C always save)"),
 
     DBL("deploy.keep", deploy.keep, 0, 1, MIN_OPEN, "0.6", "fraction of examples kept"),
     ENUM("deploy.policy", deploy.policy, "filter|per_batch|cdf|keep_middle|random|reweight|online", "filter",

@@ -96,6 +96,8 @@ typedef struct {
         char mode[16];         /* full | detach | shuffle | constant | classifier */
         int track_uniform;     /* bool */
         int log_every;
+        int save_every;        /* meta-steps between saves of rater, EMA and state; 0 = off */
+        double save_minutes;   /* also save after a meta-step this long after the last save; 0 = off */
     } meta;
 
     /* final training (dr-train) */
@@ -106,6 +108,7 @@ typedef struct {
         int eval_batches;      /* 0 = the whole Val split; E: E batches spread evenly over it */
         int log_every;
         int checkpoint_every;
+        double save_minutes;   /* also save after a step this long after the last save; 0 = off */
     } train;
 
     /* deployment (dr-score / dr-filter / curated dr-train) */

@@ -8,6 +8,7 @@
  */
 #include "data.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -464,6 +465,20 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
         return NULL;
     }
     if (shards->n == 0) { dr_seterr("data: no shards"); return NULL; }
+    DataOptions o = *opt;
+    const char *env = getenv("DR_RESIDENT_TOKENS");   /* docs/formats.md §2.2: memory vs. reads */
+    if (env) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (env[0] < '0' || env[0] > '9' || *end || errno) {
+            dr_seterr("DR_RESIDENT_TOKENS=%s: expected a number of tokens (0: read the shards "
+                      "as batches need them)", env);
+            return NULL;
+        }
+        o.resident_max_tokens = (uint64_t)v;
+    }
+    opt = &o;
     DataLoader *d = xcalloc(1, sizeof *d);
     d->opt = *opt;
     d->min_len = opt->min_tokens > 2 ? opt->min_tokens : 2;

@@ -473,6 +473,14 @@ static int state_save(Run *r, const char *path, double seconds) {
     return rc;
 }
 
+/* Rater, EMA and state are one checkpoint: all new or all old (signals wait). */
+static int save_all(Run *r, const char *state_path, double seconds) {
+    dr_signals_hold();
+    int failed = save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds);
+    dr_signals_release();
+    return failed;
+}
+
 static int parse_longs(const char *s, long *out, int n) {
     if (!s) return -1;
     for (int i = 0; i < n; i++) {
@@ -917,6 +925,7 @@ int meta_run(MetaOptions *o) {
 
     interrupted = 0;
     dr_install_stop_signals(on_interrupt);
+    long saved_step = o->resume ? r->meta_step : -1;   /* the newest state on disk, of this run */
     Progress prog;
     progress_start(&prog, "meta-step", "steps", cfg->meta.rounds);
     if (dist_rank() != 0) {
@@ -925,11 +934,20 @@ int meta_run(MetaOptions *o) {
     }
     progress_resume(&prog, (double)r->meta_step);
     const double t0 = dr_now();
+    double last_save = t0;
     int stopped = 0;
     while (r->meta_step < cfg->meta.rounds) {
         StepResult res;
         const double t_step = dr_now();
-        if (population_step(r, &res)) goto done;
+        if (population_step(r, &res)) {   /* the members moved: only a saved state is whole */
+            if (saved_step >= 0 && dist_rank() == 0) {
+                char err[1024];
+                snprintf(err, sizeof err, "%s", dr_lasterr());
+                dr_seterr("%s; the state after meta-step %ld is saved in %s (once the cause is "
+                          "fixed, --resume continues from there)", err, saved_step, state_path);
+            }
+            goto done;
+        }
         const long step_no = r->meta_step + 1;
         /* the inner LMs diverged (their losses, the same numbers on every rank), or the
          * meta-gradient did: stop with the last good rater, never log or keep garbage */
@@ -975,13 +993,17 @@ int meta_run(MetaOptions *o) {
             stopped = r->meta_step < cfg->meta.rounds;
             break;
         }
+        int save_due = (cfg->meta.save_every > 0 && r->meta_step % cfg->meta.save_every == 0) ||
+                       (cfg->meta.save_minutes > 0 && dr_now() - last_save >= 60 * cfg->meta.save_minutes);
+        if (dist_size() > 1) dist_bcast(&save_due, sizeof save_due, 0);   /* the save is collective */
+        if (save_due && r->meta_step < cfg->meta.rounds) {   /* the last one is saved below */
+            if (save_all(r, state_path, seconds0 + dr_now() - t0)) goto done;
+            saved_step = r->meta_step;
+            last_save = dr_now();
+        }
     }
     progress_finish(&prog);
-    double seconds = seconds0 + dr_now() - t0;
-    dr_signals_hold();   /* rater, EMA and state are one checkpoint: all new or all old */
-    int save_failed = save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds);
-    dr_signals_release();
-    if (save_failed) goto done;
+    if (save_all(r, state_path, seconds0 + dr_now() - t0)) goto done;
     if (stopped)
         fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,

@@ -966,6 +966,24 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
                      lr_at(&t->hyper, step), saved);
 }
 
+/* A failure inside the loop that leaves the model sound (a shard that cannot be read or
+ * changed under the run, the rater's non-finite logit): save the newest whole state that is
+ * ahead of the one the run started from, so that --resume continues there once the cause is
+ * fixed, and say so after the error. Rank 0 saves (its parameters are every rank's). */
+static void save_after_failure(Trainer *t, const real *params, const OptimState *opt,
+                               const Counters *c, long first_step, double t0) {
+    if (dist_rank() != 0 || c->step <= first_step) return;   /* nothing newer than on disk */
+    char err[1024];
+    snprintf(err, sizeof err, "%s", dr_lasterr());
+    Counters at = *c;
+    at.seconds += dr_now() - t0;
+    if (save_checkpoint(t, params, opt, &at) == 0)
+        dr_seterr("%s; the state at step %ld is saved in %s (once the cause is fixed, --resume "
+                  "continues from there)", err, at.step, t->o->out_path);
+    else
+        dr_seterr("%s; saving the state at step %ld failed too: %s", err, at.step, dr_lasterr());
+}
+
 static void log_eval(Metrics *m, const EvalResult *e) {
     metrics_num(m, "l_val", e->l_val);
     metrics_int(m, "val_tokens", e->tokens);
@@ -1068,7 +1086,7 @@ int train_run(TrainOptions *o) {
     Metrics *metrics = NULL;
     Progress prog;
     int prog_on = 0;   /* a bar on a terminal: cleared before an error is printed */
-    double t0 = dr_now();
+    double t0 = dr_now(), last_save = t0;
     real *phi_host = NULL;
 
     if (!o->out_path) return dr_seterr("no output path (-o)");
@@ -1185,7 +1203,10 @@ int train_run(TrainOptions *o) {
         }
         Counters before = t.c;
         long step = t.c.step;
-        if (next_batch(&t, &t.c, step) != 0) goto done;
+        if (next_batch(&t, &t.c, step) != 0) {   /* the state of step `step` is whole */
+            save_after_failure(&t, t.params, &t.opt, &t.c, first_step, t0);
+            goto done;
+        }
         DataBatch *b = t.batch;
         loss_weights(&t, b, &t.c);
         double lr = lr_at(&t.hyper, step);
@@ -1219,7 +1240,10 @@ int train_run(TrainOptions *o) {
         int eval_now = last || (cfg->train.eval_every > 0 && t.c.step % cfg->train.eval_every == 0);
         EvalResult e = {0};
         if (eval_now) {
-            if (evaluate(&t, t.params, &e) != 0) goto done;
+            if (evaluate(&t, t.params, &e) != 0) {   /* this step again on resume, with its log line */
+                save_after_failure(&t, t.good_params, &t.good_opt, &t.good_c, first_step, t0);
+                goto done;
+            }
             if (!isfinite(e.l_val)) { fail_nonfinite(&t, t.c.step, "the Val loss", e.l_val); goto done; }
             last_l_val = e.l_val;
         }
@@ -1243,10 +1267,12 @@ int train_run(TrainOptions *o) {
         else progress_set_extra(&prog, "loss %.4f  val %.4f  lr %.2e", last_loss, last_l_val, lr);
         progress_update(&prog, (double)t.c.step);
 
-        if (!last && cfg->train.checkpoint_every > 0 && t.c.step % cfg->train.checkpoint_every == 0) {
-            Counters c = t.c;
+        if (!last && ((cfg->train.checkpoint_every > 0 && t.c.step % cfg->train.checkpoint_every == 0) ||
+                      (cfg->train.save_minutes > 0 && dr_now() - last_save >= 60 * cfg->train.save_minutes))) {
+            Counters c = t.c;   /* rank 0 saves (the others' save is a no-op): no rank waits */
             c.seconds += dr_now() - t0;
             if (save_checkpoint(&t, t.params, &t.opt, &c) != 0) goto done;
+            last_save = dr_now();
         }
     }
     if (first_step >= t.total_steps) {   /* a finished run resumed: nothing ran, nothing to save */

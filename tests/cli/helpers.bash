@@ -19,14 +19,20 @@ check() {  # check "description" command...: the command must succeed
 }
 # expect_error "description" PATTERN command...: must exit non-zero with exactly one
 # line on stderr that matches PATTERN (grep -E), and leave no *.tmp.* file in $TMP.
-expect_error() {
-    local what=$1 pattern=$2; shift 2
+expect_error() { expect_failure one "$@"; }
+# expect_stop "description" PATTERN command...: a run that fails after it started: exit
+# status not 0, the last line on stderr (after the progress lines) matches PATTERN, and
+# no *.tmp.* file is left in $TMP
+expect_stop() { expect_failure last "$@"; }
+expect_failure() {  # one|last, then as above
+    local lines=$1 what=$2 pattern=$3; shift 3
     checks=$((checks + 1))
     local rc=0
     "$@" >"$TMP/stdout" 2>"$TMP/stderr" || rc=$?
     if [ $rc -eq 0 ]; then fail "$what: exit status 0"; return; fi
-    if [ "$(wc -l <"$TMP/stderr")" -ne 1 ]; then fail "$what: not one line on stderr:"; cat "$TMP/stderr" >&2; return; fi
-    if ! grep -Eq -- "$pattern" "$TMP/stderr"; then fail "$what: message '$(cat "$TMP/stderr")' lacks /$pattern/"; return; fi
+    if [ "$lines" = one ] && [ "$(wc -l <"$TMP/stderr")" -ne 1 ]; then fail "$what: not one line on stderr:"; cat "$TMP/stderr" >&2; return; fi
+    local msg; msg=$(tail -n 1 "$TMP/stderr")
+    if ! grep -Eq -- "$pattern" <<< "$msg"; then fail "$what: message '$msg' lacks /$pattern/"; return; fi
     if [ -n "$(find "$TMP" -name '*.tmp.*' -print -quit)" ]; then fail "$what: left a temporary file"; fi
 }
 finish() {

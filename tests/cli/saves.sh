@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# saves.sh — a long run loses nothing to a crash or to bad input met halfway:
+#  1. dr-train: a Train shard whose block is corrupt, read halfway through the run (the
+#     corpus streamed from the shards: DR_RESIDENT_TOKENS=0), stops the run with one line
+#     that says the state at step N > 0 is saved; with the shard repaired, --resume ends
+#     with the model and log of an uninterrupted run, bit for bit;
+#  2. dr-train killed with SIGKILL (no handler runs) after a timed checkpoint
+#     (train.save_minutes): --resume ends as the uninterrupted run;
+#  3. dr-meta killed with SIGKILL after a timed save (meta.save_minutes): --resume ends
+#     with the rater, EMA and log of the uninterrupted run;
+#  4. dr-meta --resume that meets a corrupt shard says the state it resumed from is kept
+#     in its .state, and leaves it as it was; meta.save_every N saves after every N-th
+#     meta-step, and only then;
+#  5. DR_RESIDENT_TOKENS that is not a number is refused with one line; negative
+#     save_every / save_minutes are refused.
+source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-train dr-meta
+
+# A log without its wall-clock fields, for byte comparison.
+strip_seconds() { sed 's/,"seconds":[^,}]*//; s/,"step_seconds":[^,}]*//' "$1"; }
+# The tensors of a safetensors file (everything after the header: the config in the
+# header names the save settings, which differ between the runs compared).
+tensors() { python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]; sys.stdout.buffer.write(b[8+n:])' "$1"; }
+same_tensors() { cmp -s <(tensors "$1") <(tensors "$2"); }
+# corrupt FILE: one byte of its first block's data inverted (its checksum catches it)
+corrupt() {
+    local b; b=$(od -An -tu1 -j $((72 + 40)) -N 1 "$1" | tr -d ' ')
+    printf "\\x$(printf %02x $((255 - b)))" | dd of="$1" bs=1 seek=$((72 + 40)) conv=notrunc 2>/dev/null
+}
+# kill_after_save PID FILE: SIGKILL the run once FILE exists and a little more has run
+kill_after_save() {
+    local pid=$1 file=$2 n=0
+    while [ ! -e "$file" ] && kill -0 "$pid" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+    sleep 0.5
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# ---- data: Train_A in many small shards, so the last ones are read late -------------------
+tests/data/gen_toy.sh 2500 40 1 100 400 > "$TMP/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte -o "$TMP/shards" "$TMP/toy.jsonl" >/dev/null 2>&1 || { echo "dr-tokenize failed" >&2; exit 1; }
+"$BIN/dr-split" --val 0.1 --dedup --shard-size 0.1 -o "$TMP/ok" "$TMP/shards" >/dev/null 2>&1 || { echo "dr-split failed" >&2; exit 1; }
+LAST=$(ls "$TMP/ok/train_a/"*.drs | tail -n 1)
+[ "$(ls "$TMP/ok/train_a/"*.drs | wc -l)" -ge 4 ] || { echo "expected several train_a shards" >&2; exit 1; }
+TR=(--config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set train.eval_every=500
+    --set train.save_minutes=0)
+
+# ---- 1. dr-train meets a corrupt block halfway ---------------------------------------------
+"$BIN/dr-train" "${TR[@]}" --set train.steps=0 --train "$TMP/ok/train_a" --val "$TMP/ok/val" \
+    -o "$TMP/full.st" --log "$TMP/full.jsonl" 2>/dev/null || fail "uninterrupted dr-train"
+cp -r "$TMP/ok" "$TMP/bad"
+corrupt "$TMP/bad/train_a/$(basename "$LAST")"
+DR_RESIDENT_TOKENS=0 expect_stop "dr-train: a corrupt block halfway saves the state" \
+    "train_a-[0-9]+\.drs: block 0: .*corrupted.*; the state at step [1-9][0-9]* is saved in .*half\.st \(once the cause is fixed, --resume continues from there\)" \
+    "$BIN/dr-train" "${TR[@]}" --set train.steps=0 --train "$TMP/bad/train_a" --val "$TMP/bad/val" \
+    -o "$TMP/half.st" --log "$TMP/half.jsonl"
+step=$(grep -o 'state at step [0-9]*' "$TMP/stderr" | grep -o '[0-9]*$')
+check "dr-train: the failure came after step 1000 (step ${step:-none})" [ "${step:-0}" -gt 1000 ]
+check "dr-train: checkpoint and .state written at the failure" [ -s "$TMP/half.st" -a -s "$TMP/half.st.state" ]
+cp "$LAST" "$TMP/bad/train_a/"   # repaired
+check "dr-train: --resume after the repair runs to the end" \
+    env DR_RESIDENT_TOKENS=0 "$BIN/dr-train" "${TR[@]}" --set train.steps=0 --train "$TMP/bad/train_a" --val "$TMP/bad/val" \
+    -o "$TMP/half.st" --log "$TMP/half.jsonl" --resume 2>/dev/null
+check "dr-train: the resumed model equals the uninterrupted one" cmp -s "$TMP/half.st" "$TMP/full.st"
+check "dr-train: the resumed log equals the uninterrupted one" \
+    cmp -s <(strip_seconds "$TMP/half.jsonl") <(strip_seconds "$TMP/full.jsonl")
+# the same run held in memory (the default for a small corpus) finds the block before step 1
+cp -r "$TMP/ok" "$TMP/bad2"; corrupt "$TMP/bad2/train_a/$(basename "$LAST")"
+expect_error "dr-train: a corrupt block of a resident corpus is refused at the start, nothing saved" \
+    "train_a-[0-9]+\.drs: block 0: .*corrupted[^;]*$" \
+    "$BIN/dr-train" "${TR[@]}" --set train.steps=0 --train "$TMP/bad2/train_a" --val "$TMP/ok/val" -o "$TMP/none.st"
+check "dr-train: nothing saved when no step ran" [ ! -e "$TMP/none.st" ]
+
+# ---- 2, 3. killed with SIGKILL after a timed save, then --resume ---------------------------
+# killed_and_resumed NAME TOOL KEY ARGS...: an uninterrupted run (KEY=0) beside one with
+# KEY=0.005 (a save every 0.3 s) killed after its first save and resumed: the model (and
+# dr-meta's EMA) and the log must equal the uninterrupted run's
+killed_and_resumed() {
+    local name=$1 tool=$2 key=$3; shift 3
+    local full=$TMP/$name-full k=$TMP/$name-k
+    "$BIN/$tool" "$@" --set "$key=0" -o "$full.safetensors" --log "$full.jsonl" 2>/dev/null || fail "$name: uninterrupted run"
+    "$BIN/$tool" "$@" --set "$key=0.005" -o "$k.safetensors" --log "$k.jsonl" 2>/dev/null &
+    kill_after_save $! "$k.safetensors.state"
+    check "$name: a timed save exists before the kill" [ -s "$k.safetensors.state" ]
+    check "$name: killed before its end (the log stops short)" [ "$(wc -l < "$k.jsonl")" -lt "$(wc -l < "$full.jsonl")" ]
+    check "$name: --resume after SIGKILL runs to the end" \
+        "$BIN/$tool" "$@" --set "$key=0.005" -o "$k.safetensors" --log "$k.jsonl" --resume 2>/dev/null
+    check "$name: after SIGKILL + --resume, the model's tensors equal the uninterrupted run's" \
+        same_tensors "$k.safetensors" "$full.safetensors"
+    [ "$tool" = dr-meta ] && check "$name: … and the EMA rater's" same_tensors "$k.ema.safetensors" "$full.ema.safetensors"
+    check "$name: after SIGKILL + --resume, the log equals the uninterrupted run's" \
+        cmp -s <(strip_seconds "$k.jsonl") <(strip_seconds "$full.jsonl")
+}
+killed_and_resumed dr-train dr-train train.save_minutes --config configs/tiny.yaml --set experiment.threads=1 \
+    --set train.eval_every=100 --steps 8000 --train "$TMP/ok/train_a" --val "$TMP/ok/val"
+killed_and_resumed dr-meta dr-meta meta.save_minutes --config configs/tiny.yaml --set experiment.threads=1 \
+    --set meta.rounds=150 "$TMP/ok/manifest.tsv"
+
+# ---- 4. dr-meta: a resumed run meets a corrupt shard; meta.save_every ----------------------
+MS=(--config configs/tiny.yaml --set experiment.threads=1 --set meta.rounds=6 --set meta.save_minutes=0)
+"$BIN/dr-meta" "${MS[@]}" --stop-at 2 -o "$TMP/ms.safetensors" "$TMP/ok/manifest.tsv" 2>/dev/null || fail "dr-meta --stop-at 2"
+cp "$TMP/ms.safetensors.state" "$TMP/ms.state.before"
+DR_RESIDENT_TOKENS=0 expect_stop "dr-meta --resume meets a corrupt shard: the state resumed from is kept" \
+    "train_a-[0-9]+\.drs: block 0: .*corrupted.*; the state after meta-step 2 is saved in .*ms\.safetensors\.state \(once the cause is fixed, --resume continues from there\)" \
+    "$BIN/dr-meta" "${MS[@]}" -o "$TMP/ms.safetensors" --resume "$TMP/bad2/manifest.tsv"
+check "dr-meta: that state is left as it was" cmp -s "$TMP/ms.safetensors.state" "$TMP/ms.state.before"
+# save_every 2 of 5 meta-steps: the .state, watched while the run goes (meta-steps of 16
+# inner steps: each a few hundred ms, the watch every 10 ms), holds meta-step 2, then 4,
+# then 5 (the end), and nothing else
+"$BIN/dr-meta" "${MS[@]}" --set meta.rounds=5 --set meta.T=16 --set meta.save_every=2 -o "$TMP/se.safetensors" "$TMP/ok/manifest.tsv" 2>/dev/null &
+pid=$!
+seen=
+while kill -0 $pid 2>/dev/null; do
+    s=$(grep -ao 'meta_step":"[0-9]*' "$TMP/se.safetensors.state" 2>/dev/null | head -n 1 | grep -o '[0-9]*$')
+    case " $seen " in *" $s "*) ;; *) [ -n "$s" ] && seen="$seen $s" ;; esac
+    sleep 0.01
+done
+wait $pid || fail "dr-meta save_every 2"
+s=$(grep -ao 'meta_step":"[0-9]*' "$TMP/se.safetensors.state" | head -n 1 | grep -o '[0-9]*$')
+case " $seen " in *" $s "*) ;; *) seen="$seen $s" ;; esac   # the last save, made just before the end
+check "dr-meta: save_every 2 of 5: the last state is meta-step 5 (got ${s:-none})" [ "${s:-}" = 5 ]
+check "dr-meta: save_every 2 of 5: the states seen while it ran are 2 4 5 (saw:${seen:- none})" [ "$seen" = " 2 4 5" ]
+
+# ---- 5. bad settings --------------------------------------------------------------------------
+DR_RESIDENT_TOKENS=lots expect_error "DR_RESIDENT_TOKENS not a number" \
+    "DR_RESIDENT_TOKENS=lots: expected a number of tokens" \
+    "$BIN/dr-train" "${TR[@]}" --steps 5 --train "$TMP/ok/train_a" --val "$TMP/ok/val" -o "$TMP/x.st"
+DR_RESIDENT_TOKENS=-1 expect_error "DR_RESIDENT_TOKENS negative" "DR_RESIDENT_TOKENS=-1: expected a number" \
+    "$BIN/dr-meta" "${MS[@]}" -o "$TMP/x.safetensors" "$TMP/ok/manifest.tsv"
+expect_error "meta.save_minutes negative" "meta\.save_minutes" \
+    "$BIN/dr-meta" "${MS[@]}" --set meta.save_minutes=-1 -o "$TMP/x.safetensors" "$TMP/ok/manifest.tsv"
+expect_error "meta.save_every negative" "meta\.save_every" \
+    "$BIN/dr-meta" "${MS[@]}" --set meta.save_every=-2 -o "$TMP/x.safetensors" "$TMP/ok/manifest.tsv"
+expect_error "train.save_minutes not a number" "train\.save_minutes" \
+    "$BIN/dr-train" "${TR[@]}" --set train.save_minutes=soon --steps 5 --train "$TMP/ok/train_a" --val "$TMP/ok/val" -o "$TMP/x.st"
+finish

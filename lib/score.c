@@ -48,10 +48,13 @@ static int write_rows(DataLoader *d, const DataBatch *b, const real *score, Scor
     for (int i = 0; i < b->B; i++) {
         uint64_t ex = b->index[i];
         data_example_id(d, ex, id);
-        if (!isfinite((double)score[i]))
-            return dr_seterr("example %s: the %s is %g, not a finite number: the model's weights are "
+        if (!isfinite((double)score[i])) {
+            char v[32];
+            snprintf(v, sizeof v, isnan((double)score[i]) ? "NaN" : "%g", (double)score[i]);   /* never "-nan" */
+            return dr_seterr("example %s: the %s is %s, not a finite number: the model's weights are "
                              "beyond what it can compute with", id,
-                             kind == SCORE_RATER ? "rater's logit" : "LM's loss", (double)score[i]);
+                             kind == SCORE_RATER ? "rater's logit" : "LM's loss", v);
+        }
         scores_write_row(out, id, (double)score[i], data_example_source(d, ex),
                          data_example(d, ex)->length);
     }

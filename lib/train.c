@@ -1041,9 +1041,11 @@ static int next_batch(Trainer *t, Counters *c, long step) {
         if (!isfinite((double)t->z[i])) {   /* one line, as dr-score says it */
             char id[DATA_ID_MAX];
             data_example_id(t->train, cb->index[i], id);
-            return dr_seterr("--rater %s: step %ld: example %s: the rater's logit is %g, not a "
+            char v[32];
+            snprintf(v, sizeof v, isnan((double)t->z[i]) ? "NaN" : "%g", (double)t->z[i]);   /* never "-nan" */
+            return dr_seterr("--rater %s: step %ld: example %s: the rater's logit is %s, not a "
                              "finite number: the rater's weights are beyond what it can compute "
-                             "with; training stopped", t->o->rater_path, step, id, (double)t->z[i]);
+                             "with; training stopped", t->o->rater_path, step, id, v);
         }
         t->rank[i] = (struct Candidate){t->z[i], i};
         c->cur_sum[1] += (double)t->z[i];

@@ -71,6 +71,29 @@ expect_error "dr-train: a corrupt block of a resident corpus is refused at the s
     "$BIN/dr-train" "${TR[@]}" --set train.steps=0 --train "$TMP/bad2/train_a" --val "$TMP/ok/val" -o "$TMP/none.st"
 check "dr-train: nothing saved when no step ran" [ ! -e "$TMP/none.st" ]
 
+# ---- 1b. dr-train --rater: a rater whose logit overflows only on examples that hold a 'Z'
+# (token 90), which come after the others in shard order: the run stops at that step with
+# the number (NaN or inf, never "-nan") and saves the state of that step
+tests/data/gen_toy.sh 300 40 1 60 200 > "$TMP/z.jsonl"
+for i in $(seq 1 40); do printf '{"text": "ZZZ document %d with the rare letter ZZZ in it"}\n' "$i"; done >> "$TMP/z.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte -o "$TMP/zsh" "$TMP/z.jsonl" >/dev/null 2>&1 &&
+"$BIN/dr-split" --val 0.15 --dedup -o "$TMP/zsp" "$TMP/zsh" >/dev/null 2>&1 &&
+"$BIN/dr-meta" --config configs/tiny.yaml -o "$TMP/zr.safetensors" "$TMP/zsp/manifest.tsv" 2>/dev/null ||
+    fail "dr-tokenize, dr-split, dr-meta for the rater case"
+python3 - "$TMP/zr.safetensors" "$TMP/zbig.safetensors" <<'PY' || fail "making the overflowing rater"
+import json, struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read()); n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); t = h['rater.wte.weight']; d = t['shape'][1]
+for j in range(d):   # token 90's embedding: finite, but beyond what a float sum holds
+    struct.pack_into('<f', b, 8 + n + t['data_offsets'][0] + 4 * (90 * d + j), 3e38)
+open(sys.argv[2], 'wb').write(b)
+PY
+expect_stop "dr-train --rater: a logit that overflows halfway saves the state" \
+    "^dr-train: --rater .*zbig\.safetensors: step [1-9][0-9]*: example [0-9a-f]{16}:[0-9]+: the rater's logit is (NaN|inf|-inf), not a finite number.*; the state at step [1-9][0-9]* is saved in .*zo\.st " \
+    "$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set train.steps=0 \
+    --rater "$TMP/zbig.safetensors" --online-keep 0.5 --train-split train_a "$TMP/zsp/manifest.tsv" -o "$TMP/zo.st"
+check "dr-train --rater: checkpoint and .state written at the failure" [ -s "$TMP/zo.st" -a -s "$TMP/zo.st.state" ]
+
 # ---- 2, 3. killed with SIGKILL after a timed save, then --resume ---------------------------
 # killed_and_resumed NAME TOOL KEY ARGS...: an uninterrupted run (KEY=0) beside one with
 # KEY=0.005 (a save every 0.3 s) killed after its first save and resumed: the model (and

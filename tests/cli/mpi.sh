@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mpi.sh — dr-train and dr-meta over 2 local MPI ranks (docs/scale-out.md), against the
 # same runs in one process:
-#  - dr-meta, population K = 2 (one member per rank) and K = 3 (uneven): the rater, its EMA,
+#  - dr-meta, population K = 2 (one member per rank) and K = 3 (uneven; also with a timed
+#    save after every meta-step, which rank 0's clock decides for all): the rater, its EMA,
 #    the state file and the metrics are BIT-IDENTICAL to one process (the members'
 #    meta-gradients and statistics are combined in member order on every rank);
 #    --stop-at on 2 ranks + --resume in ONE process = the uninterrupted run, bit for bit;
@@ -80,6 +81,15 @@ rc=0; "${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" -o "$tmp/ms.safetensors" --log "$
     fail "dr-meta --resume (one process) of a 2-rank state"
 same_meta m1k2 ms "dr-meta --stop-at on 2 ranks + --resume in one process"
 echo "dr-meta: --stop-at on 2 ranks + --resume in one process = one run, bit for bit"
+# timed saves after every meta-step (meta.save_minutes: 6 ms): rank 0's clock decides for
+# every rank (the save is collective): no rank waits for another, and the run is the same
+SAVES=(--set meta.save_minutes=0.0001 --set meta.population_K=3)
+"$BIN/dr-meta" "${META[@]}" "${SAVES[@]}" -o "$tmp/mt1.safetensors" --log "$tmp/mt1.jsonl" "$M" 2>/dev/null ||
+    fail "dr-meta with timed saves, one process"
+"${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" "${SAVES[@]}" -o "$tmp/mt2.safetensors" --log "$tmp/mt2.jsonl" "$M" \
+    2>"$tmp/mt2.err" || { cat "$tmp/mt2.err"; fail "dr-meta with timed saves on 2 ranks"; }
+same_meta mt1 mt2 "dr-meta with timed saves, 2 ranks vs one process"
+echo "dr-meta: timed saves after every meta-step on 2 ranks = one process, bit for bit"
 
 # ==== dr-train: the same losses as one process ========================================
 TRAIN=(--config configs/tiny.yaml --set lm.lr=5e-3 --set data.batch_size=8 --set train.eval_every=10

@@ -1205,8 +1205,9 @@ int train_run(TrainOptions *o) {
         }
         Counters before = t.c;
         long step = t.c.step;
-        if (next_batch(&t, &t.c, step) != 0) {   /* the state of step `step` is whole */
-            save_after_failure(&t, t.params, &t.opt, &t.c, first_step, t0);
+        if (next_batch(&t, &t.c, step) != 0) {   /* the state of step `step` is whole; the
+                                                   * counters as before next_batch added to them */
+            save_after_failure(&t, t.params, &t.opt, &before, first_step, t0);
             goto done;
         }
         DataBatch *b = t.batch;

@@ -93,6 +93,15 @@ expect_stop "dr-train --rater: a logit that overflows halfway saves the state" \
     "$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set train.steps=0 \
     --rater "$TMP/zbig.safetensors" --online-keep 0.5 --train-split train_a "$TMP/zsp/manifest.tsv" -o "$TMP/zo.st"
 check "dr-train --rater: checkpoint and .state written at the failure" [ -s "$TMP/zo.st" -a -s "$TMP/zo.st.state" ]
+# that state is the one --stop-at N saves (the counters as they were before the failed
+# step's scoring added its rater FLOPs and logits): model and .state equal but for seconds
+zstep=$(grep -o 'state at step [0-9]*' "$TMP/stderr" | grep -o '[0-9]*$')
+"$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set train.steps=0 \
+    --rater "$TMP/zbig.safetensors" --online-keep 0.5 --train-split train_a "$TMP/zsp/manifest.tsv" \
+    -o "$TMP/zs.st" --stop-at "${zstep:-1}" 2>/dev/null || fail "dr-train --rater --stop-at ${zstep:-}"
+check "dr-train --rater: the model saved at the failure = the one --stop-at $zstep saves" cmp -s "$TMP/zo.st" "$TMP/zs.st"
+check "dr-train --rater: the .state saved at the failure = the one --stop-at $zstep saves (but for seconds)" \
+    cmp -s <(sed 's/\\"seconds\\":[0-9.]*//' "$TMP/zo.st.state") <(sed 's/\\"seconds\\":[0-9.]*//' "$TMP/zs.st.state")
 
 # ---- 2, 3. killed with SIGKILL after a timed save, then --resume ---------------------------
 # killed_and_resumed NAME TOOL KEY ARGS...: an uninterrupted run (KEY=0) beside one with

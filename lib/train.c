@@ -558,6 +558,18 @@ static char *state_path_of(const char *out) {
     return p;
 }
 
+/* <out>.state.prev: the state of the model on disk while a save is under way. A save moves
+ * the old .state aside, writes the new .state, then the new model (each under a temporary
+ * name, renamed when complete), then removes the old one: a process killed at any moment
+ * (SIGKILL cannot be held off) leaves either a matching model + .state, or the old model
+ * with its old state here, which --resume then takes (load_checkpoint). */
+static char *prev_state_path_of(const char *out) {
+    size_t n = strlen(out) + 16;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s.state.prev", out);
+    return p;
+}
+
 /* Rank 0 writes; every rank holds the same state, so the other ranks have nothing to do. */
 static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt,
                            const Counters *c) {
@@ -587,14 +599,20 @@ static int save_checkpoint(Trainer *t, const real *params, const OptimState *opt
     char *meta = xmalloc(n);
     snprintf(meta, n, "{\"step\":%ld,\"tokens\":%ld,\"config\":%s}", c->step, c->tokens,
              t->config_json);
-    char *sp = state_path_of(out);
+    char *sp = state_path_of(out), *prev = prev_state_path_of(out);
     TokenizerTag tag = data_tokenizer_tag(t->train);
     dr_signals_hold();   /* the model and its .state are one checkpoint: never one without the other */
-    int rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
+    int rc = 0;
+    if (rename(sp, prev) != 0 && errno != ENOENT)   /* the old pair stays whole: see prev_state_path_of */
+        rc = dr_seterr("%s: cannot move it to %s: %s", sp, prev, strerror(errno));
+    if (rc == 0)
+        rc = optim_state_save(sp, t->table, t->n_tensors, opt->kind, t->h_m,
                               opt->v ? t->h_v : NULL, opt->step, state);
     if (rc == 0) rc = lm_save(out, &t->lmc, t->h_params, meta, &tag);
+    if (rc == 0) unlink(prev);
     dr_signals_release();
     free(sp);
+    free(prev);
     free(meta);
     return rc;
 }
@@ -880,15 +898,17 @@ static int load_weights(Trainer *t, const char *option, const char *path) {
     return 0;
 }
 
-static int load_checkpoint(Trainer *t) {
+/* The model <out> and the state sp, checked against each other and the run. */
+static int load_checkpoint_from(Trainer *t, const char *sp) {
     const Backend *be = t->be;
     const char *out = t->o->out_path;
     if (load_weights(t, "--resume", out) != 0) return -1;
 
-    char *sp = state_path_of(out), *meta = NULL;
+    char *meta = NULL;
     long step = 0, mstep = -1, mtokens = -1;
+    memset(&t->c, 0, sizeof t->c);   /* nothing left from an attempt on another state */
     int rc = optim_state_load(sp, t->table, t->n_tensors, t->opt.kind, t->h_m, t->h_v, &step, &meta);
-    if (rc != 0) { seterr_prefixed("--resume", NULL); free(sp); return -1; }
+    if (rc != 0) { seterr_prefixed("--resume", NULL); return -1; }
     be->to_device(t->opt.m, t->h_m, t->P * sizeof(real));
     if (t->opt.v) be->to_device(t->opt.v, t->h_v, t->P * sizeof(real));
 
@@ -932,7 +952,28 @@ static int load_checkpoint(Trainer *t) {
     if (rc == 0) t->opt.step = step;
     json_free(doc);
     free(meta);
+    return rc;
+}
+
+/* <out>.state, or when it does not match <out> (a save cut short: see prev_state_path_of)
+ * the state of the save before, if that one matches; it then becomes <out>.state again. */
+static int load_checkpoint(Trainer *t) {
+    const char *out = t->o->out_path;
+    char *sp = state_path_of(out), *prev = prev_state_path_of(out);
+    int rc = load_checkpoint_from(t, sp);
+    if (rc != 0 && access(prev, F_OK) == 0) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", dr_lasterr());
+        if (load_checkpoint_from(t, prev) == 0 && rename(prev, sp) == 0) {
+            fprintf(dist_log(), "%s: %s; the state of the save before (%s) matches %s: resuming "
+                    "at its step %ld\n", dr_progname(), err, prev, out, t->c.step);
+            rc = 0;
+        } else {
+            dr_seterr("%s", err);   /* the newer state's story */
+        }
+    }
     free(sp);
+    free(prev);
     return rc;
 }
 

@@ -154,7 +154,7 @@ endif
 
 # --resume when an interrupted attempt left the tool's state (decided when the recipe
 # starts); a state older than the config or the step's params is another experiment's.
-resume       = $(shell [ -f $(1).state ] && [ $(1).state -nt $(CONFIG) ] && [ $(1).state -nt $(2) ] && echo --resume)
+resume       = $(shell for s in $(1).state $(1).state.prev; do [ -f $$s ] && [ $$s -nt $(CONFIG) ] && [ $$s -nt $(2) ] && echo --resume && break; done)
 
 .PHONY: all report runs meta scores filters status clean-runs help
 all: $(OUT)/report.md

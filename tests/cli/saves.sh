@@ -12,7 +12,9 @@
 #     in its .state, and leaves it as it was; meta.save_every N saves after every N-th
 #     meta-step, and only then (strace counts the renames of the .state);
 #  5. DR_RESIDENT_TOKENS that is not a number is refused with one line; negative
-#     save_every / save_minutes are refused.
+#     save_every / save_minutes are refused;
+#  6. dr-train killed inside a save (between its two renames): --resume takes the state
+#     of the save before (.state.prev) and ends as the uninterrupted run.
 source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-train dr-meta
 
 # A log without its wall-clock fields, for byte comparison.
@@ -165,4 +167,31 @@ expect_error "meta.save_every negative" "meta\.save_every" \
     "$BIN/dr-meta" "${MS[@]}" --set meta.save_every=-2 -o "$TMP/x.safetensors" "$TMP/ok/manifest.tsv"
 expect_error "train.save_minutes not a number" "train\.save_minutes" \
     "$BIN/dr-train" "${TR[@]}" --set train.save_minutes=soon --steps 5 --train "$TMP/ok/train_a" --val "$TMP/ok/val" -o "$TMP/x.st"
+# ---- 6. dr-train killed inside a save: the new .state renamed into place, the model not
+# yet (or the .state not yet either): --resume takes the state of the save before, kept as
+# .state.prev until the save is complete, and ends as the uninterrupted run
+CUT=(--config configs/tiny.yaml --set experiment.threads=1 --steps 60 --train "$TMP/ok/train_a" --val "$TMP/ok/val")
+"$BIN/dr-train" "${CUT[@]}" -o "$TMP/cfull.st" --log "$TMP/cfull.jsonl" 2>/dev/null || fail "dr-train (cut save)"
+"$BIN/dr-train" "${CUT[@]}" -o "$TMP/c.st" --log "$TMP/c.jsonl" --stop-at 30 2>/dev/null || fail "dr-train --stop-at 30"
+check "dr-train: no .state.prev is left after a complete save" [ ! -e "$TMP/c.st.state.prev" ]
+cp "$TMP/c.st" "$TMP/c30.st"; cp "$TMP/c.st.state" "$TMP/c30.state"
+"$BIN/dr-train" "${CUT[@]}" -o "$TMP/c.st" --log "$TMP/c.jsonl" --resume --stop-at 50 2>/dev/null || fail "dr-train --stop-at 50"
+for cut in new-state no-state; do
+    cp "$TMP/c30.st" "$TMP/c.st"; cp "$TMP/c30.state" "$TMP/c.st.state.prev"
+    if [ $cut = no-state ]; then rm -f "$TMP/c.st.state"; fi
+    check "dr-train: a save cut short ($cut): --resume takes .state.prev" sh -c \
+        "'$BIN/dr-train' $(printf "'%s' " "${CUT[@]}") -o '$TMP/c.st' --log '$TMP/c.jsonl' --resume 2>'$TMP/cut.err' &&
+         grep -q 'the state of the save before (.*c\.st\.state\.prev) matches .*: resuming at its step 30' '$TMP/cut.err'"
+    check "dr-train: a save cut short ($cut): the model after --resume = the uninterrupted run's" cmp -s "$TMP/c.st" "$TMP/cfull.st"
+    check "dr-train: a save cut short ($cut): the log = the uninterrupted run's" \
+        cmp -s <(strip_seconds "$TMP/c.jsonl") <(strip_seconds "$TMP/cfull.jsonl")
+done
+cp "$TMP/c.st.state" "$TMP/c60.state"   # the finished run's state, for the next case
+# a .state.prev that does not match the model either: the newer state's error, nothing changed
+cp "$TMP/c30.st" "$TMP/c.st"; cp "$TMP/c60.state" "$TMP/c.st.state"; cp "$TMP/c60.state" "$TMP/c.st.state.prev"
+expect_error "dr-train: neither .state nor .state.prev matches the model: refused" \
+    "c\.st is at step 30 but .*c\.st\.state at step 60: a checkpoint was cut short" \
+    "$BIN/dr-train" "${CUT[@]}" -o "$TMP/c.st" --resume
+check "dr-train: … and .state.prev is left in place" cmp -s "$TMP/c.st.state.prev" "$TMP/c60.state"
+
 finish

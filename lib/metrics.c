@@ -92,6 +92,7 @@ int metrics_truncate(const char *path, const char *key, long step) {
     size_t cap = 0;
     ssize_t len;
     while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break;   /* the last line, cut short by a killed writer */
         JsonDoc *doc = json_parse(line, (size_t)len, 0);
         const JsonValue *v = doc ? json_get(json_root(doc), key) : NULL;
         int keep = !v || v->type != JSON_NUMBER || v->number <= (double)step;

@@ -179,6 +179,7 @@ cp "$TMP/c.st" "$TMP/c30.st"; cp "$TMP/c.st.state" "$TMP/c30.state"
 for cut in new-state no-state; do
     cp "$TMP/c30.st" "$TMP/c.st"; cp "$TMP/c30.state" "$TMP/c.st.state.prev"
     if [ $cut = no-state ]; then rm -f "$TMP/c.st.state"; fi
+    printf '{"step":55,"tok' >> "$TMP/c.jsonl"   # a log line cut short by the kill: dropped
     check "dr-train: a save cut short ($cut): --resume takes .state.prev" sh -c \
         "'$BIN/dr-train' $(printf "'%s' " "${CUT[@]}") -o '$TMP/c.st' --log '$TMP/c.jsonl' --resume 2>'$TMP/cut.err' &&
          grep -q 'the state of the save before (.*c\.st\.state\.prev) matches .*: resuming at its step 30' '$TMP/cut.err'"

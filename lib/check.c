@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -106,6 +107,11 @@ int dr_seterr(const char *fmt, ...) {
     return -1;
 }
 const char *dr_lasterr(void) { return last_error[0] ? last_error : "unknown error"; }
+const char *dr_number(char *buf, size_t n, double v) {
+    if (isnan(v)) snprintf(buf, n, "NaN");
+    else snprintf(buf, n, "%g", v);
+    return buf;
+}
 
 void dr_fail_at(const char *file, int line, const char *fmt, ...) {
     char where[300];

@@ -38,6 +38,8 @@ void dr_vreport_fatal(const char *prefix, const char *fmt, va_list ap);
 /* Thread-local last error message of a library call that returned -1/NULL. */
 int dr_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* returns -1 */
 const char *dr_lasterr(void);
+/* v for a message, in buf: "%g", but "NaN" for every NaN (printf writes "-nan" for some). */
+const char *dr_number(char *buf, size_t n, double v);
 
 /* Internal failure with source location: "progname: file.c:123: message". */
 noreturn void dr_fail_at(const char *file, int line, const char *fmt, ...)

@@ -466,7 +466,7 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
     }
     if (shards->n == 0) { dr_seterr("data: no shards"); return NULL; }
     DataOptions o = *opt;
-    const char *env = getenv("DR_RESIDENT_TOKENS");   /* docs/formats.md §2.2: memory vs. reads */
+    const char *env = getenv("DR_RESIDENT_TOKENS");   /* docs/formats.md §6: memory vs. reads */
     if (env) {
         char *end;
         errno = 0;

@@ -940,12 +940,9 @@ int meta_run(MetaOptions *o) {
         StepResult res;
         const double t_step = dr_now();
         if (population_step(r, &res)) {   /* the members moved: only a saved state is whole */
-            if (saved_step >= 0 && dist_rank() == 0) {
-                char err[1024];
-                snprintf(err, sizeof err, "%s", dr_lasterr());
+            if (saved_step >= 0 && dist_rank() == 0)
                 dr_seterr("%s; the state after meta-step %ld is saved in %s (once the cause is "
-                          "fixed, --resume continues from there)", err, saved_step, state_path);
-            }
+                          "fixed, --resume continues from there)", dr_lasterr(), saved_step, state_path);
             goto done;
         }
         const long step_no = r->meta_step + 1;
@@ -957,8 +954,8 @@ int meta_run(MetaOptions *o) {
         if (losses_bad ||
             (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi)))) {
             char what[200], a[32], b[32], c[48] = "";
-            snprintf(a, sizeof a, isnan(lt) ? "NaN" : "%g", lt);   /* "NaN", never "-nan" */
-            snprintf(b, sizeof b, isnan(lv_step) ? "NaN" : "%g", lv_step);
+            dr_number(a, sizeof a, lt);
+            dr_number(b, sizeof b, lv_step);
             if (r->track_uniform)
                 snprintf(c, sizeof c, isnan(res.l_val_uniform) ? ", uniform l_val NaN" : ", uniform l_val %g",
                          res.l_val_uniform);

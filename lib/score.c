@@ -50,7 +50,7 @@ static int write_rows(DataLoader *d, const DataBatch *b, const real *score, Scor
         data_example_id(d, ex, id);
         if (!isfinite((double)score[i])) {
             char v[32];
-            snprintf(v, sizeof v, isnan((double)score[i]) ? "NaN" : "%g", (double)score[i]);   /* never "-nan" */
+            dr_number(v, sizeof v, (double)score[i]);
             return dr_seterr("example %s: the %s is %s, not a finite number: the model's weights are "
                              "beyond what it can compute with", id,
                              kind == SCORE_RATER ? "rater's logit" : "LM's loss", v);

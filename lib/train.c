@@ -1002,7 +1002,7 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
      * outcome known) before any rank exits and the launcher stops the job */
     dist_bcast(saved, sizeof saved, 0);
     char v[32];
-    snprintf(v, sizeof v, isnan(value) ? "NaN" : "%g", value);
+    dr_number(v, sizeof v, value);
     return dr_seterr("step %ld: %s is %s (lr %g): training stopped; %s", step, what, v,
                      lr_at(&t->hyper, step), saved);
 }
@@ -1083,7 +1083,7 @@ static int next_batch(Trainer *t, Counters *c, long step) {
             char id[DATA_ID_MAX];
             data_example_id(t->train, cb->index[i], id);
             char v[32];
-            snprintf(v, sizeof v, isnan((double)t->z[i]) ? "NaN" : "%g", (double)t->z[i]);   /* never "-nan" */
+            dr_number(v, sizeof v, (double)t->z[i]);
             return dr_seterr("--rater %s: step %ld: example %s: the rater's logit is %s, not a "
                              "finite number: the rater's weights are beyond what it can compute "
                              "with; training stopped", t->o->rater_path, step, id, v);

@@ -147,6 +147,24 @@ tries() {
     done
     return 1
 }
+# each_signal_mid_run NAME TRY NOW LEFT: for SIGINT, SIGTERM and SIGHUP, TRY (which reads
+# $sig) catches a run mid-way (tries 5); it must exit 128 + the signal, leave its output as
+# it was (NOW prints its state, compared with $before), leave nothing behind (LEFT prints
+# what is left) and say one line on stderr
+each_signal_mid_run() {
+    local name=$1 try=$2 now=$3 left=$4 sig want
+    for sig in INT TERM HUP; do
+        want=$((128 + $(signum $sig)))
+        if tries 5 "$try"; then
+            check "$name SIG$sig mid-run: status $want" [ $mid_rc -eq $want ]
+            check "$name SIG$sig mid-run: the earlier output is as it was" [ "$(eval "$now")" = "$before" ]
+            check "$name SIG$sig mid-run: nothing left behind" [ -z "$(eval "$left")" ]
+            check "$name SIG$sig mid-run: one line on stderr" stderr_ok "$TMP/mid.err" "interrupted"
+        else
+            fail "$name SIG$sig: could not catch a run mid-way in 5 tries (status $mid_rc: $(tail -n 1 "$TMP/mid.err"))"
+        fi
+    done
+}
 
 # closed_stdout NAME REF OUT EARLIER -- CMD...: EARLIER (a function) leaves in OUT an
 # earlier output with more shards; CMD rewrites OUT with its stdout closed (plain, and with
@@ -268,17 +286,7 @@ f_try() {
     mid_run "$sig" "f_mid '$D/f-out'" "${FILT[@]}" --keep 0.9 -o "$D/f-out" "$D/big.tsv"
 }
 before=$(snapshot "$D/f-earlier")
-for sig in INT TERM HUP; do
-    want=$((128 + $(signum $sig)))
-    if tries 5 f_try; then
-        check "dr-filter SIG$sig mid-run: status $want" [ $mid_rc -eq $want ]
-        check "dr-filter SIG$sig mid-run: the earlier output is as it was" [ "$(snapshot "$D/f-out")" = "$before" ]
-        check "dr-filter SIG$sig mid-run: no temporary file" [ -z "$(leftovers "$D/f-out")" ]
-        check "dr-filter SIG$sig mid-run: one line on stderr" stderr_ok "$TMP/mid.err" "interrupted"
-    else
-        fail "dr-filter SIG$sig: could not catch a run mid-way in 5 tries (status $mid_rc: $(tail -n 1 "$TMP/mid.err"))"
-    fi
-done
+each_signal_mid_run dr-filter f_try 'snapshot "$D/f-out"' 'leftovers "$D/f-out"'
 f_try_new() {
     rm -rf "$D/f-new"
     mid_run INT "f_mid '$D/f-new/x'" "${FILT[@]}" --keep 0.9 -o "$D/f-new/x" "$D/big.tsv"
@@ -304,17 +312,7 @@ SCORE=("$BIN/dr-score" "${CFG[@]}" --rater "$D/rater.safetensors")
 before=$(md5sum <"$D/s.scores")
 s_mid() { [ -s "$D/s.scores.tmp.$MID_PID" ]; }   # scores written, more to come
 s_try() { mid_run "$sig" s_mid "${SCORE[@]}" --split val "$D/big.tsv" -o "$D/s.scores"; }
-for sig in INT TERM HUP; do
-    want=$((128 + $(signum $sig)))
-    if tries 5 s_try; then
-        check "dr-score -o SIG$sig mid-run: status $want" [ $mid_rc -eq $want ]
-        check "dr-score -o SIG$sig mid-run: the earlier scores are as they were" [ "$(md5sum <"$D/s.scores")" = "$before" ]
-        check "dr-score -o SIG$sig mid-run: no temporary file" [ -z "$(leftovers "$D" s.scores)" ]
-        check "dr-score -o SIG$sig mid-run: one line on stderr" stderr_ok "$TMP/mid.err" "interrupted"
-    else
-        fail "dr-score SIG$sig: could not catch a run mid-way in 5 tries"
-    fi
-done
+each_signal_mid_run "dr-score -o" s_try 'md5sum <"$D/s.scores"' 'leftovers "$D" s.scores'
 # | head -1: one line, then a quiet end (progress lines aside, nothing on stderr)
 progress_only() { ! grep -Evq '^[a-z-]+: [0-9.]+/[0-9.]+ ' "$1"; }
 rc=0; out=$(timeout 60 "${SCORE[@]}" --split train_a "$D/big.tsv" 2>"$TMP/s.err" | head -n 1) || rc=$?
@@ -361,17 +359,7 @@ before=$(snapshot "$D/sp-earlier")
 # wherever in it (the layout inside is dr-split's own)
 sp_mid() { has "$1/.dr-split.$MID_PID/*.drs.tmp.*" || has "$1/.dr-split.$MID_PID/*/*.drs.tmp.*"; }
 sp_try() { rm -rf "$D/sp-out"; cp -a "$D/sp-earlier" "$D/sp-out"; mid_run "$sig" "sp_mid '$D/sp-out'" "${SPLIT[@]}" -o "$D/sp-out" "$D/big"; }
-for sig in INT TERM HUP; do
-    want=$((128 + $(signum $sig)))
-    if tries 5 sp_try; then
-        check "dr-split SIG$sig mid-run: status $want" [ $mid_rc -eq $want ]
-        check "dr-split SIG$sig mid-run: the earlier output is as it was" [ "$(snapshot "$D/sp-out")" = "$before" ]
-        check "dr-split SIG$sig mid-run: no staging directory, no temporary file" [ -z "$(leftovers "$D/sp-out")" ]
-        check "dr-split SIG$sig mid-run: one line on stderr" stderr_ok "$TMP/mid.err" "interrupted"
-    else
-        fail "dr-split SIG$sig: could not catch a run mid-way in 5 tries"
-    fi
-done
+each_signal_mid_run dr-split sp_try 'snapshot "$D/sp-out"' 'leftovers "$D/sp-out"'
 for mode in closed closed-ign; do
     rm -rf "$D/sp-pipe"; cp -a "$D/sp-earlier" "$D/sp-pipe"
     rc=0; timeout 60 "$SIGH" $mode "${SPLIT_FAST[@]}" -o "$D/sp-pipe" "$D/big" 2>"$TMP/sp.err" || rc=$?

@@ -177,6 +177,7 @@ static void strip_slashes(char *p) {
  * same without the line: `dr-cat … | head -1` ends as quietly as `zcat … | head -1`.
  * Inside dr_signals_hold() a signal is only noted, and acted on at the release. */
 static volatile sig_atomic_t hold_depth, held_signal;
+static int pipe_errors;   /* SIGPIPE ignored for good (dr_install_stop_signals) */
 
 static void die_of_signal(int sig) {
     remove_leftovers();
@@ -226,6 +227,7 @@ void dr_install_cleanup_signals(void) {
     sigemptyset(&sa.sa_mask);   /* one cleanup at a time: the others wait */
     for (int k = 0; k < 4; k++) sigaddset(&sa.sa_mask, sigs[k]);
     for (int k = 0; k < 4; k++) {
+        if (sigs[k] == SIGPIPE && pipe_errors) continue;   /* dr-train, dr-meta: see below */
         if (sigs[k] != SIGPIPE && sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         sigaction(sigs[k], &sa, NULL);
     }
@@ -235,6 +237,10 @@ static const int stop_sigs[] = {SIGINT, SIGTERM, SIGHUP};
 static int stop_taken[3];
 
 void dr_install_stop_signals(void (*handler)(int)) {
+    /* a log on a pipe whose reader went away: a write error (EPIPE) the run handles
+     * (it saves first), not a death by SIGPIPE that loses the run */
+    signal(SIGPIPE, SIG_IGN);
+    pipe_errors = 1;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = handler;

@@ -80,7 +80,10 @@ void dr_install_cleanup_signals(void);
 /* dr-train and dr-meta: SIGINT, SIGTERM and SIGHUP call handler (which asks for a
  * checkpoint at the end of the step and calls dr_install_cleanup_signals, so that a
  * second signal ends the process at once), except a signal the parent ignores (nohup).
- * dr_stop_signals_reset() puts the default action back on the ones it took. */
+ * dr_stop_signals_reset() puts the default action back on the ones it took. It also
+ * ignores SIGPIPE for the rest of the process (dr_install_cleanup_signals then leaves it
+ * so): a log written to a pipe whose reader went away (`--log - | head`) fails with EPIPE,
+ * which the run reports after saving its state, instead of dying of the signal. */
 void dr_install_stop_signals(void (*handler)(int));
 void dr_stop_signals_reset(void);
 /* A stretch that a signal must not cut in two: renaming the outputs of a set into place

@@ -264,6 +264,8 @@ typedef struct {
     long meta_step;         /* meta-steps done */
     double seconds_before;  /* wall time of the run before this process (resume) */
     char *config_json;
+    char *log_line;         /* rank 0, on resume: the line of meta_step that the saving run
+                             * could not write (state metadata "log_line"), or NULL */
 } Run;
 
 static volatile sig_atomic_t interrupted;
@@ -333,6 +335,7 @@ static void run_alloc(Run *r) {
 
 static void run_free(Run *r) {
     const Backend *be = r->be;
+    free(r->log_line);
     if (r->mem)
         for (int k = 0; k < r->K; k++) {
             Member *mb = &r->mem[k];
@@ -417,8 +420,9 @@ static void meta_kv(StWriter *w, const char *key, const char *fmt, ...) {
 }
 
 /* Everything the next meta-step depends on. Real tensors in the build's precision
- * (F32/F64), so a resume of the same build restores the same bits. */
-static int state_save(Run *r, const char *path, double seconds) {
+ * (F32/F64), so a resume of the same build restores the same bits. log_line: the log
+ * line of this meta-step that could not be written (NULL: none), for the resume to write. */
+static int state_save(Run *r, const char *path, double seconds, const char *log_line) {
     const Backend *be = r->be;
     const int root = dist_rank() == 0;
     StWriter *w = root ? st_writer_new() : NULL;   /* rank 0 writes; owners send it their members */
@@ -433,6 +437,7 @@ static int state_save(Run *r, const char *path, double seconds) {
         meta_kv(w, "population_K", "%d", r->K);
         meta_kv(w, "train_examples", "%" PRIu64, data_num_examples(r->train));
         meta_kv(w, "val_examples", "%" PRIu64, data_num_examples(r->val));
+        if (log_line) st_writer_metadata(w, "log_line", log_line);
         st_add_flat(w, be, "phi", r->phi, r->n_phi);
         st_add_flat(w, be, "phi_ema", r->phi_ema, r->n_phi);
         st_add_flat(w, be, "outer.m", r->outer.m, r->n_phi);
@@ -474,9 +479,9 @@ static int state_save(Run *r, const char *path, double seconds) {
 }
 
 /* Rater, EMA and state are one checkpoint: all new or all old (signals wait). */
-static int save_all(Run *r, const char *state_path, double seconds) {
+static int save_all(Run *r, const char *state_path, double seconds, const char *log_line) {
     dr_signals_hold();
-    int failed = save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds);
+    int failed = save_raters(r, r->phi, r->phi_ema) || state_save(r, state_path, seconds, log_line);
     dr_signals_release();
     return failed;
 }
@@ -566,6 +571,8 @@ static int state_load(Run *r, const char *path, double *seconds) {
         if (parse_longs(st_metadata(st, "outer_step"), &counters[1], 1)) goto bad;
         const char *sec = st_metadata(st, "seconds");
         *seconds = sec ? strtod(sec, NULL) : 0;
+        const char *line = st_metadata(st, "log_line");
+        if (line) r->log_line = xstrdup(line);
         for (int k = 0; k < r->K; k++) {
             snprintf(name, sizeof name, "member.%d.steps", k);
             if (parse_longs(st_metadata(st, name), mem_v + 6 * k, 2)) goto bad;
@@ -733,8 +740,8 @@ static void outer_update(Run *r) {
     }
 }
 
-static void log_step(Metrics *mt, const Run *r, const StepResult *res, double seconds,
-                     double step_seconds) {
+static int log_step(Metrics *mt, const Run *r, const StepResult *res, double seconds,
+                    double step_seconds) {
     const MetaStats *s = &res->stats;
     const double K = s->members > 0 ? s->members : 1, n = (double)s->n_scores;
     metrics_begin(mt);
@@ -765,7 +772,7 @@ static void log_step(Metrics *mt, const Run *r, const StepResult *res, double se
     metrics_num(mt, "inner_clip_frac", s->clip_frac / K);
     metrics_num(mt, "seconds", seconds);
     metrics_num(mt, "step_seconds", step_seconds);
-    metrics_end(mt);
+    return metrics_end(mt);
 }
 
 /* ================================================================================
@@ -895,7 +902,9 @@ int meta_run(MetaOptions *o) {
             checkpoint_check_tokenizer(o->out_path, "--resume", &tag, data_shard_path(r->train, 0)))
             goto done;
         if (state_load(r, state_path, &seconds0)) goto done;
-        if (dist_rank() == 0 && o->log_path && metrics_truncate(o->log_path, "meta_step", r->meta_step) != 0)
+        /* a line the saving run could not write is written again, in its place */
+        if (dist_rank() == 0 && o->log_path &&
+            metrics_truncate(o->log_path, "meta_step", r->meta_step - (r->log_line != NULL)) != 0)
             goto done;
     } else {
         meta_rater_init(r->be, &r->spec.rater, r->phi, cfg->seed);
@@ -904,6 +913,7 @@ int meta_run(MetaOptions *o) {
 
     mt = metrics_open(dist_rank() == 0 ? o->log_path : NULL, o->resume);   /* rank 0 logs */
     if (!mt) goto done;
+    if (r->log_line && metrics_raw_line(mt, r->log_line) != 0) goto done;
 
     char ranks[96] = "", host_note[96] = "";
     if (meta_work_host_bytes(r->work) > 0)
@@ -976,8 +986,25 @@ int meta_run(MetaOptions *o) {
         if (r->has_grad) outer_update(r);
         r->meta_step = step_no;
         const double seconds = seconds0 + dr_now() - t0;
-        if (r->meta_step % cfg->meta.log_every == 0 || r->meta_step == cfg->meta.rounds)
-            log_step(mt, r, &res, seconds, dr_now() - t_step);
+        if (r->meta_step % cfg->meta.log_every == 0 || r->meta_step == cfg->meta.rounds) {
+            int log_failed = log_step(mt, r, &res, seconds, dr_now() - t_step) != 0;   /* rank 0's */
+            if (dist_size() > 1) dist_bcast(&log_failed, sizeof log_failed, 0);
+            if (log_failed) {   /* a full disk, a pipe's reader gone: save, with the line */
+                char err[1024], msg[2048];
+                snprintf(err, sizeof err, "%s", dr_lasterr());
+                const int root = dist_rank() == 0;
+                if (save_all(r, state_path, seconds0 + dr_now() - t0, root ? metrics_last_line(mt) : NULL))
+                    snprintf(msg, sizeof msg, "%s; saving the state after meta-step %ld failed too: %s", err,
+                             r->meta_step, dr_lasterr());
+                else
+                    snprintf(msg, sizeof msg, "%s; the state after meta-step %ld is saved in %s with that "
+                             "line (once the cause is fixed, --resume continues from there and writes the "
+                             "line first)", err, r->meta_step, state_path);
+                if (dist_size() > 1) dist_bcast(msg, sizeof msg, 0);   /* every rank says rank 0's words */
+                dr_seterr("%s", msg);
+                goto done;
+            }
+        }
         const double lv = res.stats.l_val / r->K;
         if (r->track_uniform)
             progress_set_extra(&prog, "l_val %.4f (uniform %.4f)", lv, res.l_val_uniform);
@@ -994,21 +1021,21 @@ int meta_run(MetaOptions *o) {
                        (cfg->meta.save_minutes > 0 && dr_now() - last_save >= 60 * cfg->meta.save_minutes);
         if (dist_size() > 1) dist_bcast(&save_due, sizeof save_due, 0);   /* the save is collective */
         if (save_due && r->meta_step < cfg->meta.rounds) {   /* the last one is saved below */
-            if (save_all(r, state_path, seconds0 + dr_now() - t0)) goto done;
+            if (save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
             saved_step = r->meta_step;
             last_save = dr_now();
         }
     }
     progress_finish(&prog);
-    if (save_all(r, state_path, seconds0 + dr_now() - t0)) goto done;
+    if (save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
     if (stopped)
         fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,
                 state_path);
     rc = stopped && interrupted ? META_INTERRUPTED : 0;   /* --stop-at is a requested end: 0 */
 done:
+    rc = metrics_close(mt, rc);
     dr_stop_signals_reset();
-    metrics_close(mt);
     if (r->be) run_free(r);
     free(state_path);
     return rc;

@@ -1,7 +1,7 @@
 /* metrics.c — JSON-lines metrics (see metrics.h). Numbers are written with 17
  * significant digits so they read back bit-exactly; NaN and ±Inf, which JSON cannot
- * hold, become null. Each line is flushed when it ends. A disabled writer (path NULL)
- * and a NULL Metrics make every call a no-op. */
+ * hold, become null. Each line is built in memory, then written and flushed whole when
+ * it ends. A disabled writer (path NULL) and a NULL Metrics make every call a no-op. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -19,66 +19,100 @@ Metrics *metrics_open(const char *path, int append) {
     if (strcmp(path, "-") == 0) {
         m->f = stdout;
         m->path = xstrdup("(stdout)");
-        return m;
+    } else {
+        m->f = fopen(path, append ? "a" : "w");
+        if (!m->f) {
+            dr_seterr("%s: cannot open for writing: %s", path, strerror(errno));
+            free(m);
+            return NULL;
+        }
+        m->owned = 1;
+        m->path = xstrdup(path);
     }
-    m->f = fopen(path, append ? "a" : "w");
-    if (!m->f) {
-        dr_seterr("%s: cannot open for writing: %s", path, strerror(errno));
-        free(m);
-        return NULL;
-    }
-    m->owned = 1;
-    m->path = xstrdup(path);
+    m->line = open_memstream(&m->line_buf, &m->line_cap);
+    CHECK(m->line, "open_memstream: %s", strerror(errno));
     return m;
 }
 
 static void key(Metrics *m, const char *k) {
-    if (!m->first) fputc(',', m->f);
+    if (!m->first) fputc(',', m->line);
     m->first = 0;
-    json_write_string(m->f, k, strlen(k));
-    fputc(':', m->f);
+    json_write_string(m->line, k, strlen(k));
+    fputc(':', m->line);
 }
 
 void metrics_begin(Metrics *m) {
     if (!m || !m->f) return;
-    fputc('{', m->f);
+    rewind(m->line);
+    fputc('{', m->line);
     m->first = 1;
 }
 
 void metrics_int(Metrics *m, const char *k, long long v) {
     if (!m || !m->f) return;
     key(m, k);
-    fprintf(m->f, "%lld", v);
+    fprintf(m->line, "%lld", v);
 }
 
 void metrics_num(Metrics *m, const char *k, double v) {
     if (!m || !m->f) return;
     key(m, k);
-    if (isfinite(v)) fprintf(m->f, "%.17g", v);
-    else fputs("null", m->f);
+    if (isfinite(v)) fprintf(m->line, "%.17g", v);
+    else fputs("null", m->line);
 }
 
 void metrics_str(Metrics *m, const char *k, const char *v) {
     if (!m || !m->f) return;
     key(m, k);
-    if (v) json_write_string(m->f, v, strlen(v));
-    else fputs("null", m->f);
+    if (v) json_write_string(m->line, v, strlen(v));
+    else fputs("null", m->line);
 }
 
-void metrics_end(Metrics *m) {
-    if (!m || !m->f) return;
-    fputs("}\n", m->f);
-    /* a full disk or a closed pipe: one line naming the log (not an internal error) */
-    if (fflush(m->f) != 0 || ferror(m->f)) dr_die("%s: writing the log failed: %s", m->path, strerror(errno));
+/* text[0..n) and a newline to the log, flushed */
+static int write_line(Metrics *m, const char *text, size_t n) {
+    errno = 0;
+    if (fwrite(text, 1, n, m->f) != n || fputc('\n', m->f) == EOF || fflush(m->f) != 0 || ferror(m->f)) {
+        m->failed = 1;
+        /* a full disk or a closed pipe: one line naming the log (not an internal error) */
+        return dr_seterr("%s: writing the log failed: %s", m->path, errno ? strerror(errno) : "write error");
+    }
+    return 0;
+}
+
+int metrics_end(Metrics *m) {
+    if (!m || !m->f) return 0;
+    fputc('}', m->line);
+    long n = ftell(m->line);
+    fputc(0, m->line);   /* terminates the text for metrics_last_line */
+    CHECK(n >= 0 && fflush(m->line) == 0, "building a log line failed");
     m->first = 1;
+    return write_line(m, m->line_buf, (size_t)n);
 }
 
-void metrics_close(Metrics *m) {
-    if (!m) return;
-    if (m->f && m->owned && fclose(m->f) != 0) dr_die("%s: closing the log failed: %s", m->path, strerror(errno));
-    else if (m->f && !m->owned) fflush(m->f);
+const char *metrics_last_line(const Metrics *m) {
+    return m && m->line_buf ? m->line_buf : "";
+}
+
+int metrics_raw_line(Metrics *m, const char *line) {
+    if (!m || !m->f) return 0;
+    return write_line(m, line, strlen(line));
+}
+
+int metrics_close(Metrics *m, int rc) {
+    if (!m) return rc;
+    int bad = 0, err = 0;
+    if (m->f && m->owned) bad = fclose(m->f) != 0;
+    else if (m->f) bad = fflush(m->f) != 0;
+    if (bad) err = errno;
+    if (rc >= 0 && m->failed)   /* a caller that went on after metrics_end failed */
+        rc = dr_seterr("%s: writing the log failed", m->path);
+    else if (rc >= 0 && bad)
+        rc = dr_seterr("%s: closing the log failed: %s", m->path, strerror(err));
+    if (m->line) fclose(m->line);
+    free(m->line_buf);
     free(m->path);
     free(m);
+    return rc;
 }
 
 int metrics_truncate(const char *path, const char *key, long step) {

@@ -1215,7 +1215,7 @@ int train_run(TrainOptions *o) {
         metrics_int(metrics, "tokens", 0);
         log_eval(metrics, &e);
         log_compute(metrics, &t, &t.c, 0);
-        metrics_end(metrics);
+        if (metrics_end(metrics) != 0) goto done;
         fprintf(msg, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
     }
     keep_good_state(&t, &t.c);   /* a resumed or fresh state counts as good until a step says no */
@@ -1305,7 +1305,10 @@ int train_run(TrainOptions *o) {
             }
             if (eval_now) log_eval(metrics, &e);
             log_compute(metrics, &t, &t.c, log_now);
-            metrics_end(metrics);
+            if (metrics_end(metrics) != 0) {   /* as for an evaluation that failed */
+                save_after_failure(&t, t.good_params, &t.good_opt, &t.good_c, first_step, t0);
+                goto done;
+            }
         }
         if (isnan(last_l_val)) progress_set_extra(&prog, "loss %.4f  lr %.2e", last_loss, lr);
         else progress_set_extra(&prog, "loss %.4f  val %.4f  lr %.2e", last_loss, last_l_val, lr);
@@ -1337,8 +1340,8 @@ int train_run(TrainOptions *o) {
 done:
     /* a failure in the loop: the error replaces the bar, on a line of its own */
     if (rc < 0 && prog_on) progress_abort(&prog);
+    rc = metrics_close(metrics, rc);
     dr_stop_signals_reset();
-    if (metrics) metrics_close(metrics);
     free(phi_host);
     free_trainer(&t);
     return rc;
@@ -1369,9 +1372,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     metrics_num(m, "l_val", e.l_val);
     metrics_int(m, "examples", e.examples);
     metrics_int(m, "tokens", e.tokens);
-    metrics_end(m);
-    metrics_close(m);
-    rc = 0;
+    rc = metrics_close(m, metrics_end(m));
 done:
     free(hp);
     free_trainer(&t);

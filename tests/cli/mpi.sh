@@ -4,7 +4,9 @@
 #  - dr-meta, population K = 2 (one member per rank) and K = 3 (uneven; also with a timed
 #    save after every meta-step, which rank 0's clock decides for all): the rater, its EMA,
 #    the state file and the metrics are BIT-IDENTICAL to one process (the members'
-#    meta-gradients and statistics are combined in member order on every rank);
+#    meta-gradients and statistics are combined in member order on every rank); a log
+#    write failing on rank 0 (its reader gone) saves the state with the lost line, and
+#    --resume on 2 ranks ends as one process, bit for bit;
 #    --stop-at on 2 ranks + --resume in ONE process = the uninterrupted run, bit for bit;
 #  - dr-train, the same global batch split over 2 ranks, each rank reading only its slice:
 #    every logged loss (l_train, l_val) within a relative 1e-4 of one process and the same
@@ -90,6 +92,20 @@ SAVES=(--set meta.save_minutes=0.0001 --set meta.population_K=3)
     2>"$tmp/mt2.err" || { cat "$tmp/mt2.err"; fail "dr-meta with timed saves on 2 ranks"; }
 same_meta mt1 mt2 "dr-meta with timed saves, 2 ranks vs one process"
 echo "dr-meta: timed saves after every meta-step on 2 ranks = one process, bit for bit"
+# the log's reader goes away (a FIFO read by `head -n 1`): rank 0's write fails (EPIPE),
+# every rank joins the save of the state after that meta-step, with the lost line, and
+# says rank 0's words; --resume on 2 ranks writes the line again and ends as one process
+mkfifo "$tmp/log.fifo"
+head -n 1 "$tmp/log.fifo" > "$tmp/mp.jsonl" &
+if "${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" "${SAVES[@]}" -o "$tmp/mp.safetensors" --log "$tmp/log.fifo" "$M" \
+    2>"$tmp/mp.err"; then fail "dr-meta on 2 ranks whose log's reader went away: exit status 0"; fi
+wait
+grep -Eq '^dr-meta: .*log\.fifo: writing the log failed: Broken pipe; the state after meta-step [2-4] is saved in .*mp\.safetensors\.state with that line' \
+    "$tmp/mp.err" || { cat "$tmp/mp.err"; fail "dr-meta on 2 ranks, log reader gone: the message"; }
+"${MPI2[@]}" "$BIN/dr-meta" "${META[@]}" "${SAVES[@]}" -o "$tmp/mp.safetensors" --log "$tmp/mp.jsonl" --resume "$M" \
+    2>"$tmp/mp.err" || { cat "$tmp/mp.err"; fail "dr-meta --resume on 2 ranks after the log failed"; }
+same_meta mt1 mp "dr-meta on 2 ranks, log reader gone, then --resume"
+echo "dr-meta: a log write failing on 2 ranks saves the state with its line; --resume = one process, bit for bit"
 
 # ==== dr-train: the same losses as one process ========================================
 TRAIN=(--config configs/tiny.yaml --set lm.lr=5e-3 --set data.batch_size=8 --set train.eval_every=10

@@ -14,7 +14,10 @@
 #  5. DR_RESIDENT_TOKENS that is not a number is refused with one line; negative
 #     save_every / save_minutes are refused;
 #  6. dr-train killed inside a save (between its two renames): --resume takes the state
-#     of the save before (.state.prev) and ends as the uninterrupted run.
+#     of the save before (.state.prev) and ends as the uninterrupted run;
+#  7. a log that can no longer be written halfway (its reader went away: EPIPE): dr-train
+#     saves the state before the step whose line failed, dr-meta the state after it with
+#     the line; --resume writes what was lost and ends as the uninterrupted run.
 source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-train dr-meta
 
 # A log without its wall-clock fields, for byte comparison.
@@ -194,5 +197,55 @@ expect_error "dr-train: neither .state nor .state.prev matches the model: refuse
     "c\.st is at step 30 but .*c\.st\.state at step 60: a checkpoint was cut short" \
     "$BIN/dr-train" "${CUT[@]}" -o "$TMP/c.st" --resume
 check "dr-train: … and .state.prev is left in place" cmp -s "$TMP/c.st.state.prev" "$TMP/c60.state"
+
+# ---- 7. the log's reader goes away halfway ---------------------------------------------------
+# --log on a FIFO read by `head -n 3`: the write after it ends fails (EPIPE; SIGPIPE is
+# ignored, so the run is not killed by it); which step that is depends on the pipe's timing
+mkfifo "$TMP/log.fifo"
+LG=(--config configs/tiny.yaml --set experiment.threads=1 --set train.steps=300 --set train.log_every=10
+    --set train.save_minutes=0 --train "$TMP/ok/train_a" --val "$TMP/ok/val")
+"$BIN/dr-train" "${LG[@]}" -o "$TMP/lg_full.st" --log "$TMP/lg_full.jsonl" 2>/dev/null || fail "dr-train, log to a file"
+head -n 3 "$TMP/log.fifo" > "$TMP/lg_head.jsonl" &
+expect_stop "dr-train: a log whose reader went away saves the state before the step" \
+    "log\.fifo: writing the log failed: Broken pipe; the state at step [1-9][0-9]* is saved in .*lg\.st \(once the cause is fixed, --resume continues from there\)" \
+    "$BIN/dr-train" "${LG[@]}" -o "$TMP/lg.st" --log "$TMP/log.fifo"
+wait
+step=$(grep -o 'state at step [0-9]*' "$TMP/stderr" | grep -o '[0-9]*$')
+check "dr-train: the saved state is of a step after the lines read (step ${step:-none})" [ "${step:-0}" -ge 20 ]
+check "dr-train: the lines read are the uninterrupted run's" \
+    cmp -s <(strip_seconds "$TMP/lg_head.jsonl") <(strip_seconds "$TMP/lg_full.jsonl" | head -n 3)
+check "dr-train: --resume with a log file runs to the end" \
+    "$BIN/dr-train" "${LG[@]}" -o "$TMP/lg.st" --log "$TMP/lg_rest.jsonl" --resume 2>/dev/null
+check "dr-train: the resumed model equals the uninterrupted one" cmp -s "$TMP/lg.st" "$TMP/lg_full.st"
+check "dr-train: the resumed log holds the lines after step $step, the lost one included" \
+    cmp -s <(strip_seconds "$TMP/lg_rest.jsonl") \
+    <(strip_seconds "$TMP/lg_full.jsonl" | python3 -c 'import json,sys; [sys.stdout.write(l) for l in sys.stdin if json.loads(l)["step"] > int(sys.argv[1])]' "$step")
+# --log - into a pipe whose reader ends: the same, exit status 1 (not 141: killed by SIGPIPE)
+rc=0
+"$BIN/dr-train" "${LG[@]}" -o "$TMP/lg2.st" --log - 2>"$TMP/lg2.err" | head -n 1 >/dev/null || true
+rc=${PIPESTATUS[0]}
+check "dr-train --log - | head: exit status 1 (was $rc)" [ "$rc" = 1 ]
+check "dr-train --log - | head: the state saved, named on stderr" \
+    grep -Eq '^dr-train: \(stdout\): writing the log failed: Broken pipe; the state at step [0-9]+ is saved' "$TMP/lg2.err"
+check "dr-train --log - | head: model and .state written" [ -s "$TMP/lg2.st" -a -s "$TMP/lg2.st.state" ]
+
+# dr-meta: the state after the meta-step whose line failed, and the line with it
+MG=(--config configs/tiny.yaml --set experiment.threads=1 --set meta.rounds=12 --set meta.save_minutes=0
+    "$TMP/ok/manifest.tsv")
+"$BIN/dr-meta" "${MG[@]}" -o "$TMP/mg_full.st" --log "$TMP/mg_full.jsonl" 2>/dev/null || fail "dr-meta, log to a file"
+head -n 3 "$TMP/log.fifo" > "$TMP/mg.jsonl" &
+expect_stop "dr-meta: a log whose reader went away saves the state with the line" \
+    "log\.fifo: writing the log failed: Broken pipe; the state after meta-step [0-9]+ is saved in .*mg\.st\.state with that line \(once the cause is fixed, --resume continues from there and writes the line first\)" \
+    "$BIN/dr-meta" "${MG[@]}" -o "$TMP/mg.st" --log "$TMP/log.fifo"
+wait
+step=$(grep -o 'after meta-step [0-9]*' "$TMP/stderr" | grep -o '[0-9]*$')
+check "dr-meta: the state is of a meta-step after the lines read (meta-step ${step:-none})" [ "${step:-0}" -ge 4 ]
+check "dr-meta: the .state holds the line" grep -q '"log_line"' "$TMP/mg.st.state"
+check "dr-meta: --resume, appending to the 3 lines read, runs to the end" \
+    "$BIN/dr-meta" "${MG[@]}" -o "$TMP/mg.st" --log "$TMP/mg.jsonl" --resume 2>/dev/null
+check "dr-meta: the log equals the uninterrupted one (the lost line written again)" \
+    cmp -s <(strip_seconds "$TMP/mg.jsonl") <(strip_seconds "$TMP/mg_full.jsonl")
+check "dr-meta: the rater equals the uninterrupted one" same_tensors "$TMP/mg.st" "$TMP/mg_full.st"
+check "dr-meta: the EMA equals the uninterrupted one" same_tensors "$TMP/mg.st.ema.safetensors" "$TMP/mg_full.st.ema.safetensors"
 
 finish

@@ -41,15 +41,17 @@ static void test_metrics(void) {
         metrics_num(m, "inf", step ? -INFINITY : INFINITY);
         metrics_str(m, "note", "tab\there \"q\" é");
         metrics_str(m, "none", NULL);
-        metrics_end(m);
+        TEST_CHECK(metrics_end(m) == 0, "line %d: %s", step, dr_lasterr());
     }
-    metrics_close(m);
+    TEST_CHECK(metrics_close(m, 0) == 0, "close");
     /* Append continues the file. */
     m = metrics_open(path, 1);
     metrics_begin(m);
     metrics_int(m, "step", 3);
-    metrics_end(m);
-    metrics_close(m);
+    TEST_CHECK(metrics_end(m) == 0 && !strcmp(metrics_last_line(m), "{\"step\":3}"), "last line: %s",
+               metrics_last_line(m));
+    TEST_CHECK(metrics_raw_line(m, "{\"step\":4}") == 0, "raw line");
+    TEST_CHECK(metrics_close(m, 0) == 0, "close");
 
     size_t n;
     char *text = slurp(path, &n);
@@ -75,7 +77,7 @@ static void test_metrics(void) {
         }
         json_free(d);
     }
-    TEST_CHECK(lines == 4, "4 lines (%d)", lines);
+    TEST_CHECK(lines == 5, "5 lines (%d)", lines);
     TEST_CHECK(strstr(text, "\"l_val\":0.10000000000000001") != NULL, "17 significant digits");
     free(text);
     unlink(path);
@@ -85,12 +87,32 @@ static void test_metrics(void) {
     TEST_CHECK(m != NULL, "disabled writer");
     metrics_begin(m);
     metrics_num(m, "x", 1);
-    metrics_end(m);
-    metrics_close(m);
+    TEST_CHECK(metrics_end(m) == 0 && metrics_close(m, 0) == 0, "disabled writer: no error");
     metrics_begin(NULL);
     metrics_int(NULL, "x", 1);
-    metrics_end(NULL);
-    metrics_close(NULL);
+    TEST_CHECK(metrics_end(NULL) == 0 && metrics_close(NULL, 0) == 0, "NULL: no error");
+
+    /* A write that fails (a full disk): an error naming the log; the line is kept for the
+     * caller; the close keeps an earlier error and reports the failed write otherwise. */
+    if (access("/dev/full", W_OK) == 0) {
+        for (int rc_in = 0; rc_in >= -1; rc_in--) {
+            m = metrics_open("/dev/full", 0);
+            TEST_CHECK(m != NULL, "open /dev/full: %s", dr_lasterr());
+            if (!m) break;
+            metrics_begin(m);
+            metrics_int(m, "step", 7);
+            TEST_CHECK(metrics_end(m) == -1 && strstr(dr_lasterr(), "/dev/full: writing the log failed: No space"),
+                       "write error named: %s", dr_lasterr());
+            TEST_CHECK(!strcmp(metrics_last_line(m), "{\"step\":7}"), "failed line kept: %s", metrics_last_line(m));
+            if (rc_in < 0) dr_seterr("an earlier error");
+            int rc = metrics_close(m, rc_in);
+            TEST_CHECK(rc == -1, "close after a failed write: -1");
+            TEST_CHECK(rc_in == 0 ? strstr(dr_lasterr(), "/dev/full: writing the log failed") != NULL
+                                  : !strcmp(dr_lasterr(), "an earlier error"), "close message: %s", dr_lasterr());
+        }
+    } else {
+        printf("NOT CHECKED: /dev/full is not writable here\n");
+    }
     TEST_CHECK(metrics_open("/nonexistent-dir/m.jsonl", 0) == NULL && strstr(dr_lasterr(), "/nonexistent-dir/m.jsonl"),
                "unwritable path: %s", dr_lasterr());
 }

@@ -7,10 +7,12 @@
 #include "dist.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "mpi/dist_world.h"
@@ -108,6 +110,26 @@ void dist_allgather(void *buf, size_t elem_bytes, long n, long unit) {
     g_ops->allgatherv(buf, counts, displs);
     free(counts);
     free(displs);
+}
+
+int dist_agree_failure(int rc) {
+    if (g_size <= 1) return rc;
+    long first = dist_allreduce_max_long(rc != 0 ? g_size - g_rank : 0);   /* lowest failing rank */
+    if (first == 0) return 0;
+    const int from = g_size - (int)first;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", g_rank == from ? dr_lasterr() : "");
+    dist_bcast(msg, sizeof msg, from);
+    if (from == 0) return dr_seterr("%s", msg);
+    return dr_seterr("rank %d: %s", from, msg);
+}
+
+noreturn void dist_await_root_exit(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    for (int s = 0; s < 600; s++) sleep(1);   /* rank 0's exit stops this rank long before */
+    dr_die("rank 0 did not end the job after the error it reported");
 }
 
 void dist_abort(int code, const char *fmt, ...) {

@@ -66,6 +66,18 @@ void dist_allgather(void *buf, size_t elem_bytes, long n, long unit);
 void dist_move(void *buf, size_t bytes, int from, int to);
 void dist_barrier(void);
 
+/* An error every rank calls this on at the same point (a read error on one rank, a
+ * log write on rank 0), so that all stop together and rank 0 can save first: rc is this
+ * rank's result (0 or -1 with dr_seterr). Returns 0 when no rank failed; otherwise -1 on
+ * every rank, with the message of the lowest failing rank (prefixed "rank R: " when R > 0)
+ * as every rank's dr_lasterr. One process: rc. */
+int dist_agree_failure(int rc);
+/* After such an agreed failure, ranks other than 0 wait here for rank 0, which reports
+ * it, to end the job (its exit stops every rank): rank 0's message is then the one
+ * printed, never another rank's that happened to end first. SIGINT/SIGTERM/SIGHUP end
+ * the wait (their default action is put back). */
+noreturn void dist_await_root_exit(void);
+
 /* Prints "prog: rank R: message" and stops every rank (exit in a single process). */
 noreturn void dist_abort(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -202,6 +202,7 @@ typedef struct {
     real *good_params;
     OptimState good_opt;
     Counters good_c;
+    int failed_together;    /* an error every rank stopped on (agree): rank 0 reports it */
     int have_good;
     char *config_json;
 
@@ -523,6 +524,14 @@ typedef struct { double l_val; long examples, tokens; } EvalResult;
  * evenly over the whole split, batch floor(j·nb/E) for j = 0 … E−1 (the first batch, then
  * one every nb/E): Val shards are in corpus order, often sorted by source, so the first E
  * batches would measure one part of Val only. The same batches at every evaluation. */
+/* A read or log error on one rank is every rank's: they stop at the same point, rank 0
+ * saves and reports it (dist_agree_failure). One process: rc. */
+static int agree(Trainer *t, int rc) {
+    rc = dist_agree_failure(rc);
+    if (rc != 0) t->failed_together = 1;
+    return rc;
+}
+
 static int evaluate(Trainer *t, const real *params, EvalResult *r) {
     int B = t->cfg->data.batch_size;
     uint64_t N = data_num_examples(t->val);
@@ -537,7 +546,7 @@ static int evaluate(Trainer *t, const real *params, EvalResult *r) {
         int n = N - start < (uint64_t)B ? (int)(N - start) : B, lo, hi;
         DataBatch *vb = t->val_batch;
         rank_part(n, 1, &lo, &hi);   /* ranks split the batch: each reads its slice */
-        if (data_range_part(t->val, start, n, lo, hi, vb) != 0) return -1;
+        if (agree(t, data_range_part(t->val, start, n, lo, hi, vb)) != 0) return -1;
         forward_slice(t, params, vb, t->losses);
         for (int i = 0; i < vb->B; i++) sum += (double)t->losses[i];
         r->examples += vb->B;
@@ -1001,6 +1010,7 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
     /* every rank stops here at the same step; rank 0's save must be complete (and its
      * outcome known) before any rank exits and the launcher stops the job */
     dist_bcast(saved, sizeof saved, 0);
+    t->failed_together = 1;
     char v[32];
     dr_number(v, sizeof v, value);
     return dr_seterr("step %ld: %s is %s (lr %g): training stopped; %s", step, what, v,
@@ -1013,16 +1023,23 @@ static int fail_nonfinite(Trainer *t, long step, const char *what, double value)
  * fixed, and say so after the error. Rank 0 saves (its parameters are every rank's). */
 static void save_after_failure(Trainer *t, const real *params, const OptimState *opt,
                                const Counters *c, long first_step, double t0) {
-    if (dist_rank() != 0 || c->step <= first_step) return;   /* nothing newer than on disk */
-    char err[1024];
-    snprintf(err, sizeof err, "%s", dr_lasterr());
-    Counters at = *c;
-    at.seconds += dr_now() - t0;
-    if (save_checkpoint(t, params, opt, &at) == 0)
-        dr_seterr("%s; the state at step %ld is saved in %s (once the cause is fixed, --resume "
-                  "continues from there)", err, at.step, t->o->out_path);
-    else
-        dr_seterr("%s; saving the state at step %ld failed too: %s", err, at.step, dr_lasterr());
+    if (dist_rank() == 0 && c->step > first_step) {   /* else nothing newer than on disk */
+        char err[1024];
+        snprintf(err, sizeof err, "%s", dr_lasterr());
+        Counters at = *c;
+        at.seconds += dr_now() - t0;
+        if (save_checkpoint(t, params, opt, &at) == 0)
+            dr_seterr("%s; the state at step %ld is saved in %s (once the cause is fixed, --resume "
+                      "continues from there)", err, at.step, t->o->out_path);
+        else
+            dr_seterr("%s; saving the state at step %ld failed too: %s", err, at.step, dr_lasterr());
+    }
+    if (dist_size() > 1 && t->failed_together) {   /* every rank is here: rank 0's words */
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", dr_lasterr());
+        dist_bcast(msg, sizeof msg, 0);
+        dr_seterr("%s", msg);
+    }
 }
 
 static void log_eval(Metrics *m, const EvalResult *e) {
@@ -1065,9 +1082,9 @@ static int cmp_by_pos(const void *a, const void *b) {
  * of the next C candidates, in their stream order. Counts the rater's compute and the
  * logit statistics into c. -1 + dr_seterr on a read error or a non-finite score. */
 static int next_batch(Trainer *t, Counters *c, long step) {
-    if (t->curation != CURATE_ONLINE) return data_next(t->train, t->batch);
+    if (t->curation != CURATE_ONLINE) return agree(t, data_next(t->train, t->batch));
     DataBatch *cb = t->cand;
-    if (data_next(t->train, cb) != 0) return -1;   /* reads this rank's sub-batches only */
+    if (agree(t, data_next(t->train, cb)) != 0) return -1;   /* reads this rank's sub-batches only */
     /* ranks score whole sub-batches of the candidates (the same sub-batches as one
      * process: the same bits), then every rank holds every logit */
     int lo, hi;
@@ -1084,6 +1101,7 @@ static int next_batch(Trainer *t, Counters *c, long step) {
             data_example_id(t->train, cb->index[i], id);
             char v[32];
             dr_number(v, sizeof v, (double)t->z[i]);
+            t->failed_together = 1;   /* every rank holds every logit: all stop here */
             return dr_seterr("--rater %s: step %ld: example %s: the rater's logit is %s, not a "
                              "finite number: the rater's weights are beyond what it can compute "
                              "with; training stopped", t->o->rater_path, step, id, v);
@@ -1101,7 +1119,7 @@ static int next_batch(Trainer *t, Counters *c, long step) {
     }
     c->cur_n[0] += keep;
     rank_part(keep, 1, &lo, &hi);   /* the rows of the kept batch this rank trains on */
-    return data_get_part(t->train, t->pick, keep, lo, hi, t->batch);
+    return agree(t, data_get_part(t->train, t->pick, keep, lo, hi, t->batch));
 }
 
 /* dlosses[i] = w_i / B: w = 1 (plain, online), or the rater's normalization of the
@@ -1215,7 +1233,7 @@ int train_run(TrainOptions *o) {
         metrics_int(metrics, "tokens", 0);
         log_eval(metrics, &e);
         log_compute(metrics, &t, &t.c, 0);
-        if (metrics_end(metrics) != 0) goto done;
+        if (agree(&t, metrics_end(metrics)) != 0) goto done;
         fprintf(msg, "%s: step 0: l_val %.4f\n", dr_progname(), e.l_val);
     }
     keep_good_state(&t, &t.c);   /* a resumed or fresh state counts as good until a step says no */
@@ -1305,7 +1323,7 @@ int train_run(TrainOptions *o) {
             }
             if (eval_now) log_eval(metrics, &e);
             log_compute(metrics, &t, &t.c, log_now);
-            if (metrics_end(metrics) != 0) {   /* as for an evaluation that failed */
+            if (agree(&t, metrics_end(metrics)) != 0) {   /* as for an evaluation that failed */
                 save_after_failure(&t, t.good_params, &t.good_opt, &t.good_c, first_step, t0);
                 goto done;
             }
@@ -1342,6 +1360,7 @@ done:
     if (rc < 0 && prog_on) progress_abort(&prog);
     rc = metrics_close(metrics, rc);
     dr_stop_signals_reset();
+    if (rc < 0 && t.failed_together && dist_rank() != 0) dist_await_root_exit();
     free(phi_host);
     free_trainer(&t);
     return rc;
@@ -1366,7 +1385,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     alloc_model(&t, 0);
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;
-    if (evaluate(&t, t.params, &e) != 0) goto done;
+    if (evaluate(&t, t.params, &e) != 0) goto done;   /* every rank (agree) */
     Metrics *m = metrics_open(dist_rank() == 0 ? "-" : NULL, 0);   /* rank 0 prints */
     metrics_begin(m);
     metrics_num(m, "l_val", e.l_val);
@@ -1375,6 +1394,8 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     rc = metrics_close(m, metrics_end(m));
 done:
     free(hp);
+    const int wait_for_root = rc < 0 && t.failed_together && dist_rank() != 0;
     free_trainer(&t);
+    if (wait_for_root) dist_await_root_exit();
     return rc;
 }

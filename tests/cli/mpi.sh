@@ -19,7 +19,9 @@
 #  - dr-train: rank 1 killed (SIGKILL) mid-run stops the whole job with the rank named;
 #    --resume from the last periodic checkpoint on 2 ranks then logs and saves exactly what
 #    an uninterrupted 2-rank run does; an error on one rank (a missing input) stops the job
-#    with "rank 1: …" instead of leaving rank 0 waiting.
+#    with "rank 1: …" instead of leaving rank 0 waiting; a read error on rank 1 alone
+#    halfway stops every rank at that step, rank 0 saves and prints rank 1's message once,
+#    and --resume ends as the uninterrupted run.
 # Skipped (exit 0, "skipped: no MPI") only when mpirun is not installed; a bin/ built
 # without MPI fails here (it refuses to run as 2 processes). Runs in ~15 s on 2 cores.
 set -euo pipefail
@@ -184,4 +186,34 @@ timeout 60 mpirun -np 1 "$BIN/dr-train" "${TRAIN[@]}" -o "$tmp/e.safetensors" "$
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "an error on rank 1: exit status $rc (0 = not noticed, 124 = hung)"
 grep -q 'dr-train: rank 1: .*no-such-manifest' "$tmp/e.err" || { cat "$tmp/e.err"; fail "the failing rank is not named"; }
 echo "dr-train: an error on rank 1 stopped the job: $(grep -m1 'rank 1:' "$tmp/e.err")"
+# ---- a read error on rank 1 alone, halfway: every rank stops at that step, rank 0 saves ----
+# rank 0 reads a good copy of the shards, rank 1 one whose last Train shard has a corrupt
+# block (the corpus streamed: DR_RESIDENT_TOKENS=0, so it is met at the end of the run);
+# the message is rank 1's, printed once by rank 0 after its save; --resume = uninterrupted
+tests/data/gen_toy.sh 2500 40 1 100 400 > "$tmp/toy.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte -o "$tmp/toy_shards" "$tmp/toy.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.1 --dedup --shard-size 0.1 -o "$tmp/rd_ok" "$tmp/toy_shards" >/dev/null 2>&1
+cp -r "$tmp/rd_ok" "$tmp/rd_bad"
+last=$(ls "$tmp/rd_bad/train_a/"*.drs | tail -n 1)
+b=$(od -An -tu1 -j 112 -N 1 "$last" | tr -d ' ')   # a byte of its first block's data, inverted
+printf "\\x$(printf %02x $((255 - b)))" | dd of="$last" bs=1 seek=112 conv=notrunc 2>/dev/null
+RD=(--config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set data.batch_size=8
+    --set train.eval_every=500 --set train.save_minutes=0 --set train.steps=0 --val "$tmp/rd_ok/val")
+export DR_RESIDENT_TOKENS=0
+"${MPI2[@]}" -x DR_RESIDENT_TOKENS "$BIN/dr-train" "${RD[@]}" --train "$tmp/rd_ok/train_a" -o "$tmp/rf.st" \
+    --log "$tmp/rf.jsonl" 2>"$tmp/rf.err" || { cat "$tmp/rf.err"; fail "dr-train on 2 ranks, streamed"; }
+rc=0
+timeout 120 mpirun -x DR_RESIDENT_TOKENS -np 1 "$BIN/dr-train" "${RD[@]}" --train "$tmp/rd_ok/train_a" -o "$tmp/rh.st" \
+    --log "$tmp/rh.jsonl" : -np 1 "$BIN/dr-train" "${RD[@]}" --train "$tmp/rd_bad/train_a" -o "$tmp/rh.st" \
+    --log "$tmp/rh.jsonl" 2>"$tmp/rh.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$tmp/rh.err"; fail "a read error on rank 1: exit status $rc"; }
+grep -Eq '^dr-train: rank 1: .*train_a-[0-9]+\.drs: block 0: .*corrupted.*; the state at step [1-9][0-9]* is saved in .*rh\.st' \
+    "$tmp/rh.err" || { cat "$tmp/rh.err"; fail "a read error on rank 1: rank 0's save and message"; }
+[ "$(grep -c 'corrupted' "$tmp/rh.err")" -eq 1 ] || { cat "$tmp/rh.err"; fail "a read error on rank 1: reported more than once"; }
+"${MPI2[@]}" -x DR_RESIDENT_TOKENS "$BIN/dr-train" "${RD[@]}" --train "$tmp/rd_ok/train_a" -o "$tmp/rh.st" \
+    --log "$tmp/rh.jsonl" --resume 2>"$tmp/rh2.err" || { cat "$tmp/rh2.err"; fail "--resume after rank 1's read error"; }
+unset DR_RESIDENT_TOKENS
+cmp -s "$tmp/rf.st" "$tmp/rh.st" || fail "after rank 1's read error: the resumed model differs from the uninterrupted one"
+cmp -s <(no_seconds "$tmp/rf.jsonl") <(no_seconds "$tmp/rh.jsonl") || fail "after rank 1's read error: the logs differ"
+echo "dr-train: $(grep -o 'rank 1: .*drs: block 0' "$tmp/rh.err") halfway: rank 0 saved $(grep -o 'state at step [0-9]*' "$tmp/rh.err"); --resume = uninterrupted, bit for bit"
 echo "mpi: ok"

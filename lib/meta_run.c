@@ -976,9 +976,15 @@ int meta_run(MetaOptions *o) {
                 snprintf(what, sizeof what, "the meta-gradient is not finite (l_val %s)", b);
             int saved = save_raters(r, r->phi, r->phi_ema);   /* rank 0 */
             dist_bcast(&saved, sizeof saved, 0);   /* no rank exits before the rater is saved */
+            char resume[700];
+            if (saved_step >= 0)   /* the rater alone was saved now: the members diverged */
+                snprintf(resume, sizeof resume, "; the state after meta-step %ld is in %s (--resume "
+                         "with the same settings meets this again)", saved_step, state_path);
+            else
+                resume[0] = 0;
             if (saved == 0)
-                dr_seterr("meta-step %ld: %s; the last good rater is kept in %s", step_no, what,
-                          o->out_path);
+                dr_seterr("meta-step %ld: %s; the last good rater is kept in %s%s", step_no, what,
+                          o->out_path, resume);
             else if (dist_rank() != 0)
                 dr_seterr("meta-step %ld: %s; saving the last good rater failed on rank 0", step_no, what);
             goto done;

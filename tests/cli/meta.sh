@@ -119,6 +119,16 @@ grep -q "^dr-meta: meta-step 1: the inner losses are not finite (l_train .*): th
     fail "divergence message: $(cat "$tmp/err")"
 [ -s "$tmp/n.safetensors" ] || fail "the last good rater was not kept"
 [ -s "$tmp/n.jsonl" ] && fail "a diverged meta-step was logged: $(cat "$tmp/n.jsonl")"
+grep -q "the state after meta-step" "$tmp/err" && fail "a state named where none was saved: $(cat "$tmp/err")"
+# a divergence after a save (resumed with a far larger lr) names the state a --resume would take
+"$BIN/dr-meta" "${CFG[@]}" --set lm.optimizer=sgd --set lm.clip=0 --stop-at 1 -o "$tmp/n3.safetensors" \
+    "$tmp/manifest.tsv" 2>/dev/null || fail "dr-meta --stop-at 1 (SGD)"
+if "$BIN/dr-meta" "${CFG[@]}" --set lm.optimizer=sgd --set lm.clip=0 --set lm.lr=1000 --resume \
+       -o "$tmp/n3.safetensors" "$tmp/manifest.tsv" 2>"$tmp/err"; then
+    fail "a resumed run with SGD lr 1000 succeeded"
+fi
+grep -q "^dr-meta: meta-step 2: .*diverged.*; the last good rater is kept in .*n3\.safetensors; the state after meta-step 1 is in .*n3\.safetensors\.state (--resume with the same settings meets this again)$" \
+    "$tmp/err" || fail "divergence after a save: $(cat "$tmp/err")"
 # the same in mode constant (no meta-gradient at all), which used to log nulls and exit 0
 if "$BIN/dr-meta" "${CFG[@]}" --set meta.mode=constant --set lm.optimizer=sgd --set lm.lr=1000 --set lm.clip=0 \
        -o "$tmp/n2.safetensors" "$tmp/manifest.tsv" 2>"$tmp/err"; then

@@ -33,6 +33,9 @@ static Tokenizer *open_tokenizer(const CatOptions *o, const ShardList *shards, u
             return NULL;
         }
         t = tokenizer_from_spec(drs_tokenizer_spec(r));
+        if (!t)   /* a spec from another machine (bpe:/home/…): say which shard, and the way out */
+            dr_seterr("%s: cannot load the tokenizer it names, \"%s\": %s (give --tokenizer and "
+                      "--vocab-dir, or use --ids)", drs_path(r), drs_tokenizer_spec(r), dr_lasterr());
         drs_close(r);
     }
     if (t && tokenizer_check_fingerprint(t, fingerprint, shards->items[0].path) != 0) {

@@ -154,12 +154,16 @@ static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, u
         return 0;
     }
     if (rc->doc_shard != (int64_t)e->shard || rc->doc_index != e->doc) {
-        if (!rc->readers[e->shard]) {
-            rc->readers[e->shard] = drs_open(d->paths[e->shard]);
+        if (!rc->readers[e->shard]) {   /* the read-ahead thread's own reader: the same file */
+            rc->readers[e->shard] = drs_reopen(d->readers[e->shard]);
             if (!rc->readers[e->shard]) return -1;
         }
         DrsReader *r = rc->readers[e->shard];
-        uint32_t len = drs_doc(r, e->doc)->length;
+        const DrsDoc *doc = drs_doc(r, e->doc);
+        if (!doc || doc->length < start + e->length)
+            return dr_seterr("%s: document %u is not the one indexed (the file changed)",
+                             d->paths[e->shard], e->doc);
+        uint32_t len = doc->length;
         if (len > rc->doc_cap) {
             free(rc->doc);
             rc->doc_cap = len;
@@ -371,14 +375,16 @@ static void advance(DataPosition *p, uint64_t n_examples, uint64_t k) {
 /* The batch at s->pos; advances s->pos. */
 static int stream_batch(const DataLoader *d, Stream *s, DataBatch *b) {
     int B = d->opt.batch_size;
-    uint64_t idx[B];
+    uint64_t *idx = xmalloc((size_t)B * sizeof *idx);   /* not on the stack: B may be 2^20 */
     for (int i = 0; i < B; i++) {
         const uint32_t *order = get_order(d, &s->oc, s->pos.epoch);
         idx[i] = order[s->pos.cursor];
         advance(&s->pos, d->n_ex, 1);
     }
     int lo = d->part_hi < 0 ? 0 : d->part_lo, hi = d->part_hi < 0 ? B : d->part_hi;
-    return gather(d, &s->rc, idx, B, lo, hi, d->opt.bucket_by_length, b);
+    int rc = gather(d, &s->rc, idx, B, lo, hi, d->opt.bucket_by_length, b);
+    free(idx);
+    return rc;
 }
 
 /* ---- read-ahead thread --------------------------------------------------------------- */
@@ -676,9 +682,11 @@ int data_get(DataLoader *d, const uint64_t *idx, int n, DataBatch *b) {
 }
 
 int data_range_part(DataLoader *d, uint64_t start, int n, int lo, int hi, DataBatch *b) {
-    uint64_t idx[n > 0 ? n : 1];
+    uint64_t *idx = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *idx);   /* n may be 2^20 */
     for (int i = 0; i < n; i++) idx[i] = (start + (uint64_t)i) % d->n_ex;
-    return data_get_part(d, idx, n, lo, hi, b);
+    int rc = data_get_part(d, idx, n, lo, hi, b);
+    free(idx);
+    return rc;
 }
 
 int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {

@@ -20,7 +20,9 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
         if (!spec || !spec[0])
             return dr_seterr("%s: the shard names no tokenizer; use --ids", data_shard_path(d, 0));
         tok = tokenizer_from_spec(spec);
-        if (!tok) return -1;
+        if (!tok)
+            return dr_seterr("%s: cannot load the tokenizer it names, \"%s\": %s (use --ids)",
+                             data_shard_path(d, 0), spec, dr_lasterr());
         if (tokenizer_check_fingerprint(tok, data_fingerprint(d), data_shard_path(d, 0)) != 0) {
             tokenizer_free(tok);
             return -1;

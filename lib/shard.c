@@ -639,15 +639,20 @@ static int reader_acquire_locked(DrsReader *r) {
         }
         v = prev;
     }
-    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named *.drs is refused below, not waited on for a writer */
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return dr_seterr("%s: cannot open: %s%s", r->path, strerror(errno),
                          errno == EMFILE ? " (raise `ulimit -n`)" : "");
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int stat_ok = fstat(fd, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
         close(fd);
-        return dr_seterr("%s: not a regular file", r->path);
+        return dr_seterr("%s: not a regular file%s", r->path,
+                         !stat_ok ? "" : S_ISFIFO(st.st_mode) ? " (a FIFO)"
+                                       : S_ISDIR(st.st_mode) ? " (a directory)" : "");
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (!r->opened_once) {
         r->opened_once = 1;
         r->dev = st.st_dev;
@@ -814,8 +819,34 @@ static int parse_strings(DrsReader *r, const unsigned char *p, const unsigned ch
     return 0;
 }
 
+/* The index's counts (its first 16 bytes, before the whole index is read or its checksum
+ * known) against its size: the blocks, documents, source lengths and spec must fit, and
+ * without sources they fill it exactly. So the index is read into memory only when its
+ * size is what its counts say (a sparse or zero-filled file claiming a 64 GiB index is
+ * refused here, not allocated). */
+static int check_index_counts(DrsReader *r, const unsigned char *fixed, uint64_t index_size) {
+    uint32_t n_blocks = get_u32(fixed), n_sources = get_u32(fixed + 4), spec_len = get_u32(fixed + 8);
+    uint64_t room = index_size - INDEX_FIXED_SIZE - CHECKSUM_SIZE;
+    uint64_t need = 0;
+    int fits = n_blocks <= room / BLOCK_ENTRY_SIZE && r->n_docs <= room / DOC_ENTRY_SIZE;
+    if (fits) {
+        need = (uint64_t)n_blocks * BLOCK_ENTRY_SIZE + r->n_docs * DOC_ENTRY_SIZE +
+               (uint64_t)n_sources * 4 + spec_len;
+        fits = need <= room && (n_sources > 0 || need == room);
+    }
+    if (!fits)
+        return dr_seterr("%s: index of %llu bytes does not match its counts (%u blocks, %llu "
+                         "documents, %u sources, %u-byte tokenizer spec): truncated or corrupted",
+                         r->path, (unsigned long long)index_size, n_blocks,
+                         (unsigned long long)r->n_docs, n_sources, spec_len);
+    return 0;
+}
+
 static int parse_index(DrsReader *r, uint64_t index_offset, uint64_t index_size) {
-    unsigned char *ix = xmalloc(index_size);   /* index_size <= file size, checked */
+    unsigned char fixed[INDEX_FIXED_SIZE];
+    if (read_at(r, fixed, sizeof fixed, index_offset) < 0 || check_index_counts(r, fixed, index_size) < 0)
+        return -1;
+    unsigned char *ix = xmalloc(index_size);   /* index_size <= file size, and its counts fit it */
     int rc = -1;
     if (read_at(r, ix, index_size, index_offset) < 0) goto out;
     r->index_hash = get_u64(ix + index_size - CHECKSUM_SIZE);
@@ -866,6 +897,18 @@ DrsReader *drs_open(const char *path) {
     }
     r->dctx = ZSTD_createDCtx();
     CHECK(r->dctx, "ZSTD_createDCtx failed");
+    return r;
+}
+
+DrsReader *drs_reopen(const DrsReader *like) {
+    DrsReader *r = drs_open(like->path);
+    if (r && (r->dev != like->dev || r->ino != like->ino || r->file_size != like->file_size ||
+              r->mtime.tv_sec != like->mtime.tv_sec || r->mtime.tv_nsec != like->mtime.tv_nsec ||
+              drs_content_key(r) != drs_content_key(like))) {
+        dr_seterr("%s: the file was replaced or changed while this run was reading it", like->path);
+        drs_close(r);
+        return NULL;
+    }
     return r;
 }
 

@@ -110,12 +110,16 @@ void drs_writer_abort(DrsWriter *w);                  /* removes the temp file; 
 
 /* ---- reader ------------------------------------------------------------------ */
 
-DrsReader *drs_open(const char *path);
+DrsReader *drs_open(const char *path);                /* verifies header and index */
+/* A second reader of like's file (one per thread): refused, NULL + dr_seterr, when the
+ * file at like's path is no longer the one like opened (device, inode, size, modification
+ * time, content), so that it never serves another shard's tokens under like's index. */
+DrsReader *drs_reopen(const DrsReader *like);
 /* The most shard files all readers of the process keep open at once (default: half the
  * soft `ulimit -n`, at least 16); past it the least recently read is closed and reopened
  * when next read, refused if the file was replaced or changed in between. n < 1: the
  * default again. */
-void drs_set_fd_budget(long n);                /* verifies header and index */
+void drs_set_fd_budget(long n);
 void drs_close(DrsReader *r);
 const char *drs_path(const DrsReader *r);
 uint64_t drs_num_docs(const DrsReader *r);

@@ -19,6 +19,10 @@ check "--list" diff <("$BIN/dr-cat" --list "$TMP/ids.drs") \
 check "--jsonl --ids" diff <("$BIN/dr-cat" --jsonl --ids --source mail "$TMP/ids.drs") \
     <(printf '{"id": "0000000000000004", "source": "mail", "n_tokens": 2, "ids": [50256,7]}\n')
 printf 'val\tids.drs\n' >"$TMP/m.tsv"
+expect_error "a split the manifest lacks" "no shards of split 'train_a' in the inputs \(their splits: val\)" \
+    "$BIN/dr-cat" --ids --split train_a "$TMP/m.tsv"
+expect_error "--split without a manifest" "no shards of split 'val' .*they name no split" \
+    "$BIN/dr-cat" --ids --split val "$TMP/ids.drs"
 check "manifest --split" diff <("$BIN/dr-cat" --ids --head 1 --split val "$TMP/m.tsv") <(printf '[0,1,2,3,4,5,6,7,8,9]\n')
 check "--examples" [ "$("$BIN/dr-cat" --examples --ids --seq-len 4 "$TMP/ids.drs" | wc -l)" -eq 6 ]
 
@@ -55,6 +59,14 @@ if [ -x "$BIN/dr-tokenize" ]; then   # dr-tokenize then dr-cat gives the input b
     done
 fi
 expect_error "a shard whose tokenizer is unknown" "\"test\"" "$BIN/dr-cat" "$TMP/ids.drs"
+# a shard made on another machine names a vocabulary directory this one lacks: the line
+# names the shard and the way out, not only the directory
+printf 'web\t-\t1 2 3 4\n' | $MKSHARD --vocab 300 --spec bpe:/nonexistent/vocab "$TMP/elsewhere.drs"
+expect_error "a shard's bpe vocabulary missing here" \
+    "elsewhere\.drs: cannot load the tokenizer it names, \"bpe:/nonexistent/vocab\": .*--tokenizer" \
+    "$BIN/dr-cat" "$TMP/elsewhere.drs"
+expect_error "... --examples" "elsewhere\.drs: cannot load the tokenizer it names.*--ids" \
+    "$BIN/dr-cat" --examples "$TMP/elsewhere.drs"
 
 # ---- ranking by scores (window w = tokens [w*L, w*L + L + 1)) ----------------------------
 printf 'example_id\tscore\tsource\tn_tokens\n0000000000000001:0\t0.5\tweb\t5\n0000000000000001:1\t2.5\tweb\t5\n0000000000000001:2\t-1\tweb\t2\n0000000000000002:0\t1.5\tbooks\t5\n0000000000000002:1\t0.1\tbooks\t2\n00000000000000ff:0\t9.9\tweb\t5\n' >"$TMP/scores.tsv"
@@ -103,6 +115,14 @@ expect_error "truncated shard" "short\.drs: .*truncated" "$BIN/dr-cat" --ids "$T
 expect_error "missing input" "nope: No such file" "$BIN/dr-cat" "$TMP/nope"
 mkdir "$TMP/empty"
 expect_error "empty directory" "empty: no \*\.drs" "$BIN/dr-cat" "$TMP/empty"
+# a FIFO named *.drs (in a directory, or behind a manifest's directory line): refused at
+# once, not waited on for a writer (timeout: the old reader hung in open(2))
+mkdir "$TMP/withfifo" && cp "$TMP/ids.drs" "$TMP/withfifo/a.drs" && mkfifo "$TMP/withfifo/b.drs"
+expect_error "a FIFO in a directory" "withfifo/b\.drs: not a regular file \(a FIFO\)" \
+    timeout 20 "$BIN/dr-cat" --ids "$TMP/withfifo"
+printf 'val\twithfifo\n' >"$TMP/fifo.tsv"
+expect_error "a FIFO in a manifest's directory" "withfifo/b\.drs: not a regular file" \
+    timeout 20 "$BIN/dr-cat" --examples --ids --split val "$TMP/fifo.tsv"
 expect_error "empty manifest on stdin" "stdin.*no shards" "$BIN/dr-cat" - </dev/null
 expect_error "a shard on stdin" "stdin.*a token shard, not a manifest" "$BIN/dr-cat" --ids - <"$TMP/ids.drs"
 expect_error "unknown option" "--bogus" "$BIN/dr-cat" --bogus "$TMP/ids.drs"

@@ -478,6 +478,56 @@ static void test_fd_budget(void) {
     for (int s = 0; s < NS; s++) free(paths[s]);
 }
 
+/* A shard replaced (a new file renamed over its name) after the loader opened it: the
+ * read-ahead thread opens its own reader of it, which must be refused, not serve the new
+ * file's tokens under the old index (the same shape: silent garbage; shorter documents:
+ * reads past the document). */
+static void test_replaced_under_readahead(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/replaced.drs", dir);
+    int lens[4] = {10, 12, 9, 11};
+    write_shard(path, 20, lens, 4, 42, 0);
+    char *p1[] = {path};
+    DataOptions o = opts(4, 3);
+    o.resident_max_tokens = 0;
+    for (int shorter = 0; shorter <= 1; shorter++) {
+        o.prefetch = 2;
+        DataLoader *d = open_paths(1, p1, &o);
+        CHECK(d, "%s", dr_lasterr());
+        int lens2[4] = {10, 12, 9, 11};
+        if (shorter) for (int k = 0; k < 4; k++) lens2[k] = 3;
+        write_shard(path, 21 + shorter, lens2, 4, 42, 0);   /* other tokens, same or shorter */
+        DataBatch *b = data_batch_new(d);
+        int rc = data_next(d, b);
+        TEST_CHECK(rc != 0 && strstr(dr_lasterr(), "replaced or changed"),
+                   "a shard replaced before the read-ahead opened it was read (shorter %d): %s", shorter,
+                   rc ? dr_lasterr() : "no error");
+        data_batch_free(b);
+        data_close(d);
+        write_shard(path, 20, lens, 4, 42, 0);
+    }
+}
+
+/* The largest batch the config allows (data.batch_size 2^20) with a tiny seq_len: the
+ * example numbers of a batch live on the heap, not in an 8 MiB array on the stack. */
+static void test_large_batch(void) {
+    char *paths[] = {path_a, path_b, path_c};
+    DataOptions o = opts(1, 1 << 20);
+    o.seq_len_rater = 0;
+    for (int pf = 0; pf <= 1; pf++) {
+        o.prefetch = pf;
+        DataLoader *d = open_paths(3, paths, &o);
+        CHECK(d, "%s", dr_lasterr());
+        DataBatch *b = data_batch_new(d);
+        TEST_CHECK(data_next(d, b) == 0 && b->B == 1 << 20 && b->n_tokens == 1 << 20,
+                   "a batch of 2^20 examples (prefetch %d): %s", pf, dr_lasterr());
+        TEST_CHECK(data_range(d, 5, 1 << 20, b) == 0 && b->B == 1 << 20, "data_range of 2^20: %s",
+                   dr_lasterr());
+        data_batch_free(b);
+        data_close(d);
+    }
+}
+
 int main(void) {
     dr_set_progname("test_data");
     snprintf(dir, sizeof dir, "/tmp/dr_test_data.XXXXXX");
@@ -506,6 +556,8 @@ int main(void) {
     test_parts(1);
     test_errors();
     test_fd_budget();
+    test_replaced_under_readahead();
+    test_large_batch();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -2,11 +2,13 @@
  * than a block, 2- and 4-byte tokens, background compression giving the same bytes),
  * random access, writer refusals, atomic writes, and that every single-byte
  * corruption and every truncation of a small shard is reported as an error and never
- * returned as tokens. */
+ * returned as tokens; a sparse file claiming a huge index is refused unallocated. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -310,6 +312,47 @@ static void test_crafted_index(const char *dir) {
     unlink(bad);
 }
 
+/* A sparse 8 GiB file whose header (checksum right) puts the index right after it: the
+ * index's counts (all zero: no block, document, source or spec) do not fill 8 GiB, so the
+ * shard is refused by name before its index is allocated and read. Checked in a child
+ * under a 4 GiB address-space limit, where such an allocation fails (and xmalloc's "out
+ * of memory" line names no shard). */
+static void test_huge_index_claim(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/sparse.drs", dir);
+    const uint64_t size = (uint64_t)8 << 30;
+    unsigned char h[DRS_HEADER_SIZE] = {0};
+    memcpy(h, "DRSHARD1", 8);
+    h[8] = DRS_VERSION;
+    h[12] = 2;                             /* token width for vocab 300 */
+    h[16] = 300 & 0xff;
+    h[17] = 300 >> 8;
+    put_le64(h + 48, DRS_HEADER_SIZE);     /* index offset: right after the header */
+    put_le64(h + 56, size - DRS_HEADER_SIZE);
+    put_le64(h + 64, XXH64(h, 64, 0));
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(h, 1, sizeof h, f) == sizeof h && fflush(f) == 0 &&
+              ftruncate(fileno(f), (off_t)size) == 0 && fclose(f) == 0,
+          "cannot write the sparse %s", path);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork failed");
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)4 << 30, (rlim_t)4 << 30};
+        setrlimit(RLIMIT_AS, &rl);
+        DrsReader *r = drs_open(path);
+        int ok = !r && strstr(dr_lasterr(), "sparse.drs: index of") && strstr(dr_lasterr(), "counts");
+        if (!ok) fprintf(stderr, "sparse.drs: %s\n", r ? "opened" : dr_lasterr());
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    TEST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "a sparse 8 GiB shard claiming an 8 GiB index is refused by name, unallocated "
+               "(child status %d)", status);
+    unlink(path);
+}
+
 int main(void) {
     /* tmpfs when there is one: thousands of small files are written below */
     char dir[64] = "/dev/shm/test_shard.XXXXXX";
@@ -322,6 +365,7 @@ int main(void) {
     test_writer_refusals(dir);
     test_corruption(dir);
     test_crafted_index(dir);
+    test_huge_index_claim(dir);
     rmdir(dir);
     return test_finish("test_shard");
 }

@@ -43,6 +43,16 @@ long cli_long(const char *opt, const char *s, long min, long max) {
     return v;
 }
 
+uint64_t cli_u64(const char *opt, const char *s) {
+    int ok = *s != 0;
+    for (const char *p = s; *p && ok; p++) ok = *p >= '0' && *p <= '9';
+    errno = 0;
+    unsigned long long v = ok ? strtoull(s, NULL, 10) : 0;
+    if (!ok || errno == ERANGE)
+        dr_die("%s: '%s' is not an integer in [0, 18446744073709551615]", opt, s);
+    return (uint64_t)v;
+}
+
 /* ---- outputs that would replace inputs ------------------------------------------------ */
 
 void cli_files_add(CliFiles *f, const char *role, const char *path) {

@@ -4,6 +4,7 @@
 #define DR_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "inputs.h"
 
@@ -14,12 +15,15 @@ void cli_print_version(void);
 /* The value of option argv[*i] (advances *i); dies "option X needs a value". */
 const char *cli_value(int argc, char **argv, int *i);
 /* cli_value for an option that may be given once: dies "option X given twice" when
- * prev (its earlier value) is not NULL (a second --config would silently replace the
- * first file). */
+ * prev (its earlier value) is not NULL (a second --config, --scores, -o or --rater would
+ * silently replace the first one). */
 const char *cli_value_once(int argc, char **argv, int *i, const char *prev);
 /* Strict conversions; die naming the option on anything that is not a number in range. */
 double cli_double(const char *opt, const char *s, double min, double max);
 long cli_long(const char *opt, const char *s, long min, long max);
+/* An unsigned 64-bit integer, decimal digits only (a seed: experiment.seed's range,
+ * 0 … 18446744073709551615); dies naming the option otherwise. */
+uint64_t cli_u64(const char *opt, const char *s);
 
 /* The files a run reads and the files it writes, so that an output path that names one
  * of its inputs (`-o` onto a shard, `--log` onto the config, `-o` onto the --rater …) is

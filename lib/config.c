@@ -316,11 +316,20 @@ static int in_range(const KeyDef *k, long double v) {
     return 1;
 }
 
+/* The length of s cut to at most max bytes, not inside a UTF-8 character (so that a
+ * message quoting it stays valid text). */
+static int utf8_cut(const char *s, size_t max) {
+    size_t len = strlen(s);
+    if (len <= max) return (int)len;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) max--;
+    return (int)max;
+}
+
 /* Quotes at most 60 characters of a bad value for a message. */
 static const char *shown(const char *s, char *buf, size_t n) {
     size_t len = strlen(s);
     if (len + 1 <= n && len <= 60) return s;
-    snprintf(buf, n, "%.57s...", s);
+    snprintf(buf, n, "%.*s...", utf8_cut(s, 57), s);
     return buf;
 }
 
@@ -432,8 +441,7 @@ static int set_pair(Config *cfg, const KeyDef *k, const char *a, const char *b, 
 
 /* A pair written as text: "[a, b]" (brackets optional, as in --set rater.clamp=0.1,0.9). */
 static int set_pair_text(Config *cfg, const KeyDef *k, const char *text, char *err, size_t errlen) {
-    char buf[128], *parts[3] = {0};
-    snprintf(buf, sizeof buf, "%s", text);
+    char *buf = xstrdup(text), *parts[3] = {0};   /* whole: a fixed buffer would cut a long one */
     char *s = buf;
     while (isspace((unsigned char)*s)) s++;
     size_t len = strlen(s);
@@ -453,12 +461,16 @@ static int set_pair_text(Config *cfg, const KeyDef *k, const char *text, char *e
         if (!comma) break;
         tok = comma + 1;
     }
+    int rc;
     if (n != 1) {
         char sb[80];
         snprintf(err, errlen, "expected a pair [x, y], got '%s'", shown(text, sb, sizeof sb));
-        return -1;
+        rc = -1;
+    } else {
+        rc = set_pair(cfg, k, parts[0], parts[1], err, errlen);
     }
-    return set_pair(cfg, k, parts[0], parts[1], err, errlen);
+    free(buf);
+    return rc;
 }
 
 static int set_text(Config *cfg, const KeyDef *k, const char *text, char *err, size_t errlen) {
@@ -567,6 +579,20 @@ static int node_is_null(yaml_node_t *n) {
     return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
+/* The line of a YAML error. A reader error (invalid UTF-8, a control character) leaves
+ * problem_mark at 0 and gives the byte offset instead: its line is counted in the file. */
+static size_t yaml_error_line(const yaml_parser_t *parser, FILE *f) {
+    if (parser->error != YAML_READER_ERROR) return parser->problem_mark.line + 1;
+    size_t line = 1;
+    rewind(f);
+    for (size_t i = 0; i < parser->problem_offset; i++) {
+        int c = getc(f);
+        if (c == EOF) break;
+        line += c == '\n';
+    }
+    return line;
+}
+
 static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return dr_seterr("%s: is a directory, not a config file", path);
@@ -578,7 +604,7 @@ static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
     yaml_parser_set_input_file(&parser, f);
     int rc = -1, have_doc = 0;
     if (!yaml_parser_load(&parser, &doc)) {
-        dr_seterr("%s:%zu: YAML syntax error: %s%s%s", path, parser.problem_mark.line + 1,
+        dr_seterr("%s:%zu: YAML syntax error: %s%s%s", path, yaml_error_line(&parser, f),
                   parser.problem ? parser.problem : "malformed", parser.context ? " " : "",
                   parser.context ? parser.context : "");
         goto out;
@@ -601,6 +627,10 @@ static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
         size_t sline = sk->start_mark.line + 1;
         if (sk->type != YAML_SCALAR_NODE) {
             dr_seterr("%s:%zu: expected a section name", path, sline);
+            goto out;
+        }
+        if (strlen(node_text(sk)) != sk->data.scalar.length) {
+            dr_seterr("%s:%zu: a section name contains a NUL character", path, sline);
             goto out;
         }
         const char *sname = node_text(sk);
@@ -632,6 +662,10 @@ static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
             size_t line = kn->start_mark.line + 1;
             if (kn->type != YAML_SCALAR_NODE) {
                 dr_seterr("%s:%zu: expected a key name in section '%s'", path, line, sname);
+                goto out;
+            }
+            if (strlen(node_text(kn)) != kn->data.scalar.length) {   /* "keep\0x" is not keep */
+                dr_seterr("%s:%zu: a key name in section '%s' contains a NUL character", path, line, sname);
                 goto out;
             }
             char full[192];
@@ -695,7 +729,7 @@ check_more:
     yaml_document_delete(&doc);
     have_doc = 0;
     if (!yaml_parser_load(&parser, &doc)) {
-        dr_seterr("%s:%zu: YAML syntax error: %s", path, parser.problem_mark.line + 1,
+        dr_seterr("%s:%zu: YAML syntax error: %s", path, yaml_error_line(&parser, f),
                   parser.problem ? parser.problem : "malformed");
         rc = -1;
         goto out;
@@ -717,7 +751,8 @@ out:
 static int apply_set(Config *cfg, const char *arg, LoadCtx *ctx) {
     const char *eq = strchr(arg, '=');
     char where[160];
-    snprintf(where, sizeof where, "--set %s", arg);
+    const int cut = utf8_cut(arg, sizeof where - 10);
+    snprintf(where, sizeof where, "--set %.*s%s", cut, arg, arg[cut] ? "..." : "");
     if (!eq || eq == arg) return dr_seterr("%s: expected section.key=value", where);
     char key[128];
     size_t kl = (size_t)(eq - arg);
@@ -735,10 +770,9 @@ static int apply_set(Config *cfg, const char *arg, LoadCtx *ctx) {
         return dr_seterr("%s: unknown key '%s'%s%s%s", where, key, s ? " (did you mean " : "", s ? s : "",
                          s ? "?)" : "");
     }
-    char val[256];
     const char *v = eq + 1;
     while (isspace((unsigned char)*v)) v++;
-    snprintf(val, sizeof val, "%s", v);
+    char *val = xstrdup(v);   /* whole: a fixed buffer would cut a long value into another one */
     size_t vl = strlen(val);
     while (vl && isspace((unsigned char)val[vl - 1])) val[--vl] = 0;
     /* YAML-style quotes around a string value are removed. */
@@ -747,7 +781,9 @@ static int apply_set(Config *cfg, const char *arg, LoadCtx *ctx) {
         val[vl - 2] = 0;
     }
     char err[384];
-    if (set_text(cfg, &schema[ki], val, err, sizeof err)) return dr_seterr("%s: %s: %s", where, key, err);
+    int rc = set_text(cfg, &schema[ki], val, err, sizeof err);
+    free(val);
+    if (rc) return dr_seterr("%s: %s: %s", where, key, err);
     note_origin(ctx, ki, where);
     return 0;
 }

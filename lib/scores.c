@@ -299,27 +299,37 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
         used[row] = 1;
         out[i] = s->score[row];
     }
-    /* the first line (in file order) that no example took, else the first example
-     * that no line scored */
+    /* The first line (in file order) beyond what the shards hold: an id the shards hold k
+     * times is refused at its (k+1)-th line in file order (the duplicate), whichever of
+     * its lines the scores gave to the examples; an id not in the shards at its first.
+     * Then the first example that no line scored. */
+    uint32_t *times = NULL, *seen = NULL;   /* per slot: examples the id matched, lines so far */
     for (size_t r = 0; r < s->n && rc == 0; r++) {
-        if (used[r]) continue;
+        if (used[r] && !times) continue;   /* nothing refused before the first unused line */
+        if (!times) {
+            times = xcalloc(m.mask + 1, sizeof *times);
+            seen = xcalloc(m.mask + 1, sizeof *seen);
+            for (size_t q = 0; q < s->n; q++)
+                if (used[q]) times[find_slot(&m, s, s->doc_id[q], s->window[q])]++;
+            for (size_t q = 0; q < r; q++) seen[find_slot(&m, s, s->doc_id[q], s->window[q])]++;
+        }
         size_t h = find_slot(&m, s, s->doc_id[r], s->window[r]);
-        uint32_t first = m.first[h], times = 0;   /* times: the examples the id matched */
-        for (uint32_t q = m.head[h]; q != NONE; q = next[q]) times += used[q];
-        if (times > 0) {
-            if (times > 1)
-                rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u): the "
-                               "shards hold it %u times, the file more often", s->path, r + 2,
-                               (unsigned long long)s->doc_id[r], s->window[r], first + 2, times);
-            else
-                rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u)",
-                               s->path, r + 2, (unsigned long long)s->doc_id[r], s->window[r],
-                               first + 2);
-        } else {
+        if (++seen[h] <= times[h]) continue;
+        uint32_t first = m.first[h];
+        if (times[h] > 1)
+            rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u): the "
+                           "shards hold it %u times, the file more often", s->path, r + 2,
+                           (unsigned long long)s->doc_id[r], s->window[r], first + 2, times[h]);
+        else if (times[h] == 1)
+            rc = dr_seterr("%s:%zu: duplicate example id %016llx:%u (first at line %u)",
+                           s->path, r + 2, (unsigned long long)s->doc_id[r], s->window[r],
+                           first + 2);
+        else
             rc = dr_seterr("%s:%zu: example %016llx:%u is not in the shards", s->path, r + 2,
                            (unsigned long long)s->doc_id[r], s->window[r]);
-        }
     }
+    free(times);
+    free(seen);
     if (rc == 0 && missing != UINT64_MAX) {
         char id[DATA_ID_MAX];
         data_example_id(d, missing, id);

@@ -15,7 +15,8 @@
 #    dr-train trains on them; a second, smaller output removes the first one's extra shards;
 #  - bad input: scores that do not match the shards (missing, extra and duplicate ids,
 #    non-numeric and NaN scores) and keep fractions outside (0, 1] are refused with one
-#    line (naming the offending line) and no output shard.
+#    line (naming the offending line) and no output shard; a file size limit (ulimit -f)
+#    is one error line and no file left; an option naming a file given twice is refused.
 # Fails (never skips) when a tool is missing: dr-meta included.
 source "$(dirname "$0")/helpers.bash" dr-tokenize dr-split dr-meta dr-score dr-filter dr-cat dr-train
 
@@ -204,6 +205,10 @@ expect_error "scores: a missing id" "no score for example $ID7" "${FILTER[@]}"; 
 expect_error "scores: an extra id" ":$((N + 2)): example 0123456789abcdef:0 is not in the shards" "${FILTER[@]}"; no_output "extra id"
 { cat "$S"; grep "^$ID9	" "$S"; } > "$TMP/bad.tsv"
 expect_error "scores: a duplicate id" ":$((N + 2)): duplicate example id $ID9 \(first at line $L9\)" "${FILTER[@]}"; no_output "duplicate id"
+# the duplicate is the line past the shards' count, even when its lower score took the
+# example (before: the first line was named, as a duplicate of itself)
+{ cat "$S"; grep "^$ID9	" "$S" | awk -F'\t' -v OFS='\t' '{ $2 = $2 - 1; print }'; } > "$TMP/bad.tsv"
+expect_error "scores: a duplicate id with a lower score" ":$((N + 2)): duplicate example id $ID9 \(first at line $L9\)" "${FILTER[@]}"; no_output "lower duplicate"
 awk -F'\t' -v OFS='\t' 'NR == 5 { $2 = "abc" } 1' "$S" > "$TMP/bad.tsv"
 expect_error "scores: a non-numeric score" ":5: score 'abc' is not a number" "${FILTER[@]}"; no_output "non-numeric"
 awk -F'\t' -v OFS='\t' 'NR == 6 { $2 = "nan" } 1' "$S" > "$TMP/bad.tsv"
@@ -285,6 +290,33 @@ filter_limited() { (ulimit -n 40 && "$BIN/dr-filter" --scores "$TMP/many_free.ts
                     -o "$TMP/many_kept" "$TMP/many" >/dev/null 2>&1); }
 check "dr-score under ulimit -n 40 over $(wc -l < "$TMP/many.paths") shards equals the run without the limit" score_limited
 check "... and dr-filter runs under it too" filter_limited
+# a file size limit (ulimit -f): a write error naming the file, not death by SIGXFSZ
+# (before: status 153, no message, x.tsv.tmp.<pid> or filtered-00000.drs.tmp.<pid> left)
+with_fsize() { local blocks=$1; shift; bash -c 'ulimit -f "$0"; exec "$@"' "$blocks" "$@"; }
+expect_error "dr-score -o under ulimit -f" "fz\.tsv: writing the scores failed: File too large" \
+    with_fsize 16 "$BIN/dr-score" --rater "$R" $TOY -o "$TMP/fz.tsv" "$TMP/splits/train_b"
+expect_error "dr-score to stdout under ulimit -f" "\(stdout\): writing the scores failed: File too large" \
+    bash -c 'ulimit -f 16; exec "$@" > "$0"' "$TMP/fz-stdout.tsv" "$BIN/dr-score" --rater "$R" $TOY "$TMP/splits/train_b"
+expect_error "dr-filter under ulimit -f" "fzdir/filtered-00000\.drs: write failed: File too large" \
+    with_fsize 8 "$BIN/dr-filter" --scores "$S" --keep 1 $TOY -o "$TMP/fzdir" "$TMP/splits/train_b"
+check "ulimit -f: no -o file, no output directory left" \
+    bash -c "[ -z \"\$(ls -d '$TMP'/fz.tsv* '$TMP/fzdir' 2>/dev/null)\" ]"
+# an option naming a file given twice: refused (before: the last one silently won)
+expect_error "dr-filter --scores twice" "option --scores given twice" \
+    "$BIN/dr-filter" --scores "$S" --scores "$TMP/ppl_b.tsv" --keep 0.5 $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+expect_error "dr-filter -o twice" "option -o given twice" \
+    "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY -o "$TMP/badout" -o "$TMP/badout2" "$TMP/splits/train_b"
+expect_error "dr-score --rater twice" "option --rater given twice" \
+    "$BIN/dr-score" --rater "$R" --rater "$TMP/lm.safetensors" $TOY "$TMP/splits/train_b"
+no_output "options twice"
+# --seed takes experiment.seed's whole range (u64): the same sample as the config's seed
+# (before: above 2^63 - 1 refused)
+"$BIN/dr-filter" --scores "$S" --random 0.3 --seed 18446744073709551615 $TOY -o "$TMP/sbig" "$TMP/splits/train_b" >/dev/null 2>&1
+"$BIN/dr-filter" --scores "$S" --random 0.3 $TOY --set experiment.seed=18446744073709551615 -o "$TMP/sbig2" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--seed 18446744073709551615 = experiment.seed 18446744073709551615" \
+    cmp -s "$TMP/sbig/filtered-00000.drs" "$TMP/sbig2/filtered-00000.drs"
+expect_error "--seed -1" "--seed: '-1' is not an integer in \[0, 18446744073709551615\]" \
+    "$BIN/dr-filter" --scores "$S" --random 0.3 --seed -1 $TOY -o "$TMP/badout" "$TMP/splits/train_b"
 for tool in dr-score dr-filter; do
     check "$tool --help shows usage and an example" bash -c "'$BIN/$tool' --help | grep -q '^usage:' && '$BIN/$tool' --help | grep -q 'example'"
     check "$tool --version" bash -c "'$BIN/$tool' --version | grep -q '^$tool [0-9]'"

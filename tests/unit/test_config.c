@@ -275,6 +275,41 @@ static void test_sets(void) {
     TEST_CHECK(config_load(&c, p, 1, bad) == -1 && memcmp(&c, &before, sizeof c) == 0, "failed load leaves cfg alone");
 }
 
+/* Bad input the loader once took or described wrongly. */
+static void test_adversarial(void) {
+    /* a name with a NUL is not the name before it ("keep\0x" was taken as deploy.keep) */
+    ERR("deploy:\n  \"keep\\0x\": 0.5\n", "bad.yaml:2: a key name in section 'deploy' contains a NUL character");
+    ERR("\"deploy\\0x\":\n  keep: 0.5\n", "bad.yaml:1: a section name contains a NUL character");
+    /* invalid UTF-8 and control characters: the line they are on (was always line 1) */
+    ERR("# c\n\ndata:\n  seq_len: 32\xff\n", "bad.yaml:4: YAML syntax error: invalid leading UTF-8 octet");
+    ERR("data:\n  seq_len: 32\n  min_tokens: 2\x01\n", "bad.yaml:3: YAML syntax error: control characters");
+    ERR("lm:\n  d_model: 64\n---\nlm: \xc3\n", "bad.yaml:4: YAML syntax error");
+
+    /* --set values longer than any fixed buffer: read whole, never cut into another value */
+    Config c;
+    char v1[400], v2[400], v3[400], v4[600];
+    snprintf(v1, sizeof v1, "deploy.keep=0.5%0300d1", 0);           /* 0.5000…0001 */
+    snprintf(v2, sizeof v2, "data.seq_len=1e%0300d2", 0);           /* 1e000…0002 = 100 */
+    snprintf(v3, sizeof v3, "rater.clamp=[0.1,%250s0.9]", "");      /* spaces before 0.9 */
+    snprintf(v4, sizeof v4, "experiment.name=%0300d", 0);
+    char *sets[] = {v1, v2, v3};
+    TEST_CHECK(config_load(&c, NULL, 3, sets) == 0, "long --set values: %s", dr_lasterr());
+    TEST_CHECK(c.deploy.keep == strtod(v1 + 12, NULL) && c.data.seq_len == 100, "long --set values read whole: "
+               "keep %.17g, seq_len %d (want 100)", c.deploy.keep, c.data.seq_len);
+    TEST_CHECK(c.rater.clamp_min == 0.1 && c.rater.clamp_max == 0.9, "a long pair: [%g, %g]", c.rater.clamp_min, c.rater.clamp_max);
+    SET_ERR(v4, "experiment.name: expected at most 127 bytes, got 300");
+    /* a message quoting a long value cuts it between UTF-8 characters */
+    char v5[600] = "experiment.name=";
+    for (int i = 0; i < 200; i++) strcat(v5, "\xc3\xa9");
+    char *s5[] = {v5};
+    TEST_CHECK(config_load(&c, NULL, 1, s5) == -1, "a 400-byte name is refused");
+    const char *msg = dr_lasterr();
+    int valid = 1;   /* every 0xc3 lead byte followed by its continuation byte */
+    for (const char *q = msg; *q; q++)
+        if ((unsigned char)*q == 0xc3 && (unsigned char)q[1] != 0xa9) valid = 0;
+    TEST_CHECK(valid && strstr(msg, "got 400"), "message cut inside a UTF-8 character or wrong: %s", msg);
+}
+
 static void test_round_trip(void) {
     Config c;
     char *sets[] = {"experiment.name=a \"quoted\": #name\\ with é", "experiment.seed=12345678901234567890",
@@ -362,6 +397,7 @@ int main(int argc, char **argv) {
     test_values();
     test_errors();
     test_sets();
+    test_adversarial();
     test_round_trip();
     cleanup();
     return test_finish("test_config");

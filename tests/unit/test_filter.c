@@ -218,6 +218,17 @@ static void test_scores_duplicates(const char *dir) {
           ":5: duplicate example id 000000000000bbbb:0 (first at line 2): the shards hold it 2 times" },
         { "000000000000aaaa:0\t2\ts\t3\n000000000000aaaa:0\t2\ts\t3\n000000000000bbbb:0\t1\ts\t3\n"
           "000000000000bbbb:0\t3\ts\t3\n", ":3: duplicate example id 000000000000aaaa:0 (first at line 2)" },
+        /* the duplicate is the line past the shards' count in file order, whichever line
+         * the lowest-first assignment gave the example: here the later, lower one took
+         * aaaa's example, and line 2 (its first) must not be named as its own duplicate */
+        { "000000000000aaaa:0\t5\ts\t3\n000000000000bbbb:0\t1\ts\t3\n000000000000bbbb:0\t3\ts\t3\n"
+          "000000000000aaaa:0\t2\ts\t3\n", ":5: duplicate example id 000000000000aaaa:0 (first at line 2)" },
+        { "000000000000bbbb:0\t9\ts\t3\n000000000000aaaa:0\t2\ts\t3\n000000000000bbbb:0\t8\ts\t3\n"
+          "000000000000bbbb:0\t1\ts\t3\n",
+          ":5: duplicate example id 000000000000bbbb:0 (first at line 2): the shards hold it 2 times" },
+        /* an id not in the shards is named at its first line, even after a duplicate's */
+        { "000000000000cccc:0\t1\ts\t3\n000000000000bbbb:0\t1\ts\t3\n000000000000aaaa:0\t2\ts\t3\n"
+          "000000000000bbbb:0\t3\ts\t3\n", ":2: example 000000000000cccc:0 is not in the shards" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         FILE *f = fopen(tsv, "w");

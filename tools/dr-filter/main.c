@@ -1,5 +1,6 @@
 /* dr-filter — keep the best examples by score and write them as new shards.
  * Thin: parse options, then lib/scores.c (read + align), lib/filter.c (select + write). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
     const char *scores_path = NULL, *out_dir = NULL, *config_path = NULL, *split = NULL;
-    const char *prefix = "filtered";
+    const char *prefix = "filtered", *prefix_given = NULL;
     char **sets = xcalloc((size_t)argc, sizeof *sets);
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0, top = 0;
@@ -71,18 +72,19 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
-        else if (!strcmp(a, "--scores")) scores_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-o")) out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--scores")) scores_path = cli_value_once(argc, argv, &i, scores_path);
+        else if (!strcmp(a, "-o")) out_dir = cli_value_once(argc, argv, &i, out_dir);
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--split")) split = cli_value_once(argc, argv, &i, split);
         else if (!strcmp(a, "--prefix")) {
-            prefix = cli_value(argc, argv, &i);
+            prefix = cli_value_once(argc, argv, &i, prefix_given);
+            prefix_given = prefix;
             if (!prefix[0] || strchr(prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", prefix);
         }
         else if (!strcmp(a, "--invert")) fo.invert = 1;
         else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
-        else if (!strcmp(a, "--seed")) { fo.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL); seed_given = 1; }
+        else if (!strcmp(a, "--seed")) { fo.seed = cli_u64(a, cli_value(argc, argv, &i)); seed_given = 1; }
         else if (!strcmp(a, "--fraction") || !strcmp(a, "--keep")) {
             double f = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
             if (!(f > 0 && f <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, f);
@@ -161,6 +163,9 @@ int main(int argc, char **argv) {
     filter_select(&fo, aligned, n, keep);
 
     dr_install_cleanup_signals();
+    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, reported with the shard's
+     * name and the partial shard removed, instead of SIGXFSZ killing dr-filter with neither. */
+    signal(SIGXFSZ, SIG_IGN);
     FilterSummary sum;
     if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), stdout, &sum) != 0)
         dr_die("%s", dr_lasterr());

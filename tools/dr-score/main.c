@@ -3,6 +3,7 @@
  * Thin: parse options, load the checkpoint, call lib/score.c. */
 #include <errno.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +78,13 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
-        else if (!strcmp(a, "--rater")) rater_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--lm")) lm_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--rater")) rater_path = cli_value_once(argc, argv, &i, rater_path);
+        else if (!strcmp(a, "--lm")) lm_path = cli_value_once(argc, argv, &i, lm_path);
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--split")) split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--split")) split = cli_value_once(argc, argv, &i, split);
         else if (!strcmp(a, "--device")) device = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-o")) out_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) out_path = cli_value_once(argc, argv, &i, out_path);
         else if (!strcmp(a, "--batch")) batch = cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
@@ -135,6 +136,9 @@ int main(int argc, char **argv) {
     char *tmp = NULL;
     FILE *out = stdout;
     dr_install_cleanup_signals();   /* Ctrl-C removes -o's temporary file; a closed stdout ends quietly */
+    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, reported below and the
+     * temporary file removed, instead of SIGXFSZ killing dr-score with neither. */
+    signal(SIGXFSZ, SIG_IGN);
     if (out_path) {
         out = dr_atomic_open(out_path, &tmp);
         if (!out) dr_die("%s", dr_lasterr());

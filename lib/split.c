@@ -121,10 +121,10 @@ static int scan_shard(Plan *p, InputShard *s, const SplitOptions *o, SplitStats 
         p->fingerprint = drs_fingerprint(r);
         p->spec = xstrdup(drs_tokenizer_spec(r));
     } else if (drs_fingerprint(r) != p->fingerprint || drs_vocab_size(r) != p->vocab) {
-        dr_seterr("%s and %s were made by different tokenizers (\"%s\", fingerprint %016llx vs "
-                  "\"%s\", fingerprint %016llx): refusing to mix them", p->shards[0].path, s->path,
-                  p->spec, (unsigned long long)p->fingerprint, drs_tokenizer_spec(r),
-                  (unsigned long long)drs_fingerprint(r));
+        dr_seterr("%s and %s were made by different tokenizers (\"%s\", fingerprint %016llx, vocab %u "
+                  "vs \"%s\", fingerprint %016llx, vocab %u): refusing to mix them", p->shards[0].path,
+                  s->path, p->spec, (unsigned long long)p->fingerprint, p->vocab, drs_tokenizer_spec(r),
+                  (unsigned long long)drs_fingerprint(r), drs_vocab_size(r));
         drs_close(r);
         return -1;
     }
@@ -797,21 +797,47 @@ static void write_manifest(FILE *f, const char *prefix, const Plan *p, const Spl
         }
 }
 
-static int write_manifest_file(const Plan *p, const SplitOptions *o, const SplitStats *st) {
-    size_t n = strlen(o->out_dir) + 16;
-    char *path = xmalloc(n), *tmp;
-    snprintf(path, n, "%s/manifest.tsv", o->out_dir);
-    FILE *f = dr_atomic_open(path, &tmp);
+/* DIR/manifest.tsv written and synced under its temporary name (*tmp, still
+ * registered for removal); dr_atomic_rename puts it in place. */
+static int prepare_manifest_file(const Plan *p, const SplitOptions *o, const SplitStats *st,
+                                 char **path_out, char **tmp) {
+    char *path = dr_path_join(o->out_dir, "manifest.tsv");
+    FILE *f = dr_atomic_open(path, tmp);
     int rc = -1;
     if (f) {
         write_manifest(f, "", p, o, st);
-        rc = dr_atomic_commit(f, tmp, path);
+        rc = dr_atomic_finish(f, *tmp, path);   /* on failure: *tmp removed and freed */
     }
-    free(path);
+    if (rc == 0) *path_out = path;
+    else free(path);
     return rc;
 }
 
 /* ---- the run ---------------------------------------------------------------------- */
+
+/* One shard file twice among the inputs, whatever split a manifest put it in (dr-split
+ * ignores those: "train_a<TAB>x.drs" and "val<TAB>x.drs", or a manifest's shard given
+ * again by its path) would have its documents counted twice: refused. shardlist_add_inputs
+ * refuses a repeat within one split only, which other tools may take on purpose. */
+static int check_distinct_files(const ShardList *inputs) {
+    FileKey *k = xmalloc((inputs->n ? inputs->n : 1) * sizeof *k);
+    size_t m = 0;
+    for (size_t i = 0; i < inputs->n; i++) {
+        struct stat sb;
+        if (stat(inputs->items[i].path, &sb) == 0) k[m++] = (FileKey){sb.st_dev, sb.st_ino, i};
+    }
+    qsort(k, m, sizeof *k, file_key_cmp);
+    int rc = 0;
+    for (size_t a = 0; a + 1 < m && rc == 0; a++)
+        if (k[a + 1].dev == k[a].dev && k[a + 1].ino == k[a].ino) {
+            const ShardRef *x = &inputs->items[k[a].i], *y = &inputs->items[k[a + 1].i];
+            rc = dr_seterr("%s%s%s is given twice (also as %s%s%s): its documents would count twice",
+                           y->path, y->split[0] ? " in split " : "", y->split, x->path,
+                           x->split[0] ? " in split " : "", x->split);
+        }
+    free(k);
+    return rc;
+}
 
 static int check_options(const SplitOptions *o) {
     if (!(o->val >= 0 && o->val <= 1)) return dr_seterr("--val %g: must be in [0, 1]", o->val);
@@ -822,17 +848,64 @@ static int check_options(const SplitOptions *o) {
     return 0;
 }
 
+/* Makes DIR/<split>/ for every split that has shards, before anything is moved: a
+ * split's path that is a file (or cannot be made) must fail the run while DIR is still
+ * all old. made[s] is set for the directories it created (removed again by
+ * unmake_split_dirs when the run fails). */
+static int make_split_dirs(const SplitStats *st, const char *out_dir, int made[SPLIT_COUNT]) {
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        made[s] = 0;
+        if (st->shards[s] == 0) continue;
+        char *dir = split_dir(out_dir, s);
+        struct stat sb;
+        int existed = stat(dir, &sb) == 0;
+        int rc = make_dir(dir);
+        made[s] = rc == 0 && !existed;
+        free(dir);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+static void unmake_split_dirs(const char *out_dir, const int made[SPLIT_COUNT]) {
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        if (made[s]) {
+            char *dir = split_dir(out_dir, s);
+            rmdir(dir);
+            free(dir);
+        }
+}
+
+/* Before the long pass: a DIR/<split> of a split that can get documents, or
+ * DIR/manifest.tsv, that is not what it must be (a file where the split's directory
+ * goes, a directory where the manifest goes) is refused now, not after every shard is
+ * written (make_split_dirs still checks, for what changes in between). */
+static int check_output_paths(const SplitOptions *o) {
+    const char *out_dir = o->out_dir;
+    int may_get[SPLIT_COUNT];
+    may_get[SPLIT_VAL] = o->val > 0;
+    may_get[SPLIT_TRAIN_B] = o->train_b > 0;
+    may_get[SPLIT_TRAIN_A] = o->val + o->train_b < 1 || o->n_val_sources > 0;
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        if (!may_get[s]) continue;
+        char *dir = split_dir(out_dir, s);
+        struct stat sb;
+        int bad = stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode);
+        int rc = bad ? dr_seterr("%s: exists and is not a directory", dir) : 0;
+        free(dir);
+        if (rc < 0) return -1;
+    }
+    char *path = dr_path_join(out_dir, "manifest.tsv");
+    int rc = dr_check_output_dir(path);
+    free(path);
+    return rc;
+}
+
 /* Moves the finished shards from staging into DIR/<split>/ (each unregistered once
  * moved: a handler has nothing to remove there any more) and removes what is left of an
- * earlier run there. */
+ * earlier run there. The directories exist (make_split_dirs). */
 static int publish(const char *staging, const SplitStats *st, const char *out_dir) {
     for (int s = 0; s < SPLIT_COUNT; s++) {
-        if (st->shards[s] > 0) {
-            char *dir = split_dir(out_dir, s);
-            int rc = make_dir(dir);
-            free(dir);
-            if (rc < 0) return -1;
-        }
         for (int k = 0; k < (int)st->shards[s]; k++) {
             char *from = staged_path(staging, s, k), *to = shard_path(out_dir, s, k);
             int rc = rename(from, to) == 0 ? 0 : dr_seterr("%s: cannot move into place: %s", to, strerror(errno));
@@ -891,11 +964,23 @@ static int write_output(const Plan *p, const SplitOptions *o, SplitStats *st) {
     /* registered before it exists, and with DIR's new parents after it: a handler removes
      * the files, then the staging directory, then DIR when this run made it */
     dr_created_dirs_register(staging, created ? created : staging);
-    int rc = make_dir(staging);
+    int rc = check_output_paths(o);
+    if (rc == 0) rc = make_dir(staging);
     if (rc == 0) rc = stream_all(p, o, staging, st);
     dr_signals_hold();   /* DIR all old or all new: the shards and the manifest together */
+    /* everything that can fail (the split directories, the manifest's bytes) is done
+     * before the first shard moves; then only renames are left */
+    int made[SPLIT_COUNT] = {0};
+    char *manifest = NULL, *manifest_tmp = NULL;
+    if (rc == 0) rc = make_split_dirs(st, o->out_dir, made);
+    if (rc == 0) rc = prepare_manifest_file(p, o, st, &manifest, &manifest_tmp);
     if (rc == 0) rc = publish(staging, st, o->out_dir);
-    if (rc == 0) rc = write_manifest_file(p, o, st);
+    if (manifest) {
+        if (rc == 0) rc = dr_atomic_rename(manifest_tmp, manifest);   /* frees manifest_tmp */
+        else dr_atomic_abort(NULL, manifest_tmp);
+        free(manifest);
+    }
+    if (rc != 0) unmake_split_dirs(o->out_dir, made);   /* only while empty */
     discard_staging(staging);
     if (rc != 0) dr_remove_created_dirs(o->out_dir, created);
     dr_created_dirs_forget();
@@ -932,6 +1017,7 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
         if (bad) return -1;
     }
     if (inputs->n == 0) return dr_seterr("no input shards");
+    if (check_distinct_files(inputs) < 0) return -1;
     Plan p = {0};
     p.n = inputs->n;
     p.shards = xcalloc(p.n, sizeof *p.shards);

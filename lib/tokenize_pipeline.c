@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "inputs.h"
 #include "shard.h"
+#include "unicode.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -147,15 +148,20 @@ static void inputs_free(InputList *l) {
 }
 
 
-/* One file twice (named twice, or a directory and a file in it) would tokenize its
- * documents twice: refused, as dr-split refuses a shard given twice. Only regular files
- * count (a FIFO or stdin given twice reads once). */
+/* One file twice (named twice, or a directory and a file in it, or named and also
+ * redirected to stdin: `- a.jsonl < a.jsonl`) would tokenize its documents twice:
+ * refused, as dr-split refuses a shard given twice. Only regular files count (a FIFO or
+ * stdin given twice reads once: only the first '-' counts). */
 static int check_no_repeats(const InputList *l) {
     FileKey *k = xmalloc((l->n ? l->n : 1) * sizeof *k);
     size_t m = 0;
+    int stdin_seen = 0;
     for (size_t i = 0; i < l->n; i++) {
         struct stat st;
-        if (strcmp(l->v[i].path, "-") != 0 && stat(l->v[i].path, &st) == 0 && S_ISREG(st.st_mode))
+        int is_stdin = strcmp(l->v[i].path, "-") == 0;
+        if (is_stdin && stdin_seen) continue;
+        stdin_seen |= is_stdin;
+        if ((is_stdin ? fstat(STDIN_FILENO, &st) : stat(l->v[i].path, &st)) == 0 && S_ISREG(st.st_mode))
             k[m++] = (FileKey){st.st_dev, st.st_ino, i};
     }
     qsort(k, m, sizeof *k, file_key_cmp);
@@ -489,6 +495,18 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
             d.n_tok = b->tokens.n - d.tok_off;
             d.n_text = len;
         } else {
+            /* training refuses invalid UTF-8 here, where the file and line are known
+             * (tokenizer_train_bpe only knows the text's index among all documents) */
+            size_t bad = o->invalid == TOK_UTF8_ERROR ? uni_first_invalid(text, len) : len;
+            if (bad < len) {
+                if (in->format == TP_TEXT)
+                    batch_seterr(b, "%s: invalid UTF-8 at byte offset %zu", in->name, bad);
+                else
+                    batch_seterr(b, "%s:%llu: invalid UTF-8 at byte offset %zu", in->name,
+                                 (unsigned long long)rec->line, bad);
+                json_free(jd);
+                break;
+            }
             d.text_off = b->texts.n;
             d.n_text = len;
             bytebuf_append(&b->texts, text, len);

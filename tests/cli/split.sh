@@ -147,4 +147,45 @@ check "... and nothing of them written" eval '[ ! -e "$tab_dir" ] && [ ! -e "$nl
 check "--help" "$BIN/dr-split" --help >/dev/null
 check "--version" "$BIN/dr-split" --version >/dev/null
 
+
+# ---- one shard file twice, whatever split a manifest gives it ----------------------
+# dr-split ignores the split names of its inputs: the same file under two of them (or in
+# a manifest and again by its path) would have its documents counted twice
+printf 'train_a\ta.drs\nval\ta.drs\n' >"$TMP/twice.tsv"
+expect_error "one shard in two splits of a manifest" "a\.drs in split val is given twice .*in split train_a" \
+    "$BIN/dr-split" -o "$TMP/ox" "$TMP/twice.tsv"
+printf 'train_a\ta.drs\n' >"$TMP/once.tsv"
+expect_error "a manifest's shard given again by its path" "a\.drs is given twice \(also as .*a\.drs in split train_a\)" \
+    "$BIN/dr-split" -o "$TMP/ox" "$TMP/once.tsv" "$TMP/a.drs"
+check "... and no output directory" [ ! -e "$TMP/ox" ]
+
+# ---- an output path in the way: refused, DIR as it was ---------------------------------
+# DIR/train_b a file (train_b gets documents): before, train_a and val were replaced and
+# then the run failed, leaving new shards under the old manifest
+cp -r "$TMP/o1" "$TMP/ow"
+rm -r "$TMP/ow/train_b" && echo 'not a directory' >"$TMP/ow/train_b"
+(cd "$TMP/ow" && find . -type f | sort | xargs md5sum) >"$TMP/ow.before"
+expect_error "DIR/train_b is a file" "ow/train_b: exists and is not a directory" \
+    "$BIN/dr-split" --val 0.5 --train-b 0.2 --seed 3 -o "$TMP/ow" "$TMP/a.drs"
+check "... DIR unchanged" cmp -s "$TMP/ow.before" <(cd "$TMP/ow" && find . -type f | sort | xargs md5sum)
+check "... no staging directory" [ -z "$(ls -A "$TMP/ow" | grep '^\.')" ]
+# DIR/manifest.tsv a directory: before, every shard was moved into place, then it failed
+cp -r "$TMP/o1" "$TMP/om"
+rm "$TMP/om/manifest.tsv" && mkdir "$TMP/om/manifest.tsv"
+(cd "$TMP/om" && find . -type f | sort | xargs md5sum) >"$TMP/om.before"
+expect_error "DIR/manifest.tsv is a directory" "om/manifest\.tsv: is a directory" \
+    "$BIN/dr-split" --val 0.5 --seed 3 -o "$TMP/om" "$TMP/a.drs"
+check "... the shards unchanged" cmp -s "$TMP/om.before" <(cd "$TMP/om" && find . -type f | sort | xargs md5sum)
+
+# ---- a file size limit (ulimit -f): a write error, not death by SIGXFSZ ----------------
+# before: killed by SIGXFSZ (status 153), DIR/.dr-split.<pid>/ and its *.tmp.* files left
+expect_error "ulimit -f" "write failed: File too large" \
+    bash -c "ulimit -f 64; exec '$BIN/dr-split' -o '$TMP/ofz' '$TMP/a.drs'"
+check "... no output directory left" [ ! -e "$TMP/ofz" ]
+
+# ---- same fingerprint, other vocabulary: the message says which ----------------------
+$MKSHARD --random 10 --vocab 70000 "$TMP/v70k.drs"
+expect_error "mixed vocabulary sizes" "different tokenizers .*vocab (70000|50257) vs .*vocab (70000|50257)" \
+    "$BIN/dr-split" -o "$TMP/ox" "$TMP/a.drs" "$TMP/v70k.drs"
+
 finish

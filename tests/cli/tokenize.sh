@@ -178,6 +178,9 @@ mkdir -p "$TMP/twice" && cp "$TMP/a.jsonl" "$TMP/twice/" && ln -sf a.jsonl "$TMP
 expect_error "a file given twice" "a\.jsonl is given twice" "$T" --tokenizer byte -o "$TMP/e" "$TMP/a.jsonl" "$TMP/a.jsonl"
 expect_error "a directory and a file in it" "twice/a\.jsonl is given twice" "$T" --tokenizer byte -o "$TMP/e" "$TMP/twice/a.jsonl" "$TMP/twice"
 expect_error "a file and a link to it" "link\.jsonl is given twice \(also as .*a\.jsonl\)" "$T" --tokenizer byte -o "$TMP/e" "$TMP/twice/a.jsonl" "$TMP/twice/link.jsonl"
+# stdin redirected from a file that is named too: before, its documents were counted twice
+expect_error "a file named and given on stdin" "a\.jsonl is given twice \(also as stdin\)" \
+    bash -c "exec '$T' --tokenizer byte -o '$TMP/e' - '$TMP/a.jsonl' <'$TMP/a.jsonl'"
 check "'-' twice reads stdin once" bash -c "printf '{\"text\": \"x\"}\n' | '$T' --tokenizer byte -o '$TMP/e2' - - >/dev/null 2>&1"
 : >"$TMP/empty.jsonl"
 expect_error "empty input" "empty.jsonl: no documents" "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl"
@@ -245,5 +248,40 @@ check "--field with --format jsonl is fine" bash -c "'$T' --tokenizer byte --for
 # -o DIR/ (a trailing slash, as the README writes it): the printed paths have one slash
 "$T" --tokenizer byte --lines -o "$TMP/slash/" "$TMP/lines.txt" > "$TMP/slash.paths" 2>/dev/null
 check "-o DIR/ prints DIR/shard-00000.drs, not DIR//" grep -qx "$TMP/slash/shard-00000.drs" "$TMP/slash.paths"
+
+
+# ---- bad input met by --train-bpe: the same one line naming file and line ----------------
+# before: "text 0: invalid UTF-8 at byte offset 3" (the index among all documents)
+expect_error "--train-bpe --invalid-utf8 error names file and line" "latin1\.txt:1: invalid UTF-8 at byte offset 3" \
+    "$T" --train-bpe 300 --lines --invalid-utf8 error -o "$TMP/vocab5" "$TMP/latin1.txt"
+printf '{"text": "fine"}\n{"text": "bad \xff here"}\n' >"$TMP/bad8.jsonl"
+expect_error "--train-bpe --invalid-utf8 error, JSON lines" "bad8\.jsonl:2: invalid UTF-8 at byte offset 4" \
+    "$T" --train-bpe 300 --invalid-utf8 error -o "$TMP/vocab5" "$TMP/bad8.jsonl"
+check "... writes nothing" test ! -e "$TMP/vocab5"
+
+# ---- paths printed one per line: a newline in -o or --prefix is refused ------------------
+# before: the shard's path came out as two lines on stdout (and the run succeeded)
+nl_dir=$TMP/o$'\n'x
+expect_error "-o with a newline" "^dr-tokenize: -o '.*o\\\\nx': holds a newline" "$T" --tokenizer byte -o "$nl_dir" "$TMP/lines.txt"
+expect_error "--train-bpe -o with a newline" "-o '.*o\\\\nx': holds a newline" "$T" --train-bpe 300 -o "$nl_dir" "$TMP/big.jsonl"
+expect_error "--prefix with a carriage return" "--prefix 'p\\\\rq': holds a newline or carriage return" \
+    "$T" --tokenizer byte --prefix $'p\rq' -o "$TMP/pcr" "$TMP/lines.txt"
+check "... and nothing written" eval '[ ! -e "$nl_dir" ] && [ ! -e "$TMP/pcr" ]'
+
+# ---- a file size limit (ulimit -f): a write error, not death by SIGXFSZ -------------------
+# before: killed by SIGXFSZ (status 153) with DIR/shard-00000.drs.tmp.<pid> and DIR left
+python3 -c '
+import json, random
+random.seed(5)
+with open("'"$TMP"'/noise.jsonl", "w") as f:
+    for i in range(200):
+        f.write(json.dumps({"text": "".join(random.choice("abcdefghijklmnopqrstuvwxyz .,") for _ in range(2000))}) + "\n")
+'
+expect_error "ulimit -f" "fz/shard-00000\.drs: write failed: File too large" \
+    bash -c "ulimit -f 32; exec '$T' --tokenizer byte -o '$TMP/fz' '$TMP/noise.jsonl'"
+check "... no -o directory left" test ! -e "$TMP/fz"
+expect_error "ulimit -f, --train-bpe" "fzv/encoder\.json: write failed: File too large" \
+    bash -c "ulimit -f 1; exec '$T' --train-bpe 400 -o '$TMP/fzv' '$TMP/noise.jsonl'"
+check "... no -o directory left" test ! -e "$TMP/fzv"
 
 finish

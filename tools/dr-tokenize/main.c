@@ -47,7 +47,8 @@ static void usage(void) {
         "                         error:   refuse the input, naming file, line and offset\n"
         "  --shard-size MB      start a new shard before its tokens pass MB MiB (uncompressed,\n"
         "                       token width bytes each; default 64)\n"
-        "  --prefix NAME        shard file prefix (default shard)\n"
+        "  --prefix NAME        shard file prefix (default shard; no '/', newline or CR, nor\n"
+        "                       in DIR: the paths are printed one per line)\n"
         "  --threads N          encoding threads (default: the number of CPUs)\n"
         "  --level N            zstd level of the shards (default %d)\n"
         "  --train-bpe N        learn an N-token byte-level BPE (256 bytes + N-257 merges +\n"
@@ -158,6 +159,13 @@ int main(int argc, char **argv) {
     if (field_opt && (o.format == TP_LINES || o.format == TP_TEXT))
         dr_die("%s names a JSON field, but %s reads plain text", field_opt, format_opt);
     if (!o.prefix[0] || strchr(o.prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", o.prefix);
+    /* the output paths are printed one per line: a newline in them would make two */
+    if (strpbrk(o.out_dir, "\n\r"))
+        dr_die("-o '%s': holds a newline or carriage return, which a printed path (one per line) cannot hold",
+               o.out_dir);
+    if (strpbrk(o.prefix, "\n\r"))
+        dr_die("--prefix '%s': holds a newline or carriage return, which a printed path (one per line) "
+               "cannot hold", o.prefix);
     dr_install_cleanup_signals();
     TokenizeStats st;
 

@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +38,19 @@ void dr_set_progname(const char *argv0) {
     have_main_thread = 1;
     const char *slash = strrchr(argv0, '/');
     progname = slash ? slash + 1 : argv0;
+    /* A standard stream the caller closed (`<&-`, `>&-`) would be the number of the next
+     * file this process opens: a shard would then receive what is printed to stdout, or
+     * be read as stdin. Its slot gets /dev/null opened the wrong way round instead, so
+     * that using it still fails (EBADF) as the closed stream would. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+            int nfd = open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+            if (nfd >= 0 && nfd != fd) close(nfd);   /* a lower slot was free: it took that */
+        }
+    /* A file-size limit (`ulimit -f`) makes a write fail with EFBIG, reported with the
+     * file's name and the temporary files removed, instead of SIGXFSZ killing the tool
+     * with neither */
+    signal(SIGXFSZ, SIG_IGN);
 }
 const char *dr_progname(void) { return progname; }
 

@@ -21,7 +21,10 @@
 #include <stdnoreturn.h>
 
 /* The program name used as prefix of every message ("dr-tokenize: ..."). Called first
- * in main: it also records the main thread, the one the signal handlers below act on. */
+ * in main: it also records the main thread, the one the signal handlers below act on,
+ * gives a closed stdin/stdout/stderr a /dev/null that fails every use (so no file the
+ * tool opens takes its number), and ignores SIGXFSZ (a write past `ulimit -f` is an
+ * error the tool reports, naming the file). */
 void dr_set_progname(const char *argv0);
 const char *dr_progname(void);
 

@@ -100,6 +100,30 @@ static int split4(char *line, char **f, size_t *len) {
     return k == 4 ? 0 : -1;
 }
 
+/* A scores line is an id, a number, a source name and a count: far below this. A file
+ * that is not one (/dev/zero, a binary) ends here, not in memory exhaustion. */
+#define SCORES_LINE_MAX (1u << 20)
+
+/* getline with a bound: the length read (the newline included), -1 at the end of the
+ * file, -2 when the line runs past SCORES_LINE_MAX bytes */
+static ssize_t read_line(char **line, size_t *cap, FILE *f) {
+    size_t n = 0;
+    int c = EOF;
+    errno = 0;
+    while ((c = getc_unlocked(f)) != EOF) {
+        if (n + 2 > *cap) {
+            *cap = *cap ? 2 * *cap : 256;
+            *line = xrealloc(*line, *cap);
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+        if (n > SCORES_LINE_MAX) return -2;
+    }
+    if (n == 0) return -1;
+    (*line)[n] = 0;
+    return (ssize_t)n;
+}
+
 int scores_read(const char *path, Scores *s) {
     memset(s, 0, sizeof *s);
     struct stat st;
@@ -113,8 +137,13 @@ int scores_read(const char *path, Scores *s) {
     ssize_t got;
     long lineno = 0, blank = 0;   /* blank: the first of the empty lines just read */
     int rc = 0;
-    while ((got = getline(&line, &cap, f)) >= 0) {
+    while ((got = read_line(&line, &cap, f)) != -1) {
         lineno++;
+        if (got == -2) {
+            rc = dr_seterr("%s:%ld: a line longer than %u bytes: not a scores file", path, lineno,
+                           SCORES_LINE_MAX);
+            break;
+        }
         if (got > 0 && line[got - 1] == '\n') line[--got] = 0;
         if (got > 0 && line[got - 1] == '\r') line[--got] = 0;
         if ((size_t)got != strlen(line)) { rc = dr_seterr("%s:%ld: NUL byte in line", path, lineno); break; }
@@ -184,7 +213,7 @@ int scores_read(const char *path, Scores *s) {
         s->n_tokens[s->n] = (uint32_t)nt;
         s->n++;
     }
-    if (rc == 0 && ferror(f)) rc = dr_seterr("%s: read error", path);
+    if (rc == 0 && ferror(f)) rc = dr_seterr("%s: read error: %s", path, strerror(errno));
     if (rc == 0 && lineno == 0) rc = dr_seterr("%s: empty file (expected a header line)", path);
     free(line);
     if (f != stdin) fclose(f);

@@ -592,4 +592,18 @@ bad "dr-tokenize: a re-run that fails late" "late.jsonl:3001: malformed JSON" \
     "$BIN/dr-tokenize" --tokenizer byte --shard-size 0.02 -o "$TMP/set" "$TMP/late.jsonl"
 checks=$((checks + 1)); [ "$(wc -l < "$TMP/set.list")" -ge 3 ] || fail "the set test wants several shards"
 checks=$((checks + 1)); [ "$(cat "$TMP"/set/*.drs | md5sum)" = "$md5_before" ] || fail "a failed dr-tokenize re-run changed the earlier shards"
+# a closed stdin is not the number of the next file opened (a shard read as the scores)
+expect_error "dr-filter --scores - with stdin closed" "^dr-filter: -: read error: Bad file descriptor$" \
+    bash -c 'exec "$@" <&-' _ "$BIN/dr-filter" "${CFG[@]}" --scores - --keep 0.5 -o "$TMP/fo" "$TA"
+no_file "closed stdin" "$TMP/fo"
+# a file-size limit (ulimit -f): a write error naming the file, nothing half-written left
+# (dr-score, dr-filter: score_filter.sh; dr-tokenize, dr-split: their own tests)
+with_fsize() { local blocks=$1; shift; bash -c 'ulimit -f "$0"; exec "$@"' "$blocks" "$@"; }
+expect_stop "dr-train under ulimit -f" "fz\.safetensors\.state: write failed: File too large" \
+    with_fsize 4 "$BIN/dr-train" "${CFG[@]}" --steps 2 -o "$TMP/fz.safetensors" "$M"
+expect_stop "dr-meta under ulimit -f" "fzr\.safetensors: write failed: File too large" \
+    with_fsize 4 "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/fzr.safetensors" "$M"
+no_file "ulimit -f" "$TMP/fz.safetensors" "$TMP/fz.safetensors.state" "$TMP/fzr.safetensors" "$TMP/fzr.safetensors.state"
+expect_error "dr-cat under ulimit -f" "^dr-cat: cannot write the output: File too large$" \
+    bash -c 'ulimit -f 4; exec "$@" > "$0"' "$TMP/fz.jsonl" "$BIN/dr-cat" --jsonl "$TA"
 finish

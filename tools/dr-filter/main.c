@@ -1,6 +1,5 @@
 /* dr-filter — keep the best examples by score and write them as new shards.
  * Thin: parse options, then lib/scores.c (read + align), lib/filter.c (select + write). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,9 +162,6 @@ int main(int argc, char **argv) {
     filter_select(&fo, aligned, n, keep);
 
     dr_install_cleanup_signals();
-    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, reported with the shard's
-     * name and the partial shard removed, instead of SIGXFSZ killing dr-filter with neither. */
-    signal(SIGXFSZ, SIG_IGN);
     FilterSummary sum;
     if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), stdout, &sum) != 0)
         dr_die("%s", dr_lasterr());

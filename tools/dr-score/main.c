@@ -3,7 +3,6 @@
  * Thin: parse options, load the checkpoint, call lib/score.c. */
 #include <errno.h>
 #include <omp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +135,6 @@ int main(int argc, char **argv) {
     char *tmp = NULL;
     FILE *out = stdout;
     dr_install_cleanup_signals();   /* Ctrl-C removes -o's temporary file; a closed stdout ends quietly */
-    /* A file-size limit (ulimit -f) makes a write fail with EFBIG, reported below and the
-     * temporary file removed, instead of SIGXFSZ killing dr-score with neither. */
-    signal(SIGXFSZ, SIG_IGN);
     if (out_path) {
         out = dr_atomic_open(out_path, &tmp);
         if (!out) dr_die("%s", dr_lasterr());

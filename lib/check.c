@@ -431,9 +431,32 @@ void dr_atomic_abort(FILE *f, char *tmp_path) {
     tmp_discard(tmp_path);
 }
 
+/* A '.' or '..' component after one that does not exist yet ("new/../out"): mkdir -p
+ * would make "new" only to step out of it, and the failure path, which walks the name's
+ * text back up, could not remove it. Refused: such a name is never needed. */
+static int dots_after_missing(const char *dir) {
+    char *p = xstrdup(dir);
+    int missing = 0, bad = 0;
+    for (char *s = p + 1; !bad; s++) {
+        if (*s != '/' && *s != 0) continue;
+        char c = *s;
+        *s = 0;
+        const char *name = strrchr(p, '/') ? strrchr(p, '/') + 1 : p;
+        if (missing && (!strcmp(name, ".") || !strcmp(name, ".."))) bad = 1;
+        else if (!missing && access(p, F_OK) != 0) missing = 1;
+        *s = c;
+        if (c == 0) break;
+    }
+    free(p);
+    return bad;
+}
+
 int dr_make_dirs_created(const char *dir, char **created) {
     if (created) *created = NULL;
     if (!dir[0]) return dr_seterr("an empty output directory");
+    if (dots_after_missing(dir))
+        return dr_seterr("%s: '.' or '..' after a directory that does not exist yet: give the "
+                         "directory without it", dir);
     char *p = xstrdup(dir);
     int rc = 0;
     for (char *s = p + 1; rc == 0; s++) {

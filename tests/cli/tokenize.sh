@@ -267,6 +267,14 @@ expect_error "--train-bpe -o with a newline" "-o '.*o\\\\nx': holds a newline" "
 expect_error "--prefix with a carriage return" "--prefix 'p\\\\rq': holds a newline or carriage return" \
     "$T" --tokenizer byte --prefix $'p\rq' -o "$TMP/pcr" "$TMP/lines.txt"
 check "... and nothing written" eval '[ ! -e "$nl_dir" ] && [ ! -e "$TMP/pcr" ]'
+# '..' after a directory the run must make: refused, nothing made (before: a failed run
+# left new/ behind, as its removal walks the name's text back up)
+expect_error "-o with '..' after a missing directory" "new/\\.\\./new2: '\\.' or '\\.\\.' after a directory that does not exist yet" \
+    "$T" --tokenizer byte -o "$TMP/new/../new2" "$TMP/lines.txt"
+check "... and nothing made" eval '[ ! -e "$TMP/new" ] && [ ! -e "$TMP/new2" ]'
+mkdir -p "$TMP/have/sub"
+check "-o with '..' after existing directories is fine" \
+    eval '"$T" --tokenizer byte -o "$TMP/have/sub/../out" "$TMP/lines.txt" >/dev/null 2>&1 && [ -d "$TMP/have/out" ]'
 
 # ---- a file size limit (ulimit -f): a write error, not death by SIGXFSZ -------------------
 # before: killed by SIGXFSZ (status 153) with DIR/shard-00000.drs.tmp.<pid> and DIR left

@@ -178,25 +178,23 @@ static void docmap_free(DocMap *m) {
     free(m->used);
 }
 
-/* Indexes the documents of the shards (of o->source only, when given). */
-static int build_docmap(const ShardList *shards, const CatOptions *o, DocMap *m) {
+/* Indexes the documents of the shards (of o->source only, when given), through readers
+ * opened here and kept (readers[k]): the windows are then checked and printed from the
+ * same indexes, never from a file replaced in between. */
+static int build_docmap(const ShardList *shards, const CatOptions *o, DocMap *m, DrsReader **readers) {
     uint64_t total = 0;
     for (size_t k = 0; k < shards->n; k++) {
-        DrsReader *r = drs_open(shards->items[k].path);
-        if (!r) return -1;
-        total += drs_num_docs(r);
-        drs_close(r);
+        if (!(readers[k] = drs_open(shards->items[k].path))) return -1;
+        total += drs_num_docs(readers[k]);
     }
     size_t cap = 16;
     while (cap < 2 * total) cap *= 2;
     *m = (DocMap){xcalloc(cap, sizeof *m->keys), xcalloc(cap, sizeof *m->refs), xcalloc(cap, 1), cap - 1};
     for (size_t k = 0; k < shards->n; k++) {
-        DrsReader *r = drs_open(shards->items[k].path);
-        if (!r) return -1;
+        DrsReader *r = readers[k];
         for (uint64_t i = 0; i < drs_num_docs(r); i++)
             if (!o->source || strcmp(o->source, drs_doc_source(r, i)) == 0)
                 docmap_put(m, drs_doc(r, i)->id, (DocRef){(uint32_t)k, i});
-        drs_close(r);
     }
     return 0;
 }
@@ -230,9 +228,8 @@ static int cmp_asc(const void *a, const void *b) {
 /* The window [*start, *end) of example e of the scores in its document, checked against
  * the document's length (from the shard's index: nothing is decoded). */
 static int example_window(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
-                          const ShardList *shards, const CatOptions *o, uint64_t *start, uint64_t *end) {
-    if (!readers[ref->shard] && !(readers[ref->shard] = drs_open(shards->items[ref->shard].path))) return -1;
-    const DrsDoc *d = drs_doc(readers[ref->shard], ref->doc);
+                          const CatOptions *o, uint64_t *start, uint64_t *end) {
+    const DrsDoc *d = drs_doc(readers[ref->shard], ref->doc);   /* the reader that indexed it */
     uint64_t L = (uint64_t)o->seq_len;
     *start = (uint64_t)sc->window[e] * L;
     *end = *start + L + 1 < d->length ? *start + L + 1 : d->length;
@@ -247,10 +244,10 @@ static int example_window(const Scores *sc, size_t e, const DocRef *ref, DrsRead
 
 /* Prints example e of the scores (its window of its document; example_window passed). */
 static int print_example(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
-                         const ShardList *shards, const CatOptions *o, const Tokenizer *tok,
+                         const CatOptions *o, const Tokenizer *tok,
                          ByteBuf *text, uint32_t **buf, size_t *cap, FILE *out) {
     uint64_t start, end;
-    if (example_window(sc, e, ref, readers, shards, o, &start, &end) < 0) return -1;
+    if (example_window(sc, e, ref, readers, o, &start, &end) < 0) return -1;
     DrsReader *r = readers[ref->shard];
     const DrsDoc *d = drs_doc(r, ref->doc);
     if (d->length > *cap) *buf = xrealloc(*buf, (*cap = d->length) * sizeof **buf);
@@ -265,8 +262,12 @@ static int print_example(const Scores *sc, size_t e, const DocRef *ref, DrsReade
 static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokenizer *tok, FILE *out) {
     Scores sc;
     if (scores_read(o->scores_path, &sc) < 0) return -1;
-    DocMap map;
-    if (build_docmap(shards, o, &map) < 0) {
+    DocMap map = {0};
+    DrsReader **readers = xcalloc(shards->n ? shards->n : 1, sizeof *readers);
+    if (build_docmap(shards, o, &map, readers) < 0) {
+        for (size_t k = 0; k < shards->n; k++) drs_close(readers[k]);
+        free(readers);
+        docmap_free(&map);
         scores_free(&sc);
         return -1;
     }
@@ -280,7 +281,6 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
                        o->source ? " (of that --source)" : "");
     qsort(ranked, n, sizeof *ranked, o->bottom ? cmp_asc : cmp_desc);
     if (o->head < n) n = (size_t)o->head;
-    DrsReader **readers = xcalloc(shards->n, sizeof *readers);
     uint32_t *buf = NULL;
     size_t cap = 0;
     ByteBuf text = {0};
@@ -289,12 +289,11 @@ static int cat_scored(const ShardList *shards, const CatOptions *o, const Tokeni
     for (size_t i = 0; rc == 0 && i < n; i++) {
         size_t e = ranked[i].line_index;
         uint64_t start, end;
-        rc = example_window(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, &start, &end);
+        rc = example_window(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, o, &start, &end);
     }
     for (size_t i = 0; rc == 0 && i < n && !ferror(out); i++) {
         size_t e = ranked[i].line_index;
-        rc = print_example(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, shards, o, tok, &text, &buf,
-                           &cap, out);
+        rc = print_example(&sc, e, docmap_get(&map, sc.doc_id[e]), readers, o, tok, &text, &buf, &cap, out);
     }
     for (size_t k = 0; k < shards->n; k++) drs_close(readers[k]);
     free(readers);

@@ -910,6 +910,23 @@ static void value_text(const Config *cfg, const KeyDef *k, char *buf, size_t n) 
     }
 }
 
+const char *config_diff(const Config *a, const Config *b, const char *const *skip, char *va,
+                        char *vb, size_t n) {
+    for (int i = 0; i < N_KEYS; i++) {
+        const KeyDef *k = &schema[i];
+        int skipped = 0;
+        for (const char *const *s = skip; s && *s && !skipped; s++) {
+            size_t len = strlen(*s);
+            skipped = len && (*s)[len - 1] == '.' ? strncmp(k->key, *s, len) == 0 : strcmp(k->key, *s) == 0;
+        }
+        if (skipped) continue;
+        value_text(a, k, va, n);
+        value_text(b, k, vb, n);
+        if (strcmp(va, vb) != 0) return k->key;
+    }
+    return NULL;
+}
+
 void config_write_yaml(const Config *cfg, FILE *f) {
     const char *prev = "";
     size_t prev_len = 0;

@@ -132,6 +132,11 @@ char *config_to_json(const Config *cfg);
 /* Reads config_to_json's output back (e.g. from a checkpoint), over the defaults and
  * validated like a file; origin names the source in messages ("rater.safetensors"). */
 int config_load_json(Config *cfg, const char *json, size_t len, const char *origin);
+/* The first key, in schema order, whose value differs between a and b, skipping the keys
+ * that `skip` lists (NULL-terminated; an entry ending in '.' skips a whole section:
+ * "train."); NULL when none differs. va, vb (n bytes each) receive the two values as text. */
+const char *config_diff(const Config *a, const Config *b, const char *const *skip, char *va,
+                        char *vb, size_t n);
 /* Prints every key: name, type and range, default, one-line doc (for --help-config). */
 void config_write_schema(FILE *f);
 

@@ -520,6 +520,17 @@ static int st_get_to(const SafeTensors *st, const Backend *be, const char *name,
     return rc;
 }
 
+/* The keys a --resume may change (config_diff's skip list, docs/meta.md §4): the run's
+ * length, the inner LMs' lr and clip (the way on after a divergence, §3), where and how fast
+ * it runs, how often it logs and saves, and the memory options whose arithmetic is the same
+ * (§1.4); dr-train's and dr-filter's sections are not dr-meta's. */
+static const char *const resume_may_change[] = {
+    "experiment.name", "experiment.device", "experiment.threads", "data.prefetch", "lm.lr",
+    "lm.clip", "lm.checkpointing", "lm.head_chunk", "rater.checkpointing", "meta.rounds",
+    "meta.checkpoint_every", "meta.host_checkpoints", "meta.keep_activations", "meta.log_every",
+    "meta.save_every", "meta.save_minutes", "train.", "deploy.", NULL,
+};
+
 /* Every rank calls it: rank 0 opens and checks the file (-o need only be on its disk),
  * sends each member's tensors to the member's owner and the rest to every rank. */
 static int state_load(Run *r, const char *path, double *seconds) {
@@ -619,6 +630,30 @@ static int state_load(Run *r, const char *path, double *seconds) {
         mb->train.cursor = (uint64_t)mv[3];
         mb->val.epoch = (uint64_t)mv[4];
         mb->val.cursor = (uint64_t)mv[5];
+    }
+    /* the same run: every key that changes its numbers as saved (after the checks above,
+     * which name a mismatch in the state's own terms; a state of an earlier version without
+     * "config" is taken as it is) */
+    int other = 0;
+    if (root) {
+        const char *cj = st_metadata(st, "config");
+        Config saved;
+        char was[256], now[256];
+        const char *key = NULL;
+        if (cj && config_load_json(&saved, cj, strlen(cj), path)) {
+            dr_seterr("--resume: %s", dr_lasterr());
+            other = 1;
+        } else if (cj && (key = config_diff(&saved, r->cfg, resume_may_change, was, now, sizeof was))) {
+            dr_seterr("--resume: %s was written with %s = %s, the config has %s: a resumed run "
+                      "continues the same run (only meta.rounds, lm.lr, lm.clip, the log and save "
+                      "intervals, threads, device and memory options may change)", path, key, was, now);
+            other = 1;
+        }
+    }
+    dist_bcast(&other, sizeof other, 0);
+    if (other) {
+        if (!root) dr_seterr("--resume: %s does not match the config (rank 0 says why)", path);
+        goto done;
     }
     rc = 0;
     goto done;
@@ -902,6 +937,11 @@ int meta_run(MetaOptions *o) {
             checkpoint_check_tokenizer(o->out_path, "--resume", &tag, data_shard_path(r->train, 0)))
             goto done;
         if (state_load(r, state_path, &seconds0)) goto done;
+        if (r->meta_step > cfg->meta.rounds) {   /* as dr-train refuses a step beyond --steps */
+            dr_seterr("--resume: %s is after meta-step %ld, beyond the %d meta-steps of this run "
+                      "(meta.rounds)", state_path, r->meta_step, cfg->meta.rounds);
+            goto done;
+        }
         /* a line the saving run could not write is written again, in its place */
         if (dist_rank() == 0 && o->log_path &&
             metrics_truncate(o->log_path, "meta_step", r->meta_step - (r->log_line != NULL)) != 0)
@@ -947,6 +987,10 @@ int meta_run(MetaOptions *o) {
     double last_save = t0;
     int stopped = 0;
     while (r->meta_step < cfg->meta.rounds) {
+        if (o->stop_at > 0 && r->meta_step >= o->stop_at) {   /* a resumed state already there */
+            stopped = 1;
+            break;
+        }
         StepResult res;
         const double t_step = dr_now();
         if (population_step(r, &res)) {   /* the members moved: only a saved state is whole */

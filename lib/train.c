@@ -379,7 +379,8 @@ static int curation_begin(Trainer *t, real **phi_host) {
     o->online_keep = keep;
     double c = ceil((double)B / keep - 1e-9);
     if (c > (double)(1 << 20))
-        return dr_seterr("--online-keep %g: %.0f candidates per batch of %d is too many", keep, c, B);
+        return dr_seterr("--online-keep %g: %.4g candidates per batch of %d is too many (at most "
+                         "2^20 = %d)", keep, c, B, 1 << 20);
     t->n_cand = (int)c;
     if (rater_load(o->rater_path, &t->rc, phi_host) != 0) return seterr_prefixed("--rater", NULL);
     t->curation = CURATE_ONLINE;

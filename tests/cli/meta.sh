@@ -2,7 +2,10 @@
 # meta.sh — dr-meta end to end on the toy corpus (tests/data/gen_toy.sh):
 #   --help/--version; a manifest on stdin (dr-split | dr-meta -) writes the rater, its
 #   EMA, the state and one metrics line per meta-step; --stop-at + --resume and Ctrl-C +
-#   --resume are bit-identical to an uninterrupted run; meta.host_checkpoints logs the
+#   --resume are bit-identical to an uninterrupted run; --resume --stop-at at or before the
+#   state's meta-step stops at once; --resume refuses a state beyond meta.rounds and a
+#   config that changes the run (naming the key); an option naming a file given twice is
+#   refused; meta.host_checkpoints logs the
 #   same numbers; Val sharing documents with
 #   Train_A is refused; diverged inner LMs stop the run with the step number and keep the
 #   last good rater; `dr-meta grad` is deterministic, names every rater tensor, and the
@@ -68,6 +71,52 @@ diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fai
     "$tmp/manifest.tsv" 2>"$tmp/again.err" || fail "--resume of a finished run"
 grep -q "meta-step: done, 5 steps (nothing left to run)" "$tmp/again.err" ||
     fail "--resume of a finished run: $(cat "$tmp/again.err")"
+# --stop-at at or before a resumed state's meta-step stops at once: nothing runs, nothing is
+# logged, the rater stays that of the state (it used to run one more meta-step first)
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/s.safetensors" --log "$tmp/s.jsonl" --stop-at 2 \
+    "$tmp/manifest.tsv" 2>/dev/null || fail "--stop-at 2"
+cp "$tmp/s.safetensors" "$tmp/s2.before"
+for at in 1 2; do
+    "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/s.safetensors" --log "$tmp/s.jsonl" --stop-at $at --resume \
+        "$tmp/manifest.tsv" 2>"$tmp/s.err" || fail "--resume --stop-at $at of a state after meta-step 2"
+    grep -q "stopped after meta-step 2 of 5" "$tmp/s.err" || fail "--resume --stop-at $at: $(cat "$tmp/s.err")"
+    cmp -s "$tmp/s.safetensors" "$tmp/s2.before" || fail "--resume --stop-at $at ran a meta-step past the stop"
+    [ "$(wc -l < "$tmp/s.jsonl")" -eq 2 ] || fail "--resume --stop-at $at logged a meta-step past the stop"
+done
+# the rest of that run is still the uninterrupted one
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/s.safetensors" --log "$tmp/s.jsonl" --resume "$tmp/manifest.tsv" \
+    2>/dev/null || fail "--resume after --stop-at 1 --resume"
+cmp -s "$tmp/a.safetensors" "$tmp/s.safetensors" || fail "--stop-at 1 --resume + --resume: the rater differs"
+diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/s.jsonl") >/dev/null || fail "--stop-at 1 --resume + --resume: metrics differ"
+# a state beyond meta.rounds is refused, as dr-train refuses a step beyond --steps
+refused() {  # pattern, args...: exit 1, one line on stderr matching the pattern
+    local pat=$1; shift
+    if "$BIN/dr-meta" "$@" 2>"$tmp/r.err"; then fail "accepted: $*"; fi
+    [ "$(wc -l < "$tmp/r.err")" -eq 1 ] && grep -Eq -- "$pat" "$tmp/r.err" || fail "expected /$pat/ for $*, got: $(cat "$tmp/r.err")"
+}
+cp "$tmp/s.safetensors" "$tmp/s5.before"
+refused "^dr-meta: --resume: .*s\.safetensors\.state is after meta-step 5, beyond the 4 meta-steps of this run \(meta\.rounds\)$" \
+    "${CFG[@]}" "${R[@]}" --set meta.rounds=4 -o "$tmp/s.safetensors" --resume "$tmp/manifest.tsv"
+cmp -s "$tmp/s.safetensors" "$tmp/s5.before" || fail "a refused --resume changed the rater"
+# --resume with a key that changes the run's numbers is refused, naming the key (the state
+# holds the config); the run's length, lm.lr and lm.clip (docs/meta.md §3), the intervals
+# and the memory options may change
+refused "^dr-meta: --resume: .*s\.safetensors\.state was written with meta\.T = 3, the config has 2: " \
+    "${CFG[@]}" "${R[@]}" --set meta.rounds=6 --set meta.T=2 -o "$tmp/s.safetensors" --resume "$tmp/manifest.tsv"
+refused "was written with lm\.optimizer = adamw, the config has sgd: " \
+    "${CFG[@]}" "${R[@]}" --set meta.rounds=6 --set lm.optimizer=sgd -o "$tmp/s.safetensors" --resume "$tmp/manifest.tsv"
+refused "was written with experiment\.seed = 0, the config has 3: " \
+    "${CFG[@]}" "${R[@]}" --set meta.rounds=6 --set experiment.seed=3 -o "$tmp/s.safetensors" --resume "$tmp/manifest.tsv"
+refused "was written with meta\.track_uniform = true, the config has false: " \
+    "${CFG[@]}" "${R[@]}" --set meta.rounds=6 --set meta.track_uniform=false -o "$tmp/s.safetensors" --resume "$tmp/manifest.tsv"
+cmp -s "$tmp/s.safetensors" "$tmp/s5.before" || fail "a refused --resume changed the rater"
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" --set meta.rounds=6 --set lm.lr=2e-3 --set lm.clip=0.5 --set meta.checkpoint_every=1 \
+    --set meta.keep_activations=0 --set meta.save_every=1 --set meta.log_every=2 -o "$tmp/s.safetensors" --resume \
+    "$tmp/manifest.tsv" 2>"$tmp/s.err" || fail "--resume with a longer run, another lr, clip, c and intervals: $(cat "$tmp/s.err")"
+# an option naming a file given twice is refused, not the last one taken
+refused "^dr-meta: option -o given twice" "${CFG[@]}" -o "$tmp/x1.safetensors" -o "$tmp/x2.safetensors" "$tmp/manifest.tsv"
+refused "^dr-meta: option --log given twice" "${CFG[@]}" --log "$tmp/x1.jsonl" --log "$tmp/x2.jsonl" "$tmp/manifest.tsv"
+[ -e "$tmp/x1.safetensors" ] || [ -e "$tmp/x2.safetensors" ] && fail "a refused run wrote a rater"
 # the checkpoints in host memory: the same run, number for number and tensor for tensor
 # (the files differ only in the config recorded in their header)
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" --set meta.host_checkpoints=true -o "$tmp/h.safetensors" \
@@ -143,6 +192,8 @@ G=(grad "${CFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/r.safeten
    --train "$tmp/splits/train_a" --val "$tmp/splits/val")
 "$BIN/dr-meta" "${G[@]}" -o "$tmp/g1.safetensors" 2>"$tmp/g1.err" || { cat "$tmp/g1.err"; fail "grad"; }
 "$BIN/dr-meta" "${G[@]}" -o "$tmp/g2.safetensors" 2>/dev/null || fail "grad (2nd)"
+refused "^dr-meta: option --rater-init given twice" "${G[@]}" --rater-init "$tmp/r.ema.safetensors" -o "$tmp/g3.safetensors"
+[ -e "$tmp/g3.safetensors" ] && fail "a refused grad wrote its output"
 cmp -s "$tmp/g1.safetensors" "$tmp/g2.safetensors" || fail "grad is not deterministic"
 for name in rater.wte.weight rater.h.0.attn.c_attn.weight rater.ln_f.bias rater.head.fc.weight \
             rater.head.out.bias '"l_val"' '"objective"'; do

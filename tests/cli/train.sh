@@ -6,7 +6,8 @@
 #    save the same model as an uninterrupted run;
 #  - --eval-only prints one JSON line whose l_val is the run's final l_val;
 #  - a NaN loss stops training with the step named and a finite last-good checkpoint;
-#  - data-dependent config errors are refused before any work;
+#  - data-dependent config errors are refused before any work; so are --steps with
+#    --tokens and an option naming a file given twice (a number twice: the last counts);
 #  - the float build and the double build log the same losses to float precision.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -113,6 +114,19 @@ expect_fail "no Val" $CFG --val-split nope "$tmp/manifest.tsv"
 expect_fail "no Train" $CFG --train-split train_b "$tmp/manifest.tsv"
 expect_fail "no examples" $CFG --set data.seq_len=4000 --set data.min_tokens=4000 --val "$tmp/splits/val" --train "$tmp/splits/train_a"
 expect_fail "lm.lr" $CFG --set lm.lr=-1 "$tmp/manifest.tsv"
+# --steps with --tokens (as train.steps with train.tokens), an option naming a file given
+# twice: refused, not one of them taken silently; a number given twice: the last counts (a
+# script's defaults overridden, as with --set)
+expect_fail "^dr-train: --steps 5 and --tokens 100: give one" $CFG --steps 5 --tokens 100 "$tmp/manifest.tsv"
+"$BIN/dr-train" $CFG --steps 5 --steps 2 --log "$tmp/s2.jsonl" -o "$tmp/s2.safetensors" "$tmp/manifest.tsv" 2>/dev/null ||
+    fail "--steps given twice: refused"
+[ "$(tail -n 1 "$tmp/s2.jsonl" | grep -o '"step":[0-9]*')" = '"step":2' ] || fail "--steps 5 --steps 2: not 2 steps"
+expect_fail "^dr-train: option --log given twice" $CFG --steps 5 --log "$tmp/l1.jsonl" --log "$tmp/l2.jsonl" "$tmp/manifest.tsv"
+expect_fail "^dr-train: option -o given twice" $CFG --steps 5 -o "$tmp/o1.safetensors" "$tmp/manifest.tsv"
+[ ! -e "$tmp/o1.safetensors" ] && [ ! -e "$tmp/l1.jsonl" ] && [ ! -e "$tmp/l2.jsonl" ] || fail "a refused run wrote a file"
+# an absurd --online-keep names its candidate count as a number, not 300 digits
+expect_fail "^dr-train: --online-keep 1e-300: 4e+300 candidates per batch of 4 is too many (at most 2^20 = 1048576)$" \
+    $CFG --steps 1 --rater "$tmp/full.safetensors" --online-keep 1e-300 "$tmp/manifest.tsv"
 
 # --train / --val instead of a manifest; --tokens
 "$BIN/dr-train" $CFG --tokens 500 --train "$tmp/splits/train_a" --val "$tmp/splits/val" --log "$tmp/tv.jsonl" \

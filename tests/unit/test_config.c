@@ -366,6 +366,43 @@ static void test_round_trip(void) {
     free(buf);
 }
 
+/* config_diff (dr-meta --resume): the first differing key in schema order with both values
+ * as text, skipped keys and sections ignored, a config read back from JSON equal to itself. */
+static void test_diff(void) {
+    Config a, b;
+    char va[256], vb[256];
+    char *sa[] = {"meta.T=4", "lm.lr=1e-3", "rater.clamp=[0.1, 0.7]", "experiment.seed=18446744073709551615"};
+    TEST_CHECK(config_load(&a, NULL, 4, sa) == 0, "load: %s", dr_lasterr());
+    char *js = config_to_json(&a);
+    TEST_CHECK(config_load_json(&b, js, strlen(js), "s.state") == 0, "JSON: %s", dr_lasterr());
+    free(js);
+    TEST_CHECK(config_diff(&a, &b, NULL, va, vb, sizeof va) == NULL, "a config read back from JSON differs");
+    char *sb[] = {"meta.T=3", "lm.lr=2e-3", "rater.clamp=[0.1, 0.75]", "experiment.seed=18446744073709551615",
+                  "train.steps=7", "meta.rounds=9"};
+    TEST_CHECK(config_load(&b, NULL, 6, sb) == 0, "load: %s", dr_lasterr());
+    const char *k = config_diff(&a, &b, NULL, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "lm.lr") && !strcmp(va, "0.001") && !strcmp(vb, "0.002"),
+               "first difference: %s %s %s", k ? k : "none", va, vb);
+    const char *skip1[] = {"lm.lr", NULL};
+    k = config_diff(&a, &b, skip1, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "rater.clamp") && !strcmp(va, "[0.1, 0.7]") && !strcmp(vb, "[0.1, 0.75]"),
+               "pair: %s %s %s", k ? k : "none", va, vb);
+    const char *skip2[] = {"lm.lr", "rater.clamp", NULL};
+    k = config_diff(&a, &b, skip2, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "meta.rounds"), "then meta.rounds: %s", k ? k : "none");
+    const char *skip3[] = {"lm.lr", "rater.clamp", "meta.rounds", NULL};
+    k = config_diff(&a, &b, skip3, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "meta.T") && !strcmp(va, "4") && !strcmp(vb, "3"), "then meta.T: %s", k ? k : "none");
+    const char *skip4[] = {"lm.", "rater.", "meta.", NULL};   /* train.steps is left */
+    k = config_diff(&a, &b, skip4, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "train.steps"), "a section skipped, train.steps left: %s", k ? k : "none");
+    const char *skip5[] = {"lm.", "rater.", "meta.", "train.", NULL};
+    TEST_CHECK(config_diff(&a, &b, skip5, va, vb, sizeof va) == NULL, "every difference skipped");
+    const char *skip6[] = {"lm.l", "rater.clam", "meta.", "train.", NULL};   /* no prefixes of keys */
+    k = config_diff(&a, &b, skip6, va, vb, sizeof va);
+    TEST_CHECK(k && !strcmp(k, "lm.lr"), "a key's prefix does not skip it: %s", k ? k : "none");
+}
+
 static void cleanup(void) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -399,6 +436,7 @@ int main(int argc, char **argv) {
     test_sets();
     test_adversarial();
     test_round_trip();
+    test_diff();
     cleanup();
     return test_finish("test_config");
 }

@@ -89,15 +89,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--print-config")) print_config = 1;
-        else if (!strcmp(a, "-o")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--log") && !grad) o.log_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) out = cli_value_once(argc, argv, &i, out);
+        else if (!strcmp(a, "--log") && !grad) o.log_path = cli_value_once(argc, argv, &i, o.log_path);
         else if (!strcmp(a, "--resume") && !grad) o.resume = 1;
-        else if (!strcmp(a, "--stop-at") && !grad) o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
+        else if (!strcmp(a, "--stop-at") && !grad)
+            o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--train")) train_in[n_train++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) val_in[n_val++] = (char *)cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--lm-init") && grad) lm_init = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--rater-init") && grad) rater_init = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--lm-init") && grad) lm_init = cli_value_once(argc, argv, &i, lm_init);
+        else if (!strcmp(a, "--rater-init") && grad) rater_init = cli_value_once(argc, argv, &i, rater_init);
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s%s (see --help)", a, grad ? " for grad" : "");
         else inputs[n_inputs++] = (char *)a;
     }

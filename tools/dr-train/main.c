@@ -79,28 +79,34 @@ int main(int argc, char **argv) {
     char **val_in = xcalloc((size_t)argc, sizeof *val_in);
     int n_sets = 0, n_inputs = 0, n_train = 0, n_val = 0;
     TrainOptions o = {0};
-    o.out_path = "lm.safetensors";
+    /* An option naming a file or the data given twice is refused (which one was meant?);
+     * a number or the device given twice: the last one counts, so that a script can
+     * override its defaults ("${BASE[@]}" --steps 20) as with --set */
+    const char *out = NULL, *steps = NULL, *tokens = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--steps")) o.steps = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
-        else if (!strcmp(a, "--tokens")) o.tokens = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 60);
-        else if (!strcmp(a, "--stop-at")) o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
-        else if (!strcmp(a, "--log")) o.log_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-o")) o.out_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--steps"))
+            o.steps = cli_long(a, steps = cli_value(argc, argv, &i), 1, 1L << 40);
+        else if (!strcmp(a, "--tokens"))
+            o.tokens = cli_long(a, tokens = cli_value(argc, argv, &i), 1, 1L << 60);
+        else if (!strcmp(a, "--stop-at"))
+            o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
+        else if (!strcmp(a, "--log")) o.log_path = cli_value_once(argc, argv, &i, o.log_path);
+        else if (!strcmp(a, "-o")) out = cli_value_once(argc, argv, &i, out);
         else if (!strcmp(a, "--resume")) o.resume = 1;
-        else if (!strcmp(a, "--init")) o.init_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--eval-only")) eval_ckpt = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--init")) o.init_path = cli_value_once(argc, argv, &i, o.init_path);
+        else if (!strcmp(a, "--eval-only")) eval_ckpt = cli_value_once(argc, argv, &i, eval_ckpt);
         else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--train-split")) train_split = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--val-split")) val_split = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--train-split")) train_split = cli_value_once(argc, argv, &i, train_split);
+        else if (!strcmp(a, "--val-split")) val_split = cli_value_once(argc, argv, &i, val_split);
         else if (!strcmp(a, "--train")) train_in[n_train++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) val_in[n_val++] = (char *)cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--weights")) o.weights_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--rater")) o.rater_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--weights")) o.weights_path = cli_value_once(argc, argv, &i, o.weights_path);
+        else if (!strcmp(a, "--rater")) o.rater_path = cli_value_once(argc, argv, &i, o.rater_path);
         else if (!strcmp(a, "--online-keep")) {
             o.online_keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
             if (!(o.online_keep > 0 && o.online_keep <= 1))
@@ -109,6 +115,10 @@ int main(int argc, char **argv) {
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
     }
+    o.out_path = out ? out : "lm.safetensors";
+    if (steps && tokens)   /* as train.steps with train.tokens: which one would count? */
+        dr_die("--steps %s and --tokens %s: give one (--steps overrides the config's train.steps "
+               "and train.tokens, so does --tokens)", steps, tokens);
     if (n_inputs + n_train + n_val == 0) dr_die("no inputs: give a manifest, or --train and --val (see --help)");
     for (int i = 0; i < n_inputs && dist_size() > 1; i++)
         if (!strcmp(inputs[i], "-"))

@@ -21,7 +21,8 @@
 #
 # Variables as repro.mk's (CONFIG, DATA/CORPUS, VAL_MODE, DEVICE, THREADS, STEPS/TOKENS,
 # SET, TRAIN_SET, KEEP …: they are passed on), plus REPRO_OUT (the main run, default
-# repro.mk's OUT) and AOUT (default runs/ablations[-mixture]). Each ablation lives in
+# repro.mk's OUT: runs/repro, runs/gpu with DEVICE=cuda) and AOUT (default
+# runs/ablations[-gpu][-mixture]). Each ablation lives in
 # $(AOUT)/<name>/ (meta/, score/, filter/, train/ as in a repro run).
 
 SHELL       := /bin/bash
@@ -29,10 +30,12 @@ SHELL       := /bin/bash
 .SUFFIXES:
 PIPE        := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 ROOT        := $(patsubst ./%,%,$(dir $(PIPE)))
-CONFIG      ?= $(ROOT)configs/cpu.yaml
+# the same defaults as repro.mk: DEVICE=cuda means configs/gpu.yaml and the main run
+# runs/gpu (ablating the GPU run against a new CPU-config main run in runs/repro was wrong)
+CONFIG      ?= $(ROOT)configs/$(if $(filter cuda,$(DEVICE)),gpu,cpu).yaml
 VAL_MODE    ?= prose
-REPRO_OUT   ?= $(ROOT)runs/repro$(if $(filter mixture,$(VAL_MODE)),-mixture)
-AOUT        ?= $(ROOT)runs/ablations$(if $(filter mixture,$(VAL_MODE)),-mixture)
+REPRO_OUT   ?= $(ROOT)runs/$(if $(filter cuda,$(DEVICE)),gpu,repro)$(if $(filter mixture,$(VAL_MODE)),-mixture)
+AOUT        ?= $(ROOT)runs/ablations$(if $(filter cuda,$(DEVICE)),-gpu)$(if $(filter mixture,$(VAL_MODE)),-mixture)
 KEEP_RANDOM ?= 1
 cfg          = $(shell $(PIPE)/cfg.sh $(1) $(CONFIG))
 

@@ -141,6 +141,8 @@ BEGIN { n = split(offsets, o, " "); for (i = 1; i <= n; i++) { k = o[i]; sub(/=.
     ne[nr] = 0; nf[nr] = 0; allflops[nr] = 1; next
 }
 /^[ \t]*$/ { next }
+# a line cut short (a run killed while writing it) would give a truncated number
+!/^[ \t]*\{.*\}[ \t\r]*$/ { printf "compare.sh: %s: ignoring an incomplete line\n", path[nr] > "/dev/stderr"; next }
 {
     t = num($0, "tokens"); f = num($0, "flops"); if (f != "") f += off[name[nr]]
     if (t != "" && f != "") { nf[nr]++; ft[nr, nf[nr]] = t; fv[nr, nf[nr]] = f }

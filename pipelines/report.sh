@@ -29,6 +29,7 @@ mkdir -p "$DAT"
 rm -f "$PLOTS"/*.png   # every plot is drawn again (or, without gnuplot, none is shown)
 MD=$OUT/report.md.tmp.$$
 trap 'rm -f "$MD" "$MD".*' EXIT
+trap 'exit 130' INT TERM   # (sh runs no EXIT trap when a signal kills it)
 
 env_get() { [ -f "$OUT/run.env" ] && sed -n "s/^$1=//p" "$OUT/run.env" | head -n 1 || true; }
 CONFIG=$(env_get CONFIG); VAL_MODE=$(env_get VAL_MODE); KEEP=$(env_get KEEP)
@@ -67,6 +68,13 @@ image() {  # image NAME.png ALT  -> markdown image line, when the plot exists
     elif [ -z "$GP" ]; then printf '_(no plot: gnuplot with a PNG terminal is not installed)_\n\n'
     fi
 }
+# the complete lines of a JSON-lines log: a line cut short (a run killed while writing,
+# a copy cut off) would otherwise give a truncated number ("l_val":4.9) as a value
+complete() { [ -f "$1" ] && awk '/^[ \t]*\{.*\}[ \t\r]*$/' "$1" || true; }
+ncut() { [ -f "$1" ] && awk '!/^[ \t]*$/ && !/^[ \t]*\{.*\}[ \t\r]*$/ { n++ } END { print n + 0 }' "$1" || echo 0; }
+# a final run counts once its .done exists (written when dr-train succeeded): the log of
+# an interrupted or diverged run ends early, and its last Val loss is no final one
+finished() { [ -s "$OUT/train/$1.jsonl" ] && [ -f "$OUT/train/$1.done" ]; }
 # value of "key":number in a flat JSON line (awk function, pasted into programs)
 AWK_NUM='function num(line, key,    re, s) {
     re = "\"" key "\"[ \t]*:[ \t]*-?[0-9][0-9.eE+-]*"
@@ -76,8 +84,9 @@ AWK_NUM='function num(line, key,    re, s) {
 
 # ---- meta-training ----------------------------------------------------------------------
 # meta.dat: meta_step l_val l_val_uniform gain score_mean score_std score_min score_max entropy frac_min frac_max
-C1_LINE="NOT EVALUATED (no meta-training log $META)"
+C1_LINE="no meta-training log $META"
 C1_STATUS="NOT EVALUATED"
+META_DONE=${META_DIR:-$OUT/meta}/rater.done
 if [ -s "$META" ]; then
     awk "$AWK_NUM"'
     { s = num($0, "meta_step"); if (s == "") next
@@ -85,7 +94,9 @@ if [ -s "$META" ]; then
       if (g == "" && lv != "" && lu != "") g = lu - lv
       printf "%s %s %s %s %s %s %s %s %s %s %s\n", s, v(lv), v(lu), v(g), v(num($0, "score_mean")), v(num($0, "score_std")),
           v(num($0, "score_min")), v(num($0, "score_max")), v(num($0, "score_entropy")), v(num($0, "frac_at_min")), v(num($0, "frac_at_max")) }
-    function v(x) { return x == "" ? "NaN" : x }' "$META" > "$DAT/meta.dat"
+    function v(x) { return x == "" ? "NaN" : x }' <<EOF > "$DAT/meta.dat"
+$(complete "$META")
+EOF
     # criterion 1: mean gain over the last half of the meta-steps
     eval "$(awk '
         { n++; g[n] = $4; s[n] = $1 }
@@ -99,9 +110,14 @@ if [ -s "$META" ]; then
     if [ "$C1_N" -gt 0 ] && [ -n "$C1_MEAN" ]; then
         C1_STATUS=$(awk -v m="$C1_MEAN" 'BEGIN { print (m > 0) ? "PASS" : "FAIL" }')
         C1_LINE="mean of L_val(uniform) − L_val(rater) over meta-steps $C1_FROM–$C1_TO (the last half of $C1_N) = $C1_MEAN nats (> 0 required; positive in $C1_POS of those $C1_K steps, $C1_ALLPOS of all $C1_N)"
+        if [ ! -f "$META_DONE" ]; then
+            C1_STATUS="NOT EVALUATED (meta-training not finished: no $META_DONE)"
+            C1_LINE="so far, over the $C1_N meta-steps logged: $C1_LINE"
+        fi
     else
         C1_LINE="the meta-training log has no l_val_uniform (meta.track_uniform off?): cannot compare with the uniform baseline"
     fi
+    n=$(ncut "$META"); [ "$n" -eq 0 ] || C1_LINE="$C1_LINE ($n incomplete line(s) of \`$META\` ignored)"
     XT=$(awk 'END { print (NR <= 12) ? "set xtics 1" : "set xtics" }' "$DAT/meta.dat")
     [ -n "${C1_MEAN:-}" ] && printf '%s %s\n%s %s\n' "$C1_FROM" "$C1_MEAN" "$C1_TO" "$C1_MEAN" > "$DAT/meta_c1.dat" || echo "NaN NaN" > "$DAT/meta_c1.dat"
     plot meta_lval.png 1000 700 <<EOF
@@ -139,18 +155,28 @@ EOF
 fi
 
 # ---- final training runs -------------------------------------------------------------
+# (finished runs only: compare.sh, the plots and the criteria use nothing else)
 LOGS=
-for r in $RUNS; do [ -s "$OUT/train/$r.jsonl" ] && LOGS="$LOGS $r=$OUT/train/$r.jsonl"; done
+rm -f "$DAT"/val_*.dat
+for r in $RUNS; do finished "$r" && LOGS="$LOGS $r=$OUT/train/$r.jsonl"; done
 for r in $RUNS; do
-    [ -s "$OUT/train/$r.jsonl" ] || continue
-    awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); if (v != "" && t != "") print t, v }' \
-        "$OUT/train/$r.jsonl" > "$DAT/val_$r.dat"
+    finished "$r" || continue
+    complete "$OUT/train/$r.jsonl" | awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); if (v != "" && t != "") print t, v }' \
+        > "$DAT/val_$r.dat"
 done
-final() {  # final RUN -> "tokens l_val seconds" of the run's last eval (empty if none)
-    [ -s "$OUT/train/$1.jsonl" ] || return 0
-    awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); s = num($0, "seconds")
+final() {  # final RUN -> "tokens l_val seconds" of the finished run's last eval (empty if none)
+    finished "$1" || return 0
+    complete "$OUT/train/$1.jsonl" | awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); s = num($0, "seconds")
         if (s != "") sec = s; if (v != "" && t != "") { lt = t; lv = v } }
-        END { if (lv != "") printf "%s %s %s\n", lt, lv, (sec == "" ? "NaN" : sec) }' "$OUT/train/$1.jsonl"
+        END { if (lv != "") printf "%s %s %s\n", lt, lv, (sec == "" ? "NaN" : sec) }'
+}
+why_missing() {  # RUN -> why it has no final Val loss
+    if [ ! -s "$OUT/train/$1.jsonl" ]; then printf 'not run'
+    elif [ ! -f "$OUT/train/$1.done" ]; then
+        complete "$OUT/train/$1.jsonl" | awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); if (v != "" && t != "") { lt = t; lv = v } }
+            END { printf "not finished (no .done: interrupted, diverged or running)"; if (lv != "") printf "; last Val loss %.4f after %d tokens", lv, lt }'
+    else printf 'no Val loss in its log'
+    fi
 }
 run_style() {  # fixed colours per run; the second baseline seed dashed in the baseline's
     case $1 in
@@ -195,7 +221,7 @@ fi
 C2_STATUS="NOT EVALUATED"
 B=$(final baseline); D=$(final datarater)
 if [ -z "$B" ] || [ -z "$D" ]; then
-    C2_LINE="needs the final Val loss of both the 'baseline' and the 'datarater' runs (missing: $( [ -n "$B" ] || printf 'baseline '; [ -n "$D" ] || printf 'datarater'))"
+    C2_LINE="needs the final Val loss of both the 'baseline' and the 'datarater' runs ($( [ -n "$B" ] || printf 'baseline: %s' "$(why_missing baseline)"; [ -n "$B$D" ] || printf '; '; [ -n "$D" ] || printf 'datarater: %s' "$(why_missing datarater)"))"
 else
     set -- $B; BT=$1 BL=$2; set -- $D; DT=$1 DL=$2
     R=$(final random); S=$(final baseline-seed2); D2=$(final datarater-seed2); R2=$(final random-seed2)
@@ -370,7 +396,9 @@ if [ -s "$META" ] && [ -s "$DAT/meta.dat" ]; then
     }' "$DAT/meta.dat"
     echo
     awk "$AWK_NUM"'{ s = num($0, "seconds"); if (s != "") last = s; m = num($0, "meta_step"); if (m != "") steps = m }
-        END { if (last != "") printf "Meta-training took %.0f s (%d meta-steps).\n\n", last, steps }' "$META"
+        END { if (last != "") printf "Meta-training took %.0f s (%d meta-steps).\n\n", last, steps }' <<EOF
+$(complete "$META")
+EOF
     image meta_scores.png "rater score statistics over meta-steps"
 else
     echo "_(no meta-training log: \`$META\`)_"; echo
@@ -387,7 +415,7 @@ if [ -n "$LOGS" ]; then
     echo "| run | final L_val | Δ vs baseline | tokens | wall seconds |"
     echo "|---|---:|---:|---:|---:|"
     for r in $RUNS; do
-        f=$(final "$r"); [ -n "$f" ] || { echo "| $r | (not run) | | | |"; continue; }
+        f=$(final "$r"); [ -n "$f" ] || { echo "| $r | ($(why_missing "$r")) | | | |"; continue; }
         echo "$f" | awk -v r="$r" -v b="$(final baseline | awk '{ print $2 }')" '{
             printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.1f", $3) }'
     done
@@ -407,7 +435,8 @@ if [ -n "$LOGS" ]; then
     sh "$PIPE/compare.sh" --md $OFFS $LOGS || echo "_(compare.sh failed)_"
     echo
 else
-    echo "_(no final training logs under \`$OUT/train/\`)_"; echo
+    echo "_(no finished final run under \`$OUT/train/\`)_"; echo
+    for r in $RUNS; do echo "- $r: $(why_missing "$r")"; done; echo
 fi
 
 echo "## What the rater keeps, per source"

@@ -24,6 +24,9 @@
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
+# make -n / -q (and `status`, which asks make -q) must not rewrite the parameter stamps
+# below: a dry run with other variables would make the next real run redo those steps
+DRY         := $(if $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),1)
 .DELETE_ON_ERROR:
 .SUFFIXES:
 .SECONDEXPANSION:
@@ -122,6 +125,8 @@ META_DIR    ?= $(OUT)/meta
 SCORE_DIR   ?= $(OUT)/score
 RATER       := $(META_DIR)/rater$(if $(filter ema,$(RATER_USE)),.ema).safetensors
 RATER_DONE  := $(META_DIR)/rater.done
+# the perplexity filter's reference LM (§4 below)
+PPL_LM      := $(OUT)/train/$(if $(filter train_a,$(PPL_REF)),ref-train_a,baseline).done
 TRAIN_DONE  := $(RUNS:%=$(OUT)/train/%.done)
 
 sets         = $(foreach s,$(1),--set $(s))
@@ -135,26 +140,63 @@ ATOMIC      := $(PIPE)/atomic.sh
 say          = @printf '\n\033[1m==> [%s] %s\033[0m\n' "$$(date +%H:%M:%S)" "$(1)" >&2
 tool_need    = @[ -x $(BIN)/$(1) ] || { echo "repro.mk: $(BIN)/$(1) is missing: run 'make' first" >&2; exit 1; }
 
-# Parameter stamps: DIR/params holds the variables a step depends on besides its files;
-# it is rewritten (new mtime) only when they change, so make redoes exactly the steps
-# whose settings changed. Written while the makefile is read.
-stamp        = $(shell mkdir -p $(1) && p='$(strip $(2))' && { [ "$$(cat $(1)/params 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1)/params; })
-ifneq ($(if $(MAKECMDGOALS),$(filter-out help status clean-runs,$(MAKECMDGOALS)),all),)
-$(call stamp,$(SPLITS),val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB))
-$(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR),set=$(SET) meta_set=$(META_SET) device=$(DEVICE)))
-$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR),set=$(SET) rater=$(RATER_USE) ppl_ref=$(PPL_REF) device=$(DEVICE)))
-$(call stamp,$(OUT)/filter,keep=$(KEEP) set=$(SET))
-$(call stamp,$(OUT)/train,set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE))
+# ---- checks before anything is made ---------------------------------------------------
+# Paths go unquoted into make targets and shell commands: whitespace, quotes, glob or shell
+# metacharacters, ':' '%' '=' '#' would split or change them (a space in OUT made
+# directories under the current one; an empty OUT turned clean-runs into rm -rf /meta …).
+BUILDING    := $(if $(MAKECMDGOALS),$(filter-out help status clean-runs report,$(MAKECMDGOALS)),all)
+sq           = $(subst ','\'',$(1))
+path_bad     = $(shell printf '%s' '$(call sq,$(1))' | LC_ALL=C grep -q '[^A-Za-z0-9_./+,@~-]' && echo 1)
+PATH_MSG    := only letters, digits and _ . / + - , @ ~ are allowed in the pipeline's paths (make and the recipes would split or expand anything else)
+check_path   = $(if $(strip $($(1))),$(if $(call path_bad,$($(1))),$(error repro.mk: $(1)='$($(1))': $(PATH_MSG))),$(error repro.mk: $(1) is empty))
+$(foreach v,OUT PREP CONFIG CORPUS BIN META_DIR SCORE_DIR $(if $(filter gpt2,$(TOKENIZER)),GPT2_VOCAB),$(call check_path,$(v)))
+ifneq ($(BUILDING),)
+$(if $(wildcard $(CONFIG)),,$(error repro.mk: CONFIG=$(CONFIG): no such file))
+ifeq ($(DRY),)
+# every tool, before the first step: a missing dr-cat used to be found after all training
+TOOLS       := dr-tokenize dr-split dr-meta dr-score dr-filter dr-train dr-cat
+MISSING     := $(strip $(foreach t,$(TOOLS),$(if $(shell [ -x $(BIN)/$(t) ] && echo y),,$(t))))
+$(if $(MISSING),$(error repro.mk: missing in BIN=$(BIN): $(MISSING) (run 'make' first)))
+$(foreach d,$(OUT) $(PREP),$(if $(shell mkdir -p $(d) 2>/dev/null && [ -w $(d) ] && echo y),,$(error repro.mk: cannot create or write $(d))))
+endif
+endif
+
+# Parameter stamps: a params file holds what a step depends on besides its files'
+# mtimes (variables; the config's content; which manifest, rater, corpus); it is
+# rewritten (new mtime) only when that changes, so make redoes exactly the steps whose
+# settings changed, also when the change is back to an older file (another CONFIG or
+# VAL_MODE, PREP, CORPUS). Written while the makefile is read; under make -n / -q a
+# changed stamp is only marked out of date (FORCE), not written.
+CFG_ID      := $(if $(BUILDING),$(firstword $(shell cksum < $(CONFIG) 2>/dev/null)))
+stamp_same   = $(shell [ "$$(cat $(1) 2>/dev/null)" = '$(call sq,$(strip $(2)))' ] && echo y)
+stamp_write  = $(shell mkdir -p $(dir $(1)) && p='$(call sq,$(strip $(2)))' && { [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1); })
+stamp        = $(if $(DRY),$(if $(call stamp_same,$(1),$(2)),,$(eval $(1): FORCE)),$(call stamp_write,$(1),$(2)))
+ifneq ($(BUILDING),)
+$(if $(filter bpe,$(TOKENIZER)),$(call stamp,$(VOCAB_DIR)/params,corpus=$(CORPUS)))
+$(call stamp,$(dir $(SHARDS_OK))params,corpus=$(CORPUS) vocab=$(VOCAB_DIR))
+$(call stamp,$(SPLITS)/params,val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB))
+$(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR)/params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) meta_set=$(META_SET) device=$(DEVICE)))
+$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/datarater.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) rater=$(RATER) device=$(DEVICE)))
+$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/ppl.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) lm=$(PPL_LM) device=$(DEVICE)))
+$(call stamp,$(OUT)/filter/params,config=$(CFG_ID) manifest=$(MANIFEST) keep=$(KEEP) set=$(SET))
+$(call stamp,$(OUT)/train/params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE))
+$(call stamp,$(OUT)/train/online.params,rater=$(RATER) keep=$(KEEP))
+$(call stamp,$(OUT)/examples/params,n=$(N_EXAMPLES) seq_len=$(SEQ_LEN))
 endif
 
 # (a stamp removed after the makefile was read, e.g. by clean-runs, comes back empty)
-.PRECIOUS: %/params
-%/params:
+.PRECIOUS: %/params %.params
+%/params %.params:
 	@mkdir -p $(@D) && touch $@
+.PHONY: FORCE
+FORCE:
+.DEFAULT_GOAL := all
 
 # --resume when an interrupted attempt left the tool's state (decided when the recipe
-# starts); a state older than the config or the step's params is another experiment's.
-resume       = $(shell for s in $(1).state $(1).state.prev; do [ -f $$s ] && [ $$s -nt $(CONFIG) ] && [ $$s -nt $(2) ] && echo --resume && break; done)
+# starts): a state newer than every prerequisite of the step ($(2) = $$^). One older than
+# any of them is another experiment's — typically the finished run whose inputs just
+# changed (new filter, manifest, rater): resuming it would keep the old model.
+resume       = $(shell for s in $(1).state $(1).state.prev; do [ -f $$s ] || continue; ok=y; for p in $(2); do [ $$s -nt $$p ] || { ok=; break; }; done; [ -n "$$ok" ] && echo --resume && break; done)
 
 .PHONY: all report runs meta scores filters status clean-runs help
 all: $(OUT)/report.md
@@ -173,15 +215,15 @@ $(DATA)/corpus.jsonl:
 	$(call say,corpus: $@ (pipelines/data.mk))
 	$(MAKE) --no-print-directory -f $(PIPE)/data.mk DATA=$(DATA)
 
-$(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS)
+$(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS) $(PREP)/vocab-bpe$(BPE_VOCAB)/params
 	$(call tool_need,dr-tokenize)
 	$(call say,tokenizer: training a $(BPE_VOCAB)-token BPE on $(CORPUS) -> $(@D)/)
 	$(BIN)/dr-tokenize --train-bpe $(BPE_VOCAB) --field text -o $(@D) $(CORPUS) > /dev/null
 
-$(SHARDS_OK): $(CORPUS) $(VOCAB_OK)
+$(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params
 	$(call tool_need,dr-tokenize)
 	$(call say,shards: tokenizing $(CORPUS) ($(TOKENIZER)) -> $(@D)/)
-	@rm -rf $(@D); mkdir -p $(@D)
+	@mkdir -p $(@D); find $(@D) -mindepth 1 -maxdepth 1 ! -name params -exec rm -rf {} +
 	$(ATOMIC) $@ $(BIN)/dr-tokenize --tokenizer $(TOKENIZER) $(if $(VOCAB_DIR),--vocab-dir $(VOCAB_DIR)) \
 	    --field text --source-field source -o $(@D) $(CORPUS)
 
@@ -205,14 +247,14 @@ $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
 $(RATER_DONE): $(MANIFEST) $(CONFIG) $(META_DIR)/params
 	$(call tool_need,dr-meta)
 	$(call say,meta-training the rater: dr-meta $(notdir $(CONFIG)) $(META_SET) -> $(@D)/)
-	$(if $(call resume,$(@D)/rater.safetensors,$(@D)/params),,@rm -f $(@D)/metrics.jsonl)
+	$(if $(call resume,$(@D)/rater.safetensors,$^),,@rm -f $(@D)/metrics.jsonl)
 	$(BIN)/dr-meta $(CFGARGS) $(call sets,$(META_SET)) $(DEV) --log $(@D)/metrics.jsonl \
-	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors,$(@D)/params) $(MANIFEST)
+	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors,$^) $(MANIFEST)
 	@test -s $(RATER) || { echo "repro.mk: dr-meta did not write $(RATER)" >&2; exit 1; }
 	@touch $@
 
 # ---- 4. scores and filters -----------------------------------------------------------------
-$(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST) $(SCORE_DIR)/params
+$(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST) $(SCORE_DIR)/datarater.params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the rater ($(notdir $(RATER))) -> $@)
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
@@ -222,8 +264,7 @@ $(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST) $(SCORE_DIR)/params
 # baseline run's LM (trained on all of train_b with the same budget; it costs nothing
 # more, but has seen part of what it scores once); PPL_REF=train_a: an LM trained the same
 # way on train_a (same mixture, disjoint documents; one more training run).
-PPL_LM := $(OUT)/train/$(if $(filter train_a,$(PPL_REF)),ref-train_a,baseline).done
-$(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST) $(SCORE_DIR)/params
+$(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST) $(SCORE_DIR)/ppl.params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the $(PPL_REF) LM (perplexity filter) -> $@)
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
@@ -269,19 +310,19 @@ TRAIN_DEP_ref-train_a := $(MANIFEST)
 TRAIN_DEP_datarater   := $(OUT)/filter/datarater.paths
 TRAIN_DEP_random      := $(OUT)/filter/random.paths
 TRAIN_DEP_ppl         := $(OUT)/filter/ppl.paths
-TRAIN_DEP_online      := $(RATER_DONE) $(MANIFEST) $(OUT)/filter/params
+TRAIN_DEP_online      := $(RATER_DONE) $(MANIFEST) $(OUT)/train/online.params
 
 $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG) $(OUT)/train/params
 	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: baseline datarater random ppl online baseline-seed2 datarater-seed2 random-seed2 ref-train_a)))
 	$(call tool_need,dr-train)
 	$(call say,train '$*' -> $(@:.done=.safetensors))
-	$(if $(call resume,$(@:.done=.safetensors),$(@D)/params),,@rm -f $(@:.done=.jsonl))
+	$(if $(call resume,$(@:.done=.safetensors),$^),,@rm -f $(@:.done=.jsonl))
 	$(BIN)/dr-train $(CFGARGS) $(call sets,$(TRAIN_SET)) $(DEV) $(BUDGET) --log $(@:.done=.jsonl) \
-	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors),$(@D)/params) $(TRAIN_IN_$*)
+	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors),$^) $(TRAIN_IN_$*)
 	@$(ATOMIC) $@ sh -c "grep '\"l_val\"' $(@:.done=.jsonl) | tail -n 1"
 
 # ---- 6. examples and the report ---------------------------------------------------------
-$(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(SCORE_DIR)/datarater.tsv $(MANIFEST)
+$(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(SCORE_DIR)/datarater.tsv $(MANIFEST) $(OUT)/examples/params
 	$(call tool_need,dr-cat)
 	@mkdir -p $(@D)
 	$(ATOMIC) $@ $(BIN)/dr-cat --scores $< --$* $(N_EXAMPLES) --seq-len $(SEQ_LEN) --split train_b $(MANIFEST)
@@ -304,11 +345,18 @@ report:
 	$(PIPE)/report.sh $(OUT)
 
 # ---- housekeeping -----------------------------------------------------------------------
+# done: exists and up to date; redo: exists, but make would remake it (an input, the config
+# or a variable it depends on changed), as one dry run (make -n, which writes no stamp)
+# says; pending: not made yet
+STATUS_FILES = $(VOCAB_OK) $(SHARDS_OK) $(MANIFEST) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv \
+    $(OUT)/filter/datarater.paths $(OUT)/filter/random.paths $(OUT)/filter/ppl.paths \
+    $(if $(filter random-seed2,$(RUNS)),$(OUT)/filter/random-seed2.paths) $(TRAIN_DONE) $(OUT)/report.md
 status:
-	@for f in $(VOCAB_OK) $(SHARDS_OK) $(MANIFEST) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv $(SCORE_DIR)/ppl.tsv \
-	    $(OUT)/filter/datarater.paths $(OUT)/filter/random.paths $(OUT)/filter/ppl.paths \
-	    $(if $(filter random-seed2,$(RUNS)),$(OUT)/filter/random-seed2.paths) $(TRAIN_DONE) $(OUT)/report.md; do \
-	    if [ -e $$f ]; then echo "done     $$f"; else echo "pending  $$f"; fi; done
+	@stale=$$($(MAKE) --no-print-directory -n --debug=b -f $(firstword $(MAKEFILE_LIST)) $(STATUS_FILES) 2>&1 \
+	    | sed -n "s/^ *Must remake target '\(.*\)'\.$$/\1/p"); \
+	for f in $(STATUS_FILES); do \
+	    if [ ! -e $$f ]; then s=pending; elif printf '%s\n' "$$stale" | grep -qxF $$f; then s=redo; else s=done; fi; \
+	    printf '%-8s %s\n' $$s $$f; done
 
 clean-runs:
 	rm -rf $(OUT)/meta $(OUT)/score $(OUT)/filter $(OUT)/train $(OUT)/examples $(OUT)/plots $(OUT)/report.md $(OUT)/run.env

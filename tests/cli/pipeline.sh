@@ -178,5 +178,78 @@ grep -v 'Criterion 2' "$OUT/report.md" > "$tmp/broken/report.md"
 refute "check_report rejects a report without criterion 2" check_report "$tmp/broken/report.md"
 refute "check_manifest rejects a missing manifest" check_manifest "$tmp/broken/nothing.tsv"
 
+# ---- re-running after a change: exactly the right steps, nothing stale --------------------
+# (each check below failed before its fix; they change $OUT, so they come last)
+sig() { sed -E 's/"(seconds|step_seconds)":[-0-9.eE+]+,?//g' "$1"; }   # a log without its timings
+
+# N_EXAMPLES is a setting of the examples step
+"${MK[@]}" N_EXAMPLES=3 "$OUT/examples/top.txt" > /dev/null 2>&1
+check "N_EXAMPLES=3 re-run: examples/top.txt has 3 examples" check_examples "$OUT/examples/top.txt" 3
+
+# -n and status must not rewrite the parameter stamps; status names what a change redoes
+cp "$OUT/filter/params" "$tmp/filter.params"
+"${MK[@]}" -n KEEP=0.5 > /dev/null 2>&1
+check "make -n KEEP=0.5 leaves filter/params as it was" cmp "$tmp/filter.params" "$OUT/filter/params"
+check "status KEEP=0.5: the filters are 'redo', the splits 'done'" sh -c "\"\$@\" status KEEP=0.5 > $tmp/status.txt 2>&1 &&
+    grep -qx 'redo  *$OUT/filter/datarater.paths' $tmp/status.txt && grep -qx 'done  *$MANIFEST' $tmp/status.txt" _ "${MK[@]}"
+
+# a step redone because its inputs changed starts afresh: resuming the finished run's state
+# kept the old model (dr-train 'resuming at step 20'); and the online run, which deploys
+# the rater, is redone when RATER_USE picks other weights. Against a fresh run:
+"${MK[@]}" RATER_USE=last > "$tmp/rater_last.log" 2>&1 || { bad "make RATER_USE=last failed"; tail -n 5 "$tmp/rater_last.log"; }
+"${MK[@]}" PREP="$OUT" META_DIR="$OUT/meta" OUT="$tmp/fresh" RATER_USE=last "$tmp/fresh/train/datarater.done" "$tmp/fresh/train/online.done" > "$tmp/fresh.log" 2>&1 \
+    || { bad "fresh run RATER_USE=last failed"; tail -n 5 "$tmp/fresh.log"; }
+for r in datarater online; do
+    check "RATER_USE=last re-run: $r's LM is that of a fresh run" cmp "$OUT/train/$r.safetensors" "$tmp/fresh/train/$r.safetensors"
+done
+check "RATER_USE=last re-run: no --resume of a finished run" sh -c "! grep -q -- '--resume' $tmp/rater_last.log"
+
+# another config file whose mtime is older than the outputs (a copy with cp -p, a checkout):
+# its content is what counts
+sed 's/^  steps: 20/  steps: 10/' configs/tiny.yaml > "$tmp/tiny10.yaml"; touch -d 2000-01-01 "$tmp/tiny10.yaml"
+"${MK[@]}" CONFIG="$tmp/tiny10.yaml" "$OUT/train/baseline.done" > /dev/null 2>&1
+check "an older CONFIG file with train.steps 10: baseline redone with 10 steps" sh -c "tail -n 1 $OUT/train/baseline.jsonl | grep -q '\"step\":10,'"
+
+# another corpus (older than the shards): tokenized again, not split from the old shards
+tests/data/gen_corpus.sh "$tmp/data2" 120 > /dev/null; touch -d 2000-01-01 "$tmp/data2/corpus.jsonl"
+"${MK[@]}" CORPUS="$tmp/data2/corpus.jsonl" "$MANIFEST" > /dev/null 2>&1
+check "an older CORPUS: the shards are made from it (120 documents in)" grep -q '^# input: .* 120 documents' "$MANIFEST"
+
+# ---- what the pipeline refuses ---------------------------------------------------------------
+mkdir -p "$tmp/cwd"
+( cd "$tmp/cwd" && make --no-print-directory -f "$ROOT/pipelines/repro.mk" BIN="$ROOT/$BIN" CONFIG="$ROOT/configs/tiny.yaml" \
+    CORPUS="$tmp/data/corpus.jsonl" OUT="$tmp/sp ace" TOKENIZER=byte > "$tmp/space.log" 2>&1 ) \
+    && bad "OUT with a space: make succeeded" || ok "OUT with a space: make fails"
+check "OUT with a space: the error names OUT, nothing made in the current directory" \
+    sh -c "grep -q \"OUT='$tmp/sp ace'\" $tmp/space.log && [ -z \"\$(ls -A $tmp/cwd)\" ] && [ ! -e '$tmp/sp ace' ]"
+check "OUT empty: clean-runs refuses (it was rm -rf /meta /score …)" sh -c "! make --no-print-directory -n -f pipelines/repro.mk CONFIG=configs/tiny.yaml OUT= clean-runs 2>&1 | grep -q 'rm -rf /meta'"
+mkdir -p "$tmp/bin-nocat"
+for t in dr-tokenize dr-split dr-meta dr-score dr-filter dr-train; do ln -s "$ROOT/$BIN/$t" "$tmp/bin-nocat/$t"; done
+"${MK[@]}" BIN="$tmp/bin-nocat" OUT="$tmp/nocat" > "$tmp/nocat.log" 2>&1 && bad "BIN without dr-cat: make succeeded"
+check "BIN without dr-cat: refused before the first step, naming dr-cat" sh -c "grep -q 'dr-cat' $tmp/nocat.log && [ ! -e $tmp/nocat/shards-byte/shards.list ]"
+
+# ablations.mk with DEVICE=cuda ablates the GPU run (configs/gpu.yaml, runs/gpu), as repro.mk's defaults
+check "ablations.mk DEVICE=cuda: main run CONFIG=configs/gpu.yaml OUT=runs/gpu" sh -c \
+    "make --no-print-directory -n -f pipelines/ablations.mk DEVICE=cuda MAKE=true prep | grep -q 'CONFIG=configs/gpu.yaml .*OUT=runs/gpu '"
+
+# ---- report.sh on an unfinished run -------------------------------------------------------
+# the datarater run interrupted (no .done) with its last line cut: criterion 2 is not
+# evaluated from its truncated log ("l_val":4.9 read as 4.9 passed it)
+mkdir -p "$tmp/keep"; mv "$OUT/train/datarater.done" "$tmp/keep/"; cp "$OUT/train/datarater.jsonl" "$tmp/keep/"
+{ sed '$d' "$tmp/keep/datarater.jsonl"; tail -n 1 "$tmp/keep/datarater.jsonl" | sed 's/\("l_val":[0-9]\.[0-9]\).*/\1/'; } > "$OUT/train/datarater.jsonl"
+GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1
+check "report.sh, datarater unfinished: criterion 2 NOT EVALUATED, the run 'not finished'" sh -c \
+    "grep -q '^- \*\*Criterion 2 .*: NOT EVALUATED\.\*\*' $OUT/report.md && grep -q '^| datarater | (not finished' $OUT/report.md"
+want=$(sed '$d' "$OUT/train/datarater.jsonl" | grep '"l_val"' | tail -n 1 | sed 's/.*"l_val":\([-0-9.eE+]*\).*/\1/' | xargs printf '%.4f')
+check "compare.sh ignores a cut last line (final = the last complete eval, $want)" sh -c \
+    "sh pipelines/compare.sh $OUT/train/datarater.jsonl 2>/dev/null | awk '\$1 == \"datarater\" { print \$(NF - 1); exit }' | grep -qx $want"
+mv "$tmp/keep/datarater.done" "$tmp/keep/datarater.jsonl" "$OUT/train/"
+# report.sh killed (SIGTERM) while writing report.md leaves no temporary file
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\nwhile [ ! -s "%s" ]; do sleep 0.05; done\nkill -TERM "$(cat "%s")"; sleep 0.3\nexec /bin/date "$@"\n' "$tmp/report.pid" "$tmp/report.pid" > "$tmp/fakebin/date"
+chmod +x "$tmp/fakebin/date"
+PATH="$tmp/fakebin:$PATH" GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1 & echo $! > "$tmp/report.pid"; wait $!
+check "report.sh after SIGTERM: no report.md.tmp.* left" sh -c "[ -z \"\$(ls $OUT | grep 'report\.md\.tmp')\" ]"
+
 echo "pipeline test: $((SECONDS - t0)) s"
 exit $fail

@@ -72,8 +72,8 @@ int main(int argc, char **argv) {
     int n_inputs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "--ids")) o.ids = 1;
         else if (!strcmp(a, "--list")) o.list = 1;

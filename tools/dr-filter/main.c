@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
     FilterOptions fo = { .policy = FILTER_TOP, .keep = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--scores")) scores_path = cli_value_once(argc, argv, &i, scores_path);
         else if (!strcmp(a, "-o")) out_dir = cli_value_once(argc, argv, &i, out_dir);
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);

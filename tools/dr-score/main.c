@@ -75,8 +75,8 @@ int main(int argc, char **argv) {
     long batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--rater")) rater_path = cli_value_once(argc, argv, &i, rater_path);
         else if (!strcmp(a, "--lm")) lm_path = cli_value_once(argc, argv, &i, lm_path);
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);

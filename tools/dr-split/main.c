@@ -85,8 +85,8 @@ int main(int argc, char **argv) {
     int n_inputs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--train-b")) o.train_b = cli_double(a, cli_value(argc, argv, &i), 0, 1);

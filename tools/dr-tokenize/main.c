@@ -123,8 +123,8 @@ int main(int argc, char **argv) {
     const char *field_opt = NULL;   /* --field / --source-field (JSON lines only) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--tokenizer")) { kind = cli_value(argc, argv, &i); shard_opt = a; }
         else if (!strcmp(a, "--vocab-dir")) { vocab_dir = cli_value(argc, argv, &i); shard_opt = a; }

@@ -85,8 +85,8 @@ int main(int argc, char **argv) {
     const char *out = NULL, *steps = NULL, *tokens = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        else if (!strcmp(a, "--version")) { cli_print_version(); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--steps"))

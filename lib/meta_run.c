@@ -716,8 +716,10 @@ static int population_step(Run *r, StepResult *res) {
     be->vec_zero(r->dir_sum, n_phi);
 
     /* 1. the members this rank runs (all of them in one process): φ̄_k, statistics and
-     *    the shadow's L_val, each on its own */
-    for (int k = 0; k < r->K; k++) {
+     *    the shadow's L_val, each on its own. A failure (a shard one rank cannot read) is
+     *    every rank's before the combining collectives below (dist_agree_failure). */
+    int failed = 0;
+    for (int k = 0; k < r->K && !failed; k++) {
         Member *mb = &r->mem[k];
         draw_batches(r, mb);
         if (!owns(k)) continue;
@@ -727,13 +729,18 @@ static int population_step(Run *r, StepResult *res) {
         be->vec_zero(r->dphi_k, n_phi);
         uint64_t key = seed_of(cfg->seed, 0x5348, (uint64_t)k, (uint64_t)m);
         if (meta_member_step(r->work, mb->theta, &mb->opt, r->phi, &data, key,
-                             r->has_grad ? r->dphi_k : NULL, &r->mstats[k]))
-            return -1;
+                             r->has_grad ? r->dphi_k : NULL, &r->mstats[k])) {
+            failed = 1;
+            break;
+        }
         r->lu[k] = NAN;
-        if (r->track_uniform && meta_uniform_step(r->work, mb->theta_u, &mb->opt_u, &data, &r->lu[k]))
-            return -1;
+        if (r->track_uniform && meta_uniform_step(r->work, mb->theta_u, &mb->opt_u, &data, &r->lu[k])) {
+            failed = 1;
+            break;
+        }
         if (r->has_grad) be->to_host(r->h_dphi + (size_t)k * n_phi, r->dphi_k, n_phi * sizeof(real));
     }
+    if (dist_agree_failure(failed ? -1 : 0)) return -1;
 
     /* 2. on every rank, member by member in order: each from its owner, then combined as
      *    one process combines them, so every rank computes the same φ̄ */
@@ -886,7 +893,7 @@ int meta_run(MetaOptions *o) {
     r->o = o;
     r->cfg = &o->cfg;
     const Config *cfg = r->cfg;
-    int rc = -1;
+    int rc = -1, failed_together = 0;   /* failed_together: every rank stopped at one point */
     Metrics *mt = NULL;
     char *state_path = meta_state_path(o->out_path);
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
@@ -994,9 +1001,10 @@ int meta_run(MetaOptions *o) {
         StepResult res;
         const double t_step = dr_now();
         if (population_step(r, &res)) {   /* the members moved: only a saved state is whole */
-            if (saved_step >= 0 && dist_rank() == 0)
+            if (saved_step >= 0)   /* every rank failed here together: rank 0 reports it */
                 dr_seterr("%s; the state after meta-step %ld is saved in %s (once the cause is "
                           "fixed, --resume continues from there)", dr_lasterr(), saved_step, state_path);
+            failed_together = 1;
             goto done;
         }
         const long step_no = r->meta_step + 1;
@@ -1086,6 +1094,7 @@ int meta_run(MetaOptions *o) {
 done:
     rc = metrics_close(mt, rc);
     dr_stop_signals_reset();
+    if (rc < 0 && failed_together && dist_rank() != 0) dist_await_root_exit();
     if (r->be) run_free(r);
     free(state_path);
     return rc;

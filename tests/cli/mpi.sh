@@ -21,7 +21,8 @@
 #    an uninterrupted 2-rank run does; an error on one rank (a missing input) stops the job
 #    with "rank 1: …" instead of leaving rank 0 waiting; a read error on rank 1 alone
 #    halfway stops every rank at that step, rank 0 saves and prints rank 1's message once,
-#    and --resume ends as the uninterrupted run.
+#    and --resume ends as the uninterrupted run; in dr-meta, rank 1's read error stops
+#    every rank before the combining collectives, and rank 0 names the last saved state.
 # Skipped (exit 0, "skipped: no MPI") only when mpirun is not installed; a bin/ built
 # without MPI fails here (it refuses to run as 2 processes). Runs in ~15 s on 2 cores.
 set -euo pipefail
@@ -212,8 +213,33 @@ grep -Eq '^dr-train: rank 1: .*train_a-[0-9]+\.drs: block 0: .*corrupted.*; the 
 [ "$(grep -c 'corrupted' "$tmp/rh.err")" -eq 1 ] || { cat "$tmp/rh.err"; fail "a read error on rank 1: reported more than once"; }
 "${MPI2[@]}" -x DR_RESIDENT_TOKENS "$BIN/dr-train" "${RD[@]}" --train "$tmp/rd_ok/train_a" -o "$tmp/rh.st" \
     --log "$tmp/rh.jsonl" --resume 2>"$tmp/rh2.err" || { cat "$tmp/rh2.err"; fail "--resume after rank 1's read error"; }
-unset DR_RESIDENT_TOKENS
 cmp -s "$tmp/rf.st" "$tmp/rh.st" || fail "after rank 1's read error: the resumed model differs from the uninterrupted one"
 cmp -s <(no_seconds "$tmp/rf.jsonl") <(no_seconds "$tmp/rh.jsonl") || fail "after rank 1's read error: the logs differ"
 echo "dr-train: $(grep -o 'rank 1: .*drs: block 0' "$tmp/rh.err") halfway: rank 0 saved $(grep -o 'state at step [0-9]*' "$tmp/rh.err"); --resume = uninterrupted, bit for bit"
+# dr-meta: the same, member 1 (rank 1) alone meeting a corrupt block after some meta-steps
+# (Train_A in 42 small shards, read in order: member 1 starts halfway, at shard 20): every
+# rank stops before the combining collectives, rank 0 names rank 1's error and the last
+# saved state (meta.save_every 1); --resume on 2 ranks = the uninterrupted 2-rank run
+"$BIN/dr-split" --val 0.1 --dedup --shard-size 0.02 -o "$tmp/md_ok" "$tmp/toy_shards" >/dev/null 2>&1
+cp -r "$tmp/md_ok" "$tmp/md_bad"
+late=$(ls "$tmp/md_bad/train_a/"*.drs | sed -n 23p)
+b=$(od -An -tu1 -j 112 -N 1 "$late" | tr -d ' ')
+printf "\\x$(printf %02x $((255 - b)))" | dd of="$late" bs=1 seek=112 conv=notrunc 2>/dev/null
+MD=(--config configs/tiny.yaml --set experiment.threads=1 --set data.shuffle=false --set meta.rounds=30
+    --set meta.save_every=1 --set meta.save_minutes=0)
+"${MPI2[@]}" -x DR_RESIDENT_TOKENS "$BIN/dr-meta" "${MD[@]}" -o "$tmp/mdf.safetensors" --log "$tmp/mdf.jsonl" \
+    "$tmp/md_ok/manifest.tsv" 2>"$tmp/mdf.err" || { cat "$tmp/mdf.err"; fail "dr-meta on 2 ranks, streamed"; }
+rc=0
+timeout 120 mpirun -x DR_RESIDENT_TOKENS -np 1 "$BIN/dr-meta" "${MD[@]}" -o "$tmp/mdh.safetensors" --log "$tmp/mdh.jsonl" \
+    "$tmp/md_ok/manifest.tsv" : -np 1 "$BIN/dr-meta" "${MD[@]}" -o "$tmp/mdh.safetensors" --log "$tmp/mdh.jsonl" \
+    "$tmp/md_bad/manifest.tsv" 2>"$tmp/mdh.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$tmp/mdh.err"; fail "dr-meta, a read error on rank 1: exit status $rc"; }
+grep -Eq '^dr-meta: rank 1: .*train_a-[0-9]+\.drs: block 0: .*corrupted.*; the state after meta-step [1-9][0-9]* is saved in .*mdh\.safetensors\.state' \
+    "$tmp/mdh.err" || { cat "$tmp/mdh.err"; fail "dr-meta, a read error on rank 1: rank 0's message"; }
+[ "$(grep -c 'corrupted' "$tmp/mdh.err")" -eq 1 ] || { cat "$tmp/mdh.err"; fail "dr-meta, a read error on rank 1: reported more than once"; }
+"${MPI2[@]}" -x DR_RESIDENT_TOKENS "$BIN/dr-meta" "${MD[@]}" -o "$tmp/mdh.safetensors" --log "$tmp/mdh.jsonl" --resume \
+    "$tmp/md_ok/manifest.tsv" 2>"$tmp/mdh2.err" || { cat "$tmp/mdh2.err"; fail "dr-meta --resume after rank 1's read error"; }
+same_meta mdf mdh "dr-meta on 2 ranks, rank 1's read error, then --resume"
+echo "dr-meta: $(grep -o 'rank 1: .*drs: block 0' "$tmp/mdh.err") at meta-step $(($(grep -o 'after meta-step [0-9]*' "$tmp/mdh.err" | grep -o '[0-9]*$') + 1)): rank 0 reported it with the saved state; --resume = uninterrupted, bit for bit"
+unset DR_RESIDENT_TOKENS
 echo "mpi: ok"

@@ -67,7 +67,13 @@ const Backend *backend_select(const char *device) {
         const Backend *be = load_cuda(why, sizeof why);
         if (be) return be;
         if (want_cuda) {
-            dr_seterr("--device cuda: %s", why);
+            /* without a driver the CUDA runtime's reason ("driver version is insufficient")
+             * reads like an old driver: say what is missing */
+            if (!nvidia_driver_present())
+                dr_seterr("--device cuda: no NVIDIA driver on this machine (no /proc/driver/nvidia/version, "
+                          "no /dev/nvidiactl): use --device cpu or auto (%s)", why);
+            else
+                dr_seterr("--device cuda: %s", why);
             return NULL;
         }
     }

@@ -87,20 +87,31 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     if ((uint64_t)P > n_batches) P = n_batches > 0 ? (int)n_batches : 1;
     uint64_t per_round = (uint64_t)P * ROUND_PER_THREAD;
     int R = (int)(per_round < n_batches ? per_round : n_batches > 0 ? n_batches : 1);
-    Slot *slot = xcalloc((size_t)R, sizeof *slot);
-    for (int k = 0; k < R; k++) {
-        slot[k].b = data_batch_new(d);
-        slot[k].score = xmalloc((size_t)batch * sizeof *slot[k].score);
-    }
-    Acts *acts = xcalloc((size_t)P, sizeof *acts);
-    for (int k = 0; k < P; k++) {
-        if (kind == SCORE_RATER) acts[k].ra = rater_acts_new(be, cfg, batch, T);
-        else acts[k].la = lm_acts_new(be, cfg, batch, T, 0);
-    }
     /* shard_end[s]: one past the last example of shard s (examples are in shard order) */
     size_t n_shards = data_num_shards(d);
     uint64_t *shard_end = xcalloc(n_shards ? n_shards : 1, sizeof *shard_end);
     for (uint64_t i = 0; i < n; i++) shard_end[data_example(d, i)->shard] = i + 1;
+    /* A batch never holds more than its shard's examples: size the activations for the
+     * largest batch that can occur, not for a --batch far beyond the data (a --batch of
+     * 300000 over 23 examples was refused as needing 26 GB). The batches, hence the
+     * bytes, are the same. */
+    uint64_t largest = 0;
+    for (uint64_t s0 = 0; s0 < n;) {
+        uint64_t end = shard_end[data_example(d, s0)->shard];
+        if (end - s0 > largest) largest = end - s0;
+        s0 = end;
+    }
+    int cap = largest < (uint64_t)batch ? (largest > 0 ? (int)largest : 1) : batch;
+    Slot *slot = xcalloc((size_t)R, sizeof *slot);
+    for (int k = 0; k < R; k++) {
+        slot[k].b = data_batch_new(d);
+        slot[k].score = xmalloc((size_t)cap * sizeof *slot[k].score);
+    }
+    Acts *acts = xcalloc((size_t)P, sizeof *acts);
+    for (int k = 0; k < P; k++) {
+        if (kind == SCORE_RATER) acts[k].ra = rater_acts_new(be, cfg, cap, T);
+        else acts[k].la = lm_acts_new(be, cfg, cap, T, 0);
+    }
     ScoreStats st = { .threads = P };
     Progress p;
     progress_start(&p, "score", "examples", (double)n);

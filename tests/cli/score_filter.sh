@@ -69,6 +69,31 @@ paste <(tail -n +2 "$S") "$TMP/ex.ids" | awk -F'\t' -v OFS='\t' '
     END { exit bad }' > "$TMP/rows.tsv"
 check "scores: ids in shard order, n_tokens = window length" [ "${PIPESTATUS[0]}${PIPESTATUS[1]}" = "00" ]
 check "scores: sources are clean/corrupt" bash -c "cut -f4 '$TMP/rows.tsv' | sort -u | tr '\n' ' ' | grep -qx 'clean corrupt '"
+# --batch beyond the data: a batch never holds more than its shard's examples, so
+# --batch 300000 is the same batches (and bytes) as --batch N, without activations for
+# 300000 examples (it was refused: "out of memory: ... 26.00 GB of model and activation buffers")
+"$BIN/dr-score" --rater "$R" $TOY --batch "$N" --split train_b "$M" > "$TMP/sbN.tsv" 2>/dev/null
+"$BIN/dr-score" --rater "$R" $TOY --batch 300000 --split train_b "$M" > "$TMP/sbig.tsv" 2> "$TMP/sbig.err"
+check "scores: --batch 300000 over $N examples runs, the same bytes as --batch $N" \
+    bash -c "cmp -s '$TMP/sbN.tsv' '$TMP/sbig.tsv' && [ -s '$TMP/sbig.tsv' ]"
+# --batch changes at most the last bits (BLAS blocking), never a score: --batch 1 (each
+# example alone, no padding) against the default, relative 1e-5
+"$BIN/dr-score" --rater "$R" $TOY --batch 1 --split train_b "$M" > "$TMP/sb1.tsv" 2>/dev/null
+check "scores: --batch 1 and the default agree to float precision, same ids/sources/n_tokens" \
+    awk -F'\t' 'NR == FNR { z[FNR] = $2; k[FNR] = $1 FS $3 FS $4; next }
+        FNR > 1 { if (k[FNR] != $1 FS $3 FS $4) exit 1; d = z[FNR] - $2; if (d < 0) d = -d;
+                  m = $2 < 0 ? -$2 : $2; if (d > 1e-5 * (m > 1e-3 ? m : 1e-3)) exit 1; n++ }
+        END { exit !(n > 0 && n == FNR - 1) }' "$TMP/sb1.tsv" "$S"
+# --device cuda on a machine without an NVIDIA driver: one line that says so (not the CUDA
+# runtime's "driver version is insufficient", which reads like an old driver)
+if [ ! -e /proc/driver/nvidia/version ] && [ ! -e /dev/nvidiactl ]; then
+    "$BIN/dr-score" --rater "$R" $TOY --device cuda --split train_b "$M" > "$TMP/scuda.out" 2> "$TMP/scuda.err"
+    st=$?
+    check "--device cuda without a driver: status 1, one line naming the missing driver (or the CPU-only build)" \
+        bash -c "[ $st -eq 1 ] && [ \$(wc -l < '$TMP/scuda.err') -eq 1 ] && grep -qE 'no NVIDIA driver|no CUDA backend' '$TMP/scuda.err' && [ ! -s '$TMP/scuda.out' ]"
+    "$BIN/dr-score" --rater "$R" $TOY --device auto --split train_b "$M" > "$TMP/sauto.tsv" 2>/dev/null
+    check "--device auto without a GPU: the CPU's bytes" cmp -s "$TMP/sauto.tsv" "$S"
+fi
 awk -F'\t' '{ s[$4] += $3; n[$4]++ } END { printf "mean rater score: clean %.3f, corrupt %.3f\n", s["clean"]/n["clean"], s["corrupt"]/n["corrupt"] }' "$TMP/rows.tsv"
 check "the toy rater scores clean above corrupt" \
     awk -F'\t' '{ s[$4] += $3; n[$4]++ } END { exit !(s["clean"]/n["clean"] > s["corrupt"]/n["corrupt"] + 1) }' "$TMP/rows.tsv"

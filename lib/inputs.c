@@ -223,6 +223,17 @@ void shardlist_filter_split(ShardList *list, const char *split) {
     list->n = kept;
 }
 
+int shardlist_select_split(ShardList *list, const char *split) {
+    if (!split) return list->n == 0 ? dr_seterr("no shards in the inputs") : 0;
+    char names[512];
+    shardlist_split_names(list, names, sizeof names);
+    shardlist_filter_split(list, split);
+    if (list->n > 0) return 0;
+    return dr_seterr("no shards of split '%s' in the inputs (%s%s)", split,
+                     names[0] ? "their splits: " : "they name no split: --split picks lines of a manifest",
+                     names);
+}
+
 int shardlist_check_tokenizer(const ShardList *list, uint64_t *fingerprint, uint32_t *vocab_size) {
     if (list->n == 0) return dr_seterr("no shards given");
     uint64_t fp0 = 0;

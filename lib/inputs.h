@@ -37,6 +37,10 @@ typedef struct { dev_t dev; ino_t ino; size_t i; } FileKey;
 int file_key_cmp(const void *a, const void *b);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);
+/* The tools' --split: keeps only the shards of `split` (NULL: all). -1 + dr_seterr when
+ * none is left: "no shards of split 'S' in the inputs (their splits: …)", or when the
+ * inputs name no split, that --split picks lines of a manifest. */
+int shardlist_select_split(ShardList *list, const char *split);
 /* Appends to dst copies of src's shards of `split` (NULL: all of them). */
 void shardlist_copy_split(ShardList *dst, const ShardList *src, const char *split);
 /* 1 when a shard of `split` is there (split NULL: a shard of any named split, i.e. the

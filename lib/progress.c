@@ -66,6 +66,8 @@ static void draw(Progress *p, double now, int final) {
     fmt_rate(rt, sizeof rt, rate);
     fmt_duration(elapsed, sizeof elapsed, el);
     double frac = p->total > 0 ? p->done / p->total : 0;
+    /* the final line of a run that ends before its total (Ctrl-C, --stop-at) says so */
+    const char *ended = p->total > 0 && p->done < p->total ? "stopped" : "done";
     if (frac > 1) frac = 1;
     fmt_duration(eta, sizeof eta, rate > 0 && p->total > 0 ? (p->total - p->done) / rate : -1);
     const char *sep = p->extra[0] ? " " : "";
@@ -88,11 +90,11 @@ static void draw(Progress *p, double now, int final) {
     } else if (final && p->done0 > 0) {
         char part[32];
         fmt_count(part, sizeof part, p->done - p->done0);
-        fprintf(p->out, "%s: done, %s %s (%s in this run, in %s, %s %s/s)%s%s\n", p->label, done, p->unit,
-                part, elapsed, rt, p->unit, p->extra[0] ? ", " : "", p->extra);
+        fprintf(p->out, "%s: %s, %s %s (%s in this run, in %s, %s %s/s)%s%s\n", p->label, ended, done,
+                p->unit, part, elapsed, rt, p->unit, p->extra[0] ? ", " : "", p->extra);
     } else if (final) {
-        fprintf(p->out, "%s: done, %s %s in %s (%s %s/s)%s%s\n", p->label, done, p->unit, elapsed, rt, p->unit,
-                p->extra[0] ? ", " : "", p->extra);
+        fprintf(p->out, "%s: %s, %s %s in %s (%s %s/s)%s%s\n", p->label, ended, done, p->unit, elapsed, rt,
+                p->unit, p->extra[0] ? ", " : "", p->extra);
     } else if (p->total > 0) {
         fprintf(p->out, "%s: %s/%s %s (%.1f%%), %s %s/s, %s elapsed, ETA %s%s%s\n", p->label, done, total, p->unit,
                 100 * frac, rt, p->unit, elapsed, eta, p->extra[0] ? ", " : "", p->extra);

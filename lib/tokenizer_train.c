@@ -357,10 +357,7 @@ static int write_vocab(const Trainer *tr, const uint32_t (*merges)[2], uint32_t 
     gpt2_byte_maps(byte_to_cp, order);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return dr_seterr("%s: cannot create directory: %s", dir, strerror(errno));
-    size_t dl = strlen(dir) + 32;
-    char *enc_path = xmalloc(dl), *voc_path = xmalloc(dl), *tmp;
-    snprintf(enc_path, dl, "%s/encoder.json", dir);
-    snprintf(voc_path, dl, "%s/vocab.bpe", dir);
+    char *enc_path = dr_path_join(dir, "encoder.json"), *voc_path = dr_path_join(dir, "vocab.bpe"), *tmp;
     /* both files are finished under temporary names before either is renamed: a failed
      * write leaves an earlier vocabulary in dir whole, never half old and half new */
     DrOutputSet done = {0};

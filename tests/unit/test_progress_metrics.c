@@ -154,7 +154,8 @@ static void test_progress(void) {
     capture(&p, run_plain, &buf, &len);
     TEST_CHECK(strstr(buf, "tokenize: 250/1000 docs (25.0%), 25.0 docs/s, 0:10 elapsed, ETA 0:30, loss 3.21\n") != NULL,
                "plain line: %s", buf);
-    TEST_CHECK(strstr(buf, "tokenize: done, 250 docs in 0:10") != NULL, "final plain line: %s", buf);
+    /* it ended at 250 of 1000 (Ctrl-C, --stop-at): "stopped", not "done" */
+    TEST_CHECK(strstr(buf, "tokenize: stopped, 250 docs in 0:10") != NULL, "final plain line: %s", buf);
     TEST_CHECK(strchr(buf, '\r') == NULL, "no \\r when not a terminal");
     free(buf);
 
@@ -180,6 +181,20 @@ static void test_progress(void) {
     fclose(f);
     TEST_CHECK(strstr(buf, "read: 12.5 MB, ") && !strstr(buf, "ETA"), "unknown total: %s", buf);
     free(buf);
+
+    /* a run that reaches its total (or has none) ends with "done" */
+    for (int total = 0; total <= 40; total += 40) {
+        progress_start(&p, "train", "steps", total);
+        p.is_tty = 0;
+        buf = NULL;
+        f = open_memstream(&buf, &len);
+        p.out = f;
+        progress_update(&p, 40);
+        progress_finish(&p);
+        fclose(f);
+        TEST_CHECK(strstr(buf, "train: done, 40 steps in ") != NULL, "total %d: final line: %s", total, buf);
+        free(buf);
+    }
 }
 
 int main(void) {

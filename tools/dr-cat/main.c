@@ -111,15 +111,7 @@ int main(int argc, char **argv) {
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
-    if (split) {
-        char names[512];
-        shardlist_split_names(&shards, names, sizeof names);
-        shardlist_filter_split(&shards, split);
-        if (shards.n == 0)
-            dr_die("no shards of split '%s' in the inputs (%s%s)", split,
-                   names[0] ? "their splits: " : "they name no split: --split picks lines of a manifest",
-                   names);
-    }
+    if (shardlist_select_split(&shards, split) != 0) dr_die("%s", dr_lasterr());
     /* `dr-cat … | head -1`: the closed pipe ends dr-cat quietly (status 141, no message),
      * as zcat, even under a parent that ignores SIGPIPE; see check.h */
     dr_install_cleanup_signals();

@@ -142,8 +142,7 @@ int main(int argc, char **argv) {
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());
-    if (split) shardlist_filter_split(&shards, split);
-    if (shards.n == 0) dr_die("no shards of split '%s' in the inputs", split ? split : "");
+    if (shardlist_select_split(&shards, split) != 0) dr_die("%s", dr_lasterr());
     DataOptions dopt;
     data_options_from_config(&dopt, &cfg);
     dopt.shuffle = 0;

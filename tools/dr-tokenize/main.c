@@ -171,7 +171,8 @@ int main(int argc, char **argv) {
 
     if (train) {
         if (tokenize_train_bpe(&o, n_inputs, inputs, (uint32_t)train, &st) != 0) dr_die("%s", dr_lasterr());
-        printf("%s/encoder.json\n%s/vocab.bpe\n", o.out_dir, o.out_dir);
+        printf("%s%sencoder.json\n%s%svocab.bpe\n", o.out_dir, dr_dir_sep(o.out_dir), o.out_dir,
+               dr_dir_sep(o.out_dir));
         fprintf(stderr, "%s: trained a %ld-token BPE on %llu documents (%.1f MB) in %.1f s -> %s\n",
                 dr_progname(), train, (unsigned long long)st.docs, (double)st.bytes / 1e6, st.seconds,
                 o.out_dir);

@@ -206,6 +206,9 @@ extern const Backend backend_cpu;
 
 /* "cpu", "cuda" or "auto"; returns NULL with dr_seterr when the device is unavailable. */
 const Backend *backend_select(const char *device);
+/* The tools' choice: the --device option when given, else the config's
+ * experiment.device; an error names the one that chose ("experiment.device cuda: …"). */
+const Backend *backend_select_from(const char *option, const char *config_device);
 /* experiment.precision on be: "fp32" anywhere; "bf16" (and "tf32") only on the CUDA
  * backend (bf16 GEMM inputs, fp32 accumulation, fp32 master weights, optimizer state and
  * meta-gradient). 0, or -1 + dr_seterr. */

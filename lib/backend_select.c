@@ -105,3 +105,13 @@ int backend_set_precision(const Backend *be, const char *precision) {
                      "accumulation); this run computes on the CPU: use fp32 or --device cuda",
                      precision);
 }
+
+const Backend *backend_select_from(const char *option, const char *config_device) {
+    const Backend *be = backend_select(option ? option : config_device);
+    if (!be && !option) {   /* the config chose: say so, not "--device" */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dr_lasterr());
+        if (strncmp(msg, "--device ", 9) == 0) dr_seterr("experiment.device %s", msg + 9);
+    }
+    return be;
+}

@@ -901,7 +901,7 @@ int meta_run(MetaOptions *o) {
      * not after the meta-steps */
     if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) goto done;
 
-    r->be = backend_select(o->device ? o->device : cfg->device);
+    r->be = backend_select_from(o->device, cfg->device);
     if (!r->be || backend_set_precision(r->be, cfg->precision) != 0) goto done;
     if (dist_size() > 1) {   /* every rank repeats the outer update: the same threads, the same bits */
         long th = omp_get_max_threads();
@@ -1117,7 +1117,7 @@ int meta_grad_run(MetaGradOptions *o) {
     OptimState opt = { 0 };
     int have_sd = 0;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    const Backend *be = backend_select(o->device ? o->device : cfg->device);
+    const Backend *be = backend_select_from(o->device, cfg->device);
     if (!be || backend_set_precision(be, cfg->precision) != 0) return -1;
     if (dr_check_output_dir(o->out_path) != 0) return -1;
 

@@ -1156,7 +1156,7 @@ int train_run(TrainOptions *o) {
     if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) return -1;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     if (check_ranks_agree() != 0) return -1;
-    t.be = backend_select(o->device ? o->device : cfg->device);
+    t.be = backend_select_from(o->device, cfg->device);
     if (!t.be || backend_set_precision(t.be, cfg->precision) != 0) return -1;
     if (curation_begin(&t, &phi_host) != 0) goto done;
     if (open_data(&t, 1) != 0) goto done;
@@ -1374,7 +1374,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     int rc = -1;
     real *hp = NULL;
     if (o->cfg.threads > 0) omp_set_num_threads(o->cfg.threads);
-    t.be = backend_select(o->device ? o->device : o->cfg.device);
+    t.be = backend_select_from(o->device, o->cfg.device);
     if (!t.be || backend_set_precision(t.be, o->cfg.precision) != 0) return -1;
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
     if (open_data(&t, 0) != 0) goto done;

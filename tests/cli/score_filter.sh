@@ -91,6 +91,9 @@ if [ ! -e /proc/driver/nvidia/version ] && [ ! -e /dev/nvidiactl ]; then
     st=$?
     check "--device cuda without a driver: status 1, one line naming the missing driver (or the CPU-only build)" \
         bash -c "[ $st -eq 1 ] && [ \$(wc -l < '$TMP/scuda.err') -eq 1 ] && grep -qE 'no NVIDIA driver|no CUDA backend' '$TMP/scuda.err' && [ ! -s '$TMP/scuda.out' ]"
+    # the config chose it: the message names experiment.device, not an option not given
+    expect_error "experiment.device cuda without a driver names the key" "^dr-score: experiment\.device cuda: (no NVIDIA driver|this build has no CUDA backend)" \
+        "$BIN/dr-score" --rater "$R" $TOY --set experiment.device=cuda --split train_b "$M"
     "$BIN/dr-score" --rater "$R" $TOY --device auto --split train_b "$M" > "$TMP/sauto.tsv" 2>/dev/null
     check "--device auto without a GPU: the CPU's bytes" cmp -s "$TMP/sauto.tsv" "$S"
 fi

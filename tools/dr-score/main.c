@@ -94,7 +94,7 @@ int main(int argc, char **argv) {
     if (out_path && dr_check_output_dir(out_path) != 0) dr_die("%s", dr_lasterr());
     Config cfg;
     if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
-    const Backend *be = backend_select(device ? device : cfg.device);
+    const Backend *be = backend_select_from(device, cfg.device);
     if (!be || backend_set_precision(be, cfg.precision) != 0) dr_die("%s", dr_lasterr());
     if (batch == 0) batch = cfg.data.batch_size;
     if (cfg.threads > 0) omp_set_num_threads(cfg.threads);

@@ -153,9 +153,7 @@ int file_key_cmp(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* One shard file twice in one split (a directory and a shard in it, a manifest line
- * repeated, two names of one file) would count its documents twice: refused. */
-static int check_no_repeats(const ShardList *list) {
+int shardlist_check_repeats(const ShardList *list, int across_splits) {
     FileKey *k = xmalloc((list->n ? list->n : 1) * sizeof *k);
     size_t m = 0;
     for (size_t i = 0; i < list->n; i++) {
@@ -167,12 +165,15 @@ static int check_no_repeats(const ShardList *list) {
     for (size_t a = 0; a + 1 < m && rc == 0; a++)
         for (size_t b = a + 1; b < m && k[b].dev == k[a].dev && k[b].ino == k[a].ino && rc == 0; b++) {
             const ShardRef *x = &list->items[k[a].i], *y = &list->items[k[b].i];
+            const int other_path = strcmp(x->path, y->path) != 0;
             if (strcmp(x->split, y->split) == 0)
                 rc = dr_seterr("%s is given twice%s%s%s%s%s: its documents would count twice",
                                y->path, x->split[0] ? " in split " : "", x->split,
-                               strcmp(x->path, y->path) ? " (also as " : "",
-                               strcmp(x->path, y->path) ? x->path : "",
-                               strcmp(x->path, y->path) ? ")" : "");
+                               other_path ? " (also as " : "", other_path ? x->path : "", other_path ? ")" : "");
+            else if (across_splits)
+                rc = dr_seterr("%s%s%s is given twice (also as %s%s%s): its documents would count twice",
+                               y->path, y->split[0] ? " in split " : "", y->split, x->path,
+                               x->split[0] ? " in split " : "", x->split);
         }
     free(k);
     return rc;
@@ -184,7 +185,7 @@ int shardlist_add_inputs(ShardList *list, int n, char **inputs) {
                                              : add_path(list, "", inputs[i], 1);
         if (rc < 0) return -1;
     }
-    return check_no_repeats(list);
+    return shardlist_check_repeats(list, 0);
 }
 
 void shardlist_copy_split(ShardList *dst, const ShardList *src, const char *split) {

@@ -35,6 +35,12 @@ int shardlist_add_inputs(ShardList *list, int n, char **inputs);
  * of their positions i. */
 typedef struct { dev_t dev; ino_t ino; size_t i; } FileKey;
 int file_key_cmp(const void *a, const void *b);
+/* One shard file twice in the list (a directory and a shard in it, a manifest line
+ * repeated, two names of one file) would count its documents twice: -1 + dr_seterr
+ * naming both. Within one split always (shardlist_add_inputs checks it); across splits
+ * too when across_splits (dr-split, which ignores the splits: "train_a<TAB>x.drs" and
+ * "val<TAB>x.drs"); other tools may take one file in two splits on purpose. */
+int shardlist_check_repeats(const ShardList *list, int across_splits);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);
 /* The tools' --split: keeps only the shards of `split` (NULL: all). -1 + dr_seterr when

@@ -815,30 +815,6 @@ static int prepare_manifest_file(const Plan *p, const SplitOptions *o, const Spl
 
 /* ---- the run ---------------------------------------------------------------------- */
 
-/* One shard file twice among the inputs, whatever split a manifest put it in (dr-split
- * ignores those: "train_a<TAB>x.drs" and "val<TAB>x.drs", or a manifest's shard given
- * again by its path) would have its documents counted twice: refused. shardlist_add_inputs
- * refuses a repeat within one split only, which other tools may take on purpose. */
-static int check_distinct_files(const ShardList *inputs) {
-    FileKey *k = xmalloc((inputs->n ? inputs->n : 1) * sizeof *k);
-    size_t m = 0;
-    for (size_t i = 0; i < inputs->n; i++) {
-        struct stat sb;
-        if (stat(inputs->items[i].path, &sb) == 0) k[m++] = (FileKey){sb.st_dev, sb.st_ino, i};
-    }
-    qsort(k, m, sizeof *k, file_key_cmp);
-    int rc = 0;
-    for (size_t a = 0; a + 1 < m && rc == 0; a++)
-        if (k[a + 1].dev == k[a].dev && k[a + 1].ino == k[a].ino) {
-            const ShardRef *x = &inputs->items[k[a].i], *y = &inputs->items[k[a + 1].i];
-            rc = dr_seterr("%s%s%s is given twice (also as %s%s%s): its documents would count twice",
-                           y->path, y->split[0] ? " in split " : "", y->split, x->path,
-                           x->split[0] ? " in split " : "", x->split);
-        }
-    free(k);
-    return rc;
-}
-
 static int check_options(const SplitOptions *o) {
     if (!(o->val >= 0 && o->val <= 1)) return dr_seterr("--val %g: must be in [0, 1]", o->val);
     if (!(o->train_b >= 0 && o->train_b <= 1)) return dr_seterr("--train-b %g: must be in [0, 1]", o->train_b);
@@ -1017,7 +993,7 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
         if (bad) return -1;
     }
     if (inputs->n == 0) return dr_seterr("no input shards");
-    if (check_distinct_files(inputs) < 0) return -1;
+    if (shardlist_check_repeats(inputs, 1) < 0) return -1;   /* whatever the splits */
     Plan p = {0};
     p.n = inputs->n;
     p.shards = xcalloc(p.n, sizeof *p.shards);

@@ -214,17 +214,18 @@ static int parse_string(Parser *p, const char **out, size_t *out_len) {
                 uint32_t cp;
                 if (i + 6 > end || hex4(s + i + 2, &cp))
                     return fail(p, i, "expected 4 hex digits after '\\u'");
-                if (cp >= 0xDC00 && cp <= 0xDFFF)
-                    return fail(p, i, "expected a high surrogate before this low surrogate escape");
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (i + 12 > end || s[i + 6] != '\\' || s[i + 7] != 'u' || hex4(s + i + 8, &lo) ||
-                        lo < 0xDC00 || lo > 0xDFFF)
-                        return fail(p, i + 6, "expected a low surrogate escape '\\uDC00'..'\\uDFFF' after a high surrogate");
+                uint32_t lo = 0;
+                int paired = cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= end && s[i + 6] == '\\' &&
+                             s[i + 7] == 'u' && hex4(s + i + 8, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF;
+                if (paired) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                     i += 12;
+                } else if (cp >= 0xD800 && cp <= 0xDFFF && !(p->flags & JSON_LONE_SURROGATE_BYTES)) {
+                    if (cp >= 0xDC00)
+                        return fail(p, i, "expected a high surrogate before this low surrogate escape");
+                    return fail(p, i + 6, "expected a low surrogate escape '\\uDC00'..'\\uDFFF' after a high surrogate");
                 } else {
-                    i += 6;
+                    i += 6;   /* a lone surrogate (flag set) becomes its 3 bytes: ED A0..BF xx */
                 }
                 k += put_utf8(o + k, cp);
                 break;
@@ -295,7 +296,8 @@ static int parse_number(Parser *p, double *out) {
     buf[len] = 0;
     double v = strtod(buf, NULL);
     if (buf != small) free(buf);
-    if (isinf(v)) return fail(p, start, "expected a number within the range of a double");
+    if (isinf(v) && !(p->flags & JSON_HUGE_NUMBER_INF))
+        return fail(p, start, "expected a number within the range of a double");
     *out = v;
     return 0;
 }

@@ -3,13 +3,17 @@
  * Used for JSON-lines input, encoder.json, safetensors headers and metrics. The
  * parser builds a tree in one arena; strings are decoded to UTF-8 with their byte
  * length (they may contain NUL from \u0000). Surrogate pairs are combined; a lone
- * surrogate escape is an error. Raw invalid UTF-8 inside strings is an error unless
+ * surrogate escape is an error, unless the caller asks for its bytes
+ * (JSON_LONE_SURROGATE_BYTES: the code point's 3-byte form ED A0..BF 80..BF, what
+ * Python's "surrogatepass" writes; invalid UTF-8, for the caller's policy to meet).
+ * Raw invalid UTF-8 inside strings is an error unless
  * the caller asks for it to be kept (JSON_KEEP_INVALID_UTF8), in which case the
  * bytes are passed through unchanged. Depth is limited (no stack overflow on
  * "[[[[[…": at most JSON_MAX_DEPTH nested arrays/objects). Errors report the byte
  * offset and what was expected: "offset 12: expected ',' or '}' in object".
  * Numbers follow the RFC grammar exactly (no NaN, no leading '+', no hex); a number
- * beyond the range of a double is an error. Duplicate object keys are accepted and
+ * beyond the range of a double is an error, or ±inf with JSON_HUGE_NUMBER_INF (as Python
+ * and JavaScript read it: for data whose numbers the caller does not use). Duplicate object keys are accepted and
  * kept in order; json_get returns the last one (as JavaScript and Python do).
  * A BOM is not skipped. Parsing uses strtod: keep LC_NUMERIC at "C".
  */
@@ -35,7 +39,7 @@ struct JsonValue {
 
 typedef struct JsonDoc JsonDoc;   /* owns the arena */
 
-enum { JSON_KEEP_INVALID_UTF8 = 1 };
+enum { JSON_KEEP_INVALID_UTF8 = 1, JSON_LONE_SURROGATE_BYTES = 2, JSON_HUGE_NUMBER_INF = 4 };
 enum { JSON_MAX_DEPTH = 512 };
 
 /* Parses text[0..len). NULL on error with dr_seterr("offset N: expected …"). */

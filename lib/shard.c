@@ -57,6 +57,8 @@ static uint64_t get_u64(const unsigned char *p) {
 
 static uint32_t width_for_vocab(uint32_t vocab_size) { return vocab_size <= 65535 ? 2 : 4; }
 
+size_t drs_max_doc_tokens(uint32_t vocab_size) { return (UINT32_MAX / 2) / width_for_vocab(vocab_size); }
+
 static int source_name_ok(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] == '\0' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') return 0;
@@ -317,7 +319,7 @@ static int check_doc(DrsWriter *w, const char *source, size_t n_tokens) {
     if (atomic_load(&w->failed)) return dr_seterr("%s", w->error);
     if (!source_name_ok(source, strlen(source)))
         return dr_seterr("%s: source name \"%s\" contains a TAB or newline", w->path, source);
-    if (n_tokens > (UINT32_MAX / 2) / w->width)
+    if (n_tokens > drs_max_doc_tokens(w->vocab))
         return dr_seterr("%s: document of %zu tokens is too long for one block", w->path, n_tokens);
     return 0;
 }

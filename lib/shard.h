@@ -76,6 +76,8 @@ int drs_writer_set_background(DrsWriter *w, int on);
  * NUL, TAB, newline are not), a document too long for one block, or a write error. */
 int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
                    const uint32_t *tokens, size_t n_tokens);
+/* The most tokens one document may have (it must fit in one block of at most 2 GiB). */
+size_t drs_max_doc_tokens(uint32_t vocab_size);
 /* Copies document i of r (tokens verified by r, source name, id) into w without
  * decoding the ids: r's vocabulary size must equal w's. -1 + dr_seterr otherwise. */
 int drs_writer_copy_doc(DrsWriter *w, DrsReader *r, uint64_t i);

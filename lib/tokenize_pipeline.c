@@ -354,7 +354,8 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
         char *nl;
         while ((nl = memchr(b->buf + scan, '\n', b->len - scan))) {
             size_t end = (size_t)(nl - b->buf);
-            batch_record(b, line_start, end - line_start, line++, idx);
+            size_t cr = end > line_start && b->buf[end - 1] == '\r';   /* "\r\n" ends it too */
+            batch_record(b, line_start, end - line_start - cr, line++, idx);
             line_start = scan = end + 1;
         }
         scan = b->len;
@@ -423,6 +424,23 @@ static int all_space(const char *s, size_t n) {
     return 1;
 }
 
+/* What a line that does not parse as a JSON object may mean: a pretty-printed or
+ * array-form JSON file given as JSON lines. */
+static const char *json_lines_hint(const char *s, size_t n) {
+    while (n && (*s == ' ' || *s == '\t' || *s == '\r')) { s++; n--; }
+    if (n && (*s == '{' || *s == '['))
+        return " (JSON-lines input holds one whole JSON object per line; a pretty-printed or"
+               " array-form .json file is not read)";
+    return "";
+}
+
+/* Invalid UTF-8 in a JSON line's text that its raw bytes do not have came from a \u
+ * escape of an unpaired surrogate (json.h: JSON_LONE_SURROGATE_BYTES). */
+static const char *escape_note(const InputFile *in, const char *raw, size_t n) {
+    if (in->format != TP_JSONL || uni_first_invalid(raw, n) < n) return "";
+    return " of the text field (a \\u escape of an unpaired surrogate, \\uD800..\\uDFFF)";
+}
+
 static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
     const TokenizeOptions *o = p->o;
     for (size_t k = 0; k < b->n_recs && !b->error; k++) {
@@ -433,21 +451,24 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
         long src_off = -1;
         JsonDoc *jd = NULL;
         if (in->format != TP_TEXT) {
-            if (len && text[len - 1] == '\r') len--;
             if (rec->line == 1 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) { text += 3; len -= 3; }
         }
         if (in->format == TP_JSONL) {
             if (all_space(text, len)) continue;
-            jd = json_parse(text, len, JSON_KEEP_INVALID_UTF8);
+            /* the numbers are not used (±inf beyond a double, as Python reads them); a
+             * lone \uD800 becomes invalid UTF-8 bytes, for the --invalid-utf8 policy */
+            jd = json_parse(text, len, JSON_KEEP_INVALID_UTF8 | JSON_LONE_SURROGATE_BYTES | JSON_HUGE_NUMBER_INF);
             if (!jd) {
-                batch_seterr(b, "%s:%llu: malformed JSON: %s", in->name, (unsigned long long)rec->line,
-                             dr_lasterr());
+                batch_seterr(b, "%s:%llu: malformed JSON: %s%s", in->name, (unsigned long long)rec->line,
+                             dr_lasterr(), json_lines_hint(text, len));
                 break;
             }
             const JsonValue *root = json_root(jd);
             const JsonValue *v = root->type == JSON_OBJECT ? json_get(root, o->field) : NULL;
             if (root->type != JSON_OBJECT) {
-                batch_seterr(b, "%s:%llu: expected a JSON object", in->name, (unsigned long long)rec->line);
+                batch_seterr(b, "%s:%llu: expected a JSON object, found %s%s", in->name,
+                             (unsigned long long)rec->line, json_type_name(root->type),
+                             json_lines_hint(text, len));
             } else if (!v) {
                 batch_seterr(b, "%s:%llu: no field \"%s\"", in->name, (unsigned long long)rec->line, o->field);
             } else if (v->type != JSON_STRING) {
@@ -488,12 +509,22 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
             d.tok_off = b->tokens.n;
             if (tok_encoder_encode(enc, text, len, o->invalid, &b->tokens, &d.invalid) != 0) {
                 if (in->format == TP_TEXT) batch_seterr(b, "%s: %s", in->name, dr_lasterr());
-                else batch_seterr(b, "%s:%llu: %s", in->name, (unsigned long long)rec->line, dr_lasterr());
+                else batch_seterr(b, "%s:%llu: %s%s", in->name, (unsigned long long)rec->line, dr_lasterr(),
+                                  escape_note(in, b->buf + rec->off, rec->len));
                 json_free(jd);
                 break;
             }
             d.n_tok = b->tokens.n - d.tok_off;
             d.n_text = len;
+            if (d.n_tok > drs_max_doc_tokens(tokenizer_vocab_size(p->tok))) {
+                const char *lf = in->format == TP_TEXT ? "" : ":";
+                char line[24] = "";
+                if (in->format != TP_TEXT) snprintf(line, sizeof line, "%llu", (unsigned long long)rec->line);
+                batch_seterr(b, "%s%s%s: a document of %zu tokens is too long for one shard block (at most %zu)",
+                             in->name, lf, line, d.n_tok, drs_max_doc_tokens(tokenizer_vocab_size(p->tok)));
+                json_free(jd);
+                break;
+            }
         } else {
             /* training refuses invalid UTF-8 here, where the file and line are known
              * (tokenizer_train_bpe only knows the text's index among all documents) */
@@ -502,8 +533,8 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                 if (in->format == TP_TEXT)
                     batch_seterr(b, "%s: invalid UTF-8 at byte offset %zu", in->name, bad);
                 else
-                    batch_seterr(b, "%s:%llu: invalid UTF-8 at byte offset %zu", in->name,
-                                 (unsigned long long)rec->line, bad);
+                    batch_seterr(b, "%s:%llu: invalid UTF-8 at byte offset %zu%s", in->name,
+                                 (unsigned long long)rec->line, bad, escape_note(in, b->buf + rec->off, rec->len));
                 json_free(jd);
                 break;
             }

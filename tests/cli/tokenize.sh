@@ -70,8 +70,8 @@ $DUMP "$TMP/s1/shard-00000.drs" >"$TMP/dump" 2>&1
 check "3 documents stored" test "$(wc -l <"$TMP/dump")" -eq 3
 check "sources: field, field, input name" test "$(cut -f2 "$TMP/dump" | tr '\n' ' ')" = "greet uni a "
 check "tokens decode to the text" test "$(sed -n 2p "$TMP/dump" | cut -f4)" = "$(printf 'caf\xc3\xa9 \xf0\x9f\x98\x80 na\xc3\xafve' | hex)"
-# doc id = xxh64 of the raw text: "Hello, world!" (seed 0)
-check "doc id is xxh64 of the text" test "$(head -n 1 "$TMP/dump" | cut -f1)" = "$(printf 'Hello, world!' | python3 -c '
+# doc id = xxh64 of the raw text (seed 0), written out here for inputs shorter than 32 bytes
+xxh64_short() { python3 -c '
 import sys
 data = sys.stdin.buffer.read()
 P1, P2, P3, P4, P5 = 11400714785074694791, 14029467366897019727, 1609587929392839161, 9650029242287828579, 2870177450012600261
@@ -86,7 +86,8 @@ while i + 4 <= len(data):
 while i < len(data):
     h = rotl(h ^ (data[i] * P5 & M), 11) * P1 & M; i += 1
 h ^= h >> 33; h = h * P2 & M; h ^= h >> 29; h = h * P3 & M; h ^= h >> 32
-print("%016x" % h)')"
+print("%016x" % h)'; }
+check "doc id is xxh64 of the text" test "$(head -n 1 "$TMP/dump" | cut -f1)" = "$(printf 'Hello, world!' | xxh64_short)"
 
 # stdin, --source, same tokens
 check "stdin" bash -c "'$T' --tokenizer byte --source web -o '$TMP/s2' <'$TMP/a.jsonl' >/dev/null 2>&1"
@@ -131,6 +132,10 @@ check "stale shards of an earlier run are removed" bash -c "'$T' --tokenizer byt
 printf 'first line\nsecond line\r\n\nthird\n' >"$TMP/lines.txt"
 check "--lines" bash -c "'$T' --tokenizer byte --lines -o '$TMP/l' '$TMP/lines.txt' >/dev/null 2>&1"
 check "--lines: 3 documents, CR stripped" test "$($DUMP "$TMP/l/shard-00000.drs" | cut -f3 | tr '\n' ' ')" = "10 11 5 "
+printf 'a\r\nb\r' >"$TMP/cr_eof.txt"   # the last line has no \n: its \r is text, not a line end
+check "--lines: a CR at the end of the file without LF" bash -c "'$T' --tokenizer byte --lines -o '$TMP/lcr' '$TMP/cr_eof.txt' >/dev/null 2>&1"
+check "--lines: that CR is kept, the CR of CRLF is not" \
+    test "$($DUMP "$TMP/lcr/shard-00000.drs" | cut -f4 | tr '\n' ' ')" = "$(printf a | hex) $(printf 'b\r' | hex) "
 mkdir -p "$TMP/dir/sub"
 printf 'doc one\n' >"$TMP/dir/b.txt"; printf 'doc two' >"$TMP/dir/sub/a.txt"; printf 'hidden' >"$TMP/dir/.hidden"
 check "directory of files" bash -c "'$T' --tokenizer byte -o '$TMP/d' '$TMP/dir' >/dev/null 2>&1"
@@ -148,6 +153,26 @@ check "keep: the bytes come back exactly" test "$($DUMP "$TMP/k/shard-00000.drs"
 expect_error "error policy names file, line and offset" "latin1.txt:1: invalid UTF-8 at byte offset 3" \
     "$T" --tokenizer byte --lines --invalid-utf8 error -o "$TMP/e" "$TMP/latin1.txt"
 check "error policy leaves no shard" test ! -e "$TMP/e/shard-00000.drs"
+# a \u escape of an unpaired surrogate: its 3 bytes (ED A0 80), invalid UTF-8 for the policy;
+# a number beyond a double (not used) is read as Python reads it
+printf '{"text":"a\\ud800b","n":1e400}\n{"text":"ok","meta":"\\udc00"}\n' >"$TMP/lone.jsonl"
+check "lone surrogate escape, replace" bash -c "'$T' --tokenizer byte -o '$TMP/ls' '$TMP/lone.jsonl' >/dev/null 2>'$TMP/err'"
+check "lone surrogate escape: 1 document counted invalid" grep -q "1 with invalid UTF-8 (replaced by U+FFFD)" "$TMP/err"
+check "lone surrogate escape: three U+FFFD, as Python's decode(errors='replace')" \
+    test "$($DUMP "$TMP/ls/shard-00000.drs" | head -n 1 | cut -f4)" = "$(printf 'a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdb' | hex)"
+check "lone surrogate escape, keep" bash -c "'$T' --tokenizer byte --invalid-utf8 keep -o '$TMP/lk' '$TMP/lone.jsonl' >/dev/null 2>&1"
+check "lone surrogate escape, keep: ED A0 80 (surrogatepass) and its id" \
+    test "$($DUMP "$TMP/lk/shard-00000.drs" | head -n 1 | cut -f1,4)" = "$(printf 'a\xed\xa0\x80b' | xxh64_short)	$(printf 'a\xed\xa0\x80b' | hex)"
+expect_error "lone surrogate escape, error: says where the bytes came from" \
+    'lone.jsonl:1: invalid UTF-8 at byte offset 1 of the text field \(a \\u escape of an unpaired surrogate' \
+    "$T" --tokenizer byte --invalid-utf8 error -o "$TMP/le" "$TMP/lone.jsonl"
+printf '{\n  "text": "a"\n}\n' >"$TMP/pretty.json"
+expect_error "a pretty-printed .json file: the message says why" \
+    "pretty.json:1: malformed JSON: offset 1: expected '\"' starting an object key \\(JSON-lines input holds one whole JSON object per line" \
+    "$T" --tokenizer byte -o "$TMP/pp" "$TMP/pretty.json"
+printf '[{"text": "a"}]\n' >"$TMP/arr.json"
+expect_error "an array-form .json file" "arr.json:1: expected a JSON object, found an array \\(JSON-lines" \
+    "$T" --tokenizer byte -o "$TMP/pa" "$TMP/arr.json"
 
 # ---- refusals ---------------------------------------------------------------------------
 printf '{"text": "fine"}\n{"text": "broken\n' >"$TMP/bad.jsonl"

@@ -87,6 +87,30 @@ static void test_values(void) {
     }
 }
 
+/* The flags for data input: lone surrogate escapes as their 3 bytes, huge numbers as inf. */
+static void test_data_flags(void) {
+    const char *lone = "[\"a\\ud800b\", \"\\udc00\\ud83d\\ude00\", \"\\ud800\\u0041\"]";
+    TEST_CHECK(!accepts(lone), "lone surrogates refused without the flag");
+    JsonDoc *d = json_parse(lone, strlen(lone), JSON_LONE_SURROGATE_BYTES);
+    TEST_CHECK(d != NULL, "lone surrogates with JSON_LONE_SURROGATE_BYTES: %s", d ? "" : dr_lasterr());
+    if (d) {
+        const JsonValue *r = json_root(d);
+        TEST_CHECK(r->items[0].len == 5 && memcmp(r->items[0].str, "a\xED\xA0\x80" "b", 5) == 0, "high alone: ED A0 80");
+        TEST_CHECK(r->items[1].len == 7 && memcmp(r->items[1].str, "\xED\xB0\x80\xF0\x9F\x98\x80", 7) == 0,
+                   "low alone, then a pair");
+        TEST_CHECK(r->items[2].len == 4 && memcmp(r->items[2].str, "\xED\xA0\x80" "A", 4) == 0,
+                   "high before a non-surrogate escape");
+        json_free(d);
+    }
+    const char *huge = "[1e400, -1e999, 1e-400]";
+    TEST_CHECK(!accepts(huge), "1e400 refused without the flag");
+    d = json_parse(huge, strlen(huge), JSON_HUGE_NUMBER_INF);
+    TEST_CHECK(d && isinf(json_root(d)->items[0].number) && json_root(d)->items[0].number > 0 &&
+                   isinf(json_root(d)->items[1].number) && json_root(d)->items[1].number < 0 &&
+                   json_root(d)->items[2].number == 0, "JSON_HUGE_NUMBER_INF: +inf, -inf, 0");
+    json_free(d);
+}
+
 static void test_errors(void) {
     struct { const char *in; const char *msg; } cases[] = {
         {"", "offset 0: expected a JSON value"},
@@ -242,6 +266,7 @@ static void test_speed(void) {
 int main(void) {
     test_accept_refuse();
     test_values();
+    test_data_flags();
     test_errors();
     test_keep_invalid();
     test_depth();

@@ -59,7 +59,7 @@ with open("mix.jsonl", "ab") as f:
 with open("lines.txt", "wb") as f:
     f.write(b"plain ascii\r\n" b"caf\xc3\xa9\n" b"bad \xff byte\n" b"trunc \xe2\x82\n"
             b"overlong \xc0\xaf\n" b"surrogate \xed\xa0\x80 x\n" b"\n" b"\r\n"
-            b"dup line\n" b"   \n" b"\t\r\n" b"dup line\r\n" b"mid\rcr\n" b"latin1 \xe9t\xe9\n" b"last line no newline")
+            b"dup line\n" b"   \n" b"\t\r\n" b"dup line\r\n" b"mid\rcr\n" b"latin1 \xe9t\xe9\n" b"last line no newline, a CR after it\r")
 with open("notes.txt", "wb") as f:
     f.write("Whole file.\nSecond line \u00e9\r\n\n".encode())
 with open("huge.txt", "wb") as f:

@@ -419,10 +419,8 @@ def docs_of_input(spec):
             out.append((data, default_src))
     elif fmt == "lines":
         lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        for l in lines:
-            if l.endswith(b"\r"):
+        for k, l in enumerate(lines):
+            if k < len(lines) - 1 and l.endswith(b"\r"):   # "\r\n" ends a line; a last "\r" is text
                 l = l[:-1]
             if l:
                 out.append((l, default_src))

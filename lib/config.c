@@ -538,6 +538,9 @@ static int derive_and_validate(Config *c, const LoadCtx *ctx) {
     if (c->rater.clamp_min > c->rater.clamp_max)
         return cross_fail(ctx, "rater.clamp", NULL, "w_min %g is greater than w_max %g", c->rater.clamp_min,
                           c->rater.clamp_max);
+    if (c->rater.clamp_max <= 0 && strcmp(c->rater.normalize, "sigmoid") == 0)
+        return cross_fail(ctx, "rater.clamp", NULL, "w_max %g makes every sigmoid weight 0: nothing would train",
+                          c->rater.clamp_max);
     if (c->data.seq_len_rater > c->data.seq_len + 1)
         return cross_fail(ctx, "data.seq_len_rater", "data.seq_len",
                           "the rater sees at most the seq_len + 1 = %d tokens of a window, not %d",

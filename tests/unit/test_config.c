@@ -220,6 +220,7 @@ static void test_errors(void) {
     ERR("lm:\n  n_head: 7\n", "bad.yaml:2: lm.n_head: d_model 512 is not divisible by n_head 7");
     ERR("rater:\n  n_head: 5\n", "bad.yaml:2: rater.n_head: d_model 384 is not divisible by n_head 5");
     ERR("rater:\n  clamp: [0.9, 0.1]\n", "bad.yaml:2: rater.clamp: w_min 0.9 is greater than w_max 0.1");
+    ERR("rater:\n  clamp: [0, 0]\n", "bad.yaml:2: rater.clamp: w_max 0 makes every sigmoid weight 0: nothing would train");
     ERR("data:\n  seq_len: 64\n  seq_len_rater: 66\n", "bad.yaml:3: data.seq_len_rater: the rater sees at most");
     ERR("data:\n  seq_len: 16\n  min_tokens: 18\n", "bad.yaml:3: data.min_tokens: 18 is more than a window holds");
     ERR("meta:\n  T: 4\n  backprop_steps: 5\n", "bad.yaml:3: meta.backprop_steps: backprop_steps = 5 is more than the T = 4");

@@ -431,15 +431,25 @@ static double clock_now(const Backend *be) {
     return dr_now();
 }
 
-static double xlogx(double x) { return x > 0 ? x * log(x) : 0; }
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+/* −H(s) = s·log s + (1 − s)·log(1 − s) of s = σ(x), as −s·softplus(−x) − (1 − s)·softplus(x)
+ * with 1 − s = σ(−x): two terms of one sign, each accurate, where 1 − s from s would cancel
+ * (exact to the last bits for every x; the limit 0 where s rounds to 0 or 1). *one_minus = σ(−x). */
+static double neg_entropy(double x, double *s_out, double *one_minus) {
+    double sg = sigmoid(x), sm = sigmoid(-x);
+    if (s_out) *s_out = sg;
+    if (one_minus) *one_minus = sm;
+    return -sg * softplus(-x) - sm * softplus(x);
+}
 
 /* Regularizers of one example: value r(z) = ep·(−H(s)) + l2·(s − ½)², s = σ(z/τ), and
  * dr/dz = (ep·z/τ + 2·l2·(s − ½))·s(1 − s)/τ (d(−H)/ds = logit(s) = z/τ). */
 static double reg_value(const MetaSpec *s, double z, double *dr_dz) {
-    double tau = s->weights.tau, sg = sigmoid(z / tau);
-    double neg_h = xlogx(sg) + xlogx(1 - sg);
+    double tau = s->weights.tau, sg, sm;
+    double neg_h = neg_entropy(z / tau, &sg, &sm);
     if (dr_dz)
-        *dr_dz = (s->entropy_penalty * z / tau + 2 * s->l2_to_mean * (sg - 0.5)) * sg * (1 - sg) / tau;
+        *dr_dz = (s->entropy_penalty * z / tau + 2 * s->l2_to_mean * (sg - 0.5)) * sg * sm / tau;
     return s->entropy_penalty * neg_h + s->l2_to_mean * (sg - 0.5) * (sg - 0.5);
 }
 
@@ -525,7 +535,7 @@ static void stats_scores(const MetaWork *w, int t, MetaStats *st) {
         st->score_sumsq += z * z;
         if (z < st->score_min) st->score_min = z;
         if (z > st->score_max) st->score_max = z;
-        st->entropy_sum -= xlogx(sg) + xlogx(1 - sg);
+        st->entropy_sum -= neg_entropy(z / s->weights.tau, NULL, NULL);
         if (s->weights.kind == WEIGHT_NORM_SIGMOID) {
             if (sg <= s->weights.w_min) st->at_min++;
             if (sg >= s->weights.w_max) st->at_max++;
@@ -763,8 +773,6 @@ static int reverse_pass(MetaWork *w, const real *phi, const MetaBatches *data, u
  * classes weighted equally: ½·mean_Val softplus(−z) + ½·mean_TrainA softplus(z), on
  * the meta-step's Val batches and its last n_val Train_A batches.
  * ================================================================================ */
-
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 static int classifier_grad(MetaWork *w, const real *phi, const MetaBatches *data, real *dphi,
                            double *bce) {

@@ -1176,6 +1176,15 @@ int meta_grad_run(MetaGradOptions *o) {
 
     /* the gradient under the rater's tensor names, plus the scalars */
     real *g = to_host_copy(be, dphi, n_phi);
+    size_t bad = 0;
+    while (bad < n_phi && isfinite(g[bad])) bad++;
+    if (bad < n_phi || !isfinite(st.l_val) || !isfinite(st.objective)) {
+        dr_seterr("the meta-gradient is not finite (l_val %g, objective %g%s): the inner run diverged "
+                  "(lower lm.lr, or set lm.clip); %s not written", st.l_val, st.objective,
+                  bad < n_phi ? ", a non-finite dJ/dphi element" : "", o->out_path);
+        free(g);
+        goto done;
+    }
     int nt = rater_num_tensors(&rcfg);
     ParamInfo *table = xmalloc((size_t)nt * sizeof *table);
     rater_param_table(&rcfg, table);

@@ -62,7 +62,8 @@ static __global__ void weights_backward_k(float *dz, const float *dw, const floa
     } else {
         for (int i = 0; i < B; i++) {
             double s = sigmoid_d(z[i] / cfg.tau);
-            if (s > cfg.w_min && s < cfg.w_max) dz[i] += (float)(draw[i] * s * (1 - s) / cfg.tau);
+            if (s > cfg.w_min && s < cfg.w_max)
+                dz[i] += (float)(draw[i] * s * sigmoid_d(-z[i] / cfg.tau) / cfg.tau);   /* 1 − s as σ(−x) */
         }
     }
 }

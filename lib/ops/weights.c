@@ -1,6 +1,7 @@
 /* weights.c — example weights from rater logits (DESIGN §3), and their backward.
  *   sigmoid:  w_i = clamp(σ(z_i/τ), w_min, w_max);  dz_i = dw_i·s(1−s)/τ where
- *             w_min < s < w_max, and exactly 0 where the clamp is active.
+ *             w_min < s < w_max, and exactly 0 where the clamp is active (1 − s taken
+ *             as σ(−z_i/τ): no cancellation where s is near 1).
  *   softmax:  w = B·softmax(z/τ);  dz_j = (1/τ)·w_j·(dw_j − Σ_i p_i dw_i),  p = w/B.
  *   mean_normalize: w ← w / mean(w) = B w / S, S = Σ w; its reverse is
  *             dw_j = (B/S)·dw'_j − (B/S²)·Σ_i dw'_i w_i.
@@ -65,7 +66,8 @@ void weights_backward(real *dz /*[B]*/, const real *dw /*[B]*/, const real *z /*
     } else {
         for (int i = 0; i < B; i++) {
             double s = sigmoid(z[i] / cfg->tau);
-            if (s > cfg->w_min && s < cfg->w_max) dz[i] += (real)(draw[i] * s * (1 - s) / cfg->tau);
+            if (s > cfg->w_min && s < cfg->w_max)
+                dz[i] += (real)(draw[i] * s * sigmoid(-z[i] / cfg->tau) / cfg->tau);
         }
     }
 }

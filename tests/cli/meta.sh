@@ -194,6 +194,9 @@ G=(grad "${CFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/r.safeten
 "$BIN/dr-meta" "${G[@]}" -o "$tmp/g2.safetensors" 2>/dev/null || fail "grad (2nd)"
 refused "^dr-meta: option --rater-init given twice" "${G[@]}" --rater-init "$tmp/r.ema.safetensors" -o "$tmp/g3.safetensors"
 [ -e "$tmp/g3.safetensors" ] && fail "a refused grad wrote its output"
+refused "^dr-meta: the meta-gradient is not finite \(l_val -?nan, objective -?nan, a non-finite dJ/dphi element\): the inner run diverged" \
+    "${G[@]}" --set lm.optimizer=sgd --set lm.momentum=0 --set lm.lr=1000 --set lm.clip=0 -o "$tmp/g4.safetensors"
+[ -e "$tmp/g4.safetensors" ] && fail "a diverged grad wrote its output"
 cmp -s "$tmp/g1.safetensors" "$tmp/g2.safetensors" || fail "grad is not deterministic"
 for name in rater.wte.weight rater.h.0.attn.c_attn.weight rater.ln_f.bias rater.head.fc.weight \
             rater.head.out.bias '"l_val"' '"objective"'; do

@@ -255,6 +255,7 @@ static void test_sets(void) {
     SET_ERR("lm.d_model=abc", "--set lm.d_model=abc: lm.d_model: expected an integer in [1, 65536], got 'abc'");
     SET_ERR("lm.dmodel=64", "--set lm.dmodel=64: unknown key 'lm.dmodel' (did you mean lm.d_model?)");
     SET_ERR("lm.d_model", "--set lm.d_model: expected section.key=value");
+    SET_ERR("lm.eps=0", "--set lm.eps=0: lm.eps: expected a number in (0, 1], got '0'");   /* Adam's 0/0 */
     SET_ERR("=3", "expected section.key=value");
     SET_ERR("d_model=3", "--set d_model=3: expected section.key=value");
     SET_ERR("rater.clamp=0.5", "--set rater.clamp=0.5: rater.clamp: expected a pair [x, y]");

@@ -248,7 +248,7 @@ def weights_from_logits(z, rc):
         w = z.shape[0] * torch.softmax(z / tau, dim=0)
     else:
         raise ValueError(rc["normalize"])
-    if rc.get("mean_normalize", False):
+    if rc.get("mean_normalize", False) and float(w.sum()) > 0:   # all 0 (clamp at 0): kept
         w = w / w.mean()
     return w
 
@@ -351,7 +351,7 @@ def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
     t0 = T - N  # steps before t0 are outside the reverse pass (truncated backprop)
     theta = [p.clone().requires_grad_(True) for p in theta0]
     st = opt_init(theta, lc)
-    ss, info = [], {"clipped": [], "lr": [], "w": [], "z": []}
+    ss, xs, info = [], [], {"clipped": [], "lr": [], "w": [], "z": []}
     for t in range(T):
         if t == t0 and t0 > 0:  # start of the differentiated window: cut the graph
             theta = [p.detach().requires_grad_(True) for p in theta]
@@ -364,6 +364,7 @@ def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
         w = weights_from_logits(z, rc)
         if t >= t0:
             ss.append(torch.sigmoid(z / float(rc["tau"])))
+            xs.append(z / float(rc["tau"]))
         # hvp: false (first order) = the gradient's dependence on theta_t is dropped
         # (H_t u), its dependence on w_t kept; U's direct dependence on theta_t is kept.
         th_in = theta if hvp else [p.detach().requires_grad_(True) for p in theta]
@@ -387,11 +388,34 @@ def meta_objective(theta0, names, phi, cfg, train_ex, val_ex):
     ep, l2 = float(rc.get("entropy_penalty", 0)), float(rc.get("l2_to_mean", 0))
     J = l_val
     if ep != 0:
-        negH = s * torch.log(s) + (1 - s) * torch.log(1 - s)
+        x = torch.cat(xs)
+        negH = negH_stable(x)
         J = J + ep * negH.mean()
     if l2 != 0:
         J = J + l2 * ((s - 0.5) ** 2).mean()
     return J, l_val, info
+
+
+class _NegH(torch.autograd.Function):
+    """-H(sigmoid(x)) = s log s + (1-s) log(1-s) = s*x - softplus(x), evaluated without
+    cancellation; derivative x*s*(1-s) with 1-s = sigmoid(-x) (exact-in-double reference)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        s, sm = torch.sigmoid(x), torch.sigmoid(-x)
+        # s log s + (1-s) log(1-s) with log s = -softplus(-x), log(1-s) = -softplus(x) (logaddexp: no threshold)
+        z0 = torch.zeros_like(x)
+        return -s * torch.logaddexp(z0, -x) - sm * torch.logaddexp(z0, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * x * torch.sigmoid(x) * torch.sigmoid(-x)
+
+
+def negH_stable(x):
+    return _NegH.apply(x)
 
 
 def rel_err(a, b, floor=0.0):
@@ -439,10 +463,11 @@ def cmd_eval(a):
             losses.append(lm_losses(P, lm_batch(ex[i:i + 16], S), nh))
     losses = torch.cat(losses)
     # train.eval_batches E > 0: the batches floor(j*nb/E), j < E, of the nb batches of
-    # data.batch_size examples in shard order (docs/pipeline.md section 7); 0: all of Val
+    # data.batch_size examples in shard order (docs/deploy.md "Evaluation"); 0, or E >= nb:
+    # all of Val once
     E, B = int(cfg["train"]["eval_batches"]), int(cfg["data"]["batch_size"])
-    if E > 0:
-        nb = (len(ex) + B - 1) // B
+    nb = (len(ex) + B - 1) // B
+    if 0 < E < nb:
         sel = [i for j in range(min(E, nb)) for i in range((j * nb // E) * B, min((j * nb // E + 1) * B, len(ex)))]
         losses = losses[sel]
         ex = [ex[i] for i in sel]
@@ -1032,6 +1057,7 @@ def member_meta_step(theta0, st0, names, phi, cfg, tr_batches, va_batches, life)
         z = rater_logits(phi, rater_batch(exs, Sr), nh_r)
         w = weights_from_logits(z, rc)
         ss.append(torch.sigmoid(z / float(rc["tau"])))
+        info.setdefault("zx", []).append(z / float(rc["tau"]))
         th_in = theta if hvp else [p.detach().requires_grad_(True) for p in theta]
         losses = lm_losses(dict(zip(names, th_in)), lm_batch(exs, S), nh_l)
         L = (w * losses).sum() / B
@@ -1047,7 +1073,8 @@ def member_meta_step(theta0, st0, names, phi, cfg, tr_batches, va_batches, life)
     ep, l2 = float(rc.get("entropy_penalty", 0)), float(rc.get("l2_to_mean", 0))
     J = l_val
     if ep != 0:
-        J = J + ep * (s * torch.log(s) + (1 - s) * torch.log(1 - s)).mean()
+        x = torch.cat(info["zx"])
+        J = J + ep * negH_stable(x).mean()
     if l2 != 0:
         J = J + l2 * ((s - 0.5) ** 2).mean()
     det = lambda v: [x.detach() for x in v] if isinstance(v, list) else v
@@ -1073,8 +1100,9 @@ def shadow_steps(theta, st, names, cfg, tr_batches, va_batches, life):
     return theta, st, float(lv)
 
 
-def _bin_entropy(s):
-    return -(s * torch.log(s) + (1 - s) * torch.log(1 - s))
+def _bin_entropy(x):
+    """H(sigmoid(x)), without cancellation (finite where sigmoid(x) rounds to 0 or 1)."""
+    return -negH_stable(x)
 
 
 def _frac_at(z, rc, hi):
@@ -1176,7 +1204,7 @@ def meta_run(cfg, tr, va, vocab, verbose=False):
                      "score_std_pop": float(torch.cat(zall).std(unbiased=False)),
                      "score_std_smp": float(torch.cat(zall).std(unbiased=True)),
                      "score_std_mm": sum(float(z.std(unbiased=False)) for z in zall) / K,
-                     "score_entropy": float(_bin_entropy(torch.sigmoid(torch.cat(zall) / float(rc["tau"]))).mean()),
+                     "score_entropy": float(_bin_entropy(torch.cat(zall) / float(rc["tau"])).mean()),
                      "frac_at_min": _frac_at(torch.cat(zall), rc, 0), "frac_at_max": _frac_at(torch.cat(zall), rc, 1)})
         if verbose:
             print("# ref", json.dumps(logs[-1]))

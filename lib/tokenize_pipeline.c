@@ -191,6 +191,10 @@ static int expand_inputs(InputList *l, const TokenizeOptions *o, int n, char **a
         if (stat(a, &st) != 0) return dr_seterr("%s: cannot open: %s", a, strerror(errno));
         if (S_ISDIR(st.st_mode)) {
             char *src = o->source ? xstrdup(o->source) : base_name(a, 0);
+            if (!o->source && (strcmp(src, ".") == 0 || strcmp(src, "..") == 0)) {
+                char *real = realpath(a, NULL);   /* "dr-tokenize ." names the directory */
+                if (real) { free(src); src = base_name(real, 0); free(real); }
+            }
             size_t before = l->n;
             int rc = walk_dir(l, a, src, o->format, 0);
             free(src);

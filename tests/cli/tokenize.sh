@@ -141,6 +141,9 @@ printf 'doc one\n' >"$TMP/dir/b.txt"; printf 'doc two' >"$TMP/dir/sub/a.txt"; pr
 check "directory of files" bash -c "'$T' --tokenizer byte -o '$TMP/d' '$TMP/dir' >/dev/null 2>&1"
 check "files sorted by path, dot-files skipped, source = directory name" \
     test "$($DUMP "$TMP/d/shard-00000.drs" | cut -f2,3 | tr '\t\n' ': ')" = "dir:8 dir:7 "
+check "the directory '.': its own name is the source" bash -c "cd '$TMP/dir' && '$(realpath "$T")' --tokenizer byte -o '$TMP/dot' . >/dev/null 2>&1"
+check "the directory '.': source = directory name" \
+    test "$($DUMP "$TMP/dot/shard-00000.drs" | cut -f2 | tr '\n' ' ')" = "dir dir "
 
 # ---- invalid UTF-8 -------------------------------------------------------------------
 printf 'caf\xe9 au lait\nok\n\xff\xfe bad\n' >"$TMP/latin1.txt"

@@ -162,8 +162,9 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The sorted ids of the kept documents that are not of a val source: those ids can
- * not be in val (a copy of them would be in val under another source). */
+/* The sorted ids of the documents that are not of a val source: those ids can not be
+ * in val (a copy of them is of another source). Taken before --dedup drops copies, so
+ * that val holds the same documents with and without it (docs/formats.md §3). */
 static uint64_t *ids_outside_val_sources(const Plan *p, size_t *n_out) {
     size_t n = 0;
     for (size_t k = 0; k < p->n; k++)
@@ -220,9 +221,9 @@ static void drop_duplicates(Plan *p, uint64_t n_docs) {
 }
 
 static void assign_splits(Plan *p, const SplitOptions *o, SplitStats *st) {
-    if (o->dedup) drop_duplicates(p, st->in_docs);
     size_t n_barred = 0;
     uint64_t *barred = o->n_val_sources ? ids_outside_val_sources(p, &n_barred) : NULL;
+    if (o->dedup) drop_duplicates(p, st->in_docs);
     for (size_t k = 0; k < p->n; k++) {
         InputShard *s = &p->shards[k];
         for (uint64_t i = 0; i < s->n_docs; i++) {

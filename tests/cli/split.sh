@@ -89,6 +89,15 @@ n_src=$("$BIN/dr-cat" --list "$TMP/in" | cut -f2 | grep -c '^\(books\|news\)$')
 check "val is ~10% of books+news ($n_v of $n_src)" \
     awk -v n="$n_v" -v m="$n_src" 'BEGIN { d = n / m - 0.1; exit !(d < 0.01 && d > -0.01) }'
 
+# --dedup drops copies but moves no document into val: an id with a copy of another
+# source stays out of val (m holds a's first 20000 documents, all of source mail)
+$MKSHARD --random 20000 --seed 1 --max-len 60 --sources mail "$TMP/m.drs"
+check "--val-sources, copies across sources" split "$TMP/ovm" --val-sources books "$TMP/a.drs" "$TMP/m.drs"
+check "--val-sources --dedup, copies across sources" split "$TMP/ovd" --dedup --val-sources books "$TMP/a.drs" "$TMP/m.drs"
+check "--val-sources: val the same with and without --dedup" \
+    cmp -s <("$BIN/dr-cat" --list --split val "$TMP/ovm/manifest.tsv" | cut -f1 | sort -u) \
+           <("$BIN/dr-cat" --list --split val "$TMP/ovd/manifest.tsv" | cut -f1 | sort -u)
+
 # ---- shard size, stale shards ---------------------------------------------------------
 check "--shard-size 0.2" split "$TMP/os" --shard-size 0.2 "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
 n_shards=$(ls "$TMP/os/train_a" | wc -l)

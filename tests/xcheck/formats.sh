@@ -48,8 +48,11 @@ docs = [
     ("caf\u00e9 na\u00efve \u2014 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \U0001F600 done", "intl"),
     ("   ", "web"),                                  # whitespace only: a document
     ("They'll say we've 12345 67 apples.\u00a0\u3000Zeile\u2028x", "intl"),
+    ("an empty source takes the default", ""),
+    ("a TAB and a newline in the source", "we\tb\nx"),    # source becomes we_b_x
 ]
 with open("mix.jsonl", "w", encoding="utf-8") as f:
+    f.write("\ufeff")                                # a BOM starting the file: dropped
     for t, s in docs:
         f.write(json.dumps({"text": t, "source": s}, ensure_ascii=(s == "web")) + "\n")
     f.write("\n")                                    # a blank line

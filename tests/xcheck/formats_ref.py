@@ -414,6 +414,8 @@ def docs_of_input(spec):
     with open(path, "rb") as f:
         data = f.read()
     out = []
+    if fmt != "text" and data.startswith(b"\xef\xbb\xbf"):   # a BOM starting a line-based file is dropped
+        data = data[3:]
     if fmt == "text":
         if data:
             out.append((data, default_src))
@@ -435,7 +437,8 @@ def docs_of_input(spec):
             raw = t.encode("utf-8", "surrogateescape")
             src = default_src
             if spec.get("source_field"):
-                src = o.get(spec["source_field"], default_src)
+                src = o.get(spec["source_field"], "") or default_src   # "" or missing: the default
+                src = "".join("_" if c in "\t\n\r\0" else c for c in src)
             if raw:
                 out.append((raw, src))
     return out

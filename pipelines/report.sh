@@ -18,6 +18,7 @@
 # run's Val loss is at most the baseline's + CRITERION_TOL; GNUPLOT (default gnuplot;
 # "none": the report without plots).
 set -eu
+NBSP=$(printf '\302\240')   # U+00A0: a space inside a source name in the .dat files
 OUT=${1:?usage: report.sh OUT (a pipelines/repro.mk output directory)}
 OUT=${OUT%/}
 PIPE=$(cd "$(dirname "$0")" && pwd)
@@ -168,7 +169,7 @@ final() {  # final RUN -> "tokens l_val seconds" of the finished run's last eval
     finished "$1" || return 0
     complete "$OUT/train/$1.jsonl" | awk "$AWK_NUM"'{ v = num($0, "l_val"); t = num($0, "tokens"); s = num($0, "seconds")
         if (s != "") sec = s; if (v != "" && t != "") { lt = t; lv = v } }
-        END { if (lv != "") printf "%s %s %s\n", lt, lv, (sec == "" ? "NaN" : sec) }'
+        END { if (lv != "") printf "%s %.10g %s\n", lt, lv, (sec == "" ? "NaN" : sec) }'
 }
 why_missing() {  # RUN -> why it has no final Val loss
     if [ ! -s "$OUT/train/$1.jsonl" ]; then printf 'not run'
@@ -267,16 +268,20 @@ fi
 # ---- scores per source -------------------------------------------------------------------
 # sources.dat: source n tokens mean std min max kept%(datarater) kept%(random) kept%(ppl) ppl_mean
 if [ -s "$SCORES" ]; then
-    # kept% per source from the filters' summaries ("source examples kept kept%" lines)
+    # kept% per source from the filters' summaries ("source examples kept kept%" lines; a
+    # name may hold spaces: the last three fields are the numbers). In the .dat files a
+    # space in a source name is a no-break space (U+00A0), which awk and gnuplot do not
+    # split on and the report shows as a space.
     for f in datarater random ppl online; do
         if [ -s "$OUT/filter/$f.summary" ]; then
-            awk 'f { print $1, $2, $3 } /^source[ \t]+examples/ { f = 1 }' "$OUT/filter/$f.summary" > "$DAT/kept_$f.dat"
+            awk -v nb="$NBSP" 'f { name = $1; for (i = 2; i <= NF - 3; i++) name = name nb $i; print name, $(NF - 2), $(NF - 1) }
+                /^source[ \t]+examples/ { f = 1 }' "$OUT/filter/$f.summary" > "$DAT/kept_$f.dat"
         else
             : > "$DAT/kept_$f.dat"
         fi
     done
-    [ -s "$PPL" ] && awk -F '\t' 'NR > 1 { print $3, $2 }' "$PPL" > "$DAT/ppl_scores.dat" || : > "$DAT/ppl_scores.dat"
-    awk -F '\t' 'NR > 1 { print $3, $2, $4 }' "$SCORES" > "$DAT/scores.dat"
+    [ -s "$PPL" ] && awk -F '\t' -v nb="$NBSP" 'NR > 1 { gsub(/ /, nb, $3); print $3, $2 }' "$PPL" > "$DAT/ppl_scores.dat" || : > "$DAT/ppl_scores.dat"
+    awk -F '\t' -v nb="$NBSP" 'NR > 1 { gsub(/ /, nb, $3); print $3, $2, $4 }' "$SCORES" > "$DAT/scores.dat"
     awk '
         FILENAME ~ /kept_datarater/ { kd[$1] = ($2 > 0) ? 100 * $3 / $2 : 0; next }
         FILENAME ~ /kept_random/    { kr[$1] = ($2 > 0) ? 100 * $3 / $2 : 0; next }
@@ -487,7 +492,8 @@ for which in top bottom; do
                 t = txt; extra = ""
                 if (length(t) > max) { t = substr(t, 1, max); extra = " …" }
                 print hdr; print ""; print "~~~~"; print t extra; print "~~~~"; print "" }
-            /^### / { flush(); split($0, h, " "); hdr = sprintf("%d. score **%s**, source `%s`, example `%s`", ++k, h[4], h[6], h[2]); txt = ""; nl = 0; blank = 0; next }
+            /^### / { flush(); split($0, h, " "); src = $0; sub(/^### [^ ]+ score [^ ]+ source /, "", src)   # a name may hold spaces
+                      hdr = sprintf("%d. score **%s**, source `%s`, example `%s`", ++k, h[4], src, h[2]); txt = ""; nl = 0; blank = 0; next }
             { line = $0; gsub(/\r/, "", line)
               if (line ~ /^[ \t]*$/) { if (blank++ || nl == 0) next; line = "" } else blank = 0
               if (nl == maxl) { txt = txt "\n…"; nl++ } else if (nl < maxl) txt = (nl++ ? txt "\n" : "") line }

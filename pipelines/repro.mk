@@ -161,6 +161,7 @@ $(foreach d,$(OUT) $(PREP),$(if $(shell mkdir -p $(d) 2>/dev/null && [ -w $(d) ]
 endif
 endif
 
+
 # Parameter stamps: a params file holds what a step depends on besides its files'
 # mtimes (variables; the config's content; which manifest, rater, corpus); it is
 # rewritten (new mtime) only when that changes, so make redoes exactly the steps whose
@@ -171,10 +172,37 @@ CFG_ID      := $(if $(BUILDING),$(firstword $(shell cksum < $(CONFIG) 2>/dev/nul
 stamp_same   = $(shell [ "$$(cat $(1) 2>/dev/null)" = '$(call sq,$(strip $(2)))' ] && echo y)
 stamp_write  = $(shell mkdir -p $(dir $(1)) && p='$(call sq,$(strip $(2)))' && { [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1); })
 stamp        = $(if $(DRY),$(if $(call stamp_same,$(1),$(2)),,$(eval $(1): FORCE)),$(call stamp_write,$(1),$(2)))
+
+# VAL_MODE=prose: VAL_SOURCES must name sources of this corpus. Checked before any stamp is
+# written (a run that failed at its split step used to leave every later step marked for
+# redoing), when the split step will run (a new corpus or new split settings).
+SPLIT_PARAMS = val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB)
+ifneq ($(BUILDING),)
+ifeq ($(VAL_MODE),prose)
+$(if $(shell [ -d $(CORPUS) ] && echo y),$(error repro.mk: VAL_MODE=prose picks Val by the "source" field of a JSON-lines CORPUS; CORPUS=$(CORPUS) is a directory (its files all get one source): use VAL_MODE=mixture))
+ifneq ($(and $(wildcard $(CORPUS)),$(if $(wildcard $(MANIFEST)),$(if $(call stamp_same,$(SPLITS)/params,$(SPLIT_PARAMS)),,y),y)),)
+VAL_SRCS    := $(shell $(PIPE)/sources.sh $(CORPUS) '$(call sq,$(VAL_SOURCES))' 2>/dev/null)
+CORPUS_SRCS  = $(shell $(PIPE)/sources.sh $(CORPUS) '*' 2>/dev/null | cut -c1-300)
+$(if $(VAL_SRCS),,$(error repro.mk: no source of $(CORPUS) matches VAL_SOURCES='$(VAL_SOURCES)' (shell patterns, separated by spaces or commas); its sources: $(or $(CORPUS_SRCS),none: no "source" field). Set VAL_SOURCES to the clean ones, or VAL_MODE=mixture for a Val drawn from all documents))
+endif
+endif
+endif
+
+# The corpus' identity beyond its path and mtime: size, ctime and inode of the file, or of
+# every file below a directory corpus (a file replaced by one with an older mtime, as cp -p,
+# rsync -a or tar x leave it, or a file added deep in a directory, changes no mtime make
+# sees). The tokenizing steps record it (corpus.id) and are redone when it changes.
+CORPUS_ID_SH = { if [ -d $(CORPUS) ]; then find $(CORPUS) -type f -printf '%P %s %C@ %i\n' | LC_ALL=C sort; else stat -c '%s %Z %i' $(CORPUS); fi; } 2>/dev/null | cksum | cut -d' ' -f1
+corpus_moved = $(shell [ -f $(1) ] && [ "$$(cat $(1))" != "$$($(CORPUS_ID_SH))" ] && echo y)
+ifneq ($(BUILDING)$(filter status,$(MAKECMDGOALS)),)
+$(if $(filter bpe,$(TOKENIZER)),$(if $(call corpus_moved,$(VOCAB_DIR)/corpus.id),$(eval $(VOCAB_OK): FORCE)))
+$(if $(call corpus_moved,$(dir $(SHARDS_OK))corpus.id),$(eval $(SHARDS_OK): FORCE))
+endif
+
 ifneq ($(BUILDING),)
 $(if $(filter bpe,$(TOKENIZER)),$(call stamp,$(VOCAB_DIR)/params,corpus=$(CORPUS)))
 $(call stamp,$(dir $(SHARDS_OK))params,corpus=$(CORPUS) vocab=$(VOCAB_DIR))
-$(call stamp,$(SPLITS)/params,val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB))
+$(call stamp,$(SPLITS)/params,$(SPLIT_PARAMS))
 $(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR)/params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) meta_set=$(META_SET) device=$(DEVICE)))
 $(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/datarater.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) rater=$(RATER) device=$(DEVICE)))
 $(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/ppl.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) lm=$(PPL_LM) device=$(DEVICE)))
@@ -219,6 +247,7 @@ $(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS) $(PREP)/vocab-bpe$(BPE_VOC
 	$(call tool_need,dr-tokenize)
 	$(call say,tokenizer: training a $(BPE_VOCAB)-token BPE on $(CORPUS) -> $(@D)/)
 	$(BIN)/dr-tokenize --train-bpe $(BPE_VOCAB) --field text -o $(@D) $(CORPUS) > /dev/null
+	@$(CORPUS_ID_SH) > $(@D)/corpus.id
 
 $(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params
 	$(call tool_need,dr-tokenize)
@@ -226,6 +255,7 @@ $(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params
 	@mkdir -p $(@D); find $(@D) -mindepth 1 -maxdepth 1 ! -name params -exec rm -rf {} +
 	$(ATOMIC) $@ $(BIN)/dr-tokenize --tokenizer $(TOKENIZER) $(if $(VOCAB_DIR),--vocab-dir $(VOCAB_DIR)) \
 	    --field text --source-field source -o $(@D) $(CORPUS)
+	@$(CORPUS_ID_SH) > $(@D)/corpus.id
 
 # ---- 2. splits ------------------------------------------------------------------------------
 $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params

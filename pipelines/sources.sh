@@ -1,7 +1,7 @@
 #!/bin/sh
 # sources.sh CORPUS.jsonl 'PATTERN ...' — prints, comma-separated, the distinct "source"
 # values of a JSON-lines corpus that match any of the shell patterns (e.g.
-# 'sotu moby-dick brown-*'), in byte order. Used by repro.mk to build dr-split's
+# 'sotu moby-dick brown-*' or 'sotu,moby-dick'), in byte order. Used by repro.mk to build dr-split's
 # --val-sources list. Reads sources.tsv next to the corpus when there is one (data.mk
 # writes it), else scans the corpus.
 set -eu
@@ -15,12 +15,16 @@ list() {
         LC_ALL=C sed -n 's/.*"source"[ \t]*:[ \t]*"\([^"\\]*\)".*/\1/p' "$corpus"
     fi | LC_ALL=C sort -u
 }
+# patterns are separated by spaces or commas (the manifest and the report print the
+# list comma-separated); a source name may hold spaces
+patterns=$(printf '%s' "$patterns" | tr ',' ' ')
 out=
-for s in $(list); do
-    set -f
+set -f
+while IFS= read -r s; do
     for p in $patterns; do
         case $s in $p) out="$out${out:+,}$s"; break ;; esac
     done
-    set +f
-done
+done <<EOF
+$(list)
+EOF
 printf '%s\n' "$out"

@@ -193,6 +193,22 @@ check "make -n KEEP=0.5 leaves filter/params as it was" cmp "$tmp/filter.params"
 check "status KEEP=0.5: the filters are 'redo', the splits 'done'" sh -c "\"\$@\" status KEEP=0.5 > $tmp/status.txt 2>&1 &&
     grep -qx 'redo  *$OUT/filter/datarater.paths' $tmp/status.txt && grep -qx 'done  *$MANIFEST' $tmp/status.txt" _ "${MK[@]}"
 
+# VAL_SOURCES naming no source of the corpus fails before anything is stamped (a failed
+# split step used to leave every later step marked 'redo'), naming the corpus' sources
+"${MK[@]}" status > "$tmp/status1.txt" 2>&1
+check "VAL_SOURCES=nosuch: refused, naming the sources there are" sh -c "! \"\$@\" VAL_SOURCES=nosuch > $tmp/vs.log 2>&1 &&
+    grep -q \"no source of .* matches VAL_SOURCES='nosuch'.*its sources: .*story\" $tmp/vs.log" _ "${MK[@]}"
+check "... and no step's status changed" sh -c "\"\$@\" status > $tmp/status2.txt 2>&1 && diff $tmp/status1.txt $tmp/status2.txt" _ "${MK[@]}"
+check "VAL_SOURCES as a comma list" sh -c "pipelines/sources.sh $tmp/data/corpus.jsonl 'nosuch,story' | grep -qx story"
+# a corpus replaced by other content with an older mtime (cp -p, rsync -a): the tokenizing
+# step is redone (its corpus.id), not only what make's mtimes see
+cp -p "$tmp/data/corpus.jsonl" "$tmp/corpus.keep"
+head -n 200 "$tmp/corpus.keep" > "$tmp/data/corpus.jsonl"; touch -d 2001-01-01 "$tmp/data/corpus.jsonl"
+check "a corpus replaced under an older mtime: status says the shards are 'redo'" sh -c "\"\$@\" status > $tmp/status3.txt 2>&1 &&
+    grep -q '^redo .*shards.list' $tmp/status3.txt" _ "${MK[@]}"
+cp -p "$tmp/corpus.keep" "$tmp/data/corpus.jsonl"
+"${MK[@]}" > /dev/null 2>&1 || bad "make after restoring the corpus failed"
+
 # a step redone because its inputs changed starts afresh: resuming the finished run's state
 # kept the old model (dr-train 'resuming at step 20'); and the online run, which deploys
 # the rater, is redone when RATER_USE picks other weights. Against a fresh run:

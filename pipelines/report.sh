@@ -263,6 +263,16 @@ else
         fi
     fi
     [ "$inrange" = 1 ] || C2_STATUS="NOT EVALUATED (keep $KEEP is outside 0.5–0.7)"
+    # a run that ends no lower than its step-0 Val loss learned nothing (diverged, or a
+    # budget too small): comparing its losses says nothing about the data
+    for r in baseline datarater; do
+        first=$(awk 'NR == 1 { print $2 }' "$DAT/val_$r.dat" 2>/dev/null)
+        last=$(final "$r" | awk '{ print $2 }')
+        if [ -n "$first" ] && [ -n "$last" ] && awk -v a="$first" -v b="$last" 'BEGIN { exit !(b >= a) }'; then
+            C2_STATUS="NOT EVALUATED (the $r run learned nothing: its Val loss went from $first at the start to $last; diverged, or too few steps)"
+            break
+        fi
+    done
 fi
 
 # ---- scores per source -------------------------------------------------------------------

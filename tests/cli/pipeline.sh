@@ -260,6 +260,14 @@ want=$(sed '$d' "$OUT/train/datarater.jsonl" | grep '"l_val"' | tail -n 1 | sed 
 check "compare.sh ignores a cut last line (final = the last complete eval, $want)" sh -c \
     "sh pipelines/compare.sh $OUT/train/datarater.jsonl 2>/dev/null | awk '\$1 == \"datarater\" { print \$(NF - 1); exit }' | grep -qx $want"
 mv "$tmp/keep/datarater.done" "$tmp/keep/datarater.jsonl" "$OUT/train/"
+# a baseline that ends above its step-0 Val loss (diverged) learned nothing: criterion 2 is
+# not evaluated from it (a diverged run at 1208 nats once made 'DataRater at 623' a PASS)
+cp "$OUT/train/baseline.jsonl" "$tmp/keep/"
+{ sed '$d' "$tmp/keep/baseline.jsonl"; tail -n 1 "$tmp/keep/baseline.jsonl" | sed 's/"l_val":[-0-9.eE+]*/"l_val":999.5/'; } > "$OUT/train/baseline.jsonl"
+GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1
+check "report.sh, a baseline that diverged: criterion 2 NOT EVALUATED (learned nothing)" \
+    grep -q '^- \*\*Criterion 2 .*: NOT EVALUATED (the baseline run learned nothing: its Val loss went from [0-9.]* at the start to 999.5;' "$OUT/report.md"
+mv "$tmp/keep/baseline.jsonl" "$OUT/train/"
 # report.sh killed (SIGTERM) while writing report.md leaves no temporary file
 mkdir -p "$tmp/fakebin"
 printf '#!/bin/sh\nwhile [ ! -s "%s" ]; do sleep 0.05; done\nkill -TERM "$(cat "%s")"; sleep 0.3\nexec /bin/date "$@"\n' "$tmp/report.pid" "$tmp/report.pid" > "$tmp/fakebin/date"

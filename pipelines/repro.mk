@@ -269,6 +269,8 @@ $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
 	fi; \
 	$(BIN)/dr-split --val $(VAL_FRAC) --train-b $(TRAIN_B_FRAC) --seed $(SPLIT_SEED) $(if $(filter 1,$(DEDUP)),--dedup) \
 	    $${srcs:+--val-sources "$$srcs"} -o $(@D) $(<D) > /dev/null
+	@for sp in train_a val train_b; do grep -q "^$$sp	" $@ || { rm -f $@; \
+	    echo "repro.mk: the split left $$sp without documents (VAL_FRAC=$(VAL_FRAC) TRAIN_B_FRAC=$(TRAIN_B_FRAC)$(if $(filter prose,$(VAL_MODE)), of the documents of VAL_SOURCES='$(VAL_SOURCES)')): the corpus is too small for these fractions; raise the fraction or use a larger CORPUS" >&2; exit 1; }; done
 
 # ---- 3. meta-training -----------------------------------------------------------------------
 # dr-meta -o meta/rater.safetensors writes the rater, meta/rater.ema.safetensors (the EMA

@@ -20,7 +20,9 @@
 #   make -f pipelines/ablations.mk table           the table from what is done so far
 #
 # Variables as repro.mk's (CONFIG, DATA/CORPUS, VAL_MODE, DEVICE, THREADS, STEPS/TOKENS,
-# SET, TRAIN_SET, KEEP …: they are passed on), plus REPRO_OUT (the main run, default
+# SET, TRAIN_SET, KEEP …: they are passed on; CORPUS, VAL_SOURCES, VAL_FRAC, TRAIN_B_FRAC,
+# TOKENIZER, BPE_VOCAB, KEEP, SET, TRAIN_SET not given are the main run's, from its
+# run.env), plus REPRO_OUT (the main run, default
 # repro.mk's OUT: runs/repro, runs/gpu with DEVICE=cuda) and AOUT (default
 # runs/ablations[-gpu][-mixture]). Each ablation lives in
 # $(AOUT)/<name>/ (meta/, score/, filter/, train/ as in a repro run).
@@ -60,7 +62,16 @@ ABL_SET_K1          := meta.population_K=1
 ABL_SET_K3          := meta.population_K=3
 ABL_SET_first-order := meta.hvp=false
 
-REPRO := $(MAKE) --no-print-directory -f $(PIPE)/repro.mk CONFIG=$(CONFIG) VAL_MODE=$(VAL_MODE)
+# The main run's own settings (its run.env) for those not given here: an ablation made
+# without repeating them restamped the main run with repro.mk's defaults (and without
+# CORPUS planned to tokenize the default corpus into it).
+FROM_RUN_ENV := CORPUS VAL_SOURCES VAL_FRAC TRAIN_B_FRAC TOKENIZER BPE_VOCAB KEEP SET TRAIN_SET
+sq           = $(subst ','\'',$(1))
+ifneq ($(wildcard $(REPRO_OUT)/run.env),)
+$(foreach v,$(FROM_RUN_ENV),$(if $(filter command line environment,$(origin $(v))),,$(eval $(v) := $(shell sed -n 's/^$(v)=//p' $(REPRO_OUT)/run.env))$(eval RUN_ENV_SET += $(v))))
+endif
+REPRO := $(MAKE) --no-print-directory -f $(PIPE)/repro.mk CONFIG=$(CONFIG) VAL_MODE=$(VAL_MODE) \
+    $(foreach v,$(RUN_ENV_SET),$(v)='$(call sq,$($(v)))')
 
 .PHONY: all table table-only prep main main-rater $(ABLATIONS) help
 all: table

@@ -345,7 +345,7 @@ if [ -s "$SCORES" ]; then
                 i=$((i + 1))
             done < "$DAT/sources.dat"
             echo 'unset multiplot'
-        } | plot score_hist.png $((COLS * 330)) $((ROWS * 235 + 40))
+        } | plot score_hist.png $((COLS * 330 < 900 ? 900 : COLS * 330)) $((ROWS * 235 + 40))   # the title's width
     fi
 fi
 

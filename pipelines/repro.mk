@@ -246,7 +246,8 @@ $(DATA)/corpus.jsonl:
 $(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS) $(PREP)/vocab-bpe$(BPE_VOCAB)/params
 	$(call tool_need,dr-tokenize)
 	$(call say,tokenizer: training a $(BPE_VOCAB)-token BPE on $(CORPUS) -> $(@D)/)
-	$(BIN)/dr-tokenize --train-bpe $(BPE_VOCAB) --field text -o $(@D) $(CORPUS) > /dev/null
+	$(BIN)/dr-tokenize --train-bpe $(BPE_VOCAB) --field text -o $(@D) $(CORPUS) > /dev/null || \
+	    { echo "repro.mk: BPE_VOCAB=$(BPE_VOCAB)$(if $(filter command line,$(origin BPE_VOCAB)),, (from lm.vocab_size of $(notdir $(CONFIG)), or 4096)): for a small corpus pass a smaller BPE_VOCAB= (and SET=lm.vocab_size=N when the config sets lm.vocab_size), or TOKENIZER=byte" >&2; exit 1; }
 	@$(CORPUS_ID_SH) > $(@D)/corpus.id
 
 $(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params

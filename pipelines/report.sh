@@ -375,9 +375,12 @@ echo "- **Criterion 1 — L_val after the inner unroll is below the uniform base
 echo "- **Criterion 2 — filtering at keep 0.5–0.7 gives equal or better Val loss than all data at the same training budget: $C2_STATUS.** ${C2_LINE}."
 echo
 
-case $VAL_MODE in
-    prose)   echo "Val here is clean prose, unlike most of the training mixture, so part of any gain is a shift of the mix toward Val's domain (DESIGN §9). The DataRater paper's setting, Val drawn from the training mixture itself: \`make -f pipelines/repro.mk VAL_MODE=mixture\` (report in \`runs/repro-mixture/\`)."; echo ;;
-    mixture) echo "Val here is drawn from the training mixture itself (the DataRater paper's setting): a gain cannot come from moving the mix toward a different Val domain. The prose-Val setting: \`make -f pipelines/repro.mk\` (report in \`runs/repro/\`)."; echo ;;
+CORPUS_USED=$(env_get CORPUS)
+case $VAL_MODE:$CORPUS_USED in
+    prose:*/data/corpus/corpus.jsonl|prose:data/corpus/corpus.jsonl|prose:) echo "Val here is clean prose, unlike most of the training mixture, so part of any gain is a shift of the mix toward Val's domain (DESIGN §9). The DataRater paper's setting, Val drawn from the training mixture itself: \`make -f pipelines/repro.mk VAL_MODE=mixture\` (report in \`runs/repro-mixture/\`)."; echo ;;
+    prose:*) echo "Val here is held-out documents of the sources \`$(env_get VAL_SOURCES)\` only, so part of any gain can be a shift of the training mix toward those sources rather than better data. Val drawn from the whole mixture (the DataRater paper's setting): the same \`make\` command with \`VAL_MODE=mixture\` added."; echo ;;
+    mixture:*/data/corpus/corpus.jsonl|mixture:data/corpus/corpus.jsonl|mixture:) echo "Val here is drawn from the training mixture itself (the DataRater paper's setting): a gain cannot come from moving the mix toward a different Val domain. The prose-Val setting: \`make -f pipelines/repro.mk\` (report in \`runs/repro/\`)."; echo ;;
+    mixture:*) echo "Val here is drawn from the training mixture itself (the DataRater paper's setting): a gain cannot come from moving the mix toward a different Val domain."; echo ;;
 esac
 echo "## Data"
 echo

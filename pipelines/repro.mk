@@ -173,6 +173,22 @@ stamp_same   = $(shell [ "$$(cat $(1) 2>/dev/null)" = '$(call sq,$(strip $(2)))'
 stamp_write  = $(shell mkdir -p $(dir $(1)) && p='$(call sq,$(strip $(2)))' && { [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1); })
 stamp        = $(if $(DRY),$(if $(call stamp_same,$(1),$(2)),,$(eval $(1): FORCE)),$(call stamp_write,$(1),$(2)))
 
+# Settings a tool would refuse, refused here before any stamp is written (a run that failed
+# at its first tool used to leave every later step marked for redoing): the config with
+# SET, META_SET, TRAIN_SET and KEEP as the tools will see it (one dr-meta --print-config),
+# the split fractions, the training budget.
+ifneq ($(BUILDING),)
+ifeq ($(DRY),)
+CFG_ERR     := $(shell $(BIN)/dr-meta --config $(CONFIG) $(call sets,$(SET) $(META_SET) $(TRAIN_SET)) --set deploy.keep=$(KEEP) --print-config 2>&1 >/dev/null | head -n 1)
+$(if $(CFG_ERR),$(error repro.mk: CONFIG=$(CONFIG) with SET / META_SET / TRAIN_SET / KEEP: $(CFG_ERR)))
+endif
+FRAC_ERR    := $(shell awk -v v='$(call sq,$(VAL_FRAC))' -v b='$(call sq,$(TRAIN_B_FRAC))' 'BEGIN { \
+    if (v !~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$$/ || v + 0 <= 0 || v + 0 >= 1) { print "VAL_FRAC=" v ": expected a number in (0, 1)"; exit } \
+    if (b !~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$$/ || b + 0 <= 0 || v + b >= 1) print "TRAIN_B_FRAC=" b ": expected a number > 0 with VAL_FRAC + TRAIN_B_FRAC < 1 (train_a gets the rest)" }')
+$(if $(FRAC_ERR),$(error repro.mk: $(FRAC_ERR)))
+$(foreach v,STEPS TOKENS,$(if $($(v)),$(if $(shell printf '%s' '$(call sq,$($(v)))' | grep -qxE '[1-9][0-9]*' && echo y),,$(error repro.mk: $(v)=$($(v)): expected a positive integer))))
+endif
+
 # VAL_MODE=prose: VAL_SOURCES must name sources of this corpus. Checked before any stamp is
 # written (a run that failed at its split step used to leave every later step marked for
 # redoing), when the split step will run (a new corpus or new split settings).

@@ -198,6 +198,9 @@ check "status KEEP=0.5: the filters are 'redo', the splits 'done'" sh -c "\"\$@\
 "${MK[@]}" status > "$tmp/status1.txt" 2>&1
 check "VAL_SOURCES=nosuch: refused, naming the sources there are" sh -c "! \"\$@\" VAL_SOURCES=nosuch > $tmp/vs.log 2>&1 &&
     grep -q \"no source of .* matches VAL_SOURCES='nosuch'.*its sources: .*story\" $tmp/vs.log" _ "${MK[@]}"
+check "SET with a mistyped key: refused before anything runs" sh -c "! \"\$@\" SET=lm.lrr=1 > $tmp/set.log 2>&1 &&
+    grep -q \"repro.mk: CONFIG=.* unknown key 'lm.lrr' (did you mean lm.lr?)\" $tmp/set.log" _ "${MK[@]}"
+check "KEEP=1.5 and VAL_FRAC=1: refused" sh -c "! \"\$@\" KEEP=1.5 > /dev/null 2>&1 && ! \"\$@\" VAL_FRAC=1 > /dev/null 2>&1" _ "${MK[@]}"
 check "... and no step's status changed" sh -c "\"\$@\" status > $tmp/status2.txt 2>&1 && diff $tmp/status1.txt $tmp/status2.txt" _ "${MK[@]}"
 check "VAL_SOURCES as a comma list" sh -c "pipelines/sources.sh $tmp/data/corpus.jsonl 'nosuch,story' | grep -qx story"
 # a corpus replaced by other content with an older mtime (cp -p, rsync -a): the tokenizing

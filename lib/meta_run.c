@@ -979,6 +979,12 @@ int meta_run(MetaOptions *o) {
             data_num_examples(r->val),
             (meta_work_bytes(r->work) - meta_work_host_bytes(r->work)) / 1e6, r->be->name, REAL_NAME,
             host_note, o->resume ? "; resumed" : "");
+    uint64_t val_slots = (uint64_t)cfg->meta.val_batches * (uint64_t)cfg->data.batch_size;
+    if (data_num_examples(r->val) < val_slots)
+        fprintf(dist_log(), "%s: note: Val has %" PRIu64 " examples, fewer than the %" PRIu64
+                " (meta.val_batches %d × data.batch_size %d) each L_val reads: they repeat within it\n",
+                dr_progname(), data_num_examples(r->val), val_slots, cfg->meta.val_batches,
+                cfg->data.batch_size);
 
     interrupted = 0;
     dr_install_stop_signals(on_interrupt);

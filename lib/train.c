@@ -1203,11 +1203,12 @@ int train_run(TrainOptions *o) {
                  (B + dist_size() - 1) / dist_size());
     fprintf(msg, "%s: LM %.2fM parameters (%d layer%s, d %d, %d heads, vocab %d, ctx %d) on %s, %s\n"
             "%s: Train %" PRIu64 " examples (%" PRIu64 " target tokens), Val %" PRIu64
-            " examples; %ld steps of %d×%d%s%s%s\n",
+            " examples; %ld steps of %d×%d (%.3g epochs)%s%s%s\n",
             dr_progname(), (double)t.P / 1e6, t.lmc.n_layer, t.lmc.n_layer == 1 ? "" : "s",
             t.lmc.d_model, t.lmc.n_head, t.lmc.vocab, t.lmc.ctx, t.be->name, REAL_NAME, dr_progname(),
             data_num_examples(t.train), data_num_target_tokens(t.train), data_num_examples(t.val),
-            t.total_steps, B, cfg->data.seq_len, ranks,
+            t.total_steps, B, cfg->data.seq_len,
+            data_num_examples(t.train) ? (double)t.total_steps * B / (double)data_num_examples(t.train) : 0.0, ranks,
             o->resume ? ", resumed" : o->init_path ? ", weights from " : "",
             !o->resume && o->init_path ? o->init_path : "");
     if (t.curation == CURATE_WEIGHTS)

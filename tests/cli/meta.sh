@@ -185,6 +185,13 @@ if "$BIN/dr-meta" "${CFG[@]}" --set meta.mode=constant --set lm.optimizer=sgd --
 fi
 grep -q "meta-step 1: the inner losses are not finite" "$tmp/err" || fail "constant divergence: $(cat "$tmp/err")"
 
+# a Val smaller than one L_val's batches is said to repeat (a tiny corpus's Val)
+nval=$("$BIN/dr-cat" --examples --split val --seq-len 32 "$tmp/manifest.tsv" | wc -l)
+"$BIN/dr-meta" "${CFG[@]}" --set meta.rounds=1 --set meta.val_batches=$((nval + 1)) --set data.batch_size=1 \
+    -o "$tmp/vnote.safetensors" "$tmp/manifest.tsv" 2>"$tmp/vnote.err" || { cat "$tmp/vnote.err"; fail "dr-meta, many Val batches"; }
+grep -q "^dr-meta: note: Val has $nval examples, fewer than the $((nval + 1)) (meta.val_batches $((nval + 1)) × data.batch_size 1) each L_val reads" "$tmp/vnote.err" ||
+    fail "no note on a Val that repeats: $(cat "$tmp/vnote.err")"
+
 # ---- dr-meta grad ----------------------------------------------------------------------
 "$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 \
     --steps 3 -o "$tmp/lm.safetensors" "$tmp/manifest.tsv" >/dev/null 2>&1 || fail "dr-train for grad"

@@ -182,6 +182,8 @@ ifeq ($(DRY),)
 CFG_ERR     := $(shell $(BIN)/dr-meta --config $(CONFIG) $(call sets,$(SET) $(META_SET) $(TRAIN_SET)) --set deploy.keep=$(KEEP) --print-config 2>&1 >/dev/null | head -n 1)
 $(if $(CFG_ERR),$(error repro.mk: CONFIG=$(CONFIG) with SET / META_SET / TRAIN_SET / KEEP: $(CFG_ERR)))
 endif
+LM_VOCAB    := $(or $(patsubst lm.vocab_size=%,%,$(filter lm.vocab_size=%,$(SET))),$(CFG_VOCAB))
+$(if $(and $(filter bpe,$(TOKENIZER)),$(filter-out 0 $(BPE_VOCAB),$(LM_VOCAB))),$(warning repro.mk: BPE_VOCAB=$(BPE_VOCAB) but lm.vocab_size is $(LM_VOCAB): the LM gets $(LM_VOCAB) ids, $(BPE_VOCAB) of them used (SET=lm.vocab_size=$(BPE_VOCAB), or 0 to take it from the shards)))
 FRAC_ERR    := $(shell awk -v v='$(call sq,$(VAL_FRAC))' -v b='$(call sq,$(TRAIN_B_FRAC))' 'BEGIN { \
     if (v !~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$$/ || v + 0 <= 0 || v + 0 >= 1) { print "VAL_FRAC=" v ": expected a number in (0, 1)"; exit } \
     if (b !~ /^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?$$/ || b + 0 <= 0 || v + b >= 1) print "TRAIN_B_FRAC=" b ": expected a number > 0 with VAL_FRAC + TRAIN_B_FRAC < 1 (train_a gets the rest)" }')

@@ -504,10 +504,8 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                     }
                 }
             }
-        } else if (in->format == TP_LINES && len == 0) {
-            continue;
         }
-        if (len == 0) { b->empty++; json_free(jd); continue; }
+        if (len == 0) { b->empty++; json_free(jd); continue; }   /* an empty text, --lines line or file */
         DocOut d = {XXH64(text, len, 0), 0, 0, 0, 0, src_off, rec->input, 0};
         if (enc) {
             d.tok_off = b->tokens.n;

@@ -132,6 +132,9 @@ check "stale shards of an earlier run are removed" bash -c "'$T' --tokenizer byt
 printf 'first line\nsecond line\r\n\nthird\n' >"$TMP/lines.txt"
 check "--lines" bash -c "'$T' --tokenizer byte --lines -o '$TMP/l' '$TMP/lines.txt' >/dev/null 2>&1"
 check "--lines: 3 documents, CR stripped" test "$($DUMP "$TMP/l/shard-00000.drs" | cut -f3 | tr '\n' ' ')" = "10 11 5 "
+printf '\n\n' >"$TMP/blank.txt"
+expect_error "--lines, only empty lines: counted as skipped" "blank.txt: no documents \\(2 empty ones skipped\\)" \
+    "$T" --tokenizer byte --lines -o "$TMP/lb" "$TMP/blank.txt"
 printf 'a\r\nb\r' >"$TMP/cr_eof.txt"   # the last line has no \n: its \r is text, not a line end
 check "--lines: a CR at the end of the file without LF" bash -c "'$T' --tokenizer byte --lines -o '$TMP/lcr' '$TMP/cr_eof.txt' >/dev/null 2>&1"
 check "--lines: that CR is kept, the CR of CRLF is not" \

@@ -529,13 +529,13 @@ static void stats_scores(const MetaWork *w, int t, MetaStats *st) {
     const MetaSpec *s = &w->s;
     const real *zt = w->z + (size_t)t * s->batch;
     for (int i = 0; i < w->nb[t]; i++) {
-        double z = zt[i], sg = sigmoid(z / s->weights.tau);
+        double z = zt[i], sg, neg_h = neg_entropy(z / s->weights.tau, &sg, NULL);
         st->n_scores++;
         st->score_sum += z;
         st->score_sumsq += z * z;
         if (z < st->score_min) st->score_min = z;
         if (z > st->score_max) st->score_max = z;
-        st->entropy_sum -= neg_entropy(z / s->weights.tau, NULL, NULL);
+        st->entropy_sum -= neg_h;
         if (s->weights.kind == WEIGHT_NORM_SIGMOID) {
             if (sg <= s->weights.w_min) st->at_min++;
             if (sg >= s->weights.w_max) st->at_max++;

@@ -518,12 +518,14 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
             }
             d.n_tok = b->tokens.n - d.tok_off;
             d.n_text = len;
-            if (d.n_tok > drs_max_doc_tokens(tokenizer_vocab_size(p->tok))) {
-                const char *lf = in->format == TP_TEXT ? "" : ":";
-                char line[24] = "";
-                if (in->format != TP_TEXT) snprintf(line, sizeof line, "%llu", (unsigned long long)rec->line);
-                batch_seterr(b, "%s%s%s: a document of %zu tokens is too long for one shard block (at most %zu)",
-                             in->name, lf, line, d.n_tok, drs_max_doc_tokens(tokenizer_vocab_size(p->tok)));
+            size_t max_tok = drs_max_doc_tokens(tokenizer_vocab_size(p->tok));
+            if (d.n_tok > max_tok) {
+                if (in->format == TP_TEXT)
+                    batch_seterr(b, "%s: a document of %zu tokens is too long for one shard block (at most %zu)",
+                                 in->name, d.n_tok, max_tok);
+                else
+                    batch_seterr(b, "%s:%llu: a document of %zu tokens is too long for one shard block (at most %zu)",
+                                 in->name, (unsigned long long)rec->line, d.n_tok, max_tok);
                 json_free(jd);
                 break;
             }

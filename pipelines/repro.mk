@@ -161,7 +161,6 @@ $(foreach d,$(OUT) $(PREP),$(if $(shell mkdir -p $(d) 2>/dev/null && [ -w $(d) ]
 endif
 endif
 
-
 # Parameter stamps: a params file holds what a step depends on besides its files'
 # mtimes (variables; the config's content; which manifest, rater, corpus); it is
 # rewritten (new mtime) only when that changes, so make redoes exactly the steps whose
@@ -198,6 +197,7 @@ SPLIT_PARAMS = val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=
 ifneq ($(BUILDING),)
 ifeq ($(VAL_MODE),prose)
 $(if $(shell [ -d $(CORPUS) ] && echo y),$(error repro.mk: VAL_MODE=prose picks Val by the "source" field of a JSON-lines CORPUS; CORPUS=$(CORPUS) is a directory (its files all get one source): use VAL_MODE=mixture))
+# (VAL_SRCS, the matched names, is the split recipe's --val-sources when set here)
 ifneq ($(and $(wildcard $(CORPUS)),$(if $(wildcard $(MANIFEST)),$(if $(call stamp_same,$(SPLITS)/params,$(SPLIT_PARAMS)),,y),y)),)
 VAL_SRCS    := $(shell $(PIPE)/sources.sh $(CORPUS) '$(call sq,$(VAL_SOURCES))' 2>/dev/null)
 CORPUS_SRCS  = $(shell $(PIPE)/sources.sh $(CORPUS) '*' 2>/dev/null | cut -c1-300)
@@ -282,7 +282,7 @@ $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
 	$(call say,splits ($(VAL_MODE)): Val = $(VAL_FRAC) of $(if $(filter mixture,$(VAL_MODE)),all documents,the documents of '$(VAL_SOURCES)'); train_b = $(TRAIN_B_FRAC) -> $(@D)/)
 	srcs=; \
 	if [ $(VAL_MODE) = prose ]; then \
-	    srcs=$$($(PIPE)/sources.sh $(CORPUS) '$(VAL_SOURCES)'); \
+	    srcs='$(call sq,$(VAL_SRCS))'; [ -n "$$srcs" ] || srcs=$$($(PIPE)/sources.sh $(CORPUS) '$(VAL_SOURCES)'); \
 	    [ -n "$$srcs" ] || { echo "repro.mk: no source of $(CORPUS) matches VAL_SOURCES='$(VAL_SOURCES)'" >&2; exit 1; }; \
 	    echo "Val sources: $$srcs" >&2; \
 	fi; \

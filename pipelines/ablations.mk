@@ -99,7 +99,7 @@ $(KEEP_ABLATIONS): main-rater
 	    $(AOUT)/$@/train/datarater.done $(if $(filter 1,$(KEEP_RANDOM)),$(AOUT)/$@/train/random.done)
 
 # the planned change of every meta ablation, for the rows of those not run yet
-# (ABL_SET_<name with - as _>; a finished ablation's own meta/params stamp wins)
+# (ABL_SET_<name with - as _>; a finished ablation's own meta/params record wins)
 ABL_SETS_ENV = $(foreach a,$(META_ABLATIONS),ABL_SET_$(subst -,_,$(a))="$(ABL_SET_$(a))")
 
 table: main $(ABLATIONS)

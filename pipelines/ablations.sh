@@ -34,9 +34,9 @@ final_val() {  # train log -> final l_val, or nothing while its run has not fini
     [ -s "$1" ] && [ -f "${1%.jsonl}.done" ] || return 0
     awk "$AWK_NUM"'{ v = num($0, "l_val"); if (v != "") lv = v } END { if (lv != "") printf "%.4f\n", lv }' "$1"
 }
-set_of() {  # the META_SET an ablation ran with, from its meta/params stamp, else the planned
+set_of() {  # the META_SET an ablation ran with, from its meta/params record, else the planned
             # one that ablations.mk passes as ABL_SET_<name, - as _>
-    if [ -f "$AOUT/$1/meta/params" ]; then
+    if [ -s "$AOUT/$1/meta/params" ]; then
         sed -n 's/.*meta_set=\(.*\) device=.*/\1/p' "$AOUT/$1/meta/params"
     else
         printenv "ABL_SET_$(printf '%s' "$1" | tr -c 'A-Za-z0-9_' '_')" || true

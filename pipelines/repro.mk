@@ -24,8 +24,8 @@
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
-# make -n / -q (and `status`, which asks make -q) must not rewrite the parameter stamps
-# below: a dry run with other variables would make the next real run redo those steps
+# make -n / -q (and `status`, which asks make -n) change nothing: the checks below that
+# create OUT and PREP or run dr-meta --print-config are skipped
 DRY         := $(if $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS))),1)
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -161,21 +161,26 @@ $(foreach d,$(OUT) $(PREP),$(if $(shell mkdir -p $(d) 2>/dev/null && [ -w $(d) ]
 endif
 endif
 
-# Parameter stamps: a params file holds what a step depends on besides its files'
-# mtimes (variables; the config's content; which manifest, rater, corpus); it is
-# rewritten (new mtime) only when that changes, so make redoes exactly the steps whose
-# settings changed, also when the change is back to an older file (another CONFIG or
-# VAL_MODE, PREP, CORPUS). Written while the makefile is read; under make -n / -q a
-# changed stamp is only marked out of date (FORCE), not written.
+# Parameter records: a params file holds what a step depends on besides its files'
+# mtimes (variables; the config's content; which manifest, rater, corpus). The step's
+# recipe writes it when the step has succeeded (stamp_record: only when its content
+# changes, and with the mtime of the file the step made, so a record is never newer than
+# the output it describes). While the makefile is read, the targets of a step whose record
+# differs from the current settings are marked out of date (FORCE); nothing is written. So
+# make redoes exactly the steps whose settings changed, also when the change is back to an
+# older file (another CONFIG or VAL_MODE, PREP, CORPUS); a step that fails (a full disk, a
+# diverged run, DEVICE=cuda without a GPU) keeps the record of its last success, so going
+# back to those settings redoes nothing; and make -n, make -q and status change no record.
 CFG_ID      := $(if $(BUILDING),$(firstword $(shell cksum < $(CONFIG) 2>/dev/null)))
 stamp_same   = $(shell [ "$$(cat $(1) 2>/dev/null)" = '$(call sq,$(strip $(2)))' ] && echo y)
-stamp_write  = $(shell mkdir -p $(dir $(1)) && p='$(call sq,$(strip $(2)))' && { [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || printf '%s\n' "$$p" > $(1); })
-stamp        = $(if $(DRY),$(if $(call stamp_same,$(1),$(2)),,$(eval $(1): FORCE)),$(call stamp_write,$(1),$(2)))
+stamp        = $(if $(call stamp_same,$(1),$(2)),,$(eval $(3): FORCE))
+stamp_record = p='$(call sq,$(strip $(2)))'; [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || \
+    { printf '%s\n' "$$p" > $(1).tmp && touch -r $@ $(1).tmp && mv -f $(1).tmp $(1); }
 
-# Settings a tool would refuse, refused here before any stamp is written (a run that failed
-# at its first tool used to leave every later step marked for redoing): the config with
-# SET, META_SET, TRAIN_SET and KEEP as the tools will see it (one dr-meta --print-config),
-# the split fractions, the training budget.
+# Settings a tool would refuse, refused here before anything runs (not after the steps
+# before the tool that refuses them): the config with SET, META_SET, TRAIN_SET and KEEP
+# as the tools will see it (one dr-meta --print-config), the split fractions, the
+# training budget.
 ifneq ($(BUILDING),)
 ifeq ($(DRY),)
 CFG_ERR     := $(shell $(BIN)/dr-meta --config $(CONFIG) $(call sets,$(SET) $(META_SET) $(TRAIN_SET)) --set deploy.keep=$(KEEP) --print-config 2>&1 >/dev/null | head -n 1)
@@ -190,9 +195,9 @@ $(if $(FRAC_ERR),$(error repro.mk: $(FRAC_ERR)))
 $(foreach v,STEPS TOKENS,$(if $($(v)),$(if $(shell printf '%s' '$(call sq,$($(v)))' | grep -qxE '[1-9][0-9]*' && echo y),,$(error repro.mk: $(v)=$($(v)): expected a positive integer))))
 endif
 
-# VAL_MODE=prose: VAL_SOURCES must name sources of this corpus. Checked before any stamp is
-# written (a run that failed at its split step used to leave every later step marked for
-# redoing), when the split step will run (a new corpus or new split settings).
+# VAL_MODE=prose: VAL_SOURCES must name sources of this corpus. Checked before anything
+# runs (not after tokenizing), when the split step will run (a new corpus or new split
+# settings).
 SPLIT_PARAMS = val=$(VAL_FRAC) train_b=$(TRAIN_B_FRAC) seed=$(SPLIT_SEED) dedup=$(DEDUP) $(if $(filter prose,$(VAL_MODE)),sources=$(VAL_SOURCES)) corpus=$(CORPUS) tokenizer=$(TOKENIZER)$(BPE_VOCAB)
 ifneq ($(BUILDING),)
 ifeq ($(VAL_MODE),prose)
@@ -217,20 +222,33 @@ $(if $(filter bpe,$(TOKENIZER)),$(if $(call corpus_moved,$(VOCAB_DIR)/corpus.id)
 $(if $(call corpus_moved,$(dir $(SHARDS_OK))corpus.id),$(eval $(SHARDS_OK): FORCE))
 endif
 
+# what each step's record holds, and the targets it marks
+P_VOCAB      = corpus=$(CORPUS)
+P_SHARDS     = corpus=$(CORPUS) vocab=$(VOCAB_DIR)
+P_META       = config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) meta_set=$(META_SET) device=$(DEVICE)
+P_SCORE      = config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) rater=$(RATER) device=$(DEVICE)
+P_PPL        = config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) lm=$(PPL_LM) device=$(DEVICE)
+P_FILTER     = config=$(CFG_ID) manifest=$(MANIFEST) keep=$(KEEP) set=$(SET)
+P_TRAIN      = config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE)
+P_ONLINE     = rater=$(RATER) keep=$(KEEP)
+P_EXAMPLES   = n=$(N_EXAMPLES) seq_len=$(SEQ_LEN)
+FILTER_NAMES := datarater random random-seed2 ppl
+TRAIN_NAMES  := baseline datarater random ppl online baseline-seed2 datarater-seed2 random-seed2 ref-train_a
 ifneq ($(BUILDING),)
-$(if $(filter bpe,$(TOKENIZER)),$(call stamp,$(VOCAB_DIR)/params,corpus=$(CORPUS)))
-$(call stamp,$(dir $(SHARDS_OK))params,corpus=$(CORPUS) vocab=$(VOCAB_DIR))
-$(call stamp,$(SPLITS)/params,$(SPLIT_PARAMS))
-$(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR)/params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) meta_set=$(META_SET) device=$(DEVICE)))
-$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/datarater.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) rater=$(RATER) device=$(DEVICE)))
-$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/ppl.params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) lm=$(PPL_LM) device=$(DEVICE)))
-$(call stamp,$(OUT)/filter/params,config=$(CFG_ID) manifest=$(MANIFEST) keep=$(KEEP) set=$(SET))
-$(call stamp,$(OUT)/train/params,config=$(CFG_ID) manifest=$(MANIFEST) set=$(SET) train_set=$(TRAIN_SET) budget=$(BUDGET) device=$(DEVICE))
-$(call stamp,$(OUT)/train/online.params,rater=$(RATER) keep=$(KEEP))
-$(call stamp,$(OUT)/examples/params,n=$(N_EXAMPLES) seq_len=$(SEQ_LEN))
+$(if $(filter bpe,$(TOKENIZER)),$(call stamp,$(VOCAB_DIR)/params,$(P_VOCAB),$(VOCAB_OK)))
+$(call stamp,$(dir $(SHARDS_OK))params,$(P_SHARDS),$(SHARDS_OK))
+$(call stamp,$(SPLITS)/params,$(SPLIT_PARAMS),$(MANIFEST))
+$(if $(filter $(OUT)/meta,$(META_DIR)),$(call stamp,$(META_DIR)/params,$(P_META),$(RATER_DONE)))
+$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/datarater.params,$(P_SCORE),$(SCORE_DIR)/datarater.tsv))
+$(if $(filter $(OUT)/score,$(SCORE_DIR)),$(call stamp,$(SCORE_DIR)/ppl.params,$(P_PPL),$(SCORE_DIR)/ppl.tsv))
+$(call stamp,$(OUT)/filter/params,$(P_FILTER),$(FILTER_NAMES:%=$(OUT)/filter/%.paths))
+$(call stamp,$(OUT)/train/params,$(P_TRAIN),$(TRAIN_NAMES:%=$(OUT)/train/%.done))
+$(call stamp,$(OUT)/train/online.params,$(P_ONLINE),$(OUT)/train/online.done)
+$(call stamp,$(OUT)/examples/params,$(P_EXAMPLES),$(OUT)/examples/top.txt $(OUT)/examples/bottom.txt)
 endif
 
-# (a stamp removed after the makefile was read, e.g. by clean-runs, comes back empty)
+# (a record not written yet, or removed by clean-runs, is made empty: its step is out of
+# date anyway)
 .PRECIOUS: %/params %.params
 %/params %.params:
 	@mkdir -p $(@D) && touch $@
@@ -238,11 +256,16 @@ endif
 FORCE:
 .DEFAULT_GOAL := all
 
-# --resume when an interrupted attempt left the tool's state (decided when the recipe
-# starts): a state newer than every prerequisite of the step ($(2) = $$^). One older than
-# any of them is another experiment's — typically the finished run whose inputs just
-# changed (new filter, manifest, rater): resuming it would keep the old model.
-resume       = $(shell for s in $(1).state $(1).state.prev; do [ -f $$s ] || continue; ok=y; for p in $(2); do [ $$s -nt $$p ] || { ok=; break; }; done; [ -n "$$ok" ] && echo --resume && break; done)
+# --resume when an interrupted attempt at the current settings left the tool's state
+# (decided when the recipe starts): a state newer than every prerequisite of the step
+# ($(2) = $$^), whose attempt wrote these settings ($(3)) to $(1).params as it began
+# (attempt). One older than any prerequisite, or of other settings, is another
+# experiment's — typically the finished run whose inputs or settings just changed (new
+# filter, manifest, rater, TRAIN_SET): resuming it would keep the old model.
+resume       = $(shell [ "$$(cat $(1).params 2>/dev/null)" = '$(call sq,$(strip $(3)))' ] || exit 0; \
+    for s in $(1).state $(1).state.prev; do [ -f $$s ] || continue; ok=y; \
+    for p in $(filter-out FORCE,$(2)); do [ $$s -nt $$p ] || { ok=; break; }; done; [ -n "$$ok" ] && echo --resume && break; done)
+attempt      = printf '%s\n' '$(call sq,$(strip $(2)))' > $(1).params
 
 .PHONY: all report runs meta scores filters status clean-runs help
 all: $(OUT)/report.md
@@ -267,6 +290,7 @@ $(PREP)/vocab-bpe$(BPE_VOCAB)/encoder.json: $(CORPUS) $(PREP)/vocab-bpe$(BPE_VOC
 	$(BIN)/dr-tokenize --train-bpe $(BPE_VOCAB) --field text -o $(@D) $(CORPUS) > /dev/null || \
 	    { echo "repro.mk: BPE_VOCAB=$(BPE_VOCAB)$(if $(filter command line,$(origin BPE_VOCAB)),, (from lm.vocab_size of $(notdir $(CONFIG)), or 4096)): for a small corpus pass a smaller BPE_VOCAB= (and SET=lm.vocab_size=N when the config sets lm.vocab_size), or TOKENIZER=byte" >&2; exit 1; }
 	@$(CORPUS_ID_SH) > $(@D)/corpus.id
+	@$(call stamp_record,$(@D)/params,$(P_VOCAB))
 
 $(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params
 	$(call tool_need,dr-tokenize)
@@ -275,6 +299,7 @@ $(SHARDS_OK): $(CORPUS) $(VOCAB_OK) $(dir $(SHARDS_OK))params
 	$(ATOMIC) $@ $(BIN)/dr-tokenize --tokenizer $(TOKENIZER) $(if $(VOCAB_DIR),--vocab-dir $(VOCAB_DIR)) \
 	    --field text --source-field source -o $(@D) $(CORPUS)
 	@$(CORPUS_ID_SH) > $(@D)/corpus.id
+	@$(call stamp_record,$(@D)/params,$(P_SHARDS))
 
 # ---- 2. splits ------------------------------------------------------------------------------
 $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
@@ -290,6 +315,7 @@ $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
 	    $${srcs:+--val-sources "$$srcs"} -o $(@D) $(<D) > /dev/null
 	@for sp in train_a val train_b; do grep -q "^$$sp	" $@ || { rm -f $@; \
 	    echo "repro.mk: the split left $$sp without documents (VAL_FRAC=$(VAL_FRAC) TRAIN_B_FRAC=$(TRAIN_B_FRAC)$(if $(filter prose,$(VAL_MODE)), of the documents of VAL_SOURCES='$(VAL_SOURCES)')): the corpus is too small for these fractions; raise the fraction or use a larger CORPUS" >&2; exit 1; }; done
+	@$(call stamp_record,$(@D)/params,$(SPLIT_PARAMS))
 
 # ---- 3. meta-training -----------------------------------------------------------------------
 # dr-meta -o meta/rater.safetensors writes the rater, meta/rater.ema.safetensors (the EMA
@@ -298,17 +324,19 @@ $(MANIFEST): $(SHARDS_OK) $(SPLITS)/params
 $(RATER_DONE): $(MANIFEST) $(CONFIG) $(META_DIR)/params
 	$(call tool_need,dr-meta)
 	$(call say,meta-training the rater: dr-meta $(notdir $(CONFIG)) $(META_SET) -> $(@D)/)
-	$(if $(call resume,$(@D)/rater.safetensors,$^),,@rm -f $(@D)/metrics.jsonl)
+	$(if $(call resume,$(@D)/rater.safetensors,$^,$(P_META)),,@rm -f $(@D)/metrics.jsonl; $(call attempt,$(@D)/rater.safetensors,$(P_META)))
 	$(BIN)/dr-meta $(CFGARGS) $(call sets,$(META_SET)) $(DEV) --log $(@D)/metrics.jsonl \
-	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors,$^) $(MANIFEST)
+	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors,$^,$(P_META)) $(MANIFEST)
 	@test -s $(RATER) || { echo "repro.mk: dr-meta did not write $(RATER)" >&2; exit 1; }
 	@touch $@
+	$(if $(filter $(OUT)/meta,$(META_DIR)),@$(call stamp_record,$(@D)/params,$(P_META)))
 
 # ---- 4. scores and filters -----------------------------------------------------------------
 $(SCORE_DIR)/datarater.tsv: $(RATER_DONE) $(MANIFEST) $(SCORE_DIR)/datarater.params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the rater ($(notdir $(RATER))) -> $@)
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --rater $(RATER) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
+	$(if $(filter $(OUT)/score,$(SCORE_DIR)),@$(call stamp_record,$(SCORE_DIR)/datarater.params,$(P_SCORE)))
 
 # Perplexity filter: score = an example's mean token loss under a reference LM; the
 # middle KEEP are kept (the paper's best perplexity variant). PPL_REF=baseline: the
@@ -319,6 +347,7 @@ $(SCORE_DIR)/ppl.tsv: $(PPL_LM) $(MANIFEST) $(SCORE_DIR)/ppl.params
 	$(call tool_need,dr-score)
 	$(call say,scoring train_b with the $(PPL_REF) LM (perplexity filter) -> $@)
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.tsv=.log) $(BIN)/dr-score --lm $(<:.done=.safetensors) $(CFGARGS) $(DEV) --split train_b $(MANIFEST)
+	$(if $(filter $(OUT)/score,$(SCORE_DIR)),@$(call stamp_record,$(SCORE_DIR)/ppl.params,$(P_PPL)))
 
 # dr-filter's policy for each filtered run, and the scores it reads (random ignores the
 # values: any scores file of train_b does, seeded by experiment.seed; random-seed2's subset
@@ -340,6 +369,7 @@ $(OUT)/filter/%.paths: $$(SCORES_$$*) $(MANIFEST) $(OUT)/filter/params
 	@rm -rf $(@:.paths=) $(@:.paths=.summary)
 	$(ATOMIC) $@ $(PIPE)/tee-stderr.sh $(@:.paths=.summary) \
 	    $(BIN)/dr-filter --scores $< $(FILTER_$*) $(CFGARGS) --prefix $* -o $(@:.paths=) --split train_b $(MANIFEST)
+	@$(call stamp_record,$(OUT)/filter/params,$(P_FILTER))
 
 # ---- 5. final training runs at equal budget -----------------------------------------------
 # train/<name>.safetensors: the LM; <name>.jsonl: its metrics; <name>.safetensors.state:
@@ -362,21 +392,26 @@ TRAIN_DEP_datarater   := $(OUT)/filter/datarater.paths
 TRAIN_DEP_random      := $(OUT)/filter/random.paths
 TRAIN_DEP_ppl         := $(OUT)/filter/ppl.paths
 TRAIN_DEP_online      := $(RATER_DONE) $(MANIFEST) $(OUT)/train/online.params
+# the settings an attempt of run $(1) records for --resume
+train_params = $(P_TRAIN)$(if $(filter online,$(1)), $(P_ONLINE))
 
 $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG) $(OUT)/train/params
-	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: baseline datarater random ppl online baseline-seed2 datarater-seed2 random-seed2 ref-train_a)))
+	$(if $(TRAIN_IN_$*),,$(error no final run named '$*' (known: $(TRAIN_NAMES))))
 	$(call tool_need,dr-train)
 	$(call say,train '$*' -> $(@:.done=.safetensors))
-	$(if $(call resume,$(@:.done=.safetensors),$^),,@rm -f $(@:.done=.jsonl))
+	$(if $(call resume,$(@:.done=.safetensors),$^,$(call train_params,$*)),,@rm -f $(@:.done=.jsonl); $(call attempt,$(@:.done=.safetensors),$(call train_params,$*)))
 	$(BIN)/dr-train $(CFGARGS) $(call sets,$(TRAIN_SET)) $(DEV) $(BUDGET) --log $(@:.done=.jsonl) \
-	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors),$^) $(TRAIN_IN_$*)
+	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors),$^,$(call train_params,$*)) $(TRAIN_IN_$*)
 	@$(ATOMIC) $@ sh -c "grep '\"l_val\"' $(@:.done=.jsonl) | tail -n 1"
+	@$(call stamp_record,$(OUT)/train/params,$(P_TRAIN))
+	$(if $(filter online,$*),@$(call stamp_record,$(OUT)/train/online.params,$(P_ONLINE)))
 
 # ---- 6. examples and the report ---------------------------------------------------------
 $(OUT)/examples/top.txt $(OUT)/examples/bottom.txt: $(OUT)/examples/%.txt: $(SCORE_DIR)/datarater.tsv $(MANIFEST) $(OUT)/examples/params
 	$(call tool_need,dr-cat)
 	@mkdir -p $(@D)
 	$(ATOMIC) $@ $(BIN)/dr-cat --scores $< --$* $(N_EXAMPLES) --seq-len $(SEQ_LEN) --split train_b $(MANIFEST)
+	@$(call stamp_record,$(OUT)/examples/params,$(P_EXAMPLES))
 
 REPORT_IN := $(TRAIN_DONE) $(RATER_DONE) $(SCORE_DIR)/datarater.tsv $(OUT)/filter/datarater.paths \
              $(OUT)/examples/top.txt $(OUT)/examples/bottom.txt

@@ -193,6 +193,31 @@ check "make -n KEEP=0.5 leaves filter/params as it was" cmp "$tmp/filter.params"
 check "status KEEP=0.5: the filters are 'redo', the splits 'done'" sh -c "\"\$@\" status KEEP=0.5 > $tmp/status.txt 2>&1 &&
     grep -qx 'redo  *$OUT/filter/datarater.paths' $tmp/status.txt && grep -qx 'done  *$MANIFEST' $tmp/status.txt" _ "${MK[@]}"
 
+# a step that fails after a settings change keeps the record of its last success: going back
+# to the old settings redoes nothing (the record was written as make read the makefile, so a
+# failed TRAIN_SET=… run left every final run 'redo'); an attempt interrupted at the new
+# settings is resumed at them, and its finished run records them
+"${MK[@]}" status > "$tmp/status0.txt" 2>&1
+cp "$OUT/train/params" "$tmp/train.params"
+mkdir -p "$tmp/bin-fail" "$tmp/bin-stop"
+for t in dr-tokenize dr-split dr-meta dr-score dr-filter dr-cat; do ln -sf "$ROOT/$BIN/$t" "$tmp/bin-fail/$t"; ln -sf "$ROOT/$BIN/$t" "$tmp/bin-stop/$t"; done
+printf '#!/bin/sh\necho "dr-train: failing on purpose" >&2; exit 1\n' > "$tmp/bin-fail/dr-train"
+printf '#!/bin/sh\n"%s" "$@" --stop-at 4; exit 1\n' "$ROOT/$BIN/dr-train" > "$tmp/bin-stop/dr-train"
+chmod +x "$tmp/bin-fail/dr-train" "$tmp/bin-stop/dr-train"
+"${MK[@]}" BIN="$tmp/bin-fail" TRAIN_SET=train.log_every=3 "$OUT/train/baseline.done" > "$tmp/fail.log" 2>&1 && bad "a failing dr-train: make succeeded"
+check "a failed run with TRAIN_SET=…: train/params as it was" cmp "$tmp/train.params" "$OUT/train/params"
+check "... and back at the old settings every step is 'done', as before" sh -c "\"\$@\" status > $tmp/status4.txt 2>&1 && diff $tmp/status0.txt $tmp/status4.txt" _ "${MK[@]}"
+check "... while at the new ones the final runs are 'redo'" sh -c "\"\$@\" status TRAIN_SET=train.log_every=3 > $tmp/status5.txt 2>&1 &&
+    grep -qx 'redo  *$OUT/train/baseline.done' $tmp/status5.txt && grep -qx 'done  *$OUT/filter/datarater.paths' $tmp/status5.txt" _ "${MK[@]}"
+"${MK[@]}" BIN="$tmp/bin-stop" TRAIN_SET=train.log_every=3 "$OUT/train/baseline.done" > "$tmp/stop.log" 2>&1 && bad "an interrupted dr-train: make succeeded"
+"${MK[@]}" TRAIN_SET=train.log_every=3 "$OUT/train/baseline.done" > "$tmp/resume.log" 2>&1 || { bad "make after the interrupted attempt failed"; tail -n 5 "$tmp/resume.log"; }
+check "the attempt interrupted at step 4 is resumed at the new settings" sh -c "grep -q -- '--resume' $tmp/resume.log &&
+    grep -q '\"step\":3,' $OUT/train/baseline.jsonl && grep -q '\"step\":6,' $OUT/train/baseline.jsonl"
+check "... and its success records them" grep -q 'train_set=train.log_every=3 ' "$OUT/train/params"
+"${MK[@]}" "$OUT/train/baseline.done" > /dev/null 2>&1 || bad "make back at the old settings failed"
+check "back at the old settings: the old record, baseline redone afresh" sh -c "cmp $tmp/train.params $OUT/train/params &&
+    ! grep -q '\"step\":3,' $OUT/train/baseline.jsonl"
+
 # VAL_SOURCES naming no source of the corpus fails before anything is stamped (a failed
 # split step used to leave every later step marked 'redo'), naming the corpus' sources
 "${MK[@]}" status > "$tmp/status1.txt" 2>&1

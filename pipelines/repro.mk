@@ -175,7 +175,7 @@ CFG_ID      := $(if $(BUILDING),$(firstword $(shell cksum < $(CONFIG) 2>/dev/nul
 stamp_same   = $(shell [ "$$(cat $(1) 2>/dev/null)" = '$(call sq,$(strip $(2)))' ] && echo y)
 stamp        = $(if $(call stamp_same,$(1),$(2)),,$(eval $(3): FORCE))
 stamp_record = p='$(call sq,$(strip $(2)))'; [ "$$(cat $(1) 2>/dev/null)" = "$$p" ] || \
-    { printf '%s\n' "$$p" > $(1).tmp && touch -r $@ $(1).tmp && mv -f $(1).tmp $(1); }
+    { printf '%s\n' "$$p" > $(1).tmp$$$$ && touch -r $@ $(1).tmp$$$$ && mv -f $(1).tmp$$$$ $(1); }
 
 # Settings a tool would refuse, refused here before anything runs (not after the steps
 # before the tool that refuses them): the config with SET, META_SET, TRAIN_SET and KEEP

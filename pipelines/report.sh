@@ -103,14 +103,23 @@ EOF
         { n++; g[n] = $4; s[n] = $1 }
         END {
             if (n == 0) { print "C1_N=0"; exit }
-            first = int(n / 2) + 1; m = 0; k = 0; pos = 0; allpos = 0
+            first = int(n / 2) + 1; m = 0; k = 0; pos = 0; allpos = 0; ss = 0
             for (i = 1; i <= n; i++) if (g[i] != "NaN") { if (g[i] > 0) allpos++ }
             for (i = first; i <= n; i++) if (g[i] != "NaN") { m += g[i]; k++; if (g[i] > 0) pos++ }
-            printf "C1_N=%d C1_FROM=%s C1_TO=%s C1_K=%d C1_POS=%d C1_ALLPOS=%d C1_MEAN=%s\n", n, s[first], s[n], k, pos, allpos, (k ? sprintf("%.6g", m / k) : "")
+            if (k) m /= k
+            for (i = first; i <= n; i++) if (g[i] != "NaN") ss += (g[i] - m) ^ 2
+            # the standard error of that mean (steps taken as independent), from 2 steps on
+            printf "C1_N=%d C1_FROM=%s C1_TO=%s C1_K=%d C1_POS=%d C1_ALLPOS=%d C1_MEAN=%s C1_SE=%s\n", n, s[first], s[n], k, pos, allpos,
+                (k ? sprintf("%.6g", m) : ""), (k > 1 ? sprintf("%.2g", sqrt(ss / (k - 1) / k)) : "")
         }' "$DAT/meta.dat")"
     if [ "$C1_N" -gt 0 ] && [ -n "$C1_MEAN" ]; then
         C1_STATUS=$(awk -v m="$C1_MEAN" 'BEGIN { print (m > 0) ? "PASS" : "FAIL" }')
-        C1_LINE="mean of L_val(uniform) − L_val(rater) over meta-steps $C1_FROM–$C1_TO (the last half of $C1_N) = $C1_MEAN nats (> 0 required; positive in $C1_POS of those $C1_K steps, $C1_ALLPOS of all $C1_N)"
+        C1_NOISE=
+        [ -n "$C1_SE" ] && C1_NOISE=$(awk -v m="$C1_MEAN" -v se="$C1_SE" 'BEGIN {
+            if (m > 2 * se) print "; more than twice its standard error " se
+            else if (m > 0) print "; but within twice its standard error " se ": not distinguishable from no gain"
+            else print "; standard error " se }')
+        C1_LINE="mean of L_val(uniform) − L_val(rater) over meta-steps $C1_FROM–$C1_TO (the last half of $C1_N) = $C1_MEAN nats (> 0 required$C1_NOISE; positive in $C1_POS of those $C1_K steps, $C1_ALLPOS of all $C1_N)"
         if [ ! -f "$META_DONE" ]; then
             C1_STATUS="NOT EVALUATED (meta-training not finished: no $META_DONE)"
             C1_LINE="so far, over the $C1_N meta-steps logged: $C1_LINE"
@@ -430,14 +439,30 @@ case " $RUNS " in *-seed2" "*) echo "Runs named \`…-seed2\` train with \`exper
 case $ONLINE in no*) echo "The online bottom-K run is not in this report: ${ONLINE#no: }."; echo ;; esac
 image val_curves.png "Val loss curves of the final runs"
 if [ -n "$LOGS" ]; then
-    echo "| run | final L_val | Δ vs baseline | tokens | wall seconds |"
-    echo "|---|---:|---:|---:|---:|"
+    # epochs: the tokens a run trained on over the tokens of its training data (the filter's
+    # kept tokens; all of train_b's examples for baseline and online; the manifest's train_a)
+    data_tokens() {
+        case $1 in
+            datarater*|random*|ppl) f=$1; [ "$1" = datarater-seed2 ] && f=datarater   # random-seed2 has its own subset
+                awk '/^kept / { print $(NF - 4); exit }' "$OUT/filter/$f.summary" 2>/dev/null ;;
+            ref-train_a) awk '/^# train_a: / { print $5; exit }' "$MANIFEST" 2>/dev/null ;;
+            *) { awk '/^kept / { print $(NF - 2); exit }' "$OUT/filter/datarater.summary" 2>/dev/null; \
+                 awk '/^# train_b: / { print $5; exit }' "$MANIFEST" 2>/dev/null; } | head -n 1 ;;
+        esac
+    }
+    echo "| run | final L_val | Δ vs baseline | tokens | epochs of its data | wall seconds |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    : > "$DAT/epochs.dat"
     for r in $RUNS; do
-        f=$(final "$r"); [ -n "$f" ] || { echo "| $r | ($(why_missing "$r")) | | | |"; continue; }
-        echo "$f" | awk -v r="$r" -v b="$(final baseline | awk '{ print $2 }')" '{
-            printf "| %s | %.4f | %s | %d | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1, ($3 == "NaN") ? "" : sprintf("%.1f", $3) }'
+        f=$(final "$r"); [ -n "$f" ] || { echo "| $r | ($(why_missing "$r")) | | | | |"; continue; }
+        echo "$f" | awk -v r="$r" -v b="$(final baseline | awk '{ print $2 }')" -v n="$(data_tokens "$r")" -v ep="$DAT/epochs.dat" '{
+            e = (n + 0 > 0) ? $1 / n : ""; if (e != "") print r, e >> ep
+            printf "| %s | %.4f | %s | %d | %s | %s |\n", r, $2, (b == "" || r == "baseline") ? "" : sprintf("%+.4f", $2 - b), $1,
+                (e == "") ? "" : sprintf("%.2g", e), ($3 == "NaN") ? "" : sprintf("%.1f", $3) }'
     done
     echo
+    awk '$2 > 4 { n++; names = names (n > 1 ? ", " : "") $1; if ($2 > m) m = $2 }
+        END { if (n) printf "**Note: %s saw %s training data more than 4 times (up to %.3g epochs).** Past about 4 epochs repeated tokens are worth much less than new ones (Muennighoff et al., 2023, *Scaling Data-Constrained Language Models*), so these Val losses say how the runs overfit their subsets as much as which data is better: a larger train_b (`TRAIN_B_FRAC`) or a smaller budget (`STEPS` / `TOKENS`) keeps the comparison about the data.\n\n", names, (n > 1 ? "their" : "its"), m }' "$DAT/epochs.dat"
     # the one-time scoring of train_b that an offline filter needs (dr-score prints its
     # FLOPs): counted in the equal-FLOPs table for the runs that use it
     sflops() { [ -s "$1" ] && sed -n 's/.* \([0-9.eE+-]*\) FLOPs (.*/\1/p' "$1" | tail -n 1 || true; }

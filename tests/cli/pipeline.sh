@@ -296,6 +296,23 @@ GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1
 check "report.sh, a baseline that diverged: criterion 2 NOT EVALUATED (learned nothing)" \
     grep -q '^- \*\*Criterion 2 .*: NOT EVALUATED (the baseline run learned nothing: its Val loss went from [0-9.]* at the start to 999.5;' "$OUT/report.md"
 mv "$tmp/keep/baseline.jsonl" "$OUT/train/"
+# a run that repeats its data more than 4 times is named under the table of final runs
+cp "$OUT/train/baseline.jsonl" "$tmp/keep/"
+{ sed '$d' "$tmp/keep/baseline.jsonl"; tail -n 1 "$tmp/keep/baseline.jsonl" | sed 's/"tokens":[0-9]*/"tokens":300000/'; } > "$OUT/train/baseline.jsonl"
+GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1
+check "report.sh: the epochs of each run's data, and a note on a baseline that saw its data 11 times" sh -c \
+    "grep -q '^| baseline | [0-9.]* |  | 300000 | 11 | ' $OUT/report.md && grep -q '^| random | .* | 0\.[0-9]* | ' $OUT/report.md &&
+     grep -q '^\*\*Note: baseline saw its training data more than 4 times (up to 11.[0-9] epochs)' $OUT/report.md"
+mv "$tmp/keep/baseline.jsonl" "$OUT/train/"
+# criterion 1 gives the mean gain's standard error and says when a PASS is within noise:
+# gains +3, −1, +3, −1 (e-4 nats) over the last half: mean 1e-4, standard error 1.2e-4
+cp "$OUT/meta/metrics.jsonl" "$tmp/keep/"
+for g in 5e-4 5e-4 5e-4 5e-4 3e-4 -1e-4 3e-4 -1e-4; do sed -n 1p "$tmp/keep/metrics.jsonl" | sed "s/\"l_val_gain\":[-0-9.eE+]*/\"l_val_gain\":$g/"; done \
+    | awk '{ sub(/"meta_step":[0-9]+,"step":[0-9]+/, "\"meta_step\":" NR ",\"step\":" NR); print }' > "$OUT/meta/metrics.jsonl"
+GNUPLOT=none sh pipelines/report.sh "$OUT" > /dev/null 2>&1
+check "report.sh, criterion 1 within noise: PASS, mean 0.0001, 'within twice its standard error 0.00012'" grep -q \
+    '^- \*\*Criterion 1 .*: PASS\.\*\* .*meta-steps 5–8 (the last half of 8) = 0.0001 nats (> 0 required; but within twice its standard error 0.00012: not distinguishable from no gain;' "$OUT/report.md"
+mv "$tmp/keep/metrics.jsonl" "$OUT/meta/"
 # report.sh killed (SIGTERM) while writing report.md leaves no temporary file
 mkdir -p "$tmp/fakebin"
 printf '#!/bin/sh\nwhile [ ! -s "%s" ]; do sleep 0.05; done\nkill -TERM "$(cat "%s")"; sleep 0.3\nexec /bin/date "$@"\n' "$tmp/report.pid" "$tmp/report.pid" > "$tmp/fakebin/date"

@@ -16,7 +16,9 @@
 #                  trainer does not log, e.g. scoring the data before filtering it)
 #
 # Curves are interpolated linearly between eval points, never extrapolated: a run that
-# stopped before a column's count shows "-" there (within 2% of its end: its last value). "Reaches" means the first point
+# stopped before a column's count shows "-" there (within 2% of its end: its last value),
+# as does one whose first point comes after it (an --offset larger than the column's
+# FLOPs); a line under the table says which. "Reaches" means the first point
 # (interpolated between evals) where a run's Val loss is at or below the other's final.
 # Exit status 1 when a log is missing or has no l_val at all.
 set -eu
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --ref) ref=${2:?--ref needs a value}; shift ;;
         --all-pairs) allpairs=1 ;;
         --offset) offsets="$offsets ${2:?--offset needs NAME=FLOPS}"; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
         *) [ -r "${1#*=}" ] || { echo "compare.sh: ${1#*=}: cannot read" >&2; exit 1; }
            runs="$runs$1
@@ -46,7 +48,7 @@ printf '%s' "$runs" | while IFS= read -r r; do
     printf '#RUN %s\t%s\n' "$name" "$path"
     cat "$path"
     echo
-done | awk -v fmt="$fmt" -v at="$at" -v ref="$ref" -v allpairs="$allpairs" -v offsets="$offsets" '
+done | awk -v fmt="$fmt" -v q="$( [ "$fmt" = md ] && printf '`')" -v at="$at" -v ref="$ref" -v allpairs="$allpairs" -v offsets="$offsets" '
 function num(line, key,    re, s) {   # value of "key":number in a flat JSON object, or ""
     re = "\"" key "\"[ \t]*:[ \t]*-?[0-9][0-9.eE+-]*"
     if (!match(line, re)) return ""
@@ -127,13 +129,25 @@ function table(axis, label,    levels, n, i, r, c, m, maxx, lv, xr) {
     for (i = 1; i <= n; i++) c[i + 1] = human(lv[i] + 0)
     c[n + 2] = "final"; c[n + 3] = "at " label
     row(n + 3, c); rule(n + 3)
+    early = ""; late = ""
     for (r = 1; r <= nr; r++) {
         c[1] = name[r]
-        for (i = 1; i <= n; i++) c[i + 1] = cell(interp(r, axis, lv[i] + 0))
+        for (i = 1; i <= n; i++) {
+            c[i + 1] = cell(interp(r, axis, lv[i] + 0))
+            if (c[i + 1] != "-") continue
+            if (lv[i] + 0 < ((axis == "t") ? et[r, 1] : ef[r, 1])) { if (index(" " early " ", " " name[r] " ") == 0) early = early (early == "" ? "" : " ") name[r] }
+            else if (index(" " late " ", " " name[r] " ") == 0) late = late (late == "" ? "" : " ") name[r]
+        }
         c[n + 2] = cell(ev[r, ne[r]])
         c[n + 3] = human((axis == "t") ? et[r, ne[r]] : ef[r, ne[r]])
         row(n + 3, c)
     }
+    # what a "-" means
+    if (early != "" || late != "") print ""
+    gsub(/ /, ", ", early); gsub(/ /, ", ", late)
+    if (early != "") printf "%s-%s for %s: the run has no Val loss that early: its first evaluation comes later%s.\n", q, q, early,
+        (axis == "f" && offsets != "") ? " (with --offset, the one-time cost the run pays before training, such as scoring the data it is filtered from, may alone exceed that budget)" : ""
+    if (late != "") printf "%s-%s for %s: the run stopped before it reached that %s.\n", q, q, late, (axis == "t") ? "count" : "budget"
 }
 BEGIN { n = split(offsets, o, " "); for (i = 1; i <= n; i++) { k = o[i]; sub(/=.*/, "", k); v = o[i]; sub(/^[^=]*=/, "", v); off[k] = v + 0 } }
 /^#RUN / {

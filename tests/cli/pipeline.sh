@@ -156,6 +156,10 @@ fi
 # ---- properties of the pipeline ---------------------------------------------------------
 check "a second make has nothing to do (make -q)" "${MK[@]}" -q "$OUT/report.md"
 check "compare.sh reads the logs" sh -c "sh pipelines/compare.sh $OUT/train/*.jsonl | grep -q '^baseline '"
+check "compare.sh explains its dashes: a run whose offset exceeds the budget, a count past a run's end" sh -c \
+    "sh pipelines/compare.sh --md --at 1,99999999 --offset datarater=1e15 $OUT/train/baseline.jsonl $OUT/train/datarater.jsonl > $tmp/cmp.md &&
+     grep -q '^| datarater | - | - | - | - | ' $tmp/cmp.md && grep -q '^\`-\` for datarater: the run has no Val loss that early: .*--offset' $tmp/cmp.md &&
+     grep -q '^\`-\` for baseline, datarater: the run stopped before it reached that count' $tmp/cmp.md"
 check "DEVICE=cuda picks configs/gpu.yaml and runs/gpu (make demo DEVICE=cuda)" sh -c "make --no-print-directory -f pipelines/repro.mk DEVICE=cuda help | grep -q 'now: CONFIG=configs/gpu.yaml OUT=runs/gpu '"
 check "ablations.mk: every ablation has a command" sh -c "make --no-print-directory -n -f pipelines/ablations.mk BIN=$BIN CONFIG=configs/tiny.yaml CORPUS=$tmp/data/corpus.jsonl REPRO_OUT=$OUT AOUT=$tmp/abl TOKENIZER=byte VAL_SOURCES=story VAL_FRAC=0.2 | grep -c 'ablations.sh\\|META_SET=\\|KEEP=0' | grep -qx 13"
 rm -f "$OUT/report.md"

@@ -485,9 +485,9 @@ fi
 echo "## What the rater keeps, per source"
 echo
 if [ -s "$DAT/sources.dat" ]; then
-    echo "Scores are the rater's logits on the train_b examples (\`score/datarater.tsv\`), sorted by mean; kept % is each filter's share of the source's examples (\`filter/*.summary\`); the last column is the mean token loss of the perplexity filter's reference LM."
+    echo "Scores are the rater's logits on the train_b examples (\`score/datarater.tsv\`), sorted by mean; kept % is each filter's share of the source's examples (\`filter/*.summary\`); the last column is the mean over the source's examples of each one's mean token loss (nats/token) under the perplexity filter's reference LM."
     echo
-    echo "| source | examples | tokens | mean score | std | min | max | kept % datarater | kept % random | kept % ppl | mean LM loss |"
+    echo "| source | examples | tokens | mean score | std | min | max | kept % datarater | kept % random | kept % ppl | mean LM loss (nats/token) |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     awk '{ printf "| %s | %d | %d | %.4g | %.3g | %.4g | %.4g | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$DAT/sources.dat"
     echo

@@ -37,6 +37,8 @@ static uint64_t rng_below(DataRng *r, uint64_t n) {
 
 /* ---- per-thread reading state ---------------------------------------------------- */
 
+#define READCTX_WARM 8
+
 typedef struct {
     DrsReader **readers;     /* per shard, opened on first use (NULL = not yet) */
     int own_readers;         /* 1: opened here, closed in readctx_free */
@@ -44,6 +46,11 @@ typedef struct {
     size_t doc_cap;
     int64_t doc_shard;       /* -1 = none cached */
     uint32_t doc_index;
+    /* the shards whose readers this context last decoded a block with (a ring, oldest
+     * first): only these keep their decoded block, so memory does not grow with the
+     * number of shards a run visits (one cached block per reader would) */
+    uint32_t warm[READCTX_WARM];
+    int n_warm, warm_next;
 } ReadCtx;
 
 /* Epoch orders: the two most recent, since a batch may straddle two epochs. */
@@ -174,6 +181,18 @@ static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, u
         if (check_tokens(d, rc->doc, len, e->shard, e->doc) != 0) return -1;
         rc->doc_shard = e->shard;
         rc->doc_index = e->doc;
+        int warm = 0;
+        for (int k = 0; k < rc->n_warm && !warm; k++) warm = rc->warm[k] == e->shard;
+        if (!warm) {
+            if (rc->n_warm < READCTX_WARM) {
+                rc->warm[rc->n_warm++] = e->shard;
+            } else {   /* this context's own readers only: a reader is never shared */
+                uint32_t old = rc->warm[rc->warm_next];
+                if (rc->readers[old]) drs_drop_cache(rc->readers[old]);
+                rc->warm[rc->warm_next] = e->shard;
+                rc->warm_next = (rc->warm_next + 1) % READCTX_WARM;
+            }
+        }
     }
     memcpy(out, rc->doc + start, e->length * sizeof *out);
     return 0;

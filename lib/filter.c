@@ -210,19 +210,50 @@ void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask,
      * so compare by name). */
     typedef struct { const char *name; uint64_t n, kept; } SourceCount;
     SourceCount *sc = NULL;
-    size_t n_sc = 0;
+    size_t n_sc = 0, cap_sc = 0;
+    /* name -> 1 + index into sc: open addressing, kept under half full, so the summary
+     * is linear in the examples whatever the number of sources */
+    size_t n_slots = 1024;
+    uint32_t *slots = xcalloc(n_slots, sizeof *slots);
+    const char *last_name = NULL;   /* consecutive examples mostly share one interned name */
+    size_t last_k = 0;
     uint64_t n = data_num_examples(d);
     for (uint64_t i = 0; i < n; i++) {
         const char *name = data_example_source(d, i);
-        size_t k = 0;
-        while (k < n_sc && strcmp(sc[k].name, name) != 0) k++;
-        if (k == n_sc) {
-            sc = xrealloc(sc, (n_sc + 1) * sizeof *sc);
-            sc[n_sc++] = (SourceCount){ name, 0, 0 };
+        size_t k;
+        if (name == last_name) {
+            k = last_k;
+        } else {
+            size_t len = strlen(name), h = (size_t)XXH64(name, len, 0) & (n_slots - 1);
+            while (slots[h] && strcmp(sc[slots[h] - 1].name, name) != 0) h = (h + 1) & (n_slots - 1);
+            if (slots[h]) {
+                k = slots[h] - 1;
+            } else {
+                if (n_sc == cap_sc) {
+                    cap_sc = cap_sc ? 2 * cap_sc : 64;
+                    sc = xrealloc(sc, cap_sc * sizeof *sc);
+                }
+                k = n_sc;
+                sc[n_sc++] = (SourceCount){ name, 0, 0 };
+                slots[h] = (uint32_t)(k + 1);
+                if (2 * n_sc > n_slots) {   /* grow and rehash */
+                    free(slots);
+                    n_slots *= 2;
+                    slots = xcalloc(n_slots, sizeof *slots);
+                    for (size_t j = 0; j < n_sc; j++) {
+                        size_t g = (size_t)XXH64(sc[j].name, strlen(sc[j].name), 0) & (n_slots - 1);
+                        while (slots[g]) g = (g + 1) & (n_slots - 1);
+                        slots[g] = (uint32_t)(j + 1);
+                    }
+                }
+            }
+            last_name = name;
+            last_k = k;
         }
         sc[k].n++;
         sc[k].kept += keep_mask[i] != 0;
     }
+    free(slots);
     fprintf(f, "%-24s %10s %10s %8s\n", "source", "examples", "kept", "kept%");
     for (size_t k = 0; k < n_sc; k++)
         fprintf(f, "%-24s %10llu %10llu %7.2f%%\n", sc[k].name[0] ? sc[k].name : "(none)",

@@ -22,8 +22,14 @@ static void list_push(ShardList *list, const char *split, const char *path) {
 }
 
 static void append_comment(ShardList *list, const char *line) {
-    size_t old = list->comments ? strlen(list->comments) : 0, n = strlen(line);
-    list->comments = xrealloc(list->comments, old + n + 2);
+    size_t old = list->comments_len, n = strlen(line);
+    if (old + n + 2 > list->comments_cap) {   /* geometric: linear in the manifest's size */
+        size_t cap = list->comments_cap ? list->comments_cap : 256;
+        while (cap < old + n + 2) cap *= 2;
+        list->comments = xrealloc(list->comments, cap);
+        list->comments_cap = cap;
+    }
+    list->comments_len = old + n + 1;
     memcpy(list->comments + old, line, n);
     list->comments[old + n] = '\n';
     list->comments[old + n + 1] = '\0';
@@ -201,13 +207,17 @@ int shardlist_has_split(const ShardList *list, const char *split) {
 }
 
 void shardlist_split_names(const ShardList *list, char *buf, size_t cap) {
-    size_t len = 0;
+    size_t len = 0, n_names = 0;
+    const char *names[64];   /* the distinct names so far: compare with them, not every line */
     buf[0] = 0;
     for (size_t i = 0; i < list->n; i++) {
         const char *sp = list->items[i].split;
         int seen = !sp[0];
-        for (size_t j = 0; j < i && !seen; j++) seen = strcmp(list->items[j].split, sp) == 0;
-        if (!seen && len < cap) len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", sp);
+        for (size_t j = 0; j < n_names && !seen; j++) seen = strcmp(names[j], sp) == 0;
+        if (seen) continue;
+        if (n_names == sizeof names / sizeof *names) break;   /* more names than buf shows */
+        names[n_names++] = sp;
+        if (len < cap) len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", sp);
     }
 }
 

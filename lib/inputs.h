@@ -22,6 +22,7 @@ typedef struct {
     ShardRef *items;
     size_t n, cap;
     char *comments;   /* the manifests' '#' lines, each ending in '\n'; NULL if none */
+    size_t comments_len, comments_cap;
 } ShardList;         /* start from ShardList list = {0} */
 
 /* Appends the shards named by n inputs; -1 + dr_seterr on a missing/unreadable input,

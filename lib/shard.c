@@ -998,6 +998,14 @@ static int load_block(DrsReader *r, uint32_t b) {
     return 0;
 }
 
+void drs_drop_cache(DrsReader *r) {
+    free(r->cache);
+    free(r->zbuf);
+    r->cache = r->zbuf = NULL;
+    r->cache_cap = r->zcap = 0;
+    r->cached_block = -1;
+}
+
 int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out) {
     if (i >= r->n_docs)
         return dr_seterr("%s: document %llu out of range (%llu documents)", r->path,

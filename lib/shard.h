@@ -142,6 +142,10 @@ const char *drs_doc_source(const DrsReader *r, uint64_t i);
  * (cached: one decoded block per reader, so reading documents in order decodes each
  * block once). A reader is not shared between threads; open one per thread. */
 int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out);
+/* Frees r's decoded-block cache and its compressed-bytes buffer (the next read decodes
+ * again): a loader that keeps a reader per shard for a whole run calls it on the readers
+ * it moved away from, so that its memory does not grow with the number of shards. */
+void drs_drop_cache(DrsReader *r);
 /* Decodes and verifies every block. */
 int drs_verify(DrsReader *r);
 

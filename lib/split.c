@@ -105,12 +105,20 @@ typedef struct {
     uint32_t vocab;
     uint64_t fingerprint;
     char *spec;
+    char **val_sorted;       /* --val-sources, sorted and unique (pointers into the options) */
+    int n_val_sorted;
+    uint8_t *val_found;      /* [n_val_sources]: some input document has that source */
 } Plan;
 
-static int source_is_val(const SplitOptions *o, const char *source) {
-    for (int i = 0; i < o->n_val_sources; i++)
-        if (strcmp(o->val_sources[i], source) == 0) return 1;
-    return 0;
+static int cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index of source in the sorted --val-sources list (Plan.val_sorted), or -1:
+ * O(log k) per source name, so that a long list costs no more than a short one. */
+static long val_source_index(char *const *sorted, int n, const char *source) {
+    char *const *hit = n ? bsearch(&source, sorted, (size_t)n, sizeof *sorted, cmp_str_ptr) : NULL;
+    return hit ? (long)(hit - sorted) : -1;
 }
 
 static int scan_shard(Plan *p, InputShard *s, const SplitOptions *o, SplitStats *st) {
@@ -137,7 +145,9 @@ static int scan_shard(Plan *p, InputShard *s, const SplitOptions *o, SplitStats 
     uint8_t *val_source = xcalloc(s->n_sources + 1, 1);
     for (uint32_t k = 0; k < s->n_sources; k++) {
         s->sources[k] = xstrdup(drs_source_name(r, k));
-        val_source[k] = o->n_val_sources == 0 || source_is_val(o, s->sources[k]);
+        long v = val_source_index(p->val_sorted, p->n_val_sorted, s->sources[k]);
+        if (v >= 0) p->val_found[v] = 1;
+        val_source[k] = o->n_val_sources == 0 || v >= 0;
     }
     for (uint64_t i = 0; i < s->n_docs; i++) {
         const DrsDoc *d = drs_doc(r, i);
@@ -245,6 +255,8 @@ static void plan_free(Plan *p) {
     }
     free(p->shards);
     free(p->spec);
+    free(p->val_sorted);
+    free(p->val_found);
 }
 
 /* ---- pass 2: output blocks and the threads that compress them ------------------- */
@@ -998,6 +1010,13 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     Plan p = {0};
     p.n = inputs->n;
     p.shards = xcalloc(p.n, sizeof *p.shards);
+    p.val_sorted = xmalloc(((size_t)o->n_val_sources + 1) * sizeof *p.val_sorted);
+    p.val_found = xcalloc((size_t)o->n_val_sources + 1, 1);
+    for (int v = 0; v < o->n_val_sources; v++) p.val_sorted[v] = o->val_sources[v];
+    qsort(p.val_sorted, (size_t)o->n_val_sources, sizeof *p.val_sorted, cmp_str_ptr);
+    for (int v = 0; v < o->n_val_sources; v++)   /* "a,a": one entry, one found flag */
+        if (p.n_val_sorted == 0 || strcmp(p.val_sorted[p.n_val_sorted - 1], p.val_sorted[v]) != 0)
+            p.val_sorted[p.n_val_sorted++] = p.val_sorted[v];
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < p.n; k++) {
         p.shards[k].path = inputs->items[k].path;
@@ -1007,11 +1026,7 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     st->in_shards = p.n;
     if (rc == 0 && st->in_docs == 0) rc = dr_seterr("the %zu input shards hold no documents", p.n);
     for (int v = 0; rc == 0 && v < o->n_val_sources; v++) {   /* a typo would give no Val */
-        int found = 0;
-        for (size_t k = 0; k < p.n && !found; k++)
-            for (uint32_t j = 0; j < p.shards[k].n_sources && !found; j++)
-                found = strcmp(p.shards[k].sources[j], o->val_sources[v]) == 0;
-        if (!found)
+        if (!p.val_found[val_source_index(p.val_sorted, p.n_val_sorted, o->val_sources[v])])
             rc = dr_seterr("--val-sources: no input document has the source \"%s\" (dr-cat --list "
                            "shows the sources)", o->val_sources[v]);
     }

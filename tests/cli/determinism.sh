@@ -18,7 +18,9 @@
 #  - dr-score --lm for 1, 2 and 3 threads, and --rater for 1 and 3 threads over several
 #    shards, per-shard runs on 2 threads joined = one run on 1 thread (docs/deploy.md
 #    "Threads and determinism", docs/scale-out.md §6; OMP_NUM_THREADS 1 vs 2 for the
-#    rater is score_filter.sh's);
+#    rater is score_filter.sh's); dr-score and dr-train (prefetch 0 and 2) streamed from
+#    33–41 shards (DR_RESIDENT_TOKENS=0, each reader's decoded block dropped when 8 other
+#    shards were read since) = the corpus held in memory;
 #  - dr-filter: every policy twice, several output shards; --seed defaults to
 #    experiment.seed for --random and --cdf; --random ignores --invert;
 #  - dr-train on 2 threads with read-ahead and length buckets, plain, --weights and
@@ -213,6 +215,22 @@ for s in "$TMP/toy5"/*.drs; do
 done
 { head -n 1 "$TMP/rs1.tsv"; for f in "$TMP/parts"/*.tsv; do tail -n +2 "$f"; done; } > "$TMP/rs_joined.tsv"
 check "dr-score --rater: per-shard runs on 2 threads, joined = one run on 1 thread" same_bytes "$TMP/rs1.tsv" "$TMP/rs_joined.tsv"
+# streamed from many shards (DR_RESIDENT_TOKENS=0): each reading thread keeps the decoded
+# blocks of its last 8 shards only and decodes the others again; the same bytes as the
+# corpus held in memory
+"$BIN/dr-tokenize" --tokenizer byte --source-field source --shard-size 0.005 -o "$TMP/toy41" "$TMP/toy.jsonl" >/dev/null 2>&1
+check "41 shards" test "$(ls "$TMP/toy41" | wc -l)" -eq 41
+score rs_res --rater "$R" --set experiment.threads=2 "$TMP/toy41"
+DR_RESIDENT_TOKENS=0 score rs_str --rater "$R" --set experiment.threads=2 "$TMP/toy41"
+check "dr-score --rater, 41 shards streamed = held in memory" same_bytes "$TMP/rs_res.tsv" "$TMP/rs_str.tsv"
+"$BIN/dr-split" --val 0.3 --train-b 0.3 --val-sources clean --seed 1 --shard-size 0.002 -o "$TMP/sp33" "$TMP/toysh" >/dev/null 2>&1
+check "33 train_b shards" test "$(grep -c '^train_b' "$TMP/sp33/manifest.tsv")" -eq 33
+STR=("${CFG[@]}" --steps 30 --set experiment.threads=2 --set train.eval_every=10 --train-split train_b "$TMP/sp33/manifest.tsv")
+for pf in 0 2; do
+    "$BIN/dr-train" "${STR[@]}" --set data.prefetch=$pf -o "$TMP/str_res$pf.safetensors" >/dev/null 2>&1
+    DR_RESIDENT_TOKENS=0 "$BIN/dr-train" "${STR[@]}" --set data.prefetch=$pf -o "$TMP/str_str$pf.safetensors" >/dev/null 2>&1
+    check "dr-train, 33 shards shuffled, data.prefetch $pf: streamed = held in memory" same_bytes "$TMP/str_res$pf.safetensors" "$TMP/str_str$pf.safetensors"
+done
 
 # ---- dr-filter -----------------------------------------------------------------------------------
 S=$TMP/sw.tsv

@@ -776,43 +776,40 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     }
     Running run;
     pipeline_start(&run, NULL, o, &in);
-    ByteBuf all = {0};
-    size_t *offs = NULL, *lens = NULL, n = 0, cap = 0;
+    /* each batch's pre-tokens are counted as it comes: only the counts are held, not the
+     * corpus (a 1 GB corpus held 1.1 GB when its text was gathered first) */
+    BpeCounts *counts = bpe_counts_new(o->invalid, o->threads);
+    const char **texts = NULL;
+    size_t *lens = NULL, cap = 0;
     for (;;) {
         Batch *b = pipeline_next(&run);
         if (b->kind == B_EOF) { batch_free(b); break; }
-        if (b->kind == B_DATA) {
+        if (b->kind == B_DATA && !b->error) {
+            if (b->n_docs > cap) {
+                cap = b->n_docs;
+                texts = xrealloc(texts, cap * sizeof *texts);
+                lens = xrealloc(lens, cap * sizeof *lens);
+            }
             for (size_t i = 0; i < b->n_docs; i++) {
                 const DocOut *d = &b->docs[i];
-                if (n == cap) {
-                    cap = cap ? 2 * cap : 1024;
-                    offs = xrealloc(offs, cap * sizeof *offs);
-                    lens = xrealloc(lens, cap * sizeof *lens);
-                }
-                offs[n] = all.n;
-                lens[n] = d->n_text;
-                n++;
-                bytebuf_append(&all, b->texts.bytes + d->text_off, d->n_text);
+                texts[i] = b->texts.bytes + d->text_off;
+                lens[i] = d->n_text;
                 st->docs++;
                 st->bytes += d->n_text;
             }
+            rc = bpe_counts_add(counts, texts, lens, b->n_docs);
             st->empty_docs += b->empty;
         }
-        if (b->error) rc = dr_seterr("%s", b->error);
+        if (b->error && rc == 0) rc = dr_seterr("%s", b->error);
         batch_free(b);
         if (rc != 0) break;
     }
     pipeline_stop(&run);
-    if (rc == 0 && n == 0) rc = no_documents(&in, st->empty_docs);
-    if (rc == 0) {
-        const char **texts = xmalloc((n ? n : 1) * sizeof *texts);
-        for (size_t i = 0; i < n; i++) texts[i] = all.bytes + offs[i];
-        rc = tokenizer_train_bpe(texts, lens, n, n_vocab, o->invalid, o->threads, o->out_dir);
-        free(texts);
-    }
-    free(offs);
+    if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
+    if (rc == 0) rc = bpe_counts_train(counts, n_vocab, o->out_dir);
+    bpe_counts_free(counts);
+    free(texts);
     free(lens);
-    bytebuf_free(&all);
     if (rc != 0) dr_remove_created_dirs(o->out_dir, made);   /* only while empty */
     dr_created_dirs_forget();
     free(made);

@@ -85,6 +85,17 @@ size_t tok_utf8_replace(const char *text, size_t len, ByteBuf *out);
 int tokenizer_train_bpe(const char *const *texts, const size_t *lens, size_t n_texts,
                         uint32_t n_vocab, TokInvalidUtf8 policy, int n_threads, const char *dir);
 
+/* The same in pieces, so that a corpus is counted batch by batch and never held whole:
+ * bpe_counts_add counts a batch's pre-tokens (over up to n_threads threads; the texts
+ * may be freed when it returns), bpe_counts_train learns the merges from every batch
+ * counted and writes dir as tokenizer_train_bpe does. The vocabulary depends only on the
+ * multiset of texts, not on how they were batched. */
+typedef struct BpeCounts BpeCounts;
+BpeCounts *bpe_counts_new(TokInvalidUtf8 policy, int n_threads);
+int bpe_counts_add(BpeCounts *c, const char *const *texts, const size_t *lens, size_t n_texts);
+int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir);
+void bpe_counts_free(BpeCounts *c);
+
 void tokenbuf_push(TokenBuf *b, uint32_t id);
 void bytebuf_append(ByteBuf *b, const void *data, size_t n);
 void tokenbuf_free(TokenBuf *b);

@@ -1,8 +1,9 @@
 /* tokenizer_train.c — learning a byte-level BPE vocabulary (dr-tokenize --train-bpe N)
  * and writing it in GPT-2's file format.
  *
- * 1. Count pre-token frequencies (GPT-2's pre-tokenizer; one hash map per thread over a
- *    contiguous share of the texts, then merged).
+ * 1. Count pre-token frequencies (GPT-2's pre-tokenizer; batch by batch as dr-tokenize
+ *    reads the corpus, so only the counts are held: one hash map per thread, each
+ *    thread over a contiguous share of every batch; merged at the end).
  * 2. Each distinct pre-token is a word of symbols (initially its bytes) with a count.
  *    Pair counts over all words, and per pair the list of words it occurs in.
  * 3. N - 257 times: take the most frequent pair (ties: smaller left id, then smaller
@@ -93,14 +94,13 @@ typedef struct {
     const size_t *lens;
     size_t begin, end;
     TokInvalidUtf8 policy;
-    WordMap map;
+    WordMap map;           /* this thread's counts over every batch so far */
     int failed;
     size_t failed_text, failed_offset;
 } CountJob;
 
 static void *count_thread(void *arg) {
     CountJob *job = arg;
-    wordmap_init(&job->map, 1 << 16);
     ByteBuf fixed = {0};
     for (size_t k = job->begin; k < job->end; k++) {
         const char *s = job->texts[k];
@@ -397,50 +397,89 @@ fail:
 
 /* ---- the whole thing ---------------------------------------------------------------- */
 
-int tokenizer_train_bpe(const char *const *texts, const size_t *lens, size_t n_texts,
-                        uint32_t n_vocab, TokInvalidUtf8 policy, int n_threads, const char *dir) {
-    if (n_vocab < 258 || n_vocab > (1u << 24))
-        return dr_seterr("--train-bpe %u: the vocabulary size must be in [258, 16777216]", n_vocab);
-    uint32_t n_merges = n_vocab - 257;
-    if (n_threads < 1) n_threads = 1;
-    if ((size_t)n_threads > n_texts) n_threads = n_texts ? (int)n_texts : 1;
+struct BpeCounts {
+    TokInvalidUtf8 policy;
+    int n_threads;
+    CountJob *jobs;        /* [n_threads]: each thread's map persists across batches */
+    size_t n_texts;        /* texts counted so far (for the index in an error) */
+    int failed;
+};
 
-    /* 1. count pre-tokens, each thread over a contiguous share (by bytes) */
-    CountJob *jobs = xcalloc((size_t)n_threads, sizeof *jobs);
+BpeCounts *bpe_counts_new(TokInvalidUtf8 policy, int n_threads) {
+    BpeCounts *c = xcalloc(1, sizeof *c);
+    c->policy = policy;
+    c->n_threads = n_threads < 1 ? 1 : n_threads;
+    c->jobs = xcalloc((size_t)c->n_threads, sizeof *c->jobs);
+    for (int t = 0; t < c->n_threads; t++) wordmap_init(&c->jobs[t].map, 1 << 16);
+    return c;
+}
+
+void bpe_counts_free(BpeCounts *c) {
+    if (!c) return;
+    for (int t = 0; t < c->n_threads; t++) wordmap_free(&c->jobs[t].map);
+    free(c->jobs);
+    free(c);
+}
+
+int bpe_counts_add(BpeCounts *c, const char *const *texts, const size_t *lens, size_t n_texts) {
+    if (c->failed) return -1;
+    /* each thread over a contiguous share of the batch (by bytes) */
+    int n_threads = c->n_threads;
+    if ((size_t)n_threads > n_texts) n_threads = n_texts ? (int)n_texts : 1;
     uint64_t total = 0;
     for (size_t k = 0; k < n_texts; k++) total += lens[k];
     size_t k = 0;
     uint64_t acc = 0;
     for (int t = 0; t < n_threads; t++) {
-        jobs[t].texts = texts; jobs[t].lens = lens; jobs[t].policy = policy;
-        jobs[t].begin = k;
+        CountJob *job = &c->jobs[t];
+        job->texts = texts; job->lens = lens; job->policy = c->policy;
+        job->begin = k;
         uint64_t goal = total * (uint64_t)(t + 1) / (uint64_t)n_threads;
         while (k < n_texts && (acc < goal || t == n_threads - 1)) acc += lens[k++];
-        jobs[t].end = k;
+        job->end = k;
     }
     pthread_t *th = xcalloc((size_t)n_threads, sizeof *th);
     for (int t = 1; t < n_threads; t++)
-        CHECK(pthread_create(&th[t], NULL, count_thread, &jobs[t]) == 0, "pthread_create failed");
-    count_thread(&jobs[0]);
+        CHECK(pthread_create(&th[t], NULL, count_thread, &c->jobs[t]) == 0, "pthread_create failed");
+    count_thread(&c->jobs[0]);
     for (int t = 1; t < n_threads; t++) pthread_join(th[t], NULL);
     free(th);
-    int failed = 0;
-    for (int t = 0; t < n_threads && !failed; t++)
-        if (jobs[t].failed) {
-            failed = 1;
-            dr_seterr("text %zu: invalid UTF-8 at byte offset %zu", jobs[t].failed_text,
-                      jobs[t].failed_offset);
+    for (int t = 0; t < n_threads && !c->failed; t++)
+        if (c->jobs[t].failed) {
+            c->failed = 1;
+            dr_seterr("text %zu: invalid UTF-8 at byte offset %zu", c->n_texts + c->jobs[t].failed_text,
+                      c->jobs[t].failed_offset);
         }
-    WordMap *words = &jobs[0].map;
-    for (int t = 1; t < n_threads; t++) {
-        WordMap *m = &jobs[t].map;
-        for (size_t i = 0; i < m->cap && !failed; i++)
+    c->n_texts += n_texts;
+    return c->failed ? -1 : 0;
+}
+
+int tokenizer_train_bpe(const char *const *texts, const size_t *lens, size_t n_texts,
+                        uint32_t n_vocab, TokInvalidUtf8 policy, int n_threads, const char *dir) {
+    BpeCounts *c = bpe_counts_new(policy, n_threads);
+    int rc = bpe_counts_add(c, texts, lens, n_texts);
+    if (rc == 0) rc = bpe_counts_train(c, n_vocab, dir);
+    bpe_counts_free(c);
+    return rc;
+}
+
+int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir) {
+    if (n_vocab < 258 || n_vocab > (1u << 24))
+        return dr_seterr("--train-bpe %u: the vocabulary size must be in [258, 16777216]", n_vocab);
+    if (c->failed) return -1;
+    uint32_t n_merges = n_vocab - 257;
+
+    /* 1. the threads' pre-token counts, merged into the first map */
+    WordMap *words = &c->jobs[0].map;
+    for (int t = 1; t < c->n_threads; t++) {
+        WordMap *m = &c->jobs[t].map;
+        for (size_t i = 0; i < m->cap; i++)
             if (m->slots[i].count)
                 wordmap_add(words, m->keys.bytes + m->slots[i].off, m->slots[i].len,
                             m->slots[i].hash, m->slots[i].count);
         wordmap_free(m);
+        wordmap_init(m, 1);
     }
-    if (failed) { wordmap_free(words); free(jobs); return -1; }
 
     /* 2. words of byte symbols; pair counts */
     Trainer tr;
@@ -470,7 +509,7 @@ int tokenizer_train_bpe(const char *const *texts, const size_t *lens, size_t n_t
         w++;
     }
     wordmap_free(words);
-    free(jobs);
+    wordmap_init(words, 1);
     tr.merge_no = 0;
     for (w = 0; w < tr.n_words; w++) {
         const uint32_t *s = tr.sym + tr.start[w];

@@ -395,6 +395,21 @@ static void test_corrupt_files(const char *tmp) {
 
 /* ---- trained BPE ------------------------------------------------------------------- */
 
+/* encoder.json and vocab.bpe of dir and dir2 are the same bytes */
+static void same_vocab_files(const char *dir, const char *dir2, const char *what) {
+    const char *files[] = {"encoder.json", "vocab.bpe"};
+    for (int f = 0; f < 2; f++) {
+        char p1[600], p2[600];
+        size_t n1, n2;
+        snprintf(p1, sizeof p1, "%s/%s", dir, files[f]);
+        snprintf(p2, sizeof p2, "%s/%s", dir2, files[f]);
+        char *a = slurp(p1, &n1), *b = slurp(p2, &n2);
+        TEST_CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0, "%s identical %s", files[f], what);
+        free(a);
+        free(b);
+    }
+}
+
 static void test_train(const char *tmp) {
     /* a small corpus: repeated words, numbers, punctuation, non-ASCII, invalid bytes */
     const char *words[] = {"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
@@ -433,16 +448,19 @@ static void test_train(const char *tmp) {
     TEST_CHECK(rc == 0, "train bpe again (1 thread)");
     /* deterministic: same files with 1 and 2 threads */
     const char *files[] = {"encoder.json", "vocab.bpe"};
-    for (int f = 0; f < 2; f++) {
-        char p1[600], p2[600];
-        size_t n1, n2;
-        snprintf(p1, sizeof p1, "%s/%s", dir, files[f]);
-        snprintf(p2, sizeof p2, "%s/%s", dir2, files[f]);
-        char *a = slurp(p1, &n1), *b = slurp(p2, &n2);
-        TEST_CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0, "%s identical across thread counts", files[f]);
-        free(a);
-        free(b);
-    }
+    same_vocab_files(dir, dir2, "across thread counts");
+    /* counted in uneven batches (as dr-tokenize streams a corpus), the texts in reverse
+     * order: the same files */
+    BpeCounts *counts = bpe_counts_new(TOK_UTF8_REPLACE, 2);
+    const char *rev[N_TEXTS];
+    size_t rev_lens[N_TEXTS];
+    for (int i = 0; i < N_TEXTS; i++) { rev[i] = texts[N_TEXTS - 1 - i]; rev_lens[i] = lens[N_TEXTS - 1 - i]; }
+    for (int i = 0, n = 1; i < N_TEXTS && rc == 0; i += n, n = n * 3 % 41 + 1)
+        rc = bpe_counts_add(counts, rev + i, rev_lens + i, (size_t)(i + n <= N_TEXTS ? n : N_TEXTS - i));
+    if (rc == 0) rc = bpe_counts_train(counts, n_vocab, dir2);
+    bpe_counts_free(counts);
+    TEST_CHECK(rc == 0, "train bpe in batches: %s", rc ? dr_lasterr() : "");
+    same_vocab_files(dir, dir2, "when counted in batches");
     Tokenizer *t = tokenizer_load("bpe", dir);
     TEST_CHECK(t != NULL, "trained bpe loads: %s", t ? "" : dr_lasterr());
     if (t) {

@@ -900,6 +900,13 @@ int meta_run(MetaOptions *o) {
     /* the rater, its EMA and the state go next to -o: a missing directory is found now,
      * not after the meta-steps */
     if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) goto done;
+    if (dist_rank() == 0) {   /* and the EMA's and the state's names (a directory there was
+                               * found at the first save, after the meta-steps) */
+        char *ema = meta_ema_path(o->out_path);
+        int bad = dr_check_output_dir(ema) != 0 || dr_check_output_dir(state_path) != 0;
+        free(ema);
+        if (bad) goto done;
+    }
 
     r->be = backend_select_from(o->device, cfg->device);
     if (!r->be || backend_set_precision(r->be, cfg->precision) != 0) goto done;
@@ -938,6 +945,7 @@ int meta_run(MetaOptions *o) {
     run_alloc(r);
 
     double seconds0 = 0;
+    dr_install_cleanup_signals();   /* as in train.c: metrics_truncate writes a temporary file */
     if (o->resume) {
         TokenizerTag tag = data_tokenizer_tag(r->train);
         if (access(o->out_path, F_OK) == 0 &&
@@ -1122,6 +1130,7 @@ int meta_grad_run(MetaGradOptions *o) {
     StepData sd = { 0 };
     OptimState opt = { 0 };
     int have_sd = 0;
+    dr_install_cleanup_signals();   /* Ctrl-C removes -o's temporary file */
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     const Backend *be = backend_select_from(o->device, cfg->device);
     if (!be || backend_set_precision(be, cfg->precision) != 0) return -1;

@@ -908,6 +908,59 @@ static int load_weights(Trainer *t, const char *option, const char *path) {
     return 0;
 }
 
+/* The keys a dr-train --resume may change (as dr-meta's resume_may_change): where and how
+ * fast it runs, its length (load_checkpoint_from warns that the schedule changes), how
+ * often it logs, evaluates and saves, lm.lr and lm.clip (the way on after a divergence),
+ * the memory options whose bits are the same, and the sections dr-train does not read.
+ * The rater's weight settings count only for --weights; the rater and keep of online
+ * filtering are the curation check's. */
+static const char *const resume_may_change[] = {
+    "experiment.name", "experiment.device", "experiment.threads", "data.prefetch", "lm.lr",
+    "lm.clip", "lm.checkpointing", "lm.head_chunk", "train.steps", "train.tokens",
+    "train.eval_every", "train.log_every", "train.checkpoint_every", "train.save_minutes",
+    "meta.", "deploy.", NULL,
+};
+static const char *const rater_unused_with_weights[] = {
+    "rater.n_layer", "rater.d_model", "rater.n_head", "rater.d_ff", "rater.init_std",
+    "rater.checkpointing", "rater.lr", "rater.weight_decay", "rater.betas", "rater.eps",
+    "rater.clip", "rater.entropy_penalty", "rater.l2_to_mean", NULL,
+};
+
+/* The config in the model's "datarater" metadata ({"step":…,"tokens":…,"config":{…}}, as
+ * save_checkpoint writes it) is this run's, but for the keys a resume may change. */
+static int check_resume_config(const Trainer *t, const char *out) {
+    SafeTensors *st = st_open(out);
+    if (!st) return seterr_prefixed("--resume", NULL);
+    const char *meta = st_metadata(st, "datarater");
+    const char *cj = meta ? strstr(meta, "\"config\":") : NULL;
+    int rc = 0;
+    if (cj) {   /* a model of an earlier version without it is taken as it is */
+        cj += strlen("\"config\":");
+        size_t len = strlen(cj);
+        if (len > 0 && cj[len - 1] == '}') len--;   /* the enclosing object's brace */
+        const char *skip[64];
+        int n = 0;
+        for (const char *const *k = resume_may_change; *k; k++) skip[n++] = *k;
+        if (t->curation == CURATE_WEIGHTS)
+            for (const char *const *k = rater_unused_with_weights; *k; k++) skip[n++] = *k;
+        else
+            skip[n++] = "rater.";
+        skip[n] = NULL;
+        Config saved;
+        char was[256], now[256];
+        const char *key;
+        if (config_load_json(&saved, cj, len, out) != 0)
+            rc = seterr_prefixed("--resume", NULL);
+        else if ((key = config_diff(&saved, t->cfg, skip, was, now, sizeof was)))
+            rc = dr_seterr("--resume: %s was trained with %s = %s, the config has %s: a resumed "
+                           "run continues the same run (only its length, lm.lr, lm.clip, the log, "
+                           "eval and save intervals, threads, device and memory options may "
+                           "change)", out, key, was, now);
+    }
+    st_close(st);
+    return rc;
+}
+
 /* The model <out> and the state sp, checked against each other and the run. */
 static int load_checkpoint_from(Trainer *t, const char *sp) {
     const Backend *be = t->be;
@@ -940,7 +993,7 @@ static int load_checkpoint_from(Trainer *t, const char *sp) {
     else if (step != c->step)
         rc = dr_seterr("--resume: %s: \"step\" is %ld in __metadata__ (the optimizer's) but %ld "
                        "in the training counters", sp, step, c->step);
-    else if (model_counters(out, &mstep, &mtokens) != 0)
+    else if (model_counters(out, &mstep, &mtokens) != 0 || check_resume_config(t, out) != 0)
         rc = -1;
     else if (mstep != c->step)
         rc = dr_seterr("--resume: %s is at step %ld but %s at step %ld: a checkpoint was cut "
@@ -970,6 +1023,14 @@ static int load_checkpoint_from(Trainer *t, const char *sp) {
 static int load_checkpoint(Trainer *t) {
     const char *out = t->o->out_path;
     char *sp = state_path_of(out), *prev = prev_state_path_of(out);
+    if (access(out, F_OK) != 0 && errno == ENOENT && access(sp, F_OK) == 0 && access(prev, F_OK) != 0) {
+        /* the first save writes the state, then the model: killed in between */
+        dr_seterr("--resume: %s is missing but %s is there: the run's first save was cut short "
+                  "(killed before the model was written); start it again without --resume", out, sp);
+        free(sp);
+        free(prev);
+        return -1;
+    }
     int rc = load_checkpoint_from(t, sp);
     if (rc != 0 && access(prev, F_OK) == 0) {
         char err[1024];
@@ -1154,6 +1215,13 @@ int train_run(TrainOptions *o) {
     if (!o->out_path) return dr_seterr("no output path (-o)");
     /* the checkpoint's directory must exist and be writable before hours of training */
     if (dist_rank() == 0 && dr_check_output_dir(o->out_path) != 0) return -1;
+    if (dist_rank() == 0) {   /* and the state's names (a directory there was found at a save) */
+        char *sp = state_path_of(o->out_path), *prev = prev_state_path_of(o->out_path);
+        int bad = dr_check_output_dir(sp) != 0 || dr_check_output_dir(prev) != 0;
+        free(sp);
+        free(prev);
+        if (bad) return -1;
+    }
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     if (check_ranks_agree() != 0) return -1;
     t.be = backend_select_from(o->device, cfg->device);
@@ -1180,6 +1248,9 @@ int train_run(TrainOptions *o) {
         data_set_part(t.train, lo, hi);
     }
 
+    /* the log's rewrite below goes through a temporary file: until the stop handler takes
+     * over, a signal removes it and ends the run (128 + the signal), as in the data tools */
+    dr_install_cleanup_signals();
     if (o->resume) {
         if (dist_rank() == 0 && load_checkpoint(&t) != 0) goto done;
         if (dist_rank() == 0 && o->log_path && metrics_truncate(o->log_path, "step", t.c.step) != 0) goto done;

@@ -485,6 +485,15 @@ bad "dr-meta grad -o DIR" "adir.safetensors: is a directory" "$BIN/dr-meta" grad
 bad "dr-score -o DIR" "adir.tsv: is a directory" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/adir.tsv" "$M"
 checks=$((checks + 1)); [ -z "$(find "$TMP/adir.safetensors" "$TMP/adir.tsv" -mindepth 1)" ] || fail "wrote into an output directory"
 no_file "-o DIR" "$TMP/o.safetensors" "$TMP/adir.ema.safetensors" "$TMP/adir.safetensors.state"
+# the names the tools derive from -o (the state, the state of the save before, the EMA):
+# a directory there is refused before any work (it was met at a save: after all the
+# meta-steps; dr-train moved a .state directory aside as .state.prev and went on)
+for d in d1.safetensors.state d2.safetensors.state.prev d3.ema.safetensors d4.safetensors.state; do mkdir -p "$TMP/$d/x"; done
+bad "dr-train, -o's .state a directory" "d1.safetensors.state: is a directory" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/d1.safetensors" "$M"
+bad "dr-train, -o's .state.prev a directory" "d2.safetensors.state.prev: is a directory" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/d2.safetensors" "$M"
+bad "dr-meta, -o's EMA a directory" "d3.ema.safetensors: is a directory" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/d3.safetensors" "$M"
+bad "dr-meta, -o's .state a directory" "d4.safetensors.state: is a directory" "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/d4.safetensors" "$M"
+no_file "a derived name that is a directory" "$TMP/d1.safetensors" "$TMP/d2.safetensors" "$TMP/d3.safetensors" "$TMP/d4.safetensors" "$TMP/d1.safetensors.state.prev"
 # an output path that exists but is not a regular file (the final rename would replace
 # it): a FIFO (a device node, e.g. /dev/null, is the same case), and an empty path
 mkfifo "$TMP/fifo"

@@ -150,6 +150,12 @@ for c in "plain training|" "re-weighting by scores|--weights $TMP/scores.tsv" "k
     expect_error "--resume of an online run as: $pat" "--resume: .*(was made by online filtering.*asks for $pat|$pat)" \
         "$BIN/dr-train" $RES $args --resume -o "$TMP/swap.safetensors" "$M"
 done
+# resuming --weights with other weight settings: refused (the rater's other keys may change)
+cp "$TMP/weights_full.safetensors" "$TMP/wswap.safetensors"; cp "$TMP/weights_full.safetensors.state" "$TMP/wswap.safetensors.state"
+expect_error "--resume of a --weights run with rater.tau 3" "--resume: .*wswap.safetensors was trained with rater.tau = [^ ]*, the config has 3" \
+    "$BIN/dr-train" $RES --weights "$TMP/scores.tsv" --set rater.tau=3 --resume -o "$TMP/wswap.safetensors" "$M"
+check "--resume of a --weights run with rater.lr 1 (unused): accepted" \
+    "$BIN/dr-train" $RES --weights "$TMP/scores.tsv" --set rater.lr=1 --steps 24 --resume -o "$TMP/wswap.safetensors" "$M"
 check "dr-train --help documents --weights, --rater, --online-keep" \
     bash -c "'$BIN/dr-train' --help | grep -q -- '--weights' && '$BIN/dr-train' --help | grep -q -- '--online-keep'"
 finish

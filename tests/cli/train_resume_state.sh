@@ -167,6 +167,32 @@ fi
 resume_case "step 3 resumed as a 2-step run" \
     '^dr-train: --resume: [^ ]*/res\.safetensors\.state is at step 3, beyond the 2 steps of this run' "$LM" "$ST" --steps 2
 
+# another config: refused, naming the key (a resume with another batch size, weight decay,
+# data order or schedule went on as if it were the same run), except for the keys a resume
+# may change: its length, lm.lr, lm.clip, the intervals, threads, and the sections it does
+# not read
+C='^dr-train: --resume: [^ ]*/res\.safetensors was trained with'
+for kv in lm.weight_decay=0.5 data.batch_size=8 data.shuffle=false lm.schedule=constant experiment.seed=7 \
+          data.bucket_by_length=true train.eval_batches=3; do
+    resume_case "resumed with $kv" "$C ${kv%%=*} = [^ ]*, the config has ${kv#*=}: a resumed run continues the same run" \
+        "$LM" "$ST" --set "$kv"
+done
+# the first save killed between its two renames: the state without its model
+cp "$ST" "$TMP/first.safetensors.state"
+checks=$((checks + 1))
+if "$BIN/dr-train" "${RUN[@]}" --resume -o "$TMP/first.safetensors" "$M" 2>"$TMP/first.err"; then
+    fail "--resume with the state but no model: exit status 0"
+else
+    grep -q "first.safetensors is missing but .*first.safetensors.state is there: the run's first save was cut short" "$TMP/first.err" \
+        || fail "--resume with the state but no model: $(cat "$TMP/first.err")"
+fi
+cp "$LM" "$TMP/may.safetensors"; cp "$ST" "$TMP/may.safetensors.state"; cp "$LOG" "$TMP/may.jsonl"
+checks=$((checks + 1))
+"$BIN/dr-train" "${RUN[@]}" --set lm.lr=5e-4 --set lm.clip=0.5 --set train.log_every=1 --set experiment.threads=2 \
+    --set rater.tau=3 --set meta.T=9 --set deploy.keep=0.9 --steps 8 \
+    --resume --log "$TMP/may.jsonl" -o "$TMP/may.safetensors" "$M" 2>"$TMP/may.err" \
+    || fail "--resume with lm.lr, lm.clip, log_every, threads, rater/meta/deploy keys and --steps changed: $(cat "$TMP/may.err")"
+
 # ---- the untouched .state resumes to the uninterrupted run --------------------------------
 cp "$LM" "$TMP/ok.safetensors"; cp "$ST" "$TMP/ok.safetensors.state"; cp "$LOG" "$TMP/ok.jsonl"
 checks=$((checks + 1))

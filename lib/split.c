@@ -45,6 +45,14 @@ void split_options_default(SplitOptions *o) {
                         .block_bytes = DRS_BLOCK_BYTES, .zstd_level = DRS_ZSTD_LEVEL, .threads = 2};
 }
 
+static void add_val_source(SplitOptions *o, const char *p, size_t n) {
+    o->val_sources = xrealloc(o->val_sources, (size_t)(o->n_val_sources + 1) * sizeof *o->val_sources);
+    char *name = xmalloc(n + 1);
+    memcpy(name, p, n);
+    name[n] = '\0';
+    o->val_sources[o->n_val_sources++] = name;
+}
+
 int split_set_val_sources(SplitOptions *o, const char *comma_list) {
     const char *p = comma_list;
     for (;;) {
@@ -53,14 +61,35 @@ int split_set_val_sources(SplitOptions *o, const char *comma_list) {
         if (n == 0)
             return dr_seterr("--val-sources '%s': %s", comma_list,
                              comma_list[0] ? "an empty source name" : "an empty list of sources");
-        o->val_sources = xrealloc(o->val_sources, (size_t)(o->n_val_sources + 1) * sizeof *o->val_sources);
-        char *name = xmalloc(n + 1);
-        memcpy(name, p, n);
-        name[n] = '\0';
-        o->val_sources[o->n_val_sources++] = name;
+        add_val_source(o, p, n);
         if (!comma) return 0;
         p = comma + 1;
     }
+}
+
+int split_add_val_sources_file(SplitOptions *o, const char *path) {
+    size_t len;
+    char *text = dr_read_file(path, &len);
+    if (!text) return -1;
+    int before = o->n_val_sources, rc = 0;
+    size_t line = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        const char *p = text + i, *nl = memchr(p, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - p) : len - i;
+        i += n + 1;
+        line++;
+        if (n > 0 && p[n - 1] == '\r') n--;
+        if (n == 0) continue;   /* blank lines */
+        if (memchr(p, '\0', n) || memchr(p, '\t', n) || memchr(p, '\r', n))
+            rc = dr_seterr("--val-sources-file %s:%zu: a source name holds a NUL, TAB or CR byte "
+                           "(dr-tokenize writes those as '_')", path, line);
+        else
+            add_val_source(o, p, n);
+    }
+    if (rc == 0 && o->n_val_sources == before)
+        rc = dr_seterr("--val-sources-file %s: no source names (one per line)", path);
+    free(text);
+    return rc;
 }
 
 void split_options_free(SplitOptions *o) {

@@ -76,6 +76,9 @@ int split_bucket(uint64_t doc_id, uint64_t seed, double val, double train_b, int
  * an empty list or an empty name ("", "a,,b", "a,"): a script's empty variable must not
  * silently mean "every source". */
 int split_set_val_sources(SplitOptions *o, const char *comma_list);
+/* Adds the source names of a file, one per line (a trailing CR dropped, blank lines
+ * skipped; a name may hold commas and spaces): for lists too long for one argument. */
+int split_add_val_sources_file(SplitOptions *o, const char *path);
 void split_options_free(SplitOptions *o);
 
 /* Runs the split of the inputs; writes the manifest to manifest_out (may be NULL).

@@ -13,6 +13,11 @@ $MKSHARD --random 30000 --seed 2 --max-len 60 --first-id 40000 --sources news,we
 $MKSHARD --random 30000 --seed 3 --max-len 60 --first-id 70000 --dup-every 10 --sources mail,books "$TMP/c.drs"
 mkdir -p "$TMP/in" && cp "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs" "$TMP/in/"
 
+same_shards() {  # same_shards DIR1 DIR2: the same shard files, byte for byte
+    local f n=0
+    for f in "$1"/*/*.drs; do cmp -s "$f" "$2/${f#"$1"/}" || return 1; n=$((n + 1)); done
+    [ "$n" -gt 0 ] && [ "$(ls "$2"/*/*.drs | wc -l)" -eq "$n" ]
+}
 split() {  # split OUT_DIR [options / inputs]
     local out=$1; shift
     "$BIN/dr-split" --val 0.1 --train-b 0.2 --seed 7 -o "$out" "$@" >"$out.manifest" 2>"$out.log"
@@ -88,6 +93,27 @@ n_v=$(count val "$TMP/ov.manifest")
 n_src=$("$BIN/dr-cat" --list "$TMP/in" | cut -f2 | grep -c '^\(books\|news\)$')
 check "val is ~10% of books+news ($n_v of $n_src)" \
     awk -v n="$n_v" -v m="$n_src" 'BEGIN { d = n / m - 0.1; exit !(d < 0.01 && d > -0.01) }'
+# --val-sources-file: the same names one per line (CRLF, blank lines), the same output;
+# added to --val-sources; a name with a comma (dr-tokenize keeps commas in source names)
+printf 'books\r\n\nnews\n' > "$TMP/vs.txt"
+check "--val-sources-file" split "$TMP/ovf" --val-sources-file "$TMP/vs.txt" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "--val-sources-file = --val-sources (the same shards)" same_shards "$TMP/ov" "$TMP/ovf"
+printf 'news\n' > "$TMP/vs1.txt"
+check "--val-sources books plus --val-sources-file news" split "$TMP/ovf2" --val-sources books --val-sources-file "$TMP/vs1.txt" "$TMP/a.drs" "$TMP/b.drs" "$TMP/c.drs"
+check "... = --val-sources books,news" same_shards "$TMP/ov" "$TMP/ovf2"
+for i in $(seq 1 200); do printf '{"text":"doc %d of it","source":"%s"}\n' "$i" "$( [ $((i % 2)) = 0 ] && echo 'web, the' || echo mail)"; done > "$TMP/comma.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$TMP/commash" "$TMP/comma.jsonl" >/dev/null 2>&1
+printf 'web, the\n' > "$TMP/vsc.txt"
+check "--val-sources-file with a comma in a name" split "$TMP/ovc" --val 0.5 --val-sources-file "$TMP/vsc.txt" "$TMP/commash"
+"$BIN/dr-cat" --list --split val "$TMP/ovc/manifest.tsv" | cut -f2 | sort | uniq -c > "$TMP/ovc.src"
+check "... val holds documents of that source alone" grep -Eqx ' *[1-9][0-9]* web, the' "$TMP/ovc.src"
+check "... and of no other" [ "$(wc -l < "$TMP/ovc.src")" -eq 1 ]
+: > "$TMP/vs0.txt"
+expect_error "--val-sources-file of no names" "vs0.txt: no source names" "$BIN/dr-split" --val-sources-file "$TMP/vs0.txt" -o "$TMP/ox" "$TMP/a.drs"
+expect_error "--val-sources-file missing" "nosuch.txt: cannot open" "$BIN/dr-split" --val-sources-file "$TMP/nosuch.txt" -o "$TMP/ox" "$TMP/a.drs"
+printf 'books\nnosuch\n' > "$TMP/vsn.txt"
+expect_error "--val-sources-file naming no input's source" 'no input document has the source "nosuch"' \
+    "$BIN/dr-split" --val-sources-file "$TMP/vsn.txt" -o "$TMP/ox" "$TMP/a.drs"
 
 # --dedup drops copies but moves no document into val: an id with a copy of another
 # source stays out of val (m holds a's first 20000 documents, all of source mail)

@@ -28,6 +28,8 @@ static void usage(void) {
         "  --val-sources a,b  only documents of these sources can be in val (and only when\n"
         "                     no copy of them is of another source); the others go to\n"
         "                     train. --val F is then the fraction of those documents\n"
+        "  --val-sources-file FILE  the same, one source name per line (long lists, names\n"
+        "                     with commas); adds to --val-sources\n"
         "  --dedup            keep one copy of exact duplicates (same document id): the first\n"
         "                     in canonical order (shards by content, documents in file order)\n"
         "  --shard-size MB    start a new output shard after MB MiB of tokens (default 64)\n"
@@ -93,6 +95,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
         else if (!strcmp(a, "--val-sources")) {
             if (split_set_val_sources(&o, cli_value(argc, argv, &i)) != 0) dr_die("%s", dr_lasterr());
+        }
+        else if (!strcmp(a, "--val-sources-file")) {
+            if (split_add_val_sources_file(&o, cli_value(argc, argv, &i)) != 0) dr_die("%s", dr_lasterr());
         }
         else if (!strcmp(a, "--dedup")) o.dedup = 1;
         else if (!strcmp(a, "--shard-size"))

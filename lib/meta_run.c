@@ -1099,7 +1099,8 @@ int meta_run(MetaOptions *o) {
         }
     }
     progress_finish(&prog);
-    if (save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
+    /* (a --resume with nothing left to run leaves the files as they are, as dr-train does) */
+    if (saved_step != r->meta_step && save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
     if (stopped)
         fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,

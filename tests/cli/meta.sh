@@ -66,11 +66,14 @@ echo '{"meta_step":3,"step":3,"l_train":1}' >> "$tmp/b.jsonl"
 cmp -s "$tmp/a.safetensors" "$tmp/b.safetensors" || fail "resumed rater differs"
 cmp -s "$tmp/a.ema.safetensors" "$tmp/b.ema.safetensors" || fail "resumed EMA differs"
 diff <(no_seconds "$tmp/a.jsonl") <(no_seconds "$tmp/b.jsonl") >/dev/null || fail "resumed metrics differ"
-# a finished run resumed: nothing runs, and its progress says so (not a rate over no time)
+# a finished run resumed: nothing runs, and its progress says so (not a rate over no time);
+# the rater, its EMA, the state and the log stay as they were (the state was rewritten)
+md5sum "$tmp"/b.safetensors* "$tmp/b.ema.safetensors" "$tmp/b.jsonl" > "$tmp/b.md5"
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/b.safetensors" --log "$tmp/b.jsonl" --resume \
     "$tmp/manifest.tsv" 2>"$tmp/again.err" || fail "--resume of a finished run"
 grep -q "meta-step: done, 5 steps (nothing left to run)" "$tmp/again.err" ||
     fail "--resume of a finished run: $(cat "$tmp/again.err")"
+md5sum -c --quiet "$tmp/b.md5" || fail "--resume of a finished run changed its files"
 # --stop-at at or before a resumed state's meta-step stops at once: nothing runs, nothing is
 # logged, the rater stays that of the state (it used to run one more meta-step first)
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/s.safetensors" --log "$tmp/s.jsonl" --stop-at 2 \

@@ -17,7 +17,8 @@
 #
 #   make -f pipelines/ablations.mk                 all of them (after the main run)
 #   make -f pipelines/ablations.mk -j2 detach K1   some of them
-#   make -f pipelines/ablations.mk table           the table from what is done so far
+#   make -f pipelines/ablations.mk table           every ablation not yet done, then the table
+#   make -f pipelines/ablations.mk table-only      the table from what is done so far (runs nothing)
 #
 # Variables as repro.mk's (CONFIG, DATA/CORPUS, VAL_MODE, DEVICE, THREADS, STEPS/TOKENS,
 # SET, TRAIN_SET, KEEP …: they are passed on; CORPUS, VAL_SOURCES, VAL_FRAC, TRAIN_B_FRAC,

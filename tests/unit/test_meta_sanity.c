@@ -403,6 +403,21 @@ static double auroc(const char *rater_path, const char *path, const Config *cfg)
     return wins / (np * nn);
 }
 
+/* The means of l_val and l_val_uniform over the last `last` lines of a dr-meta log;
+ * returns the number of lines. */
+static int mean_of_last(const char *log, int last, double *lv, double *lu) {
+    Log lg;
+    log_read(&lg, log);
+    *lv = *lu = 0;
+    for (int i = lg.n - last; i < lg.n; i++) {
+        *lv += log_num(&lg, i, "l_val") / last;
+        *lu += log_num(&lg, i, "l_val_uniform") / last;
+    }
+    int n = lg.n;
+    log_free(&lg);
+    return n;
+}
+
 static void test_toy_learns(const char *train, const char *val, const char *heldout) {
     Config cfg = toy_config(0, NULL);
     char *out = path_in("toy.safetensors"), *log = path_in("toy.jsonl");
@@ -410,25 +425,41 @@ static void test_toy_learns(const char *train, const char *val, const char *held
     double a = auroc(out, heldout, &cfg);
     char *ema = meta_ema_path(out);
     double a_ema = auroc(ema, heldout, &cfg);
-    Log lg;
-    log_read(&lg, log);
-    double lv = 0, lu = 0;
-    const int last = 4;
-    for (int i = lg.n - last; i < lg.n; i++) {
-        lv += log_num(&lg, i, "l_val") / last;
-        lu += log_num(&lg, i, "l_val_uniform") / last;
-    }
+    double lv, lu;
+    const int last = 4, n = mean_of_last(log, last, &lv, &lu);
     printf("  toy problem, %d meta-steps: AUROC clean vs corrupt (held out) %.4f (EMA %.4f); "
            "last %d steps: L_val %.4f, uniform %.4f, gain %.4f nats\n",
-           lg.n, a, a_ema, last, lv, lu, lu - lv);
+           n, a, a_ema, last, lv, lu, lu - lv);
     TEST_CHECK(a >= 0.95, "toy AUROC %.4f < 0.95", a);
     TEST_CHECK(lv < lu, "toy: L_val(rater) %.4f is not below L_val(uniform) %.4f", lv, lu);
-    log_free(&lg);
     free(out); free(log); free(ema);
 }
 
-int main(void) {
+/* test_meta_sanity --set k=v …: the toy problem alone with those options (docs/meta.md's
+ * variants), its AUROC on Train_A and on the held-out documents, and its gain. */
+static void toy_variant(const char *train, const char *val, const char *heldout, int n, const char **sets) {
+    Config cfg = toy_config(n, sets);
+    char *out = path_in("variant.safetensors"), *log = path_in("variant.jsonl");
+    TEST_CHECK(run_meta(&cfg, train, val, out, log, 0, 0) == 0, "variant run: %s", dr_lasterr());
+    double lv, lu;
+    const int last = 4, n_logged = mean_of_last(log, last, &lv, &lu);
+    printf("  toy problem with");
+    for (int i = 0; i < n; i++) printf(" %s", sets[i]);
+    printf(", %d meta-steps: AUROC clean vs corrupt on Train_A %.4f (held out %.4f); last %d "
+           "steps: L_val %.4f, uniform %.4f, gain %.4f nats\n", n_logged, auroc(out, train, &cfg),
+           auroc(out, heldout, &cfg), last, lv, lu, lu - lv);
+    free(out); free(log);
+}
+
+int main(int argc, char **argv) {
     dr_set_progname("test_meta_sanity");
+    const char *sets[16];
+    int n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        CHECK(!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 16,
+              "usage: test_meta_sanity [--set k=v ...] (with --set: the toy problem alone, so changed)");
+        sets[n_sets++] = argv[++i];
+    }
     be = backend_select("cpu");
     snprintf(dir, sizeof dir, "/tmp/dr-meta-test-XXXXXX");
     CHECK(mkdtemp(dir), "mkdtemp failed");
@@ -438,13 +469,17 @@ int main(void) {
     write_toy(val, 150, 0, 1);
     write_toy(heldout, 100, 100, 0);
 
-    test_constant_is_uniform(train, val);
-    test_constant_run(train, val);
-    test_detach(train, val);
-    test_resume(train, val);
-    test_per_member_adam(train, val);
-    test_overlap(train, heldout);
-    test_toy_learns(train, val, heldout);
+    if (n_sets) {
+        toy_variant(train, val, heldout, n_sets, sets);
+    } else {
+        test_constant_is_uniform(train, val);
+        test_constant_run(train, val);
+        test_detach(train, val);
+        test_resume(train, val);
+        test_per_member_adam(train, val);
+        test_overlap(train, heldout);
+        test_toy_learns(train, val, heldout);
+    }
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -45,7 +45,7 @@ static void usage(void) {
         "  --print-config      print the resulting config as YAML and exit\n"
         "  -o FILE             rater checkpoint (default rater.safetensors)\n"
         "  --log FILE          metrics as JSON lines, one per meta.log_every meta-steps: meta_step,\n"
-        "                      l_train, l_val, l_val_uniform, l_val_gain, objective, score_mean/std/\n"
+        "                      step, l_train, l_val, l_val_uniform, l_val_gain, objective, score_mean/std/\n"
         "                      min/max/entropy, frac_at_min/max, meta_grad_norm, inner_clip_frac,\n"
         "                      seconds, step_seconds\n"
         "  --resume            continue from FILE.state (same data; same config but for\n"

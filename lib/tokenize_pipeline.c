@@ -781,8 +781,9 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     Running run;
     pipeline_start(&run, NULL, o, &in);
     /* each batch's pre-tokens are counted as it comes: only the counts are held, not the
-     * corpus (a 1 GB corpus held 1.1 GB when its text was gathered first) */
-    BpeCounts *counts = bpe_counts_new(o->invalid, o->threads);
+     * corpus (a 1 GB corpus held 1.1 GB when its text was gathered first); one thread of
+     * the budget is left to the readers that parse the next batches meanwhile */
+    BpeCounts *counts = bpe_counts_new(o->invalid, o->threads > 2 ? o->threads - 1 : 1);
     const char **texts = NULL;
     size_t *lens = NULL, cap = 0;
     for (;;) {

@@ -193,17 +193,32 @@ static void strip_slashes(char *p) {
 static volatile sig_atomic_t hold_depth, held_signal;
 static int pipe_errors;   /* SIGPIPE ignored for good (dr_install_stop_signals) */
 
+volatile sig_atomic_t dr_bar_on_stderr;
+
+/* One line on stderr from a signal handler: the parts joined, after clearing a bar. */
+static void write_signal_line(const char *const *parts, int n_parts) {
+    char line[400];
+    size_t n = 0;
+    if (dr_bar_on_stderr)
+        for (const char *c = "\r\033[K"; *c; c++) line[n++] = *c;
+    for (int k = 0; k < n_parts; k++)
+        for (const char *c = parts[k]; *c && n < sizeof line; c++) line[n++] = *c;
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}
+
+void dr_say_stopping(const char *unit) {
+    const char *parts[] = {progname, ": saving a checkpoint after this ", unit,
+                           " (again: quit now, unsaved)\n"};
+    write_signal_line(parts, 4);
+}
+
 static void die_of_signal(int sig) {
     remove_leftovers();
     if (sig != SIGPIPE) {
         const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
-        char line[300];
-        size_t n = 0;
         const char *parts[] = {progname, ": interrupted (", name, ")\n"};
-        for (int k = 0; k < 4; k++)
-            for (const char *c = parts[k]; *c && n < sizeof line; c++) line[n++] = *c;
-        ssize_t w = write(STDERR_FILENO, line, n);
-        (void)w;
+        write_signal_line(parts, 4);
     }
     signal(sig, SIG_DFL);
     sigset_t set;

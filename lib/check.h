@@ -15,6 +15,7 @@
 #ifndef DR_CHECK_H
 #define DR_CHECK_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -80,6 +81,13 @@ void dr_tmp_unregister(const char *path);
  * own Ctrl-C handling (dr-train, dr-meta: checkpoint on interrupt) call it from their
  * handler, so that a second Ctrl-C ends the process at once. */
 void dr_install_cleanup_signals(void);
+/* 1 while a progress bar is drawn on stderr (progress.c): a message written from a signal
+ * handler first clears its line, so that it does not run on from the bar. */
+extern volatile sig_atomic_t dr_bar_on_stderr;
+/* dr-train and dr-meta's first Ctrl-C: one line, written from the handler (async-signal-
+ * safe), that the run stops after the step in progress and saves, and that a second
+ * signal ends it at once without saving what the step did. */
+void dr_say_stopping(const char *unit);
 /* dr-train and dr-meta: SIGINT, SIGTERM and SIGHUP call handler (which asks for a
  * checkpoint at the end of the step and calls dr_install_cleanup_signals, so that a
  * second signal ends the process at once), except a signal the parent ignores (nohup).

@@ -273,6 +273,7 @@ static volatile sig_atomic_t interrupted;
 static void on_interrupt(int sig) {
     interrupted = sig;
     dr_install_cleanup_signals();   /* a second Ctrl-C ends the process, removing temp files */
+    if (dist_rank() == 0) dr_say_stopping("meta-step");
 }
 
 /* Member k runs on rank k mod N; only that rank holds its θ and optimizer state. */

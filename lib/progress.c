@@ -1,9 +1,12 @@
 /* progress.c — progress reporting on stderr (see progress.h): a bar redrawn in place on
  * a terminal, plain periodic lines otherwise. Only ever writes to p->out (stderr). */
 #include "progress.h"
+#include "check.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +26,8 @@ void progress_start(Progress *p, const char *label, const char *unit, double tot
     p->total = total > 0 ? total : 0;
     p->t_start = p->t_last_print = dr_now();
     p->interval = 10.0;
-    p->is_tty = isatty(STDERR_FILENO);
+    const char *term = getenv("TERM");   /* a dumb terminal cannot redraw a line */
+    p->is_tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     p->out = stderr;
 }
 
@@ -51,38 +55,78 @@ static void fmt_count(char *buf, size_t n, double v) {
     else snprintf(buf, n, "%.1f", v);
 }
 
-static void fmt_rate(char *buf, size_t n, double r) {
-    if (r >= 100) snprintf(buf, n, "%.0f", r);
-    else if (r >= 1) snprintf(buf, n, "%.1f", r);
-    else snprintf(buf, n, "%.3g", r);
+/* "1066 steps/s", "13.4 MB/s", below one a second the time each takes: "14.2 s/step" */
+static void fmt_rate(char *buf, size_t n, double r, const char *unit) {
+    if (r >= 100) snprintf(buf, n, "%.0f %s/s", r, unit);
+    else if (r >= 1) snprintf(buf, n, "%.1f %s/s", r, unit);
+    else if (r > 0) {
+        size_t len = strlen(unit);   /* "steps" -> "step" */
+        if (len > 1 && unit[len - 1] == 's') len--;
+        snprintf(buf, n, "%.3g s/%.*s", 1 / r, (int)len, unit);
+    } else snprintf(buf, n, "0 %s/s", unit);
+}
+
+/* The terminal's width in columns (else $COLUMNS, else 80): read at every redraw, so
+ * that a resized window is followed. */
+static int terminal_width(void) {
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char *c = getenv("COLUMNS");
+    int n = c ? atoi(c) : 0;
+    return n >= 20 && n <= 1000 ? n : 80;
+}
+
+/* The bar's line, fitted into width - 1 columns so that it never wraps (a wrapped line
+ * cannot be redrawn in place: each redraw left a row behind). Narrower, it gives up in
+ * turn: a shorter bar, the bar, the rate, the extra text (a run's loss), the ETA; what
+ * is left is cut. */
+static void draw_tty_line(Progress *p, double frac, const char *done, const char *total,
+                          const char *rate, int final, const char *when) {
+    static const int bar_widths[] = {BAR_WIDTH, 10, 0, 0, 0, 0};
+    int width = terminal_width() - 1;
+    char line[512];
+    for (int level = 0; level < 6; level++) {
+        int bw = bar_widths[level], with_rate = level < 3, with_extra = level < 4 && p->extra[0],
+            with_when = level < 5;
+        size_t n = (size_t)snprintf(line, sizeof line, "%s", p->label);
+        if (p->total > 0 && bw > 0) {
+            int fill = (int)(frac * bw);
+            n += (size_t)snprintf(line + n, sizeof line - n, " [");
+            for (int i = 0; i < bw && n + 2 < sizeof line; i++) line[n++] = i < fill ? '#' : '-';
+            line[n++] = ']';
+            line[n] = 0;
+        }
+        if (p->total > 0)
+            n += (size_t)snprintf(line + n, sizeof line - n, " %5.1f%% %s/%s %s", 100 * frac, done, total, p->unit);
+        else
+            n += (size_t)snprintf(line + n, sizeof line - n, " %s %s", done, p->unit);
+        if (with_rate && n < sizeof line) n += (size_t)snprintf(line + n, sizeof line - n, " %s", rate);
+        if (with_when && n < sizeof line)
+            n += (size_t)snprintf(line + n, sizeof line - n, " %s%s",
+                                  p->total > 0 ? (final ? "in " : "ETA ") : "", when);
+        if (with_extra && n < sizeof line) snprintf(line + n, sizeof line - n, " %s", p->extra);
+        if ((int)strlen(line) <= width) break;
+    }
+    if (width > 0 && (int)strlen(line) > width) line[width] = 0;
+    fprintf(p->out, "\r%s\033[K", line);
 }
 
 static void draw(Progress *p, double now, int final) {
     double el = now - p->t_start;
     double rate = el > 0 ? (p->done - p->done0) / el : 0;
-    char done[32], total[32], rt[32], eta[32], elapsed[32];
+    char done[32], total[32], rt[64], eta[32], elapsed[32];
     fmt_count(done, sizeof done, p->done);
     fmt_count(total, sizeof total, p->total);
-    fmt_rate(rt, sizeof rt, rate);
+    fmt_rate(rt, sizeof rt, rate, p->unit);
     fmt_duration(elapsed, sizeof elapsed, el);
     double frac = p->total > 0 ? p->done / p->total : 0;
     /* the final line of a run that ends before its total (Ctrl-C, --stop-at) says so */
     const char *ended = p->total > 0 && p->done < p->total ? "stopped" : "done";
     if (frac > 1) frac = 1;
     fmt_duration(eta, sizeof eta, rate > 0 && p->total > 0 ? (p->total - p->done) / rate : -1);
-    const char *sep = p->extra[0] ? " " : "";
     if (p->is_tty) {
-        if (p->total > 0) {
-            char bar[BAR_WIDTH + 1];
-            int fill = (int)(frac * BAR_WIDTH);
-            for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < fill ? '#' : '-';
-            bar[BAR_WIDTH] = 0;
-            fprintf(p->out, "\r%s [%s] %5.1f%% %s/%s %s %s %s/s %s %s%s%s\033[K", p->label, bar, 100 * frac, done, total,
-                    p->unit, rt, p->unit, final ? "in" : "ETA", final ? elapsed : eta, sep, p->extra);
-        } else {
-            fprintf(p->out, "\r%s %s %s %s %s/s %s%s%s\033[K", p->label, done, p->unit, rt, p->unit, elapsed, sep,
-                    p->extra);
-        }
+        draw_tty_line(p, frac, done, total, rt, final, final || p->total <= 0 ? elapsed : eta);
+        dr_bar_on_stderr = !final;
         if (final) fputc('\n', p->out);
     } else if (final && p->done0 > 0 && p->done <= p->done0) {   /* resumed with nothing left */
         fprintf(p->out, "%s: done, %s %s (nothing left to run)%s%s\n", p->label, done, p->unit,
@@ -90,16 +134,16 @@ static void draw(Progress *p, double now, int final) {
     } else if (final && p->done0 > 0) {
         char part[32];
         fmt_count(part, sizeof part, p->done - p->done0);
-        fprintf(p->out, "%s: %s, %s %s (%s in this run, in %s, %s %s/s)%s%s\n", p->label, ended, done,
-                p->unit, part, elapsed, rt, p->unit, p->extra[0] ? ", " : "", p->extra);
+        fprintf(p->out, "%s: %s, %s %s (%s in this run, in %s, %s)%s%s\n", p->label, ended, done,
+                p->unit, part, elapsed, rt, p->extra[0] ? ", " : "", p->extra);
     } else if (final) {
-        fprintf(p->out, "%s: %s, %s %s in %s (%s %s/s)%s%s\n", p->label, ended, done, p->unit, elapsed, rt,
-                p->unit, p->extra[0] ? ", " : "", p->extra);
+        fprintf(p->out, "%s: %s, %s %s in %s (%s)%s%s\n", p->label, ended, done, p->unit, elapsed, rt,
+                p->extra[0] ? ", " : "", p->extra);
     } else if (p->total > 0) {
-        fprintf(p->out, "%s: %s/%s %s (%.1f%%), %s %s/s, %s elapsed, ETA %s%s%s\n", p->label, done, total, p->unit,
-                100 * frac, rt, p->unit, elapsed, eta, p->extra[0] ? ", " : "", p->extra);
+        fprintf(p->out, "%s: %s/%s %s (%.1f%%), %s, %s elapsed, ETA %s%s%s\n", p->label, done, total, p->unit,
+                100 * frac, rt, elapsed, eta, p->extra[0] ? ", " : "", p->extra);
     } else {
-        fprintf(p->out, "%s: %s %s, %s %s/s, %s elapsed%s%s\n", p->label, done, p->unit, rt, p->unit, elapsed,
+        fprintf(p->out, "%s: %s %s, %s, %s elapsed%s%s\n", p->label, done, p->unit, rt, elapsed,
                 p->extra[0] ? ", " : "", p->extra);
     }
     fflush(p->out);
@@ -118,4 +162,5 @@ void progress_finish(Progress *p) { draw(p, dr_now(), 1); }
 
 void progress_abort(Progress *p) {
     if (p->is_tty) { fputs("\r\033[K", p->out); fflush(p->out); }   /* the error replaces the bar */
+    dr_bar_on_stderr = 0;
 }

@@ -151,6 +151,7 @@ static volatile sig_atomic_t interrupted;
 static void on_interrupt(int sig) {
     interrupted = sig;
     dr_install_cleanup_signals();   /* signal() is async-signal-safe */
+    dr_say_stopping("step");
 }
 
 /* ================================================================================

@@ -132,7 +132,7 @@ cmp -s <(tensors "$tmp/a.safetensors") <(tensors "$tmp/h.safetensors") || fail "
 # ---- Ctrl-C + --resume = one run -----------------------------------------------------
 C=(--set meta.rounds=12 --set meta.reset_every=3)
 "$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/c.safetensors" --log "$tmp/c.jsonl" "$tmp/manifest.tsv" 2>/dev/null
-"$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/d.safetensors" --log "$tmp/d.jsonl" "$tmp/manifest.tsv" 2>/dev/null &
+"$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/d.safetensors" --log "$tmp/d.jsonl" "$tmp/manifest.tsv" 2>"$tmp/d.err" &
 pid=$!
 for _ in $(seq 1 200); do   # wait for the first metrics line, then interrupt
     [ -s "$tmp/d.jsonl" ] && break
@@ -142,6 +142,9 @@ kill -INT $pid 2>/dev/null || true
 rc=0; wait $pid || rc=$?
 if [ $rc -eq 130 ]; then
     [ -s "$tmp/d.safetensors.state" ] || fail "Ctrl-C did not save the state"
+    # the first Ctrl-C is answered at once, before the meta-step in progress ends
+    grep -q "^dr-meta: saving a checkpoint after this meta-step (again: quit now, unsaved)$" "$tmp/d.err" ||
+        fail "Ctrl-C: no line saying the run stops after this meta-step: $(cat "$tmp/d.err")"
     done_steps=$(wc -l < "$tmp/d.jsonl" | tr -d ' ')
     "$BIN/dr-meta" "${CFG[@]}" "${C[@]}" -o "$tmp/d.safetensors" --log "$tmp/d.jsonl" --resume \
         "$tmp/manifest.tsv" 2>/dev/null || fail "--resume after Ctrl-C"

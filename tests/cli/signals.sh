@@ -443,6 +443,8 @@ if tries 5 tr_try; then
     check "dr-train SIGTERM mid-run: status 130, checkpoint and .state saved" \
         eval '[ $mid_rc -eq 130 ] && [ -s "$D/tr-int.safetensors" ] && [ -s "$D/tr-int.safetensors.state" ]'
     check "dr-train SIGTERM mid-run: no temporary file" [ -z "$(leftovers "$D" 'tr-int.*')" ]
+    check "dr-train SIGTERM mid-run: a line at once that it saves after this step" \
+        grep -qx "dr-train: saving a checkpoint after this step (again: quit now, unsaved)" "$TMP/mid.err"
     n_int=$(lines "$D/tr-int.jsonl")
     "${TR[@]}" --resume -o "$D/tr-int.safetensors" --log "$D/tr-int.jsonl" 2>/dev/null
     check "dr-train SIGTERM at step $((n_int - 1)) + --resume: the model of an uninterrupted run, bit for bit" \
@@ -487,6 +489,8 @@ me_try() {
 if tries 5 me_try; then
     check "dr-meta SIGTERM mid-run: status 130, state saved" eval '[ $mid_rc -eq 130 ] && [ -s "$D/me-int.safetensors.state" ]'
     check "dr-meta SIGTERM mid-run: no temporary file" [ -z "$(leftovers "$D" 'me-int.*')" ]
+    check "dr-meta SIGTERM mid-run: a line at once that it saves after this meta-step" \
+        grep -qx "dr-meta: saving a checkpoint after this meta-step (again: quit now, unsaved)" "$TMP/mid.err"
     n_int=$(lines "$D/me-int.jsonl")
     "${ME[@]}" --resume -o "$D/me-int.safetensors" --log "$D/me-int.jsonl" 2>/dev/null
     check "dr-meta SIGTERM after meta-step $n_int + --resume: rater and EMA of an uninterrupted run" \

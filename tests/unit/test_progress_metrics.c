@@ -171,6 +171,33 @@ static void test_progress(void) {
     TEST_CHECK(draws == 2, "redraws throttled (%d)", draws);
     free(buf);
 
+    /* terminals of 200, 80, 60 and 40 columns: every redrawn line fits (a wrapped line
+     * cannot be redrawn in place), giving up the bar, the rate, the extra text, the ETA */
+    static const struct { const char *cols, *has, *lacks; } narrow[] = {
+        {"200", "steps 50.0 steps/s ETA 0:10 loss 3.2100 val 3.4000 lr 1.00e-03", NULL},
+        {"80", "meta-step  50.0% 500/1000 steps ETA 0:10 loss 3.2100 val 3.4000 lr 1.00e-03", "[#"},
+        {"60", "meta-step  50.0% 500/1000 steps ETA 0:10", "loss"},
+        {"40", "meta-step  50.0% 500/1000 steps", "ETA"},
+    };
+    for (size_t k = 0; k < sizeof narrow / sizeof *narrow; k++) {
+        setenv("COLUMNS", narrow[k].cols, 1);
+        progress_start(&p, "meta-step", "steps", 1000);
+        progress_set_extra(&p, "loss 3.2100 val 3.4000 lr 1.00e-03");
+        buf = NULL;
+        capture(&p, run_tty, &buf, &len);
+        int longest = 0, cur = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (buf[i] == '\r' || buf[i] == '\n') { cur = 0; continue; }
+            if (buf[i] == '\033') { i += 2; continue; }   /* \033[K */
+            if (++cur > longest) longest = cur;
+        }
+        TEST_CHECK(longest < atoi(narrow[k].cols) && strstr(buf, narrow[k].has) &&
+                   (!narrow[k].lacks || !strstr(buf, narrow[k].lacks)),
+                   "a %s-column terminal: longest line %d: %s", narrow[k].cols, longest, buf);
+        free(buf);
+    }
+    unsetenv("COLUMNS");
+
     progress_start(&p, "read", "MB", 0);   /* unknown total */
     p.is_tty = 0;
     buf = NULL;

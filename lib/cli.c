@@ -15,6 +15,11 @@ void cli_print_version(void) { printf("%s %s (%s)\n", dr_progname(), DR_VERSION,
 
 const char *cli_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) dr_die("option %s needs a value (see --help)", argv[*i]);
+    /* `--rater --config x.yaml`: the next option is not the value (it was taken as a file
+     * name, and the error named --config) */
+    const char *v = argv[*i + 1];
+    if (v[0] == '-' && v[1] == '-' && v[2] != 0)
+        dr_die("option %s needs a value, but the next argument is the option %s (see --help)", argv[*i], v);
     return argv[++*i];
 }
 

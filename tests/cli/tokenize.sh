@@ -323,4 +323,14 @@ expect_error "ulimit -f, --train-bpe" "fzv/encoder\.json: write failed: File too
     bash -c "ulimit -f 1; exec '$T' --train-bpe 400 -o '$TMP/fzv' '$TMP/noise.jsonl'"
 check "... no -o directory left" test ! -e "$TMP/fzv"
 
+# no inputs with stdin a terminal: refused at once (it waited for the terminal to end),
+# through script(1)'s pseudo-terminal when there is one
+if command -v script >/dev/null 2>&1; then
+    check "no inputs, stdin a terminal: refused with one line" sh -c "! timeout 20 script -qec \"'$T' -o '$TMP/tty-in'\" /dev/null > '$TMP/tty.out' &&
+        grep -q 'no inputs: give files or directories, or pipe the corpus in' '$TMP/tty.out' && [ \$(grep -c . '$TMP/tty.out') -eq 1 ]"
+fi
+# an option where its predecessor's value should be: named as such
+expect_error "--vocab-dir followed by an option" "option --vocab-dir needs a value, but the next argument is the option --field" \
+    "$T" --tokenizer bpe --vocab-dir --field text -o "$TMP/x" "$TMP/noise.jsonl"
+
 finish

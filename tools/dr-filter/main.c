@@ -53,7 +53,7 @@ static void usage(void) {
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
         "examples:\n"
-        "  dr-score --rater rater.safetensors --config configs/cpu.yaml splits/train_b > scores.tsv\n"
+        "  dr-score --rater rater.safetensors --config configs/cpu.yaml -o scores.tsv splits/train_b\n"
         "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
         "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
 }

@@ -42,7 +42,7 @@ static void usage(void) {
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
         "\n"
         "examples:\n"
-        "  dr-score --rater rater.safetensors --config configs/cpu.yaml --split train_b splits/manifest.tsv > scores.tsv\n"
+        "  dr-score --rater rater.safetensors --config configs/cpu.yaml --split train_b -o scores.tsv splits/manifest.tsv\n"
         "  dr-score --lm lm.safetensors --config configs/cpu.yaml -o ppl.tsv splits/train_b\n");
 }
 

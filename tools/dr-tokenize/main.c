@@ -152,6 +152,10 @@ int main(int argc, char **argv) {
         else inputs[n_inputs++] = (char *)a;
     }
     if (!o.out_dir) dr_die("-o DIR is required (see --help)");
+    /* stdin is the default input, but a terminal is not a corpus: waiting for one looked
+     * like a hang */
+    if (n_inputs == 0 && isatty(STDIN_FILENO))
+        dr_die("no inputs: give files or directories, or pipe the corpus in ('-' reads the terminal)");
     /* an option that would be ignored is refused: the user meant something by it */
     if (train && shard_opt)
         dr_die("%s is about token shards, which --train-bpe does not write (it writes a "

@@ -29,6 +29,12 @@ const char *cli_value_once(int argc, char **argv, int *i, const char *prev) {
     return cli_value(argc, argv, i);
 }
 
+void cli_no_stdin_on_ranks(int n_ranks, int n, char *const *paths, const char *what) {
+    for (int i = 0; i < n && n_ranks > 1; i++)
+        if (!strcmp(paths[i], "-"))
+            dr_die("%s on stdin reaches only rank 0 of %d: give it as a file", what, n_ranks);
+}
+
 double cli_double(const char *opt, const char *s, double min, double max) {
     char *end;
     errno = 0;

@@ -18,6 +18,9 @@ const char *cli_value(int argc, char **argv, int *i);
  * prev (its earlier value) is not NULL (a second --config, --scores, -o or --rater would
  * silently replace the first one). */
 const char *cli_value_once(int argc, char **argv, int *i, const char *prev);
+/* Under mpirun stdin reaches rank 0 only: an input '-' among paths[0 .. n) (what: how the
+ * message names it) is refused when n_ranks > 1. */
+void cli_no_stdin_on_ranks(int n_ranks, int n, char *const *paths, const char *what);
 /* Strict conversions; die naming the option on anything that is not a number in range. */
 double cli_double(const char *opt, const char *s, double min, double max);
 long cli_long(const char *opt, const char *s, long min, long max);

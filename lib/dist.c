@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "mpi/dist_world.h"
@@ -88,6 +89,12 @@ void dist_allreduce_sum_double(double *x, size_t n) {
 long dist_allreduce_max_long(long v) { return g_ops ? g_ops->max_long(v) : v; }
 void dist_bcast(void *buf, size_t bytes, int root) {
     if (g_ops && bytes) g_ops->bcast(buf, bytes, root);
+}
+int dist_same_on_all_ranks(const void *bytes, size_t n) {
+    if (!g_ops) return 1;
+    uint64_t h = XXH64(bytes, n, 0), root_h = h;
+    dist_bcast(&root_h, sizeof root_h, 0);
+    return dist_allreduce_max_long(root_h != h) == 0;
 }
 void dist_move(void *buf, size_t bytes, int from, int to) {
     if (g_ops && bytes && from != to && (g_rank == from || g_rank == to)) g_ops->move(buf, bytes, from, to);

@@ -59,6 +59,10 @@ long dist_allreduce_max_long(long v);
 
 /* Every rank gets root's bytes. */
 void dist_bcast(void *buf, size_t bytes, int root);
+/* 1 on every rank when every rank passed rank 0's bytes (compared by xxh64), else 0 on
+ * every rank: a run whose ranks were started with different settings is refused before
+ * its collectives disagree (a hang, a truncated message, a silently other result). */
+int dist_same_on_all_ranks(const void *bytes, size_t n);
 /* buf holds n items of elem_bytes; rank r has filled its dist_slice(n, unit, r) part;
  * afterwards every rank holds every part (bits unchanged). */
 void dist_allgather(void *buf, size_t elem_bytes, long n, long unit);

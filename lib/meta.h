@@ -139,6 +139,7 @@ typedef struct {
     const char *out_path;      /* rater; EMA next to it, state at <out>.state */
     const char *log_path;      /* metrics JSON lines, or NULL */
     int resume;
+    int restart;               /* start afresh over <out>.state of an unfinished run */
     long stop_at;              /* > 0: save the state and stop after this meta-step */
     const char *device;        /* NULL = cfg.device */
     ShardList train, val;      /* Train_A and Val shards (meta_resolve_inputs) */

@@ -532,6 +532,25 @@ static const char *const resume_may_change[] = {
     "meta.save_every", "meta.save_minutes", "train.", "deploy.", NULL,
 };
 
+/* A run started without --resume over the state of an unfinished run would replace it
+ * without a word (the interrupt message says --resume; an Up-arrow and Enter repeat the
+ * command without it): refused unless --restart. A state that cannot be read, or of a
+ * finished run, is replaced as before. */
+static int check_no_unfinished_run(const char *path) {
+    if (access(path, F_OK) != 0) return 0;
+    SafeTensors *st = st_open(path);
+    const char *cj = st ? st_metadata(st, "config") : NULL;
+    long done = 0;
+    Config saved;
+    int rc = 0;
+    if (cj && parse_longs(st_metadata(st, "meta_step"), &done, 1) == 0 &&
+        config_load_json(&saved, cj, strlen(cj), path) == 0 && done < saved.meta.rounds)
+        rc = dr_seterr("%s holds an unfinished run (meta-step %ld of %d): --resume continues it, "
+                       "--restart starts over and replaces it", path, done, saved.meta.rounds);
+    st_close(st);
+    return rc;
+}
+
 /* Every rank calls it: rank 0 opens and checks the file (-o need only be on its disk),
  * sends each member's tensors to the member's owner and the rest to every rank. */
 static int state_load(Run *r, const char *path, double *seconds) {
@@ -907,6 +926,7 @@ int meta_run(MetaOptions *o) {
         int bad = dr_check_output_dir(ema) != 0 || dr_check_output_dir(state_path) != 0;
         free(ema);
         if (bad) goto done;
+        if (!o->resume && !o->restart && check_no_unfinished_run(state_path) != 0) goto done;
     }
 
     r->be = backend_select_from(o->device, cfg->device);
@@ -917,10 +937,39 @@ int meta_run(MetaOptions *o) {
         if (most != least) {
             dr_seterr("the %d ranks run between %ld and %ld threads: set experiment.threads (or "
                       "OMP_NUM_THREADS) so that every rank runs the same number", dist_size(), least, most);
+            if (dist_rank() != 0) dist_await_root_exit();   /* every rank's failure: rank 0 says it */
+            goto done;
+        }
+        /* the same run on every rank: the config as loaded (--set included), the options
+         * that change what is computed, the inputs (-o and --log are rank 0's alone) */
+        char *cj = config_to_json(cfg), *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        CHECK(f != NULL, "open_memstream failed");
+        fprintf(f, "resume %d stop_at %ld", o->resume, o->stop_at);
+        fclose(f);
+        int same_config = dist_same_on_all_ranks(cj, strlen(cj)), same_options = dist_same_on_all_ranks(buf, len);
+        free(cj);
+        free(buf);
+        if (!same_config || !same_options) {
+            dr_seterr("the %d ranks were started with different %s: every rank must run the same "
+                      "command", dist_size(), !same_config ? "configs (--config, --set)"
+                      : "options (--resume, --stop-at)");
+            if (dist_rank() != 0) dist_await_root_exit();
             goto done;
         }
     }
     if (open_data(cfg, &o->train, &o->val, &r->train, &r->val)) goto done;
+    if (dist_size() > 1) {   /* the same data on every rank, as far as the shard indexes tell */
+        uint64_t v[3] = {data_num_examples(r->train), data_num_examples(r->val), data_fingerprint(r->train)};
+        if (!dist_same_on_all_ranks(v, sizeof v)) {
+            dr_seterr("the %d ranks read different data (Train_A %llu, Val %llu examples on this "
+                      "rank): every rank must read the same shards", dist_size(),
+                      (unsigned long long)v[0], (unsigned long long)v[1]);
+            if (dist_rank() != 0) dist_await_root_exit();
+            goto done;
+        }
+    }
     int vocab = 0;
     if (model_vocab(cfg, r->train, r->val, &vocab)) goto done;
     if (meta_spec_from_config(&r->spec, cfg, vocab)) goto done;
@@ -1054,6 +1103,7 @@ int meta_run(MetaOptions *o) {
                           o->out_path, resume);
             else if (dist_rank() != 0)
                 dr_seterr("meta-step %ld: %s; saving the last good rater failed on rank 0", step_no, what);
+            failed_together = 1;   /* every rank met it: rank 0 reports, the others wait for it */
             goto done;
         }
         if (r->has_grad) outer_update(r);

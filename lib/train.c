@@ -504,7 +504,7 @@ static int share_state(Trainer *t) {
 
 /* Ranks must agree on the thread count: the update after the all-reduce (clip norm,
  * optimizer) runs on every rank and must give every rank the same bits. */
-static int check_ranks_agree(void) {
+static int check_ranks_agree(const TrainOptions *o) {
     if (dist_size() == 1) return 0;
     long th = omp_get_max_threads();
     long most = dist_allreduce_max_long(th), least = -dist_allreduce_max_long(-th);
@@ -512,7 +512,41 @@ static int check_ranks_agree(void) {
         return dr_seterr("the %d ranks run between %ld and %ld threads: set experiment.threads "
                          "(or OMP_NUM_THREADS) so that every rank runs the same number",
                          dist_size(), least, most);
+    /* the same run on every rank: the config as loaded (--set included), the options that
+     * change what is computed, the inputs (-o, --log and --init are rank 0's alone) */
+    char *cj = config_to_json(&o->cfg);
+    int same = dist_same_on_all_ranks(cj, strlen(cj));
+    free(cj);
+    if (!same)
+        return dr_seterr("the %d ranks were started with different configs (--config, --set): "
+                         "every rank must run the same command", dist_size());
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL, "open_memstream failed");
+    fprintf(f, "resume %d steps %ld tokens %ld stop_at %ld keep %a weights %s rater %s", o->resume,
+            o->steps, o->tokens, o->stop_at, o->online_keep, o->weights_path ? o->weights_path : "-",
+            o->rater_path ? o->rater_path : "-");
+    fclose(f);
+    same = dist_same_on_all_ranks(buf, len);
+    free(buf);
+    if (!same)
+        return dr_seterr("the %d ranks were started with different options (--steps, --tokens, "
+                         "--stop-at, --resume, --weights, --rater, --online-keep): every rank "
+                         "must run the same command", dist_size());
     return 0;
+}
+
+/* The same data on every rank, as far as the shard indexes tell: the examples of Train and
+ * Val and the tokenizer (a node's copy may sit at another path; its contents are read
+ * later, and a damaged block there is an agreed read error). */
+static int check_ranks_same_data(const Trainer *t) {
+    if (dist_size() == 1) return 0;
+    uint64_t v[3] = {data_num_examples(t->train), data_num_examples(t->val), data_fingerprint(t->train)};
+    if (dist_same_on_all_ranks(v, sizeof v)) return 0;
+    return dr_seterr("the %d ranks read different data (Train %llu, Val %llu examples on this "
+                     "rank): every rank must read the same shards", dist_size(),
+                     (unsigned long long)v[0], (unsigned long long)v[1]);
 }
 
 /* ================================================================================
@@ -962,6 +996,30 @@ static int check_resume_config(const Trainer *t, const char *out) {
     return rc;
 }
 
+/* A run started without --resume over <out>.state of an unfinished run would replace it
+ * without a word (the interrupt message says --resume; an Up-arrow and Enter repeat the
+ * command without it): refused unless --restart. A state that cannot be read, or of a
+ * finished run, is replaced as before. */
+static int check_no_unfinished_run(const char *out) {
+    char *sp = state_path_of(out);
+    int rc = 0;
+    if (access(sp, F_OK) == 0) {
+        SafeTensors *st = st_open(sp);
+        const char *meta = st ? st_metadata(st, "datarater") : NULL;
+        JsonDoc *doc = meta ? json_parse(meta, strlen(meta), 0) : NULL;
+        const JsonValue *root = doc ? json_root(doc) : NULL;
+        Counters c;
+        long total = 0;
+        if (root && root->type == JSON_OBJECT && state_counters(root, sp, &c, &total) == 0 && c.step < total)
+            rc = dr_seterr("%s holds an unfinished run (step %ld of %ld): --resume continues it, "
+                           "--restart starts over and replaces it", sp, c.step, total);
+        json_free(doc);
+        st_close(st);
+    }
+    free(sp);
+    return rc;
+}
+
 /* The model <out> and the state sp, checked against each other and the run. */
 static int load_checkpoint_from(Trainer *t, const char *sp) {
     const Backend *be = t->be;
@@ -1222,13 +1280,21 @@ int train_run(TrainOptions *o) {
         free(sp);
         free(prev);
         if (bad) return -1;
+        if (!o->resume && !o->restart && check_no_unfinished_run(o->out_path) != 0) return -1;
     }
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    if (check_ranks_agree() != 0) return -1;
+    if (check_ranks_agree(o) != 0) {   /* every rank's failure: rank 0 says it once */
+        if (dist_rank() != 0) dist_await_root_exit();
+        return -1;
+    }
     t.be = backend_select_from(o->device, cfg->device);
     if (!t.be || backend_set_precision(t.be, cfg->precision) != 0) return -1;
     if (curation_begin(&t, &phi_host) != 0) goto done;
     if (open_data(&t, 1) != 0) goto done;
+    if (check_ranks_same_data(&t) != 0) {
+        if (dist_rank() != 0) dist_await_root_exit();
+        goto done;
+    }
     t.lmc = lm_config_from_shape(&cfg->lm.shape,
                                  cfg->lm.vocab_size > 0 ? cfg->lm.vocab_size : (int)data_vocab_size(t.train));
     if (lm_config_check(&t.lmc) != 0) { seterr_prefixed("lm", NULL); goto done; }

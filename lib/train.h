@@ -59,6 +59,7 @@ typedef struct {
     const char *log_path;       /* metrics JSON lines; NULL = none */
     const char *out_path;       /* LM checkpoint; the state goes to <out_path>.state */
     int resume;                 /* continue from <out_path> + <out_path>.state */
+    int restart;                /* start afresh over <out_path>.state of an unfinished run */
     const char *init_path;      /* --init: start from this LM's weights (an LM checkpoint
                                  * of the config's shape, ours or Hugging Face's), with a
                                  * fresh optimizer, schedule and data stream */

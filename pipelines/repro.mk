@@ -93,7 +93,9 @@ TRAIN_SET   ?=
 # averages two subsets, not one): the report then states the seed-to-seed differences,
 # compares the two-seed means as well, and says whether each difference is larger than
 # the seed spread.
-HAS_ONLINE  := $(shell $(BIN)/dr-train --help 2>/dev/null | grep -q -- --online-keep && echo 1)
+# (grep -c reads all of the help: grep -q left dr-train writing into a closed pipe, and
+# under pipefail a help text past 4 KiB then read as 'no --online-keep')
+HAS_ONLINE  := $(if $(filter-out 0,$(shell $(BIN)/dr-train --help 2>/dev/null | grep -c -- --online-keep)),1)
 NOISE       ?= 0
 RUNS        ?= baseline datarater random ppl $(if $(HAS_ONLINE),online) $(if $(filter 1,$(NOISE)),baseline-seed2 datarater-seed2 random-seed2)
 # the seed the runs use (SET may override the config's), and the second seed: that + 1
@@ -262,6 +264,8 @@ FORCE:
 # (attempt). One older than any prerequisite, or of other settings, is another
 # experiment's — typically the finished run whose inputs or settings just changed (new
 # filter, manifest, rater, TRAIN_SET): resuming it would keep the old model.
+# (a fresh attempt passes --restart: the tools refuse to replace an unfinished run's state
+# without it)
 resume       = $(shell [ "$$(cat $(1).params 2>/dev/null)" = '$(call sq,$(strip $(3)))' ] || exit 0; \
     for s in $(1).state $(1).state.prev; do [ -f $$s ] || continue; ok=y; \
     for p in $(filter-out FORCE,$(2)); do [ $$s -nt $$p ] || { ok=; break; }; done; [ -n "$$ok" ] && echo --resume && break; done)
@@ -326,7 +330,7 @@ $(RATER_DONE): $(MANIFEST) $(CONFIG) $(META_DIR)/params
 	$(call say,meta-training the rater: dr-meta $(notdir $(CONFIG)) $(META_SET) -> $(@D)/)
 	$(if $(call resume,$(@D)/rater.safetensors,$^,$(P_META)),,@rm -f $(@D)/metrics.jsonl; $(call attempt,$(@D)/rater.safetensors,$(P_META)))
 	$(BIN)/dr-meta $(CFGARGS) $(call sets,$(META_SET)) $(DEV) --log $(@D)/metrics.jsonl \
-	    -o $(@D)/rater.safetensors $(call resume,$(@D)/rater.safetensors,$^,$(P_META)) $(MANIFEST)
+	    -o $(@D)/rater.safetensors $(or $(call resume,$(@D)/rater.safetensors,$^,$(P_META)),--restart) $(MANIFEST)
 	@test -s $(RATER) || { echo "repro.mk: dr-meta did not write $(RATER)" >&2; exit 1; }
 	@touch $@
 	$(if $(filter $(OUT)/meta,$(META_DIR)),@$(call stamp_record,$(@D)/params,$(P_META)))
@@ -401,7 +405,7 @@ $(OUT)/train/%.done: $$(TRAIN_DEP_$$*) $(CONFIG) $(OUT)/train/params
 	$(call say,train '$*' -> $(@:.done=.safetensors))
 	$(if $(call resume,$(@:.done=.safetensors),$^,$(call train_params,$*)),,@rm -f $(@:.done=.jsonl); $(call attempt,$(@:.done=.safetensors),$(call train_params,$*)))
 	$(BIN)/dr-train $(CFGARGS) $(call sets,$(TRAIN_SET)) $(DEV) $(BUDGET) --log $(@:.done=.jsonl) \
-	    -o $(@:.done=.safetensors) $(call resume,$(@:.done=.safetensors),$^,$(call train_params,$*)) $(TRAIN_IN_$*)
+	    -o $(@:.done=.safetensors) $(or $(call resume,$(@:.done=.safetensors),$^,$(call train_params,$*)),--restart) $(TRAIN_IN_$*)
 	@$(ATOMIC) $@ sh -c "grep '\"l_val\"' $(@:.done=.jsonl) | tail -n 1"
 	@$(call stamp_record,$(OUT)/train/params,$(P_TRAIN))
 	$(if $(filter online,$*),@$(call stamp_record,$(OUT)/train/online.params,$(P_ONLINE)))

@@ -74,6 +74,17 @@ md5sum "$tmp"/b.safetensors* "$tmp/b.ema.safetensors" "$tmp/b.jsonl" > "$tmp/b.m
 grep -q "meta-step: done, 5 steps (nothing left to run)" "$tmp/again.err" ||
     fail "--resume of a finished run: $(cat "$tmp/again.err")"
 md5sum -c --quiet "$tmp/b.md5" || fail "--resume of a finished run changed its files"
+# a fresh run over an unfinished run's state: refused (it replaced it without a word);
+# --restart starts over
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/u.safetensors" --stop-at 2 "$tmp/manifest.tsv" 2>/dev/null || fail "--stop-at 2 (u)"
+md5sum "$tmp"/u.* > "$tmp/u.md5"
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/u.safetensors" "$tmp/manifest.tsv" 2>"$tmp/u.err" &&
+    fail "a fresh run over an unfinished run's state was accepted"
+grep -q "u.safetensors.state holds an unfinished run (meta-step 2 of 5): --resume continues it, --restart starts over" "$tmp/u.err" ||
+    fail "a fresh run over an unfinished run's state: $(cat "$tmp/u.err")"
+md5sum -c --quiet "$tmp/u.md5" || fail "the refused run changed the files"
+"$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/u.safetensors" --restart "$tmp/manifest.tsv" 2>/dev/null &&
+    cmp -s "$tmp/a.safetensors" "$tmp/u.safetensors" || fail "--restart: not the uninterrupted run's rater"
 # --stop-at at or before a resumed state's meta-step stops at once: nothing runs, nothing is
 # logged, the rater stays that of the state (it used to run one more meta-step first)
 "$BIN/dr-meta" "${CFG[@]}" "${R[@]}" -o "$tmp/s.safetensors" --log "$tmp/s.jsonl" --stop-at 2 \

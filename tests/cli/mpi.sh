@@ -242,4 +242,30 @@ grep -Eq '^dr-meta: rank 1: .*train_a-[0-9]+\.drs: block 0: .*corrupted.*; the s
 same_meta mdf mdh "dr-meta on 2 ranks, rank 1's read error, then --resume"
 echo "dr-meta: $(grep -o 'rank 1: .*drs: block 0' "$tmp/mdh.err") at meta-step $(($(grep -o 'after meta-step [0-9]*' "$tmp/mdh.err" | grep -o '[0-9]*$') + 1)): rank 0 reported it with the saved state; --resume = uninterrupted, bit for bit"
 unset DR_RESIDENT_TOKENS
+
+# ==== ranks started with different commands: refused, once, by rank 0 ====================
+# (an MPMD launch or a config that differs on one node ran on to another result, hung in a
+# collective, or crashed in MPI)
+mpmd() {  # name tool pattern "rank-0 args" "rank-1 args": refused with pattern, no hang
+    local name=$1 tool=$2 pat=$3 a0 a1 rc=0
+    read -ra a0 <<<"$4"; read -ra a1 <<<"$5"
+    timeout 120 mpirun --oversubscribe -np 1 "$BIN/$tool" "${a0[@]}" : -np 1 "$BIN/$tool" "${a1[@]}" 2>"$tmp/mpmd.err" || rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || { cat "$tmp/mpmd.err"; fail "$name: exit status $rc"; }
+    [ "$(grep -c "^$tool: .*$pat" "$tmp/mpmd.err")" -eq 1 ] || { cat "$tmp/mpmd.err"; fail "$name: not one line /$pat/"; }
+}
+T1="--config configs/tiny.yaml --set experiment.threads=1 --steps 6 -o $tmp/mp.safetensors $M"
+mpmd "dr-train, lm.lr on rank 1 only" dr-train "the 2 ranks were started with different configs" "$T1" "$T1 --set lm.lr=1e-2"
+mpmd "dr-train, --steps on rank 1 only" dr-train "the 2 ranks were started with different options" "$T1" "$T1 --steps 8"
+M1="--config configs/tiny.yaml --set experiment.threads=1 --set meta.rounds=2 -o $tmp/mp.safetensors $M"
+mpmd "dr-meta, meta.rounds on rank 1 only" dr-meta "the 2 ranks were started with different configs" "$M1" "$M1 --set meta.rounds=3"
+head -n 100 "$tmp/corpus.jsonl" > "$tmp/corpus100.jsonl"
+"$BIN/dr-tokenize" --tokenizer byte -o "$tmp/shards100" "$tmp/corpus100.jsonl" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.15 --seed 1 -o "$tmp/splits100" "$tmp/shards100" > "$tmp/manifest100.tsv" 2>/dev/null
+mpmd "dr-meta, other data on rank 1" dr-meta "the 2 ranks read different data (Train_A" "$M1" "${M1% *} $tmp/manifest100.tsv"
+mpmd "dr-train, other data on rank 1" dr-train "the 2 ranks read different data (Train" "$T1" "${T1% *} $tmp/manifest100.tsv"
+rc=0; "${MPI2[@]}" "$BIN/dr-train" --config configs/tiny.yaml --train - --val "$tmp/splits/val" -o "$tmp/mp.safetensors" \
+    < "$M" 2>"$tmp/mpmd.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "^dr-train: --train on stdin reaches only rank 0 of 2: give it as a file" "$tmp/mpmd.err" ||
+    { cat "$tmp/mpmd.err"; fail "dr-train --train - under mpirun: status $rc"; }
+echo "ranks started with different configs or options: refused by rank 0, once; --train - refused"
 echo "mpi: ok"

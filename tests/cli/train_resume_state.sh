@@ -177,6 +177,22 @@ for kv in lm.weight_decay=0.5 data.batch_size=8 data.shuffle=false lm.schedule=c
     resume_case "resumed with $kv" "$C ${kv%%=*} = [^ ]*, the config has ${kv#*=}: a resumed run continues the same run" \
         "$LM" "$ST" --set "$kv"
 done
+# a fresh run over an unfinished run's state (the Up-arrow after the interrupt message,
+# without --resume): refused, the files as they were; --restart replaces it
+cp "$LM" "$TMP/unf.safetensors"; cp "$ST" "$TMP/unf.safetensors.state"
+checks=$((checks + 2))
+if "$BIN/dr-train" "${RUN[@]}" -o "$TMP/unf.safetensors" "$M" 2>"$TMP/unf.err"; then
+    fail "a fresh run over an unfinished run's state: exit status 0"
+else
+    grep -q "unf.safetensors.state holds an unfinished run (step 3 of 6): --resume continues it, --restart starts over and replaces it" "$TMP/unf.err" \
+        || fail "a fresh run over an unfinished run's state: $(cat "$TMP/unf.err")"
+fi
+cmp -s "$ST" "$TMP/unf.safetensors.state" && cmp -s "$LM" "$TMP/unf.safetensors" || fail "the refused run changed the files"
+checks=$((checks + 1))
+"$BIN/dr-train" "${RUN[@]}" --restart -o "$TMP/unf.safetensors" "$M" 2>/dev/null && cmp -s "$TMP/full.safetensors" "$TMP/unf.safetensors" \
+    || fail "--restart over an unfinished run's state: not the uninterrupted run's model"
+checks=$((checks + 1))
+"$BIN/dr-train" "${RUN[@]}" -o "$TMP/unf.safetensors" "$M" 2>/dev/null || fail "a fresh run over a finished run's state was refused"
 # the first save killed between its two renames: the state without its model
 cp "$ST" "$TMP/first.safetensors.state"
 checks=$((checks + 1))

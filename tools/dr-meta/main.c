@@ -51,6 +51,8 @@ static void usage(void) {
         "  --resume            continue from FILE.state (same data; same config but for\n"
         "                      meta.rounds, lm.lr, lm.clip, the log and save intervals,\n"
         "                      threads, device and memory options: docs/meta.md section 4)\n"
+        "  --restart           start afresh over FILE.state of an unfinished run (without it\n"
+        "                      or --resume, such a state is refused, not replaced)\n"
         "  --stop-at N         save the state and stop after meta-step N (as Ctrl-C would)\n"
         "  --device D          cpu | auto | cuda (default experiment.device)\n"
         "  --train PATH        Train_A shards/directory/manifest (its train_a lines; repeatable)\n"
@@ -97,6 +99,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-o")) out = cli_value_once(argc, argv, &i, out);
         else if (!strcmp(a, "--log") && !grad) o.log_path = cli_value_once(argc, argv, &i, o.log_path);
         else if (!strcmp(a, "--resume") && !grad) o.resume = 1;
+        else if (!strcmp(a, "--restart") && !grad) o.restart = 1;
         else if (!strcmp(a, "--stop-at") && !grad)
             o.stop_at = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
@@ -120,9 +123,10 @@ int main(int argc, char **argv) {
         inputs[n_inputs++] = "-";   /* `dr-split … | dr-meta …`: the manifest on stdin */
     }
     if (grad && (!lm_init || !rater_init)) dr_die("grad needs --lm-init and --rater-init (see --help)");
-    for (int i = 0; i < n_inputs && dist_size() > 1; i++)
-        if (!strcmp(inputs[i], "-"))
-            dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
+    if (o.resume && o.restart) dr_die("--resume and --restart do not go together: continue the run, or start it over");
+    cli_no_stdin_on_ranks(dist_size(), n_inputs, inputs, "a manifest");
+    cli_no_stdin_on_ranks(dist_size(), n_train, train_in, "--train");
+    cli_no_stdin_on_ranks(dist_size(), n_val, val_in, "--val");
 
     if (config_load(&o.cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
     if (meta_resolve_inputs(&o, n_inputs, inputs, n_train, train_in, n_val, val_in) != 0)

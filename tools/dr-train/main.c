@@ -35,6 +35,8 @@ static void usage(void) {
         "                      flops_rater; w_mean with --weights, z_kept, z_all with --rater)\n"
         "  -o FILE             LM checkpoint (default lm.safetensors)\n"
         "  --resume            continue from -o FILE and FILE.state\n"
+        "  --restart           start afresh over FILE.state of an unfinished run (without it\n"
+        "                      or --resume, such a state is refused, not replaced)\n"
         "  --init CKPT         start from CKPT's weights (an LM of the config's shape: ours, or\n"
         "                      Hugging Face GPT-2 with its config.json beside it), with a fresh\n"
         "                      optimizer, schedule and data order\n"
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--log")) o.log_path = cli_value_once(argc, argv, &i, o.log_path);
         else if (!strcmp(a, "-o")) out = cli_value_once(argc, argv, &i, out);
         else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--restart")) o.restart = 1;
         else if (!strcmp(a, "--init")) o.init_path = cli_value_once(argc, argv, &i, o.init_path);
         else if (!strcmp(a, "--eval-only")) eval_ckpt = cli_value_once(argc, argv, &i, eval_ckpt);
         else if (!strcmp(a, "--device")) o.device = cli_value(argc, argv, &i);
@@ -124,10 +127,12 @@ int main(int argc, char **argv) {
         dr_die("--steps %s and --tokens %s: give one (--steps overrides the config's train.steps "
                "and train.tokens, so does --tokens)", steps, tokens);
     if (n_inputs + n_train + n_val == 0) dr_die("no inputs: give a manifest, or --train and --val (see --help)");
-    for (int i = 0; i < n_inputs && dist_size() > 1; i++)
-        if (!strcmp(inputs[i], "-"))
-            dr_die("a manifest on stdin reaches only rank 0 of %d: give it as a file", dist_size());
+    cli_no_stdin_on_ranks(dist_size(), n_inputs, inputs, "a manifest");
+    cli_no_stdin_on_ranks(dist_size(), n_train, train_in, "--train");
+    cli_no_stdin_on_ranks(dist_size(), n_val, val_in, "--val");
+    if (o.weights_path) cli_no_stdin_on_ranks(dist_size(), 1, (char *const *)&o.weights_path, "--weights");
     if (eval_ckpt && o.resume) dr_die("--eval-only and --resume do not go together");
+    if (o.resume && o.restart) dr_die("--resume and --restart do not go together: continue the run, or start it over");
     if (eval_ckpt && o.log_path)
         dr_die("--eval-only prints its one JSON line on stdout and writes no --log: redirect stdout");
     if (o.init_path && o.resume)

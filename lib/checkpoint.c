@@ -156,6 +156,25 @@ TokenizerTag data_tokenizer_tag(const DataLoader *d) {
     return (TokenizerTag){ data_fingerprint(d), data_tokenizer_spec(d) };
 }
 
+int checkpoint_run_config(const char *path, Config *out) {
+    SafeTensors *st = st_open(path);
+    const char *meta = st ? st_metadata(st, "datarater") : NULL;
+    int found = 0;
+    if (meta) {
+        const char *cj = meta;
+        size_t len = strlen(meta);
+        const char *inner = strstr(meta, "\"config\":");   /* an LM's {"step", "tokens", "config"} */
+        if (inner && strncmp(meta, "{\"step\"", 7) == 0) {
+            cj = inner + strlen("\"config\":");
+            len = strlen(cj);
+            if (len > 0 && cj[len - 1] == '}') len--;   /* the enclosing object's brace */
+        }
+        found = config_load_json(out, cj, len, path) == 0;
+    }
+    if (st) st_close(st);
+    return found;
+}
+
 int checkpoint_check_tokenizer(const char *path, const char *option, const TokenizerTag *data,
                                const char *shard_path) {
     char who[1100];

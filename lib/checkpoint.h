@@ -23,6 +23,7 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "lm.h"
 #include "optim.h"
 #include "rater.h"
@@ -45,6 +46,11 @@ int lm_load(const char *path, LMConfig *cfg_out, real **params_out);
 int rater_save(const char *path, const RaterConfig *cfg, const real *phi,
                const char *metadata_json, const TokenizerTag *tok);
 int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out);
+
+/* The run config a checkpoint of ours records in its "datarater" metadata (a rater's:
+ * the config itself; an LM's: {"step", "tokens", "config"}): 1 with *out filled, 0 when
+ * it records none (a Hugging Face file) or it cannot be read. */
+int checkpoint_run_config(const char *path, Config *out);
 
 /* The tag of a loader's shards (its first shard's spec; all its shards share the
  * fingerprint). */

@@ -805,6 +805,18 @@ int config_load(Config *cfg, const char *path, int n_sets, char **sets) {
     return rc;
 }
 
+int config_apply_sets(Config *cfg, int n_sets, char **sets) {
+    LoadCtx *ctx = xcalloc(1, sizeof *ctx);
+    Config c = *cfg;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n_sets; i++)
+        if (apply_set(&c, sets[i], ctx)) rc = -1;
+    if (rc == 0) rc = derive_and_validate(&c, ctx);
+    free(ctx);
+    if (rc == 0) *cfg = c;
+    return rc;
+}
+
 /* ---- JSON in (checkpoint metadata) --------------------------------------------------- */
 
 int config_load_json(Config *cfg, const char *json, size_t len, const char *origin) {

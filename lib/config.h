@@ -124,6 +124,8 @@ void config_defaults(Config *cfg);
 /* Loads a YAML file over the defaults (path may be NULL), then applies the
  * "section.key=value" overrides in order, then validates. -1 + dr_seterr. */
 int config_load(Config *cfg, const char *path, int n_sets, char **sets);
+/* --set k=v overrides on a config already loaded (validated again); -1 + dr_seterr. */
+int config_apply_sets(Config *cfg, int n_sets, char **sets);
 /* Writes the whole config as YAML (for logs, checkpoint metadata and --print-config). */
 void config_write_yaml(const Config *cfg, FILE *f);
 /* The config as one JSON object string (malloc'd), for safetensors __metadata__:

@@ -48,6 +48,11 @@ OMP_NUM_THREADS=2 "$BIN/dr-score" --rater "$R" $ANY --split train_b "$M" > "$TMP
 check "scores: the same bytes for OMP_NUM_THREADS=1 and 2" cmp -s "$TMP/s1.tsv" "$TMP/s2.tsv"
 OMP_NUM_THREADS=2 "$BIN/dr-score" --rater "$R" $ANY --split train_b "$M" > "$TMP/s2b.tsv" 2>/dev/null
 check "scores: the same bytes on a second run" cmp -s "$TMP/s2.tsv" "$TMP/s2b.tsv"
+# no --config: the rater's own training windows (its recorded data section), not the
+# defaults' 1024 tokens (scores no later step could use, with a warning)
+"$BIN/dr-score" --rater "$R" --split train_b "$M" > "$TMP/snc.tsv" 2> "$TMP/snc.err"
+check "dr-score without --config: the scores of its training config" cmp -s "$TMP/s1.tsv" "$TMP/snc.tsv"
+check "... and the summary says so" grep -q "no --config: windows of the model's own training data.seq_len" "$TMP/snc.err"
 "$BIN/dr-score" --rater "$R" $TOY --split train_b - < "$M" > "$TMP/s3.tsv" 2>/dev/null
 check "scores: a manifest on stdin gives the same bytes" cmp -s "$TMP/s1.tsv" "$TMP/s3.tsv"
 "$BIN/dr-score" --rater "$R" $TOY -o "$TMP/s4.tsv" "$TMP/splits/train_b" > "$TMP/s4.out" 2>/dev/null

@@ -26,7 +26,8 @@ static void usage(void) {
         "from the first positions of the window the rater has (its data.seq_len_rater);\n"
         "with --lm it is the example's mean token loss in nats (the perplexity-filter\n"
         "baseline). Use the config the model was trained with: data.seq_len defines the\n"
-        "examples. Batches run on experiment.threads threads (0: all cores), one batch per\n"
+        "examples (without --config, the data settings the model records are used).\n"
+        "Batches run on experiment.threads threads (0: all cores), one batch per\n"
         "thread: the same bytes for any thread count (for a given --batch). Progress, and\n"
         "at the end the examples/s and FLOPs spent, on stderr.\n"
         "\n"
@@ -92,8 +93,19 @@ int main(int argc, char **argv) {
     if (n_inputs == 0) dr_die("no input shards (see --help)");
 
     if (out_path && dr_check_output_dir(out_path) != 0) dr_die("%s", dr_lasterr());
-    Config cfg;
-    if (config_load(&cfg, config_path, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
+    Config cfg, trained;
+    const char *model_path = rater_path ? rater_path : lm_path;
+    int data_as_trained = !config_path && checkpoint_run_config(model_path, &trained);
+    if (data_as_trained) {
+        /* no --config: the windows the model was trained on (its recorded data section);
+         * scoring 1024-token windows with a rater trained on 32 gave scores no later step
+         * could use */
+        config_defaults(&cfg);
+        cfg.data = trained.data;
+        if (config_apply_sets(&cfg, n_sets, sets) != 0) dr_die("%s", dr_lasterr());
+    } else if (config_load(&cfg, config_path, n_sets, sets) != 0) {
+        dr_die("%s", dr_lasterr());
+    }
     const Backend *be = backend_select_from(device, cfg.device);
     if (!be || backend_set_precision(be, cfg.precision) != 0) dr_die("%s", dr_lasterr());
     if (batch == 0) batch = cfg.data.batch_size;
@@ -101,7 +113,6 @@ int main(int argc, char **argv) {
 
     LMConfig mc;
     real *params = NULL;
-    const char *model_path = rater_path ? rater_path : lm_path;
     if (rater_path ? rater_load(rater_path, &mc, &params) : lm_load(lm_path, &mc, &params))
         dr_die("%s", dr_lasterr());
 
@@ -148,10 +159,11 @@ int main(int argc, char **argv) {
         dr_die("(stdout): writing the scores failed: %s", strerror(errno));
     }
     fprintf(stderr, "%s: %llu examples in %.2f s (%.0f examples/s, %d thread%s), %.3g FLOPs "
-            "(%s forward, %llu positions)\n", dr_progname(), (unsigned long long)st.examples,
+            "(%s forward, %llu positions)%s\n", dr_progname(), (unsigned long long)st.examples,
             st.seconds, st.seconds > 0 ? (double)st.examples / st.seconds : 0.0, st.threads,
             st.threads == 1 ? "" : "s", st.flops, rater_path ? "rater" : "LM",
-            (unsigned long long)st.positions);
+            (unsigned long long)st.positions,
+            data_as_trained ? "; no --config: windows of the model's own training data.seq_len" : "");
 
     data_close(d);
     shardlist_free(&shards);

@@ -791,10 +791,10 @@ static int apply_set(Config *cfg, const char *arg, LoadCtx *ctx) {
     return 0;
 }
 
-int config_load(Config *cfg, const char *path, int n_sets, char **sets) {
+/* c (defaults, or a file's or a checkpoint's config) with the --set overrides, validated
+ * into *cfg; path: a YAML file read first (its keys' lines in ctx), or NULL */
+static int load_over(Config *cfg, Config c, const char *path, int n_sets, char **sets) {
     LoadCtx *ctx = xcalloc(1, sizeof *ctx);
-    Config c;
-    raw_defaults(&c);
     int rc = 0;
     if (path && load_yaml(&c, path, ctx)) rc = -1;
     for (int i = 0; rc == 0 && i < n_sets; i++)
@@ -805,17 +805,13 @@ int config_load(Config *cfg, const char *path, int n_sets, char **sets) {
     return rc;
 }
 
-int config_apply_sets(Config *cfg, int n_sets, char **sets) {
-    LoadCtx *ctx = xcalloc(1, sizeof *ctx);
-    Config c = *cfg;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < n_sets; i++)
-        if (apply_set(&c, sets[i], ctx)) rc = -1;
-    if (rc == 0) rc = derive_and_validate(&c, ctx);
-    free(ctx);
-    if (rc == 0) *cfg = c;
-    return rc;
+int config_load(Config *cfg, const char *path, int n_sets, char **sets) {
+    Config c;
+    raw_defaults(&c);
+    return load_over(cfg, c, path, n_sets, sets);
 }
+
+int config_apply_sets(Config *cfg, int n_sets, char **sets) { return load_over(cfg, *cfg, NULL, n_sets, sets); }
 
 /* ---- JSON in (checkpoint metadata) --------------------------------------------------- */
 

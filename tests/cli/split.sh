@@ -115,6 +115,12 @@ printf 'books\nnosuch\n' > "$TMP/vsn.txt"
 expect_error "--val-sources-file naming no input's source" 'no input document has the source "nosuch"' \
     "$BIN/dr-split" --val-sources-file "$TMP/vsn.txt" -o "$TMP/ox" "$TMP/a.drs"
 
+# a split asked for that got no document is said at once (a text file is one document)
+printf 'line one\nline two\nline three\n' > "$TMP/lines.txt"
+"$BIN/dr-tokenize" --tokenizer byte -o "$TMP/lt" "$TMP/lines.txt" >/dev/null 2>&1
+"$BIN/dr-split" --val 0.1 -o "$TMP/olt" "$TMP/lt" >/dev/null 2>"$TMP/olt.err"
+check "an empty val: a warning naming it and --lines" grep -q "^dr-split: warning: val got no documents (fraction 0.1 of 1 documents): too few documents .*--lines" "$TMP/olt.err"
+
 # --dedup drops copies but moves no document into val: an id with a copy of another
 # source stays out of val (m holds a's first 20000 documents, all of source mail)
 $MKSHARD --random 20000 --seed 1 --max-len 60 --sources mail "$TMP/m.drs"

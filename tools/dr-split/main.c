@@ -79,6 +79,20 @@ static void print_summary(const SplitStats *st, double seconds) {
     fprintf(stderr, "  %.2f s, %.1f M tokens/s\n", seconds, seconds > 0 ? (double)st->in_tokens / seconds / 1e6 : 0.0);
 }
 
+/* A split asked for (a fraction > 0) that got no document: dr-meta and dr-train then find
+ * no Val or Train_B, far from here; said now, with the likely cause. */
+static void warn_empty_splits(const SplitStats *st, const SplitOptions *o) {
+    const double frac[SPLIT_COUNT] = {[SPLIT_TRAIN_A] = 1 - o->val - o->train_b, [SPLIT_VAL] = o->val,
+                                      [SPLIT_TRAIN_B] = o->train_b};
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        if (frac[s] > 0 && st->docs[s] == 0)
+            fprintf(stderr, "%s: warning: %s got no documents (fraction %g of %llu%s): %s\n", dr_progname(),
+                    split_name(s), frac[s], (unsigned long long)(st->in_docs - st->dup_docs),
+                    s == SPLIT_VAL && o->n_val_sources ? " documents, of the --val-sources' ones" : " documents",
+                    st->in_docs - st->dup_docs < 20 ? "too few documents (a text file is one document: "
+                    "dr-tokenize --lines makes one per line)" : "raise the fraction");
+}
+
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
     SplitOptions o;
@@ -120,6 +134,7 @@ int main(int argc, char **argv) {
     SplitStats st;
     if (split_run(&shards, &o, stdout, &st) != 0) dr_die("%s", dr_lasterr());
     print_summary(&st, now_seconds() - t0);
+    warn_empty_splits(&st, &o);
     shardlist_free(&shards);
     split_options_free(&o);
     free(inputs);

@@ -1151,11 +1151,18 @@ int meta_run(MetaOptions *o) {
     }
     progress_finish(&prog);
     /* (a --resume with nothing left to run leaves the files as they are, as dr-train does) */
-    if (saved_step != r->meta_step && save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
-    if (stopped)
+    const int saved_now = saved_step != r->meta_step;
+    if (saved_now && save_all(r, state_path, seconds0 + dr_now() - t0, NULL)) goto done;
+    if (stopped) {
         fprintf(dist_log(), "%s: %s after meta-step %ld of %d; state saved to %s (--resume continues)\n",
                 dr_progname(), interrupted ? "interrupted" : "stopped", r->meta_step, cfg->meta.rounds,
                 state_path);
+    } else if (saved_now) {   /* what the run leaves, as dr-train's last line says */
+        char *ema = meta_ema_path(o->out_path);
+        fprintf(dist_log(), "%s: done: %ld meta-steps; saved %s (its EMA %s, the state %s)\n",
+                dr_progname(), r->meta_step, o->out_path, ema, state_path);
+        free(ema);
+    }
     rc = stopped && interrupted ? META_INTERRUPTED : 0;   /* --stop-at is a requested end: 0 */
 done:
     rc = metrics_close(mt, rc);

@@ -1054,6 +1054,7 @@ int meta_run(MetaOptions *o) {
         prog.is_tty = 0;
     }
     progress_resume(&prog, (double)r->meta_step);
+    progress_show(&prog);
     const double t0 = dr_now();
     double last_save = t0;
     int stopped = 0;

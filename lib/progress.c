@@ -63,7 +63,7 @@ static void fmt_rate(char *buf, size_t n, double r, const char *unit) {
         size_t len = strlen(unit);   /* "steps" -> "step" */
         if (len > 1 && unit[len - 1] == 's') len--;
         snprintf(buf, n, "%.3g s/%.*s", 1 / r, (int)len, unit);
-    } else snprintf(buf, n, "0 %s/s", unit);
+    } else snprintf(buf, n, "? %s/s", unit);   /* nothing done yet */
 }
 
 /* The terminal's width in columns (else $COLUMNS, else 80): read at every redraw, so
@@ -156,6 +156,10 @@ void progress_update(Progress *p, double done) {
     p->done = done;
     double now = dr_now();
     if (now - p->t_last_print >= (p->is_tty ? TTY_REDRAW_S : p->interval)) draw(p, now, 0);
+}
+
+void progress_show(Progress *p) {
+    if (p->is_tty) draw(p, dr_now(), 0);
 }
 
 void progress_finish(Progress *p) { draw(p, dr_now(), 1); }

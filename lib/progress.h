@@ -35,7 +35,10 @@ typedef struct {
 
 void progress_start(Progress *p, const char *label, const char *unit, double total);
 void progress_resume(Progress *p, double done);        /* right after start: continues from done */
-void progress_update(Progress *p, double done);        /* prints when due */
+void progress_update(Progress *p, double done);
+/* On a terminal, draws the bar now: a run whose first update is a long step away (a
+ * meta-step of minutes) shows that it has started. Elsewhere nothing. */
+void progress_show(Progress *p);        /* prints when due */
 void progress_set_extra(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_finish(Progress *p);                     /* final line */
 void progress_abort(Progress *p);                      /* no final line: an error follows */

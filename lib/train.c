@@ -1387,6 +1387,7 @@ int train_run(TrainOptions *o) {
         prog.out = msg;
         prog.is_tty = 0;
     }
+    progress_show(&prog);
     double last_l_val = NAN, last_loss = NAN;
 
     while (t.c.step < t.total_steps) {

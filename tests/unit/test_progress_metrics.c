@@ -144,6 +144,10 @@ static void run_tty(Progress *p) {
     progress_finish(p);
 }
 
+/* progress_show: at once on a terminal (a first step minutes away), nothing elsewhere */
+static void run_show_tty(Progress *p) { p->is_tty = 1; progress_show(p); }
+static void run_show_plain(Progress *p) { p->is_tty = 0; progress_show(p); }
+
 static void test_progress(void) {
     double t0 = dr_now();
     TEST_CHECK(dr_now() >= t0, "monotonic clock");
@@ -197,6 +201,16 @@ static void test_progress(void) {
         free(buf);
     }
     unsetenv("COLUMNS");
+
+    progress_start(&p, "meta-step", "steps", 12);
+    buf = NULL;
+    capture(&p, run_show_tty, &buf, &len);
+    TEST_CHECK(buf[0] == '\r' && strstr(buf, "0/12 steps ? steps/s ETA ?"), "progress_show on a terminal: %s", buf);
+    free(buf);
+    buf = NULL;
+    capture(&p, run_show_plain, &buf, &len);
+    TEST_CHECK(len == 0, "progress_show elsewhere prints nothing: %s", buf);
+    free(buf);
 
     progress_start(&p, "read", "MB", 0);   /* unknown total */
     p.is_tty = 0;

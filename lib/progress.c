@@ -165,6 +165,8 @@ void progress_show(Progress *p) {
 void progress_finish(Progress *p) { draw(p, dr_now(), 1); }
 
 void progress_abort(Progress *p) {
-    if (p->is_tty) { fputs("\r\033[K", p->out); fflush(p->out); }   /* the error replaces the bar */
+    if (!p->is_tty) return;
+    fputs("\r\033[K", p->out);   /* the error replaces the bar */
+    fflush(p->out);
     dr_bar_on_stderr = 0;
 }

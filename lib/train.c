@@ -568,7 +568,10 @@ static int agree(Trainer *t, int rc) {
     return rc;
 }
 
-static int evaluate(Trainer *t, const real *params, EvalResult *r) {
+/* label: on rank 0 with a terminal, a bar over the Val batches under that label (the
+ * step-0 evaluation: half a minute at GPT-2 scale before anything else is shown), cleared
+ * when done; NULL: none. */
+static int evaluate_shown(Trainer *t, const real *params, EvalResult *r, const char *label) {
     int B = t->cfg->data.batch_size;
     uint64_t N = data_num_examples(t->val);
     uint64_t nb = (N + (uint64_t)B - 1) / (uint64_t)B, E = nb;
@@ -576,21 +579,32 @@ static int evaluate(Trainer *t, const real *params, EvalResult *r) {
         E = (uint64_t)t->cfg->train.eval_batches;
     double sum = 0;
     memset(r, 0, sizeof *r);
+    Progress bar;
+    progress_start(&bar, label ? label : "", "batches", (double)E);
+    const int shown = label && dist_rank() == 0 && bar.is_tty;   /* no plain lines: a bar only */
+    if (shown) progress_show(&bar);
     for (uint64_t j = 0; j < E; j++) {
         uint64_t k = j * nb / E;   /* E = nb: k = j, the whole split */
         uint64_t start = k * (uint64_t)B;
         int n = N - start < (uint64_t)B ? (int)(N - start) : B, lo, hi;
         DataBatch *vb = t->val_batch;
         rank_part(n, 1, &lo, &hi);   /* ranks split the batch: each reads its slice */
-        if (agree(t, data_range_part(t->val, start, n, lo, hi, vb)) != 0) return -1;
+        if (agree(t, data_range_part(t->val, start, n, lo, hi, vb)) != 0) {
+            if (shown) progress_abort(&bar);
+            return -1;
+        }
         forward_slice(t, params, vb, t->losses);
         for (int i = 0; i < vb->B; i++) sum += (double)t->losses[i];
         r->examples += vb->B;
         r->tokens += vb->n_tokens;
+        if (shown) progress_update(&bar, (double)(j + 1));
     }
+    if (shown) progress_abort(&bar);   /* the line that reports the result replaces the bar */
     r->l_val = sum / (double)r->examples;
     return 0;
 }
+
+static int evaluate(Trainer *t, const real *params, EvalResult *r) { return evaluate_shown(t, params, r, NULL); }
 
 /* ================================================================================
  * Checkpoints: <out> (the LM) + <out>.state (moments + counters)
@@ -1366,7 +1380,7 @@ int train_run(TrainOptions *o) {
 
     if (!o->resume) {
         EvalResult e;
-        if (evaluate(&t, t.params, &e) != 0) goto done;
+        if (evaluate_shown(&t, t.params, &e, "step 0: Val") != 0) goto done;
         if (!isfinite(e.l_val)) { fail_nonfinite(&t, 0, "the Val loss", e.l_val); goto done; }
         metrics_begin(metrics);
         metrics_int(metrics, "step", 0);

@@ -159,7 +159,7 @@ TokenizerTag data_tokenizer_tag(const DataLoader *d) {
 int checkpoint_run_config(const char *path, Config *out) {
     SafeTensors *st = st_open(path);
     const char *meta = st ? st_metadata(st, "datarater") : NULL;
-    int found = 0;
+    int found = 0;   /* 1: read; -1: there but not a config (dr_seterr) */
     if (meta) {
         const char *cj = meta;
         size_t len = strlen(meta);
@@ -169,7 +169,7 @@ int checkpoint_run_config(const char *path, Config *out) {
             len = strlen(cj);
             if (len > 0 && cj[len - 1] == '}') len--;   /* the enclosing object's brace */
         }
-        found = config_load_json(out, cj, len, path) == 0;
+        found = config_load_json(out, cj, len, path) == 0 ? 1 : -1;
     }
     if (st) st_close(st);
     return found;

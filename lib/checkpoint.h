@@ -49,7 +49,8 @@ int rater_load(const char *path, RaterConfig *cfg_out, real **phi_out);
 
 /* The run config a checkpoint of ours records in its "datarater" metadata (a rater's:
  * the config itself; an LM's: {"step", "tokens", "config"}): 1 with *out filled, 0 when
- * it records none (a Hugging Face file) or it cannot be read. */
+ * it records none (a Hugging Face file, an earlier version) or cannot be opened, -1 +
+ * dr_seterr when what it records is not a valid config. */
 int checkpoint_run_config(const char *path, Config *out);
 
 /* The tag of a loader's shards (its first shard's spec; all its shards share the

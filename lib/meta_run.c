@@ -942,15 +942,10 @@ int meta_run(MetaOptions *o) {
         }
         /* the same run on every rank: the config as loaded (--set included), the options
          * that change what is computed, the inputs (-o and --log are rank 0's alone) */
-        char *cj = config_to_json(cfg), *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        CHECK(f != NULL, "open_memstream failed");
-        fprintf(f, "resume %d stop_at %ld", o->resume, o->stop_at);
-        fclose(f);
-        int same_config = dist_same_on_all_ranks(cj, strlen(cj)), same_options = dist_same_on_all_ranks(buf, len);
+        char *cj = config_to_json(cfg), opts[64];
+        snprintf(opts, sizeof opts, "resume %d stop_at %ld", o->resume, o->stop_at);
+        int same_config = dist_same_on_all_ranks(cj, strlen(cj)), same_options = dist_same_on_all_ranks(opts, strlen(opts));
         free(cj);
-        free(buf);
         if (!same_config || !same_options) {
             dr_seterr("the %d ranks were started with different %s: every rank must run the same "
                       "command", dist_size(), !same_config ? "configs (--config, --set)"

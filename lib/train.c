@@ -978,36 +978,26 @@ static const char *const rater_unused_with_weights[] = {
 /* The config in the model's "datarater" metadata ({"step":…,"tokens":…,"config":{…}}, as
  * save_checkpoint writes it) is this run's, but for the keys a resume may change. */
 static int check_resume_config(const Trainer *t, const char *out) {
-    SafeTensors *st = st_open(out);
-    if (!st) return seterr_prefixed("--resume", NULL);
-    const char *meta = st_metadata(st, "datarater");
-    const char *cj = meta ? strstr(meta, "\"config\":") : NULL;
-    int rc = 0;
-    if (cj) {   /* a model of an earlier version without it is taken as it is */
-        cj += strlen("\"config\":");
-        size_t len = strlen(cj);
-        if (len > 0 && cj[len - 1] == '}') len--;   /* the enclosing object's brace */
-        const char *skip[64];
-        int n = 0;
-        for (const char *const *k = resume_may_change; *k; k++) skip[n++] = *k;
-        if (t->curation == CURATE_WEIGHTS)
-            for (const char *const *k = rater_unused_with_weights; *k; k++) skip[n++] = *k;
-        else
-            skip[n++] = "rater.";
-        skip[n] = NULL;
-        Config saved;
-        char was[256], now[256];
-        const char *key;
-        if (config_load_json(&saved, cj, len, out) != 0)
-            rc = seterr_prefixed("--resume", NULL);
-        else if ((key = config_diff(&saved, t->cfg, skip, was, now, sizeof was)))
-            rc = dr_seterr("--resume: %s was trained with %s = %s, the config has %s: a resumed "
-                           "run continues the same run (only its length, lm.lr, lm.clip, the log, "
-                           "eval and save intervals, threads, device and memory options may "
-                           "change)", out, key, was, now);
-    }
-    st_close(st);
-    return rc;
+    Config saved;
+    int found = checkpoint_run_config(out, &saved);
+    if (found < 0) return seterr_prefixed("--resume", NULL);
+    if (found == 0) return 0;   /* a model of an earlier version without it is taken as it is */
+    const char *skip[64];
+    int n = 0;
+    for (const char *const *k = resume_may_change; *k; k++) skip[n++] = *k;
+    if (t->curation == CURATE_WEIGHTS)
+        for (const char *const *k = rater_unused_with_weights; *k; k++) skip[n++] = *k;
+    else
+        skip[n++] = "rater.";
+    skip[n] = NULL;
+    char was[256], now[256];
+    const char *key = config_diff(&saved, t->cfg, skip, was, now, sizeof was);
+    if (key)
+        return dr_seterr("--resume: %s was trained with %s = %s, the config has %s: a resumed "
+                         "run continues the same run (only its length, lm.lr, lm.clip, the log, "
+                         "eval and save intervals, threads, device and memory options may "
+                         "change)", out, key, was, now);
+    return 0;
 }
 
 /* A run started without --resume over <out>.state of an unfinished run would replace it

@@ -51,12 +51,9 @@ static void usage(void) {
  * examples of another length than the config given here. */
 static void warn_seq_len(const char *path, int is_rater, const Config *cfg, int ctx) {
     int trained = 0;
+    Config rcfg;
     if (is_rater) {
-        SafeTensors *st = st_open(path);
-        const char *meta = st ? st_metadata(st, "datarater") : NULL;
-        Config rcfg;
-        if (meta && config_load_json(&rcfg, meta, strlen(meta), path) == 0) trained = rcfg.data.seq_len;
-        if (st) st_close(st);
+        if (checkpoint_run_config(path, &rcfg) > 0) trained = rcfg.data.seq_len;
     } else {
         trained = ctx;   /* the LM's positions are its training data.seq_len */
     }
@@ -95,7 +92,7 @@ int main(int argc, char **argv) {
     if (out_path && dr_check_output_dir(out_path) != 0) dr_die("%s", dr_lasterr());
     Config cfg, trained;
     const char *model_path = rater_path ? rater_path : lm_path;
-    int data_as_trained = !config_path && checkpoint_run_config(model_path, &trained);
+    int data_as_trained = !config_path && checkpoint_run_config(model_path, &trained) > 0;
     if (data_as_trained) {
         /* no --config: the windows the model was trained on (its recorded data section);
          * scoring 1024-token windows with a rater trained on 32 gave scores no later step

@@ -18,6 +18,13 @@ run tokenizer $B/bench_tokenizer
 run split     $B/bench_split 20
 run ops       $B/bench_ops
 run lm        $B/bench_lm
+# the same model in PyTorch, for bench_lm's ratios (needs Debian's python3-torch:
+# DR_XCHECK=1 scripts/install-deps.sh; about 80 s)
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    run torch /usr/bin/python3 tests/bench/torch_lm.py
+else
+    [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = torch ] && echo "=== torch: not run: /usr/bin/python3 cannot import torch (DR_XCHECK=1 scripts/install-deps.sh)" && echo
+fi
 [ -x $B/bench_score ] && run score $B/bench_score
 run meta      $B/bench_meta
 [ -x tests/bench/mpi.sh ] && run mpi bash tests/bench/mpi.sh

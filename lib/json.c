@@ -466,6 +466,20 @@ const JsonValue *json_get(const JsonValue *obj, const char *key) {
 
 /* ---- writer ------------------------------------------------------------------ */
 
+char *json_format_number(char *out, double v) {
+    snprintf(out, JSON_NUMBER_MAX, "%.17g", v);          /* always reads back */
+    int exponent_ok = strchr(out, 'e') != NULL;         /* else a whole 564756480 stays so */
+    char shorter[JSON_NUMBER_MAX];
+    for (int prec = 1; prec < 17; prec++) {
+        snprintf(shorter, sizeof shorter, "%.*g", prec, v);
+        if (strtod(shorter, NULL) == v && (exponent_ok || !strchr(shorter, 'e'))) {
+            memcpy(out, shorter, sizeof shorter);
+            break;
+        }
+    }
+    return out;
+}
+
 void json_write_string(FILE *f, const char *str, size_t len) {
     static const char hexd[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;

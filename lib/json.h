@@ -1,4 +1,4 @@
-/* json.h — a small, strict JSON reader (RFC 8259) and string writer.
+/* json.h — a small, strict JSON reader (RFC 8259), a string writer and a number formatter.
  *
  * Used for JSON-lines input, encoder.json, safetensors headers and metrics. The
  * parser builds a tree in one arena; strings are decoded to UTF-8 with their byte
@@ -57,5 +57,12 @@ const char *json_type_name(JsonType t);
  * control characters. JSON text must be UTF-8, so each invalid UTF-8 sequence is
  * written as U+FFFD. */
 void json_write_string(FILE *f, const char *s, size_t len);
+/* The shortest "%.Pg" (P = 1 … 17) that strtod reads back as exactly v, as Python's
+ * repr and JavaScript print a double ("0.1", not %.17g's "0.10000000000000001"), in
+ * the notation %.17g uses (a whole 564756480 stays so, not 5.6475648e+08): for numbers
+ * people read that must still read back bit-exactly. v finite; out holds
+ * JSON_NUMBER_MAX bytes. Returns out. */
+#define JSON_NUMBER_MAX 32
+char *json_format_number(char *out, double v);
 
 #endif

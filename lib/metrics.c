@@ -57,7 +57,8 @@ void metrics_int(Metrics *m, const char *k, long long v) {
 void metrics_num(Metrics *m, const char *k, double v) {
     if (!m || !m->f) return;
     key(m, k);
-    if (isfinite(v)) fprintf(m->line, "%.17g", v);
+    char num[JSON_NUMBER_MAX];
+    if (isfinite(v)) fputs(json_format_number(num, v), m->line);
     else fputs("null", m->line);
 }
 

@@ -18,6 +18,7 @@
  * writing the manifest is held against signals.
  */
 #include "split.h"
+#include "json.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -811,9 +812,11 @@ static void write_manifest(FILE *f, const char *prefix, const Plan *p, const Spl
     fprintf(f, "# dr-split manifest\n");
     fprintf(f, "# hash: xxh64(doc id as 8 little-endian bytes, seed); u = (hash >> 11) / 2^53\n");
     fprintf(f, "# seed: %llu\n", (unsigned long long)o->seed);
-    fprintf(f, "# fractions: val %.17g train_b %.17g train_a %.17g "
+    char val[JSON_NUMBER_MAX], train_b[JSON_NUMBER_MAX], train_a[JSON_NUMBER_MAX];
+    fprintf(f, "# fractions: val %s train_b %s train_a %s "
                "(val if u < val, train_b if u < val + train_b, else train_a)\n",
-            o->val, o->train_b, 1.0 - o->val - o->train_b);
+            json_format_number(val, o->val), json_format_number(train_b, o->train_b),
+            json_format_number(train_a, 1.0 - o->val - o->train_b));
     fprintf(f, "# val-sources: ");
     if (o->n_val_sources == 0) fprintf(f, "all\n");
     for (int i = 0; i < o->n_val_sources; i++)

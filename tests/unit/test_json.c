@@ -1,6 +1,8 @@
 /* test_json.c — the JSON parser against RFC 8259 (accept/refuse lists, escapes,
  * surrogates, UTF-8 validation, numbers, depth), the writer's escaping and U+FFFD
  * replacement, error offsets, random corruptions (never crash) and parse speed. */
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -204,6 +206,38 @@ static void test_writer(void) {
     free(o);
 }
 
+/* json_format_number: reads back bit for bit, and no fewer digits would. */
+static void test_number_format(void) {
+    char out[JSON_NUMBER_MAX], shorter[320];
+    const struct { double v; const char *text; } known[] = {
+        {0.1, "0.1"}, {1.0 / 3.0, "0.3333333333333333"}, {0.9, "0.9"}, {1.0 - 0.1 - 0.05, "0.85"},
+        {1e-3, "0.001"}, {564756480, "564756480"}, {1.3271398639835546e+18, "1.3271398639835546e+18"},
+        {5e-324, "5e-324"}, {-0.0, "-0"}, {1.7976931348623157e308, "1.7976931348623157e+308"}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        TEST_CHECK(!strcmp(json_format_number(out, known[i].v), known[i].text), "%s, want %s", out, known[i].text);
+    uint64_t s = 12345;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t bits = s ^ (s >> 29);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v)) continue;
+        json_format_number(out, v);
+        int digits = 0, leading = 1;   /* significant digits */
+        for (const char *c = out; *c && *c != 'e'; c++)
+            if (*c >= '1' && *c <= '9') leading = 0, digits++;
+            else if (*c == '0' && !leading) digits++;
+        snprintf(shorter, sizeof shorter, "%.*g", digits - 1, v);   /* one digit fewer */
+        int shorter_reads_back = digits > 1 && strtod(shorter, NULL) == v &&
+                                 (strchr(out, 'e') || !strchr(shorter, 'e'));   /* same notation */
+        if (strtod(out, NULL) != v || shorter_reads_back) {
+            if (bad++ < 3) fprintf(stderr, "  %a: %s (%s with a digit fewer)\n", v, out, shorter);
+        }
+    }
+    TEST_CHECK(bad == 0, "random doubles: %d read back wrong or not shortest", bad);
+}
+
 /* Random corruptions of a valid document: must return a doc or NULL, never crash. */
 static void test_corruptions(void) {
     const char *base = "{\"text\": \"h\\u00e9llo \\ud83d\\ude00 w\xC3\xB6rld\", \"id\": [1, -2.5e3, true, null],"
@@ -271,6 +305,7 @@ int main(void) {
     test_keep_invalid();
     test_depth();
     test_writer();
+    test_number_format();
     test_corruptions();
     test_speed();
     return test_finish("test_json");

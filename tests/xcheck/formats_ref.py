@@ -692,8 +692,15 @@ def cmd_blocks(args):
         check(name + ".total_docs", td == int(_one(o, "total-docs")), "%d vs %s" % (td, _one(o, "total-docs")))
 
 
-def _fmt17(x):
-    return "%.17g" % x
+def _fmt_shortest(x):
+    """The shortest %.Pg (P = 1..17) that reads back as x, in %.17g's notation
+    (docs/formats.md, metrics)."""
+    full = "%.17g" % x
+    for p in range(1, 17):
+        t = "%.*g" % (p, x)
+        if float(t) == x and ("e" in full or "e" not in t):
+            return t
+    return full
 
 
 def cmd_split(args):
@@ -792,7 +799,7 @@ def cmd_split(args):
         1: "# hash: xxh64(doc id as 8 little-endian bytes, seed); u = (hash >> 11) / 2^53",
         2: "# seed: %d" % seed,
         3: "# fractions: val %s train_b %s train_a %s (val if u < val, train_b if u < val + train_b, else train_a)"
-           % (_fmt17(fval), _fmt17(ftb), _fmt17(ftra)),
+           % (_fmt_shortest(fval), _fmt_shortest(ftb), _fmt_shortest(ftra)),
         4: "# val-sources: %s" % (vs if vs else "all"),
         5: "# dedup: %s (%d duplicate documents, %d tokens dropped)" % ("yes" if dedup else "no", ndup, dup_tok),
         6: "# tokenizer: %s fingerprint %016x vocab %d" % (inputs[0].spec, inputs[0].fingerprint, inputs[0].vocab),

@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "progress.h"
 #include "shard.h"
 
 /* The random numbers of docs/deploy.md ("The selection, exactly"): s = seed ^ 0x5EEDF11E7;
@@ -58,6 +59,11 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     double sign = o->invert ? -1.0 : 1.0;
     uint64_t rng = o->seed ^ 0x5eedf11e7ull;
     memset(keep, 0, n);
+    Progress bar;   /* examples decided: batch by batch, or all at once after a sort */
+    if (o->progress) {
+        progress_start(&bar, "select", "examples", (double)n);
+        progress_show(&bar);   /* on a terminal: a sort of many examples has begun */
+    }
     switch (o->policy) {
     case FILTER_TOP: {
         Ranked *r = rank_all(scores, n, sign);
@@ -81,6 +87,7 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
             uint64_t k = ceil_count(o->keep, b);
             for (uint64_t i = 0; i < k; i++) keep[start + r[i].index] = 1;
             free(r);
+            if (o->progress) progress_update(&bar, (double)(start + b));
         }
         break;
     }
@@ -120,6 +127,10 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     default:
         CHECK(0, "unknown filter policy %d", o->policy);
     }
+    if (o->progress) {
+        progress_update(&bar, (double)n);
+        progress_abort(&bar);   /* the next step's bar replaces it */
+    }
 }
 
 /* Refuses an output that would replace or remove one of its own input shards. */
@@ -155,6 +166,10 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     DrOutputSet done = {0};   /* shards completed so far, under temporary names */
     DrsWriter *w = NULL;
     int rc = 0;
+    uint64_t n_keep = 0;   /* the work: reading and writing the kept examples */
+    for (uint64_t i = 0; i < n; i++) n_keep += keep_mask[i] != 0;
+    Progress bar;
+    progress_start(&bar, "write", "examples", (double)n_keep);
     for (uint64_t i = 0; i < n && rc == 0; i++) {
         const DataExample *e = data_example(d, i);
         sum->examples++;
@@ -180,11 +195,21 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
             rc = drs_writer_finish(w, &done);
             w = NULL;
         }
+        if (rc == 0 && sum->kept_examples % 1024 == 0) {
+            size_t n_shards = done.n + (w != NULL);
+            progress_set_extra(&bar, "%zu shard%s", n_shards, n_shards == 1 ? "" : "s");
+            progress_update(&bar, (double)sum->kept_examples);
+        }
     }
     if (rc == 0 && w) {
         rc = drs_writer_finish(w, &done);
         w = NULL;
     }
+    if (rc == 0) {
+        progress_set_extra(&bar, "%zu shard%s", done.n, done.n == 1 ? "" : "s");
+        progress_update(&bar, (double)sum->kept_examples);
+    }
+    progress_abort(&bar);   /* dr-filter's summary, or the error, replaces the bar */
     if (rc == 0 && done.n == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
     if (rc != 0 && w) drs_writer_abort(w);
     if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */

@@ -29,9 +29,12 @@ typedef struct {
     int batch;          /* FILTER_PER_BATCH */
     int invert;
     uint64_t seed;
+    int progress;       /* 1: progress on stderr while selecting (progress.h; dr-filter) */
 } FilterOptions;
 
-/* keep_mask[i] = 1 for the kept examples among n with the given scores. */
+/* keep_mask[i] = 1 for the kept examples among n with the given scores. With
+ * o->progress, a "select" bar (examples decided; a sort shows none until it ends),
+ * cleared when done. */
 void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uint8_t *keep_mask);
 
 typedef struct {
@@ -46,7 +49,8 @@ typedef struct {
  * so a loader with the same seq_len forms exactly that example again. Prints each
  * shard's path on `paths`. Higher-numbered "<prefix>-NNNNN.drs" left in dir by an
  * earlier run are removed, so dir holds this output only. -1 + dr_seterr; no partial
- * shard is left behind. */
+ * shard is left behind. Progress on stderr ("write", kept examples written), cleared
+ * when done. */
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
                  uint64_t shard_bytes, FILE *paths, FilterSummary *summary);
 

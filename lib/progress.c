@@ -19,13 +19,23 @@ double dr_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* DR_PROGRESS_INTERVAL: seconds between plain lines, a number >= 0; anything else (or
+ * unset) the default 10. Read at every start, so nothing is kept between runs. */
+static double plain_interval(void) {
+    const char *env = getenv("DR_PROGRESS_INTERVAL");
+    if (!env || !env[0]) return 10.0;
+    char *end;
+    double s = strtod(env, &end);
+    return *end == 0 && s >= 0 && s <= 1e9 ? s : 10.0;
+}
+
 void progress_start(Progress *p, const char *label, const char *unit, double total) {
     memset(p, 0, sizeof *p);
     p->label = label ? label : "";
     p->unit = unit ? unit : "";
     p->total = total > 0 ? total : 0;
     p->t_start = p->t_last_print = dr_now();
-    p->interval = 10.0;
+    p->interval = plain_interval();
     const char *term = getenv("TERM");   /* a dumb terminal cannot redraw a line */
     p->is_tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
     p->out = stderr;

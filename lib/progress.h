@@ -10,6 +10,8 @@
  *            redrawn at most 10 times a second, cleared to the end of the line.
  * Otherwise: "tokenize: 4100/10000 docs (41.0%), 812 docs/s, 0:05 elapsed, ETA 0:07, 12.5 MB"
  *            once per interval, and a final "tokenize: done, …" line from progress_finish.
+ * The interval of the plain lines is DR_PROGRESS_INTERVAL seconds when that is set to a
+ * number >= 0 (0: a line at every update, as the CLI tests use it), else 10.
  * The rate is the average since progress_start. A resumed run calls progress_resume with
  * the count it starts from: the bar shows the whole run, the rate and ETA only this
  * process's part. Never prints on stdout (data goes there).
@@ -27,7 +29,8 @@ typedef struct {
     double done;
     double done0;          /* the count this process started from (progress_resume) */
     double t_start, t_last_print;
-    double interval;       /* seconds between plain lines (10; may be changed after start) */
+    double interval;       /* seconds between plain lines (10 or DR_PROGRESS_INTERVAL; may be
+                            * changed after start) */
     int is_tty;            /* redraw with \r (set by progress_start from isatty(stderr)) */
     char extra[160];       /* text shown after the rate (e.g. "loss 3.21") */
     FILE *out;             /* stderr (may be changed after start, e.g. by tests) */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "progress.h"
 
 void scores_write_header(FILE *f) { fputs(SCORES_HEADER "\n", f); }
 
@@ -124,7 +125,9 @@ static ssize_t read_line(char **line, size_t *cap, FILE *f) {
     return (ssize_t)n;
 }
 
-int scores_read(const char *path, Scores *s) {
+int scores_read(const char *path, Scores *s) { return scores_read_shown(path, s, NULL); }
+
+int scores_read_shown(const char *path, Scores *s, const char *label) {
     memset(s, 0, sizeof *s);
     struct stat st;
     if (strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
@@ -137,8 +140,19 @@ int scores_read(const char *path, Scores *s) {
     ssize_t got;
     long lineno = 0, blank = 0;   /* blank: the first of the empty lines just read */
     int rc = 0;
+    Progress bar;   /* MB of the file; its size unknown (a pipe, stdin): no total */
+    struct stat fst;
+    uint64_t bytes = 0;
+    if (label)
+        progress_start(&bar, label, "MB", fstat(fileno(f), &fst) == 0 && S_ISREG(fst.st_mode) ?
+                                          (double)fst.st_size / 1e6 : 0);
     while ((got = read_line(&line, &cap, f)) != -1) {
         lineno++;
+        if (got > 0) bytes += (uint64_t)got;
+        if (label && lineno % 4096 == 0) {
+            progress_set_extra(&bar, "%zu scores", s->n);
+            progress_update(&bar, (double)bytes / 1e6);
+        }
         if (got == -2) {
             rc = dr_seterr("%s:%ld: a line longer than %u bytes: not a scores file", path, lineno,
                            SCORES_LINE_MAX);
@@ -215,6 +229,13 @@ int scores_read(const char *path, Scores *s) {
     }
     if (rc == 0 && ferror(f)) rc = dr_seterr("%s: read error: %s", path, strerror(errno));
     if (rc == 0 && lineno == 0) rc = dr_seterr("%s: empty file (expected a header line)", path);
+    if (label) {
+        if (rc == 0) {
+            progress_set_extra(&bar, "%zu scores", s->n);
+            progress_update(&bar, (double)bytes / 1e6);
+        }
+        progress_abort(&bar);   /* the next step's bar, or the error, replaces it */
+    }
     free(line);
     if (f != stdin) fclose(f);
     if (rc != 0) scores_free(s);
@@ -265,8 +286,17 @@ static int cmp_row_by_score(const void *a, const void *b) {
  * scores differ at most in the last bits, by their batch slot in dr-score), and the
  * assignment must not depend on the order of the lines, which sort or join may change. */
 int scores_align(const Scores *s, const DataLoader *d, double *out) {
+    return scores_align_shown(s, d, out, NULL);
+}
+
+int scores_align_shown(const Scores *s, const DataLoader *d, double *out, const char *label) {
     CHECK(s->n < NONE, "%zu score lines: too many", s->n);
     uint64_t n_ex = data_num_examples(d);
+    Progress bar;   /* examples matched */
+    if (label) {
+        progress_start(&bar, label, "examples", (double)n_ex);
+        progress_show(&bar);   /* on a terminal: the table of the lines is being built */
+    }
     size_t cap = 16;
     while (cap < 2 * (s->n + 1)) cap <<= 1;
     RowMap m = { xcalloc(cap, sizeof(uint64_t)), xmalloc(cap * sizeof(uint32_t)),
@@ -306,6 +336,7 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
     free(chain);
     uint8_t *used = xcalloc(s->n ? s->n : 1, 1);
     int rc = 0;
+    if (label) progress_start(&bar, label, "examples", (double)n_ex);   /* the rate: matching only */
     uint64_t missing = UINT64_MAX;   /* the first example without a score */
     for (uint64_t i = 0; i < n_ex && rc == 0; i++) {
         const DataExample *e = data_example(d, i);
@@ -327,6 +358,11 @@ int scores_align(const Scores *s, const DataLoader *d, double *out) {
         }
         used[row] = 1;
         out[i] = s->score[row];
+        if (label && (i + 1) % 4096 == 0) progress_update(&bar, (double)(i + 1));
+    }
+    if (label) {
+        if (rc == 0) progress_update(&bar, (double)n_ex);
+        progress_abort(&bar);   /* the next step's bar, or the error, replaces it */
     }
     /* The first line (in file order) beyond what the shards hold: an id the shards hold k
      * times is refused at its (k+1)-th line in file order (the duplicate), whichever of

@@ -16,6 +16,10 @@
  * then its finished file in staging), so a failure (dr_die) or a signal at any moment
  * (dr_install_cleanup_signals) leaves none of it; moving the shards into place and
  * writing the manifest is held against signals.
+ *
+ * Progress on stderr (progress.h): pass 1 in shards ("index"), pass 2 in tokens routed
+ * ("split", M tokens of the inputs, duplicates dropped included: the ETA follows the
+ * bytes read); cleared at the end, where dr-split prints its summary.
  */
 #include "split.h"
 #include "json.h"
@@ -33,6 +37,7 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "progress.h"
 #include "shard.h"
 
 enum { PLAN_DROP = 0xff };
@@ -358,6 +363,8 @@ typedef struct Pass2 {
     uint32_t width;
     size_t block_bytes;
     Output outs[SPLIT_COUNT];
+    Progress bar;              /* input tokens gone through (kept or dropped), in millions */
+    uint64_t tokens_seen, docs_seen;
 } Pass2;
 
 static OutBlock *ring_at(Pass2 *q, uint64_t k) { return &q->slots[q->ring[k % (uint64_t)q->n_slots]]; }
@@ -615,9 +622,13 @@ static int stream_shard(Pass2 *q, const InputShard *s, SplitStats *st) {
         rc = dr_seterr("%s: changed while dr-split was reading it", s->path);
     uint64_t i = 0;
     for (uint32_t blk = 0; rc == 0 && blk < drs_num_blocks(r); blk++) {
-        uint64_t end = i;
+        uint64_t end = i, block_tokens = 0;
         int kept = 0;
-        while (end < s->n_docs && drs_doc(r, end)->block == blk) kept |= s->plan[end++] != PLAN_DROP;
+        for (; end < s->n_docs && drs_doc(r, end)->block == blk; end++) {
+            kept |= s->plan[end] != PLAN_DROP;
+            block_tokens += drs_doc(r, end)->length;
+        }
+        uint64_t n_block_docs = end - i;
         const unsigned char *bytes = NULL;
         size_t n_bytes = 0;
         if ((rc = interrupted(q->o)) < 0) break;
@@ -634,6 +645,11 @@ static int stream_shard(Pass2 *q, const InputShard *s, SplitStats *st) {
             st->docs[split]++;
             st->tokens[split] += d->length;
         }
+        if (rc != 0) break;
+        q->tokens_seen += block_tokens;
+        q->docs_seen += n_block_docs;
+        progress_set_extra(&q->bar, "%llu documents", (unsigned long long)q->docs_seen);
+        progress_update(&q->bar, (double)q->tokens_seen / 1e6);
     }
     drs_close(r);
     return rc;
@@ -961,9 +977,11 @@ static void discard_staging(const char *staging) {
 static int stream_all(const Plan *p, const SplitOptions *o, const char *staging, SplitStats *st) {
     Pass2 q;
     pass2_init(&q, p, o, staging);
+    progress_start(&q.bar, "split", "M tokens", (double)st->in_tokens / 1e6);
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < p->n; k++) rc = stream_shard(&q, &p->shards[k], st);
     if (rc == 0) rc = pass2_finish(&q);
+    progress_abort(&q.bar);   /* dr-split's summary, or the error, replaces the bar */
     if (rc == 0) rc = interrupted(o);   /* last chance: from here on the run completes */
     for (int s = 0; s < SPLIT_COUNT; s++) st->shards[s] = (uint64_t)q.outs[s].n_shards;
     pass2_free(&q);   /* aborts the shards still open: their temporary files go */
@@ -1050,11 +1068,17 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
         if (p.n_val_sorted == 0 || strcmp(p.val_sorted[p.n_val_sorted - 1], p.val_sorted[v]) != 0)
             p.val_sorted[p.n_val_sorted++] = p.val_sorted[v];
     int rc = 0;
+    Progress bar;
+    progress_start(&bar, "index", "shards", (double)p.n);
     for (size_t k = 0; rc == 0 && k < p.n; k++) {
         p.shards[k].path = inputs->items[k].path;
         rc = interrupted(o);
         if (rc == 0) rc = scan_shard(&p, &p.shards[k], o, st);
+        if (rc != 0) break;
+        progress_set_extra(&bar, "%llu documents", (unsigned long long)st->in_docs);
+        progress_update(&bar, (double)(k + 1));
     }
+    progress_abort(&bar);   /* what follows (pass 2's bar, or the error) replaces it */
     st->in_shards = p.n;
     if (rc == 0 && st->in_docs == 0) rc = dr_seterr("the %zu input shards hold no documents", p.n);
     for (int v = 0; rc == 0 && v < o->n_val_sources; v++) {   /* a typo would give no Val */

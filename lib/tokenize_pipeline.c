@@ -715,8 +715,6 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
         Batch *b = pipeline_next(&run);
         if (b->kind == B_EOF) { batch_free(b); break; }
         done += b->raw;
-        progress_set_extra(&prog, "%llu documents", (unsigned long long)st->docs);
-        progress_update(&prog, (double)done / 1e6);
         if (b->kind == B_DATA) {
             for (size_t i = 0; i < b->n_docs && rc == 0; i++) {
                 const DocOut *d = &b->docs[i];
@@ -732,6 +730,8 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
         if (rc == 0 && b->error) rc = dr_seterr("%s", b->error);
         batch_free(b);
         if (rc != 0) break;
+        progress_set_extra(&prog, "%llu documents", (unsigned long long)st->docs);   /* this batch's included */
+        progress_update(&prog, (double)done / 1e6);
     }
     pipeline_stop(&run);
     if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
@@ -784,11 +784,17 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
      * corpus (a 1 GB corpus held 1.1 GB when its text was gathered first); one thread of
      * the budget is left to the readers that parse the next batches meanwhile */
     BpeCounts *counts = bpe_counts_new(o->invalid, o->threads > 2 ? o->threads - 1 : 1);
+    bpe_counts_show_progress(counts);   /* then the merges' bar */
     const char **texts = NULL;
     size_t *lens = NULL, cap = 0;
+    uint64_t total = 0, done = 0;   /* input bytes (stdin's size unknown: 0) */
+    for (size_t i = 0; i < in.n; i++) total += in.v[i].size;
+    Progress prog;
+    progress_start(&prog, "count", "MB", (double)total / 1e6);
     for (;;) {
         Batch *b = pipeline_next(&run);
         if (b->kind == B_EOF) { batch_free(b); break; }
+        done += b->raw;
         if (b->kind == B_DATA && !b->error) {
             if (b->n_docs > cap) {
                 cap = b->n_docs;
@@ -808,8 +814,11 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
         if (b->error && rc == 0) rc = dr_seterr("%s", b->error);
         batch_free(b);
         if (rc != 0) break;
+        progress_set_extra(&prog, "%llu documents", (unsigned long long)st->docs);
+        progress_update(&prog, (double)done / 1e6);
     }
     pipeline_stop(&run);
+    progress_abort(&prog);   /* the merges' bar, or the error, replaces it */
     if (rc == 0 && st->docs == 0) rc = no_documents(&in, st->empty_docs);
     if (rc == 0) rc = bpe_counts_train(counts, n_vocab, o->out_dir);
     bpe_counts_free(counts);

@@ -89,9 +89,12 @@ int tokenizer_train_bpe(const char *const *texts, const size_t *lens, size_t n_t
  * bpe_counts_add counts a batch's pre-tokens (over up to n_threads threads; the texts
  * may be freed when it returns), bpe_counts_train learns the merges from every batch
  * counted and writes dir as tokenizer_train_bpe does. The vocabulary depends only on the
- * multiset of texts, not on how they were batched. */
+ * multiset of texts, not on how they were batched. After bpe_counts_show_progress,
+ * bpe_counts_train shows its merges on stderr (progress.h: a "merge" bar, cleared when
+ * done); otherwise it prints nothing. */
 typedef struct BpeCounts BpeCounts;
 BpeCounts *bpe_counts_new(TokInvalidUtf8 policy, int n_threads);
+void bpe_counts_show_progress(BpeCounts *c);
 int bpe_counts_add(BpeCounts *c, const char *const *texts, const size_t *lens, size_t n_texts);
 int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir);
 void bpe_counts_free(BpeCounts *c);

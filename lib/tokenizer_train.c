@@ -18,6 +18,7 @@
  */
 #include "tokenizer_internal.h"
 #include "check.h"
+#include "progress.h"
 #include "unicode.h"
 
 #include <errno.h>
@@ -403,6 +404,7 @@ struct BpeCounts {
     CountJob *jobs;        /* [n_threads]: each thread's map persists across batches */
     size_t n_texts;        /* texts counted so far (for the index in an error) */
     int failed;
+    int progress;          /* bpe_counts_train shows its merges on stderr */
 };
 
 BpeCounts *bpe_counts_new(TokInvalidUtf8 policy, int n_threads) {
@@ -413,6 +415,8 @@ BpeCounts *bpe_counts_new(TokInvalidUtf8 policy, int n_threads) {
     for (int t = 0; t < c->n_threads; t++) wordmap_init(&c->jobs[t].map, 1 << 16);
     return c;
 }
+
+void bpe_counts_show_progress(BpeCounts *c) { c->progress = 1; }
 
 void bpe_counts_free(BpeCounts *c) {
     if (!c) return;
@@ -468,6 +472,12 @@ int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir) {
         return dr_seterr("--train-bpe %u: the vocabulary size must be in [258, 16777216]", n_vocab);
     if (c->failed) return -1;
     uint32_t n_merges = n_vocab - 257;
+    const int shown = c->progress;
+    Progress bar;   /* merges done of n_merges */
+    if (shown) {
+        progress_start(&bar, "merge", "merges", n_merges);
+        progress_show(&bar);   /* on a terminal: the pair counts are being built */
+    }
 
     /* 1. the threads' pre-token counts, merged into the first map */
     WordMap *words = &c->jobs[0].map;
@@ -539,6 +549,7 @@ int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir) {
     uint32_t (*merges)[2] = xmalloc((size_t)n_merges * sizeof *merges);
     uint32_t done = 0;
     ByteBuf cat = {0};
+    if (shown) progress_start(&bar, "merge", "merges", n_merges);   /* the rate: merges only */
     while (done < n_merges && tr.n_heap > 0) {
         Cand e = heap_pop(&tr);
         Pair *pr = &tr.pairs[e.p];
@@ -566,8 +577,10 @@ int bpe_counts_train(BpeCounts *c, uint32_t n_vocab, const char *dir) {
             if (!q->done && q->count > q->before) heap_push(&tr, tr.touched[i]);
         }
         done++;
+        if (shown) progress_update(&bar, done);
     }
     bytebuf_free(&cat);
+    if (shown) progress_abort(&bar);   /* the summary, or the error, replaces the bar */
     int rc;
     if (done < n_merges)
         rc = dr_seterr("--train-bpe %u: the corpus gives only %u merges (%u tokens); "

@@ -5,6 +5,7 @@ set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BIN=${BIN:-bin}
 [ -d data/gpt2 ] && export DR_DATA=${DR_DATA:-$PWD/data}   # the gpt2 vocabulary, whatever BIN is
+unset DR_PROGRESS_INTERVAL   # progress lines every 10 s, whatever the caller's: a check that wants them sets it
 LIBDR=${LIBDR:-build/float/libdr.a}
 TMP=$(mktemp -d "$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp )/drcli.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT

@@ -38,6 +38,20 @@ for o in o2 o3 o4 o5; do
         check "$o: same bytes in $f" cmp -s "$TMP/o1/$f" "$TMP/$o/$f"
     done
 done
+# progress on stderr, not a terminal: a plain line per interval (DR_PROGRESS_INTERVAL=0: at
+# every update) for pass 1 (shards) and pass 2 (tokens), then the summary as before; the
+# same output. A short run at the default interval (10 s) prints the summary alone.
+DR_PROGRESS_INTERVAL=0 "$BIN/dr-split" --val 0.1 --train-b 0.2 --seed 7 -o "$TMP/op" "$TMP/a.drs" "$TMP/b.drs" \
+    "$TMP/c.drs" >"$TMP/op.manifest" 2>"$TMP/op.log"
+check "progress: index lines, in shards" grep -qE '^index: 3/3 shards \(100\.0%\), .* elapsed, ETA [0-9:]+, 100000 documents$' "$TMP/op.log"
+check "progress: split lines, in tokens" grep -qE '^split: [0-9.]+/[0-9.]+ M tokens \([0-9.]+%\), [0-9.]+ M tokens/s, [0-9:]+ elapsed, ETA [0-9:?]+, [0-9]+ documents$' "$TMP/op.log"
+check "progress: split ends at all the tokens" grep -qE '^split: ([0-9.]+)/\1 M tokens \(100\.0%\).*, 100000 documents$' "$TMP/op.log"
+check "progress: no \\r when not a terminal" bash -c "! grep -q \$'\\r' '$TMP/op.log'"
+summary() { grep -v '^\(index\|split\): \|^  [0-9.]* s, ' "$1"; }
+check "progress: then the summary as before" cmp -s <(summary "$TMP/op.log") <(summary "$TMP/o1.log")
+check "progress: a short run at the default interval prints none" bash -c "! grep -q '^\(index\|split\): ' '$TMP/o1.log'"
+check "progress: the same shards and manifest" bash -c "cmp -s '$TMP/o1/manifest.tsv' '$TMP/op/manifest.tsv'"
+check "progress: the same shard bytes" same_shards "$TMP/o1" "$TMP/op"
 check "manifest on stdout names the shards" grep -q "^val	$TMP/o1/val/val-00000.drs$" "$TMP/o1.manifest"
 check "manifest records the seed" grep -q '^# seed: 7$' "$TMP/o1.manifest"
 # a relative -o, and stdout saved in another directory: its paths still name the shards

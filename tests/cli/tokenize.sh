@@ -249,6 +249,14 @@ fi
 
 # ---- trained BPE ---------------------------------------------------------------------
 check "--train-bpe" bash -c "'$T' --train-bpe 600 -o '$TMP/vocab' '$TMP/big.jsonl' >'$TMP/vpaths' 2>/dev/null"
+# progress on stderr, not a terminal (DR_PROGRESS_INTERVAL=0: a line at every update):
+# counting the pre-tokens (MB of the input), the merges (of 600 - 257); the summary last;
+# the same files
+DR_PROGRESS_INTERVAL=0 "$T" --train-bpe 600 -o "$TMP/vocabp" "$TMP/big.jsonl" >"$TMP/vpathsp" 2>"$TMP/vocabp.err"
+check "--train-bpe progress: count lines, in MB" grep -qE '^count: ([0-9.]+)/\1 MB \(100\.0%\), .* elapsed, ETA [0-9:]+, 3000 documents$' "$TMP/vocabp.err"
+check "--train-bpe progress: merge lines, of 343" grep -qE '^merge: 343/343 merges \(100\.0%\), ' "$TMP/vocabp.err"
+check "--train-bpe progress: the summary last" bash -c "tail -n 1 '$TMP/vocabp.err' | grep -q '^dr-tokenize: trained a 600-token BPE on 3000 documents'"
+check "--train-bpe progress: the same files" bash -c "cmp -s '$TMP/vocab/encoder.json' '$TMP/vocabp/encoder.json' && cmp -s '$TMP/vocab/vocab.bpe' '$TMP/vocabp/vocab.bpe'"
 check "--train-bpe prints the two files" test "$(cat "$TMP/vpaths" | tr '\n' ' ')" = "$TMP/vocab/encoder.json $TMP/vocab/vocab.bpe "
 check "vocab.bpe: #version + 343 merges" bash -c "head -n 1 '$TMP/vocab/vocab.bpe' | grep -q '^#version' && [ \$(wc -l <'$TMP/vocab/vocab.bpe') -eq 344 ]"
 check "encoder.json: 600 ids, <|endoftext|> last" bash -c "python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); sys.exit(not (len(e) == 600 and e[\"<|endoftext|>\"] == 599))' '$TMP/vocab/encoder.json'"

@@ -239,6 +239,33 @@ static void test_progress(void) {
         TEST_CHECK(strstr(buf, "train: done, 40 steps in ") != NULL, "total %d: final line: %s", total, buf);
         free(buf);
     }
+
+    /* DR_PROGRESS_INTERVAL: the seconds between plain lines (0: every update, as the CLI
+     * tests use it); not a number >= 0: the default 10 */
+    static const struct { const char *env; double interval; } intervals[] = {
+        {NULL, 10}, {"0", 0}, {"2.5", 2.5}, {"", 10}, {"-1", 10}, {"x", 10}, {"3s", 10}, {"nan", 10},
+    };
+    for (size_t k = 0; k < sizeof intervals / sizeof *intervals; k++) {
+        if (intervals[k].env) setenv("DR_PROGRESS_INTERVAL", intervals[k].env, 1);
+        else unsetenv("DR_PROGRESS_INTERVAL");
+        progress_start(&p, "split", "M tokens", 3);
+        TEST_CHECK(p.interval == intervals[k].interval, "DR_PROGRESS_INTERVAL=%s: interval %g",
+                   intervals[k].env ? intervals[k].env : "(unset)", p.interval);
+    }
+    setenv("DR_PROGRESS_INTERVAL", "0", 1);
+    progress_start(&p, "split", "M tokens", 3);
+    p.is_tty = 0;
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    p.out = f;
+    progress_update(&p, 1.5);
+    progress_update(&p, 3);
+    progress_abort(&p);   /* not a terminal: no final line */
+    fclose(f);
+    TEST_CHECK(strstr(buf, "split: 1.5/3 M tokens (50.0%), ") && strstr(buf, "split: 3/3 M tokens (100.0%), ") &&
+               !strstr(buf, "done"), "DR_PROGRESS_INTERVAL=0: a line per update: %s", buf);
+    free(buf);
+    unsetenv("DR_PROGRESS_INTERVAL");
 }
 
 int main(void) {

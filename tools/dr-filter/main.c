@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0, top = 0;
     double fraction = -1, shard_mb = 64;
-    FilterOptions fo = { .policy = FILTER_TOP, .keep = -1 };
+    FilterOptions fo = { .policy = FILTER_TOP, .keep = -1, .progress = 1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
@@ -153,10 +153,10 @@ int main(int argc, char **argv) {
     if (!d) dr_die("%s", dr_lasterr());
 
     Scores sc;
-    if (scores_read(scores_path, &sc) != 0) dr_die("%s", dr_lasterr());
+    if (scores_read_shown(scores_path, &sc, "scores") != 0) dr_die("%s", dr_lasterr());
     uint64_t n = data_num_examples(d);
     double *aligned = xmalloc(n * sizeof *aligned);
-    if (scores_align(&sc, d, aligned) != 0) dr_die("%s", dr_lasterr());
+    if (scores_align_shown(&sc, d, aligned, "match") != 0) dr_die("%s", dr_lasterr());
     uint8_t *keep = xmalloc(n ? n : 1);
     filter_select(&fo, aligned, n, keep);
 

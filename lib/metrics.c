@@ -3,6 +3,7 @@
  * hold, become null. Each line is built in memory, then written and flushed whole when
  * it ends. A disabled writer (path NULL) and a NULL Metrics make every call a no-op. */
 #include "metrics.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <math.h>
@@ -71,6 +72,7 @@ void metrics_str(Metrics *m, const char *k, const char *v) {
 
 /* text[0..n) and a newline to the log, flushed */
 static int write_line(Metrics *m, const char *text, size_t n) {
+    progress_yield_line(m->f);   /* --log - on the terminal of the bar */
     errno = 0;
     if (fwrite(text, 1, n, m->f) != n || fputc('\n', m->f) == EOF || fflush(m->f) != 0 || ferror(m->f)) {
         m->failed = 1;

@@ -137,6 +137,7 @@ static void draw(Progress *p, double now, int final) {
     if (p->is_tty) {
         draw_tty_line(p, frac, done, total, rt, final, final || p->total <= 0 ? elapsed : eta);
         dr_bar_on_stderr = !final;
+        p->drawn = 1;
         if (final) fputc('\n', p->out);
     } else if (final && p->done0 > 0 && p->done <= p->done0) {   /* resumed with nothing left */
         fprintf(p->out, "%s: done, %s %s (nothing left to run)%s%s\n", p->label, done, p->unit,
@@ -165,7 +166,9 @@ void progress_resume(Progress *p, double done) { p->done = p->done0 = done; }
 void progress_update(Progress *p, double done) {
     p->done = done;
     double now = dr_now();
-    if (now - p->t_last_print >= (p->is_tty ? TTY_REDRAW_S : p->interval)) draw(p, now, 0);
+    if (now - p->t_last_print >= (p->is_tty ? TTY_REDRAW_S : p->interval) ||
+        (p->is_tty && p->drawn && !dr_bar_on_stderr))   /* a data line cleared it */
+        draw(p, now, 0);
 }
 
 void progress_show(Progress *p) {
@@ -173,6 +176,13 @@ void progress_show(Progress *p) {
 }
 
 void progress_finish(Progress *p) { draw(p, dr_now(), 1); }
+
+void progress_yield_line(FILE *data) {
+    if (!dr_bar_on_stderr || !isatty(fileno(data))) return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    dr_bar_on_stderr = 0;
+}
 
 void progress_abort(Progress *p) {
     if (!p->is_tty) return;

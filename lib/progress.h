@@ -32,6 +32,8 @@ typedef struct {
     double interval;       /* seconds between plain lines (10 or DR_PROGRESS_INTERVAL; may be
                             * changed after start) */
     int is_tty;            /* redraw with \r (set by progress_start from isatty(stderr)) */
+    int drawn;             /* the bar has been drawn: once a data line clears it, the next
+                            * update draws it again at once (progress_yield_line) */
     char extra[160];       /* text shown after the rate (e.g. "loss 3.21") */
     FILE *out;             /* stderr (may be changed after start, e.g. by tests) */
 } Progress;
@@ -45,6 +47,10 @@ void progress_show(Progress *p);        /* prints when due */
 void progress_set_extra(Progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_finish(Progress *p);                     /* final line */
 void progress_abort(Progress *p);                      /* no final line: an error follows */
+/* Before a line of data goes to `data` (a log or scores on stdout): when `data` is a
+ * terminal and a bar is drawn on stderr, clears the bar's line, so that the data does
+ * not run on from the bar; the bar comes back below it at its next redraw. */
+void progress_yield_line(FILE *data);
 double dr_now(void);                                   /* monotonic seconds */
 
 #endif

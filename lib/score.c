@@ -55,6 +55,7 @@ static int write_rows(DataLoader *d, const DataBatch *b, const real *score, Scor
                              "beyond what it can compute with", id,
                              kind == SCORE_RATER ? "rater's logit" : "LM's loss", v);
         }
+        progress_yield_line(out);   /* scores on the terminal of the bar */
         scores_write_row(out, id, (double)score[i], data_example_source(d, ex),
                          data_example(d, ex)->length);
     }

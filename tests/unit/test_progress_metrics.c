@@ -1,6 +1,7 @@
 /* test_progress_metrics.c — metrics JSON lines (exact numbers, NaN/Inf as null,
  * escaping, append, disabled writer) and the two progress formats (terminal redraw
  * with \r, plain lines with rate and ETA). */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,6 +152,63 @@ static void run_tty(Progress *p) {
 static void run_show_tty(Progress *p) { p->is_tty = 1; progress_show(p); }
 static void run_show_plain(Progress *p) { p->is_tty = 0; progress_show(p); }
 
+/* A data line for a terminal (dr-train --log -, dr-score to stdout) clears the bar
+ * first, and the bar comes back at the next update, not 0.1 s later. */
+static void run_tty_yield(Progress *p) {
+    p->is_tty = 1;
+    p->t_last_print -= 1;
+    progress_update(p, 1);          /* drawn: a first draw is due */
+    dr_bar_on_stderr = 0;           /* what progress_yield_line does */
+    progress_update(p, 2);          /* at once again */
+    progress_update(p, 3);          /* too soon: not drawn */
+    progress_abort(p);
+}
+
+static void test_yield_line(void) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        printf("NOT CHECKED: progress_yield_line: no pseudo-terminal here\n");
+        return;
+    }
+    FILE *tty = fopen(ptsname(master), "w");
+    char errpath[] = "/tmp/dr-test-yield-XXXXXX";
+    int errfd = mkstemp(errpath), saved = dup(STDERR_FILENO);
+    CHECK(tty && errfd >= 0 && saved >= 0, "pty, temp file");
+    fflush(stderr);
+    dup2(errfd, STDERR_FILENO);
+    dr_bar_on_stderr = 1;
+    FILE *file = tmpfile();
+    progress_yield_line(file);                               /* a file: the bar stays */
+    int kept = dr_bar_on_stderr;
+    progress_yield_line(tty);                                /* a terminal: cleared */
+    int cleared = !dr_bar_on_stderr;
+    progress_yield_line(tty);                                /* nothing drawn: nothing */
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    size_t n;
+    char *err = slurp(errpath, &n);
+    TEST_CHECK(kept && cleared && n == 4 && !memcmp(err, "\r\033[K", 4),
+               "progress_yield_line: kept for a file %d, cleared for a terminal %d, %zu bytes", kept, cleared, n);
+    free(err);
+    unlink(errpath);
+    close(errfd);
+    fclose(tty);
+    fclose(file);
+    close(master);
+
+    Progress p;
+    char *buf = NULL;
+    size_t len = 0;
+    progress_start(&p, "train", "steps", 10);
+    capture(&p, run_tty_yield, &buf, &len);
+    int draws = 0;
+    for (char *q = buf; (q = strstr(q, "/10 steps")); q++) draws++;
+    TEST_CHECK(draws == 2 && strstr(buf, "2/10") && !strstr(buf, "3/10"),
+               "a bar cleared by a data line is drawn at the next update (%d draws): %s", draws, buf);
+    free(buf);
+}
+
 static void test_progress(void) {
     double t0 = dr_now();
     TEST_CHECK(dr_now() >= t0, "monotonic clock");
@@ -266,6 +324,8 @@ static void test_progress(void) {
                !strstr(buf, "done"), "DR_PROGRESS_INTERVAL=0: a line per update: %s", buf);
     free(buf);
     unsetenv("DR_PROGRESS_INTERVAL");
+
+    test_yield_line();
 }
 
 int main(void) {

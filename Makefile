@@ -6,6 +6,8 @@
 #   make PRECISION=double  build every tool in double (research checks)
 #   make test            the whole test suite (unit, gradient checks in double, CLI)
 #   make bench           benchmarks (print numbers, never pass/fail)
+#   make test CC=clang BUILD_ROOT=build/clang BIN=build/clang/bin
+#                        the same suite from another compiler, beside the default build
 #   make xcheck          the tools against an independent PyTorch reference (tests/xcheck/)
 #   make demo            the end-to-end pipeline on the default corpus
 
@@ -13,7 +15,8 @@
 PRECISION ?= float
 CC        ?= cc
 OPT       ?= -O3 -march=native
-BUILD     := build/$(PRECISION)
+BUILD_ROOT ?= build
+BUILD     := $(BUILD_ROOT)/$(PRECISION)
 BIN       ?= bin
 
 ifeq ($(PRECISION),double)
@@ -131,9 +134,9 @@ $(VOCAB_DIR)/encoder.json:
 # One closing line "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory all tests
-	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools grads
+	@$(MAKE) --no-print-directory PRECISION=double BIN=$(BUILD_ROOT)/double/bin tools grads
 	@$(MAKE) --no-print-directory vocab
-	@tests/run.sh
+	@BUILD_ROOT=$(BUILD_ROOT) BIN=$(BIN) tests/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -16,8 +16,12 @@ run_one() {  # name, command...
     fi
     rm -f "$log"
 }
-for t in build/float/tests/*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
-for t in build/double/grad/*; do [ -x "$t" ] && run_one "grad/$(basename "$t")" "$t"; done
+# BUILD_ROOT (make's, default build): where the float and double builds are; the CLI
+# tests then take the libdr.a and double tools from there too
+R=${BUILD_ROOT:-build}
+export LIBDR=${LIBDR:-$R/float/libdr.a} DBIN=${DBIN:-$R/double/bin}
+for t in "$R"/float/tests/*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
+for t in "$R"/double/grad/*; do [ -x "$t" ] && run_one "grad/$(basename "$t")" "$t"; done
 for t in tests/cli/*.sh; do [ -f "$t" ] && run_one "cli/$(basename "$t" .sh)" bash "$t"; done
 echo
 [ $fail -gt 0 ] && printf 'failed: %s\n' "${failed[*]}"

@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BIN=${BIN:-bin}
 [ -d data/gpt2 ] && export DR_DATA=${DR_DATA:-$PWD/data}   # the gpt2 vocabulary, whatever BIN is
 unset DR_PROGRESS_INTERVAL   # progress lines every 10 s, whatever the caller's: a check that wants them sets it
-LIBDR=${LIBDR:-build/float/libdr.a}
+LIBDR=${LIBDR:-${BUILD_ROOT:-build}/float/libdr.a}
 TMP=$(mktemp -d "$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp )/drcli.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 failures=0
@@ -42,7 +42,7 @@ finish() {
 }
 
 MKSHARD=$TMP/mkshard
-cc -std=c11 -D_GNU_SOURCE -O2 -Ilib tests/cli/mkshard.c "$LIBDR" -lzstd -lxxhash -lyaml -lopenblas -lm \
+"${CC:-cc}" -std=c11 -D_GNU_SOURCE -O2 -Ilib tests/cli/mkshard.c "$LIBDR" -lzstd -lxxhash -lyaml -lopenblas -lm \
    -lpthread -fopenmp -o "$MKSHARD" || { echo "cannot build mkshard" >&2; exit 1; }
 for tool in "$@"; do
     [ -x "$BIN/$tool" ] || { echo "missing $BIN/$tool: run make first" >&2; exit 1; }

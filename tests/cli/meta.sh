@@ -13,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
-DBIN=${DBIN:-build/double/bin}
+DBIN=${DBIN:-${BUILD_ROOT:-build}/double/bin}
 tmp=$(mktemp -d /tmp/dr-meta-cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

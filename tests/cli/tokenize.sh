@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     return 0;
 }
 EOF
-cc -std=c11 -D_GNU_SOURCE -O1 -Ilib "$TMP/drsdump.c" "$LIBDR" -lzstd -lxxhash -lyaml -lopenblas -lm \
+"${CC:-cc}" -std=c11 -D_GNU_SOURCE -O1 -Ilib "$TMP/drsdump.c" "$LIBDR" -lzstd -lxxhash -lyaml -lopenblas -lm \
    -lpthread -fopenmp -o "$TMP/drsdump" || { echo "cannot build drsdump" >&2; exit 1; }
 DUMP="env DR_DATA=${DR_DATA:-$PWD/data} $TMP/drsdump"
 hex() { od -An -v -tx1 | tr -d ' \n'; }

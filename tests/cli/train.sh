@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
-DBIN=${DBIN:-build/double/bin}
+DBIN=${DBIN:-${BUILD_ROOT:-build}/double/bin}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

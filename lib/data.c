@@ -81,7 +81,12 @@ struct DataLoader {
     uint32_t vocab;
     uint64_t fingerprint;
 
-    DataExample *ex;
+    /* The example index, 4 bytes per example: example i is a window of the document
+     * numbered ex_doc[i] across the shards (shard s holds the documents doc_base[s] …
+     * doc_base[s + 1] − 1); a document's examples are consecutive, so the window is i minus
+     * the document's first example, and the length follows from the document's. */
+    uint32_t *ex_doc;             /* [n_ex], non-decreasing */
+    uint64_t *doc_base;           /* [n_shards + 1] */
     uint64_t n_ex, n_target_tokens, n_docs;
 
     /* resident corpus: tokens of every document, doc_off[shard][doc] into tokens */
@@ -151,6 +156,53 @@ static int check_tokens(const DataLoader *d, const uint32_t *tok, size_t n, uint
             return dr_seterr("%s: document %u: token id %u is outside the vocabulary (%u)",
                              d->paths[shard], doc, tok[i], d->vocab);
     return 0;
+}
+
+/* ---- the example index --------------------------------------------------------------- */
+
+/* The shard of document g (numbered across the shards): doc_base[s] <= g < doc_base[s + 1]. */
+static uint32_t shard_of_doc(const DataLoader *d, uint32_t g) {
+    size_t lo = 0;   /* steps that depend on n_shards only, and a select: no branch on g to mispredict */
+    for (size_t n = d->n_shards; n > 1; n -= n / 2)
+        lo = d->doc_base[lo + n / 2] <= g ? lo + n / 2 : lo;
+    return (uint32_t)lo;
+}
+
+/* The index entry of example i's document (i < n_ex), in its shard's reader. */
+static const DrsDoc *example_doc(const DataLoader *d, uint64_t i, uint32_t *shard) {
+    uint32_t g = d->ex_doc[i];
+    *shard = shard_of_doc(d, g);
+    return drs_doc(d->readers[*shard], g - d->doc_base[*shard]);
+}
+
+/* Shard, document, window and length of example i (< n_ex). */
+static DataExample example_at(const DataLoader *d, uint64_t i) {
+    uint32_t g = d->ex_doc[i], shard = shard_of_doc(d, g);
+    /* the document's first example: most documents have one window, and a longer one's
+     * are found by doubling steps back, then bisection */
+    uint64_t first = i;
+    if (i > 0 && d->ex_doc[i - 1] == g) {
+        uint64_t step = 1, below = i - 1;   /* ex_doc[below] == g */
+        while (below >= step && d->ex_doc[below - step] == g) {
+            below -= step;
+            step *= 2;
+        }
+        uint64_t a = below >= step ? below - step : 0;   /* a: ex_doc[a] != g, or a == 0 */
+        if (d->ex_doc[a] == g) {
+            below = a;
+        } else {
+            while (below - a > 1) {   /* ex_doc[a] != g == ex_doc[below] */
+                uint64_t mid = a + (below - a) / 2;
+                if (d->ex_doc[mid] == g) below = mid; else a = mid;
+            }
+        }
+        first = below;
+    }
+    uint32_t doc = (uint32_t)(g - d->doc_base[shard]);
+    uint64_t window = i - first, L = (uint64_t)d->opt.seq_len;
+    uint64_t n = drs_doc(d->readers[shard], doc)->length, start = window * L;
+    uint64_t len = n - start < L + 1 ? n - start : L + 1;
+    return (DataExample){shard, doc, (uint32_t)window, (uint32_t)len};
 }
 
 /* Copies the window of example e into out[0 .. e->length). */
@@ -257,9 +309,11 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
     CHECK(0 <= lo && lo <= hi && hi <= n, "part [%d, %d) of a batch of %d examples", lo, hi, n);
     int L = o->seq_len, R = o->seq_len_rater;
     int maxlen = 0;
+    DataExample *ex = xmalloc((size_t)(n ? n : 1) * sizeof *ex);
     for (int i = 0; i < n; i++) {
         CHECK(idx[i] < d->n_ex, "example %" PRIu64 " out of range", idx[i]);
-        int len = (int)d->ex[idx[i]].length;
+        ex[i] = example_at(d, idx[i]);
+        int len = (int)ex[i].length;
         if (len > maxlen) maxlen = len;
     }
     int T = trim ? (maxlen > 1 ? maxlen - 1 : 1) : L;
@@ -268,7 +322,7 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
     if (R > 0 && TR < 1) TR = 1;
     b->B = n; b->T = T; b->T_rater = TR; b->n_tokens = 0;
     for (int i = 0; i < n; i++) {   /* from the index: no reading */
-        int len = (int)d->ex[idx[i]].length;
+        int len = (int)ex[i].length;
         b->n_valid[i] = len - 1;
         b->n_tokens += len - 1;
         if (R > 0) b->rater_valid[i] = len < R ? len : R;
@@ -287,17 +341,15 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
     int m = hi - lo;
     ReadOrder *ro = xmalloc((size_t)(m ? m : 1) * sizeof *ro);
     for (int k = 0; k < m; k++) {
-        const DataExample *e = &d->ex[idx[lo + k]];
-        ro[k] = (ReadOrder){e->shard, e->doc, lo + k};
+        ro[k] = (ReadOrder){ex[lo + k].shard, ex[lo + k].doc, lo + k};
     }
     if (!d->tokens) qsort(ro, (size_t)m, sizeof *ro, cmp_read_order);
     uint32_t *window = xmalloc(((size_t)L + 1) * sizeof *window);
     int rc_status = 0;
     for (int k = 0; k < m; k++) {
         int i = ro[k].slot;
-        const DataExample *e = &d->ex[idx[i]];
-        if (read_window(d, rc, e, window) != 0) { rc_status = -1; break; }
-        int len = (int)e->length;
+        if (read_window(d, rc, &ex[i], window) != 0) { rc_status = -1; break; }
+        int len = (int)ex[i].length;
         int32_t *in = b->inputs + (size_t)i * T, *tg = b->targets + (size_t)i * T;
         for (int t = 0; t < T; t++) {
             in[t] = t < len - 1 ? (int32_t)window[t] : 0;
@@ -311,6 +363,7 @@ static int gather(const DataLoader *d, ReadCtx *rc, const uint64_t *idx, int n, 
     }
     free(window);
     free(ro);
+    free(ex);
     return rc_status;
 }
 
@@ -341,7 +394,7 @@ static void make_order(const DataLoader *d, uint64_t epoch, uint32_t *order) {
     for (uint64_t c = 0; c < N; c += chunk) {
         uint64_t n = N - c < chunk ? N - c : chunk;
         for (uint64_t i = 0; i < n; i++)
-            key[i] = ((uint64_t)(UINT32_MAX - d->ex[order[c + i]].length) << 32) | i;
+            key[i] = ((uint64_t)(UINT32_MAX - example_at(d, order[c + i]).length) << 32) | i;
         qsort(key, (size_t)n, sizeof *key, cmp_u64);
         for (uint64_t i = 0; i < n; i++) tmp[c + i] = order[c + (key[i] & 0xFFFFFFFFu)];
     }
@@ -510,6 +563,7 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
     d->n_shards = shards->n;
     d->paths = xcalloc(d->n_shards, sizeof *d->paths);
     d->readers = xcalloc(d->n_shards, sizeof *d->readers);
+    d->doc_base = xcalloc(d->n_shards + 1, sizeof *d->doc_base);
     pthread_mutex_init(&d->pf.mu, NULL);
     pthread_cond_init(&d->pf.can_produce, NULL);
     pthread_cond_init(&d->pf.can_consume, NULL);
@@ -528,11 +582,13 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
             goto fail;
         }
         if (drs_vocab_size(r) > d->vocab) d->vocab = drs_vocab_size(r);
-        uint64_t nd = drs_num_docs(r);
-        if (nd > UINT32_MAX) {
-            dr_seterr("%s: %" PRIu64 " documents, more than a loader index holds", d->paths[s], nd);
+        uint64_t nd = drs_num_docs(r), base = d->doc_base[s];
+        if (nd >= UINT32_MAX - base) {   /* documents are numbered across the shards in 32 bits */
+            dr_seterr("%s: %" PRIu64 " documents, with the shards before it more than a loader "
+                      "index holds (%u)", d->paths[s], nd, UINT32_MAX - 1);
             goto fail;
         }
+        d->doc_base[s + 1] = base + nd;
         total_tokens += drs_num_tokens(r);
         for (uint64_t i = 0; i < nd; i++) {
             uint32_t n = drs_doc(r, i)->length;
@@ -545,19 +601,22 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
                 if (len < (uint64_t)d->min_len) continue;
                 if (d->n_ex == cap) {
                     cap = cap ? 2 * cap : 1024;
-                    d->ex = xrealloc(d->ex, cap * sizeof *d->ex);
+                    d->ex_doc = xrealloc(d->ex_doc, cap * sizeof *d->ex_doc);
                 }
                 if (d->n_ex >= UINT32_MAX) {
                     dr_seterr("%s: more than %u examples", d->paths[s], UINT32_MAX);
                     goto fail;
                 }
-                d->ex[d->n_ex++] = (DataExample){(uint32_t)s, (uint32_t)i, (uint32_t)w, (uint32_t)len};
+                /* windows are dropped only at a document's end (all earlier ones have
+                 * seq_len + 1 tokens), so the kept ones are 0 … k−1, as example_at has them */
+                d->ex_doc[d->n_ex++] = (uint32_t)(base + i);
                 d->n_target_tokens += len - 1;
                 any = 1;
             }
             d->n_docs += any;
         }
     }
+    if (d->n_ex > 0 && d->n_ex < cap) d->ex_doc = xrealloc(d->ex_doc, d->n_ex * sizeof *d->ex_doc);
     if (d->n_ex == 0) {
         dr_seterr("%s%s: no examples (no window of at least %d tokens)", d->paths[0],
                   d->n_shards > 1 ? " …" : "", d->min_len);
@@ -599,7 +658,8 @@ void data_close(DataLoader *d) {
         if (d->doc_off) free(d->doc_off[s]);
         free(d->paths[s]);
     }
-    free(d->readers); free(d->paths); free(d->doc_off); free(d->tokens); free(d->ex);
+    free(d->readers); free(d->paths); free(d->doc_off); free(d->tokens);
+    free(d->ex_doc); free(d->doc_base);
     pthread_mutex_destroy(&d->pf.mu);
     pthread_cond_destroy(&d->pf.can_produce);
     pthread_cond_destroy(&d->pf.can_consume);
@@ -618,25 +678,27 @@ const char *data_tokenizer_spec(const DataLoader *d) { return drs_tokenizer_spec
 size_t data_num_shards(const DataLoader *d) { return d->n_shards; }
 const char *data_shard_path(const DataLoader *d, size_t shard) { return d->paths[shard]; }
 
-const DataExample *data_example(const DataLoader *d, uint64_t i) {
+DataExample data_example(const DataLoader *d, uint64_t i) {
     CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
-    return &d->ex[i];
+    return example_at(d, i);
 }
 
 uint64_t data_example_doc_id(const DataLoader *d, uint64_t i) {
-    const DataExample *e = data_example(d, i);
-    return drs_doc(d->readers[e->shard], e->doc)->id;
+    CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
+    uint32_t shard;
+    return example_doc(d, i, &shard)->id;
 }
 
 void data_example_id(const DataLoader *d, uint64_t i, char *out) {
-    snprintf(out, DATA_ID_MAX, "%016" PRIx64 ":%u", data_example_doc_id(d, i),
-             data_example(d, i)->window);
+    DataExample e = data_example(d, i);
+    snprintf(out, DATA_ID_MAX, "%016" PRIx64 ":%u", drs_doc(d->readers[e.shard], e.doc)->id, e.window);
 }
 
 const char *data_example_source(const DataLoader *d, uint64_t i) {
-    const DataExample *e = data_example(d, i);
-    DrsReader *r = d->readers[e->shard];
-    return drs_source_name(r, drs_doc(r, e->doc)->source);
+    CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
+    uint32_t shard;
+    const DrsDoc *doc = example_doc(d, i, &shard);
+    return drs_source_name(d->readers[shard], doc->source);
 }
 
 /* ---- the stream ---------------------------------------------------------------------- */
@@ -713,7 +775,8 @@ int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {
 }
 
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {
-    return read_window(d, &d->main.rc, data_example(d, i), out);
+    DataExample e = data_example(d, i);
+    return read_window(d, &d->main.rc, &e, out);
 }
 
 uint64_t data_shared_documents(const DataLoader *a, const DataLoader *b, uint64_t *first) {

@@ -9,7 +9,10 @@
  * Example id: "<doc id as 16 lowercase hex digits>:<window index>".
  *
  * Examples are numbered 0 … N−1 in SHARD ORDER (shards in list order, documents in
- * file order, windows in order). The index holds 16 bytes per example, so millions fit.
+ * file order, windows in order). The loader's index holds 4 bytes per example, its
+ * document's number across the shards (shard, window and length follow from it and the
+ * shards' own index, 24 bytes per document): 10^8 short documents take 0.4 GB of it
+ * beside the shards' 2.4 GB. All the shards together hold fewer than 2^32 − 1 documents.
  *
  * Views of a batch of B examples (padding is token 0):
  *   LM:    inputs[b,t] = window[t], targets[b,t] = window[t+1], t < T;
@@ -58,7 +61,7 @@ typedef struct {
                                       at most this many tokens (0 = never) */
 } DataOptions;
 
-/* One example: 16 bytes. */
+/* One example, as data_example computes it from the index. */
 typedef struct {
     uint32_t shard;    /* index in the loader's shard list */
     uint32_t doc;      /* document index within the shard */
@@ -114,7 +117,7 @@ const char *data_tokenizer_spec(const DataLoader *d);    /* of the first shard *
 size_t data_num_shards(const DataLoader *d);
 const char *data_shard_path(const DataLoader *d, size_t shard);
 
-const DataExample *data_example(const DataLoader *d, uint64_t i);
+DataExample data_example(const DataLoader *d, uint64_t i);
 uint64_t data_example_doc_id(const DataLoader *d, uint64_t i);
 /* Writes "<doc id hex16>:<window>" into out (DATA_ID_MAX bytes). */
 void data_example_id(const DataLoader *d, uint64_t i, char *out);

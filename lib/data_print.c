@@ -35,16 +35,16 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
     uint64_t n = data_num_examples(d);
     if (head > 0 && head < n) n = head;
     for (uint64_t i = 0; i < n && rc == 0 && !ferror(f); i++) {   /* a full disk: stop now */
-        const DataExample *e = data_example(d, i);
+        DataExample e = data_example(d, i);
         if (data_read_example(d, i, window) != 0) { rc = -1; break; }
         data_example_id(d, i, id);
         fputs(id, f);
         fputc('\t', f);
         if (ids) {
-            for (uint32_t t = 0; t < e->length; t++) fprintf(f, t ? " %u" : "%u", window[t]);
+            for (uint32_t t = 0; t < e.length; t++) fprintf(f, t ? " %u" : "%u", window[t]);
         } else {
             text.n = 0;
-            if (tokenizer_decode(tok, window, e->length, &text) != 0) { rc = -1; break; }
+            if (tokenizer_decode(tok, window, e.length, &text) != 0) { rc = -1; break; }
             json_write_string(f, text.bytes, text.n);
         }
         fputc('\n', f);

@@ -57,7 +57,7 @@ static int write_rows(DataLoader *d, const DataBatch *b, const real *score, Scor
         }
         progress_yield_line(out);   /* scores on the terminal of the bar */
         scores_write_row(out, id, (double)score[i], data_example_source(d, ex),
-                         data_example(d, ex)->length);
+                         data_example(d, ex).length);
     }
     return 0;
 }
@@ -91,14 +91,14 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     /* shard_end[s]: one past the last example of shard s (examples are in shard order) */
     size_t n_shards = data_num_shards(d);
     uint64_t *shard_end = xcalloc(n_shards ? n_shards : 1, sizeof *shard_end);
-    for (uint64_t i = 0; i < n; i++) shard_end[data_example(d, i)->shard] = i + 1;
+    for (uint64_t i = 0; i < n; i++) shard_end[data_example(d, i).shard] = i + 1;
     /* A batch never holds more than its shard's examples: size the activations for the
      * largest batch that can occur, not for a --batch far beyond the data (a --batch of
      * 300000 over 23 examples was refused as needing 26 GB). The batches, hence the
      * bytes, are the same. */
     uint64_t largest = 0;
     for (uint64_t s0 = 0; s0 < n;) {
-        uint64_t end = shard_end[data_example(d, s0)->shard];
+        uint64_t end = shard_end[data_example(d, s0).shard];
         if (end - s0 > largest) largest = end - s0;
         s0 = end;
     }
@@ -125,7 +125,7 @@ static int score_all(const Backend *be, DataLoader *d, ScoreKind kind, const LMC
     for (uint64_t s0 = 0; s0 < n && rc == 0;) {
         int in_round = 0;
         for (int k = 0; k < R && s0 < n; k++) {
-            uint64_t end = shard_end[data_example(d, s0)->shard];   /* the batch stops there */
+            uint64_t end = shard_end[data_example(d, s0).shard];   /* the batch stops there */
             int nb = end - s0 < (uint64_t)batch ? (int)(end - s0) : batch;
             if (data_range(d, s0, nb, slot[k].b) != 0) { rc = -1; break; }
             s0 += (uint64_t)nb;

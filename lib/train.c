@@ -393,13 +393,10 @@ static int curation_begin(Trainer *t, real **phi_host) {
 static int curation_setup(Trainer *t, const real *phi_host) {
     const Config *cfg = t->cfg;
     if (t->curation == CURATE_WEIGHTS) {
-        Scores sc;
-        if (scores_read(t->o->weights_path, &sc) != 0) return seterr_prefixed("--weights", NULL);
         uint64_t n = data_num_examples(t->train);
         t->scores = xmalloc(n * sizeof *t->scores);
-        int rc = scores_align(&sc, t->train, t->scores);
-        scores_free(&sc);
-        if (rc != 0) return seterr_prefixed("--weights", NULL);
+        if (scores_read_aligned(t->o->weights_path, t->train, t->scores, NULL) != 0)
+            return seterr_prefixed("--weights", NULL);
         t->curation_key = XXH64(t->scores, n * sizeof *t->scores, 0);
         t->wnorm.kind = strcmp(cfg->rater.normalize, "softmax") == 0 ? WEIGHT_NORM_SOFTMAX
                                                                      : WEIGHT_NORM_SIGMOID;

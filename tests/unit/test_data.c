@@ -83,11 +83,11 @@ static void test_windows(int L, int min_tokens, uint64_t resident) {
     DataBatch *b = data_batch_new(d);
     long targets = 0;
     for (int i = 0; i < n && i < (int)data_num_examples(d); i++) {
-        const DataExample *e = data_example(d, (uint64_t)i);
-        TEST_CHECK((int)e->shard == win[i].shard && (int)e->doc == win[i].doc &&
-                   (int)e->window == win[i].window && (int)e->length == win[i].len,
-                   "example %d: (%u,%u,%u,%u) want (%d,%d,%d,%d)", i, e->shard, e->doc, e->window,
-                   e->length, win[i].shard, win[i].doc, win[i].window, win[i].len);
+        DataExample e = data_example(d, (uint64_t)i);
+        TEST_CHECK((int)e.shard == win[i].shard && (int)e.doc == win[i].doc &&
+                   (int)e.window == win[i].window && (int)e.length == win[i].len,
+                   "example %d: (%u,%u,%u,%u) want (%d,%d,%d,%d)", i, e.shard, e.doc, e.window,
+                   e.length, win[i].shard, win[i].doc, win[i].window, win[i].len);
         char id[DATA_ID_MAX], want[DATA_ID_MAX];
         data_example_id(d, (uint64_t)i, id);
         snprintf(want, sizeof want, "%016" PRIx64 ":%d", doc_id_of(win[i].shard, win[i].doc), win[i].window);
@@ -127,6 +127,64 @@ static void test_windows(int L, int min_tokens, uint64_t resident) {
                b->index[2] == 1, "data_range wraps modulo N");
     data_batch_free(b);
     data_close(d);
+}
+
+/* The example index (4 bytes per example: a document number across the shards) against
+ * the windows computed the obvious way, across shards that give no example (one without
+ * documents, one of documents too short) and a document of thousands of windows: every
+ * field of every example, its id, source and tokens, in shard order and in a scattered
+ * order (data_example keeps no state between calls). */
+static void test_index_across_shards(void) {
+    static int lens_none[] = {0, 1, 1, 0, 1}, lens_long[] = {3001, 2, 1, 2500};
+    const int *lens[] = {lens_a, NULL, lens_none, lens_b, lens_long};
+    int n_docs[] = {NA, 0, 5, NB, 4};
+    char paths[5][300];
+    char *argv[5];
+    for (int s = 0; s < 5; s++) {
+        snprintf(paths[s], sizeof paths[s], "%s/index%d.drs", dir, s);
+        write_shard(paths[s], 30 + s, lens[s] ? lens[s] : lens_a, n_docs[s], 42, s == 4 ? 512 : 0);
+        argv[s] = paths[s];
+    }
+    int Ls[] = {1, 3, 8}, mins[] = {2, 4};
+    Win *win = xmalloc(8000 * sizeof *win);
+    uint32_t *got = xmalloc(10 * sizeof *got);
+    for (int li = 0; li < 3; li++)
+        for (int mi = 0; mi < 2; mi++) {
+            int L = Ls[li], min_tokens = mins[mi];
+            if (min_tokens > L + 1) continue;   /* no window is that long: refused */
+            DataOptions o = opts(L, 4);
+            o.min_tokens = min_tokens;
+            o.resident_max_tokens = 0;
+            DataLoader *d = open_paths(5, argv, &o);
+            TEST_CHECK(d != NULL, "open: %s", dr_lasterr());
+            if (!d) continue;
+            int n = 0;
+            for (int s = 0; s < 5; s++)
+                if (lens[s]) n += expected_windows(win + n, 30 + s, lens[s], n_docs[s], L, min_tokens);
+            TEST_CHECK((int)data_num_examples(d) == n, "L=%d min=%d: %" PRIu64 " examples, want %d",
+                       L, min_tokens, data_num_examples(d), n);
+            int bad = 0;
+            for (int pass = 0; pass < 2; pass++)
+                for (int k = 0; k < n && n == (int)data_num_examples(d); k++) {
+                    int i = pass == 0 ? k : (int)(((uint64_t)k * 7919) % (uint64_t)n);   /* 7919 prime: a permutation */
+                    const Win *w = &win[i];
+                    DataExample e = data_example(d, (uint64_t)i);
+                    bad += (int)e.shard != w->shard - 30 || (int)e.doc != w->doc ||
+                           (int)e.window != w->window || (int)e.length != w->len;
+                    char id[DATA_ID_MAX], want[DATA_ID_MAX];
+                    data_example_id(d, (uint64_t)i, id);
+                    snprintf(want, sizeof want, "%016" PRIx64 ":%d", doc_id_of(w->shard, w->doc), w->window);
+                    bad += strcmp(id, want) != 0 || data_example_doc_id(d, (uint64_t)i) != doc_id_of(w->shard, w->doc);
+                    bad += strcmp(data_example_source(d, (uint64_t)i), w->doc % 2 ? "odd" : "even") != 0;
+                    if (data_read_example(d, (uint64_t)i, got) != 0) { bad++; continue; }
+                    for (int t = 0; t < w->len; t++) bad += got[t] != tok_of(w->shard * 100 + w->doc, w->start + t);
+                }
+            TEST_CHECK(bad == 0, "L=%d min=%d: %d differences from the windows computed directly", L,
+                       min_tokens, bad);
+            data_close(d);
+        }
+    free(got);
+    free(win);
 }
 
 /* Runs n batches of the stream; returns a hash of everything in them. */
@@ -217,8 +275,8 @@ static void test_bucketing(void) {
             if (b->n_valid[i] > mx) mx = b->n_valid[i];
             if (b->n_valid[i] < mn) mn = b->n_valid[i];
             /* the trimmed rows hold the same tokens as the untrimmed view */
-            const DataExample *e = data_example(d, b->index[i]);
-            TEST_CHECK(b->n_valid[i] == (int)e->length - 1, "n_valid under trimming");
+            DataExample e = data_example(d, b->index[i]);
+            TEST_CHECK(b->n_valid[i] == (int)e.length - 1, "n_valid under trimming");
         }
         trimmed_ok &= b->T == mx;
         some_trimmed |= b->T < 16;
@@ -548,6 +606,7 @@ int main(void) {
     }
     test_windows(16, 2, 1 << 20);
     test_windows(16, 8, 0);
+    test_index_across_shards();
     test_shuffle();
     test_bucketing();
     test_resume_and_prefetch(0);

@@ -1,5 +1,7 @@
-/* test_filter.c — the keep/drop policies of dr-filter and the validation of scores.tsv
- * against the examples of real shards (exact duplicate documents included). */
+/* test_filter.c — the keep/drop policies of dr-filter (the in-place ranking against
+ * qsort's) and the validation of scores.tsv against the examples of real shards (exact
+ * duplicate documents included), in two steps and in one pass, against the rule of
+ * scores.h computed directly on random files. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,61 @@ static void test_policies(void) {
     TEST_CHECK(mean_kept > 0.6, "cdf favours high scores (mean kept %g)", mean_kept);
 }
 
+/* The ranking (score descending, then example index) against qsort's, on inputs that
+ * trouble a quicksort (sorted, reversed, all equal, few values, organ pipe, sawtooth):
+ * the kept set of --keep and --keep-middle at many fractions, for sizes around the
+ * insertion-sort cutoff and large ones. */
+typedef struct { double score; uint64_t index; } RefRanked;
+static int cmp_ref_ranked(const void *a, const void *b) {
+    const RefRanked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+static void test_ranking(void) {
+    static const uint64_t sizes[] = { 0, 1, 2, 3, 15, 16, 17, 18, 33, 100, 1000, 4099, 10000 };
+    uint64_t x = 7;
+    int bad = 0, cases = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        uint64_t n = sizes[si];
+        double *z = xmalloc((n ? n : 1) * sizeof *z);
+        uint8_t *m = xmalloc(n ? n : 1), *want = xmalloc(n ? n : 1);
+        RefRanked *r = xmalloc((n ? n : 1) * sizeof *r);
+        for (int pattern = 0; pattern < 7; pattern++) {
+            for (uint64_t i = 0; i < n; i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                z[i] = pattern == 0 ? (double)(x >> 11) : pattern == 1 ? (double)i
+                     : pattern == 2 ? -(double)i : pattern == 3 ? 1.0 : pattern == 4 ? (double)((x >> 40) % 3)
+                     : pattern == 5 ? (double)(i < n / 2 ? i : n - i) : (double)(i % 7);
+            }
+            for (int invert = 0; invert < 2; invert++) {
+                for (uint64_t i = 0; i < n; i++) r[i] = (RefRanked){ invert ? -z[i] : z[i], i };
+                qsort(r, n, sizeof *r, cmp_ref_ranked);
+                for (int policy = 0; policy < 2; policy++)
+                    for (double keep = 0.1; keep < 1.01; keep += 0.1) {
+                        FilterOptions o = { .policy = policy ? FILTER_MIDDLE : FILTER_TOP, .keep = keep,
+                                            .invert = invert };
+                        filter_select(&o, z, n, m);
+                        double kx = keep * (double)n;   /* round_count's two roundings */
+                        kx += 0.5;
+                        uint64_t k = (uint64_t)floor(kx), skip = 0;
+                        if (k > n) k = n;
+                        if (policy) skip = (n - k) / 2;
+                        memset(want, 0, n);
+                        for (uint64_t i = skip; i < skip + k; i++) want[r[i].index] = 1;
+                        bad += memcmp(m, want, n) != 0;
+                        cases++;
+                    }
+            }
+        }
+        free(z);
+        free(m);
+        free(want);
+        free(r);
+    }
+    TEST_CHECK(bad == 0, "ranking: %d of %d kept sets differ from qsort's ranking", bad, cases);
+}
+
 /* The exact rules of docs/deploy.md ("The selection, exactly"): masks pinned to the values
  * tests/xcheck/formats_ref.py's select_ref (written from that text) computes, so that a
  * change of the ranking, the tie-breaking, the counts or the random numbers shows here. */
@@ -144,6 +201,25 @@ static void test_exact_rules(void) {
                (unsigned long long)count(m, 25), (unsigned long long)count(m + 25, 10));
 }
 
+/* The scores of tsv aligned to d both ways, as scores_read + scores_align and in one pass
+ * (scores_read_aligned): the same result, the same scores, the same message. */
+static int align_both(const char *tsv, const DataLoader *d, double *out, size_t c) {
+    uint64_t n = data_num_examples(d);
+    double *out2 = xmalloc((n ? n : 1) * sizeof *out2);
+    Scores s;
+    int rc = scores_read(tsv, &s);
+    if (rc == 0) { rc = scores_align(&s, d, out); scores_free(&s); }
+    char err[1024];
+    snprintf(err, sizeof err, "%s", rc ? dr_lasterr() : "");
+    int rc2 = scores_read_aligned(tsv, d, out2, NULL);
+    TEST_CHECK(rc == rc2 && (rc == 0 ? memcmp(out, out2, n * sizeof *out) == 0 : strcmp(err, dr_lasterr()) == 0),
+               "case %zu: read + align gave %d '%s', read_aligned %d '%s'", c, rc, err, rc2,
+               rc2 ? dr_lasterr() : "");
+    free(out2);
+    if (rc) dr_seterr("%s", err);
+    return rc;
+}
+
 /* Two documents -> examples with seq_len 4: doc A 9 tokens (windows 0 and 1, 5 tokens each), doc B 3 tokens. */
 static void test_scores_align(const char *dir) {
     char shard[512], tsv[512];
@@ -175,10 +251,8 @@ static void test_scores_align(const char *dir) {
         FILE *f = fopen(tsv, "w");
         fprintf(f, "%s\n%s", SCORES_HEADER, cases[c].body);
         fclose(f);
-        Scores s;
         double out[3];
-        int rc = scores_read(tsv, &s);
-        if (rc == 0) { rc = scores_align(&s, d, out); scores_free(&s); }
+        int rc = align_both(tsv, d, out, c);
         if (!cases[c].expect) {
             TEST_CHECK(rc == 0, "case %zu accepted: %s", c, dr_lasterr());
             TEST_CHECK(rc != 0 || (out[0] == 2 && out[1] == 0.5 && out[2] == -1), "case %zu aligned by id", c);
@@ -234,10 +308,8 @@ static void test_scores_duplicates(const char *dir) {
         FILE *f = fopen(tsv, "w");
         fprintf(f, "%s\n%s", SCORES_HEADER, cases[c].body);
         fclose(f);
-        Scores s;
         double out[3] = {0};
-        int rc = scores_read(tsv, &s);
-        if (rc == 0) { rc = scores_align(&s, d, out); scores_free(&s); }
+        int rc = align_both(tsv, d, out, c);
         if (!cases[c].expect) {
             TEST_CHECK(rc == 0, "duplicates case %zu accepted: %s", c, dr_lasterr());
             TEST_CHECK(out[0] == 1 && out[1] == 2 && out[2] == 3, "duplicates: n-th line to n-th example");
@@ -250,13 +322,172 @@ static void test_scores_duplicates(const char *dir) {
     shardlist_free(&sl);
 }
 
+/* The rule of scores.h computed the slow obvious way, for random shards and files: ids
+ * held once, several times (also with other lengths) or not at all, lines missing,
+ * repeated, with other counts, in shard order, shuffled or half and half, and past
+ * ALIGN_CHUNK rows (the read-ahead of lib/scores.c switching on and off). */
+typedef struct { uint64_t id; uint32_t window, n_tokens; double score; } RefRow;
+
+static int same_key(const DataLoader *d, uint64_t i, const RefRow *r) {
+    return data_example_doc_id(d, i) == r->id && data_example(d, i).window == r->window;
+}
+
+/* out and the message (empty: accepted) as scores.h defines them */
+static void align_reference(const DataLoader *d, const char *path, const RefRow *rows, size_t m,
+                            double *out, char *msg, size_t cap) {
+    uint64_t n = data_num_examples(d), bad = UINT64_MAX, missing = UINT64_MAX;
+    size_t bad_row = 0, *order = xmalloc((m ? m : 1) * sizeof *order);
+    msg[0] = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t j = 0, k = 0;   /* j: earlier examples of i's id; k: its rows, lowest score first */
+        for (uint64_t q = 0; q < i; q++)
+            j += data_example_doc_id(d, q) == data_example_doc_id(d, i) &&
+                 data_example(d, q).window == data_example(d, i).window;
+        for (size_t r = 0; r < m; r++) {
+            if (!same_key(d, i, &rows[r])) continue;
+            size_t at = k++;
+            while (at > 0 && rows[order[at - 1]].score > rows[r].score) { order[at] = order[at - 1]; at--; }
+            order[at] = r;
+        }
+        if (j >= k) {
+            if (missing == UINT64_MAX) missing = i;
+            continue;
+        }
+        out[i] = rows[order[j]].score;
+        if (rows[order[j]].n_tokens != data_example(d, i).length && bad == UINT64_MAX) {
+            bad = i;
+            bad_row = order[j];
+        }
+    }
+    char id[DATA_ID_MAX];
+    if (bad != UINT64_MAX) {
+        data_example_id(d, bad, id);
+        snprintf(msg, cap, "%s:%zu: example %s has %u tokens in the shards, not %u (another "
+                 "data.seq_len?)", path, bad_row + 2, id, data_example(d, bad).length,
+                 rows[bad_row].n_tokens);
+    }
+    for (size_t r = 0; r < m && !msg[0]; r++) {
+        uint64_t held = 0;
+        size_t before = 0, first = r;
+        for (uint64_t i = 0; i < n; i++) held += same_key(d, i, &rows[r]);
+        for (size_t q = 0; q < r; q++)
+            if (rows[q].id == rows[r].id && rows[q].window == rows[r].window) {
+                if (before++ == 0) first = q;
+            }
+        if (before < held) continue;
+        if (held > 1)
+            snprintf(msg, cap, "%s:%zu: duplicate example id %016llx:%u (first at line %zu): the "
+                     "shards hold it %llu times, the file more often", path, r + 2,
+                     (unsigned long long)rows[r].id, rows[r].window, first + 2, (unsigned long long)held);
+        else if (held == 1)
+            snprintf(msg, cap, "%s:%zu: duplicate example id %016llx:%u (first at line %zu)", path,
+                     r + 2, (unsigned long long)rows[r].id, rows[r].window, first + 2);
+        else
+            snprintf(msg, cap, "%s:%zu: example %016llx:%u is not in the shards", path, r + 2,
+                     (unsigned long long)rows[r].id, rows[r].window);
+    }
+    if (!msg[0] && missing != UINT64_MAX) {
+        data_example_id(d, missing, id);
+        snprintf(msg, cap, "%s: no score for example %s (in %s); the scores do not match these "
+                 "shards", path, id, data_shard_path(d, data_example(d, missing).shard));
+    }
+    free(order);
+}
+
+static uint64_t lcg(uint64_t *x) {
+    *x = *x * 6364136223846793005ull + 1442695040888963407ull;
+    return *x >> 33;
+}
+
+static void test_scores_random(const char *dir) {
+    char shard[512], tsv[512];
+    snprintf(shard, sizeof shard, "%s/rand.drs", dir);
+    snprintf(tsv, sizeof tsv, "%s/rand.tsv", dir);
+    uint64_t x = 99;
+    uint32_t tok[40];
+    for (int t = 0; t < 40; t++) tok[t] = (uint32_t)t + 1;
+    static const double values[] = { -1, 0, 0.5, 0.5, 2, 3.25 };   /* ties */
+    int trials = 0, accepted = 0, refused = 0;
+    for (int corpus = 0; corpus < 17; corpus++) {
+        int big = corpus == 16, n_docs = big ? 3000 : 1 + (int)(lcg(&x) % 25);
+        DrsWriter *w = drs_writer_open(shard, 300, 42, "byte");
+        CHECK(w, "%s", dr_lasterr());
+        for (int k = 0; k < n_docs; k++) {
+            /* ids from a small pool: exact duplicates, now and then with another length */
+            uint64_t id = big ? 0x5000 + lcg(&x) % 2900 : 0x7000 + lcg(&x) % 12;
+            size_t len = (size_t)(id * 7 % 13) + (lcg(&x) % 8 == 0 ? lcg(&x) % 5 : 0);
+            CHECK(drs_writer_add(w, id, "s", tok, len) == 0, "%s", dr_lasterr());
+        }
+        CHECK(drs_writer_close(w) == 0, "%s", dr_lasterr());
+        ShardList sl = {0};
+        char *in[1] = { shard };
+        TEST_CHECK(shardlist_add_inputs(&sl, 1, in) == 0, "inputs: %s", dr_lasterr());
+        DataOptions o = { .seq_len = 4, .min_tokens = 2, .batch_size = 2 };
+        DataLoader *d = data_open(&sl, &o);
+        if (!d) { shardlist_free(&sl); continue; }   /* no example */
+        uint64_t n = data_num_examples(d);
+        RefRow *rows = xmalloc((2 * n + 8) * sizeof *rows);
+        double *out = xmalloc(n * sizeof *out), *want = xmalloc(n * sizeof *want);
+        char msg[1024];
+        for (int f = 0; f < (big ? 6 : 150); f++, trials++) {
+            size_t m = 0;
+            for (uint64_t i = 0; i < n; i++)
+                rows[m++] = (RefRow){ data_example_doc_id(d, i), data_example(d, i).window,
+                                      data_example(d, i).length, values[lcg(&x) % 6] };
+            int changes = (int)(lcg(&x) % 4);   /* 0: the file as dr-score writes it */
+            for (int c = 0; c < changes; c++) {
+                size_t r = m ? lcg(&x) % m : 0;
+                switch (lcg(&x) % 5) {
+                case 0: if (m) rows[r] = rows[--m]; break;                        /* a line missing */
+                case 1: if (m) rows[m++] = rows[r]; break;                        /* a line twice */
+                case 2: rows[m++] = (RefRow){ 0x9999, 0, 3, 1 }; break;           /* an id not there */
+                case 3: if (m) rows[r].n_tokens += 1; break;                      /* another count */
+                default: if (m) rows[r].score = values[lcg(&x) % 6]; break;
+                }
+            }
+            uint64_t how = lcg(&x) % 3;   /* shard order, shuffled, or shuffled from the middle on */
+            for (size_t r = how == 2 ? m / 2 : 0; how > 0 && r + 1 < m; r++) {
+                size_t q = r + lcg(&x) % (m - r);
+                RefRow t = rows[r]; rows[r] = rows[q]; rows[q] = t;
+            }
+            FILE *fp = fopen(tsv, "w");
+            CHECK(fp, "%s", tsv);
+            fprintf(fp, "%s\n", SCORES_HEADER);
+            for (size_t r = 0; r < m; r++)
+                fprintf(fp, "%016llx:%u\t%.17g\ts\t%u\n", (unsigned long long)rows[r].id, rows[r].window,
+                        rows[r].score, rows[r].n_tokens);
+            fclose(fp);
+            align_reference(d, tsv, rows, m, want, msg, sizeof msg);
+            int rc = align_both(tsv, d, out, (size_t)trials);
+            if (!msg[0]) {
+                accepted++;
+                TEST_CHECK(rc == 0 && memcmp(out, want, n * sizeof *out) == 0,
+                           "random case %d: accepted with the reference's scores (%s)", trials,
+                           rc ? dr_lasterr() : "other scores");
+            } else {
+                refused++;
+                TEST_CHECK(rc != 0 && strcmp(dr_lasterr(), msg) == 0, "random case %d: got '%s', want '%s'",
+                           trials, rc ? dr_lasterr() : "(accepted)", msg);
+            }
+        }
+        free(rows);
+        free(out);
+        free(want);
+        data_close(d);
+        shardlist_free(&sl);
+    }
+    TEST_CHECK(accepted > 200 && refused > 200, "random cases: %d accepted, %d refused", accepted, refused);
+}
+
 int main(void) {
     char dir[] = "/tmp/dr-test-filter-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     test_policies();
     test_exact_rules();
+    test_ranking();
     test_scores_align(dir);
     test_scores_duplicates(dir);
+    test_scores_random(dir);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

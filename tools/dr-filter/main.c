@@ -152,13 +152,12 @@ int main(int argc, char **argv) {
     DataLoader *d = data_open(&shards, &dopt);
     if (!d) dr_die("%s", dr_lasterr());
 
-    Scores sc;
-    if (scores_read_shown(scores_path, &sc, "scores") != 0) dr_die("%s", dr_lasterr());
     uint64_t n = data_num_examples(d);
-    double *aligned = xmalloc(n * sizeof *aligned);
-    if (scores_align_shown(&sc, d, aligned, "match") != 0) dr_die("%s", dr_lasterr());
+    double *aligned = xmalloc(n * sizeof *aligned);   /* the lines are matched as read, not kept */
+    if (scores_read_aligned(scores_path, d, aligned, "scores") != 0) dr_die("%s", dr_lasterr());
     uint8_t *keep = xmalloc(n ? n : 1);
     filter_select(&fo, aligned, n, keep);
+    free(aligned);   /* the mask is all the rest needs */
 
     dr_install_cleanup_signals();
     FilterSummary sum;
@@ -167,8 +166,6 @@ int main(int argc, char **argv) {
     filter_print_summary(d, keep, &sum, stderr);
 
     free(keep);
-    free(aligned);
-    scores_free(&sc);
     data_close(d);
     shardlist_free(&shards);
     free(sets);

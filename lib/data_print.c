@@ -29,6 +29,7 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
         }
     }
     uint32_t *window = xmalloc(((size_t)data_options(d)->seq_len + 1) * sizeof *window);
+    char *line = ids ? xmalloc(((size_t)data_options(d)->seq_len + 1) * 11) : NULL;   /* 10 digits and a space per token */
     ByteBuf text = {0};
     char id[DATA_ID_MAX];
     int rc = 0;
@@ -40,8 +41,17 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
         data_example_id(d, i, id);
         fputs(id, f);
         fputc('\t', f);
-        if (ids) {
-            for (uint32_t t = 0; t < e.length; t++) fprintf(f, t ? " %u" : "%u", window[t]);
+        if (ids) {   /* by hand: fprintf per token took 5 times as long as decoding to text */
+            char *p = line;
+            for (uint32_t t = 0; t < e.length; t++) {
+                char digits[10];
+                int k = 0;
+                uint32_t v = window[t];
+                do digits[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+                if (t) *p++ = ' ';
+                while (k > 0) *p++ = digits[--k];
+            }
+            fwrite(line, 1, (size_t)(p - line), f);
         } else {
             text.n = 0;
             if (tokenizer_decode(tok, window, e.length, &text) != 0) { rc = -1; break; }
@@ -50,6 +60,7 @@ int data_print_examples(DataLoader *d, FILE *f, int ids, uint64_t head) {
         fputc('\n', f);
     }
     free(window);
+    free(line);
     bytebuf_free(&text);
     if (tok) tokenizer_free(tok);
     if (rc == 0 && (fflush(f) != 0 || ferror(f)))

@@ -3,11 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "cli.h"
 #include "inputs.h"
+#include "progress.h"
 #include "shard.h"
 #include "split.h"
 
@@ -59,23 +59,19 @@ static void usage(void) {
         DRS_ZSTD_LEVEL);
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void print_summary(const SplitStats *st, double seconds) {
-    fprintf(stderr, "%s: %llu documents, %llu tokens from %llu shards", dr_progname(),
+    fprintf(stderr, "%s: %llu documents, %llu tokens from %llu shard%s", dr_progname(),
             (unsigned long long)st->in_docs, (unsigned long long)st->in_tokens,
-            (unsigned long long)st->in_shards);
+            (unsigned long long)st->in_shards, st->in_shards == 1 ? "" : "s");
     if (st->dup_docs) fprintf(stderr, "; %llu duplicates dropped", (unsigned long long)st->dup_docs);
     fprintf(stderr, "\n");
     for (int s = 0; s < SPLIT_COUNT; s++)
-        fprintf(stderr, "  %-8s %10llu documents (%5.2f%%) %12llu tokens  %llu shards\n", split_name(s),
+        fprintf(stderr, "  %-8s %10llu documents (%5.2f%%) %12llu tokens  %llu shard%s\n", split_name(s),
                 (unsigned long long)st->docs[s],
                 st->in_docs ? 100.0 * (double)st->docs[s] / (double)(st->in_docs - st->dup_docs) : 0.0,
-                (unsigned long long)st->tokens[s], (unsigned long long)st->shards[s]);
+                (unsigned long long)st->tokens[s], (unsigned long long)st->shards[s],
+                st->shards[s] == 1 ? "" : "s");
     fprintf(stderr, "  %.2f s, %.1f M tokens/s\n", seconds, seconds > 0 ? (double)st->in_tokens / seconds / 1e6 : 0.0);
 }
 
@@ -130,10 +126,10 @@ int main(int argc, char **argv) {
     /* a signal removes what split_run has registered: the staging directory and its
      * shards, DIR when the run made it */
     dr_install_cleanup_signals();
-    double t0 = now_seconds();
+    double t0 = dr_now();
     SplitStats st;
     if (split_run(&shards, &o, stdout, &st) != 0) dr_die("%s", dr_lasterr());
-    print_summary(&st, now_seconds() - t0);
+    print_summary(&st, dr_now() - t0);
     warn_empty_splits(&st, &o);
     shardlist_free(&shards);
     split_options_free(&o);

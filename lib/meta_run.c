@@ -1075,7 +1075,7 @@ int meta_run(MetaOptions *o) {
                                (r->track_uniform && !isfinite(res.l_val_uniform));
         if (losses_bad ||
             (r->has_grad && !(isfinite(res.grad_norm) && r->be->vec_all_finite(r->dphi, r->n_phi)))) {
-            char what[200], a[32], b[32], c[48] = "";
+            char what[320], a[32], b[32], c[48] = "";
             dr_number(a, sizeof a, lt);
             dr_number(b, sizeof b, lv_step);
             if (r->track_uniform)

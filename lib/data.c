@@ -603,8 +603,8 @@ DataLoader *data_open(const ShardList *shards, const DataOptions *opt) {
                     cap = cap ? 2 * cap : 1024;
                     d->ex_doc = xrealloc(d->ex_doc, cap * sizeof *d->ex_doc);
                 }
-                if (d->n_ex >= UINT32_MAX) {
-                    dr_seterr("%s: more than %u examples", d->paths[s], UINT32_MAX);
+                if (d->n_ex >= UINT32_MAX - 1) {   /* example numbers stay below UINT32_MAX, a "none" */
+                    dr_seterr("%s: more than %u examples", d->paths[s], UINT32_MAX - 2);
                     goto fail;
                 }
                 /* windows are dropped only at a document's end (all earlier ones have

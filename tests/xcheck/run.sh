@@ -5,6 +5,7 @@
 #
 #   tests/xcheck/run.sh            # from the repository root (or anywhere)
 #   KEEP=1 tests/xcheck/run.sh     # keep the temp dir (printed)
+#   XCHECK_BIN=build/clang/double/bin tests/xcheck/run.sh   # another build's double tools
 #
 # Checks (each prints "CHECK <name> maxrel=<err> tol=<tol> PASS|FAIL"):
 #   a. dr-train --eval-only l_val / examples / tokens vs the reference LM (padded Val);
@@ -30,7 +31,7 @@
 # Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
 # cannot import torch. About 120-150 s on 2 cores (section e: ~25 s, f: ~25 s).
 source "$(dirname "$0")/prelude.bash"
-D=$ROOT/build/double/bin
+D=${XCHECK_BIN:-$ROOT/build/double/bin}   # the double tools (another build: XCHECK_BIN=DIR)
 REF=$ROOT/tests/xcheck/torch_ref.py
 xcheck_setup xcheck "torch numpy yaml" "$D" dr-train dr-meta dr-score dr-cat dr-split dr-tokenize
 

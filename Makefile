@@ -27,8 +27,14 @@ else
   $(error PRECISION must be float or double, not '$(PRECISION)')
 endif
 
+# OpenBLAS's cblas.h: where pkg-config says, else Debian's multiarch directory (x86_64 or
+# aarch64 alike)
+ifndef BLAS_CFLAGS
+BLAS_CFLAGS := $(or $(shell pkg-config --cflags openblas 2>/dev/null),\
+                    -I/usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)/openblas-pthread)
+endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
-           -fopenmp -Ilib -I/usr/include/x86_64-linux-gnu/openblas-pthread $(PREC_FLAGS)
+           -fopenmp -Ilib $(BLAS_CFLAGS) $(PREC_FLAGS)
 LDLIBS  += -lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
 
 # ---- optional parts, detected -------------------------------------------------

@@ -17,7 +17,7 @@ need_cmd pkg-config pkg-config
 need_pc libzstd libzstd-dev
 need_pc libxxhash libxxhash-dev
 need_pc yaml-0.1 libyaml-dev
-need_hdr /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h libopenblas-dev
+need_pc openblas libopenblas-dev   # its openblas.pc names the cblas.h of this architecture
 need_cmd npm npm
 if [ "${DR_MINIMAL:-0}" != 1 ]; then
     # tests/cli/frontend_bpe_fuzz.sh: the `regex` module for its reference GPT-2 encoder

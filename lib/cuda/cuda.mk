@@ -34,7 +34,9 @@ CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_LIBDIR  ?= $(patsubst %/libcudart.so,%,$(firstword $(wildcard \
                   $(CUDA_HOME)/lib64/libcudart.so \
                   $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so \
+                  $(CUDA_HOME)/targets/sbsa-linux/lib/libcudart.so \
                   $(CUDA_HOME)/lib/x86_64-linux-gnu/libcudart.so \
+                  $(CUDA_HOME)/lib/aarch64-linux-gnu/libcudart.so \
                   $(CUDA_HOME)/lib/libcudart.so)))
 CUDA_COMPLETE := $(and $(CUDA_LIBDIR),$(wildcard $(CUDA_LIBDIR)/libcublas.so),\
                    $(wildcard $(CUDA_LIBDIR)/libcublasLt.so))

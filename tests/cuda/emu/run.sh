@@ -21,10 +21,9 @@ LIBDR=${EMU_LIBDR:-build/float/libdr.a}
 what=test
 if [ $# -gt 0 ] && [ "$1" = bench ]; then what=bench; shift; fi
 mkdir -p "$OUT"
-CXXFLAGS="-std=c++17 -O1 -g -Wall -Wextra -Wno-unused-parameter $SAN -Itests/cuda/emu/include -Ilib \
-  -I/usr/include/x86_64-linux-gnu/openblas-pthread"
-CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp $SAN -Ilib -Itests \
-  -I/usr/include/x86_64-linux-gnu/openblas-pthread"
+BLAS_CFLAGS=$(pkg-config --cflags openblas 2>/dev/null || echo "-I/usr/include/$(gcc -print-multiarch)/openblas-pthread")
+CXXFLAGS="-std=c++17 -O1 -g -Wall -Wextra -Wno-unused-parameter $SAN -Itests/cuda/emu/include -Ilib $BLAS_CFLAGS"
+CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp $SAN -Ilib -Itests $BLAS_CFLAGS"
 LIBS="-lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp"
 
 # a .cu file → C++ → object (appended to objs), redone only when the source, a header or

@@ -32,6 +32,7 @@
 # cannot import torch. About 120-150 s on 2 cores (section e: ~25 s, f: ~25 s).
 source "$(dirname "$0")/prelude.bash"
 D=${XCHECK_BIN:-$ROOT/build/double/bin}   # the double tools (another build: XCHECK_BIN=DIR)
+D=$(realpath -m "$D")                      # the checks run in a work directory of their own
 REF=$ROOT/tests/xcheck/torch_ref.py
 xcheck_setup xcheck "torch numpy yaml" "$D" dr-train dr-meta dr-score dr-cat dr-split dr-tokenize
 

@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "json.h"
 #include "progress.h"
 #include "shard.h"
 
@@ -177,12 +178,32 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
         free(perm);
         break;
     }
+    case FILTER_MIN_SCORE:
+        for (uint64_t i = 0; i < n; i++)
+            keep[i] = o->invert ? scores[i] < o->min_score : scores[i] >= o->min_score;
+        break;
     default:
         CHECK(0, "unknown filter policy %d", o->policy);
     }
     if (o->progress) {
         progress_update(&bar, (double)n);
         progress_abort(&bar);   /* the next step's bar replaces it */
+    }
+}
+
+void filter_cut(const double *scores, const uint8_t *keep, uint64_t n, FilterCut *c) {
+    memset(c, 0, sizeof *c);
+    for (uint64_t i = 0; i < n; i++) {
+        double x = scores[i];
+        if (keep[i]) {
+            if (!c->kept++) c->lowest_kept = c->highest_kept = x;
+            if (x < c->lowest_kept) c->lowest_kept = x;
+            if (x > c->highest_kept) c->highest_kept = x;
+        } else {
+            if (!c->dropped++) c->lowest_dropped = c->highest_dropped = x;
+            if (x < c->lowest_dropped) c->lowest_dropped = x;
+            if (x > c->highest_dropped) c->highest_dropped = x;
+        }
     }
 }
 
@@ -208,7 +229,7 @@ static int check_not_input(const DataLoader *d, const char *dir, const char *pre
 }
 
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
-                 uint64_t shard_bytes, FILE *paths, FilterSummary *sum) {
+                 uint64_t shard_bytes, int allow_empty, FILE *paths, FilterSummary *sum) {
     memset(sum, 0, sizeof *sum);
     if (check_not_input(d, dir, prefix) != 0) return -1;
     char *made = NULL;   /* the topmost directory this run created: removed if it fails or is interrupted */
@@ -263,7 +284,7 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
         progress_update(&bar, (double)sum->kept_examples);
     }
     progress_abort(&bar);   /* dr-filter's summary, or the error, replaces the bar */
-    if (rc == 0 && done.n == 0) rc = dr_seterr("no example kept: nothing to write to %s", dir);
+    if (rc == 0 && done.n == 0 && !allow_empty) rc = dr_seterr("no example kept: nothing to write to %s", dir);
     if (rc != 0 && w) drs_writer_abort(w);
     if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */
     else rc = drs_publish_numbered(&done, dir, prefix, paths, &sum->stale_removed);
@@ -274,13 +295,35 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     return rc;
 }
 
-void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask,
-                          const FilterSummary *sum, FILE *f) {
+void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const FilterOptions *o,
+                          const FilterCut *cut, const FilterSummary *sum, FILE *f) {
     fprintf(f, "kept %llu of %llu examples (%.2f%%), %llu of %llu tokens (%.2f%%)\n",
             (unsigned long long)sum->kept_examples, (unsigned long long)sum->examples,
             sum->examples ? 100.0 * (double)sum->kept_examples / (double)sum->examples : 0.0,
             (unsigned long long)sum->kept_tokens, (unsigned long long)sum->tokens,
             sum->tokens ? 100.0 * (double)sum->kept_tokens / (double)sum->tokens : 0.0);
+    /* the cut, in shortest round-trip digits so that a --min-score copied from here
+     * reads back as the very same double; kept: the high end, inverted the low end */
+    const int inv = o->invert;
+    char a[JSON_NUMBER_MAX], b[JSON_NUMBER_MAX];
+    json_format_number(a, inv ? cut->highest_kept : cut->lowest_kept);
+    json_format_number(b, inv ? cut->lowest_dropped : cut->highest_dropped);
+    const char *kept_end = inv ? "highest kept" : "lowest kept";
+    const char *dropped_end = inv ? "lowest dropped" : "highest dropped";
+    if (cut->kept && cut->dropped) {
+        int apart = inv ? cut->highest_kept < cut->lowest_dropped : cut->lowest_kept > cut->highest_dropped;
+        fprintf(f, "score cut: %s %s, %s %s", kept_end, a, dropped_end, b);
+        if (o->policy != FILTER_MIN_SCORE && apart)   /* S: the lowest kept (inverted: dropped) score */
+            fprintf(f, ": %s %s keeps the same examples", inv ? "--invert --min-score" : "--min-score",
+                    inv ? b : a);
+        else if (o->policy == FILTER_TOP && !apart)
+            fprintf(f, ": tied at the cut, so no --min-score keeps exactly these");
+        fputc('\n', f);
+    } else if (cut->kept) {
+        fprintf(f, "score cut: %s %s, none dropped\n", kept_end, a);
+    } else if (cut->dropped) {
+        fprintf(f, "score cut: %s %s, none kept\n", dropped_end, b);
+    }
     if (sum->stale_removed)
         fprintf(f, "removed %u shard%s of an earlier run with the same prefix\n",
                 sum->stale_removed, sum->stale_removed == 1 ? "" : "s");

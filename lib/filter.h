@@ -10,6 +10,9 @@
  *  FILTER_MIDDLE      keep ranks ⌊(N−K)/2⌋ … +K−1, K = round(keep·N): both tails dropped
  *                     equally, an odd one from the worst end (the paper's perplexity filter)
  *  FILTER_RANDOM      keep round(keep·N) examples by a seeded partial Fisher–Yates shuffle
+ *  FILTER_MIN_SCORE   keep every example whose score is ≥ min_score (inverted: < min_score,
+ *                     exactly what the plain run drops); decided per example, so runs over
+ *                     parts of a corpus keep together what one run over all of it keeps
  * Ties are broken by example order (the earlier ranks higher), so every policy is
  * deterministic. `invert` negates the scores first (keeps the worst), for sanity checks.
  * docs/deploy.md ("The selection, exactly") specifies every rule, the random numbers
@@ -21,12 +24,14 @@
 #include <stdint.h>
 #include "data.h"
 
-enum filter_policy { FILTER_TOP, FILTER_PER_BATCH, FILTER_CDF, FILTER_MIDDLE, FILTER_RANDOM };
+enum filter_policy { FILTER_TOP, FILTER_PER_BATCH, FILTER_CDF, FILTER_MIDDLE, FILTER_RANDOM,
+                     FILTER_MIN_SCORE };
 
 typedef struct {
     int policy;         /* enum filter_policy */
     double keep;        /* fraction in (0, 1] */
     int batch;          /* FILTER_PER_BATCH */
+    double min_score;   /* FILTER_MIN_SCORE */
     int invert;
     uint64_t seed;
     int progress;       /* 1: progress on stderr while selecting (progress.h; dr-filter) */
@@ -36,6 +41,13 @@ typedef struct {
  * o->progress, a "select" bar (examples decided; a sort shows none until it ends),
  * cleared when done. */
 void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uint8_t *keep_mask);
+
+/* Where a selection cuts the scores: the extremes of the kept and of the dropped ones. */
+typedef struct {
+    uint64_t kept, dropped;
+    double lowest_kept, highest_kept, lowest_dropped, highest_dropped;   /* valid when counted */
+} FilterCut;
+void filter_cut(const double *scores, const uint8_t *keep_mask, uint64_t n, FilterCut *cut);
 
 typedef struct {
     uint64_t examples, tokens;              /* in the input (tokens: window lengths) */
@@ -49,13 +61,17 @@ typedef struct {
  * so a loader with the same seq_len forms exactly that example again. Prints each
  * shard's path on `paths`. Higher-numbered "<prefix>-NNNNN.drs" left in dir by an
  * earlier run are removed, so dir holds this output only. -1 + dr_seterr; no partial
- * shard is left behind. Progress on stderr ("write", kept examples written), cleared
+ * shard is left behind. No example kept is an error unless allow_empty (then no shard is
+ * written, and an earlier run's are removed). Progress on stderr ("write", kept examples written), cleared
  * when done. */
 int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
-                 uint64_t shard_bytes, FILE *paths, FilterSummary *summary);
+                 uint64_t shard_bytes, int allow_empty, FILE *paths, FilterSummary *summary);
 
-/* Summary on f: examples and tokens kept, then one line per source (kept/total). */
-void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask,
-                          const FilterSummary *sum, FILE *f);
+/* Summary on f: examples and tokens kept; where the scores were cut (the lowest kept and
+ * highest dropped score, or with o->invert the highest kept and lowest dropped), with the
+ * --min-score that keeps the same examples when there is one; then one line per source
+ * (kept/total). */
+void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const FilterOptions *o,
+                          const FilterCut *cut, const FilterSummary *sum, FILE *f);
 
 #endif

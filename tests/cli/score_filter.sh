@@ -170,6 +170,59 @@ check "--keep prints the shard paths on stdout" bash -c "[ \"\$(cat '$TMP/top.pa
 check "--keep summary: examples and tokens kept" grep -qE "^kept $K of $N examples \([0-9.]+%\), [0-9]+ of [0-9]+ tokens" "$TMP/top.err"
 check "--keep summary: kept fraction per source" bash -c "grep -qE '^clean +[0-9]+ +[0-9]+ +[0-9.]+%' '$TMP/top.err' && grep -qE '^corrupt +[0-9]+ +[0-9]+ +[0-9.]+%' '$TMP/top.err'"
 
+# --min-score S: every example scored >= S, decided per example. The summary of a --keep
+# run names the cut; where no tie straddles it, the S that keeps the same examples.
+# KT: the first count from round(0.6·N) up whose last kept score is above the next one.
+KT=$(ranked | cut -f3 | awk -v k0="$K" 'NR > k0 && prev > $1 + 0 { print NR - 1; exit } { prev = $1 + 0 }')
+ST=$(ranked | sed -n "${KT}p" | cut -f3)          # its lowest kept score, as the file has it
+FT=$(awk -v k="$KT" -v n="$N" 'BEGIN { printf "%.17g", k / n }')
+"$BIN/dr-filter" --scores "$S" --keep "$FT" $TOY -o "$TMP/kt" "$TMP/splits/train_b" >/dev/null 2>"$TMP/kt.err"
+HINT=$(sed -n 's/^score cut: lowest kept \([^,]*\), highest dropped [^:]*: --min-score \([^ ]*\) keeps the same examples$/\1 \2/p' "$TMP/kt.err")
+echo "--keep $FT ($KT of $N): summary's cut line: $(grep '^score cut: ' "$TMP/kt.err")"
+check "--keep summary: the cut, and the --min-score that keeps the same examples" \
+    awk -v h="$HINT" -v s="$ST" 'BEGIN { split(h, a, " "); exit !(a[1] == a[2] && a[1] + 0 == s + 0) }'
+"$BIN/dr-filter" --scores "$S" --min-score "${HINT#* }" $TOY -o "$TMP/ms" "$TMP/splits/train_b" > "$TMP/ms.paths" 2>"$TMP/ms.err"
+check "--min-score exits 0" [ $? -eq 0 ]
+check "--min-score (the summary's) writes the same shard bytes as that --keep" cmp -s "$TMP/kt/filtered-00000.drs" "$TMP/ms/filtered-00000.drs"
+check "--min-score keeps exactly the examples scored >= S, in shard order" \
+    cmp -s <(awk -F'\t' -v s="$ST" '$3 + 0 >= s + 0 { print $1 }' "$TMP/rows.tsv" | windows_of_rows) <(windows_of "$TMP/ms")
+check "--min-score summary: the cut, no hint" grep -qx "score cut: lowest kept ${HINT#* }, highest dropped [^:]*" "$TMP/ms.err"
+"$BIN/dr-filter" --scores "$S" --min-score "$ST" --invert $TOY -o "$TMP/msi" "$TMP/splits/train_b" >/dev/null 2>&1
+check "--invert --min-score keeps exactly the rest (scored < S)" \
+    cmp -s <(awk -F'\t' -v s="$ST" '$3 + 0 < s + 0 { print $1 }' "$TMP/rows.tsv" | windows_of_rows) <(windows_of "$TMP/msi")
+# a corpus in parts, one run per part with one S (what xargs -P or a Slurm array would
+# run): the same examples, ids and order as one run over all the parts
+"$BIN/dr-filter" --scores "$S" --keep 1 --shard-size 0.003 --prefix part $TOY -o "$TMP/parts" "$TMP/splits/train_b" > "$TMP/parts.paths" 2>/dev/null
+check "parts: several shards ($(wc -l < "$TMP/parts.paths"))" [ "$(wc -l < "$TMP/parts.paths")" -gt 2 ]
+"$BIN/dr-score" --rater "$R" $TOY -o "$TMP/parts.tsv" "$TMP/parts" 2>/dev/null
+"$BIN/dr-filter" --scores "$TMP/parts.tsv" --keep "$FT" $TOY -o "$TMP/pall" "$TMP/parts" >/dev/null 2>"$TMP/pall.err"
+PS=$(sed -n 's/^score cut: .*: --min-score \([^ ]*\) keeps the same examples$/\1/p' "$TMP/pall.err")
+ok=1; j=0
+while read -r part; do
+    b=$(basename "$part" .drs)
+    "$BIN/dr-score" --rater "$R" $TOY -o "$TMP/$b.tsv" "$part" 2>/dev/null || ok=0
+    "$BIN/dr-filter" --scores "$TMP/$b.tsv" --min-score "$PS" --prefix "$b" $TOY -o "$TMP/pmin" "$part" \
+        >/dev/null 2>"$TMP/$b.err" || ok=0
+    j=$((j + 1))
+done < "$TMP/parts.paths"
+echo "parts: $j runs with --min-score $PS; kept per part: $(cat "$TMP"/part-*.err | sed -n 's/^kept \([0-9]*\) of.*/\1/p' | tr '\n' ' ')"
+check "parts: every per-part run exits 0 (some may keep nothing), with the S of the joined run" \
+    bash -c "[ '$ok' = 1 ] && [ -n '$PS' ]"
+check "parts: per-part --min-score keeps what one --keep run over all parts keeps (ids, windows, order)" \
+    cmp -s <("$BIN/dr-cat" --examples --ids --seq-len 32 "$TMP/pall") <("$BIN/dr-cat" --examples --ids --seq-len 32 "$TMP/pmin")
+# nothing above S: success, no shard, no path; an earlier run's shards removed
+"$BIN/dr-filter" --scores "$S" --keep 1 $TOY -o "$TMP/none" "$TMP/splits/train_b" >/dev/null 2>&1
+"$BIN/dr-filter" --scores "$S" --min-score 1e300 $TOY -o "$TMP/none" "$TMP/splits/train_b" > "$TMP/none.paths" 2>"$TMP/none.err"
+check "--min-score above every score: exits 0" [ $? -eq 0 ]
+check "... prints no path, leaves no shard, says so" \
+    bash -c "[ ! -s '$TMP/none.paths' ] && [ -z \"\$(ls -A '$TMP/none')\" ] && grep -q '^kept 0 of $N examples' '$TMP/none.err' &&
+             grep -q '^score cut: highest dropped .*, none kept\$' '$TMP/none.err' && grep -q '^removed 1 shard' '$TMP/none.err'"
+for bad in "--min-score 0 --keep 0.5:give one policy" "--min-score 0 --random 0.5:give one policy" \
+           "--min-score 0 --fraction 0.5:not by fraction" "--min-score nan:is not a number" "--min-score 1e999:is not a number"; do
+    expect_error "refused: ${bad%%:*}" "${bad#*:}" "$BIN/dr-filter" --scores "$S" ${bad%%:*} $TOY -o "$TMP/msbad" "$TMP/splits/train_b"
+    check "... and no output directory" [ ! -e "$TMP/msbad" ]
+done
+
 # progress on stderr, not a terminal (DR_PROGRESS_INTERVAL=0: a line at every update):
 # reading the scores and matching them to the examples as they are read (MB of the
 # file), selecting, writing the kept examples; then the summary as before, and the same

@@ -9,7 +9,9 @@
 #    corpus (the shards differ in their boundaries only);
 #  - dr-filter --keep of all shards at once keeps exactly the examples whose scores rank in
 #    the global top fraction of the concatenated scores (it is not run per shard: its
-#    selection is global; the docs say why).
+#    selection is global; the docs say why); dr-filter --min-score S run on each shard alone
+#    (xargs -P 2), S the cut of the joined scores found with sort as docs/scale-out.md does,
+#    keeps the same examples in the same order, and the --keep run's summary names that S.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
@@ -74,4 +76,25 @@ keep=$(awk -v n="$n" 'BEGIN { printf "%d", n * 0.5 + 0.5 }')
 kept=$("$BIN/dr-cat" --examples --ids --seq-len 32 "$tmp/kept" | wc -l)
 [ "$kept" -eq "$keep" ] || fail "dr-filter --keep 0.5 of $n examples kept $kept, expected $keep"
 echo "dr-filter: one run over all $n_shards shards keeps the global top $keep of $n"
+
+# ---- dr-filter --min-score: one run per shard, in parallel (docs/scale-out.md's recipe) --
+# S = the round(0.5·N)-th best of the joined scores; each shard scored and filtered on its
+# own with it: the examples of the one global --keep run (S is not tied) in the same order
+S=$(tail -n +2 "$tmp/scores.tsv" | cut -f2 | sort -g -r | sed -n "${keep}p")
+ties=$(tail -n +2 "$tmp/scores.tsv" | cut -f2 | awk -v s="$S" '$1 + 0 == s + 0' | wc -l)
+[ "$ties" -eq 1 ] || fail "the toy scores tie at the cut ($ties examples score $S): pick another fraction"
+mkdir "$tmp/scores.d"
+ls "$tmp/shards"/*.drs | xargs -P 2 -I{} sh -c \
+    'b=$(basename "{}" .drs); "$0/dr-score" --rater "$1/rater.safetensors" --config configs/tiny.yaml \
+         -o "$1/scores.d/$b.tsv" "{}" 2>/dev/null &&
+     "$0/dr-filter" --scores "$1/scores.d/$b.tsv" --min-score "$2" --config configs/tiny.yaml --prefix "$b" \
+         -o "$1/kept-min" "{}" >/dev/null 2>"$1/scores.d/$b.err"' "$BIN" "$tmp" "$S" ||
+    fail "a per-shard dr-score or dr-filter --min-score run failed: $(cat "$tmp"/scores.d/*.err)"
+"$BIN/dr-cat" --examples --ids --seq-len 32 "$tmp/kept" > "$tmp/kept-one.txt"
+"$BIN/dr-cat" --examples --ids --seq-len 32 "$tmp/kept-min" > "$tmp/kept-min.txt"
+cmp "$tmp/kept-one.txt" "$tmp/kept-min.txt" ||
+    fail "dr-filter --min-score $S per shard differs from one --keep 0.5 run over all shards"
+grep -q -- "--min-score $S keeps the same examples" "$tmp/filter.err" ||
+    fail "the --keep run's summary does not name --min-score $S: $(grep '^score cut' "$tmp/filter.err")"
+echo "dr-filter: --min-score $S on each of $n_shards shards alone keeps the global run's $keep examples"
 echo "shard_parallel: ok"

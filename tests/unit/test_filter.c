@@ -94,6 +94,73 @@ static void test_policies(void) {
     TEST_CHECK(mean_kept > 0.6, "cdf favours high scores (mean kept %g)", mean_kept);
 }
 
+/* --min-score: score >= S per example (inverted: < S, the complement), at a tied score
+ * and beyond every score; filter_cut's extremes against a direct scan; and the summary's
+ * claim: where --keep's lowest kept score is above its highest dropped one, --min-score
+ * of that score keeps the same examples. */
+static void test_min_score(void) {
+    enum { N = 517 };
+    double s[N];
+    uint8_t m[N], m2[N];
+    uint64_t x = 99;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        s[i] = (double)((x >> 33) % 200) / 7.0 - 10.0;   /* many ties */
+    }
+    FilterOptions o = { .policy = FILTER_MIN_SCORE };
+    const double cuts[] = { s[3], s[100], -1e300, 1e300, 0.0 };
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        o.min_score = cuts[c];
+        o.invert = 0;
+        filter_select(&o, s, N, m);
+        o.invert = 1;
+        filter_select(&o, s, N, m2);
+        int ok = 1, comp = 1;
+        for (int i = 0; i < N; i++) {
+            ok &= m[i] == (s[i] >= cuts[c]);
+            comp &= m2[i] == !m[i];
+        }
+        TEST_CHECK(ok, "--min-score %g keeps exactly the scores >= it", cuts[c]);
+        TEST_CHECK(comp, "--invert --min-score %g keeps exactly the rest", cuts[c]);
+        FilterCut cut;
+        filter_cut(s, m, N, &cut);
+        double lk = 1e308, hk = -1e308, ld = 1e308, hd = -1e308;
+        uint64_t nk = 0;
+        for (int i = 0; i < N; i++) {
+            if (m[i]) { nk++; lk = fmin(lk, s[i]); hk = fmax(hk, s[i]); }
+            else { ld = fmin(ld, s[i]); hd = fmax(hd, s[i]); }
+        }
+        TEST_CHECK(cut.kept == nk && cut.dropped == N - nk, "filter_cut counts (%g)", cuts[c]);
+        TEST_CHECK((!nk || (cut.lowest_kept == lk && cut.highest_kept == hk)) &&
+                   (nk == N || (cut.lowest_dropped == ld && cut.highest_dropped == hd)),
+                   "filter_cut extremes (%g)", cuts[c]);
+    }
+    int hinted = 0, tied = 0;
+    for (double f = 0.05; f < 1; f += 0.05) {
+        FilterOptions top = { .policy = FILTER_TOP, .keep = f };
+        filter_select(&top, s, N, m);
+        FilterCut cut;
+        filter_cut(s, m, N, &cut);
+        if (!(cut.lowest_kept > cut.highest_dropped)) { tied++; continue; }
+        hinted++;
+        o.invert = 0;
+        o.min_score = cut.lowest_kept;
+        filter_select(&o, s, N, m2);
+        TEST_CHECK(memcmp(m, m2, N) == 0, "--keep %g: --min-score %g keeps the same", f, o.min_score);
+        top.invert = 1;
+        filter_select(&top, s, N, m);
+        filter_cut(s, m, N, &cut);
+        if (cut.highest_kept < cut.lowest_dropped) {
+            o.invert = 1;
+            o.min_score = cut.lowest_dropped;
+            filter_select(&o, s, N, m2);
+            TEST_CHECK(memcmp(m, m2, N) == 0, "--invert --keep %g: --invert --min-score %g keeps the same",
+                       f, o.min_score);
+        }
+    }
+    TEST_CHECK(hinted > 0 && tied > 0, "both kinds of cut occur (%d without a tie, %d tied)", hinted, tied);
+}
+
 /* The ranking (score descending, then example index) against qsort's, on inputs that
  * trouble a quicksort (sorted, reversed, all equal, few values, organ pipe, sawtooth):
  * the kept set of --keep and --keep-middle at many fractions, for sizes around the
@@ -483,6 +550,7 @@ int main(void) {
     char dir[] = "/tmp/dr-test-filter-XXXXXX";
     CHECK(mkdtemp(dir), "mkdtemp");
     test_policies();
+    test_min_score();
     test_exact_rules();
     test_ranking();
     test_scores_align(dir);

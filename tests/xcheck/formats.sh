@@ -14,7 +14,7 @@
 #   b. several shards and many blocks: documents in one block, blocks tiling, sizes
 #   c. dr-split: the split rule (plain, --val-sources, --dedup), manifests, input order
 #   d. example windows/ids vs dr-cat --examples and dr-score's scores.tsv
-#   e. dr-filter: --keep, --per-batch, --keep-middle, --cdf, --random, each with and without
+#   e. dr-filter: --keep, --per-batch, --keep-middle, --cdf, --random, --min-score, each with and without
 #      --invert, vs the documented rules (kept examples and the stderr summary), on one
 #      shard and on three shards with duplicates, tied scores, half-integer F·N, F·B edges
 #   f. safetensors of dr-train -o and dr-meta -o (+ ema, + .state moments)
@@ -181,13 +181,15 @@ fcase() {  # fcase NAME SCORES "TOOL INPUTS" "REF SHARDS" POLICY F B|- SEED|- [-
         random) t=(--random "$F") ;;
         per-batch) t=(--per-batch "$bb" --keep "$F") ;;
         cdf) t=(--cdf --fraction "$F") ;;
+        min-score) t=(--min-score "$F") ;;   # F: the threshold S
     esac
     [ "$seed" != - ] && t+=(--seed "$seed")
     local rb=(); [ "$bb" != - ] && rb=(--batch "$bb")
+    local fl=--fraction; [ "$pol" = min-score ] && fl=--min-score
     rm -rf kept
     # without --seed: tiny.yaml's experiment.seed, 0
     run "$name" "$B/dr-filter" --scores "$sc" "${t[@]}" $inv --config "$CFG" -o kept $tin > kept.out &&
-        ref filter --name "$name" --seq-len 32 --scores "$sc" --policy "$pol" --fraction "$F" "${rb[@]}" \
+        ref filter --name "$name" --seq-len 32 --scores "$sc" --policy "$pol" "$fl" "$F" "${rb[@]}" \
             --seed "${seed/#-/0}" $inv "$@" --summary "$W/last.err" --out-shards "$(tr '\n' , < kept.out)" $rin
 }
 # e1. the toy Train_B (one shard, N = 233) with the rater's scores
@@ -204,6 +206,12 @@ for inv in "" --invert; do
     fcase e.cdf0.5.seed3$inv scores.tsv "--split train_b $M" "$TB" cdf 0.5 - 3 $inv
     fcase e.cdf0.8$inv scores.tsv "--split train_b $M" "$TB" cdf 0.8 - - $inv
     fcase e.random0.6$inv scores.tsv "--split train_b $M" "$TB" random 0.6 - - $inv
+    # --min-score S: the 100th best score as the file has it, one between two scores, one
+    # above all (nothing kept: not an error), one below all
+    S100=$(tail -n +2 scores.tsv | cut -f2 | sort -g -r | sed -n 100p)
+    for S in "$S100" 0.00001 1e300 -1e300; do
+        fcase e.min-score$S$inv scores.tsv "--split train_b $M" "$TB" min-score "$S" - - $inv
+    done
 done
 # e2. three shards given out of name order (c3 c1 c2), sources alpha/beta/gamma and the
 # shards' default ones, exact duplicate documents within and across shards, N = 35 (so
@@ -276,6 +284,10 @@ for inv in "" --invert; do
     fcase e.c.ties.random0.3.seed9$inv s_ties.tsv "$CS" "$CS" random 0.3 - 9 $inv
     fcase e.c.ties.random0.7.seedmax$inv s_ties.tsv "$CS" "$CS" random 0.7 - 9223372036854775807 $inv
     fcase e.c.const.keep0.5$inv s_const.tsv "$CS" "$CS" keep 0.5 - - $inv
+    for S in 0.5 0.49999999999999994 3 -1.25 0.75; do   # tied levels (and just below one)
+        fcase e.c.ties.min-score$S$inv s_ties.tsv "$CS" "$CS" min-score $S - - $inv
+        fcase e.c.const.min-score$S$inv s_const.tsv "$CS" "$CS" min-score $S - - $inv
+    done
     fcase e.c.const.keep-middle0.5$inv s_const.tsv "$CS" "$CS" keep-middle 0.5 - - $inv
     fcase e.c.const.per-batch4_0.5$inv s_const.tsv "$CS" "$CS" per-batch 0.5 4 - $inv
     fcase e.c.const.cdf0.6$inv s_const.tsv "$CS" "$CS" cdf 0.6 - - $inv

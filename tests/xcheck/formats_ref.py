@@ -903,6 +903,8 @@ def select_ref(policy, F, sc, invert=False, batch=None, seed=0):
             order = sorted(idx, key=lambda i: ((sc[i] if invert else -sc[i]), i))
             kept.update(order[:min(ceil_count(F, b), b)])
         return kept
+    if policy == "min-score":   # F is the threshold S: score >= S; inverted, score < S
+        return set(i for i in range(N) if (sc[i] < F if invert else sc[i] >= F))
     order = ranking(sc, invert)
     if policy == "keep":
         return set(order[:min(round_count(F, N), N)])
@@ -937,7 +939,7 @@ def _read_summary(path):
 
 
 def cmd_filter(args):
-    """filter --name N --seq-len L [--min-tokens M] --scores F --policy P --fraction F [--batch B]
+    """filter --name N --seq-len L [--min-tokens M] --scores F --policy P --fraction F|--min-score S [--batch B]
     [--seed S] [--invert] [--summary STDERR_FILE] [--expect-half] [--expect-fp-edge] [--expect-exact]
     --out-shards S1,S2 SHARD...      (--keep F = --policy keep --fraction F)"""
     o = _parse_kv(args)
@@ -945,7 +947,7 @@ def cmd_filter(args):
     L = int(_one(o, "seq-len"))
     mt = int(_one(o, "min-tokens", "2"))
     policy = _one(o, "policy", "keep")
-    F = float(_one(o, "fraction", _one(o, "keep")))
+    F = float(_one(o, "min-score")) if policy == "min-score" else float(_one(o, "fraction", _one(o, "keep")))
     batch = int(_one(o, "batch", "0")) or None
     seed = int(_one(o, "seed", "0"))
     inv = "invert" in o
@@ -1019,6 +1021,33 @@ def cmd_filter(args):
             c[1] += i in ks
         want_rows = [[src, str(n), str(k), "%.2f%%" % (100.0 * k / n)] for src, (n, k) in per.items()]
         check(name + ".summary_sources", rows == want_rows, "tool %s, reference %s" % (rows, want_rows))
+        # the score cut (docs/deploy.md): the extremes of the kept and dropped scores, in
+        # shortest round-trip digits, and the --min-score that keeps the same examples
+        with open(_one(o, "summary"), encoding="utf-8", errors="replace") as f:
+            cut = [l.rstrip("\n") for l in f if l.startswith("score cut: ")]
+        ksc = [sc[i] for i in kept]
+        dsc = [sc[i] for i in range(N) if i not in ks]
+        F_ = _fmt_shortest
+        if not inv:
+            a, b = (min(ksc) if ksc else None), (max(dsc) if dsc else None)
+            first, second, hint = "lowest kept", "highest dropped", "--min-score %s" % (F_(a) if ksc else "")
+            clean = ksc and dsc and a > b
+        else:
+            a, b = (max(ksc) if ksc else None), (min(dsc) if dsc else None)
+            first, second, hint = "highest kept", "lowest dropped", "--invert --min-score %s" % (F_(b) if dsc else "")
+            clean = ksc and dsc and a < b
+        if ksc and dsc:
+            want = "score cut: %s %s, %s %s" % (first, F_(a), second, F_(b))
+            if policy != "min-score":
+                if clean:
+                    want += ": %s keeps the same examples" % hint
+                elif policy == "keep":
+                    want += ": tied at the cut, so no --min-score keeps exactly these"
+        elif ksc:
+            want = "score cut: %s %s, none dropped" % (first, F_(a))
+        else:
+            want = "score cut: %s %s, none kept" % (second, F_(b))
+        check(name + ".summary_cut", cut == [want], "tool %r, reference %r" % (cut, want))
 
 
 def cmd_safetensors(args):

@@ -1,5 +1,6 @@
 /* dr-filter — keep the best examples by score and write them as new shards.
  * Thin: parse options, then lib/scores.c (read + align), lib/filter.c (select + write). */
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,10 @@ static void usage(void) {
         "  --keep-middle F  keep the middle fraction F (perplexity filtering; an odd number\n"
         "                   dropped loses one more from the worst end)\n"
         "  --random F       keep round(F*N) examples chosen uniformly, seeded\n"
+        "  --min-score S    keep every example whose score is >= S (none kept is not an\n"
+        "                   error); decided per example, so per-shard runs with one S\n"
+        "                   keep what one run over all the shards keeps. The summary of\n"
+        "                   a --keep F run names the S that keeps the same examples\n"
         "  (exact rules, random numbers included: docs/deploy.md, \"The selection, exactly\")\n"
         "  (--per-batch and --cdf take F from --keep F, --fraction F or deploy.keep)\n"
         "  no policy option: the config's deploy.policy (filter = --keep, per_batch,\n"
@@ -41,7 +46,8 @@ static void usage(void) {
         "options:\n"
         "  --fraction F     the keep fraction of --per-batch, --cdf or (with no policy\n"
         "                   option) the config's deploy.policy, instead of deploy.keep\n"
-        "  --invert         keep the worst instead (sanity checks)\n"
+        "  --invert         keep the worst instead (sanity checks); with --min-score S:\n"
+        "                   the examples scored below S, those the plain run drops\n"
         "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
         "  --config C.yaml  config (data.seq_len defines the examples; the deploy section)\n"
         "  --set k=v        config override (repeatable)\n"
@@ -55,7 +61,8 @@ static void usage(void) {
         "examples:\n"
         "  dr-score --rater rater.safetensors --config configs/cpu.yaml -o scores.tsv splits/train_b\n"
         "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
-        "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n");
+        "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
+        "  dr-filter --scores part-07.tsv --min-score 0.0123 --config configs/cpu.yaml --prefix p07 -o kept/ part-07.drs\n");
 }
 
 int main(int argc, char **argv) {
@@ -100,12 +107,20 @@ int main(int argc, char **argv) {
             fo.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
             n_policies++;
         } else if (!strcmp(a, "--cdf")) { fo.policy = FILTER_CDF; n_policies++; }
+        else if (!strcmp(a, "--min-score")) {
+            fo.policy = FILTER_MIN_SCORE;
+            fo.min_score = cli_double(a, cli_value(argc, argv, &i), -DBL_MAX, DBL_MAX);
+            n_policies++;
+        }
         else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!scores_path) dr_die("--scores scores.tsv is required (see --help)");
     if (!out_dir) dr_die("-o DIR is required (see --help)");
-    if (n_policies > 1) dr_die("give one policy: --keep F, --per-batch B, --cdf, --keep-middle F or --random F");
+    if (n_policies > 1 || (n_policies == 1 && fo.policy == FILTER_MIN_SCORE && top))
+        dr_die("give one policy: --keep F, --per-batch B, --cdf, --keep-middle F, --random F or --min-score S");
+    if (n_policies == 1 && fo.policy == FILTER_MIN_SCORE && fraction >= 0)
+        dr_die("--min-score keeps by score, not by fraction: drop --fraction");
     if (n_policies == 1 && (fo.policy == FILTER_MIDDLE || fo.policy == FILTER_RANDOM) && fraction >= 0)
         dr_die("--keep-middle and --random take their own fraction: drop --keep/--fraction");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
@@ -157,13 +172,16 @@ int main(int argc, char **argv) {
     if (scores_read_aligned(scores_path, d, aligned, "scores") != 0) dr_die("%s", dr_lasterr());
     uint8_t *keep = xmalloc(n ? n : 1);
     filter_select(&fo, aligned, n, keep);
+    FilterCut cut;
+    filter_cut(aligned, keep, n, &cut);
     free(aligned);   /* the mask is all the rest needs */
 
     dr_install_cleanup_signals();
     FilterSummary sum;
-    if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), stdout, &sum) != 0)
+    if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), fo.policy == FILTER_MIN_SCORE,
+                     stdout, &sum) != 0)
         dr_die("%s", dr_lasterr());
-    filter_print_summary(d, keep, &sum, stderr);
+    filter_print_summary(d, keep, &fo, &cut, &sum, stderr);
 
     free(keep);
     data_close(d);

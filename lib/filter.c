@@ -191,6 +191,54 @@ void filter_select(const FilterOptions *o, const double *scores, uint64_t n, uin
     }
 }
 
+static const char *const doc_score_names[] = { "mean", "min", "max", "first" };
+
+int filter_doc_score_parse(const char *name) {
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(name, doc_score_names[k])) return k;
+    return -1;
+}
+
+const char *filter_doc_score_name(int how) { return how >= 0 && how < 4 ? doc_score_names[how] : "?"; }
+
+/* A document's examples are consecutive in shard order. */
+static int starts_document(const DataLoader *d, uint64_t i) {
+    if (i == 0) return 1;
+    DataExample e = data_example(d, i), p = data_example(d, i - 1);
+    return e.doc != p.doc || e.shard != p.shard;
+}
+
+void filter_documents(const DataLoader *d, const double *s, int how, FilterDocs *docs) {
+    uint64_t n = data_num_examples(d), m = 0;
+    for (uint64_t i = 0; i < n; i++) m += starts_document(d, i);
+    docs->n = m;
+    docs->first_example = xmalloc((m ? m : 1) * sizeof *docs->first_example);
+    docs->score = xmalloc((m ? m : 1) * sizeof *docs->score);
+    double sum = 0, weight = 0;
+    uint64_t j = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        DataExample e = data_example(d, i);
+        if (starts_document(d, i)) {
+            if (i > 0 && how == FILTER_DOC_MEAN) docs->score[j - 1] = sum / weight;
+            docs->first_example[j++] = i;
+            sum = weight = 0;
+            docs->score[j - 1] = s[i];   /* min, max, first: the first value */
+        }
+        double *x = &docs->score[j - 1];
+        if (how == FILTER_DOC_MIN && s[i] < *x) *x = s[i];
+        if (how == FILTER_DOC_MAX && s[i] > *x) *x = s[i];
+        sum += (double)e.length * s[i];
+        weight += (double)e.length;
+    }
+    if (m > 0 && how == FILTER_DOC_MEAN) docs->score[m - 1] = sum / weight;
+}
+
+void filter_docs_free(FilterDocs *docs) {
+    free(docs->first_example);
+    free(docs->score);
+    memset(docs, 0, sizeof *docs);
+}
+
 void filter_cut(const double *scores, const uint8_t *keep, uint64_t n, FilterCut *c) {
     memset(c, 0, sizeof *c);
     for (uint64_t i = 0; i < n; i++) {
@@ -228,26 +276,38 @@ static int check_not_input(const DataLoader *d, const char *dir, const char *pre
     return rc;
 }
 
-int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const char *prefix,
-                 uint64_t shard_bytes, int allow_empty, FILE *paths, FilterSummary *sum) {
+int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask, const char *dir,
+                 const char *prefix, uint64_t shard_bytes, int allow_empty, FILE *paths, FilterSummary *sum) {
     memset(sum, 0, sizeof *sum);
     if (check_not_input(d, dir, prefix) != 0) return -1;
     char *made = NULL;   /* the topmost directory this run created: removed if it fails or is interrupted */
     if (dr_make_output_dirs(dir, &made) != 0) return -1;
-    uint64_t n = data_num_examples(d);
+    uint64_t n = docs ? docs->n : data_num_examples(d);
     const DataOptions *opt = data_options(d);
-    uint32_t *tok = xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
+    uint32_t *tok = docs ? NULL : xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
+    DrsReader *r = NULL;        /* documents: the shard they are copied from */
+    size_t r_shard = SIZE_MAX;
     DrOutputSet done = {0};   /* shards completed so far, under temporary names */
     DrsWriter *w = NULL;
     int rc = 0;
-    uint64_t n_keep = 0;   /* the work: reading and writing the kept examples */
+    uint64_t n_keep = 0;   /* the work: reading and writing the kept units */
     for (uint64_t i = 0; i < n; i++) n_keep += keep_mask[i] != 0;
     Progress bar;
-    progress_start(&bar, "write", "examples", (double)n_keep);
+    progress_start(&bar, "write", docs ? "documents" : "examples", (double)n_keep);
     for (uint64_t i = 0; i < n && rc == 0; i++) {
-        DataExample e = data_example(d, i);
-        sum->examples++;
-        sum->tokens += e.length;
+        DataExample e = data_example(d, docs ? docs->first_example[i] : i);
+        uint32_t length = e.length;
+        if (docs) {   /* the whole document, from its shard's own reader */
+            if (e.shard != r_shard) {
+                if (r) drs_close(r);
+                r = drs_open(data_shard_path(d, e.shard));
+                r_shard = e.shard;
+                if (!r) { rc = -1; break; }
+            }
+            length = drs_doc(r, e.doc)->length;
+        }
+        sum->units++;
+        sum->tokens += length;
         if (!keep_mask[i]) continue;
         if (!w) {
             char *path = drs_numbered_path(dir, prefix, done.n);
@@ -256,35 +316,38 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
             free(path);
             if (!w) { rc = -1; break; }
         }
-        if (data_read_example(d, i, tok) != 0) { rc = -1; break; }
-        uint64_t key[2] = { data_example_doc_id(d, i), e.window };
-        uint64_t new_id = XXH64(key, sizeof key, 0);
-        if (drs_writer_add(w, new_id, data_example_source(d, i), tok, e.length) != 0) {
-            rc = -1;
-            break;
+        if (docs) {
+            rc = drs_writer_copy_doc(w, r, e.doc);
+        } else if ((rc = data_read_example(d, i, tok)) == 0) {
+            uint64_t key[2] = { data_example_doc_id(d, i), e.window };
+            uint64_t new_id = XXH64(key, sizeof key, 0);
+            rc = drs_writer_add(w, new_id, data_example_source(d, i), tok, e.length);
         }
-        sum->kept_examples++;
-        sum->kept_tokens += e.length;
+        if (rc != 0) break;
+        sum->kept_units++;
+        sum->kept_tokens += length;
         if (drs_writer_bytes(w) >= shard_bytes) {
             rc = drs_writer_finish(w, &done);
             w = NULL;
         }
-        if (rc == 0 && sum->kept_examples % 1024 == 0) {
+        if (rc == 0 && sum->kept_units % 1024 == 0) {
             size_t n_shards = done.n + (w != NULL);
             progress_set_extra(&bar, "%zu shard%s", n_shards, n_shards == 1 ? "" : "s");
-            progress_update(&bar, (double)sum->kept_examples);
+            progress_update(&bar, (double)sum->kept_units);
         }
     }
+    if (r) drs_close(r);
     if (rc == 0 && w) {
         rc = drs_writer_finish(w, &done);
         w = NULL;
     }
     if (rc == 0) {
         progress_set_extra(&bar, "%zu shard%s", done.n, done.n == 1 ? "" : "s");
-        progress_update(&bar, (double)sum->kept_examples);
+        progress_update(&bar, (double)sum->kept_units);
     }
     progress_abort(&bar);   /* dr-filter's summary, or the error, replaces the bar */
-    if (rc == 0 && done.n == 0 && !allow_empty) rc = dr_seterr("no example kept: nothing to write to %s", dir);
+    if (rc == 0 && done.n == 0 && !allow_empty) rc = dr_seterr("no %s kept: nothing to write to %s",
+                                                                 docs ? "document" : "example", dir);
     if (rc != 0 && w) drs_writer_abort(w);
     if (rc != 0) dr_outset_abort(&done);   /* nothing of this run appears */
     else rc = drs_publish_numbered(&done, dir, prefix, paths, &sum->stale_removed);
@@ -295,11 +358,12 @@ int filter_write(DataLoader *d, const uint8_t *keep_mask, const char *dir, const
     return rc;
 }
 
-void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const FilterOptions *o,
-                          const FilterCut *cut, const FilterSummary *sum, FILE *f) {
-    fprintf(f, "kept %llu of %llu examples (%.2f%%), %llu of %llu tokens (%.2f%%)\n",
-            (unsigned long long)sum->kept_examples, (unsigned long long)sum->examples,
-            sum->examples ? 100.0 * (double)sum->kept_examples / (double)sum->examples : 0.0,
+void filter_print_summary(const DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask,
+                          const FilterOptions *o, const FilterCut *cut, const FilterSummary *sum, FILE *f) {
+    const char *units = docs ? "documents" : "examples";
+    fprintf(f, "kept %llu of %llu %s (%.2f%%), %llu of %llu tokens (%.2f%%)\n",
+            (unsigned long long)sum->kept_units, (unsigned long long)sum->units, units,
+            sum->units ? 100.0 * (double)sum->kept_units / (double)sum->units : 0.0,
             (unsigned long long)sum->kept_tokens, (unsigned long long)sum->tokens,
             sum->tokens ? 100.0 * (double)sum->kept_tokens / (double)sum->tokens : 0.0);
     /* the cut, in shortest round-trip digits so that a --min-score copied from here
@@ -314,8 +378,9 @@ void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const F
         int apart = inv ? cut->highest_kept < cut->lowest_dropped : cut->lowest_kept > cut->highest_dropped;
         fprintf(f, "score cut: %s %s, %s %s", kept_end, a, dropped_end, b);
         if (o->policy != FILTER_MIN_SCORE && apart)   /* S: the lowest kept (inverted: dropped) score */
-            fprintf(f, ": %s %s keeps the same examples", inv ? "--invert --min-score" : "--min-score",
-                    inv ? b : a);
+            fprintf(f, ": %s%s%s%s %s keeps the same %s", inv ? "--invert " : "",
+                    docs ? "--documents " : "", docs ? filter_doc_score_name(o->documents) : "",
+                    docs ? " --min-score" : "--min-score", inv ? b : a, units);
         else if (o->policy == FILTER_TOP && !apart)
             fprintf(f, ": tied at the cut, so no --min-score keeps exactly these");
         fputc('\n', f);
@@ -338,9 +403,9 @@ void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const F
     uint32_t *slots = xcalloc(n_slots, sizeof *slots);
     const char *last_name = NULL;   /* consecutive examples mostly share one interned name */
     size_t last_k = 0;
-    uint64_t n = data_num_examples(d);
+    uint64_t n = docs ? docs->n : data_num_examples(d);
     for (uint64_t i = 0; i < n; i++) {
-        const char *name = data_example_source(d, i);
+        const char *name = data_example_source(d, docs ? docs->first_example[i] : i);
         size_t k;
         if (name == last_name) {
             k = last_k;
@@ -375,7 +440,7 @@ void filter_print_summary(const DataLoader *d, const uint8_t *keep_mask, const F
         sc[k].kept += keep_mask[i] != 0;
     }
     free(slots);
-    fprintf(f, "%-24s %10s %10s %8s\n", "source", "examples", "kept", "kept%");
+    fprintf(f, "%-24s %10s %10s %8s\n", "source", units, "kept", "kept%");
     for (size_t k = 0; k < n_sc; k++)
         fprintf(f, "%-24s %10llu %10llu %7.2f%%\n", sc[k].name[0] ? sc[k].name : "(none)",
                 (unsigned long long)sc[k].n, (unsigned long long)sc[k].kept,

@@ -210,6 +210,23 @@ check "parts: every per-part run exits 0 (some may keep nothing), with the S of 
     bash -c "[ '$ok' = 1 ] && [ -n '$PS' ]"
 check "parts: per-part --min-score keeps what one --keep run over all parts keeps (ids, windows, order)" \
     cmp -s <("$BIN/dr-cat" --examples --ids --seq-len 32 "$TMP/pall") <("$BIN/dr-cat" --examples --ids --seq-len 32 "$TMP/pmin")
+# --documents mean --keep 0.5: documents (their windows' scores averaged, weighted by the
+# windows' tokens) ranked, the top round(0.5·D) written whole with their own ids, in order
+"$BIN/dr-filter" --scores "$S" --documents mean --keep 0.5 $TOY -o "$TMP/docs" "$TMP/splits/train_b" \
+    > /dev/null 2>"$TMP/docs.err"
+check "--documents mean exits 0" [ $? -eq 0 ]
+awk -F'\t' -v OFS='\t' '{ split($2, a, ":") }
+    a[2] == 0 { if (n) printf "%d\t%s\t%.17g\n", d, id, num / den; d++; id = a[1]; num = den = 0; n = 1 }
+    { num += $5 * $3; den += $5 } END { printf "%d\t%s\t%.17g\n", d, id, num / den }' "$TMP/rows.tsv" > "$TMP/docs.ref"
+D=$(wc -l < "$TMP/docs.ref"); KD=$(awk -v n="$D" 'BEGIN { printf "%d", 0.5 * n + 0.5 }')
+check "--documents: the summary counts documents ($KD of $D)" grep -q "^kept $KD of $D documents" "$TMP/docs.err"
+check "--documents mean --keep 0.5 keeps the top documents by mean score, whole, in order" \
+    cmp -s <(sort -t"$T" -k3,3gr -k1,1n "$TMP/docs.ref" | head -n "$KD" | sort -n | cut -f2) \
+           <("$BIN/dr-cat" --list "$TMP/docs" | cut -f1)
+check "--documents: each kept document is the original, byte for byte" \
+    bash -c "'$BIN/dr-cat' --jsonl '$TMP/docs' | sort -u | comm -23 - <('$BIN/dr-cat' --jsonl '$TMP/splits/train_b' | sort -u) | grep -q . && exit 1 || exit 0"
+expect_error "--documents median is refused" "mean, min, max or first" \
+    "$BIN/dr-filter" --scores "$S" --documents median --keep 0.5 $TOY -o "$TMP/docsbad" "$TMP/splits/train_b"
 # nothing above S: success, no shard, no path; an earlier run's shards removed
 "$BIN/dr-filter" --scores "$S" --keep 1 $TOY -o "$TMP/none" "$TMP/splits/train_b" >/dev/null 2>&1
 "$BIN/dr-filter" --scores "$S" --min-score 1e300 $TOY -o "$TMP/none" "$TMP/splits/train_b" > "$TMP/none.paths" 2>"$TMP/none.err"

@@ -15,7 +15,8 @@
 #   c. dr-split: the split rule (plain, --val-sources, --dedup), manifests, input order
 #   d. example windows/ids vs dr-cat --examples and dr-score's scores.tsv
 #   e. dr-filter: --keep, --per-batch, --keep-middle, --cdf, --random, --min-score, each with and without
-#      --invert, vs the documented rules (kept examples and the stderr summary), on one
+#      --invert, examples or --documents AGG as the units, vs the documented rules (kept
+#      units and the stderr summary), on one
 #      shard and on three shards with duplicates, tied scores, half-integer F·N, F·B edges
 #   f. safetensors of dr-train -o and dr-meta -o (+ ema, + .state moments)
 #   g. corrupted and truncated shards: the reader and dr-cat both refuse
@@ -186,11 +187,12 @@ fcase() {  # fcase NAME SCORES "TOOL INPUTS" "REF SHARDS" POLICY F B|- SEED|- [-
     [ "$seed" != - ] && t+=(--seed "$seed")
     local rb=(); [ "$bb" != - ] && rb=(--batch "$bb")
     local fl=--fraction; [ "$pol" = min-score ] && fl=--min-score
+    local dm=(); [ -n "${DOCS:-}" ] && dm=(--documents "$DOCS")   # DOCS=AGG: documents as the units
     rm -rf kept
     # without --seed: tiny.yaml's experiment.seed, 0
-    run "$name" "$B/dr-filter" --scores "$sc" "${t[@]}" $inv --config "$CFG" -o kept $tin > kept.out &&
+    run "$name" "$B/dr-filter" --scores "$sc" "${t[@]}" $inv "${dm[@]}" --config "$CFG" -o kept $tin > kept.out &&
         ref filter --name "$name" --seq-len 32 --scores "$sc" --policy "$pol" "$fl" "$F" "${rb[@]}" \
-            --seed "${seed/#-/0}" $inv "$@" --summary "$W/last.err" --out-shards "$(tr '\n' , < kept.out)" $rin
+            --seed "${seed/#-/0}" $inv "${dm[@]}" "$@" --summary "$W/last.err" --out-shards "$(tr '\n' , < kept.out)" $rin
 }
 # e1. the toy Train_B (one shard, N = 233) with the rater's scores
 for inv in "" --invert; do
@@ -212,6 +214,14 @@ for inv in "" --invert; do
     for S in "$S100" 0.00001 1e300 -1e300; do
         fcase e.min-score$S$inv scores.tsv "--split train_b $M" "$TB" min-score "$S" - - $inv
     done
+    # --documents AGG: documents (several windows each, the last one shorter) scored by
+    # AGG over their examples, written whole
+    DOCS=mean fcase e.doc-mean.keep0.6$inv scores.tsv "--split train_b $M" "$TB" keep 0.6 - - $inv
+    DOCS=min fcase e.doc-min.per-batch7_0.5$inv scores.tsv "--split train_b $M" "$TB" per-batch 0.5 7 - $inv
+    DOCS=max fcase e.doc-max.cdf0.5.seed3$inv scores.tsv "--split train_b $M" "$TB" cdf 0.5 - 3 $inv
+    DOCS=first fcase e.doc-first.keep-middle0.6$inv scores.tsv "--split train_b $M" "$TB" keep-middle 0.6 - - $inv
+    DOCS=mean fcase e.doc-mean.random0.5$inv scores.tsv "--split train_b $M" "$TB" random 0.5 - - $inv
+    DOCS=mean fcase e.doc-mean.min-score$inv scores.tsv "--split train_b $M" "$TB" min-score "$S100" - - $inv
 done
 # e2. three shards given out of name order (c3 c1 c2), sources alpha/beta/gamma and the
 # shards' default ones, exact duplicate documents within and across shards, N = 35 (so
@@ -284,6 +294,10 @@ for inv in "" --invert; do
     fcase e.c.ties.random0.3.seed9$inv s_ties.tsv "$CS" "$CS" random 0.3 - 9 $inv
     fcase e.c.ties.random0.7.seedmax$inv s_ties.tsv "$CS" "$CS" random 0.7 - 9223372036854775807 $inv
     fcase e.c.const.keep0.5$inv s_const.tsv "$CS" "$CS" keep 0.5 - - $inv
+    DOCS=mean fcase e.c.ties.doc-mean.keep0.5$inv s_ties.tsv "$CS" "$CS" keep 0.5 - - $inv
+    DOCS=first fcase e.c.ties.doc-first.min-score0.5$inv s_ties.tsv "$CS" "$CS" min-score 0.5 - - $inv
+    DOCS=min fcase e.c.rater.doc-min.keep0.3$inv s_rater.tsv "$CS" "$CS" keep 0.3 - - $inv
+    DOCS=max fcase e.c.const.doc-max.keep0.5$inv s_const.tsv "$CS" "$CS" keep 0.5 - - $inv
     for S in 0.5 0.49999999999999994 3 -1.25 0.75; do   # tied levels (and just below one)
         fcase e.c.ties.min-score$S$inv s_ties.tsv "$CS" "$CS" min-score $S - - $inv
         fcase e.c.const.min-score$S$inv s_const.tsv "$CS" "$CS" min-score $S - - $inv

@@ -925,23 +925,49 @@ def select_ref(policy, F, sc, invert=False, batch=None, seed=0):
     raise ValueError(policy)
 
 
-def _read_summary(path):
+def _read_summary(path, unit="examples"):
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = [l.rstrip("\n") for l in f]
     # skip the "policy from the config" and "removed ..." lines
     head = next((l for l in lines if l.startswith("kept ")), None)
     try:
-        h = lines.index(next(l for l in lines if l.split()[:4] == ["source", "examples", "kept", "kept%"]))
+        h = lines.index(next(l for l in lines if l.split()[:4] == ["source", unit, "kept", "kept%"]))
         rows = [l.split() for l in lines[h + 1:] if l.strip()]
     except StopIteration:
         rows = None
     return head, rows
 
 
+def doc_units(shards, L, mt, sc, how):
+    """--documents HOW (docs/deploy.md): the documents with at least one example, in shard
+    order, as (score, source, tokens, id); sc: the examples' scores in example order."""
+    units = []
+    k = 0
+    for sh in shards:
+        for d, src, toks in sh.all_tokens():
+            ws = windows(len(toks), L, mt)
+            if not ws:
+                continue
+            s = sc[k:k + len(ws)]
+            n = [b - a for _, a, b in ws]
+            k += len(ws)
+            if how == "mean":
+                num = 0.0
+                den = 0.0
+                for x, m in zip(s, n):
+                    num += float(m) * x
+                    den += float(m)
+                score = num / den
+            else:
+                score = {"min": min, "max": max, "first": lambda v: v[0]}[how](s)
+            units.append((score, src, toks, d[0]))
+    return units
+
+
 def cmd_filter(args):
     """filter --name N --seq-len L [--min-tokens M] --scores F --policy P --fraction F|--min-score S [--batch B]
-    [--seed S] [--invert] [--summary STDERR_FILE] [--expect-half] [--expect-fp-edge] [--expect-exact]
-    --out-shards S1,S2 SHARD...      (--keep F = --policy keep --fraction F)"""
+    [--seed S] [--invert] [--documents AGG] [--summary STDERR_FILE] [--expect-half] [--expect-fp-edge]
+    [--expect-exact] --out-shards S1,S2 SHARD...      (--keep F = --policy keep --fraction F)"""
     o = _parse_kv(args)
     name = _one(o, "name")
     L = int(_one(o, "seq-len"))
@@ -951,6 +977,7 @@ def cmd_filter(args):
     batch = int(_one(o, "batch", "0")) or None
     seed = int(_one(o, "seed", "0"))
     inv = "invert" in o
+    how = _one(o, "documents", "")
     shards = [read_shard(p) for p in o["_"]]
     ex = examples_of(shards, L, mt)
     lines = read_scores(_one(o, "scores"))[1:]
@@ -967,12 +994,21 @@ def cmd_filter(args):
         k = used.get(e[0], 0)
         used[e[0]] = k + 1
         sc.append(by_id[e[0]][k])
-    N = len(ex)
-    kept = sorted(select_ref(policy, F, sc, inv, batch, seed))
+    # the units: (score, source, tokens, the id written: docs/formats.md §5 for an example,
+    # xxh64 of 16 bytes, the document id then the window index, both u64 little-endian;
+    # a document keeps its own)
+    if how:
+        units = doc_units(shards, L, mt, sc, how)
+    else:
+        units = [(sc[i], e[1], e[2], xxh64(struct.pack("<QQ", int(e[0].split(":")[0], 16), int(e[0].split(":")[1]))))
+                 for i, e in enumerate(ex)]
+    usc = [u[0] for u in units]
+    N = len(units)
+    kept = sorted(select_ref(policy, F, usc, inv, batch, seed))
     K = len(kept)
-    what = "%s F=%r%s%s%s N=%d" % (policy, F, " B=%d" % batch if batch else "",
-                                   " seed=%d" % seed if policy in ("cdf", "random") else "",
-                                   " invert" if inv else "", N)
+    what = "%s F=%r%s%s%s%s N=%d" % (policy, F, " B=%d" % batch if batch else "",
+                                     " seed=%d" % seed if policy in ("cdf", "random") else "",
+                                     " invert" if inv else "", " documents " + how if how else "", N)
     if "expect-half" in o:   # the test means to exercise round()'s half case
         x = F * N
         check(name + ".case_half", x - math.floor(x) == 0.5,
@@ -989,58 +1025,57 @@ def cmd_filter(args):
     for sh in outs:
         got.extend(sh.all_tokens())
     check(name + ".kept_count", len(got) == K, "%s: reference keeps %d, output docs %d" % (what, K, len(got)))
-    want_tok = [ex[i][2] for i in kept]
+    want_tok = [units[i][2] for i in kept]
     okt = len(got) == K and all(np.array_equal(g[2], w) for g, w in zip(got, want_tok))
     first = next((j for j, (g, w) in enumerate(zip(got, want_tok)) if not np.array_equal(g[2], w)), None)
     det = "first differing kept doc %s" % first
     if first is not None:
         # locate what the tool kept instead
-        det += " (reference keeps example #%d %s score %r)" % (kept[first], ex[kept[first]][0], sc[kept[first]])
-    check(name + ".kept_examples_tokens", okt, det)
-    check(name + ".kept_sources", [g[1] for g in got] == [ex[i][1] for i in kept], "")
-    # ids: docs/formats.md §5: xxh64 of 16 bytes, the original document id then the
-    # window index, both u64 little-endian
-    want_ids = [xxh64(struct.pack("<QQ", int(ex[i][0].split(":")[0], 16), int(ex[i][0].split(":")[1])))
-                for i in kept]
+        det += " (reference keeps unit #%d score %r)" % (kept[first], usc[kept[first]])
+    check(name + ".kept_units_tokens", okt, det)
+    check(name + ".kept_sources", [g[1] for g in got] == [units[i][1] for i in kept], "")
+    want_ids = [units[i][3] for i in kept]
     have_ids = [g[0][0] for g in got]
     bad = next((j for j, (a, b) in enumerate(zip(have_ids, want_ids)) if a != b), None)
     check(name + ".kept_ids", have_ids == want_ids,
           "%d ids; first diff at %s" % (len(have_ids), bad))
     if "summary" in o:
-        head, rows = _read_summary(_one(o, "summary"))
-        tok_all = sum(len(e[2]) for e in ex)
-        tok_kept = sum(len(ex[i][2]) for i in kept)
-        want_head = "kept %d of %d examples (%.2f%%), %d of %d tokens (%.2f%%)" % (
-            K, N, 100.0 * K / N if N else 0.0, tok_kept, tok_all, 100.0 * tok_kept / tok_all if tok_all else 0.0)
+        unit = "documents" if how else "examples"
+        head, rows = _read_summary(_one(o, "summary"), unit)
+        tok_all = sum(len(u[2]) for u in units)
+        tok_kept = sum(len(units[i][2]) for i in kept)
+        want_head = "kept %d of %d %s (%.2f%%), %d of %d tokens (%.2f%%)" % (
+            K, N, unit, 100.0 * K / N if N else 0.0, tok_kept, tok_all, 100.0 * tok_kept / tok_all if tok_all else 0.0)
         check(name + ".summary_counts", head == want_head, "tool %r, reference %r" % (head, want_head))
         ks = set(kept)
         per = {}
-        for i, e in enumerate(ex):
-            c = per.setdefault(e[1] if e[1] else "(none)", [0, 0])
+        for i, u in enumerate(units):
+            c = per.setdefault(u[1] if u[1] else "(none)", [0, 0])
             c[0] += 1
             c[1] += i in ks
         want_rows = [[src, str(n), str(k), "%.2f%%" % (100.0 * k / n)] for src, (n, k) in per.items()]
         check(name + ".summary_sources", rows == want_rows, "tool %s, reference %s" % (rows, want_rows))
         # the score cut (docs/deploy.md): the extremes of the kept and dropped scores, in
-        # shortest round-trip digits, and the --min-score that keeps the same examples
+        # shortest round-trip digits, and the --min-score that keeps the same units
         with open(_one(o, "summary"), encoding="utf-8", errors="replace") as f:
             cut = [l.rstrip("\n") for l in f if l.startswith("score cut: ")]
-        ksc = [sc[i] for i in kept]
-        dsc = [sc[i] for i in range(N) if i not in ks]
+        ksc = [usc[i] for i in kept]
+        dsc = [usc[i] for i in range(N) if i not in ks]
         F_ = _fmt_shortest
+        opt = ("--invert " if inv else "") + ("--documents %s " % how if how else "") + "--min-score"
         if not inv:
             a, b = (min(ksc) if ksc else None), (max(dsc) if dsc else None)
-            first, second, hint = "lowest kept", "highest dropped", "--min-score %s" % (F_(a) if ksc else "")
+            first, second, S = "lowest kept", "highest dropped", a
             clean = ksc and dsc and a > b
         else:
             a, b = (max(ksc) if ksc else None), (min(dsc) if dsc else None)
-            first, second, hint = "highest kept", "lowest dropped", "--invert --min-score %s" % (F_(b) if dsc else "")
+            first, second, S = "highest kept", "lowest dropped", b
             clean = ksc and dsc and a < b
         if ksc and dsc:
             want = "score cut: %s %s, %s %s" % (first, F_(a), second, F_(b))
             if policy != "min-score":
                 if clean:
-                    want += ": %s keeps the same examples" % hint
+                    want += ": %s %s keeps the same %s" % (opt, F_(S), unit)
                 elif policy == "keep":
                     want += ": tied at the cut, so no --min-score keeps exactly these"
         elif ksc:

@@ -18,7 +18,7 @@ static void usage(void) {
         "usage: dr-filter --scores scores.tsv POLICY -o DIR [options] inputs...\n"
         "Keeps examples by score (scores.tsv from dr-score, for the same shards and\n"
         "data.seq_len) and writes them to new shards in DIR, one document per kept\n"
-        "example, in shard order; prints the shard paths on stdout and a summary\n"
+        "example (with --documents: whole documents), in shard order; prints the shard paths on stdout and a summary\n"
         "(examples and tokens kept, kept fraction per source) on stderr. A scores file\n"
         "that does not match the shards is refused with its first offending line.\n"
         "The shards appear together at the end: a failed or interrupted run (Ctrl-C,\n"
@@ -46,6 +46,9 @@ static void usage(void) {
         "options:\n"
         "  --fraction F     the keep fraction of --per-batch, --cdf or (with no policy\n"
         "                   option) the config's deploy.policy, instead of deploy.keep\n"
+        "  --documents AGG  select whole documents, each scored by AGG over its examples'\n"
+        "                   scores: mean (weighted by their tokens), min, max or first;\n"
+        "                   the kept documents are written whole (ids, sources, tokens)\n"
         "  --invert         keep the worst instead (sanity checks); with --min-score S:\n"
         "                   the examples scored below S, those the plain run drops\n"
         "  --seed S         seed of --cdf and --random (default: experiment.seed)\n"
@@ -62,6 +65,7 @@ static void usage(void) {
         "  dr-score --rater rater.safetensors --config configs/cpu.yaml -o scores.tsv splits/train_b\n"
         "  dr-filter --scores scores.tsv --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
         "  dr-filter --scores scores.tsv --per-batch 64 --keep 0.6 --config configs/cpu.yaml -o kept/ splits/train_b\n"
+        "  dr-filter --scores scores.tsv --documents mean --keep 0.6 --config configs/cpu.yaml -o docs/ splits/train_b\n"
         "  dr-filter --scores part-07.tsv --min-score 0.0123 --config configs/cpu.yaml --prefix p07 -o kept/ part-07.drs\n");
 }
 
@@ -73,7 +77,7 @@ int main(int argc, char **argv) {
     char **inputs = xcalloc((size_t)argc, sizeof *inputs);
     int n_sets = 0, n_inputs = 0, n_policies = 0, seed_given = 0, top = 0;
     double fraction = -1, shard_mb = 64;
-    FilterOptions fo = { .policy = FILTER_TOP, .keep = -1, .progress = 1 };
+    FilterOptions fo = { .policy = FILTER_TOP, .keep = -1, .progress = 1, .documents = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
@@ -89,6 +93,12 @@ int main(int argc, char **argv) {
             if (!prefix[0] || strchr(prefix, '/')) dr_die("--prefix '%s': must be a non-empty file name", prefix);
         }
         else if (!strcmp(a, "--invert")) fo.invert = 1;
+        else if (!strcmp(a, "--documents")) {
+            const char *v = cli_value(argc, argv, &i);
+            if (fo.documents >= 0) dr_die("--documents: given twice");
+            if ((fo.documents = filter_doc_score_parse(v)) < 0)
+                dr_die("--documents '%s': the document's score is mean, min, max or first", v);
+        }
         else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
         else if (!strcmp(a, "--seed")) { fo.seed = cli_u64(a, cli_value(argc, argv, &i)); seed_given = 1; }
         else if (!strcmp(a, "--fraction") || !strcmp(a, "--keep")) {
@@ -171,6 +181,16 @@ int main(int argc, char **argv) {
     double *aligned = xmalloc(n * sizeof *aligned);   /* the lines are matched as read, not kept */
     if (scores_read_aligned(scores_path, d, aligned, "scores") != 0) dr_die("%s", dr_lasterr());
     uint8_t *keep = xmalloc(n ? n : 1);
+    FilterDocs docs = {0};   /* --documents: the units, scored from their examples */
+    const FilterDocs *units = NULL;
+    if (fo.documents >= 0) {
+        filter_documents(d, aligned, fo.documents, &docs);
+        memcpy(aligned, docs.score, docs.n * sizeof *aligned);
+        free(docs.score);
+        docs.score = NULL;
+        n = docs.n;
+        units = &docs;
+    }
     filter_select(&fo, aligned, n, keep);
     FilterCut cut;
     filter_cut(aligned, keep, n, &cut);
@@ -178,10 +198,11 @@ int main(int argc, char **argv) {
 
     dr_install_cleanup_signals();
     FilterSummary sum;
-    if (filter_write(d, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6), fo.policy == FILTER_MIN_SCORE,
-                     stdout, &sum) != 0)
+    if (filter_write(d, units, keep, out_dir, prefix, (uint64_t)(shard_mb * 1e6),
+                     fo.policy == FILTER_MIN_SCORE, stdout, &sum) != 0)
         dr_die("%s", dr_lasterr());
-    filter_print_summary(d, keep, &fo, &cut, &sum, stderr);
+    filter_print_summary(d, units, keep, &fo, &cut, &sum, stderr);
+    filter_docs_free(&docs);
 
     free(keep);
     data_close(d);

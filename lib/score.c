@@ -213,14 +213,15 @@ int score_check_memory(long batch, int seq_len) {
 int score_check_model(const DataLoader *d, int is_rater, const LMConfig *cfg, const char *path) {
     const char *what = is_rater ? "rater" : "LM", *sep = path ? ": " : "";
     if (!path) path = "";
-    if (data_vocab_size(d) > (uint32_t)cfg->vocab)
-        return dr_seterr("%s%sthe %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
-                         path, sep, what, cfg->vocab, data_vocab_size(d));
-    if (path[0]) {   /* a checkpoint that records its training shards' tokenizer */
+    if (path[0]) {   /* a checkpoint that records its training shards' tokenizer: another
+                      * tokenizer is the cause a vocabulary mismatch would only hint at */
         TokenizerTag tag = data_tokenizer_tag(d);
         if (checkpoint_check_tokenizer(path, is_rater ? "--rater" : "--lm", &tag, data_shard_path(d, 0)))
             return -1;
     }
+    if (data_vocab_size(d) > (uint32_t)cfg->vocab)
+        return dr_seterr("%s%sthe %s's vocabulary (%d ids) is smaller than the shards' (%u ids)",
+                         path, sep, what, cfg->vocab, data_vocab_size(d));
     int positions = is_rater ? data_options(d)->seq_len_rater : data_options(d)->seq_len;
     if (positions < 1 || positions > cfg->ctx)
         return dr_seterr("%s%sthe %s has %d positions, data.seq_len%s is %d: score with the "

@@ -1519,11 +1519,11 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     if (!t.be || backend_set_precision(t.be, o->cfg.precision) != 0) return -1;
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
     if (open_data(&t, 0) != 0) goto done;
-    if (check_model_vs_data(&t, ckpt) != 0) goto done;
-    {
+    {   /* another tokenizer first: the cause a vocabulary mismatch would only hint at */
         TokenizerTag tag = data_tokenizer_tag(t.val);
         if (checkpoint_check_tokenizer(ckpt, "--eval-only", &tag, data_shard_path(t.val, 0)) != 0) goto done;
     }
+    if (check_model_vs_data(&t, ckpt) != 0) goto done;
     alloc_model(&t, 0);
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;

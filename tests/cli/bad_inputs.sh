@@ -344,6 +344,15 @@ bad "dr-train --init: an LM of another tokenizer" "--init .*lm.safetensors was t
 bad "dr-train --rater: a rater of another tokenizer" "--rater .*rater.safetensors was trained on shards of another tokenizer" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 --rater "$R" "${OT[@]}" -o "$TMP/o.safetensors"
 no_file "dr-train: another tokenizer" "$TMP/o.safetensors"
+# another tokenizer with a larger vocabulary: the tokenizers are named (the cause), not
+# only the vocabulary sizes
+"$MKSHARD" --random 20 --vocab 1000 "$B/other_big.drs" 2>/dev/null || fail "mkshard"
+bad "dr-score --lm: another tokenizer, larger vocabulary: the tokenizers named" \
+    "lm.safetensors was trained on shards of another tokenizer \(\"byte\".*other_big.drs \(\"test\"" \
+    "$BIN/dr-score" "${CFG[@]}" --lm "$LM" -o "$TMP/o.tsv" "$B/other_big.drs"
+bad "dr-train --eval-only: another tokenizer, larger vocabulary: the tokenizers named" \
+    "--eval-only .*lm.safetensors was trained on shards of another tokenizer \(\"byte\"" \
+    "$BIN/dr-train" "${CFG[@]}" --eval-only "$LM" --val "$B/other_big.drs"
 bad "dr-meta grad: an LM of another tokenizer" "--lm-init .*lm.safetensors was trained on shards of another tokenizer" \
     "$BIN/dr-meta" grad "${CFG[@]}" --lm-init "$LM" --rater-init "$R" "${OT[@]}" -o "$TMP/o.safetensors"
 cp "$R" "$TMP/rr.safetensors"; cp "$R.state" "$TMP/rr.safetensors.state"

@@ -187,9 +187,10 @@ int main(int argc, char **argv) {
     Tokenizer *t = tokenizer_load(kind, vocab_dir);
     if (!t) dr_die("%s", dr_lasterr());
     if (tokenize_run(t, &o, n_inputs, inputs, stdout, &st) != 0) dr_die("%s", dr_lasterr());
-    fprintf(stderr, "%s: %llu documents, %llu tokens (%s), %.2f bytes/token, %.1f MB in %.2f s = %.1f MB/s, "
+    fprintf(stderr, "%s: %llu document%s, %llu tokens (%s), %.2f bytes/token, %.1f MB in %.2f s = %.1f MB/s, "
             "%llu with invalid UTF-8%s%s%s",
-            dr_progname(), (unsigned long long)st.docs, (unsigned long long)st.tokens, tokenizer_spec(t),
+            dr_progname(), (unsigned long long)st.docs, st.docs == 1 ? "" : "s", (unsigned long long)st.tokens,
+            tokenizer_spec(t),
             st.tokens ? (double)st.bytes / (double)st.tokens : 0.0, (double)st.bytes / 1e6, st.seconds,
             st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, (unsigned long long)st.invalid_docs,
             st.invalid_docs ? " (" : "", st.invalid_docs ? policy_word(o.invalid) : "", st.invalid_docs ? ")" : "");

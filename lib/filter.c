@@ -304,6 +304,12 @@ int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask
                 r_shard = e.shard;
                 if (!r) { rc = -1; break; }
             }
+            if (e.doc >= drs_num_docs(r) ||
+                drs_doc(r, e.doc)->id != data_example_doc_id(d, docs->first_example[i])) {
+                rc = dr_seterr("%s: changed while dr-filter ran (document %u is not the one read)",
+                               data_shard_path(d, e.shard), e.doc);
+                break;
+            }
             length = drs_doc(r, e.doc)->length;
         }
         sum->units++;

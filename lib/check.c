@@ -538,7 +538,16 @@ char *dr_read_file(const char *path, size_t *len) {
         n += got;
         if (n < cap) break;
         cap *= 2;
-        buf = xrealloc(buf, cap + 1);
+        /* a file that does not fit (/dev/zero, a disk image given by mistake): its name,
+         * not the allocator's line */
+        char *more = realloc(buf, cap + 1);
+        if (!more) {
+            free(buf);
+            fclose(f);
+            dr_seterr("%s: too large to read into memory (more than %zu bytes)", path, n);
+            return NULL;
+        }
+        buf = more;
     }
     int bad = ferror(f);
     fclose(f);

@@ -596,11 +596,50 @@ static size_t yaml_error_line(const yaml_parser_t *parser, FILE *f) {
     return line;
 }
 
+/* A config nests three levels (sections, keys, a pair's list). libyaml's scanner spends
+ * time proportional to the flow nesting depth on every token, so a file of d nested
+ * '[' or '{' takes d^2 (d = 100000: minutes) before yaml_parser_load returns: the
+ * events are read first, and a file nested deeper than this is refused at once. A
+ * syntax error is left to yaml_parser_load, which reports it. */
+#define CONFIG_MAX_DEPTH 32
+
+static int yaml_depth_ok(const char *path, FILE *f) {
+    yaml_parser_t parser;
+    CHECK(yaml_parser_initialize(&parser), "yaml_parser_initialize failed");
+    yaml_parser_set_input_file(&parser, f);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        yaml_event_type_t type = ev.type;
+        size_t line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT) break;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > CONFIG_MAX_DEPTH) {
+                rc = dr_seterr("%s:%zu: nested more than %d levels deep: not a config file (sections of keys)",
+                               path, line, CONFIG_MAX_DEPTH);
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+    }
+    yaml_parser_delete(&parser);
+    rewind(f);
+    return rc;
+}
+
 static int load_yaml(Config *cfg, const char *path, LoadCtx *ctx) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return dr_seterr("%s: is a directory, not a config file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return dr_seterr("%s: cannot open: %s", path, strerror(errno));
+    struct stat fst;   /* the check reads the file twice: a regular file only (not a FIFO) */
+    if (fstat(fileno(f), &fst) == 0 && S_ISREG(fst.st_mode) && yaml_depth_ok(path, f) != 0) {
+        fclose(f);
+        return -1;
+    }
     yaml_parser_t parser;
     yaml_document_t doc;
     CHECK(yaml_parser_initialize(&parser), "yaml_parser_initialize failed");

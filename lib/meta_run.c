@@ -40,6 +40,7 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "dist.h"
+#include "json.h"
 #include "metrics.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -601,9 +602,21 @@ static int state_load(Run *r, const char *path, double *seconds) {
         if (parse_longs(st_metadata(st, "meta_step"), &counters[0], 1)) goto bad;
         if (parse_longs(st_metadata(st, "outer_step"), &counters[1], 1)) goto bad;
         const char *sec = st_metadata(st, "seconds");
-        *seconds = sec ? strtod(sec, NULL) : 0;
+        char *sec_end = NULL;
+        *seconds = sec ? strtod(sec, &sec_end) : 0;
+        if (sec && (sec_end == sec || *sec_end || !(*seconds >= 0 && *seconds < 1e15))) goto bad;   /* NaN too */
+        /* the log line of this meta-step that the saving run could not write: it goes into
+         * the log as it is, so it must be one flat JSON object of this meta-step (a damaged
+         * state would put other text into the log) */
         const char *line = st_metadata(st, "log_line");
-        if (line) r->log_line = xstrdup(line);
+        if (line) {
+            JsonDoc *jd = strchr(line, '\n') ? NULL : json_parse(line, strlen(line), 0);
+            const JsonValue *ms = jd ? json_get(json_root(jd), "meta_step") : NULL;
+            int ok = ms && ms->type == JSON_NUMBER && ms->number == (double)counters[0];
+            json_free(jd);
+            if (!ok) goto bad;
+            r->log_line = xstrdup(line);
+        }
         for (int k = 0; k < r->K; k++) {
             snprintf(name, sizeof name, "member.%d.steps", k);
             if (parse_longs(st_metadata(st, name), mem_v + 6 * k, 2)) goto bad;

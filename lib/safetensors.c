@@ -80,6 +80,7 @@ static int by_offset(const StTensor *a, const StTensor *b) {
     return 0;
 }
 static int by_name(const StTensor *a, const StTensor *b) { return strcmp(a->name, b->name); }
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static void sort_indices(size_t *idx, size_t n, const StTensor *t, TensorCmp cmp) {
     if (n < 2) return;
@@ -133,15 +134,20 @@ static int parse_header(SafeTensors *st, const char *hdr, size_t hlen) {
                     dr_seterr("%s: metadata '%s' contains a NUL character", path, v->keys[j]);
                     goto out;
                 }
-                for (size_t k = 0; k < j; k++)
-                    if (strcmp(v->keys[k], v->keys[j]) == 0) {
-                        dr_seterr("%s: metadata key '%s' appears twice", path, v->keys[j]);
-                        goto out;
-                    }
                 st->meta_keys[j] = xstrdup(v->keys[j]);
                 st->meta_vals[j] = xstrdup(mv->str);
                 st->n_meta = j + 1;
             }
+            /* duplicates: sorted, not pairwise (a header of 10^6 keys is not a hang) */
+            char **sorted = xmalloc((st->n_meta ? st->n_meta : 1) * sizeof *sorted);
+            if (st->n_meta) memcpy(sorted, st->meta_keys, st->n_meta * sizeof *sorted);
+            qsort(sorted, st->n_meta, sizeof *sorted, cmp_str);
+            const char *dup = NULL;
+            for (size_t j = 1; j < st->n_meta && !dup; j++)
+                if (strcmp(sorted[j - 1], sorted[j]) == 0) dup = sorted[j];
+            if (dup) dr_seterr("%s: metadata key '%s' appears twice", path, dup);
+            free(sorted);
+            if (dup) goto out;
             continue;
         }
         StTensor *t = &st->tensors[st->n];
@@ -501,8 +507,6 @@ void st_writer_metadata(StWriter *w, const char *key, const char *value) {
     w->meta_vals[w->n_meta] = xstrdup(value);
     w->n_meta++;
 }
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int st_writer_save(StWriter *w, const char *path) {
     /* Header JSON, compact, in memory. */

@@ -51,11 +51,19 @@ void split_options_default(SplitOptions *o) {
                         .block_bytes = DRS_BLOCK_BYTES, .zstd_level = DRS_ZSTD_LEVEL, .threads = 2};
 }
 
-static void add_val_source(SplitOptions *o, const char *p, size_t n) {
+static void add_val_source(SplitOptions *o, const char *p, size_t n, const char *file, size_t line) {
     o->val_sources = xrealloc(o->val_sources, (size_t)(o->n_val_sources + 1) * sizeof *o->val_sources);
+    o->val_source_from = xrealloc(o->val_source_from, (size_t)(o->n_val_sources + 1) * sizeof *o->val_source_from);
     char *name = xmalloc(n + 1);
     memcpy(name, p, n);
     name[n] = '\0';
+    char *from = NULL;
+    if (file) {
+        size_t len = strlen(file) + 24;
+        from = xmalloc(len);
+        snprintf(from, len, "%s:%zu", file, line);
+    }
+    o->val_source_from[o->n_val_sources] = from;
     o->val_sources[o->n_val_sources++] = name;
 }
 
@@ -67,7 +75,7 @@ int split_set_val_sources(SplitOptions *o, const char *comma_list) {
         if (n == 0)
             return dr_seterr("--val-sources '%s': %s", comma_list,
                              comma_list[0] ? "an empty source name" : "an empty list of sources");
-        add_val_source(o, p, n);
+        add_val_source(o, p, n, NULL, 0);
         if (!comma) return 0;
         p = comma + 1;
     }
@@ -90,7 +98,7 @@ int split_add_val_sources_file(SplitOptions *o, const char *path) {
             rc = dr_seterr("--val-sources-file %s:%zu: a source name holds a NUL, TAB or CR byte "
                            "(dr-tokenize writes those as '_')", path, line);
         else
-            add_val_source(o, p, n);
+            add_val_source(o, p, n, path, line);
     }
     if (rc == 0 && o->n_val_sources == before)
         rc = dr_seterr("--val-sources-file %s: no source names (one per line)", path);
@@ -99,9 +107,14 @@ int split_add_val_sources_file(SplitOptions *o, const char *path) {
 }
 
 void split_options_free(SplitOptions *o) {
-    for (int i = 0; i < o->n_val_sources; i++) free(o->val_sources[i]);
+    for (int i = 0; i < o->n_val_sources; i++) {
+        free(o->val_sources[i]);
+        free(o->val_source_from[i]);
+    }
     free(o->val_sources);
+    free(o->val_source_from);
     o->val_sources = NULL;
+    o->val_source_from = NULL;
     o->n_val_sources = 0;
 }
 
@@ -1083,8 +1096,9 @@ int split_run(const ShardList *inputs, const SplitOptions *o, FILE *manifest_out
     if (rc == 0 && st->in_docs == 0) rc = dr_seterr("the %zu input shards hold no documents", p.n);
     for (int v = 0; rc == 0 && v < o->n_val_sources; v++) {   /* a typo would give no Val */
         if (!p.val_found[val_source_index(p.val_sorted, p.n_val_sorted, o->val_sources[v])])
-            rc = dr_seterr("--val-sources: no input document has the source \"%s\" (dr-cat --list "
-                           "shows the sources)", o->val_sources[v]);
+            rc = dr_seterr("%s%s: no input document has the source \"%s\" (dr-cat --list shows the sources)",
+                           o->val_source_from[v] ? "--val-sources-file " : "--val-sources",
+                           o->val_source_from[v] ? o->val_source_from[v] : "", o->val_sources[v]);
     }
     if (rc == 0) {
         qsort(p.shards, p.n, sizeof *p.shards, cmp_shard);

@@ -48,6 +48,7 @@ typedef struct {
     double train_b;             /* fraction in train_b, default 0 */
     uint64_t seed;
     char **val_sources;         /* NULL or n_val_sources names: val restricted to them */
+    char **val_source_from;     /* per name: NULL (--val-sources) or "FILE:LINE" (--val-sources-file) */
     int n_val_sources;
     int dedup;                  /* keep one copy of each document id */
     uint64_t shard_bytes;       /* start a new output shard beyond this size */

@@ -255,12 +255,16 @@ static void batch_free(Batch *b) {
     free(b);
 }
 
-static void batch_reserve(Batch *b, size_t extra) {
-    if (b->len + extra <= b->cap) return;
+/* 0, or -1 when the memory is exhausted (the reader names the input and line) */
+static int batch_reserve(Batch *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : BATCH_BYTES + 65536;
     while (cap < b->len + extra) cap *= 2;
-    b->buf = xrealloc(b->buf, cap);
+    char *buf = realloc(b->buf, cap);
+    if (!buf) return -1;
+    b->buf = buf;
     b->cap = cap;
+    return 0;
 }
 
 static void batch_record(Batch *b, size_t off, size_t len, uint64_t line, uint32_t input) {
@@ -316,12 +320,32 @@ static int pipe_put(Pipe *p, Batch *b) {
 
 /* ---- reader -------------------------------------------------------------------------- */
 
-typedef struct { Pipe *p; Batch *cur; } Reader;
+/* max_raw: with the byte tokenizer (at least a token per byte), the longest line or file
+ * of the raw formats (lines, text) that can still be a document: a longer one is refused
+ * while it is read, not gathered whole first (a line of /dev/zero would fill the memory);
+ * 0: no limit (JSON escapes, other tokenizers) */
+typedef struct { Pipe *p; Batch *cur; size_t max_raw; } Reader;
 
 static int reader_flush(Reader *r) {
     Batch *b = r->cur;
     r->cur = batch_new(B_DATA);
     return pipe_put(r->p, b);
+}
+
+/* Stops the reading with one error. The current batch keeps its first `keep` bytes and
+ * its records, handed over first, so that an earlier line's error still comes first. */
+static void reader_fail(Reader *r, size_t keep, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reader_fail(Reader *r, size_t keep, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->cur->len = keep;
+    if (r->cur->n_recs && reader_flush(r) != 0) return;
+    Batch *e = batch_new(B_ERROR);
+    batch_seterr(e, "%s", msg);
+    pipe_put(r->p, e);
 }
 
 /* One file as one document: appended whole to the current batch. */
@@ -330,7 +354,16 @@ static int read_whole(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     Batch *b = r->cur;
     size_t start = b->len;
     for (;;) {
-        batch_reserve(b, 1 << 16);
+        if (r->max_raw && b->len - start > r->max_raw) {
+            reader_fail(r, start, "%s: a document of more than %zu tokens is too long for one shard block "
+                        "(at most %zu)", in->name, r->max_raw - 4, r->max_raw - 4);
+            return -1;
+        }
+        if (batch_reserve(b, 1 << 16) != 0) {
+            reader_fail(r, start, "%s: a document of more than %zu bytes does not fit in memory", in->name,
+                        b->len - start);
+            return -1;
+        }
         size_t got = fread(b->buf + b->len, 1, b->cap - b->len, f);
         b->len += got;
         if (got == 0) break;
@@ -350,8 +383,18 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     uint64_t line = 1;
     Batch *b = r->cur;
     size_t line_start = b->len, scan = b->len;
+    size_t max_raw = in->format == TP_JSONL ? 0 : r->max_raw;
     for (;;) {
-        batch_reserve(b, 1 << 16);
+        if (max_raw && b->len - line_start > max_raw) {
+            reader_fail(r, line_start, "%s:%llu: a document of more than %zu tokens is too long for one shard "
+                        "block (at most %zu)", in->name, (unsigned long long)line, max_raw - 4, max_raw - 4);
+            return -1;
+        }
+        if (batch_reserve(b, 1 << 16) != 0) {
+            reader_fail(r, line_start, "%s:%llu: a line of more than %zu bytes does not fit in memory", in->name,
+                        (unsigned long long)line, b->len - line_start);
+            return -1;
+        }
         size_t got = fread(b->buf + b->len, 1, b->cap - b->len, f);
         if (got == 0) break;
         b->len += got;
@@ -366,7 +409,12 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
         if (line_start >= BATCH_BYTES) {         /* hand over; move the partial line */
             Batch *nb = batch_new(B_DATA);
             size_t tail = b->len - line_start;
-            batch_reserve(nb, tail + (1 << 16));
+            if (batch_reserve(nb, tail + (1 << 16)) != 0) {
+                batch_free(nb);
+                reader_fail(r, line_start, "%s:%llu: a line of more than %zu bytes does not fit in memory",
+                            in->name, (unsigned long long)line, tail);
+                return -1;
+            }
             memcpy(nb->buf, b->buf + line_start, tail);
             nb->len = tail;
             b->len = line_start;
@@ -389,7 +437,9 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
 
 static void *reader_main(void *arg) {
     Pipe *p = arg;
-    Reader r = {p, batch_new(B_DATA)};
+    Reader r = {p, batch_new(B_DATA), 0};
+    if (p->tok && tokenizer_kind(p->tok) == TOK_BYTE)   /* + 4: a BOM, a CR, never a false refusal */
+        r.max_raw = drs_max_doc_tokens(tokenizer_vocab_size(p->tok)) + 4;
     for (size_t i = 0; i < p->inputs->n; i++) {
         const InputFile *in = &p->inputs->v[i];
         FILE *f = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "rb");

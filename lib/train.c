@@ -1528,6 +1528,14 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     t.be->to_device(t.params, hp, t.P * sizeof(real));
     EvalResult e;
     if (evaluate(&t, t.params, &e) != 0) goto done;   /* every rank (agree) */
+    if (!isfinite(e.l_val)) {   /* refused as training and dr-score --lm refuse it, not printed as null */
+        char v[32];
+        dr_number(v, sizeof v, e.l_val);
+        t.failed_together = 1;   /* every rank holds the same l_val */
+        dr_seterr("--eval-only %s: the Val loss is %s, not a finite number: the model's weights are beyond "
+                  "what it can compute with", ckpt, v);
+        goto done;
+    }
     Metrics *m = metrics_open(dist_rank() == 0 ? "-" : NULL, 0);   /* rank 0 prints */
     metrics_begin(m);
     metrics_num(m, "l_val", e.l_val);

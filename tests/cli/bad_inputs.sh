@@ -82,12 +82,18 @@ if [ $HAVE_PY = 1 ]; then
     st_edit "$R.state" "$B/mneg.state" meta member.0.steps "-8 0"
     st_edit "$R.state" "$B/mprec.state" meta precision fp16
     st_edit "$R.state" "$B/mdrop.state" drop member.1.theta
+    # the log line a saving run could not write goes into the log as it is: it must be one
+    # JSON object of the state's meta-step (meta_step 1 here), the seconds a number
+    st_edit "$R.state" "$B/mlogline.state" meta log_line '"{\"meta_step\":1}\nnot JSON"'
+    st_edit "$R.state" "$B/mlogstep.state" meta log_line '{"meta_step":5}'
+    st_edit "$R.state" "$B/msec.state" meta seconds nan
     st_edit "$LM" "$B/lm_nan.safetensors" nan transformer.h.1.mlp.c_fc.weight 5
     st_edit "$R" "$B/r_inf.safetensors" inf rater.head.out.bias
     st_edit "$LM.state" "$B/nan.state" nan v.transformer.wte.weight 3
     st_edit "$R.state" "$B/mnan.state" nan member.0.theta 7
     st_edit "$R" "$B/r_big.safetensors" fill rater.head.fc.bias 100   # finite weights, logits overflow
     st_edit "$B/r_big.safetensors" "$B/r_big.safetensors" fill rater.head.out.weight 3e38
+    st_edit "$LM" "$B/lm_big.safetensors" fill transformer.h.1.mlp.c_fc.weight 3e38   # finite, the loss is not
     st_apply || fail "st_apply"
 fi
 
@@ -159,12 +165,15 @@ printf 'lm:\n  d_model: [32\n' > "$B/syntax.yaml"
 printf 'lm:\n  dmodel: 32\n' > "$B/unknown.yaml"
 printf 'lm:\n  lr: -1\n' > "$B/neg.yaml"
 printf '\x00\x01\x02garbage\xff\xfe\n' > "$B/binary.yaml"
+# 100000 nested flow lists: libyaml's scanner takes time quadratic in the depth (minutes)
+awk 'BEGIN { printf "lm:\n  betas: "; for (i = 0; i < 100000; i++) printf "["; for (i = 0; i < 100000; i++) printf "]"; print "" }' > "$B/deep.yaml"
 CONFIG_CASES=(
     "*--config $B/syntax.yaml|syntax.yaml:[0-9]+: YAML syntax error"
     "--config $B/unknown.yaml|unknown.yaml:2: unknown key 'lm.dmodel' \(did you mean lm.d_model\?\)"
     "--config $B/neg.yaml|neg.yaml:2: lm.lr: expected a number in \(0, 1000\], got '-1'"
     "--config $B/binary.yaml|binary.yaml:[0-9]+: "
     "*--config $B/nope.yaml|nope.yaml: cannot open: No such file"
+    "*--config $B/deep.yaml|deep.yaml:2: nested more than 32 levels deep: not a config file"
     "*--set lm.foo=1|--set lm.foo=1: unknown key 'lm.foo'"
     "*--set data.batch_size=0|data.batch_size: expected an integer in \[1, "
     "--set data.batch_size=-4|data.batch_size: expected an integer in \[1, "
@@ -301,6 +310,20 @@ for c in "${ST_CASES[@]}"; do
     rm -f "$TMP/res.safetensors" "$TMP/res.safetensors.state"
     no_file "$f" "$TMP/o.safetensors" "$TMP/o.safetensors.state" "$TMP/o.tsv"
 done
+# a header of 300000 metadata keys, one of them twice: found by sorting them, not by
+# comparing every pair (that took minutes)
+if [ $HAVE_PY = 1 ]; then
+    python3 - "$B/lm_keys.safetensors" <<'EOF'
+import json, struct, sys
+hb = json.dumps({'__metadata__': {'k%d' % i: '' for i in range(300000)}}, separators=(',', ':'))
+hb = (hb[:-2] + ',"k7":"x"}}').encode()
+hb += b' ' * (-len(hb) % 8)
+open(sys.argv[1], 'wb').write(struct.pack('<Q', len(hb)) + hb)
+EOF
+    bad "dr-score --lm: 300000 metadata keys, one twice" "lm_keys.safetensors: metadata key 'k7' appears twice" \
+        "$BIN/dr-score" "${CFG[@]}" --lm "$B/lm_keys.safetensors" -o "$TMP/o.tsv" "$M"
+    no_file "300000 metadata keys" "$TMP/o.tsv"
+fi
 # the right kind, but not what the data or the config needs
 bad "dr-score --lm: data.seq_len beyond the LM's positions" "lm.safetensors: .*32 positions" \
     "$BIN/dr-score" "${CFG[@]}" --set data.seq_len=64 --lm "$LM" -o "$TMP/o.tsv" "$M"
@@ -364,6 +387,13 @@ if [ $HAVE_PY = 1 ]; then
     bad "dr-score --rater: logits that overflow" "^dr-score: .*r_big.safetensors: example [0-9a-f]{16}:[0-9]+: the rater's logit is inf, not a finite number" \
         "$BIN/dr-score" "${CFG[@]}" --rater "$B/r_big.safetensors" -o "$TMP/o.tsv" "$M"
     no_file "dr-score: logits that overflow" "$TMP/o.tsv"
+    # an LM whose loss overflows: --eval-only refuses it as dr-score --lm does (it printed
+    # {"l_val":null,…} with exit status 0)
+    bad "dr-train --eval-only: a loss that overflows" "^dr-train: --eval-only .*lm_big.safetensors: the Val loss is (NaN|inf), not a finite number" \
+        "$BIN/dr-train" "${CFG[@]}" --eval-only "$B/lm_big.safetensors" "$M"
+    bad "dr-score --lm: a loss that overflows" "^dr-score: .*lm_big.safetensors: example [0-9a-f]{16}:[0-9]+: the LM's loss is (NaN|inf), not a finite number" \
+        "$BIN/dr-score" "${CFG[@]}" --lm "$B/lm_big.safetensors" -o "$TMP/o.tsv" "$M"
+    no_file "an LM whose loss overflows" "$TMP/o.tsv"
     # dr-train --rater: the run's info lines (model, data, the filter, step 0's l_val) come
     # first, as before any training error; the error is one line naming the rater
     checks=$((checks + 1)); rc=0
@@ -446,6 +476,9 @@ if [ $HAVE_PY = 1 ]; then
     meta_resume "a counter with trailing junk" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mjunk.state"
     meta_resume "a negative step count" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mneg.state"
     meta_resume "another precision" "--resume: .*mres.safetensors.state was written by a fp16 build" "$B/mprec.state"
+    meta_resume "a log line with a newline" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mlogline.state"
+    meta_resume "a log line of another meta-step" "--resume: .*mres.safetensors.state: malformed metadata" "$B/mlogstep.state"
+    meta_resume "seconds NaN" "--resume: .*mres.safetensors.state: malformed metadata" "$B/msec.state"
     meta_resume "a member missing" "--resume: .*mres.safetensors.state: tensor 'member.1.theta' not found" "$B/mdrop.state"
     meta_resume "a NaN in a member" "^dr-meta: --resume: .*mres.safetensors.state: tensor 'member.0.theta' holds NaN at element 7$" "$B/mnan.state"
 fi
@@ -579,7 +612,10 @@ bad "dr-split --val-sources typo" "--val-sources: no input document has the sour
 printf 'trian_a\t%s\nval\t%s\n' "$TA" "$VAL" > "$TMP/typo.tsv"
 bad "dr-train: a split name with a typo" "no Train shards: the inputs have no split train_a \(their splits: trian_a, val\)" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/typo.tsv"
-no_file "twice, typo" "$TMP/sp_twice" "$TMP/sp_typo" "$TMP/o.safetensors"
+printf 'clean\ncleen\n' > "$TMP/vs.txt"
+bad "dr-split --val-sources-file typo" "--val-sources-file .*vs.txt:2: no input document has the source \"cleen\"" \
+    "$BIN/dr-split" --val 0.3 --val-sources-file "$TMP/vs.txt" -o "$TMP/sp_typo2" "$TMP/shards"
+no_file "twice, typo" "$TMP/sp_twice" "$TMP/sp_typo" "$TMP/sp_typo2" "$TMP/o.safetensors"
 # a manifest given as --val is its val lines (and as --train its train_b / train_a
 # lines), as a positional one: not every line (which would put Train_A into Val)
 val_count() { "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/vc.safetensors" "$@" 2>&1 | sed -n 's/.*Val \([0-9]*\) examples.*/\1/p'; }
@@ -625,6 +661,23 @@ expect_stop "dr-train under ulimit -f" "fz\.safetensors\.state: write failed: Fi
 expect_stop "dr-meta under ulimit -f" "fzr\.safetensors: write failed: File too large" \
     with_fsize 4 "$BIN/dr-meta" "${CFG[@]}" "${META[@]}" -o "$TMP/fzr.safetensors" "$M"
 no_file "ulimit -f" "$TMP/fz.safetensors" "$TMP/fz.safetensors.state" "$TMP/fzr.safetensors" "$TMP/fzr.safetensors.state"
+# input that never ends (/dev/zero): one line naming the input, not an allocator's failure
+# at a line of lib/ after it filled the memory. dr-tokenize's byte tokenizer refuses a line
+# or file past the longest document (1 GiB) as it reads it; dr_read_file (here
+# --val-sources-file) names the file it cannot hold. Under ulimit -v 3 GB, so that a
+# regression fails fast instead of filling the machine (not for an AddressSanitizer
+# build, whose shadow memory needs more address space: then the dr-tokenize cases only).
+vmem=(bash -c 'ulimit -v 3000000; exec "$@"' _)
+"${vmem[@]}" "$BIN/dr-tokenize" --help >/dev/null 2>&1 || vmem=()
+bad "dr-tokenize --lines /dev/zero" "^dr-tokenize: /dev/zero:1: a document of more than 1073741823 tokens is too long for one shard block" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer byte --lines -o "$TMP/zero" /dev/zero
+bad "dr-tokenize --format text /dev/zero" "^dr-tokenize: /dev/zero: a document of more than 1073741823 tokens is too long for one shard block" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer byte --format text -o "$TMP/zero" /dev/zero
+if [ ${#vmem[@]} -gt 0 ]; then
+    bad "dr-split --val-sources-file /dev/zero" "^dr-split: /dev/zero: too large to read into memory" \
+        "${vmem[@]}" "$BIN/dr-split" --val 0.3 --val-sources-file /dev/zero -o "$TMP/zero" "$TMP/shards"
+fi
+no_file "/dev/zero" "$TMP/zero"
 expect_error "dr-cat under ulimit -f" "^dr-cat: cannot write the output: File too large$" \
     bash -c 'ulimit -f 4; exec "$@" > "$0"' "$TMP/fz.jsonl" "$BIN/dr-cat" --jsonl "$TA"
 finish

@@ -39,6 +39,7 @@ static int parse_example_id(const char *p, size_t len, uint64_t *doc_id, uint32_
         if (v < 0) return -1;
         id = id << 4 | (uint64_t)v;
     }
+    if (len > 18 && p[17] == '0') return -1;   /* "…:01": not the id dr-score writes ("…:1") */
     uint64_t w = 0;
     for (size_t i = 17; i < len; i++) {
         if (p[i] < '0' || p[i] > '9') return -1;

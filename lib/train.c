@@ -800,7 +800,7 @@ static int state_counters(const JsonValue *root, const char *sp, Counters *c, lo
     /* absent in checkpoints of earlier versions: count from 0; present: well-formed */
     const JsonValue *sec = json_get(root, "seconds");
     char s[64];
-    if (sec && (sec->type != JSON_NUMBER || !(sec->number >= 0)))
+    if (sec && (sec->type != JSON_NUMBER || !(sec->number >= 0 && sec->number < 1e15)))   /* 30 My */
         return bad_counters(sp, "\"seconds\" is %s, not a time in seconds (a number >= 0)",
                             shown(sec, s, sizeof s));
     c->seconds = sec ? sec->number : 0;

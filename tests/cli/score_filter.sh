@@ -349,6 +349,10 @@ awk -F'\t' -v OFS='\t' 'NR == 8 { $4 = 99 } 1' "$S" > "$TMP/bad.tsv"
 expect_error "scores: a wrong token count" ":8: example [0-9a-f]{16}:[0-9]+ has [0-9]+ tokens in the shards, not 99" "${FILTER[@]}"; no_output "n_tokens"
 tail -n +2 "$S" > "$TMP/bad.tsv"
 expect_error "scores: no header" ":1: expected the header" "${FILTER[@]}"; no_output "header"
+# an id as dr-score writes it: "…:01" is not the id "…:1" (join or sort would not match them)
+awk -F'\t' -v OFS='\t' 'NR == 9 { sub(/:/, ":0", $1) } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: a window index with a leading zero" ":9: bad example id '[0-9a-f]{16}:0[0-9]+'" "${FILTER[@]}"
+no_output "leading zero"
 # numbers are read strictly (as %g, awk or Python print them): no leading space, hex or
 # '+' (strtod/strtoul took them); inf/nan in any spelling are refused as not finite
 for c in "5|2| 0.5|is not a number" "5|2|0x10|is not a number" "5|2|+1.5|is not a number" "5|2|.5|is not a number" \

@@ -424,7 +424,7 @@ static void match_row(Aligner *a, uint64_t doc_id, uint32_t window, double score
      * the table, and there it costs no random access. Tried while the lines come in
      * that order (a sorted file would pay for it with the random accesses it saves). */
     uint64_t c = a->next;
-    DataExample e;
+    DataExample e = {0};   /* set whenever s != 0 (gcc -O1 cannot tell) */
     uint32_t s;
     if (a->in_order && c < a->n_ex && !(a->flags[c] & EX_SHARED) &&
         data_example_doc_id(a->d, c) == doc_id && (e = data_example(a->d, c)).window == window) {

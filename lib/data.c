@@ -206,12 +206,9 @@ static DataExample example_at(const DataLoader *d, uint64_t i) {
 }
 
 /* Copies the window of example e into out[0 .. e->length). */
-static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, uint32_t *out) {
-    uint64_t start = (uint64_t)e->window * (uint64_t)d->opt.seq_len;
-    if (d->tokens) {
-        memcpy(out, d->tokens + d->doc_off[e->shard][e->doc] + start, e->length * sizeof *out);
-        return 0;
-    }
+/* Loads the document of example e into rc->doc (once: the context keeps the last one),
+ * through the context's own reader, its ids checked; `need`: the tokens it must have. */
+static int load_document(const DataLoader *d, ReadCtx *rc, const DataExample *e, uint64_t need) {
     if (rc->doc_shard != (int64_t)e->shard || rc->doc_index != e->doc) {
         if (!rc->readers[e->shard]) {   /* the read-ahead thread's own reader: the same file */
             rc->readers[e->shard] = drs_reopen(d->readers[e->shard]);
@@ -219,7 +216,7 @@ static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, u
         }
         DrsReader *r = rc->readers[e->shard];
         const DrsDoc *doc = drs_doc(r, e->doc);
-        if (!doc || doc->length < start + e->length)
+        if (!doc || doc->length < need)
             return dr_seterr("%s: document %u is not the one indexed (the file changed)",
                              d->paths[e->shard], e->doc);
         uint32_t len = doc->length;
@@ -246,6 +243,16 @@ static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, u
             }
         }
     }
+    return 0;
+}
+
+static int read_window(const DataLoader *d, ReadCtx *rc, const DataExample *e, uint32_t *out) {
+    uint64_t start = (uint64_t)e->window * (uint64_t)d->opt.seq_len;
+    if (d->tokens) {
+        memcpy(out, d->tokens + d->doc_off[e->shard][e->doc] + start, e->length * sizeof *out);
+        return 0;
+    }
+    if (load_document(d, rc, e, start + e->length) != 0) return -1;
     memcpy(out, rc->doc + start, e->length * sizeof *out);
     return 0;
 }
@@ -777,6 +784,24 @@ int data_range(DataLoader *d, uint64_t start, int n, DataBatch *b) {
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {
     DataExample e = data_example(d, i);
     return read_window(d, &d->main.rc, &e, out);
+}
+
+uint32_t data_document_length(const DataLoader *d, uint64_t i) {
+    CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
+    uint32_t shard;
+    return example_doc(d, i, &shard)->length;
+}
+
+int data_read_document(DataLoader *d, uint64_t i, const uint32_t **tokens, uint32_t *length) {
+    DataExample e = data_example(d, i);
+    *length = data_document_length(d, i);
+    if (d->tokens) {
+        *tokens = d->tokens + d->doc_off[e.shard][e.doc];
+        return 0;
+    }
+    if (load_document(d, &d->main.rc, &e, *length) != 0) return -1;
+    *tokens = d->main.rc.doc;
+    return 0;
 }
 
 uint64_t data_shared_documents(const DataLoader *a, const DataLoader *b, uint64_t *first) {

@@ -154,6 +154,11 @@ int data_range_part(DataLoader *d, uint64_t start, int n, int lo, int hi, DataBa
 
 /* Copies the tokens of example i (length of them) into out. */
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out);
+/* The whole document example i is a window of: its length in tokens (from the index), and
+ * its tokens, read and checked as the windows are; *tokens stays valid until the next read
+ * of d (dr-filter --documents). -1 + dr_seterr. */
+uint32_t data_document_length(const DataLoader *d, uint64_t i);
+int data_read_document(DataLoader *d, uint64_t i, const uint32_t **tokens, uint32_t *length);
 
 /* dr-cat --examples: one line per example in shard order, "<id>\t<window>", the window
  * as a JSON string decoded with the shards' tokenizer, or as space-separated token ids

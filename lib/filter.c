@@ -2,6 +2,7 @@
 #include "filter.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,8 +210,7 @@ static int starts_document(const DataLoader *d, uint64_t i) {
 }
 
 void filter_documents(const DataLoader *d, const double *s, int how, FilterDocs *docs) {
-    uint64_t n = data_num_examples(d), m = 0;
-    for (uint64_t i = 0; i < n; i++) m += starts_document(d, i);
+    uint64_t n = data_num_examples(d), m = data_num_docs(d);   /* those with examples */
     docs->n = m;
     docs->first_example = xmalloc((m ? m : 1) * sizeof *docs->first_example);
     docs->score = xmalloc((m ? m : 1) * sizeof *docs->score);
@@ -230,6 +230,7 @@ void filter_documents(const DataLoader *d, const double *s, int how, FilterDocs 
         sum += (double)e.length * s[i];
         weight += (double)e.length;
     }
+    CHECK(j == m, "%" PRIu64 " documents with examples, %" PRIu64 " found", m, j);
     if (m > 0 && how == FILTER_DOC_MEAN) docs->score[m - 1] = sum / weight;
 }
 
@@ -285,8 +286,6 @@ int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask
     uint64_t n = docs ? docs->n : data_num_examples(d);
     const DataOptions *opt = data_options(d);
     uint32_t *tok = docs ? NULL : xmalloc(((size_t)opt->seq_len + 1) * sizeof *tok);
-    DrsReader *r = NULL;        /* documents: the shard they are copied from */
-    size_t r_shard = SIZE_MAX;
     DrOutputSet done = {0};   /* shards completed so far, under temporary names */
     DrsWriter *w = NULL;
     int rc = 0;
@@ -295,23 +294,9 @@ int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask
     Progress bar;
     progress_start(&bar, "write", docs ? "documents" : "examples", (double)n_keep);
     for (uint64_t i = 0; i < n && rc == 0; i++) {
-        DataExample e = data_example(d, docs ? docs->first_example[i] : i);
-        uint32_t length = e.length;
-        if (docs) {   /* the whole document, from its shard's own reader */
-            if (e.shard != r_shard) {
-                if (r) drs_close(r);
-                r = drs_open(data_shard_path(d, e.shard));
-                r_shard = e.shard;
-                if (!r) { rc = -1; break; }
-            }
-            if (e.doc >= drs_num_docs(r) ||
-                drs_doc(r, e.doc)->id != data_example_doc_id(d, docs->first_example[i])) {
-                rc = dr_seterr("%s: changed while dr-filter ran (document %u is not the one read)",
-                               data_shard_path(d, e.shard), e.doc);
-                break;
-            }
-            length = drs_doc(r, e.doc)->length;
-        }
+        uint64_t x = docs ? docs->first_example[i] : i;   /* the unit's (first) example */
+        DataExample e = data_example(d, x);
+        uint32_t length = docs ? data_document_length(d, x) : e.length;
         sum->units++;
         sum->tokens += length;
         if (!keep_mask[i]) continue;
@@ -322,8 +307,10 @@ int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask
             free(path);
             if (!w) { rc = -1; break; }
         }
-        if (docs) {
-            rc = drs_writer_copy_doc(w, r, e.doc);
+        if (docs) {   /* the whole document, with its own id */
+            const uint32_t *t;
+            if ((rc = data_read_document(d, x, &t, &length)) == 0)
+                rc = drs_writer_add(w, data_example_doc_id(d, x), data_example_source(d, x), t, length);
         } else if ((rc = data_read_example(d, i, tok)) == 0) {
             uint64_t key[2] = { data_example_doc_id(d, i), e.window };
             uint64_t new_id = XXH64(key, sizeof key, 0);
@@ -342,7 +329,6 @@ int filter_write(DataLoader *d, const FilterDocs *docs, const uint8_t *keep_mask
             progress_update(&bar, (double)sum->kept_units);
         }
     }
-    if (r) drs_close(r);
     if (rc == 0 && w) {
         rc = drs_writer_finish(w, &done);
         w = NULL;

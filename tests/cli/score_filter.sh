@@ -225,6 +225,10 @@ check "--documents mean --keep 0.5 keeps the top documents by mean score, whole,
            <("$BIN/dr-cat" --list "$TMP/docs" | cut -f1)
 check "--documents: each kept document is the original, byte for byte" \
     bash -c "'$BIN/dr-cat' --jsonl '$TMP/docs' | sort -u | comm -23 - <('$BIN/dr-cat' --jsonl '$TMP/splits/train_b' | sort -u) | grep -q . && exit 1 || exit 0"
+DR_RESIDENT_TOKENS=0 "$BIN/dr-filter" --scores "$S" --documents mean --keep 0.5 $TOY -o "$TMP/docs0" \
+    "$TMP/splits/train_b" > /dev/null 2>&1
+check "--documents: the same shards when documents are read from the shards as needed (DR_RESIDENT_TOKENS=0)" \
+    cmp -s "$TMP/docs/filtered-00000.drs" "$TMP/docs0/filtered-00000.drs"
 expect_error "--documents median is refused" "mean, min, max or first" \
     "$BIN/dr-filter" --scores "$S" --documents median --keep 0.5 $TOY -o "$TMP/docsbad" "$TMP/splits/train_b"
 # nothing above S: success, no shard, no path; an earlier run's shards removed

@@ -119,6 +119,15 @@ static inline Backend op_timer_backend(const Backend *base) {
     return b;
 }
 
+/* Seconds recorded so far by the ops whose names start with prefix (before op_timer_print
+ * clears them). */
+static inline double op_timer_seconds(const char *prefix) {
+    double s = 0;
+    for (int i = 0; i < op_timer_n; i++)
+        if (strncmp(op_timer_name[i], prefix, strlen(prefix)) == 0) s += op_timer_sec[i];
+    return s;
+}
+
 /* Prints the rows (ms per rep, calls per rep, share of total) largest first, then the
  * time outside ops, and clears the table. total: the measured seconds of reps runs. */
 static inline void op_timer_print(const char *title, double total, int reps) {

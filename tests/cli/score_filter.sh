@@ -350,7 +350,7 @@ expect_error "scores: a NaN score" ":6: score 'nan' is not finite" "${FILTER[@]}
 awk -F'\t' -v OFS='\t' 'NR == 6 { $2 = "inf" } 1' "$S" > "$TMP/bad.tsv"
 expect_error "scores: an infinite score" ":6: score 'inf' is not finite" "${FILTER[@]}"; no_output "inf"
 awk -F'\t' -v OFS='\t' 'NR == 8 { $4 = 99 } 1' "$S" > "$TMP/bad.tsv"
-expect_error "scores: a wrong token count" ":8: example [0-9a-f]{16}:[0-9]+ has [0-9]+ tokens in the shards, not 99" "${FILTER[@]}"; no_output "n_tokens"
+expect_error "scores: a wrong token count" ":8: example [0-9a-f]{16}:[0-9]+ has [0-9]+ tokens in the shards at data.seq_len 32, not 99: the scores were made with another data.seq_len" "${FILTER[@]}"; no_output "n_tokens"
 tail -n +2 "$S" > "$TMP/bad.tsv"
 expect_error "scores: no header" ":1: expected the header" "${FILTER[@]}"; no_output "header"
 # an id as dr-score writes it: "…:01" is not the id "…:1" (join or sort would not match them)
@@ -380,8 +380,11 @@ check "scores: empty lines at the end are ignored" cmp -s "$TMP/ref/filtered-000
 expect_error "scores: an empty line before the end" ":5: expected 4 tab-separated fields" "${FILTER[@]}"; no_output "empty line"
 "$BIN/dr-score" --rater "$R" $TOY --split val "$M" > "$TMP/bad.tsv" 2>/dev/null
 expect_error "scores of other shards" "example [0-9a-f]{16}:[0-9]+ is not in the shards" "${FILTER[@]}"; no_output "other shards"
-expect_error "scores made with another seq_len" "tokens in the shards, not" \
+# the message names the scores' seq_len, read off a first window cut at seq_len + 1 tokens
+expect_error "scores made with a smaller seq_len" "tokens in the shards at data.seq_len 64, not 33: the scores were made with data.seq_len 32 .*--set data.seq_len=32" \
     "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY --set data.seq_len=64 -o "$TMP/badout" "$TMP/splits/train_b"
+expect_error "scores made with a larger seq_len" "tokens in the shards at data.seq_len 16, not [0-9]+: the scores were made with another data.seq_len" \
+    "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY --set data.seq_len=16 -o "$TMP/badout" "$TMP/splits/train_b"
 for f in 0 -0.1 1.5 nan; do
     for p in --keep --random --keep-middle; do
         expect_error "$p $f" "$p: (keep fraction .* is outside \(0, 1\]|'$f' is not a number)" \

@@ -429,9 +429,16 @@ static void align_reference(const DataLoader *d, const char *path, const RefRow 
     char id[DATA_ID_MAX];
     if (bad != UINT64_MAX) {
         data_example_id(d, bad, id);
-        snprintf(msg, cap, "%s:%zu: example %s has %u tokens in the shards, not %u (another "
-                 "data.seq_len?)", path, bad_row + 2, id, data_example(d, bad).length,
-                 rows[bad_row].n_tokens);
+        uint32_t len = data_example(d, bad).length, nt = rows[bad_row].n_tokens;
+        int n = snprintf(msg, cap, "%s:%zu: example %s has %u tokens in the shards at data.seq_len "
+                         "%d, not %u: ", path, bad_row + 2, id, len, data_options(d)->seq_len, nt);
+        if (data_example(d, bad).window == 0 && nt >= 2 && nt < len)   /* cut at seq_len + 1 */
+            snprintf(msg + n, cap - n, "the scores were made with data.seq_len %u (their first "
+                     "window's length - 1); give the same --config, or --set data.seq_len=%u",
+                     nt - 1, nt - 1);
+        else
+            snprintf(msg + n, cap - n, "the scores were made with another data.seq_len; give the "
+                     "--config (or --set data.seq_len=N) that dr-score used");
     }
     for (size_t r = 0; r < m && !msg[0]; r++) {
         uint64_t held = 0;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "inputs.h"
 
@@ -18,6 +19,13 @@ const char *cli_value(int argc, char **argv, int *i);
  * prev (its earlier value) is not NULL (a second --config, --scores, -o or --rater would
  * silently replace the first one). */
 const char *cli_value_once(int argc, char **argv, int *i, const char *prev);
+/* Dies on an unknown option arg: "unknown option --split (did you mean --train-split or
+ * --val-split? see --help)". The candidates are the options the tool's usage text names
+ * (usage(f) prints it to f): the same name with '_' for '-', a name one edit away (two
+ * from 5 letters on), else names that arg abbreviates, else names holding arg's words. "--name=value" is answered with "--name value"
+ * (the tools take a value as the next argument). context: appended to the option
+ * ("" or e.g. " for grad"). */
+void cli_unknown_option(const char *arg, const char *context, void (*usage)(FILE *f));
 /* Under mpirun stdin reaches rank 0 only: an input '-' among paths[0 .. n) (what: how the
  * message names it) is refused when n_ranks > 1. */
 void cli_no_stdin_on_ranks(int n_ranks, int n, char *const *paths, const char *what);

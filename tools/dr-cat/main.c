@@ -11,8 +11,8 @@
 #include "data.h"
 #include "inputs.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-cat [options] inputs...\n"
         "Prints the documents of token shards, decoded with the tokenizer the shards name.\n"
         "\n"
@@ -36,7 +36,8 @@ static void usage(void) {
         "  --seq-len L        L of the examples (default 1024; the value dr-score used)\n"
         "examples as the data loader forms them:\n"
         "  --examples         one line per example: \"<id>\\t<window as JSON string>\" (with --ids:\n"
-        "                     space-separated ids); --seq-len L, --min-tokens N (default 2)\n"
+        "                     space-separated ids), windows of --seq-len L\n"
+        "  --min-tokens N     windows shorter than N tokens are dropped (default 2)\n"
         "tokenizer:\n"
         "  --tokenizer K      byte, gpt2 or bpe instead of the shards' own (must match them)\n"
         "  --vocab-dir D      its vocabulary directory (gpt2, bpe)\n"
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
     int n_inputs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "--ids")) o.ids = 1;
@@ -95,7 +96,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--examples")) examples = 1;
         else if (!strcmp(a, "--tokenizer")) o.tokenizer_kind = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--vocab-dir")) o.vocab_dir = cli_value(argc, argv, &i);
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (n_inputs == 0) dr_die("no inputs: give shards, directories or a manifest ('-' for stdin)");

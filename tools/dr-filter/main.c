@@ -13,8 +13,8 @@
 #include "inputs.h"
 #include "scores.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-filter --scores scores.tsv POLICY -o DIR [options] inputs...\n"
         "Keeps examples by score (scores.tsv from dr-score, for the same shards and\n"
         "data.seq_len) and writes them to new shards in DIR, one document per kept\n"
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     FilterOptions fo = { .policy = FILTER_TOP, .keep = -1, .progress = 1, .documents = -1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--scores")) scores_path = cli_value_once(argc, argv, &i, scores_path);
         else if (!strcmp(a, "-o")) out_dir = cli_value_once(argc, argv, &i, out_dir);
@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
             fo.min_score = cli_double(a, cli_value(argc, argv, &i), -DBL_MAX, DBL_MAX);
             n_policies++;
         }
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!scores_path) dr_die("--scores scores.tsv is required (see --help)");

@@ -12,8 +12,8 @@
 #include "dist.h"
 #include "meta.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-meta --config C.yaml [options] [manifest | - | shards...]\n"
         "       dr-meta grad --config C.yaml --lm-init LM.safetensors --rater-init R.safetensors\n"
         "               --train SHARDS --val SHARDS -o grad.safetensors\n"
@@ -64,7 +64,9 @@ static void usage(void) {
         "tB..tB+B-1 in shard order, modulo the example count; Val batch j likewise); written\n"
         "under the rater's tensor names with the scalars l_val and objective, to compare with\n"
         "other implementations.\n"
-        "  --lm-init FILE --rater-init FILE -o FILE (default grad.safetensors)\n"
+        "  --lm-init FILE      the inner LM's checkpoint (the member's starting weights)\n"
+        "  --rater-init FILE   the rater's checkpoint (phi)\n"
+        "  -o FILE             the meta-gradient (default grad.safetensors)\n"
         "\n"
         "examples:\n"
         "  dr-split --val 0.1 --seed 1 -o splits shards/ | dr-meta --config configs/cpu.yaml \\\n"
@@ -93,7 +95,7 @@ int main(int argc, char **argv) {
     }
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
@@ -109,7 +111,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--val")) val_in[n_val++] = (char *)cli_value(argc, argv, &i);
         else if (!strcmp(a, "--lm-init") && grad) lm_init = cli_value_once(argc, argv, &i, lm_init);
         else if (!strcmp(a, "--rater-init") && grad) rater_init = cli_value_once(argc, argv, &i, rater_init);
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s%s (see --help)", a, grad ? " for grad" : "");
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, grad ? " for grad" : "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (print_config) {

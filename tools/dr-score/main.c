@@ -17,8 +17,8 @@
 #include "safetensors.h"
 #include "score.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-score (--rater R.safetensors | --lm LM.safetensors) [options] inputs... > scores.tsv\n"
         "Scores every example (a window of data.seq_len+1 tokens of a document) in shard\n"
         "order: one line 'example_id<TAB>score<TAB>source<TAB>n_tokens' per example after a\n"
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
     long batch = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--rater")) rater_path = cli_value_once(argc, argv, &i, rater_path);
         else if (!strcmp(a, "--lm")) lm_path = cli_value_once(argc, argv, &i, lm_path);
@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--device")) device = cli_value(argc, argv, &i);
         else if (!strcmp(a, "-o")) out_path = cli_value_once(argc, argv, &i, out_path);
         else if (!strcmp(a, "--batch")) batch = cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!rater_path == !lm_path) dr_die("give exactly one of --rater and --lm (see --help)");

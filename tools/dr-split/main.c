@@ -11,8 +11,8 @@
 #include "shard.h"
 #include "split.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-split [options] -o DIR inputs...\n"
         "Splits the documents of token shards into disjoint train_a / val / train_b sets by\n"
         "a hash of each document's id, writes them as shards DIR/<split>/<split>-NNNNN.drs\n"
@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
     int n_inputs = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
             o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
         else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
         else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!o.out_dir) dr_die("-o DIR is required (see --help)");

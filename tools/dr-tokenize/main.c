@@ -12,8 +12,8 @@
 #include "tokenize_pipeline.h"
 #include "tokenizer.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-tokenize [options] -o DIR [inputs...]\n"
         "       dr-tokenize --train-bpe N [options] -o VOCAB_DIR [inputs...]\n"
         "Tokenizes documents into zstd-compressed token shards DIR/<prefix>-NNNNN.drs and\n"
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     const char *field_opt = NULL;   /* --field / --source-field (JSON lines only) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--tokenizer")) { kind = cli_value(argc, argv, &i); shard_opt = a; }
@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
             shard_opt = a;
         }
         else if (!strcmp(a, "--train-bpe")) train = cli_long(a, cli_value(argc, argv, &i), 258, 1 << 24);
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     if (!o.out_dir) dr_die("-o DIR is required (see --help)");

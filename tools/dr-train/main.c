@@ -10,8 +10,8 @@
 #include "dist.h"
 #include "train.h"
 
-static void usage(void) {
-    printf(
+static void usage(FILE *f) {
+    fprintf(f,
         "usage: dr-train --config C.yaml [options] inputs...\n"
         "Trains the GPT-2 style LM of the config on the Train split and evaluates it on the\n"
         "Val split (L_val = mean per-example loss over the Val examples, in nats/token).\n"
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     const char *out = NULL, *steps = NULL, *tokens = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); exit(0); }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
         else if (!strcmp(a, "--config")) config_path = cli_value_once(argc, argv, &i, config_path);
         else if (!strcmp(a, "--set")) sets[n_sets++] = (char *)cli_value(argc, argv, &i);
@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
             if (!(o.online_keep > 0 && o.online_keep <= 1))
                 dr_die("--online-keep: keep fraction %g is outside (0, 1]", o.online_keep);
         }
-        else if (a[0] == '-' && a[1] != 0) dr_die("unknown option %s (see --help)", a);
+        else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
     o.out_path = out ? out : "lm.safetensors";

@@ -78,8 +78,13 @@ check "--top --source" diff <("$BIN/dr-cat" --ids --scores "$TMP/scores.tsv" --t
     <(printf '[20,21,22,23,24]\n')
 check "--top --jsonl shows the score" grep -q '"example": "0000000000000001:1", "score": 2.5, "window": 1, ' \
     <("$BIN/dr-cat" --jsonl --ids --scores "$TMP/scores.tsv" --top 1 --seq-len 4 "$TMP/ids.drs")
-expect_error "scores made with another seq_len" "scores\.tsv:[0-9]+: .*--seq-len" \
+# window 1 of 5 tokens in a document of 10: seq_len 4 (a full window) or 5 (the last one)
+expect_error "scores made with another seq_len" "scores\.tsv:3: .* with --seq-len 8: use the seq_len the scores were made with$" \
     "$BIN/dr-cat" --ids --scores "$TMP/scores.tsv" --top 5 --seq-len 8 "$TMP/ids.drs"
+# a first window cut short says which: seq_len 4
+printf 'example_id\tscore\tsource\tn_tokens\n0000000000000001:0\t0.5\tweb\t5\n' >"$TMP/first.tsv"
+expect_error "scores made with another seq_len, named" "first\.tsv:2: .* with --seq-len 8: use --seq-len 4, as the scores were made$" \
+    "$BIN/dr-cat" --ids --scores "$TMP/first.tsv" --seq-len 8 "$TMP/ids.drs"
 printf 'example_id\tscore\tsource\tn_tokens\n0000000000000001:0\tnan\tweb\t5\n' >"$TMP/nan.tsv"
 expect_error "NaN score" "nan\.tsv:2: " "$BIN/dr-cat" --ids --scores "$TMP/nan.tsv" --top 1 "$TMP/ids.drs"
 printf 'example_id\tscore\tsource\tn_tokens\n00000000000000ff:0\t1\tweb\t5\n' >"$TMP/none.tsv"

@@ -456,12 +456,26 @@ void json_free(JsonDoc *doc) {
     free(doc);
 }
 
-const JsonValue *json_get(const JsonValue *obj, const char *key) {
+static const JsonValue *get_n(const JsonValue *obj, const char *key, size_t kl) {
     if (!obj || obj->type != JSON_OBJECT) return NULL;
-    size_t kl = strlen(key);
     for (size_t i = obj->len; i-- > 0;)   /* from the end: the last duplicate wins */
         if (obj->key_lens[i] == kl && memcmp(obj->keys[i], key, kl) == 0) return &obj->items[i];
     return NULL;
+}
+
+const JsonValue *json_get(const JsonValue *obj, const char *key) {
+    return get_n(obj, key, strlen(key));
+}
+
+static const JsonValue *get_path_n(const JsonValue *obj, const char *path, size_t n) {
+    const JsonValue *v = get_n(obj, path, n);   /* the whole name first */
+    for (size_t i = 0; !v && i < n; i++)        /* then "a" . "b.c", "a.b" . "c", … */
+        if (path[i] == '.') v = get_path_n(get_n(obj, path, i), path + i + 1, n - i - 1);
+    return v;
+}
+
+const JsonValue *json_get_path(const JsonValue *obj, const char *path) {
+    return get_path_n(obj, path, strlen(path));
 }
 
 /* ---- writer ------------------------------------------------------------------ */

@@ -49,6 +49,10 @@ void json_free(JsonDoc *doc);
 /* Member of an object by key (the last one if the key is repeated), or NULL; NULL
  * also when obj is NULL or not an object, so lookups chain safely. */
 const JsonValue *json_get(const JsonValue *obj, const char *key);
+/* A member by a dotted path: "meta.source" is obj["meta.source"] when obj has that key,
+ * else obj["meta"]["source"] (each part read the same way, so keys holding dots are
+ * found too), or NULL. */
+const JsonValue *json_get_path(const JsonValue *obj, const char *path);
 /* "null", "false", "true", "a number", "a string", "an array", "an object": for messages
  * about a value of the wrong type. */
 const char *json_type_name(JsonType t);

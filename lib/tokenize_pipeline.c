@@ -518,7 +518,7 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                 break;
             }
             const JsonValue *root = json_root(jd);
-            const JsonValue *v = root->type == JSON_OBJECT ? json_get(root, o->field) : NULL;
+            const JsonValue *v = root->type == JSON_OBJECT ? json_get_path(root, o->field) : NULL;
             if (root->type != JSON_OBJECT) {
                 batch_seterr(b, "%s:%llu: expected a JSON object, found %s%s", in->name,
                              (unsigned long long)rec->line, json_type_name(root->type),
@@ -535,7 +535,7 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
             if (o->source_field) {
                 /* a line without the key (or with "") takes the input's default source;
                  * any other non-string is refused, as for the text field */
-                const JsonValue *sv = json_get(root, o->source_field);
+                const JsonValue *sv = json_get_path(root, o->source_field);
                 if (sv && sv->type != JSON_STRING) {
                     batch_seterr(b, "%s:%llu: source field \"%s\" is not a string (found %s)",
                                  in->name, (unsigned long long)rec->line, o->source_field,
@@ -774,6 +774,7 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
                 st->tokens += d->n_tok;
                 st->bytes += d->n_text;
                 st->invalid_docs += (uint64_t)d->invalid;
+                st->sourced_docs += d->src_off >= 0;
             }
             st->empty_docs += b->empty;
         }

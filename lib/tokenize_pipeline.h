@@ -6,6 +6,8 @@
  * skipped) or "-" (stdin). Format per file: TP_AUTO = JSON lines for stdin and for names
  * ending in .jsonl/.ndjson/.json, else the whole file is one document; TP_JSONL, TP_LINES
  * and TP_TEXT force one. Blank lines are skipped; empty documents are skipped and counted.
+ * Fields (--field, --source-field) are found by json_get_path: "meta.source" is the key
+ * itself, else the member "source" of the object "meta".
  * Source of a document: the string in --source-field when the line has a non-empty one,
  * else --source, else the input's name (file name without extension, the directory's
  * name for the files below a directory argument, "stdin"); a --source-field value that
@@ -45,6 +47,7 @@ typedef struct {
     uint64_t docs, tokens, bytes;     /* documents written, their tokens and text bytes */
     uint64_t invalid_docs;            /* documents that held invalid UTF-8 */
     uint64_t empty_docs;              /* empty documents skipped */
+    uint64_t sourced_docs;            /* documents whose source came from --source-field */
     uint64_t shards;
     double seconds;
 } TokenizeStats;

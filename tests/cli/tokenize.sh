@@ -197,6 +197,16 @@ for c in '5|a number' 'null|null' '[1]|an array' '{"a": 1}|an object' 'true|true
 done
 printf '{"text": "x", "source": ""}\n{"text": "y"}\n' >"$TMP/srcfall.jsonl"
 check "source field \"\" or missing: the default source" bash -c "'$T' --tokenizer byte --source-field source --source dflt -o '$TMP/sf' '$TMP/srcfall.jsonl' >/dev/null 2>&1 && [ \"\$($DUMP '$TMP/sf/shard-00000.drs' | cut -f2 | tr '\n' ' ')\" = 'dflt dflt ' ]"
+# dotted names reach into objects (HF, Dolma, RedPajama put the source under "meta"); a
+# key holding the dots wins; the summary counts the documents that named their source, and
+# warns when none did (a field name mistyped)
+printf '{"meta": {"text": "one", "src": "web"}}\n{"meta": {"text": "two", "src": "books"}, "meta.text": "TWO"}\n{"meta": {"text": "three"}}\n' >"$TMP/nested.jsonl"
+check "nested --field / --source-field" bash -c "'$T' --tokenizer byte --field meta.text --source-field meta.src --source dflt -o '$TMP/nest' '$TMP/nested.jsonl' >/dev/null 2>'$TMP/nest.err' && [ \"\$($DUMP '$TMP/nest/shard-00000.drs' | cut -f2 | tr '\n' ' ')\" = 'web books dflt ' ]"
+check "... the literal key \"meta.text\" first" [ "$("$BIN/dr-cat" "$TMP/nest" | tr '\n' ' ')" = "one TWO three " ]
+check "... the summary counts the sourced documents" grep -q ', 2 with a source field "meta.src"; 1 shard in' "$TMP/nest.err"
+check "... no warning" [ "$(grep -c warning "$TMP/nest.err")" = 0 ]
+check "a source field no document has: a warning" bash -c "'$T' --tokenizer byte --field meta.text --source-field meta.source -o '$TMP/nest2' '$TMP/nested.jsonl' >/dev/null 2>'$TMP/nest2.err' && grep -q '^dr-tokenize: warning: no document has a source field \"meta.source\"' '$TMP/nest2.err'"
+expect_error "a nested field missing" 'nested\.jsonl:1: no field "meta\.body"' "$T" --tokenizer byte --field meta.body -o "$TMP/e" "$TMP/nested.jsonl"
 expect_error "text field not a string says what it found" 'num.jsonl:1: field "text" is not a string \(found a number\)' \
     "$T" --tokenizer byte -o "$TMP/e" "$TMP/num.jsonl"
 # --lines and --format both choose the input format: differing choices are refused

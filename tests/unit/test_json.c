@@ -297,9 +297,44 @@ static void test_speed(void) {
     free(buf);
 }
 
+/* json_get_path: the whole name first, then every split at a dot, left to right */
+static void test_paths(void) {
+    JsonDoc *d = parse("{\"meta\": {\"src\": \"a\", \"x.y\": \"b\", \"x\": {\"y\": \"c\"}},"
+                       " \"top.level\": \"d\", \"top\": {\"level\": \"e\"}, \"n\": 5,"
+                       " \"arr\": [{\"k\": \"f\"}], \"p\": {\"q\": 1}}");
+    TEST_CHECK(d != NULL, "parse: %s", dr_lasterr());
+    if (!d) return;
+    const JsonValue *r = json_root(d);
+    struct { const char *path, *want; } cases[] = {
+        {"meta.src", "a"},        /* one level down */
+        {"meta.x.y", "b"},        /* "x.y" is a key of meta: before meta.x.y as x → y */
+        {"top.level", "d"},       /* a key holding the dot wins over top → level */
+        {"n", NULL},              /* not a string: returned, but as a number (below) */
+        {"meta.nope", NULL}, {"nope.src", NULL}, {"n.x", NULL},   /* absent; not an object */
+        {"arr.0.k", NULL},        /* arrays are not indexed */
+        {"meta.", NULL}, {".src", NULL}, {"meta..src", NULL}, {"p.q.r", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const JsonValue *v = json_get_path(r, cases[i].path);
+        if (cases[i].want)
+            TEST_CHECK(v && v->type == JSON_STRING && strcmp(v->str, cases[i].want) == 0,
+                       "path %s: %s", cases[i].path, cases[i].want);
+        else if (!strcmp(cases[i].path, "n"))
+            TEST_CHECK(v && v->type == JSON_NUMBER && v->number == 5, "path n: the number");
+        else
+            TEST_CHECK(v == NULL, "path %s: absent", cases[i].path);
+    }
+    const JsonValue *x = json_get_path(r, "meta.x");
+    TEST_CHECK(x && x->type == JSON_OBJECT && json_get_path(x, "y") && !strcmp(json_get_path(x, "y")->str, "c"),
+               "path meta.x: the object");
+    TEST_CHECK(json_get_path(NULL, "a.b") == NULL, "NULL object");
+    json_free(d);
+}
+
 int main(void) {
     test_accept_refuse();
     test_values();
+    test_paths();
     test_data_flags();
     test_errors();
     test_keep_invalid();

@@ -102,6 +102,26 @@ for tk in byte gpt2; do
             --catlist list_$tk$k.txt --catraw text_$tk$k.txt t_$tk/$k/*.drs
     done
 done
+# dotted --field / --source-field (docs/formats.md "Nested fields"): nested members, a key
+# holding the dots taken first, lines without the source (the default source)
+"$PY" - <<'PYEOF'
+import json
+rows = [{"meta": {"body": "nested one", "src": "web"}},
+        {"meta": {"body": "nested two", "src": "books"}, "meta.body": "the literal key"},
+        {"meta": {"body": "no source here"}},
+        {"meta": {"body": "deeper", "src": ""}, "x": 1},
+        {"meta.src": "dotted-key", "meta": {"body": "a key with a dot", "src": "inner"}}]
+with open("nested.jsonl", "w") as f:
+    for r in rows:
+        f.write(json.dumps(r) + "\n")
+with open("in_nested.json", "w") as f:
+    json.dump([{"path": "nested.jsonl", "format": "jsonl", "field": "meta.body",
+                "source_field": "meta.src", "source": "dflt"}], f)
+PYEOF
+run tok.nested "$B/dr-tokenize" --tokenizer byte --field meta.body --source-field meta.src --source dflt \
+    -o t_nested nested.jsonl >/dev/null &&
+    "$B/dr-cat" --list t_nested > list_nested.txt 2>/dev/null &&
+    ref tokcheck --name a.byte.nested_fields --tokenizer byte --inputs in_nested.json --catlist list_nested.txt t_nested/*.drs
 # --invalid-utf8 keep with the byte tokenizer: the tokens are the raw bytes
 run tok.keep "$B/dr-tokenize" --tokenizer byte --lines --invalid-utf8 keep -o t_keep lines.txt >/dev/null &&
     ref tokcheck --name a.byte.keep --tokenizer byte --policy keep --inputs in_l.json t_keep/*.drs

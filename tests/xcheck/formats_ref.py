@@ -405,6 +405,25 @@ class GPT2:
 
 
 # --------------------------------------------------------------------------- inputs -> documents
+_MISSING = object()
+
+
+def json_path(o, path):
+    """A member by a dotted name (docs/formats.md "Nested fields"): the key itself first,
+    then each split at a dot from the left, each part read the same way; _MISSING if none.
+    JSON null is a value (json.loads gives None), not a missing key."""
+    if not isinstance(o, dict):
+        return _MISSING
+    if path in o:
+        return o[path]
+    for i, c in enumerate(path):
+        if c == ".":
+            v = json_path(o.get(path[:i], _MISSING), path[i + 1:])
+            if v is not _MISSING:
+                return v
+    return _MISSING
+
+
 def docs_of_input(spec):
     """Expected documents [(raw bytes, source)] of one dr-tokenize input, from §1.1.
     spec: {"path", "format": jsonl|lines|text, "field", "source_field", "source"}."""
@@ -433,11 +452,12 @@ def docs_of_input(spec):
             # invalid UTF-8 inside a JSON string: kept as raw bytes (the id is taken
             # before --invalid-utf8 replace); surrogateescape carries them through json
             o = json.loads(l.decode("utf-8", "surrogateescape"))
-            t = o[spec.get("field", "text")]
+            t = json_path(o, spec.get("field") or "text")
             raw = t.encode("utf-8", "surrogateescape")
             src = default_src
             if spec.get("source_field"):
-                src = o.get(spec["source_field"], "") or default_src   # "" or missing: the default
+                src = json_path(o, spec["source_field"])
+                src = default_src if src is _MISSING or src == "" else src   # "" or missing: the default
                 src = "".join("_" if c in "\t\n\r\0" else c for c in src)
             if raw:
                 out.append((raw, src))

@@ -28,11 +28,14 @@ static void usage(FILE *f) {
         "                         bpe:  a vocabulary made by --train-bpe (needs --vocab-dir)\n"
         "  --vocab-dir DIR      encoder.json + vocab.bpe (gpt2 default: data/gpt2 next to the\n"
         "                       executable, or $DR_DATA/gpt2; fetch it with `make vocab`)\n"
-        "  --field NAME         JSON field holding the text (default text)\n"
-        "  --source-field NAME  JSON field naming each document's source (optional; a line\n"
-        "                       without it, or with \"\", takes the default source; a value\n"
-        "                       that is not a string is refused). --field and --source-field\n"
-        "                       are refused with --lines, --format lines and --format text\n"
+        "  --field NAME         JSON field holding the text (default text); a dotted NAME\n"
+        "                       reaches into objects (meta.text: {\"meta\": {\"text\": …}})\n"
+        "                       when no key is NAME itself\n"
+        "  --source-field NAME  JSON field naming each document's source, dotted as --field\n"
+        "                       (optional; a line without it, or with \"\", takes the default\n"
+        "                       source, and the summary counts the documents that had it; a\n"
+        "                       value that is not a string is refused). --field and\n"
+        "                       --source-field are refused with --lines and --format lines|text\n"
         "  --source NAME        source of every document (default: the input's name without\n"
         "                       extension, the directory's name, or \"stdin\")\n"
         "  --lines              one document per line (plain text; = --format lines)\n"
@@ -195,7 +198,13 @@ int main(int argc, char **argv) {
             st.seconds > 0 ? (double)st.bytes / 1e6 / st.seconds : 0.0, (unsigned long long)st.invalid_docs,
             st.invalid_docs ? " (" : "", st.invalid_docs ? policy_word(o.invalid) : "", st.invalid_docs ? ")" : "");
     if (st.empty_docs) fprintf(stderr, ", %llu empty skipped", (unsigned long long)st.empty_docs);
+    if (o.source_field)
+        fprintf(stderr, ", %llu with a source field \"%s\"", (unsigned long long)st.sourced_docs,
+                o.source_field);
     fprintf(stderr, "; %llu shard%s in %s\n", (unsigned long long)st.shards, st.shards == 1 ? "" : "s", o.out_dir);
+    if (o.source_field && st.sourced_docs == 0)   /* a typo, or a field of another name */
+        fprintf(stderr, "%s: warning: no document has a source field \"%s\" (a string): every "
+                "one took its input's default source\n", dr_progname(), o.source_field);
     tokenizer_free(t);
     free(inputs);
     return 0;

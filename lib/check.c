@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -528,33 +529,90 @@ int dr_check_output_dir(const char *path) {
     return rc;
 }
 
-char *dr_read_file(const char *path, size_t *len) {
+/* bytes in words for a limit: "1 GiB", "256 MiB", else "N bytes" */
+static const char *size_words(char *buf, size_t cap, uint64_t bytes) {
+    if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0)
+        snprintf(buf, cap, "%llu GiB", (unsigned long long)(bytes >> 30));
+    else if (bytes >= (1ull << 20) && bytes % (1ull << 20) == 0)
+        snprintf(buf, cap, "%llu MiB", (unsigned long long)(bytes >> 20));
+    else
+        snprintf(buf, cap, "%llu bytes", (unsigned long long)bytes);
+    return buf;
+}
+
+char *dr_read_file(const char *path, size_t max, const char *what, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) { dr_seterr("%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    size_t cap = 1 << 20, n = 0;
-    char *buf = xmalloc(cap + 1);
+    char limit[32];
+    size_words(limit, sizeof limit, max);
+    /* a regular file's size is known before reading (a sparse 40 GB file is refused at
+     * once); a pipe or a device (/dev/zero) is stopped once it passes max */
+    struct stat st;
+    size_t cap = 1 << 20;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((uint64_t)st.st_size > max) {
+            fclose(f);
+            dr_seterr("%s: too large for %s: %llu bytes, more than %s", path, what,
+                      (unsigned long long)st.st_size, limit);
+            return NULL;
+        }
+        cap = (size_t)st.st_size + 1;   /* + 1: the first read meets the end of the file */
+    }
+    if (cap > max + 1) cap = max + 1;
+    size_t n = 0;
+    char *buf = malloc(cap + 1);
     for (;;) {
+        if (!buf) {   /* a file within the limit that still does not fit: its name, not the allocator's line */
+            fclose(f);
+            dr_seterr("%s: too large to read into memory (more than %zu bytes)", path, n ? n : cap - 1);
+            return NULL;
+        }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (n < cap) break;
-        cap *= 2;
-        /* a file that does not fit (/dev/zero, a disk image given by mistake): its name,
-         * not the allocator's line */
-        char *more = realloc(buf, cap + 1);
-        if (!more) {
+        if (n > max) {   /* read max + 1 bytes: the file holds more than max */
             free(buf);
             fclose(f);
-            dr_seterr("%s: too large to read into memory (more than %zu bytes)", path, n);
+            dr_seterr("%s: too large for %s: more than %s", path, what, limit);
             return NULL;
         }
+        cap = cap > max / 2 ? max + 1 : 2 * cap;
+        char *more = realloc(buf, cap + 1);
+        if (!more) free(buf);
         buf = more;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (bad) { free(buf); dr_seterr("%s: read error", path); return NULL; }
+    if (bad) { free(buf); dr_seterr("%s: read error: %s", path, strerror(bad)); return NULL; }
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+void dr_join_names(char *buf, size_t cap, const char *const *names, size_t n, size_t most) {
+    size_t len = 0, shown = n < most ? n : most;
+    buf[0] = 0;
+    for (size_t i = 0; i < shown && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", names[i]);
+    if (n > shown && len < cap) snprintf(buf + len, cap - len, " and %zu more", n - shown);
+}
+
+ssize_t dr_getline_max(char **line, size_t *cap, FILE *f, size_t max) {
+    size_t n = 0;
+    int c = EOF;
+    errno = 0;
+    while ((c = getc_unlocked(f)) != EOF) {
+        if (n + 2 > *cap) {
+            *cap = *cap ? 2 * *cap : 256;
+            *line = xrealloc(*line, *cap);
+        }
+        (*line)[n++] = (char)c;
+        if (c == '\n') break;
+        if (n > max) return -2;
+    }
+    if (n == 0) return -1;
+    (*line)[n] = 0;
+    return (ssize_t)n;
 }
 
 double dr_machine_bytes(void) {

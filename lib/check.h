@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdnoreturn.h>
+#include <sys/types.h>
 
 /* The program name used as prefix of every message ("dr-tokenize: ..."). Called first
  * in main: it also records the main thread, the one the signal handlers below act on,
@@ -153,8 +154,19 @@ const char *dr_dir_sep(const char *dir);
 /* dir + dr_dir_sep(dir) + name, malloc'd. */
 char *dr_path_join(const char *dir, const char *name);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer, its size in *len.
- * NULL + dr_seterr("path: cannot open: …") on failure. */
-char *dr_read_file(const char *path, size_t *len);
+ * At most max bytes: a larger regular file is refused before it is read, a pipe or a
+ * device (/dev/zero) once it passes max, with "path: too large for WHAT: … more than
+ * 1 GiB" (what: "a vocabulary file"). NULL + dr_seterr("path: cannot open: …") on any
+ * failure. */
+char *dr_read_file(const char *path, size_t max, const char *what, size_t *len);
+/* "a, b, c and 2 more" into buf: the first `most` of n names, joined, and how many more
+ * there are (for messages that name the inputs). */
+void dr_join_names(char *buf, size_t cap, const char *const *names, size_t n, size_t most);
+/* getline with a bound, for line-based inputs whose one endless line (/dev/zero, a
+ * binary file) must not fill the memory: the length read, the newline included, into
+ * *line (grown as needed, NUL-terminated); -1 at the end of the file or on a read error
+ * (ferror tells); -2 once the line runs past max bytes (the rest of it is not read). */
+ssize_t dr_getline_max(char **line, size_t *cap, FILE *f, size_t max);
 /* RAM + swap of this machine in bytes, 0 when unknown: the most a process can hold, for
  * refusing a config before it allocates what cannot fit. */
 double dr_machine_bytes(void);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "data.h"
@@ -118,11 +119,19 @@ static int config_parse(const SafeTensors *st, const char *path, const char *mod
         return dr_seterr("%s: no \"config\" in the safetensors __metadata__", path);
     const char *slash = strrchr(path, '/');
     snprintf(where, sizeof where, "%.*sconfig.json", slash ? (int)(slash - path + 1) : 0, path);
-    size_t len;
-    char *json = dr_read_file(where, &len);
-    if (!json)
+    struct stat sb;
+    if (stat(where, &sb) != 0)
         return dr_seterr("%s: no \"config\" in the safetensors __metadata__ and no readable "
                          "%s beside it (a Hugging Face GPT-2 directory has one)", path, where);
+    /* a Hugging Face config.json is about 1 KB: 16 MiB is plenty, and /dev/zero or a
+     * sparse file in its place is refused without filling the memory */
+    size_t len;
+    char *json = dr_read_file(where, (size_t)16 << 20, "a config.json", &len);
+    if (!json) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", dr_lasterr());
+        return dr_seterr("%s: no \"config\" in the safetensors __metadata__, and %s", path, why);
+    }
     int rc = config_parse_text(json, where, where, model_type, c);
     free(json);
     return rc;

@@ -21,6 +21,16 @@ static void list_push(ShardList *list, const char *split, const char *path) {
     list->items[list->n++] = (ShardRef){xstrdup(split), xstrdup(path)};
 }
 
+/* An input as the messages name it: a manifest (is_manifest), or a shard or directory
+ * given directly. */
+static void source_push(ShardList *list, const char *name, int is_manifest) {
+    if (list->n_sources == list->cap_sources) {
+        list->cap_sources = list->cap_sources ? 2 * list->cap_sources : 4;
+        list->sources = xrealloc(list->sources, list->cap_sources * sizeof *list->sources);
+    }
+    list->sources[list->n_sources++] = (ShardSource){xstrdup(name), is_manifest};
+}
+
 static void append_comment(ShardList *list, const char *line) {
     size_t old = list->comments_len, n = strlen(line);
     if (old + n + 2 > list->comments_cap) {   /* geometric: linear in the manifest's size */
@@ -106,6 +116,11 @@ static int add_manifest_line(ShardList *list, char *line, const char *name, long
     return rc;
 }
 
+/* A manifest line is a split name and a path (at most PATH_MAX): far below this. A file
+ * that is not a manifest (/dev/zero on stdin, a large binary) ends here, not in memory
+ * exhaustion. */
+#define MANIFEST_LINE_MAX (1u << 20)
+
 /* Reads a manifest from f; name is used in messages; relative paths are joined to
  * base_dir (NULL: the current directory). */
 static int add_manifest(ShardList *list, FILE *f, const char *name, const char *base_dir) {
@@ -114,8 +129,13 @@ static int add_manifest(ShardList *list, FILE *f, const char *name, const char *
     ssize_t len;
     long lineno = 0;
     int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+    source_push(list, name, 1);
+    while (rc == 0 && (len = dr_getline_max(&line, &cap, f, MANIFEST_LINE_MAX)) != -1) {
         lineno++;
+        if (len == -2) {
+            rc = dr_seterr("%s:%ld: a line longer than %u bytes: not a manifest", name, lineno, MANIFEST_LINE_MAX);
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (lineno == 1 && len >= 8 && memcmp(line, "DRSHARD1", 8) == 0)   /* dr-cat - < x.drs */
             rc = dr_seterr("%s: holds a token shard, not a manifest: give the shard's path instead", name);
@@ -143,9 +163,13 @@ static int add_manifest_file(ShardList *list, const char *path) {
 static int add_path(ShardList *list, const char *split, const char *path, int manifest_ok) {
     struct stat st;
     if (stat(path, &st) != 0) return dr_seterr("%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode)) return add_directory(list, split, path);
+    if (S_ISDIR(st.st_mode)) {
+        if (manifest_ok) source_push(list, path, 0);   /* an input of the command line */
+        return add_directory(list, split, path);
+    }
     if (!S_ISREG(st.st_mode)) return dr_seterr("%s: not a file or directory", path);
     if (!manifest_ok || looks_like_shard(path)) {
+        if (manifest_ok) source_push(list, path, 0);
         list_push(list, split, path);
         return 0;
     }
@@ -234,15 +258,40 @@ void shardlist_filter_split(ShardList *list, const char *split) {
     list->n = kept;
 }
 
+/* The inputs a list was read from, for messages: into buf the manifests among them (or,
+ * when there is none, all of them), "a, b, c and 2 more"; "the inputs" when the list
+ * records none. Returns how many are meant. */
+static size_t source_names(const ShardList *list, char *buf, size_t cap) {
+    size_t n_man = 0, n = 0;
+    for (size_t i = 0; i < list->n_sources; i++) n_man += list->sources[i].is_manifest != 0;
+    const char **names = xmalloc((list->n_sources + 1) * sizeof *names);
+    for (size_t i = 0; i < list->n_sources; i++)
+        if (!n_man || list->sources[i].is_manifest) names[n++] = list->sources[i].name;
+    dr_join_names(buf, cap, names, n, 3);
+    free(names);
+    if (!n) snprintf(buf, cap, "the inputs");
+    return n;
+}
+
+int shardlist_no_split(const ShardList *list, const char *split, const char *for_what,
+                       const char *option, const char *hint) {
+    char who[1024], names[512];
+    size_t n = source_names(list, who, sizeof who);
+    shardlist_split_names(list, names, sizeof names);
+    if (names[0])
+        return dr_seterr("%s: no shards of split '%s'%s (%s splits: %s)%s", who, split, for_what,
+                         n == 1 ? "its" : "their", names, hint);
+    char why[128] = "";
+    if (option) snprintf(why, sizeof why, ": %s picks lines of a manifest", option);
+    return dr_seterr("%s: no shards of split '%s'%s (%s no split%s)%s", who, split, for_what,
+                     n == 1 ? "it names" : "they name", why, hint);
+}
+
 int shardlist_select_split(ShardList *list, const char *split) {
     if (!split) return list->n == 0 ? dr_seterr("no shards in the inputs") : 0;
-    char names[512];
-    shardlist_split_names(list, names, sizeof names);
+    if (!shardlist_has_split(list, split)) return shardlist_no_split(list, split, "", "--split", "");
     shardlist_filter_split(list, split);
-    if (list->n > 0) return 0;
-    return dr_seterr("no shards of split '%s' in the inputs (%s%s)", split,
-                     names[0] ? "their splits: " : "they name no split: --split picks lines of a manifest",
-                     names);
+    return 0;
 }
 
 int shardlist_check_tokenizer(const ShardList *list, uint64_t *fingerprint, uint32_t *vocab_size) {
@@ -285,5 +334,7 @@ void shardlist_free(ShardList *list) {
     }
     free(list->items);
     free(list->comments);
+    for (size_t i = 0; i < list->n_sources; i++) free(list->sources[i].name);
+    free(list->sources);
     *list = (ShardList){0};
 }

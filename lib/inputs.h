@@ -19,10 +19,17 @@ typedef struct {
 } ShardRef;
 
 typedef struct {
+    char *name;        /* as given; "(stdin)" for "-" */
+    int is_manifest;   /* else a shard or a directory given directly */
+} ShardSource;
+
+typedef struct {
     ShardRef *items;
     size_t n, cap;
     char *comments;   /* the manifests' '#' lines, each ending in '\n'; NULL if none */
     size_t comments_len, comments_cap;
+    ShardSource *sources;   /* the inputs read by shardlist_add_inputs, for messages */
+    size_t n_sources, cap_sources;
 } ShardList;         /* start from ShardList list = {0} */
 
 /* Appends the shards named by n inputs; -1 + dr_seterr on a missing/unreadable input,
@@ -45,9 +52,15 @@ int shardlist_check_repeats(const ShardList *list, int across_splits);
 /* Keeps only shards of the given split. */
 void shardlist_filter_split(ShardList *list, const char *split);
 /* The tools' --split: keeps only the shards of `split` (NULL: all). -1 + dr_seterr when
- * none is left: "no shards of split 'S' in the inputs (their splits: …)", or when the
- * inputs name no split, that --split picks lines of a manifest. */
+ * none is left (shardlist_no_split: "m.tsv: no shards of split 'S' (its splits: …)"). */
 int shardlist_select_split(ShardList *list, const char *split);
+/* -1 + dr_seterr for a list from shardlist_add_inputs that has no shard of `split`:
+ * "WHO: no shards of split 'S'FOR_WHAT (its splits: a, b)HINT", WHO the manifests that
+ * were read ("(stdin)" for "-"; three, then "and N more"), or, when no input was a
+ * manifest, "WHO: … (they name no split: OPTION picks lines of a manifest)HINT", WHO the
+ * inputs (option NULL: "(they name no split)"). for_what and hint may be "". */
+int shardlist_no_split(const ShardList *list, const char *split, const char *for_what,
+                       const char *option, const char *hint);
 /* Appends to dst copies of src's shards of `split` (NULL: all of them). */
 void shardlist_copy_split(ShardList *dst, const ShardList *src, const char *split);
 /* 1 when a shard of `split` is there (split NULL: a shard of any named split, i.e. the

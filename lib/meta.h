@@ -147,7 +147,8 @@ typedef struct {
 
 /* Sorts inputs into Train_A and Val. Positional inputs (shards, directories, manifests,
  * "-" = manifest on stdin): split train_a → Train_A, val → Val. --train / --val lists: all
- * their shards. -1 + dr_seterr when either ends up empty. */
+ * their shards (of a manifest: its train_a / val lines). -1 + dr_seterr when either ends
+ * up empty, naming the manifests that lack the split (shardlist_no_split). */
 int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train,
                         char **train, int n_val, char **val);
 

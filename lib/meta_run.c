@@ -51,28 +51,31 @@
 
 int meta_resolve_inputs(MetaOptions *o, int n_inputs, char **inputs, int n_train,
                         char **train, int n_val, char **val) {
+    static const char *const hint[2] = {"; give a manifest with train_a lines (dr-split) or --train",
+                                        "; give a manifest with val lines (dr-split) or --val"};
+    static const char *const split[2] = {"train_a", "val"}, *const for_what[2] = {" for Train_A", " for Val"};
     if (n_inputs > 0) {
         ShardList all = { 0 };
-        if (shardlist_add_inputs(&all, n_inputs, inputs) != 0) {
-            shardlist_free(&all);
-            return -1;
+        int rc = shardlist_add_inputs(&all, n_inputs, inputs);
+        for (int which = 0; which < 2 && rc == 0; which++) {
+            ShardList *dst = which ? &o->val : &o->train;
+            if (which ? n_val : n_train) continue;   /* given by --train / --val */
+            shardlist_copy_split(dst, &all, split[which]);
+            if (dst->n == 0) rc = shardlist_no_split(&all, split[which], for_what[which], NULL, hint[which]);
         }
-        if (n_train == 0) shardlist_copy_split(&o->train, &all, "train_a");
-        if (n_val == 0) shardlist_copy_split(&o->val, &all, "val");
         shardlist_free(&all);
+        if (rc != 0) return -1;
     }
     for (int which = 0; which < 2; which++) {
         int n = which ? n_val : n_train;
         if (n == 0) continue;
-        ShardList l = { 0 };
-        if (shardlist_add_inputs(&l, n, which ? val : train) != 0) {
-            shardlist_free(&l);
-            return -1;
-        }
+        ShardList l = { 0 }, *dst = which ? &o->val : &o->train;
+        int rc = shardlist_add_inputs(&l, n, which ? val : train);
         /* a manifest as --train/--val: its train_a / val lines */
-        shardlist_copy_split(which ? &o->val : &o->train, &l,
-                             shardlist_has_split(&l, NULL) ? (which ? "val" : "train_a") : NULL);
+        if (rc == 0) shardlist_copy_split(dst, &l, shardlist_has_split(&l, NULL) ? split[which] : NULL);
+        if (rc == 0 && dst->n == 0) rc = shardlist_no_split(&l, split[which], for_what[which], NULL, "");
         shardlist_free(&l);
+        if (rc != 0) return -1;
     }
     if (o->train.n == 0)
         return dr_seterr("no Train_A shards: give a manifest with train_a lines (dr-split) or --train");

@@ -107,26 +107,6 @@ static int split4(char *line, char **f, size_t *len) {
  * that is not one (/dev/zero, a binary) ends here, not in memory exhaustion. */
 #define SCORES_LINE_MAX (1u << 20)
 
-/* getline with a bound: the length read (the newline included), -1 at the end of the
- * file, -2 when the line runs past SCORES_LINE_MAX bytes */
-static ssize_t read_line(char **line, size_t *cap, FILE *f) {
-    size_t n = 0;
-    int c = EOF;
-    errno = 0;
-    while ((c = getc_unlocked(f)) != EOF) {
-        if (n + 2 > *cap) {
-            *cap = *cap ? 2 * *cap : 256;
-            *line = xrealloc(*line, *cap);
-        }
-        (*line)[n++] = (char)c;
-        if (c == '\n') break;
-        if (n > SCORES_LINE_MAX) return -2;
-    }
-    if (n == 0) return -1;
-    (*line)[n] = 0;
-    return (ssize_t)n;
-}
-
 /* Reads the lines of a scores file, checking every one, and hands each to sink in file
  * order (row r = the r-th line after the header). -1 + dr_seterr("path:LINE: …") at the
  * first bad line or a read error; a sink's -1 stops the reading. label: progress on
@@ -150,7 +130,7 @@ static int read_lines(const char *path, LineSink sink, void *ctx, const char *la
     if (label)
         progress_start(&bar, label, "MB", fstat(fileno(f), &fst) == 0 && S_ISREG(fst.st_mode) ?
                                           (double)fst.st_size / 1e6 : 0);
-    while ((got = read_line(&line, &cap, f)) != -1) {
+    while ((got = dr_getline_max(&line, &cap, f, SCORES_LINE_MAX)) != -1) {
         lineno++;
         if (got > 0) bytes += (uint64_t)got;
         if (label && lineno % 4096 == 0) {

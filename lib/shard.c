@@ -1020,18 +1020,6 @@ int drs_read_doc(DrsReader *r, uint64_t i, uint32_t *out) {
     return 0;
 }
 
-int drs_writer_copy_doc(DrsWriter *w, DrsReader *r, uint64_t i) {
-    if (i >= r->n_docs) return drs_read_doc(r, i, NULL);   /* the out-of-range message */
-    if (r->vocab != w->vocab)
-        return dr_seterr("%s: cannot copy from %s: vocabulary %u, not %u", w->path, r->path, r->vocab, w->vocab);
-    const DrsDoc *d = &r->docs[i];
-    const char *source = r->sources[d->source];
-    if (check_doc(w, source, d->length) < 0 || load_block(r, d->block) < 0) return -1;
-    memcpy(begin_doc(w, d->id, source, d->length), r->cache + (size_t)d->offset * r->width,
-           (size_t)d->length * r->width);
-    return end_doc(w);
-}
-
 int drs_verify(DrsReader *r) {
     for (uint32_t b = 0; b < r->n_blocks; b++)
         if (load_block(r, b) < 0) return -1;

@@ -78,9 +78,6 @@ int drs_writer_add(DrsWriter *w, uint64_t doc_id, const char *source,
                    const uint32_t *tokens, size_t n_tokens);
 /* The most tokens one document may have (it must fit in one block of at most 2 GiB). */
 size_t drs_max_doc_tokens(uint32_t vocab_size);
-/* Copies document i of r (tokens verified by r, source name, id) into w without
- * decoding the ids: r's vocabulary size must equal w's. -1 + dr_seterr otherwise. */
-int drs_writer_copy_doc(DrsWriter *w, DrsReader *r, uint64_t i);
 uint64_t drs_writer_docs(const DrsWriter *w);
 uint64_t drs_writer_tokens(const DrsWriter *w);
 /* File size so far, an upper-bound estimate: blocks written, except the last one

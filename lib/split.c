@@ -81,9 +81,13 @@ int split_set_val_sources(SplitOptions *o, const char *comma_list) {
     }
 }
 
+/* A --val-sources-file lists source names, one a line: a million of them are some tens
+ * of MB. A larger file (/dev/zero, a corpus given by mistake) is refused, not held. */
+#define VAL_SOURCES_FILE_MAX ((size_t)256 << 20)
+
 int split_add_val_sources_file(SplitOptions *o, const char *path) {
     size_t len;
-    char *text = dr_read_file(path, &len);
+    char *text = dr_read_file(path, VAL_SOURCES_FILE_MAX, "a --val-sources-file", &len);
     if (!text) return -1;
     int before = o->n_val_sources, rc = 0;
     size_t line = 0;

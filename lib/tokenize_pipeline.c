@@ -320,11 +320,31 @@ static int pipe_put(Pipe *p, Batch *b) {
 
 /* ---- reader -------------------------------------------------------------------------- */
 
-/* max_raw: with the byte tokenizer (at least a token per byte), the longest line or file
- * of the raw formats (lines, text) that can still be a document: a longer one is refused
- * while it is read, not gathered whole first (a line of /dev/zero would fill the memory);
- * 0: no limit (JSON escapes, other tokenizers) */
-typedef struct { Pipe *p; Batch *cur; size_t max_raw; } Reader;
+/* The most bytes of one record (a line, or a whole file with --format text) read as a
+ * document, where the byte tokenizer's exact bound below does not apply: with the GPT-2
+ * and trained BPE tokenizers, in JSON lines, and when training a BPE. A longer record is
+ * refused while it is read, not gathered whole first (a line of /dev/zero, or a sparse
+ * 40 GB file, would fill the memory before a named error). 1 GiB, about the most tokens
+ * one shard block holds (drs_max_doc_tokens): all it refuses that a block could hold is a
+ * document of 1 to a few GiB of text (a GPT-2 token is about 4 bytes), far beyond any
+ * training window. The messages say "1 GiB". */
+#define DOC_MAX_BYTES ((size_t)1 << 30)
+
+/* max_tokens: with the byte tokenizer (at least a token per byte), the most tokens of a
+ * document; in the raw formats (lines, text) a longer line or file is refused while it is
+ * read, in those exact terms; 0: other tokenizers, training */
+typedef struct { Pipe *p; Batch *cur; size_t max_tokens; } Reader;
+
+/* The byte tokenizer's bound on the records of input `in`, 0 if none: then DOC_MAX_BYTES */
+static size_t record_max_tokens(const Reader *r, const InputFile *in) {
+    return in->format == TP_JSONL ? 0 : r->max_tokens;
+}
+/* The longest record of input `in` the reader takes (+ 4: a BOM, a CR, never a false
+ * refusal by the byte tokenizer's bound). */
+static size_t record_max(const Reader *r, const InputFile *in) {
+    size_t max_tok = record_max_tokens(r, in);
+    return max_tok ? max_tok + 4 : DOC_MAX_BYTES;
+}
 
 static int reader_flush(Reader *r) {
     Batch *b = r->cur;
@@ -352,11 +372,15 @@ static void reader_fail(Reader *r, size_t keep, const char *fmt, ...) {
 static int read_whole(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     if (r->cur->len >= BATCH_BYTES && reader_flush(r) != 0) return -1;
     Batch *b = r->cur;
-    size_t start = b->len;
+    size_t start = b->len, max_raw = record_max(r, in);
     for (;;) {
-        if (r->max_raw && b->len - start > r->max_raw) {
-            reader_fail(r, start, "%s: a document of more than %zu tokens is too long for one shard block "
-                        "(at most %zu)", in->name, r->max_raw - 4, r->max_raw - 4);
+        if (b->len - start > max_raw) {
+            if (!record_max_tokens(r, in))
+                reader_fail(r, start, "%s: a file of more than %zu bytes is too long for one document "
+                            "(at most 1 GiB)", in->name, max_raw);
+            else
+                reader_fail(r, start, "%s: a document of more than %zu tokens is too long for one shard block "
+                            "(at most %zu)", in->name, max_raw - 4, max_raw - 4);
             return -1;
         }
         if (batch_reserve(b, 1 << 16) != 0) {
@@ -382,12 +406,15 @@ static int read_whole(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
 static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     uint64_t line = 1;
     Batch *b = r->cur;
-    size_t line_start = b->len, scan = b->len;
-    size_t max_raw = in->format == TP_JSONL ? 0 : r->max_raw;
+    size_t line_start = b->len, scan = b->len, max_raw = record_max(r, in);
     for (;;) {
-        if (max_raw && b->len - line_start > max_raw) {
-            reader_fail(r, line_start, "%s:%llu: a document of more than %zu tokens is too long for one shard "
-                        "block (at most %zu)", in->name, (unsigned long long)line, max_raw - 4, max_raw - 4);
+        if (b->len - line_start > max_raw) {
+            if (!record_max_tokens(r, in))
+                reader_fail(r, line_start, "%s:%llu: a line of more than %zu bytes is too long for one document "
+                            "(at most 1 GiB)", in->name, (unsigned long long)line, max_raw);
+            else
+                reader_fail(r, line_start, "%s:%llu: a document of more than %zu tokens is too long for one shard "
+                            "block (at most %zu)", in->name, (unsigned long long)line, max_raw - 4, max_raw - 4);
             return -1;
         }
         if (batch_reserve(b, 1 << 16) != 0) {
@@ -438,8 +465,8 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
 static void *reader_main(void *arg) {
     Pipe *p = arg;
     Reader r = {p, batch_new(B_DATA), 0};
-    if (p->tok && tokenizer_kind(p->tok) == TOK_BYTE)   /* + 4: a BOM, a CR, never a false refusal */
-        r.max_raw = drs_max_doc_tokens(tokenizer_vocab_size(p->tok)) + 4;
+    if (p->tok && tokenizer_kind(p->tok) == TOK_BYTE)
+        r.max_tokens = drs_max_doc_tokens(tokenizer_vocab_size(p->tok));
     for (size_t i = 0; i < p->inputs->n; i++) {
         const InputFile *in = &p->inputs->v[i];
         FILE *f = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "rb");
@@ -698,7 +725,11 @@ static void pipeline_stop(Running *run) {
 }
 
 static int no_documents(const InputList *in, uint64_t empty) {
-    const char *what = in->n == 1 ? in->v[0].name : "the inputs";
+    char what[1024];   /* the inputs (the files found in a directory): "a, b, c and 2 more" */
+    const char **names = xmalloc((in->n + 1) * sizeof *names);
+    for (size_t i = 0; i < in->n; i++) names[i] = in->v[i].name;
+    dr_join_names(what, sizeof what, names, in->n, 3);
+    free(names);
     if (empty) return dr_seterr("%s: no documents (%llu empty ones skipped)", what, (unsigned long long)empty);
     return dr_seterr("%s: no documents", what);
 }

@@ -147,10 +147,17 @@ static Tokenizer *load_byte(void) {
     return t;
 }
 
+/* The most bytes read of encoder.json or vocab.bpe (regular files: a larger one, a disk
+ * image or a sparse file given by mistake, is refused by its size before it is read).
+ * GPT-2's are 1.0 MB and 0.5 MB. The largest vocabulary --train-bpe makes, 16777216
+ * tokens, writes each token byte >= 0x80 as a 6-character \u escape in encoder.json
+ * (docs/formats.md §1.3): about 100 bytes an entry for tokens of 15 such bytes, 1.6 GB. */
+#define VOCAB_FILE_MAX ((size_t)2 << 30)
+
 /* Reads encoder.json: fills tok_off/tok_data/n_vocab/eot/byte_id. -1 + dr_seterr. */
 static int load_encoder_json(Tokenizer *t, const char *path, const int16_t cp_to_byte[324]) {
     size_t len;
-    char *text = dr_read_file(path, &len);
+    char *text = dr_read_file(path, VOCAB_FILE_MAX, "a vocabulary file", &len);
     if (!text) return -1;
     JsonDoc *doc = json_parse(text, len, 0);
     if (!doc) {
@@ -251,7 +258,7 @@ out:
 /* Reads vocab.bpe: fills rank/merges/n_merges (token map must exist). -1 + dr_seterr. */
 static int load_vocab_bpe(Tokenizer *t, const char *path, const int16_t cp_to_byte[324]) {
     size_t len;
-    char *text = dr_read_file(path, &len);
+    char *text = dr_read_file(path, VOCAB_FILE_MAX, "a vocabulary file", &len);
     if (!text) return -1;
     int rc = -1;
     t->rank = xmalloc(t->n_vocab * sizeof *t->rank);

@@ -64,13 +64,12 @@ static const char *default_split(const ShardList *l, int val) {
     return val ? "val" : shardlist_has_split(l, "train_b") ? "train_b" : "train_a";
 }
 
-/* "no Train shards: …" for a list without the split asked for (a typo, --train-split). */
-static int no_split(const ShardList *l, int val, const char *split, const char *inputs) {
-    char names[256];
-    shardlist_split_names(l, names, sizeof names);
-    return dr_seterr("no %s shards: the %s have no split %s (their splits: %s)%s",
-                     val ? "Val" : "Train", inputs, split, names[0] ? names : "none",
-                     val ? "; give Val with --val" : "");
+/* "m.tsv: no shards of split 'S' for Train (its splits: …)" for a list without the split
+ * asked for (a typo, --train-split), naming the manifests it was read from; positional:
+ * the list of the positional inputs (then Val may come from --val instead) */
+static int no_split(const ShardList *l, int val, const char *split, int positional) {
+    return shardlist_no_split(l, split, val ? " for Val" : " for Train", val ? "--val-split" : "--train-split",
+                              val && positional ? "; give Val with --val" : "");
 }
 
 int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
@@ -101,14 +100,13 @@ int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
             /* a manifest given as --train/--val: the lines a positional one would give */
             if (!sp && shardlist_has_split(&l, NULL)) sp = default_split(&l, which);
             shardlist_copy_split(dst, &l, sp);
-            if (dst->n == 0)
-                rc = no_split(&l, which, sp ? sp : "(any)", which ? "--val inputs" : "--train inputs");
+            if (dst->n == 0) rc = no_split(&l, which, sp ? sp : "(any)", 0);
         }
         shardlist_free(&l);
     }
     /* the positional inputs without the split asked for, and nothing from --train/--val */
-    if (rc == 0 && ts && o->train.n == 0) rc = no_split(&all, 0, ts, "inputs");
-    if (rc == 0 && vs && o->val.n == 0) rc = no_split(&all, 1, vs, "inputs");
+    if (rc == 0 && ts && o->train.n == 0) rc = no_split(&all, 0, ts, 1);
+    if (rc == 0 && vs && o->val.n == 0) rc = no_split(&all, 1, vs, 1);
     shardlist_free(&all);
     return rc;
 }

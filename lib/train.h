@@ -97,7 +97,8 @@ double train_flops_rater(const RaterConfig *rater, int n, int T);
  *   train_a; Val = the shards of split val_split (NULL: "val"). Plain shards (no
  *   manifest, no split named) are all Train; Val then comes from --val.
  * train_inputs / val_inputs (--train / --val): all their shards, filtered by the split
- *   name when one is given. -1 + dr_seterr when a list ends up empty. */
+ *   name when one is given. -1 + dr_seterr when a list ends up empty, naming the
+ *   manifests that lack the split (shardlist_no_split). */
 int train_resolve_inputs(TrainOptions *o, int n_inputs, char **inputs,
                          int n_train, char **train_inputs, int n_val, char **val_inputs,
                          const char *train_split, const char *val_split);

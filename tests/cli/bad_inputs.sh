@@ -152,11 +152,25 @@ for f in empty.tsv garbage.tsv; do
     bad_stdin "dr-score - < $f" "$pat" "$B/$f" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" -
     no_file "stdin $f" "$TMP/o.safetensors" "$TMP/o.tsv"
 done
-# a manifest without the split a tool needs
+# a manifest without the split a tool needs: the message names the manifest (or stdin)
 printf 'train_a\t%s\n' "$S1" > "$B/no_val.tsv"
-bad "dr-train: a manifest without val" "no Val shards: the inputs have no split val \(their splits: train_a\)" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/no_val.tsv"
-bad "dr-meta: a manifest without val" "no Val shards" "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors" "$B/no_val.tsv"
-bad "dr-score: no shards of the split" "no shards of split 'val'" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val "$B/no_val.tsv"
+printf 'train_b\t%s\n' "$S1" > "$B/no_val2.tsv"
+bad "dr-train: a manifest without val" "^dr-train: .*/no_val.tsv: no shards of split 'val' for Val \(its splits: train_a\); give Val with --val$" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/no_val.tsv"
+bad "dr-train --val: a manifest without val" "^dr-train: .*/no_val.tsv: no shards of split 'val' for Val \(its splits: train_a\)$" \
+    "$BIN/dr-train" "${CFG[@]}" --steps 1 --train "$TA" --val "$B/no_val.tsv" -o "$TMP/o.safetensors"
+bad "dr-meta: a manifest without val" "^dr-meta: .*/no_val.tsv: no shards of split 'val' for Val \(its splits: train_a\); give a manifest with val lines \(dr-split\) or --val$" \
+    "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors" "$B/no_val.tsv"
+bad_stdin "dr-meta: a manifest without train_a on stdin" "^dr-meta: \(stdin\): no shards of split 'train_a' for Train_A \(its splits: train_b\); give a manifest" \
+    "$B/no_val2.tsv" "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors"
+bad "dr-meta: shards given directly" "^dr-meta: .*/train_a: no shards of split 'train_a' for Train_A \(it names no split\); give a manifest" \
+    "$BIN/dr-meta" "${CFG[@]}" -o "$TMP/o.safetensors" "$TA"
+bad "dr-score: no shards of the split" "^dr-score: .*/no_val.tsv: no shards of split 'val' \(its splits: train_a\)$" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val "$B/no_val.tsv"
+bad_stdin "dr-score: no shards of the split, manifest on stdin" "^dr-score: \(stdin\): no shards of split 'val' \(its splits: train_a\)$" \
+    "$B/no_val.tsv" "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val -
+bad "dr-score: two manifests without the split" "^dr-score: .*/no_val.tsv, .*/no_val2.tsv: no shards of split 'val' \(their splits: train_a, train_b\)$" \
+    "$BIN/dr-score" "${CFG[@]}" --rater "$R" --split val "$B/no_val.tsv" "$B/no_val2.tsv"
 bad "dr-train: a missing input" "nope.tsv: No such file" "$BIN/dr-train" "${CFG[@]}" -o "$TMP/o.safetensors" "$TMP/nope.tsv"
 no_file "split" "$TMP/o.safetensors"
 
@@ -610,7 +624,7 @@ bad "dr-train: a manifest line twice" "is given twice in split train_a" \
 bad "dr-split --val-sources typo" "--val-sources: no input document has the source \"cleen\"" \
     "$BIN/dr-split" --val 0.3 --val-sources clean,cleen -o "$TMP/sp_typo" "$TMP/shards"
 printf 'trian_a\t%s\nval\t%s\n' "$TA" "$VAL" > "$TMP/typo.tsv"
-bad "dr-train: a split name with a typo" "no Train shards: the inputs have no split train_a \(their splits: trian_a, val\)" \
+bad "dr-train: a split name with a typo" "typo.tsv: no shards of split 'train_a' for Train \(its splits: trian_a, val\)$" \
     "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$TMP/typo.tsv"
 printf 'clean\ncleen\n' > "$TMP/vs.txt"
 bad "dr-split --val-sources-file typo" "--val-sources-file .*vs.txt:2: no input document has the source \"cleen\"" \
@@ -664,7 +678,7 @@ no_file "ulimit -f" "$TMP/fz.safetensors" "$TMP/fz.safetensors.state" "$TMP/fzr.
 # input that never ends (/dev/zero): one line naming the input, not an allocator's failure
 # at a line of lib/ after it filled the memory. dr-tokenize's byte tokenizer refuses a line
 # or file past the longest document (1 GiB) as it reads it; dr_read_file (here
-# --val-sources-file) names the file it cannot hold. Under ulimit -v 3 GB, so that a
+# --val-sources-file) stops at its caller's limit and names the file and the limit. Under ulimit -v 3 GB, so that a
 # regression fails fast instead of filling the machine (not for an AddressSanitizer
 # build, whose shadow memory needs more address space: then the dr-tokenize cases only).
 vmem=(bash -c 'ulimit -v 3000000; exec "$@"' _)
@@ -674,10 +688,55 @@ bad "dr-tokenize --lines /dev/zero" "^dr-tokenize: /dev/zero:1: a document of mo
 bad "dr-tokenize --format text /dev/zero" "^dr-tokenize: /dev/zero: a document of more than 1073741823 tokens is too long for one shard block" \
     "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer byte --format text -o "$TMP/zero" /dev/zero
 if [ ${#vmem[@]} -gt 0 ]; then
-    bad "dr-split --val-sources-file /dev/zero" "^dr-split: /dev/zero: too large to read into memory" \
+    bad "dr-split --val-sources-file /dev/zero" "^dr-split: /dev/zero: too large for a --val-sources-file: more than 256 MiB$" \
         "${vmem[@]}" "$BIN/dr-split" --val 0.3 --val-sources-file /dev/zero -o "$TMP/zero" "$TMP/shards"
 fi
-no_file "/dev/zero" "$TMP/zero"
+# the GPT-2 and trained BPE tokenizers, JSON lines and --train-bpe: a line or file past
+# 1 GiB, the most one document may be, is refused as it is read (they gathered it until
+# an allocation failed, about 16 GB on an unlimited machine)
+"$BIN/dr-tokenize" --train-bpe 300 -o "$TMP/bpe" "$TMP/toy.jsonl" >/dev/null 2>&1 || fail "dr-tokenize --train-bpe 300"
+TOKS=("--tokenizer bpe --vocab-dir $TMP/bpe")
+[ -f "${DR_DATA:-data}/gpt2/encoder.json" ] && TOKS+=("--tokenizer gpt2")
+ZLINE="a line of more than 1073741824 bytes is too long for one document \(at most 1 GiB\)$"
+ZFILE="a file of more than 1073741824 bytes is too long for one document \(at most 1 GiB\)$"
+for t in "${TOKS[@]}"; do
+    read -r -a to <<< "$t"
+    bad "dr-tokenize $t --lines /dev/zero" "^dr-tokenize: /dev/zero:1: $ZLINE" \
+        "${vmem[@]}" "$BIN/dr-tokenize" "${to[@]}" --lines -o "$TMP/zero" /dev/zero
+    bad "dr-tokenize $t --format text /dev/zero" "^dr-tokenize: /dev/zero: $ZFILE" \
+        "${vmem[@]}" "$BIN/dr-tokenize" "${to[@]}" --format text -o "$TMP/zero" /dev/zero
+done
+bad_stdin "dr-tokenize: JSON lines of /dev/zero on stdin" "^dr-tokenize: stdin:1: $ZLINE" /dev/zero \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer byte -o "$TMP/zero" -
+bad "dr-tokenize --train-bpe --lines /dev/zero" "^dr-tokenize: /dev/zero:1: $ZLINE" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --train-bpe 300 --lines -o "$TMP/zero" /dev/zero
+# a manifest of /dev/zero (on stdin) or of one endless line: refused at its first line
+# (it was read whole, and then said "manifest lists no shards" when the memory ran out)
+bad_stdin "dr-score - < /dev/zero" "^dr-score: \(stdin\):1: a line longer than 1048576 bytes: not a manifest$" /dev/zero \
+    "${vmem[@]}" "$BIN/dr-score" "${CFG[@]}" --rater "$R" -o "$TMP/o.tsv" -
+bad_stdin "dr-train - < /dev/zero" "^dr-train: \(stdin\):1: a line longer than 1048576 bytes: not a manifest$" /dev/zero \
+    "${vmem[@]}" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" -
+# a sparse 40 GB file (all zeros, no disk): a file read whole is refused by its size before
+# it is read; a document or a manifest line, at the limit, as above
+truncate -s 40G "$B/sparse"
+mkdir -p "$B/venc" "$B/vbpe"
+ln -s ../sparse "$B/venc/encoder.json"; cp "$TMP/bpe/vocab.bpe" "$B/venc/"
+ln -s ../sparse "$B/vbpe/vocab.bpe"; cp "$TMP/bpe/encoder.json" "$B/vbpe/"
+bad "dr-split --val-sources-file, a sparse 40 GB file" "^dr-split: .*/sparse: too large for a --val-sources-file: 42949672960 bytes, more than 256 MiB$" \
+    "${vmem[@]}" "$BIN/dr-split" --val 0.3 --val-sources-file "$B/sparse" -o "$TMP/zero" "$TMP/shards"
+bad "dr-tokenize: encoder.json a sparse 40 GB file" "^dr-tokenize: .*/venc/encoder.json: too large for a vocabulary file: 42949672960 bytes, more than 2 GiB$" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer bpe --vocab-dir "$B/venc" -o "$TMP/zero" "$TMP/toy.jsonl"
+bad "dr-tokenize: vocab.bpe a sparse 40 GB file" "^dr-tokenize: .*/vbpe/vocab.bpe: too large for a vocabulary file: 42949672960 bytes, more than 2 GiB$" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer bpe --vocab-dir "$B/vbpe" -o "$TMP/zero" "$TMP/toy.jsonl"
+bad "dr-tokenize --format text, a sparse 40 GB file" "^dr-tokenize: .*/sparse: $ZFILE" \
+    "${vmem[@]}" "$BIN/dr-tokenize" --tokenizer bpe --vocab-dir "$TMP/bpe" --format text -o "$TMP/zero" "$B/sparse"
+bad "dr-train: a sparse 40 GB file as the manifest" "^dr-train: .*/sparse:1: a line longer than 1048576 bytes: not a manifest$" \
+    "${vmem[@]}" "$BIN/dr-train" "${CFG[@]}" --steps 1 -o "$TMP/o.safetensors" "$B/sparse"
+rm -f "$B/sparse"
+# a directory read as a file: the reason is given
+bad "dr-split --val-sources-file DIR" "^dr-split: .*/bpe: read error: Is a directory$" \
+    "$BIN/dr-split" --val 0.3 --val-sources-file "$TMP/bpe" -o "$TMP/zero" "$TMP/shards"
+no_file "/dev/zero" "$TMP/zero" "$TMP/o.tsv" "$TMP/o.safetensors"
 expect_error "dr-cat under ulimit -f" "^dr-cat: cannot write the output: File too large$" \
     bash -c 'ulimit -f 4; exec "$@" > "$0"' "$TMP/fz.jsonl" "$BIN/dr-cat" --jsonl "$TA"
 finish

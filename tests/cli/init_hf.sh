@@ -67,6 +67,21 @@ expect_error "untied lm_head is refused" "untie/model.safetensors: lm_head.weigh
     "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/untie/model.safetensors" "$M"
 expect_error "no config.json is refused" "noconf/model.safetensors: no \"config\" in the safetensors __metadata__ and no readable .*noconf/config.json beside it" \
     "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/noconf/model.safetensors" "$M"
+# a config.json that never ends (/dev/zero) or a sparse 40 GB one: refused at 16 MiB, or by
+# its size before it is read, naming it (it was read until the memory ran out; under
+# ulimit -v, so that a regression fails instead of filling the machine)
+mkdir -p "$TMP/zeroconf" "$TMP/bigconf"
+cp "$TMP/noconf/model.safetensors" "$TMP/zeroconf/"; ln -s /dev/zero "$TMP/zeroconf/config.json"
+cp "$TMP/noconf/model.safetensors" "$TMP/bigconf/"; truncate -s 40G "$TMP/bigconf/config.json"
+vmem=(bash -c 'ulimit -v 3000000; exec "$@"' _)
+"${vmem[@]}" "$BIN/dr-train" --help >/dev/null 2>&1 || vmem=()   # not under AddressSanitizer
+expect_error "config.json of /dev/zero is refused as it is read" \
+    "^dr-train: .*zeroconf/model.safetensors: no \"config\" in the safetensors __metadata__, and .*zeroconf/config.json: too large for a config.json: more than 16 MiB$" \
+    timeout 20 "${vmem[@]}" "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/zeroconf/model.safetensors" "$M"
+expect_error "a sparse 40 GB config.json is refused by its size" \
+    "^dr-train: .*bigconf/model.safetensors: no \"config\" in the safetensors __metadata__, and .*bigconf/config.json: too large for a config.json: 42949672960 bytes, more than 16 MiB$" \
+    timeout 20 "${vmem[@]}" "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/bigconf/model.safetensors" "$M"
+rm -f "$TMP/bigconf/config.json"
 expect_error "another activation is refused" "gelu/config.json: activation_function gelu: only \"gelu_new\"" \
     "$BIN/dr-train" "${CFG[@]}" --eval-only "$TMP/gelu/model.safetensors" "$M"
 expect_error "another LN epsilon is refused" "eps/config.json: layer_norm_epsilon must be 1e-05" \

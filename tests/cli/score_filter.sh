@@ -413,7 +413,7 @@ expect_error "dr-score: both --rater and --lm" "exactly one of --rater and --lm"
     "$BIN/dr-score" --rater "$R" --lm "$TMP/lm.safetensors" $TOY "$M"
 expect_error "dr-score: an LM given as --rater" "lm.safetensors" "$BIN/dr-score" --rater "$TMP/lm.safetensors" $TOY "$M"
 expect_error "dr-score: a missing checkpoint" "nope.safetensors" "$BIN/dr-score" --rater "$TMP/nope.safetensors" $TOY "$M"
-expect_error "dr-score: no shards of the split" "no shards of split 'nope' in the inputs \(their splits: train_a, val, train_b\)" "$BIN/dr-score" --rater "$R" $TOY --split nope "$M"
+expect_error "dr-score: no shards of the split" "$(basename "$M"): no shards of split 'nope' \(its splits: train_a, val, train_b\)$" "$BIN/dr-score" --rater "$R" $TOY --split nope "$M"
 expect_error "dr-score -o: an error leaves no file" "no shards of split" \
     "$BIN/dr-score" --rater "$R" $TOY --split nope -o "$TMP/never.tsv" "$M"
 check "dr-score -o: no file after an error" [ ! -e "$TMP/never.tsv" ]

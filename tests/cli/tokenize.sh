@@ -226,6 +226,10 @@ check "'-' twice reads stdin once" bash -c "printf '{\"text\": \"x\"}\n' | '$T' 
 : >"$TMP/empty.jsonl"
 expect_error "empty input" "empty.jsonl: no documents" "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl"
 expect_error "empty stdin" "stdin: no documents" bash -c "printf '\n\n' | '$T' --tokenizer byte -o '$TMP/e'"
+# several inputs without a document: named (it said "the inputs"), three and a count
+mkdir -p "$TMP/empties" && for f in a b c d; do : >"$TMP/empties/$f.txt"; done
+expect_error "several empty inputs named" "^dr-tokenize: .*/empty.jsonl, .*/empties/a.txt, .*/empties/b.txt and 2 more: no documents \(4 empty ones skipped\)$" \
+    "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl" "$TMP/empties"
 check "failed runs leave no shard" test -z "$(ls "$TMP/e" 2>/dev/null)"
 # an error after the first shard is complete: the finished shards are removed too
 cp "$TMP/big.jsonl" "$TMP/late.jsonl"; echo '{"text": oops}' >>"$TMP/late.jsonl"

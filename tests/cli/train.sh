@@ -110,8 +110,8 @@ expect_fail() {  # pattern, args...
     [ ! -e "$tmp/bad.safetensors" ] || fail "a refused run wrote a checkpoint: $*"
 }
 expect_fail "vocab" $CFG --set lm.vocab_size=100 "$tmp/manifest.tsv"
-expect_fail "no Val" $CFG --val-split nope "$tmp/manifest.tsv"
-expect_fail "no Train" $CFG --train-split train_b "$tmp/manifest.tsv"
+expect_fail "manifest.tsv: no shards of split 'nope' for Val (its splits: train_a, val)" $CFG --val-split nope "$tmp/manifest.tsv"
+expect_fail "manifest.tsv: no shards of split 'train_b' for Train (its splits: train_a, val)" $CFG --train-split train_b "$tmp/manifest.tsv"
 expect_fail "no examples" $CFG --set data.seq_len=4000 --set data.min_tokens=4000 --val "$tmp/splits/val" --train "$tmp/splits/train_a"
 expect_fail "lm.lr" $CFG --set lm.lr=-1 "$tmp/manifest.tsv"
 # --steps with --tokens (as train.steps with train.tokens), an option naming a file given

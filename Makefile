@@ -35,7 +35,7 @@ BLAS_CFLAGS := $(or $(shell pkg-config --cflags openblas 2>/dev/null),\
 endif
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
            -fopenmp -Ilib $(BLAS_CFLAGS) $(PREC_FLAGS)
-LDLIBS  += -lzstd -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
+LDLIBS  += -lzstd -lz -lxxhash -lyaml -lopenblas -lm -lpthread -fopenmp
 
 # ---- optional parts, detected -------------------------------------------------
 NVCC    := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)

@@ -16,6 +16,7 @@
 #include "progress.h"
 #include "inputs.h"
 #include "shard.h"
+#include "textin.h"
 #include "unicode.h"
 
 #include <dirent.h>
@@ -56,6 +57,7 @@ typedef struct {
     char *source;     /* default source name */
     TpFormat format;
     uint64_t size;    /* bytes (0 for stdin), for the progress line */
+    int compressed;   /* gzip or zstd (by its first bytes): its text's size is unknown */
 } InputFile;
 
 typedef struct { InputFile *v; size_t n, cap; } InputList;
@@ -64,8 +66,23 @@ static void clean_source(char *s) {
     for (; *s; s++) if (*s == '\t' || *s == '\n' || *s == '\r') *s = '_';
 }
 
-static char *base_name(const char *path, int strip_ext) {
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* The length of path without a compression suffix (.gz, .zst, .zstd): "c4.json.gz" is
+ * read as "c4.json" for its format and its source name. */
+static size_t uncompressed_len(const char *path) {
+    static const char *const sufs[] = {".gz", ".zst", ".zstd"};
     size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++)
+        if (ends_with(path, sufs[i]) && n > strlen(sufs[i])) return n - strlen(sufs[i]);
+    return n;
+}
+
+static char *base_name(const char *path, int strip_ext) {
+    size_t n = strip_ext ? uncompressed_len(path) : strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
     size_t b = n;
     while (b > 0 && path[b - 1] != '/') b--;
@@ -80,11 +97,6 @@ static char *base_name(const char *path, int strip_ext) {
     return s;
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
 static void input_add(InputList *l, const char *path, const char *source, TpFormat forced) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 16;
@@ -96,11 +108,26 @@ static void input_add(InputList *l, const char *path, const char *source, TpForm
     f->source = xstrdup(source);
     struct stat st;
     f->size = strcmp(path, "-") != 0 && stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    f->compressed = f->size > 0 && textin_kind_of_file(path) != TEXTIN_PLAIN;
+    char *plain = xstrdup(path);   /* the name without .gz / .zst */
+    plain[uncompressed_len(path)] = 0;
     if (forced != TP_AUTO) f->format = forced;
-    else if (strcmp(path, "-") == 0 || ends_with(path, ".jsonl") || ends_with(path, ".ndjson") ||
-             ends_with(path, ".json"))
+    else if (strcmp(path, "-") == 0 || ends_with(plain, ".jsonl") || ends_with(plain, ".ndjson") ||
+             ends_with(plain, ".json"))
         f->format = TP_JSONL;
     else f->format = TP_TEXT;
+    free(plain);
+}
+
+/* Bytes of the inputs for the progress bar; 0 (unknown) when one is compressed, whose
+ * text is longer than its file. */
+static uint64_t inputs_bytes(const InputList *l) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i].compressed) return 0;
+        total += l->v[i].size;
+    }
+    return total;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -394,7 +421,7 @@ static int read_whole(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     }
     if (ferror(f)) {
         Batch *e = batch_new(B_ERROR);
-        batch_seterr(e, "%s: read error: %s", in->name, strerror(errno));
+        batch_seterr(e, "%s: %s", in->name, textin_error(f));
         pipe_put(r->p, e);
         return -1;
     }
@@ -454,7 +481,7 @@ static int read_lines(Reader *r, FILE *f, const InputFile *in, uint32_t idx) {
     }
     if (ferror(f)) {
         Batch *e = batch_new(B_ERROR);
-        batch_seterr(e, "%s:%llu: read error: %s", in->name, (unsigned long long)line, strerror(errno));
+        batch_seterr(e, "%s:%llu: %s", in->name, (unsigned long long)line, textin_error(f));
         pipe_put(r->p, e);
         return -1;
     }
@@ -469,17 +496,17 @@ static void *reader_main(void *arg) {
         r.max_tokens = drs_max_doc_tokens(tokenizer_vocab_size(p->tok));
     for (size_t i = 0; i < p->inputs->n; i++) {
         const InputFile *in = &p->inputs->v[i];
-        FILE *f = strcmp(in->path, "-") == 0 ? stdin : fopen(in->path, "rb");
+        FILE *f = textin_open(in->path, NULL);   /* gzip and zstd decoded on the way */
         if (!f) {
             if (r.cur->n_recs && reader_flush(&r) != 0) goto out;
             Batch *e = batch_new(B_ERROR);
-            batch_seterr(e, "%s: cannot open: %s", in->name, strerror(errno));
+            batch_seterr(e, "%s", dr_lasterr());
             pipe_put(p, e);
             goto out;
         }
         int rc = in->format == TP_TEXT ? read_whole(&r, f, in, (uint32_t)i)
                                        : read_lines(&r, f, in, (uint32_t)i);
-        if (f != stdin) fclose(f);
+        textin_close(f);
         if (rc != 0) goto out;
     }
     if (r.cur->n_recs && reader_flush(&r) != 0) goto out;
@@ -730,7 +757,8 @@ static int no_documents(const InputList *in, uint64_t empty) {
     for (size_t i = 0; i < in->n; i++) names[i] = in->v[i].name;
     dr_join_names(what, sizeof what, names, in->n, 3);
     free(names);
-    if (empty) return dr_seterr("%s: no documents (%llu empty ones skipped)", what, (unsigned long long)empty);
+    if (empty) return dr_seterr("%s: no documents (%llu empty one%s skipped)", what, (unsigned long long)empty,
+                                empty == 1 ? "" : "s");
     return dr_seterr("%s: no documents", what);
 }
 
@@ -788,8 +816,7 @@ int tokenize_run(const Tokenizer *t, const TokenizeOptions *o, int n_inputs, cha
     pipeline_start(&run, t, o, &in);
     ShardOut so = {t, o, NULL, {0}};
     int rc = 0;
-    uint64_t total = 0, done = 0;
-    for (size_t i = 0; i < in.n; i++) total += in.v[i].size;
+    uint64_t total = inputs_bytes(&in), done = 0;
     Progress prog;
     progress_start(&prog, "dr-tokenize", "MB", (double)total / 1e6);
     for (;;) {
@@ -869,8 +896,7 @@ int tokenize_train_bpe(const TokenizeOptions *o, int n_inputs, char **inputs, ui
     bpe_counts_show_progress(counts);   /* then the merges' bar */
     const char **texts = NULL;
     size_t *lens = NULL, cap = 0;
-    uint64_t total = 0, done = 0;   /* input bytes (stdin's size unknown: 0) */
-    for (size_t i = 0; i < in.n; i++) total += in.v[i].size;
+    uint64_t total = inputs_bytes(&in), done = 0;   /* input bytes (stdin's size unknown: 0) */
     Progress prog;
     progress_start(&prog, "count", "MB", (double)total / 1e6);
     for (;;) {

@@ -3,7 +3,9 @@
  * input order; or collect the texts and train a BPE vocabulary.
  *
  * Inputs: files, directories (every regular file below, sorted by path, dot-files
- * skipped) or "-" (stdin). Format per file: TP_AUTO = JSON lines for stdin and for names
+ * skipped) or "-" (stdin), each read through textin_open (gzip and zstd decompressed,
+ * known by their first bytes; a .gz/.zst/.zstd suffix left out of the name that picks the
+ * format and the source). Format per file: TP_AUTO = JSON lines for stdin and for names
  * ending in .jsonl/.ndjson/.json, else the whole file is one document; TP_JSONL, TP_LINES
  * and TP_TEXT force one. Blank lines are skipped; empty documents are skipped and counted.
  * Fields (--field, --source-field) are found by json_get_path: "meta.source" is the key

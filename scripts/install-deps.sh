@@ -15,6 +15,8 @@ need_cmd cc gcc
 need_cmd make make
 need_cmd pkg-config pkg-config
 need_pc libzstd libzstd-dev
+need_pc zlib zlib1g-dev            # gzip inputs of dr-tokenize (lib/textin.c)
+need_cmd zstd zstd                 # tests/cli/tokenize.sh makes .zst inputs with it
 need_pc libxxhash libxxhash-dev
 need_pc yaml-0.1 libyaml-dev
 need_pc openblas libopenblas-dev   # its openblas.pc names the cblas.h of this architecture

@@ -351,6 +351,37 @@ if command -v script >/dev/null 2>&1; then
     check "no inputs, stdin a terminal: refused with one line" sh -c "! timeout 20 script -qec \"'$T' -o '$TMP/tty-in'\" /dev/null > '$TMP/tty.out' &&
         grep -q 'no inputs: give files or directories, or pipe the corpus in' '$TMP/tty.out' && [ \$(grep -c . '$TMP/tty.out') -eq 1 ]"
 fi
+# ---- compressed inputs (lib/textin.c): gzip and zstd by their first bytes, on files and
+# stdin; the name without .gz/.zst gives the format and the source; the same shards as
+# the plain text; truncated, corrupt and trailing data refused, naming file and line
+gzip -c "$TMP/big.jsonl" >"$TMP/cz.jsonl.gz"
+zstd -q -c "$TMP/big.jsonl" >"$TMP/cz.jsonl.zst"
+cp "$TMP/big.jsonl" "$TMP/cz.jsonl"
+"$T" --tokenizer byte -o "$TMP/cz_plain" "$TMP/cz.jsonl" >/dev/null 2>&1
+for c in gz zst; do
+    check "$c: the plain file's shard, byte for byte" bash -c "'$T' --tokenizer byte -o '$TMP/cz_$c' '$TMP/cz.jsonl.$c' >/dev/null 2>&1 && cmp -s '$TMP/cz_plain/shard-00000.drs' '$TMP/cz_$c/shard-00000.drs'"
+    check "$c on stdin: the same tokens" bash -c "'$T' --tokenizer byte --source cz -o '$TMP/czs_$c' - <'$TMP/cz.jsonl.$c' >/dev/null 2>&1 && cmp -s '$TMP/cz_plain/shard-00000.drs' '$TMP/czs_$c/shard-00000.drs'"
+    check "$c through a pipe: the same tokens" bash -c "cat '$TMP/cz.jsonl.$c' | '$T' --tokenizer byte --source cz -o '$TMP/czp_$c' >/dev/null 2>&1 && cmp -s '$TMP/cz_plain/shard-00000.drs' '$TMP/czp_$c/shard-00000.drs'"
+done
+check "a plain stdin pipe still reads its first bytes" bash -c "cat '$TMP/cz.jsonl' | '$T' --tokenizer byte --source cz -o '$TMP/czpp' >/dev/null 2>&1 && cmp -s '$TMP/cz_plain/shard-00000.drs' '$TMP/czpp/shard-00000.drs'"
+{ head -n 1000 "$TMP/big.jsonl" | gzip -c; tail -n +1001 "$TMP/big.jsonl" | gzip -c; } >"$TMP/czm.jsonl.gz"
+{ head -n 1000 "$TMP/big.jsonl" | zstd -q -c; tail -n +1001 "$TMP/big.jsonl" | zstd -q -c; } >"$TMP/czm.jsonl.zst"
+for c in gz zst; do
+    check "$c of several members / frames" bash -c "'$T' --tokenizer byte --source cz -o '$TMP/czm_$c' '$TMP/czm.jsonl.$c' >/dev/null 2>&1 && cmp -s '$TMP/cz_plain/shard-00000.drs' '$TMP/czm_$c/shard-00000.drs'"
+done
+printf 'one document\n' | gzip -c >"$TMP/doc.txt.gz"
+check "a .txt.gz: one document per file, source 'doc'" bash -c "'$T' --tokenizer byte -o '$TMP/czt' '$TMP/doc.txt.gz' >/dev/null 2>&1 && [ \"\$($DUMP '$TMP/czt/shard-00000.drs' | cut -f2)\" = doc ]"
+n=$(stat -c %s "$TMP/cz.jsonl.gz"); head -c $((n / 2)) "$TMP/cz.jsonl.gz" >"$TMP/tr.jsonl.gz"
+expect_error "truncated gzip" "tr\.jsonl\.gz:[0-9]+: truncated gzip data \(the input ends inside a member\)$" "$T" --tokenizer byte -o "$TMP/e" "$TMP/tr.jsonl.gz"
+n=$(stat -c %s "$TMP/cz.jsonl.zst"); head -c $((n / 2)) "$TMP/cz.jsonl.zst" >"$TMP/tr.jsonl.zst"
+expect_error "truncated zstd" "tr\.jsonl\.zst:[0-9]+: truncated zstd data \(the input ends inside a frame\)$" "$T" --tokenizer byte -o "$TMP/e" "$TMP/tr.jsonl.zst"
+python3 -c "import sys; b = bytearray(open(sys.argv[1], 'rb').read()); b[len(b) // 2] ^= 0x55; open(sys.argv[2], 'wb').write(b)" "$TMP/cz.jsonl.zst" "$TMP/bad.jsonl.zst"
+expect_error "corrupt zstd" "bad\.jsonl\.zst:[0-9]+: " "$T" --tokenizer byte -o "$TMP/e" "$TMP/bad.jsonl.zst"
+{ cat "$TMP/cz.jsonl.gz"; printf 'not gzip\n'; } >"$TMP/trail.jsonl.gz"
+expect_error "data after the gzip data" "trail\.jsonl\.gz:[0-9]+: data that is not gzip after the end of the gzip data$" "$T" --tokenizer byte -o "$TMP/e" "$TMP/trail.jsonl.gz"
+check "... no shard left" test -z "$(ls "$TMP/e" 2>/dev/null)"
+check "--train-bpe on a .gz: the vocabulary of the plain file" bash -c "'$T' --train-bpe 300 -o '$TMP/vz' '$TMP/cz.jsonl.gz' >/dev/null 2>&1 && '$T' --train-bpe 300 -o '$TMP/vp' '$TMP/cz.jsonl' >/dev/null 2>&1 && cmp -s '$TMP/vz/vocab.bpe' '$TMP/vp/vocab.bpe'"
+
 # an option where its predecessor's value should be: named as such
 expect_error "--vocab-dir followed by an option" "option --vocab-dir needs a value, but the next argument is the option --field" \
     "$T" --tokenizer bpe --vocab-dir --field text -o "$TMP/x" "$TMP/noise.jsonl"

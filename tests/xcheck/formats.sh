@@ -122,6 +122,22 @@ run tok.nested "$B/dr-tokenize" --tokenizer byte --field meta.body --source-fiel
     -o t_nested nested.jsonl >/dev/null &&
     "$B/dr-cat" --list t_nested > list_nested.txt 2>/dev/null &&
     ref tokcheck --name a.byte.nested_fields --tokenizer byte --inputs in_nested.json --catlist list_nested.txt t_nested/*.drs
+# compressed inputs (lib/textin.c): gzip of two members and zstd of two frames, read
+# by the reference with Python's gzip and zstandard; the names without .gz/.zst give the
+# format (JSON lines, one document per file) and the sources
+{ head -c 20000 corp/corpus.jsonl | sed '$d' | gzip -c; sed -n '200,$p' corp/corpus.jsonl | gzip -c; } > cz1.jsonl.gz
+{ head -n 150 corp/corpus.jsonl | zstd -q -c; sed -n '151,$p' corp/corpus.jsonl | zstd -q -c; } > cz2.ndjson.zst
+gzip -c notes.txt > cz3.txt.gz
+"$PY" - <<'PYEOF'
+import json
+with open("in_cz.json", "w") as f:
+    json.dump([{"path": "cz1.jsonl.gz", "format": "jsonl", "source": "cz1"},
+               {"path": "cz2.ndjson.zst", "format": "jsonl", "source": "cz2"},
+               {"path": "cz3.txt.gz", "format": "text", "source": "cz3"}], f)
+PYEOF
+run tok.compressed "$B/dr-tokenize" --tokenizer byte -o t_cz cz1.jsonl.gz cz2.ndjson.zst cz3.txt.gz >/dev/null &&
+    "$B/dr-cat" --list t_cz > list_cz.txt 2>/dev/null &&
+    ref tokcheck --name a.byte.compressed --tokenizer byte --inputs in_cz.json --catlist list_cz.txt t_cz/*.drs
 # --invalid-utf8 keep with the byte tokenizer: the tokens are the raw bytes
 run tok.keep "$B/dr-tokenize" --tokenizer byte --lines --invalid-utf8 keep -o t_keep lines.txt >/dev/null &&
     ref tokcheck --name a.byte.keep --tokenizer byte --policy keep --inputs in_l.json t_keep/*.drs

@@ -18,6 +18,7 @@ Library part:
 
 Command line: formats_ref.py <subcommand> ...   (see main() at the end)
 """
+import gzip
 import io
 import json
 import math
@@ -432,6 +433,10 @@ def docs_of_input(spec):
     default_src = spec.get("source") or os.path.splitext(os.path.basename(path))[0]
     with open(path, "rb") as f:
         data = f.read()
+    if data[:2] == b"\x1f\x8b":                       # gzip, any number of members
+        data = gzip.decompress(data)
+    elif data[:4] == b"\x28\xb5\x2f\xfd":             # zstd, any number of frames
+        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
     out = []
     if fmt != "text" and data.startswith(b"\xef\xbb\xbf"):   # a BOM starting a line-based file is dropped
         data = data[3:]

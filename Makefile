@@ -10,6 +10,12 @@
 #                        the same suite from another compiler, beside the default build
 #   make xcheck          the tools against an independent PyTorch reference (tests/xcheck/)
 #   make demo            the end-to-end pipeline on the default corpus
+#   make install         what `make` builds, into PREFIX (default /usr/local; DESTDIR= for
+#                        staging; PREFIX=$HOME/.local needs no root): bin/dr-*,
+#                        lib/datarater/libdr_cuda.so (when built), share/datarater/configs
+#                        and share/datarater/gpt2 (when `make vocab` fetched it: install
+#                        downloads nothing). The pipelines run from a checkout.
+#   make uninstall       removes what install put there (same PREFIX, DESTDIR)
 
 .DEFAULT_GOAL := all
 PRECISION ?= float
@@ -79,7 +85,8 @@ BENCH_SRC := $(sort $(wildcard tests/bench/*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TEST_HDR  := $(wildcard tests/*.h)
 
-.PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck
+.PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck \
+        install uninstall
 all: info tools
 
 info:
@@ -166,6 +173,56 @@ xcheck: deps
 demo: deps
 	@$(MAKE) --no-print-directory all vocab
 	@$(MAKE) --no-print-directory -f pipelines/repro.mk
+
+# make install: GNU names (DESTDIR, PREFIX; BINDIR, LIBDIR, DATADIR as bindir, libdir,
+# datadir), the package's own directories as automake's pkglibdir and pkgdatadir. The tools
+# find libdr_cuda.so and the vocabulary relative to their own directory (BINDIR/../lib/
+# datarater, BINDIR/../share/datarater/gpt2: lib/backend_select.c, lib/tokenizer.c), so a
+# staged or moved tree works; a LIBDIR or DATADIR that breaks that layout gets a warning.
+# The pipelines are not installed: they run from a checkout (ROOT, scripts/, data/).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+DATADIR    ?= $(PREFIX)/share
+PKGLIBDIR  := $(LIBDIR)/datarater
+PKGDATADIR := $(DATADIR)/datarater
+INSTALL    ?= install
+CONFIGS    := $(sort $(wildcard configs/*.yaml))
+VOCAB_FILES := encoder.json vocab.bpe
+
+install: all
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(PKGDATADIR)/configs"
+	$(INSTALL) -m 755 $(TOOLS) "$(DESTDIR)$(BINDIR)"
+	$(INSTALL) -m 644 $(CONFIGS) "$(DESTDIR)$(PKGDATADIR)/configs"
+ifneq ($(CUDA_SO),)
+	$(INSTALL) -d "$(DESTDIR)$(PKGLIBDIR)"
+	$(INSTALL) -m 644 $(CUDA_SO) "$(DESTDIR)$(PKGLIBDIR)"
+  ifneq ($(abspath $(LIBDIR)),$(abspath $(BINDIR)/../lib))
+	@echo "make install: warning: the installed tools look for libdr_cuda.so in BINDIR/../lib/datarater," \
+	      "not in $(PKGLIBDIR)" >&2
+  endif
+endif
+	@if [ -f $(VOCAB_DIR)/encoder.json ] && [ -f $(VOCAB_DIR)/vocab.bpe ]; then \
+	    echo '$(INSTALL) -m 644 $(VOCAB_FILES:%=$(VOCAB_DIR)/%) "$(DESTDIR)$(PKGDATADIR)/gpt2"'; \
+	    $(INSTALL) -d "$(DESTDIR)$(PKGDATADIR)/gpt2" && \
+	    $(INSTALL) -m 644 $(VOCAB_FILES:%=$(VOCAB_DIR)/%) "$(DESTDIR)$(PKGDATADIR)/gpt2"; \
+	 else \
+	    echo "make install: no GPT-2 vocabulary in $(VOCAB_DIR) (\`make vocab\` fetches it; then" \
+	         "make install again): until then --tokenizer gpt2 needs --vocab-dir or DR_DATA" >&2; \
+	 fi
+ifneq ($(abspath $(DATADIR)),$(abspath $(BINDIR)/../share))
+	@echo "make install: warning: the installed tools look for the vocabulary in" \
+	      "BINDIR/../share/datarater/gpt2, not in $(PKGDATADIR)/gpt2: set DR_DATA=$(PKGDATADIR)" >&2
+endif
+
+uninstall:
+	rm -f $(TOOLS:$(BIN)/%="$(DESTDIR)$(BINDIR)/%") "$(DESTDIR)$(PKGLIBDIR)/libdr_cuda.so" \
+	      $(CONFIGS:configs/%="$(DESTDIR)$(PKGDATADIR)/configs/%") \
+	      $(VOCAB_FILES:%="$(DESTDIR)$(PKGDATADIR)/gpt2/%")
+	@for d in "$(DESTDIR)$(PKGLIBDIR)" "$(DESTDIR)$(PKGDATADIR)/configs" \
+	          "$(DESTDIR)$(PKGDATADIR)/gpt2" "$(DESTDIR)$(PKGDATADIR)"; do \
+	    [ ! -d "$$d" ] || rmdir "$$d" 2>/dev/null || echo "make uninstall: $$d is not empty: left as it is" >&2; \
+	 done
 
 clean:
 	rm -rf build bin

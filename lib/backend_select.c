@@ -1,10 +1,10 @@
 /* backend_select.c — --device auto|cpu|cuda: which Backend the tools compute with.
  *
  * The CUDA backend lives in a shared library next to the tools (bin/libdr_cuda.so, built
- * when nvcc is found). It is loaded with dlopen only when it can be used — `cuda` asked
- * for, or `auto` on a machine with an NVIDIA driver — so a CPU run never pays for loading
- * cuBLAS. `auto` falls back to the CPU when no GPU answers; `cuda` without one is an
- * error with the reason, never a crash.
+ * when nvcc is found; `make install` puts it into <prefix>/lib/datarater/). It is loaded
+ * with dlopen only when it can be used — `cuda` asked for, or `auto` on a machine with an
+ * NVIDIA driver — so a CPU run never pays for loading cuBLAS. `auto` falls back to the
+ * CPU when no GPU answers; `cuda` without one is an error with the reason, never a crash.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,17 +22,28 @@
 static int (*cuda_set_precision)(const char *name);
 static const Backend *cuda_backend;
 
-/* bin/libdr_cuda.so: the directory of the running executable. */
+/* libdr_cuda.so: in the directory of the running executable (bin/ of a build), else in
+ * <exe dir>/../lib/datarater (where `make install` puts it, so a staged or moved install
+ * finds its own). */
 static const Backend *load_cuda(char *why, size_t n) {
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 32);
+    char dir[PATH_MAX], path[PATH_MAX + 64], installed[PATH_MAX + 64];
+    ssize_t len = readlink("/proc/self/exe", dir, sizeof dir - 1);
     if (len <= 0) {
         snprintf(why, n, "cannot locate the executable to find libdr_cuda.so");
         return NULL;
     }
-    path[len] = 0;
-    char *slash = strrchr(path, '/');
-    strcpy(slash ? slash + 1 : path, "libdr_cuda.so");
+    dir[len] = 0;
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    snprintf(path, sizeof path, "%s/libdr_cuda.so", dir);
+    snprintf(installed, sizeof installed, "%s/../lib/datarater/libdr_cuda.so", dir);
+    if (access(path, F_OK) != 0) {
+        if (access(installed, F_OK) != 0) {
+            snprintf(why, n, "cannot load the CUDA backend: no %.200s, no %.200s", path, installed);
+            return NULL;
+        }
+        strcpy(path, installed);
+    }
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         snprintf(why, n, "cannot load the CUDA backend: %s", dlerror());

@@ -341,20 +341,36 @@ static int dir_has_file(const char *dir, const char *name) {
     return ok;
 }
 
-/* The default gpt2 directory (malloc'd): $DR_DATA/gpt2, else <exe dir>/../data/gpt2
- * (or two or three levels up: build/float/tests, build/double/bin). */
+/* The default gpt2 directory (malloc'd): $DR_DATA/gpt2; else, for an installed tool
+ * (<exe dir>/../share/datarater exists: `make install` made it beside <prefix>/bin),
+ * <exe dir>/../share/datarater/gpt2 and nothing else, so that no data/gpt2 a few levels
+ * above <prefix>/bin is taken instead; else, in a build, <exe dir>/../data/gpt2 (or two or
+ * three levels up: build/float/tests, build/double/bin). Relative to the executable, so a
+ * DESTDIR-staged or moved install finds its own. */
 static char *default_vocab_dir(void) {
     const char *env = getenv("DR_DATA");
     if (env && *env) return dr_path_join(env, "gpt2");
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
-        dr_seterr("cannot locate the executable to find data/gpt2: pass --vocab-dir or set DR_DATA");
+        dr_seterr("cannot locate the executable to find the GPT-2 vocabulary: pass --vocab-dir or set DR_DATA");
         return NULL;
     }
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
+    char *installed = dr_path_join(exe, "../share/datarater");
+    struct stat st;
+    int is_installed = stat(installed, &st) == 0 && S_ISDIR(st.st_mode);
+    free(installed);
+    if (is_installed) {
+        char *dir = dr_path_join(exe, "../share/datarater/gpt2");
+        if (dir_has_file(dir, "encoder.json")) return dir;
+        dr_seterr("%s: no GPT-2 vocabulary there (installed without it): run `make vocab` and "
+                  "`make install` again in the source tree, pass --vocab-dir DIR or set DR_DATA", dir);
+        free(dir);
+        return NULL;
+    }
     static const char *ups[] = {"../data/gpt2", "../../data/gpt2", "../../../data/gpt2"};
     for (int i = 0; i < 3; i++) {
         char *dir = dr_path_join(exe, ups[i]);

@@ -33,9 +33,10 @@ typedef struct { uint32_t *ids; size_t n, cap; } TokenBuf;
 typedef struct { char *bytes; size_t n, cap; } ByteBuf;
 
 /* kind: "byte", "gpt2" or "bpe"; vocab_dir NULL = default (gpt2 only: $DR_DATA/gpt2 when
- * DR_DATA is set, else data/gpt2 next to the executable: <bin>/../data/gpt2, also tried
- * two and three levels up). bpe needs vocab_dir. NULL + dr_seterr on an unknown kind or
- * missing/corrupt files (the message names the file). */
+ * DR_DATA is set; else, for an installed tool, <bin>/../share/datarater/gpt2; else data/gpt2
+ * next to the executable: <bin>/../data/gpt2, also tried two and three levels up). bpe
+ * needs vocab_dir. NULL + dr_seterr on an unknown kind or missing/corrupt files (the
+ * message names the file). */
 Tokenizer *tokenizer_load(const char *kind, const char *vocab_dir);
 /* Loads from a shard's tokenizer spec string ("byte", "gpt2", "gpt2:DIR", "bpe:DIR"). */
 Tokenizer *tokenizer_from_spec(const char *spec);

@@ -9,6 +9,7 @@
 #   make test CC=clang BUILD_ROOT=build/clang BIN=build/clang/bin
 #                        the same suite from another compiler, beside the default build
 #   make xcheck          the tools against an independent PyTorch reference (tests/xcheck/)
+#   make xcheck-random   the same on XCHECK_CASES (20) random configurations from XCHECK_SEED (1)
 #   make demo            the end-to-end pipeline on the default corpus
 #   make install         what `make` builds, into PREFIX (default /usr/local; DESTDIR= for
 #                        staging; PREFIX=$HOME/.local needs no root): bin/dr-*,
@@ -86,7 +87,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TEST_HDR  := $(wildcard tests/*.h)
 
 .PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck \
-        install uninstall
+        xcheck-random install uninstall
 all: info tools
 
 info:
@@ -169,6 +170,12 @@ xcheck: deps
 	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools
 	@tests/xcheck/run.sh
 	@tests/xcheck/formats.sh
+
+# Random configurations (tests/xcheck/random_cases.py): not in make test or make xcheck
+xcheck-random: deps
+	@DR_XCHECK=1 scripts/install-deps.sh
+	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools
+	@tests/xcheck/random.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all vocab

@@ -13,7 +13,8 @@
 #      through T inner steps, over AdamW/SGD, clip on/off, sigmoid/softmax, tau, clamp,
 #      mean-normalize, regularizers, warmup/cosine/constant schedules, c < T;
 #      (also hvp: false, backprop_steps, a 2-layer rater, seq_len_rater < seq_len,
-#      Adam rows with v = 0, and sets smaller than T·B that wrap around);
+#      Adam rows with v = 0, sigmoid weights within 1e-8 of 1 and rounded to the clamp's 1,
+#      and sets smaller than T·B that wrap around);
 #   c. dr-score --rater scores.tsv vs the reference rater's logits; dr-score --lm vs the
 #      reference per-example loss (and its mean vs --eval-only's l_val);
 #   d. dr-train: l_train of each step and the final weights, continued by the reference
@@ -26,10 +27,11 @@
 #      flops_lm of each step; whole AdamW runs (and --init CKPT) over that order;
 #   f. dr-meta from scratch (docs/meta.md 3.1): phi_0 bit for bit; whole runs (K members
 #      with staggered resets, streams with and without the Feistel permutation, epochs
-#      wrapping, combine mean / per_member_adam, outer AdamW with clip, EMA) from
+#      wrapping, combine mean / per_member_adam, outer AdamW with clip, EMA, softmax) from
 #      experiment.seed alone: the final rater and EMA and every logged metric.
 # Exit 0 when all pass, 1 on any FAIL, 77 when /usr/bin/python3 (or $XCHECK_PYTHON)
-# cannot import torch. About 120-150 s on 2 cores (section e: ~25 s, f: ~25 s).
+# cannot import torch. About 55-150 s on 2 cores (section e: ~25 s, f: ~25 s).
+# Random configurations instead of these: tests/xcheck/random.sh (make xcheck-random).
 source "$(dirname "$0")/prelude.bash"
 D=${XCHECK_BIN:-$ROOT/build/double/bin}   # the double tools (another build: XCHECK_BIN=DIR)
 D=$(realpath -m "$D")                      # the checks run in a work directory of their own
@@ -139,6 +141,15 @@ TRAIN=short VAL=long TRAIN_EX=short.ex VAL_EX=long.ex grad_case adamw-v0-rows r3
 "$PY" "$REF" rescale --rater rater.safetensors --out r30.safetensors --factor 1 --shift 30
 grad_case entropy-saturated r30.safetensors --set rater.entropy_penalty=0.1 --set "rater.clamp=[0.3,0.3]" \
     --set meta.T=1 --set meta.checkpoint_every=1
+# logits shifted to z/tau ~ 20 (sigmoid weights within 1e-8 of 1, under the clamp's 1): the
+# weights' derivative s(1 - s) must take 1 - s as sigma(-z/tau); the reference took it from s
+# (torch.sigmoid's backward) and was 4e-8 off here (found by tests/xcheck/random_cases.py)
+"$PY" "$REF" rescale --rater rater.safetensors --out r20.safetensors --factor 30 --shift 20
+grad_case sigmoid-near-1 r20.safetensors --set lm.clip=0.3 --set meta.T=2 --set meta.checkpoint_every=1
+# z/tau ~ 40: sigma rounds to 1.0 = w_max, the clamp's bound: no gradient flows there (docs/meta.md
+# 5), though sigma(x)·sigma(-x) is not 0; the regularizer's is all there is
+"$PY" "$REF" rescale --rater rater.safetensors --out r40.safetensors --factor 30 --shift 40
+grad_case sigmoid-at-1 r40.safetensors --set rater.l2_to_mean=0.3 --set meta.T=2 --set meta.checkpoint_every=1
 # Sets smaller than T·B and val_batches·B: example numbers wrap around (modulo the count)
 "$ROOT/tests/data/gen_toy.sh" 4 3 9 20 30 > few.jsonl
 run "$D/dr-tokenize" --tokenizer byte --source-field source -o few few.jsonl >/dev/null || exit 1
@@ -296,6 +307,11 @@ meta_case() {  # name train-split val-split train.ex val.ex [--set ...]
 SPL=(splits/train_a splits/val train.ex val.ex)
 meta_case noshuffle-mean "${SPL[@]}" --set data.shuffle=false
 meta_case feistel-mean "${SPL[@]}" --set data.shuffle=true --set experiment.seed=11
+# softmax weights: head.out.bias gets a meta-gradient of 0 (softmax ignores a shift of z) and
+# stays ~0, moved only by roundoff that the outer Adam normalizes: checked against the bound of
+# such moves, not at its own scale, which compared two roundoff draws (random_cases.py)
+meta_case softmax-K3 "${SPL[@]}" --set data.shuffle=true --set rater.normalize=softmax --set rater.tau=0.5 \
+    --set meta.population_K=3
 # per_member_adam, and a clamp so narrow that the weights sit at its bounds (frac_at_min/max
 # > 0: the meta-gradient is cut there)
 meta_case feistel-per_member_adam-clamp "${SPL[@]}" --set data.shuffle=true --set meta.combine=per_member_adam \

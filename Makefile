@@ -10,6 +10,8 @@
 #                        the same suite from another compiler, beside the default build
 #   make xcheck          the tools against an independent PyTorch reference (tests/xcheck/)
 #   make xcheck-random   the same on XCHECK_CASES (20) random configurations from XCHECK_SEED (1)
+#   make xcheck-formats-random  the data tools vs formats_ref.py on XCHECK_CASES (100) random
+#                        corpora and options from XCHECK_SEED (1)
 #   make demo            the end-to-end pipeline on the default corpus
 #   make install         what `make` builds, into PREFIX (default /usr/local; DESTDIR= for
 #                        staging; PREFIX=$HOME/.local needs no root): bin/dr-*,
@@ -87,7 +89,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TEST_HDR  := $(wildcard tests/*.h)
 
 .PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck \
-        xcheck-random install uninstall
+        xcheck-random xcheck-formats-random install uninstall
 all: info tools
 
 info:
@@ -176,6 +178,13 @@ xcheck-random: deps
 	@DR_XCHECK=1 scripts/install-deps.sh
 	@$(MAKE) --no-print-directory PRECISION=double BIN=build/double/bin tools
 	@tests/xcheck/random.sh
+
+# Random corpora and options for the data tools (tests/xcheck/random_formats.py) against
+# formats_ref.py: not in make test or make xcheck
+xcheck-formats-random: deps
+	@DR_XCHECK=1 scripts/install-deps.sh
+	@$(MAKE) --no-print-directory all vocab
+	@tests/xcheck/random_formats.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all vocab

@@ -129,6 +129,15 @@ printf 'books\nnosuch\n' > "$TMP/vsn.txt"
 expect_error "--val-sources-file naming no input's source" 'no input document has the source "nosuch"' \
     "$BIN/dr-split" --val-sources-file "$TMP/vsn.txt" -o "$TMP/ox" "$TMP/a.drs"
 
+# --seed is xxh64's u64 seed: 0 .. 2^64 - 1 (2^63 and above used to be "not an integer";
+# tests/xcheck/formats.sh checks the split they give against the documented rule)
+check "--seed 2^64 - 1" split "$TMP/oseed" --seed 18446744073709551615 "$TMP/a.drs"
+check "... records it" grep -q '^# seed: 18446744073709551615$' "$TMP/oseed.manifest"
+expect_error "--seed 2^64" "--seed: '18446744073709551616' is not an integer in \[0, 18446744073709551615\]" \
+    "$BIN/dr-split" --seed 18446744073709551616 -o "$TMP/ox" "$TMP/a.drs"
+expect_error "--seed -1" "--seed: '-1' is not an integer in \[0, 18446744073709551615\]" \
+    "$BIN/dr-split" --seed -1 -o "$TMP/ox" "$TMP/a.drs"
+
 # a split asked for that got no document is said at once (a text file is one document)
 printf 'line one\nline two\nline three\n' > "$TMP/lines.txt"
 "$BIN/dr-tokenize" --tokenizer byte -o "$TMP/lt" "$TMP/lines.txt" >/dev/null 2>&1

@@ -11,8 +11,10 @@
 #   a. dr-tokenize (byte, gpt2; JSONL + source field, --lines with CRLF and invalid UTF-8,
 #      a text file): header/index, checksums, counts, doc ids, sources, fingerprint,
 #      tokens (bytes; own GPT-2 BPE; dr-cat --ids), dr-cat --list and text output
-#   b. several shards and many blocks: documents in one block, blocks tiling, sizes
-#   c. dr-split: the split rule (plain, --val-sources, --dedup), manifests, input order
+#   b. several shards and many blocks: documents in one block, blocks tiling, sizes, the
+#      shard and block boundaries (layout)
+#   c. dr-split: the split rule (plain, --val-sources, --dedup, seeds 2^63 and 2^64 - 1),
+#      manifests, input order, --shard-size 0.001 (1048.576 bytes)
 #   d. example windows/ids vs dr-cat --examples and dr-score's scores.tsv
 #   e. dr-filter: --keep, --per-batch, --keep-middle, --cdf, --random, --min-score, each with and without
 #      --invert, examples or --documents AGG as the units, vs the documented rules (kept
@@ -29,8 +31,9 @@ BASE=$ROOT/configs/base.yaml
 VOC=$ROOT/data/gpt2
 
 fails=0
+exec 3>&1   # fail() writes here: a run whose stdout goes to a file still shows its FAIL line
 ref() { "$PY" "$REF" "$@" || fails=$((fails + 1)); }
-fail() { echo "CHECK $1 FAIL $2"; fails=$((fails + 1)); }
+fail() { echo "CHECK $1 FAIL $2" >&3; fails=$((fails + 1)); }
 run() {  # run a tool; on failure a FAIL line with its stderr
     local name=$1; shift
     if ! "$@" 2>"$W/last.err"; then fail "$name" "command failed: $* :: $(head -c 300 "$W/last.err")"; return 1; fi
@@ -154,6 +157,8 @@ inputs_json notes.txt text "" huge.txt text "" > in_huge.json
 ref blocks --name b.one_shard_many_blocks --min-blocks 3 big/*.drs
 ref blocks --name b.huge_document --min-blocks 2 huge/*.drs
 ref blocks --name b.shard_size_1MB --min-blocks 3 --max-shard-bytes 1048576 --total-docs 12000 small/*.drs
+ref layout --name b.shard_size_1MB --rule tokenize --mb 1 small/*.drs
+ref layout --name b.huge_document --rule tokenize --mb 64 huge/*.drs
 ref tokcheck --name b.big --tokenizer byte --inputs in_big.json big/*.drs
 ref tokcheck --name b.small --tokenizer byte --inputs in_big.json small/*.drs
 ref tokcheck --name b.huge --tokenizer byte --inputs in_huge.json huge/*.drs
@@ -181,9 +186,24 @@ split_case plain "--threads 1 --val 0.2 --train-b 0.3 --seed 7" "--val 0.2 --tra
 split_case valsrc "--val 0.3 --train-b 0.2 --seed 3 --val-sources clean" "--val 0.3 --train-b 0.2 --seed 3 --val-sources clean"
 split_case dedup "--val 0.25 --seed 1 --dedup" "--val 0.25 --seed 1 --dedup"
 split_case both "--val 0.4 --train-b 0.1 --seed 5 --dedup --val-sources clean,other" "--val 0.4 --train-b 0.1 --seed 5 --dedup --val-sources clean,other"
+# the seed is xxh64's u64 seed: the whole range, 2^63 and 2^64 - 1 included (dr-split took
+# only 0 .. 2^63 - 1 and called 2^63 "not an integer"; tests/xcheck/random_formats.py)
+split_case seed2p63 "--threads 1 --val 0.3 --train-b 0.3 --seed 9223372036854775808" "--val 0.3 --train-b 0.3 --seed 9223372036854775808"
+split_case seedmax "--threads 1 --val 0.3 --train-b 0.3 --seed 18446744073709551615 --dedup" "--val 0.3 --train-b 0.3 --seed 18446744073709551615 --dedup"
 # several output shards per split (--shard-size 1 on 2M tokens of the big corpus)
 run c.multi "$B/dr-split" --val 0.1 --train-b 0.2 --seed 2 --shard-size 1 -o multi small/*.drs > multi.out &&
     ref split --name c.multi --out multi --stdout multi.out --val 0.1 --train-b 0.2 --seed 2 small/*.drs
+
+# --shard-size MB where MB MiB is not a whole number of bytes (0.001 MiB = 1048.576): dr-split
+# starts a new shard once a shard's token bytes reach it, so one of 1048 bytes (a document
+# of 524 byte tokens) stays open (dr-split truncated the limit to 1048 bytes and closed it;
+# tests/xcheck/random_formats.py). dr-tokenize's "would pass" is the same either way.
+"$PY" -c 'print("\n".join(chr(97 + i) * 524 for i in range(6)))' > l524.txt
+run tok.l524 "$B/dr-tokenize" --tokenizer byte --lines --shard-size 0.001 -o l524 l524.txt >/dev/null &&
+    ref layout --name c.frac_tokenize --rule tokenize --mb 0.001 l524/*.drs
+run c.frac.run "$B/dr-split" --val 0 --shard-size 0.001 -o frac l524 > frac.out &&
+    ref split --name c.frac --out frac --stdout frac.out --val 0 l524/*.drs &&
+    ref layout --name c.frac_split --rule split --mb 0.001 frac/train_a/*.drs
 
 # ------------------------------------------------------------------ d. examples and scores
 # toy: clean = the pattern, corrupt = noise; val from clean only (as gen_toy.sh says)

@@ -11,18 +11,31 @@ Library part:
                               blocks, zstd frames, documents, sources, tokenizer spec)
   fp_byte(), load_gpt2(dir)   tokenizer fingerprints (§1.2) and an independent GPT-2
                               byte-level BPE encoder (OpenAI's encoder.py algorithm)
+  TrainedBPE(dir), bpe_train_ref(docs, N, policy), bpe_files_ref()
+                              a --train-bpe vocabulary (§1.3): its encoding (tiktoken's
+                              rule), the training written out, encoder.json / vocab.bpe
+  pretokens_bytes(raw, policy) GPT-2's pre-tokens of raw bytes; keep: each maximal invalid
+                              sequence a pre-token by itself that counts as \S
+  json_line_raw(line)         a JSON line with its strings as bytes (raw invalid UTF-8
+                              kept, a lone surrogate escape as its three bytes, §1.1)
+  docs_of_input(spec)         the documents of one dr-tokenize input (§1.1; decompress_input
+                              for gzip members / zstd frames, strict about truncation)
   windows(n, L, min_tokens)   example windows (§2)
   split_of(...)               the split rule of §3 (incl. --val-sources), canon_order()
   read_scores(path)           scores.tsv (§4)
   read_safetensors(path)      safetensors (§5)
 
-Command line: formats_ref.py <subcommand> ...   (see main() at the end)
+Command line: formats_ref.py <subcommand> ...   (see main() at the end): verify, dump,
+tokcheck, blocks, layout, bpetrain, split, examples, catscores, filter, safetensors, state,
+corrupt. tests/xcheck/random_formats.py runs them on random corpora and options.
 """
+import codecs
 import gzip
 import io
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -298,6 +311,8 @@ _WS = set([chr(c) for c in list(range(0x09, 0x0E)) + [0x20, 0x85, 0xA0, 0x1680] 
 
 
 def _cls(c):
+    # Python's unicodedata: exact for the code points its Unicode version assigns; the
+    # tools use Unicode 16.0 (docs/formats.md §1.3), so later letters differ
     if c in _WS:
         return "S"
     cat = unicodedata.category(c)
@@ -308,13 +323,21 @@ def _cls(c):
     return "O"
 
 
-def gpt2_pretokenize(s):
+def gpt2_pretokenize(s, xpos=()):
     """GPT-2's pattern  's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
-    written out by hand (this python has no `regex` module); \\s = Unicode White_Space."""
+    written out by hand (this python has no `regex` module); \\s = Unicode White_Space.
+    xpos: positions of s that stand for a maximal invalid UTF-8 sequence under
+    --invalid-utf8 keep (docs/formats.md §1.3 step 2): a pre-token by itself, \\S."""
     out = []
     i, n = 0, len(s)
     cl = [_cls(c) for c in s]
+    for k in xpos:
+        cl[k] = "X"
     while i < n:
+        if cl[i] == "X":
+            out.append(s[i])
+            i += 1
+            continue
         if s[i] == "'":
             m = None
             for suf in ("s", "t", "re", "ve", "m", "ll", "d"):
@@ -405,6 +428,205 @@ class GPT2:
         return ids
 
 
+_SPANS = []
+
+
+def _record_span(e):
+    _SPANS.append((e.start, e.end))
+    return ("\ufffd", e.end)
+
+
+codecs.register_error("formats_ref_spans", _record_span)
+
+
+def invalid_spans(raw):
+    """The maximal invalid sequences of raw bytes: the spans one U+FFFD each replaces
+    under Python's decode(errors="replace") (docs/formats.md §1.1, §1.3)."""
+    del _SPANS[:]
+    raw.decode("utf-8", "formats_ref_spans")
+    return list(_SPANS)
+
+
+def pretokens_bytes(raw, policy="replace"):
+    """§1.3 step 2 on a document's raw bytes: replace decodes with U+FFFD first; keep
+    makes each maximal invalid sequence a pre-token by itself that counts as \S."""
+    if policy != "keep":
+        return [p.encode("utf-8") for p in gpt2_pretokenize(raw.decode("utf-8", "replace"))]
+    chars, units, xpos, pos = [], [], [], 0
+    for a, b in invalid_spans(raw) + [(len(raw), len(raw))]:
+        for c in raw[pos:a].decode("utf-8"):
+            chars.append(c)
+            units.append(c.encode("utf-8"))
+        if a < len(raw):
+            xpos.append(len(chars))
+            chars.append("\ufffd")
+            units.append(raw[a:b])
+        pos = b
+    out, k = [], 0
+    for p in gpt2_pretokenize("".join(chars), xpos):
+        out.append(b"".join(units[k:k + len(p)]))
+        k += len(p)
+    assert b"".join(out) == raw
+    return out
+
+
+def _gpt2_encode_bytes(self, raw, policy="replace"):
+    """GPT2.encode on raw bytes under an --invalid-utf8 policy (replace or keep)."""
+    ids = []
+    for pt in pretokens_bytes(raw, policy):
+        w = "".join(self.b2u[b] for b in pt)
+        ids.extend(self.encoder[t] for t in self.bpe(w))
+    return ids
+
+
+GPT2.encode_bytes = _gpt2_encode_bytes
+EOT = "<|endoftext|>"
+
+
+class TrainedBPE:
+    """A --train-bpe vocabulary (docs/formats.md §1.3): its files, fingerprint ("bpe") and
+    "Encoding with it", tiktoken's rule: a pre-token that is a token is that token, else
+    merge the adjacent pair whose concatenation is the token of the lowest id (leftmost)."""
+
+    def __init__(self, vocab_dir):
+        self.dir = vocab_dir
+        with open(os.path.join(vocab_dir, "encoder.json"), encoding="utf-8") as f:
+            enc = json.load(f)
+        u2b = {v: k for k, v in bytes_to_unicode().items()}
+        toks = [None] * len(enc)
+        for k, v in enc.items():
+            toks[v] = k.encode() if k == EOT else bytes(u2b[c] for c in k)
+        assert all(t is not None for t in toks)
+        self.token_bytes = toks
+        self.eot = enc[EOT]
+        self.ids = {t: i for i, t in enumerate(toks) if i != self.eot}
+        with open(os.path.join(vocab_dir, "vocab.bpe"), encoding="utf-8") as f:
+            lines = f.read().split("\n")
+        lines = [l for l in lines[1:] if l]
+        self.merge_ids = [(enc[l.split(" ")[0]], enc[l.split(" ")[1]]) for l in lines]
+        self.cache = {}
+
+    def fingerprint(self):
+        return fingerprint("bpe", self.token_bytes, self.merge_ids)
+
+    def piece(self, p):
+        if p in self.ids:
+            return [self.ids[p]]
+        if p in self.cache:
+            return self.cache[p]
+        parts = [bytes([b]) for b in p]
+        while len(parts) > 1:
+            best, bi = None, -1
+            for i in range(len(parts) - 1):
+                r = self.ids.get(parts[i] + parts[i + 1])
+                if r is not None and (best is None or r < best):
+                    best, bi = r, i
+            if best is None:
+                break
+            parts[bi:bi + 2] = [parts[bi] + parts[bi + 1]]
+        out = [self.ids[q] for q in parts]
+        self.cache[p] = out
+        return out
+
+    def encode_bytes(self, raw, policy="replace"):
+        ids = []
+        for pt in pretokens_bytes(raw, policy):
+            ids.extend(self.piece(pt))
+        return ids
+
+
+def bpe_byte_order():
+    """§1.3 step 3: ids 0-255 are the bytes, printable ones first (bytes_to_unicode order)."""
+    printable = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    return printable + [b for b in range(256) if b not in printable]
+
+
+def bpe_train_ref(docs, n_vocab, policy):
+    """§1.3 steps 1-7 on docs (raw bytes). Returns (token bytes without <|endoftext|>,
+    merges [(left id, right id)]), or the number M of merges the corpus gives when it is
+    less than N - 257."""
+    counts = {}
+    for d in docs:
+        for p in pretokens_bytes(d, policy):
+            counts[p] = counts.get(p, 0) + 1
+    order = bpe_byte_order()
+    bid = {b: i for i, b in enumerate(order)}
+    words = [[bid[b] for b in w] for w in counts]
+    wc = list(counts.values())
+    tokens = [bytes([b]) for b in order]
+    tokset = set(tokens)
+    pairs, where = {}, {}
+
+    def add(wi, sign):
+        seq = words[wi]
+        for x, y in zip(seq, seq[1:]):
+            pairs[(x, y)] = pairs.get((x, y), 0) + sign * wc[wi]
+            if sign > 0:
+                where.setdefault((x, y), set()).add(wi)
+    for wi in range(len(words)):
+        add(wi, 1)
+    banned, merges = set(), []
+    while len(merges) < n_vocab - 257:
+        best, bc = None, 0
+        for pr, c in pairs.items():
+            if c >= 1 and pr not in banned and (c > bc or (c == bc and pr < best)):
+                best, bc = pr, c
+        if best is None:
+            BPE_BANNED[0] = len(banned)
+            return len(merges)
+        x, y = best
+        new = tokens[x] + tokens[y]
+        if new in tokset:
+            banned.add(best)
+            continue
+        z = len(tokens)
+        tokens.append(new)
+        tokset.add(new)
+        merges.append(best)
+        for wi in sorted(where.get(best, ())):
+            seq = words[wi]
+            if not any(a == x and b == y for a, b in zip(seq, seq[1:])):
+                continue
+            add(wi, -1)
+            out, j = [], 0
+            while j < len(seq):
+                if j + 1 < len(seq) and seq[j] == x and seq[j + 1] == y:
+                    out.append(z)
+                    j += 2
+                else:
+                    out.append(seq[j])
+                    j += 1
+            words[wi] = out
+            add(wi, 1)
+    BPE_BANNED[0] = len(banned)
+    return tokens, merges
+
+
+BPE_BANNED = [0]   # pairs the last bpe_train_ref banned (step 5)
+
+
+def bpe_files_ref(tokens, merges):
+    """§1.3 "Files": the bytes of encoder.json and vocab.bpe."""
+    b2u = bytes_to_unicode()
+
+    def tstr(t, esc):
+        o = []
+        for byte in t:
+            c = b2u[byte]
+            if esc and c in '"\\':
+                o.append("\\" + c)
+            elif esc and ord(c) >= 0x80:
+                o.append("\\u%04x" % ord(c))
+            else:
+                o.append(c)
+        return "".join(o)
+    ents = ['"%s": %d' % (tstr(t, True), i) for i, t in enumerate(tokens)]
+    ents.append('"%s": %d' % (EOT, len(tokens)))
+    enc = ("{" + ", ".join(ents) + "}").encode("utf-8")
+    voc = "#version: 0.2\n" + "".join("%s %s\n" % (tstr(tokens[x], False), tstr(tokens[y], False)) for x, y in merges)
+    return enc, voc.encode("utf-8")
+
+
 # --------------------------------------------------------------------------- inputs -> documents
 _MISSING = object()
 
@@ -412,17 +634,160 @@ _MISSING = object()
 def json_path(o, path):
     """A member by a dotted name (docs/formats.md "Nested fields"): the key itself first,
     then each split at a dot from the left, each part read the same way; _MISSING if none.
-    JSON null is a value (json.loads gives None), not a missing key."""
+    JSON null is a value (json.loads gives None), not a missing key. Works on str keys
+    (json.loads) and on the byte-string keys of json_line_raw."""
     if not isinstance(o, dict):
         return _MISSING
     if path in o:
         return o[path]
-    for i, c in enumerate(path):
-        if c == ".":
-            v = json_path(o.get(path[:i], _MISSING), path[i + 1:])
-            if v is not _MISSING:
-                return v
+    dot = "." if isinstance(path, str) else b"."
+    i = path.find(dot)
+    while i >= 0:
+        v = json_path(o.get(path[:i], _MISSING), path[i + 1:])
+        if v is not _MISSING:
+            return v
+        i = path.find(dot, i + 1)
     return _MISSING
+
+
+_JSON_WS = b" \t\n\r"
+_JSON_NUM = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_JSON_ESC = {ord('"'): b'"', ord("\\"): b"\\", ord("/"): b"/", ord("b"): b"\b", ord("f"): b"\f",
+             ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
+
+
+def json_line_raw(line):
+    """One JSON value from a line's bytes (RFC 8259, whitespace around it allowed). Strings
+    come back as bytes: raw bytes as they are (invalid UTF-8 included, §1.1) and every \\u
+    escape as its code point's UTF-8, a surrogate pair joined, an unpaired surrogate as its
+    three bytes (surrogatepass, §1.1). Objects: dicts with bytes keys. Raises ValueError."""
+    n = len(line)
+
+    def ws(i):
+        while i < n and line[i] in _JSON_WS:
+            i += 1
+        return i
+
+    def hex4(i):
+        h = line[i:i + 4]
+        if len(h) != 4 or not all(c in b"0123456789abcdefABCDEF" for c in h):
+            raise ValueError("bad \\u escape at %d" % i)
+        return int(h, 16)
+
+    def string(i):   # i just past the opening quote
+        out = bytearray()
+        while True:
+            if i >= n:
+                raise ValueError("unterminated string")
+            c = line[i]
+            if c == 0x22:
+                return bytes(out), i + 1
+            if c < 0x20:
+                raise ValueError("control character in a string at %d" % i)
+            if c != 0x5C:
+                out.append(c)
+                i += 1
+                continue
+            e = line[i + 1] if i + 1 < n else -1
+            if e in _JSON_ESC:
+                out += _JSON_ESC[e]
+                i += 2
+                continue
+            if e != ord("u"):
+                raise ValueError("bad escape at %d" % i)
+            cp = hex4(i + 2)
+            i += 6
+            if 0xD800 <= cp < 0xDC00 and line[i:i + 2] == b"\\u":
+                lo = hex4(i + 2)
+                if 0xDC00 <= lo < 0xE000:
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                    i += 6
+            out += chr(cp).encode("utf-8", "surrogatepass")
+
+    def value(i):
+        i = ws(i)
+        if i >= n:
+            raise ValueError("expected a value")
+        c = line[i]
+        if c == 0x22:
+            return string(i + 1)
+        if c == ord("{"):
+            o = {}
+            i = ws(i + 1)
+            if i < n and line[i] == ord("}"):
+                return o, i + 1
+            while True:
+                i = ws(i)
+                if i >= n or line[i] != 0x22:
+                    raise ValueError("expected a key at %d" % i)
+                k, i = string(i + 1)
+                i = ws(i)
+                if i >= n or line[i] != ord(":"):
+                    raise ValueError("expected ':' at %d" % i)
+                o[k], i = value(i + 1)
+                i = ws(i)
+                if i < n and line[i] == ord(","):
+                    i += 1
+                    continue
+                if i < n and line[i] == ord("}"):
+                    return o, i + 1
+                raise ValueError("expected ',' or '}' at %d" % i)
+        if c == ord("["):
+            a = []
+            i = ws(i + 1)
+            if i < n and line[i] == ord("]"):
+                return a, i + 1
+            while True:
+                v, i = value(i)
+                a.append(v)
+                i = ws(i)
+                if i < n and line[i] == ord(","):
+                    i += 1
+                    continue
+                if i < n and line[i] == ord("]"):
+                    return a, i + 1
+                raise ValueError("expected ',' or ']' at %d" % i)
+        for lit, v in ((b"true", True), (b"false", False), (b"null", None)):
+            if line.startswith(lit, i):
+                return v, i + len(lit)
+        m = _JSON_NUM.match(line, i)
+        if m:
+            return float(m.group(0)), m.end()
+        raise ValueError("unexpected byte at %d" % i)
+
+    v, i = value(0)
+    if ws(i) != n:
+        raise ValueError("trailing bytes at %d" % i)
+    return v
+
+
+def input_name(path):
+    """The input's name for its default source (§1.1): the file name without .gz, .zst or
+    .zstd ("Compressed inputs"), then without its extension."""
+    b = os.path.basename(path)
+    for suf in (".gz", ".zst", ".zstd"):
+        if b.endswith(suf) and len(b) > len(suf):
+            b = b[:-len(suf)]
+            break
+    return os.path.splitext(b)[0]
+
+
+def decompress_input(data):
+    """"Compressed inputs" (§1.1): gzip (any number of members) or zstd (any number of
+    frames) known by the first bytes; truncated or corrupt data, or bytes after the end
+    that are not another member / frame, raise (EOFError, OSError, ValueError, ZstdError)."""
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    if data[:4] != b"\x28\xb5\x2f\xfd":
+        return data
+    out, pos = [], 0
+    while pos < len(data):   # frame by frame: a stream reader would pass a cut-off frame
+        d = zstandard.ZstdDecompressor().decompressobj()
+        out.append(d.decompress(data[pos:]))
+        if not d.eof:
+            raise ValueError("truncated zstd data (the input ends inside a frame)")
+        pos = len(data) - len(d.unused_data)
+    return b"".join(out)
 
 
 def docs_of_input(spec):
@@ -430,13 +795,10 @@ def docs_of_input(spec):
     spec: {"path", "format": jsonl|lines|text, "field", "source_field", "source"}."""
     path = spec["path"]
     fmt = spec["format"]
-    default_src = spec.get("source") or os.path.splitext(os.path.basename(path))[0]
+    default_src = spec.get("source") or input_name(path)
     with open(path, "rb") as f:
         data = f.read()
-    if data[:2] == b"\x1f\x8b":                       # gzip, any number of members
-        data = gzip.decompress(data)
-    elif data[:4] == b"\x28\xb5\x2f\xfd":             # zstd, any number of frames
-        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    data = decompress_input(data)
     out = []
     if fmt != "text" and data.startswith(b"\xef\xbb\xbf"):   # a BOM starting a line-based file is dropped
         data = data[3:]
@@ -451,18 +813,24 @@ def docs_of_input(spec):
             if l:
                 out.append((l, default_src))
     elif fmt == "jsonl":
+        field = (spec.get("field") or "text").encode("utf-8")
+        sfield = spec["source_field"].encode("utf-8") if spec.get("source_field") else None
         for l in data.split(b"\n"):
-            if not l.strip():
+            if not l.strip(b" \t\r\n"):
                 continue
-            # invalid UTF-8 inside a JSON string: kept as raw bytes (the id is taken
-            # before --invalid-utf8 replace); surrogateescape carries them through json
-            o = json.loads(l.decode("utf-8", "surrogateescape"))
-            t = json_path(o, spec.get("field") or "text")
-            raw = t.encode("utf-8", "surrogateescape")
+            # strings as bytes: invalid UTF-8 kept raw (the id is taken before
+            # --invalid-utf8 replace), a lone surrogate escape as its three bytes
+            o = json_line_raw(l)
+            raw = json_path(o, field)
+            if not isinstance(raw, bytes):
+                raise ValueError("%s: text field is not a string" % path)
             src = default_src
-            if spec.get("source_field"):
-                src = json_path(o, spec["source_field"])
-                src = default_src if src is _MISSING or src == "" else src   # "" or missing: the default
+            if sfield is not None:
+                v = json_path(o, sfield)
+                if v is not _MISSING and not isinstance(v, bytes):
+                    raise ValueError("%s: source field is not a string" % path)
+                if v is not _MISSING and v != b"":     # "" or missing: the default
+                    src = v.decode("utf-8", "surrogateescape")
                 src = "".join("_" if c in "\t\n\r\0" else c for c in src)
             if raw:
                 out.append((raw, src))
@@ -502,6 +870,8 @@ def split_of(doc_id, seed, fval, ftb, eligible=True):
     if u < fval:
         if eligible:
             return "val"
+        if fval >= 1:   # "with F_val = 1 there are no such proportions and it goes to Train_A"
+            return "train_a"
         return "train_b" if u / fval < ftb / (1 - fval) else "train_a"
     if u < fval + ftb:
         return "train_b"
@@ -519,7 +889,7 @@ SCORES_HEADER = "example_id\tscore\tsource\tn_tokens"
 def read_scores(path):
     with open(path, "rb") as f:
         lines = f.read().decode("utf-8").split("\n")
-    if lines and lines[-1] == "":
+    while lines and lines[-1] == "":   # "Empty lines at the very end of the file are ignored" (§4)
         lines.pop()
     return lines
 
@@ -628,6 +998,9 @@ def cmd_tokcheck(args):
     # tokenizer
     if kind == "byte":
         fp, V, tok = fp_byte(), 257, None
+    elif kind == "bpe":
+        tok = TrainedBPE(_one(o, "vocab-dir"))
+        fp, V = tok.fingerprint(), len(tok.token_bytes)
     else:
         tok = GPT2(_one(o, "vocab-dir"))
         fp, V = tok.fingerprint(), len(tok.token_bytes)
@@ -635,7 +1008,12 @@ def cmd_tokcheck(args):
           "expected %016x, shards %s" % (fp, sorted(set("%016x" % sh.fingerprint for sh in shards))))
     check(name + ".vocab_width", all(sh.vocab == V and sh.width == (2 if V <= 65535 else 4) for sh in shards),
           "vocab %s width %s" % (sorted(set(sh.vocab for sh in shards)), sorted(set(sh.width for sh in shards))))
-    check(name + ".spec", all(sh.spec == kind for sh in shards), "specs %s" % sorted(set(sh.spec for sh in shards)))
+    if kind == "bpe":   # "bpe:/path/to/vocab": the vocabulary's directory, absolute
+        vd = os.path.realpath(_one(o, "vocab-dir"))
+        spec_ok = all(sh.spec.startswith("bpe:/") and os.path.realpath(sh.spec[4:]) == vd for sh in shards)
+    else:
+        spec_ok = all(sh.spec == kind for sh in shards)
+    check(name + ".spec", spec_ok, "specs %s" % sorted(set(sh.spec for sh in shards)))
     n = min(len(got), len(exp))
     bad_id = [i for i in range(n) if got[i][0][0] != xxh64(exp[i][0])]
     check(name + ".doc_ids", not bad_id and len(got) == len(exp),
@@ -653,16 +1031,18 @@ def cmd_tokcheck(args):
             text = None
         if kind == "byte":
             want = list((text.encode("utf-8") if text is not None else raw))
-        else:
+        elif text is not None and kind == "gpt2":
             want = tok.encode(text)
+        else:
+            want = tok.encode_bytes(raw, policy)
         if list(map(int, got[i][2])) != want:
-            bad_tok.append(i)
-    detail = "first mismatch doc %s" % bad_tok[:1]
+            bad_tok.append((i, want))
+    detail = "first mismatch doc %s" % [b[0] for b in bad_tok[:1]]
     if bad_tok:
-        i = bad_tok[0]
-        detail += " input %r got %s want %s" % (exp[i][0][:50], list(map(int, got[i][2][:12])),
-                                                 (list(exp[i][0].decode('utf-8', 'replace').encode()[:12]) if kind == "byte"
-                                                  else tok.encode(exp[i][0].decode('utf-8', 'replace'))[:12]))
+        i, want = bad_tok[0]
+        g = list(map(int, got[i][2]))
+        j = next((k for k, (a, b) in enumerate(zip(g, want)) if a != b), min(len(g), len(want)))
+        detail += " input %r: from token %d got %s want %s" % (exp[i][0][:80], j, g[j:j + 8], want[j:j + 8])
     check(name + ".tokens_" + ("bytes" if kind == "byte" else "own_bpe"), not bad_tok, detail)
     if "catids" in o:
         with open(_one(o, "catids")) as f:
@@ -679,8 +1059,19 @@ def cmd_tokcheck(args):
     if "catraw" in o:
         with open(_one(o, "catraw"), "rb") as f:
             raw = f.read()
-        want = b"".join(e[0].decode("utf-8", "replace").encode() + b"\n" for e in exp)
+        # keep: "decoding gives the input back exactly" (dr-tokenize --help)
+        want = b"".join((e[0] if policy == "keep" else e[0].decode("utf-8", "replace").encode()) + b"\n"
+                        for e in exp)
         check(name + ".dr-cat_text", raw == want, "dr-cat text %d bytes, expected %d" % (len(raw), len(want)))
+    if "catjsonl" in o:   # dr-cat --jsonl: {"id", "source", "n_tokens", "text"}, text as valid UTF-8
+        with open(_one(o, "catjsonl"), "rb") as f:
+            rows = [json.loads(l) for l in f.read().split(b"\n") if l.strip()]
+        want = [{"id": "%016x" % g[0][0], "source": g[1], "n_tokens": int(g[0][3]),
+                 "text": e[0].decode("utf-8", "replace")} for g, e in zip(got, exp)]
+        bad = next((i for i, (a, b) in enumerate(zip(rows, want)) if a != b), None)
+        check(name + ".dr-cat_jsonl", len(rows) == len(want) and bad is None,
+              "dr-cat --jsonl %d lines, reference %d; first diff %s" %
+              (len(rows), len(want), None if bad is None else (rows[bad], want[bad])))
     return
 
 
@@ -739,7 +1130,12 @@ def cmd_split(args):
     ftb = float(_one(o, "train-b", "0"))
     seed = int(_one(o, "seed", "0"))
     vs = _one(o, "val-sources")
-    vset = set(vs.split(",")) if vs else None
+    names = vs.split(",") if vs else []
+    if "val-sources-file" in o:   # one name per line, added after --val-sources' names
+        with open(_one(o, "val-sources-file"), "rb") as f:
+            names += [l.decode("utf-8") for l in f.read().split(b"\n") if l]
+        vs = ",".join(names)
+    vset = set(names) if vs else None
     dedup = "dedup" in o
     inputs = [read_shard(p) for p in o["_"]]
     canon = canon_order(inputs)
@@ -793,6 +1189,9 @@ def cmd_split(args):
         if [os.path.join(sp, f) for f in fs] != listed.get(sp, []):
             files_ok = False
             print("# %s: files %s listed %s" % (sp, fs, listed.get(sp)))
+        if not expect[sp] and os.path.exists(d):   # "a split with no documents ... no directory"
+            files_ok = False
+            print("# %s: no documents, but %s exists" % (sp, d))
     check(name + ".manifest_lists_every_shard", files_ok, "")
     # contents per split
     got = {}
@@ -957,7 +1356,8 @@ def _read_summary(path, unit="examples"):
     head = next((l for l in lines if l.startswith("kept ")), None)
     try:
         h = lines.index(next(l for l in lines if l.split()[:4] == ["source", unit, "kept", "kept%"]))
-        rows = [l.split() for l in lines[h + 1:] if l.strip()]
+        # source names may hold spaces: the last three columns are the numbers
+        rows = [[c.strip() for c in l.rsplit(None, 3)] for l in lines[h + 1:] if l.strip()]
     except StopIteration:
         rows = None
     return head, rows
@@ -1078,7 +1478,7 @@ def cmd_filter(args):
             c = per.setdefault(u[1] if u[1] else "(none)", [0, 0])
             c[0] += 1
             c[1] += i in ks
-        want_rows = [[src, str(n), str(k), "%.2f%%" % (100.0 * k / n)] for src, (n, k) in per.items()]
+        want_rows = [[src.strip(), str(n), str(k), "%.2f%%" % (100.0 * k / n)] for src, (n, k) in per.items()]
         check(name + ".summary_sources", rows == want_rows, "tool %s, reference %s" % (rows, want_rows))
         # the score cut (docs/deploy.md): the extremes of the kept and dropped scores, in
         # shortest round-trip digits, and the --min-score that keeps the same units
@@ -1344,6 +1744,137 @@ def cmd_corrupt(args):
         tool_ok = r.returncode != 0 and len(err) == 1 and p in err[0]
         check("%s.%s.reader" % (name, tag), mine is not None, mine or "reader accepted it")
         check("%s.%s.dr-cat" % (name, tag), tool_ok, "rc=%d stderr=%r" % (r.returncode, "\n".join(err)[:200]))
+
+
+def cmd_bpetrain(args):
+    """bpetrain --name N --n-vocab V --inputs J.json [--policy replace|keep] [--stderr F] [--rc R] VOCAB_DIR
+    dr-tokenize --train-bpe V's result against §1.3 written out (bpe_train_ref): encoder.json
+    and vocab.bpe byte for byte, or, when the corpus gives fewer merges, the refusal (exit
+    status R != 0, "gives only M merges (M + 257 tokens)" in F, no files)."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    nv = int(_one(o, "n-vocab"))
+    policy = _one(o, "policy", "replace")
+    with open(_one(o, "inputs")) as f:
+        inputs = json.load(f)
+    docs = []
+    for spec in inputs:
+        docs.extend(d for d, _ in docs_of_input(spec))
+    d = o["_"][0]
+    r = bpe_train_ref(docs, nv, policy)
+    rc = int(_one(o, "rc", "0"))
+    err = ""
+    if "stderr" in o:
+        with open(_one(o, "stderr"), "rb") as f:
+            err = f.read().decode("utf-8", "replace")
+    if isinstance(r, int):
+        want = "--train-bpe %d: the corpus gives only %d merges (%d tokens)" % (nv, r, r + 257)
+        nofiles = not any(os.path.exists(os.path.join(d, x)) for x in ("encoder.json", "vocab.bpe"))
+        check(name + ".too_few_merges", rc != 0 and want in err and nofiles,
+              "reference: %s; tool exit %d, files %s, stderr %r" % (want, rc, not nofiles, err.strip()[-200:]))
+        return
+    if not check(name + ".trained", rc == 0, "reference makes %d merges; tool exit %d %r" % (len(r[1]), rc, err.strip()[-200:])):
+        return
+    enc, voc = bpe_files_ref(*r)
+    with open(os.path.join(d, "encoder.json"), "rb") as f:
+        got_enc = f.read()
+    with open(os.path.join(d, "vocab.bpe"), "rb") as f:
+        got_voc = f.read()
+    first = next((i for i, (a, b) in enumerate(zip(got_voc.split(b"\n"), voc.split(b"\n"))) if a != b), None)
+    check(name + ".vocab.bpe", got_voc == voc, "%d merges, %d pairs banned; first differing line %s: tool %r reference %r" % (
+        len(r[1]), BPE_BANNED[0], first, got_voc.split(b"\n")[first] if first is not None else b"",
+        voc.split(b"\n")[first] if first is not None else b""))
+    check(name + ".encoder.json", got_enc == enc, "%d bytes, reference %d" % (len(got_enc), len(enc)))
+
+
+def cmd_layout(args):
+    """layout --name N --rule tokenize|split|none --mb MB SHARD... (one run's, or one split's, in order)
+    The shard boundaries of docs/formats.md §1: dr-tokenize starts a new shard before its
+    uncompressed token bytes would pass MB MiB, dr-split one once they reach MB MiB; and in
+    every shard the blocks: closed before they would pass 1 MiB, a longer document alone."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    rule = _one(o, "rule", "none")
+    lim = float(_one(o, "mb", "64")) * 1048576.0
+    shards = [read_shard(p, decode=False) for p in o["_"]]
+    sizes = [[d[3] * sh.width for d in sh.docs] for sh in shards]
+    bad = []
+    for k, sz in enumerate(sizes):
+        tot = sum(sz)
+        if not sz:
+            bad.append("shard %d empty" % k)
+            continue
+        if rule == "tokenize":
+            if tot > lim and len(sz) > 1:
+                bad.append("shard %d: %d bytes > %.17g in %d documents" % (k, tot, lim, len(sz)))
+            if k + 1 < len(sizes) and sizes[k + 1] and tot + sizes[k + 1][0] <= lim:
+                bad.append("shard %d (%d bytes) closed, but the next document (%d) fits" % (k, tot, sizes[k + 1][0]))
+        elif rule == "split":
+            if tot - sz[-1] >= lim:
+                bad.append("shard %d: %d bytes before its last document, not closed at %.17g" % (k, tot - sz[-1], lim))
+            if k + 1 < len(sizes) and tot < lim:
+                bad.append("shard %d closed at %d bytes < %.17g" % (k, tot, lim))
+        # blocks
+        sh = shards[k]
+        per = [[] for _ in sh.blocks]
+        for d in sh.docs:
+            per[d[1]].append(d[3] * sh.width)
+        for b, bs in enumerate(per):
+            if sum(bs) > (1 << 20) and len(bs) > 1:
+                bad.append("shard %d block %d: %d bytes in %d documents" % (k, b, sum(bs), len(bs)))
+            if b + 1 < len(per) and per[b + 1] and sum(bs) + per[b + 1][0] <= (1 << 20) \
+                    and not (len(bs) == 1 and bs[0] > (1 << 20)):
+                bad.append("shard %d block %d (%d bytes) closed, but the next document (%d) fits"
+                           % (k, b, sum(bs), per[b + 1][0]))
+    check(name + ".layout", not bad, "%d shards, %d blocks, rule %s, limit %.17g bytes; %s" % (
+        len(shards), sum(len(s.blocks) for s in shards), rule, lim, "; ".join(bad[:3])))
+
+
+def cmd_catscores(args):
+    """catscores --name N --seq-len L --scores F (--top K | --bottom K) --catjsonl OUT SHARD...
+    dr-cat --jsonl --ids --scores F --top/--bottom K: the K highest (lowest) scored lines
+    whose ids the inputs have, best (worst) first (ties in any order), each with its
+    window's tokens [w*L, w*L + L + 1) (dr-cat --help); scores compared as %.9g prints them."""
+    o = _parse_kv(args)
+    name = _one(o, "name")
+    L = int(_one(o, "seq-len"))
+    top = "top" in o
+    K = int(_one(o, "top") if top else _one(o, "bottom"))
+    shards = [read_shard(p) for p in o["_"]]
+    docs = {}
+    for sh in shards:
+        for d, src, toks in sh.all_tokens():
+            docs.setdefault("%016x" % d[0], (toks, set()))[1].add(src)
+    # dr-cat prints the score as %.9g (what dr-score writes): compare at that precision
+    cand = []
+    for l in read_scores(_one(o, "scores"))[1:]:
+        r = l.split("\t")
+        if r[0].split(":")[0] in docs:
+            cand.append((r[0], float("%.9g" % float(r[1]))))
+    cand.sort(key=lambda c: -c[1] if top else c[1])
+    want = cand[:K]
+    with open(_one(o, "catjsonl"), "rb") as f:
+        rows = [json.loads(l) for l in f.read().split(b"\n") if l.strip()]
+    have = [(r.get("example"), float(r.get("score"))) for r in rows]
+    ok_scores = [h[1] for h in have] == [w[1] for w in want]
+    from collections import Counter
+    hc = Counter(have)
+    ok_members = not (hc - Counter(cand))
+    cut = want[-1][1] if want else None
+    ok_strict = not (Counter(c for c in want if c[1] != cut) - hc)
+    bad_rows = []
+    for r in rows:
+        did, w = r["example"].split(":")
+        w = int(w)
+        toks, srcs = docs[did]
+        win = list(map(int, toks[w * L:min(len(toks), w * L + L + 1)]))
+        if r.get("ids") != win or r.get("n_tokens") != len(win) or r.get("window") != w or r.get("id") != did \
+                or r.get("source") not in srcs:
+            bad_rows.append(r["example"])
+    check(name + ".catscores", ok_scores and ok_members and ok_strict and not bad_rows and len(rows) == len(want),
+          "%s %d: %d lines (reference %d of %d candidates); scores in order %s, lines from the file %s, all above "
+          "the cut %s, windows %s" % ("top" if top else "bottom", K, len(rows), len(want), len(cand), ok_scores,
+                                      ok_members, ok_strict, bad_rows[:2] or "ok"))
 
 
 def main():

@@ -1,5 +1,6 @@
 /* dr-split — hash-based disjoint train_a / val / train_b splits of token shards.
  * Thin: parse options, then lib/split.c (plan from the indexes, one streaming pass). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static void usage(FILE *f) {
         "                     an earlier run removed)\n"
         "  --val F            fraction of documents in val (default 0.1)\n"
         "  --train-b F        fraction in train_b (default 0); train_a gets the rest\n"
-        "  --seed S           seed of the hash (default 0)\n"
+        "  --seed S           seed of the hash, 0 .. 2^64-1 (default 0)\n"
         "  --val-sources a,b  only documents of these sources can be in val (and only when\n"
         "                     no copy of them is of another source); the others go to\n"
         "                     train. --val F is then the fraction of those documents\n"
@@ -102,7 +103,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--train-b")) o.train_b = cli_double(a, cli_value(argc, argv, &i), 0, 1);
-        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffffffffffL);
+        else if (!strcmp(a, "--seed")) o.seed = cli_u64(a, cli_value(argc, argv, &i));   /* xxh64's u64 seed */
         else if (!strcmp(a, "--val-sources")) {
             if (split_set_val_sources(&o, cli_value(argc, argv, &i)) != 0) dr_die("%s", dr_lasterr());
         }
@@ -111,7 +112,9 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(a, "--dedup")) o.dedup = 1;
         else if (!strcmp(a, "--shard-size"))
-            o.shard_bytes = (uint64_t)(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
+            /* a shard closes once its bytes reach MB MiB: whole bytes reach x when they
+             * reach ceil(x) (0.001 MiB = 1048.576: a shard of 1048 bytes stays open) */
+            o.shard_bytes = (uint64_t)ceil(cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6) * (1 << 20));
         else if (!strcmp(a, "--level")) o.zstd_level = (int)cli_long(a, cli_value(argc, argv, &i), -7, 19);
         else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
         else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);

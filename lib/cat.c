@@ -225,24 +225,6 @@ static int cmp_asc(const void *a, const void *b) {
     return cmp_ties(x, y);
 }
 
-/* The seq_len L under which window w of a document of n tokens holds t tokens, when only
- * one L does (window w is [w·L, min(n, w·L + L + 1))): t = L + 1 for a window that ends
- * inside the document, n − w·L for the last one; 0 when none or several do (checked
- * against every L for n < 150, w < 40). */
-static uint64_t scores_seq_len(uint64_t n, uint64_t w, uint64_t t) {
-    uint64_t found = 0;
-    int count = 0;
-    if (t >= 2 && w * (t - 1) + t <= n && !(w == 0 && t == n)) {   /* a full window (a whole */
-        found = t - 1;                                               /* document: any L ≥ n − 1) */
-        count++;
-    }
-    if (w > 0 && t < n && (n - t) % w == 0) {                                /* the last one */
-        uint64_t L = (n - t) / w;
-        if (L >= 1 && t <= L + 1 && L != found) { found = L; count++; }
-    }
-    return count == 1 ? found : 0;
-}
-
 /* The window [*start, *end) of example e of the scores in its document, checked against
  * the document's length (from the shard's index: nothing is decoded). */
 static int example_window(const Scores *sc, size_t e, const DocRef *ref, DrsReader **readers,
@@ -253,10 +235,9 @@ static int example_window(const Scores *sc, size_t e, const DocRef *ref, DrsRead
     *end = *start + L + 1 < d->length ? *start + L + 1 : d->length;
     uint64_t expected = *start < d->length ? *end - *start : 0;
     if (*start >= d->length || expected != sc->n_tokens[e]) {
-        uint64_t made = scores_seq_len(d->length, sc->window[e], sc->n_tokens[e]);
+        uint32_t made = data_window_seq_len(d->length, sc->window[e], sc->n_tokens[e]);
         char which[64] = "the seq_len the scores were made with";
-        if (made) snprintf(which, sizeof which, "--seq-len %llu, as the scores were made",
-                           (unsigned long long)made);
+        if (made) snprintf(which, sizeof which, "--seq-len %u, as the scores were made", made);
         return dr_seterr("%s:%zu: example %016llx:%u has %u tokens, but window %u of this document "
                          "(%u tokens) has %llu with --seq-len %d: use %s", sc->path, e + 2,
                          (unsigned long long)sc->doc_id[e], sc->window[e], sc->n_tokens[e],

@@ -786,6 +786,20 @@ int data_read_example(DataLoader *d, uint64_t i, uint32_t *out) {
     return read_window(d, &d->main.rc, &e, out);
 }
 
+uint32_t data_window_seq_len(uint64_t n, uint64_t w, uint64_t t) {
+    uint64_t found = 0;
+    int count = 0;
+    if (t >= 2 && w * (t - 1) + t <= n && !(w == 0 && t == n)) {   /* a full window (a whole */
+        found = t - 1;                                               /* document: any L ≥ n − 1) */
+        count++;
+    }
+    if (w > 0 && t < n && (n - t) % w == 0) {                        /* the last one */
+        uint64_t L = (n - t) / w;
+        if (L >= 1 && t <= L + 1 && L != found) { found = L; count++; }
+    }
+    return count == 1 && found <= UINT32_MAX ? (uint32_t)found : 0;
+}
+
 uint32_t data_document_length(const DataLoader *d, uint64_t i) {
     CHECK(i < d->n_ex, "example %" PRIu64 " out of range", i);
     uint32_t shard;

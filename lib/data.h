@@ -152,6 +152,11 @@ void data_set_part(DataLoader *d, int lo, int hi);
 int data_get_part(DataLoader *d, const uint64_t *idx, int n, int lo, int hi, DataBatch *b);
 int data_range_part(DataLoader *d, uint64_t start, int n, int lo, int hi, DataBatch *b);
 
+/* The seq_len L under which window w of a document of n tokens holds t tokens, when only
+ * one L does (window w is [w·L, min(n, w·L + L + 1))): t = L + 1 for a window that ends
+ * inside the document, n − w·L for the last one; 0 when none or several do. For messages
+ * about scores made with another data.seq_len (dr-filter, dr-train --weights, dr-cat). */
+uint32_t data_window_seq_len(uint64_t n, uint64_t w, uint64_t t);
 /* Copies the tokens of example i (length of them) into out. */
 int data_read_example(DataLoader *d, uint64_t i, uint32_t *out);
 /* The whole document example i is a window of: its length in tokens (from the index), and

@@ -531,16 +531,16 @@ static void assign_shared(Aligner *a) {
 }
 
 /* The scores' n_tokens of an example differ from its length here: almost always scores
- * made with another data.seq_len. A first window shorter here than in the document says
- * which: it was cut at the scorer's seq_len + 1 tokens. Row: 0-based data row. */
+ * made with another data.seq_len, named when only one gives the window n_tokens
+ * (data_window_seq_len: made, else 0). Row: 0-based data row. */
 static int scores_count_error(const char *path, uint32_t row, const char *id, uint32_t length,
-                              uint32_t window, int seq_len, uint32_t n_tokens) {
+                              uint32_t made, int seq_len, uint32_t n_tokens) {
 #define COUNT_AT "%s:%lu: example %s has %u tokens in the shards at data.seq_len %d, not %u: "
-    if (window == 0 && n_tokens >= 2 && n_tokens < length)
-        return dr_seterr(COUNT_AT "the scores were made with data.seq_len %u (their first "
-                         "window's length - 1); give the same --config, or --set data.seq_len=%u",
-                         path, (unsigned long)row + 2, id, length, seq_len, n_tokens,
-                         n_tokens - 1, n_tokens - 1);
+    if (made)
+        return dr_seterr(COUNT_AT "the scores were made with data.seq_len %u (the only one that "
+                         "gives this window %u tokens); give the same --config, or --set "
+                         "data.seq_len=%u", path, (unsigned long)row + 2, id, length, seq_len,
+                         n_tokens, made, n_tokens, made);
     return dr_seterr(COUNT_AT "the scores were made with another data.seq_len; give the --config "
                      "(or --set data.seq_len=N) that dr-score used", path, (unsigned long)row + 2,
                      id, length, seq_len, n_tokens);
@@ -565,8 +565,10 @@ static int aligner_finish(Aligner *a) {
         for (size_t k = a->n_bad; k-- > 0;)
             if (a->bad[k].ex == bad && a->bad[k].row == row) { n_tokens = a->bad[k].n_tokens; break; }
         data_example_id(d, bad, id);
-        return scores_count_error(a->path, row, id, data_example(d, bad).length,
-                                  data_example(d, bad).window, data_options(d)->seq_len, n_tokens);
+        uint32_t made = data_window_seq_len(data_document_length(d, bad), data_example(d, bad).window,
+                                            n_tokens);
+        return scores_count_error(a->path, row, id, data_example(d, bad).length, made,
+                                  data_options(d)->seq_len, n_tokens);
     }
     /* The first line (in file order) beyond what the shards hold: an id the shards hold k
      * times is refused at its (k+1)-th line in file order (the duplicate), whichever of

@@ -432,10 +432,17 @@ static void align_reference(const DataLoader *d, const char *path, const RefRow 
         uint32_t len = data_example(d, bad).length, nt = rows[bad_row].n_tokens;
         int n = snprintf(msg, cap, "%s:%zu: example %s has %u tokens in the shards at data.seq_len "
                          "%d, not %u: ", path, bad_row + 2, id, len, data_options(d)->seq_len, nt);
-        if (data_example(d, bad).window == 0 && nt >= 2 && nt < len)   /* cut at seq_len + 1 */
-            snprintf(msg + n, cap - n, "the scores were made with data.seq_len %u (their first "
-                     "window's length - 1); give the same --config, or --set data.seq_len=%u",
-                     nt - 1, nt - 1);
+        /* the seq_len that gives this window nt tokens, by trying every one */
+        uint64_t doc = data_document_length(d, bad), w = data_example(d, bad).window, made = 0;
+        int found = 0;
+        for (uint64_t L = 1; L <= doc + 1; L++) {
+            uint64_t start = w * L, end = start + L + 1 < doc ? start + L + 1 : doc;
+            if (start < doc && end - start == nt) { made = L; found++; }   /* L > doc + 1: as doc + 1 */
+        }
+        if (found == 1)
+            snprintf(msg + n, cap - n, "the scores were made with data.seq_len %u (the only one "
+                     "that gives this window %u tokens); give the same --config, or --set "
+                     "data.seq_len=%u", (unsigned)made, nt, (unsigned)made);
         else
             snprintf(msg + n, cap - n, "the scores were made with another data.seq_len; give the "
                      "--config (or --set data.seq_len=N) that dr-score used");

@@ -427,6 +427,14 @@ class GPT2:
             ids.extend(self.encoder[t] for t in self.bpe(w))
         return ids
 
+    def encode_bytes(self, raw, policy="replace"):
+        """encode on raw bytes under an --invalid-utf8 policy (replace or keep)."""
+        ids = []
+        for pt in pretokens_bytes(raw, policy):
+            w = "".join(self.b2u[b] for b in pt)
+            ids.extend(self.encoder[t] for t in self.bpe(w))
+        return ids
+
 
 _SPANS = []
 
@@ -469,17 +477,6 @@ def pretokens_bytes(raw, policy="replace"):
     assert b"".join(out) == raw
     return out
 
-
-def _gpt2_encode_bytes(self, raw, policy="replace"):
-    """GPT2.encode on raw bytes under an --invalid-utf8 policy (replace or keep)."""
-    ids = []
-    for pt in pretokens_bytes(raw, policy):
-        w = "".join(self.b2u[b] for b in pt)
-        ids.extend(self.encoder[t] for t in self.bpe(w))
-    return ids
-
-
-GPT2.encode_bytes = _gpt2_encode_bytes
 EOT = "<|endoftext|>"
 
 

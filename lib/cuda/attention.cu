@@ -18,7 +18,7 @@
  * and the products over queries (dV, dK and their tangents) in blocks of keys [k0, k1),
  * each over queries k0 … T − 1 only (at T = 1024, blocks of 128: 56% of the square's
  * work). The entries of a row beyond r1 are never multiplied; the row kernels write their
- * zeros as before.
+ * zeros as before. DR_CUDA_ATT_BLOCKS=0 runs the full T×T products instead (for measuring).
  * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
  * Deterministic: warp butterflies, cuBLAS on one stream. */
 #include <math.h>
@@ -66,7 +66,7 @@ static void bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBH
 /* Rows (keys) per causal block: about T/8, a multiple of 16 in [16, 128]; bidirectional
  * attention is one block (its padding differs from example to example). */
 static int att_block(const AttShape &s) {
-    if (!s.causal) return s.T;
+    if (!s.causal || !cu_att_blocks()) return s.T;
     int rb = ((s.T + 7) / 8 + 15) / 16 * 16;
     return rb > 128 ? 128 : rb;
 }

@@ -61,6 +61,18 @@ extern "C" int backend_cuda_set_gemm_precision(const char *name) {
 
 extern "C" const char *backend_cuda_gemm_precision(void) { return gemm_mode_names[cu_gemm_mode()]; }
 
+/* Causal attention in blocks (attention.cu), unless DR_CUDA_ATT_BLOCKS=0 asks for the full
+ * T×T products (the same results: a measurement switch for the benchmark). */
+static int g_att_blocks = -1;
+
+int cu_att_blocks(void) {
+    if (g_att_blocks < 0) {
+        const char *env = getenv("DR_CUDA_ATT_BLOCKS");
+        g_att_blocks = !(env && !strcmp(env, "0"));
+    }
+    return g_att_blocks;
+}
+
 /* Largest bf16 copy of one GEMM operand (gemm.cu chunks bigger products). */
 static size_t g_bf16_chunk_bytes = (size_t)512 << 20;
 

@@ -73,6 +73,8 @@ enum {
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
     CU_SCR_BF16_A,       /* bf16 copies of GEMM operands (≤ cu_bf16_chunk_bytes)   */
     CU_SCR_BF16_B,
+    CU_SCR_GEMM_C,       /* bf16 mode: an aligned fp32 C for a C whose rows are not  */
+                         /* 16-byte aligned (≤ cu_bf16_chunk_bytes, 8 rows at least) */
     CU_SCR_INDEX,        /* embedding backward: token-sorted rows and runs         */
     CU_SCR_ONES,         /* a vector of ones (column sums by GEMV)                */
     CU_SCR_WEIGHTS,      /* weights op: double work arrays                        */
@@ -89,6 +91,7 @@ enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
 enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
 int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
+int cu_att_blocks(void);   /* 0 when DR_CUDA_ATT_BLOCKS=0: causal attention on full T×T products */
 
 /* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
  * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:

@@ -13,12 +13,14 @@
 #   2. test_cuda_ops              -> OUTDIR/test_cuda_ops.log
 #   3. tests/cuda/tools_gpu.sh    -> OUTDIR/tools_gpu.log
 #   4. bench_cuda                 -> OUTDIR/bench_cuda.log
-#   5. compute-sanitizer memcheck on test_cuda_ops, with what time is left
+#   5. compute-sanitizer on test_cuda_ops, each tool of SANITIZERS (default memcheck; also
+#      racecheck, initcheck, synccheck) with what time is left, at most SAN_CAP (240) s each
 # It ends with a summary: each step's exit status and seconds; it exits 1 when any step
 # failed (77, no GPU, included). Environment: BENCH_ARGS
-# (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS (a second bench_cuda
-# run with these options), REF_MANIFEST (a manifest of GPT-2 shards: also run
-# tests/cuda/reference_tools.sh on it), MEMCHECK=0 (no step 5).
+# (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS and BENCH3_ARGS (more
+# bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=0, is set for the
+# third), REF_MANIFEST (a manifest of GPT-2 shards: also run
+# tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5).
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -64,10 +66,16 @@ step test_cuda_ops 180 "$P/test_cuda_ops"
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH2_ARGS:-}" ] && step bench_cuda_2 200 "$P/bench_cuda" $BENCH2_ARGS
+[ -n "${BENCH3_ARGS:-}" ] && step bench_cuda_3 200 env ${BENCH3_ENV:-} "$P/bench_cuda" $BENCH3_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-if [ -n "$san" ] && [ "${MEMCHECK:-1}" = 1 ]; then
-    step memcheck 240 "$san" --tool memcheck --leak-check full --error-exitcode 3 "$P/test_cuda_ops"
+[ "${MEMCHECK:-1}" = 1 ] || SANITIZERS=""
+if [ -n "$san" ]; then
+    for tool in ${SANITIZERS-memcheck}; do
+        extra=""
+        [ "$tool" = memcheck ] && extra="--leak-check full"
+        step "$tool" "${SAN_CAP:-240}" "$san" --tool "$tool" $extra --error-exitcode 3 "$P/test_cuda_ops"
+    done
 fi
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"
 # exit 0 only when every step that ran passed

@@ -10,6 +10,7 @@
 #define DR_BACKEND_CUDA_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "backend.h"
 
 #ifdef __cplusplus
@@ -71,6 +72,14 @@ void backend_cuda_memory_reset_peak(void);   /* peak = live + scratch now */
 /* Frees the scratch buffers and the cuBLAS handle (both are made again on the next use),
  * so that a memory checker at exit sees only the caller's own blocks. */
 void backend_cuda_release(void);
+
+/* The GEMM profile, for finding where the matrix products' time goes: with
+ * backend_cuda_profile(1), every cuBLAS call, bf16 operand copy and aligned-C addition of
+ * lib/cuda/gemm.cu runs between two device synchronizations and is timed (slow: for
+ * measuring only). backend_cuda_profile_print writes the time per category since the
+ * last backend_cuda_profile(1), divided by `steps`, with the GEMMs' TFLOP/s. */
+void backend_cuda_profile(int on);
+void backend_cuda_profile_print(FILE *f, const char *what, int steps);
 
 #ifdef __cplusplus
 }

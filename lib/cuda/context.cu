@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unordered_map>
 
 #include "cuda/cuda_common.cuh"
@@ -71,6 +72,54 @@ int cu_att_blocks(void) {
         g_att_blocks = !(env && !strcmp(env, "0"));
     }
     return g_att_blocks;
+}
+
+/* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
+
+static int g_prof_on;
+static double g_prof_sec[CU_PROF_N], g_prof_flops[CU_PROF_N];
+static long g_prof_calls[CU_PROF_N];
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cu_prof_begin(void) {
+    if (!g_prof_on) return 0;
+    cudaCheck(cudaDeviceSynchronize());
+    return now_sec();
+}
+
+void cu_prof_end(int category, double t0, double flops) {
+    if (!g_prof_on) return;
+    cudaCheck(cudaDeviceSynchronize());
+    g_prof_sec[category] += now_sec() - t0;
+    g_prof_flops[category] += flops;
+    g_prof_calls[category]++;
+}
+
+extern "C" void backend_cuda_profile(int on) {
+    g_prof_on = on != 0;
+    for (int i = 0; i < CU_PROF_N; i++) g_prof_sec[i] = g_prof_flops[i] = 0, g_prof_calls[i] = 0;
+}
+
+extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps) {
+    static const char *const names[CU_PROF_N] = {
+        "bf16 operand copies", "GEMMs (cuBLAS)", "aligned-C additions", "batched bf16 copies",
+        "batched GEMMs (cuBLAS)", "bias fills, column sums, K = 0" };
+    if (steps < 1) steps = 1;
+    fprintf(f, "  inside the matrix products of %s (ms per step, each part between two "
+            "synchronizations):\n", what);
+    for (int i = 0; i < CU_PROF_N; i++) {
+        if (!g_prof_calls[i]) continue;
+        fprintf(f, "    %-30s %8.1f ms  (%ld calls)", names[i], 1e3 * g_prof_sec[i] / steps,
+                g_prof_calls[i] / steps);
+        if (g_prof_flops[i] > 0 && g_prof_sec[i] > 0)
+            fprintf(f, "  %.1f TFLOP/s", g_prof_flops[i] / g_prof_sec[i] / 1e12);
+        fprintf(f, "\n");
+    }
 }
 
 /* Largest bf16 copy of one GEMM operand (gemm.cu chunks bigger products). */

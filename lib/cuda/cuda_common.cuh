@@ -93,6 +93,13 @@ int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
 int cu_att_blocks(void);   /* 0 when DR_CUDA_ATT_BLOCKS=0: causal attention on full T×T products */
 
+/* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
+ * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */
+enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_ALIGN_C, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
+       CU_PROF_OTHER, CU_PROF_N };
+double cu_prof_begin(void);
+void cu_prof_end(int category, double t0, double flops);
+
 /* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
  * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:
  * A is [M,K] (or [K,M] when ta), B is [K,N] (or [N,K] when tb), leading dimensions in

@@ -42,16 +42,20 @@ static __global__ void scale_rows_k(float *C, int M, int N, int ldc, float beta)
 }
 
 static void gemm_empty(int M, int N, float beta, float *C, int ldc) {
+    const double t = cu_prof_begin();
     scale_rows_k<<<cu_blocks((size_t)M * N), CU_THREADS>>>(C, M, N, ldc, beta);
     cudaLaunchCheck();
+    cu_prof_end(CU_PROF_OTHER, t, 0);
 }
 
 void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { gemm_empty(M, N, beta, C, ldc); return; }
+    const double t = cu_prof_begin();
     cublasCheck(cublasSgemm(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, B, ldb, A, lda,
                             &beta, C, ldc));
+    cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
 }
 
 /* dst[n] = bf16(src[n]), 4 at a time (src 16-byte and dst 8-byte aligned, n % 4 == 0) */
@@ -100,7 +104,9 @@ static void to_bf16(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int
 static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld) {
     const int ldd = ld_bf16(cols);
     __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * ldd * sizeof *dst);
+    const double t = cu_prof_begin();
     to_bf16(dst, ldd, src, rows, cols, ld);
+    cu_prof_end(CU_PROF_COPY, t, 0);
     return dst;
 }
 
@@ -109,9 +115,11 @@ static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int 
 static void gemm_ex_bf16(int ta, int tb, int M, int N, int K, float alpha,
                          const __nv_bfloat16 *Ah, int lda_h, const __nv_bfloat16 *Bh, int ldb_h,
                          float beta, float *C, int ldc) {
+    const double t = cu_prof_begin();
     cublasCheck(cublasGemmEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                              Bh, CUDA_R_16BF, ldb_h, Ah, CUDA_R_16BF, lda_h, &beta,
                              C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
 }
 
 static int block_of(size_t limit, size_t bytes_per_unit, int total) {
@@ -150,8 +158,10 @@ static void gemm_ex_bf16_any_c(int ta, int tb, int M, int N, int K, float alpha,
         gemm_ex_bf16(ta, tb, m, N, K, alpha, ta ? Ah + m0 : Ah + (size_t)m0 * lda_h, lda_h, Bh,
                      ldb_h, 0.0f, S, lds);
         dim3 grid((unsigned)((N + CU_THREADS - 1) / CU_THREADS), m < 65535 ? m : 65535);
+        const double t = cu_prof_begin();
         add_rows_k<<<grid, CU_THREADS>>>(C + (size_t)m0 * ldc, ldc, S, lds, m, N, beta);
         cudaLaunchCheck();
+        cu_prof_end(CU_PROF_ALIGN_C, t, 0);
     }
 }
 
@@ -197,12 +207,15 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { gemm_empty(M, N, beta, C, ldc); return; }
     switch (cu_gemm_mode()) {
-    case CU_GEMM_TF32:
+    case CU_GEMM_TF32: {
+        const double t = cu_prof_begin();
         cublasCheck(cublasGemmEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                                  B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
                                  C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
                                  CUBLAS_GEMM_DEFAULT));
+        cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
         return;
+    }
     case CU_GEMM_BF16:
         gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -278,19 +291,23 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
         const int n = nb - b0 < bc ? nb - b0 : bc, count = n * nh;
         __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
         __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
+        double t = cu_prof_begin();
         bh_to_bf16(Ah, per_a, A, ra, ca, b0, n, nh);
         bh_to_bf16(Bh, per_b, B, rb, cb, b0, n, nh);
+        cu_prof_end(CU_PROF_BH_COPY, t, 0);
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
         float **pc = (float **)(ptrs + 2 * (size_t)count);
         bh_pointers_bf16_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, Ah, per_a, Bh, per_b, C, b0,
                                                          n, nh);
         cudaLaunchCheck();
+        t = cu_prof_begin();
         cublasCheck(cublasGemmBatchedEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                                         (const void *const *)pb, CUDA_R_16BF, cb,
                                         (const void *const *)pa, CUDA_R_16BF, ca, &beta,
                                         (void *const *)pc, CUDA_R_32F, C.ld, count,
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        cu_prof_end(CU_PROF_BH_GEMM, t, 2.0 * M * N * K * count);
     }
 }
 
@@ -309,6 +326,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     float **pc = (float **)(ptrs + 2 * (size_t)count);
     bh_pointers_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, A, B, C, nb, nh);
     cudaLaunchCheck();
+    const double t = cu_prof_begin();
     if (mode == CU_GEMM_TF32)
         cublasCheck(cublasGemmBatchedEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                                         (const void *const *)pb, CUDA_R_32F, B.ld,
@@ -318,6 +336,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     else
         cublasCheck(cublasSgemmBatched(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, pb, B.ld,
                                        pa, A.ld, &beta, pc, C.ld, count));
+    cu_prof_end(CU_PROF_BH_GEMM, t, 2.0 * M * N * K * count);
 }
 
 /* ---- column sums ------------------------------------------------------------------- */
@@ -331,9 +350,11 @@ static __global__ void fill_k(float *x, float v, size_t n) {
 void cu_column_sum_add(float *db, const float *d, int N, int OC) {
     if (N <= 0 || OC <= 0) return;
     float *ones = (float *)cu_scratch(CU_SCR_ONES, (size_t)N * sizeof(float));
+    const double t = cu_prof_begin();
     fill_k<<<cu_blocks((size_t)N), CU_THREADS>>>(ones, 1.0f, (size_t)N);
     cudaLaunchCheck();
     const float one = 1.0f;
     /* column-major view of d: [OC, N], ld OC; db += d·1 */
     cublasCheck(cublasSgemv(cu_blas(), CUBLAS_OP_N, OC, N, &one, d, OC, ones, 1, &one, db, 1));
+    cu_prof_end(CU_PROF_OTHER, t, 0);
 }

@@ -38,8 +38,10 @@ static __global__ void fill_rows_k(float *out, const float *b, int N, int OC) {
 static void fill_rows(float *out, const float *b, int N, int OC) {
     if (N <= 0 || OC <= 0) return;
     dim3 grid((unsigned)((OC + CU_THREADS - 1) / CU_THREADS), N < 65535 ? N : 65535);
+    const double t = cu_prof_begin();
     fill_rows_k<<<grid, CU_THREADS>>>(out, b, N, OC);
     cudaLaunchCheck();
+    cu_prof_end(CU_PROF_OTHER, t, 0);
 }
 
 void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bias, int N, int C,

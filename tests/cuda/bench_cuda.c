@@ -395,6 +395,7 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
         Backend timed = op_timer_backend(gpu);
         double total = 0;
         for (int r = 0; r < 2; r++) {
+            if (r == 1) backend_cuda_profile(1);   /* and the parts of its GEMMs, in the second */
             gpu->synchronize();
             double t0 = dr_now();
             lm_forward(&timed, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
@@ -405,6 +406,8 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
             total += dr_now() - t0;
         }
         op_timer_print("training step", total, 2);
+        backend_cuda_profile_print(stdout, "the second profiled step", 1);
+        backend_cuda_profile(0);
     }
     free(dl);
     bench_batch_free(&b);

@@ -13,12 +13,17 @@
  * of qkv and dout hold finite numbers (they do: they are computed from valid token ids;
  * 0·finite = 0, whereas 0·NaN would not be). att and tatt must be what the forward and
  * forward tangent wrote (zeros outside the allowed keys).
- * Causal attention skips most of the zero upper triangle, as the CPU does: the products
- * go in blocks of att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only,
- * and the products over queries (dV, dK and their tangents) in blocks of keys [k0, k1),
- * each over queries k0 … T − 1 only (at T = 1024, blocks of 128: 56% of the square's
- * work). The entries of a row beyond r1 are never multiplied; the row kernels write their
- * zeros as before. DR_CUDA_ATT_BLOCKS=0 runs the full T×T products instead (for measuring).
+ * Up to T = 1024 keys a row kernel holds its row in registers and reads each input row
+ * once and writes each output row once (above, a multi-pass version).
+ * Optionally (DR_CUDA_ATT_BLOCKS=1, backend_cuda_set_att_blocks(1)) causal attention
+ * skips most of the zero upper triangle, as the CPU does: the products go in blocks of
+ * att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only, and the products
+ * over queries (dV, dK and their tangents) in blocks of keys [k0, k1), each over queries
+ * k0 … T − 1 only (at T = 1024, blocks of 128: 56% of the square's work). The entries of
+ * a row beyond r1 are never multiplied; the row kernels write their zeros as before. The
+ * default is the full T×T products: blocks measured slower on an H200 (2026-11-27: 504.9
+ * vs 495.4 ms per reference bf16 step, attention_forward 90.3 vs 81.9 ms), since each
+ * block copies K and V to bf16 again; kept as an option.
  * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
  * Deterministic: warp butterflies, cuBLAS on one stream. */
 #include <math.h>
@@ -130,6 +135,10 @@ static inline unsigned row_blocks(const AttShape &s) {
     int n = row_keys((int)r, s);                                                            \
     size_t off = r * (size_t)s.T;
 
+/* The row kernels for any T (the launches use them above ROW_REG_KEYS keys; below, the
+ * register versions further down): each lane strides over its keys j = lane + 32·i,
+ * passing over the row once per reduction and once to write. */
+
 /* S → P in place: softmax over the n allowed keys, 0 elsewhere */
 static __global__ void softmax_rows_k(float *att, const AttShape s) {
     ROW_PROLOGUE
@@ -150,28 +159,18 @@ static __global__ void softmax_rows_k(float *att, const AttShape s) {
     for (int j = n + lane; j < s.T; j += 32) row[j] = 0.0f;
 }
 
-/* dP → dS in place: dS = P ⊙ (dP − rowsum(P ⊙ dP)) over allowed keys, 0 elsewhere */
-static __global__ void softmax_backward_rows_k(float *dS, const float *att, const AttShape s) {
+/* X → P ⊙ (X − rowsum(P ⊙ X)) in place over allowed keys, 0 elsewhere: the softmax's
+ * Jacobian (symmetric) applied to a row, so both the backward's dP → dS and the forward
+ * tangent's Ṡ → Ṗ */
+static __global__ void softmax_jacobian_rows_k(float *x, const float *att, const AttShape s) {
     ROW_PROLOGUE
     const float *p = att + off;
-    float *d = dS + off;
+    float *d = x + off;
     float rr = 0;
     for (int j = lane; j < n; j += 32) rr += p[j] * d[j];
     rr = cu_warp_sum(rr);
     for (int j = lane; j < n; j += 32) d[j] = p[j] * (d[j] - rr);
     for (int j = n + lane; j < s.T; j += 32) d[j] = 0.0f;
-}
-
-/* Ṡ → Ṗ in place: Ṗ = P ⊙ (Ṡ − rowsum(P ⊙ Ṡ)) over allowed keys, 0 elsewhere */
-static __global__ void softmax_tangent_rows_k(float *Pt, const float *att, const AttShape s) {
-    ROW_PROLOGUE
-    const float *p = att + off;
-    float *row = Pt + off;
-    float dot = 0;
-    for (int j = lane; j < n; j += 32) dot += p[j] * row[j];
-    dot = cu_warp_sum(dot);
-    for (int j = lane; j < n; j += 32) row[j] = p[j] * (row[j] - dot);
-    for (int j = n + lane; j < s.T; j += 32) row[j] = 0.0f;
 }
 
 /* (dP, dṖ) → (dS, dṠ) in place:
@@ -197,6 +196,141 @@ static __global__ void softmax_backward_tangent_rows_k(float *dS, float *dSt, co
     for (int j = n + lane; j < s.T; j += 32) d[j] = dt[j] = 0.0f;
 }
 
+/* ---- rows held in registers (T ≤ ROW_REG_KEYS) -----------------------------------------
+ * The kernels above pass over a row two or three times (a reduction, then the writes
+ * that need its result). Up to ROW_REG_KEYS keys, the kernels below instead load each
+ * input row once into registers, key j = lane + 32·i in v[i] of NV values per lane
+ * (NV = 1, 2, …, 32: the smallest power of two with 32·NV ≥ T), and write each output
+ * once. The arrays are indexed only by the counters of fully unrolled loops, so they stay
+ * in registers (ptxas -v: no stack frame). Same expressions, same per-lane order of the
+ * sums and the same butterflies as the kernels above (deterministic: no atomics). Keys
+ * j ≥ n are never read (after a causal block's product they are stale), only written
+ * as 0. */
+#define ROW_REG_KEYS 1024
+#ifdef __CUDACC__
+#define ROW_UNROLL _Pragma("unroll")
+#else
+#define ROW_UNROLL
+#endif
+
+/* S → P in place (softmax_rows_k) */
+template <int NV>
+static __global__ void softmax_rows_reg_k(float *att, const AttShape s) {
+    ROW_PROLOGUE
+    float *row = att + off;
+    float v[NV];
+    float mx = -INFINITY;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        v[i] = j < n ? row[j] : -INFINITY;
+    }
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) mx = fmaxf(mx, v[i]);
+    mx = cu_warp_max(mx);
+    float sum = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        if (lane + 32 * i < n) {
+            v[i] = expf(v[i] - mx);
+            sum += v[i];
+        }
+    }
+    const float inv = 1.0f / cu_warp_sum(sum);   /* unused when n = 0 */
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        if (j < s.T) row[j] = j < n ? v[i] * inv : 0.0f;
+    }
+}
+
+/* X → P ⊙ (X − rowsum(P ⊙ X)) in place (softmax_jacobian_rows_k) */
+template <int NV>
+static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
+                                                   const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off;
+    float *d = x + off;
+    float pv[NV], dv[NV];
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        pv[i] = j < n ? p[j] : 0.0f;
+        dv[i] = j < n ? d[j] : 0.0f;
+    }
+    float rr = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++)
+        if (lane + 32 * i < n) rr += pv[i] * dv[i];
+    rr = cu_warp_sum(rr);
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        if (j < s.T) d[j] = j < n ? pv[i] * (dv[i] - rr) : 0.0f;
+    }
+}
+
+/* (dP, dṖ) → (dS, dṠ) in place (softmax_backward_tangent_rows_k); tatt may be NULL */
+template <int NV>
+static __global__ void softmax_backward_tangent_rows_reg_k(float *dS, float *dSt,
+                                                           const float *att,
+                                                           const float *tatt,
+                                                           const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off, *pt = tatt ? tatt + off : NULL;
+    float *d = dS + off, *dt = dSt + off;
+    float pv[NV], ptv[NV], dv[NV], dtv[NV];
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        pv[i] = j < n ? p[j] : 0.0f;
+        ptv[i] = pt && j < n ? pt[j] : 0.0f;
+        dv[i] = j < n ? d[j] : 0.0f;
+        dtv[i] = j < n ? dt[j] : 0.0f;
+    }
+    float rr = 0, rt1 = 0, rt2 = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        if (lane + 32 * i < n) {
+            rr += pv[i] * dv[i];
+            rt1 += pv[i] * dtv[i];
+            if (pt) rt2 += ptv[i] * dv[i];
+        }
+    }
+    rr = cu_warp_sum(rr);
+    const float rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        if (j < s.T) {
+            if (j < n) {
+                dt[j] = (pt ? ptv[i] * (dv[i] - rr) : 0.0f) + pv[i] * (dtv[i] - rt);
+                d[j] = pv[i] * (dv[i] - rr);
+            } else {
+                d[j] = dt[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* The row kernel for rows of s.T keys: kern##_reg_k<NV> up to ROW_REG_KEYS, else the
+ * multi-pass kern##_k above it (a pointer to the kernel; the launch goes through it). */
+static int row_nv(const AttShape &s) {
+    if (s.T > ROW_REG_KEYS) return 0;
+    int nv = 1;
+    while (32 * nv < s.T) nv *= 2;
+    return nv;
+}
+#define ROW_KERNEL(kern, s)                                                                 \
+    (row_nv(s) == 1    ? kern##_reg_k<1>                                                    \
+     : row_nv(s) == 2  ? kern##_reg_k<2>                                                    \
+     : row_nv(s) == 4  ? kern##_reg_k<4>                                                    \
+     : row_nv(s) == 8  ? kern##_reg_k<8>                                                    \
+     : row_nv(s) == 16 ? kern##_reg_k<16>                                                   \
+     : row_nv(s) == 32 ? kern##_reg_k<32>                                                   \
+                       : kern##_k)
+
+
 static size_t att_elems(const AttShape &s) { return (size_t)s.B * s.NH * s.T * s.T; }
 
 /* ---- the four faces ------------------------------------------------------------------- */
@@ -206,7 +340,8 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
-    softmax_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
+    auto softmax = ROW_KERNEL(softmax_rows, s);
+    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
     cudaLaunchCheck();
     bh_rows_times(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
 }
@@ -219,7 +354,8 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
     bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
-    softmax_backward_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
+    auto softmax_bw = ROW_KERNEL(softmax_jacobian_rows, s);
+    softmax_bw<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
     cudaLaunchCheck();
     bh_rows_times(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
     bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
@@ -239,7 +375,8 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
-    softmax_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
+    auto softmax_t = ROW_KERNEL(softmax_jacobian_rows, s);
+    softmax_t<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
     cudaLaunchCheck();
     bh_rows_times(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
     bh_rows_times(1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
@@ -267,7 +404,8 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
     if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
 
-    softmax_backward_tangent_rows_k<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
+    auto softmax_bwt = ROW_KERNEL(softmax_backward_tangent_rows, s);
+    softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
     cudaLaunchCheck();
 
     bh_rows_times(s.scale, DST, K, 1, dQt, s);

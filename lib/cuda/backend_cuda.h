@@ -45,6 +45,12 @@ const char *backend_cuda_gemm_precision(void);
  * it small to exercise the blocked path. */
 void backend_cuda_set_bf16_chunk_bytes(size_t bytes);
 
+/* Causal attention's products: 1 in blocks of query rows over the non-zero lower part
+ * only (attention.cu), 0 on the full T×T squares (the default: blocks measured slower on
+ * an H200), -1 back to the environment's choice (DR_CUDA_ATT_BLOCKS=1 turns blocks on).
+ * The results agree either way; the tests run both. */
+void backend_cuda_set_att_blocks(int on);
+
 /* Device 0 as the runtime reports it (cudaGetDeviceProperties; no cuBLAS handle). 0, or
  * -1 with the reason in why[n] ("no CUDA device: ...") when there is none. */
 typedef struct {

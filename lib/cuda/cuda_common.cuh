@@ -91,7 +91,7 @@ enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
 enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
 int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
-int cu_att_blocks(void);   /* 0 when DR_CUDA_ATT_BLOCKS=0: causal attention on full T×T products */
+int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */

@@ -18,7 +18,7 @@
 # It ends with a summary: each step's exit status and seconds; it exits 1 when any step
 # failed (77, no GPU, included). Environment: BENCH_ARGS
 # (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS and BENCH3_ARGS (more
-# bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=0, is set for the
+# bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=1, is set for the
 # third), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5).
 set -u

@@ -19,6 +19,9 @@
  *   - the GEMM ops (matmul, attention: every face) in TF32 and in bf16 ≤ 1e-2 (inputs
  *     rounded to 10 / 8 mantissa bits, fp32 accumulation), bf16 also with the operand
  *     copies cut into blocks (backend_cuda_set_bf16_chunk_bytes)
+ *   - causal attention both on the full T×T products (the default) and in blocks of
+ *     query rows (backend_cuda_set_att_blocks); T up to 1024 (the row kernels' register
+ *     versions) and above (their multi-pass versions)
  *   - outputs the op must not touch (a NULL tangent in) must stay bit-identical;
  *   - every element of a written output is written: outputs start as NaN on the GPU
  *     side, and a NaN left where the CPU has a number is reported as "not written";
@@ -598,10 +601,6 @@ static void test_attention_tol(int B, int T, int C, int NH, int causal, const in
     ibuf_free(&vl);
 }
 
-static void test_attention(int B, int T, int C, int NH, int causal, const int32_t *valid) {
-    test_attention_tol(B, T, C, NH, causal, valid, TOL, "");
-}
-
 /* ---- GELU, residual ------------------------------------------------------------------------ */
 
 static void test_gelu(size_t n) {
@@ -711,6 +710,76 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     ibuf_free(&tg);
 }
 
+/* Rows the random test does not make: one of −∞ but its target (probs one-hot, loss 0;
+ * the CPU op gets −1e30 there, the same result),
+ * one as well but for a NaN (its probs and its example's loss NaN on both sides, also
+ * where a thread's elements are a NaN and −∞s only); V odd, so rows
+ * start at every 16-byte alignment; then probs / dlogits one float off the logits' /
+ * probs' alignment (the kernels' element-by-element path). */
+static void test_crossentropy_rows(int V) {
+    const int B = 2, T = 3;
+    const size_t BTV = (size_t)B * T * V;
+    char w[160];
+    IBuf tg = ibuf_rand((size_t)B * T, 0, V);
+    Buf logits = in_rand(BTV, 0, 2), dl = in_rand(B, 0, 1);
+    for (int v = 0; v < V; v++) {   /* rows (0, 1) and (1, 1); the latter with a NaN too */
+        if (v != tg.h[1]) logits.h[(size_t)1 * V + v] = -INFINITY;
+        if (v != tg.h[4]) logits.h[(size_t)4 * V + v] = -INFINITY;
+    }
+    logits.h[(size_t)4 * V + (tg.h[4] + V / 2) % V] = NAN;
+    buf_to_dev(&logits);
+    Buf loss = out_nan(B), probs = in_copy(&logits);                 /* in place */
+    for (size_t i = 0; i < BTV; i++)   /* the CPU's exp is not meant for −∞: it gets −1e30 */
+        if (probs.h[i] == -INFINITY) probs.h[i] = -1e30f;
+    cpu->crossentropy_forward(loss.h, probs.h, probs.h, tg.h, NULL, B, T, V);
+    gpu->crossentropy_forward(loss.d, probs.d, probs.d, tg.d, NULL, B, T, V);
+    real *g = xmalloc(BTV * sizeof(real));
+    gpu->to_host(g, probs.d, BTV * sizeof(real));
+    size_t nan_ok = 0, nan_bad = 0;
+    double dmax = 0;
+    for (size_t i = 0; i < BTV; i++) {
+        if (i / V == 4) { nan_ok += isnan(probs.h[i]) && isnan(g[i]); continue; }
+        if (isnan(probs.h[i]) || isnan(g[i])) nan_bad++;
+        else dmax = fmax(dmax, fabs(g[i] - probs.h[i]));
+    }
+    snprintf(w, sizeof w, "crossentropy V=%d in place, rows -inf / NaN: probs", V);
+    TEST_CHECK(nan_ok == (size_t)V && nan_bad == 0 && dmax <= TOL,
+               "%s: NaN row %zu of %d NaN, %zu NaN elsewhere, max|gpu - cpu| %.2e", w, nan_ok, V,
+               nan_bad, dmax);
+    printf("  %-66s %8.1e\n", w, dmax);
+    TEST_CHECK(probs.h[(size_t)1 * V + tg.h[1]] == 1, "cpu one-hot row");
+    real gl[2];
+    gpu->to_host(gl, loss.d, sizeof gl);
+    snprintf(w, sizeof w, "crossentropy V=%d in place, rows -inf / NaN: losses", V);
+    TEST_CHECK(isnan(loss.h[1]) && isnan(gl[1]) && fabs(gl[0] - loss.h[0]) <= TOL * fabs(loss.h[0]),
+               "%s: cpu %g %g gpu %g %g", w, loss.h[0], loss.h[1], gl[0], gl[1]);
+    printf("  %-66s %8.1e\n", w, fabs(gl[0] - loss.h[0]) / fabs(loss.h[0]));
+    free(g);
+
+    /* no NaN from here on: the random logits, probs one float off (and dlogits one off) */
+    Buf clean = in_rand(BTV, 0, 2), loss2 = out_nan(B), shifted = acc_rand(BTV + 1);
+    cpu->crossentropy_forward(loss2.h, shifted.h + 1, clean.h, tg.h, NULL, B, T, V);
+    gpu->crossentropy_forward(loss2.d, shifted.d + 1, clean.d, tg.d, NULL, B, T, V);
+    snprintf(w, sizeof w, "crossentropy V=%d probs misaligned: losses", V); check_buf(w, &loss2, TOL);
+    snprintf(w, sizeof w, "crossentropy V=%d probs misaligned: probs", V); check_buf(w, &shifted, TOL);
+    Buf p = out_nan(BTV);
+    memcpy(p.h, shifted.h + 1, BTV * sizeof(real));
+    buf_to_dev(&p);
+    Buf dlog = acc_rand(BTV + 1), d1 = acc_rand(BTV + 1), tl = in_rand(BTV, 0, 1);
+    cpu->crossentropy_backward(dlog.h + 1, p.h, tg.h, NULL, dl.h, B, T, V);
+    gpu->crossentropy_backward(dlog.d + 1, p.d, tg.d, NULL, dl.d, B, T, V);
+    snprintf(w, sizeof w, "crossentropy V=%d dlogits misaligned: backward", V);
+    check_buf(w, &dlog, TOL);
+    cpu->crossentropy_backward_tangent(d1.h + 1, p.h, tl.h, tg.h, NULL, dl.h, dl.h, B, T, V);
+    gpu->crossentropy_backward_tangent(d1.d + 1, p.d, tl.d, tg.d, NULL, dl.d, dl.d, B, T, V);
+    snprintf(w, sizeof w, "crossentropy V=%d dtlogits misaligned: backward_tangent", V);
+    check_buf(w, &d1, TOL);
+
+    Buf bufs[] = { logits, dl, loss, probs, clean, loss2, shifted, p, dlog, d1, tl };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+    ibuf_free(&tg);
+}
+
 /* ---- rater-only ops ------------------------------------------------------------------------ */
 
 static void test_meanpool(int B, int T, int C, const int32_t *valid) {
@@ -814,6 +883,13 @@ static void test_gemm_ops(const char *mode, double tol) {
         test_attention_tol(2, 70, 48, 3, causal, v2, tol, tag);
     }
     test_attention_tol(3, 17, 32, 4, 0, NULL, tol, tag);
+    /* causal products in blocks of query rows (backend_cuda_set_att_blocks) */
+    char btag[48];
+    snprintf(btag, sizeof btag, "[%s, att blocks] ", mode);
+    backend_cuda_set_att_blocks(1);
+    test_attention_tol(3, 17, 32, 4, 1, v3, tol, btag);
+    test_attention_tol(2, 70, 48, 3, 1, v2, tol, btag);
+    backend_cuda_set_att_blocks(-1);
 }
 
 static void test_reduced_precision(void) {
@@ -829,6 +905,9 @@ static void test_reduced_precision(void) {
     test_matmul(5, 7, 300, MATMUL_W_OC_C, TOL_BF16, "[bf16 blocked] ");
     const int32_t v3[3] = { 17, 5, 0 };
     test_attention_tol(3, 17, 32, 4, 1, v3, TOL_BF16, "[bf16 blocked] ");
+    backend_cuda_set_att_blocks(1);
+    test_attention_tol(3, 17, 32, 4, 1, v3, TOL_BF16, "[bf16 blocked, att blocks] ");
+    backend_cuda_set_att_blocks(-1);
     backend_cuda_set_bf16_chunk_bytes(0);
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
     TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
@@ -1119,12 +1198,23 @@ int main(int argc, char **argv) {
     test_layernorm(70, 200);
     test_layernorm(3, 7);
 
+    /* T = 17, 70, 1000: the row kernels that hold a row in registers (1, 4 and 32 values
+     * per lane); T = 1100: their multi-pass versions. Causal attention both with its
+     * products on the full T×T squares (the default) and in blocks of query rows. */
     const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 70, 33 };
+    const int32_t v1000[2] = { 1000, 611 }, v1100[2] = { 1100, 1037 };
     for (int causal = 0; causal <= 1; causal++) {
-        test_attention(3, 17, 32, 4, causal, NULL);
-        test_attention(3, 17, 32, 4, causal, v3);
-        test_attention(2, 70, 48, 3, causal, v2);
+        for (int blocks = 0; blocks <= causal; blocks++) {
+            const char *tag = blocks ? "[att blocks] " : "";
+            backend_cuda_set_att_blocks(blocks);
+            test_attention_tol(3, 17, 32, 4, causal, NULL, TOL, tag);
+            test_attention_tol(3, 17, 32, 4, causal, v3, TOL, tag);
+            test_attention_tol(2, 70, 48, 3, causal, v2, TOL, tag);
+            test_attention_tol(2, 1000, 8, 2, causal, v1000, TOL, tag);
+            test_attention_tol(2, 1100, 8, 2, causal, v1100, TOL, tag);
+        }
     }
+    backend_cuda_set_att_blocks(-1);
 
     test_gelu(10007);
     test_residual(10007);
@@ -1133,6 +1223,9 @@ int main(int argc, char **argv) {
     test_crossentropy(3, 9, 300, nv3);
     test_crossentropy(3, 9, 300, NULL);
     test_crossentropy(2, 5, 5003, NULL);
+    test_crossentropy(4, 3, 37, NULL);   /* V < the block, not a multiple of 4 */
+    test_crossentropy_rows(37);
+    test_crossentropy_rows(5003);
 
     const int32_t mv[3] = { 7, 3, 0 };
     test_meanpool(3, 7, 33, mv);

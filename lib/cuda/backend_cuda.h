@@ -80,8 +80,8 @@ void backend_cuda_memory_reset_peak(void);   /* peak = live + scratch now */
 void backend_cuda_release(void);
 
 /* The GEMM profile, for finding where the matrix products' time goes: with
- * backend_cuda_profile(1), every cuBLAS call, bf16 operand copy and aligned-C addition of
- * lib/cuda/gemm.cu runs between two device synchronizations and is timed (slow: for
+ * backend_cuda_profile(1), every cuBLAS call, bf16 operand copy, bias fill and column sum of
+ * lib/cuda/gemm.cu and matmul.cu runs between two device synchronizations and is timed (slow: for
  * measuring only). backend_cuda_profile_print writes the time per category since the
  * last backend_cuda_profile(1), divided by `steps`, with the GEMMs' TFLOP/s. */
 void backend_cuda_profile(int on);

@@ -112,7 +112,7 @@ extern "C" void backend_cuda_profile(int on) {
 
 extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps) {
     static const char *const names[CU_PROF_N] = {
-        "bf16 operand copies", "GEMMs (cuBLAS)", "aligned-C additions", "batched bf16 copies",
+        "bf16 operand copies", "GEMMs (cuBLAS)", "batched bf16 copies",
         "batched GEMMs (cuBLAS)", "bias fills, column sums, K = 0" };
     if (steps < 1) steps = 1;
     fprintf(f, "  inside the matrix products of %s (ms per step, each part between two "

@@ -73,8 +73,6 @@ enum {
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
     CU_SCR_BF16_A,       /* bf16 copies of GEMM operands (≤ cu_bf16_chunk_bytes)   */
     CU_SCR_BF16_B,
-    CU_SCR_GEMM_C,       /* bf16 mode: an aligned fp32 C for a C whose rows are not  */
-                         /* 16-byte aligned (≤ cu_bf16_chunk_bytes, 8 rows at least) */
     CU_SCR_INDEX,        /* embedding backward: token-sorted rows and runs         */
     CU_SCR_ONES,         /* a vector of ones (column sums by GEMV)                */
     CU_SCR_WEIGHTS,      /* weights op: double work arrays                        */
@@ -95,7 +93,7 @@ int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal at
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */
-enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_ALIGN_C, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
+enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
        CU_PROF_OTHER, CU_PROF_N };
 double cu_prof_begin(void);
 void cu_prof_end(int category, double t0, double flops);

@@ -7,22 +7,19 @@
  * the column-major Xᵀ with the same ld, so C = op(A)·op(B) is computed as
  * Cᵀ = op(B)ᵀ·op(A)ᵀ: the same transpose flags, operands swapped, M and N swapped.
  *
- * bf16: each operand is rounded into a bf16 scratch copy whose rows start on 16-byte
- * boundaries (ld = its column count rounded up to 8), then one cublasGemmEx /
- * cublasGemmBatchedEx multiplies the copies with fp32 accumulation into the fp32 C. A copy
- * larger than cu_bf16_chunk_bytes() (512 MiB by default) is made block by block: blocks
- * of rows of C (for a big A) or of columns of C (for a big B), blocks of examples b for
- * the batched products. Each block is a complete product of its part of C, so the result
- * does not depend on the blocking beyond cuBLAS's own choice of algorithm for the block's
- * shape.
+ * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count),
+ * then one cublasGemmEx / cublasGemmBatchedEx multiplies the copies with fp32
+ * accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
+ * default) is made block by block: blocks of rows of C (for a big A) or of columns of C
+ * (for a big B), blocks of examples b for the batched products. Each block is a
+ * complete product of its part of C, so the result does not depend on the blocking
+ * beyond cuBLAS's own choice of algorithm for the block's shape.
  *
- * Alignment: cuBLAS's tensor-core kernels on Hopper want every row of every matrix to
- * start on a 16-byte boundary. The tied output head breaks that: its logits are
- * [rows, V] with V = 50257, an odd leading dimension. So in bf16 mode a C whose rows are
- * not 16-byte aligned is computed into an aligned fp32 scratch (ld rounded up to 8, in
- * blocks of rows of at most cu_bf16_chunk_bytes()) and then added into C (C = S + beta·C),
- * and the operand copies are padded as above. llm.c pads the vocabulary itself to 50304
- * for the same reason; here the layout of the model's tensors stays as the CPU has it. */
+ * Tried and reverted (H200, 2026-11-27): copies padded to rows of 16-byte multiples and
+ * an aligned fp32 scratch for a C with an odd leading dimension (the head's [rows, 50257]
+ * logits). The reference bf16 step's matmul_forward went 125.8 → 152.9 ms (the extra
+ * pass over C alone took 23.4 ms, the GEMMs gained nothing visible), and cuBLAS's 16-byte
+ * loads read the uninitialized padding (compute-sanitizer initcheck). */
 #include <cuda_bf16.h>
 #include <stdint.h>
 
@@ -68,14 +65,14 @@ static __global__ void to_bf16_vec4_k(__nv_bfloat162 *dst, const float4 *src, si
     }
 }
 
-/* dst[rows, cols] (leading dimension ldd) = bf16(src[rows, cols] with leading dimension ld):
+/* dst[rows, cols] (dense, ld = cols) = bf16(src[rows, cols] with leading dimension ld):
  * rows over blockIdx.y (grid-stride), columns over blockIdx.x·blockDim.x + threadIdx.x,
  * so no thread divides */
-static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, int ldd, const float *src, int rows,
-                                      int cols, int ld) {
+static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, const float *src, int rows, int cols,
+                                      int ld) {
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const float *s = src + (size_t)r * ld;
-        __nv_bfloat16 *d = dst + (size_t)r * ldd;
+        __nv_bfloat16 *d = dst + (size_t)r * cols;
         for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
             d[c] = __float2bfloat16(s[c]);
     }
@@ -83,29 +80,22 @@ static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, int ldd, const float *
 
 static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
-/* the leading dimension of a bf16 copy with cols columns: rows on 16-byte boundaries */
-static inline int ld_bf16(int cols) { return (cols + 7) / 8 * 8; }
-
-static void to_bf16(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols, int ld) {
+static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
     const size_t n = (size_t)rows * cols;
-    if ((rows == 1 || (ld == cols && ldd == cols)) && n % 4 == 0 && aligned(src, 16) &&
-        aligned(dst, 8)) {
+    if ((ld == cols || rows == 1) && n % 4 == 0 && aligned(src, 16) && aligned(dst, 8)) {
         to_bf16_vec4_k<<<cu_blocks(n / 4), CU_THREADS>>>((__nv_bfloat162 *)dst,
                                                         (const float4 *)src, n / 4);
     } else {
         dim3 grid((unsigned)((cols + CU_THREADS - 1) / CU_THREADS), rows < 65535 ? rows : 65535);
-        to_bf16_rows_k<<<grid, CU_THREADS>>>(dst, ldd, src, rows, cols, ld);
+        to_bf16_rows_k<<<grid, CU_THREADS>>>(dst, src, rows, cols, ld);
     }
     cudaLaunchCheck();
 }
 
-/* a bf16 copy of src [rows, cols] (leading dimension ld) in scratch slot, with leading
- * dimension ld_bf16(cols) */
 static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld) {
-    const int ldd = ld_bf16(cols);
-    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * ldd * sizeof *dst);
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * cols * sizeof *dst);
     const double t = cu_prof_begin();
-    to_bf16(dst, ldd, src, rows, cols, ld);
+    to_bf16(dst, src, rows, cols, ld);
     cu_prof_end(CU_PROF_COPY, t, 0);
     return dst;
 }
@@ -127,79 +117,38 @@ static int block_of(size_t limit, size_t bytes_per_unit, int total) {
     return b < 1 ? 1 : b > (size_t)total ? total : (int)b;
 }
 
-/* C[r, c] = S[r, c] + beta·C[r, c] (exactly S when beta = 0): rows over blockIdx.y
- * (grid-stride), columns over blockIdx.x·blockDim.x + threadIdx.x */
-static __global__ void add_rows_k(float *C, int ldc, const float *S, int lds, int rows, int cols,
-                                  float beta) {
-    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const float *s = S + (size_t)r * lds;
-        float *c = C + (size_t)r * ldc;
-        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < cols; j += gridDim.x * blockDim.x)
-            c[j] = beta == 0.0f ? s[j] : s[j] + beta * c[j];
-    }
-}
-
-/* gemm_ex_bf16 for any C: rows of C that do not start on 16-byte boundaries go through an
- * aligned fp32 scratch, in blocks of at most cu_bf16_chunk_bytes() (a multiple of 8 rows,
- * so that the blocks of an A stored [K, M] stay aligned too) */
-static void gemm_ex_bf16_any_c(int ta, int tb, int M, int N, int K, float alpha,
-                               const __nv_bfloat16 *Ah, int lda_h, const __nv_bfloat16 *Bh,
-                               int ldb_h, float beta, float *C, int ldc) {
-    if (ldc % 4 == 0 && aligned(C, 16)) {
-        gemm_ex_bf16(ta, tb, M, N, K, alpha, Ah, lda_h, Bh, ldb_h, beta, C, ldc);
-        return;
-    }
-    const int lds = (N + 7) / 8 * 8;
-    int mc = block_of(cu_bf16_chunk_bytes(), (size_t)lds * sizeof(float), M);
-    if (mc < M) mc = mc < 8 ? 8 : mc / 8 * 8;
-    float *S = (float *)cu_scratch(CU_SCR_GEMM_C, (size_t)(mc < M ? mc : M) * lds * sizeof(float));
-    for (int m0 = 0; m0 < M; m0 += mc) {
-        const int m = M - m0 < mc ? M - m0 : mc;
-        gemm_ex_bf16(ta, tb, m, N, K, alpha, ta ? Ah + m0 : Ah + (size_t)m0 * lda_h, lda_h, Bh,
-                     ldb_h, 0.0f, S, lds);
-        dim3 grid((unsigned)((N + CU_THREADS - 1) / CU_THREADS), m < 65535 ? m : 65535);
-        const double t = cu_prof_begin();
-        add_rows_k<<<grid, CU_THREADS>>>(C + (size_t)m0 * ldc, ldc, S, lds, m, N, beta);
-        cudaLaunchCheck();
-        cu_prof_end(CU_PROF_ALIGN_C, t, 0);
-    }
-}
-
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
     if ((size_t)M * K * es > limit && M > 1) {
         /* blocks of mc rows of C: rows of A, or columns of A stored [K,M]; B copied once */
-        const int mc = block_of(limit, (size_t)(ta ? K : ld_bf16(K)) * es, M);
+        const int mc = block_of(limit, (size_t)K * es, M);
         const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int m = M - m0 < mc ? M - m0 : mc;
             const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
             const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, Ab, ta ? K : m, ta ? m : K, lda);
-            gemm_ex_bf16_any_c(ta, tb, m, N, K, alpha, Ah, ld_bf16(ta ? m : K), Bh,
-                               ld_bf16(tb ? K : N), beta, C + (size_t)m0 * ldc, ldc);
+            gemm_ex_bf16(ta, tb, m, N, K, alpha, Ah, ta ? m : K, Bh, tb ? K : N, beta,
+                         C + (size_t)m0 * ldc, ldc);
         }
         return;
     }
     if ((size_t)K * N * es > limit && N > 1) {
         /* blocks of nc columns of C: columns of B, or rows of B stored [N,K]; A copied once */
-        int nc = block_of(limit, (size_t)K * es, N);
-        if (nc < N) nc = nc < 8 ? 8 : nc / 8 * 8;   /* C + n0 stays 16-byte aligned when C is */
+        const int nc = block_of(limit, (size_t)K * es, N);
         const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
         for (int n0 = 0; n0 < N; n0 += nc) {
             const int n = N - n0 < nc ? N - n0 : nc;
             const float *Bb = tb ? B + (size_t)n0 * ldb : B + n0;
             const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, Bb, tb ? n : K, tb ? K : n, ldb);
-            gemm_ex_bf16_any_c(ta, tb, M, n, K, alpha, Ah, ld_bf16(ta ? M : K), Bh,
-                               ld_bf16(tb ? K : n), beta, C + n0, ldc);
+            gemm_ex_bf16(ta, tb, M, n, K, alpha, Ah, ta ? M : K, Bh, tb ? K : n, beta, C + n0, ldc);
         }
         return;
     }
     const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
     const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
-    gemm_ex_bf16_any_c(ta, tb, M, N, K, alpha, Ah, ld_bf16(ta ? M : K), Bh, ld_bf16(tb ? K : N),
-                       beta, C, ldc);
+    gemm_ex_bf16(ta, tb, M, N, K, alpha, Ah, ta ? M : K, Bh, tb ? K : N, beta, C, ldc);
 }
 
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

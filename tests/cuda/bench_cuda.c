@@ -145,8 +145,7 @@ static size_t att_elems(const LMConfig *c, int B, int T) {
 
 /* The CUDA backend's scratch at its high-water mark: cu_scratch grows by 25%. ATT_A (dS
  * or Ṗ) always; ATT_B (dṠ) with tangents; bf16: two operand copies, each at most the
- * chunk limit or the largest operand, and an aligned fp32 C for logits of an odd vocabulary
- * (gemm.cu), at most the chunk limit. Small slots (pointer arrays, row statistics,
+ * chunk limit or the largest operand. Small slots (pointer arrays, row statistics,
  * partial sums, ones, token index) are counted as the [B·T] rows they hold. */
 static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rater, int bf16) {
     const int T = s->seq_len, TR = s->seq_len_rater;
@@ -161,10 +160,6 @@ static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rat
         double copy = 2.0 * (double)op;
         if (copy > (double)BF16_CHUNK_BYTES) copy = (double)BF16_CHUNK_BYTES;
         bytes += 2 * 1.25 * copy;
-        if (s->lm.vocab % 4) {   /* the logits' rows are not 16-byte aligned: an aligned C */
-            double c = 4.0 * (double)BT * (double)((s->lm.vocab + 7) / 8 * 8);
-            bytes += 1.25 * (c < (double)BF16_CHUNK_BYTES ? c : (double)BF16_CHUNK_BYTES);
-        }
     }
     bytes += 1.25 * 4.0 * (double)B * T * 8;   /* row statistics, partial sums, ones, index */
     return bytes;

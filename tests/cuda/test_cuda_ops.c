@@ -14,7 +14,8 @@
  *                               approximation, |error| ≤ 3e-7, which y′ and y″ multiply by
  *                               up to ~x·u′ ≈ 30; CUDA's tanhf is within 2 ulp)
  *   - whole models (LM forward-over-reverse, rater):  rel ≤ 1e-4  (chains of ~40 ops)
- *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3; with
+ *   - one whole meta-step (T = 3 inner steps + reverse pass):  rel ≤ 1e-3, the AdamW
+ *     meta-gradient ≤ max(1e-3, 10 × the CPU's own change under a one-ulp θ_0); with
  *     meta.host_checkpoints the GPU's meta-step gives the same bits
  *   - the GEMM ops (matmul, attention: every face) in TF32 and in bf16 ≤ 1e-2 (inputs
  *     rounded to 10 / 8 mantissa bits, fp32 accumulation), bf16 also with the operand
@@ -1075,6 +1076,32 @@ static void free_batch(DataBatch *b) {
     free(b->inputs); free(b->targets); free(b->n_valid); free(b->rater_tokens); free(b->rater_valid);
 }
 
+/* max|dphi' − dphi| / max|dphi| on the CPU, where dphi' is the meta-gradient of the same
+ * meta-step from theta_0 with every element moved by one float ulp (random sign): how much
+ * rounding at the scale of float moves the CPU's own result */
+static double meta_rounding_sensitivity(const MetaSpec *s, size_t n, size_t n_phi,
+                                        const MetaBatches *data, const real *phi,
+                                        const real *dphi) {
+    real *theta = cpu->alloc(n * sizeof(real)), *dphi2 = cpu->alloc(n_phi * sizeof(real));
+    lm_init_params(cpu, &s->lm, theta, 42);
+    for (size_t i = 0; i < n; i++)
+        theta[i] = nextafterf(theta[i], urand() < 0.5 ? -INFINITY : INFINITY);
+    OptimState st;
+    optim_state_init(&st, cpu, s->inner.kind, n);
+    MetaWork *wk = meta_work_new(cpu, s);
+    CHECK(meta_member_step(wk, theta, &st, phi, data, 777, dphi2, NULL) == 0, "%s", dr_lasterr());
+    double dmax = 0, ref = 0;
+    for (size_t i = 0; i < n_phi; i++) {
+        dmax = fmax(dmax, fabs((double)dphi2[i] - dphi[i]));
+        ref = fmax(ref, fabs((double)dphi[i]));
+    }
+    meta_work_free(wk);
+    optim_state_free(&st, cpu);
+    cpu->free(theta);
+    cpu->free(dphi2);
+    return ref > 0 ? dmax / ref : 0;
+}
+
 static void test_meta_step(int optimizer, int norm) {
     MetaSpec s;
     memset(&s, 0, sizeof s);
@@ -1129,8 +1156,20 @@ static void test_meta_step(int optimizer, int norm) {
     check_scalar(w, sc.objective, sg.objective, fabs(sc.objective), TOL_META);
     snprintf(w, sizeof w, "meta-step (%s) theta_T", tag);
     check_flat(w, &theta, TOL_META);
+    /* The meta-gradient through AdamW is ill-conditioned where v is near 0 (the update
+     * m/(sqrt(v) + eps) changes fast there), so its rounding noise depends on the draw:
+     * 7e-5 to 1.3e-3 between GPU and CPU float on different draws, 1.6e-4 to 9.2e-4 on the
+     * emulator. The bound is TOL_META or, when larger, 10x what the CPU itself moves when
+     * theta_0 is perturbed by one float ulp (its own rounding sensitivity: the GPU's
+     * rounding differs in every op, not only in theta_0; measured ratios 2.5 (emulator) and
+     * 3.5 (H200) on the draw that gave 1.3e-3), which must stay below 1e-2: a wrong GPU
+     * computation is off by O(1), far beyond either. */
+    const double noise = meta_rounding_sensitivity(&s, theta.n, n_phi, &data, phi.c, dphi.c);
+    snprintf(w, sizeof w, "meta-step (%s): CPU's change under a one-ulp theta_0", tag);
+    TEST_CHECK(noise < 1e-2, "%s: %.2e, too ill-conditioned a draw to compare", w, noise);
+    printf("  %-66s %.1e\n", w, noise);
     snprintf(w, sizeof w, "meta-step (%s) meta-gradient dphi", tag);
-    check_flat(w, &dphi, TOL_META);
+    check_flat(w, &dphi, 10 * noise > TOL_META ? 10 * noise : TOL_META);
 
     /* the same GPU meta-step with the checkpoints in host memory: the same bits */
     MetaSpec s2 = s;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *progname = "datarater";
@@ -192,6 +193,15 @@ static void strip_slashes(char *p) {
  * same without the line: `dr-cat … | head -1` ends as quietly as `zcat … | head -1`.
  * Inside dr_signals_hold() a signal is only noted, and acted on at the release. */
 static volatile sig_atomic_t hold_depth, held_signal;
+/* dr_install_cleanup_signals_after_stop: when the stop request came (CLOCK_MONOTONIC
+ * nanoseconds; 0: none). A 64-bit store, written once by a handler, read by another. */
+static volatile int64_t stop_request_ns;
+
+static int64_t monotonic_ns(void) {   /* clock_gettime is async-signal-safe */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 static int pipe_errors;   /* SIGPIPE ignored for good (dr_install_stop_signals) */
 
 volatile sig_atomic_t dr_bar_on_stderr;
@@ -238,6 +248,8 @@ static void cleanup_signal(int sig) {
         pthread_kill(main_thread, sig);
         return;
     }
+    if (sig != SIGPIPE && stop_request_ns && monotonic_ns() - stop_request_ns < 100000000)
+        return;   /* the stop request's own signal, delivered twice (timeout(1)) */
     if (hold_depth > 0) {   /* a commit in progress: finish it first */
         if (!held_signal) held_signal = sig;
         return;
@@ -261,6 +273,11 @@ void dr_install_cleanup_signals(void) {
         if (sigs[k] != SIGPIPE && sigaction(sigs[k], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
         sigaction(sigs[k], &sa, NULL);
     }
+}
+
+void dr_install_cleanup_signals_after_stop(void) {
+    stop_request_ns = monotonic_ns();
+    dr_install_cleanup_signals();
 }
 
 static const int stop_sigs[] = {SIGINT, SIGTERM, SIGHUP};

@@ -98,6 +98,13 @@ void dr_say_stopping(const char *unit);
  * which the run reports after saving its state, instead of dying of the signal. */
 void dr_install_stop_signals(void (*handler)(int));
 void dr_stop_signals_reset(void);
+/* What such a handler calls instead of dr_install_cleanup_signals: the same, except that a
+ * signal arriving within 100 ms of this call is taken as the same request, not a second
+ * one. `timeout -s INT` (coreutils) signals its child and then its whole process group,
+ * so the child gets every signal twice within microseconds; before, a multi-threaded
+ * dr-meta took the second copy as a second Ctrl-C and quit without saving. A person's
+ * second Ctrl-C comes much later than 100 ms. Async-signal-safe. */
+void dr_install_cleanup_signals_after_stop(void);
 /* A stretch that a signal must not cut in two: renaming the outputs of a set into place
  * and then removing an earlier run's surplus ones (any outputs that belong together).
  * Between dr_signals_hold() and dr_signals_release() the handlers above only note a

@@ -276,7 +276,7 @@ static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig) {
     interrupted = sig;
-    dr_install_cleanup_signals();   /* a second Ctrl-C ends the process, removing temp files */
+    dr_install_cleanup_signals_after_stop();   /* a second Ctrl-C ends the process, removing temp files */
     if (dist_rank() == 0) dr_say_stopping("meta-step");
 }
 

@@ -148,7 +148,7 @@ static volatile sig_atomic_t interrupted;
 
 static void on_interrupt(int sig) {
     interrupted = sig;
-    dr_install_cleanup_signals();   /* signal() is async-signal-safe */
+    dr_install_cleanup_signals_after_stop();   /* async-signal-safe */
     dr_say_stopping("step");
 }
 

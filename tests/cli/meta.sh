@@ -149,7 +149,9 @@ for _ in $(seq 1 200); do   # wait for the first metrics line, then interrupt
     [ -s "$tmp/d.jsonl" ] && break
     sleep 0.05
 done
-kill -INT $pid 2>/dev/null || true
+# SIGTERM, the same stop request as Ctrl-C's SIGINT: a script's background job has SIGINT
+# ignored, and dr-meta keeps it so (nohup), so a SIGINT here would never arrive
+kill -TERM $pid 2>/dev/null || true
 rc=0; wait $pid || rc=$?
 if [ $rc -eq 130 ]; then
     [ -s "$tmp/d.safetensors.state" ] || fail "Ctrl-C did not save the state"
@@ -167,6 +169,25 @@ else
 fi
 cmp -s "$tmp/c.safetensors" "$tmp/d.safetensors" || fail "rater after Ctrl-C + --resume differs"
 diff <(no_seconds "$tmp/c.jsonl") <(no_seconds "$tmp/d.jsonl") >/dev/null || fail "metrics after Ctrl-C + --resume differ"
+
+# ---- one stop request delivered twice at once, as `timeout` does (SIGTERM to the child,
+# then to its process group): one request, the run saves (before: the second copy was taken
+# as a second signal, "interrupted (SIGTERM)", nothing saved). 2 ms apart, so that the
+# first copy's handler has run when the second comes (else the kernel merges them). SIGTERM:
+# a script's background job has SIGINT ignored, which dr-meta keeps ------------------------
+"$BIN/dr-meta" "${CFG[@]}" --set meta.rounds=200 -o "$tmp/e.safetensors" --log "$tmp/e.jsonl" \
+    "$tmp/manifest.tsv" 2>"$tmp/e.err" &
+pid=$!
+for _ in $(seq 1 200); do [ -s "$tmp/e.jsonl" ] && break; sleep 0.05; done
+kill -TERM $pid 2>/dev/null; sleep 0.002; kill -TERM $pid 2>/dev/null
+rc=0; wait $pid || rc=$?
+if [ $rc -eq 0 ]; then
+    echo "double SIGTERM: the run finished before the signals arrived"
+else
+    [ $rc -eq 130 ] && [ -s "$tmp/e.safetensors.state" ] && ! grep -q "interrupted (SIG" "$tmp/e.err" ||
+        fail "one SIGTERM delivered twice: exit $rc, state $([ -s "$tmp/e.safetensors.state" ] && echo saved || echo missing): $(cat "$tmp/e.err")"
+    echo "double SIGTERM: one stop request, state saved after $(wc -l < "$tmp/e.jsonl" | tr -d ' ') meta-steps"
+fi
 
 # ---- Val sharing documents with Train_A ----------------------------------------------
 if "$BIN/dr-meta" "${CFG[@]}" -o "$tmp/o.safetensors" --train "$tmp/splits/train_a" \

@@ -74,7 +74,7 @@ done
 "$BIN/dr-train" $CFG $RUN --log "$tmp/int.jsonl" -o "$tmp/int.safetensors" "$tmp/manifest.tsv" 2>/dev/null &
 pid=$!
 for _ in $(seq 1 200); do [ -s "$tmp/int.jsonl" ] && [ "$(wc -l < "$tmp/int.jsonl")" -ge 5 ] && break; sleep 0.05; done
-kill -INT "$pid" 2>/dev/null || true
+kill -TERM "$pid" 2>/dev/null || true   # as Ctrl-C (a background job of a script has SIGINT ignored)
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 130 ] || [ "$rc" -eq 0 ] || fail "interrupted run exited $rc, not 130"
 [ -s "$tmp/int.safetensors" ] || fail "no checkpoint after SIGINT"
@@ -83,6 +83,18 @@ echo "SIGINT: exit $rc after $(wc -l < "$tmp/int.jsonl") log lines"
     || fail "--resume after SIGINT failed"
 cmp <(strip_seconds "$tmp/full.jsonl") <(strip_seconds "$tmp/int.jsonl") || fail "run resumed after SIGINT logs differ"
 cmp "$tmp/full.safetensors" "$tmp/int.safetensors" || fail "model resumed after SIGINT differs"
+# one SIGTERM delivered twice at once (`timeout` signals the child, then its process group):
+# one stop request, the checkpoint is saved; no "interrupted" line (2 ms apart, so that the
+# first copy's handler has run when the second comes; else the kernel merges them). Exit
+# 130, or 143 when the second copy came after the run had saved and put back the default
+# action (this model's steps take about a millisecond)
+"$BIN/dr-train" $CFG $RUN --log "$tmp/dbl.jsonl" -o "$tmp/dbl.safetensors" "$tmp/manifest.tsv" 2>"$tmp/dbl.err" &
+pid=$!
+for _ in $(seq 1 200); do [ -s "$tmp/dbl.jsonl" ] && [ "$(wc -l < "$tmp/dbl.jsonl")" -ge 5 ] && break; sleep 0.05; done
+kill -TERM "$pid" 2>/dev/null; sleep 0.002; kill -TERM "$pid" 2>/dev/null
+rc=0; wait "$pid" || rc=$?
+[ "$rc" -eq 0 ] || { { [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; } && [ -s "$tmp/dbl.safetensors" ] && ! grep -q "interrupted (SIG" "$tmp/dbl.err"; } ||
+    fail "one SIGTERM delivered twice: exit $rc: $(cat "$tmp/dbl.err")"
 
 # ---- --eval-only: one JSON line, the run's final l_val -----------------------------------
 "$BIN/dr-train" $CFG $RUN --eval-only "$tmp/full.safetensors" "$tmp/manifest.tsv" > "$tmp/eval.json" 2>/dev/null

@@ -105,9 +105,40 @@ void cu_prof_end(int category, double t0, double flops) {
     g_prof_calls[category]++;
 }
 
+/* the products by shape: up to PROF_SHAPES distinct ones, the rest counted as one row */
+#define PROF_SHAPES 48
+typedef struct { int category, ta, tb, M, N, K, count; long calls; double sec; } ProfShape;
+static ProfShape g_prof_shape[PROF_SHAPES + 1];
+static int g_prof_n_shapes;
+
+void cu_prof_end_gemm(int category, double t0, int ta, int tb, int M, int N, int K, int count) {
+    if (!g_prof_on) return;
+    cudaCheck(cudaDeviceSynchronize());
+    const double t = now_sec() - t0;
+    g_prof_sec[category] += t;
+    g_prof_flops[category] += 2.0 * M * N * K * (double)count;
+    g_prof_calls[category]++;
+    int i = 0;
+    while (i < g_prof_n_shapes &&
+           !(g_prof_shape[i].category == category && g_prof_shape[i].ta == ta &&
+             g_prof_shape[i].tb == tb && g_prof_shape[i].M == M && g_prof_shape[i].N == N &&
+             g_prof_shape[i].K == K && g_prof_shape[i].count == count))
+        i++;
+    if (i == g_prof_n_shapes) {
+        if (g_prof_n_shapes < PROF_SHAPES) g_prof_n_shapes++;
+        else i = PROF_SHAPES;   /* the overflow row */
+        ProfShape z = { category, ta, tb, M, N, K, count, 0, 0 };
+        if (i < PROF_SHAPES || g_prof_shape[i].calls == 0) g_prof_shape[i] = z;
+    }
+    g_prof_shape[i].calls++;
+    g_prof_shape[i].sec += t;
+}
+
 extern "C" void backend_cuda_profile(int on) {
     g_prof_on = on != 0;
     for (int i = 0; i < CU_PROF_N; i++) g_prof_sec[i] = g_prof_flops[i] = 0, g_prof_calls[i] = 0;
+    memset(g_prof_shape, 0, sizeof g_prof_shape);
+    g_prof_n_shapes = 0;
 }
 
 extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps) {
@@ -124,6 +155,26 @@ extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps)
         if (g_prof_flops[i] > 0 && g_prof_sec[i] > 0)
             fprintf(f, "  %.1f TFLOP/s", g_prof_flops[i] / g_prof_sec[i] / 1e12);
         fprintf(f, "\n");
+    }
+    /* the products by shape, the slowest in total first (row-major C[M,N] = op(A)·op(B)) */
+    int order[PROF_SHAPES + 1], n = 0;
+    for (int i = 0; i <= PROF_SHAPES; i++)
+        if (g_prof_shape[i].calls) order[n++] = i;
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && g_prof_shape[order[b]].sec > g_prof_shape[order[b - 1]].sec; b--) {
+            int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
+        }
+    if (n) fprintf(f, "    by shape (row-major C[M,N] = op(A)·op(B), N/T the transposes, x the "
+                   "batch; the 12 that took longest%s):\n",
+                   g_prof_shape[PROF_SHAPES].calls ? "; shapes past 48 pooled in one row" : "");
+    for (int j = 0; j < n && j < 12; j++) {
+        const ProfShape *p = &g_prof_shape[order[j]];
+        const double fl = 2.0 * p->M * p->N * p->K * (double)p->count * p->calls;
+        char batch[32] = "";
+        if (p->category == CU_PROF_BH_GEMM) snprintf(batch, sizeof batch, " x %d", p->count);
+        fprintf(f, "      %s%s M %6d N %6d K %6d%-9s %8.2f ms  (%ld calls)  %6.1f TFLOP/s\n",
+                p->ta ? "T" : "N", p->tb ? "T" : "N", p->M, p->N, p->K, batch,
+                1e3 * p->sec / steps, p->calls / steps, p->sec > 0 ? fl / p->sec / 1e12 : 0.0);
     }
 }
 

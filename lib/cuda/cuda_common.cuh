@@ -97,6 +97,9 @@ enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
        CU_PROF_OTHER, CU_PROF_N };
 double cu_prof_begin(void);
 void cu_prof_end(int category, double t0, double flops);
+/* cu_prof_end for a product C[M,N] = op(A)·op(B) over K (count of them, batched): also
+ * kept by shape, so that the print shows which shapes take the time */
+void cu_prof_end_gemm(int category, double t0, int ta, int tb, int M, int N, int K, int count);
 
 /* ---- GEMMs (gemm.cu) ------------------------------------------------------------------
  * Row-major C[M,N] = alpha·op(A)·op(B) + beta·C as lib/ops/cpu_util.h's ops_gemm:

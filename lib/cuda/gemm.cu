@@ -52,7 +52,7 @@ void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float 
     const double t = cu_prof_begin();
     cublasCheck(cublasSgemm(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, B, ldb, A, lda,
                             &beta, C, ldc));
-    cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
+    cu_prof_end_gemm(CU_PROF_GEMM, t, ta, tb, M, N, K, 1);
 }
 
 /* dst[n] = bf16(src[n]), 4 at a time (src 16-byte and dst 8-byte aligned, n % 4 == 0) */
@@ -109,7 +109,7 @@ static void gemm_ex_bf16(int ta, int tb, int M, int N, int K, float alpha,
     cublasCheck(cublasGemmEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                              Bh, CUDA_R_16BF, ldb_h, Ah, CUDA_R_16BF, lda_h, &beta,
                              C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
+    cu_prof_end_gemm(CU_PROF_GEMM, t, ta, tb, M, N, K, 1);
 }
 
 static int block_of(size_t limit, size_t bytes_per_unit, int total) {
@@ -162,7 +162,7 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
                                  B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
                                  C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_TF32,
                                  CUBLAS_GEMM_DEFAULT));
-        cu_prof_end(CU_PROF_GEMM, t, 2.0 * M * N * K);
+        cu_prof_end_gemm(CU_PROF_GEMM, t, ta, tb, M, N, K, 1);
         return;
     }
     case CU_GEMM_BF16:
@@ -256,7 +256,7 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
                                         (const void *const *)pa, CUDA_R_16BF, ca, &beta,
                                         (void *const *)pc, CUDA_R_32F, C.ld, count,
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-        cu_prof_end(CU_PROF_BH_GEMM, t, 2.0 * M * N * K * count);
+        cu_prof_end_gemm(CU_PROF_BH_GEMM, t, ta, tb, M, N, K, count);
     }
 }
 
@@ -285,7 +285,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     else
         cublasCheck(cublasSgemmBatched(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, pb, B.ld,
                                        pa, A.ld, &beta, pc, C.ld, count));
-    cu_prof_end(CU_PROF_BH_GEMM, t, 2.0 * M * N * K * count);
+    cu_prof_end_gemm(CU_PROF_BH_GEMM, t, ta, tb, M, N, K, count);
 }
 
 /* ---- column sums ------------------------------------------------------------------- */

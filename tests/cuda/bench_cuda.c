@@ -33,10 +33,14 @@
  * Without a GPU: one line saying so, exit 1.
  *
  *   build/float/cuda/bench_cuda [--plan] [--quick] [--profile] [--skip-train] [--skip-meta]
- *                               [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N]
+ *                               [--gemm-shapes] [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N]
  *                               [--precision fp32|bf16|both] [--bench-config F] [--ref-config F]
  * --quick: tiny shapes (a smoke test of this program, e.g. on the CPU emulator).
  * --skip-meta: GEMM rates and training only; --skip-train: GEMM rates and the meta-step.
+ * --gemm-shapes: also each GEMM shape of a reference training step alone, on bf16 inputs,
+ *   with an fp32 C (as now) and a bf16 C (as bf16 activations would), the head also with
+ *   the vocabulary padded to a multiple of 64 (bench_gemm.cu). --profile: per op, then
+ *   inside the matrix products by part and by shape (backend_cuda_profile).
  * --checkpoint-every N: the meta-step's c (default round(√T)).
  * --profile: after each training measurement, two more steps with every op timed between
  *   two synchronizations (tests/op_timer.h), printed largest first.
@@ -66,6 +70,7 @@
 #endif
 
 double bench_gemm_tflops(const char *mode, int n, int reps);   /* bench_gemm.cu */
+void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps);
 
 #define GiB 1073741824.0
 #define RESERVE_BYTES ((size_t)2 << 30)      /* CUDA context, cuBLAS workspace, fragmentation */
@@ -76,6 +81,7 @@ static int quick;   /* --quick: tiny shapes */
 static int profile; /* --profile: time per op of training steps */
 static int skip_meta; /* --skip-meta: no meta-step measurement */
 static int skip_train; /* --skip-train: no training measurement */
+static int gemm_shapes; /* --gemm-shapes: the reference LM's GEMM shapes, fp32 vs bf16 C */
 static int opt_c;     /* --checkpoint-every N for the meta-step (0: round(√T)) */
 static int meta_c(int T) { return opt_c > 0 && opt_c <= T ? opt_c : meta_default_checkpoint_every(T); }
 
@@ -587,8 +593,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--peak") && more) peak = atof(argv[++i]);
         else if (!strcmp(a, "--skip-meta")) skip_meta = 1;
         else if (!strcmp(a, "--skip-train")) skip_train = 1;
+        else if (!strcmp(a, "--gemm-shapes")) gemm_shapes = 1;
         else if (!strcmp(a, "--checkpoint-every") && more) opt_c = atoi(argv[++i]);
-        else dr_die("usage: bench_cuda [--plan] [--quick] [--profile] [--skip-meta] [--skip-train] [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N] "
+        else dr_die("usage: bench_cuda [--plan] [--quick] [--profile] [--skip-meta] [--skip-train] [--gemm-shapes] [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N] "
                     "[--precision fp32|bf16|both] [--bench-config F] [--ref-config F]");
     }
     if (o.reps < 1 || o.reps > 64) o.reps = 5;
@@ -607,6 +614,13 @@ int main(int argc, char **argv) {
         if (!strcmp(child, "gemm")) child_gemm(o.gemm_n, o.reps);
         else if (!strcmp(child, "train")) child_train(u, precision, child_B, o.reps, peak);
         else if (!strcmp(child, "meta")) child_meta(u, precision, child_B, o.T, o.reps < 3 ? o.reps : 3, peak);
+        else if (!strcmp(child, "shapes")) {
+            const MetaSpec *r = &ref.s;
+            const int BT = r->batch * r->seq_len;
+            child_gpu("fp32");
+            bench_gemm_shapes(BT, r->lm.d_model, r->lm.d_ff, r->lm.vocab,
+                              r->lm.head_chunk > 0 ? r->lm.head_chunk * r->seq_len : BT, o.reps);
+        }
         else dr_die("unknown child %s", child);
         return 0;
     }
@@ -638,6 +652,11 @@ int main(int argc, char **argv) {
     args[k] = NULL;
     double bf16_peak = 0;
     if (run_child(args) == 0) bf16_peak = result("bf16-pure");
+    if (gemm_shapes) {
+        char *sargs[32], sbuf[4][64];
+        sargs[child_args(sargs, sbuf, &o, "shapes")] = NULL;
+        run_child(sargs);
+    }
     snprintf(buf[2], 64, "%.6g", bf16_peak);
 
     if (!skip_train)

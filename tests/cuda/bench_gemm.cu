@@ -92,3 +92,83 @@ extern "C" double bench_gemm_tflops(const char *mode, int n, int reps) {
     if (Bh) cudaCheck(cudaFree(Bh));
     return 2.0 * (double)n * n * n / med / 1e12;
 }
+
+/* ---- the model's own GEMM shapes -----------------------------------------------------
+ * bench_gemm_shapes: cublasGemmEx on inputs already bf16, for each product a training step
+ * of an LM with B·T rows, width C, d_ff F and vocabulary V makes (the head on chunks of
+ * R rows), once with an fp32 C (what the backend writes now) and once with a bf16 C (what
+ * bf16 activations would write), and for the head also with V rounded up to a multiple of
+ * 64 (llm.c's padded vocabulary). Median of reps after one warm-up; TFLOP/s. Row-major
+ * C[M,N] = op(A)·op(B), the transposes as the matmul op's faces use them. */
+static double time_shape(int ta, int tb, int M, int N, int K, const __nv_bfloat16 *A,
+                         const __nv_bfloat16 *B, void *C, cudaDataType ct, int reps) {
+    const float one = 1.0f, zero = 0.0f;
+    double t[64];
+    for (int r = -1; r < reps; r++) {
+        cudaCheck(cudaDeviceSynchronize());
+        const double t0 = now_s();
+        cublasCheck(cublasGemmEx(cu_blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B, CUDA_R_16BF,
+                                 tb ? K : N, A, CUDA_R_16BF, ta ? M : K, &zero, C, ct, N,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        cudaCheck(cudaDeviceSynchronize());
+        if (r >= 0) t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    const double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    return 2.0 * (double)M * N * K / med / 1e12;
+}
+
+extern "C" void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps) {
+    if (reps < 1) reps = 1;
+    if (reps > 64) reps = 64;
+    const int Vp = (V + 63) / 64 * 64;
+    struct { const char *what; int ta, tb, M, N, K; } s[] = {
+        { "qkv forward      x·W", 0, 0, BT, 3 * C, C },   { "attn proj fwd    x·W", 0, 0, BT, C, C },
+        { "fc forward       x·W", 0, 0, BT, F, C },       { "fc proj forward  x·W", 0, 0, BT, C, F },
+        { "qkv dx           d·Wt", 0, 1, BT, C, 3 * C },  { "fc dx            d·Wt", 0, 1, BT, C, F },
+        { "fc proj dx       d·Wt", 0, 1, BT, F, C },      { "qkv dW           xt·d", 1, 0, C, 3 * C, BT },
+        { "fc dW            xt·d", 1, 0, C, F, BT },      { "fc proj dW       xt·d", 1, 0, F, C, BT },
+        { "head forward     x·Et", 0, 1, R, V, C },       { "head fwd, V pad  x·Et", 0, 1, R, Vp, C },
+        { "head dx          d·E", 0, 0, R, C, V },        { "head dx, V pad   d·E", 0, 0, R, C, Vp },
+        { "head dE          dt·x", 1, 0, V, C, R },       { "head dE, V pad   dt·x", 1, 0, Vp, C, R },
+    };
+    const int ns = (int)(sizeof s / sizeof *s);
+    size_t a_max = 0, b_max = 0, c_max = 0;
+    for (int i = 0; i < ns; i++) {
+        const size_t a = (size_t)s[i].M * s[i].K, b = (size_t)s[i].K * s[i].N, c = (size_t)s[i].M * s[i].N;
+        a_max = a > a_max ? a : a_max;
+        b_max = b > b_max ? b : b_max;
+        c_max = c > c_max ? c : c_max;
+    }
+    float *tmp;
+    __nv_bfloat16 *A, *B;
+    void *Cb;
+    const size_t t_max = a_max > b_max ? a_max : b_max;
+    cudaCheck(cudaMalloc((void **)&tmp, (t_max > c_max ? t_max : c_max) * sizeof(float)));
+    cudaCheck(cudaMalloc((void **)&A, a_max * sizeof *A));
+    cudaCheck(cudaMalloc((void **)&B, b_max * sizeof *B));
+    fill_pattern_k<<<cu_blocks(a_max), CU_THREADS>>>(tmp, a_max, 7);
+    cudaLaunchCheck();
+    to_bf16_dense_k<<<cu_blocks(a_max), CU_THREADS>>>(A, tmp, a_max);
+    cudaLaunchCheck();
+    fill_pattern_k<<<cu_blocks(b_max), CU_THREADS>>>(tmp, b_max, 5);
+    cudaLaunchCheck();
+    to_bf16_dense_k<<<cu_blocks(b_max), CU_THREADS>>>(B, tmp, b_max);
+    cudaLaunchCheck();
+    cudaCheck(cudaMalloc(&Cb, c_max * sizeof(__nv_bfloat16)));
+    printf("GEMM shapes of a training step (B·T %d, C %d, F %d, V %d, head chunks of %d rows), "
+           "bf16 inputs, cuBLAS, median of %d, TFLOP/s:\n", BT, C, F, V, R, reps);
+    printf("  %-22s %6s %6s %6s  %10s %10s\n", "product", "M", "N", "K", "fp32 C", "bf16 C");
+    for (int i = 0; i < ns; i++) {
+        const double f32 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, B, tmp,
+                                      CUDA_R_32F, reps);
+        const double b16 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, B, Cb,
+                                      CUDA_R_16BF, reps);
+        printf("  %-22s %6d %6d %6d  %10.1f %10.1f\n", s[i].what, s[i].M, s[i].N, s[i].K, f32, b16);
+    }
+    cudaCheck(cudaFree(tmp));
+    cudaCheck(cudaFree(A));
+    cudaCheck(cudaFree(B));
+    cudaCheck(cudaFree(Cb));
+}

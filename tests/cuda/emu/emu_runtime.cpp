@@ -344,12 +344,12 @@ static bool mat_ok(const char *fn, const char *what, const void *p, int rows, in
 
 static bool gemm_args_ok(const char *fn, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                          int k, const void *A, int lda, const void *B, int ldb, const void *C,
-                         int ldc, size_t esA, size_t esB) {
+                         int ldc, size_t esA, size_t esB, size_t esC = 4) {
     if (m < 0 || n < 0 || k < 0) return false;
     int ra = ta == CUBLAS_OP_N ? m : k, ca = ta == CUBLAS_OP_N ? k : m;
     int rb = tb == CUBLAS_OP_N ? k : n, cb = tb == CUBLAS_OP_N ? n : k;
     return mat_ok(fn, "A", A, ra, ca, lda, esA) && mat_ok(fn, "B", B, rb, cb, ldb, esB) &&
-           mat_ok(fn, "C", C, m, n, ldc, 4);
+           mat_ok(fn, "C", C, m, n, ldc, esC);
 }
 
 static CBLAS_TRANSPOSE tr(cublasOperation_t t) { return t == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
@@ -414,17 +414,29 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
     bool bf16 = Atype == CUDA_R_16BF && Btype == CUDA_R_16BF && compute == CUBLAS_COMPUTE_32F;
     bool f32 = Atype == CUDA_R_32F && Btype == CUDA_R_32F &&
                (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_FAST_TF32);
-    if (Ctype != CUDA_R_32F || !(bf16 || f32)) return CUBLAS_STATUS_NOT_SUPPORTED;
+    /* C in fp32, or in bf16 for bf16 inputs (the result rounded once, as the hardware's
+     * epilogue does) */
+    bool c16 = bf16 && Ctype == CUDA_R_16BF;
+    if ((Ctype != CUDA_R_32F && !c16) || !(bf16 || f32)) return CUBLAS_STATUS_NOT_SUPPORTED;
     size_t es = bf16 ? 2 : 4;
-    if (!gemm_args_ok("cublasGemmEx", ta, tb, m, n, k, A, lda, B, ldb, C, ldc, es, es))
+    if (!gemm_args_ok("cublasGemmEx", ta, tb, m, n, k, A, lda, B, ldb, C, ldc, es, es, c16 ? 2 : 4))
         return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     bool tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32;
     int ra = ta == CUBLAS_OP_N ? m : k, ca = ta == CUBLAS_OP_N ? k : m;
     int rb = tb == CUBLAS_OP_N ? k : n, cb = tb == CUBLAS_OP_N ? n : k;
     std::vector<float> a = widen(A, Atype, ra, ca, lda, tf32), b = widen(B, Btype, rb, cb, ldb, tf32);
+    if (!c16) {
+        cblas_sgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, *(const float *)alpha, a.data(), lda,
+                    b.data(), ldb, *(const float *)beta, (float *)C, ldc);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    std::vector<float> c = widen(C, CUDA_R_16BF, m, n, ldc, false);
     cblas_sgemm(CblasColMajor, tr(ta), tr(tb), m, n, k, *(const float *)alpha, a.data(), lda,
-                b.data(), ldb, *(const float *)beta, (float *)C, ldc);
+                b.data(), ldb, *(const float *)beta, c.data(), ldc);
+    __nv_bfloat16 *Ch = (__nv_bfloat16 *)C;
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) Ch[(size_t)j * ldc + i] = __float2bfloat16(c[(size_t)j * ldc + i]);
     return CUBLAS_STATUS_SUCCESS;
 }
 

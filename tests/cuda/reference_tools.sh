@@ -5,8 +5,9 @@
 # two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
 # Train_B. Writes OUTDIR/meta.jsonl, train.jsonl, scores.tsv and each tool's stderr.
 # MANIFEST: the one dr-split writes into its -o directory (its paths are relative to
-# the manifest's own directory). BIN (default bin) holds the tools. Needs a GPU; a smoke run of the tools' GPU paths at
-# full size, not a result.
+# the manifest's own directory). BIN (default bin) holds the tools. Needs a GPU; a smoke
+# run of the tools' GPU paths at full size, not a result. Exit 1 when a tool failed or
+# saved nothing (a run cut at its time limit, META_LIMIT / TRAIN_LIMIT, that saved is fine).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
@@ -18,17 +19,28 @@ trap 'rm -rf "$tmp"' EXIT
 C=(--config configs/gpu.yaml --device cuda)
 t0=$(date +%s)
 # on its time limit dr-meta gets SIGINT, as from Ctrl-C: it saves the rater and exits
+fails=0
+# a run cut by its time limit is fine (timeout's 124) if it saved what it had
+ran() { [ "$1" -eq 0 ] || [ "$1" -eq 124 ]; }
 timeout -s INT "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds=2 --set meta.val_batches=2 \
     --set meta.track_uniform=true --log "$O/meta.jsonl" -o "$tmp/rater.safetensors" "$M" 2> "$O/meta.err"
-echo "dr-meta: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/meta.err"; cat "$O/meta.jsonl"
+rc=$?
+echo "dr-meta: exit $rc in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/meta.err"; cat "$O/meta.jsonl" 2>/dev/null
+ran $rc && [ -s "$tmp/rater.safetensors" ] || { echo "FAIL: dr-meta (exit $rc) saved no rater"; fails=$((fails + 1)); }
 t0=$(date +%s)
 timeout -s INT "${TRAIN_LIMIT:-60}" "$BIN/dr-train" "${C[@]}" --steps 40 --set train.eval_every=20 --set train.eval_batches=4 \
     --set train.log_every=10 --log "$O/train.jsonl" -o "$tmp/lm.safetensors" "$M" 2> "$O/train.err"
-echo "dr-train: exit $? in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/train.err"; cat "$O/train.jsonl"
+rc=$?
+echo "dr-train: exit $rc in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/train.err"; cat "$O/train.jsonl" 2>/dev/null
+ran $rc && [ -s "$tmp/lm.safetensors" ] || { echo "FAIL: dr-train (exit $rc) saved no model"; fails=$((fails + 1)); }
 t0=$(date +%s)
 if [ -s "$tmp/rater.safetensors" ]; then
     timeout 60 "$BIN/dr-score" "${C[@]}" --rater "$tmp/rater.safetensors" --split train_b "$M" \
         > "$O/scores.tsv" 2> "$O/score.err"
-    echo "dr-score: exit $? in $(( $(date +%s) - t0 )) s, $(($(wc -l < "$O/scores.tsv") - 1)) rows"
+    rc=$?
+    rows=$(($(wc -l < "$O/scores.tsv") - 1))
+    echo "dr-score: exit $rc in $(( $(date +%s) - t0 )) s, $rows rows"
     tail -n 2 "$O/score.err"; head -n 4 "$O/scores.tsv"
+    [ $rc -eq 0 ] && [ $rows -gt 0 ] || { echo "FAIL: dr-score (exit $rc, $rows rows)"; fails=$((fails + 1)); }
 fi
+[ $fails -eq 0 ]

@@ -105,11 +105,13 @@ void cu_prof_end(int category, double t0, double flops) {
     g_prof_calls[category]++;
 }
 
-/* the products by shape: up to PROF_SHAPES distinct ones, the rest counted as one row */
+/* the products by shape: up to PROF_SHAPES distinct ones; calls of further shapes are
+ * only counted (g_prof_unlisted) */
 #define PROF_SHAPES 48
 typedef struct { int category, ta, tb, M, N, K, count; long calls; double sec; } ProfShape;
-static ProfShape g_prof_shape[PROF_SHAPES + 1];
+static ProfShape g_prof_shape[PROF_SHAPES];
 static int g_prof_n_shapes;
+static long g_prof_unlisted;
 
 void cu_prof_end_gemm(int category, double t0, int ta, int tb, int M, int N, int K, int count) {
     if (!g_prof_on) return;
@@ -125,10 +127,9 @@ void cu_prof_end_gemm(int category, double t0, int ta, int tb, int M, int N, int
              g_prof_shape[i].K == K && g_prof_shape[i].count == count))
         i++;
     if (i == g_prof_n_shapes) {
-        if (g_prof_n_shapes < PROF_SHAPES) g_prof_n_shapes++;
-        else i = PROF_SHAPES;   /* the overflow row */
+        if (g_prof_n_shapes == PROF_SHAPES) { g_prof_unlisted++; return; }
         ProfShape z = { category, ta, tb, M, N, K, count, 0, 0 };
-        if (i < PROF_SHAPES || g_prof_shape[i].calls == 0) g_prof_shape[i] = z;
+        g_prof_shape[g_prof_n_shapes++] = z;
     }
     g_prof_shape[i].calls++;
     g_prof_shape[i].sec += t;
@@ -139,6 +140,7 @@ extern "C" void backend_cuda_profile(int on) {
     for (int i = 0; i < CU_PROF_N; i++) g_prof_sec[i] = g_prof_flops[i] = 0, g_prof_calls[i] = 0;
     memset(g_prof_shape, 0, sizeof g_prof_shape);
     g_prof_n_shapes = 0;
+    g_prof_unlisted = 0;
 }
 
 extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps) {
@@ -157,16 +159,17 @@ extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps)
         fprintf(f, "\n");
     }
     /* the products by shape, the slowest in total first (row-major C[M,N] = op(A)·op(B)) */
-    int order[PROF_SHAPES + 1], n = 0;
-    for (int i = 0; i <= PROF_SHAPES; i++)
-        if (g_prof_shape[i].calls) order[n++] = i;
+    int order[PROF_SHAPES], n = 0;
+    for (int i = 0; i < g_prof_n_shapes; i++) order[n++] = i;
     for (int a = 1; a < n; a++)
         for (int b = a; b > 0 && g_prof_shape[order[b]].sec > g_prof_shape[order[b - 1]].sec; b--) {
             int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t;
         }
     if (n) fprintf(f, "    by shape (row-major C[M,N] = op(A)·op(B), N/T the transposes, x the "
-                   "batch; the 12 that took longest%s):\n",
-                   g_prof_shape[PROF_SHAPES].calls ? "; shapes past 48 pooled in one row" : "");
+                   "batch; the 12 that took longest of %d shapes):\n", n);
+    if (g_prof_unlisted)
+        fprintf(f, "      (%ld calls of more than %d shapes not listed)\n", g_prof_unlisted / steps,
+                PROF_SHAPES);
     for (int j = 0; j < n && j < 12; j++) {
         const ProfShape *p = &g_prof_shape[order[j]];
         const double fl = 2.0 * p->M * p->N * p->K * (double)p->count * p->calls;

@@ -185,9 +185,12 @@ static int read_lines(const char *path, LineSink sink, void *ctx, const char *la
             break;
         }
         /* a decimal number: strtod cannot fail; past the double range it gives ±HUGE_VAL
-         * (refused below as beyond float), below it a zero or subnormal (kept) */
+         * (refused below as beyond float), below it a zero or subnormal (kept). The weights
+         * are computed in the build's float: refused is what rounds to ±inf as a float, not
+         * what exceeds FLT_MAX, so that FLT_MAX printed with %.9g (3.40282347e+38, a little
+         * above it) reads back, as C's strtof and Python's numpy.float32 read it */
         double score = strtod(fld[1], NULL);
-        if (fabs(score) > FLT_MAX) {   /* the weights are computed in the build's float */
+        if (isinf((float)score)) {
             rc = dr_seterr("%s:%ld: score '%.40s' is beyond the float range (|z| <= 3.4e38)",
                            path, lineno, fld[1]);
             break;

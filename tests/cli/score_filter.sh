@@ -367,6 +367,14 @@ for c in "5|2| 0.5|is not a number" "5|2|0x10|is not a number" "5|2|+1.5|is not 
     what=$([ "$col" = 2 ] && echo score || echo n_tokens)
     expect_error "scores: $what '$val'" ":$ln: $what '$(printf '%s' "$val" | sed 's/[.+]/\\&/g')' $why" "${FILTER[@]}"; no_output "$what '$val'"
 done
+# the largest float as %.9g prints it (3.40282347e+38, just above FLT_MAX as a double) is a
+# score; the next decimal that rounds past it (3.4028236e+38) is refused
+awk -F'\t' -v OFS='\t' 'NR == 5 { $2 = "3.40282347e+38" } NR == 6 { $2 = "-3.40282347e+38" } 1' "$S" > "$TMP/fmax.tsv"
+check "scores: 3.40282347e+38 (FLT_MAX as %.9g) accepted" \
+    "$BIN/dr-filter" --scores "$TMP/fmax.tsv" --keep 0.5 $TOY -o "$TMP/fmax" "$TMP/splits/train_b"
+awk -F'\t' -v OFS='\t' 'NR == 5 { $2 = "3.4028236e+38" } 1' "$S" > "$TMP/bad.tsv"
+expect_error "scores: 3.4028236e+38 (rounds past the largest float)" ":5: score '3\.4028236e\+38' is beyond the float range" "${FILTER[@]}"
+no_output "3.4028236e+38"
 # what %.17g, awk and Python print is accepted: the same shards as the file itself
 awk -F'\t' -v OFS='\t' 'NR > 1 { $2 = sprintf("%.17g", $2) } 1' "$S" > "$TMP/g17.tsv"
 "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY -o "$TMP/ref" "$TMP/splits/train_b" >/dev/null 2>&1

@@ -128,7 +128,8 @@ int metrics_truncate(const char *path, const char *key, long step) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    /* a line of the tools' logs is a few hundred bytes; 16 MiB is no log of theirs */
+    while ((len = dr_getline_max(&line, &cap, f, (size_t)16 << 20)) > 0) {
         if (line[len - 1] != '\n') break;   /* the last line, cut short by a killed writer */
         JsonDoc *doc = json_parse(line, (size_t)len, 0);
         const JsonValue *v = doc ? json_get(json_root(doc), key) : NULL;
@@ -137,6 +138,14 @@ int metrics_truncate(const char *path, const char *key, long step) {
         if (keep) fwrite(line, 1, (size_t)len, g);
     }
     free(line);
+    /* a read error or an endless line: the log stays as it was, the run does not start */
+    int bad = len == -2 || ferror(f), err = errno;
     fclose(f);
+    if (bad) {
+        dr_atomic_abort(g, tmp);
+        return len == -2 ? dr_seterr("%s: a line longer than 16 MiB: not a log of this tool "
+                                     "(give another --log)", path)
+                         : dr_seterr("%s: read error: %s", path, strerror(err));
+    }
     return dr_atomic_commit(g, tmp, path);
 }

@@ -43,7 +43,8 @@ int metrics_close(Metrics *m, int rc);
 /* Before a resumed run appends: keeps only the lines of the log at path whose `key`
  * (step, meta_step) is <= step, since the resumed run logs again what came after its
  * checkpoint (a run killed after its last checkpoint had logged further). Lines that do
- * not parse, or lack the key, are kept. A missing file or "-" is nothing to do. */
+ * not parse, or lack the key, are kept. A missing file or "-" is nothing to do. A read
+ * error or a line over 16 MiB leaves the file as it was: -1 + dr_seterr. */
 int metrics_truncate(const char *path, const char *key, long step);
 
 #endif

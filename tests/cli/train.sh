@@ -69,6 +69,15 @@ grep -q "nan" "$tmp/again.err" && fail "--resume of a finished run printed nan: 
 for f in half.safetensors half.safetensors.state half.jsonl; do
     cmp -s "$tmp/$f" "$tmp/before/$f" || fail "--resume of a finished run changed $f"
 done
+# a log with an endless line (not one of ours): --resume refuses it, one line, log untouched
+"$BIN/dr-train" $CFG $RUN --stop-at 30 --log "$tmp/endless.jsonl" -o "$tmp/endless.safetensors" "$tmp/manifest.tsv" 2>/dev/null
+head -c 17000000 /dev/zero | tr '\0' x >> "$tmp/endless.jsonl"; echo >> "$tmp/endless.jsonl"
+cp "$tmp/endless.jsonl" "$tmp/endless.before"
+rc=0; "$BIN/dr-train" $CFG $RUN --resume --log "$tmp/endless.jsonl" -o "$tmp/endless.safetensors" "$tmp/manifest.tsv" \
+    2> "$tmp/endless.err" || rc=$?
+[ $rc -ne 0 ] && grep -q "endless.jsonl: a line longer than 16 MiB: not a log of this tool" "$tmp/endless.err" &&
+    cmp -s "$tmp/endless.jsonl" "$tmp/endless.before" ||
+    fail "--resume with an endless log line: exit $rc: $(head -c 300 "$tmp/endless.err")"
 
 # ---- Ctrl-C: checkpoint, exit 130, resume to the same numbers ---------------------------
 "$BIN/dr-train" $CFG $RUN --log "$tmp/int.jsonl" -o "$tmp/int.safetensors" "$tmp/manifest.tsv" 2>/dev/null &

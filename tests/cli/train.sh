@@ -2,7 +2,7 @@
 # train.sh — dr-train end to end on the generated corpus (tests/data/gen_corpus.sh):
 # tokenize (byte), split, dr-cat --examples, train with configs/tiny.yaml and check
 #  - the Val loss ends well below the unigram entropy of the Train targets;
-#  - --stop-at + --resume and SIGINT + --resume log the same numbers, byte for byte, and
+#  - --stop-at + --resume and SIGTERM (as Ctrl-C) + --resume log the same numbers, byte for byte, and
 #    save the same model as an uninterrupted run;
 #  - --eval-only prints one JSON line whose l_val is the run's final l_val;
 #  - a NaN loss stops training with the step named and a finite last-good checkpoint;
@@ -86,12 +86,12 @@ for _ in $(seq 1 200); do [ -s "$tmp/int.jsonl" ] && [ "$(wc -l < "$tmp/int.json
 kill -TERM "$pid" 2>/dev/null || true   # as Ctrl-C (a background job of a script has SIGINT ignored)
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 130 ] || [ "$rc" -eq 0 ] || fail "interrupted run exited $rc, not 130"
-[ -s "$tmp/int.safetensors" ] || fail "no checkpoint after SIGINT"
-echo "SIGINT: exit $rc after $(wc -l < "$tmp/int.jsonl") log lines"
+[ -s "$tmp/int.safetensors" ] || fail "no checkpoint after SIGTERM"
+echo "SIGTERM (as Ctrl-C): exit $rc after $(wc -l < "$tmp/int.jsonl") log lines"
 "$BIN/dr-train" $CFG $RUN --resume --log "$tmp/int.jsonl" -o "$tmp/int.safetensors" "$tmp/manifest.tsv" 2>/dev/null \
-    || fail "--resume after SIGINT failed"
-cmp <(strip_seconds "$tmp/full.jsonl") <(strip_seconds "$tmp/int.jsonl") || fail "run resumed after SIGINT logs differ"
-cmp "$tmp/full.safetensors" "$tmp/int.safetensors" || fail "model resumed after SIGINT differs"
+    || fail "--resume after SIGTERM failed"
+cmp <(strip_seconds "$tmp/full.jsonl") <(strip_seconds "$tmp/int.jsonl") || fail "run resumed after SIGTERM logs differ"
+cmp "$tmp/full.safetensors" "$tmp/int.safetensors" || fail "model resumed after SIGTERM differs"
 # one SIGTERM delivered twice at once (`timeout` signals the child, then its process group):
 # one stop request, the checkpoint is saved; no "interrupted" line (2 ms apart, so that the
 # first copy's handler has run when the second comes; else the kernel merges them). Exit

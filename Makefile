@@ -18,6 +18,7 @@
 #                        lib/datarater/libdr_cuda.so (when built), share/datarater/configs
 #                        and share/datarater/gpt2 (when `make vocab` fetched it: install
 #                        downloads nothing). The pipelines run from a checkout.
+#   make install-strip   the same, the programs' symbol tables stripped
 #   make uninstall       removes what install put there (same PREFIX, DESTDIR)
 
 .DEFAULT_GOAL := all
@@ -89,7 +90,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 TEST_HDR  := $(wildcard tests/*.h)
 
 .PHONY: all tools tests grads bench-bins test test-unit test-grad test-cli bench deps demo clean info vocab xcheck \
-        xcheck-random xcheck-formats-random install uninstall
+        xcheck-random xcheck-formats-random install install-strip uninstall
 all: info tools
 
 info:
@@ -203,16 +204,17 @@ DATADIR    ?= $(PREFIX)/share
 PKGLIBDIR  := $(LIBDIR)/datarater
 PKGDATADIR := $(DATADIR)/datarater
 INSTALL    ?= install
+INSTALL_STRIP :=              # -s under make install-strip
 CONFIGS    := $(sort $(wildcard configs/*.yaml))
 VOCAB_FILES := encoder.json vocab.bpe
 
 install: all
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(PKGDATADIR)/configs"
-	$(INSTALL) -m 755 $(TOOLS) "$(DESTDIR)$(BINDIR)"
+	$(INSTALL) $(INSTALL_STRIP) -m 755 $(TOOLS) "$(DESTDIR)$(BINDIR)"
 	$(INSTALL) -m 644 $(CONFIGS) "$(DESTDIR)$(PKGDATADIR)/configs"
 ifneq ($(CUDA_SO),)
 	$(INSTALL) -d "$(DESTDIR)$(PKGLIBDIR)"
-	$(INSTALL) -m 644 $(CUDA_SO) "$(DESTDIR)$(PKGLIBDIR)"
+	$(INSTALL) $(INSTALL_STRIP) -m 644 $(CUDA_SO) "$(DESTDIR)$(PKGLIBDIR)"
   ifneq ($(abspath $(LIBDIR)),$(abspath $(BINDIR)/../lib))
 	@echo "make install: warning: the installed tools look for libdr_cuda.so in BINDIR/../lib/datarater," \
 	      "not in $(PKGLIBDIR)" >&2
@@ -230,6 +232,11 @@ ifneq ($(abspath $(DATADIR)),$(abspath $(BINDIR)/../share))
 	@echo "make install: warning: the installed tools look for the vocabulary in" \
 	      "BINDIR/../share/datarater/gpt2, not in $(PKGDATADIR)/gpt2: set DR_DATA=$(PKGDATADIR)" >&2
 endif
+
+# the same, with the programs' and the CUDA backend's symbol tables stripped (GNU's
+# install-strip; about a third of the size: the build keeps -g)
+install-strip:
+	@$(MAKE) --no-print-directory install INSTALL_STRIP=-s
 
 uninstall:
 	rm -f $(TOOLS:$(BIN)/%="$(DESTDIR)$(BINDIR)/%") "$(DESTDIR)$(PKGLIBDIR)/libdr_cuda.so" \

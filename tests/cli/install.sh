@@ -83,6 +83,18 @@ rc=$?
 check "make install again succeeds" test $rc -eq 0
 check "... the same files" diff "$TMP/first.lst" <(installed "$STAGE")
 
+# ---- install-strip: the same files, the programs without their symbol tables -----------------
+S3=$TMP/stage3
+"${MK[@]}" install-strip DESTDIR="$S3" VOCAB_DIR="$VOC" >"$TMP/install3.log" 2>&1
+rc=$?
+check "make install-strip succeeds" test $rc -eq 0
+installed "$S3" >"$TMP/strip.lst"
+check "... the same files as make install" diff -q "$TMP/first.lst" "$TMP/strip.lst"
+check "... dr-meta stripped (no .symtab), smaller than the build's, and it runs" \
+    bash -c "! readelf -S '$S3$P/bin/dr-meta' | grep -q '\.symtab' && readelf -S '$BIN/dr-meta' | grep -q '\.symtab' &&
+             [ \$(stat -c %s '$S3$P/bin/dr-meta') -lt \$(stat -c %s '$BIN/dr-meta') ] &&
+             '$S3$P/bin/dr-meta' --version | grep -q '^dr-meta '"
+
 # ---- an install without the vocabulary -------------------------------------------------------
 S2=$TMP/stage2
 "${MK[@]}" install DESTDIR="$S2" VOCAB_DIR="$TMP/novocab" >"$TMP/install2.log" 2>&1

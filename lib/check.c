@@ -1,5 +1,6 @@
 /* check.c — error messages, checked allocation and temp-file cleanup (see check.h). */
 #include "check.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *progname = "datarater";
@@ -193,15 +193,10 @@ static void strip_slashes(char *p) {
  * same without the line: `dr-cat … | head -1` ends as quietly as `zcat … | head -1`.
  * Inside dr_signals_hold() a signal is only noted, and acted on at the release. */
 static volatile sig_atomic_t hold_depth, held_signal;
-/* dr_install_cleanup_signals_after_stop: when the stop request came (CLOCK_MONOTONIC
- * nanoseconds; 0: none). A 64-bit store, written once by a handler, read by another. */
-static volatile int64_t stop_request_ns;
-
-static int64_t monotonic_ns(void) {   /* clock_gettime is async-signal-safe */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* dr_install_cleanup_signals_after_stop: when the stop request came (dr_now seconds, a
+ * clock_gettime, which is async-signal-safe; 0: none). Written once by a handler, read by
+ * another. */
+static volatile double stop_request_at;
 static int pipe_errors;   /* SIGPIPE ignored for good (dr_install_stop_signals) */
 
 volatile sig_atomic_t dr_bar_on_stderr;
@@ -248,7 +243,7 @@ static void cleanup_signal(int sig) {
         pthread_kill(main_thread, sig);
         return;
     }
-    if (sig != SIGPIPE && stop_request_ns && monotonic_ns() - stop_request_ns < 100000000)
+    if (sig != SIGPIPE && stop_request_at > 0 && dr_now() - stop_request_at < 0.1)
         return;   /* the stop request's own signal, delivered twice (timeout(1)) */
     if (hold_depth > 0) {   /* a commit in progress: finish it first */
         if (!held_signal) held_signal = sig;
@@ -276,7 +271,7 @@ void dr_install_cleanup_signals(void) {
 }
 
 void dr_install_cleanup_signals_after_stop(void) {
-    stop_request_ns = monotonic_ns();
+    stop_request_at = dr_now();
     dr_install_cleanup_signals();
 }
 

@@ -2,7 +2,6 @@
 #include "scores.h"
 #include "progress.h"
 
-#include <float.h>
 
 #include <errno.h>
 #include <math.h>

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unordered_map>
 
 #include "cuda/cuda_common.cuh"
@@ -85,24 +84,24 @@ static int g_prof_on;
 static double g_prof_sec[CU_PROF_N], g_prof_flops[CU_PROF_N];
 static long g_prof_calls[CU_PROF_N];
 
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double cu_prof_begin(void) {
     if (!g_prof_on) return 0;
     cudaCheck(cudaDeviceSynchronize());
-    return now_sec();
+    return dr_now();
+}
+
+/* the part since t0, once the device is done, added to its category: its seconds */
+static double prof_add(int category, double t0, double flops) {
+    cudaCheck(cudaDeviceSynchronize());
+    const double t = dr_now() - t0;
+    g_prof_sec[category] += t;
+    g_prof_flops[category] += flops;
+    g_prof_calls[category]++;
+    return t;
 }
 
 void cu_prof_end(int category, double t0, double flops) {
-    if (!g_prof_on) return;
-    cudaCheck(cudaDeviceSynchronize());
-    g_prof_sec[category] += now_sec() - t0;
-    g_prof_flops[category] += flops;
-    g_prof_calls[category]++;
+    if (g_prof_on) prof_add(category, t0, flops);
 }
 
 /* the products by shape: up to PROF_SHAPES distinct ones; calls of further shapes are
@@ -115,11 +114,7 @@ static long g_prof_unlisted;
 
 void cu_prof_end_gemm(int category, double t0, int ta, int tb, int M, int N, int K, int count) {
     if (!g_prof_on) return;
-    cudaCheck(cudaDeviceSynchronize());
-    const double t = now_sec() - t0;
-    g_prof_sec[category] += t;
-    g_prof_flops[category] += 2.0 * M * N * K * (double)count;
-    g_prof_calls[category]++;
+    const double t = prof_add(category, t0, 2.0 * M * N * K * (double)count);
     int i = 0;
     while (i < g_prof_n_shapes &&
            !(g_prof_shape[i].category == category && g_prof_shape[i].ta == ta &&

@@ -34,6 +34,8 @@ extern "C" {
  * (check.h itself is C-only: <stdnoreturn.h>.) */
 extern "C" [[noreturn]] void dr_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* lib/progress.c: monotonic seconds */
+extern "C" double dr_now(void);
 
 static_assert(sizeof(real) == sizeof(float), "the CUDA backend is float-only");
 

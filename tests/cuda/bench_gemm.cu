@@ -8,25 +8,23 @@
  *                          so the conversions are part of the time);
  *   "bf16-pure":           cublasGemmEx on inputs already in bf16, fp32 accumulation and
  *                          output: the tensor-core rate MFU is measured against.
- * Timing: cudaDeviceSynchronize and the host's monotonic clock around each product, the
+ * Timing: cudaDeviceSynchronize and the host's monotonic clock (dr_now) around each product, the
  * median of reps after one warm-up. The backend's GEMM mode is restored afterwards. */
 #include <cuda_bf16.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cuda/cuda_common.cuh"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+static double median(double *t, int n) {   /* sorts t */
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 /* x[i] = a small pattern, so no denormals and no overflow */
@@ -72,7 +70,7 @@ extern "C" double bench_gemm_tflops(const char *mode, int n, int reps) {
     double t[64];
     for (int r = -1; r < reps; r++) {   /* r = -1: warm-up (cuBLAS heuristics, scratch) */
         cudaCheck(cudaDeviceSynchronize());
-        double t0 = now_s();
+        double t0 = dr_now();
         if (pure)
             cublasCheck(cublasGemmEx(cu_blas(), CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, Bh,
                                      CUDA_R_16BF, n, Ah, CUDA_R_16BF, n, &zero, C, CUDA_R_32F, n,
@@ -80,10 +78,9 @@ extern "C" double bench_gemm_tflops(const char *mode, int n, int reps) {
         else
             cu_gemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         cudaCheck(cudaDeviceSynchronize());
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = dr_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    const double med = median(t, reps);
     backend_cuda_set_gemm_precision(saved);
     cudaCheck(cudaFree(A));
     cudaCheck(cudaFree(B));
@@ -106,17 +103,15 @@ static double time_shape(int ta, int tb, int M, int N, int K, const __nv_bfloat1
     double t[64];
     for (int r = -1; r < reps; r++) {
         cudaCheck(cudaDeviceSynchronize());
-        const double t0 = now_s();
+        const double t0 = dr_now();
         cublasCheck(cublasGemmEx(cu_blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B, CUDA_R_16BF,
                                  tb ? K : N, A, CUDA_R_16BF, ta ? M : K, &zero, C, ct, N,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         cudaCheck(cudaDeviceSynchronize());
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = dr_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    const double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
-    return 2.0 * (double)M * N * K / med / 1e12;
+    return 2.0 * (double)M * N * K / median(t, reps) / 1e12;
 }
 
 extern "C" void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps) {

@@ -72,12 +72,15 @@ static int ends_with(const char *s, const char *suf) {
 }
 
 /* The length of path without a compression suffix (.gz, .zst, .zstd): "c4.json.gz" is
- * read as "c4.json" for its format and its source name. */
+ * read as "c4.json" for its format and its source name. A file named just ".gz" keeps its
+ * name (there is nothing before the suffix to be the name). */
 static size_t uncompressed_len(const char *path) {
     static const char *const sufs[] = {".gz", ".zst", ".zstd"};
     size_t n = strlen(path);
-    for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++)
-        if (ends_with(path, sufs[i]) && n > strlen(sufs[i])) return n - strlen(sufs[i]);
+    for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++) {
+        size_t m = strlen(sufs[i]);
+        if (ends_with(path, sufs[i]) && n > m && path[n - m - 1] != '/') return n - m;
+    }
     return n;
 }
 

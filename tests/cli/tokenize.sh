@@ -371,6 +371,8 @@ for c in gz zst; do
 done
 printf 'one document\n' | gzip -c >"$TMP/doc.txt.gz"
 check "a .txt.gz: one document per file, source 'doc'" bash -c "'$T' --tokenizer byte -o '$TMP/czt' '$TMP/doc.txt.gz' >/dev/null 2>&1 && [ \"\$($DUMP '$TMP/czt/shard-00000.drs' | cut -f2)\" = doc ]"
+mkdir -p "$TMP/gzdir" && cp "$TMP/doc.txt.gz" "$TMP/gzdir/.gz"
+check "a file named just .gz keeps its name as the source (not its directory's)" bash -c "'$T' --tokenizer byte -o '$TMP/czt2' '$TMP/gzdir/.gz' >/dev/null 2>&1 && [ \"\$($DUMP '$TMP/czt2/shard-00000.drs' | cut -f2)\" = .gz ]"
 n=$(stat -c %s "$TMP/cz.jsonl.gz"); head -c $((n / 2)) "$TMP/cz.jsonl.gz" >"$TMP/tr.jsonl.gz"
 expect_error "truncated gzip" "tr\.jsonl\.gz:[0-9]+: truncated gzip data \(the input ends inside a member\)$" "$T" --tokenizer byte -o "$TMP/e" "$TMP/tr.jsonl.gz"
 n=$(stat -c %s "$TMP/cz.jsonl.zst"); head -c $((n / 2)) "$TMP/cz.jsonl.zst" >"$TMP/tr.jsonl.zst"

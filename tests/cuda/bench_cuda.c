@@ -11,6 +11,11 @@
  *      64, vocab 50257), in fp32 and bf16: tokens/s, model TFLOP/s with 6·N + 6·L·d·ctx
  *      FLOPs per token (tests/bench/bench_lm.c's count: N = every parameter, tied wte
  *      included), MFU = model FLOP/s ÷ the bf16-pure GEMM rate, peak device memory.
+ *      The reference config recomputes its blocks and chunks its head (lm.checkpointing,
+ *      lm.head_chunk), which the meta-step needs and a plain training step may not: its
+ *      bf16 step is also measured without recomputation, and then with the whole head too,
+ *      where the plan fits (the model FLOPs are the same; the recomputed forward is not
+ *      counted, so recomputation lowers the MFU).
  *   3. One meta-step of one member at the reference config with T = 16 (c = round(√16)
  *      = 4, AdamW with clip, the exact hypergradient): its time, its ratio to T plain
  *      steps of the same batch, where the time goes, peak device memory.
@@ -103,7 +108,8 @@ static void setup_load(Setup *u, const char *name, const char *path, int default
     u->val_batches = cfg.meta.val_batches;
     if (quick) {   /* the same code paths on shapes an emulator runs in seconds */
         u->s.lm = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
-                              .ctx = 8, .init_std = 0.02 };
+                              .ctx = 8, .init_std = 0.02, .checkpointing = u->s.lm.checkpointing,
+                              .head_chunk = u->s.lm.head_chunk ? 1 : 0 };
         u->s.rater = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
                                  .ctx = 8, .init_std = 0.02 };
         u->s.batch = 2;
@@ -271,6 +277,15 @@ static int fit_batch(const Setup *u, int want, double budget, int meta, int T, i
     return 0;
 }
 
+/* The memory switches of an LM config, for a label: "", ", recomputed", ", head in 4s", ... */
+static const char *memory_switches(const LMConfig *c) {
+    static char b[64];
+    snprintf(b, sizeof b, "%s", c->checkpointing ? ", recomputed" : "");
+    if (c->head_chunk > 0)
+        snprintf(b + strlen(b), sizeof b - strlen(b), ", head in %ds", c->head_chunk);
+    return b;
+}
+
 static void run_plan(const Setup *bench, const Setup *ref, int T, double budget) {
     printf("memory plan: bytes the library allocates (counted) + CUDA backend scratch (formula);\n"
            "  the CUDA context and cuBLAS workspace (~0.5-1 GiB) are not included%s\n",
@@ -280,11 +295,23 @@ static void run_plan(const Setup *bench, const Setup *ref, int T, double budget)
     for (int i = 0; i < 2; i++) {
         const MetaSpec *s = &us[i]->s;
         for (int bf16 = 0; bf16 <= 1; bf16++) {
-            snprintf(t, sizeof t, "%s: plain training step, B %d, %s", us[i]->name, s->batch,
-                     bf16 ? "bf16" : "fp32");
+            snprintf(t, sizeof t, "%s: plain training step, B %d, %s%s", us[i]->name, s->batch,
+                     bf16 ? "bf16" : "fp32", memory_switches(&s->lm));
             Plan p = plan_train(s, s->batch, bf16);
             print_plan(t, &p, budget);
         }
+    }
+    /* the variants of the reference's bf16 training step that the benchmark also measures */
+    for (int variant = 1; variant <= 2; variant++) {
+        MetaSpec v = ref->s;
+        v.lm.checkpointing = 0;
+        if (variant == 2) v.lm.head_chunk = 0;
+        if ((variant == 1 && !ref->s.lm.checkpointing) || (variant == 2 && !ref->s.lm.head_chunk))
+            continue;
+        snprintf(t, sizeof t, "  the same in bf16%s", variant == 1 ? ", no recomputation"
+                                                                   : ", no recomputation, whole head");
+        Plan p = plan_train(&v, v.batch, 1);
+        print_plan(t, &p, budget);
     }
     const MetaSpec *s = &ref->s;
     const int B = s->batch;
@@ -423,8 +450,8 @@ static void child_train(const Setup *u, const char *precision, int B, int reps, 
     child_gpu(precision);
     const LMConfig *c = &u->s.lm;
     char label[160];
-    snprintf(label, sizeof label, "%-9s %2d layers d%d ctx %d V %d, B %d, %s", u->name, c->n_layer,
-             c->d_model, u->s.seq_len, c->vocab, B, precision);
+    snprintf(label, sizeof label, "%-9s %2d layers d%d ctx %d V %d, B %d, %s%s", u->name,
+             c->n_layer, c->d_model, u->s.seq_len, c->vocab, B, precision, memory_switches(c));
     double step = train_steps(u, B, reps, peak, label, profile);
     printf("@step_s %.6g\n@tokens_per_s %.6g\n", step, (double)B * u->s.seq_len / step);
     print_memory("    ");
@@ -560,6 +587,33 @@ static int child_args(char **a, char buf[][64], const Opts *o, const char *what)
     return k;
 }
 
+/* One training measurement of setup u (a config's LM, or a variant of it: variant 1 without
+ * recomputation, 2 with the whole head too), at the largest batch that fits. */
+static void measure_train(const Setup *u, int variant, int bf16, double budget, char **args,
+                          char buf[][64], const Opts *o) {
+    const char *prec = bf16 ? "bf16" : "fp32";
+    int B = fit_batch(u, u->s.batch, budget, 0, 0, bf16);
+    if (B == 0) {
+        printf("  %s, %s%s: does not fit even at B = 1 (plan: %s)\n", u->name, prec,
+               memory_switches(&u->s.lm), human(plan_train(&u->s, 1, bf16).total));
+        return;
+    }
+    if (B < u->s.batch)
+        printf("  %s, %s%s: B %d needs %.1f GiB by the plan, more than %.1f GiB: measured at B %d\n",
+               u->name, prec, memory_switches(&u->s.lm), u->s.batch,
+               plan_train(&u->s, u->s.batch, bf16).total / GiB, budget / GiB, B);
+    int k = child_args(args, buf, o, "train");
+    snprintf(buf[3], 64, "%d", B);
+    const char *extra[] = { "--setup", u->name, "--precision", prec, "--B", buf[3], "--peak", buf[2] };
+    for (int e = 0; e < 8; e++) args[k++] = (char *)extra[e];
+    if (variant >= 1) args[k++] = (char *)"--no-recompute";
+    if (variant >= 2) args[k++] = (char *)"--whole-head";
+    args[k] = NULL;
+    if (run_child(args) == 0)
+        printf("    plan for this batch: %s; measured peak %s (backend)\n",
+               human(plan_train(&u->s, B, bf16).total), human(result("peak_bytes")));
+}
+
 int main(int argc, char **argv) {
     dr_set_progname("bench_cuda");
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -567,7 +621,7 @@ int main(int argc, char **argv) {
                .gemm_n = 8192, .T = 16, .want_fp32 = 1, .want_bf16 = 1 };
     int plan_only = 0;
     const char *child = NULL, *precision = "fp32", *setup = "bench";
-    int child_B = 0;
+    int child_B = 0, no_recompute = 0, whole_head = 0;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -595,6 +649,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--skip-train")) skip_train = 1;
         else if (!strcmp(a, "--gemm-shapes")) gemm_shapes = 1;
         else if (!strcmp(a, "--checkpoint-every") && more) opt_c = atoi(argv[++i]);
+        else if (!strcmp(a, "--no-recompute")) no_recompute = 1;   /* children: a variant */
+        else if (!strcmp(a, "--whole-head")) whole_head = 1;
         else dr_die("usage: bench_cuda [--plan] [--quick] [--profile] [--skip-meta] [--skip-train] [--gemm-shapes] [--checkpoint-every N] [--reps N] [--gemm-n N] [--T N] "
                     "[--precision fp32|bf16|both] [--bench-config F] [--ref-config F]");
     }
@@ -610,7 +666,9 @@ int main(int argc, char **argv) {
 
     if (child) {
         if (child_B <= 0) child_B = !strcmp(setup, "reference") ? ref.s.batch : bench.s.batch;
-        const Setup *u = !strcmp(setup, "reference") ? &ref : &bench;
+        Setup *u = !strcmp(setup, "reference") ? &ref : &bench;
+        if (no_recompute) u->s.lm.checkpointing = 0;
+        if (whole_head) u->s.lm.head_chunk = 0;
         if (!strcmp(child, "gemm")) child_gemm(o.gemm_n, o.reps);
         else if (!strcmp(child, "train")) child_train(u, precision, child_B, o.reps, peak);
         else if (!strcmp(child, "meta")) child_meta(u, precision, child_B, o.T, o.reps < 3 ? o.reps : 3, peak);
@@ -666,25 +724,18 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2 && !skip_train; i++)
         for (int bf16 = 0; bf16 <= 1; bf16++) {
             if ((bf16 && !o.want_bf16) || (!bf16 && !o.want_fp32)) continue;
-            int B = fit_batch(us[i], us[i]->s.batch, budget, 0, 0, bf16);
-            if (B == 0) {
-                printf("  %s, %s: does not fit even at B = 1 (plan: %s)\n", us[i]->name,
-                       bf16 ? "bf16" : "fp32", human(plan_train(&us[i]->s, 1, bf16).total));
-                continue;
+            /* variant 0: as configured; 1: without recomputation; 2: and the whole head
+             * (the reference in bf16 only, and only where the config has them on) */
+            for (int variant = 0; variant <= 2; variant++) {
+                Setup v = *us[i];
+                if (variant >= 1) v.s.lm.checkpointing = 0;
+                if (variant >= 2) v.s.lm.head_chunk = 0;
+                if (variant > 0 && (i == 0 || !bf16 ||
+                                    (variant == 1 && !us[i]->s.lm.checkpointing) ||
+                                    (variant == 2 && !us[i]->s.lm.head_chunk)))
+                    continue;
+                measure_train(&v, variant, bf16, budget, args, buf, &o);
             }
-            if (B < us[i]->s.batch)
-                printf("  %s, %s: B %d needs %.1f GiB by the plan, more than %.1f GiB: measured at B %d\n",
-                       us[i]->name, bf16 ? "bf16" : "fp32", us[i]->s.batch,
-                       plan_train(&us[i]->s, us[i]->s.batch, bf16).total / GiB, budget / GiB, B);
-            k = child_args(args, buf, &o, "train");
-            snprintf(buf[3], 64, "%d", B);
-            const char *extra[] = { "--setup", us[i]->name, "--precision", bf16 ? "bf16" : "fp32",
-                                    "--B", buf[3], "--peak", buf[2] };
-            for (int e = 0; e < 8; e++) args[k++] = (char *)extra[e];
-            args[k] = NULL;
-            if (run_child(args) == 0)
-                printf("    plan for this batch: %s; measured peak %s (backend)\n",
-                       human(plan_train(&us[i]->s, B, bf16).total), human(result("peak_bytes")));
         }
 
     if (!skip_meta) printf("one meta-step of the reference config (one member, mode full, exact hypergradient):\n");

@@ -74,11 +74,17 @@ test-cuda-emu: $(LIB_A)
 	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh
 bench-cuda-emu: $(LIB_A)
 	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu tests/cuda/emu/run.sh bench --quick $(BENCH_CUDA_ARGS)
+# The tools with --device cuda on the same emulator: an emulated libdr_cuda.so next to
+# copies of the tools ($(BUILD)/cuda-emu/tools/bin), then tests/cuda/tools_gpu.sh on them
+# (TOOLS_GPU_SMALL=1: smaller runs): the path tool → backend_select → dlopen → backend
+test-cuda-tools-emu: $(LIB_A)
+	@EMU_LIBDR=$(LIB_A) EMU_OUT=$(BUILD)/cuda-emu EMU_CC='$(CC)' EMU_CFLAGS='$(CFLAGS)' \
+	 EMU_LDLIBS='$(LDLIBS)' tests/cuda/emu/run.sh tools
 else
-test-cuda-emu bench-cuda-emu:
+test-cuda-emu bench-cuda-emu test-cuda-tools-emu:
 	@echo "$@: the CUDA backend is float only: run it without PRECISION=double" >&2; exit 2
 endif
-.PHONY: test-cuda-emu bench-cuda-emu
+.PHONY: test-cuda-emu bench-cuda-emu test-cuda-tools-emu
 TOOL_DIRS := $(sort $(wildcard tools/dr-*))
 TOOLS     := $(TOOL_DIRS:tools/%=$(BIN)/%)
 UNIT_SRC  := $(sort $(wildcard tests/unit/*.c))

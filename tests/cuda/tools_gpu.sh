@@ -5,7 +5,9 @@
 #   - dr-train on the GPU is deterministic: two runs log the same numbers to the last bit
 #     and save the same model (fp32 and bf16); bf16 starts within 1e-2 of fp32 and trains;
 #   - --stop-at + --resume on the GPU gives the uninterrupted run's log and model;
-#   - GPU and CPU training agree: every logged l_val within 2e-3 (relative), and the
+#   - GPU and CPU training agree: every logged l_val within 1e-4 (relative; the H200 gave
+#     1.5e-6 over 120 steps, the emulator 4e-7; 2e-3 let a weight decay of the wrong
+#     sign in the CUDA AdamW pass, at 1.6e-3 on the emulator's 40 steps), and the
 #     GPU's final l_val is well below the corpus's unigram entropy;
 #   - --eval-only on the GPU prints the run's final l_val (within 1e-5);
 #   - dr-meta on the GPU is deterministic and follows the CPU's log (l_val within 1e-2);
@@ -14,6 +16,12 @@
 #   - dr-score on the GPU: every score within 1e-3 of the CPU's.
 # Exit 0 pass, 1 fail, 77 no GPU (never a pass). DEVICE=cpu runs the script's logic
 # against the CPU itself (a check of this script, not of the GPU).
+# TOOLS_GPU_SMALL=1 (set by `make test-cuda-tools-emu`: the CPU emulator of CUDA runs the
+# kernels thousands of times slower than a GPU): the same checks and bounds on smaller
+# runs: windows of 16 tokens, batches of 4, 40 training steps (eval every 10 steps on 2
+# batches, not the whole val split), 2 meta-steps. One bound changes with the size: 40
+# steps do not get below the unigram entropy (that takes ~25k predicted tokens, minutes
+# on the emulator), so "trains" is then: the final l_val at least 1.5 below step 0's.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-bin}
@@ -33,7 +41,19 @@ max_rel() {
 }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "nan" && a + 0 <= b + 0) }'; }
 
-echo "tools_gpu: --device $DEV"
+if [ "${TOOLS_GPU_SMALL:-0}" = 1 ]; then
+    SEQ=16 BATCH=4 STEPS=40 EVERY=10 EVALB=2 ROUNDS=2
+else
+    SEQ=32 BATCH=8 STEPS=120 EVERY=20 EVALB=0 ROUNDS=4
+fi
+# trains L0 L: the final l_val L is well below the unigram entropy H (TOOLS_GPU_SMALL:
+# at least 1.5 below the step-0 l_val L0)
+trains() {
+    if [ "${TOOLS_GPU_SMALL:-0}" = 1 ]; then awk -v l0="$1" -v l="$2" 'BEGIN { exit !(l < l0 - 1.5) }'
+    else awk -v l="$2" -v h="$H" 'BEGIN { exit !(l < h - 0.4) }'; fi
+}
+SIZE=(--set data.seq_len=$SEQ --set data.batch_size=$BATCH)
+echo "tools_gpu: --device $DEV${TOOLS_GPU_SMALL:+ (TOOLS_GPU_SMALL=$TOOLS_GPU_SMALL: $STEPS steps of ${BATCH}x$SEQ tokens)}"
 
 # ---- corpora -----------------------------------------------------------------------------
 tests/data/gen_corpus.sh "$tmp" >/dev/null
@@ -47,14 +67,14 @@ if [ "$DEV" = cuda ]; then   # is there a GPU?
         *"no CUDA"*|*"has no CUDA backend"*) echo "tools_gpu: skipped: $probe"; exit 77 ;;
     esac
 fi
-H=$("$BIN/dr-cat" --examples --ids --seq-len 32 "$tmp/splits/train_a" |
+H=$("$BIN/dr-cat" --examples --ids --seq-len $SEQ "$tmp/splits/train_a" |
     awk -F'\t' '{ n = split($2, t, " "); for (i = 2; i <= n; i++) { c[t[i]]++; N++ } }
         END { for (k in c) { p = c[k] / N; h -= p * log(p) } printf "%.4f", h }')
 
 # ---- dr-train ------------------------------------------------------------------------------
-CFG=(--config configs/tiny.yaml --set experiment.threads=1)
-RUN=(--set lm.lr=5e-3 --set data.batch_size=8 --set train.eval_every=20 --set train.eval_batches=0
-     --set train.log_every=1 --steps 120)
+CFG=(--config configs/tiny.yaml --set experiment.threads=1 "${SIZE[@]}")
+RUN=(--set lm.lr=5e-3 --set train.eval_every=$EVERY --set train.eval_batches=$EVALB
+     --set train.log_every=1 --steps $STEPS)
 train() {   # train NAME DEVICE [more args]
     local name=$1 dev=$2; shift 2
     "$BIN/dr-train" "${CFG[@]}" "${RUN[@]}" --device "$dev" "$@" --log "$tmp/$name.jsonl" \
@@ -67,15 +87,15 @@ if train g1 "$DEV"; then
         echo "  dr-train: two runs on $DEV: same log and model, bit for bit" || fail "dr-train on $DEV is not deterministic"
     r=$(max_rel l_val "$tmp/g1.jsonl" "$tmp/cpu.jsonl")
     L0=$(head -n 1 "$tmp/g1.jsonl" | field l_val); LV=$(field l_val < "$tmp/g1.jsonl"); LC=$(field l_val < "$tmp/cpu.jsonl")
-    echo "  dr-train: l_val step 0 $L0 -> step 120 $LV on $DEV ($LC on cpu; unigram entropy $H); max rel diff of l_val vs cpu $r"
-    le "$r" 2e-3 || fail "dr-train l_val on $DEV differs from cpu by $r (> 2e-3)"
-    awk -v l="$LV" -v h="$H" 'BEGIN { exit !(l < h - 0.4) }' || fail "l_val $LV on $DEV is not well below the unigram entropy $H"
-    r=$(max_rel l_train "$tmp/g1.jsonl" "$tmp/cpu.jsonl"); echo "  dr-train: max rel diff of l_train vs cpu over 120 steps $r"
+    echo "  dr-train: l_val step 0 $L0 -> step $STEPS $LV on $DEV ($LC on cpu; unigram entropy $H); max rel diff of l_val vs cpu $r"
+    le "$r" 1e-4 || fail "dr-train l_val on $DEV differs from cpu by $r (> 1e-4)"
+    trains "$L0" "$LV" || fail "l_val $LV on $DEV is not well below the unigram entropy $H (step 0: $L0)"
+    r=$(max_rel l_train "$tmp/g1.jsonl" "$tmp/cpu.jsonl"); echo "  dr-train: max rel diff of l_train vs cpu over $STEPS steps $r"
     # resume
-    train h "$DEV" --stop-at 60 >/dev/null 2>&1 && train h "$DEV" --resume ||
+    train h "$DEV" --stop-at $((STEPS / 2)) >/dev/null 2>&1 && train h "$DEV" --resume ||
         fail "dr-train --stop-at/--resume on $DEV"
     cmp -s <(no_seconds "$tmp/g1.jsonl") <(no_seconds "$tmp/h.jsonl") && cmp -s "$tmp/g1.safetensors" "$tmp/h.safetensors" &&
-        echo "  dr-train: --stop-at 60 + --resume on $DEV = the uninterrupted run, bit for bit" ||
+        echo "  dr-train: --stop-at $((STEPS / 2)) + --resume on $DEV = the uninterrupted run, bit for bit" ||
         fail "dr-train --resume on $DEV differs from the uninterrupted run"
     # eval-only
     E=$("$BIN/dr-train" "${CFG[@]}" "${RUN[@]}" --device "$DEV" --eval-only "$tmp/g1.safetensors" "$tmp/manifest.tsv" 2>/dev/null | field l_val)
@@ -94,7 +114,8 @@ if [ "$DEV" = cuda ]; then   # mixed precision: bf16 GEMM inputs, fp32 everythin
         r=$(max_rel l_val <(head -n 1 "$tmp/b1.jsonl") <(head -n 1 "$tmp/cpu.jsonl")); LB=$(field l_val < "$tmp/b1.jsonl")
         echo "  dr-train bf16: step-0 l_val rel diff vs cpu fp32 $r; final l_val $LB (fp32 cpu $LC; unigram entropy $H)"
         le "$r" 1e-2 || fail "dr-train bf16 step-0 l_val differs from cpu fp32 by $r (> 1e-2)"
-        awk -v l="$LB" -v h="$H" 'BEGIN { exit !(l < h - 0.4) }' || fail "bf16 l_val $LB is not well below the unigram entropy $H"
+        trains "$(head -n 1 "$tmp/b1.jsonl" | field l_val)" "$LB" ||
+            fail "bf16 l_val $LB is not well below the unigram entropy $H (step 0: $(head -n 1 "$tmp/b1.jsonl" | field l_val))"
     else
         cat "$tmp/b1.err" "$tmp/b2.err" 2>/dev/null; fail "dr-train bf16"
     fi
@@ -104,8 +125,8 @@ fi
 tests/data/gen_toy.sh 200 150 7 > "$tmp/toy.jsonl"
 "$BIN/dr-tokenize" --tokenizer byte --source-field source -o "$tmp/tshards" "$tmp/toy.jsonl" >/dev/null 2>&1
 "$BIN/dr-split" --val 0.3 --val-sources clean -o "$tmp/tsplits" "$tmp/tshards" > "$tmp/tmanifest.tsv" 2>/dev/null
-MCFG=(--config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 --set meta.T=3
-      --set meta.checkpoint_every=2 --set meta.rounds=4)
+MCFG=(--config configs/tiny.yaml --set experiment.threads=1 "${SIZE[@]}" --set meta.T=3
+      --set meta.checkpoint_every=2 --set meta.rounds=$ROUNDS)
 meta() {   # meta NAME DEVICE
     "$BIN/dr-meta" "${MCFG[@]}" --device "$2" -o "$tmp/$1.safetensors" --log "$tmp/$1.jsonl" \
         "$tmp/tmanifest.tsv" 2> "$tmp/$1.err"
@@ -121,7 +142,7 @@ else
 fi
 
 # ---- dr-meta grad: one member's meta-gradient, tensor by tensor -------------------------------
-"$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 --set data.batch_size=8 \
+"$BIN/dr-train" --config configs/tiny.yaml --set experiment.threads=1 "${SIZE[@]}" \
     --steps 3 -o "$tmp/lm.safetensors" "$tmp/tmanifest.tsv" >/dev/null 2>&1 || fail "dr-train for grad"
 G=(grad "${MCFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/mc.safetensors"
    --train "$tmp/tsplits/train_a" --val "$tmp/tsplits/val")
@@ -159,9 +180,9 @@ else
 fi
 
 # ---- dr-score ------------------------------------------------------------------------------
-if "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml --device cpu --split train_a \
+if "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml "${SIZE[@]}" --device cpu --split train_a \
        "$tmp/tmanifest.tsv" > "$tmp/sc.tsv" 2> "$tmp/sc.err" &&
-   "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml --device "$DEV" --split train_a \
+   "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml "${SIZE[@]}" --device "$DEV" --split train_a \
        "$tmp/tmanifest.tsv" > "$tmp/sg.tsv" 2> "$tmp/sg.err"; then
     r=$(paste "$tmp/sg.tsv" "$tmp/sc.tsv" | awk -F'\t' -v nf="$(head -n 1 "$tmp/sc.tsv" | awk -F'\t' '{ print NF }')" '
         NR > 1 { if ($1 != $(nf + 1)) { bad = 1 }; for (i = 2; i <= nf; i++) if ($i ~ /^-?[0-9.e+-]+$/) {

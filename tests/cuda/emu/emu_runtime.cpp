@@ -5,7 +5,7 @@
  * (docs/cuda.md).
  *
  *  - A launch runs the blocks one at a time, in a random order; inside a block every
- *    thread is a fiber (ucontext). Fibers run until they reach __syncthreads or a warp
+ *    thread is a fiber (emu_fiber.h). Fibers run until they reach __syncthreads or a warp
  *    shuffle, in a random order each round, then the barrier is released. So a missing
  *    barrier can show as a wrong result. Shuffles need all 32 lanes of the warp (a lane
  *    that exited, or a divergent barrier, is reported as an error, as it is undefined
@@ -26,12 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ucontext.h>
 #include <vector>
 
 #include "cublas_v2.h"
 #include "cuda_bf16.h"
 #include "cuda_runtime.h"
+#include "emu_fiber.h"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -176,11 +176,13 @@ const char *cudaGetErrorName(cudaError_t e) {
 
 enum { RUN = 0, AT_SYNC = 1, AT_WARP = 2, DONE = 3 };
 struct Fiber {
-    ucontext_t ctx;
+    emu_ctx ctx;
     int state;
     dim3 tid;
 };
-static const size_t STACK_BYTES = 512 * 1024;
+/* 64 KiB: the kernels' frames are under 1 KiB (g++ -fstack-usage); 512 KiB stacks, each
+ * its own mmap, cost a tool run 25% more time in TLB misses */
+static const size_t STACK_BYTES = 64 * 1024;
 static std::vector<Fiber> fibers;
 static std::vector<char *> stacks;
 static struct StacksFree {   /* fiber stacks live for the process; freed at exit (LeakSanitizer) */
@@ -190,19 +192,19 @@ static struct StacksFree {   /* fiber stacks live for the process; freed at exit
     }
 } stacks_free;
 static std::vector<uint64_t> warp_slot;   /* [warp][lane] shuffle values */
-static ucontext_t scheduler;
+static emu_ctx scheduler;
 static int current = -1;
 static const std::function<void()> *current_body;
 
 static void fiber_main(int i) {
     (*current_body)();
-    fibers[i].state = DONE;   /* returns to the scheduler (uc_link) */
+    fibers[i].state = DONE;   /* returns to the scheduler (the link) */
 }
 
 static void wait_at(int state) {
     if (current < 0) emu_die("a barrier or a shuffle outside a kernel");
     fibers[current].state = state;
-    swapcontext(&fibers[current].ctx, &scheduler);
+    emu_ctx_swap(&fibers[current].ctx, &scheduler);
 }
 
 void __syncthreads(void) { wait_at(AT_SYNC); }
@@ -228,11 +230,7 @@ static void run_block(int nthreads) {
         Fiber &f = fibers[i];
         f.state = RUN;
         f.tid = dim3(i % blockDim.x, (i / blockDim.x) % blockDim.y, i / (blockDim.x * blockDim.y));
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = stacks[i];
-        f.ctx.uc_stack.ss_size = STACK_BYTES;
-        f.ctx.uc_link = &scheduler;
-        makecontext(&f.ctx, (void (*)())fiber_main, 1, i);
+        emu_ctx_start(&f.ctx, stacks[i], STACK_BYTES, &scheduler, fiber_main, i);
     }
     std::vector<int> order(nthreads);
     for (int i = 0; i < nthreads; i++) order[i] = i;
@@ -242,7 +240,7 @@ static void run_block(int nthreads) {
             if (fibers[i].state != RUN) continue;
             current = i;
             threadIdx = fibers[i].tid;
-            swapcontext(&scheduler, &fibers[i].ctx);
+            emu_ctx_swap(&scheduler, &fibers[i].ctx);
         }
         current = -1;
         int done = 0, at_sync = 0;

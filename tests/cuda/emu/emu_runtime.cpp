@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -181,16 +182,26 @@ struct Fiber {
     dim3 tid;
 };
 /* 64 KiB: the kernels' frames are under 1 KiB (g++ -fstack-usage); 512 KiB stacks, each
- * its own mmap, cost a tool run 25% more time in TLB misses */
-static const size_t STACK_BYTES = 64 * 1024;
+ * its own mmap, cost a tool run 25% more time in TLB misses. Below each stack one
+ * PROT_NONE guard page: a kernel whose frame outgrows its stack (emulated wmma fragments
+ * hold whole tiles) stops with SIGSEGV instead of writing over the next fiber's stack. */
+static const size_t STACK_BYTES = 64 * 1024, GUARD_BYTES = 4096;
 static std::vector<Fiber> fibers;
-static std::vector<char *> stacks;
-static struct StacksFree {   /* fiber stacks live for the process; freed at exit (LeakSanitizer) */
+static std::vector<char *> stacks;   /* each GUARD_BYTES above the start of its mapping */
+static struct StacksFree {   /* fiber stacks live for the process; unmapped at exit */
     ~StacksFree() {
-        for (char *p : stacks) free(p);
+        for (char *p : stacks) munmap(p - GUARD_BYTES, GUARD_BYTES + STACK_BYTES);
         stacks.clear();
     }
 } stacks_free;
+
+static char *stack_new(void) {
+    void *m = mmap(NULL, GUARD_BYTES + STACK_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) emu_die("out of memory for a fiber stack");
+    if (mprotect(m, GUARD_BYTES, PROT_NONE) != 0) emu_die("mprotect of a stack guard failed");
+    return (char *)m + GUARD_BYTES;
+}
 static std::vector<uint64_t> warp_slot;   /* [warp][lane] shuffle values */
 static emu_ctx scheduler;
 static int current = -1;
@@ -224,7 +235,7 @@ uint64_t emu_shfl_xor(uint64_t bits, int lane_mask) {
 
 static void run_block(int nthreads) {
     fibers.assign(nthreads, Fiber());
-    while ((int)stacks.size() < nthreads) stacks.push_back((char *)malloc(STACK_BYTES));
+    while ((int)stacks.size() < nthreads) stacks.push_back(stack_new());
     warp_slot.assign(((size_t)nthreads + 31) / 32 * 32, 0);
     for (int i = 0; i < nthreads; i++) {
         Fiber &f = fibers[i];

@@ -25,7 +25,19 @@
  * vs 495.4 ms per reference bf16 step, attention_forward 90.3 vs 81.9 ms), since each
  * block copies K and V to bf16 again; kept as an option.
  * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
- * Deterministic: warp butterflies, cuBLAS on one stream. */
+ * Deterministic: warp butterflies, cuBLAS on one stream.
+ * Flash mode (DR_CUDA_ATT_FLASH=1, backend_cuda_set_att_flash(1); off by default): where
+ * cu_att_flash_eligible (bf16 GEMM mode, hs ∈ {16, 32, 48, 64}, T > hs), the forward and
+ * the backward are attention_flash.cu's tiled tensor-core kernels, which never store
+ * T×T, and att [B,NH,T,T] then holds (its start; the rest untouched):
+ *   lse [B,NH,T]  log-sum-exp of each query row's scaled scores, −INFINITY for a row with
+ *                 no allowed key;
+ *   O   [B,T,C]   a copy of the forward's output;
+ * (NH·T + T·C ≤ NH·T·T floats, i.e. T ≥ hs + 1). The two tangent faces, given such an
+ * att, first rematerialize P into scratch (CU_SCR_ATT_P: the S products and the softmax
+ * row kernel, i.e. the forward above without its P V) and then run as below; tatt stays
+ * the full T×T Ṗ. The switch and the GEMM mode must not change between a forward and the
+ * faces that read its att. */
 #include <math.h>
 
 #include "cuda/cuda_ops.cuh"
@@ -333,11 +345,26 @@ static int row_nv(const AttShape &s) {
 
 static size_t att_elems(const AttShape &s) { return (size_t)s.B * s.NH * s.T * s.T; }
 
+/* P [B,NH,T,T] (the probabilities, 0 outside the allowed keys) into scratch slot `slot`:
+ * S = scale·Q Kᵀ, then the softmax row kernel (the non-flash forward without O = P V) */
+static float *att_probs(int slot, const float *qkv, const AttShape &s) {
+    float *P = (float *)cu_scratch(slot, att_elems(s) * sizeof(float));
+    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(P, s), s);
+    auto softmax = ROW_KERNEL(softmax_rows, s);
+    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(P, s);
+    cudaLaunchCheck();
+    return P;
+}
+
 /* ---- the four faces ------------------------------------------------------------------- */
 
 void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
                           int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
+    if (cu_att_flash_eligible(B, T, C, NH)) {
+        cu_attention_flash_forward(out, att, qkv, valid_len, causal, B, T, C, NH);
+        return;
+    }
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
     auto softmax = ROW_KERNEL(softmax_rows, s);
@@ -350,6 +377,10 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
 void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
                            const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
+    if (cu_att_flash_eligible(B, T, C, NH)) {
+        cu_attention_flash_backward(dqkv, dout, qkv, att, valid_len, causal, B, T, C, NH);
+        return;
+    }
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
@@ -372,6 +403,7 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
         cudaCheck(cudaMemsetAsync(tout, 0, (size_t)B * T * C * sizeof(float), 0));
         return;
     }
+    if (cu_att_flash_eligible(B, T, C, NH)) att = att_probs(CU_SCR_ATT_P, qkv, s);
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
@@ -390,6 +422,7 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
                                    int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    if (cu_att_flash_eligible(B, T, C, NH)) att = att_probs(CU_SCR_ATT_P, qkv, s);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     float *dSt = (float *)cu_scratch(CU_SCR_ATT_B, att_elems(s) * sizeof(float));
     const CuBHMat P = m_att(att, s), DS = m_att(dS, s), DST = m_att(dSt, s);

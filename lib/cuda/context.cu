@@ -61,22 +61,35 @@ extern "C" int backend_cuda_set_gemm_precision(const char *name) {
 
 extern "C" const char *backend_cuda_gemm_precision(void) { return gemm_mode_names[cu_gemm_mode()]; }
 
+/* An on/off switch read from the environment variable `name` ("1": on) at its first use,
+ * until set (*sw: -1 not yet read, 0 off, 1 on) */
+static int env_switch(int *sw, const char *name) {
+    if (*sw < 0) {
+        const char *env = getenv(name);
+        *sw = env && !strcmp(env, "1");
+    }
+    return *sw;
+}
+
 /* Causal attention's products in blocks of query rows (attention.cu) only when
  * DR_CUDA_ATT_BLOCKS=1 or backend_cuda_set_att_blocks(1); by default the full T×T
  * products. The same results either way. Blocks measured slower on an H200 (2026-11-27):
  * 504.9 vs 495.4 ms per reference bf16 step, attention_forward 90.3 vs 81.9 ms (each block
  * copies K and V to bf16 again); kept as an option. */
-static int g_att_blocks = -1;   /* -1: not yet read from the environment */
+static int g_att_blocks = -1;
 
-int cu_att_blocks(void) {
-    if (g_att_blocks < 0) {
-        const char *env = getenv("DR_CUDA_ATT_BLOCKS");
-        g_att_blocks = env && !strcmp(env, "1");
-    }
-    return g_att_blocks;
-}
+int cu_att_blocks(void) { return env_switch(&g_att_blocks, "DR_CUDA_ATT_BLOCKS"); }
 
 extern "C" void backend_cuda_set_att_blocks(int on) { g_att_blocks = on < 0 ? -1 : on != 0; }
+
+/* The flash attention path (attention_flash.cu) only when DR_CUDA_ATT_FLASH=1 or
+ * backend_cuda_set_att_flash(1), and then only where eligible (bf16 GEMM mode, hs a
+ * multiple of 16 up to 64, T > hs); unmeasured on a GPU, so off by default. */
+static int g_att_flash = -1;
+
+int cu_att_flash(void) { return env_switch(&g_att_flash, "DR_CUDA_ATT_FLASH"); }
+
+extern "C" void backend_cuda_set_att_flash(int on) { g_att_flash = on < 0 ? -1 : on != 0; }
 
 /* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
 

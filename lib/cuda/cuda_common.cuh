@@ -70,6 +70,7 @@ enum {
     CU_SCR_PTRS = 0,     /* pointer arrays of batched GEMMs                       */
     CU_SCR_ATT_A,        /* [B,NH,T,T] attention dS / a forward-tangent Ṗ          */
     CU_SCR_ATT_B,        /* [B,NH,T,T] attention dṠ                               */
+    CU_SCR_ATT_P,        /* [B,NH,T,T] flash mode: P rematerialized for the tangents */
     CU_SCR_ROWS,         /* per-row values: CE row losses, LN row statistics       */
     CU_SCR_PARTIAL,      /* per-chunk partial column sums                         */
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
@@ -92,6 +93,7 @@ enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
 int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
+int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */

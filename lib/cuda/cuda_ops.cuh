@@ -82,6 +82,20 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
                                    const real *tatt, const int32_t *valid_len, int causal,
                                    int B, int T, int C, int NH);
 
+/* attention_flash.cu (called by attention.cu; the att contract is that file's): 1 when the
+ * flash path applies to this shape now (switch on, bf16 GEMM mode, hs ∈ {16, 32, 48, 64},
+ * B·NH ≤ 65535, T ≥ hs + 1 so that lse and O fit in att) */
+int cu_att_flash_eligible(int B, int T, int C, int NH);
+void cu_attention_flash_forward(float *out /*[B,T,C]*/, float *att /*[B,NH,T,T]: lse, O*/,
+                                const float *qkv /*[B,T,3C]*/,
+                                const int32_t *valid_len /*[B] or NULL*/, int causal, int B,
+                                int T, int C, int NH);
+void cu_attention_flash_backward(float *dqkv /*[B,T,3C], +=*/, const float *dout /*[B,T,C]*/,
+                                 const float *qkv /*[B,T,3C]*/,
+                                 const float *att /*[B,NH,T,T]: lse, O*/,
+                                 const int32_t *valid_len /*[B] or NULL*/, int causal, int B,
+                                 int T, int C, int NH);
+
 /* gelu.cu */
 void cu_gelu_forward(real *out, const real *inp, size_t n);
 void cu_gelu_backward(real *dinp, const real *inp, const real *dout, size_t n);

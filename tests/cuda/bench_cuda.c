@@ -106,14 +106,17 @@ static void setup_load(Setup *u, const char *name, const char *path, int default
     u->s.mode = META_FULL;
     u->name = name;
     u->val_batches = cfg.meta.val_batches;
-    if (quick) {   /* the same code paths on shapes an emulator runs in seconds */
-        u->s.lm = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
-                              .ctx = 8, .init_std = 0.02, .checkpointing = u->s.lm.checkpointing,
+    if (quick) {   /* the same code paths on shapes an emulator runs in seconds; the LM's
+                    * hs 16 and T 17 let its bf16 runs take flash attention (DR_CUDA_ATT_FLASH=1),
+                    * the rater's hs 8 the usual path */
+        u->s.lm = (LMConfig){ .n_layer = 1, .d_model = 32, .n_head = 2, .d_ff = 64, .vocab = 37,
+                              .ctx = 17, .init_std = 0.02, .checkpointing = u->s.lm.checkpointing,
                               .head_chunk = u->s.lm.head_chunk ? 1 : 0 };
         u->s.rater = (LMConfig){ .n_layer = 1, .d_model = 16, .n_head = 2, .d_ff = 64, .vocab = 37,
                                  .ctx = 8, .init_std = 0.02 };
         u->s.batch = 2;
-        u->s.seq_len = u->s.seq_len_rater = 8;
+        u->s.seq_len = 17;
+        u->s.seq_len_rater = 8;
         u->val_batches = 1;
     }
 }
@@ -155,15 +158,27 @@ static size_t att_elems(const LMConfig *c, int B, int T) {
     return (size_t)B * c->n_head * T * T;
 }
 
+/* The LM's attention takes the flash path (lib/cuda/attention_flash.cu): DR_CUDA_ATT_FLASH=1,
+ * bf16, and the shape is eligible (cu_att_flash_eligible's rule) */
+static int lm_flash(const LMConfig *c, int T, int bf16) {
+    const char *env = getenv("DR_CUDA_ATT_FLASH");
+    const int hs = c->d_model / c->n_head;
+    return bf16 && env && !strcmp(env, "1") && hs % 16 == 0 && hs <= 64 &&
+           (size_t)c->n_head * T + (size_t)T * c->d_model <= (size_t)c->n_head * T * T;
+}
+
 /* The CUDA backend's scratch at its high-water mark: cu_scratch grows by 25%. ATT_A (dS
  * or Ṗ) always; ATT_B (dṠ) with tangents; bf16: two operand copies, each at most the
- * chunk limit or the largest operand. Small slots (pointer arrays, row statistics,
- * partial sums, ones, token index) are counted as the [B·T] rows they hold. */
+ * chunk limit or the largest operand. With flash attention (lm_flash) the forward and
+ * backward need no [B,NH,T,T] scratch, the tangents one more (ATT_P, P recomputed).
+ * Small slots (pointer arrays, row statistics, partial sums, ones, token index) are
+ * counted as the [B·T] rows they hold. */
 static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rater, int bf16) {
     const int T = s->seq_len, TR = s->seq_len_rater;
     size_t att = att_elems(&s->lm, B, T);
     if (with_rater && att_elems(&s->rater, B, TR) > att) att = att_elems(&s->rater, B, TR);
-    double bytes = 1.25 * 4.0 * (double)att * (tangents ? 2 : 1);
+    const int flash = lm_flash(&s->lm, T, bf16);
+    double bytes = 1.25 * 4.0 * (double)att * (tangents ? 2 + flash : 1 - flash);
     if (bf16) {
         const size_t BT = (size_t)B * T;
         size_t op = BT * (size_t)s->lm.vocab;                        /* the logit gradient */
@@ -701,6 +716,10 @@ int main(int argc, char **argv) {
     printf("bench_cuda: %s (sm_%d%d, %d SMs, %.1f GiB%s), CUDA backend, float; %d timed steps "
            "per measurement after warm-up\n", dev.name, dev.major, dev.minor, dev.sm_count,
            dev.total_bytes / GiB, dev.count > 1 ? ", device 0 of several" : "", o.reps);
+    const char *flash = getenv("DR_CUDA_ATT_FLASH"), *blocks = getenv("DR_CUDA_ATT_BLOCKS");
+    printf("attention: flash %s (DR_CUDA_ATT_FLASH=1: bf16 runs, where eligible), causal blocks %s "
+           "(DR_CUDA_ATT_BLOCKS=1)\n", flash && !strcmp(flash, "1") ? "on" : "off",
+           blocks && !strcmp(blocks, "1") ? "on" : "off");
 
     char *args[32], buf[4][64];
     int k = child_args(args, buf, &o, "gemm");

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gpu_check.sh PREBUILT OUT [SECONDS] — everything a lent GPU should run in one call, in
 # the order that matters most (docs/cuda.md, "Checking a GPU in one call"):
-#   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops, tools_gpu.sh; bench_cuda with the
-#      per-op and GEMM profile and --gemm-shapes (bf16); the reference meta-step at T = 16,
+#   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops (flash attention's cases
+#      included), tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
+#      --gemm-shapes (bf16), then the same with DR_CUDA_ATT_FLASH=1 (flash attention vs
+#      not, in one call; without --gemm-shapes); the reference meta-step at T = 16,
 #      c = 4 and c = 1, checkpoints on the GPU; tests/cuda/reference_tools.sh on
 #      .gpudata/splits/manifest.tsv when it exists; initcheck, memcheck, racecheck;
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
@@ -21,6 +23,7 @@ sed 's/host_checkpoints: true/host_checkpoints: false/' configs/gpu.yaml > "$LOG
 export PYTHONUNBUFFERED=1 TAIL_LINES=${TAIL_LINES:-8}
 M=.gpudata/splits/manifest.tsv
 BENCH_ARGS="--profile --skip-meta --precision bf16 --gemm-shapes" \
+BENCH_FLASH_ARGS="--profile --skip-meta --precision bf16" \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml" \
 BENCH3_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \

@@ -17,7 +17,9 @@
 #      racecheck, initcheck, synccheck) with what time is left, at most SAN_CAP (240) s each
 # It ends with a summary: each step's exit status and seconds; it exits 1 when any step
 # failed (77, no GPU, included). Environment: BENCH_ARGS
-# (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH2_ARGS and BENCH3_ARGS (more
+# (bench_cuda's options, e.g. "--profile --skip-meta"), BENCH_FLASH_ARGS (one more
+# bench_cuda run right after it, with DR_CUDA_ATT_FLASH=1: flash attention against the
+# run before, same options), BENCH2_ARGS and BENCH3_ARGS (more
 # bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=1, is set for the
 # third), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5).
@@ -65,6 +67,7 @@ step() {   # step NAME CAP_SECONDS command...
 step test_cuda_ops 180 "$P/test_cuda_ops"
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
+[ -n "${BENCH_FLASH_ARGS:-}" ] && step bench_cuda_flash 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH_FLASH_ARGS
 [ -n "${BENCH2_ARGS:-}" ] && step bench_cuda_2 200 "$P/bench_cuda" $BENCH2_ARGS
 [ -n "${BENCH3_ARGS:-}" ] && step bench_cuda_3 200 env ${BENCH3_ENV:-} "$P/bench_cuda" $BENCH3_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"

@@ -23,6 +23,9 @@
  *   - causal attention both on the full T×T products (the default) and in blocks of
  *     query rows (backend_cuda_set_att_blocks); T up to 1024 (the row kernels' register
  *     versions) and above (their multi-pass versions)
+ *   - flash attention (backend_cuda_set_att_flash, bf16) ≤ 1e-2 on every face, the
+ *     derivative faces given the GPU's own att (lse, O); its att layout, determinism, and
+ *     the usual path where the switch is on but the shape is not eligible
  *   - outputs the op must not touch (a NULL tangent in) must stay bit-identical;
  *   - every element of a written output is written: outputs start as NaN on the GPU
  *     side, and a NaN left where the CPU has a number is reported as "not written";
@@ -536,8 +539,67 @@ static void test_layernorm(int N, int C) {
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-static void test_attention_tol(int B, int T, int C, int NH, int causal, const int32_t *valid,
-                               double tol, const char *mode) {
+static void same_twice(const char *what, const real *d1, const real *d2, size_t n);
+
+/* Flash mode's att (lib/cuda/attention.cu): lse [B,NH,T] then a copy of out [B,T,C], the
+ * rest untouched (still the NaN sentinel). lse against a double reference from qkv:
+ * |gpu − ref| ≤ tol · max(1, |ref|) where the row has keys, exactly −inf where it has
+ * none. */
+static void check_flash_att(const char *tag, const Buf *att, const Buf *out, const Buf *qkv,
+                            const int32_t *valid, int causal, int B, int T, int C, int NH,
+                            double tol) {
+    const size_t nl = (size_t)B * NH * T, BTC = (size_t)B * T * C;
+    real *g = xmalloc(att->n * sizeof(real)), *o = xmalloc(BTC * sizeof(real));
+    gpu->to_host(g, att->d, att->n * sizeof(real));
+    gpu->to_host(o, out->d, BTC * sizeof(real));
+    const int hs = C / NH;
+    const double scale = 1.0 / sqrt((double)hs);
+    double worst = 0;
+    size_t bad_inf = 0;
+    for (int b = 0; b < B; b++) {
+        int L = valid ? valid[b] : T;
+        L = L < 0 ? 0 : L > T ? T : L;
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const int n = t < L ? (causal ? t + 1 : L) : 0;
+                const real lg = g[((size_t)b * NH + h) * T + t];
+                if (n == 0) { bad_inf += !(isinf(lg) && lg < 0); continue; }
+                const real *q = qkv->h + ((size_t)b * T + t) * 3 * C + h * hs;
+                double mx = -INFINITY, sum = 0;
+                for (int pass = 0; pass < 2; pass++)
+                    for (int j = 0; j < n; j++) {
+                        const real *k = qkv->h + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                        double d = 0;
+                        for (int e = 0; e < hs; e++) d += (double)q[e] * k[e];
+                        d *= scale;
+                        if (pass == 0) mx = fmax(mx, d); else sum += exp(d - mx);
+                    }
+                const double ref = mx + log(sum);
+                worst = fmax(worst, fabs(lg - ref) / fmax(1.0, fabs(ref)));
+            }
+    }
+    char w[200];
+    snprintf(w, sizeof w, "%s flash att: lse", tag);
+    TEST_CHECK(bad_inf == 0, "%s: %zu rows without keys not -inf", w, bad_inf);
+    TEST_CHECK(worst <= tol, "%s: |gpu - ref| / max(1, |ref|) = %.2e > %.0e", w, worst, tol);
+    printf("  %-66s %8.1e\n", w, worst);
+    snprintf(w, sizeof w, "%s flash att: O copy = out", tag);
+    check_bits(w, o, att->d + nl, BTC);
+    size_t touched = 0;
+    for (size_t i = nl + BTC; i < att->n; i++) touched += !isnan(g[i]);
+    snprintf(w, sizeof w, "%s flash att: the rest untouched", tag);
+    TEST_CHECK(touched == 0, "%s: %zu of %zu elements written", w, touched, att->n - nl - BTC);
+    printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
+    free(g);
+    free(o);
+}
+
+/* flash: the CUDA backend's flash path is expected to run (the caller has set it up and
+ * knows it is eligible): the forward's att is checked as flash mode's layout and the
+ * derivative faces get the GPU's own att; then two backward calls must give the same
+ * bits. Otherwise att is compared with the CPU's P and copied over to the GPU's. */
+static void test_attention_run(int B, int T, int C, int NH, int causal, const int32_t *valid,
+                               double tol, const char *mode, int flash) {
     char w[160], tag[96];
     snprintf(tag, sizeof tag, "%sattention B=%d T=%d C=%d NH=%d %s%s", mode, B, T, C, NH,
              causal ? "causal" : "bidir", valid ? " masked" : "");
@@ -550,13 +612,25 @@ static void test_attention_tol(int B, int T, int C, int NH, int causal, const in
     cpu->attention_forward(out.h, att.h, qkv.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward(out.d, att.d, qkv.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s forward out", tag); check_buf(w, &out, tol);
-    snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, tol);
-    buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
+    if (flash) {   /* the derivative faces get the GPU's own att (lse, O) */
+        check_flash_att(tag, &att, &out, &qkv, valid, causal, B, T, C, NH, tol);
+    } else {
+        snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, tol);
+        buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
+    }
 
     Buf dqkv = acc_rand(3 * BTC);
     cpu->attention_backward(dqkv.h, dout.h, qkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_backward(dqkv.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, tol);
+    if (flash) {   /* deterministic: the same call again, from the same pre-fill */
+        Buf again = in_copy(&dqkv);
+        gpu->to_device(again.d, dqkv.init, dqkv.n * sizeof(real));
+        gpu->attention_backward(again.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward dqkv twice", tag);
+        same_twice(w, dqkv.d, again.d, dqkv.n);
+        buf_free(&again);
+    }
 
     Buf tout = out_nan(BTC), tatt = out_nan(ATT), tout2 = out_nan(BTC), tout3 = out_nan(BTC);
     Buf tatt3 = out_nan(ATT);
@@ -600,6 +674,11 @@ static void test_attention_tol(int B, int T, int C, int NH, int causal, const in
                    d1, d2, d3, d4 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&vl);
+}
+
+static void test_attention_tol(int B, int T, int C, int NH, int causal, const int32_t *valid,
+                               double tol, const char *mode) {
+    test_attention_run(B, T, C, NH, causal, valid, tol, mode, 0);
 }
 
 /* ---- GELU, residual ------------------------------------------------------------------------ */
@@ -914,6 +993,47 @@ static void test_reduced_precision(void) {
     TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
     TEST_CHECK(!strcmp(backend_cuda_gemm_precision(), "fp32"), "GEMM mode after a refused name: %s",
                backend_cuda_gemm_precision());
+}
+
+/* Flash attention (backend_cuda_set_att_flash, bf16 mode only): where eligible (hs a
+ * multiple of 16 up to 64, T ≥ hs + 1) the forward and backward run as tiled tensor-core
+ * kernels and att holds lse and a copy of O; every face is compared with the CPU at the
+ * bf16 bound, the derivative faces given the GPU's own att. Shapes: T not a multiple of
+ * the tiles (64 queries, 32 keys; 64 keys, 32 queries), padding with L = T, a short L and
+ * L = 0, hs 16, 32, 48, 64, T = 1024 at hs 64. Where not eligible, the usual path must
+ * still be right with the switch on. */
+static int flash_eligible(int T, int C, int NH) {
+    const int hs = C / NH;
+    return C % NH == 0 && hs % 16 == 0 && hs <= 64 && (size_t)NH * T + (size_t)T * C <= (size_t)NH * T * T;
+}
+
+static void flash_case(int B, int T, int C, int NH, int causal, const int32_t *valid) {
+    const int flash = flash_eligible(T, C, NH);
+    test_attention_run(B, T, C, NH, causal, valid, TOL_BF16, flash ? "[bf16 flash] " : "[bf16 flash→usual] ",
+                       flash);
+}
+
+static void test_attention_flash(void) {
+    CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
+    backend_cuda_set_att_flash(1);
+    const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 100, 37 }, v257[2] = { 257, 130 };
+    const int32_t v1024[1] = { 1000 };
+    for (int causal = 0; causal <= 1; causal++) {
+        flash_case(3, 17, 32, 2, causal, v3);       /* hs 16, T = 17 = hs + 1: just fits */
+        flash_case(2, 100, 48, 3, causal, v2);      /* hs 16 */
+        flash_case(2, 100, 64, 2, causal, NULL);    /* hs 32 */
+        flash_case(2, 70, 96, 2, causal, NULL);     /* hs 48 */
+        flash_case(2, 257, 128, 2, causal, v257);   /* hs 64, T = 257: one row past 4 tiles */
+    }
+    flash_case(1, 1024, 64, 1, 1, v1024);           /* hs 64, T = 1024 (causal: the emulator's time) */
+    /* not eligible: the usual path with the switch on */
+    flash_case(3, 17, 64, 2, 1, v3);    /* hs 32 > T − 1: lse and O would not fit in att */
+    flash_case(2, 1, 32, 2, 0, NULL);   /* T = 1 */
+    flash_case(3, 17, 32, 4, 1, v3);    /* hs 8 */
+    flash_case(2, 70, 160, 1, 1, NULL); /* hs 160 > 64 */
+    CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
+    test_attention_tol(3, 17, 32, 2, 1, v3, TOL, "[fp32, flash on: usual] ");   /* fp32: never flash */
+    backend_cuda_set_att_flash(-1);
 }
 
 /* backend_cuda_memory: live follows alloc/free exactly (256-byte rounding), peak holds. */
@@ -1283,6 +1403,9 @@ int main(int argc, char **argv) {
 
     printf("reduced-precision GEMMs (matmul and attention, every face):\n");
     test_reduced_precision();
+
+    printf("flash attention (bf16, backend_cuda_set_att_flash):\n");
+    test_attention_flash();
 
     printf("memory accounting:\n");
     test_memory_accounting();

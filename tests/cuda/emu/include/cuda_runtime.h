@@ -18,6 +18,8 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static /* one copy per block: blocks run one after the other */
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
 
 struct dim3 {
     unsigned x, y, z;
@@ -76,6 +78,20 @@ template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_
     memcpy(&r, &b, sizeof r);
     return r;
 }
+
+/* __syncwarp: a barrier of the 32 lanes of the calling warp (all must arrive; the mask is
+ * not emulated: lib/cuda/ only passes the full mask) */
+static inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    (void)mask;
+    emu_shfl_xor(0, 0);
+}
+/* A warp barrier that also checks that every lane of the warp passed the same value
+ * (a pointer, a leading dimension): what the warp-wide calls of <mma.h> require. Aborts
+ * naming `what` otherwise. */
+void emu_warp_same(uint64_t value, const char *what);
+/* a word of the calling thread's own, 0 at the start of each block (<mma.h> keeps there a
+ * hash of the warp-wide calls since its last emu_warp_same) */
+uint64_t *emu_lane_word(void);
 
 /* kernel<<<grid, block>>>(args) is rewritten by cu2cpp.py into
  * emu_launch(dim3(grid), dim3(block), [=] { kernel(args); }) */

@@ -2,11 +2,13 @@
 # gpu_check.sh PREBUILT OUT [SECONDS] — everything a lent GPU should run in one call, in
 # the order that matters most (docs/cuda.md, "Checking a GPU in one call"):
 #   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops (flash attention's cases
-#      included), tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
+#      included), then racecheck, initcheck, memcheck on `test_cuda_ops --only flash`
+#      (the flash kernels), tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
 #      --gemm-shapes (bf16), then the same with DR_CUDA_ATT_FLASH=1 (flash attention vs
 #      not, in one call; without --gemm-shapes); the reference meta-step at T = 16,
 #      c = 4 and c = 1, checkpoints on the GPU; tests/cuda/reference_tools.sh on
-#      .gpudata/splits/manifest.tsv when it exists; initcheck, memcheck, racecheck;
+#      .gpudata/splits/manifest.tsv when it exists; racecheck, initcheck, memcheck on
+#      the whole test, with the time left;
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
 # PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 330) bounds
@@ -27,7 +29,7 @@ BENCH_FLASH_ARGS="--profile --skip-meta --precision bf16" \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml" \
 BENCH3_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
-SANITIZERS=${SANITIZERS-"initcheck memcheck racecheck"} SAN_CAP=${SAN_CAP:-60} \
+SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \
     tests/cuda/run_prebuilt.sh "$P" "$LOGS" "$TOTAL"
 rc=$?
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then

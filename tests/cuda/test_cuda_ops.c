@@ -1325,9 +1325,16 @@ static void test_meta_step(int optimizer, int norm) {
 /* ---- main ------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
-    (void)argc;
     dr_set_progname(argv[0]);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* --only flash: the flash attention section alone (for compute-sanitizer, whose
+     * racecheck would not reach it within its time limit otherwise) */
+    int only_flash = 0;
+    if (argc == 3 && !strcmp(argv[1], "--only") && !strcmp(argv[2], "flash")) only_flash = 1;
+    else if (argc > 1) {
+        fprintf(stderr, "usage: test_cuda_ops [--only flash]\n");
+        return 2;
+    }
     char why[256];
     gpu = backend_cuda_get(why, sizeof why);
     if (!gpu) {
@@ -1336,6 +1343,13 @@ int main(int argc, char **argv) {
     }
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
     printf("test_cuda_ops: CUDA ops vs CPU ops (float), rel = max|gpu-cpu| / max|cpu change|\n");
+    if (only_flash) {
+        printf("flash attention (bf16, backend_cuda_set_att_flash), alone (--only flash):\n");
+        test_attention_flash();
+        gpu->synchronize();
+        backend_cuda_release();
+        return test_finish("test_cuda_ops --only flash");
+    }
 
     test_table();
     size_t vec_sizes[] = { 1, 255, 256, 257, 300001 };

@@ -119,6 +119,27 @@ char *meta_state_path(const char *out) {
  * Data: loaders, Val/Train_A disjointness, per-member streams
  * ================================================================================ */
 
+/* bf16 products and the meta-gradient through AdamW: the reverse of an AdamW step
+ * multiplies by d(m̂/(√v̂ + ε))/dg, about 1/ε for a weight whose gradient is near ε, so the
+ * meta-gradient leans on gradients far below what bf16 products resolve. Measured on the
+ * CPU emulator of CUDA (tests/cuda/emu/, which rounds like the hardware), configs/tiny.yaml,
+ * `dr-meta grad`, T 8, B 8, from an LM at its init: cosine with the exact (double)
+ * meta-gradient 0.46 at lm.eps 1e-8, 0.998 at 1e-6, 0.9999 at 1e-5 (the float build:
+ * 0.9999999; SGD in bf16: 0.999998); from an LM trained 3 steps (T 3, B 4): 0.05, 0.78, 0.99; trained 100
+ * steps: 0.995 at 1e-8 (docs/cuda.md, "bf16 and the meta-gradient"). So a warning, once,
+ * below 1e-5. */
+static void warn_bf16_meta_gradient(const Config *cfg) {
+    if (strcmp(cfg->precision, "bf16") != 0 || strcmp(cfg->lm.optimizer, "adamw") != 0 ||
+        cfg->lm.eps >= 1e-5 || dist_rank() != 0)
+        return;
+    fprintf(dist_log(), "%s: warning: experiment.precision bf16 with AdamW at lm.eps %g: the "
+            "meta-gradient through AdamW amplifies gradients near eps, which bf16 products do not "
+            "resolve (configs/tiny.yaml from an LM at its init: cosine with the exact meta-gradient "
+            "0.46 at lm.eps 1e-8, 0.9999 at 1e-5; fp32: 0.9999999); precision fp32 or lm.eps >= 1e-5 "
+            "keeps it close (docs/cuda.md, \"bf16 and the meta-gradient\")\n", dr_progname(),
+            cfg->lm.eps);
+}
+
 static DataLoader *open_loader(const ShardList *shards, const Config *cfg, const char *what) {
     DataOptions opt;
     data_options_from_config(&opt, cfg);
@@ -947,6 +968,7 @@ int meta_run(MetaOptions *o) {
 
     r->be = backend_select_from(o->device, cfg->device);
     if (!r->be || backend_set_precision(r->be, cfg->precision) != 0) goto done;
+    warn_bf16_meta_gradient(cfg);
     if (dist_size() > 1) {   /* every rank repeats the outer update: the same threads, the same bits */
         long th = omp_get_max_threads();
         long most = dist_allreduce_max_long(th), least = -dist_allreduce_max_long(-th);
@@ -1205,6 +1227,7 @@ int meta_grad_run(MetaGradOptions *o) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     const Backend *be = backend_select_from(o->device, cfg->device);
     if (!be || backend_set_precision(be, cfg->precision) != 0) return -1;
+    warn_bf16_meta_gradient(cfg);
     if (dr_check_output_dir(o->out_path) != 0) return -1;
 
     LMConfig lc;

@@ -3,7 +3,9 @@
 # (configs/gpu.yaml: LM 12 layers d512 ctx 1024, batch 64, rater 8 layers d384, K = 2, bf16)
 # on real GPT-2 tokens, shortened to fit a few minutes of a GPU: dr-meta with T = 8 and
 # two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
-# Train_B. Writes OUTDIR/meta.jsonl, train.jsonl, scores.tsv and each tool's stderr.
+# Train_B; then `dr-meta grad` in bf16 and in fp32 from the LM's init, and the cosine of
+# the two meta-gradients (GRAD_CHECK=0: not). Writes OUTDIR/meta.jsonl, train.jsonl,
+# scores.tsv and each tool's stderr.
 # MANIFEST: the one dr-split writes into its -o directory (its paths are relative to
 # the manifest's own directory). BIN (default bin) holds the tools. Needs a GPU; a smoke
 # run of the tools' GPU paths at full size, not a result. Exit 1 when a tool failed or
@@ -42,5 +44,25 @@ if [ -s "$tmp/rater.safetensors" ]; then
     echo "dr-score: exit $rc in $(( $(date +%s) - t0 )) s, $rows rows"
     tail -n 2 "$O/score.err"; head -n 4 "$O/scores.tsv"
     [ $rc -eq 0 ] && [ $rows -gt 0 ] || { echo "FAIL: dr-score (exit $rc, $rows rows)"; fails=$((fails + 1)); }
+fi
+# the bf16 meta-gradient through AdamW at this scale (docs/cuda.md, "bf16 and the
+# meta-gradient"): `dr-meta grad` from an LM at its init (one step at lr 1e-30), T = 4,
+# in bf16 and in fp32, and their cosine; a measurement, not a pass/fail
+if [ -s "$tmp/rater.safetensors" ] && [ "${GRAD_CHECK:-1}" = 1 ]; then
+    t0=$(date +%s)
+    G=(grad "${C[@]}" --set meta.T=4 --set meta.val_batches=2 --lm-init "$tmp/lm0.safetensors"
+       --rater-init "$tmp/rater.safetensors" --train "$M" --val "$M")
+    if timeout 60 "$BIN/dr-train" "${C[@]}" --steps 1 --set lm.lr=1e-30 --set train.eval_batches=1 \
+           -o "$tmp/lm0.safetensors" "$M" > /dev/null 2> "$O/grad-init.err" &&
+       timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" -o "$tmp/g-bf16.safetensors" 2> "$O/grad-bf16.err" &&
+       timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" --set experiment.precision=fp32 \
+           -o "$tmp/g-fp32.safetensors" 2> "$O/grad-fp32.err"; then
+        tail -n 1 "$O/grad-bf16.err"; tail -n 1 "$O/grad-fp32.err"
+        echo "dr-meta grad, bf16 vs fp32, from the LM's init: $(python3 tests/cuda/grad_cosine.py \
+            "$tmp/g-bf16.safetensors" "$tmp/g-fp32.safetensors") ($(( $(date +%s) - t0 )) s)"
+    else
+        echo "dr-meta grad bf16 vs fp32: not measured (a run failed or ran out of time):"
+        tail -n 2 "$O"/grad-*.err 2>/dev/null
+    fi
 fi
 [ $fails -eq 0 ]

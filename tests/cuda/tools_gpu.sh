@@ -147,32 +147,8 @@ fi
     --steps 3 -o "$tmp/lm.safetensors" "$tmp/tmanifest.tsv" >/dev/null 2>&1 || fail "dr-train for grad"
 G=(grad "${MCFG[@]}" --lm-init "$tmp/lm.safetensors" --rater-init "$tmp/mc.safetensors"
    --train "$tmp/tsplits/train_a" --val "$tmp/tsplits/val")
-# grad_cmp A B MIN_COSINE: the cosine of two meta-gradients (every tensor of more than one
-# number, in name order) and |A − B| / |B|; exit 1 when the cosine is below MIN_COSINE
-# (plain python3, no numpy)
-grad_cmp() {
-    python3 - "$1" "$2" "$3" <<'EOF'
-import array, json, math, struct, sys
-def load(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}
-    for k, v in h.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        a = array.array({"F32": "f", "F64": "d"}[v["dtype"]]); a.frombytes(b[8 + n + s:8 + n + e])
-        if sys.byteorder != "little": a.byteswap()
-        out[k] = a
-    return out
-g, c = load(sys.argv[1]), load(sys.argv[2])
-assert g.keys() == c.keys(), "tensor names differ"
-names = sorted(k for k in g if len(g[k]) > 1)
-a = [x for k in names for x in g[k]]; b = [x for k in names for x in c[k]]
-na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
-cos = sum(x * y for x, y in zip(a, b)) / (na * nb)
-rel = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b))) / nb
-print(f"{len(names)} tensors, {len(a)} numbers: cosine {cos:.7f}, |a - b| / |b| {rel:.3g}")
-sys.exit(0 if cos >= float(sys.argv[3]) else 1)
-EOF
-}
+# grad_cmp A B MIN_COSINE: the cosine of two meta-gradients and |A − B| / |B|
+grad_cmp() { python3 tests/cuda/grad_cosine.py "$@"; }
 # the last lines' l_val and |dJ/dphi| of two `dr-meta grad` stderr files: within 1e-4 and 2%
 grad_close() {
     paste <(sed -n 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^, ]*\).*/\1 \2/p' "$1" | tail -n 1) \

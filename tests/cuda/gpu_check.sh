@@ -2,13 +2,14 @@
 # gpu_check.sh PREBUILT OUT [SECONDS] — everything a lent GPU should run in one call, in
 # the order that matters most (docs/cuda.md, "Checking a GPU in one call"):
 #   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops (flash attention's cases
-#      included), then racecheck, initcheck, memcheck on `test_cuda_ops --only flash`
-#      (the flash kernels), tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
+#      included), then racecheck on `test_cuda_ops --only flash` (the flash kernels),
+#      tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
 #      --gemm-shapes (bf16), then the same with DR_CUDA_ATT_FLASH=1 (flash attention vs
 #      not, in one call; without --gemm-shapes); the reference meta-step at T = 16,
 #      c = 4 and c = 1, checkpoints on the GPU; tests/cuda/reference_tools.sh on
-#      .gpudata/splits/manifest.tsv when it exists; racecheck, initcheck, memcheck on
-#      the whole test, with the time left;
+#      .gpudata/splits/manifest.tsv when it exists; initcheck and memcheck on
+#      the flash section, then racecheck, initcheck, memcheck on the whole test, with
+#      the time left;
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
 # PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 330) bounds

@@ -23,8 +23,9 @@
 # bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=1, is set for the
 # third), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5). Each
-# sanitizer also runs right after test_cuda_ops on `test_cuda_ops --only flash` (the
-# flash attention kernels), so that a short call still checks them.
+# sanitizer also runs on `test_cuda_ops --only flash` (the flash attention kernels):
+# racecheck right after test_cuda_ops, so that a short call still checks them, the
+# others in step 5 before the whole test.
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -69,28 +70,31 @@ step() {   # step NAME CAP_SECONDS command...
 step test_cuda_ops 180 "$P/test_cuda_ops"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 [ "${MEMCHECK:-1}" = 1 ] || SANITIZERS=""
-sanitize() {   # sanitize SUFFIX [test_cuda_ops arguments]: each tool of SANITIZERS
-    local suffix=$1 tool extra
-    shift
+sanitize() {   # sanitize TOOLS SUFFIX [test_cuda_ops arguments]: each tool of TOOLS
+    local tools=$1 suffix=$2 tool extra
+    shift 2
     [ -n "$san" ] || return 0
-    for tool in ${SANITIZERS-memcheck}; do
+    for tool in $tools; do
         extra=""
         [ "$tool" = memcheck ] && extra="--leak-check full"
         step "$tool$suffix" "${SAN_CAP:-240}" "$san" --tool "$tool" $extra --error-exitcode 3 \
             "$P/test_cuda_ops" "$@"
     done
 }
-# the flash attention kernels first (new, unmeasured; their shared-memory ordering is
-# what racecheck sees and the emulator cannot; the whole test under racecheck takes
-# longer than SAN_CAP), the whole test last
-sanitize _flash --only flash
+SAN_TOOLS=${SANITIZERS-memcheck}
+# racecheck on the flash attention kernels first (new, unmeasured: their shared-memory
+# ordering is what racecheck sees and the emulator cannot; the whole test under racecheck
+# outlasts SAN_CAP); the other tools on them, and every tool on the whole test, last
+early=$(printf '%s\n' $SAN_TOOLS | grep -x racecheck)
+sanitize "$early" _flash --only flash
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH_FLASH_ARGS:-}" ] && step bench_cuda_flash 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH_FLASH_ARGS
 [ -n "${BENCH2_ARGS:-}" ] && step bench_cuda_2 200 "$P/bench_cuda" $BENCH2_ARGS
 [ -n "${BENCH3_ARGS:-}" ] && step bench_cuda_3 200 env ${BENCH3_ENV:-} "$P/bench_cuda" $BENCH3_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
-sanitize ""
+sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" _flash --only flash
+sanitize "$SAN_TOOLS" ""
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"
 # exit 0 only when every step that ran passed
 printf "$summary" | grep -q 'exit [1-9]' && exit 1

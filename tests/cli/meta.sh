@@ -179,7 +179,7 @@ diff <(no_seconds "$tmp/c.jsonl") <(no_seconds "$tmp/d.jsonl") >/dev/null || fai
     "$tmp/manifest.tsv" 2>"$tmp/e.err" &
 pid=$!
 for _ in $(seq 1 200); do [ -s "$tmp/e.jsonl" ] && break; sleep 0.05; done
-kill -TERM $pid 2>/dev/null; sleep 0.002; kill -TERM $pid 2>/dev/null
+kill -TERM $pid 2>/dev/null || true; sleep 0.002; kill -TERM $pid 2>/dev/null || true   # it may be gone already
 rc=0; wait $pid || rc=$?
 if [ $rc -eq 0 ]; then
     echo "double SIGTERM: the run finished before the signals arrived"

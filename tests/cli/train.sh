@@ -100,7 +100,7 @@ cmp "$tmp/full.safetensors" "$tmp/int.safetensors" || fail "model resumed after 
 "$BIN/dr-train" $CFG $RUN --log "$tmp/dbl.jsonl" -o "$tmp/dbl.safetensors" "$tmp/manifest.tsv" 2>"$tmp/dbl.err" &
 pid=$!
 for _ in $(seq 1 200); do [ -s "$tmp/dbl.jsonl" ] && [ "$(wc -l < "$tmp/dbl.jsonl")" -ge 5 ] && break; sleep 0.05; done
-kill -TERM "$pid" 2>/dev/null; sleep 0.002; kill -TERM "$pid" 2>/dev/null
+kill -TERM "$pid" 2>/dev/null || true; sleep 0.002; kill -TERM "$pid" 2>/dev/null || true   # it may be gone already
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || { { [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; } && [ -s "$tmp/dbl.safetensors" ] && ! grep -q "interrupted (SIG" "$tmp/dbl.err"; } ||
     fail "one SIGTERM delivered twice: exit $rc: $(cat "$tmp/dbl.err")"

@@ -134,9 +134,9 @@ static void warn_bf16_meta_gradient(const Config *cfg) {
         return;
     fprintf(dist_log(), "%s: warning: experiment.precision bf16 with AdamW at lm.eps %g: the "
             "meta-gradient through AdamW amplifies gradients near eps, which bf16 products do not "
-            "resolve (configs/tiny.yaml from an LM at its init: cosine with the exact meta-gradient "
-            "0.46 at lm.eps 1e-8, 0.9999 at 1e-5; fp32: 0.9999999); precision fp32 or lm.eps >= 1e-5 "
-            "keeps it close (docs/cuda.md, \"bf16 and the meta-gradient\")\n", dr_progname(),
+            "resolve (a GPT-2-vocabulary LM at its init: cosine with the fp32 meta-gradient 0.56 at "
+            "lm.eps 1e-8, 0.998 at 1e-5, configs/gpu.yaml's value); precision fp32 or lm.eps >= "
+            "1e-5 keeps it close (docs/cuda.md, \"bf16 and the meta-gradient\")\n", dr_progname(),
             cfg->lm.eps);
 }
 

@@ -4,7 +4,7 @@
 # on real GPT-2 tokens, shortened to fit a few minutes of a GPU: dr-meta with T = 8 and
 # two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
 # Train_B; then `dr-meta grad` in bf16 and in fp32 from the LM's init, and the cosine of
-# the two meta-gradients (GRAD_CHECK=0: not). Writes OUTDIR/meta.jsonl, train.jsonl,
+# the two meta-gradients, at lm.eps 1e-5 and 1e-8 (GRAD_EPS; GRAD_CHECK=0: not). Writes OUTDIR/meta.jsonl, train.jsonl,
 # scores.tsv and each tool's stderr.
 # MANIFEST: the one dr-split writes into its -o directory (its paths are relative to
 # the manifest's own directory). BIN (default bin) holds the tools. Needs a GPU; a smoke
@@ -47,22 +47,27 @@ if [ -s "$tmp/rater.safetensors" ]; then
 fi
 # the bf16 meta-gradient through AdamW at this scale (docs/cuda.md, "bf16 and the
 # meta-gradient"): `dr-meta grad` from an LM at its init (one step at lr 1e-30), T = 4,
-# in bf16 and in fp32, and their cosine; a measurement, not a pass/fail
+# in bf16 and in fp32, and their cosine, at gpu.yaml's lm.eps (1e-5) and at base.yaml's
+# (1e-8); a measurement, not a pass/fail
 if [ -s "$tmp/rater.safetensors" ] && [ "${GRAD_CHECK:-1}" = 1 ]; then
-    t0=$(date +%s)
     G=(grad "${C[@]}" --set meta.T=4 --set meta.val_batches=2 --lm-init "$tmp/lm0.safetensors"
        --rater-init "$tmp/rater.safetensors" --train "$M" --val "$M")
-    if timeout 60 "$BIN/dr-train" "${C[@]}" --steps 1 --set lm.lr=1e-30 --set train.eval_batches=1 \
-           -o "$tmp/lm0.safetensors" "$M" > /dev/null 2> "$O/grad-init.err" &&
-       timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" -o "$tmp/g-bf16.safetensors" 2> "$O/grad-bf16.err" &&
-       timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" --set experiment.precision=fp32 \
-           -o "$tmp/g-fp32.safetensors" 2> "$O/grad-fp32.err"; then
-        tail -n 1 "$O/grad-bf16.err"; tail -n 1 "$O/grad-fp32.err"
-        echo "dr-meta grad, bf16 vs fp32, from the LM's init: $(python3 tests/cuda/grad_cosine.py \
-            "$tmp/g-bf16.safetensors" "$tmp/g-fp32.safetensors") ($(( $(date +%s) - t0 )) s)"
-    else
-        echo "dr-meta grad bf16 vs fp32: not measured (a run failed or ran out of time):"
-        tail -n 2 "$O"/grad-*.err 2>/dev/null
-    fi
+    timeout 60 "$BIN/dr-train" "${C[@]}" --steps 1 --set lm.lr=1e-30 --set train.eval_batches=1 \
+        -o "$tmp/lm0.safetensors" "$M" > /dev/null 2> "$O/grad-init.err" || echo "dr-meta grad: no LM init"
+    for eps in ${GRAD_EPS:-1e-5 1e-8}; do
+        [ -s "$tmp/lm0.safetensors" ] || break
+        t0=$(date +%s)
+        if timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" --set lm.eps="$eps" \
+               -o "$tmp/g-bf16.safetensors" 2> "$O/grad-bf16-$eps.err" &&
+           timeout "${GRAD_LIMIT:-60}" "$BIN/dr-meta" "${G[@]}" --set lm.eps="$eps" --set experiment.precision=fp32 \
+               -o "$tmp/g-fp32.safetensors" 2> "$O/grad-fp32-$eps.err"; then
+            tail -n 1 "$O/grad-bf16-$eps.err"; tail -n 1 "$O/grad-fp32-$eps.err"
+            echo "dr-meta grad at lm.eps $eps, bf16 vs fp32, from the LM's init: $(python3 tests/cuda/grad_cosine.py \
+                "$tmp/g-bf16.safetensors" "$tmp/g-fp32.safetensors") ($(( $(date +%s) - t0 )) s)"
+        else
+            echo "dr-meta grad at lm.eps $eps, bf16 vs fp32: not measured (a run failed or ran out of time):"
+            tail -n 2 "$O"/grad-*-"$eps".err 2>/dev/null
+        fi
+    done
 fi
 [ $fails -eq 0 ]

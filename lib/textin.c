@@ -1,7 +1,7 @@
 /* textin.c — text inputs that may be gzip- or zstd-compressed (see textin.h).
  * A compressed input (or a plain one read from a pipe, whose first bytes were already
  * taken to look at) is a glibc fopencookie stream over a small decoder; a plain regular
- * file is the FILE * of fopen itself, rewound after the look. */
+ * file is the FILE * of fopen itself (or stdin), put back where the look started. */
 #include "textin.h"
 
 #include <errno.h>
@@ -143,6 +143,9 @@ FILE *textin_open(const char *path, TextinKind *kind_out) {
     int is_stdin = strcmp(path, "-") == 0;
     FILE *src = is_stdin ? stdin : fopen(path, "rb");
     if (!src) { dr_seterr("%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    /* where reading starts: stdin redirected from a file may be past its start (the
+     * caller's shell or `head -n 1` read some of it first); -1 for a pipe */
+    const long start = ftell(src);
     unsigned char head[4];
     size_t n = fread(head, 1, sizeof head, src);
     if (n < sizeof head && ferror(src)) {
@@ -152,7 +155,7 @@ FILE *textin_open(const char *path, TextinKind *kind_out) {
     }
     TextinKind kind = kind_of(head, n);
     if (kind_out) *kind_out = kind;
-    if (kind == TEXTIN_PLAIN && fseek(src, 0, SEEK_SET) == 0) return src;   /* a regular file */
+    if (kind == TEXTIN_PLAIN && start >= 0 && fseek(src, start, SEEK_SET) == 0) return src;   /* a regular file */
     clearerr(src);
     Textin *t = xcalloc(1, sizeof *t);
     t->src = src;

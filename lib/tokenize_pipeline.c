@@ -137,7 +137,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Token shards (*.drs) are never text: a directory walk skips them. */
+/* Token shards (*.drs) are never text: a directory walk skips them, and one named as an
+ * input is refused. */
 static int is_shard_name(const char *path) {
     size_t n = strlen(path);
     return n >= 4 && strcmp(path + n - 4, ".drs") == 0;
@@ -231,6 +232,11 @@ static int expand_inputs(InputList *l, const TokenizeOptions *o, int n, char **a
             if (rc != 0) return -1;
             if (l->n == before) return dr_seterr("%s: directory holds no files", a);
         } else {
+            /* a shard named as an input would be tokenized as one binary "text" (and the
+             * output of the same name would replace it): never what was meant */
+            if (is_shard_name(a))
+                return dr_seterr("%s: a token shard (*.drs), not text: dr-tokenize reads text "
+                                 "(dr-cat prints a shard's documents)", a);
             char *src = o->source ? xstrdup(o->source) : base_name(a, 1);
             input_add(l, a, src, o->format);
             free(src);

@@ -237,6 +237,7 @@ bad "dr-train --steps 0" "--steps: 0 is out of range" "$BIN/dr-train" "${CFG[@]}
 bad "dr-train --steps abc" "--steps: 'abc' is not an integer" "$BIN/dr-train" "${CFG[@]}" --steps abc "$M"
 bad "dr-train --online-keep 0" "--online-keep: keep fraction 0 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 0 "$M"
 bad "dr-train --online-keep 1.5" "--online-keep: keep fraction 1.5 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.5 "$M"
+bad "dr-train --online-keep 1.0000001, named as given" "--online-keep: keep fraction 1\.0000001 is outside \(0, 1\]$" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.0000001 "$M"
 bad "dr-train --online-keep nan" "--online-keep: 'nan' is not a number" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep nan "$M"
 bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG[@]}" --stop-at -1 "$M"
 bad "dr-meta: a model beyond the machine" "^dr-meta: out of memory: .* more than this machine's" \

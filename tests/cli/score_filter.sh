@@ -401,6 +401,19 @@ for f in 0 -0.1 1.5 nan; do
     expect_error "--per-batch with --fraction $f" "fraction" \
         "$BIN/dr-filter" --scores "$S" --per-batch 8 --fraction "$f" $TOY -o "$TMP/badout" "$TMP/splits/train_b"
 done
+# the value as given: %g printed 1.0000001 as "keep fraction 1 is outside (0, 1]"
+for p in --keep --random --keep-middle --fraction; do
+    expect_error "$p 1.0000001 named as given" "$p: keep fraction 1\.0000001 is outside \(0, 1\]$" \
+        "$BIN/dr-filter" --scores "$S" $p 1.0000001 $TOY -o "$TMP/badout" "$TMP/splits/train_b"
+done
+# the shard paths are printed one per line (as dr-tokenize's): a newline in -o or --prefix
+# made two lines of one path
+expect_error "dr-filter -o with a newline" "-o '.*badout.*': holds a newline or carriage return" \
+    "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY -o "$TMP/badout
+x" "$TMP/splits/train_b"
+expect_error "dr-filter --prefix with a carriage return" "--prefix 'a.*b': holds a newline or carriage return" \
+    "$BIN/dr-filter" --scores "$S" --keep 0.5 $TOY --prefix "$(printf 'a\rb')" -o "$TMP/badout" "$TMP/splits/train_b"
+checks=$((checks + 1)); [ -z "$(ls -d "$TMP"/badout* 2>/dev/null)" ] || fail "a refused -o or --prefix left an output"
 expect_error "--per-batch with deploy.keep 0" "deploy.keep" \
     "$BIN/dr-filter" --scores "$S" --per-batch 8 $TOY --set deploy.keep=0 -o "$TMP/badout" "$TMP/splits/train_b"
 expect_error "two policies" "one policy" "$BIN/dr-filter" --scores "$S" --random 0.5 --keep-middle 0.5 $TOY -o "$TMP/badout" "$TMP/splits/train_b"

@@ -223,6 +223,24 @@ expect_error "a file and a link to it" "link\.jsonl is given twice \(also as .*a
 expect_error "a file named and given on stdin" "a\.jsonl is given twice \(also as stdin\)" \
     bash -c "exec '$T' --tokenizer byte -o '$TMP/e' - '$TMP/a.jsonl' <'$TMP/a.jsonl'"
 check "'-' twice reads stdin once" bash -c "printf '{\"text\": \"x\"}\n' | '$T' --tokenizer byte -o '$TMP/e2' - - >/dev/null 2>&1"
+# stdin redirected from a regular file is read from where it stands, once: it was rewound
+# to the file's start, so '- -' gave every document twice and the lines a caller had read
+# first (`{ head -n 1 >/dev/null; dr-tokenize -; } < f`, as `cat` after it) came back
+printf '{"text": "one"}\n{"text": "two"}\n{"text": "three"}\n' >"$TMP/three.jsonl"
+check "'-' twice, stdin a regular file: read once" bash -c "'$T' --tokenizer byte -o '$TMP/e3' - - <'$TMP/three.jsonl' >/dev/null 2>&1 &&
+    [ \"\$($DUMP '$TMP/e3/shard-00000.drs' | wc -l)\" = 3 ]"
+check "stdin a regular file read partly before: the rest only" bash -c "{ head -n 1 >/dev/null; '$T' --tokenizer byte -o '$TMP/e4' - >/dev/null 2>&1; } <'$TMP/three.jsonl' &&
+    [ \"\$($DUMP '$TMP/e4/shard-00000.drs' | cut -f4)\" = \"\$(printf '74776f\n7468726565')\" ]"
+rm -rf "$TMP/e3" "$TMP/e4"
+# a token shard named as an input: it was tokenized as one binary "text" document, and
+# into its own directory the output replaced it
+mkdir -p "$TMP/shin" && "$T" --tokenizer byte -o "$TMP/shin" "$TMP/three.jsonl" >/dev/null 2>&1
+cp "$TMP/shin/shard-00000.drs" "$TMP/shin.copy"
+expect_error "a shard named as an input" "shin/shard-00000\.drs: a token shard \(\*\.drs\), not text" \
+    "$T" --tokenizer byte -o "$TMP/e" "$TMP/shin/shard-00000.drs"
+expect_error "a shard named as an input, into its own directory" "shin/shard-00000\.drs: a token shard \(\*\.drs\), not text" \
+    "$T" --tokenizer byte -o "$TMP/shin" "$TMP/three.jsonl" "$TMP/shin/shard-00000.drs"
+check "... the shard is as it was" cmp -s "$TMP/shin/shard-00000.drs" "$TMP/shin.copy"
 : >"$TMP/empty.jsonl"
 expect_error "empty input" "empty.jsonl: no documents" "$T" --tokenizer byte -o "$TMP/e" "$TMP/empty.jsonl"
 expect_error "empty stdin" "stdin: no documents" bash -c "printf '\n\n' | '$T' --tokenizer byte -o '$TMP/e'"

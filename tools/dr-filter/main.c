@@ -102,15 +102,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--shard-size")) shard_mb = cli_double(a, cli_value(argc, argv, &i), 0.001, 1e6);
         else if (!strcmp(a, "--seed")) { fo.seed = cli_u64(a, cli_value(argc, argv, &i)); seed_given = 1; }
         else if (!strcmp(a, "--fraction") || !strcmp(a, "--keep")) {
-            double f = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
-            if (!(f > 0 && f <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, f);
+            const char *v = cli_value(argc, argv, &i);   /* named as given: %g makes 1.0000001 "1" */
+            double f = cli_double(a, v, -1e300, 1e300);
+            if (!(f > 0 && f <= 1)) dr_die("%s: keep fraction %s is outside (0, 1]", a, v);
             if (fraction >= 0) dr_die("%s: the keep fraction is already given", a);
             fraction = f;
             top |= !strcmp(a, "--keep");
         } else if (!strcmp(a, "--keep-middle") || !strcmp(a, "--random")) {
             fo.policy = !strcmp(a, "--random") ? FILTER_RANDOM : FILTER_MIDDLE;
-            fo.keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
-            if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("%s: keep fraction %g is outside (0, 1]", a, fo.keep);
+            const char *v = cli_value(argc, argv, &i);
+            fo.keep = cli_double(a, v, -1e300, 1e300);
+            if (!(fo.keep > 0 && fo.keep <= 1)) dr_die("%s: keep fraction %s is outside (0, 1]", a, v);
             n_policies++;
         } else if (!strcmp(a, "--per-batch")) {
             fo.policy = FILTER_PER_BATCH;
@@ -134,6 +136,13 @@ int main(int argc, char **argv) {
     if (n_policies == 1 && (fo.policy == FILTER_MIDDLE || fo.policy == FILTER_RANDOM) && fraction >= 0)
         dr_die("--keep-middle and --random take their own fraction: drop --keep/--fraction");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
+    /* the output paths are printed one per line: a newline in them would make two */
+    if (strpbrk(out_dir, "\n\r"))
+        dr_die("-o '%s': holds a newline or carriage return, which a printed path (one per line) cannot hold",
+               out_dir);
+    if (strpbrk(prefix, "\n\r"))
+        dr_die("--prefix '%s': holds a newline or carriage return, which a printed path (one per line) "
+               "cannot hold", prefix);
     for (int i = 0; i < n_inputs; i++)
         if (!strcmp(scores_path, "-") && !strcmp(inputs[i], "-"))
             dr_die("--scores - and a manifest on stdin ('-'): only one of them can be read from stdin");

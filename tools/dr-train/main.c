@@ -116,9 +116,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--weights")) o.weights_path = cli_value_once(argc, argv, &i, o.weights_path);
         else if (!strcmp(a, "--rater")) o.rater_path = cli_value_once(argc, argv, &i, o.rater_path);
         else if (!strcmp(a, "--online-keep")) {
-            o.online_keep = cli_double(a, cli_value(argc, argv, &i), -1e300, 1e300);
+            const char *v = cli_value(argc, argv, &i);   /* named as given: %g makes 1.0000001 "1" */
+            o.online_keep = cli_double(a, v, -1e300, 1e300);
             if (!(o.online_keep > 0 && o.online_keep <= 1))
-                dr_die("--online-keep: keep fraction %g is outside (0, 1]", o.online_keep);
+                dr_die("--online-keep: keep fraction %s is outside (0, 1]", v);
         }
         else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;

@@ -4,6 +4,7 @@
 #include "cat.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,31 @@ static int print_record(FILE *out, const CatOptions *o, const Tokenizer *tok, By
 
 /* ---- documents in shard order --------------------------------------------------------- */
 
+/* The error for a --source that no document has (a misspelt name prints nothing, which
+ * reads as success): names up to 8 of the sources the inputs have. */
+static int no_such_source(const ShardList *shards, const char *want) {
+    char seen[8][64];
+    int n = 0, more = 0;
+    for (size_t k = 0; k < shards->n && !more; k++) {
+        DrsReader *r = drs_open(shards->items[k].path);
+        if (!r) return -1;
+        for (uint64_t i = 0; i < drs_num_docs(r) && !more; i++) {
+            const char *src = drs_doc_source(r, i);
+            int j = 0;
+            while (j < n && strncmp(seen[j], src, sizeof seen[j] - 1) != 0) j++;
+            if (j < n) continue;
+            if (n == 8) { more = 1; break; }
+            snprintf(seen[n++], sizeof seen[0], "%s", src);
+        }
+        drs_close(r);
+    }
+    char list[8 * 70] = "";
+    for (int j = 0; j < n; j++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s'%s'", j ? ", " : "", seen[j]);
+    return dr_seterr("--source '%s': no document of the inputs has that source (they have %s%s)", want,
+                     list, more ? ", …" : "");
+}
+
 static int cat_documents(const ShardList *shards, const CatOptions *o, const Tokenizer *tok, FILE *out) {
     uint32_t *buf = NULL;
     size_t cap = 0;
@@ -134,6 +160,7 @@ static int cat_documents(const ShardList *shards, const CatOptions *o, const Tok
     }
     free(buf);
     bytebuf_free(&text);
+    if (rc == 0 && o->source && printed == 0 && o->head > 0) rc = no_such_source(shards, o->source);
     return rc;
 }
 

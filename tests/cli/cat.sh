@@ -18,6 +18,10 @@ check "--list" diff <("$BIN/dr-cat" --list "$TMP/ids.drs") \
     <(printf '0000000000000001\tweb\t10\n0000000000000002\tbooks\t6\n0000000000000003\tweb\t0\n0000000000000004\tmail\t2\n')
 check "--jsonl --ids" diff <("$BIN/dr-cat" --jsonl --ids --source mail "$TMP/ids.drs") \
     <(printf '{"id": "0000000000000004", "source": "mail", "n_tokens": 2, "ids": [50256,7]}\n')
+# a misspelt --source printed nothing and exited 0
+expect_error "--source that no document has" "^dr-cat: --source 'Web': no document of the inputs has that source \(they have 'web', 'books', 'mail'\)$" \
+    "$BIN/dr-cat" --ids --source Web "$TMP/ids.drs"
+check "--source Web --head 0: nothing, no error" bash -c "out=\$('$BIN/dr-cat' --ids --source Web --head 0 '$TMP/ids.drs') && [ -z \"\$out\" ]"
 printf 'val\tids.drs\n' >"$TMP/m.tsv"
 expect_error "a split the manifest lacks: the manifest named" "^dr-cat: .*/m.tsv: no shards of split 'train_a' \(its splits: val\)$" \
     "$BIN/dr-cat" --ids --split train_a "$TMP/m.tsv"

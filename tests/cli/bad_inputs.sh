@@ -239,6 +239,8 @@ bad "dr-train --online-keep 0" "--online-keep: keep fraction 0 is outside \(0, 1
 bad "dr-train --online-keep 1.5" "--online-keep: keep fraction 1.5 is outside \(0, 1\]" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.5 "$M"
 bad "dr-train --online-keep 1.0000001, named as given" "--online-keep: keep fraction 1\.0000001 is outside \(0, 1\]$" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep 1.0000001 "$M"
 bad "dr-train --online-keep nan" "--online-keep: 'nan' is not a number" "$BIN/dr-train" "${CFG[@]}" --rater "$R" --online-keep nan "$M"
+bad "dr-train -o -: a model is a file" "^dr-train: -o -: the model is saved to a file .*name a file$" "$BIN/dr-train" "${CFG[@]}" -o - "$M"
+bad "dr-meta -o -: a rater is a file" "^dr-meta: -o -: the rater is saved to a file .*name a file$" "$BIN/dr-meta" "${CFG[@]}" -o - "$M"
 bad "dr-meta --stop-at -1" "--stop-at: -1 is out of range" "$BIN/dr-meta" "${CFG[@]}" --stop-at -1 "$M"
 bad "dr-meta: a model beyond the machine" "^dr-meta: out of memory: .* more than this machine's" \
     "$BIN/dr-meta" "${CFG[@]}" --set lm.d_model=65536 --set data.batch_size=1000000 -o "$TMP/o.safetensors" "$M"

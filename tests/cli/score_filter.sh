@@ -58,6 +58,9 @@ check "scores: a manifest on stdin gives the same bytes" cmp -s "$TMP/s1.tsv" "$
 "$BIN/dr-score" --rater "$R" $TOY -o "$TMP/s4.tsv" "$TMP/splits/train_b" > "$TMP/s4.out" 2>/dev/null
 check "scores: -o FILE (and the shards directory) gives the same bytes, nothing on stdout" \
     bash -c "cmp -s '$TMP/s1.tsv' '$TMP/s4.tsv' && [ ! -s '$TMP/s4.out' ]"
+# -o - is stdout (it wrote a file named '-')
+"$BIN/dr-score" --rater "$R" $TOY -o - --split train_b "$M" > "$TMP/s5.tsv" 2>/dev/null
+check "scores: -o - is stdout, no file named '-'" bash -c "cmp -s '$TMP/s1.tsv' '$TMP/s5.tsv' && [ ! -e ./- ]"
 check "dr-score reports examples/s and FLOPs on stderr" grep -qE 'examples/s.*FLOPs' "$TMP/s2.err"
 S=$TMP/s1.tsv
 check "scores: header line" [ "$(head -n 1 "$S")" = "$(printf 'example_id\tscore\tsource\tn_tokens')" ]

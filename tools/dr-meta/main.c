@@ -142,6 +142,9 @@ int main(int argc, char **argv) {
                              train_in, n_val, val_in);
     cli_files_add(&in, "the --lm-init checkpoint", lm_init);
     cli_files_add(&in, "the --rater-init checkpoint", rater_init);
+    if (out && !strcmp(out, "-"))
+        dr_die("-o -: %s saved to a file%s, not to stdout: name a file", grad ? "the meta-gradient is" : "the rater is",
+               grad ? "" : " (its EMA and FILE.state beside it)");
     const char *out_path = out ? out : grad ? "grad.safetensors" : "rater.safetensors";
     cli_files_add(&outs, "-o", out_path);
     if (!grad) {

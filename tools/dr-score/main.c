@@ -37,7 +37,7 @@ static void usage(FILE *f) {
         "  --batch B        examples per forward pass (default data.batch_size)\n"
         "  --split S        with a manifest: only shards of split S\n"
         "  -o FILE          write the scores to FILE (atomically: a failed or interrupted run\n"
-        "                   leaves FILE as it was) instead of stdout; a closed stdout\n"
+        "                   leaves FILE as it was) instead of stdout (-o -: stdout); a closed stdout\n"
         "                   (| head -1) ends dr-score quietly (status 141)\n"
         "  --device D       auto | cpu | cuda (default experiment.device)\n"
         "  inputs: shards, directories, a manifest, or '-' (manifest on stdin)\n"
@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
         else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
+    if (out_path && !strcmp(out_path, "-")) out_path = NULL;   /* -o -: stdout, the default */
     if (!rater_path == !lm_path) dr_die("give exactly one of --rater and --lm (see --help)");
     if (n_inputs == 0) dr_die("no input shards (see --help)");
 

@@ -124,6 +124,8 @@ int main(int argc, char **argv) {
         else if (a[0] == '-' && a[1] != 0) cli_unknown_option(a, "", usage);
         else inputs[n_inputs++] = (char *)a;
     }
+    if (out && !strcmp(out, "-"))
+        dr_die("-o -: the model is saved to a file (FILE.state beside it), not to stdout: name a file");
     o.out_path = out ? out : "lm.safetensors";
     if (steps && tokens)   /* as train.steps with train.tokens: which one would count? */
         dr_die("--steps %s and --tokens %s: give one (--steps overrides the config's train.steps "

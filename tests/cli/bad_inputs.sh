@@ -618,6 +618,12 @@ bad "dr-train: Val is Train" "^dr-train: Val and Train share [0-9]+ documents \(
 bad "--config twice" "option --config given twice \(configs/tiny.yaml, then configs/cpu.yaml\)" \
     "$BIN/dr-train" "${CFG[@]}" --config configs/cpu.yaml --steps 1 -o "$TMP/o.safetensors" "$M"
 no_file "Val is Train, --config twice" "$TMP/o.safetensors"
+# -o twice: the last one was taken (dr-split, dr-tokenize), as no other tool does
+bad "dr-split -o twice" "^dr-split: option -o given twice \(.*/sp1, then .*/sp2\)$" \
+    "$BIN/dr-split" --val 0.3 -o "$TMP/sp1" -o "$TMP/sp2" "$TMP/shards"
+bad "dr-tokenize -o twice" "^dr-tokenize: option -o given twice \(.*/tk1, then .*/tk2\)$" \
+    "$BIN/dr-tokenize" --tokenizer byte -o "$TMP/tk1" -o "$TMP/tk2" /dev/null
+no_file "-o twice" "$TMP/sp1" "$TMP/sp2" "$TMP/tk1" "$TMP/tk2"
 # one shard twice in one input list; a --val-sources name no document has
 bad "dr-split: a shard twice" "shard-00000.drs is given twice: its documents would count twice" \
     "$BIN/dr-split" --val 0.3 -o "$TMP/sp_twice" "$TMP/shards" "$TMP/shards/shard-00000.drs"

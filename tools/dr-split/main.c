@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
-        else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) o.out_dir = cli_value_once(argc, argv, &i, o.out_dir);
         else if (!strcmp(a, "--val")) o.val = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--train-b")) o.train_b = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--seed")) o.seed = cli_u64(a, cli_value(argc, argv, &i));   /* xxh64's u64 seed */

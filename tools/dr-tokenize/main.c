@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--version")) { cli_print_version(); exit(0); }
-        else if (!strcmp(a, "-o")) o.out_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o")) o.out_dir = cli_value_once(argc, argv, &i, o.out_dir);
         else if (!strcmp(a, "--tokenizer")) { kind = cli_value(argc, argv, &i); shard_opt = a; }
         else if (!strcmp(a, "--vocab-dir")) { vocab_dir = cli_value(argc, argv, &i); shard_opt = a; }
         else if (!strcmp(a, "--field")) { o.field = cli_value(argc, argv, &i); field_opt = a; }

@@ -43,7 +43,7 @@ typedef struct {
     size_t size;           /* char buffer size (T_ENUM, T_STR) */
     double min, max;       /* numeric range (each element of a T_PAIR) */
     int open;              /* MIN_OPEN | MAX_OPEN */
-    const char *allowed;   /* T_ENUM: "a|b|c" */
+    const char *allowed;   /* T_ENUM: "a|b|c"; T_BOOL: "auto" where auto (-1) is allowed */
     const char *def;       /* default, as YAML text */
     const char *doc;
 } KeyDef;
@@ -54,6 +54,7 @@ typedef struct {
 #define LONG(k, f, lo, hi, d, doc) {k, T_LONG, OFF(f), 0, 0, lo, hi, 0, NULL, d, doc}
 #define DBL(k, f, lo, hi, open, d, doc) {k, T_DOUBLE, OFF(f), 0, 0, lo, hi, open, NULL, d, doc}
 #define BOOL(k, f, d, doc) {k, T_BOOL, OFF(f), 0, 0, 0, 1, 0, NULL, d, doc}
+#define BOOL_AUTO(k, f, d, doc) {k, T_BOOL, OFF(f), 0, 0, -1, 1, 0, "auto", d, doc}   /* auto = -1 */
 #define ENUM(k, f, allowed, d, doc) {k, T_ENUM, OFF(f), 0, SZ(f), 0, 0, 0, allowed, d, doc}
 #define PAIR(k, f1, f2, lo, hi, open, d, doc) {k, T_PAIR, OFF(f1), OFF(f2), 0, lo, hi, open, NULL, d, doc}
 
@@ -85,8 +86,9 @@ static const KeyDef schema[] = {
     INT("lm.n_head", lm.shape.n_head, 1, 4096, "8", "attention heads (must divide d_model)"),
     INT("lm.d_ff", lm.shape.d_ff, 0, 1 << 20, "0", "MLP hidden width; 0 = 4 * d_model"),
     DBL("lm.init_std", lm.shape.init_std, 0, 1, MIN_OPEN, "0.02", "std of the normal initialisation"),
-    BOOL("lm.checkpointing", lm.shape.checkpointing, "false",
-         "activation recomputation: keep block outputs only, rebuild each block in the backward"),
+    BOOL_AUTO("lm.checkpointing", lm.shape.checkpointing, "false",
+              "activation recomputation: keep block outputs only, rebuild each block in the backward; "
+              "auto: dr-train recomputes only when the activations would not fit, the other tools always"),
     INT("lm.head_chunk", lm.shape.head_chunk, 0, 1 << 20, "0",
         "examples per chunk of the [rows, vocab] logits; 0 = the whole batch (chunks: less memory)"),
     INT("lm.vocab_size", lm.vocab_size, 0, 1 << 24, "50257", "token ids; 0 = take it from the shards"),
@@ -377,8 +379,10 @@ static int set_scalar(Config *cfg, const KeyDef *k, const char *text, char *err,
         int v;
         if (!strcmp(text, "true") || !strcmp(text, "True") || !strcmp(text, "TRUE")) v = 1;
         else if (!strcmp(text, "false") || !strcmp(text, "False") || !strcmp(text, "FALSE")) v = 0;
+        else if (k->allowed && !strcmp(text, k->allowed)) v = -1;
         else {
-            snprintf(err, errlen, "expected true or false, got '%s'", shown(text, sb, sizeof sb));
+            snprintf(err, errlen, "expected %s, got '%s'", k->allowed ? "true, false or auto" : "true or false",
+                     shown(text, sb, sizeof sb));
             return -1;
         }
         *(int *)(base + k->off) = v;
@@ -949,7 +953,11 @@ static void value_text(const Config *cfg, const KeyDef *k, char *buf, size_t n) 
     case T_LONG: snprintf(buf, n, "%ld", *(const long *)(base + k->off)); break;
     case T_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)(base + k->off)); break;
     case T_DOUBLE: fmt_double(buf, n, *(const double *)(base + k->off)); break;
-    case T_BOOL: snprintf(buf, n, "%s", *(const int *)(base + k->off) ? "true" : "false"); break;
+    case T_BOOL: {
+        const int v = *(const int *)(base + k->off);
+        snprintf(buf, n, "%s", v < 0 ? "auto" : v ? "true" : "false");
+        break;
+    }
     case T_ENUM:
     case T_STR: snprintf(buf, n, "%s", base + k->off); break;
     case T_PAIR:
@@ -1032,7 +1040,8 @@ char *config_to_json(const Config *cfg) {
         fprintf(f, "\"%s\":", dot + 1);
         char val[256];
         value_text(cfg, k, val, sizeof val);
-        if (k->type == T_ENUM || k->type == T_STR) {
+        if (k->type == T_ENUM || k->type == T_STR ||
+            (k->type == T_BOOL && *(const int *)((const char *)cfg + k->off) < 0)) {   /* "auto" */
             json_write_string(f, val, strlen(val));
         } else if (k->type == T_U64 && *(const uint64_t *)((const char *)cfg + k->off) > (1ull << 53)) {
             fprintf(f, "\"%s\"", val);   /* beyond a double's exact integers: keep it exact */
@@ -1064,7 +1073,7 @@ void config_write_schema(FILE *f) {
             break;
         }
         case T_U64: snprintf(range, sizeof range, "an integer ≥ 0"); break;
-        case T_BOOL: snprintf(range, sizeof range, "true or false"); break;
+        case T_BOOL: snprintf(range, sizeof range, k->allowed ? "true, false or auto" : "true or false"); break;
         case T_ENUM: snprintf(range, sizeof range, "one of %s", k->allowed); break;
         case T_STR: snprintf(range, sizeof range, "a string"); break;
         }

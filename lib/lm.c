@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "check.h"
 
@@ -312,6 +313,38 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
 }
 
 size_t lm_acts_bytes(const LMActs *a) { return a->bytes; }
+
+/* A backend that only counts: its blocks are one PROT_NONE page (lm_acts_new never touches
+ * what it allocates; anything that did would fault), freed by nothing. */
+static void *count_page;
+static void *count_alloc(size_t bytes) { (void)bytes; return count_page; }
+static void count_free(void *p) { (void)p; }
+
+size_t lm_acts_bytes_needed(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents) {
+    if (!count_page) {
+        count_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(count_page != MAP_FAILED, "lm_acts_bytes_needed: mmap failed");
+    }
+    Backend counting = *be;   /* the backend's own answers (e.g. how big attention's state is) */
+    counting.alloc = count_alloc;
+    counting.free = count_free;
+    LMActs *a = lm_acts_new(&counting, cfg, B, T, with_tangents);
+    const size_t bytes = a->bytes;
+    lm_acts_free(&counting, a);
+    return bytes;
+}
+
+int lm_resolve_checkpointing(const Backend *be, LMConfig *cfg, int B, int T, double other_bytes,
+                             double *need, double *avail) {
+    *need = *avail = 0;
+    if (cfg->checkpointing >= 0) return cfg->checkpointing;
+    LMConfig whole = *cfg;
+    whole.checkpointing = 0;
+    *need = (double)lm_acts_bytes_needed(be, &whole, B, T, 0) + other_bytes;
+    *avail = be->mem_available ? be->mem_available() : 0;
+    cfg->checkpointing = !(*avail > 0 && *need <= 0.8 * *avail);
+    return cfg->checkpointing;
+}
 
 void lm_acts_free(const Backend *be, LMActs *a) {
     if (!a) return;

@@ -45,7 +45,9 @@ typedef struct {
     int checkpointing;   /* activation recomputation: keep only each block's output and
                           * one block of internals; the backward rebuilds block l from
                           * its input first (one more trunk forward, and its tangent in a
-                          * forward-over-reverse pass); results are bit-identical */
+                          * forward-over-reverse pass); results are bit-identical.
+                          * −1 (lm.checkpointing: auto) counts as on until
+                          * lm_resolve_checkpointing decides (dr-train) */
     int head_chunk;      /* > 0: the head's [rows, V] logits buffers hold head_chunk
                           * examples, not the batch (lm.head_chunk; see lm.c) */
 } LMConfig;
@@ -167,6 +169,16 @@ typedef struct {
 LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents);
 void lm_acts_free(const Backend *be, LMActs *acts);
 size_t lm_acts_bytes(const LMActs *acts);   /* backend memory held, for logs */
+/* The backend memory lm_acts_new(be, cfg, B, T, with_tangents) would hold, counted
+ * without allocating. */
+size_t lm_acts_bytes_needed(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents);
+/* lm.checkpointing: auto (cfg->checkpointing −1) for training: 0 when the activations of
+ * B × T without recomputation plus other_bytes (what else the caller will allocate) fit
+ * in 80% of what the backend has available now (be->mem_available), else 1; sets
+ * cfg->checkpointing and returns it, with the bytes compared in *need and *avail (both 0
+ * when cfg said 0 or 1, which stays). */
+int lm_resolve_checkpointing(const Backend *be, LMConfig *cfg, int B, int T, double other_bytes,
+                             double *need, double *avail);
 
 /* ---- passes ------------------------------------------------------------------- */
 

@@ -318,6 +318,16 @@ static void alloc_model(Trainer *t, int with_optimizer) {
     int B = t->cfg->data.batch_size;
     /* a rank runs the LM on its slice of each batch: at most ceil(B / ranks) examples */
     int B_rank = (B + dist_size() - 1) / dist_size();
+    if (t->lmc.checkpointing < 0) {   /* lm.checkpointing: auto */
+        /* besides the activations: the gradient, the last good θ and two optimizer states
+         * (AdamW's m and v each) */
+        const double other = (with_optimizer ? 6.0 : 0.0) * (double)t->P * sizeof(real);
+        double need, avail;
+        lm_resolve_checkpointing(be, &t->lmc, B_rank, t->cfg->data.seq_len, other, &need, &avail);
+        fprintf(dist_log(), "%s: lm.checkpointing auto: %s (without recomputation %.1f GiB, %.1f GiB "
+                "available on %s)\n", dr_progname(), t->lmc.checkpointing ? "on" : "off",
+                need / 1073741824.0, avail / 1073741824.0, be->name);
+    }
     t->acts = lm_acts_new(be, &t->lmc, B_rank, t->cfg->data.seq_len, 0);
     t->losses = xcalloc((size_t)B, sizeof *t->losses);
     t->dlosses = xcalloc((size_t)B, sizeof *t->dlosses);

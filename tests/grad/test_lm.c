@@ -442,6 +442,51 @@ int main(void) {
         be->free(u); be->free(gref); be->free(h_rep); be->free(h_ref);
     }
 
+    /* ---- lm.checkpointing: auto: the bytes counted without allocating, and the rule ---- */
+    {
+        int exact = 1;
+        for (int k = 0; k < 8; k++) {
+            LMConfig cc = cfg;
+            cc.checkpointing = k & 1;
+            cc.head_chunk = k & 2 ? 1 : 0;
+            const int tangents = (k & 4) != 0;
+            LMActs *a = lm_acts_new(be, &cc, B + 1, T + 2, tangents);
+            const size_t counted = lm_acts_bytes_needed(be, &cc, B + 1, T + 2, tangents);
+            if (counted != lm_acts_bytes(a)) {
+                exact = 0;
+                printf("lm_acts_bytes_needed: %zu, allocated %zu (checkpointing %d, head_chunk %d, "
+                       "tangents %d)\n", counted, lm_acts_bytes(a), cc.checkpointing, cc.head_chunk, tangents);
+            }
+            lm_acts_free(be, a);
+        }
+        TEST_CHECK(exact, "lm_acts_bytes_needed differs from what lm_acts_new allocates");
+        LMConfig whole = cfg;
+        whole.checkpointing = 0;
+        const double need0 = (double)lm_acts_bytes_needed(be, &whole, B, T, 0);
+        Backend fake = backend_cpu;
+        double need, avail;
+        fake.mem_available = NULL;   /* unknown: recompute */
+        LMConfig ca = cfg;
+        ca.checkpointing = -1;
+        TEST_CHECK(lm_resolve_checkpointing(&fake, &ca, B, T, 0, &need, &avail) == 1 && ca.checkpointing == 1,
+                   "auto with no memory figure: recompute");
+        fake.mem_available = backend_cpu.mem_available;   /* a real machine: this small LM fits */
+        ca.checkpointing = -1;
+        TEST_CHECK(lm_resolve_checkpointing(&fake, &ca, B, T, 1000, &need, &avail) == 0 && ca.checkpointing == 0 &&
+                   need == need0 + 1000 && avail > need, "auto on this machine: no recomputation (%g of %g bytes)",
+                   need, avail);
+        ca.checkpointing = -1;   /* other bytes beyond what the machine has: recompute */
+        TEST_CHECK(lm_resolve_checkpointing(&fake, &ca, B, T, 2 * avail, &need, &avail) == 1 && ca.checkpointing == 1,
+                   "auto when it would not fit: recompute");
+        for (int v = 0; v < 2; v++) {   /* set values stay */
+            ca.checkpointing = v;
+            TEST_CHECK(lm_resolve_checkpointing(&fake, &ca, B, T, 2 * avail, &need, &avail) == v &&
+                       ca.checkpointing == v && need == 0, "lm.checkpointing %d changed by the resolver", v);
+        }
+        printf("lm.checkpointing auto: counted bytes %s the allocation in 8 configurations; "
+               "%.0f bytes without recomputation here\n", exact ? "equal" : "DIFFER FROM", need0);
+    }
+
     printf("max relative errors: gradient %.2e, H·u %.2e, d_i %.2e (tolerance %.0e)\n",
            max_grad_err, max_hvp_err, max_dir_err, TOL);
     for (int k = 0; k < 4; k++) be->free(g4[k]);

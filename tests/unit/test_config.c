@@ -230,6 +230,8 @@ static void test_errors(void) {
     ERR("lm:\n  checkpointing: true\nmeta:\n  keep_activations: 2\n",
         "bad.yaml:4: meta.keep_activations: 2: kept activations are whole passes");
     ERR("meta:\n  keep_activations: 1\nlm:\n  head_chunk: 4\n", "bad.yaml:4: lm.head_chunk: 1: kept activations");
+    ERR("lm:\n  checkpointing: sometimes\n", "bad.yaml:2: lm.checkpointing: expected true, false or auto, got 'sometimes'");
+    ERR("rater:\n  checkpointing: auto\n", "bad.yaml:2: rater.checkpointing: expected true or false, got 'auto'");
     ERR("train:\n  steps: 10\n  tokens: 1000\n", "bad.yaml:3: train.tokens: train.steps (10) and train.tokens (1000) are both set");
     ERR("lm:\n  vocab_size: 1\n", "bad.yaml:2: lm.vocab_size: a vocabulary needs at least 2 tokens");
 
@@ -318,7 +320,7 @@ static void test_round_trip(void) {
                     "lm.lr=0.00031415926535897931", "rater.clamp=[0.1, 0.7]", "lm.d_model=96", "lm.n_head=3",
                     "train.tokens=123456789012", "meta.ema=0", "rater.tau=0.3", "data.seq_len=77",
                     "lm.optimizer=sgd", "lm.momentum=0.95", "rater.normalize=softmax", "meta.hvp=false",
-                    "deploy.policy=keep_middle", "lm.weight_decay=1e-300"};
+                    "deploy.policy=keep_middle", "lm.weight_decay=1e-300", "lm.checkpointing=auto"};
     int n = (int)(sizeof sets / sizeof *sets);
     TEST_CHECK(config_load(&c, NULL, n, sets) == 0, "load: %s", dr_lasterr());
     const char *path = write_yaml_file("rt.yaml", "");
@@ -329,6 +331,7 @@ static void test_round_trip(void) {
     TEST_CHECK(config_load(&d, path, 0, NULL) == 0, "written YAML loads: %s", dr_lasterr());
     TEST_CHECK(memcmp(&c, &d, sizeof c) == 0, "YAML write -> load gives the same struct");
     TEST_CHECK(!strcmp(d.name, "a \"quoted\": #name\\ with é") && d.seed == 12345678901234567890ull, "name, seed");
+    TEST_CHECK(d.lm.shape.checkpointing == -1, "lm.checkpointing auto is -1");
 
     char *js = config_to_json(&c);
     JsonDoc *doc = json_parse(js, strlen(js), 0);
@@ -338,6 +341,8 @@ static void test_round_trip(void) {
         TEST_CHECK(json_get(lm, "d_model") && json_get(lm, "d_model")->number == 96, "lm.d_model in JSON");
         const JsonValue *clamp = json_get(json_get(json_root(doc), "rater"), "clamp");
         TEST_CHECK(clamp && clamp->type == JSON_ARRAY && clamp->len == 2 && clamp->items[1].number == 0.7, "clamp in JSON");
+        const JsonValue *ck = json_get(lm, "checkpointing");
+        TEST_CHECK(ck && ck->type == JSON_STRING && !strcmp(ck->str, "auto"), "lm.checkpointing auto in JSON");
     }
     json_free(doc);
     Config e;

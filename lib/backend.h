@@ -141,7 +141,17 @@ struct Backend {
 
     /* ---- multi-head attention from fused qkv (q | k | v along the last axis) -----
      * scale 1/sqrt(C/NH); causal masks keys j > t; valid_len masks keys j >= valid_len[b]
-     * (rows of padded queries give zero output). att holds the softmax probabilities. */
+     * (rows of padded queries give zero output). att holds the softmax probabilities on
+     * the CPU: it is the backend's state from the forward to the other faces, and tatt the
+     * forward tangent's state to the backward tangent; attention_state_floats says how many
+     * floats each needs (a backend may keep less than [B,NH,T,T]: the CUDA backend's flash
+     * mode keeps per-row statistics and a copy of the output, lib/cuda/attention.cu).
+     * Model code allocates att and tatt with that count, and the backend's answer must not
+     * change between that allocation and the last face given the buffer (CUDA: the GEMM
+     * precision and the flash switch stay as they were). For B' ≤ B and T' ≤ T the count is
+     * at most that of (B, T), so the prefix of a buffer sized for the largest batch serves
+     * every smaller one. */
+    size_t (*attention_state_floats)(int B, int T, int C, int NH);
     void (*attention_forward)(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
                               const real *qkv /*[B,T,3C]*/, const int32_t *valid_len /*[B] or NULL*/,
                               int causal, int B, int T, int C, int NH);

@@ -198,7 +198,8 @@ void trunk_alloc(const Backend *be, const LMConfig *cfg, LMTensors *F, int B, in
                  int tangent, size_t *bytes) {
     memset(F, 0, sizeof *F);
     const size_t BT = (size_t)B * T, C = cfg->d_model, FF = cfg->d_ff;
-    const size_t att = (size_t)B * cfg->n_head * T * T;
+    /* attention's state (att [B,NH,T,T] on the CPU; less where the backend keeps less) */
+    const size_t att = be->attention_state_floats(B, T, (int)C, cfg->n_head);
     F->encoded = balloc(be, BT * C, bytes);
     for (int l = 0; l < cfg->n_layer; l++) {
         F->res3[l] = balloc(be, BT * C, bytes);

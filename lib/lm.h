@@ -122,7 +122,8 @@ typedef struct {
     real *ln1_mean[DR_MAX_LAYERS];      /* [B,T]                                      */
     real *ln1_rstd[DR_MAX_LAYERS];      /* [B,T]                                      */
     real *qkv[DR_MAX_LAYERS];           /* [B,T,3C]                                   */
-    real *att[DR_MAX_LAYERS];           /* [B,NH,T,T] softmax probabilities           */
+    real *att[DR_MAX_LAYERS];           /* attention's state: the softmax probabilities
+                                         * [B,NH,T,T] on the CPU, be->attention_state_floats */
     real *atty[DR_MAX_LAYERS];          /* [B,T,C]  attention output before c_proj    */
     real *res2[DR_MAX_LAYERS];          /* [B,T,C]  residual after the attention half */
     real *ln2[DR_MAX_LAYERS];           /* [B,T,C]                                    */

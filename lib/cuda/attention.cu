@@ -27,17 +27,27 @@
  * Scratch: two [B,NH,T,T] buffers (dS and its tangent), like the CPU's per-thread [L,L].
  * Deterministic: warp butterflies, cuBLAS on one stream.
  * Flash mode (DR_CUDA_ATT_FLASH=1, backend_cuda_set_att_flash(1); off by default): where
- * cu_att_flash_eligible (bf16 GEMM mode, hs ∈ {16, 32, 48, 64}, T > hs), the forward and
- * the backward are attention_flash.cu's tiled tensor-core kernels, which never store
- * T×T, and att [B,NH,T,T] then holds (its start; the rest untouched):
- *   lse [B,NH,T]  log-sum-exp of each query row's scaled scores, −INFINITY for a row with
- *                 no allowed key;
- *   O   [B,T,C]   a copy of the forward's output;
- * (NH·T + T·C ≤ NH·T·T floats, i.e. T ≥ hs + 1). The two tangent faces, given such an
- * att, first rematerialize P into scratch (CU_SCR_ATT_P: the S products and the softmax
- * row kernel, i.e. the forward above without its P V) and then run as below; tatt stays
- * the full T×T Ṗ. The switch and the GEMM mode must not change between a forward and the
- * faces that read its att. */
+ * cu_att_flash_eligible (bf16 GEMM mode, hs ∈ {16, 32, 48, 64}, B·NH ≤ 65535, T > hs), all
+ * four faces are attention_flash.cu's tiled tensor-core kernels, which never store T×T,
+ * and att and tatt hold, from their start (the rest untouched):
+ *   att   lse [B,NH,T]  log-sum-exp of each query row's scaled scores, −INFINITY for a row
+ *                       with no allowed key;
+ *         O   [B,T,C]   a copy of the forward's output (D = dO·O);
+ *   tatt  r   [B,NH,T]  rowsum(P ⊙ Ṡ) of each query row (Ṗ = P ⊙ (Ṡ − r)), 0 for a row
+ *                       with no allowed key;
+ *         Ȯ   [B,T,C]   a copy of the forward tangent's output (Ḋ = dȮ·O + dO·Ȯ);
+ * NH·T + T·C ≤ NH·T·T floats each per example, i.e. T ≥ hs + 1. The derivative faces
+ * recompute P from lse and Ṡ (hence Ṗ) from qkv and tqkv, so tatt is the forward tangent's
+ * state for the same qkv and tqkv, as att is the forward's for the same qkv.
+ * attention_state_floats (cu_attention_state_floats) gives B·NH·T + B·T·C there, so the LM
+ * allocates no T×T in flash mode; elsewhere B·NH·T·T. The switch and the GEMM mode must
+ * not change between an allocation sized so and the last face given the buffer, nor
+ * between a forward and the faces given its att: each face checks that a buffer it was
+ * given as the start of a be->alloc block is large enough for its own path (att_room), so
+ * a mode changed after the allocation fails loudly instead of writing past the end.
+ * One case keeps T×T scratch in flash mode: the backward tangent with tatt NULL but tqkv
+ * given (Ṗ = 0 by the CPU op's convention; no caller in lib/ does this) rematerializes P
+ * into CU_SCR_ATT_P (the S products and the softmax row kernel) and runs the stored path. */
 #include <math.h>
 
 #include "cuda/cuda_ops.cuh"
@@ -344,6 +354,30 @@ static int row_nv(const AttShape &s) {
 
 
 static size_t att_elems(const AttShape &s) { return (size_t)s.B * s.NH * s.T * s.T; }
+/* flash mode's att (lse, O) and tatt (r, Ȯ): [B,NH,T] + [B,T,C] */
+static size_t att_flash_elems(const AttShape &s) {
+    return (size_t)s.B * s.NH * s.T + (size_t)s.B * s.T * s.C;
+}
+
+/* floats att and tatt need for this shape now (the Backend's attention_state_floats) */
+size_t cu_attention_state_floats(int B, int T, int C, int NH) {
+    if (B <= 0 || T <= 0 || NH <= 0) return 0;
+    const AttShape s = att_shape(NULL, 0, B, T, C, NH);
+    return cu_att_flash_eligible(B, T, C, NH) ? att_flash_elems(s) : att_elems(s);
+}
+
+/* buf (att or tatt, `what`) must hold `floats` when it is the start of a be->alloc block
+ * (any other pointer cannot be checked): a buffer sized for flash mode given to the
+ * T×T path after the GEMM mode or the flash switch changed would be written past its end */
+static void att_room(const float *buf, size_t floats, const char *what, const AttShape &s) {
+    const size_t have = buf ? cu_block_bytes(buf) : 0;
+    if (have && have < floats * sizeof(float))
+        dr_fail_at(__FILE__, __LINE__,
+                   "attention (B %d, T %d, C %d, NH %d): %s holds %zu bytes, this path needs %zu: "
+                   "it was sized by attention_state_floats under another GEMM precision or flash "
+                   "switch (DR_CUDA_ATT_FLASH), which must not change between allocation and use",
+                   s.B, s.T, s.C, s.NH, what, have, floats * sizeof(float));
+}
 
 /* P [B,NH,T,T] (the probabilities, 0 outside the allowed keys) into scratch slot `slot`:
  * S = scale·Q Kᵀ, then the softmax row kernel (the non-flash forward without O = P V) */
@@ -361,11 +395,13 @@ static float *att_probs(int slot, const float *qkv, const AttShape &s) {
 void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
                           int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     if (cu_att_flash_eligible(B, T, C, NH)) {
+        att_room(att, att_flash_elems(s), "att", s);
         cu_attention_flash_forward(out, att, qkv, valid_len, causal, B, T, C, NH);
         return;
     }
-    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    att_room(att, att_elems(s), "att", s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
     auto softmax = ROW_KERNEL(softmax_rows, s);
     softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
@@ -377,11 +413,13 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
 void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
                            const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
+    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     if (cu_att_flash_eligible(B, T, C, NH)) {
+        att_room(att, att_flash_elems(s), "att", s);
         cu_attention_flash_backward(dqkv, dout, qkv, att, valid_len, causal, B, T, C, NH);
         return;
     }
-    AttShape s = att_shape(valid_len, causal, B, T, C, NH);
+    att_room(att, att_elems(s), "att", s);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
     bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
@@ -392,18 +430,26 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
 }
 
-/* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ */
+/* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ (flash mode: tatt gets r, Ȯ) */
 void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const real *tqkv,
                                   const real *att, const int32_t *valid_len, int causal,
                                   int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
-    if (!tqkv) {   /* zero tangent in, zero tangent out */
-        if (tatt) cudaCheck(cudaMemsetAsync(tatt, 0, att_elems(s) * sizeof(float), 0));
+    const int flash = cu_att_flash_eligible(B, T, C, NH);
+    const size_t state = flash ? att_flash_elems(s) : att_elems(s);
+    att_room(att, state, "att", s);
+    att_room(tatt, state, "tatt", s);
+    if (!tqkv) {   /* zero tangent in, zero tangent out (flash: r and Ȯ) */
+        if (tatt) cudaCheck(cudaMemsetAsync(tatt, 0, state * sizeof(float), 0));
         cudaCheck(cudaMemsetAsync(tout, 0, (size_t)B * T * C * sizeof(float), 0));
         return;
     }
-    if (cu_att_flash_eligible(B, T, C, NH)) att = att_probs(CU_SCR_ATT_P, qkv, s);
+    if (flash) {
+        cu_attention_flash_forward_tangent(tout, tatt, qkv, tqkv, att, valid_len, causal, B, T, C,
+                                           NH);
+        return;
+    }
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
@@ -422,7 +468,19 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
                                    int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
     AttShape s = att_shape(valid_len, causal, B, T, C, NH);
-    if (cu_att_flash_eligible(B, T, C, NH)) att = att_probs(CU_SCR_ATT_P, qkv, s);
+    const int flash = cu_att_flash_eligible(B, T, C, NH);
+    const size_t state = flash ? att_flash_elems(s) : att_elems(s);
+    att_room(att, state, "att", s);
+    att_room(tatt, state, "tatt", s);
+    if (flash && !tqkv && !dtout && !tatt) return;   /* every tangent zero: nothing to add */
+    if (flash && (tatt || !tqkv)) {
+        cu_attention_flash_backward_tangent(dtqkv, dout, dtout, qkv, tqkv, att, tatt, valid_len,
+                                            causal, B, T, C, NH);
+        return;
+    }
+    /* flash, tatt NULL with tqkv given (Ṗ = 0 by the CPU's convention; no caller in lib/
+     * does this): P rematerialized into scratch, then the stored path below */
+    if (flash) att = att_probs(CU_SCR_ATT_P, qkv, s);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     float *dSt = (float *)cu_scratch(CU_SCR_ATT_B, att_elems(s) * sizeof(float));
     const CuBHMat P = m_att(att, s), DS = m_att(dS, s), DST = m_att(dSt, s);

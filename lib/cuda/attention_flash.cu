@@ -1,16 +1,19 @@
-/* attention_flash.cu — the opt-in FlashAttention-2-style forward and backward of
- * attention (attention.cu calls them; DR_CUDA_ATT_FLASH=1 or backend_cuda_set_att_flash(1),
- * bf16 GEMM mode only): tiled kernels on tensor cores (nvcuda::wmma, bf16 16×16×16 with
- * fp32 accumulation) that never store the T×T scores. The math and the masks are
- * lib/ops/attention.c's; the results agree with it at the bf16 bound.
+/* attention_flash.cu — the opt-in FlashAttention-2-style attention, all four faces
+ * (attention.cu calls them; DR_CUDA_ATT_FLASH=1 or backend_cuda_set_att_flash(1), bf16
+ * GEMM mode only): tiled kernels on tensor cores (nvcuda::wmma, bf16 16×16×16 with fp32
+ * accumulation) that never store a T×T matrix: not the scores, not P, not Ṗ. The math and
+ * the masks are lib/ops/attention.c's; the results agree with it at the bf16 bound.
  *
- * The att buffer [B,NH,T,T] (the backend's own state between forward and backward) holds
- * in flash mode, from its start:
- *   lse [B,NH,T]  the log-sum-exp of each query row's scaled scores over its allowed keys,
- *                 −INFINITY for rows with none (padded queries t ≥ L, and L = 0);
- *   O   [B,T,C]   a copy of the output (for D = rowsum(dO ⊙ O) in the backward);
- * the rest untouched. It fits when NH·T + T·C ≤ NH·T·T, i.e. T ≥ hs + 1
- * (cu_att_flash_eligible).
+ * The att buffer (the backend's state from the forward to the other faces) and the tatt
+ * buffer (the forward tangent's state to the backward tangent) hold in flash mode, from
+ * their start (the rest untouched; Backend.attention_state_floats = their size):
+ *   att   lse [B,NH,T]  the log-sum-exp of each query row's scaled scores over its allowed
+ *                       keys, −INFINITY for rows with none (padded queries t ≥ L, L = 0);
+ *         O   [B,T,C]   a copy of the output (D = rowsum(dO ⊙ O) in the backward);
+ *   tatt  r   [B,NH,T]  rowsum(P ⊙ Ṡ) of each query row, 0 for rows without keys, so that
+ *                       Ṗ = P ⊙ (Ṡ − r) can be recomputed tile by tile;
+ *         Ȯ   [B,T,C]   a copy of the tangent output (Ḋ = dȮ·O + dO·Ȯ);
+ * each fits in [B,NH,T,T] when NH·T + T·C ≤ NH·T·T, i.e. T ≥ hs + 1 (cu_att_flash_eligible).
  *
  * Kernels (FL_WARPS = 4 warps a block; each warp owns 16 rows of the block's tile, and two
  * lanes share each row for the SIMT parts, columns ≡ lane mod 2, in an order rotated per
@@ -32,14 +35,25 @@
  *   dQ        one block per (64 queries, b·h), looping over tiles of 32 keys like the
  *             forward: S, P = exp(scale·S − lse), dP = dO Vᵀ, dS = P ⊙ (dP − D),
  *             dQ += dS K, added to dqkv at the end times scale.
+ *   forward tangent   one block per (64 queries, b·h), tiles of 32 keys, two passes: r =
+ *             rowsum(P ⊙ Ṡ) (S, Ṡ = Q̇ Kᵀ + Q K̇ᵀ per tile), then Ȯ += Ṗ V + P V̇ with Ṗ =
+ *             P ⊙ (Ṡ − r) (S, Ṡ again); Ȯ in accumulator fragments, no rescale (lse is
+ *             final). Writes tout and, when tatt is given, r and the copy of Ȯ.
+ *   D, Ḋ      the D kernel twice: D = dO·O, Ḋ = dȮ·O + dO·Ȯ (CU_SCR_ROWS, 2·B·NH·T).
+ *   dK̇, dV̇    like dK, dV with tiles of FL_BT = 16 queries: per tile Pᵀ, Ṗᵀ (Sᵀ, Ṡᵀ),
+ *             dPᵀ, dṖᵀ = V dȮᵀ + V̇ dOᵀ; dV̇ += Ṗᵀ dO + Pᵀ dȮ, dK̇ += dṠᵀ Q + dSᵀ Q̇ with
+ *             dS = P ⊙ (dP − D), dṠ = Ṗ ⊙ (dP − D) + P ⊙ (dṖ − Ḋ).
+ *   dQ̇        like dQ with tiles of FL_BT = 16 keys: dQ̇ += dṠ K + dS K̇.
  * Tiles whose (query, key) pairs are all masked are skipped (the causal upper triangle,
  * keys j ≥ L, queries t ≥ L): per block by the loop bounds, per warp by a warp-uniform
- * test. Masked entries inside a tile get P = 0 exactly; K, V, Q, dO rows beyond the limit
- * are loaded as zeros, so nothing beyond T is read.
- * Numerics: Q, K, V, dO, P and dS enter the products as bf16 (round to nearest even),
- * accumulation in fp32; scores, softmax statistics, D and the accumulated outputs are
- * fp32. Backward: ACCUMULATES into dqkv (+=, only rows t < L, which are the only ones the
- * CPU changes); forward: writes every element of out (0 for padded queries).
+ * test. Masked entries inside a tile get P = 0 exactly (so Ṗ, dS, dṠ = 0); K, V, Q, dO
+ * rows (and their tangents) beyond the limit are loaded as zeros, so nothing beyond T is
+ * read. A NULL tangent (tqkv, dtout) is loaded as zero tiles.
+ * Numerics: Q, K, V, dO, their tangents, P, Ṗ, dS and dṠ enter the products as bf16
+ * (round to nearest even), accumulation in fp32; scores, softmax statistics, r, D, Ḋ and
+ * the accumulated outputs are fp32. The backward and the backward tangent ACCUMULATE into
+ * dqkv / dtqkv (+=, only rows t < L, which are the only ones the CPU changes); the forward
+ * and the forward tangent write every element of out / tout (0 for padded queries).
  * Deterministic: no atomics; each output element is written by one thread in a fixed
  * order (the tensor-core products and the loops have fixed orders).
  * wmma: every shared tile is __align__(32) with row strides of 16·k bf16 (32·k bytes) or
@@ -67,6 +81,7 @@ using namespace nvcuda;
 #define FL_BC 32   /* keys per tile of the forward / dQ loops */
 #define FL_BK 64   /* keys per block: dK, dV (16 per warp) */
 #define FL_BQ 32   /* queries per tile of the dK / dV loop */
+#define FL_BT 16   /* queries (dK̇, dV̇) or keys (dQ̇) per tile of the backward tangent */
 #define FL_MAX_HS 64
 static_assert(FL_BK % FL_BQ == 0, "the dK/dV loop starts at the block's first key (causal)");
 static_assert(FL_BR == 16 * FL_WARPS && FL_BK == 16 * FL_WARPS, "16 rows per warp");
@@ -117,6 +132,17 @@ static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0,
     }
 }
 
+/* fl_load_tile, or zeros where src is NULL (a zero tangent: tqkv or dtout NULL) */
+template <int HS>
+static __device__ void fl_load_tile_or_zero(bf16 *dst, const float *src, int ld, int r0,
+                                            int rows, int limit) {
+    if (src) {
+        fl_load_tile<HS>(dst, src, ld, r0, rows, limit);
+        return;
+    }
+    for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS) dst[i] = __float2bfloat16(0.0f);
+}
+
 /* C [16, 16·NC] (fp32, ldc) = A [16, HS] · B [16·NC, HS]ᵀ, A and B bf16 row-major with
  * leading dimension HS: one warp */
 template <int HS, int NC>
@@ -131,6 +157,36 @@ static __device__ void fl_mma_abt(float *c, int ldc, const bf16 *a, const bf16 *
             FragBCol fb;
             wmma::load_matrix_sync(fa, a + 16 * e, HS);
             wmma::load_matrix_sync(fb, b + (size_t)16 * n * HS + 16 * e, HS);
+            wmma::mma_sync(acc, fa, fb, acc);
+        }
+        wmma::store_matrix_sync(c + 16 * n, acc, ldc, wmma::mem_row_major);
+    }
+}
+
+/* C [16, 16·NC] (fp32, ldc) = A1 B1ᵀ + A2 B2ᵀ, each A [16, HS] and B [16·NC, HS] bf16
+ * row-major with leading dimension HS (a tangent's two product terms, one accumulator):
+ * one warp */
+template <int HS, int NC>
+static __device__ void fl_mma_abt2(float *c, int ldc, const bf16 *a1, const bf16 *b1,
+                                   const bf16 *a2, const bf16 *b2) {
+    FL_UNROLL
+    for (int n = 0; n < NC; n++) {
+        FragC acc;
+        wmma::fill_fragment(acc, 0.0f);
+        FL_UNROLL
+        for (int e = 0; e < HS / 16; e++) {
+            FragA fa;
+            FragBCol fb;
+            wmma::load_matrix_sync(fa, a1 + 16 * e, HS);
+            wmma::load_matrix_sync(fb, b1 + (size_t)16 * n * HS + 16 * e, HS);
+            wmma::mma_sync(acc, fa, fb, acc);
+        }
+        FL_UNROLL
+        for (int e = 0; e < HS / 16; e++) {
+            FragA fa;
+            FragBCol fb;
+            wmma::load_matrix_sync(fa, a2 + 16 * e, HS);
+            wmma::load_matrix_sync(fb, b2 + (size_t)16 * n * HS + 16 * e, HS);
             wmma::mma_sync(acc, fa, fb, acc);
         }
         wmma::store_matrix_sync(c + 16 * n, acc, ldc, wmma::mem_row_major);
@@ -269,15 +325,28 @@ flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const F
 
 /* ---- backward ------------------------------------------------------------------------- */
 
-/* D[(b·NH + h)·T + t] = Σ_e dO[b, t, h·hs + e] · O[b, t, h·hs + e]: one warp per row */
-static __global__ void flash_rowdot_k(float *D, const float *dout, const float *o,
-                                      const FlashShape s, int hs) {
+/* D[(b·NH + h)·T + t] = Σ_e bf16(a1[b, t, h·hs + e]) · b1[…] + Σ_e bf16(a2[…]) · b2[…], a
+ * term left out where one of its two [B,T,C] operands is NULL: one warp per row. The
+ * backward's D = rowsum(dO ⊙ O) (a2 = b2 = NULL); the backward tangent's Ḋ = dȮ·O + dO·Ȯ.
+ * The cotangents a1, a2 are rounded to bf16 as they are where they enter dP = dO Vᵀ and
+ * dṖ = dȮ Vᵀ + dO V̇ᵀ, so that the part of dP's error that dO's rounding makes, common to
+ * a whole row, cancels in dP − D as it does in the stored path's rowsum(P ⊙ dP) (measured
+ * on the emulator against the CPU: the backward at T = 100, hs 16, bidirectional 6.8e-3 →
+ * 5.5e-3; the largest backward-tangent error 9.0e-3 → 7.5e-3, as large as the stored
+ * path's given its own GPU Ṗ). */
+static __global__ void flash_rowdot_k(float *D, const float *a1, const float *b1,
+                                      const float *a2, const float *b2, const FlashShape s,
+                                      int hs) {
     const size_t row = (size_t)blockIdx.x * FL_WARPS + (threadIdx.x >> 5);   /* (b·T + t)·NH + h */
     const int lane = threadIdx.x & 31;
     if (row >= (size_t)s.B * s.T * s.NH) return;
-    const float *a = dout + row * hs, *c = o + row * hs;
     float acc = 0.0f;
-    for (int e = lane; e < hs; e += 32) acc += a[e] * c[e];
+    if (a1 && b1)
+        for (int e = lane; e < hs; e += 32)
+            acc += __bfloat162float(__float2bfloat16(a1[row * hs + e])) * b1[row * hs + e];
+    if (a2 && b2)
+        for (int e = lane; e < hs; e += 32)
+            acc += __bfloat162float(__float2bfloat16(a2[row * hs + e])) * b2[row * hs + e];
     acc = cu_warp_sum(acc);
     const int h = (int)(row % s.NH), t = (int)((row / s.NH) % s.T), b = (int)(row / s.NH / s.T);
     if (lane == 0) D[((size_t)b * s.NH + h) * s.T + t] = acc;
@@ -440,6 +509,397 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
 #endif
 }
 
+/* ---- forward tangent ------------------------------------------------------------------ */
+
+/* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ), r = rowsum(P ⊙ Ṡ), Ṗ = P ⊙ (Ṡ − r), Ȯ = Ṗ V + P V̇, with
+ * P = exp(scale·S − lse) recomputed per tile (lse is final: nothing to rescale).
+ * Two passes over the keys: the first computes r (S and Ṡ per tile, P ⊙ Ṡ summed in
+ * registers); the second recomputes S, Ṡ and accumulates Ȯ = Σ P (Ṡ − r) V + P V̇ in
+ * fragments, with Ṗ = P ⊙ (Ṡ − r) formed in fp32 and rounded to bf16 once, as the stored
+ * path does. (One pass could accumulate Σ P (Ṡ − c) V for a per-row c fixed early and
+ * subtract (r − c)·O at the end, 5 tile products instead of 8; measured on the emulator it
+ * doubled the error against the CPU, to 7.9e-3 and 9.1e-3 of the 1e-2 bound on T = 100
+ * bidirectional rows, because the bf16 rounding then applies to P ⊙ (Ṡ − c) and to
+ * (r − c)·O rather than to the smaller Ṗ.)
+ * One block per (64 queries, b·h), tiles of 32 keys, as the forward. Writes every element
+ * of tout (0 for padded queries); r_out [B,NH,T] (0 for rows without keys) and ot_copy
+ * [B,T,C] (= tout) when not NULL. */
+template <int HS>
+static __global__ void __launch_bounds__(FL_THREADS)
+flash_forward_tangent_k(float *tout, float *r_out, float *ot_copy, const float *qkv,
+                        const float *tqkv, const float *lse, const FlashShape s) {
+#ifdef FL_NO_WMMA
+    __trap();
+#else
+    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 qt_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 k_s[FL_BC * HS];
+    __shared__ __align__(32) bf16 kt_s[FL_BC * HS];
+    __shared__ __align__(32) bf16 v_s[FL_BC * HS];
+    __shared__ __align__(32) bf16 vt_s[FL_BC * HS];
+    __shared__ __align__(32) float s_s[FL_WARPS][16 * FL_BC];
+    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * FL_BC];
+    static_assert(sizeof q_s + sizeof qt_s + sizeof k_s + sizeof kt_s + sizeof v_s + sizeof vt_s +
+                  sizeof s_s + sizeof p_s <= 48 * 1024,
+                  "flash forward tangent: static shared memory over 48 KiB");
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int L = cu_valid(s.valid_len, b, T);
+    const size_t qoff = (size_t)b * T * C3 + h * HS;
+    const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
+    const float *qt = tqkv + qoff, *kt = qt + C, *vt = qt + 2 * C;
+    const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
+    const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
+    const int n = fl_keys(t, L, s.causal);
+    const float lse_t = n > 0 ? lse[(size_t)bh * T + t] : 0.0f;
+
+    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
+    fl_load_tile<HS>(qt_s, qt, C3, q0, FL_BR, L);
+    const bf16 *qw = q_s + 16 * warp * HS, *qtw = qt_s + 16 * warp * HS;
+    float *srow = s_s[warp] + r * FL_BC;
+    bf16 *prow = p_s[warp] + r * FL_BC;
+    FragC acc[HS / 16];
+    FL_UNROLL
+    for (int c = 0; c < HS / 16; c++) wmma::fill_fragment(acc[c], 0.0f);
+    float rt = 0.0f;   /* r: this lane's half of the row in pass 0, then the row's */
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (int k0 = 0; k0 < kend; k0 += FL_BC) {
+            __syncthreads();   /* q_s, qt_s written; the previous tile's k_s … vt_s read */
+            fl_load_tile<HS>(k_s, k, C3, k0, FL_BC, kend);
+            fl_load_tile<HS>(kt_s, kt, C3, k0, FL_BC, kend);
+            if (pass == 1) {
+                fl_load_tile<HS>(v_s, v, C3, k0, FL_BC, kend);
+                fl_load_tile<HS>(vt_s, vt, C3, k0, FL_BC, kend);
+            }
+            __syncthreads();
+            if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
+
+            /* P = exp(scale·Q Kᵀ − lse) where allowed */
+            fl_mma_abt<HS, FL_BC / 16>(s_s[warp], FL_BC, qw, k_s);
+            __syncwarp();
+            float p[FL_BC / 2];
+            FL_UNROLL
+            for (int i = 0; i < FL_BC / 2; i++) {
+                const int j = fl_col(i, r, half, FL_BC);
+                p[i] = k0 + j < n ? expf(s.scale * srow[j] - lse_t) : 0.0f;
+            }
+            __syncwarp();   /* every lane has read S: Ṡ goes over it */
+            fl_mma_abt2<HS, FL_BC / 16>(s_s[warp], FL_BC, qtw, k_s, qw, kt_s);   /* Ṡ / scale */
+            __syncwarp();
+            if (pass == 0) {
+                FL_UNROLL
+                for (int i = 0; i < FL_BC / 2; i++)
+                    rt += p[i] * (s.scale * srow[fl_col(i, r, half, FL_BC)]);
+                continue;   /* s_s is next written after a __syncthreads */
+            }
+            FL_UNROLL
+            for (int i = 0; i < FL_BC / 2; i++) {
+                const int j = fl_col(i, r, half, FL_BC);
+                prow[j] = __float2bfloat16(p[i] * (s.scale * srow[j] - rt));   /* Ṗ */
+            }
+            __syncwarp();
+            fl_mma_ab_acc<HS, FL_BC>(acc, p_s[warp], FL_BC, v_s);    /* Ȯ += Ṗ V */
+            __syncwarp();   /* every lane's loads of p_s are done: P goes over it */
+            FL_UNROLL
+            for (int i = 0; i < FL_BC / 2; i++)
+                prow[fl_col(i, r, half, FL_BC)] = __float2bfloat16(p[i]);
+            __syncwarp();
+            fl_mma_ab_acc<HS, FL_BC>(acc, p_s[warp], FL_BC, vt_s);   /* Ȯ += P V̇ */
+        }
+        if (pass == 0) {   /* the row's r, in both of its lanes */
+            rt += __shfl_xor_sync(0xffffffffu, rt, 1);
+            if (n == 0) rt = 0.0f;
+            if (half == 0 && r_out && t < T) r_out[(size_t)bh * T + t] = rt;
+        }
+    }
+
+    /* Ȯ out, 16 columns at a time through s_s (every lane's last reads of s_s and p_s came
+     * before the last __syncwarp or __syncthreads); padded queries get exact zeros */
+    __syncwarp();
+    const size_t base = (size_t)b * T * C + h * HS;
+    float *stage = s_s[warp];
+    FL_UNROLL
+    for (int c = 0; c < HS / 16; c++) {
+        wmma::store_matrix_sync(stage, acc[c], FL_BC, wmma::mem_row_major);
+        __syncwarp();
+        for (int i = lane; i < 256; i += 32) {
+            const int rr = i / 16, e = i % 16, tt = tw + rr;
+            if (tt < T) {
+                const size_t at = base + (size_t)tt * C + 16 * c + e;
+                const float y = tt < L ? stage[rr * FL_BC + e] : 0.0f;
+                tout[at] = y;
+                if (ot_copy) ot_copy[at] = y;
+            }
+        }
+        __syncwarp();
+    }
+#endif
+}
+
+/* ---- backward tangent ----------------------------------------------------------------- */
+
+/* The tangent of the backward (lib/ops/attention.c): with P = exp(scale·S − lse),
+ * Ṗ = P ⊙ (scale·Ṡ' − r) (Ṡ' = Q̇ Kᵀ + Q K̇ᵀ, r from the forward tangent), dP = dO Vᵀ,
+ * dṖ = dȮ Vᵀ + dO V̇ᵀ, D = dO·O and Ḋ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ) = dȮ·O + dO·Ȯ per query:
+ *   dS = P ⊙ (dP − D),  dṠ = Ṗ ⊙ (dP − D) + P ⊙ (dṖ − Ḋ),
+ *   dV̇ += Ṗᵀ dO + Pᵀ dȮ,  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇),  dQ̇ += scale(dṠ K + dS K̇).
+ * Two kernels like the backward's, each with 8 [*, HS] operands in shared memory, so their
+ * loops go in tiles of FL_BT = 16 queries (dK̇, dV̇ kernel) or keys (dQ̇ kernel): 32 would
+ * pass 48 KiB of static shared memory at hs 48 and 64, and at hs 16, 32 it measured (ptxas)
+ * 234 and 255 registers against 104 and 168 with 16 (three fp32 arrays of a row's tile per
+ * lane: P, Ṗ, dP − D). A NULL tqkv or dtout loads zero tiles, a NULL r
+ * (tatt NULL, tqkv NULL) reads 0. P, Ṗ, dP − D stay in registers (fp32) between the
+ * products; the four products into the outputs take Ṗ, P, dṠ, dS as bf16 one after the
+ * other through one shared tile. */
+static_assert(FL_BK % FL_BT == 0, "the dK̇/dV̇ loop starts at the block's first key (causal)");
+
+template <int HS>
+static __global__ void __launch_bounds__(FL_THREADS)
+flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
+                            const float *qkv, const float *tqkv, const float *lse,
+                            const float *rt, const float *D, const float *Dt,
+                            const FlashShape s) {
+#ifdef FL_NO_WMMA
+    __trap();
+#else
+    enum { BQ = FL_BT };
+    __shared__ __align__(32) bf16 k_s[FL_BK * HS];
+    __shared__ __align__(32) bf16 kt_s[FL_BK * HS];
+    __shared__ __align__(32) bf16 v_s[FL_BK * HS];
+    __shared__ __align__(32) bf16 vt_s[FL_BK * HS];
+    __shared__ __align__(32) bf16 q_s[BQ * HS];
+    __shared__ __align__(32) bf16 qt_s[BQ * HS];
+    __shared__ __align__(32) bf16 do_s[BQ * HS];
+    __shared__ __align__(32) bf16 dot_s[BQ * HS];
+    __shared__ __align__(32) float s_s[FL_WARPS][16 * BQ];
+    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * BQ];
+    __shared__ float lse_s[BQ], r_s[BQ], d_s[BQ], dd_s[BQ];
+    static_assert(sizeof k_s + sizeof kt_s + sizeof v_s + sizeof vt_s + sizeof q_s + sizeof qt_s +
+                  sizeof do_s + sizeof dot_s + sizeof s_s + sizeof p_s + sizeof lse_s +
+                  sizeof r_s + sizeof d_s + sizeof dd_s <= 48 * 1024,
+                  "flash dK̇/dV̇: static shared memory over 48 KiB");
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
+    const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp, j = kw + r;
+    const int L = cu_valid(s.valid_len, b, T);
+    if (k0 >= L) return;   /* block-uniform: these keys get nothing */
+    const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
+    const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
+    const float *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
+    const float *vt = qt ? qt + 2 * C : NULL;
+    const float *dO = dout + ooff, *dOt = dtout ? dtout + ooff : NULL;
+    lse += (size_t)bh * T;
+    D += (size_t)bh * T;
+    Dt += (size_t)bh * T;
+    if (rt) rt += (size_t)bh * T;
+
+    fl_load_tile<HS>(k_s, k, C3, k0, FL_BK, L);
+    fl_load_tile_or_zero<HS>(kt_s, kt, C3, k0, FL_BK, L);
+    fl_load_tile<HS>(v_s, v, C3, k0, FL_BK, L);
+    fl_load_tile_or_zero<HS>(vt_s, vt, C3, k0, FL_BK, L);
+    const bf16 *kw_s = k_s + 16 * warp * HS, *ktw_s = kt_s + 16 * warp * HS;
+    const bf16 *vw_s = v_s + 16 * warp * HS, *vtw_s = vt_s + 16 * warp * HS;
+    float *srow = s_s[warp] + r * BQ;
+    bf16 *prow = p_s[warp] + r * BQ;
+    FragC dkt[HS / 16], dvt[HS / 16];
+    FL_UNROLL
+    for (int c = 0; c < HS / 16; c++) {
+        wmma::fill_fragment(dkt[c], 0.0f);
+        wmma::fill_fragment(dvt[c], 0.0f);
+    }
+
+    /* causal: queries t < k0 attend to no key ≥ k0 (FL_BK is a multiple of BQ) */
+    for (int q0 = s.causal ? k0 : 0; q0 < L; q0 += BQ) {
+        __syncthreads();   /* k_s … vt_s written; the previous tile's q_s … dot_s read */
+        fl_load_tile<HS>(q_s, q, C3, q0, BQ, L);
+        fl_load_tile_or_zero<HS>(qt_s, qt, C3, q0, BQ, L);
+        fl_load_tile<HS>(do_s, dO, C, q0, BQ, L);
+        fl_load_tile_or_zero<HS>(dot_s, dOt, C, q0, BQ, L);
+        for (int i = threadIdx.x; i < BQ; i += FL_THREADS) {
+            const bool in = q0 + i < L;
+            lse_s[i] = in ? lse[q0 + i] : 0.0f;
+            r_s[i] = in && rt ? rt[q0 + i] : 0.0f;
+            d_s[i] = in ? D[q0 + i] : 0.0f;
+            dd_s[i] = in ? Dt[q0 + i] : 0.0f;
+        }
+        __syncthreads();
+        /* warp-uniform: keys beyond L, or (causal) every query of the tile before them */
+        if (kw >= L || (s.causal && q0 + BQ - 1 < kw)) continue;
+
+        /* Pᵀ [16 keys, BQ queries] = exp(scale·K_w Qᵀ − lse) where allowed */
+        fl_mma_abt<HS, BQ / 16>(s_s[warp], BQ, kw_s, q_s);
+        __syncwarp();
+        float p[BQ / 2], pt[BQ / 2], g[BQ / 2];
+        FL_UNROLL
+        for (int i = 0; i < BQ / 2; i++) {
+            const int c = fl_col(i, r, half, BQ), t = q0 + c;
+            const bool allowed = t < L && j < L && (!s.causal || j <= t);
+            p[i] = allowed ? expf(s.scale * srow[c] - lse_s[c]) : 0.0f;
+        }
+        __syncwarp();   /* every lane has read Sᵀ */
+        /* Ṗᵀ = Pᵀ ⊙ (scale·(K_w Q̇ᵀ + K̇_w Qᵀ) − r) */
+        fl_mma_abt2<HS, BQ / 16>(s_s[warp], BQ, kw_s, qt_s, ktw_s, q_s);
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BQ / 2; i++) {
+            const int c = fl_col(i, r, half, BQ);
+            pt[i] = p[i] * (s.scale * srow[c] - r_s[c]);
+            prow[c] = __float2bfloat16(pt[i]);
+        }
+        __syncwarp();
+        fl_mma_ab_acc<HS, BQ>(dvt, p_s[warp], BQ, do_s);    /* dV̇ += Ṗᵀ dO */
+        /* dPᵀ = V_w dOᵀ over Ṡᵀ (every lane has read it); g = dPᵀ − D */
+        fl_mma_abt<HS, BQ / 16>(s_s[warp], BQ, vw_s, do_s);
+        __syncwarp();   /* and every lane's Ṗᵀ has gone into dV̇: P goes over it */
+        FL_UNROLL
+        for (int i = 0; i < BQ / 2; i++) {
+            const int c = fl_col(i, r, half, BQ);
+            g[i] = srow[c] - d_s[c];
+            prow[c] = __float2bfloat16(p[i]);
+        }
+        __syncwarp();
+        fl_mma_ab_acc<HS, BQ>(dvt, p_s[warp], BQ, dot_s);   /* dV̇ += Pᵀ dȮ */
+        /* dṖᵀ = V_w dȮᵀ + V̇_w dOᵀ over dPᵀ; dṠᵀ = Ṗᵀ ⊙ g + Pᵀ ⊙ (dṖᵀ − Ḋ), dSᵀ = Pᵀ ⊙ g */
+        fl_mma_abt2<HS, BQ / 16>(s_s[warp], BQ, vw_s, dot_s, vtw_s, do_s);
+        __syncwarp();   /* and every lane's Pᵀ has gone into dV̇ */
+        FL_UNROLL
+        for (int i = 0; i < BQ / 2; i++) {
+            const int c = fl_col(i, r, half, BQ);
+            prow[c] = __float2bfloat16(pt[i] * g[i] + p[i] * (srow[c] - dd_s[c]));
+            g[i] *= p[i];
+        }
+        __syncwarp();
+        fl_mma_ab_acc<HS, BQ>(dkt, p_s[warp], BQ, q_s);     /* dK̇ += dṠᵀ Q (× scale at the end) */
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BQ / 2; i++) prow[fl_col(i, r, half, BQ)] = __float2bfloat16(g[i]);
+        __syncwarp();
+        fl_mma_ab_acc<HS, BQ>(dkt, p_s[warp], BQ, qt_s);    /* dK̇ += dSᵀ Q̇ */
+    }
+
+    if (kw >= L) return;   /* warp-uniform; no block barrier follows */
+    __syncwarp();
+    float *dkt_out = dtqkv + qoff + C, *dvt_out = dtqkv + qoff + 2 * C;
+    fl_add_rows<HS>(dkt_out, C3, kw, L, s.scale, dkt, s_s[warp], BQ);
+    fl_add_rows<HS>(dvt_out, C3, kw, L, 1.0f, dvt, s_s[warp], BQ);
+#endif
+}
+
+template <int HS>
+static __global__ void __launch_bounds__(FL_THREADS)
+flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
+                           const float *qkv, const float *tqkv, const float *lse,
+                           const float *rt, const float *D, const float *Dt,
+                           const FlashShape s) {
+#ifdef FL_NO_WMMA
+    __trap();
+#else
+    enum { BC = FL_BT };
+    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 qt_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 do_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 dot_s[FL_BR * HS];
+    __shared__ __align__(32) bf16 k_s[BC * HS];
+    __shared__ __align__(32) bf16 kt_s[BC * HS];
+    __shared__ __align__(32) bf16 v_s[BC * HS];
+    __shared__ __align__(32) bf16 vt_s[BC * HS];
+    __shared__ __align__(32) float s_s[FL_WARPS][16 * BC];
+    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * BC];
+    static_assert(sizeof q_s + sizeof qt_s + sizeof do_s + sizeof dot_s + sizeof k_s + sizeof kt_s +
+                  sizeof v_s + sizeof vt_s + sizeof s_s + sizeof p_s <= 48 * 1024,
+                  "flash dQ̇: static shared memory over 48 KiB");
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int L = cu_valid(s.valid_len, b, T);
+    const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
+    if (kend == 0) return;   /* block-uniform: padded queries get nothing */
+    const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
+    const int n = fl_keys(t, L, s.causal);
+    const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
+    const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
+    const float *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
+    const float *vt = qt ? qt + 2 * C : NULL;
+    const float *dO = dout + ooff, *dOt = dtout ? dtout + ooff : NULL;
+    const size_t row = (size_t)bh * T + t;
+    const float lse_t = n > 0 ? lse[row] : 0.0f, r_t = n > 0 && rt ? rt[row] : 0.0f;
+    const float d_t = n > 0 ? D[row] : 0.0f, dd_t = n > 0 ? Dt[row] : 0.0f;
+
+    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
+    fl_load_tile_or_zero<HS>(qt_s, qt, C3, q0, FL_BR, L);
+    fl_load_tile<HS>(do_s, dO, C, q0, FL_BR, L);
+    fl_load_tile_or_zero<HS>(dot_s, dOt, C, q0, FL_BR, L);
+    const bf16 *qw = q_s + 16 * warp * HS, *qtw = qt_s + 16 * warp * HS;
+    const bf16 *dow = do_s + 16 * warp * HS, *dotw = dot_s + 16 * warp * HS;
+    float *srow = s_s[warp] + r * BC;
+    bf16 *prow = p_s[warp] + r * BC;
+    FragC dqt[HS / 16];
+    FL_UNROLL
+    for (int c = 0; c < HS / 16; c++) wmma::fill_fragment(dqt[c], 0.0f);
+
+    for (int k0 = 0; k0 < kend; k0 += BC) {
+        __syncthreads();   /* q_s … dot_s written; the previous tile's k_s … vt_s read */
+        fl_load_tile<HS>(k_s, k, C3, k0, BC, kend);
+        fl_load_tile_or_zero<HS>(kt_s, kt, C3, k0, BC, kend);
+        fl_load_tile<HS>(v_s, v, C3, k0, BC, kend);
+        fl_load_tile_or_zero<HS>(vt_s, vt, C3, k0, BC, kend);
+        __syncthreads();
+        if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
+
+        /* P = exp(scale·Q_w Kᵀ − lse) where allowed */
+        fl_mma_abt<HS, BC / 16>(s_s[warp], BC, qw, k_s);
+        __syncwarp();
+        float p[BC / 2], pt[BC / 2], g[BC / 2];
+        FL_UNROLL
+        for (int i = 0; i < BC / 2; i++) {
+            const int jj = fl_col(i, r, half, BC);
+            p[i] = k0 + jj < n ? expf(s.scale * srow[jj] - lse_t) : 0.0f;
+        }
+        __syncwarp();   /* every lane has read S */
+        /* Ṗ = P ⊙ (scale·(Q̇_w Kᵀ + Q_w K̇ᵀ) − r) */
+        fl_mma_abt2<HS, BC / 16>(s_s[warp], BC, qtw, k_s, qw, kt_s);
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BC / 2; i++) {
+            const int jj = fl_col(i, r, half, BC);
+            pt[i] = p[i] * (s.scale * srow[jj] - r_t);
+        }
+        __syncwarp();   /* every lane has read Ṡ */
+        /* g = dO_w Vᵀ − D */
+        fl_mma_abt<HS, BC / 16>(s_s[warp], BC, dow, v_s);
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BC / 2; i++) g[i] = srow[fl_col(i, r, half, BC)] - d_t;
+        __syncwarp();   /* every lane has read dP */
+        /* dṖ = dȮ_w Vᵀ + dO_w V̇ᵀ; dṠ = Ṗ ⊙ g + P ⊙ (dṖ − Ḋ), dS = P ⊙ g */
+        fl_mma_abt2<HS, BC / 16>(s_s[warp], BC, dotw, v_s, dow, vt_s);
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BC / 2; i++) {
+            const int jj = fl_col(i, r, half, BC);
+            prow[jj] = __float2bfloat16(pt[i] * g[i] + p[i] * (srow[jj] - dd_t));
+            g[i] *= p[i];
+        }
+        __syncwarp();
+        fl_mma_ab_acc<HS, BC>(dqt, p_s[warp], BC, k_s);    /* dQ̇ += dṠ K (× scale at the end) */
+        __syncwarp();
+        FL_UNROLL
+        for (int i = 0; i < BC / 2; i++) prow[fl_col(i, r, half, BC)] = __float2bfloat16(g[i]);
+        __syncwarp();
+        fl_mma_ab_acc<HS, BC>(dqt, p_s[warp], BC, kt_s);   /* dQ̇ += dS K̇ */
+    }
+
+    if (tw >= L) return;   /* warp-uniform; no block barrier follows */
+    __syncwarp();
+    fl_add_rows<HS>(dtqkv + qoff, C3, tw, L, s.scale, dqt, s_s[warp], BC);
+#endif
+}
+
 /* ---- host side ------------------------------------------------------------------------ */
 
 int cu_att_flash_eligible(int B, int T, int C, int NH) {
@@ -483,8 +943,8 @@ void cu_attention_flash_backward(float *dqkv, const float *dout, const float *qk
     const float *lse = att, *o_copy = att + (size_t)B * NH * T;
     float *D = (float *)cu_scratch(CU_SCR_ROWS, (size_t)B * NH * T * sizeof(float));
     const size_t rows = (size_t)B * T * NH;
-    flash_rowdot_k<<<(unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS>>>(D, dout, o_copy,
-                                                                                  s, hs);
+    flash_rowdot_k<<<(unsigned)((rows + FL_WARPS - 1) / FL_WARPS), FL_THREADS>>>(
+        D, dout, o_copy, NULL, NULL, s, hs);
     cudaLaunchCheck();
     dim3 grid_kv((unsigned)((T + FL_BK - 1) / FL_BK), (unsigned)(B * NH));
     auto kv = FL_DISPATCH(flash_backward_kv_k, hs);
@@ -493,5 +953,46 @@ void cu_attention_flash_backward(float *dqkv, const float *dout, const float *qk
     dim3 grid_q((unsigned)((T + FL_BR - 1) / FL_BR), (unsigned)(B * NH));
     auto dq = FL_DISPATCH(flash_backward_q_k, hs);
     dq<<<grid_q, FL_THREADS>>>(dqkv, dout, qkv, lse, D, s);
+    cudaLaunchCheck();
+}
+
+void cu_attention_flash_forward_tangent(float *tout, float *tatt, const float *qkv,
+                                        const float *tqkv, const float *att,
+                                        const int32_t *valid_len, int causal, int B, int T,
+                                        int C, int NH) {
+    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const size_t nl = (size_t)B * NH * T;
+    const float *lse = att;
+    float *r_out = tatt, *ot_copy = tatt ? tatt + nl : NULL;
+    dim3 grid((unsigned)((T + FL_BR - 1) / FL_BR), (unsigned)(B * NH));
+    auto fwdt = FL_DISPATCH(flash_forward_tangent_k, C / NH);
+    fwdt<<<grid, FL_THREADS>>>(tout, r_out, ot_copy, qkv, tqkv, lse, s);
+    cudaLaunchCheck();
+}
+
+void cu_attention_flash_backward_tangent(float *dtqkv, const float *dout, const float *dtout,
+                                         const float *qkv, const float *tqkv, const float *att,
+                                         const float *tatt, const int32_t *valid_len,
+                                         int causal, int B, int T, int C, int NH) {
+    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const int hs = C / NH;
+    const size_t nl = (size_t)B * NH * T;
+    const float *lse = att, *o_copy = att + nl;
+    const float *rt = tatt, *ot_copy = tatt ? tatt + nl : NULL;
+    /* D = rowsum(dO ⊙ O), Ḋ = dȮ·O + dO·Ȯ: [B,NH,T] each */
+    float *D = (float *)cu_scratch(CU_SCR_ROWS, 2 * nl * sizeof(float)), *Dt = D + nl;
+    const size_t rows = (size_t)B * T * NH;
+    const unsigned rd_blocks = (unsigned)((rows + FL_WARPS - 1) / FL_WARPS);
+    flash_rowdot_k<<<rd_blocks, FL_THREADS>>>(D, dout, o_copy, NULL, NULL, s, hs);
+    cudaLaunchCheck();
+    flash_rowdot_k<<<rd_blocks, FL_THREADS>>>(Dt, dtout, o_copy, dout, ot_copy, s, hs);
+    cudaLaunchCheck();
+    dim3 grid_kv((unsigned)((T + FL_BK - 1) / FL_BK), (unsigned)(B * NH));
+    auto kv = FL_DISPATCH(flash_backward_tangent_kv_k, hs);
+    kv<<<grid_kv, FL_THREADS>>>(dtqkv, dout, dtout, qkv, tqkv, lse, rt, D, Dt, s);
+    cudaLaunchCheck();
+    dim3 grid_q((unsigned)((T + FL_BR - 1) / FL_BR), (unsigned)(B * NH));
+    auto dq = FL_DISPATCH(flash_backward_tangent_q_k, hs);
+    dq<<<grid_q, FL_THREADS>>>(dtqkv, dout, dtout, qkv, tqkv, lse, rt, D, Dt, s);
     cudaLaunchCheck();
 }

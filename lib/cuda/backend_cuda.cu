@@ -43,6 +43,7 @@ static Backend make_backend_cuda(void) {
     b.layernorm_forward_tangent = cu_layernorm_forward_tangent;
     b.layernorm_backward_tangent = cu_layernorm_backward_tangent;
 
+    b.attention_state_floats = cu_attention_state_floats;
     b.attention_forward = cu_attention_forward;
     b.attention_backward = cu_attention_backward;
     b.attention_forward_tangent = cu_attention_forward_tangent;

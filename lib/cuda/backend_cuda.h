@@ -51,16 +51,18 @@ void backend_cuda_set_bf16_chunk_bytes(size_t bytes);
  * The results agree either way; the tests run both. */
 void backend_cuda_set_att_blocks(int on);
 
-/* Attention's forward and backward as FlashAttention-2-style tiled kernels on tensor cores
+/* Attention's four faces as FlashAttention-2-style tiled kernels on tensor cores
  * (lib/cuda/attention_flash.cu): 1 on, 0 off (the default: correct on the emulator,
  * unmeasured on a GPU), -1 back to the environment's choice (DR_CUDA_ATT_FLASH=1 turns it
- * on). It applies only in bf16 GEMM mode, to hs = C/NH ∈ {16, 32, 48, 64} with T > hs
- * (elsewhere the usual path runs). Where it applies, attention_forward's att [B,NH,T,T]
- * holds, instead of the probabilities, the per-row log-sum-exp of the scaled scores
- * ([B,NH,T], −inf for rows with no key) followed by a copy of the output ([B,T,C]): the
- * backward and both tangent faces read it so (the tangents recompute P in scratch), so
- * the switch and the GEMM mode must not change between a forward and the faces given
- * its att. */
+ * on). It applies only in bf16 GEMM mode, to hs = C/NH ∈ {16, 32, 48, 64} with T > hs and
+ * B·NH ≤ 65535 (elsewhere the usual path runs). Where it applies, att holds, instead of the
+ * probabilities, the per-row log-sum-exp of the scaled scores ([B,NH,T], −inf for rows
+ * with no key) followed by a copy of the output ([B,T,C]), and tatt, instead of Ṗ, the
+ * per-row r = rowsum(P ⊙ Ṡ) ([B,NH,T]) and a copy of the tangent output ([B,T,C]);
+ * Backend.attention_state_floats gives that size, so models allocate no [B,NH,T,T]. The
+ * switch and the GEMM mode must therefore not change between the allocation of att / tatt
+ * and their last use, nor between a forward and the faces given its att (the faces fail,
+ * naming the buffer, when they can see that a buffer is too small for their path). */
 void backend_cuda_set_att_flash(int on);
 
 /* Device 0 as the runtime reports it (cudaGetDeviceProperties; no cuBLAS handle). 0, or

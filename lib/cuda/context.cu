@@ -336,6 +336,11 @@ void *cu_alloc(size_t bytes) {
     return p;
 }
 
+size_t cu_block_bytes(const void *p) {
+    auto it = g_block_bytes.find(const_cast<void *>(p));
+    return it == g_block_bytes.end() ? 0 : it->second;
+}
+
 void cu_free(void *p) {
     if (!p) return;
     auto it = g_block_bytes.find(p);

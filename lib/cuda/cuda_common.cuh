@@ -70,8 +70,10 @@ enum {
     CU_SCR_PTRS = 0,     /* pointer arrays of batched GEMMs                       */
     CU_SCR_ATT_A,        /* [B,NH,T,T] attention dS / a forward-tangent Ṗ          */
     CU_SCR_ATT_B,        /* [B,NH,T,T] attention dṠ                               */
-    CU_SCR_ATT_P,        /* [B,NH,T,T] flash mode: P rematerialized for the tangents */
-    CU_SCR_ROWS,         /* per-row values: CE row losses, LN row statistics       */
+    CU_SCR_ATT_P,        /* [B,NH,T,T] flash mode, only for a backward tangent given
+                          * tqkv without tatt: P rematerialized (attention.cu)      */
+    CU_SCR_ROWS,         /* per-row values: CE row losses, LN row statistics, flash
+                          * attention's D (and Ḋ) [B,NH,T]                         */
     CU_SCR_PARTIAL,      /* per-chunk partial column sums                         */
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
     CU_SCR_BF16_A,       /* bf16 copies of GEMM operands (≤ cu_bf16_chunk_bytes)   */

@@ -10,6 +10,9 @@
 /* context.cu */
 void *cu_alloc(size_t bytes);
 void cu_free(void *p);
+/* bytes of the cu_alloc block that starts at p (rounded up to 256); 0 when p is not the start
+ * of one (an interior pointer, or not the backend's) */
+size_t cu_block_bytes(const void *p);
 void cu_to_device(void *dst, const void *src_host, size_t bytes);
 void cu_to_host(void *dst_host, const void *src, size_t bytes);
 void cu_synchronize(void);
@@ -70,6 +73,7 @@ void cu_layernorm_backward_tangent(real *dtinp, real *dtw, real *dtb, const real
                                    const real *rstd, int N, int C);
 
 /* attention.cu */
+size_t cu_attention_state_floats(int B, int T, int C, int NH);
 void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
                           int causal, int B, int T, int C, int NH);
 void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
@@ -95,6 +99,24 @@ void cu_attention_flash_backward(float *dqkv /*[B,T,3C], +=*/, const float *dout
                                  const float *att /*[B,NH,T,T]: lse, O*/,
                                  const int32_t *valid_len /*[B] or NULL*/, int causal, int B,
                                  int T, int C, int NH);
+/* tatt NULL: r and Ȯ not kept; tqkv not NULL (attention.cu handles a zero tangent) */
+void cu_attention_flash_forward_tangent(float *tout /*[B,T,C]*/,
+                                        float *tatt /*[B,NH,T,T]: r, Ȯ; or NULL*/,
+                                        const float *qkv /*[B,T,3C]*/,
+                                        const float *tqkv /*[B,T,3C]*/,
+                                        const float *att /*[B,NH,T,T]: lse, O*/,
+                                        const int32_t *valid_len /*[B] or NULL*/, int causal,
+                                        int B, int T, int C, int NH);
+/* dtout, tqkv NULL: zero tangents; tatt NULL only together with tqkv NULL (Ṗ = 0) */
+void cu_attention_flash_backward_tangent(float *dtqkv /*[B,T,3C], +=*/,
+                                         const float *dout /*[B,T,C]*/,
+                                         const float *dtout /*[B,T,C] or NULL*/,
+                                         const float *qkv /*[B,T,3C]*/,
+                                         const float *tqkv /*[B,T,3C] or NULL*/,
+                                         const float *att /*[B,NH,T,T]: lse, O*/,
+                                         const float *tatt /*[B,NH,T,T]: r, Ȯ; or NULL*/,
+                                         const int32_t *valid_len /*[B] or NULL*/, int causal,
+                                         int B, int T, int C, int NH);
 
 /* gelu.cu */
 void cu_gelu_forward(real *out, const real *inp, size_t n);

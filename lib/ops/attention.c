@@ -43,6 +43,11 @@ static inline int block_end(int r0, int rb, int L) { return r0 + rb < L ? r0 + r
 /* keys a block of rows [r0, r1) reaches */
 static inline int block_keys(int r1, int L, int causal) { return causal ? r1 : L; }
 
+/* att (and tatt) hold the probabilities P (and Ṗ): [B,NH,T,T] */
+size_t attention_state_floats(int B, int T, int C, int NH) {
+    return (size_t)B * NH * T * T;
+}
+
 void attention_forward(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
                        const real *qkv /*[B,T,3C]*/, const int32_t *valid_len /*[B] or NULL*/,
                        int causal, int B, int T, int C, int NH) {

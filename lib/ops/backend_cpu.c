@@ -156,6 +156,7 @@ const Backend backend_cpu = {
     .layernorm_forward_tangent = layernorm_forward_tangent,
     .layernorm_backward_tangent = layernorm_backward_tangent,
 
+    .attention_state_floats = attention_state_floats,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
     .attention_forward_tangent = attention_forward_tangent,

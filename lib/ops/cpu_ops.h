@@ -62,6 +62,7 @@ void layernorm_backward_tangent(real *dtinp, real *dtw, real *dtb, const real *d
                                 const real *rstd, int N, int C);
 
 /* attention.c */
+size_t attention_state_floats(int B, int T, int C, int NH);   /* B·NH·T·T: att holds P */
 void attention_forward(real *out, real *att, const real *qkv, const int32_t *valid_len,
                        int causal, int B, int T, int C, int NH);
 void attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,

@@ -23,8 +23,9 @@
  * Memory: every configuration is first costed (--plan prints the table without a GPU):
  * the bytes the library allocates are COUNTED, by calling lm_acts_new, rater_acts_new,
  * meta_work_new and optim_state_init on a Backend whose alloc only adds sizes up (those
- * functions only allocate); the CUDA backend's scratch (attention's [B,NH,T,T] dS and dṠ,
- * the bf16 operand copies) is added by formula. A measurement whose total exceeds the
+ * functions only allocate; attention's state at the size the CUDA backend asks for, flash
+ * mode's included); the CUDA backend's scratch (attention's [B,NH,T,T] dS and dṠ on the
+ * usual path, the bf16 operand copies) is added by formula. A measurement whose total exceeds the
  * GPU's memory (less a 2 GiB reserve for the CUDA context and cuBLAS) runs at the largest
  * batch that fits, and says so. The count follows lm.checkpointing / rater.checkpointing
  * (activation recomputation) and lm.head_chunk (logits for a few examples at a time) as
@@ -144,8 +145,23 @@ static const Backend *counting_backend(void) {
         b = backend_cpu;
         b.alloc = count_alloc;
         b.free = count_free;
+        /* attention's att / tatt as the CUDA backend sizes them (flash mode: no T×T) */
+        b.attention_state_floats = backend_cuda.attention_state_floats;
     }
     return &b;
+}
+
+/* The CUDA backend's size-dependent choices (attention_state_floats, flash or not) follow
+ * its GEMM mode and its flash switch: a plan sets the mode to its own precision while it
+ * asks (plan_precision(bf16) returns the mode to put back), and takes the switch from the
+ * environment (DR_CUDA_ATT_FLASH), as a run would. */
+static const char *plan_precision(int bf16) {
+    const char *was = backend_cuda_gemm_precision();
+    CHECK(backend_cuda_set_gemm_precision(bf16 ? "bf16" : "fp32") == 0, "GEMM mode");
+    return was;
+}
+static void plan_precision_restore(const char *was) {
+    CHECK(backend_cuda_set_gemm_precision(was) == 0, "GEMM mode %s", was);
 }
 
 typedef struct {
@@ -158,37 +174,37 @@ static size_t att_elems(const LMConfig *c, int B, int T) {
     return (size_t)B * c->n_head * T * T;
 }
 
-/* The LM's attention takes the flash path (lib/cuda/attention_flash.cu): DR_CUDA_ATT_FLASH=1,
- * bf16, and the shape is eligible (cu_att_flash_eligible's rule) */
-static int lm_flash(const LMConfig *c, int T, int bf16) {
-    const char *env = getenv("DR_CUDA_ATT_FLASH");
-    const int hs = c->d_model / c->n_head;
-    return bf16 && env && !strcmp(env, "1") && hs % 16 == 0 && hs <= 64 &&
-           (size_t)c->n_head * T + (size_t)T * c->d_model <= (size_t)c->n_head * T * T;
+/* Attention of this shape takes the flash path under the GEMM mode set now (the backend
+ * then keeps less than [B,NH,T,T] of state: attention.cu's rule, asked of the backend) */
+static int att_flash(const LMConfig *c, int B, int T) {
+    return backend_cuda.attention_state_floats(B, T, c->d_model, c->n_head) < att_elems(c, B, T);
 }
 
-/* The CUDA backend's scratch at its high-water mark: cu_scratch grows by 25%. ATT_A (dS
- * or Ṗ) always; ATT_B (dṠ) with tangents; bf16: two operand copies, each at most the
- * chunk limit or the largest operand. With flash attention (lm_flash) the forward and
- * backward need no [B,NH,T,T] scratch, the tangents one more (ATT_P, P recomputed).
- * Small slots (pointer arrays, row statistics, partial sums, ones, token index) are
- * counted as the [B·T] rows they hold. */
+/* The CUDA backend's scratch at its high-water mark (call under plan_precision): cu_scratch
+ * grows by 25%. [B,NH,T,T] slots on the usual path only: ATT_A (dS, or the rater's dS) and,
+ * with tangents, ATT_B (dṠ); flash attention needs none (its D and Ḋ rows go in the row
+ * slot: 2·B·NH·T). bf16: two operand copies, each at most the chunk limit or the largest
+ * operand (attention's batched copies on the usual path only). Small slots (pointer
+ * arrays, row statistics, partial sums, ones, token index) are counted as the [B·T] rows
+ * they hold. */
 static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rater, int bf16) {
     const int T = s->seq_len, TR = s->seq_len_rater;
-    size_t att = att_elems(&s->lm, B, T);
-    if (with_rater && att_elems(&s->rater, B, TR) > att) att = att_elems(&s->rater, B, TR);
-    const int flash = lm_flash(&s->lm, T, bf16);
-    double bytes = 1.25 * 4.0 * (double)att * (tangents ? 2 + flash : 1 - flash);
+    const int lm_flash = att_flash(&s->lm, B, T);
+    const size_t att_lm = lm_flash ? 0 : att_elems(&s->lm, B, T);
+    const size_t att_rater = with_rater && !att_flash(&s->rater, B, TR) ? att_elems(&s->rater, B, TR) : 0;
+    const size_t slot_a = att_lm > att_rater ? att_lm : att_rater, slot_b = tangents ? att_lm : 0;
+    double bytes = 1.25 * 4.0 * ((double)slot_a + (double)slot_b);
     if (bf16) {
         const size_t BT = (size_t)B * T;
         size_t op = BT * (size_t)s->lm.vocab;                        /* the logit gradient */
         if (BT * (size_t)s->lm.d_ff > op) op = BT * (size_t)s->lm.d_ff;
-        if (att > op) op = att;
+        if (slot_a > op) op = slot_a;
         double copy = 2.0 * (double)op;
         if (copy > (double)BF16_CHUNK_BYTES) copy = (double)BF16_CHUNK_BYTES;
         bytes += 2 * 1.25 * copy;
     }
     bytes += 1.25 * 4.0 * (double)B * T * 8;   /* row statistics, partial sums, ones, index */
+    if (lm_flash && tangents) bytes += 1.25 * 4.0 * 2.0 * B * s->lm.n_head * (double)T;   /* D, Ḋ */
     return bytes;
 }
 
@@ -196,6 +212,7 @@ static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rat
 static Plan plan_train(const MetaSpec *s, int B, int bf16) {
     const Backend *cb = counting_backend();
     Plan p = { 0 };
+    const char *was = plan_precision(bf16);
     counted = 0;
     LMActs *a = lm_acts_new(cb, &s->lm, B, s->seq_len, 0);
     lm_acts_free(cb, a);
@@ -203,6 +220,7 @@ static Plan plan_train(const MetaSpec *s, int B, int bf16) {
     p.params = 4.0 * 4.0 * (double)lm_num_params(&s->lm);
     p.scratch = scratch_bytes(s, B, 0, 0, bf16);
     p.total = p.lm_acts + p.params + p.scratch;
+    plan_precision_restore(was);
     return p;
 }
 
@@ -216,6 +234,7 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
     s.checkpoint_every = meta_c(T);
     const Backend *cb = counting_backend();
     Plan p = { 0 };
+    const char *was = plan_precision(bf16);
     counted = 0;
     LMActs *a = lm_acts_new(cb, &s.lm, B, s.seq_len, 1);
     lm_acts_free(cb, a);
@@ -232,6 +251,7 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
     p.params = 4.0 * (3.0 * (double)lm_num_params(&s.lm) + 2.0 * (double)rater_num_params(&s.rater));
     p.scratch = scratch_bytes(&s, B, 1, 1, bf16);
     p.total = p.lm_acts + p.rater_acts + p.states + p.params + p.scratch;
+    plan_precision_restore(was);
     return p;
 }
 
@@ -239,7 +259,8 @@ static Plan plan_meta(const MetaSpec *s0, int B, int T, int bf16) {
  * (the LM's, with its tangent copy when tangents; the rater's), only each layer's input
  * [B,T,C] is kept and one layer's buffers are recomputed at a time:
  *   saved = (L − 1)·layer − L·B·T·C·4 bytes per copy, layer = (8·B·T·C + 2·B·T·F +
- *           B·NH·T² + 4·B·T)·4 (the LN statistics only in the primal copy).
+ *           B·NH·T² + 4·B·T)·4 (the LN statistics only in the primal copy; B·NH·T² is
+ *           attention's state on the usual path: the callers cost fp32 meta-steps only).
  * chunk_logits: the [B·T, V] logits, their tangent and both cotangents live only for
  * LOGIT_CHUNK_ROWS rows at a time. */
 static double trunk_layer_bytes(const LMConfig *c, int B, int T, int stats) {
@@ -334,6 +355,14 @@ static void run_plan(const Setup *bench, const Setup *ref, int T, double budget)
     snprintf(t, sizeof t, "reference meta-step T %d (c %d), B %d, fp32%s%s", T, meta_c(T), B,
              s->lm.checkpointing ? ", recompute" : "", s->lm.head_chunk ? ", head chunks" : "");
     print_plan(t, &m, budget);
+    {   /* the same in bf16: with DR_CUDA_ATT_FLASH=1, flash attention's state and scratch */
+        Plan mb = plan_meta(s, B, T, 1);
+        const char *was = plan_precision(1);
+        const int fl = att_flash(&s->lm, B, s->seq_len);
+        plan_precision_restore(was);
+        snprintf(t, sizeof t, "  the same in bf16%s", fl ? ", flash attention" : "");
+        print_plan(t, &mb, budget);
+    }
     if (!s->lm.checkpointing || !s->rater.checkpointing) {
         Plan r1 = plan_recompute(m, s, B, 1, 1, 0);
         print_plan("  with layer recomputation (LM, its tangents, rater)", &r1, budget);

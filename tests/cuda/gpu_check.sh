@@ -6,19 +6,20 @@
 #      tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
 #      --gemm-shapes (bf16), then the same with DR_CUDA_ATT_FLASH=1 (flash attention vs
 #      not, in one call; without --gemm-shapes); the reference meta-step at T = 16,
-#      c = 4 and c = 1, checkpoints on the GPU; tests/cuda/reference_tools.sh on
+#      c = 4 and c = 1, checkpoints on the GPU, and c = 1 again with flash attention
+#      (its fused tangent faces); tests/cuda/reference_tools.sh on
 #      .gpudata/splits/manifest.tsv when it exists; initcheck and memcheck on
 #      the flash section, then racecheck, initcheck, memcheck on the whole test, with
 #      the time left;
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
-# PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 330) bounds
+# PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 400) bounds
 # step 1; step 2 has 100 s more. Exit: run_prebuilt.sh's (1 when any step failed).
 set -u
 cd "$(dirname "$0")/../.."
 P=${1:?usage: gpu_check.sh PREBUILT OUT [SECONDS]}
 OUT=${2:?usage: gpu_check.sh PREBUILT OUT [SECONDS]}
-TOTAL=${3:-330}
+TOTAL=${3:-400}
 mkdir -p "$OUT"
 LOGS=$(mktemp -d /tmp/gpu-check.XXXXXX)
 # the reference config with its checkpoints on the GPU (an H100 or H200 holds T = 16)
@@ -29,6 +30,7 @@ BENCH_ARGS="--profile --skip-meta --precision bf16 --gemm-shapes" \
 BENCH_FLASH_ARGS="--profile --skip-meta --precision bf16" \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml" \
 BENCH3_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
+BENCH4_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \
     tests/cuda/run_prebuilt.sh "$P" "$LOGS" "$TOTAL"

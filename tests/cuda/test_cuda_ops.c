@@ -122,6 +122,13 @@ static Buf acc_rand(size_t n) {
     memcpy(b.init, b.h, n * sizeof(real));
     return b;
 }
+/* an output the op accumulates into, with another's pre-fill (no random numbers drawn) */
+static Buf acc_copy(const Buf *src) {
+    Buf b = in_copy(src);
+    b.init = xmalloc((src->n ? src->n : 1) * sizeof(real));
+    memcpy(b.init, src->h, src->n * sizeof(real));
+    return b;
+}
 /* an in/out argument overwritten by the op (=, from its own values): compare to 0 */
 static Buf inout_rand(size_t n, double mean, double sd) { return in_rand(n, mean, sd); }
 
@@ -594,10 +601,94 @@ static void check_flash_att(const char *tag, const Buf *att, const Buf *out, con
     free(o);
 }
 
+/* Flash mode's tatt (lib/cuda/attention.cu): r [B,NH,T] = rowsum(P ⊙ Ṡ) then a copy of tout
+ * [B,T,C], the rest untouched (still the NaN sentinel), so the forward tangent provably
+ * did not write a T×T Ṗ. r against a double reference from qkv, tqkv (0 for rows without
+ * keys): max|gpu − ref| / max|ref| ≤ tol. zero: a zero tangent (tqkv NULL), so r and the
+ * copy must be exactly 0. */
+static void check_flash_tatt(const char *tag, const Buf *tatt, const Buf *tout, const Buf *qkv,
+                             const Buf *tqkv, const int32_t *valid, int causal, int B, int T,
+                             int C, int NH, double tol, int zero) {
+    const size_t nl = (size_t)B * NH * T, BTC = (size_t)B * T * C;
+    real *g = xmalloc(tatt->n * sizeof(real)), *o = xmalloc(BTC * sizeof(real));
+    gpu->to_host(g, tatt->d, tatt->n * sizeof(real));
+    gpu->to_host(o, tout->d, BTC * sizeof(real));
+    const int hs = C / NH, C3 = 3 * C;
+    const double scale = 1.0 / sqrt((double)hs);
+    double dmax = 0, norm = 0;
+    double *p = xmalloc((size_t)T * sizeof(double));
+    for (int b = 0; b < B && !zero; b++) {
+        int L = valid ? valid[b] : T;
+        L = L < 0 ? 0 : L > T ? T : L;
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                const int n = t < L ? (causal ? t + 1 : L) : 0;
+                const real *q = qkv->h + ((size_t)b * T + t) * C3 + h * hs;
+                const real *qt = tqkv->h + ((size_t)b * T + t) * C3 + h * hs;
+                double mx = -INFINITY, sum = 0, ref = 0;
+                for (int j = 0; j < n; j++) {
+                    const real *k = qkv->h + ((size_t)b * T + j) * C3 + C + h * hs;
+                    double d = 0;
+                    for (int e = 0; e < hs; e++) d += (double)q[e] * k[e];
+                    p[j] = d * scale;
+                    mx = fmax(mx, p[j]);
+                }
+                for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int j = 0; j < n; j++) {
+                    const real *k = qkv->h + ((size_t)b * T + j) * C3 + C + h * hs;
+                    const real *kt = tqkv->h + ((size_t)b * T + j) * C3 + C + h * hs;
+                    double sd = 0;
+                    for (int e = 0; e < hs; e++) sd += (double)qt[e] * k[e] + (double)q[e] * kt[e];
+                    ref += p[j] / sum * sd * scale;
+                }
+                const real rg = g[((size_t)b * NH + h) * T + t];
+                norm = fmax(norm, fabs(ref));
+                dmax = fmax(dmax, isnan(rg) ? INFINITY : fabs(rg - ref));
+            }
+    }
+    char w[200];
+    if (zero) {
+        size_t nonzero = 0;
+        for (size_t i = 0; i < nl + BTC; i++) nonzero += g[i] != 0;
+        snprintf(w, sizeof w, "%s flash tatt: r, Ȯ copy = 0", tag);
+        TEST_CHECK(nonzero == 0, "%s: %zu of %zu elements not 0", w, nonzero, nl + BTC);
+        printf("  %-66s %s\n", w, nonzero ? "NOT ZERO" : "zeros");
+    } else {
+        const double rel = norm > 0 ? dmax / norm : dmax;
+        snprintf(w, sizeof w, "%s flash tatt: r", tag);
+        TEST_CHECK(rel <= tol, "%s: max|gpu - ref| / max|ref| = %.2e > %.0e", w, rel, tol);
+        printf("  %-66s %8.1e\n", w, rel);
+        snprintf(w, sizeof w, "%s flash tatt: Ȯ copy = tout", tag);
+        check_bits(w, o, tatt->d + nl, BTC);
+    }
+    size_t touched = 0;
+    for (size_t i = nl + BTC; i < tatt->n; i++) touched += !isnan(g[i]);
+    snprintf(w, sizeof w, "%s flash tatt: the rest untouched", tag);
+    TEST_CHECK(touched == 0, "%s: %zu of %zu elements written", w, touched, tatt->n - nl - BTC);
+    printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
+    free(p);
+    free(g);
+    free(o);
+}
+
+/* Scratch of the CUDA backend now, and a check that it holds no [B,NH,T,T] buffer. */
+static void check_no_att_scratch(const char *what, size_t att_elems) {
+    BackendCudaMemory m;
+    backend_cuda_memory(&m);
+    const size_t one = att_elems * sizeof(real);
+    TEST_CHECK(m.scratch < one, "%s: %zu bytes of scratch, a [B,NH,T,T] buffer is %zu", what,
+               m.scratch, one);
+    printf("  %-66s %zu < %zu bytes\n", what, m.scratch, one);
+}
+
 /* flash: the CUDA backend's flash path is expected to run (the caller has set it up and
- * knows it is eligible): the forward's att is checked as flash mode's layout and the
- * derivative faces get the GPU's own att; then two backward calls must give the same
- * bits. Otherwise att is compared with the CPU's P and copied over to the GPU's. */
+ * knows it is eligible): the forward's att and the forward tangent's tatt are checked as
+ * flash mode's layouts and the derivative faces get the GPU's own att and tatt; the
+ * backward, the forward tangent and the backward tangent must give the same bits twice;
+ * the tangent faces must use no [B,NH,T,T] scratch. Otherwise att is compared with the
+ * CPU's P and copied over to the GPU's (tatt likewise). flash = 2: the same, but each face
+ * once with every tangent given (no NULL variants, no second calls): for T = 1024, whose
+ * tangent faces take the emulator about 5 s a call. */
 static void test_attention_run(int B, int T, int C, int NH, int causal, const int32_t *valid,
                                double tol, const char *mode, int flash) {
     char w[160], tag[96];
@@ -623,7 +714,7 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
     cpu->attention_backward(dqkv.h, dout.h, qkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_backward(dqkv.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, tol);
-    if (flash) {   /* deterministic: the same call again, from the same pre-fill */
+    if (flash == 1) {   /* deterministic: the same call again, from the same pre-fill */
         Buf again = in_copy(&dqkv);
         gpu->to_device(again.d, dqkv.init, dqkv.n * sizeof(real));
         gpu->attention_backward(again.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
@@ -632,46 +723,103 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
         buf_free(&again);
     }
 
+    /* flash: from here on no [B,NH,T,T] scratch may appear (the fused tangent kernels) */
+    if (flash) backend_cuda_release();
     Buf tout = out_nan(BTC), tatt = out_nan(ATT), tout2 = out_nan(BTC), tout3 = out_nan(BTC);
     Buf tatt3 = out_nan(ATT);
     cpu->attention_forward_tangent(tout.h, tatt.h, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_forward_tangent(tout.d, tatt.d, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s forward_tangent tout", tag); check_buf(w, &tout, tol);
-    snprintf(w, sizeof w, "%s forward_tangent tatt", tag); check_buf(w, &tatt, tol);
-    buf_to_dev(&tatt);
-    cpu->attention_forward_tangent(tout2.h, NULL, qkv.h, tqkv.h, att.h, vl.h, causal, B, T, C, NH);
-    gpu->attention_forward_tangent(tout2.d, NULL, qkv.d, tqkv.d, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward_tangent (tatt NULL)", tag); check_buf(w, &tout2, tol);
-    cpu->attention_forward_tangent(tout3.h, tatt3.h, qkv.h, NULL, att.h, vl.h, causal, B, T, C, NH);
-    gpu->attention_forward_tangent(tout3.d, tatt3.d, qkv.d, NULL, att.d, vl.d, causal, B, T, C, NH);
-    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tout", tag); check_buf(w, &tout3, tol);
-    snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tatt", tag); check_buf(w, &tatt3, tol);
+    if (flash) {   /* tatt is flash mode's (r, Ȯ): the backward tangent gets the GPU's own */
+        check_flash_tatt(tag, &tatt, &tout, &qkv, &tqkv, valid, causal, B, T, C, NH, tol, 0);
+    }
+    if (flash == 1) {
+        Buf again = out_nan(BTC), tatt_again = out_nan(ATT);
+        gpu->attention_forward_tangent(again.d, tatt_again.d, qkv.d, tqkv.d, att.d, vl.d, causal,
+                                       B, T, C, NH);
+        snprintf(w, sizeof w, "%s forward_tangent twice: tout", tag);
+        same_twice(w, tout.d, again.d, BTC);
+        snprintf(w, sizeof w, "%s forward_tangent twice: tatt", tag);
+        same_twice(w, tatt.d, tatt_again.d, ATT);
+        buf_free(&again);
+        buf_free(&tatt_again);
+    }
+    if (!flash) {
+        snprintf(w, sizeof w, "%s forward_tangent tatt", tag); check_buf(w, &tatt, tol);
+        buf_to_dev(&tatt);
+    }
+    const int variants = flash != 2;   /* the NULL variants and the second calls */
+    if (variants) {
+        cpu->attention_forward_tangent(tout2.h, NULL, qkv.h, tqkv.h, att.h, vl.h, causal,
+                                       B, T, C, NH);
+        gpu->attention_forward_tangent(tout2.d, NULL, qkv.d, tqkv.d, att.d, vl.d, causal,
+                                       B, T, C, NH);
+        snprintf(w, sizeof w, "%s forward_tangent (tatt NULL)", tag); check_buf(w, &tout2, tol);
+        cpu->attention_forward_tangent(tout3.h, tatt3.h, qkv.h, NULL, att.h, vl.h, causal,
+                                       B, T, C, NH);
+        gpu->attention_forward_tangent(tout3.d, tatt3.d, qkv.d, NULL, att.d, vl.d, causal,
+                                       B, T, C, NH);
+        snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tout", tag);
+        check_buf(w, &tout3, tol);
+        if (flash) {
+            snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL)", tag);
+            check_flash_tatt(w, &tatt3, &tout3, &qkv, &tqkv, valid, causal, B, T, C, NH, tol, 1);
+        } else {
+            snprintf(w, sizeof w, "%s forward_tangent (tqkv NULL) tatt", tag);
+            check_buf(w, &tatt3, tol);
+        }
+    }
 
     Buf d1 = acc_rand(3 * BTC), d2 = acc_rand(3 * BTC), d3 = acc_rand(3 * BTC), d4 = acc_rand(3 * BTC);
-    cpu->attention_backward_tangent(d1.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
-                                    B, T, C, NH);
-    gpu->attention_backward_tangent(d1.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
-                                    B, T, C, NH);
+    Buf d5 = acc_copy(&d1);   /* no new random draws: the later tests keep their inputs */
+    cpu->attention_backward_tangent(d1.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, tatt.h, vl.h,
+                                    causal, B, T, C, NH);
+    gpu->attention_backward_tangent(d1.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d, vl.d,
+                                    causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s backward_tangent dtqkv", tag); check_buf(w, &d1, tol);
-    cpu->attention_backward_tangent(d2.h, dout.h, NULL, qkv.h, tqkv.h, att.h, tatt.h, vl.h, causal,
-                                    B, T, C, NH);
-    gpu->attention_backward_tangent(d2.d, dout.d, NULL, qkv.d, tqkv.d, att.d, tatt.d, vl.d, causal,
-                                    B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent (dtout NULL)", tag); check_buf(w, &d2, tol);
-    cpu->attention_backward_tangent(d3.h, dout.h, dtout.h, qkv.h, NULL, att.h, NULL, vl.h, causal,
-                                    B, T, C, NH);
-    gpu->attention_backward_tangent(d3.d, dout.d, dtout.d, qkv.d, NULL, att.d, NULL, vl.d, causal,
-                                    B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent (tqkv, tatt NULL)", tag); check_buf(w, &d3, tol);
-    cpu->attention_backward_tangent(d4.h, dout.h, NULL, qkv.h, NULL, att.h, NULL, vl.h, causal,
-                                    B, T, C, NH);
-    gpu->attention_backward_tangent(d4.d, dout.d, NULL, qkv.d, NULL, att.d, NULL, vl.d, causal,
-                                    B, T, C, NH);
-    snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: unchanged)", tag);
-    check_buf(w, &d4, tol);
+    if (flash == 1) {   /* deterministic: the same call again, from the same pre-fill */
+        Buf again = in_copy(&d1);
+        gpu->to_device(again.d, d1.init, d1.n * sizeof(real));
+        gpu->attention_backward_tangent(again.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d,
+                                        vl.d, causal, B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward_tangent twice", tag);
+        same_twice(w, d1.d, again.d, d1.n);
+        buf_free(&again);
+    }
+    if (variants) {
+        cpu->attention_backward_tangent(d2.h, dout.h, NULL, qkv.h, tqkv.h, att.h, tatt.h, vl.h,
+                                        causal, B, T, C, NH);
+        gpu->attention_backward_tangent(d2.d, dout.d, NULL, qkv.d, tqkv.d, att.d, tatt.d, vl.d,
+                                        causal, B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward_tangent (dtout NULL)", tag); check_buf(w, &d2, tol);
+        cpu->attention_backward_tangent(d3.h, dout.h, dtout.h, qkv.h, NULL, att.h, NULL, vl.h,
+                                        causal, B, T, C, NH);
+        gpu->attention_backward_tangent(d3.d, dout.d, dtout.d, qkv.d, NULL, att.d, NULL, vl.d,
+                                        causal, B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward_tangent (tqkv, tatt NULL)", tag); check_buf(w, &d3, tol);
+        cpu->attention_backward_tangent(d4.h, dout.h, NULL, qkv.h, NULL, att.h, NULL, vl.h, causal,
+                                        B, T, C, NH);
+        gpu->attention_backward_tangent(d4.d, dout.d, NULL, qkv.d, NULL, att.d, NULL, vl.d, causal,
+                                        B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: unchanged)", tag);
+        check_buf(w, &d4, tol);
+    }
+    if (flash) {
+        snprintf(w, sizeof w, "%s tangent faces: no [B,NH,T,T] scratch", tag);
+        check_no_att_scratch(w, ATT);
+    }
+    /* tatt NULL with tqkv given: Ṗ = 0 by the CPU's convention (flash mode: P recomputed
+     * into T×T scratch, the stored path; no caller in lib/ does this) */
+    if (variants) {
+        cpu->attention_backward_tangent(d5.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, NULL, vl.h,
+                                        causal, B, T, C, NH);
+        gpu->attention_backward_tangent(d5.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, NULL, vl.d,
+                                        causal, B, T, C, NH);
+        snprintf(w, sizeof w, "%s backward_tangent (tatt NULL)", tag); check_buf(w, &d5, tol);
+    }
 
     Buf bufs[] = { qkv, tqkv, dout, dtout, out, att, dqkv, tout, tatt, tout2, tout3, tatt3,
-                   d1, d2, d3, d4 };
+                   d1, d2, d3, d4, d5 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&vl);
 }
@@ -1008,7 +1156,13 @@ static int flash_eligible(int T, int C, int NH) {
 }
 
 static void flash_case(int B, int T, int C, int NH, int causal, const int32_t *valid) {
-    const int flash = flash_eligible(T, C, NH);
+    const int flash = flash_eligible(T, C, NH) ? (T >= 1024 ? 2 : 1) : 0;
+    /* the Backend's size of att / tatt: lse, O (r, Ȯ) where flash, else [B,NH,T,T] */
+    const size_t want = flash ? (size_t)B * NH * T + (size_t)B * T * C : (size_t)B * NH * T * T;
+    const size_t got = gpu->attention_state_floats(B, T, C, NH);
+    TEST_CHECK(got == want && cpu->attention_state_floats(B, T, C, NH) == (size_t)B * NH * T * T,
+               "attention_state_floats B=%d T=%d C=%d NH=%d: %zu, expected %zu", B, T, C, NH, got,
+               want);
     test_attention_run(B, T, C, NH, causal, valid, TOL_BF16, flash ? "[bf16 flash] " : "[bf16 flash→usual] ",
                        flash);
 }
@@ -1086,12 +1240,13 @@ static void check_host_vec(const char *what, const real *c, const real *g, int n
     buf_free(&b);
 }
 
-/* tag "" and tol TOL_MODEL in fp32; "[bf16] " in bf16 mode (the caller sets the mode) */
-static void test_lm_tol(double tol, const char *tag) {
-    char w[128];
-    LMConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67, .ctx = 16,
-                     .init_std = 0.1 };
-    enum { B = 3, T = 12 };
+/* tag "" and tol TOL_MODEL in fp32; "[bf16] " in bf16 mode (the caller sets the mode).
+ * The LM 2x32 with n_head heads over T positions (ctx ≥ T). */
+static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx) {
+    char w[160];
+    LMConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = n_head, .d_ff = 128, .vocab = 67,
+                     .ctx = ctx, .init_std = 0.1 };
+    enum { B = 3 };
     size_t n = lm_num_params(&cfg);
     Flat p = flat_new(n), u = flat_new(n), gc = flat_new(n), hv = flat_new(n), g2 = flat_new(n);
     lm_init_params(cpu, &cfg, p.c, 11);
@@ -1099,7 +1254,8 @@ static void test_lm_tol(double tol, const char *tag) {
     real *host = xmalloc(n * sizeof(real));
     for (size_t i = 0; i < n; i++) host[i] = (real)(0.1 * nrand());
     flat_set(&u, host);
-    int32_t in[B * T], tg[B * T], nv[B] = { T, 7, 0 };
+    int32_t *in = xmalloc((size_t)B * T * sizeof(int32_t));
+    int32_t *tg = xmalloc((size_t)B * T * sizeof(int32_t)), nv[B] = { T, 7, 0 };
     for (int i = 0; i < B * T; i++) {
         in[i] = (int32_t)(rng_u64() % (uint64_t)cfg.vocab);
         tg[i] = (int32_t)(rng_u64() % (uint64_t)cfg.vocab);
@@ -1107,6 +1263,16 @@ static void test_lm_tol(double tol, const char *tag) {
     real dl[B] = { 0.3f, 0.5f, 0.2f };
 
     LMActs *ac = lm_acts_new(cpu, &cfg, B, T, 1), *ag = lm_acts_new(gpu, &cfg, B, T, 1);
+    {   /* att and tatt as the backend sizes them: 2 layers × 2 copies each */
+        const size_t cpu_att = cpu->attention_state_floats(B, T, cfg.d_model, n_head);
+        const size_t gpu_att = gpu->attention_state_floats(B, T, cfg.d_model, n_head);
+        const size_t want = lm_acts_bytes(ac) - 4 * (cpu_att - gpu_att) * sizeof(real);
+        snprintf(w, sizeof w, "%sLM 2x32 activations with att of %zu floats (CPU %zu)", tag,
+                 gpu_att, cpu_att);
+        TEST_CHECK(lm_acts_bytes(ag) == want, "%s: %zu bytes, expected %zu", w, lm_acts_bytes(ag),
+                   want);
+        printf("  %-66s %zu bytes\n", w, lm_acts_bytes(ag));
+    }
     real lc[B], lg[B], dc[B], dg[B];
     lm_forward(cpu, &cfg, p.c, ac, in, tg, nv, B, T, lc);
     lm_forward(gpu, &cfg, p.g, ag, in, tg, nv, B, T, lg);
@@ -1133,7 +1299,10 @@ static void test_lm_tol(double tol, const char *tag) {
     Flat fl[] = { p, u, gc, hv, g2 };
     for (size_t i = 0; i < sizeof fl / sizeof *fl; i++) flat_free(&fl[i]);
     free(host);
+    free(in);
+    free(tg);
 }
+static void test_lm_tol(double tol, const char *tag) { test_lm_run(tol, tag, 4, 12, 16); }
 
 static void test_lm(void) { test_lm_tol(TOL_MODEL, ""); }
 
@@ -1433,6 +1602,14 @@ int main(int argc, char **argv) {
     printf("whole LM in bf16 (every GEMM on bf16 inputs with fp32 accumulation, the rest fp32):\n");
     CHECK(backend_cuda_set_gemm_precision("bf16") == 0, "bf16 GEMM mode");
     test_lm_tol(TOL_BF16_MODEL, "[bf16] ");
+    /* the same LM with hs 16 over T 20: flash attention in all four faces, att and tatt
+     * allocated at flash mode's size (lse, O / r, Ȯ), not [B,NH,T,T] */
+    printf("whole LM in bf16 with flash attention (backend_cuda_set_att_flash):\n");
+    backend_cuda_set_att_flash(1);
+    TEST_CHECK(gpu->attention_state_floats(3, 20, 32, 2) == 3 * 2 * 20 + 3 * 20 * 32,
+               "flash attention state floats: %zu", gpu->attention_state_floats(3, 20, 32, 2));
+    test_lm_run(TOL_BF16_MODEL, "[bf16 flash] ", 2, 20, 20);
+    backend_cuda_set_att_flash(-1);
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
 
     gpu->synchronize();

@@ -54,21 +54,6 @@
 
 #define ROWS_PER_BLOCK 8   /* warps per block, one attention row each */
 
-typedef struct {
-    int B, T, C, NH, hs;
-    float scale;
-    const int32_t *valid_len;
-    int causal;
-} AttShape;
-
-static AttShape att_shape(const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
-    AttShape s;
-    s.B = B; s.T = T; s.C = C; s.NH = NH; s.hs = C / NH;
-    s.scale = (float)(1.0 / sqrt((double)s.hs));
-    s.valid_len = valid_len;
-    s.causal = causal;
-    return s;
-}
 
 /* Per-(b,h) views: part 0/1/2 = q/k/v of a [B,T,3C] tensor; a [B,T,C] tensor; [B,NH,T,T]. */
 static CuBHMat m_qkv(const float *x, int part, const AttShape &s) {

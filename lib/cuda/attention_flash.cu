@@ -99,12 +99,6 @@ typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragBR
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBCol;
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
-typedef struct {
-    int B, T, C, NH;
-    float scale;
-    const int32_t *valid_len;   /* [B] or NULL */
-    int causal;
-} FlashShape;
 
 [[maybe_unused]] static __device__ __forceinline__ int fl_min(int a, int b) { return a < b ? a : b; }
 
@@ -232,7 +226,7 @@ static __device__ void fl_add_rows(float *dst, int ld, int r0, int limit, float 
 
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
-flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const FlashShape s) {
+flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -335,7 +329,7 @@ flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const F
  * 5.5e-3; the largest backward-tangent error 9.0e-3 → 7.5e-3, as large as the stored
  * path's given its own GPU Ṗ). */
 static __global__ void flash_rowdot_k(float *D, const float *a1, const float *b1,
-                                      const float *a2, const float *b2, const FlashShape s,
+                                      const float *a2, const float *b2, const AttShape s,
                                       int hs) {
     const size_t row = (size_t)blockIdx.x * FL_WARPS + (threadIdx.x >> 5);   /* (b·T + t)·NH + h */
     const int lane = threadIdx.x & 31;
@@ -355,7 +349,7 @@ static __global__ void flash_rowdot_k(float *D, const float *a1, const float *b1
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                    const float *D, const FlashShape s) {
+                    const float *D, const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -441,7 +435,7 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
-                   const float *D, const FlashShape s) {
+                   const float *D, const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -527,7 +521,7 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_forward_tangent_k(float *tout, float *r_out, float *ot_copy, const float *qkv,
-                        const float *tqkv, const float *lse, const FlashShape s) {
+                        const float *tqkv, const float *lse, const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -661,7 +655,7 @@ static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
                             const float *qkv, const float *tqkv, const float *lse,
                             const float *rt, const float *D, const float *Dt,
-                            const FlashShape s) {
+                            const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -794,7 +788,7 @@ static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
                            const float *qkv, const float *tqkv, const float *lse,
                            const float *rt, const float *D, const float *Dt,
-                           const FlashShape s) {
+                           const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
@@ -912,14 +906,6 @@ int cu_att_flash_eligible(int B, int T, int C, int NH) {
     return (size_t)NH * T + (size_t)T * C <= (size_t)NH * T * T;
 }
 
-static FlashShape flash_shape(const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
-    FlashShape s;
-    s.B = B; s.T = T; s.C = C; s.NH = NH;
-    s.scale = (float)(1.0 / sqrt((double)(C / NH)));
-    s.valid_len = valid_len;
-    s.causal = causal;
-    return s;
-}
 
 #define FL_DISPATCH(kern, hs)                                                               \
     ((hs) == 16 ? kern<16> : (hs) == 32 ? kern<32> : (hs) == 48 ? kern<48> : kern<64>)
@@ -927,7 +913,7 @@ static FlashShape flash_shape(const int32_t *valid_len, int causal, int B, int T
 void cu_attention_flash_forward(float *out, float *att, const float *qkv,
                                 const int32_t *valid_len, int causal, int B, int T, int C,
                                 int NH) {
-    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     float *lse = att, *o_copy = att + (size_t)B * NH * T;
     dim3 grid((unsigned)((T + FL_BR - 1) / FL_BR), (unsigned)(B * NH));
     auto fwd = FL_DISPATCH(flash_forward_k, C / NH);
@@ -938,7 +924,7 @@ void cu_attention_flash_forward(float *out, float *att, const float *qkv,
 void cu_attention_flash_backward(float *dqkv, const float *dout, const float *qkv,
                                  const float *att, const int32_t *valid_len, int causal, int B,
                                  int T, int C, int NH) {
-    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     const int hs = C / NH;
     const float *lse = att, *o_copy = att + (size_t)B * NH * T;
     float *D = (float *)cu_scratch(CU_SCR_ROWS, (size_t)B * NH * T * sizeof(float));
@@ -960,7 +946,7 @@ void cu_attention_flash_forward_tangent(float *tout, float *tatt, const float *q
                                         const float *tqkv, const float *att,
                                         const int32_t *valid_len, int causal, int B, int T,
                                         int C, int NH) {
-    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     const size_t nl = (size_t)B * NH * T;
     const float *lse = att;
     float *r_out = tatt, *ot_copy = tatt ? tatt + nl : NULL;
@@ -974,7 +960,7 @@ void cu_attention_flash_backward_tangent(float *dtqkv, const float *dout, const 
                                          const float *qkv, const float *tqkv, const float *att,
                                          const float *tatt, const int32_t *valid_len,
                                          int causal, int B, int T, int C, int NH) {
-    const FlashShape s = flash_shape(valid_len, causal, B, T, C, NH);
+    const AttShape s = att_shape(valid_len, causal, B, T, C, NH);
     const int hs = C / NH;
     const size_t nl = (size_t)B * NH * T;
     const float *lse = att, *o_copy = att + nl;

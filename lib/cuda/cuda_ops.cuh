@@ -5,6 +5,8 @@
 #ifndef DR_CUDA_OPS_CUH
 #define DR_CUDA_OPS_CUH
 
+#include <math.h>
+
 #include "cuda/cuda_common.cuh"
 
 /* context.cu */
@@ -85,6 +87,23 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
                                    const real *qkv, const real *tqkv, const real *att,
                                    const real *tatt, const int32_t *valid_len, int causal,
                                    int B, int T, int C, int NH);
+
+/* Attention's shape, for attention.cu and attention_flash.cu (kernels take it by value). */
+typedef struct {
+    int B, T, C, NH, hs;        /* hs = C / NH */
+    float scale;                /* 1 / sqrt(hs) */
+    const int32_t *valid_len;   /* [B] or NULL */
+    int causal;
+} AttShape;
+
+static inline AttShape att_shape(const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
+    AttShape s;
+    s.B = B; s.T = T; s.C = C; s.NH = NH; s.hs = C / NH;
+    s.scale = (float)(1.0 / sqrt((double)s.hs));
+    s.valid_len = valid_len;
+    s.causal = causal;
+    return s;
+}
 
 /* attention_flash.cu (called by attention.cu; the att contract is that file's): 1 when the
  * flash path applies to this shape now (switch on, bf16 GEMM mode, hs ∈ {16, 32, 48, 64},

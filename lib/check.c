@@ -609,6 +609,12 @@ void dr_join_names(char *buf, size_t cap, const char *const *names, size_t n, si
     if (n > shown && len < cap) snprintf(buf + len, cap - len, " and %zu more", n - shown);
 }
 
+ssize_t dr_drop_bom(char *line, ssize_t len) {
+    if (len < 3 || memcmp(line, "\xEF\xBB\xBF", 3) != 0) return len;
+    memmove(line, line + 3, (size_t)len - 2);   /* the NUL too */
+    return len - 3;
+}
+
 ssize_t dr_getline_max(char **line, size_t *cap, FILE *f, size_t max) {
     size_t n = 0;
     int c = EOF;

@@ -174,6 +174,10 @@ void dr_join_names(char *buf, size_t cap, const char *const *names, size_t n, si
  * *line (grown as needed, NUL-terminated); -1 at the end of the file or on a read error
  * (ferror tells); -2 once the line runs past max bytes (the rest of it is not read). */
 ssize_t dr_getline_max(char **line, size_t *cap, FILE *f, size_t max);
+/* A line of len bytes (NUL-terminated) without its leading UTF-8 byte-order mark
+ * (EF BB BF, which editors put at the start of a file): moved down in place; the new
+ * length. */
+ssize_t dr_drop_bom(char *line, ssize_t len);
 /* RAM + swap of this machine in bytes, 0 when unknown: the most a process can hold, for
  * refusing a config before it allocates what cannot fit. */
 double dr_machine_bytes(void);

@@ -136,6 +136,7 @@ static int add_manifest(ShardList *list, FILE *f, const char *name, const char *
             rc = dr_seterr("%s:%ld: a line longer than %u bytes: not a manifest", name, lineno, MANIFEST_LINE_MAX);
             break;
         }
+        if (lineno == 1) len = dr_drop_bom(line, len);   /* an editor's byte-order mark */
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (lineno == 1 && len >= 8 && memcmp(line, "DRSHARD1", 8) == 0)   /* dr-cat - < x.drs */
             rc = dr_seterr("%s: holds a token shard, not a manifest: give the shard's path instead", name);

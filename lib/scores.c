@@ -141,6 +141,7 @@ static int read_lines(const char *path, LineSink sink, void *ctx, const char *la
                            SCORES_LINE_MAX);
             break;
         }
+        if (lineno == 1) got = dr_drop_bom(line, got);   /* an editor's byte-order mark */
         if (got > 0 && line[got - 1] == '\n') line[--got] = 0;
         if (got > 0 && line[got - 1] == '\r') line[--got] = 0;
         if ((size_t)got != strlen(line)) { rc = dr_seterr("%s:%ld: NUL byte in line", path, lineno); break; }

@@ -28,6 +28,9 @@ expect_error "a split the manifest lacks: the manifest named" "^dr-cat: .*/m.tsv
 expect_error "--split without a manifest" "^dr-cat: .*/ids.drs: no shards of split 'val' \(it names no split: --split picks lines of a manifest\)$" \
     "$BIN/dr-cat" --ids --split val "$TMP/ids.drs"
 check "manifest --split" diff <("$BIN/dr-cat" --ids --head 1 --split val "$TMP/m.tsv") <(printf '[0,1,2,3,4,5,6,7,8,9]\n')
+# an editor's byte-order mark and CRLF: the split name was '\xef\xbb\xbfval'
+printf '\xef\xbb\xbfval\tids.drs\r\n' >"$TMP/mbom.tsv"
+check "manifest with a UTF-8 BOM and CRLF" diff <("$BIN/dr-cat" --ids --head 1 --split val "$TMP/mbom.tsv") <(printf '[0,1,2,3,4,5,6,7,8,9]\n')
 check "--examples" [ "$("$BIN/dr-cat" --examples --ids --seq-len 4 "$TMP/ids.drs" | wc -l)" -eq 6 ]
 
 # ---- text round trips -------------------------------------------------------------------

@@ -387,6 +387,10 @@ check "scores printed with %.17g: accepted, the same shards" cmp -s "$TMP/ref/fi
 { cat "$S"; printf '\n\r\n\n'; } > "$TMP/trail.tsv"
 "$BIN/dr-filter" --scores "$TMP/trail.tsv" --keep 0.5 $TOY -o "$TMP/trail" "$TMP/splits/train_b" >/dev/null 2>&1
 check "scores: empty lines at the end are ignored" cmp -s "$TMP/ref/filtered-00000.drs" "$TMP/trail/filtered-00000.drs"
+# an editor's byte-order mark and CRLF line ends: the same shards (the header was refused)
+{ printf '\xef\xbb\xbf'; sed 's/$/\r/' "$S"; } > "$TMP/bom.tsv"
+"$BIN/dr-filter" --scores "$TMP/bom.tsv" --keep 0.5 $TOY -o "$TMP/bom" "$TMP/splits/train_b" >/dev/null 2>&1
+check "scores with a UTF-8 BOM and CRLF: the same shards" cmp -s "$TMP/ref/filtered-00000.drs" "$TMP/bom/filtered-00000.drs"
 { head -n 4 "$S"; echo; tail -n +5 "$S"; echo; } > "$TMP/bad.tsv"
 expect_error "scores: an empty line before the end" ":5: expected 4 tab-separated fields" "${FILTER[@]}"; no_output "empty line"
 "$BIN/dr-score" --rater "$R" $TOY --split val "$M" > "$TMP/bad.tsv" 2>/dev/null

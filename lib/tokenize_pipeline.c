@@ -62,9 +62,20 @@ typedef struct {
 
 typedef struct { InputFile *v; size_t n, cap; } InputList;
 
-static void clean_source(char *s) {
-    for (; *s; s++) if (*s == '\t' || *s == '\n' || *s == '\r') *s = '_';
+/* A source name as the shard keeps it: TAB, newline, CR and NUL bytes (which would break
+ * the lines of a manifest, scores.tsv or dr-cat --list) and bytes that are not valid UTF-8
+ * (which a UTF-8 reader of those files would refuse) become '_'. */
+static void clean_source_bytes(char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = uni_decode((const unsigned char *)s + i, n - i, &cp);
+        if (cp == UINT32_MAX || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0)
+            memset(s + i, '_', len);
+        i += len;
+    }
 }
+
+static void clean_source(char *s) { clean_source_bytes(s, strlen(s)); }
 
 static int ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), m = strlen(suf);
@@ -611,10 +622,7 @@ static void process_batch(const Pipe *p, TokEncoder *enc, Batch *b) {
                     size_t at = b->strings.n;
                     bytebuf_append(&b->strings, sv->str, sv->len);
                     bytebuf_append(&b->strings, "", 1);
-                    for (size_t i = at; i < at + sv->len; i++) {
-                        char c = b->strings.bytes[i];
-                        if (c == '\t' || c == '\n' || c == '\r' || c == 0) b->strings.bytes[i] = '_';
-                    }
+                    clean_source_bytes(b->strings.bytes + at, sv->len);
                 }
             }
         }

@@ -205,6 +205,11 @@ check "nested --field / --source-field" bash -c "'$T' --tokenizer byte --field m
 check "... the literal key \"meta.text\" first" [ "$("$BIN/dr-cat" "$TMP/nest" | tr '\n' ' ')" = "one TWO three " ]
 check "... the summary counts the sourced documents" grep -q ', 2 with a source field "meta.src"; 1 shard in' "$TMP/nest.err"
 check "... no warning" [ "$(grep -c warning "$TMP/nest.err")" = 0 ]
+# source names hold no TAB, newline or CR, and valid UTF-8 only: each byte of an invalid
+# sequence becomes '_' (they went into scores.tsv and dr-cat --list raw)
+printf '{"text": "x", "source": "a\\tb\\udc80c"}\n{"text": "y", "source": "ok\xff\xfe"}\n{"text": "z", "source": "caf\xc3\xa9"}\n' > "$TMP/badsrc.jsonl"
+printf 'a_b___c\nok__\ncaf\303\251\n' > "$TMP/badsrc.want"
+check "source names: TAB, invalid UTF-8 as '_', valid UTF-8 kept" bash -c "'$T' --tokenizer byte --source-field source -o '$TMP/bs' '$TMP/badsrc.jsonl' >/dev/null 2>&1 && $DUMP '$TMP/bs/shard-00000.drs' | cut -f2 | cmp -s - '$TMP/badsrc.want'"
 check "a source field no document has: a warning" bash -c "'$T' --tokenizer byte --field meta.text --source-field meta.source -o '$TMP/nest2' '$TMP/nested.jsonl' >/dev/null 2>'$TMP/nest2.err' && grep -q '^dr-tokenize: warning: no document has a source field \"meta.source\"' '$TMP/nest2.err'"
 expect_error "a nested field missing" 'nested\.jsonl:1: no field "meta\.body"' "$T" --tokenizer byte --field meta.body -o "$TMP/e" "$TMP/nested.jsonl"
 expect_error "text field not a string says what it found" 'num.jsonl:1: field "text" is not a string \(found a number\)' \

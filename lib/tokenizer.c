@@ -391,8 +391,14 @@ static Tokenizer *load_bpe_files(TokKind kind, const char *dir) {
     for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
     for (int b = 0; b < 256; b++) cp_to_byte[byte_to_cp[b]] = (int16_t)b;
 
-    if (!dir_has_file(dir, "encoder.json") || !dir_has_file(dir, "vocab.bpe")) {
-        dr_seterr("%s: missing encoder.json or vocab.bpe%s", dir,
+    for (int f = 0; f < 2; f++) {
+        const char *name = f ? "vocab.bpe" : "encoder.json";
+        if (dir_has_file(dir, name)) continue;
+        char *path = dr_path_join(dir, name);
+        struct stat st;
+        const int exists = stat(path, &st) == 0;
+        free(path);
+        dr_seterr("%s: %s %s%s", dir, name, exists ? "is not a regular file" : "is missing",
                   kind == TOK_GPT2 ? " (run `make vocab` or pass --vocab-dir)" : "");
         return NULL;
     }

@@ -268,7 +268,10 @@ check "... an empty -o that existed stays" test -d "$TMP/old1"
 expect_error "late error, -o under an existing directory" "late.jsonl:3001: malformed JSON" "$T" --tokenizer byte --shard-size 0.1 -o "$TMP/old1/x/y/" "$TMP/late.jsonl"
 check "... only what the run created is removed" bash -c "[ -d '$TMP/old1' ] && [ ! -e '$TMP/old1/x' ]"
 mkdir -p "$TMP/novocab"
-expect_error "missing vocabulary" "novocab: missing encoder.json or vocab.bpe" "$T" --tokenizer gpt2 --vocab-dir "$TMP/novocab" -o "$TMP/e" "$TMP/a.jsonl"
+expect_error "missing vocabulary" "novocab: encoder.json is missing" "$T" --tokenizer gpt2 --vocab-dir "$TMP/novocab" -o "$TMP/e" "$TMP/a.jsonl"
+# a directory where a vocabulary file should be: said so (it was reported "missing")
+mkdir -p "$TMP/dirvocab/vocab.bpe" && printf '{}' > "$TMP/dirvocab/encoder.json"
+expect_error "vocab.bpe a directory" "dirvocab: vocab.bpe is not a regular file" "$T" --tokenizer gpt2 --vocab-dir "$TMP/dirvocab" -o "$TMP/e" "$TMP/a.jsonl"
 expect_error "bpe without --vocab-dir" "needs a vocabulary directory" "$T" --tokenizer bpe -o "$TMP/e" "$TMP/a.jsonl"
 
 # ---- gpt2 ------------------------------------------------------------------------------

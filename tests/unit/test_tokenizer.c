@@ -357,7 +357,7 @@ static void test_corrupt_files(const char *tmp) {
     mkdir(dir, 0777);
     snprintf(enc, sizeof enc, "%s/encoder.json", dir);
     snprintf(voc, sizeof voc, "%s/vocab.bpe", dir);
-    expect_load_error(dir, "missing files", "missing encoder.json");
+    expect_load_error(dir, "missing files", "encoder.json is missing");
     expect_load_error(NULL, "bpe without a directory", "--vocab-dir");
     TEST_CHECK(tokenizer_load("nope", NULL) == NULL && strstr(dr_lasterr(), "unknown tokenizer"), "unknown kind");
 

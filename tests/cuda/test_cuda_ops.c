@@ -548,6 +548,18 @@ static void test_layernorm(int N, int C) {
 
 static void same_twice(const char *what, const real *d1, const real *d2, size_t n);
 
+/* Flash mode's att or tatt (`buf`, copied to the host as g): elements from..n−1 are still
+ * the NaN sentinel, so no T×T matrix was written there. */
+static void check_rest_untouched(const char *tag, const char *buf, const real *g, size_t from,
+                                 size_t n) {
+    size_t touched = 0;
+    for (size_t i = from; i < n; i++) touched += !isnan(g[i]);
+    char w[200];
+    snprintf(w, sizeof w, "%s flash %s: the rest untouched", tag, buf);
+    TEST_CHECK(touched == 0, "%s: %zu of %zu elements written", w, touched, n - from);
+    printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
+}
+
 /* Flash mode's att (lib/cuda/attention.cu): lse [B,NH,T] then a copy of out [B,T,C], the
  * rest untouched (still the NaN sentinel). lse against a double reference from qkv:
  * |gpu − ref| ≤ tol · max(1, |ref|) where the row has keys, exactly −inf where it has
@@ -592,11 +604,7 @@ static void check_flash_att(const char *tag, const Buf *att, const Buf *out, con
     printf("  %-66s %8.1e\n", w, worst);
     snprintf(w, sizeof w, "%s flash att: O copy = out", tag);
     check_bits(w, o, att->d + nl, BTC);
-    size_t touched = 0;
-    for (size_t i = nl + BTC; i < att->n; i++) touched += !isnan(g[i]);
-    snprintf(w, sizeof w, "%s flash att: the rest untouched", tag);
-    TEST_CHECK(touched == 0, "%s: %zu of %zu elements written", w, touched, att->n - nl - BTC);
-    printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
+    check_rest_untouched(tag, "att", g, nl + BTC, att->n);
     free(g);
     free(o);
 }
@@ -661,11 +669,7 @@ static void check_flash_tatt(const char *tag, const Buf *tatt, const Buf *tout, 
         snprintf(w, sizeof w, "%s flash tatt: Ȯ copy = tout", tag);
         check_bits(w, o, tatt->d + nl, BTC);
     }
-    size_t touched = 0;
-    for (size_t i = nl + BTC; i < tatt->n; i++) touched += !isnan(g[i]);
-    snprintf(w, sizeof w, "%s flash tatt: the rest untouched", tag);
-    TEST_CHECK(touched == 0, "%s: %zu of %zu elements written", w, touched, tatt->n - nl - BTC);
-    printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
+    check_rest_untouched(tag, "tatt", g, nl + BTC, tatt->n);
     free(p);
     free(g);
     free(o);

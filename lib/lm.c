@@ -31,6 +31,11 @@ LMConfig lm_config_from_shape(const ModelShape *shape, int vocab) {
     return c;
 }
 
+void lm_config_run_as(LMConfig *c, const ModelShape *shape) {
+    c->checkpointing = shape->checkpointing;
+    c->head_chunk = shape->head_chunk;
+}
+
 int lm_config_check(const LMConfig *c) {
     if (c->n_layer < 1 || c->n_layer > DR_MAX_LAYERS)
         return dr_seterr("n_layer = %d: must be in [1, %d]", c->n_layer, DR_MAX_LAYERS);

@@ -54,6 +54,9 @@ typedef struct {
 
 /* From the config file's section (config.h) and the vocabulary size of the shards. */
 LMConfig lm_config_from_shape(const ModelShape *shape, int vocab);
+/* A checkpoint holds a model's shape; how it runs (lm.checkpointing, lm.head_chunk) is
+ * the config's: copies those two from the config's section into c (a loaded model's). */
+void lm_config_run_as(LMConfig *c, const ModelShape *shape);
 /* -1 + dr_seterr("what is wrong") on a shape the model cannot run. */
 int lm_config_check(const LMConfig *cfg);
 

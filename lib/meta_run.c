@@ -1250,7 +1250,9 @@ int meta_grad_run(MetaGradOptions *o) {
     }
     MetaSpec spec;
     if (meta_spec_from_config(&spec, cfg, lc.vocab)) goto done;
-    spec.lm = lc;           /* the checkpoints decide the shapes */
+    lm_config_run_as(&lc, &cfg->lm.shape);   /* the checkpoints decide the shapes, the config */
+    lm_config_run_as(&rcfg, &cfg->rater.shape);   /* how they run (recomputation, head chunks) */
+    spec.lm = lc;
     spec.rater = rcfg;
     if (spec.seq_len > lc.ctx) {
         dr_seterr("%s: the LM has %d positions, data.seq_len is %d: use the config it was trained with",
@@ -1313,6 +1315,15 @@ int meta_grad_run(MetaGradOptions *o) {
     free(table);
     free(g);
     if (save_rc) goto done;   /* the error alone: no summary of a gradient not saved */
+    char head[64] = "";
+    if (lc.head_chunk > 0 && lc.head_chunk < spec.batch)
+        snprintf(head, sizeof head, ", head in chunks of %d examples", lc.head_chunk);
+    fprintf(stderr, "%s: grad: LM %.2fM params (blocks %s%s), rater %.2fM params, T %d, checkpoint "
+            "every %d, %d activation tape%s; %.1f MB meta-step buffers on %s (%s)%s\n", dr_progname(),
+            n / 1e6, lc.checkpointing ? "recomputed" : "kept", head, n_phi / 1e6, spec.T,
+            spec.checkpoint_every, meta_work_tapes(work), meta_work_tapes(work) == 1 ? "" : "s",
+            (meta_work_bytes(work) - meta_work_host_bytes(work)) / 1e6, be->name, REAL_NAME,
+            meta_work_host_bytes(work) > 0 ? " + checkpoints in host memory" : "");
     fprintf(stderr, "%s: grad: l_val %.6f, objective %.6f, |dJ/dphi| %.6e, inner clip %.0f%% -> %s\n",
             dr_progname(), l_val, objective, sqrt(be->vec_sumsq(dphi, n_phi)), 100 * st.clip_frac,
             o->out_path);

@@ -1526,6 +1526,7 @@ int train_eval_only(TrainOptions *o, const char *ckpt) {
     t.be = backend_select_from(o->device, o->cfg.device);
     if (!t.be || backend_set_precision(t.be, o->cfg.precision) != 0) return -1;
     if (lm_load(ckpt, &t.lmc, &hp) != 0) return -1;
+    lm_config_run_as(&t.lmc, &o->cfg.lm.shape);   /* lm.head_chunk: the logits' memory */
     if (open_data(&t, 0) != 0) goto done;
     {   /* another tokenizer first: the cause a vocabulary mismatch would only hint at */
         TokenizerTag tag = data_tokenizer_tag(t.val);

@@ -15,6 +15,13 @@
  * complete product of its part of C, so the result does not depend on the blocking
  * beyond cuBLAS's own choice of algorithm for the block's shape.
  *
+ * A contraction length K that is not a multiple of 8 (the head's dx = d·E over V = 50257)
+ * is padded with zeros to a multiple of 64 in both copies (the columns of A's rows or the
+ * rows of A's columns, and likewise B), and cuBLAS multiplies over the padded K: the
+ * extra terms are exact zeros, the fp32 sums unchanged but for cuBLAS's own order. On the
+ * H200, `bench_cuda --gemm-shapes` measured d·E at 135 TFLOP/s with K = 50257 and 782 with
+ * K = 50304 (2026-11-27); inside the step this path has not run on a GPU yet.
+ *
  * Tried and reverted (H200, 2026-11-27): copies padded to rows of 16-byte multiples and
  * an aligned fp32 scratch for a C with an odd leading dimension (the head's [rows, 50257]
  * logits). The reference bf16 step's matmul_forward went 125.8 → 152.9 ms (the extra
@@ -78,7 +85,23 @@ static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, const float *src, int 
     }
 }
 
+/* dst[rows_p, cols_p] (dense) = bf16(src[rows, cols] with leading dimension ld), zeros
+ * in the rows ≥ rows and the columns ≥ cols (rows_p ≥ rows, cols_p ≥ cols): a copy with
+ * its contraction dimension padded */
+static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, const float *src, int rows, int cols,
+                                        int ld, int rows_p, int cols_p) {
+    for (int r = blockIdx.y; r < rows_p; r += gridDim.y) {
+        const float *s = src + (size_t)(r < rows ? r : 0) * ld;
+        __nv_bfloat16 *d = dst + (size_t)r * cols_p;
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols_p; c += gridDim.x * blockDim.x)
+            d[c] = r < rows && c < cols ? __float2bfloat16(s[c]) : __float2bfloat16(0.0f);
+    }
+}
+
 static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+/* the contraction length cuBLAS gets: K, or K rounded up to 64 when K % 8 != 0 */
+static inline int padded_k(int K) { return K % 8 == 0 ? K : (K + 63) / 64 * 64; }
 
 static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
     const size_t n = (size_t)rows * cols;
@@ -92,12 +115,30 @@ static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, in
     cudaLaunchCheck();
 }
 
-static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld) {
-    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * cols * sizeof *dst);
+/* the dense bf16 copy [rows_p, cols_p] of src[rows, cols] (ld), zero beyond rows × cols */
+static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld,
+                                      int rows_p, int cols_p) {
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows_p * cols_p * sizeof *dst);
     const double t = cu_prof_begin();
-    to_bf16(dst, src, rows, cols, ld);
+    if (rows_p == rows && cols_p == cols) {
+        to_bf16(dst, src, rows, cols, ld);
+    } else {
+        dim3 grid((unsigned)((cols_p + CU_THREADS - 1) / CU_THREADS), rows_p < 65535 ? rows_p : 65535);
+        to_bf16_padded_k<<<grid, CU_THREADS>>>(dst, src, rows, cols, ld, rows_p, cols_p);
+        cudaLaunchCheck();
+    }
     cu_prof_end(CU_PROF_COPY, t, 0);
     return dst;
+}
+
+/* bf16 copies of the GEMM operands, K padded to Kp: A is [M,K] (ta = 0) or [K,M], B is
+ * [K,N] (tb = 0) or [N,K] */
+static const __nv_bfloat16 *copy_a(const float *A, int ta, int M, int K, int Kp, int lda) {
+    return ta ? bf16_copy(CU_SCR_BF16_A, A, K, M, lda, Kp, M) : bf16_copy(CU_SCR_BF16_A, A, M, K, lda, M, Kp);
+}
+
+static const __nv_bfloat16 *copy_b(const float *B, int tb, int N, int K, int Kp, int ldb) {
+    return tb ? bf16_copy(CU_SCR_BF16_B, B, N, K, ldb, N, Kp) : bf16_copy(CU_SCR_BF16_B, B, K, N, ldb, Kp, N);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C on bf16 copies Ah, Bh (dense, leading dimensions lda_h,
@@ -120,35 +161,36 @@ static int block_of(size_t limit, size_t bytes_per_unit, int total) {
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
+    const int Kp = padded_k(K);   /* the copies' contraction length, zero-padded */
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
-    if ((size_t)M * K * es > limit && M > 1) {
+    if ((size_t)M * Kp * es > limit && M > 1) {
         /* blocks of mc rows of C: rows of A, or columns of A stored [K,M]; B copied once */
-        const int mc = block_of(limit, (size_t)K * es, M);
-        const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
+        const int mc = block_of(limit, (size_t)Kp * es, M);
+        const __nv_bfloat16 *Bh = copy_b(B, tb, N, K, Kp, ldb);
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int m = M - m0 < mc ? M - m0 : mc;
             const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
-            const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, Ab, ta ? K : m, ta ? m : K, lda);
-            gemm_ex_bf16(ta, tb, m, N, K, alpha, Ah, ta ? m : K, Bh, tb ? K : N, beta,
+            const __nv_bfloat16 *Ah = copy_a(Ab, ta, m, K, Kp, lda);
+            gemm_ex_bf16(ta, tb, m, N, Kp, alpha, Ah, ta ? m : Kp, Bh, tb ? Kp : N, beta,
                          C + (size_t)m0 * ldc, ldc);
         }
         return;
     }
-    if ((size_t)K * N * es > limit && N > 1) {
+    if ((size_t)Kp * N * es > limit && N > 1) {
         /* blocks of nc columns of C: columns of B, or rows of B stored [N,K]; A copied once */
-        const int nc = block_of(limit, (size_t)K * es, N);
-        const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
+        const int nc = block_of(limit, (size_t)Kp * es, N);
+        const __nv_bfloat16 *Ah = copy_a(A, ta, M, K, Kp, lda);
         for (int n0 = 0; n0 < N; n0 += nc) {
             const int n = N - n0 < nc ? N - n0 : nc;
             const float *Bb = tb ? B + (size_t)n0 * ldb : B + n0;
-            const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, Bb, tb ? n : K, tb ? K : n, ldb);
-            gemm_ex_bf16(ta, tb, M, n, K, alpha, Ah, ta ? M : K, Bh, tb ? K : n, beta, C + n0, ldc);
+            const __nv_bfloat16 *Bh = copy_b(Bb, tb, n, K, Kp, ldb);
+            gemm_ex_bf16(ta, tb, M, n, Kp, alpha, Ah, ta ? M : Kp, Bh, tb ? Kp : n, beta, C + n0, ldc);
         }
         return;
     }
-    const __nv_bfloat16 *Ah = bf16_copy(CU_SCR_BF16_A, A, ta ? K : M, ta ? M : K, lda);
-    const __nv_bfloat16 *Bh = bf16_copy(CU_SCR_BF16_B, B, tb ? N : K, tb ? K : N, ldb);
-    gemm_ex_bf16(ta, tb, M, N, K, alpha, Ah, ta ? M : K, Bh, tb ? K : N, beta, C, ldc);
+    const __nv_bfloat16 *Ah = copy_a(A, ta, M, K, Kp, lda);
+    const __nv_bfloat16 *Bh = copy_b(B, tb, N, K, Kp, ldb);
+    gemm_ex_bf16(ta, tb, M, N, Kp, alpha, Ah, ta ? M : Kp, Bh, tb ? Kp : N, beta, C, ldc);
 }
 
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

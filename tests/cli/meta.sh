@@ -243,6 +243,21 @@ refused "^dr-meta: the meta-gradient is not finite \(l_val -?nan, objective -?na
     "${G[@]}" --set lm.optimizer=sgd --set lm.momentum=0 --set lm.lr=1000 --set lm.clip=0 -o "$tmp/g4.safetensors"
 [ -e "$tmp/g4.safetensors" ] && fail "a diverged grad wrote its output"
 cmp -s "$tmp/g1.safetensors" "$tmp/g2.safetensors" || fail "grad is not deterministic"
+# the LM checkpoint gives the shapes, the config how they run: lm.checkpointing (and
+# lm.head_chunk) used to be taken from the checkpoint, i.e. off, whatever the config said
+# (a reference-scale grad then ran out of GPU memory); recomputation gives the same bits
+grep -q "^dr-meta: grad: LM [0-9.]*M params (blocks kept), rater [0-9.]*M params, T 3, checkpoint every 2, 2 activation tapes; " "$tmp/g1.err" ||
+    fail "grad's summary line: $(cat "$tmp/g1.err")"
+"$BIN/dr-meta" "${G[@]}" --set lm.checkpointing=true --set lm.head_chunk=2 -o "$tmp/gk.safetensors" 2>"$tmp/gk.err" ||
+    { cat "$tmp/gk.err"; fail "grad with lm.checkpointing"; }
+grep -q "^dr-meta: grad: LM [0-9.]*M params (blocks recomputed, head in chunks of 2 examples), .* 0 activation tapes; " "$tmp/gk.err" ||
+    fail "grad ignores the config's lm.checkpointing / lm.head_chunk: $(cat "$tmp/gk.err")"
+"$BIN/dr-meta" "${G[@]}" --set lm.checkpointing=true -o "$tmp/gk.safetensors" 2>/dev/null || fail "grad, recomputed"
+# the tensors' bytes (the header holds the config, which differs)
+st_data() { python3 -c 'import struct, sys; b = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(b[8 + struct.unpack("<Q", b[:8])[0]:])' "$1"; }
+cmp -s <(st_data "$tmp/g1.safetensors") <(st_data "$tmp/gk.safetensors") ||
+    fail "grad with lm.checkpointing differs from without"
 for name in rater.wte.weight rater.h.0.attn.c_attn.weight rater.ln_f.bias rater.head.fc.weight \
             rater.head.out.bias '"l_val"' '"objective"'; do
     head -c 20000 "$tmp/g1.safetensors" | grep -aq "$name" || fail "grad lacks $name"
@@ -250,8 +265,8 @@ done
 if [ -x "$DBIN/dr-meta" ]; then
     "$DBIN/dr-meta" "${G[@]}" -o "$tmp/gd.safetensors" 2>"$tmp/gd.err" || { cat "$tmp/gd.err"; fail "grad (double)"; }
     # "grad: l_val X, objective Y, |dJ/dphi| Z": float and double agree
-    paste <(sed 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/' "$tmp/g1.err") \
-          <(sed 's/.*l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/' "$tmp/gd.err") |
+    paste <(sed -n 's/.*grad: l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/p' "$tmp/g1.err") \
+          <(sed -n 's/.*grad: l_val \([^,]*\),.*|dJ\/dphi| \([^,]*\),.*/\1 \2/p' "$tmp/gd.err") |
         awk '{ dl = $1 - $3; if (dl < 0) dl = -dl; dn = ($2 - $4) / $4; if (dn < 0) dn = -dn;
                if (dl > 1e-4 || dn > 1e-2) { print "float/double grad disagree: " $0; exit 1 } }' ||
         fail "float and double meta-gradients disagree"

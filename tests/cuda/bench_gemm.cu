@@ -95,10 +95,17 @@ extern "C" double bench_gemm_tflops(const char *mode, int n, int reps) {
  * of an LM with B·T rows, width C, d_ff F and vocabulary V makes (the head on chunks of
  * R rows), once with an fp32 C (what the backend writes now) and once with a bf16 C (what
  * bf16 activations would write), and for the head also with V rounded up to a multiple of
- * 64 (llm.c's padded vocabulary). Median of reps after one warm-up; TFLOP/s. Row-major
- * C[M,N] = op(A)·op(B), the transposes as the matmul op's faces use them. */
-static double time_shape(int ta, int tb, int M, int N, int K, const __nv_bfloat16 *A,
-                         const __nv_bfloat16 *B, void *C, cudaDataType ct, int reps) {
+ * 64 (llm.c's padded vocabulary), and with V kept but the leading dimension that is V
+ * rounded up (the head's extent odd, its rows 16-byte aligned: which of the two makes the
+ * unpadded head slow). Median of reps after one warm-up; TFLOP/s. Row-major
+ * C[M,N] = op(A)·op(B), the transposes as the matmul op's faces use them; lda, ldb, ldc
+ * as stored (0: dense). */
+static double time_shape(int ta, int tb, int M, int N, int K, const __nv_bfloat16 *A, int lda,
+                         const __nv_bfloat16 *B, int ldb, void *C, int ldc, cudaDataType ct,
+                         int reps) {
+    if (!lda) lda = ta ? M : K;
+    if (!ldb) ldb = tb ? K : N;
+    if (!ldc) ldc = N;
     const float one = 1.0f, zero = 0.0f;
     double t[64];
     for (int r = -1; r < reps; r++) {
@@ -106,7 +113,7 @@ static double time_shape(int ta, int tb, int M, int N, int K, const __nv_bfloat1
         const double t0 = dr_now();
         cublasCheck(cublasGemmEx(cu_blas(), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B, CUDA_R_16BF,
-                                 tb ? K : N, A, CUDA_R_16BF, ta ? M : K, &zero, C, ct, N,
+                                 ldb, A, CUDA_R_16BF, lda, &zero, C, ct, ldc,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         cudaCheck(cudaDeviceSynchronize());
         if (r >= 0) t[r] = dr_now() - t0;
@@ -118,20 +125,35 @@ extern "C" void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps) 
     if (reps < 1) reps = 1;
     if (reps > 64) reps = 64;
     const int Vp = (V + 63) / 64 * 64;
-    struct { const char *what; int ta, tb, M, N, K; } s[] = {
-        { "qkv forward      x·W", 0, 0, BT, 3 * C, C },   { "attn proj fwd    x·W", 0, 0, BT, C, C },
-        { "fc forward       x·W", 0, 0, BT, F, C },       { "fc proj forward  x·W", 0, 0, BT, C, F },
-        { "qkv dx           d·Wt", 0, 1, BT, C, 3 * C },  { "fc dx            d·Wt", 0, 1, BT, C, F },
-        { "fc proj dx       d·Wt", 0, 1, BT, F, C },      { "qkv dW           xt·d", 1, 0, C, 3 * C, BT },
-        { "fc dW            xt·d", 1, 0, C, F, BT },      { "fc proj dW       xt·d", 1, 0, F, C, BT },
-        { "head forward     x·Et", 0, 1, R, V, C },       { "head fwd, V pad  x·Et", 0, 1, R, Vp, C },
-        { "head dx          d·E", 0, 0, R, C, V },        { "head dx, V pad   d·E", 0, 0, R, C, Vp },
-        { "head dE          dt·x", 1, 0, V, C, R },       { "head dE, V pad   dt·x", 1, 0, Vp, C, R },
+    /* lda, ldb, ldc: 0 = dense; the "V ld" rows keep the extent V, their V-long rows Vp */
+    struct { const char *what; int ta, tb, M, N, K, lda, ldb, ldc; } s[] = {
+        { "qkv forward      x·W", 0, 0, BT, 3 * C, C, 0, 0, 0 },
+        { "attn proj fwd    x·W", 0, 0, BT, C, C, 0, 0, 0 },
+        { "fc forward       x·W", 0, 0, BT, F, C, 0, 0, 0 },
+        { "fc proj forward  x·W", 0, 0, BT, C, F, 0, 0, 0 },
+        { "qkv dx           d·Wt", 0, 1, BT, C, 3 * C, 0, 0, 0 },
+        { "fc dx            d·Wt", 0, 1, BT, C, F, 0, 0, 0 },
+        { "fc proj dx       d·Wt", 0, 1, BT, F, C, 0, 0, 0 },
+        { "qkv dW           xt·d", 1, 0, C, 3 * C, BT, 0, 0, 0 },
+        { "fc dW            xt·d", 1, 0, C, F, BT, 0, 0, 0 },
+        { "fc proj dW       xt·d", 1, 0, F, C, BT, 0, 0, 0 },
+        { "head forward     x·Et", 0, 1, R, V, C, 0, 0, 0 },
+        { "head fwd, V pad  x·Et", 0, 1, R, Vp, C, 0, 0, 0 },
+        { "head dx          d·E", 0, 0, R, C, V, 0, 0, 0 },
+        { "head dx, V pad   d·E", 0, 0, R, C, Vp, 0, 0, 0 },
+        { "head dE          dt·x", 1, 0, V, C, R, 0, 0, 0 },
+        { "head dE, V pad   dt·x", 1, 0, Vp, C, R, 0, 0, 0 },
+        { "head fwd, V ld   x·Et", 0, 1, R, V, C, 0, 0, Vp },
+        { "head dx, V ld    d·E", 0, 0, R, C, V, Vp, 0, 0 },
+        { "head dE, V ld    dt·x", 1, 0, V, C, R, Vp, 0, 0 },
     };
     const int ns = (int)(sizeof s / sizeof *s);
     size_t a_max = 0, b_max = 0, c_max = 0;
     for (int i = 0; i < ns; i++) {
-        const size_t a = (size_t)s[i].M * s[i].K, b = (size_t)s[i].K * s[i].N, c = (size_t)s[i].M * s[i].N;
+        /* rows × leading dimension of each stored operand */
+        const size_t a = (size_t)(s[i].ta ? s[i].K : s[i].M) * (s[i].lda ? s[i].lda : s[i].ta ? s[i].M : s[i].K),
+                     b = (size_t)(s[i].tb ? s[i].N : s[i].K) * (s[i].ldb ? s[i].ldb : s[i].tb ? s[i].K : s[i].N),
+                     c = (size_t)s[i].M * (s[i].ldc ? s[i].ldc : s[i].N);
         a_max = a > a_max ? a : a_max;
         b_max = b > b_max ? b : b_max;
         c_max = c > c_max ? c : c_max;
@@ -156,10 +178,10 @@ extern "C" void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps) 
            "bf16 inputs, cuBLAS, median of %d, TFLOP/s:\n", BT, C, F, V, R, reps);
     printf("  %-22s %6s %6s %6s  %10s %10s\n", "product", "M", "N", "K", "fp32 C", "bf16 C");
     for (int i = 0; i < ns; i++) {
-        const double f32 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, B, tmp,
-                                      CUDA_R_32F, reps);
-        const double b16 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, B, Cb,
-                                      CUDA_R_16BF, reps);
+        const double f32 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, s[i].lda, B,
+                                      s[i].ldb, tmp, s[i].ldc, CUDA_R_32F, reps);
+        const double b16 = time_shape(s[i].ta, s[i].tb, s[i].M, s[i].N, s[i].K, A, s[i].lda, B,
+                                      s[i].ldb, Cb, s[i].ldc, CUDA_R_16BF, reps);
         printf("  %-22s %6d %6d %6d  %10.1f %10.1f\n", s[i].what, s[i].M, s[i].N, s[i].K, f32, b16);
     }
     cudaCheck(cudaFree(tmp));

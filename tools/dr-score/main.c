@@ -113,6 +113,7 @@ int main(int argc, char **argv) {
     real *params = NULL;
     if (rater_path ? rater_load(rater_path, &mc, &params) : lm_load(lm_path, &mc, &params))
         dr_die("%s", dr_lasterr());
+    lm_config_run_as(&mc, rater_path ? &cfg.rater.shape : &cfg.lm.shape);   /* lm.head_chunk: the logits' memory */
 
     ShardList shards = {0};
     if (shardlist_add_inputs(&shards, n_inputs, inputs) != 0) dr_die("%s", dr_lasterr());

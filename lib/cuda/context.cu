@@ -84,12 +84,25 @@ extern "C" void backend_cuda_set_att_blocks(int on) { g_att_blocks = on < 0 ? -1
 
 /* The flash attention path (attention_flash.cu) only when DR_CUDA_ATT_FLASH=1 or
  * backend_cuda_set_att_flash(1), and then only where eligible (bf16 GEMM mode, hs a
- * multiple of 16 up to 64, T > hs); unmeasured on a GPU, so off by default. */
+ * multiple of 16 up to 64, T > hs). Measured slower than the stored path on an H200
+ * (2026-11-27: the reference bf16 step 389.5 vs 329.3 ms, attention forward 50.7 vs
+ * 40.5 ms, backward 134.4 vs 86.3 ms), so off by default; it saves 25 GiB there. */
 static int g_att_flash = -1;
 
 int cu_att_flash(void) { return env_switch(&g_att_flash, "DR_CUDA_ATT_FLASH"); }
 
 extern "C" void backend_cuda_set_att_flash(int on) { g_att_flash = on < 0 ? -1 : on != 0; }
+
+/* bf16 products with a long output extent N that is not a multiple of 64 (the head's
+ * V = 50257 logit columns) as two products, only when DR_CUDA_GEMM_SPLIT=1 or
+ * backend_cuda_set_gemm_split(1) (gemm.cu): on an H200 the head's x·Eᵀ ran at 91 TFLOP/s
+ * with N = 50257 and at 654 with N = 50304; whether the aligned part alone is fast, with
+ * C's odd leading dimension, is for the next GPU measurement to say. */
+static int g_gemm_split = -1;
+
+int cu_gemm_split(void) { return env_switch(&g_gemm_split, "DR_CUDA_GEMM_SPLIT"); }
+
+extern "C" void backend_cuda_set_gemm_split(int on) { g_gemm_split = on < 0 ? -1 : on != 0; }
 
 /* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
 

@@ -96,6 +96,7 @@ int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */
+int cu_gemm_split(void);   /* 1 when DR_CUDA_GEMM_SPLIT=1 (or set so): bf16 N ≥ 1024 split at a multiple of 64 */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */

@@ -7,9 +7,9 @@
  * the column-major Xᵀ with the same ld, so C = op(A)·op(B) is computed as
  * Cᵀ = op(B)ᵀ·op(A)ᵀ: the same transpose flags, operands swapped, M and N swapped.
  *
- * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count),
- * then one cublasGemmEx / cublasGemmBatchedEx multiplies the copies with fp32
- * accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
+ * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count;
+ * 4 floats at a time where the rows allow), then one cublasGemmEx / cublasGemmBatchedEx
+ * multiplies the copies with fp32 accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
  * default) is made block by block: blocks of rows of C (for a big A) or of columns of C
  * (for a big B), blocks of examples b for the batched products. Each block is a
  * complete product of its part of C, so the result does not depend on the blocking
@@ -160,6 +160,14 @@ static int block_of(size_t limit, size_t bytes_per_unit, int total) {
 
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
+    if (cu_gemm_split() && N >= 1024 && N % 64 != 0) {
+        /* columns [0, n0) with n0 a multiple of 64, then the rest (DR_CUDA_GEMM_SPLIT) */
+        const int n0 = N - N % 64;
+        gemm_bf16(ta, tb, M, n0, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_bf16(ta, tb, M, N - n0, K, alpha, A, lda, tb ? B + (size_t)n0 * ldb : B + n0, ldb,
+                  beta, C + n0, ldc);
+        return;
+    }
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
     const int Kp = padded_k(K);   /* the copies' contraction length, zero-padded */
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
@@ -227,14 +235,18 @@ static __global__ void bh_pointers_k(const float **pa, const float **pb, float *
     pc[i] = (float *)C.p + b * C.sb + h * C.sh;
 }
 
+/* matrix (b, h) of X for m = (b − b0)·nh + h */
+static __device__ __forceinline__ const float *bh_matrix(CuBHMat X, int b0, int m, int nh) {
+    return X.p + (b0 + m / nh) * X.sb + (long long)(m % nh) * X.sh;
+}
+
 /* matrix m = (b − b0)·nh + h of nb examples: dst + m·stride (dense rows×cols, ld = cols)
  * = bf16 of matrix (b, h) of X. Matrices over blockIdx.y (grid-stride), rows over
  * blockIdx.x (grid-stride), columns over threads: no thread divides. */
 static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
                                     int cols, int b0, int nb, int nh) {
     for (int m = blockIdx.y; m < nb * nh; m += gridDim.y) {
-        const long long b = b0 + m / nh, h = m % nh;
-        const float *src = X.p + b * X.sb + h * X.sh;
+        const float *src = bh_matrix(X, b0, m, nh);
         __nv_bfloat16 *d = dst + (size_t)m * stride;
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
             const float *sr = src + (long long)r * X.ld;
@@ -244,9 +256,44 @@ static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X
     }
 }
 
+/* bh_to_bf16_k 4 floats at a time (cols, X.ld, X.sb, X.sh, stride multiples of 4 and X.p
+ * 16-byte aligned): a block of blockDim.y rows × blockDim.x float4 columns per step, rows
+ * over blockIdx.x (grid-stride), matrices over blockIdx.y (grid-stride) */
+static __global__ void bh_to_bf16_vec4_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
+                                         int cols4, int b0, int nb, int nh) {
+    for (int m = blockIdx.y; m < nb * nh; m += gridDim.y) {
+        const float *src = bh_matrix(X, b0, m, nh);
+        __nv_bfloat16 *d = dst + (size_t)m * stride;
+        for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y) {
+            const float4 *sr = (const float4 *)(src + (long long)r * X.ld);
+            __nv_bfloat162 *dr = (__nv_bfloat162 *)(d + (size_t)r * 4 * cols4);
+            for (int c = threadIdx.x; c < cols4; c += blockDim.x) {
+                const float4 v = sr[c];
+                dr[2 * c] = __floats2bfloat162_rn(v.x, v.y);
+                dr[2 * c + 1] = __floats2bfloat162_rn(v.z, v.w);
+            }
+        }
+    }
+}
+
 static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, int cols, int b0,
                        int nb, int nh) {
     const int count = nb * nh;
+    if (cols % 4 == 0 && X.ld % 4 == 0 && X.sb % 4 == 0 && X.sh % 4 == 0 && stride % 4 == 0 &&
+        ((uintptr_t)X.p & 15) == 0 && ((uintptr_t)dst & 7) == 0) {
+        /* 256 threads: as many float4 columns as a row has (a power of 2 up to 256), the
+         * rest of the block on further rows */
+        const int cols4 = cols / 4;
+        int tx = 1;
+        while (tx < cols4 && tx < 256) tx *= 2;
+        const dim3 threads((unsigned)tx, (unsigned)(256 / tx));
+        int rblocks = (rows + (int)threads.y - 1) / (int)threads.y;
+        if (rblocks > 65535) rblocks = 65535;
+        dim3 grid((unsigned)rblocks, count < 65535 ? count : 65535);
+        bh_to_bf16_vec4_k<<<grid, threads>>>(dst, stride, X, rows, cols4, b0, nb, nh);
+        cudaLaunchCheck();
+        return;
+    }
     const int threads = cols >= 256 ? 256 : cols >= 128 ? 128 : cols >= 64 ? 64 : 32;
     /* about 64 rows a block for narrow matrices, one row a block for wide ones */
     int rblocks = cols >= 256 ? rows : (rows + 63) / 64;

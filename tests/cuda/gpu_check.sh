@@ -4,13 +4,14 @@
 #   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops (flash attention's cases
 #      included), then racecheck on `test_cuda_ops --only flash` (the flash kernels),
 #      tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
-#      --gemm-shapes (bf16), then the same with DR_CUDA_ATT_FLASH=1 (flash attention vs
-#      not, in one call; without --gemm-shapes); the reference meta-step at T = 16,
-#      c = 4 and c = 1, checkpoints on the GPU, and c = 1 again with flash attention
-#      (its fused tangent faces); tests/cuda/reference_tools.sh on
-#      .gpudata/splits/manifest.tsv when it exists; initcheck and memcheck on
+#      --gemm-shapes (bf16); the reference meta-step at T = 16, c = 1, checkpoints on
+#      the GPU; the training step again with DR_CUDA_GEMM_SPLIT=1 (the head's
+#      50257-column products split at 50176: docs/cuda.md); tests/cuda/reference_tools.sh
+#      on .gpudata/splits/manifest.tsv when it exists; initcheck and memcheck on
 #      the flash section, then racecheck, initcheck, memcheck on the whole test, with
-#      the time left;
+#      the time left (racecheck on the flash section alone came out clean in the third
+#      session: EARLY_SANITIZERS=racecheck runs it first again). (Flash attention's speed and its meta-step at c = 4 were measured
+#      in the third session; BENCH_FLASH_ARGS / BENCH4_ARGS run them again.)
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
 # PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 400) bounds
@@ -27,12 +28,12 @@ sed 's/host_checkpoints: true/host_checkpoints: false/' configs/gpu.yaml > "$LOG
 export PYTHONUNBUFFERED=1 TAIL_LINES=${TAIL_LINES:-8}
 M=.gpudata/splits/manifest.tsv
 BENCH_ARGS="--profile --skip-meta --precision bf16 --gemm-shapes" \
-BENCH_FLASH_ARGS="--profile --skip-meta --precision bf16" \
-BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml" \
-BENCH3_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
-BENCH4_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
+BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS:-} BENCH4_ARGS=${BENCH4_ARGS:-} \
+BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
+BENCH3_ENV=DR_CUDA_GEMM_SPLIT=1 BENCH3_ARGS="--profile --skip-meta --precision bf16" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \
+EARLY_SANITIZERS=${EARLY_SANITIZERS-} \
     tests/cuda/run_prebuilt.sh "$P" "$LOGS" "$TOTAL"
 rc=$?
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then

@@ -25,8 +25,8 @@
 # meta-step), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5). Each
 # sanitizer also runs on `test_cuda_ops --only flash` (the flash attention kernels):
-# racecheck right after test_cuda_ops, so that a short call still checks them, the
-# others in step 5 before the whole test.
+# racecheck right after test_cuda_ops, so that a short call still checks them
+# (EARLY_SANITIZERS="" skips that), the others in step 5 before the whole test.
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -86,7 +86,7 @@ SAN_TOOLS=${SANITIZERS-memcheck}
 # racecheck on the flash attention kernels first (new, unmeasured: their shared-memory
 # ordering is what racecheck sees and the emulator cannot; the whole test under racecheck
 # outlasts SAN_CAP); the other tools on them, and every tool on the whole test, last
-early=$(printf '%s\n' $SAN_TOOLS | grep -x racecheck)
+early=${EARLY_SANITIZERS-$(printf '%s\n' $SAN_TOOLS | grep -x racecheck)}
 sanitize "$early" _flash --only flash
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}

@@ -1141,6 +1141,13 @@ static void test_reduced_precision(void) {
     test_attention_tol(3, 17, 32, 4, 1, v3, TOL_BF16, "[bf16 blocked, att blocks] ");
     backend_cuda_set_att_blocks(-1);
     backend_cuda_set_bf16_chunk_bytes(0);
+    /* wide outputs split at a multiple of 64 (backend_cuda_set_gemm_split): N = 1100 is
+     * 1088 + 12 columns, in the forward (both weight layouts: B offset by columns or rows)
+     * and in dW of W[C,OC] */
+    backend_cuda_set_gemm_split(1);
+    test_matmul(5, 7, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 split] ");
+    test_matmul(5, 7, 1100, MATMUL_W_OC_C, TOL_BF16, "[bf16 split] ");
+    backend_cuda_set_gemm_split(-1);
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
     TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
     TEST_CHECK(!strcmp(backend_cuda_gemm_precision(), "fp32"), "GEMM mode after a refused name: %s",

@@ -9,11 +9,11 @@
  *
  * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count;
  * 4 floats at a time where the rows allow), then one cublasGemmEx / cublasGemmBatchedEx
- * multiplies the copies with fp32 accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
- * default) is made block by block: blocks of rows of C (for a big A) or of columns of C
- * (for a big B), blocks of examples b for the batched products. Each block is a
- * complete product of its part of C, so the result does not depend on the blocking
- * beyond cuBLAS's own choice of algorithm for the block's shape.
+ * multiplies the copies with fp32 accumulation into the fp32 C. A copy larger than
+ * cu_bf16_chunk_bytes() (512 MiB by default) is made block by block: blocks of rows of C
+ * (for a big A) or of columns of C (for a big B), blocks of examples b for the batched
+ * products. Each block is a complete product of its part of C, so the result does not
+ * depend on the blocking beyond cuBLAS's own choice of algorithm for the block's shape.
  *
  * A contraction length K that is not a multiple of 8 (the head's dx = d·E over V = 50257)
  * is padded with zeros to a multiple of 64 in both copies (the columns of A's rows or the

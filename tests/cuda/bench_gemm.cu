@@ -151,8 +151,10 @@ extern "C" void bench_gemm_shapes(int BT, int C, int F, int V, int R, int reps) 
     size_t a_max = 0, b_max = 0, c_max = 0;
     for (int i = 0; i < ns; i++) {
         /* rows × leading dimension of each stored operand */
-        const size_t a = (size_t)(s[i].ta ? s[i].K : s[i].M) * (s[i].lda ? s[i].lda : s[i].ta ? s[i].M : s[i].K),
-                     b = (size_t)(s[i].tb ? s[i].N : s[i].K) * (s[i].ldb ? s[i].ldb : s[i].tb ? s[i].K : s[i].N),
+        const int ld_a = s[i].lda ? s[i].lda : s[i].ta ? s[i].M : s[i].K,
+                  ld_b = s[i].ldb ? s[i].ldb : s[i].tb ? s[i].K : s[i].N;
+        const size_t a = (size_t)(s[i].ta ? s[i].K : s[i].M) * ld_a,
+                     b = (size_t)(s[i].tb ? s[i].N : s[i].K) * ld_b,
                      c = (size_t)s[i].M * (s[i].ldc ? s[i].ldc : s[i].N);
         a_max = a > a_max ? a : a_max;
         b_max = b > b_max ? b : b_max;

@@ -295,6 +295,19 @@ extern "C" void backend_cuda_memory_reset_peak(void) { g_peak = g_live + g_scrat
 static void *g_scr[CU_SCR_COUNT];
 static size_t g_scr_cap[CU_SCR_COUNT];
 
+/* A failed cudaMalloc: what was asked, what this process holds, the card's size, and
+ * the settings that need less (the tools' configs; docs/cuda.md, "Memory") */
+static void out_of_memory(const char *file, int line, const char *what, size_t bytes, cudaError_t e) {
+    size_t free_b = 0, total_b = 0;
+    cudaGetLastError();   /* the failed allocation's error, not sticky: clear it */
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) total_b = 0;
+    dr_fail_at(file, line, "out of device memory (%s%zu bytes, with %.2f GiB already held of the "
+               "GPU's %.1f GiB): %s; lm.checkpointing: true, a smaller lm.head_chunk or "
+               "data.batch_size need less (docs/cuda.md, \"Memory\")", what, bytes,
+               (double)(g_live + g_scratch) / (1 << 30), (double)total_b / (1 << 30),
+               cudaGetErrorString(e));
+}
+
 void *cu_scratch(int slot, size_t bytes) {
     if (slot < 0 || slot >= CU_SCR_COUNT) dr_fail_at(__FILE__, __LINE__, "bad scratch slot %d", slot);
     if (bytes > g_scr_cap[slot] || !g_scr[slot]) {
@@ -307,10 +320,7 @@ void *cu_scratch(int slot, size_t bytes) {
         }
         g_scr[slot] = NULL;
         cudaError_t e = cudaMalloc(&g_scr[slot], cap);
-        if (e != cudaSuccess)
-            dr_fail_at(__FILE__, __LINE__,
-                       "out of device memory (scratch of %zu bytes, with %.2f GiB already held): %s",
-                       cap, (double)(g_live + g_scratch) / (1 << 30), cudaGetErrorString(e));
+        if (e != cudaSuccess) out_of_memory(__FILE__, __LINE__, "scratch of ", cap, e);
         g_scr_cap[slot] = cap;
         account(0, 0, cap, 0);
     }
@@ -339,10 +349,7 @@ void *cu_alloc(size_t bytes) {
     if (rounded == 0) rounded = 256;
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, rounded);
-    if (e != cudaSuccess)
-        dr_fail_at(__FILE__, __LINE__,
-                   "out of device memory (%zu bytes, with %.2f GiB already held): %s", bytes,
-                   (double)(g_live + g_scratch) / (1 << 30), cudaGetErrorString(e));
+    if (e != cudaSuccess) out_of_memory(__FILE__, __LINE__, "", bytes, e);
     cudaCheck(cudaMemset(p, 0, rounded));
     g_block_bytes[p] = rounded;
     account(rounded, 0, 0, 0);

@@ -14,7 +14,9 @@
 #   - `dr-meta grad` on the GPU: l_val within 1e-4 of the CPU's, |dJ/dphi| within 2%, and
 #     the gradient's cosine with the CPU's ≥ 0.999; the same in bf16 through SGD (the
 #     AdamW case in bf16 is ill-conditioned: dr-meta warns, and only there);
-#   - dr-score on the GPU: every score within 1e-3 of the CPU's.
+#   - dr-score on the GPU: every score within 1e-3 of the CPU's;
+#   - a batch no GPU holds: one error naming the bytes, what is held, the card's size and
+#     the settings that need less; no model written.
 # Exit 0 pass, 1 fail, 77 no GPU (never a pass). DEVICE=cpu runs the script's logic
 # against the CPU itself (a check of this script, not of the GPU).
 # TOOLS_GPU_SMALL=1 (set by `make test-cuda-tools-emu`: the CPU emulator of CUDA runs the
@@ -198,6 +200,21 @@ if "$BIN/dr-score" --rater "$tmp/mc.safetensors" --config configs/tiny.yaml "${S
     le "${r%% *}" 1e-3 || fail "dr-score on $DEV differs from cpu ($r)"
 else
     cat "$tmp/sc.err" "$tmp/sg.err"; fail "dr-score"
+fi
+
+# ---- out of device memory ------------------------------------------------------------------
+# one error naming what was asked, what is held, the card's size and the settings that
+# need less, and no model written: 2^20 windows of 128 tokens need more than any GPU has
+# (on the emulator's 16 GiB the first large buffer alone fails)
+if [ "$DEV" = cuda ]; then
+    if "$BIN/dr-train" --config configs/tiny.yaml --device cuda --set data.batch_size=1048576 \
+           --set data.seq_len=128 --steps 1 -o "$tmp/oom.safetensors" "$tmp/manifest.tsv" 2> "$tmp/oom.err"; then
+        fail "dr-train with a batch no GPU holds succeeded"
+    fi
+    grep -q "out of device memory (.* bytes, with .* GiB already held of the GPU's .* GiB): .*; lm.checkpointing: true, a smaller lm.head_chunk or data.batch_size need less" \
+        "$tmp/oom.err" || fail "out of device memory: $(tail -n 2 "$tmp/oom.err")"
+    [ -e "$tmp/oom.safetensors" ] && fail "a run out of device memory wrote its model"
+    echo "  dr-train out of device memory: $(grep -o "out of device memory.*GiB)" "$tmp/oom.err")"
 fi
 
 if [ $fails -gt 0 ]; then echo "tools_gpu: $fails FAILED"; exit 1; fi

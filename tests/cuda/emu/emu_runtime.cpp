@@ -13,7 +13,8 @@
  *  - Launch configurations are checked against CUDA's limits (grid ≥ 1, ≤ 65535 in y/z,
  *    ≤ 1024 threads); a bad one sets the error cudaGetLastError returns.
  *  - Device memory is host memory from cudaMalloc, filled with 0xFF bytes (NaN floats)
- *    so that reading scratch before writing it shows; copies check that their device
+ *    so that reading scratch before writing it shows; the device has 16 GiB, and an
+ *    allocation beyond what is left fails as on a GPU; copies check that their device
  *    side lies inside a live allocation and their host side does not.
  *  - cuBLAS calls run on OpenBLAS with cuBLAS's column-major semantics, after cuBLAS's
  *    argument checks, and every matrix they touch is checked to lie inside one device
@@ -80,6 +81,8 @@ static bool in_device(const void *p, size_t bytes) {
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
     void *q = NULL;
+    /* a device of EMU_DEVICE_BYTES: more than is left fails, as on a GPU */
+    if (bytes > EMU_DEVICE_BYTES - alloc_total) return cudaErrorMemoryAllocation;
     if (posix_memalign(&q, 256, bytes ? bytes : 1)) return cudaErrorMemoryAllocation;
     memset(q, 0xFF, bytes);   /* uninitialized device memory reads as NaN */
     allocs[(uintptr_t)q] = bytes;

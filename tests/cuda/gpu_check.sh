@@ -2,16 +2,17 @@
 # gpu_check.sh PREBUILT OUT [SECONDS] — everything a lent GPU should run in one call, in
 # the order that matters most (docs/cuda.md, "Checking a GPU in one call"):
 #   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops (flash attention's cases
-#      included), then racecheck on `test_cuda_ops --only flash` (the flash kernels),
-#      tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
-#      --gemm-shapes (bf16); the reference meta-step at T = 16, c = 1, checkpoints on
-#      the GPU; the training step again with DR_CUDA_GEMM_SPLIT=1 (the head's
-#      50257-column products split at 50176: docs/cuda.md); tests/cuda/reference_tools.sh
-#      on .gpudata/splits/manifest.tsv when it exists; initcheck and memcheck on
-#      the flash section, then racecheck, initcheck, memcheck on the whole test, with
-#      the time left (racecheck on the flash section alone came out clean in the third
-#      session: EARLY_SANITIZERS=racecheck runs it first again). (Flash attention's speed and its meta-step at c = 4 were measured
-#      in the third session; BENCH_FLASH_ARGS / BENCH4_ARGS run them again.)
+#      included), tools_gpu.sh; bench_cuda with the per-op and GEMM profile and
+#      --gemm-shapes (bf16), then without --gemm-shapes with DR_CUDA_ATT_FLASH=1 (flash
+#      attention, its tiles now loaded 4 floats at a time); the reference meta-step at
+#      T = 16, c = 1, checkpoints on the GPU; the training step again with
+#      DR_CUDA_GEMM_SPLIT=1 (the head's 50257-column products split at 50176:
+#      docs/cuda.md); tests/cuda/reference_tools.sh on .gpudata/splits/manifest.tsv when
+#      it exists; initcheck and memcheck on the flash section, then racecheck, initcheck,
+#      memcheck on the whole test, with the time left. The third session's call also ran
+#      racecheck on the flash section first (clean then; EARLY_SANITIZERS=racecheck), the
+#      meta-step at c = 4 and with flash attention (BENCH4_ARGS, as in the third session's
+#      script, brings the latter back);
 #   2. tests/cuda/torch_gpu_lm.py --compile, when python3 has torch (PyTorch on the same LM);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
 # PREBUILT: tests/cuda/make_bundle.sh PREBUILT, built here. SECONDS (default 400) bounds
@@ -28,7 +29,7 @@ sed 's/host_checkpoints: true/host_checkpoints: false/' configs/gpu.yaml > "$LOG
 export PYTHONUNBUFFERED=1 TAIL_LINES=${TAIL_LINES:-8}
 M=.gpudata/splits/manifest.tsv
 BENCH_ARGS="--profile --skip-meta --precision bf16 --gemm-shapes" \
-BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS:-} BENCH4_ARGS=${BENCH4_ARGS:-} \
+BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS-"--profile --skip-meta --precision bf16"} BENCH4_ARGS=${BENCH4_ARGS:-} \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
 BENCH3_ENV=DR_CUDA_GEMM_SPLIT=1 BENCH3_ARGS="--profile --skip-meta --precision bf16" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \

@@ -33,6 +33,7 @@ BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS-"--profile --skip-meta --precision bf16"} BE
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1" \
 BENCH3_ENV=DR_CUDA_GEMM_SPLIT=1 BENCH3_ARGS="--profile --skip-meta --precision bf16" \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
+META_ROUNDS=${META_ROUNDS:-1} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \
 EARLY_SANITIZERS=${EARLY_SANITIZERS-} \
     tests/cuda/run_prebuilt.sh "$P" "$LOGS" "$TOTAL"

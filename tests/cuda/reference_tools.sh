@@ -2,7 +2,7 @@
 # reference_tools.sh MANIFEST OUTDIR — the tools at the seed's reference scale
 # (configs/gpu.yaml: LM 12 layers d512 ctx 1024, batch 64, rater 8 layers d384, K = 2, bf16)
 # on real GPT-2 tokens, shortened to fit a few minutes of a GPU: dr-meta with T = 8 and
-# two meta-steps (tracking the uniform shadow), dr-train for 40 steps, dr-score of
+# two meta-steps (META_ROUNDS; tracking the uniform shadow), dr-train for 40 steps, dr-score of
 # Train_B; then `dr-meta grad` in bf16 and in fp32 from the LM's init, and the cosine of
 # the two meta-gradients, at lm.eps 1e-5 and 1e-8 (GRAD_EPS; GRAD_CHECK=0: not). Writes OUTDIR/meta.jsonl, train.jsonl,
 # scores.tsv and each tool's stderr.
@@ -24,7 +24,7 @@ t0=$(date +%s)
 fails=0
 # a run cut by its time limit is fine (timeout's 124) if it saved what it had
 ran() { [ "$1" -eq 0 ] || [ "$1" -eq 124 ]; }
-timeout -s INT "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds=2 --set meta.val_batches=2 \
+timeout -s INT "${META_LIMIT:-150}" "$BIN/dr-meta" "${C[@]}" --set meta.T=8 --set meta.rounds="${META_ROUNDS:-2}" --set meta.val_batches=2 \
     --set meta.track_uniform=true --log "$O/meta.jsonl" -o "$tmp/rater.safetensors" "$M" 2> "$O/meta.err"
 rc=$?
 echo "dr-meta: exit $rc in $(( $(date +%s) - t0 )) s"; tail -n 3 "$O/meta.err"; cat "$O/meta.jsonl" 2>/dev/null

@@ -90,8 +90,10 @@ static_assert(FL_BC % 16 == 0 && FL_BQ % 16 == 0, "tiles of 16 × 16 fragments")
 
 #ifdef __CUDACC__
 #define FL_UNROLL _Pragma("unroll")
+#define FL_NO_UNROLL _Pragma("unroll 1")
 #else
 #define FL_UNROLL
+#define FL_NO_UNROLL
 #endif
 
 typedef __nv_bfloat16 bf16;
@@ -125,6 +127,7 @@ static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0,
     if (((uintptr_t)src & 15) == 0 && ld % 4 == 0) {
         /* 4 floats a load (the activations' rows are 16-byte aligned: C, 3C and h·HS are
          * multiples of 4); the same roundings as one at a time */
+        FL_NO_UNROLL   /* unrolled, the loads took the kernels to 166–212 registers */
         for (int i = threadIdx.x; i < rows * HS / 4; i += FL_THREADS) {
             const int r = i / (HS / 4), e = 4 * (i % (HS / 4));
             float4 x = { 0.0f, 0.0f, 0.0f, 0.0f };

@@ -22,18 +22,18 @@
  * Configuration
  * ================================================================================ */
 
+void lm_config_run_as(LMConfig *c, const ModelShape *shape) {
+    c->checkpointing = shape->checkpointing;
+    c->head_chunk = shape->head_chunk;
+}
+
 LMConfig lm_config_from_shape(const ModelShape *shape, int vocab) {
     LMConfig c = {
         .n_layer = shape->n_layer, .d_model = shape->d_model, .n_head = shape->n_head,
         .d_ff = shape->d_ff, .vocab = vocab, .ctx = shape->ctx, .init_std = shape->init_std,
-        .checkpointing = shape->checkpointing, .head_chunk = shape->head_chunk,
     };
+    lm_config_run_as(&c, shape);   /* the run settings: one list of them */
     return c;
-}
-
-void lm_config_run_as(LMConfig *c, const ModelShape *shape) {
-    c->checkpointing = shape->checkpointing;
-    c->head_chunk = shape->head_chunk;
 }
 
 int lm_config_check(const LMConfig *c) {

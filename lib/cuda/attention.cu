@@ -15,6 +15,15 @@
  * forward tangent wrote (zeros outside the allowed keys).
  * Up to T = 1024 keys a row kernel holds its row in registers and reads each input row
  * once and writes each output row once (above, a multi-pass version).
+ * bf16 GEMM mode (full T×T products): the row kernels also write the products' T×T
+ * operands in bf16, the roundings a dense copy would make, so cu_gemm_bh_bf16a takes them
+ * without copying them: the forward's softmax writes P in fp32 (att) and in bf16
+ * (CU_SCR_ATT_A, dense); the backward's (rows in registers) turns each row of dP in
+ * CU_SCR_ATT_A into bf16 dS followed by bf16 P (leading dimension 2T), and dS is never
+ * written in fp32. Per layer of the reference step (B 64, NH 8, T 1024, [B,NH,T,T] = 2 GiB
+ * in fp32) that spares reading P (forward) and P, dS, dS (backward) for copies and writing
+ * dS in fp32: about 9 GiB of the backward's 15 GiB of T×T traffic. The tangent faces
+ * still copy.
  * Optionally (DR_CUDA_ATT_BLOCKS=1, backend_cuda_set_att_blocks(1)) causal attention
  * skips most of the zero upper triangle, as the CPU does: the products go in blocks of
  * att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only, and the products
@@ -48,6 +57,7 @@
  * One case keeps T×T scratch in flash mode: the backward tangent with tatt NULL but tqkv
  * given (Ṗ = 0 by the CPU op's convention; no caller in lib/ does this) rematerializes P
  * into CU_SCR_ATT_P (the S products and the softmax row kernel) and runs the stored path. */
+#include <cuda_bf16.h>
 #include <math.h>
 
 #include "cuda/cuda_ops.cuh"
@@ -146,8 +156,9 @@ static inline unsigned row_blocks(const AttShape &s) {
  * register versions further down): each lane strides over its keys j = lane + 32·i,
  * passing over the row once per reduction and once to write. */
 
-/* S → P in place: softmax over the n allowed keys, 0 elsewhere */
-static __global__ void softmax_rows_k(float *att, const AttShape s) {
+/* S → P in place: softmax over the n allowed keys, 0 elsewhere; ph, when given, gets P
+ * rounded to bf16 at the same index (a dense bf16 [B,NH,T,T]) */
+static __global__ void softmax_rows_k(float *att, const AttShape s, __nv_bfloat16 *ph) {
     ROW_PROLOGUE
     float *row = att + off;
     if (n > 0) {
@@ -161,9 +172,15 @@ static __global__ void softmax_rows_k(float *att, const AttShape s) {
             sum += e;
         }
         float inv = 1.0f / cu_warp_sum(sum);
-        for (int j = lane; j < n; j += 32) row[j] *= inv;
+        for (int j = lane; j < n; j += 32) {
+            row[j] *= inv;
+            if (ph) ph[off + j] = __float2bfloat16(row[j]);
+        }
     }
-    for (int j = n + lane; j < s.T; j += 32) row[j] = 0.0f;
+    for (int j = n + lane; j < s.T; j += 32) {
+        row[j] = 0.0f;
+        if (ph) ph[off + j] = __float2bfloat16(0.0f);
+    }
 }
 
 /* X → P ⊙ (X − rowsum(P ⊙ X)) in place over allowed keys, 0 elsewhere: the softmax's
@@ -220,9 +237,9 @@ static __global__ void softmax_backward_tangent_rows_k(float *dS, float *dSt, co
 #define ROW_UNROLL
 #endif
 
-/* S → P in place (softmax_rows_k) */
+/* S → P in place, and into ph when given (softmax_rows_k) */
 template <int NV>
-static __global__ void softmax_rows_reg_k(float *att, const AttShape s) {
+static __global__ void softmax_rows_reg_k(float *att, const AttShape s, __nv_bfloat16 *ph) {
     ROW_PROLOGUE
     float *row = att + off;
     float v[NV];
@@ -247,7 +264,11 @@ static __global__ void softmax_rows_reg_k(float *att, const AttShape s) {
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
-        if (j < s.T) row[j] = j < n ? v[i] * inv : 0.0f;
+        if (j < s.T) {
+            const float pj = j < n ? v[i] * inv : 0.0f;
+            row[j] = pj;
+            if (ph) ph[off + j] = __float2bfloat16(pj);
+        }
     }
 }
 
@@ -274,6 +295,43 @@ static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
         if (j < s.T) d[j] = j < n ? pv[i] * (dv[i] - rr) : 0.0f;
+    }
+}
+
+/* The backward's row kernel in the bf16 GEMM mode: (dP, P) → the bf16 operands of dV, dQ
+ * and dK, written over dP's own rows. Row r of dP [B,NH,T,T] (fp32) becomes dS = P ⊙ (dP −
+ * rowsum(P ⊙ dP)) in bf16 (its first T bf16, 0 outside the allowed keys) followed by P in
+ * bf16 (the next T): two [B,NH,T,T] bf16 matrices with leading dimension 2T. dS is the
+ * expression of softmax_jacobian_rows_reg_k, and both round to nearest even as the dense
+ * copies of cu_gemm_bh would: the same bf16 operands, without writing dS in fp32 and
+ * reading it (and P) back for three copies. Every lane holds its part of the row in
+ * registers before the warp's sum, so nothing is read after the first write. */
+template <int NV>
+static __global__ void softmax_backward_bf16_rows_reg_k(float *dP, const float *att,
+                                                       const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off, *d = dP + off;
+    __nv_bfloat16 *dsh = (__nv_bfloat16 *)(dP + off), *ph = dsh + s.T;
+    float pv[NV], dv[NV];
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        pv[i] = j < n ? p[j] : 0.0f;
+        dv[i] = j < n ? d[j] : 0.0f;
+    }
+    float rr = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++)
+        if (lane + 32 * i < n) rr += pv[i] * dv[i];
+    rr = cu_warp_sum(rr);
+    __syncwarp();   /* the row is read: overwrite it */
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        if (j < s.T) {
+            dsh[j] = __float2bfloat16(j < n ? pv[i] * (dv[i] - rr) : 0.0f);
+            ph[j] = __float2bfloat16(pv[i]);
+        }
     }
 }
 
@@ -336,6 +394,28 @@ static int row_nv(const AttShape &s) {
      : row_nv(s) == 16 ? kern##_reg_k<16>                                                   \
      : row_nv(s) == 32 ? kern##_reg_k<32>                                                   \
                        : kern##_k)
+/* the register kernel only (row_nv(s) > 0) */
+#define ROW_REG_KERNEL(kern, s)                                                             \
+    (row_nv(s) == 1    ? kern##_reg_k<1>                                                    \
+     : row_nv(s) == 2  ? kern##_reg_k<2>                                                    \
+     : row_nv(s) == 4  ? kern##_reg_k<4>                                                    \
+     : row_nv(s) == 8  ? kern##_reg_k<8>                                                    \
+     : row_nv(s) == 16 ? kern##_reg_k<16>                                                   \
+                       : kern##_reg_k<32>)
+
+/* In the bf16 GEMM mode, when the products are the full T×T ones, the forward's row kernel
+ * writes P in bf16 too (softmax_rows_k's ph), and the backward's, when a row fits in
+ * registers, writes dS and P in bf16 only (softmax_backward_bf16_rows_reg_k): the T×T
+ * operands of the products then need no copies */
+static int att_bf16_rows(const AttShape &s, int backward) {
+    return cu_gemm_mode() == CU_GEMM_BF16 && !cu_att_blocks() && (!backward || row_nv(s) > 0);
+}
+
+/* matrix (b, h) of a [B,NH,T,T] bf16 tensor whose rows are `ld` elements apart */
+static CuBHMatH m_att_h(const void *x, int ld, const AttShape &s) {
+    CuBHMatH m = { x, (long long)s.NH * s.T * ld, (long long)s.T * ld, ld };
+    return m;
+}
 
 
 static size_t att_elems(const AttShape &s) { return (size_t)s.B * s.NH * s.T * s.T; }
@@ -370,7 +450,7 @@ static float *att_probs(int slot, const float *qkv, const AttShape &s) {
     float *P = (float *)cu_scratch(slot, att_elems(s) * sizeof(float));
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(P, s), s);
     auto softmax = ROW_KERNEL(softmax_rows, s);
-    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(P, s);
+    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(P, s, (__nv_bfloat16 *)NULL);
     cudaLaunchCheck();
     return P;
 }
@@ -388,10 +468,15 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
     }
     att_room(att, att_elems(s), "att", s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(att, s), s);
+    /* bf16 mode: P also in bf16 (dense, scratch), the operand of O = P V */
+    __nv_bfloat16 *ph = att_bf16_rows(s, 0)
+        ? (__nv_bfloat16 *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(__nv_bfloat16)) : NULL;
     auto softmax = ROW_KERNEL(softmax_rows, s);
-    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s);
+    softmax<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(att, s, ph);
     cudaLaunchCheck();
-    bh_rows_times(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
+    if (ph) cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, 1, m_att_h(ph, s.T, s), m_qkv(qkv, 2, s), 0,
+                             m_btc(out, s), s.B, s.NH);
+    else    bh_rows_times(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
 }
 
 /* dV += Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ += scale·dS K;  dK += scale·dSᵀ Q */
@@ -406,6 +491,20 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     }
     att_room(att, att_elems(s), "att", s);
     float *dS = (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
+    if (att_bf16_rows(s, 1)) {
+        /* dP into dS's rows, then the row kernel turns each into bf16 dS and P (ld 2T);
+         * the three products take them as they are */
+        bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
+        auto softmax_bw = ROW_REG_KERNEL(softmax_backward_bf16_rows, s);
+        softmax_bw<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
+        cudaLaunchCheck();
+        const CuBHMatH dSh = m_att_h(dS, 2 * s.T, s),
+                       Ph = m_att_h((const __nv_bfloat16 *)dS + s.T, 2 * s.T, s);
+        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Ph, m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s.B, s.NH);
+        return;
+    }
     bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
     bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
     auto softmax_bw = ROW_KERNEL(softmax_jacobian_rows, s);

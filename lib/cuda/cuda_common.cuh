@@ -131,6 +131,18 @@ struct CuBHMat {
 void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
                 float beta, CuBHMat C, int nb, int nh);
 
+/* A [B, NH] grid of matrices already in bf16 (element strides, leading dimension in
+ * elements), and cu_gemm_bh's bf16 product with A given so: only B is copied (attention's
+ * row kernels write their T×T results in bf16 next to the fp32 ones, which spares the
+ * copy that would read them back: attention.cu). Needs the bf16 GEMM mode. */
+struct CuBHMatH {
+    const void *p;   /* __nv_bfloat16 */
+    long long sb, sh;
+    int ld;
+};
+void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH A, CuBHMat B,
+                      float beta, CuBHMat C, int nb, int nh);
+
 /* db[OC] += Σ_n d[n, :] (row-major d [N, OC]): one GEMV against ones, fixed order. */
 void cu_column_sum_add(float *db, const float *d, int N, int OC);
 

@@ -304,49 +304,68 @@ static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, i
     cudaLaunchCheck();
 }
 
-/* pointers into the dense bf16 copies, and into C for examples b0 … b0 + nb − 1 */
+/* pointers into the bf16 operands and into C for examples b0 … b0 + nb − 1: matrix
+ * i = (b − b0)·nh + h of A at A.p + (b − b0)·A.sb + h·A.sh (A.p at example b0), of B at
+ * Bh + i·per_b (the dense copies) */
 static __global__ void bh_pointers_bf16_k(const __nv_bfloat16 **pa, const __nv_bfloat16 **pb,
-                                          float **pc, const __nv_bfloat16 *Ah, size_t per_a,
-                                          const __nv_bfloat16 *Bh, size_t per_b, CuBHMat C,
-                                          int b0, int nb, int nh) {
+                                          float **pc, CuBHMatH A, const __nv_bfloat16 *Bh,
+                                          size_t per_b, CuBHMat C, int b0, int nb, int nh) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= nb * nh) return;
-    long long b = b0 + i / nh, h = i % nh;
-    pa[i] = Ah + (size_t)i * per_a;
+    long long b = i / nh, h = i % nh;
+    pa[i] = (const __nv_bfloat16 *)A.p + b * A.sb + h * A.sh;
     pb[i] = Bh + (size_t)i * per_b;
-    pc[i] = (float *)C.p + b * C.sb + h * C.sh;
+    pc[i] = (float *)C.p + (b0 + b) * C.sb + h * C.sh;
 }
 
-static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
-                         float beta, CuBHMat C, int nb, int nh) {
+/* cu_gemm_bh in bf16: per block of examples, the dense bf16 copies of B and (unless
+ * given, Ah) of A, then one cublasGemmBatchedEx */
+static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A,
+                         const CuBHMatH *Ah, CuBHMat B, float beta, CuBHMat C, int nb, int nh) {
     const size_t es = sizeof(__nv_bfloat16);
     const int ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
     /* each matrix's copy starts on a 16-byte boundary (8 bf16), as tensor-core kernels like */
     const size_t per_a = ((size_t)ra * ca + 7) / 8 * 8, per_b = ((size_t)rb * cb + 7) / 8 * 8;
-    const size_t per_example = (per_a > per_b ? per_a : per_b) * es * (size_t)nh;
+    const size_t per_example = (Ah || per_b > per_a ? per_b : per_a) * es * (size_t)nh;
     const int bc = block_of(cu_bf16_chunk_bytes(), per_example, nb);
     for (int b0 = 0; b0 < nb; b0 += bc) {
         const int n = nb - b0 < bc ? nb - b0 : bc, count = n * nh;
-        __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
-        __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
+        CuBHMatH Ab;
         double t = cu_prof_begin();
-        bh_to_bf16(Ah, per_a, A, ra, ca, b0, n, nh);
+        if (Ah) {
+            Ab = *Ah;
+            Ab.p = (const __nv_bfloat16 *)Ah->p + b0 * Ah->sb;
+        } else {
+            __nv_bfloat16 *copy = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
+            bh_to_bf16(copy, per_a, A, ra, ca, b0, n, nh);
+            Ab = { copy, (long long)per_a * nh, (long long)per_a, ca };
+        }
+        __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
         bh_to_bf16(Bh, per_b, B, rb, cb, b0, n, nh);
         cu_prof_end(CU_PROF_BH_COPY, t, 0);
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
         float **pc = (float **)(ptrs + 2 * (size_t)count);
-        bh_pointers_bf16_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, Ah, per_a, Bh, per_b, C, b0,
-                                                         n, nh);
+        bh_pointers_bf16_k<<<(count + 127) / 128, 128>>>(pa, pb, pc, Ab, Bh, per_b, C, b0, n, nh);
         cudaLaunchCheck();
         t = cu_prof_begin();
         cublasCheck(cublasGemmBatchedEx(cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha,
                                         (const void *const *)pb, CUDA_R_16BF, cb,
-                                        (const void *const *)pa, CUDA_R_16BF, ca, &beta,
+                                        (const void *const *)pa, CUDA_R_16BF, Ab.ld, &beta,
                                         (void *const *)pc, CUDA_R_32F, C.ld, count,
                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         cu_prof_end_gemm(CU_PROF_BH_GEMM, t, ta, tb, M, N, K, count);
     }
+}
+
+void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH A, CuBHMat B,
+                      float beta, CuBHMat C, int nb, int nh) {
+    if (M <= 0 || N <= 0 || nb * nh <= 0) return;
+    if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: empty product (K = %d)", K);
+    if (cu_gemm_mode() != CU_GEMM_BF16)
+        dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: a bf16 operand outside the bf16 GEMM mode");
+    const CuBHMat unused = { NULL, 0, 0, 0 };
+    gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, &A, B, beta, C, nb, nh);
 }
 
 void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
@@ -356,7 +375,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh: empty product (K = %d)", K);
     const int mode = cu_gemm_mode();
     if (mode == CU_GEMM_BF16) {
-        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, B, beta, C, nb, nh);
+        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, NULL, B, beta, C, nb, nh);
         return;
     }
     void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));

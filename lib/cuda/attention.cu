@@ -22,8 +22,9 @@
  * CU_SCR_ATT_A into bf16 dS followed by bf16 P (leading dimension 2T), and dS is never
  * written in fp32. Per layer of the reference step (B 64, NH 8, T 1024, [B,NH,T,T] = 2 GiB
  * in fp32) that spares reading P (forward) and P, dS, dS (backward) for copies and writing
- * dS in fp32: about 9 GiB of the backward's 15 GiB of T×T traffic. The tangent faces
- * still copy.
+ * dS in fp32: 9 of the backward's 20 GiB of T×T traffic. The forward tangent's row kernel
+ * writes Ṗ (fp32, tatt) and Ṗ, P in bf16 (CU_SCR_ATT_B, ld 2T); the backward tangent's
+ * (rows in registers) turns the rows of dP and dṖ into bf16 dS, P and dṠ, Ṗ in place.
  * Optionally (DR_CUDA_ATT_BLOCKS=1, backend_cuda_set_att_blocks(1)) causal attention
  * skips most of the zero upper triangle, as the CPU does: the products go in blocks of
  * att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only, and the products
@@ -186,7 +187,8 @@ static __global__ void softmax_rows_k(float *att, const AttShape s, __nv_bfloat1
 /* X → P ⊙ (X − rowsum(P ⊙ X)) in place over allowed keys, 0 elsewhere: the softmax's
  * Jacobian (symmetric) applied to a row, so both the backward's dP → dS and the forward
  * tangent's Ṡ → Ṗ */
-static __global__ void softmax_jacobian_rows_k(float *x, const float *att, const AttShape s) {
+static __global__ void softmax_jacobian_rows_k(float *x, const float *att, const AttShape s,
+                                              __nv_bfloat16 *h) {
     ROW_PROLOGUE
     const float *p = att + off;
     float *d = x + off;
@@ -195,6 +197,13 @@ static __global__ void softmax_jacobian_rows_k(float *x, const float *att, const
     rr = cu_warp_sum(rr);
     for (int j = lane; j < n; j += 32) d[j] = p[j] * (d[j] - rr);
     for (int j = n + lane; j < s.T; j += 32) d[j] = 0.0f;
+    if (h) {   /* the result and P in bf16: row r of h is [2T] */
+        __syncwarp();   /* the zeros above come from other lanes */
+        for (int j = lane; j < s.T; j += 32) {
+            h[2 * off + j] = __float2bfloat16(d[j]);
+            h[2 * off + s.T + j] = __float2bfloat16(j < n ? p[j] : 0.0f);
+        }
+    }
 }
 
 /* (dP, dṖ) → (dS, dṠ) in place:
@@ -272,10 +281,11 @@ static __global__ void softmax_rows_reg_k(float *att, const AttShape s, __nv_bfl
     }
 }
 
-/* X → P ⊙ (X − rowsum(P ⊙ X)) in place (softmax_jacobian_rows_k) */
+/* X → P ⊙ (X − rowsum(P ⊙ X)) in place, and with P into h when given
+ * (softmax_jacobian_rows_k) */
 template <int NV>
 static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
-                                                   const AttShape s) {
+                                                   const AttShape s, __nv_bfloat16 *h) {
     ROW_PROLOGUE
     const float *p = att + off;
     float *d = x + off;
@@ -294,7 +304,14 @@ static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
-        if (j < s.T) d[j] = j < n ? pv[i] * (dv[i] - rr) : 0.0f;
+        if (j < s.T) {
+            const float xj = j < n ? pv[i] * (dv[i] - rr) : 0.0f;
+            d[j] = xj;
+            if (h) {
+                h[2 * off + j] = __float2bfloat16(xj);
+                h[2 * off + s.T + j] = __float2bfloat16(pv[i]);
+            }
+        }
     }
 }
 
@@ -374,6 +391,54 @@ static __global__ void softmax_backward_tangent_rows_reg_k(float *dS, float *dSt
             } else {
                 d[j] = dt[j] = 0.0f;
             }
+        }
+    }
+}
+
+/* The backward tangent's row kernel in the bf16 GEMM mode: softmax_backward_tangent_rows_reg_k's
+ * dS and dṠ, rounded to bf16 and written over the rows of dP and dṖ they come from, each
+ * followed by the row of P (after dS) or Ṗ (after dṠ; 0 when tatt is NULL) in bf16: four
+ * [B,NH,T,T] bf16 matrices with leading dimension 2T, the operands of the products that
+ * follow (as softmax_backward_bf16_rows_reg_k) */
+template <int NV>
+static __global__ void softmax_backward_tangent_bf16_rows_reg_k(float *dS, float *dSt,
+                                                                const float *att,
+                                                                const float *tatt,
+                                                                const AttShape s) {
+    ROW_PROLOGUE
+    const float *p = att + off, *pt = tatt ? tatt + off : NULL;
+    const float *d = dS + off, *dt = dSt + off;
+    __nv_bfloat16 *dsh = (__nv_bfloat16 *)(dS + off), *dsth = (__nv_bfloat16 *)(dSt + off);
+    float pv[NV], ptv[NV], dv[NV], dtv[NV];
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        pv[i] = j < n ? p[j] : 0.0f;
+        ptv[i] = pt && j < n ? pt[j] : 0.0f;
+        dv[i] = j < n ? d[j] : 0.0f;
+        dtv[i] = j < n ? dt[j] : 0.0f;
+    }
+    float rr = 0, rt1 = 0, rt2 = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        if (lane + 32 * i < n) {
+            rr += pv[i] * dv[i];
+            rt1 += pv[i] * dtv[i];
+            if (pt) rt2 += ptv[i] * dv[i];
+        }
+    }
+    rr = cu_warp_sum(rr);
+    const float rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    __syncwarp();   /* the rows are read: overwrite them */
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        if (j < s.T) {
+            const int in = j < n;
+            dsth[j] = __float2bfloat16(in ? (pt ? ptv[i] * (dv[i] - rr) : 0.0f) + pv[i] * (dtv[i] - rt) : 0.0f);
+            dsh[j] = __float2bfloat16(in ? pv[i] * (dv[i] - rr) : 0.0f);
+            dsth[s.T + j] = __float2bfloat16(ptv[i]);
+            dsh[s.T + j] = __float2bfloat16(pv[i]);
         }
     }
 }
@@ -508,7 +573,7 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
     bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
     bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
     auto softmax_bw = ROW_KERNEL(softmax_jacobian_rows, s);
-    softmax_bw<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s);
+    softmax_bw<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s, (__nv_bfloat16 *)NULL);
     cudaLaunchCheck();
     bh_rows_times(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
     bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
@@ -537,9 +602,19 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
     bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
     bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
+    /* bf16 mode: Ṗ and P also in bf16 ([2T] rows: Ṗ, then P), the products' operands */
+    __nv_bfloat16 *h = att_bf16_rows(s, 0)
+        ? (__nv_bfloat16 *)cu_scratch(CU_SCR_ATT_B, att_elems(s) * 2 * sizeof(__nv_bfloat16)) : NULL;
     auto softmax_t = ROW_KERNEL(softmax_jacobian_rows, s);
-    softmax_t<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s);
+    softmax_t<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s, h);
     cudaLaunchCheck();
+    if (h) {
+        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, 1, m_att_h(h, 2 * s.T, s), m_qkv(qkv, 2, s), 0,
+                         m_btc(tout, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, 1, m_att_h(h + s.T, 2 * s.T, s), m_qkv(tqkv, 2, s),
+                         1, m_btc(tout, s), s.B, s.NH);
+        return;
+    }
     bh_rows_times(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
     bh_rows_times(1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
 }
@@ -572,6 +647,29 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     const CuBHMat Q = m_qkv(qkv, 0, s), K = m_qkv(qkv, 1, s), V = m_qkv(qkv, 2, s);
     const CuBHMat dQt = m_qkv(dtqkv, 0, s), dKt = m_qkv(dtqkv, 1, s), dVt = m_qkv(dtqkv, 2, s);
 
+    if (att_bf16_rows(s, 1)) {
+        /* dP and dṖ into dS's and dṠ's rows, which the row kernel turns into bf16 [dS, P]
+         * and [dṠ, Ṗ] (ld 2T): the eight products take them as they are */
+        bh_scores(1, dO, V, 0, DS, s);
+        if (dtout) bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
+        if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
+        if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
+        auto softmax_bwt = ROW_REG_KERNEL(softmax_backward_tangent_bf16_rows, s);
+        softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
+        cudaLaunchCheck();
+        const __nv_bfloat16 *hs = (const __nv_bfloat16 *)dS, *hst = (const __nv_bfloat16 *)dSt;
+        const CuBHMatH dSh = m_att_h(hs, 2 * s.T, s), Ph = m_att_h(hs + s.T, 2 * s.T, s);
+        const CuBHMatH dSth = m_att_h(hst, 2 * s.T, s), Pth = m_att_h(hst + s.T, 2 * s.T, s);
+        if (tatt) cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Pth, dO, 1, dVt, s.B, s.NH);
+        if (dtout) cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Ph, m_btc(dtout, s), 1, dVt, s.B, s.NH);
+        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSth, K, 1, dQt, s.B, s.NH);
+        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSth, Q, 1, dKt, s.B, s.NH);
+        if (tqkv) {
+            cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(tqkv, 1, s), 1, dQt, s.B, s.NH);
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(tqkv, 0, s), 1, dKt, s.B, s.NH);
+        }
+        return;
+    }
     if (tatt) bh_cols_times(1, m_att(tatt, s), dO, 1, dVt, s);
     if (dtout) bh_cols_times(1, P, m_btc(dtout, s), 1, dVt, s);
     bh_scores(1, dO, V, 0, DS, s);

@@ -65,12 +65,6 @@ void backend_cuda_set_att_blocks(int on);
  * naming the buffer, when they can see that a buffer is too small for their path). */
 void backend_cuda_set_att_flash(int on);
 
-/* bf16 products whose output has N ≥ 1024 columns, N not a multiple of 64 (the LM head's
- * vocabulary), as two products split at the last multiple of 64: on (1), off (0), or
- * DR_CUDA_GEMM_SPLIT=1 decides (-1, the default: off). The same results within bf16
- * rounding; for measuring on a GPU. */
-void backend_cuda_set_gemm_split(int on);
-
 /* Device 0 as the runtime reports it (cudaGetDeviceProperties; no cuBLAS handle). 0, or
  * -1 with the reason in why[n] ("no CUDA device: ...") when there is none. */
 typedef struct {

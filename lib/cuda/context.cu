@@ -93,17 +93,6 @@ int cu_att_flash(void) { return env_switch(&g_att_flash, "DR_CUDA_ATT_FLASH"); }
 
 extern "C" void backend_cuda_set_att_flash(int on) { g_att_flash = on < 0 ? -1 : on != 0; }
 
-/* bf16 products with a long output extent N that is not a multiple of 64 (the head's
- * V = 50257 logit columns) as two products, only when DR_CUDA_GEMM_SPLIT=1 or
- * backend_cuda_set_gemm_split(1) (gemm.cu): on an H200 the head's x·Eᵀ ran at 91 TFLOP/s
- * with N = 50257 and at 654 with N = 50304; whether the aligned part alone is fast, with
- * C's odd leading dimension, is for the next GPU measurement to say. */
-static int g_gemm_split = -1;
-
-int cu_gemm_split(void) { return env_switch(&g_gemm_split, "DR_CUDA_GEMM_SPLIT"); }
-
-extern "C" void backend_cuda_set_gemm_split(int on) { g_gemm_split = on < 0 ? -1 : on != 0; }
-
 /* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
 
 static int g_prof_on;
@@ -166,8 +155,8 @@ extern "C" void backend_cuda_profile(int on) {
 
 extern "C" void backend_cuda_profile_print(FILE *f, const char *what, int steps) {
     static const char *const names[CU_PROF_N] = {
-        "bf16 operand copies", "GEMMs (cuBLAS)", "batched bf16 copies",
-        "batched GEMMs (cuBLAS)", "bias fills, column sums, K = 0" };
+        "bf16 operand copies", "GEMMs (cuBLAS)", "bf16 padded-output copy-back",
+        "batched bf16 copies", "batched GEMMs (cuBLAS)", "bias fills, column sums, K = 0" };
     if (steps < 1) steps = 1;
     fprintf(f, "  inside the matrix products of %s (ms per step, each part between two "
             "synchronizations):\n", what);

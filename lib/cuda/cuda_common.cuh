@@ -78,6 +78,9 @@ enum {
     CU_SCR_REDUCE,       /* vec reductions: block partials + result               */
     CU_SCR_BF16_A,       /* bf16 copies of GEMM operands (≤ cu_bf16_chunk_bytes)   */
     CU_SCR_BF16_B,
+    CU_SCR_GEMM_OUT,     /* bf16 products with a wide misaligned C (gemm.cu): the fp32
+                          * output [rows, N rounded up to 64] before its copy into C
+                          * (≤ 2 · cu_bf16_chunk_bytes)                            */
     CU_SCR_INDEX,        /* embedding backward: token-sorted rows and runs         */
     CU_SCR_ONES,         /* a vector of ones (column sums by GEMV)                */
     CU_SCR_WEIGHTS,      /* weights op: double work arrays                        */
@@ -96,12 +99,11 @@ int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */
-int cu_gemm_split(void);   /* 1 when DR_CUDA_GEMM_SPLIT=1 (or set so): bf16 N ≥ 1024 split at a multiple of 64 */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */
-enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
-       CU_PROF_OTHER, CU_PROF_N };
+enum { CU_PROF_COPY, CU_PROF_GEMM, CU_PROF_OUT_COPY, CU_PROF_BH_COPY, CU_PROF_BH_GEMM,
+       CU_PROF_OTHER, CU_PROF_N };   /* OUT_COPY: the padded-output copy-back (gemm.cu) */
 double cu_prof_begin(void);
 void cu_prof_end(int category, double t0, double flops);
 /* cu_prof_end for a product C[M,N] = op(A)·op(B) over K (count of them, batched): also
@@ -117,6 +119,26 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
              const float *B, int ldb, float beta, float *C, int ldc);
 void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc);
+
+/* One cu_gemm call's arguments. cu_gemm_run(g) is cu_gemm on them. cu_gemm_pair(g1, g2, X)
+ * runs g1 then g2 where X is an operand (A or B) of each with the same stored shape and
+ * leading dimension: in bf16 mode, when both run as single products with X's copy
+ * unpadded (K and its row length multiples of 8, no blocks, no padded output), X is
+ * rounded to bf16 once for both; the same copies and cuBLAS calls as two cu_gemm calls,
+ * so the same bits. Otherwise it is two cu_gemm calls. */
+struct CuGemm {
+    int ta, tb, M, N, K;
+    float alpha;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+    float beta;
+    float *C;
+    int ldc;
+};
+void cu_gemm_run(const CuGemm *g);
+void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X);
 
 /* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
  * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,

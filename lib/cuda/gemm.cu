@@ -7,26 +7,34 @@
  * the column-major Xᵀ with the same ld, so C = op(A)·op(B) is computed as
  * Cᵀ = op(B)ᵀ·op(A)ᵀ: the same transpose flags, operands swapped, M and N swapped.
  *
- * bf16: each operand is rounded into a dense bf16 scratch copy (ld = its column count;
- * 4 floats at a time where the rows allow), then one cublasGemmEx / cublasGemmBatchedEx
- * multiplies the copies with fp32 accumulation into the fp32 C. A copy larger than
- * cu_bf16_chunk_bytes() (512 MiB by default) is made block by block: blocks of rows of C
- * (for a big A) or of columns of C (for a big B), blocks of examples b for the batched
- * products. Each block is a complete product of its part of C, so the result does not
- * depend on the blocking beyond cuBLAS's own choice of algorithm for the block's shape.
+ * bf16: each operand is rounded into a dense bf16 scratch copy (4 floats at a time where
+ * the rows allow), then one cublasGemmEx / cublasGemmBatchedEx multiplies the copies with
+ * fp32 accumulation into the fp32 C. A copy larger than cu_bf16_chunk_bytes() (512 MiB by
+ * default) is made block by block: blocks of rows of C (for a big A) or of columns of C
+ * (for a big B), blocks of examples b for the batched products. Each block is a complete
+ * product of its part of C, so the result does not depend on the blocking beyond cuBLAS's
+ * own choice of algorithm for the block's shape.
  *
- * A contraction length K that is not a multiple of 8 (the head's dx = d·E over V = 50257)
- * is padded with zeros to a multiple of 64 in both copies (the columns of A's rows or the
- * rows of A's columns, and likewise B), and cuBLAS multiplies over the padded K: the
- * extra terms are exact zeros, the fp32 sums unchanged but for cuBLAS's own order. On the
- * H200, `bench_cuda --gemm-shapes` measured d·E at 135 TFLOP/s with K = 50257 and 782 with
- * K = 50304 (2026-11-27); inside the step this path has not run on a GPU yet.
- *
- * Tried and reverted (H200, 2026-11-27): copies padded to rows of 16-byte multiples and
- * an aligned fp32 scratch for a C with an odd leading dimension (the head's [rows, 50257]
- * logits). The reference bf16 step's matmul_forward went 125.8 → 152.9 ms (the extra
- * pass over C alone took 23.4 ms, the GEMMs gained nothing visible), and cuBLAS's 16-byte
- * loads read the uninitialized padding (compute-sanitizer initcheck). */
+ * Padding, all with zeros that cuBLAS may read but that never reach C (gemm_bf16 says
+ * which path wins):
+ *  - a contraction length K that is not a multiple of 8 (the head's dx = d·E over
+ *    V = 50257) is padded to a multiple of 64 in both copies, and cuBLAS multiplies over
+ *    the padded K: the extra terms are exact zeros;
+ *  - a copy whose row length (its leading dimension) is not a multiple of 8 gets rows
+ *    padded to a multiple of 64 (the head's dE reads the logit gradient stored [rows, V]),
+ *    the extents unchanged;
+ *  - a product with N ≥ 1024 and N or ldc not a multiple of 64 (the head's x·Eᵀ) runs over
+ *    Np = N rounded up to 64, B's copy zero-padded to Np, into a dense fp32 scratch
+ *    [rows, Np], whose first N columns a copy kernel moves into C (with beta·C).
+ * Why (H200, 2026-11-27, bench_cuda --gemm-shapes, bf16 inputs, TFLOP/s): x·Eᵀ (M 4096,
+ * K 512) ran at 90.8 with N = 50257, 674.4 with N = 50304 (ld 50304), 91.4 with N = 50257
+ * and the copies' rows and C's ld padded, 139.5 with N = 50240 and C's ld 50257: the
+ * product is fast only when both the extent N and C's leading dimension are multiples of
+ * 64. dE (M 50257, N 512, K 4096) ran at 142 with its A copy's rows 50257 long and 492.8
+ * with them padded; dx at 135 with K = 50257 and 782 with K = 50304. An earlier attempt's
+ * extra pass over C took 23.4 ms per step; padded_out_copy_k reads float4s and writes
+ * whole warps of consecutive floats. The padded K has run in the step (dx from 138 to
+ * ~800 TFLOP/s); the padded rows and the padded output are unmeasured on a GPU. */
 #include <cuda_bf16.h>
 #include <stdint.h>
 
@@ -87,7 +95,8 @@ static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, const float *src, int 
 
 /* dst[rows_p, cols_p] (dense) = bf16(src[rows, cols] with leading dimension ld), zeros
  * in the rows ≥ rows and the columns ≥ cols (rows_p ≥ rows, cols_p ≥ cols): a copy with
- * its contraction dimension padded */
+ * its contraction dimension, its row length (leading dimension) or, on the padded-output
+ * path, B's N extent padded */
 static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, const float *src, int rows, int cols,
                                         int ld, int rows_p, int cols_p) {
     for (int r = blockIdx.y; r < rows_p; r += gridDim.y) {
@@ -100,8 +109,12 @@ static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, const float *src, in
 
 static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
-/* the contraction length cuBLAS gets: K, or K rounded up to 64 when K % 8 != 0 */
-static inline int padded_k(int K) { return K % 8 == 0 ? K : (K + 63) / 64 * 64; }
+static inline int round_up_64(int n) { return (n + 63) / 64 * 64; }
+
+/* a length of the bf16 copies as cuBLAS gets it: n, or n rounded up to 64 when n % 8 != 0.
+ * Used for the contraction length K (zero-padded in both copies) and for a copy's row
+ * length, its leading dimension (zero columns after the n stored ones, extents unchanged) */
+static inline int padded(int n) { return n % 8 == 0 ? n : round_up_64(n); }
 
 static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
     const size_t n = (size_t)rows * cols;
@@ -131,14 +144,29 @@ static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int 
     return dst;
 }
 
-/* bf16 copies of the GEMM operands, K padded to Kp: A is [M,K] (ta = 0) or [K,M], B is
- * [K,N] (tb = 0) or [N,K] */
-static const __nv_bfloat16 *copy_a(const float *A, int ta, int M, int K, int Kp, int lda) {
-    return ta ? bf16_copy(CU_SCR_BF16_A, A, K, M, lda, Kp, M) : bf16_copy(CU_SCR_BF16_A, A, M, K, lda, M, Kp);
+/* bf16 copies of the GEMM operands in scratch slot `slot`, K padded to Kp, rows padded to
+ * padded(their length); *ld_h = the copy's row length. A is [M,K] (ta = 0) or [K,M]; B is
+ * [K,N] (tb = 0) or [N,K], its N extent zero-padded to Np ≥ N (Np > N only on the
+ * padded-output path). gemm_bf16 puts A in CU_SCR_BF16_A and B in CU_SCR_BF16_B. */
+static const __nv_bfloat16 *copy_a(int slot, const float *A, int ta, int M, int K, int Kp,
+                                   int lda, int *ld_h) {
+    *ld_h = ta ? padded(M) : Kp;
+    return ta ? bf16_copy(slot, A, K, M, lda, Kp, *ld_h) : bf16_copy(slot, A, M, K, lda, M, Kp);
 }
 
-static const __nv_bfloat16 *copy_b(const float *B, int tb, int N, int K, int Kp, int ldb) {
-    return tb ? bf16_copy(CU_SCR_BF16_B, B, N, K, ldb, N, Kp) : bf16_copy(CU_SCR_BF16_B, B, K, N, ldb, Kp, N);
+static const __nv_bfloat16 *copy_b(int slot, const float *B, int tb, int N, int Np, int K, int Kp,
+                                   int ldb, int *ld_h) {
+    *ld_h = tb ? Kp : padded(Np);
+    return tb ? bf16_copy(slot, B, N, K, ldb, Np, Kp) : bf16_copy(slot, B, K, N, ldb, Kp, *ld_h);
+}
+
+/* the bytes of those copies */
+static size_t copy_a_bytes(int ta, int M, int Kp) {
+    return (size_t)Kp * (ta ? padded(M) : M) * sizeof(__nv_bfloat16);
+}
+
+static size_t copy_b_bytes(int tb, int Np, int Kp) {
+    return (size_t)Kp * (tb ? Np : padded(Np)) * sizeof(__nv_bfloat16);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C on bf16 copies Ah, Bh (dense, leading dimensions lda_h,
@@ -158,47 +186,116 @@ static int block_of(size_t limit, size_t bytes_per_unit, int total) {
     return b < 1 ? 1 : b > (size_t)total ? total : (int)b;
 }
 
+/* a block length of at most b (as block_of gives it for total), a multiple of 64 when
+ * 64 ≤ b < total: the blocks of a copy whose rows hold the blocked dimension keep an
+ * aligned row length, so padded() adds nothing but in the last block, which is shorter
+ * (below 64, only with the tests' tiny limits, a block's padded copy can exceed the limit
+ * by its up to 63 zero columns) */
+static int block_of_64(int b, int total) { return b >= 64 && b < total ? b / 64 * 64 : b; }
+
+/* C[r, c] = Cp[r, c] (beta = 0: C is not read) or Cp[r, c] + beta·C[r, c] for r < rows,
+ * c < N: Cp [rows, Np4·4] dense and 16-byte aligned, C row-major with leading dimension
+ * ldc (any). Rows over blockIdx.y (grid-stride), tiles of 4·CU_THREADS columns over
+ * blockIdx.x (blockDim.x = CU_THREADS): each thread reads one float4 of Cp into shared
+ * memory, then each warp writes 32 consecutive floats of C per store, 4 stores a thread. */
+static __global__ void padded_out_copy_k(float *C, int ldc, const float4 *Cp, int Np4, int rows,
+                                         int N, float beta) {
+    __shared__ float4 tile[CU_THREADS];
+    const int c4 = blockIdx.x * CU_THREADS + threadIdx.x;   /* this thread's float4 of a row */
+    const int c0 = blockIdx.x * 4 * CU_THREADS;             /* the tile's first column */
+    const float *t = (const float *)tile;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        if (c4 < Np4) tile[threadIdx.x] = Cp[(size_t)r * Np4 + c4];
+        __syncthreads();
+        float *Cr = C + (size_t)r * ldc + c0;
+        for (int k = 0; k < 4; k++) {
+            const int i = k * CU_THREADS + threadIdx.x;
+            if (c0 + i < N) Cr[i] = beta == 0.0f ? t[i] : t[i] + beta * Cr[i];
+        }
+        __syncthreads();   /* the tile is read before the next row overwrites it */
+    }
+}
+
+/* C[M,N] (ldc) = alpha·op(A)·op(B) + beta·C for an output that cuBLAS writes slowly: N ≥
+ * 1024 with N or ldc not a multiple of 64 (the head's x·Eᵀ, N = V = 50257; see the header).
+ * B's copy holds Np = N rounded up to 64 in its N dimension, zeros after N (rows of B
+ * stored [N,K], columns of B stored [K,N]); per block of rows of C, A's rows are copied,
+ * cuBLAS writes the dense fp32 Cp [m, Np] (CU_SCR_GEMM_OUT, ld Np) with beta = 0, and
+ * padded_out_copy_k moves its first N columns into C with the beta term. Blocks: Cp at
+ * most 2·cu_bf16_chunk_bytes() (1 GiB: 5312 rows at Np = 50304, so the head-chunk's 4096
+ * rows are one block), A's copy at most cu_bf16_chunk_bytes(), the blocks of M about equal
+ * and multiples of 64 rows. The caller checks that B's padded copy fits the limit. */
+static void gemm_bf16_padded_out(int ta, int tb, int M, int N, int K, int Kp, float alpha,
+                                 const float *A, int lda, const float *B, int ldb, float beta,
+                                 float *C, int ldc) {
+    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
+    const int Np = round_up_64(N);
+    int ldb_h, lda_h;
+    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, Np, K, Kp, ldb, &ldb_h);
+    int cap = block_of(2 * limit, (size_t)Np * sizeof(float), M);
+    const int cap_a = block_of(limit, (size_t)Kp * es, M);
+    cap = block_of_64(cap < cap_a ? cap : cap_a, M);
+    const int blocks = (M + cap - 1) / cap;
+    int mc = (M + blocks - 1) / blocks;                     /* ≤ cap */
+    if (cap % 64 == 0 && mc % 64 != 0) mc = round_up_64(mc); /* still ≤ cap */
+    float *Cp = (float *)cu_scratch(CU_SCR_GEMM_OUT, (size_t)mc * Np * sizeof(float));
+    for (int m0 = 0; m0 < M; m0 += mc) {
+        const int m = M - m0 < mc ? M - m0 : mc;
+        const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
+        const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, Ab, ta, m, K, Kp, lda, &lda_h);
+        gemm_ex_bf16(ta, tb, m, Np, Kp, alpha, Ah, lda_h, Bh, ldb_h, 0.0f, Cp, Np);
+        const double t = cu_prof_begin();
+        dim3 grid((unsigned)((Np / 4 + CU_THREADS - 1) / CU_THREADS), m < 65535 ? m : 65535);
+        padded_out_copy_k<<<grid, CU_THREADS>>>(C + (size_t)m0 * ldc, ldc, (const float4 *)Cp,
+                                                Np / 4, m, N, beta);
+        cudaLaunchCheck();
+        cu_prof_end(CU_PROF_OUT_COPY, t, 0);
+    }
+}
+
+/* Which path: (1) the padded output when N ≥ 1024, N or ldc not a multiple of 64, and B's
+ * copy padded to Np fits the limit (its rows of C blocked as it says); otherwise (2) blocks
+ * of rows of C when A's copy exceeds the limit, (3) blocks of columns when B's does, (4) one
+ * product. K is padded (padded()) on every path, and so is each copy's row length. */
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
-    if (cu_gemm_split() && N >= 1024 && N % 64 != 0) {
-        /* columns [0, n0) with n0 a multiple of 64, then the rest (DR_CUDA_GEMM_SPLIT) */
-        const int n0 = N - N % 64;
-        gemm_bf16(ta, tb, M, n0, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        gemm_bf16(ta, tb, M, N - n0, K, alpha, A, lda, tb ? B + (size_t)n0 * ldb : B + n0, ldb,
-                  beta, C + n0, ldc);
+    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
+    const int Kp = padded(K);   /* the copies' contraction length, zero-padded */
+    int lda_h, ldb_h;
+    if (N >= 1024 && (N % 64 != 0 || ldc % 64 != 0) &&
+        copy_b_bytes(tb, round_up_64(N), Kp) <= limit) {
+        gemm_bf16_padded_out(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
-    const int Kp = padded_k(K);   /* the copies' contraction length, zero-padded */
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
-    if ((size_t)M * Kp * es > limit && M > 1) {
+    if (copy_a_bytes(ta, M, Kp) > limit && M > 1) {
         /* blocks of mc rows of C: rows of A, or columns of A stored [K,M]; B copied once */
-        const int mc = block_of(limit, (size_t)Kp * es, M);
-        const __nv_bfloat16 *Bh = copy_b(B, tb, N, K, Kp, ldb);
+        const int mc = block_of_64(block_of(limit, (size_t)Kp * es, M), M);
+        const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, N, K, Kp, ldb, &ldb_h);
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int m = M - m0 < mc ? M - m0 : mc;
             const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
-            const __nv_bfloat16 *Ah = copy_a(Ab, ta, m, K, Kp, lda);
-            gemm_ex_bf16(ta, tb, m, N, Kp, alpha, Ah, ta ? m : Kp, Bh, tb ? Kp : N, beta,
+            const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, Ab, ta, m, K, Kp, lda, &lda_h);
+            gemm_ex_bf16(ta, tb, m, N, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta,
                          C + (size_t)m0 * ldc, ldc);
         }
         return;
     }
-    if ((size_t)Kp * N * es > limit && N > 1) {
+    if (copy_b_bytes(tb, N, Kp) > limit && N > 1) {
         /* blocks of nc columns of C: columns of B, or rows of B stored [N,K]; A copied once */
-        const int nc = block_of(limit, (size_t)Kp * es, N);
-        const __nv_bfloat16 *Ah = copy_a(A, ta, M, K, Kp, lda);
+        const int nc = block_of_64(block_of(limit, (size_t)Kp * es, N), N);
+        const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, A, ta, M, K, Kp, lda, &lda_h);
         for (int n0 = 0; n0 < N; n0 += nc) {
             const int n = N - n0 < nc ? N - n0 : nc;
             const float *Bb = tb ? B + (size_t)n0 * ldb : B + n0;
-            const __nv_bfloat16 *Bh = copy_b(Bb, tb, n, K, Kp, ldb);
-            gemm_ex_bf16(ta, tb, M, n, Kp, alpha, Ah, ta ? M : Kp, Bh, tb ? Kp : n, beta, C + n0, ldc);
+            const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, Bb, tb, n, n, K, Kp, ldb, &ldb_h);
+            gemm_ex_bf16(ta, tb, M, n, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C + n0, ldc);
         }
         return;
     }
-    const __nv_bfloat16 *Ah = copy_a(A, ta, M, K, Kp, lda);
-    const __nv_bfloat16 *Bh = copy_b(B, tb, N, K, Kp, ldb);
-    gemm_ex_bf16(ta, tb, M, N, Kp, alpha, Ah, ta ? M : Kp, Bh, tb ? Kp : N, beta, C, ldc);
+    const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, A, ta, M, K, Kp, lda, &lda_h);
+    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, N, K, Kp, ldb, &ldb_h);
+    gemm_ex_bf16(ta, tb, M, N, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C, ldc);
 }
 
 void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -220,6 +317,60 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         return;
     default:
         cu_gemm_fp32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    }
+}
+
+/* ---- two products sharing an operand ----------------------------------------------- */
+
+/* gemm_bf16 runs g as one product (path 4) on unpadded copies: K a multiple of 8, no
+ * padded output, neither copy over the limit */
+static int plain_bf16_product(const CuGemm *g) {
+    const size_t limit = cu_bf16_chunk_bytes();
+    return g->M > 0 && g->N > 0 && g->K > 0 && padded(g->K) == g->K &&
+           !(g->N >= 1024 && (g->N % 64 != 0 || g->ldc % 64 != 0)) &&
+           copy_a_bytes(g->ta, g->M, g->K) <= limit && copy_b_bytes(g->tb, g->N, g->K) <= limit;
+}
+
+/* X as one operand of g (exactly one): its stored shape [rows, cols] and ld; 0 if not */
+static int shared_operand(const CuGemm *g, const float *X, int *rows, int *cols, int *ld) {
+    if ((g->A == X) == (g->B == X)) return 0;
+    if (g->A == X) *rows = g->ta ? g->K : g->M, *cols = g->ta ? g->M : g->K, *ld = g->lda;
+    else           *rows = g->tb ? g->N : g->K, *cols = g->tb ? g->K : g->N, *ld = g->ldb;
+    return 1;
+}
+
+void cu_gemm_run(const CuGemm *g) {
+    cu_gemm(g->ta, g->tb, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C,
+            g->ldc);
+}
+
+void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
+    int r1, c1, l1, r2, c2, l2;
+    if (cu_gemm_mode() != CU_GEMM_BF16 || !plain_bf16_product(g1) || !plain_bf16_product(g2) ||
+        !shared_operand(g1, X, &r1, &c1, &l1) || !shared_operand(g2, X, &r2, &c2, &l2) ||
+        r1 != r2 || c1 != c2 || l1 != l2 || padded(c1) != c1) {
+        cu_gemm_run(g1);
+        cu_gemm_run(g2);
+        return;
+    }
+    /* X's copy in CU_SCR_BF16_A, the other operand of each product in CU_SCR_BF16_B: the
+     * copies and the cuBLAS calls of gemm_bf16's path 4 (row lengths c1 = padded(c1)) */
+    const __nv_bfloat16 *Xh = bf16_copy(CU_SCR_BF16_A, X, r1, c1, l1, r1, c1);
+    const CuGemm *gs[2] = { g1, g2 };
+    for (int i = 0; i < 2; i++) {
+        const CuGemm *g = gs[i];
+        int ld_h;
+        if (g->A == X) {
+            const __nv_bfloat16 *Bh =
+                copy_b(CU_SCR_BF16_B, g->B, g->tb, g->N, g->N, g->K, g->K, g->ldb, &ld_h);
+            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, g->K, g->alpha, Xh, c1, Bh, ld_h, g->beta,
+                         g->C, g->ldc);
+        } else {
+            const __nv_bfloat16 *Ah =
+                copy_a(CU_SCR_BF16_B, g->A, g->ta, g->M, g->K, g->K, g->lda, &ld_h);
+            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, g->K, g->alpha, Ah, ld_h, Xh, c1, g->beta,
+                         g->C, g->ldc);
+        }
     }
 }
 

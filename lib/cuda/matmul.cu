@@ -12,18 +12,30 @@ static void x_times_w(float *out, const float *x, const float *w, int N, int C, 
     else                           cu_gemm(0, 0, N, OC, C, 1, x, C, w, OC, beta, out, OC);
 }
 
-/* dx[N,C] += d[N,OC] @ Wᵀ */
-static void d_times_wt(float *dx, const float *d, const float *w, int N, int C, int OC,
-                       int w_layout) {
-    if (w_layout == MATMUL_W_OC_C) cu_gemm(0, 0, N, C, OC, 1, d, OC, w, C, 1, dx, C);
-    else                           cu_gemm(0, 1, N, C, OC, 1, d, OC, w, OC, 1, dx, C);
+/* dx[N,C] += d[N,OC] @ Wᵀ, as cu_gemm's arguments */
+static CuGemm d_times_wt_args(float *dx, const float *d, const float *w, int N, int C, int OC,
+                              int w_layout) {
+    if (w_layout == MATMUL_W_OC_C) return CuGemm{ 0, 0, N, C, OC, 1, d, OC, w, C, 1, dx, C };
+    return CuGemm{ 0, 1, N, C, OC, 1, d, OC, w, OC, 1, dx, C };
 }
 
-/* dW += x[N,C]ᵀ @ d[N,OC] (in W's layout) */
+static void d_times_wt(float *dx, const float *d, const float *w, int N, int C, int OC,
+                       int w_layout) {
+    const CuGemm g = d_times_wt_args(dx, d, w, N, C, OC, w_layout);
+    cu_gemm_run(&g);
+}
+
+/* dW += x[N,C]ᵀ @ d[N,OC] (in W's layout), as cu_gemm's arguments */
+static CuGemm xt_times_d_args(float *dw, const float *x, const float *d, int N, int C, int OC,
+                              int w_layout) {
+    if (w_layout == MATMUL_W_OC_C) return CuGemm{ 1, 0, OC, C, N, 1, d, OC, x, C, 1, dw, C };
+    return CuGemm{ 1, 0, C, OC, N, 1, x, C, d, OC, 1, dw, OC };
+}
+
 static void xt_times_d(float *dw, const float *x, const float *d, int N, int C, int OC,
                        int w_layout) {
-    if (w_layout == MATMUL_W_OC_C) cu_gemm(1, 0, OC, C, N, 1, d, OC, x, C, 1, dw, C);
-    else                           cu_gemm(1, 0, C, OC, N, 1, x, C, d, OC, 1, dw, OC);
+    const CuGemm g = xt_times_d_args(dw, x, d, N, C, OC, w_layout);
+    cu_gemm_run(&g);
 }
 
 /* out[r,:] = b (or 0): rows over blockIdx.y (grid-stride), columns over threads */
@@ -50,11 +62,20 @@ void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bi
     x_times_w(out, inp, w, N, C, OC, w_layout, bias ? 1.0f : 0.0f);
 }
 
-/* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout */
+/* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout. With both products, cu_gemm_pair:
+ * in bf16 mode dout is rounded to bf16 once for both where gemm.cu allows it (the same
+ * bits as two products). */
 void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
                         const real *w, int N, int C, int OC, int w_layout) {
-    if (dinp) d_times_wt(dinp, dout, w, N, C, OC, w_layout);
-    if (dw) xt_times_d(dw, inp, dout, N, C, OC, w_layout);
+    if (dinp && dw) {
+        const CuGemm gx = d_times_wt_args(dinp, dout, w, N, C, OC, w_layout);
+        const CuGemm gw = xt_times_d_args(dw, inp, dout, N, C, OC, w_layout);
+        cu_gemm_pair(&gx, &gw, dout);
+    } else if (dinp) {
+        d_times_wt(dinp, dout, w, N, C, OC, w_layout);
+    } else if (dw) {
+        xt_times_d(dw, inp, dout, N, C, OC, w_layout);
+    }
     if (dbias) cu_column_sum_add(dbias, dout, N, OC);
 }
 

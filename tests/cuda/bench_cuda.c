@@ -184,9 +184,11 @@ static int att_flash(const LMConfig *c, int B, int T) {
  * grows by 25%. [B,NH,T,T] slots on the usual path only: ATT_A (dS, or the rater's dS) and,
  * with tangents, ATT_B (dṠ); flash attention needs none (its D and Ḋ rows go in the row
  * slot: 2·B·NH·T). bf16: two operand copies, each at most the chunk limit or the largest
- * operand (attention's batched copies on the usual path only). Small slots (pointer
- * arrays, row statistics, partial sums, ones, token index) are counted as the [B·T] rows
- * they hold. */
+ * operand (attention's batched copies on the usual path only), and, for a vocabulary V ≥
+ * 1024 not a multiple of 64, the head's padded fp32 output (gemm.cu's GEMM_OUT slot): the
+ * rows of one logits buffer (head_chunk examples or the batch) × V rounded up to 64, at
+ * most twice the chunk limit. Small slots (pointer arrays, row statistics, partial sums,
+ * ones, token index) are counted as the [B·T] rows they hold. */
 static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rater, int bf16) {
     const int T = s->seq_len, TR = s->seq_len_rater;
     const int lm_flash = att_flash(&s->lm, B, T);
@@ -202,6 +204,13 @@ static double scratch_bytes(const MetaSpec *s, int B, int tangents, int with_rat
         double copy = 2.0 * (double)op;
         if (copy > (double)BF16_CHUNK_BYTES) copy = (double)BF16_CHUNK_BYTES;
         bytes += 2 * 1.25 * copy;
+        const int V = s->lm.vocab;
+        if (V >= 1024 && V % 64 != 0) {
+            const int E = s->lm.head_chunk > 0 && s->lm.head_chunk < B ? s->lm.head_chunk : B;
+            double out = 4.0 * (double)E * T * (double)((V + 63) / 64 * 64);
+            if (out > 2.0 * (double)BF16_CHUNK_BYTES) out = 2.0 * (double)BF16_CHUNK_BYTES;
+            bytes += 1.25 * out;
+        }
     }
     bytes += 1.25 * 4.0 * (double)B * T * 8;   /* row statistics, partial sums, ones, index */
     if (lm_flash && tangents) bytes += 1.25 * 4.0 * 2.0 * B * s->lm.n_head * (double)T;   /* D, Ḋ */

@@ -19,7 +19,8 @@
  *     meta.host_checkpoints the GPU's meta-step gives the same bits
  *   - the GEMM ops (matmul, attention: every face) in TF32 and in bf16 ≤ 1e-2 (inputs
  *     rounded to 10 / 8 mantissa bits, fp32 accumulation), bf16 also with the operand
- *     copies cut into blocks (backend_cuda_set_bf16_chunk_bytes)
+ *     copies cut into blocks (backend_cuda_set_bf16_chunk_bytes), and with wide outputs
+ *     (N ≥ 1024, not a multiple of 64) through the padded fp32 output, whole and in blocks
  *   - causal attention both on the full T×T products (the default) and in blocks of
  *     query rows (backend_cuda_set_att_blocks); T up to 1024 (the row kernels' register
  *     versions) and above (their multi-pass versions)
@@ -127,6 +128,13 @@ static Buf acc_copy(const Buf *src) {
     Buf b = in_copy(src);
     b.init = xmalloc((src->n ? src->n : 1) * sizeof(real));
     memcpy(b.init, src->h, src->n * sizeof(real));
+    return b;
+}
+/* another accumulated output's pre-fill (its init), the same on both sides */
+static Buf prefill_copy(const Buf *src) {
+    Buf b = buf_alloc(src->n);
+    memcpy(b.h, src->init, src->n * sizeof(real));
+    buf_to_dev(&b);
     return b;
 }
 /* an in/out argument overwritten by the op (=, from its own values): compare to 0 */
@@ -428,6 +436,21 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     cpu->matmul_backward(dinp2.h, NULL, NULL, dout.h, inp.h, wt.h, N, C, OC, layout);
     gpu->matmul_backward(dinp2.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_backward (dw, dbias NULL) dinp", tag); check_buf(w, &dinp2, tol);
+    /* dinp and dw from one call (cu_gemm_pair: in bf16 one copy of dout for both products
+     * where gemm.cu allows it) = from two calls, each with the other NULL, bit for bit */
+    {
+        Buf dinp1 = prefill_copy(&dinp), dw1 = prefill_copy(&dw);
+        gpu->matmul_backward(dinp1.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
+        gpu->matmul_backward(NULL, dw1.d, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
+        gpu->to_host(dinp1.h, dinp.d, dinp.n * sizeof(real));
+        gpu->to_host(dw1.h, dw.d, dw.n * sizeof(real));
+        snprintf(w, sizeof w, "%smatmul_backward dinp: one call = dinp alone", tag);
+        check_bits(w, dinp1.h, dinp1.d, dinp1.n);
+        snprintf(w, sizeof w, "%smatmul_backward dw: one call = dw alone", tag);
+        check_bits(w, dw1.h, dw1.d, dw1.n);
+        buf_free(&dinp1);
+        buf_free(&dw1);
+    }
 
     Buf to = out_nan((size_t)N * OC), to2 = out_nan((size_t)N * OC), to3 = out_nan((size_t)N * OC);
     cpu->matmul_forward_tangent(to.h, inp.h, tinp.h, wt.h, tw.h, tb.h, N, C, OC, layout);
@@ -1109,6 +1132,9 @@ static void test_gemm_ops(const char *mode, double tol) {
     test_matmul(37, 48, 72, MATMUL_W_C_OC, tol, tag);
     test_matmul(37, 48, 101, MATMUL_W_OC_C, tol, tag);
     test_matmul(64, 32, 1, MATMUL_W_C_OC, tol, tag);
+    /* N, C, OC multiples of 8: in bf16 the backward rounds d to bf16 once for dx and dW */
+    test_matmul(64, 48, 72, MATMUL_W_C_OC, tol, tag);
+    test_matmul(64, 48, 72, MATMUL_W_OC_C, tol, tag);
     const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 70, 33 };
     for (int causal = 0; causal <= 1; causal++) {
         test_attention_tol(3, 17, 32, 4, causal, v3, tol, tag);
@@ -1151,13 +1177,27 @@ static void test_reduced_precision(void) {
     test_attention_tol(3, 17, 32, 4, 1, v3, TOL_BF16, "[bf16 blocked, att blocks] ");
     backend_cuda_set_att_blocks(-1);
     backend_cuda_set_bf16_chunk_bytes(0);
-    /* wide outputs split at a multiple of 64 (backend_cuda_set_gemm_split): N = 1100 is
-     * 1088 + 12 columns, in the forward (both weight layouts: B offset by columns or rows)
-     * and in dW of W[C,OC] */
-    backend_cuda_set_gemm_split(1);
-    test_matmul(5, 7, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 split] ");
-    test_matmul(5, 7, 1100, MATMUL_W_OC_C, TOL_BF16, "[bf16 split] ");
-    backend_cuda_set_gemm_split(-1);
+    /* wide outputs N ≥ 1024, N not a multiple of 64: the padded-output path (gemm.cu;
+     * B's copy padded to Np = 1152, cuBLAS writes a dense [rows, 1152] scratch, its first
+     * 1100 columns go into C). In test_matmul(·, 7, 1100): the forward (tb = 1 for
+     * W[OC,C], B's rows padded; tb = 0 for W[C,OC], its columns), with bias (beta = 1, C
+     * holds the bias) and without (beta = 0: C starts as NaN and must not be read), the
+     * forward tangent (beta = 1, two accumulations), and dW of W[C,OC] (beta = 1, ta = 1:
+     * A = inp stored [N,C] with a row length 7, its copy's padded to 64). K = C = 7 is odd
+     * too (padded to 64). dW of W[OC,C] (M = 1100) copies d stored [N, 1100] with rows
+     * padded to 1152. */
+    test_matmul(5, 7, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 padded out] ");
+    test_matmul(5, 7, 1100, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded out] ");
+    /* K = 12, and in dW (ta = 1, tb = 0 into the padded output) K = 300: both % 8 = 4 */
+    test_matmul(300, 12, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 padded out] ");
+    /* the same in blocks of rows: at 160000 bytes B's padded copy (64 × 1152 bf16,
+     * 147456 bytes) fits, Cp is capped at 2 × 160000 bytes = 69 rows of 1152 floats, so
+     * N = 300 rows go in blocks of 64, 64, 64, 64, 44; dW of W[C,OC] (B = d [300, 1100],
+     * its copy over the limit) and dinp fall back to blocks of columns and rows */
+    backend_cuda_set_bf16_chunk_bytes(160000);
+    test_matmul(300, 7, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 padded out, blocked] ");
+    test_matmul(300, 7, 1100, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded out, blocked] ");
+    backend_cuda_set_bf16_chunk_bytes(0);
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
     TEST_CHECK(backend_cuda_set_gemm_precision("fp16") == -1, "unknown GEMM mode accepted");
     TEST_CHECK(!strcmp(backend_cuda_gemm_precision(), "fp32"), "GEMM mode after a refused name: %s",

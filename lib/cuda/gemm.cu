@@ -23,7 +23,7 @@
  *  - a copy whose row length (its leading dimension) is not a multiple of 8 gets rows
  *    padded to a multiple of 64 (the head's dE reads the logit gradient stored [rows, V]),
  *    the extents unchanged;
- *  - a product with N ≥ 1024 and N or ldc not a multiple of 64 (the head's x·Eᵀ) runs over
+ *  - a product with N ≥ 1024 and N or ldc not a multiple of 8 (the head's x·Eᵀ) runs over
  *    Np = N rounded up to 64, B's copy zero-padded to Np, into a dense fp32 scratch
  *    [rows, Np], whose first N columns a copy kernel moves into C (with beta·C).
  * Why (H200, 2026-11-27, bench_cuda --gemm-shapes, bf16 inputs, TFLOP/s): x·Eᵀ (M 4096,
@@ -216,8 +216,15 @@ static __global__ void padded_out_copy_k(float *C, int ldc, const float4 *Cp, in
     }
 }
 
+/* the outputs gemm_bf16_padded_out takes: wide, with rows that are not 16-byte multiples
+ * (the slow cases measured, header; an aligned N that is not a multiple of 64 is left to
+ * cuBLAS, unmeasured) */
+static inline int wide_misaligned_output(int N, int ldc) {
+    return N >= 1024 && (N % 8 != 0 || ldc % 8 != 0);
+}
+
 /* C[M,N] (ldc) = alpha·op(A)·op(B) + beta·C for an output that cuBLAS writes slowly: N ≥
- * 1024 with N or ldc not a multiple of 64 (the head's x·Eᵀ, N = V = 50257; see the header).
+ * 1024 with N or ldc not a multiple of 8 (the head's x·Eᵀ, N = V = 50257; see the header).
  * B's copy holds Np = N rounded up to 64 in its N dimension, zeros after N (rows of B
  * stored [N,K], columns of B stored [K,N]); per block of rows of C, A's rows are copied,
  * cuBLAS writes the dense fp32 Cp [m, Np] (CU_SCR_GEMM_OUT, ld Np) with beta = 0, and
@@ -253,7 +260,7 @@ static void gemm_bf16_padded_out(int ta, int tb, int M, int N, int K, int Kp, fl
     }
 }
 
-/* Which path: (1) the padded output when N ≥ 1024, N or ldc not a multiple of 64, and B's
+/* Which path: (1) the padded output when N ≥ 1024, N or ldc not a multiple of 8, and B's
  * copy padded to Np fits the limit (its rows of C blocked as it says); otherwise (2) blocks
  * of rows of C when A's copy exceeds the limit, (3) blocks of columns when B's does, (4) one
  * product. K is padded (padded()) on every path, and so is each copy's row length. */
@@ -262,7 +269,7 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
     const int Kp = padded(K);   /* the copies' contraction length, zero-padded */
     int lda_h, ldb_h;
-    if (N >= 1024 && (N % 64 != 0 || ldc % 64 != 0) &&
+    if (wide_misaligned_output(N, ldc) &&
         copy_b_bytes(tb, round_up_64(N), Kp) <= limit) {
         gemm_bf16_padded_out(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -327,7 +334,7 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 static int plain_bf16_product(const CuGemm *g) {
     const size_t limit = cu_bf16_chunk_bytes();
     return g->M > 0 && g->N > 0 && g->K > 0 && padded(g->K) == g->K &&
-           !(g->N >= 1024 && (g->N % 64 != 0 || g->ldc % 64 != 0)) &&
+           !wide_misaligned_output(g->N, g->ldc) &&
            copy_a_bytes(g->ta, g->M, g->K) <= limit && copy_b_bytes(g->tb, g->N, g->K) <= limit;
 }
 

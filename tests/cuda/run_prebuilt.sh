@@ -24,9 +24,11 @@
 # third), BENCH4_ARGS (one more, with DR_CUDA_ATT_FLASH=1: the fused flash tangents in a
 # meta-step), REF_MANIFEST (a manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5). Each
-# sanitizer also runs on `test_cuda_ops --only flash` (the flash attention kernels):
-# racecheck right after test_cuda_ops, so that a short call still checks them
-# (EARLY_SANITIZERS="" skips that), the others in step 5 before the whole test.
+# sanitizer also runs on one section of the test, `test_cuda_ops --only SAN_SECTION`
+# (flash, the default: the flash attention kernels; or bf16: the bf16 products and
+# attention's bf16 rows): racecheck right after test_cuda_ops, so that a short call
+# still checks them (EARLY_SANITIZERS="" skips that), the others in step 5 before the
+# whole test.
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -83,11 +85,12 @@ sanitize() {   # sanitize TOOLS SUFFIX [test_cuda_ops arguments]: each tool of T
     done
 }
 SAN_TOOLS=${SANITIZERS-memcheck}
-# racecheck on the flash attention kernels first (new, unmeasured: their shared-memory
+# racecheck on one section first (the newest kernels: their shared-memory and warp
 # ordering is what racecheck sees and the emulator cannot; the whole test under racecheck
-# outlasts SAN_CAP); the other tools on them, and every tool on the whole test, last
+# outlasts SAN_CAP); the other tools on it, and every tool on the whole test, last
+SECTION=${SAN_SECTION:-flash}
 early=${EARLY_SANITIZERS-$(printf '%s\n' $SAN_TOOLS | grep -x racecheck)}
-sanitize "$early" _flash --only flash
+sanitize "$early" "_$SECTION" --only "$SECTION"
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH_FLASH_ARGS:-}" ] && step bench_cuda_flash 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH_FLASH_ARGS
@@ -95,7 +98,7 @@ step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH3_ARGS:-}" ] && step bench_cuda_3 200 env ${BENCH3_ENV:-} "$P/bench_cuda" $BENCH3_ARGS
 [ -n "${BENCH4_ARGS:-}" ] && step bench_cuda_4 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH4_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
-sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" _flash --only flash
+sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" "_$SECTION" --only "$SECTION"
 sanitize "$SAN_TOOLS" ""
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"
 # exit 0 only when every step that ran passed

@@ -1557,12 +1557,14 @@ static void test_meta_step(int optimizer, int norm) {
 int main(int argc, char **argv) {
     dr_set_progname(argv[0]);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* --only flash: the flash attention section alone (for compute-sanitizer, whose
-     * racecheck would not reach it within its time limit otherwise) */
-    int only_flash = 0;
+    /* --only flash | bf16: the flash attention section, or the tf32 / bf16 one (the
+     * padded products and attention's bf16 rows), alone (for compute-sanitizer, whose
+     * racecheck would not reach them within its time limit otherwise) */
+    int only_flash = 0, only_bf16 = 0;
     if (argc == 3 && !strcmp(argv[1], "--only") && !strcmp(argv[2], "flash")) only_flash = 1;
+    else if (argc == 3 && !strcmp(argv[1], "--only") && !strcmp(argv[2], "bf16")) only_bf16 = 1;
     else if (argc > 1) {
-        fprintf(stderr, "usage: test_cuda_ops [--only flash]\n");
+        fprintf(stderr, "usage: test_cuda_ops [--only flash|bf16]\n");
         return 2;
     }
     char why[256];
@@ -1579,6 +1581,13 @@ int main(int argc, char **argv) {
         gpu->synchronize();
         backend_cuda_release();
         return test_finish("test_cuda_ops --only flash");
+    }
+    if (only_bf16) {
+        printf("tf32 and bf16 GEMM modes, alone (--only bf16):\n");
+        test_reduced_precision();
+        gpu->synchronize();
+        backend_cuda_release();
+        return test_finish("test_cuda_ops --only bf16");
     }
 
     test_table();

@@ -16,7 +16,7 @@
 # GPU's sizes, far too slow for CI: over half an hour).
 # Exit status: the program's (test: 0 pass, 1 fail, 77 no device).
 #
-#   tests/cuda/emu/run.sh               the op test
+#   tests/cuda/emu/run.sh               the op test (--only flash|bf16: one section)
 #   tests/cuda/emu/run.sh bench --quick bench_cuda on tiny shapes
 #   tests/cuda/emu/run.sh tools         tools_gpu.sh on the emulated libdr_cuda.so
 set -eu
@@ -97,4 +97,4 @@ cc $CFLAGS -c tests/cuda/test_cuda_ops.c -o "$OUT/test_cuda_ops.o"
 g++ $SAN "$OUT/test_cuda_ops.o" "${objs[@]}" "$OUT/emu_runtime.o" "$LIBDR" $LIBS \
     -o "$OUT/test_cuda_ops_emu"
 echo "cuda-emu: the CUDA backend's kernels on the CPU EMULATOR (a logic check, not a GPU test)"
-exec "$OUT/test_cuda_ops_emu"
+exec "$OUT/test_cuda_ops_emu" "$@"

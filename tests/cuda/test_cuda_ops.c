@@ -1560,9 +1560,10 @@ int main(int argc, char **argv) {
     /* --only flash | bf16: the flash attention section, or the tf32 / bf16 one (the
      * padded products and attention's bf16 rows), alone (for compute-sanitizer, whose
      * racecheck would not reach them within its time limit otherwise) */
-    int only_flash = 0, only_bf16 = 0;
-    if (argc == 3 && !strcmp(argv[1], "--only") && !strcmp(argv[2], "flash")) only_flash = 1;
-    else if (argc == 3 && !strcmp(argv[1], "--only") && !strcmp(argv[2], "bf16")) only_bf16 = 1;
+    const char *only = NULL;
+    if (argc == 3 && !strcmp(argv[1], "--only") &&
+        (!strcmp(argv[2], "flash") || !strcmp(argv[2], "bf16")))
+        only = argv[2];
     else if (argc > 1) {
         fprintf(stderr, "usage: test_cuda_ops [--only flash|bf16]\n");
         return 2;
@@ -1575,19 +1576,15 @@ int main(int argc, char **argv) {
     }
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
     printf("test_cuda_ops: CUDA ops vs CPU ops (float), rel = max|gpu-cpu| / max|cpu change|\n");
-    if (only_flash) {
-        printf("flash attention (bf16, backend_cuda_set_att_flash), alone (--only flash):\n");
-        test_attention_flash();
+    if (only) {
+        const int flash = !strcmp(only, "flash");
+        printf("%s, alone (--only %s):\n", flash ? "flash attention (bf16, backend_cuda_set_att_flash)"
+                                                 : "tf32 and bf16 GEMM modes", only);
+        if (flash) test_attention_flash();
+        else       test_reduced_precision();
         gpu->synchronize();
         backend_cuda_release();
-        return test_finish("test_cuda_ops --only flash");
-    }
-    if (only_bf16) {
-        printf("tf32 and bf16 GEMM modes, alone (--only bf16):\n");
-        test_reduced_precision();
-        gpu->synchronize();
-        backend_cuda_release();
-        return test_finish("test_cuda_ops --only bf16");
+        return test_finish(flash ? "test_cuda_ops --only flash" : "test_cuda_ops --only bf16");
     }
 
     test_table();

@@ -121,11 +121,11 @@ void cu_gemm_fp32(int ta, int tb, int M, int N, int K, float alpha, const float 
                   const float *B, int ldb, float beta, float *C, int ldc);
 
 /* One cu_gemm call's arguments. cu_gemm_run(g) is cu_gemm on them. cu_gemm_pair(g1, g2, X)
- * runs g1 then g2 where X is an operand (A or B) of each with the same stored shape and
- * leading dimension: in bf16 mode, when both run as single products with X's copy
- * unpadded (K and its row length multiples of 8, no blocks, no padded output), X is
- * rounded to bf16 once for both; the same copies and cuBLAS calls as two cu_gemm calls,
- * so the same bits. Otherwise it is two cu_gemm calls. */
+ * runs g1 then g2 where X is an operand (A or B) of each: in bf16 mode, when both run as
+ * single products (no blocks, no padded output) and X's copy comes out the same for both
+ * (shape, leading dimension and padding), X is rounded to bf16 once for both; the same
+ * copies and cuBLAS calls as two cu_gemm calls, so the same bits. Otherwise it is two
+ * cu_gemm calls. */
 struct CuGemm {
     int ta, tb, M, N, K;
     float alpha;

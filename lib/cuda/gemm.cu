@@ -329,20 +329,26 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
 
 /* ---- two products sharing an operand ----------------------------------------------- */
 
-/* gemm_bf16 runs g as one product (path 4) on unpadded copies: K a multiple of 8, no
- * padded output, neither copy over the limit */
-static int plain_bf16_product(const CuGemm *g) {
+/* gemm_bf16 runs g as one product (path 4): no padded output, neither copy over the
+ * limit (K and the copies' rows padded as usual) */
+static int single_bf16_product(const CuGemm *g) {
     const size_t limit = cu_bf16_chunk_bytes();
-    return g->M > 0 && g->N > 0 && g->K > 0 && padded(g->K) == g->K &&
-           !wide_misaligned_output(g->N, g->ldc) &&
-           copy_a_bytes(g->ta, g->M, g->K) <= limit && copy_b_bytes(g->tb, g->N, g->K) <= limit;
+    const int Kp = padded(g->K);
+    return g->M > 0 && g->N > 0 && g->K > 0 && !wide_misaligned_output(g->N, g->ldc) &&
+           copy_a_bytes(g->ta, g->M, Kp) <= limit && copy_b_bytes(g->tb, g->N, Kp) <= limit;
 }
 
-/* X as one operand of g (exactly one): its stored shape [rows, cols] and ld; 0 if not */
-static int shared_operand(const CuGemm *g, const float *X, int *rows, int *cols, int *ld) {
+/* X's bf16 copy as path 4 makes it for g (copy_a, copy_b): the stored [rows, cols] with
+ * leading dimension ld, copied into a dense [rows_p, cols_p]; 0 unless X is exactly one
+ * operand of g */
+struct CopyPlan { int rows, cols, ld, rows_p, cols_p; };
+static int copy_plan(const CuGemm *g, const float *X, CopyPlan *p) {
     if ((g->A == X) == (g->B == X)) return 0;
-    if (g->A == X) *rows = g->ta ? g->K : g->M, *cols = g->ta ? g->M : g->K, *ld = g->lda;
-    else           *rows = g->tb ? g->N : g->K, *cols = g->tb ? g->K : g->N, *ld = g->ldb;
+    const int Kp = padded(g->K);
+    if (g->A == X) *p = g->ta ? CopyPlan{ g->K, g->M, g->lda, Kp, padded(g->M) }
+                              : CopyPlan{ g->M, g->K, g->lda, g->M, Kp };
+    else           *p = g->tb ? CopyPlan{ g->N, g->K, g->ldb, g->N, Kp }
+                              : CopyPlan{ g->K, g->N, g->ldb, Kp, padded(g->N) };
     return 1;
 }
 
@@ -352,30 +358,32 @@ void cu_gemm_run(const CuGemm *g) {
 }
 
 void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
-    int r1, c1, l1, r2, c2, l2;
-    if (cu_gemm_mode() != CU_GEMM_BF16 || !plain_bf16_product(g1) || !plain_bf16_product(g2) ||
-        !shared_operand(g1, X, &r1, &c1, &l1) || !shared_operand(g2, X, &r2, &c2, &l2) ||
-        r1 != r2 || c1 != c2 || l1 != l2 || padded(c1) != c1) {
+    CopyPlan p1, p2;
+    if (cu_gemm_mode() != CU_GEMM_BF16 || !single_bf16_product(g1) || !single_bf16_product(g2) ||
+        !copy_plan(g1, X, &p1) || !copy_plan(g2, X, &p2) || p1.rows != p2.rows ||
+        p1.cols != p2.cols || p1.ld != p2.ld || p1.rows_p != p2.rows_p || p1.cols_p != p2.cols_p) {
         cu_gemm_run(g1);
         cu_gemm_run(g2);
         return;
     }
     /* X's copy in CU_SCR_BF16_A, the other operand of each product in CU_SCR_BF16_B: the
-     * copies and the cuBLAS calls of gemm_bf16's path 4 (row lengths c1 = padded(c1)) */
-    const __nv_bfloat16 *Xh = bf16_copy(CU_SCR_BF16_A, X, r1, c1, l1, r1, c1);
+     * copies and the cuBLAS calls of gemm_bf16's path 4 (the head's logit gradient, padded
+     * to rows of 50304 for dx = d·E and dE = dᵀ·x alike, is one of them) */
+    const __nv_bfloat16 *Xh = bf16_copy(CU_SCR_BF16_A, X, p1.rows, p1.cols, p1.ld, p1.rows_p, p1.cols_p);
     const CuGemm *gs[2] = { g1, g2 };
     for (int i = 0; i < 2; i++) {
         const CuGemm *g = gs[i];
+        const int Kp = padded(g->K);
         int ld_h;
         if (g->A == X) {
             const __nv_bfloat16 *Bh =
-                copy_b(CU_SCR_BF16_B, g->B, g->tb, g->N, g->N, g->K, g->K, g->ldb, &ld_h);
-            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, g->K, g->alpha, Xh, c1, Bh, ld_h, g->beta,
+                copy_b(CU_SCR_BF16_B, g->B, g->tb, g->N, g->N, g->K, Kp, g->ldb, &ld_h);
+            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, Kp, g->alpha, Xh, p1.cols_p, Bh, ld_h, g->beta,
                          g->C, g->ldc);
         } else {
             const __nv_bfloat16 *Ah =
-                copy_a(CU_SCR_BF16_B, g->A, g->ta, g->M, g->K, g->K, g->lda, &ld_h);
-            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, g->K, g->alpha, Ah, ld_h, Xh, c1, g->beta,
+                copy_a(CU_SCR_BF16_B, g->A, g->ta, g->M, g->K, Kp, g->lda, &ld_h);
+            gemm_ex_bf16(g->ta, g->tb, g->M, g->N, Kp, g->alpha, Ah, ld_h, Xh, p1.cols_p, g->beta,
                          g->C, g->ldc);
         }
     }

@@ -583,13 +583,24 @@ static void check_rest_untouched(const char *tag, const char *buf, const real *g
     printf("  %-66s %s\n", w, touched ? "WRITTEN" : "untouched");
 }
 
+/* x rounded to bf16 (round to nearest even), as the flash kernels round their inputs */
+static double bf16_rn(real x) {
+    float f = (float)x;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* Flash mode's att (lib/cuda/attention.cu): lse [B,NH,T] then a copy of out [B,T,C], the
- * rest untouched (still the NaN sentinel). lse against a double reference from qkv:
- * |gpu − ref| ≤ tol · max(1, |ref|) where the row has keys, exactly −inf where it has
- * none. */
+ * rest untouched (still the NaN sentinel). lse against a double reference from qkv with Q
+ * and K rounded to bf16 as the kernel rounds them, so that only its fp32 arithmetic
+ * remains: |gpu − ref| ≤ 1e-4 · max(1, |ref|) where the row has keys (against unrounded
+ * inputs the bf16 rounding of the scores alone reached 1.05e-2 on some draws), exactly
+ * −inf where it has none. */
 static void check_flash_att(const char *tag, const Buf *att, const Buf *out, const Buf *qkv,
-                            const int32_t *valid, int causal, int B, int T, int C, int NH,
-                            double tol) {
+                            const int32_t *valid, int causal, int B, int T, int C, int NH) {
     const size_t nl = (size_t)B * NH * T, BTC = (size_t)B * T * C;
     real *g = xmalloc(att->n * sizeof(real)), *o = xmalloc(BTC * sizeof(real));
     gpu->to_host(g, att->d, att->n * sizeof(real));
@@ -612,7 +623,7 @@ static void check_flash_att(const char *tag, const Buf *att, const Buf *out, con
                     for (int j = 0; j < n; j++) {
                         const real *k = qkv->h + ((size_t)b * T + j) * 3 * C + C + h * hs;
                         double d = 0;
-                        for (int e = 0; e < hs; e++) d += (double)q[e] * k[e];
+                        for (int e = 0; e < hs; e++) d += bf16_rn(q[e]) * bf16_rn(k[e]);
                         d *= scale;
                         if (pass == 0) mx = fmax(mx, d); else sum += exp(d - mx);
                     }
@@ -623,7 +634,8 @@ static void check_flash_att(const char *tag, const Buf *att, const Buf *out, con
     char w[200];
     snprintf(w, sizeof w, "%s flash att: lse", tag);
     TEST_CHECK(bad_inf == 0, "%s: %zu rows without keys not -inf", w, bad_inf);
-    TEST_CHECK(worst <= tol, "%s: |gpu - ref| / max(1, |ref|) = %.2e > %.0e", w, worst, tol);
+    const double tol_lse = 1e-4;
+    TEST_CHECK(worst <= tol_lse, "%s: |gpu - ref| / max(1, |ref|) = %.2e > %.0e", w, worst, tol_lse);
     printf("  %-66s %8.1e\n", w, worst);
     snprintf(w, sizeof w, "%s flash att: O copy = out", tag);
     check_bits(w, o, att->d + nl, BTC);
@@ -731,7 +743,7 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
     gpu->attention_forward(out.d, att.d, qkv.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s forward out", tag); check_buf(w, &out, tol);
     if (flash) {   /* the derivative faces get the GPU's own att (lse, O) */
-        check_flash_att(tag, &att, &out, &qkv, valid, causal, B, T, C, NH, tol);
+        check_flash_att(tag, &att, &out, &qkv, valid, causal, B, T, C, NH);
     } else {
         snprintf(w, sizeof w, "%s forward att", tag); check_buf(w, &att, tol);
         buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
@@ -1135,6 +1147,10 @@ static void test_gemm_ops(const char *mode, double tol) {
     /* N, C, OC multiples of 8: in bf16 the backward rounds d to bf16 once for dx and dW */
     test_matmul(64, 48, 72, MATMUL_W_C_OC, tol, tag);
     test_matmul(64, 48, 72, MATMUL_W_OC_C, tol, tag);
+    /* an odd OC with rows a multiple of 8: in bf16 the shared copy of d is padded (the
+     * head's logit gradient in head chunks) */
+    test_matmul(64, 48, 101, MATMUL_W_C_OC, tol, tag);
+    test_matmul(64, 48, 101, MATMUL_W_OC_C, tol, tag);
     const int32_t v3[3] = { 17, 5, 0 }, v2[2] = { 70, 33 };
     for (int causal = 0; causal <= 1; causal++) {
         test_attention_tol(3, 17, 32, 4, causal, v3, tol, tag);

@@ -65,17 +65,23 @@ void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bi
 /* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout. With both products, cu_gemm_pair:
  * in bf16 mode dout is rounded to bf16 once for both where gemm.cu allows it (the same
  * bits as two products). */
+/* dinp += d Wᵀ and dW += inpᵀ d, either or both (NULL: not) */
+static void matmul_backward_products(float *dinp, float *dw, const float *d, const float *inp,
+                                     const float *w, int N, int C, int OC, int w_layout) {
+    if (dinp && dw) {
+        const CuGemm gx = d_times_wt_args(dinp, d, w, N, C, OC, w_layout);
+        const CuGemm gw = xt_times_d_args(dw, inp, d, N, C, OC, w_layout);
+        cu_gemm_pair(&gx, &gw, d);
+    } else if (dinp) {
+        d_times_wt(dinp, d, w, N, C, OC, w_layout);
+    } else if (dw) {
+        xt_times_d(dw, inp, d, N, C, OC, w_layout);
+    }
+}
+
 void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
                         const real *w, int N, int C, int OC, int w_layout) {
-    if (dinp && dw) {
-        const CuGemm gx = d_times_wt_args(dinp, dout, w, N, C, OC, w_layout);
-        const CuGemm gw = xt_times_d_args(dw, inp, dout, N, C, OC, w_layout);
-        cu_gemm_pair(&gx, &gw, dout);
-    } else if (dinp) {
-        d_times_wt(dinp, dout, w, N, C, OC, w_layout);
-    } else if (dw) {
-        xt_times_d(dw, inp, dout, N, C, OC, w_layout);
-    }
+    matmul_backward_products(dinp, dw, dout, inp, w, N, C, OC, w_layout);
     if (dbias) cu_column_sum_add(dbias, dout, N, OC);
 }
 
@@ -88,18 +94,15 @@ void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, co
     if (tw) x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
 }
 
-/* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += tinpᵀ dout + inpᵀ dtout;  dtb += Σ_n dtout */
+/* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += inpᵀ dtout + tinpᵀ dout;  dtb += Σ_n dtout */
 void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
                                 const real *dtout, const real *inp, const real *tinp,
                                 const real *w, const real *tw, int N, int C, int OC,
                                 int w_layout) {
-    if (dtinp) {
-        if (dtout) d_times_wt(dtinp, dtout, w, N, C, OC, w_layout);
-        if (tw) d_times_wt(dtinp, dout, tw, N, C, OC, w_layout);
-    }
-    if (dtw) {
-        if (tinp) xt_times_d(dtw, tinp, dout, N, C, OC, w_layout);
-        if (dtout) xt_times_d(dtw, inp, dtout, N, C, OC, w_layout);
-    }
+    /* the products in two pairs, each sharing its d (dtout, then dout): dtinp gets its
+     * terms in the order above, dtW gets inpᵀ dtout before tinpᵀ dout */
+    if (dtout) matmul_backward_products(dtinp, dtw, dtout, inp, w, N, C, OC, w_layout);
+    if (dout) matmul_backward_products(tw ? dtinp : NULL, tinp ? dtw : NULL, dout, tinp, tw, N, C,
+                                       OC, w_layout);
     if (dtbias && dtout) cu_column_sum_add(dtbias, dtout, N, OC);
 }

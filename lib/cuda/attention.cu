@@ -281,15 +281,13 @@ static __global__ void softmax_rows_reg_k(float *att, const AttShape s, __nv_bfl
     }
 }
 
-/* X → P ⊙ (X − rowsum(P ⊙ X)) in place, and with P into h when given
- * (softmax_jacobian_rows_k) */
+/* The register kernels' loads and row sums: a lane's keys j = lane + 32·i of the row (0
+ * for j ≥ n, never read) and the warp's sums over the allowed keys, in a fixed order.
+ * jacobian: P and X, returns rowsum(P ⊙ X). */
 template <int NV>
-static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
-                                                   const AttShape s, __nv_bfloat16 *h) {
-    ROW_PROLOGUE
-    const float *p = att + off;
-    float *d = x + off;
-    float pv[NV], dv[NV];
+static __device__ __forceinline__ float jacobian_row_load(float (&pv)[NV], float (&dv)[NV],
+                                                          const float *p, const float *d, int n,
+                                                          int lane) {
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
@@ -300,7 +298,46 @@ static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
     ROW_UNROLL
     for (int i = 0; i < NV; i++)
         if (lane + 32 * i < n) rr += pv[i] * dv[i];
-    rr = cu_warp_sum(rr);
+    return cu_warp_sum(rr);
+}
+
+/* backward tangent: P, Ṗ (0 when pt is NULL), dP, dṖ; returns r = rowsum(P ⊙ dP) and sets
+ * *rt = ṙ = rowsum(P ⊙ dṖ) + rowsum(Ṗ ⊙ dP) */
+template <int NV>
+static __device__ __forceinline__ float backward_tangent_row_load(
+    float (&pv)[NV], float (&ptv)[NV], float (&dv)[NV], float (&dtv)[NV], float *rt,
+    const float *p, const float *pt, const float *d, const float *dt, int n, int lane) {
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        const int j = lane + 32 * i;
+        pv[i] = j < n ? p[j] : 0.0f;
+        ptv[i] = pt && j < n ? pt[j] : 0.0f;
+        dv[i] = j < n ? d[j] : 0.0f;
+        dtv[i] = j < n ? dt[j] : 0.0f;
+    }
+    float rr = 0, rt1 = 0, rt2 = 0;
+    ROW_UNROLL
+    for (int i = 0; i < NV; i++) {
+        if (lane + 32 * i < n) {
+            rr += pv[i] * dv[i];
+            rt1 += pv[i] * dtv[i];
+            if (pt) rt2 += ptv[i] * dv[i];
+        }
+    }
+    *rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    return cu_warp_sum(rr);
+}
+
+/* X → P ⊙ (X − rowsum(P ⊙ X)) in place, and with P into h when given
+ * (softmax_jacobian_rows_k) */
+template <int NV>
+static __global__ void softmax_jacobian_rows_reg_k(float *x, const float *att,
+                                                   const AttShape s, __nv_bfloat16 *h) {
+    ROW_PROLOGUE
+    const float *p = att + off;
+    float *d = x + off;
+    float pv[NV], dv[NV];
+    const float rr = jacobian_row_load<NV>(pv, dv, p, d, n, lane);
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
@@ -330,17 +367,7 @@ static __global__ void softmax_backward_bf16_rows_reg_k(float *dP, const float *
     const float *p = att + off, *d = dP + off;
     __nv_bfloat16 *dsh = (__nv_bfloat16 *)(dP + off), *ph = dsh + s.T;
     float pv[NV], dv[NV];
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++) {
-        const int j = lane + 32 * i;
-        pv[i] = j < n ? p[j] : 0.0f;
-        dv[i] = j < n ? d[j] : 0.0f;
-    }
-    float rr = 0;
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++)
-        if (lane + 32 * i < n) rr += pv[i] * dv[i];
-    rr = cu_warp_sum(rr);
+    const float rr = jacobian_row_load<NV>(pv, dv, p, d, n, lane);
     __syncwarp();   /* the row is read: overwrite it */
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
@@ -361,26 +388,8 @@ static __global__ void softmax_backward_tangent_rows_reg_k(float *dS, float *dSt
     ROW_PROLOGUE
     const float *p = att + off, *pt = tatt ? tatt + off : NULL;
     float *d = dS + off, *dt = dSt + off;
-    float pv[NV], ptv[NV], dv[NV], dtv[NV];
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++) {
-        const int j = lane + 32 * i;
-        pv[i] = j < n ? p[j] : 0.0f;
-        ptv[i] = pt && j < n ? pt[j] : 0.0f;
-        dv[i] = j < n ? d[j] : 0.0f;
-        dtv[i] = j < n ? dt[j] : 0.0f;
-    }
-    float rr = 0, rt1 = 0, rt2 = 0;
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++) {
-        if (lane + 32 * i < n) {
-            rr += pv[i] * dv[i];
-            rt1 += pv[i] * dtv[i];
-            if (pt) rt2 += ptv[i] * dv[i];
-        }
-    }
-    rr = cu_warp_sum(rr);
-    const float rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    float pv[NV], ptv[NV], dv[NV], dtv[NV], rt;
+    const float rr = backward_tangent_row_load<NV>(pv, ptv, dv, dtv, &rt, p, pt, d, dt, n, lane);
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {
         const int j = lane + 32 * i;
@@ -409,26 +418,8 @@ static __global__ void softmax_backward_tangent_bf16_rows_reg_k(float *dS, float
     const float *p = att + off, *pt = tatt ? tatt + off : NULL;
     const float *d = dS + off, *dt = dSt + off;
     __nv_bfloat16 *dsh = (__nv_bfloat16 *)(dS + off), *dsth = (__nv_bfloat16 *)(dSt + off);
-    float pv[NV], ptv[NV], dv[NV], dtv[NV];
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++) {
-        const int j = lane + 32 * i;
-        pv[i] = j < n ? p[j] : 0.0f;
-        ptv[i] = pt && j < n ? pt[j] : 0.0f;
-        dv[i] = j < n ? d[j] : 0.0f;
-        dtv[i] = j < n ? dt[j] : 0.0f;
-    }
-    float rr = 0, rt1 = 0, rt2 = 0;
-    ROW_UNROLL
-    for (int i = 0; i < NV; i++) {
-        if (lane + 32 * i < n) {
-            rr += pv[i] * dv[i];
-            rt1 += pv[i] * dtv[i];
-            if (pt) rt2 += ptv[i] * dv[i];
-        }
-    }
-    rr = cu_warp_sum(rr);
-    const float rt = cu_warp_sum(rt1) + (pt ? cu_warp_sum(rt2) : 0.0f);
+    float pv[NV], ptv[NV], dv[NV], dtv[NV], rt;
+    const float rr = backward_tangent_row_load<NV>(pv, ptv, dv, dtv, &rt, p, pt, d, dt, n, lane);
     __syncwarp();   /* the rows are read: overwrite them */
     ROW_UNROLL
     for (int i = 0; i < NV; i++) {

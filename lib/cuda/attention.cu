@@ -462,9 +462,12 @@ static int row_nv(const AttShape &s) {
 /* In the bf16 GEMM mode, when the products are the full T×T ones, the forward's row kernel
  * writes P in bf16 too (softmax_rows_k's ph), and the backward's, when a row fits in
  * registers, writes dS and P in bf16 only (softmax_backward_bf16_rows_reg_k): the T×T
- * operands of the products then need no copies */
+ * operands of the products then need no copies. T a multiple of 8 keeps every matrix and
+ * the P half of a [dS | P] row on a 16-byte boundary (cu_gemm_bh_bf16a checks it); other
+ * T take the copies' path */
 static int att_bf16_rows(const AttShape &s, int backward) {
-    return cu_gemm_mode() == CU_GEMM_BF16 && !cu_att_blocks() && (!backward || row_nv(s) > 0);
+    return cu_gemm_mode() == CU_GEMM_BF16 && !cu_att_blocks() && s.T % 8 == 0 &&
+           (!backward || row_nv(s) > 0);
 }
 
 /* matrix (b, h) of a [B,NH,T,T] bf16 tensor whose rows are `ld` elements apart */

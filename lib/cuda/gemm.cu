@@ -530,6 +530,12 @@ void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: empty product (K = %d)", K);
     if (cu_gemm_mode() != CU_GEMM_BF16)
         dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: a bf16 operand outside the bf16 GEMM mode");
+    /* cuBLAS cannot see the pointers of a batched call and picks its kernel's vector width
+     * from the leading dimensions: a matrix that starts off a 16-byte boundary while ld is
+     * even makes it read misaligned (the H100 of the fifth GPU session, at T = 17) */
+    if ((uintptr_t)A.p % 16 || A.ld % 8 || A.sb % 8 || A.sh % 8)
+        dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: bf16 matrices off 16-byte boundaries "
+                   "(ld %d, strides %lld and %lld elements)", A.ld, A.sb, A.sh);
     const CuBHMat unused = { NULL, 0, 0, 0 };
     gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, &A, B, beta, C, nb, nh);
 }

@@ -49,7 +49,8 @@
  *   inside the matrix products by part and by shape (backend_cuda_profile).
  * --checkpoint-every N: the meta-step's c (default round(√T)).
  * --profile: after each training measurement, two more steps with every op timed between
- *   two synchronizations (tests/op_timer.h), printed largest first.
+ *   two synchronizations (tests/op_timer.h), printed largest first; after the meta-step,
+ *   one more meta-step so timed (its time and ratio are the untimed one's).
  */
 #include <math.h>
 #include <stdio.h>
@@ -555,6 +556,20 @@ static void child_meta(const Setup *u, const char *precision, int B, int T, int 
     printf(" (meta_work_bytes)\n");
     printf("@meta_s %.6g\n@ratio %.6g\n", sec, sec / (T * plain));
     print_memory("    ");
+    if (profile) {   /* one more meta-step, every op between two synchronizations */
+        meta_work_free(w);
+        Backend timed = op_timer_backend(gpu);
+        w = meta_work_new(&timed, &s);
+        meta_stats_clear(&ms);
+        backend_cuda_profile(1);
+        gpu->synchronize();
+        t0 = dr_now();
+        CHECK(meta_member_step(w, theta, &st, phi, &data, 1, dphi, &ms) == 0, "%s", dr_lasterr());
+        gpu->synchronize();
+        op_timer_print("meta-step", dr_now() - t0, 1);
+        backend_cuda_profile_print(stdout, "the profiled meta-step", 1);
+        backend_cuda_profile(0);
+    }
     meta_work_free(w);
     optim_state_free(&st, gpu);
     gpu->free(theta); gpu->free(phi); gpu->free(dphi);

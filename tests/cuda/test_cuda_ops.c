@@ -1173,13 +1173,19 @@ static void test_gemm_ops(const char *mode, double tol) {
     test_attention_tol(3, 17, 32, 4, 0, NULL, tol, tag);
     if (!strcmp(mode, "bf16")) {
         /* the bf16 row kernels write the products' T×T operands in bf16 themselves
-         * (attention.cu, att_bf16_rows): T = 17, 70 above and 1000 here (1, 4 and 32
-         * values a lane); T = 1100, past the register rows: the multi-pass forward writes
-         * bf16 P, the backward takes the copies' path */
-        const int32_t v1000[2] = { 1000, 611 }, v1100[2] = { 1100, 1037 };
+         * (attention.cu, att_bf16_rows) when T is a multiple of 8 (T = 17 and 70 above
+         * take the copies' path): T = 24, 120 and 1000 here (1, 4 and 32 values a lane);
+         * T = 1104, past the register rows: the multi-pass forward writes bf16 P, the
+         * backward takes the copies' path */
+        const int32_t v24[3] = { 24, 5, 0 }, v120[2] = { 120, 33 };
+        const int32_t v1000[2] = { 1000, 611 }, v1104[2] = { 1104, 1037 };
+        for (int causal = 0; causal <= 1; causal++) {
+            test_attention_tol(3, 24, 32, 4, causal, v24, tol, tag);
+            test_attention_tol(2, 120, 48, 3, causal, v120, tol, tag);
+        }
         test_attention_tol(2, 1000, 8, 2, 1, v1000, tol, tag);
         test_attention_tol(2, 1000, 8, 2, 0, v1000, tol, tag);
-        test_attention_tol(2, 1100, 8, 2, 1, v1100, tol, tag);
+        test_attention_tol(2, 1104, 8, 2, 1, v1104, tol, tag);
     }
     /* causal products in blocks of query rows (backend_cuda_set_att_blocks) */
     char btag[48];

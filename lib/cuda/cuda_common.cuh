@@ -140,6 +140,19 @@ struct CuGemm {
 void cu_gemm_run(const CuGemm *g);
 void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X);
 
+/* cu_gemm_ksum(g1, g2, h1, h2): g1 then g2 into the same C (g2 with beta 1: C = g1.beta·C
+ * + alpha·(op(A1)·op(B1) + op(A2)·op(B2))), then h1 and h2 when not NULL, where h_i takes
+ * g_i's A as one of its operands. In bf16 mode, when g1 and g2 agree in output, shape,
+ * transposes and alpha and each is a single product, they run as one product over the
+ * concatenated contraction K1 + K2 (the same bf16 roundings; one fp32 accumulation, so
+ * not the same bits as two products): the forward tangent's tinp·W + inp·tW and the
+ * backward tangent's dtout·Wᵀ + dout·tWᵀ, whose K = 512 products run at half the rate of
+ * longer ones (docs/cuda.md). When the two A operands lie side by side in that copy (ta =
+ * 0) and each h_i is a single product taking its A_i stored the same way, h_i reads
+ * A_i's half of the copy instead of making its own (the backward tangent's dtW products
+ * share dtout's and dout's copies so). Otherwise it is the cu_gemm calls in that order. */
+void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const CuGemm *h2);
+
 /* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
  * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,
  * out and att). In the selected precision like cu_gemm: one cublasSgemmBatched (fp32),

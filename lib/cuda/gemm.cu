@@ -93,15 +93,16 @@ static __global__ void to_bf16_rows_k(__nv_bfloat16 *dst, const float *src, int 
     }
 }
 
-/* dst[rows_p, cols_p] (dense) = bf16(src[rows, cols] with leading dimension ld), zeros
- * in the rows ≥ rows and the columns ≥ cols (rows_p ≥ rows, cols_p ≥ cols): a copy with
- * its contraction dimension, its row length (leading dimension) or, on the padded-output
- * path, B's N extent padded */
-static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, const float *src, int rows, int cols,
-                                        int ld, int rows_p, int cols_p) {
+/* dst[rows_p, cols_p] (rows ldd apart) = bf16(src[rows, cols] with leading dimension
+ * ld), zeros in the rows ≥ rows and the columns ≥ cols (rows_p ≥ rows, cols_p ≥ cols): a
+ * copy with its contraction dimension, its row length (leading dimension) or, on the
+ * padded-output path, B's N extent padded; ldd > cols_p: one half of two copies side by
+ * side (cu_gemm_ksum) */
+static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, int ldd, const float *src, int rows,
+                                        int cols, int ld, int rows_p, int cols_p) {
     for (int r = blockIdx.y; r < rows_p; r += gridDim.y) {
         const float *s = src + (size_t)(r < rows ? r : 0) * ld;
-        __nv_bfloat16 *d = dst + (size_t)r * cols_p;
+        __nv_bfloat16 *d = dst + (size_t)r * ldd;
         for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols_p; c += gridDim.x * blockDim.x)
             d[c] = r < rows && c < cols ? __float2bfloat16(s[c]) : __float2bfloat16(0.0f);
     }
@@ -128,19 +129,26 @@ static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, in
     cudaLaunchCheck();
 }
 
-/* the dense bf16 copy [rows_p, cols_p] of src[rows, cols] (ld), zero beyond rows × cols */
-static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld,
-                                      int rows_p, int cols_p) {
-    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows_p * cols_p * sizeof *dst);
+/* the bf16 copy [rows_p, cols_p] of src[rows, cols] (ld) into dst, its rows ldd apart,
+ * zero beyond rows × cols */
+static void bf16_copy_to(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols,
+                         int ld, int rows_p, int cols_p) {
     const double t = cu_prof_begin();
-    if (rows_p == rows && cols_p == cols) {
+    if (rows_p == rows && cols_p == cols && ldd == cols) {
         to_bf16(dst, src, rows, cols, ld);
     } else {
         dim3 grid((unsigned)((cols_p + CU_THREADS - 1) / CU_THREADS), rows_p < 65535 ? rows_p : 65535);
-        to_bf16_padded_k<<<grid, CU_THREADS>>>(dst, src, rows, cols, ld, rows_p, cols_p);
+        to_bf16_padded_k<<<grid, CU_THREADS>>>(dst, ldd, src, rows, cols, ld, rows_p, cols_p);
         cudaLaunchCheck();
     }
     cu_prof_end(CU_PROF_COPY, t, 0);
+}
+
+/* the dense bf16 copy [rows_p, cols_p] of src[rows, cols] (ld) in scratch slot `slot` */
+static const __nv_bfloat16 *bf16_copy(int slot, const float *src, int rows, int cols, int ld,
+                                      int rows_p, int cols_p) {
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows_p * cols_p * sizeof *dst);
+    bf16_copy_to(dst, cols_p, src, rows, cols, ld, rows_p, cols_p);
     return dst;
 }
 
@@ -385,6 +393,94 @@ void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
                 copy_a(CU_SCR_BF16_B, g->A, g->ta, g->M, g->K, Kp, g->lda, &ld_h);
             gemm_ex_bf16(g->ta, g->tb, g->M, g->N, Kp, g->alpha, Ah, ld_h, Xh, p1.cols_p, g->beta,
                          g->C, g->ldc);
+        }
+    }
+}
+
+/* ---- two products into one output, over the concatenated contraction --------------- */
+
+/* cu_gemm_ksum's bf16 product applies: the same output, shape, transposes and alpha, g2
+ * accumulating (beta 1), each a single product, and the concatenated copies within the
+ * limit (bounded with both extents padded) */
+static int ksum_one_product(const CuGemm *g1, const CuGemm *g2) {
+    if (cu_gemm_mode() != CU_GEMM_BF16 || g1->ta != g2->ta || g1->tb != g2->tb ||
+        g1->M != g2->M || g1->N != g2->N || g1->C != g2->C || g1->ldc != g2->ldc ||
+        g1->alpha != g2->alpha || g2->beta != 1.0f ||
+        !single_bf16_product(g1) || !single_bf16_product(g2))
+        return 0;
+    const size_t kt = (size_t)padded(g1->K) + padded(g2->K), limit = cu_bf16_chunk_bytes();
+    return kt * padded(g1->M) * sizeof(__nv_bfloat16) <= limit &&
+           kt * padded(g1->N) * sizeof(__nv_bfloat16) <= limit;
+}
+
+/* The bf16 copies of operand A (is_a) or B of g1 and g2 in one buffer, concatenated along
+ * K (each K_i zero-padded to padded(K_i)). An operand stored [other, K_i] (A with ta = 0,
+ * B with tb = 1) goes side by side: [other_p, K1p + K2p], rows other_p ≥ other (zero rows
+ * after other); one stored [K_i, other] goes stacked: [K1p + K2p, padded(other)]. other:
+ * M for A, N for B. *ld_h = the copy's row length. */
+static const __nv_bfloat16 *concat_copy(int slot, const CuGemm *g1, const CuGemm *g2, int is_a,
+                                        int other_p, int *ld_h) {
+    const int other = is_a ? g1->M : g1->N, k1p = padded(g1->K), k2p = padded(g2->K);
+    const int kt = k1p + k2p;
+    const float *x1 = is_a ? g1->A : g1->B, *x2 = is_a ? g2->A : g2->B;
+    const int ld1 = is_a ? g1->lda : g1->ldb, ld2 = is_a ? g2->lda : g2->ldb;
+    const int side_by_side = is_a ? !g1->ta : g1->tb;
+    const int rows = side_by_side ? other_p : kt, cols = side_by_side ? kt : padded(other);
+    __nv_bfloat16 *dst = (__nv_bfloat16 *)cu_scratch(slot, (size_t)rows * cols * sizeof *dst);
+    if (side_by_side) {
+        bf16_copy_to(dst, kt, x1, other, g1->K, ld1, other_p, k1p);
+        bf16_copy_to(dst + k1p, kt, x2, other, g2->K, ld2, other_p, k2p);
+    } else {
+        bf16_copy_to(dst, cols, x1, g1->K, other, ld1, k1p, cols);
+        bf16_copy_to(dst + (size_t)k1p * cols, cols, x2, g2->K, other, ld2, k2p, cols);
+    }
+    *ld_h = cols;
+    return dst;
+}
+
+/* h takes g's A (stored [M, K], ta = 0) as an operand stored the same way: as A stored
+ * [K_h, M_h] (ta) or as B stored [K_h, N_h] (not tb), with K_h = g's M; and h is a single
+ * product. Then h can read that operand's half of the side-by-side copy. */
+static int takes_a_side_by_side(const CuGemm *g, const CuGemm *h) {
+    if (g->ta || !single_bf16_product(h) || (h->A == g->A) == (h->B == g->A)) return 0;
+    if (h->A == g->A) return h->ta && h->K == g->M && h->M == g->K && h->lda == g->lda;
+    return !h->tb && h->K == g->M && h->N == g->K && h->ldb == g->lda;
+}
+
+void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const CuGemm *h2) {
+    const CuGemm *gs[2] = { g1, g2 }, *hs[2] = { h1, h2 };
+    if (!ksum_one_product(g1, g2)) {
+        cu_gemm_run(g1);
+        cu_gemm_run(g2);
+        for (int i = 0; i < 2; i++) if (hs[i]) cu_gemm_run(hs[i]);
+        return;
+    }
+    /* A's copy gets padded(M) rows: h's contraction over them is padded the same way */
+    const int k1p = padded(g1->K), kt = k1p + padded(g2->K);
+    int lda_h, ldb_h;
+    const __nv_bfloat16 *Ah = concat_copy(CU_SCR_BF16_A, g1, g2, 1, padded(g1->M), &lda_h);
+    const __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, g1->N, &ldb_h);
+    gemm_ex_bf16(g1->ta, g1->tb, g1->M, g1->N, kt, g1->alpha, Ah, lda_h, Bh, ldb_h, g1->beta,
+                 g1->C, g1->ldc);
+    int share = 1;
+    for (int i = 0; i < 2; i++) if (hs[i] && !takes_a_side_by_side(gs[i], hs[i])) share = 0;
+    for (int i = 0; i < 2; i++) {
+        const CuGemm *h = hs[i];
+        if (!h) continue;
+        if (!share) { cu_gemm_run(h); continue; }   /* it may overwrite Ah: after the product */
+        const __nv_bfloat16 *Xh = Ah + (i ? k1p : 0);   /* A_i's half, rows kt apart */
+        const int kp = padded(h->K);                     /* = Ah's rows */
+        int ld_h;
+        if (h->A == gs[i]->A) {
+            const __nv_bfloat16 *Oh =
+                copy_b(CU_SCR_BF16_B, h->B, h->tb, h->N, h->N, h->K, kp, h->ldb, &ld_h);
+            gemm_ex_bf16(h->ta, h->tb, h->M, h->N, kp, h->alpha, Xh, kt, Oh, ld_h, h->beta, h->C,
+                         h->ldc);
+        } else {
+            const __nv_bfloat16 *Oh =
+                copy_a(CU_SCR_BF16_B, h->A, h->ta, h->M, h->K, kp, h->lda, &ld_h);
+            gemm_ex_bf16(h->ta, h->tb, h->M, h->N, kp, h->alpha, Oh, ld_h, Xh, kt, h->beta, h->C,
+                         h->ldc);
         }
     }
 }

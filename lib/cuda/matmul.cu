@@ -1,15 +1,22 @@
 /* matmul.cu — linear layer with bias, out = inp @ W + b, and its three derivative faces,
  * on cuBLAS: lib/ops/matmul.c product for product (same shapes, same beta = 1
- * accumulation), every GEMM through cu_gemm, so the fp32 / TF32 / bf16 mode applies to
- * all four faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
+ * accumulation), every GEMM through gemm.cu (cu_gemm, and its pair and ksum forms that
+ * share or concatenate bf16 copies), so the fp32 / TF32 / bf16 mode applies to all four
+ * faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
  * embedding). The bias gradient is a column sum by GEMV (fixed order, no atomics). */
 #include "cuda/cuda_ops.cuh"
 
-/* out[N,OC] = x[N,C] @ W + beta·out */
+/* out[N,OC] = x[N,C] @ W + beta·out, as cu_gemm's arguments */
+static CuGemm x_times_w_args(float *out, const float *x, const float *w, int N, int C, int OC,
+                             int w_layout, float beta) {
+    if (w_layout == MATMUL_W_OC_C) return CuGemm{ 0, 1, N, OC, C, 1, x, C, w, C, beta, out, OC };
+    return CuGemm{ 0, 0, N, OC, C, 1, x, C, w, OC, beta, out, OC };
+}
+
 static void x_times_w(float *out, const float *x, const float *w, int N, int C, int OC,
                       int w_layout, float beta) {
-    if (w_layout == MATMUL_W_OC_C) cu_gemm(0, 1, N, OC, C, 1, x, C, w, C, beta, out, OC);
-    else                           cu_gemm(0, 0, N, OC, C, 1, x, C, w, OC, beta, out, OC);
+    const CuGemm g = x_times_w_args(out, x, w, N, C, OC, w_layout, beta);
+    cu_gemm_run(&g);
 }
 
 /* dx[N,C] += d[N,OC] @ Wᵀ, as cu_gemm's arguments */
@@ -90,8 +97,15 @@ void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, co
                                const real *tw, const real *tbias, int N, int C, int OC,
                                int w_layout) {
     fill_rows(tout, tbias, N, OC);
-    if (tinp) x_times_w(tout, tinp, w, N, C, OC, w_layout, 1);
-    if (tw) x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
+    if (tinp && tw) {   /* in bf16, one product over K = 2C (cu_gemm_ksum) */
+        const CuGemm g1 = x_times_w_args(tout, tinp, w, N, C, OC, w_layout, 1);
+        const CuGemm g2 = x_times_w_args(tout, inp, tw, N, C, OC, w_layout, 1);
+        cu_gemm_ksum(&g1, &g2, NULL, NULL);
+    } else if (tinp) {
+        x_times_w(tout, tinp, w, N, C, OC, w_layout, 1);
+    } else if (tw) {
+        x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
+    }
 }
 
 /* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += inpᵀ dtout + tinpᵀ dout;  dtb += Σ_n dtout */
@@ -99,8 +113,20 @@ void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real
                                 const real *dtout, const real *inp, const real *tinp,
                                 const real *w, const real *tw, int N, int C, int OC,
                                 int w_layout) {
-    /* the products in two pairs, each sharing its d (dtout, then dout): dtinp gets its
-     * terms in the order above, dtW gets inpᵀ dtout before tinpᵀ dout */
+    if (dtinp && dtout && dout && tw) {
+        /* dtinp's two products as one over K = 2·OC, whose copy of [dtout | dout] dtW's
+         * products read (cu_gemm_ksum); dtW gets inpᵀ dtout before tinpᵀ dout */
+        const CuGemm gx1 = d_times_wt_args(dtinp, dtout, w, N, C, OC, w_layout);
+        const CuGemm gx2 = d_times_wt_args(dtinp, dout, tw, N, C, OC, w_layout);
+        CuGemm gw1, gw2;
+        if (dtw) gw1 = xt_times_d_args(dtw, inp, dtout, N, C, OC, w_layout);
+        if (dtw && tinp) gw2 = xt_times_d_args(dtw, tinp, dout, N, C, OC, w_layout);
+        cu_gemm_ksum(&gx1, &gx2, dtw ? &gw1 : NULL, dtw && tinp ? &gw2 : NULL);
+        if (dtbias) cu_column_sum_add(dtbias, dtout, N, OC);
+        return;
+    }
+    /* otherwise in two pairs, each sharing its d (dtout, then dout): dtinp gets its terms
+     * in the order above, dtW gets inpᵀ dtout before tinpᵀ dout */
     if (dtout) matmul_backward_products(dtinp, dtw, dtout, inp, w, N, C, OC, w_layout);
     if (dout) matmul_backward_products(tw ? dtinp : NULL, tinp ? dtw : NULL, dout, tinp, tw, N, C,
                                        OC, w_layout);

@@ -111,6 +111,19 @@ static void bh_scores(float alpha, CuBHMat X, CuBHMat Y, float beta, CuBHMat C,
     }
 }
 
+/* alpha·(X1·Y1ᵀ + X2·Y2ᵀ) into a score-shaped C (beta 0): one product over the
+ * concatenated contraction (cu_gemm_bh_ksum) when bh_scores is one (no causal blocks),
+ * else bh_scores twice */
+static void bh_scores_sum(float alpha, CuBHMat X1, CuBHMat Y1, CuBHMat X2, CuBHMat Y2,
+                          CuBHMat C, const AttShape &s) {
+    if (att_block(s) < s.T) {
+        bh_scores(alpha, X1, Y1, 0, C, s);
+        bh_scores(alpha, X2, Y2, 1, C, s);
+        return;
+    }
+    cu_gemm_bh_ksum(0, 1, s.T, s.T, s.hs, s.hs, alpha, X1, Y1, X2, Y2, 0, C, s.B, s.NH);
+}
+
 /* A [T, T] (zero above the diagonal when causal) times Y [T, hs]: C[t] (+)= alpha Σ_j
  * A[t, j] Y[j], over keys j < r1 of each block of queries [r0, r1) */
 static void bh_rows_times(float alpha, CuBHMat A, CuBHMat Y, float beta, CuBHMat C,
@@ -594,23 +607,36 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
         return;
     }
     float *Pt = tatt ? tatt : (float *)cu_scratch(CU_SCR_ATT_A, att_elems(s) * sizeof(float));
-    bh_scores(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), 0, m_att(Pt, s), s);
-    bh_scores(s.scale, m_qkv(qkv, 0, s), m_qkv(tqkv, 1, s), 1, m_att(Pt, s), s);
+    bh_scores_sum(s.scale, m_qkv(tqkv, 0, s), m_qkv(qkv, 1, s), m_qkv(qkv, 0, s),
+                  m_qkv(tqkv, 1, s), m_att(Pt, s), s);
     /* bf16 mode: Ṗ and P also in bf16 ([2T] rows: Ṗ, then P), the products' operands */
     __nv_bfloat16 *h = att_bf16_rows(s, 0)
         ? (__nv_bfloat16 *)cu_scratch(CU_SCR_ATT_B, att_elems(s) * 2 * sizeof(__nv_bfloat16)) : NULL;
     auto softmax_t = ROW_KERNEL(softmax_jacobian_rows, s);
     softmax_t<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(Pt, att, s, h);
     cudaLaunchCheck();
-    if (h) {
-        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, 1, m_att_h(h, 2 * s.T, s), m_qkv(qkv, 2, s), 0,
-                         m_btc(tout, s), s.B, s.NH);
-        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, 1, m_att_h(h + s.T, 2 * s.T, s), m_qkv(tqkv, 2, s),
-                         1, m_btc(tout, s), s.B, s.NH);
+    if (h) {   /* Ȯ = [Ṗ | P]·[V ; V̇], one product over K = 2T */
+        cu_gemm_bh_bf16a_ksum(0, 0, s.T, s.hs, s.T, s.T, 1, m_att_h(h, 2 * s.T, s),
+                              m_qkv(qkv, 2, s), m_qkv(tqkv, 2, s), 0, m_btc(tout, s), s.B, s.NH);
         return;
     }
     bh_rows_times(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
     bh_rows_times(1, m_att(att, s), m_qkv(tqkv, 2, s), 1, m_btc(tout, s), s);
+}
+
+/* dṖ = dȮ Vᵀ + dO V̇ᵀ into dSt's [B,NH,T,T] (terms whose tangent is NULL left out) */
+static void tangent_scores(const float *dtout, CuBHMat dO, CuBHMat V, const float *tqkv,
+                           float *dSt, const AttShape &s) {
+    const CuBHMat DST = m_att(dSt, s);
+    if (dtout && tqkv) {
+        bh_scores_sum(1, m_btc(dtout, s), V, dO, m_qkv(tqkv, 2, s), DST, s);
+    } else if (dtout) {
+        bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
+    } else if (tqkv) {
+        bh_scores(1, dO, m_qkv(tqkv, 2, s), 0, DST, s);
+    } else {
+        cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
+    }
 }
 
 /* dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
@@ -645,9 +671,7 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
         /* dP and dṖ into dS's and dṠ's rows, which the row kernel turns into bf16 [dS, P]
          * and [dṠ, Ṗ] (ld 2T): the eight products take them as they are */
         bh_scores(1, dO, V, 0, DS, s);
-        if (dtout) bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
-        if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
-        if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
+        tangent_scores(dtout, dO, V, tqkv, dSt, s);
         auto softmax_bwt = ROW_REG_KERNEL(softmax_backward_tangent_bf16_rows, s);
         softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
         cudaLaunchCheck();
@@ -667,9 +691,7 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     if (tatt) bh_cols_times(1, m_att(tatt, s), dO, 1, dVt, s);
     if (dtout) bh_cols_times(1, P, m_btc(dtout, s), 1, dVt, s);
     bh_scores(1, dO, V, 0, DS, s);
-    if (dtout) bh_scores(1, m_btc(dtout, s), V, 0, DST, s);
-    if (tqkv) bh_scores(1, dO, m_qkv(tqkv, 2, s), dtout ? 1.0f : 0.0f, DST, s);
-    if (!dtout && !tqkv) cudaCheck(cudaMemsetAsync(dSt, 0, att_elems(s) * sizeof(float), 0));
+    tangent_scores(dtout, dO, V, tqkv, dSt, s);
 
     auto softmax_bwt = ROW_KERNEL(softmax_backward_tangent_rows, s);
     softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);

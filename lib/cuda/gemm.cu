@@ -502,33 +502,33 @@ static __device__ __forceinline__ const float *bh_matrix(CuBHMat X, int b0, int 
     return X.p + (b0 + m / nh) * X.sb + (long long)(m % nh) * X.sh;
 }
 
-/* matrix m = (b − b0)·nh + h of nb examples: dst + m·stride (dense rows×cols, ld = cols)
+/* matrix m = (b − b0)·nh + h of nb examples: dst + m·stride (rows×cols, rows ldd apart)
  * = bf16 of matrix (b, h) of X. Matrices over blockIdx.y (grid-stride), rows over
  * blockIdx.x (grid-stride), columns over threads: no thread divides. */
-static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
-                                    int cols, int b0, int nb, int nh) {
+static __global__ void bh_to_bf16_k(__nv_bfloat16 *dst, size_t stride, int ldd, CuBHMat X,
+                                    int rows, int cols, int b0, int nb, int nh) {
     for (int m = blockIdx.y; m < nb * nh; m += gridDim.y) {
         const float *src = bh_matrix(X, b0, m, nh);
         __nv_bfloat16 *d = dst + (size_t)m * stride;
         for (int r = blockIdx.x; r < rows; r += gridDim.x) {
             const float *sr = src + (long long)r * X.ld;
-            __nv_bfloat16 *dr = d + (size_t)r * cols;
+            __nv_bfloat16 *dr = d + (size_t)r * ldd;
             for (int c = threadIdx.x; c < cols; c += blockDim.x) dr[c] = __float2bfloat16(sr[c]);
         }
     }
 }
 
-/* bh_to_bf16_k 4 floats at a time (cols, X.ld, X.sb, X.sh, stride multiples of 4 and X.p
- * 16-byte aligned): a block of blockDim.y rows × blockDim.x float4 columns per step, rows
- * over blockIdx.x (grid-stride), matrices over blockIdx.y (grid-stride) */
-static __global__ void bh_to_bf16_vec4_k(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows,
-                                         int cols4, int b0, int nb, int nh) {
+/* bh_to_bf16_k 4 floats at a time (cols, ldd, X.ld, X.sb, X.sh, stride multiples of 4, X.p
+ * 16-byte and dst 8-byte aligned): a block of blockDim.y rows × blockDim.x float4 columns
+ * per step, rows over blockIdx.x (grid-stride), matrices over blockIdx.y (grid-stride) */
+static __global__ void bh_to_bf16_vec4_k(__nv_bfloat16 *dst, size_t stride, int ldd, CuBHMat X,
+                                         int rows, int cols4, int b0, int nb, int nh) {
     for (int m = blockIdx.y; m < nb * nh; m += gridDim.y) {
         const float *src = bh_matrix(X, b0, m, nh);
         __nv_bfloat16 *d = dst + (size_t)m * stride;
         for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y) {
             const float4 *sr = (const float4 *)(src + (long long)r * X.ld);
-            __nv_bfloat162 *dr = (__nv_bfloat162 *)(d + (size_t)r * 4 * cols4);
+            __nv_bfloat162 *dr = (__nv_bfloat162 *)(d + (size_t)r * ldd);
             for (int c = threadIdx.x; c < cols4; c += blockDim.x) {
                 const float4 v = sr[c];
                 dr[2 * c] = __floats2bfloat162_rn(v.x, v.y);
@@ -538,11 +538,11 @@ static __global__ void bh_to_bf16_vec4_k(__nv_bfloat16 *dst, size_t stride, CuBH
     }
 }
 
-static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, int cols, int b0,
-                       int nb, int nh) {
+static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, int ldd, CuBHMat X, int rows, int cols,
+                       int b0, int nb, int nh) {
     const int count = nb * nh;
-    if (cols % 4 == 0 && X.ld % 4 == 0 && X.sb % 4 == 0 && X.sh % 4 == 0 && stride % 4 == 0 &&
-        ((uintptr_t)X.p & 15) == 0 && ((uintptr_t)dst & 7) == 0) {
+    if (cols % 4 == 0 && ldd % 4 == 0 && X.ld % 4 == 0 && X.sb % 4 == 0 && X.sh % 4 == 0 &&
+        stride % 4 == 0 && ((uintptr_t)X.p & 15) == 0 && ((uintptr_t)dst & 7) == 0) {
         /* 256 threads: as many float4 columns as a row has (a power of 2 up to 256), the
          * rest of the block on further rows */
         const int cols4 = cols / 4;
@@ -552,7 +552,7 @@ static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, i
         int rblocks = (rows + (int)threads.y - 1) / (int)threads.y;
         if (rblocks > 65535) rblocks = 65535;
         dim3 grid((unsigned)rblocks, count < 65535 ? count : 65535);
-        bh_to_bf16_vec4_k<<<grid, threads>>>(dst, stride, X, rows, cols4, b0, nb, nh);
+        bh_to_bf16_vec4_k<<<grid, threads>>>(dst, stride, ldd, X, rows, cols4, b0, nb, nh);
         cudaLaunchCheck();
         return;
     }
@@ -562,8 +562,25 @@ static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, CuBHMat X, int rows, i
     if (rblocks > 65535) rblocks = 65535;
     if (rblocks < 1) rblocks = 1;
     dim3 grid((unsigned)rblocks, count < 65535 ? count : 65535);
-    bh_to_bf16_k<<<grid, threads>>>(dst, stride, X, rows, cols, b0, nb, nh);
+    bh_to_bf16_k<<<grid, threads>>>(dst, stride, ldd, X, rows, cols, b0, nb, nh);
     cudaLaunchCheck();
+}
+
+/* one operand's copies, matrix i at dst + i·per: X (stored [rows, cols]) dense; or, with
+ * X2, the two concatenated along K: side by side when K runs along the stored columns
+ * (X's k1 columns, then X2's), else stacked (X's k1 rows, then X2's) */
+static void bh_operand_to_bf16(__nv_bfloat16 *dst, size_t per, CuBHMat X, const CuBHMat *X2,
+                               int k1, int rows, int cols, int k_along_cols, int b0, int n,
+                               int nh) {
+    if (!X2) {
+        bh_to_bf16(dst, per, cols, X, rows, cols, b0, n, nh);
+    } else if (k_along_cols) {
+        bh_to_bf16(dst, per, cols, X, rows, k1, b0, n, nh);
+        bh_to_bf16(dst + k1, per, cols, *X2, rows, cols - k1, b0, n, nh);
+    } else {
+        bh_to_bf16(dst, per, cols, X, k1, cols, b0, n, nh);
+        bh_to_bf16(dst + (size_t)k1 * cols, per, cols, *X2, rows - k1, cols, b0, n, nh);
+    }
 }
 
 /* pointers into the bf16 operands and into C for examples b0 … b0 + nb − 1: matrix
@@ -582,8 +599,10 @@ static __global__ void bh_pointers_bf16_k(const __nv_bfloat16 **pa, const __nv_b
 
 /* cu_gemm_bh in bf16: per block of examples, the dense bf16 copies of B and (unless
  * given, Ah) of A, then one cublasGemmBatchedEx */
+/* A2, B2 (or NULL): second operands concatenated along K after A's, B's first k1 */
 static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A,
-                         const CuBHMatH *Ah, CuBHMat B, float beta, CuBHMat C, int nb, int nh) {
+                         const CuBHMat *A2, const CuBHMatH *Ah, CuBHMat B, const CuBHMat *B2,
+                         int k1, float beta, CuBHMat C, int nb, int nh) {
     const size_t es = sizeof(__nv_bfloat16);
     const int ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
     /* each matrix's copy starts on a 16-byte boundary (8 bf16), as tensor-core kernels like */
@@ -599,11 +618,11 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
             Ab.p = (const __nv_bfloat16 *)Ah->p + b0 * Ah->sb;
         } else {
             __nv_bfloat16 *copy = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
-            bh_to_bf16(copy, per_a, A, ra, ca, b0, n, nh);
+            bh_operand_to_bf16(copy, per_a, A, A2, k1, ra, ca, !ta, b0, n, nh);
             Ab = { copy, (long long)per_a * nh, (long long)per_a, ca };
         }
         __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
-        bh_to_bf16(Bh, per_b, B, rb, cb, b0, n, nh);
+        bh_operand_to_bf16(Bh, per_b, B, B2, k1, rb, cb, tb, b0, n, nh);
         cu_prof_end(CU_PROF_BH_COPY, t, 0);
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
@@ -620,8 +639,10 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
     }
 }
 
-void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH A, CuBHMat B,
-                      float beta, CuBHMat C, int nb, int nh) {
+/* cu_gemm_bh_bf16a, and with B2 (K2 > 0) its K = K1 + K2 form */
+static void gemm_bh_bf16a(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMatH A,
+                          CuBHMat B, const CuBHMat *B2, float beta, CuBHMat C, int nb, int nh) {
+    const int K = K1 + K2;
     if (M <= 0 || N <= 0 || nb * nh <= 0) return;
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: empty product (K = %d)", K);
     if (cu_gemm_mode() != CU_GEMM_BF16)
@@ -633,7 +654,28 @@ void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH
         dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: bf16 matrices off 16-byte boundaries "
                    "(ld %d, strides %lld and %lld elements)", A.ld, A.sb, A.sh);
     const CuBHMat unused = { NULL, 0, 0, 0 };
-    gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, &A, B, beta, C, nb, nh);
+    gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, NULL, &A, B, B2, K1, beta, C, nb, nh);
+}
+
+void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH A, CuBHMat B,
+                      float beta, CuBHMat C, int nb, int nh) {
+    gemm_bh_bf16a(ta, tb, M, N, K, 0, alpha, A, B, NULL, beta, C, nb, nh);
+}
+
+void cu_gemm_bh_bf16a_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMatH A,
+                           CuBHMat B1, CuBHMat B2, float beta, CuBHMat C, int nb, int nh) {
+    gemm_bh_bf16a(ta, tb, M, N, K1, K2, alpha, A, B1, &B2, beta, C, nb, nh);
+}
+
+void cu_gemm_bh_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMat A1,
+                     CuBHMat B1, CuBHMat A2, CuBHMat B2, float beta, CuBHMat C, int nb, int nh) {
+    if (M <= 0 || N <= 0 || nb * nh <= 0) return;
+    if (cu_gemm_mode() != CU_GEMM_BF16 || K1 <= 0 || K2 <= 0) {
+        cu_gemm_bh(ta, tb, M, N, K1, alpha, A1, B1, beta, C, nb, nh);
+        cu_gemm_bh(ta, tb, M, N, K2, alpha, A2, B2, 1, C, nb, nh);
+        return;
+    }
+    gemm_bh_bf16(ta, tb, M, N, K1 + K2, alpha, A1, &A2, NULL, B1, &B2, K1, beta, C, nb, nh);
 }
 
 void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
@@ -643,7 +685,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh: empty product (K = %d)", K);
     const int mode = cu_gemm_mode();
     if (mode == CU_GEMM_BF16) {
-        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, NULL, B, beta, C, nb, nh);
+        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, NULL, NULL, B, NULL, K, beta, C, nb, nh);
         return;
     }
     void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));

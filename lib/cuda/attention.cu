@@ -23,8 +23,13 @@
  * written in fp32. Per layer of the reference step (B 64, NH 8, T 1024, [B,NH,T,T] = 2 GiB
  * in fp32) that spares reading P (forward) and P, dS, dS (backward) for copies and writing
  * dS in fp32: 9 of the backward's 20 GiB of T×T traffic. The forward tangent's row kernel
- * writes Ṗ (fp32, tatt) and Ṗ, P in bf16 (CU_SCR_ATT_B, ld 2T); the backward tangent's
- * (rows in registers) turns the rows of dP and dṖ into bf16 dS, P and dṠ, Ṗ in place.
+ * writes Ṗ (fp32, tatt) and [Ṗ | P] in bf16 (CU_SCR_ATT_B, ld 2T); the backward tangent's
+ * (rows in registers) turns the rows of dP and dṖ into bf16 [Ṗ | P] and [dṠ | dS] in
+ * place. The tangents' paired products are one product each over K = 2T or 2·hs
+ * (cu_gemm_bh_ksum, cu_gemm_bh_bf16a_ksum): Ṡ = scale(Q̇Kᵀ + QK̇ᵀ), dṖ = dȮVᵀ + dOV̇ᵀ,
+ * Ȯ = [Ṗ | P]·[V ; V̇], dQ̇ = scale[dṠ | dS]·[K ; K̇]; dK̇ and dV̇ contract over rows t of
+ * two matrices, which the [T, 2T] rows read with leading dimension T give alternating
+ * (dṠ[t], dS[t], …), against B's rows alternating the same way (Q[t], Q̇[t], …).
  * Optionally (DR_CUDA_ATT_BLOCKS=1, backend_cuda_set_att_blocks(1)) causal attention
  * skips most of the zero upper triangle, as the CPU does: the products go in blocks of
  * att_block(T) query rows [r0, r1), each against keys 0 … r1 − 1 only, and the products
@@ -440,8 +445,8 @@ static __global__ void softmax_backward_tangent_bf16_rows_reg_k(float *dS, float
         if (j < s.T) {
             const int in = j < n;
             dsth[j] = __float2bfloat16(in ? (pt ? ptv[i] * (dv[i] - rr) : 0.0f) + pv[i] * (dtv[i] - rt) : 0.0f);
-            dsh[j] = __float2bfloat16(in ? pv[i] * (dv[i] - rr) : 0.0f);
-            dsth[s.T + j] = __float2bfloat16(ptv[i]);
+            dsth[s.T + j] = __float2bfloat16(in ? pv[i] * (dv[i] - rr) : 0.0f);
+            dsh[j] = __float2bfloat16(ptv[i]);
             dsh[s.T + j] = __float2bfloat16(pv[i]);
         }
     }
@@ -617,7 +622,7 @@ void cu_attention_forward_tangent(real *tout, real *tatt, const real *qkv, const
     cudaLaunchCheck();
     if (h) {   /* Ȯ = [Ṗ | P]·[V ; V̇], one product over K = 2T */
         cu_gemm_bh_bf16a_ksum(0, 0, s.T, s.hs, s.T, s.T, 1, m_att_h(h, 2 * s.T, s),
-                              m_qkv(qkv, 2, s), m_qkv(tqkv, 2, s), 0, m_btc(tout, s), s.B, s.NH);
+                              m_qkv(qkv, 2, s), m_qkv(tqkv, 2, s), 0, 0, m_btc(tout, s), s.B, s.NH);
         return;
     }
     bh_rows_times(1, m_att(Pt, s), m_qkv(qkv, 2, s), 0, m_btc(tout, s), s);
@@ -668,23 +673,35 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     const CuBHMat dQt = m_qkv(dtqkv, 0, s), dKt = m_qkv(dtqkv, 1, s), dVt = m_qkv(dtqkv, 2, s);
 
     if (att_bf16_rows(s, 1)) {
-        /* dP and dṖ into dS's and dṠ's rows, which the row kernel turns into bf16 [dS, P]
-         * and [dṠ, Ṗ] (ld 2T): the eight products take them as they are */
+        /* dP and dṖ into dS's and dṠ's rows, which the row kernel turns into bf16 [Ṗ | P]
+         * and [dṠ | dS] (ld 2T). Each pair of products then is one over K = 2T: dQ̇ over
+         * [dṠ | dS] and [K ; K̇]; dK̇ and dV̇ over the rows read with ld T, which alternate
+         * (dṠ[t], dS[t], …; Ṗ[t], P[t], …), and B's rows alternating the same way */
         bh_scores(1, dO, V, 0, DS, s);
         tangent_scores(dtout, dO, V, tqkv, dSt, s);
         auto softmax_bwt = ROW_REG_KERNEL(softmax_backward_tangent_bf16_rows, s);
         softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
         cudaLaunchCheck();
-        const __nv_bfloat16 *hs = (const __nv_bfloat16 *)dS, *hst = (const __nv_bfloat16 *)dSt;
-        const CuBHMatH dSh = m_att_h(hs, 2 * s.T, s), Ph = m_att_h(hs + s.T, 2 * s.T, s);
-        const CuBHMatH dSth = m_att_h(hst, 2 * s.T, s), Pth = m_att_h(hst + s.T, 2 * s.T, s);
-        if (tatt) cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Pth, dO, 1, dVt, s.B, s.NH);
-        if (dtout) cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Ph, m_btc(dtout, s), 1, dVt, s.B, s.NH);
-        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSth, K, 1, dQt, s.B, s.NH);
-        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSth, Q, 1, dKt, s.B, s.NH);
+        const __nv_bfloat16 *hp = (const __nv_bfloat16 *)dS, *hd = (const __nv_bfloat16 *)dSt;
+        const CuBHMatH PPh = m_att_h(hp, 2 * s.T, s), DDh = m_att_h(hd, 2 * s.T, s);
+        const CuBHMatH PPi = { hp, PPh.sb, PPh.sh, s.T }, DDi = { hd, DDh.sb, DDh.sh, s.T };
+        if (tatt && dtout) {
+            cu_gemm_bh_bf16a_ksum(1, 0, s.T, s.hs, s.T, s.T, 1, PPi, dO, m_btc(dtout, s), 1, 1,
+                                  dVt, s.B, s.NH);
+        } else if (tatt) {
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, PPh, dO, 1, dVt, s.B, s.NH);
+        } else if (dtout) {
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, m_att_h(hp + s.T, 2 * s.T, s),
+                             m_btc(dtout, s), 1, dVt, s.B, s.NH);
+        }
         if (tqkv) {
-            cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(tqkv, 1, s), 1, dQt, s.B, s.NH);
-            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(tqkv, 0, s), 1, dKt, s.B, s.NH);
+            cu_gemm_bh_bf16a_ksum(0, 0, s.T, s.hs, s.T, s.T, s.scale, DDh, K, m_qkv(tqkv, 1, s), 0,
+                                  1, dQt, s.B, s.NH);
+            cu_gemm_bh_bf16a_ksum(1, 0, s.T, s.hs, s.T, s.T, s.scale, DDi, Q, m_qkv(tqkv, 0, s), 1,
+                                  1, dKt, s.B, s.NH);
+        } else {
+            cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, DDh, K, 1, dQt, s.B, s.NH);
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, DDh, Q, 1, dKt, s.B, s.NH);
         }
         return;
     }

@@ -183,12 +183,16 @@ void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH
  * copies of A1, A2 and of B1, B2 concatenated along K (side by side where K runs along a
  * stored row, else stacked), the same bf16 roundings; otherwise two cu_gemm_bh calls.
  * cu_gemm_bh_bf16a_ksum: A already in bf16 and K1 + K2 wide ([A1 | A2] side by side, or
- * stacked), B1 and B2 copied so. Attention's tangents (Ṡ = Q̇Kᵀ + QK̇ᵀ, dṖ = dȮVᵀ + dOV̇ᵀ,
- * Ȯ = [Ṗ | P]·[V ; V̇]): C is written once instead of written, read and written again. */
+ * stacked), B1 and B2 copied so; with interleave (K1 = K2, A stored [K, M] whose rows
+ * alternate between A1's and A2's: a [T, 2T] matrix of rows [A1[t] | A2[t]] read with
+ * leading dimension T), B's rows alternate the same way. Attention's tangents (Ṡ = Q̇Kᵀ +
+ * QK̇ᵀ, dṖ = dȮVᵀ + dOV̇ᵀ, Ȯ = [Ṗ | P]·[V ; V̇], and the backward tangent's dQ̇, dK̇, dV̇):
+ * C is written once instead of written, read and written again. */
 void cu_gemm_bh_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMat A1,
                      CuBHMat B1, CuBHMat A2, CuBHMat B2, float beta, CuBHMat C, int nb, int nh);
 void cu_gemm_bh_bf16a_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMatH A,
-                           CuBHMat B1, CuBHMat B2, float beta, CuBHMat C, int nb, int nh);
+                           CuBHMat B1, CuBHMat B2, int interleave, float beta, CuBHMat C, int nb,
+                           int nh);
 
 /* db[OC] += Σ_n d[n, :] (row-major d [N, OC]): one GEMV against ones, fixed order. */
 void cu_column_sum_add(float *db, const float *d, int N, int OC);

@@ -568,12 +568,16 @@ static void bh_to_bf16(__nv_bfloat16 *dst, size_t stride, int ldd, CuBHMat X, in
 
 /* one operand's copies, matrix i at dst + i·per: X (stored [rows, cols]) dense; or, with
  * X2, the two concatenated along K: side by side when K runs along the stored columns
- * (X's k1 columns, then X2's), else stacked (X's k1 rows, then X2's) */
+ * (X's k1 columns, then X2's), else stacked (X's k1 rows, then X2's) or, with interleave,
+ * interleaved (row 2t from X's row t, row 2t + 1 from X2's; k1 = rows / 2) */
 static void bh_operand_to_bf16(__nv_bfloat16 *dst, size_t per, CuBHMat X, const CuBHMat *X2,
-                               int k1, int rows, int cols, int k_along_cols, int b0, int n,
-                               int nh) {
+                               int k1, int interleave, int rows, int cols, int k_along_cols,
+                               int b0, int n, int nh) {
     if (!X2) {
         bh_to_bf16(dst, per, cols, X, rows, cols, b0, n, nh);
+    } else if (!k_along_cols && interleave) {
+        bh_to_bf16(dst, per, 2 * cols, X, k1, cols, b0, n, nh);
+        bh_to_bf16(dst + cols, per, 2 * cols, *X2, rows - k1, cols, b0, n, nh);
     } else if (k_along_cols) {
         bh_to_bf16(dst, per, cols, X, rows, k1, b0, n, nh);
         bh_to_bf16(dst + k1, per, cols, *X2, rows, cols - k1, b0, n, nh);
@@ -599,10 +603,11 @@ static __global__ void bh_pointers_bf16_k(const __nv_bfloat16 **pa, const __nv_b
 
 /* cu_gemm_bh in bf16: per block of examples, the dense bf16 copies of B and (unless
  * given, Ah) of A, then one cublasGemmBatchedEx */
-/* A2, B2 (or NULL): second operands concatenated along K after A's, B's first k1 */
+/* A2, B2 (or NULL): second operands concatenated along K after A's, B's first k1
+ * (bh_operand_to_bf16; interleave: rows alternate) */
 static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A,
                          const CuBHMat *A2, const CuBHMatH *Ah, CuBHMat B, const CuBHMat *B2,
-                         int k1, float beta, CuBHMat C, int nb, int nh) {
+                         int k1, int interleave, float beta, CuBHMat C, int nb, int nh) {
     const size_t es = sizeof(__nv_bfloat16);
     const int ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
     /* each matrix's copy starts on a 16-byte boundary (8 bf16), as tensor-core kernels like */
@@ -618,11 +623,11 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
             Ab.p = (const __nv_bfloat16 *)Ah->p + b0 * Ah->sb;
         } else {
             __nv_bfloat16 *copy = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)count * per_a * es);
-            bh_operand_to_bf16(copy, per_a, A, A2, k1, ra, ca, !ta, b0, n, nh);
+            bh_operand_to_bf16(copy, per_a, A, A2, k1, interleave, ra, ca, !ta, b0, n, nh);
             Ab = { copy, (long long)per_a * nh, (long long)per_a, ca };
         }
         __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
-        bh_operand_to_bf16(Bh, per_b, B, B2, k1, rb, cb, tb, b0, n, nh);
+        bh_operand_to_bf16(Bh, per_b, B, B2, k1, interleave, rb, cb, tb, b0, n, nh);
         cu_prof_end(CU_PROF_BH_COPY, t, 0);
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
@@ -641,7 +646,8 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
 
 /* cu_gemm_bh_bf16a, and with B2 (K2 > 0) its K = K1 + K2 form */
 static void gemm_bh_bf16a(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMatH A,
-                          CuBHMat B, const CuBHMat *B2, float beta, CuBHMat C, int nb, int nh) {
+                          CuBHMat B, const CuBHMat *B2, int interleave, float beta, CuBHMat C,
+                          int nb, int nh) {
     const int K = K1 + K2;
     if (M <= 0 || N <= 0 || nb * nh <= 0) return;
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: empty product (K = %d)", K);
@@ -654,17 +660,18 @@ static void gemm_bh_bf16a(int ta, int tb, int M, int N, int K1, int K2, float al
         dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: bf16 matrices off 16-byte boundaries "
                    "(ld %d, strides %lld and %lld elements)", A.ld, A.sb, A.sh);
     const CuBHMat unused = { NULL, 0, 0, 0 };
-    gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, NULL, &A, B, B2, K1, beta, C, nb, nh);
+    gemm_bh_bf16(ta, tb, M, N, K, alpha, unused, NULL, &A, B, B2, K1, interleave, beta, C, nb, nh);
 }
 
 void cu_gemm_bh_bf16a(int ta, int tb, int M, int N, int K, float alpha, CuBHMatH A, CuBHMat B,
                       float beta, CuBHMat C, int nb, int nh) {
-    gemm_bh_bf16a(ta, tb, M, N, K, 0, alpha, A, B, NULL, beta, C, nb, nh);
+    gemm_bh_bf16a(ta, tb, M, N, K, 0, alpha, A, B, NULL, 0, beta, C, nb, nh);
 }
 
 void cu_gemm_bh_bf16a_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMatH A,
-                           CuBHMat B1, CuBHMat B2, float beta, CuBHMat C, int nb, int nh) {
-    gemm_bh_bf16a(ta, tb, M, N, K1, K2, alpha, A, B1, &B2, beta, C, nb, nh);
+                           CuBHMat B1, CuBHMat B2, int interleave, float beta, CuBHMat C, int nb,
+                           int nh) {
+    gemm_bh_bf16a(ta, tb, M, N, K1, K2, alpha, A, B1, &B2, interleave, beta, C, nb, nh);
 }
 
 void cu_gemm_bh_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMat A1,
@@ -675,7 +682,7 @@ void cu_gemm_bh_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, 
         cu_gemm_bh(ta, tb, M, N, K2, alpha, A2, B2, 1, C, nb, nh);
         return;
     }
-    gemm_bh_bf16(ta, tb, M, N, K1 + K2, alpha, A1, &A2, NULL, B1, &B2, K1, beta, C, nb, nh);
+    gemm_bh_bf16(ta, tb, M, N, K1 + K2, alpha, A1, &A2, NULL, B1, &B2, K1, 0, beta, C, nb, nh);
 }
 
 void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuBHMat B,
@@ -685,7 +692,7 @@ void cu_gemm_bh(int ta, int tb, int M, int N, int K, float alpha, CuBHMat A, CuB
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh: empty product (K = %d)", K);
     const int mode = cu_gemm_mode();
     if (mode == CU_GEMM_BF16) {
-        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, NULL, NULL, B, NULL, K, beta, C, nb, nh);
+        gemm_bh_bf16(ta, tb, M, N, K, alpha, A, NULL, NULL, B, NULL, K, 0, beta, C, nb, nh);
         return;
     }
     void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));

@@ -51,6 +51,13 @@ void backend_cuda_set_bf16_chunk_bytes(size_t bytes);
  * The results agree either way; the tests run both. */
 void backend_cuda_set_att_blocks(int on);
 
+/* The tangents' paired products (matmul and attention, both tangent faces) in bf16 mode:
+ * 1 as one product over the concatenated contraction (the default), 0 as two products
+ * each, as before the fifth session (to measure the difference), -1 back to the
+ * environment's choice (DR_CUDA_NO_KSUM=1 turns the fusion off). The same bf16 roundings
+ * either way; the tests run both. */
+void backend_cuda_set_ksum(int on);
+
 /* Attention's four faces as FlashAttention-2-style tiled kernels on tensor cores
  * (lib/cuda/attention_flash.cu): 1 on, 0 off (the default: correct on the emulator,
  * unmeasured on a GPU), -1 back to the environment's choice (DR_CUDA_ATT_FLASH=1 turns it

@@ -93,6 +93,15 @@ int cu_att_flash(void) { return env_switch(&g_att_flash, "DR_CUDA_ATT_FLASH"); }
 
 extern "C" void backend_cuda_set_att_flash(int on) { g_att_flash = on < 0 ? -1 : on != 0; }
 
+/* The tangents' paired products as one over the concatenated K (gemm.cu's ksum forms,
+ * the fifth session) unless DR_CUDA_NO_KSUM=1 or backend_cuda_set_ksum(0): the switch
+ * lets one GPU call measure both (bench_cuda) */
+static int g_no_ksum = -1;
+
+int cu_ksum(void) { return !env_switch(&g_no_ksum, "DR_CUDA_NO_KSUM"); }
+
+extern "C" void backend_cuda_set_ksum(int on) { g_no_ksum = on < 0 ? -1 : on == 0; }
+
 /* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
 
 static int g_prof_on;

@@ -403,7 +403,7 @@ void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
  * accumulating (beta 1), each a single product, and the concatenated copies within the
  * limit (bounded with both extents padded) */
 static int ksum_one_product(const CuGemm *g1, const CuGemm *g2) {
-    if (cu_gemm_mode() != CU_GEMM_BF16 || g1->ta != g2->ta || g1->tb != g2->tb ||
+    if (!cu_ksum() || cu_gemm_mode() != CU_GEMM_BF16 || g1->ta != g2->ta || g1->tb != g2->tb ||
         g1->M != g2->M || g1->N != g2->N || g1->C != g2->C || g1->ldc != g2->ldc ||
         g1->alpha != g2->alpha || g2->beta != 1.0f ||
         !single_bf16_product(g1) || !single_bf16_product(g2))
@@ -650,6 +650,15 @@ static void gemm_bh_bf16a(int ta, int tb, int M, int N, int K1, int K2, float al
                           int nb, int nh) {
     const int K = K1 + K2;
     if (M <= 0 || N <= 0 || nb * nh <= 0) return;
+    if (B2 && !cu_ksum()) {   /* the two products apart, on A's two parts (DR_CUDA_NO_KSUM=1) */
+        CuBHMatH A1 = A, A2 = A;
+        const __nv_bfloat16 *a = (const __nv_bfloat16 *)A.p;
+        if (interleave) { A1.ld = A2.ld = 2 * A.ld; A2.p = a + A.ld; }   /* even, odd rows */
+        else A2.p = ta ? a + (size_t)K1 * A.ld : a + K1;               /* stacked, side by side */
+        gemm_bh_bf16a(ta, tb, M, N, K1, 0, alpha, A1, B, NULL, 0, beta, C, nb, nh);
+        gemm_bh_bf16a(ta, tb, M, N, K2, 0, alpha, A2, *B2, NULL, 0, 1, C, nb, nh);
+        return;
+    }
     if (K <= 0) dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: empty product (K = %d)", K);
     if (cu_gemm_mode() != CU_GEMM_BF16)
         dr_fail_at(__FILE__, __LINE__, "cu_gemm_bh_bf16a: a bf16 operand outside the bf16 GEMM mode");
@@ -677,7 +686,7 @@ void cu_gemm_bh_bf16a_ksum(int ta, int tb, int M, int N, int K1, int K2, float a
 void cu_gemm_bh_ksum(int ta, int tb, int M, int N, int K1, int K2, float alpha, CuBHMat A1,
                      CuBHMat B1, CuBHMat A2, CuBHMat B2, float beta, CuBHMat C, int nb, int nh) {
     if (M <= 0 || N <= 0 || nb * nh <= 0) return;
-    if (cu_gemm_mode() != CU_GEMM_BF16 || K1 <= 0 || K2 <= 0) {
+    if (!cu_ksum() || cu_gemm_mode() != CU_GEMM_BF16 || K1 <= 0 || K2 <= 0) {
         cu_gemm_bh(ta, tb, M, N, K1, alpha, A1, B1, beta, C, nb, nh);
         cu_gemm_bh(ta, tb, M, N, K2, alpha, A2, B2, 1, C, nb, nh);
         return;

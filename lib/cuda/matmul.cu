@@ -113,7 +113,7 @@ void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real
                                 const real *dtout, const real *inp, const real *tinp,
                                 const real *w, const real *tw, int N, int C, int OC,
                                 int w_layout) {
-    if (dtinp && dtout && dout && tw) {
+    if (dtinp && dtout && dout && tw && cu_ksum()) {
         /* dtinp's two products as one over K = 2·OC, whose copy of [dtout | dout] dtW's
          * products read (cu_gemm_ksum); dtW gets inpᵀ dtout before tinpᵀ dout */
         const CuGemm gx1 = d_times_wt_args(dtinp, dtout, w, N, C, OC, w_layout);

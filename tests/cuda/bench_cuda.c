@@ -773,6 +773,10 @@ int main(int argc, char **argv) {
     printf("attention: flash %s (DR_CUDA_ATT_FLASH=1: bf16 runs, where eligible), causal blocks %s "
            "(DR_CUDA_ATT_BLOCKS=1)\n", flash && !strcmp(flash, "1") ? "on" : "off",
            blocks && !strcmp(blocks, "1") ? "on" : "off");
+    const char *no_ksum = getenv("DR_CUDA_NO_KSUM");
+    printf("tangent products (bf16): %s\n", no_ksum && !strcmp(no_ksum, "1")
+           ? "two products each, as before the fusion (DR_CUDA_NO_KSUM=1)"
+           : "each pair fused over the concatenated K (DR_CUDA_NO_KSUM=1: apart)");
 
     char *args[32], buf[4][64];
     int k = child_args(args, buf, &o, "gemm");

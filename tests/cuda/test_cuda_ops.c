@@ -1187,6 +1187,19 @@ static void test_gemm_ops(const char *mode, double tol) {
         test_attention_tol(2, 1000, 8, 2, 0, v1000, tol, tag);
         test_attention_tol(2, 1104, 8, 2, 1, v1104, tol, tag);
     }
+    if (!strcmp(mode, "bf16")) {
+        /* the tangents' paired products apart (backend_cuda_set_ksum(0), DR_CUDA_NO_KSUM=1:
+         * the benchmarks' A/B switch), on the same bf16 rows */
+        char ktag[48];
+        snprintf(ktag, sizeof ktag, "[%s, no ksum] ", mode);
+        const int32_t v24[3] = { 24, 5, 0 }, v120[2] = { 120, 33 };
+        backend_cuda_set_ksum(0);
+        test_matmul(64, 48, 72, MATMUL_W_C_OC, tol, ktag);
+        test_matmul(64, 48, 72, MATMUL_W_OC_C, tol, ktag);
+        test_attention_tol(3, 24, 32, 4, 1, v24, tol, ktag);
+        test_attention_tol(2, 120, 48, 3, 0, v120, tol, ktag);
+        backend_cuda_set_ksum(-1);
+    }
     /* causal products in blocks of query rows (backend_cuda_set_att_blocks) */
     char btag[48];
     snprintf(btag, sizeof btag, "[%s, att blocks] ", mode);

@@ -24,6 +24,7 @@
 #include <cblas.h>
 #include <map>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,23 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
     return CUBLAS_STATUS_SUCCESS;
 }
 
+/* A batched call's pointers live in device memory, where cuBLAS does not look: it picks
+ * its kernels' vector width for a 16-bit operand from the leading dimension, and a
+ * pointer less aligned than that width faults on the GPU (an H100 ran a 4-byte-vector
+ * kernel on bf16 matrices 2 bytes off, with ld 34: misaligned address). The emulator
+ * holds each 16-bit operand to the width its ld allows, 2·gcd(ld, 8) bytes. */
+static bool batched_aligned(const void *p, cudaDataType type, int ld, const char *what, int i) {
+    if (type != CUDA_R_16BF) return true;
+    int g = 1;
+    while (g < 8 && ld % (2 * g) == 0) g *= 2;
+    const size_t width = 2 * (size_t)g;
+    if ((uintptr_t)p % width == 0) return true;
+    fprintf(stderr, "CUDA EMULATOR: cublasGemmBatchedEx: %s of matrix %d is %zu-byte aligned, "
+            "but its leading dimension %d lets cuBLAS read it %zu bytes at a time (a GPU faults: "
+            "misaligned address)\n", what, i, (size_t)((uintptr_t)p & (0 - (uintptr_t)p)), ld, width);
+    return false;
+}
+
 cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
                                    int m, int n, int k, const void *alpha,
                                    const void *const Aarray[], cudaDataType Atype, int lda,
@@ -498,6 +516,9 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     for (int i = 0; i < count; i++) {
+        if (!batched_aligned(Aarray[i], Atype, lda, "A", i) ||
+            !batched_aligned(Barray[i], Btype, ldb, "B", i))
+            return CUBLAS_STATUS_INVALID_VALUE;
         cublasStatus_t s = cublasGemmEx(h, ta, tb, m, n, k, alpha, Aarray[i], Atype, lda, Barray[i],
                                         Btype, ldb, beta, Carray[i], Ctype, ldc, compute, algo);
         if (s != CUBLAS_STATUS_SUCCESS) return s;

@@ -58,6 +58,12 @@ void backend_cuda_set_att_blocks(int on);
  * either way; the tests run both. */
 void backend_cuda_set_ksum(int on);
 
+/* Attention's bf16 batched products with uniformly strided A and C (the T×T score
+ * products): 0 as one strided batched call (the default), 1 on pointer arrays as every
+ * other batched product, -1 back to the environment's choice (DR_CUDA_BH_POINTERS=1).
+ * The same products either way; the tests run both. */
+void backend_cuda_set_bh_pointers(int on);
+
 /* Attention's four faces as FlashAttention-2-style tiled kernels on tensor cores
  * (lib/cuda/attention_flash.cu): 1 on, 0 off (the default: correct on the emulator,
  * unmeasured on a GPU), -1 back to the environment's choice (DR_CUDA_ATT_FLASH=1 turns it

@@ -102,6 +102,16 @@ int cu_ksum(void) { return !env_switch(&g_no_ksum, "DR_CUDA_NO_KSUM"); }
 
 extern "C" void backend_cuda_set_ksum(int on) { g_no_ksum = on < 0 ? -1 : on == 0; }
 
+/* Attention's bf16 batched products whose A and C matrices lie one stride apart (the
+ * score products) use cuBLAS's strided batched call, unless DR_CUDA_BH_POINTERS=1 or
+ * backend_cuda_set_bh_pointers(1) keeps every batched product on pointer arrays, as
+ * before the fifth session (to measure the difference) */
+static int g_bh_pointers = -1;
+
+int cu_bh_pointers(void) { return env_switch(&g_bh_pointers, "DR_CUDA_BH_POINTERS"); }
+
+extern "C" void backend_cuda_set_bh_pointers(int on) { g_bh_pointers = on < 0 ? -1 : on != 0; }
+
 /* ---- the GEMM profile (backend_cuda_profile) ------------------------------------------ */
 
 static int g_prof_on;

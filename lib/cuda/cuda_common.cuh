@@ -97,6 +97,7 @@ enum { CU_HSCR_TOKENS = 0, CU_HSCR_INDEX, CU_HSCR_COUNT_, CU_HSCR_N };
 enum cu_gemm_mode { CU_GEMM_FP32 = 0, CU_GEMM_TF32 = 1, CU_GEMM_BF16 = 2 };
 int cu_gemm_mode(void);
 size_t cu_bf16_chunk_bytes(void);
+int cu_bh_pointers(void); /* 1 when DR_CUDA_BH_POINTERS=1 (or set so): no strided batched calls */
 int cu_ksum(void);         /* 0 when DR_CUDA_NO_KSUM=1 (or set so): the tangents' products apart */
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */

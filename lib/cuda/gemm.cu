@@ -629,6 +629,19 @@ static void gemm_bh_bf16(int ta, int tb, int M, int N, int K, float alpha, CuBHM
         __nv_bfloat16 *Bh = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_B, (size_t)count * per_b * es);
         bh_operand_to_bf16(Bh, per_b, B, B2, k1, interleave, rb, cb, tb, b0, n, nh);
         cu_prof_end(CU_PROF_BH_COPY, t, 0);
+        if (!cu_bh_pointers() && Ab.sb == (long long)nh * Ab.sh && C.sb == (long long)nh * C.sh) {
+            /* A's and C's matrices one stride apart over (b, h), as B's copies are (the
+             * score products: C is [B,NH,T,T]): the strided call, whose pointers and
+             * strides cuBLAS sees */
+            t = cu_prof_begin();
+            cublasCheck(cublasGemmStridedBatchedEx(
+                cu_blas(), op_of(tb), op_of(ta), N, M, K, &alpha, Bh, CUDA_R_16BF, cb,
+                (long long)per_b, Ab.p, CUDA_R_16BF, Ab.ld, Ab.sh, &beta,
+                (float *)C.p + (long long)b0 * C.sb, CUDA_R_32F, C.ld, C.sh, count,
+                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            cu_prof_end_gemm(CU_PROF_BH_GEMM, t, ta, tb, M, N, K, count);
+            continue;
+        }
         void **ptrs = (void **)cu_scratch(CU_SCR_PTRS, 3 * (size_t)count * sizeof(void *));
         const __nv_bfloat16 **pa = (const __nv_bfloat16 **)ptrs, **pb = pa + count;
         float **pc = (float **)(ptrs + 2 * (size_t)count);

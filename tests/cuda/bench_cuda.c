@@ -773,6 +773,10 @@ int main(int argc, char **argv) {
     printf("attention: flash %s (DR_CUDA_ATT_FLASH=1: bf16 runs, where eligible), causal blocks %s "
            "(DR_CUDA_ATT_BLOCKS=1)\n", flash && !strcmp(flash, "1") ? "on" : "off",
            blocks && !strcmp(blocks, "1") ? "on" : "off");
+    const char *bh_ptrs = getenv("DR_CUDA_BH_POINTERS");
+    printf("attention's score products (bf16): %s\n", bh_ptrs && !strcmp(bh_ptrs, "1")
+           ? "pointer arrays, as before the strided calls (DR_CUDA_BH_POINTERS=1)"
+           : "strided batched calls (DR_CUDA_BH_POINTERS=1: pointer arrays)");
     const char *no_ksum = getenv("DR_CUDA_NO_KSUM");
     printf("tangent products (bf16): %s\n", no_ksum && !strcmp(no_ksum, "1")
            ? "two products each, as before the fusion (DR_CUDA_NO_KSUM=1)"

@@ -7,7 +7,9 @@
 #      with the per-op and GEMM profile and --gemm-shapes (bf16); the reference
 #      meta-step at T = 16, c = 1, checkpoints on the GPU, then one more timed op by op
 #      (the fifth session's fused tangent products), and the same meta-step with
-#      DR_CUDA_NO_KSUM=1 (those products apart: the A/B on one card); tests/cuda/reference_tools.sh
+#      DR_CUDA_NO_KSUM=1 (those products apart: the A/B on one card); the training steps
+#      with DR_CUDA_BH_POINTERS=1 (attention's score products on pointer arrays, against
+#      the strided calls of the first bench); tests/cuda/reference_tools.sh
 #      on .gpudata/splits/manifest.tsv when it exists (the meta-gradient comparison at
 #      gpu.yaml's lm.eps only: 1e-8 was measured in the fourth session); initcheck and
 #      memcheck on the bf16 section, then racecheck, initcheck, memcheck on the whole
@@ -36,6 +38,7 @@ BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS-} BENCH4_ARGS=${BENCH4_ARGS:-} \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1 --profile" \
 BENCH3_ARGS=${BENCH3_ARGS-"--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1"} \
 BENCH3_ENV=${BENCH3_ENV-DR_CUDA_NO_KSUM=1} \
+BENCH5_ARGS=${BENCH5_ARGS-"--skip-meta --precision bf16"} BENCH5_ENV=${BENCH5_ENV-DR_CUDA_BH_POINTERS=1} \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 META_ROUNDS=${META_ROUNDS:-1} GRAD_EPS=${GRAD_EPS:-1e-5} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \

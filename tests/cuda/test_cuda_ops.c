@@ -1199,6 +1199,13 @@ static void test_gemm_ops(const char *mode, double tol) {
         test_attention_tol(3, 24, 32, 4, 1, v24, tol, ktag);
         test_attention_tol(2, 120, 48, 3, 0, v120, tol, ktag);
         backend_cuda_set_ksum(-1);
+        /* the score products on pointer arrays too (backend_cuda_set_bh_pointers(1),
+         * DR_CUDA_BH_POINTERS=1), not the strided batched call */
+        snprintf(ktag, sizeof ktag, "[%s, pointer arrays] ", mode);
+        backend_cuda_set_bh_pointers(1);
+        test_attention_tol(3, 24, 32, 4, 1, v24, tol, ktag);
+        test_attention_tol(2, 120, 48, 3, 0, v120, tol, ktag);
+        backend_cuda_set_bh_pointers(-1);
     }
     /* causal products in blocks of query rows (backend_cuda_set_att_blocks) */
     char btag[48];

@@ -526,6 +526,30 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
     return CUBLAS_STATUS_SUCCESS;
 }
 
+/* matrix i of A at A + i·strideA elements, of B and C likewise: cublasGemmEx on each
+ * (cuBLAS sees these pointers, so no alignment model is needed) */
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta,
+                                          cublasOperation_t tb, int m, int n, int k,
+                                          const void *alpha, const void *A, cudaDataType Atype,
+                                          int lda, long long strideA, const void *B,
+                                          cudaDataType Btype, int ldb, long long strideB,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc,
+                                          long long strideC, int count,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    if (count < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    const size_t ea = Atype == CUDA_R_16BF ? 2 : 4, eb = Btype == CUDA_R_16BF ? 2 : 4;
+    const size_t ec = Ctype == CUDA_R_16BF ? 2 : 4;
+    for (int i = 0; i < count; i++) {
+        cublasStatus_t s = cublasGemmEx(h, ta, tb, m, n, k, alpha,
+                                        (const char *)A + (size_t)i * strideA * ea, Atype, lda,
+                                        (const char *)B + (size_t)i * strideB * eb, Btype, ldb,
+                                        beta, (char *)C + (size_t)i * strideC * ec, Ctype, ldc,
+                                        compute, algo);
+        if (s != CUBLAS_STATUS_SUCCESS) return s;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t cublasSgemv(cublasHandle_t, cublasOperation_t t, int m, int n, const float *alpha,
                            const float *A, int lda, const float *x, int incx, const float *beta,
                            float *y, int incy) {

@@ -43,6 +43,14 @@ cublasStatus_t cublasGemmBatchedEx(cublasHandle_t h, cublasOperation_t ta, cubla
                                    const void *beta, void *const Carray[], cudaDataType Ctype,
                                    int ldc, int count, cublasComputeType_t compute,
                                    cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta,
+                                          cublasOperation_t tb, int m, int n, int k,
+                                          const void *alpha, const void *A, cudaDataType Atype,
+                                          int lda, long long strideA, const void *B,
+                                          cudaDataType Btype, int ldb, long long strideB,
+                                          const void *beta, void *C, cudaDataType Ctype, int ldc,
+                                          long long strideC, int count,
+                                          cublasComputeType_t compute, cublasGemmAlgo_t algo);
 cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t t, int m, int n,
                            const float *alpha, const float *A, int lda, const float *x, int incx,
                            const float *beta, float *y, int incy);

@@ -66,6 +66,7 @@
 #include <stdint.h>
 
 #include "cuda/cuda_ops.cuh"
+#include "cuda/mma_bf16.cuh"
 
 using namespace nvcuda;
 
@@ -118,9 +119,9 @@ typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
     return (int)((unsigned)(half + 2 * (i + r)) % (unsigned)n);   /* n a constant: a mask */
 }
 
-/* dst [rows, HS] bf16 (dense) = rows r0 … r0 + rows − 1 of src [*, ld] fp32, zeros for
- * rows ≥ limit (never read); the whole block cooperates */
-template <int HS>
+/* dst [rows, HS] bf16 (rows LDD apart; dense by default) = rows r0 … r0 + rows − 1 of
+ * src [*, ld] fp32, zeros for rows ≥ limit (never read); the whole block cooperates */
+template <int HS, int LDD = HS>
 static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0, int rows,
                                     int limit) {
     static_assert(HS % 4 == 0, "rows of whole float4s");
@@ -132,7 +133,7 @@ static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0,
             const int r = i / (HS / 4), e = 4 * (i % (HS / 4));
             float4 x = { 0.0f, 0.0f, 0.0f, 0.0f };
             if (r0 + r < limit) x = *(const float4 *)(src + (size_t)(r0 + r) * ld + e);
-            __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + r * HS + e);
+            __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + r * LDD + e);
             d[0] = __floats2bfloat162_rn(x.x, x.y);
             d[1] = __floats2bfloat162_rn(x.z, x.w);
         }
@@ -140,7 +141,59 @@ static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0,
     }
     for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS) {
         const int r = i / HS, e = i % HS;
-        dst[i] = __float2bfloat16(r0 + r < limit ? src[(size_t)(r0 + r) * ld + e] : 0.0f);
+        dst[r * LDD + e] = __float2bfloat16(r0 + r < limit ? src[(size_t)(r0 + r) * ld + e] : 0.0f);
+    }
+}
+
+/* dst [HS, rows] bf16 (rows LDD apart) = the transpose of rows r0 … r0 + rows − 1 of src
+ * [*, ld] fp32 (rows even), zeros for rows ≥ limit: each thread takes two source rows and
+ * four columns, and stores one register (two bf16) per column, so that consecutive
+ * threads write consecutive words of a row; the whole block cooperates */
+template <int HS, int LDD>
+static __device__ void fl_load_tile_t(bf16 *dst, const float *src, int ld, int r0, int rows,
+                                      int limit) {
+    static_assert(HS % 4 == 0 && LDD % 2 == 0, "whole float4s, register-aligned pairs");
+    const int pairs = rows / 2;
+    const bool vec = ((uintptr_t)src & 15) == 0 && ld % 4 == 0;
+    FL_NO_UNROLL
+    for (int i = threadIdx.x; i < pairs * (HS / 4); i += FL_THREADS) {
+        const int j = 2 * (i % pairs), e = 4 * (i / pairs);
+        float x[2][4] = { { 0.0f, 0.0f, 0.0f, 0.0f }, { 0.0f, 0.0f, 0.0f, 0.0f } };
+        FL_UNROLL
+        for (int u = 0; u < 2; u++) {
+            if (r0 + j + u >= limit) continue;
+            const float *row = src + (size_t)(r0 + j + u) * ld + e;
+            if (vec) {
+                const float4 v = *(const float4 *)row;
+                x[u][0] = v.x; x[u][1] = v.y; x[u][2] = v.z; x[u][3] = v.w;
+            } else {
+                FL_UNROLL
+                for (int c = 0; c < 4; c++) x[u][c] = row[c];
+            }
+        }
+        FL_UNROLL
+        for (int c = 0; c < 4; c++) {
+            const uint32_t w = mma_pack_bf16(x[0][c], x[1][c]);
+            memcpy(dst + (e + c) * LDD + j, &w, sizeof w);
+        }
+    }
+}
+
+/* the mma A operands (mma_bf16.cuh) of rows r0 … r0 + 15 of src [*, ld] fp32 over its
+ * first HS columns, rounded to bf16, zero rows ≥ limit: a[e] is k block e (columns
+ * 16e … 16e + 15); one warp, each lane loading its own elements */
+template <int HS>
+static __device__ __forceinline__ void fl_load_a(uint32_t a[][4], const float *src, int ld,
+                                                 int r0, int limit) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    FL_UNROLL
+    for (int e = 0; e < HS / 16; e++) {
+        FL_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const int row = r0 + g + 8 * (r & 1), col = 16 * e + 2 * q + 8 * (r >> 1);
+            const float *p = src + (size_t)row * ld + col;
+            a[e][r] = row < limit ? mma_pack_bf16(p[0], p[1]) : 0u;
+        }
     }
 }
 
@@ -240,96 +293,180 @@ static __device__ void fl_add_rows(float *dst, int ld, int r0, int limit, float 
     }
 }
 
+/* dst rows r0 + g (+ 8) < limit, columns 0 … HS − 1 (leading dimension ld) += alpha ·
+ * acc, acc the mma accumulators (mma_bf16.cuh) of 16 rows × HS: one warp, each lane adding
+ * its own elements (one writer per element) */
+template <int HS>
+static __device__ __forceinline__ void fl_add_acc(float *dst, int ld, int r0, int limit,
+                                                  float alpha, const float acc[][4]) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    FL_UNROLL
+    for (int c = 0; c < HS / 8; c++) {
+        FL_UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int row = r0 + g + 8 * (i >> 1);
+            if (row < limit) dst[(size_t)row * ld + 8 * c + 2 * q + (i & 1)] += alpha * acc[c][i];
+        }
+    }
+}
+
+/* the A operand over k block kk (16 columns) of a 16-row accumulator tile x [n][4] (8
+ * columns per n): its 8-column blocks 2kk and 2kk + 1, rounded to bf16 */
+static __device__ __forceinline__ void fl_acc_to_a(uint32_t a[4], const float x0[4],
+                                                   const float x1[4]) {
+    a[0] = mma_pack_bf16(x0[0], x0[1]);
+    a[1] = mma_pack_bf16(x0[2], x0[3]);
+    a[2] = mma_pack_bf16(x1[0], x1[1]);
+    a[3] = mma_pack_bf16(x1[2], x1[3]);
+}
+
+/* acc [N/8][4] = A [16, K] · Bᵀ for A's operands a[K/16][4] and B [N, K] bf16 in shared
+ * memory, rows ldb apart (row-major: the register pairs run along K): one warp */
+template <int K, int N>
+static __device__ __forceinline__ void fl_mma_a_bt(float acc[][4], const uint32_t a[][4],
+                                                   const bf16 *b, int ldb) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    FL_UNROLL
+    for (int nb = 0; nb < N / 8; nb++) {
+        acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
+        const bf16 *br = b + (8 * nb + g) * ldb + 2 * q;
+        FL_UNROLL
+        for (int e = 0; e < K / 16; e++) {
+            const uint32_t bb[2] = { mma_load_pair(br + 16 * e), mma_load_pair(br + 16 * e + 8) };
+            mma_m16n8k16_bf16(acc[nb], a[e], bb);
+        }
+    }
+}
+
+/* acc [HS/8][4] += X [16, K] · B for X an accumulator tile x [K/8][4] (rounded to bf16 as
+ * the A operand) and B [K, HS] stored transposed in shared memory, bt [HS, ≥ K] with rows
+ * ldb apart: one warp */
+template <int K, int HS>
+static __device__ __forceinline__ void fl_mma_acc_b(float acc[][4], const float x[][4],
+                                                    const bf16 *bt, int ldb) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    FL_UNROLL
+    for (int kk = 0; kk < K / 16; kk++) {
+        uint32_t a[4];
+        fl_acc_to_a(a, x[2 * kk], x[2 * kk + 1]);
+        FL_UNROLL
+        for (int c = 0; c < HS / 8; c++) {
+            const bf16 *br = bt + (8 * c + g) * ldb + 16 * kk + 2 * q;
+            const uint32_t bb[2] = { mma_load_pair(br), mma_load_pair(br + 8) };
+            mma_m16n8k16_bf16(acc[c], a, bb);
+        }
+    }
+}
+
 /* ---- forward -------------------------------------------------------------------------- */
 
+#define FM_BC 64   /* keys per tile of the forward */
+
+/* One block per (64 queries, b·h), four warps of 16 query rows, looping over tiles of
+ * FM_BC keys up to the block's last allowed key; all on mma.sync (mma_bf16.cuh), with the
+ * scores, the softmax and O in registers (FlashAttention-2's forward). Each warp keeps
+ * its Q rows as A operands; per tile the block stages K [FM_BC, HS] and Vᵀ [HS, FM_BC] in
+ * bf16 (rows padded by 8 bf16, so that the 8 row groups of a warp's operand loads fall
+ * in different banks). S = Q Kᵀ in 8-column accumulators; each lane holds 2 rows (g,
+ * g + 8) × 2 columns per 8-key block; the row maximum is reduced over the row's 4 lanes by
+ * two xor shuffles; P = exp(scale·S − m) in fp32 (its sum l kept per lane, reduced at the
+ * end), rounded to bf16 as the A operand of O += P V; O rescaled by exp(m_old − m_new) in
+ * registers. Masked keys get scale·S = −∞, so P = 0 exactly. Writes out, lse and the copy
+ * of O for every row t < T (0 and −∞ for rows without keys). */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const AttShape s) {
 #ifdef FL_NO_WMMA
     __trap();
 #else
-    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 k_s[FL_BC * HS];
-    __shared__ __align__(32) bf16 v_s[FL_BC * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * FL_BC];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * FL_BC];
-    __shared__ __align__(32) float o_s[FL_WARPS][16 * HS];
-    __shared__ float inv_s[FL_WARPS][16];
-    static_assert(sizeof q_s + sizeof k_s + sizeof v_s + sizeof s_s + sizeof p_s + sizeof o_s +
-                  sizeof inv_s <= 48 * 1024, "flash forward: static shared memory over 48 KiB");
+    constexpr int LDK = HS + 8, LDV = FM_BC + 8;
+    __shared__ __align__(16) bf16 k_s[FM_BC * LDK];
+    __shared__ __align__(16) bf16 vt_s[HS * LDV];
+    static_assert(sizeof k_s + sizeof vt_s <= 48 * 1024,
+                  "flash forward: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C3 = 3 * s.C;
-    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + s.C, *v = q + 2 * s.C;
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
-    const int n = fl_keys(t, L, s.causal);
+    const int n_keys[2] = { fl_keys(tw + g, L, s.causal), fl_keys(tw + g + 8, L, s.causal) };
 
-    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
-    float *o = o_s[warp], *srow = s_s[warp] + r * FL_BC;
-    bf16 *prow = p_s[warp] + r * FL_BC;
-    for (int i = lane; i < 16 * HS; i += 32) o[i] = 0.0f;
-    float m = -INFINITY, l = 0.0f;   /* l: this lane's half of the row's sum */
+    uint32_t qa[HS / 16][4];
+    fl_load_a<HS>(qa, q, C3, tw, L);
+    float o[HS / 8][4];
+    FL_UNROLL
+    for (int c = 0; c < HS / 8; c++) o[c][0] = o[c][1] = o[c][2] = o[c][3] = 0.0f;
+    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.0f, 0.0f };   /* l: this lane's part */
 
-    for (int k0 = 0; k0 < kend; k0 += FL_BC) {
-        __syncthreads();   /* q_s written; the previous tile's k_s, v_s read */
-        fl_load_tile<HS>(k_s, k, C3, k0, FL_BC, kend);
-        fl_load_tile<HS>(v_s, v, C3, k0, FL_BC, kend);
+    for (int k0 = 0; k0 < kend; k0 += FM_BC) {
+        __syncthreads();   /* the previous tile's k_s, vt_s read */
+        fl_load_tile<HS, LDK>(k_s, k, C3, k0, FM_BC, kend);
+        fl_load_tile_t<HS, LDV>(vt_s, v, C3, k0, FM_BC, kend);
         __syncthreads();
         if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
 
-        fl_mma_abt<HS, FL_BC / 16>(s_s[warp], FL_BC, q_s + 16 * warp * HS, k_s);
-        __syncwarp();
-        float mt = -INFINITY;
+        float sc[FM_BC / 8][4];   /* S, then scale·S masked, then P */
+        fl_mma_a_bt<HS, FM_BC>(sc, qa, k_s, LDK);   /* S = Q_w Kᵀ */
+        float mx[2] = { -INFINITY, -INFINITY };
         FL_UNROLL
-        for (int i = 0; i < FL_BC / 2; i++) {
-            const int j = fl_col(i, r, half, FL_BC);
-            if (k0 + j < n) mt = fmaxf(mt, s.scale * srow[j]);
+        for (int nb = 0; nb < FM_BC / 8; nb++) {
+            FL_UNROLL
+            for (int c = 0; c < 4; c++) {
+                const int j = k0 + 8 * nb + 2 * q4 + (c & 1);
+                const float x = j < n_keys[c >> 1] ? s.scale * sc[nb][c] : -INFINITY;
+                sc[nb][c] = x;
+                mx[c >> 1] = fmaxf(mx[c >> 1], x);
+            }
         }
-        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-        const float m_new = fmaxf(m, mt);
-        /* no allowed key so far: O and l are 0, nothing to rescale */
-        const float alpha = m_new == -INFINITY ? 1.0f : expf(m - m_new);
-        float sum = 0.0f;
+        float shift[2], alpha[2];
         FL_UNROLL
-        for (int i = 0; i < FL_BC / 2; i++) {
-            const int j = fl_col(i, r, half, FL_BC);
-            const float p = k0 + j < n ? expf(s.scale * srow[j] - m_new) : 0.0f;
-            sum += p;
-            prow[j] = __float2bfloat16(p);
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            const float m_new = fmaxf(m[r], mx[r]);
+            /* no allowed key so far: O and l are 0, and every exp below is exp(−∞) = 0 */
+            shift[r] = m_new == -INFINITY ? 0.0f : m_new;
+            alpha[r] = expf(m[r] - shift[r]);
+            m[r] = m_new;
+            l[r] *= alpha[r];
         }
-        l = alpha * l + sum;
-        m = m_new;
         FL_UNROLL
-        for (int i = 0; i < HS / 2; i++) o[r * HS + fl_col(i, r, half, HS)] *= alpha;
-        __syncwarp();
-
-        FragC acc[HS / 16];
+        for (int nb = 0; nb < FM_BC / 8; nb++) {
+            FL_UNROLL
+            for (int c = 0; c < 4; c++) {
+                const float p = expf(sc[nb][c] - shift[c >> 1]);
+                l[c >> 1] += p;
+                sc[nb][c] = p;
+            }
+        }
         FL_UNROLL
-        for (int c = 0; c < HS / 16; c++)
-            wmma::load_matrix_sync(acc[c], o + 16 * c, HS, wmma::mem_row_major);
-        fl_mma_ab_acc<HS, FL_BC>(acc, p_s[warp], FL_BC, v_s);
-        FL_UNROLL
-        for (int c = 0; c < HS / 16; c++)
-            wmma::store_matrix_sync(o + 16 * c, acc[c], HS, wmma::mem_row_major);
-        __syncwarp();
+        for (int c = 0; c < HS / 8; c++) {
+            o[c][0] *= alpha[0]; o[c][1] *= alpha[0];
+            o[c][2] *= alpha[1]; o[c][3] *= alpha[1];
+        }
+        fl_mma_acc_b<FM_BC, HS>(o, sc, vt_s, LDV);   /* O += P V */
     }
 
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    if (half == 0) {
-        inv_s[warp][r] = n > 0 ? 1.0f / l : 0.0f;
-        if (t < T) lse[(size_t)bh * T + t] = n > 0 ? m + logf(l) : -INFINITY;
-    }
-    __syncwarp();
     const size_t base = (size_t)b * T * s.C + h * HS;
-    for (int i = lane; i < 16 * HS; i += 32) {
-        const int rr = i / HS, e = i % HS;
-        if (tw + rr < T) {
-            const float y = o[i] * inv_s[warp][rr];
-            out[base + (size_t)(tw + rr) * s.C + e] = y;
-            o_copy[base + (size_t)(tw + rr) * s.C + e] = y;
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int t = tw + g + 8 * r, n = n_keys[r];
+        if (t >= T) continue;
+        const float inv = n > 0 ? 1.0f / l[r] : 0.0f;
+        if (q4 == 0) lse[(size_t)bh * T + t] = n > 0 ? m[r] + logf(l[r]) : -INFINITY;
+        FL_UNROLL
+        for (int c = 0; c < HS / 8; c++) {
+            const size_t at = base + (size_t)t * s.C + 8 * c + 2 * q4;
+            const float y0 = o[c][2 * r] * inv, y1 = o[c][2 * r + 1] * inv;
+            out[at] = y0;
+            out[at + 1] = y1;
+            o_copy[at] = y0;
+            o_copy[at + 1] = y1;
         }
     }
 #endif
@@ -364,6 +501,17 @@ static __global__ void flash_rowdot_k(float *D, const float *a1, const float *b1
     if (lane == 0) D[((size_t)b * s.NH + h) * s.T + t] = acc;
 }
 
+#define FB_BQ 32   /* queries per tile of the dK / dV loop (mma.sync) */
+#define FB_BC 32   /* keys per tile of the dQ loop (mma.sync) */
+static_assert(FL_BK % FB_BQ == 0, "the dK/dV loop starts at the block's first key (causal)");
+
+/* dK, dV: one block per (64 keys, b·h), 16 keys a warp, looping over tiles of FB_BQ
+ * queries from the block's first key on (causal) to L, on mma.sync. Each warp keeps its K
+ * and V rows as A operands and dK, dV in accumulators; per tile the block stages Q and dO
+ * in bf16 both row-major and transposed (the B operands of Sᵀ = K Qᵀ, dPᵀ = V dOᵀ and of
+ * dK += dSᵀ Q, dV += Pᵀ dO), with lse and D. Pᵀ = exp(scale·Sᵀ − lse) where allowed (0
+ * elsewhere), dSᵀ = Pᵀ ⊙ (dPᵀ − D), both in registers and rounded to bf16 as A operands.
+ * dK (times scale) and dV are added to dqkv's rows j < L at the end. */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
@@ -371,20 +519,18 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
 #ifdef FL_NO_WMMA
     __trap();
 #else
-    __shared__ __align__(32) bf16 k_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 v_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 q_s[FL_BQ * HS];
-    __shared__ __align__(32) bf16 do_s[FL_BQ * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * FL_BQ];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * FL_BQ];
-    __shared__ float lse_s[FL_BQ], d_s[FL_BQ];
-    static_assert(sizeof k_s + sizeof v_s + sizeof q_s + sizeof do_s + sizeof s_s + sizeof p_s +
-                  sizeof lse_s + sizeof d_s <= 48 * 1024,
-                  "flash dK/dV: static shared memory over 48 KiB");
+    constexpr int LDR = HS + 8, LDT = FB_BQ + 8;
+    __shared__ __align__(16) bf16 q_s[FB_BQ * LDR];
+    __shared__ __align__(16) bf16 do_s[FB_BQ * LDR];
+    __shared__ __align__(16) bf16 qt_s[HS * LDT];
+    __shared__ __align__(16) bf16 dot_s[HS * LDT];
+    __shared__ float lse_s[FB_BQ], d_s[FB_BQ];
+    static_assert(sizeof q_s + sizeof do_s + sizeof qt_s + sizeof dot_s + sizeof lse_s +
+                  sizeof d_s <= 48 * 1024, "flash dK/dV: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
-    const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp, j = kw + r;
+    const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     if (k0 >= L) return;   /* block-uniform: these keys get nothing */
     const size_t qoff = (size_t)b * T * C3 + h * HS;
@@ -393,63 +539,59 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
     lse += (size_t)bh * T;
     D += (size_t)bh * T;
 
-    fl_load_tile<HS>(k_s, k, C3, k0, FL_BK, L);
-    fl_load_tile<HS>(v_s, v, C3, k0, FL_BK, L);
-    float *srow = s_s[warp] + r * FL_BQ;
-    bf16 *prow = p_s[warp] + r * FL_BQ;
-    FragC dk[HS / 16], dv[HS / 16];
+    uint32_t ka[HS / 16][4], va[HS / 16][4];
+    fl_load_a<HS>(ka, k, C3, kw, L);
+    fl_load_a<HS>(va, v, C3, kw, L);
+    float dk[HS / 8][4], dv[HS / 8][4];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) {
-        wmma::fill_fragment(dk[c], 0.0f);
-        wmma::fill_fragment(dv[c], 0.0f);
-    }
+    for (int c = 0; c < HS / 8; c++)
+        FL_UNROLL
+        for (int i = 0; i < 4; i++) dk[c][i] = dv[c][i] = 0.0f;
 
-    /* causal: queries t < k0 attend to no key ≥ k0 (FL_BK is a multiple of FL_BQ) */
-    for (int q0 = s.causal ? k0 : 0; q0 < L; q0 += FL_BQ) {
-        __syncthreads();   /* k_s, v_s written; the previous tile's q_s, do_s read */
-        fl_load_tile<HS>(q_s, q, C3, q0, FL_BQ, L);
-        fl_load_tile<HS>(do_s, dO, C, q0, FL_BQ, L);
-        for (int i = threadIdx.x; i < FL_BQ; i += FL_THREADS) {
+    /* causal: queries t < k0 attend to no key ≥ k0 (FL_BK is a multiple of FB_BQ) */
+    for (int q0 = s.causal ? k0 : 0; q0 < L; q0 += FB_BQ) {
+        __syncthreads();   /* the previous tile's q_s, do_s, qt_s, dot_s read */
+        fl_load_tile<HS, LDR>(q_s, q, C3, q0, FB_BQ, L);
+        fl_load_tile<HS, LDR>(do_s, dO, C, q0, FB_BQ, L);
+        fl_load_tile_t<HS, LDT>(qt_s, q, C3, q0, FB_BQ, L);
+        fl_load_tile_t<HS, LDT>(dot_s, dO, C, q0, FB_BQ, L);
+        for (int i = threadIdx.x; i < FB_BQ; i += FL_THREADS) {
             lse_s[i] = q0 + i < L ? lse[q0 + i] : 0.0f;
             d_s[i] = q0 + i < L ? D[q0 + i] : 0.0f;
         }
         __syncthreads();
         /* warp-uniform: keys beyond L, or (causal) every query of the tile before them */
-        if (kw >= L || (s.causal && q0 + FL_BQ - 1 < kw)) continue;
+        if (kw >= L || (s.causal && q0 + FB_BQ - 1 < kw)) continue;
 
-        /* Sᵀ [16 keys, FL_BQ queries] = K_w Qᵀ; Pᵀ = exp(scale·Sᵀ − lse) where allowed */
-        fl_mma_abt<HS, FL_BQ / 16>(s_s[warp], FL_BQ, k_s + 16 * warp * HS, q_s);
-        __syncwarp();
-        float p[FL_BQ / 2];
+        float p[FB_BQ / 8][4], dp[FB_BQ / 8][4];
+        fl_mma_a_bt<HS, FB_BQ>(p, ka, q_s, LDR);     /* Sᵀ = K_w Qᵀ */
+        fl_mma_a_bt<HS, FB_BQ>(dp, va, do_s, LDR);   /* dPᵀ = V_w dOᵀ */
         FL_UNROLL
-        for (int i = 0; i < FL_BQ / 2; i++) {
-            const int c = fl_col(i, r, half, FL_BQ), t = q0 + c;
-            const bool allowed = t < L && j < L && (!s.causal || j <= t);
-            p[i] = allowed ? expf(s.scale * srow[c] - lse_s[c]) : 0.0f;
-            prow[c] = __float2bfloat16(p[i]);
+        for (int nb = 0; nb < FB_BQ / 8; nb++) {
+            FL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int c = 8 * nb + 2 * q4 + (i & 1), t = q0 + c, j = kw + g + 8 * (i >> 1);
+                const bool allowed = t < L && j < L && (!s.causal || j <= t);
+                const float pt = allowed ? expf(s.scale * p[nb][i] - lse_s[c]) : 0.0f;
+                p[nb][i] = pt;
+                dp[nb][i] = pt * (dp[nb][i] - d_s[c]);   /* dSᵀ */
+            }
         }
-        __syncwarp();
-        fl_mma_ab_acc<HS, FL_BQ>(dv, p_s[warp], FL_BQ, do_s);   /* dV += Pᵀ dO */
-        /* dPᵀ = V_w dOᵀ (over Sᵀ: every lane has read it); dSᵀ = Pᵀ ⊙ (dPᵀ − D) */
-        fl_mma_abt<HS, FL_BQ / 16>(s_s[warp], FL_BQ, v_s + 16 * warp * HS, do_s);
-        __syncwarp();   /* and every lane's Pᵀ has gone into dV: p_s may be overwritten */
-        FL_UNROLL
-        for (int i = 0; i < FL_BQ / 2; i++) {
-            const int c = fl_col(i, r, half, FL_BQ);
-            prow[c] = __float2bfloat16(p[i] * (srow[c] - d_s[c]));
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, FL_BQ>(dk, p_s[warp], FL_BQ, q_s);   /* dK += dSᵀ Q */
+        fl_mma_acc_b<FB_BQ, HS>(dv, p, dot_s, LDT);   /* dV += Pᵀ dO */
+        fl_mma_acc_b<FB_BQ, HS>(dk, dp, qt_s, LDT);   /* dK += dSᵀ Q */
     }
 
     if (kw >= L) return;   /* warp-uniform; no block barrier follows */
-    __syncwarp();
-    float *dk_out = dqkv + qoff + C, *dv_out = dqkv + qoff + 2 * C;
-    fl_add_rows<HS>(dk_out, C3, kw, L, s.scale, dk, s_s[warp], FL_BQ);
-    fl_add_rows<HS>(dv_out, C3, kw, L, 1.0f, dv, s_s[warp], FL_BQ);
+    fl_add_acc<HS>(dqkv + qoff + C, C3, kw, L, s.scale, dk);
+    fl_add_acc<HS>(dqkv + qoff + 2 * C, C3, kw, L, 1.0f, dv);
 #endif
 }
 
+/* dQ: one block per (64 queries, b·h), 16 queries a warp, looping over tiles of FB_BC
+ * keys like the forward, on mma.sync. Each warp keeps its Q and dO rows as A operands and
+ * dQ in accumulators; per tile the block stages K (row-major and transposed) and V
+ * (row-major) in bf16. S = Q Kᵀ, P = exp(scale·S − lse) where allowed, dP = dO Vᵀ,
+ * dS = P ⊙ (dP − D), dQ += dS K; dQ (times scale) is added to dqkv's rows t < L. */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
@@ -457,67 +599,65 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
 #ifdef FL_NO_WMMA
     __trap();
 #else
-    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 do_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 k_s[FL_BC * HS];
-    __shared__ __align__(32) bf16 v_s[FL_BC * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * FL_BC];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * FL_BC];
-    static_assert(sizeof q_s + sizeof do_s + sizeof k_s + sizeof v_s + sizeof s_s + sizeof p_s <=
-                  48 * 1024, "flash dQ: static shared memory over 48 KiB");
+    constexpr int LDR = HS + 8, LDT = FB_BC + 8;
+    __shared__ __align__(16) bf16 k_s[FB_BC * LDR];
+    __shared__ __align__(16) bf16 v_s[FB_BC * LDR];
+    __shared__ __align__(16) bf16 kt_s[HS * LDT];
+    static_assert(sizeof k_s + sizeof v_s + sizeof kt_s <= 48 * 1024,
+                  "flash dQ: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
-    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
     if (kend == 0) return;   /* block-uniform: padded queries get nothing */
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
-    const int n = fl_keys(t, L, s.causal);
     const size_t qoff = (size_t)b * T * C3 + h * HS;
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *dO = dout + (size_t)b * T * C + h * HS;
-    const float lse_t = n > 0 ? lse[(size_t)bh * T + t] : 0.0f;
-    const float d_t = n > 0 ? D[(size_t)bh * T + t] : 0.0f;
-
-    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
-    fl_load_tile<HS>(do_s, dO, C, q0, FL_BR, L);
-    float *srow = s_s[warp] + r * FL_BC;
-    bf16 *prow = p_s[warp] + r * FL_BC;
-    FragC dq[HS / 16];
+    int n_keys[2];
+    float lse_r[2], d_r[2];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) wmma::fill_fragment(dq[c], 0.0f);
+    for (int r = 0; r < 2; r++) {
+        const int t = tw + g + 8 * r;
+        n_keys[r] = fl_keys(t, L, s.causal);
+        lse_r[r] = n_keys[r] > 0 ? lse[(size_t)bh * T + t] : 0.0f;
+        d_r[r] = n_keys[r] > 0 ? D[(size_t)bh * T + t] : 0.0f;
+    }
 
-    for (int k0 = 0; k0 < kend; k0 += FL_BC) {
-        __syncthreads();   /* q_s, do_s written; the previous tile's k_s, v_s read */
-        fl_load_tile<HS>(k_s, k, C3, k0, FL_BC, kend);
-        fl_load_tile<HS>(v_s, v, C3, k0, FL_BC, kend);
+    uint32_t qa[HS / 16][4], doa[HS / 16][4];
+    fl_load_a<HS>(qa, q, C3, tw, L);
+    fl_load_a<HS>(doa, dO, C, tw, L);
+    float dq[HS / 8][4];
+    FL_UNROLL
+    for (int c = 0; c < HS / 8; c++) dq[c][0] = dq[c][1] = dq[c][2] = dq[c][3] = 0.0f;
+
+    for (int k0 = 0; k0 < kend; k0 += FB_BC) {
+        __syncthreads();   /* the previous tile's k_s, v_s, kt_s read */
+        fl_load_tile<HS, LDR>(k_s, k, C3, k0, FB_BC, kend);
+        fl_load_tile<HS, LDR>(v_s, v, C3, k0, FB_BC, kend);
+        fl_load_tile_t<HS, LDT>(kt_s, k, C3, k0, FB_BC, kend);
         __syncthreads();
         if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
 
-        fl_mma_abt<HS, FL_BC / 16>(s_s[warp], FL_BC, q_s + 16 * warp * HS, k_s);
-        __syncwarp();
-        float p[FL_BC / 2];
+        float p[FB_BC / 8][4], dp[FB_BC / 8][4];
+        fl_mma_a_bt<HS, FB_BC>(p, qa, k_s, LDR);    /* S = Q_w Kᵀ */
+        fl_mma_a_bt<HS, FB_BC>(dp, doa, v_s, LDR);  /* dP = dO_w Vᵀ */
         FL_UNROLL
-        for (int i = 0; i < FL_BC / 2; i++) {
-            const int jj = fl_col(i, r, half, FL_BC);
-            p[i] = k0 + jj < n ? expf(s.scale * srow[jj] - lse_t) : 0.0f;
+        for (int nb = 0; nb < FB_BC / 8; nb++) {
+            FL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int r = i >> 1, j = k0 + 8 * nb + 2 * q4 + (i & 1);
+                const float pt = j < n_keys[r] ? expf(s.scale * p[nb][i] - lse_r[r]) : 0.0f;
+                dp[nb][i] = pt * (dp[nb][i] - d_r[r]);   /* dS */
+            }
         }
-        __syncwarp();   /* every lane has read S: dP goes over it */
-        fl_mma_abt<HS, FL_BC / 16>(s_s[warp], FL_BC, do_s + 16 * warp * HS, v_s);
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < FL_BC / 2; i++) {
-            const int jj = fl_col(i, r, half, FL_BC);
-            prow[jj] = __float2bfloat16(p[i] * (srow[jj] - d_t));
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, FL_BC>(dq, p_s[warp], FL_BC, k_s);   /* dQ += dS K */
+        fl_mma_acc_b<FB_BC, HS>(dq, dp, kt_s, LDT);   /* dQ += dS K */
     }
 
     if (tw >= L) return;   /* warp-uniform; no block barrier follows */
-    __syncwarp();
-    fl_add_rows<HS>(dqkv + qoff, C3, tw, L, s.scale, dq, s_s[warp], FL_BC);
+    fl_add_acc<HS>(dqkv + qoff, C3, tw, L, s.scale, dq);
 #endif
 }
 

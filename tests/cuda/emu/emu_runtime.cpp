@@ -237,6 +237,53 @@ uint64_t emu_shfl_xor(uint64_t bits, int lane_mask) {
     return r;
 }
 
+/* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, d += a·b, with the PTX ISA's
+ * fragment layouts ("Matrix Fragments for mma.m16n8k16 with floating point type"): for
+ * lane l, g = l / 4 and q = l % 4; a's four 32-bit registers hold A (16 × 16, row-major)
+ * at rows g, g + 8, g, g + 8 and columns (k) 2q, 2q, 2q + 8, 2q + 8 (and the next column,
+ * in the high half); b's two hold B (16 × 8) at rows (k) 2q and 2q + 8 (and the next row,
+ * high half), column g; d holds D at (g, 2q), (g, 2q + 1), (g + 8, 2q), (g + 8, 2q + 1).
+ * Every lane stores its registers, a warp barrier, every lane computes its four outputs
+ * from the whole warp's (fp32, in k order after d's own value), a second barrier. */
+static std::vector<uint32_t> mma_slot;   /* [warp·32 + lane][6]: a[4], b[2] */
+
+static float bf16_lo(uint32_t u) { return __bfloat162float(__nv_bfloat16{ (uint16_t)(u & 0xffffu) }); }
+static float bf16_hi(uint32_t u) { return __bfloat162float(__nv_bfloat16{ (uint16_t)(u >> 16) }); }
+
+void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    int i = current, lane = i % 32, warp = i / 32;
+    if (i < 0) emu_die("mma.sync outside a kernel");
+    if (warp * 32 + 32 > (int)fibers.size())
+        emu_die("mma.sync in a partial warp (block of %zu threads)", fibers.size());
+    uint32_t *mine = mma_slot.data() + (size_t)i * 6;
+    for (int r = 0; r < 4; r++) mine[r] = a[r];
+    mine[4] = b[0];
+    mine[5] = b[1];
+    wait_at(AT_WARP);   /* every lane has stored */
+    float A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++) {
+        const uint32_t *x = mma_slot.data() + (size_t)(warp * 32 + l) * 6;
+        const int g = l / 4, q = l % 4;
+        for (int r = 0; r < 4; r++) {
+            const int row = g + 8 * (r % 2), col = 2 * q + 8 * (r / 2);
+            A[row][col] = bf16_lo(x[r]);
+            A[row][col + 1] = bf16_hi(x[r]);
+        }
+        for (int r = 0; r < 2; r++) {
+            B[2 * q + 8 * r][g] = bf16_lo(x[4 + r]);
+            B[2 * q + 8 * r + 1][g] = bf16_hi(x[4 + r]);
+        }
+    }
+    const int g = lane / 4, q = lane % 4;
+    for (int r = 0; r < 4; r++) {
+        const int row = g + 8 * (r / 2), col = 2 * q + r % 2;
+        float acc = d[r];
+        for (int k = 0; k < 16; k++) acc += A[row][k] * B[k][col];
+        d[r] = acc;
+    }
+    wait_at(AT_WARP);   /* every lane has read: the slots may be reused */
+}
+
 /* One barrier per check: the values go into one of two slot sets, alternating per lane
  * call (a lane cannot reach its next-but-one check before every lane of its warp has
  * reached the next one, so the set it compares is not overwritten under it). */
@@ -273,6 +320,7 @@ static void run_block(int nthreads) {
     same_slot.assign(2 * warp_slot.size(), 0);
     same_count.assign(nthreads, 0);
     lane_word.assign(nthreads, 0);
+    mma_slot.assign(warp_slot.size() * 6, 0);
     for (int i = 0; i < nthreads; i++) {
         Fiber &f = fibers[i];
         f.state = RUN;

@@ -93,6 +93,12 @@ void emu_warp_same(uint64_t value, const char *what);
  * hash of the warp-wide calls since its last emu_warp_same) */
 uint64_t *emu_lane_word(void);
 
+/* the PTX instruction mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (d += a·b, the
+ * PTX ISA's register layouts; each register of a and b holds two bf16, the lower k in the
+ * low half): a warp-wide call, as on a GPU (lib/cuda/mma_bf16.cuh) */
+void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
+#define CUDA_EMULATOR 1
+
 /* kernel<<<grid, block>>>(args) is rewritten by cu2cpp.py into
  * emu_launch(dim3(grid), dim3(block), [=] { kernel(args); }) */
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);

@@ -1,6 +1,6 @@
 /* attention_flash.cu — the opt-in FlashAttention-2-style attention, all four faces
  * (attention.cu calls them; DR_CUDA_ATT_FLASH=1 or backend_cuda_set_att_flash(1), bf16
- * GEMM mode only): tiled kernels on tensor cores (nvcuda::wmma, bf16 16×16×16 with fp32
+ * GEMM mode only): tiled kernels on tensor cores (mma.sync, bf16 m16n8k16 with fp32
  * accumulation) that never store a T×T matrix: not the scores, not P, not Ṗ. The math and
  * the masks are lib/ops/attention.c's; the results agree with it at the bf16 bound.
  *
@@ -15,35 +15,36 @@
  *         Ȯ   [B,T,C]   a copy of the tangent output (Ḋ = dȮ·O + dO·Ȯ);
  * each fits in [B,NH,T,T] when NH·T + T·C ≤ NH·T·T, i.e. T ≥ hs + 1 (cu_att_flash_eligible).
  *
- * Kernels (FL_WARPS = 4 warps a block; each warp owns 16 rows of the block's tile, and two
- * lanes share each row for the SIMT parts, columns ≡ lane mod 2, in an order rotated per
- * row so that the warp's 32 lanes hit 32 shared-memory banks: fl_col):
- *   forward   one block per (64 queries, b·h), looping over tiles of 32 keys up to the
- *             block's last allowed key. S = Q Kᵀ on tensor cores → shared memory; per row
- *             an online softmax (running max m and sum l in registers, P rounded to bf16
- *             into shared memory); O [16, hs] per warp kept in shared memory in fp32,
- *             rescaled row by row by exp(m_old − m_new) (the accumulator fragment's
- *             element → row mapping is opaque, so the rescale cannot happen in registers),
- *             then loaded as the accumulator of O += P V and stored back. One pass over K
- *             and V (a two-pass forward would need a second Q Kᵀ).
+ * Kernels: FL_WARPS = 4 warps a block, each owning 16 rows (queries, or keys in the dK/dV
+ * kernels) of the block's 64, on mma.sync.m16n8k16 (mma_bf16.cuh) in FlashAttention-2's
+ * manner. A warp keeps its own rows' operands (Q; K and V; Q and dO; and their tangents)
+ * as A operands in registers, loaded once; per tile of the other side the block stages
+ * those rows in bf16 in shared memory, row-major where they are a product's Bᵀ (S = Q Kᵀ)
+ * and transposed where they are its B (O += P V), rows padded by 8 bf16 so that a warp's
+ * operand loads hit 32 different banks. Scores, P, Ṗ, dP and dṖ live in accumulator
+ * registers: each lane holds 2 rows (g, g + 8) × 2 columns of every 8-column block, so a
+ * row statistic is the lane's part reduced over the row's 4 lanes by two xor shuffles,
+ * and two 8-column blocks, packed to bf16, are the next product's A operand over 16. The
+ * outputs stay in accumulators until the end.
+ *   forward   one block per (64 queries, b·h), tiles of FM_BC = 64 keys up to the block's
+ *             last allowed key: S = Q Kᵀ, online softmax (running max m and sum l per row,
+ *             O rescaled by exp(m_old − m_new) in registers), O += P V. One pass over K, V.
  *   D         one warp per query row: D = rowsum(dO ⊙ O) into scratch (CU_SCR_ROWS).
- *   dK, dV    one block per (64 keys, b·h), looping over tiles of 32 queries from the
- *             block's first key on (causal) to L. Sᵀ = K Qᵀ, Pᵀ = exp(scale·Sᵀ − lse)
- *             (fp32 in registers, bf16 in shared memory), dV += Pᵀ dO, dPᵀ = V dOᵀ,
- *             dSᵀ = Pᵀ ⊙ (dPᵀ − D), dK += dSᵀ Q; dK and dV stay in accumulator fragments
- *             (no rescale) and are added to dqkv at the end (dK times scale).
- *   dQ        one block per (64 queries, b·h), looping over tiles of 32 keys like the
- *             forward: S, P = exp(scale·S − lse), dP = dO Vᵀ, dS = P ⊙ (dP − D),
- *             dQ += dS K, added to dqkv at the end times scale.
- *   forward tangent   one block per (64 queries, b·h), tiles of 32 keys, two passes: r =
- *             rowsum(P ⊙ Ṡ) (S, Ṡ = Q̇ Kᵀ + Q K̇ᵀ per tile), then Ȯ += Ṗ V + P V̇ with Ṗ =
- *             P ⊙ (Ṡ − r) (S, Ṡ again); Ȯ in accumulator fragments, no rescale (lse is
- *             final). Writes tout and, when tatt is given, r and the copy of Ȯ.
+ *   dK, dV    one block per (64 keys, b·h), tiles of FB_BQ = 32 queries from the block's
+ *             first key on (causal) to L: Sᵀ = K Qᵀ, Pᵀ = exp(scale·Sᵀ − lse), dPᵀ = V dOᵀ,
+ *             dSᵀ = Pᵀ ⊙ (dPᵀ − D); dV += Pᵀ dO, dK += dSᵀ Q; added to dqkv at the end
+ *             (dK times scale).
+ *   dQ        one block per (64 queries, b·h), tiles of FB_BC = 32 keys: S, P, dP = dO Vᵀ,
+ *             dS = P ⊙ (dP − D), dQ += dS K, added to dqkv at the end times scale.
+ *   forward tangent   one block per (64 queries, b·h), tiles of FT_BC = 32 keys, two
+ *             passes: r = rowsum(P ⊙ Ṡ) (S, Ṡ = Q̇ Kᵀ + Q K̇ᵀ per tile), then Ȯ += Ṗ V + P V̇
+ *             with Ṗ = P ⊙ (Ṡ − r) (S, Ṡ again); no rescale (lse is final). Writes tout
+ *             and, when tatt is given, r and the copy of Ȯ.
  *   D, Ḋ      the D kernel twice: D = dO·O, Ḋ = dȮ·O + dO·Ȯ (CU_SCR_ROWS, 2·B·NH·T).
- *   dK̇, dV̇    like dK, dV with tiles of FL_BT = 16 queries: per tile Pᵀ, Ṗᵀ (Sᵀ, Ṡᵀ),
+ *   dK̇, dV̇    like dK, dV with tiles of FT_BT = 16 queries: per tile Pᵀ, Ṗᵀ (Sᵀ, Ṡᵀ),
  *             dPᵀ, dṖᵀ = V dȮᵀ + V̇ dOᵀ; dV̇ += Ṗᵀ dO + Pᵀ dȮ, dK̇ += dṠᵀ Q + dSᵀ Q̇ with
  *             dS = P ⊙ (dP − D), dṠ = Ṗ ⊙ (dP − D) + P ⊙ (dṖ − Ḋ).
- *   dQ̇        like dQ with tiles of FL_BT = 16 keys: dQ̇ += dṠ K + dS K̇.
+ *   dQ̇        like dQ with tiles of FT_BT = 16 keys: dQ̇ += dṠ K + dS K̇.
  * Tiles whose (query, key) pairs are all masked are skipped (the causal upper triangle,
  * keys j ≥ L, queries t ≥ L): per block by the loop bounds, per warp by a warp-uniform
  * test. Masked entries inside a tile get P = 0 exactly (so Ṗ, dS, dṠ = 0); K, V, Q, dO
@@ -56,38 +57,28 @@
  * and the forward tangent write every element of out / tout (0 for padded queries).
  * Deterministic: no atomics; each output element is written by one thread in a fixed
  * order (the tensor-core products and the loops have fixed orders).
- * wmma: every shared tile is __align__(32) with row strides of 16·k bf16 (32·k bytes) or
- * 8·k floats, so each fragment pointer is 32-byte aligned and each ldm·size a multiple of
- * 32 bytes (checked by the emulator's <mma.h>). hs ∈ {16, 32, 48, 64} (template HS); the
- * static shared memory of each kernel is static_assert-ed ≤ 48 KiB. */
+ * hs ∈ {16, 32, 48, 64} (template HS); the static shared memory of each kernel is
+ * static_assert-ed ≤ 48 KiB. */
 #include <cuda_bf16.h>
 #include <math.h>
-#include <mma.h>
 #include <stdint.h>
 
 #include "cuda/cuda_ops.cuh"
 #include "cuda/mma_bf16.cuh"
 
-using namespace nvcuda;
-
-/* bf16 wmma needs sm_80 or newer: built for an older CUDA_ARCH (make CUDA_ARCH=75) the
+/* bf16 mma.sync needs sm_80 or newer: built for an older CUDA_ARCH (make CUDA_ARCH=75) the
  * kernels below compile to a trap, so that a flash run there fails loudly at its next
  * check instead of computing nothing */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-#define FL_NO_WMMA 1
+#define FL_NO_MMA 1
 #endif
 
 #define FL_WARPS 4
 #define FL_THREADS (32 * FL_WARPS)
 #define FL_BR 64   /* queries per block: forward, dQ (16 per warp) */
-#define FL_BC 32   /* keys per tile of the forward / dQ loops */
 #define FL_BK 64   /* keys per block: dK, dV (16 per warp) */
-#define FL_BQ 32   /* queries per tile of the dK / dV loop */
-#define FL_BT 16   /* queries (dK̇, dV̇) or keys (dQ̇) per tile of the backward tangent */
 #define FL_MAX_HS 64
-static_assert(FL_BK % FL_BQ == 0, "the dK/dV loop starts at the block's first key (causal)");
 static_assert(FL_BR == 16 * FL_WARPS && FL_BK == 16 * FL_WARPS, "16 rows per warp");
-static_assert(FL_BC % 16 == 0 && FL_BQ % 16 == 0, "tiles of 16 × 16 fragments");
 
 #ifdef __CUDACC__
 #define FL_UNROLL _Pragma("unroll")
@@ -98,25 +89,12 @@ static_assert(FL_BC % 16 == 0 && FL_BQ % 16 == 0, "tiles of 16 × 16 fragments")
 #endif
 
 typedef __nv_bfloat16 bf16;
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragBRow;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBCol;
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
-
 
 [[maybe_unused]] static __device__ __forceinline__ int fl_min(int a, int b) { return a < b ? a : b; }
 
 /* keys query t attends to: 0 … n − 1 (0 for padded queries t ≥ L) */
 [[maybe_unused]] static __device__ __forceinline__ int fl_keys(int t, int L, int causal) {
     return t < L ? (causal ? t + 1 : L) : 0;
-}
-
-/* The column a lane visits at step i of a row-wise loop (two lanes per row r, half = 0
- * or 1; n even): columns ≡ half mod 2, starting 2r further on in each row, so that the
- * 32 lanes of a warp hit 32 different shared-memory banks when the row stride is a
- * multiple of 32 words (with i = 0 … n/2 − 1 a lane visits each of its columns once). */
-[[maybe_unused]] static __device__ __forceinline__ int fl_col(int i, int r, int half, int n) {
-    return (int)((unsigned)(half + 2 * (i + r)) % (unsigned)n);   /* n a constant: a mask */
 }
 
 /* dst [rows, HS] bf16 (rows LDD apart; dense by default) = rows r0 … r0 + rows − 1 of
@@ -146,7 +124,8 @@ static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0,
 }
 
 /* dst [HS, rows] bf16 (rows LDD apart) = the transpose of rows r0 … r0 + rows − 1 of src
- * [*, ld] fp32 (rows even), zeros for rows ≥ limit: each thread takes two source rows and
+ * [*, ld] fp32 (rows even), zeros for rows ≥ limit (all zeros for src NULL, a zero
+ * tangent): each thread takes two source rows and
  * four columns, and stores one register (two bf16) per column, so that consecutive
  * threads write consecutive words of a row; the whole block cooperates */
 template <int HS, int LDD>
@@ -161,7 +140,7 @@ static __device__ void fl_load_tile_t(bf16 *dst, const float *src, int ld, int r
         float x[2][4] = { { 0.0f, 0.0f, 0.0f, 0.0f }, { 0.0f, 0.0f, 0.0f, 0.0f } };
         FL_UNROLL
         for (int u = 0; u < 2; u++) {
-            if (r0 + j + u >= limit) continue;
+            if (!src || r0 + j + u >= limit) continue;
             const float *row = src + (size_t)(r0 + j + u) * ld + e;
             if (vec) {
                 const float4 v = *(const float4 *)row;
@@ -180,8 +159,9 @@ static __device__ void fl_load_tile_t(bf16 *dst, const float *src, int ld, int r
 }
 
 /* the mma A operands (mma_bf16.cuh) of rows r0 … r0 + 15 of src [*, ld] fp32 over its
- * first HS columns, rounded to bf16, zero rows ≥ limit: a[e] is k block e (columns
- * 16e … 16e + 15); one warp, each lane loading its own elements */
+ * first HS columns, rounded to bf16, zero rows ≥ limit (all zero for src NULL, a zero
+ * tangent): a[e] is k block e (columns 16e … 16e + 15); one warp, each lane loading its
+ * own elements */
 template <int HS>
 static __device__ __forceinline__ void fl_load_a(uint32_t a[][4], const float *src, int ld,
                                                  int r0, int limit) {
@@ -191,106 +171,22 @@ static __device__ __forceinline__ void fl_load_a(uint32_t a[][4], const float *s
         FL_UNROLL
         for (int r = 0; r < 4; r++) {
             const int row = r0 + g + 8 * (r & 1), col = 16 * e + 2 * q + 8 * (r >> 1);
-            const float *p = src + (size_t)row * ld + col;
-            a[e][r] = row < limit ? mma_pack_bf16(p[0], p[1]) : 0u;
+            const float *p = src ? src + (size_t)row * ld + col : NULL;
+            a[e][r] = src && row < limit ? mma_pack_bf16(p[0], p[1]) : 0u;
         }
     }
 }
 
 /* fl_load_tile, or zeros where src is NULL (a zero tangent: tqkv or dtout NULL) */
-template <int HS>
+template <int HS, int LDD = HS>
 static __device__ void fl_load_tile_or_zero(bf16 *dst, const float *src, int ld, int r0,
                                             int rows, int limit) {
     if (src) {
-        fl_load_tile<HS>(dst, src, ld, r0, rows, limit);
+        fl_load_tile<HS, LDD>(dst, src, ld, r0, rows, limit);
         return;
     }
-    for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS) dst[i] = __float2bfloat16(0.0f);
-}
-
-/* C [16, 16·NC] (fp32, ldc) = A [16, HS] · B [16·NC, HS]ᵀ, A and B bf16 row-major with
- * leading dimension HS: one warp */
-template <int HS, int NC>
-static __device__ void fl_mma_abt(float *c, int ldc, const bf16 *a, const bf16 *b) {
-    FL_UNROLL
-    for (int n = 0; n < NC; n++) {
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
-        FL_UNROLL
-        for (int e = 0; e < HS / 16; e++) {
-            FragA fa;
-            FragBCol fb;
-            wmma::load_matrix_sync(fa, a + 16 * e, HS);
-            wmma::load_matrix_sync(fb, b + (size_t)16 * n * HS + 16 * e, HS);
-            wmma::mma_sync(acc, fa, fb, acc);
-        }
-        wmma::store_matrix_sync(c + 16 * n, acc, ldc, wmma::mem_row_major);
-    }
-}
-
-/* C [16, 16·NC] (fp32, ldc) = A1 B1ᵀ + A2 B2ᵀ, each A [16, HS] and B [16·NC, HS] bf16
- * row-major with leading dimension HS (a tangent's two product terms, one accumulator):
- * one warp */
-template <int HS, int NC>
-static __device__ void fl_mma_abt2(float *c, int ldc, const bf16 *a1, const bf16 *b1,
-                                   const bf16 *a2, const bf16 *b2) {
-    FL_UNROLL
-    for (int n = 0; n < NC; n++) {
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
-        FL_UNROLL
-        for (int e = 0; e < HS / 16; e++) {
-            FragA fa;
-            FragBCol fb;
-            wmma::load_matrix_sync(fa, a1 + 16 * e, HS);
-            wmma::load_matrix_sync(fb, b1 + (size_t)16 * n * HS + 16 * e, HS);
-            wmma::mma_sync(acc, fa, fb, acc);
-        }
-        FL_UNROLL
-        for (int e = 0; e < HS / 16; e++) {
-            FragA fa;
-            FragBCol fb;
-            wmma::load_matrix_sync(fa, a2 + 16 * e, HS);
-            wmma::load_matrix_sync(fb, b2 + (size_t)16 * n * HS + 16 * e, HS);
-            wmma::mma_sync(acc, fa, fb, acc);
-        }
-        wmma::store_matrix_sync(c + 16 * n, acc, ldc, wmma::mem_row_major);
-    }
-}
-
-/* acc[c] += A [16, KT] · B [KT, HS] column block c, A bf16 row-major (lda), B bf16
- * row-major with leading dimension HS: one warp */
-template <int HS, int KT>
-static __device__ void fl_mma_ab_acc(FragC *acc, const bf16 *a, int lda, const bf16 *b) {
-    FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) {
-        FL_UNROLL
-        for (int k = 0; k < KT / 16; k++) {
-            FragA fa;
-            FragBRow fb;
-            wmma::load_matrix_sync(fa, a + 16 * k, lda);
-            wmma::load_matrix_sync(fb, b + (size_t)16 * k * HS + 16 * c, HS);
-            wmma::mma_sync(acc[c], fa, fb, acc[c]);
-        }
-    }
-}
-
-/* dst rows r0 + rr < limit, columns 0 … HS − 1 (leading dimension ld) += alpha · acc
- * (16 rows), staged 16 columns at a time through stage [16, ≥ 16] (fp32, ldst): one warp */
-template <int HS>
-static __device__ void fl_add_rows(float *dst, int ld, int r0, int limit, float alpha,
-                                   const FragC *acc, float *stage, int ldst) {
-    const int lane = threadIdx.x & 31;
-    FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) {
-        wmma::store_matrix_sync(stage, acc[c], ldst, wmma::mem_row_major);
-        __syncwarp();
-        for (int i = lane; i < 256; i += 32) {
-            const int rr = i / 16, e = i % 16;
-            if (r0 + rr < limit) dst[(size_t)(r0 + rr) * ld + 16 * c + e] += alpha * stage[rr * ldst + e];
-        }
-        __syncwarp();
-    }
+    for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS)
+        dst[(i / HS) * LDD + i % HS] = __float2bfloat16(0.0f);
 }
 
 /* dst rows r0 + g (+ 8) < limit, columns 0 … HS − 1 (leading dimension ld) += alpha ·
@@ -320,15 +216,15 @@ static __device__ __forceinline__ void fl_acc_to_a(uint32_t a[4], const float x0
     a[3] = mma_pack_bf16(x1[2], x1[3]);
 }
 
-/* acc [N/8][4] = A [16, K] · Bᵀ for A's operands a[K/16][4] and B [N, K] bf16 in shared
- * memory, rows ldb apart (row-major: the register pairs run along K): one warp */
-template <int K, int N>
+/* acc [N/8][4] = A [16, K] · Bᵀ (ACC: +=) for A's operands a[K/16][4] and B [N, K] bf16 in
+ * shared memory, rows ldb apart (row-major: the register pairs run along K): one warp */
+template <int K, int N, bool ACC = false>
 static __device__ __forceinline__ void fl_mma_a_bt(float acc[][4], const uint32_t a[][4],
                                                    const bf16 *b, int ldb) {
     const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     FL_UNROLL
     for (int nb = 0; nb < N / 8; nb++) {
-        acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
+        if (!ACC) acc[nb][0] = acc[nb][1] = acc[nb][2] = acc[nb][3] = 0.0f;
         const bf16 *br = b + (8 * nb + g) * ldb + 2 * q;
         FL_UNROLL
         for (int e = 0; e < K / 16; e++) {
@@ -376,7 +272,7 @@ static __device__ __forceinline__ void fl_mma_acc_b(float acc[][4], const float 
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_forward_k(float *out, float *lse, float *o_copy, const float *qkv, const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
     constexpr int LDK = HS + 8, LDV = FM_BC + 8;
@@ -516,7 +412,7 @@ template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
                     const float *D, const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
     constexpr int LDR = HS + 8, LDT = FB_BQ + 8;
@@ -596,7 +492,7 @@ template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
                    const float *D, const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
     constexpr int LDR = HS + 8, LDT = FB_BC + 8;
@@ -663,130 +559,120 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
 
 /* ---- forward tangent ------------------------------------------------------------------ */
 
+#define FT_BC 32   /* keys per tile of the forward tangent */
+#define FT_BT 16   /* queries (dK̇, dV̇ kernel) or keys (dQ̇ kernel) per tile of the backward tangent */
+static_assert(FL_BK % FT_BT == 0, "the dK̇/dV̇ loop starts at the block's first key (causal)");
+
 /* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ), r = rowsum(P ⊙ Ṡ), Ṗ = P ⊙ (Ṡ − r), Ȯ = Ṗ V + P V̇, with
  * P = exp(scale·S − lse) recomputed per tile (lse is final: nothing to rescale).
- * Two passes over the keys: the first computes r (S and Ṡ per tile, P ⊙ Ṡ summed in
- * registers); the second recomputes S, Ṡ and accumulates Ȯ = Σ P (Ṡ − r) V + P V̇ in
- * fragments, with Ṗ = P ⊙ (Ṡ − r) formed in fp32 and rounded to bf16 once, as the stored
- * path does. (One pass could accumulate Σ P (Ṡ − c) V for a per-row c fixed early and
- * subtract (r − c)·O at the end, 5 tile products instead of 8; measured on the emulator it
- * doubled the error against the CPU, to 7.9e-3 and 9.1e-3 of the 1e-2 bound on T = 100
- * bidirectional rows, because the bf16 rounding then applies to P ⊙ (Ṡ − c) and to
- * (r − c)·O rather than to the smaller Ṗ.)
- * One block per (64 queries, b·h), tiles of 32 keys, as the forward. Writes every element
- * of tout (0 for padded queries); r_out [B,NH,T] (0 for rows without keys) and ot_copy
- * [B,T,C] (= tout) when not NULL. */
+ * Two passes over the keys: the first computes r (S and Ṡ per tile, P ⊙ Ṡ summed per lane,
+ * then over the row's 4 lanes); the second recomputes S, Ṡ and accumulates Ȯ = Σ Ṗ V + P V̇
+ * in accumulators, with Ṗ = P ⊙ (Ṡ − r) formed in fp32 and rounded to bf16 once, as the
+ * stored path does. (One pass could accumulate Σ P (Ṡ − c) V for a per-row c fixed early
+ * and subtract (r − c)·O at the end, 5 tile products instead of 8; measured on the
+ * emulator it doubled the error against the CPU, to 7.9e-3 and 9.1e-3 of the 1e-2 bound
+ * on T = 100 bidirectional rows, because the bf16 rounding then applies to P ⊙ (Ṡ − c) and
+ * to (r − c)·O rather than to the smaller Ṗ.)
+ * One block per (64 queries, b·h), four warps of 16 query rows (Q, Q̇ rows as A operands),
+ * tiles of FT_BC keys: K, K̇ row-major and, in the second pass, Vᵀ, V̇ᵀ in shared memory;
+ * mma.sync as the forward. Writes every element of tout (0 for padded queries); r_out
+ * [B,NH,T] (0 for rows without keys) and ot_copy [B,T,C] (= tout) when not NULL. */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_forward_tangent_k(float *tout, float *r_out, float *ot_copy, const float *qkv,
                         const float *tqkv, const float *lse, const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
-    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 qt_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 k_s[FL_BC * HS];
-    __shared__ __align__(32) bf16 kt_s[FL_BC * HS];
-    __shared__ __align__(32) bf16 v_s[FL_BC * HS];
-    __shared__ __align__(32) bf16 vt_s[FL_BC * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * FL_BC];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * FL_BC];
-    static_assert(sizeof q_s + sizeof qt_s + sizeof k_s + sizeof kt_s + sizeof v_s + sizeof vt_s +
-                  sizeof s_s + sizeof p_s <= 48 * 1024,
+    constexpr int LDR = HS + 8, LDT = FT_BC + 8;
+    __shared__ __align__(16) bf16 k_s[FT_BC * LDR];
+    __shared__ __align__(16) bf16 kt_s[FT_BC * LDR];
+    __shared__ __align__(16) bf16 vT_s[HS * LDT];
+    __shared__ __align__(16) bf16 vtT_s[HS * LDT];
+    static_assert(sizeof k_s + sizeof kt_s + sizeof vT_s + sizeof vtT_s <= 48 * 1024,
                   "flash forward tangent: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
-    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const size_t qoff = (size_t)b * T * C3 + h * HS;
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *qt = tqkv + qoff, *kt = qt + C, *vt = qt + 2 * C;
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
-    const int n = fl_keys(t, L, s.causal);
-    const float lse_t = n > 0 ? lse[(size_t)bh * T + t] : 0.0f;
-
-    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
-    fl_load_tile<HS>(qt_s, qt, C3, q0, FL_BR, L);
-    const bf16 *qw = q_s + 16 * warp * HS, *qtw = qt_s + 16 * warp * HS;
-    float *srow = s_s[warp] + r * FL_BC;
-    bf16 *prow = p_s[warp] + r * FL_BC;
-    FragC acc[HS / 16];
+    int n_keys[2];
+    float lse_r[2];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) wmma::fill_fragment(acc[c], 0.0f);
-    float rt = 0.0f;   /* r: this lane's half of the row in pass 0, then the row's */
+    for (int r = 0; r < 2; r++) {
+        const int t = tw + g + 8 * r;
+        n_keys[r] = fl_keys(t, L, s.causal);
+        lse_r[r] = n_keys[r] > 0 ? lse[(size_t)bh * T + t] : 0.0f;
+    }
+
+    uint32_t qa[HS / 16][4], qta[HS / 16][4];
+    fl_load_a<HS>(qa, q, C3, tw, L);
+    fl_load_a<HS>(qta, qt, C3, tw, L);
+    float o[HS / 8][4];
+    FL_UNROLL
+    for (int c = 0; c < HS / 8; c++) o[c][0] = o[c][1] = o[c][2] = o[c][3] = 0.0f;
+    float rt[2] = { 0.0f, 0.0f };   /* r: this lane's part in pass 0, then the row's */
 
     for (int pass = 0; pass < 2; pass++) {
-        for (int k0 = 0; k0 < kend; k0 += FL_BC) {
-            __syncthreads();   /* q_s, qt_s written; the previous tile's k_s … vt_s read */
-            fl_load_tile<HS>(k_s, k, C3, k0, FL_BC, kend);
-            fl_load_tile<HS>(kt_s, kt, C3, k0, FL_BC, kend);
+        for (int k0 = 0; k0 < kend; k0 += FT_BC) {
+            __syncthreads();   /* the previous tile's k_s … vtT_s read */
+            fl_load_tile<HS, LDR>(k_s, k, C3, k0, FT_BC, kend);
+            fl_load_tile<HS, LDR>(kt_s, kt, C3, k0, FT_BC, kend);
             if (pass == 1) {
-                fl_load_tile<HS>(v_s, v, C3, k0, FL_BC, kend);
-                fl_load_tile<HS>(vt_s, vt, C3, k0, FL_BC, kend);
+                fl_load_tile_t<HS, LDT>(vT_s, v, C3, k0, FT_BC, kend);
+                fl_load_tile_t<HS, LDT>(vtT_s, vt, C3, k0, FT_BC, kend);
             }
             __syncthreads();
             if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
 
-            /* P = exp(scale·Q Kᵀ − lse) where allowed */
-            fl_mma_abt<HS, FL_BC / 16>(s_s[warp], FL_BC, qw, k_s);
-            __syncwarp();
-            float p[FL_BC / 2];
+            float p[FT_BC / 8][4], st[FT_BC / 8][4];
+            fl_mma_a_bt<HS, FT_BC>(p, qa, k_s, LDR);          /* S = Q_w Kᵀ */
+            fl_mma_a_bt<HS, FT_BC>(st, qta, k_s, LDR);        /* Ṡ / scale = Q̇_w Kᵀ */
+            fl_mma_a_bt<HS, FT_BC, true>(st, qa, kt_s, LDR);  /*   + Q_w K̇ᵀ */
             FL_UNROLL
-            for (int i = 0; i < FL_BC / 2; i++) {
-                const int j = fl_col(i, r, half, FL_BC);
-                p[i] = k0 + j < n ? expf(s.scale * srow[j] - lse_t) : 0.0f;
-            }
-            __syncwarp();   /* every lane has read S: Ṡ goes over it */
-            fl_mma_abt2<HS, FL_BC / 16>(s_s[warp], FL_BC, qtw, k_s, qw, kt_s);   /* Ṡ / scale */
-            __syncwarp();
-            if (pass == 0) {
+            for (int nb = 0; nb < FT_BC / 8; nb++) {
                 FL_UNROLL
-                for (int i = 0; i < FL_BC / 2; i++)
-                    rt += p[i] * (s.scale * srow[fl_col(i, r, half, FL_BC)]);
-                continue;   /* s_s is next written after a __syncthreads */
+                for (int i = 0; i < 4; i++) {
+                    const int r = i >> 1, j = k0 + 8 * nb + 2 * q4 + (i & 1);
+                    p[nb][i] = j < n_keys[r] ? expf(s.scale * p[nb][i] - lse_r[r]) : 0.0f;
+                    if (pass == 0) rt[r] += p[nb][i] * (s.scale * st[nb][i]);
+                    else st[nb][i] = p[nb][i] * (s.scale * st[nb][i] - rt[r]);   /* Ṗ */
+                }
             }
-            FL_UNROLL
-            for (int i = 0; i < FL_BC / 2; i++) {
-                const int j = fl_col(i, r, half, FL_BC);
-                prow[j] = __float2bfloat16(p[i] * (s.scale * srow[j] - rt));   /* Ṗ */
-            }
-            __syncwarp();
-            fl_mma_ab_acc<HS, FL_BC>(acc, p_s[warp], FL_BC, v_s);    /* Ȯ += Ṗ V */
-            __syncwarp();   /* every lane's loads of p_s are done: P goes over it */
-            FL_UNROLL
-            for (int i = 0; i < FL_BC / 2; i++)
-                prow[fl_col(i, r, half, FL_BC)] = __float2bfloat16(p[i]);
-            __syncwarp();
-            fl_mma_ab_acc<HS, FL_BC>(acc, p_s[warp], FL_BC, vt_s);   /* Ȯ += P V̇ */
+            if (pass == 0) continue;
+            fl_mma_acc_b<FT_BC, HS>(o, st, vT_s, LDT);    /* Ȯ += Ṗ V */
+            fl_mma_acc_b<FT_BC, HS>(o, p, vtT_s, LDT);    /* Ȯ += P V̇ */
         }
-        if (pass == 0) {   /* the row's r, in both of its lanes */
-            rt += __shfl_xor_sync(0xffffffffu, rt, 1);
-            if (n == 0) rt = 0.0f;
-            if (half == 0 && r_out && t < T) r_out[(size_t)bh * T + t] = rt;
+        if (pass == 0) {   /* each row's r, in its 4 lanes */
+            FL_UNROLL
+            for (int r = 0; r < 2; r++) {
+                rt[r] += __shfl_xor_sync(0xffffffffu, rt[r], 1);
+                rt[r] += __shfl_xor_sync(0xffffffffu, rt[r], 2);
+                const int t = tw + g + 8 * r;
+                if (n_keys[r] == 0) rt[r] = 0.0f;
+                if (q4 == 0 && r_out && t < T) r_out[(size_t)bh * T + t] = rt[r];
+            }
         }
     }
 
-    /* Ȯ out, 16 columns at a time through s_s (every lane's last reads of s_s and p_s came
-     * before the last __syncwarp or __syncthreads); padded queries get exact zeros */
-    __syncwarp();
+    /* Ȯ out; padded queries get exact zeros */
     const size_t base = (size_t)b * T * C + h * HS;
-    float *stage = s_s[warp];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) {
-        wmma::store_matrix_sync(stage, acc[c], FL_BC, wmma::mem_row_major);
-        __syncwarp();
-        for (int i = lane; i < 256; i += 32) {
-            const int rr = i / 16, e = i % 16, tt = tw + rr;
-            if (tt < T) {
-                const size_t at = base + (size_t)tt * C + 16 * c + e;
-                const float y = tt < L ? stage[rr * FL_BC + e] : 0.0f;
-                tout[at] = y;
-                if (ot_copy) ot_copy[at] = y;
-            }
+    for (int i = 0; i < 4; i++) {
+        const int t = tw + g + 8 * (i >> 1);
+        if (t >= T) continue;
+        FL_UNROLL
+        for (int c = 0; c < HS / 8; c++) {
+            const size_t at = base + (size_t)t * C + 8 * c + 2 * q4 + (i & 1);
+            const float y = t < L ? o[c][i] : 0.0f;
+            tout[at] = y;
+            if (ot_copy) ot_copy[at] = y;
         }
-        __syncwarp();
     }
 #endif
 }
@@ -798,45 +684,39 @@ flash_forward_tangent_k(float *tout, float *r_out, float *ot_copy, const float *
  * dṖ = dȮ Vᵀ + dO V̇ᵀ, D = dO·O and Ḋ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ) = dȮ·O + dO·Ȯ per query:
  *   dS = P ⊙ (dP − D),  dṠ = Ṗ ⊙ (dP − D) + P ⊙ (dṖ − Ḋ),
  *   dV̇ += Ṗᵀ dO + Pᵀ dȮ,  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇),  dQ̇ += scale(dṠ K + dS K̇).
- * Two kernels like the backward's, each with 8 [*, HS] operands in shared memory, so their
- * loops go in tiles of FL_BT = 16 queries (dK̇, dV̇ kernel) or keys (dQ̇ kernel): 32 would
- * pass 48 KiB of static shared memory at hs 48 and 64, and at hs 16, 32 it measured (ptxas)
- * 234 and 255 registers against 104 and 168 with 16 (three fp32 arrays of a row's tile per
- * lane: P, Ṗ, dP − D). A NULL tqkv or dtout loads zero tiles, a NULL r
- * (tatt NULL, tqkv NULL) reads 0. P, Ṗ, dP − D stay in registers (fp32) between the
- * products; the four products into the outputs take Ṗ, P, dṠ, dS as bf16 one after the
- * other through one shared tile. */
-static_assert(FL_BK % FL_BT == 0, "the dK̇/dV̇ loop starts at the block's first key (causal)");
-
+ * Two kernels like the backward's, on mma.sync: each warp keeps the four operands of its
+ * 16 rows (K, K̇, V, V̇ or Q, Q̇, dO, dȮ) as A operands, P, Ṗ, dP − D and dṖ in fp32
+ * accumulators per tile, and its two outputs in accumulators; the tiles of the other side
+ * (FT_BT = 16 queries or keys) are staged in shared memory row-major and, for the
+ * products into the outputs, transposed. A NULL tqkv or dtout gives zero operands, a NULL
+ * r (tatt NULL, tqkv NULL) reads 0. */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
                             const float *qkv, const float *tqkv, const float *lse,
                             const float *rt, const float *D, const float *Dt,
                             const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
-    enum { BQ = FL_BT };
-    __shared__ __align__(32) bf16 k_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 kt_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 v_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 vt_s[FL_BK * HS];
-    __shared__ __align__(32) bf16 q_s[BQ * HS];
-    __shared__ __align__(32) bf16 qt_s[BQ * HS];
-    __shared__ __align__(32) bf16 do_s[BQ * HS];
-    __shared__ __align__(32) bf16 dot_s[BQ * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * BQ];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * BQ];
+    constexpr int BQ = FT_BT, LDR = HS + 8, LDT = BQ + 8;
+    __shared__ __align__(16) bf16 q_s[BQ * LDR];
+    __shared__ __align__(16) bf16 qt_s[BQ * LDR];
+    __shared__ __align__(16) bf16 do_s[BQ * LDR];
+    __shared__ __align__(16) bf16 dot_s[BQ * LDR];
+    __shared__ __align__(16) bf16 qT_s[HS * LDT];
+    __shared__ __align__(16) bf16 qtT_s[HS * LDT];
+    __shared__ __align__(16) bf16 doT_s[HS * LDT];
+    __shared__ __align__(16) bf16 dotT_s[HS * LDT];
     __shared__ float lse_s[BQ], r_s[BQ], d_s[BQ], dd_s[BQ];
-    static_assert(sizeof k_s + sizeof kt_s + sizeof v_s + sizeof vt_s + sizeof q_s + sizeof qt_s +
-                  sizeof do_s + sizeof dot_s + sizeof s_s + sizeof p_s + sizeof lse_s +
-                  sizeof r_s + sizeof d_s + sizeof dd_s <= 48 * 1024,
+    static_assert(sizeof q_s + sizeof qt_s + sizeof do_s + sizeof dot_s + sizeof qT_s +
+                  sizeof qtT_s + sizeof doT_s + sizeof dotT_s + sizeof lse_s + sizeof r_s +
+                  sizeof d_s + sizeof dd_s <= 48 * 1024,
                   "flash dK̇/dV̇: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
-    const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp, j = kw + r;
+    const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     if (k0 >= L) return;   /* block-uniform: these keys get nothing */
     const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
@@ -849,28 +729,28 @@ flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
     Dt += (size_t)bh * T;
     if (rt) rt += (size_t)bh * T;
 
-    fl_load_tile<HS>(k_s, k, C3, k0, FL_BK, L);
-    fl_load_tile_or_zero<HS>(kt_s, kt, C3, k0, FL_BK, L);
-    fl_load_tile<HS>(v_s, v, C3, k0, FL_BK, L);
-    fl_load_tile_or_zero<HS>(vt_s, vt, C3, k0, FL_BK, L);
-    const bf16 *kw_s = k_s + 16 * warp * HS, *ktw_s = kt_s + 16 * warp * HS;
-    const bf16 *vw_s = v_s + 16 * warp * HS, *vtw_s = vt_s + 16 * warp * HS;
-    float *srow = s_s[warp] + r * BQ;
-    bf16 *prow = p_s[warp] + r * BQ;
-    FragC dkt[HS / 16], dvt[HS / 16];
+    uint32_t ka[HS / 16][4], kta[HS / 16][4], va[HS / 16][4], vta[HS / 16][4];
+    fl_load_a<HS>(ka, k, C3, kw, L);
+    fl_load_a<HS>(kta, kt, C3, kw, L);
+    fl_load_a<HS>(va, v, C3, kw, L);
+    fl_load_a<HS>(vta, vt, C3, kw, L);
+    float dkt[HS / 8][4], dvt[HS / 8][4];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) {
-        wmma::fill_fragment(dkt[c], 0.0f);
-        wmma::fill_fragment(dvt[c], 0.0f);
-    }
+    for (int c = 0; c < HS / 8; c++)
+        FL_UNROLL
+        for (int i = 0; i < 4; i++) dkt[c][i] = dvt[c][i] = 0.0f;
 
     /* causal: queries t < k0 attend to no key ≥ k0 (FL_BK is a multiple of BQ) */
     for (int q0 = s.causal ? k0 : 0; q0 < L; q0 += BQ) {
-        __syncthreads();   /* k_s … vt_s written; the previous tile's q_s … dot_s read */
-        fl_load_tile<HS>(q_s, q, C3, q0, BQ, L);
-        fl_load_tile_or_zero<HS>(qt_s, qt, C3, q0, BQ, L);
-        fl_load_tile<HS>(do_s, dO, C, q0, BQ, L);
-        fl_load_tile_or_zero<HS>(dot_s, dOt, C, q0, BQ, L);
+        __syncthreads();   /* the previous tile's q_s … dotT_s read */
+        fl_load_tile<HS, LDR>(q_s, q, C3, q0, BQ, L);
+        fl_load_tile_or_zero<HS, LDR>(qt_s, qt, C3, q0, BQ, L);
+        fl_load_tile<HS, LDR>(do_s, dO, C, q0, BQ, L);
+        fl_load_tile_or_zero<HS, LDR>(dot_s, dOt, C, q0, BQ, L);
+        fl_load_tile_t<HS, LDT>(qT_s, q, C3, q0, BQ, L);
+        fl_load_tile_t<HS, LDT>(qtT_s, qt, C3, q0, BQ, L);
+        fl_load_tile_t<HS, LDT>(doT_s, dO, C, q0, BQ, L);
+        fl_load_tile_t<HS, LDT>(dotT_s, dOt, C, q0, BQ, L);
         for (int i = threadIdx.x; i < BQ; i += FL_THREADS) {
             const bool in = q0 + i < L;
             lse_s[i] = in ? lse[q0 + i] : 0.0f;
@@ -882,62 +762,37 @@ flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
         /* warp-uniform: keys beyond L, or (causal) every query of the tile before them */
         if (kw >= L || (s.causal && q0 + BQ - 1 < kw)) continue;
 
-        /* Pᵀ [16 keys, BQ queries] = exp(scale·K_w Qᵀ − lse) where allowed */
-        fl_mma_abt<HS, BQ / 16>(s_s[warp], BQ, kw_s, q_s);
-        __syncwarp();
-        float p[BQ / 2], pt[BQ / 2], g[BQ / 2];
+        float p[BQ / 8][4], pt[BQ / 8][4], gd[BQ / 8][4], dpt[BQ / 8][4];
+        fl_mma_a_bt<HS, BQ>(p, ka, q_s, LDR);              /* Sᵀ = K_w Qᵀ */
+        fl_mma_a_bt<HS, BQ>(pt, ka, qt_s, LDR);            /* Ṡᵀ / scale = K_w Q̇ᵀ */
+        fl_mma_a_bt<HS, BQ, true>(pt, kta, q_s, LDR);      /*   + K̇_w Qᵀ */
+        fl_mma_a_bt<HS, BQ>(gd, va, do_s, LDR);            /* dPᵀ = V_w dOᵀ */
+        fl_mma_a_bt<HS, BQ>(dpt, va, dot_s, LDR);          /* dṖᵀ = V_w dȮᵀ */
+        fl_mma_a_bt<HS, BQ, true>(dpt, vta, do_s, LDR);    /*   + V̇_w dOᵀ */
         FL_UNROLL
-        for (int i = 0; i < BQ / 2; i++) {
-            const int c = fl_col(i, r, half, BQ), t = q0 + c;
-            const bool allowed = t < L && j < L && (!s.causal || j <= t);
-            p[i] = allowed ? expf(s.scale * srow[c] - lse_s[c]) : 0.0f;
+        for (int nb = 0; nb < BQ / 8; nb++) {
+            FL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int c = 8 * nb + 2 * q4 + (i & 1), t = q0 + c, j = kw + g + 8 * (i >> 1);
+                const bool allowed = t < L && j < L && (!s.causal || j <= t);
+                const float pp = allowed ? expf(s.scale * p[nb][i] - lse_s[c]) : 0.0f;
+                const float ppt = pp * (s.scale * pt[nb][i] - r_s[c]);   /* Ṗᵀ */
+                const float gg = gd[nb][i] - d_s[c];                      /* dPᵀ − D */
+                p[nb][i] = pp;
+                pt[nb][i] = ppt;
+                dpt[nb][i] = ppt * gg + pp * (dpt[nb][i] - dd_s[c]);     /* dṠᵀ */
+                gd[nb][i] = pp * gg;                                      /* dSᵀ */
+            }
         }
-        __syncwarp();   /* every lane has read Sᵀ */
-        /* Ṗᵀ = Pᵀ ⊙ (scale·(K_w Q̇ᵀ + K̇_w Qᵀ) − r) */
-        fl_mma_abt2<HS, BQ / 16>(s_s[warp], BQ, kw_s, qt_s, ktw_s, q_s);
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BQ / 2; i++) {
-            const int c = fl_col(i, r, half, BQ);
-            pt[i] = p[i] * (s.scale * srow[c] - r_s[c]);
-            prow[c] = __float2bfloat16(pt[i]);
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, BQ>(dvt, p_s[warp], BQ, do_s);    /* dV̇ += Ṗᵀ dO */
-        /* dPᵀ = V_w dOᵀ over Ṡᵀ (every lane has read it); g = dPᵀ − D */
-        fl_mma_abt<HS, BQ / 16>(s_s[warp], BQ, vw_s, do_s);
-        __syncwarp();   /* and every lane's Ṗᵀ has gone into dV̇: P goes over it */
-        FL_UNROLL
-        for (int i = 0; i < BQ / 2; i++) {
-            const int c = fl_col(i, r, half, BQ);
-            g[i] = srow[c] - d_s[c];
-            prow[c] = __float2bfloat16(p[i]);
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, BQ>(dvt, p_s[warp], BQ, dot_s);   /* dV̇ += Pᵀ dȮ */
-        /* dṖᵀ = V_w dȮᵀ + V̇_w dOᵀ over dPᵀ; dṠᵀ = Ṗᵀ ⊙ g + Pᵀ ⊙ (dṖᵀ − Ḋ), dSᵀ = Pᵀ ⊙ g */
-        fl_mma_abt2<HS, BQ / 16>(s_s[warp], BQ, vw_s, dot_s, vtw_s, do_s);
-        __syncwarp();   /* and every lane's Pᵀ has gone into dV̇ */
-        FL_UNROLL
-        for (int i = 0; i < BQ / 2; i++) {
-            const int c = fl_col(i, r, half, BQ);
-            prow[c] = __float2bfloat16(pt[i] * g[i] + p[i] * (srow[c] - dd_s[c]));
-            g[i] *= p[i];
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, BQ>(dkt, p_s[warp], BQ, q_s);     /* dK̇ += dṠᵀ Q (× scale at the end) */
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BQ / 2; i++) prow[fl_col(i, r, half, BQ)] = __float2bfloat16(g[i]);
-        __syncwarp();
-        fl_mma_ab_acc<HS, BQ>(dkt, p_s[warp], BQ, qt_s);    /* dK̇ += dSᵀ Q̇ */
+        fl_mma_acc_b<BQ, HS>(dvt, pt, doT_s, LDT);    /* dV̇ += Ṗᵀ dO */
+        fl_mma_acc_b<BQ, HS>(dvt, p, dotT_s, LDT);    /* dV̇ += Pᵀ dȮ */
+        fl_mma_acc_b<BQ, HS>(dkt, dpt, qT_s, LDT);    /* dK̇ += dṠᵀ Q (× scale at the end) */
+        fl_mma_acc_b<BQ, HS>(dkt, gd, qtT_s, LDT);    /* dK̇ += dSᵀ Q̇ */
     }
 
     if (kw >= L) return;   /* warp-uniform; no block barrier follows */
-    __syncwarp();
-    float *dkt_out = dtqkv + qoff + C, *dvt_out = dtqkv + qoff + 2 * C;
-    fl_add_rows<HS>(dkt_out, C3, kw, L, s.scale, dkt, s_s[warp], BQ);
-    fl_add_rows<HS>(dvt_out, C3, kw, L, 1.0f, dvt, s_s[warp], BQ);
+    fl_add_acc<HS>(dtqkv + qoff + C, C3, kw, L, s.scale, dkt);
+    fl_add_acc<HS>(dtqkv + qoff + 2 * C, C3, kw, L, 1.0f, dvt);
 #endif
 }
 
@@ -947,108 +802,90 @@ flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
                            const float *qkv, const float *tqkv, const float *lse,
                            const float *rt, const float *D, const float *Dt,
                            const AttShape s) {
-#ifdef FL_NO_WMMA
+#ifdef FL_NO_MMA
     __trap();
 #else
-    enum { BC = FL_BT };
-    __shared__ __align__(32) bf16 q_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 qt_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 do_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 dot_s[FL_BR * HS];
-    __shared__ __align__(32) bf16 k_s[BC * HS];
-    __shared__ __align__(32) bf16 kt_s[BC * HS];
-    __shared__ __align__(32) bf16 v_s[BC * HS];
-    __shared__ __align__(32) bf16 vt_s[BC * HS];
-    __shared__ __align__(32) float s_s[FL_WARPS][16 * BC];
-    __shared__ __align__(32) bf16 p_s[FL_WARPS][16 * BC];
-    static_assert(sizeof q_s + sizeof qt_s + sizeof do_s + sizeof dot_s + sizeof k_s + sizeof kt_s +
-                  sizeof v_s + sizeof vt_s + sizeof s_s + sizeof p_s <= 48 * 1024,
-                  "flash dQ̇: static shared memory over 48 KiB");
+    constexpr int BC = FT_BT, LDR = HS + 8, LDT = BC + 8;
+    __shared__ __align__(16) bf16 k_s[BC * LDR];
+    __shared__ __align__(16) bf16 kt_s[BC * LDR];
+    __shared__ __align__(16) bf16 v_s[BC * LDR];
+    __shared__ __align__(16) bf16 vt_s[BC * LDR];
+    __shared__ __align__(16) bf16 kT_s[HS * LDT];
+    __shared__ __align__(16) bf16 ktT_s[HS * LDT];
+    static_assert(sizeof k_s + sizeof kt_s + sizeof v_s + sizeof vt_s + sizeof kT_s +
+                  sizeof ktT_s <= 48 * 1024, "flash dQ̇: static shared memory over 48 KiB");
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r = lane >> 1, half = lane & 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q4 = lane & 3;
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
-    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp, t = tw + r;
+    const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
     if (kend == 0) return;   /* block-uniform: padded queries get nothing */
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
-    const int n = fl_keys(t, L, s.causal);
     const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
     const float *vt = qt ? qt + 2 * C : NULL;
     const float *dO = dout + ooff, *dOt = dtout ? dtout + ooff : NULL;
-    const size_t row = (size_t)bh * T + t;
-    const float lse_t = n > 0 ? lse[row] : 0.0f, r_t = n > 0 && rt ? rt[row] : 0.0f;
-    const float d_t = n > 0 ? D[row] : 0.0f, dd_t = n > 0 ? Dt[row] : 0.0f;
-
-    fl_load_tile<HS>(q_s, q, C3, q0, FL_BR, L);
-    fl_load_tile_or_zero<HS>(qt_s, qt, C3, q0, FL_BR, L);
-    fl_load_tile<HS>(do_s, dO, C, q0, FL_BR, L);
-    fl_load_tile_or_zero<HS>(dot_s, dOt, C, q0, FL_BR, L);
-    const bf16 *qw = q_s + 16 * warp * HS, *qtw = qt_s + 16 * warp * HS;
-    const bf16 *dow = do_s + 16 * warp * HS, *dotw = dot_s + 16 * warp * HS;
-    float *srow = s_s[warp] + r * BC;
-    bf16 *prow = p_s[warp] + r * BC;
-    FragC dqt[HS / 16];
+    int n_keys[2];
+    float lse_r[2], r_r[2], d_r[2], dd_r[2];
     FL_UNROLL
-    for (int c = 0; c < HS / 16; c++) wmma::fill_fragment(dqt[c], 0.0f);
+    for (int r = 0; r < 2; r++) {
+        const int t = tw + g + 8 * r;
+        const size_t row = (size_t)bh * T + t;
+        n_keys[r] = fl_keys(t, L, s.causal);
+        const bool any = n_keys[r] > 0;
+        lse_r[r] = any ? lse[row] : 0.0f;
+        r_r[r] = any && rt ? rt[row] : 0.0f;
+        d_r[r] = any ? D[row] : 0.0f;
+        dd_r[r] = any ? Dt[row] : 0.0f;
+    }
+
+    uint32_t qa[HS / 16][4], qta[HS / 16][4], doa[HS / 16][4], dota[HS / 16][4];
+    fl_load_a<HS>(qa, q, C3, tw, L);
+    fl_load_a<HS>(qta, qt, C3, tw, L);
+    fl_load_a<HS>(doa, dO, C, tw, L);
+    fl_load_a<HS>(dota, dOt, C, tw, L);
+    float dqt[HS / 8][4];
+    FL_UNROLL
+    for (int c = 0; c < HS / 8; c++) dqt[c][0] = dqt[c][1] = dqt[c][2] = dqt[c][3] = 0.0f;
 
     for (int k0 = 0; k0 < kend; k0 += BC) {
-        __syncthreads();   /* q_s … dot_s written; the previous tile's k_s … vt_s read */
-        fl_load_tile<HS>(k_s, k, C3, k0, BC, kend);
-        fl_load_tile_or_zero<HS>(kt_s, kt, C3, k0, BC, kend);
-        fl_load_tile<HS>(v_s, v, C3, k0, BC, kend);
-        fl_load_tile_or_zero<HS>(vt_s, vt, C3, k0, BC, kend);
+        __syncthreads();   /* the previous tile's k_s … ktT_s read */
+        fl_load_tile<HS, LDR>(k_s, k, C3, k0, BC, kend);
+        fl_load_tile_or_zero<HS, LDR>(kt_s, kt, C3, k0, BC, kend);
+        fl_load_tile<HS, LDR>(v_s, v, C3, k0, BC, kend);
+        fl_load_tile_or_zero<HS, LDR>(vt_s, vt, C3, k0, BC, kend);
+        fl_load_tile_t<HS, LDT>(kT_s, k, C3, k0, BC, kend);
+        fl_load_tile_t<HS, LDT>(ktT_s, kt, C3, k0, BC, kend);
         __syncthreads();
         if (k0 >= warp_keys) continue;   /* warp-uniform: every pair masked */
 
-        /* P = exp(scale·Q_w Kᵀ − lse) where allowed */
-        fl_mma_abt<HS, BC / 16>(s_s[warp], BC, qw, k_s);
-        __syncwarp();
-        float p[BC / 2], pt[BC / 2], g[BC / 2];
+        float p[BC / 8][4], pt[BC / 8][4], gd[BC / 8][4], dpt[BC / 8][4];
+        fl_mma_a_bt<HS, BC>(p, qa, k_s, LDR);              /* S = Q_w Kᵀ */
+        fl_mma_a_bt<HS, BC>(pt, qta, k_s, LDR);            /* Ṡ / scale = Q̇_w Kᵀ */
+        fl_mma_a_bt<HS, BC, true>(pt, qa, kt_s, LDR);      /*   + Q_w K̇ᵀ */
+        fl_mma_a_bt<HS, BC>(gd, doa, v_s, LDR);            /* dP = dO_w Vᵀ */
+        fl_mma_a_bt<HS, BC>(dpt, dota, v_s, LDR);          /* dṖ = dȮ_w Vᵀ */
+        fl_mma_a_bt<HS, BC, true>(dpt, doa, vt_s, LDR);    /*   + dO_w V̇ᵀ */
         FL_UNROLL
-        for (int i = 0; i < BC / 2; i++) {
-            const int jj = fl_col(i, r, half, BC);
-            p[i] = k0 + jj < n ? expf(s.scale * srow[jj] - lse_t) : 0.0f;
+        for (int nb = 0; nb < BC / 8; nb++) {
+            FL_UNROLL
+            for (int i = 0; i < 4; i++) {
+                const int r = i >> 1, j = k0 + 8 * nb + 2 * q4 + (i & 1);
+                const float pp = j < n_keys[r] ? expf(s.scale * p[nb][i] - lse_r[r]) : 0.0f;
+                const float ppt = pp * (s.scale * pt[nb][i] - r_r[r]);   /* Ṗ */
+                const float gg = gd[nb][i] - d_r[r];                      /* dP − D */
+                dpt[nb][i] = ppt * gg + pp * (dpt[nb][i] - dd_r[r]);     /* dṠ */
+                gd[nb][i] = pp * gg;                                      /* dS */
+            }
         }
-        __syncwarp();   /* every lane has read S */
-        /* Ṗ = P ⊙ (scale·(Q̇_w Kᵀ + Q_w K̇ᵀ) − r) */
-        fl_mma_abt2<HS, BC / 16>(s_s[warp], BC, qtw, k_s, qw, kt_s);
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BC / 2; i++) {
-            const int jj = fl_col(i, r, half, BC);
-            pt[i] = p[i] * (s.scale * srow[jj] - r_t);
-        }
-        __syncwarp();   /* every lane has read Ṡ */
-        /* g = dO_w Vᵀ − D */
-        fl_mma_abt<HS, BC / 16>(s_s[warp], BC, dow, v_s);
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BC / 2; i++) g[i] = srow[fl_col(i, r, half, BC)] - d_t;
-        __syncwarp();   /* every lane has read dP */
-        /* dṖ = dȮ_w Vᵀ + dO_w V̇ᵀ; dṠ = Ṗ ⊙ g + P ⊙ (dṖ − Ḋ), dS = P ⊙ g */
-        fl_mma_abt2<HS, BC / 16>(s_s[warp], BC, dotw, v_s, dow, vt_s);
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BC / 2; i++) {
-            const int jj = fl_col(i, r, half, BC);
-            prow[jj] = __float2bfloat16(pt[i] * g[i] + p[i] * (srow[jj] - dd_t));
-            g[i] *= p[i];
-        }
-        __syncwarp();
-        fl_mma_ab_acc<HS, BC>(dqt, p_s[warp], BC, k_s);    /* dQ̇ += dṠ K (× scale at the end) */
-        __syncwarp();
-        FL_UNROLL
-        for (int i = 0; i < BC / 2; i++) prow[fl_col(i, r, half, BC)] = __float2bfloat16(g[i]);
-        __syncwarp();
-        fl_mma_ab_acc<HS, BC>(dqt, p_s[warp], BC, kt_s);   /* dQ̇ += dS K̇ */
+        fl_mma_acc_b<BC, HS>(dqt, dpt, kT_s, LDT);    /* dQ̇ += dṠ K (× scale at the end) */
+        fl_mma_acc_b<BC, HS>(dqt, gd, ktT_s, LDT);    /* dQ̇ += dS K̇ */
     }
 
     if (tw >= L) return;   /* warp-uniform; no block barrier follows */
-    __syncwarp();
-    fl_add_rows<HS>(dtqkv + qoff, C3, tw, L, s.scale, dqt, s_s[warp], BC);
+    fl_add_acc<HS>(dtqkv + qoff, C3, tw, L, s.scale, dqt);
 #endif
 }
 

@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # gpu_check.sh PREBUILT OUT [SECONDS] — everything a lent GPU should run in one call, in
 # the order that matters most (docs/cuda.md, "Checking a GPU in one call"):
-#   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops; racecheck on its bf16 section
-#      (`--only bf16`: the padded products' copy kernel and attention's in-place bf16
-#      rows, built in the fourth session after its GPU call); tools_gpu.sh; bench_cuda
-#      with the per-op and GEMM profile and --gemm-shapes (bf16); the reference
-#      meta-step at T = 16, c = 1, checkpoints on the GPU, then one more timed op by op
-#      (the fifth session's fused tangent products), and the same meta-step with
-#      DR_CUDA_NO_KSUM=1 (those products apart: the A/B on one card); the training steps
+#   1. tests/cuda/run_prebuilt.sh PREBUILT: test_cuda_ops; racecheck on its flash section
+#      (the sixth session's mma.sync kernels, unmeasured) and its bf16 section (`--only
+#      bf16`: the padded products' copy kernel and attention's in-place bf16 rows);
+#      tools_gpu.sh; bench_cuda with the per-op and GEMM profile and --gemm-shapes (bf16),
+#      then the same training steps with DR_CUDA_ATT_FLASH=1 (bench_cuda_flash: the
+#      flash kernels against the stored path); the reference meta-step at T = 16, c = 1,
+#      checkpoints on the GPU, timed op by op (the fifth session's fused tangent
+#      products), the same meta-step with DR_CUDA_NO_KSUM=1 (those products apart: the
+#      A/B on one card) and with DR_CUDA_ATT_FLASH=1 (bench_cuda_4); the training steps
 #      with DR_CUDA_BH_POINTERS=1 (attention's score products on pointer arrays, against
 #      the strided calls of the first bench); tests/cuda/reference_tools.sh
 #      on .gpudata/splits/manifest.tsv when it exists (the meta-gradient comparison at
 #      gpu.yaml's lm.eps only: 1e-8 was measured in the fourth session); initcheck and
-#      memcheck on the bf16 section, then racecheck, initcheck, memcheck on the whole
-#      test, with the time left. Env variables bring back what earlier calls measured:
-#      BENCH_FLASH_ARGS (flash attention's step; unchanged since the fourth session),
-#      BENCH4_ARGS (its meta-step), SAN_SECTION=flash (the flash kernels' sanitizers),
-#      GRAD_EPS="1e-5 1e-8";
+#      memcheck on both sections, then racecheck, initcheck, memcheck on the whole
+#      test, with the time left. Env variables change these (an empty value skips a
+#      bench), and GRAD_EPS="1e-5 1e-8" brings back the meta-gradient at 1e-8;
 #   2. tests/cuda/torch_gpu_lm.py --compile with TORCH=1, when python3 has torch (PyTorch
 #      on the same LM; measured in the third session: 83.4 ms, 41.8% MFU on an H200);
 #   3. OUT/logs.tgz: every log (a device call brings back a few files, not a tree).
@@ -34,7 +34,8 @@ sed 's/host_checkpoints: true/host_checkpoints: false/' configs/gpu.yaml > "$LOG
 export PYTHONUNBUFFERED=1 TAIL_LINES=${TAIL_LINES:-8}
 M=.gpudata/splits/manifest.tsv
 BENCH_ARGS="--profile --skip-meta --precision bf16 --gemm-shapes" \
-BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS-} BENCH4_ARGS=${BENCH4_ARGS:-} \
+BENCH_FLASH_ARGS=${BENCH_FLASH_ARGS-"--profile --skip-meta --precision bf16"} \
+BENCH4_ARGS=${BENCH4_ARGS-"--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1"} \
 BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1 --profile" \
 BENCH3_ARGS=${BENCH3_ARGS-"--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1"} \
 BENCH3_ENV=${BENCH3_ENV-DR_CUDA_NO_KSUM=1} \
@@ -42,7 +43,7 @@ BENCH5_ARGS=${BENCH5_ARGS-"--skip-meta --precision bf16"} BENCH5_ENV=${BENCH5_EN
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 META_ROUNDS=${META_ROUNDS:-1} GRAD_EPS=${GRAD_EPS:-1e-5} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \
-EARLY_SANITIZERS=${EARLY_SANITIZERS-racecheck} SAN_SECTION=${SAN_SECTION:-bf16} \
+EARLY_SANITIZERS=${EARLY_SANITIZERS-racecheck} SAN_SECTION=${SAN_SECTION:-"flash bf16"} \
     tests/cuda/run_prebuilt.sh "$P" "$LOGS" "$TOTAL"
 rc=$?
 if [ "${TORCH:-0}" = 1 ] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then

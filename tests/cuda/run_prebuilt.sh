@@ -25,11 +25,11 @@
 # meta-step), BENCH5_ARGS with BENCH5_ENV (one more, like the third), REF_MANIFEST (a
 # manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5). Each
-# sanitizer also runs on one section of the test, `test_cuda_ops --only SAN_SECTION`
-# (flash, the default: the flash attention kernels; or bf16: the bf16 products and
-# attention's bf16 rows): racecheck right after test_cuda_ops, so that a short call
-# still checks them (EARLY_SANITIZERS="" skips that), the others in step 5 before the
-# whole test.
+# sanitizer also runs on sections of the test, `test_cuda_ops --only S` for each S of
+# SAN_SECTION (a space-separated list; flash, the default: the flash attention kernels;
+# bf16: the bf16 products and attention's bf16 rows): racecheck right after
+# test_cuda_ops, so that a short call still checks them (EARLY_SANITIZERS="" skips that),
+# the others in step 5 before the whole test.
 set -u
 cd "$(dirname "$0")/../.."
 P=$(realpath "${1:?usage: run_prebuilt.sh PREBUILT OUTDIR [SECONDS]}")
@@ -89,9 +89,9 @@ SAN_TOOLS=${SANITIZERS-memcheck}
 # racecheck on one section first (the newest kernels: their shared-memory and warp
 # ordering is what racecheck sees and the emulator cannot; the whole test under racecheck
 # outlasts SAN_CAP); the other tools on it, and every tool on the whole test, last
-SECTION=${SAN_SECTION:-flash}
+SECTIONS=${SAN_SECTION:-flash}
 early=${EARLY_SANITIZERS-$(printf '%s\n' $SAN_TOOLS | grep -x racecheck)}
-sanitize "$early" "_$SECTION" --only "$SECTION"
+for sec in $SECTIONS; do sanitize "$early" "_$sec" --only "$sec"; done
 step tools_gpu 150 env BIN="$P/bin" tests/cuda/tools_gpu.sh
 step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH_FLASH_ARGS:-}" ] && step bench_cuda_flash 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH_FLASH_ARGS
@@ -100,7 +100,9 @@ step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH4_ARGS:-}" ] && step bench_cuda_4 200 env DR_CUDA_ATT_FLASH=1 "$P/bench_cuda" $BENCH4_ARGS
 [ -n "${BENCH5_ARGS:-}" ] && step bench_cuda_5 200 env ${BENCH5_ENV:-} "$P/bench_cuda" $BENCH5_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
-sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" "_$SECTION" --only "$SECTION"
+for sec in $SECTIONS; do
+    sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" "_$sec" --only "$sec"
+done
 sanitize "$SAN_TOOLS" ""
 printf "==== summary (%s s in all)$summary\n" "$(( $(date +%s) - t_start ))"
 # exit 0 only when every step that ran passed

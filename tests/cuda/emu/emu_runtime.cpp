@@ -284,42 +284,10 @@ void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2])
     wait_at(AT_WARP);   /* every lane has read: the slots may be reused */
 }
 
-/* One barrier per check: the values go into one of two slot sets, alternating per lane
- * call (a lane cannot reach its next-but-one check before every lane of its warp has
- * reached the next one, so the set it compares is not overwritten under it). */
-static std::vector<uint64_t> same_slot;   /* [2][warp·32 + lane] */
-static std::vector<unsigned> same_count;  /* per thread: emu_warp_same calls so far */
-
-static std::vector<uint64_t> lane_word;   /* per thread: emu_lane_word */
-
-uint64_t *emu_lane_word(void) {
-    if (current < 0) emu_die("a warp-wide call outside a kernel");
-    return &lane_word[current];
-}
-
-void emu_warp_same(uint64_t value, const char *what) {
-    int i = current, lane = i % 32, warp = i / 32;
-    if (i < 0) emu_die("%s outside a kernel", what);
-    if (warp * 32 + 32 > (int)fibers.size())
-        emu_die("%s in a partial warp (block of %zu threads)", what, fibers.size());
-    uint64_t *set = same_slot.data() + (same_count[i]++ & 1) * warp_slot.size();
-    set[i] = value;
-    wait_at(AT_WARP);   /* every lane has stored */
-    for (int l = 0; l < 32; l++)
-        if (set[warp * 32 + l] != value)
-            emu_die("%s: lanes %d and %d of warp %d (block %u,%u,%u) passed different values "
-                    "(0x%llx, 0x%llx), or are at different warp-wide calls: the warp's lanes "
-                    "must make the same call", what, lane, l, warp, blockIdx.x, blockIdx.y,
-                    blockIdx.z, (unsigned long long)value, (unsigned long long)set[warp * 32 + l]);
-}
-
 static void run_block(int nthreads) {
     fibers.assign(nthreads, Fiber());
     while ((int)stacks.size() < nthreads) stacks.push_back(stack_new());
     warp_slot.assign(((size_t)nthreads + 31) / 32 * 32, 0);
-    same_slot.assign(2 * warp_slot.size(), 0);
-    same_count.assign(nthreads, 0);
-    lane_word.assign(nthreads, 0);
     mma_slot.assign(warp_slot.size() * 6, 0);
     for (int i = 0; i < nthreads; i++) {
         Fiber &f = fibers[i];

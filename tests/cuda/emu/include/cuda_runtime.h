@@ -85,14 +85,6 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu) {
     (void)mask;
     emu_shfl_xor(0, 0);
 }
-/* A warp barrier that also checks that every lane of the warp passed the same value
- * (a pointer, a leading dimension): what the warp-wide calls of <mma.h> require. Aborts
- * naming `what` otherwise. */
-void emu_warp_same(uint64_t value, const char *what);
-/* a word of the calling thread's own, 0 at the start of each block (<mma.h> keeps there a
- * hash of the warp-wide calls since its last emu_warp_same) */
-uint64_t *emu_lane_word(void);
-
 /* the PTX instruction mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (d += a·b, the
  * PTX ISA's register layouts; each register of a and b holds two bf16, the lower k in the
  * low half): a warp-wide call, as on a GPU (lib/cuda/mma_bf16.cuh) */

@@ -185,6 +185,30 @@ if [ "$DEV" = cuda ]; then
     else
         cat "$tmp/sc.err" "$tmp/sb.err" "$tmp/ab.err" 2>/dev/null; fail "dr-meta grad bf16"
     fi
+    # flash attention (DR_CUDA_ATT_FLASH=1: bf16, and T > hs, so seq_len 32 with tiny's hs
+    # 16) through a whole meta-gradient: as close to the CPU's as the stored path's, and not
+    # the stored path's bits (so it ran); its own LM and rater at that context, from CPU runs
+    F32=(--config configs/tiny.yaml --set experiment.threads=1 --set data.seq_len=32
+         --set data.batch_size=4)
+    FG=(grad "${F32[@]}" --set meta.T=2 --set lm.optimizer=sgd --set lm.lr=0.1
+        --lm-init "$tmp/f_lm.safetensors" --rater-init "$tmp/f_r.safetensors"
+        --train "$tmp/tsplits/train_a" --val "$tmp/tsplits/val")
+    if "$BIN/dr-train" "${F32[@]}" --steps 2 --set train.eval_batches=0 --device cpu \
+           -o "$tmp/f_lm.safetensors" "$tmp/manifest.tsv" > /dev/null 2>&1 &&
+       "$BIN/dr-meta" "${F32[@]}" --set meta.rounds=1 --set meta.T=2 --device cpu \
+           -o "$tmp/f_r.safetensors" "$tmp/manifest.tsv" > /dev/null 2>&1 &&
+       "$BIN/dr-meta" "${FG[@]}" --device cpu -o "$tmp/fc.safetensors" 2> "$tmp/fc.err" &&
+       DR_CUDA_ATT_FLASH=0 "$BIN/dr-meta" "${FG[@]}" --device cuda --set experiment.precision=bf16 \
+           -o "$tmp/fs.safetensors" 2> "$tmp/fs.err" &&
+       DR_CUDA_ATT_FLASH=1 "$BIN/dr-meta" "${FG[@]}" --device cuda --set experiment.precision=bf16 \
+           -o "$tmp/ff.safetensors" 2> "$tmp/ff.err"; then
+        grad_close "$tmp/ff.err" "$tmp/fc.err" || fail "dr-meta grad bf16 with flash attention: l_val or |dJ/dphi| differs from cpu"
+        out=$(grad_cmp "$tmp/ff.safetensors" "$tmp/fc.safetensors" 0.999) || fail "dr-meta grad bf16 with flash attention: tensors differ from cpu: $out"
+        cmp -s "$tmp/fs.safetensors" "$tmp/ff.safetensors" && fail "dr-meta grad with DR_CUDA_ATT_FLASH=1: the stored path's bits (flash did not run)"
+        echo "  dr-meta grad bf16 with flash attention vs cpu fp32, inner SGD, seq_len 32: $out (stored path: $(grad_cmp "$tmp/fs.safetensors" "$tmp/fc.safetensors" 0.999))"
+    else
+        cat "$tmp/fc.err" "$tmp/fs.err" "$tmp/ff.err" 2>/dev/null; fail "dr-meta grad with flash attention"
+    fi
 fi
 
 # ---- dr-score ------------------------------------------------------------------------------

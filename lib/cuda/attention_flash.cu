@@ -98,11 +98,17 @@ typedef __nv_bfloat16 bf16;
 }
 
 /* dst [rows, HS] bf16 (rows LDD apart; dense by default) = rows r0 … r0 + rows − 1 of
- * src [*, ld] fp32, zeros for rows ≥ limit (never read); the whole block cooperates */
+ * src [*, ld] fp32, zeros for rows ≥ limit (never read), all zeros for src NULL (a zero
+ * tangent: tqkv or dtout NULL); the whole block cooperates */
 template <int HS, int LDD = HS>
 static __device__ void fl_load_tile(bf16 *dst, const float *src, int ld, int r0, int rows,
                                     int limit) {
     static_assert(HS % 4 == 0, "rows of whole float4s");
+    if (!src) {
+        for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS)
+            dst[(i / HS) * LDD + i % HS] = __float2bfloat16(0.0f);
+        return;
+    }
     if (((uintptr_t)src & 15) == 0 && ld % 4 == 0) {
         /* 4 floats a load (the activations' rows are 16-byte aligned: C, 3C and h·HS are
          * multiples of 4); the same roundings as one at a time */
@@ -175,18 +181,6 @@ static __device__ __forceinline__ void fl_load_a(uint32_t a[][4], const float *s
             a[e][r] = src && row < limit ? mma_pack_bf16(p[0], p[1]) : 0u;
         }
     }
-}
-
-/* fl_load_tile, or zeros where src is NULL (a zero tangent: tqkv or dtout NULL) */
-template <int HS, int LDD = HS>
-static __device__ void fl_load_tile_or_zero(bf16 *dst, const float *src, int ld, int r0,
-                                            int rows, int limit) {
-    if (src) {
-        fl_load_tile<HS, LDD>(dst, src, ld, r0, rows, limit);
-        return;
-    }
-    for (int i = threadIdx.x; i < rows * HS; i += FL_THREADS)
-        dst[(i / HS) * LDD + i % HS] = __float2bfloat16(0.0f);
 }
 
 /* dst rows r0 + g (+ 8) < limit, columns 0 … HS − 1 (leading dimension ld) += alpha ·
@@ -744,9 +738,9 @@ flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
     for (int q0 = s.causal ? k0 : 0; q0 < L; q0 += BQ) {
         __syncthreads();   /* the previous tile's q_s … dotT_s read */
         fl_load_tile<HS, LDR>(q_s, q, C3, q0, BQ, L);
-        fl_load_tile_or_zero<HS, LDR>(qt_s, qt, C3, q0, BQ, L);
+        fl_load_tile<HS, LDR>(qt_s, qt, C3, q0, BQ, L);
         fl_load_tile<HS, LDR>(do_s, dO, C, q0, BQ, L);
-        fl_load_tile_or_zero<HS, LDR>(dot_s, dOt, C, q0, BQ, L);
+        fl_load_tile<HS, LDR>(dot_s, dOt, C, q0, BQ, L);
         fl_load_tile_t<HS, LDT>(qT_s, q, C3, q0, BQ, L);
         fl_load_tile_t<HS, LDT>(qtT_s, qt, C3, q0, BQ, L);
         fl_load_tile_t<HS, LDT>(doT_s, dO, C, q0, BQ, L);
@@ -853,9 +847,9 @@ flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
     for (int k0 = 0; k0 < kend; k0 += BC) {
         __syncthreads();   /* the previous tile's k_s … ktT_s read */
         fl_load_tile<HS, LDR>(k_s, k, C3, k0, BC, kend);
-        fl_load_tile_or_zero<HS, LDR>(kt_s, kt, C3, k0, BC, kend);
+        fl_load_tile<HS, LDR>(kt_s, kt, C3, k0, BC, kend);
         fl_load_tile<HS, LDR>(v_s, v, C3, k0, BC, kend);
-        fl_load_tile_or_zero<HS, LDR>(vt_s, vt, C3, k0, BC, kend);
+        fl_load_tile<HS, LDR>(vt_s, vt, C3, k0, BC, kend);
         fl_load_tile_t<HS, LDT>(kT_s, k, C3, k0, BC, kend);
         fl_load_tile_t<HS, LDT>(ktT_s, kt, C3, k0, BC, kend);
         __syncthreads();

@@ -8,6 +8,7 @@
  *  - `*_forward` writes (=) its outputs.
  *  - `*_backward` ACCUMULATES (+=) into every gradient it is given, so zeroing
  *    gradients is one vec_zero; a NULL gradient pointer means "not wanted".
+ *    One exception, named for it: `crossentropy_backward_in_place` overwrites.
  *  - `*_forward_tangent` is the forward-mode derivative: given the tangents t* of the
  *    inputs and parameters (NULL = zero tangent), it writes (=) the output tangent.
  *  - `*_backward_tangent` is the forward-mode derivative of `*_backward`: given the
@@ -184,14 +185,25 @@ struct Backend {
     /* ---- softmax cross-entropy, per-example mean over valid targets --------------
      * losses[b] = (1/n_valid[b]) Σ_{t<n_valid[b]} -log softmax(logits[b,t])[targets[b,t]]
      * (targets at t >= n_valid[b] are ignored; n_valid[b] = 0 gives loss 0).
-     * probs may alias logits (softmax in place). Backward takes the cotangent of each
-     * example's loss (dlosses[b] = w_b / B for the weighted inner loss). */
-    void (*crossentropy_forward)(real *losses /*[B]*/, real *probs /*[B,T,V]*/,
+     * probs may alias logits (softmax in place), or be NULL (the losses only). Backward
+     * takes the cotangent of each example's loss (dlosses[b] = w_b / B for the weighted
+     * inner loss). */
+    void (*crossentropy_forward)(real *losses /*[B]*/, real *probs /*[B,T,V] or NULL*/,
                                  const real *logits /*[B,T,V]*/, const int32_t *targets /*[B,T]*/,
                                  const int32_t *n_valid /*[B]*/, int B, int T, int V);
     void (*crossentropy_backward)(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
                                   const int32_t *targets, const int32_t *n_valid,
                                   const real *dlosses /*[B]*/, int B, int T, int V);
+    /* The backward written over its input, for a caller that needs neither the
+     * probabilities nor the logits afterwards (the exception to "backward accumulates"):
+     * x holds the forward's probabilities (from_logits = 0) or the logits themselves
+     * (from_logits = 1: the softmax is taken here, as the forward takes it), and becomes
+     * dlogits = (dlosses[b]/n_b)(p − onehot(target)) on valid rows, 0 on the others: the
+     * value crossentropy_backward adds to zeros. One pass over x instead of a zeroing
+     * and an accumulating pass (and a forward's probabilities written and read again). */
+    void (*crossentropy_backward_in_place)(real *x /*[B,T,V]*/, int from_logits,
+                                           const int32_t *targets, const int32_t *n_valid,
+                                           const real *dlosses /*[B]*/, int B, int T, int V);
     /* tlosses[b] = (1/n_b) Σ_t (Σ_v p·tlogit − tlogit[target]) */
     void (*crossentropy_forward_tangent)(real *tlosses /*[B]*/, const real *probs /*[B,T,V]*/,
                                          const real *tlogits /*[B,T,V]*/, const int32_t *targets,

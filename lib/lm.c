@@ -305,7 +305,8 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
     a->fwd.logits = balloc(be, HR * V, &bytes);
     a->fwd.losses = balloc(be, B, &bytes);
     trunk_grads_alloc(be, cfg, &a->bwd, B, T, &bytes);
-    a->bwd.logits = balloc(be, HR * V, &bytes);
+    if (with_tangents && lm_tape_supported(cfg))   /* a tape's cotangent (head_chunk_backward) */
+        a->bwd.logits = balloc(be, HR * V, &bytes);
     a->bwd.losses = balloc(be, B, &bytes);
     if (with_tangents) {
         trunk_alloc(be, cfg, &a->tan, B, T, 1, &bytes);
@@ -674,24 +675,30 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
 }
 
 /* ---- the head: tied wte, softmax cross-entropy, in chunks of examples ----------------
- * cfg->head_chunk = E > 0 computes the [rows, V] logits (and their tangent and both
- * cotangents) for E examples at a time, so those four buffers hold E·T rows, not B·T.
+ * cfg->head_chunk = E > 0 computes the [rows, V] logits (and their tangent and
+ * cotangents) for E examples at a time, so those buffers hold E·T rows, not B·T.
  * The losses of lm_forward and d_i come chunk by chunk; lm_backward recomputes a chunk's
  * logits unless the buffers still hold it (the last chunk of the forward); the
  * forward-over-reverse pass, which knows dlosses up front, runs each chunk's backward
  * right after its forward: nothing is recomputed. One chunk (E = 0 or E ≥ B) is the
- * unchunked head, bit for bit. */
+ * unchunked head, bit for bit.
+ * The logits' cotangent is written over the probabilities (or, for a recomputed chunk,
+ * over the logits themselves), which nothing reads after the chunk's backward: one pass
+ * over the rows instead of zeroing, accumulating and, when recomputing, writing and
+ * reading the probabilities. Only a tape, whose replay reads its probabilities again,
+ * takes the cotangent apart, in bwd.logits, which acts hold only when a tape can be. */
 
-/* examples [b0, b1): logits, softmax in place, losses[b0, b1) */
+/* examples [b0, b1): logits, with_probs: softmax in place; losses[b0, b1) */
 static void head_chunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
-                               LMActs *a, int b0, int b1) {
+                               LMActs *a, int b0, int b1, int with_probs) {
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     LMTensors *F = &a->fwd;
     const size_t r0 = (size_t)b0 * T;
     be->matmul_forward(F->logits, F->lnf + r0 * C, P->wte, NULL, Nc, C, V,
                        MATMUL_W_OC_C);                                    /* [Nc,V]   */
-    be->crossentropy_forward(F->losses + b0, F->logits /* softmax in place */, F->logits,
-                             a->targets + r0, a->n_valid + b0, b1 - b0, T, V);
+    be->crossentropy_forward(F->losses + b0, with_probs ? F->logits /* in place */ : NULL,
+                             F->logits, a->targets + r0, a->n_valid + b0, b1 - b0, T, V);
+    a->head_held = with_probs ? b0 : -1;
 }
 
 /* its tangent along U: Tt->logits, d_i = Tt->losses[b0, b1) */
@@ -706,31 +713,51 @@ static void head_chunk_tangent(const Backend *be, const LMConfig *cfg, const LMP
                                      a->n_valid + b0, b1 - b0, T, V);
 }
 
+/* What F->logits holds when a chunk's backward starts, and what becomes of it */
+enum head_logits {
+    HEAD_PROBS_KEPT,   /* the probabilities, kept (a tape's): the cotangent goes to D->logits */
+    HEAD_PROBS,        /* the probabilities, overwritten by the cotangent */
+    HEAD_LOGITS,       /* the logits only (recomputed without the softmax), overwritten */
+};
+
 /* its backward (D->losses = dlosses on the backend): D->lnf rows += …, G->wte += …;
  * with tp the tangents too (DT->lnf rows, HV->wte). replay: D->lnf already holds the
  * recorded cotangent; only dlogits (elementwise, from the softmax) is rebuilt for the
  * tangent, the GEMMs of the primal backward are skipped. */
 static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                 const LMParams *G, LMActs *a, LMGrads *D,
-                                const TangentPass *tp, int replay, int b0, int b1) {
+                                const TangentPass *tp, int replay, enum head_logits held,
+                                int b0, int b1) {
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     const size_t r0 = (size_t)b0 * T, NcV = (size_t)Nc * V;
     LMTensors *F = &a->fwd;
     CHECK(!replay || tp, "head backward: a replay is for the tangents");
-    be->vec_zero(D->logits, NcV);
-    be->crossentropy_backward(D->logits, F->logits, a->targets + r0, a->n_valid + b0,
-                              D->losses + b0, b1 - b0, T, V);
-    if (tp) {   /* dlosses are held fixed: their tangent is 0 (NULL) */
+    CHECK(!tp || held != HEAD_LOGITS, "head backward: the tangents need the probabilities");
+    CHECK(held != HEAD_PROBS_KEPT || D->logits,
+          "head backward: keeping the probabilities needs activations made for a tape");
+    if (tp) {   /* first, while F->logits holds the probabilities; dlosses are held fixed:
+                 * their tangent is 0 (NULL) */
         be->vec_zero(tp->DT->logits, NcV);
         be->crossentropy_backward_tangent(tp->DT->logits, F->logits, tp->Tt->logits,
                                           a->targets + r0, a->n_valid + b0, D->losses + b0,
                                           NULL, b1 - b0, T, V);
     }
+    real *dlogits = F->logits;                                            /* [Nc,V]   */
+    if (held == HEAD_PROBS_KEPT) {
+        dlogits = D->logits;
+        be->vec_zero(dlogits, NcV);
+        be->crossentropy_backward(dlogits, F->logits, a->targets + r0, a->n_valid + b0,
+                                  D->losses + b0, b1 - b0, T, V);
+    } else {
+        be->crossentropy_backward_in_place(F->logits, held == HEAD_LOGITS, a->targets + r0,
+                                           a->n_valid + b0, D->losses + b0, b1 - b0, T, V);
+        a->head_held = -1;   /* the buffer holds the cotangent now */
+    }
     if (!replay)
-        be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, D->logits,
+        be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, dlogits,
                             F->lnf + r0 * C, P->wte, Nc, C, V, MATMUL_W_OC_C);
     if (tp)
-        be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, D->logits,
+        be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, dlogits,
                                     tp->DT->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
                                     P->wte, tp->U->wte, Nc, C, V, MATMUL_W_OC_C);
 }
@@ -741,10 +768,9 @@ static void lm_forward_impl(const Backend *be, const LMConfig *cfg, const LMPara
                             LMActs *a, int B, int T) {
     trunk_forward(be, cfg, P, &a->fwd, a->inputs, NULL, 1, B, T);
     const int E = head_chunk_examples(cfg, B);
-    for (int b0 = 0; b0 < B; b0 += E) {
+    for (int b0 = 0; b0 < B; b0 += E) {   /* the last chunk's probabilities are kept */
         int b1 = b0 + E < B ? b0 + E : B;
-        head_chunk_forward(be, cfg, P, a, b0, b1);
-        a->head_held = b0;
+        head_chunk_forward(be, cfg, P, a, b0, b1, b1 == B);
     }
 }
 
@@ -772,9 +798,18 @@ static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const real 
     be->vec_zero(D.lnf, (size_t)B * T * cfg->d_model);
     for (int b0 = 0; b0 < B; b0 += E) {
         int b1 = b0 + E < B ? b0 + E : B;
-        if (a->head_held != b0) head_chunk_forward(be, cfg, &P, a, b0, b1);   /* recompute */
-        a->head_held = b0;
-        head_chunk_backward(be, cfg, &P, &G, a, &D, NULL, 0, b0, b1);
+        enum head_logits held = HEAD_PROBS;
+        if (tape) {   /* its replay reads the probabilities */
+            if (a->head_held != b0) head_chunk_forward(be, cfg, &P, a, b0, b1, 1);
+            held = HEAD_PROBS_KEPT;
+        } else if (a->head_held != b0) {   /* recompute the logits; the softmax comes with
+                                            * the backward */
+            const int C = cfg->d_model;
+            be->matmul_forward(a->fwd.logits, a->fwd.lnf + (size_t)b0 * T * C, P.wte, NULL,
+                               (b1 - b0) * T, C, cfg->vocab, MATMUL_W_OC_C);
+            held = HEAD_LOGITS;
+        }
+        head_chunk_backward(be, cfg, &P, &G, a, &D, NULL, 0, held, b0, b1);
     }
     trunk_backward_impl(be, cfg, &P, &G, &a->fwd, &D, NULL, tape ? tape->layer : NULL, 0,
                         a->inputs, NULL, 1, B, T);
@@ -812,12 +847,11 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     }
     for (int b0 = 0; b0 < B; b0 += E) {
         int b1 = b0 + E < B ? b0 + E : B;
-        head_chunk_forward(be, cfg, &P, a, b0, b1);
+        head_chunk_forward(be, cfg, &P, a, b0, b1, 1);
         head_chunk_tangent(be, cfg, &P, &U, a, b0, b1);
-        a->head_held = b0;
         if (backward)
             head_chunk_backward(be, cfg, &P, grads ? &G : NULL, a, &a->bwd, hvp ? &tp : NULL,
-                                0, b0, b1);
+                                0, HEAD_PROBS, b0, b1);
     }
     if (backward)
         trunk_backward_impl(be, cfg, &P, grads ? &G : NULL, F, &a->bwd, hvp ? &tp : NULL,
@@ -903,6 +937,7 @@ void lm_backward_record(const Backend *be, const LMConfig *cfg, const real *para
                         const real *dlosses, real *grads, LMTape *tape) {
     CHECK(lm_tape_supported(cfg) && a->B == tape->B && a->T == tape->T,
           "lm_backward_record: the tape does not fit these activations");
+    CHECK(a->with_tangents, "lm_backward_record needs activations made with_tangents");
     lm_backward_impl(be, cfg, params, a, dlosses, grads, tape);
     tape_swap(a, tape);
     a->B_cur = a->T_cur = 0;       /* acts hold no forward now: the tape has it */
@@ -938,7 +973,7 @@ void lm_forward_over_reverse_replay(const Backend *be, const LMConfig *cfg, cons
     if (hvp) {
         be->to_device(D.losses, dlosses, (size_t)B * sizeof(real));
         be->vec_zero(a->tbwd.lnf, (size_t)B * T * C);
-        head_chunk_backward(be, cfg, &P, NULL, a, &D, &tp, 1, 0, B);
+        head_chunk_backward(be, cfg, &P, NULL, a, &D, &tp, 1, HEAD_PROBS_KEPT, 0, B);
         trunk_backward_impl(be, cfg, &P, NULL, &a->fwd, &D, &tp, tape->layer, 1, a->inputs,
                             NULL, 1, B, T);
     }

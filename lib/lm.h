@@ -152,7 +152,7 @@ typedef struct {
     real *fch;                          /* [B,T,F]                                    */
     real *fch_gelu;                     /* [B,T,F]                                    */
     real *lnf;                          /* [B,T,C]                                    */
-    real *logits;                       /* [B,T,V]                                    */
+    real *logits;                       /* [B,T,V]  LMActs: only for a tape (lm.c)    */
     real *losses;                       /* [B]      dlosses as given                   */
 } LMGrads;
 
@@ -252,8 +252,9 @@ LMTape *lm_tape_new(const Backend *be, const LMConfig *cfg, int B, int T);
 void lm_tape_free(const Backend *be, LMTape *tape);
 size_t lm_tape_bytes(const LMTape *tape);
 void lm_tape_clear(LMTape *tape);              /* forget the recorded pass */
-/* lm_backward, recording the pass into tape (which must fit acts' B×T). Afterwards acts
- * hold no forward (the next lm_backward needs an lm_forward first). */
+/* lm_backward, recording the pass into tape (which must fit acts' B×T; acts made
+ * with_tangents). Afterwards acts hold no forward (the next lm_backward needs an lm_forward
+ * first). */
 void lm_backward_record(const Backend *be, const LMConfig *cfg, const real *params, LMActs *acts,
                         const real *dlosses, real *grads, LMTape *tape);
 /* lm_forward_over_reverse(…, losses = NULL, grads = NULL, hvp, dloss_dir) for the pass the

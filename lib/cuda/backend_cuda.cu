@@ -61,6 +61,7 @@ static Backend make_backend_cuda(void) {
 
     b.crossentropy_forward = cu_crossentropy_forward;
     b.crossentropy_backward = cu_crossentropy_backward;
+    b.crossentropy_backward_in_place = cu_crossentropy_backward_in_place;
     b.crossentropy_forward_tangent = cu_crossentropy_forward_tangent;
     b.crossentropy_backward_tangent = cu_crossentropy_backward_tangent;
 

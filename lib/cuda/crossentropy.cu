@@ -3,7 +3,9 @@
  * lib/ops/crossentropy.c. One block per row (b, t) of V logits. The forward reads the row
  * twice: one pass for its maximum and exp-sum (online: each thread keeps a running
  * maximum and its sum scaled to it, four elements per update), one writing the
- * probabilities; block reductions in a fixed tree. The per-example means are one thread
+ * probabilities (none when probs is NULL); block reductions in a fixed tree. The backward
+ * in place reads and writes each row once, from the probabilities, or from the logits with
+ * the forward's first pass taken again before it. The per-example means are one thread
  * per example summing its rows in t order (as the CPU does). probs may alias logits: the
  * forward reads the target logit and finishes both reductions before any write.
  * Memory access: a row starts only 4-byte aligned in general (V is odd for the LM), so
@@ -57,17 +59,11 @@ static __device__ __forceinline__ float4 ce_prob4(float4 x, float mx, float inv)
     return p;
 }
 
-/* row_loss[bt] = −log softmax(logits[bt])[target] (0 for t ≥ n_valid); probs = softmax */
-static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const float *logits,
-                                         const int32_t *targets, const int32_t *n_valid,
-                                         int T, int V) {
-    __shared__ float sh[32];
-    __shared__ float l_target_sh;
-    const int bt = blockIdx.x, b = bt / T, t = bt % T, tid = threadIdx.x, nt = blockDim.x;
-    const float *l = logits + (size_t)bt * V;
-    float *p = probs + (size_t)bt * V;
-    const int valid = t < n_targets(n_valid, b, T);
-    if (tid == 0) l_target_sh = valid ? l[targets[bt]] : 0.0f;   /* before any write */
+/* A row's maximum mx and its exp-sum Σ exp(l − mx), by the block (every thread gets
+ * both); every read of l is behind the reductions' barriers when it returns. */
+static __device__ __forceinline__ void ce_row_stats(const float *l, int V, float *sh, float &mx,
+                                                    float &sum) {
+    const int tid = threadIdx.x, nt = blockDim.x;
     /* head [0, h), float4s [h, r), tail [r, V) */
     const int h = ce_head(l, V), n4 = (V - h) >> 2, r = h + 4 * n4;
     const float4 *l4 = (const float4 *)(l + h);
@@ -77,10 +73,30 @@ static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const fl
     for (int i = tid; i < n4; i += nt) ce_acc4(m, s, l4[i]);
     /* the block's maximum, then every thread's sum rescaled to it (a thread whose elements
      * were all −∞ adds s·0 = 0; one whose maximum is +∞ adds NaN, as the CPU's sum has) */
-    const float mx = cu_block_max(m, sh);
-    const float sum = cu_block_sum(s * expf(m - (mx == -INFINITY ? 0.0f : mx)), sh);
+    mx = cu_block_max(m, sh);
+    sum = cu_block_sum(s * expf(m - (mx == -INFINITY ? 0.0f : mx)), sh);
+}
+
+/* row_loss[bt] = −log softmax(logits[bt])[target] (0 for t ≥ n_valid); probs = softmax
+ * unless probs is NULL */
+static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const float *logits,
+                                         const int32_t *targets, const int32_t *n_valid,
+                                         int T, int V) {
+    __shared__ float sh[32];
+    __shared__ float l_target_sh;
+    const int bt = blockIdx.x, b = bt / T, t = bt % T, tid = threadIdx.x, nt = blockDim.x;
+    const float *l = logits + (size_t)bt * V;
+    const int valid = t < n_targets(n_valid, b, T);
+    if (tid == 0) l_target_sh = valid ? l[targets[bt]] : 0.0f;   /* before any write */
+    float mx, sum;
+    ce_row_stats(l, V, sh, mx, sum);
     const float inv = 1.0f / sum;
+    if (tid == 0) row_loss[bt] = valid ? mx + logf(sum) - l_target_sh : 0.0f;
+    if (!probs) return;
     /* every read of l above is behind the reductions' barriers: p may overwrite l now */
+    float *p = probs + (size_t)bt * V;
+    const int h = ce_head(l, V), n4 = (V - h) >> 2, r = h + 4 * n4;
+    const float4 *l4 = (const float4 *)(l + h);
     if (ce_same_align(p, l)) {
         float4 *p4 = (float4 *)(p + h);
         if (tid < h) p[tid] = expf(l[tid] - mx) * inv;
@@ -95,7 +111,6 @@ static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const fl
     } else {
         for (int v = tid; v < V; v += nt) p[v] = expf(l[v] - mx) * inv;
     }
-    if (tid == 0) row_loss[bt] = valid ? mx + logf(sum) - l_target_sh : 0.0f;
 }
 
 /* losses[b] = (1/n_b) Σ_{t<n_b} row[b·T + t], t in order */
@@ -171,6 +186,54 @@ void cu_crossentropy_backward(real *dlogits, const real *probs, const int32_t *t
                               const int32_t *n_valid, const real *dlosses, int B, int T, int V) {
     if (B <= 0 || T <= 0) return;
     ce_backward_rows_k<<<B * T, CE_THREADS>>>(dlogits, probs, targets, n_valid, dlosses, T, V);
+    cudaLaunchCheck();
+}
+
+/* x[bt] = (dl_b/n)(p − onehot(target)) on valid rows, 0 on the others, over x = p or, with
+ * from_logits, over x = the logits (p = softmax(x) taken as the forward takes it). Each
+ * element is read and written by one thread, after the row's reductions. */
+static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
+                                                   const int32_t *targets, const int32_t *n_valid,
+                                                   const float *dlosses, int T, int V) {
+    __shared__ float sh[32];
+    const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
+    const int tid = threadIdx.x, nt = blockDim.x;
+    float *d = x + (size_t)bt * V;
+    const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
+    float4 *d4 = (float4 *)(d + h);
+    const float4 zero4 = { 0.0f, 0.0f, 0.0f, 0.0f };
+    if (t >= n) {   /* uniform over the block */
+        if (tid < h) d[tid] = 0.0f;
+        if (r + tid < V) d[r + tid] = 0.0f;
+        for (int i = tid; i < n4; i += nt) d4[i] = zero4;
+        return;
+    }
+    const float c = dlosses[b] / n;
+    const int y = targets[bt];
+    float mx = 0.0f, inv = 1.0f;
+    if (from_logits) {
+        float sum;
+        ce_row_stats(d, V, sh, mx, sum);
+        inv = 1.0f / sum;
+    }
+    /* p: the probability itself, or the forward's expression for it */
+#define CE_P(v) (from_logits ? expf((v) - mx) * inv : (v))
+    if (tid < h) d[tid] = ce_bwd1(0.0f, CE_P(d[tid]), c, tid == y);
+    if (r + tid < V) d[r + tid] = ce_bwd1(0.0f, CE_P(d[r + tid]), c, r + tid == y);
+    for (int i = tid; i < n4; i += nt) {
+        float4 v = d4[i];
+        v.x = CE_P(v.x); v.y = CE_P(v.y); v.z = CE_P(v.z); v.w = CE_P(v.w);
+        d4[i] = ce_bwd4(zero4, v, c, y - h - 4 * i);
+    }
+#undef CE_P
+}
+
+void cu_crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
+                                       const int32_t *n_valid, const real *dlosses, int B, int T,
+                                       int V) {
+    if (B <= 0 || T <= 0) return;
+    ce_backward_in_place_rows_k<<<B * T, CE_THREADS>>>(x, from_logits, targets, n_valid, dlosses,
+                                                       T, V);
     cudaLaunchCheck();
 }
 

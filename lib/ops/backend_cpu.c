@@ -174,6 +174,7 @@ const Backend backend_cpu = {
 
     .crossentropy_forward = crossentropy_forward,
     .crossentropy_backward = crossentropy_backward,
+    .crossentropy_backward_in_place = crossentropy_backward_in_place,
     .crossentropy_forward_tangent = crossentropy_forward_tangent,
     .crossentropy_backward_tangent = crossentropy_backward_tangent,
 

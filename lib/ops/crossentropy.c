@@ -4,6 +4,7 @@
  *   loss_b   = (1/n) Σ_t −log p[t, y_t]
  *   backward:          dlogits[t] += (dl_b/n)(p − onehot(y_t))
  *   tangent:           l̇_b = (1/n) Σ_t (Σ_v p·ṫl − ṫl[y_t])
+ *   backward in place: x[t] = (dl_b/n)(p − onehot(y_t)) over x = p or x = the logits
  *   tangent of backward: dtlogits[t] += (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot),
  *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl)
  * Rows run in parallel; per-example sums are taken over per-row values in row order. */
@@ -28,7 +29,31 @@ static void mean_per_example(real *losses, const real *row, const int32_t *n_val
     }
 }
 
-void crossentropy_forward(real *losses /*[B]*/, real *probs /*[B,T,V], may alias logits*/,
+/* Σ_v exp(l[v] − mx) in ops_row_sum's lane order, the sum ops_row_exp returns, bit for
+ * bit, without writing the exponentials anywhere */
+static real row_exp_sum(const real *l, real mx, int V) {
+    real acc[OPS_LANES] = {0};
+    int i = 0;
+    for (; i + OPS_LANES <= V; i += OPS_LANES)
+        for (int k = 0; k < OPS_LANES; k++) acc[k] += ops_exp(l[i + k] - mx);
+    real s = 0;
+    for (int k = 0; k < OPS_LANES; k++) s += acc[k];
+    for (; i < V; i++) s += ops_exp(l[i] - mx);
+    return s;
+}
+
+/* p = softmax(l) over one row (p may be l), as every face here takes it; returns the
+ * exp-sum, *mx the row's maximum */
+static real softmax_row(real *p, const real *l, int V, real *mx) {
+    *mx = ops_row_max(l, V);
+    real sum = ops_row_exp(p, l, *mx, V);
+    real inv = 1 / sum;
+    for (int v = 0; v < V; v++) p[v] *= inv;
+    return sum;
+}
+
+void crossentropy_forward(real *losses /*[B]*/,
+                          real *probs /*[B,T,V], may alias logits, or NULL*/,
                           const real *logits /*[B,T,V]*/, const int32_t *targets /*[B,T]*/,
                           const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V) {
     real *row_loss = xmalloc((size_t)B * T * sizeof(real));
@@ -36,14 +61,16 @@ void crossentropy_forward(real *losses /*[B]*/, real *probs /*[B,T,V], may alias
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
         const real *l = logits + (size_t)bt * V;
-        real *p = probs + (size_t)bt * V;
-        real mx = ops_row_max(l, V);
         int valid = t < n_targets(n_valid, b, T);
         real l_target = valid ? l[targets[bt]] : 0;  /* read before p overwrites l */
-        real sum = ops_row_exp(p, l, mx, V);
+        real mx, sum;
+        if (probs) {
+            sum = softmax_row(probs + (size_t)bt * V, l, V, &mx);
+        } else {
+            mx = ops_row_max(l, V);
+            sum = row_exp_sum(l, mx, V);
+        }
         row_loss[bt] = valid ? mx + LOG(sum) - l_target : 0;
-        real inv = 1 / sum;
-        for (int v = 0; v < V; v++) p[v] *= inv;
     }
     mean_per_example(losses, row_loss, n_valid, B, T);
     free(row_loss);
@@ -60,6 +87,28 @@ void crossentropy_backward(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V
         real *d = dlogits + (size_t)bt * V;
         real c = dlosses[b] / n;
         for (int v = 0; v < V; v++) d[v] += c * p[v];
+        d[targets[bt]] -= c;
+    }
+}
+
+void crossentropy_backward_in_place(real *x /*[B,T,V]: probs or logits in, dlogits out*/,
+                                    int from_logits, const int32_t *targets /*[B,T]*/,
+                                    const int32_t *n_valid /*[B] or NULL*/,
+                                    const real *dlosses /*[B]*/, int B, int T, int V) {
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
+        real *d = x + (size_t)bt * V;
+        if (t >= n) {
+            for (int v = 0; v < V; v++) d[v] = 0;
+            continue;
+        }
+        if (from_logits) {
+            real mx;
+            softmax_row(d, d, V, &mx);
+        }
+        real c = dlosses[b] / n, zero = 0;
+        for (int v = 0; v < V; v++) d[v] = zero + c * d[v];   /* crossentropy_backward on zeros */
         d[targets[bt]] -= c;
     }
 }

@@ -961,10 +961,32 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     snprintf(w, sizeof w, "%s forward in place: probs", tag); check_buf(w, &inplace, TOL);
     buf_to_dev(&probs);
 
+    Buf loss3 = out_nan(B);
+    cpu->crossentropy_forward(loss3.h, NULL, logits.h, tg.h, nv.h, B, T, V);
+    gpu->crossentropy_forward(loss3.d, NULL, logits.d, tg.d, nv.d, B, T, V);
+    snprintf(w, sizeof w, "%s forward, losses only", tag); check_buf(w, &loss3, TOL);
+
     Buf dlog = acc_rand(BTV);
     cpu->crossentropy_backward(dlog.h, probs.h, tg.h, nv.h, dl.h, B, T, V);
     gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V);
     snprintf(w, sizeof w, "%s backward", tag); check_buf(w, &dlog, TOL);
+
+    /* in place, over the probabilities and over the logits; the rows past n_valid start
+     * NaN on the GPU's side, so one the kernel leaves unwritten (not zeroed) shows */
+    Buf ip[2] = { in_copy(&probs), in_copy(&logits) };
+    for (int k = 0; k < 2; k++) {
+        for (int bt = 0; bt < B * T; bt++)
+            if (bt % T >= (n_valid ? n_valid[bt / T] : T))
+                for (int v = 0; v < V; v++) ip[k].h[(size_t)bt * V + v] = NAN;
+        buf_to_dev(&ip[k]);
+        for (int bt = 0; bt < B * T; bt++)   /* the CPU's side from real values */
+            if (bt % T >= (n_valid ? n_valid[bt / T] : T))
+                for (int v = 0; v < V; v++) ip[k].h[(size_t)bt * V + v] = 1;
+        cpu->crossentropy_backward_in_place(ip[k].h, k, tg.h, nv.h, dl.h, B, T, V);
+        gpu->crossentropy_backward_in_place(ip[k].d, k, tg.d, nv.d, dl.d, B, T, V);
+        snprintf(w, sizeof w, "%s backward in place, from %s", tag, k ? "logits" : "probs");
+        check_buf(w, &ip[k], TOL);
+    }
 
     Buf tloss = out_nan(B), tloss2 = out_nan(B);
     cpu->crossentropy_forward_tangent(tloss.h, probs.h, tl.h, tg.h, nv.h, B, T, V);
@@ -985,7 +1007,8 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     gpu->crossentropy_backward_tangent(d3.d, probs.d, NULL, tg.d, nv.d, dl.d, dtl.d, B, T, V);
     snprintf(w, sizeof w, "%s backward_tangent (tlogits NULL)", tag); check_buf(w, &d3, TOL);
 
-    Buf bufs[] = { logits, tl, dl, dtl, loss, probs, loss2, inplace, dlog, tloss, tloss2, d1, d2, d3 };
+    Buf bufs[] = { logits, tl, dl, dtl, loss, probs, loss2, inplace, loss3, dlog, ip[0], ip[1],
+                   tloss, tloss2, d1, d2, d3 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&nv);
     ibuf_free(&tg);
@@ -1361,11 +1384,13 @@ static void check_host_vec(const char *what, const real *c, const real *g, int n
 }
 
 /* tag "" and tol TOL_MODEL in fp32; "[bf16] " in bf16 mode (the caller sets the mode).
- * The LM 2x32 with n_head heads over T positions (ctx ≥ T). */
-static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx) {
+ * The LM 2x32 with n_head heads over T positions (ctx ≥ T), its head in chunks of
+ * head_chunk examples (0: whole; chunks make lm_backward take the softmax and the
+ * cotangent from the recomputed logits in one op). */
+static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx, int head_chunk) {
     char w[160];
     LMConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = n_head, .d_ff = 128, .vocab = 67,
-                     .ctx = ctx, .init_std = 0.1 };
+                     .ctx = ctx, .init_std = 0.1, .head_chunk = head_chunk };
     enum { B = 3 };
     size_t n = lm_num_params(&cfg);
     Flat p = flat_new(n), u = flat_new(n), gc = flat_new(n), hv = flat_new(n), g2 = flat_new(n);
@@ -1435,9 +1460,12 @@ static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx)
     free(in);
     free(tg);
 }
-static void test_lm_tol(double tol, const char *tag) { test_lm_run(tol, tag, 4, 12, 16); }
+static void test_lm_tol(double tol, const char *tag) { test_lm_run(tol, tag, 4, 12, 16, 0); }
 
-static void test_lm(void) { test_lm_tol(TOL_MODEL, ""); }
+static void test_lm(void) {
+    test_lm_tol(TOL_MODEL, "");
+    test_lm_run(TOL_MODEL, "[head chunks of 1] ", 4, 12, 16, 1);
+}
 
 static void test_rater(void) {
     RaterConfig cfg = { .n_layer = 2, .d_model = 32, .n_head = 4, .d_ff = 128, .vocab = 67,
@@ -1748,7 +1776,7 @@ int main(int argc, char **argv) {
     backend_cuda_set_att_flash(1);
     TEST_CHECK(gpu->attention_state_floats(3, 20, 32, 2) == 3 * 2 * 20 + 3 * 20 * 32,
                "flash attention state floats: %zu", gpu->attention_state_floats(3, 20, 32, 2));
-    test_lm_run(TOL_BF16_MODEL, "[bf16 flash] ", 2, 20, 20);
+    test_lm_run(TOL_BF16_MODEL, "[bf16 flash] ", 2, 20, 20, 0);
     backend_cuda_set_att_flash(-1);
     CHECK(backend_cuda_set_gemm_precision("fp32") == 0, "fp32 GEMM mode");
 

@@ -287,6 +287,27 @@ static void test_crossentropy(void) {
     }
     CHECK_REL("crossentropy forward", rel_vs(loss, ref, B), TOL);
     CHECK_REL("crossentropy backward", rel_vs(dlog, rdl, n), TOL);
+    /* the losses alone, and the backward in place (from the probabilities, and from the
+     * logits): the same bits as the forward's and as the backward into zeros; rows past
+     * n_valid (probabilities, logits) must come out 0 */
+    real *loss0 = rzeros(B), *xp = xmalloc(n * sizeof(real)), *xl = xmalloc(n * sizeof(real));
+    crossentropy_forward(loss0, NULL, l, tg, nv, B, T, V);
+    TEST_CHECK(!memcmp(loss0, loss, B * sizeof(real)),
+               "crossentropy forward without probs: other losses (%g vs %g)", loss0[0], loss[0]);
+    memcpy(xp, p, n * sizeof(real));
+    memcpy(xl, l, n * sizeof(real));
+    crossentropy_backward_in_place(xp, 0, tg, nv, dl, B, T, V);
+    crossentropy_backward_in_place(xl, 1, tg, nv, dl, B, T, V);
+    size_t bad_p = 0, bad_l = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad_p += memcmp(&xp[i], &dlog[i], sizeof(real)) != 0;
+        bad_l += memcmp(&xl[i], &dlog[i], sizeof(real)) != 0;
+    }
+    TEST_CHECK(bad_p == 0 && bad_l == 0,
+               "crossentropy backward in place: %zu (from probs) and %zu (from logits) of %zu "
+               "elements differ from the backward's", bad_p, bad_l, n);
+    printf("  crossentropy backward in place: %zu and %zu of %zu elements differ\n", bad_p, bad_l, n);
+    free(loss0); free(xp); free(xl);
     real *tl = rnormal(n, 1), *tloss = rzeros(B), *dtl = rnormal(B, 1);
     crossentropy_forward_tangent(tloss, p, tl, tg, nv, B, T, V);
     CHECK_REL("crossentropy <dl, J t> = <J^T dl, t>", rel2(rdot(dl, tloss, B), rdot(dlog, tl, n)), TOL);

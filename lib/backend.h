@@ -8,7 +8,8 @@
  *  - `*_forward` writes (=) its outputs.
  *  - `*_backward` ACCUMULATES (+=) into every gradient it is given, so zeroing
  *    gradients is one vec_zero; a NULL gradient pointer means "not wanted".
- *    One exception, named for it: `crossentropy_backward_in_place` overwrites.
+ *    The exceptions, named for it: `crossentropy_backward_in_place` and
+ *    `crossentropy_backward_tangent_in_place` overwrite their input.
  *  - `*_forward_tangent` is the forward-mode derivative: given the tangents t* of the
  *    inputs and parameters (NULL = zero tangent), it writes (=) the output tangent.
  *  - `*_backward_tangent` is the forward-mode derivative of `*_backward`: given the
@@ -212,6 +213,14 @@ struct Backend {
                                           const real *tlogits /*[B,T,V]*/, const int32_t *targets,
                                           const int32_t *n_valid, const real *dlosses /*[B]*/,
                                           const real *dtlosses /*[B] or NULL*/, int B, int T, int V);
+    /* The same written over tlogits, which nothing reads afterwards: x holds ṫl and becomes
+     * dtlogits on valid rows, 0 on the others (what the op above adds to zeros). */
+    void (*crossentropy_backward_tangent_in_place)(real *x /*[B,T,V]*/,
+                                                   const real *probs /*[B,T,V]*/,
+                                                   const int32_t *targets, const int32_t *n_valid,
+                                                   const real *dlosses /*[B]*/,
+                                                   const real *dtlosses /*[B] or NULL*/,
+                                                   int B, int T, int V);
 
     /* ---- rater-only ops (first order: the rater is differentiated once) --------- */
     void (*meanpool_forward)(real *out /*[B,C]*/, const real *inp /*[B,T,C]*/,

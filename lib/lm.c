@@ -312,8 +312,7 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
         trunk_alloc(be, cfg, &a->tan, B, T, 1, &bytes);
         a->tan.logits = balloc(be, HR * V, &bytes);
         a->tan.losses = balloc(be, B, &bytes);
-        trunk_grads_alloc(be, cfg, &a->tbwd, B, T, &bytes);
-        a->tbwd.logits = balloc(be, HR * V, &bytes);
+        trunk_grads_alloc(be, cfg, &a->tbwd, B, T, &bytes);   /* its logits: over tan.logits */
     }
     a->bytes = bytes;
     return a;
@@ -686,7 +685,8 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
  * over the logits themselves), which nothing reads after the chunk's backward: one pass
  * over the rows instead of zeroing, accumulating and, when recomputing, writing and
  * reading the probabilities. Only a tape, whose replay reads its probabilities again,
- * takes the cotangent apart, in bwd.logits, which acts hold only when a tape can be. */
+ * takes the cotangent apart, in bwd.logits, which acts hold only when a tape can be.
+ * Likewise the cotangent's tangent is written over the logits' tangent (tan.logits). */
 
 /* examples [b0, b1): logits, with_probs: softmax in place; losses[b0, b1) */
 static void head_chunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
@@ -735,13 +735,11 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
     CHECK(!tp || held != HEAD_LOGITS, "head backward: the tangents need the probabilities");
     CHECK(held != HEAD_PROBS_KEPT || D->logits,
           "head backward: keeping the probabilities needs activations made for a tape");
-    if (tp) {   /* first, while F->logits holds the probabilities; dlosses are held fixed:
-                 * their tangent is 0 (NULL) */
-        be->vec_zero(tp->DT->logits, NcV);
-        be->crossentropy_backward_tangent(tp->DT->logits, F->logits, tp->Tt->logits,
-                                          a->targets + r0, a->n_valid + b0, D->losses + b0,
-                                          NULL, b1 - b0, T, V);
-    }
+    if (tp)   /* first, while F->logits holds the probabilities; the cotangent's tangent
+               * over the logits' tangent; dlosses are held fixed: their tangent is 0 (NULL) */
+        be->crossentropy_backward_tangent_in_place(tp->Tt->logits, F->logits, a->targets + r0,
+                                                   a->n_valid + b0, D->losses + b0, NULL,
+                                                   b1 - b0, T, V);
     real *dlogits = F->logits;                                            /* [Nc,V]   */
     if (held == HEAD_PROBS_KEPT) {
         dlogits = D->logits;
@@ -758,7 +756,7 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
                             F->lnf + r0 * C, P->wte, Nc, C, V, MATMUL_W_OC_C);
     if (tp)
         be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, dlogits,
-                                    tp->DT->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
+                                    tp->Tt->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
                                     P->wte, tp->U->wte, Nc, C, V, MATMUL_W_OC_C);
 }
 

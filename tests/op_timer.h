@@ -84,6 +84,7 @@ OP_TIMER_WRAP(crossentropy_backward, (real *dl, const real *p, const int32_t *t,
 OP_TIMER_WRAP(crossentropy_backward_in_place, (real *x, int fl, const int32_t *t, const int32_t *nv, const real *d, int B, int T, int V), (x, fl, t, nv, d, B, T, V))
 OP_TIMER_WRAP(crossentropy_forward_tangent, (real *tl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, int B, int T, int V), (tl, p, tlg, t, nv, B, T, V))
 OP_TIMER_WRAP(crossentropy_backward_tangent, (real *dtl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, const real *d, const real *dt, int B, int T, int V), (dtl, p, tlg, t, nv, d, dt, B, T, V))
+OP_TIMER_WRAP(crossentropy_backward_tangent_in_place, (real *x, const real *p, const int32_t *t, const int32_t *nv, const real *d, const real *dt, int B, int T, int V), (x, p, t, nv, d, dt, B, T, V))
 OP_TIMER_WRAP(meanpool_forward, (real *o, const real *i, const int32_t *v, int B, int T, int C), (o, i, v, B, T, C))
 OP_TIMER_WRAP(meanpool_backward, (real *di, const real *d, const int32_t *v, int B, int T, int C), (di, d, v, B, T, C))
 OP_TIMER_WRAP(weights_forward, (real *w, const real *z, const WeightNormConfig *c, int B), (w, z, c, B))
@@ -114,6 +115,7 @@ static inline Backend op_timer_backend(const Backend *base) {
     OP_TIMER_USE(crossentropy_forward); OP_TIMER_USE(crossentropy_backward);
     OP_TIMER_USE(crossentropy_backward_in_place);
     OP_TIMER_USE(crossentropy_forward_tangent); OP_TIMER_USE(crossentropy_backward_tangent);
+    OP_TIMER_USE(crossentropy_backward_tangent_in_place);
     OP_TIMER_USE(meanpool_forward); OP_TIMER_USE(meanpool_backward);
     OP_TIMER_USE(weights_forward); OP_TIMER_USE(weights_backward);
     OP_TIMER_USE(to_device); OP_TIMER_USE(to_host);

@@ -64,6 +64,7 @@ static Backend make_backend_cuda(void) {
     b.crossentropy_backward_in_place = cu_crossentropy_backward_in_place;
     b.crossentropy_forward_tangent = cu_crossentropy_forward_tangent;
     b.crossentropy_backward_tangent = cu_crossentropy_backward_tangent;
+    b.crossentropy_backward_tangent_in_place = cu_crossentropy_backward_tangent_in_place;
 
     b.meanpool_forward = cu_meanpool_forward;
     b.meanpool_backward = cu_meanpool_backward;

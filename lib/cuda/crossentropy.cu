@@ -5,7 +5,8 @@
  * maximum and its sum scaled to it, four elements per update), one writing the
  * probabilities (none when probs is NULL); block reductions in a fixed tree. The backward
  * in place reads and writes each row once, from the probabilities, or from the logits with
- * the forward's first pass taken again before it. The per-example means are one thread
+ * the forward's first pass taken again before it; the backward tangent in place reads ṫl
+ * for its dot product, then once more to write over it. The per-example means are one thread
  * per example summing its rows in t order (as the CPU does). probs may alias logits: the
  * forward reads the target logit and finishes both reductions before any write.
  * Memory access: a row starts only 4-byte aligned in general (V is odd for the LM), so
@@ -189,6 +190,17 @@ void cu_crossentropy_backward(real *dlogits, const real *probs, const int32_t *t
     cudaLaunchCheck();
 }
 
+/* d[0, V) = 0 by the block, four at a time past the row's first 16-byte boundary */
+static __device__ __forceinline__ void ce_zero_row(float *d, int V) {
+    const int tid = threadIdx.x, nt = blockDim.x;
+    const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
+    float4 *d4 = (float4 *)(d + h);
+    const float4 zero4 = { 0.0f, 0.0f, 0.0f, 0.0f };
+    if (tid < h) d[tid] = 0.0f;
+    if (r + tid < V) d[r + tid] = 0.0f;
+    for (int i = tid; i < n4; i += nt) d4[i] = zero4;
+}
+
 /* x[bt] = (dl_b/n)(p − onehot(target)) on valid rows, 0 on the others, over x = p or, with
  * from_logits, over x = the logits (p = softmax(x) taken as the forward takes it). Each
  * element is read and written by one thread, after the row's reductions. */
@@ -203,9 +215,7 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
     float4 *d4 = (float4 *)(d + h);
     const float4 zero4 = { 0.0f, 0.0f, 0.0f, 0.0f };
     if (t >= n) {   /* uniform over the block */
-        if (tid < h) d[tid] = 0.0f;
-        if (r + tid < V) d[r + tid] = 0.0f;
-        for (int i = tid; i < n4; i += nt) d4[i] = zero4;
+        ce_zero_row(d, V);
         return;
     }
     const float c = dlosses[b] / n;
@@ -341,6 +351,56 @@ static __global__ void ce_backward_tangent_rows_k(float *dtlogits, const float *
     } else {
         for (int v = tid; v < V; v += nt) d[v] = ce_bwd1(d[v], p[v], ct, v == y);
     }
+}
+
+/* x[bt] = (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot) over x = ṫl on valid rows, 0 on the others.
+ * The row's dot product reads all of ṫl behind its barriers before any write; then each
+ * element is read and written by one thread. */
+static __global__ void ce_backward_tangent_in_place_rows_k(float *x, const float *probs,
+                                                           const int32_t *targets,
+                                                           const int32_t *n_valid,
+                                                           const float *dlosses,
+                                                           const float *dtlosses, int T, int V) {
+    __shared__ float sh[32];
+    const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
+    const int tid = threadIdx.x, nt = blockDim.x;
+    if (t >= n) {   /* uniform over the block */
+        ce_zero_row(x + (size_t)bt * V, V);
+        return;
+    }
+    float *d = x + (size_t)bt * V;
+    const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
+    float4 *d4 = (float4 *)(d + h);
+    const float *p = probs + (size_t)bt * V;
+    const float c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0.0f;
+    const int y = targets[bt];
+    const float dot = ce_row_dot(p, d, V, sh);
+    if (ce_same_align(d, p)) {
+        const float4 *p4 = (const float4 *)(p + h);
+        if (tid < h) d[tid] = ce_bwt1(0.0f, p[tid], d[tid], dot, c, ct, tid == y);
+        if (r + tid < V) d[r + tid] = ce_bwt1(0.0f, p[r + tid], d[r + tid], dot, c, ct, r + tid == y);
+        for (int i = tid; i < n4; i += nt) {
+            const float4 a = p4[i], v = d4[i];
+            const int k = y - h - 4 * i;
+            float4 o;
+            o.x = ce_bwt1(0.0f, a.x, v.x, dot, c, ct, k == 0);
+            o.y = ce_bwt1(0.0f, a.y, v.y, dot, c, ct, k == 1);
+            o.z = ce_bwt1(0.0f, a.z, v.z, dot, c, ct, k == 2);
+            o.w = ce_bwt1(0.0f, a.w, v.w, dot, c, ct, k == 3);
+            d4[i] = o;
+        }
+    } else {
+        for (int v = tid; v < V; v += nt) d[v] = ce_bwt1(0.0f, p[v], d[v], dot, c, ct, v == y);
+    }
+}
+
+void cu_crossentropy_backward_tangent_in_place(real *x, const real *probs, const int32_t *targets,
+                                               const int32_t *n_valid, const real *dlosses,
+                                               const real *dtlosses, int B, int T, int V) {
+    if (B <= 0 || T <= 0) return;
+    ce_backward_tangent_in_place_rows_k<<<B * T, CE_THREADS>>>(x, probs, targets, n_valid, dlosses,
+                                                               dtlosses, T, V);
+    cudaLaunchCheck();
 }
 
 void cu_crossentropy_backward_tangent(real *dtlogits, const real *probs, const real *tlogits,

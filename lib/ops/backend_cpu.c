@@ -177,6 +177,7 @@ const Backend backend_cpu = {
     .crossentropy_backward_in_place = crossentropy_backward_in_place,
     .crossentropy_forward_tangent = crossentropy_forward_tangent,
     .crossentropy_backward_tangent = crossentropy_backward_tangent,
+    .crossentropy_backward_tangent_in_place = crossentropy_backward_tangent_in_place,
 
     .meanpool_forward = meanpool_forward,
     .meanpool_backward = meanpool_backward,

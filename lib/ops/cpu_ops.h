@@ -103,6 +103,9 @@ void crossentropy_backward_tangent(real *dtlogits, const real *probs, const real
                                    const int32_t *targets, const int32_t *n_valid,
                                    const real *dlosses, const real *dtlosses,
                                    int B, int T, int V);
+void crossentropy_backward_tangent_in_place(real *x, const real *probs, const int32_t *targets,
+                                            const int32_t *n_valid, const real *dlosses,
+                                            const real *dtlosses, int B, int T, int V);
 
 /* meanpool.c */
 void meanpool_forward(real *out, const real *inp, const int32_t *valid_len, int B, int T, int C);

@@ -6,7 +6,7 @@
  *   tangent:           l̇_b = (1/n) Σ_t (Σ_v p·ṫl − ṫl[y_t])
  *   backward in place: x[t] = (dl_b/n)(p − onehot(y_t)) over x = p or x = the logits
  *   tangent of backward: dtlogits[t] += (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot),
- *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl)
+ *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl); in place: written over ṫl
  * Rows run in parallel; per-example sums are taken over per-row values in row order. */
 #include <stdlib.h>
 
@@ -16,6 +16,14 @@
 
 static inline int n_targets(const int32_t *n_valid, int b, int T) {
     return ops_valid(n_valid, b, T);
+}
+
+/* row bt of x for an op that writes over it, or NULL after zeroing it (t ≥ n_valid[b]) */
+static real *valid_row_or_zero(real *x, int bt, const int32_t *n_valid, int T, int V) {
+    real *d = x + (size_t)bt * V;
+    if (bt % T < n_targets(n_valid, bt / T, T)) return d;
+    for (int v = 0; v < V; v++) d[v] = 0;
+    return NULL;
 }
 
 /* losses[b] = (1/n_b) Σ_{t<n_b} row[b*T+t] */
@@ -97,12 +105,9 @@ void crossentropy_backward_in_place(real *x /*[B,T,V]: probs or logits in, dlogi
                                     const real *dlosses /*[B]*/, int B, int T, int V) {
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
-        int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
-        real *d = x + (size_t)bt * V;
-        if (t >= n) {
-            for (int v = 0; v < V; v++) d[v] = 0;
-            continue;
-        }
+        int b = bt / T, n = n_targets(n_valid, b, T);
+        real *d = valid_row_or_zero(x, bt, n_valid, T, V);
+        if (!d) continue;
         if (from_logits) {
             real mx;
             softmax_row(d, d, V, &mx);
@@ -153,6 +158,27 @@ void crossentropy_backward_tangent(real *dtlogits /*[B,T,V]*/, const real *probs
         } else {
             for (int v = 0; v < V; v++) d[v] += ct * p[v];
         }
+        d[targets[bt]] -= ct;
+    }
+}
+
+void crossentropy_backward_tangent_in_place(real *x /*[B,T,V]: tlogits in, dtlogits out*/,
+                                            const real *probs /*[B,T,V]*/,
+                                            const int32_t *targets /*[B,T]*/,
+                                            const int32_t *n_valid /*[B] or NULL*/,
+                                            const real *dlosses /*[B]*/,
+                                            const real *dtlosses /*[B] or NULL*/,
+                                            int B, int T, int V) {
+    #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, n = n_targets(n_valid, b, T);
+        real *d = valid_row_or_zero(x, bt, n_valid, T, V);
+        if (!d) continue;
+        const real *p = probs + (size_t)bt * V;
+        real c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0, zero = 0;
+        real dot = ops_row_dot(p, d, V);
+        for (int v = 0; v < V; v++)   /* crossentropy_backward_tangent on zeros */
+            d[v] = zero + (c * p[v] * (d[v] - dot) + ct * p[v]);
         d[targets[bt]] -= ct;
     }
 }

@@ -941,6 +941,18 @@ static void test_residual(size_t n) {
 
 /* ---- cross-entropy -------------------------------------------------------------------------- */
 
+/* For an op that writes over its [B,T,V] input: the rows past n_valid become NaN on the
+ * GPU's side, so that one the kernel leaves unwritten (not zeroed) shows, and 1 on the
+ * CPU's (any value the op must overwrite). */
+static void nan_past_valid(Buf *x, int B, int T, int V, const int32_t *n_valid) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (int bt = 0; bt < B * T; bt++)
+            if (bt % T >= (n_valid ? n_valid[bt / T] : T))
+                for (int v = 0; v < V; v++) x->h[(size_t)bt * V + v] = pass ? 1 : NAN;
+        if (!pass) buf_to_dev(x);
+    }
+}
+
 static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     char w[160], tag[96];
     snprintf(tag, sizeof tag, "crossentropy B=%d T=%d V=%d%s", B, T, V, n_valid ? " n_valid" : "");
@@ -971,17 +983,10 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V);
     snprintf(w, sizeof w, "%s backward", tag); check_buf(w, &dlog, TOL);
 
-    /* in place, over the probabilities and over the logits; the rows past n_valid start
-     * NaN on the GPU's side, so one the kernel leaves unwritten (not zeroed) shows */
+    /* in place, over the probabilities and over the logits */
     Buf ip[2] = { in_copy(&probs), in_copy(&logits) };
     for (int k = 0; k < 2; k++) {
-        for (int bt = 0; bt < B * T; bt++)
-            if (bt % T >= (n_valid ? n_valid[bt / T] : T))
-                for (int v = 0; v < V; v++) ip[k].h[(size_t)bt * V + v] = NAN;
-        buf_to_dev(&ip[k]);
-        for (int bt = 0; bt < B * T; bt++)   /* the CPU's side from real values */
-            if (bt % T >= (n_valid ? n_valid[bt / T] : T))
-                for (int v = 0; v < V; v++) ip[k].h[(size_t)bt * V + v] = 1;
+        nan_past_valid(&ip[k], B, T, V, n_valid);
         cpu->crossentropy_backward_in_place(ip[k].h, k, tg.h, nv.h, dl.h, B, T, V);
         gpu->crossentropy_backward_in_place(ip[k].d, k, tg.d, nv.d, dl.d, B, T, V);
         snprintf(w, sizeof w, "%s backward in place, from %s", tag, k ? "logits" : "probs");
@@ -1007,8 +1012,20 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     gpu->crossentropy_backward_tangent(d3.d, probs.d, NULL, tg.d, nv.d, dl.d, dtl.d, B, T, V);
     snprintf(w, sizeof w, "%s backward_tangent (tlogits NULL)", tag); check_buf(w, &d3, TOL);
 
+    /* in place over ṫl, with and without dl̇ */
+    Buf it[2] = { in_copy(&tl), in_copy(&tl) };
+    for (int k = 0; k < 2; k++) {
+        nan_past_valid(&it[k], B, T, V, n_valid);
+        cpu->crossentropy_backward_tangent_in_place(it[k].h, probs.h, tg.h, nv.h, dl.h,
+                                                    k ? dtl.h : NULL, B, T, V);
+        gpu->crossentropy_backward_tangent_in_place(it[k].d, probs.d, tg.d, nv.d, dl.d,
+                                                    k ? dtl.d : NULL, B, T, V);
+        snprintf(w, sizeof w, "%s backward_tangent in place%s", tag, k ? "" : " (dtlosses NULL)");
+        check_buf(w, &it[k], TOL);
+    }
+
     Buf bufs[] = { logits, tl, dl, dtl, loss, probs, loss2, inplace, loss3, dlog, ip[0], ip[1],
-                   tloss, tloss2, d1, d2, d3 };
+                   tloss, tloss2, d1, d2, d3, it[0], it[1] };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&nv);
     ibuf_free(&tg);
@@ -1078,8 +1095,16 @@ static void test_crossentropy_rows(int V) {
     gpu->crossentropy_backward_tangent(d1.d + 1, p.d, tl.d, tg.d, NULL, dl.d, dl.d, B, T, V);
     snprintf(w, sizeof w, "crossentropy V=%d dtlogits misaligned: backward_tangent", V);
     check_buf(w, &d1, TOL);
+    Buf it = buf_alloc(BTV + 1);   /* ṫl one float off the probabilities, in place */
+    it.h[0] = 0.5f;                /* not touched by either side */
+    memcpy(it.h + 1, tl.h, BTV * sizeof(real));
+    buf_to_dev(&it);
+    cpu->crossentropy_backward_tangent_in_place(it.h + 1, p.h, tg.h, NULL, dl.h, dl.h, B, T, V);
+    gpu->crossentropy_backward_tangent_in_place(it.d + 1, p.d, tg.d, NULL, dl.d, dl.d, B, T, V);
+    snprintf(w, sizeof w, "crossentropy V=%d tlogits misaligned: backward_tangent in place", V);
+    check_buf(w, &it, TOL);
 
-    Buf bufs[] = { logits, dl, loss, probs, clean, loss2, shifted, p, dlog, d1, tl };
+    Buf bufs[] = { logits, dl, loss, probs, clean, loss2, shifted, p, dlog, d1, tl, it };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&tg);
 }

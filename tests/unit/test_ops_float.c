@@ -315,6 +315,25 @@ static void test_crossentropy(void) {
     crossentropy_backward_tangent(ht, p, tl, tg, nv, dl, NULL, B, T, V);
     crossentropy_backward_tangent(hu, p, u, tg, nv, dl, NULL, B, T, V);
     CHECK_REL("crossentropy Hessian symmetry", rel2(rdot(u, ht, n), rdot(tl, hu, n)), 1e-4);
+    {   /* the backward tangent in place over ṫl: the bits of the op into zeros, with and
+         * without dl̇; rows past n_valid come out 0 */
+        real *ref = rzeros(n), *x = xmalloc(n * sizeof(real));
+        size_t bad[2] = { 0, 0 };
+        for (int k = 0; k < 2; k++) {
+            const real *dt = k ? dtl : NULL;
+            memset(ref, 0, n * sizeof(real));
+            crossentropy_backward_tangent(ref, p, tl, tg, nv, dl, dt, B, T, V);
+            memcpy(x, tl, n * sizeof(real));
+            crossentropy_backward_tangent_in_place(x, p, tg, nv, dl, dt, B, T, V);
+            for (size_t i = 0; i < n; i++) bad[k] += memcmp(&x[i], &ref[i], sizeof(real)) != 0;
+        }
+        TEST_CHECK(bad[0] == 0 && bad[1] == 0,
+                   "crossentropy backward tangent in place: %zu and %zu of %zu elements differ "
+                   "from the op's (dtlosses NULL, given)", bad[0], bad[1], n);
+        printf("  crossentropy backward tangent in place: %zu and %zu of %zu elements differ\n",
+               bad[0], bad[1], n);
+        free(ref); free(x);
+    }
     free(tg); free(l); free(p); free(loss); free(dl); free(dlog); free(rdl); free(tl); free(tloss);
     free(dtl); free(u); free(ht); free(hu);
 }

@@ -92,19 +92,22 @@ void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, con
     if (dbias) cu_column_sum_add(dbias, dout, N, OC);
 }
 
-/* tout = tinp W + inp tW + tb */
+/* tout = tinp W + inp tW + tb. Without tb the first product writes tout (beta 0): no pass
+ * of zeros before it, and a padded output's copy (gemm.cu) does not read tout either,
+ * which for the head's logits tangent is two passes over [rows, V] fewer. */
 void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
                                const real *tw, const real *tbias, int N, int C, int OC,
                                int w_layout) {
-    fill_rows(tout, tbias, N, OC);
+    const float beta = tbias ? 1.0f : 0.0f;
+    if (tbias || (!tinp && !tw)) fill_rows(tout, tbias, N, OC);
     if (tinp && tw) {   /* in bf16, one product over K = 2C (cu_gemm_ksum) */
-        const CuGemm g1 = x_times_w_args(tout, tinp, w, N, C, OC, w_layout, 1);
+        const CuGemm g1 = x_times_w_args(tout, tinp, w, N, C, OC, w_layout, beta);
         const CuGemm g2 = x_times_w_args(tout, inp, tw, N, C, OC, w_layout, 1);
         cu_gemm_ksum(&g1, &g2, NULL, NULL);
     } else if (tinp) {
-        x_times_w(tout, tinp, w, N, C, OC, w_layout, 1);
+        x_times_w(tout, tinp, w, N, C, OC, w_layout, beta);
     } else if (tw) {
-        x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
+        x_times_w(tout, inp, tw, N, C, OC, w_layout, beta);
     }
 }
 

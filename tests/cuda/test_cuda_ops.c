@@ -482,6 +482,15 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     cpu->matmul_forward_tangent(to3.h, inp.h, NULL, wt.h, NULL, NULL, N, C, OC, layout);
     gpu->matmul_forward_tangent(to3.d, inp.d, NULL, wt.d, NULL, NULL, N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (all NULL: zeros)", tag); check_buf(w, &to3, tol);
+    /* without tbias the GPU's first product writes tout (beta 0): the NaN sentinel there
+     * must not reach the result (the head's logits tangent: tinp and tw, no bias) */
+    Buf to4 = out_nan((size_t)N * OC), to5 = out_nan((size_t)N * OC);
+    cpu->matmul_forward_tangent(to4.h, inp.h, tinp.h, wt.h, tw.h, NULL, N, C, OC, layout);
+    gpu->matmul_forward_tangent(to4.d, inp.d, tinp.d, wt.d, tw.d, NULL, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent (tbias NULL)", tag); check_buf(w, &to4, tol);
+    cpu->matmul_forward_tangent(to5.h, inp.h, NULL, wt.h, tw.h, NULL, N, C, OC, layout);
+    gpu->matmul_forward_tangent(to5.d, inp.d, NULL, wt.d, tw.d, NULL, N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent (tinp, tbias NULL)", tag); check_buf(w, &to5, tol);
 
     Buf dti = acc_rand((size_t)N * C), dtw = acc_rand((size_t)C * OC), dtb = acc_rand(OC);
     cpu->matmul_backward_tangent(dti.h, dtw.h, dtb.h, dout.h, dtout.h, inp.h, tinp.h, wt.h, tw.h,
@@ -509,7 +518,7 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtw", tag); check_buf(w, &dtw3, tol);
 
     Buf bufs[] = { inp, wt, b, tinp, tw, tb, dout, dtout, out, out2, dinp, dw, db, dinp2, to, to2,
-                   to3, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3 };
+                   to3, to4, to5, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
 }
 

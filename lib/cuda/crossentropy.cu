@@ -226,16 +226,29 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
         ce_row_stats(d, V, sh, mx, sum);
         inv = 1.0f / sum;
     }
-    /* p: the probability itself, or the forward's expression for it */
-#define CE_P(v) (from_logits ? expf((v) - mx) * inv : (v))
-    if (tid < h) d[tid] = ce_bwd1(0.0f, CE_P(d[tid]), c, tid == y);
-    if (r + tid < V) d[r + tid] = ce_bwd1(0.0f, CE_P(d[r + tid]), c, r + tid == y);
-    for (int i = tid; i < n4; i += nt) {
-        float4 v = d4[i];
-        v.x = CE_P(v.x); v.y = CE_P(v.y); v.z = CE_P(v.z); v.w = CE_P(v.w);
-        d4[i] = ce_bwd4(zero4, v, c, y - h - 4 * i);
+    /* p: the probability itself, or the forward's expression for it (ce_prob4) */
+    if (tid < h) {
+        const float v = d[tid];
+        d[tid] = ce_bwd1(0.0f, from_logits ? expf(v - mx) * inv : v, c, tid == y);
     }
-#undef CE_P
+    if (r + tid < V) {
+        const float v = d[r + tid];
+        d[r + tid] = ce_bwd1(0.0f, from_logits ? expf(v - mx) * inv : v, c, r + tid == y);
+    }
+    int i = tid;
+    for (; i + nt < n4; i += 2 * nt) {   /* both loads before the stores */
+        float4 v0 = d4[i], v1 = d4[i + nt];
+        if (from_logits) {
+            v0 = ce_prob4(v0, mx, inv);
+            v1 = ce_prob4(v1, mx, inv);
+        }
+        d4[i] = ce_bwd4(zero4, v0, c, y - h - 4 * i);
+        d4[i + nt] = ce_bwd4(zero4, v1, c, y - h - 4 * (i + nt));
+    }
+    if (i < n4) {
+        const float4 v = d4[i];
+        d4[i] = ce_bwd4(zero4, from_logits ? ce_prob4(v, mx, inv) : v, c, y - h - 4 * i);
+    }
 }
 
 void cu_crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
@@ -353,6 +366,17 @@ static __global__ void ce_backward_tangent_rows_k(float *dtlogits, const float *
     }
 }
 
+/* four elements of the backward tangent over ṫl (v), from zeros (k = the target's place) */
+static __device__ __forceinline__ float4 ce_bwt4(float4 a, float4 v, float dot, float c, float ct,
+                                                 int k) {
+    float4 o;
+    o.x = ce_bwt1(0.0f, a.x, v.x, dot, c, ct, k == 0);
+    o.y = ce_bwt1(0.0f, a.y, v.y, dot, c, ct, k == 1);
+    o.z = ce_bwt1(0.0f, a.z, v.z, dot, c, ct, k == 2);
+    o.w = ce_bwt1(0.0f, a.w, v.w, dot, c, ct, k == 3);
+    return o;
+}
+
 /* x[bt] = (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot) over x = ṫl on valid rows, 0 on the others.
  * The row's dot product reads all of ṫl behind its barriers before any write; then each
  * element is read and written by one thread. */
@@ -379,16 +403,13 @@ static __global__ void ce_backward_tangent_in_place_rows_k(float *x, const float
         const float4 *p4 = (const float4 *)(p + h);
         if (tid < h) d[tid] = ce_bwt1(0.0f, p[tid], d[tid], dot, c, ct, tid == y);
         if (r + tid < V) d[r + tid] = ce_bwt1(0.0f, p[r + tid], d[r + tid], dot, c, ct, r + tid == y);
-        for (int i = tid; i < n4; i += nt) {
-            const float4 a = p4[i], v = d4[i];
-            const int k = y - h - 4 * i;
-            float4 o;
-            o.x = ce_bwt1(0.0f, a.x, v.x, dot, c, ct, k == 0);
-            o.y = ce_bwt1(0.0f, a.y, v.y, dot, c, ct, k == 1);
-            o.z = ce_bwt1(0.0f, a.z, v.z, dot, c, ct, k == 2);
-            o.w = ce_bwt1(0.0f, a.w, v.w, dot, c, ct, k == 3);
-            d4[i] = o;
+        int i = tid;
+        for (; i + nt < n4; i += 2 * nt) {   /* four loads in flight before the stores */
+            const float4 a0 = p4[i], v0 = d4[i], a1 = p4[i + nt], v1 = d4[i + nt];
+            d4[i] = ce_bwt4(a0, v0, dot, c, ct, y - h - 4 * i);
+            d4[i + nt] = ce_bwt4(a1, v1, dot, c, ct, y - h - 4 * (i + nt));
         }
+        if (i < n4) d4[i] = ce_bwt4(p4[i], d4[i], dot, c, ct, y - h - 4 * i);
     } else {
         for (int v = tid; v < V; v += nt) d[v] = ce_bwt1(0.0f, p[v], d[v], dot, c, ct, v == y);
     }

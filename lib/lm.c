@@ -688,14 +688,22 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
  * takes the cotangent apart, in bwd.logits, which acts hold only when a tape can be.
  * Likewise the cotangent's tangent is written over the logits' tangent (tan.logits). */
 
+/* examples [b0, b1): the logits alone (a->head_held is not set: no probabilities) */
+static void head_chunk_logits(const Backend *be, const LMConfig *cfg, const LMParams *P,
+                              LMActs *a, int b0, int b1) {
+    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
+    LMTensors *F = &a->fwd;
+    be->matmul_forward(F->logits, F->lnf + (size_t)b0 * T * C, P->wte, NULL, Nc, C, V,
+                       MATMUL_W_OC_C);                                    /* [Nc,V]   */
+}
+
 /* examples [b0, b1): logits, with_probs: softmax in place; losses[b0, b1) */
 static void head_chunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                LMActs *a, int b0, int b1, int with_probs) {
-    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
+    const int V = cfg->vocab, T = a->T_cur;
     LMTensors *F = &a->fwd;
     const size_t r0 = (size_t)b0 * T;
-    be->matmul_forward(F->logits, F->lnf + r0 * C, P->wte, NULL, Nc, C, V,
-                       MATMUL_W_OC_C);                                    /* [Nc,V]   */
+    head_chunk_logits(be, cfg, P, a, b0, b1);
     be->crossentropy_forward(F->losses + b0, with_probs ? F->logits /* in place */ : NULL,
                              F->logits, a->targets + r0, a->n_valid + b0, b1 - b0, T, V);
     a->head_held = with_probs ? b0 : -1;
@@ -802,9 +810,7 @@ static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const real 
             held = HEAD_PROBS_KEPT;
         } else if (a->head_held != b0) {   /* recompute the logits; the softmax comes with
                                             * the backward */
-            const int C = cfg->d_model;
-            be->matmul_forward(a->fwd.logits, a->fwd.lnf + (size_t)b0 * T * C, P.wte, NULL,
-                               (b1 - b0) * T, C, cfg->vocab, MATMUL_W_OC_C);
+            head_chunk_logits(be, cfg, &P, a, b0, b1);
             held = HEAD_LOGITS;
         }
         head_chunk_backward(be, cfg, &P, &G, a, &D, NULL, 0, held, b0, b1);

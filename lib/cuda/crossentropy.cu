@@ -210,14 +210,14 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
     __shared__ float sh[32];
     const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
     const int tid = threadIdx.x, nt = blockDim.x;
+    if (t >= n) {   /* uniform over the block */
+        ce_zero_row(x + (size_t)bt * V, V);
+        return;
+    }
     float *d = x + (size_t)bt * V;
     const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
     float4 *d4 = (float4 *)(d + h);
     const float4 zero4 = { 0.0f, 0.0f, 0.0f, 0.0f };
-    if (t >= n) {   /* uniform over the block */
-        ce_zero_row(d, V);
-        return;
-    }
     const float c = dlosses[b] / n;
     const int y = targets[bt];
     float mx = 0.0f, inv = 1.0f;

@@ -8,13 +8,20 @@
  *  - `*_forward` writes (=) its outputs.
  *  - `*_backward` ACCUMULATES (+=) into every gradient it is given, so zeroing
  *    gradients is one vec_zero; a NULL gradient pointer means "not wanted".
- *    The exceptions, named for it: `crossentropy_backward_in_place` and
- *    `crossentropy_backward_tangent_in_place` overwrite their input.
+ *    The exceptions, where the cotangent has exactly one producer in a model:
+ *      · the input cotangents of matmul (dinp), GELU (dinp) and attention (dqkv) are
+ *        WRITTEN (=), every element (llm.c's CUDA convention), so the model need not
+ *        zero them and the op need not read the zeros back (two passes over the
+ *        activations per op and step); their parameter gradients still accumulate;
+ *      · `crossentropy_backward_in_place` and `crossentropy_backward_tangent_in_place`
+ *        overwrite their input.
  *  - `*_forward_tangent` is the forward-mode derivative: given the tangents t* of the
  *    inputs and parameters (NULL = zero tangent), it writes (=) the output tangent.
  *  - `*_backward_tangent` is the forward-mode derivative of `*_backward`: given the
  *    primal inputs, their tangents, the output cotangent d* and its tangent dt*, it
- *    accumulates (+=) the tangents dt* of the input and parameter cotangents.
+ *    accumulates (+=) the tangents dt* of the parameter cotangents, and treats the input
+ *    cotangents' tangents as `*_backward` treats the input cotangents (written for
+ *    matmul, GELU and attention, accumulated elsewhere).
  *  Together they give the forward-over-reverse pass: gradient g, H·u and ⟨∇ℓ_i,u⟩.
  *  - Shapes are explicit ints; N = number of rows (B*T), C = channels.
  *  - Weights of linear layers are [C, OC] used as x @ W (Hugging Face GPT-2 Conv1D
@@ -104,6 +111,7 @@ struct Backend {
     void (*matmul_forward)(real *out /*[N,OC]*/, const real *inp /*[N,C]*/,
                            const real *w /*[C,OC] or [OC,C]*/, const real *bias /*[OC] or NULL*/,
                            int N, int C, int OC, int w_layout);
+    /* dinp = dout Wᵀ (written); dW += inpᵀ dout; dbias += Σ_n dout */
     void (*matmul_backward)(real *dinp /*[N,C] or NULL*/, real *dw /*like w, or NULL*/,
                             real *dbias /*[OC] or NULL*/, const real *dout /*[N,OC]*/,
                             const real *inp /*[N,C]*/, const real *w,
@@ -113,7 +121,8 @@ struct Backend {
                                    const real *tinp /*[N,C] or NULL*/, const real *w,
                                    const real *tw /*or NULL*/, const real *tbias /*[OC] or NULL*/,
                                    int N, int C, int OC, int w_layout);
-    /* dtinp += dtout @ Wᵀ + dout @ tWᵀ;  dtW += tinpᵀ dout + inpᵀ dtout;  dtb += Σ dtout */
+    /* dtinp = dtout @ Wᵀ + dout @ tWᵀ (written);  dtW += tinpᵀ dout + inpᵀ dtout;
+     * dtb += Σ dtout */
     void (*matmul_backward_tangent)(real *dtinp /*[N,C] or NULL*/, real *dtw /*or NULL*/,
                                     real *dtbias /*[OC] or NULL*/,
                                     const real *dout /*[N,OC]*/, const real *dtout /*[N,OC]*/,
@@ -157,6 +166,7 @@ struct Backend {
     void (*attention_forward)(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
                               const real *qkv /*[B,T,3C]*/, const int32_t *valid_len /*[B] or NULL*/,
                               int causal, int B, int T, int C, int NH);
+    /* attention's backward faces write (=) all of dqkv / dtqkv, 0 at padded positions */
     void (*attention_backward)(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
                                const real *qkv /*[B,T,3C]*/, const real *att /*[B,NH,T,T]*/,
                                const int32_t *valid_len, int causal, int B, int T, int C, int NH);
@@ -170,7 +180,7 @@ struct Backend {
                                        const real *tatt /*[B,NH,T,T]*/, const int32_t *valid_len,
                                        int causal, int B, int T, int C, int NH);
 
-    /* ---- GELU, tanh approximation ----------------------------------------------- */
+    /* ---- GELU, tanh approximation (the backward faces write dinp / dtinp) ------- */
     void (*gelu_forward)(real *out, const real *inp, size_t n);
     void (*gelu_backward)(real *dinp, const real *inp, const real *dout, size_t n);
     void (*gelu_forward_tangent)(real *tout, const real *inp, const real *tinp, size_t n);

@@ -542,39 +542,30 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
             if (tp) block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
         }
 
-        /* ---- MLP half; k.res3 = d(res3) = d(mlp c_proj output) ---- */
-        if (primal) {
-            be->vec_zero(k.fch_gelu, NF);
+        /* ---- MLP half; k.res3 = d(res3) = d(mlp c_proj output). The cotangents of the
+         * matmuls', GELU's and attention's inputs (and their tangents) are written by
+         * those ops (backend.h), so none is zeroed first; LayerNorm's backward adds onto
+         * the residual stream's ---- */
+        if (primal)
             be->matmul_backward(k.fch_gelu, GV(fc_proj_w[l]), GV(fc_proj_b[l]), k.res3,
                                 F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC);
-        }
-        if (tp) {
-            be->vec_zero(DT->fch_gelu, NF);
+        if (tp)
             be->matmul_backward_tangent(DT->fch_gelu, HV->fc_proj_w[l], HV->fc_proj_b[l],
                                         k.res3, DT->res, F->fch_gelu[l], Tt->fch_gelu[l],
                                         P->fc_proj_w[l], U->fc_proj_w[l], N, FF, C,
                                         MATMUL_W_C_OC);
-        }
-        if (primal) {
-            be->vec_zero(k.fch, NF);
+        if (primal)
             be->gelu_backward(k.fch, F->fch[l], k.fch_gelu, NF);
-        }
-        if (tp) {
-            be->vec_zero(DT->fch, NF);
+        if (tp)
             be->gelu_backward_tangent(DT->fch, F->fch[l], Tt->fch[l], k.fch_gelu,
                                       DT->fch_gelu, NF);
-        }
-        if (primal) {
-            be->vec_zero(k.ln2, NC);
+        if (primal)
             be->matmul_backward(k.ln2, GV(fc_w[l]), GV(fc_b[l]), k.fch, F->ln2[l], P->fc_w[l],
                                 N, C, FF, MATMUL_W_C_OC);
-        }
-        if (tp) {
-            be->vec_zero(DT->ln, NC);
+        if (tp)
             be->matmul_backward_tangent(DT->ln, HV->fc_w[l], HV->fc_b[l], k.fch, DT->fch,
                                         F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
                                         N, C, FF, MATMUL_W_C_OC);
-        }
         /* k.res2 = d(res3) + LN2ᵀ(…) = d(res2) */
         if (primal) {
             if (k.res2 != k.res3) be->vec_copy(k.res2, k.res3, NC);
@@ -587,40 +578,28 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
                                            F->ln2_mean[l], F->ln2_rstd[l], N, C);
 
         /* ---- attention half; k.res2 = d(res2) = d(attn c_proj output) ---- */
-        if (primal) {
-            be->vec_zero(k.atty, NC);
+        if (primal)
             be->matmul_backward(k.atty, GV(attn_proj_w[l]), GV(attn_proj_b[l]), k.res2,
                                 F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC);
-        }
-        if (tp) {
-            be->vec_zero(DT->atty, NC);
+        if (tp)
             be->matmul_backward_tangent(DT->atty, HV->attn_proj_w[l], HV->attn_proj_b[l],
                                         k.res2, DT->res, F->atty[l], Tt->atty[l],
                                         P->attn_proj_w[l], U->attn_proj_w[l], N, C, C,
                                         MATMUL_W_C_OC);
-        }
-        if (primal) {
-            be->vec_zero(k.qkv, 3 * NC);
+        if (primal)
             be->attention_backward(k.qkv, k.atty, F->qkv[l], F->att[l], valid_len, causal,
                                    B, T, C, NH);
-        }
-        if (tp) {
-            be->vec_zero(DT->qkv, 3 * NC);
+        if (tp)
             be->attention_backward_tangent(DT->qkv, k.atty, DT->atty, F->qkv[l], Tt->qkv[l],
                                            F->att[l], Tt->att[l], valid_len, causal,
                                            B, T, C, NH);
-        }
-        if (primal) {
-            be->vec_zero(k.ln1, NC);
+        if (primal)
             be->matmul_backward(k.ln1, GV(qkv_w[l]), GV(qkv_b[l]), k.qkv, F->ln1[l],
                                 P->qkv_w[l], N, C, 3 * C, MATMUL_W_C_OC);
-        }
-        if (tp) {
-            be->vec_zero(DT->ln, NC);
+        if (tp)
             be->matmul_backward_tangent(DT->ln, HV->qkv_w[l], HV->qkv_b[l], k.qkv, DT->qkv,
                                         F->ln1[l], Tt->ln1[l], P->qkv_w[l], U->qkv_w[l],
                                         N, C, 3 * C, MATMUL_W_C_OC);
-        }
         /* k.res_in = d(res2) + LN1ᵀ(…) = d(x), the block input */
         if (primal) {
             if (k.res_in != k.res2) be->vec_copy(k.res_in, k.res2, NC);
@@ -728,8 +707,8 @@ enum head_logits {
     HEAD_LOGITS,       /* the logits only (recomputed without the softmax), overwritten */
 };
 
-/* its backward (D->losses = dlosses on the backend): D->lnf rows += …, G->wte += …;
- * with tp the tangents too (DT->lnf rows, HV->wte). replay: D->lnf already holds the
+/* its backward (D->losses = dlosses on the backend): D->lnf's rows of the chunk written,
+ * G->wte += …; with tp the tangents too (DT->lnf's rows written, HV->wte +=). replay: D->lnf already holds the
  * recorded cotangent; only dlogits (elementwise, from the softmax) is rebuilt for the
  * tangent, the GEMMs of the primal backward are skipped. */
 static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LMParams *P,
@@ -801,7 +780,6 @@ static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const real 
     LMGrads D = a->bwd;
     if (tape) D.lnf = tape->lnf;
     be->to_device(D.losses, dlosses, (size_t)B * sizeof(real));
-    be->vec_zero(D.lnf, (size_t)B * T * cfg->d_model);
     for (int b0 = 0; b0 < B; b0 += E) {
         int b1 = b0 + E < B ? b0 + E : B;
         enum head_logits held = HEAD_PROBS;
@@ -830,7 +808,6 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
                              const int32_t *n_valid, int B, int T, const real *dlosses,
                              real *losses, real *grads, real *hvp, real *dloss_dir) {
     CHECK(a->with_tangents, "lm_forward_over_reverse needs activations made with_tangents");
-    const int C = cfg->d_model, N = B * T;
     LMParams P, U, G, HV;
     lm_point_params(&P, (real *)params, cfg);
     lm_point_params(&U, (real *)u, cfg);
@@ -846,8 +823,6 @@ void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real 
     trunk_forward_and_tangent(be, cfg, &P, &U, F, Tt, a->inputs, NULL, 1, 1, B, T);
     if (backward) {
         be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
-        be->vec_zero(a->bwd.lnf, (size_t)N * C);
-        if (hvp) be->vec_zero(a->tbwd.lnf, (size_t)N * C);
     }
     for (int b0 = 0; b0 < B; b0 += E) {
         int b1 = b0 + E < B ? b0 + E : B;
@@ -967,7 +942,7 @@ void lm_forward_over_reverse_replay(const Backend *be, const LMConfig *cfg, cons
     lm_point_params(&U, (real *)u, cfg);
     lm_point_params(&HV, hvp, cfg);
     tape_swap(a, tape);
-    const int B = a->B_cur, T = a->T_cur, C = cfg->d_model;
+    const int B = a->B_cur, T = a->T_cur;
     LMTensors *Tt = &a->tan;
     TangentPass tp = { .U = &U, .Tt = Tt, .HV = &HV, .DT = &a->tbwd };
     LMGrads D = a->bwd;
@@ -976,7 +951,6 @@ void lm_forward_over_reverse_replay(const Backend *be, const LMConfig *cfg, cons
     head_chunk_tangent(be, cfg, &P, &U, a, 0, B);
     if (hvp) {
         be->to_device(D.losses, dlosses, (size_t)B * sizeof(real));
-        be->vec_zero(a->tbwd.lnf, (size_t)B * T * C);
         head_chunk_backward(be, cfg, &P, NULL, a, &D, &tp, 1, HEAD_PROBS_KEPT, 0, B);
         trunk_backward_impl(be, cfg, &P, NULL, &a->fwd, &D, &tp, tape->layer, 1, a->inputs,
                             NULL, 1, B, T);

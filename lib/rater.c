@@ -143,12 +143,11 @@ void rater_backward(const Backend *be, const RaterConfig *cfg, const real *phi, 
     rater_point_params(&G, dphi, cfg);
     be->to_device(a->d_z, dz, (size_t)B * sizeof(real));
 
-    be->vec_zero(a->d_h_gelu, BC);
+    /* the head's input cotangents are written by matmul's and GELU's backward (backend.h);
+     * mean pooling's backward accumulates, so its output is zeroed first */
     be->matmul_backward(a->d_h_gelu, G.head_out_w, G.head_out_b, a->d_z, a->h_gelu,
                         P.head_out_w, B, C, 1, MATMUL_W_C_OC);
-    be->vec_zero(a->d_h, BC);
     be->gelu_backward(a->d_h, a->h, a->d_h_gelu, BC);
-    be->vec_zero(a->d_pooled, BC);
     be->matmul_backward(a->d_pooled, G.head_fc_w, G.head_fc_b, a->d_h, a->pooled,
                         P.head_fc_w, B, C, C, MATMUL_W_C_OC);
     be->vec_zero(a->bwd.lnf, (size_t)B * T * C);

@@ -556,7 +556,9 @@ void cu_attention_forward(real *out, real *att, const real *qkv, const int32_t *
     else    bh_rows_times(1, m_att(att, s), m_qkv(qkv, 2, s), 0, m_btc(out, s), s);
 }
 
-/* dV += Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ += scale·dS K;  dK += scale·dSᵀ Q */
+/* dV = Pᵀ dO;  dP = dO Vᵀ;  dS = softmax'ᵀ dP;  dQ = scale·dS K;  dK = scale·dSᵀ Q: every
+ * product into dqkv with beta 0 (the backward faces write it, backend.h; padded rows get
+ * exact zeros, their P and dS rows and columns being 0) */
 void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
                            const int32_t *valid_len, int causal, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0) return;
@@ -577,18 +579,18 @@ void cu_attention_backward(real *dqkv, const real *dout, const real *qkv, const 
         cudaLaunchCheck();
         const CuBHMatH dSh = m_att_h(dS, 2 * s.T, s),
                        Ph = m_att_h((const __nv_bfloat16 *)dS + s.T, 2 * s.T, s);
-        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Ph, m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s.B, s.NH);
-        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s.B, s.NH);
-        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, Ph, m_btc(dout, s), 0, m_qkv(dqkv, 2, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 1, s), 0, m_qkv(dqkv, 0, s), s.B, s.NH);
+        cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, dSh, m_qkv(qkv, 0, s), 0, m_qkv(dqkv, 1, s), s.B, s.NH);
         return;
     }
-    bh_cols_times(1, m_att(att, s), m_btc(dout, s), 1, m_qkv(dqkv, 2, s), s);
+    bh_cols_times(1, m_att(att, s), m_btc(dout, s), 0, m_qkv(dqkv, 2, s), s);
     bh_scores(1, m_btc(dout, s), m_qkv(qkv, 2, s), 0, m_att(dS, s), s);
     auto softmax_bw = ROW_KERNEL(softmax_jacobian_rows, s);
     softmax_bw<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, att, s, (__nv_bfloat16 *)NULL);
     cudaLaunchCheck();
-    bh_rows_times(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 1, m_qkv(dqkv, 0, s), s);
-    bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 1, m_qkv(dqkv, 1, s), s);
+    bh_rows_times(s.scale, m_att(dS, s), m_qkv(qkv, 1, s), 0, m_qkv(dqkv, 0, s), s);
+    bh_cols_times(s.scale, m_att(dS, s), m_qkv(qkv, 0, s), 0, m_qkv(dqkv, 1, s), s);
 }
 
 /* Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = softmax' Ṡ;  Ȯ = Ṗ V + P V̇ (flash mode: tatt gets r, Ȯ) */
@@ -644,8 +646,10 @@ static void tangent_scores(const float *dtout, CuBHMat dO, CuBHMat V, const floa
     }
 }
 
-/* dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
- * dQ̇ += scale(dṠ K + dS K̇);  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇) */
+/* dV̇ = Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  (dS, dṠ) by the row kernel;
+ * dQ̇ = scale(dṠ K + dS K̇);  dK̇ = scale(dṠᵀ Q + dSᵀ Q̇): written, like the backward's
+ * (each output's first product with beta 0; all of dtqkv zeroed first where dV̇ has no
+ * term, tatt and dtout both NULL, which no caller in lib/ does) */
 void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dtout,
                                    const real *qkv, const real *tqkv, const real *att,
                                    const real *tatt, const int32_t *valid_len, int causal,
@@ -656,7 +660,10 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     const size_t state = flash ? att_flash_elems(s) : att_elems(s);
     att_room(att, state, "att", s);
     att_room(tatt, state, "tatt", s);
-    if (flash && !tqkv && !dtout && !tatt) return;   /* every tangent zero: nothing to add */
+    if (!tatt && !dtout) {
+        cudaCheck(cudaMemsetAsync(dtqkv, 0, (size_t)B * T * 3 * C * sizeof(float), 0));
+        if (flash && !tqkv) return;   /* every tangent zero: so is dtqkv */
+    }
     if (flash && (tatt || !tqkv)) {
         cu_attention_flash_backward_tangent(dtqkv, dout, dtout, qkv, tqkv, att, tatt, valid_len,
                                             causal, B, T, C, NH);
@@ -686,27 +693,27 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
         const CuBHMatH PPh = m_att_h(hp, 2 * s.T, s), DDh = m_att_h(hd, 2 * s.T, s);
         const CuBHMatH PPi = { hp, PPh.sb, PPh.sh, s.T }, DDi = { hd, DDh.sb, DDh.sh, s.T };
         if (tatt && dtout) {
-            cu_gemm_bh_bf16a_ksum(1, 0, s.T, s.hs, s.T, s.T, 1, PPi, dO, m_btc(dtout, s), 1, 1,
+            cu_gemm_bh_bf16a_ksum(1, 0, s.T, s.hs, s.T, s.T, 1, PPi, dO, m_btc(dtout, s), 1, 0,
                                   dVt, s.B, s.NH);
         } else if (tatt) {
-            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, PPh, dO, 1, dVt, s.B, s.NH);
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, PPh, dO, 0, dVt, s.B, s.NH);
         } else if (dtout) {
             cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, 1, m_att_h(hp + s.T, 2 * s.T, s),
-                             m_btc(dtout, s), 1, dVt, s.B, s.NH);
+                             m_btc(dtout, s), 0, dVt, s.B, s.NH);
         }
         if (tqkv) {
             cu_gemm_bh_bf16a_ksum(0, 0, s.T, s.hs, s.T, s.T, s.scale, DDh, K, m_qkv(tqkv, 1, s), 0,
-                                  1, dQt, s.B, s.NH);
+                                  0, dQt, s.B, s.NH);
             cu_gemm_bh_bf16a_ksum(1, 0, s.T, s.hs, s.T, s.T, s.scale, DDi, Q, m_qkv(tqkv, 0, s), 1,
-                                  1, dKt, s.B, s.NH);
+                                  0, dKt, s.B, s.NH);
         } else {
-            cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, DDh, K, 1, dQt, s.B, s.NH);
-            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, DDh, Q, 1, dKt, s.B, s.NH);
+            cu_gemm_bh_bf16a(0, 0, s.T, s.hs, s.T, s.scale, DDh, K, 0, dQt, s.B, s.NH);
+            cu_gemm_bh_bf16a(1, 0, s.T, s.hs, s.T, s.scale, DDh, Q, 0, dKt, s.B, s.NH);
         }
         return;
     }
-    if (tatt) bh_cols_times(1, m_att(tatt, s), dO, 1, dVt, s);
-    if (dtout) bh_cols_times(1, P, m_btc(dtout, s), 1, dVt, s);
+    if (tatt) bh_cols_times(1, m_att(tatt, s), dO, 0, dVt, s);
+    if (dtout) bh_cols_times(1, P, m_btc(dtout, s), tatt ? 1 : 0, dVt, s);
     bh_scores(1, dO, V, 0, DS, s);
     tangent_scores(dtout, dO, V, tqkv, dSt, s);
 
@@ -714,8 +721,8 @@ void cu_attention_backward_tangent(real *dtqkv, const real *dout, const real *dt
     softmax_bwt<<<row_blocks(s), 32 * ROWS_PER_BLOCK>>>(dS, dSt, att, tatt, s);
     cudaLaunchCheck();
 
-    bh_rows_times(s.scale, DST, K, 1, dQt, s);
-    bh_cols_times(s.scale, DST, Q, 1, dKt, s);
+    bh_rows_times(s.scale, DST, K, 0, dQt, s);
+    bh_cols_times(s.scale, DST, Q, 0, dKt, s);
     if (tqkv) {
         bh_rows_times(s.scale, DS, m_qkv(tqkv, 1, s), 1, dQt, s);
         bh_cols_times(s.scale, DS, m_qkv(tqkv, 0, s), 1, dKt, s);

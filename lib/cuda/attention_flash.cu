@@ -32,10 +32,10 @@
  *   D         one warp per query row: D = rowsum(dO ⊙ O) into scratch (CU_SCR_ROWS).
  *   dK, dV    one block per (64 keys, b·h), tiles of FB_BQ = 32 queries from the block's
  *             first key on (causal) to L: Sᵀ = K Qᵀ, Pᵀ = exp(scale·Sᵀ − lse), dPᵀ = V dOᵀ,
- *             dSᵀ = Pᵀ ⊙ (dPᵀ − D); dV += Pᵀ dO, dK += dSᵀ Q; added to dqkv at the end
- *             (dK times scale).
+ *             dSᵀ = Pᵀ ⊙ (dPᵀ − D); dV += Pᵀ dO, dK += dSᵀ Q in registers; stored into
+ *             dqkv at the end (dK times scale).
  *   dQ        one block per (64 queries, b·h), tiles of FB_BC = 32 keys: S, P, dP = dO Vᵀ,
- *             dS = P ⊙ (dP − D), dQ += dS K, added to dqkv at the end times scale.
+ *             dS = P ⊙ (dP − D), dQ += dS K; stored into dqkv at the end times scale.
  *   forward tangent   one block per (64 queries, b·h), tiles of FT_BC = 32 keys, two
  *             passes: r = rowsum(P ⊙ Ṡ) (S, Ṡ = Q̇ Kᵀ + Q K̇ᵀ per tile), then Ȯ += Ṗ V + P V̇
  *             with Ṗ = P ⊙ (Ṡ − r) (S, Ṡ again); no rescale (lse is final). Writes tout
@@ -52,9 +52,9 @@
  * read. A NULL tangent (tqkv, dtout) is loaded as zero tiles.
  * Numerics: Q, K, V, dO, their tangents, P, Ṗ, dS and dṠ enter the products as bf16
  * (round to nearest even), accumulation in fp32; scores, softmax statistics, r, D, Ḋ and
- * the accumulated outputs are fp32. The backward and the backward tangent ACCUMULATE into
- * dqkv / dtqkv (+=, only rows t < L, which are the only ones the CPU changes); the forward
- * and the forward tangent write every element of out / tout (0 for padded queries).
+ * the accumulated outputs are fp32. All four faces write every element of their outputs
+ * (=, backend.h): out / tout, and the backward faces' dqkv / dtqkv, 0 at padded positions
+ * (rows t ≥ L), each warp storing its own 16 rows even where it has nothing to compute.
  * Deterministic: no atomics; each output element is written by one thread in a fixed
  * order (the tensor-core products and the loops have fixed orders).
  * hs ∈ {16, 32, 48, 64} (template HS); the static shared memory of each kernel is
@@ -183,19 +183,22 @@ static __device__ __forceinline__ void fl_load_a(uint32_t a[][4], const float *s
     }
 }
 
-/* dst rows r0 + g (+ 8) < limit, columns 0 … HS − 1 (leading dimension ld) += alpha ·
- * acc, acc the mma accumulators (mma_bf16.cuh) of 16 rows × HS: one warp, each lane adding
- * its own elements (one writer per element) */
+/* dst rows r0 + g (+ 8) < T, columns 0 … HS − 1 (leading dimension ld) = alpha · acc for
+ * rows < L, 0 for the padded rows L … T − 1 (acc NULL: 0 for all), acc the mma
+ * accumulators (mma_bf16.cuh) of 16 rows × HS: one warp, each lane storing its own
+ * elements (one writer per element) */
 template <int HS>
-static __device__ __forceinline__ void fl_add_acc(float *dst, int ld, int r0, int limit,
-                                                  float alpha, const float acc[][4]) {
+static __device__ __forceinline__ void fl_store_acc(float *dst, int ld, int r0, int L, int T,
+                                                    float alpha, const float (*acc)[4]) {
     const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
     FL_UNROLL
     for (int c = 0; c < HS / 8; c++) {
         FL_UNROLL
         for (int i = 0; i < 4; i++) {
             const int row = r0 + g + 8 * (i >> 1);
-            if (row < limit) dst[(size_t)row * ld + 8 * c + 2 * q + (i & 1)] += alpha * acc[c][i];
+            if (row < T)
+                dst[(size_t)row * ld + 8 * c + 2 * q + (i & 1)] =
+                    acc && row < L ? alpha * acc[c][i] : 0.0f;
         }
     }
 }
@@ -401,7 +404,7 @@ static_assert(FL_BK % FB_BQ == 0, "the dK/dV loop starts at the block's first ke
  * in bf16 both row-major and transposed (the B operands of Sᵀ = K Qᵀ, dPᵀ = V dOᵀ and of
  * dK += dSᵀ Q, dV += Pᵀ dO), with lse and D. Pᵀ = exp(scale·Sᵀ − lse) where allowed (0
  * elsewhere), dSᵀ = Pᵀ ⊙ (dPᵀ − D), both in registers and rounded to bf16 as A operands.
- * dK (times scale) and dV are added to dqkv's rows j < L at the end. */
+ * dK (times scale) and dV are stored into dqkv at the end (0 in rows j ≥ L). */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
@@ -422,8 +425,12 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
     const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
-    if (k0 >= L) return;   /* block-uniform: these keys get nothing */
     const size_t qoff = (size_t)b * T * C3 + h * HS;
+    if (k0 >= L) {   /* block-uniform: these keys get 0 */
+        fl_store_acc<HS>(dqkv + qoff + C, C3, kw, L, T, 0.0f, NULL);
+        fl_store_acc<HS>(dqkv + qoff + 2 * C, C3, kw, L, T, 0.0f, NULL);
+        return;
+    }
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *dO = dout + (size_t)b * T * C + h * HS;
     lse += (size_t)bh * T;
@@ -471,9 +478,8 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
         fl_mma_acc_b<FB_BQ, HS>(dk, dp, qt_s, LDT);   /* dK += dSᵀ Q */
     }
 
-    if (kw >= L) return;   /* warp-uniform; no block barrier follows */
-    fl_add_acc<HS>(dqkv + qoff + C, C3, kw, L, s.scale, dk);
-    fl_add_acc<HS>(dqkv + qoff + 2 * C, C3, kw, L, 1.0f, dv);
+    fl_store_acc<HS>(dqkv + qoff + C, C3, kw, L, T, s.scale, dk);
+    fl_store_acc<HS>(dqkv + qoff + 2 * C, C3, kw, L, T, 1.0f, dv);
 #endif
 }
 
@@ -481,7 +487,7 @@ flash_backward_kv_k(float *dqkv, const float *dout, const float *qkv, const floa
  * keys like the forward, on mma.sync. Each warp keeps its Q and dO rows as A operands and
  * dQ in accumulators; per tile the block stages K (row-major and transposed) and V
  * (row-major) in bf16. S = Q Kᵀ, P = exp(scale·S − lse) where allowed, dP = dO Vᵀ,
- * dS = P ⊙ (dP − D), dQ += dS K; dQ (times scale) is added to dqkv's rows t < L. */
+ * dS = P ⊙ (dP − D), dQ += dS K; dQ (times scale) is stored into dqkv (0 in rows t ≥ L). */
 template <int HS>
 static __global__ void __launch_bounds__(FL_THREADS)
 flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float *lse,
@@ -501,9 +507,12 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
     const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
-    if (kend == 0) return;   /* block-uniform: padded queries get nothing */
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
     const size_t qoff = (size_t)b * T * C3 + h * HS;
+    if (kend == 0) {   /* block-uniform: padded queries get 0 */
+        fl_store_acc<HS>(dqkv + qoff, C3, tw, L, T, 0.0f, NULL);
+        return;
+    }
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *dO = dout + (size_t)b * T * C + h * HS;
     int n_keys[2];
@@ -546,8 +555,7 @@ flash_backward_q_k(float *dqkv, const float *dout, const float *qkv, const float
         fl_mma_acc_b<FB_BC, HS>(dq, dp, kt_s, LDT);   /* dQ += dS K */
     }
 
-    if (tw >= L) return;   /* warp-uniform; no block barrier follows */
-    fl_add_acc<HS>(dqkv + qoff, C3, tw, L, s.scale, dq);
+    fl_store_acc<HS>(dqkv + qoff, C3, tw, L, T, s.scale, dq);
 #endif
 }
 
@@ -677,7 +685,7 @@ flash_forward_tangent_k(float *tout, float *r_out, float *ot_copy, const float *
  * Ṗ = P ⊙ (scale·Ṡ' − r) (Ṡ' = Q̇ Kᵀ + Q K̇ᵀ, r from the forward tangent), dP = dO Vᵀ,
  * dṖ = dȮ Vᵀ + dO V̇ᵀ, D = dO·O and Ḋ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ) = dȮ·O + dO·Ȯ per query:
  *   dS = P ⊙ (dP − D),  dṠ = Ṗ ⊙ (dP − D) + P ⊙ (dṖ − Ḋ),
- *   dV̇ += Ṗᵀ dO + Pᵀ dȮ,  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇),  dQ̇ += scale(dṠ K + dS K̇).
+ *   dV̇ = Ṗᵀ dO + Pᵀ dȮ,  dK̇ = scale(dṠᵀ Q + dSᵀ Q̇),  dQ̇ = scale(dṠ K + dS K̇).
  * Two kernels like the backward's, on mma.sync: each warp keeps the four operands of its
  * 16 rows (K, K̇, V, V̇ or Q, Q̇, dO, dȮ) as A operands, P, Ṗ, dP − D and dṖ in fp32
  * accumulators per tile, and its two outputs in accumulators; the tiles of the other side
@@ -712,8 +720,12 @@ flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
     const int bh = blockIdx.y, b = bh / s.NH, h = bh % s.NH, T = s.T, C = s.C, C3 = 3 * C;
     const int k0 = blockIdx.x * FL_BK, kw = k0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
-    if (k0 >= L) return;   /* block-uniform: these keys get nothing */
     const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
+    if (k0 >= L) {   /* block-uniform: these keys get 0 */
+        fl_store_acc<HS>(dtqkv + qoff + C, C3, kw, L, T, 0.0f, NULL);
+        fl_store_acc<HS>(dtqkv + qoff + 2 * C, C3, kw, L, T, 0.0f, NULL);
+        return;
+    }
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
     const float *vt = qt ? qt + 2 * C : NULL;
@@ -784,9 +796,8 @@ flash_backward_tangent_kv_k(float *dtqkv, const float *dout, const float *dtout,
         fl_mma_acc_b<BQ, HS>(dkt, gd, qtT_s, LDT);    /* dK̇ += dSᵀ Q̇ */
     }
 
-    if (kw >= L) return;   /* warp-uniform; no block barrier follows */
-    fl_add_acc<HS>(dtqkv + qoff + C, C3, kw, L, s.scale, dkt);
-    fl_add_acc<HS>(dtqkv + qoff + 2 * C, C3, kw, L, 1.0f, dvt);
+    fl_store_acc<HS>(dtqkv + qoff + C, C3, kw, L, T, s.scale, dkt);
+    fl_store_acc<HS>(dtqkv + qoff + 2 * C, C3, kw, L, T, 1.0f, dvt);
 #endif
 }
 
@@ -814,9 +825,12 @@ flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
     const int q0 = blockIdx.x * FL_BR, tw = q0 + 16 * warp;
     const int L = cu_valid(s.valid_len, b, T);
     const int kend = q0 < L ? (s.causal ? fl_min(q0 + FL_BR, L) : L) : 0;
-    if (kend == 0) return;   /* block-uniform: padded queries get nothing */
     const int warp_keys = tw < L ? (s.causal ? fl_min(tw + 16, L) : L) : 0;
     const size_t qoff = (size_t)b * T * C3 + h * HS, ooff = (size_t)b * T * C + h * HS;
+    if (kend == 0) {   /* block-uniform: padded queries get 0 */
+        fl_store_acc<HS>(dtqkv + qoff, C3, tw, L, T, 0.0f, NULL);
+        return;
+    }
     const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
     const float *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
     const float *vt = qt ? qt + 2 * C : NULL;
@@ -878,8 +892,7 @@ flash_backward_tangent_q_k(float *dtqkv, const float *dout, const float *dtout,
         fl_mma_acc_b<BC, HS>(dqt, gd, ktT_s, LDT);    /* dQ̇ += dS K̇ */
     }
 
-    if (tw >= L) return;   /* warp-uniform; no block barrier follows */
-    fl_add_acc<HS>(dtqkv + qoff, C3, tw, L, s.scale, dqt);
+    fl_store_acc<HS>(dtqkv + qoff, C3, tw, L, T, s.scale, dqt);
 #endif
 }
 

@@ -1,7 +1,8 @@
 /* gelu.cu — GELU, tanh approximation, and its faces on the GPU: lib/ops/gelu.c's formulas
  * (y', y'' derived there), elementwise, in the same order of updates:
- *   backward: dx += y'·dy;  tangent: ẏ = y'·ẋ;  tangent of backward: dẋ += y''·ẋ·dy + y'·dẏ
- * (the two terms added one after the other, as the CPU's two passes do). tanhf is
+ *   backward: dx = y'·dy;  tangent: ẏ = y'·ẋ;  tangent of backward: dẋ = y''·ẋ·dy + y'·dẏ
+ * (the two terms added in that order, as the CPU adds them). Every face writes (=) its
+ * output, the backward faces included (backend.h): dx is not read. tanhf is
  * CUDA's (≤ 2 ulp); the CPU float build uses a rational approximation (≤ 3e-7). */
 #include <stdint.h>
 
@@ -68,18 +69,18 @@ void cu_gelu_forward(real *out, const real *inp, size_t n) {
 }
 
 static __global__ void gelu_backward_k(float *dinp, const float *inp, const float *dout, size_t n) {
-    GRID_STRIDE(i, n) dinp[i] += gelu_d1(inp[i]) * dout[i];
+    GRID_STRIDE(i, n) dinp[i] = gelu_d1(inp[i]) * dout[i];
 }
 
 static __global__ void gelu_backward_vec4_k(float4 *dinp, const float4 *inp, const float4 *dout,
                                             size_t n4) {
     GRID_STRIDE(i, n4) {
         const float4 x = inp[i], d = dout[i];
-        float4 a = dinp[i];
-        a.x += gelu_d1(x.x) * d.x;
-        a.y += gelu_d1(x.y) * d.y;
-        a.z += gelu_d1(x.z) * d.z;
-        a.w += gelu_d1(x.w) * d.w;
+        float4 a;
+        a.x = gelu_d1(x.x) * d.x;
+        a.y = gelu_d1(x.y) * d.y;
+        a.z = gelu_d1(x.z) * d.z;
+        a.w = gelu_d1(x.w) * d.w;
         dinp[i] = a;
     }
 }
@@ -108,8 +109,8 @@ void cu_gelu_forward_tangent(real *tout, const real *inp, const real *tinp, size
 static __global__ void gelu_backward_tangent_k(float *dtinp, const float *inp, const float *tinp,
                                                const float *dout, const float *dtout, size_t n) {
     GRID_STRIDE(i, n) {
-        float x = inp[i], acc = dtinp[i];
-        if (tinp) acc += gelu_d2(x) * tinp[i] * dout[i];
+        float x = inp[i], acc = 0.0f;
+        if (tinp) acc = gelu_d2(x) * tinp[i] * dout[i];
         if (dtout) acc += gelu_d1(x) * dtout[i];
         dtinp[i] = acc;
     }
@@ -117,7 +118,7 @@ static __global__ void gelu_backward_tangent_k(float *dtinp, const float *inp, c
 
 void cu_gelu_backward_tangent(real *dtinp, const real *inp, const real *tinp, const real *dout,
                               const real *dtout, size_t n) {
-    if (!n || (!tinp && !dtout)) return;
+    if (!n) return;
     gelu_backward_tangent_k<<<cu_blocks(n), CU_THREADS>>>(dtinp, inp, tinp, dout, dtout, n);
     cudaLaunchCheck();
 }

@@ -1,6 +1,7 @@
 /* matmul.cu — linear layer with bias, out = inp @ W + b, and its three derivative faces,
- * on cuBLAS: lib/ops/matmul.c product for product (same shapes, same beta = 1
- * accumulation), every GEMM through gemm.cu (cu_gemm, and its pair and ksum forms that
+ * on cuBLAS: lib/ops/matmul.c product for product (same shapes; the input cotangent's first
+ * product with beta = 0, since the backward faces write it (backend.h), every other one
+ * accumulating with beta = 1), every GEMM through gemm.cu (cu_gemm, and its pair and ksum forms that
  * share or concatenate bf16 copies), so the fp32 / TF32 / bf16 mode applies to all four
  * faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
  * embedding). The bias gradient is a column sum by GEMV (fixed order, no atomics). */
@@ -19,16 +20,16 @@ static void x_times_w(float *out, const float *x, const float *w, int N, int C, 
     cu_gemm_run(&g);
 }
 
-/* dx[N,C] += d[N,OC] @ Wᵀ, as cu_gemm's arguments */
+/* dx[N,C] = d[N,OC] @ Wᵀ + beta·dx, as cu_gemm's arguments */
 static CuGemm d_times_wt_args(float *dx, const float *d, const float *w, int N, int C, int OC,
-                              int w_layout) {
-    if (w_layout == MATMUL_W_OC_C) return CuGemm{ 0, 0, N, C, OC, 1, d, OC, w, C, 1, dx, C };
-    return CuGemm{ 0, 1, N, C, OC, 1, d, OC, w, OC, 1, dx, C };
+                              int w_layout, float beta) {
+    if (w_layout == MATMUL_W_OC_C) return CuGemm{ 0, 0, N, C, OC, 1, d, OC, w, C, beta, dx, C };
+    return CuGemm{ 0, 1, N, C, OC, 1, d, OC, w, OC, beta, dx, C };
 }
 
 static void d_times_wt(float *dx, const float *d, const float *w, int N, int C, int OC,
-                       int w_layout) {
-    const CuGemm g = d_times_wt_args(dx, d, w, N, C, OC, w_layout);
+                       int w_layout, float beta) {
+    const CuGemm g = d_times_wt_args(dx, d, w, N, C, OC, w_layout, beta);
     cu_gemm_run(&g);
 }
 
@@ -69,26 +70,27 @@ void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bi
     x_times_w(out, inp, w, N, C, OC, w_layout, bias ? 1.0f : 0.0f);
 }
 
-/* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout. With both products, cu_gemm_pair:
- * in bf16 mode dout is rounded to bf16 once for both where gemm.cu allows it (the same
- * bits as two products). */
-/* dinp += d Wᵀ and dW += inpᵀ d, either or both (NULL: not) */
+/* dinp = d Wᵀ + dinp_beta·dinp and dW += inpᵀ d, either or both (NULL: not). With both
+ * products, cu_gemm_pair: in bf16 mode d is rounded to bf16 once for both where gemm.cu
+ * allows it (the same bits as two products). */
 static void matmul_backward_products(float *dinp, float *dw, const float *d, const float *inp,
-                                     const float *w, int N, int C, int OC, int w_layout) {
+                                     const float *w, int N, int C, int OC, int w_layout,
+                                     float dinp_beta) {
     if (dinp && dw) {
-        const CuGemm gx = d_times_wt_args(dinp, d, w, N, C, OC, w_layout);
+        const CuGemm gx = d_times_wt_args(dinp, d, w, N, C, OC, w_layout, dinp_beta);
         const CuGemm gw = xt_times_d_args(dw, inp, d, N, C, OC, w_layout);
         cu_gemm_pair(&gx, &gw, d);
     } else if (dinp) {
-        d_times_wt(dinp, d, w, N, C, OC, w_layout);
+        d_times_wt(dinp, d, w, N, C, OC, w_layout, dinp_beta);
     } else if (dw) {
         xt_times_d(dw, inp, d, N, C, OC, w_layout);
     }
 }
 
+/* dinp = dout Wᵀ (written); dW += inpᵀ dout; dbias += Σ_n dout */
 void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
                         const real *w, int N, int C, int OC, int w_layout) {
-    matmul_backward_products(dinp, dw, dout, inp, w, N, C, OC, w_layout);
+    matmul_backward_products(dinp, dw, dout, inp, w, N, C, OC, w_layout, 0.0f);
     if (dbias) cu_column_sum_add(dbias, dout, N, OC);
 }
 
@@ -111,7 +113,8 @@ void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, co
     }
 }
 
-/* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += inpᵀ dtout + tinpᵀ dout;  dtb += Σ_n dtout */
+/* dtinp = dtout Wᵀ + dout tWᵀ (written; 0 without either term);  dtW += inpᵀ dtout +
+ * tinpᵀ dout;  dtb += Σ_n dtout */
 void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
                                 const real *dtout, const real *inp, const real *tinp,
                                 const real *w, const real *tw, int N, int C, int OC,
@@ -119,8 +122,8 @@ void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real
     if (dtinp && dtout && dout && tw && cu_ksum()) {
         /* dtinp's two products as one over K = 2·OC, whose copy of [dtout | dout] dtW's
          * products read (cu_gemm_ksum); dtW gets inpᵀ dtout before tinpᵀ dout */
-        const CuGemm gx1 = d_times_wt_args(dtinp, dtout, w, N, C, OC, w_layout);
-        const CuGemm gx2 = d_times_wt_args(dtinp, dout, tw, N, C, OC, w_layout);
+        const CuGemm gx1 = d_times_wt_args(dtinp, dtout, w, N, C, OC, w_layout, 0.0f);
+        const CuGemm gx2 = d_times_wt_args(dtinp, dout, tw, N, C, OC, w_layout, 1.0f);
         CuGemm gw1, gw2;
         if (dtw) gw1 = xt_times_d_args(dtw, inp, dtout, N, C, OC, w_layout);
         if (dtw && tinp) gw2 = xt_times_d_args(dtw, tinp, dout, N, C, OC, w_layout);
@@ -129,9 +132,11 @@ void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real
         return;
     }
     /* otherwise in two pairs, each sharing its d (dtout, then dout): dtinp gets its terms
-     * in the order above, dtW gets inpᵀ dtout before tinpᵀ dout */
-    if (dtout) matmul_backward_products(dtinp, dtw, dtout, inp, w, N, C, OC, w_layout);
+     * in the order above (the first written), dtW gets inpᵀ dtout before tinpᵀ dout */
+    if (dtout) matmul_backward_products(dtinp, dtw, dtout, inp, w, N, C, OC, w_layout, 0.0f);
     if (dout) matmul_backward_products(tw ? dtinp : NULL, tinp ? dtw : NULL, dout, tinp, tw, N, C,
-                                       OC, w_layout);
+                                       OC, w_layout, dtout ? 1.0f : 0.0f);
+    if (dtinp && !dtout && !(dout && tw))   /* neither term: its tangent is 0 */
+        cudaCheck(cudaMemsetAsync(dtinp, 0, (size_t)N * C * sizeof(float), 0));
     if (dtbias && dtout) cu_column_sum_add(dtbias, dtout, N, OC);
 }

@@ -7,13 +7,16 @@
  *   S = scale·Q Kᵀ,  P = softmax over the allowed keys of each row (0 elsewhere),  O = P V;
  *   query rows t >= L are padding: their P row and O row are 0.
  * With the softmax Jacobian applied row-wise, softmax'(P)·X = P ⊙ (X − rowsum(P ⊙ X)):
- *   backward:  dV += Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − r), r = rowsum(P ⊙ dP);
- *              dQ += scale·dS K;  dK += scale·dSᵀ Q
+ *   backward:  dV = Pᵀ dO;  dP = dO Vᵀ;  dS = P ⊙ (dP − r), r = rowsum(P ⊙ dP);
+ *              dQ = scale·dS K;  dK = scale·dSᵀ Q
  *   tangent:   Ṡ = scale(Q̇ Kᵀ + Q K̇ᵀ);  Ṗ = P ⊙ (Ṡ − rowsum(P ⊙ Ṡ));  Ȯ = Ṗ V + P V̇
  *   tangent of the backward (dȮ = dtout):
- *              dV̇ += Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  ṙ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ)
+ *              dV̇ = Ṗᵀ dO + Pᵀ dȮ;  dṖ = dȮ Vᵀ + dO V̇ᵀ;  ṙ = rowsum(Ṗ ⊙ dP + P ⊙ dṖ)
  *              dṠ = Ṗ ⊙ (dP − r) + P ⊙ (dṖ − ṙ)
- *              dQ̇ += scale(dṠ K + dS K̇);  dK̇ += scale(dṠᵀ Q + dSᵀ Q̇)
+ *              dQ̇ = scale(dṠ K + dS K̇);  dK̇ = scale(dṠᵀ Q + dSᵀ Q̇)
+ * Both backward faces write (=) dqkv / dtqkv, every element (0 at padded positions): the
+ * qkv cotangent has no other producer, so they are exceptions to "backward accumulates"
+ * (backend.h). Each (b, h) zeroes its slices, then its blocks' products add into them.
  * Only the L×L block of valid queries and keys enters any product (everything outside it
  * is exactly 0). Causal attention goes in blocks of ATT_ROW_BLOCK query rows, each against
  * the keys up to its last row, so the products skip most of the zero upper triangle (at
@@ -82,6 +85,14 @@ void attention_forward(real *out /*[B,T,C]*/, real *att /*[B,NH,T,T]*/,
     }
 }
 
+/* the (b, h) slices of q, k and v in T rows of a [T, 3C] cotangent set to 0: the backward
+ * faces write their output, and their blocks' products add into these zeros */
+static void zero_head_slices(real *d, int T, int C, int hs) {
+    for (int t = 0; t < T; t++)
+        for (int part = 0; part < 3; part++)
+            memset(d + (size_t)t * 3 * C + (size_t)part * C, 0, (size_t)hs * sizeof(real));
+}
+
 void attention_backward(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
                         const real *qkv /*[B,T,3C]*/, const real *att /*[B,NH,T,T]*/,
                         const int32_t *valid_len /*[B] or NULL*/, int causal,
@@ -92,9 +103,10 @@ void attention_backward(real *dqkv /*[B,T,3C]*/, const real *dout /*[B,T,C]*/,
     #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, L = ops_valid(valid_len, b, T);
-        if (L == 0) continue;
         const real *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
         real *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        zero_head_slices(dq, T, C, hs);
+        if (L == 0) continue;
         const real *P = att + (size_t)bh * T * T;
         const real *dO = dout + (size_t)b * T * C + h * hs;
         real *dS = ops_scratch(0, (size_t)L * L);  /* dP, then dS in place */
@@ -171,8 +183,9 @@ void attention_backward_tangent(real *dtqkv /*[B,T,3C]*/, const real *dout /*[B,
     #pragma omp parallel for schedule(dynamic, 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, L = ops_valid(valid_len, b, T);
-        if (L == 0) continue;
         size_t qoff = (size_t)b * T * C3 + h * hs, ooff = (size_t)b * T * C + h * hs;
+        zero_head_slices(dtqkv + qoff, T, C, hs);
+        if (L == 0) continue;
         const real *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
         const real *qt = tqkv ? tqkv + qoff : NULL, *kt = qt ? qt + C : NULL;
         const real *vt = qt ? qt + 2 * C : NULL;

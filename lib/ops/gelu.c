@@ -2,7 +2,9 @@
  * k = sqrt(2/π), with its first and second derivatives for the tangent faces:
  *   y'  = ½(1 + tanh u) + ½x·sech²u·u',                      u' = k(1 + 3·0.044715x²)
  *   y'' = sech²u·u' + ½x·sech²u·(u'' − 2 tanh u·u'²),         u'' = 6k·0.044715x
- * backward: dx += y'·dy;  tangent: ẏ = y'·ẋ;  tangent of backward: dẋ += y''·ẋ·dy + y'·dẏ. */
+ * backward: dx = y'·dy;  tangent: ẏ = y'·ẋ;  tangent of backward: dẋ = y''·ẋ·dy + y'·dẏ.
+ * Every face writes (=) its output: GELU's input cotangent has no other producer, so
+ * the backward faces are exceptions to "backward accumulates" (backend.h). */
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
@@ -36,7 +38,7 @@ void gelu_forward(real *out /*[n]*/, const real *inp /*[n]*/, size_t n) {
 void gelu_backward(real *dinp /*[n]*/, const real *inp /*[n]*/, const real *dout /*[n]*/,
                    size_t n) {
     #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] += gelu_d1(inp[i]) * dout[i];
+    for (size_t i = 0; i < n; i++) dinp[i] = gelu_d1(inp[i]) * dout[i];
 }
 
 void gelu_forward_tangent(real *tout /*[n]*/, const real *inp /*[n]*/,
@@ -52,9 +54,11 @@ void gelu_forward_tangent(real *tout /*[n]*/, const real *inp /*[n]*/,
 void gelu_backward_tangent(real *dtinp /*[n]*/, const real *inp /*[n]*/,
                            const real *tinp /*[n] or NULL*/, const real *dout /*[n]*/,
                            const real *dtout /*[n] or NULL*/, size_t n) {
-    if (tinp) {
-        #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
-        for (size_t i = 0; i < n; i++) dtinp[i] += gelu_d2(inp[i]) * tinp[i] * dout[i];
+    #pragma omp parallel for if (n > OPS_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        real d = 0;
+        if (tinp) d = gelu_d2(inp[i]) * tinp[i] * dout[i];
+        if (dtout) d += gelu_d1(inp[i]) * dtout[i];
+        dtinp[i] = d;
     }
-    if (dtout) gelu_backward(dtinp, inp, dtout, n);
 }

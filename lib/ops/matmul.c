@@ -2,7 +2,9 @@
  * W is [C, OC] (GPT-2 Conv1D layout, MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
  * token embedding used as the LM head). Every product is a BLAS GEMM split over the
  * OpenMP threads (ops_gemm); the tangent faces accumulate their two products into one
- * output with beta = 1. The bias gradient is a column sum, each thread owning a range of
+ * output with beta = 1. The input cotangent's first product writes it (beta = 0: the
+ * one exception to "backward accumulates", backend.h); the weight and bias gradients
+ * accumulate. The bias gradient is a column sum, each thread owning a range of
  * columns, so nothing races and the bits depend only on the thread count. */
 #include <omp.h>
 #include <string.h>
@@ -17,11 +19,11 @@ static void x_times_w(real *out, const real *x, const real *w, int N, int C, int
     else                           ops_gemm(0, 0, N, OC, C, 1, x, C, w, OC, beta, out, OC);
 }
 
-/* dx[N,C] += d[N,OC] @ Wᵀ */
+/* dx[N,C] = d[N,OC] @ Wᵀ + beta·dx */
 static void d_times_wt(real *dx, const real *d, const real *w, int N, int C, int OC,
-                       int w_layout) {
-    if (w_layout == MATMUL_W_OC_C) ops_gemm(0, 0, N, C, OC, 1, d, OC, w, C, 1, dx, C);
-    else                           ops_gemm(0, 1, N, C, OC, 1, d, OC, w, OC, 1, dx, C);
+                       int w_layout, real beta) {
+    if (w_layout == MATMUL_W_OC_C) ops_gemm(0, 0, N, C, OC, 1, d, OC, w, C, beta, dx, C);
+    else                           ops_gemm(0, 1, N, C, OC, 1, d, OC, w, OC, beta, dx, C);
 }
 
 /* dW += x[N,C]ᵀ @ d[N,OC] (in W's layout) */
@@ -60,12 +62,12 @@ void matmul_forward(real *out /*[N,OC]*/, const real *inp /*[N,C]*/,
     x_times_w(out, inp, w, N, C, OC, w_layout, bias ? 1 : 0);
 }
 
-/* dinp += dout Wᵀ; dW += inpᵀ dout; dbias += Σ_n dout */
+/* dinp = dout Wᵀ (written); dW += inpᵀ dout; dbias += Σ_n dout */
 void matmul_backward(real *dinp /*[N,C] or NULL*/, real *dw /*like w, or NULL*/,
                      real *dbias /*[OC] or NULL*/, const real *dout /*[N,OC]*/,
                      const real *inp /*[N,C]*/, const real *w /*[C,OC] or [OC,C]*/,
                      int N, int C, int OC, int w_layout) {
-    if (dinp) d_times_wt(dinp, dout, w, N, C, OC, w_layout);
+    if (dinp) d_times_wt(dinp, dout, w, N, C, OC, w_layout, 0);
     if (dw) xt_times_d(dw, inp, dout, N, C, OC, w_layout);
     if (dbias) column_sum(dbias, dout, N, OC);
 }
@@ -80,7 +82,7 @@ void matmul_forward_tangent(real *tout /*[N,OC]*/, const real *inp /*[N,C]*/,
     if (tw) x_times_w(tout, inp, tw, N, C, OC, w_layout, 1);
 }
 
-/* dtinp += dtout Wᵀ + dout tWᵀ;  dtW += tinpᵀ dout + inpᵀ dtout;  dtb += Σ_n dtout */
+/* dtinp = dtout Wᵀ + dout tWᵀ (written);  dtW += tinpᵀ dout + inpᵀ dtout;  dtb += Σ_n dtout */
 void matmul_backward_tangent(real *dtinp /*[N,C] or NULL*/, real *dtw /*like w, or NULL*/,
                              real *dtbias /*[OC] or NULL*/, const real *dout /*[N,OC]*/,
                              const real *dtout /*[N,OC] or NULL*/, const real *inp /*[N,C]*/,
@@ -88,8 +90,9 @@ void matmul_backward_tangent(real *dtinp /*[N,C] or NULL*/, real *dtw /*like w, 
                              const real *tw /*like w, or NULL*/, int N, int C, int OC,
                              int w_layout) {
     if (dtinp) {
-        if (dtout) d_times_wt(dtinp, dtout, w, N, C, OC, w_layout);
-        if (tw) d_times_wt(dtinp, dout, tw, N, C, OC, w_layout);
+        if (dtout) d_times_wt(dtinp, dtout, w, N, C, OC, w_layout, 0);
+        if (tw) d_times_wt(dtinp, dout, tw, N, C, OC, w_layout, dtout ? 1 : 0);
+        if (!dtout && !tw) vec_zero(dtinp, (size_t)N * C);
     }
     if (dtw) {
         if (tinp) xt_times_d(dtw, tinp, dout, N, C, OC, w_layout);

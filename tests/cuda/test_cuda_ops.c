@@ -143,13 +143,6 @@ static Buf acc_rand(size_t n) {
     memcpy(b.init, b.h, n * sizeof(real));
     return b;
 }
-/* an output the op accumulates into, with another's pre-fill (no random numbers drawn) */
-static Buf acc_copy(const Buf *src) {
-    Buf b = in_copy(src);
-    b.init = xmalloc((src->n ? src->n : 1) * sizeof(real));
-    memcpy(b.init, src->h, src->n * sizeof(real));
-    return b;
-}
 /* another accumulated output's pre-fill (its init), the same on both sides */
 static Buf prefill_copy(const Buf *src) {
     Buf b = buf_alloc(src->n);
@@ -446,20 +439,22 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     snprintf(w, sizeof w, "%smatmul_forward (bias NULL)", tag);
     check_buf(w, &out2, tol);
 
-    Buf dinp = acc_rand((size_t)N * C), dw = acc_rand((size_t)C * OC), db = acc_rand(OC);
+    /* the input cotangents (dinp, dtinp) are written (backend.h): NaN-filled, so that an
+     * unwritten element or one read before it is written shows; dW, dbias accumulate */
+    Buf dinp = out_nan((size_t)N * C), dw = acc_rand((size_t)C * OC), db = acc_rand(OC);
     cpu->matmul_backward(dinp.h, dw.h, db.h, dout.h, inp.h, wt.h, N, C, OC, layout);
     gpu->matmul_backward(dinp.d, dw.d, db.d, dout.d, inp.d, wt.d, N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_backward dinp", tag); check_buf(w, &dinp, tol);
     snprintf(w, sizeof w, "%smatmul_backward dw", tag); check_buf(w, &dw, tol);
     snprintf(w, sizeof w, "%smatmul_backward dbias", tag); check_buf(w, &db, tol);
-    Buf dinp2 = acc_rand((size_t)N * C);
+    Buf dinp2 = out_nan((size_t)N * C);
     cpu->matmul_backward(dinp2.h, NULL, NULL, dout.h, inp.h, wt.h, N, C, OC, layout);
     gpu->matmul_backward(dinp2.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_backward (dw, dbias NULL) dinp", tag); check_buf(w, &dinp2, tol);
     /* dinp and dw from one call (cu_gemm_pair: in bf16 one copy of dout for both products
      * where gemm.cu allows it) = from two calls, each with the other NULL, bit for bit */
     {
-        Buf dinp1 = prefill_copy(&dinp), dw1 = prefill_copy(&dw);
+        Buf dinp1 = out_nan(dinp.n), dw1 = prefill_copy(&dw);
         gpu->matmul_backward(dinp1.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
         gpu->matmul_backward(NULL, dw1.d, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
         gpu->to_host(dinp1.h, dinp.d, dinp.n * sizeof(real));
@@ -492,7 +487,7 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     gpu->matmul_forward_tangent(to5.d, inp.d, NULL, wt.d, tw.d, NULL, N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (tinp, tbias NULL)", tag); check_buf(w, &to5, tol);
 
-    Buf dti = acc_rand((size_t)N * C), dtw = acc_rand((size_t)C * OC), dtb = acc_rand(OC);
+    Buf dti = out_nan((size_t)N * C), dtw = acc_rand((size_t)C * OC), dtb = acc_rand(OC);
     cpu->matmul_backward_tangent(dti.h, dtw.h, dtb.h, dout.h, dtout.h, inp.h, tinp.h, wt.h, tw.h,
                                  N, C, OC, layout);
     gpu->matmul_backward_tangent(dti.d, dtw.d, dtb.d, dout.d, dtout.d, inp.d, tinp.d, wt.d, tw.d,
@@ -500,7 +495,7 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtinp", tag); check_buf(w, &dti, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtw", tag); check_buf(w, &dtw, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtbias", tag); check_buf(w, &dtb, tol);
-    Buf dti2 = acc_rand((size_t)N * C), dtw2 = acc_rand((size_t)C * OC), dtb2 = acc_rand(OC);
+    Buf dti2 = out_nan((size_t)N * C), dtw2 = acc_rand((size_t)C * OC), dtb2 = acc_rand(OC);
     cpu->matmul_backward_tangent(dti2.h, dtw2.h, dtb2.h, dout.h, NULL, inp.h, tinp.h, wt.h, tw.h,
                                  N, C, OC, layout);
     gpu->matmul_backward_tangent(dti2.d, dtw2.d, dtb2.d, dout.d, NULL, inp.d, tinp.d, wt.d, tw.d,
@@ -509,13 +504,21 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtw", tag); check_buf(w, &dtw2, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtbias unchanged", tag);
     check_buf(w, &dtb2, tol);
-    Buf dti3 = acc_rand((size_t)N * C), dtw3 = acc_rand((size_t)C * OC);
+    Buf dti3 = out_nan((size_t)N * C), dtw3 = acc_rand((size_t)C * OC);
     cpu->matmul_backward_tangent(dti3.h, dtw3.h, NULL, dout.h, dtout.h, inp.h, NULL, wt.h, NULL,
                                  N, C, OC, layout);
     gpu->matmul_backward_tangent(dti3.d, dtw3.d, NULL, dout.d, dtout.d, inp.d, NULL, wt.d, NULL,
                                  N, C, OC, layout);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtinp", tag); check_buf(w, &dti3, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtw", tag); check_buf(w, &dtw3, tol);
+    Buf dti4 = out_nan((size_t)N * C);   /* neither term of dtinp: written with zeros */
+    cpu->matmul_backward_tangent(dti4.h, NULL, NULL, dout.h, NULL, inp.h, tinp.h, wt.h, NULL,
+                                 N, C, OC, layout);
+    gpu->matmul_backward_tangent(dti4.d, NULL, NULL, dout.d, NULL, inp.d, tinp.d, wt.d, NULL,
+                                 N, C, OC, layout);
+    snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout, tw NULL: zeros) dtinp", tag);
+    check_buf(w, &dti4, tol);
+    buf_free(&dti4);
 
     Buf bufs[] = { inp, wt, b, tinp, tw, tb, dout, dtout, out, out2, dinp, dw, db, dinp2, to, to2,
                    to3, to4, to5, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3 };
@@ -772,13 +775,12 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
         buf_to_dev(&att);   /* the derivative faces get the CPU's probabilities on both sides */
     }
 
-    Buf dqkv = acc_rand(3 * BTC);
+    Buf dqkv = out_nan(3 * BTC);   /* written (backend.h): NaN-filled */
     cpu->attention_backward(dqkv.h, dout.h, qkv.h, att.h, vl.h, causal, B, T, C, NH);
     gpu->attention_backward(dqkv.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s backward dqkv", tag); check_buf(w, &dqkv, tol);
-    if (flash == 1) {   /* deterministic: the same call again, from the same pre-fill */
-        Buf again = in_copy(&dqkv);
-        gpu->to_device(again.d, dqkv.init, dqkv.n * sizeof(real));
+    if (flash == 1) {   /* deterministic: the same call again, into NaN again */
+        Buf again = out_nan(dqkv.n);
         gpu->attention_backward(again.d, dout.d, qkv.d, att.d, vl.d, causal, B, T, C, NH);
         snprintf(w, sizeof w, "%s backward dqkv twice", tag);
         same_twice(w, dqkv.d, again.d, dqkv.n);
@@ -832,16 +834,15 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
         }
     }
 
-    Buf d1 = acc_rand(3 * BTC), d2 = acc_rand(3 * BTC), d3 = acc_rand(3 * BTC), d4 = acc_rand(3 * BTC);
-    Buf d5 = acc_copy(&d1);   /* no new random draws: the later tests keep their inputs */
+    Buf d1 = out_nan(3 * BTC), d2 = out_nan(3 * BTC), d3 = out_nan(3 * BTC), d4 = out_nan(3 * BTC);
+    Buf d5 = out_nan(3 * BTC);   /* written (backend.h): NaN-filled */
     cpu->attention_backward_tangent(d1.h, dout.h, dtout.h, qkv.h, tqkv.h, att.h, tatt.h, vl.h,
                                     causal, B, T, C, NH);
     gpu->attention_backward_tangent(d1.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d, vl.d,
                                     causal, B, T, C, NH);
     snprintf(w, sizeof w, "%s backward_tangent dtqkv", tag); check_buf(w, &d1, tol);
-    if (flash == 1) {   /* deterministic: the same call again, from the same pre-fill */
-        Buf again = in_copy(&d1);
-        gpu->to_device(again.d, d1.init, d1.n * sizeof(real));
+    if (flash == 1) {   /* deterministic: the same call again, into NaN again */
+        Buf again = out_nan(d1.n);
         gpu->attention_backward_tangent(again.d, dout.d, dtout.d, qkv.d, tqkv.d, att.d, tatt.d,
                                         vl.d, causal, B, T, C, NH);
         snprintf(w, sizeof w, "%s backward_tangent twice", tag);
@@ -863,7 +864,7 @@ static void test_attention_run(int B, int T, int C, int NH, int causal, const in
                                         B, T, C, NH);
         gpu->attention_backward_tangent(d4.d, dout.d, NULL, qkv.d, NULL, att.d, NULL, vl.d, causal,
                                         B, T, C, NH);
-        snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: unchanged)", tag);
+        snprintf(w, sizeof w, "%s backward_tangent (all tangents NULL: zeros)", tag);
         check_buf(w, &d4, tol);
     }
     if (flash) {
@@ -895,8 +896,8 @@ static void test_attention_tol(int B, int T, int C, int NH, int causal, const in
 
 static void test_gelu(size_t n) {
     Buf inp = in_rand(n, 0, 2), tinp = in_rand(n, 0, 1), dout = in_rand(n, 0, 1), dtout = in_rand(n, 0, 1);
-    Buf out = out_nan(n), din = acc_rand(n), to = out_nan(n), to2 = out_nan(n);
-    Buf d1 = acc_rand(n), d2 = acc_rand(n), d3 = acc_rand(n), d4 = acc_rand(n);
+    Buf out = out_nan(n), din = out_nan(n), to = out_nan(n), to2 = out_nan(n);
+    Buf d1 = out_nan(n), d2 = out_nan(n), d3 = out_nan(n), d4 = out_nan(n);   /* written */
     cpu->gelu_forward(out.h, inp.h, n); gpu->gelu_forward(out.d, inp.d, n);
     check_buf("gelu_forward", &out, TOL);
     cpu->gelu_backward(din.h, inp.h, dout.h, n); gpu->gelu_backward(din.d, inp.d, dout.d, n);
@@ -916,7 +917,7 @@ static void test_gelu(size_t n) {
     check_buf("gelu_backward_tangent (dtout NULL)", &d3, TOL_GELU);
     cpu->gelu_backward_tangent(d4.h, inp.h, NULL, dout.h, NULL, n);
     gpu->gelu_backward_tangent(d4.d, inp.d, NULL, dout.d, NULL, n);
-    check_buf("gelu_backward_tangent (both NULL: unchanged)", &d4, TOL);
+    check_buf("gelu_backward_tangent (both NULL: zeros)", &d4, TOL);
     Buf bufs[] = { inp, tinp, dout, dtout, out, din, to, to2, d1, d2, d3, d4 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
 }
@@ -1181,7 +1182,7 @@ static void test_determinism(void) {
     same_twice("layernorm_backward db", db1.d, db2.d, (size_t)C);
 
     Buf qkv = in_rand((size_t)N * 3 * C, 0, 1), att = out_nan((size_t)B * NH * T * T);
-    Buf o = out_nan((size_t)N * C), dq1 = acc_rand((size_t)N * 3 * C), dq2 = in_copy(&dq1);
+    Buf o = out_nan((size_t)N * C), dq1 = out_nan((size_t)N * 3 * C), dq2 = out_nan((size_t)N * 3 * C);
     gpu->attention_forward(o.d, att.d, qkv.d, NULL, 1, B, T, C, NH);
     gpu->attention_backward(dq1.d, dout.d, qkv.d, att.d, NULL, 1, B, T, C, NH);
     gpu->attention_backward(dq2.d, dout.d, qkv.d, att.d, NULL, 1, B, T, C, NH);

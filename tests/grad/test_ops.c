@@ -15,7 +15,8 @@
  *
  * Also checked: forward values against naive reference loops; `=` semantics of forward
  * and forward_tangent (NaN-filled outputs give the same bits as zero-filled ones); `+=`
- * semantics of backward and backward_tangent (onto random contents, and twice = double);
+ * semantics of backward and backward_tangent (onto random contents, and twice = double),
+ * and `=` for the blocks they write (from NaN, and twice, the bits of one run from zeros);
  * NULL tangents = zero tangents; padding (valid_len / n_valid) leaves exact zeros;
  * AdamW finite where v = 0; clamped sigmoid weights get exactly zero gradient.
  * NEGATIVE CONTROLS: each nonlinear face is also run with one term deliberately dropped
@@ -91,6 +92,8 @@ struct OpCase {
     void (*bwd_t)(const OpCase *, const double *x, const double *xt, const double *ybar,
                   const double *ybart, double *xbart);                              /* += */
     int bwd_overwrites;               /* the optimizers: cotangents are in/out, not += */
+    unsigned written_blk;             /* bit i: both backward faces write (=) block i (the
+                                       * input cotangents of matmul, GELU, attention) */
     const unsigned char *frozen;      /* [n_in] or NULL: coordinates no direction moves */
     unsigned zero_blk;                /* bit i: the output does not depend on block i at all */
     double h;                         /* FD step (0: 1e-3) */
@@ -246,18 +249,37 @@ static void check_semantics(const OpCase *c) {
         RUN_FACE(y0);                                   /* g */
         memset(y1, 0, (size_t)c->n_in * sizeof(double));
         RUN_FACE(y1);
-        RUN_FACE(y1);                                   /* g + g */
+        RUN_FACE(y1);                                   /* g + g, or g where written */
         double d = 0;
-        for (int i = 0; i < c->n_in; i++) d = fmax(d, fabs(y1[i] - 2 * y0[i]));
+        size_t rewritten = 0;
+        for (int blk = 0; blk < c->nblk; blk++)
+            for (int i = c->off[blk]; i < c->off[blk + 1]; i++) {
+                if (c->written_blk >> blk & 1) rewritten += memcmp(&y1[i], &y0[i], sizeof *y0) != 0;
+                else d = fmax(d, fabs(y1[i] - 2 * y0[i]));
+            }
         TEST_CHECK(d <= 1e-14 * fmax(maxabs(y0, c->n_in), 1), "%s: %s twice must double (%.2e)",
                    c->name, fname, d);
+        TEST_CHECK(rewritten == 0, "%s: %s twice must give the bits of once where it writes "
+                   "(%zu elements differ)", c->name, fname, rewritten);
+        /* onto random contents (NaN in the blocks it writes): base + g, or g */
         double *base = dnormal(c->n_in, 1);
+        for (int blk = 0; blk < c->nblk; blk++)
+            if (c->written_blk >> blk & 1)
+                for (int i = c->off[blk]; i < c->off[blk + 1]; i++) base[i] = NAN;
         memcpy(y1, base, (size_t)c->n_in * sizeof(double));
-        RUN_FACE(y1);                                   /* base + g */
+        RUN_FACE(y1);
         d = 0;
-        for (int i = 0; i < c->n_in; i++) d = fmax(d, fabs(y1[i] - base[i] - y0[i]));
+        rewritten = 0;
+        for (int blk = 0; blk < c->nblk; blk++)
+            for (int i = c->off[blk]; i < c->off[blk + 1]; i++) {
+                if (c->written_blk >> blk & 1) rewritten += memcmp(&y1[i], &y0[i], sizeof *y0) != 0;
+                else d = fmax(d, fabs(y1[i] - base[i] - y0[i]));
+            }
         TEST_CHECK(d <= 1e-13 * fmax(maxabs(y0, c->n_in), 1), "%s: %s must accumulate (%.2e)",
                    c->name, fname, d);
+        TEST_CHECK(rewritten == 0, "%s: %s must write every element of the blocks it writes "
+                   "(%zu of NaN-filled elements differ from a run onto zeros)", c->name, fname,
+                   rewritten);
         free(base);
         #undef RUN_FACE
     }
@@ -337,7 +359,7 @@ static void test_matmul(int N, int C, int OC, int layout, int has_bias) {
     MatmulCtx m = {N, C, OC, layout, has_bias};
     static char name[96];
     OpCase cc = {.op = "matmul", .ctx = &m, .fwd = mm_fwd, .bwd = mm_bwd, .fwd_t = mm_fwd_t,
-                .bwd_t = mm_bwd_t};
+                .bwd_t = mm_bwd_t, .written_blk = 1u /* inp */};
     OpCase *c = &cc;
     snprintf(name, sizeof name, "matmul N%d C%d OC%d %s%s", N, C, OC,
              layout == MATMUL_W_OC_C ? "W[OC,C]" : "W[C,OC]", has_bias ? " +bias" : "");
@@ -367,6 +389,14 @@ static void test_matmul(int N, int C, int OC, int layout, int has_bias) {
     matmul_backward(NULL, BLK(part, 1), NULL, ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout);
     if (has_bias) matmul_backward(NULL, NULL, BLK(part, 2), ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout);
     TEST_CHECK(!memcmp(full, part, (size_t)c->n_in * sizeof(double)), "%s: NULL gradients must be skipped", name);
+    /* the backward tangent without dtout and tW: dtinp written with zeros (its tangent is 0) */
+    for (size_t i = 0; i < (size_t)N * C; i++) part[i] = NAN;
+    matmul_backward_tangent(part, NULL, NULL, ybar, NULL, BLK(x, 0), BLK(xt, 0), BLK(x, 1), NULL,
+                            N, C, OC, layout);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < (size_t)N * C; i++) nonzero += part[i] != 0;   /* NaN counts */
+    TEST_CHECK(nonzero == 0, "%s: backward_tangent without dtout and tW must write dtinp = 0 "
+               "(%zu elements not 0)", name, nonzero);
     free(ybar); free(full); free(part);
     if (N * C * OC < 2000) {
         OpCase bad = *c;
@@ -528,7 +558,7 @@ static void test_attention(int B, int T, int C, int NH, const int32_t *vl, int c
     int BTC = B * T * C, ATT = B * NH * T * T;
     AttCtx a = {B, T, C, NH, causal, vl, dalloc(ATT), dalloc(ATT), dalloc(BTC)};
     OpCase cc = {.op = "attention", .name = name, .ctx = &a, .fwd = at_fwd, .bwd = at_bwd,
-                .fwd_t = at_fwd_t, .bwd_t = at_bwd_t};
+                .fwd_t = at_fwd_t, .bwd_t = at_bwd_t, .written_blk = ~0u /* all of qkv */};
     OpCase *c = &cc;
     /* blocks: q, k, v are interleaved in qkv, so the block split is by example */
     const char *names[] = {"qkv[b=0]", "qkv[b=1]", "qkv[b=2]", "qkv[b=3]"};
@@ -549,13 +579,17 @@ static void test_attention(int B, int T, int C, int NH, const int32_t *vl, int c
     /* padding: padded queries get no gradient through Q, padded keys none through K, V;
      * padded outputs are exactly 0 (checked by the naive comparison) */
     double *ybar = dnormal(BTC, 1), *xbar = dalloc(c->n_in), *xt = dnormal(c->n_in, 1);
-    at_bwd(c, x, ybar, xbar);
-    at_bwd_t(c, x, xt, ybar, ybar, xbar);
-    int leak = 0;
-    for (int b = 0; b < B; b++)
-        for (int t = vl ? vl[b] : T; t < T; t++)
-            for (int i = 0; i < 3 * C; i++) leak |= xbar[((size_t)b * T + t) * 3 * C + i] != 0;
-    TEST_CHECK(!leak, "%s: padded positions must receive exactly zero gradient", name);
+    for (int face = 0; face < 2; face++) {   /* both write (=) dqkv: onto NaN here */
+        for (int i = 0; i < c->n_in; i++) xbar[i] = NAN;
+        if (face) at_bwd_t(c, x, xt, ybar, ybar, xbar);
+        else      at_bwd(c, x, ybar, xbar);
+        int leak = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = vl ? vl[b] : T; t < T; t++)
+                for (int i = 0; i < 3 * C; i++) leak |= xbar[((size_t)b * T + t) * 3 * C + i] != 0;
+        TEST_CHECK(!leak, "%s: padded positions must receive exactly zero %s", name,
+                   face ? "gradient tangent" : "gradient");
+    }
     /* NULL tqkv = zero tangent; NULL tatt / dtout = zero */
     double *t0 = dalloc(c->n_out);
     for (int i = 0; i < c->n_out; i++) t0[i] = NAN;
@@ -593,7 +627,7 @@ static void ge_bwd_t_wrong(const OpCase *c, const double *x, const double *xt, c
 static void test_gelu(void) {
     int n = 48;
     OpCase cc = {.op = "gelu", .name = "gelu n48", .fwd = ge_fwd, .bwd = ge_bwd, .fwd_t = ge_fwd_t,
-                .bwd_t = ge_bwd_t};
+                .bwd_t = ge_bwd_t, .written_blk = 1u};
     OpCase *c = &cc;
     const char *names[] = {"inp"};
     int sizes[] = {n};

@@ -58,6 +58,14 @@ void backend_cuda_set_att_blocks(int on);
  * either way; the tests run both. */
 void backend_cuda_set_ksum(int on);
 
+/* A linear layer's bias in bf16 mode: 1 carried by the product itself over two more
+ * contraction terms (ones in the input's copy, the bias's bf16 rounding and that
+ * rounding's remainder in the weight's; the default), 0 filled into the output before a
+ * product that adds to it, as before the eighth session (to measure the difference), -1
+ * back to the environment's choice (DR_CUDA_NO_BIAS_K=1 turns it off). The tests run
+ * both. */
+void backend_cuda_set_bias_k(int on);
+
 /* Attention's bf16 batched products with uniformly strided A and C (the T×T score
  * products): 0 as one strided batched call (the default), 1 on pointer arrays as every
  * other batched product, -1 back to the environment's choice (DR_CUDA_BH_POINTERS=1).

@@ -102,6 +102,15 @@ int cu_ksum(void) { return !env_switch(&g_no_ksum, "DR_CUDA_NO_KSUM"); }
 
 extern "C" void backend_cuda_set_ksum(int on) { g_no_ksum = on < 0 ? -1 : on == 0; }
 
+/* A linear layer's bias carried by its product in bf16 mode (gemm.cu's cu_gemm_bias, the
+ * eighth session) unless DR_CUDA_NO_BIAS_K=1 or backend_cuda_set_bias_k(0): bench_cuda
+ * measures both */
+static int g_no_bias_k = -1;
+
+int cu_bias_k(void) { return !env_switch(&g_no_bias_k, "DR_CUDA_NO_BIAS_K"); }
+
+extern "C" void backend_cuda_set_bias_k(int on) { g_no_bias_k = on < 0 ? -1 : on == 0; }
+
 /* Attention's bf16 batched products whose A and C matrices lie one stride apart (the
  * score products) use cuBLAS's strided batched call, unless DR_CUDA_BH_POINTERS=1 or
  * backend_cuda_set_bh_pointers(1) keeps every batched product on pointer arrays, as

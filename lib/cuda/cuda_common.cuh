@@ -101,6 +101,7 @@ int cu_bh_pointers(void); /* 1 when DR_CUDA_BH_POINTERS=1 (or set so): no stride
 int cu_ksum(void);         /* 0 when DR_CUDA_NO_KSUM=1 (or set so): the tangents' products apart */
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */
+int cu_bias_k(void);       /* 0 when DR_CUDA_NO_BIAS_K=1 (or set so): bias rows filled before products */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */
@@ -154,6 +155,15 @@ void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X);
  * A_i's half of the copy instead of making its own (the backward tangent's dtW products
  * share dtout's and dout's copies so). Otherwise it is the cu_gemm calls in that order. */
 void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const CuGemm *h2);
+
+/* cu_gemm_bias(g, bias): C = op(A)·B + bias in every row, for g with alpha 1, beta 0, A
+ * stored [M, K] (ta = 0) and B stored [K, N] (tb = 0): in bf16 mode as one product over
+ * K + 2, A's copy with two columns of ones and B's with two rows carrying the bias (its
+ * bf16 rounding, then the bf16 rounding of what that left: about 16 bits of it), so C is
+ * written once instead of filled, then read and written by a product with beta 1. Returns
+ * 0, having done nothing, where that does not apply (another mode, another layout, a
+ * blocked or padded-output product, DR_CUDA_NO_BIAS_K=1): the caller fills and adds. */
+int cu_gemm_bias(const CuGemm *g, const float *bias);
 
 /* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
  * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,

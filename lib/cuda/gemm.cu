@@ -485,6 +485,71 @@ void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const Cu
     }
 }
 
+/* ---- a bias carried by the product ------------------------------------------------ */
+
+/* dst [rows, ldd] bf16 = [bf16(src[rows, cols] (ld)) | 1 1 | 0 …] (ldd ≥ cols + 2, a
+ * multiple of 4; dst 8-byte aligned): a product's A with the ones of its two bias terms.
+ * Four columns a thread; float4 loads where src allows (vec) */
+static __global__ void to_bf16_ones_k(__nv_bfloat16 *dst, int ldd, const float *src, int rows,
+                                      int cols, int ld, int vec) {
+    const int groups = ldd / 4;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const float *s = src + (size_t)r * ld;
+        __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + (size_t)r * ldd);
+        for (int g = blockIdx.x * blockDim.x + threadIdx.x; g < groups;
+             g += gridDim.x * blockDim.x) {
+            const int c0 = 4 * g;
+            float v[4];
+            if (vec && c0 + 4 <= cols) {
+                const float4 x = *(const float4 *)(s + c0);
+                v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+            } else {
+                for (int i = 0; i < 4; i++) {
+                    const int c = c0 + i;
+                    v[i] = c < cols ? s[c] : c < cols + 2 ? 1.0f : 0.0f;
+                }
+            }
+            d[2 * g] = __floats2bfloat162_rn(v[0], v[1]);
+            d[2 * g + 1] = __floats2bfloat162_rn(v[2], v[3]);
+        }
+    }
+}
+
+/* rows K and K + 1 of B's bf16 copy (ld ldb) = hi = bf16(bias), lo = bf16(bias − hi):
+ * hi + lo is the bias to about 16 bits, each term exact in the fp32 accumulation */
+static __global__ void bias_rows_k(__nv_bfloat16 *B, int ldb, const float *bias, int K, int N) {
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < N; c += gridDim.x * blockDim.x) {
+        const __nv_bfloat16 hi = __float2bfloat16(bias[c]);
+        B[(size_t)K * ldb + c] = hi;
+        B[(size_t)(K + 1) * ldb + c] = __float2bfloat16(bias[c] - __bfloat162float(hi));
+    }
+}
+
+int cu_gemm_bias(const CuGemm *g, const float *bias) {
+    if (!bias || !cu_bias_k() || cu_gemm_mode() != CU_GEMM_BF16 || g->ta || g->tb ||
+        g->alpha != 1.0f || g->beta != 0.0f || g->M <= 0 || g->N <= 0 || g->K <= 0 ||
+        wide_misaligned_output(g->N, g->ldc))
+        return 0;
+    const int Kb = (g->K + 2 + 7) / 8 * 8, ldb_h = padded(g->N);
+    const size_t limit = cu_bf16_chunk_bytes();
+    if (copy_a_bytes(0, g->M, Kb) > limit || copy_b_bytes(0, g->N, Kb) > limit) return 0;
+    const double t = cu_prof_begin();
+    __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)g->M * Kb * sizeof *Ah);
+    const int vec = g->K % 4 == 0 && g->lda % 4 == 0 && aligned(g->A, 16);
+    dim3 grid((unsigned)((Kb / 4 + CU_THREADS - 1) / CU_THREADS), g->M < 65535 ? g->M : 65535);
+    to_bf16_ones_k<<<grid, CU_THREADS>>>(Ah, Kb, g->A, g->M, g->K, g->lda, vec);
+    cudaLaunchCheck();
+    cu_prof_end(CU_PROF_COPY, t, 0);
+    __nv_bfloat16 *Bh = (__nv_bfloat16 *)bf16_copy(CU_SCR_BF16_B, g->B, g->K, g->N, g->ldb, Kb,
+                                                   ldb_h);
+    const double t2 = cu_prof_begin();
+    bias_rows_k<<<cu_blocks((size_t)g->N), CU_THREADS>>>(Bh, ldb_h, bias, g->K, g->N);
+    cudaLaunchCheck();
+    cu_prof_end(CU_PROF_COPY, t2, 0);
+    gemm_ex_bf16(0, 0, g->M, g->N, Kb, 1.0f, Ah, Kb, Bh, ldb_h, 0.0f, g->C, g->ldc);
+    return 1;
+}
+
 /* ---- batched over (b, h) ------------------------------------------------------------- */
 
 static __global__ void bh_pointers_k(const float **pa, const float **pb, float **pc, CuBHMat A,

@@ -64,8 +64,12 @@ static void fill_rows(float *out, const float *b, int N, int OC) {
     cu_prof_end(CU_PROF_OTHER, t, 0);
 }
 
+/* out = inp W + bias: in bf16 mode the product carries the bias (cu_gemm_bias), else the
+ * bias is filled in and the product adds to it */
 void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bias, int N, int C,
                        int OC, int w_layout) {
+    const CuGemm g = x_times_w_args(out, inp, w, N, C, OC, w_layout, 0.0f);
+    if (bias && cu_gemm_bias(&g, bias)) return;
     if (bias) fill_rows(out, bias, N, OC);
     x_times_w(out, inp, w, N, C, OC, w_layout, bias ? 1.0f : 0.0f);
 }

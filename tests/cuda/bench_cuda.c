@@ -781,6 +781,10 @@ int main(int argc, char **argv) {
     printf("tangent products (bf16): %s\n", no_ksum && !strcmp(no_ksum, "1")
            ? "two products each, as before the fusion (DR_CUDA_NO_KSUM=1)"
            : "each pair fused over the concatenated K (DR_CUDA_NO_KSUM=1: apart)");
+    const char *no_bias_k = getenv("DR_CUDA_NO_BIAS_K");
+    printf("linear biases (bf16): %s\n", no_bias_k && !strcmp(no_bias_k, "1")
+           ? "filled into the output before the product, as before (DR_CUDA_NO_BIAS_K=1)"
+           : "carried by the product over two more contraction terms (DR_CUDA_NO_BIAS_K=1: filled)");
 
     char *args[32], buf[4][64];
     int k = child_args(args, buf, &o, "gemm");

@@ -11,7 +11,9 @@
 #      products), the same meta-step with DR_CUDA_NO_KSUM=1 (those products apart: the
 #      A/B on one card) and with DR_CUDA_ATT_FLASH=1 (bench_cuda_4); the training steps
 #      with DR_CUDA_BH_POINTERS=1 (attention's score products on pointer arrays, against
-#      the strided calls of the first bench); tests/cuda/reference_tools.sh
+#      the strided calls of the first bench), and with DR_CUDA_NO_BIAS_K=1 (bench_cuda_6:
+#      the biases filled before their products, against the first bench's products that
+#      carry them); tests/cuda/reference_tools.sh
 #      on .gpudata/splits/manifest.tsv when it exists (the meta-gradient comparison at
 #      gpu.yaml's lm.eps only: 1e-8 was measured in the fourth session); initcheck and
 #      memcheck on both sections, then racecheck, initcheck, memcheck on the whole
@@ -40,6 +42,7 @@ BENCH2_ARGS="--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-devic
 BENCH3_ARGS=${BENCH3_ARGS-"--skip-train --precision bf16 --reps 1 --ref-config $LOGS/gpu-device-ckpt.yaml --checkpoint-every 1"} \
 BENCH3_ENV=${BENCH3_ENV-DR_CUDA_NO_KSUM=1} \
 BENCH5_ARGS=${BENCH5_ARGS-"--skip-meta --precision bf16"} BENCH5_ENV=${BENCH5_ENV-DR_CUDA_BH_POINTERS=1} \
+BENCH6_ARGS=${BENCH6_ARGS-"--skip-meta --precision bf16"} BENCH6_ENV=${BENCH6_ENV-DR_CUDA_NO_BIAS_K=1} \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 META_ROUNDS=${META_ROUNDS:-1} GRAD_EPS=${GRAD_EPS:-1e-5} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \

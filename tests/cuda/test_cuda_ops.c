@@ -1209,6 +1209,25 @@ static void test_determinism(void) {
 
 /* ---- reduced precision: tf32, bf16 (bf16 inputs, fp32 accumulation) ------------------------ */
 
+/* In bf16 mode the product carries the bias over two contraction terms, its bf16 rounding
+ * and that rounding's remainder (cu_gemm_bias): with W = 0 the output is the bias to about
+ * 16 bits, where one bf16 term alone would be off by up to 2^-9 of it. */
+static void test_bias_precision(const char *tag) {
+    char w[96];
+    const int N = 40, C = 32, OC = 72;
+    Buf inp = in_rand((size_t)N * C, 0, 1), b = in_rand(OC, 0, 1);
+    Buf wt = buf_alloc((size_t)C * OC);
+    memset(wt.h, 0, wt.n * sizeof(real));
+    buf_to_dev(&wt);
+    Buf out = out_nan((size_t)N * OC);
+    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC);
+    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC);
+    snprintf(w, sizeof w, "%smatmul_forward W = 0: the bias to 16 bits", tag);
+    check_buf(w, &out, 2e-5);
+    Buf bufs[] = { inp, b, wt, out };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
 static void test_gemm_ops(const char *mode, double tol) {
     char tag[32];
     snprintf(tag, sizeof tag, "[%s] ", mode);
@@ -1264,6 +1283,16 @@ static void test_gemm_ops(const char *mode, double tol) {
         test_attention_tol(3, 24, 32, 4, 1, v24, tol, ktag);
         test_attention_tol(2, 120, 48, 3, 0, v120, tol, ktag);
         backend_cuda_set_bh_pointers(-1);
+        /* the bias filled into the output before the product, not carried by it
+         * (backend_cuda_set_bias_k(0), DR_CUDA_NO_BIAS_K=1) */
+        snprintf(ktag, sizeof ktag, "[%s, bias filled] ", mode);
+        backend_cuda_set_bias_k(0);
+        test_matmul(37, 48, 72, MATMUL_W_C_OC, tol, ktag);
+        test_matmul(64, 48, 72, MATMUL_W_C_OC, tol, ktag);
+        backend_cuda_set_bias_k(-1);
+        /* carried by the product: K not a multiple of 4 (the copy without float4 loads) */
+        test_matmul(37, 45, 72, MATMUL_W_C_OC, tol, tag);
+        test_bias_precision(tag);
     }
     /* causal products in blocks of query rows (backend_cuda_set_att_blocks) */
     char btag[48];

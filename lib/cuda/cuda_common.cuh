@@ -164,6 +164,11 @@ void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const Cu
  * 0, having done nothing, where that does not apply (another mode, another layout, a
  * blocked or padded-output product, DR_CUDA_NO_BIAS_K=1): the caller fills and adds. */
 int cu_gemm_bias(const CuGemm *g, const float *bias);
+/* The same for cu_gemm_ksum's one product (g1 with beta 0 and alpha 1, both ta = tb = 0):
+ * C = op(A1)·B1 + op(A2)·B2 + bias over K1p + K2p + 8, the ones and the bias's two rows
+ * in an 8-wide block after the two (the forward tangent's tout = tinp·W + inp·tW + tb).
+ * 0, having done nothing, where the one product or the bias term does not apply. */
+int cu_gemm_ksum_bias(const CuGemm *g1, const CuGemm *g2, const float *bias);
 
 /* The same product for every (b, h) of a [B, NH] grid of matrices, matrix (b, h) of X at
  * X.p + b·X.sb + h·X.sh with leading dimension X.ld (attention's per-head slices of qkv,

@@ -417,11 +417,12 @@ static int ksum_one_product(const CuGemm *g1, const CuGemm *g2) {
  * K (each K_i zero-padded to padded(K_i)). An operand stored [other, K_i] (A with ta = 0,
  * B with tb = 1) goes side by side: [other_p, K1p + K2p], rows other_p ≥ other (zero rows
  * after other); one stored [K_i, other] goes stacked: [K1p + K2p, padded(other)]. other:
- * M for A, N for B. *ld_h = the copy's row length. */
-static const __nv_bfloat16 *concat_copy(int slot, const CuGemm *g1, const CuGemm *g2, int is_a,
-                                        int other_p, int *ld_h) {
+ * M for A, N for B. *ld_h = the copy's row length. extra (0 or 8): room for that many
+ * more terms of K after the two, left for the caller to write (cu_gemm_ksum_bias). */
+static __nv_bfloat16 *concat_copy(int slot, const CuGemm *g1, const CuGemm *g2, int is_a,
+                                  int other_p, int extra, int *ld_h) {
     const int other = is_a ? g1->M : g1->N, k1p = padded(g1->K), k2p = padded(g2->K);
-    const int kt = k1p + k2p;
+    const int kt = k1p + k2p + extra;
     const float *x1 = is_a ? g1->A : g1->B, *x2 = is_a ? g2->A : g2->B;
     const int ld1 = is_a ? g1->lda : g1->ldb, ld2 = is_a ? g2->lda : g2->ldb;
     const int side_by_side = is_a ? !g1->ta : g1->tb;
@@ -458,8 +459,8 @@ void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const Cu
     /* A's copy gets padded(M) rows: h's contraction over them is padded the same way */
     const int k1p = padded(g1->K), kt = k1p + padded(g2->K);
     int lda_h, ldb_h;
-    const __nv_bfloat16 *Ah = concat_copy(CU_SCR_BF16_A, g1, g2, 1, padded(g1->M), &lda_h);
-    const __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, g1->N, &ldb_h);
+    const __nv_bfloat16 *Ah = concat_copy(CU_SCR_BF16_A, g1, g2, 1, padded(g1->M), 0, &lda_h);
+    const __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, g1->N, 0, &ldb_h);
     gemm_ex_bf16(g1->ta, g1->tb, g1->M, g1->N, kt, g1->alpha, Ah, lda_h, Bh, ldb_h, g1->beta,
                  g1->C, g1->ldc);
     int share = 1;
@@ -547,6 +548,38 @@ int cu_gemm_bias(const CuGemm *g, const float *bias) {
     cudaLaunchCheck();
     cu_prof_end(CU_PROF_COPY, t2, 0);
     gemm_ex_bf16(0, 0, g->M, g->N, Kb, 1.0f, Ah, Kb, Bh, ldb_h, 0.0f, g->C, g->ldc);
+    return 1;
+}
+
+/* columns c0 … c0 + 7 of A's bf16 copy (ld lda, a multiple of 8) = 1 1 0 0 0 0 0 0 in its
+ * rows < M, zeros in the padding rows up to rows: one 16-byte store a row */
+static __global__ void ones_block_k(__nv_bfloat16 *A, int lda, int c0, int M, int rows) {
+    for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) {
+        const __nv_bfloat16 one = __float2bfloat16(r < M ? 1.0f : 0.0f), zero = __float2bfloat16(0.0f);
+        __nv_bfloat162 *d = (__nv_bfloat162 *)(A + (size_t)r * lda + c0);
+        d[0] = __nv_bfloat162{ one, one };
+        d[1] = d[2] = d[3] = __nv_bfloat162{ zero, zero };
+    }
+}
+
+int cu_gemm_ksum_bias(const CuGemm *g1, const CuGemm *g2, const float *bias) {
+    if (!bias || !cu_bias_k() || !ksum_one_product(g1, g2) || g1->ta || g1->tb ||
+        g1->alpha != 1.0f || g1->beta != 0.0f)
+        return 0;
+    const int kt = padded(g1->K) + padded(g2->K), Mp = padded(g1->M), Np = padded(g1->N);
+    const size_t limit = cu_bf16_chunk_bytes(), es = sizeof(__nv_bfloat16);
+    if ((size_t)(kt + 8) * Mp * es > limit || (size_t)(kt + 8) * Np * es > limit) return 0;
+    int lda_h, ldb_h;
+    __nv_bfloat16 *Ah = concat_copy(CU_SCR_BF16_A, g1, g2, 1, Mp, 8, &lda_h);
+    __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, g1->N, 8, &ldb_h);
+    const double t = cu_prof_begin();
+    ones_block_k<<<cu_blocks((size_t)Mp), CU_THREADS>>>(Ah, lda_h, kt, g1->M, Mp);
+    cudaLaunchCheck();
+    cudaCheck(cudaMemsetAsync(Bh + (size_t)kt * ldb_h, 0, (size_t)8 * ldb_h * es, 0));
+    bias_rows_k<<<cu_blocks((size_t)g1->N), CU_THREADS>>>(Bh, ldb_h, bias, kt, g1->N);
+    cudaLaunchCheck();
+    cu_prof_end(CU_PROF_COPY, t, 0);
+    gemm_ex_bf16(0, 0, g1->M, g1->N, kt + 8, 1.0f, Ah, lda_h, Bh, ldb_h, 0.0f, g1->C, g1->ldc);
     return 1;
 }
 

@@ -100,10 +100,17 @@ void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, con
 
 /* tout = tinp W + inp tW + tb. Without tb the first product writes tout (beta 0): no pass
  * of zeros before it, and a padded output's copy (gemm.cu) does not read tout either,
- * which for the head's logits tangent is two passes over [rows, V] fewer. */
+ * which for the head's logits tangent is two passes over [rows, V] fewer. With all three
+ * in bf16 mode, the one product over the concatenated K carries tb (cu_gemm_ksum_bias);
+ * otherwise tb is filled in and the products add to it. */
 void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
                                const real *tw, const real *tbias, int N, int C, int OC,
                                int w_layout) {
+    if (tinp && tw && tbias) {
+        const CuGemm g1 = x_times_w_args(tout, tinp, w, N, C, OC, w_layout, 0);
+        const CuGemm g2 = x_times_w_args(tout, inp, tw, N, C, OC, w_layout, 1);
+        if (cu_gemm_ksum_bias(&g1, &g2, tbias)) return;
+    }
     const float beta = tbias ? 1.0f : 0.0f;
     if (tbias || (!tinp && !tw)) fill_rows(tout, tbias, N, OC);
     if (tinp && tw) {   /* in bf16, one product over K = 2C (cu_gemm_ksum) */

@@ -1214,6 +1214,7 @@ static void test_determinism(void) {
  * 16 bits, where one bf16 term alone would be off by up to 2^-9 of it. */
 static void test_bias_precision(const char *tag) {
     char w[96];
+    backend_cuda_release();   /* fresh scratch (NaN on the emulator): nothing stale to lean on */
     const int N = 40, C = 32, OC = 72;
     Buf inp = in_rand((size_t)N * C, 0, 1), b = in_rand(OC, 0, 1);
     Buf wt = buf_alloc((size_t)C * OC);
@@ -1224,7 +1225,13 @@ static void test_bias_precision(const char *tag) {
     gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC);
     snprintf(w, sizeof w, "%smatmul_forward W = 0: the bias to 16 bits", tag);
     check_buf(w, &out, 2e-5);
-    Buf bufs[] = { inp, b, wt, out };
+    /* the forward tangent's one product over [tinp | inp]·[W ; tW] carries tb the same way */
+    Buf tinp = in_rand((size_t)N * C, 0, 1), tout = out_nan((size_t)N * OC);
+    cpu->matmul_forward_tangent(tout.h, inp.h, tinp.h, wt.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC);
+    gpu->matmul_forward_tangent(tout.d, inp.d, tinp.d, wt.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC);
+    snprintf(w, sizeof w, "%smatmul_forward_tangent W = tW = 0: tb to 16 bits", tag);
+    check_buf(w, &tout, 2e-5);
+    Buf bufs[] = { inp, b, wt, out, tinp, tout };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
 }
 

@@ -555,7 +555,8 @@ int cu_gemm_bias(const CuGemm *g, const float *bias) {
  * rows < M, zeros in the padding rows up to rows: one 16-byte store a row */
 static __global__ void ones_block_k(__nv_bfloat16 *A, int lda, int c0, int M, int rows) {
     for (int r = blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += gridDim.x * blockDim.x) {
-        const __nv_bfloat16 one = __float2bfloat16(r < M ? 1.0f : 0.0f), zero = __float2bfloat16(0.0f);
+        const __nv_bfloat16 one = __float2bfloat16(r < M ? 1.0f : 0.0f);
+        const __nv_bfloat16 zero = __float2bfloat16(0.0f);
         __nv_bfloat162 *d = (__nv_bfloat162 *)(A + (size_t)r * lda + c0);
         d[0] = __nv_bfloat162{ one, one };
         d[1] = d[2] = d[3] = __nv_bfloat162{ zero, zero };

@@ -1,9 +1,9 @@
 /* matmul.cu — linear layer with bias, out = inp @ W + b, and its three derivative faces,
- * on cuBLAS: lib/ops/matmul.c product for product (same shapes; the input cotangent's first
- * product with beta = 0, since the backward faces write it (backend.h), every other one
- * accumulating with beta = 1), every GEMM through gemm.cu (cu_gemm, and its pair and ksum forms that
- * share or concatenate bf16 copies), so the fp32 / TF32 / bf16 mode applies to all four
- * faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
+ * on cuBLAS: lib/ops/matmul.c product for product (same shapes; the input cotangent's
+ * first product with beta = 0, since the backward faces write it (backend.h), every other
+ * one accumulating with beta = 1), every GEMM through gemm.cu (cu_gemm, and its pair and
+ * ksum forms that share or concatenate bf16 copies), so the fp32 / TF32 / bf16 mode
+ * applies to all four faces. W is [C, OC] (MATMUL_W_C_OC) or [OC, C] (MATMUL_W_OC_C, the tied
  * embedding). The bias gradient is a column sum by GEMV (fixed order, no atomics). */
 #include "cuda/cuda_ops.cuh"
 

@@ -26,6 +26,13 @@
  *  - Shapes are explicit ints; N = number of rows (B*T), C = channels.
  *  - Weights of linear layers are [C, OC] used as x @ W (Hugging Face GPT-2 Conv1D
  *    layout) unless `w_layout` says MATMUL_W_OC_C (the tied token embedding [V, C]).
+ *  - Row strides: matmul's out / dout / tout / dtout have rows `ldo` ≥ OC floats apart,
+ *    the cross-entropy faces' [B,T,V] arguments rows `ldv` ≥ V apart (every other model
+ *    buffer is dense: ldo = OC). The columns past OC (past V) are never read; the
+ *    cross-entropy faces never write them, while matmul's forward faces may write
+ *    anything there (a GPU computes the LM head's x·Eᵀ over a vocabulary padded to
+ *    `logits_row_multiple` straight into the logits' rows). An input cotangent's padding
+ *    columns need not be 0.
  *  - valid_len[b] = number of valid (non-padding) positions of example b; NULL = all T.
  *  - Per-op scratch (a row of attention scores) is the backend's business; callers
  *    pass only the tensors listed.
@@ -58,6 +65,11 @@ typedef struct { double lr, momentum, weight_decay; } SGDHyper;
 typedef struct Backend Backend;
 struct Backend {
     const char *name;   /* "cpu", "cuda" */
+    /* The LM gives each row of its logits (and their tangent and cotangents) a length
+     * of V rounded up to a multiple of this, the ldo / ldv of the head's ops: 1 on the
+     * CPU; 64 on CUDA, where cuBLAS writes a [rows, 50304] product about 7 times as fast
+     * as one with rows of 50257 (docs/cuda.md, "GEMM precision") */
+    int logits_row_multiple;
 
     /* ---- memory ---------------------------------------------------------------- */
     void *(*alloc)(size_t bytes);                       /* zero-filled */
@@ -107,20 +119,20 @@ struct Backend {
                                        const real *dtout /*[B,T,C]*/, const int32_t *tokens /*[B,T]*/,
                                        int B, int T, int C);
 
-    /* ---- matmul with bias: out = inp @ W + b ------------------------------------ */
+    /* ---- matmul with bias: out = inp @ W + b; out-side rows ldo ≥ OC apart --------- */
     void (*matmul_forward)(real *out /*[N,OC]*/, const real *inp /*[N,C]*/,
                            const real *w /*[C,OC] or [OC,C]*/, const real *bias /*[OC] or NULL*/,
-                           int N, int C, int OC, int w_layout);
+                           int N, int C, int OC, int w_layout, int ldo);
     /* dinp = dout Wᵀ (written); dW += inpᵀ dout; dbias += Σ_n dout */
     void (*matmul_backward)(real *dinp /*[N,C] or NULL*/, real *dw /*like w, or NULL*/,
                             real *dbias /*[OC] or NULL*/, const real *dout /*[N,OC]*/,
                             const real *inp /*[N,C]*/, const real *w,
-                            int N, int C, int OC, int w_layout);
+                            int N, int C, int OC, int w_layout, int ldo);
     /* tout = tinp @ W + inp @ tW + tb */
     void (*matmul_forward_tangent)(real *tout /*[N,OC]*/, const real *inp /*[N,C]*/,
                                    const real *tinp /*[N,C] or NULL*/, const real *w,
                                    const real *tw /*or NULL*/, const real *tbias /*[OC] or NULL*/,
-                                   int N, int C, int OC, int w_layout);
+                                   int N, int C, int OC, int w_layout, int ldo);
     /* dtinp = dtout @ Wᵀ + dout @ tWᵀ (written);  dtW += tinpᵀ dout + inpᵀ dtout;
      * dtb += Σ dtout */
     void (*matmul_backward_tangent)(real *dtinp /*[N,C] or NULL*/, real *dtw /*or NULL*/,
@@ -128,7 +140,7 @@ struct Backend {
                                     const real *dout /*[N,OC]*/, const real *dtout /*[N,OC]*/,
                                     const real *inp /*[N,C]*/, const real *tinp /*[N,C] or NULL*/,
                                     const real *w, const real *tw /*or NULL*/,
-                                    int N, int C, int OC, int w_layout);
+                                    int N, int C, int OC, int w_layout, int ldo);
 
     /* ---- layernorm (eps 1e-5): out = (inp - mean) * rstd * w + b ----------------- */
     void (*layernorm_forward)(real *out /*[N,C]*/, real *mean /*[N]*/, real *rstd /*[N]*/,
@@ -193,7 +205,7 @@ struct Backend {
     void (*residual_forward_tangent)(real *tout, const real *ta, const real *tb, size_t n);
     void (*residual_backward_tangent)(real *dta, real *dtb, const real *dtout, size_t n);
 
-    /* ---- softmax cross-entropy, per-example mean over valid targets --------------
+    /* ---- softmax cross-entropy, per-example mean over valid targets (rows ldv apart) -
      * losses[b] = (1/n_valid[b]) Σ_{t<n_valid[b]} -log softmax(logits[b,t])[targets[b,t]]
      * (targets at t >= n_valid[b] are ignored; n_valid[b] = 0 gives loss 0).
      * probs may alias logits (softmax in place), or be NULL (the losses only). Backward
@@ -201,10 +213,10 @@ struct Backend {
      * inner loss). */
     void (*crossentropy_forward)(real *losses /*[B]*/, real *probs /*[B,T,V] or NULL*/,
                                  const real *logits /*[B,T,V]*/, const int32_t *targets /*[B,T]*/,
-                                 const int32_t *n_valid /*[B]*/, int B, int T, int V);
+                                 const int32_t *n_valid /*[B]*/, int B, int T, int V, int ldv);
     void (*crossentropy_backward)(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
                                   const int32_t *targets, const int32_t *n_valid,
-                                  const real *dlosses /*[B]*/, int B, int T, int V);
+                                  const real *dlosses /*[B]*/, int B, int T, int V, int ldv);
     /* The backward written over its input, for a caller that needs neither the
      * probabilities nor the logits afterwards (the exception to "backward accumulates"):
      * x holds the forward's probabilities (from_logits = 0) or the logits themselves
@@ -214,15 +226,17 @@ struct Backend {
      * and an accumulating pass (and a forward's probabilities written and read again). */
     void (*crossentropy_backward_in_place)(real *x /*[B,T,V]*/, int from_logits,
                                            const int32_t *targets, const int32_t *n_valid,
-                                           const real *dlosses /*[B]*/, int B, int T, int V);
+                                           const real *dlosses /*[B]*/,
+                                           int B, int T, int V, int ldv);
     /* tlosses[b] = (1/n_b) Σ_t (Σ_v p·tlogit − tlogit[target]) */
     void (*crossentropy_forward_tangent)(real *tlosses /*[B]*/, const real *probs /*[B,T,V]*/,
                                          const real *tlogits /*[B,T,V]*/, const int32_t *targets,
-                                         const int32_t *n_valid, int B, int T, int V);
+                                         const int32_t *n_valid, int B, int T, int V, int ldv);
     void (*crossentropy_backward_tangent)(real *dtlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
                                           const real *tlogits /*[B,T,V]*/, const int32_t *targets,
                                           const int32_t *n_valid, const real *dlosses /*[B]*/,
-                                          const real *dtlosses /*[B] or NULL*/, int B, int T, int V);
+                                          const real *dtlosses /*[B] or NULL*/,
+                                          int B, int T, int V, int ldv);
     /* The same written over tlogits, which nothing reads afterwards: x holds ṫl and becomes
      * dtlogits on valid rows, 0 on the others (what the op above adds to zeros). */
     void (*crossentropy_backward_tangent_in_place)(real *x /*[B,T,V]*/,
@@ -230,7 +244,7 @@ struct Backend {
                                                    const int32_t *targets, const int32_t *n_valid,
                                                    const real *dlosses /*[B]*/,
                                                    const real *dtlosses /*[B] or NULL*/,
-                                                   int B, int T, int V);
+                                                   int B, int T, int V, int ldv);
 
     /* ---- rater-only ops (first order: the rater is differentiated once) --------- */
     void (*meanpool_forward)(real *out /*[B,C]*/, const real *inp /*[B,T,C]*/,

@@ -284,6 +284,13 @@ static int head_chunk_examples(const LMConfig *cfg, int B) {
     return cfg->head_chunk > 0 && cfg->head_chunk < B ? cfg->head_chunk : B;
 }
 
+/* the row length of the logits buffers (and their tangent's and cotangent's): V rounded
+ * up to the backend's logits_row_multiple (backend.h), the head's ldo / ldv */
+static int logits_ld(const Backend *be, const LMConfig *cfg) {
+    const int m = be->logits_row_multiple > 1 ? be->logits_row_multiple : 1;
+    return (cfg->vocab + m - 1) / m * m;
+}
+
 LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int with_tangents) {
     CHECK(lm_config_check(cfg) == 0, "lm_acts_new: %s", dr_lasterr());
     CHECK(B >= 1 && T >= 1 && T <= cfg->ctx, "lm_acts_new: B = %d, T = %d (ctx %d)", B, T, cfg->ctx);
@@ -293,7 +300,7 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
     a->T = T;
     a->with_tangents = with_tangents;
     size_t bytes = 0;
-    const size_t BT = (size_t)B * T, V = cfg->vocab;
+    const size_t BT = (size_t)B * T, Vp = logits_ld(be, cfg);
     const size_t HR = (size_t)head_chunk_examples(cfg, B) * T;   /* rows of a logits buffer */
     a->head_held = -1;
     a->inputs = be->alloc(BT * sizeof(int32_t));
@@ -302,15 +309,15 @@ LMActs *lm_acts_new(const Backend *be, const LMConfig *cfg, int B, int T, int wi
     bytes += (2 * BT + B) * sizeof(int32_t);
 
     trunk_alloc(be, cfg, &a->fwd, B, T, 0, &bytes);
-    a->fwd.logits = balloc(be, HR * V, &bytes);
+    a->fwd.logits = balloc(be, HR * Vp, &bytes);
     a->fwd.losses = balloc(be, B, &bytes);
     trunk_grads_alloc(be, cfg, &a->bwd, B, T, &bytes);
     if (with_tangents && lm_tape_supported(cfg))   /* a tape's cotangent (head_chunk_backward) */
-        a->bwd.logits = balloc(be, HR * V, &bytes);
+        a->bwd.logits = balloc(be, HR * Vp, &bytes);
     a->bwd.losses = balloc(be, B, &bytes);
     if (with_tangents) {
         trunk_alloc(be, cfg, &a->tan, B, T, 1, &bytes);
-        a->tan.logits = balloc(be, HR * V, &bytes);
+        a->tan.logits = balloc(be, HR * Vp, &bytes);
         a->tan.losses = balloc(be, B, &bytes);
         trunk_grads_alloc(be, cfg, &a->tbwd, B, T, &bytes);   /* its logits: over tan.logits */
     }
@@ -382,20 +389,20 @@ static void block_forward(const Backend *be, const LMConfig *cfg, const LMParams
     be->layernorm_forward(F->ln1[l], F->ln1_mean[l], F->ln1_rstd[l], x,
                           P->ln1_w[l], P->ln1_b[l], N, C);
     be->matmul_forward(F->qkv[l], F->ln1[l], P->qkv_w[l], P->qkv_b[l],
-                       N, C, 3 * C, MATMUL_W_C_OC);                      /* [B,T,3C] */
+                       N, C, 3 * C, MATMUL_W_C_OC, 3 * C);                      /* [B,T,3C] */
     be->attention_forward(F->atty[l], F->att[l], F->qkv[l], valid_len, causal,
                           B, T, C, NH);                                  /* [B,T,C]  */
     be->matmul_forward(F->branch, F->atty[l], P->attn_proj_w[l], P->attn_proj_b[l],
-                       N, C, C, MATMUL_W_C_OC);
+                       N, C, C, MATMUL_W_C_OC, C);
     be->residual_forward(F->res2[l], x, F->branch, NC);
     /* MLP half: res3 = res2 + c_proj(gelu(c_fc(LN2(res2)))) */
     be->layernorm_forward(F->ln2[l], F->ln2_mean[l], F->ln2_rstd[l], F->res2[l],
                           P->ln2_w[l], P->ln2_b[l], N, C);
     be->matmul_forward(F->fch[l], F->ln2[l], P->fc_w[l], P->fc_b[l],
-                       N, C, FF, MATMUL_W_C_OC);                         /* [B,T,F]  */
+                       N, C, FF, MATMUL_W_C_OC, FF);                         /* [B,T,F]  */
     be->gelu_forward(F->fch_gelu[l], F->fch[l], (size_t)N * FF);
     be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
-                       N, FF, C, MATMUL_W_C_OC);                         /* [B,T,C]  */
+                       N, FF, C, MATMUL_W_C_OC, C);                         /* [B,T,C]  */
     be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
 }
 
@@ -421,21 +428,21 @@ static void block_forward_tangent(const Backend *be, const LMConfig *cfg, const 
     be->layernorm_forward_tangent(Tt->ln1[l], x, tx, P->ln1_w[l], U->ln1_w[l], U->ln1_b[l],
                                   F->ln1_mean[l], F->ln1_rstd[l], N, C);
     be->matmul_forward_tangent(Tt->qkv[l], F->ln1[l], Tt->ln1[l], P->qkv_w[l],
-                               U->qkv_w[l], U->qkv_b[l], N, C, 3 * C, MATMUL_W_C_OC);
+                               U->qkv_w[l], U->qkv_b[l], N, C, 3 * C, MATMUL_W_C_OC, 3 * C);
     be->attention_forward_tangent(Tt->atty[l], Tt->att[l], F->qkv[l], Tt->qkv[l],
                                   F->att[l], valid_len, causal, B, T, C, NH);
     be->matmul_forward_tangent(Tt->branch, F->atty[l], Tt->atty[l], P->attn_proj_w[l],
-                               U->attn_proj_w[l], U->attn_proj_b[l], N, C, C, MATMUL_W_C_OC);
+                               U->attn_proj_w[l], U->attn_proj_b[l], N, C, C, MATMUL_W_C_OC, C);
     be->residual_forward_tangent(Tt->res2[l], tx, Tt->branch, NC);
 
     be->layernorm_forward_tangent(Tt->ln2[l], F->res2[l], Tt->res2[l], P->ln2_w[l],
                                   U->ln2_w[l], U->ln2_b[l], F->ln2_mean[l], F->ln2_rstd[l],
                                   N, C);
     be->matmul_forward_tangent(Tt->fch[l], F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
-                               U->fc_b[l], N, C, FF, MATMUL_W_C_OC);
+                               U->fc_b[l], N, C, FF, MATMUL_W_C_OC, FF);
     be->gelu_forward_tangent(Tt->fch_gelu[l], F->fch[l], Tt->fch[l], (size_t)N * FF);
     be->matmul_forward_tangent(Tt->branch, F->fch_gelu[l], Tt->fch_gelu[l], P->fc_proj_w[l],
-                               U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC);
+                               U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC, C);
     be->residual_forward_tangent(Tt->res3[l], Tt->res2[l], Tt->branch, NC);
 }
 
@@ -548,12 +555,12 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
          * the residual stream's ---- */
         if (primal)
             be->matmul_backward(k.fch_gelu, GV(fc_proj_w[l]), GV(fc_proj_b[l]), k.res3,
-                                F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC);
+                                F->fch_gelu[l], P->fc_proj_w[l], N, FF, C, MATMUL_W_C_OC, C);
         if (tp)
             be->matmul_backward_tangent(DT->fch_gelu, HV->fc_proj_w[l], HV->fc_proj_b[l],
                                         k.res3, DT->res, F->fch_gelu[l], Tt->fch_gelu[l],
                                         P->fc_proj_w[l], U->fc_proj_w[l], N, FF, C,
-                                        MATMUL_W_C_OC);
+                                        MATMUL_W_C_OC, C);
         if (primal)
             be->gelu_backward(k.fch, F->fch[l], k.fch_gelu, NF);
         if (tp)
@@ -561,11 +568,11 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
                                       DT->fch_gelu, NF);
         if (primal)
             be->matmul_backward(k.ln2, GV(fc_w[l]), GV(fc_b[l]), k.fch, F->ln2[l], P->fc_w[l],
-                                N, C, FF, MATMUL_W_C_OC);
+                                N, C, FF, MATMUL_W_C_OC, FF);
         if (tp)
             be->matmul_backward_tangent(DT->ln, HV->fc_w[l], HV->fc_b[l], k.fch, DT->fch,
                                         F->ln2[l], Tt->ln2[l], P->fc_w[l], U->fc_w[l],
-                                        N, C, FF, MATMUL_W_C_OC);
+                                        N, C, FF, MATMUL_W_C_OC, FF);
         /* k.res2 = d(res3) + LN2ᵀ(…) = d(res2) */
         if (primal) {
             if (k.res2 != k.res3) be->vec_copy(k.res2, k.res3, NC);
@@ -580,12 +587,12 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
         /* ---- attention half; k.res2 = d(res2) = d(attn c_proj output) ---- */
         if (primal)
             be->matmul_backward(k.atty, GV(attn_proj_w[l]), GV(attn_proj_b[l]), k.res2,
-                                F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC);
+                                F->atty[l], P->attn_proj_w[l], N, C, C, MATMUL_W_C_OC, C);
         if (tp)
             be->matmul_backward_tangent(DT->atty, HV->attn_proj_w[l], HV->attn_proj_b[l],
                                         k.res2, DT->res, F->atty[l], Tt->atty[l],
                                         P->attn_proj_w[l], U->attn_proj_w[l], N, C, C,
-                                        MATMUL_W_C_OC);
+                                        MATMUL_W_C_OC, C);
         if (primal)
             be->attention_backward(k.qkv, k.atty, F->qkv[l], F->att[l], valid_len, causal,
                                    B, T, C, NH);
@@ -595,11 +602,11 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
                                            B, T, C, NH);
         if (primal)
             be->matmul_backward(k.ln1, GV(qkv_w[l]), GV(qkv_b[l]), k.qkv, F->ln1[l],
-                                P->qkv_w[l], N, C, 3 * C, MATMUL_W_C_OC);
+                                P->qkv_w[l], N, C, 3 * C, MATMUL_W_C_OC, 3 * C);
         if (tp)
             be->matmul_backward_tangent(DT->ln, HV->qkv_w[l], HV->qkv_b[l], k.qkv, DT->qkv,
                                         F->ln1[l], Tt->ln1[l], P->qkv_w[l], U->qkv_w[l],
-                                        N, C, 3 * C, MATMUL_W_C_OC);
+                                        N, C, 3 * C, MATMUL_W_C_OC, 3 * C);
         /* k.res_in = d(res2) + LN1ᵀ(…) = d(x), the block input */
         if (primal) {
             if (k.res_in != k.res2) be->vec_copy(k.res_in, k.res2, NC);
@@ -665,7 +672,9 @@ static void lm_set_batch(const Backend *be, const LMConfig *cfg, LMActs *a,
  * over the rows instead of zeroing, accumulating and, when recomputing, writing and
  * reading the probabilities. Only a tape, whose replay reads its probabilities again,
  * takes the cotangent apart, in bwd.logits, which acts hold only when a tape can be.
- * Likewise the cotangent's tangent is written over the logits' tangent (tan.logits). */
+ * Likewise the cotangent's tangent is written over the logits' tangent (tan.logits).
+ * Rows of these buffers are Vp = logits_ld() floats apart, V of them used: on a GPU the
+ * product x·Eᵀ runs over the vocabulary padded to 64 straight into them (backend.h). */
 
 /* examples [b0, b1): the logits alone (a->head_held is not set: no probabilities) */
 static void head_chunk_logits(const Backend *be, const LMConfig *cfg, const LMParams *P,
@@ -673,31 +682,32 @@ static void head_chunk_logits(const Backend *be, const LMConfig *cfg, const LMPa
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     LMTensors *F = &a->fwd;
     be->matmul_forward(F->logits, F->lnf + (size_t)b0 * T * C, P->wte, NULL, Nc, C, V,
-                       MATMUL_W_OC_C);                                    /* [Nc,V]   */
+                       MATMUL_W_OC_C, logits_ld(be, cfg));                   /* [Nc,Vp]  */
 }
 
 /* examples [b0, b1): logits, with_probs: softmax in place; losses[b0, b1) */
 static void head_chunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                LMActs *a, int b0, int b1, int with_probs) {
-    const int V = cfg->vocab, T = a->T_cur;
+    const int V = cfg->vocab, Vp = logits_ld(be, cfg), T = a->T_cur;
     LMTensors *F = &a->fwd;
     const size_t r0 = (size_t)b0 * T;
     head_chunk_logits(be, cfg, P, a, b0, b1);
     be->crossentropy_forward(F->losses + b0, with_probs ? F->logits /* in place */ : NULL,
-                             F->logits, a->targets + r0, a->n_valid + b0, b1 - b0, T, V);
+                             F->logits, a->targets + r0, a->n_valid + b0, b1 - b0, T, V, Vp);
     a->head_held = with_probs ? b0 : -1;
 }
 
 /* its tangent along U: Tt->logits, d_i = Tt->losses[b0, b1) */
 static void head_chunk_tangent(const Backend *be, const LMConfig *cfg, const LMParams *P,
                                const LMParams *U, LMActs *a, int b0, int b1) {
-    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
+    const int C = cfg->d_model, V = cfg->vocab, Vp = logits_ld(be, cfg), T = a->T_cur;
+    const int Nc = (b1 - b0) * T;
     LMTensors *F = &a->fwd, *Tt = &a->tan;
     const size_t r0 = (size_t)b0 * T;
     be->matmul_forward_tangent(Tt->logits, F->lnf + r0 * C, Tt->lnf + r0 * C, P->wte, U->wte,
-                               NULL, Nc, C, V, MATMUL_W_OC_C);
+                               NULL, Nc, C, V, MATMUL_W_OC_C, Vp);
     be->crossentropy_forward_tangent(Tt->losses + b0, F->logits, Tt->logits, a->targets + r0,
-                                     a->n_valid + b0, b1 - b0, T, V);
+                                     a->n_valid + b0, b1 - b0, T, V, Vp);
 }
 
 /* What F->logits holds when a chunk's backward starts, and what becomes of it */
@@ -715,8 +725,9 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
                                 const LMParams *G, LMActs *a, LMGrads *D,
                                 const TangentPass *tp, int replay, enum head_logits held,
                                 int b0, int b1) {
-    const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
-    const size_t r0 = (size_t)b0 * T, NcV = (size_t)Nc * V;
+    const int C = cfg->d_model, V = cfg->vocab, Vp = logits_ld(be, cfg), T = a->T_cur;
+    const int Nc = (b1 - b0) * T;
+    const size_t r0 = (size_t)b0 * T, NcVp = (size_t)Nc * Vp;
     LMTensors *F = &a->fwd;
     CHECK(!replay || tp, "head backward: a replay is for the tangents");
     CHECK(!tp || held != HEAD_LOGITS, "head backward: the tangents need the probabilities");
@@ -726,25 +737,25 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
                * over the logits' tangent; dlosses are held fixed: their tangent is 0 (NULL) */
         be->crossentropy_backward_tangent_in_place(tp->Tt->logits, F->logits, a->targets + r0,
                                                    a->n_valid + b0, D->losses + b0, NULL,
-                                                   b1 - b0, T, V);
-    real *dlogits = F->logits;                                            /* [Nc,V]   */
+                                                   b1 - b0, T, V, Vp);
+    real *dlogits = F->logits;                                            /* [Nc,Vp]  */
     if (held == HEAD_PROBS_KEPT) {
         dlogits = D->logits;
-        be->vec_zero(dlogits, NcV);
+        be->vec_zero(dlogits, NcVp);
         be->crossentropy_backward(dlogits, F->logits, a->targets + r0, a->n_valid + b0,
-                                  D->losses + b0, b1 - b0, T, V);
+                                  D->losses + b0, b1 - b0, T, V, Vp);
     } else {
         be->crossentropy_backward_in_place(F->logits, held == HEAD_LOGITS, a->targets + r0,
-                                           a->n_valid + b0, D->losses + b0, b1 - b0, T, V);
+                                           a->n_valid + b0, D->losses + b0, b1 - b0, T, V, Vp);
         a->head_held = -1;   /* the buffer holds the cotangent now */
     }
     if (!replay)
         be->matmul_backward(D->lnf + r0 * C, G ? G->wte : NULL, NULL, dlogits,
-                            F->lnf + r0 * C, P->wte, Nc, C, V, MATMUL_W_OC_C);
+                            F->lnf + r0 * C, P->wte, Nc, C, V, MATMUL_W_OC_C, Vp);
     if (tp)
         be->matmul_backward_tangent(tp->DT->lnf + r0 * C, tp->HV->wte, NULL, dlogits,
                                     tp->Tt->logits, F->lnf + r0 * C, tp->Tt->lnf + r0 * C,
-                                    P->wte, tp->U->wte, Nc, C, V, MATMUL_W_OC_C);
+                                    P->wte, tp->U->wte, Nc, C, V, MATMUL_W_OC_C, Vp);
 }
 
 /* The LM's attention is causal; padded positions (t ≥ n_valid) come after every valid
@@ -860,7 +871,7 @@ LMTape *lm_tape_new(const Backend *be, const LMConfig *cfg, int B, int T) {
     tp->n_valid = be->alloc((size_t)B * sizeof(int32_t));
     bytes += (2 * BT + B) * sizeof(int32_t);
     trunk_alloc(be, cfg, &tp->fwd, B, T, 0, &bytes);
-    tp->fwd.logits = balloc(be, BT * cfg->vocab, &bytes);
+    tp->fwd.logits = balloc(be, BT * logits_ld(be, cfg), &bytes);
     tp->fwd.losses = balloc(be, B, &bytes);
     tp->lnf = balloc(be, BT * C, &bytes);
     for (int l = 0; l < cfg->n_layer; l++) {

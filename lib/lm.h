@@ -138,7 +138,7 @@ typedef struct {
     real *branch;                       /* [B,T,C]  scratch: c_proj output before the residual add */
     real *lnf;                          /* [B,T,C]  final LN output                   */
     real *lnf_mean, *lnf_rstd;          /* [B,T]                                      */
-    real *logits;                       /* [B,T,V]  (fwd: softmax probs, in place)    */
+    real *logits;                       /* [B,T,Vp] (fwd: softmax probs, in place)    */
     real *losses;                       /* [B]                                        */
 } LMTensors;
 
@@ -152,7 +152,7 @@ typedef struct {
     real *fch;                          /* [B,T,F]                                    */
     real *fch_gelu;                     /* [B,T,F]                                    */
     real *lnf;                          /* [B,T,C]                                    */
-    real *logits;                       /* [B,T,V]  LMActs: only for a tape (lm.c)    */
+    real *logits;                       /* [B,T,Vp] LMActs: only for a tape (lm.c)    */
     real *losses;                       /* [B]      dlosses as given                   */
 } LMGrads;
 

@@ -127,9 +127,9 @@ void rater_forward(const Backend *be, const RaterConfig *cfg, const real *phi, R
     trunk_forward(be, cfg, &P.trunk, &a->fwd, a->tokens, a->valid_len, 0, B, T);
     /* head: mean pool → Linear d→d → GELU → Linear d→1 */
     be->meanpool_forward(a->pooled, a->fwd.lnf, a->valid_len, B, T, C);             /* [B,C] */
-    be->matmul_forward(a->h, a->pooled, P.head_fc_w, P.head_fc_b, B, C, C, MATMUL_W_C_OC);
+    be->matmul_forward(a->h, a->pooled, P.head_fc_w, P.head_fc_b, B, C, C, MATMUL_W_C_OC, C);
     be->gelu_forward(a->h_gelu, a->h, (size_t)B * C);
-    be->matmul_forward(a->z, a->h_gelu, P.head_out_w, P.head_out_b, B, C, 1, MATMUL_W_C_OC);
+    be->matmul_forward(a->z, a->h_gelu, P.head_out_w, P.head_out_b, B, C, 1, MATMUL_W_C_OC, 1);
     if (z) be->to_host(z, a->z, (size_t)B * sizeof(real));                              /* [B] */
 }
 
@@ -146,10 +146,10 @@ void rater_backward(const Backend *be, const RaterConfig *cfg, const real *phi, 
     /* the head's input cotangents are written by matmul's and GELU's backward (backend.h);
      * mean pooling's backward accumulates, so its output is zeroed first */
     be->matmul_backward(a->d_h_gelu, G.head_out_w, G.head_out_b, a->d_z, a->h_gelu,
-                        P.head_out_w, B, C, 1, MATMUL_W_C_OC);
+                        P.head_out_w, B, C, 1, MATMUL_W_C_OC, 1);
     be->gelu_backward(a->d_h, a->h, a->d_h_gelu, BC);
     be->matmul_backward(a->d_pooled, G.head_fc_w, G.head_fc_b, a->d_h, a->pooled,
-                        P.head_fc_w, B, C, C, MATMUL_W_C_OC);
+                        P.head_fc_w, B, C, C, MATMUL_W_C_OC, C);
     be->vec_zero(a->bwd.lnf, (size_t)B * T * C);
     be->meanpool_backward(a->bwd.lnf, a->d_pooled, a->valid_len, B, T, C);
     trunk_backward(be, cfg, &P.trunk, &G.trunk, &a->fwd, &a->bwd, a->tokens, a->valid_len, 0,

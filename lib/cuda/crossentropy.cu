@@ -8,7 +8,9 @@
  * the forward's first pass taken again before it; the backward tangent in place reads ṫl
  * for its dot product, then once more to write over it. The per-example means are one thread
  * per example summing its rows in t order (as the CPU does). probs may alias logits: the
- * forward reads the target logit and finishes both reductions before any write.
+ * forward reads the target logit and finishes both reductions before any write. Rows are
+ * ldv ≥ V floats apart (the LM's logits: V rounded up to 64, so every row starts on a
+ * 16-byte boundary); the columns past V are neither read nor written.
  * Memory access: a row starts only 4-byte aligned in general (V is odd for the LM), so
  * every row is cut into a scalar head up to the first 16-byte boundary (< 4 elements),
  * float4s, and a scalar tail (< 4); when two rows a kernel reads or writes together are
@@ -22,6 +24,11 @@
 #include "cuda/cuda_ops.cuh"
 
 #define CE_THREADS 1024
+
+/* the host side's check of a row stride */
+static void ce_check_ld(const char *op, int V, int ldv) {
+    if (ldv < V) dr_fail_at(__FILE__, __LINE__, "%s: row stride %d < V %d", op, ldv, V);
+}
 
 static __device__ __forceinline__ int n_targets(const int32_t *n_valid, int b, int T) {
     return cu_valid(n_valid, b, T);
@@ -82,11 +89,11 @@ static __device__ __forceinline__ void ce_row_stats(const float *l, int V, float
  * unless probs is NULL */
 static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const float *logits,
                                          const int32_t *targets, const int32_t *n_valid,
-                                         int T, int V) {
+                                         int T, int V, int ldv) {
     __shared__ float sh[32];
     __shared__ float l_target_sh;
     const int bt = blockIdx.x, b = bt / T, t = bt % T, tid = threadIdx.x, nt = blockDim.x;
-    const float *l = logits + (size_t)bt * V;
+    const float *l = logits + (size_t)bt * ldv;
     const int valid = t < n_targets(n_valid, b, T);
     if (tid == 0) l_target_sh = valid ? l[targets[bt]] : 0.0f;   /* before any write */
     float mx, sum;
@@ -95,7 +102,7 @@ static __global__ void ce_forward_rows_k(float *row_loss, float *probs, const fl
     if (tid == 0) row_loss[bt] = valid ? mx + logf(sum) - l_target_sh : 0.0f;
     if (!probs) return;
     /* every read of l above is behind the reductions' barriers: p may overwrite l now */
-    float *p = probs + (size_t)bt * V;
+    float *p = probs + (size_t)bt * ldv;
     const int h = ce_head(l, V), n4 = (V - h) >> 2, r = h + 4 * n4;
     const float4 *l4 = (const float4 *)(l + h);
     if (ce_same_align(p, l)) {
@@ -131,11 +138,13 @@ static void mean_per_example(float *losses, const float *row, const int32_t *n_v
 }
 
 void cu_crossentropy_forward(real *losses, real *probs, const real *logits,
-                             const int32_t *targets, const int32_t *n_valid, int B, int T, int V) {
+                             const int32_t *targets, const int32_t *n_valid,
+                             int B, int T, int V, int ldv) {
+    ce_check_ld("crossentropy_forward", V, ldv);
     if (B <= 0) return;
     if (T <= 0) { cudaCheck(cudaMemsetAsync(losses, 0, (size_t)B * sizeof(float), 0)); return; }
     float *row_loss = (float *)cu_scratch(CU_SCR_ROWS, (size_t)B * T * sizeof(float));
-    ce_forward_rows_k<<<B * T, CE_THREADS>>>(row_loss, probs, logits, targets, n_valid, T, V);
+    ce_forward_rows_k<<<B * T, CE_THREADS>>>(row_loss, probs, logits, targets, n_valid, T, V, ldv);
     cudaLaunchCheck();
     mean_per_example(losses, row_loss, n_valid, B, T);
 }
@@ -157,12 +166,12 @@ static __device__ __forceinline__ float4 ce_bwd4(float4 d, float4 p, float c, in
 /* dlogits[bt] += (dl_b/n)(p − onehot(target)), valid rows only */
 static __global__ void ce_backward_rows_k(float *dlogits, const float *probs,
                                           const int32_t *targets, const int32_t *n_valid,
-                                          const float *dlosses, int T, int V) {
+                                          const float *dlosses, int T, int V, int ldv) {
     const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
     if (t >= n) return;
     const int tid = threadIdx.x, nt = blockDim.x;
-    const float *p = probs + (size_t)bt * V;
-    float *d = dlogits + (size_t)bt * V;
+    const float *p = probs + (size_t)bt * ldv;
+    float *d = dlogits + (size_t)bt * ldv;
     const float c = dlosses[b] / n;
     const int y = targets[bt];
     if (ce_same_align(d, p)) {
@@ -184,9 +193,11 @@ static __global__ void ce_backward_rows_k(float *dlogits, const float *probs,
 }
 
 void cu_crossentropy_backward(real *dlogits, const real *probs, const int32_t *targets,
-                              const int32_t *n_valid, const real *dlosses, int B, int T, int V) {
+                              const int32_t *n_valid, const real *dlosses,
+                              int B, int T, int V, int ldv) {
+    ce_check_ld("crossentropy_backward", V, ldv);
     if (B <= 0 || T <= 0) return;
-    ce_backward_rows_k<<<B * T, CE_THREADS>>>(dlogits, probs, targets, n_valid, dlosses, T, V);
+    ce_backward_rows_k<<<B * T, CE_THREADS>>>(dlogits, probs, targets, n_valid, dlosses, T, V, ldv);
     cudaLaunchCheck();
 }
 
@@ -206,15 +217,15 @@ static __device__ __forceinline__ void ce_zero_row(float *d, int V) {
  * element is read and written by one thread, after the row's reductions. */
 static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
                                                    const int32_t *targets, const int32_t *n_valid,
-                                                   const float *dlosses, int T, int V) {
+                                                   const float *dlosses, int T, int V, int ldv) {
     __shared__ float sh[32];
     const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
     const int tid = threadIdx.x, nt = blockDim.x;
     if (t >= n) {   /* uniform over the block */
-        ce_zero_row(x + (size_t)bt * V, V);
+        ce_zero_row(x + (size_t)bt * ldv, V);
         return;
     }
-    float *d = x + (size_t)bt * V;
+    float *d = x + (size_t)bt * ldv;
     const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
     float4 *d4 = (float4 *)(d + h);
     const float4 zero4 = { 0.0f, 0.0f, 0.0f, 0.0f };
@@ -253,10 +264,11 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
 
 void cu_crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
                                        const int32_t *n_valid, const real *dlosses, int B, int T,
-                                       int V) {
+                                       int V, int ldv) {
+    ce_check_ld("crossentropy_backward_in_place", V, ldv);
     if (B <= 0 || T <= 0) return;
     ce_backward_in_place_rows_k<<<B * T, CE_THREADS>>>(x, from_logits, targets, n_valid, dlosses,
-                                                       T, V);
+                                                       T, V, ldv);
     cudaLaunchCheck();
 }
 
@@ -283,28 +295,29 @@ static __device__ __forceinline__ float ce_row_dot(const float *p, const float *
 /* row_t[bt] = Σ_v p·ṫl − ṫl[target] (0 for t ≥ n_valid) */
 static __global__ void ce_tangent_rows_k(float *row_t, const float *probs, const float *tlogits,
                                          const int32_t *targets, const int32_t *n_valid,
-                                         int T, int V) {
+                                         int T, int V, int ldv) {
     __shared__ float sh[32];
     int bt = blockIdx.x, b = bt / T, t = bt % T;
     if (t >= n_targets(n_valid, b, T)) {   /* uniform over the block */
         if (threadIdx.x == 0) row_t[bt] = 0.0f;
         return;
     }
-    const float *p = probs + (size_t)bt * V, *lt = tlogits + (size_t)bt * V;
+    const float *p = probs + (size_t)bt * ldv, *lt = tlogits + (size_t)bt * ldv;
     const float dot = ce_row_dot(p, lt, V, sh);
     if (threadIdx.x == 0) row_t[bt] = dot - lt[targets[bt]];
 }
 
 void cu_crossentropy_forward_tangent(real *tlosses, const real *probs, const real *tlogits,
                                      const int32_t *targets, const int32_t *n_valid, int B, int T,
-                                     int V) {
+                                     int V, int ldv) {
+    ce_check_ld("crossentropy_forward_tangent", V, ldv);
     if (B <= 0) return;
     if (!tlogits || T <= 0) {
         cudaCheck(cudaMemsetAsync(tlosses, 0, (size_t)B * sizeof(float), 0));
         return;
     }
     float *row_t = (float *)cu_scratch(CU_SCR_ROWS, (size_t)B * T * sizeof(float));
-    ce_tangent_rows_k<<<B * T, CE_THREADS>>>(row_t, probs, tlogits, targets, n_valid, T, V);
+    ce_tangent_rows_k<<<B * T, CE_THREADS>>>(row_t, probs, tlogits, targets, n_valid, T, V, ldv);
     cudaLaunchCheck();
     mean_per_example(tlosses, row_t, n_valid, B, T);
 }
@@ -322,14 +335,14 @@ static __device__ __forceinline__ float ce_bwt1(float d, float p, float lt, floa
 static __global__ void ce_backward_tangent_rows_k(float *dtlogits, const float *probs,
                                                   const float *tlogits, const int32_t *targets,
                                                   const int32_t *n_valid, const float *dlosses,
-                                                  const float *dtlosses, int T, int V) {
+                                                  const float *dtlosses, int T, int V, int ldv) {
     __shared__ float sh[32];
     const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
     if (t >= n) return;   /* uniform over the block */
     const int tid = threadIdx.x, nt = blockDim.x;
-    const float *p = probs + (size_t)bt * V;
-    const float *lt = tlogits ? tlogits + (size_t)bt * V : NULL;
-    float *d = dtlogits + (size_t)bt * V;
+    const float *p = probs + (size_t)bt * ldv;
+    const float *lt = tlogits ? tlogits + (size_t)bt * ldv : NULL;
+    float *d = dtlogits + (size_t)bt * ldv;
     const float c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0.0f;
     const int y = targets[bt];
     if (lt) {
@@ -384,18 +397,19 @@ static __global__ void ce_backward_tangent_in_place_rows_k(float *x, const float
                                                            const int32_t *targets,
                                                            const int32_t *n_valid,
                                                            const float *dlosses,
-                                                           const float *dtlosses, int T, int V) {
+                                                           const float *dtlosses, int T,
+                                                           int V, int ldv) {
     __shared__ float sh[32];
     const int bt = blockIdx.x, b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
     const int tid = threadIdx.x, nt = blockDim.x;
     if (t >= n) {   /* uniform over the block */
-        ce_zero_row(x + (size_t)bt * V, V);
+        ce_zero_row(x + (size_t)bt * ldv, V);
         return;
     }
-    float *d = x + (size_t)bt * V;
+    float *d = x + (size_t)bt * ldv;
     const int h = ce_head(d, V), n4 = (V - h) >> 2, r = h + 4 * n4;
     float4 *d4 = (float4 *)(d + h);
-    const float *p = probs + (size_t)bt * V;
+    const float *p = probs + (size_t)bt * ldv;
     const float c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0.0f;
     const int y = targets[bt];
     const float dot = ce_row_dot(p, d, V, sh);
@@ -417,19 +431,21 @@ static __global__ void ce_backward_tangent_in_place_rows_k(float *x, const float
 
 void cu_crossentropy_backward_tangent_in_place(real *x, const real *probs, const int32_t *targets,
                                                const int32_t *n_valid, const real *dlosses,
-                                               const real *dtlosses, int B, int T, int V) {
+                                               const real *dtlosses, int B, int T, int V, int ldv) {
+    ce_check_ld("crossentropy_backward_tangent_in_place", V, ldv);
     if (B <= 0 || T <= 0) return;
     ce_backward_tangent_in_place_rows_k<<<B * T, CE_THREADS>>>(x, probs, targets, n_valid, dlosses,
-                                                               dtlosses, T, V);
+                                                               dtlosses, T, V, ldv);
     cudaLaunchCheck();
 }
 
 void cu_crossentropy_backward_tangent(real *dtlogits, const real *probs, const real *tlogits,
                                       const int32_t *targets, const int32_t *n_valid,
                                       const real *dlosses, const real *dtlosses, int B, int T,
-                                      int V) {
+                                      int V, int ldv) {
+    ce_check_ld("crossentropy_backward_tangent", V, ldv);
     if (B <= 0 || T <= 0) return;
     ce_backward_tangent_rows_k<<<B * T, CE_THREADS>>>(dtlogits, probs, tlogits, targets, n_valid,
-                                                      dlosses, dtlosses, T, V);
+                                                      dlosses, dtlosses, T, V, ldv);
     cudaLaunchCheck();
 }

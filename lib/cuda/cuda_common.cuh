@@ -139,6 +139,11 @@ struct CuGemm {
     float beta;
     float *C;
     int ldc;
+    /* C's rows have room for this many columns (0: N): the columns from N on may be
+     * overwritten. bf16 mode then runs a wide N that is not a multiple of 8 (the LM
+     * head's x·Eᵀ over V) as a product over N rounded up to 64 straight into C, when
+     * that fits, instead of through a dense scratch and a copy (gemm.cu). */
+    int n_room;
 };
 void cu_gemm_run(const CuGemm *g);
 void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X);
@@ -211,8 +216,9 @@ void cu_gemm_bh_bf16a_ksum(int ta, int tb, int M, int N, int K1, int K2, float a
                            CuBHMat B1, CuBHMat B2, int interleave, float beta, CuBHMat C, int nb,
                            int nh);
 
-/* db[OC] += Σ_n d[n, :] (row-major d [N, OC]): one GEMV against ones, fixed order. */
-void cu_column_sum_add(float *db, const float *d, int N, int OC);
+/* db[OC] += Σ_n d[n, :] (row-major d [N, OC], rows ld ≥ OC apart): one GEMV against
+ * ones, fixed order. */
+void cu_column_sum_add(float *db, const float *d, int N, int OC, int ld);
 
 /* ---- launch helpers and reductions --------------------------------------------------- */
 

@@ -51,15 +51,16 @@ void cu_embedding_backward_tangent(real *dtwte, real *dtwpe, const real *dtout,
 
 /* matmul.cu */
 void cu_matmul_forward(real *out, const real *inp, const real *w, const real *bias,
-                       int N, int C, int OC, int w_layout);
+                       int N, int C, int OC, int w_layout, int ldo);
 void cu_matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
-                        const real *w, int N, int C, int OC, int w_layout);
+                        const real *w, int N, int C, int OC, int w_layout, int ldo);
 void cu_matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
                                const real *tw, const real *tbias, int N, int C, int OC,
-                               int w_layout);
+                               int w_layout, int ldo);
 void cu_matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
                                 const real *dtout, const real *inp, const real *tinp,
-                                const real *w, const real *tw, int N, int C, int OC, int w_layout);
+                                const real *w, const real *tw,
+                                int N, int C, int OC, int w_layout, int ldo);
 
 /* layernorm.cu */
 void cu_layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w,
@@ -152,22 +153,24 @@ void cu_residual_backward_tangent(real *dta, real *dtb, const real *dtout, size_
 
 /* crossentropy.cu */
 void cu_crossentropy_forward(real *losses, real *probs, const real *logits,
-                             const int32_t *targets, const int32_t *n_valid, int B, int T, int V);
+                             const int32_t *targets, const int32_t *n_valid,
+                             int B, int T, int V, int ldv);
 void cu_crossentropy_backward(real *dlogits, const real *probs, const int32_t *targets,
-                              const int32_t *n_valid, const real *dlosses, int B, int T, int V);
+                              const int32_t *n_valid, const real *dlosses,
+                              int B, int T, int V, int ldv);
 void cu_crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
                                        const int32_t *n_valid, const real *dlosses, int B, int T,
-                                       int V);
+                                       int V, int ldv);
 void cu_crossentropy_forward_tangent(real *tlosses, const real *probs, const real *tlogits,
                                      const int32_t *targets, const int32_t *n_valid,
-                                     int B, int T, int V);
+                                     int B, int T, int V, int ldv);
 void cu_crossentropy_backward_tangent(real *dtlogits, const real *probs, const real *tlogits,
                                       const int32_t *targets, const int32_t *n_valid,
                                       const real *dlosses, const real *dtlosses,
-                                      int B, int T, int V);
+                                      int B, int T, int V, int ldv);
 void cu_crossentropy_backward_tangent_in_place(real *x, const real *probs, const int32_t *targets,
                                                const int32_t *n_valid, const real *dlosses,
-                                               const real *dtlosses, int B, int T, int V);
+                                               const real *dtlosses, int B, int T, int V, int ldv);
 
 /* meanpool.cu */
 void cu_meanpool_forward(real *out, const real *inp, const int32_t *valid_len, int B, int T, int C);

@@ -24,8 +24,10 @@
  *    padded to a multiple of 64 (the head's dE reads the logit gradient stored [rows, V]),
  *    the extents unchanged;
  *  - a product with N ≥ 1024 and N or ldc not a multiple of 8 (the head's x·Eᵀ) runs over
- *    Np = N rounded up to 64, B's copy zero-padded to Np, into a dense fp32 scratch
- *    [rows, Np], whose first N columns a copy kernel moves into C (with beta·C).
+ *    Np = N rounded up to 64, B's copy zero-padded to Np: straight into C when the caller
+ *    gave C's rows room for Np columns (CuGemm.n_room; the LM's logits rows are 50304
+ *    long, backend.h), else into a dense fp32 scratch [rows, Np], whose first N columns
+ *    a copy kernel moves into C (with beta·C).
  * Why (H200, 2026-11-27, bench_cuda --gemm-shapes, bf16 inputs, TFLOP/s): x·Eᵀ (M 4096,
  * K 512) ran at 90.8 with N = 50257, 674.4 with N = 50304 (ld 50304), 91.4 with N = 50257
  * and the copies' rows and C's ld padded, 139.5 with N = 50240 and C's ld 50257: the
@@ -268,18 +270,55 @@ static void gemm_bf16_padded_out(int ta, int tb, int M, int N, int K, int Kp, fl
     }
 }
 
-/* Which path: (1) the padded output when N ≥ 1024, N or ldc not a multiple of 8, and B's
- * copy padded to Np fits the limit (its rows of C blocked as it says); otherwise (2) blocks
- * of rows of C when A's copy exceeds the limit, (3) blocks of columns when B's does, (4) one
- * product. K is padded (padded()) on every path, and so is each copy's row length. */
+/* a wide misaligned output whose rows have room (n_room, as the caller allows) for N
+ * rounded up to 64 columns in a 16-byte-aligned row: the product can run over that many
+ * straight into C */
+static inline int wide_in_place(int N, int ldc, int n_room) {
+    const int Np = round_up_64(N);
+    return wide_misaligned_output(N, ldc) && ldc % 8 == 0 && ldc >= Np && n_room >= Np;
+}
+
+/* C[M, Np] (ldc) = alpha·op(A)·op(B) + beta·C with Np = N rounded up to 64, for an
+ * output with room for it (wide_in_place): B's copy zero-padded to Np, so the columns
+ * N … Np − 1 get beta times what they held (the caller's to overwrite); A copied whole,
+ * or in blocks of rows of C when its copy exceeds the limit. The caller checks that B's
+ * padded copy fits. */
+static void gemm_bf16_padded_in_place(int ta, int tb, int M, int N, int K, int Kp, float alpha,
+                                      const float *A, int lda, const float *B, int ldb,
+                                      float beta, float *C, int ldc) {
+    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
+    const int Np = round_up_64(N);
+    int lda_h, ldb_h;
+    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, Np, K, Kp, ldb, &ldb_h);
+    const int mc = copy_a_bytes(ta, M, Kp) > limit && M > 1
+                       ? block_of_64(block_of(limit, (size_t)Kp * es, M), M) : M;
+    for (int m0 = 0; m0 < M; m0 += mc) {
+        const int m = M - m0 < mc ? M - m0 : mc;
+        const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
+        const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, Ab, ta, m, K, Kp, lda, &lda_h);
+        gemm_ex_bf16(ta, tb, m, Np, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C + (size_t)m0 * ldc,
+                     ldc);
+    }
+}
+
+/* Which path: (0) a wide misaligned output with room in C's rows (wide_in_place) and B's
+ * copy padded to Np within the limit: the product over Np columns straight into C; (1)
+ * the padded output through scratch when N ≥ 1024, N or ldc not a multiple of 8, and
+ * B's copy padded to Np fits the limit (its rows of C blocked as it says); otherwise (2)
+ * blocks of rows of C when A's copy exceeds the limit, (3) blocks of columns when B's
+ * does, (4) one product. K is padded (padded()) on every path, and so is each copy's row
+ * length. */
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
+                      const float *B, int ldb, float beta, float *C, int ldc, int n_room) {
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
     const int Kp = padded(K);   /* the copies' contraction length, zero-padded */
     int lda_h, ldb_h;
     if (wide_misaligned_output(N, ldc) &&
         copy_b_bytes(tb, round_up_64(N), Kp) <= limit) {
-        gemm_bf16_padded_out(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (wide_in_place(N, ldc, n_room))
+            gemm_bf16_padded_in_place(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
+        else
+            gemm_bf16_padded_out(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
@@ -313,8 +352,9 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
     gemm_ex_bf16(ta, tb, M, N, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C, ldc);
 }
 
-void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
+/* cu_gemm, with C's rows having room for n_room columns (CuGemm.n_room) */
+static void gemm_any(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc, int n_room) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { gemm_empty(M, N, beta, C, ldc); return; }
     switch (cu_gemm_mode()) {
@@ -328,11 +368,16 @@ void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
         return;
     }
     case CU_GEMM_BF16:
-        gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, n_room);
         return;
     default:
         cu_gemm_fp32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
+}
+
+void cu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc) {
+    gemm_any(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
 }
 
 /* ---- two products sharing an operand ----------------------------------------------- */
@@ -361,8 +406,8 @@ static int copy_plan(const CuGemm *g, const float *X, CopyPlan *p) {
 }
 
 void cu_gemm_run(const CuGemm *g) {
-    cu_gemm(g->ta, g->tb, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C,
-            g->ldc);
+    gemm_any(g->ta, g->tb, g->M, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C,
+             g->ldc, g->n_room);
 }
 
 void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
@@ -399,18 +444,34 @@ void cu_gemm_pair(const CuGemm *g1, const CuGemm *g2, const float *X) {
 
 /* ---- two products into one output, over the concatenated contraction --------------- */
 
+/* the N a bf16 product of g runs over: N rounded up to 64 for a wide output with room
+ * in C's rows (wide_in_place: the LM head's logits tangent), else N */
+static int product_n(const CuGemm *g) {
+    return wide_in_place(g->N, g->ldc, g->n_room) ? round_up_64(g->N) : g->N;
+}
+
+/* g runs as one product: path 4 of gemm_bf16 (single_bf16_product), or path 0 without
+ * blocks (over product_n(g) columns straight into C) */
+static int one_bf16_product(const CuGemm *g) {
+    if (single_bf16_product(g)) return 1;
+    const size_t limit = cu_bf16_chunk_bytes();
+    const int Kp = padded(g->K);
+    return g->M > 0 && g->N > 0 && g->K > 0 && wide_in_place(g->N, g->ldc, g->n_room) &&
+           copy_a_bytes(g->ta, g->M, Kp) <= limit && copy_b_bytes(g->tb, product_n(g), Kp) <= limit;
+}
+
 /* cu_gemm_ksum's bf16 product applies: the same output, shape, transposes and alpha, g2
- * accumulating (beta 1), each a single product, and the concatenated copies within the
- * limit (bounded with both extents padded) */
+ * accumulating (beta 1), each one product over the same columns, and the concatenated
+ * copies within the limit (bounded with both extents padded) */
 static int ksum_one_product(const CuGemm *g1, const CuGemm *g2) {
     if (!cu_ksum() || cu_gemm_mode() != CU_GEMM_BF16 || g1->ta != g2->ta || g1->tb != g2->tb ||
         g1->M != g2->M || g1->N != g2->N || g1->C != g2->C || g1->ldc != g2->ldc ||
-        g1->alpha != g2->alpha || g2->beta != 1.0f ||
-        !single_bf16_product(g1) || !single_bf16_product(g2))
+        g1->alpha != g2->alpha || g2->beta != 1.0f || product_n(g1) != product_n(g2) ||
+        !one_bf16_product(g1) || !one_bf16_product(g2))
         return 0;
     const size_t kt = (size_t)padded(g1->K) + padded(g2->K), limit = cu_bf16_chunk_bytes();
     return kt * padded(g1->M) * sizeof(__nv_bfloat16) <= limit &&
-           kt * padded(g1->N) * sizeof(__nv_bfloat16) <= limit;
+           kt * padded(product_n(g1)) * sizeof(__nv_bfloat16) <= limit;
 }
 
 /* The bf16 copies of operand A (is_a) or B of g1 and g2 in one buffer, concatenated along
@@ -456,12 +517,14 @@ void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const Cu
         for (int i = 0; i < 2; i++) if (hs[i]) cu_gemm_run(hs[i]);
         return;
     }
-    /* A's copy gets padded(M) rows: h's contraction over them is padded the same way */
-    const int k1p = padded(g1->K), kt = k1p + padded(g2->K);
+    /* A's copy gets padded(M) rows: h's contraction over them is padded the same way; B's
+     * copy holds Ng of its N extent, zeros after N (the logits tangent: 50304 columns
+     * straight into rows that have room for them) */
+    const int k1p = padded(g1->K), kt = k1p + padded(g2->K), Ng = product_n(g1);
     int lda_h, ldb_h;
     const __nv_bfloat16 *Ah = concat_copy(CU_SCR_BF16_A, g1, g2, 1, padded(g1->M), 0, &lda_h);
-    const __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, g1->N, 0, &ldb_h);
-    gemm_ex_bf16(g1->ta, g1->tb, g1->M, g1->N, kt, g1->alpha, Ah, lda_h, Bh, ldb_h, g1->beta,
+    const __nv_bfloat16 *Bh = concat_copy(CU_SCR_BF16_B, g1, g2, 0, Ng, 0, &ldb_h);
+    gemm_ex_bf16(g1->ta, g1->tb, g1->M, Ng, kt, g1->alpha, Ah, lda_h, Bh, ldb_h, g1->beta,
                  g1->C, g1->ldc);
     int share = 1;
     for (int i = 0; i < 2; i++) if (hs[i] && !takes_a_side_by_side(gs[i], hs[i])) share = 0;
@@ -565,7 +628,7 @@ static __global__ void ones_block_k(__nv_bfloat16 *A, int lda, int c0, int M, in
 
 int cu_gemm_ksum_bias(const CuGemm *g1, const CuGemm *g2, const float *bias) {
     if (!bias || !cu_bias_k() || !ksum_one_product(g1, g2) || g1->ta || g1->tb ||
-        g1->alpha != 1.0f || g1->beta != 0.0f)
+        g1->alpha != 1.0f || g1->beta != 0.0f || product_n(g1) != g1->N)
         return 0;
     const int kt = padded(g1->K) + padded(g2->K), Mp = padded(g1->M), Np = padded(g1->N);
     const size_t limit = cu_bf16_chunk_bytes(), es = sizeof(__nv_bfloat16);
@@ -842,14 +905,14 @@ static __global__ void fill_k(float *x, float v, size_t n) {
         x[i] = v;
 }
 
-void cu_column_sum_add(float *db, const float *d, int N, int OC) {
+void cu_column_sum_add(float *db, const float *d, int N, int OC, int ld) {
     if (N <= 0 || OC <= 0) return;
     float *ones = (float *)cu_scratch(CU_SCR_ONES, (size_t)N * sizeof(float));
     const double t = cu_prof_begin();
     fill_k<<<cu_blocks((size_t)N), CU_THREADS>>>(ones, 1.0f, (size_t)N);
     cudaLaunchCheck();
     const float one = 1.0f;
-    /* column-major view of d: [OC, N], ld OC; db += d·1 */
-    cublasCheck(cublasSgemv(cu_blas(), CUBLAS_OP_N, OC, N, &one, d, OC, ones, 1, &one, db, 1));
+    /* column-major view of d: [OC, N], ld ld; db += d·1 */
+    cublasCheck(cublasSgemv(cu_blas(), CUBLAS_OP_N, OC, N, &one, d, ld, ones, 1, &one, db, 1));
     cu_prof_end(CU_PROF_OTHER, t, 0);
 }

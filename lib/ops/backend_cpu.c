@@ -121,6 +121,7 @@ static double cpu_mem_available(void) {
 
 const Backend backend_cpu = {
     .name = "cpu",
+    .logits_row_multiple = 1,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .to_device = cpu_to_device,

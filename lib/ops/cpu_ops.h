@@ -38,15 +38,16 @@ void embedding_backward_tangent(real *dtwte, real *dtwpe, const real *dtout,
 
 /* matmul.c */
 void matmul_forward(real *out, const real *inp, const real *w, const real *bias,
-                    int N, int C, int OC, int w_layout);
+                    int N, int C, int OC, int w_layout, int ldo);
 void matmul_backward(real *dinp, real *dw, real *dbias, const real *dout, const real *inp,
-                     const real *w, int N, int C, int OC, int w_layout);
+                     const real *w, int N, int C, int OC, int w_layout, int ldo);
 void matmul_forward_tangent(real *tout, const real *inp, const real *tinp, const real *w,
                             const real *tw, const real *tbias, int N, int C, int OC,
-                            int w_layout);
+                            int w_layout, int ldo);
 void matmul_backward_tangent(real *dtinp, real *dtw, real *dtbias, const real *dout,
                              const real *dtout, const real *inp, const real *tinp,
-                             const real *w, const real *tw, int N, int C, int OC, int w_layout);
+                             const real *w, const real *tw,
+                             int N, int C, int OC, int w_layout, int ldo);
 
 /* layernorm.c */
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *w,
@@ -90,22 +91,24 @@ void residual_backward_tangent(real *dta, real *dtb, const real *dtout, size_t n
 
 /* crossentropy.c */
 void crossentropy_forward(real *losses, real *probs, const real *logits,
-                          const int32_t *targets, const int32_t *n_valid, int B, int T, int V);
+                          const int32_t *targets, const int32_t *n_valid,
+                          int B, int T, int V, int ldv);
 void crossentropy_backward(real *dlogits, const real *probs, const int32_t *targets,
-                           const int32_t *n_valid, const real *dlosses, int B, int T, int V);
+                           const int32_t *n_valid, const real *dlosses,
+                           int B, int T, int V, int ldv);
 void crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
                                     const int32_t *n_valid, const real *dlosses, int B, int T,
-                                    int V);
+                                    int V, int ldv);
 void crossentropy_forward_tangent(real *tlosses, const real *probs, const real *tlogits,
                                   const int32_t *targets, const int32_t *n_valid,
-                                  int B, int T, int V);
+                                  int B, int T, int V, int ldv);
 void crossentropy_backward_tangent(real *dtlogits, const real *probs, const real *tlogits,
                                    const int32_t *targets, const int32_t *n_valid,
                                    const real *dlosses, const real *dtlosses,
-                                   int B, int T, int V);
+                                   int B, int T, int V, int ldv);
 void crossentropy_backward_tangent_in_place(real *x, const real *probs, const int32_t *targets,
                                             const int32_t *n_valid, const real *dlosses,
-                                            const real *dtlosses, int B, int T, int V);
+                                            const real *dtlosses, int B, int T, int V, int ldv);
 
 /* meanpool.c */
 void meanpool_forward(real *out, const real *inp, const int32_t *valid_len, int B, int T, int C);

@@ -7,7 +7,9 @@
  *   backward in place: x[t] = (dl_b/n)(p − onehot(y_t)) over x = p or x = the logits
  *   tangent of backward: dtlogits[t] += (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot),
  *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl); in place: written over ṫl
- * Rows run in parallel; per-example sums are taken over per-row values in row order. */
+ * Rows run in parallel; per-example sums are taken over per-row values in row order.
+ * Every [B,T,V] argument has rows ldv ≥ V apart (the LM's logits: backend.h); the
+ * columns past V are neither read nor written. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -19,8 +21,9 @@ static inline int n_targets(const int32_t *n_valid, int b, int T) {
 }
 
 /* row bt of x for an op that writes over it, or NULL after zeroing it (t ≥ n_valid[b]) */
-static real *valid_row_or_zero(real *x, int bt, const int32_t *n_valid, int T, int V) {
-    real *d = x + (size_t)bt * V;
+static real *valid_row_or_zero(real *x, int bt, const int32_t *n_valid, int T, int V,
+                               int ldv) {
+    real *d = x + (size_t)bt * ldv;
     if (bt % T < n_targets(n_valid, bt / T, T)) return d;
     for (int v = 0; v < V; v++) d[v] = 0;
     return NULL;
@@ -63,17 +66,18 @@ static real softmax_row(real *p, const real *l, int V, real *mx) {
 void crossentropy_forward(real *losses /*[B]*/,
                           real *probs /*[B,T,V], may alias logits, or NULL*/,
                           const real *logits /*[B,T,V]*/, const int32_t *targets /*[B,T]*/,
-                          const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V) {
+                          const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_forward: row stride %d < V %d", ldv, V);
     real *row_loss = xmalloc((size_t)B * T * sizeof(real));
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
-        const real *l = logits + (size_t)bt * V;
+        const real *l = logits + (size_t)bt * ldv;
         int valid = t < n_targets(n_valid, b, T);
         real l_target = valid ? l[targets[bt]] : 0;  /* read before p overwrites l */
         real mx, sum;
         if (probs) {
-            sum = softmax_row(probs + (size_t)bt * V, l, V, &mx);
+            sum = softmax_row(probs + (size_t)bt * ldv, l, V, &mx);
         } else {
             mx = ops_row_max(l, V);
             sum = row_exp_sum(l, mx, V);
@@ -86,13 +90,14 @@ void crossentropy_forward(real *losses /*[B]*/,
 
 void crossentropy_backward(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V]*/,
                            const int32_t *targets /*[B,T]*/, const int32_t *n_valid /*[B] or NULL*/,
-                           const real *dlosses /*[B]*/, int B, int T, int V) {
+                           const real *dlosses /*[B]*/, int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_backward: row stride %d < V %d", ldv, V);
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
         if (t >= n) continue;
-        const real *p = probs + (size_t)bt * V;
-        real *d = dlogits + (size_t)bt * V;
+        const real *p = probs + (size_t)bt * ldv;
+        real *d = dlogits + (size_t)bt * ldv;
         real c = dlosses[b] / n;
         for (int v = 0; v < V; v++) d[v] += c * p[v];
         d[targets[bt]] -= c;
@@ -102,11 +107,12 @@ void crossentropy_backward(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V
 void crossentropy_backward_in_place(real *x /*[B,T,V]: probs or logits in, dlogits out*/,
                                     int from_logits, const int32_t *targets /*[B,T]*/,
                                     const int32_t *n_valid /*[B] or NULL*/,
-                                    const real *dlosses /*[B]*/, int B, int T, int V) {
+                                    const real *dlosses /*[B]*/, int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_backward_in_place: row stride %d < V %d", ldv, V);
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, n = n_targets(n_valid, b, T);
-        real *d = valid_row_or_zero(x, bt, n_valid, T, V);
+        real *d = valid_row_or_zero(x, bt, n_valid, T, V, ldv);
         if (!d) continue;
         if (from_logits) {
             real mx;
@@ -121,7 +127,9 @@ void crossentropy_backward_in_place(real *x /*[B,T,V]: probs or logits in, dlogi
 void crossentropy_forward_tangent(real *tlosses /*[B]*/, const real *probs /*[B,T,V]*/,
                                   const real *tlogits /*[B,T,V] or NULL*/,
                                   const int32_t *targets /*[B,T]*/,
-                                  const int32_t *n_valid /*[B] or NULL*/, int B, int T, int V) {
+                                  const int32_t *n_valid /*[B] or NULL*/,
+                                  int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_forward_tangent: row stride %d < V %d", ldv, V);
     if (!tlogits) {
         for (int b = 0; b < B; b++) tlosses[b] = 0;
         return;
@@ -131,7 +139,7 @@ void crossentropy_forward_tangent(real *tlosses /*[B]*/, const real *probs /*[B,
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
         if (t >= n_targets(n_valid, b, T)) { row_t[bt] = 0; continue; }
-        const real *p = probs + (size_t)bt * V, *lt = tlogits + (size_t)bt * V;
+        const real *p = probs + (size_t)bt * ldv, *lt = tlogits + (size_t)bt * ldv;
         row_t[bt] = ops_row_dot(p, lt, V) - lt[targets[bt]];
     }
     mean_per_example(tlosses, row_t, n_valid, B, T);
@@ -143,14 +151,15 @@ void crossentropy_backward_tangent(real *dtlogits /*[B,T,V]*/, const real *probs
                                    const int32_t *targets /*[B,T]*/,
                                    const int32_t *n_valid /*[B] or NULL*/,
                                    const real *dlosses /*[B]*/, const real *dtlosses /*[B] or NULL*/,
-                                   int B, int T, int V) {
+                                   int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_backward_tangent: row stride %d < V %d", ldv, V);
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T, n = n_targets(n_valid, b, T);
         if (t >= n) continue;
-        const real *p = probs + (size_t)bt * V;
-        const real *lt = tlogits ? tlogits + (size_t)bt * V : NULL;
-        real *d = dtlogits + (size_t)bt * V;
+        const real *p = probs + (size_t)bt * ldv;
+        const real *lt = tlogits ? tlogits + (size_t)bt * ldv : NULL;
+        real *d = dtlogits + (size_t)bt * ldv;
         real c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0;
         if (lt) {
             real dot = ops_row_dot(p, lt, V);
@@ -168,13 +177,14 @@ void crossentropy_backward_tangent_in_place(real *x /*[B,T,V]: tlogits in, dtlog
                                             const int32_t *n_valid /*[B] or NULL*/,
                                             const real *dlosses /*[B]*/,
                                             const real *dtlosses /*[B] or NULL*/,
-                                            int B, int T, int V) {
+                                            int B, int T, int V, int ldv) {
+    CHECK(ldv >= V, "crossentropy_backward_tangent_in_place: row stride %d < V %d", ldv, V);
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, n = n_targets(n_valid, b, T);
-        real *d = valid_row_or_zero(x, bt, n_valid, T, V);
+        real *d = valid_row_or_zero(x, bt, n_valid, T, V, ldv);
         if (!d) continue;
-        const real *p = probs + (size_t)bt * V;
+        const real *p = probs + (size_t)bt * ldv;
         real c = dlosses[b] / n, ct = dtlosses ? dtlosses[b] / n : 0, zero = 0;
         real dot = ops_row_dot(p, d, V);
         for (int v = 0; v < V; v++)   /* crossentropy_backward_tangent on zeros */

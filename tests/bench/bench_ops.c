@@ -50,23 +50,23 @@ int main(void) {
     double ref = flops / s * 1e-9;
     printf("sgemm_openblas_threads   [%d,%d]x[%d,%d]  %8.2f GFLOP/s\n", N, C, C, 3 * C, ref);
 
-    TIME_IT(s, matmul_forward(y, x, w, NULL, N, C, 3 * C, MATMUL_W_C_OC));
+    TIME_IT(s, matmul_forward(y, x, w, NULL, N, C, 3 * C, MATMUL_W_C_OC, 3 * C));
     printf("matmul_forward           [%d,%d]x[%d,%d]  %8.2f GFLOP/s  %.2f of sgemm\n", N, C, C, 3 * C,
            flops / s * 1e-9, flops / s * 1e-9 / ref);
     TIME_IT(s, cblas_gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, 3 * C, C, 1, x, C, w, 3 * C, 0, y, 3 * C));
     printf("sgemm_single_thread      [%d,%d]x[%d,%d]  %8.2f GFLOP/s\n", N, C, C, 3 * C, flops / s * 1e-9);
 
     real *dx = rnd((size_t)N * C), *dw = rnd((size_t)C * 3 * C), *db = rnd(3 * C);
-    TIME_IT(s, matmul_backward(dx, dw, db, y, x, w, N, C, 3 * C, MATMUL_W_C_OC));
+    TIME_IT(s, matmul_backward(dx, dw, db, y, x, w, N, C, 3 * C, MATMUL_W_C_OC, 3 * C));
     printf("matmul_backward          dinp+dW+db        %8.2f GFLOP/s  %.2f of sgemm\n",
            2 * flops / s * 1e-9, 2 * flops / s * 1e-9 / ref);
     real *tw = rnd((size_t)C * 3 * C);
-    TIME_IT(s, matmul_forward_tangent(y, x, dx, w, tw, NULL, N, C, 3 * C, MATMUL_W_C_OC));
+    TIME_IT(s, matmul_forward_tangent(y, x, dx, w, tw, NULL, N, C, 3 * C, MATMUL_W_C_OC, 3 * C));
     printf("matmul_forward_tangent   2 GEMMs           %8.2f GFLOP/s\n", 2 * flops / s * 1e-9);
 
     real *wte = rnd((size_t)V * C);
     double fl = 2.0 * N * C * V;
-    TIME_IT(s, matmul_forward(y, x, wte, NULL, N, C, V, MATMUL_W_OC_C));
+    TIME_IT(s, matmul_forward(y, x, wte, NULL, N, C, V, MATMUL_W_OC_C, V));
     printf("matmul_forward tied head [%d,%d]x[%d,%d]ᵀ %8.2f GFLOP/s\n", N, C, V, C, fl / s * 1e-9);
 
     /* attention: QKᵀ and PV, 2·B·NH·T·T·hs each (causal: half of it useful) */
@@ -93,9 +93,9 @@ int main(void) {
     real *logits = rnd((size_t)N * V), *probs = rnd((size_t)N * V), *losses = rnd(B), *dl = rnd(B);
     int32_t *tg = xmalloc((size_t)N * sizeof(int32_t));
     for (int i = 0; i < N; i++) tg[i] = i % V;
-    TIME_IT(s, crossentropy_forward(losses, probs, logits, tg, NULL, B, T, V));
+    TIME_IT(s, crossentropy_forward(losses, probs, logits, tg, NULL, B, T, V, V));
     printf("crossentropy_forward     [%d,%d]          %8.2f ms\n", N, V, s * 1e3);
-    TIME_IT(s, crossentropy_backward(logits, probs, tg, NULL, dl, B, T, V));
+    TIME_IT(s, crossentropy_backward(logits, probs, tg, NULL, dl, B, T, V, V));
     printf("crossentropy_backward                      %8.2f ms\n", s * 1e3);
     return 0;
 }

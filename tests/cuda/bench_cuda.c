@@ -148,6 +148,7 @@ static const Backend *counting_backend(void) {
         b.free = count_free;
         /* attention's att / tatt as the CUDA backend sizes them (flash mode: no T×T) */
         b.attention_state_floats = backend_cuda.attention_state_floats;
+        b.logits_row_multiple = backend_cuda.logits_row_multiple;   /* rows of 50304 */
     }
     return &b;
 }
@@ -785,6 +786,12 @@ int main(int argc, char **argv) {
     printf("linear biases (bf16): %s\n", no_bias_k && !strcmp(no_bias_k, "1")
            ? "filled into the output before the product, as before (DR_CUDA_NO_BIAS_K=1)"
            : "carried by the product over two more contraction terms (DR_CUDA_NO_BIAS_K=1: filled)");
+    printf("logits rows: %d floats for V = 50257 (%s)\n",
+           (50257 + backend_cuda.logits_row_multiple - 1) / backend_cuda.logits_row_multiple *
+               backend_cuda.logits_row_multiple,
+           backend_cuda.logits_row_multiple > 1
+               ? "x·Eᵀ straight into them; DR_CUDA_NO_LOGITS_PAD=1: rows of V"
+               : "DR_CUDA_NO_LOGITS_PAD=1: through the padded output's scratch and copy, as before");
 
     char *args[32], buf[4][64];
     int k = child_args(args, buf, &o, "gemm");

@@ -37,6 +37,7 @@
  * caller must report it as skipped, never as passed). Built by lib/cuda/cuda.mk.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,10 +88,13 @@ typedef struct {
     real *h, *d;      /* NULL, NULL: the op gets NULL on both sides */
     real *init;       /* the values before the op (host), NULL = all zero */
     size_t n;
+    int cols, ld;     /* ld > 0: rows of cols values ld apart (strided()), else dense */
+    int pads_free;    /* with ld: the op may write the pads (matmul's forward faces) */
 } Buf;
 
 static Buf buf_alloc(size_t n) {
-    Buf b = { xmalloc((n ? n : 1) * sizeof(real)), gpu->alloc(n * sizeof(real)), NULL, n };
+    Buf b = { xmalloc((n ? n : 1) * sizeof(real)), gpu->alloc(n * sizeof(real)), NULL, n, 0, 0,
+              0 };
     return b;
 }
 static void buf_to_dev(Buf *b) { gpu->to_device(b->d, b->h, b->n * sizeof(real)); }
@@ -122,11 +126,15 @@ static Buf in_rand(size_t n, double mean, double sd) {
     buf_to_dev(&b);
     return b;
 }
-/* a copy of another buffer's host values (an in/out argument, or an aliased one) */
+/* a copy of another buffer's host values (an in/out argument, or an aliased one), its
+ * row layout too */
 static Buf in_copy(const Buf *src) {
     Buf b = buf_alloc(src->n);
     memcpy(b.h, src->h, src->n * sizeof(real));
     buf_to_dev(&b);
+    b.cols = src->cols;
+    b.ld = src->ld;
+    b.pads_free = src->pads_free;
     return b;
 }
 /* an output the op writes: NaN on both sides (a sentinel for elements not written) */
@@ -150,6 +158,22 @@ static Buf prefill_copy(const Buf *src) {
     buf_to_dev(&b);
     return b;
 }
+/* b as rows of cols values ld apart (ld > cols: the LM's logits rows, backend.h): the
+ * pads (columns ≥ cols) NaN on both sides, so that an op that reads one shows it;
+ * check_buf compares the columns < cols and checks that the op left the pads' bits
+ * alone, unless pads_free (matmul's forward faces may write them) */
+static void strided(Buf *b, int cols, int ld, int pads_free) {
+    for (size_t i = 0; i < b->n; i++)
+        if ((int)(i % (size_t)ld) >= cols) {
+            b->h[i] = NAN;
+            if (b->init) b->init[i] = NAN;
+        }
+    buf_to_dev(b);
+    b->cols = cols;
+    b->ld = ld;
+    b->pads_free = pads_free;
+}
+
 /* an in/out argument overwritten by the op (=, from its own values): compare to 0 */
 static Buf inout_rand(size_t n, double mean, double sd) { return in_rand(n, mean, sd); }
 
@@ -187,9 +211,13 @@ static void ibuf_free(IBuf *b) {
 static double check_buf(const char *what, const Buf *b, double tol) {
     real *g = xmalloc((b->n ? b->n : 1) * sizeof(real));
     gpu->to_host(g, b->d, b->n * sizeof(real));
-    size_t unwritten = 0, cpu_nan = 0;
+    size_t unwritten = 0, cpu_nan = 0, pads_changed = 0;
     double dmax = 0, norm = 0;
     for (size_t i = 0; i < b->n; i++) {
+        if (b->ld && (int)(i % (size_t)b->ld) >= b->cols) {   /* a pad: the bits it had */
+            if (!b->pads_free) pads_changed += memcmp(&g[i], &b->h[i], sizeof(real)) != 0;
+            continue;
+        }
         double c = b->h[i], x = g[i];
         if (isnan(c)) { cpu_nan++; continue; }
         if (isnan(x)) { unwritten++; continue; }
@@ -201,6 +229,8 @@ static double check_buf(const char *what, const Buf *b, double tol) {
     TEST_CHECK(cpu_nan == 0, "%s: the CPU op left %zu of %zu elements NaN", what, cpu_nan, b->n);
     TEST_CHECK(unwritten == 0, "%s: %zu of %zu elements not written (NaN sentinel left)", what,
                unwritten, b->n);
+    TEST_CHECK(pads_changed == 0, "%s: %zu pad elements (columns ≥ %d of rows %d apart) changed",
+               what, pads_changed, b->cols, b->ld);
     if (norm > 0)
         TEST_CHECK(rel <= tol, "%s: max|gpu - cpu| / max|cpu change| = %.2e > %.0e", what, rel, tol);
     else
@@ -231,10 +261,13 @@ static void check_bits(const char *what, const real *h, const real *d, size_t n)
 
 static void test_table(void) {
     TEST_CHECK(gpu->name && !strcmp(gpu->name, "cuda"), "backend name %s", gpu->name);
-    /* every field after name is a function pointer */
-    const size_t nf = (sizeof(Backend) - sizeof(const char *)) / sizeof(void (*)(void));
+    TEST_CHECK(gpu->logits_row_multiple == 64, "backend_cuda: logits_row_multiple %d",
+               gpu->logits_row_multiple);
+    /* every field from alloc on is a function pointer */
+    const size_t start = offsetof(Backend, alloc);
+    const size_t nf = (sizeof(Backend) - start) / sizeof(void (*)(void));
     void (*fields[sizeof(Backend) / sizeof(void (*)(void))])(void);
-    memcpy(fields, (const char *)gpu + sizeof(const char *), nf * sizeof fields[0]);
+    memcpy(fields, (const char *)gpu + start, nf * sizeof fields[0]);
     int nulls = 0;
     for (size_t i = 0; i < nf; i++) nulls += fields[i] == NULL;
     TEST_CHECK(nulls == 0, "backend_cuda: %d of %zu function pointers are NULL", nulls, nf);
@@ -422,41 +455,50 @@ static void test_embedding(int B, int T, int C, int V, int maxT) {
 
 /* ---- matmul ------------------------------------------------------------------------------ */
 
-static void test_matmul(int N, int C, int OC, int layout, double tol, const char *tag) {
+/* ldo ≥ OC: the row stride of out, dout, tout and dtout (the pads NaN: never read; the
+ * forward faces may write them) */
+static void test_matmul_ld(int N, int C, int OC, int ldo, int layout, double tol,
+                           const char *tag) {
     char w[128];
     const char *lay = layout == MATMUL_W_OC_C ? "W[OC,C]" : "W[C,OC]";
     Buf inp = in_rand((size_t)N * C, 0, 1), wt = in_rand((size_t)C * OC, 0, 1), b = in_rand(OC, 0, 1);
     Buf tinp = in_rand((size_t)N * C, 0, 1), tw = in_rand((size_t)C * OC, 0, 1), tb = in_rand(OC, 0, 1);
-    Buf dout = in_rand((size_t)N * OC, 0, 1), dtout = in_rand((size_t)N * OC, 0, 1);
+    const size_t NO = (size_t)N * ldo;
+    Buf dout = in_rand(NO, 0, 1), dtout = in_rand(NO, 0, 1);
+    strided(&dout, OC, ldo, 0);
+    strided(&dtout, OC, ldo, 0);
 
-    Buf out = out_nan((size_t)N * OC), out2 = out_nan((size_t)N * OC);
-    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, layout);
-    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, layout);
-    snprintf(w, sizeof w, "%smatmul_forward %dx%dx%d %s", tag, N, C, OC, lay);
+    Buf out = out_nan(NO), out2 = out_nan(NO);
+    strided(&out, OC, ldo, 1);
+    strided(&out2, OC, ldo, 1);
+    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, layout, ldo);
+    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, layout, ldo);
+    snprintf(w, sizeof w, "%smatmul_forward %dx%dx%d%s %s", tag, N, C, OC,
+             ldo > OC ? " (rows strided)" : "", lay);
     check_buf(w, &out, tol);
-    cpu->matmul_forward(out2.h, inp.h, wt.h, NULL, N, C, OC, layout);
-    gpu->matmul_forward(out2.d, inp.d, wt.d, NULL, N, C, OC, layout);
+    cpu->matmul_forward(out2.h, inp.h, wt.h, NULL, N, C, OC, layout, ldo);
+    gpu->matmul_forward(out2.d, inp.d, wt.d, NULL, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward (bias NULL)", tag);
     check_buf(w, &out2, tol);
 
     /* the input cotangents (dinp, dtinp) are written (backend.h): NaN-filled, so that an
      * unwritten element or one read before it is written shows; dW, dbias accumulate */
     Buf dinp = out_nan((size_t)N * C), dw = acc_rand((size_t)C * OC), db = acc_rand(OC);
-    cpu->matmul_backward(dinp.h, dw.h, db.h, dout.h, inp.h, wt.h, N, C, OC, layout);
-    gpu->matmul_backward(dinp.d, dw.d, db.d, dout.d, inp.d, wt.d, N, C, OC, layout);
+    cpu->matmul_backward(dinp.h, dw.h, db.h, dout.h, inp.h, wt.h, N, C, OC, layout, ldo);
+    gpu->matmul_backward(dinp.d, dw.d, db.d, dout.d, inp.d, wt.d, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward dinp", tag); check_buf(w, &dinp, tol);
     snprintf(w, sizeof w, "%smatmul_backward dw", tag); check_buf(w, &dw, tol);
     snprintf(w, sizeof w, "%smatmul_backward dbias", tag); check_buf(w, &db, tol);
     Buf dinp2 = out_nan((size_t)N * C);
-    cpu->matmul_backward(dinp2.h, NULL, NULL, dout.h, inp.h, wt.h, N, C, OC, layout);
-    gpu->matmul_backward(dinp2.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
+    cpu->matmul_backward(dinp2.h, NULL, NULL, dout.h, inp.h, wt.h, N, C, OC, layout, ldo);
+    gpu->matmul_backward(dinp2.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward (dw, dbias NULL) dinp", tag); check_buf(w, &dinp2, tol);
     /* dinp and dw from one call (cu_gemm_pair: in bf16 one copy of dout for both products
      * where gemm.cu allows it) = from two calls, each with the other NULL, bit for bit */
     {
         Buf dinp1 = out_nan(dinp.n), dw1 = prefill_copy(&dw);
-        gpu->matmul_backward(dinp1.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
-        gpu->matmul_backward(NULL, dw1.d, NULL, dout.d, inp.d, wt.d, N, C, OC, layout);
+        gpu->matmul_backward(dinp1.d, NULL, NULL, dout.d, inp.d, wt.d, N, C, OC, layout, ldo);
+        gpu->matmul_backward(NULL, dw1.d, NULL, dout.d, inp.d, wt.d, N, C, OC, layout, ldo);
         gpu->to_host(dinp1.h, dinp.d, dinp.n * sizeof(real));
         gpu->to_host(dw1.h, dw.d, dw.n * sizeof(real));
         snprintf(w, sizeof w, "%smatmul_backward dinp: one call = dinp alone", tag);
@@ -467,55 +509,60 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
         buf_free(&dw1);
     }
 
-    Buf to = out_nan((size_t)N * OC), to2 = out_nan((size_t)N * OC), to3 = out_nan((size_t)N * OC);
-    cpu->matmul_forward_tangent(to.h, inp.h, tinp.h, wt.h, tw.h, tb.h, N, C, OC, layout);
-    gpu->matmul_forward_tangent(to.d, inp.d, tinp.d, wt.d, tw.d, tb.d, N, C, OC, layout);
+    Buf to = out_nan(NO), to2 = out_nan(NO), to3 = out_nan(NO);
+    strided(&to, OC, ldo, 1);
+    strided(&to2, OC, ldo, 1);
+    strided(&to3, OC, ldo, 1);
+    cpu->matmul_forward_tangent(to.h, inp.h, tinp.h, wt.h, tw.h, tb.h, N, C, OC, layout, ldo);
+    gpu->matmul_forward_tangent(to.d, inp.d, tinp.d, wt.d, tw.d, tb.d, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward_tangent", tag); check_buf(w, &to, tol);
-    cpu->matmul_forward_tangent(to2.h, inp.h, tinp.h, wt.h, NULL, NULL, N, C, OC, layout);
-    gpu->matmul_forward_tangent(to2.d, inp.d, tinp.d, wt.d, NULL, NULL, N, C, OC, layout);
+    cpu->matmul_forward_tangent(to2.h, inp.h, tinp.h, wt.h, NULL, NULL, N, C, OC, layout, ldo);
+    gpu->matmul_forward_tangent(to2.d, inp.d, tinp.d, wt.d, NULL, NULL, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (tw, tbias NULL)", tag); check_buf(w, &to2, tol);
-    cpu->matmul_forward_tangent(to3.h, inp.h, NULL, wt.h, NULL, NULL, N, C, OC, layout);
-    gpu->matmul_forward_tangent(to3.d, inp.d, NULL, wt.d, NULL, NULL, N, C, OC, layout);
+    cpu->matmul_forward_tangent(to3.h, inp.h, NULL, wt.h, NULL, NULL, N, C, OC, layout, ldo);
+    gpu->matmul_forward_tangent(to3.d, inp.d, NULL, wt.d, NULL, NULL, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (all NULL: zeros)", tag); check_buf(w, &to3, tol);
     /* without tbias the GPU's first product writes tout (beta 0): the NaN sentinel there
      * must not reach the result (the head's logits tangent: tinp and tw, no bias) */
-    Buf to4 = out_nan((size_t)N * OC), to5 = out_nan((size_t)N * OC);
-    cpu->matmul_forward_tangent(to4.h, inp.h, tinp.h, wt.h, tw.h, NULL, N, C, OC, layout);
-    gpu->matmul_forward_tangent(to4.d, inp.d, tinp.d, wt.d, tw.d, NULL, N, C, OC, layout);
+    Buf to4 = out_nan(NO), to5 = out_nan(NO);
+    strided(&to4, OC, ldo, 1);
+    strided(&to5, OC, ldo, 1);
+    cpu->matmul_forward_tangent(to4.h, inp.h, tinp.h, wt.h, tw.h, NULL, N, C, OC, layout, ldo);
+    gpu->matmul_forward_tangent(to4.d, inp.d, tinp.d, wt.d, tw.d, NULL, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (tbias NULL)", tag); check_buf(w, &to4, tol);
-    cpu->matmul_forward_tangent(to5.h, inp.h, NULL, wt.h, tw.h, NULL, N, C, OC, layout);
-    gpu->matmul_forward_tangent(to5.d, inp.d, NULL, wt.d, tw.d, NULL, N, C, OC, layout);
+    cpu->matmul_forward_tangent(to5.h, inp.h, NULL, wt.h, tw.h, NULL, N, C, OC, layout, ldo);
+    gpu->matmul_forward_tangent(to5.d, inp.d, NULL, wt.d, tw.d, NULL, N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_forward_tangent (tinp, tbias NULL)", tag); check_buf(w, &to5, tol);
 
     Buf dti = out_nan((size_t)N * C), dtw = acc_rand((size_t)C * OC), dtb = acc_rand(OC);
     cpu->matmul_backward_tangent(dti.h, dtw.h, dtb.h, dout.h, dtout.h, inp.h, tinp.h, wt.h, tw.h,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     gpu->matmul_backward_tangent(dti.d, dtw.d, dtb.d, dout.d, dtout.d, inp.d, tinp.d, wt.d, tw.d,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtinp", tag); check_buf(w, &dti, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtw", tag); check_buf(w, &dtw, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent dtbias", tag); check_buf(w, &dtb, tol);
     Buf dti2 = out_nan((size_t)N * C), dtw2 = acc_rand((size_t)C * OC), dtb2 = acc_rand(OC);
     cpu->matmul_backward_tangent(dti2.h, dtw2.h, dtb2.h, dout.h, NULL, inp.h, tinp.h, wt.h, tw.h,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     gpu->matmul_backward_tangent(dti2.d, dtw2.d, dtb2.d, dout.d, NULL, inp.d, tinp.d, wt.d, tw.d,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtinp", tag); check_buf(w, &dti2, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtw", tag); check_buf(w, &dtw2, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout NULL) dtbias unchanged", tag);
     check_buf(w, &dtb2, tol);
     Buf dti3 = out_nan((size_t)N * C), dtw3 = acc_rand((size_t)C * OC);
     cpu->matmul_backward_tangent(dti3.h, dtw3.h, NULL, dout.h, dtout.h, inp.h, NULL, wt.h, NULL,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     gpu->matmul_backward_tangent(dti3.d, dtw3.d, NULL, dout.d, dtout.d, inp.d, NULL, wt.d, NULL,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtinp", tag); check_buf(w, &dti3, tol);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (tinp, tw NULL) dtw", tag); check_buf(w, &dtw3, tol);
     Buf dti4 = out_nan((size_t)N * C);   /* neither term of dtinp: written with zeros */
     cpu->matmul_backward_tangent(dti4.h, NULL, NULL, dout.h, NULL, inp.h, tinp.h, wt.h, NULL,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     gpu->matmul_backward_tangent(dti4.d, NULL, NULL, dout.d, NULL, inp.d, tinp.d, wt.d, NULL,
-                                 N, C, OC, layout);
+                                 N, C, OC, layout, ldo);
     snprintf(w, sizeof w, "%smatmul_backward_tangent (dtout, tw NULL: zeros) dtinp", tag);
     check_buf(w, &dti4, tol);
     buf_free(&dti4);
@@ -523,6 +570,10 @@ static void test_matmul(int N, int C, int OC, int layout, double tol, const char
     Buf bufs[] = { inp, wt, b, tinp, tw, tb, dout, dtout, out, out2, dinp, dw, db, dinp2, to, to2,
                    to3, to4, to5, dti, dtw, dtb, dti2, dtw2, dtb2, dti3, dtw3 };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
+static void test_matmul(int N, int C, int OC, int layout, double tol, const char *tag) {
+    test_matmul_ld(N, C, OC, OC, layout, tol, tag);
 }
 
 /* ---- layernorm ------------------------------------------------------------------------- */
@@ -955,71 +1006,82 @@ static void test_residual(size_t n) {
  * GPU's side, so that one the kernel leaves unwritten (not zeroed) shows, and 1 on the
  * CPU's (any value the op must overwrite). */
 static void nan_past_valid(Buf *x, int B, int T, int V, const int32_t *n_valid) {
+    const size_t ld = x->ld ? (size_t)x->ld : (size_t)V;
     for (int pass = 0; pass < 2; pass++) {
         for (int bt = 0; bt < B * T; bt++)
             if (bt % T >= (n_valid ? n_valid[bt / T] : T))
-                for (int v = 0; v < V; v++) x->h[(size_t)bt * V + v] = pass ? 1 : NAN;
+                for (int v = 0; v < V; v++) x->h[(size_t)bt * ld + v] = pass ? 1 : NAN;
         if (!pass) buf_to_dev(x);
     }
 }
 
-static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
-    char w[160], tag[96];
-    snprintf(tag, sizeof tag, "crossentropy B=%d T=%d V=%d%s", B, T, V, n_valid ? " n_valid" : "");
-    const size_t BTV = (size_t)B * T * V;
+/* ldv ≥ V: the row stride of every [B,T,V] argument (the pads NaN: neither read nor
+ * written) */
+static void test_crossentropy_ld(int B, int T, int V, int ldv, const int32_t *n_valid) {
+    char w[160], tag[112];
+    snprintf(tag, sizeof tag, "crossentropy B=%d T=%d V=%d%s%s", B, T, V,
+             ldv > V ? " (rows strided)" : "", n_valid ? " n_valid" : "");
+    const size_t BTV = (size_t)B * T * ldv;
     IBuf nv = ibuf(n_valid, (size_t)B), tg = ibuf_rand((size_t)B * T, 0, V);
     Buf logits = in_rand(BTV, 0, 2), tl = in_rand(BTV, 0, 1);
+    strided(&logits, V, ldv, 0);
+    strided(&tl, V, ldv, 0);
     Buf dl = in_rand(B, 0, 1), dtl = in_rand(B, 0, 1);
 
     Buf loss = out_nan(B), probs = out_nan(BTV);
-    cpu->crossentropy_forward(loss.h, probs.h, logits.h, tg.h, nv.h, B, T, V);
-    gpu->crossentropy_forward(loss.d, probs.d, logits.d, tg.d, nv.d, B, T, V);
+    strided(&probs, V, ldv, 0);
+    cpu->crossentropy_forward(loss.h, probs.h, logits.h, tg.h, nv.h, B, T, V, ldv);
+    gpu->crossentropy_forward(loss.d, probs.d, logits.d, tg.d, nv.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s forward losses", tag); check_buf(w, &loss, TOL);
     snprintf(w, sizeof w, "%s forward probs", tag); check_buf(w, &probs, TOL);
     Buf loss2 = out_nan(B), inplace = in_copy(&logits);
-    cpu->crossentropy_forward(loss2.h, inplace.h, inplace.h, tg.h, nv.h, B, T, V);
-    gpu->crossentropy_forward(loss2.d, inplace.d, inplace.d, tg.d, nv.d, B, T, V);
+    cpu->crossentropy_forward(loss2.h, inplace.h, inplace.h, tg.h, nv.h, B, T, V, ldv);
+    gpu->crossentropy_forward(loss2.d, inplace.d, inplace.d, tg.d, nv.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s forward in place: losses", tag); check_buf(w, &loss2, TOL);
     snprintf(w, sizeof w, "%s forward in place: probs", tag); check_buf(w, &inplace, TOL);
     buf_to_dev(&probs);
 
     Buf loss3 = out_nan(B);
-    cpu->crossentropy_forward(loss3.h, NULL, logits.h, tg.h, nv.h, B, T, V);
-    gpu->crossentropy_forward(loss3.d, NULL, logits.d, tg.d, nv.d, B, T, V);
+    cpu->crossentropy_forward(loss3.h, NULL, logits.h, tg.h, nv.h, B, T, V, ldv);
+    gpu->crossentropy_forward(loss3.d, NULL, logits.d, tg.d, nv.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s forward, losses only", tag); check_buf(w, &loss3, TOL);
 
     Buf dlog = acc_rand(BTV);
-    cpu->crossentropy_backward(dlog.h, probs.h, tg.h, nv.h, dl.h, B, T, V);
-    gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V);
+    strided(&dlog, V, ldv, 0);
+    cpu->crossentropy_backward(dlog.h, probs.h, tg.h, nv.h, dl.h, B, T, V, ldv);
+    gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s backward", tag); check_buf(w, &dlog, TOL);
 
     /* in place, over the probabilities and over the logits */
     Buf ip[2] = { in_copy(&probs), in_copy(&logits) };
     for (int k = 0; k < 2; k++) {
         nan_past_valid(&ip[k], B, T, V, n_valid);
-        cpu->crossentropy_backward_in_place(ip[k].h, k, tg.h, nv.h, dl.h, B, T, V);
-        gpu->crossentropy_backward_in_place(ip[k].d, k, tg.d, nv.d, dl.d, B, T, V);
+        cpu->crossentropy_backward_in_place(ip[k].h, k, tg.h, nv.h, dl.h, B, T, V, ldv);
+        gpu->crossentropy_backward_in_place(ip[k].d, k, tg.d, nv.d, dl.d, B, T, V, ldv);
         snprintf(w, sizeof w, "%s backward in place, from %s", tag, k ? "logits" : "probs");
         check_buf(w, &ip[k], TOL);
     }
 
     Buf tloss = out_nan(B), tloss2 = out_nan(B);
-    cpu->crossentropy_forward_tangent(tloss.h, probs.h, tl.h, tg.h, nv.h, B, T, V);
-    gpu->crossentropy_forward_tangent(tloss.d, probs.d, tl.d, tg.d, nv.d, B, T, V);
+    cpu->crossentropy_forward_tangent(tloss.h, probs.h, tl.h, tg.h, nv.h, B, T, V, ldv);
+    gpu->crossentropy_forward_tangent(tloss.d, probs.d, tl.d, tg.d, nv.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s forward_tangent", tag); check_buf(w, &tloss, TOL);
-    cpu->crossentropy_forward_tangent(tloss2.h, probs.h, NULL, tg.h, nv.h, B, T, V);
-    gpu->crossentropy_forward_tangent(tloss2.d, probs.d, NULL, tg.d, nv.d, B, T, V);
+    cpu->crossentropy_forward_tangent(tloss2.h, probs.h, NULL, tg.h, nv.h, B, T, V, ldv);
+    gpu->crossentropy_forward_tangent(tloss2.d, probs.d, NULL, tg.d, nv.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s forward_tangent (tlogits NULL: zeros)", tag); check_buf(w, &tloss2, TOL);
 
     Buf d1 = acc_rand(BTV), d2 = acc_rand(BTV), d3 = acc_rand(BTV);
-    cpu->crossentropy_backward_tangent(d1.h, probs.h, tl.h, tg.h, nv.h, dl.h, dtl.h, B, T, V);
-    gpu->crossentropy_backward_tangent(d1.d, probs.d, tl.d, tg.d, nv.d, dl.d, dtl.d, B, T, V);
+    strided(&d1, V, ldv, 0);
+    strided(&d2, V, ldv, 0);
+    strided(&d3, V, ldv, 0);
+    cpu->crossentropy_backward_tangent(d1.h, probs.h, tl.h, tg.h, nv.h, dl.h, dtl.h, B, T, V, ldv);
+    gpu->crossentropy_backward_tangent(d1.d, probs.d, tl.d, tg.d, nv.d, dl.d, dtl.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s backward_tangent", tag); check_buf(w, &d1, TOL);
-    cpu->crossentropy_backward_tangent(d2.h, probs.h, tl.h, tg.h, nv.h, dl.h, NULL, B, T, V);
-    gpu->crossentropy_backward_tangent(d2.d, probs.d, tl.d, tg.d, nv.d, dl.d, NULL, B, T, V);
+    cpu->crossentropy_backward_tangent(d2.h, probs.h, tl.h, tg.h, nv.h, dl.h, NULL, B, T, V, ldv);
+    gpu->crossentropy_backward_tangent(d2.d, probs.d, tl.d, tg.d, nv.d, dl.d, NULL, B, T, V, ldv);
     snprintf(w, sizeof w, "%s backward_tangent (dtlosses NULL)", tag); check_buf(w, &d2, TOL);
-    cpu->crossentropy_backward_tangent(d3.h, probs.h, NULL, tg.h, nv.h, dl.h, dtl.h, B, T, V);
-    gpu->crossentropy_backward_tangent(d3.d, probs.d, NULL, tg.d, nv.d, dl.d, dtl.d, B, T, V);
+    cpu->crossentropy_backward_tangent(d3.h, probs.h, NULL, tg.h, nv.h, dl.h, dtl.h, B, T, V, ldv);
+    gpu->crossentropy_backward_tangent(d3.d, probs.d, NULL, tg.d, nv.d, dl.d, dtl.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s backward_tangent (tlogits NULL)", tag); check_buf(w, &d3, TOL);
 
     /* in place over ṫl, with and without dl̇ */
@@ -1027,9 +1089,9 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     for (int k = 0; k < 2; k++) {
         nan_past_valid(&it[k], B, T, V, n_valid);
         cpu->crossentropy_backward_tangent_in_place(it[k].h, probs.h, tg.h, nv.h, dl.h,
-                                                    k ? dtl.h : NULL, B, T, V);
+                                                    k ? dtl.h : NULL, B, T, V, ldv);
         gpu->crossentropy_backward_tangent_in_place(it[k].d, probs.d, tg.d, nv.d, dl.d,
-                                                    k ? dtl.d : NULL, B, T, V);
+                                                    k ? dtl.d : NULL, B, T, V, ldv);
         snprintf(w, sizeof w, "%s backward_tangent in place%s", tag, k ? "" : " (dtlosses NULL)");
         check_buf(w, &it[k], TOL);
     }
@@ -1039,6 +1101,10 @@ static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&nv);
     ibuf_free(&tg);
+}
+
+static void test_crossentropy(int B, int T, int V, const int32_t *n_valid) {
+    test_crossentropy_ld(B, T, V, V, n_valid);
 }
 
 /* Rows the random test does not make: one of −∞ but its target (probs one-hot, loss 0;
@@ -1062,8 +1128,8 @@ static void test_crossentropy_rows(int V) {
     Buf loss = out_nan(B), probs = in_copy(&logits);                 /* in place */
     for (size_t i = 0; i < BTV; i++)   /* the CPU's exp is not meant for −∞: it gets −1e30 */
         if (probs.h[i] == -INFINITY) probs.h[i] = -1e30f;
-    cpu->crossentropy_forward(loss.h, probs.h, probs.h, tg.h, NULL, B, T, V);
-    gpu->crossentropy_forward(loss.d, probs.d, probs.d, tg.d, NULL, B, T, V);
+    cpu->crossentropy_forward(loss.h, probs.h, probs.h, tg.h, NULL, B, T, V, V);
+    gpu->crossentropy_forward(loss.d, probs.d, probs.d, tg.d, NULL, B, T, V, V);
     real *g = xmalloc(BTV * sizeof(real));
     gpu->to_host(g, probs.d, BTV * sizeof(real));
     size_t nan_ok = 0, nan_bad = 0;
@@ -1089,28 +1155,28 @@ static void test_crossentropy_rows(int V) {
 
     /* no NaN from here on: the random logits, probs one float off (and dlogits one off) */
     Buf clean = in_rand(BTV, 0, 2), loss2 = out_nan(B), shifted = acc_rand(BTV + 1);
-    cpu->crossentropy_forward(loss2.h, shifted.h + 1, clean.h, tg.h, NULL, B, T, V);
-    gpu->crossentropy_forward(loss2.d, shifted.d + 1, clean.d, tg.d, NULL, B, T, V);
+    cpu->crossentropy_forward(loss2.h, shifted.h + 1, clean.h, tg.h, NULL, B, T, V, V);
+    gpu->crossentropy_forward(loss2.d, shifted.d + 1, clean.d, tg.d, NULL, B, T, V, V);
     snprintf(w, sizeof w, "crossentropy V=%d probs misaligned: losses", V); check_buf(w, &loss2, TOL);
     snprintf(w, sizeof w, "crossentropy V=%d probs misaligned: probs", V); check_buf(w, &shifted, TOL);
     Buf p = out_nan(BTV);
     memcpy(p.h, shifted.h + 1, BTV * sizeof(real));
     buf_to_dev(&p);
     Buf dlog = acc_rand(BTV + 1), d1 = acc_rand(BTV + 1), tl = in_rand(BTV, 0, 1);
-    cpu->crossentropy_backward(dlog.h + 1, p.h, tg.h, NULL, dl.h, B, T, V);
-    gpu->crossentropy_backward(dlog.d + 1, p.d, tg.d, NULL, dl.d, B, T, V);
+    cpu->crossentropy_backward(dlog.h + 1, p.h, tg.h, NULL, dl.h, B, T, V, V);
+    gpu->crossentropy_backward(dlog.d + 1, p.d, tg.d, NULL, dl.d, B, T, V, V);
     snprintf(w, sizeof w, "crossentropy V=%d dlogits misaligned: backward", V);
     check_buf(w, &dlog, TOL);
-    cpu->crossentropy_backward_tangent(d1.h + 1, p.h, tl.h, tg.h, NULL, dl.h, dl.h, B, T, V);
-    gpu->crossentropy_backward_tangent(d1.d + 1, p.d, tl.d, tg.d, NULL, dl.d, dl.d, B, T, V);
+    cpu->crossentropy_backward_tangent(d1.h + 1, p.h, tl.h, tg.h, NULL, dl.h, dl.h, B, T, V, V);
+    gpu->crossentropy_backward_tangent(d1.d + 1, p.d, tl.d, tg.d, NULL, dl.d, dl.d, B, T, V, V);
     snprintf(w, sizeof w, "crossentropy V=%d dtlogits misaligned: backward_tangent", V);
     check_buf(w, &d1, TOL);
     Buf it = buf_alloc(BTV + 1);   /* ṫl one float off the probabilities, in place */
     it.h[0] = 0.5f;                /* not touched by either side */
     memcpy(it.h + 1, tl.h, BTV * sizeof(real));
     buf_to_dev(&it);
-    cpu->crossentropy_backward_tangent_in_place(it.h + 1, p.h, tg.h, NULL, dl.h, dl.h, B, T, V);
-    gpu->crossentropy_backward_tangent_in_place(it.d + 1, p.d, tg.d, NULL, dl.d, dl.d, B, T, V);
+    cpu->crossentropy_backward_tangent_in_place(it.h + 1, p.h, tg.h, NULL, dl.h, dl.h, B, T, V, V);
+    gpu->crossentropy_backward_tangent_in_place(it.d + 1, p.d, tg.d, NULL, dl.d, dl.d, B, T, V, V);
     snprintf(w, sizeof w, "crossentropy V=%d tlogits misaligned: backward_tangent in place", V);
     check_buf(w, &it, TOL);
 
@@ -1191,13 +1257,13 @@ static void test_determinism(void) {
     Buf logits = in_rand((size_t)N * V, 0, 2), p = out_nan((size_t)N * V);
     Buf l1 = out_nan(B), l2 = out_nan(B);
     IBuf tg = ibuf_rand((size_t)N, 0, V);
-    gpu->crossentropy_forward(l1.d, p.d, logits.d, tg.d, NULL, B, T, V);
-    gpu->crossentropy_forward(l2.d, p.d, logits.d, tg.d, NULL, B, T, V);
+    gpu->crossentropy_forward(l1.d, p.d, logits.d, tg.d, NULL, B, T, V, V);
+    gpu->crossentropy_forward(l2.d, p.d, logits.d, tg.d, NULL, B, T, V, V);
     same_twice("crossentropy_forward losses", l1.d, l2.d, (size_t)B);
 
     Buf mdb1 = acc_rand(C), mdb2 = in_copy(&mdb1);
-    gpu->matmul_backward(NULL, NULL, mdb1.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC);
-    gpu->matmul_backward(NULL, NULL, mdb2.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC);
+    gpu->matmul_backward(NULL, NULL, mdb1.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC, C);
+    gpu->matmul_backward(NULL, NULL, mdb2.d, dout.d, x.d, NULL, N, C, C, MATMUL_W_C_OC, C);
     same_twice("matmul_backward dbias", mdb1.d, mdb2.d, (size_t)C);
 
     Buf bufs[] = { dout, x, a, b, w, mean, rstd, y, dw1, dw2, db1, db2, qkv, att, o, dq1, dq2,
@@ -1221,14 +1287,14 @@ static void test_bias_precision(const char *tag) {
     memset(wt.h, 0, wt.n * sizeof(real));
     buf_to_dev(&wt);
     Buf out = out_nan((size_t)N * OC);
-    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC);
-    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC);
+    cpu->matmul_forward(out.h, inp.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC, OC);
+    gpu->matmul_forward(out.d, inp.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC, OC);
     snprintf(w, sizeof w, "%smatmul_forward W = 0: the bias to 16 bits", tag);
     check_buf(w, &out, 2e-5);
     /* the forward tangent's one product over [tinp | inp]·[W ; tW] carries tb the same way */
     Buf tinp = in_rand((size_t)N * C, 0, 1), tout = out_nan((size_t)N * OC);
-    cpu->matmul_forward_tangent(tout.h, inp.h, tinp.h, wt.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC);
-    gpu->matmul_forward_tangent(tout.d, inp.d, tinp.d, wt.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC);
+    cpu->matmul_forward_tangent(tout.h, inp.h, tinp.h, wt.h, wt.h, b.h, N, C, OC, MATMUL_W_C_OC, OC);
+    gpu->matmul_forward_tangent(tout.d, inp.d, tinp.d, wt.d, wt.d, b.d, N, C, OC, MATMUL_W_C_OC, OC);
     snprintf(w, sizeof w, "%smatmul_forward_tangent W = tW = 0: tb to 16 bits", tag);
     check_buf(w, &tout, 2e-5);
     Buf bufs[] = { inp, b, wt, out, tinp, tout };
@@ -1310,6 +1376,48 @@ static void test_gemm_ops(const char *mode, double tol) {
     backend_cuda_set_att_blocks(-1);
 }
 
+/* Which path gemm.cu takes for a wide output whose rows have room (the LM's logits, bf16
+ * mode; the caller sets it): path 0 writes the forward's pads (0 without a bias: B's copy
+ * is zero past N; through the scratch and its copy they would keep their NaN), and the
+ * forward tangent's two products run as one over the concatenated K (not the bits of the
+ * two apart, backend_cuda_set_ksum(0)), also over the padded N (its pads 0). The values
+ * themselves: test_matmul_ld. */
+static void test_padded_in_place_path(int N, int C, int OC, int ldo) {
+    const size_t NO = (size_t)N * ldo;
+    Buf inp = in_rand((size_t)N * C, 0, 1), wt = in_rand((size_t)C * OC, 0, 1);
+    Buf tinp = in_rand((size_t)N * C, 0, 1), tw = in_rand((size_t)C * OC, 0, 1);
+    Buf out = out_nan(NO), t1 = out_nan(NO), t2 = out_nan(NO);
+    gpu->matmul_forward(out.d, inp.d, wt.d, NULL, N, C, OC, MATMUL_W_OC_C, ldo);
+    gpu->to_host(out.h, out.d, NO * sizeof(real));
+    size_t pads_not_zero = 0, differ = 0;
+    for (size_t i = 0; i < NO; i++) pads_not_zero += (int)(i % ldo) >= OC && out.h[i] != 0;
+    TEST_CHECK(pads_not_zero == 0, "matmul_forward %dx%dx%d, rows of %d: %zu pads not written "
+               "with 0 (not the product over the padded N straight into C)", N, C, OC, ldo,
+               pads_not_zero);
+    gpu->matmul_forward_tangent(t1.d, inp.d, tinp.d, wt.d, tw.d, NULL, N, C, OC, MATMUL_W_OC_C,
+                                ldo);
+    backend_cuda_set_ksum(0);
+    gpu->matmul_forward_tangent(t2.d, inp.d, tinp.d, wt.d, tw.d, NULL, N, C, OC, MATMUL_W_OC_C,
+                                ldo);
+    backend_cuda_set_ksum(-1);
+    gpu->to_host(t1.h, t1.d, NO * sizeof(real));
+    gpu->to_host(t2.h, t2.d, NO * sizeof(real));
+    size_t tangent_pads_not_zero = 0;
+    for (size_t i = 0; i < NO; i++) {
+        differ += (int)(i % ldo) < OC && memcmp(&t1.h[i], &t2.h[i], sizeof(real)) != 0;
+        tangent_pads_not_zero += (int)(i % ldo) >= OC && t1.h[i] != 0;
+    }
+    TEST_CHECK(tangent_pads_not_zero == 0, "matmul_forward_tangent %dx%dx%d, rows of %d: %zu pads "
+               "not written with 0 (its one product not over the padded N)", N, C, OC, ldo,
+               tangent_pads_not_zero);
+    TEST_CHECK(differ > 0, "matmul_forward_tangent %dx%dx%d, rows of %d: the same bits as its two "
+               "products apart (not one product over the concatenated K)", N, C, OC, ldo);
+    printf("  %-66s %zu pads 0, %zu of %zu differ from ksum off\n",
+           "[bf16 padded in place] the path taken", (size_t)N * (ldo - OC), differ, (size_t)N * OC);
+    Buf bufs[] = { inp, wt, tinp, tw, out, t1, t2 };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
 static void test_reduced_precision(void) {
     /* first, so that racecheck on this section (--only bf16) reaches padded_out_copy_k,
      * the shared-memory kernel, within its time limit (it did not in the fifth session) */
@@ -1327,6 +1435,21 @@ static void test_reduced_precision(void) {
     test_matmul(5, 7, 1100, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded out] ");
     /* K = 12, and in dW (ta = 1, tb = 0 into the padded output) K = 300: both % 8 = 4 */
     test_matmul(300, 12, 1100, MATMUL_W_C_OC, TOL_BF16, "[bf16 padded out] ");
+    /* the same outputs in rows 1152 long (the LM's logits, backend.h), which the forward
+     * faces may fill: path 0 of gemm.cu, the product over 1152 columns straight into C,
+     * and the forward tangent's two products as one over the concatenated K with B's copy
+     * padded to 1152 (cu_gemm_ksum). dout's and dtout's pads are NaN: the backward faces
+     * must not read them. */
+    test_matmul_ld(5, 7, 1100, 1152, MATMUL_W_C_OC, TOL_BF16, "[bf16 padded in place] ");
+    test_matmul_ld(5, 7, 1100, 1152, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded in place] ");
+    test_matmul_ld(300, 12, 1100, 1152, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded in place] ");
+    test_padded_in_place_path(300, 12, 1100, 1152);
+    /* at 150000 bytes B's padded copy (147456) fits and A's (1300 × 64 bf16) does not:
+     * path 0 in blocks of 1152 and 148 rows; the forward tangent's concatenated copy
+     * (294912 bytes) does not fit either, so its two products run apart, each in place */
+    backend_cuda_set_bf16_chunk_bytes(150000);
+    test_matmul_ld(1300, 7, 1100, 1152, MATMUL_W_OC_C, TOL_BF16, "[bf16 padded in place, blocked] ");
+    backend_cuda_set_bf16_chunk_bytes(0);
     /* the same in blocks of rows: at 160000 bytes B's padded copy (64 × 1152 bf16,
      * 147456 bytes) fits, Cp is capped at 2 × 160000 bytes = 69 rows of 1152 floats, so
      * N = 300 rows go in blocks of 64, 64, 64, 64, 44; dW of W[C,OC] (B = d [300, 1100],
@@ -1479,10 +1602,14 @@ static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx,
     real dl[B] = { 0.3f, 0.5f, 0.2f };
 
     LMActs *ac = lm_acts_new(cpu, &cfg, B, T, 1), *ag = lm_acts_new(gpu, &cfg, B, T, 1);
-    {   /* att and tatt as the backend sizes them: 2 layers × 2 copies each */
+    {   /* att and tatt as the backend sizes them: 2 layers × 2 copies each; the logits
+         * buffers (fwd, tan, and a tape's bwd) with rows of 128 floats: V = 67 rounded up to 64 */
         const size_t cpu_att = cpu->attention_state_floats(B, T, cfg.d_model, n_head);
         const size_t gpu_att = gpu->attention_state_floats(B, T, cfg.d_model, n_head);
-        const size_t want = lm_acts_bytes(ac) - 4 * (cpu_att - gpu_att) * sizeof(real);
+        const size_t rows = (size_t)(head_chunk > 0 && head_chunk < B ? head_chunk : B) * T;
+        const size_t n_logits = 2 + (lm_tape_supported(&cfg) ? 1 : 0);
+        const size_t want = lm_acts_bytes(ac) - 4 * (cpu_att - gpu_att) * sizeof(real) +
+                            n_logits * rows * (size_t)(128 - cfg.vocab) * sizeof(real);
         snprintf(w, sizeof w, "%sLM 2x32 activations with att of %zu floats (CPU %zu)", tag,
                  gpu_att, cpu_att);
         TEST_CHECK(lm_acts_bytes(ag) == want, "%s: %zu bytes, expected %zu", w, lm_acts_bytes(ag),
@@ -1771,6 +1898,8 @@ int main(int argc, char **argv) {
 
     test_matmul(37, 48, 72, MATMUL_W_C_OC, TOL, "");
     test_matmul(37, 48, 101, MATMUL_W_OC_C, TOL, "");
+    test_matmul_ld(37, 48, 101, 131, MATMUL_W_OC_C, TOL, "");   /* rows strided */
+    test_matmul_ld(37, 48, 72, 80, MATMUL_W_C_OC, TOL, "");
     test_matmul(64, 32, 1, MATMUL_W_C_OC, TOL, "");    /* the rater's head.out */
     test_matmul(5, 7, 3, MATMUL_W_C_OC, TOL, "");
 
@@ -1802,6 +1931,9 @@ int main(int argc, char **argv) {
 
     const int32_t nv3[3] = { 9, 4, 0 };
     test_crossentropy(3, 9, 300, nv3);
+    test_crossentropy_ld(3, 9, 300, 320, nv3);    /* rows strided, each 16-byte aligned */
+    test_crossentropy_ld(3, 9, 300, 301, nv3);    /* rows strided, aligned differently */
+    test_crossentropy_ld(2, 5, 5003, 5056, NULL);
     test_crossentropy(3, 9, 300, NULL);
     test_crossentropy(2, 5, 5003, NULL);
     test_crossentropy(4, 3, 37, NULL);   /* V < the block, not a multiple of 4 */

@@ -442,6 +442,55 @@ int main(void) {
         be->free(u); be->free(gref); be->free(h_rep); be->free(h_ref);
     }
 
+    /* ---- logits rows padded (a backend's logits_row_multiple, 64 on CUDA): the bits of
+     * rows V long, in every pass, with the head whole or in chunks, recomputing or not,
+     * and through a tape ---- */
+    {
+        Backend padded = backend_cpu;
+        padded.logits_row_multiple = 64;   /* V = 13: rows of 64 */
+        const Backend *bes[2] = { &backend_cpu, &padded };
+        int same = 1;
+        for (int k = 0; k < 3; k++) {
+            LMConfig cc = cfg;
+            cc.head_chunk = k == 1 ? 1 : 0;
+            cc.checkpointing = k == 2;
+            real l[2][B], lf[2][B], d[2][B], *g[2], *gf[2], *h[2], *hr[2];
+            for (int q = 0; q < 2; q++) {
+                const Backend *b = bes[q];
+                g[q] = b->alloc(NP * sizeof(real));
+                gf[q] = b->alloc(NP * sizeof(real));
+                h[q] = b->alloc(NP * sizeof(real));
+                hr[q] = b->alloc(NP * sizeof(real));
+                LMActs *a = lm_acts_new(b, &cc, B, T, 1);
+                lm_forward(b, &cc, theta, a, inputs, targets, n_valid, B, T, l[q]);
+                lm_backward(b, &cc, theta, a, c, g[q]);
+                lm_forward_over_reverse(b, &cc, theta, noise, a, inputs, targets, n_valid, B, T, c,
+                                        lf[q], gf[q], h[q], d[q]);
+                if (lm_tape_supported(&cc)) {   /* recorded and replayed */
+                    LMTape *tp = lm_tape_new(b, &cc, B, T);
+                    lm_forward(b, &cc, theta, a, inputs, targets, n_valid, B, T, NULL);
+                    lm_backward_record(b, &cc, theta, a, c, grad_tmp, tp);
+                    lm_forward_over_reverse_replay(b, &cc, theta, noise, a, tp, c, hr[q], NULL);
+                    lm_tape_free(b, tp);
+                }
+                lm_acts_free(b, a);
+            }
+            same &= memcmp(l[0], l[1], sizeof l[0]) == 0 && memcmp(lf[0], lf[1], sizeof lf[0]) == 0 &&
+                    memcmp(d[0], d[1], sizeof d[0]) == 0 &&
+                    memcmp(g[0], g[1], NP * sizeof(real)) == 0 &&
+                    memcmp(gf[0], gf[1], NP * sizeof(real)) == 0 &&
+                    memcmp(h[0], h[1], NP * sizeof(real)) == 0 &&
+                    memcmp(hr[0], hr[1], NP * sizeof(real)) == 0 &&
+                    be->vec_sumsq(h[0], NP) > 0;
+            for (int q = 0; q < 2; q++) {
+                be->free(g[q]); be->free(gf[q]); be->free(h[q]); be->free(hr[q]);
+            }
+        }
+        TEST_CHECK(same, "logits rows of 64: losses, gradients, H·u or d_i differ from rows of V");
+        printf("logits rows padded to 64 (V = 13): losses, gradient, H·u, d_i, tape replay %s "
+               "(head whole, in chunks, recomputing)\n", same ? "bit-identical" : "DIFFERENT");
+    }
+
     /* ---- lm.checkpointing: auto: the bytes counted without allocating, and the rule ---- */
     {
         int exact = 1;

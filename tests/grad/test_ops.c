@@ -319,29 +319,29 @@ typedef struct { int N, C, OC, layout, has_bias; } MatmulCtx;
 
 static void mm_fwd(const OpCase *c, const double *x, double *y) {
     const MatmulCtx *m = c->ctx;
-    matmul_forward(y, BLK(x, 0), BLK(x, 1), m->has_bias ? BLK(x, 2) : NULL, m->N, m->C, m->OC, m->layout);
+    matmul_forward(y, BLK(x, 0), BLK(x, 1), m->has_bias ? BLK(x, 2) : NULL, m->N, m->C, m->OC, m->layout, m->OC);
 }
 static void mm_bwd(const OpCase *c, const double *x, const double *ybar, double *xbar) {
     const MatmulCtx *m = c->ctx;
     matmul_backward(BLK(xbar, 0), BLK(xbar, 1), m->has_bias ? BLK(xbar, 2) : NULL, ybar,
-                    BLK(x, 0), BLK(x, 1), m->N, m->C, m->OC, m->layout);
+                    BLK(x, 0), BLK(x, 1), m->N, m->C, m->OC, m->layout, m->OC);
 }
 static void mm_fwd_t(const OpCase *c, const double *x, const double *xt, double *yt) {
     const MatmulCtx *m = c->ctx;
     matmul_forward_tangent(yt, BLK(x, 0), BLK(xt, 0), BLK(x, 1), BLK(xt, 1),
-                           m->has_bias ? BLK(xt, 2) : NULL, m->N, m->C, m->OC, m->layout);
+                           m->has_bias ? BLK(xt, 2) : NULL, m->N, m->C, m->OC, m->layout, m->OC);
 }
 static void mm_bwd_t(const OpCase *c, const double *x, const double *xt, const double *ybar,
                      const double *ybart, double *xbt) {
     const MatmulCtx *m = c->ctx;
     matmul_backward_tangent(BLK(xbt, 0), BLK(xbt, 1), m->has_bias ? BLK(xbt, 2) : NULL, ybar, ybart,
-                            BLK(x, 0), BLK(xt, 0), BLK(x, 1), BLK(xt, 1), m->N, m->C, m->OC, m->layout);
+                            BLK(x, 0), BLK(xt, 0), BLK(x, 1), BLK(xt, 1), m->N, m->C, m->OC, m->layout, m->OC);
 }
 static void mm_bwd_t_wrong(const OpCase *c, const double *x, const double *xt, const double *ybar,
                            const double *ybart, double *xbt) {  /* drops dout·tWᵀ and tinpᵀ·dout */
     const MatmulCtx *m = c->ctx;
     matmul_backward_tangent(BLK(xbt, 0), BLK(xbt, 1), m->has_bias ? BLK(xbt, 2) : NULL, ybar, ybart,
-                            BLK(x, 0), NULL, BLK(x, 1), NULL, m->N, m->C, m->OC, m->layout);
+                            BLK(x, 0), NULL, BLK(x, 1), NULL, m->N, m->C, m->OC, m->layout, m->OC);
 }
 
 static void naive_matmul(double *out, const double *inp, const double *w, const double *b,
@@ -380,19 +380,19 @@ static void test_matmul(int N, int C, int OC, int layout, int has_bias) {
     double *xt = dalloc(c->n_in), *t0 = dalloc(c->n_out), *t1 = dalloc(c->n_out);
     fill_normal(BLK(xt, 0), (size_t)N * C, 1);
     mm_fwd_t(c, x, xt, t0);
-    matmul_forward_tangent(t1, BLK(x, 0), BLK(xt, 0), BLK(x, 1), NULL, NULL, N, C, OC, layout);
+    matmul_forward_tangent(t1, BLK(x, 0), BLK(xt, 0), BLK(x, 1), NULL, NULL, N, C, OC, layout, OC);
     TEST_CHECK(rel_vector(t0, t1, c->n_out) <= 1e-15, "%s: NULL tW/tb must mean zero", name);
     /* NULL gradients are not wanted: the others come out the same */
     double *ybar = dnormal(c->n_out, 1), *full = dalloc(c->n_in), *part = dalloc(c->n_in);
     mm_bwd(c, x, ybar, full);
-    matmul_backward(BLK(part, 0), NULL, NULL, ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout);
-    matmul_backward(NULL, BLK(part, 1), NULL, ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout);
-    if (has_bias) matmul_backward(NULL, NULL, BLK(part, 2), ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout);
+    matmul_backward(BLK(part, 0), NULL, NULL, ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout, OC);
+    matmul_backward(NULL, BLK(part, 1), NULL, ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout, OC);
+    if (has_bias) matmul_backward(NULL, NULL, BLK(part, 2), ybar, BLK(x, 0), BLK(x, 1), N, C, OC, layout, OC);
     TEST_CHECK(!memcmp(full, part, (size_t)c->n_in * sizeof(double)), "%s: NULL gradients must be skipped", name);
     /* the backward tangent without dtout and tW: dtinp written with zeros (its tangent is 0) */
     for (size_t i = 0; i < (size_t)N * C; i++) part[i] = NAN;
     matmul_backward_tangent(part, NULL, NULL, ybar, NULL, BLK(x, 0), BLK(xt, 0), BLK(x, 1), NULL,
-                            N, C, OC, layout);
+                            N, C, OC, layout, OC);
     size_t nonzero = 0;
     for (size_t i = 0; i < (size_t)N * C; i++) nonzero += part[i] != 0;   /* NaN counts */
     TEST_CHECK(nonzero == 0, "%s: backward_tangent without dtout and tW must write dtinp = 0 "
@@ -737,29 +737,29 @@ typedef struct { int B, T, V; const int32_t *targets, *nv; double *probs, *tmp; 
 
 static void ce_fwd(const OpCase *c, const double *x, double *y) {
     const CeCtx *e = c->ctx;
-    crossentropy_forward(y, e->probs, x, e->targets, e->nv, e->B, e->T, e->V);
+    crossentropy_forward(y, e->probs, x, e->targets, e->nv, e->B, e->T, e->V, e->V);
 }
 static void ce_bwd(const OpCase *c, const double *x, const double *ybar, double *xbar) {
     const CeCtx *e = c->ctx;
-    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V);
-    crossentropy_backward(xbar, e->probs, e->targets, e->nv, ybar, e->B, e->T, e->V);
+    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V, e->V);
+    crossentropy_backward(xbar, e->probs, e->targets, e->nv, ybar, e->B, e->T, e->V, e->V);
 }
 static void ce_fwd_t(const OpCase *c, const double *x, const double *xt, double *yt) {
     const CeCtx *e = c->ctx;
-    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V);
-    crossentropy_forward_tangent(yt, e->probs, xt, e->targets, e->nv, e->B, e->T, e->V);
+    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V, e->V);
+    crossentropy_forward_tangent(yt, e->probs, xt, e->targets, e->nv, e->B, e->T, e->V, e->V);
 }
 static void ce_bwd_t(const OpCase *c, const double *x, const double *xt, const double *ybar,
                      const double *ybart, double *xbt) {
     const CeCtx *e = c->ctx;
-    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V);
-    crossentropy_backward_tangent(xbt, e->probs, xt, e->targets, e->nv, ybar, ybart, e->B, e->T, e->V);
+    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V, e->V);
+    crossentropy_backward_tangent(xbt, e->probs, xt, e->targets, e->nv, ybar, ybart, e->B, e->T, e->V, e->V);
 }
 static void ce_bwd_t_wrong(const OpCase *c, const double *x, const double *xt, const double *ybar,
                            const double *ybart, double *xbt) {  /* drops the ṗ term */
     const CeCtx *e = c->ctx;
-    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V);
-    crossentropy_backward_tangent(xbt, e->probs, NULL, e->targets, e->nv, ybar, ybart, e->B, e->T, e->V);
+    crossentropy_forward(e->tmp, e->probs, x, e->targets, e->nv, e->B, e->T, e->V, e->V);
+    crossentropy_backward_tangent(xbt, e->probs, NULL, e->targets, e->nv, ybar, ybart, e->B, e->T, e->V, e->V);
 }
 
 static void test_crossentropy(void) {
@@ -796,7 +796,7 @@ static void test_crossentropy(void) {
     /* probs may alias logits */
     double *inplace = dalloc(c->n_in), y2[B];
     memcpy(inplace, x, (size_t)c->n_in * sizeof(double));
-    crossentropy_forward(y2, inplace, inplace, targets, nv, B, T, V);
+    crossentropy_forward(y2, inplace, inplace, targets, nv, B, T, V, V);
     ce_fwd(c, x, y);
     TEST_CHECK(!memcmp(y, y2, sizeof y) && !memcmp(inplace, e.probs, (size_t)c->n_in * sizeof(double)),
                "crossentropy: probs aliasing logits must give the same result");
@@ -1169,6 +1169,130 @@ static void test_vec_and_backend(void) {
     free(a); free(b); free(y);
 }
 
+/* ---- row strides (backend.h: ldo, ldv) ------------------------------------------------ */
+
+/* x [rows, cols] copied into rows ld apart, the pads NaN (an op that reads one shows it) */
+static double *to_strided(const double *x, int rows, int cols, int ld) {
+    double *s = dalloc((size_t)rows * ld);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ld; c++) s[(size_t)r * ld + c] = c < cols ? x[(size_t)r * cols + c] : NAN;
+    return s;
+}
+
+/* the strided s holds the bits of the dense d in its columns < cols, and NaN pads */
+static void check_strided(const char *what, const double *d, const double *s, int rows, int cols,
+                          int ld) {
+    size_t differ = 0, pads = 0;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ld; c++) {
+            const double v = s[(size_t)r * ld + c];
+            if (c >= cols) pads += !isnan(v);
+            else differ += memcmp(&v, &d[(size_t)r * cols + c], sizeof v) != 0;
+        }
+    TEST_CHECK(differ == 0 && pads == 0, "%s: %zu elements differ from the dense op's bits, "
+               "%zu pads touched", what, differ, pads);
+}
+
+static void check_same(const char *what, const double *a, const double *b, size_t n) {
+    TEST_CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s: not the dense op's bits", what);
+}
+
+/* Every face of matmul with out-side rows ldo > OC apart, and of the cross-entropy with
+ * rows ldv > V apart, gives the dense op's bits and leaves the pads alone (the CPU writes
+ * none; the NaN there shows any read). */
+static void test_row_strides(void) {
+    char w[128];
+    for (int layout = 0; layout < 2; layout++) {
+        enum { N = 10, C = 8, OC = 11, LD = 16 };
+        const char *lay = layout ? "W[OC,C]" : "W[C,OC]";
+        double *inp = dnormal(N * C, 1), *wt = dnormal(C * OC, 1), *b = dnormal(OC, 1);
+        double *tinp = dnormal(N * C, 1), *tw = dnormal(C * OC, 1), *tb = dnormal(OC, 1);
+        double *dout = dnormal(N * OC, 1), *dtout = dnormal(N * OC, 1);
+        double *dout_s = to_strided(dout, N, OC, LD), *dtout_s = to_strided(dtout, N, OC, LD);
+        double *o = dalloc(N * OC), *os = to_strided(o, N, OC, LD);
+        matmul_forward(o, inp, wt, b, N, C, OC, layout, OC);
+        matmul_forward(os, inp, wt, b, N, C, OC, layout, LD);
+        snprintf(w, sizeof w, "matmul_forward %s, rows %d apart", lay, LD);
+        check_strided(w, o, os, N, OC, LD);
+        matmul_forward_tangent(o, inp, tinp, wt, tw, tb, N, C, OC, layout, OC);
+        matmul_forward_tangent(os, inp, tinp, wt, tw, tb, N, C, OC, layout, LD);
+        snprintf(w, sizeof w, "matmul_forward_tangent %s, rows %d apart", lay, LD);
+        check_strided(w, o, os, N, OC, LD);
+        double *g[2][3];   /* dense, strided: dinp, dw, db (then their tangents) */
+        for (int k = 0; k < 2; k++) {
+            g[k][0] = dalloc(N * C); g[k][1] = dalloc(C * OC); g[k][2] = dalloc(OC);
+            matmul_backward(g[k][0], g[k][1], g[k][2], k ? dout_s : dout, inp, wt, N, C, OC,
+                            layout, k ? LD : OC);
+        }
+        snprintf(w, sizeof w, "matmul_backward %s, dout rows %d apart", lay, LD);
+        check_same(w, g[0][0], g[1][0], N * C);
+        check_same(w, g[0][1], g[1][1], C * OC);
+        check_same(w, g[0][2], g[1][2], OC);
+        for (int k = 0; k < 2; k++)
+            matmul_backward_tangent(g[k][0], g[k][1], g[k][2], k ? dout_s : dout, k ? dtout_s : dtout,
+                                    inp, tinp, wt, tw, N, C, OC, layout, k ? LD : OC);
+        snprintf(w, sizeof w, "matmul_backward_tangent %s, dout, dtout rows %d apart", lay, LD);
+        check_same(w, g[0][0], g[1][0], N * C);
+        check_same(w, g[0][1], g[1][1], C * OC);
+        check_same(w, g[0][2], g[1][2], OC);
+        for (int k = 0; k < 2; k++) for (int i = 0; i < 3; i++) free(g[k][i]);
+        double *fr[] = { inp, wt, b, tinp, tw, tb, dout, dtout, dout_s, dtout_s, o, os };
+        for (size_t i = 0; i < sizeof fr / sizeof *fr; i++) free(fr[i]);
+    }
+    {
+        enum { B = 2, T = 3, V = 7, LD = 12, R = B * T };
+        int32_t tg[R] = { 1, 6, 0, 3, 3, 1 << 30 /* past n_valid: never read */ }, nv[B] = { 3, 2 };
+        double *lg = dnormal(R * V, 2), *tl = dnormal(R * V, 1), *dl = dnormal(B, 1);
+        double *dtl = dnormal(B, 1), *acc = dnormal(R * V, 1);
+        double *lg_s = to_strided(lg, R, V, LD), *tl_s = to_strided(tl, R, V, LD);
+        double l[2][B], *p = dalloc(R * V), *p_s = to_strided(p, R, V, LD);
+        crossentropy_forward(l[0], p, lg, tg, nv, B, T, V, V);
+        crossentropy_forward(l[1], p_s, lg_s, tg, nv, B, T, V, LD);
+        check_strided("crossentropy_forward probs, rows 12 apart", p, p_s, R, V, LD);
+        check_same("crossentropy_forward losses, rows 12 apart", l[0], l[1], B);
+        crossentropy_forward(l[1], NULL, lg_s, tg, nv, B, T, V, LD);
+        check_same("crossentropy_forward losses (probs NULL), rows 12 apart", l[0], l[1], B);
+        crossentropy_forward_tangent(l[0], p, tl, tg, nv, B, T, V, V);
+        crossentropy_forward_tangent(l[1], p_s, tl_s, tg, nv, B, T, V, LD);
+        check_same("crossentropy_forward_tangent, rows 12 apart", l[0], l[1], B);
+        double *d = dalloc(R * V), *d_s;
+        memcpy(d, acc, R * V * sizeof *d);
+        d_s = to_strided(acc, R, V, LD);
+        crossentropy_backward(d, p, tg, nv, dl, B, T, V, V);
+        crossentropy_backward(d_s, p_s, tg, nv, dl, B, T, V, LD);
+        check_strided("crossentropy_backward, rows 12 apart", d, d_s, R, V, LD);
+        for (int k = 0; k < 2; k++) {   /* backward_tangent with and without dtlosses */
+            memcpy(d, acc, R * V * sizeof *d);
+            free(d_s);
+            d_s = to_strided(acc, R, V, LD);
+            crossentropy_backward_tangent(d, p, tl, tg, nv, dl, k ? dtl : NULL, B, T, V, V);
+            crossentropy_backward_tangent(d_s, p_s, tl_s, tg, nv, dl, k ? dtl : NULL, B, T, V, LD);
+            check_strided("crossentropy_backward_tangent, rows 12 apart", d, d_s, R, V, LD);
+        }
+        for (int k = 0; k < 2; k++) {   /* in place, over the probabilities and the logits */
+            const double *src = k ? lg : p;
+            memcpy(d, src, R * V * sizeof *d);
+            free(d_s);
+            d_s = to_strided(src, R, V, LD);
+            crossentropy_backward_in_place(d, k, tg, nv, dl, B, T, V, V);
+            crossentropy_backward_in_place(d_s, k, tg, nv, dl, B, T, V, LD);
+            snprintf(w, sizeof w, "crossentropy_backward_in_place from %s, rows 12 apart",
+                     k ? "logits" : "probs");
+            check_strided(w, d, d_s, R, V, LD);
+        }
+        memcpy(d, tl, R * V * sizeof *d);
+        free(d_s);
+        d_s = to_strided(tl, R, V, LD);
+        crossentropy_backward_tangent_in_place(d, p, tg, nv, dl, dtl, B, T, V, V);
+        crossentropy_backward_tangent_in_place(d_s, p_s, tg, nv, dl, dtl, B, T, V, LD);
+        check_strided("crossentropy_backward_tangent_in_place, rows 12 apart", d, d_s, R, V, LD);
+        double *fr[] = { lg, tl, dl, dtl, acc, lg_s, tl_s, p, p_s, d, d_s };
+        for (size_t i = 0; i < sizeof fr / sizeof *fr; i++) free(fr[i]);
+    }
+    printf("  row strides: matmul (ldo 16 for OC 11) and cross-entropy (ldv 12 for V 7): "
+           "the dense bits, pads untouched\n");
+}
+
 int main(void) {
     printf("finite-difference checks, rel err = |a-fd|/max(|a|,|fd|,%g) <= %g, 5-point stencil h=1e-3\n",
            FLOOR, TOL);
@@ -1197,6 +1321,7 @@ int main(void) {
     test_residual();
     test_embedding();
     test_crossentropy();
+    test_row_strides();
     test_meanpool();
     test_weights(WEIGHT_NORM_SIGMOID, 0, 0);
     test_weights(WEIGHT_NORM_SIGMOID, 1, 0);

@@ -65,7 +65,7 @@ static void test_matmul(int N, int C, int OC, int layout) {
     real *dout = rnormal((size_t)N * OC, 1), *out = rzeros((size_t)N * OC);
     double *ref = dzeros((size_t)N * (C > OC ? C : OC) + (size_t)C * OC);
 #define W(k, o) (layout == MATMUL_W_OC_C ? w[(size_t)(o) * C + (k)] : w[(size_t)(k) * OC + (o)])
-    matmul_forward(out, inp, w, layout == MATMUL_W_OC_C ? NULL : b, N, C, OC, layout);
+    matmul_forward(out, inp, w, layout == MATMUL_W_OC_C ? NULL : b, N, C, OC, layout, OC);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double s = layout == MATMUL_W_OC_C ? 0 : b[o];
@@ -77,7 +77,7 @@ static void test_matmul(int N, int C, int OC, int layout) {
     CHECK_REL(what, rel_vs(out, ref, (size_t)N * OC), TOL);
 
     real *dinp = rzeros((size_t)N * C), *dw = rzeros((size_t)C * OC), *db = rzeros(OC);
-    matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC, layout);
+    matmul_backward(dinp, dw, db, dout, inp, w, N, C, OC, layout, OC);
     for (int n = 0; n < N; n++)
         for (int k = 0; k < C; k++) {
             double s = 0;
@@ -105,23 +105,23 @@ static void test_matmul(int N, int C, int OC, int layout) {
     /* tangents: adjoint identity and Hessian symmetry (matmul is bilinear in (inp, W)) */
     real *ti = rnormal((size_t)N * C, 1), *tw = rnormal((size_t)C * OC, 1), *tb = rnormal(OC, 1);
     real *tout = rzeros((size_t)N * OC);
-    matmul_forward_tangent(tout, inp, ti, w, tw, tb, N, C, OC, layout);
+    matmul_forward_tangent(tout, inp, ti, w, tw, tb, N, C, OC, layout, OC);
     double lhs = rdot(dout, tout, (size_t)N * OC);
     double rhs = rdot(dinp, ti, (size_t)N * C) + rdot(dw, tw, (size_t)C * OC) + rdot(db, tb, OC);
     CHECK_REL("matmul <dout, J t> = <J^T dout, t>", rel2(lhs, rhs), TOL);
     real *u1 = rnormal((size_t)N * C, 1), *u2 = rnormal((size_t)C * OC, 1);
     real *hi = rzeros((size_t)N * C), *hw = rzeros((size_t)C * OC);
-    matmul_backward_tangent(hi, hw, NULL, dout, NULL, inp, ti, w, tw, N, C, OC, layout);
+    matmul_backward_tangent(hi, hw, NULL, dout, NULL, inp, ti, w, tw, N, C, OC, layout, OC);
     real *gi = rzeros((size_t)N * C), *gw = rzeros((size_t)C * OC);
-    matmul_backward_tangent(gi, gw, NULL, dout, NULL, inp, u1, w, u2, N, C, OC, layout);
+    matmul_backward_tangent(gi, gw, NULL, dout, NULL, inp, u1, w, u2, N, C, OC, layout, OC);
     lhs = rdot(u1, hi, (size_t)N * C) + rdot(u2, hw, (size_t)C * OC);
     rhs = rdot(ti, gi, (size_t)N * C) + rdot(tw, gw, (size_t)C * OC);
     CHECK_REL("matmul Hessian symmetry <u, H t> = <t, H u>", rel2(lhs, rhs), TOL);
 
     /* determinism: the same call gives the same bits */
     real *out2 = rzeros((size_t)N * OC);
-    matmul_forward(out2, inp, w, b, N, C, OC, layout);
-    matmul_forward(out, inp, w, b, N, C, OC, layout);
+    matmul_forward(out2, inp, w, b, N, C, OC, layout, OC);
+    matmul_forward(out, inp, w, b, N, C, OC, layout, OC);
     TEST_CHECK(!memcmp(out, out2, (size_t)N * OC * sizeof(real)), "matmul forward must be deterministic");
     free(inp); free(w); free(b); free(dout); free(out); free(out2); free(ref); free(dinp); free(dw);
     free(db); free(ti); free(tw); free(tb); free(tout); free(u1); free(u2); free(hi); free(hw);
@@ -270,8 +270,8 @@ static void test_crossentropy(void) {
     size_t n = (size_t)B * T * V;
     real *l = rnormal(n, 3), *p = rzeros(n), *loss = rzeros(B), *dl = rnormal(B, 1), *dlog = rzeros(n);
     double ref[4], *rdl = dzeros(n);
-    crossentropy_forward(loss, p, l, tg, nv, B, T, V);
-    crossentropy_backward(dlog, p, tg, nv, dl, B, T, V);
+    crossentropy_forward(loss, p, l, tg, nv, B, T, V, V);
+    crossentropy_backward(dlog, p, tg, nv, dl, B, T, V, V);
     for (int b = 0; b < B; b++) {
         double s = 0;
         for (int t = 0; t < nv[b]; t++) {
@@ -291,13 +291,13 @@ static void test_crossentropy(void) {
      * logits): the same bits as the forward's and as the backward into zeros; rows past
      * n_valid (probabilities, logits) must come out 0 */
     real *loss0 = rzeros(B), *xp = xmalloc(n * sizeof(real)), *xl = xmalloc(n * sizeof(real));
-    crossentropy_forward(loss0, NULL, l, tg, nv, B, T, V);
+    crossentropy_forward(loss0, NULL, l, tg, nv, B, T, V, V);
     TEST_CHECK(!memcmp(loss0, loss, B * sizeof(real)),
                "crossentropy forward without probs: other losses (%g vs %g)", loss0[0], loss[0]);
     memcpy(xp, p, n * sizeof(real));
     memcpy(xl, l, n * sizeof(real));
-    crossentropy_backward_in_place(xp, 0, tg, nv, dl, B, T, V);
-    crossentropy_backward_in_place(xl, 1, tg, nv, dl, B, T, V);
+    crossentropy_backward_in_place(xp, 0, tg, nv, dl, B, T, V, V);
+    crossentropy_backward_in_place(xl, 1, tg, nv, dl, B, T, V, V);
     size_t bad_p = 0, bad_l = 0;
     for (size_t i = 0; i < n; i++) {
         bad_p += memcmp(&xp[i], &dlog[i], sizeof(real)) != 0;
@@ -309,11 +309,11 @@ static void test_crossentropy(void) {
     printf("  crossentropy backward in place: %zu and %zu of %zu elements differ\n", bad_p, bad_l, n);
     free(loss0); free(xp); free(xl);
     real *tl = rnormal(n, 1), *tloss = rzeros(B), *dtl = rnormal(B, 1);
-    crossentropy_forward_tangent(tloss, p, tl, tg, nv, B, T, V);
+    crossentropy_forward_tangent(tloss, p, tl, tg, nv, B, T, V, V);
     CHECK_REL("crossentropy <dl, J t> = <J^T dl, t>", rel2(rdot(dl, tloss, B), rdot(dlog, tl, n)), TOL);
     real *u = rnormal(n, 1), *ht = rzeros(n), *hu = rzeros(n);
-    crossentropy_backward_tangent(ht, p, tl, tg, nv, dl, NULL, B, T, V);
-    crossentropy_backward_tangent(hu, p, u, tg, nv, dl, NULL, B, T, V);
+    crossentropy_backward_tangent(ht, p, tl, tg, nv, dl, NULL, B, T, V, V);
+    crossentropy_backward_tangent(hu, p, u, tg, nv, dl, NULL, B, T, V, V);
     CHECK_REL("crossentropy Hessian symmetry", rel2(rdot(u, ht, n), rdot(tl, hu, n)), 1e-4);
     {   /* the backward tangent in place over ṫl: the bits of the op into zeros, with and
          * without dl̇; rows past n_valid come out 0 */
@@ -322,9 +322,9 @@ static void test_crossentropy(void) {
         for (int k = 0; k < 2; k++) {
             const real *dt = k ? dtl : NULL;
             memset(ref, 0, n * sizeof(real));
-            crossentropy_backward_tangent(ref, p, tl, tg, nv, dl, dt, B, T, V);
+            crossentropy_backward_tangent(ref, p, tl, tg, nv, dl, dt, B, T, V, V);
             memcpy(x, tl, n * sizeof(real));
-            crossentropy_backward_tangent_in_place(x, p, tg, nv, dl, dt, B, T, V);
+            crossentropy_backward_tangent_in_place(x, p, tg, nv, dl, dt, B, T, V, V);
             for (size_t i = 0; i < n; i++) bad[k] += memcmp(&x[i], &ref[i], sizeof(real)) != 0;
         }
         TEST_CHECK(bad[0] == 0 && bad[1] == 0,

@@ -278,59 +278,37 @@ static inline int wide_in_place(int N, int ldc, int n_room) {
     return wide_misaligned_output(N, ldc) && ldc % 8 == 0 && ldc >= Np && n_room >= Np;
 }
 
-/* C[M, Np] (ldc) = alpha·op(A)·op(B) + beta·C with Np = N rounded up to 64, for an
- * output with room for it (wide_in_place): B's copy zero-padded to Np, so the columns
- * N … Np − 1 get beta times what they held (the caller's to overwrite); A copied whole,
- * or in blocks of rows of C when its copy exceeds the limit. The caller checks that B's
- * padded copy fits. */
-static void gemm_bf16_padded_in_place(int ta, int tb, int M, int N, int K, int Kp, float alpha,
-                                      const float *A, int lda, const float *B, int ldb,
-                                      float beta, float *C, int ldc) {
-    const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
-    const int Np = round_up_64(N);
-    int lda_h, ldb_h;
-    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, Np, K, Kp, ldb, &ldb_h);
-    const int mc = copy_a_bytes(ta, M, Kp) > limit && M > 1
-                       ? block_of_64(block_of(limit, (size_t)Kp * es, M), M) : M;
-    for (int m0 = 0; m0 < M; m0 += mc) {
-        const int m = M - m0 < mc ? M - m0 : mc;
-        const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
-        const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, Ab, ta, m, K, Kp, lda, &lda_h);
-        gemm_ex_bf16(ta, tb, m, Np, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C + (size_t)m0 * ldc,
-                     ldc);
-    }
-}
-
 /* Which path: (0) a wide misaligned output with room in C's rows (wide_in_place) and B's
- * copy padded to Np within the limit: the product over Np columns straight into C; (1)
- * the padded output through scratch when N ≥ 1024, N or ldc not a multiple of 8, and
- * B's copy padded to Np fits the limit (its rows of C blocked as it says); otherwise (2)
- * blocks of rows of C when A's copy exceeds the limit, (3) blocks of columns when B's
- * does, (4) one product. K is padded (padded()) on every path, and so is each copy's row
- * length. */
+ * copy padded to Np within the limit: paths 2 or 4 over Nc = Np columns straight into C,
+ * B's copy zero-padded to Np (the columns N … Np − 1 get beta times what they held, the
+ * caller's to overwrite); (1) the padded output through scratch when N ≥ 1024, N or ldc
+ * not a multiple of 8, and B's copy padded to Np fits the limit (its rows of C blocked as
+ * it says); otherwise (2) blocks of rows of C when A's copy exceeds the limit, (3) blocks
+ * of columns when B's does, (4) one product. K is padded (padded()) on every path, and so
+ * is each copy's row length. */
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc, int n_room) {
     const size_t es = sizeof(__nv_bfloat16), limit = cu_bf16_chunk_bytes();
     const int Kp = padded(K);   /* the copies' contraction length, zero-padded */
-    int lda_h, ldb_h;
+    int lda_h, ldb_h, Nc = N;   /* the columns computed */
     if (wide_misaligned_output(N, ldc) &&
         copy_b_bytes(tb, round_up_64(N), Kp) <= limit) {
-        if (wide_in_place(N, ldc, n_room))
-            gemm_bf16_padded_in_place(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
-        else
+        if (!wide_in_place(N, ldc, n_room)) {
             gemm_bf16_padded_out(ta, tb, M, N, K, Kp, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+            return;
+        }
+        Nc = round_up_64(N);   /* path 0: B's padded copy fits, so path 3 is not taken */
     }
     /* the stored shapes: A is [M,K] (ta = 0) or [K,M], B is [K,N] (tb = 0) or [N,K] */
     if (copy_a_bytes(ta, M, Kp) > limit && M > 1) {
         /* blocks of mc rows of C: rows of A, or columns of A stored [K,M]; B copied once */
         const int mc = block_of_64(block_of(limit, (size_t)Kp * es, M), M);
-        const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, N, K, Kp, ldb, &ldb_h);
+        const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, Nc, K, Kp, ldb, &ldb_h);
         for (int m0 = 0; m0 < M; m0 += mc) {
             const int m = M - m0 < mc ? M - m0 : mc;
             const float *Ab = ta ? A + m0 : A + (size_t)m0 * lda;
             const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, Ab, ta, m, K, Kp, lda, &lda_h);
-            gemm_ex_bf16(ta, tb, m, N, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta,
+            gemm_ex_bf16(ta, tb, m, Nc, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta,
                          C + (size_t)m0 * ldc, ldc);
         }
         return;
@@ -348,8 +326,8 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
         return;
     }
     const __nv_bfloat16 *Ah = copy_a(CU_SCR_BF16_A, A, ta, M, K, Kp, lda, &lda_h);
-    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, N, K, Kp, ldb, &ldb_h);
-    gemm_ex_bf16(ta, tb, M, N, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C, ldc);
+    const __nv_bfloat16 *Bh = copy_b(CU_SCR_BF16_B, B, tb, N, Nc, K, Kp, ldb, &ldb_h);
+    gemm_ex_bf16(ta, tb, M, Nc, Kp, alpha, Ah, lda_h, Bh, ldb_h, beta, C, ldc);
 }
 
 /* cu_gemm, with C's rows having room for n_room columns (CuGemm.n_room) */

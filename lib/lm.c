@@ -389,7 +389,7 @@ static void block_forward(const Backend *be, const LMConfig *cfg, const LMParams
     be->layernorm_forward(F->ln1[l], F->ln1_mean[l], F->ln1_rstd[l], x,
                           P->ln1_w[l], P->ln1_b[l], N, C);
     be->matmul_forward(F->qkv[l], F->ln1[l], P->qkv_w[l], P->qkv_b[l],
-                       N, C, 3 * C, MATMUL_W_C_OC, 3 * C);                      /* [B,T,3C] */
+                       N, C, 3 * C, MATMUL_W_C_OC, 3 * C);               /* [B,T,3C] */
     be->attention_forward(F->atty[l], F->att[l], F->qkv[l], valid_len, causal,
                           B, T, C, NH);                                  /* [B,T,C]  */
     be->matmul_forward(F->branch, F->atty[l], P->attn_proj_w[l], P->attn_proj_b[l],
@@ -399,10 +399,10 @@ static void block_forward(const Backend *be, const LMConfig *cfg, const LMParams
     be->layernorm_forward(F->ln2[l], F->ln2_mean[l], F->ln2_rstd[l], F->res2[l],
                           P->ln2_w[l], P->ln2_b[l], N, C);
     be->matmul_forward(F->fch[l], F->ln2[l], P->fc_w[l], P->fc_b[l],
-                       N, C, FF, MATMUL_W_C_OC, FF);                         /* [B,T,F]  */
+                       N, C, FF, MATMUL_W_C_OC, FF);                     /* [B,T,F]  */
     be->gelu_forward(F->fch_gelu[l], F->fch[l], (size_t)N * FF);
     be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
-                       N, FF, C, MATMUL_W_C_OC, C);                         /* [B,T,C]  */
+                       N, FF, C, MATMUL_W_C_OC, C);                      /* [B,T,C]  */
     be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
 }
 
@@ -682,7 +682,7 @@ static void head_chunk_logits(const Backend *be, const LMConfig *cfg, const LMPa
     const int C = cfg->d_model, V = cfg->vocab, T = a->T_cur, Nc = (b1 - b0) * T;
     LMTensors *F = &a->fwd;
     be->matmul_forward(F->logits, F->lnf + (size_t)b0 * T * C, P->wte, NULL, Nc, C, V,
-                       MATMUL_W_OC_C, logits_ld(be, cfg));                   /* [Nc,Vp]  */
+                       MATMUL_W_OC_C, logits_ld(be, cfg));               /* [Nc,Vp]  */
 }
 
 /* examples [b0, b1): logits, with_probs: softmax in place; losses[b0, b1) */
@@ -738,7 +738,7 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
         be->crossentropy_backward_tangent_in_place(tp->Tt->logits, F->logits, a->targets + r0,
                                                    a->n_valid + b0, D->losses + b0, NULL,
                                                    b1 - b0, T, V, Vp);
-    real *dlogits = F->logits;                                            /* [Nc,Vp]  */
+    real *dlogits = F->logits;                                           /* [Nc,Vp]  */
     if (held == HEAD_PROBS_KEPT) {
         dlogits = D->logits;
         be->vec_zero(dlogits, NcVp);

@@ -223,8 +223,13 @@ struct Backend {
      * (from_logits = 1: the softmax is taken here, as the forward takes it), and becomes
      * dlogits = (dlosses[b]/n_b)(p − onehot(target)) on valid rows, 0 on the others: the
      * value crossentropy_backward adds to zeros. One pass over x instead of a zeroing
-     * and an accumulating pass (and a forward's probabilities written and read again). */
-    void (*crossentropy_backward_in_place)(real *x /*[B,T,V]*/, int from_logits,
+     * and an accumulating pass (and a forward's probabilities written and read again).
+     * With from_logits, losses (when not NULL) gets what crossentropy_forward gives, bit
+     * for bit: the forward and the backward in one op, for a caller that knows dlosses
+     * before the losses (one read of each row for the softmax's statistics, one read and
+     * write for the cotangent). losses must be NULL when x holds probabilities. */
+    void (*crossentropy_backward_in_place)(real *x /*[B,T,V]*/, real *losses /*[B] or NULL*/,
+                                           int from_logits,
                                            const int32_t *targets, const int32_t *n_valid,
                                            const real *dlosses /*[B]*/,
                                            int B, int T, int V, int ldv);

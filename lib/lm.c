@@ -715,6 +715,7 @@ enum head_logits {
     HEAD_PROBS_KEPT,   /* the probabilities, kept (a tape's): the cotangent goes to D->logits */
     HEAD_PROBS,        /* the probabilities, overwritten by the cotangent */
     HEAD_LOGITS,       /* the logits only (recomputed without the softmax), overwritten */
+    HEAD_LOGITS_LOSSES,/* the logits of a chunk whose losses come with the backward */
 };
 
 /* its backward (D->losses = dlosses on the backend): D->lnf's rows of the chunk written,
@@ -730,7 +731,8 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
     const size_t r0 = (size_t)b0 * T, NcVp = (size_t)Nc * Vp;
     LMTensors *F = &a->fwd;
     CHECK(!replay || tp, "head backward: a replay is for the tangents");
-    CHECK(!tp || held != HEAD_LOGITS, "head backward: the tangents need the probabilities");
+    CHECK(!tp || held == HEAD_PROBS || held == HEAD_PROBS_KEPT,
+          "head backward: the tangents need the probabilities");
     CHECK(held != HEAD_PROBS_KEPT || D->logits,
           "head backward: keeping the probabilities needs activations made for a tape");
     if (tp)   /* first, while F->logits holds the probabilities; the cotangent's tangent
@@ -745,7 +747,9 @@ static void head_chunk_backward(const Backend *be, const LMConfig *cfg, const LM
         be->crossentropy_backward(dlogits, F->logits, a->targets + r0, a->n_valid + b0,
                                   D->losses + b0, b1 - b0, T, V, Vp);
     } else {
-        be->crossentropy_backward_in_place(F->logits, held == HEAD_LOGITS, a->targets + r0,
+        be->crossentropy_backward_in_place(F->logits,
+                                           held == HEAD_LOGITS_LOSSES ? F->losses + b0 : NULL,
+                                           held != HEAD_PROBS, a->targets + r0,
                                            a->n_valid + b0, D->losses + b0, b1 - b0, T, V, Vp);
         a->head_held = -1;   /* the buffer holds the cotangent now */
     }
@@ -811,6 +815,26 @@ static void lm_backward_impl(const Backend *be, const LMConfig *cfg, const real 
 void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
                  const real *dlosses, real *grads) {
     lm_backward_impl(be, cfg, params, a, dlosses, grads, NULL);
+}
+
+void lm_forward_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *a,
+                         const int32_t *inputs, const int32_t *targets, const int32_t *n_valid,
+                         int B, int T, const real *dlosses, real *losses, real *grads) {
+    LMParams P, G;
+    lm_point_params(&P, (real *)params, cfg);
+    lm_point_params(&G, grads, cfg);
+    lm_set_batch(be, cfg, a, inputs, targets, n_valid, B, T);
+    trunk_forward(be, cfg, &P, &a->fwd, a->inputs, NULL, 1, B, T);
+    be->to_device(a->bwd.losses, dlosses, (size_t)B * sizeof(real));
+    const int E = head_chunk_examples(cfg, B);
+    for (int b0 = 0; b0 < B; b0 += E) {   /* each chunk's logits, then its losses and backward */
+        int b1 = b0 + E < B ? b0 + E : B;
+        head_chunk_logits(be, cfg, &P, a, b0, b1);
+        head_chunk_backward(be, cfg, &P, &G, a, &a->bwd, NULL, 0, HEAD_LOGITS_LOSSES, b0, b1);
+    }
+    trunk_backward_impl(be, cfg, &P, &G, &a->fwd, &a->bwd, NULL, NULL, 0, a->inputs, NULL, 1,
+                        B, T);
+    if (losses) be->to_host(losses, a->fwd.losses, (size_t)B * sizeof(real));
 }
 
 void lm_forward_over_reverse(const Backend *be, const LMConfig *cfg, const real *params,

@@ -196,9 +196,23 @@ void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMAc
                 int B, int T, real *losses);
 
 /* grads += ∇θ Σ_b dlosses[b]·ℓ_b, for the batch of the last lm_forward (same params).
- * dlosses: [B] host, e.g. w_b/B for the weighted inner loss L = (1/B) Σ w_b ℓ_b. */
+ * dlosses: [B] host, e.g. w_b/B for the weighted inner loss L = (1/B) Σ w_b ℓ_b. With
+ * lm.checkpointing, once per lm_forward: the blocks it rebuilds leave the shared internals
+ * holding block 0's, where a second backward would need block L − 1's. */
 void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *acts,
                  const real *dlosses, real *grads);
+
+/* lm_forward then lm_backward, for a caller that knows dlosses before the losses (a
+ * training step): losses[b] = ℓ_b ([B] host out, may be NULL), grads += ∇θ Σ_b
+ * dlosses[b]·ℓ_b, the same bits as the two calls. Each head chunk's backward runs right
+ * after its logits, with the losses taken on the way (crossentropy_backward_in_place from
+ * the logits): no chunk's logits are computed twice and no probabilities are written,
+ * three passes over the logits where the two calls take five (with the head in chunks:
+ * four, and x·Eᵀ again for every chunk but the last). Leaves acts as the two calls do. */
+void lm_forward_backward(const Backend *be, const LMConfig *cfg, const real *params,
+                         LMActs *acts, const int32_t *inputs, const int32_t *targets,
+                         const int32_t *n_valid, int B, int T, const real *dlosses,
+                         real *losses, real *grads);
 
 /* One forward-over-reverse pass (DESIGN §4.2 step 2) at θ = params along the parameter
  * tangent u, with the loss weights dlosses held fixed. L(θ) = Σ_b dlosses[b]·ℓ_b(θ):

@@ -490,15 +490,16 @@ static void step_dlosses(MetaWork *w, int t) {
 static double inner_gradient(MetaWork *w, const real *theta, const DataBatch *b, real *g,
                              int record) {
     const Backend *be = w->be;
-    lm_forward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid, b->B, b->T,
-               w->losses);
     be->vec_zero(g, w->n);
-    if (record >= 0 && w->n_tape > 0) {
+    if (record >= 0 && w->n_tape > 0) {   /* the tape keeps the probabilities */
         const int i = record % w->n_tape;
+        lm_forward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid, b->B, b->T,
+                   w->losses);
         lm_backward_record(be, &w->s.lm, theta, w->lm, w->dlosses, g, w->tape[i]);
         w->tape_step[i] = record;
     } else {
-        lm_backward(be, &w->s.lm, theta, w->lm, w->dlosses, g);
+        lm_forward_backward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid,
+                            b->B, b->T, w->dlosses, w->losses, g);
     }
     double sum = 0;
     for (int i = 0; i < b->B; i++) sum += w->losses[i];
@@ -615,15 +616,17 @@ static int val_loss(MetaWork *w, const real *theta, const MetaBatches *data, rea
     for (int j = 0; j < nv; j++) {
         const DataBatch *b = data->val(data->ctx, j);
         if (!b) return -1;
-        lm_forward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid, b->B, b->T,
-                   w->losses);
+        if (dtheta) {
+            for (int i = 0; i < b->B; i++) w->dlosses[i] = (real)(1.0 / ((double)nv * b->B));
+            lm_forward_backward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid,
+                                b->B, b->T, w->dlosses, w->losses, dtheta);
+        } else {
+            lm_forward(be, &w->s.lm, theta, w->lm, b->inputs, b->targets, b->n_valid, b->B,
+                       b->T, w->losses);
+        }
         double sum = 0;
         for (int i = 0; i < b->B; i++) sum += w->losses[i];
         total += sum / b->B;
-        if (dtheta) {
-            for (int i = 0; i < b->B; i++) w->dlosses[i] = (real)(1.0 / ((double)nv * b->B));
-            lm_backward(be, &w->s.lm, theta, w->lm, w->dlosses, dtheta);
-        }
     }
     *l_val = total / nv;
     return 0;

@@ -465,13 +465,19 @@ static void forward_slice(Trainer *t, const real *params, const DataBatch *b, re
     dist_allgather(losses, sizeof *losses, b->B, 1);
 }
 
-/* Backward of the slice of the last forward_slice: grads += Σ_{i in slice} dlosses_i ∇ℓ_i
- * (dlosses = w_i / B with the GLOBAL B), then the sum over ranks in rank order
- * (dist_allreduce_sum_real): every rank gets the same bits of the global gradient. */
-static void backward_slice(Trainer *t, const DataBatch *b) {
+/* Forward and backward of this rank's slice [lo, hi) of batch b in one pass
+ * (lm_forward_backward): losses[lo..hi) and grads += Σ_{i in slice} dlosses_i ∇ℓ_i
+ * (dlosses = w_i / B with the GLOBAL B). Then every rank holds all B losses, and the
+ * gradient summed over ranks in rank order (dist_allreduce_sum_real): the same bits of the
+ * global gradient on every rank. */
+static void step_slice(Trainer *t, const DataBatch *b, real *losses) {
     long lo, hi;
     dist_slice(b->B, 1, dist_rank(), &lo, &hi);
-    if (hi > lo) lm_backward(t->be, &t->lmc, t->params, t->acts, t->dlosses + lo, t->grads);
+    if (hi > lo)
+        lm_forward_backward(t->be, &t->lmc, t->params, t->acts, b->inputs + lo * b->T,
+                            b->targets + lo * b->T, b->n_valid + lo, (int)(hi - lo), b->T,
+                            t->dlosses + lo, losses + lo, t->grads);
+    dist_allgather(losses, sizeof *losses, b->B, 1);
     if (dist_size() == 1) return;
     if (t->be == &backend_cpu) {
         dist_allreduce_sum_real(t->grads, t->P);
@@ -1423,14 +1429,13 @@ int train_run(TrainOptions *o) {
         loss_weights(&t, b, &t.c);
         double lr = lr_at(&t.hyper, step);
 
-        /* forward, loss, backward (each rank its slice of the batch; one rank: all of it) */
+        /* forward and backward (each rank its slice of the batch; one rank: all of it) */
         t.be->vec_zero(t.grads, t.P);
-        forward_slice(&t, t.params, b, t.losses);
+        step_slice(&t, b, t.losses);
         double loss = 0;
         for (int i = 0; i < b->B; i++) loss += (double)t.losses[i];
         loss /= b->B;
         if (!isfinite(loss)) { fail_nonfinite(&t, step, "the training loss", loss); goto done; }
-        backward_slice(&t, b);
         double norm;
         clip_factor(t.be, t.grads, t.P, 0, &norm);
         if (!isfinite(norm)) { fail_nonfinite(&t, step, "the gradient norm", norm); goto done; }

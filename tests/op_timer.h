@@ -81,7 +81,7 @@ OP_TIMER_WRAP(residual_forward_tangent, (real *o, const real *a, const real *b, 
 OP_TIMER_WRAP(residual_backward_tangent, (real *da, real *db, const real *d, size_t n), (da, db, d, n))
 OP_TIMER_WRAP(crossentropy_forward, (real *l, real *p, const real *lg, const int32_t *t, const int32_t *nv, int B, int T, int V, int ld), (l, p, lg, t, nv, B, T, V, ld))
 OP_TIMER_WRAP(crossentropy_backward, (real *dl, const real *p, const int32_t *t, const int32_t *nv, const real *d, int B, int T, int V, int ld), (dl, p, t, nv, d, B, T, V, ld))
-OP_TIMER_WRAP(crossentropy_backward_in_place, (real *x, int fl, const int32_t *t, const int32_t *nv, const real *d, int B, int T, int V, int ld), (x, fl, t, nv, d, B, T, V, ld))
+OP_TIMER_WRAP(crossentropy_backward_in_place, (real *x, real *l, int fl, const int32_t *t, const int32_t *nv, const real *d, int B, int T, int V, int ld), (x, l, fl, t, nv, d, B, T, V, ld))
 OP_TIMER_WRAP(crossentropy_forward_tangent, (real *tl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, int B, int T, int V, int ld), (tl, p, tlg, t, nv, B, T, V, ld))
 OP_TIMER_WRAP(crossentropy_backward_tangent, (real *dtl, const real *p, const real *tlg, const int32_t *t, const int32_t *nv, const real *d, const real *dt, int B, int T, int V, int ld), (dtl, p, tlg, t, nv, d, dt, B, T, V, ld))
 OP_TIMER_WRAP(crossentropy_backward_tangent_in_place, (real *x, const real *p, const int32_t *t, const int32_t *nv, const real *d, const real *dt, int B, int T, int V, int ld), (x, p, t, nv, d, dt, B, T, V, ld))

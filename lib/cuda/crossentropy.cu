@@ -5,7 +5,9 @@
  * maximum and its sum scaled to it, four elements per update), one writing the
  * probabilities (none when probs is NULL); block reductions in a fixed tree. The backward
  * in place reads and writes each row once, from the probabilities, or from the logits with
- * the forward's first pass taken again before it; the backward tangent in place reads ṫl
+ * the forward's first pass taken again before it (and then, when asked, the forward's
+ * losses too: forward and backward in three passes over the logits, where the forward with
+ * probabilities and a backward from them take five); the backward tangent in place reads ṫl
  * for its dot product, then once more to write over it. The per-example means are one thread
  * per example summing its rows in t order (as the CPU does). probs may alias logits: the
  * forward reads the target logit and finishes both reductions before any write. Rows are
@@ -213,9 +215,11 @@ static __device__ __forceinline__ void ce_zero_row(float *d, int V) {
 }
 
 /* x[bt] = (dl_b/n)(p − onehot(target)) on valid rows, 0 on the others, over x = p or, with
- * from_logits, over x = the logits (p = softmax(x) taken as the forward takes it). Each
- * element is read and written by one thread, after the row's reductions. */
-static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
+ * from_logits, over x = the logits (p = softmax(x) taken as the forward takes it), and then
+ * row_loss[bt] (unless NULL) as the forward's kernel gives it. Each element is read and
+ * written by one thread, after the row's reductions; the target's logit is read before
+ * them. */
+static __global__ void ce_backward_in_place_rows_k(float *x, float *row_loss, int from_logits,
                                                    const int32_t *targets, const int32_t *n_valid,
                                                    const float *dlosses, int T, int V, int ldv) {
     __shared__ float sh[32];
@@ -223,6 +227,7 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
     const int tid = threadIdx.x, nt = blockDim.x;
     if (t >= n) {   /* uniform over the block */
         ce_zero_row(x + (size_t)bt * ldv, V);
+        if (row_loss && tid == 0) row_loss[bt] = 0.0f;
         return;
     }
     float *d = x + (size_t)bt * ldv;
@@ -233,9 +238,12 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
     const int y = targets[bt];
     float mx = 0.0f, inv = 1.0f;
     if (from_logits) {
+        /* the target's logit, read before the reductions' barriers, so before any write */
+        const float l_target = row_loss && tid == 0 ? d[y] : 0.0f;
         float sum;
         ce_row_stats(d, V, sh, mx, sum);
         inv = 1.0f / sum;
+        if (row_loss && tid == 0) row_loss[bt] = mx + logf(sum) - l_target;   /* the forward's */
     }
     /* p: the probability itself, or the forward's expression for it (ce_prob4) */
     if (tid < h) {
@@ -262,14 +270,22 @@ static __global__ void ce_backward_in_place_rows_k(float *x, int from_logits,
     }
 }
 
-void cu_crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
-                                       const int32_t *n_valid, const real *dlosses, int B, int T,
-                                       int V, int ldv) {
+void cu_crossentropy_backward_in_place(real *x, real *losses, int from_logits,
+                                       const int32_t *targets, const int32_t *n_valid,
+                                       const real *dlosses, int B, int T, int V, int ldv) {
     ce_check_ld("crossentropy_backward_in_place", V, ldv);
-    if (B <= 0 || T <= 0) return;
-    ce_backward_in_place_rows_k<<<B * T, CE_THREADS>>>(x, from_logits, targets, n_valid, dlosses,
-                                                       T, V, ldv);
+    if (losses && !from_logits)
+        dr_fail_at(__FILE__, __LINE__, "crossentropy_backward_in_place: the losses need the logits");
+    if (B <= 0) return;
+    if (T <= 0) {
+        if (losses) cudaCheck(cudaMemsetAsync(losses, 0, (size_t)B * sizeof(float), 0));
+        return;
+    }
+    float *row_loss = losses ? (float *)cu_scratch(CU_SCR_ROWS, (size_t)B * T * sizeof(float)) : NULL;
+    ce_backward_in_place_rows_k<<<B * T, CE_THREADS>>>(x, row_loss, from_logits, targets, n_valid,
+                                                       dlosses, T, V, ldv);
     cudaLaunchCheck();
+    if (losses) mean_per_example(losses, row_loss, n_valid, B, T);
 }
 
 /* Σ_v p·ṫl over a row, summed by the block (every thread gets it) */

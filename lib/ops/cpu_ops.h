@@ -96,7 +96,7 @@ void crossentropy_forward(real *losses, real *probs, const real *logits,
 void crossentropy_backward(real *dlogits, const real *probs, const int32_t *targets,
                            const int32_t *n_valid, const real *dlosses,
                            int B, int T, int V, int ldv);
-void crossentropy_backward_in_place(real *x, int from_logits, const int32_t *targets,
+void crossentropy_backward_in_place(real *x, real *losses, int from_logits, const int32_t *targets,
                                     const int32_t *n_valid, const real *dlosses, int B, int T,
                                     int V, int ldv);
 void crossentropy_forward_tangent(real *tlosses, const real *probs, const real *tlogits,

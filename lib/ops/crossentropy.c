@@ -5,6 +5,8 @@
  *   backward:          dlogits[t] += (dl_b/n)(p − onehot(y_t))
  *   tangent:           l̇_b = (1/n) Σ_t (Σ_v p·ṫl − ṫl[y_t])
  *   backward in place: x[t] = (dl_b/n)(p − onehot(y_t)) over x = p or x = the logits
+ *                      (from the logits it can give loss_b too: forward and backward in
+ *                      one pass over the rows)
  *   tangent of backward: dtlogits[t] += (dl_b/n)·ṗ + (dl̇_b/n)(p − onehot),
  *                        ṗ = p ⊙ (ṫl − Σ_v p·ṫl); in place: written over ṫl
  * Rows run in parallel; per-example sums are taken over per-row values in row order.
@@ -105,23 +107,29 @@ void crossentropy_backward(real *dlogits /*[B,T,V]*/, const real *probs /*[B,T,V
 }
 
 void crossentropy_backward_in_place(real *x /*[B,T,V]: probs or logits in, dlogits out*/,
+                                    real *losses /*[B] or NULL; with from_logits only*/,
                                     int from_logits, const int32_t *targets /*[B,T]*/,
                                     const int32_t *n_valid /*[B] or NULL*/,
                                     const real *dlosses /*[B]*/, int B, int T, int V, int ldv) {
     CHECK(ldv >= V, "crossentropy_backward_in_place: row stride %d < V %d", ldv, V);
+    CHECK(!losses || from_logits, "crossentropy_backward_in_place: the losses need the logits");
+    real *row_loss = losses ? xcalloc((size_t)B * T, sizeof(real)) : NULL;
     #pragma omp parallel for if ((size_t)B * T * V > OPS_PAR_MIN) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, n = n_targets(n_valid, b, T);
         real *d = valid_row_or_zero(x, bt, n_valid, T, V, ldv);
         if (!d) continue;
         if (from_logits) {
-            real mx;
-            softmax_row(d, d, V, &mx);
+            real mx, l_target = d[targets[bt]];   /* read before the softmax overwrites it */
+            real sum = softmax_row(d, d, V, &mx);
+            if (row_loss) row_loss[bt] = mx + LOG(sum) - l_target;   /* the forward's */
         }
         real c = dlosses[b] / n, zero = 0;
         for (int v = 0; v < V; v++) d[v] = zero + c * d[v];   /* crossentropy_backward on zeros */
         d[targets[bt]] -= c;
     }
+    if (losses) mean_per_example(losses, row_loss, n_valid, B, T);
+    free(row_loss);
 }
 
 void crossentropy_forward_tangent(real *tlosses /*[B]*/, const real *probs /*[B,T,V]*/,

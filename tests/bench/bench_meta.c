@@ -84,9 +84,9 @@ static double plain_step_seconds(const MetaSpec *s, BenchFixed *f, int steps, do
     for (int k = -1; k < steps; k++) {   /* k = -1: warm-up */
         double t0 = dr_now(), c0 = cpu_now();
         const DataBatch *b = bench_fixed_train(f, k < 0 ? 0 : k);
-        lm_forward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, NULL);
         be->vec_zero(g, m.n);
-        lm_backward(be, &s->lm, m.theta, acts, dl, g);
+        lm_forward_backward(be, &s->lm, m.theta, acts, b->inputs, b->targets, b->n_valid, b->B,
+                            b->T, dl, NULL, g);   /* as dr-train runs it */
         optim_step(be, &m.opt, m.theta, g, &s->inner, lr_at(&s->inner, m.opt.step), NULL);
         be->synchronize();
         if (k >= 0) { wall[k] = dr_now() - t0; cpus[k] = cpu_now() - c0; }

@@ -154,8 +154,8 @@ int main(int argc, char **argv) {
         CHECK(data_next(d, b) == 0, "%s", dr_lasterr());
         double t0 = dr_now();
         be->vec_zero(grads, NL);
-        lm_forward(be, &lc, theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T, losses);
-        lm_backward(be, &lc, theta, acts, dl, grads);
+        lm_forward_backward(be, &lc, theta, acts, b->inputs, b->targets, b->n_valid, b->B, b->T,
+                            dl, losses, grads);   /* as dr-train runs it */
         optim_step(be, &st, theta, grads, &h, lr_at(&h, s), NULL);
         be->synchronize();
         if (s > 0) ts[s - 1] = dr_now() - t0;                     /* step 0: warm-up */

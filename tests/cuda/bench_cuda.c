@@ -433,8 +433,12 @@ static void child_gemm(int n, int reps) {
     }
 }
 
-/* Plain training steps: median of reps after 2 warm-ups. Prints; returns seconds/step.
- * with_profile: then two more steps with every op timed (--profile). */
+/* Plain training steps as dr-train runs them (lm_forward_backward, then clip and AdamW):
+ * median of reps after 2 warm-ups. Then as many steps with the forward and the backward as
+ * two calls (lm_forward, lm_backward: the head's logits of every chunk but the last
+ * computed twice, five passes over them instead of three), which the line reports apart.
+ * Prints; returns seconds/step (the first kind). with_profile: then two more steps of the
+ * first kind with every op timed (--profile). */
 static double train_steps(const Setup *u, int B, int reps, double peak_tflops, const char *label,
                           int with_profile) {
     const MetaSpec *s = &u->s;
@@ -450,30 +454,41 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
     bench_batch_new(&b, B, T, 1, c->vocab);
     real *dl = xmalloc((size_t)B * sizeof(real));
     for (int i = 0; i < B; i++) dl[i] = (real)1 / (real)B;
-    double t_step[64], t_fwd[64], t_bwd[64], t_opt[64];
+    double t_step[2][64], t_fwd[64], t_bwd[64], t_opt[2][64];
     if (reps > 64) reps = 64;
-    for (int r = quick ? -1 : -2; r < reps; r++) {   /* r < 0: warm-up (cuBLAS heuristics, scratch) */
-        gpu->synchronize();
-        double t0 = dr_now();
-        lm_forward(gpu, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
-        gpu->synchronize();
-        double t1 = dr_now();
-        gpu->vec_zero(g, n);
-        lm_backward(gpu, c, theta, acts, dl, g);
-        gpu->synchronize();
-        double t2 = dr_now();
-        optim_step(gpu, &st, theta, g, &s->inner, lr_at(&s->inner, st.step), NULL);
-        gpu->synchronize();
-        double t3 = dr_now();
-        if (r >= 0) { t_fwd[r] = t1 - t0; t_bwd[r] = t2 - t1; t_opt[r] = t3 - t2; t_step[r] = t3 - t0; }
-    }
-    double step = bench_median(t_step, reps), tokens = (double)B * T;
+    for (int two = 0; two < 2; two++)
+        for (int r = quick ? -1 : -2; r < reps; r++) {   /* r < 0: warm-up (cuBLAS heuristics, scratch) */
+            gpu->synchronize();
+            double t0 = dr_now(), t1 = t0;
+            gpu->vec_zero(g, n);
+            if (two) {
+                lm_forward(gpu, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
+                gpu->synchronize();
+                t1 = dr_now();
+                lm_backward(gpu, c, theta, acts, dl, g);
+            } else {
+                lm_forward_backward(gpu, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, dl,
+                                    NULL, g);
+            }
+            gpu->synchronize();
+            double t2 = dr_now();
+            optim_step(gpu, &st, theta, g, &s->inner, lr_at(&s->inner, st.step), NULL);
+            gpu->synchronize();
+            double t3 = dr_now();
+            if (r < 0) continue;
+            t_opt[two][r] = t3 - t2;
+            t_step[two][r] = t3 - t0;
+            if (two) { t_fwd[r] = t1 - t0; t_bwd[r] = t2 - t1; }
+        }
+    double step = bench_median(t_step[0], reps), tokens = (double)B * T;
     double tflops = tokens * flop_per_token(c) / step / 1e12;
-    printf("  %s: %.1f ms/step (fwd %.1f, bwd %.1f, clip+AdamW %.1f)  %.0f tokens/s  %.1f TFLOP/s",
-           label, 1e3 * step, 1e3 * bench_median(t_fwd, reps), 1e3 * bench_median(t_bwd, reps),
-           1e3 * bench_median(t_opt, reps), tokens / step, tflops);
+    printf("  %s: %.1f ms/step (clip+AdamW %.1f)  %.0f tokens/s  %.1f TFLOP/s", label, 1e3 * step,
+           1e3 * bench_median(t_opt[0], reps), tokens / step, tflops);
     if (peak_tflops > 0) printf("  MFU %.1f%%", 100 * tflops / peak_tflops);
-    printf("\n");
+    printf("\n    the forward and the backward as two calls: %.1f ms/step (fwd %.1f, bwd %.1f, "
+           "clip+AdamW %.1f)\n", 1e3 * bench_median(t_step[1], reps), 1e3 * bench_median(t_fwd, reps),
+           1e3 * bench_median(t_bwd, reps), 1e3 * bench_median(t_opt[1], reps));
+    printf("@step_two_calls_s %.6g\n", bench_median(t_step[1], reps));
     if (with_profile) {   /* two more steps with every op between two synchronizations */
         Backend timed = op_timer_backend(gpu);
         double total = 0;
@@ -481,9 +496,9 @@ static double train_steps(const Setup *u, int B, int reps, double peak_tflops, c
             if (r == 1) backend_cuda_profile(1);   /* and the parts of its GEMMs, in the second */
             gpu->synchronize();
             double t0 = dr_now();
-            lm_forward(&timed, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, NULL);
             timed.vec_zero(g, n);
-            lm_backward(&timed, c, theta, acts, dl, g);
+            lm_forward_backward(&timed, c, theta, acts, b.inputs, b.targets, b.n_valid, B, T, dl,
+                                NULL, g);
             optim_step(&timed, &st, theta, g, &s->inner, lr_at(&s->inner, st.step), NULL);
             gpu->synchronize();
             total += dr_now() - t0;

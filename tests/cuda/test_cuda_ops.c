@@ -1052,14 +1052,27 @@ static void test_crossentropy_ld(int B, int T, int V, int ldv, const int32_t *n_
     gpu->crossentropy_backward(dlog.d, probs.d, tg.d, nv.d, dl.d, B, T, V, ldv);
     snprintf(w, sizeof w, "%s backward", tag); check_buf(w, &dlog, TOL);
 
-    /* in place, over the probabilities and over the logits */
-    Buf ip[2] = { in_copy(&probs), in_copy(&logits) };
-    for (int k = 0; k < 2; k++) {
+    /* in place, over the probabilities, over the logits, and over the logits with the
+     * losses on the way: the GPU's forward's bits */
+    Buf ip[3] = { in_copy(&probs), in_copy(&logits), in_copy(&logits) }, loss4 = out_nan(B);
+    for (int k = 0; k < 3; k++) {
         nan_past_valid(&ip[k], B, T, V, n_valid);
-        cpu->crossentropy_backward_in_place(ip[k].h, k, tg.h, nv.h, dl.h, B, T, V, ldv);
-        gpu->crossentropy_backward_in_place(ip[k].d, k, tg.d, nv.d, dl.d, B, T, V, ldv);
-        snprintf(w, sizeof w, "%s backward in place, from %s", tag, k ? "logits" : "probs");
+        cpu->crossentropy_backward_in_place(ip[k].h, k == 2 ? loss4.h : NULL, k > 0, tg.h, nv.h,
+                                            dl.h, B, T, V, ldv);
+        gpu->crossentropy_backward_in_place(ip[k].d, k == 2 ? loss4.d : NULL, k > 0, tg.d, nv.d,
+                                            dl.d, B, T, V, ldv);
+        snprintf(w, sizeof w, "%s backward in place, from %s", tag,
+                 k == 2 ? "logits, with losses" : k ? "logits" : "probs");
         check_buf(w, &ip[k], TOL);
+    }
+    snprintf(w, sizeof w, "%s backward in place's losses", tag);
+    check_buf(w, &loss4, TOL);
+    {
+        real *g = xmalloc((size_t)B * sizeof(real));
+        gpu->to_host(g, loss3.d, (size_t)B * sizeof(real));
+        snprintf(w, sizeof w, "%s backward in place's losses = the forward's", tag);
+        check_bits(w, g, loss4.d, (size_t)B);
+        free(g);
     }
 
     Buf tloss = out_nan(B), tloss2 = out_nan(B);
@@ -1097,7 +1110,7 @@ static void test_crossentropy_ld(int B, int T, int V, int ldv, const int32_t *n_
     }
 
     Buf bufs[] = { logits, tl, dl, dtl, loss, probs, loss2, inplace, loss3, dlog, ip[0], ip[1],
-                   tloss, tloss2, d1, d2, d3, it[0], it[1] };
+                   ip[2], loss4, tloss, tloss2, d1, d2, d3, it[0], it[1] };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
     ibuf_free(&nv);
     ibuf_free(&tg);
@@ -1627,6 +1640,25 @@ static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx,
     lm_backward(gpu, &cfg, p.g, ag, dl, g2.g);
     snprintf(w, sizeof w, "%sLM lm_backward grads", tag);
     check_flat(w, &g2, tol);
+    {   /* the two in one pass: against the CPU, and the GPU's own two calls bit for bit */
+        Flat g3 = flat_new(n);
+        real l3c[B], l3g[B];
+        lm_forward_backward(cpu, &cfg, p.c, ac, in, tg, nv, B, T, dl, l3c, g3.c);
+        lm_forward_backward(gpu, &cfg, p.g, ag, in, tg, nv, B, T, dl, l3g, g3.g);
+        snprintf(w, sizeof w, "%sLM lm_forward_backward losses", tag);
+        check_host_vec(w, l3c, l3g, B, tol);
+        snprintf(w, sizeof w, "%sLM lm_forward_backward grads", tag);
+        check_flat(w, &g3, tol);
+        snprintf(w, sizeof w, "%sLM lm_forward_backward losses = lm_forward's", tag);
+        TEST_CHECK(!memcmp(l3g, lg, sizeof lg), "%s: other bits", w);
+        printf("  %-66s %s\n", w, memcmp(l3g, lg, sizeof lg) ? "DIFFERENT" : "same bits");
+        real *h = xmalloc(n * sizeof(real));
+        gpu->to_host(h, g2.g, n * sizeof(real));
+        snprintf(w, sizeof w, "%sLM lm_forward_backward grads = lm_backward's", tag);
+        check_bits(w, h, g3.g, n);
+        free(h);
+        flat_free(&g3);
+    }
 
     /* u = noise + the gradient's direction at the noise's norm: a random u alone makes each
      * ⟨∇l_i, u⟩ a sum of terms of both signs that cancel to a small fraction of them, so

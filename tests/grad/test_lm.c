@@ -491,6 +491,53 @@ int main(void) {
                "(head whole, in chunks, recomputing)\n", same ? "bit-identical" : "DIFFERENT");
     }
 
+    /* ---- lm_forward_backward: the bits of lm_forward + lm_backward (losses, and the
+     * gradient added to one that is not zero), with the head whole, in chunks of 1 and 2,
+     * recomputing the trunk, and with logits rows of 64; and it leaves the activations as
+     * the two calls do: another lm_backward after either adds the same bits ---- */
+    {
+        Backend padded = backend_cpu;
+        padded.logits_row_multiple = 64;
+        int same = 1;
+        for (int k = 0; k < 5; k++) {
+            const Backend *b = k == 4 ? &padded : &backend_cpu;
+            LMConfig cc = cfg;
+            cc.head_chunk = k == 1 ? 1 : k == 2 ? 2 : 0;
+            cc.checkpointing = k == 3;
+            real l[2][B], *g[2], *again[2];
+            LMActs *a = lm_acts_new(b, &cc, B + 1, T + 1, 0);
+            for (int q = 0; q < 2; q++) {
+                g[q] = b->alloc(NP * sizeof(real));
+                again[q] = b->alloc(NP * sizeof(real));
+                b->vec_copy(g[q], noise, NP);   /* accumulated into */
+                for (int i = 0; i < B; i++) l[q][i] = -1;
+                if (q == 0) {
+                    lm_forward(b, &cc, theta, a, inputs, targets, n_valid, B, T, l[0]);
+                    lm_backward(b, &cc, theta, a, c, g[0]);
+                } else {
+                    lm_forward_backward(b, &cc, theta, a, inputs, targets, n_valid, B, T, c, l[1],
+                                        g[1]);
+                }
+                lm_backward(b, &cc, theta, a, c, again[q]);
+            }
+            same &= memcmp(l[0], l[1], sizeof l[0]) == 0 &&
+                    memcmp(g[0], g[1], NP * sizeof(real)) == 0 &&
+                    memcmp(again[0], again[1], NP * sizeof(real)) == 0;
+            if (k == 0) lm_forward_backward(b, &cc, theta, a, inputs, targets, n_valid, B, T, c,
+                                            NULL, again[0]);   /* losses NULL */
+            for (int q = 0; q < 2; q++) {
+                b->free(g[q]);
+                b->free(again[q]);
+            }
+            lm_acts_free(b, a);
+        }
+        TEST_CHECK(same, "lm_forward_backward: losses or gradient differ from lm_forward + "
+                   "lm_backward's, or the activations it leaves do");
+        printf("lm_forward_backward: losses and gradient %s to lm_forward + lm_backward's (head "
+               "whole, chunks of 1 and 2, recomputing, rows of 64)\n",
+               same ? "bit-identical" : "NOT IDENTICAL");
+    }
+
     /* ---- lm.checkpointing: auto: the bytes counted without allocating, and the rule ---- */
     {
         int exact = 1;

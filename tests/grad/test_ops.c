@@ -1274,11 +1274,15 @@ static void test_row_strides(void) {
             memcpy(d, src, R * V * sizeof *d);
             free(d_s);
             d_s = to_strided(src, R, V, LD);
-            crossentropy_backward_in_place(d, k, tg, nv, dl, B, T, V, V);
-            crossentropy_backward_in_place(d_s, k, tg, nv, dl, B, T, V, LD);
+            crossentropy_backward_in_place(d, NULL, k, tg, nv, dl, B, T, V, V);
+            crossentropy_backward_in_place(d_s, k ? l[1] : NULL, k, tg, nv, dl, B, T, V, LD);
             snprintf(w, sizeof w, "crossentropy_backward_in_place from %s, rows 12 apart",
                      k ? "logits" : "probs");
             check_strided(w, d, d_s, R, V, LD);
+            if (k) {   /* the forward's losses on the way */
+                crossentropy_forward(l[0], NULL, lg, tg, nv, B, T, V, V);
+                check_same("crossentropy_backward_in_place's losses, rows 12 apart", l[0], l[1], B);
+            }
         }
         memcpy(d, tl, R * V * sizeof *d);
         free(d_s);

@@ -296,8 +296,12 @@ static void test_crossentropy(void) {
                "crossentropy forward without probs: other losses (%g vs %g)", loss0[0], loss[0]);
     memcpy(xp, p, n * sizeof(real));
     memcpy(xl, l, n * sizeof(real));
-    crossentropy_backward_in_place(xp, 0, tg, nv, dl, B, T, V, V);
-    crossentropy_backward_in_place(xl, 1, tg, nv, dl, B, T, V, V);
+    crossentropy_backward_in_place(xp, NULL, 0, tg, nv, dl, B, T, V, V);
+    for (int b = 0; b < B; b++) loss0[b] = -1;   /* must be written */
+    crossentropy_backward_in_place(xl, loss0, 1, tg, nv, dl, B, T, V, V);
+    TEST_CHECK(!memcmp(loss0, loss, B * sizeof(real)),
+               "crossentropy backward in place from logits: other losses than the forward's "
+               "(%g vs %g)", loss0[0], loss[0]);
     size_t bad_p = 0, bad_l = 0;
     for (size_t i = 0; i < n; i++) {
         bad_p += memcmp(&xp[i], &dlog[i], sizeof(real)) != 0;

@@ -1581,7 +1581,7 @@ static void flat_free(Flat *f) {
     gpu->free(f->g);
 }
 static double check_flat(const char *what, const Flat *f, double tol) {
-    Buf b = { f->c, f->g, NULL, f->n };   /* backend_cpu memory is host memory */
+    Buf b = { .h = f->c, .d = f->g, .n = f->n };   /* backend_cpu memory is host memory */
     return check_buf(what, &b, tol);
 }
 static void check_host_vec(const char *what, const real *c, const real *g, int n, double tol) {
@@ -1643,6 +1643,8 @@ static void test_lm_run(double tol, const char *tag, int n_head, int T, int ctx,
     {   /* the two in one pass: against the CPU, and the GPU's own two calls bit for bit */
         Flat g3 = flat_new(n);
         real l3c[B], l3g[B];
+        cpu->vec_zero(ac->fwd.losses, B);   /* the two calls' losses must not pass for its own */
+        gpu->vec_zero(ag->fwd.losses, B);
         lm_forward_backward(cpu, &cfg, p.c, ac, in, tg, nv, B, T, dl, l3c, g3.c);
         lm_forward_backward(gpu, &cfg, p.g, ag, in, tg, nv, B, T, dl, l3g, g3.g);
         snprintf(w, sizeof w, "%sLM lm_forward_backward losses", tag);

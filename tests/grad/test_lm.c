@@ -506,7 +506,7 @@ int main(void) {
             cc.checkpointing = k == 3;
             real l[2][B], *g[2], *again[2];
             LMActs *a = lm_acts_new(b, &cc, B + 1, T + 1, 0);
-            for (int q = 0; q < 2; q++) {
+            for (int q = 1; q >= 0; q--) {   /* the one pass first: nothing of the two calls' left */
                 g[q] = b->alloc(NP * sizeof(real));
                 again[q] = b->alloc(NP * sizeof(real));
                 b->vec_copy(g[q], noise, NP);   /* accumulated into */

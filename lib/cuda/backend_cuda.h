@@ -66,6 +66,13 @@ void backend_cuda_set_ksum(int on);
  * both. */
 void backend_cuda_set_bias_k(int on);
 
+/* The bf16 operand copies that pad (K, a row length, the side-by-side halves of
+ * cu_gemm_ksum) or read strided rows: 1 four columns a thread where the rows are 16-byte
+ * (source) and 8-byte (copy) aligned (the default), 0 one value a thread, as before the
+ * tenth session (to measure the difference), -1 back to the environment's choice
+ * (DR_CUDA_NO_COPY_VEC4=1 turns it off). The same bits either way; the tests compare. */
+void backend_cuda_set_copy_vec4(int on);
+
 /* Attention's bf16 batched products with uniformly strided A and C (the T×T score
  * products): 0 as one strided batched call (the default), 1 on pointer arrays as every
  * other batched product, -1 back to the environment's choice (DR_CUDA_BH_POINTERS=1).

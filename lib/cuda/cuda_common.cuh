@@ -102,6 +102,7 @@ int cu_ksum(void);         /* 0 when DR_CUDA_NO_KSUM=1 (or set so): the tangents
 int cu_att_blocks(void);   /* 1 when DR_CUDA_ATT_BLOCKS=1 (or set so): causal attention in blocks */
 int cu_att_flash(void);    /* 1 when DR_CUDA_ATT_FLASH=1 (or set so): flash attention where eligible */
 int cu_bias_k(void);       /* 0 when DR_CUDA_NO_BIAS_K=1 (or set so): bias rows filled before products */
+int cu_copy_vec4(void);    /* 0 when DR_CUDA_NO_COPY_VEC4=1 (or set so): padded copies a value a thread */
 
 /* The GEMM profile (backend_cuda_profile): t = cu_prof_begin() before a part of a product,
  * cu_prof_end(category, t, flops) after it; both do nothing while the profile is off. */

@@ -110,6 +110,33 @@ static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, int ldd, const float
     }
 }
 
+/* to_bf16_padded_k four columns a thread: src's rows 16-byte aligned (src and ld), dst's
+ * 8-byte aligned (dst and ldd), cols_p % 4 == 0. A group of four inside cols is one float4
+ * load; the one that straddles cols reads its columns below cols one by one (never past
+ * them: the matrix may end there) and, like every group past cols or rows, stores zeros.
+ * The same bits as to_bf16_padded_k (both round to nearest even). */
+static __global__ void to_bf16_padded_vec4_k(__nv_bfloat162 *dst, int ldd, const float *src,
+                                             int rows, int cols, int ld, int rows_p, int cols_p) {
+    const int n4 = cols_p >> 2;
+    for (int r = blockIdx.y; r < rows_p; r += gridDim.y) {
+        const float *s = src + (size_t)(r < rows ? r : 0) * ld;
+        __nv_bfloat162 *d = dst + (size_t)r * (ldd >> 1);
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n4; j += gridDim.x * blockDim.x) {
+            const int c = 4 * j;
+            float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if (r < rows && c + 4 <= cols) {
+                v = *(const float4 *)(s + c);
+            } else if (r < rows && c < cols) {
+                v.x = s[c];
+                if (c + 1 < cols) v.y = s[c + 1];
+                if (c + 2 < cols) v.z = s[c + 2];
+            }
+            d[2 * j] = __floats2bfloat162_rn(v.x, v.y);
+            d[2 * j + 1] = __floats2bfloat162_rn(v.z, v.w);
+        }
+    }
+}
+
 static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 static inline int round_up_64(int n) { return (n + 63) / 64 * 64; }
@@ -136,8 +163,15 @@ static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, in
 static void bf16_copy_to(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols,
                          int ld, int rows_p, int cols_p) {
     const double t = cu_prof_begin();
-    if (rows_p == rows && cols_p == cols && ldd == cols) {
+    if (rows_p == rows && cols_p == cols && ldd == cols && (ld == cols || rows == 1)) {
         to_bf16(dst, src, rows, cols, ld);
+    } else if (cols_p % 4 == 0 && ld % 4 == 0 && ldd % 4 == 0 && aligned(src, 16) &&
+               aligned(dst, 8) && cu_copy_vec4()) {
+        dim3 grid((unsigned)((cols_p / 4 + CU_THREADS - 1) / CU_THREADS),
+                  rows_p < 65535 ? rows_p : 65535);
+        to_bf16_padded_vec4_k<<<grid, CU_THREADS>>>((__nv_bfloat162 *)dst, ldd, src, rows, cols,
+                                                   ld, rows_p, cols_p);
+        cudaLaunchCheck();
     } else {
         dim3 grid((unsigned)((cols_p + CU_THREADS - 1) / CU_THREADS), rows_p < 65535 ? rows_p : 65535);
         to_bf16_padded_k<<<grid, CU_THREADS>>>(dst, ldd, src, rows, cols, ld, rows_p, cols_p);

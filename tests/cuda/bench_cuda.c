@@ -801,6 +801,10 @@ int main(int argc, char **argv) {
     printf("linear biases (bf16): %s\n", no_bias_k && !strcmp(no_bias_k, "1")
            ? "filled into the output before the product, as before (DR_CUDA_NO_BIAS_K=1)"
            : "carried by the product over two more contraction terms (DR_CUDA_NO_BIAS_K=1: filled)");
+    const char *no_copy_vec4 = getenv("DR_CUDA_NO_COPY_VEC4");
+    printf("padded bf16 copies: %s\n", no_copy_vec4 && !strcmp(no_copy_vec4, "1")
+           ? "a value a thread, as before (DR_CUDA_NO_COPY_VEC4=1)"
+           : "four columns a thread where aligned (DR_CUDA_NO_COPY_VEC4=1: a value a thread)");
     printf("logits rows: %d floats for V = 50257 (%s)\n",
            (50257 + backend_cuda.logits_row_multiple - 1) / backend_cuda.logits_row_multiple *
                backend_cuda.logits_row_multiple,

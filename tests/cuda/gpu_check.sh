@@ -15,7 +15,9 @@
 #      the biases filled before their products, against the first bench's products that
 #      carry them), and with DR_CUDA_NO_LOGITS_PAD=1 (bench_cuda_7: logits rows of V and
 #      the head's x·Eᵀ through the padded output's scratch and copy, against the first
-#      bench's rows of 50304); tests/cuda/reference_tools.sh
+#      bench's rows of 50304), and with DR_CUDA_NO_COPY_VEC4=1 (bench_cuda_8: the padded
+#      bf16 copies a value a thread, against the first bench's four columns a thread);
+#      tests/cuda/reference_tools.sh
 #      on .gpudata/splits/manifest.tsv when it exists (the meta-gradient comparison at
 #      gpu.yaml's lm.eps only: 1e-8 was measured in the fourth session); initcheck and
 #      memcheck on both sections, then racecheck, initcheck, memcheck on the whole
@@ -46,6 +48,7 @@ BENCH3_ENV=${BENCH3_ENV-DR_CUDA_NO_KSUM=1} \
 BENCH5_ARGS=${BENCH5_ARGS-"--skip-meta --precision bf16"} BENCH5_ENV=${BENCH5_ENV-DR_CUDA_BH_POINTERS=1} \
 BENCH6_ARGS=${BENCH6_ARGS-"--skip-meta --precision bf16"} BENCH6_ENV=${BENCH6_ENV-DR_CUDA_NO_BIAS_K=1} \
 BENCH7_ARGS=${BENCH7_ARGS-"--skip-meta --precision bf16"} BENCH7_ENV=${BENCH7_ENV-DR_CUDA_NO_LOGITS_PAD=1} \
+BENCH8_ARGS=${BENCH8_ARGS-"--skip-meta --precision bf16"} BENCH8_ENV=${BENCH8_ENV-DR_CUDA_NO_COPY_VEC4=1} \
 REF_MANIFEST=$([ -f "$M" ] && echo "$M") META_LIMIT=${META_LIMIT:-75} TRAIN_LIMIT=${TRAIN_LIMIT:-35} \
 META_ROUNDS=${META_ROUNDS:-1} GRAD_EPS=${GRAD_EPS:-1e-5} \
 SANITIZERS=${SANITIZERS-"racecheck initcheck memcheck"} SAN_CAP=${SAN_CAP:-60} \

@@ -22,8 +22,8 @@
 # run before, same options), BENCH2_ARGS and BENCH3_ARGS (more
 # bench_cuda runs with these options; BENCH3_ENV, e.g. DR_CUDA_ATT_BLOCKS=1, is set for the
 # third), BENCH4_ARGS (one more, with DR_CUDA_ATT_FLASH=1: the fused flash tangents in a
-# meta-step), BENCH5_ARGS with BENCH5_ENV, BENCH6_ARGS with BENCH6_ENV and BENCH7_ARGS with
-# BENCH7_ENV (three more, like the third), REF_MANIFEST (a
+# meta-step), BENCH5_ARGS with BENCH5_ENV, BENCH6_ARGS with BENCH6_ENV, BENCH7_ARGS with
+# BENCH7_ENV and BENCH8_ARGS with BENCH8_ENV (four more, like the third), REF_MANIFEST (a
 # manifest of GPT-2 shards: also run
 # tests/cuda/reference_tools.sh on it), SANITIZERS="" or MEMCHECK=0 (no step 5). Each
 # sanitizer also runs on sections of the test, `test_cuda_ops --only S` for each S of
@@ -102,6 +102,7 @@ step bench_cuda 300 "$P/bench_cuda" ${BENCH_ARGS:-}
 [ -n "${BENCH5_ARGS:-}" ] && step bench_cuda_5 200 env ${BENCH5_ENV:-} "$P/bench_cuda" $BENCH5_ARGS
 [ -n "${BENCH6_ARGS:-}" ] && step bench_cuda_6 200 env ${BENCH6_ENV:-} "$P/bench_cuda" $BENCH6_ARGS
 [ -n "${BENCH7_ARGS:-}" ] && step bench_cuda_7 200 env ${BENCH7_ENV:-} "$P/bench_cuda" $BENCH7_ARGS
+[ -n "${BENCH8_ARGS:-}" ] && step bench_cuda_8 200 env ${BENCH8_ENV:-} "$P/bench_cuda" $BENCH8_ARGS
 [ -n "${REF_MANIFEST:-}" ] && step reference 200 env BIN="$P/bin" tests/cuda/reference_tools.sh "$REF_MANIFEST" "$OUT/reference"
 for sec in $SECTIONS; do
     sanitize "$(printf '%s\n' $SAN_TOOLS | grep -vx racecheck)" "_$sec" --only "$sec"

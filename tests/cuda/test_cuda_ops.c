@@ -1314,6 +1314,59 @@ static void test_bias_precision(const char *tag) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
 }
 
+/* The padded bf16 copies four columns a thread (gemm.cu's to_bf16_padded_vec4_k: K padded,
+ * the side-by-side halves of the tangents' one products, strided rows of d with ld % 4 == 0
+ * and OC not, so that one group of four straddles OC) give the bits of the copies a value
+ * a thread (backend_cuda_set_copy_vec4(0)), in every output of matmul's four faces. */
+static void test_copy_vec4_bits(int N, int C, int OC, int ldo, int layout) {
+    char w[160];
+    const size_t NO = (size_t)N * ldo, NC = (size_t)N * C, CO = (size_t)C * OC;
+    Buf inp = in_rand(NC, 0, 1), tinp = in_rand(NC, 0, 1), wt = in_rand(CO, 0, 1);
+    Buf tw = in_rand(CO, 0, 1), bias = in_rand(OC, 0, 1), tb = in_rand(OC, 0, 1);
+    Buf d = in_rand(NO, 0, 1), dt = in_rand(NO, 0, 1);
+    strided(&d, OC, ldo, 0);
+    strided(&dt, OC, ldo, 0);
+    enum { FWD, TFWD, DINP, DW, DB, DTINP, DTW, DTB, N_OUT };
+    const size_t len[N_OUT] = { NO, NO, NC, CO, (size_t)OC, NC, CO, (size_t)OC };
+    const char *name[N_OUT] = { "out", "tout", "dinp", "dW", "db", "dtinp", "dtW", "dtb" };
+    real *got[2][N_OUT];
+    for (int vec = 1; vec >= 0; vec--) {
+        backend_cuda_set_copy_vec4(vec);
+        real *o[N_OUT];
+        for (int k = 0; k < N_OUT; k++) o[k] = gpu->alloc(len[k] * sizeof(real));
+        gpu->matmul_forward(o[FWD], inp.d, wt.d, bias.d, N, C, OC, layout, ldo);
+        gpu->matmul_forward_tangent(o[TFWD], inp.d, tinp.d, wt.d, tw.d, tb.d, N, C, OC, layout, ldo);
+        gpu->matmul_backward(o[DINP], o[DW], o[DB], d.d, inp.d, wt.d, N, C, OC, layout, ldo);
+        gpu->matmul_backward_tangent(o[DTINP], o[DTW], o[DTB], d.d, dt.d, inp.d, tinp.d, wt.d, tw.d,
+                                     N, C, OC, layout, ldo);
+        for (int k = 0; k < N_OUT; k++) {
+            got[vec][k] = xmalloc(len[k] * sizeof(real));
+            gpu->to_host(got[vec][k], o[k], len[k] * sizeof(real));
+            gpu->free(o[k]);
+        }
+    }
+    backend_cuda_set_copy_vec4(-1);
+    size_t differ = 0, total = 0;
+    for (int k = 0; k < N_OUT; k++) {
+        size_t dk = 0;
+        for (size_t i = 0; i < len[k]; i++)
+            if ((k != FWD && k != TFWD) || (int)(i % (size_t)ldo) < OC)
+                dk += memcmp(&got[0][k][i], &got[1][k][i], sizeof(real)) != 0;
+        TEST_CHECK(dk == 0, "matmul %dx%dx%d (rows of %d, layout %d): %s: %zu of %zu elements "
+                   "differ between the copies four columns a thread and one", N, C, OC, ldo,
+                   layout, name[k], dk, len[k]);
+        differ += dk;
+        total += len[k];
+        free(got[0][k]);
+        free(got[1][k]);
+    }
+    snprintf(w, sizeof w, "[bf16] copies by fours = by ones: matmul %dx%dx%d rows of %d, layout %d",
+             N, C, OC, ldo, layout);
+    printf("  %-66s %s\n", w, differ ? "DIFFERENT" : "same bits");
+    Buf bufs[] = { inp, tinp, wt, tw, bias, tb, d, dt };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
+}
+
 static void test_gemm_ops(const char *mode, double tol) {
     char tag[32];
     snprintf(tag, sizeof tag, "[%s] ", mode);
@@ -1376,6 +1429,13 @@ static void test_gemm_ops(const char *mode, double tol) {
         test_matmul(37, 48, 72, MATMUL_W_C_OC, tol, ktag);
         test_matmul(64, 48, 72, MATMUL_W_C_OC, tol, ktag);
         backend_cuda_set_bias_k(-1);
+        /* the padded copies four columns a thread against one (backend_cuda_set_copy_vec4) */
+        for (int layout = 0; layout < 2; layout++) {
+            const int lay = layout ? MATMUL_W_OC_C : MATMUL_W_C_OC;
+            test_copy_vec4_bits(64, 48, 72, 72, lay);
+            test_copy_vec4_bits(37, 45, 101, 104, lay);
+            test_copy_vec4_bits(40, 64, 1100, 1152, lay);
+        }
         /* carried by the product: K not a multiple of 4 (the copy without float4 loads) */
         test_matmul(37, 45, 72, MATMUL_W_C_OC, tol, tag);
         test_bias_precision(tag);

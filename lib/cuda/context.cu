@@ -112,7 +112,7 @@ int cu_bias_k(void) { return !env_switch(&g_no_bias_k, "DR_CUDA_NO_BIAS_K"); }
 extern "C" void backend_cuda_set_bias_k(int on) { g_no_bias_k = on < 0 ? -1 : on == 0; }
 
 /* The bf16 operand copies with padding, side by side (cu_gemm_ksum) or from strided rows
- * four columns a thread (gemm.cu's to_bf16_padded_vec4_k, the tenth session) unless
+ * four columns a thread (gemm.cu's to_bf16_by4_k, the tenth session) unless
  * DR_CUDA_NO_COPY_VEC4=1 or backend_cuda_set_copy_vec4(0): the same bits either way;
  * bench_cuda can measure both */
 static int g_no_copy_vec4 = -1;

@@ -110,31 +110,45 @@ static __global__ void to_bf16_padded_k(__nv_bfloat16 *dst, int ldd, const float
     }
 }
 
-/* to_bf16_padded_k four columns a thread: src's rows 16-byte aligned (src and ld), dst's
- * 8-byte aligned (dst and ldd), cols_p % 4 == 0. A group of four inside cols is one float4
- * load; the one that straddles cols reads its columns below cols one by one (never past
- * them: the matrix may end there) and, like every group past cols or rows, stores zeros.
- * The same bits as to_bf16_padded_k (both round to nearest even). */
-static __global__ void to_bf16_padded_vec4_k(__nv_bfloat162 *dst, int ldd, const float *src,
-                                             int rows, int cols, int ld, int rows_p, int cols_p) {
+/* dst[rows_p, cols_p] (rows ldd apart) = [bf16(src[rows, cols] (ld)) | `ones` columns of 1
+ * | 0 …], zeros in the rows ≥ rows: to_bf16_padded_k four columns a thread, two 4-byte
+ * stores (dst 8-byte aligned; ldd and cols_p multiples of 4). src is read a float4 at a
+ * time where vec (src 16-byte aligned, ld % 4 == 0), else value by value, and the group
+ * that straddles cols reads its columns below cols one by one, never past them (a matrix
+ * may end there). Rounds to nearest even, as the kernels above: the same bits. ones = 2:
+ * the input of a product that carries a bias (cu_gemm_bias). */
+static __global__ void to_bf16_by4_k(__nv_bfloat162 *dst, int ldd, const float *src, int rows,
+                                     int cols, int ld, int rows_p, int cols_p, int ones, int vec) {
     const int n4 = cols_p >> 2;
     for (int r = blockIdx.y; r < rows_p; r += gridDim.y) {
         const float *s = src + (size_t)(r < rows ? r : 0) * ld;
         __nv_bfloat162 *d = dst + (size_t)r * (ldd >> 1);
         for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n4; j += gridDim.x * blockDim.x) {
-            const int c = 4 * j;
-            float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
-            if (r < rows && c + 4 <= cols) {
-                v = *(const float4 *)(s + c);
-            } else if (r < rows && c < cols) {
-                v.x = s[c];
-                if (c + 1 < cols) v.y = s[c + 1];
-                if (c + 2 < cols) v.z = s[c + 2];
+            const int c0 = 4 * j;
+            float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if (r < rows && vec && c0 + 4 <= cols) {
+                const float4 x = *(const float4 *)(s + c0);
+                v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+            } else if (r < rows) {
+                for (int i = 0; i < 4; i++) {
+                    const int c = c0 + i;
+                    v[i] = c < cols ? s[c] : c < cols + ones ? 1.0f : 0.0f;
+                }
             }
-            d[2 * j] = __floats2bfloat162_rn(v.x, v.y);
-            d[2 * j + 1] = __floats2bfloat162_rn(v.z, v.w);
+            d[2 * j] = __floats2bfloat162_rn(v[0], v[1]);
+            d[2 * j + 1] = __floats2bfloat162_rn(v[2], v[3]);
         }
     }
+}
+
+/* to_bf16_by4_k's launch */
+static void to_bf16_by4(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols,
+                        int ld, int rows_p, int cols_p, int ones, int vec) {
+    dim3 grid((unsigned)((cols_p / 4 + CU_THREADS - 1) / CU_THREADS),
+              rows_p < 65535 ? rows_p : 65535);
+    to_bf16_by4_k<<<grid, CU_THREADS>>>((__nv_bfloat162 *)dst, ldd, src, rows, cols, ld, rows_p,
+                                        cols_p, ones, vec);
+    cudaLaunchCheck();
 }
 
 static inline int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
@@ -165,13 +179,9 @@ static void bf16_copy_to(__nv_bfloat16 *dst, int ldd, const float *src, int rows
     const double t = cu_prof_begin();
     if (rows_p == rows && cols_p == cols && ldd == cols && (ld == cols || rows == 1)) {
         to_bf16(dst, src, rows, cols, ld);
-    } else if (cols_p % 4 == 0 && ld % 4 == 0 && ldd % 4 == 0 && aligned(src, 16) &&
-               aligned(dst, 8) && cu_copy_vec4()) {
-        dim3 grid((unsigned)((cols_p / 4 + CU_THREADS - 1) / CU_THREADS),
-                  rows_p < 65535 ? rows_p : 65535);
-        to_bf16_padded_vec4_k<<<grid, CU_THREADS>>>((__nv_bfloat162 *)dst, ldd, src, rows, cols,
-                                                   ld, rows_p, cols_p);
-        cudaLaunchCheck();
+    } else if (cols_p % 4 == 0 && ldd % 4 == 0 && aligned(dst, 8) && cu_copy_vec4()) {
+        to_bf16_by4(dst, ldd, src, rows, cols, ld, rows_p, cols_p, 0,
+                    ld % 4 == 0 && aligned(src, 16));
     } else {
         dim3 grid((unsigned)((cols_p + CU_THREADS - 1) / CU_THREADS), rows_p < 65535 ? rows_p : 65535);
         to_bf16_padded_k<<<grid, CU_THREADS>>>(dst, ldd, src, rows, cols, ld, rows_p, cols_p);
@@ -563,34 +573,6 @@ void cu_gemm_ksum(const CuGemm *g1, const CuGemm *g2, const CuGemm *h1, const Cu
 
 /* ---- a bias carried by the product ------------------------------------------------ */
 
-/* dst [rows, ldd] bf16 = [bf16(src[rows, cols] (ld)) | 1 1 | 0 …] (ldd ≥ cols + 2, a
- * multiple of 4; dst 8-byte aligned): a product's A with the ones of its two bias terms.
- * Four columns a thread; float4 loads where src allows (vec) */
-static __global__ void to_bf16_ones_k(__nv_bfloat16 *dst, int ldd, const float *src, int rows,
-                                      int cols, int ld, int vec) {
-    const int groups = ldd / 4;
-    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
-        const float *s = src + (size_t)r * ld;
-        __nv_bfloat162 *d = (__nv_bfloat162 *)(dst + (size_t)r * ldd);
-        for (int g = blockIdx.x * blockDim.x + threadIdx.x; g < groups;
-             g += gridDim.x * blockDim.x) {
-            const int c0 = 4 * g;
-            float v[4];
-            if (vec && c0 + 4 <= cols) {
-                const float4 x = *(const float4 *)(s + c0);
-                v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
-            } else {
-                for (int i = 0; i < 4; i++) {
-                    const int c = c0 + i;
-                    v[i] = c < cols ? s[c] : c < cols + 2 ? 1.0f : 0.0f;
-                }
-            }
-            d[2 * g] = __floats2bfloat162_rn(v[0], v[1]);
-            d[2 * g + 1] = __floats2bfloat162_rn(v[2], v[3]);
-        }
-    }
-}
-
 /* rows K and K + 1 of B's bf16 copy (ld ldb) = hi = bf16(bias), lo = bf16(bias − hi):
  * hi + lo is the bias to about 16 bits, each term exact in the fp32 accumulation */
 static __global__ void bias_rows_k(__nv_bfloat16 *B, int ldb, const float *bias, int K, int N) {
@@ -611,10 +593,9 @@ int cu_gemm_bias(const CuGemm *g, const float *bias) {
     if (copy_a_bytes(0, g->M, Kb) > limit || copy_b_bytes(0, g->N, Kb) > limit) return 0;
     const double t = cu_prof_begin();
     __nv_bfloat16 *Ah = (__nv_bfloat16 *)cu_scratch(CU_SCR_BF16_A, (size_t)g->M * Kb * sizeof *Ah);
-    const int vec = g->K % 4 == 0 && g->lda % 4 == 0 && aligned(g->A, 16);
-    dim3 grid((unsigned)((Kb / 4 + CU_THREADS - 1) / CU_THREADS), g->M < 65535 ? g->M : 65535);
-    to_bf16_ones_k<<<grid, CU_THREADS>>>(Ah, Kb, g->A, g->M, g->K, g->lda, vec);
-    cudaLaunchCheck();
+    /* [bf16(A) | 1 1 | 0 …] over Kb columns: A with the ones of its two bias terms */
+    to_bf16_by4(Ah, Kb, g->A, g->M, g->K, g->lda, g->M, Kb, 2,
+                g->lda % 4 == 0 && aligned(g->A, 16));
     cu_prof_end(CU_PROF_COPY, t, 0);
     __nv_bfloat16 *Bh = (__nv_bfloat16 *)bf16_copy(CU_SCR_BF16_B, g->B, g->K, g->N, g->ldb, Kb,
                                                    ldb_h);

@@ -1314,7 +1314,7 @@ static void test_bias_precision(const char *tag) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(&bufs[i]);
 }
 
-/* The padded bf16 copies four columns a thread (gemm.cu's to_bf16_padded_vec4_k: K padded,
+/* The padded bf16 copies four columns a thread (gemm.cu's to_bf16_by4_k: K padded,
  * the side-by-side halves of the tangents' one products, strided rows of d with ld % 4 == 0
  * and OC not, so that one group of four straddles OC) give the bits of the copies a value
  * a thread (backend_cuda_set_copy_vec4(0)), in every output of matmul's four faces. */

@@ -202,6 +202,7 @@ static real *balloc(const Backend *be, size_t n, size_t *bytes) {
 void trunk_alloc(const Backend *be, const LMConfig *cfg, LMTensors *F, int B, int T,
                  int tangent, size_t *bytes) {
     memset(F, 0, sizeof *F);
+    F->block_held = -1;
     const size_t BT = (size_t)B * T, C = cfg->d_model, FF = cfg->d_ff;
     /* attention's state (att [B,NH,T,T] on the CPU; less where the backend keeps less) */
     const size_t att = be->attention_state_floats(B, T, (int)C, cfg->n_head);
@@ -404,6 +405,7 @@ static void block_forward(const Backend *be, const LMConfig *cfg, const LMParams
     be->matmul_forward(F->branch, F->fch_gelu[l], P->fc_proj_w[l], P->fc_proj_b[l],
                        N, FF, C, MATMUL_W_C_OC, C);                      /* [B,T,C]  */
     be->residual_forward(F->res3[l], F->res2[l], F->branch, NC);
+    F->block_held = l;
 }
 
 void trunk_forward(const Backend *be, const LMConfig *cfg, const LMParams *P, LMTensors *F,
@@ -444,6 +446,7 @@ static void block_forward_tangent(const Backend *be, const LMConfig *cfg, const 
     be->matmul_forward_tangent(Tt->branch, F->fch_gelu[l], Tt->fch_gelu[l], P->fc_proj_w[l],
                                U->fc_proj_w[l], U->fc_proj_b[l], N, FF, C, MATMUL_W_C_OC, C);
     be->residual_forward_tangent(Tt->res3[l], Tt->res2[l], Tt->branch, NC);
+    Tt->block_held = l;
 }
 
 /* The trunk forward and its tangent, block by block (with checkpointing the blocks share
@@ -543,11 +546,13 @@ static void trunk_backward_impl(const Backend *be, const LMConfig *cfg, const LM
         const real *tx = tp ? (l == 0 ? Tt->encoded : Tt->res3[l - 1]) : NULL;
         const LayerCotangents k = layer_cotangents(D, tape, l);
         /* activation checkpointing: the blocks share one set of internals, which holds
-         * block L − 1's after the forward; rebuild block l's (bit for bit) from its input */
-        if (cfg->checkpointing && l < L - 1) {
+         * block L − 1's after the forward; rebuild block l's (bit for bit) from its input
+         * where they hold another's (every l < L − 1, and L − 1 too in a second backward
+         * after one forward) */
+        if (cfg->checkpointing && F->block_held != l)
             block_forward(be, cfg, P, F, l, valid_len, causal, B, T);
-            if (tp) block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
-        }
+        if (cfg->checkpointing && tp && Tt->block_held != l)
+            block_forward_tangent(be, cfg, P, U, F, Tt, l, valid_len, causal, B, T);
 
         /* ---- MLP half; k.res3 = d(res3) = d(mlp c_proj output). The cotangents of the
          * matmuls', GELU's and attention's inputs (and their tangents) are written by

@@ -140,6 +140,8 @@ typedef struct {
     real *lnf_mean, *lnf_rstd;          /* [B,T]                                      */
     real *logits;                       /* [B,T,Vp] (fwd: softmax probs, in place)    */
     real *losses;                       /* [B]                                        */
+    int block_held;                     /* with lm.checkpointing, whose internals the
+                                         * shared set holds: a block, or -1 for none */
 } LMTensors;
 
 /* Cotangent buffers of the backward pass: one layer's worth, reused layer by layer
@@ -196,9 +198,7 @@ void lm_forward(const Backend *be, const LMConfig *cfg, const real *params, LMAc
                 int B, int T, real *losses);
 
 /* grads += ∇θ Σ_b dlosses[b]·ℓ_b, for the batch of the last lm_forward (same params).
- * dlosses: [B] host, e.g. w_b/B for the weighted inner loss L = (1/B) Σ w_b ℓ_b. With
- * lm.checkpointing, once per lm_forward: the blocks it rebuilds leave the shared internals
- * holding block 0's, where a second backward would need block L − 1's. */
+ * dlosses: [B] host, e.g. w_b/B for the weighted inner loss L = (1/B) Σ w_b ℓ_b. */
 void lm_backward(const Backend *be, const LMConfig *cfg, const real *params, LMActs *acts,
                  const real *dlosses, real *grads);
 

@@ -493,8 +493,9 @@ int main(void) {
 
     /* ---- lm_forward_backward: the bits of lm_forward + lm_backward (losses, and the
      * gradient added to one that is not zero), with the head whole, in chunks of 1 and 2,
-     * recomputing the trunk, and with logits rows of 64; and it leaves the activations as
-     * the two calls do: another lm_backward after either adds the same bits ---- */
+     * recomputing the trunk, and with logits rows of 64; and another lm_backward after
+     * either (which recomputes the head, and with lm.checkpointing block L − 1's
+     * internals) adds the gradient's bits once more ---- */
     {
         Backend padded = backend_cpu;
         padded.logits_row_multiple = 64;
@@ -504,7 +505,7 @@ int main(void) {
             LMConfig cc = cfg;
             cc.head_chunk = k == 1 ? 1 : k == 2 ? 2 : 0;
             cc.checkpointing = k == 3;
-            real l[2][B], *g[2], *again[2];
+            real l[2][B], *g[2], *again[2], *fresh = b->alloc(NP * sizeof(real));
             LMActs *a = lm_acts_new(b, &cc, B + 1, T + 1, 0);
             for (int q = 1; q >= 0; q--) {   /* the one pass first: nothing of the two calls' left */
                 g[q] = b->alloc(NP * sizeof(real));
@@ -520,21 +521,27 @@ int main(void) {
                 }
                 lm_backward(b, &cc, theta, a, c, again[q]);
             }
+            lm_forward(b, &cc, theta, a, inputs, targets, n_valid, B, T, NULL);
+            lm_backward(b, &cc, theta, a, c, fresh);   /* into zeros, as again[q] */
             same &= memcmp(l[0], l[1], sizeof l[0]) == 0 &&
                     memcmp(g[0], g[1], NP * sizeof(real)) == 0 &&
-                    memcmp(again[0], again[1], NP * sizeof(real)) == 0;
+                    memcmp(again[0], fresh, NP * sizeof(real)) == 0 &&
+                    memcmp(again[1], fresh, NP * sizeof(real)) == 0;
             if (k == 0) lm_forward_backward(b, &cc, theta, a, inputs, targets, n_valid, B, T, c,
                                             NULL, again[0]);   /* losses NULL */
             for (int q = 0; q < 2; q++) {
                 b->free(g[q]);
                 b->free(again[q]);
             }
+            b->free(fresh);
             lm_acts_free(b, a);
         }
         TEST_CHECK(same, "lm_forward_backward: losses or gradient differ from lm_forward + "
-                   "lm_backward's, or the activations it leaves do");
-        printf("lm_forward_backward: losses and gradient %s to lm_forward + lm_backward's (head "
-               "whole, chunks of 1 and 2, recomputing, rows of 64)\n",
+                   "lm_backward's, or a second lm_backward after it or them gives another "
+                   "gradient");
+        printf("lm_forward_backward: losses and gradient %s to lm_forward + lm_backward's, and "
+               "a second lm_backward's to the first's (head whole, chunks of 1 and 2, "
+               "recomputing, rows of 64)\n",
                same ? "bit-identical" : "NOT IDENTICAL");
     }
 

@@ -177,9 +177,11 @@ static void to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, in
 static void bf16_copy_to(__nv_bfloat16 *dst, int ldd, const float *src, int rows, int cols,
                          int ld, int rows_p, int cols_p) {
     const double t = cu_prof_begin();
-    if (rows_p == rows && cols_p == cols && ldd == cols && (ld == cols || rows == 1)) {
+    const int dense = rows_p == rows && cols_p == cols && ldd == cols;
+    const int by4 = cu_copy_vec4() && cols_p % 4 == 0 && ldd % 4 == 0 && aligned(dst, 8);
+    if (dense && (ld == cols || rows == 1 || !by4)) {   /* strided rows: by fours, if it can */
         to_bf16(dst, src, rows, cols, ld);
-    } else if (cols_p % 4 == 0 && ldd % 4 == 0 && aligned(dst, 8) && cu_copy_vec4()) {
+    } else if (by4) {
         to_bf16_by4(dst, ldd, src, rows, cols, ld, rows_p, cols_p, 0,
                     ld % 4 == 0 && aligned(src, 16));
     } else {

@@ -117,6 +117,12 @@ int main(void) {
         rater_backward(be, &ck, phi, ak, c, g2);
         TEST_CHECK(memcmp(zk, z0, sizeof zk) == 0 && memcmp(g2, g, NP * sizeof(real)) == 0,
                    "rater.checkpointing changed the logits or the gradient");
+        /* a second backward after the one forward: the shared internals hold block 0's now,
+         * and block 1's must be rebuilt for it (LMTensors.block_held) */
+        be->vec_zero(g2, NP);
+        rater_backward(be, &ck, phi, ak, c, g2);
+        TEST_CHECK(memcmp(g2, g, NP * sizeof(real)) == 0,
+                   "rater.checkpointing: a second rater_backward gave another gradient");
         rater_acts_free(be, ak);
     }
 
